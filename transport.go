@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+// transport carries one client's STOMP bytes between the network and its session.
+// ws.go, tcp.go and sockjs.go each adapt their connection to it, so the broker
+// sees every client the same way.
+//
+// Ownership: the session owns the transport. Exactly one goroutine (the session's
+// reader) calls Read, exactly one (the session's writer) calls Write, and Close
+// may be called from any goroutine, more than once; calls after the first are
+// no-ops.
+type transport interface {
+	// Read blocks for the next chunk of bytes the client sent. Chunk boundaries
+	// need not match frame boundaries: a chunk may hold part of a frame, one
+	// frame, several frames or heart-beat EOLs. When ctx ends, Read returns
+	// ctx's error and the transport may be unusable afterwards (the session
+	// then closes it). io.EOF means the client went away cleanly.
+	Read(ctx context.Context) ([]byte, error)
+
+	// Write sends encoded frames (or heart-beat EOLs) in order. A transport
+	// may coalesce them into one network write or one SockJS array frame, but
+	// it never splits one element across messages. Write must honour ctx's
+	// deadline. The slices are only valid during the call.
+	Write(ctx context.Context, frames [][]byte) error
+
+	// Close ends the connection. code and reason are a WebSocket/SockJS close
+	// code and text, used where the transport has such a thing.
+	Close(code int, reason string) error
+}
+
+// connInfo describes a connection to the broker when it is handed over.
+type connInfo struct {
+	Transport   string // "ws", "tcp", "sockjs-xhr-streaming", … for logs and metrics
+	Remote      string // client address as host:port
+	Subprotocol string // the WebSocket subprotocol agreed ("v12.stomp"), "" if none
+	User        string // a user already authenticated by the HTTP layer (cookie), "" if none
+}
+
+// Close codes shared by the WebSocket and SockJS transports (RFC 6455 §7.4.1,
+// SockJS protocol).
+const (
+	closeNormal       = 1000 // RFC 6455: normal closure
+	closeGoingAway    = 1001 // RFC 6455: server shutting down
+	closeProtocol     = 1002 // RFC 6455: protocol error
+	closePolicy       = 1008 // RFC 6455: policy violation (slow consumer, limits)
+	closeTooBig       = 1009 // RFC 6455: message too big
+	closeInternal     = 1011 // RFC 6455: unexpected server condition
+	closeSockJSGoAway = 3000 // SockJS: "Go away!"
+)
+
+// errTransportClosed is returned by Read and Write after Close.
+var errTransportClosed = errors.New("transport closed")
