@@ -1,5 +1,342 @@
-// Command stompbox is a chat appliance in one binary: STOMP over WebSocket,
-// SockJS and TCP, an in-memory broker, and chat history in SQLite.
+// Command stompbox is a team chat in one binary: browsers speak STOMP over
+// WebSocket or SockJS, an in-memory broker routes their frames, and chat
+// messages are stored in SQLite before they are delivered.
+//
+// Files, one concept each:
+//
+//	main.go         options, run, server wiring and the shutdown order
+//	stomp.go        STOMP 1.0–1.2 frames: parser, encoder, escaping, negotiation
+//	broker*.go      destinations, subscriptions, sessions and their outboxes, acks, transactions, app handlers
+//	transport.go    the interface every connection type adapts to
+//	ws.go, tcp.go   STOMP over WebSocket (/ws) and over plain TCP (--stomp-addr)
+//	origin.go       the Origin allow-list for browser connections
+//	http.go         the HTTP routes and JSON errors
+//	launch.go       double-click detection, data folder and browser opening
 package main
 
-func main() {}
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults of the options that are not broker limits (those are in broker.go).
+const (
+	defaultAddr            = ":8080"
+	defaultDataDir         = "stompbox-data"
+	shutdownTimeout        = 10 * time.Second // SIGTERM to exit, worst case
+	readHeaderTimeout      = 10 * time.Second // slowloris guard for plain HTTP
+	defaultShutdownMessage = "server shutting down"
+)
+
+// Config is everything run needs. Tests build one directly.
+type Config struct {
+	Addr             string
+	DataDir          string
+	StompAddr        string
+	AllowedOrigins   []string
+	NoBrowser        bool
+	MaxFrame         int
+	MaxConnections   int
+	MaxSubscriptions int
+	HeartBeat        time.Duration
+	LogLevel         slog.Level
+	DoubleClicked    bool // set by parseConfig, not an option
+}
+
+// option is one row of the option table: a flag, its environment variable
+// and its default. -h and the README list the same rows.
+type option struct {
+	name  string
+	def   string
+	usage string
+	set   func(c *Config, v string) error
+}
+
+// options is the option table. The environment variable of each is
+// STOMPBOX_ followed by the name in upper case with - as _.
+var options = []option{
+	{"addr", defaultAddr, "HTTP address for the web UI, /ws and SockJS", func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"data", "", "data folder (default: stompbox-data beside the executable when double-clicked, else in the working directory)", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"stomp-addr", "", "address for STOMP over plain TCP, e.g. 127.0.0.1:61613 (off when empty)", func(c *Config, v string) error { c.StompAddr = v; return nil }},
+	{"allowed-origins", "", "comma-separated origin patterns allowed besides same-origin, e.g. https://*.corp.example", func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }},
+	{"no-browser", "false", "do not open a browser when started by a double-click", boolSetter(func(c *Config, b bool) { c.NoBrowser = b })},
+	{"max-frame", strconv.Itoa(defaultMaxFrame), "largest STOMP frame accepted, in bytes", intSetter(func(c *Config, n int) { c.MaxFrame = n })},
+	{"max-connections", strconv.Itoa(defaultMaxConnections), "most STOMP connections at once", intSetter(func(c *Config, n int) { c.MaxConnections = n })},
+	{"max-subscriptions", strconv.Itoa(defaultMaxSubscriptions), "most subscriptions per connection", intSetter(func(c *Config, n int) { c.MaxSubscriptions = n })},
+	{"heartbeat", defaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("invalid duration %q", v)
+		}
+		c.HeartBeat = d
+		return nil
+	}},
+	{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+}
+
+func boolSetter(f func(*Config, bool)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("invalid boolean %q", v)
+		}
+		f(c, b)
+		return nil
+	}
+}
+
+func intSetter(f func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("invalid positive number %q", v)
+		}
+		f(c, n)
+		return nil
+	}
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func envName(opt string) string {
+	return "STOMPBOX_" + strings.ToUpper(strings.ReplaceAll(opt, "-", "_"))
+}
+
+// errHelp is returned by parseConfig after printing -h or --version.
+var errHelp = errors.New("help printed")
+
+// parseConfig reads flags, then environment variables for the flags not
+// given, then defaults. getenv is os.Getenv in production.
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("stompbox", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	values := make(map[string]*string, len(options))
+	for _, o := range options {
+		values[o.name] = fs.String(o.name, o.def, fmt.Sprintf("%s (env %s)", o.usage, envName(o.name)))
+	}
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
+		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "stompbox %s\n", buildVersion)
+		return c, errHelp
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
+	}
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, o := range options {
+		v := *values[o.name]
+		if !given[o.name] {
+			if e := getenv(envName(o.name)); e != "" {
+				v = e
+			}
+		}
+		if v == "" && o.def == "" {
+			continue
+		}
+		if err := o.set(&c, v); err != nil {
+			return c, fmt.Errorf("option -%s: %w", o.name, err)
+		}
+	}
+	return c, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, stop, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, errHelp) {
+		fmt.Fprintln(os.Stderr, "stompbox:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program. The first signal cancels ctx and starts a
+// graceful shutdown; stop restores default signal handling so that a second
+// signal kills the process at once.
+func run(ctx context.Context, stop func(), args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "sockjs-testserver":
+			return runSubcommandSockJS(ctx, args[1:], stderr)
+		}
+	}
+	cfg, err := parseConfig(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	cfg.DoubleClicked = startedByDoubleClick(args)
+	if cfg.DataDir == "" {
+		cfg.DataDir = defaultDataFolder(cfg.DoubleClicked)
+	}
+	srv, err := newServer(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	url := srv.URL()
+	log.Info("stompbox is running", "open", url, "data", cfg.DataDir, "version", buildVersion)
+	for _, u := range lanURLs(srv.HTTPAddr()) {
+		log.Info("reachable on the network", "open", u)
+	}
+	if cfg.DoubleClicked && !cfg.NoBrowser {
+		if err := openBrowser(url); err != nil {
+			log.Warn("could not open a browser", "err", err)
+		}
+	}
+	<-ctx.Done()
+	stop() // a second signal now exits at once
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// server is one running stompbox: listeners, broker and HTTP server.
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	broker  *Broker
+	origins *originPolicy
+	httpSrv *http.Server
+	httpLn  net.Listener
+	tcp     *tcpServer
+	base    context.Context // parent of every connection's context
+	cancel  context.CancelFunc
+	serveWG sync.WaitGroup // the HTTP Serve goroutine
+}
+
+// newServer builds a server from cfg without listening yet.
+func newServer(cfg Config, log *slog.Logger) (*server, error) {
+	base, cancel := context.WithCancel(context.Background())
+	s := &server{cfg: cfg, log: log, base: base, cancel: cancel}
+	limits := defaultFrameLimits()
+	if cfg.MaxFrame > 0 {
+		limits.MaxFrame = cfg.MaxFrame
+	}
+	hb := cfg.HeartBeat
+	s.broker = newBroker(brokerConfig{
+		Limits:           limits,
+		MaxConnections:   cfg.MaxConnections,
+		MaxSubscriptions: cfg.MaxSubscriptions,
+		HeartBeat:        hb,
+	}, log)
+	s.broker.Handle("/chat/message", relayChatMessage)
+	s.origins = newOriginPolicy(cfg.AllowedOrigins)
+	s.httpSrv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Start opens the listeners and starts serving.
+func (s *server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.httpLn = ln
+	if s.cfg.StompAddr != "" {
+		tln, err := net.Listen("tcp", s.cfg.StompAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w", s.cfg.StompAddr, err)
+		}
+		s.tcp = serveTCP(s.base, tln, s.broker, s.log)
+		s.log.Info("STOMP over TCP", "addr", tln.Addr().String())
+	}
+	s.serveWG.Add(1)
+	go func() {
+		defer s.serveWG.Done()
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http serve", "err", err)
+		}
+	}()
+	return nil
+}
+
+// HTTPAddr is the address the HTTP listener got (useful with port 0).
+func (s *server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// TCPAddr is the STOMP TCP listener's address, "" when off.
+func (s *server) TCPAddr() string {
+	if s.tcp == nil {
+		return ""
+	}
+	return s.tcp.ln.Addr().String()
+}
+
+// URL is the address to open in a browser on this machine.
+func (s *server) URL() string {
+	host, port, _ := net.SplitHostPort(s.HTTPAddr())
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// Shutdown stops the server in order: stop accepting; tell every STOMP client
+// the server is going and close them (http.Server.Shutdown does not touch
+// hijacked WebSocket connections); finish HTTP requests; release the rest.
+func (s *server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := s.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		errs = append(errs, fmt.Errorf("close http listener: %w", err))
+	}
+	if s.tcp != nil {
+		s.tcp.ln.Close()
+	}
+	if err := s.broker.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if s.tcp != nil {
+		if err := s.tcp.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.httpSrv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown http: %w", err))
+	}
+	s.cancel()
+	s.serveWG.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,444 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Broker defaults. Each is an option in main.go.
+const (
+	defaultMaxSubscriptions = 256              // per connection; a chat UI needs one per open room plus a few user queues
+	defaultMaxConnections   = 20000            // a Pi 4 holds this many idle sockets comfortably
+	defaultHeartBeat        = 10 * time.Second // Spring's simple broker and stompjs both default to 10 s
+	defaultConnectTimeout   = 10 * time.Second // a socket that never sends CONNECT is dropped
+	defaultWriteTimeout     = 5 * time.Second  // a client that cannot take a write in 5 s is gone or hostile
+	defaultOutboxFrames     = 1024             // frames queued for one slow reader before it is cut off
+	defaultOutboxBytes      = 4 << 20          // bytes queued for one reader, as NATS max_pending
+	defaultQueueDepth       = 10000            // messages a /queue/ destination holds while nobody consumes
+	defaultMaxUnacked       = 1024             // deliveries awaiting ACK in client modes, per connection
+	heartBeatGrace          = 2                // a client may be this many times late before it is considered gone
+)
+
+// brokerConfig holds the broker's options. Zero values take the defaults.
+type brokerConfig struct {
+	TopicPrefixes    []string // 1:N destinations; default /sub/ (the seed) and /topic/ (Spring)
+	QueuePrefixes    []string // 1:1 competing consumers; default /queue/
+	AppPrefixes      []string // routed to application handlers; default /pub/ and /app/
+	UserPrefix       string   // per-user destinations; default /user/
+	Limits           frameLimits
+	MaxSubscriptions int
+	MaxConnections   int
+	HeartBeat        time.Duration // what the server offers and asks for; 0 disables heart-beats
+	ConnectTimeout   time.Duration
+	WriteTimeout     time.Duration
+	OutboxFrames     int
+	OutboxBytes      int
+	QueueDepth       int
+	MaxUnacked       int
+	ServerName       string        // the CONNECTED server header
+	Auth             authenticator // nil accepts everyone, naming them by their login header
+}
+
+func (c *brokerConfig) setDefaults() {
+	if c.TopicPrefixes == nil {
+		c.TopicPrefixes = []string{"/sub/", "/topic/"}
+	}
+	if c.QueuePrefixes == nil {
+		c.QueuePrefixes = []string{"/queue/"}
+	}
+	if c.AppPrefixes == nil {
+		c.AppPrefixes = []string{"/pub/", "/app/"}
+	}
+	if c.UserPrefix == "" {
+		c.UserPrefix = "/user/"
+	}
+	if c.Limits == (frameLimits{}) {
+		c.Limits = defaultFrameLimits()
+	}
+	setDefault(&c.MaxSubscriptions, defaultMaxSubscriptions)
+	setDefault(&c.MaxConnections, defaultMaxConnections)
+	setDefault(&c.ConnectTimeout, defaultConnectTimeout)
+	setDefault(&c.WriteTimeout, defaultWriteTimeout)
+	setDefault(&c.OutboxFrames, defaultOutboxFrames)
+	setDefault(&c.OutboxBytes, defaultOutboxBytes)
+	setDefault(&c.QueueDepth, defaultQueueDepth)
+	setDefault(&c.MaxUnacked, defaultMaxUnacked)
+	if c.ServerName == "" {
+		c.ServerName = "stompbox/" + buildVersion
+	}
+	if c.Auth == nil {
+		c.Auth = openAuth{}
+	}
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// authenticator decides who a CONNECT frame speaks for.
+type authenticator interface {
+	// AuthenticateSTOMP returns the user name for the connection, or "" for an
+	// anonymous one. An error refuses the connection; errors wrapping
+	// errAuthFailed are shown to the client, others are logged.
+	AuthenticateSTOMP(ctx context.Context, info connInfo, connect *frame) (string, error)
+}
+
+var errAuthFailed = &stompError{"authentication failed"}
+
+// openAuth trusts the HTTP layer's user, then the login header. It is the
+// broker's default for tests and for deployments without the chat store.
+type openAuth struct{}
+
+func (openAuth) AuthenticateSTOMP(_ context.Context, info connInfo, f *frame) (string, error) {
+	if info.User != "" {
+		return info.User, nil
+	}
+	return f.Value(hdrLogin), nil
+}
+
+// destKind is the routing class of a destination.
+type destKind int
+
+const (
+	destInvalid destKind = iota
+	destTopic
+	destQueue
+	destApp
+	destUser
+)
+
+// Broker errors, shown to clients in ERROR frames.
+var (
+	errBadDestination     = &stompError{"invalid destination"}
+	errUnknownDestination = &stompError{"destination matches no configured prefix"}
+	errUserSend           = &stompError{"clients cannot send to user destinations"}
+	errAppSubscribe       = &stompError{"cannot subscribe to an application destination"}
+	errNoHandler          = &stompError{"no handler for this application destination"}
+	errQueueFull          = &stompError{"queue is full"}
+	errShuttingDown       = &stompError{"server shutting down"}
+	errTooManyConnections = &stompError{"too many connections"}
+	errSlowConsumer       = &stompError{"slow consumer: outbound queue overflowed"}
+	errTooManyUnacked     = &stompError{"too many unacknowledged messages"}
+	errTooManySubs        = &stompError{"too many subscriptions"}
+	errDuplicateSub       = &stompError{"duplicate subscription id"}
+	errAlreadyConnected   = &stompError{"already connected"}
+	errBadAckMode         = &stompError{"invalid ack mode"}
+	errUnknownTx          = &stompError{"unknown transaction"}
+	errDuplicateTx        = &stompError{"transaction already started"}
+	errClientSilent       = &stompError{"no data from client within the heart-beat interval"}
+)
+
+// checkDestination rejects destinations that could alias another one: every
+// authorization rule matches destinations as plain strings, so "..", "//",
+// percent-encoding and control characters are refused rather than cleaned.
+func checkDestination(d string) error {
+	if len(d) < 2 || d[0] != '/' || len(d) > 512 {
+		return errBadDestination
+	}
+	if strings.Contains(d, "//") || strings.Contains(d, "/./") || strings.Contains(d, "/../") ||
+		strings.HasSuffix(d, "/..") || strings.HasSuffix(d, "/.") || strings.HasSuffix(d, "/") {
+		return errBadDestination
+	}
+	for i := 0; i < len(d); i++ {
+		if c := d[i]; c < 0x21 || c == 0x7f || c == '%' || c == '\\' || c == '*' || c == '#' || c == '?' {
+			return errBadDestination
+		}
+	}
+	return nil
+}
+
+// classify returns the routing class of d and the part after its prefix.
+func (b *Broker) classify(d string) (destKind, string) {
+	if strings.HasPrefix(d, b.cfg.UserPrefix) {
+		return destUser, d[len(b.cfg.UserPrefix)-1:]
+	}
+	for _, p := range b.cfg.AppPrefixes {
+		if strings.HasPrefix(d, p) {
+			return destApp, d[len(p)-1:]
+		}
+	}
+	for _, p := range b.cfg.QueuePrefixes {
+		if strings.HasPrefix(d, p) {
+			return destQueue, d
+		}
+	}
+	for _, p := range b.cfg.TopicPrefixes {
+		if strings.HasPrefix(d, p) {
+			return destTopic, d
+		}
+	}
+	return destInvalid, ""
+}
+
+// Broker routes frames between sessions. It owns every session's lifetime
+// from Serve until Serve returns, and Close ends them all.
+//
+// Locking: mu guards the maps; it is held only to look up or copy, never
+// across I/O or channel waits. Topic subscriber lists are copy-on-write, so a
+// publisher iterates a snapshot without any lock.
+type Broker struct {
+	cfg brokerConfig
+	log *slog.Logger
+
+	nextSession atomic.Uint64
+	wg          sync.WaitGroup // one per running Serve
+
+	mu        sync.RWMutex
+	closed    bool
+	sessions  map[*session]struct{}
+	topics    map[string][]*subscription // destination (or user key) → subscribers, copy-on-write
+	queues    map[string]*queue
+	users     map[string]int // user name → live sessions, for isOnline
+	routes    []appRoute
+	subHooks  []destHook
+	sendHooks []destHook
+	onUser    []func(user string, online bool)
+}
+
+// newBroker returns a broker ready to Serve connections.
+func newBroker(cfg brokerConfig, log *slog.Logger) *Broker {
+	cfg.setDefaults()
+	return &Broker{
+		cfg:      cfg,
+		log:      log,
+		sessions: make(map[*session]struct{}),
+		topics:   make(map[string][]*subscription),
+		queues:   make(map[string]*queue),
+		users:    make(map[string]int),
+	}
+}
+
+// destHook runs before a SUBSCRIBE or client SEND on destinations with its
+// prefix. A subscribe hook may replay history into the new subscription (see
+// subscription.hold); an error refuses the frame with an ERROR.
+type destHook struct {
+	prefix string
+	fn     func(ctx context.Context, s *session, sub *subscription, f *frame) error
+}
+
+// OnSubscribe registers a hook for SUBSCRIBE frames whose destination starts
+// with prefix. Register hooks before serving.
+func (b *Broker) OnSubscribe(prefix string, fn func(ctx context.Context, s *session, sub *subscription, f *frame) error) {
+	b.subHooks = append(b.subHooks, destHook{prefix, fn})
+}
+
+// OnSend registers a hook for client SEND frames to broker destinations
+// (topics and queues) starting with prefix. sub is nil. Register before serving.
+func (b *Broker) OnSend(prefix string, fn func(ctx context.Context, s *session, f *frame) error) {
+	b.sendHooks = append(b.sendHooks, destHook{prefix, func(ctx context.Context, s *session, _ *subscription, f *frame) error {
+		return fn(ctx, s, f)
+	}})
+}
+
+// OnPresence registers fn to be told when a user's first session connects
+// and last session goes. fn runs on the connecting or leaving session's
+// goroutine and must not block. Register before serving.
+func (b *Broker) OnPresence(fn func(user string, online bool)) {
+	b.onUser = append(b.onUser, fn)
+}
+
+func runHooks(ctx context.Context, hooks []destHook, s *session, sub *subscription, f *frame, dest string) error {
+	for _, h := range hooks {
+		if strings.HasPrefix(dest, h.prefix) {
+			if err := h.fn(ctx, s, sub, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// register adds a session, refusing it when the broker is closed or full.
+func (b *Broker) register(s *session) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errShuttingDown
+	}
+	if len(b.sessions) >= b.cfg.MaxConnections {
+		return errTooManyConnections
+	}
+	b.sessions[s] = struct{}{}
+	b.wg.Add(1)
+	return nil
+}
+
+// setUser records that s speaks for user, for user destinations and presence.
+func (b *Broker) setUser(s *session, user string) {
+	if user == "" {
+		return
+	}
+	b.mu.Lock()
+	b.users[user]++
+	first := b.users[user] == 1
+	b.mu.Unlock()
+	if first {
+		for _, fn := range b.onUser {
+			fn(user, true)
+		}
+	}
+}
+
+// unregister removes s and everything it subscribed to.
+func (b *Broker) unregister(s *session) {
+	b.mu.Lock()
+	delete(b.sessions, s)
+	last := false
+	if s.user != "" && s.connected {
+		b.users[s.user]--
+		if b.users[s.user] <= 0 {
+			delete(b.users, s.user)
+			last = true
+		}
+	}
+	b.mu.Unlock()
+	if last {
+		for _, fn := range b.onUser {
+			fn(s.user, false)
+		}
+	}
+}
+
+// isOnline reports whether user has a connected session.
+func (b *Broker) isOnline(user string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.users[user] > 0
+}
+
+// sessionCount returns the number of live sessions.
+func (b *Broker) sessionCount() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.sessions)
+}
+
+// addTopicSub adds sub to the subscribers of key, copying the list.
+func (b *Broker) addTopicSub(key string, sub *subscription) {
+	b.mu.Lock()
+	old := b.topics[key]
+	subs := make([]*subscription, len(old), len(old)+1)
+	copy(subs, old)
+	b.topics[key] = append(subs, sub)
+	b.mu.Unlock()
+}
+
+// removeTopicSub removes sub from key's subscribers, copying the list.
+func (b *Broker) removeTopicSub(key string, sub *subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.topics[key]
+	for i, s := range old {
+		if s == sub {
+			if len(old) == 1 {
+				delete(b.topics, key)
+				return
+			}
+			subs := make([]*subscription, 0, len(old)-1)
+			subs = append(subs, old[:i]...)
+			b.topics[key] = append(subs, old[i+1:]...)
+			return
+		}
+	}
+}
+
+// userKey is the topic key under which a user's subscriptions to a /user/
+// destination are filed. Anonymous sessions get a key of their own, so a
+// /user/queue/errors subscription still reaches exactly that connection.
+func userKey(user string, sessionID uint64, dest string) string {
+	if user == "" {
+		return fmt.Sprintf("\x00s%d\x00%s", sessionID, dest)
+	}
+	return "\x00u" + user + "\x00" + dest
+}
+
+// Publish delivers a message to every subscriber of a topic destination, or
+// to one consumer of a queue destination. It never blocks on a subscriber.
+// headers are user headers (content-type and custom ones); storeID is the
+// message's id in the chat store, 0 if it is not stored.
+func (b *Broker) Publish(dest string, headers []header, body []byte, storeID int64) error {
+	m := &message{dest: dest, headers: headers, body: body, storeID: storeID}
+	switch kind, _ := b.classify(dest); kind {
+	case destTopic:
+		b.publishTopic(dest, m)
+		return nil
+	case destQueue:
+		return b.queueFor(dest).put(m)
+	default:
+		return errUnknownDestination
+	}
+}
+
+func (b *Broker) publishTopic(key string, m *message) {
+	b.mu.RLock()
+	subs := b.topics[key]
+	b.mu.RUnlock()
+	for _, sub := range subs {
+		sub.deliver(m)
+	}
+}
+
+// SendToUser delivers a message to every session of user subscribed to the
+// user destination dest (a path such as "/user/queue/notifications" or
+// "/queue/notifications"; the user prefix is added when missing).
+func (b *Broker) SendToUser(user, dest string, headers []header, body []byte) {
+	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
+		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
+	}
+	m := &message{dest: dest, headers: headers, body: body}
+	b.publishTopic(userKey(user, 0, dest), m)
+}
+
+// sendToSession delivers to one session's subscriptions of a user destination.
+func (b *Broker) sendToSession(s *session, dest string, headers []header, body []byte) {
+	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
+		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
+	}
+	m := &message{dest: dest, headers: headers, body: body}
+	b.mu.RLock()
+	subs := b.topics[userKey(s.user, s.id, dest)]
+	b.mu.RUnlock()
+	for _, sub := range subs {
+		if sub.sess == s {
+			sub.deliver(m)
+		}
+	}
+}
+
+// Close tells every session the server is shutting down, closes them, and
+// waits until every Serve call has returned or ctx ends.
+func (b *Broker) Close(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	sessions := make([]*session, 0, len(b.sessions))
+	for s := range b.sessions {
+		sessions = append(sessions, s)
+	}
+	b.mu.Unlock()
+	for _, s := range sessions {
+		s.fail(errShuttingDown, closeGoingAway)
+	}
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close broker: %w", ctx.Err())
+	}
+}
+
+// buildVersion is the version stamped into the binary by the release build
+// (-ldflags "-X main.buildVersion=…"); "dev" otherwise.
+var buildVersion = "dev"

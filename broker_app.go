@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+)
+
+// appHandler handles a SEND to an application destination (/pub/..., /app/...),
+// the analog of Spring's @MessageMapping. It runs on the sender's reader
+// goroutine, so a session's SENDs are handled in order and a RECEIPT is sent
+// only after the handler returns. Returning an error refuses the SEND with
+// an ERROR frame (protocol errors show their text; others "internal error").
+type appHandler func(ctx context.Context, req *appRequest) error
+
+// appRequest is one SEND to an application destination.
+type appRequest struct {
+	Broker      *Broker
+	Session     *session
+	Frame       *frame
+	Destination string            // as sent, e.g. /pub/chat/message
+	Path        string            // without the application prefix, e.g. /chat/message
+	Params      map[string]string // {name} segments of the route pattern
+}
+
+// User returns the name the sender authenticated as, "" if anonymous.
+func (r *appRequest) User() string { return r.Session.user }
+
+// Reply sends a MESSAGE to the sender's own subscriptions of a user
+// destination, such as /user/queue/errors (Spring's @SendToUser).
+func (r *appRequest) Reply(dest string, headers []header, body []byte) {
+	r.Broker.sendToSession(r.Session, dest, headers, body)
+}
+
+// appRoute is one registered path pattern.
+type appRoute struct {
+	segments []string // "{name}" segments match any one segment
+	handler  appHandler
+}
+
+// Handle registers h for SENDs whose destination, without the application
+// prefix, matches pattern (e.g. "/chat/room/{roomId}"). Register before serving.
+func (b *Broker) Handle(pattern string, h appHandler) {
+	b.routes = append(b.routes, appRoute{segments: strings.Split(strings.Trim(pattern, "/"), "/"), handler: h})
+}
+
+// dispatchApp finds the handler for path and runs it.
+func (b *Broker) dispatchApp(s *session, f *frame, dest, path string) error {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	for _, r := range b.routes {
+		params, ok := matchRoute(r.segments, segs)
+		if !ok {
+			continue
+		}
+		return r.handler(s.ctx, &appRequest{Broker: b, Session: s, Frame: f, Destination: dest, Path: path, Params: params})
+	}
+	return errNoHandler
+}
+
+func matchRoute(pattern, segs []string) (map[string]string, bool) {
+	if len(pattern) != len(segs) {
+		return nil, false
+	}
+	var params map[string]string
+	for i, p := range pattern {
+		if len(p) > 2 && p[0] == '{' && p[len(p)-1] == '}' {
+			if params == nil {
+				params = make(map[string]string)
+			}
+			params[p[1:len(p)-1]] = segs[i]
+			continue
+		}
+		if p != segs[i] {
+			return nil, false
+		}
+	}
+	return params, true
+}
+
+// errBadChatMessage refuses a chat SEND whose body is not the seed's JSON.
+var errBadChatMessage = &stompError{`chat message must be JSON with a numeric "roomId"`}
+
+// relayChatMessage is the seed's @MessageMapping("/chat/message") without
+// storage: it re-publishes the JSON body to /sub/chat/room/{roomId}. The chat
+// service replaces it with the version that stores first.
+func relayChatMessage(_ context.Context, req *appRequest) error {
+	var in struct {
+		RoomID json.Number `json:"roomId"`
+	}
+	if err := json.Unmarshal(req.Frame.Body, &in); err != nil || in.RoomID == "" {
+		return errBadChatMessage
+	}
+	if _, err := in.RoomID.Int64(); err != nil {
+		return errBadChatMessage
+	}
+	hdrs := []header{{hdrContentType, "application/json"}}
+	return req.Broker.Publish("/sub/chat/room/"+in.RoomID.String(), hdrs, req.Frame.Body, 0)
+}

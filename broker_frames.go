@@ -1,0 +1,397 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// requireHeader returns a header the spec makes mandatory for f's command.
+func requireHeader(f *frame, key string) (string, error) {
+	v, ok := f.Get(key)
+	if !ok || v == "" {
+		return "", fmt.Errorf("%w %q", errMissingHeader, key)
+	}
+	return v, nil
+}
+
+// handle acts on one client frame. It runs on the reader goroutine. An error
+// ends the session with an ERROR frame; errDisconnected ends it cleanly.
+func (s *session) handle(f *frame) error {
+	if !s.connected {
+		if f.Command != cmdConnect && f.Command != cmdStomp {
+			return errNotConnected
+		}
+		return s.handleConnect(f)
+	}
+	var err error
+	switch f.Command {
+	case cmdConnect, cmdStomp:
+		return errAlreadyConnected
+	case cmdSend:
+		err = s.handleSend(f)
+	case cmdSubscribe:
+		err = s.handleSubscribe(f)
+	case cmdUnsubscribe:
+		err = s.handleUnsubscribe(f)
+	case cmdAck, cmdNack:
+		err = s.handleAck(f)
+	case cmdBegin, cmdCommit, cmdAbort:
+		err = s.handleTx(f)
+	case cmdDisconnect:
+		s.receipt(f)
+		s.out.closeWith(nil, closeNormal)
+		return errDisconnected
+	}
+	if err != nil {
+		return err
+	}
+	s.receipt(f)
+	return nil
+}
+
+// receipt answers f's receipt header, if any. Callers invoke it only once
+// f's effect has happened (STOMP 1.2 §RECEIPT).
+func (s *session) receipt(f *frame) {
+	if r, ok := f.Get(hdrReceipt); ok {
+		rf := &frame{Command: cmdReceipt, Headers: []header{{hdrReceiptID, r}}}
+		s.send(outItem{frame: rf})
+	}
+}
+
+// handleConnect negotiates the version and heart-beats, authenticates, and
+// answers CONNECTED (STOMP 1.2 §"Connecting").
+func (s *session) handleConnect(f *frame) error {
+	accept, hasAccept := f.Get(hdrAcceptVersion)
+	v, err := negotiateVersion(accept, hasAccept, s.info.Subprotocol)
+	if err != nil {
+		return err
+	}
+	if f.Command == cmdStomp && v == v10 {
+		return errUnknownCommand // the STOMP command exists only from 1.1 on
+	}
+	cx, cy, err := parseHeartBeat(f.Get(hdrHeartBeat))
+	if err != nil {
+		return err
+	}
+	sx := int(s.b.cfg.HeartBeat / time.Millisecond)
+	send, recv := negotiateHeartBeat(cx, cy, sx, sx)
+	user, err := s.b.cfg.Auth.AuthenticateSTOMP(s.ctx, s.info, f)
+	if err != nil {
+		return err
+	}
+	s.version, s.user, s.connected = v, user, true
+	s.hbRecv = time.Duration(recv) * time.Millisecond
+	s.parser.version = v
+	s.b.setUser(s, user)
+	if user != "" {
+		s.log = s.log.With("user", user)
+	}
+	cf := &frame{Command: cmdConnected}
+	cf.Add(hdrVersion, v.String())
+	cf.Add(hdrHeartBeat, fmt.Sprintf("%d,%d", sx, sx))
+	cf.Add(hdrSession, s.idStr)
+	cf.Add(hdrServer, s.b.cfg.ServerName)
+	if user != "" {
+		cf.Add(hdrUserName, user)
+	}
+	s.send(outItem{frame: cf, ver: v, heartBeat: time.Duration(send) * time.Millisecond})
+	s.log.Debug("connected", "version", v.String(), "hb-send", send, "hb-recv", recv)
+	return nil
+}
+
+// handleSend routes a SEND, or files it under its transaction.
+func (s *session) handleSend(f *frame) error {
+	dest, err := requireHeader(f, hdrDestination)
+	if err != nil {
+		return err
+	}
+	if err := checkDestination(dest); err != nil {
+		return err
+	}
+	if tx, ok := f.Get(hdrTransaction); ok {
+		return s.addToTx(tx, f)
+	}
+	return s.doSend(f, dest)
+}
+
+// doSend carries out a SEND: to an application handler, a topic or a queue.
+func (s *session) doSend(f *frame, dest string) error {
+	kind, rest := s.b.classify(dest)
+	switch kind {
+	case destApp:
+		return s.b.dispatchApp(s, f, dest, rest)
+	case destUser:
+		return errUserSend
+	case destTopic, destQueue:
+		if err := runHooks(s.ctx, s.b.sendHooks, s, nil, f, dest); err != nil {
+			return err
+		}
+		m := &message{dest: dest, headers: userHeaders(f), body: f.Body}
+		if kind == destTopic {
+			s.b.publishTopic(dest, m)
+			return nil
+		}
+		return s.b.queueFor(dest).put(m)
+	}
+	return errUnknownDestination
+}
+
+// userHeaders returns the SEND headers a MESSAGE carries on: content-type
+// and custom headers, without the ones the broker sets or consumes. Only the
+// first of repeated headers is kept, as that is the one that counts.
+func userHeaders(f *frame) []header {
+	var out []header
+	for i, h := range f.Headers {
+		switch h.Key {
+		case hdrDestination, hdrReceipt, hdrTransaction, hdrContentLength,
+			hdrMessageID, hdrSubscription, hdrAck, hdrLogin, hdrPasscode:
+			continue
+		}
+		if repeated(f.Headers[:i], h.Key) {
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func repeated(hs []header, key string) bool {
+	for _, h := range hs {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// handleSubscribe registers a subscription (STOMP 1.2 §SUBSCRIBE).
+func (s *session) handleSubscribe(f *frame) error {
+	dest, err := requireHeader(f, hdrDestination)
+	if err != nil {
+		return err
+	}
+	if err := checkDestination(dest); err != nil {
+		return err
+	}
+	id, ok := f.Get(hdrID)
+	if !ok || id == "" {
+		if s.version != v10 {
+			return fmt.Errorf("%w %q", errMissingHeader, hdrID)
+		}
+		id = dest // STOMP 1.0 made id optional; the destination names the subscription
+	}
+	if _, dup := s.subs[id]; dup {
+		return errDuplicateSub
+	}
+	if len(s.subs) >= s.b.cfg.MaxSubscriptions {
+		return errTooManySubs
+	}
+	sub := &subscription{sess: s, id: id, dest: dest}
+	switch mode := f.Value(hdrAck); mode {
+	case "", "auto":
+	case "client":
+		sub.ack = ackClient
+	case "client-individual":
+		if s.version == v10 {
+			return errBadAckMode
+		}
+		sub.ack = ackClientIndividual
+	default:
+		return errBadAckMode
+	}
+	kind, _ := s.b.classify(dest)
+	sub.kind, sub.key = kind, dest
+	switch kind {
+	case destApp:
+		return errAppSubscribe
+	case destInvalid:
+		return errUnknownDestination
+	case destUser:
+		sub.key = userKey(s.user, s.id, dest)
+	}
+	s.subs[id] = sub
+	// Hooks run after the subscription is filed in s.subs (so cleanup finds
+	// it) and may hold it to replay history before it goes live.
+	if kind == destQueue {
+		sub.q = s.b.queueFor(dest)
+	}
+	if err := runHooks(s.ctx, s.b.subHooks, s, sub, f, dest); err != nil {
+		delete(s.subs, id)
+		return err
+	}
+	if kind == destQueue {
+		sub.q.addConsumer(sub)
+	} else if !sub.holding.Load() {
+		s.b.addTopicSub(sub.key, sub)
+	}
+	return nil
+}
+
+// Attach files a held subscription with the broker so that live messages
+// reach it (into its hold buffer). Subscribe hooks call hold, then Attach,
+// then replay, then release.
+func (sub *subscription) Attach() {
+	sub.sess.b.addTopicSub(sub.key, sub)
+}
+
+// handleUnsubscribe removes a subscription; delivery stops at once.
+// Unacknowledged queue messages go back to the queue.
+func (s *session) handleUnsubscribe(f *frame) error {
+	id, ok := f.Get(hdrID)
+	if !ok || id == "" {
+		if s.version != v10 {
+			return fmt.Errorf("%w %q", errMissingHeader, hdrID)
+		}
+		if id, ok = f.Get(hdrDestination); !ok {
+			return fmt.Errorf("%w %q", errMissingHeader, hdrID)
+		}
+	}
+	sub, ok := s.subs[id]
+	if !ok {
+		return nil // already gone: nothing to stop
+	}
+	delete(s.subs, id)
+	s.b.removeSub(sub)
+	requeue(s.takeUnacked(func(p *pendingAck) bool { return p.sub == sub }))
+	return nil
+}
+
+// ackID returns the delivery an ACK or NACK refers to: the 1.2 id header,
+// or message-id in 1.0 and 1.1 (STOMP 1.2 §ACK; STOMP 1.1 §ACK).
+func (s *session) ackID(f *frame) (string, error) {
+	key := hdrID
+	if s.version != v12 {
+		key = hdrMessageID
+	}
+	return requireHeader(f, key)
+}
+
+// handleAck files an ACK/NACK under its transaction or applies it.
+func (s *session) handleAck(f *frame) error {
+	id, err := s.ackID(f)
+	if err != nil {
+		return err
+	}
+	if tx, ok := f.Get(hdrTransaction); ok {
+		return s.addToTx(tx, f)
+	}
+	s.applyAck(f.Command == cmdAck, id)
+	return nil
+}
+
+// applyAck settles the delivery id. In client mode it is cumulative: every
+// earlier delivery of the same subscription is settled too (STOMP 1.2 §SUBSCRIBE).
+// NACKed queue messages are redelivered, to another consumer if there is one.
+// An id that is unknown (already settled, or never sent) is ignored.
+func (s *session) applyAck(ack bool, id string) {
+	prefix := s.idStr + "-"
+	if !strings.HasPrefix(id, prefix) {
+		return
+	}
+	seq, err := parseUint(id[len(prefix):])
+	if err != nil {
+		return
+	}
+	s.ackMu.Lock()
+	p, ok := s.unacked[seq]
+	s.ackMu.Unlock()
+	if !ok {
+		return
+	}
+	var settled []*pendingAck
+	if p.sub.ack == ackClient {
+		settled = s.takeUnacked(func(q *pendingAck) bool { return q.sub == p.sub && q.seq <= seq })
+	} else {
+		settled = s.takeUnacked(func(q *pendingAck) bool { return q.seq == seq })
+	}
+	if !ack {
+		requeue(settled)
+	}
+}
+
+// takeUnacked removes and returns the pending deliveries that match, oldest first.
+func (s *session) takeUnacked(match func(*pendingAck) bool) []*pendingAck {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	var out []*pendingAck
+	for seq, p := range s.unacked {
+		if match(p) {
+			out = append(out, p)
+			delete(s.unacked, seq)
+		}
+	}
+	sortPending(out)
+	return out
+}
+
+// handleTx runs BEGIN, COMMIT and ABORT (STOMP 1.2 §BEGIN, §COMMIT, §ABORT).
+// A transaction's SENDs, ACKs and NACKs take effect only at COMMIT.
+func (s *session) handleTx(f *frame) error {
+	tx, err := requireHeader(f, hdrTransaction)
+	if err != nil {
+		return err
+	}
+	frames, open := s.txs[tx]
+	switch f.Command {
+	case cmdBegin:
+		if open {
+			return errDuplicateTx
+		}
+		if len(s.txs) >= maxOpenTx {
+			return errTooManyTx
+		}
+		s.txs[tx] = nil
+		return nil
+	case cmdAbort:
+		if !open {
+			return errUnknownTx
+		}
+		delete(s.txs, tx)
+		return nil
+	}
+	if !open {
+		return errUnknownTx
+	}
+	delete(s.txs, tx)
+	for _, tf := range frames {
+		if tf.Command == cmdSend {
+			if err := s.doSend(tf, tf.Value(hdrDestination)); err != nil {
+				return &frameError{err: err, frame: f}
+			}
+			continue
+		}
+		id, _ := s.ackID(tf)
+		s.applyAck(tf.Command == cmdAck, id)
+	}
+	return nil
+}
+
+// Transaction bounds: a transaction is held in memory until COMMIT.
+const (
+	maxOpenTx    = 16   // open transactions per connection
+	maxTxFrames  = 1000 // frames in one transaction
+	maxTxPending = 4 << 20
+)
+
+var (
+	errTooManyTx = &stompError{"too many open transactions"}
+	errTxTooBig  = &stompError{"transaction too large"}
+)
+
+// addToTx files f under transaction tx.
+func (s *session) addToTx(tx string, f *frame) error {
+	frames, open := s.txs[tx]
+	if !open {
+		return errUnknownTx
+	}
+	size := len(f.Body)
+	for _, tf := range frames {
+		size += len(tf.Body)
+	}
+	if len(frames) >= maxTxFrames || size > maxTxPending {
+		return errTxTooBig
+	}
+	s.txs[tx] = append(frames, f)
+	return nil
+}

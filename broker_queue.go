@@ -1,0 +1,161 @@
+package main
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+)
+
+// queue is a /queue/ destination: each message goes to exactly one consumer,
+// round-robin, and waits in memory (up to QueueDepth) while there is none.
+//
+// Locking: mu guards consumers, next and pending. Delivery under mu only
+// pushes onto outboxes, which never blocks.
+type queue struct {
+	name  string
+	depth int
+
+	mu        sync.Mutex
+	consumers []*subscription
+	next      int
+	pending   []*message
+}
+
+// queueFor returns the queue named dest, creating it.
+func (b *Broker) queueFor(dest string) *queue {
+	b.mu.RLock()
+	q := b.queues[dest]
+	b.mu.RUnlock()
+	if q != nil {
+		return q
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if q = b.queues[dest]; q == nil {
+		q = &queue{name: dest, depth: b.cfg.QueueDepth}
+		b.queues[dest] = q
+	}
+	return q
+}
+
+// put delivers m to the next consumer, or holds it. A full queue refuses m,
+// so that a message acknowledged with a RECEIPT is never silently dropped.
+func (q *queue) put(m *message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.deliverLocked(m, nil) {
+		return nil
+	}
+	if len(q.pending) >= q.depth {
+		return errQueueFull
+	}
+	q.pending = append(q.pending, m)
+	return nil
+}
+
+// deliverLocked hands m to the next consumer that takes it, preferring one
+// other than avoid.
+func (q *queue) deliverLocked(m *message, avoid *subscription) bool {
+	n := len(q.consumers)
+	for pass := 0; pass < 2; pass++ {
+		for i := 0; i < n; i++ {
+			sub := q.consumers[(q.next+i)%n]
+			if pass == 0 && sub == avoid && n > 1 {
+				continue
+			}
+			if sub.deliver(m) {
+				q.next = (q.next + i + 1) % n
+				return true
+			}
+		}
+		if avoid == nil {
+			break
+		}
+	}
+	return false
+}
+
+// addConsumer adds sub and hands it whatever was waiting.
+func (q *queue) addConsumer(sub *subscription) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.consumers = append(q.consumers, sub)
+	waiting := q.pending
+	q.pending = nil
+	for i, m := range waiting {
+		if !q.deliverLocked(m, nil) {
+			q.pending = append(q.pending, waiting[i:]...)
+			return
+		}
+	}
+}
+
+// removeConsumer drops sub.
+func (q *queue) removeConsumer(sub *subscription) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if i := slices.Index(q.consumers, sub); i >= 0 {
+		q.consumers = slices.Delete(q.consumers, i, i+1)
+		if q.next >= len(q.consumers) {
+			q.next = 0
+		}
+	}
+}
+
+// redeliver puts back messages whose delivery to from was not acknowledged,
+// ahead of newer ones, trying other consumers first.
+func (q *queue) redeliver(msgs []*message, from *subscription) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, m := range msgs {
+		if !q.deliverLocked(m, from) {
+			// Nobody can take it now: it waits at the head of the queue.
+			q.pending = append(slices.Clone(msgs[i:]), q.pending...)
+			return
+		}
+	}
+}
+
+// removeSub detaches sub from its topic or queue.
+func (b *Broker) removeSub(sub *subscription) {
+	if sub.q != nil {
+		sub.q.removeConsumer(sub)
+		return
+	}
+	b.removeTopicSub(sub.key, sub)
+}
+
+// requeue returns unacknowledged queue deliveries to their queues, oldest
+// first. Topic deliveries are simply dropped: a topic has no one else to
+// give them to.
+func requeue(pending []*pendingAck) {
+	sortPending(pending)
+	for i := 0; i < len(pending); {
+		sub := pending[i].sub
+		j := i
+		var msgs []*message
+		for ; j < len(pending) && pending[j].sub == sub; j++ {
+			msgs = append(msgs, pending[j].msg)
+		}
+		if sub.q != nil {
+			sub.q.redeliver(msgs, sub)
+		}
+		i = j
+	}
+}
+
+func sortPending(p []*pendingAck) {
+	slices.SortFunc(p, func(a, b *pendingAck) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return 0
+	})
+}
+
+func parseUint(s string) (uint64, error) {
+	return strconv.ParseUint(s, 10, 64)
+}

@@ -1,0 +1,567 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ackMode is a subscription's ack header (STOMP 1.2 §SUBSCRIBE "ack Header").
+type ackMode uint8
+
+const (
+	ackAuto ackMode = iota
+	ackClient
+	ackClientIndividual
+)
+
+// subscription is one SUBSCRIBE of one session.
+type subscription struct {
+	sess *session
+	id   string   // the client's subscription id
+	dest string   // as the client wrote it
+	key  string   // topic key (dest, or a user key for /user/ destinations)
+	kind destKind // destTopic, destQueue or destUser
+	ack  ackMode
+	q    *queue // for destQueue
+
+	// Replay gate, see hold and release. holding is read on every delivery
+	// without the lock; mu guards held and the transition.
+	holding atomic.Bool
+	mu      sync.Mutex
+	held    []*message
+}
+
+// deliver hands m to the subscription's session. It never blocks. It
+// reports false when the session could not take it (closing or overflowed).
+func (sub *subscription) deliver(m *message) bool {
+	if sub.holding.Load() {
+		sub.mu.Lock()
+		if sub.holding.Load() {
+			sub.held = append(sub.held, m)
+			sub.mu.Unlock()
+			return true
+		}
+		sub.mu.Unlock()
+	}
+	return sub.sess.deliver(sub, m)
+}
+
+// hold makes the subscription buffer live messages instead of delivering
+// them, so that a hook can replay history first. The hook must call release.
+func (sub *subscription) hold() {
+	sub.holding.Store(true)
+}
+
+// release delivers the messages held since hold, except stored ones with
+// an id at or below replayed (already sent by the replay), then resumes live
+// delivery. Together with hold this gives a replay with no gap and no
+// duplicate: a message is either in the replayed range or held.
+func (sub *subscription) release(replayed int64) {
+	for {
+		sub.mu.Lock()
+		held := sub.held
+		sub.held = nil
+		if len(held) == 0 {
+			sub.holding.Store(false)
+			sub.mu.Unlock()
+			return
+		}
+		sub.mu.Unlock()
+		for _, m := range held {
+			if m.storeID == 0 || m.storeID > replayed {
+				sub.sess.deliver(sub, m)
+			}
+		}
+	}
+}
+
+// Replay sends one stored message to this subscription only, ahead of any
+// held live ones. Hooks call it between hold and release.
+func (sub *subscription) Replay(headers []header, body []byte, storeID int64) bool {
+	return sub.sess.deliver(sub, &message{dest: sub.dest, headers: headers, body: body, storeID: storeID})
+}
+
+// session is one connected STOMP client. Its reader runs on the goroutine
+// that called Broker.Serve; its writer is a goroutine the session owns and
+// waits for. Only the writer writes to the transport; everyone else calls
+// deliver or send, which never block (see outbox).
+type session struct {
+	b      *Broker
+	t      transport
+	info   connInfo
+	id     uint64
+	idStr  string
+	log    *slog.Logger
+	ctx    context.Context // ends when the session ends; for hooks and handlers
+	cancel context.CancelFunc
+	out    outbox
+	wg     sync.WaitGroup // the writer
+
+	// Set once during CONNECT by the reader, read-only afterwards.
+	connected bool
+	version   version
+	user      string
+	hbRecv    time.Duration // how often the client promised to send
+
+	// Owned by the reader goroutine.
+	parser *frameParser
+	subs   map[string]*subscription // by client id
+	txs    map[string][]*frame      // open transactions
+
+	// Deliveries awaiting ACK. Publishers add, the reader removes.
+	ackMu    sync.Mutex
+	unacked  map[uint64]*pendingAck
+	delivery atomic.Uint64 // per-session message-id sequence
+	failed   atomic.Bool
+}
+
+// pendingAck is one delivery in a client ack mode that the client has not yet ACKed.
+type pendingAck struct {
+	seq uint64
+	sub *subscription
+	msg *message
+}
+
+// Serve runs a STOMP session over t until the client leaves, a protocol
+// error ends it, or the broker closes. It closes t before returning. ctx
+// should be the server's base context (never an HTTP request's context after
+// a hijack).
+func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
+	s := &session{b: b, t: t, info: info, id: b.nextSession.Add(1)}
+	s.idStr = strconv.FormatUint(s.id, 36)
+	s.log = b.log.With("conn", s.idStr, "remote", info.Remote, "transport", info.Transport)
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	defer s.cancel()
+	s.out.init(b.cfg.OutboxFrames, b.cfg.OutboxBytes)
+	s.parser = newFrameParser(b.cfg.Limits)
+	s.subs = make(map[string]*subscription)
+	s.txs = make(map[string][]*frame)
+	s.unacked = make(map[uint64]*pendingAck)
+	if err := b.register(s); err != nil {
+		s.log.Warn("connection refused", "err", err)
+		s.out.closeWith(errorFrame(err), closeGoingAway)
+		s.wg.Add(1)
+		s.writeLoop()
+		return
+	}
+	defer b.wg.Done()
+	s.log.Debug("session started")
+	s.wg.Add(1)
+	go s.writeLoop()
+	err := s.readLoop()
+	if !s.failed.Load() && err != nil {
+		switch _, visible := clientMessage(err); {
+		case visible:
+			s.log.Warn("protocol error", "err", err)
+			s.fail(err, closeProtocol)
+		case errors.Is(err, context.DeadlineExceeded):
+			s.log.Warn("client went silent", "timeout", s.readTimeout())
+			s.fail(errClientSilent, closePolicy)
+		default: // the transport ended: the client went away
+			s.log.Debug("read ended", "err", err)
+		}
+	}
+	s.cleanup()
+	b.unregister(s)
+	s.out.closeWith(nil, 0)
+	s.wg.Wait()
+	s.log.Debug("session ended")
+}
+
+// frameError carries the frame that caused an error, for the ERROR's receipt-id.
+type frameError struct {
+	err   error
+	frame *frame
+}
+
+func (e *frameError) Error() string { return e.err.Error() }
+func (e *frameError) Unwrap() error { return e.err }
+
+// fail ends the session with an ERROR frame describing err, then closes the
+// transport with code. Any goroutine may call it; only the first call counts.
+// Errors that are not protocol errors are logged here and shown to the client
+// as "internal error".
+func (s *session) fail(err error, code int) {
+	if !s.failed.CompareAndSwap(false, true) {
+		return
+	}
+	if _, visible := clientMessage(err); !visible {
+		s.log.Error("session failed", "err", err)
+	}
+	s.out.closeWith(errorFrame(err), code)
+	s.cancel()
+}
+
+// errorFrame builds an ERROR frame for err, with the receipt-id of the frame
+// that caused it (STOMP 1.2 §ERROR).
+func errorFrame(err error) *frame {
+	msg, _ := clientMessage(err)
+	f := &frame{Command: cmdError}
+	f.Add(hdrMessage, msg)
+	if errors.Is(err, errVersionUnsupported) {
+		f.Add(hdrVersion, supportedVersions)
+	}
+	var fe *frameError
+	if errors.As(err, &fe) {
+		if r, ok := fe.frame.Get(hdrReceipt); ok {
+			f.Add(hdrReceiptID, r)
+		}
+	}
+	f.Add(hdrContentType, "text/plain")
+	f.Body = []byte(msg + "\n")
+	return f
+}
+
+// readTimeout is how long the reader waits for the next chunk.
+func (s *session) readTimeout() time.Duration {
+	if !s.connected {
+		return s.b.cfg.ConnectTimeout
+	}
+	if s.hbRecv > 0 {
+		return s.hbRecv * heartBeatGrace
+	}
+	return 0
+}
+
+// readLoop reads and handles frames until the client leaves or an error.
+func (s *session) readLoop() error {
+	for {
+		ctx, cancel := s.ctx, context.CancelFunc(nil)
+		if d := s.readTimeout(); d > 0 {
+			ctx, cancel = context.WithTimeout(s.ctx, d)
+		}
+		chunk, err := s.t.Read(ctx)
+		if cancel != nil {
+			cancel()
+		}
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return context.Canceled
+			}
+			return err
+		}
+		s.parser.Feed(chunk)
+		for {
+			f, err := s.parser.Next()
+			if err != nil {
+				return err
+			}
+			if f == nil {
+				break
+			}
+			if err := s.handle(f); err != nil {
+				if errors.Is(err, errDisconnected) {
+					return nil
+				}
+				return &frameError{err: err, frame: f}
+			}
+		}
+	}
+}
+
+var errDisconnected = errors.New("client disconnected")
+
+// send queues a server frame (RECEIPT, CONNECTED) for the writer.
+func (s *session) send(it outItem) {
+	if !s.out.push(it, 64+len(it.frame.Body)) && !s.out.isClosed() {
+		s.fail(errSlowConsumer, closePolicy)
+	}
+}
+
+// deliver queues a MESSAGE for sub. It never blocks; on overflow the session
+// is failed as a slow consumer and false is returned.
+func (s *session) deliver(sub *subscription, m *message) bool {
+	seq := s.delivery.Add(1)
+	if sub.ack != ackAuto {
+		s.ackMu.Lock()
+		if len(s.unacked) >= s.b.cfg.MaxUnacked {
+			s.ackMu.Unlock()
+			s.fail(errTooManyUnacked, closePolicy)
+			return false
+		}
+		s.unacked[seq] = &pendingAck{seq: seq, sub: sub, msg: m}
+		s.ackMu.Unlock()
+	}
+	if s.out.push(outItem{sub: sub, msg: m, seq: seq}, 96+len(m.body)+len(m.dest)) {
+		return true
+	}
+	if sub.ack != ackAuto {
+		s.ackMu.Lock()
+		delete(s.unacked, seq)
+		s.ackMu.Unlock()
+	}
+	if !s.out.isClosed() {
+		s.log.Warn("slow consumer", "queued", s.b.cfg.OutboxFrames)
+		s.fail(errSlowConsumer, closePolicy)
+	}
+	return false
+}
+
+// cleanup runs once the reader is done: subscriptions go, open transactions
+// are aborted (STOMP 1.2 §BEGIN) and unacked queue messages are redelivered.
+func (s *session) cleanup() {
+	for _, sub := range s.subs {
+		s.b.removeSub(sub)
+	}
+	s.txs = nil
+	s.ackMu.Lock()
+	pending := make([]*pendingAck, 0, len(s.unacked))
+	for _, p := range s.unacked {
+		pending = append(pending, p)
+	}
+	s.unacked = nil
+	s.ackMu.Unlock()
+	requeue(pending)
+}
+
+// writeLoop is the session's only writer. It drains the outbox in batches,
+// sends heart-beats when idle, and closes the transport when the outbox is
+// closed. Every write has a deadline.
+func (s *session) writeLoop() {
+	defer s.wg.Done()
+	var (
+		items   []outItem
+		buf     []byte
+		parts   [][]byte
+		hb      *time.Timer
+		hbC     <-chan time.Time
+		hbEvery time.Duration // set by the CONNECTED item: the writer owns its own copy
+		ver     = v12         // likewise; ERRORs before CONNECT use 1.2 rules
+	)
+	defer func() {
+		if hb != nil {
+			hb.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-s.out.wake:
+		case <-hbC:
+			if err := s.write([][]byte{{'\n'}}); err != nil {
+				s.abort(err)
+				return
+			}
+			hb.Reset(hbEvery)
+			continue
+		}
+		var (
+			final  *frame
+			code   int
+			closed bool
+		)
+		items, final, code, closed = s.out.take(items[:0])
+		buf, parts = buf[:0], parts[:0]
+		// Parts cut from buf stay valid when a later append moves buf: the
+		// old array keeps its bytes for as long as it is referenced.
+		for i := range items {
+			if items[i].heartBeat > 0 {
+				hbEvery = items[i].heartBeat
+			}
+			if items[i].ver > 0 {
+				ver = items[i].ver
+			}
+			start := len(buf)
+			buf = s.encode(buf, &items[i], ver)
+			parts = append(parts, buf[start:len(buf):len(buf)])
+			items[i] = outItem{}
+		}
+		if final != nil {
+			start := len(buf)
+			buf = appendFrame(buf, final, ver)
+			parts = append(parts, buf[start:])
+		}
+		if len(parts) > 0 {
+			if err := s.write(parts); err != nil {
+				s.abort(err)
+				return
+			}
+		}
+		if cap(buf) > 256<<10 {
+			buf = nil // don't keep a burst's buffer on an idle connection
+		}
+		if closed {
+			reason := "bye"
+			if code == 0 {
+				code = closeNormal
+			}
+			if final != nil {
+				reason = final.Value(hdrMessage)
+			}
+			s.t.Close(code, reason)
+			return
+		}
+		if hb == nil && hbEvery > 0 {
+			hb = time.NewTimer(hbEvery)
+			hbC = hb.C
+		} else if hb != nil {
+			hb.Reset(hbEvery)
+		}
+	}
+}
+
+// write sends parts with the write deadline.
+func (s *session) write(parts [][]byte) error {
+	// Not derived from s.ctx: the final ERROR is written after the session
+	// was cancelled. The deadline bounds it.
+	ctx, cancel := context.WithTimeout(context.Background(), s.b.cfg.WriteTimeout)
+	defer cancel()
+	return s.t.Write(ctx, parts)
+}
+
+// abort ends a session whose transport failed: nothing more can be written.
+func (s *session) abort(err error) {
+	s.log.Debug("write failed", "err", err)
+	s.failed.Store(true)
+	s.out.closeWith(nil, closeInternal)
+	s.t.Close(closeInternal, "write failed")
+	s.cancel()
+}
+
+// encode appends the wire form of one queued item.
+func (s *session) encode(buf []byte, it *outItem, v version) []byte {
+	if it.frame != nil {
+		return appendFrame(buf, it.frame, v)
+	}
+	buf = append(buf, "MESSAGE\n"...)
+	buf = appendHeader(buf, hdrSubscription, it.sub.id, v)
+	buf = append(buf, "message-id:"...)
+	buf = append(buf, s.idStr...)
+	buf = append(buf, '-')
+	buf = strconv.AppendUint(buf, it.seq, 10)
+	buf = append(buf, '\n')
+	if v == v12 && it.sub.ack != ackAuto {
+		buf = append(buf, "ack:"...)
+		buf = append(buf, s.idStr...)
+		buf = append(buf, '-')
+		buf = strconv.AppendUint(buf, it.seq, 10)
+		buf = append(buf, '\n')
+	}
+	return append(buf, it.msg.encoded(v)...)
+}
+
+// outItem is one queued outbound frame: a MESSAGE for a subscription, or a
+// server frame.
+type outItem struct {
+	sub       *subscription
+	msg       *message
+	seq       uint64
+	frame     *frame
+	ver       version       // on CONNECTED: the negotiated version, from here on
+	heartBeat time.Duration // on CONNECTED: how often the writer must send
+}
+
+// outbox is a session's bounded outbound queue. Producers (publishers, the
+// reader) push without blocking; the writer takes everything queued at once,
+// which coalesces bursts into one transport write. It holds no memory while
+// empty, so an idle connection costs little.
+type outbox struct {
+	mu       sync.Mutex
+	items    []outItem
+	bytes    int
+	closed   bool
+	final    *frame // sent after items when closed
+	code     int    // close code for the transport
+	wake     chan struct{}
+	maxItems int
+	maxBytes int
+}
+
+func (o *outbox) init(maxItems, maxBytes int) {
+	o.wake = make(chan struct{}, 1)
+	o.maxItems, o.maxBytes = maxItems, maxBytes
+}
+
+// push queues it. It reports false if the outbox is closed or over its bounds.
+func (o *outbox) push(it outItem, size int) bool {
+	o.mu.Lock()
+	if o.closed || len(o.items) >= o.maxItems || o.bytes+size > o.maxBytes {
+		o.mu.Unlock()
+		return false
+	}
+	o.items = append(o.items, it)
+	o.bytes += size
+	o.mu.Unlock()
+	o.signal()
+	return true
+}
+
+func (o *outbox) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// closeWith closes the outbox; final, if any, is written after what is
+// queued, then the transport closes with code. Only the first close counts.
+func (o *outbox) closeWith(final *frame, code int) {
+	o.mu.Lock()
+	if !o.closed {
+		o.closed = true
+		o.final = final
+		o.code = code
+	}
+	o.mu.Unlock()
+	o.signal()
+}
+
+func (o *outbox) isClosed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closed
+}
+
+// take moves the queued items into dst and reports whether the outbox is closed.
+func (o *outbox) take(dst []outItem) ([]outItem, *frame, int, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	dst = append(dst, o.items...)
+	clear(o.items)
+	if cap(o.items) > 4*64 {
+		o.items = nil
+	} else {
+		o.items = o.items[:0]
+	}
+	o.bytes = 0
+	final := o.final
+	o.final = nil
+	return dst, final, o.code, o.closed
+}
+
+// message is one published message, shared by all its deliveries. Its wire
+// form after the per-delivery headers is encoded at most once per STOMP
+// version, by whichever writer needs it first, not once per subscriber.
+type message struct {
+	dest    string
+	headers []header
+	body    []byte
+	storeID int64 // id in the chat store, 0 if not stored
+	enc     [3]struct {
+		once sync.Once
+		b    []byte
+	}
+}
+
+// encoded returns the shared tail of a MESSAGE frame for version v:
+// destination, user headers, content-length, blank line, body, NUL.
+func (m *message) encoded(v version) []byte {
+	e := &m.enc[v-1]
+	e.once.Do(func() {
+		b := make([]byte, 0, 64+len(m.dest)+len(m.body))
+		b = appendHeader(b, hdrDestination, m.dest, v)
+		for _, h := range m.headers {
+			b = appendHeader(b, h.Key, h.Value, v)
+		}
+		b = append(b, "content-length:"...)
+		b = strconv.AppendInt(b, int64(len(m.body)), 10)
+		b = append(b, '\n', '\n')
+		b = append(b, m.body...)
+		e.b = append(b, 0)
+	})
+	return e.b
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// testTimeout bounds every wait in the tests; it is a hang guard, not a
+// performance assertion.
+const testTimeout = 10 * time.Second
+
+// testLogger returns a logger that writes to the test log when -v is on
+// and STOMPBOX_TEST_LOG is set, and is silent otherwise.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("STOMPBOX_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// startServer runs a server on loopback ports with its data in a temp dir,
+// and shuts it down when the test ends.
+func startServer(t testing.TB, mutate ...func(*Config)) *server {
+	t.Helper()
+	cfg := Config{Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: t.TempDir(), HeartBeat: defaultHeartBeat}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	srv, err := newServer(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return srv
+}
+
+// checkFor polls cond until it holds or the test timeout passes.
+func checkFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stompClient is a minimal STOMP client for the tests: it writes raw bytes
+// or frames and collects every frame the server sends, in order.
+type stompClient struct {
+	t      testing.TB
+	write  func([]byte) error
+	close  func()
+	frames chan *frame
+	done   chan error // the read error that ended the connection
+	ver    version
+}
+
+func newStompClient(t testing.TB, write func([]byte) error, closeFn func(), read func() ([]byte, error)) *stompClient {
+	c := &stompClient{t: t, write: write, close: closeFn, frames: make(chan *frame, 100000), done: make(chan error, 1), ver: v12}
+	p := newFrameParser(frameLimits{MaxFrame: 16 << 20, MaxHeaders: 1000, MaxHeaderLine: 1 << 20})
+	p.commands = serverCommands
+	go func() {
+		defer close(c.frames)
+		for {
+			b, err := read()
+			if err != nil {
+				c.done <- err
+				return
+			}
+			p.Feed(b)
+			for {
+				f, err := p.Next()
+				if err != nil {
+					c.done <- err
+					return
+				}
+				if f == nil {
+					break
+				}
+				if f.Command == cmdConnected {
+					if v := f.Value(hdrVersion); v != "" {
+						p.version = map[string]version{"1.0": v10, "1.1": v11, "1.2": v12}[v]
+					}
+				}
+				c.frames <- f
+			}
+		}
+	}()
+	t.Cleanup(closeFn)
+	return c
+}
+
+// dialTCP connects a test client to the STOMP TCP port.
+func dialTCP(t testing.TB, addr string) *stompClient {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	return newStompClient(t, func(b []byte) error { _, err := conn.Write(b); return err },
+		func() { conn.Close() },
+		func() ([]byte, error) {
+			n, err := conn.Read(buf)
+			if n > 0 {
+				return buf[:n], nil
+			}
+			return nil, err
+		})
+}
+
+// dialWS connects a test client to /ws with the given subprotocols.
+func dialWS(t testing.TB, srv *server, subprotocols ...string) (*stompClient, *websocket.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+srv.HTTPAddr()+"/ws", &websocket.DialOptions{Subprotocols: subprotocols})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(32 << 20)
+	return newStompClient(t, func(b []byte) error { return c.Write(context.Background(), websocket.MessageText, b) },
+		func() { c.CloseNow() },
+		func() ([]byte, error) {
+			_, b, err := c.Read(context.Background())
+			return b, err
+		}), c
+}
+
+// sendRaw writes bytes as they are.
+func (c *stompClient) sendRaw(s string) {
+	c.t.Helper()
+	if err := c.write([]byte(s)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// send writes a frame built from a command, "key:value" headers and a body.
+func (c *stompClient) send(cmd string, body string, headers ...string) {
+	c.t.Helper()
+	f := &frame{Command: cmd, Body: []byte(body)}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		f.Add(k, v)
+	}
+	if err := c.write(appendFrame(nil, f, c.ver)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// next returns the next frame, failing the test if none comes in time.
+func (c *stompClient) next() *frame {
+	c.t.Helper()
+	select {
+	case f, ok := <-c.frames:
+		if !ok {
+			c.t.Fatalf("connection closed (%v) while waiting for a frame", <-c.done)
+		}
+		return f
+	case <-time.After(testTimeout):
+		c.t.Fatal("timed out waiting for a frame")
+	}
+	return nil
+}
+
+// expect returns the next frame and fails unless it has the command.
+func (c *stompClient) expect(cmd string) *frame {
+	c.t.Helper()
+	f := c.next()
+	if f.Command != cmd {
+		c.t.Fatalf("got %s %v %q, want %s", f.Command, f.Headers, f.Body, cmd)
+	}
+	return f
+}
+
+// expectClosed waits for the server to close the connection.
+func (c *stompClient) expectClosed() {
+	c.t.Helper()
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				return
+			}
+			c.t.Fatalf("got %s %v %q, want the connection closed", f.Command, f.Headers, f.Body)
+		case <-time.After(testTimeout):
+			c.t.Fatal("timed out waiting for the connection to close")
+		}
+	}
+}
+
+// connect sends CONNECT (1.2 unless headers say otherwise) and returns CONNECTED.
+func (c *stompClient) connect(headers ...string) *frame {
+	c.t.Helper()
+	if len(headers) == 0 {
+		headers = []string{"accept-version:1.2", "host:stompbox", "heart-beat:0,0"}
+	}
+	c.send(cmdConnect, "", headers...)
+	f := c.expect(cmdConnected)
+	c.ver = map[string]version{"1.0": v10, "1.1": v11, "1.2": v12}[f.Value(hdrVersion)]
+	return f
+}
+
+// roundTrip sends a frame with a receipt and waits for it: afterwards the
+// server has carried out every earlier frame of this client.
+func (c *stompClient) roundTrip(cmd, body string, headers ...string) {
+	c.t.Helper()
+	id := fmt.Sprintf("r%d", time.Now().UnixNano())
+	c.send(cmd, body, append(headers, "receipt:"+id)...)
+	f := c.expect(cmdReceipt)
+	if got := f.Value(hdrReceiptID); got != id {
+		c.t.Fatalf("receipt-id %q, want %q", got, id)
+	}
+}
+
+// sync makes sure every frame the server sent before now has arrived.
+func (c *stompClient) sync() {
+	c.roundTrip(cmdBegin+"", "", "transaction:sync-probe")
+	c.roundTrip(cmdAbort, "", "transaction:sync-probe")
+}
+
+// goroutineBaseline returns the goroutine count once it has settled.
+func goroutineBaseline() int {
+	runtime.GC()
+	return runtime.NumGoroutine()
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// originPolicy decides which browser origins may open WebSocket and SockJS
+// connections. Same-origin is always allowed; other origins must match one of
+// the patterns, which follow Spring's setAllowedOriginPatterns: "*" for any,
+// "https://*.corp.example" with a scheme, or "chat.corp.example:8080" for a
+// host (and port) under any scheme. '*' matches within one host label run,
+// as path.Match does.
+type originPolicy struct {
+	patterns []string
+}
+
+func newOriginPolicy(patterns []string) *originPolicy {
+	var ps []string
+	for _, p := range patterns {
+		if p = strings.TrimSpace(strings.ToLower(p)); p != "" {
+			ps = append(ps, strings.TrimSuffix(p, "/"))
+		}
+	}
+	return &originPolicy{patterns: ps}
+}
+
+// allowed reports whether r may proceed. Requests with no Origin header come
+// from non-browser clients (scripts, devices, Spring's Java client), which
+// the same-origin policy does not concern.
+func (p *originPolicy) allowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false // includes the opaque "null" origin of sandboxed frames and files
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	origin = strings.ToLower(u.Scheme + "://" + u.Host)
+	host := strings.ToLower(u.Host)
+	for _, pat := range p.patterns {
+		if pat == "*" {
+			return true
+		}
+		target := host
+		if strings.Contains(pat, "://") {
+			target = origin
+		}
+		if ok, _ := path.Match(pat, target); ok {
+			return true
+		}
+		// A host pattern without a port allows any port of that host.
+		if !strings.Contains(pat, "://") && !strings.Contains(pat, ":") {
+			if ok, _ := path.Match(pat, u.Hostname()); ok {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// tcpReadBuffer is the read size for STOMP over TCP; frames span reads freely.
+const tcpReadBuffer = 4 << 10
+
+// tcpServer serves STOMP over plain TCP (--stomp-addr), for scripts and
+// devices. It owns its accept loop and one goroutine per connection, and
+// Close waits for all of them.
+type tcpServer struct {
+	ln     net.Listener
+	broker *Broker
+	log    *slog.Logger
+	base   context.Context
+	wg     sync.WaitGroup
+}
+
+// serveTCP starts accepting on ln until Close.
+func serveTCP(base context.Context, ln net.Listener, b *Broker, log *slog.Logger) *tcpServer {
+	s := &tcpServer{ln: ln, broker: b, log: log, base: base}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s
+}
+
+func (s *tcpServer) acceptLoop() {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Error("stomp tcp accept", "err", err, "retry", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.broker.Serve(s.base, &tcpTransport{c: c}, connInfo{Transport: "tcp", Remote: c.RemoteAddr().String()})
+		}()
+	}
+}
+
+// Close stops accepting and waits for every connection's session to end;
+// call Broker.Close first so that the sessions are told to go.
+func (s *tcpServer) Close() error {
+	err := s.ln.Close()
+	s.wg.Wait()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("close stomp listener: %w", err)
+	}
+	return nil
+}
+
+// tcpTransport adapts a TCP connection to transport. Writes are vectored, so
+// a burst of frames is one system call.
+type tcpTransport struct {
+	c    net.Conn
+	buf  []byte
+	once sync.Once
+}
+
+func (t *tcpTransport) Read(ctx context.Context) ([]byte, error) {
+	if t.buf == nil {
+		t.buf = make([]byte, tcpReadBuffer)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		t.c.SetReadDeadline(d)
+	} else {
+		t.c.SetReadDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { t.c.SetReadDeadline(time.Now()) })
+	defer stop()
+	n, err := t.c.Read(t.buf)
+	if n > 0 {
+		return t.buf[:n], nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return nil, io.EOF
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, context.DeadlineExceeded
+	}
+	return nil, fmt.Errorf("tcp read: %w", err)
+}
+
+func (t *tcpTransport) Write(ctx context.Context, frames [][]byte) error {
+	if d, ok := ctx.Deadline(); ok {
+		t.c.SetWriteDeadline(d)
+	}
+	bufs := net.Buffers(frames)
+	if _, err := bufs.WriteTo(t.c); err != nil {
+		return fmt.Errorf("tcp write: %w", err)
+	}
+	return nil
+}
+
+func (t *tcpTransport) Close(int, string) error {
+	var err error
+	t.once.Do(func() { err = t.c.Close() })
+	return err
+}
