@@ -17,8 +17,10 @@ const (
 	defaultHeartBeat        = 10 * time.Second // Spring's simple broker and stompjs both default to 10 s
 	defaultConnectTimeout   = 10 * time.Second // a socket that never sends CONNECT is dropped
 	defaultWriteTimeout     = 5 * time.Second  // a client that cannot take a write in 5 s is gone or hostile
-	defaultOutboxFrames     = 1024             // frames queued for one slow reader before it is cut off
-	defaultOutboxBytes      = 4 << 20          // bytes queued for one reader, as NATS max_pending
+	defaultOutboxFrames     = 1024             // frames queued for one reader before it counts as slow
+	defaultOutboxBytes      = 4 << 20          // bytes queued for one reader before it counts as slow, as NATS max_pending
+	outboxHardFactor        = 2                // past this many times the bounds a reader is cut off at once
+	slowConsumerGrace       = 2 * time.Second  // a reader may stay over the bounds this long (a GC pause, a burst) before it is cut off
 	defaultQueueDepth       = 10000            // messages a /queue/ destination holds while nobody consumes
 	defaultMaxUnacked       = 1024             // deliveries awaiting ACK in client modes, per connection
 	heartBeatGrace          = 2                // a client may be this many times late before it is considered gone
@@ -134,6 +136,7 @@ var (
 	errUnknownTx          = &stompError{"unknown transaction"}
 	errDuplicateTx        = &stompError{"transaction already started"}
 	errClientSilent       = &stompError{"no data from client within the heart-beat interval"}
+	errConnectTimeout     = &stompError{"no CONNECT frame in time"}
 )
 
 // checkDestination rejects destinations that could alias another one: every

@@ -161,7 +161,11 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 			s.fail(err, closeProtocol)
 		case errors.Is(err, context.DeadlineExceeded):
 			s.log.Warn("client went silent", "timeout", s.readTimeout())
-			s.fail(errClientSilent, closePolicy)
+			if s.connected {
+				s.fail(errClientSilent, closePolicy)
+			} else {
+				s.fail(errConnectTimeout, closePolicy)
+			}
 		default: // the transport ended: the client went away
 			s.log.Debug("read ended", "err", err)
 		}
@@ -193,8 +197,10 @@ func (s *session) fail(err error, code int) {
 	if _, visible := clientMessage(err); !visible {
 		s.log.Error("session failed", "err", err)
 	}
+	// The session's context is not cancelled here: the writer sends the ERROR
+	// and then closes the transport, which ends the reader. Cancelling first
+	// would make a WebSocket transport drop the connection before the ERROR.
 	s.out.closeWith(errorFrame(err), code)
-	s.cancel()
 }
 
 // errorFrame builds an ERROR frame for err, with the receipt-id of the frame
@@ -459,16 +465,22 @@ type outItem struct {
 // reader) push without blocking; the writer takes everything queued at once,
 // which coalesces bursts into one transport write. It holds no memory while
 // empty, so an idle connection costs little.
+//
+// Bounds: past maxItems or maxBytes the reader counts as slow; if it stays
+// slow for slowConsumerGrace, or reaches outboxHardFactor times the bounds,
+// push refuses and the session is cut off. A short burst or a GC pause on the
+// client is tolerated; a reader that stopped reading is not.
 type outbox struct {
-	mu       sync.Mutex
-	items    []outItem
-	bytes    int
-	closed   bool
-	final    *frame // sent after items when closed
-	code     int    // close code for the transport
-	wake     chan struct{}
-	maxItems int
-	maxBytes int
+	mu        sync.Mutex
+	items     []outItem
+	bytes     int
+	slowSince time.Time // when the bounds were first passed; zero while under them
+	closed    bool
+	final     *frame // sent after items when closed
+	code      int    // close code for the transport
+	wake      chan struct{}
+	maxItems  int
+	maxBytes  int
 }
 
 func (o *outbox) init(maxItems, maxBytes int) {
@@ -476,12 +488,24 @@ func (o *outbox) init(maxItems, maxBytes int) {
 	o.maxItems, o.maxBytes = maxItems, maxBytes
 }
 
-// push queues it. It reports false if the outbox is closed or over its bounds.
+// push queues it. It reports false if the outbox is closed or the reader is
+// too slow (see outbox).
 func (o *outbox) push(it outItem, size int) bool {
 	o.mu.Lock()
-	if o.closed || len(o.items) >= o.maxItems || o.bytes+size > o.maxBytes {
+	if o.closed {
 		o.mu.Unlock()
 		return false
+	}
+	if len(o.items) >= o.maxItems || o.bytes+size > o.maxBytes {
+		now := time.Now()
+		if o.slowSince.IsZero() {
+			o.slowSince = now
+		}
+		if now.Sub(o.slowSince) > slowConsumerGrace ||
+			len(o.items) >= outboxHardFactor*o.maxItems || o.bytes+size > outboxHardFactor*o.maxBytes {
+			o.mu.Unlock()
+			return false
+		}
 	}
 	o.items = append(o.items, it)
 	o.bytes += size
@@ -528,6 +552,7 @@ func (o *outbox) take(dst []outItem) ([]outItem, *frame, int, bool) {
 		o.items = o.items[:0]
 	}
 	o.bytes = 0
+	o.slowSince = time.Time{}
 	final := o.final
 	o.final = nil
 	return dst, final, o.code, o.closed

@@ -1,8 +1,16 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 )
 
 // dialers runs a test over each STOMP endpoint: the twin tests of the style guide.
@@ -17,17 +25,610 @@ func TestPubSubTopic(t *testing.T) {
 	srv := startServer(t)
 	for name, dial := range dialers(srv) {
 		t.Run(name, func(t *testing.T) {
-			sub, pub := dial(t), dial(t)
-			sub.connect()
-			pub.connect()
-			sub.roundTrip(cmdSubscribe, "", "id:0", "destination:/topic/greetings")
-			pub.roundTrip(cmdSend, "안녕하세요", "destination:/topic/greetings", "content-type:text/plain;charset=utf-8", "x-custom:yes")
-			m := sub.expect(cmdMessage)
-			if string(m.Body) != "안녕하세요" || m.Value(hdrDestination) != "/topic/greetings" || m.Value(hdrSubscription) != "0" ||
-				m.Value("x-custom") != "yes" || m.Value(hdrContentType) != "text/plain;charset=utf-8" || m.Value(hdrMessageID) == "" {
-				t.Fatalf("message %v %q", m.Headers, m.Body)
+			for _, dest := range []string{"/topic/greetings", "/sub/chat/room/7"} {
+				sub1, sub2, pub := dial(t), dial(t), dial(t)
+				sub1.connect()
+				sub2.connect()
+				pub.connect()
+				sub1.roundTrip(cmdSubscribe, "", "id:0", "destination:"+dest)
+				sub2.roundTrip(cmdSubscribe, "", "id:s2", "destination:"+dest)
+				pub.roundTrip(cmdSend, "안녕하세요", "destination:"+dest, "content-type:text/plain;charset=utf-8", "x-custom:yes")
+				for _, c := range []*stompClient{sub1, sub2} {
+					m := c.expect(cmdMessage)
+					if string(m.Body) != "안녕하세요" || m.Value(hdrDestination) != dest ||
+						m.Value("x-custom") != "yes" || m.Value(hdrContentType) != "text/plain;charset=utf-8" || m.Value(hdrMessageID) == "" {
+						t.Fatalf("message %v %q", m.Headers, m.Body)
+					}
+				}
+				// Order per publisher is kept.
+				for i := range 50 {
+					pub.send(cmdSend, fmt.Sprint(i), "destination:"+dest)
+				}
+				for i := range 50 {
+					if m := sub1.expect(cmdMessage); string(m.Body) != fmt.Sprint(i) {
+						t.Fatalf("message %d has body %q", i, m.Body)
+					}
+				}
 			}
-			_ = strings.TrimSpace
 		})
 	}
+}
+
+func TestVersionNegotiation(t *testing.T) {
+	srv := startServer(t)
+	tests := []struct {
+		name        string
+		subprotocol []string
+		headers     []string
+		want        string
+		wantErr     bool
+	}{
+		{"1.2", nil, []string{"accept-version:1.0,1.1,1.2"}, "1.2", false},
+		{"1.1 only", nil, []string{"accept-version:1.1"}, "1.1", false},
+		{"no header means 1.0", nil, nil, "1.0", false},
+		{"unknown versions ignored", nil, []string{"accept-version:2.0,1.1"}, "1.1", false},
+		{"none in common", nil, []string{"accept-version:3.0"}, "", true},
+		{"subprotocol v11 caps", []string{"v11.stomp"}, []string{"accept-version:1.0,1.1,1.2"}, "1.1", false},
+		{"subprotocol v10 with no header", []string{"v10.stomp"}, nil, "1.0", false},
+		{"subprotocol v12 with no header", []string{"v12.stomp"}, nil, "1.2", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, ws := dialWS(t, srv, tt.subprotocol...)
+			if len(tt.subprotocol) > 0 && ws.Subprotocol() != tt.subprotocol[0] {
+				t.Fatalf("subprotocol %q", ws.Subprotocol())
+			}
+			c.send(cmdConnect, "", tt.headers...)
+			f := c.next()
+			if tt.wantErr {
+				if f.Command != cmdError || f.Value(hdrVersion) != supportedVersions {
+					t.Fatalf("got %s %v", f.Command, f.Headers)
+				}
+				c.expectClosed()
+				return
+			}
+			if f.Command != cmdConnected || f.Value(hdrVersion) != tt.want {
+				t.Fatalf("got %s %v, want version %s", f.Command, f.Headers, tt.want)
+			}
+		})
+	}
+	t.Run("STOMP command", func(t *testing.T) {
+		c := dialTCP(t, srv.TCPAddr())
+		c.send(cmdStomp, "", "accept-version:1.2", "host:x")
+		c.expect(cmdConnected)
+	})
+	t.Run("no subprotocol still works", func(t *testing.T) {
+		c, ws := dialWS(t, srv)
+		if ws.Subprotocol() != "" {
+			t.Fatalf("subprotocol %q", ws.Subprotocol())
+		}
+		c.connect()
+	})
+}
+
+func TestHeaderEscapingEndToEnd(t *testing.T) {
+	srv := startServer(t)
+	for _, v := range []string{"1.0", "1.1", "1.2"} {
+		t.Run(v, func(t *testing.T) {
+			sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+			sub.connect("accept-version:" + v)
+			pub.connect("accept-version:" + v)
+			sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/esc")
+			value := "a:b\\c\nd"
+			if v == "1.0" {
+				value = "a-b-c" // 1.0 has no escaping: values cannot hold these characters
+			}
+			hdr := string(appendHeader(nil, "x-odd", value, map[string]version{"1.0": v10, "1.1": v11, "1.2": v12}[v]))
+			pub.sendRaw("SEND\ndestination:/topic/esc\n" + hdr + "receipt:r\n\nbody\x00")
+			pub.expect(cmdReceipt)
+			if m := sub.expect(cmdMessage); m.Value("x-odd") != value {
+				t.Fatalf("x-odd = %q, want %q", m.Value("x-odd"), value)
+			}
+		})
+	}
+}
+
+func TestBodyWithNULAndRepeatedHeaders(t *testing.T) {
+	srv := startServer(t)
+	sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+	sub.connect()
+	pub.connect()
+	sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/queue/bin")
+	body := "a\x00b\x00c"
+	pub.sendRaw(fmt.Sprintf("SEND\ndestination:/queue/bin\nx-k:first\nx-k:second\ncontent-length:%d\nreceipt:1\n\n%s\x00", len(body), body))
+	pub.expect(cmdReceipt)
+	m := sub.expect(cmdMessage)
+	if string(m.Body) != body || m.Value("x-k") != "first" {
+		t.Fatalf("message %v %q", m.Headers, m.Body)
+	}
+}
+
+func TestProtocolErrors(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.MaxFrame = 4096 })
+	tests := []struct {
+		name    string
+		connect bool
+		raw     string
+		want    string
+	}{
+		{"frame before CONNECT", false, "SEND\ndestination:/topic/a\n\nx\x00", "expected CONNECT"},
+		{"unknown command", true, "FOO\n\n\x00", "unknown command"},
+		{"missing destination", true, "SEND\n\nx\x00", `missing required header "destination"`},
+		{"missing subscription id", true, "SUBSCRIBE\ndestination:/topic/a\n\n\x00", `missing required header "id"`},
+		{"malformed header", true, "SEND\ndestination /topic/a\n\n\x00", "malformed header"},
+		{"bad content-length", true, "SEND\ndestination:/topic/a\ncontent-length:x\n\n\x00", "content-length"},
+		{"content-length too short", true, "SEND\ndestination:/topic/a\ncontent-length:1\n\nabc\x00", "not terminated by NUL"},
+		{"frame too large", true, "SEND\ndestination:/topic/a\n\n" + strings.Repeat("x", 5000) + "\x00", "size limit"},
+		{"too many headers", true, "SEND\ndestination:/topic/a\n" + strings.Repeat("x:y\n", 100) + "\n\x00", "too many headers"},
+		{"header too long", true, "SEND\ndestination:/topic/a\nx:" + strings.Repeat("y", 4100) + "\n\n\x00", ""},
+		{"undefined escape", true, "SEND\ndestination:/topic/a\nx:\\t\n\n\x00", "escape"},
+		{"duplicate subscription", true, "SUBSCRIBE\nid:1\ndestination:/topic/a\n\n\x00SUBSCRIBE\nid:1\ndestination:/topic/b\n\n\x00", "duplicate subscription"},
+		{"bad destination", true, "SEND\ndestination:/topic/../queue/x\n\n\x00", "invalid destination"},
+		{"unknown prefix", true, "SEND\ndestination:/exchange/x\n\n\x00", "no configured prefix"},
+		{"unknown transaction", true, "COMMIT\ntransaction:t9\n\n\x00", "unknown transaction"},
+		{"repeated transaction", true, "BEGIN\ntransaction:t\n\n\x00BEGIN\ntransaction:t\n\n\x00", "already started"},
+		{"bad ack mode", true, "SUBSCRIBE\nid:1\ndestination:/topic/a\nack:sometimes\n\n\x00", "ack mode"},
+		{"second CONNECT", true, "CONNECT\naccept-version:1.2\n\n\x00", "already connected"},
+		{"send to a user destination", true, "SEND\ndestination:/user/bob/queue/x\n\n\x00", "user destinations"},
+		{"subscribe to an app destination", true, "SUBSCRIBE\nid:1\ndestination:/app/chat/message\n\n\x00", "application destination"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialTCP(t, srv.TCPAddr())
+			if tt.connect {
+				c.connect()
+			}
+			c.sendRaw(tt.raw)
+			f := c.expect(cmdError)
+			if !strings.Contains(f.Value(hdrMessage), tt.want) || len(f.Body) == 0 {
+				t.Fatalf("ERROR message %q body %q, want %q", f.Value(hdrMessage), f.Body, tt.want)
+			}
+			c.expectClosed()
+		})
+	}
+	// The server and other clients carry on.
+	c := dialTCP(t, srv.TCPAddr())
+	c.connect()
+	c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/still-ok")
+}
+
+func TestErrorCarriesReceiptID(t *testing.T) {
+	srv := startServer(t)
+	c := dialTCP(t, srv.TCPAddr())
+	c.connect()
+	c.send(cmdSend, "x", "destination:/nowhere/x", "receipt:77")
+	if f := c.expect(cmdError); f.Value(hdrReceiptID) != "77" {
+		t.Fatalf("ERROR headers %v", f.Headers)
+	}
+}
+
+func TestReceiptsAndDisconnect(t *testing.T) {
+	srv := startServer(t)
+	c := dialTCP(t, srv.TCPAddr())
+	c.connect()
+	for _, cmd := range []string{cmdSubscribe, cmdUnsubscribe} {
+		c.roundTrip(cmd, "", "id:x", "destination:/topic/r")
+	}
+	c.send(cmdDisconnect, "", "receipt:bye")
+	if f := c.expect(cmdReceipt); f.Value(hdrReceiptID) != "bye" {
+		t.Fatalf("receipt %v", f.Headers)
+	}
+	c.expectClosed()
+	checkFor(t, "session to end", func() bool { return srv.broker.sessionCount() == 0 })
+}
+
+func TestUnsubscribeStopsDeliveryAtOnce(t *testing.T) {
+	srv := startServer(t)
+	sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+	sub.connect()
+	pub.connect()
+	sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/u")
+	sub.roundTrip(cmdUnsubscribe, "", "id:1")
+	pub.roundTrip(cmdSend, "late", "destination:/topic/u")
+	// Had the message been delivered, it would arrive before this receipt.
+	sub.roundTrip(cmdSubscribe, "", "id:2", "destination:/topic/other")
+}
+
+func TestQueueRoundRobinAndHolding(t *testing.T) {
+	srv := startServer(t)
+	pub := dialTCP(t, srv.TCPAddr())
+	pub.connect()
+	// Held while nobody consumes.
+	for i := range 4 {
+		pub.roundTrip(cmdSend, fmt.Sprint(i), "destination:/queue/work")
+	}
+	a := dialTCP(t, srv.TCPAddr())
+	a.connect()
+	a.send(cmdSubscribe, "", "id:a", "destination:/queue/work", "receipt:sub")
+	for i := range 4 { // held messages are delivered as part of the SUBSCRIBE, before its receipt
+		if m := a.expect(cmdMessage); string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("held message %d: %q", i, m.Body)
+		}
+	}
+	a.expect(cmdReceipt)
+	b := dialTCP(t, srv.TCPAddr())
+	b.connect()
+	b.roundTrip(cmdSubscribe, "", "id:b", "destination:/queue/work")
+	for i := range 10 {
+		pub.send(cmdSend, fmt.Sprint(i), "destination:/queue/work")
+	}
+	pub.sync()
+	got := map[string]int{}
+	for range 5 {
+		got["a"+string(a.expect(cmdMessage).Body)]++
+		got["b"+string(b.expect(cmdMessage).Body)]++
+	}
+	if len(got) != 10 {
+		t.Fatalf("deliveries %v: each message must go to exactly one consumer", got)
+	}
+}
+
+func TestAckModes(t *testing.T) {
+	srv := startServer(t)
+	t.Run("client-individual NACK redelivers to another consumer", func(t *testing.T) {
+		pub, a, b := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+		pub.connect()
+		a.connect()
+		a.roundTrip(cmdSubscribe, "", "id:a", "destination:/queue/nack", "ack:client-individual")
+		pub.roundTrip(cmdSend, "job", "destination:/queue/nack")
+		m := a.expect(cmdMessage)
+		if m.Value(hdrAck) == "" {
+			t.Fatal("1.2 MESSAGE in client-individual mode has no ack header")
+		}
+		b.connect()
+		b.roundTrip(cmdSubscribe, "", "id:b", "destination:/queue/nack", "ack:client-individual")
+		a.roundTrip(cmdNack, "", "id:"+m.Value(hdrAck))
+		if m2 := b.expect(cmdMessage); string(m2.Body) != "job" {
+			t.Fatalf("redelivered %q", m2.Body)
+		}
+	})
+	t.Run("unacked messages go back when the consumer leaves", func(t *testing.T) {
+		pub, a := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+		pub.connect()
+		a.connect()
+		a.roundTrip(cmdSubscribe, "", "id:a", "destination:/queue/leave", "ack:client")
+		pub.roundTrip(cmdSend, "1", "destination:/queue/leave")
+		pub.roundTrip(cmdSend, "2", "destination:/queue/leave")
+		a.expect(cmdMessage)
+		m2 := a.expect(cmdMessage)
+		a.close()
+		b := dialTCP(t, srv.TCPAddr())
+		b.connect()
+		b.send(cmdSubscribe, "", "id:b", "destination:/queue/leave", "ack:client")
+		if string(b.expect(cmdMessage).Body) != "1" || string(b.expect(cmdMessage).Body) != "2" {
+			t.Fatal("redelivery lost or reordered")
+		}
+		_ = m2
+	})
+	t.Run("client mode ACK is cumulative", func(t *testing.T) {
+		pub, a := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+		pub.connect()
+		a.connect()
+		a.roundTrip(cmdSubscribe, "", "id:a", "destination:/queue/cumul", "ack:client")
+		for i := range 3 {
+			pub.roundTrip(cmdSend, fmt.Sprint(i), "destination:/queue/cumul")
+		}
+		var last *frame
+		for range 3 {
+			last = a.expect(cmdMessage)
+		}
+		a.roundTrip(cmdAck, "", "id:"+last.Value(hdrAck))
+		a.close()
+		b := dialTCP(t, srv.TCPAddr())
+		b.connect()
+		b.roundTrip(cmdSubscribe, "", "id:b", "destination:/queue/cumul", "ack:client")
+		pub.roundTrip(cmdSend, "after", "destination:/queue/cumul")
+		if m := b.expect(cmdMessage); string(m.Body) != "after" {
+			t.Fatalf("acked message came back: %q", m.Body)
+		}
+	})
+	t.Run("1.1 ACK by message-id", func(t *testing.T) {
+		pub, a := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+		pub.connect()
+		a.connect("accept-version:1.1")
+		a.roundTrip(cmdSubscribe, "", "id:a", "destination:/queue/v11", "ack:client-individual")
+		pub.roundTrip(cmdSend, "x", "destination:/queue/v11")
+		m := a.expect(cmdMessage)
+		if m.Value(hdrAck) != "" {
+			t.Fatal("1.1 MESSAGE carries a 1.2 ack header")
+		}
+		a.roundTrip(cmdAck, "", "message-id:"+m.Value(hdrMessageID), "subscription:a")
+		a.close()
+		b := dialTCP(t, srv.TCPAddr())
+		b.connect()
+		b.roundTrip(cmdSubscribe, "", "id:b", "destination:/queue/v11")
+		pub.roundTrip(cmdSend, "y", "destination:/queue/v11")
+		if m := b.expect(cmdMessage); string(m.Body) != "y" {
+			t.Fatalf("acked message came back: %q", m.Body)
+		}
+	})
+}
+
+func TestTransactions(t *testing.T) {
+	srv := startServer(t)
+	sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+	sub.connect()
+	pub.connect()
+	sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/tx")
+	pub.roundTrip(cmdBegin, "", "transaction:t1")
+	pub.roundTrip(cmdSend, "in-tx", "destination:/topic/tx", "transaction:t1")
+	pub.roundTrip(cmdBegin, "", "transaction:t2")
+	pub.roundTrip(cmdSend, "aborted", "destination:/topic/tx", "transaction:t2")
+	pub.roundTrip(cmdAbort, "", "transaction:t2")
+	pub.roundTrip(cmdSend, "direct", "destination:/topic/tx")
+	pub.roundTrip(cmdCommit, "", "transaction:t1")
+	if m := sub.expect(cmdMessage); string(m.Body) != "direct" {
+		t.Fatalf("first %q: a transactional SEND acted before COMMIT", m.Body)
+	}
+	if m := sub.expect(cmdMessage); string(m.Body) != "in-tx" {
+		t.Fatalf("second %q", m.Body)
+	}
+	sub.sync() // nothing from the aborted transaction
+
+	t.Run("transactional ACK acts at COMMIT", func(t *testing.T) {
+		q := dialTCP(t, srv.TCPAddr())
+		q.connect()
+		q.roundTrip(cmdSubscribe, "", "id:q", "destination:/queue/txack", "ack:client-individual")
+		pub.roundTrip(cmdSend, "m", "destination:/queue/txack")
+		m := q.expect(cmdMessage)
+		q.roundTrip(cmdBegin, "", "transaction:a")
+		q.roundTrip(cmdAck, "", "id:"+m.Value(hdrAck), "transaction:a")
+		q.roundTrip(cmdAbort, "", "transaction:a")
+		q.close() // the ACK was aborted: the message must come back
+		r := dialTCP(t, srv.TCPAddr())
+		r.connect()
+		r.send(cmdSubscribe, "", "id:r", "destination:/queue/txack")
+		if m := r.expect(cmdMessage); string(m.Body) != "m" {
+			t.Fatalf("got %q", m.Body)
+		}
+	})
+	t.Run("open transactions are aborted when the connection goes", func(t *testing.T) {
+		p := dialTCP(t, srv.TCPAddr())
+		p.connect()
+		p.roundTrip(cmdBegin, "", "transaction:gone")
+		p.roundTrip(cmdSend, "never", "destination:/topic/tx", "transaction:gone")
+		p.close()
+		pub.roundTrip(cmdSend, "after", "destination:/topic/tx")
+		if m := sub.expect(cmdMessage); string(m.Body) != "after" {
+			t.Fatalf("got %q", m.Body)
+		}
+	})
+}
+
+func TestApplicationDestination(t *testing.T) {
+	srv := startServer(t)
+	for _, prefix := range []string{"/pub", "/app"} {
+		t.Run(prefix, func(t *testing.T) {
+			sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+			sub.connect()
+			pub.connect()
+			sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/sub/chat/room/5")
+			body := `{"type":"TALK","roomId":5,"sender":"kim","message":"안녕"}`
+			pub.roundTrip(cmdSend, body, "destination:"+prefix+"/chat/message", "content-type:application/json")
+			m := sub.expect(cmdMessage)
+			if string(m.Body) != body || m.Value(hdrDestination) != "/sub/chat/room/5" {
+				t.Fatalf("got %v %q", m.Headers, m.Body)
+			}
+		})
+	}
+	t.Run("refused", func(t *testing.T) {
+		c := dialTCP(t, srv.TCPAddr())
+		c.connect()
+		c.send(cmdSend, "not json", "destination:/pub/chat/message")
+		if f := c.expect(cmdError); !strings.Contains(f.Value(hdrMessage), "roomId") {
+			t.Fatalf("ERROR %v", f.Headers)
+		}
+	})
+	t.Run("no handler", func(t *testing.T) {
+		c := dialTCP(t, srv.TCPAddr())
+		c.connect()
+		c.send(cmdSend, "{}", "destination:/app/nothing/here")
+		c.expect(cmdError)
+	})
+}
+
+func TestUserDestinations(t *testing.T) {
+	srv := startServer(t)
+	alice1, alice2, bob := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+	alice1.connect("accept-version:1.2", "login:alice")
+	alice2.connect("accept-version:1.2", "login:alice")
+	bob.connect("accept-version:1.2", "login:bob")
+	for _, c := range []*stompClient{alice1, alice2, bob} {
+		c.roundTrip(cmdSubscribe, "", "id:n", "destination:/user/queue/notifications")
+	}
+	srv.broker.SendToUser("alice", "/queue/notifications", nil, []byte("for alice"))
+	for _, c := range []*stompClient{alice1, alice2} {
+		if m := c.expect(cmdMessage); string(m.Body) != "for alice" || m.Value(hdrDestination) != "/user/queue/notifications" {
+			t.Fatalf("got %v %q", m.Headers, m.Body)
+		}
+	}
+	bob.sync() // bob got nothing
+	if !srv.broker.isOnline("alice") || srv.broker.isOnline("carol") {
+		t.Fatal("presence is wrong")
+	}
+}
+
+func TestHeartBeats(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.HeartBeat = 50 * time.Millisecond })
+	t.Run("server sends EOLs", func(t *testing.T) {
+		conn, err := net.Dial("tcp", srv.TCPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprint(conn, "CONNECT\naccept-version:1.2\nheart-beat:0,50\n\n\x00")
+		conn.SetReadDeadline(time.Now().Add(testTimeout))
+		buf := make([]byte, 4096)
+		var got []byte
+		for !strings.HasSuffix(string(got), "\x00\n\n") {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("read: %v after %q", err, got)
+			}
+			got = append(got, buf[:n]...)
+		}
+		if !strings.Contains(string(got), "heart-beat:50,50") {
+			t.Fatalf("CONNECTED %q", got)
+		}
+	})
+	t.Run("silent client is closed", func(t *testing.T) {
+		c := dialTCP(t, srv.TCPAddr())
+		c.connect("accept-version:1.2", "heart-beat:50,0")
+		f := c.expect(cmdError)
+		if !strings.Contains(f.Value(hdrMessage), "heart-beat") {
+			t.Fatalf("ERROR %v", f.Headers)
+		}
+		c.expectClosed()
+	})
+	t.Run("client that beats stays", func(t *testing.T) {
+		c := dialTCP(t, srv.TCPAddr())
+		c.connect("accept-version:1.2", "heart-beat:50,0")
+		c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/hb")
+		for range 10 { // 10 × 30 ms is past the 100 ms the server waits
+			c.sendRaw("\n")
+			time.Sleep(30 * time.Millisecond)
+		}
+		c.roundTrip(cmdUnsubscribe, "", "id:1")
+	})
+}
+
+func TestSlowConsumerIsCutOff(t *testing.T) {
+	srv := startServer(t)
+	// A raw TCP client that subscribes and then never reads.
+	slow, err := net.Dial("tcp", srv.TCPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprint(slow, "CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:1\ndestination:/topic/flood\nreceipt:s\n\n\x00")
+	fast, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+	fast.connect()
+	pub.connect()
+	fast.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/flood")
+	checkFor(t, "three sessions", func() bool { return srv.broker.sessionCount() == 3 })
+	body := strings.Repeat("x", 16<<10)
+	// 1,000 messages of 16 KiB: more than the kernel's socket buffers and the
+	// outbox bounds together. The fast reader keeps pace, batch by batch.
+	const n, batch = 1000, 50
+	for i := 0; i < n; i += batch {
+		for range batch {
+			pub.send(cmdSend, body, "destination:/topic/flood")
+		}
+		for range batch {
+			if m := fast.expect(cmdMessage); len(m.Body) != len(body) {
+				t.Fatalf("message %d short", i)
+			}
+		}
+	}
+	checkFor(t, "the slow consumer to be cut off", func() bool { return srv.broker.sessionCount() == 2 })
+}
+
+func TestOriginCheck(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.AllowedOrigins = []string{"https://*.corp.example"} })
+	tests := []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},
+		{"http://" + srv.HTTPAddr(), true},
+		{"https://chat.corp.example", true},
+		{"https://evil.example", false},
+		{"null", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			h := http.Header{}
+			if tt.origin != "" {
+				h.Set("Origin", tt.origin)
+			}
+			c, resp, err := websocket.Dial(ctx, "ws://"+srv.HTTPAddr()+"/ws", &websocket.DialOptions{HTTPHeader: h})
+			if tt.ok != (err == nil) {
+				t.Fatalf("dial error %v, want ok=%v", err, tt.ok)
+			}
+			if err == nil {
+				c.CloseNow()
+			} else if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+func TestLimits(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.MaxConnections = 2; c.MaxSubscriptions = 2 })
+	a := dialTCP(t, srv.TCPAddr())
+	a.connect()
+	a.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/1")
+	a.roundTrip(cmdSubscribe, "", "id:2", "destination:/topic/2")
+	a.send(cmdSubscribe, "", "id:3", "destination:/topic/3")
+	if f := a.expect(cmdError); !strings.Contains(f.Value(hdrMessage), "too many subscriptions") {
+		t.Fatalf("ERROR %v", f.Headers)
+	}
+	a.expectClosed()
+	checkFor(t, "a to go", func() bool { return srv.broker.sessionCount() == 0 })
+	b, c := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+	b.connect()
+	c.connect()
+	d := dialTCP(t, srv.TCPAddr())
+	if f := d.expect(cmdError); !strings.Contains(f.Value(hdrMessage), "too many connections") {
+		t.Fatalf("ERROR %v", f.Headers)
+	}
+}
+
+func TestShutdownTellsClients(t *testing.T) {
+	srv := startServer(t)
+	tcp := dialTCP(t, srv.TCPAddr())
+	tcp.connect()
+	ws, _ := dialWS(t, srv, stompSubprotocols...)
+	ws.connect()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*stompClient{tcp, ws} {
+		if f := c.expect(cmdError); f.Value(hdrMessage) != "server shutting down" {
+			t.Fatalf("ERROR %v", f.Headers)
+		}
+		c.expectClosed()
+	}
+}
+
+func TestConnectCyclesLeaveNothingBehind(t *testing.T) {
+	srv := startServer(t)
+	for _, c := range []*stompClient{dialTCP(t, srv.TCPAddr())} { // warm up lazily started runtime goroutines
+		c.connect()
+		c.close()
+	}
+	checkFor(t, "warm-up session to end", func() bool { return srv.broker.sessionCount() == 0 })
+	goroutines, files := goroutineBaseline(), openFiles(t)
+	const cycles = 1000
+	for i := range cycles {
+		var c *stompClient
+		if i%2 == 0 {
+			c = dialTCP(t, srv.TCPAddr())
+		} else {
+			c, _ = dialWS(t, srv, stompSubprotocols...)
+		}
+		c.connect()
+		c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/cycle")
+		c.send(cmdDisconnect, "", "receipt:bye")
+		c.expect(cmdReceipt)
+		c.expectClosed()
+		c.close()
+	}
+	checkFor(t, "sessions to end", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "goroutines back to baseline", func() bool { return goroutineBaseline() <= goroutines })
+	checkFor(t, "open files back to baseline", func() bool { return openFiles(t) <= files })
+}
+
+// openFiles counts this process's open file descriptors (Linux).
+func openFiles(t testing.TB) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count open files here: %v", err)
+	}
+	return len(entries)
 }

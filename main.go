@@ -287,7 +287,8 @@ func (s *server) Start() error {
 	s.serveWG.Add(1)
 	go func() {
 		defer s.serveWG.Done()
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		err := s.httpSrv.Serve(ln)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("http serve", "err", err)
 		}
 	}()
@@ -333,7 +334,8 @@ func (s *server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := s.httpSrv.Shutdown(ctx); err != nil {
+	// The listener is already closed, so Shutdown's own close reports net.ErrClosed.
+	if err := s.httpSrv.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, fmt.Errorf("shutdown http: %w", err))
 	}
 	s.cancel()
