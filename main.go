@@ -132,9 +132,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	var c Config
 	fs := flag.NewFlagSet("stompbox", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	values := make(map[string]*string, len(options))
+	values := make(map[string]*optionValue, len(options))
 	for _, o := range options {
-		values[o.name] = fs.String(o.name, o.def, fmt.Sprintf("%s (env %s)", o.usage, envName(o.name)))
+		v := &optionValue{s: o.def, isBool: o.def == "false" || o.def == "true"}
+		values[o.name] = v
+		fs.Var(v, o.name, fmt.Sprintf("%s (env %s)", o.usage, envName(o.name)))
 	}
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -158,7 +160,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	given := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	for _, o := range options {
-		v := *values[o.name]
+		v := values[o.name].s
 		if !given[o.name] {
 			if e := getenv(envName(o.name)); e != "" {
 				v = e
@@ -173,6 +175,22 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	}
 	return c, nil
 }
+
+// optionValue holds a flag's text until parseConfig applies it; boolean
+// options may be given without a value, as with flag.Bool.
+type optionValue struct {
+	s      string
+	isBool bool
+}
+
+func (v *optionValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return v.s
+}
+func (v *optionValue) Set(s string) error { v.s = s; return nil }
+func (v *optionValue) IsBoolFlag() bool   { return v.isBool }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
