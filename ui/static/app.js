@@ -686,6 +686,7 @@
     // ---- presence and typing ----
     function renderOnline(names) {
       if (!ui.online) return;
+      ui.online.parentElement.hidden = names.length === 0;
       ui.online.replaceChildren(...names.map((u) => el("li", { "data-testid": "online-user", text: nameOf(u) + (me && u === me.username ? " (" + t("you") + ")" : "") })));
     }
     function renderTyping() {
