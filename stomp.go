@@ -368,7 +368,8 @@ func (p *frameParser) parseHead(b []byte) (*frame, int, error) {
 		if err != nil || n < 0 {
 			return nil, 0, errBadContentLength
 		}
-		if len(b)+n+1 > p.limits.MaxFrame {
+		// Compare without adding to n: a huge n would overflow the sum.
+		if n > p.limits.MaxFrame-len(b)-1 {
 			return nil, 0, errFrameTooLarge
 		}
 		bodyLen = n
