@@ -250,13 +250,13 @@ func (p *frameParser) Next() (f *frame, err error) {
 	nul := bytes.IndexByte(p.buf[p.bodyScan:], 0)
 	if nul < 0 {
 		p.bodyScan = len(p.buf)
-		if len(p.buf) > p.limits.MaxFrame {
+		if len(p.buf) >= p.limits.MaxFrame { // the NUL still to come makes it larger
 			return nil, errFrameTooLarge
 		}
 		return nil, nil
 	}
 	end := p.bodyScan + nul
-	if end > p.limits.MaxFrame {
+	if end+1 > p.limits.MaxFrame { // the frame is buf[:end+1], NUL included
 		return nil, errFrameTooLarge
 	}
 	return p.finish(end, end+1), nil
