@@ -429,9 +429,19 @@ func unescapeHeader(s string, v version) (string, error) {
 }
 
 // appendEscaped appends s with STOMP header escaping for version v.
+// Without escaping (1.0, and CONNECT/CONNECTED frames in every version) a
+// LF cannot be carried: it is written as a space, because a raw LF would end
+// the line and let the value forge headers, or whole frames, for the reader.
 func appendEscaped(dst []byte, s string, v version) []byte {
 	if v == v10 {
-		return append(dst, s...)
+		for {
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				return append(dst, s...)
+			}
+			dst = append(append(dst, s[:i]...), ' ')
+			s = s[i+1:]
+		}
 	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
