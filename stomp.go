@@ -541,8 +541,13 @@ func negotiateVersion(accept string, hasAccept bool, subprotocol string) (versio
 	return best, nil
 }
 
+// maxHeartBeat caps each heart-beat value, in milliseconds. A day is longer
+// than any real interval, and keeps the millisecond-to-time.Duration
+// conversion far from overflow: 76480200929599801 ms wraps to 64 ns.
+const maxHeartBeat = 24 * 60 * 60 * 1000
+
 // parseHeartBeat reads a "cx,cy" heart-beat header (STOMP 1.2 §"Heart-beating").
-// Absent means 0,0.
+// Absent means 0,0. Values above maxHeartBeat are lowered to it.
 func parseHeartBeat(s string, present bool) (cx, cy int, err error) {
 	if !present {
 		return 0, 0, nil
@@ -556,7 +561,7 @@ func parseHeartBeat(s string, present bool) (cx, cy int, err error) {
 	if err1 != nil || err2 != nil || cx < 0 || cy < 0 {
 		return 0, 0, errBadHeartBeat
 	}
-	return cx, cy, nil
+	return min(cx, maxHeartBeat), min(cy, maxHeartBeat), nil
 }
 
 // negotiateHeartBeat returns the agreed intervals in milliseconds, following

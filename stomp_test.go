@@ -800,6 +800,11 @@ func TestParseHeartBeat(t *testing.T) {
 		{"1,2,3", true, 0, 0, errBadHeartBeat},
 		{"1.5,2", true, 0, 0, errBadHeartBeat},
 		{"99999999999999999999,0", true, 0, 0, errBadHeartBeat},
+		// Capped: 76480200929599801 ms times time.Millisecond wraps to 64 ns,
+		// which made the server write a heart-beat every 64 ns.
+		{"0,76480200929599801", true, 0, maxHeartBeat, nil},
+		{"76480200929599801,9223372036854775807", true, maxHeartBeat, maxHeartBeat, nil},
+		{"86400000,86400001", true, maxHeartBeat, maxHeartBeat, nil},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%q/%v", tc.in, tc.present), func(t *testing.T) {
