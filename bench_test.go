@@ -250,3 +250,27 @@ func BenchmarkBrokerFanout(b *testing.B) {
 	}
 	b.ReportMetric(float64(sent*subscribers)/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+// BenchmarkParseManySmall feeds one 64 KiB chunk, as one WebSocket message
+// may be, holding 4,096 tiny frames: the cost per chunk should grow with its
+// size, not with its size times its frame count.
+func BenchmarkParseManySmall(b *testing.B) {
+	one := []byte("ACK\nid:1234567\n\n\x00")
+	in := bytes.Repeat(one, 64<<10/len(one))
+	p := newFrameParser(defaultFrameLimits())
+	p.version = v12
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Feed(in)
+		for {
+			f, err := p.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if f == nil {
+				break
+			}
+		}
+	}
+}

@@ -585,6 +585,34 @@ func TestCodecAppendFrame(t *testing.T) {
 	}
 }
 
+// TestCodecAppendFrameEveryCommand checks the escaping rule for every
+// command at every version: escaped from 1.1 on, except CONNECT, STOMP and
+// CONNECTED (STOMP 1.2 §"Value Encoding"); and that each decodes back.
+func TestCodecAppendFrameEveryCommand(t *testing.T) {
+	for _, side := range []map[string]bool{clientCommands, serverCommands} {
+		for cmd := range side {
+			for _, v := range allVersions {
+				t.Run(cmd+"/"+v.String(), func(t *testing.T) {
+					f := fr(cmd, "b\x00dy", "k\\", "a:b")
+					unescaped := v == v10 || cmd == cmdConnect || cmd == cmdStomp || cmd == cmdConnected
+					want := cmd + "\nk\\\\:a\\cb\ncontent-length:4\n\nb\x00dy\x00"
+					if unescaped {
+						want = cmd + "\nk\\:a:b\ncontent-length:4\n\nb\x00dy\x00"
+					}
+					enc := appendFrame(nil, f, v)
+					if string(enc) != want {
+						t.Fatalf("got  %q\nwant %q", enc, want)
+					}
+					d := decode(enc, v, defaultFrameLimits(), side, oneChunk)
+					if d.err != nil || len(d.frames) != 1 || !frameEqual(d.frames[0], withLength(f)) {
+						t.Fatalf("decoded:\n%s", render(d))
+					}
+				})
+			}
+		}
+	}
+}
+
 // TestEscapeHeader checks appendEscaped and unescapeHeader against STOMP 1.2
 // §"Value Encoding" for each version.
 func TestEscapeHeader(t *testing.T) {
