@@ -15,7 +15,7 @@ import (
 // destination, JSON content-type, a receipt, and a 1 KiB JSON body.
 func benchSend() []byte {
 	body := `{"room":"general","type":"chat","text":"` + strings.Repeat("안녕하세요 hello ", 50) + `"}`
-	f := fr(cmdSend, body, hdrDestination, "/app/chat.send", hdrContentType, "application/json;charset=UTF-8", hdrReceipt, "message-12")
+	f := tframe(cmdSend, body, hdrDestination, "/app/chat.send", hdrContentType, "application/json;charset=UTF-8", hdrReceipt, "message-12")
 	return appendFrame(nil, f, v12)
 }
 
@@ -61,7 +61,7 @@ func BenchmarkParseSend(b *testing.B) {
 
 func BenchmarkParseContentLength32K(b *testing.B) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 32<<10/16)
-	in := appendFrame(nil, fr(cmdSend, string(body), hdrDestination, "/topic/files", hdrContentType, "application/octet-stream"), v12)
+	in := appendFrame(nil, tframe(cmdSend, string(body), hdrDestination, "/topic/files", hdrContentType, "application/octet-stream"), v12)
 	b.Run("one-chunk", func(b *testing.B) { benchParse(b, in, 0) })
 	b.Run("chunks-4KiB", func(b *testing.B) { benchParse(b, in, 4<<10) })
 }
@@ -69,7 +69,7 @@ func BenchmarkParseContentLength32K(b *testing.B) {
 // BenchmarkEncodeMessage encodes one MESSAGE frame with appendFrame into a
 // reused buffer: the path for frames that are not fanned out.
 func BenchmarkEncodeMessage(b *testing.B) {
-	f := fr(cmdMessage, strings.Repeat("x", 256),
+	f := tframe(cmdMessage, strings.Repeat("x", 256),
 		hdrSubscription, "sub-0", hdrMessageID, "k3-42", hdrDestination, "/topic/room-1",
 		hdrContentType, "text/plain;charset=utf-8", "x-sender", "홍길동")
 	var buf []byte

@@ -15,12 +15,12 @@ var fuzzLimits = frameLimits{MaxFrame: 512, MaxHeaders: 8, MaxHeaderLine: 128}
 // a content-length header, so a frame that fit fuzzLimits may not fit again.
 var reparseLimits = frameLimits{MaxFrame: 1 << 20, MaxHeaders: 1 << 10, MaxHeaderLine: 1 << 20}
 
-// cutAt cuts input into chunks whose sizes are the bytes of cuts plus one,
+// fuzzCuts cuts input into chunks whose sizes are the bytes of cuts plus one,
 // cycling; no cuts means one byte at a time. This is the split-input fuzzing
 // of nats-server: the fuzzer chooses the read boundaries.
-func cutAt(cuts []byte) splitter {
+func fuzzCuts(cuts []byte) chunkSplitter {
 	if len(cuts) == 0 {
-		return oneByte
+		return splitOneByte
 	}
 	return func(in []byte, feed func([]byte) bool) {
 		for i := 0; len(in) > 0; i++ {
@@ -33,11 +33,11 @@ func cutAt(cuts []byte) splitter {
 	}
 }
 
-// sameError reports whether two decodes of one input stopped alike. An input
+// sameStompError reports whether two decodes of one input stopped alike. An input
 // breaking both the header-line and the frame limit may be reported as
 // either, depending on which the bytes read so far crossed first.
-func sameError(a, b error) bool {
-	a, b = sentinel(a), sentinel(b)
+func sameStompError(a, b error) bool {
+	a, b = stompSentinel(a), stompSentinel(b)
 	if a == b {
 		return true
 	}
@@ -88,9 +88,9 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data, cuts []byte) {
 		for _, v := range []version{0, v10, v11, v12} {
 			for _, cmds := range []map[string]bool{clientCommands, serverCommands} {
-				whole := decode(data, v, fuzzLimits, cmds, oneChunk)
-				split := decode(data, v, fuzzLimits, cmds, cutAt(cuts))
-				if !sameError(whole.err, split.err) {
+				whole := decodeStream(data, v, fuzzLimits, cmds, splitOneChunk)
+				split := decodeStream(data, v, fuzzLimits, cmds, fuzzCuts(cuts))
+				if !sameStompError(whole.err, split.err) {
 					t.Fatalf("version %s: one chunk stopped with %v, cut input with %v", versionName(v), whole.err, split.err)
 				}
 				if whole.err == nil && whole.pending != split.pending {
@@ -102,10 +102,10 @@ func FuzzReadFrame(f *testing.F) {
 				for i := range whole.frames {
 					if !frameEqual(whole.frames[i], split.frames[i]) {
 						t.Fatalf("version %s: frame %d differs when cut:\n%s\nwant:\n%s", versionName(v), i,
-							render(decoded{frames: split.frames[i : i+1]}), render(decoded{frames: whole.frames[i : i+1]}))
+							renderDecoded(decodeResult{frames: split.frames[i : i+1]}), renderDecoded(decodeResult{frames: whole.frames[i : i+1]}))
 					}
 				}
-				for _, d := range []decoded{whole, split} {
+				for _, d := range []decodeResult{whole, split} {
 					if d.maxPending > fuzzLimits.MaxFrame {
 						t.Fatalf("version %s: parser held %d bytes, limit %d", versionName(v), d.maxPending, fuzzLimits.MaxFrame)
 					}
@@ -119,10 +119,10 @@ func FuzzReadFrame(f *testing.F) {
 						continue
 					}
 					enc := appendFrame(nil, fm, ev)
-					again := decode(enc, v, reparseLimits, cmds, oneChunk)
-					if again.err != nil || len(again.frames) != 1 || again.pending != 0 || !frameEqual(again.frames[0], withLength(fm)) {
+					again := decodeStream(enc, v, reparseLimits, cmds, splitOneChunk)
+					if again.err != nil || len(again.frames) != 1 || again.pending != 0 || !frameEqual(again.frames[0], withContentLength(fm)) {
 						t.Fatalf("version %s: %q re-encoded as %q decodes to:\n%s\nwant:\n%s", versionName(v), data, enc,
-							render(again), render(decoded{frames: []*frame{withLength(fm)}}))
+							renderDecoded(again), renderDecoded(decodeResult{frames: []*frame{withContentLength(fm)}}))
 					}
 				}
 			}

@@ -21,8 +21,8 @@ import (
 // second flag named "update" would panic at start-up.
 var updateGolden = flag.Bool("update", false, "rewrite golden files under testdata/")
 
-// allVersions are the versions a session can negotiate.
-var allVersions = []version{v10, v11, v12}
+// stompVersions are the versions a session can negotiate.
+var stompVersions = []version{v10, v11, v12}
 
 // versionName names v in test names and golden files; 0 is a parser that
 // has not negotiated yet (it reads CONNECT frames).
@@ -33,9 +33,9 @@ func versionName(v version) string {
 	return v.String()
 }
 
-// fr builds a frame from a command, a body and alternating header keys and
+// tframe builds a frame from a command, a body and alternating header keys and
 // values, so that keys and values may hold any byte.
-func fr(cmd, body string, kv ...string) *frame {
+func tframe(cmd, body string, kv ...string) *frame {
 	f := &frame{Command: cmd}
 	if body != "" {
 		f.Body = []byte(body)
@@ -51,23 +51,23 @@ func frameEqual(a, b *frame) bool {
 	return a.Command == b.Command && slices.Equal(a.Headers, b.Headers) && bytes.Equal(a.Body, b.Body)
 }
 
-// decoded is what a parser made of an input: the frames it returned, the
+// decodeResult is what a parser made of an input: the frames it returned, the
 // error that stopped it, the bytes it still held at the end, and the most it
 // ever held between chunks.
-type decoded struct {
+type decodeResult struct {
 	frames     []*frame
 	err        error
 	pending    int
 	maxPending int
 }
 
-// splitter cuts input into the chunks a transport might deliver and hands
+// chunkSplitter cuts input into the chunks a transport might deliver and hands
 // them to feed, stopping when feed reports false.
-type splitter func(in []byte, feed func([]byte) bool)
+type chunkSplitter func(in []byte, feed func([]byte) bool)
 
-func oneChunk(in []byte, feed func([]byte) bool) { feed(in) }
+func splitOneChunk(in []byte, feed func([]byte) bool) { feed(in) }
 
-func oneByte(in []byte, feed func([]byte) bool) {
+func splitOneByte(in []byte, feed func([]byte) bool) {
 	for i := range in {
 		if !feed(in[i : i+1]) {
 			return
@@ -75,9 +75,9 @@ func oneByte(in []byte, feed func([]byte) bool) {
 	}
 }
 
-// randomChunks returns a splitter cutting at seeded random points, chunks of
+// randomChunkSplitter returns a chunkSplitter cutting at seeded random points, chunks of
 // 1 to maxChunk bytes.
-func randomChunks(seed uint64, maxChunk int) splitter {
+func randomChunkSplitter(seed uint64, maxChunk int) chunkSplitter {
 	return func(in []byte, feed func([]byte) bool) {
 		r := rand.New(rand.NewPCG(seed, seed^0x5eed))
 		for len(in) > 0 {
@@ -90,8 +90,8 @@ func randomChunks(seed uint64, maxChunk int) splitter {
 	}
 }
 
-// fixedChunks cuts input every n bytes, as a transport with an n-byte read buffer.
-func fixedChunks(n int) splitter {
+// fixedChunkSplitter cuts input every n bytes, as a transport with an n-byte read buffer.
+func fixedChunkSplitter(n int) chunkSplitter {
 	return func(in []byte, feed func([]byte) bool) {
 		for len(in) > 0 {
 			k := min(n, len(in))
@@ -103,10 +103,10 @@ func fixedChunks(n int) splitter {
 	}
 }
 
-// readerSplitter pumps a reader wrapped by wrap into feed through one reused
+// readerChunkSplitter pumps a reader wrapped by wrap into feed through one reused
 // buffer, as a TCP transport does; the reuse also checks that the parser
 // copies what it keeps.
-func readerSplitter(wrap func(io.Reader) io.Reader) splitter {
+func readerChunkSplitter(wrap func(io.Reader) io.Reader) chunkSplitter {
 	return func(in []byte, feed func([]byte) bool) {
 		r := wrap(bytes.NewReader(in))
 		buf := make([]byte, 4096)
@@ -122,31 +122,31 @@ func readerSplitter(wrap func(io.Reader) io.Reader) splitter {
 	}
 }
 
-// splitters are the read boundaries every fixture is decoded with.
-var splitters = []struct {
+// frameSplitters are the read boundaries every fixture is decoded with.
+var frameSplitters = []struct {
 	name string
-	fn   splitter
+	fn   chunkSplitter
 }{
-	{"one-chunk", oneChunk},
-	{"one-byte", oneByte},
-	{"random-7", randomChunks(7, 7)},
-	{"random-42", randomChunks(42, 40)},
-	{"random-1234", randomChunks(1234, 300)},
-	{"fixed-512", fixedChunks(512)},
-	{"OneByteReader", readerSplitter(iotest.OneByteReader)},
-	{"HalfReader", readerSplitter(iotest.HalfReader)},
-	{"DataErrReader", readerSplitter(iotest.DataErrReader)},
-	{"HalfReader(OneByteReader)", readerSplitter(func(r io.Reader) io.Reader { return iotest.HalfReader(iotest.OneByteReader(r)) })},
+	{"one-chunk", splitOneChunk},
+	{"one-byte", splitOneByte},
+	{"random-7", randomChunkSplitter(7, 7)},
+	{"random-42", randomChunkSplitter(42, 40)},
+	{"random-1234", randomChunkSplitter(1234, 300)},
+	{"fixed-512", fixedChunkSplitter(512)},
+	{"OneByteReader", readerChunkSplitter(iotest.OneByteReader)},
+	{"HalfReader", readerChunkSplitter(iotest.HalfReader)},
+	{"DataErrReader", readerChunkSplitter(iotest.DataErrReader)},
+	{"HalfReader(OneByteReader)", readerChunkSplitter(func(r io.Reader) io.Reader { return iotest.HalfReader(iotest.OneByteReader(r)) })},
 }
 
-// decode runs in through a fresh parser for version v with cmds, cut by
+// decodeStream runs in through a fresh parser for version v with cmds, cut by
 // split. Each chunk is fed from a scratch copy that is scribbled over right
 // after Feed, so a parser or frame that aliased its input would show it.
-func decode(in []byte, v version, limits frameLimits, cmds map[string]bool, split splitter) decoded {
+func decodeStream(in []byte, v version, limits frameLimits, cmds map[string]bool, split chunkSplitter) decodeResult {
 	p := newFrameParser(limits)
 	p.commands = cmds
 	p.version = v
-	var d decoded
+	var d decodeResult
 	var scratch []byte
 	split(in, func(chunk []byte) bool {
 		scratch = append(scratch[:0], chunk...)
@@ -172,9 +172,9 @@ func decode(in []byte, v version, limits frameLimits, cmds map[string]bool, spli
 	return d
 }
 
-// render is the readable form of a decode, used in golden files and to
+// renderDecoded is the readable form of a decode, used in golden files and to
 // compare decodes.
-func render(d decoded) string {
+func renderDecoded(d decodeResult) string {
 	var b strings.Builder
 	for i, f := range d.frames {
 		fmt.Fprintf(&b, "frame %d: %s\n", i+1, f.Command)
@@ -195,8 +195,8 @@ func render(d decoded) string {
 	return b.String()
 }
 
-// sentinel returns the protocol error err wraps, or err itself.
-func sentinel(err error) error {
+// stompSentinel returns the protocol error err wraps, or err itself.
+func stompSentinel(err error) error {
 	var se *stompError
 	if errors.As(err, &se) {
 		return se
@@ -204,19 +204,19 @@ func sentinel(err error) error {
 	return err
 }
 
-// decodeAllSplits decodes in with every splitter, fails the test unless they
+// decodeAllSplits decodes in with every chunkSplitter, fails the test unless they
 // all agree and the parser stayed within limits.MaxFrame between chunks, and
 // returns the one-chunk decode.
-func decodeAllSplits(t *testing.T, in []byte, v version, limits frameLimits, cmds map[string]bool) decoded {
+func decodeAllSplits(t *testing.T, in []byte, v version, limits frameLimits, cmds map[string]bool) decodeResult {
 	t.Helper()
-	ref := decode(in, v, limits, cmds, oneChunk)
-	want := render(ref)
-	for _, s := range splitters {
-		d := decode(in, v, limits, cmds, s.fn)
-		if got := render(d); got != want {
+	ref := decodeStream(in, v, limits, cmds, splitOneChunk)
+	want := renderDecoded(ref)
+	for _, s := range frameSplitters {
+		d := decodeStream(in, v, limits, cmds, s.fn)
+		if got := renderDecoded(d); got != want {
 			t.Errorf("version %s, %s: decode differs from one chunk:\n%s\nwant:\n%s", versionName(v), s.name, got, want)
 		}
-		if sentinel(d.err) != sentinel(ref.err) {
+		if stompSentinel(d.err) != stompSentinel(ref.err) {
 			t.Errorf("version %s, %s: error %v, one chunk gave %v", versionName(v), s.name, d.err, ref.err)
 		}
 		if s.name != "one-chunk" && d.maxPending > limits.MaxFrame {
@@ -248,7 +248,7 @@ func TestFrameGolden(t *testing.T) {
 			var got strings.Builder
 			fmt.Fprintf(&got, "# %s.stomp decoded at each parser version; go test -run TestFrameGolden -update rewrites this file\n", name)
 			for _, v := range []version{0, v10, v11, v12} {
-				fmt.Fprintf(&got, "== %s ==\n%s", versionName(v), render(decodeAllSplits(t, in, v, defaultFrameLimits(), cmds)))
+				fmt.Fprintf(&got, "== %s ==\n%s", versionName(v), renderDecoded(decodeAllSplits(t, in, v, defaultFrameLimits(), cmds)))
 			}
 			golden := strings.TrimSuffix(path, ".stomp") + ".golden"
 			if *updateGolden {
@@ -284,49 +284,49 @@ func TestFrameParse(t *testing.T) {
 	}{
 		// STOMP 1.2 §"Value Encoding": \n \c \\ everywhere from 1.1, \r only in 1.2.
 		{"escapes 1.2", escaped + crEscape, []version{0, v12}, false,
-			[]*frame{fr("SEND", "", "destination", "/q", "x", "a\nb:c\\d"), fr("SEND", "", "destination", "/q", "x", "e\rf")}, nil},
+			[]*frame{tframe("SEND", "", "destination", "/q", "x", "a\nb:c\\d"), tframe("SEND", "", "destination", "/q", "x", "e\rf")}, nil},
 		{"escapes 1.1", escaped, []version{v11}, false,
-			[]*frame{fr("SEND", "", "destination", "/q", "x", "a\nb:c\\d")}, nil},
+			[]*frame{tframe("SEND", "", "destination", "/q", "x", "a\nb:c\\d")}, nil},
 		{"escape \\r undefined in 1.1", crEscape, []version{v11}, false, nil, errBadEscape},
 		{"no escapes in 1.0", escaped + crEscape, []version{v10}, false,
-			[]*frame{fr("SEND", "", "destination", "/q", "x", `a\nb\cc\\d`), fr("SEND", "", "destination", "/q", "x", `e\rf`)}, nil},
+			[]*frame{tframe("SEND", "", "destination", "/q", "x", `a\nb\cc\\d`), tframe("SEND", "", "destination", "/q", "x", `e\rf`)}, nil},
 		{"undefined escape \\t", "SEND\nx:a\\tb\n\n\x00", []version{0, v11, v12}, false, nil, errBadEscape},
 		{"undefined escape \\t in 1.0 is data", "SEND\nx:a\\tb\n\n\x00", []version{v10}, false,
-			[]*frame{fr("SEND", "", "x", `a\tb`)}, nil},
+			[]*frame{tframe("SEND", "", "x", `a\tb`)}, nil},
 		{"trailing backslash", "SEND\nx:ab\\\n\n\x00", []version{0, v11, v12}, false, nil, errBadEscape},
 		{"trailing backslash in key", "SEND\nx\\:v\n\n\x00", []version{0, v11, v12}, false, nil, errBadEscape},
 		{"escaped key", "SEND\nx\\cy\\\\z\\n:v\\c\n\n\x00", []version{0, v11, v12}, false,
-			[]*frame{fr("SEND", "", "x:y\\z\n", "v:")}, nil},
+			[]*frame{tframe("SEND", "", "x:y\\z\n", "v:")}, nil},
 		// CONNECT, STOMP and CONNECTED are never escaped, in any version.
 		{"CONNECT not unescaped", "CONNECT\nlogin:a\\cb\npasscode:\\t\\\n\n\x00", []version{0, v10, v11, v12}, false,
-			[]*frame{fr("CONNECT", "", "login", `a\cb`, "passcode", `\t\`)}, nil},
+			[]*frame{tframe("CONNECT", "", "login", `a\cb`, "passcode", `\t\`)}, nil},
 		{"STOMP not unescaped", "STOMP\naccept-version:1.2\nhost:a\\nb\n\n\x00", []version{0, v10, v11, v12}, false,
-			[]*frame{fr("STOMP", "", "accept-version", "1.2", "host", `a\nb`)}, nil},
+			[]*frame{tframe("STOMP", "", "accept-version", "1.2", "host", `a\nb`)}, nil},
 		{"CONNECTED not unescaped", "CONNECTED\nversion:1.2\nserver:a\\cb\n\n\x00", []version{0, v10, v11, v12}, true,
-			[]*frame{fr("CONNECTED", "", "version", "1.2", "server", `a\cb`)}, nil},
+			[]*frame{tframe("CONNECTED", "", "version", "1.2", "server", `a\cb`)}, nil},
 		{"MESSAGE unescaped by a client", "MESSAGE\ndestination:/a\\cb\n\n\x00", []version{0, v11, v12}, true,
-			[]*frame{fr("MESSAGE", "", "destination", "/a:b")}, nil},
+			[]*frame{tframe("MESSAGE", "", "destination", "/a:b")}, nil},
 		// STOMP 1.2 §"Repeated Header Entries": all kept, the first counts.
 		{"repeated headers", "SEND\nfoo:1\nfoo:2\nfoo:3\n\n\x00", []version{0, v10, v11, v12}, false,
-			[]*frame{fr("SEND", "", "foo", "1", "foo", "2", "foo", "3")}, nil},
+			[]*frame{tframe("SEND", "", "foo", "1", "foo", "2", "foo", "3")}, nil},
 		// STOMP 1.2 §"STOMP Frames": EOL is an optional CR and a LF; 1.0 and 1.1 only know LF.
 		{"CRLF in 1.2", crlf, []version{0, v12}, false,
-			[]*frame{fr("SEND", "hi", "destination", "/q", "x", "y")}, nil},
+			[]*frame{tframe("SEND", "hi", "destination", "/q", "x", "y")}, nil},
 		{"CR kept as data before 1.2", crlf, []version{v10, v11}, false,
-			[]*frame{fr("SEND", "hi", "destination", "/q\r", "x", "y\r")}, nil},
+			[]*frame{tframe("SEND", "hi", "destination", "/q\r", "x", "y\r")}, nil},
 		{"escaped CR before CRLF", "SEND\r\nx:v\\r\r\n\r\n\x00", []version{0, v12}, false,
-			[]*frame{fr("SEND", "", "x", "v\r")}, nil},
+			[]*frame{tframe("SEND", "", "x", "v\r")}, nil},
 		// STOMP 1.2 §"Heart-beating": EOLs between frames are heart-beats.
 		{"heart-beats LF and CRLF", "\n\r\n\nSEND\n\na\x00\n\r\n\r\n\nSEND\n\nb\x00\n", []version{0, v10, v11, v12}, false,
-			[]*frame{fr("SEND", "a"), fr("SEND", "b")}, nil},
+			[]*frame{tframe("SEND", "a"), tframe("SEND", "b")}, nil},
 		{"only heart-beats", "\n\n\r\n\n", []version{0, v10, v11, v12}, false, nil, nil},
 		// STOMP 1.2 §"Header content-length".
 		{"content-length body with NULs", "SEND\ncontent-length:5\n\n\x00a\x00b\x00\x00", []version{0, v10, v11, v12}, false,
-			[]*frame{fr("SEND", "\x00a\x00b\x00", "content-length", "5")}, nil},
+			[]*frame{tframe("SEND", "\x00a\x00b\x00", "content-length", "5")}, nil},
 		{"content-length zero", "SEND\ncontent-length:0\n\n\x00", []version{0, v10, v11, v12}, false,
-			[]*frame{fr("SEND", "", "content-length", "0")}, nil},
+			[]*frame{tframe("SEND", "", "content-length", "0")}, nil},
 		{"content-length first wins", "SEND\ncontent-length:3\ncontent-length:1\n\na\x00c\x00", []version{0, v12}, false,
-			[]*frame{fr("SEND", "a\x00c", "content-length", "3", "content-length", "1")}, nil},
+			[]*frame{tframe("SEND", "a\x00c", "content-length", "3", "content-length", "1")}, nil},
 		{"content-length negative", "SEND\ncontent-length:-1\n\n\x00", []version{0, v10, v11, v12}, false, nil, errBadContentLength},
 		{"content-length non-numeric", "SEND\ncontent-length:12abc\n\n\x00", []version{0, v10, v11, v12}, false, nil, errBadContentLength},
 		{"content-length empty", "SEND\ncontent-length:\n\n\x00", []version{0, v10, v11, v12}, false, nil, errBadContentLength},
@@ -336,18 +336,18 @@ func TestFrameParse(t *testing.T) {
 		{"content-length beyond int64", "SEND\ncontent-length:99999999999999999999\n\n", []version{0, v12}, false, nil, errBadContentLength},
 		{"body not NUL-terminated", "SEND\ncontent-length:2\n\nabc\x00", []version{0, v10, v11, v12}, false, nil, errMissingNUL},
 		{"body without content-length", "SEND\n\nline1\n\nline2\r\n\x00", []version{0, v12}, false,
-			[]*frame{fr("SEND", "line1\n\nline2\r\n")}, nil},
+			[]*frame{tframe("SEND", "line1\n\nline2\r\n")}, nil},
 		{"unknown command", "PUBLISH\n\n\x00", []version{0, v10, v11, v12}, false, nil, errUnknownCommand},
 		{"commands are case-sensitive", "send\n\n\x00", []version{0, v12}, false, nil, errUnknownCommand},
 		{"server command from a client", "MESSAGE\n\n\x00", []version{0, v12}, false, nil, errUnknownCommand},
 		{"client command from the server", "SEND\n\n\x00", []version{0, v12}, true, nil, errUnknownCommand},
 		{"malformed header", "SEND\nno-colon\n\n\x00", []version{0, v10, v11, v12}, false, nil, errMalformedHeader},
 		{"empty values and key", "SEND\nx:\n:v\n::\n\n\x00", []version{0, v10, v11, v12}, false,
-			[]*frame{fr("SEND", "", "x", "", "", "v", "", ":")}, nil},
+			[]*frame{tframe("SEND", "", "x", "", "", "v", "", ":")}, nil},
 		{"frames then error", "SEND\n\nok\x00SEND\nbad\n\n\x00", []version{0, v12}, false,
-			[]*frame{fr("SEND", "ok")}, errMalformedHeader},
+			[]*frame{tframe("SEND", "ok")}, errMalformedHeader},
 		{"NUL inside a header", "SEND\nx:a\x00b\n\nbody\x00", []version{0, v12}, false,
-			[]*frame{fr("SEND", "body", "x", "a\x00b")}, nil},
+			[]*frame{tframe("SEND", "body", "x", "a\x00b")}, nil},
 	}
 	for _, tc := range tests {
 		for _, v := range tc.versions {
@@ -361,11 +361,11 @@ func TestFrameParse(t *testing.T) {
 					t.Fatalf("error %v, want %v", d.err, tc.err)
 				}
 				if len(d.frames) != len(tc.want) {
-					t.Fatalf("got %d frames, want %d:\n%s", len(d.frames), len(tc.want), render(d))
+					t.Fatalf("got %d frames, want %d:\n%s", len(d.frames), len(tc.want), renderDecoded(d))
 				}
 				for i, f := range d.frames {
 					if !frameEqual(f, tc.want[i]) {
-						t.Errorf("frame %d:\n%s\nwant:\n%s", i, render(decoded{frames: []*frame{f}}), render(decoded{frames: []*frame{tc.want[i]}}))
+						t.Errorf("frame %d:\n%s\nwant:\n%s", i, renderDecoded(decodeResult{frames: []*frame{f}}), renderDecoded(decodeResult{frames: []*frame{tc.want[i]}}))
 					}
 				}
 			})
@@ -386,12 +386,12 @@ func TestFrameEveryCommand(t *testing.T) {
 		}
 		slices.Sort(names)
 		for _, cmd := range names {
-			for _, v := range allVersions {
+			for _, v := range stompVersions {
 				t.Run(side.name+"/"+cmd+"/"+versionName(v), func(t *testing.T) {
 					in := cmd + "\nreceipt:77\n\n\x00"
 					d := decodeAllSplits(t, []byte(in), v, defaultFrameLimits(), side.cmds)
-					if d.err != nil || len(d.frames) != 1 || !frameEqual(d.frames[0], fr(cmd, "", "receipt", "77")) {
-						t.Fatalf("got:\n%s", render(d))
+					if d.err != nil || len(d.frames) != 1 || !frameEqual(d.frames[0], tframe(cmd, "", "receipt", "77")) {
+						t.Fatalf("got:\n%s", renderDecoded(d))
 					}
 					if r, ok := d.frames[0].Get(hdrReceipt); !ok || r != "77" {
 						t.Fatalf("Get(receipt) = %q, %v", r, ok)
@@ -405,7 +405,7 @@ func TestFrameEveryCommand(t *testing.T) {
 // TestFrameGetFirstWins checks frame.Get and Value against STOMP 1.2
 // §"Repeated Header Entries".
 func TestFrameGetFirstWins(t *testing.T) {
-	f := fr("SEND", "", "foo", "1", "bar", "", "foo", "2")
+	f := tframe("SEND", "", "foo", "1", "bar", "", "foo", "2")
 	if v, ok := f.Get("foo"); !ok || v != "1" {
 		t.Errorf("Get(foo) = %q, %v; want 1, true", v, ok)
 	}
@@ -423,17 +423,17 @@ func TestFrameGetFirstWins(t *testing.T) {
 	}
 }
 
-// testLimits are small limits so each one can be crossed by a short input.
-var testLimits = frameLimits{MaxFrame: 64, MaxHeaders: 3, MaxHeaderLine: 24}
+// smallLimits are small limits so each one can be crossed by a short input.
+var smallLimits = frameLimits{MaxFrame: 64, MaxHeaders: 3, MaxHeaderLine: 24}
 
 // TestFrameLimits checks every frameLimits bound, at the boundary and past
 // it, and that each is enforced before the input that would exceed it has
 // all arrived (STOMP 1.2 §"Size Limits").
 func TestFrameLimits(t *testing.T) {
 	// frameOf returns a SEND frame of exactly n bytes, NUL included.
-	frameOf := func(n int, withLength bool) string {
+	frameOf := func(n int, withContentLength bool) string {
 		head := "SEND\n\n"
-		if withLength {
+		if withContentLength {
 			for body := n - len("SEND\ncontent-length:XX\n\n") - 1; ; {
 				head = "SEND\ncontent-length:" + strconv.Itoa(body) + "\n\n"
 				if len(head)+body+1 == n {
@@ -470,9 +470,9 @@ func TestFrameLimits(t *testing.T) {
 	for _, tc := range tests {
 		for _, v := range []version{0, v10, v11, v12} {
 			t.Run(tc.name+"/"+versionName(v), func(t *testing.T) {
-				d := decodeAllSplits(t, []byte(tc.in), v, testLimits, clientCommands)
+				d := decodeAllSplits(t, []byte(tc.in), v, smallLimits, clientCommands)
 				if !errors.Is(d.err, tc.err) || (tc.err == nil && d.err != nil) {
-					t.Fatalf("error %v, want %v\n%s", d.err, tc.err, render(d))
+					t.Fatalf("error %v, want %v\n%s", d.err, tc.err, renderDecoded(d))
 				}
 				if len(d.frames) != tc.want {
 					t.Fatalf("got %d frames, want %d", len(d.frames), tc.want)
@@ -496,34 +496,34 @@ func TestFrameReadBoundaries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := decode(in, v12, defaultFrameLimits(), clientCommands, oneChunk); d.err == nil && d.pending == 0 {
+		if d := decodeStream(in, v12, defaultFrameLimits(), clientCommands, splitOneChunk); d.err == nil && d.pending == 0 {
 			stream = append(append(stream, in...), "\r\n\n"...)
 		}
 	}
 	big := bytes.Repeat([]byte("0123456789\x00"), 40<<10/11)
 	stream = appendFrame(stream, &frame{Command: cmdSend, Body: big}, v12)
 	stream = append(stream, "SEND\ndestination:/last\n\n\x00"...)
-	ref := decode(stream, v12, defaultFrameLimits(), clientCommands, oneChunk)
+	ref := decodeStream(stream, v12, defaultFrameLimits(), clientCommands, splitOneChunk)
 	if ref.err != nil || len(ref.frames) < 20 {
 		t.Fatalf("reference decode: %d frames, %v", len(ref.frames), ref.err)
 	}
-	want := render(ref)
+	want := renderDecoded(ref)
 	extra := []struct {
 		name string
-		fn   splitter
+		fn   chunkSplitter
 	}{
-		{"fixed-1", fixedChunks(1)}, {"fixed-2", fixedChunks(2)}, {"fixed-3", fixedChunks(3)},
-		{"fixed-4096", fixedChunks(4096)}, {"fixed-16384", fixedChunks(16 << 10)},
+		{"fixed-1", fixedChunkSplitter(1)}, {"fixed-2", fixedChunkSplitter(2)}, {"fixed-3", fixedChunkSplitter(3)},
+		{"fixed-4096", fixedChunkSplitter(4096)}, {"fixed-16384", fixedChunkSplitter(16 << 10)},
 	}
 	for seed := range uint64(8) {
 		extra = append(extra, struct {
 			name string
-			fn   splitter
-		}{fmt.Sprintf("random-seed-%d", seed), randomChunks(seed, 1+int(seed)*997)})
+			fn   chunkSplitter
+		}{fmt.Sprintf("random-seed-%d", seed), randomChunkSplitter(seed, 1+int(seed)*997)})
 	}
-	for _, s := range append(splitters, extra...) {
+	for _, s := range append(frameSplitters, extra...) {
 		t.Run(s.name, func(t *testing.T) {
-			if got := render(decode(stream, v12, defaultFrameLimits(), clientCommands, s.fn)); got != want {
+			if got := renderDecoded(decodeStream(stream, v12, defaultFrameLimits(), clientCommands, s.fn)); got != want {
 				t.Fatalf("decode differs from one chunk")
 			}
 		})
@@ -544,7 +544,7 @@ func TestFrameNoAliasing(t *testing.T) {
 	if err != nil || g == nil {
 		t.Fatalf("Next: %v %v", g, err)
 	}
-	if !frameEqual(f, fr("SEND", "abc", "k", "v", "content-length", "3")) {
+	if !frameEqual(f, tframe("SEND", "abc", "k", "v", "content-length", "3")) {
 		t.Fatalf("first frame changed: %v %q", f.Headers, f.Body)
 	}
 }
@@ -559,20 +559,20 @@ func TestCodecAppendFrame(t *testing.T) {
 		v    version
 		want string
 	}{
-		{"SEND 1.2 escapes all four", fr("SEND", "", "x", tricky), v12, "SEND\nx:a\\cb\\nc\\\\d\\re\n\n\x00"},
-		{"SEND 1.1 leaves CR", fr("SEND", "", "x", tricky), v11, "SEND\nx:a\\cb\\nc\\\\d\re\n\n\x00"},
-		{"SEND 1.0 no escaping", fr("SEND", "", "x", "a:b\\c\rd"), v10, "SEND\nx:a:b\\c\rd\n\n\x00"},
-		{"key escaped", fr("MESSAGE", "", "k:\n", "v"), v12, "MESSAGE\nk\\c\\n:v\n\n\x00"},
-		{"CONNECTED never escaped", fr("CONNECTED", "", "version", "1.2", "server", "a:b\\c"), v12, "CONNECTED\nversion:1.2\nserver:a:b\\c\n\n\x00"},
-		{"CONNECT never escaped", fr("CONNECT", "", "login", "a:b\\c"), v11, "CONNECT\nlogin:a:b\\c\n\n\x00"},
-		{"STOMP never escaped", fr("STOMP", "", "passcode", "p\\:"), v12, "STOMP\npasscode:p\\:\n\n\x00"},
-		{"content-length added", fr("MESSAGE", "hello", "destination", "/a"), v12, "MESSAGE\ndestination:/a\ncontent-length:5\n\nhello\x00"},
-		{"content-length counts bytes", fr("SEND", "안녕"), v11, "SEND\ncontent-length:6\n\n안녕\x00"},
-		{"content-length not duplicated", fr("SEND", "hi", "content-length", "2"), v12, "SEND\ncontent-length:2\n\nhi\x00"},
-		{"no content-length for empty body", fr("RECEIPT", "", "receipt-id", "7"), v12, "RECEIPT\nreceipt-id:7\n\n\x00"},
-		{"NUL in body", fr("MESSAGE", "a\x00b"), v10, "MESSAGE\ncontent-length:3\n\na\x00b\x00"},
-		{"ERROR escaped", fr("ERROR", "x", "message", "bad: frame"), v12, "ERROR\nmessage:bad\\c frame\ncontent-length:1\n\nx\x00"},
-		{"no headers", fr("DISCONNECT", ""), v10, "DISCONNECT\n\n\x00"},
+		{"SEND 1.2 escapes all four", tframe("SEND", "", "x", tricky), v12, "SEND\nx:a\\cb\\nc\\\\d\\re\n\n\x00"},
+		{"SEND 1.1 leaves CR", tframe("SEND", "", "x", tricky), v11, "SEND\nx:a\\cb\\nc\\\\d\re\n\n\x00"},
+		{"SEND 1.0 no escaping", tframe("SEND", "", "x", "a:b\\c\rd"), v10, "SEND\nx:a:b\\c\rd\n\n\x00"},
+		{"key escaped", tframe("MESSAGE", "", "k:\n", "v"), v12, "MESSAGE\nk\\c\\n:v\n\n\x00"},
+		{"CONNECTED never escaped", tframe("CONNECTED", "", "version", "1.2", "server", "a:b\\c"), v12, "CONNECTED\nversion:1.2\nserver:a:b\\c\n\n\x00"},
+		{"CONNECT never escaped", tframe("CONNECT", "", "login", "a:b\\c"), v11, "CONNECT\nlogin:a:b\\c\n\n\x00"},
+		{"STOMP never escaped", tframe("STOMP", "", "passcode", "p\\:"), v12, "STOMP\npasscode:p\\:\n\n\x00"},
+		{"content-length added", tframe("MESSAGE", "hello", "destination", "/a"), v12, "MESSAGE\ndestination:/a\ncontent-length:5\n\nhello\x00"},
+		{"content-length counts bytes", tframe("SEND", "안녕"), v11, "SEND\ncontent-length:6\n\n안녕\x00"},
+		{"content-length not duplicated", tframe("SEND", "hi", "content-length", "2"), v12, "SEND\ncontent-length:2\n\nhi\x00"},
+		{"no content-length for empty body", tframe("RECEIPT", "", "receipt-id", "7"), v12, "RECEIPT\nreceipt-id:7\n\n\x00"},
+		{"NUL in body", tframe("MESSAGE", "a\x00b"), v10, "MESSAGE\ncontent-length:3\n\na\x00b\x00"},
+		{"ERROR escaped", tframe("ERROR", "x", "message", "bad: frame"), v12, "ERROR\nmessage:bad\\c frame\ncontent-length:1\n\nx\x00"},
+		{"no headers", tframe("DISCONNECT", ""), v10, "DISCONNECT\n\n\x00"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -591,9 +591,9 @@ func TestCodecAppendFrame(t *testing.T) {
 func TestCodecAppendFrameEveryCommand(t *testing.T) {
 	for _, side := range []map[string]bool{clientCommands, serverCommands} {
 		for cmd := range side {
-			for _, v := range allVersions {
+			for _, v := range stompVersions {
 				t.Run(cmd+"/"+v.String(), func(t *testing.T) {
-					f := fr(cmd, "b\x00dy", "k\\", "a:b")
+					f := tframe(cmd, "b\x00dy", "k\\", "a:b")
 					unescaped := v == v10 || cmd == cmdConnect || cmd == cmdStomp || cmd == cmdConnected
 					want := cmd + "\nk\\\\:a\\cb\ncontent-length:4\n\nb\x00dy\x00"
 					if unescaped {
@@ -603,9 +603,9 @@ func TestCodecAppendFrameEveryCommand(t *testing.T) {
 					if string(enc) != want {
 						t.Fatalf("got  %q\nwant %q", enc, want)
 					}
-					d := decode(enc, v, defaultFrameLimits(), side, oneChunk)
-					if d.err != nil || len(d.frames) != 1 || !frameEqual(d.frames[0], withLength(f)) {
-						t.Fatalf("decoded:\n%s", render(d))
+					d := decodeStream(enc, v, defaultFrameLimits(), side, splitOneChunk)
+					if d.err != nil || len(d.frames) != 1 || !frameEqual(d.frames[0], withContentLength(f)) {
+						t.Fatalf("decoded:\n%s", renderDecoded(d))
 					}
 				})
 			}
@@ -663,12 +663,12 @@ func TestEscapeHeader(t *testing.T) {
 	}
 }
 
-// randomText returns a short string over an alphabet heavy in the bytes
+// randomHeaderText returns a short string over an alphabet heavy in the bytes
 // escaping is about. Without escaping (1.0, CONNECT, CONNECTED) no header
 // can carry LF and no key can carry a colon, so those are left out; in 1.2
 // a CR before the line's LF is part of the EOL, so unescaped values do not
 // end in CR.
-func randomText(r *rand.Rand, escaped, isKey bool, v version) string {
+func randomHeaderText(r *rand.Rand, escaped, isKey bool, v version) string {
 	alphabet := []string{"a", "Z", "0", "-", " ", "/", ":", "\\", "\n", "\r", "\x00", "\t", "é", "한", "\\n", "\\c"}
 	var b strings.Builder
 	for range r.IntN(8) {
@@ -685,13 +685,13 @@ func randomText(r *rand.Rand, escaped, isKey bool, v version) string {
 	return s
 }
 
-// randomFrame returns a frame of one of cmds whose headers and body the
+// randomStompFrame returns a frame of one of cmds whose headers and body the
 // version can carry.
-func randomFrame(r *rand.Rand, v version, cmds []string) *frame {
+func randomStompFrame(r *rand.Rand, v version, cmds []string) *frame {
 	f := &frame{Command: cmds[r.IntN(len(cmds))]}
 	escaped := v != v10 && f.Command != cmdConnect && f.Command != cmdStomp && f.Command != cmdConnected
 	for range r.IntN(6) {
-		f.Add(randomText(r, escaped, true, v), randomText(r, escaped, false, v))
+		f.Add(randomHeaderText(r, escaped, true, v), randomHeaderText(r, escaped, false, v))
 	}
 	if r.IntN(3) > 0 {
 		f.Body = make([]byte, r.IntN(300))
@@ -702,9 +702,9 @@ func randomFrame(r *rand.Rand, v version, cmds []string) *frame {
 	return f
 }
 
-// withLength returns the frame a parser sees after appendFrame: f plus the
+// withContentLength returns the frame a parser sees after appendFrame: f plus the
 // content-length header appendFrame adds.
-func withLength(f *frame) *frame {
+func withContentLength(f *frame) *frame {
 	g := &frame{Command: f.Command, Headers: slices.Clone(f.Headers), Body: f.Body}
 	if _, ok := g.Get(hdrContentLength); !ok && len(g.Body) > 0 {
 		g.Add(hdrContentLength, strconv.Itoa(len(g.Body)))
@@ -717,7 +717,7 @@ func withLength(f *frame) *frame {
 // one at a time and as one stream with heart-beats cut at random points.
 func TestCodecRoundTrip(t *testing.T) {
 	const frames = 2000 // per version and side; enough to hit every alphabet mix, fast under -race
-	for _, v := range allVersions {
+	for _, v := range stompVersions {
 		for _, side := range []struct {
 			name string
 			cmds map[string]bool
@@ -732,18 +732,18 @@ func TestCodecRoundTrip(t *testing.T) {
 				var stream []byte
 				var want []*frame
 				for range frames {
-					f := randomFrame(r, v, names)
+					f := randomStompFrame(r, v, names)
 					enc := appendFrame(nil, f, v)
-					d := decode(enc, v, defaultFrameLimits(), side.cmds, oneChunk)
-					if d.err != nil || len(d.frames) != 1 || d.pending != 0 || !frameEqual(d.frames[0], withLength(f)) {
-						t.Fatalf("round trip of %q:\n%s\nwant:\n%s", enc, render(d), render(decoded{frames: []*frame{withLength(f)}}))
+					d := decodeStream(enc, v, defaultFrameLimits(), side.cmds, splitOneChunk)
+					if d.err != nil || len(d.frames) != 1 || d.pending != 0 || !frameEqual(d.frames[0], withContentLength(f)) {
+						t.Fatalf("round trip of %q:\n%s\nwant:\n%s", enc, renderDecoded(d), renderDecoded(decodeResult{frames: []*frame{withContentLength(f)}}))
 					}
 					stream = append(stream, enc...)
 					stream = append(stream, []string{"", "\n", "\r\n", "\n\n"}[r.IntN(4)]...)
-					want = append(want, withLength(f))
+					want = append(want, withContentLength(f))
 				}
 				for seed := range uint64(3) {
-					d := decode(stream, v, defaultFrameLimits(), side.cmds, randomChunks(seed, 100))
+					d := decodeStream(stream, v, defaultFrameLimits(), side.cmds, randomChunkSplitter(seed, 100))
 					if d.err != nil || len(d.frames) != len(want) {
 						t.Fatalf("stream: %d frames, %v", len(d.frames), d.err)
 					}
@@ -904,7 +904,7 @@ func TestStompClientMessage(t *testing.T) {
 func TestCodecMessageEncoding(t *testing.T) {
 	userHeaders := []header{{hdrContentType, "text/plain;charset=utf-8"}, {"x-note", "a:b\\c\nd"}, {"x-이름", "홍길동"}}
 	body := []byte("안녕\x00하세요")
-	for _, v := range allVersions {
+	for _, v := range stompVersions {
 		for _, ack := range []ackMode{ackAuto, ackClient, ackClientIndividual} {
 			t.Run(fmt.Sprintf("%s/ack-%d", v, ack), func(t *testing.T) {
 				s := &session{idStr: "k3"}
@@ -917,14 +917,14 @@ func TestCodecMessageEncoding(t *testing.T) {
 				}
 				got = got[len("prev"):]
 
-				want := fr(cmdMessage, string(body), hdrSubscription, "sub:0", hdrMessageID, "k3-42")
+				want := tframe(cmdMessage, string(body), hdrSubscription, "sub:0", hdrMessageID, "k3-42")
 				if v == v12 && ack != ackAuto {
 					want.Add(hdrAck, "k3-42") // STOMP 1.2 §MESSAGE: ack header for client ack modes
 				}
 				want.Add(hdrDestination, "/topic/room-1")
 				want.Headers = append(want.Headers, userHeaders...)
 				want.Add(hdrContentLength, strconv.Itoa(len(body)))
-				wantDecoded := withLength(want)
+				wantDecoded := withContentLength(want)
 				if v == v10 {
 					// 1.0 cannot carry LF in a header; see TestCodecNoHeaderInjection.
 					wantDecoded.Headers[len(wantDecoded.Headers)-3].Value = "a:b\\c d"
@@ -934,7 +934,7 @@ func TestCodecMessageEncoding(t *testing.T) {
 				}
 				d := decodeAllSplits(t, got, v, defaultFrameLimits(), serverCommands)
 				if d.err != nil || len(d.frames) != 1 || !frameEqual(d.frames[0], wantDecoded) {
-					t.Fatalf("decoded:\n%s\nwant:\n%s", render(d), render(decoded{frames: []*frame{wantDecoded}}))
+					t.Fatalf("decoded:\n%s\nwant:\n%s", renderDecoded(d), renderDecoded(decodeResult{frames: []*frame{wantDecoded}}))
 				}
 				if a, b := m.encoded(v), m.encoded(v); &a[0] != &b[0] {
 					t.Errorf("message.encoded(%s) re-encoded instead of reusing", v)
@@ -944,8 +944,8 @@ func TestCodecMessageEncoding(t *testing.T) {
 	}
 	t.Run("server frame item", func(t *testing.T) {
 		s := &session{idStr: "k3"}
-		rf := fr(cmdReceipt, "", hdrReceiptID, "r:1")
-		for _, v := range allVersions {
+		rf := tframe(cmdReceipt, "", hdrReceiptID, "r:1")
+		for _, v := range stompVersions {
 			if got, want := s.encode(nil, &outItem{frame: rf}, v), appendFrame(nil, rf, v); !bytes.Equal(got, want) {
 				t.Errorf("%s: %q, want %q", v, got, want)
 			}
@@ -964,19 +964,19 @@ func TestCodecNoHeaderInjection(t *testing.T) {
 		v    version
 		cmds map[string]bool
 	}{
-		{"MESSAGE 1.0", fr(cmdMessage, "body", hdrDestination, "/topic/a", "x-evil", evil), v10, serverCommands},
-		{"CONNECTED 1.2", fr(cmdConnected, "", hdrVersion, "1.2", hdrUserName, evil), v12, serverCommands},
-		{"CONNECT 1.2", fr(cmdConnect, "", hdrLogin, evil), v12, clientCommands},
+		{"MESSAGE 1.0", tframe(cmdMessage, "body", hdrDestination, "/topic/a", "x-evil", evil), v10, serverCommands},
+		{"CONNECTED 1.2", tframe(cmdConnected, "", hdrVersion, "1.2", hdrUserName, evil), v12, serverCommands},
+		{"CONNECT 1.2", tframe(cmdConnect, "", hdrLogin, evil), v12, clientCommands},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			enc := appendFrame(nil, tc.f, tc.v)
-			d := decode(enc, tc.v, defaultFrameLimits(), tc.cmds, oneChunk)
+			d := decodeStream(enc, tc.v, defaultFrameLimits(), tc.cmds, splitOneChunk)
 			if d.err != nil || len(d.frames) != 1 || d.pending != 0 {
-				t.Fatalf("%q decoded as:\n%s", enc, render(d))
+				t.Fatalf("%q decoded as:\n%s", enc, renderDecoded(d))
 			}
 			got := d.frames[0]
-			if len(got.Headers) != len(withLength(tc.f).Headers) || !bytes.Equal(got.Body, tc.f.Body) {
-				t.Fatalf("headers or body changed:\n%s", render(d))
+			if len(got.Headers) != len(withContentLength(tc.f).Headers) || !bytes.Equal(got.Body, tc.f.Body) {
+				t.Fatalf("headers or body changed:\n%s", renderDecoded(d))
 			}
 		})
 	}
@@ -984,9 +984,9 @@ func TestCodecNoHeaderInjection(t *testing.T) {
 		s := &session{idStr: "1"}
 		m := &message{dest: "/topic/a", headers: []header{{"x-evil", evil}}, body: []byte("real")}
 		enc := s.encode(nil, &outItem{sub: &subscription{sess: s, id: "0"}, msg: m, seq: 1}, v10)
-		d := decode(enc, v10, defaultFrameLimits(), serverCommands, oneChunk)
+		d := decodeStream(enc, v10, defaultFrameLimits(), serverCommands, splitOneChunk)
 		if d.err != nil || len(d.frames) != 1 || string(d.frames[0].Body) != "real" || d.frames[0].Value(hdrContentLength) != "4" {
-			t.Fatalf("%q decoded as:\n%s", enc, render(d))
+			t.Fatalf("%q decoded as:\n%s", enc, renderDecoded(d))
 		}
 	})
 }
