@@ -203,6 +203,7 @@ type Broker struct {
 	routes    []appRoute
 	subHooks  []destHook
 	sendHooks []destHook
+	unsubHook []func(s *session, sub *subscription)
 	onUser    []func(user string, online bool)
 }
 
@@ -239,6 +240,30 @@ func (b *Broker) OnSend(prefix string, fn func(ctx context.Context, s *session, 
 	b.sendHooks = append(b.sendHooks, destHook{prefix, func(ctx context.Context, s *session, _ *subscription, f *frame) error {
 		return fn(ctx, s, f)
 	}})
+}
+
+// OnUnsubscribe registers fn to be told when a subscription ends, by
+// UNSUBSCRIBE or because its session went. fn runs on the session's reader
+// goroutine and must not block. Register before serving.
+func (b *Broker) OnUnsubscribe(fn func(s *session, sub *subscription)) {
+	b.unsubHook = append(b.unsubHook, fn)
+}
+
+// TopicUsers returns the distinct user names subscribed to a topic, for
+// presence ("who is in this room").
+func (b *Broker) TopicUsers(dest string) []string {
+	b.mu.RLock()
+	subs := b.topics[dest]
+	b.mu.RUnlock()
+	seen := make(map[string]bool, len(subs))
+	var users []string
+	for _, sub := range subs {
+		if u := sub.sess.user; u != "" && !seen[u] {
+			seen[u] = true
+			users = append(users, u)
+		}
+	}
+	return users
 }
 
 // OnPresence registers fn to be told when a user's first session connects

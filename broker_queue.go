@@ -116,13 +116,16 @@ func (q *queue) redeliver(msgs []*message, from *subscription) {
 	}
 }
 
-// removeSub detaches sub from its topic or queue.
+// removeSub detaches sub from its topic or queue and tells the unsubscribe hooks.
 func (b *Broker) removeSub(sub *subscription) {
 	if sub.q != nil {
 		sub.q.removeConsumer(sub)
-		return
+	} else {
+		b.removeTopicSub(sub.key, sub)
 	}
-	b.removeTopicSub(sub.key, sub)
+	for _, fn := range b.unsubHook {
+		fn(sub.sess, sub)
+	}
 }
 
 // requeue returns unacknowledged queue deliveries to their queues, oldest

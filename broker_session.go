@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -362,6 +363,7 @@ func (s *session) writeLoop() {
 		)
 		items, final, code, closed = s.out.take(items[:0])
 		buf, parts = buf[:0], parts[:0]
+		buf = slices.Grow(buf, batchSize(items, ver)) // one allocation per burst, not a growslice per frame
 		// Parts cut from buf stay valid when a later append moves buf: the
 		// old array keeps its bytes for as long as it is referenced.
 		for i := range items {
@@ -408,6 +410,21 @@ func (s *session) writeLoop() {
 			hb.Reset(hbEvery)
 		}
 	}
+}
+
+// batchSize estimates the encoded size of items: the shared MESSAGE tails
+// (encoded here once, and cached for the other subscribers) plus a bound
+// on the per-delivery headers.
+func batchSize(items []outItem, v version) int {
+	n := 0
+	for i := range items {
+		if m := items[i].msg; m != nil {
+			n += len(m.encoded(v)) + 64 + len(items[i].sub.id) + 2*len(items[i].sub.id)
+		} else {
+			n += 256 + len(items[i].frame.Body)
+		}
+	}
+	return n
 }
 
 // write sends parts with the write deadline.

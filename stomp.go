@@ -250,13 +250,13 @@ func (p *frameParser) Next() (f *frame, err error) {
 	nul := bytes.IndexByte(p.buf[p.bodyScan:], 0)
 	if nul < 0 {
 		p.bodyScan = len(p.buf)
-		if len(p.buf) > p.limits.MaxFrame {
+		if len(p.buf) >= p.limits.MaxFrame { // the NUL still to come makes it larger
 			return nil, errFrameTooLarge
 		}
 		return nil, nil
 	}
 	end := p.bodyScan + nul
-	if end > p.limits.MaxFrame {
+	if end+1 > p.limits.MaxFrame { // the frame is buf[:end+1], NUL included
 		return nil, errFrameTooLarge
 	}
 	return p.finish(end, end+1), nil
@@ -368,7 +368,8 @@ func (p *frameParser) parseHead(b []byte) (*frame, int, error) {
 		if err != nil || n < 0 {
 			return nil, 0, errBadContentLength
 		}
-		if len(b)+n+1 > p.limits.MaxFrame {
+		// Compare without adding to n: a huge n would overflow the sum.
+		if n > p.limits.MaxFrame-len(b)-1 {
 			return nil, 0, errFrameTooLarge
 		}
 		bodyLen = n
@@ -428,9 +429,19 @@ func unescapeHeader(s string, v version) (string, error) {
 }
 
 // appendEscaped appends s with STOMP header escaping for version v.
+// Without escaping (1.0, and CONNECT/CONNECTED frames in every version) a
+// LF cannot be carried: it is written as a space, because a raw LF would end
+// the line and let the value forge headers, or whole frames, for the reader.
 func appendEscaped(dst []byte, s string, v version) []byte {
 	if v == v10 {
-		return append(dst, s...)
+		for {
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				return append(dst, s...)
+			}
+			dst = append(append(dst, s[:i]...), ' ')
+			s = s[i+1:]
+		}
 	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
@@ -530,8 +541,13 @@ func negotiateVersion(accept string, hasAccept bool, subprotocol string) (versio
 	return best, nil
 }
 
+// maxHeartBeat caps each heart-beat value, in milliseconds. A day is longer
+// than any real interval, and keeps the millisecond-to-time.Duration
+// conversion far from overflow: 76480200929599801 ms wraps to 64 ns.
+const maxHeartBeat = 24 * 60 * 60 * 1000
+
 // parseHeartBeat reads a "cx,cy" heart-beat header (STOMP 1.2 §"Heart-beating").
-// Absent means 0,0.
+// Absent means 0,0. Values above maxHeartBeat are lowered to it.
 func parseHeartBeat(s string, present bool) (cx, cy int, err error) {
 	if !present {
 		return 0, 0, nil
@@ -545,7 +561,7 @@ func parseHeartBeat(s string, present bool) (cx, cy int, err error) {
 	if err1 != nil || err2 != nil || cx < 0 || cy < 0 {
 		return 0, 0, errBadHeartBeat
 	}
-	return cx, cy, nil
+	return min(cx, maxHeartBeat), min(cy, maxHeartBeat), nil
 }
 
 // negotiateHeartBeat returns the agreed intervals in milliseconds, following

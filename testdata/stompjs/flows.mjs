@@ -2,14 +2,14 @@
 // apps use) over the `ws` package, against a running stompbox. The Go test
 // TestStompJSFlows starts the server and runs one flow per process:
 //
-//   STOMPBOX_WS_URL=ws://127.0.0.1:PORT/ws node flows.mjs FLOW
+//   STOMPBOX_WS_URL=ws://127.0.0.1:PORT/ws STOMPBOX_FLOW=FLOW node flows.mjs
 //
 // Each flow prints "ok FLOW" and exits 0, or throws (exit 1) saying what broke.
 import { Client, Versions } from '@stomp/stompjs';
 import WebSocket from 'ws';
 
 const url = process.env.STOMPBOX_WS_URL;
-const flow = process.argv[2];
+const flow = process.env.STOMPBOX_FLOW || process.argv[2];
 const deadline = setTimeout(() => fail(`flow ${flow} timed out`), 15000);
 
 function fail(msg) {

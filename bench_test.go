@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchSend is a typical chat SEND from a stomp.js client: an application
+// destination, JSON content-type, a receipt, and a 1 KiB JSON body.
+func benchSend() []byte {
+	body := `{"room":"general","type":"chat","text":"` + strings.Repeat("안녕하세요 hello ", 50) + `"}`
+	f := tframe(cmdSend, body, hdrDestination, "/app/chat.send", hdrContentType, "application/json;charset=UTF-8", hdrReceipt, "message-12")
+	return appendFrame(nil, f, v12)
+}
+
+// benchParse feeds in to p in chunks of chunk bytes (all at once if 0) per
+// iteration and requires exactly one frame back.
+func benchParse(b *testing.B, in []byte, chunk int) {
+	p := newFrameParser(defaultFrameLimits())
+	p.version = v12
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rest := in
+		frames := 0
+		for len(rest) > 0 {
+			n := len(rest)
+			if chunk > 0 {
+				n = min(chunk, n)
+			}
+			p.Feed(rest[:n])
+			rest = rest[n:]
+			for {
+				f, err := p.Next()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if f == nil {
+					break
+				}
+				frames++
+			}
+		}
+		if frames != 1 {
+			b.Fatalf("%d frames", frames)
+		}
+	}
+}
+
+func BenchmarkParseSend(b *testing.B) {
+	in := benchSend()
+	b.Run("one-chunk", func(b *testing.B) { benchParse(b, in, 0) })
+	b.Run("chunks-512B", func(b *testing.B) { benchParse(b, in, 512) })
+}
+
+func BenchmarkParseContentLength32K(b *testing.B) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 32<<10/16)
+	in := appendFrame(nil, tframe(cmdSend, string(body), hdrDestination, "/topic/files", hdrContentType, "application/octet-stream"), v12)
+	b.Run("one-chunk", func(b *testing.B) { benchParse(b, in, 0) })
+	b.Run("chunks-4KiB", func(b *testing.B) { benchParse(b, in, 4<<10) })
+}
+
+// BenchmarkEncodeMessage encodes one MESSAGE frame with appendFrame into a
+// reused buffer: the path for frames that are not fanned out.
+func BenchmarkEncodeMessage(b *testing.B) {
+	f := tframe(cmdMessage, strings.Repeat("x", 256),
+		hdrSubscription, "sub-0", hdrMessageID, "k3-42", hdrDestination, "/topic/room-1",
+		hdrContentType, "text/plain;charset=utf-8", "x-sender", "홍길동")
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendFrame(buf[:0], f, v12)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkEncodeFanout is the broker's fan-out encoding of one message to
+// 1,000 subscribers: message.encoded once, then a per-subscriber head from
+// session.encode, each into a reused buffer as the writer does.
+func BenchmarkEncodeFanout(b *testing.B) {
+	const subscribers = 1000
+	s := &session{idStr: "k3"}
+	subs := make([]*subscription, subscribers)
+	for i := range subs {
+		subs[i] = &subscription{sess: s, id: "sub-" + strconv.Itoa(i)}
+	}
+	headers := []header{{hdrContentType, "text/plain;charset=utf-8"}, {"x-sender", "홍길동"}}
+	body := bytes.Repeat([]byte("x"), 256)
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		m := &message{dest: "/topic/room-1", headers: headers, body: body}
+		for i, sub := range subs {
+			buf = s.encode(buf[:0], &outItem{sub: sub, msg: m, seq: uint64(i)}, v12)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subscribers), "ns/delivery")
+}
+
+// discardTransport is an in-memory transport for benchmarks. Its first Read
+// returns a scripted chunk (the client's CONNECT and SUBSCRIBE); later Reads
+// block until Close or the context ends. Write discards, counting bytes,
+// frames and MESSAGE frames, the last also into a counter shared by all.
+type discardTransport struct {
+	script    []byte
+	scripted  bool          // touched only by the session's reader
+	delivered *atomic.Int64 // shared by every transport of a benchmark
+	closed    chan struct{}
+	closeOnce sync.Once
+	closeCode atomic.Int32
+	bytes     atomic.Int64
+	frames    atomic.Int64
+}
+
+func newDiscardTransport(script []byte, delivered *atomic.Int64) *discardTransport {
+	return &discardTransport{script: script, delivered: delivered, closed: make(chan struct{})}
+}
+
+func (t *discardTransport) Read(ctx context.Context) ([]byte, error) {
+	if !t.scripted {
+		t.scripted = true
+		return t.script, nil
+	}
+	select {
+	case <-t.closed:
+		return nil, errTransportClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (t *discardTransport) Write(ctx context.Context, frames [][]byte) error {
+	select {
+	case <-t.closed:
+		return errTransportClosed
+	default:
+	}
+	var n, messages int64
+	for _, f := range frames {
+		n += int64(len(f))
+		if bytes.HasPrefix(f, []byte("MESSAGE\n")) {
+			messages++
+		}
+	}
+	t.bytes.Add(n)
+	t.frames.Add(int64(len(frames)))
+	t.delivered.Add(messages)
+	return nil
+}
+
+func (t *discardTransport) Close(code int, reason string) error {
+	t.closeOnce.Do(func() {
+		t.closeCode.Store(int32(code))
+		close(t.closed)
+	})
+	return nil
+}
+
+func (t *discardTransport) isClosed() bool {
+	select {
+	case <-t.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// BenchmarkBrokerFanout publishes 256-byte messages with Broker.Publish to
+// one topic with 1,000 subscribed sessions over discardTransports, and
+// reports deliveries per second. Each op is one Publish; the timer runs
+// until every delivery has reached its transport.
+func BenchmarkBrokerFanout(b *testing.B) {
+	const (
+		subscribers = 1000
+		// window bounds messages in flight: the publisher waits when the
+		// writers are this far behind, staying under the outbox's 1,024
+		// frames so that no session is cut off as a slow consumer.
+		window = 256
+		topic  = "/topic/bench"
+	)
+	br := newBroker(brokerConfig{}, testLogger(b))
+	script := []byte("CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\x00" +
+		"SUBSCRIBE\nid:0\ndestination:" + topic + "\nreceipt:subscribed\n\n\x00")
+	var delivered atomic.Int64
+	ts := make([]*discardTransport, subscribers)
+	var wg sync.WaitGroup
+	for i := range ts {
+		ts[i] = newDiscardTransport(script, &delivered)
+		wg.Go(func() {
+			br.Serve(context.Background(), ts[i], connInfo{Transport: "bench", Remote: "127.0.0.1:" + strconv.Itoa(10000+i)})
+		})
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := br.Close(ctx); err != nil {
+			b.Error(err)
+		}
+		wg.Wait()
+	}()
+	checkFor(b, "every session to be subscribed", func() bool {
+		for _, t := range ts {
+			if t.frames.Load() < 2 { // CONNECTED, RECEIPT
+				return false
+			}
+		}
+		return true
+	})
+	// waitFor spins until n deliveries arrived, failing if a session died.
+	waitFor := func(n int64) {
+		deadline := time.Now().Add(testTimeout)
+		for delivered.Load() < n {
+			if time.Now().After(deadline) {
+				for _, t := range ts {
+					if t.isClosed() {
+						b.Fatalf("a session closed with code %d", t.closeCode.Load())
+					}
+				}
+				b.Fatalf("timed out: %d of %d deliveries", delivered.Load(), n)
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	headers := []header{{hdrContentType, "text/plain;charset=utf-8"}}
+	body := bytes.Repeat([]byte("x"), 256)
+	var sent int64
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := br.Publish(topic, headers, body, 0); err != nil {
+			b.Fatal(err)
+		}
+		sent++
+		if sent > window {
+			waitFor((sent - window) * subscribers)
+		}
+	}
+	b.StartTimer() // b.Loop stopped it; the deliveries still in flight count too
+	waitFor(sent * subscribers)
+	b.StopTimer()
+	for _, t := range ts {
+		if t.isClosed() {
+			b.Fatalf("a session closed with code %d during the benchmark", t.closeCode.Load())
+		}
+	}
+	b.ReportMetric(float64(sent*subscribers)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchmarkParseManySmall feeds one 64 KiB chunk, as one WebSocket message
+// may be, holding 4,096 tiny frames: the cost per chunk should grow with its
+// size, not with its size times its frame count.
+func BenchmarkParseManySmall(b *testing.B) {
+	one := []byte("ACK\nid:1234567\n\n\x00")
+	in := bytes.Repeat(one, 64<<10/len(one))
+	p := newFrameParser(defaultFrameLimits())
+	p.version = v12
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Feed(in)
+		for {
+			f, err := p.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if f == nil {
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStompJSFlows runs the flows of testdata/stompjs/flows.mjs: the same
+// features as the Go tests, through @stomp/stompjs (the client browser and
+// Spring apps use) in Node over the ws package.
+func TestStompJSFlows(t *testing.T) {
+	// A short heart-beat so the heartbeat flow sees several within a second.
+	srv := startServer(t, func(c *Config) { c.HeartBeat = 100 * time.Millisecond })
+	url := "STOMPBOX_WS_URL=ws://" + srv.HTTPAddr() + "/ws"
+	flows := []string{
+		"pubsub", "versions", "binary", "queue-nack-redelivery", "queue-round-robin",
+		"transaction", "unsubscribe", "app-destination", "error-frame", "heartbeat",
+	}
+	for _, flow := range flows {
+		t.Run(flow, func(t *testing.T) {
+			out := runNode(t, "flows.mjs", url, "STOMPBOX_FLOW="+flow)
+			if strings.TrimSpace(out) != "ok "+flow {
+				t.Fatalf("flow output %q", out)
+			}
+		})
+	}
+	checkFor(t, "sessions to end", func() bool { return srv.broker.sessionCount() == 0 })
+}
