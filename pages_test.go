@@ -22,15 +22,15 @@ import (
 	"stompbox/ui"
 )
 
-// fakeAccounts stands in for the store and the session check: a cookie
+// pagesFakeAccounts stands in for the store and the session check: a cookie
 // value names a signed-in user.
-type fakeAccounts struct {
+type pagesFakeAccounts struct {
 	sessions map[string]uiUser // stompbox_session cookie value -> user
 	anyUser  bool
 	err      error // returned by hasAnyUser when set
 }
 
-func (f *fakeAccounts) options() pagesOptions {
+func (f *pagesFakeAccounts) options() pagesOptions {
 	return pagesOptions{
 		currentUser: func(r *http.Request) (uiUser, bool) {
 			c, err := r.Cookie("stompbox_session")
@@ -47,9 +47,9 @@ func (f *fakeAccounts) options() pagesOptions {
 
 // newTestPages returns a mux with the pages of a server where "kim" (admin)
 // and "lee" have accounts and sessions "kim-session" and "lee-session".
-func newTestPages(t *testing.T, mutate ...func(*pagesOptions)) (*http.ServeMux, *fakeAccounts) {
+func newTestPages(t *testing.T, mutate ...func(*pagesOptions)) (*http.ServeMux, *pagesFakeAccounts) {
 	t.Helper()
-	f := &fakeAccounts{
+	f := &pagesFakeAccounts{
 		anyUser: true,
 		sessions: map[string]uiUser{
 			"kim-session": {ID: 1, Username: "kim", DisplayName: "Kim Minji", IsAdmin: true},
@@ -67,7 +67,7 @@ func newTestPages(t *testing.T, mutate ...func(*pagesOptions)) (*http.ServeMux, 
 
 // get performs a GET with optional session cookie and extra headers
 // ("Name: value").
-func get(t *testing.T, h http.Handler, target, session string, headers ...string) *http.Response {
+func pageGet(t *testing.T, h http.Handler, target, session string, headers ...string) *http.Response {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, target, nil)
 	if session != "" {
@@ -83,7 +83,7 @@ func get(t *testing.T, h http.Handler, target, session string, headers ...string
 }
 
 // parse reads an HTML response body.
-func parse(t *testing.T, res *http.Response) *html.Node {
+func parseHTML(t *testing.T, res *http.Response) *html.Node {
 	t.Helper()
 	doc, err := html.Parse(res.Body)
 	if err != nil {
@@ -92,7 +92,7 @@ func parse(t *testing.T, res *http.Response) *html.Node {
 	return doc
 }
 
-func attr(n *html.Node, key string) (string, bool) {
+func htmlAttr(n *html.Node, key string) (string, bool) {
 	for _, a := range n.Attr {
 		if a.Key == key {
 			return a.Val, true
@@ -102,7 +102,7 @@ func attr(n *html.Node, key string) (string, bool) {
 }
 
 // findAll returns the element nodes under n for which match holds, in document order.
-func findAll(n *html.Node, match func(*html.Node) bool) []*html.Node {
+func htmlFindAll(n *html.Node, match func(*html.Node) bool) []*html.Node {
 	var out []*html.Node
 	for d := range n.Descendants() {
 		if d.Type == html.ElementNode && match(d) {
@@ -113,8 +113,8 @@ func findAll(n *html.Node, match func(*html.Node) bool) []*html.Node {
 }
 
 // byTestID returns the element with data-testid id, or nil.
-func byTestID(doc *html.Node, id string) *html.Node {
-	found := findAll(doc, func(n *html.Node) bool { v, _ := attr(n, "data-testid"); return v == id })
+func htmlByTestID(doc *html.Node, id string) *html.Node {
+	found := htmlFindAll(doc, func(n *html.Node) bool { v, _ := htmlAttr(n, "data-testid"); return v == id })
 	if len(found) == 0 {
 		return nil
 	}
@@ -122,7 +122,7 @@ func byTestID(doc *html.Node, id string) *html.Node {
 }
 
 // textOf returns the text content of n, spaces collapsed.
-func textOf(n *html.Node) string {
+func htmlText(n *html.Node) string {
 	var b strings.Builder
 	for d := range n.Descendants() {
 		if d.Type == html.TextNode {
@@ -133,27 +133,27 @@ func textOf(n *html.Node) string {
 }
 
 // mustTestID fails unless the page has every data-testid.
-func mustTestID(t *testing.T, doc *html.Node, ids ...string) {
+func htmlMustTestID(t *testing.T, doc *html.Node, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
-		if byTestID(doc, id) == nil {
+		if htmlByTestID(doc, id) == nil {
 			t.Errorf("no element with data-testid=%q", id)
 		}
 	}
 }
 
 // bootOf decodes the page's boot JSON element.
-func bootOf(t *testing.T, doc *html.Node) ui.Boot {
+func htmlBoot(t *testing.T, doc *html.Node) ui.Boot {
 	t.Helper()
-	scripts := findAll(doc, func(n *html.Node) bool { id, _ := attr(n, "id"); return n.Data == "script" && id == "boot" })
+	scripts := htmlFindAll(doc, func(n *html.Node) bool { id, _ := htmlAttr(n, "id"); return n.Data == "script" && id == "boot" })
 	if len(scripts) != 1 {
 		t.Fatalf("%d boot elements, want 1", len(scripts))
 	}
-	if typ, _ := attr(scripts[0], "type"); typ != "application/json" {
+	if typ, _ := htmlAttr(scripts[0], "type"); typ != "application/json" {
 		t.Errorf("boot type %q, want application/json", typ)
 	}
 	var b ui.Boot
-	if err := json.Unmarshal([]byte(textOf(scripts[0])), &b); err != nil {
+	if err := json.Unmarshal([]byte(htmlText(scripts[0])), &b); err != nil {
 		t.Fatalf("boot JSON: %v", err)
 	}
 	return b
@@ -193,7 +193,7 @@ func TestPagesRedirects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f.anyUser = tt.anyUser
-			res := get(t, mux, tt.target, tt.session)
+			res := pageGet(t, mux, tt.target, tt.session)
 			if res.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d", res.StatusCode, tt.status)
 			}
@@ -207,7 +207,7 @@ func TestPagesRedirects(t *testing.T) {
 func TestPagesStoreError(t *testing.T) {
 	mux, f := newTestPages(t)
 	f.err = errors.New("disk on fire")
-	res := get(t, mux, "/", "")
+	res := pageGet(t, mux, "/", "")
 	if res.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("status %d, want 500", res.StatusCode)
 	}
@@ -244,21 +244,21 @@ func TestPagesContent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f.anyUser = tt.anyUser
-			res := get(t, mux, tt.target, tt.session)
+			res := pageGet(t, mux, tt.target, tt.session)
 			if ct := res.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 				t.Errorf("Content-Type %q", ct)
 			}
 			if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
 				t.Errorf("Cache-Control %q, want no-store", cc)
 			}
-			doc := parse(t, res)
-			mustTestID(t, doc, tt.testIDs...)
+			doc := parseHTML(t, res)
+			htmlMustTestID(t, doc, tt.testIDs...)
 			for _, id := range tt.absent {
-				if byTestID(doc, id) != nil {
+				if htmlByTestID(doc, id) != nil {
 					t.Errorf("data-testid=%q present, want absent", id)
 				}
 			}
-			if b := bootOf(t, doc); b.Page != tt.page {
+			if b := htmlBoot(t, doc); b.Page != tt.page {
 				t.Errorf("boot page %q, want %q", b.Page, tt.page)
 			}
 		})
@@ -267,15 +267,15 @@ func TestPagesContent(t *testing.T) {
 
 func TestPagesChatBoot(t *testing.T) {
 	mux, _ := newTestPages(t, func(o *pagesOptions) { o.sockjsPath = "/chat-sockjs" })
-	doc := parse(t, get(t, mux, "/", "lee-session"))
-	b := bootOf(t, doc)
+	doc := parseHTML(t, pageGet(t, mux, "/", "lee-session"))
+	b := htmlBoot(t, doc)
 	if b.User == nil || b.User.Username != "lee" || b.User.DisplayName != "이서연" || b.User.IsAdmin {
 		t.Errorf("boot user %+v", b.User)
 	}
 	if b.SockJSPath != "/chat-sockjs" || b.WSPath != "/ws" || b.HeartbeatMs != 10000 || b.DefaultLang != "en" {
 		t.Errorf("boot %+v", b)
 	}
-	if got := textOf(byTestID(doc, "me-name")); got != "이서연" {
+	if got := htmlText(htmlByTestID(doc, "me-name")); got != "이서연" {
 		t.Errorf("me-name %q", got)
 	}
 }
@@ -310,24 +310,24 @@ func TestPagesLanguage(t *testing.T) {
 			if tt.cookie != "" {
 				hdrs = append(hdrs, "Cookie: stompbox_lang="+tt.cookie)
 			}
-			doc := parse(t, get(t, mux, "/login", "", hdrs...))
-			htmlEl := findAll(doc, func(n *html.Node) bool { return n.Data == "html" })[0]
-			if got, _ := attr(htmlEl, "lang"); got != tt.want {
+			doc := parseHTML(t, pageGet(t, mux, "/login", "", hdrs...))
+			htmlEl := htmlFindAll(doc, func(n *html.Node) bool { return n.Data == "html" })[0]
+			if got, _ := htmlAttr(htmlEl, "lang"); got != tt.want {
 				t.Errorf("<html lang=%q>, want %q", got, tt.want)
 			}
-			h1 := findAll(doc, func(n *html.Node) bool { return n.Data == "h1" })
-			if len(h1) != 1 || textOf(h1[0]) != tt.heading {
-				t.Errorf("h1 %q, want %q", textOf(h1[0]), tt.heading)
+			h1 := htmlFindAll(doc, func(n *html.Node) bool { return n.Data == "h1" })
+			if len(h1) != 1 || htmlText(h1[0]) != tt.heading {
+				t.Errorf("h1 %q, want %q", htmlText(h1[0]), tt.heading)
 			}
-			if b := bootOf(t, doc); b.Lang != tt.want {
+			if b := htmlBoot(t, doc); b.Lang != tt.want {
 				t.Errorf("boot lang %q, want %q", b.Lang, tt.want)
 			}
 		})
 	}
 	t.Run("chat in korean", func(t *testing.T) {
 		mux, _ := newTestPages(t)
-		doc := parse(t, get(t, mux, "/", "lee-session", "Cookie: stompbox_lang=ko"))
-		if got := textOf(byTestID(doc, "send")); got != "보내기" {
+		doc := parseHTML(t, pageGet(t, mux, "/", "lee-session", "Cookie: stompbox_lang=ko"))
+		if got := htmlText(htmlByTestID(doc, "send")); got != "보내기" {
 			t.Errorf("send button %q, want 보내기", got)
 		}
 	})
@@ -344,13 +344,13 @@ func TestPagesCSPFriendly(t *testing.T) {
 		{"/admin", "kim-session"}, {"/admin", "lee-session"}, {"/embed/room/3", "kim-session"}, {"/embed/room/3", ""},
 	}
 	check := func(t *testing.T, path, session string) {
-		res := get(t, mux, path, session)
+		res := pageGet(t, mux, path, session)
 		csp := res.Header.Get("Content-Security-Policy")
 		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("CSP %q", csp)
 		}
-		doc := parse(t, res)
-		for _, n := range findAll(doc, func(*html.Node) bool { return true }) {
+		doc := parseHTML(t, res)
+		for _, n := range htmlFindAll(doc, func(*html.Node) bool { return true }) {
 			for _, a := range n.Attr {
 				if strings.HasPrefix(a.Key, "on") || a.Key == "style" {
 					t.Errorf("<%s %s=%q>", n.Data, a.Key, a.Val)
@@ -360,18 +360,18 @@ func TestPagesCSPFriendly(t *testing.T) {
 				t.Errorf("inline <style>")
 			}
 			if n.Data == "script" {
-				src, hasSrc := attr(n, "src")
-				typ, _ := attr(n, "type")
+				src, hasSrc := htmlAttr(n, "src")
+				typ, _ := htmlAttr(n, "type")
 				if !hasSrc && typ != "application/json" {
-					t.Errorf("inline script %q", textOf(n))
+					t.Errorf("inline script %q", htmlText(n))
 				}
 				if hasSrc {
-					checkStatic(t, mux, src)
+					checkStaticURL(t, mux, src)
 				}
 			}
 			if n.Data == "link" {
-				href, _ := attr(n, "href")
-				checkStatic(t, mux, href)
+				href, _ := htmlAttr(n, "href")
+				checkStaticURL(t, mux, href)
 			}
 		}
 	}
@@ -383,35 +383,35 @@ func TestPagesCSPFriendly(t *testing.T) {
 }
 
 // checkStatic fails unless url is a fingerprinted static URL that answers 200.
-func checkStatic(t *testing.T, h http.Handler, url string) {
+func checkStaticURL(t *testing.T, h http.Handler, url string) {
 	t.Helper()
 	if !regexp.MustCompile(`^/static/[a-z0-9./_-]+\?v=[0-9a-f]{16}$`).MatchString(url) {
 		t.Errorf("static URL %q is not fingerprinted", url)
 		return
 	}
-	if res := get(t, h, url, ""); res.StatusCode != http.StatusOK {
+	if res := pageGet(t, h, url, ""); res.StatusCode != http.StatusOK {
 		t.Errorf("GET %s: %d", url, res.StatusCode)
 	}
 }
 
 func TestPagesFraming(t *testing.T) {
 	mux, _ := newTestPages(t, func(o *pagesOptions) { o.frameAncestors = []string{"https://intranet.corp.example"} })
-	res := get(t, mux, "/", "kim-session")
+	res := pageGet(t, mux, "/", "kim-session")
 	if !strings.Contains(res.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") || res.Header.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("chat page may be framed: CSP %q XFO %q", res.Header.Get("Content-Security-Policy"), res.Header.Get("X-Frame-Options"))
 	}
-	res = get(t, mux, "/embed/room/5", "kim-session")
+	res = pageGet(t, mux, "/embed/room/5", "kim-session")
 	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'self' https://intranet.corp.example") {
 		t.Errorf("embed CSP %q", csp)
 	}
 	if xfo := res.Header.Get("X-Frame-Options"); xfo != "" {
 		t.Errorf("embed X-Frame-Options %q, want none", xfo)
 	}
-	doc := parse(t, res)
-	if b := bootOf(t, doc); b.RoomID != 5 || b.User == nil {
+	doc := parseHTML(t, res)
+	if b := htmlBoot(t, doc); b.RoomID != 5 || b.User == nil {
 		t.Errorf("embed boot %+v", b)
 	}
-	if v, _ := attr(byTestID(doc, "embed-app"), "data-room-id"); v != "5" {
+	if v, _ := htmlAttr(htmlByTestID(doc, "embed-app"), "data-room-id"); v != "5" {
 		t.Errorf("data-room-id %q", v)
 	}
 }
@@ -443,7 +443,7 @@ func TestPagesStatic(t *testing.T) {
 	plain := strings.Split(url, "?")[0]
 
 	t.Run("fingerprinted is immutable", func(t *testing.T) {
-		res := get(t, mux, url, "")
+		res := pageGet(t, mux, url, "")
 		if res.StatusCode != 200 || res.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
 			t.Errorf("status %d Cache-Control %q", res.StatusCode, res.Header.Get("Cache-Control"))
 		}
@@ -456,19 +456,19 @@ func TestPagesStatic(t *testing.T) {
 	})
 	t.Run("plain or stale must revalidate", func(t *testing.T) {
 		for _, u := range []string{plain, plain + "?v=0000000000000000"} {
-			if cc := get(t, mux, u, "").Header.Get("Cache-Control"); cc != "no-cache" {
+			if cc := pageGet(t, mux, u, "").Header.Get("Cache-Control"); cc != "no-cache" {
 				t.Errorf("%s: Cache-Control %q", u, cc)
 			}
 		}
 	})
 	t.Run("etag and 304", func(t *testing.T) {
-		res := get(t, mux, url, "")
+		res := pageGet(t, mux, url, "")
 		etag := res.Header.Get("ETag")
 		if !regexp.MustCompile(`^"[0-9a-f]{16}"$`).MatchString(etag) || !strings.Contains(url, strings.Trim(etag, `"`)) {
 			t.Fatalf("ETag %q for %s", etag, url)
 		}
 		for _, inm := range []string{etag, "W/" + etag, `"x", ` + etag, "*"} {
-			res := get(t, mux, plain, "", "If-None-Match: "+inm)
+			res := pageGet(t, mux, plain, "", "If-None-Match: "+inm)
 			if res.StatusCode != http.StatusNotModified {
 				t.Errorf("If-None-Match %s: status %d", inm, res.StatusCode)
 			}
@@ -476,13 +476,13 @@ func TestPagesStatic(t *testing.T) {
 				t.Errorf("304 with a body of %d bytes", len(b))
 			}
 		}
-		if res := get(t, mux, plain, "", `If-None-Match: "other"`); res.StatusCode != http.StatusOK {
+		if res := pageGet(t, mux, plain, "", `If-None-Match: "other"`); res.StatusCode != http.StatusOK {
 			t.Errorf("other etag: status %d", res.StatusCode)
 		}
 	})
 	t.Run("gzip", func(t *testing.T) {
-		raw, _ := io.ReadAll(get(t, mux, url, "").Body)
-		res := get(t, mux, url, "", "Accept-Encoding: br, gzip;q=0.8")
+		raw, _ := io.ReadAll(pageGet(t, mux, url, "").Body)
+		res := pageGet(t, mux, url, "", "Accept-Encoding: br, gzip;q=0.8")
 		if res.Header.Get("Content-Encoding") != "gzip" || res.Header.Get("Vary") != "Accept-Encoding" {
 			t.Fatalf("Content-Encoding %q Vary %q", res.Header.Get("Content-Encoding"), res.Header.Get("Vary"))
 		}
@@ -498,23 +498,23 @@ func TestPagesStatic(t *testing.T) {
 		if !bytes.Equal(unz, raw) {
 			t.Error("gzip body differs from the file")
 		}
-		if res := get(t, mux, url, "", "Accept-Encoding: gzip", "If-None-Match: "+gzEtag); res.StatusCode != http.StatusNotModified {
+		if res := pageGet(t, mux, url, "", "Accept-Encoding: gzip", "If-None-Match: "+gzEtag); res.StatusCode != http.StatusNotModified {
 			t.Errorf("gzip revalidation: %d", res.StatusCode)
 		}
-		if res := get(t, mux, url, "", "Accept-Encoding: gzip;q=0"); res.Header.Get("Content-Encoding") != "" {
+		if res := pageGet(t, mux, url, "", "Accept-Encoding: gzip;q=0"); res.Header.Get("Content-Encoding") != "" {
 			t.Error("gzip sent though q=0")
 		}
 	})
 	t.Run("types", func(t *testing.T) {
 		for name, want := range map[string]string{"app.css": "text/css; charset=utf-8", "icon.svg": "image/svg+xml", "i18n.js": "text/javascript; charset=utf-8"} {
-			if ct := get(t, mux, st.URL(name), "").Header.Get("Content-Type"); ct != want {
+			if ct := pageGet(t, mux, st.URL(name), "").Header.Get("Content-Type"); ct != want {
 				t.Errorf("%s: Content-Type %q, want %q", name, ct, want)
 			}
 		}
 	})
 	t.Run("missing and traversal", func(t *testing.T) {
 		for _, u := range []string{"/static/nope.js", "/static/../pages.go", "/static/", "/static/%2e%2e/go.mod"} {
-			if res := get(t, mux, u, ""); res.StatusCode != http.StatusNotFound && res.StatusCode != http.StatusMovedPermanently && res.StatusCode != http.StatusTemporaryRedirect { // the mux redirects to the cleaned path, never serves outside static
+			if res := pageGet(t, mux, u, ""); res.StatusCode != http.StatusNotFound && res.StatusCode != http.StatusMovedPermanently && res.StatusCode != http.StatusTemporaryRedirect { // the mux redirects to the cleaned path, never serves outside static
 				t.Errorf("%s: status %d", u, res.StatusCode)
 			}
 		}
