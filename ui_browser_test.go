@@ -451,11 +451,11 @@ func TestUIChatXHRPolling(t *testing.T) {
 }
 
 // TestUIFakeServer runs the flow against uiFakeChat over the real broker on
-// raw WebSocket (?transport=ws). The fake has no since-id replay, so the
-// drop-and-resume part runs only against the full server.
+// raw WebSocket (?transport=ws), drop and resume included (the fake
+// implements since-id with the broker's subscribe hook).
 func TestUIFakeServer(t *testing.T) {
 	f := startUIFakeChat(t)
-	uiChatFlow(t, f.srv.URL, "?transport=ws", false)
+	uiChatFlow(t, f.srv.URL, "?transport=ws", true)
 }
 
 // ---- uiFakeChat: the chat API of the contract, in memory ----
@@ -512,6 +512,7 @@ func startUIFakeChat(t *testing.T) *uiFakeChat {
 		body, _ := json.Marshal(map[string]string{"user": req.User()})
 		return req.Broker.Publish(fmt.Sprintf("/sub/chat/room/%d/typing", in.RoomID), nil, body, 0)
 	})
+	f.broker.OnSubscribe("/sub/chat/room/", f.replaySince)
 	mux := http.NewServeMux()
 	newPages(pagesOptions{
 		currentUser: func(r *http.Request) (uiUser, bool) {
@@ -593,6 +594,40 @@ func (f *uiFakeChat) handleMessage(_ context.Context, req *appRequest) error {
 	f.mu.Unlock()
 	body, _ := json.Marshal(m)
 	return req.Broker.Publish(fmt.Sprintf("/sub/chat/room/%d", r.ID), []header{{hdrContentType, "application/json"}}, body, m.ID)
+}
+
+// replaySince implements the since-id header of a room subscription as
+// the contract describes: every stored message after N first, then live,
+// with no gap and no duplicate (the broker's hold/release does the seam).
+func (f *uiFakeChat) replaySince(_ context.Context, _ *session, sub *subscription, fr *frame) error {
+	dest, _ := fr.Get(hdrDestination)
+	roomID, err := strconv.ParseInt(strings.TrimPrefix(dest, "/sub/chat/room/"), 10, 64)
+	since, ok := fr.Get("since-id")
+	if err != nil || !ok {
+		return nil // presence, typing, or a live-only subscription
+	}
+	after, err := strconv.ParseInt(since, 10, 64)
+	if err != nil {
+		return nil
+	}
+	sub.hold()
+	sub.Attach()
+	f.mu.Lock()
+	var replay []uiFakeMessage
+	for _, m := range f.msgs {
+		if m.RoomID == roomID && m.ID > after {
+			replay = append(replay, m)
+		}
+	}
+	f.mu.Unlock()
+	last := after
+	for _, m := range replay {
+		body, _ := json.Marshal(m)
+		sub.Replay([]header{{hdrContentType, "application/json"}}, body, m.ID)
+		last = m.ID
+	}
+	sub.release(last)
+	return nil
 }
 
 // api registers the HTTP JSON API of the contract that app.js uses.
