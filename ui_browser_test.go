@@ -647,7 +647,7 @@ func (f *uiFakeChat) api(mux *http.ServeMux) {
 		last, member := r.members[u.Username]
 		unread := 0
 		for _, m := range f.msgs {
-			if m.RoomID == r.ID && m.ID > last && m.Sender != u.Username && member {
+			if m.RoomID == r.ID && m.ID > last && m.Sender != u.Username && member && m.Type == "TALK" {
 				unread++
 			}
 		}
@@ -804,4 +804,185 @@ func (f *uiFakeChat) api(mux *http.ServeMux) {
 		f.rooms = append(f.rooms, rm)
 		writeJSON(w, http.StatusCreated, roomJSON(rm, u))
 	}))
+}
+
+// createRoom makes a room through the dialog and returns its id once open.
+func (p *uiPerson) createRoom(name string) int {
+	p.t.Helper()
+	p.click(testIDSel("new-room"))
+	p.fill("room-name", name)
+	p.submit("new-room-form")
+	p.waitFor("room "+name, fmt.Sprintf(`document.querySelector('[data-testid="room-title"]').textContent === %s`, jsString(name)))
+	return p.roomID()
+}
+
+// joinRoom opens a room from "other rooms" and joins it.
+func (p *uiPerson) joinRoom(id int) {
+	p.t.Helper()
+	p.open("/" + p.query)
+	p.waitFor("room offered", fmt.Sprintf(`document.querySelector('[data-testid="other-rooms"] [data-room-id="%d"]')`, id))
+	p.click(fmt.Sprintf(`[data-testid="other-rooms"] [data-room-id="%d"]`, id))
+	p.waitFor("join button", `!document.querySelector('[data-testid="join-room"]').hidden`)
+	p.click(testIDSel("join-room"))
+	p.waitFor("joined", fmt.Sprintf(`document.querySelector('[data-testid="room-list"] [data-room-id="%d"]') && !document.querySelector('[data-testid="composer"]').disabled`, id))
+}
+
+// openRoom loads the chat page on a room and waits for the connection.
+func (p *uiPerson) openRoom(id int) {
+	p.t.Helper()
+	p.open("/settings") // a real page load: a navigation that changes only the #fragment does not reload
+	p.open(fmt.Sprintf("/%s#room-%d", p.query, id))
+	p.waitFor("room open", fmt.Sprintf(`location.hash === "#room-%d" && !document.querySelector('[data-testid="room"]').hidden`, id))
+	p.waitConnected()
+}
+
+// insertText types text as an input method would, without pressing Enter.
+func (p *uiPerson) insertText(text string) {
+	p.t.Helper()
+	p.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, input.InsertText, input.InsertTextParams{Text: text})
+		return err
+	}))
+}
+
+// seed stores n messages from sender in a room, as if sent long ago.
+func (f *uiFakeChat) seed(roomID int64, sender string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := f.find(sender)
+	start := time.Now().Add(-48 * time.Hour)
+	for i := range n {
+		f.msgs = append(f.msgs, uiFakeMessage{ID: int64(len(f.msgs) + 1), Type: "TALK", RoomID: roomID, Sender: u.Username, SenderName: u.DisplayName,
+			Message: fmt.Sprintf("seed %03d", i+1), CreatedAt: start.Add(time.Duration(i) * time.Minute).UTC().Format(time.RFC3339)})
+	}
+}
+
+// TestUIFakeFeatures covers the chat features beyond the basic flow, on the
+// fake server: scrolling back through history, unread badges, @mention
+// completion, typing, notifications, DMs, search, the embed page and the
+// admin page.
+func TestUIFakeFeatures(t *testing.T) {
+	f := startUIFakeChat(t)
+	browser := newBrowser(t)
+	const q = "?transport=ws"
+	alice := newUIPerson(t, browser, "alice", f.srv.URL, q)
+	bob := newUIPerson(t, browser, "bob", f.srv.URL, q)
+	alice.register(true)
+	bob.register(false)
+	histID := alice.createRoom("history")
+	quietID := alice.createRoom("quiet")
+	bob.joinRoom(histID)
+
+	{
+		t.Log("step: scroll back")
+		f.seed(int64(histID), "alice", 120)
+		alice.openRoom(histID)
+		count := `document.querySelectorAll('[data-testid="message"]').length`
+		alice.waitFor("first page", count+` === 50`)
+		for _, want := range []int{100, 120} {
+			alice.eval(`(() => { document.querySelector('[data-testid="history"]').scrollTop = 0; return true })()`, nil)
+			alice.waitFor(fmt.Sprintf("%d messages", want), fmt.Sprintf(`%s === %d`, count, want))
+		}
+		alice.waitFor("beginning", `document.querySelector('[data-testid="history-top"]').textContent === "This is the beginning of the room."`)
+		var ok bool
+		alice.eval(`(() => { const ids = [...document.querySelectorAll('[data-testid="message"]')].map(e => +e.dataset.id); return ids.every((v, i) => i === 0 || v > ids[i - 1]) && new Set(ids).size === ids.length })()`, &ok)
+		if !ok {
+			t.Error("history is not in ascending id order without duplicates")
+		}
+		var days int
+		alice.eval(`document.querySelectorAll('[data-testid="day-separator"]').length`, &days)
+		if days < 1 {
+			t.Error("no day separator")
+		}
+	}
+
+	{
+		t.Log("step: unread badge")
+		alice.openRoom(quietID)
+		bob.openRoom(histID)
+		bob.say("ping for the badge")
+		badge := fmt.Sprintf(`document.querySelector('[data-testid="room-list"] [data-room-id="%d"] [data-testid="unread-badge"]')`, histID)
+		alice.waitFor("badge", badge+` && `+badge+`.textContent === "1"`)
+		alice.click(fmt.Sprintf(`[data-testid="room-list"] [data-room-id="%d"]`, histID))
+		alice.waitText("ping for the badge")
+		alice.waitFor("badge cleared", `!`+badge)
+	}
+
+	{
+		t.Log("step: mention completion, typing and notification")
+		// Bob's tab is hidden and allows notifications (stubbed: headless
+		// Chromium cannot show them).
+		bob.eval(`(() => {
+			window.__notes = [];
+			window.Notification = class { constructor(title, o) { window.__notes.push({title, body: o.body}); } static get permission() { return "granted"; } close() {} };
+			Object.defineProperty(document, "hidden", {get: () => true, configurable: true});
+			localStorage.setItem("stompbox_notify", "on");
+			return true })()`, nil)
+		alice.do(chromedp.Focus(testIDSel("composer")))
+		alice.insertText("@bo")
+		alice.waitFor("suggestion", `!document.querySelector('[data-testid="mention-list"]').hidden && document.querySelector('[data-testid="mention-option"]').textContent.startsWith("@bob")`)
+		alice.pressEnter(false)
+		var v string
+		alice.eval(`document.querySelector('[data-testid="composer"]').value`, &v)
+		if v != "@bob " {
+			t.Fatalf("composer %q after picking, want %q", v, "@bob ")
+		}
+		bob.waitFor("typing", `document.querySelector('[data-testid="typing"]').textContent.includes("Alice")`)
+		alice.insertText("점심 먹었어요?")
+		alice.pressEnter(false)
+		bob.waitText("@bob 점심 먹었어요?")
+		bob.waitFor("notification", `window.__notes.length === 1 && window.__notes[0].title.includes("Alice") && window.__notes[0].body === "@bob 점심 먹었어요?"`)
+		var mentioned bool
+		bob.eval(`[...document.querySelectorAll('[data-testid="message"]')].pop().classList.contains("mentioned")`, &mentioned)
+		if !mentioned {
+			t.Error("mention of bob not highlighted for bob")
+		}
+	}
+
+	{
+		t.Log("step: direct message and search")
+		alice.click(testIDSel("new-dm"))
+		alice.waitFor("people", `document.querySelector('[data-testid="dm-user"] option[value="bob"]')`)
+		alice.submit("new-dm-form")
+		alice.waitFor("dm open", `document.querySelector('[data-testid="dm-list"] [aria-current="true"]') && document.querySelector('[data-testid="room-title"]').textContent === "Bob 님"`)
+		alice.say("비밀 메시지 secret")
+		dmID := alice.roomID()
+		bob.openRoom(histID)
+		badge := fmt.Sprintf(`document.querySelector('[data-testid="dm-list"] [data-room-id="%d"] [data-testid="unread-badge"]')`, dmID)
+		bob.waitFor("dm badge", badge+` && `+badge+`.textContent === "1"`)
+
+		bob.fill("search-input", "비밀")
+		bob.submit("search-form")
+		bob.waitFor("search hit", `document.querySelectorAll('[data-testid="search-hit"]').length === 1`)
+		bob.click(testIDSel("search-hit"))
+		bob.waitFor("jumped", fmt.Sprintf(`location.hash === "#room-%d" && document.querySelector('[data-testid="message"].highlight')`, dmID))
+		bob.waitText("비밀 메시지 secret")
+	}
+
+	{
+		t.Log("step: embed")
+		bob.open(fmt.Sprintf("/embed/room/%d%s", histID, q))
+		bob.waitFor("embed room", `document.querySelector('[data-testid="embed-app"]') && document.querySelector('[data-testid="room-title"]').textContent === "history"`)
+		bob.waitConnected()
+		bob.waitText("ping for the badge")
+		bob.say("from the embed")
+		alice.openRoom(histID)
+		alice.waitText("from the embed")
+		bob.do(chromedp.EmulateViewport(400, 500))
+		screenshot(t, bob.ctx, "embed")
+		bob.do(chromedp.EmulateViewport(browserWindowWidth, browserWindowHeight))
+	}
+
+	{
+		t.Log("step: admin")
+		alice.open("/admin")
+		alice.waitFor("people", `document.querySelectorAll('[data-testid="person-row"]').length === 2 && document.querySelectorAll('[data-testid="room-row"]').length >= 2`)
+		screenshot(t, alice.ctx, "admin")
+		bob.open("/admin")
+		bob.waitFor("forbidden", `document.querySelector('[data-testid="forbidden"]')`)
+	}
+
+	if n := alice.dialogs.Load() + bob.dialogs.Load(); n != 0 {
+		t.Errorf("%d JavaScript dialogs opened", n)
+	}
 }

@@ -26,6 +26,8 @@
   const MENTION_MAX = 8;             // suggestions shown at once
   const SEARCH_JUMP_PAGES = 20;      // older pages fetched at most to reach a search hit
   const TOAST_MS = 6000;
+  const ROOMS_REFRESH_MS = 30000;    // room list poll: new rooms and DMs appear within half a minute; one small GET
+  const ROOMS_REFRESH_MIN_MS = 5000; // no more often than this, however often the tab is shown
   const LANG_KEY = "stompbox_lang";  // localStorage key and cookie name (ui.LangCookie)
   const NOTIFY_KEY = "stompbox_notify";
   const LAST_ROOM_KEY = "stompbox_last_room";
@@ -300,7 +302,7 @@
     function state(id) {
       let s = states.get(id);
       if (!s) {
-        s = { msgs: [], ids: new Set(), lastId: 0, loaded: false, loading: false, pending: [], hasMore: true, loadingOlder: false };
+        s = { msgs: [], ids: new Set(), lastId: 0, loaded: false, loading: null, pending: [], hasMore: true, loadingOlder: false };
         states.set(id, s);
       }
       return s;
@@ -490,10 +492,17 @@
     }
 
     // ---- history ----
-    async function loadLatest(id) {
+    // loadLatest fetches the newest page of a room once; callers during the
+    // fetch share its promise.
+    function loadLatest(id) {
       const s = state(id);
-      if (s.loaded || s.loading) return;
-      s.loading = true;
+      if (s.loaded) return Promise.resolve();
+      if (!s.loading) {
+        s.loading = fetchLatest(id, s).finally(() => { s.loading = null; s.pending = []; });
+      }
+      return s.loading;
+    }
+    async function fetchLatest(id, s) {
       try {
         const msgs = list(await api("GET", "/api/rooms/" + id + "/messages?limit=" + PAGE_SIZE), "messages");
         for (const m of msgs) insert(s, m);
@@ -502,18 +511,14 @@
         s.loaded = true;
       } catch (ex) {
         toast(ex.message);
-      } finally {
-        s.loading = false;
-        s.pending = [];
+        return;
       }
-      if (s.loaded) {
-        subscribeRoom(id); // with since-id now that we know where we are
-        if (id === current) {
-          renderMessages();
-          scrollToBottom();
-          fillScreen();
-          scheduleRead();
-        }
+      subscribeRoom(id); // with since-id now that we know where we are
+      if (id === current) {
+        renderMessages();
+        scrollToBottom();
+        fillScreen();
+        scheduleRead();
       }
     }
     // loadOlder fetches the page before the oldest message shown, keeping
@@ -593,13 +598,19 @@
       }));
     }
     function subscribeAll() {
+      subscribeRooms();
+      subscribeExtras(current);
+    }
+    // subscribeRooms subscribes the open room and every room we belong to
+    // that this connection has not subscribed yet.
+    function subscribeRooms() {
+      if (!connected) return;
       let n = 0;
       if (current) { subscribeRoom(current); n++; }
       for (const r of rooms.values()) {
         if (n >= MAX_ROOM_SUBSCRIPTIONS) break;
         if (r.member && !r.archived && r.id !== current) { subscribeRoom(r.id); n++; }
       }
-      subscribeExtras(current);
     }
     function transports() {
       const q = new URLSearchParams(location.search);
@@ -659,7 +670,9 @@
         let v;
         try { v = JSON.parse(frame.body); } catch (_) { return; }
         const m = v && (v.message && typeof v.message === "object" ? v.message : v);
-        if (m && m.roomId && typeof m.id === "number") maybeNotify(m.roomId, m);
+        if (!m || !m.roomId) return;
+        if (!rooms.has(m.roomId)) loadRooms().catch(() => {}); // a new DM or an invitation
+        if (typeof m.id === "number") maybeNotify(m.roomId, m);
       });
       if (everConnected) {
         // Unread counts of rooms we only count may have moved while away.
@@ -773,6 +786,7 @@
       for (const id of [...rooms.keys()]) if (!seen.has(id)) rooms.delete(id);
       renderRoomList();
       if (current) showRoomHeader(rooms.get(current));
+      subscribeRooms(); // rooms joined elsewhere, new DMs
     }
     async function loadUsers() {
       try {
@@ -888,7 +902,20 @@
       if (ui.history.scrollTop < LOAD_OLDER_PX) loadOlder();
     }, { passive: true });
     ui.jump.addEventListener("click", () => { scrollToBottom(); scheduleRead(); ui.composer.focus(); });
-    document.addEventListener("visibilitychange", () => { if (!document.hidden) scheduleRead(); });
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) return;
+      scheduleRead();
+      refreshRooms();
+    });
+    // The room list also changes without us (new rooms, DMs, invitations):
+    // refresh it now and then, and when the tab comes back.
+    let lastRoomsRefresh = Date.now();
+    function refreshRooms() {
+      if (Date.now() - lastRoomsRefresh < ROOMS_REFRESH_MIN_MS) return;
+      lastRoomsRefresh = Date.now();
+      loadRooms().catch(() => {});
+    }
+    setInterval(() => { if (!document.hidden) refreshRooms(); }, ROOMS_REFRESH_MS);
 
     // ---- join / leave ----
     if (ui.join) ui.join.addEventListener("click", async () => {
