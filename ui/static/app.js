@@ -897,10 +897,15 @@
     ui.form.addEventListener("submit", (e) => { e.preventDefault(); send(); });
 
     // ---- scrolling ----
+    // stick: the view follows new messages and size changes (keyboard
+    // opening on a phone, an iframe resized) while it is at the bottom.
+    let stick = true;
     ui.history.addEventListener("scroll", () => {
-      if (nearBottom()) { ui.jump.hidden = true; scheduleRead(); }
+      stick = nearBottom();
+      if (stick) { ui.jump.hidden = true; scheduleRead(); }
       if (ui.history.scrollTop < LOAD_OLDER_PX) loadOlder();
     }, { passive: true });
+    if (window.ResizeObserver) new ResizeObserver(() => { if (stick) scrollToBottom(); }).observe(ui.history);
     ui.jump.addEventListener("click", () => { scrollToBottom(); scheduleRead(); ui.composer.focus(); });
     document.addEventListener("visibilitychange", () => {
       if (document.hidden) return;
