@@ -186,6 +186,22 @@ func (s *sockjsSession) interrupt(rcv *sockjsReceiver) {
 	}
 }
 
+// fail closes the session like interrupt after a receiver failed to write
+// frames it had taken: whoever is attached now gets the close frame.
+func (s *sockjsSession) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log.Debug("sockjs frames lost", "err", err)
+	if s.recv == nil {
+		s.interruptLocked()
+		return
+	}
+	s.queue, s.queueBytes = nil, 0
+	if s.closeLocked(closeProtocol, sockjsReasonInterrupted, io.EOF) {
+		s.log.Info("sockjs session interrupted")
+	}
+}
+
 func (s *sockjsSession) interruptLocked() {
 	s.recv = nil
 	s.queue, s.queueBytes = nil, 0

@@ -246,31 +246,38 @@ func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id 
 		}
 		return
 	}
-	if err == nil && created {
-		err = resp.writeFrame(sockjsOpenFrame)
-	}
 	if err != nil {
 		sess.log.Debug("sockjs receiver write", "err", err)
 		sess.interrupt(rcv)
 		return
 	}
 	if created && !kind.streaming {
+		// Detach before the last write: once the client has the frame
+		// it may send its next poll before this handler has returned.
 		sess.detach(rcv)
+		if err := resp.writeFrame(sockjsOpenFrame); err != nil {
+			sess.fail(err)
+		}
 		return
+	}
+	if created {
+		if err := resp.writeFrame(sockjsOpenFrame); err != nil {
+			sess.log.Debug("sockjs receiver write", "err", err)
+			sess.interrupt(rcv)
+			return
+		}
 	}
 	s.receive(sess, rcv, resp)
 }
 
-// receive runs an attached receiver until its response is complete.
+// receive runs an attached receiver until its response is complete. The
+// receiver detaches before writing its last frame (see serveReceiver); a
+// failed write of taken messages closes the session, since they are lost.
 func (s *sockjsServer) receive(sess *sockjsSession, rcv *sockjsReceiver, resp *sockjsResponse) {
 	heartbeat := time.NewTimer(s.opts.Heartbeat)
 	defer heartbeat.Stop()
 	var buf []byte // array frames; frame may also alias shared, read-only frames
 	for {
-		if resp.kind.streaming && resp.sent >= s.opts.ResponseLimit {
-			sess.detach(rcv) // the client reconnects with a fresh response
-			return
-		}
 		msgs, closeFrame := sess.take()
 		var frame []byte
 		switch {
@@ -290,13 +297,22 @@ func (s *sockjsServer) receive(sess *sockjsSession, rcv *sockjsReceiver, resp *s
 				return
 			}
 		}
-		if err := resp.writeFrame(frame); err != nil {
+		resp.buf = resp.kind.wrap(resp.buf[:0], frame, resp.callback)
+		last := closeFrame != nil || !resp.kind.streaming || resp.sent+len(resp.buf) >= s.opts.ResponseLimit
+		if last {
+			sess.detach(rcv) // past ResponseLimit the client reconnects with a fresh response
+		}
+		resp.sent += len(resp.buf)
+		if err := resp.writeRaw(resp.buf); err != nil {
 			sess.log.Debug("sockjs receiver write", "err", err)
-			sess.interrupt(rcv)
+			if msgs != nil || last {
+				sess.fail(err)
+			} else {
+				sess.interrupt(rcv)
+			}
 			return
 		}
-		if closeFrame != nil || !resp.kind.streaming {
-			sess.detach(rcv)
+		if last {
 			return
 		}
 		heartbeat.Reset(s.opts.Heartbeat)
