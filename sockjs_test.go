@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,6 +34,13 @@ const sockjsTestPrefix = "/a/b/stomp" // nested, to show any prefix works
 // sockjsTestPrefix) running app for every session (nil: echo).
 func newSockJSEnv(t *testing.T, opts sockjsOptions, app func(transport, connInfo)) *sockjsEnv {
 	t.Helper()
+	return newSockJSEnvServer(t, opts, app, nil)
+}
+
+// newSockJSEnvServer is newSockJSEnv with the http.Server configured by
+// configure (if not nil) before it starts.
+func newSockJSEnvServer(t *testing.T, opts sockjsOptions, app func(transport, connInfo), configure func(*http.Server)) *sockjsEnv {
+	t.Helper()
 	if opts.Prefix == "" {
 		opts.Prefix = sockjsTestPrefix
 	}
@@ -48,7 +52,11 @@ func newSockJSEnv(t *testing.T, opts sockjsOptions, app func(transport, connInfo
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv := newSockJS(opts, log, app)
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewUnstartedServer(srv)
+	if configure != nil {
+		configure(ts.Config)
+	}
+	ts.Start()
 	env := &sockjsEnv{
 		t:    t,
 		srv:  srv,
@@ -429,469 +437,6 @@ func TestSockJSIframe(t *testing.T) {
 	})
 }
 
-// TestSockJSTransportFraming opens a session on each receiving transport,
-// sends ["x"] with the matching send URL and checks every byte that comes
-// back, including a control character and an HTML-sensitive message.
-func TestSockJSTransportFraming(t *testing.T) {
-	tests := []struct {
-		kind, method, query string
-		delim               string // ends every frame envelope
-		prelude             string // "" for none; "*" for "check length only"
-		open, msg, special  string // expected envelopes of o, a["x"], a["</script>\u0000"]
-		sendPath, sendBody  string
-		sendStatus          int
-		sendReply           string
-		contentType         string
-	}{
-		{
-			kind: "xhr", method: "POST", delim: "\n", open: "o\n", msg: "a[\"x\"]\n", special: "a[\"</script>\\u0000\"]\n",
-			sendPath: "xhr_send", sendBody: `["x"]`, sendStatus: 204,
-			contentType: "application/javascript; charset=UTF-8",
-		},
-		{
-			kind: "xhr_streaming", method: "POST", delim: "\n", prelude: strings.Repeat("h", 2048) + "\n",
-			open: "o\n", msg: "a[\"x\"]\n", special: "a[\"</script>\\u0000\"]\n",
-			sendPath: "xhr_send", sendBody: `["x"]`, sendStatus: 204,
-			contentType: "application/javascript; charset=UTF-8",
-		},
-		{
-			kind: "eventsource", method: "GET", delim: "\r\n\r\n", prelude: "\r\n",
-			open: "data: o\r\n\r\n", msg: "data: a[\"x\"]\r\n\r\n", special: "data: a[\"</script>\\u0000\"]\r\n\r\n",
-			sendPath: "xhr_send", sendBody: `["x"]`, sendStatus: 204,
-			contentType: "text/event-stream",
-		},
-		{
-			kind: "htmlfile", method: "GET", query: "?c=%63allback", delim: "</script>\r\n", prelude: "*",
-			open: "<script>\np(\"o\");\n</script>\r\n", msg: "<script>\np(\"a[\\\"x\\\"]\");\n</script>\r\n",
-			special:  "<script>\np(\"a[\\\"\\u003c/script\\u003e\\\\u0000\\\"]\");\n</script>\r\n",
-			sendPath: "xhr_send", sendBody: `["x"]`, sendStatus: 204,
-			contentType: "text/html; charset=UTF-8",
-		},
-		{
-			kind: "jsonp", method: "GET", query: "?c=cb.x_1", delim: ");\r\n",
-			open: "/**/cb.x_1(\"o\");\r\n", msg: "/**/cb.x_1(\"a[\\\"x\\\"]\");\r\n",
-			special:  "/**/cb.x_1(\"a[\\\"\\u003c/script\\u003e\\\\u0000\\\"]\");\r\n",
-			sendPath: "jsonp_send", sendBody: "d=%5B%22x%22%5D", sendStatus: 200, sendReply: "ok",
-			contentType: "application/javascript; charset=UTF-8",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.kind, func(t *testing.T) {
-			app, accepted := sockjsRecorder()
-			env := newSockJSEnv(t, sockjsOptions{}, app)
-			url := env.sessionURL()
-			streaming := tt.prelude != ""
-
-			send := func(body string) {
-				t.Helper()
-				hdr := map[string]string{}
-				if tt.sendPath == "jsonp_send" {
-					hdr["Content-Type"] = "application/x-www-form-urlencoded"
-				}
-				resp, got := env.do("POST", url+"/"+tt.sendPath, body, hdr)
-				if resp.StatusCode != tt.sendStatus || got != tt.sendReply {
-					t.Fatalf("send: %d %q", resp.StatusCode, got)
-				}
-				sockjsCheckHeaders(t, resp.Header, map[string]string{
-					"Content-Type":  "text/plain; charset=UTF-8",
-					"Cache-Control": "no-store, no-cache, no-transform, must-revalidate, max-age=0",
-				})
-			}
-
-			resp := env.open(tt.method, url+"/"+tt.kind+tt.query, "", nil)
-			defer resp.Body.Close()
-			sockjsCheckHeaders(t, resp.Header, map[string]string{
-				"Content-Type":  tt.contentType,
-				"Cache-Control": "no-store, no-cache, no-transform, must-revalidate, max-age=0",
-			})
-			if streaming && resp.Header.Get("X-Accel-Buffering") != "no" {
-				t.Errorf("X-Accel-Buffering %q", resp.Header.Get("X-Accel-Buffering"))
-			}
-			br := bufio.NewReader(resp.Body)
-			switch tt.prelude {
-			case "":
-			case "*":
-				p := sockjsReadUntil(t, br, "\r\n\r\n")
-				if len(p) <= 1024 {
-					t.Fatalf("htmlfile prelude only %d bytes", len(p))
-				}
-				sockjsGolden(t, "htmlfile_prelude.html", []byte(strings.TrimRight(p, " \r\n")))
-			default:
-				if p := sockjsReadUntil(t, br, tt.prelude[len(tt.prelude)-1:]); p != tt.prelude {
-					t.Fatalf("prelude %q", p)
-				}
-			}
-			a := sockjsRecv(t, accepted)
-			if want := "sockjs-" + strings.ReplaceAll(tt.kind, "_", "-"); a.info.Transport != want {
-				t.Errorf("connInfo.Transport %q, want %q", a.info.Transport, want)
-			}
-			if a.info.Remote == "" {
-				t.Error("connInfo.Remote empty")
-			}
-			next := func(resp **http.Response, br **bufio.Reader, want string) {
-				t.Helper()
-				if !streaming {
-					(*resp).Body.Close()
-					*resp = env.open(tt.method, url+"/"+tt.kind+tt.query, "", nil)
-					*br = bufio.NewReader((*resp).Body)
-				}
-				if got := sockjsReadUntil(t, *br, tt.delim); got != want {
-					t.Fatalf("frame %q, want %q", got, want)
-				}
-			}
-			// The open frame was the whole first poll.
-			if got := sockjsReadUntil(t, br, tt.delim); got != tt.open {
-				t.Fatalf("open frame %q, want %q", got, tt.open)
-			}
-			send(tt.sendBody)
-			if m := sockjsRecv(t, a.msgs); string(m) != "x" {
-				t.Fatalf("app read %q", m)
-			}
-			if err := a.tr.Write(context.Background(), [][]byte{[]byte("x")}); err != nil {
-				t.Fatal(err)
-			}
-			next(&resp, &br, tt.msg)
-			if err := a.tr.Write(context.Background(), [][]byte{[]byte("</script>\x00")}); err != nil {
-				t.Fatal(err)
-			}
-			next(&resp, &br, tt.special)
-			if err := a.tr.Close(3000, "Go away!"); err != nil {
-				t.Fatal(err)
-			}
-			closeFrame := strings.Replace(tt.open, "o", `c[3000,"Go away!"]`, 1)
-			if tt.kind == "htmlfile" || tt.kind == "jsonp" {
-				closeFrame = strings.Replace(tt.open, "o", `c[3000,\"Go away!\"]`, 1)
-			}
-			next(&resp, &br, closeFrame)
-			if err := sockjsRecv(t, a.end); !errors.Is(err, errTransportClosed) {
-				t.Fatalf("app Read after Close: %v", err)
-			}
-			if streaming { // the response ends after the close frame
-				if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
-					t.Fatalf("after close frame: %q %v", rest, err)
-				}
-			}
-		})
-	}
-}
-
-// jsonUnmarshalStrict decodes s into v.
-func jsonUnmarshalStrict(s string, v any) error {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
-func TestSockJSSendErrors(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{}, nil)
-	url := env.sessionURL()
-	env.expectBody("POST", url+"/xhr", "", 200, "o\n")
-	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
-	tests := []struct {
-		name, path, body string
-		hdr              map[string]string
-		status           int
-		contains         string
-	}{
-		{"xhr-unknown-session", "/000/nosuch/xhr_send", `["x"]`, nil, 404, ""},
-		{"jsonp-unknown-session", "/000/nosuch/jsonp_send", "d=%5B%5D", form, 404, ""},
-		{"xhr-broken", "xhr_send", `["x`, nil, 500, "Broken JSON encoding."},
-		{"xhr-not-array", "xhr_send", `"x"`, nil, 500, "Broken JSON encoding."},
-		{"xhr-not-strings", "xhr_send", `[1]`, nil, 500, "Broken JSON encoding."},
-		{"xhr-null-element", "xhr_send", `["a",null]`, nil, 500, "Broken JSON encoding."},
-		{"xhr-empty", "xhr_send", ``, nil, 500, "Payload expected."},
-		{"xhr-space", "xhr_send", " \n", nil, 500, "Payload expected."},
-		{"xhr-too-big", "xhr_send", `["` + strings.Repeat("x", sockjsMaxMessageBytes) + `"]`, nil, 413, ""},
-		{"jsonp-broken", "jsonp_send", "d=%5B%22x", form, 500, "Broken JSON encoding."},
-		{"jsonp-empty", "jsonp_send", "", form, 500, "Payload expected."},
-		{"jsonp-empty-d", "jsonp_send", "d=", form, 500, "Payload expected."},
-		{"jsonp-no-d", "jsonp_send", "p=p", form, 500, "Payload expected."},
-		{"xhr-empty-array", "xhr_send", `[]`, nil, 204, ""},
-		{"jsonp-plain", "jsonp_send", `["%61bc"]`, map[string]string{"Content-Type": "text/plain"}, 200, "ok"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			u := url + "/" + tt.path
-			if strings.HasPrefix(tt.path, "/") {
-				u = env.base + tt.path
-			}
-			resp, body := env.do("POST", u, tt.body, tt.hdr)
-			if resp.StatusCode != tt.status || !strings.Contains(body, tt.contains) {
-				t.Fatalf("%d %q, want %d containing %q", resp.StatusCode, body, tt.status, tt.contains)
-			}
-		})
-	}
-	// Only the two valid sends reached the app, in order.
-	env.expectBody("POST", url+"/xhr", "", 200, "a[\"%61bc\"]\n")
-}
-
-func TestSockJSCallbackValidation(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{}, nil)
-	for _, kind := range []string{"htmlfile", "jsonp"} {
-		tests := []struct{ query, want string }{
-			{"", `"callback" parameter required`},
-			{"?c=", `"callback" parameter required`},
-			{"?c=%20", `invalid "callback" parameter`},
-			{"?c=*", `invalid "callback" parameter`},
-			{"?c=abc(", `invalid "callback" parameter`},
-			{"?c=abc%28", `invalid "callback" parameter`},
-			{"?c=a%3Cb", `invalid "callback" parameter`},
-		}
-		for _, tt := range tests {
-			t.Run(kind+tt.query, func(t *testing.T) {
-				resp, body := env.do("GET", env.base+"/a/a/"+kind+tt.query, "", nil)
-				if resp.StatusCode != 500 || !strings.Contains(body, tt.want) {
-					t.Fatalf("%d %q", resp.StatusCode, body)
-				}
-			})
-		}
-	}
-	if env.srv.Sessions() != 0 {
-		t.Fatalf("rejected requests created %d sessions", env.srv.Sessions())
-	}
-}
-
-// TestSockJSResponseLimit checks that a streaming response ends once
-// ResponseLimit bytes of frames went out, and that the next response picks up
-// the session where it stopped.
-func TestSockJSResponseLimit(t *testing.T) {
-	tests := []struct {
-		kind, method, query, delim string
-	}{
-		{"xhr_streaming", "POST", "", "\n"},
-		{"eventsource", "GET", "", "\r\n\r\n"},
-		{"htmlfile", "GET", "?c=cb", "</script>\r\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.kind, func(t *testing.T) {
-			env := newSockJSEnv(t, sockjsOptions{ResponseLimit: 4096}, nil)
-			url := env.sessionURL()
-			resp := env.open(tt.method, url+"/"+tt.kind+tt.query, "", nil)
-			br := bufio.NewReader(resp.Body)
-			sockjsReadUntil(t, br, map[string]string{"xhr_streaming": "\n", "eventsource": "\r\n", "htmlfile": "\r\n\r\n"}[tt.kind])
-			sent := len(sockjsReadUntil(t, br, tt.delim)) // o counts too
-			msg := strings.Repeat("x", 128)
-			frames := 0
-			for ; sent < 4096; frames++ {
-				env.expectBody("POST", url+"/xhr_send", `["`+msg+`"]`, 204, "")
-				f := sockjsReadUntil(t, br, tt.delim)
-				if !strings.Contains(f, msg) {
-					t.Fatalf("frame %q", f)
-				}
-				sent += len(f)
-			}
-			if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
-				t.Fatalf("response did not end after %d frames: %q %v", frames, rest, err)
-			}
-			resp.Body.Close()
-			// The session lives on: a message sent now reaches the next
-			// response.
-			env.expectBody("POST", url+"/xhr_send", `["after"]`, 204, "")
-			env.expectBody("POST", url+"/xhr", "", 200, "a[\"after\"]\n")
-		})
-	}
-}
-
-func TestSockJSHeartbeat(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{Heartbeat: 20 * time.Millisecond}, nil)
-	t.Run("xhr", func(t *testing.T) {
-		url := env.sessionURL()
-		env.expectBody("POST", url+"/xhr", "", 200, "o\n")
-		env.expectBody("POST", url+"/xhr", "", 200, "h\n")
-	})
-	t.Run("xhr_streaming", func(t *testing.T) {
-		resp := env.open("POST", env.sessionURL()+"/xhr_streaming", "", nil)
-		defer resp.Body.Close()
-		br := bufio.NewReader(resp.Body)
-		sockjsReadUntil(t, br, "\n")
-		for _, want := range []string{"o\n", "h\n", "h\n"} {
-			if got := sockjsReadUntil(t, br, "\n"); got != want {
-				t.Fatalf("frame %q, want %q", got, want)
-			}
-		}
-	})
-}
-
-// TestSockJSSecondReceiver checks 2010 for a second receiver while the
-// first keeps working.
-func TestSockJSSecondReceiver(t *testing.T) {
-	for _, kind := range []string{"xhr", "xhr_streaming"} {
-		t.Run(kind, func(t *testing.T) {
-			env := newSockJSEnv(t, sockjsOptions{}, nil)
-			url := env.sessionURL()
-			if kind == "xhr" {
-				env.expectBody("POST", url+"/xhr", "", 200, "o\n")
-			}
-			// A polling response has no header before its frame: read it on
-			// another goroutine.
-			first := make(chan string, 1)
-			go func() {
-				resp, err := env.client.Post(url+"/"+kind, "text/plain", nil)
-				if err != nil {
-					first <- err.Error()
-					return
-				}
-				defer resp.Body.Close()
-				br := bufio.NewReader(resp.Body)
-				skip := map[string]int{"xhr": 0, "xhr_streaming": 2}[kind] // prelude, o
-				var line string
-				for i := 0; i <= skip && err == nil; i++ {
-					line, err = sockjsReadUntilErr(br, "\n")
-				}
-				first <- line + fmt.Sprint(err)
-			}()
-			env.waitAttached(url)
-			env.expectBody("POST", url+"/xhr", "", 200, "c[2010,\"Another connection still open\"]\n")
-			if kind == "xhr_streaming" {
-				_, body := env.do("POST", url+"/xhr_streaming", "", nil)
-				if want := strings.Repeat("h", 2048) + "\nc[2010,\"Another connection still open\"]\n"; body != want {
-					t.Fatalf("second streaming receiver got %q", body)
-				}
-			}
-			env.expectBody("POST", url+"/xhr_send", `["still"]`, 204, "")
-			if got := sockjsRecv(t, first); got != "a[\"still\"]\n<nil>" {
-				t.Fatalf("first receiver got %q", got)
-			}
-		})
-	}
-}
-
-// TestSockJSPollingNoLossNoReorder has the app write a numbered stream in
-// bursts while the client polls; every message must arrive once, in order.
-func TestSockJSPollingNoLossNoReorder(t *testing.T) {
-	const total = 500
-	app := func(tr transport, _ connInfo) {
-		ctx := context.Background()
-		for i := 0; i < total; {
-			var burst [][]byte
-			for j := 0; j < 7 && i < total; j++ {
-				burst = append(burst, fmt.Appendf(nil, "%d", i))
-				i++
-			}
-			if err := tr.Write(ctx, burst); err != nil {
-				return
-			}
-			runtime.Gosched()
-		}
-		_, _ = tr.Read(ctx) // until the session ends
-	}
-	env := newSockJSEnv(t, sockjsOptions{}, app)
-	url := env.sessionURL()
-	env.expectBody("POST", url+"/xhr", "", 200, "o\n")
-	next := 0
-	for polls := 0; next < total; polls++ {
-		if polls > total {
-			t.Fatalf("too many polls; got up to %d", next)
-		}
-		_, body := env.do("POST", url+"/xhr", "", nil)
-		var msgs []string
-		if err := jsonUnmarshalStrict(strings.TrimSuffix(strings.TrimPrefix(body, "a"), "\n"), &msgs); err != nil {
-			t.Fatalf("poll %q: %v", body, err)
-		}
-		for _, m := range msgs {
-			if m != fmt.Sprint(next) {
-				t.Fatalf("got %s, want %d", m, next)
-			}
-			next++
-		}
-	}
-}
-
-// TestSockJSSessionReaped checks the whole life of HTTP sessions: after the
-// client stops polling the session is reaped after DisconnectDelay, the app's
-// Read returns io.EOF, Sessions() drops to 0 and no goroutine is left.
-func TestSockJSSessionReaped(t *testing.T) {
-	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{DisconnectDelay: 50 * time.Millisecond, Websocket: true}, app)
-	env.do("GET", env.base+"/info", "", nil)
-	before := runtime.NumGoroutine()
-
-	url := env.sessionURL()
-	env.expectBody("POST", url+"/xhr", "", 200, "o\n")
-	env.expectBody("POST", url+"/xhr_send", `["a"]`, 204, "")
-	a := sockjsRecv(t, accepted)
-	if m := sockjsRecv(t, a.msgs); string(m) != "a" {
-		t.Fatalf("read %q", m)
-	}
-	resp := env.open("POST", env.sessionURL()+"/xhr_streaming", "", nil)
-	br := bufio.NewReader(resp.Body)
-	sockjsReadUntil(t, br, "\n")
-	sockjsReadUntil(t, br, "o\n")
-	b := sockjsRecv(t, accepted)
-	resp.Body.Close() // an abort: the session is interrupted
-
-	for _, s := range []*sockjsAccepted{a, b} {
-		if err := sockjsRecv(t, s.end); !errors.Is(err, io.EOF) {
-			t.Fatalf("app Read: %v, want io.EOF", err)
-		}
-	}
-	sockjsCheckFor(t, 5*time.Second, func() error {
-		if n := env.srv.Sessions(); n != 0 {
-			return fmt.Errorf("%d sessions live", n)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			return fmt.Errorf("%d goroutines, %d before", n, before)
-		}
-		return nil
-	})
-	// A reaped session is unknown.
-	env.expectBody("POST", url+"/xhr_send", `["a"]`, 404, "404 page not found\n")
-}
-
-// TestSockJSAbortInterrupts checks that a receiver vanishing mid-poll closes
-// the session with 1002 (sockjs-protocol HandlingClose.test_abort_*).
-func TestSockJSAbortInterrupts(t *testing.T) {
-	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{}, app)
-	url := env.sessionURL()
-	env.expectBody("POST", url+"/xhr", "", 200, "o\n")
-	a := sockjsRecv(t, accepted)
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/xhr", nil)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if resp, err := env.client.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
-	env.waitAttached(url)
-	cancel()
-	<-done
-	if err := sockjsRecv(t, a.end); !errors.Is(err, io.EOF) {
-		t.Fatalf("app Read: %v", err)
-	}
-	env.expectBody("POST", url+"/xhr", "", 200, "c[1002,\"Connection interrupted\"]\n")
-	if err := a.tr.Write(context.Background(), [][]byte{[]byte("late")}); !errors.Is(err, errTransportClosed) {
-		t.Fatalf("Write after interrupt: %v", err)
-	}
-}
-
-func TestSockJSSlowConsumer(t *testing.T) {
-	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{}, app)
-	url := env.sessionURL()
-	env.expectBody("POST", url+"/xhr", "", 200, "o\n")
-	a := sockjsRecv(t, accepted)
-	chunk := [][]byte{[]byte(strings.Repeat("x", 64<<10))}
-	var err error
-	for i := 0; i < 2*sockjsMaxQueueBytes/len(chunk[0]) && err == nil; i++ {
-		err = a.tr.Write(context.Background(), chunk)
-	}
-	if !errors.Is(err, errSockJSSlowConsumer) {
-		t.Fatalf("Write past the bound: %v", err)
-	}
-	if err := sockjsRecv(t, a.end); !errors.Is(err, errTransportClosed) {
-		t.Fatalf("app Read: %v", err)
-	}
-	env.expectBody("POST", url+"/xhr", "", 200, "c[1008,\"Slow consumer\"]\n")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := a.tr.Write(ctx, chunk); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Write with a done ctx: %v", err)
-	}
-}
-
 func TestSockJSCookie(t *testing.T) {
 	env := newSockJSEnv(t, sockjsOptions{CookieNeeded: true}, nil)
 	tests := []struct {
@@ -949,39 +494,40 @@ func TestSockJSMountedOnServeMux(t *testing.T) {
 	}
 }
 
-// TestSockJSCloseServer checks Close: a streaming receiver gets "Go away!",
-// apps return, no session is left and later requests get 503.
-func TestSockJSCloseServer(t *testing.T) {
-	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{}, app)
-	url := env.sessionURL()
-	resp := env.open("POST", url+"/xhr_streaming", "", nil)
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	sockjsReadUntil(t, br, "\n")
-	sockjsReadUntil(t, br, "o\n")
-	a := sockjsRecv(t, accepted)
-	idle := env.sessionURL()
-	env.expectBody("POST", idle+"/xhr", "", 200, "o\n")
-	b := sockjsRecv(t, accepted)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := env.srv.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := sockjsReadUntil(t, br, "\n"); got != "c[3000,\"Go away!\"]\n" {
-		t.Fatalf("streaming receiver got %q", got)
-	}
-	for _, s := range []*sockjsAccepted{a, b} {
-		if err := sockjsRecv(t, s.end); !errors.Is(err, errTransportClosed) {
-			t.Fatalf("app Read: %v", err)
+// TestSockJSServerTimeouts runs the transports behind an http.Server with
+// read and write timeouts far shorter than a long poll. net/http lifts the
+// read deadline once a request is read and clears both on hijack; receivers
+// set a write deadline before each write. Together they must let polls,
+// streams and WebSockets outlive the server's timeouts.
+func TestSockJSServerTimeouts(t *testing.T) {
+	env := newSockJSEnvServer(t, sockjsOptions{Websocket: true, Heartbeat: 150 * time.Millisecond}, nil, func(s *http.Server) {
+		s.ReadTimeout = 50 * time.Millisecond
+		s.WriteTimeout = 50 * time.Millisecond
+	})
+	t.Run("xhr", func(t *testing.T) {
+		url := env.sessionURL()
+		env.expectBody("POST", url+"/xhr", "", 200, "o\n")
+		env.expectBody("POST", url+"/xhr", "", 200, "h\n")
+		env.expectBody("POST", url+"/xhr_send", `["x"]`, 204, "")
+		env.expectBody("POST", url+"/xhr", "", 200, "a[\"x\"]\n")
+	})
+	t.Run("xhr_streaming", func(t *testing.T) {
+		resp := env.open("POST", env.sessionURL()+"/xhr_streaming", "", nil)
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		sockjsReadUntil(t, br, "\n")
+		for _, want := range []string{"o\n", "h\n", "h\n"} {
+			if got := sockjsReadUntil(t, br, "\n"); got != want {
+				t.Fatalf("frame %q, want %q", got, want)
+			}
 		}
-	}
-	if n := env.srv.Sessions(); n != 0 {
-		t.Fatalf("%d sessions after Close", n)
-	}
-	if r, _ := env.do("POST", env.sessionURL()+"/xhr", "", nil); r.StatusCode != 503 {
-		t.Fatalf("request after Close: %d", r.StatusCode)
-	}
+	})
+	t.Run("websocket", func(t *testing.T) {
+		c := env.dial("/000/x/websocket")
+		for _, want := range []string{"o", "h", "h"} {
+			sockjsWSExpect(t, c, want)
+		}
+		sockjsWSSend(t, c, `["x"]`)
+		sockjsWSExpect(t, c, `a["x"]`)
+	})
 }
