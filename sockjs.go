@@ -47,6 +47,7 @@ const (
 	sockjsXHRStreamingPrelude    = 2048                           // 'h' bytes before the first xhr_streaming frame: old IE fires no progress event before 2 KiB
 	sockjsHTMLFilePadding        = 1024                           // the htmlfile prelude is padded past 1 KiB so IE starts rendering the document
 	sockjsBusyGrace              = 250 * time.Millisecond         // how long a new receiver waits for the attached one to prove gone before 2010; only misbehaving clients ever pay it
+	sockjsAbortGrace             = time.Second                    // after Close's ctx ends and connections are cut, how long Close still waits for goroutines
 )
 
 // sockjsOptions configures one SockJS endpoint. The zero value of every
@@ -109,6 +110,7 @@ type sockjsServer struct {
 
 	mu       sync.Mutex
 	closing  bool                      // set by Close; no new session or request is tracked after it
+	drained  chan struct{}             // closed when wg has drained after Close began
 	sessions map[string]*sockjsSession // HTTP-transport sessions by SockJS session id
 }
 
@@ -175,42 +177,46 @@ func (s *sockjsServer) Sessions() int {
 
 // Close ends every session, with the close frame c[3000,"Go away!"] where the
 // transport can still carry it, and waits for every goroutine the server
-// owns, including the accept callbacks. If ctx ends first it cuts every
-// connection and returns ctx's error once they are gone. Requests arriving
-// after Close get 503. Call it before http.Server.Shutdown, which does not
-// wait for hijacked WebSocket connections.
+// owns, including the accept callbacks (which must return once Read fails).
+// If ctx ends first it cuts every connection, waits at most sockjsAbortGrace
+// more and returns ctx's error. Requests arriving after Close get 503. Call
+// it before http.Server.Shutdown, which does not wait for hijacked WebSocket
+// connections. Close may be called more than once.
 func (s *sockjsServer) Close(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		s.wg.Wait()
-		return nil
+	first := !s.closing
+	var sessions []*sockjsSession
+	if first {
+		s.closing = true
+		close(s.stopping)
+		for _, sess := range s.sessions {
+			sessions = append(sessions, sess)
+		}
+		s.drained = make(chan struct{})
+		go func() { // ends with the last owned goroutine
+			s.wg.Wait()
+			close(s.drained)
+		}()
 	}
-	s.closing = true
-	close(s.stopping)
-	sessions := make([]*sockjsSession, 0, len(s.sessions))
-	for _, sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	drained := s.drained
 	s.mu.Unlock()
 
 	for _, sess := range sessions {
 		sess.goAway()
 	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	defer s.cancel()
 	select {
-	case <-done:
+	case <-drained:
+		s.cancel()
 		return nil
 	case <-ctx.Done():
-		s.cancel()
-		<-done
-		return fmt.Errorf("close sockjs %s: %w", s.opts.Prefix, ctx.Err())
 	}
+	s.cancel()
+	select {
+	case <-drained:
+	case <-time.After(sockjsAbortGrace):
+		s.log.Error("sockjs close: goroutines still running", "grace", sockjsAbortGrace)
+	}
+	return fmt.Errorf("close sockjs %s: %w", s.opts.Prefix, ctx.Err())
 }
 
 // ServeHTTP serves every path under the prefix. Mount it for both the

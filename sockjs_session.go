@@ -90,16 +90,18 @@ func newSockJSSession(srv *sockjsServer, id string, log *slog.Logger) *sockjsSes
 	}
 }
 
-// session returns the session with id, creating it (and starting the
-// application on it) when create is set. It returns nil, false, nil for an
-// unknown id without create.
-func (s *sockjsServer) session(id string, create bool, info connInfo) (*sockjsSession, bool, error) {
+// session returns the session with id. If there is none and rcv is not nil,
+// it creates one with rcv already attached, so the creating request sends
+// the open frame before anything the application does, then starts the
+// application on it. It returns nil, false, nil for an unknown id and a nil
+// rcv.
+func (s *sockjsServer) session(id string, rcv *sockjsReceiver, info connInfo) (*sockjsSession, bool, error) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return nil, false, errSockJSShuttingDown
 	}
-	if sess := s.sessions[id]; sess != nil || !create {
+	if sess := s.sessions[id]; sess != nil || rcv == nil {
 		s.mu.Unlock()
 		return sess, false, nil
 	}
@@ -110,13 +112,11 @@ func (s *sockjsServer) session(id string, create bool, info connInfo) (*sockjsSe
 	n := s.nextID.Add(1)
 	log := s.log.With("conn", "sockjs-"+strconv.FormatUint(n, 10), "remote", info.Remote, "transport", info.Transport)
 	sess := newSockJSSession(s, id, log)
+	sess.recv = rcv // not yet shared: no lock needed
 	s.sessions[id] = sess
 	s.wg.Add(1) // the application goroutine below
 	s.mu.Unlock()
 
-	sess.mu.Lock()
-	sess.armLocked()
-	sess.mu.Unlock()
 	log.Info("sockjs session opened")
 	go func() {
 		defer s.wg.Done()

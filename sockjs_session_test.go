@@ -185,3 +185,23 @@ func TestSockJSCloseServer(t *testing.T) {
 		t.Fatalf("request after Close: %d", r.StatusCode)
 	}
 }
+
+// TestSockJSCloseDeadline checks that Close gives up when its ctx ends
+// while an app ignores the end of its session.
+func TestSockJSCloseDeadline(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	stubborn := func(transport, connInfo) {
+		started <- struct{}{}
+		<-release
+	}
+	env := newSockJSEnv(t, sockjsOptions{}, stubborn)
+	defer close(release) // before the cleanup's Close, which then succeeds
+	env.expectBody("POST", env.sessionURL()+"/xhr", "", 200, "o\n")
+	sockjsRecv(t, started)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := env.srv.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v, want deadline exceeded", err)
+	}
+}

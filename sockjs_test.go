@@ -201,7 +201,7 @@ func (e *sockjsEnv) waitAttached(url string) {
 	e.t.Helper()
 	id := url[strings.LastIndexByte(url, '/')+1:]
 	sockjsCheckFor(e.t, 5*time.Second, func() error {
-		sess, _, err := e.srv.session(id, false, connInfo{})
+		sess, _, err := e.srv.session(id, nil, connInfo{})
 		if err != nil || sess == nil {
 			return fmt.Errorf("no session %s: %v", id, err)
 		}

@@ -181,10 +181,14 @@ func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id 
 			err  error
 			busy <-chan struct{}
 		)
-		sess, created, err = s.session(id, true, info)
+		sess, created, err = s.session(id, rcv, info)
 		if err != nil {
 			http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 			return
+		}
+		if created {
+			res = attachOK
+			break
 		}
 		res, closeFrame, busy = sess.attach(rcv)
 		if res == attachGone {
@@ -328,7 +332,7 @@ func (s *sockjsServer) serveSend(w http.ResponseWriter, r *http.Request, id stri
 	}
 	setSockJSNoCache(h)
 	s.setCookie(w, r)
-	sess, _, err := s.session(id, false, connInfo{})
+	sess, _, err := s.session(id, nil, connInfo{})
 	if err != nil {
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 		return

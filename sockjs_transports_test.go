@@ -339,3 +339,22 @@ func TestSockJSSecondReceiver(t *testing.T) {
 		})
 	}
 }
+
+// TestSockJSImmediateClose has the app close every session as soon as it
+// starts, as the suite's /close service does: the creating request must
+// still send the open frame first, however the goroutines are scheduled.
+func TestSockJSImmediateClose(t *testing.T) {
+	closeAtOnce := func(tr transport, _ connInfo) { _ = tr.Close(closeSockJSGoAway, sockjsReasonGoAway) }
+	env := newSockJSEnv(t, sockjsOptions{}, closeAtOnce)
+	for i := range 20 {
+		t.Run(fmt.Sprint("xhr", i), func(t *testing.T) {
+			url := env.sessionURL()
+			env.expectBody("POST", url+"/xhr", "", 200, "o\n")
+			env.expectBody("POST", url+"/xhr", "", 200, "c[3000,\"Go away!\"]\n")
+		})
+		t.Run(fmt.Sprint("xhr_streaming", i), func(t *testing.T) {
+			prelude := strings.Repeat("h", 2048) + "\n"
+			env.expectBody("POST", env.sessionURL()+"/xhr_streaming", "", 200, prelude+"o\nc[3000,\"Go away!\"]\n")
+		})
+	}
+}
