@@ -261,7 +261,9 @@ func (s *sockjsServer) route(w http.ResponseWriter, r *http.Request, rest string
 			http.NotFound(w, r)
 			return
 		}
-		s.serveWebSocket(w, r, true)
+		if allowMethods(w, r, http.MethodGet) {
+			s.serveWebSocket(w, r, true)
+		}
 	default:
 		server, session, kind, ok := splitSockJSSessionPath(rest)
 		if !ok {

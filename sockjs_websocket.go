@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -43,6 +44,7 @@ func (c coderWSConn) WriteMessage(ctx context.Context, p []byte) error {
 }
 
 func (c coderWSConn) Close(code int, reason string) error {
+	code, reason = sockjsWireClose(code, reason)
 	if err := c.c.Close(websocket.StatusCode(code), reason); err != nil {
 		_ = c.c.CloseNow() // e.g. a code RFC 6455 forbids on the wire
 		return err
@@ -51,6 +53,31 @@ func (c coderWSConn) Close(code int, reason string) error {
 }
 
 func (c coderWSConn) CloseNow() error { return c.c.CloseNow() }
+
+// sockjsMaxCloseReason is the longest close reason a WebSocket close frame
+// carries: 125-byte control payload minus the 2-byte code (RFC 6455 §5.5).
+const sockjsMaxCloseReason = 123
+
+// sockjsWireClose maps a SockJS close code to one RFC 6455 lets us send
+// (§7.4: 1000–1014 minus the reserved 1004–1006, or 3000–4999; SockJS's
+// 2010 is not one) and cuts the reason to fit the close frame without
+// splitting a UTF-8 sequence.
+func sockjsWireClose(code int, reason string) (int, string) {
+	switch {
+	case code >= 3000 && code <= 4999:
+	case code >= 1000 && code <= 1014 && (code < 1004 || code > 1006):
+	default:
+		code = closeNormal
+	}
+	if len(reason) > sockjsMaxCloseReason {
+		cut := sockjsMaxCloseReason
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
+	}
+	return code, reason
+}
 
 // sockjsWSSession is one WebSocket session: framed (o, a, h, c frames;
 // sockjs-protocol 0.3 "WebSocket protocols") or raw (/websocket: one

@@ -208,6 +208,8 @@ func TestSockJSWebSocketHTTPErrors(t *testing.T) {
 		{"post-upgrade", "POST", "/0/0/websocket", sockjsOptions{Websocket: true},
 			map[string]string{"Upgrade": "WebSocket", "Connection": "Upgrade"}, 405},
 		{"post", "POST", "/0/0/websocket", sockjsOptions{Websocket: true}, nil, 405},
+		{"post-raw", "POST", "/websocket", sockjsOptions{Websocket: true}, nil, 405},
+		{"plain-get-raw", "GET", "/websocket", sockjsOptions{Websocket: true}, nil, 400},
 		{"disabled", "GET", "/0/0/websocket", sockjsOptions{}, nil, 404},
 		{"disabled-raw", "GET", "/websocket", sockjsOptions{}, nil, 404},
 		{"origin-refused", "GET", "/0/0/websocket",
@@ -347,5 +349,28 @@ func TestSockJSCloseServerWebSocket(t *testing.T) {
 	}
 	if n := env.srv.Sessions(); n != 0 {
 		t.Fatalf("%d sessions after Close", n)
+	}
+}
+
+func TestSockJSWireClose(t *testing.T) {
+	long := strings.Repeat("é", 70) // 140 bytes
+	tests := []struct {
+		code       int
+		reason     string
+		wantCode   int
+		wantReason string
+	}{
+		{3000, "Go away!", 3000, "Go away!"},
+		{1002, "Broken framing.", 1002, "Broken framing."},
+		{1008, "Slow consumer", 1008, "Slow consumer"},
+		{2010, "Another connection still open", 1000, "Another connection still open"},
+		{1005, "", 1000, ""},
+		{4999, long, 4999, strings.Repeat("é", 61)},
+	}
+	for _, tt := range tests {
+		code, reason := sockjsWireClose(tt.code, tt.reason)
+		if code != tt.wantCode || reason != tt.wantReason {
+			t.Errorf("sockjsWireClose(%d, %q) = %d, %q", tt.code, tt.reason, code, reason)
+		}
 	}
 }
