@@ -186,3 +186,27 @@ func FuzzSockJSDecode(f *testing.F) {
 		}
 	})
 }
+
+// sockjsBenchMessage is a typical STOMP MESSAGE frame of a chat line.
+var sockjsBenchMessage = []byte("MESSAGE\ndestination:/topic/room.1\nmessage-id:42\nsubscription:sub-0\ncontent-type:application/json\n\n{\"user\":\"민지\",\"text\":\"안녕하세요, see you at 10:00 <b>ok</b>\"}\x00")
+
+func BenchmarkSockJSEncodeArray(b *testing.B) {
+	msgs := [][]byte{sockjsBenchMessage, sockjsBenchMessage}
+	var buf []byte
+	b.ReportAllocs()
+	b.SetBytes(int64(2 * len(sockjsBenchMessage)))
+	for b.Loop() {
+		buf = appendSockJSArray(buf[:0], msgs)
+	}
+}
+
+func BenchmarkSockJSDecodeMessages(b *testing.B) {
+	body := appendSockJSArray(nil, [][]byte{sockjsBenchMessage, sockjsBenchMessage})[1:]
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := decodeSockJSMessages(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

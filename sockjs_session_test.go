@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestSockJSPollingNoLossNoReorder has the app write a numbered stream in
@@ -204,4 +206,41 @@ func TestSockJSCloseDeadline(t *testing.T) {
 	if err := env.srv.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close: %v, want deadline exceeded", err)
 	}
+}
+
+// TestSockJSSessionCycles opens and ends many sessions on every transport
+// kind and checks that nothing accumulates: sessions, goroutines.
+func TestSockJSSessionCycles(t *testing.T) {
+	const cycles = 1000
+	closeAtOnce := func(tr transport, _ connInfo) { _ = tr.Close(closeSockJSGoAway, sockjsReasonGoAway) }
+	env := newSockJSEnv(t, sockjsOptions{Websocket: true, DisconnectDelay: 10 * time.Millisecond}, closeAtOnce)
+	env.do("GET", env.base+"/info", "", nil)
+	before := runtime.NumGoroutine()
+	for i := range cycles {
+		url := env.sessionURL()
+		switch i % 4 {
+		case 0:
+			env.expectBody("POST", url+"/xhr", "", 200, "o\n")
+		case 1:
+			env.expectBody("GET", url+"/jsonp?c=f", "", 200, "/**/f(\"o\");\r\n")
+		case 2:
+			env.expectBody("GET", url+"/eventsource", "", 200, "\r\ndata: o\r\n\r\ndata: c[3000,\"Go away!\"]\r\n\r\n")
+		case 3:
+			c := env.dial("/000/x/websocket")
+			sockjsWSExpect(t, c, "o")
+			sockjsWSExpect(t, c, `c[3000,"Go away!"]`)
+			if _, err := sockjsWSRead(t, c); websocket.CloseStatus(err) != closeSockJSGoAway {
+				t.Fatalf("cycle %d: %v", i, err)
+			}
+		}
+	}
+	sockjsCheckFor(t, 10*time.Second, func() error {
+		if n := env.srv.Sessions(); n != 0 {
+			return fmt.Errorf("%d sessions live", n)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			return fmt.Errorf("%d goroutines, %d before", n, before)
+		}
+		return nil
+	})
 }

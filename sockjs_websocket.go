@@ -172,6 +172,13 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 	}
 	ws.log.Info("sockjs session opened", "subprotocol", info.Subprotocol)
 
+	// The open frame goes out before the application can write or close.
+	if !raw {
+		if err := ws.write(s.ctx, sockjsOpenFrame); err != nil {
+			ws.log.Debug("sockjs websocket open", "err", err)
+			ws.closeWith(0, "", false, io.EOF)
+		}
+	}
 	supervised := make(chan struct{})
 	go func() {
 		defer s.wg.Done()
@@ -193,15 +200,6 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 
 // readLoop reads messages until the connection fails, handing each to Read.
 func (ws *sockjsWSSession) readLoop() {
-	if !ws.raw {
-		ctx, cancel := context.WithTimeout(ws.srv.ctx, sockjsWriteTimeout)
-		err := ws.conn.WriteMessage(ctx, sockjsOpenFrame)
-		cancel()
-		if err != nil {
-			ws.closeWith(0, "", false, io.EOF)
-			return
-		}
-	}
 	for {
 		p, err := ws.conn.ReadMessage(ws.srv.ctx)
 		if err != nil {
