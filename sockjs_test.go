@@ -531,3 +531,45 @@ func TestSockJSServerTimeouts(t *testing.T) {
 		sockjsWSExpect(t, c, `a["x"]`)
 	})
 }
+
+// TestSockJSCheckOrigin checks that CheckOrigin guards every request, not
+// only the WebSocket upgrade.
+func TestSockJSCheckOrigin(t *testing.T) {
+	allow := func(r *http.Request) bool {
+		o := r.Header.Get("Origin")
+		return o == "" || o == "http://ok.test"
+	}
+	env := newSockJSEnv(t, sockjsOptions{CheckOrigin: allow}, nil)
+	url := env.sessionURL()
+	tests := []struct {
+		name, method, url, origin string
+		status                    int
+	}{
+		{"xhr-refused", "POST", url + "/xhr", "http://evil.test", 403},
+		{"xhr-allowed", "POST", url + "/xhr", "http://ok.test", 200},
+		{"send-refused", "POST", url + "/xhr_send", "http://evil.test", 403},
+		{"send-no-origin", "POST", url + "/xhr_send", "", 204},
+		{"info-refused", "GET", env.base + "/info", "http://evil.test", 403},
+		{"preflight-refused", "OPTIONS", url + "/xhr", "http://evil.test", 403},
+		{"eventsource-refused", "GET", env.sessionURL() + "/eventsource", "null", 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := map[string]string{}
+			if tt.origin != "" {
+				hdr["Origin"] = tt.origin
+			}
+			body := ""
+			if strings.HasSuffix(tt.url, "_send") {
+				body = `["x"]`
+			}
+			resp, _ := env.do(tt.method, tt.url, body, hdr)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if tt.status == 200 && resp.Header.Get("Access-Control-Allow-Origin") != tt.origin {
+				t.Fatalf("ACAO %q", resp.Header.Get("Access-Control-Allow-Origin"))
+			}
+		})
+	}
+}

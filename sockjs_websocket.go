@@ -96,7 +96,6 @@ type sockjsWSSession struct {
 
 	inbox  chan []byte   // unbuffered hand-off from readLoop to Read
 	closed chan struct{} // closed once the session is closed, for any reason
-	done   chan struct{} // closed when readLoop has ended
 
 	mu          sync.Mutex
 	isClosed    bool   // closed is closed
@@ -119,10 +118,6 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 		http.Error(w, `"Connection" must be "Upgrade".`, http.StatusBadRequest)
 		return
 	}
-	if s.opts.CheckOrigin != nil && !s.opts.CheckOrigin(r) {
-		http.Error(w, "origin not allowed", http.StatusForbidden)
-		return
-	}
 	info := connInfo{Transport: "sockjs-websocket", Remote: r.RemoteAddr}
 	if raw {
 		info.Transport = "sockjs-raw-websocket"
@@ -138,7 +133,7 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 	} else {
 		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 			Subprotocols:       sockjsSubprotocols,
-			InsecureSkipVerify: true, // CheckOrigin above is the origin policy
+			InsecureSkipVerify: true, // CheckOrigin in ServeHTTP is the origin policy
 		})
 		if err != nil {
 			s.log.Debug("sockjs websocket accept", "err", err, "remote", r.RemoteAddr)
@@ -168,7 +163,6 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 		log:    s.log.With("conn", "sockjs-"+strconv.FormatUint(n, 10), "remote", info.Remote, "transport", info.Transport),
 		inbox:  make(chan []byte),
 		closed: make(chan struct{}),
-		done:   make(chan struct{}),
 	}
 	ws.log.Info("sockjs session opened", "subprotocol", info.Subprotocol)
 
@@ -191,8 +185,7 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 		_ = ws.Close(closeNormal, sockjsReasonNormal)
 	}()
 
-	ws.readLoop()
-	close(ws.done)
+	ws.readLoop() // returns once the connection has failed or closed
 	<-supervised
 	_ = conn.CloseNow()
 	ws.log.Info("sockjs session ended")
