@@ -50,8 +50,8 @@ const (
 	sockjsAbortGrace             = time.Second                    // after Close's ctx ends and connections are cut, how long Close still waits for goroutines
 )
 
-// sockjsOptions configures one SockJS endpoint. The zero value of every
-// field but Prefix selects the default.
+// sockjsOptions configures one SockJS endpoint. Zero durations, limits,
+// strings and slices select the defaults.
 type sockjsOptions struct {
 	Prefix          string                     // path the endpoint is mounted at, e.g. "/ws-stomp"; no trailing slash
 	Websocket       bool                       // false disables the WebSocket transports: /info says websocket:false and /websocket is 404

@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,9 @@ import (
 	"time"
 	"unicode/utf8"
 )
+
+// errSockJSHixie76 wraps hixie-76 handshake and framing failures.
+var errSockJSHixie76 = errors.New("sockjs: hixie-76")
 
 // isHixie76 reports whether r is a hixie-76 upgrade: two numeric keys and no
 // RFC 6455 version header.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -346,6 +345,3 @@ func headerHasToken(h http.Header, name, token string) bool {
 	}
 	return false
 }
-
-// errSockJSHixie76 wraps hixie-76 handshake and framing failures.
-var errSockJSHixie76 = errors.New("sockjs: hixie-76")
