@@ -167,7 +167,9 @@ func (s *sockjsServer) track() bool {
 	return true
 }
 
-// Sessions returns the number of live sessions of every transport.
+// Sessions returns the number of live sessions of every transport. An HTTP
+// session counts until it is reaped, DisconnectDelay after its last request;
+// a WebSocket session until its connection is closed.
 func (s *sockjsServer) Sessions() int {
 	s.mu.Lock()
 	n := len(s.sessions)
