@@ -64,6 +64,16 @@ func appendSockJSArray(dst []byte, msgs [][]byte) []byte {
 func appendSockJSString(dst []byte, s string, html bool) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
+		// Copy a run of printable ASCII that needs no escape in one go.
+		start := i
+		for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' &&
+			!(html && (s[i] == '<' || s[i] == '>' || s[i] == '&')) {
+			i++
+		}
+		dst = append(dst, s[start:i]...)
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			i++
