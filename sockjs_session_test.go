@@ -44,7 +44,7 @@ func TestSockJSPollingNoLossNoReorder(t *testing.T) {
 		}
 		_, body := env.do("POST", url+"/xhr", "", nil)
 		var msgs []string
-		if err := jsonUnmarshalStrict(strings.TrimSuffix(strings.TrimPrefix(body, "a"), "\n"), &msgs); err != nil {
+		if err := sockjsUnmarshalStrict(strings.TrimSuffix(strings.TrimPrefix(body, "a"), "\n"), &msgs); err != nil {
 			t.Fatalf("poll %q: %v", body, err)
 		}
 		for _, m := range msgs {

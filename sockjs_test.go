@@ -130,7 +130,7 @@ func sockjsRecv[T any](t *testing.T, ch <-chan T) T {
 
 var sockjsSessionCounter atomic.Int64
 
-// sockjsSessionURL returns a fresh session URL (server 000).
+// sessionURL returns a fresh session URL (server 000).
 func (e *sockjsEnv) sessionURL() string {
 	return fmt.Sprintf("%s/000/t%d", e.base, sockjsSessionCounter.Add(1))
 }
@@ -321,7 +321,7 @@ func TestSockJSInfo(t *testing.T) {
 					t.Fatalf("info: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 				}
 				var info sockjsInfo
-				if err := jsonUnmarshalStrict(body, &info); err != nil {
+				if err := sockjsUnmarshalStrict(body, &info); err != nil {
 					t.Fatalf("info body %q: %v", body, err)
 				}
 				if info.Websocket != tt.opts.Websocket || info.CookieNeeded != tt.opts.CookieNeeded ||
@@ -333,8 +333,8 @@ func TestSockJSInfo(t *testing.T) {
 					"Cache-Control":                    "no-store, no-cache, no-transform, must-revalidate, max-age=0",
 					"Set-Cookie":                       "",
 					"Expires":                          "",
-					"Access-Control-Allow-Origin":      cond(tt.origin != "", tt.origin, "*"),
-					"Access-Control-Allow-Credentials": cond(tt.origin != "", "true", ""),
+					"Access-Control-Allow-Origin":      sockjsCond(tt.origin != "", tt.origin, "*"),
+					"Access-Control-Allow-Credentials": sockjsCond(tt.origin != "", "true", ""),
 				})
 			}
 			if entropies[0] == entropies[1] {
@@ -344,7 +344,7 @@ func TestSockJSInfo(t *testing.T) {
 	}
 }
 
-func cond[T any](c bool, a, b T) T {
+func sockjsCond[T any](c bool, a, b T) T {
 	if c {
 		return a
 	}
@@ -388,8 +388,8 @@ func TestSockJSPreflight(t *testing.T) {
 				"Cache-Control":                    "public, max-age=31536000",
 				"Access-Control-Max-Age":           "31536000",
 				"Access-Control-Allow-Methods":     tt.methods,
-				"Access-Control-Allow-Origin":      cond(tt.origin != "", tt.origin, "*"),
-				"Access-Control-Allow-Credentials": cond(tt.origin != "", "true", ""),
+				"Access-Control-Allow-Origin":      sockjsCond(tt.origin != "", tt.origin, "*"),
+				"Access-Control-Allow-Credentials": sockjsCond(tt.origin != "", "true", ""),
 				"Access-Control-Allow-Headers":     tt.reqHeaders,
 			})
 			if exp, err := http.ParseTime(resp.Header.Get("Expires")); err != nil || time.Until(exp) < 300*24*time.Hour {

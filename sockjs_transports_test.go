@@ -159,8 +159,8 @@ func TestSockJSTransportFraming(t *testing.T) {
 	}
 }
 
-// jsonUnmarshalStrict decodes s into v.
-func jsonUnmarshalStrict(s string, v any) error {
+// sockjsUnmarshalStrict decodes s into v.
+func sockjsUnmarshalStrict(s string, v any) error {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)

@@ -16,7 +16,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// dialSockJS dials a WebSocket URL under env.base ("/000/x/websocket" or
+// dial dials a WebSocket URL under env.base ("/000/x/websocket" or
 // "/websocket").
 func (e *sockjsEnv) dial(path string, protocols ...string) *websocket.Conn {
 	e.t.Helper()
