@@ -196,7 +196,7 @@ func (c *stompClient) expect(cmd string) *frame {
 	c.t.Helper()
 	f := c.next()
 	if f.Command != cmd {
-		c.t.Fatalf("got %s %v %q, want %s", f.Command, f.Headers, f.Body, cmd)
+		c.t.Fatalf("got %s %v %q, want %s", f.Command, f.Headers, truncate(string(f.Body), 200), cmd)
 	}
 	return f
 }

@@ -9,6 +9,10 @@ import (
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", &wsHandler{broker: s.broker, origins: s.origins, base: s.base, log: s.log})
+	for _, sj := range s.sockjs {
+		mux.Handle(sj.opts.Prefix, sj)
+		mux.Handle(sj.opts.Prefix+"/", sj)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.sessionCount()})
 	})

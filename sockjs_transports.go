@@ -168,7 +168,7 @@ func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id 
 			return
 		}
 	}
-	info := connInfo{Transport: kind.transport, Remote: r.RemoteAddr}
+	info := connInfo{Transport: kind.transport, Remote: r.RemoteAddr, User: s.opts.identify(r)}
 	rcv := &sockjsReceiver{ctx: r.Context()}
 	var (
 		sess       *sockjsSession

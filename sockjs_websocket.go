@@ -117,7 +117,7 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 		http.Error(w, `"Connection" must be "Upgrade".`, http.StatusBadRequest)
 		return
 	}
-	info := connInfo{Transport: "sockjs-websocket", Remote: r.RemoteAddr}
+	info := connInfo{Transport: "sockjs-websocket", Remote: r.RemoteAddr, User: s.opts.identify(r)}
 	if raw {
 		info.Transport = "sockjs-raw-websocket"
 	}
