@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/a-h/templ"
+
+	"stompbox/ui"
+)
+
+// uiUser is the signed-in person as the pages need them. The lead's auth
+// code converts its own user type into this one in pagesOptions.currentUser.
+type uiUser struct {
+	ID          int64
+	Username    string
+	DisplayName string
+	IsAdmin     bool
+}
+
+// pagesOptions is everything the HTML pages need from the rest of the
+// server, as functions, so pages.go depends on no store type and tests can
+// use fakes.
+type pagesOptions struct {
+	// currentUser returns the person signed in by r's session cookie. It must
+	// be safe to call from many goroutines.
+	currentUser func(r *http.Request) (uiUser, bool)
+	// hasAnyUser reports whether any account exists; when none does, every
+	// page leads to /setup, which creates the administrator.
+	hasAnyUser func(ctx context.Context) (bool, error)
+	// lang is the server's default language ("ko" or "en"), used when neither
+	// the language cookie nor Accept-Language decides.
+	lang string
+	// sockjsPath is the SockJS endpoint app.js connects to (default "/ws-stomp").
+	sockjsPath string
+	// wsPath is the raw WebSocket endpoint, used when a page is opened with
+	// ?transport=ws (default "/ws").
+	wsPath string
+	// frameAncestors are the origins allowed to frame /embed/room/{id}
+	// (CSP frame-ancestors sources, e.g. "https://intranet.corp.example").
+	// Empty allows only this server itself. Other pages may never be framed.
+	frameAncestors []string
+	// log receives page-rendering errors; nil discards them.
+	log *slog.Logger
+}
+
+// Defaults of pagesOptions.
+const (
+	defaultSockJSPath = "/ws-stomp"
+	defaultUIWSPath   = "/ws"
+	uiHeartBeatMillis = 10000 // STOMP heart-beat app.js asks for: stompjs's default, and the broker's
+	pageCacheControl  = "no-store"
+	pageCSPScriptSrc  = "'self'" // no 'unsafe-inline': app.js gets its data from the boot JSON element
+	maxNextPathLength = 512      // a login "next" longer than this is not a page of ours
+)
+
+// pages serves the HTML pages and the static files. It holds only values
+// set in newPages, so its handlers may run concurrently.
+type pages struct {
+	opts   pagesOptions
+	static *ui.Static
+	log    *slog.Logger
+}
+
+// newPages builds the page handlers. It panics if the embedded static files
+// cannot be loaded, which only a broken build can cause.
+func newPages(opts pagesOptions) *pages {
+	static, err := ui.NewStatic()
+	if err != nil {
+		panic(fmt.Sprintf("stompbox: %v", err))
+	}
+	if opts.sockjsPath == "" {
+		opts.sockjsPath = defaultSockJSPath
+	}
+	if opts.wsPath == "" {
+		opts.wsPath = defaultUIWSPath
+	}
+	if !ui.SupportedLang(opts.lang) {
+		opts.lang = ui.LangEnglish
+	}
+	log := opts.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &pages{opts: opts, static: static, log: log}
+}
+
+// routes registers the pages and /static/ on mux.
+func (p *pages) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", p.serveChat)
+	mux.HandleFunc("GET /setup", p.serveSetup)
+	mux.HandleFunc("GET /login", p.serveLogin)
+	mux.HandleFunc("GET /register", p.serveRegister)
+	mux.HandleFunc("GET /settings", p.serveSettings)
+	mux.HandleFunc("GET /admin", p.serveAdmin)
+	mux.HandleFunc("GET /embed/room/{id}", p.serveEmbed)
+	mux.Handle("GET "+ui.StaticPrefix, p.static)
+}
+
+// gate decides where a request for a page that needs an account goes: to
+// /setup when there is no account at all, to /login when signed out. It
+// writes the redirect or error and returns false, or returns the user.
+func (p *pages) gate(w http.ResponseWriter, r *http.Request) (uiUser, bool) {
+	if u, ok := p.opts.currentUser(r); ok {
+		return u, true
+	}
+	exists, err := p.opts.hasAnyUser(r.Context())
+	if err != nil {
+		p.fail(w, r, err)
+		return uiUser{}, false
+	}
+	if !exists {
+		http.Redirect(w, r, "/setup", http.StatusSeeOther)
+		return uiUser{}, false
+	}
+	target := "/login"
+	if r.URL.RequestURI() != "/" {
+		target += "?next=" + url.QueryEscape(r.URL.RequestURI())
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+	return uiUser{}, false
+}
+
+func (p *pages) serveChat(w http.ResponseWriter, r *http.Request) {
+	u, ok := p.gate(w, r)
+	if !ok {
+		return
+	}
+	pg := p.page(r, "chat", "app.name", &u)
+	p.render(w, r, http.StatusOK, ui.ChatPage(pg, toUIUser(u)), nil)
+}
+
+func (p *pages) serveSetup(w http.ResponseWriter, r *http.Request) {
+	exists, err := p.opts.hasAnyUser(r.Context())
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if exists {
+		http.Redirect(w, r, "/", http.StatusSeeOther) // / sends signed-out people on to /login
+		return
+	}
+	p.render(w, r, http.StatusOK, ui.SetupPage(p.page(r, "setup", "setup.title", nil)), nil)
+}
+
+// serveLogin and serveRegister send people who are already signed in to the
+// chat, and everyone to /setup while there is no account.
+func (p *pages) serveLogin(w http.ResponseWriter, r *http.Request) {
+	p.serveSignedOut(w, r, "login", "login.title", ui.LoginPage)
+}
+
+func (p *pages) serveRegister(w http.ResponseWriter, r *http.Request) {
+	p.serveSignedOut(w, r, "register", "register.title", ui.RegisterPage)
+}
+
+func (p *pages) serveSignedOut(w http.ResponseWriter, r *http.Request, name, title string, comp func(ui.Page) templ.Component) {
+	next := safeNext(r.URL.Query().Get("next"))
+	if _, ok := p.opts.currentUser(r); ok {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	exists, err := p.opts.hasAnyUser(r.Context())
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if !exists {
+		http.Redirect(w, r, "/setup", http.StatusSeeOther)
+		return
+	}
+	pg := p.page(r, name, title, nil)
+	pg.Boot.Next = next
+	p.render(w, r, http.StatusOK, comp(pg), nil)
+}
+
+func (p *pages) serveSettings(w http.ResponseWriter, r *http.Request) {
+	u, ok := p.gate(w, r)
+	if !ok {
+		return
+	}
+	p.render(w, r, http.StatusOK, ui.SettingsPage(p.page(r, "settings", "settings.title", &u), toUIUser(u)), nil)
+}
+
+func (p *pages) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	u, ok := p.gate(w, r)
+	if !ok {
+		return
+	}
+	if !u.IsAdmin {
+		p.render(w, r, http.StatusForbidden, ui.ForbiddenPage(p.page(r, "forbidden", "admin.title", &u)), nil)
+		return
+	}
+	p.render(w, r, http.StatusOK, ui.AdminPage(p.page(r, "admin", "admin.title", &u)), nil)
+}
+
+// serveEmbed renders one room for an iframe. A signed-out visitor gets a
+// link that opens the login page in a new tab, not a redirect: the login
+// page refuses to be framed, and the session cookie set in a top-level tab is
+// what the frame then uses (when the embedding page is same-site).
+func (p *pages) serveEmbed(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		http.NotFound(w, r)
+		return
+	}
+	u, signedIn := p.opts.currentUser(r)
+	var up *uiUser
+	if signedIn {
+		up = &u
+	}
+	pg := p.page(r, "embed", "app.name", up)
+	pg.Boot.RoomID = id
+	p.render(w, r, http.StatusOK, ui.EmbedPage(pg, signedIn), p.embedAncestors())
+}
+
+// embedAncestors is the CSP frame-ancestors source list of the embed page.
+func (p *pages) embedAncestors() []string {
+	return append([]string{"'self'"}, p.opts.frameAncestors...)
+}
+
+// page builds the data every page component gets.
+func (p *pages) page(r *http.Request, name, titleKey string, u *uiUser) ui.Page {
+	lang := p.lang(r)
+	loc := ui.NewLocale(lang)
+	title := loc.T(titleKey)
+	if titleKey != "app.name" {
+		title += " · stompbox"
+	}
+	pg := ui.Page{
+		Loc:    loc,
+		Title:  title,
+		Assets: p.static,
+		Boot: ui.Boot{
+			Page:        name,
+			Lang:        lang,
+			DefaultLang: p.opts.lang,
+			SockJSPath:  p.opts.sockjsPath,
+			WSPath:      p.opts.wsPath,
+			HeartbeatMs: uiHeartBeatMillis,
+		},
+	}
+	if u != nil {
+		uu := toUIUser(*u)
+		pg.Boot.User = &uu
+	}
+	return pg
+}
+
+// lang picks the page language: the stompbox_lang cookie app.js sets, then
+// Accept-Language, then the server default.
+func (p *pages) lang(r *http.Request) string {
+	cookie := ""
+	if c, err := r.Cookie(ui.LangCookie); err == nil {
+		cookie = c.Value
+	}
+	return ui.MatchLang(cookie, r.Header.Get("Accept-Language"), p.opts.lang)
+}
+
+// render writes a page with the headers every page gets: no caching (pages
+// carry the person's name), a CSP without inline scripts or styles, and no
+// framing except for the embed page, which passes its ancestors.
+func (p *pages) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component, frameAncestors []string) {
+	ancestors := "'none'"
+	if len(frameAncestors) > 0 {
+		ancestors = strings.Join(frameAncestors, " ")
+	} else {
+		w.Header().Set("X-Frame-Options", "DENY") // for browsers without CSP frame-ancestors
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", pageCacheControl)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src "+pageCSPScriptSrc+
+		"; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors "+ancestors)
+	// Render into memory first, so a template error becomes a clean 500
+	// instead of half a page.
+	var buf strings.Builder
+	if err := c.Render(r.Context(), &buf); err != nil {
+		p.fail(w, r, fmt.Errorf("render page: %w", err))
+		return
+	}
+	w.WriteHeader(status)
+	w.Write([]byte(buf.String()))
+}
+
+// fail logs an internal error and answers 500 without details.
+func (p *pages) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p.log.Error("page", "path", r.URL.Path, "err", err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+// safeNext returns next if it is a path on this server, else "/": a login
+// link must not send people to another site (open redirect).
+func safeNext(next string) string {
+	if next == "" || len(next) > maxNextPathLength || !strings.HasPrefix(next, "/") ||
+		strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+		return "/"
+	}
+	return next
+}
+
+func toUIUser(u uiUser) ui.User {
+	return ui.User{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, IsAdmin: u.IsAdmin}
+}

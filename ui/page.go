@@ -1,0 +1,41 @@
+package ui
+
+// Page is what every full page needs. Handlers build one per request; the
+// components read nothing else, so a test can render any page from values.
+type Page struct {
+	Loc    Locale  // the language the page is rendered in
+	Title  string  // the <title>, already translated
+	Assets *Static // resolves fingerprinted static URLs
+	Boot   Boot    // handed to app.js as JSON in <script type="application/json" id="boot">
+}
+
+// Boot is the data app.js needs from the server. It travels as a JSON
+// element rather than an inline script, so the Content-Security-Policy can
+// forbid inline scripts.
+type Boot struct {
+	Page        string `json:"page"`                  // which page app.js runs: setup, login, register, chat, embed, settings, admin
+	Lang        string `json:"lang"`                  // the language the server rendered
+	DefaultLang string `json:"defaultLang"`           // the server's default language, app.js's last fallback
+	User        *User  `json:"user,omitempty"`        // the signed-in person, nil when signed out
+	SockJSPath  string `json:"sockjsPath,omitempty"`  // SockJS endpoint, e.g. /ws-stomp
+	WSPath      string `json:"wsPath,omitempty"`      // raw WebSocket endpoint, e.g. /ws, used with ?transport=ws
+	RoomID      int64  `json:"roomId,omitempty"`      // the room of an embed page
+	Next        string `json:"next,omitempty"`        // where login goes afterwards (a local path)
+	HeartbeatMs int    `json:"heartbeatMs,omitempty"` // STOMP heart-beat in both directions
+}
+
+// User is the signed-in person as the pages see it.
+type User struct {
+	ID          int64  `json:"id"`
+	Username    string `json:"username"`
+	DisplayName string `json:"displayName"`
+	IsAdmin     bool   `json:"isAdmin"`
+}
+
+// Name is how the person is shown: the display name, or the username.
+func (u User) Name() string {
+	if u.DisplayName != "" {
+		return u.DisplayName
+	}
+	return u.Username
+}

@@ -1,0 +1,1055 @@
+// stompbox web UI. One plain script, no build step. The server renders each
+// page's frame and hands data over in <script type="application/json" id="boot">;
+// this file adds the behaviour. It never builds HTML from strings: everything
+// people typed goes into the page through textContent and DOM methods, so a
+// message can never become markup (there is not one innerHTML here).
+//
+// Sections: helpers, language, API, sign-in forms, settings, admin, and the
+// chat (state, rendering, STOMP connection, composer, dialogs, search,
+// notifications). The chat also runs the embed page, without its sidebar.
+(function () {
+  "use strict";
+
+  // ---- limits and timings (named, with why) ----
+  const PAGE_SIZE = 50;              // messages per history request: one screen and a half; the API allows 200
+  const MAX_MESSAGE = 4000;          // matches the composer's maxlength; long pastes belong in files
+  const MAX_ROOM_SUBSCRIPTIONS = 200; // the broker allows 256 per connection; keep room for the user queues
+  const RECONNECT_MIN_MS = 1000;     // first retry after a drop: quick, since most drops are brief
+  const RECONNECT_MAX_MS = 30000;    // cap: a Pi with 100 phones must not be stormed after a restart
+  const CONNECT_TIMEOUT_MS = 15000;  // SockJS may try several transports; give up on one attempt after this
+  const TYPING_SEND_EVERY_MS = 3000; // at most one typing notice per room per 3 s while typing
+  const TYPING_SHOW_MS = 6000;       // how long "is typing" stays without a new notice
+  const GROUP_WINDOW_MS = 5 * 60 * 1000; // consecutive messages of one sender within 5 min share a header
+  const NEAR_BOTTOM_PX = 80;         // "at the bottom" tolerance for auto-scroll and read marks
+  const LOAD_OLDER_PX = 150;         // start loading older messages this close to the top
+  const READ_DEBOUNCE_MS = 600;      // coalesce read marks while messages stream in
+  const MENTION_MAX = 8;             // suggestions shown at once
+  const SEARCH_JUMP_PAGES = 20;      // older pages fetched at most to reach a search hit
+  const TOAST_MS = 6000;
+  const LANG_KEY = "stompbox_lang";  // localStorage key and cookie name (ui.LangCookie)
+  const NOTIFY_KEY = "stompbox_notify";
+  const LAST_ROOM_KEY = "stompbox_last_room";
+
+  const boot = JSON.parse(document.getElementById("boot").textContent);
+  const DICT = window.StompboxI18n;
+
+  // ---- helpers ----
+  const byTestId = (id, root) => (root || document).querySelector('[data-testid="' + id + '"]');
+  function el(tag, props, ...children) {
+    const n = document.createElement(tag);
+    if (props) {
+      for (const [k, v] of Object.entries(props)) {
+        if (v === undefined || v === null || v === false) continue;
+        if (k === "class") n.className = v;
+        else if (k === "text") n.textContent = v;
+        else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role" || k === "href" || k === "id") n.setAttribute(k, v);
+        else n[k] = v;
+      }
+    }
+    for (const c of children) if (c !== null && c !== undefined) n.append(c);
+    return n;
+  }
+  const storage = {
+    get(k) { try { return localStorage.getItem(k); } catch (_) { return null; } },
+    set(k, v) { try { localStorage.setItem(k, v); } catch (_) { /* private mode */ } },
+  };
+
+  // ---- language ----
+  function cookieLang() {
+    const m = document.cookie.match(/(?:^|;\s*)stompbox_lang=([a-z]+)/);
+    return m ? m[1] : null;
+  }
+  function pickLang() {
+    const stored = storage.get(LANG_KEY);
+    if (stored && DICT[stored]) return stored;
+    for (const l of navigator.languages || [navigator.language]) {
+      const p = String(l || "").toLowerCase().split("-")[0];
+      if (DICT[p]) return p;
+    }
+    return DICT[boot.defaultLang] ? boot.defaultLang : "en";
+  }
+  function setLangCookie(lang) {
+    document.cookie = LANG_KEY + "=" + lang + "; Path=/; Max-Age=31536000; SameSite=Lax";
+  }
+  const lang = pickLang();
+  if (cookieLang() !== lang) {
+    setLangCookie(lang);
+    // The server rendered another language because it did not know ours yet:
+    // reload once so the whole page speaks one language.
+    if (lang !== boot.lang && cookieLang() === lang && !sessionStorage.getItem("stompbox_lang_reload")) {
+      sessionStorage.setItem("stompbox_lang_reload", "1");
+      location.reload();
+      return;
+    }
+  }
+  function t(key, vars) {
+    let s = (DICT[lang] && DICT[lang][key]) || DICT.en[key] || key;
+    if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+    return s;
+  }
+  for (const sel of document.querySelectorAll(".lang-select")) {
+    sel.value = lang;
+    sel.addEventListener("change", () => {
+      storage.set(LANG_KEY, sel.value);
+      setLangCookie(sel.value);
+      location.reload();
+    });
+  }
+  const timeFmt = new Intl.DateTimeFormat(lang, { hour: "numeric", minute: "2-digit" });
+  const dayFmt = new Intl.DateTimeFormat(lang, { year: "numeric", month: "long", day: "numeric", weekday: "long" });
+  const fullFmt = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+  const listFmt = Intl.ListFormat ? new Intl.ListFormat(lang, { type: "conjunction" }) : null;
+  const dayKey = (d) => d.getFullYear() + "-" + (d.getMonth() + 1) + "-" + d.getDate();
+  function dayLabel(d) {
+    const today = new Date();
+    if (dayKey(d) === dayKey(today)) return t("day.today");
+    const y = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+    if (dayKey(d) === dayKey(y)) return t("day.yesterday");
+    return dayFmt.format(d);
+  }
+
+  // ---- toasts ----
+  function toast(text) {
+    const box = byTestId("toasts");
+    if (!box) return;
+    const n = el("div", { class: "toast", text: text });
+    box.append(n);
+    setTimeout(() => n.remove(), TOAST_MS);
+  }
+
+  // ---- API ----
+  // api calls the JSON API and returns the decoded body. A non-2xx answer
+  // throws an Error with the server's {"error": …} text and .status.
+  async function api(method, path, body) {
+    const opts = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch (_) {
+      const e = new Error(t("error.network"));
+      e.status = 0;
+      throw e;
+    }
+    const text = await res.text();
+    let data = null;
+    if (text) { try { data = JSON.parse(text); } catch (_) { data = null; } }
+    if (!res.ok) {
+      if (res.status === 401 && boot.page !== "login" && boot.page !== "setup" && boot.page !== "register") {
+        location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search + location.hash));
+      }
+      const e = new Error((data && data.error) || t("error.generic"));
+      e.status = res.status;
+      throw e;
+    }
+    return data;
+  }
+  // list accepts an array or an object wrapping one ({rooms: […]}).
+  function list(data, key) {
+    if (Array.isArray(data)) return data;
+    if (data && Array.isArray(data[key])) return data[key];
+    if (data && typeof data === "object") for (const v of Object.values(data)) if (Array.isArray(v)) return v;
+    return [];
+  }
+
+  // ---- sign-in forms ----
+  function initAuthForm(form) {
+    const err = byTestId("form-error", form);
+    const button = form.querySelector('button[type="submit"]');
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      err.hidden = true;
+      button.disabled = true;
+      const body = Object.fromEntries(new FormData(form));
+      try {
+        await api("POST", form.getAttribute("action"), body);
+        if (form.getAttribute("action") === "/api/register") {
+          // Register may or may not sign in; signing in again is harmless.
+          await api("POST", "/api/login", { username: body.username, password: body.password });
+        }
+        location.assign(form.dataset.done || "/");
+      } catch (ex) {
+        err.textContent = ex.message;
+        err.hidden = false;
+        button.disabled = false;
+      }
+    });
+  }
+
+  // ---- settings ----
+  function initSettings() {
+    const toggle = byTestId("notify-toggle");
+    const state = byTestId("notify-state");
+    const supported = "Notification" in window;
+    const show = () => {
+      if (!supported) { state.textContent = t("notify.unsupported"); toggle.disabled = true; return; }
+      toggle.checked = storage.get(NOTIFY_KEY) === "on" && Notification.permission === "granted";
+      state.textContent = Notification.permission === "denied" ? t("notify.denied") : toggle.checked ? t("notify.on") : t("notify.off");
+    };
+    toggle.addEventListener("change", async () => {
+      if (toggle.checked) {
+        const p = await Notification.requestPermission();
+        storage.set(NOTIFY_KEY, p === "granted" ? "on" : "off");
+      } else {
+        storage.set(NOTIFY_KEY, "off");
+      }
+      show();
+    });
+    show();
+
+    const form = byTestId("webhook-form");
+    const input = byTestId("webhook-input");
+    const err = byTestId("form-error", form);
+    const ok = byTestId("form-ok", form);
+    api("GET", "/api/me").then((me) => {
+      if (me && typeof me.webhookUrl === "string") input.value = me.webhookUrl;
+    }).catch(() => {});
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      err.hidden = true; ok.hidden = true;
+      try {
+        await api("PATCH", "/api/me", { webhookUrl: input.value.trim() });
+        ok.textContent = t("settings.saved");
+        ok.hidden = false;
+      } catch (ex) {
+        err.textContent = ex.message;
+        err.hidden = false;
+      }
+    });
+  }
+
+  // ---- admin ----
+  async function initAdmin() {
+    const people = byTestId("people-table").tBodies[0];
+    const rooms = byTestId("rooms-table").tBodies[0];
+    try {
+      const users = list(await api("GET", "/api/users"), "users");
+      people.replaceChildren(...users.map((u) => el("tr", { "data-testid": "person-row" },
+        el("td", { text: u.username }),
+        el("td", { text: u.displayName || "" }),
+        el("td", { text: u.isAdmin ? t("admin.roleAdmin") : t("admin.roleMember") }))));
+    } catch (ex) { toast(ex.message); }
+    const loadRooms = async () => {
+      const all = list(await api("GET", "/api/rooms"), "rooms");
+      rooms.replaceChildren(...all.map((r) => {
+        const b = el("button", { type: "button", class: "secondary", text: r.archived ? t("admin.unarchive") : t("admin.archive"), "data-testid": "archive-room" });
+        b.addEventListener("click", async () => {
+          try { await api("PATCH", "/api/rooms/" + r.id, { archived: !r.archived }); await loadRooms(); } catch (ex) { toast(ex.message); }
+        });
+        return el("tr", { "data-testid": "room-row" },
+          el("td", { text: r.name }),
+          el("td", { text: t("kind." + (r.kind || "public")) }),
+          el("td", null, el("span", { text: (r.archived ? t("admin.archived") : t("admin.active")) + " " }), b));
+      }));
+    };
+    try { await loadRooms(); } catch (ex) { toast(ex.message); }
+  }
+
+  // ---- chat ----
+  function initChat(embed) {
+    const me = boot.user;
+    const ui = {
+      conn: byTestId("conn-state"),
+      roomList: byTestId("room-list"),
+      dmList: byTestId("dm-list"),
+      otherList: byTestId("other-rooms"),
+      title: byTestId("room-title"),
+      topic: byTestId("room-topic"),
+      empty: byTestId("room-empty"),
+      room: byTestId("room"),
+      online: byTestId("online-list"),
+      history: byTestId("history"),
+      historyTop: byTestId("history-top"),
+      messages: byTestId("messages"),
+      jump: byTestId("jump-latest"),
+      typing: byTestId("typing"),
+      form: byTestId("composer-form"),
+      composer: byTestId("composer"),
+      mentions: byTestId("mention-list"),
+      join: byTestId("join-room"),
+      leave: byTestId("leave-room"),
+      drawer: byTestId("drawer-toggle"),
+      scrim: byTestId("scrim"),
+    };
+
+    const rooms = new Map();      // id -> room from /api/rooms
+    const states = new Map();     // id -> message state of a room we have looked at
+    const users = new Map();      // username -> {username, displayName}
+    const typers = new Map();     // username -> expiry ms, for the current room
+    const notified = new Set();   // message ids already notified
+    let current = 0;              // open room id
+    let client = null;
+    let connected = false;
+    let everConnected = false;
+    let attempts = 0;
+    let subs = new Map();         // destination -> subscription, for this connection only
+    let extraSubs = [];           // presence + typing of the current room
+    let lastTypingSent = 0;
+    let readTimer = 0;
+    let typingTimer = 0;
+
+    const nameOf = (username) => {
+      const u = users.get(username);
+      return (u && u.displayName) || username;
+    };
+    const senderName = (m) => m.senderName || nameOf(m.sender);
+
+    function state(id) {
+      let s = states.get(id);
+      if (!s) {
+        s = { msgs: [], ids: new Set(), lastId: 0, loaded: false, loading: false, pending: [], hasMore: true, loadingOlder: false };
+        states.set(id, s);
+      }
+      return s;
+    }
+    // insert adds m in id order unless its id is known (the second line of
+    // defence against duplicates after since-id resumes). It returns whether
+    // m was new and whether it went to the end.
+    function insert(s, m) {
+      if (!m || typeof m.id !== "number" || s.ids.has(m.id)) return { added: false };
+      s.ids.add(m.id);
+      const last = s.msgs[s.msgs.length - 1];
+      let atEnd = true;
+      if (!last || m.id > last.id) {
+        s.msgs.push(m);
+      } else {
+        let i = s.msgs.length;
+        while (i > 0 && s.msgs[i - 1].id > m.id) i--;
+        s.msgs.splice(i, 0, m);
+        atEnd = false;
+      }
+      if (m.id > s.lastId) s.lastId = m.id;
+      return { added: true, atEnd: atEnd };
+    }
+
+    // ---- connection state ----
+    function setConn(st) {
+      if (!ui.conn) return;
+      ui.conn.dataset.state = st;
+      ui.conn.textContent = t("conn." + st);
+    }
+
+    // ---- rendering: room list ----
+    function roomLabel(r) {
+      if (r.kind === "dm" && me) {
+        // DM rooms are named after both people; show the other one.
+        const other = String(r.name || "").split(/[,:\s]+/).filter((x) => x && x !== me.username && x !== "dm");
+        if (other.length === 1) return nameOf(other[0]);
+      }
+      return r.name;
+    }
+    function renderRoomList() {
+      if (!ui.roomList) return;
+      const mine = [], dms = [], other = [];
+      for (const r of rooms.values()) {
+        if (r.archived) continue;
+        if (r.kind === "dm") dms.push(r);
+        else if (r.member) mine.push(r);
+        else if (r.kind === "public") other.push(r);
+      }
+      const byName = (a, b) => String(roomLabel(a)).localeCompare(String(roomLabel(b)), lang);
+      const item = (r) => {
+        const unread = r.unread > 0 && r.id !== current;
+        const a = el("a", {
+          class: "room-link" + (unread ? " unread" : ""), href: "#room-" + r.id,
+          "data-testid": "room-link", "data-room-id": String(r.id), "aria-current": r.id === current ? "true" : null,
+        },
+        el("span", { class: "prefix", "aria-hidden": "true", text: r.kind === "dm" ? "@" : r.kind === "private" ? "🔒" : "#" }),
+        el("span", { class: "name", text: roomLabel(r) }));
+        if (unread) {
+          a.append(el("span", { class: "badge", "data-testid": "unread-badge", text: r.unread > 99 ? "99+" : String(r.unread) }),
+            el("span", { class: "visually-hidden", text: t("unread", { n: r.unread }) }));
+        }
+        return el("li", null, a);
+      };
+      ui.roomList.replaceChildren(...mine.sort(byName).map(item));
+      ui.dmList.replaceChildren(...dms.sort(byName).map(item));
+      ui.otherList.replaceChildren(...other.sort(byName).map(item));
+      const unreadTotal = [...rooms.values()].reduce((n, r) => n + (r.id !== current && r.unread > 0 ? r.unread : 0), 0);
+      document.title = (unreadTotal > 0 ? "(" + unreadTotal + ") " : "") + (current && rooms.get(current) ? roomLabel(rooms.get(current)) + " · " : "") + "stompbox";
+    }
+
+    // ---- rendering: messages ----
+    // appendText puts text into parent as text nodes, with http(s) links as
+    // <a> elements and @mentions of known people emphasised. Nothing in the
+    // text is ever parsed as HTML.
+    const TOKEN = /(https?:\/\/[^\s<>"']+)|(@[A-Za-z0-9._-]+)/gi;
+    function appendText(parent, text) {
+      let last = 0;
+      text = String(text == null ? "" : text);
+      for (const m of text.matchAll(TOKEN)) {
+        let tok = m[0];
+        let end = m.index + tok.length;
+        if (m[1]) {
+          const trail = tok.match(/[.,;:!?)\]}'"]+$/);
+          if (trail) { tok = tok.slice(0, -trail[0].length); end -= trail[0].length; }
+        }
+        let node = null;
+        if (m[1]) {
+          try {
+            const u = new URL(tok);
+            if (u.protocol === "http:" || u.protocol === "https:") {
+              node = el("a", { href: u.href, target: "_blank", rel: "noopener noreferrer", text: tok });
+            }
+          } catch (_) { node = null; }
+        } else if (users.has(tok.slice(1))) {
+          node = el("span", { class: "mention", text: tok });
+        }
+        if (!node) continue;
+        if (m.index > last) parent.append(document.createTextNode(text.slice(last, m.index)));
+        parent.append(node);
+        last = end;
+      }
+      if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
+    }
+    function mentionsMe(m) {
+      if (!me || !m.message) return false;
+      const esc = me.username.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      return new RegExp("(^|[^A-Za-z0-9._-])@" + esc + "(?![A-Za-z0-9_-])", "i").test(m.message);
+    }
+    function daySeparator(d) {
+      return el("li", { class: "day-sep", role: "separator", "data-testid": "day-separator", text: dayLabel(d) });
+    }
+    function messageNode(m, prev) {
+      const when = new Date(m.createdAt);
+      if (m.type === "ENTER" || m.type === "LEAVE") {
+        return el("li", { class: "msg-event", "data-testid": "message-event", "data-id": String(m.id) },
+          t(m.type === "ENTER" ? "event.enter" : "event.leave", { name: senderName(m) }));
+      }
+      const cont = prev && prev.type !== "ENTER" && prev.type !== "LEAVE" && prev.sender === m.sender &&
+        when - new Date(prev.createdAt) < GROUP_WINDOW_MS && dayKey(when) === dayKey(new Date(prev.createdAt));
+      const classes = ["msg"];
+      if (cont) classes.push("cont");
+      if (me && m.sender === me.username) classes.push("mine");
+      else if (mentionsMe(m)) classes.push("mentioned");
+      const body = el("div", { class: "msg-text", "data-testid": "message-text" });
+      appendText(body, m.message);
+      const time = el("time", { class: "msg-time", dateTime: isNaN(when) ? "" : when.toISOString(), title: isNaN(when) ? "" : fullFmt.format(when), text: isNaN(when) ? "" : timeFmt.format(when) });
+      return el("li", { class: classes.join(" "), "data-testid": "message", "data-id": String(m.id), "data-sender": m.sender },
+        el("div", { class: "msg-head" },
+          el("span", { class: "msg-sender", "data-testid": "message-sender", text: senderName(m) }),
+          time),
+        body);
+    }
+    function needsDay(m, prev) {
+      return !prev || dayKey(new Date(prev.createdAt)) !== dayKey(new Date(m.createdAt));
+    }
+    function renderMessages() {
+      const s = state(current);
+      const nodes = [];
+      let prev = null;
+      for (const m of s.msgs) {
+        if (needsDay(m, prev)) nodes.push(daySeparator(new Date(m.createdAt)));
+        nodes.push(messageNode(m, prev));
+        prev = m;
+      }
+      ui.messages.replaceChildren(...nodes);
+      ui.historyTop.textContent = s.loaded && !s.hasMore ? t("history.start") : "";
+    }
+    function appendMessage(m) {
+      const s = state(current);
+      const prev = s.msgs[s.msgs.length - 2] || null;
+      if (needsDay(m, prev)) ui.messages.append(daySeparator(new Date(m.createdAt)));
+      ui.messages.append(messageNode(m, prev));
+    }
+    const nearBottom = () => ui.history.scrollHeight - ui.history.scrollTop - ui.history.clientHeight < NEAR_BOTTOM_PX;
+    const scrollToBottom = () => { ui.history.scrollTop = ui.history.scrollHeight; ui.jump.hidden = true; };
+
+    // ---- messages arriving ----
+    // receive handles one stored message from a room subscription (live or
+    // replayed after since-id).
+    function receive(roomId, m) {
+      const r = rooms.get(roomId);
+      const s = state(roomId);
+      const fromMe = me && m.sender === me.username;
+      if (!s.loaded) {
+        // History not fetched yet: keep the message only while a fetch is
+        // running (it may have been read before this was stored), else just count.
+        if (s.loading) s.pending.push(m);
+        else if (r && !fromMe && m.type === "TALK" && !notified.has(m.id)) { r.unread = (r.unread || 0) + 1; renderRoomList(); }
+        maybeNotify(roomId, m);
+        return;
+      }
+      const wasNear = roomId === current && nearBottom();
+      const res = insert(s, m);
+      if (!res.added) return;
+      if (roomId === current) {
+        if (res.atEnd) appendMessage(m); else renderMessages();
+        if (wasNear || fromMe) scrollToBottom(); else ui.jump.hidden = false;
+      }
+      if (r && !fromMe && m.type === "TALK" && (roomId !== current || document.hidden || !wasNear)) {
+        r.unread = (r.unread || 0) + 1;
+        renderRoomList();
+      }
+      if (m.sender && typers.delete(m.sender)) renderTyping();
+      maybeNotify(roomId, m);
+      scheduleRead();
+    }
+
+    // ---- history ----
+    async function loadLatest(id) {
+      const s = state(id);
+      if (s.loaded || s.loading) return;
+      s.loading = true;
+      try {
+        const msgs = list(await api("GET", "/api/rooms/" + id + "/messages?limit=" + PAGE_SIZE), "messages");
+        for (const m of msgs) insert(s, m);
+        for (const m of s.pending) insert(s, m);
+        s.hasMore = msgs.length >= PAGE_SIZE;
+        s.loaded = true;
+      } catch (ex) {
+        toast(ex.message);
+      } finally {
+        s.loading = false;
+        s.pending = [];
+      }
+      if (s.loaded) {
+        subscribeRoom(id); // with since-id now that we know where we are
+        if (id === current) {
+          renderMessages();
+          scrollToBottom();
+          fillScreen();
+          scheduleRead();
+        }
+      }
+    }
+    // loadOlder fetches the page before the oldest message shown, keeping
+    // the view where it was.
+    async function loadOlder() {
+      const id = current;
+      const s = state(id);
+      if (!s.loaded || !s.hasMore || s.loadingOlder || s.msgs.length === 0) return;
+      s.loadingOlder = true;
+      ui.historyTop.textContent = t("history.loading");
+      try {
+        const msgs = list(await api("GET", "/api/rooms/" + id + "/messages?before=" + s.msgs[0].id + "&limit=" + PAGE_SIZE), "messages");
+        for (const m of msgs) insert(s, m);
+        s.hasMore = msgs.length >= PAGE_SIZE;
+      } catch (ex) {
+        toast(ex.message);
+      } finally {
+        s.loadingOlder = false;
+      }
+      if (id !== current) return;
+      const fromBottom = ui.history.scrollHeight - ui.history.scrollTop;
+      renderMessages();
+      ui.history.scrollTop = ui.history.scrollHeight - fromBottom;
+      fillScreen();
+    }
+    // fillScreen loads older pages while the history does not fill the view,
+    // since then no scroll event can ask for them.
+    function fillScreen() {
+      const s = state(current);
+      if (s.loaded && s.hasMore && ui.history.scrollHeight <= ui.history.clientHeight) loadOlder();
+    }
+
+    // ---- read marks ----
+    function scheduleRead() {
+      clearTimeout(readTimer);
+      readTimer = setTimeout(markRead, READ_DEBOUNCE_MS);
+    }
+    function markRead() {
+      const r = rooms.get(current);
+      const s = states.get(current);
+      if (!r || !s || !s.loaded || !r.member || document.hidden || !nearBottom()) return;
+      if (s.lastId > (r.lastReadId || 0)) {
+        r.lastReadId = s.lastId;
+        api("POST", "/api/rooms/" + r.id + "/read", { lastReadId: s.lastId }).catch(() => {});
+      }
+      if (r.unread) { r.unread = 0; renderRoomList(); }
+    }
+
+    // ---- STOMP ----
+    const roomDest = (id) => "/sub/chat/room/" + id;
+    function subscribeRoom(id) {
+      if (!connected || subs.has(roomDest(id))) return;
+      const s = states.get(id);
+      const headers = {};
+      if (s && s.loaded) headers["since-id"] = String(s.lastId);
+      subs.set(roomDest(id), client.subscribe(roomDest(id), (frame) => {
+        let m;
+        try { m = JSON.parse(frame.body); } catch (_) { return; }
+        if (m && typeof m.id === "number") receive(id, m);
+      }, headers));
+    }
+    function subscribeExtras(id) {
+      for (const s of extraSubs) { try { s.unsubscribe(); } catch (_) { /* connection gone */ } }
+      extraSubs = [];
+      typers.clear();
+      renderTyping();
+      if (!connected || !id) return;
+      extraSubs.push(client.subscribe(roomDest(id) + "/presence", (frame) => {
+        try { renderOnline(list(JSON.parse(frame.body), "online")); } catch (_) { /* ignore bad frames */ }
+      }));
+      extraSubs.push(client.subscribe(roomDest(id) + "/typing", (frame) => {
+        let v;
+        try { v = JSON.parse(frame.body); } catch (_) { return; }
+        if (!v || !v.user || (me && v.user === me.username) || id !== current) return;
+        typers.set(v.user, Date.now() + TYPING_SHOW_MS);
+        renderTyping();
+      }));
+    }
+    function subscribeAll() {
+      let n = 0;
+      if (current) { subscribeRoom(current); n++; }
+      for (const r of rooms.values()) {
+        if (n >= MAX_ROOM_SUBSCRIPTIONS) break;
+        if (r.member && !r.archived && r.id !== current) { subscribeRoom(r.id); n++; }
+      }
+      subscribeExtras(current);
+    }
+    function transports() {
+      const q = new URLSearchParams(location.search);
+      const v = q.get("transports") || q.get("transport");
+      if (!v) return null;
+      return v.split(",").map((x) => x.trim()).filter(Boolean);
+    }
+    function backoff(n) {
+      const base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * Math.pow(2, Math.max(0, n - 1)));
+      return Math.round(base * (0.5 + Math.random() * 0.5)); // jitter spreads a crowd's retries
+    }
+    function connect() {
+      const forced = transports();
+      const raw = forced && forced.length === 1 && forced[0] === "ws";
+      client = new window.StompJs.Client({
+        webSocketFactory: () => {
+          if (raw) {
+            const u = new URL(boot.wsPath || "/ws", location.href);
+            u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+            return new WebSocket(u.href, ["v12.stomp", "v11.stomp", "v10.stomp"]);
+          }
+          return new window.SockJS(boot.sockjsPath || "/ws-stomp", null, forced ? { transports: forced } : {});
+        },
+        heartbeatIncoming: boot.heartbeatMs || 10000,
+        heartbeatOutgoing: boot.heartbeatMs || 10000,
+        reconnectDelay: RECONNECT_MIN_MS,
+        connectionTimeout: CONNECT_TIMEOUT_MS,
+        debug: () => {},
+      });
+      client.onConnect = onConnect;
+      client.onWebSocketClose = () => {
+        // stompjs schedules the next attempt right after this, with reconnectDelay.
+        connected = false;
+        subs = new Map();
+        extraSubs = [];
+        attempts++;
+        client.reconnectDelay = backoff(attempts);
+        setConn(navigator.onLine === false ? "offline" : everConnected ? "reconnecting" : "connecting");
+      };
+      client.onStompError = (frame) => {
+        toast((frame.headers && frame.headers.message) || t("error.generic"));
+      };
+      client.activate();
+    }
+    async function onConnect() {
+      connected = true;
+      attempts = 0;
+      client.reconnectDelay = RECONNECT_MIN_MS;
+      setConn("connected");
+      subs = new Map();
+      client.subscribe("/user/queue/errors", (frame) => {
+        let text = frame.body;
+        try { const v = JSON.parse(frame.body); text = v.error || v.message || text; } catch (_) { /* plain text */ }
+        toast(text || t("error.generic"));
+      });
+      client.subscribe("/user/queue/notifications", (frame) => {
+        let v;
+        try { v = JSON.parse(frame.body); } catch (_) { return; }
+        const m = v && (v.message && typeof v.message === "object" ? v.message : v);
+        if (m && m.roomId && typeof m.id === "number") maybeNotify(m.roomId, m);
+      });
+      if (everConnected) {
+        // Unread counts of rooms we only count may have moved while away.
+        try { await loadRooms(); } catch (_) { /* keep the old list */ }
+        if (!connected) return;
+      }
+      everConnected = true;
+      subscribeAll();
+    }
+    window.addEventListener("offline", () => {
+      setConn("offline");
+      if (client && connected) client.forceDisconnect(); // do not wait for heart-beats to notice
+    });
+    window.addEventListener("online", async () => {
+      if (!client || connected) return;
+      // Retry now instead of after the backoff that built up while offline.
+      attempts = 0;
+      setConn("reconnecting");
+      await client.deactivate();
+      client.reconnectDelay = RECONNECT_MIN_MS;
+      client.activate();
+    });
+
+    // ---- presence and typing ----
+    function renderOnline(names) {
+      if (!ui.online) return;
+      ui.online.parentElement.hidden = names.length === 0;
+      ui.online.replaceChildren(...names.map((u) => el("li", { "data-testid": "online-user", text: nameOf(u) + (me && u === me.username ? " (" + t("you") + ")" : "") })));
+    }
+    function renderTyping() {
+      const now = Date.now();
+      for (const [u, exp] of typers) if (exp <= now) typers.delete(u);
+      const names = [...typers.keys()].map(nameOf);
+      ui.typing.textContent = names.length === 0 ? "" : names.length === 1 ? t("typing.one", { name: names[0] })
+        : t("typing.many", { names: listFmt ? listFmt.format(names) : names.join(", ") });
+      clearTimeout(typingTimer);
+      if (typers.size > 0) typingTimer = setTimeout(renderTyping, 1000);
+    }
+
+    // ---- notifications ----
+    function maybeNotify(roomId, m) {
+      if (notified.has(m.id)) return;
+      notified.add(m.id);
+      if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted" || storage.get(NOTIFY_KEY) !== "on") return;
+      if (m.type !== "TALK" || !me || m.sender === me.username) return;
+      const r = rooms.get(roomId);
+      const dm = r && r.kind === "dm";
+      if (!dm && !mentionsMe(m)) return;
+      const title = dm ? t("notify.dm", { name: senderName(m) }) : t("notify.mention", { name: senderName(m), room: r ? roomLabel(r) : "#" + roomId });
+      try {
+        const n = new Notification(title, { body: String(m.message).slice(0, 200), tag: "stompbox-room-" + roomId });
+        n.onclick = () => { window.focus(); if (!embed) location.hash = "room-" + roomId; n.close(); };
+      } catch (_) { /* some mobile browsers only allow notifications from a service worker */ }
+    }
+
+    // ---- opening rooms ----
+    function setDrawer(open) {
+      if (!ui.drawer) return;
+      document.body.classList.toggle("drawer-open", open);
+      ui.drawer.setAttribute("aria-expanded", open ? "true" : "false");
+      ui.scrim.hidden = !open;
+      if (open) { const first = document.querySelector(".sidebar a, .sidebar button"); if (first) first.focus(); }
+    }
+    function showRoomHeader(r) {
+      ui.title.textContent = r ? roomLabel(r) : "stompbox";
+      if (ui.topic) ui.topic.textContent = (r && r.topic) || "";
+      if (ui.join) ui.join.hidden = !r || !!r.member || r.kind !== "public";
+      if (ui.leave) ui.leave.hidden = !r || !r.member || r.kind === "dm";
+      const canWrite = !!(r && r.member && !r.archived);
+      ui.composer.disabled = !canWrite;
+      ui.composer.placeholder = r && !r.member ? t("room.notMember") : "";
+      ui.form.querySelector('button[type="submit"]').disabled = !canWrite;
+    }
+    function openRoom(id) {
+      const r = rooms.get(id);
+      if (!r) {
+        current = 0;
+        ui.room.hidden = true;
+        ui.empty.hidden = false;
+        if (id) ui.empty.textContent = t("room.unavailable");
+        showRoomHeader(null);
+        renderRoomList();
+        return;
+      }
+      const changed = id !== current;
+      current = id;
+      storage.set(LAST_ROOM_KEY, String(id));
+      ui.empty.hidden = true;
+      ui.room.hidden = false;
+      showRoomHeader(r);
+      if (changed) {
+        renderOnline([]);
+        renderMessages();
+        scrollToBottom();
+        subscribeRoom(id);
+        subscribeExtras(id);
+      }
+      renderRoomList();
+      setDrawer(false);
+      const s = state(id);
+      if (!s.loaded) loadLatest(id); else scheduleRead();
+      if (!embed && window.matchMedia("(min-width: 761px)").matches && !ui.composer.disabled) ui.composer.focus();
+    }
+    async function loadRooms() {
+      const all = list(await api("GET", "/api/rooms"), "rooms");
+      const seen = new Set();
+      for (const r of all) {
+        seen.add(r.id);
+        rooms.set(r.id, Object.assign(rooms.get(r.id) || {}, r));
+      }
+      for (const id of [...rooms.keys()]) if (!seen.has(id)) rooms.delete(id);
+      renderRoomList();
+      if (current) showRoomHeader(rooms.get(current));
+    }
+    async function loadUsers() {
+      try {
+        for (const u of list(await api("GET", "/api/users"), "users")) users.set(u.username, u);
+      } catch (_) { /* mentions then complete from message senders only */ }
+      if (me && !users.has(me.username)) users.set(me.username, { username: me.username, displayName: me.displayName });
+    }
+    function roomFromHash() {
+      const m = location.hash.match(/^#room-(\d+)$/);
+      return m ? Number(m[1]) : 0;
+    }
+
+    // ---- composer ----
+    function send() {
+      const text = ui.composer.value;
+      if (!text.trim() || !current) return;
+      if (text.length > MAX_MESSAGE) { toast(t("error.tooLong", { n: MAX_MESSAGE })); return; }
+      if (!connected) { toast(t("error.notConnected")); return; }
+      try {
+        client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: current, message: text }), headers: { "content-type": "application/json" } });
+      } catch (_) {
+        toast(t("error.notConnected"));
+        return;
+      }
+      ui.composer.value = "";
+      autosize();
+      closeMentions();
+      lastTypingSent = 0;
+    }
+    function autosize() {
+      const lines = ui.composer.value.split("\n").length;
+      ui.composer.rows = Math.min(8, Math.max(1, lines));
+    }
+    function sendTyping() {
+      const now = Date.now();
+      if (!connected || !current || now - lastTypingSent < TYPING_SEND_EVERY_MS) return;
+      lastTypingSent = now;
+      try { client.publish({ destination: "/pub/chat/typing", body: JSON.stringify({ roomId: current }), headers: { "content-type": "application/json" } }); } catch (_) { /* best effort */ }
+    }
+
+    // @mention completion: a listbox under the caret's word, driven by the keyboard.
+    let mentionItems = [];
+    let mentionIndex = 0;
+    function mentionQuery() {
+      const upto = ui.composer.value.slice(0, ui.composer.selectionStart);
+      const m = upto.match(/(^|\s)@([^\s@]*)$/);
+      return m ? m[2] : null;
+    }
+    function updateMentions() {
+      const q = mentionQuery();
+      if (q === null) { closeMentions(); return; }
+      const ql = q.toLowerCase();
+      const onlineNow = new Set([...ui.online.children].map((li) => li.textContent));
+      mentionItems = [...users.values()]
+        .filter((u) => (!me || u.username !== me.username) &&
+          (u.username.toLowerCase().startsWith(ql) || String(u.displayName || "").toLowerCase().includes(ql)))
+        .sort((a, b) => (onlineNow.has(nameOf(b.username)) - onlineNow.has(nameOf(a.username))) || a.username.localeCompare(b.username))
+        .slice(0, MENTION_MAX);
+      if (mentionItems.length === 0) { closeMentions(); return; }
+      mentionIndex = Math.min(mentionIndex, mentionItems.length - 1);
+      ui.mentions.replaceChildren(...mentionItems.map((u, i) => {
+        const li = el("li", { role: "option", id: "mention-" + i, "data-testid": "mention-option", "aria-selected": i === mentionIndex ? "true" : "false" },
+          el("strong", { text: "@" + u.username }), u.displayName ? " " + u.displayName : "");
+        li.addEventListener("mousedown", (e) => { e.preventDefault(); pickMention(i); });
+        return li;
+      }));
+      ui.mentions.hidden = false;
+      ui.composer.setAttribute("aria-expanded", "true");
+      ui.composer.setAttribute("aria-activedescendant", "mention-" + mentionIndex);
+    }
+    function closeMentions() {
+      mentionItems = [];
+      mentionIndex = 0;
+      ui.mentions.hidden = true;
+      ui.composer.setAttribute("aria-expanded", "false");
+      ui.composer.removeAttribute("aria-activedescendant");
+    }
+    function pickMention(i) {
+      const u = mentionItems[i];
+      if (!u) return;
+      const pos = ui.composer.selectionStart;
+      const before = ui.composer.value.slice(0, pos).replace(/@([^\s@]*)$/, "@" + u.username + " ");
+      ui.composer.value = before + ui.composer.value.slice(pos);
+      ui.composer.setSelectionRange(before.length, before.length);
+      closeMentions();
+      ui.composer.focus();
+    }
+    ui.composer.addEventListener("keydown", (e) => {
+      if (!ui.mentions.hidden) {
+        if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          e.preventDefault();
+          mentionIndex = (mentionIndex + (e.key === "ArrowDown" ? 1 : mentionItems.length - 1)) % mentionItems.length;
+          updateMentions();
+          return;
+        }
+        if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); pickMention(mentionIndex); return; }
+        if (e.key === "Escape") { e.preventDefault(); closeMentions(); return; }
+      }
+      // Enter sends, Shift+Enter breaks the line. While an IME composes (Korean
+      // input), Enter confirms the syllable and must not send.
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        send();
+      }
+    });
+    ui.composer.addEventListener("input", () => { autosize(); updateMentions(); sendTyping(); });
+    ui.composer.addEventListener("blur", () => setTimeout(closeMentions, 150));
+    ui.form.addEventListener("submit", (e) => { e.preventDefault(); send(); });
+
+    // ---- scrolling ----
+    ui.history.addEventListener("scroll", () => {
+      if (nearBottom()) { ui.jump.hidden = true; scheduleRead(); }
+      if (ui.history.scrollTop < LOAD_OLDER_PX) loadOlder();
+    }, { passive: true });
+    ui.jump.addEventListener("click", () => { scrollToBottom(); scheduleRead(); ui.composer.focus(); });
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) scheduleRead(); });
+
+    // ---- join / leave ----
+    if (ui.join) ui.join.addEventListener("click", async () => {
+      const id = current;
+      try {
+        await api("POST", "/api/rooms/" + id + "/join");
+        await loadRooms();
+        if (connected) client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "ENTER", roomId: id, message: "" }) });
+        openRoom(id);
+      } catch (ex) { toast(ex.message); }
+    });
+    if (ui.leave) ui.leave.addEventListener("click", async () => {
+      const id = current;
+      try {
+        if (connected) client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "LEAVE", roomId: id, message: "" }) });
+        await api("POST", "/api/rooms/" + id + "/leave");
+        const sub = subs.get(roomDest(id));
+        if (sub) { try { sub.unsubscribe(); } catch (_) { /* gone */ } subs.delete(roomDest(id)); }
+        states.delete(id);
+        await loadRooms();
+        location.hash = "";
+        openRoom(0);
+      } catch (ex) { toast(ex.message); }
+    });
+
+    // ---- sidebar, dialogs, search (not on the embed page) ----
+    if (!embed) {
+      ui.drawer.addEventListener("click", () => setDrawer(!document.body.classList.contains("drawer-open")));
+      ui.scrim.addEventListener("click", () => setDrawer(false));
+      document.addEventListener("keydown", (e) => {
+        if (e.key === "Escape" && document.body.classList.contains("drawer-open")) { setDrawer(false); ui.drawer.focus(); }
+      });
+      window.addEventListener("hashchange", () => openRoom(roomFromHash()));
+      byTestId("logout").addEventListener("click", async () => {
+        try { await api("POST", "/api/logout"); } catch (_) { /* signed out anyway */ }
+        location.assign("/login");
+      });
+      initDialogs();
+      initSearch();
+    }
+
+    function initDialogs() {
+      for (const d of document.querySelectorAll("dialog")) {
+        for (const b of d.querySelectorAll("[data-close]")) b.addEventListener("click", () => d.close());
+      }
+      const roomDialog = byTestId("new-room-dialog");
+      const roomForm = byTestId("new-room-form");
+      const roomErr = byTestId("new-room-error");
+      byTestId("new-room").addEventListener("click", () => { roomForm.reset(); roomErr.hidden = true; roomDialog.showModal(); });
+      roomForm.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        roomErr.hidden = true;
+        try {
+          const r = await api("POST", "/api/rooms", {
+            name: byTestId("room-name").value.trim(),
+            topic: byTestId("room-topic-input").value.trim(),
+            private: byTestId("room-private").checked,
+          });
+          roomDialog.close();
+          await loadRooms();
+          if (r && r.id) { subscribeRoom(r.id); location.hash = "room-" + r.id; }
+        } catch (ex) { roomErr.textContent = ex.message; roomErr.hidden = false; }
+      });
+      const dmDialog = byTestId("new-dm-dialog");
+      const dmForm = byTestId("new-dm-form");
+      const dmErr = byTestId("new-dm-error");
+      const dmUser = byTestId("dm-user");
+      byTestId("new-dm").addEventListener("click", async () => {
+        dmErr.hidden = true;
+        await loadUsers();
+        const others = [...users.values()].filter((u) => !me || u.username !== me.username)
+          .sort((a, b) => String(a.displayName || a.username).localeCompare(String(b.displayName || b.username), lang));
+        dmUser.replaceChildren(...others.map((u) => el("option", { value: u.username, text: (u.displayName || u.username) + " (@" + u.username + ")" })));
+        if (others.length === 0) { dmErr.textContent = t("dm.nobody"); dmErr.hidden = false; }
+        dmDialog.showModal();
+      });
+      dmForm.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        if (!dmUser.value) return;
+        try {
+          const r = await api("POST", "/api/dm/" + encodeURIComponent(dmUser.value));
+          dmDialog.close();
+          await loadRooms();
+          if (r && r.id) { subscribeRoom(r.id); location.hash = "room-" + r.id; }
+        } catch (ex) { dmErr.textContent = ex.message; dmErr.hidden = false; }
+      });
+    }
+
+    function initSearch() {
+      const form = byTestId("search-form");
+      const input = byTestId("search-input");
+      const panel = byTestId("search-results");
+      const out = byTestId("search-list");
+      byTestId("close-search").addEventListener("click", () => { panel.hidden = true; input.focus(); });
+      form.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const q = input.value.trim();
+        if (!q) return;
+        let hits;
+        try { hits = list(await api("GET", "/api/search?q=" + encodeURIComponent(q)), "results"); } catch (ex) { toast(ex.message); return; }
+        out.replaceChildren();
+        if (hits.length === 0) out.append(el("li", { "data-testid": "search-none", text: t("search.none") }));
+        for (const h of hits) {
+          const r = rooms.get(h.roomId);
+          const when = new Date(h.createdAt);
+          const text = el("span", { class: "search-text" });
+          appendText(text, h.message);
+          const b = el("button", { type: "button", "data-testid": "search-hit" },
+            el("span", { class: "search-meta", text: [r ? roomLabel(r) : h.roomName || "#" + h.roomId, senderName(h), isNaN(when) ? "" : fullFmt.format(when)].filter(Boolean).join(" · ") }),
+            text);
+          b.addEventListener("click", () => jumpTo(h.roomId, h.id));
+          out.append(el("li", null, b));
+        }
+        panel.hidden = false;
+        setDrawer(false);
+      });
+    }
+    // jumpTo opens a room and shows one message, loading older pages until it
+    // is there (the pages stay contiguous, so resuming stays gap-free).
+    async function jumpTo(roomId, msgId) {
+      location.hash = "room-" + roomId;
+      openRoom(roomId);
+      const s = state(roomId);
+      for (let i = 0; i < SEARCH_JUMP_PAGES; i++) {
+        if (!s.loaded) await loadLatest(roomId);
+        if (s.ids.has(msgId) || !s.hasMore || current !== roomId) break;
+        await loadOlder();
+      }
+      const n = ui.messages.querySelector('[data-id="' + msgId + '"]');
+      if (n) {
+        n.classList.add("highlight");
+        n.scrollIntoView({ block: "center" });
+        setTimeout(() => n.classList.remove("highlight"), 3000);
+      }
+    }
+
+    // ---- start ----
+    setConn("connecting");
+    autosize();
+    (async () => {
+      try { await Promise.all([loadRooms(), loadUsers()]); } catch (ex) { toast(ex.message); }
+      let first = embed ? boot.roomId : roomFromHash();
+      if (!first && !embed) {
+        const last = Number(storage.get(LAST_ROOM_KEY));
+        const pick = (rooms.get(last) && rooms.get(last).member && last) ||
+          ([...rooms.values()].find((r) => r.member && !r.archived) || {}).id || 0;
+        if (pick) { history.replaceState(null, "", "#room-" + pick); first = pick; }
+      }
+      openRoom(first);
+      connect();
+    })();
+  }
+
+  // ---- page dispatch ----
+  switch (boot.page) {
+    case "setup": initAuthForm(byTestId("setup-form")); break;
+    case "login": initAuthForm(byTestId("login-form")); break;
+    case "register": initAuthForm(byTestId("register-form")); break;
+    case "settings": initSettings(); break;
+    case "admin": initAdmin(); break;
+    case "chat": initChat(false); break;
+    case "embed": if (boot.user) initChat(true); break;
+  }
+})();
