@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+
+	"stompbox/ui"
 )
 
 // routes is the one routing table of the HTTP server (Go 1.22 patterns).
@@ -13,6 +15,7 @@ func (s *server) routes() http.Handler {
 		mux.Handle(sj.opts.Prefix, sj)
 		mux.Handle(sj.opts.Prefix+"/", sj)
 	}
+	mux.Handle("GET "+ui.StaticPrefix, s.static)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.sessionCount()})
 	})

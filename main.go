@@ -30,6 +30,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"stompbox/ui"
 )
 
 // Defaults of the options that are not broker limits (those are in broker.go).
@@ -285,6 +287,7 @@ type server struct {
 	httpLn  net.Listener
 	tcp     *tcpServer
 	sockjs  []*sockjsServer
+	static  *ui.Static
 	base    context.Context // parent of every connection's context
 	cancel  context.CancelFunc
 	serveWG sync.WaitGroup // the HTTP Serve goroutine
@@ -307,6 +310,12 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 	}, log)
 	s.broker.Handle("/chat/message", relayChatMessage)
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
+	static, err := ui.NewStatic()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("load web files: %w", err)
+	}
+	s.static = static
 	if cfg.SockJSPaths == nil {
 		cfg.SockJSPaths = []string{defaultSockJSPath}
 	}
@@ -318,6 +327,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 			Heartbeat:       cfg.SockJSHeartbeat,
 			DisconnectDelay: cfg.SockJSDelay,
 			CheckOrigin:     s.origins.allowed,
+			ClientURL:       static.URL("vendor/sockjs.min.js"),
 			Identify:        userFromRequest,
 		}, log, func(t transport, info connInfo) { s.broker.Serve(base, t, info) }))
 	}
