@@ -8,6 +8,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -40,16 +43,23 @@ func sockjsFrames(b []byte) ([][]byte, error) {
 	return nil, fmt.Errorf("unknown sockjs frame %q", b)
 }
 
-func sockjsSessionURL(srv *server, transport string) string {
-	return fmt.Sprintf("http://%s%s/%03d/%x/%s", srv.HTTPAddr(), defaultSockJSPath, rand.IntN(1000), rand.Uint64(), transport)
+func sockjsSessionURL(base, transport string) string {
+	return fmt.Sprintf("%s/%03d/%x/%s", base, rand.IntN(1000), rand.Uint64(), transport)
 }
+
+func sockjsBase(srv *server) string { return "http://" + srv.HTTPAddr() + defaultSockJSPath }
 
 // dialSockJSWS connects a test client through SockJS's websocket transport.
 func dialSockJSWS(t testing.TB, srv *server) *stompClient {
 	t.Helper()
+	return dialSockJSWSAt(t, sockjsBase(srv))
+}
+
+func dialSockJSWSAt(t testing.TB, base string) *stompClient {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(sockjsSessionURL(srv, "websocket"), "http")
+	url := "ws" + strings.TrimPrefix(sockjsSessionURL(base, "websocket"), "http")
 	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: stompSubprotocols})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +89,12 @@ func dialSockJSWS(t testing.TB, srv *server) *stompClient {
 // a POST to /xhr for each batch received, a POST to /xhr_send for each send.
 func dialSockJSXHR(t testing.TB, srv *server) *stompClient {
 	t.Helper()
-	base := sockjsSessionURL(srv, "")
+	return dialSockJSXHRAt(t, sockjsBase(srv))
+}
+
+func dialSockJSXHRAt(t testing.TB, sockjsBase string) *stompClient {
+	t.Helper()
+	base := sockjsSessionURL(sockjsBase, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	post := func(path string, body []byte) ([]byte, int, error) {
@@ -154,4 +169,29 @@ func dialSockJS(t *testing.T, srv *server, dial func(testing.TB, *server) *stomp
 	c := dial(t, srv)
 	c.connect()
 	return c
+}
+
+// TestSockJSBehindPathPrefixProxy runs STOMP over SockJS through a reverse
+// proxy that publishes stompbox under /chat/ and strips the prefix, as the
+// README's nginx configuration does.
+func TestSockJSBehindPathPrefixProxy(t *testing.T) {
+	srv := startServer(t)
+	target, _ := url.Parse("http://" + srv.HTTPAddr())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1 // stream at once, like proxy_buffering off
+	front := httptest.NewServer(http.StripPrefix("/chat", proxy))
+	t.Cleanup(front.Close)
+	base := front.URL + "/chat" + defaultSockJSPath
+	for name, dial := range map[string]func(testing.TB, string) *stompClient{"websocket": dialSockJSWSAt, "xhr": dialSockJSXHRAt} {
+		t.Run(name, func(t *testing.T) {
+			sub, pub := dial(t, base), dial(t, base)
+			sub.connect()
+			pub.connect()
+			sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/proxied")
+			pub.roundTrip(cmdSend, "프록시 통과", "destination:/topic/proxied")
+			if m := sub.expect(cmdMessage); string(m.Body) != "프록시 통과" {
+				t.Fatalf("body %q", m.Body)
+			}
+		})
+	}
 }
