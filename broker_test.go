@@ -16,8 +16,10 @@ import (
 // dialers runs a test over each STOMP endpoint: the twin tests of the style guide.
 func dialers(srv *server) map[string]func(t *testing.T) *stompClient {
 	return map[string]func(t *testing.T) *stompClient{
-		"tcp": func(t *testing.T) *stompClient { return dialTCP(t, srv.TCPAddr()) },
-		"ws":  func(t *testing.T) *stompClient { c, _ := dialWS(t, srv, stompSubprotocols...); return c },
+		"tcp":              func(t *testing.T) *stompClient { return dialTCP(t, srv.TCPAddr()) },
+		"ws":               func(t *testing.T) *stompClient { c, _ := dialWS(t, srv, stompSubprotocols...); return c },
+		"sockjs-websocket": func(t *testing.T) *stompClient { return dialSockJSWS(t, srv) },
+		"sockjs-xhr":       func(t *testing.T) *stompClient { return dialSockJSXHR(t, srv) },
 	}
 }
 
@@ -631,4 +633,33 @@ func openFiles(t testing.TB) int {
 		t.Skipf("cannot count open files here: %v", err)
 	}
 	return len(entries)
+}
+
+func TestOriginPolicyWithoutOriginHeader(t *testing.T) {
+	p := newOriginPolicy([]string{"https://portal.corp.example"})
+	tests := []struct {
+		name          string
+		site, referer string
+		ok            bool
+	}{
+		{"script or device", "", "", true},
+		{"same origin iframe", "same-origin", "", true},
+		{"cross-site jsonp from an unknown site", "cross-site", "https://evil.example/page", false},
+		{"cross-site without referer", "cross-site", "", false},
+		{"cross-site from an allowed portal", "cross-site", "https://portal.corp.example/intranet", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _ := http.NewRequest("GET", "http://chat.local/ws-stomp/1/a/jsonp?c=x", nil)
+			if tt.site != "" {
+				r.Header.Set("Sec-Fetch-Site", tt.site)
+			}
+			if tt.referer != "" {
+				r.Header.Set("Referer", tt.referer)
+			}
+			if got := p.allowed(r); got != tt.ok {
+				t.Fatalf("allowed = %v, want %v", got, tt.ok)
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -39,6 +40,13 @@ func (w tWriter) Write(p []byte) (int, error) {
 // and shuts it down when the test ends.
 func startServer(t testing.TB, mutate ...func(*Config)) *server {
 	t.Helper()
+	return startServerWith(t, nil, mutate...)
+}
+
+// startServerWith is startServer with the HTTP handler wrapped, so that a
+// test can add pages of its own on the server's origin.
+func startServerWith(t testing.TB, wrap func(http.Handler) http.Handler, mutate ...func(*Config)) *server {
+	t.Helper()
 	cfg := Config{Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: t.TempDir(), HeartBeat: defaultHeartBeat}
 	for _, m := range mutate {
 		m(&cfg)
@@ -46,6 +54,9 @@ func startServer(t testing.TB, mutate ...func(*Config)) *server {
 	srv, err := newServer(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		srv.httpSrv.Handler = wrap(srv.httpSrv.Handler)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -196,7 +207,7 @@ func (c *stompClient) expect(cmd string) *frame {
 	c.t.Helper()
 	f := c.next()
 	if f.Command != cmd {
-		c.t.Fatalf("got %s %v %q, want %s", f.Command, f.Headers, f.Body, cmd)
+		c.t.Fatalf("got %s %v %q, want %s", f.Command, f.Headers, truncate(string(f.Body), 200), cmd)
 	}
 	return f
 }

@@ -30,12 +30,15 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"stompbox/ui"
 )
 
 // Defaults of the options that are not broker limits (those are in broker.go).
 const (
 	defaultAddr            = ":8080"
 	defaultDataDir         = "stompbox-data"
+	defaultSockJSPath      = "/ws-stomp"      // the seed article's endpoint, as Spring's registerStompEndpoints("/ws-stomp").withSockJS()
 	shutdownTimeout        = 10 * time.Second // SIGTERM to exit, worst case
 	readHeaderTimeout      = 10 * time.Second // slowloris guard for plain HTTP
 	defaultShutdownMessage = "server shutting down"
@@ -52,6 +55,10 @@ type Config struct {
 	MaxConnections   int
 	MaxSubscriptions int
 	HeartBeat        time.Duration
+	SockJSPaths      []string
+	SockJSHeartbeat  time.Duration
+	SockJSDelay      time.Duration
+	SockJSCookie     bool
 	LogLevel         slog.Level
 	DoubleClicked    bool // set by parseConfig, not an option
 }
@@ -76,14 +83,11 @@ var options = []option{
 	{"max-frame", strconv.Itoa(defaultMaxFrame), "largest STOMP frame accepted, in bytes", intSetter(func(c *Config, n int) { c.MaxFrame = n })},
 	{"max-connections", strconv.Itoa(defaultMaxConnections), "most STOMP connections at once", intSetter(func(c *Config, n int) { c.MaxConnections = n })},
 	{"max-subscriptions", strconv.Itoa(defaultMaxSubscriptions), "most subscriptions per connection", intSetter(func(c *Config, n int) { c.MaxSubscriptions = n })},
-	{"heartbeat", defaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return fmt.Errorf("invalid duration %q", v)
-		}
-		c.HeartBeat = d
-		return nil
-	}},
+	{"heartbeat", defaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
+	{"sockjs-path", defaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
+	{"sockjs-heartbeat", defaultSockJSHeartbeat.String(), "SockJS heartbeat frame interval", durationSetter(func(c *Config, d time.Duration) { c.SockJSHeartbeat = d })},
+	{"sockjs-disconnect-delay", defaultSockJSDisconnectDelay.String(), "how long a SockJS session without a receiving request lives", durationSetter(func(c *Config, d time.Duration) { c.SockJSDelay = d })},
+	{"sockjs-cookie", "false", "set the JSESSIONID cookie that sticky load balancers use (SockJS cookie_needed)", boolSetter(func(c *Config, b bool) { c.SockJSCookie = b })},
 	{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 }
 
@@ -94,6 +98,17 @@ func boolSetter(f func(*Config, bool)) func(*Config, string) error {
 			return fmt.Errorf("invalid boolean %q", v)
 		}
 		f(c, b)
+		return nil
+	}
+}
+
+func durationSetter(f func(*Config, time.Duration)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("invalid duration %q", v)
+		}
+		f(c, d)
 		return nil
 	}
 }
@@ -209,7 +224,7 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	if len(args) > 0 {
 		switch args[0] {
 		case "sockjs-testserver":
-			return runSubcommandSockJS(ctx, args[1:], stderr)
+			return runSockJSTestServerCommand(ctx, args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
@@ -246,6 +261,22 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	return srv.Shutdown(sctx)
 }
 
+// runSockJSTestServerCommand serves the endpoints the SockJS protocol test
+// suite expects (/echo, /close, …) until ctx ends.
+func runSockJSTestServerCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("stompbox sockjs-testserver", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	addr := fs.String("addr", "127.0.0.1:8081", "address to listen on")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	return runSockJSTestServer(ctx, *addr, log, func(a string) { log.Info("sockjs test server listening", "addr", a) })
+}
+
 // server is one running stompbox: listeners, broker and HTTP server.
 type server struct {
 	cfg     Config
@@ -255,6 +286,8 @@ type server struct {
 	httpSrv *http.Server
 	httpLn  net.Listener
 	tcp     *tcpServer
+	sockjs  []*sockjsServer
+	static  *ui.Static
 	base    context.Context // parent of every connection's context
 	cancel  context.CancelFunc
 	serveWG sync.WaitGroup // the HTTP Serve goroutine
@@ -277,6 +310,27 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 	}, log)
 	s.broker.Handle("/chat/message", relayChatMessage)
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
+	static, err := ui.NewStatic()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("load web files: %w", err)
+	}
+	s.static = static
+	if cfg.SockJSPaths == nil {
+		cfg.SockJSPaths = []string{defaultSockJSPath}
+	}
+	for _, p := range cfg.SockJSPaths {
+		s.sockjs = append(s.sockjs, newSockJS(sockjsOptions{
+			Prefix:          p,
+			Websocket:       true,
+			CookieNeeded:    cfg.SockJSCookie,
+			Heartbeat:       cfg.SockJSHeartbeat,
+			DisconnectDelay: cfg.SockJSDelay,
+			CheckOrigin:     s.origins.allowed,
+			ClientURL:       static.URL("vendor/sockjs.min.js"),
+			Identify:        userFromRequest,
+		}, log, func(t transport, info connInfo) { s.broker.Serve(base, t, info) }))
+	}
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -346,6 +400,11 @@ func (s *server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.broker.Close(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	for _, sj := range s.sockjs {
+		if err := sj.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close sockjs: %w", err))
+		}
 	}
 	if s.tcp != nil {
 		if err := s.tcp.Close(); err != nil {

@@ -73,8 +73,16 @@ func TestHelpMatchesReadme(t *testing.T) {
 		}
 	}
 	want.WriteString("<!-- options:end -->")
+	if *updateGolden {
+		start := strings.Index(string(readme), "<!-- options:start -->")
+		end := strings.Index(string(readme), "<!-- options:end -->") + len("<!-- options:end -->")
+		readme = []byte(string(readme[:start]) + want.String() + string(readme[end:]))
+		if err := os.WriteFile("README.md", readme, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if !strings.Contains(string(readme), want.String()) {
-		t.Errorf("README option table is out of date; it should read:\n%s", want.String())
+		t.Errorf("README option table is out of date (go test -run TestHelpMatchesReadme -update); it should read:\n%s", want.String())
 	}
 	if !strings.HasPrefix(string(readme), "# stompbox\n\n```sh\ngo run .") {
 		t.Error("README must open with the run command")

@@ -29,11 +29,17 @@ func newOriginPolicy(patterns []string) *originPolicy {
 
 // allowed reports whether r may proceed. Requests with no Origin header come
 // from non-browser clients (scripts, devices, Spring's Java client), which
-// the same-origin policy does not concern.
+// the same-origin policy does not concern, or from a browser loading a
+// <script> or an <iframe> (SockJS jsonp and htmlfile transports). Browsers
+// mark the cross-site ones with Sec-Fetch-Site; those are judged by their
+// Referer, so another site cannot ride a logged-in user's cookie.
 func (p *originPolicy) allowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
-		return true
+		if r.Header.Get("Sec-Fetch-Site") != "cross-site" {
+			return true
+		}
+		origin = r.Header.Get("Referer")
 	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {

@@ -51,7 +51,6 @@ type pagesOptions struct {
 
 // Defaults of pagesOptions.
 const (
-	defaultSockJSPath = "/ws-stomp"
 	defaultUIWSPath   = "/ws"
 	uiHeartBeatMillis = 10000 // STOMP heart-beat app.js asks for: stompjs's default, and the broker's
 	pageCacheControl  = "no-store"

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// SockJS frames the server sends (sockjs-protocol 0.3, "Framing accepted by
+// the client"). Each transport wraps them in its own envelope (a newline for
+// xhr, "data: " for eventsource, a <script> call for htmlfile and jsonp).
+var (
+	sockjsOpenFrame      = []byte("o") // the session is established
+	sockjsHeartbeatFrame = []byte("h") // keeps proxies from timing out an idle connection
+)
+
+// Close reasons the protocol names (sockjs-protocol 0.3, "Handling close").
+const (
+	sockjsCodeAnotherConnection   = 2010 // a second receiver tried to attach to a session
+	sockjsReasonAnotherConnection = "Another connection still open"
+	sockjsReasonGoAway            = "Go away!"               // with closeSockJSGoAway
+	sockjsReasonInterrupted       = "Connection interrupted" // with closeProtocol: the receiver vanished mid-poll
+	sockjsReasonBrokenFraming     = "Broken framing."        // with closeProtocol: undecodable WebSocket message
+	sockjsReasonSlowConsumer      = "Slow consumer"          // with closePolicy: outbound queue over its bound
+	sockjsReasonNormal            = "Normal closure"         // with closeNormal: the application ended the session
+)
+
+// Errors from decoding what a client sent; the send handlers turn them into
+// the exact 500 bodies the suite checks.
+var (
+	errSockJSPayloadExpected = errors.New("sockjs: payload expected")
+	errSockJSBrokenJSON      = errors.New("sockjs: broken JSON encoding")
+)
+
+// sockjsCloseFrame returns c[code,"reason"].
+func sockjsCloseFrame(code int, reason string) []byte {
+	b := append([]byte("c["), strconv.Itoa(code)...)
+	b = append(b, ',')
+	b = appendSockJSString(b, reason, false)
+	return append(b, ']')
+}
+
+// appendSockJSArray appends the array frame a["m1","m2",…] for msgs.
+func appendSockJSArray(dst []byte, msgs [][]byte) []byte {
+	dst = append(dst, 'a', '[')
+	for i, m := range msgs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendSockJSString(dst, string(m), false)
+	}
+	return append(dst, ']')
+}
+
+// appendSockJSString appends s as a JSON string literal in the form
+// sockjs-node produces: JSON.stringify's escapes (\" \\ \b \f \n \r \t and
+// \u00xx for other controls, lower-case hex), plus \uxxxx for every code
+// point that browsers or proxies mangle in transit (sockjsEscapes). Invalid
+// UTF-8 becomes \ufffd, so the output is always valid JSON and valid UTF-8.
+// With html set it also escapes < > & so the literal is safe inside an HTML
+// <script> element (htmlfile) or a JSONP body: a chat message containing
+// "</script>" must not end the script.
+func appendSockJSString(dst []byte, s string, html bool) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		// Copy a run of printable ASCII that needs no escape in one go.
+		start := i
+		for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' &&
+			!(html && (s[i] == '<' || s[i] == '>' || s[i] == '&')) {
+			i++
+		}
+		dst = append(dst, s[start:i]...)
+		if i == len(s) {
+			break
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case c == '"':
+				dst = append(dst, '\\', '"')
+			case c == '\\':
+				dst = append(dst, '\\', '\\')
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c == '\b':
+				dst = append(dst, '\\', 'b')
+			case c == '\f':
+				dst = append(dst, '\\', 'f')
+			case c < 0x20 || c == 0x7f || html && (c == '<' || c == '>' || c == '&'):
+				dst = appendUnicodeEscape(dst, rune(c))
+			default:
+				dst = append(dst, c)
+			}
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = appendUnicodeEscape(dst, utf8.RuneError)
+		case sockjsEscapes(r):
+			dst = appendUnicodeEscape(dst, r)
+		default:
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}
+
+// sockjsEscapes reports whether the server must send r as \uxxxx. The set is
+// the union of sockjs-node's server-side list (which the suite's
+// JSONEncoding.test_xhr_server_encodes checks exactly: U+200C–U+200F,
+// U+2028–U+202F, U+2060–U+206F, U+FFF0–U+FFFF) and json2.js's "escapable"
+// list (C1 controls, soft hyphen, Arabic and Syriac format characters, Khmer
+// vowels, BOM), which browsers are known to drop or rewrite. Surrogates
+// cannot occur: Go strings decode them as invalid UTF-8, sent as \ufffd.
+func sockjsEscapes(r rune) bool {
+	switch {
+	case r <= 0x1f, r >= 0x7f && r <= 0x9f, r == 0xad:
+		return true
+	case r >= 0x600 && r <= 0x604, r == 0x70f, r == 0x17b4, r == 0x17b5:
+		return true
+	case r >= 0x200c && r <= 0x200f, r >= 0x2028 && r <= 0x202f, r >= 0x2060 && r <= 0x206f:
+		return true
+	case r == 0xfeff, r >= 0xfff0 && r <= 0xffff:
+		return true
+	}
+	return false
+}
+
+func appendUnicodeEscape(dst []byte, r rune) []byte {
+	const hex = "0123456789abcdef"
+	return append(dst, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+}
+
+// decodeSockJSMessages decodes the body of xhr_send or jsonp_send: a JSON
+// array of strings. An empty body (after JSON whitespace) is
+// errSockJSPayloadExpected; anything else that is not an array of strings is
+// errSockJSBrokenJSON. "[]" is valid and yields no messages (client
+// heart-beat).
+func decodeSockJSMessages(p []byte) ([]string, error) {
+	p = trimJSONSpace(p)
+	if len(p) == 0 {
+		return nil, errSockJSPayloadExpected
+	}
+	if p[0] != '[' {
+		return nil, errSockJSBrokenJSON
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(p, &raw); err != nil {
+		return nil, errSockJSBrokenJSON
+	}
+	msgs := make([]string, 0, len(raw))
+	for _, r := range raw {
+		m, err := decodeSockJSString(r)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+// decodeSockJSWebSocket decodes one message of the framed WebSocket
+// transport. sockjs-client sends an array of strings; a bare JSON string is
+// accepted too (sockjs-node does). Empty messages carry nothing and yield no
+// messages, as the suite's Websocket.test_empty_frame requires.
+func decodeSockJSWebSocket(p []byte) ([]string, error) {
+	p = trimJSONSpace(p)
+	if len(p) == 0 {
+		return nil, nil
+	}
+	if p[0] == '[' {
+		return decodeSockJSMessages(p)
+	}
+	m, err := decodeSockJSString(p)
+	if err != nil {
+		return nil, err
+	}
+	return []string{m}, nil
+}
+
+// decodeSockJSString decodes one JSON string literal, rejecting null and
+// every other JSON type (json.Unmarshal would leave the string empty).
+func decodeSockJSString(p []byte) (string, error) {
+	p = trimJSONSpace(p)
+	if len(p) == 0 || p[0] != '"' {
+		return "", errSockJSBrokenJSON
+	}
+	var m string
+	if err := json.Unmarshal(p, &m); err != nil {
+		return "", errSockJSBrokenJSON
+	}
+	return m, nil
+}
+
+// trimJSONSpace trims JSON's insignificant whitespace (RFC 8259 §2), not
+// Unicode's, so a message cannot be accepted here and refused by the parser.
+func trimJSONSpace(p []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(p) > 0 && isSpace(p[0]) {
+		p = p[1:]
+	}
+	for len(p) > 0 && isSpace(p[len(p)-1]) {
+		p = p[:len(p)-1]
+	}
+	return p
+}

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// errSockJSSlowConsumer is returned by Write when the outbound queue would
+// pass sockjsMaxQueueBytes; the session is closed.
+var errSockJSSlowConsumer = errors.New("sockjs: slow consumer")
+
+// sockjsQueueOverhead is what each queued message costs beyond its bytes (two
+// quotes and a comma in the array frame), so a flood of empty messages is
+// bounded too.
+const sockjsQueueOverhead = 3
+
+// sockjsSession is one session of the HTTP transports, shared by the
+// successive requests of one client. It implements transport for the
+// application.
+//
+// Outbound: Write appends to queue and never blocks; the one attached
+// receiver (a polling or streaming request) takes the whole queue and sends
+// it as one array frame. Taken messages are written before the receiver
+// returns, so nothing is lost or reordered across polls.
+//
+// Inbound: send requests hand each message to Read through the unbuffered
+// inbox, then a barrier, so a send request completes only once the
+// application has consumed its messages and come back for more. That gives
+// back-pressure and makes "send, then poll" see the application's reply.
+//
+// Lifetime: created by its first receiving request; while no receiver is
+// attached a timer runs for DisconnectDelay, after which the session is
+// reaped (Read returns io.EOF). A closed session lingers until then, giving
+// its close frame to every request.
+type sockjsSession struct {
+	srv   *sockjsServer
+	id    string       // SockJS session id, the key in srv.sessions
+	log   *slog.Logger // with conn, remote and transport
+	inbox chan sockjsInbound
+
+	closed chan struct{} // closed once the session is closed; wakes Read and send requests
+
+	mu         sync.Mutex
+	queue      [][]byte        // outbound messages not yet taken by a receiver, in order
+	queueBytes int             // sum of len+sockjsQueueOverhead over queue
+	wake       chan struct{}   // capacity 1: kicks the attached receiver after a change
+	recv       *sockjsReceiver // the attached receiver, nil when none
+	closeFrame []byte          // c[code,"reason"] once closed
+	readErr    error           // what Read returns once closed
+	reaped     bool            // removed from srv.sessions; nothing may re-arm the timer
+	timer      *time.Timer     // disconnect timer, non-nil while armed
+	timerGen   uint64          // tells a stale timer callback from the armed one
+}
+
+// sockjsInbound is one item of the inbox: a message, or a barrier that Read
+// swallows (see sockjsSession).
+type sockjsInbound struct {
+	data    []byte
+	barrier bool
+}
+
+// sockjsReceiver is one request attached to a session to receive frames.
+type sockjsReceiver struct {
+	ctx context.Context // the request's context: done when the client goes away
+}
+
+// attachResult says what a new receiver may do.
+type attachResult int
+
+const (
+	attachOK     attachResult = iota // attached: deliver frames
+	attachBusy                       // another receiver is attached: answer 2010
+	attachClosed                     // the session is closed: answer its close frame
+	attachGone                       // the session was reaped meanwhile: look it up again
+)
+
+func newSockJSSession(srv *sockjsServer, id string, log *slog.Logger) *sockjsSession {
+	return &sockjsSession{
+		srv:    srv,
+		id:     id,
+		log:    log,
+		inbox:  make(chan sockjsInbound),
+		closed: make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+	}
+}
+
+// session returns the session with id. If there is none and rcv is not nil,
+// it creates one with rcv already attached, so the creating request sends
+// the open frame before anything the application does, then starts the
+// application on it. It returns nil, false, nil for an unknown id and a nil
+// rcv.
+func (s *sockjsServer) session(id string, rcv *sockjsReceiver, info connInfo) (*sockjsSession, bool, error) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, false, errSockJSShuttingDown
+	}
+	if sess := s.sessions[id]; sess != nil || rcv == nil {
+		s.mu.Unlock()
+		return sess, false, nil
+	}
+	if len(s.sessions)+int(s.wsLive.Load()) >= sockjsMaxSessions {
+		s.mu.Unlock()
+		return nil, false, errSockJSTooManySessions
+	}
+	n := s.nextID.Add(1)
+	log := s.log.With("conn", "sockjs-"+strconv.FormatUint(n, 10), "remote", info.Remote, "transport", info.Transport)
+	sess := newSockJSSession(s, id, log)
+	sess.recv = rcv // not yet shared: no lock needed
+	s.sessions[id] = sess
+	s.wg.Add(1) // the application goroutine below
+	s.mu.Unlock()
+
+	log.Info("sockjs session opened")
+	go func() {
+		defer s.wg.Done()
+		s.accept(sess, info)
+		// The application returned: end the session if it did not.
+		_ = sess.Close(closeNormal, sockjsReasonNormal)
+	}()
+	return sess, true, nil
+}
+
+// errSockJSTooManySessions refuses a new session past sockjsMaxSessions.
+var errSockJSTooManySessions = errors.New("sockjs: too many sessions")
+
+// removeSession forgets sess if it is still the session registered under
+// its id.
+func (s *sockjsServer) removeSession(sess *sockjsSession) {
+	s.mu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+}
+
+// attach makes rcv the session's receiver if it can be. With attachClosed
+// it returns the close frame; with attachBusy the Done channel of the
+// receiver in the way.
+func (s *sockjsSession) attach(rcv *sockjsReceiver) (res attachResult, closeFrame []byte, busy <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reaped {
+		return attachGone, nil, nil
+	}
+	if s.recv != nil {
+		if s.recv.ctx.Err() == nil {
+			return attachBusy, nil, s.recv.ctx.Done()
+		}
+		// The attached receiver's client is gone; its goroutine has not
+		// noticed yet. Settle it now, as it would.
+		s.interruptLocked()
+	}
+	if s.closeFrame != nil && len(s.queue) == 0 {
+		return attachClosed, s.closeFrame, nil
+	}
+	s.recv = rcv
+	s.disarmLocked()
+	return attachOK, nil, nil
+}
+
+// detach ends rcv's attachment after a normal end of its response.
+func (s *sockjsSession) detach(rcv *sockjsReceiver) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recv == rcv {
+		s.recv = nil
+		s.armLocked()
+	}
+}
+
+// interrupt closes the session because rcv's client vanished while attached
+// (sockjs-protocol 0.3, HandlingClose.test_abort_*): messages may have been
+// lost, so the session cannot go on.
+func (s *sockjsSession) interrupt(rcv *sockjsReceiver) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recv == rcv {
+		s.interruptLocked()
+	}
+}
+
+// fail closes the session like interrupt after a receiver failed to write
+// frames it had taken: whoever is attached now gets the close frame.
+func (s *sockjsSession) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log.Debug("sockjs frames lost", "err", err)
+	if s.recv == nil {
+		s.interruptLocked()
+		return
+	}
+	s.queue, s.queueBytes = nil, 0
+	if s.closeLocked(closeProtocol, sockjsReasonInterrupted, io.EOF) {
+		s.log.Info("sockjs session interrupted")
+	}
+}
+
+func (s *sockjsSession) interruptLocked() {
+	s.recv = nil
+	s.queue, s.queueBytes = nil, 0
+	if s.closeLocked(closeProtocol, sockjsReasonInterrupted, io.EOF) {
+		s.log.Info("sockjs session interrupted")
+	}
+	s.armLocked()
+}
+
+// take returns, for the attached receiver, every queued message, or if none
+// the close frame (nil while open).
+func (s *sockjsSession) take() (msgs [][]byte, closeFrame []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) > 0 {
+		msgs = s.queue
+		s.queue, s.queueBytes = nil, 0
+		return msgs, nil
+	}
+	return nil, s.closeFrame
+}
+
+// kickLocked wakes the attached receiver without blocking.
+func (s *sockjsSession) kickLocked() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// closeLocked closes the session with c[code,"reason"]; Read will return
+// readErr. It reports whether this call closed it.
+func (s *sockjsSession) closeLocked(code int, reason string, readErr error) bool {
+	if s.closeFrame != nil {
+		return false
+	}
+	s.closeFrame = sockjsCloseFrame(code, reason)
+	s.readErr = readErr
+	close(s.closed)
+	s.kickLocked()
+	return true
+}
+
+// armLocked starts the disconnect timer unless a receiver is attached, it
+// is armed, or the session is reaped. The timer callback is an owned
+// goroutine: counted in srv.wg until it runs or is stopped.
+func (s *sockjsSession) armLocked() {
+	if s.recv != nil || s.timer != nil || s.reaped || !s.srv.track() {
+		return
+	}
+	s.timerGen++
+	gen := s.timerGen
+	s.timer = time.AfterFunc(s.srv.opts.DisconnectDelay, func() {
+		defer s.srv.wg.Done()
+		s.expire(gen)
+	})
+}
+
+func (s *sockjsSession) disarmLocked() {
+	if s.timer == nil {
+		return
+	}
+	if s.timer.Stop() {
+		s.srv.wg.Done() // the callback will never run
+	}
+	s.timer = nil
+	s.timerGen++ // a callback already running must not reap
+}
+
+// expire reaps the session when the disconnect timer fires with no
+// receiver attached: the client went away (or took its close frame).
+func (s *sockjsSession) expire(gen uint64) {
+	s.mu.Lock()
+	if gen != s.timerGen || s.recv != nil || s.reaped {
+		s.mu.Unlock()
+		return
+	}
+	s.timer = nil
+	s.reaped = true
+	s.closeLocked(closeSockJSGoAway, sockjsReasonGoAway, io.EOF)
+	s.mu.Unlock()
+	s.srv.removeSession(s)
+	s.log.Info("sockjs session ended")
+}
+
+// goAway closes the session for server shutdown with c[3000,"Go away!"]
+// (delivered if a receiver is attached) and reaps it at once.
+func (s *sockjsSession) goAway() {
+	s.mu.Lock()
+	s.closeLocked(closeSockJSGoAway, sockjsReasonGoAway, errTransportClosed)
+	s.disarmLocked()
+	s.reaped = true
+	s.mu.Unlock()
+	s.srv.removeSession(s)
+}
+
+// deliver hands msgs to the application in order, then waits until it comes
+// back to Read. It returns errTransportClosed if the session closes first.
+func (s *sockjsSession) deliver(ctx context.Context, msgs []string) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	for _, m := range msgs {
+		if err := s.handOff(ctx, sockjsInbound{data: []byte(m)}); err != nil {
+			return err
+		}
+	}
+	return s.handOff(ctx, sockjsInbound{barrier: true})
+}
+
+func (s *sockjsSession) handOff(ctx context.Context, in sockjsInbound) error {
+	select {
+	case s.inbox <- in:
+		return nil
+	case <-s.closed:
+		return errTransportClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Read returns the next message the client sent. Once the session is closed
+// it returns io.EOF (the client went away or timed out) or
+// errTransportClosed (Close was called, or the server is shutting down).
+func (s *sockjsSession) Read(ctx context.Context) ([]byte, error) {
+	for {
+		select {
+		case in := <-s.inbox:
+			if in.barrier {
+				continue
+			}
+			return in.data, nil
+		case <-s.closed:
+			s.mu.Lock()
+			err := s.readErr
+			s.mu.Unlock()
+			return nil, err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Write queues frames, one SockJS message each, for the next receiver. It
+// never blocks. Past sockjsMaxQueueBytes the session is closed with
+// c[1008,"Slow consumer"] and errSockJSSlowConsumer is returned.
+func (s *sockjsSession) Write(ctx context.Context, frames [][]byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := 0
+	for _, f := range frames {
+		n += len(f) + sockjsQueueOverhead
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeFrame != nil {
+		return errTransportClosed
+	}
+	if s.queueBytes+n > sockjsMaxQueueBytes {
+		s.log.Warn("sockjs slow consumer", "queued_bytes", s.queueBytes, "write_bytes", n)
+		s.queue, s.queueBytes = nil, 0
+		s.closeLocked(closePolicy, sockjsReasonSlowConsumer, errTransportClosed)
+		return errSockJSSlowConsumer
+	}
+	for _, f := range frames {
+		s.queue = append(s.queue, append([]byte(nil), f...))
+	}
+	s.queueBytes += n
+	s.kickLocked()
+	return nil
+}
+
+// Close closes the session with c[code,"reason"]. Messages already queued
+// are delivered first. The session lingers for DisconnectDelay so later
+// requests get the close frame. Safe from any goroutine, more than once.
+func (s *sockjsSession) Close(code int, reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeLocked(code, reason, errTransportClosed) {
+		s.log.Info("sockjs session closed", "code", code, "reason", reason)
+	}
+	return nil
+}
