@@ -482,7 +482,7 @@ type uiFakeMessage struct {
 	Type       string `json:"type"`
 	RoomID     int64  `json:"roomId"`
 	Sender     string `json:"sender"`
-	SenderName string `json:"senderName"`
+	SenderName string `json:"senderName,omitempty"` // the chat service sends none; app.js names senders from /api/users
 	Message    string `json:"message"`
 	CreatedAt  string `json:"createdAt"`
 }
@@ -589,7 +589,7 @@ func (f *uiFakeChat) handleMessage(_ context.Context, req *appRequest) error {
 		f.mu.Unlock()
 		return errBadChatMessage
 	}
-	m := uiFakeMessage{ID: int64(len(f.msgs) + 1), Type: in.Type, RoomID: r.ID, Sender: u.Username, SenderName: u.DisplayName, Message: in.Message, CreatedAt: time.Now().UTC().Format(time.RFC3339)}
+	m := uiFakeMessage{ID: int64(len(f.msgs) + 1), Type: in.Type, RoomID: r.ID, Sender: u.Username, Message: in.Message, CreatedAt: time.Now().UTC().Format(time.RFC3339)}
 	f.msgs = append(f.msgs, m)
 	f.mu.Unlock()
 	body, _ := json.Marshal(m)
@@ -651,7 +651,15 @@ func (f *uiFakeChat) api(mux *http.ServeMux) {
 				unread++
 			}
 		}
-		return map[string]any{"id": r.ID, "name": r.Name, "topic": r.Topic, "kind": r.Kind, "archived": r.Archived, "member": member, "unread": unread, "lastReadId": last}
+		out := map[string]any{"id": r.ID, "name": r.Name, "topic": r.Topic, "kind": r.Kind, "archived": r.Archived, "member": member, "unread": unread, "lastReadId": last}
+		if r.Kind == "dm" {
+			for name := range r.members {
+				if name != u.Username {
+					out["dmWith"] = name
+				}
+			}
+		}
+		return out
 	}
 	mux.HandleFunc("POST /api/register", func(w http.ResponseWriter, r *http.Request) {
 		var in struct{ Username, DisplayName, Password string }
@@ -704,15 +712,12 @@ func (f *uiFakeChat) api(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, out)
 	}))
 	mux.HandleFunc("POST /api/rooms", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		var in struct {
-			Name, Topic string
-			Private     bool
-		}
+		var in struct{ Name, Topic, Kind string }
 		decode(r, &in)
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		kind := "public"
-		if in.Private {
+		if in.Kind == "private" {
 			kind = "private"
 		}
 		rm := &uiFakeRoom{ID: int64(len(f.rooms) + 1), Name: in.Name, Topic: in.Topic, Kind: kind, members: map[string]int64{u.Username: 0}}
@@ -733,8 +738,33 @@ func (f *uiFakeChat) api(mux *http.ServeMux) {
 			writeJSON(w, http.StatusOK, roomJSON(rm, u))
 		})
 	}
-	mux.HandleFunc("POST /api/rooms/{id}/join", roomOp(func(rm *uiFakeRoom, u *uiFakeUser) { rm.members[u.Username] = 0 }))
-	mux.HandleFunc("POST /api/rooms/{id}/leave", roomOp(func(rm *uiFakeRoom, u *uiFakeUser) { delete(rm.members, u.Username) }))
+	// Join and leave post the ENTER and LEAVE lines, as the chat service does.
+	presence := func(typ string, join bool) http.HandlerFunc {
+		return authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
+			id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+			f.mu.Lock()
+			rm := f.room(id)
+			if rm == nil {
+				f.mu.Unlock()
+				writeJSONError(w, http.StatusNotFound, "no such room")
+				return
+			}
+			if join {
+				rm.members[u.Username] = 0
+			} else {
+				delete(rm.members, u.Username)
+			}
+			m := uiFakeMessage{ID: int64(len(f.msgs) + 1), Type: typ, RoomID: id, Sender: u.Username, Message: u.Username, CreatedAt: time.Now().UTC().Format(time.RFC3339)}
+			f.msgs = append(f.msgs, m)
+			out := roomJSON(rm, u)
+			f.mu.Unlock()
+			body, _ := json.Marshal(m)
+			f.broker.Publish(fmt.Sprintf("/sub/chat/room/%d", id), []header{{hdrContentType, "application/json"}}, body, m.ID)
+			writeJSON(w, http.StatusOK, out)
+		})
+	}
+	mux.HandleFunc("POST /api/rooms/{id}/join", presence("ENTER", true))
+	mux.HandleFunc("POST /api/rooms/{id}/leave", presence("LEAVE", false))
 	mux.HandleFunc("POST /api/rooms/{id}/read", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
 		var in struct{ LastReadID int64 }
 		decode(r, &in)
@@ -793,7 +823,7 @@ func (f *uiFakeChat) api(mux *http.ServeMux) {
 		}
 		names := []string{u.Username, other}
 		slices.Sort(names)
-		name := "dm:" + strings.Join(names, ":")
+		name := strings.Join(names, ",")
 		for _, rm := range f.rooms {
 			if rm.Name == name {
 				writeJSON(w, http.StatusOK, roomJSON(rm, u))
@@ -852,7 +882,7 @@ func (f *uiFakeChat) seed(roomID int64, sender string, n int) {
 	u := f.find(sender)
 	start := time.Now().Add(-48 * time.Hour)
 	for i := range n {
-		f.msgs = append(f.msgs, uiFakeMessage{ID: int64(len(f.msgs) + 1), Type: "TALK", RoomID: roomID, Sender: u.Username, SenderName: u.DisplayName,
+		f.msgs = append(f.msgs, uiFakeMessage{ID: int64(len(f.msgs) + 1), Type: "TALK", RoomID: roomID, Sender: u.Username,
 			Message: fmt.Sprintf("seed %03d", i+1), CreatedAt: start.Add(time.Duration(i) * time.Minute).UTC().Format(time.RFC3339)})
 	}
 }

@@ -166,6 +166,8 @@
       err.hidden = true;
       button.disabled = true;
       const body = Object.fromEntries(new FormData(form));
+      const invite = new URLSearchParams(location.search).get("invite");
+      if (invite && form.getAttribute("action") === "/api/register") body.invite = invite; // invitation links: /register?invite=…
       try {
         await api("POST", form.getAttribute("action"), body);
         if (form.getAttribute("action") === "/api/register") {
@@ -207,13 +209,14 @@
     const err = byTestId("form-error", form);
     const ok = byTestId("form-ok", form);
     api("GET", "/api/me").then((me) => {
-      if (me && typeof me.webhookUrl === "string") input.value = me.webhookUrl;
+      const url = me && (me.webhookUrl || me.webhookURL || me.webhook);
+      if (typeof url === "string") input.value = url;
     }).catch(() => {});
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       err.hidden = true; ok.hidden = true;
       try {
-        await api("PATCH", "/api/me", { webhookUrl: input.value.trim() });
+        await api("PUT", "/api/me/webhook", { url: input.value.trim() });
         ok.textContent = t("settings.saved");
         ok.hidden = false;
       } catch (ex) {
@@ -336,8 +339,9 @@
 
     // ---- rendering: room list ----
     function roomLabel(r) {
+      if (r.kind === "dm" && r.dmWith) return nameOf(r.dmWith);
       if (r.kind === "dm" && me) {
-        // DM rooms are named after both people; show the other one.
+        // Without dmWith, DM rooms are named after both people; show the other one.
         const other = String(r.name || "").split(/[,:\s]+/).filter((x) => x && x !== me.username && x !== "dm");
         if (other.length === 1) return nameOf(other[0]);
       }
@@ -926,17 +930,15 @@
     if (ui.join) ui.join.addEventListener("click", async () => {
       const id = current;
       try {
-        await api("POST", "/api/rooms/" + id + "/join");
+        await api("POST", "/api/rooms/" + id + "/join"); // the server posts the ENTER line
         await loadRooms();
-        if (connected) client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "ENTER", roomId: id, message: "" }) });
         openRoom(id);
       } catch (ex) { toast(ex.message); }
     });
     if (ui.leave) ui.leave.addEventListener("click", async () => {
       const id = current;
       try {
-        if (connected) client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "LEAVE", roomId: id, message: "" }) });
-        await api("POST", "/api/rooms/" + id + "/leave");
+        await api("POST", "/api/rooms/" + id + "/leave"); // the server posts the LEAVE line
         const sub = subs.get(roomDest(id));
         if (sub) { try { sub.unsubscribe(); } catch (_) { /* gone */ } subs.delete(roomDest(id)); }
         states.delete(id);
@@ -977,6 +979,7 @@
           const r = await api("POST", "/api/rooms", {
             name: byTestId("room-name").value.trim(),
             topic: byTestId("room-topic-input").value.trim(),
+            kind: byTestId("room-private").checked ? "private" : "public",
             private: byTestId("room-private").checked,
           });
           roomDialog.close();
