@@ -45,6 +45,10 @@ type pagesOptions struct {
 	// (CSP frame-ancestors sources, e.g. "https://intranet.corp.example").
 	// Empty allows only this server itself. Other pages may never be framed.
 	frameAncestors []string
+	// static serves /static/ and fingerprints the URLs the pages link to.
+	// Pass the server's own instance so the files are loaded and gzipped once;
+	// nil makes newPages load them itself.
+	static *ui.Static
 	// log receives page-rendering errors; nil discards them.
 	log *slog.Logger
 }
@@ -66,12 +70,16 @@ type pages struct {
 	log    *slog.Logger
 }
 
-// newPages builds the page handlers. It panics if the embedded static files
-// cannot be loaded, which only a broken build can cause.
+// newPages builds the page handlers. Without opts.static it loads the
+// embedded static files, and panics if that fails, which only a broken build
+// can cause.
 func newPages(opts pagesOptions) *pages {
-	static, err := ui.NewStatic()
-	if err != nil {
-		panic(fmt.Sprintf("stompbox: %v", err))
+	static := opts.static
+	if static == nil {
+		var err error
+		if static, err = ui.NewStatic(); err != nil {
+			panic(fmt.Sprintf("stompbox: %v", err))
+		}
 	}
 	if opts.sockjsPath == "" {
 		opts.sockjsPath = defaultSockJSPath
@@ -89,7 +97,8 @@ func newPages(opts pagesOptions) *pages {
 	return &pages{opts: opts, static: static, log: log}
 }
 
-// routes registers the pages and /static/ on mux.
+// routes registers the pages and GET /static/ on mux. (The server must not
+// register /static/ itself as well: ServeMux panics on a duplicate pattern.)
 func (p *pages) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", p.serveChat)
 	mux.HandleFunc("GET /setup", p.serveSetup)
