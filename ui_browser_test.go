@@ -273,6 +273,16 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 	bob := newUIPerson(t, browser, "bob", base, query)
 
 	alice.register(true)
+	if want, ok := strings.CutPrefix(query, "?transport="); ok && !strings.Contains(want, ",") {
+		var got string
+		alice.eval(`document.querySelector('[data-testid="conn-state"]').dataset.transport`, &got)
+		if want == "ws" {
+			want = "websocket"
+		}
+		if got != want {
+			t.Errorf("transport %q, want %q", got, want)
+		}
+	}
 	bob.open("/login")
 	bob.waitFor("login page", `document.querySelector('[data-testid="login-form"]')`)
 	screenshot(t, bob.ctx, "login")
@@ -450,12 +460,21 @@ func TestUIChatXHRPolling(t *testing.T) {
 	uiChatFlow(t, srv.URL(), "?transport=xhr-polling", true)
 }
 
-// TestUIFakeServer runs the flow against uiFakeChat over the real broker on
-// raw WebSocket (?transport=ws), drop and resume included (the fake
-// implements since-id with the broker's subscribe hook).
+// TestUIFakeServer runs the flow against uiFakeChat over the real broker and
+// SockJS endpoint, drop and resume included (the fake implements since-id
+// with the broker's subscribe hook): with SockJS choosing (WebSocket on
+// loopback), forced to xhr-polling, and raw WebSocket on /ws (?transport=ws).
 func TestUIFakeServer(t *testing.T) {
-	f := startUIFakeChat(t)
-	uiChatFlow(t, f.srv.URL, "?transport=ws", true)
+	for _, query := range []string{"", "?transport=xhr-polling", "?transport=ws"} {
+		name := strings.TrimPrefix(query, "?transport=")
+		if name == "" {
+			name = "auto"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := startUIFakeChat(t)
+			uiChatFlow(t, f.srv.URL, query, true)
+		})
+	}
 }
 
 // ---- uiFakeChat: the chat API of the contract, in memory ----
@@ -533,14 +552,28 @@ func startUIFakeChat(t *testing.T) *uiFakeChat {
 		}
 		ws.ServeHTTP(w, r)
 	})
+	sj := newSockJS(sockjsOptions{
+		Prefix:    "/ws-stomp",
+		Websocket: true,
+		ClientURL: "/static/vendor/sockjs.min.js",
+		Identify: func(r *http.Request) string {
+			if u := f.userOf(r); u != nil {
+				return u.Username
+			}
+			return ""
+		},
+	}, log, func(t transport, info connInfo) { f.broker.Serve(base, t, info) })
+	mux.Handle("/ws-stomp", sj)
+	mux.Handle("/ws-stomp/", sj)
 	f.api(mux)
 	f.srv = httptest.NewServer(mux)
-	t.Cleanup(func() {
+	t.Cleanup(func() { // the order of server.Shutdown
 		ctx, c := context.WithTimeout(context.Background(), testTimeout)
 		defer c()
 		f.broker.Close(ctx)
-		cancel()
+		sj.Close(ctx)
 		f.srv.Close()
+		cancel()
 	})
 	return f
 }

@@ -664,6 +664,10 @@
       attempts = 0;
       client.reconnectDelay = RECONNECT_MIN_MS;
       setConn("connected");
+      // Which transport SockJS settled on, for support questions ("websocket",
+      // "xhr-streaming", "xhr-polling"…); a raw WebSocket has none.
+      const tr = (client.webSocket && typeof client.webSocket.transport === "string" && client.webSocket.transport) || "websocket";
+      if (ui.conn) { ui.conn.dataset.transport = tr; ui.conn.title = tr; }
       subs = new Map();
       client.subscribe("/user/queue/errors", (frame) => {
         let text = frame.body;
