@@ -528,3 +528,58 @@ func TestPagesStatic(t *testing.T) {
 		}
 	})
 }
+
+// TestPagesAccessible checks what screen readers and keyboards need: a
+// language on <html>, a label for every form control, a name for every
+// button, one <h1>, and live regions for the connection state and messages.
+func TestPagesAccessible(t *testing.T) {
+	mux, f := newTestPages(t)
+	targets := []struct{ path, session string }{
+		{"/login", ""}, {"/register", ""}, {"/", "kim-session"}, {"/settings", "kim-session"},
+		{"/admin", "kim-session"}, {"/embed/room/3", "kim-session"}, {"/embed/room/3", ""},
+	}
+	check := func(t *testing.T, path, session string) {
+		doc := parseHTML(t, pageGet(t, mux, path, session))
+		if lang, _ := htmlAttr(htmlFindAll(doc, func(n *html.Node) bool { return n.Data == "html" })[0], "lang"); lang == "" {
+			t.Error("<html> has no lang")
+		}
+		labels := map[string]bool{}
+		for _, l := range htmlFindAll(doc, func(n *html.Node) bool { return n.Data == "label" }) {
+			if id, ok := htmlAttr(l, "for"); ok {
+				labels[id] = true
+			}
+		}
+		for _, c := range htmlFindAll(doc, func(n *html.Node) bool {
+			return n.Data == "input" || n.Data == "select" || n.Data == "textarea"
+		}) {
+			id, _ := htmlAttr(c, "id")
+			_, aria := htmlAttr(c, "aria-label")
+			if typ, _ := htmlAttr(c, "type"); typ != "hidden" && !labels[id] && !aria {
+				t.Errorf("<%s id=%q> has no label", c.Data, id)
+			}
+		}
+		for _, b := range htmlFindAll(doc, func(n *html.Node) bool { return n.Data == "button" }) {
+			if _, aria := htmlAttr(b, "aria-label"); !aria && htmlText(b) == "" {
+				t.Errorf("button without a name: %v", b.Attr)
+			}
+		}
+		if n := len(htmlFindAll(doc, func(n *html.Node) bool { return n.Data == "h1" })); n != 1 {
+			t.Errorf("%d <h1>, want 1", n)
+		}
+		if c := htmlByTestID(doc, "conn-state"); c != nil {
+			if role, _ := htmlAttr(c, "role"); role != "status" {
+				t.Errorf("conn-state role %q, want status (a live region)", role)
+			}
+		}
+		if m := htmlByTestID(doc, "messages"); m != nil {
+			if role, _ := htmlAttr(m, "role"); role != "log" {
+				t.Errorf("messages role %q, want log (a live region)", role)
+			}
+		}
+	}
+	for _, tg := range targets {
+		t.Run(tg.path+" "+tg.session, func(t *testing.T) { check(t, tg.path, tg.session) })
+	}
+	f.anyUser = false
+	t.Run("/setup", func(t *testing.T) { check(t, "/setup", "") })
+}

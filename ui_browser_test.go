@@ -286,6 +286,7 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 	bob.open("/login")
 	bob.waitFor("login page", `document.querySelector('[data-testid="login-form"]')`)
 	screenshot(t, bob.ctx, "login")
+	bob.checkContrast("login, light")
 	bob.register(false)
 
 	// Alice creates a room; Bob finds it among the other rooms and joins.
@@ -347,6 +348,7 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 		}
 	}
 	screenshot(t, alice.ctx, "chat-desktop")
+	alice.checkContrast("chat, light")
 
 	// Bob reloads and sees the history, each message once.
 	bob.open("/" + query + fmt.Sprintf("#room-%d", roomID))
@@ -398,6 +400,7 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 		return err
 	}))
 	screenshot(t, alice.ctx, "chat-dark")
+	alice.checkContrast("chat, dark")
 
 	bob.open("/settings")
 	bob.waitFor("settings", `document.querySelector('[data-testid="lang-select"]')`)
@@ -408,6 +411,65 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 	bob.waitConnected()
 	bob.waitFor("korean badge", `document.querySelector('[data-testid="conn-state"]').textContent === "연결됨"`)
 	screenshot(t, bob.ctx, "chat-korean")
+}
+
+// contrastJS lists the visible text whose contrast with its background is
+// below WCAG 2.x AA (4.5:1, or 3:1 for large text), skipping disabled controls
+// (WCAG exempts inactive components).
+const contrastJS = `(() => {
+	const parse = (s) => {
+		const m = s.match(/rgba?\(([^)]+)\)/);
+		if (!m) return null;
+		const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+		return { rgb: p.slice(0, 3), a: p.length > 3 ? p[3] : 1 };
+	};
+	const lum = (rgb) => {
+		const [r, g, b] = rgb.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+		return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+	};
+	const bgOf = (el) => {
+		for (let e = el; e; e = e.parentElement) {
+			const c = parse(getComputedStyle(e).backgroundColor);
+			if (c && c.a > 0.5) return c.rgb;
+		}
+		return [255, 255, 255];
+	};
+	const bad = [];
+	let checked = 0;
+	for (const el of document.querySelectorAll("body *")) {
+		if (el.closest("[hidden], .visually-hidden, dialog:not([open])") || el.disabled) continue;
+		const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+		if (!own) continue;
+		const r = el.getBoundingClientRect();
+		if (r.width === 0 || r.height === 0) continue;
+		const cs = getComputedStyle(el);
+		const fg = parse(cs.color);
+		if (!fg) continue;
+		const a = lum(fg.rgb), b = lum(bgOf(el));
+		const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+		const size = parseFloat(cs.fontSize), bold = +cs.fontWeight >= 700;
+		const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+		checked++;
+		if (ratio < need) bad.push(el.tagName.toLowerCase() + "." + el.className + " " + JSON.stringify(el.textContent.trim().slice(0, 30)) + " " + ratio.toFixed(2));
+	}
+	return { checked, bad };
+})()`
+
+// checkContrast fails the test for text below WCAG AA contrast on the page.
+func (p *uiPerson) checkContrast(label string) {
+	p.t.Helper()
+	var res struct {
+		Checked int
+		Bad     []string
+	}
+	p.eval(contrastJS, &res)
+	p.t.Logf("%s: %d text elements checked for contrast", label, res.Checked)
+	if res.Checked < 5 {
+		p.t.Errorf("%s: only %d text elements checked for contrast", label, res.Checked)
+	}
+	for _, b := range res.Bad {
+		p.t.Errorf("%s: low contrast: %s", label, b)
+	}
 }
 
 // setOffline cuts the tab off the network (requests fail, navigator.onLine
