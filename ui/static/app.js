@@ -23,7 +23,8 @@
   const NEAR_BOTTOM_PX = 80;         // "at the bottom" tolerance for auto-scroll and read marks
   const LOAD_OLDER_PX = 150;         // start loading older messages this close to the top
   const READ_DEBOUNCE_MS = 600;      // coalesce read marks while messages stream in
-  const MENTION_MAX = 8;             // suggestions shown at once
+  const MENTION_MAX = 8;
+  const NOTIFIED_MAX = 5000;         // remembered message ids for notification dedupe; a day of busy chat             // suggestions shown at once
   const SEARCH_JUMP_PAGES = 20;      // older pages fetched at most to reach a search hit
   const TOAST_MS = 6000;
   const ROOMS_REFRESH_MS = 30000;    // room list poll: new rooms and DMs appear within half a minute; one small GET
@@ -487,12 +488,28 @@
         if (wasNear || fromMe) scrollToBottom(); else ui.jump.hidden = false;
       }
       if (r && !fromMe && m.type === "TALK" && (roomId !== current || document.hidden || !wasNear)) {
-        r.unread = (r.unread || 0) + 1;
+        const exact = localUnread(r);
+        r.unread = exact === null ? (r.unread || 0) + 1 : exact;
         renderRoomList();
       }
       if (m.sender && typers.delete(m.sender)) renderTyping();
       maybeNotify(roomId, m);
       scheduleRead();
+    }
+
+    // localUnread counts others' TALK messages after the read mark from the
+    // messages held, when those are sure to include all of them (the whole
+    // history, or a page reaching back past the mark); else null. Counting
+    // rather than incrementing keeps badges right when since-id replays
+    // messages the server's unread count already included.
+    function localUnread(r) {
+      const s = states.get(r.id);
+      if (!s || !s.loaded || !me) return null;
+      const mark = r.lastReadId || 0;
+      if (s.hasMore && (s.msgs.length === 0 || s.msgs[0].id > mark)) return null;
+      let n = 0;
+      for (const m of s.msgs) if (m.id > mark && m.type === "TALK" && m.sender !== me.username) n++;
+      return n;
     }
 
     // ---- history ----
@@ -723,6 +740,7 @@
     // ---- notifications ----
     function maybeNotify(roomId, m) {
       if (notified.has(m.id)) return;
+      if (notified.size >= NOTIFIED_MAX) notified.clear(); // old ids will not come again
       notified.add(m.id);
       if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted" || storage.get(NOTIFY_KEY) !== "on") return;
       if (m.type !== "TALK" || !me || m.sender === me.username) return;
@@ -789,7 +807,10 @@
       const seen = new Set();
       for (const r of all) {
         seen.add(r.id);
-        rooms.set(r.id, Object.assign(rooms.get(r.id) || {}, r));
+        const merged = Object.assign(rooms.get(r.id) || {}, r);
+        const exact = localUnread(merged);
+        if (exact !== null) merged.unread = exact;
+        rooms.set(r.id, merged);
       }
       for (const id of [...rooms.keys()]) if (!seen.has(id)) rooms.delete(id);
       renderRoomList();
