@@ -87,10 +87,11 @@ func setDefault[T comparable](p *T, def T) {
 
 // authenticator decides who a CONNECT frame speaks for.
 type authenticator interface {
-	// AuthenticateSTOMP returns the user name for the connection, or "" for an
-	// anonymous one. An error refuses the connection; errors wrapping
-	// errAuthFailed are shown to the client, others are logged.
-	AuthenticateSTOMP(ctx context.Context, info connInfo, connect *frame) (string, error)
+	// AuthenticateSTOMP returns the user name for the connection ("" for an
+	// anonymous one) and an optional principal (the application's user
+	// record) that handlers and hooks read from the session. An error
+	// refuses the connection: protocol errors are shown, others logged.
+	AuthenticateSTOMP(ctx context.Context, info connInfo, connect *frame) (name string, principal any, err error)
 }
 
 var errAuthFailed = &stompError{"authentication failed"}
@@ -99,11 +100,11 @@ var errAuthFailed = &stompError{"authentication failed"}
 // broker's default for tests and for deployments without the chat store.
 type openAuth struct{}
 
-func (openAuth) AuthenticateSTOMP(_ context.Context, info connInfo, f *frame) (string, error) {
+func (openAuth) AuthenticateSTOMP(_ context.Context, info connInfo, f *frame) (string, any, error) {
 	if info.User != "" {
-		return info.User, nil
+		return info.User, nil, nil
 	}
-	return f.Value(hdrLogin), nil
+	return f.Value(hdrLogin), nil, nil
 }
 
 // destKind is the routing class of a destination.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 )
 
@@ -22,6 +23,26 @@ type appRequest struct {
 	Path        string            // without the application prefix, e.g. /chat/message
 	Params      map[string]string // {name} segments of the route pattern
 }
+
+// errSendRefused is returned by a handler that refused a SEND but told the
+// sender why on a user destination (see Refuse): the connection stays open
+// and no RECEIPT is sent, because nothing happened.
+var errSendRefused = errors.New("send refused")
+
+// Refuse answers a refused SEND. A sender subscribed to errorsDest (such as
+// /user/queue/errors) gets body there and keeps its connection; any other
+// sender gets an ERROR frame for err and is disconnected, as STOMP 1.2 §ERROR
+// prescribes. The handler returns what Refuse returns.
+func (r *appRequest) Refuse(err error, errorsDest string, body []byte) error {
+	if r.Session.hasSubscription(errorsDest) {
+		r.Reply(errorsDest, []header{{hdrContentType, "application/json"}}, body)
+		return errSendRefused
+	}
+	return err
+}
+
+// Principal returns what the authenticator attached to the sender's session.
+func (r *appRequest) Principal() any { return r.Session.principal }
 
 // User returns the name the sender authenticated as, "" if anonymous.
 func (r *appRequest) User() string { return r.Session.user }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -43,11 +44,25 @@ func (s *session) handle(f *frame) error {
 		s.out.closeWith(nil, closeNormal)
 		return errDisconnected
 	}
+	if errors.Is(err, errSendRefused) {
+		return nil // refused, reason sent, connection kept; no RECEIPT: nothing happened
+	}
 	if err != nil {
 		return err
 	}
 	s.receipt(f)
 	return nil
+}
+
+// hasSubscription reports whether the session subscribed to dest. Only the
+// reader goroutine (handlers, hooks) may call it.
+func (s *session) hasSubscription(dest string) bool {
+	for _, sub := range s.subs {
+		if sub.dest == dest {
+			return true
+		}
+	}
+	return false
 }
 
 // receipt answers f's receipt header, if any. Callers invoke it only once
@@ -76,10 +91,11 @@ func (s *session) handleConnect(f *frame) error {
 	}
 	sx := int(s.b.cfg.HeartBeat / time.Millisecond)
 	send, recv := negotiateHeartBeat(cx, cy, sx, sx)
-	user, err := s.b.cfg.Auth.AuthenticateSTOMP(s.ctx, s.info, f)
+	user, principal, err := s.b.cfg.Auth.AuthenticateSTOMP(s.ctx, s.info, f)
 	if err != nil {
 		return err
 	}
+	s.principal = principal
 	s.version, s.user, s.connected = v, user, true
 	s.hbRecv = time.Duration(recv) * time.Millisecond
 	s.parser.version = v
@@ -356,7 +372,7 @@ func (s *session) handleTx(f *frame) error {
 	delete(s.txs, tx)
 	for _, tf := range frames {
 		if tf.Command == cmdSend {
-			if err := s.doSend(tf, tf.Value(hdrDestination)); err != nil {
+			if err := s.doSend(tf, tf.Value(hdrDestination)); err != nil && !errors.Is(err, errSendRefused) {
 				return &frameError{err: err, frame: f}
 			}
 			continue
