@@ -673,6 +673,9 @@
       };
       client.onStompError = (frame) => {
         toast((frame.headers && frame.headers.message) || t("error.generic"));
+        // A refused CONNECT is most often an expired session: api() sends
+        // the person to the login page on 401 instead of retrying forever.
+        api("GET", "/api/me").catch(() => {});
       };
       client.activate();
     }
