@@ -547,6 +547,7 @@ type uiFakeUser struct {
 	DisplayName string `json:"displayName"`
 	IsAdmin     bool   `json:"isAdmin"`
 	password    string
+	webhook     string
 }
 
 type uiFakeRoom struct {
@@ -789,6 +790,18 @@ func (f *uiFakeChat) api(mux *http.ServeMux) {
 		http.SetCookie(w, &http.Cookie{Name: "stompbox_session", Path: "/", MaxAge: -1})
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
+	mux.HandleFunc("PUT /api/me/webhook", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
+		var in struct{ URL string }
+		decode(r, &in)
+		if in.URL != "" && !strings.HasPrefix(in.URL, "http://") && !strings.HasPrefix(in.URL, "https://") {
+			writeJSONError(w, http.StatusBadRequest, "webhook must be an http or https URL")
+			return
+		}
+		f.mu.Lock()
+		u.webhook = in.URL
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
 	mux.HandleFunc("GET /api/me", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) { writeJSON(w, http.StatusOK, u) }))
 	mux.HandleFunc("GET /api/users", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
 		f.mu.Lock()
@@ -1096,6 +1109,22 @@ func TestUIFakeFeatures(t *testing.T) {
 		bob.do(chromedp.EmulateViewport(400, 500))
 		screenshot(t, bob.ctx, "embed")
 		bob.do(chromedp.EmulateViewport(browserWindowWidth, browserWindowHeight))
+	}
+
+	{
+		t.Log("step: settings")
+		bob.open("/settings")
+		bob.waitFor("settings", `document.querySelector('[data-testid="webhook-form"]')`)
+		bob.fill("webhook-input", "http://192.168.1.10:2586/stompbox-bob")
+		bob.submit("webhook-form")
+		bob.waitFor("saved", `!document.querySelector('[data-testid="form-ok"]').hidden`)
+		f.mu.Lock()
+		got := f.find("bob").webhook
+		f.mu.Unlock()
+		if got != "http://192.168.1.10:2586/stompbox-bob" {
+			t.Errorf("webhook stored %q", got)
+		}
+		screenshot(t, bob.ctx, "settings")
 	}
 
 	{
