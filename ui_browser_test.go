@@ -1112,6 +1112,25 @@ func TestUIFakeFeatures(t *testing.T) {
 	}
 
 	{
+		t.Log("step: a Korean browser gets Korean without choosing")
+		chul := newUIPerson(t, browser, "chul", f.srv.URL, q)
+		var ua string
+		chul.eval(`navigator.userAgent`, &ua)
+		chul.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua, AcceptLanguage: "ko-KR,ko"})
+			return err
+		}))
+		chul.open("/register")
+		chul.waitFor("korean register page", `document.documentElement.lang === "ko" && document.querySelector("h1").textContent === "계정 만들기"`)
+		chul.fill("field-username", "chul")
+		chul.fill("field-displayName", "김철수")
+		chul.fill("field-password", chul.password)
+		chul.submit("register-form")
+		chul.waitFor("korean chat", `location.pathname === "/" && document.querySelector('[data-testid="send"]').textContent === "보내기"`)
+		chul.waitFor("korean badge from app.js", `document.querySelector('[data-testid="conn-state"]').textContent === "연결됨"`)
+	}
+
+	{
 		t.Log("step: settings")
 		bob.open("/settings")
 		bob.waitFor("settings", `document.querySelector('[data-testid="webhook-form"]')`)
@@ -1130,7 +1149,7 @@ func TestUIFakeFeatures(t *testing.T) {
 	{
 		t.Log("step: admin")
 		alice.open("/admin")
-		alice.waitFor("people", `document.querySelectorAll('[data-testid="person-row"]').length === 2 && document.querySelectorAll('[data-testid="room-row"]').length >= 2`)
+		alice.waitFor("people", `document.querySelectorAll('[data-testid="person-row"]').length === 3 && document.querySelectorAll('[data-testid="room-row"]').length >= 2`)
 		screenshot(t, alice.ctx, "admin")
 		bob.open("/admin")
 		bob.waitFor("forbidden", `document.querySelector('[data-testid="forbidden"]')`)
