@@ -489,14 +489,14 @@ func roomView(p Page) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, "</label><div class=\"composer-box\"><textarea id=\"composer\" rows=\"1\" maxlength=\"4000\" data-testid=\"composer\" aria-describedby=\"composer-hint\" aria-autocomplete=\"list\" aria-controls=\"mention-list\" aria-expanded=\"false\" placeholder=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, "</label><div class=\"composer-box\"><textarea id=\"composer\" rows=\"1\" data-testid=\"composer\" aria-describedby=\"composer-hint\" aria-autocomplete=\"list\" aria-controls=\"mention-list\" aria-expanded=\"false\" placeholder=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var30 string
 		templ_7745c5c3_Var30, templ_7745c5c3_Err = templruntime.NewAttributeExpression(p.Loc.T("chat.composer")).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `ui/chat.templ`, Line: 102, Col: 224}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `ui/chat.templ`, Line: 102, Col: 207}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var30)
 		if templ_7745c5c3_Err != nil {
@@ -631,7 +631,7 @@ func newRoomDialog(p Page) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "</label> <input id=\"room-name\" name=\"name\" required maxlength=\"80\" data-testid=\"room-name\"></div><div class=\"field\"><label for=\"room-topic\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "</label> <input id=\"room-name\" name=\"name\" required maxlength=\"64\" data-testid=\"room-name\"></div><div class=\"field\"><label for=\"room-topic\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -644,7 +644,7 @@ func newRoomDialog(p Page) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "</label> <input id=\"room-topic\" name=\"topic\" maxlength=\"200\" data-testid=\"room-topic-input\"></div><div class=\"field check\"><input id=\"room-private\" name=\"private\" type=\"checkbox\" data-testid=\"room-private\"> <label for=\"room-private\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, "</label> <input id=\"room-topic\" name=\"topic\" maxlength=\"256\" data-testid=\"room-topic-input\"></div><div class=\"field check\"><input id=\"room-private\" name=\"private\" type=\"checkbox\" data-testid=\"room-private\"> <label for=\"room-private\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

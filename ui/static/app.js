@@ -12,7 +12,7 @@
 
   // ---- limits and timings (named, with why) ----
   const PAGE_SIZE = 50;              // messages per history request: one screen and a half; the API allows 200
-  const MAX_MESSAGE = 4000;          // matches the composer's maxlength; long pastes belong in files
+  const MAX_MESSAGE = 4000;          // characters; the chat service's maxMessageRunes
   const MAX_ROOM_SUBSCRIPTIONS = 200; // the broker allows 256 per connection; keep room for the user queues
   const RECONNECT_MIN_MS = 1000;     // first retry after a drop: quick, since most drops are brief
   const RECONNECT_MAX_MS = 30000;    // cap: a Pi with 100 phones must not be stormed after a restart
@@ -383,7 +383,8 @@
     // appendText puts text into parent as text nodes, with http(s) links as
     // <a> elements and @mentions of known people emphasised. Nothing in the
     // text is ever parsed as HTML.
-    const TOKEN = /(https?:\/\/[^\s<>"']+)|(@[A-Za-z0-9._-]+)/gi;
+    // Usernames are letters (any script), digits, '.', '_' and '-'.
+    const TOKEN = /(https?:\/\/[^\s<>"']+)|(@[\p{L}\p{N}._-]+)/giu;
     function appendText(parent, text) {
       let last = 0;
       text = String(text == null ? "" : text);
@@ -393,6 +394,9 @@
         if (m[1]) {
           const trail = tok.match(/[.,;:!?)\]}'"]+$/);
           if (trail) { tok = tok.slice(0, -trail[0].length); end -= trail[0].length; }
+        } else {
+          const dots = tok.match(/\.+$/); // "@bob." ends a sentence
+          if (dots) { tok = tok.slice(0, -dots[0].length); end -= dots[0].length; }
         }
         let node = null;
         if (m[1]) {
@@ -415,7 +419,7 @@
     function mentionsMe(m) {
       if (!me || !m.message) return false;
       const esc = me.username.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-      return new RegExp("(^|[^A-Za-z0-9._-])@" + esc + "(?![A-Za-z0-9_-])", "i").test(m.message);
+      return new RegExp("(^|[^\\p{L}\\p{N}._-])@" + esc + "(?![\\p{L}\\p{N}_-])", "iu").test(m.message);
     }
     function daySeparator(d) {
       return el("li", { class: "day-sep", role: "separator", "data-testid": "day-separator", text: dayLabel(d) });
@@ -835,7 +839,7 @@
     function send() {
       const text = ui.composer.value;
       if (!text.trim() || !current) return;
-      if (text.length > MAX_MESSAGE) { toast(t("error.tooLong", { n: MAX_MESSAGE })); return; }
+      if ([...text].length > MAX_MESSAGE) { toast(t("error.tooLong", { n: MAX_MESSAGE })); return; }
       if (!connected) { toast(t("error.notConnected")); return; }
       try {
         client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: current, message: text }), headers: { "content-type": "application/json" } });
