@@ -367,7 +367,7 @@
         el("span", { class: "prefix", "aria-hidden": "true", text: r.kind === "dm" ? "@" : r.kind === "private" ? "🔒" : "#" }),
         el("span", { class: "name", text: roomLabel(r) }));
         if (unread) {
-          a.append(el("span", { class: "badge", "data-testid": "unread-badge", text: r.unread > 99 ? "99+" : String(r.unread) }),
+          a.append(el("span", { class: "badge", "aria-hidden": "true", "data-testid": "unread-badge", text: r.unread > 99 ? "99+" : String(r.unread) }),
             el("span", { class: "visually-hidden", text: t("unread", { n: r.unread }) }));
         }
         return el("li", null, a);
