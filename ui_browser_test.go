@@ -790,6 +790,12 @@ func (f *uiFakeChat) api(mux *http.ServeMux) {
 		http.SetCookie(w, &http.Cookie{Name: "stompbox_session", Path: "/", MaxAge: -1})
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
+	mux.HandleFunc("PUT /api/admin/registration", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	mux.HandleFunc("POST /api/admin/invites", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
+		writeJSON(w, http.StatusCreated, map[string]string{"code": "inv-" + rand.Text()[:8], "expiresAt": time.Now().Add(72 * time.Hour).UTC().Format(time.RFC3339)})
+	}))
 	mux.HandleFunc("PUT /api/me/webhook", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
 		var in struct{ URL string }
 		decode(r, &in)
@@ -1150,6 +1156,10 @@ func TestUIFakeFeatures(t *testing.T) {
 		t.Log("step: admin")
 		alice.open("/admin")
 		alice.waitFor("people", `document.querySelectorAll('[data-testid="person-row"]').length === 3 && document.querySelectorAll('[data-testid="room-row"]').length >= 2`)
+		alice.click(testIDSel("registration-invite"))
+		alice.waitFor("mode said", `document.querySelector('[data-testid="signup-status"]').textContent === "Sign-up now needs an invitation link."`)
+		alice.click(testIDSel("create-invite"))
+		alice.waitFor("invite link", `/\/register\?invite=inv-/.test(document.querySelector('[data-testid="invite-link"]').value)`)
 		screenshot(t, alice.ctx, "admin")
 		bob.open("/admin")
 		bob.waitFor("forbidden", `document.querySelector('[data-testid="forbidden"]')`)

@@ -252,6 +252,30 @@
       }));
     };
     try { await loadRooms(); } catch (ex) { toast(ex.message); }
+
+    const status = byTestId("signup-status");
+    const say = (text) => { status.textContent = text; status.hidden = false; };
+    for (const [id, mode] of [["registration-open", "open"], ["registration-invite", "invite"]]) {
+      byTestId(id).addEventListener("click", async () => {
+        try {
+          await api("PUT", "/api/admin/registration", { mode: mode });
+          say(t(mode === "open" ? "admin.signupIsOpen" : "admin.signupIsInvite"));
+        } catch (ex) { toast(ex.message); }
+      });
+    }
+    byTestId("create-invite").addEventListener("click", async () => {
+      try {
+        const inv = await api("POST", "/api/admin/invites");
+        const link = new URL("/register?invite=" + encodeURIComponent(inv.code), location.href).href;
+        const input = byTestId("invite-link");
+        input.value = link;
+        byTestId("invite-box").hidden = false;
+        const when = new Date(inv.expiresAt);
+        say(isNaN(when) ? "" : t("admin.inviteExpires", { when: fullFmt.format(when) }));
+        input.focus();
+        input.select();
+      } catch (ex) { toast(ex.message); }
+    });
   }
 
   // ---- chat ----
