@@ -113,22 +113,31 @@ const (
 
 // messagesPage returns up to limit messages of a room in ascending id
 // order: the newest ones if before and after are 0, those just below
-// before, or those just above after.
+// before if before > 0, else those just above after.
 func (s *store) messagesPage(ctx context.Context, roomID, before, after int64, limit int) ([]storedMessage, error) {
+	if after > 0 {
+		return s.messagesAfter(ctx, roomID, after, limit)
+	}
 	var (
 		ms  []storedMessage
 		err error
 	)
-	switch {
-	case after > 0:
-		ms, err = queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesAfter, roomID, after, limit)
-	case before > 0:
+	if before > 0 {
 		ms, err = queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesBefore, roomID, before, limit)
-		slices.Reverse(ms)
-	default:
+	} else {
 		ms, err = queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesNewest, roomID, limit)
-		slices.Reverse(ms)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
+	}
+	slices.Reverse(ms)
+	return ms, nil
+}
+
+// messagesAfter returns up to limit messages of a room with id > after, in
+// ascending order; after = 0 starts from the oldest.
+func (s *store) messagesAfter(ctx context.Context, roomID, after int64, limit int) ([]storedMessage, error) {
+	ms, err := queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesAfter, roomID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
 	}

@@ -31,7 +31,7 @@ type roomSummary struct {
 	room
 	Member     bool   `json:"member"`
 	LastReadID int64  `json:"lastReadId"`
-	Unread     int    `json:"unread"`           // TALK messages after LastReadID, capped at maxUnreadCount
+	Unread     int    `json:"unread"`           // others' TALK messages after LastReadID, capped at maxUnreadCount
 	DMWith     string `json:"dmWith,omitempty"` // for a DM, the other person's username
 }
 
@@ -98,6 +98,7 @@ SELECT ` + roomColumns + `,
 		SELECT count(*) FROM (
 			SELECT 1 FROM messages x
 			WHERE x.room_id = r.id AND x.id > m.last_read_id AND x.type = 'TALK'
+				AND coalesce(x.user_id, 0) <> ?1
 			LIMIT ?2)) END
 FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = ?1
 WHERE r.kind = 'public' OR m.user_id IS NOT NULL
