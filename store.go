@@ -87,7 +87,13 @@ type store struct {
 	quit       chan struct{}  // closed by Close: the writer drains writes and exits
 	writerDone chan struct{}  // closed by the writer goroutine when it has exited
 
-	insertMessage *sql.Stmt // prepared on wdb; the hot path of every chat send
+	insertMessage  *sql.Stmt // prepared on wdb; the hot path of every chat send
+	stmtRoomAccess *sql.Stmt // prepared on rdb: every send checks the room; parsing it each time cost a third of Post's CPU
+
+	// txFirstMessageID is the id of the first message inserted by the
+	// running write transaction, 0 if none. Only the writer goroutine
+	// touches it (insertMessageTx runs inside write functions).
+	txFirstMessageID int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -202,7 +208,7 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 	}
 	s.rdb.SetMaxOpenConns(readConns)
 	s.rdb.SetMaxIdleConns(readConns)
-	if err := s.rdb.PingContext(ctx); err != nil {
+	if s.stmtRoomAccess, err = s.rdb.PrepareContext(ctx, sqlRoomAccess); err != nil {
 		s.rdb.Close()
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
@@ -219,11 +225,12 @@ func (s *store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.writerDone
+		errRoom := s.stmtRoomAccess.Close()
 		errRead := s.rdb.Close() // readers would keep the checkpoint from truncating
 		errCheckpoint := s.checkpoint(context.Background())
 		errStmt := s.insertMessage.Close()
 		errWrite := s.wdb.Close()
-		if err := errors.Join(errRead, errCheckpoint, errStmt, errWrite); err != nil {
+		if err := errors.Join(errRoom, errRead, errCheckpoint, errStmt, errWrite); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
 		}
 	})
@@ -451,15 +458,21 @@ func (s *store) commitBatch(batch []*writeReq) {
 func (s *store) runTx(reqs []*writeReq) error {
 	// Background, not a request's context: the transaction belongs to the
 	// whole group and must not be cancelled by one sender leaving.
-	tx, err := s.wdb.BeginTx(context.Background(), nil)
+	ctx := context.Background()
+	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	s.txFirstMessageID = 0
 	for _, r := range reqs {
 		if err := r.fn(tx); err != nil {
 			tx.Rollback()
 			return err
 		}
+	}
+	if err := s.indexMessagesTx(ctx, tx); err != nil {
+		tx.Rollback()
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)

@@ -88,6 +88,34 @@ func (s *store) insertMessageTx(ctx context.Context, tx *sql.Tx, m *storedMessag
 		return fmt.Errorf("insert message: %w", err)
 	}
 	m.CreatedAt = fromMS(now)
+	if s.txFirstMessageID == 0 {
+		s.txFirstMessageID = m.ID
+	}
+	return nil
+}
+
+// New TALK messages are indexed once per transaction, not by a trigger per
+// row: FTS5 flushes its pending index to a new segment at every statement
+// savepoint (xSavepoint), and a row trigger makes every INSERT a
+// statement with a savepoint, so per-row indexing wrote one segment and
+// ran merges per message, about a third of the writer's CPU. Ids of one
+// transaction are consecutive and above every committed id (one writer,
+// AUTOINCREMENT), so "id >= first" is exactly this transaction's rows.
+const sqlIndexMessages = `
+INSERT INTO messages_fts (rowid, body)
+SELECT id, body FROM messages WHERE id >= ? AND type = 'TALK'`
+
+// indexMessagesTx adds the running transaction's new messages to the FTS
+// index, just before COMMIT, so index and messages commit together.
+func (s *store) indexMessagesTx(ctx context.Context, tx *sql.Tx) error {
+	if s.txFirstMessageID == 0 {
+		return nil
+	}
+	first := s.txFirstMessageID
+	s.txFirstMessageID = 0
+	if _, err := tx.ExecContext(ctx, sqlIndexMessages, first); err != nil {
+		return fmt.Errorf("index messages: %w", err)
+	}
 	return nil
 }
 

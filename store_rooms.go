@@ -77,7 +77,7 @@ WHERE r.id = ?1`
 // roomAccess returns the room and whether userID is a member, in one read.
 func (s *store) roomAccess(ctx context.Context, roomID, userID int64) (room, bool, error) {
 	var member bool
-	r, err := scanRoom(s.rdb.QueryRowContext(ctx, sqlRoomAccess, roomID, userID), &member)
+	r, err := scanRoom(s.stmtRoomAccess.QueryRowContext(ctx, roomID, userID), &member)
 	if errors.Is(err, sql.ErrNoRows) {
 		return room{}, false, errUnknownRoom
 	}

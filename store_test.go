@@ -332,6 +332,11 @@ func TestStoreGroupFailureIsolated(t *testing.T) {
 	if count != n-1 {
 		t.Errorf("%d messages stored, want %d", count, n-1)
 	}
+	// The retried transactions indexed their own messages, once each.
+	hits, err := s.searchMessages(ctx, 0, `"0"* OR "1"* OR "3"* OR "4"*`, 100)
+	if err != nil || len(hits) != n-1 {
+		t.Errorf("FTS finds %d of the %d messages (%v)", len(hits), n-1, err)
+	}
 }
 
 func TestStoreCloseDrainsAndRefuses(t *testing.T) {
