@@ -185,8 +185,9 @@ type authService struct {
 
 // session is a login session as handed to the HTTP layer.
 type session struct {
-	Token   string    // the cookie value; only its hash is stored
-	Expires time.Time // when the cookie and the stored session end
+	Token   string        // the cookie value; only its hash is stored
+	Expires time.Time     // when the stored session ends (store clock)
+	TTL     time.Duration // lifetime from creation; the cookie's Max-Age
 }
 
 func newAuthService(st *store, opts authOptions) (*authService, error) {
@@ -296,7 +297,7 @@ func (a *authService) newSession(ctx context.Context, u user) (session, error) {
 	if err != nil {
 		return session{}, err
 	}
-	s := session{Token: tok, Expires: a.st.now().Add(a.opts.SessionTTL)}
+	s := session{Token: tok, Expires: a.st.now().Add(a.opts.SessionTTL), TTL: a.opts.SessionTTL}
 	if err := a.st.createSession(ctx, secretHash(tok), u.ID, s.Expires); err != nil {
 		return session{}, err
 	}
@@ -467,13 +468,14 @@ func (a *authService) UserFromRequest(r *http.Request) (user, error) {
 // setSessionCookie sets the login cookie: HttpOnly (scripts cannot read
 // it), SameSite=Lax (no cross-site POSTs carry it) and Secure when the
 // request came over TLS (plain-HTTP intranet installs must still work).
+// Its lifetime is Max-Age, relative, so a browser whose clock disagrees
+// with the server's (a Pi without RTC) still keeps it for the TTL.
 func setSessionCookie(w http.ResponseWriter, r *http.Request, s session) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookieName,
 		Value:    s.Token,
 		Path:     "/",
-		Expires:  s.Expires,
-		MaxAge:   int(time.Until(s.Expires).Seconds()),
+		MaxAge:   int(s.TTL.Seconds()),
 		HttpOnly: true,
 		Secure:   r.TLS != nil,
 		SameSite: http.SameSiteLaxMode,

@@ -366,13 +366,13 @@ func TestSessionCookie(t *testing.T) {
 				r.TLS = &tls.ConnectionState{}
 			}
 			w := httptest.NewRecorder()
-			setSessionCookie(w, r, session{Token: "tok", Expires: time.Now().Add(time.Hour)})
+			setSessionCookie(w, r, session{Token: "tok", Expires: time.Now().Add(time.Hour), TTL: time.Hour})
 			cs := w.Result().Cookies()
 			if len(cs) != 1 {
 				t.Fatalf("%d cookies", len(cs))
 			}
 			c := cs[0]
-			if c.Name != sessionCookieName || c.Value != "tok" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Path != "/" {
+			if c.Name != sessionCookieName || c.Value != "tok" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Path != "/" || c.MaxAge != 3600 {
 				t.Fatalf("cookie = %+v", c)
 			}
 		})
