@@ -65,6 +65,24 @@ type storeOptions struct {
 	MaxBatch    int              // most writes per transaction; 1 turns group commit off; 0 means defaultMaxBatch
 	Now         func() time.Time // clock for created_at and expiries; nil means time.Now
 	Log         *slog.Logger     // nil means discard
+
+	// CloseCheckpoint is the wal_checkpoint mode Close runs: "" means
+	// TRUNCATE (the server: leave one tidy file behind). The CLI passes
+	// checkpointPassive, which never waits for a running server's readers.
+	CloseCheckpoint string
+}
+
+// Checkpoint modes for storeOptions.CloseCheckpoint.
+const (
+	checkpointTruncate = "TRUNCATE"
+	checkpointPassive  = "PASSIVE"
+)
+
+// checkpointSQL maps each mode to its statement (PRAGMA takes no bound
+// parameters). Read-only after init.
+var checkpointSQL = map[string]string{
+	checkpointTruncate: `PRAGMA wal_checkpoint(TRUNCATE)`,
+	checkpointPassive:  `PRAGMA wal_checkpoint(PASSIVE)`,
 }
 
 // store is the SQLite database: one file, one writer goroutine, a read pool.
@@ -75,12 +93,13 @@ type storeOptions struct {
 // share a commit; each sender still gets its own result. Reads use rdb
 // directly, from any goroutine. Close drains the writer, then checkpoints.
 type store struct {
-	path     string
-	syncMode string  // the synchronous pragma every connection gets
-	wdb      *sql.DB // one connection, used by migrations at open and then only by the writer goroutine
-	rdb      *sql.DB // read pool, query_only; safe for concurrent use
-	now      func() time.Time
-	log      *slog.Logger
+	path       string
+	syncMode   string  // the synchronous pragma every connection gets
+	checkpoint string  // mode of the checkpoint at Close
+	wdb        *sql.DB // one connection, used by migrations at open and then only by the writer goroutine
+	rdb        *sql.DB // read pool, query_only; safe for concurrent use
+	now        func() time.Time
+	log        *slog.Logger
 
 	maxBatch   int
 	writes     chan *writeReq // to the writer; never closed (senders select on quit instead)
@@ -163,6 +182,7 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 	s := &store{
 		path:       path,
 		syncMode:   syncMode,
+		checkpoint: checkpointTruncate,
 		now:        opts.Now,
 		log:        opts.Log,
 		maxBatch:   opts.MaxBatch,
@@ -178,6 +198,13 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 	}
 	if s.maxBatch <= 0 {
 		s.maxBatch = defaultMaxBatch
+	}
+	switch opts.CloseCheckpoint {
+	case "":
+	case checkpointTruncate, checkpointPassive:
+		s.checkpoint = opts.CloseCheckpoint
+	default:
+		return nil, fmt.Errorf("open store: bad checkpoint mode %q", opts.CloseCheckpoint)
 	}
 	readConns := opts.ReadConns
 	if readConns <= 0 {
@@ -227,7 +254,7 @@ func (s *store) Close() error {
 		<-s.writerDone
 		errRoom := s.stmtRoomAccess.Close()
 		errRead := s.rdb.Close() // readers would keep the checkpoint from truncating
-		errCheckpoint := s.checkpoint(context.Background())
+		errCheckpoint := s.walCheckpoint(context.Background())
 		errStmt := s.insertMessage.Close()
 		errWrite := s.wdb.Close()
 		if err := errors.Join(errRoom, errRead, errCheckpoint, errStmt, errWrite); err != nil {
@@ -237,15 +264,14 @@ func (s *store) Close() error {
 	return s.closeErr
 }
 
-const sqlCheckpoint = `PRAGMA wal_checkpoint(TRUNCATE)`
-
-// checkpoint copies the WAL into the database and truncates it. Another
+// walCheckpoint copies the WAL into the database and, in TRUNCATE mode,
+// empties it. Another
 // process (a running server, when the CLI closes) may keep it from
 // finishing; SQLite then reports busy, which is not an error here: the WAL
 // stays valid and the next checkpoint completes it.
-func (s *store) checkpoint(ctx context.Context) error {
+func (s *store) walCheckpoint(ctx context.Context) error {
 	var busy, logFrames, done int
-	if err := s.wdb.QueryRowContext(ctx, sqlCheckpoint).Scan(&busy, &logFrames, &done); err != nil {
+	if err := s.wdb.QueryRowContext(ctx, checkpointSQL[s.checkpoint]).Scan(&busy, &logFrames, &done); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if busy != 0 {
