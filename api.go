@@ -28,6 +28,7 @@ type api struct {
 	chat *chatService
 	auth *authService
 	log  *slog.Logger
+	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
 }
 
 // newAPI builds the API; routes registers it on a mux.
@@ -35,7 +36,7 @@ func newAPI(chat *chatService, auth *authService, log *slog.Logger) *api {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &api{chat: chat, auth: auth, log: log}
+	return &api{chat: chat, auth: auth, log: log, csrf: http.NewCrossOriginProtection()}
 }
 
 // routes is the API's one routing table (Go 1.22 patterns).
@@ -70,11 +71,20 @@ func (a *api) routes(mux *http.ServeMux) {
 type apiFunc func(w http.ResponseWriter, r *http.Request) error
 type authedFunc func(w http.ResponseWriter, r *http.Request, u user) error
 
+// errCrossOrigin refuses a state-changing request a browser sent from
+// another origin. SameSite=Lax alone does not cover other ports of the
+// same host, which are "same site": common on an intranet box.
+var errCrossOrigin = newPublicError(errForbidden, "cross-origin request refused")
+
 // handle runs h and turns its error into a JSON error response, logged
-// once here.
+// once here. Unsafe methods from another origin are refused first.
 func (a *api) handle(h apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		if err := a.csrf.Check(r); err != nil {
+			a.fail(w, r, fmt.Errorf("%w: %v", errCrossOrigin, err))
+			return
+		}
 		if err := h(w, r); err != nil {
 			a.fail(w, r, err)
 		}

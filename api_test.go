@@ -225,6 +225,10 @@ func TestAPIStatusCodes(t *testing.T) {
 		{"admin invite", alice, "POST", "/api/admin/invites", "", nil, 201, `"code":`},
 		{"admin registration bad", alice, "PUT", "/api/admin/registration", `{"mode":"closed"}`, nil, 400, ""},
 		{"wrong method", bob, "DELETE", "/api/rooms", "", nil, 405, ""},
+		{"cross-origin post", bob, "POST", "/api/rooms/1/leave", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403, "cross-origin"},
+		{"cross-origin by origin", bob, "POST", "/api/rooms", `{"name":"x"}`, map[string]string{"Origin": "http://evil.example"}, 403, "cross-origin"},
+		{"same-origin post", bob, "POST", "/api/rooms", `{"name":"same"}`, map[string]string{"Sec-Fetch-Site": "same-origin"}, 201, ""},
+		{"cross-origin get allowed", bob, "GET", "/api/me", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 )
@@ -97,3 +98,19 @@ func httpStatus(err error) int {
 // an oversized body) rather than ours; callers log the former at Warn and
 // the latter at Error.
 func isClientError(err error) bool { return httpStatus(err) < 500 }
+
+// refusedSend is the JSON a refused STOMP SEND gets on /user/queue/errors
+// (see the report to the lead: the connection stays up, unlike an ERROR
+// frame, which STOMP 1.2 §ERROR requires to close it).
+type refusedSend struct {
+	Error       string `json:"error"`                 // clientMessage(err): safe to show
+	Status      int    `json:"status"`                // httpStatus(err): lets clients branch without parsing text
+	Destination string `json:"destination,omitempty"` // the SEND's destination
+	Receipt     string `json:"receipt,omitempty"`     // the SEND's receipt header, so a client can match it
+}
+
+// refusedSendJSON builds the /user/queue/errors body for a SEND refused with err.
+func refusedSendJSON(err error, destination, receipt string) []byte {
+	b, _ := json.Marshal(refusedSend{Error: clientMessage(err), Status: httpStatus(err), Destination: destination, Receipt: receipt})
+	return b
+}

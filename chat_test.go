@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -746,4 +747,26 @@ func TestChatConcurrentPosts(t *testing.T) {
 	if count != senders*perSender {
 		t.Fatalf("stored %d, want %d", count, senders*perSender)
 	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 3 {
+		s, err := openStoreDir(context.Background(), t.TempDir(), storeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := newChatService(s, chatConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := insertTestMessage(context.Background(), s, 1, "x"); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storeTestPoll(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
