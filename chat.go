@@ -5,9 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,7 +118,9 @@ type chatConfig struct {
 	Notify func(username string, body []byte)
 
 	// Online reports whether a user has a live connection. Nil means
-	// nobody is, so every mention is stored.
+	// nobody is, so every mention is stored. It is also called on the
+	// writer goroutine (for DM peers), so it must be quick and must not
+	// block: a lock-protected map lookup.
 	Online func(username string) bool
 
 	Webhooks *http.Client // client for webhook POSTs; nil means one with webhookTimeout
@@ -196,26 +200,17 @@ func checkBody(msg string) error {
 	return nil
 }
 
-// Post stores a chat message from u and publishes it. It checks the room
-// (errUnknownRoom, errRoomArchived, errNotMember), the type and the text
-// (errEmptyMessage, errMessageTooLong), writes the sender from u, stores
-// the message and waits for the commit, then returns it; Deliver has been
-// called by then, so a RECEIPT sent after Post returns follows the
-// MESSAGE. ENTER and LEAVE get the server's text in its language. ENTER
-// and TALK in a public room make u a member. Mentions of offline users
-// and DMs to offline users become notifications.
+// Post stores a chat message from u and publishes it. It checks the type
+// and the text (errBadMessageType, errEmptyMessage, errMessageTooLong),
+// then, inside the write transaction, the room (errUnknownRoom,
+// errRoomArchived, errNotMember); it writes the sender from u, stores the
+// message, waits for the commit and returns it. Deliver has been called by
+// then, so a RECEIPT sent after Post returns follows the MESSAGE. ENTER and
+// LEAVE get the server's text in its language. ENTER and TALK in a public
+// room make u a member. Mentions of offline users and DMs to offline users
+// become notifications.
 func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMessage, error) {
-	r, member, err := c.st.roomAccess(ctx, in.RoomID, u.ID)
-	if err != nil {
-		return storedMessage{}, err
-	}
-	if r.Archived {
-		return storedMessage{}, errRoomArchived
-	}
-	if r.Kind != roomPublic && !member {
-		return storedMessage{}, errNotMember
-	}
-	m := storedMessage{Type: in.Type, RoomID: r.ID, Sender: u.Username, UserID: u.ID}
+	m := storedMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
 	switch in.Type {
 	case msgTalk:
 		if err := checkBody(in.Message); err != nil {
@@ -227,28 +222,63 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 	default:
 		return storedMessage{}, errBadMessageType
 	}
-	join := r.Kind == roomPublic && !member && in.Type != msgLeave
-
-	var targets []notifyTarget
-	if in.Type == msgTalk {
-		if targets, err = c.notifyTargets(ctx, r, u, m.Message); err != nil {
+	if in.RoomID <= 0 {
+		return storedMessage{}, errUnknownRoom
+	}
+	var mentions []notifyTarget
+	if in.Type == msgTalk && strings.ContainsRune(m.Message, '@') {
+		var err error
+		if mentions, err = c.mentionTargets(ctx, in.RoomID, u, m.Message); err != nil {
 			return storedMessage{}, err
 		}
 	}
-	return c.store(ctx, m, join, targets)
+	return c.store(ctx, m, mentions)
 }
 
-// store writes m (plus a membership if join, plus notifications for
-// offline targets) in one group-committed transaction and publishes it on
-// commit.
-func (c *chatService) store(ctx context.Context, m storedMessage, join bool, targets []notifyTarget) (storedMessage, error) {
-	var stored []notifyTarget // targets whose notification was stored (offline)
+// store checks the room, writes m (plus a membership when posting makes u
+// a member, plus notifications for offline targets) in one group-committed
+// transaction, and publishes it on commit.
+//
+// The room check runs inside the transaction rather than as a read before
+// it: the decision and the insert see the same state, and a send costs no
+// separate read transaction. A refusal is recorded, not returned, so the
+// transaction of the other senders in the group goes on undisturbed.
+func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget) (storedMessage, error) {
+	var (
+		refused error          // why the room refused m, if it did
+		targets []notifyTarget // DM peer and mentions: whom m notifies
+		stored  []notifyTarget // the offline ones, with their stored notification ids
+	)
 	err := c.st.write(ctx, func(tx *sql.Tx) error {
-		stored = stored[:0]
+		refused, targets, stored = nil, targets[:0], stored[:0]
+		r, member, err := c.st.roomAccessTx(ctx, tx, m.RoomID, m.UserID)
+		switch {
+		case errors.Is(err, errUnknownRoom):
+			refused = err
+		case err != nil:
+			return err
+		case r.Archived:
+			refused = errRoomArchived
+		case r.Kind != roomPublic && !member:
+			refused = errNotMember
+		}
+		if refused != nil {
+			return nil
+		}
+		if r.Kind == roomDM && m.Type == msgTalk {
+			if targets, err = c.dmPeersTx(ctx, tx, r.ID, m.UserID); err != nil {
+				return err
+			}
+		}
+		for _, t := range mentions {
+			if !slices.ContainsFunc(targets, func(o notifyTarget) bool { return o.userID == t.userID }) {
+				targets = append(targets, t)
+			}
+		}
 		if err := c.st.insertMessageTx(ctx, tx, &m); err != nil {
 			return err
 		}
-		if join {
+		if r.Kind == roomPublic && !member && m.Type != msgLeave {
 			if _, err := joinTx(ctx, tx, m.RoomID, m.UserID, c.st.nowMS()); err != nil {
 				return err
 			}
@@ -257,15 +287,16 @@ func (c *chatService) store(ctx context.Context, m storedMessage, join bool, tar
 			if t.online {
 				continue
 			}
-			id, err := insertNotificationTx(ctx, tx, t.userID, m.ID, t.reason, c.st.nowMS())
-			if err != nil {
+			if t.notificationID, err = insertNotificationTx(ctx, tx, t.userID, m.ID, t.reason, c.st.nowMS()); err != nil {
 				return err
 			}
-			t.notificationID = id
 			stored = append(stored, t)
 		}
 		return nil
 	}, func() {
+		if refused != nil {
+			return
+		}
 		c.deliver(m.RoomID, m.JSON())
 		for _, t := range targets {
 			if t.online {
@@ -275,6 +306,9 @@ func (c *chatService) store(ctx context.Context, m storedMessage, join bool, tar
 	})
 	if err != nil {
 		return storedMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
+	}
+	if refused != nil {
+		return storedMessage{}, refused
 	}
 	for _, t := range stored {
 		if t.webhook != "" {

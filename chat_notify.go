@@ -58,33 +58,44 @@ SELECT u.id, u.username, u.webhook_url
 FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.room_id = ? AND m.user_id <> ?`
 
-// notifyTargets finds who a TALK message from u in r notifies: the other
-// person of a DM, and @mentioned users who can read the room (a mention
-// must not leak a private room's text). The sender never notifies
-// themself. Online users are marked so they get a live notification
-// instead of a stored one.
-func (c *chatService) notifyTargets(ctx context.Context, r room, u user, body string) ([]notifyTarget, error) {
+// dmPeersTx returns the other member of a DM room as a notify target. It
+// runs inside Post's write transaction, on the writer goroutine.
+func (c *chatService) dmPeersTx(ctx context.Context, tx *sql.Tx, roomID, senderID int64) ([]notifyTarget, error) {
+	rows, err := tx.QueryContext(ctx, sqlDMPeer, roomID, senderID)
+	if err != nil {
+		return nil, fmt.Errorf("dm peer: %w", err)
+	}
+	defer rows.Close()
 	var out []notifyTarget
-	seen := map[int64]bool{u.ID: true}
-	if r.Kind == roomDM {
-		peers, err := queryPage(ctx, c.st.rdb, func(rows *sql.Rows) (notifyTarget, error) {
-			t := notifyTarget{reason: reasonDM}
-			return t, rows.Scan(&t.userID, &t.username, &t.webhook)
-		}, sqlDMPeer, r.ID, u.ID)
-		if err != nil {
+	for rows.Next() {
+		t := notifyTarget{reason: reasonDM}
+		if err := rows.Scan(&t.userID, &t.username, &t.webhook); err != nil {
 			return nil, fmt.Errorf("dm peer: %w", err)
 		}
-		for _, t := range peers {
-			seen[t.userID] = true
-			out = append(out, t)
-		}
+		out = append(out, t)
 	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("dm peer: %w", err)
+	}
+	for i := range out {
+		out[i].online = c.online(out[i].username)
+	}
+	return out, nil
+}
+
+// mentionTargets finds the @mentioned users of a TALK message from u who
+// can read the room (a mention must not leak a private room's text). The
+// sender never notifies themself. Online users are marked so that they get
+// a live notification instead of a stored one.
+func (c *chatService) mentionTargets(ctx context.Context, roomID int64, u user, body string) ([]notifyTarget, error) {
+	var out []notifyTarget
+	seen := map[int64]bool{u.ID: true}
 	for _, name := range mentionedNames(body) {
 		t := notifyTarget{reason: reasonMention}
 		var canRead bool
-		err := c.st.rdb.QueryRowContext(ctx, sqlMentionTarget, usernameKey(name), r.ID).Scan(&t.userID, &t.username, &t.webhook, &canRead)
+		err := c.st.rdb.QueryRowContext(ctx, sqlMentionTarget, usernameKey(name), roomID).Scan(&t.userID, &t.username, &t.webhook, &canRead)
 		if errors.Is(err, sql.ErrNoRows) {
-			continue // not a user: just text with an @
+			continue // not a user (or no such room): just text with an @
 		}
 		if err != nil {
 			return nil, fmt.Errorf("mention %s: %w", name, err)
@@ -93,10 +104,8 @@ func (c *chatService) notifyTargets(ctx context.Context, r room, u user, body st
 			continue
 		}
 		seen[t.userID] = true
+		t.online = c.online(t.username)
 		out = append(out, t)
-	}
-	for i := range out {
-		out[i].online = c.online(out[i].username)
 	}
 	return out, nil
 }

@@ -109,10 +109,12 @@ type store struct {
 	insertMessage  *sql.Stmt // prepared on wdb; the hot path of every chat send
 	stmtRoomAccess *sql.Stmt // prepared on rdb: every send checks the room; parsing it each time cost a third of Post's CPU
 
-	// txFirstMessageID is the id of the first message inserted by the
-	// running write transaction, 0 if none. Only the writer goroutine
-	// touches it (insertMessageTx runs inside write functions).
-	txFirstMessageID int64
+	stmtRoomAccessW *sql.Stmt // sqlRoomAccess prepared on wdb, for checks inside write transactions
+
+	// Writer-goroutine state: only write functions (run by the writer)
+	// and runTx touch these.
+	txFirstMessageID int64                   // first message id inserted by the running transaction, 0 if none
+	txBound          map[*sql.Stmt]*sql.Stmt // prepared statements bound to the running transaction
 
 	closeOnce sync.Once
 	closeErr  error
@@ -189,6 +191,7 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 		writes:     make(chan *writeReq, writeQueueLen),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		txBound:    make(map[*sql.Stmt]*sql.Stmt),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -227,6 +230,10 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if s.stmtRoomAccessW, err = s.wdb.PrepareContext(ctx, sqlRoomAccess); err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	// The read pool opens after migrations so its first connection never
 	// races the WAL switch of a brand-new file.
 	if s.rdb, err = sql.Open("sqlite", storeDSN(path, syncMode, roleReader)); err != nil {
@@ -255,7 +262,7 @@ func (s *store) Close() error {
 		errRoom := s.stmtRoomAccess.Close()
 		errRead := s.rdb.Close() // readers would keep the checkpoint from truncating
 		errCheckpoint := s.walCheckpoint(context.Background())
-		errStmt := s.insertMessage.Close()
+		errStmt := errors.Join(s.insertMessage.Close(), s.stmtRoomAccessW.Close())
 		errWrite := s.wdb.Close()
 		if err := errors.Join(errRoom, errRead, errCheckpoint, errStmt, errWrite); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
@@ -490,6 +497,7 @@ func (s *store) runTx(reqs []*writeReq) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	s.txFirstMessageID = 0
+	clear(s.txBound) // the previous transaction closed its bound statements
 	for _, r := range reqs {
 		if err := r.fn(tx); err != nil {
 			tx.Rollback()
@@ -513,6 +521,17 @@ func (s *store) finish(reqs []*writeReq, err error) {
 		}
 		r.done <- err
 	}
+}
+
+// txStmt returns st bound to tx, binding it once per transaction: a batch
+// of two hundred inserts then shares one binding. Writer goroutine only.
+func (s *store) txStmt(ctx context.Context, tx *sql.Tx, st *sql.Stmt) *sql.Stmt {
+	b := s.txBound[st]
+	if b == nil {
+		b = tx.StmtContext(ctx, st)
+		s.txBound[st] = b
+	}
+	return b
 }
 
 // queryPage runs a read query on the read pool and returns all its rows,

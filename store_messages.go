@@ -80,7 +80,7 @@ VALUES (?, nullif(?, 0), ?, ?, ?, ?)`
 // insertMessageTx stores m and fills in m.ID and m.CreatedAt.
 func (s *store) insertMessageTx(ctx context.Context, tx *sql.Tx, m *storedMessage) error {
 	now := s.nowMS()
-	res, err := tx.StmtContext(ctx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now)
+	res, err := s.txStmt(ctx, tx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now)
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}

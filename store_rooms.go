@@ -87,6 +87,21 @@ func (s *store) roomAccess(ctx context.Context, roomID, userID int64) (room, boo
 	return r, member, nil
 }
 
+// roomAccessTx is roomAccess inside a write transaction (writer goroutine):
+// the check and the insert it guards see the same state, and a chat send
+// needs no separate read transaction.
+func (s *store) roomAccessTx(ctx context.Context, tx *sql.Tx, roomID, userID int64) (room, bool, error) {
+	var member bool
+	r, err := scanRoom(s.txStmt(ctx, tx, s.stmtRoomAccessW).QueryRowContext(ctx, roomID, userID), &member)
+	if errors.Is(err, sql.ErrNoRows) {
+		return room{}, false, errUnknownRoom
+	}
+	if err != nil {
+		return room{}, false, fmt.Errorf("room %d: %w", roomID, err)
+	}
+	return r, member, nil
+}
+
 const sqlRoomsForUser = `
 SELECT ` + roomColumns + `,
 	m.user_id IS NOT NULL,
