@@ -770,3 +770,55 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	}
 	storeTestPoll(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+func TestRunRetention(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	f.post(t, f.alice, 1, msgTalk, "old")
+	f.clock.Advance(8 * 24 * time.Hour)
+	keep := f.post(t, f.alice, 1, msgTalk, "new")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.chat.runRetention(ctx, 7, time.Hour)
+	}()
+	storeTestPoll(t, "retention to purge", func() bool {
+		ms, err := f.chat.Messages(context.Background(), f.alice, 1, 0, 0, 0)
+		return err == nil && len(ms) == 1 && ms[0].ID == keep.ID
+	})
+	cancel()
+	<-done
+}
+
+func TestRefusedSendDoesNotDisturbItsGroup(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	private := f.room(t, f.alice, "secret", roomPrivate)
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Go(func() {
+			u, room := f.bob, int64(1)
+			if i%2 == 1 {
+				room = private.ID // bob is not a member: refused
+			}
+			_, errs[i] = f.chat.Post(ctx, u, chatInput{Type: msgTalk, RoomID: room, Message: fmt.Sprint(i)})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%2 == 0 && err != nil {
+			t.Errorf("post %d to a public room failed: %v", i, err)
+		}
+		if i%2 == 1 && !errors.Is(err, errNotMember) {
+			t.Errorf("post %d to the private room = %v, want errNotMember", i, err)
+		}
+	}
+	ms, _ := f.chat.Messages(ctx, f.bob, 1, 0, 0, 200)
+	if len(ms) != 20 {
+		t.Fatalf("%d messages stored, want 20", len(ms))
+	}
+	if len(f.rec.deliveries()) != 20 {
+		t.Fatalf("%d deliveries, want 20 (refused sends are not published)", len(f.rec.deliveries()))
+	}
+}
