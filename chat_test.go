@@ -822,3 +822,26 @@ func TestRefusedSendDoesNotDisturbItsGroup(t *testing.T) {
 		t.Fatalf("%d deliveries, want 20 (refused sends are not published)", len(f.rec.deliveries()))
 	}
 }
+
+func TestDeletedUserKeepsMessages(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	r := f.room(t, f.bob, "bobs room", roomPublic)
+	m := f.post(t, f.bob, r.ID, msgTalk, "remember me @carol")
+	dm, _ := f.chat.OpenDM(ctx, f.alice, "bob")
+	f.post(t, f.bob, dm.ID, msgTalk, "dm text")
+	if err := f.st.deleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := f.chat.Messages(ctx, f.carol, r.ID, 0, 0, 0)
+	if err != nil || len(ms) != 1 || ms[0].ID != m.ID || ms[0].Sender != "bob" || ms[0].UserID != 0 {
+		t.Fatalf("after deleting bob: %+v, %v", ms, err)
+	}
+	if got, err := f.chat.Room(ctx, f.carol, r.ID); err != nil || got.CreatedBy != 0 {
+		t.Fatalf("room after its creator left: %+v, %v", got, err)
+	}
+	// carol's notification about bob's message survives bob.
+	if ns, _ := f.chat.PendingNotifications(ctx, f.carol); len(ns) != 1 {
+		t.Fatalf("carol's notifications: %+v", ns)
+	}
+}
