@@ -251,22 +251,22 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 	)
 	err := c.st.write(ctx, func(tx *sql.Tx) error {
 		refused, targets, stored = nil, targets[:0], stored[:0]
-		r, member, err := c.st.roomAccessTx(ctx, tx, m.RoomID, m.UserID)
+		r, err := c.st.postAccessTx(ctx, tx, m.RoomID, m.UserID)
 		switch {
 		case errors.Is(err, errUnknownRoom):
 			refused = err
 		case err != nil:
 			return err
-		case r.Archived:
+		case r.archived:
 			refused = errRoomArchived
-		case r.Kind != roomPublic && !member:
+		case r.kind != roomPublic && !r.member:
 			refused = errNotMember
 		}
 		if refused != nil {
 			return nil
 		}
-		if r.Kind == roomDM && m.Type == msgTalk {
-			if targets, err = c.dmPeersTx(ctx, tx, r.ID, m.UserID); err != nil {
+		if r.kind == roomDM && m.Type == msgTalk {
+			if targets, err = c.dmPeersTx(ctx, tx, m.RoomID, m.UserID); err != nil {
 				return err
 			}
 		}
@@ -278,7 +278,7 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 		if err := c.st.insertMessageTx(ctx, tx, &m); err != nil {
 			return err
 		}
-		if r.Kind == roomPublic && !member && m.Type != msgLeave {
+		if r.kind == roomPublic && !r.member && m.Type != msgLeave {
 			if _, err := joinTx(ctx, tx, m.RoomID, m.UserID, c.st.nowMS()); err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go, no cgo)
@@ -107,17 +108,40 @@ type store struct {
 
 	// Prepared statements for hot paths: parsing SQL on every call cost
 	// about a third of a chat send's CPU.
-	insertMessage   *sql.Stmt // on wdb: every chat send
-	stmtRoomAccessW *sql.Stmt // sqlRoomAccess on wdb: every chat send checks its room inside the transaction
-	stmtRoomAccess  *sql.Stmt // sqlRoomAccess on rdb: subscriptions (CanRead), history, room operations
+	insertMessage  *sql.Stmt // on wdb: every chat send
+	stmtPostAccess *sql.Stmt // sqlPostAccess on wdb: every chat send checks its room inside the transaction
+	stmtRoomAccess *sql.Stmt // sqlRoomAccess on rdb: subscriptions (CanRead), history, room operations
 
 	// Writer-goroutine state: only write functions (run by the writer)
 	// and runTx touch these.
 	txFirstMessageID int64                   // first message id inserted by the running transaction, 0 if none
 	txBound          map[*sql.Stmt]*sql.Stmt // prepared statements bound to the running transaction
 
-	closeOnce sync.Once
-	closeErr  error
+	// Counters for Stats, written by the writer goroutine.
+	statTxs     atomic.Int64 // transactions committed
+	statWrites  atomic.Int64 // write requests committed
+	statTxNanos atomic.Int64 // time spent from BEGIN to COMMIT returning (includes fsync)
+	statRetried atomic.Int64 // groups rolled back and retried one by one
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// storeStats are cumulative writer counters, for benchmarks and metrics.
+type storeStats struct {
+	Transactions int64         // committed write transactions
+	Writes       int64         // write requests they held (Writes/Transactions is the mean group size)
+	TxTime       time.Duration // total time in those transactions, fsync included
+	Retried      int64         // groups that failed and were retried request by request
+}
+
+// Stats returns the writer counters. Safe for concurrent use.
+func (s *store) Stats() storeStats {
+	return storeStats{
+		Transactions: s.statTxs.Load(),
+		Writes:       s.statWrites.Load(),
+		TxTime:       time.Duration(s.statTxNanos.Load()),
+		Retried:      s.statRetried.Load(),
+	}
 }
 
 // writeReq is one unit of work for the writer goroutine.
@@ -230,7 +254,7 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if s.stmtRoomAccessW, err = s.wdb.PrepareContext(ctx, sqlRoomAccess); err != nil {
+	if s.stmtPostAccess, err = s.wdb.PrepareContext(ctx, sqlPostAccess); err != nil {
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -262,7 +286,7 @@ func (s *store) Close() error {
 		errRoom := s.stmtRoomAccess.Close()
 		errRead := s.rdb.Close() // readers would keep the checkpoint from truncating
 		errCheckpoint := s.walCheckpoint(context.Background())
-		errStmt := errors.Join(s.insertMessage.Close(), s.stmtRoomAccessW.Close())
+		errStmt := errors.Join(s.insertMessage.Close(), s.stmtPostAccess.Close())
 		errWrite := s.wdb.Close()
 		if err := errors.Join(errRoom, errRead, errCheckpoint, errStmt, errWrite); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
@@ -481,15 +505,28 @@ func (s *store) commitBatch(batch []*writeReq) {
 	if len(live) == 0 {
 		return
 	}
-	err := s.runTx(live)
+	err := s.timedTx(live)
 	if err == nil || len(live) == 1 {
 		s.finish(live, err)
 		return
 	}
+	s.statRetried.Add(1)
 	for _, r := range live {
 		one := []*writeReq{r}
-		s.finish(one, s.runTx(one))
+		s.finish(one, s.timedTx(one))
 	}
+}
+
+// timedTx is runTx plus the Stats counters.
+func (s *store) timedTx(reqs []*writeReq) error {
+	start := time.Now()
+	err := s.runTx(reqs)
+	if err == nil {
+		s.statTxs.Add(1)
+		s.statWrites.Add(int64(len(reqs)))
+		s.statTxNanos.Add(int64(time.Since(start)))
+	}
+	return err
 }
 
 func (s *store) runTx(reqs []*writeReq) error {

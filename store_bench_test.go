@@ -59,6 +59,7 @@ func BenchmarkPost(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			reportCommits(b, s)
 		})
 	}
 }
@@ -138,6 +139,19 @@ func BenchmarkStoreWrite(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			reportCommits(b, s)
 		})
 	}
+}
+
+// reportCommits adds the mean group size and the mean commit time: msgs/s
+// is their quotient, and on a shared VM the commit time (fsync) is what
+// varies from run to run.
+func reportCommits(b *testing.B, s *store) {
+	st := s.Stats()
+	if st.Transactions == 0 {
+		return
+	}
+	b.ReportMetric(float64(st.Writes)/float64(st.Transactions), "msgs/commit")
+	b.ReportMetric(float64(st.TxTime.Microseconds())/float64(st.Transactions), "µs/commit")
 }
