@@ -195,7 +195,11 @@ func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, error
 		return c, decodeJSON(w, r, maxAPIBodyBytes, &c)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBodyBytes)
-	if err := r.ParseForm(); err != nil {
+	parse := r.ParseForm
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
+		parse = func() error { return r.ParseMultipartForm(maxAPIBodyBytes) }
+	}
+	if err := parse(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return c, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -140,6 +141,16 @@ func TestAPIAuthFlow(t *testing.T) {
 	}
 	if got := form("/api/login", url.Values{"username": {"erin"}, "password": {"longenough"}}); got != 200 {
 		t.Fatalf("form login = %d", got)
+	}
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	mw.WriteField("username", "erin")
+	mw.WriteField("password", "longenough")
+	mw.Close()
+	if r, err := c.Post(f.srv.URL+"/api/login", mw.FormDataContentType(), &mp); err != nil || r.StatusCode != 200 {
+		t.Fatalf("multipart login = %v, %v", r.StatusCode, err)
+	} else {
+		r.Body.Close()
 	}
 	// Guests, allowed in this fixture.
 	g := f.client(t, "")

@@ -845,3 +845,28 @@ func TestDeletedUserKeepsMessages(t *testing.T) {
 		t.Fatalf("carol's notifications: %+v", ns)
 	}
 }
+
+func FuzzParseChatInput(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"TALK","roomId":5,"sender":"x","message":"hi"}`,
+		`{"type":"ENTER","roomId":"7"}`,
+		`{"type":"leave","roomId":1,"message":"\u0000"}`,
+		`{"type":"TALK","roomId":-1}`,
+		`{"roomId":1e3}`,
+		`[]`, `null`, ``, `{"type":"TALK","roomId":"`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		in, err := ParseChatInput(body)
+		if err != nil {
+			if clientMessage(err) == "internal error" {
+				t.Fatalf("input error %v is not a public error", err)
+			}
+			return
+		}
+		if in.RoomID <= 0 || (in.Type != msgEnter && in.Type != msgTalk && in.Type != msgLeave) {
+			t.Fatalf("accepted %+v from %q", in, body)
+		}
+	})
+}
