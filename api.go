@@ -74,7 +74,7 @@ type authedFunc func(w http.ResponseWriter, r *http.Request, u user) error
 // errCrossOrigin refuses a state-changing request a browser sent from
 // another origin. SameSite=Lax alone does not cover other ports of the
 // same host, which are "same site": common on an intranet box.
-var errCrossOrigin = newPublicError(errForbidden, "cross-origin request refused")
+var errCrossOrigin = newPublicError(errKindForbidden, "cross-origin request refused")
 
 // handle runs h and turns its error into a JSON error response, logged
 // once here. Unsafe methods from another origin are refused first.
@@ -125,21 +125,21 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		a.log.Debug("api request refused", attrs...)
 	}
-	writeJSON(w, status, map[string]string{"error": clientMessage(err)})
+	writeAPIJSON(w, status, map[string]string{"error": clientMessage(err)})
 }
 
-// writeJSON writes v with status. It returns nil even if the write fails:
+// writeAPIJSON writes v with status. It returns nil even if the write fails:
 // the status line is out, so the only failure left is a client that went
 // away, and there is nobody to tell.
-func writeJSON(w http.ResponseWriter, status int, v any) error {
+func writeAPIJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 	return nil
 }
 
-// decodeJSON reads a JSON body of at most limit bytes into v.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+// decodeAPIJSON reads a JSON body of at most limit bytes into v.
+func decodeAPIJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
 		var mbe *http.MaxBytesError
@@ -158,8 +158,8 @@ func isForm(r *http.Request) bool {
 	return ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data"
 }
 
-// pathID parses the {id} path segment; a malformed id names no room.
-func pathID(r *http.Request) (int64, error) {
+// roomPathID parses the {id} path segment; a malformed id names no room.
+func roomPathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		return 0, errUnknownRoom
@@ -167,15 +167,15 @@ func pathID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
-// queryInt parses an optional non-negative integer query parameter.
-func queryInt(r *http.Request, name string) (int64, bool, error) {
+// queryNonNegative parses an optional non-negative integer query parameter.
+func queryNonNegative(r *http.Request, name string) (int64, bool, error) {
 	s := r.URL.Query().Get(name)
 	if s == "" {
 		return 0, false, nil
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return 0, false, newPublicError(errBadRequest, fmt.Sprintf("%s must be a non-negative integer", name))
+		return 0, false, newPublicError(errKindBadRequest, fmt.Sprintf("%s must be a non-negative integer", name))
 	}
 	return n, true, nil
 }
@@ -192,7 +192,7 @@ type credentials struct {
 func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, error) {
 	var c credentials
 	if !isForm(r) {
-		return c, decodeJSON(w, r, maxAPIBodyBytes, &c)
+		return c, decodeAPIJSON(w, r, maxAPIBodyBytes, &c)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBodyBytes)
 	parse := r.ParseForm
@@ -204,7 +204,7 @@ func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, error
 		if errors.As(err, &mbe) {
 			return c, err
 		}
-		return c, newPublicError(errBadRequest, "malformed form")
+		return c, newPublicError(errKindBadRequest, "malformed form")
 	}
 	c = credentials{
 		Username: r.PostForm.Get("username"), DisplayName: r.PostForm.Get("displayName"),
@@ -229,7 +229,7 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setSessionCookie(w, r, s)
-	return writeJSON(w, http.StatusCreated, u)
+	return writeAPIJSON(w, http.StatusCreated, u)
 }
 
 // login checks username/password (or takes a guest name when guests are
@@ -241,7 +241,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	var (
 		u user
-		s session
+		s loginSession
 	)
 	if c.Guest != "" {
 		u, s, err = a.auth.GuestLogin(r.Context(), c.Guest)
@@ -252,10 +252,10 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setSessionCookie(w, r, s)
-	return writeJSON(w, http.StatusOK, u)
+	return writeAPIJSON(w, http.StatusOK, u)
 }
 
-// logout ends the cookie's session (if any) and clears the cookie.
+// logout ends the cookie's loginSession (if any) and clears the cookie.
 func (a *api) logout(w http.ResponseWriter, r *http.Request) error {
 	if c, err := r.Cookie(sessionCookieName); err == nil {
 		if err := a.auth.Logout(r.Context(), c.Value); err != nil {
@@ -268,14 +268,14 @@ func (a *api) logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) me(w http.ResponseWriter, r *http.Request, u user) error {
-	return writeJSON(w, http.StatusOK, u)
+	return writeAPIJSON(w, http.StatusOK, u)
 }
 
 func (a *api) setWebhook(w http.ResponseWriter, r *http.Request, u user) error {
 	var body struct {
 		URL string `json:"url"`
 	}
-	if err := decodeJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	if err := a.chat.SetWebhook(r.Context(), u, body.URL); err != nil {
@@ -290,7 +290,7 @@ func (a *api) users(w http.ResponseWriter, r *http.Request, u user) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, nonNil(us))
+	return writeAPIJSON(w, http.StatusOK, apiList(us))
 }
 
 // createToken makes an API token; the secret is in this response only.
@@ -298,14 +298,14 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request, u user) error 
 	var body struct {
 		Name string `json:"name"`
 	}
-	if err := decodeJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	tok, err := a.auth.CreateToken(r.Context(), u, body.Name)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, map[string]string{"name": strings.TrimSpace(body.Name), "token": tok})
+	return writeAPIJSON(w, http.StatusCreated, map[string]string{"name": strings.TrimSpace(body.Name), "token": tok})
 }
 
 func (a *api) revokeToken(w http.ResponseWriter, r *http.Request, u user) error {
@@ -316,8 +316,8 @@ func (a *api) revokeToken(w http.ResponseWriter, r *http.Request, u user) error 
 	return nil
 }
 
-// nonNil makes an empty list encode as [] rather than null.
-func nonNil[T any](s []T) []T {
+// apiList makes an empty list encode as [] rather than null.
+func apiList[T any](s []T) []T {
 	if s == nil {
 		return []T{}
 	}
@@ -360,7 +360,7 @@ func (a *api) setRegistration(w http.ResponseWriter, r *http.Request, u user) er
 	var body struct {
 		Mode string `json:"mode"`
 	}
-	if err := decodeJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	if err := a.auth.SetRegistration(r.Context(), u, body.Mode); err != nil {
@@ -375,5 +375,5 @@ func (a *api) createInvite(w http.ResponseWriter, r *http.Request, u user) error
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, map[string]any{"code": code, "expiresAt": a.chat.st.now().Add(defaultInviteTTL).UTC().Format(time.RFC3339)})
+	return writeAPIJSON(w, http.StatusCreated, map[string]any{"code": code, "expiresAt": a.chat.st.now().Add(defaultInviteTTL).UTC().Format(time.RFC3339)})
 }

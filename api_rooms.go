@@ -11,39 +11,39 @@ func (a *api) rooms(w http.ResponseWriter, r *http.Request, u user) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, nonNil(rs))
+	return writeAPIJSON(w, http.StatusOK, apiList(rs))
 }
 
 func (a *api) createRoom(w http.ResponseWriter, r *http.Request, u user) error {
 	var nr newRoom
-	if err := decodeJSON(w, r, maxAPIBodyBytes, &nr); err != nil {
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &nr); err != nil {
 		return err
 	}
 	rm, err := a.chat.CreateRoom(r.Context(), u, nr)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, rm)
+	return writeAPIJSON(w, http.StatusCreated, rm)
 }
 
 func (a *api) updateRoom(w http.ResponseWriter, r *http.Request, u user) error {
-	id, err := pathID(r)
+	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
 	var up roomUpdate
-	if err := decodeJSON(w, r, maxAPIBodyBytes, &up); err != nil {
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &up); err != nil {
 		return err
 	}
 	rm, err := a.chat.UpdateRoom(r.Context(), u, id, up)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, rm)
+	return writeAPIJSON(w, http.StatusOK, rm)
 }
 
 func (a *api) join(w http.ResponseWriter, r *http.Request, u user) error {
-	id, err := pathID(r)
+	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func (a *api) join(w http.ResponseWriter, r *http.Request, u user) error {
 }
 
 func (a *api) leave(w http.ResponseWriter, r *http.Request, u user) error {
-	id, err := pathID(r)
+	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
@@ -67,14 +67,14 @@ func (a *api) leave(w http.ResponseWriter, r *http.Request, u user) error {
 }
 
 func (a *api) addMember(w http.ResponseWriter, r *http.Request, u user) error {
-	id, err := pathID(r)
+	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
 	var body struct {
 		Username string `json:"username"`
 	}
-	if err := decodeJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	if err := a.chat.AddMember(r.Context(), u, id, body.Username); err != nil {
@@ -87,44 +87,44 @@ func (a *api) addMember(w http.ResponseWriter, r *http.Request, u user) error {
 // messages serves GET /api/rooms/{id}/messages?before=ID|after=ID&limit=N:
 // a page in ascending id order; without before/after, the newest page.
 func (a *api) messages(w http.ResponseWriter, r *http.Request, u user) error {
-	id, err := pathID(r)
+	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
-	before, hasBefore, err := queryInt(r, "before")
+	before, hasBefore, err := queryNonNegative(r, "before")
 	if err != nil {
 		return err
 	}
-	after, hasAfter, err := queryInt(r, "after")
+	after, hasAfter, err := queryNonNegative(r, "after")
 	if err != nil {
 		return err
 	}
-	limit, _, err := queryInt(r, "limit")
+	limit, _, err := queryNonNegative(r, "limit")
 	if err != nil {
 		return err
 	}
 	var ms []storedMessage
 	switch {
 	case hasBefore && hasAfter:
-		return newPublicError(errBadRequest, "give before or after, not both")
+		return newPublicError(errKindBadRequest, "give before or after, not both")
 	case hasAfter:
 		ms, err = a.chat.MessagesSince(r.Context(), u, id, after, int(min(limit, maxHistoryLimit)))
 	default:
 		if hasBefore && before == 0 {
-			return newPublicError(errBadRequest, "before must be a message id")
+			return newPublicError(errKindBadRequest, "before must be a message id")
 		}
 		ms, err = a.chat.Messages(r.Context(), u, id, before, 0, int(min(limit, maxHistoryLimit)))
 	}
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, nonNil(ms))
+	return writeAPIJSON(w, http.StatusOK, apiList(ms))
 }
 
 // postMessage is the HTTP twin of a STOMP SEND: {"message":"…"} (type
 // defaults to TALK) is stored, delivered to subscribers, and returned.
 func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error {
-	id, err := pathID(r)
+	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	}
-	if err := decodeJSON(w, r, maxChatInputBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, maxChatInputBytes, &body); err != nil {
 		return err
 	}
 	typ := strings.ToUpper(body.Type)
@@ -143,23 +143,23 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, m)
+	return writeAPIJSON(w, http.StatusCreated, m)
 }
 
 // markRead serves POST /api/rooms/{id}/read with {"id": lastReadMessageID}.
 func (a *api) markRead(w http.ResponseWriter, r *http.Request, u user) error {
-	id, err := pathID(r)
+	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
 	var body struct {
 		ID int64 `json:"id"`
 	}
-	if err := decodeJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	if body.ID <= 0 {
-		return newPublicError(errBadRequest, "id must be a message id")
+		return newPublicError(errKindBadRequest, "id must be a message id")
 	}
 	if err := a.chat.MarkRead(r.Context(), u, id, body.ID); err != nil {
 		return err
@@ -171,7 +171,7 @@ func (a *api) markRead(w http.ResponseWriter, r *http.Request, u user) error {
 // export streams a room as one JSON document, as a download. Access is
 // checked before the first byte, so errors still get a proper status.
 func (a *api) export(w http.ResponseWriter, r *http.Request, u user) error {
-	id, err := pathID(r)
+	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func (a *api) openDM(w http.ResponseWriter, r *http.Request, u user) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, rm)
+	return writeAPIJSON(w, http.StatusOK, rm)
 }
 
 func (a *api) search(w http.ResponseWriter, r *http.Request, u user) error {
@@ -200,5 +200,5 @@ func (a *api) search(w http.ResponseWriter, r *http.Request, u user) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, nonNil(ms))
+	return writeAPIJSON(w, http.StatusOK, apiList(ms))
 }

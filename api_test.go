@@ -28,7 +28,7 @@ type apiFixture struct {
 func newAPIFixture(t *testing.T) *apiFixture {
 	t.Helper()
 	f := &apiFixture{chatFixture: newChatFixture(t, langEnglish), logBuf: &bytes.Buffer{}}
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: f.logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(&syncLogWriter{w: f.logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux := http.NewServeMux()
 	newAPI(f.chat, f.auth, log).routes(mux)
 	f.srv = httptest.NewServer(mux)
@@ -36,13 +36,13 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	return f
 }
 
-// lockedWriter serialises writes from concurrent handlers into one buffer.
-type lockedWriter struct {
+// syncLogWriter serialises writes from concurrent handlers into one buffer.
+type syncLogWriter struct {
 	mu chan struct{}
 	w  io.Writer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *syncLogWriter) Write(p []byte) (int, error) {
 	if l.mu == nil {
 		l.mu = make(chan struct{}, 1)
 	}

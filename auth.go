@@ -130,11 +130,11 @@ func secretHash(secret string) []byte {
 func validUsername(name string) error {
 	n := utf8.RuneCountInString(name)
 	if n == 0 || n > maxUsernameRunes {
-		return newPublicError(errBadRequest, fmt.Sprintf("username must be 1 to %d characters", maxUsernameRunes))
+		return newPublicError(errKindBadRequest, fmt.Sprintf("username must be 1 to %d characters", maxUsernameRunes))
 	}
 	for i, r := range name {
 		if !isMentionRune(r) || (i == 0 && !unicode.IsLetter(r) && !unicode.IsDigit(r)) {
-			return newPublicError(errBadRequest, "username may hold letters, digits, '_', '-' and '.', starting with a letter or digit")
+			return newPublicError(errKindBadRequest, "username may hold letters, digits, '_', '-' and '.', starting with a letter or digit")
 		}
 	}
 	return nil
@@ -152,17 +152,17 @@ func cleanDisplayName(name, username string) (string, error) {
 		return username, nil
 	}
 	if utf8.RuneCountInString(name) > maxDisplayRunes || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", newPublicError(errBadRequest, fmt.Sprintf("display name must be at most %d printable characters", maxDisplayRunes))
+		return "", newPublicError(errKindBadRequest, fmt.Sprintf("display name must be at most %d printable characters", maxDisplayRunes))
 	}
 	return name, nil
 }
 
 func validPassword(pw string) error {
 	if utf8.RuneCountInString(pw) < minPasswordLen {
-		return newPublicError(errBadRequest, fmt.Sprintf("password must be at least %d characters", minPasswordLen))
+		return newPublicError(errKindBadRequest, fmt.Sprintf("password must be at least %d characters", minPasswordLen))
 	}
 	if len(pw) > maxPasswordLen {
-		return newPublicError(errBadRequest, "password too long")
+		return newPublicError(errKindBadRequest, "password too long")
 	}
 	return nil
 }
@@ -183,8 +183,8 @@ type authService struct {
 	dummyHash string // checked against when the user does not exist, so timing does not tell
 }
 
-// session is a login session as handed to the HTTP layer.
-type session struct {
+// loginSession is a login session as handed to the HTTP layer.
+type loginSession struct {
 	Token   string        // the cookie value; only its hash is stored
 	Expires time.Time     // when the stored session ends (store clock)
 	TTL     time.Duration // lifetime from creation; the cookie's Max-Age
@@ -253,10 +253,10 @@ func (a *authService) createAccount(ctx context.Context, reg registration, admin
 
 // Login checks a username and password and starts a login session. Wrong
 // name and wrong password give the same error after the same work.
-func (a *authService) Login(ctx context.Context, username, password string) (user, session, error) {
+func (a *authService) Login(ctx context.Context, username, password string) (user, loginSession, error) {
 	u, err := a.checkLogin(ctx, username, password)
 	if err != nil {
-		return user{}, session{}, err
+		return user{}, loginSession{}, err
 	}
 	s, err := a.newSession(ctx, u)
 	return u, s, err
@@ -292,14 +292,14 @@ func (a *authService) checkLogin(ctx context.Context, username, password string)
 	return u, nil
 }
 
-func (a *authService) newSession(ctx context.Context, u user) (session, error) {
+func (a *authService) newSession(ctx context.Context, u user) (loginSession, error) {
 	tok, err := newSecret()
 	if err != nil {
-		return session{}, err
+		return loginSession{}, err
 	}
-	s := session{Token: tok, Expires: a.st.now().Add(a.opts.SessionTTL), TTL: a.opts.SessionTTL}
+	s := loginSession{Token: tok, Expires: a.st.now().Add(a.opts.SessionTTL), TTL: a.opts.SessionTTL}
 	if err := a.st.createSession(ctx, secretHash(tok), u.ID, s.Expires); err != nil {
-		return session{}, err
+		return loginSession{}, err
 	}
 	return s, nil
 }
@@ -381,10 +381,10 @@ func (a *authService) Guest(ctx context.Context, name string) (user, error) {
 }
 
 // GuestLogin is Guest plus a login session, for the HTTP guest form.
-func (a *authService) GuestLogin(ctx context.Context, name string) (user, session, error) {
+func (a *authService) GuestLogin(ctx context.Context, name string) (user, loginSession, error) {
 	u, err := a.Guest(ctx, name)
 	if err != nil {
-		return user{}, session{}, err
+		return user{}, loginSession{}, err
 	}
 	s, err := a.newSession(ctx, u)
 	return u, s, err
@@ -395,10 +395,10 @@ func (a *authService) GuestLogin(ctx context.Context, name string) (user, sessio
 func (a *authService) CreateToken(ctx context.Context, u user, name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > maxTokenNameRunes {
-		return "", newPublicError(errBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
+		return "", newPublicError(errKindBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
 	}
 	if u.IsGuest {
-		return "", newPublicError(errForbidden, "guests cannot create tokens")
+		return "", newPublicError(errKindForbidden, "guests cannot create tokens")
 	}
 	secret, err := newSecret()
 	if err != nil {
@@ -442,7 +442,7 @@ func (a *authService) SetRegistration(ctx context.Context, admin user, mode stri
 		return errNotAdmin
 	}
 	if mode != registrationOpen && mode != registrationInvite {
-		return newPublicError(errBadRequest, `registration must be "open" or "invite"`)
+		return newPublicError(errKindBadRequest, `registration must be "open" or "invite"`)
 	}
 	return a.st.setSetting(ctx, settingRegistration, mode)
 }
@@ -470,7 +470,7 @@ func (a *authService) UserFromRequest(r *http.Request) (user, error) {
 // request came over TLS (plain-HTTP intranet installs must still work).
 // Its lifetime is Max-Age, relative, so a browser whose clock disagrees
 // with the server's (a Pi without RTC) still keeps it for the TTL.
-func setSessionCookie(w http.ResponseWriter, r *http.Request, s session) {
+func setSessionCookie(w http.ResponseWriter, r *http.Request, s loginSession) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookieName,
 		Value:    s.Token,

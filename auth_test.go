@@ -90,14 +90,14 @@ func TestRegisterRules(t *testing.T) {
 		reg  registration
 		want error
 	}{
-		{"empty name", registration{Username: "", Password: "longenough"}, errBadRequest},
-		{"space in name", registration{Username: "a b", Password: "longenough"}, errBadRequest},
-		{"at sign", registration{Username: "@a", Password: "longenough"}, errBadRequest},
-		{"leading dot", registration{Username: ".a", Password: "longenough"}, errBadRequest},
-		{"too long", registration{Username: strings.Repeat("a", 33), Password: "longenough"}, errBadRequest},
-		{"short password", registration{Username: "carol", Password: "short"}, errBadRequest},
-		{"huge password", registration{Username: "carol", Password: strings.Repeat("x", maxPasswordLen+1)}, errBadRequest},
-		{"control in display", registration{Username: "carol", DisplayName: "a\x00b", Password: "longenough"}, errBadRequest},
+		{"empty name", registration{Username: "", Password: "longenough"}, errKindBadRequest},
+		{"space in name", registration{Username: "a b", Password: "longenough"}, errKindBadRequest},
+		{"at sign", registration{Username: "@a", Password: "longenough"}, errKindBadRequest},
+		{"leading dot", registration{Username: ".a", Password: "longenough"}, errKindBadRequest},
+		{"too long", registration{Username: strings.Repeat("a", 33), Password: "longenough"}, errKindBadRequest},
+		{"short password", registration{Username: "carol", Password: "short"}, errKindBadRequest},
+		{"huge password", registration{Username: "carol", Password: strings.Repeat("x", maxPasswordLen+1)}, errKindBadRequest},
+		{"control in display", registration{Username: "carol", DisplayName: "a\x00b", Password: "longenough"}, errKindBadRequest},
 		{"same name", registration{Username: "alice", Password: "longenough"}, errNameTaken},
 		{"same name other case", registration{Username: "ALICE", Password: "longenough"}, errNameTaken},
 		{"korean name", registration{Username: "김철수", Password: "longenough"}, nil},
@@ -125,7 +125,7 @@ func TestRegisterInviteOnly(t *testing.T) {
 	if err := a.SetRegistration(ctx, bob, registrationInvite); !errors.Is(err, errNotAdmin) {
 		t.Fatalf("non-admin SetRegistration = %v", err)
 	}
-	if err := a.SetRegistration(ctx, admin, "closed"); !errors.Is(err, errBadRequest) {
+	if err := a.SetRegistration(ctx, admin, "closed"); !errors.Is(err, errKindBadRequest) {
 		t.Fatalf("bad mode = %v", err)
 	}
 	if err := a.SetRegistration(ctx, admin, registrationInvite); err != nil {
@@ -157,7 +157,7 @@ func TestRegisterInviteOnly(t *testing.T) {
 }
 
 func TestLoginSessions(t *testing.T) {
-	clock := newTestClock()
+	clock := newStoreTestClock()
 	s := openTestStore(t, clock)
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()
@@ -230,7 +230,7 @@ func TestLoginSessions(t *testing.T) {
 }
 
 func TestLoginThrottle(t *testing.T) {
-	clock := newTestClock()
+	clock := newStoreTestClock()
 	s := openTestStore(t, clock)
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()
@@ -269,7 +269,7 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 	if _, err := a.CreateToken(ctx, alice, "bot"); !errors.Is(err, errNameTaken) {
 		t.Fatalf("duplicate token name = %v", err)
 	}
-	if _, err := a.CreateToken(ctx, alice, " "); !errors.Is(err, errBadRequest) {
+	if _, err := a.CreateToken(ctx, alice, " "); !errors.Is(err, errKindBadRequest) {
 		t.Fatalf("empty token name = %v", err)
 	}
 
@@ -310,7 +310,7 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 	if _, err := a.UserByToken(ctx, tok); !errors.Is(err, errNotLoggedIn) {
 		t.Fatalf("revoked token = %v", err)
 	}
-	if err := a.RevokeToken(ctx, alice, "bot"); !errors.Is(err, errNotFound) {
+	if err := a.RevokeToken(ctx, alice, "bot"); !errors.Is(err, errKindNotFound) {
 		t.Fatalf("revoking twice = %v", err)
 	}
 }
@@ -345,7 +345,7 @@ func TestGuests(t *testing.T) {
 	if _, err := on.Register(ctx, registration{Username: "visitor", Password: "longenough"}); !errors.Is(err, errNameTaken) {
 		t.Fatalf("register a guest's name = %v", err)
 	}
-	if _, err := on.CreateToken(ctx, g, "x"); !errors.Is(err, errForbidden) {
+	if _, err := on.CreateToken(ctx, g, "x"); !errors.Is(err, errKindForbidden) {
 		t.Fatalf("guest token = %v", err)
 	}
 }
@@ -366,7 +366,7 @@ func TestSessionCookie(t *testing.T) {
 				r.TLS = &tls.ConnectionState{}
 			}
 			w := httptest.NewRecorder()
-			setSessionCookie(w, r, session{Token: "tok", Expires: time.Now().Add(time.Hour), TTL: time.Hour})
+			setSessionCookie(w, r, loginSession{Token: "tok", Expires: time.Now().Add(time.Hour), TTL: time.Hour})
 			cs := w.Result().Cookies()
 			if len(cs) != 1 {
 				t.Fatalf("%d cookies", len(cs))

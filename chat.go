@@ -189,7 +189,7 @@ func presenceText(lang, typ, name string) string {
 // checkBody validates the text of a TALK message.
 func checkBody(msg string) error {
 	if !utf8.ValidString(msg) {
-		return newPublicError(errBadRequest, "message is not valid UTF-8")
+		return newPublicError(errKindBadRequest, "message is not valid UTF-8")
 	}
 	if strings.TrimSpace(msg) == "" {
 		return errEmptyMessage
@@ -397,7 +397,7 @@ func sinceDays(now time.Time, days int) time.Time {
 // returns how many went.
 func (c *chatService) PurgeOlderThan(ctx context.Context, days int) (int64, error) {
 	if days <= 0 {
-		return 0, newPublicError(errBadRequest, "retention must be at least one day")
+		return 0, newPublicError(errKindBadRequest, "retention must be at least one day")
 	}
 	n, err := c.st.purgeBefore(ctx, sinceDays(c.st.now(), days))
 	if err == nil && n > 0 {

@@ -11,17 +11,17 @@ import (
 // httpStatus and clientMessage turn them into responses; the lead's STOMP
 // code uses clientMessage for ERROR frames. Match with errors.Is.
 var (
-	errBadRequest   = errors.New("bad request")       // 400: malformed or invalid input
-	errUnauthorized = errors.New("unauthorized")      // 401: no or bad credentials
-	errForbidden    = errors.New("forbidden")         // 403: authenticated but not allowed
-	errNotFound     = errors.New("not found")         // 404: no such room, user, message
-	errConflict     = errors.New("conflict")          // 409: name taken, already a member
-	errTooLarge     = errors.New("too large")         // 413: message or body over its limit
-	errRateLimited  = errors.New("too many requests") // 429: throttled (login attempts)
+	errKindBadRequest   = errors.New("bad request")       // 400: malformed or invalid input
+	errKindUnauthorized = errors.New("unauthorized")      // 401: no or bad credentials
+	errKindForbidden    = errors.New("forbidden")         // 403: authenticated but not allowed
+	errKindNotFound     = errors.New("not found")         // 404: no such room, user, message
+	errKindConflict     = errors.New("conflict")          // 409: name taken, already a member
+	errKindTooLarge     = errors.New("too large")         // 413: message or body over its limit
+	errKindRateLimited  = errors.New("too many requests") // 429: throttled (login attempts)
 )
 
 // publicError is an error whose text is safe to show a client. It wraps its
-// kind, so errors.Is(err, errForbidden) holds for every forbidden error.
+// kind, so errors.Is(err, errKindForbidden) holds for every forbidden error.
 type publicError struct {
 	kind error
 	msg  string
@@ -35,22 +35,22 @@ func newPublicError(kind error, msg string) error { return &publicError{kind: ki
 
 // Specific sentinels, all publicErrors, for the cases callers test for.
 var (
-	errBadJSON         = newPublicError(errBadRequest, "malformed JSON")
-	errBadMessageType  = newPublicError(errBadRequest, "type must be ENTER, TALK or LEAVE")
-	errEmptyMessage    = newPublicError(errBadRequest, "empty message")
-	errMessageTooLong  = newPublicError(errTooLarge, "message too long")
-	errUnknownRoom     = newPublicError(errNotFound, "unknown room")
-	errUnknownUser     = newPublicError(errNotFound, "unknown user")
-	errNotMember       = newPublicError(errForbidden, "not a member of this room")
-	errRoomArchived    = newPublicError(errForbidden, "room is archived")
-	errNotAdmin        = newPublicError(errForbidden, "administrators only")
-	errBadCredentials  = newPublicError(errUnauthorized, "wrong username or password")
-	errNotLoggedIn     = newPublicError(errUnauthorized, "login required")
-	errNameTaken       = newPublicError(errConflict, "name already taken")
-	errRegistrationOff = newPublicError(errForbidden, "registration needs an invite")
-	errBadInvite       = newPublicError(errForbidden, "invalid or used invite code")
-	errGuestsDisabled  = newPublicError(errForbidden, "guest access is disabled")
-	errTooManyAttempts = newPublicError(errRateLimited, "too many attempts, try again later")
+	errBadJSON         = newPublicError(errKindBadRequest, "malformed JSON")
+	errBadMessageType  = newPublicError(errKindBadRequest, "type must be ENTER, TALK or LEAVE")
+	errEmptyMessage    = newPublicError(errKindBadRequest, "empty message")
+	errMessageTooLong  = newPublicError(errKindTooLarge, "message too long")
+	errUnknownRoom     = newPublicError(errKindNotFound, "unknown room")
+	errUnknownUser     = newPublicError(errKindNotFound, "unknown user")
+	errNotMember       = newPublicError(errKindForbidden, "not a member of this room")
+	errRoomArchived    = newPublicError(errKindForbidden, "room is archived")
+	errNotAdmin        = newPublicError(errKindForbidden, "administrators only")
+	errBadCredentials  = newPublicError(errKindUnauthorized, "wrong username or password")
+	errNotLoggedIn     = newPublicError(errKindUnauthorized, "login required")
+	errNameTaken       = newPublicError(errKindConflict, "name already taken")
+	errRegistrationOff = newPublicError(errKindForbidden, "registration needs an invite")
+	errBadInvite       = newPublicError(errKindForbidden, "invalid or used invite code")
+	errGuestsDisabled  = newPublicError(errKindForbidden, "guest access is disabled")
+	errTooManyAttempts = newPublicError(errKindRateLimited, "too many attempts, try again later")
 )
 
 // clientMessage is the text a client may see for err: the publicError's
@@ -75,19 +75,19 @@ func httpStatus(err error) int {
 	switch {
 	case err == nil:
 		return http.StatusOK
-	case errors.As(err, &mbe), errors.Is(err, errTooLarge):
+	case errors.As(err, &mbe), errors.Is(err, errKindTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, errKindBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, errUnauthorized):
+	case errors.Is(err, errKindUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, errForbidden):
+	case errors.Is(err, errKindForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, errKindNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, errConflict):
+	case errors.Is(err, errKindConflict):
 		return http.StatusConflict
-	case errors.Is(err, errRateLimited):
+	case errors.Is(err, errKindRateLimited):
 		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError

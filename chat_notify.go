@@ -149,12 +149,12 @@ func (c *chatService) DeliverPending(ctx context.Context, u user) (int, error) {
 // are POSTed to. Only http and https URLs are accepted.
 func (c *chatService) SetWebhook(ctx context.Context, u user, rawURL string) error {
 	if u.IsGuest {
-		return newPublicError(errForbidden, "guests cannot set webhooks")
+		return newPublicError(errKindForbidden, "guests cannot set webhooks")
 	}
 	if rawURL != "" {
 		p, err := url.Parse(rawURL)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || len(rawURL) > maxWebhookURLLen {
-			return newPublicError(errBadRequest, "webhook must be an http or https URL")
+			return newPublicError(errKindBadRequest, "webhook must be an http or https URL")
 		}
 	}
 	return c.st.setWebhook(ctx, u.ID, rawURL)

@@ -24,7 +24,7 @@ const (
 func checkRoomName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > maxRoomNameRunes || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", newPublicError(errBadRequest, fmt.Sprintf("room name must be 1 to %d printable characters", maxRoomNameRunes))
+		return "", newPublicError(errKindBadRequest, fmt.Sprintf("room name must be 1 to %d printable characters", maxRoomNameRunes))
 	}
 	return name, nil
 }
@@ -32,7 +32,7 @@ func checkRoomName(name string) (string, error) {
 func checkTopic(topic string) (string, error) {
 	topic = strings.TrimSpace(topic)
 	if utf8.RuneCountInString(topic) > maxTopicRunes || strings.ContainsFunc(topic, unicode.IsControl) {
-		return "", newPublicError(errBadRequest, fmt.Sprintf("topic must be at most %d printable characters", maxTopicRunes))
+		return "", newPublicError(errKindBadRequest, fmt.Sprintf("topic must be at most %d printable characters", maxTopicRunes))
 	}
 	return topic, nil
 }
@@ -48,7 +48,7 @@ type newRoom struct {
 // Guests cannot create rooms.
 func (c *chatService) CreateRoom(ctx context.Context, u user, nr newRoom) (room, error) {
 	if u.IsGuest {
-		return room{}, newPublicError(errForbidden, "guests cannot create rooms")
+		return room{}, newPublicError(errKindForbidden, "guests cannot create rooms")
 	}
 	name, err := checkRoomName(nr.Name)
 	if err != nil {
@@ -63,7 +63,7 @@ func (c *chatService) CreateRoom(ctx context.Context, u user, nr newRoom) (room,
 		kind = roomPublic
 	}
 	if kind != roomPublic && kind != roomPrivate {
-		return room{}, newPublicError(errBadRequest, `kind must be "public" or "private"`)
+		return room{}, newPublicError(errKindBadRequest, `kind must be "public" or "private"`)
 	}
 	var r room
 	err = c.st.write(ctx, func(tx *sql.Tx) error {
@@ -89,10 +89,10 @@ func (c *chatService) UpdateRoom(ctx context.Context, u user, roomID int64, up r
 		return room{}, err
 	}
 	if r.Kind == roomDM {
-		return room{}, newPublicError(errForbidden, "direct-message rooms cannot be changed")
+		return room{}, newPublicError(errKindForbidden, "direct-message rooms cannot be changed")
 	}
 	if !u.IsAdmin && (r.CreatedBy == 0 || r.CreatedBy != u.ID) {
-		return room{}, newPublicError(errForbidden, "only the room's creator or an administrator may change it")
+		return room{}, newPublicError(errKindForbidden, "only the room's creator or an administrator may change it")
 	}
 	if up.Name != nil {
 		n, err := checkRoomName(*up.Name)
@@ -167,7 +167,7 @@ func (c *chatService) AddMember(ctx context.Context, u user, roomID int64, name 
 		return err
 	}
 	if r.Kind == roomDM {
-		return newPublicError(errForbidden, "direct-message rooms have exactly two members")
+		return newPublicError(errKindForbidden, "direct-message rooms have exactly two members")
 	}
 	if r.Kind == roomPrivate && !member {
 		return errNotMember
@@ -180,7 +180,7 @@ func (c *chatService) AddMember(ctx context.Context, u user, roomID int64, name 
 		return err
 	}
 	if other.IsGuest && r.Kind == roomPrivate {
-		return newPublicError(errForbidden, "guests cannot join private rooms")
+		return newPublicError(errKindForbidden, "guests cannot join private rooms")
 	}
 	m := storedMessage{Type: msgEnter, RoomID: r.ID, Sender: other.Username, UserID: other.ID, Message: presenceText(c.lang, msgEnter, other.Username)}
 	var joined bool
@@ -235,17 +235,17 @@ func (c *chatService) Leave(ctx context.Context, u user, roomID int64) error {
 // room's unique dm_key makes concurrent opens converge on one room.
 func (c *chatService) OpenDM(ctx context.Context, u user, name string) (room, error) {
 	if u.IsGuest {
-		return room{}, newPublicError(errForbidden, "guests cannot send direct messages")
+		return room{}, newPublicError(errKindForbidden, "guests cannot send direct messages")
 	}
 	other, err := c.st.userByName(ctx, name)
 	if err != nil {
 		return room{}, err
 	}
 	if other.ID == u.ID {
-		return room{}, newPublicError(errBadRequest, "cannot open a direct message with yourself")
+		return room{}, newPublicError(errKindBadRequest, "cannot open a direct message with yourself")
 	}
 	if other.IsGuest {
-		return room{}, newPublicError(errForbidden, "guests cannot receive direct messages")
+		return room{}, newPublicError(errKindForbidden, "guests cannot receive direct messages")
 	}
 	key := dmKey(u.ID, other.ID)
 	var r room
@@ -287,7 +287,7 @@ func historyLimit(limit int) int {
 // above after. The limit is clamped to maxHistoryLimit.
 func (c *chatService) Messages(ctx context.Context, u user, roomID, before, after int64, limit int) ([]storedMessage, error) {
 	if before < 0 || after < 0 || (before > 0 && after > 0) {
-		return nil, newPublicError(errBadRequest, "give before or after, not both")
+		return nil, newPublicError(errKindBadRequest, "give before or after, not both")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
@@ -299,7 +299,7 @@ func (c *chatService) Messages(ctx context.Context, u user, roomID, before, afte
 // reads from the oldest message (GET …/messages?after=0).
 func (c *chatService) MessagesSince(ctx context.Context, u user, roomID, after int64, limit int) ([]storedMessage, error) {
 	if after < 0 {
-		return nil, newPublicError(errBadRequest, "after must not be negative")
+		return nil, newPublicError(errKindBadRequest, "after must not be negative")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
@@ -320,7 +320,7 @@ func (c *chatService) MessagesAfter(ctx context.Context, roomID, afterID int64, 
 func (c *chatService) Search(ctx context.Context, u user, q string) ([]storedMessage, error) {
 	match, ok := ftsQuery(q)
 	if !ok {
-		return nil, newPublicError(errBadRequest, "empty search")
+		return nil, newPublicError(errKindBadRequest, "empty search")
 	}
 	return c.st.searchMessages(ctx, u.ID, match, maxSearchResults)
 }

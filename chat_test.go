@@ -78,13 +78,13 @@ type chatFixture struct {
 	auth              *authService
 	chat              *chatService
 	rec               *chatRecorder
-	clock             *testClock
+	clock             *storeTestClock
 	alice, bob, carol user
 }
 
 func newChatFixture(t testing.TB, lang string) *chatFixture {
 	t.Helper()
-	f := &chatFixture{clock: newTestClock(), rec: &chatRecorder{online: map[string]bool{}}}
+	f := &chatFixture{clock: newStoreTestClock(), rec: &chatRecorder{online: map[string]bool{}}}
 	f.st = openTestStore(t, f.clock)
 	f.auth = newTestAuth(t, f.st, true)
 	var err error
@@ -179,7 +179,7 @@ func TestPostValidation(t *testing.T) {
 		{"empty", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: ""}, errEmptyMessage, 400},
 		{"blank", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: " \n\t"}, errEmptyMessage, 400},
 		{"too long", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes+1)}, errMessageTooLong, 413},
-		{"bad utf-8", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: "a\xffb"}, errBadRequest, 400},
+		{"bad utf-8", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: "a\xffb"}, errKindBadRequest, 400},
 		{"bad type", f.bob, chatInput{Type: "SHOUT", RoomID: 1, Message: "x"}, errBadMessageType, 400},
 	}
 	for _, tt := range tests {
@@ -315,7 +315,7 @@ func TestHistoryPaging(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.chat.Messages(ctx, f.bob, 1, 5, 5, 10); !errors.Is(err, errBadRequest) {
+	if _, err := f.chat.Messages(ctx, f.bob, 1, 5, 5, 10); !errors.Is(err, errKindBadRequest) {
 		t.Fatalf("before and after = %v", err)
 	}
 	private := f.room(t, f.alice, "secret", roomPrivate)
@@ -379,7 +379,7 @@ func TestSearchOnlyReadableRooms(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.chat.Search(ctx, f.bob, "  "); !errors.Is(err, errBadRequest) {
+	if _, err := f.chat.Search(ctx, f.bob, "  "); !errors.Is(err, errKindBadRequest) {
 		t.Fatalf("empty search = %v", err)
 	}
 }
@@ -482,7 +482,7 @@ func TestNotifications(t *testing.T) {
 	if err := f.chat.SetWebhook(ctx, f.bob, hookSrv.URL+"/hook"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.chat.SetWebhook(ctx, f.bob, "ftp://x"); !errors.Is(err, errBadRequest) {
+	if err := f.chat.SetWebhook(ctx, f.bob, "ftp://x"); !errors.Is(err, errKindBadRequest) {
 		t.Fatalf("ftp webhook = %v", err)
 	}
 
@@ -554,11 +554,11 @@ func TestRoomOperations(t *testing.T) {
 
 	t.Run("create validation", func(t *testing.T) {
 		for _, nr := range []newRoom{{Name: ""}, {Name: strings.Repeat("x", maxRoomNameRunes+1)}, {Name: "a", Kind: "dm"}, {Name: "a\x00"}} {
-			if _, err := f.chat.CreateRoom(ctx, f.bob, nr); !errors.Is(err, errBadRequest) {
+			if _, err := f.chat.CreateRoom(ctx, f.bob, nr); !errors.Is(err, errKindBadRequest) {
 				t.Errorf("CreateRoom(%+v) = %v", nr, err)
 			}
 		}
-		if _, err := f.chat.CreateRoom(ctx, guest, newRoom{Name: "g"}); !errors.Is(err, errForbidden) {
+		if _, err := f.chat.CreateRoom(ctx, guest, newRoom{Name: "g"}); !errors.Is(err, errKindForbidden) {
 			t.Errorf("guest CreateRoom = %v", err)
 		}
 	})
@@ -566,7 +566,7 @@ func TestRoomOperations(t *testing.T) {
 	r := f.room(t, f.bob, "bobs", roomPublic)
 	t.Run("update permissions", func(t *testing.T) {
 		name := "renamed"
-		if _, err := f.chat.UpdateRoom(ctx, f.carol, r.ID, roomUpdate{Name: &name}); !errors.Is(err, errForbidden) {
+		if _, err := f.chat.UpdateRoom(ctx, f.carol, r.ID, roomUpdate{Name: &name}); !errors.Is(err, errKindForbidden) {
 			t.Fatalf("carol renames = %v", err)
 		}
 		got, err := f.chat.UpdateRoom(ctx, f.bob, r.ID, roomUpdate{Name: &name})
@@ -616,7 +616,7 @@ func TestRoomOperations(t *testing.T) {
 		if err := f.chat.CanPost(ctx, f.bob, p.ID); err != nil {
 			t.Fatalf("CanPost after add = %v", err)
 		}
-		if err := f.chat.AddMember(ctx, f.alice, p.ID, "visitor"); !errors.Is(err, errForbidden) {
+		if err := f.chat.AddMember(ctx, f.alice, p.ID, "visitor"); !errors.Is(err, errKindForbidden) {
 			t.Fatalf("guest added to private = %v", err)
 		}
 	})
@@ -630,7 +630,7 @@ func TestRoomOperations(t *testing.T) {
 		if err != nil || b.ID != a.ID || a.Kind != roomDM {
 			t.Fatalf("dm rooms %+v and %+v (%v)", a, b, err)
 		}
-		if _, err := f.chat.OpenDM(ctx, f.alice, "alice"); !errors.Is(err, errBadRequest) {
+		if _, err := f.chat.OpenDM(ctx, f.alice, "alice"); !errors.Is(err, errKindBadRequest) {
 			t.Fatalf("dm self = %v", err)
 		}
 		if _, err := f.chat.OpenDM(ctx, f.alice, "ghost"); !errors.Is(err, errUnknownUser) {
@@ -690,7 +690,7 @@ func TestRetention(t *testing.T) {
 	f.post(t, f.alice, 1, msgTalk, "old")
 	f.clock.Advance(31 * 24 * time.Hour)
 	keep := f.post(t, f.alice, 1, msgTalk, "new")
-	if _, err := f.chat.PurgeOlderThan(ctx, 0); !errors.Is(err, errBadRequest) {
+	if _, err := f.chat.PurgeOlderThan(ctx, 0); !errors.Is(err, errKindBadRequest) {
 		t.Fatalf("0 days = %v", err)
 	}
 	n, err := f.chat.PurgeOlderThan(ctx, 30)

@@ -13,31 +13,31 @@ import (
 	"time"
 )
 
-// testClock is an injectable clock for the store: it starts at a fixed time
+// storeTestClock is an injectable clock for the store: it starts at a fixed time
 // and moves only when a test says so.
-type testClock struct {
+type storeTestClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func newTestClock() *testClock {
-	return &testClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+func newStoreTestClock() *storeTestClock {
+	return &storeTestClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 }
 
-func (c *testClock) Now() time.Time {
+func (c *storeTestClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
 }
 
-func (c *testClock) Advance(d time.Duration) {
+func (c *storeTestClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
 }
 
 // openTestStore opens a store on a real file in a temp dir, closed at cleanup.
-func openTestStore(t testing.TB, clock *testClock) *store {
+func openTestStore(t testing.TB, clock *storeTestClock) *store {
 	t.Helper()
 	opts := storeOptions{}
 	if clock != nil {
@@ -453,7 +453,7 @@ func TestStoreBackupWhileWriting(t *testing.T) {
 }
 
 func TestStorePurgeBefore(t *testing.T) {
-	clock := newTestClock()
+	clock := newStoreTestClock()
 	s := openTestStore(t, clock)
 	ctx := context.Background()
 	for range 20 {

@@ -325,7 +325,7 @@ func (s *store) deleteToken(ctx context.Context, userID int64, name string) erro
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return newPublicError(errNotFound, "unknown token")
+			return newPublicError(errKindNotFound, "unknown token")
 		}
 		return nil
 	}, nil)
