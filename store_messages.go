@@ -121,15 +121,14 @@ func (s *store) indexMessagesTx(ctx context.Context, tx *sql.Tx) error {
 
 const messageColumns = `m.id, m.room_id, coalesce(m.user_id, 0), m.sender, m.type, m.body, m.created_at`
 
-func scanMessage(row interface{ Scan(...any) error }, extra ...any) (storedMessage, error) {
+// scanMessageRows scans one row of messageColumns.
+func scanMessageRows(r *sql.Rows) (storedMessage, error) {
 	var m storedMessage
 	var created int64
-	err := row.Scan(append([]any{&m.ID, &m.RoomID, &m.UserID, &m.Sender, &m.Type, &m.Message, &created}, extra...)...)
+	err := r.Scan(&m.ID, &m.RoomID, &m.UserID, &m.Sender, &m.Type, &m.Message, &created)
 	m.CreatedAt = fromMS(created)
 	return m, err
 }
-
-func scanMessageRows(r *sql.Rows) (storedMessage, error) { return scanMessage(r) }
 
 // History queries. All walk the (room_id, id) index and stop at LIMIT, so a
 // page costs the same in a room of a hundred rows or a million.
