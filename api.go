@@ -1,0 +1,379 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// API limits.
+const (
+	// maxAPIBodyBytes bounds every JSON or form body except message posts
+	// (maxChatInputBytes): room names, logins and settings are small.
+	maxAPIBodyBytes = 64 << 10
+)
+
+// api is the HTTP JSON API under /api/. It holds no state of its own;
+// handlers are safe for concurrent use.
+type api struct {
+	chat *chatService
+	auth *authService
+	log  *slog.Logger
+	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
+}
+
+// newAPI builds the API; routes registers it on a mux.
+func newAPI(chat *chatService, auth *authService, log *slog.Logger) *api {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &api{chat: chat, auth: auth, log: log, csrf: http.NewCrossOriginProtection()}
+}
+
+// routes is the API's one routing table (Go 1.22 patterns).
+func (a *api) routes(mux *http.ServeMux) {
+	mux.Handle("POST /api/register", a.handle(a.register))
+	mux.Handle("POST /api/login", a.handle(a.login))
+	mux.Handle("POST /api/logout", a.handle(a.logout))
+	mux.Handle("GET /api/me", a.authed(a.me))
+	mux.Handle("PUT /api/me/webhook", a.authed(a.setWebhook))
+	mux.Handle("GET /api/users", a.authed(a.users))
+	mux.Handle("POST /api/tokens", a.authed(a.createToken))
+	mux.Handle("DELETE /api/tokens/{name}", a.authed(a.revokeToken))
+
+	mux.Handle("GET /api/rooms", a.authed(a.rooms))
+	mux.Handle("POST /api/rooms", a.authed(a.createRoom))
+	mux.Handle("PATCH /api/rooms/{id}", a.authed(a.updateRoom))
+	mux.Handle("POST /api/rooms/{id}/join", a.authed(a.join))
+	mux.Handle("POST /api/rooms/{id}/leave", a.authed(a.leave))
+	mux.Handle("POST /api/rooms/{id}/members", a.authed(a.addMember))
+	mux.Handle("GET /api/rooms/{id}/messages", a.authed(a.messages))
+	mux.Handle("POST /api/rooms/{id}/messages", a.authed(a.postMessage))
+	mux.Handle("POST /api/rooms/{id}/read", a.authed(a.markRead))
+	mux.Handle("GET /api/rooms/{id}/export", a.authed(a.export))
+	mux.Handle("POST /api/dm/{username}", a.authed(a.openDM))
+	mux.Handle("GET /api/search", a.authed(a.search))
+
+	mux.Handle("GET /api/admin/backup", a.authed(a.admin(a.backup)))
+	mux.Handle("PUT /api/admin/registration", a.authed(a.admin(a.setRegistration)))
+	mux.Handle("POST /api/admin/invites", a.authed(a.admin(a.createInvite)))
+}
+
+type apiFunc func(w http.ResponseWriter, r *http.Request) error
+type authedFunc func(w http.ResponseWriter, r *http.Request, u user) error
+
+// errCrossOrigin refuses a state-changing request a browser sent from
+// another origin. SameSite=Lax alone does not cover other ports of the
+// same host, which are "same site": common on an intranet box.
+var errCrossOrigin = newPublicError(errKindForbidden, "cross-origin request refused")
+
+// handle runs h and turns its error into a JSON error response, logged
+// once here. Unsafe methods from another origin are refused first.
+func (a *api) handle(h apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if err := a.csrf.Check(r); err != nil {
+			a.fail(w, r, fmt.Errorf("%w: %v", errCrossOrigin, err))
+			return
+		}
+		if err := h(w, r); err != nil {
+			a.fail(w, r, err)
+		}
+	})
+}
+
+// authed is handle for requests that need a user (Bearer token or cookie).
+func (a *api) authed(h authedFunc) http.Handler {
+	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		u, err := a.auth.UserFromRequest(r)
+		if err != nil {
+			return err
+		}
+		return h(w, r, u)
+	})
+}
+
+// admin restricts an authed handler to administrators.
+func (a *api) admin(h authedFunc) authedFunc {
+	return func(w http.ResponseWriter, r *http.Request, u user) error {
+		if !u.IsAdmin {
+			return errNotAdmin
+		}
+		return h(w, r, u)
+	}
+}
+
+// fail writes {"error": "..."} with the status httpStatus chooses. Only
+// publicMessage's text reaches the client; the log gets the whole error.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := httpStatus(err)
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "err", err}
+	switch {
+	case status >= 500:
+		a.log.Error("api request failed", attrs...)
+	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge || status == http.StatusTooManyRequests:
+		a.log.Warn("api request refused", attrs...)
+	default:
+		a.log.Debug("api request refused", attrs...)
+	}
+	writeAPIJSON(w, status, map[string]string{"error": publicMessage(err)})
+}
+
+// writeAPIJSON writes v with status. It returns nil even if the write fails:
+// the status line is out, so the only failure left is a client that went
+// away, and there is nobody to tell.
+func writeAPIJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+	return nil
+}
+
+// decodeAPIJSON reads a JSON body of at most limit bytes into v.
+func decodeAPIJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return errBadJSON
+	}
+	return nil
+}
+
+// isForm reports whether the body is an HTML form (login and register
+// accept forms for the server-rendered pages).
+func isForm(r *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data"
+}
+
+// roomPathID parses the {id} path segment; a malformed id names no room.
+func roomPathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errUnknownRoom
+	}
+	return id, nil
+}
+
+// queryNonNegative parses an optional non-negative integer query parameter.
+func queryNonNegative(r *http.Request, name string) (int64, bool, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false, newPublicError(errKindBadRequest, fmt.Sprintf("%s must be a non-negative integer", name))
+	}
+	return n, true, nil
+}
+
+// credentials is the body of /api/register and /api/login.
+type credentials struct {
+	Username    string `json:"username"`
+	DisplayName string `json:"displayName"`
+	Password    string `json:"password"`
+	Invite      string `json:"invite"`
+	Guest       string `json:"guest"` // login only: a guest name instead of username/password
+}
+
+func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, error) {
+	var c credentials
+	if !isForm(r) {
+		return c, decodeAPIJSON(w, r, maxAPIBodyBytes, &c)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBodyBytes)
+	parse := r.ParseForm
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
+		parse = func() error { return r.ParseMultipartForm(maxAPIBodyBytes) }
+	}
+	if err := parse(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return c, err
+		}
+		return c, newPublicError(errKindBadRequest, "malformed form")
+	}
+	c = credentials{
+		Username: r.PostForm.Get("username"), DisplayName: r.PostForm.Get("displayName"),
+		Password: r.PostForm.Get("password"), Invite: r.PostForm.Get("invite"), Guest: r.PostForm.Get("guest"),
+	}
+	return c, nil
+}
+
+// register creates an account and logs it in: 201 with the user and the
+// session cookie.
+func (a *api) register(w http.ResponseWriter, r *http.Request) error {
+	c, err := readCredentials(w, r)
+	if err != nil {
+		return err
+	}
+	u, err := a.auth.Register(r.Context(), registration{Username: c.Username, DisplayName: c.DisplayName, Password: c.Password, Invite: c.Invite})
+	if err != nil {
+		return err
+	}
+	s, err := a.auth.newSession(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	setSessionCookie(w, r, s)
+	return writeAPIJSON(w, http.StatusCreated, u)
+}
+
+// login checks username/password (or takes a guest name when guests are
+// allowed) and sets the session cookie.
+func (a *api) login(w http.ResponseWriter, r *http.Request) error {
+	c, err := readCredentials(w, r)
+	if err != nil {
+		return err
+	}
+	var (
+		u user
+		s loginSession
+	)
+	if c.Guest != "" {
+		u, s, err = a.auth.GuestLogin(r.Context(), c.Guest)
+	} else {
+		u, s, err = a.auth.Login(r.Context(), c.Username, c.Password)
+	}
+	if err != nil {
+		return err
+	}
+	setSessionCookie(w, r, s)
+	return writeAPIJSON(w, http.StatusOK, u)
+}
+
+// logout ends the cookie's loginSession (if any) and clears the cookie.
+func (a *api) logout(w http.ResponseWriter, r *http.Request) error {
+	if c, err := r.Cookie(sessionCookieName); err == nil {
+		if err := a.auth.Logout(r.Context(), c.Value); err != nil {
+			return err
+		}
+	}
+	clearSessionCookie(w, r)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *api) me(w http.ResponseWriter, r *http.Request, u user) error {
+	return writeAPIJSON(w, http.StatusOK, u)
+}
+
+func (a *api) setWebhook(w http.ResponseWriter, r *http.Request, u user) error {
+	var body struct {
+		URL string `json:"url"`
+	}
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+		return err
+	}
+	if err := a.chat.SetWebhook(r.Context(), u, body.URL); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *api) users(w http.ResponseWriter, r *http.Request, u user) error {
+	us, err := a.chat.Users(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusOK, apiList(us))
+}
+
+// createToken makes an API token; the secret is in this response only.
+func (a *api) createToken(w http.ResponseWriter, r *http.Request, u user) error {
+	var body struct {
+		Name string `json:"name"`
+	}
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+		return err
+	}
+	tok, err := a.auth.CreateToken(r.Context(), u, body.Name)
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusCreated, map[string]string{"name": strings.TrimSpace(body.Name), "token": tok})
+}
+
+func (a *api) revokeToken(w http.ResponseWriter, r *http.Request, u user) error {
+	if err := a.auth.RevokeToken(r.Context(), u, r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// apiList makes an empty list encode as [] rather than null.
+func apiList[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// backup streams a consistent copy of the database. VACUUM INTO needs a
+// file, so the copy goes to a temporary directory beside the database
+// (same file system, no surprise /tmp quota) and is removed afterwards.
+func (a *api) backup(w http.ResponseWriter, r *http.Request, u user) error {
+	dir, err := os.MkdirTemp(filepath.Dir(a.chat.st.path), "backup-")
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, storeFileName)
+	if err := a.chat.Backup(r.Context(), path); err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer f.Close()
+	name := "stompbox-" + a.chat.st.now().UTC().Format("20060102-150405") + ".db"
+	w.Header().Set("Content-Type", "application/vnd.sqlite3")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	if fi, err := f.Stat(); err == nil {
+		w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		// Headers are gone; all we can do is log and cut the response.
+		a.log.Warn("backup download interrupted", "err", err)
+	}
+	a.log.Info("backup downloaded", "user", u.Username)
+	return nil
+}
+
+func (a *api) setRegistration(w http.ResponseWriter, r *http.Request, u user) error {
+	var body struct {
+		Mode string `json:"mode"`
+	}
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+		return err
+	}
+	if err := a.auth.SetRegistration(r.Context(), u, body.Mode); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *api) createInvite(w http.ResponseWriter, r *http.Request, u user) error {
+	code, err := a.auth.CreateInvite(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusCreated, map[string]any{"code": code, "expiresAt": a.chat.st.now().Add(defaultInviteTTL).UTC().Format(time.RFC3339)})
+}

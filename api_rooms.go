@@ -1,0 +1,204 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+func (a *api) rooms(w http.ResponseWriter, r *http.Request, u user) error {
+	rs, err := a.chat.Rooms(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusOK, apiList(rs))
+}
+
+func (a *api) createRoom(w http.ResponseWriter, r *http.Request, u user) error {
+	var nr newRoom
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &nr); err != nil {
+		return err
+	}
+	rm, err := a.chat.CreateRoom(r.Context(), u, nr)
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusCreated, rm)
+}
+
+func (a *api) updateRoom(w http.ResponseWriter, r *http.Request, u user) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	var up roomUpdate
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &up); err != nil {
+		return err
+	}
+	rm, err := a.chat.UpdateRoom(r.Context(), u, id, up)
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusOK, rm)
+}
+
+func (a *api) join(w http.ResponseWriter, r *http.Request, u user) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.chat.Join(r.Context(), u, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *api) leave(w http.ResponseWriter, r *http.Request, u user) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.chat.Leave(r.Context(), u, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *api) addMember(w http.ResponseWriter, r *http.Request, u user) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Username string `json:"username"`
+	}
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+		return err
+	}
+	if err := a.chat.AddMember(r.Context(), u, id, body.Username); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// messages serves GET /api/rooms/{id}/messages?before=ID|after=ID&limit=N:
+// a page in ascending id order; without before/after, the newest page.
+func (a *api) messages(w http.ResponseWriter, r *http.Request, u user) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	before, hasBefore, err := queryNonNegative(r, "before")
+	if err != nil {
+		return err
+	}
+	after, hasAfter, err := queryNonNegative(r, "after")
+	if err != nil {
+		return err
+	}
+	limit, _, err := queryNonNegative(r, "limit")
+	if err != nil {
+		return err
+	}
+	var ms []storedMessage
+	switch {
+	case hasBefore && hasAfter:
+		return newPublicError(errKindBadRequest, "give before or after, not both")
+	case hasAfter:
+		ms, err = a.chat.MessagesSince(r.Context(), u, id, after, int(min(limit, maxHistoryLimit)))
+	default:
+		if hasBefore && before == 0 {
+			return newPublicError(errKindBadRequest, "before must be a message id")
+		}
+		ms, err = a.chat.Messages(r.Context(), u, id, before, 0, int(min(limit, maxHistoryLimit)))
+	}
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusOK, apiList(ms))
+}
+
+// postMessage is the HTTP twin of a STOMP SEND: {"message":"…"} (type
+// defaults to TALK) is stored, delivered to subscribers, and returned.
+func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	if err := decodeAPIJSON(w, r, maxChatInputBytes, &body); err != nil {
+		return err
+	}
+	typ := strings.ToUpper(body.Type)
+	if typ == "" {
+		typ = msgTalk
+	}
+	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message})
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusCreated, m)
+}
+
+// markRead serves POST /api/rooms/{id}/read with {"id": lastReadMessageID}.
+func (a *api) markRead(w http.ResponseWriter, r *http.Request, u user) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		ID int64 `json:"id"`
+	}
+	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+		return err
+	}
+	if body.ID <= 0 {
+		return newPublicError(errKindBadRequest, "id must be a message id")
+	}
+	if err := a.chat.MarkRead(r.Context(), u, id, body.ID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// export streams a room as one JSON document, as a download. Access is
+// checked before the first byte, so errors still get a proper status.
+func (a *api) export(w http.ResponseWriter, r *http.Request, u user) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.chat.CanRead(r.Context(), u, id); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="room-`+strconv.FormatInt(id, 10)+`.json"`)
+	if err := a.chat.ExportRoom(r.Context(), u, id, w); err != nil {
+		// The status line is sent; cut the response and log.
+		a.log.Warn("export interrupted", "room", id, "err", err)
+	}
+	return nil
+}
+
+func (a *api) openDM(w http.ResponseWriter, r *http.Request, u user) error {
+	rm, err := a.chat.OpenDM(r.Context(), u, r.PathValue("username"))
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusOK, rm)
+}
+
+func (a *api) search(w http.ResponseWriter, r *http.Request, u user) error {
+	ms, err := a.chat.Search(r.Context(), u, r.URL.Query().Get("q"))
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusOK, apiList(ms))
+}

@@ -1,0 +1,555 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Account and credential limits.
+const (
+	sessionCookieName = "stompbox_session"
+
+	// defaultSessionTTL: an intranet chat tab stays open for weeks; asking
+	// for the password monthly is the usual compromise.
+	defaultSessionTTL = 30 * 24 * time.Hour
+
+	// defaultInviteTTL gives an invite a week to be used.
+	defaultInviteTTL = 7 * 24 * time.Hour
+
+	minPasswordLen    = 8    // NIST SP 800-63B minimum for user-chosen passwords
+	maxPasswordLen    = 1024 // bounds the argon2 input a client can make us hash
+	maxUsernameRunes  = 32   // fits a chat line prefix and an @mention
+	maxDisplayRunes   = 64   // room for a full name in Korean or English
+	maxTokenNameRunes = 64   // a label such as "ci-bot"
+
+	secretBytes = 32 // session, token and invite secrets: 256 random bits
+
+	// apiTokenPrefix marks API tokens so a STOMP passcode can be told apart
+	// from a password, and so they are easy to spot in a leaked log.
+	apiTokenPrefix = "sbx_"
+
+	// Login throttling: after maxLoginFailures wrong passwords for one
+	// username within loginFailureWindow, further attempts are refused
+	// until the window passes. Argon2 makes each guess cost ~50 ms of CPU
+	// already; this stops a patient online guesser.
+	maxLoginFailures   = 10
+	loginFailureWindow = 5 * time.Minute
+	maxLimiterEntries  = 10000 // bounds the limiter's memory under a spray of usernames
+)
+
+// argonParams are argon2id cost parameters (RFC 9106). They are recorded in
+// every hash, so changing the defaults only affects new passwords.
+type argonParams struct {
+	Memory  uint32 // KiB
+	Time    uint32 // passes
+	Threads uint8
+	KeyLen  uint32
+	SaltLen int
+}
+
+// defaultArgonParams follows the OWASP password storage minimum for
+// argon2id (19 MiB, 2 passes, 1 lane): affordable on a Raspberry Pi.
+func defaultArgonParams() argonParams {
+	return argonParams{Memory: 19 * 1024, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16}
+}
+
+// hashPassword returns a PHC-format argon2id string:
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>, base64 without padding.
+func hashPassword(password string, p argonParams) (string, error) {
+	salt := make([]byte, p.SaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+// errBadHash means a stored hash cannot be parsed; it is our fault, not the user's.
+var errBadHash = errors.New("malformed password hash")
+
+// checkPassword reports whether password matches the PHC string, comparing
+// in constant time.
+func checkPassword(password, encoded string) (bool, error) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false, errBadHash
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return false, errBadHash
+	}
+	var p argonParams
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
+		return false, errBadHash
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil {
+		return false, errBadHash
+	}
+	want, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil || len(want) == 0 {
+		return false, errBadHash
+	}
+	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// newSecret returns a random URL-safe secret of secretBytes bytes.
+func newSecret() (string, error) {
+	b := make([]byte, secretBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// secretHash is what the database keeps for a session, token or invite.
+// A fast hash is enough: the secrets are 256 random bits, not passwords.
+func secretHash(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// validUsername checks the name rules: 1–32 letters, digits, '_', '-' or
+// '.', starting with a letter or digit. They are exactly the characters an
+// @mention matches, so every user can be mentioned.
+func validUsername(name string) error {
+	n := utf8.RuneCountInString(name)
+	if n == 0 || n > maxUsernameRunes {
+		return newPublicError(errKindBadRequest, fmt.Sprintf("username must be 1 to %d characters", maxUsernameRunes))
+	}
+	for i, r := range name {
+		if !isMentionRune(r) || (i == 0 && !unicode.IsLetter(r) && !unicode.IsDigit(r)) {
+			return newPublicError(errKindBadRequest, "username may hold letters, digits, '_', '-' and '.', starting with a letter or digit")
+		}
+	}
+	return nil
+}
+
+// isMentionRune reports whether r may appear in a username (and so in an @mention).
+func isMentionRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '-' || r == '.'
+}
+
+// cleanDisplayName trims and bounds a display name; empty means "use the username".
+func cleanDisplayName(name, username string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return username, nil
+	}
+	if utf8.RuneCountInString(name) > maxDisplayRunes || strings.ContainsFunc(name, unicode.IsControl) {
+		return "", newPublicError(errKindBadRequest, fmt.Sprintf("display name must be at most %d printable characters", maxDisplayRunes))
+	}
+	return name, nil
+}
+
+func validPassword(pw string) error {
+	if utf8.RuneCountInString(pw) < minPasswordLen {
+		return newPublicError(errKindBadRequest, fmt.Sprintf("password must be at least %d characters", minPasswordLen))
+	}
+	if len(pw) > maxPasswordLen {
+		return newPublicError(errKindBadRequest, "password too long")
+	}
+	return nil
+}
+
+// authOptions configures authService. The zero value is usable.
+type authOptions struct {
+	AllowGuests bool          // let people in with just a name (no password)
+	SessionTTL  time.Duration // 0 means defaultSessionTTL
+	Argon       argonParams   // zero means defaultArgonParams (tests pass cheap ones)
+}
+
+// authService owns accounts and credentials: registration, passwords,
+// login sessions, API tokens, guests and invites. Safe for concurrent use.
+type authService struct {
+	st        *store
+	opts      authOptions
+	limiter   *loginLimiter
+	dummyHash string // checked against when the user does not exist, so timing does not tell
+}
+
+// loginSession is a login session as handed to the HTTP layer.
+type loginSession struct {
+	Token   string        // the cookie value; only its hash is stored
+	Expires time.Time     // when the stored session ends (store clock)
+	TTL     time.Duration // lifetime from creation; the cookie's Max-Age
+}
+
+func newAuthService(st *store, opts authOptions) (*authService, error) {
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = defaultSessionTTL
+	}
+	if opts.Argon == (argonParams{}) {
+		opts.Argon = defaultArgonParams()
+	}
+	dummy, err := hashPassword("not a password", opts.Argon)
+	if err != nil {
+		return nil, err
+	}
+	return &authService{st: st, opts: opts, limiter: newLoginLimiter(st.now), dummyHash: dummy}, nil
+}
+
+// registration is the input of Register.
+type registration struct {
+	Username    string `json:"username"`
+	DisplayName string `json:"displayName"`
+	Password    string `json:"password"`
+	Invite      string `json:"invite"`
+}
+
+// Register creates an account. Registration is open unless an admin set it
+// to invite-only, in which case a valid unused invite code is required and
+// consumed. The first account becomes administrator.
+func (a *authService) Register(ctx context.Context, reg registration) (user, error) {
+	return a.createAccount(ctx, reg, false, true)
+}
+
+// createAccount is Register without the registration-mode check when
+// checkMode is false (the CLI, which runs with file-system access).
+func (a *authService) createAccount(ctx context.Context, reg registration, admin, checkMode bool) (user, error) {
+	if err := validUsername(reg.Username); err != nil {
+		return user{}, err
+	}
+	display, err := cleanDisplayName(reg.DisplayName, reg.Username)
+	if err != nil {
+		return user{}, err
+	}
+	if err := validPassword(reg.Password); err != nil {
+		return user{}, err
+	}
+	nu := newUser{Username: reg.Username, DisplayName: display, Admin: admin}
+	if checkMode {
+		mode, err := a.st.setting(ctx, settingRegistration)
+		if err != nil {
+			return user{}, err
+		}
+		if mode == registrationInvite {
+			if reg.Invite == "" {
+				return user{}, errRegistrationOff
+			}
+			nu.InviteHash = secretHash(reg.Invite)
+		}
+	}
+	if nu.PasswordHash, err = hashPassword(reg.Password, a.opts.Argon); err != nil {
+		return user{}, err
+	}
+	return a.st.createUser(ctx, nu)
+}
+
+// Login checks a username and password and starts a login session. Wrong
+// name and wrong password give the same error after the same work.
+func (a *authService) Login(ctx context.Context, username, password string) (user, loginSession, error) {
+	u, err := a.checkLogin(ctx, username, password)
+	if err != nil {
+		return user{}, loginSession{}, err
+	}
+	s, err := a.newSession(ctx, u)
+	return u, s, err
+}
+
+// checkLogin verifies a password, with throttling and constant-time
+// comparison, and returns the account.
+func (a *authService) checkLogin(ctx context.Context, username, password string) (user, error) {
+	if len(password) > maxPasswordLen {
+		return user{}, errBadCredentials
+	}
+	key := usernameKey(username)
+	if !a.limiter.allow(key) {
+		return user{}, errTooManyAttempts
+	}
+	u, hash, err := a.st.userWithPassword(ctx, username)
+	if err != nil && !errors.Is(err, errUnknownUser) {
+		return user{}, err
+	}
+	if hash == "" { // unknown user or guest: do the same work, then fail
+		hash = a.dummyHash
+		err = errUnknownUser
+	}
+	ok, herr := checkPassword(password, hash)
+	if herr != nil {
+		return user{}, fmt.Errorf("login %s: %w", username, herr)
+	}
+	if !ok || err != nil {
+		a.limiter.fail(key)
+		return user{}, errBadCredentials
+	}
+	a.limiter.reset(key)
+	return u, nil
+}
+
+func (a *authService) newSession(ctx context.Context, u user) (loginSession, error) {
+	tok, err := newSecret()
+	if err != nil {
+		return loginSession{}, err
+	}
+	s := loginSession{Token: tok, Expires: a.st.now().Add(a.opts.SessionTTL), TTL: a.opts.SessionTTL}
+	if err := a.st.createSession(ctx, secretHash(tok), u.ID, s.Expires); err != nil {
+		return loginSession{}, err
+	}
+	return s, nil
+}
+
+// Logout ends the session whose cookie value is token. Unknown tokens are
+// not an error: the client is logged out either way.
+func (a *authService) Logout(ctx context.Context, token string) error {
+	if token == "" {
+		return nil
+	}
+	return a.st.deleteSession(ctx, secretHash(token))
+}
+
+// UserBySession returns the user of a live login session, or errNotLoggedIn.
+func (a *authService) UserBySession(ctx context.Context, token string) (user, error) {
+	if token == "" {
+		return user{}, errNotLoggedIn
+	}
+	return a.st.userBySession(ctx, secretHash(token))
+}
+
+// UserByToken returns the owner of an API token, or errNotLoggedIn.
+func (a *authService) UserByToken(ctx context.Context, token string) (user, error) {
+	if !strings.HasPrefix(token, apiTokenPrefix) {
+		return user{}, errNotLoggedIn
+	}
+	return a.st.userByToken(ctx, secretHash(token))
+}
+
+// UserByLogin authenticates the login and passcode headers of a STOMP
+// CONNECT. The passcode is the account's password or one of its API tokens
+// (bots); an empty passcode makes a guest named login when guests are
+// allowed. Failures are errBadCredentials (or errTooManyAttempts).
+func (a *authService) UserByLogin(ctx context.Context, login, passcode string) (user, error) {
+	switch {
+	case passcode == "" && a.opts.AllowGuests:
+		return a.Guest(ctx, login)
+	case strings.HasPrefix(passcode, apiTokenPrefix):
+		u, err := a.UserByToken(ctx, passcode)
+		if errors.Is(err, errNotLoggedIn) || (err == nil && usernameKey(u.Username) != usernameKey(login)) {
+			return user{}, errBadCredentials
+		}
+		return u, err
+	default:
+		return a.checkLogin(ctx, login, passcode)
+	}
+}
+
+// UserByName looks an account up by name (case-insensitive).
+func (a *authService) UserByName(ctx context.Context, name string) (user, error) {
+	return a.st.userByName(ctx, name)
+}
+
+// Guest returns the guest account called name, creating it if needed. Guests
+// have no password, so a guest name identifies nobody: anyone may use a
+// guest name nobody registered, but never a registered user's name.
+// errGuestsDisabled unless AllowGuests.
+func (a *authService) Guest(ctx context.Context, name string) (user, error) {
+	if !a.opts.AllowGuests {
+		return user{}, errGuestsDisabled
+	}
+	if err := validUsername(name); err != nil {
+		return user{}, err
+	}
+	u, err := a.st.userByName(ctx, name)
+	switch {
+	case err == nil && u.IsGuest:
+		return u, nil
+	case err == nil:
+		return user{}, errNameTaken
+	case !errors.Is(err, errUnknownUser):
+		return user{}, err
+	}
+	u, err = a.st.createUser(ctx, newUser{Username: name, DisplayName: name, Guest: true})
+	if errors.Is(err, errNameTaken) { // another connection created it meanwhile
+		return a.Guest(ctx, name)
+	}
+	return u, err
+}
+
+// GuestLogin is Guest plus a login session, for the HTTP guest form.
+func (a *authService) GuestLogin(ctx context.Context, name string) (user, loginSession, error) {
+	u, err := a.Guest(ctx, name)
+	if err != nil {
+		return user{}, loginSession{}, err
+	}
+	s, err := a.newSession(ctx, u)
+	return u, s, err
+}
+
+// CreateToken makes a named API token for u and returns it; it is shown
+// once and only its hash is kept. Guests cannot have tokens.
+func (a *authService) CreateToken(ctx context.Context, u user, name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || utf8.RuneCountInString(name) > maxTokenNameRunes {
+		return "", newPublicError(errKindBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
+	}
+	if u.IsGuest {
+		return "", newPublicError(errKindForbidden, "guests cannot create tokens")
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return "", err
+	}
+	tok := apiTokenPrefix + secret
+	if err := a.st.createToken(ctx, u.ID, name, secretHash(tok)); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// RevokeToken deletes u's token called name.
+func (a *authService) RevokeToken(ctx context.Context, u user, name string) error {
+	return a.st.deleteToken(ctx, u.ID, name)
+}
+
+// Tokens lists u's tokens (names only).
+func (a *authService) Tokens(ctx context.Context, u user) ([]apiToken, error) {
+	return a.st.listTokens(ctx, u.ID)
+}
+
+// CreateInvite returns a one-use registration code; admins only.
+func (a *authService) CreateInvite(ctx context.Context, admin user) (string, error) {
+	if !admin.IsAdmin {
+		return "", errNotAdmin
+	}
+	code, err := newSecret()
+	if err != nil {
+		return "", err
+	}
+	if err := a.st.createInvite(ctx, secretHash(code), admin.ID, a.st.now().Add(defaultInviteTTL)); err != nil {
+		return "", err
+	}
+	return code, nil
+}
+
+// SetRegistration switches registration between "open" and "invite"; admins only.
+func (a *authService) SetRegistration(ctx context.Context, admin user, mode string) error {
+	if !admin.IsAdmin {
+		return errNotAdmin
+	}
+	if mode != registrationOpen && mode != registrationInvite {
+		return newPublicError(errKindBadRequest, `registration must be "open" or "invite"`)
+	}
+	return a.st.setSetting(ctx, settingRegistration, mode)
+}
+
+// UserFromRequest authenticates an HTTP request: "Authorization: Bearer
+// <API token>" first, else the session cookie. The WebSocket and SockJS
+// handlers use it to fill connInfo.User.
+func (a *authService) UserFromRequest(r *http.Request) (user, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return user{}, errNotLoggedIn
+		}
+		return a.UserByToken(r.Context(), strings.TrimSpace(tok))
+	}
+	c, err := r.Cookie(sessionCookieName)
+	if err != nil {
+		return user{}, errNotLoggedIn
+	}
+	return a.UserBySession(r.Context(), c.Value)
+}
+
+// setSessionCookie sets the login cookie: HttpOnly (scripts cannot read
+// it), SameSite=Lax (no cross-site POSTs carry it) and Secure when the
+// request came over TLS (plain-HTTP intranet installs must still work).
+// Its lifetime is Max-Age, relative, so a browser whose clock disagrees
+// with the server's (a Pi without RTC) still keeps it for the TTL.
+func setSessionCookie(w http.ResponseWriter, r *http.Request, s loginSession) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     sessionCookieName,
+		Value:    s.Token,
+		Path:     "/",
+		MaxAge:   int(s.TTL.Seconds()),
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// clearSessionCookie removes the login cookie.
+func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     sessionCookieName,
+		Value:    "",
+		Path:     "/",
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// loginLimiter counts recent login failures per username. Safe for
+// concurrent use; the lock is held only for map operations.
+type loginLimiter struct {
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]*loginFailures
+}
+
+type loginFailures struct {
+	count int
+	since time.Time // start of the current window
+}
+
+func newLoginLimiter(now func() time.Time) *loginLimiter {
+	return &loginLimiter{now: now, m: make(map[string]*loginFailures)}
+}
+
+func (l *loginLimiter) allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.m[key]
+	if f == nil {
+		return true
+	}
+	if l.now().Sub(f.since) >= loginFailureWindow {
+		delete(l.m, key)
+		return true
+	}
+	return f.count < maxLoginFailures
+}
+
+func (l *loginLimiter) fail(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	f := l.m[key]
+	if f == nil || now.Sub(f.since) >= loginFailureWindow {
+		if len(l.m) >= maxLimiterEntries {
+			for k, v := range l.m {
+				if now.Sub(v.since) >= loginFailureWindow {
+					delete(l.m, k)
+				}
+			}
+			if len(l.m) >= maxLimiterEntries {
+				clear(l.m) // a spray of names; forgetting beats growing without bound
+			}
+		}
+		f = &loginFailures{since: now}
+		l.m[key] = f
+	}
+	f.count++
+}
+
+func (l *loginLimiter) reset(key string) {
+	l.mu.Lock()
+	delete(l.m, key)
+	l.mu.Unlock()
+}

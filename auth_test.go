@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cheapArgon keeps tests fast; production parameters are tested once below.
+var cheapArgon = argonParams{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
+
+func newTestAuth(t testing.TB, s *store, guests bool) *authService {
+	t.Helper()
+	a, err := newAuthService(s, authOptions{AllowGuests: guests, Argon: cheapArgon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func mustRegister(t testing.TB, a *authService, name string) user {
+	t.Helper()
+	u, err := a.Register(context.Background(), registration{Username: name, Password: "password-" + name})
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	return u
+}
+
+func TestPasswordHash(t *testing.T) {
+	h, err := hashPassword("correct horse", defaultArgonParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q is not a PHC argon2id string with the default parameters", h)
+	}
+	tests := []struct {
+		name, pw, hash string
+		ok             bool
+		err            error
+	}{
+		{"right", "correct horse", h, true, nil},
+		{"wrong", "correct horsf", h, false, nil},
+		{"empty", "", h, false, nil},
+		{"not phc", "x", "plain", false, errBadHash},
+		{"bcrypt", "x", "$2a$10$abcdefghijklmnopqrstuu", false, errBadHash},
+		{"bad params", "x", "$argon2id$v=19$m=x,t=1,p=1$AAAA$AAAA", false, errBadHash},
+		{"bad version", "x", "$argon2id$v=16$m=64,t=1,p=1$AAAA$AAAA", false, errBadHash},
+		{"bad salt", "x", "$argon2id$v=19$m=64,t=1,p=1$!!$AAAA", false, errBadHash},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, err := checkPassword(tt.pw, tt.hash)
+			if ok != tt.ok || !errors.Is(err, tt.err) {
+				t.Errorf("checkPassword = %v, %v; want %v, %v", ok, err, tt.ok, tt.err)
+			}
+		})
+	}
+	h2, _ := hashPassword("correct horse", defaultArgonParams())
+	if h == h2 {
+		t.Error("two hashes of one password are equal: salt missing")
+	}
+}
+
+func TestRegisterRules(t *testing.T) {
+	s := openTestStore(t, nil)
+	a := newTestAuth(t, s, false)
+	ctx := context.Background()
+
+	first := mustRegister(t, a, "alice")
+	if !first.IsAdmin {
+		t.Error("first account is not admin")
+	}
+	second := mustRegister(t, a, "Bob")
+	if second.IsAdmin {
+		t.Error("second account is admin")
+	}
+	if second.DisplayName != "Bob" {
+		t.Errorf("display name = %q, want the username", second.DisplayName)
+	}
+
+	tests := []struct {
+		name string
+		reg  registration
+		want error
+	}{
+		{"empty name", registration{Username: "", Password: "longenough"}, errKindBadRequest},
+		{"space in name", registration{Username: "a b", Password: "longenough"}, errKindBadRequest},
+		{"at sign", registration{Username: "@a", Password: "longenough"}, errKindBadRequest},
+		{"leading dot", registration{Username: ".a", Password: "longenough"}, errKindBadRequest},
+		{"too long", registration{Username: strings.Repeat("a", 33), Password: "longenough"}, errKindBadRequest},
+		{"short password", registration{Username: "carol", Password: "short"}, errKindBadRequest},
+		{"huge password", registration{Username: "carol", Password: strings.Repeat("x", maxPasswordLen+1)}, errKindBadRequest},
+		{"control in display", registration{Username: "carol", DisplayName: "a\x00b", Password: "longenough"}, errKindBadRequest},
+		{"same name", registration{Username: "alice", Password: "longenough"}, errNameTaken},
+		{"same name other case", registration{Username: "ALICE", Password: "longenough"}, errNameTaken},
+		{"korean name", registration{Username: "김철수", Password: "longenough"}, nil},
+		{"korean duplicate", registration{Username: "김철수", Password: "longenough"}, errNameTaken},
+		{"accented case fold", registration{Username: "émile", Password: "longenough"}, nil},
+		{"accented upper duplicate", registration{Username: "ÉMILE", Password: "longenough"}, errNameTaken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := a.Register(ctx, tt.reg)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Register = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRegisterInviteOnly(t *testing.T) {
+	s := openTestStore(t, nil)
+	a := newTestAuth(t, s, false)
+	ctx := context.Background()
+	admin := mustRegister(t, a, "admin")
+	bob := mustRegister(t, a, "bob")
+
+	if err := a.SetRegistration(ctx, bob, registrationInvite); !errors.Is(err, errNotAdmin) {
+		t.Fatalf("non-admin SetRegistration = %v", err)
+	}
+	if err := a.SetRegistration(ctx, admin, "closed"); !errors.Is(err, errKindBadRequest) {
+		t.Fatalf("bad mode = %v", err)
+	}
+	if err := a.SetRegistration(ctx, admin, registrationInvite); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough"}); !errors.Is(err, errRegistrationOff) {
+		t.Fatalf("register without invite = %v", err)
+	}
+	if _, err := a.CreateInvite(ctx, bob); !errors.Is(err, errNotAdmin) {
+		t.Fatalf("non-admin invite = %v", err)
+	}
+	code, err := a.CreateInvite(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough", Invite: "wrong"}); !errors.Is(err, errBadInvite) {
+		t.Fatalf("wrong invite = %v", err)
+	}
+	// A failed invite rolls the account back with it.
+	if _, err := s.userByName(ctx, "carol"); !errors.Is(err, errUnknownUser) {
+		t.Fatalf("account survived a bad invite: %v", err)
+	}
+	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough", Invite: code}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Register(ctx, registration{Username: "dave", Password: "longenough", Invite: code}); !errors.Is(err, errBadInvite) {
+		t.Fatalf("reused invite = %v", err)
+	}
+}
+
+func TestLoginSessions(t *testing.T) {
+	clock := newStoreTestClock()
+	s := openTestStore(t, clock)
+	a := newTestAuth(t, s, false)
+	ctx := context.Background()
+	alice := mustRegister(t, a, "alice")
+
+	tests := []struct {
+		name, user, pw string
+		want           error
+	}{
+		{"ok", "alice", "password-alice", nil},
+		{"ok other case", "ALICE", "password-alice", nil},
+		{"wrong password", "alice", "password-bob", errBadCredentials},
+		{"unknown user", "nobody", "password-alice", errBadCredentials},
+		{"empty", "", "", errBadCredentials},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, sess, err := a.Login(ctx, tt.user, tt.pw)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Login = %v, want %v", err, tt.want)
+			}
+			if err != nil {
+				return
+			}
+			if u.ID != alice.ID || len(sess.Token) < 40 {
+				t.Fatalf("Login returned %+v, token %q", u, sess.Token)
+			}
+			got, err := a.UserBySession(ctx, sess.Token)
+			if err != nil || got.ID != alice.ID {
+				t.Fatalf("UserBySession = %+v, %v", got, err)
+			}
+		})
+	}
+
+	_, sess, err := a.Login(ctx, "alice", "password-alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the hash is stored.
+	var n int
+	s.rdb.QueryRow(`SELECT count(*) FROM login_sessions WHERE token_hash = ?`, []byte(sess.Token)).Scan(&n)
+	if n != 0 {
+		t.Fatal("session token stored in clear")
+	}
+	if _, err := a.UserBySession(ctx, sess.Token+"x"); !errors.Is(err, errNotLoggedIn) {
+		t.Fatalf("tampered token = %v", err)
+	}
+	if err := a.Logout(ctx, sess.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, errNotLoggedIn) {
+		t.Fatalf("after logout = %v", err)
+	}
+
+	_, sess, _ = a.Login(ctx, "alice", "password-alice")
+	clock.Advance(defaultSessionTTL + time.Second)
+	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, errNotLoggedIn) {
+		t.Fatalf("expired session = %v", err)
+	}
+
+	// A password change ends existing sessions.
+	_, sess, _ = a.Login(ctx, "alice", "password-alice")
+	h, _ := hashPassword("new-password", cheapArgon)
+	if err := s.setPassword(ctx, "alice", h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, errNotLoggedIn) {
+		t.Fatalf("session after password change = %v", err)
+	}
+}
+
+func TestLoginThrottle(t *testing.T) {
+	clock := newStoreTestClock()
+	s := openTestStore(t, clock)
+	a := newTestAuth(t, s, false)
+	ctx := context.Background()
+	mustRegister(t, a, "alice")
+	for i := range maxLoginFailures {
+		if _, _, err := a.Login(ctx, "alice", "wrong-password"); !errors.Is(err, errBadCredentials) {
+			t.Fatalf("attempt %d = %v", i, err)
+		}
+	}
+	if _, _, err := a.Login(ctx, "Alice", "password-alice"); !errors.Is(err, errTooManyAttempts) {
+		t.Fatalf("after %d failures = %v, want throttled", maxLoginFailures, err)
+	}
+	if httpStatus(errTooManyAttempts) != http.StatusTooManyRequests {
+		t.Fatal("throttling does not map to 429")
+	}
+	clock.Advance(loginFailureWindow)
+	if _, _, err := a.Login(ctx, "alice", "password-alice"); err != nil {
+		t.Fatalf("after the window = %v", err)
+	}
+}
+
+func TestAPITokensAndStompLogin(t *testing.T) {
+	s := openTestStore(t, nil)
+	a := newTestAuth(t, s, false)
+	ctx := context.Background()
+	alice := mustRegister(t, a, "alice")
+	mustRegister(t, a, "bob")
+
+	tok, err := a.CreateToken(ctx, alice, "bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok, apiTokenPrefix) {
+		t.Fatalf("token %q lacks prefix", tok)
+	}
+	if _, err := a.CreateToken(ctx, alice, "bot"); !errors.Is(err, errNameTaken) {
+		t.Fatalf("duplicate token name = %v", err)
+	}
+	if _, err := a.CreateToken(ctx, alice, " "); !errors.Is(err, errKindBadRequest) {
+		t.Fatalf("empty token name = %v", err)
+	}
+
+	tests := []struct {
+		name, login, passcode string
+		want                  error
+	}{
+		{"password", "alice", "password-alice", nil},
+		{"token", "alice", tok, nil},
+		{"token other user", "bob", tok, errBadCredentials},
+		{"bad token", "alice", apiTokenPrefix + "nope", errBadCredentials},
+		{"bad password", "alice", "nope-nope", errBadCredentials},
+		{"no guests", "visitor", "", errBadCredentials},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := a.UserByLogin(ctx, tt.login, tt.passcode)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("UserByLogin = %v, want %v", err, tt.want)
+			}
+			if err == nil && u.ID != alice.ID {
+				t.Fatalf("got user %+v", u)
+			}
+		})
+	}
+
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	if u, err := a.UserFromRequest(r); err != nil || u.ID != alice.ID {
+		t.Fatalf("UserFromRequest(Bearer) = %+v, %v", u, err)
+	}
+	if list, err := a.Tokens(ctx, alice); err != nil || len(list) != 1 || list[0].Name != "bot" {
+		t.Fatalf("Tokens = %+v, %v", list, err)
+	}
+	if err := a.RevokeToken(ctx, alice, "bot"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.UserByToken(ctx, tok); !errors.Is(err, errNotLoggedIn) {
+		t.Fatalf("revoked token = %v", err)
+	}
+	if err := a.RevokeToken(ctx, alice, "bot"); !errors.Is(err, errKindNotFound) {
+		t.Fatalf("revoking twice = %v", err)
+	}
+}
+
+func TestGuests(t *testing.T) {
+	s := openTestStore(t, nil)
+	ctx := context.Background()
+	off := newTestAuth(t, s, false)
+	if _, err := off.Guest(ctx, "visitor"); !errors.Is(err, errGuestsDisabled) {
+		t.Fatalf("guest while disabled = %v", err)
+	}
+	on := newTestAuth(t, s, true)
+	g, err := on.Guest(ctx, "visitor")
+	if err != nil || !g.IsGuest || g.IsAdmin {
+		t.Fatalf("Guest = %+v, %v (a guest must never be the first admin)", g, err)
+	}
+	again, err := on.UserByLogin(ctx, "Visitor", "")
+	if err != nil || again.ID != g.ID {
+		t.Fatalf("guest reconnect = %+v, %v", again, err)
+	}
+	// Guests cannot log in with a password, and cannot take a registered name.
+	if _, err := on.UserByLogin(ctx, "visitor", "anything-at-all"); !errors.Is(err, errBadCredentials) {
+		t.Fatalf("guest password login = %v", err)
+	}
+	alice := mustRegister(t, on, "alice")
+	if !alice.IsAdmin {
+		t.Error("first registered account after a guest is not admin")
+	}
+	if _, err := on.Guest(ctx, "alice"); !errors.Is(err, errNameTaken) {
+		t.Fatalf("guest with a registered name = %v", err)
+	}
+	if _, err := on.Register(ctx, registration{Username: "visitor", Password: "longenough"}); !errors.Is(err, errNameTaken) {
+		t.Fatalf("register a guest's name = %v", err)
+	}
+	if _, err := on.CreateToken(ctx, g, "x"); !errors.Is(err, errKindForbidden) {
+		t.Fatalf("guest token = %v", err)
+	}
+}
+
+func TestSessionCookie(t *testing.T) {
+	tests := []struct {
+		name   string
+		tls    bool
+		secure bool
+	}{
+		{"plain http", false, false},
+		{"tls", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/api/login", nil)
+			if tt.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			w := httptest.NewRecorder()
+			setSessionCookie(w, r, loginSession{Token: "tok", Expires: time.Now().Add(time.Hour), TTL: time.Hour})
+			cs := w.Result().Cookies()
+			if len(cs) != 1 {
+				t.Fatalf("%d cookies", len(cs))
+			}
+			c := cs[0]
+			if c.Name != sessionCookieName || c.Value != "tok" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Path != "/" || c.MaxAge != 3600 {
+				t.Fatalf("cookie = %+v", c)
+			}
+		})
+	}
+}

@@ -1,0 +1,439 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Chat limits.
+const (
+	// maxMessageRunes bounds one chat message: a long paste fits, a novel
+	// does not, and 4000 runes stay under 16 KiB of UTF-8.
+	maxMessageRunes = 4000
+
+	// maxChatInputBytes bounds the raw JSON of one send before it is
+	// parsed: 4000 runes escaped as \uXXXX (6 bytes each) plus the other
+	// fields stay below it.
+	maxChatInputBytes = 32 << 10
+
+	// maxMentionsPerMessage bounds the notifications one message can cause.
+	maxMentionsPerMessage = 20
+)
+
+// Server languages for the ENTER/LEAVE texts (--lang).
+const (
+	langEnglish = "en"
+	langKorean  = "ko"
+)
+
+// roomDestinationPrefix is where a room's messages are published: the
+// Spring chat examples subscribe to /sub/chat/room/{roomId}.
+const roomDestinationPrefix = "/sub/chat/room/"
+
+// roomDestination is the STOMP destination of a room's messages.
+func roomDestination(roomID int64) string {
+	return roomDestinationPrefix + strconv.FormatInt(roomID, 10)
+}
+
+// roomIDFromDestination parses /sub/chat/room/{id}; the broker uses it to
+// check CanRead when a client subscribes.
+func roomIDFromDestination(dest string) (int64, bool) {
+	s, ok := strings.CutPrefix(dest, roomDestinationPrefix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, false
+	}
+	return id, true
+}
+
+// chatInput is the body a client SENDs to /pub/chat/message:
+// {"type":"TALK","roomId":5,"sender":"…","message":"…"}. Sender is ignored:
+// the server writes the authenticated user's name.
+type chatInput struct {
+	Type    string `json:"type"`
+	RoomID  int64  `json:"roomId"`
+	Sender  string `json:"sender"`
+	Message string `json:"message"`
+}
+
+// ParseChatInput decodes and checks the shape of a SEND body: valid JSON
+// (errBadJSON), a known type (errBadMessageType) and a room id
+// (errUnknownRoom). roomId may be a number or a string of digits, since
+// some Spring examples send it as a string. Whether the room exists and
+// the message is acceptable is Post's business.
+func ParseChatInput(body []byte) (chatInput, error) {
+	if len(body) > maxChatInputBytes {
+		return chatInput{}, errMessageTooLong
+	}
+	var raw struct {
+		Type    string          `json:"type"`
+		RoomID  json.RawMessage `json:"roomId"`
+		Sender  string          `json:"sender"`
+		Message string          `json:"message"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return chatInput{}, errBadJSON
+	}
+	in := chatInput{Type: strings.ToUpper(raw.Type), Sender: raw.Sender, Message: raw.Message}
+	switch in.Type {
+	case msgEnter, msgTalk, msgLeave:
+	default:
+		return chatInput{}, errBadMessageType
+	}
+	id := string(bytes.Trim(raw.RoomID, `"`))
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return chatInput{}, errUnknownRoom
+	}
+	in.RoomID = n
+	return in, nil
+}
+
+// chatConfig wires chatService to the rest of the program.
+type chatConfig struct {
+	Lang string // langEnglish or langKorean; "" means English
+
+	// Deliver publishes a stored message (its exact JSON) to
+	// /sub/chat/room/{roomID}. It is called on the store's writer
+	// goroutine right after the commit, in id order, so it must not block
+	// and must not call back into chatService writes. Nil drops.
+	Deliver func(roomID int64, msg []byte)
+
+	// Notify hands a notification (JSON) to a connected user's queue
+	// (/user/queue/notifications). Same rules as Deliver. Nil drops.
+	Notify func(username string, body []byte)
+
+	// Online reports whether a user has a live connection. Nil means
+	// nobody is, so every mention is stored. It is also called on the
+	// writer goroutine (for DM peers), so it must be quick and must not
+	// block: a lock-protected map lookup.
+	Online func(username string) bool
+
+	Webhooks *http.Client // client for webhook POSTs; nil means one with webhookTimeout
+	Log      *slog.Logger // nil means discard
+}
+
+// chatService is the chat domain: it validates, authorizes, stores and then
+// publishes. Safe for concurrent use. The caller owns it and calls Close
+// (which stops the webhook sender) before closing the store.
+type chatService struct {
+	st       *store
+	lang     string
+	deliver  func(roomID int64, msg []byte)
+	notify   func(username string, body []byte)
+	online   func(username string) bool
+	webhooks *webhookSender
+	log      *slog.Logger
+}
+
+func newChatService(st *store, cfg chatConfig) (*chatService, error) {
+	c := &chatService{st: st, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, log: cfg.Log}
+	switch c.lang {
+	case "":
+		c.lang = langEnglish
+	case langEnglish, langKorean:
+	default:
+		return nil, fmt.Errorf("chat: unsupported language %q (want %s or %s)", cfg.Lang, langEnglish, langKorean)
+	}
+	if c.deliver == nil {
+		c.deliver = func(int64, []byte) {}
+	}
+	if c.notify == nil {
+		c.notify = func(string, []byte) {}
+	}
+	if c.online == nil {
+		c.online = func(string) bool { return false }
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.webhooks = newWebhookSender(cfg.Webhooks, c.log)
+	return c, nil
+}
+
+// Close stops the webhook sender and waits for it. Posts after Close still
+// work but send no webhooks.
+func (c *chatService) Close() error {
+	c.webhooks.Close()
+	return nil
+}
+
+// presenceText is the server-written body of ENTER and LEAVE messages.
+func presenceText(lang, typ, name string) string {
+	switch {
+	case lang == langKorean && typ == msgEnter:
+		return name + "님이 입장하셨습니다."
+	case lang == langKorean:
+		return name + "님이 퇴장하셨습니다."
+	case typ == msgEnter:
+		return name + " joined."
+	default:
+		return name + " left."
+	}
+}
+
+// checkBody validates the text of a TALK message.
+func checkBody(msg string) error {
+	if !utf8.ValidString(msg) {
+		return newPublicError(errKindBadRequest, "message is not valid UTF-8")
+	}
+	if strings.TrimSpace(msg) == "" {
+		return errEmptyMessage
+	}
+	if utf8.RuneCountInString(msg) > maxMessageRunes {
+		return errMessageTooLong
+	}
+	return nil
+}
+
+// Post stores a chat message from u and publishes it. It checks the type
+// and the text (errBadMessageType, errEmptyMessage, errMessageTooLong),
+// then, inside the write transaction, the room (errUnknownRoom,
+// errRoomArchived, errNotMember); it writes the sender from u, stores the
+// message, waits for the commit and returns it. Deliver has been called by
+// then, so a RECEIPT sent after Post returns follows the MESSAGE. ENTER and
+// LEAVE get the server's text in its language. ENTER and TALK in a public
+// room make u a member. Mentions of offline users and DMs to offline users
+// become notifications.
+func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMessage, error) {
+	m := storedMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
+	switch in.Type {
+	case msgTalk:
+		if err := checkBody(in.Message); err != nil {
+			return storedMessage{}, err
+		}
+		m.Message = in.Message
+	case msgEnter, msgLeave:
+		m.Message = presenceText(c.lang, in.Type, u.Username)
+	default:
+		return storedMessage{}, errBadMessageType
+	}
+	if in.RoomID <= 0 {
+		return storedMessage{}, errUnknownRoom
+	}
+	var mentions []notifyTarget
+	if in.Type == msgTalk && strings.ContainsRune(m.Message, '@') {
+		var err error
+		if mentions, err = c.mentionTargets(ctx, in.RoomID, u, m.Message); err != nil {
+			return storedMessage{}, err
+		}
+	}
+	return c.store(ctx, m, mentions)
+}
+
+// store checks the room, writes m (plus a membership when posting makes u
+// a member, plus notifications for offline targets) in one group-committed
+// transaction, and publishes it on commit.
+//
+// The room check runs inside the transaction rather than as a read before
+// it: the decision and the insert see the same state, and a send costs no
+// separate read transaction. A refusal is recorded, not returned, so the
+// transaction of the other senders in the group goes on undisturbed.
+func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget) (storedMessage, error) {
+	var (
+		refused error          // why the room refused m, if it did
+		targets []notifyTarget // DM peer and mentions: whom m notifies
+		stored  []notifyTarget // the offline ones, with their stored notification ids
+	)
+	err := c.st.write(ctx, func(tx *sql.Tx) error {
+		refused, targets, stored = nil, targets[:0], stored[:0]
+		r, err := c.st.postAccessTx(ctx, tx, m.RoomID, m.UserID)
+		switch {
+		case errors.Is(err, errUnknownRoom):
+			refused = err
+		case err != nil:
+			return err
+		case r.archived:
+			refused = errRoomArchived
+		case r.kind != roomPublic && !r.member:
+			refused = errNotMember
+		}
+		if refused != nil {
+			return nil
+		}
+		if r.kind == roomDM && m.Type == msgTalk {
+			if targets, err = c.dmPeersTx(ctx, tx, m.RoomID, m.UserID); err != nil {
+				return err
+			}
+		}
+		for _, t := range mentions {
+			if !slices.ContainsFunc(targets, func(o notifyTarget) bool { return o.userID == t.userID }) {
+				targets = append(targets, t)
+			}
+		}
+		if err := c.st.insertMessageTx(ctx, tx, &m); err != nil {
+			return err
+		}
+		if r.kind == roomPublic && !r.member && m.Type != msgLeave {
+			if _, err := joinTx(ctx, tx, m.RoomID, m.UserID, c.st.nowMS()); err != nil {
+				return err
+			}
+		}
+		for _, t := range targets {
+			if t.online {
+				continue
+			}
+			if t.notificationID, err = insertNotificationTx(ctx, tx, t.userID, m.ID, t.reason, c.st.nowMS()); err != nil {
+				return err
+			}
+			stored = append(stored, t)
+		}
+		return nil
+	}, func() {
+		if refused != nil {
+			return
+		}
+		c.deliver(m.RoomID, m.JSON())
+		for _, t := range targets {
+			if t.online {
+				c.notify(t.username, notificationJSON(notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
+			}
+		}
+	})
+	if err != nil {
+		return storedMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
+	}
+	if refused != nil {
+		return storedMessage{}, refused
+	}
+	for _, t := range stored {
+		if t.webhook != "" {
+			c.webhooks.enqueue(t.webhook, notificationJSON(notification{ID: t.notificationID, Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
+		}
+	}
+	return m, nil
+}
+
+// CanRead reports whether u may read (and subscribe to) a room: nil, or
+// errUnknownRoom / errNotMember. Public rooms are readable by everyone
+// logged in, private rooms and DMs by their members.
+func (c *chatService) CanRead(ctx context.Context, u user, roomID int64) error {
+	r, member, err := c.st.roomAccess(ctx, roomID, u.ID)
+	if err != nil {
+		return err
+	}
+	if r.Kind != roomPublic && !member {
+		return errNotMember
+	}
+	return nil
+}
+
+// CanPost reports whether u may post to a room: CanRead, and the room is
+// not archived.
+func (c *chatService) CanPost(ctx context.Context, u user, roomID int64) error {
+	r, member, err := c.st.roomAccess(ctx, roomID, u.ID)
+	if err != nil {
+		return err
+	}
+	if r.Kind != roomPublic && !member {
+		return errNotMember
+	}
+	if r.Archived {
+		return errRoomArchived
+	}
+	return nil
+}
+
+// mentionedNames returns the distinct usernames @mentioned in body, in
+// order of appearance, at most maxMentionsPerMessage. A mention is '@'
+// at the start or after a character that cannot be in a name (so e-mail
+// addresses are not mentions), followed by name characters; a trailing
+// '.' or '-' is punctuation, not part of the name.
+func mentionedNames(body string) []string {
+	var out []string
+	seen := map[string]bool{}
+	prev := ' '
+	for i, r := range body {
+		if r != '@' || isMentionRune(prev) {
+			prev = r
+			continue
+		}
+		prev = r
+		rest := body[i+1:]
+		end := strings.IndexFunc(rest, func(r rune) bool { return !isMentionRune(r) })
+		if end < 0 {
+			end = len(rest)
+		}
+		name := strings.TrimRight(rest[:end], ".-")
+		if name == "" || validUsername(name) != nil || seen[usernameKey(name)] {
+			continue
+		}
+		seen[usernameKey(name)] = true
+		out = append(out, name)
+		if len(out) == maxMentionsPerMessage {
+			break
+		}
+	}
+	return out
+}
+
+// notificationJSON is the body of a notification on the user queue and in
+// a webhook POST.
+func notificationJSON(n notification) []byte {
+	b, _ := json.Marshal(n) // only strings, numbers and present-day times: cannot fail
+	return b
+}
+
+// sinceDays is the retention cutoff: days days before now.
+func sinceDays(now time.Time, days int) time.Time {
+	return now.Add(-time.Duration(days) * 24 * time.Hour)
+}
+
+// PurgeOlderThan deletes messages older than days days (retention) and
+// returns how many went.
+func (c *chatService) PurgeOlderThan(ctx context.Context, days int) (int64, error) {
+	if days <= 0 {
+		return 0, newPublicError(errKindBadRequest, "retention must be at least one day")
+	}
+	n, err := c.st.purgeBefore(ctx, sinceDays(c.st.now(), days))
+	if err == nil && n > 0 {
+		c.log.Info("retention purge", "days", days, "deleted", n)
+	}
+	return n, err
+}
+
+// Backup writes a consistent copy of the database to path (see store.Backup).
+func (c *chatService) Backup(ctx context.Context, path string) error {
+	return c.st.Backup(ctx, path)
+}
+
+// defaultRetentionInterval is how often runRetention purges: daily is
+// plenty when retention is counted in days.
+const defaultRetentionInterval = 24 * time.Hour
+
+// runRetention purges messages older than days days now and then every
+// interval, until ctx ends. It blocks; the caller owns the goroutine that
+// runs it (start it with the server, cancel ctx at shutdown, wait for it).
+// Failures are logged and retried at the next tick: retention is
+// housekeeping and must not stop the server.
+func (c *chatService) runRetention(ctx context.Context, days int, interval time.Duration) {
+	if interval <= 0 {
+		interval = defaultRetentionInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := c.PurgeOlderThan(ctx, days); err != nil && ctx.Err() == nil {
+			c.log.Error("retention purge failed", "days", days, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Notification limits.
+const (
+	// maxPendingDelivered bounds the notifications handed over per
+	// DeliverPending page; a user back from holiday gets them in pages.
+	maxPendingDelivered = 200
+
+	// webhookTimeout bounds one webhook POST: a slow receiver must not
+	// hold a worker for long.
+	webhookTimeout = 5 * time.Second
+
+	// webhookQueueLen bounds POSTs waiting to go out. When it is full new
+	// ones are dropped (and logged): webhooks are a courtesy and must
+	// never slow the chat path.
+	webhookQueueLen = 256
+
+	// webhookWorkers is how many POSTs run at once.
+	webhookWorkers = 2
+
+	// maxWebhookURLLen keeps a URL a URL.
+	maxWebhookURLLen = 2048
+)
+
+// notifyTarget is a user a TALK message should notify.
+type notifyTarget struct {
+	userID         int64
+	username       string
+	reason         string // reasonMention or reasonDM
+	webhook        string // "" if none
+	online         bool   // notified live, not stored
+	notificationID int64  // set once stored
+}
+
+const sqlMentionTarget = `
+SELECT u.id, u.username, u.webhook_url, (r.kind = 'public' OR m.user_id IS NOT NULL)
+FROM users u
+JOIN rooms r ON r.id = ?2
+LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = u.id
+WHERE u.username_key = ?1 AND u.is_guest = 0`
+
+const sqlDMPeer = `
+SELECT u.id, u.username, u.webhook_url
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.room_id = ? AND m.user_id <> ?`
+
+// dmPeersTx returns the other member of a DM room as a notify target. It
+// runs inside Post's write transaction, on the writer goroutine.
+func (c *chatService) dmPeersTx(ctx context.Context, tx *sql.Tx, roomID, senderID int64) ([]notifyTarget, error) {
+	rows, err := tx.QueryContext(ctx, sqlDMPeer, roomID, senderID)
+	if err != nil {
+		return nil, fmt.Errorf("dm peer: %w", err)
+	}
+	defer rows.Close()
+	var out []notifyTarget
+	for rows.Next() {
+		t := notifyTarget{reason: reasonDM}
+		if err := rows.Scan(&t.userID, &t.username, &t.webhook); err != nil {
+			return nil, fmt.Errorf("dm peer: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("dm peer: %w", err)
+	}
+	for i := range out {
+		out[i].online = c.online(out[i].username)
+	}
+	return out, nil
+}
+
+// mentionTargets finds the @mentioned users of a TALK message from u who
+// can read the room (a mention must not leak a private room's text). The
+// sender never notifies themself. Online users are marked so that they get
+// a live notification instead of a stored one.
+func (c *chatService) mentionTargets(ctx context.Context, roomID int64, u user, body string) ([]notifyTarget, error) {
+	var out []notifyTarget
+	seen := map[int64]bool{u.ID: true}
+	for _, name := range mentionedNames(body) {
+		t := notifyTarget{reason: reasonMention}
+		var canRead bool
+		err := c.st.rdb.QueryRowContext(ctx, sqlMentionTarget, usernameKey(name), roomID).Scan(&t.userID, &t.username, &t.webhook, &canRead)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // not a user (or no such room): just text with an @
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mention %s: %w", name, err)
+		}
+		if !canRead || seen[t.userID] {
+			continue
+		}
+		seen[t.userID] = true
+		t.online = c.online(t.username)
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// PendingNotifications returns u's undelivered notifications, oldest first
+// (at most maxPendingDelivered).
+func (c *chatService) PendingNotifications(ctx context.Context, u user) ([]notification, error) {
+	return c.st.pendingNotifications(ctx, u.ID, maxPendingDelivered)
+}
+
+// MarkDelivered marks u's notifications up to and including upTo delivered.
+func (c *chatService) MarkDelivered(ctx context.Context, u user, upTo int64) error {
+	return c.st.markDelivered(ctx, u.ID, upTo)
+}
+
+// DeliverPending hands u's stored notifications to Notify and marks them
+// delivered; the broker calls it when a user connects. It returns how many
+// went. Notify must not block (it enqueues), so a crash between Notify and
+// the mark can at worst deliver some twice, never lose them.
+func (c *chatService) DeliverPending(ctx context.Context, u user) (int, error) {
+	total := 0
+	for {
+		ns, err := c.PendingNotifications(ctx, u)
+		if err != nil || len(ns) == 0 {
+			return total, err
+		}
+		for _, n := range ns {
+			c.notify(u.Username, notificationJSON(n))
+		}
+		if err := c.MarkDelivered(ctx, u, ns[len(ns)-1].ID); err != nil {
+			return total, err
+		}
+		total += len(ns)
+		if len(ns) < maxPendingDelivered {
+			return total, nil
+		}
+	}
+}
+
+// SetWebhook sets (or, with "", clears) the URL u's offline notifications
+// are POSTed to. Only http and https URLs are accepted.
+func (c *chatService) SetWebhook(ctx context.Context, u user, rawURL string) error {
+	if u.IsGuest {
+		return newPublicError(errKindForbidden, "guests cannot set webhooks")
+	}
+	if rawURL != "" {
+		p, err := url.Parse(rawURL)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || len(rawURL) > maxWebhookURLLen {
+			return newPublicError(errKindBadRequest, "webhook must be an http or https URL")
+		}
+	}
+	return c.st.setWebhook(ctx, u.ID, rawURL)
+}
+
+// webhookSender POSTs notification JSON to users' webhook URLs in the
+// background. enqueue never blocks: when the bounded queue is full the
+// POST is dropped and logged. It owns its worker goroutines; Close cancels
+// in-flight POSTs and waits for the workers.
+type webhookSender struct {
+	client *http.Client
+	log    *slog.Logger
+	queue  chan webhookJob // never closed; workers and senders select on ctx
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type webhookJob struct {
+	url  string
+	body []byte
+}
+
+func newWebhookSender(client *http.Client, log *slog.Logger) *webhookSender {
+	if client == nil {
+		client = &http.Client{Timeout: webhookTimeout}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &webhookSender{client: client, log: log, queue: make(chan webhookJob, webhookQueueLen), ctx: ctx, cancel: cancel}
+	for range webhookWorkers {
+		w.wg.Go(w.run)
+	}
+	return w
+}
+
+// enqueue schedules a POST; it reports false if it was dropped.
+func (w *webhookSender) enqueue(url string, body []byte) bool {
+	if w.ctx.Err() != nil {
+		return false
+	}
+	select {
+	case w.queue <- webhookJob{url: url, body: body}:
+		return true
+	default:
+		w.log.Warn("webhook queue full, notification dropped", "url", url)
+		return false
+	}
+}
+
+func (w *webhookSender) run() {
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case j := <-w.queue:
+			if err := w.post(j); err != nil {
+				w.log.Warn("webhook failed", "url", j.url, "err", err)
+			}
+		}
+	}
+}
+
+func (w *webhookSender) post(j webhookJob) error {
+	ctx, cancel := context.WithTimeout(w.ctx, webhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "stompbox-webhook")
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // let the connection be reused
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	return nil
+}
+
+// Close cancels in-flight POSTs, drops queued ones and waits for the workers.
+func (w *webhookSender) Close() {
+	w.cancel()
+	w.wg.Wait()
+}

@@ -1,0 +1,872 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// chatRecorder records what chatService hands to the broker.
+type chatRecorder struct {
+	mu        sync.Mutex
+	delivered []recordedDelivery
+	notified  []recordedNotify
+	online    map[string]bool
+}
+
+type recordedDelivery struct {
+	roomID int64
+	body   []byte
+}
+
+type recordedNotify struct {
+	user string
+	body []byte
+}
+
+func (r *chatRecorder) deliver(roomID int64, b []byte) {
+	r.mu.Lock()
+	r.delivered = append(r.delivered, recordedDelivery{roomID, slices.Clone(b)})
+	r.mu.Unlock()
+}
+
+func (r *chatRecorder) notify(u string, b []byte) {
+	r.mu.Lock()
+	r.notified = append(r.notified, recordedNotify{u, slices.Clone(b)})
+	r.mu.Unlock()
+}
+
+func (r *chatRecorder) isOnline(u string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.online[u]
+}
+
+func (r *chatRecorder) setOnline(u string, on bool) {
+	r.mu.Lock()
+	r.online[u] = on
+	r.mu.Unlock()
+}
+
+func (r *chatRecorder) notifications() []recordedNotify {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.notified)
+}
+
+func (r *chatRecorder) deliveries() []recordedDelivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.delivered)
+}
+
+// chatFixture is a store, auth and chat service over a temp file, with
+// users alice (admin), bob and carol.
+type chatFixture struct {
+	st                *store
+	auth              *authService
+	chat              *chatService
+	rec               *chatRecorder
+	clock             *storeTestClock
+	alice, bob, carol user
+}
+
+func newChatFixture(t testing.TB, lang string) *chatFixture {
+	t.Helper()
+	f := &chatFixture{clock: newStoreTestClock(), rec: &chatRecorder{online: map[string]bool{}}}
+	f.st = openTestStore(t, f.clock)
+	f.auth = newTestAuth(t, f.st, true)
+	var err error
+	f.chat, err = newChatService(f.st, chatConfig{Lang: lang, Deliver: f.rec.deliver, Notify: f.rec.notify, Online: f.rec.isOnline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.chat.Close() })
+	f.alice = mustRegister(t, f.auth, "alice")
+	f.bob = mustRegister(t, f.auth, "bob")
+	f.carol = mustRegister(t, f.auth, "carol")
+	return f
+}
+
+func (f *chatFixture) post(t testing.TB, u user, roomID int64, typ, msg string) storedMessage {
+	t.Helper()
+	m, err := f.chat.Post(context.Background(), u, chatInput{Type: typ, RoomID: roomID, Message: msg})
+	if err != nil {
+		t.Fatalf("post %q as %s: %v", msg, u.Username, err)
+	}
+	return m
+}
+
+func (f *chatFixture) room(t testing.TB, u user, name, kind string) room {
+	t.Helper()
+	r, err := f.chat.CreateRoom(context.Background(), u, newRoom{Name: name, Kind: kind})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestParseChatInput(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want chatInput
+		err  error
+	}{
+		{"talk", `{"type":"TALK","roomId":5,"sender":"x","message":"hi"}`, chatInput{Type: "TALK", RoomID: 5, Sender: "x", Message: "hi"}, nil},
+		{"room id as string", `{"type":"ENTER","roomId":"7","sender":"x"}`, chatInput{Type: "ENTER", RoomID: 7, Sender: "x"}, nil},
+		{"lower-case type", `{"type":"leave","roomId":1}`, chatInput{Type: "LEAVE", RoomID: 1}, nil},
+		{"bad json", `{"type":"TALK",`, chatInput{}, errBadJSON},
+		{"not an object", `[1,2]`, chatInput{}, errBadJSON},
+		{"no type", `{"roomId":1,"message":"hi"}`, chatInput{}, errBadMessageType},
+		{"bad type", `{"type":"SHOUT","roomId":1,"message":"hi"}`, chatInput{}, errBadMessageType},
+		{"no room", `{"type":"TALK","message":"hi"}`, chatInput{}, errUnknownRoom},
+		{"room zero", `{"type":"TALK","roomId":0,"message":"hi"}`, chatInput{}, errUnknownRoom},
+		{"room uuid", `{"type":"TALK","roomId":"3f2a-11","message":"hi"}`, chatInput{}, errUnknownRoom},
+		{"room float", `{"type":"TALK","roomId":1.5,"message":"hi"}`, chatInput{}, errUnknownRoom},
+		{"huge", `{"type":"TALK","roomId":1,"message":"` + strings.Repeat("a", maxChatInputBytes) + `"}`, chatInput{}, errMessageTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseChatInput([]byte(tt.body))
+			if !errors.Is(err, tt.err) || got != tt.want {
+				t.Fatalf("ParseChatInput = %+v, %v; want %+v, %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func TestPostValidation(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	private := f.room(t, f.alice, "secret", roomPrivate)
+	dm, err := f.chat.OpenDM(ctx, f.alice, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	archived := f.room(t, f.alice, "old", roomPublic)
+	yes := true
+	if _, err := f.chat.UpdateRoom(ctx, f.alice, archived.ID, roomUpdate{Archived: &yes}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name   string
+		u      user
+		in     chatInput
+		want   error
+		status int
+	}{
+		{"ok", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: "hi"}, nil, 200},
+		{"4000 runes", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes)}, nil, 200},
+		{"unknown room", f.bob, chatInput{Type: msgTalk, RoomID: 999, Message: "hi"}, errUnknownRoom, 404},
+		{"private non-member", f.bob, chatInput{Type: msgTalk, RoomID: private.ID, Message: "hi"}, errNotMember, 403},
+		{"private enter non-member", f.bob, chatInput{Type: msgEnter, RoomID: private.ID}, errNotMember, 403},
+		{"dm outsider", f.carol, chatInput{Type: msgTalk, RoomID: dm.ID, Message: "hi"}, errNotMember, 403},
+		{"dm member", f.bob, chatInput{Type: msgTalk, RoomID: dm.ID, Message: "hi"}, nil, 200},
+		{"archived", f.alice, chatInput{Type: msgTalk, RoomID: archived.ID, Message: "hi"}, errRoomArchived, 403},
+		{"empty", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: ""}, errEmptyMessage, 400},
+		{"blank", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: " \n\t"}, errEmptyMessage, 400},
+		{"too long", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes+1)}, errMessageTooLong, 413},
+		{"bad utf-8", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: "a\xffb"}, errKindBadRequest, 400},
+		{"bad type", f.bob, chatInput{Type: "SHOUT", RoomID: 1, Message: "x"}, errBadMessageType, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.chat.Post(ctx, tt.u, tt.in)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Post = %v, want %v", err, tt.want)
+			}
+			if got := httpStatus(err); got != tt.status {
+				t.Errorf("httpStatus = %d, want %d", got, tt.status)
+			}
+			if err != nil && publicMessage(err) == "internal error" {
+				t.Errorf("client error %v shown as internal", err)
+			}
+		})
+	}
+}
+
+func TestPostStoresThenDelivers(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	in, err := ParseChatInput([]byte(`{"type":"TALK","roomId":1,"sender":"mallory","message":"hello"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.chat.Post(ctx, f.alice, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Sender != "alice" {
+		t.Fatalf("sender = %q, want the authenticated alice", m.Sender)
+	}
+	ds := f.rec.deliveries()
+	if len(ds) != 1 || ds[0].roomID != 1 {
+		t.Fatalf("deliveries = %+v", ds)
+	}
+	want := fmt.Sprintf(`{"id":%d,"type":"TALK","roomId":1,"sender":"alice","message":"hello","createdAt":"2026-01-02T03:04:05.000Z"}`, m.ID)
+	if string(ds[0].body) != want {
+		t.Fatalf("published\n%s\nwant\n%s", ds[0].body, want)
+	}
+	// The published message is the stored one.
+	hist, err := f.chat.Messages(ctx, f.bob, 1, 0, 0, 0)
+	if err != nil || len(hist) != 1 || string(hist[0].JSON()) != want {
+		t.Fatalf("history = %+v, %v", hist, err)
+	}
+	m2 := f.post(t, f.bob, 1, msgTalk, "again")
+	if m2.ID <= m.ID {
+		t.Fatalf("ids not increasing: %d then %d", m.ID, m2.ID)
+	}
+	if dest := roomDestination(5); dest != "/sub/chat/room/5" {
+		t.Fatalf("roomDestination = %q", dest)
+	}
+	for dest, want := range map[string]int64{"/sub/chat/room/5": 5, "/sub/chat/room/x": 0, "/sub/chat/room/": 0, "/topic/x": 0, "/sub/chat/room/-1": 0} {
+		if id, _ := roomIDFromDestination(dest); id != want {
+			t.Errorf("roomIDFromDestination(%q) = %d, want %d", dest, id, want)
+		}
+	}
+}
+
+func TestPresenceText(t *testing.T) {
+	tests := []struct {
+		lang, typ, want string
+	}{
+		{langEnglish, msgEnter, "bob joined."},
+		{langEnglish, msgLeave, "bob left."},
+		{langKorean, msgEnter, "bob님이 입장하셨습니다."},
+		{langKorean, msgLeave, "bob님이 퇴장하셨습니다."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.lang+"/"+tt.typ, func(t *testing.T) {
+			f := newChatFixture(t, tt.lang)
+			// The client's text is ignored for ENTER and LEAVE.
+			m := f.post(t, f.bob, 1, tt.typ, "I am the walrus")
+			if m.Message != tt.want {
+				t.Fatalf("Post text = %q, want %q", m.Message, tt.want)
+			}
+			if tt.typ != msgEnter {
+				return
+			}
+			r := f.room(t, f.alice, "room", roomPublic)
+			if err := f.chat.Join(context.Background(), f.bob, r.ID); err != nil {
+				t.Fatal(err)
+			}
+			hist, _ := f.chat.Messages(context.Background(), f.bob, r.ID, 0, 0, 0)
+			if len(hist) != 1 || hist[0].Message != tt.want || hist[0].Type != msgEnter {
+				t.Fatalf("Join wrote %+v", hist)
+			}
+		})
+	}
+	if _, err := newChatService(nil, chatConfig{Lang: "fr"}); err == nil {
+		t.Fatal("unsupported language accepted")
+	}
+}
+
+func TestHistoryPaging(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	var ids []int64
+	for i := range 250 {
+		ids = append(ids, f.post(t, f.alice, 1, msgTalk, fmt.Sprint("m", i)).ID)
+	}
+	pageIDs := func(ms []storedMessage) []int64 {
+		var out []int64
+		for _, m := range ms {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name          string
+		before, after int64
+		limit         int
+		want          []int64
+	}{
+		{"default newest 50", 0, 0, 0, ids[200:]},
+		{"newest 3", 0, 0, 3, ids[247:]},
+		{"before", ids[10], 0, 3, ids[7:10]},
+		{"before near start", ids[2], 0, 10, ids[:2]},
+		{"after", 0, ids[10], 3, ids[11:14]},
+		{"after near end", 0, ids[248], 10, ids[249:]},
+		{"after the last", 0, ids[249], 10, nil},
+		{"limit capped at 200", 0, 0, 1000, ids[50:]},
+		{"after capped at 200", 0, ids[0], 1000, ids[1:201]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms, err := f.chat.Messages(ctx, f.bob, 1, tt.before, tt.after, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pageIDs(ms); !slices.Equal(got, tt.want) {
+				t.Fatalf("got %d ids %v…, want %d", len(got), got[:min(len(got), 5)], len(tt.want))
+			}
+		})
+	}
+	if _, err := f.chat.Messages(ctx, f.bob, 1, 5, 5, 10); !errors.Is(err, errKindBadRequest) {
+		t.Fatalf("before and after = %v", err)
+	}
+	private := f.room(t, f.alice, "secret", roomPrivate)
+	if _, err := f.chat.Messages(ctx, f.bob, private.ID, 0, 0, 0); !errors.Is(err, errNotMember) {
+		t.Fatalf("private history for non-member = %v", err)
+	}
+	after, err := f.chat.MessagesAfter(ctx, 1, ids[245], 100)
+	if err != nil || !slices.Equal(pageIDs(after), ids[246:]) {
+		t.Fatalf("MessagesAfter = %v, %v", pageIDs(after), err)
+	}
+	from0, err := f.chat.MessagesSince(ctx, f.bob, 1, 0, 5)
+	if err != nil || !slices.Equal(pageIDs(from0), ids[:5]) {
+		t.Fatalf("MessagesSince(0) = %v, %v", pageIDs(from0), err)
+	}
+	if _, err := f.chat.MessagesSince(ctx, f.bob, private.ID, 0, 5); !errors.Is(err, errNotMember) {
+		t.Fatalf("MessagesSince private = %v", err)
+	}
+}
+
+func TestSearchOnlyReadableRooms(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	private := f.room(t, f.alice, "secret", roomPrivate)
+	dm, _ := f.chat.OpenDM(ctx, f.alice, "carol")
+	pub := f.post(t, f.alice, 1, msgTalk, "banana bread recipe")
+	priv := f.post(t, f.alice, private.ID, msgTalk, "banana secret plan")
+	dmMsg := f.post(t, f.alice, dm.ID, msgTalk, "banana for carol")
+	kor := f.post(t, f.bob, 1, msgTalk, "서울에서 만나요")
+
+	tests := []struct {
+		name string
+		u    user
+		q    string
+		want []int64
+	}{
+		{"public only for bob", f.bob, "banana", []int64{pub.ID}},
+		{"alice sees her rooms", f.alice, "banana", []int64{dmMsg.ID, priv.ID, pub.ID}},
+		{"carol sees dm", f.carol, "banana", []int64{dmMsg.ID, pub.ID}},
+		{"all words required", f.alice, "banana secret", []int64{priv.ID}},
+		{"prefix", f.bob, "ban rec", []int64{pub.ID}},
+		{"case-insensitive", f.bob, "BANANA", []int64{pub.ID}},
+		{"korean stem", f.carol, "서울", []int64{kor.ID}},
+		{"fts syntax is text", f.bob, `banana OR secret`, nil},
+		{"quotes are text", f.bob, `"banana`, []int64{pub.ID}},
+		{"no hit", f.bob, "kiwi", nil},
+		{"enter text not indexed", f.bob, "joined", nil},
+	}
+	f.post(t, f.bob, 1, msgEnter, "")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms, err := f.chat.Search(ctx, tt.u, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, m := range ms {
+				got = append(got, m.ID)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("Search(%q) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+	if _, err := f.chat.Search(ctx, f.bob, "  "); !errors.Is(err, errKindBadRequest) {
+		t.Fatalf("empty search = %v", err)
+	}
+}
+
+func TestUnreadCounts(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	r := f.room(t, f.alice, "team", roomPublic)
+	if err := f.chat.Join(ctx, f.bob, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	var last storedMessage
+	for i := range 3 {
+		last = f.post(t, f.bob, r.ID, msgTalk, fmt.Sprint("hi ", i))
+	}
+	f.post(t, f.alice, r.ID, msgTalk, "my own")
+	f.post(t, f.bob, r.ID, msgLeave, "")
+
+	unread := func(u user) (int, bool) {
+		t.Helper()
+		rs, err := f.chat.Rooms(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range rs {
+			if s.ID == r.ID {
+				return s.Unread, s.Member
+			}
+		}
+		t.Fatalf("%s does not see room %d", u.Username, r.ID)
+		return 0, false
+	}
+	if n, member := unread(f.alice); n != 3 || !member {
+		t.Fatalf("alice unread = %d (member %v), want 3: bob's TALKs, not her own, not ENTER/LEAVE", n, member)
+	}
+	if n, _ := unread(f.bob); n != 1 {
+		t.Fatalf("bob unread = %d, want alice's 1", n)
+	}
+	if n, member := unread(f.carol); n != 0 || member {
+		t.Fatalf("carol (not a member) unread = %d, member %v", n, member)
+	}
+	if err := f.chat.MarkRead(ctx, f.alice, r.ID, last.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := unread(f.alice); n != 0 {
+		t.Fatalf("after MarkRead unread = %d", n)
+	}
+	if err := f.chat.MarkRead(ctx, f.alice, r.ID, 1); err != nil { // never moves back
+		t.Fatal(err)
+	}
+	if n, _ := unread(f.alice); n != 0 {
+		t.Fatalf("MarkRead moved the position back: unread = %d", n)
+	}
+	if err := f.chat.MarkRead(ctx, f.carol, r.ID, last.ID); !errors.Is(err, errNotMember) {
+		t.Fatalf("MarkRead by non-member = %v", err)
+	}
+	if err := f.chat.MarkRead(ctx, f.carol, 999, 1); !errors.Is(err, errUnknownRoom) {
+		t.Fatalf("MarkRead unknown room = %v", err)
+	}
+}
+
+func TestMentionedNames(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"hi @bob", []string{"bob"}},
+		{"@bob, @carol and @bob again", []string{"bob", "carol"}},
+		{"@Bob @bob", []string{"Bob"}},
+		{"mail bob@example.com", nil},
+		{"end of sentence @bob.", []string{"bob"}},
+		{"@김철수 안녕", []string{"김철수"}},
+		{"(@bob)", []string{"bob"}},
+		{"@ alone", nil},
+		{"@@bob", []string{"bob"}},
+		{strings.Repeat("@u ", 1) + "@a @b @c @d @e @f @g @h @i @j @k @l @m @n @o @p @q @r @s @t @v @w", nil},
+	}
+	for _, tt := range tests[:len(tests)-1] {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := mentionedNames(tt.in); !slices.Equal(got, tt.want) {
+				t.Fatalf("mentionedNames = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if got := mentionedNames(tests[len(tests)-1].in); len(got) != maxMentionsPerMessage {
+		t.Fatalf("%d mentions, want the cap %d", len(got), maxMentionsPerMessage)
+	}
+}
+
+func TestNotifications(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+
+	hooks := make(chan []byte, 10)
+	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hooks <- b
+	}))
+	defer hookSrv.Close()
+	if err := f.chat.SetWebhook(ctx, f.bob, hookSrv.URL+"/hook"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.chat.SetWebhook(ctx, f.bob, "ftp://x"); !errors.Is(err, errKindBadRequest) {
+		t.Fatalf("ftp webhook = %v", err)
+	}
+
+	// Offline mention: stored, webhook POSTed, nothing live.
+	m := f.post(t, f.alice, 1, msgTalk, "hey @bob and @alice and @nobody")
+	select {
+	case b := <-hooks:
+		var n notification
+		if err := json.Unmarshal(b, &n); err != nil || n.Reason != reasonMention || n.Message.ID != m.ID || n.ID == 0 {
+			t.Fatalf("webhook body %s (%v)", b, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webhook POST")
+	}
+	if got := f.rec.notifications(); len(got) != 0 {
+		t.Fatalf("live notifications for offline users: %+v", got)
+	}
+	// Self-mentions and unknown names notify nobody.
+	if ns, _ := f.chat.PendingNotifications(ctx, f.alice); len(ns) != 0 {
+		t.Fatalf("alice notified about her own message: %+v", ns)
+	}
+
+	// DM to offline carol.
+	dm, _ := f.chat.OpenDM(ctx, f.alice, "carol")
+	dmMsg := f.post(t, f.alice, dm.ID, msgTalk, "psst @carol")
+
+	// A mention in a private room bob cannot read notifies nobody.
+	priv := f.room(t, f.alice, "secret", roomPrivate)
+	f.post(t, f.alice, priv.ID, msgTalk, "@bob must not see this")
+
+	// Online mention: live, not stored.
+	f.rec.setOnline("carol", true)
+	live := f.post(t, f.bob, 1, msgTalk, "@carol you there?")
+	got := f.rec.notifications()
+	if len(got) != 1 || got[0].user != "carol" || !bytes.Contains(got[0].body, []byte(fmt.Sprintf(`"id":%d`, live.ID))) {
+		t.Fatalf("live notifications = %+v", got)
+	}
+
+	bobs, _ := f.chat.PendingNotifications(ctx, f.bob)
+	if len(bobs) != 1 || bobs[0].Message.ID != m.ID || bobs[0].Reason != reasonMention {
+		t.Fatalf("bob pending = %+v", bobs)
+	}
+	carols, _ := f.chat.PendingNotifications(ctx, f.carol)
+	if len(carols) != 1 || carols[0].Message.ID != dmMsg.ID || carols[0].Reason != reasonDM {
+		t.Fatalf("carol pending = %+v (the DM notifies once, as dm, though it also mentions her)", carols)
+	}
+
+	// Bob comes back: pending ones are delivered once.
+	n, err := f.chat.DeliverPending(ctx, f.bob)
+	if err != nil || n != 1 {
+		t.Fatalf("DeliverPending = %d, %v", n, err)
+	}
+	got = f.rec.notifications()
+	if last := got[len(got)-1]; last.user != "bob" || !bytes.Contains(last.body, []byte(`"reason":"mention"`)) {
+		t.Fatalf("delivered %+v", last)
+	}
+	if n, _ := f.chat.DeliverPending(ctx, f.bob); n != 0 {
+		t.Fatalf("delivered %d twice", n)
+	}
+}
+
+func TestRoomOperations(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	guest, err := f.auth.Guest(ctx, "visitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("create validation", func(t *testing.T) {
+		for _, nr := range []newRoom{{Name: ""}, {Name: strings.Repeat("x", maxRoomNameRunes+1)}, {Name: "a", Kind: "dm"}, {Name: "a\x00"}} {
+			if _, err := f.chat.CreateRoom(ctx, f.bob, nr); !errors.Is(err, errKindBadRequest) {
+				t.Errorf("CreateRoom(%+v) = %v", nr, err)
+			}
+		}
+		if _, err := f.chat.CreateRoom(ctx, guest, newRoom{Name: "g"}); !errors.Is(err, errKindForbidden) {
+			t.Errorf("guest CreateRoom = %v", err)
+		}
+	})
+
+	r := f.room(t, f.bob, "bobs", roomPublic)
+	t.Run("update permissions", func(t *testing.T) {
+		name := "renamed"
+		if _, err := f.chat.UpdateRoom(ctx, f.carol, r.ID, roomUpdate{Name: &name}); !errors.Is(err, errKindForbidden) {
+			t.Fatalf("carol renames = %v", err)
+		}
+		got, err := f.chat.UpdateRoom(ctx, f.bob, r.ID, roomUpdate{Name: &name})
+		if err != nil || got.Name != "renamed" {
+			t.Fatalf("creator renames = %+v, %v", got, err)
+		}
+		topic := "news"
+		got, err = f.chat.UpdateRoom(ctx, f.alice, r.ID, roomUpdate{Topic: &topic})
+		if err != nil || got.Topic != "news" || got.Name != "renamed" {
+			t.Fatalf("admin sets topic = %+v, %v", got, err)
+		}
+	})
+
+	t.Run("join and leave", func(t *testing.T) {
+		if err := f.chat.Join(ctx, f.carol, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.chat.Join(ctx, f.carol, r.ID); err != nil {
+			t.Fatalf("second join = %v", err)
+		}
+		if err := f.chat.Leave(ctx, f.carol, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.chat.Leave(ctx, f.carol, r.ID); !errors.Is(err, errNotMember) {
+			t.Fatalf("second leave = %v", err)
+		}
+		hist, _ := f.chat.Messages(ctx, f.carol, r.ID, 0, 0, 0)
+		if len(hist) != 2 || hist[0].Type != msgEnter || hist[1].Type != msgLeave {
+			t.Fatalf("history %+v, want one ENTER and one LEAVE", hist)
+		}
+	})
+
+	t.Run("private membership", func(t *testing.T) {
+		p := f.room(t, f.alice, "staff", roomPrivate)
+		if err := f.chat.Join(ctx, f.bob, p.ID); !errors.Is(err, errNotMember) {
+			t.Fatalf("join private = %v", err)
+		}
+		if err := f.chat.CanRead(ctx, f.bob, p.ID); !errors.Is(err, errNotMember) {
+			t.Fatalf("CanRead = %v", err)
+		}
+		if err := f.chat.AddMember(ctx, f.carol, p.ID, "bob"); !errors.Is(err, errNotMember) {
+			t.Fatalf("outsider adds = %v", err)
+		}
+		if err := f.chat.AddMember(ctx, f.alice, p.ID, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.chat.CanPost(ctx, f.bob, p.ID); err != nil {
+			t.Fatalf("CanPost after add = %v", err)
+		}
+		if err := f.chat.AddMember(ctx, f.alice, p.ID, "visitor"); !errors.Is(err, errKindForbidden) {
+			t.Fatalf("guest added to private = %v", err)
+		}
+	})
+
+	t.Run("dm", func(t *testing.T) {
+		a, err := f.chat.OpenDM(ctx, f.alice, "BOB")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := f.chat.OpenDM(ctx, f.bob, "alice")
+		if err != nil || b.ID != a.ID || a.Kind != roomDM {
+			t.Fatalf("dm rooms %+v and %+v (%v)", a, b, err)
+		}
+		if _, err := f.chat.OpenDM(ctx, f.alice, "alice"); !errors.Is(err, errKindBadRequest) {
+			t.Fatalf("dm self = %v", err)
+		}
+		if _, err := f.chat.OpenDM(ctx, f.alice, "ghost"); !errors.Is(err, errUnknownUser) {
+			t.Fatalf("dm unknown = %v", err)
+		}
+		rs, _ := f.chat.Rooms(ctx, f.bob)
+		i := slices.IndexFunc(rs, func(s roomSummary) bool { return s.ID == a.ID })
+		if i < 0 || rs[i].DMWith != "alice" {
+			t.Fatalf("bob's rooms %+v", rs)
+		}
+		crs, _ := f.chat.Rooms(ctx, f.carol)
+		if slices.ContainsFunc(crs, func(s roomSummary) bool { return s.ID == a.ID }) {
+			t.Fatal("carol sees the alice–bob DM")
+		}
+	})
+
+	t.Run("guest posts in public", func(t *testing.T) {
+		m, err := f.chat.Post(ctx, guest, chatInput{Type: msgTalk, RoomID: 1, Sender: "alice", Message: "hello"})
+		if err != nil || m.Sender != "visitor" {
+			t.Fatalf("guest post = %+v, %v", m, err)
+		}
+	})
+}
+
+func TestExportRoom(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	const n = storePageSize + 5 // crosses a page boundary
+	for i := range n {
+		if _, err := insertTestMessage(ctx, f.st, 1, fmt.Sprint("m", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := f.chat.ExportRoom(ctx, f.bob, 1, &buf); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Room     room            `json:"room"`
+		Messages []storedMessage `json:"messages"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatalf("export is not JSON: %v", err)
+	}
+	if doc.Room.ID != 1 || len(doc.Messages) != n || doc.Messages[0].Message != "m0" || doc.Messages[n-1].Message != fmt.Sprint("m", n-1) {
+		t.Fatalf("export: room %+v, %d messages", doc.Room, len(doc.Messages))
+	}
+	p := f.room(t, f.alice, "p", roomPrivate)
+	if err := f.chat.ExportRoom(ctx, f.bob, p.ID, io.Discard); !errors.Is(err, errNotMember) {
+		t.Fatalf("export private = %v", err)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	f.post(t, f.alice, 1, msgTalk, "old")
+	f.clock.Advance(31 * 24 * time.Hour)
+	keep := f.post(t, f.alice, 1, msgTalk, "new")
+	if _, err := f.chat.PurgeOlderThan(ctx, 0); !errors.Is(err, errKindBadRequest) {
+		t.Fatalf("0 days = %v", err)
+	}
+	n, err := f.chat.PurgeOlderThan(ctx, 30)
+	if err != nil || n != 1 {
+		t.Fatalf("purged %d, %v", n, err)
+	}
+	ms, _ := f.chat.Messages(ctx, f.alice, 1, 0, 0, 0)
+	if len(ms) != 1 || ms[0].ID != keep.ID {
+		t.Fatalf("left %+v", ms)
+	}
+}
+
+func TestChatConcurrentPosts(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	const senders, perSender = 8, 200
+	users := []user{f.alice, f.bob, f.carol}
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			u := users[g%len(users)]
+			var last int64
+			for i := range perSender {
+				m, err := f.chat.Post(ctx, u, chatInput{Type: msgTalk, RoomID: 1, Message: fmt.Sprint(g, "/", i)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if m.ID <= last {
+					t.Errorf("sender %d: id %d after %d", g, m.ID, last)
+				}
+				last = m.ID
+			}
+		})
+	}
+	wg.Wait()
+	ds := f.rec.deliveries()
+	if len(ds) != senders*perSender {
+		t.Fatalf("%d deliveries, want %d", len(ds), senders*perSender)
+	}
+	var prev int64
+	for _, d := range ds {
+		var m storedMessage
+		if err := json.Unmarshal(d.body, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.ID <= prev {
+			t.Fatalf("delivered id %d after %d: publication out of id order", m.ID, prev)
+		}
+		prev = m.ID
+	}
+	var count int
+	f.st.rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&count)
+	if count != senders*perSender {
+		t.Fatalf("stored %d, want %d", count, senders*perSender)
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 3 {
+		s, err := openStoreDir(context.Background(), t.TempDir(), storeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := newChatService(s, chatConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := insertTestMessage(context.Background(), s, 1, "x"); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storeTestPoll(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func TestRunRetention(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	f.post(t, f.alice, 1, msgTalk, "old")
+	f.clock.Advance(8 * 24 * time.Hour)
+	keep := f.post(t, f.alice, 1, msgTalk, "new")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.chat.runRetention(ctx, 7, time.Hour)
+	}()
+	storeTestPoll(t, "retention to purge", func() bool {
+		ms, err := f.chat.Messages(context.Background(), f.alice, 1, 0, 0, 0)
+		return err == nil && len(ms) == 1 && ms[0].ID == keep.ID
+	})
+	cancel()
+	<-done
+}
+
+func TestRefusedSendDoesNotDisturbItsGroup(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	private := f.room(t, f.alice, "secret", roomPrivate)
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Go(func() {
+			u, room := f.bob, int64(1)
+			if i%2 == 1 {
+				room = private.ID // bob is not a member: refused
+			}
+			_, errs[i] = f.chat.Post(ctx, u, chatInput{Type: msgTalk, RoomID: room, Message: fmt.Sprint(i)})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%2 == 0 && err != nil {
+			t.Errorf("post %d to a public room failed: %v", i, err)
+		}
+		if i%2 == 1 && !errors.Is(err, errNotMember) {
+			t.Errorf("post %d to the private room = %v, want errNotMember", i, err)
+		}
+	}
+	ms, _ := f.chat.Messages(ctx, f.bob, 1, 0, 0, 200)
+	if len(ms) != 20 {
+		t.Fatalf("%d messages stored, want 20", len(ms))
+	}
+	if len(f.rec.deliveries()) != 20 {
+		t.Fatalf("%d deliveries, want 20 (refused sends are not published)", len(f.rec.deliveries()))
+	}
+}
+
+func TestDeletedUserKeepsMessages(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	r := f.room(t, f.bob, "bobs room", roomPublic)
+	m := f.post(t, f.bob, r.ID, msgTalk, "remember me @carol")
+	dm, _ := f.chat.OpenDM(ctx, f.alice, "bob")
+	f.post(t, f.bob, dm.ID, msgTalk, "dm text")
+	if err := f.st.deleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := f.chat.Messages(ctx, f.carol, r.ID, 0, 0, 0)
+	if err != nil || len(ms) != 1 || ms[0].ID != m.ID || ms[0].Sender != "bob" || ms[0].UserID != 0 {
+		t.Fatalf("after deleting bob: %+v, %v", ms, err)
+	}
+	if got, err := f.chat.Room(ctx, f.carol, r.ID); err != nil || got.CreatedBy != 0 {
+		t.Fatalf("room after its creator left: %+v, %v", got, err)
+	}
+	// carol's notification about bob's message survives bob.
+	if ns, _ := f.chat.PendingNotifications(ctx, f.carol); len(ns) != 1 {
+		t.Fatalf("carol's notifications: %+v", ns)
+	}
+}
+
+func FuzzParseChatInput(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"TALK","roomId":5,"sender":"x","message":"hi"}`,
+		`{"type":"ENTER","roomId":"7"}`,
+		`{"type":"leave","roomId":1,"message":"\u0000"}`,
+		`{"type":"TALK","roomId":-1}`,
+		`{"roomId":1e3}`,
+		`[]`, `null`, ``, `{"type":"TALK","roomId":"`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		in, err := ParseChatInput(body)
+		if err != nil {
+			if publicMessage(err) == "internal error" {
+				t.Fatalf("input error %v is not a public error", err)
+			}
+			return
+		}
+		if in.RoomID <= 0 || (in.Type != msgEnter && in.Type != msgTalk && in.Type != msgLeave) {
+			t.Fatalf("accepted %+v from %q", in, body)
+		}
+	})
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// cliPasswordLen is the length of generated passwords: 16 characters of a
+// 57-letter alphabet is about 93 bits, and still types in by hand.
+const cliPasswordLen = 16
+
+// cliPasswordAlphabet leaves out look-alikes (0/O, 1/l/I) since generated
+// passwords are read off a terminal.
+const cliPasswordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+const userUsage = `usage: stompbox user <command>
+  add NAME [--admin] [--display NAME] [--password-stdin]
+                            create an account (the first one is admin);
+                            without --password-stdin a password is generated and printed
+  passwd NAME [--password-stdin]
+                            set a new password (generated unless read from stdin);
+                            ends the user's login sessions
+  del NAME                  delete an account (its messages stay)
+  token NAME [TOKEN-NAME]   create an API token for bots and TCP clients and print it
+  list                      list accounts`
+
+// runUserCommand runs `stompbox user …` on the database in dataDir. args
+// are the words after "user". It is safe while a server runs on the same
+// folder: SQLite's WAL and busy timeout serialise the writes, and the
+// command holds the write lock only for its own short transaction.
+func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("user: missing command\n%s", userUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "add", "passwd", "del", "token", "list":
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, userUsage)
+		return nil
+	default:
+		return fmt.Errorf("user: unknown command %q\n%s", cmd, userUsage)
+	}
+
+	fs := flag.NewFlagSet("user "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	admin := fs.Bool("admin", false, "make the account an administrator")
+	display := fs.String("display", "", "display name")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin")
+	pos, err := parseInterspersed(fs, rest)
+	if err != nil {
+		return fmt.Errorf("user %s: %w\n%s", cmd, err, userUsage)
+	}
+	want := map[string][2]int{"add": {1, 1}, "passwd": {1, 1}, "del": {1, 1}, "token": {1, 2}, "list": {0, 0}}[cmd]
+	if len(pos) < want[0] || len(pos) > want[1] {
+		return fmt.Errorf("user %s: wrong number of arguments\n%s", cmd, userUsage)
+	}
+
+	st, err := openStoreDir(ctx, dataDir, storeOptions{CloseCheckpoint: checkpointPassive})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	auth, err := newAuthService(st, authOptions{})
+	if err != nil {
+		return err
+	}
+
+	switch cmd {
+	case "add":
+		pw, generated, err := cliPassword(*fromStdin, stdin)
+		if err != nil {
+			return err
+		}
+		u, err := auth.createAccount(ctx, registration{Username: pos[0], DisplayName: *display, Password: pw}, *admin, false)
+		if err != nil {
+			return fmt.Errorf("user add: %s", cliError(err))
+		}
+		fmt.Fprintf(stdout, "created %s%s\n", u.Username, map[bool]string{true: " (admin)", false: ""}[u.IsAdmin])
+		if generated {
+			fmt.Fprintf(stdout, "password: %s\n", pw)
+		}
+	case "passwd":
+		pw, generated, err := cliPassword(*fromStdin, stdin)
+		if err != nil {
+			return err
+		}
+		if err := validPassword(pw); err != nil {
+			return fmt.Errorf("user passwd: %s", cliError(err))
+		}
+		hash, err := hashPassword(pw, auth.opts.Argon)
+		if err != nil {
+			return err
+		}
+		if err := st.setPassword(ctx, pos[0], hash); err != nil {
+			return fmt.Errorf("user passwd: %s", cliError(err))
+		}
+		fmt.Fprintf(stdout, "password changed for %s\n", pos[0])
+		if generated {
+			fmt.Fprintf(stdout, "password: %s\n", pw)
+		}
+	case "del":
+		if err := st.deleteUser(ctx, pos[0]); err != nil {
+			return fmt.Errorf("user del: %s", cliError(err))
+		}
+		fmt.Fprintf(stdout, "deleted %s\n", pos[0])
+	case "token":
+		u, err := st.userByName(ctx, pos[0])
+		if err != nil {
+			return fmt.Errorf("user token: %s", cliError(err))
+		}
+		name := "cli-" + st.now().UTC().Format("20060102-150405")
+		if len(pos) == 2 {
+			name = pos[1]
+		}
+		tok, err := auth.CreateToken(ctx, u, name)
+		if err != nil {
+			return fmt.Errorf("user token: %s", cliError(err))
+		}
+		fmt.Fprintln(stdout, tok) // alone on its line, for scripts
+	case "list":
+		us, err := st.listUsers(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USERNAME\tDISPLAY NAME\tROLE\tCREATED")
+		for _, u := range us {
+			role := "user"
+			if u.IsAdmin {
+				role = "admin"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Username, u.DisplayName, role, u.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+	return st.Close()
+}
+
+// runBackupCommand writes a consistent copy of the database in dataDir to
+// file (which must not exist), also while a server is running.
+func runBackupCommand(ctx context.Context, dataDir, file string) error {
+	st, err := openStoreDir(ctx, dataDir, storeOptions{CloseCheckpoint: checkpointPassive})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Backup(ctx, file); err != nil {
+		return err
+	}
+	return st.Close()
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments (`user add NAME --admin`), which flag.Parse alone
+// does not allow.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// cliPassword reads the password from the first line of stdin, or
+// generates one.
+func cliPassword(fromStdin bool, stdin io.Reader) (pw string, generated bool, err error) {
+	if fromStdin {
+		line, err := bufio.NewReader(io.LimitReader(stdin, maxPasswordLen+2)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", false, fmt.Errorf("read password: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), false, nil
+	}
+	b := make([]byte, cliPasswordLen)
+	for i := range b {
+		b[i] = cliPasswordAlphabet[randIndex(len(cliPasswordAlphabet))]
+	}
+	return string(b), true, nil
+}
+
+// randIndex returns a uniform random index below n (n ≤ 256) by
+// rejection sampling, so no letter is likelier than another.
+func randIndex(n int) int {
+	limit := 256 - 256%n
+	var b [1]byte
+	for {
+		rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+		if int(b[0]) < limit {
+			return int(b[0]) % n
+		}
+	}
+}
+
+// cliError is the message a CLI user should see: the public text of a
+// chat/auth error, or the full error for anything else (the operator is
+// on the machine; there is nothing to hide).
+func cliError(err error) string {
+	if msg := publicMessage(err); msg != "internal error" {
+		return msg
+	}
+	return err.Error()
+}

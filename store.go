@@ -1,0 +1,628 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go, no cgo)
+)
+
+// Store defaults. Each is overridable through storeOptions where it says so.
+const (
+	storeFileName = "stompbox.db" // the one SQLite file inside the data folder
+
+	// storeBusyTimeoutMS lets a connection wait for another process (the
+	// user CLI, a backup) instead of failing at once with SQLITE_BUSY.
+	storeBusyTimeoutMS = 5000
+
+	// defaultSynchronous is FULL: a RECEIPT promises the message survives a
+	// power cut, which on a Raspberry Pi SD card is the common failure.
+	defaultSynchronous = "FULL"
+
+	// defaultReadConns bounds the read pool. SQLite readers in WAL mode do
+	// not block the writer, but each holds a page cache; a few suffice for
+	// a small server with 2–4 cores.
+	defaultReadConns = 4
+
+	// defaultMaxBatch bounds one group commit. Larger batches amortise the
+	// fsync further but make every sender in the batch wait for the
+	// slowest statement; 256 chat inserts take well under a millisecond.
+	defaultMaxBatch = 256
+
+	// writeQueueLen is how many write requests may wait for the writer
+	// before senders block. Senders are bounded by connections anyway.
+	writeQueueLen = 1024
+
+	// storePageSize is the row count read into memory at a time by long
+	// scans (export), so no Rows stays open while a client is written to.
+	storePageSize = 1000
+)
+
+// errStoreClosed is returned by writes submitted after Close began.
+var errStoreClosed = errors.New("store closed")
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// storeOptions configures openStore. The zero value is the production setup.
+type storeOptions struct {
+	Synchronous string           // OFF, NORMAL, FULL or EXTRA; "" means FULL
+	ReadConns   int              // read pool size; 0 means defaultReadConns
+	MaxBatch    int              // most writes per transaction; 1 turns group commit off; 0 means defaultMaxBatch
+	Now         func() time.Time // clock for created_at and expiries; nil means time.Now
+	Log         *slog.Logger     // nil means discard
+
+	// CloseCheckpoint is the wal_checkpoint mode Close runs: "" means
+	// TRUNCATE (the server: leave one tidy file behind). The CLI passes
+	// checkpointPassive, which never waits for a running server's readers.
+	CloseCheckpoint string
+}
+
+// Checkpoint modes for storeOptions.CloseCheckpoint.
+const (
+	checkpointTruncate = "TRUNCATE"
+	checkpointPassive  = "PASSIVE"
+)
+
+// Checkpoint statements, one per mode (PRAGMA takes no bound parameters).
+const (
+	sqlCheckpointTruncate = `PRAGMA wal_checkpoint(TRUNCATE)`
+	sqlCheckpointPassive  = `PRAGMA wal_checkpoint(PASSIVE)`
+)
+
+// store is the SQLite database: one file, one writer goroutine, a read pool.
+//
+// Writes go through write, which hands a function to the writer goroutine.
+// The writer owns the only write connection and runs queued functions in
+// groups, one transaction (one fsync) per group, so many concurrent senders
+// share a commit; each sender still gets its own result. Reads use rdb
+// directly, from any goroutine. Close drains the writer, then checkpoints.
+type store struct {
+	path       string
+	syncMode   string  // the synchronous pragma every connection gets
+	checkpoint string  // mode of the checkpoint at Close
+	wdb        *sql.DB // one connection, used by migrations at open and then only by the writer goroutine
+	rdb        *sql.DB // read pool, query_only; safe for concurrent use
+	now        func() time.Time
+	log        *slog.Logger
+
+	maxBatch   int
+	writes     chan *writeReq // to the writer; never closed (senders select on quit instead)
+	quit       chan struct{}  // closed by Close: the writer drains writes and exits
+	writerDone chan struct{}  // closed by the writer goroutine when it has exited
+
+	// Prepared statements for hot paths: parsing SQL on every call cost
+	// about a third of a chat send's CPU.
+	insertMessage  *sql.Stmt // on wdb: every chat send
+	stmtPostAccess *sql.Stmt // sqlPostAccess on wdb: every chat send checks its room inside the transaction
+	stmtRoomAccess *sql.Stmt // sqlRoomAccess on rdb: subscriptions (CanRead), history, room operations
+
+	// Writer-goroutine state: only write functions (run by the writer)
+	// and runTx touch these.
+	txFirstMessageID int64                   // first message id inserted by the running transaction, 0 if none
+	txBound          map[*sql.Stmt]*sql.Stmt // prepared statements bound to the running transaction
+
+	// Counters for Stats, written by the writer goroutine.
+	statTxs     atomic.Int64 // transactions committed
+	statWrites  atomic.Int64 // write requests committed
+	statTxNanos atomic.Int64 // time spent from BEGIN to COMMIT returning (includes fsync)
+	statRetried atomic.Int64 // groups rolled back and retried one by one
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// storeStats are cumulative writer counters, for benchmarks and metrics.
+type storeStats struct {
+	Transactions int64         // committed write transactions
+	Writes       int64         // write requests they held (Writes/Transactions is the mean group size)
+	TxTime       time.Duration // total time in those transactions, fsync included
+	Retried      int64         // groups that failed and were retried request by request
+}
+
+// Stats returns the writer counters. Safe for concurrent use.
+func (s *store) Stats() storeStats {
+	return storeStats{
+		Transactions: s.statTxs.Load(),
+		Writes:       s.statWrites.Load(),
+		TxTime:       time.Duration(s.statTxNanos.Load()),
+		Retried:      s.statRetried.Load(),
+	}
+}
+
+// writeReq is one unit of work for the writer goroutine.
+type writeReq struct {
+	ctx      context.Context // a request whose ctx has ended before it runs is skipped
+	fn       func(*sql.Tx) error
+	onCommit func()     // run by the writer, in commit order, after a successful commit; may be nil
+	done     chan error // buffered(1); receives the commit result
+}
+
+// storeDSN builds the modernc DSN for path. Every per-connection pragma is
+// in the DSN, busy_timeout first, so every pooled connection gets them when
+// database/sql opens it, not just the one a later Exec happened to use
+// (mattn/go-sqlite3#255). _txlock=immediate makes the writer's BEGIN take
+// the write lock at once: a deferred transaction that later needs to write
+// can fail with SQLITE_BUSY without waiting when another process writes.
+// connRole says what a connection is for; it picks the pragmas beyond the
+// common ones.
+type connRole int
+
+const (
+	roleWriter connRole = iota // _txlock=immediate
+	roleReader                 // query_only: a bug in a read path cannot write
+	roleBackup                 // VACUUM INTO writes another file, which query_only forbids
+)
+
+func storeDSN(path, synchronous string, role connRole) string {
+	q := []string{
+		"_pragma=" + url.QueryEscape(fmt.Sprintf("busy_timeout(%d)", storeBusyTimeoutMS)),
+		"_pragma=" + url.QueryEscape("journal_mode(WAL)"),
+		"_pragma=" + url.QueryEscape("foreign_keys(1)"),
+		"_pragma=" + url.QueryEscape("synchronous("+synchronous+")"),
+	}
+	switch role {
+	case roleWriter:
+		q = append(q, "_txlock=immediate")
+	case roleReader:
+		q = append(q, "_pragma="+url.QueryEscape("query_only(1)"))
+	}
+	return path + "?" + strings.Join(q, "&")
+}
+
+// openStoreDir opens (creating if needed) the store in dataDir.
+func openStoreDir(ctx context.Context, dataDir string, opts storeOptions) (*store, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return openStore(ctx, filepath.Join(dataDir, storeFileName), opts)
+}
+
+// openStore opens the SQLite file at path, runs pending migrations and
+// starts the writer goroutine. The caller owns the store and must Close it.
+func openStore(ctx context.Context, path string, opts storeOptions) (*store, error) {
+	if strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("open store: path %q contains '?'", path)
+	}
+	syncMode := strings.ToUpper(opts.Synchronous)
+	if syncMode == "" {
+		syncMode = defaultSynchronous
+	}
+	if !slices.Contains([]string{"OFF", "NORMAL", "FULL", "EXTRA"}, syncMode) {
+		return nil, fmt.Errorf("open store: bad synchronous mode %q", opts.Synchronous)
+	}
+	s := &store{
+		path:       path,
+		syncMode:   syncMode,
+		checkpoint: checkpointTruncate,
+		now:        opts.Now,
+		log:        opts.Log,
+		maxBatch:   opts.MaxBatch,
+		writes:     make(chan *writeReq, writeQueueLen),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		txBound:    make(map[*sql.Stmt]*sql.Stmt),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBatch <= 0 {
+		s.maxBatch = defaultMaxBatch
+	}
+	switch opts.CloseCheckpoint {
+	case "":
+	case checkpointTruncate, checkpointPassive:
+		s.checkpoint = opts.CloseCheckpoint
+	default:
+		return nil, fmt.Errorf("open store: bad checkpoint mode %q", opts.CloseCheckpoint)
+	}
+	readConns := opts.ReadConns
+	if readConns <= 0 {
+		readConns = max(defaultReadConns, runtime.GOMAXPROCS(0))
+	}
+
+	var err error
+	if s.wdb, err = sql.Open("sqlite", storeDSN(path, syncMode, roleWriter)); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetMaxIdleConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	s.wdb.SetConnMaxIdleTime(0)
+	if err := s.migrate(ctx); err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if s.insertMessage, err = s.wdb.PrepareContext(ctx, sqlInsertMessage); err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if s.stmtPostAccess, err = s.wdb.PrepareContext(ctx, sqlPostAccess); err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	// The read pool opens after migrations so its first connection never
+	// races the WAL switch of a brand-new file.
+	if s.rdb, err = sql.Open("sqlite", storeDSN(path, syncMode, roleReader)); err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.rdb.SetMaxOpenConns(readConns)
+	s.rdb.SetMaxIdleConns(readConns)
+	if s.stmtRoomAccess, err = s.rdb.PrepareContext(ctx, sqlRoomAccess); err != nil {
+		s.rdb.Close()
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	go s.runWriter()
+	return s, nil
+}
+
+// Close stops accepting writes, waits for the writer to commit everything
+// already queued, checkpoints the WAL into the main file and truncates it,
+// and closes both pools. Callers must have stopped reading. Safe to call
+// more than once; later calls return the first result.
+func (s *store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.writerDone
+		errRoom := s.stmtRoomAccess.Close()
+		errRead := s.rdb.Close() // readers would keep the checkpoint from truncating
+		errCheckpoint := s.walCheckpoint(context.Background())
+		errStmt := errors.Join(s.insertMessage.Close(), s.stmtPostAccess.Close())
+		errWrite := s.wdb.Close()
+		if err := errors.Join(errRoom, errRead, errCheckpoint, errStmt, errWrite); err != nil {
+			s.closeErr = fmt.Errorf("close store: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// walCheckpoint copies the WAL into the database and, in TRUNCATE mode,
+// empties it. Another
+// process (a running server, when the CLI closes) may keep it from
+// finishing; SQLite then reports busy, which is not an error here: the WAL
+// stays valid and the next checkpoint completes it.
+func (s *store) walCheckpoint(ctx context.Context) error {
+	var busy, logFrames, done int
+	query := sqlCheckpointTruncate
+	if s.checkpoint == checkpointPassive {
+		query = sqlCheckpointPassive
+	}
+	if err := s.wdb.QueryRowContext(ctx, query).Scan(&busy, &logFrames, &done); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if busy != 0 {
+		s.log.Info("checkpoint incomplete, another connection is using the database", "wal_frames", logFrames, "checkpointed", done)
+	}
+	return nil
+}
+
+// migrate brings the schema up to the newest embedded migration. Each file
+// migrations/NNNN_name.sql is version NNNN; the ones above PRAGMA
+// user_version run in order, each in its own transaction that also bumps
+// user_version, so a crash leaves the schema at a whole version. The
+// version is read inside the (immediate) transaction, so two processes
+// opening a new file at once cannot both apply a migration.
+func (s *store) migrate(ctx context.Context) error {
+	migrations, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	newest := 0
+	if len(migrations) > 0 {
+		newest = migrations[len(migrations)-1].version
+	}
+	for _, m := range migrations {
+		if err := s.applyMigration(ctx, m, newest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	var out []migration
+	for _, e := range entries {
+		prefix, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(prefix)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migrations: bad file name %q", e.Name())
+		}
+		b, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("migrations: %w", err)
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
+	for i := range out {
+		if out[i].version != i+1 {
+			return nil, fmt.Errorf("migrations: %s out of sequence", out[i].name)
+		}
+	}
+	return out, nil
+}
+
+func (s *store) applyMigration(ctx context.Context, m migration, newest int) error {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	defer tx.Rollback()
+	var current int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&current); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	if current > newest {
+		return fmt.Errorf("database schema version %d is newer than this program (%d)", current, newest)
+	}
+	if current >= m.version {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	// PRAGMA takes no bound parameters; version is an int from a file name.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	s.log.Info("database migrated", "version", m.version, "file", m.name)
+	return nil
+}
+
+// write runs fn in a write transaction on the writer goroutine and waits
+// until that transaction has committed (or failed). fn may run together
+// with other callers' functions in one transaction, and may run twice: if
+// any function in a group fails, the group is rolled back and each is
+// retried alone, so one bad request cannot fail its neighbours. fn must
+// therefore only touch the database and its own captured results, which
+// the caller may read once write returns nil.
+//
+// onCommit, if not nil, runs on the writer goroutine right after the
+// commit, in commit order; it must be quick and must not call write (it
+// would deadlock). chat.go publishes through it so that subscribers see
+// messages in id order.
+//
+// If ctx ends while waiting, write returns ctx's error and the outcome is
+// unknown: the work may still commit.
+func (s *store) write(ctx context.Context, fn func(*sql.Tx) error, onCommit func()) error {
+	r := &writeReq{ctx: ctx, fn: fn, onCommit: onCommit, done: make(chan error, 1)}
+	select {
+	case s.writes <- r:
+	case <-s.quit:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-s.writerDone:
+		// The writer drains the queue before it exits, but a request
+		// enqueued after its last drain is never run.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return errStoreClosed
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runWriter is the writer goroutine. It takes one request, then whatever
+// else is already queued (up to maxBatch), and commits them together: while
+// one commit waits for fsync, the next group accumulates. Owned by the
+// store; it exits after Close, once the queue is empty.
+func (s *store) runWriter() {
+	defer close(s.writerDone)
+	batch := make([]*writeReq, 0, s.maxBatch)
+	for {
+		select {
+		case r := <-s.writes:
+			batch = append(batch, r)
+		case <-s.quit:
+			s.drain(batch)
+			return
+		}
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case r := <-s.writes:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commitBatch(batch)
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// drain commits everything still queued when Close is called.
+func (s *store) drain(batch []*writeReq) {
+	for {
+		select {
+		case r := <-s.writes:
+			batch = append(batch, r)
+			if len(batch) == s.maxBatch {
+				s.commitBatch(batch)
+				batch = batch[:0]
+			}
+		default:
+			if len(batch) > 0 {
+				s.commitBatch(batch)
+			}
+			return
+		}
+	}
+}
+
+// commitBatch runs a group in one transaction. On failure it retries each
+// request alone so the error reaches only the request that caused it.
+func (s *store) commitBatch(batch []*writeReq) {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err // nobody is waiting any more; skip the work
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := s.timedTx(live)
+	if err == nil || len(live) == 1 {
+		s.finish(live, err)
+		return
+	}
+	s.statRetried.Add(1)
+	for _, r := range live {
+		one := []*writeReq{r}
+		s.finish(one, s.timedTx(one))
+	}
+}
+
+// timedTx is runTx plus the Stats counters.
+func (s *store) timedTx(reqs []*writeReq) error {
+	start := time.Now()
+	err := s.runTx(reqs)
+	if err == nil {
+		s.statTxs.Add(1)
+		s.statWrites.Add(int64(len(reqs)))
+		s.statTxNanos.Add(int64(time.Since(start)))
+	}
+	return err
+}
+
+func (s *store) runTx(reqs []*writeReq) error {
+	// Background, not a request's context: the transaction belongs to the
+	// whole group and must not be cancelled by one sender leaving.
+	ctx := context.Background()
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	s.txFirstMessageID = 0
+	clear(s.txBound) // the previous transaction closed its bound statements
+	for _, r := range reqs {
+		if err := r.fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if err := s.indexMessagesTx(ctx, tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (s *store) finish(reqs []*writeReq, err error) {
+	for _, r := range reqs {
+		if err == nil && r.onCommit != nil {
+			r.onCommit()
+		}
+		r.done <- err
+	}
+}
+
+// txStmt returns st bound to tx, binding it once per transaction: a batch
+// of two hundred inserts then shares one binding. Writer goroutine only.
+func (s *store) txStmt(ctx context.Context, tx *sql.Tx, st *sql.Stmt) *sql.Stmt {
+	b := s.txBound[st]
+	if b == nil {
+		b = tx.StmtContext(ctx, st)
+		s.txBound[st] = b
+	}
+	return b
+}
+
+// queryPage runs a read query on the read pool and returns all its rows,
+// scanned by scan, with the Rows closed before it returns. Callers bound the
+// size with LIMIT; nothing slow may happen while Rows is open, because a
+// long reader keeps checkpoints from finishing (litestream#724).
+func queryPage[T any](ctx context.Context, db *sql.DB, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+const sqlBackup = `VACUUM INTO ?`
+
+// Backup writes a consistent copy of the database to path, which must not
+// exist yet. VACUUM INTO reads inside one read transaction, so it sees one
+// snapshot while the writer carries on (WAL), and the copy is compact and
+// needs no WAL file. It uses a connection of its own: the read pool's are
+// query_only, which forbids writing even the destination file.
+func (s *store) Backup(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("backup: %s already exists", path)
+	}
+	db, err := sql.Open("sqlite", storeDSN(s.path, s.syncMode, roleBackup))
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, sqlBackup, path); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	return nil
+}
+
+// nowMS is the store clock in Unix milliseconds, the unit of every stored time.
+func (s *store) nowMS() int64 { return s.now().UnixMilli() }
+
+// fromMS turns a stored Unix millisecond time into a UTC time.Time.
+func fromMS(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

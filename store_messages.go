@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Message types, as in the Spring chat examples' ChatMessage.MessageType
+// and in messages.type.
+const (
+	msgEnter = "ENTER"
+	msgTalk  = "TALK"
+	msgLeave = "LEAVE"
+)
+
+// jsonTimeFormat is RFC 3339 in UTC with fixed milliseconds: the precision
+// we store, and a fixed width that sorts as text.
+const jsonTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// storedMessage is a chat message as stored and as published to
+// /sub/chat/room/{roomId}:
+//
+//	{"id":42,"type":"TALK","roomId":5,"sender":"alice","message":"hi","createdAt":"2026-01-02T03:04:05.678Z"}
+type storedMessage struct {
+	ID        int64
+	Type      string
+	RoomID    int64
+	Sender    string
+	Message   string
+	CreatedAt time.Time
+	UserID    int64 // the author's account, 0 if deleted; not published
+}
+
+// messageJSON is the wire form of storedMessage.
+type messageJSON struct {
+	ID        int64  `json:"id"`
+	Type      string `json:"type"`
+	RoomID    int64  `json:"roomId"`
+	Sender    string `json:"sender"`
+	Message   string `json:"message"`
+	CreatedAt string `json:"createdAt"`
+}
+
+func (m storedMessage) MarshalJSON() ([]byte, error) {
+	return json.Marshal(messageJSON{
+		ID: m.ID, Type: m.Type, RoomID: m.RoomID, Sender: m.Sender, Message: m.Message,
+		CreatedAt: m.CreatedAt.UTC().Format(jsonTimeFormat),
+	})
+}
+
+func (m *storedMessage) UnmarshalJSON(b []byte) error {
+	var j messageJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	t, err := time.Parse(time.RFC3339Nano, j.CreatedAt)
+	if err != nil {
+		return err
+	}
+	*m = storedMessage{ID: j.ID, Type: j.Type, RoomID: j.RoomID, Sender: j.Sender, Message: j.Message, CreatedAt: t}
+	return nil
+}
+
+// JSON is the exact body published for m. It cannot fail: every field is a
+// string, number or formatted time.
+func (m storedMessage) JSON() []byte {
+	b, _ := m.MarshalJSON()
+	return b
+}
+
+const sqlInsertMessage = `
+INSERT INTO messages (room_id, user_id, sender, type, body, created_at)
+VALUES (?, nullif(?, 0), ?, ?, ?, ?)`
+
+// insertMessageTx stores m and fills in m.ID and m.CreatedAt.
+func (s *store) insertMessageTx(ctx context.Context, tx *sql.Tx, m *storedMessage) error {
+	now := s.nowMS()
+	res, err := s.txStmt(ctx, tx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now)
+	if err != nil {
+		return fmt.Errorf("insert message: %w", err)
+	}
+	if m.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("insert message: %w", err)
+	}
+	m.CreatedAt = fromMS(now)
+	if s.txFirstMessageID == 0 {
+		s.txFirstMessageID = m.ID
+	}
+	return nil
+}
+
+// New TALK messages are indexed once per transaction, not by a trigger per
+// row: FTS5 flushes its pending index to a new segment at every statement
+// savepoint (xSavepoint), and a row trigger makes every INSERT a
+// statement with a savepoint, so per-row indexing wrote one segment and
+// ran merges per message, about a third of the writer's CPU. Ids of one
+// transaction are consecutive and above every committed id (one writer,
+// AUTOINCREMENT), so "id >= first" is exactly this transaction's rows.
+const sqlIndexMessages = `
+INSERT INTO messages_fts (rowid, body)
+SELECT id, body FROM messages WHERE id >= ? AND type = 'TALK'`
+
+// indexMessagesTx adds the running transaction's new messages to the FTS
+// index, just before COMMIT, so index and messages commit together.
+func (s *store) indexMessagesTx(ctx context.Context, tx *sql.Tx) error {
+	if s.txFirstMessageID == 0 {
+		return nil
+	}
+	first := s.txFirstMessageID
+	s.txFirstMessageID = 0
+	if _, err := tx.ExecContext(ctx, sqlIndexMessages, first); err != nil {
+		return fmt.Errorf("index messages: %w", err)
+	}
+	return nil
+}
+
+const messageColumns = `m.id, m.room_id, coalesce(m.user_id, 0), m.sender, m.type, m.body, m.created_at`
+
+// scanMessageRows scans one row of messageColumns.
+func scanMessageRows(r *sql.Rows) (storedMessage, error) {
+	var m storedMessage
+	var created int64
+	err := r.Scan(&m.ID, &m.RoomID, &m.UserID, &m.Sender, &m.Type, &m.Message, &created)
+	m.CreatedAt = fromMS(created)
+	return m, err
+}
+
+// History queries. All walk the (room_id, id) index and stop at LIMIT, so a
+// page costs the same in a room of a hundred rows or a million.
+const (
+	sqlMessagesNewest = `SELECT ` + messageColumns + ` FROM messages m WHERE m.room_id = ? ORDER BY m.id DESC LIMIT ?`
+	sqlMessagesBefore = `SELECT ` + messageColumns + ` FROM messages m WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`
+	sqlMessagesAfter  = `SELECT ` + messageColumns + ` FROM messages m WHERE m.room_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`
+)
+
+// messagesPage returns up to limit messages of a room in ascending id
+// order: the newest ones if before and after are 0, those just below
+// before if before > 0, else those just above after.
+func (s *store) messagesPage(ctx context.Context, roomID, before, after int64, limit int) ([]storedMessage, error) {
+	if after > 0 {
+		return s.messagesAfter(ctx, roomID, after, limit)
+	}
+	var (
+		ms  []storedMessage
+		err error
+	)
+	if before > 0 {
+		ms, err = queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesBefore, roomID, before, limit)
+	} else {
+		ms, err = queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesNewest, roomID, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
+	}
+	slices.Reverse(ms)
+	return ms, nil
+}
+
+// messagesAfter returns up to limit messages of a room with id > after, in
+// ascending order; after = 0 starts from the oldest.
+func (s *store) messagesAfter(ctx context.Context, roomID, after int64, limit int) ([]storedMessage, error) {
+	ms, err := queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesAfter, roomID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
+	}
+	return ms, nil
+}
+
+// FTS5 orders by rowid natively, so "ORDER BY f.rowid DESC LIMIT n" stops
+// after n readable matches instead of sorting every hit.
+const sqlSearch = `
+SELECT ` + messageColumns + `
+FROM messages_fts f
+JOIN messages m ON m.id = f.rowid
+JOIN rooms r ON r.id = m.room_id
+WHERE messages_fts MATCH ?1
+	AND (r.kind = 'public' OR EXISTS (
+		SELECT 1 FROM memberships x WHERE x.room_id = r.id AND x.user_id = ?2))
+ORDER BY f.rowid DESC
+LIMIT ?3`
+
+// searchMessages runs an FTS5 query over the rooms userID may read, newest first.
+func (s *store) searchMessages(ctx context.Context, userID int64, match string, limit int) ([]storedMessage, error) {
+	ms, err := queryPage(ctx, s.rdb, scanMessageRows, sqlSearch, match, userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	return ms, nil
+}
+
+// maxSearchTerms bounds the words of one search; more add cost, not precision.
+const maxSearchTerms = 8
+
+// ftsQuery turns what a user typed into an FTS5 query: every word becomes a
+// quoted prefix term ("word"*), all of them required. Quoting means no
+// user input is parsed as FTS5 syntax (AND, NEAR, column filters); the
+// prefix lets a Korean stem match its inflected forms ("서울" finds
+// "서울에서"), which the unicode61 tokenizer would otherwise miss.
+func ftsQuery(q string) (string, bool) {
+	words := strings.Fields(q)
+	if len(words) == 0 {
+		return "", false
+	}
+	if len(words) > maxSearchTerms {
+		words = words[:maxSearchTerms]
+	}
+	var b strings.Builder
+	for i, w := range words {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.ReplaceAll(w, `"`, `""`))
+		b.WriteString(`"*`)
+	}
+	return b.String(), true
+}
+
+// purgeChunk is how many messages one retention transaction deletes, so the
+// writer never holds the lock long enough for chat sends to notice.
+const purgeChunk = 5000
+
+// Ids grow with time, so scanning in id order finds the old rows first and
+// LIMIT stops the scan early; no index on created_at is needed (one less
+// b-tree to update per message).
+const sqlPurge = `DELETE FROM messages WHERE id IN (
+	SELECT id FROM messages WHERE created_at < ? ORDER BY id LIMIT ?)`
+
+// purgeBefore deletes messages created before cutoff, in chunks, and
+// returns how many went. FTS rows and notifications follow by trigger and
+// foreign key.
+func (s *store) purgeBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, sqlPurge, cutoff.UnixMilli(), purgeChunk)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		}, nil)
+		if err != nil {
+			return total, fmt.Errorf("purge: %w", err)
+		}
+		total += n
+		if n < purgeChunk {
+			return total, nil
+		}
+	}
+}
+
+// Notifications.
+
+// Notification reasons, as in notifications.reason.
+const (
+	reasonMention = "mention"
+	reasonDM      = "dm"
+)
+
+// notification is a mention or DM kept for a user who was offline. It is
+// what notify and webhooks carry:
+//
+//	{"id":7,"reason":"mention","createdAt":"…","message":{…storedMessage…}}
+type notification struct {
+	ID        int64         `json:"id"`
+	Reason    string        `json:"reason"`
+	CreatedAt time.Time     `json:"createdAt"`
+	Message   storedMessage `json:"message"`
+}
+
+const sqlInsertNotification = `INSERT INTO notifications (user_id, message_id, reason, created_at) VALUES (?, ?, ?, ?) RETURNING id`
+
+func insertNotificationTx(ctx context.Context, tx *sql.Tx, userID, messageID int64, reason string, now int64) (int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, sqlInsertNotification, userID, messageID, reason, now).Scan(&id)
+	return id, err
+}
+
+const sqlPendingNotifications = `
+SELECT n.id, n.reason, n.created_at, ` + messageColumns + `
+FROM notifications n JOIN messages m ON m.id = n.message_id
+WHERE n.user_id = ? AND n.delivered_at IS NULL
+ORDER BY n.id LIMIT ?`
+
+func (s *store) pendingNotifications(ctx context.Context, userID int64, limit int) ([]notification, error) {
+	ns, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (notification, error) {
+		var n notification
+		var created, mcreated int64
+		err := r.Scan(&n.ID, &n.Reason, &created,
+			&n.Message.ID, &n.Message.RoomID, &n.Message.UserID, &n.Message.Sender, &n.Message.Type, &n.Message.Message, &mcreated)
+		n.CreatedAt, n.Message.CreatedAt = fromMS(created), fromMS(mcreated)
+		return n, err
+	}, sqlPendingNotifications, userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending notifications: %w", err)
+	}
+	return ns, nil
+}
+
+const sqlMarkDelivered = `
+UPDATE notifications SET delivered_at = ?
+WHERE user_id = ? AND id <= ? AND delivered_at IS NULL`
+
+// markDelivered marks userID's notifications up to and including upTo as delivered.
+func (s *store) markDelivered(ctx context.Context, userID, upTo int64) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, sqlMarkDelivered, s.nowMS(), userID, upTo)
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("mark delivered: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,413 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// user is an account as the rest of the program sees it. The password hash
+// never leaves store_users.go and auth.go.
+type user struct {
+	ID          int64     `json:"id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"displayName"`
+	IsAdmin     bool      `json:"isAdmin"`
+	IsGuest     bool      `json:"isGuest,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+// usernameKey is the case-insensitive identity of a username: the unique
+// index is on it, and every lookup by name goes through it.
+func usernameKey(name string) string { return strings.ToLower(name) }
+
+const userColumns = `id, username, display_name, is_admin, is_guest, created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (user, error) {
+	var u user
+	var created int64
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.IsGuest, &created)
+	u.CreatedAt = fromMS(created)
+	return u, err
+}
+
+// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
+// constraint failure, which callers turn into errNameTaken or similar.
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// The first non-guest account becomes administrator. The check runs inside
+// the insert, on the single writer, so two racing registrations cannot both
+// see an empty table.
+const sqlInsertUser = `
+INSERT INTO users (username, username_key, display_name, password_hash, is_admin, is_guest, created_at)
+VALUES (?1, ?2, ?3, ?4,
+	?5 OR (?6 = 0 AND NOT EXISTS (SELECT 1 FROM users WHERE is_guest = 0)),
+	?6, ?7)
+RETURNING ` + userColumns
+
+// newUser is what createUser needs. Validation (name rules, password
+// length) is auth.go's job; the store only enforces uniqueness.
+type newUser struct {
+	Username     string
+	DisplayName  string
+	PasswordHash string // "" for guests
+	Admin        bool   // force admin (CLI --admin); the first account is admin anyway
+	Guest        bool
+	InviteHash   []byte // if set, the invite is consumed in the same transaction
+}
+
+// createUser inserts an account; errNameTaken if the name (in any case) exists.
+func (s *store) createUser(ctx context.Context, nu newUser) (user, error) {
+	var u user
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRowContext(ctx, sqlInsertUser,
+			nu.Username, usernameKey(nu.Username), nu.DisplayName, nu.PasswordHash, nu.Admin, nu.Guest, s.nowMS()))
+		if isUniqueViolation(err) {
+			return errNameTaken
+		}
+		if err != nil {
+			return err
+		}
+		if nu.InviteHash != nil {
+			return useInviteTx(ctx, tx, nu.InviteHash, u.ID, s.nowMS())
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return user{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+const sqlUserByName = `SELECT ` + userColumns + ` FROM users WHERE username_key = ?`
+
+// userByName finds an account by username, ignoring case; errUnknownUser if none.
+func (s *store) userByName(ctx context.Context, name string) (user, error) {
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserByName, usernameKey(name)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return user{}, errUnknownUser
+	}
+	if err != nil {
+		return user{}, fmt.Errorf("user by name: %w", err)
+	}
+	return u, nil
+}
+
+const sqlUserByID = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
+
+func (s *store) userByID(ctx context.Context, id int64) (user, error) {
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserByID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return user{}, errUnknownUser
+	}
+	if err != nil {
+		return user{}, fmt.Errorf("user by id: %w", err)
+	}
+	return u, nil
+}
+
+const sqlPasswordHash = `SELECT ` + userColumns + `, password_hash FROM users WHERE username_key = ?`
+
+// userWithPassword returns the account and its password hash, for login.
+func (s *store) userWithPassword(ctx context.Context, name string) (user, string, error) {
+	var u user
+	var created int64
+	var hash string
+	err := s.rdb.QueryRowContext(ctx, sqlPasswordHash, usernameKey(name)).Scan(
+		&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.IsGuest, &created, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return user{}, "", errUnknownUser
+	}
+	if err != nil {
+		return user{}, "", fmt.Errorf("user by name: %w", err)
+	}
+	u.CreatedAt = fromMS(created)
+	return u, hash, nil
+}
+
+const sqlListUsers = `SELECT ` + userColumns + ` FROM users WHERE is_guest = 0 ORDER BY username_key LIMIT ?`
+
+// maxListUsers bounds GET /api/users and `user list`; an intranet appliance
+// has tens or hundreds of accounts, not more.
+const maxListUsers = 10000
+
+func (s *store) listUsers(ctx context.Context) ([]user, error) {
+	us, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (user, error) { return scanUser(r) }, sqlListUsers, maxListUsers)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return us, nil
+}
+
+const (
+	sqlSetPassword = `UPDATE users SET password_hash = ? WHERE username_key = ? AND is_guest = 0`
+	sqlDropLogins  = `DELETE FROM login_sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?)`
+)
+
+// setPassword replaces a user's password hash and ends their login
+// sessions (a password change should log out a stolen session).
+func (s *store) setPassword(ctx context.Context, name, hash string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, sqlSetPassword, hash, usernameKey(name))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errUnknownUser
+		}
+		_, err = tx.ExecContext(ctx, sqlDropLogins, usernameKey(name))
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	return nil
+}
+
+const sqlDeleteUser = `DELETE FROM users WHERE username_key = ?`
+
+// deleteUser removes an account; its sessions, tokens, memberships and
+// notifications go with it (ON DELETE CASCADE), its messages stay with
+// user_id NULL and the sender name they were posted under.
+func (s *store) deleteUser(ctx context.Context, name string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, sqlDeleteUser, usernameKey(name))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errUnknownUser
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("delete user: %w", err)
+	}
+	return nil
+}
+
+const sqlSetWebhook = `UPDATE users SET webhook_url = ? WHERE id = ?`
+
+func (s *store) setWebhook(ctx context.Context, userID int64, rawURL string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, sqlSetWebhook, rawURL, userID)
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("set webhook: %w", err)
+	}
+	return nil
+}
+
+const sqlWebhook = `SELECT webhook_url FROM users WHERE id = ?`
+
+func (s *store) webhookURL(ctx context.Context, userID int64) (string, error) {
+	var u string
+	err := s.rdb.QueryRowContext(ctx, sqlWebhook, userID).Scan(&u)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errUnknownUser
+	}
+	if err != nil {
+		return "", fmt.Errorf("webhook url: %w", err)
+	}
+	return u, nil
+}
+
+// Login sessions.
+
+const (
+	sqlInsertSession = `INSERT INTO login_sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)`
+	// Expired sessions are swept whenever someone logs in, so the table
+	// stays small without a timer goroutine.
+	sqlSweepSessions = `DELETE FROM login_sessions WHERE expires_at <= ?`
+	sqlUserBySession = `SELECT ` + userColumnsU + ` FROM login_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?`
+	sqlDeleteSession = `DELETE FROM login_sessions WHERE token_hash = ?`
+	userColumnsU     = `u.id, u.username, u.display_name, u.is_admin, u.is_guest, u.created_at`
+)
+
+func (s *store) createSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		now := s.nowMS()
+		if _, err := tx.ExecContext(ctx, sqlSweepSessions, now); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, sqlInsertSession, tokenHash, userID, now, expires.UnixMilli())
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
+}
+
+func (s *store) userBySession(ctx context.Context, tokenHash []byte) (user, error) {
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserBySession, tokenHash, s.nowMS()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return user{}, errNotLoggedIn
+	}
+	if err != nil {
+		return user{}, fmt.Errorf("user by session: %w", err)
+	}
+	return u, nil
+}
+
+func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, sqlDeleteSession, tokenHash)
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// API tokens.
+
+// apiToken describes a token without its secret.
+type apiToken struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+const (
+	sqlInsertToken  = `INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)`
+	sqlUserByToken  = `SELECT ` + userColumnsU + ` FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?`
+	sqlDeleteToken  = `DELETE FROM api_tokens WHERE user_id = ? AND name = ?`
+	sqlListTokens   = `SELECT id, name, created_at FROM api_tokens WHERE user_id = ? ORDER BY name LIMIT ?`
+	maxTokensListed = 1000 // far more than any user names by hand
+)
+
+func (s *store) createToken(ctx context.Context, userID int64, name string, tokenHash []byte) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, sqlInsertToken, userID, name, tokenHash, s.nowMS())
+		if isUniqueViolation(err) {
+			return errNameTaken
+		}
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
+func (s *store) userByToken(ctx context.Context, tokenHash []byte) (user, error) {
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return user{}, errNotLoggedIn
+	}
+	if err != nil {
+		return user{}, fmt.Errorf("user by token: %w", err)
+	}
+	return u, nil
+}
+
+func (s *store) deleteToken(ctx context.Context, userID int64, name string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, sqlDeleteToken, userID, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return newPublicError(errKindNotFound, "unknown token")
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
+}
+
+func (s *store) listTokens(ctx context.Context, userID int64) ([]apiToken, error) {
+	ts, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (apiToken, error) {
+		var t apiToken
+		var created int64
+		err := r.Scan(&t.ID, &t.Name, &created)
+		t.CreatedAt = fromMS(created)
+		return t, err
+	}, sqlListTokens, userID, maxTokensListed)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return ts, nil
+}
+
+// Settings and invites.
+
+const (
+	settingRegistration = "registration" // "open" or "invite"
+	registrationOpen    = "open"
+	registrationInvite  = "invite"
+
+	sqlGetSetting = `SELECT value FROM settings WHERE key = ?`
+	sqlSetSetting = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+)
+
+func (s *store) setting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.rdb.QueryRowContext(ctx, sqlGetSetting, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("setting %s: %w", key, err)
+	}
+	return v, nil
+}
+
+func (s *store) setSetting(ctx context.Context, key, value string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, sqlSetSetting, key, value)
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("set %s: %w", key, err)
+	}
+	return nil
+}
+
+const (
+	sqlInsertInvite = `INSERT INTO invites (code_hash, created_by, created_at, expires_at) VALUES (?, ?, ?, ?)`
+	sqlUseInvite    = `UPDATE invites SET used_by = ?, used_at = ? WHERE code_hash = ? AND used_by IS NULL AND expires_at > ?`
+)
+
+func (s *store) createInvite(ctx context.Context, codeHash []byte, createdBy int64, expires time.Time) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, sqlInsertInvite, codeHash, createdBy, s.nowMS(), expires.UnixMilli())
+		return err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("create invite: %w", err)
+	}
+	return nil
+}
+
+// useInviteTx consumes an invite for userID, or fails with errBadInvite
+// (which rolls back the account created in the same transaction).
+func useInviteTx(ctx context.Context, tx *sql.Tx, codeHash []byte, userID, now int64) error {
+	res, err := tx.ExecContext(ctx, sqlUseInvite, userID, now, codeHash, now)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errBadInvite
+	}
+	return nil
+}
