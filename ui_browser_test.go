@@ -75,7 +75,39 @@ func newUIPerson(t *testing.T, browser context.Context, name, base, query string
 		}
 	}()
 	t.Cleanup(func() { stopEvents(); <-done })
+	p.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordAPIErrorsJS})
+		return err
+	}))
 	return p
+}
+
+// recordAPIErrorsJS wraps fetch in every page of the tab to keep a list of
+// API answers that were not 2xx, in sessionStorage so that it survives
+// navigations; apiErrors reads it. (DevTools scripts are not subject to the
+// page's CSP.)
+const recordAPIErrorsJS = `(() => {
+	const real = window.fetch;
+	window.fetch = async (...args) => {
+		const res = await real(...args);
+		if (!res.ok) {
+			const list = JSON.parse(sessionStorage.getItem("__apiErrors") || "[]");
+			list.push(res.status + " " + ((args[1] && args[1].method) || "GET") + " " + String(args[0]));
+			sessionStorage.setItem("__apiErrors", JSON.stringify(list));
+		}
+		return res;
+	};
+})()`
+
+// checkAPIErrors fails the test if any API call of the current page's
+// session answered with an error status.
+func (p *uiPerson) checkAPIErrors() {
+	p.t.Helper()
+	var errs []string
+	p.eval(`JSON.parse(sessionStorage.getItem("__apiErrors") || "[]")`, &errs)
+	for _, e := range errs {
+		p.t.Errorf("%s: API error: %s", p.name, e)
+	}
 }
 
 // do runs chromedp actions on the tab of p.
@@ -383,6 +415,8 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 	if n := alice.dialogs.Load() + bob.dialogs.Load(); n != 0 {
 		t.Errorf("%d JavaScript dialogs opened: a payload ran", n)
 	}
+	alice.checkAPIErrors()
+	bob.checkAPIErrors()
 
 	// Screens: phone with the drawer shut and open, dark mode, Korean.
 	alice.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateTouch))
@@ -1001,16 +1035,40 @@ func (f *uiFakeChat) seed(roomID int64, sender string, n int) {
 	}
 }
 
+// uiBackend is a server for the feature tests plus the two things they
+// need to do behind the UI's back.
+type uiBackend struct {
+	url     string
+	seed    func(roomID int64, sender string, n int) // store n old TALK messages
+	webhook func(username string) string             // the stored webhook URL
+}
+
 // TestUIFakeFeatures covers the chat features beyond the basic flow, on the
 // fake server: scrolling back through history, unread badges, @mention
 // completion, typing, notifications, DMs, search, the embed page and the
 // admin page.
 func TestUIFakeFeatures(t *testing.T) {
 	f := startUIFakeChat(t)
+	uiFeatures(t, uiBackend{
+		url:  f.srv.URL,
+		seed: f.seed,
+		webhook: func(username string) string {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.find(username).webhook
+		},
+	}, "?transport=ws")
+}
+
+// TestUIStoreFeatures runs the feature tests against the real chat API.
+func TestUIStoreFeatures(t *testing.T) {
+	uiFeatures(t, startUIStoreChat(t).backend(t), "")
+}
+
+func uiFeatures(t *testing.T, be uiBackend, q string) {
 	browser := newBrowser(t)
-	const q = "?transport=ws"
-	alice := newUIPerson(t, browser, "alice", f.srv.URL, q)
-	bob := newUIPerson(t, browser, "bob", f.srv.URL, q)
+	alice := newUIPerson(t, browser, "alice", be.url, q)
+	bob := newUIPerson(t, browser, "bob", be.url, q)
 	alice.register(true)
 	bob.register(false)
 	histID := alice.createRoom("history")
@@ -1019,7 +1077,7 @@ func TestUIFakeFeatures(t *testing.T) {
 
 	{
 		t.Log("step: scroll back")
-		f.seed(int64(histID), "alice", 120)
+		be.seed(int64(histID), "alice", 120)
 		alice.openRoom(histID)
 		count := `document.querySelectorAll('[data-testid="message"]').length`
 		alice.waitFor("first page", count+` === 50`)
@@ -1119,7 +1177,7 @@ func TestUIFakeFeatures(t *testing.T) {
 
 	{
 		t.Log("step: a Korean browser gets Korean without choosing")
-		chul := newUIPerson(t, browser, "chul", f.srv.URL, q)
+		chul := newUIPerson(t, browser, "chul", be.url, q)
 		var ua string
 		chul.eval(`navigator.userAgent`, &ua)
 		chul.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -1136,6 +1194,9 @@ func TestUIFakeFeatures(t *testing.T) {
 		chul.waitFor("korean badge from app.js", `document.querySelector('[data-testid="conn-state"]').textContent === "연결됨"`)
 	}
 
+	alice.checkAPIErrors()
+	bob.checkAPIErrors()
+
 	{
 		t.Log("step: settings")
 		bob.open("/settings")
@@ -1143,10 +1204,7 @@ func TestUIFakeFeatures(t *testing.T) {
 		bob.fill("webhook-input", "http://192.168.1.10:2586/stompbox-bob")
 		bob.submit("webhook-form")
 		bob.waitFor("saved", `!document.querySelector('[data-testid="form-ok"]').hidden`)
-		f.mu.Lock()
-		got := f.find("bob").webhook
-		f.mu.Unlock()
-		if got != "http://192.168.1.10:2586/stompbox-bob" {
+		if got := be.webhook("bob"); got != "http://192.168.1.10:2586/stompbox-bob" {
 			t.Errorf("webhook stored %q", got)
 		}
 		screenshot(t, bob.ctx, "settings")
@@ -1159,7 +1217,7 @@ func TestUIFakeFeatures(t *testing.T) {
 		alice.click(testIDSel("registration-invite"))
 		alice.waitFor("mode said", `document.querySelector('[data-testid="signup-status"]').textContent === "Sign-up now needs an invitation link."`)
 		alice.click(testIDSel("create-invite"))
-		alice.waitFor("invite link", `/\/register\?invite=inv-/.test(document.querySelector('[data-testid="invite-link"]').value)`)
+		alice.waitFor("invite link", `/\/register\?invite=[^&]+$/.test(document.querySelector('[data-testid="invite-link"]').value)`)
 		screenshot(t, alice.ctx, "admin")
 		bob.open("/admin")
 		bob.waitFor("forbidden", `document.querySelector('[data-testid="forbidden"]')`)
@@ -1179,7 +1237,7 @@ func TestUIFakeFeatures(t *testing.T) {
 // replays MessagesAfter, and the session cookie names the STOMP user. It
 // lets the UI run against the API's real JSON before the server wires these
 // parts itself; TestUIChat* then cover the same ground on startServer.
-func startUIStoreChat(t *testing.T) string {
+func startUIStoreChat(t *testing.T) *uiStoreChat {
 	t.Helper()
 	log := testLogger(t)
 	base, cancel := context.WithCancel(context.Background())
@@ -1299,12 +1357,50 @@ func startUIStoreChat(t *testing.T) string {
 		st.Close()
 		cancel()
 	})
-	return srv.URL
+	return &uiStoreChat{url: srv.URL, st: st, chat: chat, auth: auth}
+}
+
+// uiStoreChat is a running startUIStoreChat.
+type uiStoreChat struct {
+	url  string
+	st   *store
+	chat *chatService
+	auth *authService
+}
+
+// backend adapts it for uiFeatures: seeding posts through the chat service.
+func (sc *uiStoreChat) backend(t *testing.T) uiBackend {
+	ctx := context.Background()
+	return uiBackend{
+		url: sc.url,
+		seed: func(roomID int64, sender string, n int) {
+			u, err := sc.auth.UserByName(ctx, sender)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if _, err := sc.chat.Post(ctx, u, chatInput{Type: "TALK", RoomID: roomID, Message: fmt.Sprintf("seed %03d", i+1)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		webhook: func(username string) string {
+			u, err := sc.auth.UserByName(ctx, username)
+			if err != nil {
+				t.Fatal(err)
+			}
+			url, err := sc.st.webhookURL(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return url
+		},
+	}
 }
 
 // TestUIStoreServer runs the two-person flow against the real chat API
 // (startUIStoreChat) over SockJS, forced to xhr-polling to cover the
 // slowest transport.
 func TestUIStoreServer(t *testing.T) {
-	uiChatFlow(t, startUIStoreChat(t), "?transport=xhr-polling", true)
+	uiChatFlow(t, startUIStoreChat(t).url, "?transport=xhr-polling", true)
 }

@@ -611,7 +611,8 @@
       if (!r || !s || !s.loaded || !r.member || document.hidden || !nearBottom()) return;
       if (s.lastId > (r.lastReadId || 0)) {
         r.lastReadId = s.lastId;
-        api("POST", "/api/rooms/" + r.id + "/read", { lastReadId: s.lastId }).catch(() => {});
+        // lastReadId is the contract's name; the chat API as built reads id.
+        api("POST", "/api/rooms/" + r.id + "/read", { lastReadId: s.lastId, id: s.lastId }).catch(() => {});
       }
       if (r.unread) { r.unread = 0; renderRoomList(); }
     }
