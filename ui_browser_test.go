@@ -352,6 +352,10 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 	exchange(alice, bob, "좋아요\n12시에 봐요")
 	exchange(bob, alice, "@alice 12:00 works 👍")
 
+	// Bob signed up after Alice's page loaded: his display name still shows.
+	alice.waitFor("display names", `[...document.querySelectorAll('[data-testid="message-sender"]')].some(e => e.textContent === "Bob 님") &&
+		[...document.querySelectorAll('[data-testid="message-sender"]')].every(e => e.textContent !== "bob")`)
+
 	var link struct{ Href, Rel, Target, Text string }
 	alice.eval(`(() => { const a = [...document.querySelectorAll('[data-testid="message-text"] a')].pop(); return {href: a.href, rel: a.rel, target: a.target, text: a.textContent} })()`, &link)
 	if link.Href != "https://example.com/menu?day=1" || link.Rel != "noopener noreferrer" || link.Target != "_blank" {

@@ -24,6 +24,7 @@
   const LOAD_OLDER_PX = 150;         // start loading older messages this close to the top
   const READ_DEBOUNCE_MS = 600;      // coalesce read marks while messages stream in
   const MENTION_MAX = 8;
+  const LEARN_USERS_DELAY_MS = 300; // gather a burst of unknown senders into one /api/users call
   const NOTIFIED_MAX = 5000;         // remembered message ids for notification dedupe; a day of busy chat             // suggestions shown at once
   const SEARCH_JUMP_PAGES = 20;      // older pages fetched at most to reach a search hit
   const TOAST_MS = 6000;
@@ -497,6 +498,7 @@
     // receive handles one stored message from a room subscription (live or
     // replayed after since-id).
     function receive(roomId, m) {
+      if (m.sender && !users.has(m.sender)) learnUser(m.sender);
       const r = rooms.get(roomId);
       const s = state(roomId);
       const fromMe = me && m.sender === me.username;
@@ -854,6 +856,24 @@
         for (const u of list(await api("GET", "/api/users"), "users")) users.set(u.username, u);
       } catch (_) { /* mentions then complete from message senders only */ }
       if (me && !users.has(me.username)) users.set(me.username, { username: me.username, displayName: me.displayName });
+    }
+    // learnUser refreshes the people list when a message comes from someone
+    // who signed up after this page loaded, then shows their display name.
+    const askedAbout = new Set();
+    let learnTimer = 0;
+    function learnUser(username) {
+      if (askedAbout.has(username)) return; // asked once: a deleted account stays a username
+      askedAbout.add(username);
+      clearTimeout(learnTimer);
+      learnTimer = setTimeout(async () => {
+        await loadUsers();
+        if (current && !ui.room.hidden) {
+          const keep = ui.history.scrollHeight - ui.history.scrollTop;
+          renderMessages();
+          ui.history.scrollTop = ui.history.scrollHeight - keep;
+        }
+        renderRoomList();
+      }, LEARN_USERS_DELAY_MS);
     }
     function roomFromHash() {
       const m = location.hash.match(/^#room-(\d+)$/);
