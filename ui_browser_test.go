@@ -526,13 +526,13 @@ func startUIFakeChat(t *testing.T) *uiFakeChat {
 		lang:       "en",
 		log:        log,
 	}).routes(mux)
-	ws := &wsHandler{broker: f.broker, origins: newOriginPolicy(nil), base: base, log: log}
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+	identify := func(r *http.Request) string {
 		if u := f.userOf(r); u != nil {
-			r = r.WithContext(context.WithValue(r.Context(), userContextKey{}, u.Username))
+			return u.Username
 		}
-		ws.ServeHTTP(w, r)
-	})
+		return ""
+	}
+	mux.Handle("GET /ws", &wsHandler{identify: identify, broker: f.broker, origins: newOriginPolicy(nil), base: base, log: log})
 	f.api(mux)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(func() {
