@@ -211,12 +211,7 @@ func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscr
 			return fmt.Errorf("replay room %d: %w", id, err)
 		}
 		for _, m := range msgs {
-			body, err := json.Marshal(m)
-			if err != nil {
-				sub.release(last)
-				return fmt.Errorf("encode message %d: %w", m.ID, err)
-			}
-			sub.Replay(jsonHeaders, body, m.ID)
+			sub.Replay(jsonHeaders, m.JSON(), m.ID)
 			last = m.ID
 		}
 		if len(msgs) < replayPage {

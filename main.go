@@ -186,7 +186,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
-		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
+		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -255,6 +255,8 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 		switch args[0] {
 		case "sockjs-testserver":
 			return runSockJSTestServerCommand(ctx, args[1:], stdout, stderr)
+		case "user", "backup":
+			return runDataCommand(ctx, args, getenv, os.Stdin, stdout)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
@@ -289,6 +291,36 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// runDataCommand runs the commands that work on the data folder, also
+// beside a running server: "user …" (accounts, for a headless Pi) and
+// "backup FILE". The folder is --data / STOMPBOX_DATA, else the default.
+func runDataCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("stompbox "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	data := fs.String("data", getenv(envName("data")), "data folder (env STOMPBOX_DATA)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return err
+	}
+	dir := *data
+	if dir == "" {
+		dir = defaultDataFolder(false)
+	}
+	if args[0] == "backup" {
+		if fs.NArg() != 1 {
+			return errors.New("usage: stompbox backup [-data DIR] FILE")
+		}
+		if err := runBackupCommand(ctx, dir, fs.Arg(0)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "backup written to %s\n", fs.Arg(0))
+		return nil
+	}
+	return runUserCommand(ctx, dir, fs.Args(), stdin, stdout)
 }
 
 // runSockJSTestServerCommand serves the endpoints the SockJS protocol test
