@@ -107,7 +107,7 @@ type session struct {
 	connected bool
 	version   version
 	user      string
-	principal any // from the authenticator: the chat's user record, nil for anonymous
+	principal any           // from the authenticator: the chat's user record, nil for anonymous
 	hbRecv    time.Duration // how often the client promised to send
 
 	// Owned by the reader goroutine.

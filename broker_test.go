@@ -27,7 +27,7 @@ func TestPubSubTopic(t *testing.T) {
 	srv := startServer(t)
 	for name, dial := range dialers(srv) {
 		t.Run(name, func(t *testing.T) {
-			for _, dest := range []string{"/topic/greetings", "/sub/chat/room/7"} {
+			for _, dest := range []string{"/topic/greetings", "/sub/news/today"} {
 				sub1, sub2, pub := dial(t), dial(t), dial(t)
 				sub1.connect()
 				sub2.connect()
@@ -398,31 +398,59 @@ func TestTransactions(t *testing.T) {
 }
 
 func TestApplicationDestination(t *testing.T) {
-	srv := startServer(t)
+	// A handler like Spring's @MessageMapping("/greet/{name}") with
+	// @SendTo: it answers the sender on a user destination, publishes to a
+	// topic, or refuses.
+	_, addr := startBroker(t, brokerConfig{}, func(b *Broker) {
+		b.Handle("/greet/{name}", func(_ context.Context, req *appRequest) error {
+			name := req.Params["name"]
+			if name == "nobody" {
+				return &stompError{"no greeting for nobody"}
+			}
+			req.Reply("/user/queue/reply", nil, []byte("sent to "+name))
+			return req.Broker.Publish("/topic/greetings", []header{{hdrContentType, "text/plain"}}, []byte("hello, "+name), 0)
+		})
+		b.Handle("/chat/message", relayChatMessage)
+	})
 	for _, prefix := range []string{"/pub", "/app"} {
 		t.Run(prefix, func(t *testing.T) {
-			sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+			sub, pub := dialTCP(t, addr), dialTCP(t, addr)
 			sub.connect()
-			pub.connect()
-			sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/sub/chat/room/5")
-			body := `{"type":"TALK","roomId":5,"sender":"kim","message":"안녕"}`
-			pub.roundTrip(cmdSend, body, "destination:"+prefix+"/chat/message", "content-type:application/json")
-			m := sub.expect(cmdMessage)
-			if string(m.Body) != body || m.Value(hdrDestination) != "/sub/chat/room/5" {
+			pub.connect("accept-version:1.2", "login:kim")
+			sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/greetings")
+			pub.roundTrip(cmdSubscribe, "", "id:r", "destination:/user/queue/reply")
+			pub.send(cmdSend, "", "destination:"+prefix+"/greet/lee", "receipt:g")
+			if m := pub.expect(cmdMessage); string(m.Body) != "sent to lee" || m.Value(hdrDestination) != "/user/queue/reply" {
+				t.Fatalf("reply %v %q", m.Headers, m.Body)
+			}
+			pub.expect(cmdReceipt)
+			if m := sub.expect(cmdMessage); string(m.Body) != "hello, lee" {
 				t.Fatalf("got %v %q", m.Headers, m.Body)
 			}
 		})
 	}
-	t.Run("refused", func(t *testing.T) {
-		c := dialTCP(t, srv.TCPAddr())
-		c.connect()
-		c.send(cmdSend, "not json", "destination:/pub/chat/message")
-		if f := c.expect(cmdError); !strings.Contains(f.Value(hdrMessage), "roomId") {
-			t.Fatalf("ERROR %v", f.Headers)
+	t.Run("seed relay without storage", func(t *testing.T) {
+		sub, pub := dialTCP(t, addr), dialTCP(t, addr)
+		sub.connect()
+		pub.connect()
+		sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/sub/chat/room/5")
+		body := `{"type":"TALK","roomId":5,"sender":"kim","message":"안녕"}`
+		pub.roundTrip(cmdSend, body, "destination:/pub/chat/message")
+		if m := sub.expect(cmdMessage); string(m.Body) != body || m.Value(hdrDestination) != "/sub/chat/room/5" {
+			t.Fatalf("got %v %q", m.Headers, m.Body)
 		}
 	})
+	t.Run("refused", func(t *testing.T) {
+		c := dialTCP(t, addr)
+		c.connect()
+		c.send(cmdSend, "", "destination:/pub/greet/nobody", "receipt:9")
+		if f := c.expect(cmdError); f.Value(hdrMessage) != "no greeting for nobody" || f.Value(hdrReceiptID) != "9" {
+			t.Fatalf("ERROR %v", f.Headers)
+		}
+		c.expectClosed()
+	})
 	t.Run("no handler", func(t *testing.T) {
-		c := dialTCP(t, srv.TCPAddr())
+		c := dialTCP(t, addr)
 		c.connect()
 		c.send(cmdSend, "{}", "destination:/app/nothing/here")
 		c.expect(cmdError)
@@ -430,22 +458,22 @@ func TestApplicationDestination(t *testing.T) {
 }
 
 func TestUserDestinations(t *testing.T) {
-	srv := startServer(t)
-	alice1, alice2, bob := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+	b, addr := startBroker(t, brokerConfig{}, nil)
+	alice1, alice2, bob := dialTCP(t, addr), dialTCP(t, addr), dialTCP(t, addr)
 	alice1.connect("accept-version:1.2", "login:alice")
 	alice2.connect("accept-version:1.2", "login:alice")
 	bob.connect("accept-version:1.2", "login:bob")
 	for _, c := range []*stompClient{alice1, alice2, bob} {
 		c.roundTrip(cmdSubscribe, "", "id:n", "destination:/user/queue/notifications")
 	}
-	srv.broker.SendToUser("alice", "/queue/notifications", nil, []byte("for alice"))
+	b.SendToUser("alice", "/queue/notifications", nil, []byte("for alice"))
 	for _, c := range []*stompClient{alice1, alice2} {
 		if m := c.expect(cmdMessage); string(m.Body) != "for alice" || m.Value(hdrDestination) != "/user/queue/notifications" {
 			t.Fatalf("got %v %q", m.Headers, m.Body)
 		}
 	}
 	bob.sync() // bob got nothing
-	if !srv.broker.isOnline("alice") || srv.broker.isOnline("carol") {
+	if !b.isOnline("alice") || b.isOnline("carol") {
 		t.Fatal("presence is wrong")
 	}
 }

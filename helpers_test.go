@@ -71,6 +71,43 @@ func startServerWith(t testing.TB, wrap func(http.Handler) http.Handler, mutate 
 	return srv
 }
 
+// startBroker runs a bare broker (open authentication: the login header
+// names the user) on a loopback TCP port, for tests of broker features
+// that the chat layer would otherwise gate. setup registers handlers and
+// hooks before any connection exists.
+func startBroker(t testing.TB, cfg brokerConfig, setup func(*Broker)) (*Broker, string) {
+	t.Helper()
+	b := newBroker(cfg, testLogger(t))
+	if setup != nil {
+		setup(b)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := serveTCP(context.Background(), ln, b, testLogger(t))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		ln.Close()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+		ts.Close()
+	})
+	return b, ln.Addr().String()
+}
+
+// addUser registers an account with a password on a running server.
+func addUser(t testing.TB, srv *server, name, password string) user {
+	t.Helper()
+	u, err := srv.auth.Register(context.Background(), registration{Username: name, DisplayName: name, Password: password})
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	return u
+}
+
 // checkFor polls cond until it holds or the test timeout passes.
 func checkFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()

@@ -3,19 +3,18 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-
-	"stompbox/ui"
 )
 
 // routes is the one routing table of the HTTP server (Go 1.22 patterns).
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", &wsHandler{broker: s.broker, origins: s.origins, base: s.base, log: s.log})
+	mux.Handle("GET /ws", &wsHandler{identify: s.requestUser, broker: s.broker, origins: s.origins, base: s.base, log: s.log})
 	for _, sj := range s.sockjs {
 		mux.Handle(sj.opts.Prefix, sj)
 		mux.Handle(sj.opts.Prefix+"/", sj)
 	}
-	mux.Handle("GET "+ui.StaticPrefix, s.static)
+	s.api.routes(mux)
+	s.pages.routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.sessionCount()})
 	})

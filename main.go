@@ -59,6 +59,11 @@ type Config struct {
 	SockJSHeartbeat  time.Duration
 	SockJSDelay      time.Duration
 	SockJSCookie     bool
+	Lang             string
+	AllowGuests      bool
+	KeepDays         int
+	Synchronous      string
+	EmbedOrigins     []string
 	LogLevel         slog.Level
 	DoubleClicked    bool // set by parseConfig, not an option
 }
@@ -88,6 +93,31 @@ var options = []option{
 	{"sockjs-heartbeat", defaultSockJSHeartbeat.String(), "SockJS heartbeat frame interval", durationSetter(func(c *Config, d time.Duration) { c.SockJSHeartbeat = d })},
 	{"sockjs-disconnect-delay", defaultSockJSDisconnectDelay.String(), "how long a SockJS session without a receiving request lives", durationSetter(func(c *Config, d time.Duration) { c.SockJSDelay = d })},
 	{"sockjs-cookie", "false", "set the JSESSIONID cookie that sticky load balancers use (SockJS cookie_needed)", boolSetter(func(c *Config, b bool) { c.SockJSCookie = b })},
+	{"lang", langEnglish, "server language for ENTER/LEAVE texts and pages without a choice: en or ko", func(c *Config, v string) error {
+		if v != langEnglish && v != langKorean {
+			return fmt.Errorf("unknown language %q (en or ko)", v)
+		}
+		c.Lang = v
+		return nil
+	}},
+	{"allow-guests", "false", "let people chat with just a name, no password", boolSetter(func(c *Config, b bool) { c.AllowGuests = b })},
+	{"keep-days", "0", "delete chat messages older than this many days (0 keeps everything)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("invalid number of days %q", v)
+		}
+		c.KeepDays = n
+		return nil
+	}},
+	{"synchronous", "FULL", "SQLite synchronous mode: FULL (a receipted message survives power loss) or NORMAL (faster; may lose the last commits on power loss)", func(c *Config, v string) error {
+		v = strings.ToUpper(v)
+		if v != "FULL" && v != "NORMAL" {
+			return fmt.Errorf("synchronous must be FULL or NORMAL, not %q", v)
+		}
+		c.Synchronous = v
+		return nil
+	}},
+	{"embed-origins", "", "comma-separated origins allowed to show a room in an iframe (/embed/room/{id})", func(c *Config, v string) error { c.EmbedOrigins = splitList(v); return nil }},
 	{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 }
 
@@ -156,7 +186,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
-		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
+		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -225,6 +255,8 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 		switch args[0] {
 		case "sockjs-testserver":
 			return runSockJSTestServerCommand(ctx, args[1:], stdout, stderr)
+		case "user", "backup":
+			return runDataCommand(ctx, args, getenv, os.Stdin, stdout)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
@@ -261,6 +293,36 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	return srv.Shutdown(sctx)
 }
 
+// runDataCommand runs the commands that work on the data folder, also
+// beside a running server: "user …" (accounts, for a headless Pi) and
+// "backup FILE". The folder is --data / STOMPBOX_DATA, else the default.
+func runDataCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("stompbox "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	data := fs.String("data", getenv(envName("data")), "data folder (env STOMPBOX_DATA)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return err
+	}
+	dir := *data
+	if dir == "" {
+		dir = defaultDataFolder(false)
+	}
+	if args[0] == "backup" {
+		if fs.NArg() != 1 {
+			return errors.New("usage: stompbox backup [-data DIR] FILE")
+		}
+		if err := runBackupCommand(ctx, dir, fs.Arg(0)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "backup written to %s\n", fs.Arg(0))
+		return nil
+	}
+	return runUserCommand(ctx, dir, fs.Args(), stdin, stdout)
+}
+
 // runSockJSTestServerCommand serves the endpoints the SockJS protocol test
 // suite expects (/echo, /close, …) until ctx ends.
 func runSockJSTestServerCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -288,15 +350,34 @@ type server struct {
 	tcp     *tcpServer
 	sockjs  []*sockjsServer
 	static  *ui.Static
+	store   *store
+	auth    *authService
+	chat    *chatService
+	glue    *chatSTOMP
+	api     *api
+	pages   *pages
 	base    context.Context // parent of every connection's context
 	cancel  context.CancelFunc
 	serveWG sync.WaitGroup // the HTTP Serve goroutine
+	maintWG sync.WaitGroup // the retention goroutine
 }
 
 // newServer builds a server from cfg without listening yet.
 func newServer(cfg Config, log *slog.Logger) (*server, error) {
 	base, cancel := context.WithCancel(context.Background())
 	s := &server{cfg: cfg, log: log, base: base, cancel: cancel}
+	st, err := openStoreDir(base, cfg.DataDir, storeOptions{Synchronous: cfg.Synchronous, Log: log})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.store = st
+	if s.auth, err = newAuthService(st, authOptions{AllowGuests: cfg.AllowGuests}); err != nil {
+		st.Close()
+		cancel()
+		return nil, err
+	}
+	s.glue = newChatSTOMP(s.auth, log)
 	limits := defaultFrameLimits()
 	if cfg.MaxFrame > 0 {
 		limits.MaxFrame = cfg.MaxFrame
@@ -307,15 +388,39 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		MaxConnections:   cfg.MaxConnections,
 		MaxSubscriptions: cfg.MaxSubscriptions,
 		HeartBeat:        hb,
+		Auth:             s.glue,
 	}, log)
-	s.broker.Handle("/chat/message", relayChatMessage)
+	if s.chat, err = newChatService(st, chatConfig{
+		Lang:    cfg.Lang,
+		Deliver: s.glue.deliverRoom,
+		Notify:  s.glue.notifyUser,
+		Online:  s.broker.isOnline,
+		Log:     log,
+	}); err != nil {
+		st.Close()
+		cancel()
+		return nil, err
+	}
+	s.glue.attach(s.broker, s.chat)
+	s.api = newAPI(s.chat, s.auth, log)
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
 	static, err := ui.NewStatic()
 	if err != nil {
+		s.chat.Close()
+		st.Close()
 		cancel()
 		return nil, fmt.Errorf("load web files: %w", err)
 	}
 	s.static = static
+	s.pages = newPages(pagesOptions{
+		currentUser:    s.currentUser,
+		hasAnyUser:     st.hasAccounts,
+		lang:           cfg.Lang,
+		sockjsPath:     firstOr(cfg.SockJSPaths, defaultSockJSPath),
+		wsPath:         "/ws",
+		frameAncestors: cfg.EmbedOrigins,
+		log:            log,
+	})
 	if cfg.SockJSPaths == nil {
 		cfg.SockJSPaths = []string{defaultSockJSPath}
 	}
@@ -328,7 +433,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 			DisconnectDelay: cfg.SockJSDelay,
 			CheckOrigin:     s.origins.allowed,
 			ClientURL:       static.URL("vendor/sockjs.min.js"),
-			Identify:        userFromRequest,
+			Identify:        s.requestUser,
 		}, log, func(t transport, info connInfo) { s.broker.Serve(base, t, info) }))
 	}
 	s.httpSrv = &http.Server{
@@ -355,6 +460,10 @@ func (s *server) Start() error {
 		}
 		s.tcp = serveTCP(s.base, tln, s.broker, s.log)
 		s.log.Info("STOMP over TCP", "addr", tln.Addr().String())
+	}
+	if s.cfg.KeepDays > 0 {
+		s.maintWG.Add(1)
+		go s.retention()
 	}
 	s.serveWG.Add(1)
 	go func() {
@@ -417,5 +526,38 @@ func (s *server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.serveWG.Wait()
+	s.maintWG.Wait()
+	if err := s.chat.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.store.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// requestUser is the account an HTTP request carries (session cookie or
+// bearer token), "" if none: WebSocket and SockJS connections start as it.
+func (s *server) requestUser(r *http.Request) string {
+	u, err := s.auth.UserFromRequest(r)
+	if err != nil {
+		return ""
+	}
+	return u.Username
+}
+
+// currentUser adapts the signed-in account for the pages.
+func (s *server) currentUser(r *http.Request) (uiUser, bool) {
+	u, err := s.auth.UserFromRequest(r)
+	if err != nil {
+		return uiUser{}, false
+	}
+	return uiUser{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, IsAdmin: u.IsAdmin}, true
+}
+
+func firstOr(list []string, def string) string {
+	if len(list) > 0 {
+		return list[0]
+	}
+	return def
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +15,21 @@ func TestStompJSFlows(t *testing.T) {
 	// A short heart-beat so the heartbeat flow sees several within a second.
 	srv := startServer(t, func(c *Config) { c.HeartBeat = 100 * time.Millisecond })
 	url := "STOMPBOX_WS_URL=ws://" + srv.HTTPAddr() + "/ws"
+	const password = "correct horse battery"
+	kim := addUser(t, srv, "kim", password)
+	addUser(t, srv, "lee", password)
+	room, err := srv.chat.CreateRoom(context.Background(), kim, newRoom{Name: "general"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chatEnv := []string{"STOMPBOX_PASSCODE=" + password, fmt.Sprintf("STOMPBOX_ROOM=%d", room.ID)}
 	flows := []string{
 		"pubsub", "versions", "binary", "queue-nack-redelivery", "queue-round-robin",
 		"transaction", "unsubscribe", "app-destination", "error-frame", "heartbeat",
 	}
 	for _, flow := range flows {
 		t.Run(flow, func(t *testing.T) {
-			out := runNode(t, "flows.mjs", url, "STOMPBOX_FLOW="+flow)
+			out := runNode(t, "flows.mjs", append([]string{url, "STOMPBOX_FLOW=" + flow}, chatEnv...)...)
 			if strings.TrimSpace(out) != "ok "+flow {
 				t.Fatalf("flow output %q", out)
 			}

@@ -646,23 +646,18 @@ func startUIFakeChat(t *testing.T) *uiFakeChat {
 		lang:       "en",
 		log:        log,
 	}).routes(mux)
-	ws := &wsHandler{broker: f.broker, origins: newOriginPolicy(nil), base: base, log: log}
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+	identify := func(r *http.Request) string {
 		if u := f.userOf(r); u != nil {
-			r = r.WithContext(context.WithValue(r.Context(), userContextKey{}, u.Username))
+			return u.Username
 		}
-		ws.ServeHTTP(w, r)
-	})
+		return ""
+	}
+	mux.Handle("GET /ws", &wsHandler{identify: identify, broker: f.broker, origins: newOriginPolicy(nil), base: base, log: log})
 	sj := newSockJS(sockjsOptions{
 		Prefix:    "/ws-stomp",
 		Websocket: true,
 		ClientURL: "/static/vendor/sockjs.min.js",
-		Identify: func(r *http.Request) string {
-			if u := f.userOf(r); u != nil {
-				return u.Username
-			}
-			return ""
-		},
+		Identify:  identify,
 	}, log, func(t transport, info connInfo) { f.broker.Serve(base, t, info) })
 	mux.Handle("/ws-stomp", sj)
 	mux.Handle("/ws-stomp/", sj)
@@ -1064,9 +1059,10 @@ func TestUIFakeFeatures(t *testing.T) {
 	}, "?transport=ws")
 }
 
-// TestUIStoreFeatures runs the feature tests against the real chat API.
-func TestUIStoreFeatures(t *testing.T) {
-	uiFeatures(t, startUIStoreChat(t).backend(t), "")
+// TestUIChatFeatures runs the feature tests on the full server.
+func TestUIChatFeatures(t *testing.T) {
+	srv := requireUIChatServer(t)
+	uiFeatures(t, uiServerBackend(t, srv), "")
 }
 
 func uiFeatures(t *testing.T, be uiBackend, q string) {
@@ -1232,179 +1228,33 @@ func uiFeatures(t *testing.T, be uiBackend, q string) {
 	}
 }
 
-// ---- the real store, auth, chat service and API behind the pages ----
-
-// startUIStoreChat serves the pages with the real chat API (store, auth,
-// chat service) on a temp database, joined to the broker and SockJS the way
-// the server is meant to be: SENDs to /pub/chat/message go through
-// chatService.Post, stored messages are published by Deliver, since-id
-// replays MessagesAfter, and the session cookie names the STOMP user. It
-// lets the UI run against the API's real JSON before the server wires these
-// parts itself; TestUIChat* then cover the same ground on startServer.
-func startUIStoreChat(t *testing.T) *uiStoreChat {
-	t.Helper()
-	log := testLogger(t)
-	base, cancel := context.WithCancel(context.Background())
-	st, err := openStoreDir(base, t.TempDir(), storeOptions{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newBroker(brokerConfig{HeartBeat: defaultHeartBeat}, log)
-	jsonHdr := []header{{hdrContentType, "application/json"}}
-	chat, err := newChatService(st, chatConfig{
-		Deliver: func(roomID int64, msg []byte) {
-			var m struct{ ID int64 }
-			json.Unmarshal(msg, &m)
-			b.Publish(fmt.Sprintf("/sub/chat/room/%d", roomID), jsonHdr, msg, m.ID)
-		},
-		Notify: func(username string, body []byte) { b.SendToUser(username, "/queue/notifications", jsonHdr, body) },
-		Log:    log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := newAuthService(st, authOptions{Argon: argonParams{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Handle("/chat/message", func(ctx context.Context, req *appRequest) error {
-		in, err := ParseChatInput(req.Frame.Body)
-		if err != nil {
-			return err
-		}
-		u, err := auth.UserByName(ctx, req.User())
-		if err != nil {
-			return err
-		}
-		_, err = chat.Post(ctx, u, in)
-		return err
-	})
-	b.Handle("/chat/typing", func(_ context.Context, req *appRequest) error {
-		var in struct{ RoomID int64 }
-		json.Unmarshal(req.Frame.Body, &in)
-		body, _ := json.Marshal(map[string]string{"user": req.User()})
-		return req.Broker.Publish(fmt.Sprintf("/sub/chat/room/%d/typing", in.RoomID), nil, body, 0)
-	})
-	b.OnSubscribe("/sub/chat/room/", func(ctx context.Context, _ *session, sub *subscription, fr *frame) error {
-		dest, _ := fr.Get(hdrDestination)
-		roomID, err := strconv.ParseInt(strings.TrimPrefix(dest, "/sub/chat/room/"), 10, 64)
-		since, ok := fr.Get("since-id")
-		if err != nil || !ok {
-			return nil
-		}
-		last, err := strconv.ParseInt(since, 10, 64)
-		if err != nil {
-			return nil
-		}
-		sub.hold()
-		sub.Attach()
-		for {
-			page, err := chat.MessagesAfter(ctx, roomID, last, 200)
-			if err != nil {
-				sub.release(last)
-				return err
-			}
-			for _, m := range page {
-				body, _ := json.Marshal(m)
-				sub.Replay(jsonHdr, body, m.ID)
-				last = m.ID
-			}
-			if len(page) < 200 {
-				break
-			}
-		}
-		sub.release(last)
-		return nil
-	})
-	identify := func(r *http.Request) string {
-		if u, err := auth.UserFromRequest(r); err == nil {
-			return u.Username
-		}
-		return ""
-	}
-	mux := http.NewServeMux()
-	newAPI(chat, auth, log).routes(mux)
-	newPages(pagesOptions{
-		currentUser: func(r *http.Request) (uiUser, bool) {
-			u, err := auth.UserFromRequest(r)
-			if err != nil {
-				return uiUser{}, false
-			}
-			return uiUser{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, IsAdmin: u.IsAdmin}, true
-		},
-		hasAnyUser: func(ctx context.Context) (bool, error) {
-			us, err := chat.Users(ctx)
-			return len(us) > 0, err
-		},
-		lang: "en",
-		log:  log,
-	}).routes(mux)
-	ws := &wsHandler{broker: b, origins: newOriginPolicy(nil), base: base, log: log}
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
-		if name := identify(r); name != "" {
-			r = r.WithContext(context.WithValue(r.Context(), userContextKey{}, name))
-		}
-		ws.ServeHTTP(w, r)
-	})
-	sj := newSockJS(sockjsOptions{Prefix: "/ws-stomp", Websocket: true, ClientURL: "/static/vendor/sockjs.min.js", Identify: identify},
-		log, func(tr transport, info connInfo) { b.Serve(base, tr, info) })
-	mux.Handle("/ws-stomp", sj)
-	mux.Handle("/ws-stomp/", sj)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, c := context.WithTimeout(context.Background(), testTimeout)
-		defer c()
-		b.Close(ctx)
-		sj.Close(ctx)
-		srv.Close()
-		chat.Close()
-		st.Close()
-		cancel()
-	})
-	return &uiStoreChat{url: srv.URL, st: st, chat: chat, auth: auth}
-}
-
-// uiStoreChat is a running startUIStoreChat.
-type uiStoreChat struct {
-	url  string
-	st   *store
-	chat *chatService
-	auth *authService
-}
-
-// backend adapts it for uiFeatures: seeding posts through the chat service.
-func (sc *uiStoreChat) backend(t *testing.T) uiBackend {
+// uiServerBackend adapts the full server for uiFeatures: seeding posts
+// through its chat service, the webhook is read from its store.
+func uiServerBackend(t *testing.T, srv *server) uiBackend {
 	ctx := context.Background()
 	return uiBackend{
-		url: sc.url,
+		url: srv.URL(),
 		seed: func(roomID int64, sender string, n int) {
-			u, err := sc.auth.UserByName(ctx, sender)
+			u, err := srv.auth.UserByName(ctx, sender)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for i := range n {
-				if _, err := sc.chat.Post(ctx, u, chatInput{Type: "TALK", RoomID: roomID, Message: fmt.Sprintf("seed %03d", i+1)}); err != nil {
+				if _, err := srv.chat.Post(ctx, u, chatInput{Type: "TALK", RoomID: roomID, Message: fmt.Sprintf("seed %03d", i+1)}); err != nil {
 					t.Fatal(err)
 				}
 			}
 		},
 		webhook: func(username string) string {
-			u, err := sc.auth.UserByName(ctx, username)
+			u, err := srv.auth.UserByName(ctx, username)
 			if err != nil {
 				t.Fatal(err)
 			}
-			url, err := sc.st.webhookURL(ctx, u.ID)
+			url, err := srv.store.webhookURL(ctx, u.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return url
 		},
 	}
-}
-
-// TestUIStoreServer runs the two-person flow against the real chat API
-// (startUIStoreChat) over SockJS, forced to xhr-polling to cover the
-// slowest transport.
-func TestUIStoreServer(t *testing.T) {
-	uiChatFlow(t, startUIStoreChat(t).url, "?transport=xhr-polling", true)
 }

@@ -23,10 +23,11 @@ const wsReadSlack = 4 << 10
 
 // wsHandler serves STOMP over WebSocket (RFC 6455) at /ws.
 type wsHandler struct {
-	broker  *Broker
-	origins *originPolicy
-	base    context.Context // the server's base context: sessions outlive the request
-	log     *slog.Logger
+	identify func(*http.Request) string // the account of the upgrade request (cookie), "" if none
+	broker   *Broker
+	origins  *originPolicy
+	base     context.Context // the server's base context: sessions outlive the request
+	log      *slog.Logger
 }
 
 func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,21 +46,11 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(int64(h.broker.cfg.Limits.MaxFrame + wsReadSlack))
-	info := connInfo{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol(), User: userFromRequest(r)}
+	info := connInfo{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol(), User: h.identify(r)}
 	// After Accept, r.Context() must not be used: the session runs on the
 	// server's base context (golang/go#32314).
 	h.broker.Serve(h.base, &wsTransport{c: c}, info)
 }
-
-// userFromRequest returns the user the HTTP layer authenticated, if any. The
-// chat store's cookie check sets it through the request context.
-func userFromRequest(r *http.Request) string {
-	u, _ := r.Context().Value(userContextKey{}).(string)
-	return u
-}
-
-// userContextKey keys the authenticated user name in a request context.
-type userContextKey struct{}
 
 // wsTransport adapts a WebSocket connection to transport. Each client
 // message is one chunk; each Write is one message, so a burst of frames costs

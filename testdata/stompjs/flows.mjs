@@ -169,15 +169,22 @@ const flows = {
     await c.deactivate();
   },
 
+  // The seed's chat protocol, unchanged: SEND /pub/chat/message, and the
+  // stored message (with id and createdAt, sender from the login) arrives on
+  // /sub/chat/room/{id}; a RECEIPT comes only after the commit.
   async 'app-destination'() {
-    const sub = await connect();
-    const pub = await connect();
-    const box = await subscribeSync(sub, '/sub/chat/room/5');
-    const msg = { type: 'TALK', roomId: 5, sender: 'kim', message: '점심 먹으러 가요' };
+    const room = Number(process.env.STOMPBOX_ROOM);
+    const creds = (name) => ({ login: name, passcode: process.env.STOMPBOX_PASSCODE });
+    const sub = await connect({ headers: creds('lee') });
+    const pub = await connect({ headers: creds('kim') });
+    const box = await subscribeSync(sub, '/sub/chat/room/' + room);
+    const msg = { type: 'TALK', roomId: room, sender: 'someone-else', message: '점심 먹으러 가요' };
     await publishWithReceipt(pub, { destination: '/pub/chat/message', body: JSON.stringify(msg) });
     const m = await box.next();
     const got = JSON.parse(m.body);
-    assert(got.message === msg.message && got.roomId === 5, `got ${m.body}`);
+    assert(got.message === msg.message && got.roomId === room && got.type === 'TALK', `got ${m.body}`);
+    assert(got.sender === 'kim', `sender ${got.sender}: the server must use the login`);
+    assert(got.id > 0 && !isNaN(Date.parse(got.createdAt)) && got.createdAt.endsWith('Z'), `id/createdAt ${m.body}`);
     await sub.deactivate();
     await pub.deactivate();
   },

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Chat destinations beyond the room topic (roomDestinationPrefix).
+const (
+	chatErrorsDest        = "/user/queue/errors"        // refused SENDs, for senders subscribed to it
+	chatNotificationsDest = "/user/queue/notifications" // mentions and DMs stored while the user was away
+	presenceSuffix        = "/presence"                 // /sub/chat/room/{id}/presence: who is in the room
+	typingSuffix          = "/typing"                   // /sub/chat/room/{id}/typing: who is typing
+	replayPage            = 200                         // messages per store read while replaying since-id
+)
+
+// chatSTOMP connects the chat service to the broker: STOMP authentication
+// through the account store, the seed's /pub/chat/message handler (stored,
+// then delivered), since-id replay, room authorization, presence and typing.
+type chatSTOMP struct {
+	chat *chatService
+	auth *authService
+	b    *Broker
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	presence map[int64]map[string]int // room → user → live room subscriptions
+}
+
+// newChatSTOMP returns the glue for auth, whose broker and chat service are
+// set by attach: the broker needs the authenticator first, and the chat
+// service needs the broker's delivery functions.
+func newChatSTOMP(auth *authService, log *slog.Logger) *chatSTOMP {
+	return &chatSTOMP{auth: auth, log: log, presence: make(map[int64]map[string]int)}
+}
+
+// attach registers the chat's handlers and hooks with b. Call it before serving.
+func (c *chatSTOMP) attach(b *Broker, chat *chatService) {
+	c.b, c.chat = b, chat
+	b.Handle("/chat/message", c.handleChatMessage) // under every application prefix: /pub and /app
+	b.Handle("/chat/typing", c.handleTyping)
+	b.OnSubscribe(roomDestinationPrefix, c.onRoomSubscribe)
+	b.OnSend(roomDestinationPrefix, c.onRoomSend)
+	b.OnSubscribe(chatNotificationsDest, c.onNotificationsSubscribe)
+	b.OnUnsubscribe(c.onUnsubscribe)
+}
+
+// AuthenticateSTOMP implements authenticator: the HTTP session cookie (or
+// bearer token) first, then login/passcode (password or API token; a guest
+// name when guests are allowed). No credentials at all gives an anonymous
+// connection, which may use plain broker destinations but no chat room.
+func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info connInfo, f *frame) (string, any, error) {
+	if info.User != "" {
+		u, err := c.auth.UserByName(ctx, info.User)
+		if err != nil {
+			return "", nil, fmt.Errorf("load cookie user: %w", err)
+		}
+		return u.Username, u, nil
+	}
+	login, passcode := f.Value(hdrLogin), f.Value(hdrPasscode)
+	if login == "" && passcode == "" {
+		return "", nil, nil
+	}
+	u, err := c.auth.UserByLogin(ctx, login, passcode)
+	if err != nil {
+		if isClientError(err) {
+			return "", nil, &stompError{publicMessage(err)}
+		}
+		return "", nil, err
+	}
+	return u.Username, u, nil
+}
+
+// chatUser returns the sender's account, or an error for anonymous sessions.
+func chatUser(s *session) (user, error) {
+	u, ok := s.principal.(user)
+	if !ok {
+		return user{}, errNotLoggedIn
+	}
+	return u, nil
+}
+
+// asSTOMPError turns a chat error into what the broker shows: client errors
+// keep their text, others stay internal (logged, shown as "internal error").
+func asSTOMPError(err error) error {
+	if isClientError(err) {
+		return &stompError{publicMessage(err)}
+	}
+	return err
+}
+
+// handleChatMessage is the seed's @MessageMapping("/chat/message"): the
+// message is stored, then published to /sub/chat/room/{roomId} by the
+// chat service's Deliver, and only then does the SEND's RECEIPT go out.
+// A refused SEND is explained on /user/queue/errors when the sender
+// subscribed to it (the connection stays open), else by an ERROR frame.
+func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *appRequest) error {
+	u, err := chatUser(req.Session)
+	if err == nil {
+		var in chatInput
+		if in, err = ParseChatInput(req.Frame.Body); err == nil {
+			_, err = c.chat.Post(ctx, u, in)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if !isClientError(err) {
+		return err
+	}
+	return req.Refuse(asSTOMPError(err), chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(hdrReceipt)))
+}
+
+// handleTyping relays {"roomId":N} as {"user":name} to the room's typing
+// topic, for members only. Nothing is stored.
+func (c *chatSTOMP) handleTyping(ctx context.Context, req *appRequest) error {
+	u, err := chatUser(req.Session)
+	if err != nil {
+		return asSTOMPError(err)
+	}
+	var in struct {
+		RoomID int64 `json:"roomId"`
+	}
+	if err := json.Unmarshal(req.Frame.Body, &in); err != nil || in.RoomID <= 0 {
+		return asSTOMPError(errBadJSON)
+	}
+	if err := c.chat.CanPost(ctx, u, in.RoomID); err != nil {
+		return req.Refuse(asSTOMPError(err), chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(hdrReceipt)))
+	}
+	body, _ := json.Marshal(map[string]string{"user": u.Username, "displayName": u.DisplayName})
+	c.b.publishTopic(roomDestination(in.RoomID)+typingSuffix, &message{dest: roomDestination(in.RoomID) + typingSuffix, headers: jsonHeaders, body: body})
+	return nil
+}
+
+var jsonHeaders = []header{{hdrContentType, "application/json"}}
+
+// parseRoomDest splits /sub/chat/room/{id}[/presence|/typing].
+func parseRoomDest(dest string) (id int64, suffix string, ok bool) {
+	rest, ok := strings.CutPrefix(dest, roomDestinationPrefix)
+	if !ok {
+		return 0, "", false
+	}
+	num, suffix, _ := strings.Cut(rest, "/")
+	if suffix != "" {
+		suffix = "/" + suffix
+		if suffix != presenceSuffix && suffix != typingSuffix {
+			return 0, "", false
+		}
+	}
+	id, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != num {
+		return 0, "", false
+	}
+	return id, suffix, true
+}
+
+var errNoSuchRoomDest = &stompError{"unknown chat destination"}
+
+// onRoomSubscribe authorizes a room subscription and, with a since-id
+// header, replays what the client missed before it goes live: the
+// subscription is held (live messages buffered), attached, filled from the
+// store page by page, then released without the ids already replayed. So
+// there is no gap and no duplicate, even while messages keep arriving.
+func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscription, f *frame) error {
+	id, suffix, ok := parseRoomDest(sub.dest)
+	if !ok {
+		return errNoSuchRoomDest
+	}
+	u, err := chatUser(s)
+	if err != nil {
+		return asSTOMPError(err)
+	}
+	if err := c.chat.CanRead(ctx, u, id); err != nil {
+		return asSTOMPError(err)
+	}
+	if suffix == presenceSuffix {
+		// The current list first, then changes, so a new subscriber is never
+		// left with an empty one.
+		sub.hold()
+		sub.Attach()
+		sub.Replay(jsonHeaders, c.presenceJSON(id), 0)
+		sub.release(0)
+		return nil
+	}
+	if suffix != "" {
+		return nil
+	}
+	c.join(id, u.Username)
+	since, ok := f.Get("since-id")
+	if !ok {
+		return nil
+	}
+	after, err := strconv.ParseInt(since, 10, 64)
+	if err != nil || after < 0 {
+		c.leave(id, u.Username)
+		return &stompError{"since-id must be a message id"}
+	}
+	sub.hold()
+	sub.Attach()
+	last := after
+	for {
+		msgs, err := c.chat.MessagesAfter(ctx, id, last, replayPage)
+		if err != nil {
+			sub.release(last)
+			return fmt.Errorf("replay room %d: %w", id, err)
+		}
+		for _, m := range msgs {
+			sub.Replay(jsonHeaders, m.JSON(), m.ID)
+			last = m.ID
+		}
+		if len(msgs) < replayPage {
+			break
+		}
+	}
+	sub.release(last)
+	return nil
+}
+
+var errRoomPublishDenied = &stompError{"chat rooms take messages through /pub/chat/message"}
+
+// onRoomSend stops clients from publishing straight to a room topic, which
+// would skip storage, authorization and the sender check.
+func (c *chatSTOMP) onRoomSend(context.Context, *session, *frame) error {
+	return errRoomPublishDenied
+}
+
+// onNotificationsSubscribe hands a returning user what was stored for them
+// while they were away: held, attached, delivered, released, so that the
+// notifications land in this very subscription.
+func (c *chatSTOMP) onNotificationsSubscribe(ctx context.Context, s *session, sub *subscription, _ *frame) error {
+	u, err := chatUser(s)
+	if err != nil {
+		return nil // an anonymous session has nobody's notifications
+	}
+	sub.hold()
+	sub.Attach()
+	_, err = c.chat.DeliverPending(ctx, u)
+	sub.release(0)
+	if err != nil {
+		return fmt.Errorf("deliver pending notifications: %w", err)
+	}
+	return nil
+}
+
+// onUnsubscribe keeps room presence current.
+func (c *chatSTOMP) onUnsubscribe(s *session, sub *subscription) {
+	if id, suffix, ok := parseRoomDest(sub.dest); ok && suffix == "" && s.user != "" {
+		c.leave(id, s.user)
+	}
+}
+
+// join and leave count a user's subscriptions to a room and publish the
+// room's online list when someone arrives or the last tab of someone goes.
+func (c *chatSTOMP) join(room int64, user string) {
+	c.mu.Lock()
+	m := c.presence[room]
+	if m == nil {
+		m = make(map[string]int)
+		c.presence[room] = m
+	}
+	m[user]++
+	changed := m[user] == 1
+	c.mu.Unlock()
+	if changed {
+		c.publishPresence(room)
+	}
+}
+
+func (c *chatSTOMP) leave(room int64, user string) {
+	c.mu.Lock()
+	m := c.presence[room]
+	changed := false
+	if m[user] > 0 {
+		m[user]--
+		if m[user] == 0 {
+			delete(m, user)
+			changed = true
+		}
+	}
+	if len(m) == 0 {
+		delete(c.presence, room)
+	}
+	c.mu.Unlock()
+	if changed {
+		c.publishPresence(room)
+	}
+}
+
+// presenceJSON is {"online":[names…]} for a room, sorted.
+func (c *chatSTOMP) presenceJSON(room int64) []byte {
+	c.mu.Lock()
+	online := make([]string, 0, len(c.presence[room]))
+	for u := range c.presence[room] {
+		online = append(online, u)
+	}
+	c.mu.Unlock()
+	slices.Sort(online)
+	b, _ := json.Marshal(map[string][]string{"online": online})
+	return b
+}
+
+func (c *chatSTOMP) publishPresence(room int64) {
+	dest := roomDestination(room) + presenceSuffix
+	c.b.publishTopic(dest, &message{dest: dest, headers: jsonHeaders, body: c.presenceJSON(room)})
+}
+
+// deliverRoom is the chat service's Deliver: it publishes a stored message to
+// its room. It runs on the store's writer goroutine and never blocks.
+func (c *chatSTOMP) deliverRoom(roomID int64, msg []byte) {
+	id := messageIDOf(msg)
+	c.b.publishTopic(roomDestination(roomID), &message{dest: roomDestination(roomID), headers: jsonHeaders, body: msg, storeID: id})
+}
+
+// notifyUser is the chat service's Notify.
+func (c *chatSTOMP) notifyUser(username string, body []byte) {
+	c.b.SendToUser(username, chatNotificationsDest, jsonHeaders, body)
+}
+
+// messageIDOf reads the "id" of a stored message's JSON, for replay dedupe.
+func messageIDOf(msg []byte) int64 {
+	var v struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(msg, &v); err != nil {
+		return 0
+	}
+	return v.ID
+}
+
+// hasAccounts reports whether any real (non-guest) account exists; until one
+// does, the pages lead to first-run setup.
+func (s *store) hasAccounts(ctx context.Context) (bool, error) {
+	var ok bool
+	if err := s.rdb.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM users WHERE is_guest = 0)`).Scan(&ok); err != nil {
+		return false, fmt.Errorf("count accounts: %w", err)
+	}
+	return ok, nil
+}
