@@ -1037,9 +1037,10 @@ func (f *uiFakeChat) seed(roomID int64, sender string, n int) {
 // uiBackend is a server for the feature tests plus the two things they
 // need to do behind the UI's back.
 type uiBackend struct {
-	url     string
-	seed    func(roomID int64, sender string, n int) // store n old TALK messages
-	webhook func(username string) string             // the stored webhook URL
+	url      string
+	seed     func(roomID int64, sender string, n int) // store n old TALK messages
+	webhook  func(username string) string             // the stored webhook URL
+	presence bool                                     // the server publishes /sub/chat/room/{id}/presence
 }
 
 // TestUIFakeFeatures covers the chat features beyond the basic flow, on the
@@ -1108,6 +1109,12 @@ func uiFeatures(t *testing.T, be uiBackend, q string) {
 		alice.click(fmt.Sprintf(`[data-testid="room-list"] [data-room-id="%d"]`, histID))
 		alice.waitText("ping for the badge")
 		alice.waitFor("badge cleared", `!`+badge)
+	}
+
+	if be.presence {
+		t.Log("step: who is online")
+		alice.waitFor("bob online", `[...document.querySelectorAll('[data-testid="online-user"]')].some(e => e.textContent === "Bob 님")`)
+		bob.waitFor("alice online", `[...document.querySelectorAll('[data-testid="online-user"]')].some(e => e.textContent === "Alice 님")`)
 	}
 
 	{
@@ -1233,7 +1240,8 @@ func uiFeatures(t *testing.T, be uiBackend, q string) {
 func uiServerBackend(t *testing.T, srv *server) uiBackend {
 	ctx := context.Background()
 	return uiBackend{
-		url: srv.URL(),
+		url:      srv.URL(),
+		presence: true,
 		seed: func(roomID int64, sender string, n int) {
 			u, err := srv.auth.UserByName(ctx, sender)
 			if err != nil {
