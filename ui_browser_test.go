@@ -4,22 +4,18 @@ package main
 // browser_test.go). Two people, each in their own browser context, use the
 // real pages and app.js: register, create and join a room, chat in Korean and
 // English, reload, drop off the network and come back, and try to inject
-// markup. TestUIChat* run against the full server (startServer);
-// TestUIFakeServer runs the same flow against a small in-memory stand-in for
-// the API, over the real broker on /ws, so the pages can be exercised on
-// their own.
+// markup (TestUIChat, over three transports); and use the rest of the
+// features (TestUIChatFeatures). Both run against the full server
+// (startServer). Screenshots of the main screens go to artifacts/screenshots.
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -195,7 +191,7 @@ func (p *uiPerson) submit(testID string) {
 	p.eval(fmt.Sprintf(`(() => { document.querySelector(%s).requestSubmit(); return true })()`, jsString(testIDSel(testID))), nil)
 }
 
-// say types a message into the composer like a uiPerson (text inserted as an
+// say types a message into the composer like a person (text inserted as an
 // IME would, Shift+Enter for line breaks) and presses Enter.
 func (p *uiPerson) say(text string) {
 	p.t.Helper()
@@ -257,7 +253,7 @@ func (p *uiPerson) waitConnected() {
 	p.waitFor("connected", `document.querySelector('[data-testid="conn-state"]').dataset.state === "connected"`)
 }
 
-// register signs up through /setup (first uiPerson) or /register, and lands
+// register signs up through /setup (first person) or /register, and lands
 // in the chat.
 func (p *uiPerson) register(first bool) {
 	p.t.Helper()
@@ -297,7 +293,7 @@ func (p *uiPerson) roomID() int {
 	return id
 }
 
-// uiChatFlow is the whole two-uiPerson story. offline says whether to run the
+// uiChatFlow is the whole two-person story. offline says whether to run the
 // drop-and-resume part, which needs the server's since-id replay.
 func uiChatFlow(t *testing.T, base, query string, offline bool) {
 	browser := newBrowser(t)
@@ -546,441 +542,21 @@ func requireUIChatServer(t *testing.T) *server {
 	return srv
 }
 
-// TestUIChatSockJS runs the two-uiPerson flow on the full server with SockJS
-// choosing its transport (WebSocket on loopback), including drop and resume.
-func TestUIChatSockJS(t *testing.T) {
-	srv := requireUIChatServer(t)
-	uiChatFlow(t, srv.URL(), "", true)
-}
-
-// TestUIChatXHRPolling is the same flow with SockJS forced to xhr-polling, as
-// behind a proxy that blocks WebSockets and streaming.
-func TestUIChatXHRPolling(t *testing.T) {
-	srv := requireUIChatServer(t)
-	uiChatFlow(t, srv.URL(), "?transport=xhr-polling", true)
-}
-
-// TestUIFakeServer runs the flow against uiFakeChat over the real broker and
-// SockJS endpoint, drop and resume included (the fake implements since-id
-// with the broker's subscribe hook): with SockJS choosing (WebSocket on
-// loopback), forced to xhr-polling, and raw WebSocket on /ws (?transport=ws).
-func TestUIFakeServer(t *testing.T) {
+// TestUIChat runs the two-person flow on the full server, drop and resume
+// included: with SockJS choosing its transport (WebSocket on loopback),
+// with SockJS forced to xhr-polling as behind a proxy that blocks WebSockets
+// and streaming, and with a raw WebSocket on /ws (?transport=ws).
+func TestUIChat(t *testing.T) {
 	for _, query := range []string{"", "?transport=xhr-polling", "?transport=ws"} {
 		name := strings.TrimPrefix(query, "?transport=")
 		if name == "" {
 			name = "auto"
 		}
 		t.Run(name, func(t *testing.T) {
-			f := startUIFakeChat(t)
-			uiChatFlow(t, f.srv.URL, query, true)
+			srv := requireUIChatServer(t)
+			uiChatFlow(t, srv.URL(), query, true)
 		})
 	}
-}
-
-// ---- uiFakeChat: the chat API of the contract, in memory ----
-
-type uiFakeUser struct {
-	ID          int64  `json:"id"`
-	Username    string `json:"username"`
-	DisplayName string `json:"displayName"`
-	IsAdmin     bool   `json:"isAdmin"`
-	password    string
-	webhook     string
-}
-
-type uiFakeRoom struct {
-	ID       int64            `json:"id"`
-	Name     string           `json:"name"`
-	Topic    string           `json:"topic"`
-	Kind     string           `json:"kind"`
-	Archived bool             `json:"archived"`
-	members  map[string]int64 // username -> last read id
-}
-
-type uiFakeMessage struct {
-	ID         int64  `json:"id"`
-	Type       string `json:"type"`
-	RoomID     int64  `json:"roomId"`
-	Sender     string `json:"sender"`
-	SenderName string `json:"senderName,omitempty"` // the chat service sends none; app.js names senders from /api/users
-	Message    string `json:"message"`
-	CreatedAt  string `json:"createdAt"`
-}
-
-// uiFakeChat is a stand-in for the store and chat service: users, sessions,
-// rooms and messages in memory behind one mutex, never held across I/O.
-type uiFakeChat struct {
-	srv    *httptest.Server
-	broker *Broker
-	mu     sync.Mutex
-	users  []*uiFakeUser
-	tokens map[string]string // session cookie -> username
-	rooms  []*uiFakeRoom
-	msgs   []uiFakeMessage
-}
-
-func startUIFakeChat(t *testing.T) *uiFakeChat {
-	t.Helper()
-	f := &uiFakeChat{tokens: map[string]string{}}
-	log := testLogger(t)
-	base, cancel := context.WithCancel(context.Background())
-	f.broker = newBroker(brokerConfig{HeartBeat: defaultHeartBeat}, log)
-	f.broker.Handle("/chat/message", f.handleMessage)
-	f.broker.Handle("/chat/typing", func(_ context.Context, req *appRequest) error {
-		var in struct{ RoomID int64 }
-		json.Unmarshal(req.Frame.Body, &in)
-		body, _ := json.Marshal(map[string]string{"user": req.User()})
-		return req.Broker.Publish(fmt.Sprintf("/sub/chat/room/%d/typing", in.RoomID), nil, body, 0)
-	})
-	f.broker.OnSubscribe("/sub/chat/room/", f.replaySince)
-	mux := http.NewServeMux()
-	newPages(pagesOptions{
-		currentUser: func(r *http.Request) (uiUser, bool) {
-			u := f.userOf(r)
-			if u == nil {
-				return uiUser{}, false
-			}
-			return uiUser{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, IsAdmin: u.IsAdmin}, true
-		},
-		hasAnyUser: func(context.Context) (bool, error) { f.mu.Lock(); defer f.mu.Unlock(); return len(f.users) > 0, nil },
-		lang:       "en",
-		log:        log,
-	}).routes(mux)
-	identify := func(r *http.Request) string {
-		if u := f.userOf(r); u != nil {
-			return u.Username
-		}
-		return ""
-	}
-	mux.Handle("GET /ws", &wsHandler{identify: identify, broker: f.broker, origins: newOriginPolicy(nil), base: base, log: log})
-	sj := newSockJS(sockjsOptions{
-		Prefix:    "/ws-stomp",
-		Websocket: true,
-		ClientURL: "/static/vendor/sockjs.min.js",
-		Identify:  identify,
-	}, log, func(t transport, info connInfo) { f.broker.Serve(base, t, info) })
-	mux.Handle("/ws-stomp", sj)
-	mux.Handle("/ws-stomp/", sj)
-	f.api(mux)
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(func() { // the order of server.Shutdown
-		ctx, c := context.WithTimeout(context.Background(), testTimeout)
-		defer c()
-		f.broker.Close(ctx)
-		sj.Close(ctx)
-		f.srv.Close()
-		cancel()
-	})
-	return f
-}
-
-func (f *uiFakeChat) userOf(r *http.Request) *uiFakeUser {
-	c, err := r.Cookie("stompbox_session")
-	if err != nil {
-		return nil
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.find(f.tokens[c.Value])
-}
-
-func (f *uiFakeChat) find(username string) *uiFakeUser {
-	for _, u := range f.users {
-		if u.Username == username {
-			return u
-		}
-	}
-	return nil
-}
-
-func (f *uiFakeChat) room(id int64) *uiFakeRoom {
-	for _, r := range f.rooms {
-		if r.ID == id {
-			return r
-		}
-	}
-	return nil
-}
-
-// handleMessage stores a SEND to /pub/chat/message and publishes the stored form.
-func (f *uiFakeChat) handleMessage(_ context.Context, req *appRequest) error {
-	var in uiFakeMessage
-	if err := json.Unmarshal(req.Frame.Body, &in); err != nil {
-		return errBadChatMessage
-	}
-	f.mu.Lock()
-	u, r := f.find(req.User()), f.room(in.RoomID)
-	if u == nil || r == nil {
-		f.mu.Unlock()
-		return errBadChatMessage
-	}
-	if _, ok := r.members[u.Username]; !ok {
-		f.mu.Unlock()
-		return errBadChatMessage
-	}
-	m := uiFakeMessage{ID: int64(len(f.msgs) + 1), Type: in.Type, RoomID: r.ID, Sender: u.Username, Message: in.Message, CreatedAt: time.Now().UTC().Format(time.RFC3339)}
-	f.msgs = append(f.msgs, m)
-	f.mu.Unlock()
-	body, _ := json.Marshal(m)
-	return req.Broker.Publish(fmt.Sprintf("/sub/chat/room/%d", r.ID), []header{{hdrContentType, "application/json"}}, body, m.ID)
-}
-
-// replaySince implements the since-id header of a room subscription as
-// the contract describes: every stored message after N first, then live,
-// with no gap and no duplicate (the broker's hold/release does the seam).
-func (f *uiFakeChat) replaySince(_ context.Context, _ *session, sub *subscription, fr *frame) error {
-	dest, _ := fr.Get(hdrDestination)
-	roomID, err := strconv.ParseInt(strings.TrimPrefix(dest, "/sub/chat/room/"), 10, 64)
-	since, ok := fr.Get("since-id")
-	if err != nil || !ok {
-		return nil // presence, typing, or a live-only subscription
-	}
-	after, err := strconv.ParseInt(since, 10, 64)
-	if err != nil {
-		return nil
-	}
-	sub.hold()
-	sub.Attach()
-	f.mu.Lock()
-	var replay []uiFakeMessage
-	for _, m := range f.msgs {
-		if m.RoomID == roomID && m.ID > after {
-			replay = append(replay, m)
-		}
-	}
-	f.mu.Unlock()
-	last := after
-	for _, m := range replay {
-		body, _ := json.Marshal(m)
-		sub.Replay([]header{{hdrContentType, "application/json"}}, body, m.ID)
-		last = m.ID
-	}
-	sub.release(last)
-	return nil
-}
-
-// api registers the HTTP JSON API of the contract that app.js uses.
-func (f *uiFakeChat) api(mux *http.ServeMux) {
-	decode := func(r *http.Request, v any) { json.NewDecoder(r.Body).Decode(v) }
-	authed := func(h func(w http.ResponseWriter, r *http.Request, u *uiFakeUser)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			u := f.userOf(r)
-			if u == nil {
-				writeJSONError(w, http.StatusUnauthorized, "sign in first")
-				return
-			}
-			h(w, r, u)
-		}
-	}
-	roomJSON := func(r *uiFakeRoom, u *uiFakeUser) map[string]any {
-		last, member := r.members[u.Username]
-		unread := 0
-		for _, m := range f.msgs {
-			if m.RoomID == r.ID && m.ID > last && m.Sender != u.Username && member && m.Type == "TALK" {
-				unread++
-			}
-		}
-		out := map[string]any{"id": r.ID, "name": r.Name, "topic": r.Topic, "kind": r.Kind, "archived": r.Archived, "member": member, "unread": unread, "lastReadId": last}
-		if r.Kind == "dm" {
-			for name := range r.members {
-				if name != u.Username {
-					out["dmWith"] = name
-				}
-			}
-		}
-		return out
-	}
-	mux.HandleFunc("POST /api/register", func(w http.ResponseWriter, r *http.Request) {
-		var in struct{ Username, DisplayName, Password string }
-		decode(r, &in)
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if in.Username == "" || len(in.Password) < 8 || f.find(in.Username) != nil {
-			writeJSONError(w, http.StatusBadRequest, "username taken or password too short")
-			return
-		}
-		u := &uiFakeUser{ID: int64(len(f.users) + 1), Username: in.Username, DisplayName: in.DisplayName, IsAdmin: len(f.users) == 0, password: in.Password}
-		f.users = append(f.users, u)
-		writeJSON(w, http.StatusCreated, u)
-	})
-	mux.HandleFunc("POST /api/login", func(w http.ResponseWriter, r *http.Request) {
-		var in struct{ Username, Password string }
-		decode(r, &in)
-		f.mu.Lock()
-		u := f.find(in.Username)
-		if u == nil || u.password != in.Password {
-			f.mu.Unlock()
-			writeJSONError(w, http.StatusUnauthorized, "wrong username or password")
-			return
-		}
-		tok := rand.Text()
-		f.tokens[tok] = u.Username
-		f.mu.Unlock()
-		http.SetCookie(w, &http.Cookie{Name: "stompbox_session", Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
-		writeJSON(w, http.StatusOK, u)
-	})
-	mux.HandleFunc("POST /api/logout", func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: "stompbox_session", Path: "/", MaxAge: -1})
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	})
-	mux.HandleFunc("PUT /api/admin/registration", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	mux.HandleFunc("POST /api/admin/invites", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		writeJSON(w, http.StatusCreated, map[string]string{"code": "inv-" + rand.Text()[:8], "expiresAt": time.Now().Add(72 * time.Hour).UTC().Format(time.RFC3339)})
-	}))
-	mux.HandleFunc("PUT /api/me/webhook", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		var in struct{ URL string }
-		decode(r, &in)
-		if in.URL != "" && !strings.HasPrefix(in.URL, "http://") && !strings.HasPrefix(in.URL, "https://") {
-			writeJSONError(w, http.StatusBadRequest, "webhook must be an http or https URL")
-			return
-		}
-		f.mu.Lock()
-		u.webhook = in.URL
-		f.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	mux.HandleFunc("GET /api/me", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) { writeJSON(w, http.StatusOK, u) }))
-	mux.HandleFunc("GET /api/users", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		writeJSON(w, http.StatusOK, f.users)
-	}))
-	mux.HandleFunc("GET /api/rooms", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		out := []map[string]any{}
-		for _, rm := range f.rooms {
-			if _, member := rm.members[u.Username]; member || rm.Kind == "public" {
-				out = append(out, roomJSON(rm, u))
-			}
-		}
-		writeJSON(w, http.StatusOK, out)
-	}))
-	mux.HandleFunc("POST /api/rooms", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		var in struct{ Name, Topic, Kind string }
-		decode(r, &in)
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		kind := "public"
-		if in.Kind == "private" {
-			kind = "private"
-		}
-		rm := &uiFakeRoom{ID: int64(len(f.rooms) + 1), Name: in.Name, Topic: in.Topic, Kind: kind, members: map[string]int64{u.Username: 0}}
-		f.rooms = append(f.rooms, rm)
-		writeJSON(w, http.StatusCreated, roomJSON(rm, u))
-	}))
-	roomOp := func(op func(rm *uiFakeRoom, u *uiFakeUser)) http.HandlerFunc {
-		return authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-			id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			rm := f.room(id)
-			if rm == nil {
-				writeJSONError(w, http.StatusNotFound, "no such room")
-				return
-			}
-			op(rm, u)
-			writeJSON(w, http.StatusOK, roomJSON(rm, u))
-		})
-	}
-	// Join and leave post the ENTER and LEAVE lines, as the chat service does.
-	presence := func(typ string, join bool) http.HandlerFunc {
-		return authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-			id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-			f.mu.Lock()
-			rm := f.room(id)
-			if rm == nil {
-				f.mu.Unlock()
-				writeJSONError(w, http.StatusNotFound, "no such room")
-				return
-			}
-			if join {
-				rm.members[u.Username] = 0
-			} else {
-				delete(rm.members, u.Username)
-			}
-			m := uiFakeMessage{ID: int64(len(f.msgs) + 1), Type: typ, RoomID: id, Sender: u.Username, Message: u.Username, CreatedAt: time.Now().UTC().Format(time.RFC3339)}
-			f.msgs = append(f.msgs, m)
-			out := roomJSON(rm, u)
-			f.mu.Unlock()
-			body, _ := json.Marshal(m)
-			f.broker.Publish(fmt.Sprintf("/sub/chat/room/%d", id), []header{{hdrContentType, "application/json"}}, body, m.ID)
-			writeJSON(w, http.StatusOK, out)
-		})
-	}
-	mux.HandleFunc("POST /api/rooms/{id}/join", presence("ENTER", true))
-	mux.HandleFunc("POST /api/rooms/{id}/leave", presence("LEAVE", false))
-	mux.HandleFunc("POST /api/rooms/{id}/read", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		var in struct{ LastReadID int64 }
-		decode(r, &in)
-		roomOp(func(rm *uiFakeRoom, u *uiFakeUser) {
-			if _, ok := rm.members[u.Username]; ok {
-				rm.members[u.Username] = in.LastReadID
-			}
-		})(w, r)
-	}))
-	mux.HandleFunc("GET /api/rooms/{id}/messages", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		q := r.URL.Query()
-		before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
-		after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
-		limit, _ := strconv.Atoi(q.Get("limit"))
-		if limit <= 0 || limit > 200 {
-			limit = 50
-		}
-		f.mu.Lock()
-		var all []uiFakeMessage
-		for _, m := range f.msgs {
-			if m.RoomID == id && (before == 0 || m.ID < before) && m.ID > after {
-				all = append(all, m)
-			}
-		}
-		f.mu.Unlock()
-		if after > 0 && len(all) > limit {
-			all = all[:limit]
-		} else if len(all) > limit {
-			all = all[len(all)-limit:]
-		}
-		if all == nil {
-			all = []uiFakeMessage{}
-		}
-		writeJSON(w, http.StatusOK, all)
-	}))
-	mux.HandleFunc("GET /api/search", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		q := r.URL.Query().Get("q")
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		out := []uiFakeMessage{}
-		for _, m := range f.msgs {
-			if q != "" && strings.Contains(strings.ToLower(m.Message), strings.ToLower(q)) {
-				out = append(out, m)
-			}
-		}
-		writeJSON(w, http.StatusOK, out)
-	}))
-	mux.HandleFunc("POST /api/dm/{username}", authed(func(w http.ResponseWriter, r *http.Request, u *uiFakeUser) {
-		other := r.PathValue("username")
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.find(other) == nil {
-			writeJSONError(w, http.StatusNotFound, "no such person")
-			return
-		}
-		names := []string{u.Username, other}
-		slices.Sort(names)
-		name := strings.Join(names, ",")
-		for _, rm := range f.rooms {
-			if rm.Name == name {
-				writeJSON(w, http.StatusOK, roomJSON(rm, u))
-				return
-			}
-		}
-		rm := &uiFakeRoom{ID: int64(len(f.rooms) + 1), Name: name, Kind: "dm", members: map[string]int64{u.Username: 0, other: 0}}
-		f.rooms = append(f.rooms, rm)
-		writeJSON(w, http.StatusCreated, roomJSON(rm, u))
-	}))
 }
 
 // createRoom makes a room through the dialog and returns its id once open.
@@ -1022,45 +598,18 @@ func (p *uiPerson) insertText(text string) {
 	}))
 }
 
-// seed stores n messages from sender in a room, as if sent long ago.
-func (f *uiFakeChat) seed(roomID int64, sender string, n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u := f.find(sender)
-	start := time.Now().Add(-48 * time.Hour)
-	for i := range n {
-		f.msgs = append(f.msgs, uiFakeMessage{ID: int64(len(f.msgs) + 1), Type: "TALK", RoomID: roomID, Sender: u.Username,
-			Message: fmt.Sprintf("seed %03d", i+1), CreatedAt: start.Add(time.Duration(i) * time.Minute).UTC().Format(time.RFC3339)})
-	}
-}
-
 // uiBackend is a server for the feature tests plus the two things they
 // need to do behind the UI's back.
 type uiBackend struct {
-	url      string
-	seed     func(roomID int64, sender string, n int) // store n old TALK messages
-	webhook  func(username string) string             // the stored webhook URL
-	presence bool                                     // the server publishes /sub/chat/room/{id}/presence
+	url     string
+	seed    func(roomID int64, sender string, n int) // store n TALK messages
+	webhook func(username string) string             // the stored webhook URL
 }
 
-// TestUIFakeFeatures covers the chat features beyond the basic flow, on the
-// fake server: scrolling back through history, unread badges, @mention
-// completion, typing, notifications, DMs, search, the embed page and the
-// admin page.
-func TestUIFakeFeatures(t *testing.T) {
-	f := startUIFakeChat(t)
-	uiFeatures(t, uiBackend{
-		url:  f.srv.URL,
-		seed: f.seed,
-		webhook: func(username string) string {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			return f.find(username).webhook
-		},
-	}, "?transport=ws")
-}
-
-// TestUIChatFeatures runs the feature tests on the full server.
+// TestUIChatFeatures covers the chat features beyond the basic flow on the
+// full server: scrolling back through history, unread badges, who is online,
+// @mention completion, typing, notifications, DMs, search, the embed page,
+// language from the browser, settings and the admin page.
 func TestUIChatFeatures(t *testing.T) {
 	srv := requireUIChatServer(t)
 	uiFeatures(t, uiServerBackend(t, srv), "")
@@ -1111,7 +660,7 @@ func uiFeatures(t *testing.T, be uiBackend, q string) {
 		alice.waitFor("badge cleared", `!`+badge)
 	}
 
-	if be.presence {
+	{
 		t.Log("step: who is online")
 		alice.waitFor("bob online", `[...document.querySelectorAll('[data-testid="online-user"]')].some(e => e.textContent === "Bob 님")`)
 		bob.waitFor("alice online", `[...document.querySelectorAll('[data-testid="online-user"]')].some(e => e.textContent === "Alice 님")`)
@@ -1240,8 +789,7 @@ func uiFeatures(t *testing.T, be uiBackend, q string) {
 func uiServerBackend(t *testing.T, srv *server) uiBackend {
 	ctx := context.Background()
 	return uiBackend{
-		url:      srv.URL(),
-		presence: true,
+		url: srv.URL(),
 		seed: func(roomID int64, sender string, n int) {
 			u, err := srv.auth.UserByName(ctx, sender)
 			if err != nil {
