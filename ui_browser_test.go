@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -524,24 +523,6 @@ func (p *uiPerson) setOffline(off bool) {
 	}))
 }
 
-// requireUIChatServer skips the test until the full server (pages, API and
-// SockJS) is wired in, so this file can land before the server does.
-func requireUIChatServer(t *testing.T) *server {
-	t.Helper()
-	srv := startServer(t)
-	for _, path := range []string{"login", "api/me", "ws-stomp/info"} {
-		res, err := http.Get(srv.URL() + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode == http.StatusNotFound {
-			t.Skipf("the full server is not wired in yet: GET /%s is 404", path)
-		}
-	}
-	return srv
-}
-
 // TestUIChat runs the two-person flow on the full server, drop and resume
 // included: with SockJS choosing its transport (WebSocket on loopback),
 // with SockJS forced to xhr-polling as behind a proxy that blocks WebSockets
@@ -553,7 +534,7 @@ func TestUIChat(t *testing.T) {
 			name = "auto"
 		}
 		t.Run(name, func(t *testing.T) {
-			srv := requireUIChatServer(t)
+			srv := startServer(t)
 			uiChatFlow(t, srv.URL(), query, true)
 		})
 	}
@@ -611,7 +592,7 @@ type uiBackend struct {
 // @mention completion, typing, notifications, DMs, search, the embed page,
 // language from the browser, settings and the admin page.
 func TestUIChatFeatures(t *testing.T) {
-	srv := requireUIChatServer(t)
+	srv := startServer(t)
 	uiFeatures(t, uiServerBackend(t, srv), "")
 }
 
