@@ -35,6 +35,7 @@ const uiWaitTimeout = 30 * time.Second
 var uiXSSPayloads = []string{
 	`<script>alert("xss-script")</script>`,
 	`<img src=x onerror="alert('xss-img')">`,
+	`javascript:alert('xss-link') <a href="javascript:alert(1)">x</a>`,
 }
 
 // uiPerson is one browser context and the name it signs in with.
@@ -370,6 +371,11 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 	alice.eval(`document.querySelectorAll('[data-testid="messages"] img, [data-testid="messages"] script').length`, &imgs)
 	if imgs != 0 {
 		t.Errorf("%d img/script elements in the message list", imgs)
+	}
+	var badLinks []string
+	alice.eval(`[...document.querySelectorAll('[data-testid="messages"] a')].map(a => a.href).filter(h => !/^https?:/.test(h))`, &badLinks)
+	if len(badLinks) != 0 {
+		t.Errorf("links that are not http(s): %q", badLinks)
 	}
 
 	// Both see every message exactly once, in order.
