@@ -29,6 +29,9 @@ type subscription struct {
 	kind destKind // destTopic, destQueue or destUser
 	ack  ackMode
 	q    *queue // for destQueue
+	// attached is set when a subscribe hook filed the subscription itself
+	// (Attach); only the reader goroutine reads or writes it.
+	attached bool
 
 	// Replay gate, see hold and release. holding is read on every delivery
 	// without the lock; mu guards held and the transition.
