@@ -94,8 +94,6 @@ type authenticator interface {
 	AuthenticateSTOMP(ctx context.Context, info connInfo, connect *frame) (name string, principal any, err error)
 }
 
-var errAuthFailed = &stompError{"authentication failed"}
-
 // openAuth trusts the HTTP layer's user, then the login header. It is the
 // broker's default for tests and for deployments without the chat store.
 type openAuth struct{}

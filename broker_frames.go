@@ -238,7 +238,7 @@ func (s *session) handleSubscribe(f *frame) error {
 	}
 	if kind == destQueue {
 		sub.q.addConsumer(sub)
-	} else if !sub.holding.Load() {
+	} else if !sub.attached {
 		s.b.addTopicSub(sub.key, sub)
 	}
 	return nil
@@ -248,7 +248,10 @@ func (s *session) handleSubscribe(f *frame) error {
 // reach it (into its hold buffer). Subscribe hooks call hold, then Attach,
 // then replay, then release.
 func (sub *subscription) Attach() {
-	sub.sess.b.addTopicSub(sub.key, sub)
+	if !sub.attached {
+		sub.attached = true
+		sub.sess.b.addTopicSub(sub.key, sub)
+	}
 }
 
 // handleUnsubscribe removes a subscription; delivery stops at once.

@@ -118,6 +118,7 @@ func (q *queue) redeliver(msgs []*message, from *subscription) {
 
 // removeSub detaches sub from its topic or queue and tells the unsubscribe hooks.
 func (b *Broker) removeSub(sub *subscription) {
+	sub.removed.Store(true)
 	if sub.q != nil {
 		sub.q.removeConsumer(sub)
 	} else {

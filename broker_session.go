@@ -29,6 +29,12 @@ type subscription struct {
 	kind destKind // destTopic, destQueue or destUser
 	ack  ackMode
 	q    *queue // for destQueue
+	// removed is set by UNSUBSCRIBE (and session end); the writer skips
+	// topic deliveries for it that were queued but not yet written.
+	removed atomic.Bool
+	// attached is set when a subscribe hook filed the subscription itself
+	// (Attach); only the reader goroutine reads or writes it.
+	attached bool
 
 	// Replay gate, see hold and release. holding is read on every delivery
 	// without the lock; mu guards held and the transition.
@@ -373,6 +379,13 @@ func (s *session) writeLoop() {
 			}
 			if items[i].ver > 0 {
 				ver = items[i].ver
+			}
+			// A topic message queued before an UNSUBSCRIBE is dropped: delivery
+			// stops at once. Queue messages are still written: an auto-ack one
+			// has nobody else to go to (unacked ones were already requeued).
+			if it := &items[i]; it.sub != nil && it.sub.q == nil && it.sub.removed.Load() {
+				items[i] = outItem{}
+				continue
 			}
 			start := len(buf)
 			buf = s.encode(buf, &items[i], ver)

@@ -153,19 +153,6 @@ func (s *store) roomsForUser(ctx context.Context, userID int64) ([]roomSummary, 
 	return rs, nil
 }
 
-const sqlRoomMembers = `
-SELECT ` + userColumnsU + ` FROM memberships m JOIN users u ON u.id = m.user_id
-WHERE m.room_id = ? ORDER BY u.username_key LIMIT ?`
-
-// roomMembers lists a room's members (bounded by maxListUsers).
-func (s *store) roomMembers(ctx context.Context, roomID int64) ([]user, error) {
-	us, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (user, error) { return scanUser(r) }, sqlRoomMembers, roomID, maxListUsers)
-	if err != nil {
-		return nil, fmt.Errorf("room members: %w", err)
-	}
-	return us, nil
-}
-
 // Write helpers: each runs inside a transaction handed out by store.write.
 
 const sqlInsertRoom = `

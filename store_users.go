@@ -107,19 +107,6 @@ func (s *store) userByName(ctx context.Context, name string) (user, error) {
 	return u, nil
 }
 
-const sqlUserByID = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
-
-func (s *store) userByID(ctx context.Context, id int64) (user, error) {
-	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserByID, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return user{}, errUnknownUser
-	}
-	if err != nil {
-		return user{}, fmt.Errorf("user by id: %w", err)
-	}
-	return u, nil
-}
-
 const sqlPasswordHash = `SELECT ` + userColumns + `, password_hash FROM users WHERE username_key = ?`
 
 // userWithPassword returns the account and its password hash, for login.
@@ -211,20 +198,6 @@ func (s *store) setWebhook(ctx context.Context, userID int64, rawURL string) err
 		return fmt.Errorf("set webhook: %w", err)
 	}
 	return nil
-}
-
-const sqlWebhook = `SELECT webhook_url FROM users WHERE id = ?`
-
-func (s *store) webhookURL(ctx context.Context, userID int64) (string, error) {
-	var u string
-	err := s.rdb.QueryRowContext(ctx, sqlWebhook, userID).Scan(&u)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", errUnknownUser
-	}
-	if err != nil {
-		return "", fmt.Errorf("webhook url: %w", err)
-	}
-	return u, nil
 }
 
 // Login sessions.
