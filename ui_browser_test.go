@@ -789,12 +789,9 @@ func uiServerBackend(t *testing.T, srv *server) uiBackend {
 			}
 		},
 		webhook: func(username string) string {
-			u, err := srv.auth.UserByName(ctx, username)
-			if err != nil {
-				t.Fatal(err)
-			}
-			url, err := srv.store.webhookURL(ctx, u.ID)
-			if err != nil {
+			var url string
+			// The store has no getter: the notifier reads the column in its own queries.
+			if err := srv.store.rdb.QueryRowContext(ctx, `SELECT webhook_url FROM users WHERE username = ?`, username).Scan(&url); err != nil {
 				t.Fatal(err)
 			}
 			return url
