@@ -425,7 +425,8 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 
 	// Screens: phone with the drawer shut and open, dark mode, Korean.
 	alice.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateTouch))
-	alice.waitFor("phone layout", `getComputedStyle(document.querySelector('[data-testid="drawer-toggle"]')).display !== "none"`)
+	alice.waitFor("phone layout", `getComputedStyle(document.querySelector('[data-testid="drawer-toggle"]')).display !== "none" &&
+		getComputedStyle(document.querySelector('[data-testid="sidebar"]')).visibility === "hidden"`)
 	screenshot(t, alice.ctx, "chat-phone")
 	alice.click(testIDSel("drawer-toggle"))
 	alice.waitFor("drawer open", `document.body.classList.contains("drawer-open") && document.querySelector('[data-testid="sidebar"]').getBoundingClientRect().left >= 0`)
