@@ -80,3 +80,20 @@ func TestStaticSmallFilesNotGzipped(t *testing.T) {
 		t.Errorf("URLs %q %q", s.URL("dir/b.svg"), s.URL("none.js"))
 	}
 }
+
+// TestScriptsBuildNoMarkup keeps app.js to the rules that make user text
+// safe and the CSP strict: no HTML parsing sinks, no code from strings, and
+// no inline styles (CSP style-src has no 'unsafe-inline'; classes instead).
+func TestScriptsBuildNoMarkup(t *testing.T) {
+	for _, name := range []string{"static/app.js", "static/i18n.js"} {
+		src, err := staticFiles.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", ".style.", "setAttribute(\"style\"", "setAttribute('style'", "javascript:"} {
+			if strings.Contains(string(src), bad) {
+				t.Errorf("%s uses %q", name, bad)
+			}
+		}
+	}
+}

@@ -2,7 +2,8 @@
 // page's frame and hands data over in <script type="application/json" id="boot">;
 // this file adds the behaviour. It never builds HTML from strings: everything
 // people typed goes into the page through textContent and DOM methods, so a
-// message can never become markup (there is not one innerHTML here).
+// message can never become markup (no HTML-parsing DOM sink is used here;
+// ui/static_test.go checks).
 //
 // Sections: helpers, language, API, sign-in forms, settings, admin, and the
 // chat (state, rendering, STOMP connection, composer, dialogs, search,
