@@ -638,7 +638,7 @@
       extraSubs = [];
       typers.clear();
       renderTyping();
-      if (!connected || !id) return;
+      if (!connected || !id || !rooms.has(id)) return;
       extraSubs.push(client.subscribe(roomDest(id) + "/presence", (frame) => {
         try { renderOnline(list(JSON.parse(frame.body), "online")); } catch (_) { /* ignore bad frames */ }
       }));
@@ -659,7 +659,7 @@
     function subscribeRooms() {
       if (!connected) return;
       let n = 0;
-      if (current) { subscribeRoom(current); n++; }
+      if (current && rooms.has(current)) { subscribeRoom(current); n++; } // a room we may no longer see would be refused
       for (const r of rooms.values()) {
         if (n >= MAX_ROOM_SUBSCRIPTIONS) break;
         if (r.member && !r.archived && r.id !== current) { subscribeRoom(r.id); n++; }
@@ -738,6 +738,7 @@
         // Unread counts of rooms we only count may have moved while away.
         try { await loadRooms(); } catch (_) { /* keep the old list */ }
         if (!connected) return;
+        if (current && !rooms.has(current)) openRoom(current); // left or removed meanwhile: say so
       }
       everConnected = true;
       subscribeAll();
