@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -288,13 +289,13 @@ func (p *pages) render(w http.ResponseWriter, r *http.Request, status int, c tem
 		"; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors "+ancestors)
 	// Render into memory first, so a template error becomes a clean 500
 	// instead of half a page.
-	var buf strings.Builder
+	var buf bytes.Buffer
 	if err := c.Render(r.Context(), &buf); err != nil {
 		p.fail(w, r, fmt.Errorf("render page: %w", err))
 		return
 	}
 	w.WriteHeader(status)
-	w.Write([]byte(buf.String()))
+	buf.WriteTo(w)
 }
 
 // fail logs an internal error and answers 500 without details.
