@@ -743,6 +743,19 @@ func uiFeatures(t *testing.T, be uiBackend, q string) {
 	bob.checkAPIErrors()
 
 	{
+		t.Log("step: a refused message keeps its text")
+		alice.openRoom(quietID)
+		// The room is archived behind the page's back, so the server refuses the SEND.
+		alice.eval(fmt.Sprintf(`fetch("/api/rooms/%d", {method: "PATCH", headers: {"Content-Type": "application/json"}, body: JSON.stringify({archived: true})}).then(r => r.status)`, quietID), nil)
+		alice.do(chromedp.Focus(testIDSel("composer")))
+		alice.insertText("보관된 방에 쓰기 — refused")
+		alice.pressEnter(false)
+		alice.waitFor("text given back", `document.querySelector('[data-testid="composer"]').value === "보관된 방에 쓰기 — refused" &&
+			document.querySelector('[data-testid="toasts"]').textContent.includes("archived")`)
+		alice.eval(fmt.Sprintf(`fetch("/api/rooms/%d", {method: "PATCH", headers: {"Content-Type": "application/json"}, body: JSON.stringify({archived: false})}).then(r => r.status)`, quietID), nil)
+	}
+
+	{
 		t.Log("step: settings")
 		bob.open("/settings")
 		bob.waitFor("settings", `document.querySelector('[data-testid="webhook-form"]')`)

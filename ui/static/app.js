@@ -320,6 +320,8 @@
     let subs = new Map();         // destination -> subscription, for this connection only
     let extraSubs = [];           // presence + typing of the current room
     let lastTypingSent = 0;
+    let sendSeq = 0;
+    const unconfirmed = new Map(); // receipt -> {roomId, text} of a SEND not yet confirmed
     let readTimer = 0;
     let typingTimer = 0;
 
@@ -699,6 +701,7 @@
         connected = false;
         subs = new Map();
         extraSubs = [];
+        unconfirmed.clear(); // receipts of a closed connection never come
         attempts++;
         client.reconnectDelay = backoff(attempts);
         setConn(navigator.onLine === false ? "offline" : everConnected ? "reconnecting" : "connecting");
@@ -722,9 +725,14 @@
       if (ui.conn) { ui.conn.dataset.transport = tr; ui.conn.title = tr; }
       subs = new Map();
       client.subscribe("/user/queue/errors", (frame) => {
-        let text = frame.body;
-        try { const v = JSON.parse(frame.body); text = v.error || v.message || text; } catch (_) { /* plain text */ }
+        let text = frame.body, receipt = "";
+        try { const v = JSON.parse(frame.body); text = v.error || v.message || text; receipt = v.receipt || ""; } catch (_) { /* plain text */ }
         toast(text || t("error.generic"));
+        const refused = unconfirmed.get(receipt);
+        if (refused) {
+          unconfirmed.delete(receipt);
+          if (refused.roomId === current && !ui.composer.value) { ui.composer.value = refused.text; autosize(); }
+        }
       });
       client.subscribe("/user/queue/notifications", (frame) => {
         let v;
@@ -888,12 +896,17 @@
       if (!text.trim() || !current) return;
       if ([...text].length > MAX_MESSAGE) { toast(t("error.tooLong", { n: MAX_MESSAGE })); return; }
       if (!connected) { toast(t("error.notConnected")); return; }
+      // A receipt lets a refusal on /user/queue/errors (which names it) give
+      // the text back instead of losing it.
+      const receipt = "send-" + (++sendSeq);
       try {
-        client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: current, message: text }), headers: { "content-type": "application/json" } });
+        client.watchForReceipt(receipt, () => unconfirmed.delete(receipt));
+        client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: current, message: text }), headers: { "content-type": "application/json", receipt: receipt } });
       } catch (_) {
         toast(t("error.notConnected"));
         return;
       }
+      unconfirmed.set(receipt, { roomId: current, text: text });
       ui.composer.value = "";
       autosize();
       closeMentions();
