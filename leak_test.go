@@ -13,7 +13,7 @@ import (
 // TestMain fails the run if goroutines started by the tests outlive them:
 // every session, writer, timer and listener must have an owner that ends it.
 func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
+	before := len(ourGoroutines())
 	code := m.Run()
 	if code == 0 && !testing.Short() {
 		http.DefaultClient.CloseIdleConnections()
@@ -25,25 +25,42 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// waitForGoroutines waits until no more than n goroutines run, and returns
-// the stacks of the extra ones if that does not happen in time.
+// waitForGoroutines waits until no more than n goroutines of ours run, and
+// returns the stacks of the extra ones if that does not happen in time.
+// The runtime's own long-lived goroutines (the signal loop that the fuzzer
+// starts) are not counted.
 func waitForGoroutines(n int, timeout time.Duration) string {
 	deadline := time.Now().Add(timeout)
 	for {
-		if runtime.NumGoroutine() <= n {
+		extra := ourGoroutines()
+		if len(extra) <= n {
 			return ""
 		}
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			stacks := string(buf[:runtime.Stack(buf, true)])
-			var out []string
-			for _, g := range strings.Split(stacks, "\n\n") {
-				if !strings.Contains(g, "testing.(*M).Run") && !strings.Contains(g, "runtime.goexit") || strings.Contains(g, "stompbox") {
-					out = append(out, g)
-				}
-			}
-			return strings.Join(out, "\n\n")
+			return strings.Join(extra, "\n\n")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// ourGoroutines returns the stacks of running goroutines other than the
+// runtime's permanent helpers.
+func ourGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "os/signal.signal_recv") {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
 }
