@@ -463,7 +463,7 @@ func roomView(p Page) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "</span><ul class=\"online-list\" data-testid=\"online-list\"></ul></div><div class=\"history\" data-testid=\"history\" tabindex=\"-1\"><p class=\"history-top\" data-testid=\"history-top\"></p><ol class=\"messages\" role=\"log\" aria-labelledby=\"messages-h\" data-testid=\"messages\"></ol></div><button type=\"button\" class=\"jump\" data-testid=\"jump-latest\" hidden>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "</span><ul class=\"online-list\" data-testid=\"online-list\"></ul></div><div class=\"history\" data-testid=\"history\" tabindex=\"0\" role=\"region\" aria-labelledby=\"messages-h\"><p class=\"history-top\" data-testid=\"history-top\"></p><ol class=\"messages\" role=\"log\" aria-labelledby=\"messages-h\" data-testid=\"messages\"></ol></div><button type=\"button\" class=\"jump\" data-testid=\"jump-latest\" hidden>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
