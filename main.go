@@ -419,6 +419,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		sockjsPath:     firstOr(cfg.SockJSPaths, defaultSockJSPath),
 		wsPath:         "/ws",
 		frameAncestors: cfg.EmbedOrigins,
+		static:         static,
 		log:            log,
 	})
 	if cfg.SockJSPaths == nil {
