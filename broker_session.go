@@ -144,7 +144,7 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s.subs = make(map[string]*subscription)
 	s.txs = make(map[string][]*frame)
 	s.unacked = make(map[uint64]*pendingAck)
-	if err := b.register(s); err != nil {
+	if err := b.admit(s); err != nil {
 		s.log.Warn("connection refused", "err", err)
 		s.out.closeWith(errorFrame(err), closeGoingAway)
 		s.wg.Add(1)
