@@ -161,6 +161,8 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 		case visible:
 			s.log.Warn("protocol error", "err", err)
 			s.fail(err, closeProtocol)
+		case errors.As(err, new(*frameError)) && !errors.Is(err, context.DeadlineExceeded):
+			s.fail(err, closeInternal) // our fault while handling a frame (a store error): logged, "internal error" to the client
 		case errors.Is(err, context.DeadlineExceeded):
 			s.log.Warn("client went silent", "timeout", s.readTimeout())
 			if s.connected {
