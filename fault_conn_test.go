@@ -138,6 +138,10 @@ func TestSlowConsumerLeavesOthersOnTime(t *testing.T) {
 		if len(r.latencies) != n {
 			t.Fatalf("%s got %d of %d messages", r.name, len(r.latencies), n)
 		}
+		if testing.Verbose() {
+			worst := slices.Index(r.latencies, slices.Max(r.latencies))
+			t.Logf("%s: slowest delivery was message %d", r.name, worst)
+		}
 		slices.Sort(r.latencies)
 		t.Logf("%s subscriber latency over %d messages of 16 KiB: p50 %v, p99 %v, max %v",
 			r.name, n, r.latencies[n/2].Round(time.Microsecond), r.latencies[n*99/100].Round(time.Microsecond), r.latencies[n-1].Round(time.Microsecond))
