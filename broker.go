@@ -44,6 +44,7 @@ type brokerConfig struct {
 	MaxUnacked       int
 	ServerName       string        // the CONNECTED server header
 	Auth             authenticator // nil accepts everyone, naming them by their login header
+	Limiter          *rateLimiter  // SEND and per-address connection limits (ratelimit.go); nil: none
 }
 
 func (c *brokerConfig) setDefaults() {
@@ -316,6 +317,7 @@ func (b *Broker) setUser(s *session, user string) {
 
 // unregister removes s and everything it subscribed to.
 func (b *Broker) unregister(s *session) {
+	b.cfg.Limiter.connClosed(s)
 	b.mu.Lock()
 	delete(b.sessions, s)
 	last := false

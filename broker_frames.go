@@ -118,6 +118,9 @@ func (s *session) handleConnect(f *frame) error {
 
 // handleSend routes a SEND, or files it under its transaction.
 func (s *session) handleSend(f *frame) error {
+	if err := s.b.cfg.Limiter.allowSend(s); err != nil {
+		return err
+	}
 	dest, err := requireHeader(f, hdrDestination)
 	if err != nil {
 		return err

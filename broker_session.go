@@ -150,7 +150,7 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s.subs = make(map[string]*subscription)
 	s.txs = make(map[string][]*frame)
 	s.unacked = make(map[uint64]*pendingAck)
-	if err := b.register(s); err != nil {
+	if err := b.admit(s); err != nil {
 		s.log.Warn("connection refused", "err", err)
 		s.out.closeWith(errorFrame(err), closeGoingAway)
 		s.wg.Add(1)
@@ -167,6 +167,8 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 		case visible:
 			s.log.Warn("protocol error", "err", err)
 			s.fail(err, closeProtocol)
+		case errors.As(err, new(*frameError)) && !errors.Is(err, context.DeadlineExceeded):
+			s.fail(err, closeInternal) // our fault while handling a frame (a store error): logged, "internal error" to the client
 		case errors.Is(err, context.DeadlineExceeded):
 			s.log.Warn("client went silent", "timeout", s.readTimeout())
 			if s.connected {

@@ -18,7 +18,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.sessionCount()})
 	})
-	return mux
+	return s.secure(mux)
 }
 
 // writeJSON writes v as a JSON response.

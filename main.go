@@ -65,6 +65,10 @@ type Config struct {
 	Synchronous      string
 	EmbedOrigins     []string
 	LogLevel         slog.Level
+	TLSCert          string // PEM certificate (chain) file; with TLSKey serves HTTPS
+	TLSKey           string
+	TLSSelfSigned    bool // make and keep a self-signed certificate in DataDir (tls.go)
+	RateLimits       rateLimits
 	DoubleClicked    bool // set by parseConfig, not an option
 }
 
@@ -119,6 +123,13 @@ var options = []option{
 	}},
 	{"embed-origins", "", "comma-separated origins allowed to show a room in an iframe (/embed/room/{id})", func(c *Config, v string) error { c.EmbedOrigins = splitList(v); return nil }},
 	{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"tls-cert", "", "PEM certificate file: serve HTTPS and WSS (with -tls-key)", func(c *Config, v string) error { c.TLSCert = v; return nil }},
+	{"tls-key", "", "PEM private key file of -tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
+	{"tls-self-signed", "false", "serve HTTPS with a self-signed certificate kept in the data folder (its SHA-256 fingerprint is logged)", boolSetter(func(c *Config, b bool) { c.TLSSelfSigned = b })},
+	{"send-rate", strconv.Itoa(defaultSendRate), "STOMP SENDs per second per connection, bursts of twice that (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
+	{"user-send-rate", strconv.Itoa(defaultUserSendRate), "STOMP SENDs per second per user over all connections, bursts of twice that (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
+	{"max-conns-per-ip", strconv.Itoa(defaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
+	{"login-rate", strconv.Itoa(defaultLoginsPerIP), "login and registration attempts per minute from one address (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.LoginsPerIP = n })},
 }
 
 func boolSetter(f func(*Config, bool)) func(*Config, string) error {
@@ -278,7 +289,7 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	url := srv.URL()
 	log.Info("stompbox is running", "open", url, "data", cfg.DataDir, "version", buildVersion)
 	for _, u := range lanURLs(srv.HTTPAddr()) {
-		log.Info("reachable on the network", "open", u)
+		log.Info("reachable on the network", "open", strings.Replace(u, "http:", srv.scheme()+":", 1))
 	}
 	if cfg.DoubleClicked && !cfg.NoBrowser {
 		if err := openBrowser(url); err != nil {
@@ -389,6 +400,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		MaxSubscriptions: cfg.MaxSubscriptions,
 		HeartBeat:        hb,
 		Auth:             s.glue,
+		Limiter:          newRateLimiter(cfg.RateLimits),
 	}, log)
 	if s.chat, err = newChatService(st, chatConfig{
 		Lang:    cfg.Lang,
@@ -452,6 +464,9 @@ func (s *server) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
+	if ln, err = s.listenTLS(ln); err != nil {
+		return err
+	}
 	s.httpLn = ln
 	if s.cfg.StompAddr != "" {
 		tln, err := net.Listen("tcp", s.cfg.StompAddr)
@@ -494,7 +509,7 @@ func (s *server) URL() string {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "localhost"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/"
+	return s.scheme() + "://" + net.JoinHostPort(host, port) + "/"
 }
 
 // Shutdown stops the server in order: stop accepting; tell every STOMP client

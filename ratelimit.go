@@ -1,0 +1,257 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Rate limit defaults (issue 6). Each is an option in main.go; 0 turns a
+// limit off.
+const (
+	// defaultSendRate is SEND frames per second one connection may make,
+	// with bursts of rateBurstFactor times that. A person types far slower;
+	// a script or a stuck client loop does not.
+	defaultSendRate = 20
+	// defaultUserSendRate is SEND frames per second across all of one
+	// user's connections (tabs, phone, bots with the same account), so
+	// opening more connections does not multiply the allowance.
+	defaultUserSendRate = 30
+	// defaultConnsPerIP bounds the STOMP connections from one address: a
+	// team behind one NAT fits, one machine cannot take every slot of
+	// --max-connections. Behind a reverse proxy on the same machine every
+	// client shares the proxy's address: raise it or set 0.
+	defaultConnsPerIP = 50
+	// defaultLoginsPerIP is login and registration attempts per minute from
+	// one address, on top of the per-account throttle in auth.go: it stops
+	// a spray of guesses over many accounts.
+	defaultLoginsPerIP = 30
+	// rateBurstFactor: a SEND bucket holds this many seconds of its rate,
+	// so a short burst, such as pasting several lines or a reconnect that
+	// resends, passes. A login bucket holds one minute's worth.
+	rateBurstFactor = 2
+	// maxRateEntries bounds the per-user and per-address bucket maps under a
+	// spray of names or addresses; idle buckets are dropped first.
+	maxRateEntries = 10000
+)
+
+// Rate limit errors, shown to clients.
+var (
+	errRateLimited     = &stompError{"rate limit exceeded"}
+	errTooManyFromAddr = &stompError{"too many connections from this address"}
+)
+
+// rateLimits configures a rateLimiter. A zero field turns that limit off.
+type rateLimits struct {
+	SendRate     int // SEND frames per second per connection
+	UserSendRate int // SEND frames per second per user, all connections together
+	ConnsPerIP   int // open STOMP connections per client address
+	LoginsPerIP  int // login and registration attempts per minute per client address
+}
+
+// tokenBucket is a classic token bucket. It is our own dozen lines rather
+// than golang.org/x/time/rate: we only ever ask "may this pass now?" (never
+// wait or reserve), keep thousands of buckets in maps under one lock, and
+// want an injectable clock for tests; x/time/rate's Limiter carries its own
+// mutex per bucket and would be a dependency for that alone.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// allow refills the bucket for the time since its last use and takes one
+// token if there is one. rate is tokens per second; burst is the capacity.
+func (b *tokenBucket) allow(now time.Time, rate, burst float64) bool {
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// full reports whether the bucket has refilled completely by now, so that
+// forgetting it changes nothing.
+func (b *tokenBucket) full(now time.Time, rate, burst float64) bool {
+	return b.tokens+now.Sub(b.last).Seconds()*rate >= burst
+}
+
+// rateLimiter enforces rateLimits for the broker and the HTTP login route.
+// Safe for concurrent use. Every check answers at once: it never waits or
+// sleeps, and its lock is held only for map and arithmetic work, so a
+// client over its limit is refused without slowing anyone else. A nil
+// *rateLimiter allows everything.
+type rateLimiter struct {
+	lim rateLimits
+	now func() time.Time // time.Now; tests freeze it
+
+	mu     sync.Mutex
+	conns  map[*session]*tokenBucket // per-connection SEND buckets, removed at disconnect
+	users  map[string]*tokenBucket   // per-user SEND buckets
+	ips    map[string]int            // open connections per address
+	logins map[string]*tokenBucket   // per-address login buckets
+}
+
+// newRateLimiter returns a limiter for lim.
+func newRateLimiter(lim rateLimits) *rateLimiter {
+	return &rateLimiter{
+		lim:    lim,
+		now:    time.Now,
+		conns:  make(map[*session]*tokenBucket),
+		users:  make(map[string]*tokenBucket),
+		ips:    make(map[string]int),
+		logins: make(map[string]*tokenBucket),
+	}
+}
+
+// remoteIP is the address part of host:port, for per-address limits.
+func remoteIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// admit counts a new connection against its address and registers it with
+// the broker. It replaces a bare register in Serve; the broker calls
+// rateLimiter.connClosed when the session goes.
+func (b *Broker) admit(s *session) error {
+	if err := b.cfg.Limiter.connOpened(s); err != nil {
+		return err
+	}
+	if err := b.register(s); err != nil {
+		b.cfg.Limiter.connClosed(s)
+		return err
+	}
+	return nil
+}
+
+// connOpened counts s against its address, refusing it past ConnsPerIP.
+func (l *rateLimiter) connOpened(s *session) error {
+	if l == nil {
+		return nil
+	}
+	ip := remoteIP(s.info.Remote)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lim.ConnsPerIP > 0 && l.ips[ip] >= l.lim.ConnsPerIP {
+		return errTooManyFromAddr
+	}
+	l.ips[ip]++
+	return nil
+}
+
+// connClosed forgets s: its address count and its SEND bucket.
+func (l *rateLimiter) connClosed(s *session) {
+	if l == nil {
+		return
+	}
+	ip := remoteIP(s.info.Remote)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ips[ip]--; l.ips[ip] <= 0 {
+		delete(l.ips, ip)
+	}
+	delete(l.conns, s)
+}
+
+// allowSend takes a token from s's connection bucket and its user's
+// bucket; it returns errRateLimited (an ERROR that closes the connection)
+// when either is empty. Called by the session's reader for every SEND.
+func (l *rateLimiter) allowSend(s *session) error {
+	if l == nil {
+		return nil
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := float64(l.lim.SendRate); r > 0 {
+		b := l.conns[s]
+		if b == nil {
+			b = &tokenBucket{}
+			l.conns[s] = b
+		}
+		if !b.allow(now, r, r*rateBurstFactor) {
+			return errRateLimited
+		}
+	}
+	if r := float64(l.lim.UserSendRate); r > 0 && s.user != "" {
+		if !bucketFor(l.users, s.user, now, r, r*rateBurstFactor).allow(now, r, r*rateBurstFactor) {
+			return errRateLimited
+		}
+	}
+	return nil
+}
+
+// allowLogin takes a token from the address's login bucket.
+func (l *rateLimiter) allowLogin(ip string) bool {
+	if l == nil || l.lim.LoginsPerIP <= 0 {
+		return true
+	}
+	now := l.now()
+	burst := float64(l.lim.LoginsPerIP) // a minute's worth at once
+	r := burst / 60                     // per minute → per second
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bucketFor(l.logins, ip, now, r, burst).allow(now, r, burst)
+}
+
+// bucketFor returns m's bucket for key, creating it. When m is at
+// maxRateEntries it first drops the buckets that have refilled (forgetting
+// them changes nothing), then, if still full, all of them: forgetting beats
+// growing without bound. The caller holds the limiter's lock.
+func bucketFor(m map[string]*tokenBucket, key string, now time.Time, rate, burst float64) *tokenBucket {
+	if b := m[key]; b != nil {
+		return b
+	}
+	if len(m) >= maxRateEntries {
+		for k, b := range m {
+			if b.full(now, rate, burst) {
+				delete(m, k)
+			}
+		}
+		if len(m) >= maxRateEntries {
+			clear(m)
+		}
+	}
+	b := &tokenBucket{}
+	m[key] = b
+	return b
+}
+
+// limitLogins answers 429 with a JSON error to login and registration
+// attempts past LoginsPerIP from one address; other requests pass.
+func (l *rateLimiter) limitLogins(next http.Handler) http.Handler {
+	if l == nil || l.lim.LoginsPerIP <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && (r.URL.Path == "/api/login" || r.URL.Path == "/api/register") &&
+			!l.allowLogin(remoteIP(r.RemoteAddr)) {
+			w.Header().Set("Retry-After", "60")
+			writeJSONError(w, http.StatusTooManyRequests, "too many login attempts from this address; try again in a minute")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// countSetter parses an option that is a count where 0 turns a limit off.
+func countSetter(f func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("invalid count %q (0 or more)", v)
+		}
+		f(c, n)
+		return nil
+	}
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// frozenClock stops the limiter's clock, so that bucket refills never make
+// a test depend on how fast it runs; advance moves it on.
+type frozenClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *frozenClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *frozenClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// startLimitedServer starts a server with lim and a frozen limiter clock.
+func startLimitedServer(t *testing.T, lim rateLimits) (*server, *frozenClock) {
+	t.Helper()
+	srv := startServer(t, func(c *Config) { c.RateLimits = lim })
+	clock := &frozenClock{t: time.Unix(1_700_000_000, 0)}
+	srv.broker.cfg.Limiter.now = clock.now
+	return srv, clock
+}
+
+func TestTokenBucket(t *testing.T) {
+	start := time.Unix(0, 0)
+	tests := []struct {
+		name        string
+		rate, burst float64
+		at          []time.Duration // when each take happens, from start
+		want        []bool
+	}{
+		{"burst then refused", 1, 2, []time.Duration{0, 0, 0}, []bool{true, true, false}},
+		{"refills at rate", 2, 2, []time.Duration{0, 0, 0, 500 * time.Millisecond, 500 * time.Millisecond}, []bool{true, true, false, true, false}},
+		{"never above burst", 10, 3, []time.Duration{0, time.Hour, time.Hour, time.Hour, time.Hour}, []bool{true, true, true, true, false}},
+		{"clock going back", 1, 1, []time.Duration{time.Second, 0, 2 * time.Second}, []bool{true, false, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b tokenBucket
+			for i, d := range tt.at {
+				if got := b.allow(start.Add(d), tt.rate, tt.burst); got != tt.want[i] {
+					t.Fatalf("take %d at %v: %v, want %v", i, d, got, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestSendRatePerConnection: past its burst a connection gets an ERROR
+// "rate limit exceeded" and is closed; another connection sending at the
+// same time is not affected, and after a refill sending works again.
+func TestSendRatePerConnection(t *testing.T) {
+	srv, clock := startLimitedServer(t, rateLimits{SendRate: 2}) // burst 4
+	flood, calm := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+	flood.connect()
+	calm.connect()
+	calm.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/rate")
+	for i := range 2 * rateBurstFactor {
+		flood.roundTrip(cmdSend, fmt.Sprint(i), "destination:/topic/rate")
+	}
+	flood.send(cmdSend, "one too many", "destination:/topic/rate", "receipt:over")
+	e := flood.expect(cmdError)
+	if e.Value(hdrMessage) != "rate limit exceeded" {
+		t.Fatalf("ERROR %v %q", e.Headers, e.Body)
+	}
+	flood.expectClosed()
+	for i := range 2 * rateBurstFactor {
+		if m := calm.expect(cmdMessage); string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("message %d: %q", i, m.Body)
+		}
+	}
+	// calm has its own bucket: its burst is whole.
+	for range 2 * rateBurstFactor {
+		calm.roundTrip(cmdSend, "calm", "destination:/topic/other")
+	}
+	clock.advance(time.Second) // refills 2
+	calm.roundTrip(cmdSend, "after refill", "destination:/topic/other")
+	calm.roundTrip(cmdSend, "after refill", "destination:/topic/other")
+	calm.send(cmdSend, "over again", "destination:/topic/other")
+	calm.expect(cmdError)
+	checkFor(t, "no sessions left", func() bool { return srv.broker.sessionCount() == 0 })
+	if n := len(srv.broker.cfg.Limiter.conns); n != 0 {
+		t.Errorf("%d connection buckets left after every connection closed", n)
+	}
+}
+
+// TestSendRatePerUser: one user's connections share a bucket, so a second
+// tab does not double the allowance; another user is not affected.
+func TestSendRatePerUser(t *testing.T) {
+	srv, _ := startLimitedServer(t, rateLimits{UserSendRate: 1}) // burst 2
+	addUser(t, srv, "kim", "password-kim")
+	addUser(t, srv, "lee", "password-lee")
+	login := func(name string) *stompClient {
+		c := dialTCP(t, srv.TCPAddr())
+		c.connect("accept-version:1.2", "login:"+name, "passcode:password-"+name, "heart-beat:0,0")
+		return c
+	}
+	kim1, kim2, lee := login("kim"), login("kim"), login("lee")
+	kim1.roundTrip(cmdSend, "1", "destination:/topic/u")
+	kim2.roundTrip(cmdSend, "2", "destination:/topic/u")
+	kim1.send(cmdSend, "3", "destination:/topic/u")
+	if e := kim1.expect(cmdError); e.Value(hdrMessage) != "rate limit exceeded" {
+		t.Fatalf("ERROR %v", e.Headers)
+	}
+	lee.roundTrip(cmdSend, "1", "destination:/topic/u")
+	lee.roundTrip(cmdSend, "2", "destination:/topic/u")
+}
+
+// TestConnectionsPerIP: past the limit a connection is refused with an
+// ERROR; once one closes, a new one is admitted. Refused connections do
+// not count.
+func TestConnectionsPerIP(t *testing.T) {
+	srv, _ := startLimitedServer(t, rateLimits{ConnsPerIP: 2})
+	a, b := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
+	a.connect()
+	ws, _ := dialWS(t, srv, "v12.stomp") // the limit spans transports
+	ws.send(cmdConnect, "", "accept-version:1.2")
+	if e := ws.expect(cmdError); e.Value(hdrMessage) != "too many connections from this address" {
+		t.Fatalf("ERROR %v", e.Headers)
+	}
+	ws.expectClosed()
+	b.connect()
+	for range 3 { // refusals leave the count alone
+		c := dialTCP(t, srv.TCPAddr())
+		c.expect(cmdError)
+		c.expectClosed()
+	}
+	a.close()
+	checkFor(t, "a to go", func() bool { return srv.broker.sessionCount() == 1 })
+	c := dialTCP(t, srv.TCPAddr())
+	c.connect()
+}
+
+// TestLoginRatePerIP: past the per-address allowance, login and
+// registration attempts get 429 with a JSON error at once, whatever the
+// credentials; other requests pass.
+func TestLoginRatePerIP(t *testing.T) {
+	srv, clock := startLimitedServer(t, rateLimits{LoginsPerIP: 3})
+	addUser(t, srv, "kim", "password-kim")
+	base := "http://" + srv.HTTPAddr()
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error
+	}
+	wrong := `{"username":"kim","password":"wrong-password"}`
+	for i := range 3 {
+		if code, _ := post("/api/login", wrong); code == http.StatusTooManyRequests {
+			t.Fatalf("attempt %d refused", i)
+		}
+	}
+	if code, msg := post("/api/login", `{"username":"kim","password":"password-kim"}`); code != http.StatusTooManyRequests || msg == "" {
+		t.Fatalf("4th attempt: %d %q", code, msg)
+	}
+	if code, _ := post("/api/register", `{"username":"x","password":"password-x"}`); code != http.StatusTooManyRequests {
+		t.Fatalf("register: %d", code)
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+	clock.advance(time.Minute / 3) // one attempt back
+	if code, _ := post("/api/login", `{"username":"kim","password":"password-kim"}`); code != http.StatusOK {
+		t.Fatalf("after refill: %d", code)
+	}
+}
+
+// TestRateLimiterForgets: the per-user and per-address maps stay bounded.
+func TestRateLimiterForgets(t *testing.T) {
+	l := newRateLimiter(rateLimits{LoginsPerIP: 1})
+	for i := range maxRateEntries + 10 {
+		l.allowLogin(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+	}
+	if n := len(l.logins); n > maxRateEntries {
+		t.Fatalf("%d login buckets", n)
+	}
+	var nilLimiter *rateLimiter
+	if !nilLimiter.allowLogin("x") || nilLimiter.allowSend(nil) != nil {
+		t.Fatal("a nil limiter limits")
+	}
+}
