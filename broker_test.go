@@ -479,14 +479,14 @@ func TestUserDestinations(t *testing.T) {
 }
 
 func TestHeartBeats(t *testing.T) {
-	srv := startServer(t, func(c *Config) { c.HeartBeat = 50 * time.Millisecond })
+	srv := startServer(t, func(c *Config) { c.HeartBeat = 500 * time.Millisecond })
 	t.Run("server sends EOLs", func(t *testing.T) {
 		conn, err := net.Dial("tcp", srv.TCPAddr())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		fmt.Fprint(conn, "CONNECT\naccept-version:1.2\nheart-beat:0,50\n\n\x00")
+		fmt.Fprint(conn, "CONNECT\naccept-version:1.2\nheart-beat:0,500\n\n\x00")
 		conn.SetReadDeadline(time.Now().Add(testTimeout))
 		buf := make([]byte, 4096)
 		var got []byte
@@ -497,13 +497,13 @@ func TestHeartBeats(t *testing.T) {
 			}
 			got = append(got, buf[:n]...)
 		}
-		if !strings.Contains(string(got), "heart-beat:50,50") {
+		if !strings.Contains(string(got), "heart-beat:500,500") {
 			t.Fatalf("CONNECTED %q", got)
 		}
 	})
 	t.Run("silent client is closed", func(t *testing.T) {
 		c := dialTCP(t, srv.TCPAddr())
-		c.connect("accept-version:1.2", "heart-beat:50,0")
+		c.connect("accept-version:1.2", "heart-beat:500,0")
 		f := c.expect(cmdError)
 		if !strings.Contains(f.Value(hdrMessage), "heart-beat") {
 			t.Fatalf("ERROR %v", f.Headers)
@@ -512,11 +512,13 @@ func TestHeartBeats(t *testing.T) {
 	})
 	t.Run("client that beats stays", func(t *testing.T) {
 		c := dialTCP(t, srv.TCPAddr())
-		c.connect("accept-version:1.2", "heart-beat:50,0")
+		c.connect("accept-version:1.2", "heart-beat:500,0")
 		c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/hb")
-		for range 10 { // 10 × 30 ms is past the 100 ms the server waits
+		// 15 beats 100 ms apart span 1.5 s, past the 1 s the server waits
+		// for a silent client; the 5× slack keeps a loaded machine honest.
+		for range 15 {
 			c.sendRaw("\n")
-			time.Sleep(30 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 		c.roundTrip(cmdUnsubscribe, "", "id:1")
 	})
