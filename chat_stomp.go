@@ -111,10 +111,14 @@ func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *appRequest) erro
 	if err == nil {
 		return nil
 	}
-	if !isClientError(err) {
+	if storageFault(err) { // the disk, not the message: say so (store_faults.go)
+		c.log.Error("message not stored", "err", err, "user", req.Session.user)
+		err = errNotStored
+	}
+	if !isClientError(err) && err != errNotStored {
 		return err
 	}
-	return req.Refuse(asSTOMPError(err), chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(hdrReceipt)))
+	return req.Refuse(&stompError{publicMessage(err)}, chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(hdrReceipt)))
 }
 
 // handleTyping relays {"roomId":N} as {"user":name} to the room's typing

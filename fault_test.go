@@ -313,8 +313,9 @@ func storedCount(t *testing.T, srv *server, room int64, text string) int {
 
 // TestReadOnlyDatabaseRefusesSends makes the database files immutable
 // (chattr +i: as root, chmod 0444 would not stop the server's writes),
-// checks that SENDs are refused and never receipted, then makes them
-// writable again and checks that new SENDs are stored.
+// checks that SENDs are refused with errNotStored (an ERROR, or JSON on
+// /user/queue/errors with the connection kept) and never receipted, then
+// makes them writable again and checks that new SENDs are stored.
 func TestReadOnlyDatabaseRefusesSends(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs chattr")
@@ -350,20 +351,25 @@ func TestReadOnlyDatabaseRefusesSends(t *testing.T) {
 		c.send(cmdSend, body("while read-only 1"), "destination:/pub/chat/message", "receipt:ro-1")
 		got := errorOrRefusal(t, c)
 		t.Logf("refusal: %s", got)
-		if !strings.HasPrefix(got, "ERROR") {
+		if got != "ERROR "+publicMessage(errNotStored) {
 			t.Fatalf("got %s", got)
 		}
+		c.expectClosed() // STOMP 1.2 §ERROR
 	})
 	t.Run("user queue errors", func(t *testing.T) {
 		c := queued
 		c.send(cmdSend, body("while read-only 2"), "destination:/pub/chat/message", "receipt:ro-2")
-		t.Logf("refusal: %s", errorOrRefusal(t, c))
+		got := errorOrRefusal(t, c)
+		t.Logf("refusal: %s", got)
+		if !strings.HasPrefix(got, "MESSAGE ") || !strings.Contains(got, publicMessage(errNotStored)) || !strings.Contains(got, `"receipt":"ro-2"`) {
+			t.Fatalf("got %s", got)
+		}
 	})
 	if err := chattr("-i"); err != nil {
 		t.Fatal(err)
 	}
-	c := chatSender(t, srv)
-	c.roundTrip(cmdSend, body("after recovery"), "destination:/pub/chat/message")
+	// The connection that was told on /user/queue/errors is still up.
+	queued.roundTrip(cmdSend, body("after recovery"), "destination:/pub/chat/message")
 	for _, text := range []string{"while read-only 1", "while read-only 2"} {
 		if n := storedCount(t, srv, room, text); n != 0 {
 			t.Errorf("%q stored %d times although it was refused", text, n)
@@ -423,11 +429,16 @@ func TestDiskFullRefusesSends(t *testing.T) {
 				t.Fatalf("receipted %d but not stored", i)
 			}
 		case cmdError:
-			refused++
-			first = "ERROR " + f.Value(hdrMessage)
+			t.Fatalf("ERROR %v although the sender listens on /user/queue/errors", f.Headers)
 		case cmdMessage:
 			refused++
 			first = "MESSAGE " + string(f.Body)
+			if !strings.Contains(first, publicMessage(errNotStored)) {
+				t.Fatalf("got %s", first)
+			}
+			if storedCount(t, srv, room, text) != 0 {
+				t.Fatalf("refused %d but stored", i)
+			}
 		}
 	}
 	if refused == 0 {
@@ -437,8 +448,7 @@ func TestDiskFullRefusesSends(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	c2 := chatSender(t, srv)
-	c2.roundTrip(cmdSend, body("after freeing space"), "destination:/pub/chat/message")
+	c.roundTrip(cmdSend, body("after freeing space"), "destination:/pub/chat/message")
 	if n := storedCount(t, srv, room, "after freeing space"); n != 1 {
 		t.Fatalf("after freeing space: stored %d times", n)
 	}

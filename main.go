@@ -11,6 +11,9 @@
 //	ws.go, tcp.go   STOMP over WebSocket (/ws) and over plain TCP (--stomp-addr)
 //	origin.go       the Origin allow-list for browser connections
 //	http.go         the HTTP routes and JSON errors
+//	security.go     security headers on every response
+//	tls.go          HTTPS with given or self-signed certificates
+//	ratelimit.go    SEND, connection and login rate limits
 //	launch.go       double-click detection, data folder and browser opening
 package main
 
