@@ -24,36 +24,7 @@ func TestTenThousandConnectCyclesLeaveNothingBehind(t *testing.T) {
 	srv := startServer(t, func(c *Config) {
 		c.RateLimits = rateLimits{SendRate: 1000, ConnsPerIP: 100}
 	})
-	for _, c := range []*stompClient{dialTCP(t, srv.TCPAddr())} { // warm up lazily started runtime goroutines
-		c.connect()
-		c.close()
-	}
-	checkFor(t, "warm-up session to end", func() bool { return srv.broker.sessionCount() == 0 })
-	goroutines, files := goroutineBaseline(), openFiles(t)
-	start := time.Now()
-	const cycles = 10000
-	for i := range cycles {
-		var c *stompClient
-		if i%2 == 0 {
-			c = dialTCP(t, srv.TCPAddr())
-		} else {
-			c, _ = dialWS(t, srv, stompSubprotocols...)
-		}
-		c.connect()
-		c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/cycle")
-		if i%3 == 0 {
-			c.close() // gone without a word, as a phone losing its network
-			continue
-		}
-		c.send(cmdDisconnect, "", "receipt:bye")
-		c.expect(cmdReceipt)
-		c.expectClosed()
-		c.close()
-	}
-	elapsed := time.Since(start)
-	checkFor(t, "sessions to end", func() bool { return srv.broker.sessionCount() == 0 })
-	checkFor(t, "goroutines back to baseline", func() bool { return goroutineBaseline() <= goroutines })
-	checkFor(t, "open files back to baseline", func() bool { return openFiles(t) <= files })
+	connectCycles(t, srv, 10000)
 	l := srv.broker.cfg.Limiter
 	l.mu.Lock()
 	conns, ips := len(l.conns), len(l.ips)
@@ -61,8 +32,6 @@ func TestTenThousandConnectCyclesLeaveNothingBehind(t *testing.T) {
 	if conns != 0 || ips != 0 {
 		t.Errorf("rate limiter kept %d connection buckets and %d addresses", conns, ips)
 	}
-	t.Logf("%d connect/subscribe/disconnect cycles in %v; goroutines %d → %d, open files %d → %d",
-		cycles, elapsed.Round(time.Millisecond), goroutines, goroutineBaseline(), files, openFiles(t))
 }
 
 // TestSlowConsumerLeavesOthersOnTime extends TestSlowConsumerIsCutOff: while
