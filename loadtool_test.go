@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -131,4 +132,26 @@ func TestLoadToolHistogram(t *testing.T) {
 	if s.distinct != 4 || s.dup != 1 || s.ooo != 1 {
 		t.Errorf("distinct %d dup %d ooo %d, want 4 1 1", s.distinct, s.dup, s.ooo)
 	}
+}
+
+// BenchmarkLoadToolFanout runs the fanout scenario in process (100
+// subscribers, 500 messages of 256 bytes per iteration) so that
+// -cpuprofile and -memprofile show where the server spends its time; the
+// client's share of the profile is the load tool's.
+func BenchmarkLoadToolFanout(b *testing.B) {
+	srv := startServer(b)
+	cfg := benchConfig{Scenario: "fanout", URL: "http://" + srv.HTTPAddr(), WSPath: "/ws", SockJSPath: defaultSockJSPath,
+		Transport: benchWS, Dest: benchDefaultDest, Subs: 100, Count: 500, Size: benchDefaultSize,
+		Window: benchDefaultWindow, MaxLag: benchDefaultMaxLag, Duration: time.Minute, Conns: 1, Rooms: 1, Interval: time.Second, VHost: "/"}
+	b.ReportAllocs()
+	var delivered float64
+	start := time.Now()
+	for b.Loop() {
+		r, err := runBench(context.Background(), cfg, io.Discard)
+		if err != nil {
+			b.Fatalf("%v: %s", err, r)
+		}
+		delivered += float64(cfg.Subs * cfg.Count)
+	}
+	b.ReportMetric(delivered/time.Since(start).Seconds(), "deliveries/s")
 }
