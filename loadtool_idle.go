@@ -90,8 +90,15 @@ func runIdle(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, pr
 		f := &frame{Command: cmdSend, Body: []byte("are you there")}
 		f.Add(hdrDestination, cfg.Dest)
 		checkErr = pub.write(ctx, f)
-		deadline := time.Now().Add(benchDrainIdle + time.Duration(held)*time.Microsecond*100)
-		for got.Load()+dropped.Load() < int64(held) && time.Now().Before(deadline) && ctx.Err() == nil {
+		// Wait while deliveries keep coming: a busy server may take
+		// seconds to reach tens of thousands of subscribers.
+		last, lastMove := int64(-1), time.Now()
+		for got.Load()+dropped.Load() < int64(held) && ctx.Err() == nil {
+			if n := got.Load(); n != last {
+				last, lastMove = n, time.Now()
+			} else if time.Since(lastMove) > benchDrainIdle {
+				break
+			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

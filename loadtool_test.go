@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,4 +156,40 @@ func BenchmarkLoadToolFanout(b *testing.B) {
 		delivered += float64(cfg.Subs * cfg.Count)
 	}
 	b.ReportMetric(delivered/time.Since(start).Seconds(), "deliveries/s")
+}
+
+// TestLoadToolIdleHeapProfile writes a heap profile and goroutine count
+// while 2,000 idle connections are held in process, when
+// STOMPBOX_BENCH_HEAPPROFILE names the output file; it is a measuring aid
+// for docs/benchmarks.md, not a check, and skips otherwise.
+func TestLoadToolIdleHeapProfile(t *testing.T) {
+	out := os.Getenv("STOMPBOX_BENCH_HEAPPROFILE")
+	if out == "" {
+		t.Skip("set STOMPBOX_BENCH_HEAPPROFILE=FILE to write the profile")
+	}
+	const n = 2000
+	srv := startServer(t, func(c *Config) { c.MaxConnections = 2 * n })
+	before := runtime.NumGoroutine()
+	d := newDialer("http://"+srv.HTTPAddr(), "/ws", defaultSockJSPath, benchWS)
+	cfg := benchConfig{VHost: "/"}
+	conns, failed, err := dialMany(context.Background(), d, n, nil, cfg.connectFrame(), func(i int, c *benchConn) error {
+		return subscribe(context.Background(), c, "0", benchDefaultDest)
+	})
+	defer closeAll(conns)
+	if err != nil {
+		t.Fatalf("%d failed: %v", failed, err)
+	}
+	runtime.GC()
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		t.Fatal(err)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("%d connections (client and server in this process): %d goroutines more, heap in use %d KiB, stacks %d KiB",
+		n, runtime.NumGoroutine()-before, ms.HeapInuse>>10, ms.StackInuse>>10)
 }

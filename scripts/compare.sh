@@ -53,6 +53,7 @@ cleanup() {
 			{ [ -n "$RMQ_PID" ] && kill -TERM "$RMQ_PID" 2>/dev/null; }
 		ERL_EPMD_PORT=$RMQ_EPMD_PORT epmd -kill >/dev/null 2>&1
 	fi
+	[ -f "$WORK/bench.err" ] && cp "$WORK/bench.err" "${BENCH_ERR_COPY:-/dev/null}"
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -110,7 +111,19 @@ start_rabbitmq() {
 	EOF
 	echo '[rabbitmq_web_stomp].' >"$WORK/rmq/enabled_plugins" # what `rabbitmq-plugins enable rabbitmq_web_stomp` writes
 	rmq_env
-	"$RMQ_BIN/rabbitmq-server" >"$WORK/rmq/server.out" 2>&1 &
+	restart_rabbitmq
+}
+
+# restart_rabbitmq (re)starts the node, so that each group of runs finds it
+# fresh: tearing down 10,000 connections keeps it busy long after the
+# clients have gone.
+restart_rabbitmq() {
+	if [ -n "$RMQ_PID" ]; then
+		timeout 60 "$RMQ_BIN/rabbitmqctl" stop "$WORK/rmq/pid" >/dev/null 2>&1 || kill -TERM "$RMQ_PID" 2>/dev/null
+		RMQ_PID=""
+	fi
+	rm -f "$WORK/rmq/pid"
+	"$RMQ_BIN/rabbitmq-server" >>"$WORK/rmq/server.out" 2>&1 &
 	RMQ_STARTED=1
 	if ! timeout 120 "$RMQ_BIN/rabbitmqctl" wait "$WORK/rmq/pid" >/dev/null 2>&1; then
 		RMQ_NOTE="RabbitMQ did not start: stompbox figures only"
@@ -182,6 +195,7 @@ start_stompbox
 bench sb-idle-max idle "${SB[@]}" -conns "$IDLE_TRY" -hold 5s -duration 180s
 
 start_stompbox
+if [ -n "$RMQ_OK" ] && ! restart_rabbitmq; then RMQ_OK=""; fi
 # Fan-out at full speed, over WebSocket, for both.
 bench sb-fanout fanout "${SB[@]}" -subs "$SUBS" -count "$COUNT" -size "$SIZE" -duration "$FANOUT_TIME"
 if [ -n "$RMQ_OK" ]; then
