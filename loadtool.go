@@ -46,29 +46,30 @@ const (
 // benchConfig is everything a scenario needs; runBenchCommand fills it
 // from flags and tests build it directly.
 type benchConfig struct {
-	Scenario   string
-	URL        string // http://127.0.0.1:PORT of the server, loopback only
-	WSPath     string
-	SockJSPath string
-	Transport  string
-	Dest       string
-	Subs       int
-	Count      int
-	Size       int
-	Window     int
-	MaxLag     int
-	Rate       float64 // fanout messages per second, 0 = as fast as the server takes them
-	Duration   time.Duration
-	Conns      int
-	Rooms      int
-	Users      int // rooms: accounts (0 = one per connection)
-	Interval   time.Duration
-	Hold       time.Duration
-	Login      string
-	Passcode   string
-	VHost      string
-	PID        int    // server process for CPU and RSS, 0 = none
-	Label      string // printed as server=…, to tell runs apart
+	Scenario     string
+	URL          string // http://127.0.0.1:PORT of the server, loopback only
+	WSPath       string
+	SockJSPath   string
+	Transport    string
+	PubTransport string // fanout publisher's transport, "" = Transport
+	Dest         string
+	Subs         int
+	Count        int
+	Size         int
+	Window       int
+	MaxLag       int
+	Rate         float64 // fanout messages per second, 0 = as fast as the server takes them
+	Duration     time.Duration
+	Conns        int
+	Rooms        int
+	Users        int // rooms: accounts (0 = one per connection)
+	Interval     time.Duration
+	Hold         time.Duration
+	Login        string
+	Passcode     string
+	VHost        string
+	PID          int    // server process for CPU and RSS, 0 = none
+	Label        string // printed as server=…, to tell runs apart
 }
 
 // benchReport is one scenario's result: printed as one line of key=value
@@ -124,6 +125,7 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 	fs.StringVar(&cfg.WSPath, "ws-path", "/ws", "raw STOMP WebSocket path")
 	fs.StringVar(&cfg.SockJSPath, "sockjs-path", defaultSockJSPath, "SockJS endpoint path")
 	fs.StringVar(&cfg.Transport, "transport", benchWS, "ws, sockjs-ws or sockjs-xhr")
+	fs.StringVar(&cfg.PubTransport, "pub-transport", "", "fanout: the publisher's transport (default: -transport)")
 	fs.StringVar(&cfg.Dest, "dest", benchDefaultDest, "fanout and idle destination")
 	fs.IntVar(&cfg.Subs, "subs", benchDefaultSubs, "fanout subscribers")
 	fs.IntVar(&cfg.Count, "count", benchDefaultCount, "fanout: messages to publish; rooms: most TALK messages in all (0 = until -duration)")
@@ -156,6 +158,11 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 			return cfg, errHelp
 		}
 		return cfg, err
+	}
+	countGiven := false
+	fs.Visit(func(f *flag.Flag) { countGiven = countGiven || f.Name == "count" })
+	if cfg.Scenario == "rooms" && !countGiven {
+		cfg.Count = 0 // people talk until -duration; -count is the fanout default
 	}
 	return cfg, cfg.validate()
 }

@@ -40,18 +40,26 @@ func runFanout(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 	defer cancel()
 	connect := cfg.connectFrame()
 	subs := make([]*fanoutSub, cfg.Subs)
-	conns, failed, err := dialMany(ctx, d, cfg.Subs+1, nil, connect, func(i int, c *benchConn) error {
-		if i == cfg.Subs { // the publisher
-			return nil
-		}
+	conns, failed, err := dialMany(ctx, d, cfg.Subs, nil, connect, func(i int, c *benchConn) error {
 		subs[i] = &fanoutSub{c: c, seq: newSeqTracker(cfg.Count)}
 		return subscribe(ctx, c, "0", cfg.Dest)
 	})
-	defer closeAll(conns)
+	defer func() { closeAll(conns) }()
 	if err != nil {
 		r.add("connect_failed", failed)
 		return err
 	}
+	pd := d
+	if cfg.PubTransport != "" && cfg.PubTransport != cfg.Transport {
+		pd = newDialer(cfg.URL, cfg.WSPath, cfg.SockJSPath, cfg.PubTransport)
+		defer pd.closeIdle()
+		r.add("pub_transport", cfg.PubTransport)
+	}
+	pub, err := pd.dial(ctx, cfg.Subs, "", connect)
+	if err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	conns = append(conns, pub)
 	fmt.Fprintf(progress, "bench: %d subscribers and the publisher connected\n", cfg.Subs)
 
 	hist := &shardedHist{}
@@ -63,7 +71,6 @@ func runFanout(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 			s.readLoop(ctx, i, hist)
 		}()
 	}
-	pub := conns[cfg.Subs]
 	meter := startServerMeter(cfg.PID)
 	start := time.Now()
 	sent, pubErr := publishFanout(ctx, cfg, pub, subs)
@@ -228,10 +235,15 @@ func publishFanout(ctx context.Context, cfg benchConfig, pub *benchConn, subs []
 		if withReceipt {
 			f.Add(hdrReceipt, "p"+strconv.Itoa(i))
 		}
-		if err := pub.write(ctx, f); err != nil {
-			if ctx.Err() != nil {
-				return i, nil
-			}
+		if ctx.Err() != nil {
+			return i, nil // -duration reached while waiting
+		}
+		// The write is not cut short by -duration: a SEND the server may
+		// have taken must be counted as sent.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), benchWriteWait)
+		err := pub.write(wctx, f)
+		cancel()
+		if err != nil {
 			return i, err
 		}
 		if withReceipt {

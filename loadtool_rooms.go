@@ -172,11 +172,14 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 				f.Headers = append(f.Headers[:0], header{hdrDestination, "/pub/chat/message"}, header{hdrContentType, "application/json"},
 					header{hdrReceipt, "t" + strconv.Itoa(seq)})
 				f.Body = body
+				// The write is not cut short when the talking ends: a SEND
+				// the server may have taken must be expected.
 				expected.Add(int64(roomSize[p.room]))
-				if err := p.c.write(tctx, f); err != nil {
-					if tctx.Err() == nil {
-						sendErrs.Add(1)
-					}
+				wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), benchWriteWait)
+				err := p.c.write(wctx, f)
+				cancel()
+				if err != nil {
+					sendErrs.Add(1)
 					return
 				}
 				t.Reset(cfg.Interval)
