@@ -269,6 +269,8 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 		switch args[0] {
 		case "sockjs-testserver":
 			return runSockJSTestServerCommand(ctx, args[1:], stdout, stderr)
+		case "bench":
+			return runBenchCommand(ctx, args[1:], stdout, stderr)
 		case "user", "backup":
 			return runDataCommand(ctx, args, getenv, os.Stdin, stdout)
 		}

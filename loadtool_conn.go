@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Transports the load tool speaks.
+const (
+	benchWS         = "ws"         // raw WebSocket at -ws-path, STOMP subprotocol v12.stomp
+	benchSockJSWS   = "sockjs-ws"  // SockJS websocket transport at -sockjs-path
+	benchSockJSXHR  = "sockjs-xhr" // SockJS xhr_streaming to receive, xhr_send to send
+	benchReadLimit  = 1 << 20      // largest WebSocket message accepted; STOMP frames are far smaller
+	benchSourceConn = 20000        // connections per 127.0.0.x source address: stays under the 28,232 ephemeral ports of Linux's default range
+	benchWriteWait  = 10 * time.Second
+)
+
+// benchTransport carries STOMP bytes one way and the other. send may be
+// called by one goroutine at a time (benchConn serializes it), recv only by
+// the connection's reader; close may be called by anyone, more than once.
+type benchTransport interface {
+	send(ctx context.Context, b []byte) error
+	recv(ctx context.Context) ([]byte, error)
+	close()
+}
+
+// benchConn is one STOMP client connection of the load tool.
+type benchConn struct {
+	t   benchTransport
+	wmu sync.Mutex // serializes send
+	p   *frameParser
+	buf []byte // encode buffer, guarded by wmu
+}
+
+// dialer opens the tool's connections: it knows the server, the transport
+// and the 127.0.0.x source address of each connection number.
+type dialer struct {
+	base       string // http://host:port
+	wsPath     string
+	sockjsPath string
+	transport  string
+	clients    []*http.Client // one per source address, index i/benchSourceConn
+	mu         sync.Mutex
+}
+
+func newDialer(base, wsPath, sockjsPath, transport string) *dialer {
+	return &dialer{base: strings.TrimRight(base, "/"), wsPath: wsPath, sockjsPath: sockjsPath, transport: transport}
+}
+
+// client returns the HTTP client whose connections start at the source
+// address of connection i: 127.0.0.1 for the first benchSourceConn, then
+// 127.0.0.2, and so on, so the tool can open more connections than one
+// address has ephemeral ports.
+func (d *dialer) client(i int) *http.Client {
+	k := i / benchSourceConn
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.clients) <= k {
+		n := len(d.clients)
+		nd := &net.Dialer{Timeout: benchWriteWait}
+		if n > 0 {
+			nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+n))}
+		}
+		tr := &http.Transport{
+			DialContext:         nd.DialContext,
+			MaxIdleConnsPerHost: 4096, // xhr_send requests reuse connections instead of exhausting ports
+			DisableCompression:  true,
+			ForceAttemptHTTP2:   false,
+		}
+		d.clients = append(d.clients, &http.Client{Transport: tr})
+	}
+	return d.clients[k]
+}
+
+// closeIdle releases pooled HTTP connections.
+func (d *dialer) closeIdle() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.clients {
+		c.CloseIdleConnections()
+	}
+}
+
+// dial opens connection number i (which picks its source address) and
+// completes the STOMP CONNECT. cookie, if set, is sent with every HTTP
+// request, as a browser sends the session cookie.
+func (d *dialer) dial(ctx context.Context, i int, cookie string, connect *frame) (*benchConn, error) {
+	var t benchTransport
+	var err error
+	switch d.transport {
+	case benchWS:
+		t, err = dialBenchWS(ctx, d.client(i), wsURL(d.base)+d.wsPath, cookie, []string{"v12.stomp"}, false)
+	case benchSockJSWS:
+		t, err = dialBenchWS(ctx, d.client(i), wsURL(d.base)+sockjsSessionPath(d.sockjsPath)+"/websocket", cookie, nil, true)
+	case benchSockJSXHR:
+		t, err = dialBenchXHR(ctx, d.client(i), d.base+sockjsSessionPath(d.sockjsPath), cookie)
+	default:
+		err = fmt.Errorf("unknown transport %q (ws, sockjs-ws or sockjs-xhr)", d.transport)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := newFrameParser(frameLimits{MaxFrame: benchReadLimit, MaxHeaders: defaultMaxHeaders, MaxHeaderLine: defaultMaxHeaderLine})
+	p.commands = serverCommands
+	c := &benchConn{t: t, p: p}
+	if err := c.write(ctx, connect); err != nil {
+		c.t.close()
+		return nil, err
+	}
+	f, err := c.read(ctx)
+	if err != nil {
+		c.t.close()
+		return nil, fmt.Errorf("read CONNECTED: %w", err)
+	}
+	if f.Command != cmdConnected {
+		c.t.close()
+		return nil, fmt.Errorf("connect refused: %s %s", f.Value(hdrMessage), truncate(string(f.Body), 200))
+	}
+	p.version = v12
+	return c, nil
+}
+
+func wsURL(base string) string {
+	if rest, ok := strings.CutPrefix(base, "https://"); ok {
+		return "wss://" + rest
+	}
+	return "ws://" + strings.TrimPrefix(base, "http://")
+}
+
+// sockjsSessionPath is prefix/{server}/{session}, as sockjs-client makes them.
+func sockjsSessionPath(prefix string) string {
+	return fmt.Sprintf("%s/%03d/%016x", prefix, rand.IntN(1000), rand.Uint64())
+}
+
+// write encodes and sends one frame.
+func (c *benchConn) write(ctx context.Context, f *frame) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.buf = appendFrame(c.buf[:0], f, v12)
+	return c.t.send(ctx, c.buf)
+}
+
+// read returns the next frame. Only the connection's reader calls it.
+func (c *benchConn) read(ctx context.Context) (*frame, error) {
+	for {
+		f, err := c.p.Next()
+		if err != nil || f != nil {
+			return f, err
+		}
+		b, err := c.t.recv(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.p.Feed(b)
+	}
+}
+
+// close sends DISCONNECT (best effort, so the server frees the session at
+// once rather than at a SockJS timeout) and closes the transport.
+func (c *benchConn) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	c.write(ctx, &frame{Command: cmdDisconnect})
+	cancel()
+	c.t.close()
+}
+
+// benchWSTransport is raw STOMP over WebSocket, or SockJS framing over it.
+type benchWSTransport struct {
+	c      *websocket.Conn
+	sockjs bool
+}
+
+func dialBenchWS(ctx context.Context, hc *http.Client, url, cookie string, subprotocols []string, sockjs bool) (*benchWSTransport, error) {
+	h := http.Header{}
+	if cookie != "" {
+		h.Set("Cookie", cookie)
+	}
+	dctx, cancel := context.WithTimeout(ctx, benchWriteWait)
+	defer cancel()
+	c, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{
+		HTTPClient: hc, HTTPHeader: h, Subprotocols: subprotocols, CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", url, err)
+	}
+	c.SetReadLimit(benchReadLimit)
+	t := &benchWSTransport{c: c, sockjs: sockjs}
+	if sockjs { // the open frame comes first
+		if _, b, err := c.Read(dctx); err != nil || string(b) != "o" {
+			c.CloseNow()
+			return nil, fmt.Errorf("sockjs open frame: %q %v", b, err)
+		}
+	}
+	return t, nil
+}
+
+func (t *benchWSTransport) send(ctx context.Context, b []byte) error {
+	if t.sockjs {
+		b = sockjsArray(b)
+	}
+	return t.c.Write(ctx, websocket.MessageText, b)
+}
+
+func (t *benchWSTransport) recv(ctx context.Context) ([]byte, error) {
+	for {
+		_, b, err := t.c.Read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !t.sockjs {
+			return b, nil
+		}
+		if out, err := sockjsPayload(b); err != nil || out != nil {
+			return out, err
+		}
+	}
+}
+
+func (t *benchWSTransport) close() { t.c.CloseNow() }
+
+// sockjsArray wraps one STOMP chunk as a SockJS message array ["…"].
+func sockjsArray(b []byte) []byte {
+	s, _ := json.Marshal([]string{string(b)})
+	return s
+}
+
+// sockjsPayload returns the STOMP bytes in one SockJS frame: nil for the
+// open and heartbeat frames, io.EOF for a close frame.
+func sockjsPayload(b []byte) ([]byte, error) {
+	b = bytes.TrimRight(b, "\n")
+	if len(b) == 0 {
+		return nil, nil
+	}
+	switch b[0] {
+	case 'o', 'h':
+		return nil, nil
+	case 'c':
+		return nil, fmt.Errorf("sockjs close %s: %w", b[1:], io.EOF)
+	case 'a':
+		var msgs []string
+		if err := json.Unmarshal(b[1:], &msgs); err != nil {
+			return nil, fmt.Errorf("sockjs array: %w", err)
+		}
+		var out []byte
+		for _, m := range msgs {
+			out = append(out, m...)
+		}
+		if out == nil {
+			out = []byte{}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown sockjs frame %q", truncate(string(b), 40))
+}
+
+// benchXHRTransport is SockJS xhr_streaming plus xhr_send. The server ends each
+// streaming response after 128 KiB; recv then opens the next one on the
+// same session, as sockjs-client does.
+type benchXHRTransport struct {
+	hc     *http.Client
+	url    string // …/{server}/{session}
+	cookie string
+	ctx    context.Context // lives as long as the transport; close cancels it
+	cancel context.CancelFunc
+	body   io.ReadCloser // current streaming response, owned by recv
+	r      *bufio.Reader
+}
+
+func dialBenchXHR(ctx context.Context, hc *http.Client, url, cookie string) (*benchXHRTransport, error) {
+	tctx, cancel := context.WithCancel(context.Background())
+	t := &benchXHRTransport{hc: hc, url: url, cookie: cookie, ctx: tctx, cancel: cancel}
+	stop := context.AfterFunc(ctx, cancel) // dialing ends with ctx
+	defer stop()
+	if err := t.open(); err != nil {
+		cancel()
+		return nil, err
+	}
+	b, err := t.line() // prelude
+	if err == nil && len(b) > 0 && b[0] == 'h' {
+		b, err = t.line()
+	}
+	if err != nil || string(b) != "o" {
+		t.close()
+		return nil, fmt.Errorf("sockjs open frame: %q %v", b, err)
+	}
+	return t, nil
+}
+
+func (t *benchXHRTransport) request(ctx context.Context, kind string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url+"/"+kind, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	if t.cookie != "" {
+		req.Header.Set("Cookie", t.cookie)
+	}
+	return t.hc.Do(req)
+}
+
+func (t *benchXHRTransport) open() error {
+	if t.body != nil {
+		t.body.Close()
+	}
+	resp, err := t.request(t.ctx, "xhr_streaming", nil)
+	if err != nil {
+		return fmt.Errorf("xhr_streaming: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return fmt.Errorf("xhr_streaming: status %d", resp.StatusCode)
+	}
+	t.body, t.r = resp.Body, bufio.NewReaderSize(resp.Body, 64<<10)
+	return nil
+}
+
+// line reads one newline-terminated SockJS frame.
+func (t *benchXHRTransport) line() ([]byte, error) {
+	b, err := t.r.ReadBytes('\n')
+	if err != nil {
+		return nil, err
+	}
+	return b[:len(b)-1], nil
+}
+
+func (t *benchXHRTransport) recv(ctx context.Context) ([]byte, error) {
+	for {
+		b, err := t.line()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if err := t.open(); err != nil { // response limit reached: poll again
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > 0 && b[0] == 'h' && len(b) > 1 { // a new response's prelude
+			continue
+		}
+		if out, err := sockjsPayload(b); err != nil || out != nil {
+			return out, err
+		}
+	}
+}
+
+func (t *benchXHRTransport) send(ctx context.Context, b []byte) error {
+	resp, err := t.request(ctx, "xhr_send", sockjsArray(b))
+	if err != nil {
+		return fmt.Errorf("xhr_send: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("xhr_send: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func (t *benchXHRTransport) close() {
+	t.cancel() // ends the streaming request; recv's owner closes the body
+}

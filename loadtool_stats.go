@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math/bits"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Latency histogram: log-linear buckets in microseconds, exact below
+// histLinear µs and within 1/histSub (about 1.6 %) above, in fixed memory
+// whatever the run length. This is the HdrHistogram idea in 30 lines.
+const (
+	histSub     = 64             // buckets per power of two above the linear range
+	histLinear  = 2 * histSub    // values below this many µs get a bucket each
+	histBuckets = 48*histSub + 1 // up to 2^47 µs, far past any run
+	histShards  = 64             // mutex shards, so a thousand readers rarely contend
+)
+
+// latencyHist counts latencies. It is not safe for concurrent use; see
+// shardedHist.
+type latencyHist struct {
+	counts [histBuckets]uint64
+	n      uint64
+	max    time.Duration
+}
+
+func histBucket(d time.Duration) int {
+	v := uint64(max(d, 0) / time.Microsecond)
+	if v < histLinear {
+		return int(v)
+	}
+	e := bits.Len64(v) - 7 // v>>e is in [64, 127]
+	b := e*histSub + int(v>>e)
+	return min(b, histBuckets-1)
+}
+
+// histUpper is the largest latency bucket b holds, so quantiles err high.
+func histUpper(b int) time.Duration {
+	if b < histLinear {
+		return time.Duration(b) * time.Microsecond
+	}
+	e := b/histSub - 1
+	sub := uint64(b - e*histSub)
+	return time.Duration((sub+1)<<e-1) * time.Microsecond
+}
+
+func (h *latencyHist) add(d time.Duration) {
+	h.counts[histBucket(d)]++
+	h.n++
+	h.max = max(h.max, d)
+}
+
+func (h *latencyHist) merge(o *latencyHist) {
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.max = max(h.max, o.max)
+}
+
+// quantile returns the latency below which a fraction q of samples lie
+// (bucket upper bound, capped by the exact maximum).
+func (h *latencyHist) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(h.n) + 0.5)
+	rank = min(max(rank, 1), h.n)
+	var seen uint64
+	for b, c := range h.counts {
+		seen += c
+		if seen >= rank {
+			return min(histUpper(b), h.max)
+		}
+	}
+	return h.max
+}
+
+// shardedHist is a latencyHist many goroutines add to: each caller passes
+// a key (its connection number) that picks a shard.
+type shardedHist struct {
+	shards [histShards]struct {
+		mu sync.Mutex
+		h  latencyHist
+	}
+}
+
+func (s *shardedHist) add(key int, d time.Duration) {
+	sh := &s.shards[key%histShards]
+	sh.mu.Lock()
+	sh.h.add(d)
+	sh.mu.Unlock()
+}
+
+// total merges the shards; call it once the adders are done.
+func (s *shardedHist) total() *latencyHist {
+	var h latencyHist
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
+		h.merge(&s.shards[i].h)
+		s.shards[i].mu.Unlock()
+	}
+	return &h
+}
+
+// seqTracker classifies the sequence numbers one receiver saw from one
+// sender that numbers from 0: new, duplicated, or out of order (below the
+// highest seen). It is owned by the receiver's reader goroutine.
+type seqTracker struct {
+	seen     []uint64 // bit per sequence number
+	distinct int
+	dup, ooo int
+	highest  int
+}
+
+func newSeqTracker(n int) *seqTracker {
+	return &seqTracker{seen: make([]uint64, (n+63)/64), highest: -1}
+}
+
+// observe records seq and reports whether it was new.
+func (t *seqTracker) observe(seq int) bool {
+	if seq < 0 {
+		t.dup++ // not a number we sent: count it against the server
+		return false
+	}
+	if w := seq / 64; w >= len(t.seen) {
+		t.seen = append(t.seen, make([]uint64, w+1-len(t.seen))...)
+	}
+	bit := uint64(1) << (seq % 64)
+	if t.seen[seq/64]&bit != 0 {
+		t.dup++
+		return false
+	}
+	t.seen[seq/64] |= bit
+	t.distinct++
+	if seq < t.highest {
+		t.ooo++
+	}
+	t.highest = max(t.highest, seq)
+	return true
+}
+
+// procStats is what /proc says about the server process.
+type procStats struct {
+	CPU time.Duration // user + system time
+	RSS int64         // VmRSS, bytes
+	HWM int64         // VmHWM (peak RSS since start or the last reset), bytes
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It
+// is 100 on every Linux architecture Go supports (sysconf would need cgo).
+const clockTicks = 100
+
+// readProcStats reads /proc/PID/stat and /proc/PID/status.
+func readProcStats(pid int) (procStats, error) {
+	var ps procStats
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ps, fmt.Errorf("read server stats: %w", err)
+	}
+	// The command name may hold spaces and parentheses; fields resume
+	// after the last ')'. utime and stime are fields 14 and 15 (proc(5)).
+	i := bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[i+1:]))
+	if i < 0 || len(fields) < 13 {
+		return ps, fmt.Errorf("read server stats: short /proc/%d/stat", pid)
+	}
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	ps.CPU = time.Duration(ut+st) * time.Second / clockTicks
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ps, fmt.Errorf("read server status: %w", err)
+	}
+	for line := range strings.Lines(string(status)) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[0], 10, 64)
+		if k == "VmRSS" {
+			ps.RSS = kb << 10
+		} else {
+			ps.HWM = kb << 10
+		}
+	}
+	return ps, nil
+}
+
+// resetPeakRSS makes VmHWM start again from the current RSS (proc(5),
+// clear_refs "5"), so that each scenario reports its own peak. It needs
+// the right to write the file (same user or root); without it the peak
+// is the process's lifetime peak, which the report then says.
+func resetPeakRSS(pid int) bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+}
+
+// raiseFileLimit raises RLIMIT_NOFILE as far as allowed: to benchMaxFiles if
+// the process may raise its hard limit, else to the hard limit. It returns
+// the soft limit in force afterwards.
+func raiseFileLimit() uint64 {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return 0
+	}
+	want := syscall.Rlimit{Cur: benchMaxFiles, Max: max(r.Max, benchMaxFiles)}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+		want = syscall.Rlimit{Cur: r.Max, Max: r.Max}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+			return r.Cur
+		}
+	}
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r)
+	return r.Cur
+}
+
+// benchMaxFiles is the file limit the tool asks for: room for 100,000
+// connections and their HTTP side requests (Linux's default nr_open is 2^20).
+const benchMaxFiles = 1 << 18
