@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -203,25 +202,6 @@ func readProcStats(pid int) (procStats, error) {
 // is the process's lifetime peak, which the report then says.
 func resetPeakRSS(pid int) bool {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
-}
-
-// raiseFileLimit raises RLIMIT_NOFILE as far as allowed: to benchMaxFiles if
-// the process may raise its hard limit, else to the hard limit. It returns
-// the soft limit in force afterwards.
-func raiseFileLimit() uint64 {
-	var r syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
-		return 0
-	}
-	want := syscall.Rlimit{Cur: benchMaxFiles, Max: max(r.Max, benchMaxFiles)}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-		want = syscall.Rlimit{Cur: r.Max, Max: r.Max}
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-			return r.Cur
-		}
-	}
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r)
-	return r.Cur
 }
 
 // benchMaxFiles is the file limit the tool asks for: room for 100,000
