@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 )
@@ -96,24 +95,4 @@ func matchRoute(pattern, segs []string) (map[string]string, bool) {
 		}
 	}
 	return params, true
-}
-
-// errBadChatMessage refuses a chat SEND whose body is not the seed's JSON.
-var errBadChatMessage = &stompError{`chat message must be JSON with a numeric "roomId"`}
-
-// relayChatMessage is the seed's @MessageMapping("/chat/message") without
-// storage: it re-publishes the JSON body to /sub/chat/room/{roomId}. The chat
-// service replaces it with the version that stores first.
-func relayChatMessage(_ context.Context, req *appRequest) error {
-	var in struct {
-		RoomID json.Number `json:"roomId"`
-	}
-	if err := json.Unmarshal(req.Frame.Body, &in); err != nil || in.RoomID == "" {
-		return errBadChatMessage
-	}
-	if _, err := in.RoomID.Int64(); err != nil {
-		return errBadChatMessage
-	}
-	hdrs := []header{{hdrContentType, "application/json"}}
-	return req.Broker.Publish("/sub/chat/room/"+in.RoomID.String(), hdrs, req.Frame.Body, 0)
 }

@@ -410,7 +410,6 @@ func TestApplicationDestination(t *testing.T) {
 			req.Reply("/user/queue/reply", nil, []byte("sent to "+name))
 			return req.Broker.Publish("/topic/greetings", []header{{hdrContentType, "text/plain"}}, []byte("hello, "+name), 0)
 		})
-		b.Handle("/chat/message", relayChatMessage)
 	})
 	for _, prefix := range []string{"/pub", "/app"} {
 		t.Run(prefix, func(t *testing.T) {
@@ -429,17 +428,6 @@ func TestApplicationDestination(t *testing.T) {
 			}
 		})
 	}
-	t.Run("seed relay without storage", func(t *testing.T) {
-		sub, pub := dialTCP(t, addr), dialTCP(t, addr)
-		sub.connect()
-		pub.connect()
-		sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/sub/chat/room/5")
-		body := `{"type":"TALK","roomId":5,"sender":"kim","message":"안녕"}`
-		pub.roundTrip(cmdSend, body, "destination:/pub/chat/message")
-		if m := sub.expect(cmdMessage); string(m.Body) != body || m.Value(hdrDestination) != "/sub/chat/room/5" {
-			t.Fatalf("got %v %q", m.Headers, m.Body)
-		}
-	})
 	t.Run("refused", func(t *testing.T) {
 		c := dialTCP(t, addr)
 		c.connect()

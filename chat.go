@@ -107,11 +107,11 @@ func ParseChatInput(body []byte) (chatInput, error) {
 type chatConfig struct {
 	Lang string // langEnglish or langKorean; "" means English
 
-	// Deliver publishes a stored message (its exact JSON) to
-	// /sub/chat/room/{roomID}. It is called on the store's writer
+	// Deliver publishes a stored message (its exact JSON, and its id for
+	// the broker's since-id dedupe) to /sub/chat/room/{roomID}. It is called on the store's writer
 	// goroutine right after the commit, in id order, so it must not block
 	// and must not call back into chatService writes. Nil drops.
-	Deliver func(roomID int64, msg []byte)
+	Deliver func(roomID, msgID int64, msg []byte)
 
 	// Notify hands a notification (JSON) to a connected user's queue
 	// (/user/queue/notifications). Same rules as Deliver. Nil drops.
@@ -133,7 +133,7 @@ type chatConfig struct {
 type chatService struct {
 	st       *store
 	lang     string
-	deliver  func(roomID int64, msg []byte)
+	deliver  func(roomID, msgID int64, msg []byte)
 	notify   func(username string, body []byte)
 	online   func(username string) bool
 	webhooks *webhookSender
@@ -150,7 +150,7 @@ func newChatService(st *store, cfg chatConfig) (*chatService, error) {
 		return nil, fmt.Errorf("chat: unsupported language %q (want %s or %s)", cfg.Lang, langEnglish, langKorean)
 	}
 	if c.deliver == nil {
-		c.deliver = func(int64, []byte) {}
+		c.deliver = func(int64, int64, []byte) {}
 	}
 	if c.notify == nil {
 		c.notify = func(string, []byte) {}
@@ -297,7 +297,7 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 		if refused != nil {
 			return
 		}
-		c.deliver(m.RoomID, m.JSON())
+		c.deliver(m.RoomID, m.ID, m.JSON())
 		for _, t := range targets {
 			if t.online {
 				c.notify(t.username, notificationJSON(notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))

@@ -192,7 +192,7 @@ func (c *chatService) AddMember(ctx context.Context, u user, roomID int64, name 
 		return c.st.insertMessageTx(ctx, tx, &m)
 	}, func() {
 		if joined {
-			c.deliver(m.RoomID, m.JSON())
+			c.deliver(m.RoomID, m.ID, m.JSON())
 		}
 	})
 	if err != nil {
@@ -221,7 +221,7 @@ func (c *chatService) Leave(ctx context.Context, u user, roomID int64) error {
 		return c.st.insertMessageTx(ctx, tx, &m)
 	}, func() {
 		if left {
-			c.deliver(m.RoomID, m.JSON())
+			c.deliver(m.RoomID, m.ID, m.JSON())
 		}
 	})
 	if err != nil {

@@ -316,25 +316,13 @@ func (c *chatSTOMP) publishPresence(room int64) {
 
 // deliverRoom is the chat service's Deliver: it publishes a stored message to
 // its room. It runs on the store's writer goroutine and never blocks.
-func (c *chatSTOMP) deliverRoom(roomID int64, msg []byte) {
-	id := messageIDOf(msg)
-	c.b.publishTopic(roomDestination(roomID), &message{dest: roomDestination(roomID), headers: jsonHeaders, body: msg, storeID: id})
+func (c *chatSTOMP) deliverRoom(roomID, msgID int64, msg []byte) {
+	c.b.publishTopic(roomDestination(roomID), &message{dest: roomDestination(roomID), headers: jsonHeaders, body: msg, storeID: msgID})
 }
 
 // notifyUser is the chat service's Notify.
 func (c *chatSTOMP) notifyUser(username string, body []byte) {
 	c.b.SendToUser(username, chatNotificationsDest, jsonHeaders, body)
-}
-
-// messageIDOf reads the "id" of a stored message's JSON, for replay dedupe.
-func messageIDOf(msg []byte) int64 {
-	var v struct {
-		ID int64 `json:"id"`
-	}
-	if err := json.Unmarshal(msg, &v); err != nil {
-		return 0
-	}
-	return v.ID
 }
 
 // hasAccounts reports whether any real (non-guest) account exists; until one

@@ -35,7 +35,7 @@ type recordedNotify struct {
 	body []byte
 }
 
-func (r *chatRecorder) deliver(roomID int64, b []byte) {
+func (r *chatRecorder) deliver(roomID, _ int64, b []byte) {
 	r.mu.Lock()
 	r.delivered = append(r.delivered, recordedDelivery{roomID, slices.Clone(b)})
 	r.mu.Unlock()
