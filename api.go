@@ -18,7 +18,7 @@ import (
 // API limits.
 const (
 	// maxAPIBodyBytes bounds every JSON or form body except message posts
-	// (maxChatInputBytes): room names, logins and settings are small.
+	// (chatService.maxInputBytes): room names, logins and settings are small.
 	maxAPIBodyBytes = 64 << 10
 )
 
@@ -29,14 +29,17 @@ type api struct {
 	auth *authService
 	log  *slog.Logger
 	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
+	lim  *rateLimiter                // the broker's limiter: message posts share the users' STOMP SEND buckets
 }
 
-// newAPI builds the API; routes registers it on a mux.
-func newAPI(chat *chatService, auth *authService, log *slog.Logger) *api {
+// newAPI builds the API; routes registers it on a mux. lim is the broker's
+// rate limiter (nil: no limits), shared so that a user's STOMP SENDs and
+// HTTP message posts draw from one allowance.
+func newAPI(chat *chatService, auth *authService, lim *rateLimiter, log *slog.Logger) *api {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &api{chat: chat, auth: auth, log: log, csrf: http.NewCrossOriginProtection()}
+	return &api{chat: chat, auth: auth, log: log, csrf: http.NewCrossOriginProtection(), lim: lim}
 }
 
 // routes is the API's one routing table (Go 1.22 patterns).

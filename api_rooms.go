@@ -122,8 +122,15 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request, u user) error {
 }
 
 // postMessage is the HTTP twin of a STOMP SEND: {"message":"…"} (type
-// defaults to TALK) is stored, delivered to subscribers, and returned.
+// defaults to TALK) is stored, delivered to subscribers, and returned. It
+// obeys the same limits: -user-send-rate (429 with Retry-After, counted
+// before the body is read, as a SEND is counted before it is handled) and
+// -max-message (413).
 func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error {
+	if ok, wait := a.lim.allowUserSend(u.Username); !ok {
+		w.Header().Set("Retry-After", retryAfterSeconds(wait))
+		return errSendRateLimited
+	}
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -132,7 +139,7 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	}
-	if err := decodeAPIJSON(w, r, maxChatInputBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, a.chat.maxInputBytes(), &body); err != nil {
 		return err
 	}
 	typ := strings.ToUpper(body.Type)

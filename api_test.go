@@ -30,7 +30,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	f := &apiFixture{chatFixture: newChatFixture(t, langEnglish), logBuf: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(&syncLogWriter{w: f.logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux := http.NewServeMux()
-	newAPI(f.chat, f.auth, log).routes(mux)
+	newAPI(f.chat, f.auth, nil, log).routes(mux)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f

@@ -12,18 +12,24 @@ import (
 
 // Broker defaults. Each is an option in main.go.
 const (
-	defaultMaxSubscriptions = 256              // per connection; a chat UI needs one per open room plus a few user queues
-	defaultMaxConnections   = 20000            // a Pi 4 holds this many idle sockets comfortably
-	defaultHeartBeat        = 10 * time.Second // Spring's simple broker and stompjs both default to 10 s
-	defaultConnectTimeout   = 10 * time.Second // a socket that never sends CONNECT is dropped
-	defaultWriteTimeout     = 5 * time.Second  // a client that cannot take a write in 5 s is gone or hostile
-	defaultOutboxFrames     = 1024             // frames queued for one reader before it counts as slow
-	defaultOutboxBytes      = 4 << 20          // bytes queued for one reader before it counts as slow, as NATS max_pending
-	outboxHardFactor        = 2                // past this many times the bounds a reader is cut off at once
-	slowConsumerGrace       = 2 * time.Second  // a reader may stay over the bounds this long (a GC pause, a burst) before it is cut off
-	defaultQueueDepth       = 10000            // messages a /queue/ destination holds while nobody consumes
-	defaultMaxUnacked       = 1024             // deliveries awaiting ACK in client modes, per connection
-	heartBeatGrace          = 2                // a client may be this many times late before it is considered gone
+	defaultMaxSubscriptions = 256 // per connection; a chat UI needs one per open room plus a few user queues
+	// defaultMaxUserSubscriptions bounds one user's subscriptions over all
+	// of their connections: four connections full to -max-subscriptions
+	// (tabs, a phone, a bot sharing the account). Without it, one account
+	// holding connections from many addresses could file up to
+	// -max-connections × -max-subscriptions subscriptions.
+	defaultMaxUserSubscriptions = 4 * defaultMaxSubscriptions
+	defaultMaxConnections       = 20000            // a Pi 4 holds this many idle sockets comfortably
+	defaultHeartBeat            = 10 * time.Second // Spring's simple broker and stompjs both default to 10 s
+	defaultConnectTimeout       = 10 * time.Second // a socket that never sends CONNECT is dropped
+	defaultWriteTimeout         = 5 * time.Second  // a client that cannot take a write in 5 s is gone or hostile
+	defaultOutboxFrames         = 1024             // frames queued for one reader before it counts as slow
+	defaultOutboxBytes          = 4 << 20          // bytes queued for one reader before it counts as slow, as NATS max_pending
+	outboxHardFactor            = 2                // past this many times the bounds a reader is cut off at once
+	slowConsumerGrace           = 2 * time.Second  // a reader may stay over the bounds this long (a GC pause, a burst) before it is cut off
+	defaultQueueDepth           = 10000            // messages a /queue/ destination holds while nobody consumes
+	defaultMaxUnacked           = 1024             // deliveries awaiting ACK in client modes, per connection
+	heartBeatGrace              = 2                // a client may be this many times late before it is considered gone
 )
 
 // brokerConfig holds the broker's options. Zero values take the defaults.
@@ -34,17 +40,22 @@ type brokerConfig struct {
 	UserPrefix       string   // per-user destinations; default /user/
 	Limits           frameLimits
 	MaxSubscriptions int
-	MaxConnections   int
-	HeartBeat        time.Duration // what the server offers and asks for; 0 disables heart-beats
-	ConnectTimeout   time.Duration
-	WriteTimeout     time.Duration
-	OutboxFrames     int
-	OutboxBytes      int
-	QueueDepth       int
-	MaxUnacked       int
-	ServerName       string        // the CONNECTED server header
-	Auth             authenticator // nil accepts everyone, naming them by their login header
-	Limiter          *rateLimiter  // SEND and per-address connection limits (ratelimit.go); nil: none
+	// MaxUserSubscriptions bounds the subscriptions of one user name over
+	// all their sessions; 0 means no limit (it takes no default here, as a
+	// zero Config in tests turns limits off). Anonymous sessions have only
+	// the per-connection MaxSubscriptions.
+	MaxUserSubscriptions int
+	MaxConnections       int
+	HeartBeat            time.Duration // what the server offers and asks for; 0 disables heart-beats
+	ConnectTimeout       time.Duration
+	WriteTimeout         time.Duration
+	OutboxFrames         int
+	OutboxBytes          int
+	QueueDepth           int
+	MaxUnacked           int
+	ServerName           string        // the CONNECTED server header
+	Auth                 authenticator // nil accepts everyone, naming them by their login header
+	Limiter              *rateLimiter  // SEND and per-address connection limits (ratelimit.go); nil: none
 }
 
 func (c *brokerConfig) setDefaults() {
@@ -130,6 +141,7 @@ var (
 	errSlowConsumer       = &stompError{"slow consumer: outbound queue overflowed"}
 	errTooManyUnacked     = &stompError{"too many unacknowledged messages"}
 	errTooManySubs        = &stompError{"too many subscriptions"}
+	errTooManyUserSubs    = &stompError{"too many subscriptions for this user over all connections"}
 	errDuplicateSub       = &stompError{"duplicate subscription id"}
 	errAlreadyConnected   = &stompError{"already connected"}
 	errBadAckMode         = &stompError{"invalid ack mode"}
@@ -200,6 +212,7 @@ type Broker struct {
 	topics    map[string][]*subscription // destination (or user key) → subscribers, copy-on-write
 	queues    map[string]*queue
 	users     map[string]int // user name → live sessions, for isOnline
+	userSubs  map[string]int // user name → live subscriptions, for MaxUserSubscriptions
 	routes    []appRoute
 	subHooks  []destHook
 	sendHooks []destHook
@@ -210,14 +223,58 @@ type Broker struct {
 // newBroker returns a broker ready to Serve connections.
 func newBroker(cfg brokerConfig, log *slog.Logger) *Broker {
 	cfg.setDefaults()
-	return &Broker{
+	b := &Broker{
 		cfg:      cfg,
 		log:      log,
 		sessions: make(map[*session]struct{}),
 		topics:   make(map[string][]*subscription),
 		queues:   make(map[string]*queue),
 		users:    make(map[string]int),
+		userSubs: make(map[string]int),
 	}
+	// Every subscription that ends gives back its user's slot: removeSub
+	// runs these hooks for UNSUBSCRIBE and for a closing session alike.
+	b.OnUnsubscribe(func(s *session, _ *subscription) { b.releaseUserSub(s.user) })
+	return b
+}
+
+// reserveUserSub counts one more subscription for user, or returns
+// errTooManyUserSubs past MaxUserSubscriptions. The session's reader calls
+// it before filing a subscription, and releaseUserSub when the
+// subscription ends (by UNSUBSCRIBE, by the session going, or because a
+// subscribe hook refused it). Check and count happen under one lock, so
+// two connections of one user cannot both take the last slot.
+func (b *Broker) reserveUserSub(user string) error {
+	if user == "" || b.cfg.MaxUserSubscriptions <= 0 {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.userSubs[user] >= b.cfg.MaxUserSubscriptions {
+		return errTooManyUserSubs
+	}
+	b.userSubs[user]++
+	return nil
+}
+
+// releaseUserSub undoes one reserveUserSub.
+func (b *Broker) releaseUserSub(user string) {
+	if user == "" || b.cfg.MaxUserSubscriptions <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.userSubs[user]--; b.userSubs[user] <= 0 {
+		delete(b.userSubs, user)
+	}
+}
+
+// userSubCount is how many subscriptions user holds over all sessions
+// (counted only while MaxUserSubscriptions is on).
+func (b *Broker) userSubCount(user string) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.userSubs[user]
 }
 
 // destHook runs before a SUBSCRIBE or client SEND on destinations with its

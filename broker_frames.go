@@ -229,6 +229,9 @@ func (s *session) handleSubscribe(f *frame) error {
 	case destUser:
 		sub.key = userKey(s.user, s.id, dest)
 	}
+	if err := s.b.reserveUserSub(s.user); err != nil {
+		return err
+	}
 	s.subs[id] = sub
 	// Hooks run after the subscription is filed in s.subs (so cleanup finds
 	// it) and may hold it to replay history before it goes live.
@@ -237,6 +240,7 @@ func (s *session) handleSubscribe(f *frame) error {
 	}
 	if err := runHooks(s.ctx, s.b.subHooks, s, sub, f, dest); err != nil {
 		delete(s.subs, id)
+		s.b.releaseUserSub(s.user)
 		return err
 	}
 	if kind == destQueue {

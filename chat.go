@@ -18,14 +18,18 @@ import (
 
 // Chat limits.
 const (
-	// maxMessageRunes bounds one chat message: a long paste fits, a novel
-	// does not, and 4000 runes stay under 16 KiB of UTF-8.
+	// maxMessageRunes is the default of -max-message, the most characters
+	// (runes) in one chat message: a long paste fits, a novel does not, and
+	// 4000 runes stay under 16 KiB of UTF-8.
 	maxMessageRunes = 4000
 
-	// maxChatInputBytes bounds the raw JSON of one send before it is
-	// parsed: 4000 runes escaped as \uXXXX (6 bytes each) plus the other
-	// fields stay below it.
-	maxChatInputBytes = 32 << 10
+	// maxJSONBytesPerRune is the most one rune can take in a JSON string:
+	// a character outside the BMP escaped as a surrogate pair, \uD83D\uDE00.
+	maxJSONBytesPerRune = 12
+
+	// chatInputOverhead is room for the other fields of a send
+	// ({"type":…,"roomId":…,"sender":…}) beside the message itself.
+	chatInputOverhead = 4 << 10
 
 	// maxMentionsPerMessage bounds the notifications one message can cause.
 	maxMentionsPerMessage = 20
@@ -74,11 +78,10 @@ type chatInput struct {
 // (errBadJSON), a known type (errBadMessageType) and a room id
 // (errUnknownRoom). roomId may be a number or a string of digits, since
 // some Spring examples send it as a string. Whether the room exists and
-// the message is acceptable is Post's business.
+// the message is acceptable is Post's business. The body's size is
+// bounded before it gets here: by -max-frame on STOMP, and by
+// chatService.maxInputBytes on HTTP.
 func ParseChatInput(body []byte) (chatInput, error) {
-	if len(body) > maxChatInputBytes {
-		return chatInput{}, errMessageTooLong
-	}
 	var raw struct {
 		Type    string          `json:"type"`
 		RoomID  json.RawMessage `json:"roomId"`
@@ -123,6 +126,14 @@ type chatConfig struct {
 	// block: a lock-protected map lookup.
 	Online func(username string) bool
 
+	// MaxMessageRunes is the most characters in one TALK message
+	// (-max-message); 0 means maxMessageRunes.
+	MaxMessageRunes int
+
+	// MaxRoomsPerUser is how many rooms one account may create
+	// (-max-rooms-per-user); 0 means no limit. See CreateRoom.
+	MaxRoomsPerUser int
+
 	Webhooks *http.Client // client for webhook POSTs; nil means one with webhookTimeout
 	Log      *slog.Logger // nil means discard
 }
@@ -136,12 +147,17 @@ type chatService struct {
 	deliver  func(roomID, msgID int64, msg []byte)
 	notify   func(username string, body []byte)
 	online   func(username string) bool
+	maxRunes int // most characters in one TALK message
+	maxRooms int // most rooms one non-admin account may create; 0: no limit
 	webhooks *webhookSender
 	log      *slog.Logger
 }
 
 func newChatService(st *store, cfg chatConfig) (*chatService, error) {
-	c := &chatService{st: st, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, log: cfg.Log}
+	c := &chatService{st: st, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, maxRunes: cfg.MaxMessageRunes, maxRooms: cfg.MaxRoomsPerUser, log: cfg.Log}
+	if c.maxRunes <= 0 {
+		c.maxRunes = maxMessageRunes
+	}
 	switch c.lang {
 	case "":
 		c.lang = langEnglish
@@ -186,18 +202,48 @@ func presenceText(lang, typ, name string) string {
 	}
 }
 
-// checkBody validates the text of a TALK message.
-func checkBody(msg string) error {
+// maxInputBytes bounds the raw JSON of one HTTP message post before it is
+// parsed: a message of the most runes, each escaped at its longest, plus
+// the other fields. (A STOMP SEND is bounded by -max-frame instead.)
+func (c *chatService) maxInputBytes() int64 {
+	return int64(c.maxRunes)*maxJSONBytesPerRune + chatInputOverhead
+}
+
+// checkBody validates the text of a TALK message: valid UTF-8, not blank,
+// at most maxRunes characters (a messageTooLongError otherwise). It runs
+// before anything is written, so a refused message is never stored.
+func (c *chatService) checkBody(msg string) error {
 	if !utf8.ValidString(msg) {
 		return newPublicError(errKindBadRequest, "message is not valid UTF-8")
 	}
 	if strings.TrimSpace(msg) == "" {
 		return errEmptyMessage
 	}
-	if utf8.RuneCountInString(msg) > maxMessageRunes {
-		return errMessageTooLong
+	// Counting stops one past the limit: a huge body costs no more than a legal one.
+	n := 0
+	for range msg {
+		if n++; n > c.maxRunes {
+			return messageTooLongError{max: c.maxRunes}
+		}
 	}
 	return nil
+}
+
+// messageTooLongError is errMessageTooLong with the limit in its text, so
+// that people see how much fits ("message too long: at most 4000
+// characters"). errors.Is matches errMessageTooLong, httpStatus gives 413,
+// and the STOMP refusal shows the same text.
+type messageTooLongError struct{ max int }
+
+func (e messageTooLongError) Error() string { return e.public().Error() }
+
+// Unwrap gives the publicError that publicMessage and httpStatus look for.
+func (e messageTooLongError) Unwrap() error { return e.public() }
+
+func (e messageTooLongError) Is(target error) bool { return target == errMessageTooLong }
+
+func (e messageTooLongError) public() error {
+	return newPublicError(errKindTooLarge, fmt.Sprintf("%s: at most %d characters", errMessageTooLong, e.max))
 }
 
 // Post stores a chat message from u and publishes it. It checks the type
@@ -213,7 +259,7 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 	m := storedMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
 	switch in.Type {
 	case msgTalk:
-		if err := checkBody(in.Message); err != nil {
+		if err := c.checkBody(in.Message); err != nil {
 			return storedMessage{}, err
 		}
 		m.Message = in.Message

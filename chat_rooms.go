@@ -19,7 +19,22 @@ const (
 	defaultHistoryLimit = 50  // one screen of chat
 	maxHistoryLimit     = 200 // bounds one history read (and its memory)
 	maxSearchResults    = 50  // a page of hits; refine the query for more
+
+	// defaultMaxRoomsPerUser is the default of -max-rooms-per-user: how
+	// many rooms (public and private, archived ones too) one account may
+	// create. A team lead who makes a room per project stays far below
+	// it; a script or a stolen token that makes rooms in a loop, filling
+	// everyone's room list and the database, stops there.
+	defaultMaxRoomsPerUser = 200
 )
+
+// errRoomLimit refuses a room past -max-rooms-per-user. It is 403, not
+// 429: waiting does not help (rooms are never deleted, only archived), so
+// there is no Retry-After to give; an administrator must create the room
+// or raise the limit. 409 would suggest a clash with another room.
+func errRoomLimit(max int) error {
+	return newPublicError(errKindForbidden, fmt.Sprintf("room limit reached: an account may create at most %d rooms; ask an administrator", max))
+}
 
 func checkRoomName(name string) (string, error) {
 	name = strings.TrimSpace(name)
@@ -45,7 +60,14 @@ type newRoom struct {
 }
 
 // CreateRoom makes a public or private room with u as its first member.
-// Guests cannot create rooms.
+// Guests cannot create rooms. An account that has created maxRooms rooms
+// (archived ones included) gets errRoomLimit; administrators are exempt,
+// since they set up rooms for everyone and can raise the limit anyway.
+//
+// Only creation is bounded, not membership: creating is what adds rows and
+// fills every user's room list, whereas joining public rooms is bounded by
+// the rooms that exist, which this limit bounds in turn. Direct messages
+// are not counted: there is at most one per pair of accounts.
 func (c *chatService) CreateRoom(ctx context.Context, u user, nr newRoom) (room, error) {
 	if u.IsGuest {
 		return room{}, newPublicError(errKindForbidden, "guests cannot create rooms")
@@ -65,9 +87,24 @@ func (c *chatService) CreateRoom(ctx context.Context, u user, nr newRoom) (room,
 	if kind != roomPublic && kind != roomPrivate {
 		return room{}, newPublicError(errKindBadRequest, `kind must be "public" or "private"`)
 	}
-	var r room
+	var (
+		r       room
+		refused error // the room limit, recorded rather than returned (see chatService.store)
+	)
 	err = c.st.write(ctx, func(tx *sql.Tx) error {
 		now := c.st.nowMS()
+		refused = nil
+		if c.maxRooms > 0 && !u.IsAdmin {
+			// Counted inside the write transaction, so racing creates cannot pass the limit together.
+			n, err := roomsCreatedTx(ctx, tx, u.ID)
+			if err != nil {
+				return err
+			}
+			if n >= c.maxRooms {
+				refused = errRoomLimit(c.maxRooms)
+				return nil
+			}
+		}
 		var err error
 		if r, err = insertRoomTx(ctx, tx, name, topic, kind, "", u.ID, now); err != nil {
 			return err
@@ -77,6 +114,9 @@ func (c *chatService) CreateRoom(ctx context.Context, u user, nr newRoom) (room,
 	}, nil)
 	if err != nil {
 		return room{}, fmt.Errorf("create room: %w", err)
+	}
+	if refused != nil {
+		return room{}, refused
 	}
 	return r, nil
 }

@@ -8,17 +8,18 @@
 //	stomp.go        STOMP 1.0–1.2 frames: parser, encoder, escaping, negotiation
 //	broker*.go      destinations, subscriptions, sessions and their outboxes, acks, transactions, app handlers
 //	transport.go    the interface every connection type adapts to
-//	ws.go, tcp.go   STOMP over WebSocket (/ws) and over plain TCP (--stomp-addr)
+//	ws.go, tcp.go   STOMP over WebSocket (/ws) and over TCP or TLS (--stomp-addr)
 //	origin.go       the Origin allow-list for browser connections
 //	http.go         the HTTP routes and JSON errors
 //	security.go     security headers on every response
-//	tls.go          HTTPS with given or self-signed certificates
+//	tls.go          HTTPS (and STOMP over TLS) with given or self-signed certificates
 //	ratelimit.go    SEND, connection and login rate limits
 //	launch.go       double-click detection, data folder and browser opening
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,6 +58,9 @@ type Config struct {
 	MaxFrame         int
 	MaxConnections   int
 	MaxSubscriptions int
+	MaxUserSubs      int // most subscriptions per user over all connections; 0: no limit
+	MaxMessage       int // most characters in one chat message; 0: maxMessageRunes
+	MaxRoomsPerUser  int // most rooms one account may create; 0: no limit
 	HeartBeat        time.Duration
 	SockJSPaths      []string
 	SockJSHeartbeat  time.Duration
@@ -89,12 +93,15 @@ type option struct {
 var options = []option{
 	{"addr", defaultAddr, "HTTP address for the web UI, /ws and SockJS", func(c *Config, v string) error { c.Addr = v; return nil }},
 	{"data", "", "data folder (default: stompbox-data beside the executable when double-clicked, else in the working directory)", func(c *Config, v string) error { c.DataDir = v; return nil }},
-	{"stomp-addr", "", "address for STOMP over plain TCP, e.g. 127.0.0.1:61613 (off when empty)", func(c *Config, v string) error { c.StompAddr = v; return nil }},
+	{"stomp-addr", "", "address for STOMP over TCP, e.g. 127.0.0.1:61613 (off when empty; TLS when HTTPS is on)", func(c *Config, v string) error { c.StompAddr = v; return nil }},
 	{"allowed-origins", "", "comma-separated origin patterns allowed besides same-origin, e.g. https://*.corp.example", func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }},
 	{"no-browser", "false", "do not open a browser when started by a double-click", boolSetter(func(c *Config, b bool) { c.NoBrowser = b })},
 	{"max-frame", strconv.Itoa(defaultMaxFrame), "largest STOMP frame accepted, in bytes", intSetter(func(c *Config, n int) { c.MaxFrame = n })},
 	{"max-connections", strconv.Itoa(defaultMaxConnections), "most STOMP connections at once", intSetter(func(c *Config, n int) { c.MaxConnections = n })},
 	{"max-subscriptions", strconv.Itoa(defaultMaxSubscriptions), "most subscriptions per connection", intSetter(func(c *Config, n int) { c.MaxSubscriptions = n })},
+	{"max-user-subscriptions", strconv.Itoa(defaultMaxUserSubscriptions), "most subscriptions per user over all their connections (0: no limit)", countSetter(func(c *Config, n int) { c.MaxUserSubs = n })},
+	{"max-message", strconv.Itoa(maxMessageRunes), "most characters in one chat message, over STOMP and HTTP (raise -max-frame too past about 16000)", intSetter(func(c *Config, n int) { c.MaxMessage = n })},
+	{"max-rooms-per-user", strconv.Itoa(defaultMaxRoomsPerUser), "most rooms one account may create; administrators are exempt (0: no limit)", countSetter(func(c *Config, n int) { c.MaxRoomsPerUser = n })},
 	{"heartbeat", defaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
 	{"sockjs-path", defaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
 	{"sockjs-heartbeat", defaultSockJSHeartbeat.String(), "SockJS heartbeat frame interval", durationSetter(func(c *Config, d time.Duration) { c.SockJSHeartbeat = d })},
@@ -126,7 +133,7 @@ var options = []option{
 	}},
 	{"embed-origins", "", "comma-separated origins allowed to show a room in an iframe (/embed/room/{id})", func(c *Config, v string) error { c.EmbedOrigins = splitList(v); return nil }},
 	{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
-	{"tls-cert", "", "PEM certificate file: serve HTTPS and WSS (with -tls-key)", func(c *Config, v string) error { c.TLSCert = v; return nil }},
+	{"tls-cert", "", "PEM certificate file: serve HTTPS, WSS and STOMP over TLS on -stomp-addr (with -tls-key)", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"tls-key", "", "PEM private key file of -tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"tls-self-signed", "false", "serve HTTPS with a self-signed certificate kept in the data folder (its SHA-256 fingerprint is logged)", boolSetter(func(c *Config, b bool) { c.TLSSelfSigned = b })},
 	{"send-rate", strconv.Itoa(defaultSendRate), "STOMP SENDs per second per connection, bursts of twice that (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
@@ -357,25 +364,26 @@ func runSockJSTestServerCommand(ctx context.Context, args []string, stdout, stde
 
 // server is one running stompbox: listeners, broker and HTTP server.
 type server struct {
-	cfg     Config
-	log     *slog.Logger
-	broker  *Broker
-	origins *originPolicy
-	httpSrv *http.Server
-	httpLn  net.Listener
-	tcp     *tcpServer
-	sockjs  []*sockjsServer
-	static  *ui.Static
-	store   *store
-	auth    *authService
-	chat    *chatService
-	glue    *chatSTOMP
-	api     *api
-	pages   *pages
-	base    context.Context // parent of every connection's context
-	cancel  context.CancelFunc
-	serveWG sync.WaitGroup // the HTTP Serve goroutine
-	maintWG sync.WaitGroup // the retention goroutine
+	cfg       Config
+	log       *slog.Logger
+	broker    *Broker
+	origins   *originPolicy
+	httpSrv   *http.Server
+	httpLn    net.Listener
+	tcp       *tcpServer
+	sockjs    []*sockjsServer
+	static    *ui.Static
+	store     *store
+	auth      *authService
+	chat      *chatService
+	glue      *chatSTOMP
+	api       *api
+	pages     *pages
+	tlsConfig *tls.Config     // loaded by Start when TLS is on (tls.go)
+	base      context.Context // parent of every connection's context
+	cancel    context.CancelFunc
+	serveWG   sync.WaitGroup // the HTTP Serve goroutine
+	maintWG   sync.WaitGroup // the retention goroutine
 }
 
 // newServer builds a server from cfg without listening yet.
@@ -399,27 +407,31 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		limits.MaxFrame = cfg.MaxFrame
 	}
 	hb := cfg.HeartBeat
+	limiter := newRateLimiter(cfg.RateLimits)
 	s.broker = newBroker(brokerConfig{
-		Limits:           limits,
-		MaxConnections:   cfg.MaxConnections,
-		MaxSubscriptions: cfg.MaxSubscriptions,
-		HeartBeat:        hb,
-		Auth:             s.glue,
-		Limiter:          newRateLimiter(cfg.RateLimits),
+		Limits:               limits,
+		MaxConnections:       cfg.MaxConnections,
+		MaxSubscriptions:     cfg.MaxSubscriptions,
+		MaxUserSubscriptions: cfg.MaxUserSubs,
+		HeartBeat:            hb,
+		Auth:                 s.glue,
+		Limiter:              limiter,
 	}, log)
 	if s.chat, err = newChatService(st, chatConfig{
-		Lang:    cfg.Lang,
-		Deliver: s.glue.deliverRoom,
-		Notify:  s.glue.notifyUser,
-		Online:  s.broker.isOnline,
-		Log:     log,
+		Lang:            cfg.Lang,
+		Deliver:         s.glue.deliverRoom,
+		Notify:          s.glue.notifyUser,
+		Online:          s.broker.isOnline,
+		MaxMessageRunes: cfg.MaxMessage,
+		MaxRoomsPerUser: cfg.MaxRoomsPerUser,
+		Log:             log,
 	}); err != nil {
 		st.Close()
 		cancel()
 		return nil, err
 	}
 	s.glue.attach(s.broker, s.chat)
-	s.api = newAPI(s.chat, s.auth, log)
+	s.api = newAPI(s.chat, s.auth, limiter, log)
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
 	static, err := ui.NewStatic()
 	if err != nil {
@@ -479,8 +491,12 @@ func (s *server) Start() error {
 			ln.Close()
 			return fmt.Errorf("listen on %s: %w", s.cfg.StompAddr, err)
 		}
+		if tln, err = s.listenStompTLS(tln); err != nil {
+			ln.Close()
+			return err
+		}
 		s.tcp = serveTCP(s.base, tln, s.broker, s.log)
-		s.log.Info("STOMP over TCP", "addr", tln.Addr().String())
+		s.log.Info("STOMP over TCP", "addr", tln.Addr().String(), "tls", s.cfg.tlsEnabled())
 	}
 	if s.cfg.KeepDays > 0 {
 		s.maintWG.Add(1)

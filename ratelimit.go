@@ -191,6 +191,35 @@ func (l *rateLimiter) allowSend(s *session) error {
 	return nil
 }
 
+// errSendRateLimited refuses an HTTP message post past -user-send-rate
+// (429 with Retry-After). STOMP SENDs past it get errRateLimited instead.
+var errSendRateLimited = newPublicError(errKindRateLimited, "rate limit exceeded: too many messages, slow down")
+
+// allowUserSend takes a token from user's SEND bucket, the very bucket that
+// user's STOMP SENDs draw from (allowSend), so posting over HTTP does not
+// add to the allowance. When the bucket is empty it reports how long until
+// the next token, for Retry-After. Called for POST /api/rooms/{id}/messages.
+func (l *rateLimiter) allowUserSend(user string) (bool, time.Duration) {
+	if l == nil || l.lim.UserSendRate <= 0 || user == "" {
+		return true, 0
+	}
+	now := l.now()
+	r := float64(l.lim.UserSendRate)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := bucketFor(l.users, user, now, r, r*rateBurstFactor)
+	if b.allow(now, r, r*rateBurstFactor) {
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / r * float64(time.Second))
+}
+
+// retryAfterSeconds is a Retry-After value (RFC 9110 §10.2.3: whole
+// seconds) for a wait of d: rounded up, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
+}
+
 // allowLogin takes a token from the address's login bucket.
 func (l *rateLimiter) allowLogin(ip string) bool {
 	if l == nil || l.lim.LoginsPerIP <= 0 {

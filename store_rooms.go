@@ -173,6 +173,19 @@ func insertRoomTx(ctx context.Context, tx *sql.Tx, name, topic, kind, dmKey stri
 	return r, err
 }
 
+const sqlRoomsCreated = `SELECT count(*) FROM rooms WHERE created_by = ? AND kind != 'dm'`
+
+// roomsCreatedTx counts the public and private rooms userID created, for
+// -max-rooms-per-user. The rooms table is small (tens to thousands of
+// rows on an intranet box), so the scan needs no index.
+func roomsCreatedTx(ctx context.Context, tx *sql.Tx, userID int64) (int, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, sqlRoomsCreated, userID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count rooms of user %d: %w", userID, err)
+	}
+	return n, nil
+}
+
 const sqlDMRoom = `SELECT ` + roomColumns + ` FROM rooms r WHERE r.dm_key = ?`
 
 // dmRoomTx returns the DM room for dmKey, if there is one.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,20 @@ import (
 // tcpReadBuffer is the read size for STOMP over TCP; frames span reads freely.
 const tcpReadBuffer = 4 << 10
 
-// tcpServer serves STOMP over plain TCP (--stomp-addr), for scripts and
-// devices. It owns its accept loop and one goroutine per connection, and
+// plainOnTLSTimeout bounds the one write that tells a plain-text client on
+// the TLS port what went wrong: it is a courtesy, never worth a wait.
+const plainOnTLSTimeout = time.Second
+
+// plainOnTLSMessage is the ERROR a client gets when it speaks plain STOMP
+// to the port while TLS is on (as net/http answers plain HTTP on an HTTPS
+// port with a 400): a script author learns to use stomp+ssl instead of
+// staring at a closed socket. Nothing else is said in the clear.
+const plainOnTLSMessage = "this port speaks STOMP over TLS (stomp+ssl); connect with TLS"
+
+// tcpServer serves STOMP over TCP (--stomp-addr), for scripts and
+// devices; over TLS when the server has a certificate (its listener is
+// then a tls.Listener, and each handshake runs in the connection's first
+// Read, bounded by the broker's CONNECT timeout). It owns its accept loop and one goroutine per connection, and
 // Close waits for all of them.
 type tcpServer struct {
 	ln     net.Listener
@@ -101,7 +114,24 @@ func (t *tcpTransport) Read(ctx context.Context) ([]byte, error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, context.DeadlineExceeded
 	}
+	var rhe tls.RecordHeaderError
+	if errors.As(err, &rhe) && rhe.Conn != nil {
+		explainTLSOnly(rhe.Conn)
+	}
 	return nil, fmt.Errorf("tcp read: %w", err)
+}
+
+// explainTLSOnly writes plainOnTLSMessage as a STOMP ERROR frame, in the
+// clear, to a client whose first bytes were not a TLS handshake. crypto/tls
+// hands over the raw connection for just this (RecordHeaderError.Conn);
+// the TLS side never wrote to it. Errors are ignored: the connection is
+// being closed anyway.
+func explainTLSOnly(c net.Conn) {
+	f := &frame{Command: cmdError, Body: []byte(plainOnTLSMessage + "\n")}
+	f.Add(hdrMessage, plainOnTLSMessage)
+	f.Add(hdrContentType, "text/plain")
+	c.SetWriteDeadline(time.Now().Add(plainOnTLSTimeout))
+	c.Write(appendFrame(nil, f, v12))
 }
 
 func (t *tcpTransport) Write(ctx context.Context, frames [][]byte) error {

@@ -45,26 +45,61 @@ func (s *server) scheme() string {
 }
 
 // listenTLS wraps ln in TLS when --tls-cert/--tls-key or --tls-self-signed
-// is given, and returns ln unchanged otherwise. It logs the certificate's
-// SHA-256 fingerprint so that people can check what their browser shows.
-// On error it closes ln.
+// is given, and returns ln unchanged otherwise. It loads the certificate
+// (see serverTLS) the first time; the STOMP TCP listener reuses it. On
+// error it closes ln.
 func (s *server) listenTLS(ln net.Listener) (net.Listener, error) {
 	if !s.cfg.tlsEnabled() {
 		return ln, nil
 	}
-	cert, err := s.loadCertificate()
+	cfg, err := s.serverTLS()
 	if err != nil {
 		ln.Close()
+		return nil, err
+	}
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"http/1.1"} // WebSocket upgrades need HTTP/1.1
+	return tls.NewListener(ln, cfg), nil
+}
+
+// listenStompTLS wraps the STOMP TCP listener in TLS with the HTTPS
+// certificate when TLS is on, as ActiveMQ and RabbitMQ serve stomp+ssl: a
+// certificate pinned or trusted for the web UI then works for scripts
+// too, and passcodes never cross the network in the clear. There is no
+// ALPN name for STOMP, so none is offered. On error it closes ln.
+func (s *server) listenStompTLS(ln net.Listener) (net.Listener, error) {
+	if !s.cfg.tlsEnabled() {
+		return ln, nil
+	}
+	cfg, err := s.serverTLS()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return tls.NewListener(ln, cfg.Clone()), nil
+}
+
+// serverTLS loads the certificate once (making a self-signed one if asked)
+// and returns the TLS configuration every listener starts from. It logs
+// the certificate's SHA-256 fingerprint so that people can check what
+// their browser shows. Called from Start only, before serving, so it
+// needs no lock.
+func (s *server) serverTLS() (*tls.Config, error) {
+	if s.tlsConfig != nil {
+		return s.tlsConfig, nil
+	}
+	cert, err := s.loadCertificate()
+	if err != nil {
 		return nil, err
 	}
 	s.log.Info("TLS certificate", "sha256", certFingerprint(cert.Leaf), "subject", cert.Leaf.Subject.CommonName,
 		"names", strings.Join(certNames(cert.Leaf), ","), "valid-until", cert.Leaf.NotAfter.Format(time.DateOnly),
 		"self-signed", s.cfg.TLSSelfSigned)
-	return tls.NewListener(ln, &tls.Config{
+	s.tlsConfig = &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"http/1.1"}, // WebSocket upgrades need HTTP/1.1
-	}), nil
+	}
+	return s.tlsConfig, nil
 }
 
 // loadCertificate loads --tls-cert/--tls-key, or the self-signed pair from
