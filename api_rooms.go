@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -140,6 +141,10 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 		Message string `json:"message"`
 	}
 	if err := decodeAPIJSON(w, r, a.chat.maxInputBytes(), &body); err != nil {
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			// Only a message over the limit makes the body this large: say so, as STOMP does.
+			return messageTooLongError{max: a.chat.maxRunes}
+		}
 		return err
 	}
 	typ := strings.ToUpper(body.Type)
