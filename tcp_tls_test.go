@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// dialStompTLS connects a STOMP client over TLS to addr with cfg.
+func dialStompTLS(t *testing.T, addr string, cfg *tls.Config) (*stompClient, error) {
+	t.Helper()
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: testTimeout}, Config: cfg}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	conn := nc.(*tls.Conn)
+	buf := make([]byte, 64<<10)
+	return newStompClient(t, func(b []byte) error { _, err := conn.Write(b); return err },
+		func() { conn.Close() },
+		func() ([]byte, error) {
+			n, err := conn.Read(buf)
+			if n > 0 {
+				return buf[:n], nil
+			}
+			return nil, err
+		}), nil
+}
+
+// TestTLSStomp: with TLS on, -stomp-addr speaks STOMP over TLS with the
+// HTTPS certificate (stomp+ssl). A client that pins the certificate logs
+// in and chats; one that does not trust it fails the handshake; a
+// plain-text client gets an ERROR saying the port wants TLS, never
+// CONNECTED.
+func TestTLSStomp(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, func(c *Config) { c.DataDir = dir; c.TLSSelfSigned = true })
+	kim := addUser(t, srv, "kim", testPassword)
+	rm, err := srv.chat.CreateRoom(context.Background(), kim, newRoom{Name: "general"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cert := pinnedClient(t, filepath.Join(dir, selfSignedCertFile))
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+
+	t.Run("pinned certificate", func(t *testing.T) {
+		c, err := dialStompTLS(t, srv.TCPAddr(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
+		c.roundTrip(cmdSubscribe, "", "id:0", "destination:"+roomDestination(rm.ID))
+		c.send(cmdSend, chatBody(msgTalk, rm.ID, "over TLS"), "destination:/pub/chat/message", "receipt:s")
+		m := decodeChat(t, c.expect(cmdMessage))
+		if m.Message != "over TLS" || m.Sender != "kim" {
+			t.Fatalf("MESSAGE %+v", m)
+		}
+		c.expect(cmdReceipt)
+	})
+
+	t.Run("by host name", func(t *testing.T) {
+		_, port, _ := net.SplitHostPort(srv.TCPAddr())
+		c, err := dialStompTLS(t, net.JoinHostPort("127.0.0.1", port), &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
+	})
+
+	t.Run("untrusted certificate", func(t *testing.T) {
+		_, err := dialStompTLS(t, srv.TCPAddr(), &tls.Config{MinVersion: tls.VersionTLS12})
+		var unknown x509.UnknownAuthorityError
+		if !errors.As(err, &unknown) {
+			t.Fatalf("dial without the certificate: %v, want an unknown-authority error", err)
+		}
+	})
+
+	t.Run("plain text", func(t *testing.T) {
+		c := dialTCP(t, srv.TCPAddr())
+		c.send(cmdConnect, "", "accept-version:1.2", "host:stompbox", "login:kim", "passcode:"+testPassword)
+		e := c.expect(cmdError)
+		if !strings.Contains(e.Value(hdrMessage), "STOMP over TLS") {
+			t.Errorf("ERROR %q", e.Value(hdrMessage))
+		}
+		c.expectClosed()
+	})
+
+	checkFor(t, "every session gone", func() bool { return srv.broker.sessionCount() == 0 })
+}
+
+// TestTLSStompOff: without a certificate -stomp-addr stays plain TCP.
+func TestTLSStompOff(t *testing.T) {
+	srv := startServer(t)
+	addUser(t, srv, "kim", testPassword)
+	c := dialTCP(t, srv.TCPAddr())
+	c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
+}
