@@ -14,11 +14,13 @@ import (
 const (
 	defaultMaxSubscriptions = 256 // per connection; a chat UI needs one per open room plus a few user queues
 	// defaultMaxUserSubscriptions bounds one user's subscriptions over all
-	// of their connections: four connections full to -max-subscriptions
-	// (tabs, a phone, a bot sharing the account). Without it, one account
-	// holding connections from many addresses could file up to
-	// -max-connections × -max-subscriptions subscriptions.
-	defaultMaxUserSubscriptions = 4 * defaultMaxSubscriptions
+	// of their connections: eight connections full to -max-subscriptions.
+	// The web UI takes at most 204 per tab (200 rooms, presence, typing,
+	// two user queues), so someone in 200 rooms keeps ten tabs, with room
+	// for a dropped connection the server has not noticed yet. Without it,
+	// one account holding connections from many addresses could file up
+	// to -max-connections × -max-subscriptions subscriptions.
+	defaultMaxUserSubscriptions = 8 * defaultMaxSubscriptions
 	defaultMaxConnections       = 20000            // a Pi 4 holds this many idle sockets comfortably
 	defaultHeartBeat            = 10 * time.Second // Spring's simple broker and stompjs both default to 10 s
 	defaultConnectTimeout       = 10 * time.Second // a socket that never sends CONNECT is dropped
