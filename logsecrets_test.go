@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -260,6 +259,6 @@ func TestLogSecrets(t *testing.T) {
 	}
 	if t.Failed() || os.Getenv("STOMPBOX_SHOW_LOG") != "" {
 		t.Log(text)
-		t.Log(fmt.Sprintf("%d log lines checked", strings.Count(text, "\n")))
+		t.Logf("%d log lines checked", strings.Count(text, "\n"))
 	}
 }
