@@ -82,11 +82,19 @@ func (s *tcpServer) Close() error {
 	return nil
 }
 
-// tcpTransport adapts a TCP connection to transport. Writes are vectored, so
-// a burst of frames is one system call.
+// tlsWriteBufferKeep is the largest write buffer a TLS connection keeps
+// between batches; a rare bigger batch gets a buffer of its own, so an idle
+// connection never pins megabytes.
+const tlsWriteBufferKeep = 64 << 10
+
+// tcpTransport adapts a TCP or TLS connection to transport. On TCP, writes
+// are vectored, so a burst of frames is one system call; TLS cannot take a
+// vector, so the burst is copied into one buffer and sealed as few records
+// rather than one record and one system call per frame.
 type tcpTransport struct {
 	c    net.Conn
 	buf  []byte
+	wbuf []byte // TLS only: the batch being written; only the writer touches it
 	once sync.Once
 }
 
@@ -137,6 +145,19 @@ func explainTLSOnly(c net.Conn) {
 func (t *tcpTransport) Write(ctx context.Context, frames [][]byte) error {
 	if d, ok := ctx.Deadline(); ok {
 		t.c.SetWriteDeadline(d)
+	}
+	if _, isTLS := t.c.(*tls.Conn); isTLS && len(frames) > 1 {
+		b := t.wbuf[:0]
+		for _, f := range frames {
+			b = append(b, f...)
+		}
+		if cap(b) <= tlsWriteBufferKeep {
+			t.wbuf = b
+		}
+		if _, err := t.c.Write(b); err != nil {
+			return fmt.Errorf("tls write: %w", err)
+		}
+		return nil
 	}
 	bufs := net.Buffers(frames)
 	if _, err := bufs.WriteTo(t.c); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -64,6 +65,20 @@ func TestTLSStomp(t *testing.T) {
 			t.Fatalf("MESSAGE %+v", m)
 		}
 		c.expect(cmdReceipt)
+
+		// A burst arrives whole and in order (the writer batches frames into few TLS records).
+		const burst = 200
+		c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/burst")
+		var frames []byte
+		for i := range burst {
+			frames = appendFrame(frames, &frame{Command: cmdSend, Headers: []header{{hdrDestination, "/topic/burst"}}, Body: []byte(strconv.Itoa(i))}, v12)
+		}
+		c.sendRaw(string(frames))
+		for i := range burst {
+			if f := c.expect(cmdMessage); string(f.Body) != strconv.Itoa(i) {
+				t.Fatalf("message %d: %q", i, f.Body)
+			}
+		}
 	})
 
 	t.Run("by host name", func(t *testing.T) {
