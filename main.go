@@ -442,14 +442,16 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 	}
 	s.static = static
 	s.pages = newPages(pagesOptions{
-		currentUser:    s.currentUser,
-		hasAnyUser:     st.hasAccounts,
-		lang:           cfg.Lang,
-		sockjsPath:     firstOr(cfg.SockJSPaths, defaultSockJSPath),
-		wsPath:         "/ws",
-		frameAncestors: cfg.EmbedOrigins,
-		static:         static,
-		log:            log,
+		currentUser:      s.currentUser,
+		hasAnyUser:       st.hasAccounts,
+		lang:             cfg.Lang,
+		sockjsPath:       firstOr(cfg.SockJSPaths, defaultSockJSPath),
+		wsPath:           "/ws",
+		maxMessage:       cfg.MaxMessage,
+		maxSubscriptions: cfg.MaxSubscriptions,
+		frameAncestors:   cfg.EmbedOrigins,
+		static:           static,
+		log:              log,
 	})
 	if cfg.SockJSPaths == nil {
 		cfg.SockJSPaths = []string{defaultSockJSPath}

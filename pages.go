@@ -42,6 +42,11 @@ type pagesOptions struct {
 	// wsPath is the raw WebSocket endpoint, used when a page is opened with
 	// ?transport=ws (default "/ws").
 	wsPath string
+	// maxMessage is the most characters in one chat message (-max-message)
+	// and maxSubscriptions the most subscriptions per connection
+	// (-max-subscriptions); app.js checks and plans with them. Zero leaves
+	// app.js's own defaults, which equal the server's.
+	maxMessage, maxSubscriptions int
 	// frameAncestors are the origins allowed to frame /embed/room/{id}
 	// (CSP frame-ancestors sources, e.g. "https://intranet.corp.example").
 	// Empty allows only this server itself. Other pages may never be framed.
@@ -251,6 +256,9 @@ func (p *pages) page(r *http.Request, name, titleKey string, u *uiUser) ui.Page 
 			SockJSPath:  p.opts.sockjsPath,
 			WSPath:      p.opts.wsPath,
 			HeartbeatMs: uiHeartBeatMillis,
+
+			MaxMessage:       p.opts.maxMessage,
+			MaxSubscriptions: p.opts.maxSubscriptions,
 		},
 	}
 	if u != nil {

@@ -266,9 +266,15 @@ func TestPagesContent(t *testing.T) {
 }
 
 func TestPagesChatBoot(t *testing.T) {
-	mux, _ := newTestPages(t, func(o *pagesOptions) { o.sockjsPath = "/chat-sockjs" })
+	mux, _ := newTestPages(t, func(o *pagesOptions) {
+		o.sockjsPath = "/chat-sockjs"
+		o.maxMessage, o.maxSubscriptions = 500, 64
+	})
 	doc := parseHTML(t, pageGet(t, mux, "/", "lee-session"))
 	b := htmlBoot(t, doc)
+	if b.MaxMessage != 500 || b.MaxSubscriptions != 64 {
+		t.Errorf("boot limits %d characters, %d subscriptions; want the server's 500 and 64", b.MaxMessage, b.MaxSubscriptions)
+	}
 	if b.User == nil || b.User.Username != "lee" || b.User.DisplayName != "이서연" || b.User.IsAdmin {
 		t.Errorf("boot user %+v", b.User)
 	}

@@ -22,6 +22,11 @@ type Boot struct {
 	RoomID      int64  `json:"roomId,omitempty"`      // the room of an embed page
 	Next        string `json:"next,omitempty"`        // where login goes afterwards (a local path)
 	HeartbeatMs int    `json:"heartbeatMs,omitempty"` // STOMP heart-beat in both directions
+	// MaxMessage and MaxSubscriptions are the server's -max-message and
+	// -max-subscriptions, so the composer and the room subscriptions follow
+	// the options instead of a copy of their defaults.
+	MaxMessage       int `json:"maxMessage,omitempty"`       // characters in one chat message
+	MaxSubscriptions int `json:"maxSubscriptions,omitempty"` // subscriptions one connection may hold
 }
 
 // User is the signed-in person as the pages see it.

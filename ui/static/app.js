@@ -13,8 +13,6 @@
 
   // ---- limits and timings (named, with why) ----
   const PAGE_SIZE = 50;              // messages per history request: one screen and a half; the API allows 200
-  const MAX_MESSAGE = 4000;          // characters; the chat service's maxMessageRunes
-  const MAX_ROOM_SUBSCRIPTIONS = 200; // the broker allows 256 per connection; keep room for the user queues
   const RECONNECT_MIN_MS = 1000;     // first retry after a drop: quick, since most drops are brief
   const RECONNECT_MAX_MS = 30000;    // cap: a Pi with 100 phones must not be stormed after a restart
   const CONNECT_TIMEOUT_MS = 15000;  // SockJS may try several transports; give up on one attempt after this
@@ -36,6 +34,12 @@
   const LAST_ROOM_KEY = "stompbox_last_room";
 
   const boot = JSON.parse(document.getElementById("boot").textContent);
+  // The server's -max-message and -max-subscriptions, with their defaults when absent.
+  const MAX_MESSAGE = boot.maxMessage || 4000; // characters in one chat message
+  const MAX_SUBSCRIPTIONS = boot.maxSubscriptions || 256; // per connection
+  // Room subscriptions leave a quarter of the allowance (at most 56, at least 4)
+  // for the user queues, presence and typing of the open room.
+  const MAX_ROOM_SUBSCRIPTIONS = Math.max(1, MAX_SUBSCRIPTIONS - Math.max(4, Math.min(56, Math.ceil(MAX_SUBSCRIPTIONS / 4))));
   const DICT = window.StompboxI18n;
 
   // ---- helpers ----
