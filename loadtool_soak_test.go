@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -103,5 +105,45 @@ func TestLoadToolSoakVerdict(t *testing.T) {
 		if got := seenBelow(&tr, tc.n); got != tc.want {
 			t.Errorf("seenBelow(%d) = %d, want %d", tc.n, got, tc.want)
 		}
+	}
+}
+
+// cancelOnSample collects the tool's stdout and cancels the run at the
+// first sample line, as a Ctrl-C would.
+type cancelOnSample struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	cancel context.CancelFunc
+}
+
+func (w *cancelOnSample) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if bytes.HasPrefix(p, []byte("soak ")) {
+		w.cancel()
+	}
+	return w.buf.Write(p)
+}
+
+// TestLoadToolSoakInterrupted cancels a minute-long soak at its first
+// sample: the load stops, the deliveries drain and the summary comes out.
+func TestLoadToolSoakInterrupted(t *testing.T) {
+	srv := startServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &cancelOnSample{cancel: cancel}
+	var progress bytes.Buffer
+	args := []string{"soak", "-url", "http://" + srv.HTTPAddr(), "-pid", strconv.Itoa(os.Getpid()),
+		"-duration", "1m", "-sample", "300ms", "-conns", "4", "-rooms", "2", "-users", "2", "-interval", "100ms",
+		"-subs", "3", "-rate", "10", "-churn-rate", "10", "-slow-every", "0"}
+	err := runBenchCommand(ctx, args, out, &progress)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled\n%s\n%s", err, out.buf.String(), progress.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.buf.String()), "\n")
+	m := parseBenchReport(t, lines[len(lines)-1])
+	wantFields(t, m, []string{"samples", "rss_first_mib", "goroutines_last", "flat"}, []string{"lost", "dropped", "churn_errors"})
+	if m["samples"] != "1" || m["flat"] != "false" {
+		t.Errorf("samples %s flat %s, want 1 and false", m["samples"], m["flat"])
 	}
 }
