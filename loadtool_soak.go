@@ -416,7 +416,7 @@ func runSoak(ctx context.Context, cfg benchConfig, r *benchReport, progress io.W
 	case dropped > 0:
 		return fmt.Errorf("soak: %d stable connections dropped, first: %w", dropped, firstErr)
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return fmt.Errorf("soak interrupted after %v: %w", loadTime.Round(time.Second), ctx.Err())
 	}
 	return nil
 }

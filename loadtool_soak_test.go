@@ -22,7 +22,7 @@ func TestLoadToolSoak(t *testing.T) {
 	args := []string{"soak", "-url", "http://" + srv.HTTPAddr(), "-pid", strconv.Itoa(os.Getpid()),
 		"-duration", "3s", "-sample", "500ms", "-warmup", "500ms",
 		"-conns", "6", "-rooms", "2", "-users", "3", "-interval", "100ms",
-		"-subs", "6", "-rate", "20", "-churn-rate", "20", "-slow-every", "30"}
+		"-subs", "6", "-rate", "20", "-churn-rate", "20", "-slow-every", "40"}
 	if err := runBenchCommand(context.Background(), args, &out, &progress); err != nil {
 		t.Fatalf("bench: %v\n%s\n%s", err, out.String(), progress.String())
 	}
