@@ -169,7 +169,6 @@ type soakPerson struct {
 	mu    sync.Mutex
 	from  []*seqTracker // per room member, by position: that member's sequence numbers seen here
 	churn *seqTracker   // churn cycle numbers seen here
-	err   error
 }
 
 // soakSub is one subscriber of the fan-out trickle.
@@ -179,7 +178,6 @@ type soakSub struct {
 
 	mu  sync.Mutex
 	seq *seqTracker
-	err error
 }
 
 // soakSample is one sample line's figures.
@@ -604,9 +602,6 @@ func (p *soakPerson) readLoop(ctx context.Context, run *soakRun) {
 }
 
 func (p *soakPerson) fail(run *soakRun, err error) {
-	p.mu.Lock()
-	p.err = err
-	p.mu.Unlock()
 	p.dead.Store(true)
 	run.noteErr(nil, fmt.Errorf("person %d: %w", p.index, err))
 }
@@ -622,9 +617,6 @@ func (s *soakSub) readLoop(ctx context.Context, run *soakRun, key int) {
 			err = fmt.Errorf("server ERROR: %s", f.Value(hdrMessage))
 		}
 		if err != nil {
-			s.mu.Lock()
-			s.err = err
-			s.mu.Unlock()
 			s.dead.Store(true)
 			run.noteErr(nil, fmt.Errorf("subscriber %d: %w", key-run.cfg.Conns, err))
 			return

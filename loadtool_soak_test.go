@@ -32,7 +32,7 @@ func TestLoadToolSoak(t *testing.T) {
 	wantFields(t, m, []string{"samples", "rss_first_mib", "rss_last_mib", "rss_max_mib", "goroutines_first", "goroutines_last",
 		"goroutines_max", "heap_inuse_first_mib", "heap_inuse_last_mib", "sent", "delivered", "p99_ms", "churn_cycles", "slow_cut",
 		"server_cpu_s", "flat"},
-		[]string{"lost", "chat_lost", "fanout_lost", "dup", "ooo", "dropped", "send_errors", "stats_errors", "churn_errors"})
+		[]string{"lost", "chat_lost", "fanout_lost", "dup", "ooo", "dropped", "send_errors", "stats_errors", "churn_errors", "slow_uncut"})
 	if m["scenario"] != "soak" || m["transport"] != benchMixed {
 		t.Errorf("report names %v", m)
 	}
