@@ -23,6 +23,9 @@ import (
 //	fanout  1 publisher → -subs subscribers of -dest, -count messages of -size bytes
 //	rooms   -conns people in -rooms chat rooms, each sending TALK every -interval
 //	idle    -conns connections that CONNECT and SUBSCRIBE, then sit still
+//	soak    chat rooms, a fan-out trickle and connection churn together for
+//	        -duration, with the server's memory and goroutines sampled every
+//	        -sample (loadtool_soak.go)
 
 // Defaults of the load tool, sized for a 2-core development machine.
 const (
@@ -68,8 +71,13 @@ type benchConfig struct {
 	Login        string
 	Passcode     string
 	VHost        string
-	PID          int    // server process for CPU and RSS, 0 = none
-	Label        string // printed as server=…, to tell runs apart
+	PID          int           // server process for CPU and RSS, 0 = none
+	Label        string        // printed as server=…, to tell runs apart
+	Sample       time.Duration // soak: time between samples
+	Warmup       time.Duration // soak: samples before this are not the baseline (0 = a tenth of -duration, at most 2 minutes)
+	ChurnRate    float64       // soak: churn cycles started per second
+	SlowEvery    int           // soak: every this many churn cycles one is a slow consumer (0 = none)
+	Out          io.Writer     // soak: where the sample lines go (runBenchCommand: stdout); nil = the progress writer
 }
 
 // benchReport is one scenario's result: printed as one line of key=value
@@ -108,6 +116,7 @@ func runBenchCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	cfg.Out = stdout
 	limit := raiseFileLimit()
 	fmt.Fprintf(stderr, "bench: %s over %s against %s (file limit %d)\n", cfg.Scenario, cfg.Transport, cfg.URL, limit)
 	r, err := runBench(ctx, cfg, stderr)
@@ -144,13 +153,19 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 	fs.StringVar(&cfg.VHost, "vhost", "/", "STOMP host header")
 	fs.IntVar(&cfg.PID, "pid", 0, "server process ID, for its CPU time and memory from /proc")
 	fs.StringVar(&cfg.Label, "label", "", "name printed as server=… in the report")
+	fs.DurationVar(&cfg.Sample, "sample", benchSoakSample, "soak: time between sample lines")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "soak: warm-up before the first baseline sample (0 = a tenth of -duration, at most 2m)")
+	fs.Float64Var(&cfg.ChurnRate, "churn-rate", benchSoakChurnRate, "soak: churn cycles (connect, subscribe, send, leave) started per second")
+	fs.IntVar(&cfg.SlowEvery, "slow-every", benchSoakSlowEvery, "soak: every this many churn cycles one is a slow consumer that reads nothing (0 = none)")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: stompbox bench fanout|rooms|idle [options]\n\nOptions:\n")
+		fmt.Fprintf(out, "Usage: stompbox bench fanout|rooms|idle|soak [options]\n\n"+
+			"soak: without the flag, -duration is 30m, -conns 300, -rooms 30, -users 50,\n"+
+			"-interval 3.5s, -subs 200 and -rate 5; it needs -pid. See docs/benchmarks.md.\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fs.Usage()
-		return cfg, errors.New("bench: name a scenario: fanout, rooms or idle")
+		return cfg, errors.New("bench: name a scenario: fanout, rooms, idle or soak")
 	}
 	cfg.Scenario = args[0]
 	if err := fs.Parse(args[1:]); err != nil {
@@ -159,10 +174,13 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 		}
 		return cfg, err
 	}
-	countGiven := false
-	fs.Visit(func(f *flag.Flag) { countGiven = countGiven || f.Name == "count" })
-	if cfg.Scenario == "rooms" && !countGiven {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if cfg.Scenario == "rooms" && !given["count"] {
 		cfg.Count = 0 // people talk until -duration; -count is the fanout default
+	}
+	if cfg.Scenario == "soak" {
+		cfg.soakDefaults(given)
 	}
 	return cfg, cfg.validate()
 }
@@ -170,15 +188,20 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 // validate checks the bounds: positive sizes and a loopback server only.
 func (c *benchConfig) validate() error {
 	switch c.Scenario {
-	case "fanout", "rooms", "idle":
+	case "fanout", "rooms", "idle", "soak":
 	default:
-		return fmt.Errorf("bench: unknown scenario %q (fanout, rooms or idle)", c.Scenario)
+		return fmt.Errorf("bench: unknown scenario %q (fanout, rooms, idle or soak)", c.Scenario)
 	}
 	if c.Duration <= 0 || c.Subs <= 0 || c.Conns <= 0 || c.Rooms <= 0 || c.Size < 0 || c.Window <= 0 || c.Interval <= 0 {
 		return errors.New("bench: -duration, -subs, -conns, -rooms, -window and -interval must be positive")
 	}
 	if c.Scenario == "fanout" && c.Count <= 0 {
 		return errors.New("bench: fanout needs a positive -count")
+	}
+	if c.Scenario == "soak" {
+		if err := c.validateSoak(); err != nil {
+			return err
+		}
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -217,6 +240,8 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (*benchR
 		err = runRooms(ctx, cfg, d, r, progress)
 	case "idle":
 		err = runIdle(ctx, cfg, d, r, progress)
+	case "soak":
+		err = runSoak(ctx, cfg, r, progress)
 	}
 	return r, err
 }

@@ -57,51 +57,13 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 	r.add("users", users)
 	r.add("interval_s", cfg.Interval.Seconds())
 	api := &benchAPI{base: strings.TrimRight(cfg.URL, "/"), hc: d.client(0)}
-
 	setupStart := time.Now()
-	admin, err := api.account(ctx, benchAdminName)
+	setup, err := setupRooms(ctx, api, cfg.Conns, cfg.Rooms, users, progress)
 	if err != nil {
 		return err
 	}
-	cookies := make([]string, users)
-	if err := parallel(ctx, users, benchRegParallel, func(i int) error {
-		c, err := api.account(ctx, benchUserPrefix+strconv.Itoa(i))
-		cookies[i] = c
-		return err
-	}); err != nil {
-		return err
-	}
-	fmt.Fprintf(progress, "bench: %d accounts ready in %v\n", users, time.Since(setupStart).Round(time.Millisecond))
-	run := strconv.FormatInt(time.Now().Unix()%100000, 10)
-	roomIDs := make([]int64, cfg.Rooms)
-	if err := parallel(ctx, cfg.Rooms, benchAPIParallel, func(i int) error {
-		var rm struct {
-			ID int64 `json:"id"`
-		}
-		err := api.call(ctx, admin, "/api/rooms", map[string]string{"name": "bench " + run + "-" + strconv.Itoa(i), "kind": "public"}, &rm)
-		roomIDs[i] = rm.ID
-		return err
-	}); err != nil {
-		return err
-	}
-	type membership struct{ user, room int }
-	var joins []membership
-	joined := map[membership]bool{}
-	for i := range cfg.Conns {
-		m := membership{i % users, i / perRoom}
-		if !joined[m] {
-			joined[m] = true
-			joins = append(joins, m)
-		}
-	}
-	if err := parallel(ctx, len(joins), benchAPIParallel, func(k int) error {
-		m := joins[k]
-		return api.call(ctx, cookies[m.user], "/api/rooms/"+strconv.FormatInt(roomIDs[m.room], 10)+"/join", nil, nil)
-	}); err != nil {
-		return err
-	}
+	cookies, roomIDs := setup.cookies, setup.roomIDs
 	r.add("setup_s", time.Since(setupStart).Seconds())
-	fmt.Fprintf(progress, "bench: %d rooms and %d memberships ready in %v\n", cfg.Rooms, len(joins), time.Since(setupStart).Round(time.Millisecond))
 
 	// Connect and subscribe everybody before anyone talks.
 	people := make([]*roomsPerson, cfg.Conns)
@@ -239,6 +201,68 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 		}
 	}
 	return nil
+}
+
+// roomsSetup is what the rooms and soak scenarios make through the HTTP
+// API before anyone connects.
+type roomsSetup struct {
+	admin   string   // benchadmin's session cookie (the server's administrator on a fresh server)
+	cookies []string // session cookie of account bench{i}
+	roomIDs []int64  // room i's id
+	perRoom int      // connection i is in room i/perRoom
+}
+
+// setupRooms registers benchadmin and users accounts (or logs them in),
+// creates rooms public rooms as the admin, and joins account i mod users
+// to room i/perRoom for each of conns connections, perRoom being conns
+// divided by rooms, rounded up.
+func setupRooms(ctx context.Context, api *benchAPI, conns, rooms, users int, progress io.Writer) (*roomsSetup, error) {
+	setupStart := time.Now()
+	s := &roomsSetup{perRoom: (conns + rooms - 1) / rooms}
+	admin, err := api.account(ctx, benchAdminName)
+	if err != nil {
+		return nil, err
+	}
+	s.admin = admin
+	s.cookies = make([]string, users)
+	if err := parallel(ctx, users, benchRegParallel, func(i int) error {
+		c, err := api.account(ctx, benchUserPrefix+strconv.Itoa(i))
+		s.cookies[i] = c
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "bench: %d accounts ready in %v\n", users, time.Since(setupStart).Round(time.Millisecond))
+	run := strconv.FormatInt(time.Now().Unix()%100000, 10)
+	s.roomIDs = make([]int64, rooms)
+	if err := parallel(ctx, rooms, benchAPIParallel, func(i int) error {
+		var rm struct {
+			ID int64 `json:"id"`
+		}
+		err := api.call(ctx, admin, "/api/rooms", map[string]string{"name": "bench " + run + "-" + strconv.Itoa(i), "kind": "public"}, &rm)
+		s.roomIDs[i] = rm.ID
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	type membership struct{ user, room int }
+	var joins []membership
+	joined := map[membership]bool{}
+	for i := range conns {
+		m := membership{i % users, i / s.perRoom}
+		if !joined[m] {
+			joined[m] = true
+			joins = append(joins, m)
+		}
+	}
+	if err := parallel(ctx, len(joins), benchAPIParallel, func(k int) error {
+		m := joins[k]
+		return api.call(ctx, s.cookies[m.user], "/api/rooms/"+strconv.FormatInt(s.roomIDs[m.room], 10)+"/join", nil, nil)
+	}); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "bench: %d rooms and %d memberships ready in %v\n", rooms, len(joins), time.Since(setupStart).Round(time.Millisecond))
+	return s, nil
 }
 
 func totalReceived(people []*roomsPerson) int64 {

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"net/http"
+	"runtime"
+	"runtime/metrics"
+	"time"
+)
+
+// Runtime figures GET /api/admin/stats reads, by their runtime/metrics
+// names. runtime/metrics rather than runtime.ReadMemStats: Read does not
+// stop the world, so polling the endpoint costs the chat nothing.
+const (
+	metricHeapObjects = "/memory/classes/heap/objects:bytes" // live and not yet swept objects: MemStats.HeapAlloc
+	metricHeapUnused  = "/memory/classes/heap/unused:bytes"  // free room inside in-use spans; objects + unused = MemStats.HeapInuse
+	metricStacks      = "/memory/classes/heap/stacks:bytes"  // goroutine stacks: grows with leaked goroutines
+	metricTotal       = "/memory/classes/total:bytes"        // everything the runtime mapped: MemStats.Sys
+	metricGCCycles    = "/gc/cycles/total:gc-cycles"         // MemStats.NumGC
+)
+
+// adminStatsJSON is the body of GET /api/admin/stats. The soak scenario of
+// the load tool (loadtool_soak.go) polls it to tell a leak from a plateau.
+type adminStatsJSON struct {
+	Goroutines     int     `json:"goroutines"`       // runtime.NumGoroutine
+	HeapAllocBytes uint64  `json:"heap_alloc_bytes"` // bytes of heap objects
+	HeapInuseBytes uint64  `json:"heap_inuse_bytes"` // bytes of in-use heap spans
+	StackBytes     uint64  `json:"stack_bytes"`      // bytes of goroutine stacks
+	SysBytes       uint64  `json:"sys_bytes"`        // bytes mapped by the Go runtime
+	NumGC          uint64  `json:"num_gc"`           // completed GC cycles
+	STOMPSessions  int     `json:"stomp_sessions"`   // broker sessions, every transport
+	SockJSSessions int     `json:"sockjs_sessions"`  // SockJS sessions, including HTTP ones awaiting their disconnect delay
+	UptimeS        float64 `json:"uptime_s"`         // seconds since the routes were built (server start)
+	Version        string  `json:"version"`
+}
+
+// adminStats serves GET /api/admin/stats: the process's goroutine count,
+// Go memory figures and session counts, for administrators only (the api's
+// admin wrapper gives 401 without a login, 403 to other users). It is
+// safe for concurrent use: it only reads the broker's and the SockJS
+// servers' counters under their own locks and allocates its samples per
+// request.
+type adminStats struct {
+	broker *Broker
+	sockjs []*sockjsServer
+	start  time.Time
+}
+
+// newAdminStats is called once, when the routes are built.
+func newAdminStats(b *Broker, sj []*sockjsServer) *adminStats {
+	return &adminStats{broker: b, sockjs: sj, start: time.Now()}
+}
+
+// read gathers the figures.
+func (a *adminStats) read() adminStatsJSON {
+	samples := []metrics.Sample{{Name: metricHeapObjects}, {Name: metricHeapUnused}, {Name: metricStacks}, {Name: metricTotal}, {Name: metricGCCycles}}
+	metrics.Read(samples)
+	val := func(i int) uint64 {
+		if samples[i].Value.Kind() != metrics.KindUint64 {
+			return 0 // a name this Go release does not know
+		}
+		return samples[i].Value.Uint64()
+	}
+	st := adminStatsJSON{
+		Goroutines:     runtime.NumGoroutine(),
+		HeapAllocBytes: val(0),
+		HeapInuseBytes: val(0) + val(1),
+		StackBytes:     val(2),
+		SysBytes:       val(3),
+		NumGC:          val(4),
+		UptimeS:        time.Since(a.start).Seconds(),
+		Version:        buildVersion,
+	}
+	if a.broker != nil {
+		st.STOMPSessions = a.broker.sessionCount()
+	}
+	for _, sj := range a.sockjs {
+		st.SockJSSessions += sj.Sessions()
+	}
+	return st
+}
+
+// serve is the authedFunc; wrap it in api.admin.
+func (a *adminStats) serve(w http.ResponseWriter, r *http.Request, u user) error {
+	return writeAPIJSON(w, http.StatusOK, a.read())
+}
