@@ -26,6 +26,7 @@ const (
 	benchReadLimit  = 1 << 20      // largest WebSocket message accepted; STOMP frames are far smaller
 	benchSourceConn = 20000        // connections per 127.0.0.x source address: stays under the 28,232 ephemeral ports of Linux's default range
 	benchWriteWait  = 10 * time.Second
+	benchCloseWait  = time.Second // how long close lets queued xhr_send messages go out
 )
 
 // benchTransport carries STOMP bytes one way and the other. send may be
@@ -277,6 +278,16 @@ type benchXHRTransport struct {
 	cancel context.CancelFunc
 	body   io.ReadCloser // current streaming response, owned by recv
 	r      *bufio.Reader
+
+	// Outgoing messages, sent as sockjs-client sends them: while one
+	// xhr_send is in flight, later messages wait and go together in the
+	// next one. Without this the sender's throughput would be one message
+	// per HTTP round trip, which no browser client suffers.
+	smu      sync.Mutex
+	pending  []string      // messages waiting for the next xhr_send
+	inFlight bool          // a flush goroutine owns the sending
+	sendErr  error         // the first failed xhr_send; every later send returns it
+	flushed  chan struct{} // closed when the current flush goroutine ends; nil when none ran
 }
 
 func dialBenchXHR(ctx context.Context, hc *http.Client, url, cookie string) (*benchXHRTransport, error) {
@@ -357,8 +368,56 @@ func (t *benchXHRTransport) recv(ctx context.Context) ([]byte, error) {
 	}
 }
 
+// send queues b and returns at once; a flush goroutine owned by the
+// transport posts the queue in order, one xhr_send at a time, and ends when
+// the queue is empty or the transport closes. An error of an earlier
+// xhr_send is returned by the next send.
 func (t *benchXHRTransport) send(ctx context.Context, b []byte) error {
-	resp, err := t.request(ctx, "xhr_send", sockjsArray(b))
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	if t.sendErr != nil {
+		return t.sendErr
+	}
+	if err := t.ctx.Err(); err != nil {
+		return fmt.Errorf("xhr_send: %w", err) // closed
+	}
+	t.pending = append(t.pending, string(b))
+	if !t.inFlight {
+		t.inFlight = true
+		t.flushed = make(chan struct{})
+		go t.flush(t.flushed)
+	}
+	return nil
+}
+
+func (t *benchXHRTransport) flush(done chan struct{}) {
+	defer close(done)
+	for {
+		t.smu.Lock()
+		batch := t.pending
+		t.pending = nil
+		if len(batch) == 0 {
+			t.inFlight = false
+			t.smu.Unlock()
+			return
+		}
+		t.smu.Unlock()
+		body, _ := json.Marshal(batch)
+		err := t.post(body)
+		if err != nil {
+			t.smu.Lock()
+			t.sendErr, t.pending, t.inFlight = err, nil, false
+			t.smu.Unlock()
+			return
+		}
+	}
+}
+
+func (t *benchXHRTransport) post(body []byte) error {
+	resp, err := t.request(t.ctx, "xhr_send", body)
 	if err != nil {
 		return fmt.Errorf("xhr_send: %w", err)
 	}
@@ -370,6 +429,21 @@ func (t *benchXHRTransport) send(ctx context.Context, b []byte) error {
 	return nil
 }
 
+// close gives queued messages (a DISCONNECT, typically) up to
+// benchCloseWait to go out, then ends the streaming request (recv's owner
+// closes the body) and any xhr_send, and waits for the flush goroutine.
 func (t *benchXHRTransport) close() {
-	t.cancel() // ends the streaming request; recv's owner closes the body
+	t.smu.Lock()
+	done := t.flushed
+	t.smu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(benchCloseWait):
+		}
+	}
+	t.cancel()
+	if done != nil {
+		<-done
+	}
 }
