@@ -182,6 +182,7 @@ func (c *benchConn) close() {
 type benchWSTransport struct {
 	c      *websocket.Conn
 	sockjs bool
+	rbuf   []byte // the last message read, reused: recv's caller copies it (frameParser.Feed)
 }
 
 func dialBenchWS(ctx context.Context, hc *http.Client, url, cookie string, subprotocols []string, sockjs bool) (*benchWSTransport, error) {
@@ -217,7 +218,7 @@ func (t *benchWSTransport) send(ctx context.Context, b []byte) error {
 
 func (t *benchWSTransport) recv(ctx context.Context) ([]byte, error) {
 	for {
-		_, b, err := t.c.Read(ctx)
+		b, err := t.read(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -226,6 +227,32 @@ func (t *benchWSTransport) recv(ctx context.Context) ([]byte, error) {
 		}
 		if out, err := sockjsPayload(b); err != nil || out != nil {
 			return out, err
+		}
+	}
+}
+
+// read reads one message into rbuf. Unlike Conn.Read it allocates nothing
+// once rbuf has grown to the largest message: with a thousand subscribers in
+// one process, the tool's own garbage would otherwise compete with the
+// server for the shared cores.
+func (t *benchWSTransport) read(ctx context.Context) ([]byte, error) {
+	_, r, err := t.c.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := t.rbuf[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			t.rbuf = b
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 }
