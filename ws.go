@@ -48,9 +48,14 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(int64(h.broker.cfg.Limits.MaxFrame + wsReadSlack))
 	info := connInfo{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol(), User: h.identify(r)}
-	// After Accept, r.Context() must not be used: the session runs on the
-	// server's base context (golang/go#32314).
-	h.broker.Serve(h.base, &wsTransport{c: c}, info)
+	// The session runs on a goroutine of its own, and ServeHTTP returns: the
+	// hijacked connection needs nothing more from net/http, and returning
+	// frees its connection goroutine (whose stack grew while serving the
+	// upgrade), the request and its headers: several KiB per idle connection.
+	// The broker owns the new goroutine: Serve ends when the client leaves or
+	// Broker.Close fails the session. After Accept, r.Context() must not be
+	// used: the session runs on the server's base context (golang/go#32314).
+	go h.broker.Serve(h.base, &wsTransport{c: c}, info)
 }
 
 // wsTransport adapts a WebSocket connection to transport. Each client
