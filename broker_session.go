@@ -443,8 +443,19 @@ func batchSize(items []outItem, v version) int {
 	return n
 }
 
+// deadlineWriter is implemented by transports that can bound a write with
+// a deadline on their socket. The writer then builds no context (a timer and
+// its allocations) per write. Only the session's writer calls writeBy, as
+// it would call Write.
+type deadlineWriter interface {
+	writeBy(deadline time.Time, frames [][]byte) error
+}
+
 // write sends parts with the write deadline.
 func (s *session) write(parts [][]byte) error {
+	if w, ok := s.t.(deadlineWriter); ok {
+		return w.writeBy(time.Now().Add(s.b.cfg.WriteTimeout), parts)
+	}
 	// Not derived from s.ctx: the final ERROR is written after the session
 	// was cancelled. The deadline bounds it.
 	ctx, cancel := context.WithTimeout(context.Background(), s.b.cfg.WriteTimeout)
