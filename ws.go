@@ -66,10 +66,11 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and bufio.Writer that Hijack returns for the connection's whole life, and
 // net/http's are 4 KiB each: 8 KiB of an idle connection's heap.
 const (
-	// wsReadBuffer holds a client message's header and, for the usual chat
-	// SEND, the whole message; longer ones are read past it, straight into
-	// the message buffer (bufio reads large requests directly).
-	wsReadBuffer = 1 << 10
+	// wsReadBuffer holds a client message's header and a short SEND (a chat
+	// line, an ACK, a SUBSCRIBE) whole; the rest of a longer one is read
+	// past it, straight into the message (bufio reads large requests
+	// directly), which costs one more read(2) on the rare big SEND.
+	wsReadBuffer = 512
 	// wsWriteBuffer holds the frame header and a typical MESSAGE (a chat
 	// line or a 256-byte fan-out body with its headers), so one delivery is
 	// one write(2). A bigger batch costs two: the buffer's worth, then the
