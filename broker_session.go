@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -153,6 +154,13 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s.log = b.log.With("conn", s.idStr, "remote", info.Remote, "transport", info.Transport)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	defer s.cancel()
+	if _, ok := t.(deadlineReader); ok {
+		// Its reads do not watch s.ctx: the end of ctx (the server's) must
+		// close the transport to end them. Broker.Close normally got there
+		// first, with an ERROR; abort closes the transport itself.
+		stop := context.AfterFunc(ctx, func() { t.Close(closeGoingAway, errShuttingDown.Error()) })
+		defer stop()
+	}
 	s.out.init(b.cfg.OutboxFrames, b.cfg.OutboxBytes, s.startWriter)
 	s.parser = newFrameParser(b.cfg.Limits)
 	s.subs = make(map[string]*subscription)
@@ -252,14 +260,7 @@ func (s *session) readTimeout() time.Duration {
 // readLoop reads and handles frames until the client leaves or an error.
 func (s *session) readLoop() error {
 	for {
-		ctx, cancel := s.ctx, context.CancelFunc(nil)
-		if d := s.readTimeout(); d > 0 {
-			ctx, cancel = context.WithTimeout(s.ctx, d)
-		}
-		chunk, err := s.t.Read(ctx)
-		if cancel != nil {
-			cancel()
-		}
+		chunk, err := s.read()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return context.Canceled
@@ -286,6 +287,42 @@ func (s *session) readLoop() error {
 }
 
 var errDisconnected = errors.New("client disconnected")
+
+// deadlineReader is implemented by transports that bound a read with a
+// deadline on their socket instead of a context, so that a connection
+// blocked in a read holds no context machinery (see wsTransport.readBy).
+// readBy does not watch any context: it returns when data comes, the
+// deadline passes (an error matching os.ErrDeadlineExceeded; a zero
+// deadline never passes) or the transport is closed. Only the session's
+// reader calls it, as it would call Read.
+type deadlineReader interface {
+	readBy(deadline time.Time) ([]byte, error)
+}
+
+// read returns the next chunk from the transport within readTimeout. A
+// timeout is reported as context.DeadlineExceeded whichever way the
+// transport bounds its reads.
+func (s *session) read() ([]byte, error) {
+	d := s.readTimeout()
+	if r, ok := s.t.(deadlineReader); ok {
+		var deadline time.Time
+		if d > 0 {
+			deadline = time.Now().Add(d)
+		}
+		chunk, err := r.readBy(deadline)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, context.DeadlineExceeded
+		}
+		return chunk, err
+	}
+	ctx := s.ctx
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(s.ctx, d)
+		defer cancel()
+	}
+	return s.t.Read(ctx)
+}
 
 // send queues a server frame (RECEIPT, CONNECTED) for the writer.
 func (s *session) send(it outItem) {

@@ -144,6 +144,16 @@ func (t *wsTransport) Read(ctx context.Context) ([]byte, error) {
 	return data, nil
 }
 
+// readBy is Read bounded by a deadline on the socket (see deadlineReader);
+// a zero deadline waits for ever. coder/websocket then gets a context that
+// never ends, so a blocked read holds no context.AfterFunc, no Done channel
+// and no entry in the session context's children: memory that every idle
+// connection kept. A blocked readBy ends when the transport closes.
+func (t *wsTransport) readBy(deadline time.Time) ([]byte, error) {
+	t.conn.SetReadDeadline(deadline)
+	return t.Read(context.Background())
+}
+
 func (t *wsTransport) Write(ctx context.Context, frames [][]byte) error {
 	return t.write(ctx, frames)
 }
