@@ -151,7 +151,8 @@ type pendingAck struct {
 func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s := &session{b: b, t: t, info: info, id: b.nextSession.Add(1)}
 	s.idStr = strconv.FormatUint(s.id, 36)
-	s.log = b.log.With("conn", s.idStr, "remote", info.Remote, "transport", info.Transport)
+	s.log = slog.New(&deferredAttrs{h: b.log.Handler(), attrs: []slog.Attr{
+		slog.String("conn", s.idStr), slog.String("remote", info.Remote), slog.String("transport", info.Transport)}})
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	defer s.cancel()
 	if _, ok := t.(deadlineReader); ok {
@@ -198,6 +199,31 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s.out.closeWith(nil, 0)
 	s.wg.Wait()
 	s.log.Debug("session ended")
+}
+
+// deferredAttrs is a connection logger's handler: it keeps the
+// connection's attributes and hands them to the real handler only when a
+// record is logged. Logger.With on a text or JSON handler formats them at
+// once into a handler copy, about half a KiB that every idle connection
+// kept for lines it mostly never logs. Safe for concurrent use: it is
+// never modified after creation.
+type deferredAttrs struct {
+	h     slog.Handler
+	attrs []slog.Attr
+}
+
+func (d *deferredAttrs) Enabled(ctx context.Context, l slog.Level) bool { return d.h.Enabled(ctx, l) }
+
+func (d *deferredAttrs) Handle(ctx context.Context, r slog.Record) error {
+	return d.h.WithAttrs(d.attrs).Handle(ctx, r)
+}
+
+func (d *deferredAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &deferredAttrs{h: d.h, attrs: append(slices.Clip(d.attrs), attrs...)}
+}
+
+func (d *deferredAttrs) WithGroup(name string) slog.Handler {
+	return d.h.WithAttrs(d.attrs).WithGroup(name)
 }
 
 // frameError carries the frame that caused an error, for the ERROR's receipt-id.
