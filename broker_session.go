@@ -117,6 +117,7 @@ type session struct {
 	ver     version       // from the CONNECTED item on; ERRORs before CONNECT use 1.2 rules
 	hbEvery time.Duration // from the CONNECTED item: how often the server must send
 	hb      *time.Timer   // fires hbEvery after the last write; nil until heart-beats are on
+	writer  func()        // s.writeLoop, bound once: "go s.writeLoop()" would allocate a closure per start
 
 	// Set once during CONNECT by the reader, read-only afterwards.
 	connected bool
@@ -162,6 +163,7 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 		stop := context.AfterFunc(ctx, func() { t.Close(closeGoingAway, errShuttingDown.Error()) })
 		defer stop()
 	}
+	s.writer = s.writeLoop
 	s.out.init(b.cfg.OutboxFrames, b.cfg.OutboxBytes, s.startWriter)
 	s.parser = newFrameParser(b.cfg.Limits)
 	s.subs = make(map[string]*subscription)
@@ -408,7 +410,7 @@ func (s *session) cleanup() {
 // than one, and the Add happens before Serve's final Wait.
 func (s *session) startWriter() {
 	s.wg.Add(1)
-	go s.writeLoop()
+	go s.writer()
 }
 
 // heartBeatDue runs on the heart-beat timer's goroutine: it asks for a
@@ -706,6 +708,11 @@ func (o *outbox) isClosed() bool {
 	return o.closed
 }
 
+// outboxKeepItems is the largest queue array an idle outbox keeps: enough
+// for messages that come one at a time (a chat, a paced feed) to be queued
+// without an allocation each, 96 bytes per connection.
+const outboxKeepItems = 2
+
 // taken is what one take hands the writer besides the items.
 type taken struct {
 	more      bool   // false: nothing to do, and the writer must return
@@ -723,7 +730,9 @@ func (o *outbox) take(dst []outItem) ([]outItem, taken) {
 	defer o.mu.Unlock()
 	if len(o.items) == 0 && !o.heartBeat && !o.closed {
 		o.running = false
-		o.items = nil // an idle connection keeps no queue array
+		if cap(o.items) > outboxKeepItems {
+			o.items = nil // an idle connection keeps no burst-sized queue array
+		}
 		return dst, taken{}
 	}
 	dst = append(dst, o.items...)
