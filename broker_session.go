@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -94,9 +95,11 @@ func (sub *subscription) Replay(headers []header, body []byte, storeID int64) bo
 }
 
 // session is one connected STOMP client. Its reader runs on the goroutine
-// that called Broker.Serve; its writer is a goroutine the session owns and
-// waits for. Only the writer writes to the transport; everyone else calls
-// deliver or send, which never block (see outbox).
+// that called Broker.Serve. Its writer is a goroutine the session owns and
+// waits for, started only while the outbox has something to write (see
+// writeLoop): an idle connection has one goroutine, not two. Only the writer
+// writes to the transport; everyone else calls deliver or send, which never
+// block (see outbox).
 type session struct {
 	b      *Broker
 	t      transport
@@ -107,7 +110,14 @@ type session struct {
 	ctx    context.Context // ends when the session ends; for hooks and handlers
 	cancel context.CancelFunc
 	out    outbox
-	wg     sync.WaitGroup // the writer
+	wg     sync.WaitGroup // the writer goroutine, while one runs
+
+	// Owned by whichever writer goroutine runs (one at a time; the outbox
+	// lock hands them over from one to the next).
+	ver     version       // from the CONNECTED item on; ERRORs before CONNECT use 1.2 rules
+	hbEvery time.Duration // from the CONNECTED item: how often the server must send
+	hb      *time.Timer   // fires hbEvery after the last write; nil until heart-beats are on
+	writer  func()        // s.writeLoop, bound once: "go s.writeLoop()" would allocate a closure per start
 
 	// Set once during CONNECT by the reader, read-only afterwards.
 	connected bool
@@ -142,10 +152,19 @@ type pendingAck struct {
 func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s := &session{b: b, t: t, info: info, id: b.nextSession.Add(1)}
 	s.idStr = strconv.FormatUint(s.id, 36)
-	s.log = b.log.With("conn", s.idStr, "remote", info.Remote, "transport", info.Transport)
+	s.log = slog.New(&deferredAttrs{h: b.log.Handler(), attrs: []slog.Attr{
+		slog.String("conn", s.idStr), slog.String("remote", info.Remote), slog.String("transport", info.Transport)}})
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	defer s.cancel()
-	s.out.init(b.cfg.OutboxFrames, b.cfg.OutboxBytes)
+	if _, ok := t.(deadlineReader); ok {
+		// Its reads do not watch s.ctx: the end of ctx (the server's) must
+		// close the transport to end them. Broker.Close normally got there
+		// first, with an ERROR; abort closes the transport itself.
+		stop := context.AfterFunc(ctx, func() { t.Close(closeGoingAway, errShuttingDown.Error()) })
+		defer stop()
+	}
+	s.writer = s.writeLoop
+	s.out.init(b.cfg.OutboxFrames, b.cfg.OutboxBytes, s.startWriter)
 	s.parser = newFrameParser(b.cfg.Limits)
 	s.subs = make(map[string]*subscription)
 	s.txs = make(map[string][]*frame)
@@ -153,14 +172,11 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	if err := b.admit(s); err != nil {
 		s.log.Warn("connection refused", "err", err)
 		s.out.closeWith(errorFrame(err), closeGoingAway)
-		s.wg.Add(1)
-		s.writeLoop()
+		s.wg.Wait()
 		return
 	}
 	defer b.wg.Done()
 	s.log.Debug("session started")
-	s.wg.Add(1)
-	go s.writeLoop()
 	err := s.readLoop()
 	if !s.failed.Load() && err != nil {
 		switch _, visible := clientMessage(err); {
@@ -185,6 +201,31 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s.out.closeWith(nil, 0)
 	s.wg.Wait()
 	s.log.Debug("session ended")
+}
+
+// deferredAttrs is a connection logger's handler: it keeps the
+// connection's attributes and hands them to the real handler only when a
+// record is logged. Logger.With on a text or JSON handler formats them at
+// once into a handler copy, about half a KiB that every idle connection
+// kept for lines it mostly never logs. Safe for concurrent use: it is
+// never modified after creation.
+type deferredAttrs struct {
+	h     slog.Handler
+	attrs []slog.Attr
+}
+
+func (d *deferredAttrs) Enabled(ctx context.Context, l slog.Level) bool { return d.h.Enabled(ctx, l) }
+
+func (d *deferredAttrs) Handle(ctx context.Context, r slog.Record) error {
+	return d.h.WithAttrs(d.attrs).Handle(ctx, r)
+}
+
+func (d *deferredAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &deferredAttrs{h: d.h, attrs: append(slices.Clip(d.attrs), attrs...)}
+}
+
+func (d *deferredAttrs) WithGroup(name string) slog.Handler {
+	return d.h.WithAttrs(d.attrs).WithGroup(name)
 }
 
 // frameError carries the frame that caused an error, for the ERROR's receipt-id.
@@ -247,14 +288,7 @@ func (s *session) readTimeout() time.Duration {
 // readLoop reads and handles frames until the client leaves or an error.
 func (s *session) readLoop() error {
 	for {
-		ctx, cancel := s.ctx, context.CancelFunc(nil)
-		if d := s.readTimeout(); d > 0 {
-			ctx, cancel = context.WithTimeout(s.ctx, d)
-		}
-		chunk, err := s.t.Read(ctx)
-		if cancel != nil {
-			cancel()
-		}
+		chunk, err := s.read()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return context.Canceled
@@ -281,6 +315,42 @@ func (s *session) readLoop() error {
 }
 
 var errDisconnected = errors.New("client disconnected")
+
+// deadlineReader is implemented by transports that bound a read with a
+// deadline on their socket instead of a context, so that a connection
+// blocked in a read holds no context machinery (see wsTransport.readBy).
+// readBy does not watch any context: it returns when data comes, the
+// deadline passes (an error matching os.ErrDeadlineExceeded; a zero
+// deadline never passes) or the transport is closed. Only the session's
+// reader calls it, as it would call Read.
+type deadlineReader interface {
+	readBy(deadline time.Time) ([]byte, error)
+}
+
+// read returns the next chunk from the transport within readTimeout. A
+// timeout is reported as context.DeadlineExceeded whichever way the
+// transport bounds its reads.
+func (s *session) read() ([]byte, error) {
+	d := s.readTimeout()
+	if r, ok := s.t.(deadlineReader); ok {
+		var deadline time.Time
+		if d > 0 {
+			deadline = time.Now().Add(d)
+		}
+		chunk, err := r.readBy(deadline)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, context.DeadlineExceeded
+		}
+		return chunk, err
+	}
+	ctx := s.ctx
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(s.ctx, d)
+		defer cancel()
+	}
+	return s.t.Read(ctx)
+}
 
 // send queues a server frame (RECEIPT, CONNECTED) for the writer.
 func (s *session) send(it outItem) {
@@ -335,52 +405,74 @@ func (s *session) cleanup() {
 	requeue(pending)
 }
 
-// writeLoop is the session's only writer. It drains the outbox in batches,
-// sends heart-beats when idle, and closes the transport when the outbox is
-// closed. Every write has a deadline.
+// startWriter starts a writer goroutine. The outbox calls it, under its
+// lock, when something is queued and no writer runs; so there is never more
+// than one, and the Add happens before Serve's final Wait.
+func (s *session) startWriter() {
+	s.wg.Add(1)
+	go s.writer()
+}
+
+// heartBeatDue runs on the heart-beat timer's goroutine: it asks for a
+// writer, which sends an EOL unless it has frames to write anyway.
+func (s *session) heartBeatDue() {
+	s.out.pushHeartBeat()
+}
+
+// writeBatch is a writer's scratch space, pooled so that an idle
+// connection holds none and a burst does not allocate it afresh.
+type writeBatch struct {
+	items []outItem
+	buf   []byte
+	parts [][]byte
+}
+
+// writeBatches holds writeBatch values between bursts. It is a cache of
+// scratch memory shared by all sessions, not state.
+var writeBatches = sync.Pool{New: func() any { return new(writeBatch) }}
+
+// maxKeptBatch is the largest batch buffer returned to writeBatches: a
+// burst's big buffer is left to the garbage collector.
+const maxKeptBatch = 256 << 10
+
+// writeLoop is the session's only writer, started by the outbox when it
+// has something to write (startWriter). It drains the outbox in batches,
+// and returns when it finds the outbox empty: the next push starts a new
+// writer. When the outbox is closed it writes what is left and the final
+// frame, then closes the transport and returns for good. Every write has a
+// deadline.
 func (s *session) writeLoop() {
 	defer s.wg.Done()
-	var (
-		items   []outItem
-		buf     []byte
-		parts   [][]byte
-		hb      *time.Timer
-		hbC     <-chan time.Time
-		hbEvery time.Duration // set by the CONNECTED item: the writer owns its own copy
-		ver     = v12         // likewise; ERRORs before CONNECT use 1.2 rules
-	)
+	wb := writeBatches.Get().(*writeBatch)
 	defer func() {
-		if hb != nil {
-			hb.Stop()
+		clear(wb.items[:cap(wb.items)])
+		clear(wb.parts[:cap(wb.parts)])
+		wb.items, wb.parts = wb.items[:0], wb.parts[:0]
+		if cap(wb.buf) > maxKeptBatch {
+			wb.buf = nil
 		}
+		writeBatches.Put(wb)
 	}()
+	if s.ver == 0 {
+		s.ver = v12
+	}
 	for {
-		select {
-		case <-s.out.wake:
-		case <-hbC:
-			if err := s.write([][]byte{{'\n'}}); err != nil {
-				s.abort(err)
-				return
-			}
-			hb.Reset(hbEvery)
-			continue
+		var t taken
+		wb.items, t = s.out.take(wb.items[:0])
+		if !t.more {
+			return
 		}
-		var (
-			final  *frame
-			code   int
-			closed bool
-		)
-		items, final, code, closed = s.out.take(items[:0])
-		buf, parts = buf[:0], parts[:0]
-		buf = slices.Grow(buf, batchSize(items, ver)) // one allocation per burst, not a growslice per frame
+		items := wb.items
+		buf, parts := wb.buf[:0], wb.parts[:0]
+		buf = slices.Grow(buf, batchSize(items, s.ver)) // one allocation per burst, not a growslice per frame
 		// Parts cut from buf stay valid when a later append moves buf: the
 		// old array keeps its bytes for as long as it is referenced.
 		for i := range items {
 			if items[i].heartBeat > 0 {
-				hbEvery = items[i].heartBeat
+				s.hbEvery = items[i].heartBeat
 			}
 			if items[i].ver > 0 {
-				ver = items[i].ver
+				s.ver = items[i].ver
 			}
 			// A topic message queued before an UNSUBSCRIBE is dropped: delivery
 			// stops at once. Queue messages are still written: an auto-ack one
@@ -390,43 +482,52 @@ func (s *session) writeLoop() {
 				continue
 			}
 			start := len(buf)
-			buf = s.encode(buf, &items[i], ver)
+			buf = s.encode(buf, &items[i], s.ver)
 			parts = append(parts, buf[start:len(buf):len(buf)])
 			items[i] = outItem{}
 		}
-		if final != nil {
+		if t.final != nil {
 			start := len(buf)
-			buf = appendFrame(buf, final, ver)
+			buf = appendFrame(buf, t.final, s.ver)
 			parts = append(parts, buf[start:])
 		}
+		if len(parts) == 0 && t.heartBeat && !t.closed {
+			parts = append(parts, heartBeatEOL) // STOMP 1.2 §Heart-beating: an EOL when nothing else went out
+		}
+		wb.buf, wb.parts = buf, parts
 		if len(parts) > 0 {
 			if err := s.write(parts); err != nil {
 				s.abort(err)
 				return
 			}
 		}
-		if cap(buf) > 256<<10 {
-			buf = nil // don't keep a burst's buffer on an idle connection
-		}
-		if closed {
+		if t.closed {
+			if s.hb != nil {
+				s.hb.Stop()
+			}
 			reason := "bye"
+			code := t.code
 			if code == 0 {
 				code = closeNormal
 			}
-			if final != nil {
-				reason = final.Value(hdrMessage)
+			if t.final != nil {
+				reason = t.final.Value(hdrMessage)
 			}
 			s.t.Close(code, reason)
 			return
 		}
-		if hb == nil && hbEvery > 0 {
-			hb = time.NewTimer(hbEvery)
-			hbC = hb.C
-		} else if hb != nil {
-			hb.Reset(hbEvery)
+		if s.hbEvery > 0 && len(parts) > 0 {
+			if s.hb == nil {
+				s.hb = time.AfterFunc(s.hbEvery, s.heartBeatDue)
+			} else {
+				s.hb.Reset(s.hbEvery)
+			}
 		}
 	}
 }
+
+// heartBeatEOL is the server's heart-beat.
+var heartBeatEOL = []byte{'\n'}
 
 // batchSize estimates the encoded size of items: the shared MESSAGE tails
 // (encoded here once, and cached for the other subscribers) plus a bound
@@ -443,8 +544,19 @@ func batchSize(items []outItem, v version) int {
 	return n
 }
 
+// deadlineWriter is implemented by transports that can bound a write with
+// a deadline on their socket. The writer then builds no context (a timer and
+// its allocations) per write. Only the session's writer calls writeBy, as
+// it would call Write.
+type deadlineWriter interface {
+	writeBy(deadline time.Time, frames [][]byte) error
+}
+
 // write sends parts with the write deadline.
 func (s *session) write(parts [][]byte) error {
+	if w, ok := s.t.(deadlineWriter); ok {
+		return w.writeBy(time.Now().Add(s.b.cfg.WriteTimeout), parts)
+	}
 	// Not derived from s.ctx: the final ERROR is written after the session
 	// was cancelled. The deadline bounds it.
 	ctx, cancel := context.WithTimeout(context.Background(), s.b.cfg.WriteTimeout)
@@ -453,8 +565,13 @@ func (s *session) write(parts [][]byte) error {
 }
 
 // abort ends a session whose transport failed: nothing more can be written.
+// Only the writer calls it; it leaves the outbox closed with its writer
+// marked as running, so no other writer ever starts.
 func (s *session) abort(err error) {
 	s.log.Debug("write failed", "err", err)
+	if s.hb != nil {
+		s.hb.Stop()
+	}
 	s.failed.Store(true)
 	s.out.closeWith(nil, closeInternal)
 	s.t.Close(closeInternal, "write failed")
@@ -495,9 +612,16 @@ type outItem struct {
 }
 
 // outbox is a session's bounded outbound queue. Producers (publishers, the
-// reader) push without blocking; the writer takes everything queued at once,
-// which coalesces bursts into one transport write. It holds no memory while
-// empty, so an idle connection costs little.
+// reader, the heart-beat timer) push without blocking; the writer takes
+// everything queued at once, which coalesces bursts into one transport
+// write. It holds no memory while empty, so an idle connection costs little.
+//
+// Writer hand-off: running is true from the moment a push (or close) finds
+// no writer and calls start, until a writer's take finds the outbox empty
+// and returns more=false; both happen under mu, so a push either sees the
+// running writer (which will take its item) or starts a new one: no item is
+// left behind and no two writers write. After the writer has seen the
+// outbox closed, running stays true and nothing starts another.
 //
 // Bounds: past maxItems or maxBytes the reader counts as slow; if it stays
 // slow for slowConsumerGrace, or reaches outboxHardFactor times the bounds,
@@ -508,25 +632,26 @@ type outbox struct {
 	items     []outItem
 	bytes     int
 	slowSince time.Time // when the bounds were first passed; zero while under them
+	heartBeat bool      // the heart-beat timer fired since the last take
 	closed    bool
 	final     *frame // sent after items when closed
 	code      int    // close code for the transport
-	wake      chan struct{}
+	running   bool   // a writer runs (or was started); see writer hand-off
+	start     func() // starts a writer; called under mu
 	maxItems  int
 	maxBytes  int
 }
 
-func (o *outbox) init(maxItems, maxBytes int) {
-	o.wake = make(chan struct{}, 1)
-	o.maxItems, o.maxBytes = maxItems, maxBytes
+func (o *outbox) init(maxItems, maxBytes int, start func()) {
+	o.maxItems, o.maxBytes, o.start = maxItems, maxBytes, start
 }
 
 // push queues it. It reports false if the outbox is closed or the reader is
 // too slow (see outbox).
 func (o *outbox) push(it outItem, size int) bool {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	if o.closed {
-		o.mu.Unlock()
 		return false
 	}
 	if len(o.items) >= o.maxItems || o.bytes+size > o.maxBytes {
@@ -536,21 +661,30 @@ func (o *outbox) push(it outItem, size int) bool {
 		}
 		if now.Sub(o.slowSince) > slowConsumerGrace ||
 			len(o.items) >= outboxHardFactor*o.maxItems || o.bytes+size > outboxHardFactor*o.maxBytes {
-			o.mu.Unlock()
 			return false
 		}
 	}
 	o.items = append(o.items, it)
 	o.bytes += size
-	o.mu.Unlock()
-	o.signal()
+	o.wakeLocked()
 	return true
 }
 
-func (o *outbox) signal() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
+// pushHeartBeat asks the writer for a heart-beat (see session.writeLoop).
+func (o *outbox) pushHeartBeat() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.closed {
+		o.heartBeat = true
+		o.wakeLocked()
+	}
+}
+
+// wakeLocked starts a writer unless one runs.
+func (o *outbox) wakeLocked() {
+	if !o.running {
+		o.running = true
+		o.start()
 	}
 }
 
@@ -558,13 +692,14 @@ func (o *outbox) signal() {
 // queued, then the transport closes with code. Only the first close counts.
 func (o *outbox) closeWith(final *frame, code int) {
 	o.mu.Lock()
-	if !o.closed {
-		o.closed = true
-		o.final = final
-		o.code = code
+	defer o.mu.Unlock()
+	if o.closed {
+		return
 	}
-	o.mu.Unlock()
-	o.signal()
+	o.closed = true
+	o.final = final
+	o.code = code
+	o.wakeLocked()
 }
 
 func (o *outbox) isClosed() bool {
@@ -573,10 +708,33 @@ func (o *outbox) isClosed() bool {
 	return o.closed
 }
 
-// take moves the queued items into dst and reports whether the outbox is closed.
-func (o *outbox) take(dst []outItem) ([]outItem, *frame, int, bool) {
+// outboxKeepItems is the largest queue array an idle outbox keeps: enough
+// for messages that come one at a time (a chat, a paced feed) to be queued
+// without an allocation each, 96 bytes per connection.
+const outboxKeepItems = 2
+
+// taken is what one take hands the writer besides the items.
+type taken struct {
+	more      bool   // false: nothing to do, and the writer must return
+	heartBeat bool   // a heart-beat is due
+	closed    bool   // the outbox is closed: write final, then close the transport
+	final     *frame // the last frame, when closed
+	code      int    // the transport's close code, when closed
+}
+
+// take moves the queued items into dst. Only the running writer calls it.
+// When there is nothing to do it marks the writer as gone and reports
+// more=false, in the same critical section (see outbox).
+func (o *outbox) take(dst []outItem) ([]outItem, taken) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if len(o.items) == 0 && !o.heartBeat && !o.closed {
+		o.running = false
+		if cap(o.items) > outboxKeepItems {
+			o.items = nil // an idle connection keeps no burst-sized queue array
+		}
+		return dst, taken{}
+	}
 	dst = append(dst, o.items...)
 	clear(o.items)
 	if cap(o.items) > 4*64 {
@@ -586,9 +744,10 @@ func (o *outbox) take(dst []outItem) ([]outItem, *frame, int, bool) {
 	}
 	o.bytes = 0
 	o.slowSince = time.Time{}
-	final := o.final
+	t := taken{more: true, heartBeat: o.heartBeat, closed: o.closed, final: o.final, code: o.code}
+	o.heartBeat = false
 	o.final = nil
-	return dst, final, o.code, o.closed
+	return dst, t
 }
 
 // message is one published message, shared by all its deliveries. Its wire
