@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -82,6 +84,7 @@ func TestParseConfigHardening(t *testing.T) {
 		{"zero message", []string{"-max-message", "0"}, nil, [3]int{}, "-max-message"},
 		{"negative rooms", []string{"-max-rooms-per-user", "-1"}, nil, [3]int{}, "-max-rooms-per-user"},
 		{"words", nil, map[string]string{"STOMPBOX_MAX_USER_SUBSCRIPTIONS": "lots"}, [3]int{}, "-max-user-subscriptions"},
+		{"negative memory limit", []string{"-memory-limit", "-5"}, nil, [3]int{}, "-memory-limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -399,5 +402,34 @@ func TestRateRetryAfter(t *testing.T) {
 		if got := retryAfterSeconds(tt.d); got != tt.want {
 			t.Errorf("retryAfterSeconds(%v) = %s, want %s", tt.d, got, tt.want)
 		}
+	}
+}
+
+// TestMemoryLimit: -memory-limit reaches the runtime as a soft limit in MiB,
+// from the flag or STOMPBOX_MEMORY_LIMIT; 0 leaves the runtime's setting.
+func TestMemoryLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int64
+	}{
+		{"default leaves the runtime's", nil, nil, before},
+		{"flag", []string{"-memory-limit", "150"}, nil, 150 << 20},
+		{"env", nil, map[string]string{"STOMPBOX_MEMORY_LIMIT": "64"}, 64 << 20},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			debug.SetMemoryLimit(before)
+			c, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			applyMemoryLimit(c.MemoryLimitMiB, slog.New(slog.DiscardHandler))
+			if got := debug.SetMemoryLimit(-1); got != tt.want {
+				t.Errorf("runtime memory limit %d, want %d", got, tt.want)
+			}
+		})
 	}
 }

@@ -70,6 +70,7 @@ type Config struct {
 	AllowGuests      bool
 	KeepDays         int
 	Synchronous      string
+	MemoryLimitMiB   int // soft limit for the Go runtime in MiB; 0: the runtime's own (GOMEMLIMIT)
 	EmbedOrigins     []string
 	LogLevel         slog.Level
 	TLSCert          string // PEM certificate (chain) file; with TLSKey serves HTTPS
@@ -102,6 +103,7 @@ var options = []option{
 	{"max-user-subscriptions", strconv.Itoa(defaultMaxUserSubscriptions), "most subscriptions per user over all their connections (0: no limit)", countSetter(func(c *Config, n int) { c.MaxUserSubs = n })},
 	{"max-message", strconv.Itoa(maxMessageRunes), "most characters in one chat message, over STOMP and HTTP (much longer messages also need a larger -max-frame)", intSetter(func(c *Config, n int) { c.MaxMessage = n })},
 	{"max-rooms-per-user", strconv.Itoa(defaultMaxRoomsPerUser), "most rooms one account may create; administrators are exempt (0: no limit)", countSetter(func(c *Config, n int) { c.MaxRoomsPerUser = n })},
+	{"memory-limit", "0", "soft memory limit in MiB for the Go runtime, like GOMEMLIMIT: garbage is collected earlier instead of growing to twice the live heap (0: no limit)", countSetter(func(c *Config, n int) { c.MemoryLimitMiB = n })},
 	{"heartbeat", defaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
 	{"sockjs-path", defaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
 	{"sockjs-heartbeat", defaultSockJSHeartbeat.String(), "SockJS heartbeat frame interval", durationSetter(func(c *Config, d time.Duration) { c.SockJSHeartbeat = d })},
@@ -288,6 +290,7 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	cfg.DoubleClicked = startedByDoubleClick(args)
+	applyMemoryLimit(cfg.MemoryLimitMiB, log)
 	if cfg.DataDir == "" {
 		cfg.DataDir = defaultDataFolder(cfg.DoubleClicked)
 	}
