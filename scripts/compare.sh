@@ -12,6 +12,17 @@
 # PIDFILE`, its private epmd with `epmd -kill` on the private port). Nothing
 # listens beyond 127.0.0.1.
 set -euo pipefail
+case "${1:-}" in
+-h | --help)
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+"") ;;
+*)
+	echo "compare.sh takes no arguments; sizes come from the environment (see --help)" >&2
+	exit 2
+	;;
+esac
 cd "$(dirname "$0")/.."
 
 SUBS=${SUBS:-1000}             # fan-out subscribers
@@ -20,6 +31,7 @@ SIZE=${SIZE:-256}              # fan-out body bytes
 FANOUT_TIME=${FANOUT_TIME:-50s} # upper bound of one fan-out run
 IDLE=${IDLE:-10000}            # idle connections compared
 IDLE_MAX=${IDLE_MAX:-50000}    # idle connections attempted on stompbox alone
+IDLE_MEMLIMIT=${IDLE_MEMLIMIT:-150} # MiB: stompbox's -memory-limit for the second idle run
 ROOMS=${ROOMS:-1000}           # chat rooms
 PEOPLE=${PEOPLE:-10}           # people per room
 ROOM_USERS=${ROOM_USERS:-500}  # accounts shared by the people: each costs one argon2id hash
@@ -143,7 +155,7 @@ SB_RUNS=0
 # over from one scenario does not blur the next one's RSS figures.
 # The abuse limits are off: one benchmark publisher sends far past a person's
 # 20 messages a second, and every load connection comes from loopback.
-start_stompbox() {
+start_stompbox() { # start_stompbox [extra stompbox options…]
 	if [ -n "$SB_PID" ]; then
 		kill -TERM "$SB_PID" 2>/dev/null
 		wait "$SB_PID" 2>/dev/null || true
@@ -151,7 +163,7 @@ start_stompbox() {
 	SB_RUNS=$((SB_RUNS + 1))
 	"$WORK/stompbox" -addr "127.0.0.1:$SB_PORT" -data "$WORK/sb-data-$SB_RUNS" -no-browser -log-level warn \
 		-max-connections 100000 -synchronous FULL \
-		-send-rate 0 -user-send-rate 0 -max-conns-per-ip 0 -login-rate 0 >>"$WORK/stompbox.log" 2>&1 &
+		-send-rate 0 -user-send-rate 0 -max-conns-per-ip 0 -login-rate 0 "$@" >>"$WORK/stompbox.log" 2>&1 &
 	SB_PID=$!
 	for _ in $(seq 100); do
 		curl -fsS "http://127.0.0.1:$SB_PORT/healthz" >/dev/null 2>&1 && break
@@ -187,6 +199,9 @@ bench sb-idle idle "${SB[@]}" -conns "$IDLE" -hold 5s -duration 120s
 if [ -n "$RMQ_OK" ]; then
 	bench rmq-idle idle "${RMQ[@]}" -pid "$RMQ_PID" -conns "$IDLE" -hold 5s -duration 120s
 fi
+# The same under a soft memory limit, which keeps the heap near what is live.
+start_stompbox -memory-limit "$IDLE_MEMLIMIT"
+bench sb-idle-lim idle "${SB[@]}" -conns "$IDLE" -hold 5s -duration 120s
 # The most idle connections this machine allows: the tool and the server
 # each need a descriptor per connection, under the same hard limit.
 IDLE_TRY=$IDLE_MAX
@@ -276,6 +291,7 @@ XHR2_RATIO=$(ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr-wspub msgs_pe
 	echo "| xhr-streaming subscribers, WebSocket publisher: delivered msgs/s | $(field sb-xhr-wspub msgs_per_s) (WebSocket/xhr = $XHR2_RATIO) |"
 	echo "| xhr-streaming subscribers, WebSocket publisher: p99 ms, lost | $(field sb-xhr-wspub p99_ms), $(field sb-xhr-wspub lost) |"
 	echo "| fan-out at 10 msgs/s (10,000 deliveries/s): p50 / p99 / max ms | $(field sb-slow p50_ms) / $(field sb-slow p99_ms) / $(field sb-slow max_ms) |"
+	echo "| idle $IDLE with \`-memory-limit $IDLE_MEMLIMIT\`: RSS KiB per connection, held | $(field sb-idle-lim rss_per_conn_kib), $(field sb-idle-lim held) |"
 	echo "| idle $IDLE_TRY: held / failed, RSS KiB per connection | $(field sb-idle-max held) / $(field sb-idle-max connect_failed), $(field sb-idle-max rss_per_conn_kib) |"
 	echo "| rooms $ROOMS × $PEOPLE, a message every $INTERVAL each, FULL: delivered msgs/s | $(field sb-rooms msgs_per_s) |"
 	echo "| rooms: p50 / p99 / max ms | $(field sb-rooms p50_ms) / $(field sb-rooms p99_ms) / $(field sb-rooms max_ms) |"
@@ -289,6 +305,7 @@ XHR2_RATIO=$(ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr-wspub msgs_pe
 	echo "| fan-out 1→$SUBS × ${SIZE} B ≥ 3× RabbitMQ's delivered msgs/s | ×$FAN_RATIO | $(yes_no "$([ "$FAN_RATIO" = "–" ] || echo "$FAN_RATIO")" ">=" 3) |"
 	echo "| p99 < 10 ms at half of stompbox's max rate | $(field sb-half p99_ms) ms | $(yes_no "$(field sb-half p99_ms)" "<" 10) |"
 	echo "| idle ≤ 12 KiB RSS per connection at $IDLE | $(field sb-idle rss_per_conn_kib) KiB | $(yes_no "$(field sb-idle rss_per_conn_kib)" "<" 12.001) |"
+	echo "| the same with \`-memory-limit $IDLE_MEMLIMIT\` | $(field sb-idle-lim rss_per_conn_kib) KiB | $(yes_no "$(field sb-idle-lim rss_per_conn_kib)" "<" 12.001) |"
 	echo "| $IDLE_MAX idle held without error | $(field sb-idle-max held) of $IDLE_TRY held, $(field sb-idle-max dropped) dropped | $([ "$IDLE_TRY" = "$IDLE_MAX" ] && yes_no "$(field sb-idle-max held)" ">=" "$IDLE_MAX" || echo "not measurable here") |"
 	echo "| rooms $ROOMS × $PEOPLE p99 < 5 ms, synchronous=FULL | $(field sb-rooms p99_ms) ms | $(yes_no "$(field sb-rooms p99_ms)" "<" 5) |"
 	echo "| SockJS xhr-streaming within 2× of WebSocket (fan-out, all on xhr) | ×$XHR_RATIO | $(yes_no "$([ "$XHR_RATIO" = "–" ] || echo "$XHR_RATIO")" "<" 2.0001) |"
