@@ -274,3 +274,25 @@ func BenchmarkParseManySmall(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTopicSubscribe files 10,000 subscriptions under one topic, as
+// 10,000 idle browsers in one room do, then removes them. Subscribing
+// appends into spare capacity, so its bytes per op grow linearly; removing
+// copies the list each time.
+func BenchmarkTopicSubscribe(b *testing.B) {
+	const n = 10000
+	br := newBroker(brokerConfig{}, testLogger(b))
+	subs := make([]*subscription, n)
+	for i := range subs {
+		subs[i] = &subscription{}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, s := range subs {
+			br.addTopicSub("/topic/room", s)
+		}
+		for _, s := range subs {
+			br.removeTopicSub("/topic/room", s)
+		}
+	}
+}

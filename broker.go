@@ -409,13 +409,16 @@ func (b *Broker) sessionCount() int {
 	return len(b.sessions)
 }
 
-// addTopicSub adds sub to the subscribers of key, copying the list.
+// addTopicSub adds sub to the subscribers of key.
 func (b *Broker) addTopicSub(key string, sub *subscription) {
 	b.mu.Lock()
-	old := b.topics[key]
-	subs := make([]*subscription, len(old), len(old)+1)
-	copy(subs, old)
-	b.topics[key] = append(subs, sub)
+	// Readers (publishTopic and friends) take the slice under the lock and
+	// range over it after releasing it, never past their own length, so an
+	// append into spare capacity is invisible to them. Copying the whole
+	// list on every subscribe instead made 10,000 subscribers of one topic
+	// cost about 400 MB of copies while they connected. Removal still
+	// copies: it changes elements a reader may be ranging over.
+	b.topics[key] = append(b.topics[key], sub)
 	b.mu.Unlock()
 }
 
