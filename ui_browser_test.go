@@ -444,7 +444,7 @@ func uiChatFlow(t *testing.T, base, query string, offline bool) {
 	alice.checkContrast("chat, dark")
 
 	bob.open("/settings")
-	bob.waitFor("settings", `document.querySelector('[data-testid="lang-select"]')`)
+	bob.waitFor("settings", `document.querySelector('[data-testid="lang-select"]') && document.documentElement.dataset.ready === "1"`)
 	bob.eval(`(() => { const s = document.querySelector('[data-testid="lang-select"]'); s.value = "ko"; s.dispatchEvent(new Event("change")); return true })()`, nil)
 	bob.waitFor("korean settings", `document.documentElement.lang === "ko" && document.querySelector("h1").textContent === "설정"`)
 	bob.open("/" + query + fmt.Sprintf("#room-%d", roomID))

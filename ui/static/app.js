@@ -1183,4 +1183,7 @@
     case "chat": initChat(false); break;
     case "embed": if (boot.user) initChat(true); break;
   }
+  // The page's controls exist before this script has wired them; tests (and
+  // anything else driving the page) wait for this mark before using them.
+  document.documentElement.dataset.ready = "1";
 })();
