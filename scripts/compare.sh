@@ -132,6 +132,12 @@ start_rabbitmq() {
 restart_rabbitmq() {
 	if [ -n "$RMQ_PID" ]; then
 		timeout 60 "$RMQ_BIN/rabbitmqctl" stop "$WORK/rmq/pid" >/dev/null 2>&1 || kill -TERM "$RMQ_PID" 2>/dev/null
+		# A new node under the same name fails to start while the old one is
+		# still exiting (seen once after 10,000 idle connections).
+		for _ in $(seq 600); do
+			kill -0 "$RMQ_PID" 2>/dev/null || break
+			sleep 0.1
+		done
 		RMQ_PID=""
 	fi
 	rm -f "$WORK/rmq/pid"
