@@ -96,6 +96,7 @@ rmq_env() {
 	export RABBITMQ_PID_FILE=$WORK/rmq/pid
 	export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 	export HOME=$WORK/rmq # the Erlang cookie lives here
+	export ERL_CRASH_DUMP=$WORK/rmq/erl_crash.dump # a crashing rabbitmqctl would otherwise leave it in the repository
 }
 
 start_rabbitmq() {
