@@ -425,6 +425,7 @@ type writeBatch struct {
 	items []outItem
 	buf   []byte
 	parts [][]byte
+	one   [1][]byte // buf as the batch's only element
 }
 
 // writeBatches holds writeBatch values between bursts. It is a cache of
@@ -447,7 +448,7 @@ func (s *session) writeLoop() {
 	defer func() {
 		clear(wb.items[:cap(wb.items)])
 		clear(wb.parts[:cap(wb.parts)])
-		wb.items, wb.parts = wb.items[:0], wb.parts[:0]
+		wb.items, wb.parts, wb.one[0] = wb.items[:0], wb.parts[:0], nil
 		if cap(wb.buf) > maxKeptBatch {
 			wb.buf = nil
 		}
@@ -495,8 +496,19 @@ func (s *session) writeLoop() {
 			parts = append(parts, heartBeatEOL) // STOMP 1.2 §Heart-beating: an EOL when nothing else went out
 		}
 		wb.buf, wb.parts = buf, parts
-		if len(parts) > 0 {
-			if err := s.write(parts); err != nil {
+		out := parts
+		if len(parts) > 1 && &parts[0][0] == &buf[0] {
+			// buf never moved (batchSize was enough), so the frames lie back
+			// to back in it: hand them over as one piece, which the transport
+			// writes as one WebSocket message, one TLS record or one SockJS
+			// message without joining them again. (Several frames in one
+			// message is STOMP-over-WebSocket practice; stomp.js and Spring
+			// split them.)
+			wb.one[0] = buf
+			out = wb.one[:]
+		}
+		if len(out) > 0 {
+			if err := s.write(out); err != nil {
 				s.abort(err)
 				return
 			}

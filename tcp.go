@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -82,19 +83,14 @@ func (s *tcpServer) Close() error {
 	return nil
 }
 
-// tlsWriteBufferKeep is the largest write buffer a TLS connection keeps
-// between batches; a rare bigger batch gets a buffer of its own, so an idle
-// connection never pins megabytes.
-const tlsWriteBufferKeep = 64 << 10
-
 // tcpTransport adapts a TCP or TLS connection to transport. On TCP, writes
 // are vectored, so a burst of frames is one system call; TLS cannot take a
-// vector, so the burst is copied into one buffer and sealed as few records
-// rather than one record and one system call per frame.
+// vector, so a burst must reach it as one buffer (the session's writer
+// hands one over) to be sealed as few records rather than one record and one
+// system call per frame.
 type tcpTransport struct {
 	c    net.Conn
 	buf  []byte
-	wbuf []byte // TLS only: the batch being written; only the writer touches it
 	once sync.Once
 }
 
@@ -147,14 +143,10 @@ func (t *tcpTransport) Write(ctx context.Context, frames [][]byte) error {
 		t.c.SetWriteDeadline(d)
 	}
 	if _, isTLS := t.c.(*tls.Conn); isTLS && len(frames) > 1 {
-		b := t.wbuf[:0]
-		for _, f := range frames {
-			b = append(b, f...)
-		}
-		if cap(b) <= tlsWriteBufferKeep {
-			t.wbuf = b
-		}
-		if _, err := t.c.Write(b); err != nil {
+		// One record, not one per frame. The writer normally hands a batch
+		// over as one piece already; this join is for the rare batch that
+		// outgrew its first buffer.
+		if _, err := t.c.Write(bytes.Join(frames, nil)); err != nil {
 			return fmt.Errorf("tls write: %w", err)
 		}
 		return nil

@@ -21,9 +21,11 @@ type transport interface {
 	// then closes it). io.EOF means the client went away cleanly.
 	Read(ctx context.Context) ([]byte, error)
 
-	// Write sends encoded frames (or heart-beat EOLs) in order. A transport
-	// may coalesce them into one network write or one SockJS array frame, but
-	// it never splits one element across messages. Write must honour ctx's
+	// Write sends encoded frames (or heart-beat EOLs) in order. An element
+	// holds one frame or several back to back (the session's writer hands a
+	// batch over as one piece when it can). A transport may coalesce elements
+	// into one network write or one SockJS array frame, but it never splits
+	// one element across messages. Write must honour ctx's
 	// deadline. The slices are only valid during the call.
 	Write(ctx context.Context, frames [][]byte) error
 

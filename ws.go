@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -123,11 +122,7 @@ func (w *wsHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 type wsTransport struct {
 	c    *websocket.Conn
 	conn net.Conn // the hijacked socket under c, for write deadlines
-	buf  []byte   // joins a batch of frames into one message; only the writer uses it
 }
-
-// wsKeepBuffer is the largest batch buffer a connection keeps between writes.
-const wsKeepBuffer = 64 << 10
 
 func (t *wsTransport) Read(ctx context.Context) ([]byte, error) {
 	_, data, err := t.c.Read(ctx)
@@ -176,26 +171,16 @@ func (t *wsTransport) write(ctx context.Context, frames [][]byte) error {
 	if len(frames) > 1 {
 		// One WebSocket message, written with one call: coder/websocket makes
 		// every Writer.Write a frame of its own, which cost a quarter of the
-		// server's CPU in fan-out profiles.
-		n := 0
-		for _, f := range frames {
-			n += len(f)
-		}
-		t.buf = slices.Grow(t.buf[:0], n)
-		for _, f := range frames {
-			t.buf = append(t.buf, f...)
-		}
-		msg = t.buf
+		// server's CPU in fan-out profiles. The writer normally hands a batch
+		// over as one piece already; this join is for the rare batch that
+		// outgrew its first buffer.
+		msg = bytes.Join(frames, nil)
 	}
 	typ := websocket.MessageText
 	if !utf8.Valid(msg) {
 		typ = websocket.MessageBinary // a body with bytes that are not UTF-8
 	}
-	err := t.c.Write(ctx, typ, msg)
-	if cap(t.buf) > wsKeepBuffer {
-		t.buf = nil // don't keep a burst's buffer on an idle connection
-	}
-	if err != nil {
+	if err := t.c.Write(ctx, typ, msg); err != nil {
 		return fmt.Errorf("websocket write: %w", err)
 	}
 	return nil
