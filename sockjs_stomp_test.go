@@ -17,32 +17,6 @@ import (
 	"github.com/coder/websocket"
 )
 
-// sockjsFrames splits one SockJS frame ("o", "h", "a[...]", "c[...]") into
-// the STOMP chunks it carries; a close frame ends the connection.
-func sockjsFrames(b []byte) ([][]byte, error) {
-	b = bytes.TrimRight(b, "\n")
-	if len(b) == 0 {
-		return nil, nil
-	}
-	switch b[0] {
-	case 'o', 'h':
-		return nil, nil
-	case 'c':
-		return nil, io.EOF
-	case 'a':
-		var msgs []string
-		if err := json.Unmarshal(b[1:], &msgs); err != nil {
-			return nil, fmt.Errorf("bad sockjs array %q: %w", b, err)
-		}
-		out := make([][]byte, len(msgs))
-		for i, m := range msgs {
-			out[i] = []byte(m)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("unknown sockjs frame %q", b)
-}
-
 func sockjsSessionURL(base, transport string) string {
 	return fmt.Sprintf("%s/%03d/%x/%s", base, rand.IntN(1000), rand.Uint64(), transport)
 }
@@ -65,23 +39,18 @@ func dialSockJSWSAt(t testing.TB, base string) *stompClient {
 		t.Fatal(err)
 	}
 	c.SetReadLimit(32 << 20)
-	var pending [][]byte
 	return newStompClient(t, func(b []byte) error {
-		msg, _ := json.Marshal([]string{string(b)})
-		return c.Write(context.Background(), websocket.MessageText, msg)
+		return c.Write(context.Background(), websocket.MessageText, sockjsArray(b))
 	}, func() { c.CloseNow() }, func() ([]byte, error) {
-		for len(pending) == 0 {
+		for {
 			_, b, err := c.Read(context.Background())
 			if err != nil {
 				return nil, err
 			}
-			if pending, err = sockjsFrames(b); err != nil {
-				return nil, err
+			if chunk, err := sockjsPayload(b); err != nil || chunk != nil {
+				return chunk, err
 			}
 		}
-		next := pending[0]
-		pending = pending[1:]
-		return next, nil
 	})
 }
 
@@ -111,7 +80,6 @@ func dialSockJSXHRAt(t testing.TB, sockjsBase string) *stompClient {
 	if b, code, err := post("xhr", nil); err != nil || code != http.StatusOK || string(b) != "o\n" {
 		t.Fatalf("open: %q %d %v", b, code, err)
 	}
-	var pending [][]byte
 	return newStompClient(t, func(b []byte) error {
 		msg, _ := json.Marshal([]string{string(b)})
 		_, code, err := post("xhr_send", msg)
@@ -120,7 +88,7 @@ func dialSockJSXHRAt(t testing.TB, sockjsBase string) *stompClient {
 		}
 		return err
 	}, cancel, func() ([]byte, error) {
-		for len(pending) == 0 {
+		for {
 			b, code, err := post("xhr", nil)
 			if err != nil {
 				return nil, err
@@ -128,13 +96,10 @@ func dialSockJSXHRAt(t testing.TB, sockjsBase string) *stompClient {
 			if code != http.StatusOK {
 				return nil, fmt.Errorf("xhr status %d", code)
 			}
-			if pending, err = sockjsFrames(b); err != nil {
-				return nil, err
+			if chunk, err := sockjsPayload(b); err != nil || chunk != nil {
+				return chunk, err
 			}
 		}
-		next := pending[0]
-		pending = pending[1:]
-		return next, nil
 	})
 }
 
