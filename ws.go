@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -78,12 +80,12 @@ const (
 )
 
 // wsHijacker wraps the ResponseWriter handed to websocket.Accept. Its Hijack
-// gives coder/websocket smaller buffers (see wsReadBuffer) and keeps the
-// net.Conn, so that writes can use the socket's deadline instead of a
-// context per write. Only Accept, on the handler's goroutine, calls Hijack.
+// gives coder/websocket smaller buffers (see wsReadBuffer) and puts a wsConn
+// under them, through which wsTransport writes its data messages. Only
+// Accept, on the handler's goroutine, calls Hijack.
 type wsHijacker struct {
 	http.ResponseWriter
-	conn net.Conn // set by Hijack
+	conn *wsConn // set by Hijack
 }
 
 func (w *wsHijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -112,8 +114,125 @@ func (w *wsHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, fmt.Errorf("carry over early bytes: %w", err)
 		}
 	}
-	w.conn = conn
-	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
+	w.conn = &wsConn{Conn: conn}
+	_, w.conn.tcp = conn.(*net.TCPConn)
+	return w.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.conn, wsWriteBuffer)), nil
+}
+
+// wsConn is the hijacked socket under a WebSocket connection. Two writers
+// share it: coder/websocket writes its control frames (pong, close) through
+// its bufio.Writer into Write, and wsTransport writes data messages with
+// writeMessage, header and payload in one write(2). mu makes each of them
+// one unbroken write, so frames never interleave on the wire. A control
+// frame is at most 127 bytes (RFC 6455 §5.5) and coder/websocket flushes
+// after each, so it reaches Write whole, in one call.
+//
+// Why not coder/websocket's Conn.Write: it writes the header and the payload
+// into the 1 KiB bufio.Writer, and a batch past that size left it in two
+// write(2) calls, two TCP segments and two wake-ups of the reader; at a paced
+// fan-out rate that was half of the server's CPU.
+type wsConn struct {
+	net.Conn
+	tcp bool // Conn is a *net.TCPConn: header and payload go out with one writev
+
+	mu        sync.Mutex
+	closeSent bool      // a close frame went out: no data frame may follow (RFC 6455 §5.5.1)
+	broken    error     // a write failed, perhaps halfway through a frame: nothing more may be written
+	deadline  time.Time // the write deadline last set on Conn
+	bufs      [2][]byte // header and payload, the writev vector (kept to avoid an allocation per write)
+	vec       net.Buffers
+}
+
+// wsDeadlineSlack is how much sooner than asked a write deadline may end.
+// A deadline is moved only when it falls short by more than this: a busy
+// connection then updates its socket timer about once a second instead of
+// twice per write, and every write still has at least the write timeout
+// less a second.
+const wsDeadlineSlack = time.Second
+
+// wsControlWriteTimeout bounds coder/websocket's control frame writes, as its
+// own 5-second context for them does.
+const wsControlWriteTimeout = 5 * time.Second
+
+// Write takes a control frame from coder/websocket.
+func (c *wsConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken != nil {
+		// Refused at once: coder/websocket's Close then skips its handshake,
+		// which would wait for an answer that a stuck reader never sends.
+		return 0, c.broken
+	}
+	c.extendDeadline(time.Now().Add(wsControlWriteTimeout))
+	if len(p) > 0 && p[0]&0x0f == wsOpClose {
+		c.closeSent = true
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.broken = err
+	}
+	return n, err
+}
+
+// writeMessage writes one unfragmented data frame (RFC 6455 §5.2; a server's
+// frames are not masked) by deadline.
+func (c *wsConn) writeMessage(deadline time.Time, opcode byte, payload []byte) error {
+	var hdr [10]byte
+	h := appendWSHeader(hdr[:0], opcode, len(payload))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken != nil {
+		return c.broken
+	}
+	if c.closeSent {
+		return errTransportClosed
+	}
+	c.extendDeadline(deadline)
+	var err error
+	if c.tcp {
+		c.bufs = [2][]byte{h, payload}
+		c.vec = c.bufs[:]
+		_, err = c.vec.WriteTo(c.Conn)
+		c.bufs = [2][]byte{}
+	} else {
+		// A TLS connection would make each piece a record of its own.
+		b := make([]byte, 0, len(h)+len(payload))
+		_, err = c.Conn.Write(append(append(b, h...), payload...))
+	}
+	if err != nil {
+		c.broken = err
+	}
+	return err
+}
+
+// extendDeadline moves the write deadline to d unless the one set is at most
+// wsDeadlineSlack earlier. Called with mu held.
+func (c *wsConn) extendDeadline(d time.Time) {
+	if d.Sub(c.deadline) > wsDeadlineSlack {
+		c.Conn.SetWriteDeadline(d)
+		c.deadline = d
+	}
+}
+
+// WebSocket opcodes (RFC 6455 §5.2).
+const (
+	wsOpText   = 0x1
+	wsOpBinary = 0x2
+	wsOpClose  = 0x8
+)
+
+// appendWSHeader appends the header of a final, unmasked frame with n bytes
+// of payload (RFC 6455 §5.2: 7-bit, 16-bit or 64-bit length).
+func appendWSHeader(b []byte, opcode byte, n int) []byte {
+	b = append(b, 0x80|opcode) // FIN
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
 }
 
 // wsTransport adapts a WebSocket connection to transport. Each client
@@ -121,7 +240,7 @@ func (w *wsHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // one WebSocket frame.
 type wsTransport struct {
 	c    *websocket.Conn
-	conn net.Conn // the hijacked socket under c, for write deadlines
+	conn *wsConn // the hijacked socket under c, for deadlines and data messages
 }
 
 func (t *wsTransport) Read(ctx context.Context) ([]byte, error) {
@@ -149,38 +268,30 @@ func (t *wsTransport) readBy(deadline time.Time) ([]byte, error) {
 	return t.Read(context.Background())
 }
 
+// Write sends frames as one message by ctx's deadline (or the default write
+// timeout when it has none).
 func (t *wsTransport) Write(ctx context.Context, frames [][]byte) error {
-	return t.write(ctx, frames)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(defaultWriteTimeout)
+	}
+	return t.writeBy(deadline, frames)
 }
 
-// writeBy is Write bounded by a deadline on the socket (see deadlineWriter).
-// coder/websocket then gets a context that never ends, so a write costs no
-// timer, no context.AfterFunc and no allocation: these were most of the
-// writer's allocations in fan-out profiles. The deadline is cleared after
-// the write, so that coder/websocket's own writes (a pong, the close frame)
-// never meet a stale one.
+// writeBy writes frames as one WebSocket message, bounded by a deadline on
+// the socket (see deadlineWriter): no context, timer or allocation per write.
 func (t *wsTransport) writeBy(deadline time.Time, frames [][]byte) error {
-	t.conn.SetWriteDeadline(deadline)
-	err := t.write(context.Background(), frames)
-	t.conn.SetWriteDeadline(time.Time{})
-	return err
-}
-
-func (t *wsTransport) write(ctx context.Context, frames [][]byte) error {
 	msg := frames[0]
 	if len(frames) > 1 {
-		// One WebSocket message, written with one call: coder/websocket makes
-		// every Writer.Write a frame of its own, which cost a quarter of the
-		// server's CPU in fan-out profiles. The writer normally hands a batch
-		// over as one piece already; this join is for the rare batch that
-		// outgrew its first buffer.
+		// The writer normally hands a batch over as one piece already; this
+		// join is for the rare batch that outgrew its first buffer.
 		msg = bytes.Join(frames, nil)
 	}
-	typ := websocket.MessageText
+	var opcode byte = wsOpText
 	if !utf8.Valid(msg) {
-		typ = websocket.MessageBinary // a body with bytes that are not UTF-8
+		opcode = wsOpBinary // a body with bytes that are not UTF-8
 	}
-	if err := t.c.Write(ctx, typ, msg); err != nil {
+	if err := t.conn.writeMessage(deadline, opcode, msg); err != nil {
 		return fmt.Errorf("websocket write: %w", err)
 	}
 	return nil

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,4 +92,93 @@ func readServerFrame(t *testing.T, r io.Reader) []byte {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestWSWriteMessage writes data messages through wsConn and reads them
+// back as a client would, at each boundary of the three length encodings
+// (RFC 6455 §5.2).
+func TestWSWriteMessage(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 200000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			a, b := net.Pipe()
+			defer a.Close()
+			defer b.Close()
+			c := &wsConn{Conn: a}
+			payload := bytes.Repeat([]byte{'x'}, n)
+			errc := make(chan error, 1)
+			go func() { errc <- c.writeMessage(time.Now().Add(testTimeout), wsOpText, payload) }()
+			b.SetDeadline(time.Now().Add(testTimeout))
+			br := bufio.NewReader(b)
+			first, err := br.Peek(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first[0] != 0x80|wsOpText {
+				t.Fatalf("first byte %#x, want FIN and text", first[0])
+			}
+			if got := readServerFrame(t, br); !bytes.Equal(got, payload) {
+				t.Fatalf("payload of %d bytes, want %d", len(got), n)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestWSHeaderLengths pins the header bytes of each length encoding.
+func TestWSHeaderLengths(t *testing.T) {
+	tests := []struct {
+		n    int
+		want []byte
+	}{
+		{0, []byte{0x81, 0}},
+		{125, []byte{0x81, 125}},
+		{126, []byte{0x81, 126, 0, 126}},
+		{65535, []byte{0x81, 126, 0xff, 0xff}},
+		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	}
+	for _, tt := range tests {
+		if got := appendWSHeader(nil, wsOpText, tt.n); !bytes.Equal(got, tt.want) {
+			t.Errorf("header for %d: % x, want % x", tt.n, got, tt.want)
+		}
+	}
+}
+
+// TestWSConnNoDataAfterClose: once coder/websocket has written the close
+// frame, a data message is refused (RFC 6455 §5.5.1).
+func TestWSConnNoDataAfterClose(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go io.Copy(io.Discard, b)
+	c := &wsConn{Conn: a}
+	if _, err := c.Write([]byte{0x80 | wsOpClose, 2, 0x03, 0xe8}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.writeMessage(time.Now().Add(testTimeout), wsOpText, []byte("MESSAGE\n\n\x00")); !errors.Is(err, errTransportClosed) {
+		t.Fatalf("data after close: %v, want errTransportClosed", err)
+	}
+}
+
+// TestWSConnNothingAfterFailedWrite: a write that timed out may have left
+// part of a frame on the wire, so neither a data message nor
+// coder/websocket's close frame may follow it, even once the peer reads
+// again; refusing the close frame also spares closing a stuck connection
+// another timeout.
+func TestWSConnNothingAfterFailedWrite(t *testing.T) {
+	a, b := net.Pipe() // nobody reads b yet: the write blocks until its deadline
+	defer a.Close()
+	defer b.Close()
+	c := &wsConn{Conn: a}
+	if err := c.writeMessage(time.Now().Add(20*time.Millisecond), wsOpText, []byte("MESSAGE\n\n\x00")); err == nil {
+		t.Fatal("write to a reader that never reads succeeded")
+	}
+	go io.Copy(io.Discard, b)
+	if _, err := c.Write([]byte{0x80 | wsOpClose, 0}); err == nil {
+		t.Fatal("close frame after a failed write was accepted")
+	}
+	if err := c.writeMessage(time.Now().Add(testTimeout), wsOpText, []byte("x")); err == nil {
+		t.Fatal("data after a failed write was accepted")
+	}
 }
