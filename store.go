@@ -110,6 +110,7 @@ type store struct {
 	// about a third of a chat send's CPU.
 	insertMessage  *sql.Stmt // on wdb: every chat send
 	stmtPostAccess *sql.Stmt // sqlPostAccess on wdb: every chat send checks its room inside the transaction
+	stmtIndex      *sql.Stmt // sqlIndexMessages on wdb: every transaction that stored a message
 	stmtRoomAccess *sql.Stmt // sqlRoomAccess on rdb: subscriptions (CanRead), history, room operations
 
 	// Writer-goroutine state: only write functions (run by the writer)
@@ -258,6 +259,10 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if s.stmtIndex, err = s.wdb.PrepareContext(ctx, sqlIndexMessages); err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	// The read pool opens after migrations so its first connection never
 	// races the WAL switch of a brand-new file.
 	if s.rdb, err = sql.Open("sqlite", storeDSN(path, syncMode, roleReader)); err != nil {
@@ -286,7 +291,7 @@ func (s *store) Close() error {
 		errRoom := s.stmtRoomAccess.Close()
 		errRead := s.rdb.Close() // readers would keep the checkpoint from truncating
 		errCheckpoint := s.walCheckpoint(context.Background())
-		errStmt := errors.Join(s.insertMessage.Close(), s.stmtPostAccess.Close())
+		errStmt := errors.Join(s.insertMessage.Close(), s.stmtPostAccess.Close(), s.stmtIndex.Close())
 		errWrite := s.wdb.Close()
 		if err := errors.Join(errRoom, errRead, errCheckpoint, errStmt, errWrite); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)

@@ -113,7 +113,7 @@ func (s *store) indexMessagesTx(ctx context.Context, tx *sql.Tx) error {
 	}
 	first := s.txFirstMessageID
 	s.txFirstMessageID = 0
-	if _, err := tx.ExecContext(ctx, sqlIndexMessages, first); err != nil {
+	if _, err := s.txStmt(ctx, tx, s.stmtIndex).ExecContext(ctx, first); err != nil {
 		return fmt.Errorf("index messages: %w", err)
 	}
 	return nil
