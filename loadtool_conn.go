@@ -41,10 +41,11 @@ type benchTransport interface {
 
 // benchConn is one STOMP client connection of the load tool.
 type benchConn struct {
-	t   benchTransport
-	wmu sync.Mutex // serializes send
-	p   *frameParser
-	buf []byte // encode buffer, guarded by wmu
+	t    benchTransport
+	wmu  sync.Mutex // serializes send
+	p    *frameParser
+	pend []byte // the rest of the last chunk received, not yet scanned (see next); reader only
+	buf  []byte // encode buffer, guarded by wmu
 }
 
 // dialer opens the tool's connections: it knows the server, the transport
@@ -153,21 +154,6 @@ func (c *benchConn) write(ctx context.Context, f *frame) error {
 	defer c.wmu.Unlock()
 	c.buf = appendFrame(c.buf[:0], f, v12)
 	return c.t.send(ctx, c.buf)
-}
-
-// read returns the next frame. Only the connection's reader calls it.
-func (c *benchConn) read(ctx context.Context) (*frame, error) {
-	for {
-		f, err := c.p.Next()
-		if err != nil || f != nil {
-			return f, err
-		}
-		b, err := c.t.recv(ctx)
-		if err != nil {
-			return nil, err
-		}
-		c.p.Feed(b)
-	}
 }
 
 // close sends DISCONNECT (best effort, so the server frees the session at

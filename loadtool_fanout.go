@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -147,7 +148,7 @@ func runFanout(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 // readLoop records every MESSAGE until the connection ends.
 func (s *fanoutSub) readLoop(ctx context.Context, key int, hist *shardedHist) {
 	for {
-		f, err := s.c.read(ctx)
+		f, err := s.c.next(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.err = err
@@ -156,10 +157,10 @@ func (s *fanoutSub) readLoop(ctx context.Context, key int, hist *shardedHist) {
 			return
 		}
 		now := time.Now()
-		switch f.Command {
+		switch f.command {
 		case cmdMessage:
 		case cmdError:
-			s.err = fmt.Errorf("server ERROR: %s", f.Value(hdrMessage))
+			s.err = fmt.Errorf("server ERROR: %s", f.full.Value(hdrMessage))
 			s.dead.Store(true)
 			return
 		default:
@@ -167,14 +168,14 @@ func (s *fanoutSub) readLoop(ctx context.Context, key int, hist *shardedHist) {
 		}
 		s.received.Add(1)
 		s.last.Store(now.UnixNano())
-		seq, err := strconv.Atoi(f.Value(hdrBenchSeq))
-		if err != nil {
-			seq = -1
+		seq := -1
+		if n, ok := f.number(hdrBenchSeq); ok && n <= math.MaxInt32 {
+			seq = int(n)
 		}
 		if s.seq.observe(seq) {
 			s.got.Add(1)
 		}
-		if ts, err := strconv.ParseInt(f.Value(hdrBenchTS), 10, 64); err == nil {
+		if ts, ok := f.number(hdrBenchTS); ok {
 			hist.add(key, now.Sub(time.Unix(0, ts)))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -275,9 +276,8 @@ func totalReceived(people []*roomsPerson) int64 {
 
 // readLoop records the TALK messages of the bench in p's room.
 func (p *roomsPerson) readLoop(ctx context.Context, key int, hist *shardedHist, refused *atomic.Int64) {
-	var m messageJSON
 	for {
-		f, err := p.c.read(ctx)
+		f, err := p.c.next(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.err = err
@@ -285,30 +285,20 @@ func (p *roomsPerson) readLoop(ctx context.Context, key int, hist *shardedHist, 
 			return
 		}
 		now := time.Now()
-		switch f.Command {
+		switch f.command {
 		case cmdError:
 			refused.Add(1)
-			p.err = fmt.Errorf("server ERROR: %s", f.Value(hdrMessage))
+			p.err = fmt.Errorf("server ERROR: %s", f.full.Value(hdrMessage))
 			return
 		case cmdMessage:
 		default:
 			continue
 		}
-		m = messageJSON{}
-		if json.Unmarshal(f.Body, &m) != nil || m.Type != msgTalk {
+		sender64, seq64, ts, ok := benchTalkFields(f.body)
+		if !ok || sender64 > math.MaxInt32 || seq64 > math.MaxInt32 {
 			continue
 		}
-		rest, ok := strings.CutPrefix(m.Message, benchTalkPrefix)
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) != 3 {
-			continue
-		}
-		sender, _ := strconv.Atoi(fields[0])
-		seq, _ := strconv.Atoi(fields[1])
-		ts, _ := strconv.ParseInt(fields[2], 10, 64)
+		sender, seq := int(sender64), int(seq64)
 		hist.add(key, now.Sub(time.Unix(0, ts)))
 		p.received++
 		k := uint64(sender)<<32 | uint64(uint32(seq))

@@ -279,6 +279,7 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 		case "sockjs-testserver":
 			return runSockJSTestServerCommand(ctx, args[1:], stdout, stderr)
 		case "bench":
+			tuneBenchGC(getenv)
 			return runBenchCommand(ctx, args[1:], stdout, stderr)
 		case "user", "backup":
 			return runDataCommand(ctx, args, getenv, os.Stdin, stdout)
