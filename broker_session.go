@@ -117,6 +117,7 @@ type session struct {
 	ver     version       // from the CONNECTED item on; ERRORs before CONNECT use 1.2 rules
 	hbEvery time.Duration // from the CONNECTED item: how often the server must send
 	hb      *time.Timer   // fires hbEvery after the last write; nil until heart-beats are on
+	json    jsonWriter    // the transport, when it carries STOMP bytes in JSON strings (SockJS); set by Serve
 	writer  func()        // s.writeLoop, bound once: "go s.writeLoop()" would allocate a closure per start
 
 	// Set once during CONNECT by the reader, read-only afterwards.
@@ -162,6 +163,9 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 		// first, with an ERROR; abort closes the transport itself.
 		stop := context.AfterFunc(ctx, func() { t.Close(closeGoingAway, errShuttingDown.Error()) })
 		defer stop()
+	}
+	if jw, ok := t.(jsonWriter); ok && jw.jsonStrings() {
+		s.json = jw
 	}
 	s.writer = s.writeLoop
 	s.out.init(b.cfg.OutboxFrames, b.cfg.OutboxBytes, s.startWriter)
@@ -423,6 +427,7 @@ func (s *session) heartBeatDue() {
 // connection holds none and a burst does not allocate it afresh.
 type writeBatch struct {
 	items []outItem
+	raw   []byte // JSON mode: one frame's bytes before escaping
 	buf   []byte
 	parts [][]byte
 	one   [1][]byte // buf as the batch's only element
@@ -451,6 +456,9 @@ func (s *session) writeLoop() {
 		wb.items, wb.parts, wb.one[0] = wb.items[:0], wb.parts[:0], nil
 		if cap(wb.buf) > maxKeptBatch {
 			wb.buf = nil
+		}
+		if cap(wb.raw) > maxKeptBatch {
+			wb.raw = nil
 		}
 		writeBatches.Put(wb)
 	}()
@@ -483,17 +491,30 @@ func (s *session) writeLoop() {
 				continue
 			}
 			start := len(buf)
-			buf = s.encode(buf, &items[i], s.ver)
+			if s.json != nil {
+				buf = s.encodeJSON(buf, &items[i], s.ver, wb)
+			} else {
+				buf = s.encode(buf, &items[i], s.ver)
+			}
 			parts = append(parts, buf[start:len(buf):len(buf)])
 			items[i] = outItem{}
 		}
 		if t.final != nil {
 			start := len(buf)
-			buf = appendFrame(buf, t.final, s.ver)
+			if s.json != nil {
+				wb.raw = appendFrame(wb.raw[:0], t.final, s.ver)
+				buf = appendSockJSContent(buf, wb.raw, false)
+			} else {
+				buf = appendFrame(buf, t.final, s.ver)
+			}
 			parts = append(parts, buf[start:])
 		}
 		if len(parts) == 0 && t.heartBeat && !t.closed {
-			parts = append(parts, heartBeatEOL) // STOMP 1.2 §Heart-beating: an EOL when nothing else went out
+			// STOMP 1.2 §Heart-beating: an EOL when nothing else went out.
+			parts = append(parts, heartBeatEOL)
+			if s.json != nil {
+				parts[0] = heartBeatEOLJSON
+			}
 		}
 		wb.buf, wb.parts = buf, parts
 		out := parts
@@ -504,6 +525,12 @@ func (s *session) writeLoop() {
 			// message without joining them again. (Several frames in one
 			// message is STOMP-over-WebSocket practice; stomp.js and Spring
 			// split them.)
+			wb.one[0] = buf
+			out = wb.one[:]
+		}
+		if s.json != nil && len(buf) > 0 {
+			// One SockJS message: the batch's escaped frames lie back to
+			// back in buf (append copies them along when it grows).
 			wb.one[0] = buf
 			out = wb.one[:]
 		}
@@ -538,8 +565,26 @@ func (s *session) writeLoop() {
 	}
 }
 
-// heartBeatEOL is the server's heart-beat.
-var heartBeatEOL = []byte{'\n'}
+// heartBeatEOL is the server's heart-beat; heartBeatEOLJSON the same
+// escaped as JSON string content.
+var (
+	heartBeatEOL     = []byte{'\n'}
+	heartBeatEOLJSON = []byte(`\n`)
+)
+
+// jsonWriter is implemented by transports that carry STOMP bytes inside
+// JSON strings: SockJS frames every message as a["…"]. When jsonStrings
+// reports true, the writer hands each batch to writeJSON already escaped as
+// string content (appendSockJSContent, html off), one message per batch,
+// and escapes a MESSAGE's shared tail once per publish
+// (message.encodedJSON) rather than every subscriber's transport escaping
+// the whole frame again: that was a third of the server's CPU in an
+// xhr-streaming fan-out. writeJSON is called by the writer only; content is
+// valid during the call.
+type jsonWriter interface {
+	jsonStrings() bool
+	writeJSON(deadline time.Time, content []byte) error
+}
 
 // batchSize estimates the encoded size of items: the shared MESSAGE tails
 // (encoded here once, and cached for the other subscribers) plus a bound
@@ -564,8 +609,12 @@ type deadlineWriter interface {
 	writeBy(deadline time.Time, frames [][]byte) error
 }
 
-// write sends parts with the write deadline.
+// write sends parts with the write deadline. In JSON mode parts is one
+// piece of escaped content.
 func (s *session) write(parts [][]byte) error {
+	if s.json != nil {
+		return s.json.writeJSON(time.Now().Add(s.b.cfg.WriteTimeout), parts[0])
+	}
 	if w, ok := s.t.(deadlineWriter); ok {
 		return w.writeBy(time.Now().Add(s.b.cfg.WriteTimeout), parts)
 	}
@@ -595,6 +644,25 @@ func (s *session) encode(buf []byte, it *outItem, v version) []byte {
 	if it.frame != nil {
 		return appendFrame(buf, it.frame, v)
 	}
+	return append(s.encodeHead(buf, it, v), it.msg.encoded(v)...)
+}
+
+// encodeJSON appends one queued item escaped as JSON string content (see
+// jsonWriter), using wb.raw as scratch: a MESSAGE's own headers are
+// escaped here, its shared tail comes escaped from the message.
+func (s *session) encodeJSON(buf []byte, it *outItem, v version, wb *writeBatch) []byte {
+	if it.frame != nil {
+		wb.raw = appendFrame(wb.raw[:0], it.frame, v)
+		return appendSockJSContent(buf, wb.raw, false)
+	}
+	wb.raw = s.encodeHead(wb.raw[:0], it, v)
+	buf = appendSockJSContent(buf, wb.raw, false)
+	return append(buf, it.msg.encodedJSON(v)...)
+}
+
+// encodeHead appends the command and per-delivery headers of a MESSAGE:
+// what differs from one subscriber to the next.
+func (s *session) encodeHead(buf []byte, it *outItem, v version) []byte {
 	buf = append(buf, "MESSAGE\n"...)
 	buf = appendHeader(buf, hdrSubscription, it.sub.id, v)
 	buf = append(buf, "message-id:"...)
@@ -609,7 +677,7 @@ func (s *session) encode(buf []byte, it *outItem, v version) []byte {
 		buf = strconv.AppendUint(buf, it.seq, 10)
 		buf = append(buf, '\n')
 	}
-	return append(buf, it.msg.encoded(v)...)
+	return buf
 }
 
 // outItem is one queued outbound frame: a MESSAGE for a subscription, or a
@@ -774,6 +842,19 @@ type message struct {
 		once sync.Once
 		b    []byte
 	}
+	encJSON [3]struct { // encoded(v) escaped as JSON string content, for SockJS subscribers
+		once sync.Once
+		b    []byte
+	}
+}
+
+// encodedJSON returns encoded(v) escaped as JSON string content (see
+// jsonWriter), escaped once by whichever SockJS subscriber's writer needs
+// it first.
+func (m *message) encodedJSON(v version) []byte {
+	e := &m.encJSON[v-1]
+	e.once.Do(func() { e.b = appendSockJSContent(nil, m.encoded(v), false) })
+	return e.b
 }
 
 // encoded returns the shared tail of a MESSAGE frame for version v:

@@ -48,7 +48,24 @@ func appendSockJSArray(dst []byte, msgs [][]byte) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendSockJSString(dst, string(m), false)
+		dst = appendSockJSString(dst, m, false)
+	}
+	return append(dst, ']')
+}
+
+// appendSockJSEscapedArray appends the array frame a["c1","c2",…] for
+// contents already escaped by appendSockJSContent (html off). The array is
+// the same for every transport: htmlfile and jsonp escape the whole frame
+// again for their script.
+func appendSockJSEscapedArray(dst []byte, contents [][]byte) []byte {
+	dst = append(dst, 'a', '[')
+	for i, c := range contents {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, c...)
+		dst = append(dst, '"')
 	}
 	return append(dst, ']')
 }
@@ -61,13 +78,26 @@ func appendSockJSArray(dst []byte, msgs [][]byte) []byte {
 // With html set it also escapes < > & so the literal is safe inside an HTML
 // <script> element (htmlfile) or a JSONP body: a chat message containing
 // "</script>" must not end the script.
-func appendSockJSString(dst []byte, s string, html bool) []byte {
+func appendSockJSString[T string | []byte](dst []byte, s T, html bool) []byte {
 	dst = append(dst, '"')
+	dst = appendSockJSContent(dst, s, html)
+	return append(dst, '"')
+}
+
+// appendSockJSContent appends what appendSockJSString puts between the
+// quotes. Escaping works character by character, so the content of a
+// concatenation is the concatenation of the contents, as long as no
+// multi-byte character is split: the writer escapes a MESSAGE's own headers
+// and appends its shared tail, escaped once per publish (message.encodedJSON).
+func appendSockJSContent[T string | []byte](dst []byte, s T, html bool) []byte {
+	safe := &sockjsPlainSafe
+	if html {
+		safe = &sockjsHTMLSafe
+	}
 	for i := 0; i < len(s); {
 		// Copy a run of printable ASCII that needs no escape in one go.
 		start := i
-		for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' &&
-			!(html && (s[i] == '<' || s[i] == '>' || s[i] == '&')) {
+		for i < len(s) && safe[s[i]] {
 			i++
 		}
 		dst = append(dst, s[start:i]...)
@@ -92,14 +122,12 @@ func appendSockJSString(dst []byte, s string, html bool) []byte {
 				dst = append(dst, '\\', 'b')
 			case c == '\f':
 				dst = append(dst, '\\', 'f')
-			case c < 0x20 || c == 0x7f || html && (c == '<' || c == '>' || c == '&'):
+			default: // other controls, DEL, and < > & in HTML mode
 				dst = appendUnicodeEscape(dst, rune(c))
-			default:
-				dst = append(dst, c)
 			}
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		switch {
 		case r == utf8.RuneError && size == 1:
 			dst = appendUnicodeEscape(dst, utf8.RuneError)
@@ -110,8 +138,21 @@ func appendSockJSString(dst []byte, s string, html bool) []byte {
 		}
 		i += size
 	}
-	return append(dst, '"')
+	return dst
 }
+
+// sockjsPlainSafe and sockjsHTMLSafe mark the bytes that appendSockJSString
+// copies as they are: printable ASCII but " and \, and in HTML mode but
+// < > & as well. A table lookup per byte made encoding a fan-out batch
+// several times faster than the chain of comparisons it replaces; it was a
+// third of the server's CPU in an xhr-streaming fan-out.
+var sockjsPlainSafe, sockjsHTMLSafe = func() (plain, html [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		plain[c] = c != '"' && c != '\\'
+		html[c] = plain[c] && c != '<' && c != '>' && c != '&'
+	}
+	return plain, html
+}()
 
 // sockjsEscapes reports whether the server must send r as \uxxxx. The set is
 // the union of sockjs-node's server-side list (which the suite's

@@ -45,9 +45,16 @@ type sockjsSession struct {
 
 	closed chan struct{} // closed once the session is closed; wakes Read and send requests
 
-	mu         sync.Mutex
-	queue      [][]byte        // outbound messages not yet taken by a receiver, in order
-	queueBytes int             // sum of len+sockjsQueueOverhead over queue
+	mu sync.Mutex
+	// Outbound messages not yet taken by a receiver, in order, as the array
+	// frame they will go out in, still open: a["m1","m2" (escaped by
+	// appendSockJSContent). Messages are escaped straight into it, and take
+	// hands it over whole, so a batch is not copied between the writer and
+	// the response. spare is the previous one, given back by the receiver.
+	queue      []byte
+	queued     int             // messages in queue
+	queueBytes int             // sum of len+sockjsQueueOverhead over the queued messages
+	spare      []byte          // an empty buffer for the next queue; nil while the receiver holds it
 	wake       chan struct{}   // capacity 1: kicks the attached receiver after a change
 	recv       *sockjsReceiver // the attached receiver, nil when none
 	closeFrame []byte          // c[code,"reason"] once closed
@@ -157,7 +164,7 @@ func (s *sockjsSession) attach(rcv *sockjsReceiver) (res attachResult, closeFram
 		// noticed yet. Settle it now, as it would.
 		s.interruptLocked()
 	}
-	if s.closeFrame != nil && len(s.queue) == 0 {
+	if s.closeFrame != nil && s.queued == 0 {
 		return attachClosed, s.closeFrame, nil
 	}
 	s.recv = rcv
@@ -196,7 +203,7 @@ func (s *sockjsSession) fail(err error) {
 		s.interruptLocked()
 		return
 	}
-	s.queue, s.queueBytes = nil, 0
+	s.dropQueueLocked()
 	if s.closeLocked(closeProtocol, sockjsReasonInterrupted, io.EOF) {
 		s.log.Info("sockjs session interrupted")
 	}
@@ -204,24 +211,58 @@ func (s *sockjsSession) fail(err error) {
 
 func (s *sockjsSession) interruptLocked() {
 	s.recv = nil
-	s.queue, s.queueBytes = nil, 0
+	s.dropQueueLocked()
 	if s.closeLocked(closeProtocol, sockjsReasonInterrupted, io.EOF) {
 		s.log.Info("sockjs session interrupted")
 	}
 	s.armLocked()
 }
 
-// take returns, for the attached receiver, every queued message, or if none
-// the close frame (nil while open).
-func (s *sockjsSession) take() (msgs [][]byte, closeFrame []byte) {
+// take returns, for the attached receiver, every queued message as one
+// array frame a[…], or if none the close frame (nil while open). The
+// receiver owns the array frame (it may append its envelope) until it gives
+// it back with recycle.
+func (s *sockjsSession) take() (array, closeFrame []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) > 0 {
-		msgs = s.queue
-		s.queue, s.queueBytes = nil, 0
-		return msgs, nil
+	if s.queued > 0 {
+		array = append(s.queue, ']')
+		s.queue, s.queued, s.queueBytes = s.spare[:0], 0, 0
+		s.spare = nil
+		return array, nil
 	}
 	return nil, s.closeFrame
+}
+
+// recycle gives back an array frame from take, to hold the next queue.
+func (s *sockjsSession) recycle(array []byte) {
+	if cap(array) > sockjsKeepQueue {
+		return // a burst's buffer is left to the collector
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spare == nil {
+		s.spare = array[:0]
+	}
+}
+
+// sockjsKeepQueue is the largest queue buffer a session keeps for reuse.
+const sockjsKeepQueue = 64 << 10
+
+// dropQueueLocked discards the queued messages.
+func (s *sockjsSession) dropQueueLocked() {
+	s.queue, s.queued, s.queueBytes = s.queue[:0], 0, 0
+}
+
+// appendQueueLocked starts the next queued message: a[" or ,", and counts
+// it; the caller appends the escaped content and the closing quote.
+func (s *sockjsSession) appendQueueLocked() {
+	if s.queued == 0 {
+		s.queue = append(s.queue[:0], 'a', '[', '"')
+	} else {
+		s.queue = append(s.queue, ',', '"')
+	}
+	s.queued++
 }
 
 // kickLocked wakes the attached receiver without blocking.
@@ -352,9 +393,26 @@ func (s *sockjsSession) Write(ctx context.Context, frames [][]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	return s.enqueue(frames, true)
+}
+
+// jsonStrings reports that the session carries STOMP bytes in JSON strings
+// (see jsonWriter).
+func (s *sockjsSession) jsonStrings() bool { return true }
+
+// writeJSON queues one message given as escaped content (see jsonWriter).
+// It never blocks, so the deadline has nothing to bound.
+func (s *sockjsSession) writeJSON(_ time.Time, content []byte) error {
+	return s.enqueue([][]byte{content}, false)
+}
+
+// enqueue adds messages to the queue, escaping them unless they come
+// escaped, and wakes the receiver. The slow-consumer bound counts them
+// before escaping, as the client will see them.
+func (s *sockjsSession) enqueue(msgs [][]byte, escape bool) error {
 	n := 0
-	for _, f := range frames {
-		n += len(f) + sockjsQueueOverhead
+	for _, m := range msgs {
+		n += len(m) + sockjsQueueOverhead
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -363,12 +421,18 @@ func (s *sockjsSession) Write(ctx context.Context, frames [][]byte) error {
 	}
 	if s.queueBytes+n > sockjsMaxQueueBytes {
 		s.log.Warn("sockjs slow consumer", "queued_bytes", s.queueBytes, "write_bytes", n)
-		s.queue, s.queueBytes = nil, 0
+		s.dropQueueLocked()
 		s.closeLocked(closePolicy, sockjsReasonSlowConsumer, errTransportClosed)
 		return errSockJSSlowConsumer
 	}
-	for _, f := range frames {
-		s.queue = append(s.queue, append([]byte(nil), f...))
+	for _, m := range msgs {
+		s.appendQueueLocked()
+		if escape {
+			s.queue = appendSockJSContent(s.queue, m, false)
+		} else {
+			s.queue = append(s.queue, m...)
+		}
+		s.queue = append(s.queue, '"')
 	}
 	s.queueBytes += n
 	s.kickLocked()

@@ -22,6 +22,7 @@ type sockjsReceiverKind struct {
 	cors        bool                                      // an XHR transport: CORS headers
 	prelude     func(callback string) []byte              // written before the first frame; nil for none
 	wrap        func(dst, frame []byte, cb string) []byte // appends frame in the transport's envelope
+	line        bool                                      // the envelope is wrapSockJSLine's: the frame and a newline
 }
 
 // sockjsReceiverKinds is a read-only table of the receiving transports by URL suffix.
@@ -31,6 +32,7 @@ var sockjsReceiverKinds = map[string]*sockjsReceiverKind{
 		contentType: "application/javascript; charset=UTF-8",
 		cors:        true,
 		wrap:        wrapSockJSLine,
+		line:        true,
 	},
 	"xhr_streaming": {
 		transport:   "sockjs-xhr-streaming",
@@ -41,6 +43,7 @@ var sockjsReceiverKinds = map[string]*sockjsReceiverKind{
 			return append([]byte(strings.Repeat("h", sockjsXHRStreamingPrelude)), '\n')
 		},
 		wrap: wrapSockJSLine,
+		line: true,
 	},
 	"eventsource": {
 		transport:   "sockjs-eventsource",
@@ -68,7 +71,7 @@ var sockjsReceiverKinds = map[string]*sockjsReceiverKind{
 		},
 		wrap: func(dst, frame []byte, _ string) []byte {
 			dst = append(dst, "<script>\np("...)
-			dst = appendSockJSString(dst, string(frame), true)
+			dst = appendSockJSString(dst, frame, true)
 			return append(dst, ");\n</script>\r\n"...)
 		},
 	},
@@ -81,7 +84,7 @@ var sockjsReceiverKinds = map[string]*sockjsReceiverKind{
 			dst = append(dst, "/**/"...)
 			dst = append(dst, cb...)
 			dst = append(dst, '(')
-			dst = appendSockJSString(dst, string(frame), true)
+			dst = appendSockJSString(dst, frame, true)
 			return append(dst, ");\r\n"...)
 		},
 	},
@@ -280,14 +283,12 @@ func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id 
 func (s *sockjsServer) receive(sess *sockjsSession, rcv *sockjsReceiver, resp *sockjsResponse) {
 	heartbeat := time.NewTimer(s.opts.Heartbeat)
 	defer heartbeat.Stop()
-	var buf []byte // array frames; frame may also alias shared, read-only frames
 	for {
-		msgs, closeFrame := sess.take()
+		array, closeFrame := sess.take()
 		var frame []byte
 		switch {
-		case msgs != nil:
-			buf = appendSockJSArray(buf[:0], msgs)
-			frame = buf
+		case array != nil:
+			frame = array
 		case closeFrame != nil:
 			frame = closeFrame
 		default:
@@ -301,15 +302,26 @@ func (s *sockjsServer) receive(sess *sockjsSession, rcv *sockjsReceiver, resp *s
 				return
 			}
 		}
-		resp.buf = resp.kind.wrap(resp.buf[:0], frame, resp.callback)
-		last := closeFrame != nil || !resp.kind.streaming || resp.sent+len(resp.buf) >= s.opts.ResponseLimit
+		out := frame
+		if resp.kind.line && array != nil {
+			out = append(array, '\n') // the array is ours: no copy into an envelope
+			array = out
+		} else {
+			resp.buf = resp.kind.wrap(resp.buf[:0], frame, resp.callback)
+			out = resp.buf
+		}
+		last := closeFrame != nil || !resp.kind.streaming || resp.sent+len(out) >= s.opts.ResponseLimit
 		if last {
 			sess.detach(rcv) // past ResponseLimit the client reconnects with a fresh response
 		}
-		resp.sent += len(resp.buf)
-		if err := resp.writeRaw(resp.buf); err != nil {
+		resp.sent += len(out)
+		err := resp.writeRaw(out)
+		if array != nil {
+			sess.recycle(array)
+		}
+		if err != nil {
 			sess.log.Debug("sockjs receiver write", "err", err)
-			if msgs != nil || last {
+			if array != nil || last {
 				sess.fail(err)
 			} else {
 				sess.interrupt(rcv)

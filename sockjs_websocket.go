@@ -323,6 +323,23 @@ func (ws *sockjsWSSession) Write(ctx context.Context, frames [][]byte) error {
 	return ws.write(ctx, appendSockJSArray(nil, frames))
 }
 
+// jsonStrings reports whether the session carries STOMP bytes in JSON
+// strings (see jsonWriter): framed SockJS does, the raw WebSocket does not.
+func (ws *sockjsWSSession) jsonStrings() bool { return !ws.raw }
+
+// writeJSON sends escaped content (see jsonWriter) as one array frame
+// a["…"], by deadline.
+func (ws *sockjsWSSession) writeJSON(deadline time.Time, content []byte) error {
+	select {
+	case <-ws.closed:
+		return errTransportClosed
+	default:
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return ws.write(ctx, appendSockJSEscapedArray(nil, [][]byte{content}))
+}
+
 // Close sends c[code,"reason"] (framed) and closes the WebSocket with code
 // and reason. It does not wait for the closing handshake. Safe from any
 // goroutine, more than once.

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+)
+
+// TestEncodeJSONMatchesEscapedFrame: what the writer builds for a SockJS
+// transport (escaped headers plus the message's tail, escaped once) must be
+// exactly the whole frame escaped, for every kind of content a message or a
+// subscription id may hold.
+func TestEncodeJSONMatchesEscapedFrame(t *testing.T) {
+	tests := []struct {
+		name    string
+		subID   string
+		ack     ackMode
+		headers []header
+		body    string
+	}{
+		{"plain", "sub-0", ackAuto, nil, "hello"},
+		{"quotes, backslashes, controls", `s"\`, ackAuto, []header{{"x", "a\tb"}}, "\"q\" \\ \x01\x1f\x7f"},
+		{"Korean and emoji", "방-1", ackAuto, []header{{"content-type", "text/plain; charset=utf-8"}}, "안녕하세요 😀"},
+		{"characters SockJS escapes", "s", ackAuto, nil, "\u200c\u2028\ufeff\u00ad"},
+		{"invalid UTF-8", "s\xff", ackAuto, []header{{"h", "\xc3"}}, "a\xe2\x82b\xff"},
+		{"script close", "s", ackAuto, nil, "</script><b>&amp;"},
+		{"client ack", "s", ackClient, nil, "x"},
+		{"empty body", "s", ackAuto, nil, ""},
+	}
+	for _, tt := range tests {
+		for _, v := range []version{v10, v11, v12} {
+			t.Run(tt.name+"/"+v.String(), func(t *testing.T) {
+				s := &session{idStr: "k7"}
+				it := outItem{
+					sub: &subscription{id: tt.subID, ack: tt.ack},
+					msg: &message{dest: "/topic/a", headers: tt.headers, body: []byte(tt.body)},
+					seq: 42,
+				}
+				want := appendSockJSContent([]byte("kept"), s.encode(nil, &it, v), false)
+				got := s.encodeJSON([]byte("kept"), &it, v, &writeBatch{})
+				if !bytes.Equal(got, want) {
+					t.Fatalf("got  %q\nwant %q", got, want)
+				}
+				// The second subscriber reuses the cached tail.
+				if again := s.encodeJSON(nil, &it, v, &writeBatch{}); !bytes.Equal(again, want[len("kept"):]) {
+					t.Fatalf("second encoding %q", again)
+				}
+			})
+		}
+	}
+}
