@@ -5,7 +5,7 @@
 # section of docs/benchmarks.md.
 #
 # Usage: scripts/compare.sh            (from the repository root, as root to
-#                                       install RabbitMQ; about 8 minutes)
+#                                       install RabbitMQ; about 12 minutes)
 # Sizes can be changed through the environment, e.g. SUBS=100 COUNT=500.
 #
 # Everything it starts it stops by PID (RabbitMQ with `rabbitmqctl stop
@@ -26,9 +26,9 @@ esac
 cd "$(dirname "$0")/.."
 
 SUBS=${SUBS:-1000}             # fan-out subscribers
-COUNT=${COUNT:-2000}           # fan-out messages
+COUNT=${COUNT:-10000}          # fan-out messages: about 10 s over WebSocket, long enough to measure a steady rate
 SIZE=${SIZE:-256}              # fan-out body bytes
-FANOUT_TIME=${FANOUT_TIME:-50s} # upper bound of one fan-out run
+FANOUT_TIME=${FANOUT_TIME:-90s} # upper bound of one fan-out run (RabbitMQ's end here)
 IDLE=${IDLE:-10000}            # idle connections compared
 IDLE_MAX=${IDLE_MAX:-50000}    # idle connections attempted on stompbox alone
 IDLE_MEMLIMIT=${IDLE_MEMLIMIT:-150} # MiB: stompbox's -memory-limit for the second idle run
