@@ -83,15 +83,16 @@ log "machine: $NPROC × $CPU_MODEL, $MEM, load $LOAD_START, file limit $NOFILE"
 
 # --- RabbitMQ -------------------------------------------------------------
 RMQ_NOTE=""
+RMQ_GEN=0 # which start this is: each gets its own node name, distribution port and data
 rmq_env() {
-	export RABBITMQ_NODENAME=stompbench@localhost
+	export RABBITMQ_NODENAME=stompbench$RMQ_GEN@localhost
 	export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 # AMQP listener (5672) on loopback only
-	export RABBITMQ_DIST_PORT=$RMQ_DIST_PORT
+	export RABBITMQ_DIST_PORT=$((RMQ_DIST_PORT + RMQ_GEN))
 	export ERL_EPMD_ADDRESS=127.0.0.1
 	export ERL_EPMD_PORT=$RMQ_EPMD_PORT # a private epmd that we may stop
 	export RABBITMQ_CONFIG_FILE=$WORK/rmq/rabbitmq.conf
 	export RABBITMQ_ENABLED_PLUGINS_FILE=$WORK/rmq/enabled_plugins
-	export RABBITMQ_MNESIA_BASE=$WORK/rmq/mnesia
+	export RABBITMQ_MNESIA_BASE=$WORK/rmq/mnesia$RMQ_GEN
 	export RABBITMQ_LOG_BASE=$WORK/rmq/log
 	export RABBITMQ_PID_FILE=$WORK/rmq/pid
 	export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
@@ -142,10 +143,17 @@ restart_rabbitmq() {
 		RMQ_PID=""
 	fi
 	rm -f "$WORK/rmq/pid"
+	# A fresh node each time: a new node under the old name, port and data
+	# failed to start within seconds of the old one's exit (seen after 10,000
+	# idle connections), which cost a whole run its RabbitMQ fan-out figures.
+	RMQ_GEN=$((RMQ_GEN + 1))
+	rmq_env
 	"$RMQ_BIN/rabbitmq-server" >>"$WORK/rmq/server.out" 2>&1 &
 	RMQ_STARTED=1
 	if ! timeout 120 "$RMQ_BIN/rabbitmqctl" wait "$WORK/rmq/pid" >/dev/null 2>&1; then
 		RMQ_NOTE="RabbitMQ did not start: stompbox figures only"
+		log "RabbitMQ did not start; the end of its output:"
+		tail -n 20 "$WORK/rmq/server.out" >&2 || true
 		return 1
 	fi
 	RMQ_PID=$(cat "$WORK/rmq/pid")
