@@ -227,15 +227,9 @@ func (t *benchWSTransport) recv(ctx context.Context) ([]byte, error) {
 		if !t.sockjs {
 			return b, nil
 		}
-		if !isSockJSArray(b) {
-			if _, err := appendSockJSPayload(nil, b); err != nil {
-				return nil, err
-			}
-			continue
+		if out, ok, err := sockjsChunk(&t.payload, b); err != nil || ok {
+			return out, err
 		}
-		out, err := appendSockJSPayload(t.payload[:0], b)
-		t.payload = out
-		return out, err
 	}
 }
 
@@ -316,6 +310,19 @@ func sockjsPayload(b []byte) ([]byte, error) {
 func isSockJSArray(b []byte) bool {
 	b = bytes.TrimRight(b, "\n")
 	return len(b) > 0 && b[0] == 'a'
+}
+
+// sockjsChunk turns one SockJS frame into what recv returns: ok is false
+// for a frame that carries no STOMP bytes (open, heartbeat), a close frame
+// is io.EOF, and an array frame's bytes are decoded into *buf, reused.
+func sockjsChunk(buf *[]byte, b []byte) (out []byte, ok bool, err error) {
+	if !isSockJSArray(b) {
+		_, err := appendSockJSPayload(nil, b)
+		return nil, false, err
+	}
+	out, err = appendSockJSPayload((*buf)[:0], b)
+	*buf = out
+	return out, true, err
 }
 
 // appendSockJSPayload appends the STOMP bytes of one SockJS frame to dst:
@@ -563,15 +570,9 @@ func (t *benchXHRTransport) recv(ctx context.Context) ([]byte, error) {
 		if len(b) > 0 && b[0] == 'h' && len(b) > 1 { // a new response's prelude
 			continue
 		}
-		if !isSockJSArray(b) {
-			if _, err := appendSockJSPayload(nil, b); err != nil {
-				return nil, err
-			}
-			continue
+		if out, ok, err := sockjsChunk(&t.payload, b); err != nil || ok {
+			return out, err
 		}
-		out, err := appendSockJSPayload(t.payload[:0], b)
-		t.payload = out
-		return out, err
 	}
 }
 

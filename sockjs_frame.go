@@ -41,31 +41,22 @@ func sockjsCloseFrame(code int, reason string) []byte {
 	return append(b, ']')
 }
 
-// appendSockJSArray appends the array frame a["m1","m2",…] for msgs.
-func appendSockJSArray(dst []byte, msgs [][]byte) []byte {
+// appendSockJSArray appends the array frame a["m1","m2",…] for msgs. With
+// escaped set the messages are already JSON string content
+// (appendSockJSContent, html off), as the session writer hands them over.
+// The array is the same for every transport: htmlfile and jsonp escape the
+// whole frame again for their script.
+func appendSockJSArray(dst []byte, msgs [][]byte, escaped bool) []byte {
 	dst = append(dst, 'a', '[')
 	for i, m := range msgs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendSockJSString(dst, m, false)
-	}
-	return append(dst, ']')
-}
-
-// appendSockJSEscapedArray appends the array frame a["c1","c2",…] for
-// contents already escaped by appendSockJSContent (html off). The array is
-// the same for every transport: htmlfile and jsonp escape the whole frame
-// again for their script.
-func appendSockJSEscapedArray(dst []byte, contents [][]byte) []byte {
-	dst = append(dst, 'a', '[')
-	for i, c := range contents {
-		if i > 0 {
-			dst = append(dst, ',')
+		if escaped {
+			dst = append(append(append(dst, '"'), m...), '"')
+		} else {
+			dst = appendSockJSString(dst, m, false)
 		}
-		dst = append(dst, '"')
-		dst = append(dst, c...)
-		dst = append(dst, '"')
 	}
 	return append(dst, ']')
 }

@@ -176,7 +176,7 @@ func FuzzSockJSDecode(f *testing.F) {
 		for i, m := range msgs {
 			raw[i] = []byte(m)
 		}
-		frame := appendSockJSArray(nil, raw)
+		frame := appendSockJSArray(nil, raw, false)
 		if !utf8.Valid(frame) || frame[0] != 'a' {
 			t.Fatalf("bad frame %q", frame)
 		}
@@ -196,12 +196,12 @@ func BenchmarkSockJSEncodeArray(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(2 * len(sockjsBenchMessage)))
 	for b.Loop() {
-		buf = appendSockJSArray(buf[:0], msgs)
+		buf = appendSockJSArray(buf[:0], msgs, false)
 	}
 }
 
 func BenchmarkSockJSDecodeMessages(b *testing.B) {
-	body := appendSockJSArray(nil, [][]byte{sockjsBenchMessage, sockjsBenchMessage})[1:]
+	body := appendSockJSArray(nil, [][]byte{sockjsBenchMessage, sockjsBenchMessage}, false)[1:]
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {

@@ -320,7 +320,7 @@ func (ws *sockjsWSSession) Write(ctx context.Context, frames [][]byte) error {
 		}
 		return nil
 	}
-	return ws.write(ctx, appendSockJSArray(nil, frames))
+	return ws.write(ctx, appendSockJSArray(nil, frames, false))
 }
 
 // jsonStrings reports whether the session carries STOMP bytes in JSON
@@ -337,7 +337,7 @@ func (ws *sockjsWSSession) writeJSON(deadline time.Time, content []byte) error {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	return ws.write(ctx, appendSockJSEscapedArray(nil, [][]byte{content}))
+	return ws.write(ctx, appendSockJSArray(nil, [][]byte{content}, true))
 }
 
 // Close sends c[code,"reason"] (framed) and closes the WebSocket with code
