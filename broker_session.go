@@ -511,10 +511,11 @@ func (s *session) writeLoop() {
 		}
 		if len(parts) == 0 && t.heartBeat && !t.closed {
 			// STOMP 1.2 §Heart-beating: an EOL when nothing else went out.
-			parts = append(parts, heartBeatEOL)
+			eol := heartBeatEOL
 			if s.json != nil {
-				parts[0] = heartBeatEOLJSON
+				eol = heartBeatEOLJSON
 			}
+			parts = append(parts, eol)
 		}
 		wb.buf, wb.parts = buf, parts
 		out := parts

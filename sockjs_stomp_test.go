@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -158,5 +159,36 @@ func TestSockJSBehindPathPrefixProxy(t *testing.T) {
 				t.Fatalf("body %q", m.Body)
 			}
 		})
+	}
+}
+
+// TestSockJSHeartBeatEOL: a STOMP heart-beat over SockJS is an EOL inside
+// an array frame, a["\n"], like any other STOMP bytes (the writer escapes
+// it for SockJS transports).
+func TestSockJSHeartBeatEOL(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.HeartBeat = 300 * time.Millisecond })
+	base := sockjsSessionURL(sockjsBase(srv), "")
+	post := func(path, body string) string {
+		t.Helper()
+		resp, err := http.Post(base+path, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := post("xhr", ""); got != "o\n" {
+		t.Fatalf("open: %q", got)
+	}
+	post("xhr_send", `["CONNECT\naccept-version:1.2\nheart-beat:0,300\n\n\u0000"]`)
+	if got := post("xhr", ""); !strings.Contains(got, `heart-beat:300,300`) {
+		t.Fatalf("CONNECTED: %q", got)
+	}
+	if got := post("xhr", ""); got != "a[\"\\n\"]\n" {
+		t.Fatalf("heart-beat frame %q, want a[\"\\n\"]", got)
 	}
 }
