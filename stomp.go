@@ -403,13 +403,6 @@ var commandNames = func() map[string]string {
 	return m
 }()
 
-func trimCR(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		return b[:n-1]
-	}
-	return b
-}
-
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
