@@ -429,8 +429,7 @@ type writeBatch struct {
 	items []outItem
 	raw   []byte // JSON mode: one frame's bytes before escaping
 	buf   []byte
-	parts [][]byte
-	one   [1][]byte // buf as the batch's only element
+	one   [1][]byte // what goes out, as the batch's only element
 }
 
 // writeBatches holds writeBatch values between bursts. It is a cache of
@@ -452,8 +451,7 @@ func (s *session) writeLoop() {
 	wb := writeBatches.Get().(*writeBatch)
 	defer func() {
 		clear(wb.items[:cap(wb.items)])
-		clear(wb.parts[:cap(wb.parts)])
-		wb.items, wb.parts, wb.one[0] = wb.items[:0], wb.parts[:0], nil
+		wb.items, wb.one[0] = wb.items[:0], nil
 		if cap(wb.buf) > maxKeptBatch {
 			wb.buf = nil
 		}
@@ -472,10 +470,7 @@ func (s *session) writeLoop() {
 			return
 		}
 		items := wb.items
-		buf, parts := wb.buf[:0], wb.parts[:0]
-		buf = slices.Grow(buf, batchSize(items, s.ver)) // one allocation per burst, not a growslice per frame
-		// Parts cut from buf stay valid when a later append moves buf: the
-		// old array keeps its bytes for as long as it is referenced.
+		buf := slices.Grow(wb.buf[:0], batchSize(items, s.ver)) // one allocation per burst, not a growslice per frame
 		for i := range items {
 			if items[i].heartBeat > 0 {
 				s.hbEvery = items[i].heartBeat
@@ -490,53 +485,39 @@ func (s *session) writeLoop() {
 				items[i] = outItem{}
 				continue
 			}
-			start := len(buf)
 			if s.json != nil {
 				buf = s.encodeJSON(buf, &items[i], s.ver, wb)
 			} else {
 				buf = s.encode(buf, &items[i], s.ver)
 			}
-			parts = append(parts, buf[start:len(buf):len(buf)])
 			items[i] = outItem{}
 		}
 		if t.final != nil {
-			start := len(buf)
 			if s.json != nil {
 				wb.raw = appendFrame(wb.raw[:0], t.final, s.ver)
 				buf = appendSockJSContent(buf, wb.raw, false)
 			} else {
 				buf = appendFrame(buf, t.final, s.ver)
 			}
-			parts = append(parts, buf[start:])
 		}
-		if len(parts) == 0 && t.heartBeat && !t.closed {
+		wb.buf = buf
+		// Every frame was appended to buf, so buf holds them back to back
+		// (an append that moves it copies what came before): the batch goes
+		// to the transport as one piece, which it writes as one WebSocket
+		// message, one TLS record or one SockJS message. (Several frames in
+		// one message is STOMP-over-WebSocket practice; stomp.js and Spring
+		// split them.)
+		out := buf
+		if len(out) == 0 && t.heartBeat && !t.closed {
 			// STOMP 1.2 §Heart-beating: an EOL when nothing else went out.
-			eol := heartBeatEOL
+			out = heartBeatEOL
 			if s.json != nil {
-				eol = heartBeatEOLJSON
+				out = heartBeatEOLJSON
 			}
-			parts = append(parts, eol)
-		}
-		wb.buf, wb.parts = buf, parts
-		out := parts
-		if len(parts) > 1 && &parts[0][0] == &buf[0] {
-			// buf never moved (batchSize was enough), so the frames lie back
-			// to back in it: hand them over as one piece, which the transport
-			// writes as one WebSocket message, one TLS record or one SockJS
-			// message without joining them again. (Several frames in one
-			// message is STOMP-over-WebSocket practice; stomp.js and Spring
-			// split them.)
-			wb.one[0] = buf
-			out = wb.one[:]
-		}
-		if s.json != nil && len(buf) > 0 {
-			// One SockJS message: the batch's escaped frames lie back to
-			// back in buf (append copies them along when it grows).
-			wb.one[0] = buf
-			out = wb.one[:]
 		}
 		if len(out) > 0 {
-			if err := s.write(out); err != nil {
+			wb.one[0] = out
+			if err := s.write(wb.one[:]); err != nil {
 				s.abort(err)
 				return
 			}
@@ -556,7 +537,7 @@ func (s *session) writeLoop() {
 			s.t.Close(code, reason)
 			return
 		}
-		if s.hbEvery > 0 && len(parts) > 0 {
+		if s.hbEvery > 0 && len(out) > 0 {
 			if s.hb == nil {
 				s.hb = time.AfterFunc(s.hbEvery, s.heartBeatDue)
 			} else {

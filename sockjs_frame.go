@@ -134,9 +134,9 @@ func appendSockJSContent[T string | []byte](dst []byte, s T, html bool) []byte {
 
 // sockjsPlainSafe and sockjsHTMLSafe mark the bytes that appendSockJSString
 // copies as they are: printable ASCII but " and \, and in HTML mode but
-// < > & as well. A table lookup per byte made encoding a fan-out batch
-// several times faster than the chain of comparisons it replaces; it was a
-// third of the server's CPU in an xhr-streaming fan-out.
+// < > & as well: one table lookup per byte instead of a chain of
+// comparisons (BenchmarkSockJSEncodeArray 1,336-1,585 -> 815-986 ns/op, with
+// the string copy of each batch gone too).
 var sockjsPlainSafe, sockjsHTMLSafe = func() (plain, html [256]bool) {
 	for c := 0x20; c < 0x7f; c++ {
 		plain[c] = c != '"' && c != '\\'

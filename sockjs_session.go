@@ -407,8 +407,9 @@ func (s *sockjsSession) writeJSON(_ time.Time, content []byte) error {
 }
 
 // enqueue adds messages to the queue, escaping them unless they come
-// escaped, and wakes the receiver. The slow-consumer bound counts them
-// before escaping, as the client will see them.
+// escaped, and wakes the receiver. The slow-consumer bound counts each
+// message as it is handed in (raw from Write, escaped from writeJSON): a
+// bound on memory, not an exact count of what the client will receive.
 func (s *sockjsSession) enqueue(msgs [][]byte, escape bool) error {
 	n := 0
 	for _, m := range msgs {

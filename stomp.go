@@ -338,9 +338,6 @@ func (p *frameParser) parseHead(b []byte) (*frame, int, error) {
 	if !p.commands[cmd] {
 		return nil, 0, fmt.Errorf("%w %q", errUnknownCommand, truncate(cmd, 32))
 	}
-	if c, ok := commandNames[cmd]; ok {
-		cmd = c // the constant: a frame that lives on keeps no copy of its head for its command
-	}
 	rest := head[nl+1 : strings.LastIndexByte(head, '\n')+1] // the header lines, each with its LF
 	n := strings.Count(rest, "\n")
 	if n > p.limits.MaxHeaders {
@@ -390,18 +387,6 @@ func (p *frameParser) parseHead(b []byte) (*frame, int, error) {
 	}
 	return f, bodyLen, nil
 }
-
-// commandNames maps each command to its constant (STOMP 1.2 §"Frames and
-// Headers").
-var commandNames = func() map[string]string {
-	m := make(map[string]string)
-	for _, set := range []map[string]bool{clientCommands, serverCommands} {
-		for c := range set {
-			m[c] = c
-		}
-	}
-	return m
-}()
 
 func truncate(s string, n int) string {
 	if len(s) > n {

@@ -143,9 +143,8 @@ func (t *tcpTransport) Write(ctx context.Context, frames [][]byte) error {
 		t.c.SetWriteDeadline(d)
 	}
 	if _, isTLS := t.c.(*tls.Conn); isTLS && len(frames) > 1 {
-		// One record, not one per frame. The writer normally hands a batch
-		// over as one piece already; this join is for the rare batch that
-		// outgrew its first buffer.
+		// One record, not one per frame. The session writer hands a batch
+		// over as one piece; a caller with several still gets one record.
 		if _, err := t.c.Write(bytes.Join(frames, nil)); err != nil {
 			return fmt.Errorf("tls write: %w", err)
 		}

@@ -295,8 +295,8 @@ func (t *wsTransport) Write(ctx context.Context, frames [][]byte) error {
 func (t *wsTransport) writeBy(deadline time.Time, frames [][]byte) error {
 	msg := frames[0]
 	if len(frames) > 1 {
-		// The writer normally hands a batch over as one piece already; this
-		// join is for the rare batch that outgrew its first buffer.
+		// The session writer hands a batch over as one piece; a caller with
+		// several still gets one message.
 		msg = bytes.Join(frames, nil)
 	}
 	var opcode byte = wsOpText
