@@ -21,16 +21,28 @@ const (
 // adminStatsJSON is the body of GET /api/admin/stats. The soak scenario of
 // the load tool (loadtool_soak.go) polls it to tell a leak from a plateau.
 type adminStatsJSON struct {
-	Goroutines     int     `json:"goroutines"`       // runtime.NumGoroutine
-	HeapAllocBytes uint64  `json:"heap_alloc_bytes"` // bytes of heap objects
-	HeapInuseBytes uint64  `json:"heap_inuse_bytes"` // bytes of in-use heap spans
-	StackBytes     uint64  `json:"stack_bytes"`      // bytes of goroutine stacks
-	SysBytes       uint64  `json:"sys_bytes"`        // bytes mapped by the Go runtime
-	NumGC          uint64  `json:"num_gc"`           // completed GC cycles
-	STOMPSessions  int     `json:"stomp_sessions"`   // broker sessions, every transport
-	SockJSSessions int     `json:"sockjs_sessions"`  // SockJS sessions, including HTTP ones awaiting their disconnect delay
-	UptimeS        float64 `json:"uptime_s"`         // seconds since the routes were built (server start)
-	Version        string  `json:"version"`
+	Goroutines     int             `json:"goroutines"`       // runtime.NumGoroutine
+	HeapAllocBytes uint64          `json:"heap_alloc_bytes"` // bytes of heap objects
+	HeapInuseBytes uint64          `json:"heap_inuse_bytes"` // bytes of in-use heap spans
+	StackBytes     uint64          `json:"stack_bytes"`      // bytes of goroutine stacks
+	SysBytes       uint64          `json:"sys_bytes"`        // bytes mapped by the Go runtime
+	NumGC          uint64          `json:"num_gc"`           // completed GC cycles
+	STOMPSessions  int             `json:"stomp_sessions"`   // broker sessions, every transport
+	SockJSSessions int             `json:"sockjs_sessions"`  // SockJS sessions, including HTTP ones awaiting their disconnect delay
+	UptimeS        float64         `json:"uptime_s"`         // seconds since the routes were built (server start)
+	Version        string          `json:"version"`
+	Store          *storeStatsJSON `json:"store,omitempty"` // the database writer, since start
+}
+
+// storeStatsJSON is the writer's part of GET /api/admin/stats. Commits
+// long against waits short mean a slow disk; waits long against commits
+// short mean a queue: more writes than one writer can take.
+type storeStatsJSON struct {
+	Transactions int64    `json:"transactions"` // committed write transactions
+	Writes       int64    `json:"writes"`       // requests they held: Writes/Transactions is the mean group
+	Retried      int64    `json:"retried"`      // groups that failed and were retried one by one
+	Commit       histJSON `json:"commit"`       // each transaction, BEGIN to COMMIT returned, fsync included
+	Wait         histJSON `json:"wait"`         // each request (a chat message is one), from being queued to its commit returning
 }
 
 // adminStats serves GET /api/admin/stats: the process's goroutine count,
@@ -42,12 +54,13 @@ type adminStatsJSON struct {
 type adminStats struct {
 	broker *Broker
 	sockjs []*sockjsServer
+	store  *store // nil in tests that have none
 	start  time.Time
 }
 
 // newAdminStats is called once, when the routes are built.
-func newAdminStats(b *Broker, sj []*sockjsServer) *adminStats {
-	return &adminStats{broker: b, sockjs: sj, start: time.Now()}
+func newAdminStats(b *Broker, sj []*sockjsServer, st *store) *adminStats {
+	return &adminStats{broker: b, sockjs: sj, store: st, start: time.Now()}
 }
 
 // read gathers the figures.
@@ -75,6 +88,13 @@ func (a *adminStats) read() adminStatsJSON {
 	}
 	for _, sj := range a.sockjs {
 		st.SockJSSessions += sj.Sessions()
+	}
+	if a.store != nil {
+		ss := a.store.Stats()
+		st.Store = &storeStatsJSON{
+			Transactions: ss.Transactions, Writes: ss.Writes, Retried: ss.Retried,
+			Commit: ss.Commit.json(), Wait: ss.Wait.json(),
+		}
 	}
 	return st
 }

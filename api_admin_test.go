@@ -80,6 +80,38 @@ func TestAPIAdminStats(t *testing.T) {
 			if n, _ := body["stomp_sessions"].(float64); n < 1 {
 				t.Errorf("stomp_sessions %v with a WebSocket session open", body["stomp_sessions"])
 			}
+			checkStoreStats(t, body["store"])
 		})
+	}
+}
+
+// checkStoreStats checks the writer's figures after the test's two
+// registrations (each one write): every write and every commit counted
+// once, and the buckets adding up to the counts they summarise.
+func checkStoreStats(t *testing.T, v any) {
+	t.Helper()
+	raw, _ := json.Marshal(v)
+	var st storeStatsJSON
+	if err := json.Unmarshal(raw, &st); err != nil || v == nil {
+		t.Fatalf("store stats %s: %v", raw, err)
+	}
+	if st.Writes < 2 || st.Transactions < 1 || st.Transactions > st.Writes {
+		t.Errorf("writes %d in %d transactions, want at least 2 in 1..writes", st.Writes, st.Transactions)
+	}
+	for _, c := range []struct {
+		name string
+		h    histJSON
+		want int64
+	}{{"commit", st.Commit, st.Transactions}, {"wait", st.Wait, st.Writes}} {
+		var sum uint64
+		for _, b := range c.h.Buckets {
+			sum += b[1]
+		}
+		if c.h.N != uint64(c.want) || sum != c.h.N {
+			t.Errorf("%s: n %d, buckets add to %d, want %d", c.name, c.h.N, sum, c.want)
+		}
+		if c.h.P50US > c.h.P99US || c.h.P99US > c.h.MaxUS || c.h.MaxUS <= 0 {
+			t.Errorf("%s: p50 %d µs, p99 %d µs, max %d µs", c.name, c.h.P50US, c.h.P99US, c.h.MaxUS)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -101,6 +102,7 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 	}
 
 	// Talk until cfg.Duration or cfg.Count messages in all.
+	storeBefore, storeErr := api.storeStats(ctx, setup.admin)
 	meter := startServerMeter(cfg.PID)
 	tctx, tcancel := context.WithTimeout(ctx, cfg.Duration)
 	defer tcancel()
@@ -171,6 +173,15 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 		time.Sleep(20 * time.Millisecond)
 	}
 	meter.report(r)
+	if storeErr == nil {
+		var storeAfter *storeStatsJSON
+		if storeAfter, storeErr = api.storeStats(ctx, setup.admin); storeErr == nil {
+			reportStoreWindow(r, storeBefore, storeAfter)
+		}
+	}
+	if storeErr != nil {
+		fmt.Fprintf(progress, "bench: no store figures: %v\n", storeErr)
+	}
 	rcancel()
 	closeAll(conns)
 	conns = nil
@@ -415,4 +426,38 @@ func parallel(ctx context.Context, n, width int, f func(i int) error) error {
 		return ctx.Err()
 	}
 	return firstErr
+}
+
+// storeStats reads the server's database writer figures from GET
+// /api/admin/stats, as the administrator.
+func (a *benchAPI) storeStats(ctx context.Context, admin string) (*storeStatsJSON, error) {
+	st, err := a.stats(ctx, admin)
+	if err != nil {
+		return nil, err
+	}
+	if st.Store == nil {
+		return nil, errors.New("the server's stats have no store figures")
+	}
+	return st.Store, nil
+}
+
+// reportStoreWindow adds the server's own view of the talk phase: how the
+// writer grouped the messages and how long they waited for their commit,
+// fsync included. Set against p50_ms and p99_ms, it tells how much of the
+// end-to-end latency is the store (disk and writer queue) and how much is
+// the network, the scheduler and the two processes sharing the cores.
+func reportStoreWindow(r *benchReport, before, after *storeStatsJSON) {
+	commits, writes := after.Transactions-before.Transactions, after.Writes-before.Writes
+	r.add("store_writes", writes)
+	r.add("store_commits", commits)
+	if commits > 0 {
+		r.add("store_writes_per_commit", float64(writes)/float64(commits))
+	}
+	commit := after.Commit.hist().since(before.Commit.hist())
+	wait := after.Wait.hist().since(before.Wait.hist())
+	r.add("store_wait_p50_ms", wait.quantile(0.5))
+	r.add("store_wait_p99_ms", wait.quantile(0.99))
+	r.add("store_commit_p50_ms", commit.quantile(0.5))
+	r.add("store_commit_p99_ms", commit.quantile(0.99))
+	r.add("store_commit_max_ms", commit.max)
 }

@@ -3,83 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"math/bits"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
-
-// Latency histogram: log-linear buckets in microseconds, exact below
-// histLinear µs and within 1/histSub (about 1.6 %) above, in fixed memory
-// whatever the run length. This is the HdrHistogram idea in 30 lines.
-const (
-	histSub     = 64             // buckets per power of two above the linear range
-	histLinear  = 2 * histSub    // values below this many µs get a bucket each
-	histBuckets = 48*histSub + 1 // up to 2^47 µs, far past any run
-	histShards  = 64             // mutex shards, so a thousand readers rarely contend
-)
-
-// latencyHist counts latencies. It is not safe for concurrent use; see
-// shardedHist.
-type latencyHist struct {
-	counts [histBuckets]uint64
-	n      uint64
-	max    time.Duration
-}
-
-func histBucket(d time.Duration) int {
-	v := uint64(max(d, 0) / time.Microsecond)
-	if v < histLinear {
-		return int(v)
-	}
-	e := bits.Len64(v) - 7 // v>>e is in [64, 127]
-	b := e*histSub + int(v>>e)
-	return min(b, histBuckets-1)
-}
-
-// histUpper is the largest latency bucket b holds, so quantiles err high.
-func histUpper(b int) time.Duration {
-	if b < histLinear {
-		return time.Duration(b) * time.Microsecond
-	}
-	e := b/histSub - 1
-	sub := uint64(b - e*histSub)
-	return time.Duration((sub+1)<<e-1) * time.Microsecond
-}
-
-func (h *latencyHist) add(d time.Duration) {
-	h.counts[histBucket(d)]++
-	h.n++
-	h.max = max(h.max, d)
-}
-
-func (h *latencyHist) merge(o *latencyHist) {
-	for i, c := range o.counts {
-		h.counts[i] += c
-	}
-	h.n += o.n
-	h.max = max(h.max, o.max)
-}
-
-// quantile returns the latency below which a fraction q of samples lie
-// (bucket upper bound, capped by the exact maximum).
-func (h *latencyHist) quantile(q float64) time.Duration {
-	if h.n == 0 {
-		return 0
-	}
-	rank := uint64(q*float64(h.n) + 0.5)
-	rank = min(max(rank, 1), h.n)
-	var seen uint64
-	for b, c := range h.counts {
-		seen += c
-		if seen >= rank {
-			return min(histUpper(b), h.max)
-		}
-	}
-	return h.max
-}
 
 // shardedHist is a latencyHist many goroutines add to: each caller passes
 // a key (its connection number) that picks a shard.

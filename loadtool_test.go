@@ -87,6 +87,19 @@ func TestLoadToolRooms(t *testing.T) {
 	if m["sent"] != "60" || m["delivered"] != "180" {
 		t.Errorf("sent %s delivered %s, want 60 and 180", m["sent"], m["delivered"])
 	}
+	// The server's writer saw the same run: each message one write, in at
+	// least one commit (the tool reads these as the first account, the
+	// fresh server's administrator).
+	commits, _ := strconv.Atoi(m["store_commits"])
+	if m["store_writes"] != "60" || commits < 1 || commits > 60 {
+		t.Errorf("store saw %s writes in %s commits, want 60 in 1..60 (report %v)", m["store_writes"], m["store_commits"], m)
+	}
+	wait, _ := strconv.ParseFloat(m["store_wait_p99_ms"], 64)
+	p99, _ := strconv.ParseFloat(m["store_commit_p99_ms"], 64)
+	most, _ := strconv.ParseFloat(m["store_commit_max_ms"], 64)
+	if wait <= 0 || p99 <= 0 || p99 > most {
+		t.Errorf("store wait p99 %v ms, commit p99 %v ms, max %v ms", wait, p99, most)
+	}
 }
 
 func TestLoadToolIdle(t *testing.T) {

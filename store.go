@@ -123,8 +123,15 @@ type store struct {
 	statWrites  atomic.Int64 // write requests committed
 	statTxNanos atomic.Int64 // time spent from BEGIN to COMMIT returning (includes fsync)
 	statRetried atomic.Int64 // groups rolled back and retried one by one
-	closeOnce   sync.Once
-	closeErr    error
+	// Latency histograms, added to by the writer one batch at a time under
+	// statMu and copied by Stats. They tell a slow disk (commits) from a
+	// busy writer (waits) on a Raspberry Pi's SD card or in a load run.
+	statMu     sync.Mutex
+	statCommit latencyHist // each committed transaction, BEGIN to COMMIT returned, fsync included
+	statWait   latencyHist // each request, from write() to its commit's end: what a sender waits
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // storeStats are cumulative writer counters, for benchmarks and metrics.
@@ -133,21 +140,28 @@ type storeStats struct {
 	Writes       int64         // write requests they held (Writes/Transactions is the mean group size)
 	TxTime       time.Duration // total time in those transactions, fsync included
 	Retried      int64         // groups that failed and were retried request by request
+	Commit       latencyHist   // committed transactions, BEGIN to COMMIT returned
+	Wait         latencyHist   // committed requests, from write() until their commit returned
 }
 
 // Stats returns the writer counters. Safe for concurrent use.
-func (s *store) Stats() storeStats {
-	return storeStats{
+func (s *store) Stats() *storeStats {
+	st := &storeStats{
 		Transactions: s.statTxs.Load(),
 		Writes:       s.statWrites.Load(),
 		TxTime:       time.Duration(s.statTxNanos.Load()),
 		Retried:      s.statRetried.Load(),
 	}
+	s.statMu.Lock()
+	st.Commit, st.Wait = s.statCommit, s.statWait
+	s.statMu.Unlock()
+	return st
 }
 
 // writeReq is one unit of work for the writer goroutine.
 type writeReq struct {
 	ctx      context.Context // a request whose ctx has ended before it runs is skipped
+	queued   time.Time       // when write() was called
 	fn       func(*sql.Tx) error
 	onCommit func()     // run by the writer, in commit order, after a successful commit; may be nil
 	done     chan error // buffered(1); receives the commit result
@@ -422,7 +436,7 @@ func (s *store) applyMigration(ctx context.Context, m migration, newest int) err
 // If ctx ends while waiting, write returns ctx's error and the outcome is
 // unknown: the work may still commit.
 func (s *store) write(ctx context.Context, fn func(*sql.Tx) error, onCommit func()) error {
-	r := &writeReq{ctx: ctx, fn: fn, onCommit: onCommit, done: make(chan error, 1)}
+	r := &writeReq{ctx: ctx, queued: time.Now(), fn: fn, onCommit: onCommit, done: make(chan error, 1)}
 	select {
 	case s.writes <- r:
 	case <-s.quit:
@@ -527,9 +541,17 @@ func (s *store) timedTx(reqs []*writeReq) error {
 	start := time.Now()
 	err := s.runTx(reqs)
 	if err == nil {
+		end := time.Now()
+		took := end.Sub(start)
 		s.statTxs.Add(1)
 		s.statWrites.Add(int64(len(reqs)))
-		s.statTxNanos.Add(int64(time.Since(start)))
+		s.statTxNanos.Add(int64(took))
+		s.statMu.Lock()
+		s.statCommit.add(took)
+		for _, r := range reqs {
+			s.statWait.add(end.Sub(r.queued))
+		}
+		s.statMu.Unlock()
 	}
 	return err
 }

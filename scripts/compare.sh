@@ -312,6 +312,8 @@ XHR2_RATIO=$(ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr-wspub msgs_pe
 	echo "| rooms: p50 / p99 / max ms | $(field sb-rooms p50_ms) / $(field sb-rooms p99_ms) / $(field sb-rooms max_ms) |"
 	echo "| rooms: sent, lost, dup, out-of-order, refused | $(field sb-rooms sent), $(field sb-rooms lost), $(field sb-rooms dup), $(field sb-rooms ooo), $(field sb-rooms refused) |"
 	echo "| rooms: setup s (accounts, rooms, joins), connect s, server CPU s | $(field sb-rooms setup_s), $(field sb-rooms connect_s), $(field sb-rooms server_cpu_s) |"
+	echo "| rooms, the server's database writer: messages per commit; commit p50 / p99 / max ms (fsync included) | $(field sb-rooms store_writes_per_commit); $(field sb-rooms store_commit_p50_ms) / $(field sb-rooms store_commit_p99_ms) / $(field sb-rooms store_commit_max_ms) |"
+	echo "| rooms: a message's wait for its commit (queue + commit), p50 / p99 ms | $(field sb-rooms store_wait_p50_ms) / $(field sb-rooms store_wait_p99_ms) |"
 	echo
 	echo "Targets of issue 7:"
 	echo

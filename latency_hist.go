@@ -1,0 +1,130 @@
+package main
+
+import (
+	"math/bits"
+	"time"
+)
+
+// Latency histogram: log-linear buckets in microseconds, exact below
+// histLinear µs and within 1/histSub (about 1.6 %) above, in fixed memory
+// whatever the run length. This is the HdrHistogram idea in 30 lines. The
+// load tool counts end-to-end latencies in it, and the store its commits,
+// so that the tool can read the server's figures for its own run window.
+const (
+	histSub     = 64             // buckets per power of two above the linear range
+	histLinear  = 2 * histSub    // values below this many µs get a bucket each
+	histBuckets = 48*histSub + 1 // up to 2^47 µs, far past any run
+	histShards  = 64             // mutex shards, so a thousand readers rarely contend
+)
+
+// latencyHist counts latencies. It is not safe for concurrent use; see
+// shardedHist.
+type latencyHist struct {
+	counts [histBuckets]uint64
+	n      uint64
+	max    time.Duration
+}
+
+func histBucket(d time.Duration) int {
+	v := uint64(max(d, 0) / time.Microsecond)
+	if v < histLinear {
+		return int(v)
+	}
+	e := bits.Len64(v) - 7 // v>>e is in [64, 127]
+	b := e*histSub + int(v>>e)
+	return min(b, histBuckets-1)
+}
+
+// histUpper is the largest latency bucket b holds, so quantiles err high.
+func histUpper(b int) time.Duration {
+	if b < histLinear {
+		return time.Duration(b) * time.Microsecond
+	}
+	e := b/histSub - 1
+	sub := uint64(b - e*histSub)
+	return time.Duration((sub+1)<<e-1) * time.Microsecond
+}
+
+func (h *latencyHist) add(d time.Duration) {
+	h.counts[histBucket(d)]++
+	h.n++
+	h.max = max(h.max, d)
+}
+
+func (h *latencyHist) merge(o *latencyHist) {
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.max = max(h.max, o.max)
+}
+
+// since returns what was added to h after earlier, a copy of h taken
+// before: the figures of one window of a running counter. Its max is the
+// upper bound of its highest bucket, capped by h's maximum, since the
+// exact maximum of a window is not kept.
+func (h *latencyHist) since(earlier *latencyHist) *latencyHist {
+	w := &latencyHist{}
+	top := -1
+	for i, c := range h.counts {
+		if c > earlier.counts[i] {
+			w.counts[i] = c - earlier.counts[i]
+			w.n += w.counts[i]
+			top = i
+		}
+	}
+	if top >= 0 {
+		w.max = min(histUpper(top), h.max)
+	}
+	return w
+}
+
+// quantile returns the latency below which a fraction q of samples lie
+// (bucket upper bound, capped by the exact maximum).
+func (h *latencyHist) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(h.n) + 0.5)
+	rank = min(max(rank, 1), h.n)
+	var seen uint64
+	for b, c := range h.counts {
+		seen += c
+		if seen >= rank {
+			return min(histUpper(b), h.max)
+		}
+	}
+	return h.max
+}
+
+// histJSON is a latencyHist as JSON: its non-empty buckets only, each as
+// [upper bound in µs, count], so that a reader can take the difference of
+// two readings and find the quantiles of the window between them.
+type histJSON struct {
+	N       uint64      `json:"n"`
+	MaxUS   int64       `json:"max_us"`
+	P50US   int64       `json:"p50_us"`
+	P99US   int64       `json:"p99_us"`
+	Buckets [][2]uint64 `json:"buckets"`
+}
+
+func (h *latencyHist) json() histJSON {
+	j := histJSON{N: h.n, MaxUS: h.max.Microseconds(), P50US: h.quantile(0.5).Microseconds(), P99US: h.quantile(0.99).Microseconds(), Buckets: [][2]uint64{}}
+	for b, c := range h.counts {
+		if c > 0 {
+			j.Buckets = append(j.Buckets, [2]uint64{uint64(histUpper(b) / time.Microsecond), c})
+		}
+	}
+	return j
+}
+
+// hist rebuilds the histogram from its JSON form. A bucket bound that is
+// not one of ours lands in the bucket that holds it.
+func (j histJSON) hist() *latencyHist {
+	h := &latencyHist{max: time.Duration(j.MaxUS) * time.Microsecond}
+	for _, b := range j.Buckets {
+		h.counts[histBucket(time.Duration(b[0])*time.Microsecond)] += b[1]
+		h.n += b[1]
+	}
+	return h
+}

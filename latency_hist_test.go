@@ -1,0 +1,66 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestHistBucketBounds(t *testing.T) {
+	// Every bucket's upper bound falls in that bucket, and one
+	// microsecond more falls in the next: JSON bounds map back exactly.
+	for b := 0; b < histBuckets-1; b++ {
+		up := histUpper(b)
+		if got := histBucket(up); got != b {
+			t.Fatalf("bucket of histUpper(%d) = %v is %d", b, up, got)
+		}
+		if got := histBucket(up + time.Microsecond); got != b+1 {
+			t.Fatalf("bucket of histUpper(%d)+1µs is %d, want %d", b, got, b+1)
+		}
+	}
+}
+
+func TestHistWindowAndJSON(t *testing.T) {
+	var h latencyHist
+	for i := 1; i <= 100; i++ {
+		h.add(time.Duration(i) * time.Millisecond) // setup: 1 … 100 ms
+	}
+	before := h
+	for i := 1; i <= 1000; i++ {
+		h.add(time.Duration(i) * time.Microsecond) // the window: 1 µs … 1 ms
+	}
+	w := h.since(&before)
+	if w.n != 1000 {
+		t.Fatalf("window n = %d, want 1000", w.n)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, time.Millisecond}} {
+		if got := w.quantile(tc.q); got < tc.want || float64(got) > float64(tc.want)*1.02 {
+			t.Errorf("window quantile(%v) = %v, want %v within +2%%", tc.q, got, tc.want)
+		}
+	}
+
+	// Through JSON and back, as the load tool reads the server's stats.
+	raw, err := json.Marshal(h.json())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j histJSON
+	if err := json.Unmarshal(raw, &j); err != nil {
+		t.Fatal(err)
+	}
+	back := j.hist()
+	if back.counts != h.counts || back.n != h.n || back.max != h.max {
+		t.Errorf("JSON round trip changed the histogram: n %d → %d, max %v → %v", h.n, back.n, h.max, back.max)
+	}
+	if j.P50US != h.quantile(0.5).Microseconds() || j.P99US != h.quantile(0.99).Microseconds() {
+		t.Errorf("JSON p50 %d p99 %d, histogram %v %v", j.P50US, j.P99US, h.quantile(0.5), h.quantile(0.99))
+	}
+
+	var empty latencyHist
+	if e := empty.json(); e.N != 0 || e.Buckets == nil || len(e.Buckets) != 0 || e.P99US != 0 {
+		t.Errorf("empty histogram JSON %+v", e)
+	}
+}
