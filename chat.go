@@ -287,7 +287,9 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 //
 // The room check runs inside the transaction rather than as a read before
 // it: the decision and the insert see the same state, and a send costs no
-// separate read transaction. A refusal is recorded, not returned, so the
+// separate read transaction. A member's send to a room that is neither
+// archived nor a DM, with no mentions, is checked and stored by one
+// statement (insertAsMemberTx); every other send takes the full path. A refusal is recorded, not returned, so the
 // transaction of the other senders in the group goes on undisturbed.
 func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget) (storedMessage, error) {
 	var (
@@ -297,6 +299,13 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 	)
 	err := c.st.write(ctx, func(tx *sql.Tx) error {
 		refused, targets, stored = nil, targets[:0], stored[:0]
+		if len(mentions) == 0 {
+			// The common case, one statement; mentions may need
+			// notifications stored in the same transaction.
+			if done, err := c.st.insertAsMemberTx(ctx, tx, &m); done || err != nil {
+				return err
+			}
+		}
 		r, err := c.st.postAccessTx(ctx, tx, m.RoomID, m.UserID)
 		switch {
 		case errors.Is(err, errUnknownRoom):

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -868,4 +869,74 @@ func FuzzParseChatInput(f *testing.F) {
 			t.Fatalf("accepted %+v from %q", in, body)
 		}
 	})
+}
+
+// TestInsertAsMember pins the one-statement path of a chat send: it stores
+// exactly the sends that need nothing but the insert, and stores nothing
+// for the rest, which the full path then checks and refuses or completes
+// (joining a public room, notifying a DM's peer).
+func TestInsertAsMember(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	public := f.room(t, f.bob, "public", roomPublic)
+	private := f.room(t, f.bob, "private", roomPrivate)
+	archived := f.room(t, f.bob, "archived", roomPublic)
+	yes := true
+	if _, err := f.chat.UpdateRoom(ctx, f.bob, archived.ID, roomUpdate{Archived: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	dm, err := f.chat.OpenDM(ctx, f.bob, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		u      user
+		roomID int64
+		stored bool
+	}{
+		{"member of a public room", f.bob, public.ID, true},
+		{"member of a private room", f.bob, private.ID, true},
+		{"not a member of a public room (full path joins)", f.carol, public.ID, false},
+		{"not a member of a private room", f.carol, private.ID, false},
+		{"member of an archived room", f.bob, archived.ID, false},
+		{"member of a DM (full path notifies the peer)", f.bob, dm.ID, false},
+		{"unknown room", f.bob, 9999, false},
+		{"no user", user{}, public.ID, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := storedMessage{Type: msgTalk, RoomID: tc.roomID, UserID: tc.u.ID, Sender: tc.u.Username, Message: "hello " + tc.name}
+			var stored bool
+			err := f.st.write(ctx, func(tx *sql.Tx) error {
+				var err error
+				stored, err = f.st.insertAsMemberTx(ctx, tx, &m)
+				return err
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored != tc.stored {
+				t.Fatalf("stored = %v, want %v", stored, tc.stored)
+			}
+			var n int
+			var body string
+			err = f.st.rdb.QueryRowContext(ctx, `SELECT count(*), coalesce(max(body), '') FROM messages WHERE body = ?`, m.Message).Scan(&n, &body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.stored]; n != want {
+				t.Fatalf("%d rows with the message, want %d", n, want)
+			}
+			if tc.stored && (m.ID == 0 || m.CreatedAt.IsZero()) {
+				t.Errorf("stored message without id or time: %+v", m)
+			}
+		})
+	}
+	// A stored send is found by search like any other: the transaction
+	// indexed it.
+	hits, err := f.chat.Search(ctx, f.bob, "public")
+	if err != nil || len(hits) != 1 || hits[0].Message != "hello member of a public room" {
+		t.Fatalf("search for the stored message: %v, %v", hits, err)
+	}
 }

@@ -108,10 +108,11 @@ type store struct {
 
 	// Prepared statements for hot paths: parsing SQL on every call cost
 	// about a third of a chat send's CPU.
-	insertMessage  *sql.Stmt // on wdb: every chat send
-	stmtPostAccess *sql.Stmt // sqlPostAccess on wdb: every chat send checks its room inside the transaction
-	stmtIndex      *sql.Stmt // sqlIndexMessages on wdb: every transaction that stored a message
-	stmtRoomAccess *sql.Stmt // sqlRoomAccess on rdb: subscriptions (CanRead), history, room operations
+	insertMessage      *sql.Stmt // on wdb: every chat send
+	stmtPostAccess     *sql.Stmt // sqlPostAccess on wdb: a chat send that sqlInsertAsMember did not store
+	stmtInsertAsMember *sql.Stmt // sqlInsertAsMember on wdb: every chat send tries it first
+	stmtIndex          *sql.Stmt // sqlIndexMessages on wdb: every transaction that stored a message
+	stmtRoomAccess     *sql.Stmt // sqlRoomAccess on rdb: subscriptions (CanRead), history, room operations
 
 	// Writer-goroutine state: only write functions (run by the writer)
 	// and runTx touch these.
@@ -273,6 +274,10 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if s.stmtInsertAsMember, err = s.wdb.PrepareContext(ctx, sqlInsertAsMember); err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	if s.stmtIndex, err = s.wdb.PrepareContext(ctx, sqlIndexMessages); err != nil {
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
@@ -305,7 +310,7 @@ func (s *store) Close() error {
 		errRoom := s.stmtRoomAccess.Close()
 		errRead := s.rdb.Close() // readers would keep the checkpoint from truncating
 		errCheckpoint := s.walCheckpoint(context.Background())
-		errStmt := errors.Join(s.insertMessage.Close(), s.stmtPostAccess.Close(), s.stmtIndex.Close())
+		errStmt := errors.Join(s.insertMessage.Close(), s.stmtPostAccess.Close(), s.stmtInsertAsMember.Close(), s.stmtIndex.Close())
 		errWrite := s.wdb.Close()
 		if err := errors.Join(errRoom, errRead, errCheckpoint, errStmt, errWrite); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)

@@ -77,6 +77,46 @@ const sqlInsertMessage = `
 INSERT INTO messages (room_id, user_id, sender, type, body, created_at)
 VALUES (?, nullif(?, 0), ?, ?, ?, ?)`
 
+// sqlInsertAsMember is the common chat send in one statement: the room
+// check and the insert of postAccessTx plus insertMessageTx, which were two
+// statement executions (the check alone was 17 % of the writer's CPU in a
+// profile of the rooms load scenario). It
+// inserts only what needs nothing else first: a sender who is a member of
+// a room that is neither archived nor a DM (a DM's TALK also notifies the
+// peer). Anything else inserts no row, and the caller takes the full path,
+// which finds out why.
+const sqlInsertAsMember = `
+INSERT INTO messages (room_id, user_id, sender, type, body, created_at)
+SELECT r.id, m.user_id, ?3, ?4, ?5, ?6
+FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
+WHERE r.id = ?1 AND r.archived = 0 AND r.kind <> 'dm'`
+
+// insertAsMemberTx runs sqlInsertAsMember for m. It reports whether m was
+// stored (and then fills in m.ID and m.CreatedAt); false means m's sender
+// and room need the full path.
+func (s *store) insertAsMemberTx(ctx context.Context, tx *sql.Tx, m *storedMessage) (bool, error) {
+	if m.UserID == 0 {
+		return false, nil
+	}
+	now := s.nowMS()
+	res, err := s.txStmt(ctx, tx, s.stmtInsertAsMember).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now)
+	if err != nil {
+		return false, fmt.Errorf("insert message: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return false, err
+	}
+	if m.ID, err = res.LastInsertId(); err != nil {
+		return false, fmt.Errorf("insert message: %w", err)
+	}
+	m.CreatedAt = fromMS(now)
+	if s.txFirstMessageID == 0 {
+		s.txFirstMessageID = m.ID
+	}
+	return true, nil
+}
+
 // insertMessageTx stores m and fills in m.ID and m.CreatedAt.
 func (s *store) insertMessageTx(ctx context.Context, tx *sql.Tx, m *storedMessage) error {
 	now := s.nowMS()
