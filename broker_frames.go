@@ -101,7 +101,7 @@ func (s *session) handleConnect(f *frame) error {
 	s.parser.version = v
 	s.b.setUser(s, user)
 	if user != "" {
-		s.log = s.log.With("user", user)
+		s.logUser.Store(&user)
 	}
 	cf := &frame{Command: cmdConnected}
 	cf.Add(hdrVersion, v.String())
@@ -366,6 +366,9 @@ func (s *session) handleTx(f *frame) error {
 		}
 		if len(s.txs) >= maxOpenTx {
 			return errTooManyTx
+		}
+		if s.txs == nil {
+			s.txs = make(map[string][]*frame)
 		}
 		s.txs[tx] = nil
 		return nil

@@ -106,7 +106,7 @@ type session struct {
 	info   connInfo
 	id     uint64
 	idStr  string
-	log    *slog.Logger
+	log    *slog.Logger    // slog.New(sessionLog{s})
 	ctx    context.Context // ends when the session ends; for hooks and handlers
 	cancel context.CancelFunc
 	out    outbox
@@ -124,8 +124,9 @@ type session struct {
 	connected bool
 	version   version
 	user      string
-	principal any           // from the authenticator: the chat's user record, nil for anonymous
-	hbRecv    time.Duration // how often the client promised to send
+	logUser   atomic.Pointer[string] // user, for sessionLog, which any goroutine may run
+	principal any                    // from the authenticator: the chat's user record, nil for anonymous
+	hbRecv    time.Duration          // how often the client promised to send
 
 	// Owned by the reader goroutine.
 	parser *frameParser
@@ -153,8 +154,7 @@ type pendingAck struct {
 func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s := &session{b: b, t: t, info: info, id: b.nextSession.Add(1)}
 	s.idStr = strconv.FormatUint(s.id, 36)
-	s.log = slog.New(&deferredAttrs{h: b.log.Handler(), attrs: []slog.Attr{
-		slog.String("conn", s.idStr), slog.String("remote", info.Remote), slog.String("transport", info.Transport)}})
+	s.log = slog.New(sessionLog{s})
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	defer s.cancel()
 	if _, ok := t.(deadlineReader); ok {
@@ -171,8 +171,8 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s.out.init(b.cfg.OutboxFrames, b.cfg.OutboxBytes, s.startWriter)
 	s.parser = newFrameParser(b.cfg.Limits)
 	s.subs = make(map[string]*subscription)
-	s.txs = make(map[string][]*frame)
-	s.unacked = make(map[uint64]*pendingAck)
+	// txs and unacked are made on first use: most connections never open
+	// a transaction or subscribe with client acks.
 	if err := b.admit(s); err != nil {
 		s.log.Warn("connection refused", "err", err)
 		s.out.closeWith(errorFrame(err), closeGoingAway)
@@ -207,29 +207,39 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s.log.Debug("session ended")
 }
 
-// deferredAttrs is a connection logger's handler: it keeps the
-// connection's attributes and hands them to the real handler only when a
-// record is logged. Logger.With on a text or JSON handler formats them at
-// once into a handler copy, about half a KiB that every idle connection
-// kept for lines it mostly never logs. Safe for concurrent use: it is
-// never modified after creation.
-type deferredAttrs struct {
-	h     slog.Handler
-	attrs []slog.Attr
+// sessionLog is a connection's log handler. It holds only its session and
+// adds the connection's attributes (conn, remote, transport, and user once
+// logged in) when a record is logged. A handler that kept them, formatted
+// or not, cost every idle connection 170 bytes or more for lines it mostly
+// never logs; a one-pointer struct fits in the slog.Handler interface
+// without an allocation, and Logger checks Enabled before anything is
+// built. Safe for concurrent use: it reads only fields that never change
+// and the atomic logUser.
+type sessionLog struct{ s *session }
+
+func (l sessionLog) attrs() []slog.Attr {
+	s := l.s
+	a := []slog.Attr{slog.String("conn", s.idStr), slog.String("remote", s.info.Remote), slog.String("transport", s.info.Transport)}
+	if u := s.logUser.Load(); u != nil {
+		a = append(a, slog.String("user", *u))
+	}
+	return a
 }
 
-func (d *deferredAttrs) Enabled(ctx context.Context, l slog.Level) bool { return d.h.Enabled(ctx, l) }
-
-func (d *deferredAttrs) Handle(ctx context.Context, r slog.Record) error {
-	return d.h.WithAttrs(d.attrs).Handle(ctx, r)
+func (l sessionLog) Enabled(ctx context.Context, lv slog.Level) bool {
+	return l.s.b.log.Handler().Enabled(ctx, lv)
 }
 
-func (d *deferredAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &deferredAttrs{h: d.h, attrs: append(slices.Clip(d.attrs), attrs...)}
+func (l sessionLog) Handle(ctx context.Context, r slog.Record) error {
+	return l.s.b.log.Handler().WithAttrs(l.attrs()).Handle(ctx, r)
 }
 
-func (d *deferredAttrs) WithGroup(name string) slog.Handler {
-	return d.h.WithAttrs(d.attrs).WithGroup(name)
+func (l sessionLog) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return l.s.b.log.Handler().WithAttrs(append(l.attrs(), attrs...))
+}
+
+func (l sessionLog) WithGroup(name string) slog.Handler {
+	return l.s.b.log.Handler().WithAttrs(l.attrs()).WithGroup(name)
 }
 
 // frameError carries the frame that caused an error, for the ERROR's receipt-id.
@@ -373,6 +383,9 @@ func (s *session) deliver(sub *subscription, m *message) bool {
 			s.ackMu.Unlock()
 			s.fail(errTooManyUnacked, closePolicy)
 			return false
+		}
+		if s.unacked == nil {
+			s.unacked = make(map[uint64]*pendingAck)
 		}
 		s.unacked[seq] = &pendingAck{seq: seq, sub: sub, msg: m}
 		s.ackMu.Unlock()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +48,39 @@ func TestEncodeJSONMatchesEscapedFrame(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestSessionLogAttributes: a connection's log lines carry its id, address
+// and transport, and its user once logged in, although the session keeps
+// no formatted attributes; lines below the level build nothing.
+func TestSessionLogAttributes(t *testing.T) {
+	var buf bytes.Buffer
+	b := &Broker{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	s := &session{b: b, idStr: "k3", info: connInfo{Transport: "ws", Remote: "127.0.0.1:5000"}}
+	s.log = slog.New(sessionLog{s})
+
+	s.log.Debug("hidden")
+	s.log.Warn("before login")
+	user := "kim"
+	s.logUser.Store(&user)
+	s.log.With("sub", "0").Warn("after login")
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("logged %d lines, want 2:\n%s", len(lines), buf.String())
+	}
+	for i, want := range [][]string{
+		{`msg="before login"`, "conn=k3", "remote=127.0.0.1:5000", "transport=ws"},
+		{`msg="after login"`, "conn=k3", "remote=127.0.0.1:5000", "transport=ws", "user=kim", "sub=0"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d lacks %s: %s", i, w, lines[i])
+			}
+		}
+	}
+	if strings.Contains(lines[0], "user=") {
+		t.Errorf("user logged before login: %s", lines[0])
 	}
 }
