@@ -289,8 +289,9 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 // it: the decision and the insert see the same state, and a send costs no
 // separate read transaction. A member's send to a room that is neither
 // archived nor a DM, with no mentions, is checked and stored by one
-// statement (insertAsMemberTx); every other send takes the full path. A refusal is recorded, not returned, so the
-// transaction of the other senders in the group goes on undisturbed.
+// statement (insertAsMemberTx); every other send takes the full path. A
+// refusal is recorded, not returned, so the transaction of the other
+// senders in the group goes on undisturbed.
 func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget) (storedMessage, error) {
 	var (
 		refused error          // why the room refused m, if it did

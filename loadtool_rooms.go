@@ -173,13 +173,13 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 		time.Sleep(20 * time.Millisecond)
 	}
 	meter.report(r)
+	var storeAfter *storeStatsJSON
 	if storeErr == nil {
-		var storeAfter *storeStatsJSON
-		if storeAfter, storeErr = api.storeStats(ctx, setup.admin); storeErr == nil {
-			reportStoreWindow(r, storeBefore, storeAfter)
-		}
+		storeAfter, storeErr = api.storeStats(ctx, setup.admin)
 	}
-	if storeErr != nil {
+	if storeErr == nil {
+		reportStoreWindow(r, storeBefore, storeAfter)
+	} else {
 		fmt.Fprintf(progress, "bench: no store figures: %v\n", storeErr)
 	}
 	rcancel()

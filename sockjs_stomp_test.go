@@ -168,18 +168,11 @@ func TestSockJSBehindPathPrefixProxy(t *testing.T) {
 func TestSockJSHeartBeatEOL(t *testing.T) {
 	srv := startServer(t, func(c *Config) { c.HeartBeat = 300 * time.Millisecond })
 	base := sockjsSessionURL(sockjsBase(srv), "")
+	e := &sockjsEnv{t: t, client: http.DefaultClient}
 	post := func(path, body string) string {
 		t.Helper()
-		resp, err := http.Post(base+path, "text/plain", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
+		_, got := e.do(http.MethodPost, base+path, body, nil)
+		return got
 	}
 	if got := post("xhr", ""); got != "o\n" {
 		t.Fatalf("open: %q", got)

@@ -266,21 +266,11 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if s.insertMessage, err = s.wdb.PrepareContext(ctx, sqlInsertMessage); err != nil {
-		s.wdb.Close()
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if s.stmtPostAccess, err = s.wdb.PrepareContext(ctx, sqlPostAccess); err != nil {
-		s.wdb.Close()
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if s.stmtInsertAsMember, err = s.wdb.PrepareContext(ctx, sqlInsertAsMember); err != nil {
-		s.wdb.Close()
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if s.stmtIndex, err = s.wdb.PrepareContext(ctx, sqlIndexMessages); err != nil {
-		s.wdb.Close()
-		return nil, fmt.Errorf("open store: %w", err)
+	for _, p := range s.writerStmts() {
+		if *p.stmt, err = s.wdb.PrepareContext(ctx, p.sql); err != nil {
+			s.wdb.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	// The read pool opens after migrations so its first connection never
 	// races the WAL switch of a brand-new file.
@@ -303,6 +293,23 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 // already queued, checkpoints the WAL into the main file and truncates it,
 // and closes both pools. Callers must have stopped reading. Safe to call
 // more than once; later calls return the first result.
+// writerStmt is one of the writer's prepared statements and its SQL.
+type writerStmt struct {
+	stmt **sql.Stmt
+	sql  string
+}
+
+// writerStmts lists the writer's prepared statements, for openStore to
+// prepare and Close to close.
+func (s *store) writerStmts() []writerStmt {
+	return []writerStmt{
+		{&s.insertMessage, sqlInsertMessage},
+		{&s.stmtPostAccess, sqlPostAccess},
+		{&s.stmtInsertAsMember, sqlInsertAsMember},
+		{&s.stmtIndex, sqlIndexMessages},
+	}
+}
+
 func (s *store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
@@ -310,7 +317,10 @@ func (s *store) Close() error {
 		errRoom := s.stmtRoomAccess.Close()
 		errRead := s.rdb.Close() // readers would keep the checkpoint from truncating
 		errCheckpoint := s.walCheckpoint(context.Background())
-		errStmt := errors.Join(s.insertMessage.Close(), s.stmtPostAccess.Close(), s.stmtInsertAsMember.Close(), s.stmtIndex.Close())
+		var errStmt error
+		for _, p := range s.writerStmts() {
+			errStmt = errors.Join(errStmt, (*p.stmt).Close())
+		}
 		errWrite := s.wdb.Close()
 		if err := errors.Join(errRoom, errRead, errCheckpoint, errStmt, errWrite); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)

@@ -80,11 +80,10 @@ VALUES (?, nullif(?, 0), ?, ?, ?, ?)`
 // sqlInsertAsMember is the common chat send in one statement: the room
 // check and the insert of postAccessTx plus insertMessageTx, which were two
 // statement executions (the check alone was 17 % of the writer's CPU in a
-// profile of the rooms load scenario). It
-// inserts only what needs nothing else first: a sender who is a member of
-// a room that is neither archived nor a DM (a DM's TALK also notifies the
-// peer). Anything else inserts no row, and the caller takes the full path,
-// which finds out why.
+// profile of the rooms load scenario). It inserts only what needs nothing
+// else first: a sender who is a member of a room that is neither archived
+// nor a DM (a DM's TALK also notifies the peer). Anything else inserts no
+// row, and the caller takes the full path, which finds out why.
 const sqlInsertAsMember = `
 INSERT INTO messages (room_id, user_id, sender, type, body, created_at)
 SELECT r.id, m.user_id, ?3, ?4, ?5, ?6
@@ -107,14 +106,21 @@ func (s *store) insertAsMemberTx(ctx context.Context, tx *sql.Tx, m *storedMessa
 	if err != nil || n == 0 {
 		return false, err
 	}
-	if m.ID, err = res.LastInsertId(); err != nil {
-		return false, fmt.Errorf("insert message: %w", err)
+	return true, s.inserted(res, m, now)
+}
+
+// inserted fills in m.ID and m.CreatedAt from the INSERT that stored m at
+// now, and notes the transaction's first message for indexMessagesTx.
+func (s *store) inserted(res sql.Result, m *storedMessage, now int64) error {
+	id, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("insert message: %w", err)
 	}
-	m.CreatedAt = fromMS(now)
+	m.ID, m.CreatedAt = id, fromMS(now)
 	if s.txFirstMessageID == 0 {
 		s.txFirstMessageID = m.ID
 	}
-	return true, nil
+	return nil
 }
 
 // insertMessageTx stores m and fills in m.ID and m.CreatedAt.
@@ -124,14 +130,7 @@ func (s *store) insertMessageTx(ctx context.Context, tx *sql.Tx, m *storedMessag
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
-	if m.ID, err = res.LastInsertId(); err != nil {
-		return fmt.Errorf("insert message: %w", err)
-	}
-	m.CreatedAt = fromMS(now)
-	if s.txFirstMessageID == 0 {
-		s.txFirstMessageID = m.ID
-	}
-	return nil
+	return s.inserted(res, m, now)
 }
 
 // New TALK messages are indexed once per transaction, not by a trigger per
