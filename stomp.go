@@ -183,6 +183,8 @@ type frameParser struct {
 	commands map[string]bool // the commands this side accepts
 	version  version         // escaping rules for non-CONNECT frames; 0 until negotiated (treated as 1.2)
 	buf      []byte          // unconsumed input
+	borrowed bool            // buf is the rest of the caller's chunk, not the parser's own copy
+	own      []byte          // the parser's buffer for partial frames, kept for the next one; nil until one came
 	// State of the frame in progress, kept so a frame arriving in many small
 	// chunks is scanned once, not once per chunk.
 	headerScan int    // offset in buf from which to look for the end of headers
@@ -198,9 +200,43 @@ func newFrameParser(limits frameLimits) *frameParser {
 	return &frameParser{limits: limits, commands: clientCommands}
 }
 
-// Feed appends a chunk of input. The parser copies what it keeps.
+// Feed appends a chunk of input. The parser reads chunk in place until Next
+// returns nil or an error, so the caller must not change it before then;
+// what it still needs after that (the start of a frame whose end has not
+// come) it copies. A chunk of whole frames, the usual case, is thus never
+// copied, and a parser between frames holds no buffer: an idle connection
+// keeps no copy of the last frames it sent.
 func (p *frameParser) Feed(chunk []byte) {
+	if len(p.buf) == 0 {
+		p.buf, p.borrowed = chunk, true
+		return
+	}
+	p.keep()
 	p.buf = append(p.buf, chunk...)
+}
+
+// keep makes buf the parser's own: a borrowed chunk is copied into own,
+// which is made (or grown) to room for the whole frame when its
+// content-length is known, so that the chunks still to come are appended
+// without another copy, and to twice the partial frame if not.
+func (p *frameParser) keep() {
+	if !p.borrowed {
+		return
+	}
+	if want := 2 * len(p.buf); cap(p.own) < want {
+		if p.head != nil && p.bodyLen >= 0 {
+			want = max(p.bodyStart+p.bodyLen+1, len(p.buf))
+		}
+		p.own = make([]byte, 0, want)
+	}
+	p.buf, p.borrowed = append(p.own[:0], p.buf...), false
+}
+
+// more is Next's answer when the input ends inside a frame: nil, after
+// keeping the partial frame, since the caller may reuse its chunk.
+func (p *frameParser) more() (*frame, error) {
+	p.keep()
+	return nil, nil
 }
 
 // Next returns the next complete frame, or nil if more input is needed.
@@ -225,8 +261,11 @@ func (p *frameParser) Next() (f *frame, err error) {
 			return nil, nil
 		}
 		end, err := p.findHeaderEnd()
-		if err != nil || end < 0 {
+		if err != nil {
 			return nil, err
+		}
+		if end < 0 {
+			return p.more()
 		}
 		head, bodyLen, err := p.parseHead(p.buf[:end])
 		if err != nil {
@@ -240,7 +279,7 @@ func (p *frameParser) Next() (f *frame, err error) {
 	if p.bodyLen >= 0 {
 		need := p.bodyStart + p.bodyLen + 1
 		if len(p.buf) < need {
-			return nil, nil
+			return p.more()
 		}
 		if p.buf[need-1] != 0 {
 			return nil, errMissingNUL
@@ -253,7 +292,7 @@ func (p *frameParser) Next() (f *frame, err error) {
 		if len(p.buf) >= p.limits.MaxFrame { // the NUL still to come makes it larger
 			return nil, errFrameTooLarge
 		}
-		return nil, nil
+		return p.more()
 	}
 	end := p.bodyScan + nul
 	if end+1 > p.limits.MaxFrame { // the frame is buf[:end+1], NUL included
@@ -273,15 +312,24 @@ func (p *frameParser) finish(bodyEnd, frameEnd int) *frame {
 	return f
 }
 
-// consume drops n bytes of input and resets the scan offsets.
+// consume drops n bytes of input and resets the scan offsets. Input
+// consumed to its end is let go; the parser's own buffer is kept for the
+// next partial frame unless it grew large, so a connection that never sent
+// a frame in pieces (a WebSocket client sends one per message) pins no
+// buffer between frames.
 func (p *frameParser) consume(n int) {
-	rest := len(p.buf) - n
-	if rest == 0 {
-		p.buf = p.buf[:0]
-		if cap(p.buf) > 2*defaultMaxHeaderLine {
-			p.buf = nil // don't pin a large buffer to an idle connection
+	switch rest := len(p.buf) - n; {
+	case rest == 0:
+		if !p.borrowed {
+			p.own = p.buf[:0]
+			if cap(p.own) > 2*defaultMaxHeaderLine {
+				p.own = nil // don't pin a large buffer to an idle connection
+			}
 		}
-	} else {
+		p.buf, p.borrowed = nil, false
+	case p.borrowed:
+		p.buf = p.buf[n:] // the caller's memory: never written
+	default:
 		copy(p.buf, p.buf[n:])
 		p.buf = p.buf[:rest]
 	}

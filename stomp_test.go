@@ -140,8 +140,10 @@ var frameSplitters = []struct {
 }
 
 // decodeStream runs in through a fresh parser for version v with cmds, cut by
-// split. Each chunk is fed from a scratch copy that is scribbled over right
-// after Feed, so a parser or frame that aliased its input would show it.
+// split. Each chunk is fed from a scratch copy that is scribbled over as soon
+// as the parser has returned nil (Feed's contract: from then on the caller
+// may reuse it), so a frame that aliased its input, or a parser that kept a
+// partial frame without copying it, would show it.
 func decodeStream(in []byte, v version, limits frameLimits, cmds map[string]bool, split chunkSplitter) decodeResult {
 	p := newFrameParser(limits)
 	p.commands = cmds
@@ -151,9 +153,6 @@ func decodeStream(in []byte, v version, limits frameLimits, cmds map[string]bool
 	split(in, func(chunk []byte) bool {
 		scratch = append(scratch[:0], chunk...)
 		p.Feed(scratch)
-		for i := range scratch {
-			scratch[i] = 0xA5
-		}
 		for {
 			f, err := p.Next()
 			if err != nil {
@@ -164,6 +163,9 @@ func decodeStream(in []byte, v version, limits frameLimits, cmds map[string]bool
 				break
 			}
 			d.frames = append(d.frames, f)
+		}
+		for i := range scratch {
+			scratch[i] = 0xA5
 		}
 		d.maxPending = max(d.maxPending, len(p.buf))
 		return true
@@ -546,6 +548,37 @@ func TestFrameNoAliasing(t *testing.T) {
 	}
 	if !frameEqual(f, tframe("SEND", "abc", "k", "v", "content-length", "3")) {
 		t.Fatalf("first frame changed: %v %q", f.Headers, f.Body)
+	}
+}
+
+// TestFrameParserIdleHoldsNothing checks that a parser between frames keeps
+// no buffer (an idle connection's parser costs no memory for the frames it
+// last read), and that it keeps its own copy of a partial frame.
+func TestFrameParserIdleHoldsNothing(t *testing.T) {
+	p := newFrameParser(defaultFrameLimits())
+	p.Feed([]byte("SEND\ndestination:/a\n\nhi\x00\nSEND\ndestination:/b\n\n\x00\n"))
+	for n := 0; ; n++ {
+		f, err := p.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == nil {
+			if n != 2 {
+				t.Fatalf("%d frames, want 2", n)
+			}
+			break
+		}
+	}
+	if p.buf != nil || p.own != nil || p.borrowed {
+		t.Fatalf("parser between frames holds %d bytes (cap %d, own cap %d), borrowed %v", len(p.buf), cap(p.buf), cap(p.own), p.borrowed)
+	}
+	chunk := []byte("SEND\ndestination:/c\n\nab")
+	p.Feed(chunk)
+	if f, err := p.Next(); f != nil || err != nil {
+		t.Fatalf("Next on a partial frame: %v, %v", f, err)
+	}
+	if p.borrowed || len(p.buf) != len(chunk) || &p.buf[0] == &chunk[0] {
+		t.Fatalf("partial frame not copied: borrowed %v, %d bytes", p.borrowed, len(p.buf))
 	}
 }
 
