@@ -505,7 +505,8 @@ func (b *Broker) sendToSession(s *session, dest string, headers []header, body [
 }
 
 // Close tells every session the server is shutting down, closes them, and
-// waits until every Serve call has returned or ctx ends.
+// waits until every Serve call has returned or ctx ends; then it closes the
+// transports of the sessions still running, and reports ctx's error.
 func (b *Broker) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
@@ -526,6 +527,12 @@ func (b *Broker) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		// Sessions still running are stuck: a writer waiting out its write
+		// deadline on a client that reads nothing, or a handler. Closing
+		// their transports ends their reads and writes now.
+		for _, s := range sessions {
+			s.t.Close(closeGoingAway, errShuttingDown.Error())
+		}
 		return fmt.Errorf("close broker: %w", ctx.Err())
 	}
 }

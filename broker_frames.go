@@ -57,7 +57,7 @@ func (s *session) handle(f *frame) error {
 // hasSubscription reports whether the session subscribed to dest. Only the
 // reader goroutine (handlers, hooks) may call it.
 func (s *session) hasSubscription(dest string) bool {
-	for _, sub := range s.subs {
+	for sub := range s.subs.all {
 		if sub.dest == dest {
 			return true
 		}
@@ -200,10 +200,10 @@ func (s *session) handleSubscribe(f *frame) error {
 		}
 		id = dest // STOMP 1.0 made id optional; the destination names the subscription
 	}
-	if _, dup := s.subs[id]; dup {
+	if s.subs.get(id) != nil {
 		return errDuplicateSub
 	}
-	if len(s.subs) >= s.b.cfg.MaxSubscriptions {
+	if s.subs.len() >= s.b.cfg.MaxSubscriptions {
 		return errTooManySubs
 	}
 	sub := &subscription{sess: s, id: id, dest: dest}
@@ -232,14 +232,14 @@ func (s *session) handleSubscribe(f *frame) error {
 	if err := s.b.reserveUserSub(s.user); err != nil {
 		return err
 	}
-	s.subs[id] = sub
+	s.subs.add(sub)
 	// Hooks run after the subscription is filed in s.subs (so cleanup finds
 	// it) and may hold it to replay history before it goes live.
 	if kind == destQueue {
 		sub.q = s.b.queueFor(dest)
 	}
 	if err := runHooks(s.ctx, s.b.subHooks, s, sub, f, dest); err != nil {
-		delete(s.subs, id)
+		s.subs.remove(id)
 		s.b.releaseUserSub(s.user)
 		return err
 	}
@@ -273,11 +273,11 @@ func (s *session) handleUnsubscribe(f *frame) error {
 			return fmt.Errorf("%w %q", errMissingHeader, hdrID)
 		}
 	}
-	sub, ok := s.subs[id]
-	if !ok {
+	sub := s.subs.get(id)
+	if sub == nil {
 		return nil // already gone: nothing to stop
 	}
-	delete(s.subs, id)
+	s.subs.remove(id)
 	s.b.removeSub(sub)
 	requeue(s.takeUnacked(func(p *pendingAck) bool { return p.sub == sub }))
 	return nil

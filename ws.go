@@ -67,17 +67,19 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and bufio.Writer that Hijack returns for the connection's whole life, and
 // net/http's are 4 KiB each: 8 KiB of an idle connection's heap.
 const (
-	// wsReadBuffer holds a client message's header and a short SEND (a chat
-	// line, an ACK, a SUBSCRIBE) whole; the rest of a longer one is read
-	// past it, straight into the message (bufio reads large requests
-	// directly), which costs one more read(2) on the rare big SEND.
-	wsReadBuffer = 512
-	// wsWriteBuffer is coder/websocket's write buffer, which now carries
-	// only its control frames (data messages go out through
-	// wsConn.writeMessage): a close or pong frame is at most 127 bytes
-	// (RFC 6455 §5.5), so each fits whole and reaches wsConn.Write in one
-	// call, as wsConn requires.
-	wsWriteBuffer = 256
+	// wsReadBuffer holds a client frame's header (at most 14 bytes, RFC
+	// 6455 §5.2) and the small messages an idle client sends (a heart-beat
+	// EOL, an ACK) whole. The payload of a longer message, a chat line
+	// included, is read past it, straight into the message (bufio reads
+	// large requests directly): one more read(2) per such message, against
+	// 448 bytes more on every idle connection. The buffer is held for the
+	// connection's life, and most connections mostly wait.
+	wsReadBuffer = 64
+	// wsWriteBuffer is coder/websocket's write buffer, which carries only
+	// its control frames (data messages go out through wsConn.writeMessage):
+	// a close or pong frame is at most 127 bytes (RFC 6455 §5.5), so each
+	// fits whole and reaches wsConn.Write in one call, as wsConn requires.
+	wsWriteBuffer = 128
 )
 
 // wsHijacker wraps the ResponseWriter handed to websocket.Accept. Its Hijack

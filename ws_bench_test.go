@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -76,4 +79,80 @@ func BenchmarkWSDelivery(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(sent*subscribers), "ns/delivery")
 	cancel()
+}
+
+// BenchmarkIdleConnection opens WebSocket connections to the real server
+// that CONNECT and SUBSCRIBE and then stay silent, as most of a chat's
+// connections do, and reports what the server keeps for each: live heap
+// (heap-B/conn) and goroutine stacks (stack-B/conn), measured after a
+// collection. Each op is idleConns connections, opened, measured and
+// closed. The clients are bare sockets that read nothing once subscribed,
+// so their share of the heap is the socket alone (about 250 bytes); the
+// figures are the runtime's, not the process's RSS, which `stompbox bench
+// idle` measures.
+func BenchmarkIdleConnection(b *testing.B) {
+	const idleConns = 1000
+	srv := startServer(b, func(c *Config) { c.RateLimits.ConnsPerIP = 0 })
+	addr := srv.HTTPAddr()
+	hello := []byte("CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\x00" +
+		"SUBSCRIBE\nid:0\ndestination:/topic/idle\nreceipt:sub\n\n\x00")
+	var heap, stack float64
+	for b.Loop() {
+		conns := make([]net.Conn, 0, idleConns)
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range idleConns {
+			c, err := dialRawSTOMP(addr, hello)
+			if err != nil {
+				b.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		heap += float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / idleConns
+		stack += float64(int64(after.StackInuse)-int64(before.StackInuse)) / idleConns
+		for _, c := range conns {
+			c.Close()
+		}
+		checkFor(b, "the idle sessions to end", func() bool { return srv.broker.sessionCount() == 0 })
+	}
+	b.ReportMetric(heap/float64(b.N), "heap-B/conn")
+	b.ReportMetric(stack/float64(b.N), "stack-B/conn")
+}
+
+// dialRawSTOMP opens a WebSocket connection with nothing but a socket: it
+// writes the upgrade request and one masked text frame holding hello, then
+// reads until the server's RECEIPT has come, and returns the socket. The
+// server's frames are not parsed; the RECEIPT's command is looked for.
+func dialRawSTOMP(addr string, hello []byte) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(testTimeout))
+	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Protocol: v12.stomp\r\n\r\n"
+	// A client frame is masked (RFC 6455 §5.3); a zero key leaves the
+	// payload as it is.
+	frame := append([]byte{0x81, 0x80 | 126, byte(len(hello) >> 8), byte(len(hello)), 0, 0, 0, 0}, hello...)
+	if _, err := c.Write(append([]byte(req), frame...)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	var got []byte
+	buf := make([]byte, 512)
+	for !bytes.Contains(got, []byte("RECEIPT\n")) {
+		n, err := c.Read(buf)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("read %q: %w", got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
 }
