@@ -707,9 +707,9 @@ type outbox struct {
 	slowSince time.Time // when the bounds were first passed; zero while under them
 	heartBeat bool      // the heart-beat timer fired since the last take
 	closed    bool
+	running   bool   // a writer runs (or was started); see writer hand-off
 	final     *frame // sent after items when closed
 	code      int    // close code for the transport
-	running   bool   // a writer runs (or was started); see writer hand-off
 	start     func() // starts a writer; called under mu
 	maxItems  int
 	maxBytes  int

@@ -182,8 +182,8 @@ type frameParser struct {
 	limits   frameLimits
 	commands map[string]bool // the commands this side accepts
 	version  version         // escaping rules for non-CONNECT frames; 0 until negotiated (treated as 1.2)
-	buf      []byte          // unconsumed input
 	borrowed bool            // buf is the rest of the caller's chunk, not the parser's own copy
+	buf      []byte          // unconsumed input
 	own      []byte          // the parser's buffer for partial frames, kept for the next one; nil until one came
 	// State of the frame in progress, kept so a frame arriving in many small
 	// chunks is scanned once, not once per chunk.
