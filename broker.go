@@ -528,10 +528,15 @@ func (b *Broker) Close(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		// Sessions still running are stuck: a writer waiting out its write
-		// deadline on a client that reads nothing, or a handler. Closing
-		// their transports ends their reads and writes now.
+		// deadline on a client that reads nothing, or a handler. Dropping
+		// their connections ends their reads and writes now; a WebSocket's
+		// Close would wait on the very client that is stuck.
 		for _, s := range sessions {
-			s.t.Close(closeGoingAway, errShuttingDown.Error())
+			if hc, ok := s.t.(hardCloser); ok {
+				hc.closeNow()
+			} else {
+				s.t.Close(closeGoingAway, errShuttingDown.Error())
+			}
 		}
 		return fmt.Errorf("close broker: %w", ctx.Err())
 	}

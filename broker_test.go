@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -695,4 +698,55 @@ func TestOriginPolicyWithoutOriginHeader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestShutdownDropsStuckClients: WebSocket clients that subscribed and then
+// stopped reading, while the server's writers are blocked on them with their
+// write deadlines an hour away, must not hold shutdown beyond Broker.Close's
+// grace period: Close drops their connections then, all at once (a
+// WebSocket close handshake with each in turn would wait 5 seconds on
+// every one), and the sessions end.
+func TestShutdownDropsStuckClients(t *testing.T) {
+	const (
+		topic   = "/topic/stuck"
+		clients = 4
+	)
+	b := newBroker(brokerConfig{WriteTimeout: time.Hour, OutboxFrames: 1 << 20, OutboxBytes: 1 << 30}, testLogger(t))
+	ts := httptest.NewServer(&wsHandler{
+		identify: func(*http.Request) string { return "" },
+		broker:   b,
+		origins:  newOriginPolicy(nil),
+		base:     context.Background(),
+		log:      testLogger(t),
+	})
+	defer ts.Close()
+	for range clients {
+		c, err := dialRawSTOMP(ts.Listener.Addr().String(), []byte("CONNECT\naccept-version:1.2\nhost:t\nheart-beat:0,0\n\n\x00"+
+			"SUBSCRIBE\nid:0\ndestination:"+topic+"\nreceipt:sub\n\n\x00"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	// 40 MiB for clients that read nothing: far more than loopback's socket
+	// buffers hold, so every session's writer blocks in a write.
+	body := bytes.Repeat([]byte("x"), 32<<10)
+	for range 1280 {
+		if err := b.Publish(topic, nil, body, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Broker.Close = %v, want the grace period's end (the writers were stuck)", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Broker.Close did not return")
+	}
+	checkFor(t, "the stuck sessions to end", func() bool { return b.sessionCount() == 0 })
 }

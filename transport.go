@@ -30,8 +30,18 @@ type transport interface {
 	Write(ctx context.Context, frames [][]byte) error
 
 	// Close ends the connection. code and reason are a WebSocket/SockJS close
-	// code and text, used where the transport has such a thing.
+	// code and text, used where the transport has such a thing. It is safe
+	// from any goroutine, more than once.
 	Close(code int, reason string) error
+}
+
+// hardCloser is implemented by transports whose Close may wait on the
+// client (a WebSocket closing handshake, a close frame behind a write the
+// client does not read): closeNow drops the connection at once, from any
+// goroutine. Broker.Close uses it on the sessions still running when its
+// grace period ends.
+type hardCloser interface {
+	closeNow()
 }
 
 // connInfo describes a connection to the broker when it is handed over.

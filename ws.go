@@ -311,6 +311,11 @@ func (t *wsTransport) writeBy(deadline time.Time, frames [][]byte) error {
 	return nil
 }
 
+// closeNow closes the socket under the WebSocket connection: a read or a
+// write blocked on it fails at once, and coder/websocket then finds its
+// connection closed (see hardCloser).
+func (t *wsTransport) closeNow() { t.conn.Close() }
+
 func (t *wsTransport) Close(code int, reason string) error {
 	if len(reason) > 120 {
 		reason = reason[:120] // RFC 6455 §5.5: control frame payloads are at most 125 bytes

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"runtime"
 	"sync"
@@ -121,38 +120,4 @@ func BenchmarkIdleConnection(b *testing.B) {
 	}
 	b.ReportMetric(heap/float64(b.N), "heap-B/conn")
 	b.ReportMetric(stack/float64(b.N), "stack-B/conn")
-}
-
-// dialRawSTOMP opens a WebSocket connection with nothing but a socket: it
-// writes the upgrade request and one masked text frame holding hello, then
-// reads until the server's RECEIPT has come, and returns the socket. The
-// server's frames are not parsed; the RECEIPT's command is looked for.
-func dialRawSTOMP(addr string, hello []byte) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, testTimeout)
-	if err != nil {
-		return nil, err
-	}
-	c.SetDeadline(time.Now().Add(testTimeout))
-	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Protocol: v12.stomp\r\n\r\n"
-	// A client frame is masked (RFC 6455 §5.3); a zero key leaves the
-	// payload as it is.
-	frame := append([]byte{0x81, 0x80 | 126, byte(len(hello) >> 8), byte(len(hello)), 0, 0, 0, 0}, hello...)
-	if _, err := c.Write(append([]byte(req), frame...)); err != nil {
-		c.Close()
-		return nil, err
-	}
-	var got []byte
-	buf := make([]byte, 512)
-	for !bytes.Contains(got, []byte("RECEIPT\n")) {
-		n, err := c.Read(buf)
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("read %q: %w", got, err)
-		}
-		got = append(got, buf[:n]...)
-	}
-	c.SetDeadline(time.Time{})
-	return c, nil
 }
