@@ -315,9 +315,12 @@ func dialRawSTOMP(addr string, hello []byte) (net.Conn, error) {
 	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
 		"Sec-WebSocket-Protocol: v12.stomp\r\n\r\n"
-	// A client frame is masked (RFC 6455 §5.3); a zero key leaves the
+	// A client frame is masked (RFC 6455 §5.3): the server's own header
+	// encoder with the mask bit set, then a zero key, which leaves the
 	// payload as it is.
-	frame := append([]byte{0x81, 0x80 | 126, byte(len(hello) >> 8), byte(len(hello)), 0, 0, 0, 0}, hello...)
+	frame := appendWSHeader(nil, wsOpText, len(hello))
+	frame[1] |= 0x80
+	frame = append(append(frame, 0, 0, 0, 0), hello...)
 	if _, err := c.Write(append([]byte(req), frame...)); err != nil {
 		c.Close()
 		return nil, err

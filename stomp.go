@@ -223,10 +223,11 @@ func (p *frameParser) keep() {
 	if !p.borrowed {
 		return
 	}
-	if want := 2 * len(p.buf); cap(p.own) < want {
-		if p.head != nil && p.bodyLen >= 0 {
-			want = max(p.bodyStart+p.bodyLen+1, len(p.buf))
-		}
+	want := 2 * len(p.buf)
+	if p.head != nil && p.bodyLen >= 0 {
+		want = max(p.bodyStart+p.bodyLen+1, len(p.buf))
+	}
+	if cap(p.own) < want {
 		p.own = make([]byte, 0, want)
 	}
 	p.buf, p.borrowed = append(p.own[:0], p.buf...), false

@@ -289,10 +289,6 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 	return s, nil
 }
 
-// Close stops accepting writes, waits for the writer to commit everything
-// already queued, checkpoints the WAL into the main file and truncates it,
-// and closes both pools. Callers must have stopped reading. Safe to call
-// more than once; later calls return the first result.
 // writerStmt is one of the writer's prepared statements and its SQL.
 type writerStmt struct {
 	stmt **sql.Stmt
@@ -310,6 +306,10 @@ func (s *store) writerStmts() []writerStmt {
 	}
 }
 
+// Close stops accepting writes, waits for the writer to commit everything
+// already queued, checkpoints the WAL into the main file and truncates it,
+// and closes both pools. Callers must have stopped reading. Safe to call
+// more than once; later calls return the first result.
 func (s *store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
