@@ -84,3 +84,65 @@ func TestSessionLogAttributes(t *testing.T) {
 		t.Errorf("user logged before login: %s", lines[0])
 	}
 }
+
+// TestOutboxHandsArraysBack follows one outbox through bursts: the writer
+// gets every item in order, the arrays change hands without losing or
+// repeating one, and once drained the outbox keeps at most a tiny array, so
+// an idle connection holds no burst-sized queue.
+func TestOutboxHandsArraysBack(t *testing.T) {
+	tests := []struct {
+		name   string
+		bursts []int // items pushed before each take
+	}{
+		{"one at a time", []int{1, 1, 1, 1}},
+		{"a burst, then a trickle", []int{40, 1, 2, 1}},
+		{"growing bursts", []int{3, 9, 27, 81, 243}},
+		{"past the kept size", []int{300, 5, 600}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o outbox
+			starts := 0
+			o.init(1<<20, 1<<30, func() { starts++ })
+			var dst []outItem
+			next := uint64(0)
+			for _, n := range tt.bursts {
+				first := next
+				for range n {
+					if !o.push(outItem{seq: next, frame: &frame{Command: "MESSAGE"}}, 1) {
+						t.Fatalf("push %d refused", next)
+					}
+					next++
+				}
+				var tk taken
+				dst, tk = o.take(dst[:0])
+				if !tk.more || len(dst) != n {
+					t.Fatalf("take after %d pushes: more=%v, %d items", n, tk.more, len(dst))
+				}
+				for i := range dst {
+					if dst[i].seq != first+uint64(i) {
+						t.Fatalf("item %d of the burst has seq %d, want %d", i, dst[i].seq, first+uint64(i))
+					}
+					dst[i] = outItem{} // as the writer clears what it wrote
+				}
+				if dst, tk = o.take(dst[:0]); tk.more {
+					t.Fatalf("take of an empty outbox reports more (%d items)", len(dst))
+				}
+				if cap(o.items) > outboxKeepItems || o.running {
+					t.Fatalf("drained outbox keeps an array of %d items, running=%v", cap(o.items), o.running)
+				}
+				if cap(dst) < n && n <= maxKeptItems {
+					t.Fatalf("the writer got back an array of %d items after a burst of %d", cap(dst), n)
+				}
+				for i, it := range dst[:cap(dst)] {
+					if it != (outItem{}) {
+						t.Fatalf("array handed back holds item %d: %+v", i, it)
+					}
+				}
+			}
+			if starts != len(tt.bursts) {
+				t.Fatalf("writer started %d times for %d bursts", starts, len(tt.bursts))
+			}
+		})
+	}
+}

@@ -496,6 +496,9 @@ func appendEscaped(dst []byte, s string, v version) []byte {
 			s = s[i+1:]
 		}
 	}
+	if !needsEscape(s) {
+		return append(dst, s...)
+	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\n':
@@ -515,6 +518,19 @@ func appendEscaped(dst []byte, s string, v version) []byte {
 		}
 	}
 	return dst
+}
+
+// needsEscape reports whether s holds a byte that STOMP 1.1 or 1.2 escapes.
+// Most header values hold none, and are then appended in one copy rather
+// than a byte at a time.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\n', ':', '\\', '\r':
+			return true
+		}
+	}
+	return false
 }
 
 // appendHeader appends one "key:value\n" line escaped for v.
