@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -390,6 +391,9 @@ func appendJSONString(dst, p []byte) ([]byte, []byte, error) {
 	p = p[1:]
 	for {
 		i := 0
+		for i+8 <= len(p) && jsonPlain8(binary.LittleEndian.Uint64(p[i:])) {
+			i += 8
+		}
 		for i < len(p) && p[i] != '"' && p[i] != '\\' && p[i] >= 0x20 {
 			i++
 		}
@@ -442,6 +446,22 @@ func appendJSONString(dst, p []byte) ([]byte, []byte, error) {
 		}
 		p = p[2:]
 	}
+}
+
+// jsonPlain8 reports whether none of the 8 bytes in x ends a run of plain
+// string content: a quote, a backslash or a control character. It tests all
+// eight at once (the "has a zero byte" and "has a byte less than n" bit
+// tricks, exact when asked whether any byte matches), since scanning a
+// SockJS array a byte at a time was a third of the tool's CPU in an
+// xhr-streaming fan-out, CPU the server it measures could not have.
+func jsonPlain8(x uint64) bool {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	q := x ^ (ones * '"')
+	b := x ^ (ones * '\\')
+	return ((q-ones)&^q|(b-ones)&^b|(x-ones*0x20)&^x)&high == 0
 }
 
 // hex4 decodes the four hex digits of a \u escape.

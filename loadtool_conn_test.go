@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -67,4 +68,52 @@ func FuzzAppendJSONStrings(f *testing.F) {
 			t.Fatalf("%q: got %q, encoding/json %q", in, got, strings.Join(want, ""))
 		}
 	})
+}
+
+// TestJSONPlain8 checks the eight-byte test against the byte-at-a-time one
+// for every byte value in every position.
+func TestJSONPlain8(t *testing.T) {
+	for pos := range 8 {
+		for c := range 256 {
+			var b [8]byte
+			copy(b[:], "abcdefgh")
+			b[pos] = byte(c)
+			want := c != '"' && c != '\\' && c >= 0x20
+			if got := jsonPlain8(binary.LittleEndian.Uint64(b[:])); got != want {
+				t.Fatalf("byte %#x at %d: plain=%v, want %v", c, pos, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkAppendJSONStrings decodes what an xhr-streaming subscriber of a
+// fan-out reads: an array of 16 MESSAGE frames with 256-byte bodies, as
+// the server escapes them.
+func BenchmarkAppendJSONStrings(b *testing.B) {
+	m := &message{dest: "/topic/bench", headers: []header{{"bench-seq", "12345"}, {"bench-ts", "1764496800000000000"}}, body: bytes.Repeat([]byte("x"), 256)}
+	s := &session{idStr: "k3"}
+	var frame []byte
+	frame = s.encode(frame, &outItem{sub: &subscription{sess: s, id: "0"}, msg: m, seq: 7}, v12)
+	arr := []byte{'['}
+	for i := range 16 {
+		if i > 0 {
+			arr = append(arr, ',')
+		}
+		arr = append(arr, '"')
+		arr = appendSockJSContent(arr, frame, false)
+		arr = append(arr, '"')
+	}
+	arr = append(arr, ']')
+	var dst []byte
+	b.SetBytes(int64(len(arr)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = appendJSONStrings(dst[:0], arr); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if !bytes.Equal(dst, bytes.Repeat(frame, 16)) {
+		b.Fatalf("decoded %q", dst)
+	}
 }
