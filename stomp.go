@@ -496,10 +496,14 @@ func appendEscaped(dst []byte, s string, v version) []byte {
 			s = s[i+1:]
 		}
 	}
-	if !needsEscape(s) {
+	// The plain run before the first byte that may need escaping goes in
+	// one copy; most header values are all plain.
+	first := escapeIndex(s)
+	if first < 0 {
 		return append(dst, s...)
 	}
-	for i := 0; i < len(s); i++ {
+	dst = append(dst, s[:first]...)
+	for i := first; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\n':
 			dst = append(dst, '\\', 'n')
@@ -520,17 +524,16 @@ func appendEscaped(dst []byte, s string, v version) []byte {
 	return dst
 }
 
-// needsEscape reports whether s holds a byte that STOMP 1.1 or 1.2 escapes.
-// Most header values hold none, and are then appended in one copy rather
-// than a byte at a time.
-func needsEscape(s string) bool {
+// escapeIndex returns the index of the first byte in s that STOMP 1.1 or
+// 1.2 may escape ('\r' is escaped in 1.2 only), or -1 if there is none.
+func escapeIndex(s string) int {
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case '\n', ':', '\\', '\r':
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // appendHeader appends one "key:value\n" line escaped for v.

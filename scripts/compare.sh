@@ -258,21 +258,25 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 log "done; load $LOAD_END"
 
 # --- report ---------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "–"; else printf "%." d "f", a / b }'; }
+# exact_ratio A B: a/b unrounded (empty when not measured), for verdicts: a
+# ratio of 2.0017 prints as 2.00 but is not within 2×.
+exact_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b + 0 != 0) printf "%.9f", a / b }'; }
+# shown X [DECIMALS]: an exact ratio rounded for the tables, – when not measured.
+shown() { awk -v r="$1" -v d="${2:-2}" 'BEGIN { if (r == "") print "–"; else printf "%." d "f", r }'; }
 row() { # row LABEL SB_RUN RMQ_RUN KEY
 	local a b
 	a=$(field "$2" "$4")
 	b=$([ -n "$3" ] && field "$3" "$4" || true)
-	printf '| %s | %s | %s | %s |\n' "$1" "${a:-–}" "${b:-–}" "$(ratio "$a" "$b")"
+	printf '| %s | %s | %s | %s |\n' "$1" "${a:-–}" "${b:-–}" "$(shown "$(exact_ratio "$a" "$b")")"
 }
-# exact_ratio: a/b unrounded (empty when not measured), for verdicts: a
-# ratio of 2.0017 prints as 2.00 but is not within 2×.
-exact_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b + 0 != 0) printf "%.9f", a / b }'; }
 yes_no() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "") { print "not measured"; exit } ok = (op == "<" ? v + 0 < t + 0 : op == "<=" ? v + 0 <= t + 0 : v + 0 >= t + 0); print (ok ? "met" : "NOT met") }'; }
 
-FAN_RATIO=$(ratio "$(field sb-fanout msgs_per_s)" "$(field rmq-fanout msgs_per_s)")
-XHR_RATIO=$(ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr msgs_per_s)" 3)
-XHR2_RATIO=$(ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr-wspub msgs_per_s)" 3)
+FAN_X=$(exact_ratio "$(field sb-fanout msgs_per_s)" "$(field rmq-fanout msgs_per_s)")
+XHR_X=$(exact_ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr msgs_per_s)")
+XHR2_X=$(exact_ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr-wspub msgs_per_s)")
+FAN_RATIO=$(shown "$FAN_X")
+XHR_RATIO=$(shown "$XHR_X" 3)
+XHR2_RATIO=$(shown "$XHR2_X" 3)
 {
 	echo "<!-- results:start -->"
 	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`scripts/compare.sh\` (stompbox $SB_VERSION${RMQ_OK:+, RabbitMQ ${RMQ_VERSION:-?} web-stomp})."
@@ -322,14 +326,14 @@ XHR2_RATIO=$(ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr-wspub msgs_pe
 	echo
 	echo "| target | measured | verdict |"
 	echo "|---|---|---|"
-	echo "| fan-out 1→$SUBS × ${SIZE} B ≥ 3× RabbitMQ's delivered msgs/s | ×$FAN_RATIO | $(yes_no "$(exact_ratio "$(field sb-fanout msgs_per_s)" "$(field rmq-fanout msgs_per_s)")" ">=" 3) |"
+	echo "| fan-out 1→$SUBS × ${SIZE} B ≥ 3× RabbitMQ's delivered msgs/s | ×$FAN_RATIO | $(yes_no "$FAN_X" ">=" 3) |"
 	echo "| p99 < 10 ms at half of stompbox's max rate | $(field sb-half p99_ms) ms | $(yes_no "$(field sb-half p99_ms)" "<" 10) |"
 	echo "| idle ≤ 12 KiB RSS per connection at $IDLE | $(field sb-idle rss_per_conn_kib) KiB | $(yes_no "$(field sb-idle rss_per_conn_kib)" "<=" 12) |"
 	echo "| the same with \`-memory-limit $IDLE_MEMLIMIT\` | $(field sb-idle-lim rss_per_conn_kib) KiB | $(yes_no "$(field sb-idle-lim rss_per_conn_kib)" "<=" 12) |"
 	echo "| $IDLE_MAX idle held without error | $(field sb-idle-max held) of $IDLE_TRY held, $(field sb-idle-max dropped) dropped | $([ "$IDLE_TRY" = "$IDLE_MAX" ] && yes_no "$(field sb-idle-max held)" ">=" "$IDLE_MAX" || echo "not measurable here") |"
 	echo "| rooms $ROOMS × $PEOPLE p99 < 5 ms, synchronous=FULL | $(field sb-rooms p99_ms) ms | $(yes_no "$(field sb-rooms p99_ms)" "<" 5) |"
-	echo "| SockJS xhr-streaming within 2× of WebSocket (fan-out, all on xhr) | ×$XHR_RATIO | $(yes_no "$(exact_ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr msgs_per_s)")" "<=" 2) |"
-	echo "| the same, publisher on WebSocket | ×$XHR2_RATIO | $(yes_no "$(exact_ratio "$(field sb-fanout msgs_per_s)" "$(field sb-xhr-wspub msgs_per_s)")" "<=" 2) |"
+	echo "| SockJS xhr-streaming within 2× of WebSocket (fan-out, all on xhr) | ×$XHR_RATIO | $(yes_no "$XHR_X" "<=" 2) |"
+	echo "| the same, publisher on WebSocket | ×$XHR2_RATIO | $(yes_no "$XHR2_X" "<=" 2) |"
 	[ -n "${IDLE_CAP_NOTE:-}" ] && echo && echo "$IDLE_CAP_NOTE"
 	echo
 	echo "Raw report lines (\`stompbox bench\` output, fields described above):"
