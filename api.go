@@ -128,6 +128,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		a.log.Debug("api request refused", attrs...)
 	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(busyRetryAfter))
+	}
 	writeAPIJSON(w, status, map[string]string{"error": publicMessage(err)})
 }
 

@@ -32,6 +32,26 @@ type adminStatsJSON struct {
 	UptimeS        float64         `json:"uptime_s"`         // seconds since the routes were built (server start)
 	Version        string          `json:"version"`
 	Store          *storeStatsJSON `json:"store,omitempty"` // the database writer, since start
+	Flow           flowStatsJSON   `json:"flow"`            // SENDs held back by their rate, since start
+	Passwords      *gateStatsJSON  `json:"passwords,omitempty"`
+}
+
+// flowStatsJSON says how much the SEND rates slowed clients down: many held
+// SENDs with little held time are bursts just over the rate; long held times
+// are a client (a bot, a script) that sends faster than -send-rate or
+// -user-send-rate allow.
+type flowStatsJSON struct {
+	HeldSends   uint64  `json:"held_sends"`   // SEND frames that waited for their rate
+	HeldSeconds float64 `json:"held_seconds"` // their waits added up
+}
+
+// gateStatsJSON is the password-check queue (passgate.go), since start.
+type gateStatsJSON struct {
+	Slots       int    `json:"slots"`        // checks that may run at once (cores)
+	Running     int    `json:"running"`      // running now
+	Waiting     int64  `json:"waiting"`      // waiting for a slot now
+	PeakWaiting int64  `json:"peak_waiting"` // most that waited at once
+	Busy        uint64 `json:"busy"`         // refused "server busy, retry"
 }
 
 // storeStatsJSON is the writer's part of GET /api/admin/stats. Commits
@@ -54,13 +74,14 @@ type storeStatsJSON struct {
 type adminStats struct {
 	broker *Broker
 	sockjs []*sockjsServer
-	store  *store // nil in tests that have none
+	store  *store        // nil in tests that have none
+	gate   *passwordGate // nil in tests that have none
 	start  time.Time
 }
 
 // newAdminStats is called once, when the routes are built.
-func newAdminStats(b *Broker, sj []*sockjsServer, st *store) *adminStats {
-	return &adminStats{broker: b, sockjs: sj, store: st, start: time.Now()}
+func newAdminStats(b *Broker, sj []*sockjsServer, st *store, gate *passwordGate) *adminStats {
+	return &adminStats{broker: b, sockjs: sj, store: st, gate: gate, start: time.Now()}
 }
 
 // read gathers the figures.
@@ -85,6 +106,12 @@ func (a *adminStats) read() adminStatsJSON {
 	}
 	if a.broker != nil {
 		st.STOMPSessions = a.broker.sessionCount()
+		if l := a.broker.cfg.Limiter; l != nil {
+			st.Flow = flowStatsJSON{HeldSends: l.held.Load(), HeldSeconds: time.Duration(l.heldNano.Load()).Seconds()}
+		}
+	}
+	if g := a.gate; g != nil {
+		st.Passwords = &gateStatsJSON{Slots: cap(g.slots), Running: len(g.slots), Waiting: g.waiting.Load(), PeakWaiting: g.peak.Load(), Busy: g.busy.Load()}
 	}
 	for _, sj := range a.sockjs {
 		st.SockJSSessions += sj.Sessions()

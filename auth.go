@@ -180,7 +180,8 @@ type authService struct {
 	st        *store
 	opts      authOptions
 	limiter   *loginLimiter
-	dummyHash string // checked against when the user does not exist, so timing does not tell
+	gate      *passwordGate // bounds the argon2id computations running at once
+	dummyHash string        // checked against when the user does not exist, so timing does not tell
 }
 
 // loginSession is a login session as handed to the HTTP layer.
@@ -201,7 +202,29 @@ func newAuthService(st *store, opts authOptions) (*authService, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authService{st: st, opts: opts, limiter: newLoginLimiter(st.now), dummyHash: dummy}, nil
+	return &authService{st: st, opts: opts, limiter: newLoginLimiter(st.now), gate: newPasswordGate(), dummyHash: dummy}, nil
+}
+
+// hash computes password's argon2id hash through the password gate; it
+// returns errServerBusy when the gate's queue is full.
+func (a *authService) hash(ctx context.Context, password string) (string, error) {
+	var h string
+	var err error
+	if gerr := a.gate.do(ctx, func() { h, err = hashPassword(password, a.opts.Argon) }); gerr != nil {
+		return "", gerr
+	}
+	return h, err
+}
+
+// check compares password with an argon2id hash through the password gate;
+// it returns errServerBusy when the gate's queue is full.
+func (a *authService) check(ctx context.Context, password, encoded string) (bool, error) {
+	var ok bool
+	var err error
+	if gerr := a.gate.do(ctx, func() { ok, err = checkPassword(password, encoded) }); gerr != nil {
+		return false, gerr
+	}
+	return ok, err
 }
 
 // registration is the input of Register.
@@ -245,7 +268,7 @@ func (a *authService) createAccount(ctx context.Context, reg registration, admin
 			nu.InviteHash = secretHash(reg.Invite)
 		}
 	}
-	if nu.PasswordHash, err = hashPassword(reg.Password, a.opts.Argon); err != nil {
+	if nu.PasswordHash, err = a.hash(ctx, reg.Password); err != nil {
 		return user{}, err
 	}
 	return a.st.createUser(ctx, nu)
@@ -280,7 +303,10 @@ func (a *authService) checkLogin(ctx context.Context, username, password string)
 		hash = a.dummyHash
 		err = errUnknownUser
 	}
-	ok, herr := checkPassword(password, hash)
+	ok, herr := a.check(ctx, password, hash)
+	if errors.Is(herr, errServerBusy) || (herr != nil && ctx.Err() != nil) {
+		return user{}, herr // busy, or the client left while queued: not a guess, the throttle does not count it
+	}
 	if herr != nil {
 		return user{}, fmt.Errorf("login %s: %w", username, herr)
 	}

@@ -119,6 +119,14 @@ func (openAuth) AuthenticateSTOMP(_ context.Context, info connInfo, f *frame) (s
 	return f.Value(hdrLogin), nil, nil
 }
 
+// limitError is a refusal by a configured limit. Its message names the
+// option and its value, so that whoever hits it knows what to raise:
+// "too many subscriptions: at most 256 (-max-subscriptions)". It wraps the
+// sentinel, so errors.Is still matches.
+func limitError(base *stompError, option string, value int) error {
+	return fmt.Errorf("%w: at most %d (-%s)", base, value, option)
+}
+
 // destKind is the routing class of a destination.
 type destKind int
 
@@ -253,7 +261,7 @@ func (b *Broker) reserveUserSub(user string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.userSubs[user] >= b.cfg.MaxUserSubscriptions {
-		return errTooManyUserSubs
+		return limitError(errTooManyUserSubs, "max-user-subscriptions", b.cfg.MaxUserSubscriptions)
 	}
 	b.userSubs[user]++
 	return nil
@@ -351,7 +359,7 @@ func (b *Broker) register(s *session) error {
 		return errShuttingDown
 	}
 	if len(b.sessions) >= b.cfg.MaxConnections {
-		return errTooManyConnections
+		return limitError(errTooManyConnections, "max-connections", b.cfg.MaxConnections)
 	}
 	b.sessions[s] = struct{}{}
 	b.wg.Add(1)

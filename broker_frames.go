@@ -118,7 +118,7 @@ func (s *session) handleConnect(f *frame) error {
 
 // handleSend routes a SEND, or files it under its transaction.
 func (s *session) handleSend(f *frame) error {
-	if err := s.b.cfg.Limiter.allowSend(s); err != nil {
+	if err := s.holdForRate(); err != nil {
 		return err
 	}
 	dest, err := requireHeader(f, hdrDestination)
@@ -204,7 +204,7 @@ func (s *session) handleSubscribe(f *frame) error {
 		return errDuplicateSub
 	}
 	if s.subs.len() >= s.b.cfg.MaxSubscriptions {
-		return errTooManySubs
+		return limitError(errTooManySubs, "max-subscriptions", s.b.cfg.MaxSubscriptions)
 	}
 	sub := &subscription{sess: s, id: id, dest: dest}
 	switch mode := f.Value(hdrAck); mode {

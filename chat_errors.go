@@ -18,6 +18,7 @@ var (
 	errKindConflict     = errors.New("conflict")          // 409: name taken, already a member
 	errKindTooLarge     = errors.New("too large")         // 413: message or body over its limit
 	errKindRateLimited  = errors.New("too many requests") // 429: throttled (login attempts)
+	errKindBusy         = errors.New("busy")              // 503: momentarily saturated (password checks); retry later
 )
 
 // publicError is an error whose text is safe to show a client. It wraps its
@@ -89,15 +90,20 @@ func httpStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errKindRateLimited):
 		return http.StatusTooManyRequests
+	case errors.Is(err, errKindBusy):
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
 }
 
 // isClientError reports whether err is the client's fault (a publicError or
-// an oversized body) rather than ours; callers log the former at Warn and
-// the latter at Error.
-func isClientError(err error) bool { return httpStatus(err) < 500 }
+// an oversized body) or a momentary refusal (server busy) rather than our
+// fault; callers show the former's text and log it at Warn, and log the
+// latter at Error.
+func isClientError(err error) bool {
+	return httpStatus(err) < 500 || errors.Is(err, errKindBusy)
+}
 
 // refusedSend is the JSON a refused STOMP SEND gets on /user/queue/errors
 // (see the report to the lead: the connection stays up, unlike an ERROR

@@ -96,7 +96,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 		if err := validPassword(pw); err != nil {
 			return fmt.Errorf("user passwd: %s", cliError(err))
 		}
-		hash, err := hashPassword(pw, auth.opts.Argon)
+		hash, err := auth.hash(ctx, pw)
 		if err != nil {
 			return err
 		}

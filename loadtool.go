@@ -160,13 +160,13 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 	fs.IntVar(&cfg.MaxLag, "max-lag", benchDefaultMaxLag, "fanout: most messages the slowest subscriber may be behind (0 = no bound)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "fanout messages per second (0 = as fast as the server takes them)")
 	fs.DurationVar(&cfg.Duration, "duration", benchDefaultDuration, "upper bound on the run, setup excluded")
-	fs.IntVar(&cfg.Conns, "conns", benchDefaultConns, "rooms and idle: connections")
+	fs.IntVar(&cfg.Conns, "conns", benchDefaultConns, "rooms, idle and logins: connections")
 	fs.IntVar(&cfg.Rooms, "rooms", benchDefaultRooms, "rooms: chat rooms")
 	fs.IntVar(&cfg.Users, "users", 0, "rooms: accounts shared by the connections (0 = one per connection)")
 	fs.DurationVar(&cfg.Interval, "interval", benchDefaultInterval, "rooms: time between one person's messages")
 	fs.DurationVar(&cfg.Hold, "hold", benchDefaultHold, "idle: how long to hold the connections")
-	fs.StringVar(&cfg.Login, "login", "", "STOMP login (fanout, idle), e.g. guest for RabbitMQ")
-	fs.StringVar(&cfg.Passcode, "passcode", "", "STOMP passcode (fanout, idle)")
+	fs.StringVar(&cfg.Login, "login", "", "STOMP login (fanout, idle, logins), e.g. guest for RabbitMQ")
+	fs.StringVar(&cfg.Passcode, "passcode", "", "STOMP passcode (fanout, idle, logins)")
 	fs.StringVar(&cfg.VHost, "vhost", "/", "STOMP host header")
 	fs.IntVar(&cfg.PID, "pid", 0, "server process ID, for its CPU time and memory from /proc")
 	fs.StringVar(&cfg.Label, "label", "", "name printed as server=… in the report")
@@ -175,14 +175,14 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 	fs.Float64Var(&cfg.ChurnRate, "churn-rate", benchSoakChurnRate, "soak: churn cycles (connect, subscribe, send, leave) started per second")
 	fs.IntVar(&cfg.SlowEvery, "slow-every", benchSoakSlowEvery, "soak: every this many churn cycles one is a slow consumer that reads nothing (0 = none)")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: stompbox bench fanout|rooms|idle|soak [options]\n\n"+
+		fmt.Fprintf(out, "Usage: stompbox bench fanout|rooms|idle|soak|logins [options]\n\n"+
 			"soak: without the flag, -duration is 30m, -conns 300, -rooms 30, -users 50,\n"+
 			"-interval 3.5s, -subs 200 and -rate 5; it needs -pid. See docs/benchmarks.md.\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fs.Usage()
-		return cfg, errors.New("bench: name a scenario: fanout, rooms, idle or soak")
+		return cfg, errors.New("bench: name a scenario: fanout, rooms, idle, soak or logins")
 	}
 	cfg.Scenario = args[0]
 	if err := fs.Parse(args[1:]); err != nil {
@@ -205,9 +205,9 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 // validate checks the bounds: positive sizes and a loopback server only.
 func (c *benchConfig) validate() error {
 	switch c.Scenario {
-	case "fanout", "rooms", "idle", "soak":
+	case "fanout", "rooms", "idle", "soak", "logins":
 	default:
-		return fmt.Errorf("bench: unknown scenario %q (fanout, rooms, idle or soak)", c.Scenario)
+		return fmt.Errorf("bench: unknown scenario %q (fanout, rooms, idle, soak or logins)", c.Scenario)
 	}
 	if c.Duration <= 0 || c.Subs <= 0 || c.Conns <= 0 || c.Rooms <= 0 || c.Size < 0 || c.Window <= 0 || c.Interval <= 0 {
 		return errors.New("bench: -duration, -subs, -conns, -rooms, -window and -interval must be positive")
@@ -259,6 +259,8 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (*benchR
 		err = runIdle(ctx, cfg, d, r, progress)
 	case "soak":
 		err = runSoak(ctx, cfg, r, progress)
+	case "logins":
+		err = runLogins(ctx, cfg, d, r, progress)
 	}
 	return r, err
 }

@@ -138,8 +138,8 @@ var options = []option{
 	{"tls-cert", "", "PEM certificate file: serve HTTPS, WSS and STOMP over TLS on -stomp-addr (with -tls-key)", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"tls-key", "", "PEM private key file of -tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"tls-self-signed", "false", "serve HTTPS (and STOMP over TLS on -stomp-addr) with a self-signed certificate kept in the data folder (its SHA-256 fingerprint is logged)", boolSetter(func(c *Config, b bool) { c.TLSSelfSigned = b })},
-	{"send-rate", strconv.Itoa(defaultSendRate), "STOMP SENDs per second per connection, bursts of twice that (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
-	{"user-send-rate", strconv.Itoa(defaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
+	{"send-rate", strconv.Itoa(defaultSendRate), "STOMP SENDs per second per connection, bursts of twice that; a faster connection is slowed to it, not cut off (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
+	{"user-send-rate", strconv.Itoa(defaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that; STOMP is slowed to it, HTTP gets 429 (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
 	{"max-conns-per-ip", strconv.Itoa(defaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
 	{"login-rate", strconv.Itoa(defaultLoginsPerIP), "login and registration attempts per minute from one address (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.LoginsPerIP = n })},
 }
@@ -209,7 +209,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
-		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox bench fanout|rooms|idle|soak -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
+		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

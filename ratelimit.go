@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,11 +39,9 @@ const (
 	maxRateEntries = 10000
 )
 
-// Rate limit errors, shown to clients.
-var (
-	errRateLimited     = &stompError{"rate limit exceeded"}
-	errTooManyFromAddr = &stompError{"too many connections from this address"}
-)
+// errTooManyFromAddr refuses a connection past -max-conns-per-ip; the
+// ERROR names the limit (see limitError).
+var errTooManyFromAddr = &stompError{"too many connections from this address"}
 
 // rateLimits configures a rateLimiter. A zero field turns that limit off.
 type rateLimits struct {
@@ -52,30 +51,52 @@ type rateLimits struct {
 	LoginsPerIP  int // login and registration attempts per minute per client address
 }
 
-// tokenBucket is a classic token bucket. It is our own dozen lines rather
-// than golang.org/x/time/rate: we only ever ask "may this pass now?" (never
-// wait or reserve), keep thousands of buckets in maps under one lock, and
-// want an injectable clock for tests; x/time/rate's Limiter carries its own
-// mutex per bucket and would be a dependency for that alone.
+// tokenBucket is a classic token bucket that may go into debt. It is our
+// own few lines rather than golang.org/x/time/rate: we keep thousands of
+// buckets in maps under one lock (x/time/rate's Limiter carries a mutex per
+// bucket), take from a connection's and its user's bucket in one step, and
+// want an injectable clock for tests.
+//
+// tokens may be negative: reserve hands out tokens that will only exist
+// later, and the caller waits for them. Each session's reader holds at most
+// one reservation at a time (it waits before reading on), so a bucket's debt
+// is bounded by the connections that draw on it.
 type tokenBucket struct {
 	tokens float64
 	last   time.Time
 }
 
-// allow refills the bucket for the time since its last use and takes one
-// token if there is one. rate is tokens per second; burst is the capacity.
-func (b *tokenBucket) allow(now time.Time, rate, burst float64) bool {
+// refill adds the tokens earned since the bucket's last use, up to burst.
+// A new bucket starts full. rate is tokens per second.
+func (b *tokenBucket) refill(now time.Time, rate, burst float64) {
 	if b.last.IsZero() {
 		b.tokens = burst
 	} else if d := now.Sub(b.last); d > 0 {
 		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
 	}
 	b.last = now
+}
+
+// allow takes one token if there is one now, and reports whether it did.
+func (b *tokenBucket) allow(now time.Time, rate, burst float64) bool {
+	b.refill(now, rate, burst)
 	if b.tokens < 1 {
 		return false
 	}
 	b.tokens--
 	return true
+}
+
+// reserve takes one token whether or not it is there yet and returns how
+// long until it would have been: the time the caller must wait before it
+// acts. 0 means at once.
+func (b *tokenBucket) reserve(now time.Time, rate, burst float64) time.Duration {
+	b.refill(now, rate, burst)
+	b.tokens--
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / rate * float64(time.Second))
 }
 
 // full reports whether the bucket has refilled completely by now, so that
@@ -85,13 +106,19 @@ func (b *tokenBucket) full(now time.Time, rate, burst float64) bool {
 }
 
 // rateLimiter enforces rateLimits for the broker and the HTTP login route.
-// Safe for concurrent use. Every check answers at once: it never waits or
-// sleeps, and its lock is held only for map and arithmetic work, so a
-// client over its limit is refused without slowing anyone else. A nil
+// Safe for concurrent use. Its methods answer at once: its lock is held only
+// for map and arithmetic work. A SEND over its rate is not refused but
+// delayed: sendDelay says for how long, and the session's reader waits that
+// long before it reads on (holdForRate), so the client is slowed to its
+// rate, as TCP flow control slows a fast writer. Nobody else waits. A nil
 // *rateLimiter allows everything.
 type rateLimiter struct {
-	lim rateLimits
-	now func() time.Time // time.Now; tests freeze it
+	lim   rateLimits
+	now   func() time.Time    // time.Now; tests freeze it
+	sleep func(time.Duration) // time.Sleep; tests with a frozen clock advance it instead
+
+	held     atomic.Uint64 // SEND frames that had to wait, since start
+	heldNano atomic.Int64  // their waits added up
 
 	mu     sync.Mutex
 	conns  map[*session]*tokenBucket // per-connection SEND buckets, removed at disconnect
@@ -105,6 +132,7 @@ func newRateLimiter(lim rateLimits) *rateLimiter {
 	return &rateLimiter{
 		lim:    lim,
 		now:    time.Now,
+		sleep:  time.Sleep,
 		conns:  make(map[*session]*tokenBucket),
 		users:  make(map[string]*tokenBucket),
 		ips:    make(map[string]int),
@@ -143,7 +171,7 @@ func (l *rateLimiter) connOpened(s *session) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lim.ConnsPerIP > 0 && l.ips[ip] >= l.lim.ConnsPerIP {
-		return errTooManyFromAddr
+		return limitError(errTooManyFromAddr, "max-conns-per-ip", l.lim.ConnsPerIP)
 	}
 	l.ips[ip]++
 	return nil
@@ -163,14 +191,17 @@ func (l *rateLimiter) connClosed(s *session) {
 	delete(l.conns, s)
 }
 
-// allowSend takes a token from s's connection bucket and its user's
-// bucket; it returns errRateLimited (an ERROR that closes the connection)
-// when either is empty. Called by the session's reader for every SEND.
-func (l *rateLimiter) allowSend(s *session) error {
+// sendDelay reserves a token for s's next SEND in its connection bucket
+// and its user's bucket, and returns how long the reader must wait before
+// acting on the frame: 0 while both buckets have tokens, else until the later
+// of the two reservations comes due. Called by the session's reader for every
+// SEND.
+func (l *rateLimiter) sendDelay(s *session) time.Duration {
 	if l == nil {
-		return nil
+		return 0
 	}
 	now := l.now()
+	var wait time.Duration
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if r := float64(l.lim.SendRate); r > 0 {
@@ -179,24 +210,54 @@ func (l *rateLimiter) allowSend(s *session) error {
 			b = &tokenBucket{}
 			l.conns[s] = b
 		}
-		if !b.allow(now, r, r*rateBurstFactor) {
-			return errRateLimited
-		}
+		wait = b.reserve(now, r, r*rateBurstFactor)
 	}
 	if r := float64(l.lim.UserSendRate); r > 0 && s.user != "" {
-		if !bucketFor(l.users, s.user, now, r, r*rateBurstFactor).allow(now, r, r*rateBurstFactor) {
-			return errRateLimited
+		wait = max(wait, bucketFor(l.users, s.user, now, r, r*rateBurstFactor).reserve(now, r, r*rateBurstFactor))
+	}
+	return wait
+}
+
+// rateHoldStep is how often a reader held back by its rate looks up from
+// its wait to see whether its session ended meanwhile (the client left, a
+// slow-consumer cut-off, shutdown). Short enough that shutdown is never held
+// up by it; a held reader wakes at most 20 times a second.
+const rateHoldStep = 50 * time.Millisecond
+
+// holdForRate delays the reader, and so the reading of the connection, until
+// the SEND it is about to handle is within the connection's and the user's
+// rates. While it waits, nothing more is read: over TCP and WebSocket the
+// client's socket buffers fill and its writes block, over SockJS its
+// xhr_send request stays unanswered. The session's writer goes on
+// delivering (messages, receipts, heart-beats) meanwhile. It returns
+// errDisconnected if the session ends during the wait.
+func (s *session) holdForRate() error {
+	l := s.b.cfg.Limiter
+	wait := l.sendDelay(s)
+	if wait <= 0 {
+		return nil
+	}
+	l.held.Add(1)
+	l.heldNano.Add(int64(wait))
+	for wait > 0 {
+		if s.out.isClosed() || s.ctx.Err() != nil {
+			return errDisconnected
 		}
+		step := min(wait, rateHoldStep)
+		l.sleep(step)
+		wait -= step
 	}
 	return nil
 }
 
 // errSendRateLimited refuses an HTTP message post past -user-send-rate
-// (429 with Retry-After). STOMP SENDs past it get errRateLimited instead.
+// (429 with Retry-After). STOMP SENDs past it are held back instead
+// (holdForRate): a connection can be left unread, an HTTP request is better
+// answered at once so that a bot can retry.
 var errSendRateLimited = newPublicError(errKindRateLimited, "rate limit exceeded: too many messages, slow down")
 
 // allowUserSend takes a token from user's SEND bucket, the very bucket that
-// user's STOMP SENDs draw from (allowSend), so posting over HTTP does not
+// user's STOMP SENDs draw from (sendDelay), so posting over HTTP does not
 // add to the allowance. When the bucket is empty it reports how long until
 // the next token, for Retry-After. Called for POST /api/rooms/{id}/messages.
 func (l *rateLimiter) allowUserSend(user string) (bool, time.Duration) {

@@ -11,10 +11,26 @@ import (
 )
 
 // frozenClock stops the limiter's clock, so that bucket refills never make
-// a test depend on how fast it runs; advance moves it on.
+// a test depend on how fast it runs; advance moves it on. As the limiter's
+// sleep it advances itself, so a reader held back by its rate goes on at
+// once, and slept tells how long it was held in all.
 type frozenClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu    sync.Mutex
+	t     time.Time
+	total time.Duration // sum of sleeps
+}
+
+func (c *frozenClock) sleep(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.total += d
+	c.mu.Unlock()
+}
+
+func (c *frozenClock) slept() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
 }
 
 func (c *frozenClock) now() time.Time {
@@ -35,6 +51,7 @@ func startLimitedServer(t *testing.T, lim rateLimits) (*server, *frozenClock) {
 	srv := startServer(t, func(c *Config) { c.RateLimits = lim })
 	clock := &frozenClock{t: time.Unix(1_700_000_000, 0)}
 	srv.broker.cfg.Limiter.now = clock.now
+	srv.broker.cfg.Limiter.sleep = clock.sleep
 	return srv, clock
 }
 
@@ -63,38 +80,72 @@ func TestTokenBucket(t *testing.T) {
 	}
 }
 
-// TestSendRatePerConnection: past its burst a connection gets an ERROR
-// "rate limit exceeded" and is closed; another connection sending at the
-// same time is not affected, and after a refill sending works again.
-func TestSendRatePerConnection(t *testing.T) {
+// TestTokenBucketReserve: reservations past the burst go into debt, and
+// each says how long until its token is there.
+func TestTokenBucketReserve(t *testing.T) {
+	start := time.Unix(0, 0)
+	var b tokenBucket
+	var waits []time.Duration
+	for range 5 { // rate 2/s, burst 2: two at once, then one every 500 ms
+		waits = append(waits, b.reserve(start, 2, 2))
+	}
+	want := []time.Duration{0, 0, 500 * time.Millisecond, time.Second, 1500 * time.Millisecond}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	if b.allow(start.Add(time.Second), 2, 2) {
+		t.Fatal("allow took a token from a bucket in debt")
+	}
+	if w := b.reserve(start.Add(2*time.Second), 2, 2); w != 0 {
+		t.Fatalf("after the debt is paid off: wait %v", w)
+	}
+}
+
+// TestSendRateHoldsConnection: past its burst a connection is slowed to its
+// rate, not refused: every SEND is carried out, in order, and receipted, and
+// the reader was held for exactly the time the rate asks. Another connection
+// sending at the same time is not held at all.
+func TestSendRateHoldsConnection(t *testing.T) {
 	srv, clock := startLimitedServer(t, rateLimits{SendRate: 2}) // burst 4
 	flood, calm := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	flood.connect()
 	calm.connect()
 	calm.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/rate")
-	for i := range 2 * rateBurstFactor {
-		flood.roundTrip(cmdSend, fmt.Sprint(i), "destination:/topic/rate")
+	const n = 10
+	for i := range n {
+		flood.send(cmdSend, fmt.Sprint(i), "destination:/topic/rate", fmt.Sprintf("receipt:r%d", i))
 	}
-	flood.send(cmdSend, "one too many", "destination:/topic/rate", "receipt:over")
-	e := flood.expect(cmdError)
-	if e.Value(hdrMessage) != "rate limit exceeded" {
-		t.Fatalf("ERROR %v %q", e.Headers, e.Body)
+	for i := range n {
+		if r := flood.expect(cmdReceipt); r.Value(hdrReceiptID) != fmt.Sprintf("r%d", i) {
+			t.Fatalf("receipt %d: %v", i, r.Headers)
+		}
 	}
-	flood.expectClosed()
-	for i := range 2 * rateBurstFactor {
+	// The burst of 4 passes at once; each of the 6 after it waits 500 ms.
+	if got, want := clock.slept(), time.Duration(n-2*rateBurstFactor)*500*time.Millisecond; got != want {
+		t.Fatalf("held %v in all, want %v", got, want)
+	}
+	for i := range n {
 		if m := calm.expect(cmdMessage); string(m.Body) != fmt.Sprint(i) {
 			t.Fatalf("message %d: %q", i, m.Body)
 		}
 	}
-	// calm has its own bucket: its burst is whole.
+	// calm has its own bucket: its burst is whole, nothing waits.
+	before := clock.slept()
 	for range 2 * rateBurstFactor {
 		calm.roundTrip(cmdSend, "calm", "destination:/topic/other")
 	}
-	clock.advance(time.Second) // refills 2
-	calm.roundTrip(cmdSend, "after refill", "destination:/topic/other")
-	calm.roundTrip(cmdSend, "after refill", "destination:/topic/other")
-	calm.send(cmdSend, "over again", "destination:/topic/other")
-	calm.expect(cmdError)
+	if clock.slept() != before {
+		t.Fatal("a connection within its rate was held")
+	}
+	flood.roundTrip(cmdSend, "still open", "destination:/topic/rate")
+	if m := calm.expect(cmdMessage); string(m.Body) != "still open" {
+		t.Fatalf("after the hold: %q", m.Body)
+	}
+	if n := srv.broker.cfg.Limiter.held.Load(); n != 7 {
+		t.Errorf("held counter %d, want 7", n)
+	}
+	flood.close()
+	calm.close()
 	checkFor(t, "no sessions left", func() bool { return srv.broker.sessionCount() == 0 })
 	if n := len(srv.broker.cfg.Limiter.conns); n != 0 {
 		t.Errorf("%d connection buckets left after every connection closed", n)
@@ -102,9 +153,10 @@ func TestSendRatePerConnection(t *testing.T) {
 }
 
 // TestSendRatePerUser: one user's connections share a bucket, so a second
-// tab does not double the allowance; another user is not affected.
+// tab does not double the allowance: the third SEND over both waits for
+// the refill. Another user is not held.
 func TestSendRatePerUser(t *testing.T) {
-	srv, _ := startLimitedServer(t, rateLimits{UserSendRate: 1}) // burst 2
+	srv, clock := startLimitedServer(t, rateLimits{UserSendRate: 1}) // burst 2
 	addUser(t, srv, "kim", "password-kim")
 	addUser(t, srv, "lee", "password-lee")
 	login := func(name string) *stompClient {
@@ -115,12 +167,18 @@ func TestSendRatePerUser(t *testing.T) {
 	kim1, kim2, lee := login("kim"), login("kim"), login("lee")
 	kim1.roundTrip(cmdSend, "1", "destination:/topic/u")
 	kim2.roundTrip(cmdSend, "2", "destination:/topic/u")
-	kim1.send(cmdSend, "3", "destination:/topic/u")
-	if e := kim1.expect(cmdError); e.Value(hdrMessage) != "rate limit exceeded" {
-		t.Fatalf("ERROR %v", e.Headers)
+	if clock.slept() != 0 {
+		t.Fatalf("held %v within the burst", clock.slept())
+	}
+	kim1.roundTrip(cmdSend, "3", "destination:/topic/u")
+	if got := clock.slept(); got != time.Second {
+		t.Fatalf("third SEND of kim held %v, want 1s", got)
 	}
 	lee.roundTrip(cmdSend, "1", "destination:/topic/u")
 	lee.roundTrip(cmdSend, "2", "destination:/topic/u")
+	if got := clock.slept(); got != time.Second {
+		t.Fatalf("lee was held: %v in all", got)
+	}
 }
 
 // TestConnectionsPerIP: past the limit a connection is refused with an
@@ -134,7 +192,7 @@ func TestConnectionsPerIP(t *testing.T) {
 	// handed over, before any CONNECT (as for the TCP clients below): a
 	// CONNECT sent now could meet a connection already closed.
 	ws, _ := dialWS(t, srv, "v12.stomp")
-	if e := ws.expect(cmdError); e.Value(hdrMessage) != "too many connections from this address" {
+	if e := ws.expect(cmdError); e.Value(hdrMessage) != "too many connections from this address: at most 2 (-max-conns-per-ip)" {
 		t.Fatalf("ERROR %v", e.Headers)
 	}
 	ws.expectClosed()
@@ -205,7 +263,7 @@ func TestRateLimiterForgets(t *testing.T) {
 		t.Fatalf("%d login buckets", n)
 	}
 	var nilLimiter *rateLimiter
-	if !nilLimiter.allowLogin("x") || nilLimiter.allowSend(nil) != nil {
+	if !nilLimiter.allowLogin("x") || nilLimiter.sendDelay(nil) != 0 {
 		t.Fatal("a nil limiter limits")
 	}
 }

@@ -42,6 +42,11 @@ type sockjsSession struct {
 	id    string       // SockJS session id, the key in srv.sessions
 	log   *slog.Logger // with conn, remote and transport
 	inbox chan sockjsInbound
+	// sender admits one send request at a time (capacity 1). The others wait
+	// for it before reading their bodies, so a session whose application is
+	// held back (a SEND over its rate) keeps at most one body in memory
+	// however many send requests a client opens.
+	sender chan struct{}
 
 	closed chan struct{} // closed once the session is closed; wakes Read and send requests
 
@@ -92,6 +97,7 @@ func newSockJSSession(srv *sockjsServer, id string, log *slog.Logger) *sockjsSes
 		id:     id,
 		log:    log,
 		inbox:  make(chan sockjsInbound),
+		sender: make(chan struct{}, 1),
 		closed: make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 	}
@@ -339,8 +345,25 @@ func (s *sockjsSession) goAway() {
 	s.srv.removeSession(s)
 }
 
+// acquireSender waits for the session's one send slot (see sender). It
+// returns a release function, or nil when ctx ends first. A closed session
+// needs no slot: deliver answers at once.
+func (s *sockjsSession) acquireSender(ctx context.Context) (release func()) {
+	select {
+	case s.sender <- struct{}{}:
+		return func() { <-s.sender }
+	case <-s.closed:
+		return func() {}
+	case <-ctx.Done():
+		return nil
+	}
+}
+
 // deliver hands msgs to the application in order, then waits until it comes
 // back to Read. It returns errTransportClosed if the session closes first.
+// Since the application reads on only once it has acted on what it read,
+// a send request is answered only once its frames have been admitted: an
+// application that holds back (a SEND over its rate) holds the request.
 func (s *sockjsSession) deliver(ctx context.Context, msgs []string) error {
 	if len(msgs) == 0 {
 		return nil

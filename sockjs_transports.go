@@ -353,6 +353,11 @@ func (s *sockjsServer) serveSend(w http.ResponseWriter, r *http.Request, id stri
 		http.NotFound(w, r)
 		return
 	}
+	release := sess.acquireSender(r.Context())
+	if release == nil {
+		return // the client is gone
+	}
+	defer release()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, sockjsMaxMessageBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
