@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -431,5 +433,90 @@ func TestLoginStormBusy(t *testing.T) {
 	defer srv.auth.limiter.mu.Unlock()
 	if f := srv.auth.limiter.m[usernameKey("kim")]; f != nil {
 		t.Fatalf("busy refusals counted as %d failed logins", f.count)
+	}
+}
+
+// TestFlowControlSockJSSendsInTurn: while a SockJS session is held back, a
+// second xhr_send request waits for the first (without reading its body),
+// so two send requests in flight at once still have their frames carried
+// out in the order they were sent, and both are answered once admitted.
+func TestFlowControlSockJSSendsInTurn(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, func(c *Config) {
+		c.RateLimits.SendRate = 1                  // burst 2: the 10 SENDs take about 8 s
+		c.SockJSHeartbeat = 200 * time.Millisecond // an empty poll returns soon, so the poller stops soon
+	})
+	sub := dialTCP(t, srv.TCPAddr())
+	sub.connect()
+	sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/turns")
+
+	base := sockjsSessionURL(sockjsBase(srv), "")
+	post := func(path string, msgs ...string) (int, string, error) {
+		var body []byte
+		if msgs != nil {
+			body, _ = json.Marshal(msgs)
+		}
+		resp, err := http.Post(base+path, "text/plain", bytes.NewReader(body))
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	if code, b, err := post("xhr"); err != nil || b != "o\n" {
+		t.Fatalf("open: %d %q %v", code, b, err)
+	}
+	if code, _, err := post("xhr_send", "CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\x00"); err != nil || code != http.StatusNoContent {
+		t.Fatalf("CONNECT: %d %v", code, err)
+	}
+	if _, b, err := post("xhr"); err != nil || !strings.Contains(b, "CONNECTED") {
+		t.Fatalf("CONNECTED: %q %v", b, err)
+	}
+	// Keep polling, as a client does: a session with no receiving request
+	// for -sockjs-disconnect-delay is closed.
+	polling := make(chan struct{})
+	stopPolling := make(chan struct{})
+	go func() {
+		defer close(polling)
+		for {
+			select {
+			case <-stopPolling:
+				return
+			default:
+			}
+			if code, _, err := post("xhr"); err != nil || code != http.StatusOK {
+				return
+			}
+		}
+	}()
+	defer func() { close(stopPolling); <-polling }()
+	sends := func(from, to int) []string {
+		var msgs []string
+		for i := from; i < to; i++ {
+			msgs = append(msgs, fmt.Sprintf("SEND\ndestination:/topic/turns\n\n%d\x00", i))
+		}
+		return msgs
+	}
+	answered := make(chan string, 2)
+	go func() {
+		code, _, err := post("xhr_send", sends(0, 5)...)
+		answered <- fmt.Sprint("first ", code, " ", err)
+	}()
+	lim := srv.broker.cfg.Limiter
+	checkFor(t, "the first request held", func() bool { return lim.held.Load() >= 1 })
+	go func() {
+		code, _, err := post("xhr_send", sends(5, 10)...)
+		answered <- fmt.Sprint("second ", code, " ", err)
+	}()
+	for i := range 10 {
+		if m := sub.expect(cmdMessage); string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("message %d: %q", i, m.Body)
+		}
+	}
+	for _, want := range []string{"first 204 <nil>", "second 204 <nil>"} {
+		if got := <-answered; got != want {
+			t.Fatalf("answered %q, want %q", got, want)
+		}
 	}
 }
