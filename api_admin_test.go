@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -81,6 +82,16 @@ func TestAPIAdminStats(t *testing.T) {
 				t.Errorf("stomp_sessions %v with a WebSocket session open", body["stomp_sessions"])
 			}
 			checkStoreStats(t, body["store"])
+			// The password queue: one slot a core, nothing waiting after the
+			// test's logins; flow control counters present.
+			raw, _ := json.Marshal(body["passwords"])
+			var pw gateStatsJSON
+			if err := json.Unmarshal(raw, &pw); err != nil || pw.Slots != runtime.NumCPU() || pw.Waiting != 0 || pw.Running != 0 {
+				t.Errorf("passwords %s (%v), want %d slots, none running or waiting", raw, err, runtime.NumCPU())
+			}
+			if _, ok := body["flow"].(map[string]any)["held_sends"]; !ok {
+				t.Errorf("flow %v lacks held_sends", body["flow"])
+			}
 		})
 	}
 }
