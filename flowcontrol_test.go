@@ -520,3 +520,45 @@ func TestFlowControlSockJSSendsInTurn(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginStormQueues: 20 password CONNECTs at once all get CONNECTED
+// through the password gate: those past its slots (one a core) waited their
+// turn, none was refused. (TestPasswordGateQueues shows that no more than
+// the slots run at once.)
+func TestLoginStormQueues(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.RateLimits.ConnsPerIP = 0 })
+	addUser(t, srv, "kim", testPassword)
+	gate := srv.auth.gate
+	const n = 20
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", srv.TCPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	errs := make(chan error, n)
+	for _, c := range conns {
+		go func() {
+			_, err := c.Write(fmt.Appendf(nil, "CONNECT\naccept-version:1.2\nlogin:kim\npasscode:%s\nheart-beat:0,0\n\n\x00", testPassword))
+			if err == nil {
+				buf := make([]byte, 9)
+				_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+				if _, err = io.ReadFull(c, buf); err == nil && string(buf) != "CONNECTED" {
+					err = fmt.Errorf("got %q", buf)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if gate.peak.Load() < 1 || gate.busy.Load() != 0 {
+		t.Fatalf("peak waiting %d, busy %d: want some queued, none refused", gate.peak.Load(), gate.busy.Load())
+	}
+}
