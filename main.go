@@ -456,6 +456,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		wsPath:           "/ws",
 		maxMessage:       cfg.MaxMessage,
 		maxSubscriptions: cfg.MaxSubscriptions,
+		editMinutes:      cfg.EditMinutes,
 		frameAncestors:   cfg.EmbedOrigins,
 		static:           static,
 		log:              log,
