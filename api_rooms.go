@@ -128,9 +128,8 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request, u user) error {
 // before the body is read, as a SEND is counted before it is handled) and
 // -max-message (413).
 func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error {
-	if ok, wait := a.lim.allowUserSend(u.Username); !ok {
-		w.Header().Set("Retry-After", retryAfterSeconds(wait))
-		return errSendRateLimited
+	if err := a.allowSend(w, u); err != nil {
+		return err
 	}
 	id, err := roomPathID(r)
 	if err != nil {
@@ -139,6 +138,7 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 	var body struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
+		ReplyTo int64  `json:"replyTo"`
 	}
 	if err := decodeAPIJSON(w, r, a.chat.maxInputBytes(), &body); err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
@@ -151,11 +151,99 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 	if typ == "" {
 		typ = msgTalk
 	}
-	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message})
+	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message, ReplyTo: body.ReplyTo})
 	if err != nil {
 		return err
 	}
 	return writeAPIJSON(w, http.StatusCreated, m)
+}
+
+// messagePathIDs parses {id} and {mid} of /api/rooms/{id}/messages/{mid}.
+func messagePathIDs(r *http.Request) (roomID, msgID int64, err error) {
+	if roomID, err = roomPathID(r); err != nil {
+		return 0, 0, err
+	}
+	msgID, err = strconv.ParseInt(r.PathValue("mid"), 10, 64)
+	if err != nil || msgID <= 0 {
+		return 0, 0, errUnknownMessage
+	}
+	return roomID, msgID, nil
+}
+
+// editMessage serves PATCH /api/rooms/{id}/messages/{mid} with
+// {"message":"new text"}: the HTTP twin of a SEND to /pub/chat/edit. It
+// answers with the EDIT event that went to the room. Edits, deletions and
+// reactions draw on the same -user-send-rate allowance as posts.
+func (a *api) editMessage(w http.ResponseWriter, r *http.Request, u user) error {
+	if err := a.allowSend(w, u); err != nil {
+		return err
+	}
+	roomID, msgID, err := messagePathIDs(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Message string `json:"message"`
+	}
+	if err := decodeAPIJSON(w, r, a.chat.maxInputBytes(), &body); err != nil {
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			return messageTooLongError{max: a.chat.maxRunes}
+		}
+		return err
+	}
+	ev, err := a.chat.Edit(r.Context(), u, roomID, msgID, body.Message)
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusOK, ev)
+}
+
+// deleteMessage serves DELETE /api/rooms/{id}/messages/{mid}: 204 once the
+// deletion is stored and published.
+func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request, u user) error {
+	if err := a.allowSend(w, u); err != nil {
+		return err
+	}
+	roomID, msgID, err := messagePathIDs(r)
+	if err != nil {
+		return err
+	}
+	if err := a.chat.Delete(r.Context(), u, roomID, msgID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// react serves PUT (add) and DELETE (remove) of
+// /api/rooms/{id}/messages/{mid}/reactions/{emoji} (the emoji
+// percent-encoded) and answers {"reactions":[…]}, the message's reactions
+// after the change.
+func (a *api) react(add bool) authedFunc {
+	return func(w http.ResponseWriter, r *http.Request, u user) error {
+		if err := a.allowSend(w, u); err != nil {
+			return err
+		}
+		roomID, msgID, err := messagePathIDs(r)
+		if err != nil {
+			return err
+		}
+		rs, err := a.chat.React(r.Context(), u, roomID, msgID, r.PathValue("emoji"), add)
+		if err != nil {
+			return err
+		}
+		return writeAPIJSON(w, http.StatusOK, map[string][]reaction{"reactions": rs})
+	}
+}
+
+// allowSend applies -user-send-rate to a write on behalf of u, with a
+// Retry-After header when it refuses.
+func (a *api) allowSend(w http.ResponseWriter, u user) error {
+	if ok, wait := a.lim.allowUserSend(u.Username); !ok {
+		w.Header().Set("Retry-After", retryAfterSeconds(wait))
+		return errSendRateLimited
+	}
+	return nil
 }
 
 // markRead serves POST /api/rooms/{id}/read with {"id": lastReadMessageID}.

@@ -66,12 +66,14 @@ func roomIDFromDestination(dest string) (int64, bool) {
 
 // chatInput is the body a client SENDs to /pub/chat/message:
 // {"type":"TALK","roomId":5,"sender":"…","message":"…"}. Sender is ignored:
-// the server writes the authenticated user's name.
+// the server writes the authenticated user's name. A TALK may answer
+// another message of the room with "replyTo": its id.
 type chatInput struct {
 	Type    string `json:"type"`
 	RoomID  int64  `json:"roomId"`
 	Sender  string `json:"sender"`
 	Message string `json:"message"`
+	ReplyTo int64  `json:"replyTo,omitempty"`
 }
 
 // ParseChatInput decodes and checks the shape of a SEND body: valid JSON
@@ -87,11 +89,12 @@ func ParseChatInput(body []byte) (chatInput, error) {
 		RoomID  json.RawMessage `json:"roomId"`
 		Sender  string          `json:"sender"`
 		Message string          `json:"message"`
+		ReplyTo int64           `json:"replyTo"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return chatInput{}, errBadJSON
 	}
-	in := chatInput{Type: strings.ToUpper(raw.Type), Sender: raw.Sender, Message: raw.Message}
+	in := chatInput{Type: strings.ToUpper(raw.Type), Sender: raw.Sender, Message: raw.Message, ReplyTo: raw.ReplyTo}
 	switch in.Type {
 	case msgEnter, msgTalk, msgLeave:
 	default:
@@ -134,6 +137,10 @@ type chatConfig struct {
 	// (-max-rooms-per-user); 0 means no limit. See CreateRoom.
 	MaxRoomsPerUser int
 
+	// EditWindow is how long after posting an author may edit a message
+	// (-edit-minutes); 0 means forever. See Edit.
+	EditWindow time.Duration
+
 	Webhooks *http.Client // client for webhook POSTs; nil means one with webhookTimeout
 	Log      *slog.Logger // nil means discard
 }
@@ -149,12 +156,14 @@ type chatService struct {
 	online   func(username string) bool
 	maxRunes int // most characters in one TALK message
 	maxRooms int // most rooms one non-admin account may create; 0: no limit
-	webhooks *webhookSender
-	log      *slog.Logger
+	// editWindow is how long a message stays editable by its author; 0: forever.
+	editWindow time.Duration
+	webhooks   *webhookSender
+	log        *slog.Logger
 }
 
 func newChatService(st *store, cfg chatConfig) (*chatService, error) {
-	c := &chatService{st: st, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, maxRunes: cfg.MaxMessageRunes, maxRooms: cfg.MaxRoomsPerUser, log: cfg.Log}
+	c := &chatService{st: st, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, maxRunes: cfg.MaxMessageRunes, maxRooms: cfg.MaxRoomsPerUser, editWindow: cfg.EditWindow, log: cfg.Log}
 	if c.maxRunes <= 0 {
 		c.maxRunes = maxMessageRunes
 	}
@@ -262,7 +271,10 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 		if err := c.checkBody(in.Message); err != nil {
 			return storedMessage{}, err
 		}
-		m.Message = in.Message
+		if in.ReplyTo < 0 {
+			return storedMessage{}, errBadReply
+		}
+		m.Message, m.ReplyTo = in.Message, in.ReplyTo
 	case msgEnter, msgLeave:
 		m.Message = presenceText(c.lang, in.Type, u.Username)
 	default:
@@ -300,9 +312,10 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 	)
 	err := c.st.write(ctx, func(tx *sql.Tx) error {
 		refused, targets, stored = nil, targets[:0], stored[:0]
-		if len(mentions) == 0 {
+		if len(mentions) == 0 && m.ReplyTo == 0 {
 			// The common case, one statement; mentions may need
-			// notifications stored in the same transaction.
+			// notifications stored in the same transaction, and a
+			// reply's original is checked once the room is.
 			if done, err := c.st.insertAsMemberTx(ctx, tx, &m); done || err != nil {
 				return err
 			}
@@ -320,6 +333,15 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 		}
 		if refused != nil {
 			return nil
+		}
+		if m.ReplyTo != 0 {
+			if m.Reply, err = replyTargetTx(ctx, tx, m.RoomID, m.ReplyTo); err != nil {
+				if isClientError(err) {
+					refused = err
+					return nil
+				}
+				return err
+			}
 		}
 		if r.kind == roomDM && m.Type == msgTalk {
 			if targets, err = c.dmPeersTx(ctx, tx, m.RoomID, m.UserID); err != nil {

@@ -52,6 +52,17 @@ var (
 	errBadInvite       = newPublicError(errKindForbidden, "invalid or used invite code")
 	errGuestsDisabled  = newPublicError(errKindForbidden, "guest access is disabled")
 	errTooManyAttempts = newPublicError(errKindRateLimited, "too many attempts, try again later")
+
+	// Changes to messages (issue 17: edit, delete, reply, react).
+	errUnknownMessage   = newPublicError(errKindNotFound, "unknown message")
+	errNotAuthor        = newPublicError(errKindForbidden, "only the author can edit a message")
+	errCannotDelete     = newPublicError(errKindForbidden, "only the author, the room's owner or an administrator can delete a message")
+	errEditTooLate      = newPublicError(errKindForbidden, "too late to edit this message")
+	errMessageDeleted   = newPublicError(errKindConflict, "message was deleted")
+	errNotChangeable    = newPublicError(errKindBadRequest, "only chat messages can be changed")
+	errBadReply         = newPublicError(errKindBadRequest, "replyTo must be a message of this room")
+	errBadEmoji         = newPublicError(errKindBadRequest, "a reaction is one emoji of at most 32 bytes")
+	errTooManyReactions = newPublicError(errKindConflict, "too many reactions from you on this message")
 )
 
 // publicMessage is the text a client may see for err: the publicError's

@@ -45,6 +45,9 @@ func (c *chatSTOMP) attach(b *Broker, chat *chatService) {
 	c.b, c.chat = b, chat
 	b.Handle("/chat/message", c.handleChatMessage) // under every application prefix: /pub and /app
 	b.Handle("/chat/typing", c.handleTyping)
+	b.Handle("/chat/edit", c.handleChange(c.edit))
+	b.Handle("/chat/delete", c.handleChange(c.delete))
+	b.Handle("/chat/react", c.handleChange(c.react))
 	b.OnSubscribe(roomDestinationPrefix, c.onRoomSubscribe)
 	b.OnSend(roomDestinationPrefix, c.onRoomSend)
 	b.OnSubscribe(chatNotificationsDest, c.onNotificationsSubscribe)
@@ -108,6 +111,14 @@ func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *appRequest) erro
 			_, err = c.chat.Post(ctx, u, in)
 		}
 	}
+	return c.refuse(req, err)
+}
+
+// refuse answers a chat SEND that failed with err: nil is success, a
+// client error or a storage fault is explained on /user/queue/errors (or
+// by an ERROR frame when the sender is not subscribed there), anything
+// else is internal and goes to the broker.
+func (c *chatSTOMP) refuse(req *appRequest, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -119,6 +130,53 @@ func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *appRequest) erro
 		return err
 	}
 	return req.Refuse(&stompError{publicMessage(err)}, chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(hdrReceipt)))
+}
+
+// changeInput is the body of a SEND to /pub/chat/edit, /pub/chat/delete
+// or /pub/chat/react:
+//
+//	{"roomId":5,"messageId":42,"message":"new text"}          edit
+//	{"roomId":5,"messageId":42}                               delete
+//	{"roomId":5,"messageId":42,"emoji":"👍","remove":false}    react (remove: true takes it back)
+type changeInput struct {
+	RoomID    int64  `json:"roomId"`
+	MessageID int64  `json:"messageId"`
+	Message   string `json:"message"`
+	Emoji     string `json:"emoji"`
+	Remove    bool   `json:"remove"`
+}
+
+// handleChange adapts one of the change handlers (edit, delete, react) to
+// the broker: it decodes the body, runs do for the sender, and refuses as
+// handleChatMessage does. Like a message, the change is stored and
+// published before the SEND's RECEIPT goes out.
+func (c *chatSTOMP) handleChange(do func(ctx context.Context, u user, in changeInput) error) appHandler {
+	return func(ctx context.Context, req *appRequest) error {
+		u, err := chatUser(req.Session)
+		if err == nil {
+			var in changeInput
+			if json.Unmarshal(req.Frame.Body, &in) != nil {
+				err = errBadJSON
+			} else {
+				err = do(ctx, u, in)
+			}
+		}
+		return c.refuse(req, err)
+	}
+}
+
+func (c *chatSTOMP) edit(ctx context.Context, u user, in changeInput) error {
+	_, err := c.chat.Edit(ctx, u, in.RoomID, in.MessageID, in.Message)
+	return err
+}
+
+func (c *chatSTOMP) delete(ctx context.Context, u user, in changeInput) error {
+	return c.chat.Delete(ctx, u, in.RoomID, in.MessageID)
+}
+
+func (c *chatSTOMP) react(ctx context.Context, u user, in changeInput) error {
+	_, err := c.chat.React(ctx, u, in.RoomID, in.MessageID, in.Emoji, !in.Remove)
+	return err
 }
 
 // handleTyping relays {"roomId":N} as {"user":name} to the room's typing

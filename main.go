@@ -61,6 +61,7 @@ type Config struct {
 	MaxUserSubs      int // most subscriptions per user over all connections; 0: no limit
 	MaxMessage       int // most characters in one chat message; 0: maxMessageRunes
 	MaxRoomsPerUser  int // most rooms one account may create; 0: no limit
+	EditMinutes      int // how long authors may edit a message, in minutes; 0: forever
 	HeartBeat        time.Duration
 	SockJSPaths      []string
 	SockJSHeartbeat  time.Duration
@@ -103,6 +104,7 @@ var options = []option{
 	{"max-user-subscriptions", strconv.Itoa(defaultMaxUserSubscriptions), "most subscriptions per user over all their connections (0: no limit)", countSetter(func(c *Config, n int) { c.MaxUserSubs = n })},
 	{"max-message", strconv.Itoa(maxMessageRunes), "most characters in one chat message, over STOMP and HTTP (much longer messages also need a larger -max-frame)", intSetter(func(c *Config, n int) { c.MaxMessage = n })},
 	{"max-rooms-per-user", strconv.Itoa(defaultMaxRoomsPerUser), "most rooms one account may create; administrators are exempt (0: no limit)", countSetter(func(c *Config, n int) { c.MaxRoomsPerUser = n })},
+	{"edit-minutes", strconv.Itoa(defaultEditMinutes), "how many minutes after posting authors may edit a message (0: forever; deleting is always allowed)", countSetter(func(c *Config, n int) { c.EditMinutes = n })},
 	{"memory-limit", "0", "soft memory limit in MiB for the Go runtime, like GOMEMLIMIT: garbage is collected earlier instead of growing to twice the live heap (0: no limit)", countSetter(func(c *Config, n int) { c.MemoryLimitMiB = n })},
 	{"heartbeat", defaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
 	{"sockjs-path", defaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
@@ -428,6 +430,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		Online:          s.broker.isOnline,
 		MaxMessageRunes: cfg.MaxMessage,
 		MaxRoomsPerUser: cfg.MaxRoomsPerUser,
+		EditWindow:      editWindowFromMinutes(cfg.EditMinutes),
 		Log:             log,
 	}); err != nil {
 		st.Close()
@@ -453,6 +456,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		wsPath:           "/ws",
 		maxMessage:       cfg.MaxMessage,
 		maxSubscriptions: cfg.MaxSubscriptions,
+		editMinutes:      cfg.EditMinutes,
 		frameAncestors:   cfg.EmbedOrigins,
 		static:           static,
 		log:              log,

@@ -47,6 +47,9 @@ type pagesOptions struct {
 	// (-max-subscriptions); app.js checks and plans with them. Zero leaves
 	// app.js's own defaults, which equal the server's.
 	maxMessage, maxSubscriptions int
+	// editMinutes is -edit-minutes, so app.js offers "edit" only while the
+	// server would accept it (0: forever).
+	editMinutes int
 	// frameAncestors are the origins allowed to frame /embed/room/{id}
 	// (CSP frame-ancestors sources, e.g. "https://intranet.corp.example").
 	// Empty allows only this server itself. Other pages may never be framed.
@@ -259,6 +262,7 @@ func (p *pages) page(r *http.Request, name, titleKey string, u *uiUser) ui.Page 
 
 			MaxMessage:       p.opts.maxMessage,
 			MaxSubscriptions: p.opts.maxSubscriptions,
+			EditMinutes:      p.opts.editMinutes,
 		},
 	}
 	if u != nil {

@@ -26,6 +26,12 @@ const jsonTimeFormat = "2006-01-02T15:04:05.000Z07:00"
 // /sub/chat/room/{roomId}:
 //
 //	{"id":42,"type":"TALK","roomId":5,"sender":"alice","message":"hi","createdAt":"2026-01-02T03:04:05.678Z"}
+//
+// The fields of issue 17 are only present when they say something, so the
+// seed's plain message is unchanged: "editedAt" after an edit, "deleted":
+// true (with an empty "message") after a deletion, "replyTo" and "reply"
+// (a short quote of the original) on a reply, and "reactions" when someone
+// reacted.
 type storedMessage struct {
 	ID        int64
 	Type      string
@@ -33,23 +39,57 @@ type storedMessage struct {
 	Sender    string
 	Message   string
 	CreatedAt time.Time
-	UserID    int64 // the author's account, 0 if deleted; not published
+	UserID    int64       // the author's account, 0 if deleted; not published
+	EditedAt  time.Time   // zero if never edited
+	Deleted   bool        // deleted: Message is empty
+	ReplyTo   int64       // id of the message answered, 0 if none
+	Reply     *replyQuote // the answered message, as it is now; nil if ReplyTo is 0
+	Reactions []reaction  // nil if none; filled for history pages and replay
+}
+
+// replyQuote is what a reply shows of its original: who wrote it and the
+// start of its text, or that it is gone.
+type replyQuote struct {
+	ID      int64  `json:"id"`
+	Sender  string `json:"sender,omitempty"`
+	Message string `json:"message,omitempty"` // at most replyQuoteRunes characters
+	Deleted bool   `json:"deleted,omitempty"` // deleted, or removed by retention
+}
+
+// reaction is one emoji on a message and who chose it, in order of reacting.
+type reaction struct {
+	Emoji string   `json:"emoji"`
+	Users []string `json:"users"`
 }
 
 // messageJSON is the wire form of storedMessage.
 type messageJSON struct {
-	ID        int64  `json:"id"`
-	Type      string `json:"type"`
-	RoomID    int64  `json:"roomId"`
-	Sender    string `json:"sender"`
-	Message   string `json:"message"`
-	CreatedAt string `json:"createdAt"`
+	ID        int64       `json:"id"`
+	Type      string      `json:"type"`
+	RoomID    int64       `json:"roomId"`
+	Sender    string      `json:"sender"`
+	Message   string      `json:"message"`
+	CreatedAt string      `json:"createdAt"`
+	EditedAt  string      `json:"editedAt,omitempty"`
+	Deleted   bool        `json:"deleted,omitempty"`
+	ReplyTo   int64       `json:"replyTo,omitempty"`
+	Reply     *replyQuote `json:"reply,omitempty"`
+	Reactions []reaction  `json:"reactions,omitempty"`
+}
+
+// formatJSONTime formats t as the API does; the zero time gives "".
+func formatJSONTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(jsonTimeFormat)
 }
 
 func (m storedMessage) MarshalJSON() ([]byte, error) {
 	return json.Marshal(messageJSON{
 		ID: m.ID, Type: m.Type, RoomID: m.RoomID, Sender: m.Sender, Message: m.Message,
-		CreatedAt: m.CreatedAt.UTC().Format(jsonTimeFormat),
+		CreatedAt: m.CreatedAt.UTC().Format(jsonTimeFormat), EditedAt: formatJSONTime(m.EditedAt),
+		Deleted: m.Deleted, ReplyTo: m.ReplyTo, Reply: m.Reply, Reactions: m.Reactions,
 	})
 }
 
@@ -62,7 +102,14 @@ func (m *storedMessage) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*m = storedMessage{ID: j.ID, Type: j.Type, RoomID: j.RoomID, Sender: j.Sender, Message: j.Message, CreatedAt: t}
+	var edited time.Time
+	if j.EditedAt != "" {
+		if edited, err = time.Parse(time.RFC3339Nano, j.EditedAt); err != nil {
+			return err
+		}
+	}
+	*m = storedMessage{ID: j.ID, Type: j.Type, RoomID: j.RoomID, Sender: j.Sender, Message: j.Message, CreatedAt: t,
+		EditedAt: edited, Deleted: j.Deleted, ReplyTo: j.ReplyTo, Reply: j.Reply, Reactions: j.Reactions}
 	return nil
 }
 
@@ -74,8 +121,8 @@ func (m storedMessage) JSON() []byte {
 }
 
 const sqlInsertMessage = `
-INSERT INTO messages (room_id, user_id, sender, type, body, created_at)
-VALUES (?, nullif(?, 0), ?, ?, ?, ?)`
+INSERT INTO messages (room_id, user_id, sender, type, body, created_at, reply_to)
+VALUES (?, nullif(?, 0), ?, ?, ?, ?, nullif(?, 0))`
 
 // sqlInsertAsMember is the common chat send in one statement: the room
 // check and the insert of postAccessTx plus insertMessageTx, which were two
@@ -85,8 +132,8 @@ VALUES (?, nullif(?, 0), ?, ?, ?, ?)`
 // nor a DM (a DM's TALK also notifies the peer). Anything else inserts no
 // row, and the caller takes the full path, which finds out why.
 const sqlInsertAsMember = `
-INSERT INTO messages (room_id, user_id, sender, type, body, created_at)
-SELECT r.id, m.user_id, ?3, ?4, ?5, ?6
+INSERT INTO messages (room_id, user_id, sender, type, body, created_at, reply_to)
+SELECT r.id, m.user_id, ?3, ?4, ?5, ?6, nullif(?7, 0)
 FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
 WHERE r.id = ?1 AND r.archived = 0 AND r.kind <> 'dm'`
 
@@ -98,7 +145,7 @@ func (s *store) insertAsMemberTx(ctx context.Context, tx *sql.Tx, m *storedMessa
 		return false, nil
 	}
 	now := s.nowMS()
-	res, err := s.txStmt(ctx, tx, s.stmtInsertAsMember).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now)
+	res, err := s.txStmt(ctx, tx, s.stmtInsertAsMember).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
 	if err != nil {
 		return false, fmt.Errorf("insert message: %w", err)
 	}
@@ -126,7 +173,7 @@ func (s *store) inserted(res sql.Result, m *storedMessage, now int64) error {
 // insertMessageTx stores m and fills in m.ID and m.CreatedAt.
 func (s *store) insertMessageTx(ctx context.Context, tx *sql.Tx, m *storedMessage) error {
 	now := s.nowMS()
-	res, err := s.txStmt(ctx, tx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now)
+	res, err := s.txStmt(ctx, tx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
@@ -158,23 +205,60 @@ func (s *store) indexMessagesTx(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-const messageColumns = `m.id, m.room_id, coalesce(m.user_id, 0), m.sender, m.type, m.body, m.created_at`
+// messageColumns are the columns of a storedMessage; the queries that use
+// them read FROM messageFrom, whose q is the message replied to.
+const (
+	messageColumns = `m.id, m.room_id, coalesce(m.user_id, 0), m.sender, m.type, m.body, m.created_at,
+	coalesce(m.edited_at, 0), m.deleted_at IS NOT NULL, coalesce(m.reply_to, 0),
+	coalesce(q.sender, ''), coalesce(substr(q.body, 1, ` + replyQuoteRunesSQL + `), ''), q.id IS NULL OR q.deleted_at IS NOT NULL`
+	messageFrom = `messages m LEFT JOIN messages q ON q.id = m.reply_to`
+)
+
+// replyQuoteRunes is how much of the original a reply quotes: a line or
+// two, enough to recognise it (the link leads to the whole message).
+const (
+	replyQuoteRunes    = 140
+	replyQuoteRunesSQL = "140" // replyQuoteRunes in SQL text; TestReplyQuoteRunesSQL keeps them equal
+)
+
+// scanDest returns the Scan destinations of messageColumns for m, after
+// extra (columns a query selects before them).
+func (m *storedMessage) scanDest(created, edited *int64, quote *replyQuote, extra ...any) []any {
+	return append(extra, &m.ID, &m.RoomID, &m.UserID, &m.Sender, &m.Type, &m.Message, created,
+		edited, &m.Deleted, &m.ReplyTo, &quote.Sender, &quote.Message, &quote.Deleted)
+}
+
+// scanned finishes a storedMessage after scanDest's row was scanned.
+func (m *storedMessage) scanned(created, edited int64, quote replyQuote) {
+	m.CreatedAt = fromMS(created)
+	if edited != 0 {
+		m.EditedAt = fromMS(edited)
+	}
+	if m.ReplyTo != 0 {
+		quote.ID = m.ReplyTo
+		if quote.Deleted {
+			quote.Sender, quote.Message = "", ""
+		}
+		m.Reply = &quote
+	}
+}
 
 // scanMessageRows scans one row of messageColumns.
 func scanMessageRows(r *sql.Rows) (storedMessage, error) {
 	var m storedMessage
-	var created int64
-	err := r.Scan(&m.ID, &m.RoomID, &m.UserID, &m.Sender, &m.Type, &m.Message, &created)
-	m.CreatedAt = fromMS(created)
+	var created, edited int64
+	var quote replyQuote
+	err := r.Scan(m.scanDest(&created, &edited, &quote)...)
+	m.scanned(created, edited, quote)
 	return m, err
 }
 
 // History queries. All walk the (room_id, id) index and stop at LIMIT, so a
 // page costs the same in a room of a hundred rows or a million.
 const (
-	sqlMessagesNewest = `SELECT ` + messageColumns + ` FROM messages m WHERE m.room_id = ? ORDER BY m.id DESC LIMIT ?`
-	sqlMessagesBefore = `SELECT ` + messageColumns + ` FROM messages m WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`
-	sqlMessagesAfter  = `SELECT ` + messageColumns + ` FROM messages m WHERE m.room_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`
+	sqlMessagesNewest = `SELECT ` + messageColumns + ` FROM ` + messageFrom + ` WHERE m.room_id = ? ORDER BY m.id DESC LIMIT ?`
+	sqlMessagesBefore = `SELECT ` + messageColumns + ` FROM ` + messageFrom + ` WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`
+	sqlMessagesAfter  = `SELECT ` + messageColumns + ` FROM ` + messageFrom + ` WHERE m.room_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`
 )
 
 // messagesPage returns up to limit messages of a room in ascending id
@@ -197,7 +281,7 @@ func (s *store) messagesPage(ctx context.Context, roomID, before, after int64, l
 		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
 	}
 	slices.Reverse(ms)
-	return ms, nil
+	return ms, s.addReactions(ctx, ms)
 }
 
 // messagesAfter returns up to limit messages of a room with id > after, in
@@ -207,7 +291,7 @@ func (s *store) messagesAfter(ctx context.Context, roomID, after int64, limit in
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
 	}
-	return ms, nil
+	return ms, s.addReactions(ctx, ms)
 }
 
 // FTS5 orders by rowid natively, so "ORDER BY f.rowid DESC LIMIT n" stops
@@ -216,6 +300,7 @@ const sqlSearch = `
 SELECT ` + messageColumns + `
 FROM messages_fts f
 JOIN messages m ON m.id = f.rowid
+LEFT JOIN messages q ON q.id = m.reply_to
 JOIN rooms r ON r.id = m.room_id
 WHERE messages_fts MATCH ?1
 	AND (r.kind = 'public' OR EXISTS (
@@ -325,16 +410,18 @@ func insertNotificationTx(ctx context.Context, tx *sql.Tx, userID, messageID int
 const sqlPendingNotifications = `
 SELECT n.id, n.reason, n.created_at, ` + messageColumns + `
 FROM notifications n JOIN messages m ON m.id = n.message_id
+LEFT JOIN messages q ON q.id = m.reply_to
 WHERE n.user_id = ? AND n.delivered_at IS NULL
 ORDER BY n.id LIMIT ?`
 
 func (s *store) pendingNotifications(ctx context.Context, userID int64, limit int) ([]notification, error) {
 	ns, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (notification, error) {
 		var n notification
-		var created, mcreated int64
-		err := r.Scan(&n.ID, &n.Reason, &created,
-			&n.Message.ID, &n.Message.RoomID, &n.Message.UserID, &n.Message.Sender, &n.Message.Type, &n.Message.Message, &mcreated)
-		n.CreatedAt, n.Message.CreatedAt = fromMS(created), fromMS(mcreated)
+		var created, mcreated, medited int64
+		var quote replyQuote
+		err := r.Scan(n.Message.scanDest(&mcreated, &medited, &quote, &n.ID, &n.Reason, &created)...)
+		n.CreatedAt = fromMS(created)
+		n.Message.scanned(mcreated, medited, quote)
 		return n, err
 	}, sqlPendingNotifications, userID, limit)
 	if err != nil {

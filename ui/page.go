@@ -27,6 +27,7 @@ type Boot struct {
 	// the options instead of a copy of their defaults.
 	MaxMessage       int `json:"maxMessage,omitempty"`       // characters in one chat message
 	MaxSubscriptions int `json:"maxSubscriptions,omitempty"` // subscriptions one connection may hold
+	EditMinutes      int `json:"editMinutes,omitempty"`      // -edit-minutes: how long authors may edit a message; 0 forever
 }
 
 // User is the signed-in person as the pages see it.

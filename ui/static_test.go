@@ -85,7 +85,7 @@ func TestStaticSmallFilesNotGzipped(t *testing.T) {
 // safe and the CSP strict: no HTML parsing sinks, no code from strings, and
 // no inline styles (CSP style-src has no 'unsafe-inline'; classes instead).
 func TestScriptsBuildNoMarkup(t *testing.T) {
-	for _, name := range []string{"static/app.js", "static/i18n.js"} {
+	for _, name := range []string{"static/app.js", "static/i18n.js", "static/markdown.js"} {
 		src, err := staticFiles.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)

@@ -25,7 +25,11 @@
   const MENTION_MAX = 8;
   const LEARN_USERS_DELAY_MS = 300; // gather a burst of unknown senders into one /api/users call
   const NOTIFIED_MAX = 5000;         // remembered message ids for notification dedupe; a day of busy chat             // suggestions shown at once
-  const SEARCH_JUMP_PAGES = 20;      // older pages fetched at most to reach a search hit
+  const SEARCH_JUMP_PAGES = 20;      // older pages fetched at most to reach a search hit or a reply's original
+  const CONFIRM_MS = 4000;           // a delete button waits this long for its confirming second click
+  const REFRESH_HELD_MAX = 200;      // messages re-read after a reconnect to catch edits, deletions and reactions missed
+  const REPLY_QUOTE_CHARS = 140;     // characters of the original a reply quotes (the server's replyQuoteRunes)
+  const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"]; // the picker's first row; any other emoji can be typed
   const TOAST_MS = 6000;
   const ROOMS_REFRESH_MS = 30000;    // room list poll: new rooms and DMs appear within half a minute; one small GET
   const ROOMS_REFRESH_MIN_MS = 5000; // no more often than this, however often the tab is shown
@@ -37,6 +41,7 @@
   // The server's -max-message and -max-subscriptions, with their defaults when absent.
   const MAX_MESSAGE = boot.maxMessage || 4000; // characters in one chat message
   const MAX_SUBSCRIPTIONS = boot.maxSubscriptions || 256; // per connection
+  const EDIT_MINUTES = boot.editMinutes || 0; // -edit-minutes: how long authors may edit; 0 forever
   // Room subscriptions leave a quarter of the allowance (at most 56, at least 4)
   // for the user queues, presence and typing of the open room.
   const MAX_ROOM_SUBSCRIPTIONS = Math.max(1, MAX_SUBSCRIPTIONS - Math.max(4, Math.min(56, Math.ceil(MAX_SUBSCRIPTIONS / 4))));
@@ -117,6 +122,51 @@
     return dayFmt.format(d);
   }
 
+  // ---- server texts ----
+  // The server speaks English in error texts (STOMP ERROR headers, refused
+  // SENDs, API errors). serverText shows the page's language instead: known
+  // texts map to i18n keys ("err.*"); on an English page an unknown text is
+  // shown as it is, on any other page as the generic error.
+  const SERVER_TEXTS = [
+    ["server shutting down", "err.shutdown"],
+    ["slow consumer", "err.slowConsumer"],
+    ["internal error", "err.internal"],
+    ["malformed JSON", "err.badRequest"],
+    ["empty message", "err.emptyMessage"],
+    ["message too long", "err.tooLong"],
+    ["unknown room", "err.unknownRoom"],
+    ["unknown user", "err.unknownUser"],
+    ["not a member of this room", "err.notMember"],
+    ["room is archived", "err.archived"],
+    ["administrators only", "err.adminOnly"],
+    ["wrong username or password", "err.badLogin"],
+    ["login required", "err.loginRequired"],
+    ["name already taken", "err.nameTaken"],
+    ["registration needs an invite", "err.needInvite"],
+    ["invalid or used invite code", "err.badInvite"],
+    ["too many attempts", "err.tooManyAttempts"],
+    ["rate limit exceeded", "err.rateLimited"],
+    ["message not saved", "err.notSaved"],
+    ["unknown message", "err.unknownMessage"],
+    ["only the author can edit", "err.notAuthor"],
+    ["only the author, the room's owner", "err.cannotDelete"],
+    ["too late to edit", "err.editTooLate"],
+    ["message was deleted", "err.messageDeleted"],
+    ["replyTo must be", "err.badReply"],
+    ["a reaction is one emoji", "err.badEmoji"],
+    ["too many reactions", "err.tooManyReactions"],
+    ["room limit reached", "err.roomLimit"],
+    ["password must be at least", "err.passwordShort"],
+    ["username ", "err.badUsername"],
+    ["room name must be", "err.badRoomName"],
+  ];
+  function serverText(text) {
+    if (!text) return "";
+    const s = String(text);
+    for (const [start, key] of SERVER_TEXTS) if (s.startsWith(start)) return t(key);
+    return lang === "en" ? s : t("error.generic");
+  }
+
   // ---- toasts ----
   function toast(text) {
     const box = byTestId("toasts");
@@ -150,7 +200,7 @@
       if (res.status === 401 && boot.page !== "login" && boot.page !== "setup" && boot.page !== "register") {
         location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search + location.hash));
       }
-      const e = new Error((data && data.error) || t("error.generic"));
+      const e = new Error(serverText(data && data.error) || t("error.generic"));
       e.status = res.status;
       throw e;
     }
@@ -338,7 +388,7 @@
     function state(id) {
       let s = states.get(id);
       if (!s) {
-        s = { msgs: [], ids: new Set(), lastId: 0, loaded: false, loading: null, pending: [], hasMore: true, loadingOlder: false };
+        s = { msgs: [], ids: new Set(), lastId: 0, loaded: false, loading: null, pending: [], pendingEvents: [], hasMore: true, loadingOlder: false };
         states.set(id, s);
       }
       return s;
@@ -398,6 +448,9 @@
         },
         el("span", { class: "prefix", "aria-hidden": "true", text: r.kind === "dm" ? "@" : r.kind === "private" ? "🔒" : "#" }),
         el("span", { class: "name", text: roomLabel(r) }));
+        // Tapping the room already open changes no hash, so hashchange does
+        // not close the drawer: close it here, for every room tap.
+        a.addEventListener("click", () => setDrawer(false));
         if (unread) {
           a.append(el("span", { class: "badge", "aria-hidden": "true", "data-testid": "unread-badge", text: r.unread > 99 ? "99+" : String(r.unread) }),
             el("span", { class: "visually-hidden", text: t("unread", { n: r.unread }) }));
@@ -456,26 +509,121 @@
     function daySeparator(d) {
       return el("li", { class: "day-sep", role: "separator", "data-testid": "day-separator", text: dayLabel(d) });
     }
+    // canDelete says whether the signed-in person may delete m: their own,
+    // or any in a room they created, or any as an administrator (the server
+    // decides; this only hides buttons that would be refused).
+    function canDelete(m) {
+      if (!me) return false;
+      const r = rooms.get(m.roomId);
+      return m.sender === me.username || me.isAdmin || !!(r && r.createdBy && r.createdBy === me.id && r.kind !== "dm");
+    }
+    function canEdit(m) {
+      return !!me && m.sender === me.username && (EDIT_MINUTES <= 0 || Date.now() - new Date(m.createdAt) < EDIT_MINUTES * 60000);
+    }
+    function renderBody(body, m) {
+      if (m.deleted) {
+        body.classList.add("msg-deleted");
+        body.append(el("span", { "data-testid": "message-deleted", text: t("msg.deleted") }));
+        return;
+      }
+      window.StompboxMarkdown.render(body, m.message, { isMention: (name) => users.has(name), t: t });
+    }
+    // replyQuote is the line above a reply: who wrote the original and its
+    // start, or that it was deleted; a click shows the original.
+    function replyQuote(m) {
+      const q = m.reply || { id: m.replyTo, deleted: true };
+      const b = el("button", { type: "button", class: "reply-quote", "data-testid": "reply-quote", "data-reply-to": String(q.id) },
+        el("span", { class: "reply-arrow", "aria-hidden": "true", text: "↪" }));
+      if (q.deleted) {
+        b.append(el("span", { class: "reply-text msg-deleted", text: t("msg.replyDeleted") }));
+      } else {
+        b.append(el("span", { class: "reply-sender", text: senderName(q) }));
+        const text = el("span", { class: "reply-text" });
+        appendText(text, String(q.message || "").replace(/\s+/g, " "));
+        b.append(text);
+      }
+      b.setAttribute("aria-label", t("msg.showOriginal"));
+      b.addEventListener("click", () => jumpTo(m.roomId || current, q.id));
+      return b;
+    }
+    function reactionsRow(m) {
+      const row = el("div", { class: "reactions", "data-testid": "reactions" });
+      for (const r of m.reactions || []) {
+        const mine = !!me && r.users.includes(me.username);
+        const who = listFmt ? listFmt.format(r.users.map(nameOf)) : r.users.map(nameOf).join(", ");
+        const b = el("button", {
+          type: "button", class: "reaction" + (mine ? " mine" : ""), "data-testid": "reaction", "data-emoji": r.emoji,
+          "aria-pressed": mine ? "true" : "false", title: t("react.who", { names: who, emoji: r.emoji }),
+        }, el("span", { class: "reaction-emoji", text: r.emoji }), el("span", { class: "reaction-count", "data-testid": "reaction-count", text: String(r.users.length) }));
+        b.addEventListener("click", () => react(m, r.emoji, !mine));
+        // Long-press on a phone (contextmenu) says who reacted; a title does not show there.
+        b.addEventListener("contextmenu", (e) => { e.preventDefault(); toast(b.title); });
+        row.append(b);
+      }
+      return row;
+    }
+    // actions are the buttons beside a message: reply, react, edit, delete.
+    // They show on hover, on keyboard focus, and on a tap of the message.
+    function actionsBar(m) {
+      const bar = el("div", { class: "msg-actions", "data-testid": "message-actions" });
+      const btn = (id, label, icon, fn) => {
+        const b = el("button", { type: "button", class: "icon-btn", "data-testid": id, "aria-label": label, title: label, text: icon });
+        b.addEventListener("click", (e) => { e.stopPropagation(); fn(b); });
+        bar.append(b);
+      };
+      const r = rooms.get(m.roomId || current);
+      const canWrite = !!(r && r.member && !r.archived);
+      if (canWrite) {
+        btn("msg-reply", t("msg.reply"), "↩", () => startReply(m));
+        btn("msg-react", t("msg.react"), "☺", (b) => openPicker(m, b));
+      }
+      if (canWrite && canEdit(m)) btn("msg-edit", t("msg.edit"), "✎", () => startEdit(m));
+      if (canDelete(m)) {
+        btn("msg-delete", t("msg.delete"), "🗑", (b) => {
+          // A second click within a few seconds confirms; no browser dialog.
+          if (b.dataset.confirm === "1") { deleteMessage(m); return; }
+          b.dataset.confirm = "1";
+          b.textContent = t("msg.confirmDelete");
+          b.classList.add("confirm");
+          setTimeout(() => { if (b.isConnected) { b.dataset.confirm = ""; b.textContent = "🗑"; b.classList.remove("confirm"); } }, CONFIRM_MS);
+        });
+      }
+      return bar;
+    }
     function messageNode(m, prev) {
       const when = new Date(m.createdAt);
       if (m.type === "ENTER" || m.type === "LEAVE") {
         return el("li", { class: "msg-event", "data-testid": "message-event", "data-id": String(m.id) },
           t(m.type === "ENTER" ? "event.enter" : "event.leave", { name: senderName(m) }));
       }
-      const cont = prev && prev.type !== "ENTER" && prev.type !== "LEAVE" && prev.sender === m.sender &&
+      const cont = !m.replyTo && prev && prev.type !== "ENTER" && prev.type !== "LEAVE" && prev.sender === m.sender &&
         when - new Date(prev.createdAt) < GROUP_WINDOW_MS && dayKey(when) === dayKey(new Date(prev.createdAt));
       const classes = ["msg"];
       if (cont) classes.push("cont");
       if (me && m.sender === me.username) classes.push("mine");
-      else if (mentionsMe(m)) classes.push("mentioned");
+      else if (!m.deleted && mentionsMe(m)) classes.push("mentioned");
       const body = el("div", { class: "msg-text", "data-testid": "message-text" });
-      appendText(body, m.message);
+      renderBody(body, m);
       const time = el("time", { class: "msg-time", dateTime: isNaN(when) ? "" : when.toISOString(), title: isNaN(when) ? "" : fullFmt.format(when), text: isNaN(when) ? "" : timeFmt.format(when) });
-      return el("li", { class: classes.join(" "), "data-testid": "message", "data-id": String(m.id), "data-sender": m.sender },
-        el("div", { class: "msg-head" },
-          el("span", { class: "msg-sender", "data-testid": "message-sender", text: senderName(m) }),
-          time),
-        body);
+      const head = el("div", { class: "msg-head" },
+        el("span", { class: "msg-sender", "data-testid": "message-sender", text: senderName(m) }),
+        time);
+      const li = el("li", { class: classes.join(" "), "data-testid": "message", "data-id": String(m.id), "data-sender": m.sender });
+      if (m.replyTo) li.append(replyQuote(m));
+      li.append(head, body);
+      if (m.editedAt && !m.deleted) {
+        const edited = new Date(m.editedAt);
+        li.append(el("span", { class: "msg-edited", "data-testid": "message-edited", title: isNaN(edited) ? "" : fullFmt.format(edited), text: t("msg.edited") }));
+      }
+      if (m.reactions && m.reactions.length && !m.deleted) li.append(reactionsRow(m));
+      if (!m.deleted && !embed) li.append(actionsBar(m));
+      li.addEventListener("click", (e) => {
+        // A tap on a phone shows the actions of this message only.
+        if (e.target.closest("a, button, pre, .code-block")) return;
+        for (const o of ui.messages.querySelectorAll(".msg.show-actions")) if (o !== li) o.classList.remove("show-actions");
+        li.classList.toggle("show-actions");
+      });
+      return li;
     }
     function needsDay(m, prev) {
       return !prev || dayKey(new Date(prev.createdAt)) !== dayKey(new Date(m.createdAt));
@@ -549,6 +697,147 @@
       return n;
     }
 
+    // ---- changes to messages: edit, delete, react ----
+    const CHANGE_EVENTS = new Set(["EDIT", "DELETE", "REACTION"]);
+    function findMessage(s, id) {
+      for (let i = s.msgs.length - 1; i >= 0; i--) if (s.msgs[i].id === id) return i;
+      return -1;
+    }
+    // rerender replaces the nodes of messages ids of the open room.
+    function rerender(roomId, ids) {
+      if (roomId !== current || ids.length === 0) return;
+      const s = state(roomId);
+      const wasNear = nearBottom();
+      for (const id of ids) {
+        const i = findMessage(s, id);
+        const node = ui.messages.querySelector('[data-testid="message"][data-id="' + id + '"]');
+        if (i >= 0 && node) node.replaceWith(messageNode(s.msgs[i], s.msgs[i - 1] || null));
+      }
+      if (wasNear) scrollToBottom();
+    }
+    // applyEvent takes an EDIT, DELETE or REACTION event of a room: the
+    // message changes in place, and so do the quotes of replies to it. A
+    // message not held is left alone: history brings its final state.
+    function applyEvent(roomId, ev) {
+      const s = states.get(roomId);
+      if (!s || typeof ev.messageId !== "number") return;
+      if (!s.loaded) { if (s.loading) s.pendingEvents.push(ev); return; }
+      const change = (m) => {
+        if (ev.type === "EDIT") { m.message = ev.message; m.editedAt = ev.editedAt; }
+        else if (ev.type === "DELETE") { m.deleted = true; m.message = ""; delete m.reactions; delete m.editedAt; }
+        else m.reactions = ev.reactions || [];
+      };
+      const changed = [];
+      const i = findMessage(s, ev.messageId);
+      if (i >= 0) { change(s.msgs[i]); changed.push(ev.messageId); }
+      if (ev.type !== "REACTION") {
+        for (const m of s.msgs) {
+          if (!m.reply || m.reply.id !== ev.messageId) continue;
+          m.reply = ev.type === "DELETE" ? { id: ev.messageId, deleted: true } : Object.assign({}, m.reply, { message: [...String(ev.message)].slice(0, REPLY_QUOTE_CHARS).join("") });
+          changed.push(m.id);
+        }
+      }
+      if (ev.type === "DELETE" && mode && mode.m.id === ev.messageId) cancelMode();
+      rerender(roomId, changed);
+    }
+    // refreshHeld re-reads the newest messages held for a room after a
+    // reconnect: since-id replays only new messages, and edits, deletions
+    // and reactions of older ones may have happened meanwhile.
+    async function refreshHeld(id) {
+      const s = states.get(id);
+      if (!s || !s.loaded || s.msgs.length === 0) return;
+      let msgs;
+      try {
+        msgs = list(await api("GET", "/api/rooms/" + id + "/messages?before=" + (s.lastId + 1) + "&limit=" + REFRESH_HELD_MAX), "messages");
+      } catch (_) { return; /* the next reconnect tries again */ }
+      const changed = [];
+      for (const fresh of msgs) {
+        const i = findMessage(s, fresh.id);
+        if (i >= 0 && JSON.stringify(s.msgs[i]) !== JSON.stringify(fresh)) { s.msgs[i] = fresh; changed.push(fresh.id); }
+      }
+      rerender(id, changed);
+    }
+    // publishChange SENDs an edit, deletion or reaction. The server stores
+    // it and then publishes the event everyone (this page too) applies; a
+    // refusal comes back on /user/queue/errors as a toast.
+    function publishChange(dest, body) {
+      if (!connected) { toast(t("error.notConnected")); return false; }
+      try {
+        client.publish({ destination: dest, body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+        return true;
+      } catch (_) {
+        toast(t("error.notConnected"));
+        return false;
+      }
+    }
+    function react(m, emoji, add) {
+      closePicker();
+      publishChange("/pub/chat/react", { roomId: m.roomId || current, messageId: m.id, emoji: emoji, remove: !add });
+    }
+    function deleteMessage(m) {
+      publishChange("/pub/chat/delete", { roomId: m.roomId || current, messageId: m.id });
+    }
+
+    // The emoji picker: common reactions, and a field for any other emoji.
+    let picker = null;
+    function closePicker() {
+      if (picker) { picker.remove(); picker = null; }
+    }
+    function openPicker(m, anchor) {
+      const wasFor = picker && picker.dataset.for === String(m.id);
+      closePicker();
+      if (wasFor) return;
+      picker = el("div", { class: "emoji-picker", role: "dialog", "aria-label": t("msg.react"), "data-testid": "emoji-picker", "data-for": String(m.id) });
+      for (const e of QUICK_REACTIONS) {
+        const b = el("button", { type: "button", class: "emoji-option", "data-testid": "emoji-option", text: e, "aria-label": e });
+        b.addEventListener("click", (ev) => { ev.stopPropagation(); react(m, e, true); });
+        picker.append(b);
+      }
+      const input = el("input", { class: "emoji-input", "data-testid": "emoji-input", "aria-label": t("react.other"), placeholder: t("react.other"), maxLength: 16 });
+      input.addEventListener("keydown", (ev) => {
+        if (ev.key === "Escape") { closePicker(); anchor.focus(); }
+        if (ev.key === "Enter" && !ev.isComposing && input.value.trim()) { ev.preventDefault(); react(m, input.value.trim(), true); }
+      });
+      input.addEventListener("click", (ev) => ev.stopPropagation());
+      picker.append(input);
+      anchor.closest("li").append(picker);
+      const first = picker.querySelector("button");
+      if (first) first.focus();
+    }
+    document.addEventListener("click", (e) => { if (picker && !picker.contains(e.target)) closePicker(); });
+
+    // ---- composer modes: replying to or editing a message ----
+    let mode = null; // {kind: "reply" | "edit", m}
+    const modeBar = el("div", { class: "composer-mode", "data-testid": "composer-mode", hidden: true });
+    const modeText = el("span", { class: "composer-mode-text", "data-testid": "composer-mode-text" });
+    const modeCancel = el("button", { type: "button", class: "icon-btn", "data-testid": "composer-mode-cancel", "aria-label": t("msg.cancel"), title: t("msg.cancel"), text: "✕" });
+    modeBar.append(modeText, modeCancel);
+    ui.form.before(modeBar);
+    modeCancel.addEventListener("click", () => { const wasEdit = mode && mode.kind === "edit"; cancelMode(); if (wasEdit) ui.composer.value = ""; ui.composer.focus(); });
+    function setMode(next) {
+      mode = next;
+      modeBar.hidden = !mode;
+      if (!mode) { modeText.textContent = ""; return; }
+      if (mode.kind === "edit") {
+        modeText.textContent = t("msg.editing");
+      } else {
+        const snippet = [...String(mode.m.message).replace(/\s+/g, " ")].slice(0, REPLY_QUOTE_CHARS).join("");
+        modeText.textContent = t("msg.replyingTo", { name: senderName(mode.m), text: snippet });
+      }
+    }
+    function cancelMode() { setMode(null); }
+    function startReply(m) {
+      setMode({ kind: "reply", m: m });
+      ui.composer.focus();
+    }
+    function startEdit(m) {
+      setMode({ kind: "edit", m: m });
+      ui.composer.value = m.message;
+      autosize();
+      ui.composer.focus();
+      ui.composer.setSelectionRange(ui.composer.value.length, ui.composer.value.length);
+    }
+
     // ---- history ----
     // loadLatest fetches the newest page of a room once; callers during the
     // fetch share its promise.
@@ -567,6 +856,7 @@
         for (const m of s.pending) insert(s, m);
         s.hasMore = msgs.length >= PAGE_SIZE;
         s.loaded = true;
+        for (const ev of s.pendingEvents.splice(0)) applyEvent(id, ev);
       } catch (ex) {
         toast(ex.message);
         return;
@@ -636,7 +926,8 @@
       subs.set(roomDest(id), client.subscribe(roomDest(id), (frame) => {
         let m;
         try { m = JSON.parse(frame.body); } catch (_) { return; }
-        if (m && typeof m.id === "number") receive(id, m);
+        if (m && CHANGE_EVENTS.has(m.type)) applyEvent(id, m);
+        else if (m && typeof m.id === "number") receive(id, m);
       }, headers));
     }
     function subscribeExtras(id) {
@@ -706,12 +997,16 @@
         subs = new Map();
         extraSubs = [];
         unconfirmed.clear(); // receipts of a closed connection never come
+        // Nobody is known to be online while we cannot hear the server.
+        renderOnline([]);
+        typers.clear();
+        renderTyping();
         attempts++;
         client.reconnectDelay = backoff(attempts);
         setConn(navigator.onLine === false ? "offline" : everConnected ? "reconnecting" : "connecting");
       };
       client.onStompError = (frame) => {
-        toast((frame.headers && frame.headers.message) || t("error.generic"));
+        toast(serverText(frame.headers && frame.headers.message) || t("error.generic"));
         // A refused CONNECT is most often an expired session: api() sends
         // the person to the login page on 401 instead of retrying forever.
         api("GET", "/api/me").catch(() => {});
@@ -731,7 +1026,7 @@
       client.subscribe("/user/queue/errors", (frame) => {
         let text = frame.body, receipt = "";
         try { const v = JSON.parse(frame.body); text = v.error || v.message || text; receipt = v.receipt || ""; } catch (_) { /* plain text */ }
-        toast(text || t("error.generic"));
+        toast(serverText(text) || t("error.generic"));
         const refused = unconfirmed.get(receipt);
         if (refused) {
           unconfirmed.delete(receipt);
@@ -751,6 +1046,7 @@
         try { await loadRooms(); } catch (_) { /* keep the old list */ }
         if (!connected) return;
         if (current && !rooms.has(current)) openRoom(current); // left or removed meanwhile: say so
+        for (const id of states.keys()) refreshHeld(id); // changes to messages made while away
       }
       everConnected = true;
       subscribeAll();
@@ -817,7 +1113,8 @@
       if (ui.leave) ui.leave.hidden = !r || !r.member || r.kind === "dm";
       const canWrite = !!(r && r.member && !r.archived);
       ui.composer.disabled = !canWrite;
-      ui.composer.placeholder = r && !r.member ? t("room.notMember") : "";
+      ui.composer.placeholder = !r ? "" : !r.member ? t("room.notMember")
+        : t("composer.placeholder", { room: (r.kind === "dm" ? "@" : "#") + roomLabel(r) });
       ui.form.querySelector('button[type="submit"]').disabled = !canWrite;
     }
     function openRoom(id) {
@@ -838,6 +1135,8 @@
       ui.room.hidden = false;
       showRoomHeader(r);
       if (changed) {
+        cancelMode();
+        closePicker();
         renderOnline([]);
         renderMessages();
         scrollToBottom();
@@ -900,16 +1199,27 @@
       if (!text.trim() || !current) return;
       if ([...text].length > MAX_MESSAGE) { toast(t("error.tooLong", { n: MAX_MESSAGE })); return; }
       if (!connected) { toast(t("error.notConnected")); return; }
+      if (mode && mode.kind === "edit") {
+        if (text !== mode.m.message && !publishChange("/pub/chat/edit", { roomId: mode.m.roomId || current, messageId: mode.m.id, message: text })) return;
+        cancelMode();
+        ui.composer.value = "";
+        autosize();
+        return;
+      }
+      const replyTo = mode && mode.kind === "reply" ? mode.m.id : 0;
       // A receipt lets a refusal on /user/queue/errors (which names it) give
       // the text back instead of losing it.
       const receipt = "send-" + (++sendSeq);
       try {
         client.watchForReceipt(receipt, () => unconfirmed.delete(receipt));
-        client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: current, message: text }), headers: { "content-type": "application/json", receipt: receipt } });
+        const body = { type: "TALK", roomId: current, message: text };
+        if (replyTo) body.replyTo = replyTo;
+        client.publish({ destination: "/pub/chat/message", body: JSON.stringify(body), headers: { "content-type": "application/json", receipt: receipt } });
       } catch (_) {
         toast(t("error.notConnected"));
         return;
       }
+      cancelMode();
       unconfirmed.set(receipt, { roomId: current, text: text });
       ui.composer.value = "";
       autosize();
@@ -984,6 +1294,13 @@
         }
         if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); pickMention(mentionIndex); return; }
         if (e.key === "Escape") { e.preventDefault(); closeMentions(); return; }
+      }
+      if (e.key === "Escape" && mode) { e.preventDefault(); modeCancel.click(); return; }
+      // Up arrow in an empty box edits one's last message, as in Slack.
+      if (e.key === "ArrowUp" && !ui.composer.value && !mode) {
+        const s = state(current);
+        const last = [...s.msgs].reverse().find((m) => m.type === "TALK" && !m.deleted && canEdit(m));
+        if (last) { e.preventDefault(); startEdit(last); return; }
       }
       // Enter sends, Shift+Enter breaks the line. While an IME composes (Korean
       // input), Enter confirms the syllable and must not send.

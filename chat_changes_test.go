@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// changeFixture is a chatFixture with a fourth user, dave (no rights), a
+// public room "team" owned by bob, in which carol and dave are members, and
+// a private room "secret" of bob's that carol and dave are not in.
+type changeFixture struct {
+	*chatFixture
+	dave         user
+	team, secret room
+}
+
+func newChangeFixture(t *testing.T) *changeFixture {
+	t.Helper()
+	f := &changeFixture{chatFixture: newChatFixture(t, langEnglish)}
+	f.dave = mustRegister(t, f.auth, "dave")
+	f.team = f.room(t, f.bob, "team", roomPublic)
+	f.secret = f.room(t, f.bob, "secret", roomPrivate)
+	for _, u := range []user{f.carol, f.dave} {
+		if err := f.chat.Join(context.Background(), u, f.team.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+func TestMessageChangeAuthorization(t *testing.T) {
+	ctx := context.Background()
+	f := newChangeFixture(t)
+	type setup struct{ carolsTeam, bobsSecret, enter storedMessage }
+	tests := []struct {
+		name string
+		do   func(s setup) error
+		want error
+	}{
+		{"author edits", func(s setup) error {
+			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.carolsTeam.ID, "fixed")
+			return err
+		}, nil},
+		{"room owner cannot edit another's message", func(s setup) error {
+			_, err := f.chat.Edit(ctx, f.bob, f.team.ID, s.carolsTeam.ID, "mine now")
+			return err
+		}, errNotAuthor},
+		{"administrator cannot edit another's message", func(s setup) error {
+			_, err := f.chat.Edit(ctx, f.alice, f.team.ID, s.carolsTeam.ID, "mine now")
+			return err
+		}, errNotAuthor},
+		{"empty edit", func(s setup) error {
+			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.carolsTeam.ID, "  ")
+			return err
+		}, errEmptyMessage},
+		{"edit through another room's id", func(s setup) error {
+			_, err := f.chat.Edit(ctx, f.carol, f.secret.ID, s.carolsTeam.ID, "x")
+			return err
+		}, errUnknownMessage},
+		{"edit an unknown message", func(s setup) error {
+			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, 999999, "x")
+			return err
+		}, errUnknownMessage},
+		{"edit an ENTER line", func(s setup) error {
+			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.enter.ID, "x")
+			return err
+		}, errNotChangeable},
+		{"non-member edits in a private room", func(s setup) error {
+			_, err := f.chat.Edit(ctx, f.carol, f.secret.ID, s.bobsSecret.ID, "x")
+			return err
+		}, errNotMember},
+		{"author deletes", func(s setup) error { return f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID) }, nil},
+		{"room owner deletes", func(s setup) error { return f.chat.Delete(ctx, f.bob, f.team.ID, s.carolsTeam.ID) }, nil},
+		{"administrator deletes", func(s setup) error { return f.chat.Delete(ctx, f.alice, f.team.ID, s.carolsTeam.ID) }, nil},
+		{"member without rights cannot delete", func(s setup) error { return f.chat.Delete(ctx, f.dave, f.team.ID, s.carolsTeam.ID) }, errCannotDelete},
+		{"non-member deletes in a private room", func(s setup) error { return f.chat.Delete(ctx, f.dave, f.secret.ID, s.bobsSecret.ID) }, errNotMember},
+		{"delete twice", func(s setup) error {
+			if err := f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID); err != nil {
+				return err
+			}
+			return f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID)
+		}, errMessageDeleted},
+		{"edit a deleted message", func(s setup) error {
+			if err := f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID); err != nil {
+				return err
+			}
+			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.carolsTeam.ID, "back")
+			return err
+		}, errMessageDeleted},
+		{"member reacts", func(s setup) error {
+			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍", true)
+			return err
+		}, nil},
+		{"non-member of a public room cannot react", func(s setup) error {
+			_, err := f.chat.React(ctx, f.alice, f.team.ID, s.carolsTeam.ID, "👍", true)
+			return err
+		}, errNotMember},
+		{"non-member of a private room cannot react", func(s setup) error {
+			_, err := f.chat.React(ctx, f.carol, f.secret.ID, s.bobsSecret.ID, "👍", true)
+			return err
+		}, errNotMember},
+		{"react to a deleted message", func(s setup) error {
+			if err := f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID); err != nil {
+				return err
+			}
+			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍", true)
+			return err
+		}, errMessageDeleted},
+		{"empty emoji", func(s setup) error {
+			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "", true)
+			return err
+		}, errBadEmoji},
+		{"emoji too long", func(s setup) error {
+			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, strings.Repeat("👍", 9), true)
+			return err
+		}, errBadEmoji},
+		{"emoji with a control character", func(s setup) error {
+			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍\x07", true)
+			return err
+		}, errBadEmoji},
+		{"emoji with a space", func(s setup) error {
+			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "a b", true)
+			return err
+		}, errBadEmoji},
+		{"emoji not UTF-8", func(s setup) error {
+			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "\xff", true)
+			return err
+		}, errBadEmoji},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := setup{
+				carolsTeam: f.post(t, f.carol, f.team.ID, msgTalk, "hello team"),
+				bobsSecret: f.post(t, f.bob, f.secret.ID, msgTalk, "secret plan"),
+				enter:      f.post(t, f.carol, f.team.ID, msgEnter, ""),
+			}
+			before := len(f.rec.deliveries())
+			err := tt.do(s)
+			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Fatalf("err %v, want %v", err, tt.want)
+			}
+			if tt.want != nil && len(f.rec.deliveries()) > before+1 {
+				t.Errorf("a refused change published %d events", len(f.rec.deliveries())-before)
+			}
+		})
+	}
+	t.Run("archived room", func(t *testing.T) {
+		m := f.post(t, f.carol, f.team.ID, msgTalk, "before archiving")
+		if _, err := f.chat.UpdateRoom(ctx, f.bob, f.team.ID, roomUpdate{Archived: new(true)}); err != nil {
+			t.Fatal(err)
+		}
+		defer f.chat.UpdateRoom(ctx, f.bob, f.team.ID, roomUpdate{Archived: new(false)})
+		if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "x"); !errors.Is(err, errRoomArchived) {
+			t.Errorf("edit: %v", err)
+		}
+		if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "👍", true); !errors.Is(err, errRoomArchived) {
+			t.Errorf("react: %v", err)
+		}
+		if err := f.chat.Delete(ctx, f.carol, f.team.ID, m.ID); !errors.Is(err, errRoomArchived) {
+			t.Errorf("author delete: %v", err)
+		}
+		if err := f.chat.Delete(ctx, f.alice, f.team.ID, m.ID); err != nil {
+			t.Errorf("administrator delete: %v", err)
+		}
+	})
+}
+
+func TestEditWindow(t *testing.T) {
+	ctx := context.Background()
+	f := newChangeFixture(t)
+	f.chat.editWindow = 10 * time.Minute
+	m := f.post(t, f.carol, f.team.ID, msgTalk, "typo")
+	f.clock.Advance(9 * time.Minute)
+	if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "fixed"); err != nil {
+		t.Fatalf("within the window: %v", err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "later"); !errors.Is(err, errEditTooLate) {
+		t.Fatalf("after the window: %v", err)
+	}
+	if err := f.chat.Delete(ctx, f.carol, f.team.ID, m.ID); err != nil {
+		t.Fatalf("deleting after the window: %v", err)
+	}
+}
+
+// history returns the room's newest page as bob sees it, by id.
+func (f *changeFixture) history(t *testing.T, roomID int64) map[int64]storedMessage {
+	t.Helper()
+	ms, err := f.chat.Messages(context.Background(), f.bob, roomID, 0, 0, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64]storedMessage{}
+	for _, m := range ms {
+		out[m.ID] = m
+	}
+	return out
+}
+
+func (f *changeFixture) lastEvent(t *testing.T) map[string]any {
+	t.Helper()
+	d := f.rec.deliveries()
+	var ev map[string]any
+	if err := json.Unmarshal(d[len(d)-1].body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func (f *changeFixture) searchIDs(t *testing.T, q string) []int64 {
+	t.Helper()
+	ms, err := f.chat.Search(context.Background(), f.bob, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+// TestMessageChangesStoredAndPublished: each change is published as its
+// event, and history, search, replay and notifications show the final state.
+func TestMessageChangesStoredAndPublished(t *testing.T) {
+	ctx := context.Background()
+	f := newChangeFixture(t)
+	m := f.post(t, f.carol, f.team.ID, msgTalk, "lunch at noon @dave")
+	plain, _ := json.Marshal(m)
+	var keys map[string]any
+	json.Unmarshal(plain, &keys)
+	if len(keys) != 6 {
+		t.Errorf("a plain message has fields beyond the seed's: %s", plain)
+	}
+
+	ev, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "lunch at one @dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.lastEvent(t)
+	if got["type"] != msgEdit || got["messageId"] != float64(m.ID) || got["message"] != "lunch at one @dave" || got["editedAt"] != ev.EditedAt || got["id"] != nil {
+		t.Errorf("EDIT event %v", got)
+	}
+	h := f.history(t, f.team.ID)[m.ID]
+	if h.Message != "lunch at one @dave" || h.EditedAt.IsZero() {
+		t.Errorf("history after edit: %+v", h)
+	}
+	if ids := f.searchIDs(t, "noon"); len(ids) != 0 {
+		t.Errorf("search finds the old text: %v", ids)
+	}
+	if ids := f.searchIDs(t, "one"); len(ids) != 1 || ids[0] != m.ID {
+		t.Errorf("search for the new text: %v", ids)
+	}
+	ns, err := f.st.pendingNotifications(ctx, f.dave.ID, 10)
+	if err != nil || len(ns) != 1 || ns[0].Message.Message != "lunch at one @dave" {
+		t.Errorf("pending notification after edit: %+v %v", ns, err)
+	}
+
+	for _, u := range []user{f.bob, f.dave} {
+		f.clock.Advance(time.Second) // reactions are listed in the order they came
+		if _, err := f.chat.React(ctx, u, f.team.ID, m.ID, "👍", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Advance(time.Second)
+	rs, err := f.chat.React(ctx, f.bob, f.team.ID, m.ID, "🎉", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"emoji":"👍","users":["bob","dave"]},{"emoji":"🎉","users":["bob"]}]`
+	if b, _ := json.Marshal(rs); string(b) != want {
+		t.Errorf("reactions %s, want %s", b, want)
+	}
+	if b, _ := json.Marshal(f.history(t, f.team.ID)[m.ID].Reactions); string(b) != want {
+		t.Errorf("history reactions %s", b)
+	}
+	replay, err := f.chat.MessagesAfter(ctx, f.team.ID, m.ID-1, 10)
+	if err != nil || len(replay) == 0 || len(replay[0].Reactions) != 2 {
+		t.Errorf("replay after since-id lacks reactions: %+v %v", replay, err)
+	}
+	if _, err := f.chat.React(ctx, f.bob, f.team.ID, m.ID, "👍", true); err != nil {
+		t.Errorf("adding the same reaction again: %v", err)
+	}
+	rs, err = f.chat.React(ctx, f.bob, f.team.ID, m.ID, "🎉", false)
+	if err != nil || len(rs) != 1 {
+		t.Errorf("remove: %v %v", rs, err)
+	}
+	got = f.lastEvent(t)
+	if got["type"] != msgReaction || got["user"] != "bob" || got["added"] != false || got["emoji"] != "🎉" {
+		t.Errorf("REACTION event %v", got)
+	}
+
+	if err := f.chat.Delete(ctx, f.carol, f.team.ID, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	got = f.lastEvent(t)
+	if got["type"] != msgDelete || got["messageId"] != float64(m.ID) || got["by"] != "carol" {
+		t.Errorf("DELETE event %v", got)
+	}
+	h = f.history(t, f.team.ID)[m.ID]
+	if !h.Deleted || h.Message != "" || h.Reactions != nil {
+		t.Errorf("history after delete: %+v", h)
+	}
+	if ids := f.searchIDs(t, "lunch"); len(ids) != 0 {
+		t.Errorf("search finds a deleted message: %v", ids)
+	}
+	if ns, _ := f.st.pendingNotifications(ctx, f.dave.ID, 10); len(ns) != 0 {
+		t.Errorf("notification of a deleted message still pending: %+v", ns)
+	}
+}
+
+func TestReactionLimit(t *testing.T) {
+	ctx := context.Background()
+	f := newChangeFixture(t)
+	m := f.post(t, f.carol, f.team.ID, msgTalk, "vote")
+	for i := range maxReactionsPerUser {
+		if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, string(rune('😀'+i)), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "🦀", true); !errors.Is(err, errTooManyReactions) {
+		t.Fatalf("one more: %v", err)
+	}
+	if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "😀", true); err != nil {
+		t.Fatalf("one already there: %v", err)
+	}
+}
+
+func TestReplies(t *testing.T) {
+	ctx := context.Background()
+	f := newChangeFixture(t)
+	orig := f.post(t, f.carol, f.team.ID, msgTalk, strings.Repeat("가", replyQuoteRunes+10))
+	other := f.post(t, f.bob, f.secret.ID, msgTalk, "elsewhere")
+	tests := []struct {
+		name    string
+		replyTo int64
+		want    error
+	}{
+		{"to a message of the room", orig.ID, nil},
+		{"to a message of another room", other.ID, errBadReply},
+		{"to no message", 999999, errBadReply},
+		{"negative id", -1, errBadReply},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := f.chat.Post(ctx, f.dave, chatInput{Type: msgTalk, RoomID: f.team.ID, Message: "answer", ReplyTo: tt.replyTo})
+			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Fatalf("err %v, want %v", err, tt.want)
+			}
+			if err != nil {
+				return
+			}
+			if m.Reply == nil || m.Reply.ID != orig.ID || m.Reply.Sender != "carol" || len([]rune(m.Reply.Message)) != replyQuoteRunes {
+				t.Errorf("posted reply %+v", m.Reply)
+			}
+			if err := f.chat.Delete(ctx, f.carol, f.team.ID, orig.ID); err != nil {
+				t.Fatal(err)
+			}
+			h := f.history(t, f.team.ID)[m.ID]
+			if h.ReplyTo != orig.ID || h.Reply == nil || !h.Reply.Deleted || h.Reply.Message != "" {
+				t.Errorf("reply after its original was deleted: %+v %+v", h, h.Reply)
+			}
+		})
+	}
+}
+
+func TestReplyQuoteRunesSQL(t *testing.T) {
+	if replyQuoteRunesSQL != "140" || replyQuoteRunes != 140 {
+		t.Fatalf("replyQuoteRunes %d and replyQuoteRunesSQL %s differ", replyQuoteRunes, replyQuoteRunesSQL)
+	}
+}
+
+func TestCheckEmoji(t *testing.T) {
+	for _, ok := range []string{"👍", "🇰🇷", "👨‍👩‍👧‍👦", "+1", "❤️"} {
+		if err := checkEmoji(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", " ", "\n", "👍 👍", "\u0000", strings.Repeat("x", maxEmojiBytes+1), "\xc3"} {
+		if err := checkEmoji(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
