@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -137,8 +138,9 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 		return err
 	}
 	var body struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
+		Type        string            `json:"type"`
+		Message     string            `json:"message"`
+		Attachments []json.RawMessage `json:"attachments"` // file ids, as in a STOMP SEND
 	}
 	if err := decodeAPIJSON(w, r, a.chat.maxInputBytes(), &body); err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
@@ -151,7 +153,11 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 	if typ == "" {
 		typ = msgTalk
 	}
-	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message})
+	files, err := parseAttachmentIDs(body.Attachments)
+	if err != nil {
+		return err
+	}
+	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message, Attachments: files})
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,10 @@ const (
 
 	// maxMentionsPerMessage bounds the notifications one message can cause.
 	maxMentionsPerMessage = 20
+
+	// maxAttachments bounds the files one message carries: a handful of
+	// screenshots or a folder's worth of documents, not an archive.
+	maxAttachments = 20
 )
 
 // Server languages for the ENTER/LEAVE texts (--lang).
@@ -72,13 +76,20 @@ type chatInput struct {
 	RoomID  int64  `json:"roomId"`
 	Sender  string `json:"sender"`
 	Message string `json:"message"`
+
+	// Attachments are ids of files the sender uploaded to the room
+	// (POST /api/rooms/{id}/files) and sends with this message.
+	Attachments []int64 `json:"attachments,omitempty"`
 }
 
 // ParseChatInput decodes and checks the shape of a SEND body: valid JSON
 // (errBadJSON), a known type (errBadMessageType) and a room id
 // (errUnknownRoom). roomId may be a number or a string of digits, since
 // some Spring examples send it as a string. Whether the room exists and
-// the message is acceptable is Post's business. The body's size is
+// the message is acceptable is Post's business. attachments, if present,
+// is a list of file ids, each a number or an object with an "id" (so a
+// client may echo the attachment objects it got back from the upload);
+// duplicates are dropped (errBadAttachment for anything else). The body's size is
 // bounded before it gets here: by -max-frame on STOMP, and by
 // chatService.maxInputBytes on HTTP.
 func ParseChatInput(body []byte) (chatInput, error) {
@@ -87,11 +98,17 @@ func ParseChatInput(body []byte) (chatInput, error) {
 		RoomID  json.RawMessage `json:"roomId"`
 		Sender  string          `json:"sender"`
 		Message string          `json:"message"`
+
+		Attachments []json.RawMessage `json:"attachments"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return chatInput{}, errBadJSON
 	}
 	in := chatInput{Type: strings.ToUpper(raw.Type), Sender: raw.Sender, Message: raw.Message}
+	var err error
+	if in.Attachments, err = parseAttachmentIDs(raw.Attachments); err != nil {
+		return chatInput{}, err
+	}
 	switch in.Type {
 	case msgEnter, msgTalk, msgLeave:
 	default:
@@ -104,6 +121,37 @@ func ParseChatInput(body []byte) (chatInput, error) {
 	}
 	in.RoomID = n
 	return in, nil
+}
+
+// parseAttachmentIDs reads the attachments of a send: numbers or objects
+// with an "id", at most maxAttachments distinct ones, duplicates dropped.
+func parseAttachmentIDs(raw []json.RawMessage) ([]int64, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if len(raw) > maxAttachments {
+		return nil, errTooManyAttachments
+	}
+	ids := make([]int64, 0, len(raw))
+	for _, r := range raw {
+		var id int64
+		if err := json.Unmarshal(r, &id); err != nil {
+			var obj struct {
+				ID int64 `json:"id"`
+			}
+			if json.Unmarshal(r, &obj) != nil {
+				return nil, errBadAttachment
+			}
+			id = obj.ID
+		}
+		if id <= 0 {
+			return nil, errBadAttachment
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
 }
 
 // chatConfig wires chatService to the rest of the program.
@@ -259,7 +307,11 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 	m := storedMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
 	switch in.Type {
 	case msgTalk:
-		if err := c.checkBody(in.Message); err != nil {
+		err := c.checkBody(in.Message)
+		if errors.Is(err, errEmptyMessage) && len(in.Attachments) > 0 {
+			err = nil // a picture needs no words
+		}
+		if err != nil {
 			return storedMessage{}, err
 		}
 		m.Message = in.Message
@@ -278,7 +330,10 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 			return storedMessage{}, err
 		}
 	}
-	return c.store(ctx, m, mentions)
+	if in.Type != msgTalk && len(in.Attachments) > 0 {
+		return storedMessage{}, errBadAttachment
+	}
+	return c.store(ctx, m, mentions, in.Attachments)
 }
 
 // store checks the room, writes m (plus a membership when posting makes u
@@ -288,11 +343,13 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 // The room check runs inside the transaction rather than as a read before
 // it: the decision and the insert see the same state, and a send costs no
 // separate read transaction. A member's send to a room that is neither
-// archived nor a DM, with no mentions, is checked and stored by one
-// statement (insertAsMemberTx); every other send takes the full path. A
+// archived nor a DM, with no mentions and no attachments, is checked and
+// stored by one statement (insertAsMemberTx); every other send takes the
+// full path, which also checks and attaches the files ids (the sender's
+// own unsent uploads to this room, else errBadAttachment). A
 // refusal is recorded, not returned, so the transaction of the other
 // senders in the group goes on undisturbed.
-func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget) (storedMessage, error) {
+func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget, files []int64) (storedMessage, error) {
 	var (
 		refused error          // why the room refused m, if it did
 		targets []notifyTarget // DM peer and mentions: whom m notifies
@@ -300,7 +357,7 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 	)
 	err := c.st.write(ctx, func(tx *sql.Tx) error {
 		refused, targets, stored = nil, targets[:0], stored[:0]
-		if len(mentions) == 0 {
+		if len(mentions) == 0 && len(files) == 0 {
 			// The common case, one statement; mentions may need
 			// notifications stored in the same transaction.
 			if done, err := c.st.insertAsMemberTx(ctx, tx, &m); done || err != nil {
@@ -318,6 +375,13 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 		case r.kind != roomPublic && !r.member:
 			refused = errNotMember
 		}
+		if refused == nil {
+			if err := checkAttachableTx(ctx, tx, &m, files); errors.Is(err, errBadAttachment) {
+				refused = err
+			} else if err != nil {
+				return err
+			}
+		}
 		if refused != nil {
 			return nil
 		}
@@ -332,6 +396,9 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 			}
 		}
 		if err := c.st.insertMessageTx(ctx, tx, &m); err != nil {
+			return err
+		}
+		if err := attachFilesTx(ctx, tx, &m, files); err != nil {
 			return err
 		}
 		if r.kind == roomPublic && !r.member && m.Type != msgLeave {

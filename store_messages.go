@@ -34,6 +34,11 @@ type storedMessage struct {
 	Message   string
 	CreatedAt time.Time
 	UserID    int64 // the author's account, 0 if deleted; not published
+
+	// Attachments are the files the message carries (issue 17), in
+	// upload order; nil for most messages, and then absent from
+	// the JSON, so the seed's plain message is unchanged.
+	Attachments []attachment
 }
 
 // messageJSON is the wire form of storedMessage.
@@ -44,12 +49,14 @@ type messageJSON struct {
 	Sender    string `json:"sender"`
 	Message   string `json:"message"`
 	CreatedAt string `json:"createdAt"`
+
+	Attachments []attachment `json:"attachments,omitempty"`
 }
 
 func (m storedMessage) MarshalJSON() ([]byte, error) {
 	return json.Marshal(messageJSON{
 		ID: m.ID, Type: m.Type, RoomID: m.RoomID, Sender: m.Sender, Message: m.Message,
-		CreatedAt: m.CreatedAt.UTC().Format(jsonTimeFormat),
+		CreatedAt: m.CreatedAt.UTC().Format(jsonTimeFormat), Attachments: m.Attachments,
 	})
 }
 
@@ -62,7 +69,7 @@ func (m *storedMessage) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*m = storedMessage{ID: j.ID, Type: j.Type, RoomID: j.RoomID, Sender: j.Sender, Message: j.Message, CreatedAt: t}
+	*m = storedMessage{ID: j.ID, Type: j.Type, RoomID: j.RoomID, Sender: j.Sender, Message: j.Message, CreatedAt: t, Attachments: j.Attachments}
 	return nil
 }
 
@@ -193,6 +200,9 @@ func (s *store) messagesPage(ctx context.Context, roomID, before, after int64, l
 	} else {
 		ms, err = queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesNewest, roomID, limit)
 	}
+	if err == nil {
+		err = s.withAttachments(ctx, ms)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
 	}
@@ -204,6 +214,9 @@ func (s *store) messagesPage(ctx context.Context, roomID, before, after int64, l
 // ascending order; after = 0 starts from the oldest.
 func (s *store) messagesAfter(ctx context.Context, roomID, after int64, limit int) ([]storedMessage, error) {
 	ms, err := queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesAfter, roomID, after, limit)
+	if err == nil {
+		err = s.withAttachments(ctx, ms)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
 	}
@@ -226,6 +239,9 @@ LIMIT ?3`
 // searchMessages runs an FTS5 query over the rooms userID may read, newest first.
 func (s *store) searchMessages(ctx context.Context, userID int64, match string, limit int) ([]storedMessage, error) {
 	ms, err := queryPage(ctx, s.rdb, scanMessageRows, sqlSearch, match, userID, limit)
+	if err == nil {
+		err = s.withAttachments(ctx, ms)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
