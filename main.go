@@ -471,6 +471,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		wsPath:           "/ws",
 		maxMessage:       cfg.MaxMessage,
 		maxSubscriptions: cfg.MaxSubscriptions,
+		maxUpload:        s.files.maxBytes,
 		frameAncestors:   cfg.EmbedOrigins,
 		static:           static,
 		log:              log,

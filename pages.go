@@ -47,6 +47,8 @@ type pagesOptions struct {
 	// (-max-subscriptions); app.js checks and plans with them. Zero leaves
 	// app.js's own defaults, which equal the server's.
 	maxMessage, maxSubscriptions int
+	// maxUpload is -max-upload in bytes, for upload.js; zero leaves its default.
+	maxUpload int64
 	// frameAncestors are the origins allowed to frame /embed/room/{id}
 	// (CSP frame-ancestors sources, e.g. "https://intranet.corp.example").
 	// Empty allows only this server itself. Other pages may never be framed.
@@ -259,6 +261,7 @@ func (p *pages) page(r *http.Request, name, titleKey string, u *uiUser) ui.Page 
 
 			MaxMessage:       p.opts.maxMessage,
 			MaxSubscriptions: p.opts.maxSubscriptions,
+			MaxUpload:        p.opts.maxUpload,
 		},
 	}
 	if u != nil {

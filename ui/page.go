@@ -27,6 +27,9 @@ type Boot struct {
 	// the options instead of a copy of their defaults.
 	MaxMessage       int `json:"maxMessage,omitempty"`       // characters in one chat message
 	MaxSubscriptions int `json:"maxSubscriptions,omitempty"` // subscriptions one connection may hold
+	// MaxUpload is -max-upload in bytes, so upload.js refuses a file too
+	// large before sending it.
+	MaxUpload int64 `json:"maxUpload,omitempty"`
 }
 
 // User is the signed-in person as the pages see it.

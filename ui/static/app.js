@@ -329,6 +329,9 @@
     let readTimer = 0;
     let typingTimer = 0;
 
+    // Files and pictures (upload.js): the composer's uploads, sent with the next message.
+    const uploads = window.StompboxUpload ? window.StompboxUpload.init({ room: () => current, t: t, toast: toast, maxUpload: boot.maxUpload }) : null;
+
     const nameOf = (username) => {
       const u = users.get(username);
       return (u && u.displayName) || username;
@@ -475,7 +478,8 @@
         el("div", { class: "msg-head" },
           el("span", { class: "msg-sender", "data-testid": "message-sender", text: senderName(m) }),
           time),
-        body);
+        body,
+        Array.isArray(m.attachments) && m.attachments.length && window.StompboxUpload ? window.StompboxUpload.render(m.attachments) : null);
     }
     function needsDay(m, prev) {
       return !prev || dayKey(new Date(prev.createdAt)) !== dayKey(new Date(m.createdAt));
@@ -833,6 +837,7 @@
       }
       const changed = id !== current;
       current = id;
+      if (uploads) uploads.reset(id);
       storage.set(LAST_ROOM_KEY, String(id));
       ui.empty.hidden = true;
       ui.room.hidden = false;
@@ -897,7 +902,9 @@
     // ---- composer ----
     function send() {
       const text = ui.composer.value;
-      if (!text.trim() || !current) return;
+      if (uploads && uploads.busy()) { toast(t("upload.wait")); return; }
+      const files = uploads ? uploads.ready() : [];
+      if ((!text.trim() && files.length === 0) || !current) return;
       if ([...text].length > MAX_MESSAGE) { toast(t("error.tooLong", { n: MAX_MESSAGE })); return; }
       if (!connected) { toast(t("error.notConnected")); return; }
       // A receipt lets a refusal on /user/queue/errors (which names it) give
@@ -905,12 +912,13 @@
       const receipt = "send-" + (++sendSeq);
       try {
         client.watchForReceipt(receipt, () => unconfirmed.delete(receipt));
-        client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: current, message: text }), headers: { "content-type": "application/json", receipt: receipt } });
+        client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: current, message: text, attachments: files.length ? files : undefined }), headers: { "content-type": "application/json", receipt: receipt } });
       } catch (_) {
         toast(t("error.notConnected"));
         return;
       }
       unconfirmed.set(receipt, { roomId: current, text: text });
+      if (uploads) uploads.clear();
       ui.composer.value = "";
       autosize();
       closeMentions();
