@@ -157,7 +157,8 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 	if err != nil {
 		return err
 	}
-	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message, Attachments: files})
+	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message, Attachments: files,
+		IdempotencyKey: r.Header.Get(idempotencyHTTPHeader)})
 	if err != nil {
 		return err
 	}

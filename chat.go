@@ -80,6 +80,11 @@ type chatInput struct {
 	// Attachments are ids of files the sender uploaded to the room
 	// (POST /api/rooms/{id}/files) and sends with this message.
 	Attachments []int64 `json:"attachments,omitempty"`
+
+	// IdempotencyKey, from the SEND's idempotency-key header or the HTTP
+	// Idempotency-Key header, makes a resend of the same message within
+	// idempotencyWindow return the first one instead of posting twice.
+	IdempotencyKey string `json:"-"`
 }
 
 // ParseChatInput decodes and checks the shape of a SEND body: valid JSON
@@ -195,8 +200,9 @@ type chatService struct {
 	deliver  func(roomID, msgID int64, msg []byte)
 	notify   func(username string, body []byte)
 	online   func(username string) bool
-	maxRunes int // most characters in one TALK message
-	maxRooms int // most rooms one non-admin account may create; 0: no limit
+	maxRunes int          // most characters in one TALK message
+	maxRooms int          // most rooms one non-admin account may create; 0: no limit
+	idem     *idempotency // recent keyed sends (chat_idempotency.go)
 	webhooks *webhookSender
 	log      *slog.Logger
 }
@@ -226,6 +232,7 @@ func newChatService(st *store, cfg chatConfig) (*chatService, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.webhooks = newWebhookSender(cfg.Webhooks, c.log)
+	c.idem = newIdempotency(st.now)
 	return c, nil
 }
 
@@ -302,8 +309,14 @@ func (e messageTooLongError) public() error {
 // then, so a RECEIPT sent after Post returns follows the MESSAGE. ENTER and
 // LEAVE get the server's text in its language. ENTER and TALK in a public
 // room make u a member. Mentions of offline users and DMs to offline users
-// become notifications.
+// become notifications. A send with an IdempotencyKey that u already used
+// within idempotencyWindow returns the message stored then, and stores and
+// delivers nothing.
 func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMessage, error) {
+	if key := in.IdempotencyKey; key != "" {
+		in.IdempotencyKey = ""
+		return c.idem.do(ctx, u.ID, key, func() (storedMessage, error) { return c.Post(ctx, u, in) })
+	}
 	m := storedMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
 	switch in.Type {
 	case msgTalk:
