@@ -116,6 +116,18 @@ func (p *pages) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin", p.serveAdmin)
 	mux.HandleFunc("GET /embed/room/{id}", p.serveEmbed)
 	mux.Handle("GET "+ui.StaticPrefix, p.static)
+	mux.HandleFunc("GET /sw.js", p.serveServiceWorker)
+}
+
+// serveServiceWorker serves static/sw.js at /sw.js: a service worker's
+// scope is the folder it is served from, and the app's is the whole site.
+// It is always revalidated (no ?v= fingerprint), so a new version reaches
+// browsers on their next visit.
+func (p *pages) serveServiceWorker(w http.ResponseWriter, r *http.Request) {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = ui.StaticPrefix + "sw.js"
+	r2.URL.RawQuery = ""
+	p.static.ServeHTTP(w, r2)
 }
 
 // gate decides where a request for a page that needs an account goes: to

@@ -331,6 +331,8 @@
 
     // Files and pictures (upload.js): the composer's uploads, sent with the next message.
     const uploads = window.StompboxUpload ? window.StompboxUpload.init({ room: () => current, t: t, toast: toast, maxUpload: boot.maxUpload }) : null;
+    // Sends wait in the outbox (pwa.js) until the server confirms them.
+    const outbox = window.StompboxOutbox && me ? window.StompboxOutbox.init({ userId: me.id, t: t }) : null;
 
     const nameOf = (username) => {
       const u = users.get(username);
@@ -739,6 +741,7 @@
         const refused = unconfirmed.get(receipt);
         if (refused) {
           unconfirmed.delete(receipt);
+          if (outbox) outbox.done(refused.key);
           if (refused.roomId === current && !ui.composer.value) { ui.composer.value = refused.text; autosize(); }
         }
       });
@@ -758,6 +761,7 @@
       }
       everConnected = true;
       subscribeAll();
+      if (outbox) for (const item of outbox.pending()) publishItem(item); // typed offline, or unconfirmed when the line dropped
     }
     window.addEventListener("offline", () => {
       setConn("offline");
@@ -906,23 +910,33 @@
       const files = uploads ? uploads.ready() : [];
       if ((!text.trim() && files.length === 0) || !current) return;
       if ([...text].length > MAX_MESSAGE) { toast(t("error.tooLong", { n: MAX_MESSAGE })); return; }
-      if (!connected) { toast(t("error.notConnected")); return; }
-      // A receipt lets a refusal on /user/queue/errors (which names it) give
-      // the text back instead of losing it.
-      const receipt = "send-" + (++sendSeq);
-      try {
-        client.watchForReceipt(receipt, () => unconfirmed.delete(receipt));
-        client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: current, message: text, attachments: files.length ? files : undefined }), headers: { "content-type": "application/json", receipt: receipt } });
-      } catch (_) {
-        toast(t("error.notConnected"));
-        return;
-      }
-      unconfirmed.set(receipt, { roomId: current, text: text });
+      // With the outbox (pwa.js) a message typed offline waits there and goes
+      // out, once, when the connection is back; without it, it stays typed.
+      if (!connected && !outbox) { toast(t("error.notConnected")); return; }
+      const item = { key: outbox ? outbox.newKey() : "", roomId: current, text: text, attachments: files };
+      if (outbox) outbox.add(item);
+      if (connected && !publishItem(item) && !outbox) { toast(t("error.notConnected")); return; }
       if (uploads) uploads.clear();
       ui.composer.value = "";
       autosize();
       closeMentions();
       lastTypingSent = 0;
+    }
+    // publishItem SENDs one message with a receipt and its idempotency key.
+    // The receipt lets a refusal on /user/queue/errors (which names it) give
+    // the text back instead of losing it, and takes it out of the outbox.
+    function publishItem(item) {
+      const receipt = "send-" + (++sendSeq);
+      const headers = { "content-type": "application/json", receipt: receipt };
+      if (item.key) headers["idempotency-key"] = item.key;
+      try {
+        client.watchForReceipt(receipt, () => { unconfirmed.delete(receipt); if (outbox) outbox.done(item.key); });
+        client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: item.roomId, message: item.text, attachments: item.attachments && item.attachments.length ? item.attachments : undefined }), headers: headers });
+      } catch (_) {
+        return false;
+      }
+      unconfirmed.set(receipt, { roomId: item.roomId, text: item.text, key: item.key });
+      return true;
     }
     function autosize() {
       const lines = ui.composer.value.split("\n").length;
