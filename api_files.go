@@ -31,6 +31,30 @@ func (a *api) filesRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/rooms/{id}/files", a.authed(a.upload))
 	mux.Handle("GET /api/files/{fileID}", a.authed(a.download(false)))
 	mux.Handle("GET /api/files/{fileID}/thumb", a.authed(a.download(true)))
+	mux.Handle("DELETE /api/files/{fileID}", a.authed(a.deleteUnsent))
+}
+
+// deleteUnsent serves DELETE /api/files/{fileID}: the uploader takes back
+// an upload not sent yet (204); anything else is 404.
+func (a *api) deleteUnsent(w http.ResponseWriter, r *http.Request, u user) error {
+	id, err := filePathID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.files.DeleteUnsent(r.Context(), u, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// filePathID parses the {fileID} path segment; a malformed id names no file.
+func filePathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("fileID"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errUnknownFile
+	}
+	return id, nil
 }
 
 // upload serves POST /api/rooms/{id}/files: a multipart/form-data body
@@ -90,9 +114,9 @@ func partFileName(p *multipart.Part) string {
 // http.ServeContent's.
 func (a *api) download(thumb bool) authedFunc {
 	return func(w http.ResponseWriter, r *http.Request, u user) error {
-		id, err := strconv.ParseInt(r.PathValue("fileID"), 10, 64)
-		if err != nil || id <= 0 {
-			return errUnknownFile
+		id, err := filePathID(r)
+		if err != nil {
+			return err
 		}
 		f, file, err := a.files.Open(r.Context(), u, id, thumb)
 		if err != nil {

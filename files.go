@@ -351,6 +351,21 @@ func (s *fileService) Open(ctx context.Context, u user, id int64, thumb bool) (s
 	return f, file, nil
 }
 
+// DeleteUnsent deletes an upload of u that no message carries yet (the
+// Remove of the upload tray), and its blobs unless another file shares
+// them. Anything else, sent files included, is errUnknownFile.
+func (s *fileService) DeleteUnsent(ctx context.Context, u user, id int64) error {
+	s.blobMu.Lock()
+	defer s.blobMu.Unlock()
+	sum, thumb, err := s.st.deleteUnsentFile(ctx, id, u.ID)
+	if err != nil {
+		return err
+	}
+	s.removeUnreferenced(ctx, sum)
+	s.removeUnreferenced(ctx, thumb)
+	return nil
+}
+
 // Sweep deletes uploads never sent before abandonedBefore, then removes
 // every blob no file row names any more: those of messages that retention
 // or a deletion removed (their rows went with them, ON DELETE CASCADE),

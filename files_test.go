@@ -287,6 +287,24 @@ func TestUploadDedup(t *testing.T) {
 	if b := f.blobs(t); len(b) != 2 { // the file and its thumbnail, once each
 		t.Fatalf("blobs %v, want the file and one thumbnail", b)
 	}
+
+	// Taking one back keeps the blob the other still names; taking both
+	// back removes it. Nobody else may take an upload back.
+	if r := f.req(t, f.alice, "DELETE", a2.URL, "", nil); r.status != 404 {
+		t.Errorf("alice deleted bob's upload: %d", r.status)
+	}
+	if r := f.req(t, f.bob, "DELETE", a2.URL, "", nil); r.status != 204 {
+		t.Fatalf("bob takes his back: %d %s", r.status, r.body)
+	}
+	if b := f.blobs(t); len(b) != 2 {
+		t.Errorf("blobs %v after one of two went", b)
+	}
+	if r := f.req(t, f.alice, "DELETE", a1.URL, "", nil); r.status != 204 {
+		t.Fatalf("alice takes hers back: %d", r.status)
+	}
+	if b := f.blobs(t); len(b) != 0 {
+		t.Errorf("blobs %v after both went", b)
+	}
 }
 
 // TestAttachments: a message references uploads of its sender in its room;
@@ -339,6 +357,10 @@ func TestAttachments(t *testing.T) {
 	}
 	if r := f.req(t, f.bob, "GET", pic.URL, "", nil); r.status != 200 {
 		t.Errorf("bob downloads: %d", r.status)
+	}
+
+	if r := f.req(t, f.alice, "DELETE", pic.URL, "", nil); r.status != 404 {
+		t.Errorf("a sent file was taken back: %d", r.status)
 	}
 
 	plain := f.post(t, f.bob, f.room, "no files")
@@ -456,5 +478,37 @@ func TestBackupIncludesFiles(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("blob %s not in the backup: %v", sum, err)
 		}
+	}
+}
+
+// TestAttachmentsOverSTOMP: a SEND may name its attachments by id or as
+// the objects the upload returned; subscribers get them in the MESSAGE,
+// and a plain message stays exactly the seed's shape.
+func TestAttachmentsOverSTOMP(t *testing.T) {
+	f := newSTOMPChatFixture(t, "kim", "lee")
+	ctx := context.Background()
+	lee := f.login(t, "lee")
+	lee.roundTrip(cmdSubscribe, "", "id:room", "destination:"+f.roomDest())
+	kim := f.login(t, "kim")
+	up, err := f.srv.files.Upload(ctx, f.users["kim"], f.room.ID, "a.png", bytes.NewReader(pngBytes(t, 10, 10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"type": "TALK", "roomId": f.room.ID, "message": "", "attachments": []any{up.attachment()}})
+	kim.roundTrip(cmdSend, string(body), "destination:/pub/chat/message")
+	kim.roundTrip(cmdSend, chatBody("TALK", f.room.ID, "plain"), "destination:/pub/chat/message")
+
+	var got storedMessage
+	if err := json.Unmarshal(lee.expect(cmdMessage).Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Attachments) != 1 || got.Attachments[0] != up.attachment() {
+		t.Errorf("attachments %+v, want %+v", got.Attachments, up.attachment())
+	}
+	plain := lee.expect(cmdMessage).Body
+	var keys map[string]any
+	json.Unmarshal(plain, &keys)
+	if _, ok := keys["attachments"]; ok || len(keys) != 6 {
+		t.Errorf("plain message %s: want only id, type, roomId, sender, message, createdAt", plain)
 	}
 }

@@ -255,3 +255,20 @@ func (s *store) blobReferenced(ctx context.Context, sum string) (bool, error) {
 	}
 	return ok, nil
 }
+
+const sqlDeleteUnsentFile = `DELETE FROM files WHERE id = ? AND user_id = ? AND message_id IS NULL RETURNING sha256, thumb_sha256`
+
+// deleteUnsentFile deletes an upload of userID that no message carries and
+// returns its blobs' names, or errUnknownFile.
+func (s *store) deleteUnsentFile(ctx context.Context, id, userID int64) (sum, thumb string, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, sqlDeleteUnsentFile, id, userID).Scan(&sum, &thumb)
+	}, nil)
+	if err == sql.ErrNoRows {
+		return "", "", errUnknownFile
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("delete file %d: %w", id, err)
+	}
+	return sum, thumb, nil
+}

@@ -129,6 +129,8 @@ window.StompboxUpload = (function () {
     }
     function drop(item) {
       if (item.xhr && !item.result) item.xhr.abort();
+      // Taken back before sending: the server forgets it (and its quota) now, not in a day.
+      if (item.result) fetch("/api/files/" + item.result.id, { method: "DELETE" }).catch(() => {});
       item.li.remove();
       items = items.filter((x) => x !== item);
       refresh();
