@@ -353,6 +353,17 @@ func (s *store) pendingNotifications(ctx context.Context, userID int64, limit in
 		n.CreatedAt, n.Message.CreatedAt = fromMS(created), fromMS(mcreated)
 		return n, err
 	}, sqlPendingNotifications, userID, limit)
+	if err == nil && len(ns) > 0 {
+		ms := make([]storedMessage, len(ns))
+		for i := range ns {
+			ms[i] = ns[i].Message
+		}
+		if err = s.withAttachments(ctx, ms); err == nil {
+			for i := range ns {
+				ns[i].Message = ms[i]
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pending notifications: %w", err)
 	}
