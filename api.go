@@ -30,6 +30,8 @@ type api struct {
 	log  *slog.Logger
 	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
 	lim  *rateLimiter                // the broker's limiter: message posts share the users' STOMP SEND buckets
+
+	files *fileService // uploads and downloads (api_files.go); nil: no file routes
 }
 
 // newAPI builds the API; routes registers it on a mux. lim is the broker's
@@ -69,6 +71,9 @@ func (a *api) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/rooms/{id}/export", a.authed(a.export))
 	mux.Handle("POST /api/dm/{username}", a.authed(a.openDM))
 	mux.Handle("GET /api/search", a.authed(a.search))
+	if a.files != nil {
+		a.filesRoutes(mux)
+	}
 
 	mux.Handle("GET /api/admin/backup", a.authed(a.admin(a.backup)))
 	mux.Handle("PUT /api/admin/registration", a.authed(a.admin(a.setRegistration)))

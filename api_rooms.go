@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -136,9 +137,10 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 		return err
 	}
 	var body struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-		ReplyTo int64  `json:"replyTo"`
+		Type        string            `json:"type"`
+		Message     string            `json:"message"`
+		ReplyTo     int64             `json:"replyTo"`
+		Attachments []json.RawMessage `json:"attachments"` // file ids, as in a STOMP SEND
 	}
 	if err := decodeAPIJSON(w, r, a.chat.maxInputBytes(), &body); err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
@@ -151,7 +153,12 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 	if typ == "" {
 		typ = msgTalk
 	}
-	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message, ReplyTo: body.ReplyTo})
+	files, err := parseAttachmentIDs(body.Attachments)
+	if err != nil {
+		return err
+	}
+	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message, ReplyTo: body.ReplyTo,
+		Attachments: files, IdempotencyKey: r.Header.Get(idempotencyHTTPHeader)})
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,10 @@ const (
 
 	// maxMentionsPerMessage bounds the notifications one message can cause.
 	maxMentionsPerMessage = 20
+
+	// maxAttachments bounds the files one message carries: a handful of
+	// screenshots or a folder's worth of documents, not an archive.
+	maxAttachments = 20
 )
 
 // Server languages for the ENTER/LEAVE texts (--lang).
@@ -74,13 +78,25 @@ type chatInput struct {
 	Sender  string `json:"sender"`
 	Message string `json:"message"`
 	ReplyTo int64  `json:"replyTo,omitempty"`
+
+	// Attachments are ids of files the sender uploaded to the room
+	// (POST /api/rooms/{id}/files) and sends with this message.
+	Attachments []int64 `json:"attachments,omitempty"`
+
+	// IdempotencyKey, from the SEND's idempotency-key header or the HTTP
+	// Idempotency-Key header, makes a resend of the same message within
+	// idempotencyWindow return the first one instead of posting twice.
+	IdempotencyKey string `json:"-"`
 }
 
 // ParseChatInput decodes and checks the shape of a SEND body: valid JSON
 // (errBadJSON), a known type (errBadMessageType) and a room id
 // (errUnknownRoom). roomId may be a number or a string of digits, since
 // some Spring examples send it as a string. Whether the room exists and
-// the message is acceptable is Post's business. The body's size is
+// the message is acceptable is Post's business. attachments, if present,
+// is a list of file ids, each a number or an object with an "id" (so a
+// client may echo the attachment objects it got back from the upload);
+// duplicates are dropped (errBadAttachment for anything else). The body's size is
 // bounded before it gets here: by -max-frame on STOMP, and by
 // chatService.maxInputBytes on HTTP.
 func ParseChatInput(body []byte) (chatInput, error) {
@@ -90,11 +106,17 @@ func ParseChatInput(body []byte) (chatInput, error) {
 		Sender  string          `json:"sender"`
 		Message string          `json:"message"`
 		ReplyTo int64           `json:"replyTo"`
+
+		Attachments []json.RawMessage `json:"attachments"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return chatInput{}, errBadJSON
 	}
 	in := chatInput{Type: strings.ToUpper(raw.Type), Sender: raw.Sender, Message: raw.Message, ReplyTo: raw.ReplyTo}
+	var err error
+	if in.Attachments, err = parseAttachmentIDs(raw.Attachments); err != nil {
+		return chatInput{}, err
+	}
 	switch in.Type {
 	case msgEnter, msgTalk, msgLeave:
 	default:
@@ -107,6 +129,37 @@ func ParseChatInput(body []byte) (chatInput, error) {
 	}
 	in.RoomID = n
 	return in, nil
+}
+
+// parseAttachmentIDs reads the attachments of a send: numbers or objects
+// with an "id", at most maxAttachments distinct ones, duplicates dropped.
+func parseAttachmentIDs(raw []json.RawMessage) ([]int64, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if len(raw) > maxAttachments {
+		return nil, errTooManyAttachments
+	}
+	ids := make([]int64, 0, len(raw))
+	for _, r := range raw {
+		var id int64
+		if err := json.Unmarshal(r, &id); err != nil {
+			var obj struct {
+				ID int64 `json:"id"`
+			}
+			if json.Unmarshal(r, &obj) != nil {
+				return nil, errBadAttachment
+			}
+			id = obj.ID
+		}
+		if id <= 0 {
+			return nil, errBadAttachment
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
 }
 
 // chatConfig wires chatService to the rest of the program.
@@ -154,8 +207,9 @@ type chatService struct {
 	deliver  func(roomID, msgID int64, msg []byte)
 	notify   func(username string, body []byte)
 	online   func(username string) bool
-	maxRunes int // most characters in one TALK message
-	maxRooms int // most rooms one non-admin account may create; 0: no limit
+	maxRunes int          // most characters in one TALK message
+	maxRooms int          // most rooms one non-admin account may create; 0: no limit
+	idem     *idempotency // recent keyed sends (chat_idempotency.go)
 	// editWindow is how long a message stays editable by its author; 0: forever.
 	editWindow time.Duration
 	webhooks   *webhookSender
@@ -187,6 +241,7 @@ func newChatService(st *store, cfg chatConfig) (*chatService, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.webhooks = newWebhookSender(cfg.Webhooks, c.log)
+	c.idem = newIdempotency(st.now)
 	return c, nil
 }
 
@@ -263,12 +318,22 @@ func (e messageTooLongError) public() error {
 // then, so a RECEIPT sent after Post returns follows the MESSAGE. ENTER and
 // LEAVE get the server's text in its language. ENTER and TALK in a public
 // room make u a member. Mentions of offline users and DMs to offline users
-// become notifications.
+// become notifications. A send with an IdempotencyKey that u already used
+// within idempotencyWindow returns the message stored then, and stores and
+// delivers nothing.
 func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMessage, error) {
+	if key := in.IdempotencyKey; key != "" {
+		in.IdempotencyKey = ""
+		return c.idem.do(ctx, u.ID, key, func() (storedMessage, error) { return c.Post(ctx, u, in) })
+	}
 	m := storedMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
 	switch in.Type {
 	case msgTalk:
-		if err := c.checkBody(in.Message); err != nil {
+		err := c.checkBody(in.Message)
+		if errors.Is(err, errEmptyMessage) && len(in.Attachments) > 0 {
+			err = nil // a picture needs no words
+		}
+		if err != nil {
 			return storedMessage{}, err
 		}
 		if in.ReplyTo < 0 {
@@ -290,7 +355,10 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 			return storedMessage{}, err
 		}
 	}
-	return c.store(ctx, m, mentions)
+	if in.Type != msgTalk && len(in.Attachments) > 0 {
+		return storedMessage{}, errBadAttachment
+	}
+	return c.store(ctx, m, mentions, in.Attachments)
 }
 
 // store checks the room, writes m (plus a membership when posting makes u
@@ -300,11 +368,13 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 // The room check runs inside the transaction rather than as a read before
 // it: the decision and the insert see the same state, and a send costs no
 // separate read transaction. A member's send to a room that is neither
-// archived nor a DM, with no mentions, is checked and stored by one
-// statement (insertAsMemberTx); every other send takes the full path. A
+// archived nor a DM, with no mentions and no attachments, is checked and
+// stored by one statement (insertAsMemberTx); every other send takes the
+// full path, which also checks and attaches the files ids (the sender's
+// own unsent uploads to this room, else errBadAttachment). A
 // refusal is recorded, not returned, so the transaction of the other
 // senders in the group goes on undisturbed.
-func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget) (storedMessage, error) {
+func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget, files []int64) (storedMessage, error) {
 	var (
 		refused error          // why the room refused m, if it did
 		targets []notifyTarget // DM peer and mentions: whom m notifies
@@ -312,7 +382,7 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 	)
 	err := c.st.write(ctx, func(tx *sql.Tx) error {
 		refused, targets, stored = nil, targets[:0], stored[:0]
-		if len(mentions) == 0 && m.ReplyTo == 0 {
+		if len(mentions) == 0 && m.ReplyTo == 0 && len(files) == 0 {
 			// The common case, one statement; mentions may need
 			// notifications stored in the same transaction, and a
 			// reply's original is checked once the room is.
@@ -330,6 +400,13 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 			refused = errRoomArchived
 		case r.kind != roomPublic && !r.member:
 			refused = errNotMember
+		}
+		if refused == nil {
+			if err := checkAttachableTx(ctx, tx, &m, files); errors.Is(err, errBadAttachment) {
+				refused = err
+			} else if err != nil {
+				return err
+			}
 		}
 		if refused != nil {
 			return nil
@@ -354,6 +431,9 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 			}
 		}
 		if err := c.st.insertMessageTx(ctx, tx, &m); err != nil {
+			return err
+		}
+		if err := attachFilesTx(ctx, tx, &m, files); err != nil {
 			return err
 		}
 		if r.kind == roomPublic && !r.member && m.Type != msgLeave {

@@ -195,7 +195,7 @@ func (c *chatService) Join(ctx context.Context, u user, roomID int64) error {
 		return errRoomArchived
 	}
 	m := storedMessage{Type: msgEnter, RoomID: r.ID, Sender: u.Username, UserID: u.ID, Message: presenceText(c.lang, msgEnter, u.Username)}
-	_, err = c.store(ctx, m, nil) // an ENTER by a non-member of a public room joins
+	_, err = c.store(ctx, m, nil, nil) // an ENTER by a non-member of a public room joins
 	return err
 }
 

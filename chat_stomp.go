@@ -108,6 +108,7 @@ func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *appRequest) erro
 	if err == nil {
 		var in chatInput
 		if in, err = ParseChatInput(req.Frame.Body); err == nil {
+			in.IdempotencyKey = req.Frame.Value(idempotencyHeader)
 			_, err = c.chat.Post(ctx, u, in)
 		}
 	}

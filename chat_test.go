@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -140,7 +141,7 @@ func TestParseChatInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseChatInput([]byte(tt.body))
-			if !errors.Is(err, tt.err) || got != tt.want {
+			if !errors.Is(err, tt.err) || !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("ParseChatInput = %+v, %v; want %+v, %v", got, err, tt.want, tt.err)
 			}
 		})

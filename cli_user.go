@@ -146,7 +146,8 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 }
 
 // runBackupCommand writes a consistent copy of the database in dataDir to
-// file (which must not exist), also while a server is running.
+// file (which must not exist), and the uploaded files it names to
+// file.files/, also while a server is running.
 func runBackupCommand(ctx context.Context, dataDir, file string) error {
 	st, err := openStoreDir(ctx, dataDir, storeOptions{CloseCheckpoint: checkpointPassive})
 	if err != nil {
@@ -156,7 +157,16 @@ func runBackupCommand(ctx context.Context, dataDir, file string) error {
 	if err := st.Backup(ctx, file); err != nil {
 		return err
 	}
-	return st.Close()
+	if err := st.Close(); err != nil {
+		return err
+	}
+	// The files after the database: blobs never change, so those the
+	// snapshot names are copied as they were (files.go).
+	_, missing, err := backupFiles(ctx, dataDir, file)
+	if err == nil && missing > 0 {
+		err = fmt.Errorf("backup: %d files named in the database were removed while copying (retention); the database copy is complete", missing)
+	}
+	return err
 }
 
 // parseInterspersed parses flags that may come before, between or after

@@ -10,6 +10,8 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
+require golang.org/x/image v0.48.0 // indirect
+
 require (
 	github.com/a-h/parse v0.0.0-20250122154542-74294addb73e // indirect
 	github.com/a-h/templ v0.3.1100

@@ -15,6 +15,7 @@
 //	tls.go          HTTPS (and STOMP over TLS) with given or self-signed certificates
 //	ratelimit.go    SEND, connection and login rate limits
 //	launch.go       double-click detection, data folder and browser opening
+//	files*.go       uploaded files and pictures: blobs by SHA-256, thumbnails, EXIF
 package main
 
 import (
@@ -78,6 +79,8 @@ type Config struct {
 	TLSKey           string
 	TLSSelfSigned    bool // make and keep a self-signed certificate in DataDir (tls.go)
 	RateLimits       rateLimits
+	MaxUploadMiB     int  // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
+	UploadQuotaMiB   int  // most MiB of uploads one account keeps (-upload-quota); 0: no limit
 	DoubleClicked    bool // set by parseConfig, not an option
 }
 
@@ -143,6 +146,8 @@ var options = []option{
 	{"send-rate", strconv.Itoa(defaultSendRate), "STOMP SENDs per second per connection, bursts of twice that; a faster connection is slowed to it, not cut off (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
 	{"user-send-rate", strconv.Itoa(defaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that; STOMP is slowed to it, HTTP gets 429 (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
 	{"max-conns-per-ip", strconv.Itoa(defaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
+	{"max-upload", strconv.Itoa(defaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
+	{"upload-quota", strconv.Itoa(defaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
 	{"login-rate", strconv.Itoa(defaultLoginsPerIP), "login and registration attempts per minute from one address (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.LoginsPerIP = n })},
 }
 
@@ -383,13 +388,14 @@ type server struct {
 	auth      *authService
 	chat      *chatService
 	glue      *chatSTOMP
+	files     *fileService
 	api       *api
 	pages     *pages
 	tlsConfig *tls.Config     // loaded by Start when TLS is on (tls.go)
 	base      context.Context // parent of every connection's context
 	cancel    context.CancelFunc
 	serveWG   sync.WaitGroup // the HTTP Serve goroutine
-	maintWG   sync.WaitGroup // the retention goroutine
+	maintWG   sync.WaitGroup // the retention and file sweep goroutine
 }
 
 // newServer builds a server from cfg without listening yet.
@@ -438,7 +444,19 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.glue.attach(s.broker, s.chat)
+	if s.files, err = newFileService(st, s.chat, fileOptions{
+		DataDir:   cfg.DataDir,
+		MaxUpload: int64(cfg.MaxUploadMiB) << 20,
+		Quota:     int64(cfg.UploadQuotaMiB) << 20,
+		Log:       log,
+	}); err != nil {
+		s.chat.Close()
+		st.Close()
+		cancel()
+		return nil, err
+	}
 	s.api = newAPI(s.chat, s.auth, limiter, log)
+	s.api.files = s.files
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
 	static, err := ui.NewStatic()
 	if err != nil {
@@ -457,6 +475,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		maxMessage:       cfg.MaxMessage,
 		maxSubscriptions: cfg.MaxSubscriptions,
 		editMinutes:      cfg.EditMinutes,
+		maxUpload:        s.files.maxBytes,
 		frameAncestors:   cfg.EmbedOrigins,
 		static:           static,
 		log:              log,
@@ -508,10 +527,8 @@ func (s *server) Start() error {
 		s.tcp = serveTCP(s.base, tln, s.broker, s.log)
 		s.log.Info("STOMP over TCP", "addr", tln.Addr().String(), "tls", s.cfg.tlsEnabled())
 	}
-	if s.cfg.KeepDays > 0 {
-		s.maintWG.Add(1)
-		go s.retention()
-	}
+	s.maintWG.Add(1)
+	go s.retention() // -keep-days and the file sweep
 	s.serveWG.Add(1)
 	go func() {
 		defer s.serveWG.Done()

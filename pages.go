@@ -50,6 +50,8 @@ type pagesOptions struct {
 	// editMinutes is -edit-minutes, so app.js offers "edit" only while the
 	// server would accept it (0: forever).
 	editMinutes int
+	// maxUpload is -max-upload in bytes, for upload.js; zero leaves its default.
+	maxUpload int64
 	// frameAncestors are the origins allowed to frame /embed/room/{id}
 	// (CSP frame-ancestors sources, e.g. "https://intranet.corp.example").
 	// Empty allows only this server itself. Other pages may never be framed.
@@ -117,6 +119,18 @@ func (p *pages) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin", p.serveAdmin)
 	mux.HandleFunc("GET /embed/room/{id}", p.serveEmbed)
 	mux.Handle("GET "+ui.StaticPrefix, p.static)
+	mux.HandleFunc("GET /sw.js", p.serveServiceWorker)
+}
+
+// serveServiceWorker serves static/sw.js at /sw.js: a service worker's
+// scope is the folder it is served from, and the app's is the whole site.
+// It is always revalidated (no ?v= fingerprint), so a new version reaches
+// browsers on their next visit.
+func (p *pages) serveServiceWorker(w http.ResponseWriter, r *http.Request) {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = ui.StaticPrefix + "sw.js"
+	r2.URL.RawQuery = ""
+	p.static.ServeHTTP(w, r2)
 }
 
 // gate decides where a request for a page that needs an account goes: to
@@ -263,6 +277,7 @@ func (p *pages) page(r *http.Request, name, titleKey string, u *uiUser) ui.Page 
 			MaxMessage:       p.opts.maxMessage,
 			MaxSubscriptions: p.opts.maxSubscriptions,
 			EditMinutes:      p.opts.editMinutes,
+			MaxUpload:        p.opts.maxUpload,
 		},
 	}
 	if u != nil {

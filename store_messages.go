@@ -45,6 +45,11 @@ type storedMessage struct {
 	ReplyTo   int64       // id of the message answered, 0 if none
 	Reply     *replyQuote // the answered message, as it is now; nil if ReplyTo is 0
 	Reactions []reaction  // nil if none; filled for history pages and replay
+
+	// Attachments are the files the message carries (issue 17), in
+	// upload order; nil for most messages, and then absent from
+	// the JSON, so the seed's plain message is unchanged.
+	Attachments []attachment
 }
 
 // replyQuote is what a reply shows of its original: who wrote it and the
@@ -75,6 +80,8 @@ type messageJSON struct {
 	ReplyTo   int64       `json:"replyTo,omitempty"`
 	Reply     *replyQuote `json:"reply,omitempty"`
 	Reactions []reaction  `json:"reactions,omitempty"`
+
+	Attachments []attachment `json:"attachments,omitempty"`
 }
 
 // formatJSONTime formats t as the API does; the zero time gives "".
@@ -89,7 +96,7 @@ func (m storedMessage) MarshalJSON() ([]byte, error) {
 	return json.Marshal(messageJSON{
 		ID: m.ID, Type: m.Type, RoomID: m.RoomID, Sender: m.Sender, Message: m.Message,
 		CreatedAt: m.CreatedAt.UTC().Format(jsonTimeFormat), EditedAt: formatJSONTime(m.EditedAt),
-		Deleted: m.Deleted, ReplyTo: m.ReplyTo, Reply: m.Reply, Reactions: m.Reactions,
+		Deleted: m.Deleted, ReplyTo: m.ReplyTo, Reply: m.Reply, Reactions: m.Reactions, Attachments: m.Attachments,
 	})
 }
 
@@ -109,7 +116,7 @@ func (m *storedMessage) UnmarshalJSON(b []byte) error {
 		}
 	}
 	*m = storedMessage{ID: j.ID, Type: j.Type, RoomID: j.RoomID, Sender: j.Sender, Message: j.Message, CreatedAt: t,
-		EditedAt: edited, Deleted: j.Deleted, ReplyTo: j.ReplyTo, Reply: j.Reply, Reactions: j.Reactions}
+		EditedAt: edited, Deleted: j.Deleted, ReplyTo: j.ReplyTo, Reply: j.Reply, Reactions: j.Reactions, Attachments: j.Attachments}
 	return nil
 }
 
@@ -277,6 +284,9 @@ func (s *store) messagesPage(ctx context.Context, roomID, before, after int64, l
 	} else {
 		ms, err = queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesNewest, roomID, limit)
 	}
+	if err == nil {
+		err = s.withAttachments(ctx, ms)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
 	}
@@ -288,6 +298,9 @@ func (s *store) messagesPage(ctx context.Context, roomID, before, after int64, l
 // ascending order; after = 0 starts from the oldest.
 func (s *store) messagesAfter(ctx context.Context, roomID, after int64, limit int) ([]storedMessage, error) {
 	ms, err := queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesAfter, roomID, after, limit)
+	if err == nil {
+		err = s.withAttachments(ctx, ms)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d: %w", roomID, err)
 	}
@@ -311,6 +324,9 @@ LIMIT ?3`
 // searchMessages runs an FTS5 query over the rooms userID may read, newest first.
 func (s *store) searchMessages(ctx context.Context, userID int64, match string, limit int) ([]storedMessage, error) {
 	ms, err := queryPage(ctx, s.rdb, scanMessageRows, sqlSearch, match, userID, limit)
+	if err == nil {
+		err = s.withAttachments(ctx, ms)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
@@ -424,6 +440,17 @@ func (s *store) pendingNotifications(ctx context.Context, userID int64, limit in
 		n.Message.scanned(mcreated, medited, quote)
 		return n, err
 	}, sqlPendingNotifications, userID, limit)
+	if err == nil && len(ns) > 0 {
+		ms := make([]storedMessage, len(ns))
+		for i := range ns {
+			ms[i] = ns[i].Message
+		}
+		if err = s.withAttachments(ctx, ms); err == nil {
+			for i := range ns {
+				ns[i].Message = ms[i]
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pending notifications: %w", err)
 	}

@@ -28,6 +28,9 @@ type Boot struct {
 	MaxMessage       int `json:"maxMessage,omitempty"`       // characters in one chat message
 	MaxSubscriptions int `json:"maxSubscriptions,omitempty"` // subscriptions one connection may hold
 	EditMinutes      int `json:"editMinutes,omitempty"`      // -edit-minutes: how long authors may edit a message; 0 forever
+	// MaxUpload is -max-upload in bytes, so upload.js refuses a file too
+	// large before sending it.
+	MaxUpload int64 `json:"maxUpload,omitempty"`
 }
 
 // User is the signed-in person as the pages see it.

@@ -379,6 +379,11 @@
     let readTimer = 0;
     let typingTimer = 0;
 
+    // Files and pictures (upload.js): the composer's uploads, sent with the next message.
+    const uploads = window.StompboxUpload ? window.StompboxUpload.init({ room: () => current, t: t, toast: toast, maxUpload: boot.maxUpload }) : null;
+    // Sends wait in the outbox (pwa.js) until the server confirms them.
+    const outbox = window.StompboxOutbox && me ? window.StompboxOutbox.init({ userId: me.id, t: t }) : null;
+
     const nameOf = (username) => {
       const u = users.get(username);
       return (u && u.displayName) || username;
@@ -611,6 +616,7 @@
       const li = el("li", { class: classes.join(" "), "data-testid": "message", "data-id": String(m.id), "data-sender": m.sender });
       if (m.replyTo) li.append(replyQuote(m));
       li.append(head, body);
+      if (!m.deleted && Array.isArray(m.attachments) && m.attachments.length && window.StompboxUpload) li.append(window.StompboxUpload.render(m.attachments));
       if (m.editedAt && !m.deleted) {
         const edited = new Date(m.editedAt);
         li.append(el("span", { class: "msg-edited", "data-testid": "message-edited", title: isNaN(edited) ? "" : fullFmt.format(edited), text: t("msg.edited") }));
@@ -1030,6 +1036,7 @@
         const refused = unconfirmed.get(receipt);
         if (refused) {
           unconfirmed.delete(receipt);
+          if (outbox) outbox.done(refused.key);
           if (refused.roomId === current && !ui.composer.value) { ui.composer.value = refused.text; autosize(); }
         }
       });
@@ -1050,6 +1057,7 @@
       }
       everConnected = true;
       subscribeAll();
+      if (outbox) for (const item of outbox.pending()) publishItem(item); // typed offline, or unconfirmed when the line dropped
     }
     window.addEventListener("offline", () => {
       setConn("offline");
@@ -1130,6 +1138,7 @@
       }
       const changed = id !== current;
       current = id;
+      if (uploads) uploads.reset(id);
       storage.set(LAST_ROOM_KEY, String(id));
       ui.empty.hidden = true;
       ui.room.hidden = false;
@@ -1196,35 +1205,47 @@
     // ---- composer ----
     function send() {
       const text = ui.composer.value;
-      if (!text.trim() || !current) return;
+      if (uploads && uploads.busy()) { toast(t("upload.wait")); return; }
+      const files = uploads ? uploads.ready() : [];
+      if ((!text.trim() && files.length === 0) || !current) return;
       if ([...text].length > MAX_MESSAGE) { toast(t("error.tooLong", { n: MAX_MESSAGE })); return; }
-      if (!connected) { toast(t("error.notConnected")); return; }
       if (mode && mode.kind === "edit") {
+        if (!connected) { toast(t("error.notConnected")); return; }
         if (text !== mode.m.message && !publishChange("/pub/chat/edit", { roomId: mode.m.roomId || current, messageId: mode.m.id, message: text })) return;
         cancelMode();
         ui.composer.value = "";
         autosize();
         return;
       }
+      // With the outbox (pwa.js) a message typed offline waits there and goes
+      // out, once, when the connection is back; without it, it stays typed.
+      if (!connected && !outbox) { toast(t("error.notConnected")); return; }
       const replyTo = mode && mode.kind === "reply" ? mode.m.id : 0;
-      // A receipt lets a refusal on /user/queue/errors (which names it) give
-      // the text back instead of losing it.
-      const receipt = "send-" + (++sendSeq);
-      try {
-        client.watchForReceipt(receipt, () => unconfirmed.delete(receipt));
-        const body = { type: "TALK", roomId: current, message: text };
-        if (replyTo) body.replyTo = replyTo;
-        client.publish({ destination: "/pub/chat/message", body: JSON.stringify(body), headers: { "content-type": "application/json", receipt: receipt } });
-      } catch (_) {
-        toast(t("error.notConnected"));
-        return;
-      }
+      const item = { key: outbox ? outbox.newKey() : "", roomId: current, text: text, attachments: files, replyTo: replyTo };
+      if (outbox) outbox.add(item);
+      if (connected && !publishItem(item) && !outbox) { toast(t("error.notConnected")); return; }
+      if (uploads) uploads.clear();
       cancelMode();
-      unconfirmed.set(receipt, { roomId: current, text: text });
       ui.composer.value = "";
       autosize();
       closeMentions();
       lastTypingSent = 0;
+    }
+    // publishItem SENDs one message with a receipt and its idempotency key.
+    // The receipt lets a refusal on /user/queue/errors (which names it) give
+    // the text back instead of losing it, and takes it out of the outbox.
+    function publishItem(item) {
+      const receipt = "send-" + (++sendSeq);
+      const headers = { "content-type": "application/json", receipt: receipt };
+      if (item.key) headers["idempotency-key"] = item.key;
+      try {
+        client.watchForReceipt(receipt, () => { unconfirmed.delete(receipt); if (outbox) outbox.done(item.key); });
+        client.publish({ destination: "/pub/chat/message", body: JSON.stringify({ type: "TALK", roomId: item.roomId, message: item.text, replyTo: item.replyTo || undefined, attachments: item.attachments && item.attachments.length ? item.attachments : undefined }), headers: headers });
+      } catch (_) {
+        return false;
+      }
+      unconfirmed.set(receipt, { roomId: item.roomId, text: item.text, key: item.key });
+      return true;
     }
     function autosize() {
       const lines = ui.composer.value.split("\n").length;

@@ -5,6 +5,17 @@
 "use strict";
 window.StompboxI18n = Object.freeze({
   en: Object.freeze({
+    "upload.cancel": "Cancel",
+    "upload.remove": "Remove",
+    "upload.failed": "{name} was not uploaded: {error}",
+    "upload.tooLarge": "{name} is larger than {n} MiB, the most this server takes.",
+    "upload.empty": "{name} is empty.",
+    "upload.wait": "Wait until the uploads finish, then send.",
+    "upload.drop": "Drop files here to attach them",
+    "file.download": "Download",
+    "file.open": "Open full size",
+    "lightbox.close": "Close",
+    "outbox.waiting": "Waiting for the connection: {n} message(s) will be sent when it is back.",
     "conn.connecting": "Connecting…",
     "conn.connected": "Connected",
     "conn.reconnecting": "Reconnecting…",
@@ -103,6 +114,17 @@ window.StompboxI18n = Object.freeze({
     "err.badRoomName": "That room name is not allowed."
   }),
   ko: Object.freeze({
+    "upload.cancel": "취소",
+    "upload.remove": "빼기",
+    "upload.failed": "{name} 파일을 올리지 못했습니다: {error}",
+    "upload.tooLarge": "{name} 파일이 이 서버의 한도인 {n} MiB보다 큽니다.",
+    "upload.empty": "{name} 파일이 비어 있습니다.",
+    "upload.wait": "파일을 다 올린 뒤에 보내 주세요.",
+    "upload.drop": "여기에 파일을 놓으면 첨부됩니다",
+    "file.download": "내려받기",
+    "file.open": "원본 크기로 보기",
+    "lightbox.close": "닫기",
+    "outbox.waiting": "연결을 기다리는 중: 메시지 {n}개를 연결되면 보냅니다.",
     "conn.connecting": "연결 중…",
     "conn.connected": "연결됨",
     "conn.reconnecting": "다시 연결 중…",

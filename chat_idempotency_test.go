@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestIdempotentPost: a keyed send posted again (a resend after a
+// reconnect, or two at once) is stored and delivered once, and every
+// caller gets the same message; keys are per user; a refused send may be
+// retried with its key; the window ends.
+func TestIdempotentPost(t *testing.T) {
+	f := newChatFixture(t, langEnglish)
+	ctx := context.Background()
+	talk := func(u user, key, text string) (storedMessage, error) {
+		return f.chat.Post(ctx, u, chatInput{Type: msgTalk, RoomID: 1, Message: text, IdempotencyKey: key})
+	}
+	delivered := func(text string) int {
+		f.rec.mu.Lock()
+		defer f.rec.mu.Unlock()
+		n := 0
+		for _, d := range f.rec.delivered {
+			if strings.Contains(string(d.body), `"message":"`+text+`"`) {
+				n++
+			}
+		}
+		return n
+	}
+
+	t.Run("resend", func(t *testing.T) {
+		a, err := talk(f.alice, "k-1", "once")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := talk(f.alice, "k-1", "once")
+		if err != nil || b.ID != a.ID {
+			t.Fatalf("resend got %d, %v; want id %d", b.ID, err, a.ID)
+		}
+		if n := delivered("once"); n != 1 {
+			t.Errorf("delivered %d times", n)
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		var wg sync.WaitGroup
+		ids := make([]int64, 8)
+		for i := range ids {
+			wg.Go(func() {
+				m, err := talk(f.bob, "k-2", "at once")
+				if err != nil {
+					t.Error(err)
+				}
+				ids[i] = m.ID
+			})
+		}
+		wg.Wait()
+		for _, id := range ids {
+			if id != ids[0] {
+				t.Fatalf("ids %v", ids)
+			}
+		}
+		if n := delivered("at once"); n != 1 {
+			t.Errorf("delivered %d times", n)
+		}
+	})
+	t.Run("keys are per user", func(t *testing.T) {
+		a, _ := talk(f.alice, "shared", "alice's")
+		b, _ := talk(f.bob, "shared", "bob's")
+		if a.ID == b.ID || b.Sender != "bob" {
+			t.Errorf("alice %d, bob %d %s", a.ID, b.ID, b.Sender)
+		}
+	})
+	t.Run("a refused send may be retried", func(t *testing.T) {
+		if _, err := talk(f.alice, "k-3", "   "); err == nil {
+			t.Fatal("blank message stored")
+		}
+		if m, err := talk(f.alice, "k-3", "fixed"); err != nil || m.Message != "fixed" {
+			t.Fatalf("retry: %+v %v", m, err)
+		}
+	})
+	t.Run("window ends", func(t *testing.T) {
+		a, _ := talk(f.carol, "k-4", "old")
+		f.clock.Advance(idempotencyWindow + time.Second)
+		b, _ := talk(f.carol, "k-4", "old")
+		if a.ID == b.ID {
+			t.Error("key remembered past the window")
+		}
+	})
+	t.Run("key too long", func(t *testing.T) {
+		if _, err := talk(f.alice, strings.Repeat("k", maxIdempotencyKeyLen+1), "x"); err != errBadIdempotencyKey {
+			t.Errorf("err %v", err)
+		}
+	})
+}
+
+// TestIdempotentHTTPPost: the Idempotency-Key header makes a repeated
+// POST /api/rooms/{id}/messages answer the first message.
+func TestIdempotentHTTPPost(t *testing.T) {
+	f := newFilesFixture(t)
+	post := func() storedMessage {
+		req, _ := http.NewRequest("POST", f.base+"/api/rooms/1/messages", strings.NewReader(`{"message":"exactly once"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(idempotencyHTTPHeader, "6f1c2f1e-2b6a-4c8e-9d55-0d0f2a9b7c11")
+		resp, err := f.alice.Do(req)
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("post: %v %v", resp, err)
+		}
+		defer resp.Body.Close()
+		var m storedMessage
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b := post(), post()
+	if a.ID != b.ID {
+		t.Errorf("ids %d and %d", a.ID, b.ID)
+	}
+	var n int
+	f.srv.store.rdb.QueryRow(`SELECT count(*) FROM messages WHERE body = 'exactly once'`).Scan(&n)
+	if n != 1 {
+		t.Errorf("%d stored", n)
+	}
+}
+
+// TestIdempotentSTOMPSend: a SEND repeated with the same idempotency-key
+// header (an outbox flushed again after a reconnect) gets its RECEIPT both
+// times, and the room sees one MESSAGE.
+func TestIdempotentSTOMPSend(t *testing.T) {
+	f := newSTOMPChatFixture(t, "kim", "lee")
+	lee := f.login(t, "lee")
+	lee.roundTrip(cmdSubscribe, "", "id:room", "destination:"+f.roomDest())
+	kim := f.login(t, "kim")
+	for range 2 {
+		kim.roundTrip(cmdSend, chatBody("TALK", f.room.ID, "queued offline"), "destination:/pub/chat/message", idempotencyHeader+":outbox-1")
+	}
+	kim.roundTrip(cmdSend, chatBody("TALK", f.room.ID, "after"), "destination:/pub/chat/message")
+	if m := decodeChat(t, lee.expect(cmdMessage)); m.Message != "queued offline" {
+		t.Fatalf("first message %q", m.Message)
+	}
+	if m := decodeChat(t, lee.expect(cmdMessage)); m.Message != "after" {
+		t.Fatalf("second message %q, want the one after (the resend must not be delivered)", m.Message)
+	}
+}

@@ -1,0 +1,523 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// File limits and defaults (issue 17).
+const (
+	// defaultMaxUploadMiB is the default of -max-upload: a phone video
+	// clip or a scanned document fits; a disk image does not.
+	defaultMaxUploadMiB = 50
+
+	// defaultUploadQuotaMiB is the default of -upload-quota, what one
+	// account may keep uploaded: 1 GiB is a year of daily screenshots and
+	// documents, and twenty such accounts still leave room on a 32 GB SD
+	// card for the system and the database.
+	defaultUploadQuotaMiB = 1024
+
+	// filesDirName is the folder of the data folder that holds the blobs.
+	filesDirName = "files"
+
+	// filesTmpDirName holds uploads while they arrive, inside filesDirName
+	// so the final rename stays on one file system (atomic).
+	filesTmpDirName = "tmp"
+
+	// maxFileNameBytes bounds a stored file name: 255 is what most file
+	// systems allow, so a download can be saved under its own name.
+	maxFileNameBytes = 255
+
+	// abandonedUploadAge is how long an upload may wait to be sent with a
+	// message before the sweep deletes it: a day covers a draft left open
+	// overnight.
+	abandonedUploadAge = 24 * time.Hour
+)
+
+// File errors, all public.
+var (
+	errUnknownFile        = newPublicError(errKindNotFound, "unknown file")
+	errEmptyUpload        = newPublicError(errKindBadRequest, "empty upload")
+	errUploadIncomplete   = newPublicError(errKindBadRequest, "upload incomplete: the body ended before the file did")
+	errNotMultipart       = newPublicError(errKindBadRequest, `expected multipart/form-data with a "file" part`)
+	errBadAttachment      = newPublicError(errKindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
+	errTooManyAttachments = newPublicError(errKindBadRequest, fmt.Sprintf("too many attachments: at most %d", maxAttachments))
+)
+
+// uploadTooLargeError is an upload over -max-upload, with the limit in
+// its text ("file too large: at most 50 MiB"); HTTP 413.
+type uploadTooLargeError struct{ maxMiB int64 }
+
+func (e uploadTooLargeError) Error() string { return e.Unwrap().Error() }
+func (e uploadTooLargeError) Unwrap() error {
+	return newPublicError(errKindTooLarge, fmt.Sprintf("file too large: at most %d MiB", e.maxMiB))
+}
+
+// uploadQuotaError is an upload that would take its account over
+// -upload-quota; HTTP 413 like any upload too large, with its own text.
+type uploadQuotaError struct{ quotaMiB int64 }
+
+func (e uploadQuotaError) Error() string { return e.Unwrap().Error() }
+func (e uploadQuotaError) Unwrap() error {
+	return newPublicError(errKindTooLarge, fmt.Sprintf("upload quota exceeded: each account may keep %d MiB of files", e.quotaMiB))
+}
+
+// fileService stores uploaded files in the data folder and hands them out
+// to those who may read them. Blobs are named by the SHA-256 of their
+// bytes (files/ab/abcdef…), so the same content is stored once; a blob is
+// written once and never changed, and removed by sweep when no row of the
+// files table names it. Safe for concurrent use.
+type fileService struct {
+	st       *store
+	chat     *chatService
+	dir      string // <data>/files
+	tmp      string // <data>/files/tmp: uploads in flight
+	maxBytes int64  // -max-upload
+	quota    int64  // -upload-quota in bytes; 0: none
+	log      *slog.Logger
+
+	// blobMu is held while a blob is put in place and its row inserted,
+	// and while sweep decides a blob is unreferenced and removes it, so a
+	// sweep never removes a blob an upload is about to name.
+	blobMu sync.Mutex
+
+	// thumbSem lets one picture be decoded at a time: a 50-megapixel
+	// decode takes up to 200 MB, which a small board affords only once.
+	thumbSem chan struct{}
+}
+
+// fileOptions configures newFileService.
+type fileOptions struct {
+	DataDir   string
+	MaxUpload int64 // bytes; 0 means defaultMaxUploadMiB
+	Quota     int64 // bytes; 0 means no quota
+	Log       *slog.Logger
+}
+
+// newFileService prepares <data>/files and removes what uploads cut short
+// by a crash left in its tmp folder.
+func newFileService(st *store, chat *chatService, opts fileOptions) (*fileService, error) {
+	s := &fileService{
+		st: st, chat: chat,
+		dir:      filepath.Join(opts.DataDir, filesDirName),
+		maxBytes: opts.MaxUpload,
+		quota:    opts.Quota,
+		log:      opts.Log,
+		thumbSem: make(chan struct{}, 1),
+	}
+	s.tmp = filepath.Join(s.dir, filesTmpDirName)
+	if s.maxBytes <= 0 {
+		s.maxBytes = defaultMaxUploadMiB << 20
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.RemoveAll(s.tmp); err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	return s, nil
+}
+
+// blobPath is where the blob with hex SHA-256 sum lives. sum is always
+// our own hash, never client input.
+func (s *fileService) blobPath(sum string) string {
+	return filepath.Join(s.dir, sum[:2], sum)
+}
+
+// sanitizeFileName makes a client's file name safe to store and show: the
+// last path element (either slash), no control or format characters, valid
+// UTF-8, no leading dots or spaces, at most maxFileNameBytes. It is only
+// ever shown and put in Content-Disposition; blobs are named by hash.
+func sanitizeFileName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.ToValidUTF8(name, "")
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimLeft(strings.TrimSpace(name), ".")
+	for len(name) > maxFileNameBytes {
+		_, n := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-n]
+	}
+	if name = strings.TrimSpace(name); name == "" {
+		return "file"
+	}
+	return name
+}
+
+// Upload stores a file u sends to a room: it checks that u may post there
+// and has quota left before reading anything, streams src to a temporary
+// file while hashing it (never holding it in memory), sniffs its type,
+// makes a thumbnail of a picture, puts the blob in place (or finds it
+// there already) and records the upload. The file is on disk (fsynced)
+// and committed when Upload returns. On any error, nothing is left behind.
+func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name string, src io.Reader) (f storedFile, err error) {
+	if err := s.chat.CanPost(ctx, u, roomID); err != nil {
+		return storedFile{}, err
+	}
+	if s.quota > 0 {
+		used, err := s.st.uploadedBytes(ctx, u.ID)
+		if err != nil {
+			return storedFile{}, err
+		}
+		if used >= s.quota {
+			return storedFile{}, uploadQuotaError{s.quota >> 20}
+		}
+	}
+	tmp, err := os.CreateTemp(s.tmp, "upload-*")
+	if err != nil {
+		return storedFile{}, fmt.Errorf("upload: %w", err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	}()
+	h := sha256.New()
+	head := &headBuffer{max: sniffLen}
+	n, err := io.Copy(io.MultiWriter(tmp, h, head), io.LimitReader(src, s.maxBytes+1))
+	switch {
+	case err != nil && isBodyTooLarge(err):
+		return storedFile{}, uploadTooLargeError{s.maxBytes >> 20}
+	case err != nil && isLocalWriteError(err):
+		return storedFile{}, fmt.Errorf("upload: %w", err)
+	case err != nil:
+		return storedFile{}, fmt.Errorf("%w (%v)", errUploadIncomplete, err)
+	case n > s.maxBytes:
+		return storedFile{}, uploadTooLargeError{s.maxBytes >> 20}
+	case n == 0:
+		return storedFile{}, errEmptyUpload
+	}
+	if err := tmp.Sync(); err != nil { // a 2xx promises the bytes are on disk
+		return storedFile{}, fmt.Errorf("upload: %w", err)
+	}
+	f = storedFile{RoomID: roomID, UserID: u.ID, Name: sanitizeFileName(name), Size: n,
+		Type: sniffType(head.b), SHA256: hex.EncodeToString(h.Sum(nil))}
+	var thumb []byte
+	if isSafeRaster(f.Type) {
+		thumb = s.thumbnail(ctx, tmp.Name(), &f)
+	}
+
+	s.blobMu.Lock()
+	defer s.blobMu.Unlock()
+	if err := s.placeBlob(tmp.Name(), f.SHA256); err != nil {
+		return storedFile{}, err
+	}
+	if thumb != nil {
+		if f.ThumbSHA256, err = s.writeBlob(thumb); err != nil {
+			s.removeUnreferenced(ctx, f.SHA256)
+			return storedFile{}, err
+		}
+	}
+	ok, err := s.st.insertFile(ctx, &f, s.quota)
+	if err != nil || !ok {
+		s.removeUnreferenced(ctx, f.SHA256)
+		s.removeUnreferenced(ctx, f.ThumbSHA256)
+		if err != nil {
+			return storedFile{}, err
+		}
+		return storedFile{}, uploadQuotaError{s.quota >> 20}
+	}
+	return f, nil
+}
+
+// thumbnail makes the thumbnail of the picture at path and fills in f's
+// displayed size. A picture that cannot be decoded, or is too large to
+// decode safely, gets no thumbnail and is shown as a file.
+func (s *fileService) thumbnail(ctx context.Context, path string, f *storedFile) []byte {
+	select {
+	case s.thumbSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil
+	}
+	defer func() { <-s.thumbSem }()
+	info, err := makeThumbnail(func() (io.ReadCloser, error) { return os.Open(path) }, f.Type)
+	f.Width, f.Height = info.width, info.height
+	if err != nil {
+		s.log.Info("no thumbnail", "name", f.Name, "type", f.Type, "width", info.width, "height", info.height, "err", err)
+		return nil
+	}
+	f.ThumbType = info.thumbType
+	return info.thumb
+}
+
+// placeBlob moves the finished upload at tmp to its content address, or
+// drops it when a blob with those bytes is already there. The caller
+// holds blobMu.
+func (s *fileService) placeBlob(tmp, sum string) error {
+	dst := s.blobPath(sum)
+	if _, err := os.Stat(dst); err == nil {
+		return nil // the same bytes were uploaded before: keep one copy
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// writeBlob stores b (a thumbnail) under its SHA-256 and returns it. The
+// caller holds blobMu.
+func (s *fileService) writeBlob(b []byte) (string, error) {
+	sum := sha256.Sum256(b)
+	hexSum := hex.EncodeToString(sum[:])
+	if _, err := os.Stat(s.blobPath(hexSum)); err == nil {
+		return hexSum, nil
+	}
+	tmp, err := os.CreateTemp(s.tmp, "thumb-*")
+	if err != nil {
+		return "", fmt.Errorf("thumbnail: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("thumbnail: %w", err)
+	}
+	return hexSum, s.placeBlob(tmp.Name(), hexSum)
+}
+
+// removeUnreferenced removes the blob sum if no file row names it. The
+// caller holds blobMu.
+func (s *fileService) removeUnreferenced(ctx context.Context, sum string) {
+	if sum == "" {
+		return
+	}
+	ref, err := s.st.blobReferenced(ctx, sum)
+	if err != nil || ref {
+		return
+	}
+	if err := os.Remove(s.blobPath(sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("remove file", "sha256", sum, "err", err)
+	}
+}
+
+// Open returns the file row id and its opened blob (the thumbnail's if
+// thumb), for u to download. Every call checks access: an attached file
+// needs CanRead on its room (errNotMember otherwise); an upload not sent
+// yet is its uploader's alone (errUnknownFile to anyone else). The caller
+// closes the file.
+func (s *fileService) Open(ctx context.Context, u user, id int64, thumb bool) (storedFile, *os.File, error) {
+	f, err := s.st.fileByID(ctx, id)
+	if err != nil {
+		return storedFile{}, nil, err
+	}
+	if f.MessageID == 0 && f.UserID != u.ID {
+		return storedFile{}, nil, errUnknownFile
+	}
+	if err := s.chat.CanRead(ctx, u, f.RoomID); err != nil {
+		return storedFile{}, nil, err
+	}
+	sum := f.SHA256
+	if thumb {
+		if sum = f.ThumbSHA256; sum == "" {
+			return storedFile{}, nil, errUnknownFile
+		}
+	}
+	file, err := os.Open(s.blobPath(sum))
+	if err != nil {
+		return storedFile{}, nil, fmt.Errorf("open file %d: %w", id, err)
+	}
+	return f, file, nil
+}
+
+// DeleteUnsent deletes an upload of u that no message carries yet (the
+// Remove of the upload tray), and its blobs unless another file shares
+// them. Anything else, sent files included, is errUnknownFile.
+func (s *fileService) DeleteUnsent(ctx context.Context, u user, id int64) error {
+	s.blobMu.Lock()
+	defer s.blobMu.Unlock()
+	sum, thumb, err := s.st.deleteUnsentFile(ctx, id, u.ID)
+	if err != nil {
+		return err
+	}
+	s.removeUnreferenced(ctx, sum)
+	s.removeUnreferenced(ctx, thumb)
+	return nil
+}
+
+// Sweep deletes uploads never sent before abandonedBefore, then removes
+// every blob no file row names any more: those of messages that retention
+// or a deletion removed (their rows went with them, ON DELETE CASCADE),
+// and leftovers of a crash between rename and commit. It returns how many
+// blobs it removed.
+func (s *fileService) Sweep(ctx context.Context, abandonedBefore time.Time) (int, error) {
+	if _, err := s.st.deleteAbandonedFiles(ctx, abandonedBefore); err != nil {
+		return 0, err
+	}
+	removed := 0
+	err := filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path == s.tmp {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		sum := d.Name()
+		if len(sum) != sha256.Size*2 || filepath.Base(filepath.Dir(path)) != sum[:2] {
+			return nil // not ours
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.blobMu.Lock()
+		defer s.blobMu.Unlock()
+		ref, err := s.st.blobReferenced(ctx, sum)
+		if err != nil || ref {
+			return err
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		removed++
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("sweep files: %w", err)
+	}
+	return removed, nil
+}
+
+// headBuffer keeps the first max bytes written to it, for sniffing.
+type headBuffer struct {
+	b   []byte
+	max int
+}
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	if room := h.max - len(h.b); room > 0 {
+		h.b = append(h.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// isBodyTooLarge reports whether err comes from http.MaxBytesReader.
+func isBodyTooLarge(err error) bool {
+	_, ok := errors.AsType[*http.MaxBytesError](err)
+	return ok
+}
+
+// isLocalWriteError reports whether a copy failed on our side (the disk),
+// not the client's: an *fs.PathError names our temporary file.
+func isLocalWriteError(err error) bool {
+	_, ok := errors.AsType[*fs.PathError](err)
+	return ok
+}
+
+// syncDir fsyncs a directory so that a rename into it survives power loss.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && runtime.GOOS != "windows" { // Windows cannot fsync a directory
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// backupFilesSuffix names the folder that `stompbox backup FILE` writes
+// the files into: FILE.files/, laid out like the data folder's files/.
+const backupFilesSuffix = ".files"
+
+// backupFiles copies every blob the database copy at dbCopy names (files
+// and thumbnails) from dataDir into dbCopy+backupFilesSuffix. Blobs never
+// change once written, so a copy made after the database snapshot is
+// consistent with it; a blob that retention removed in between is
+// reported as missing and skipped. It hard-links where it can (same file
+// system: instant, no extra space) and copies otherwise.
+func backupFiles(ctx context.Context, dataDir, dbCopy string) (copied, missing int, err error) {
+	db, err := sql.Open("sqlite", storeDSN(dbCopy, defaultSynchronous, roleReader))
+	if err != nil {
+		return 0, 0, fmt.Errorf("backup files: %w", err)
+	}
+	defer db.Close()
+	sums, err := queryPage(ctx, db, func(r *sql.Rows) (string, error) {
+		var s string
+		return s, r.Scan(&s)
+	}, `SELECT sha256 FROM files UNION SELECT thumb_sha256 FROM files WHERE thumb_sha256 <> ''`)
+	if err != nil {
+		return 0, 0, fmt.Errorf("backup files: %w", err)
+	}
+	src := filepath.Join(dataDir, filesDirName)
+	dst := dbCopy + backupFilesSuffix
+	for _, sum := range sums {
+		if len(sum) != sha256.Size*2 {
+			continue
+		}
+		from, to := filepath.Join(src, sum[:2], sum), filepath.Join(dst, sum[:2], sum)
+		if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+			return copied, missing, fmt.Errorf("backup files: %w", err)
+		}
+		if err := linkOrCopy(from, to); errors.Is(err, fs.ErrNotExist) {
+			missing++
+			continue
+		} else if err != nil {
+			return copied, missing, fmt.Errorf("backup files: %w", err)
+		}
+		copied++
+	}
+	return copied, missing, nil
+}
+
+// linkOrCopy makes to a hard link of from, or a copy where links fail.
+func linkOrCopy(from, to string) error {
+	if _, err := os.Stat(from); err != nil {
+		return err
+	}
+	if os.Link(from, to) == nil {
+		return nil
+	}
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"net/http"
+	"strings"
+
+	"golang.org/x/image/draw"
+	"golang.org/x/image/webp"
+)
+
+// Picture limits.
+const (
+	// maxDecodePixels bounds the pictures the server decodes for a
+	// thumbnail: 50 megapixels is above any phone or consumer camera, and
+	// decoding one takes 75 MB (JPEG, 4:2:0) to 200 MB (RGBA PNG), which a
+	// 512 MB Raspberry Pi can afford once at a time (thumbSem). A larger
+	// picture, or a "decompression bomb" that claims to be one, is checked
+	// with image.DecodeConfig, never decoded, and is shown as a file.
+	maxDecodePixels = 50_000_000
+
+	// thumbMaxSide is the longest side of a thumbnail in pixels: the
+	// message list shows pictures at most 320 CSS pixels wide, so this is
+	// sharp on a 1.25x screen and stays a few tens of KiB.
+	thumbMaxSide = 400
+
+	// thumbJPEGQuality is the JPEG quality of opaque thumbnails: 80 is
+	// indistinguishable at thumbnail size and half the bytes of 95.
+	thumbJPEGQuality = 80
+
+	// sniffLen is how much of a file http.DetectContentType looks at.
+	sniffLen = 512
+)
+
+// Picture types the server decodes, makes thumbnails of and serves inline.
+// Everything else, SVG and HTML above all, is served as an attachment.
+const (
+	typeJPEG = "image/jpeg"
+	typePNG  = "image/png"
+	typeGIF  = "image/gif"
+	typeWebP = "image/webp"
+)
+
+// isSafeRaster reports whether typ is a raster picture type that browsers
+// only ever display (no script, no external references): these alone are
+// served inline and with their own Content-Type.
+func isSafeRaster(typ string) bool {
+	switch typ {
+	case typeJPEG, typePNG, typeGIF, typeWebP:
+		return true
+	}
+	return false
+}
+
+// sniffType returns the MIME type of a file from its first bytes, without
+// parameters (http.DetectContentType's "text/plain; charset=utf-8" becomes
+// "text/plain"). What the client said the type was is never consulted.
+func sniffType(head []byte) string {
+	typ := http.DetectContentType(head)
+	if i := strings.IndexByte(typ, ';'); i >= 0 {
+		typ = typ[:i]
+	}
+	return strings.TrimSpace(typ)
+}
+
+// pictureInfo is what the server learnt from a picture.
+type pictureInfo struct {
+	width, height int    // as displayed: after EXIF orientation
+	thumb         []byte // encoded thumbnail, nil if none was made
+	thumbType     string // typeJPEG or typePNG
+}
+
+// errTooManyPixels means a picture is too large to decode safely.
+var errTooManyPixels = errors.New("picture too large to decode")
+
+// decodeConfig reads a picture's dimensions from its header, for the
+// sniffed type typ.
+func decodeConfig(r io.Reader, typ string) (image.Config, error) {
+	switch typ {
+	case typeJPEG:
+		return jpeg.DecodeConfig(r)
+	case typePNG:
+		return png.DecodeConfig(r)
+	case typeGIF:
+		return gif.DecodeConfig(r)
+	case typeWebP:
+		return webp.DecodeConfig(r)
+	}
+	return image.Config{}, fmt.Errorf("not a picture type: %s", typ)
+}
+
+// decodePicture decodes a picture of the sniffed type typ (the first frame
+// of an animated GIF).
+func decodePicture(r io.Reader, typ string) (image.Image, error) {
+	switch typ {
+	case typeJPEG:
+		return jpeg.Decode(r)
+	case typePNG:
+		return png.Decode(r)
+	case typeGIF:
+		return gif.Decode(r)
+	case typeWebP:
+		return webp.Decode(r)
+	}
+	return nil, fmt.Errorf("not a picture type: %s", typ)
+}
+
+// makeThumbnail reads a picture of type typ from open (called twice: once
+// for the header, once to decode) and returns its displayed size and a
+// thumbnail. A picture over maxDecodePixels gives errTooManyPixels, with
+// the size it claims, without being decoded; a corrupt one gives the
+// decoder's error. Either way the caller shows it as a plain file.
+func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo, error) {
+	f, err := open()
+	if err != nil {
+		return pictureInfo{}, err
+	}
+	br := bufio.NewReader(f)
+	orientation := 1
+	if typ == typeJPEG {
+		// The EXIF segment comes right after SOI; 64 KiB holds any APP1.
+		head, _ := br.Peek(64 << 10)
+		orientation = exifOrientation(head)
+	}
+	cfg, err := decodeConfig(br, typ)
+	f.Close()
+	if err != nil {
+		return pictureInfo{}, err
+	}
+	info := pictureInfo{width: cfg.Width, height: cfg.Height}
+	if orientation >= 5 { // the four orientations that swap the axes
+		info.width, info.height = info.height, info.width
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxDecodePixels {
+		return info, errTooManyPixels
+	}
+	if f, err = open(); err != nil {
+		return info, err
+	}
+	defer f.Close()
+	img, err := decodePicture(bufio.NewReader(f), typ)
+	if err != nil {
+		return info, err
+	}
+	thumb := orient(scaleToFit(img, thumbMaxSide), orientation)
+	var buf bytes.Buffer
+	if isOpaque(thumb) {
+		err = jpeg.Encode(&buf, thumb, &jpeg.Options{Quality: thumbJPEGQuality})
+		info.thumbType = typeJPEG
+	} else {
+		err = png.Encode(&buf, thumb)
+		info.thumbType = typePNG
+	}
+	if err != nil {
+		return info, fmt.Errorf("encode thumbnail: %w", err)
+	}
+	info.thumb = buf.Bytes()
+	return info, nil
+}
+
+// isOpaque reports whether img has no transparent pixel, so that a JPEG
+// thumbnail loses nothing.
+func isOpaque(img image.Image) bool {
+	if o, ok := img.(interface{ Opaque() bool }); ok {
+		return o.Opaque()
+	}
+	return false
+}
+
+// scaleToFit returns img scaled down so that neither side exceeds side,
+// or img itself if it already fits. The kernel scaler averages every
+// source pixel under each target pixel, so fine detail does not alias.
+func scaleToFit(img image.Image, side int) image.Image {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if w <= side && h <= side {
+		return img
+	}
+	if w >= h {
+		w, h = side, max(1, h*side/w)
+	} else {
+		w, h = max(1, w*side/h), side
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.BiLinear.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
+	return dst
+}
+
+// orient applies an EXIF orientation (1–8, TIFF 6.0 tag 0x0112) to img, so
+// that the thumbnail shows the picture the way the camera was held.
+func orient(img image.Image, o int) image.Image {
+	if o < 2 || o > 8 {
+		return img
+	}
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	dw, dh := w, h
+	if o >= 5 {
+		dw, dh = h, w
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	for y := range h {
+		for x := range w {
+			var dx, dy int
+			switch o {
+			case 2: // mirrored horizontally
+				dx, dy = w-1-x, y
+			case 3: // rotated 180°
+				dx, dy = w-1-x, h-1-y
+			case 4: // mirrored vertically
+				dx, dy = x, h-1-y
+			case 5: // mirrored along the top-left diagonal
+				dx, dy = y, x
+			case 6: // rotated 90° clockwise to display
+				dx, dy = h-1-y, x
+			case 7: // mirrored along the top-right diagonal
+				dx, dy = h-1-y, w-1-x
+			case 8: // rotated 90° counter-clockwise to display
+				dx, dy = y, w-1-x
+			}
+			dst.Set(dx, dy, color.RGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)))
+		}
+	}
+	return dst
+}
+
+// JPEG and EXIF constants (JPEG ISO/IEC 10918-1 B.1.1; Exif 2.32 §4.5; TIFF 6.0).
+const (
+	jpegSOI          = 0xD8   // start of image
+	jpegSOS          = 0xDA   // start of scan: no metadata after it
+	jpegAPP1         = 0xE1   // where Exif lives
+	tiffTypeShort    = 3      // a 16-bit unsigned value
+	exifOrientTag    = 0x0112 // Orientation, in IFD0
+	tiffEntrySize    = 12     // tag, type, count, value or offset
+	maxIFDEntries    = 512    // far above any real IFD0; bounds a hostile count
+	exifHeaderLength = 6      // "Exif\x00\x00"
+)
+
+// exifOrientation returns the EXIF orientation (1–8) of a JPEG from its
+// first bytes, or 1 when there is none or anything is malformed. It walks
+// the marker segments up to the first APP1 carrying Exif, then IFD0 of the
+// TIFF structure inside it, checking every offset against the segment, so
+// that no input can make it read out of bounds (FuzzEXIFOrientation).
+func exifOrientation(b []byte) int {
+	if len(b) < 4 || b[0] != 0xFF || b[1] != jpegSOI {
+		return 1
+	}
+	i := 2
+	for i+4 <= len(b) {
+		if b[i] != 0xFF {
+			return 1
+		}
+		marker := b[i+1]
+		if marker == 0xFF { // fill byte before a marker
+			i++
+			continue
+		}
+		if marker == jpegSOS || marker == 0xD9 {
+			return 1
+		}
+		n := int(binary.BigEndian.Uint16(b[i+2:]))
+		if n < 2 {
+			return 1
+		}
+		start, end := i+4, i+2+n
+		if end > len(b) {
+			return 1
+		}
+		if marker == jpegAPP1 && end-start >= exifHeaderLength && string(b[start:start+exifHeaderLength]) == "Exif\x00\x00" {
+			return tiffOrientation(b[start+exifHeaderLength : end])
+		}
+		i = end
+	}
+	return 1
+}
+
+// tiffOrientation reads the Orientation tag from IFD0 of a TIFF structure.
+func tiffOrientation(t []byte) int {
+	if len(t) < 8 {
+		return 1
+	}
+	var bo binary.ByteOrder
+	switch string(t[:2]) {
+	case "II":
+		bo = binary.LittleEndian
+	case "MM":
+		bo = binary.BigEndian
+	default:
+		return 1
+	}
+	if bo.Uint16(t[2:]) != 42 {
+		return 1
+	}
+	ifd := int64(bo.Uint32(t[4:]))
+	if ifd < 8 || ifd+2 > int64(len(t)) {
+		return 1
+	}
+	count := int(bo.Uint16(t[ifd:]))
+	if count > maxIFDEntries {
+		return 1
+	}
+	for k := range count {
+		e := ifd + 2 + int64(k)*tiffEntrySize
+		if e+tiffEntrySize > int64(len(t)) {
+			return 1
+		}
+		if bo.Uint16(t[e:]) != exifOrientTag {
+			continue
+		}
+		if bo.Uint16(t[e+2:]) != tiffTypeShort || bo.Uint32(t[e+4:]) != 1 {
+			return 1
+		}
+		if v := int(bo.Uint16(t[e+8:])); v >= 1 && v <= 8 {
+			return v
+		}
+		return 1
+	}
+	return 1
+}

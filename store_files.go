@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// storedFile is one row of the files table: an upload of some bytes
+// (named by their SHA-256) into a room.
+type storedFile struct {
+	ID          int64
+	RoomID      int64
+	UserID      int64
+	MessageID   int64 // 0 until a message attaches it
+	Name        string
+	Size        int64
+	Type        string // sniffed MIME type, without parameters
+	SHA256      string // hex; the blob's name
+	Width       int
+	Height      int
+	ThumbSHA256 string // "" without a thumbnail
+	ThumbType   string
+	CreatedAt   time.Time
+}
+
+// attachment is a file as a message carries it, over STOMP and HTTP:
+//
+//	{"id":7,"name":"a.png","size":1234,"type":"image/png","width":800,"height":600,
+//	 "url":"/api/files/7","thumbUrl":"/api/files/7/thumb"}
+//
+// width and height are 0 (and omitted) for other files; thumbUrl is
+// omitted when there is no thumbnail, and the file is then shown as a card.
+type attachment struct {
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	Size     int64  `json:"size"`
+	Type     string `json:"type"`
+	Width    int    `json:"width,omitempty"`
+	Height   int    `json:"height,omitempty"`
+	URL      string `json:"url"`
+	ThumbURL string `json:"thumbUrl,omitempty"`
+}
+
+// filesURLPrefix is where files are downloaded: /api/files/{id} and
+// /api/files/{id}/thumb.
+const filesURLPrefix = "/api/files/"
+
+// attachment is f as a message carries it.
+func (f storedFile) attachment() attachment {
+	a := attachment{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type, Width: f.Width, Height: f.Height,
+		URL: filesURLPrefix + strconv.FormatInt(f.ID, 10)}
+	if f.ThumbSHA256 != "" {
+		a.ThumbURL = a.URL + "/thumb"
+	}
+	return a
+}
+
+const fileColumns = `f.id, f.room_id, coalesce(f.user_id, 0), coalesce(f.message_id, 0), f.name, f.size, f.type, f.sha256,
+	f.width, f.height, f.thumb_sha256, f.thumb_type, f.created_at`
+
+func scanFileRows(r *sql.Rows) (storedFile, error) {
+	var f storedFile
+	var created int64
+	err := r.Scan(&f.ID, &f.RoomID, &f.UserID, &f.MessageID, &f.Name, &f.Size, &f.Type, &f.SHA256,
+		&f.Width, &f.Height, &f.ThumbSHA256, &f.ThumbType, &created)
+	f.CreatedAt = fromMS(created)
+	return f, err
+}
+
+// sqlInsertFile stores an upload if the uploader stays within quota
+// (?9, bytes; 0 means no quota): the check and the insert are one
+// statement on the one writer, so concurrent uploads cannot both squeeze
+// past the limit.
+const sqlInsertFile = `
+INSERT INTO files (room_id, user_id, name, size, type, sha256, width, height, thumb_sha256, thumb_type, created_at)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?12
+WHERE ?9 = 0 OR (SELECT coalesce(sum(size), 0) FROM files WHERE user_id = ?2) + ?4 <= ?9
+RETURNING id`
+
+// insertFile stores f (its blob is already in place) and fills in f.ID
+// and f.CreatedAt. ok is false when the uploader's quota (bytes, 0: none)
+// would be exceeded; nothing is stored then.
+func (s *store) insertFile(ctx context.Context, f *storedFile, quota int64) (ok bool, err error) {
+	now := s.nowMS()
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		ok = false
+		err := tx.QueryRowContext(ctx, sqlInsertFile, f.RoomID, f.UserID, f.Name, f.Size, f.Type, f.SHA256,
+			f.Width, f.Height, quota, f.ThumbSHA256, f.ThumbType, now).Scan(&f.ID)
+		if err == sql.ErrNoRows {
+			return nil
+		}
+		ok = err == nil
+		return err
+	}, nil)
+	if err != nil {
+		return false, fmt.Errorf("insert file: %w", err)
+	}
+	f.CreatedAt = fromMS(now)
+	return ok, nil
+}
+
+const sqlFileByID = `SELECT ` + fileColumns + ` FROM files f WHERE f.id = ?`
+
+// fileByID returns a file row, or errUnknownFile.
+func (s *store) fileByID(ctx context.Context, id int64) (storedFile, error) {
+	fs, err := queryPage(ctx, s.rdb, scanFileRows, sqlFileByID, id)
+	if err != nil {
+		return storedFile{}, fmt.Errorf("file %d: %w", id, err)
+	}
+	if len(fs) == 0 {
+		return storedFile{}, errUnknownFile
+	}
+	return fs[0], nil
+}
+
+const sqlUploadedBytes = `SELECT coalesce(sum(size), 0) FROM files WHERE user_id = ?`
+
+// uploadedBytes is how much a user's uploads take against their quota.
+func (s *store) uploadedBytes(ctx context.Context, userID int64) (int64, error) {
+	var n int64
+	if err := s.rdb.QueryRowContext(ctx, sqlUploadedBytes, userID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("uploaded bytes: %w", err)
+	}
+	return n, nil
+}
+
+// idList renders ids as a SQL list of integer literals. The ids are
+// int64s, so nothing a client sent can reach the SQL text; a list keeps a
+// page's lookups to one statement.
+func idList(ids []int64) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	return b.String()
+}
+
+// checkAttachableTx checks, inside the sender's write transaction and
+// before m is stored, that every id in ids is an upload of m's sender into
+// m's room that no message carries yet; otherwise it returns
+// errBadAttachment and the message is refused.
+func checkAttachableTx(ctx context.Context, tx *sql.Tx, m *storedMessage, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE id IN (`+idList(ids)+`)
+		AND room_id = ? AND user_id = ? AND message_id IS NULL`, m.RoomID, m.UserID).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("check attachments: %w", err)
+	}
+	if n != len(ids) {
+		return errBadAttachment
+	}
+	return nil
+}
+
+// attachFilesTx records that the stored message m carries the files ids
+// (checked by checkAttachableTx in the same transaction) and puts them on
+// m, in upload (id) order, as history shows them.
+func attachFilesTx(ctx context.Context, tx *sql.Tx, m *storedMessage, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE files SET message_id = ? WHERE id IN (`+idList(ids)+`)`, m.ID); err != nil {
+		return fmt.Errorf("attach files: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+fileColumns+` FROM files f WHERE f.message_id = ? ORDER BY f.id`, m.ID)
+	if err != nil {
+		return fmt.Errorf("attach files: %w", err)
+	}
+	defer rows.Close()
+	m.Attachments = make([]attachment, 0, len(ids))
+	for rows.Next() {
+		f, err := scanFileRows(rows)
+		if err != nil {
+			return fmt.Errorf("attach files: %w", err)
+		}
+		m.Attachments = append(m.Attachments, f.attachment())
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("attach files: %w", err)
+	}
+	return nil
+}
+
+// withAttachments fills in the attachments of a page of messages read
+// from the store, with one query for the whole page.
+func (s *store) withAttachments(ctx context.Context, ms []storedMessage) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(ms))
+	for _, m := range ms {
+		if m.Type == msgTalk {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	fs, err := queryPage(ctx, s.rdb, scanFileRows, `SELECT `+fileColumns+` FROM files f WHERE f.message_id IN (`+idList(ids)+`) ORDER BY f.id`)
+	if err != nil {
+		return fmt.Errorf("attachments: %w", err)
+	}
+	if len(fs) == 0 {
+		return nil
+	}
+	byMsg := make(map[int64][]attachment, len(fs))
+	for _, f := range fs {
+		byMsg[f.MessageID] = append(byMsg[f.MessageID], f.attachment())
+	}
+	for i := range ms {
+		ms[i].Attachments = byMsg[ms[i].ID]
+	}
+	return nil
+}
+
+// sqlDeleteAbandoned deletes uploads that were never sent before cutoff.
+const sqlDeleteAbandoned = `DELETE FROM files WHERE message_id IS NULL AND created_at < ?`
+
+// deleteAbandonedFiles removes rows of uploads never attached to a message
+// and older than cutoff, and reports how many went.
+func (s *store) deleteAbandonedFiles(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, sqlDeleteAbandoned, cutoff.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("delete abandoned files: %w", err)
+	}
+	return n, nil
+}
+
+const sqlBlobReferenced = `SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1) OR EXISTS (SELECT 1 FROM files WHERE thumb_sha256 = ?1)`
+
+// blobReferenced reports whether any file row names the blob sum (as its
+// content or its thumbnail).
+func (s *store) blobReferenced(ctx context.Context, sum string) (bool, error) {
+	var ok bool
+	if err := s.rdb.QueryRowContext(ctx, sqlBlobReferenced, sum).Scan(&ok); err != nil {
+		return false, fmt.Errorf("blob referenced: %w", err)
+	}
+	return ok, nil
+}
+
+const sqlDeleteUnsentFile = `DELETE FROM files WHERE id = ? AND user_id = ? AND message_id IS NULL RETURNING sha256, thumb_sha256`
+
+// deleteUnsentFile deletes an upload of userID that no message carries and
+// returns its blobs' names, or errUnknownFile.
+func (s *store) deleteUnsentFile(ctx context.Context, id, userID int64) (sum, thumb string, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, sqlDeleteUnsentFile, id, userID).Scan(&sum, &thumb)
+	}, nil)
+	if err == sql.ErrNoRows {
+		return "", "", errUnknownFile
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("delete file %d: %w", id, err)
+	}
+	return sum, thumb, nil
+}

@@ -1,0 +1,76 @@
+// stompbox as an installable app (issue 17): registers the service worker
+// (/sw.js) and keeps the outbox, the messages typed while the server cannot
+// be reached. app.js puts every send in the outbox with an idempotency key
+// and takes it out when the server's RECEIPT (or refusal) comes; after a
+// reconnect it sends what is left again, with the same keys, so the server
+// stores each message once however often the connection dropped.
+//
+// The outbox lives in localStorage, per account, so it survives a reload or
+// a closed tab. Texts are put on the page with textContent only.
+"use strict";
+window.StompboxOutbox = (function () {
+  const KEY_PREFIX = "stompbox_outbox_"; // + the account id: a shared browser keeps accounts apart
+  const MAX_ITEMS = 200;                 // a day offline in a busy room; older ones are dropped first
+
+  // The service worker needs a secure context: HTTPS, or localhost. On a
+  // plain-HTTP intranet address the page simply works online only.
+  function registerWorker() {
+    if (!("serviceWorker" in navigator) || !window.isSecureContext) return;
+    navigator.serviceWorker.register("/sw.js", { scope: "/" }).then(() => navigator.serviceWorker.ready).then((reg) => {
+      // What this page loaded before the worker controlled it.
+      const urls = [location.pathname, "/api/me", "/api/users", "/api/rooms"];
+      for (const n of document.querySelectorAll('script[src], link[rel="stylesheet"], link[rel="icon"], link[rel="manifest"]')) {
+        urls.push(n.getAttribute("src") || n.getAttribute("href"));
+      }
+      if (reg.active) reg.active.postMessage({ type: "cache-shell", urls: urls });
+    }).catch(() => { /* no offline copy; everything else works */ });
+  }
+
+  // newKey is a random idempotency key (crypto.randomUUID exists only in
+  // secure contexts; getRandomValues everywhere).
+  function newKey() {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  // init returns the outbox of the signed-in account: add(item) keeps
+  // {key, roomId, text, attachments}, done(key) drops it, pending() lists
+  // what is left, oldest first. A status line under the composer says how
+  // many wait.
+  function init(opts) {
+    const storeKey = KEY_PREFIX + opts.userId;
+    const line = document.createElement("p");
+    line.className = "outbox hint";
+    line.setAttribute("role", "status");
+    line.dataset.testid = "outbox";
+    line.hidden = true;
+    const form = document.querySelector('[data-testid="composer-form"]');
+    if (form) form.append(line);
+
+    function load() {
+      try {
+        const v = JSON.parse(localStorage.getItem(storeKey) || "[]");
+        return Array.isArray(v) ? v.filter((x) => x && typeof x.key === "string" && typeof x.roomId === "number") : [];
+      } catch (_) { return []; }
+    }
+    function save(items) {
+      try { localStorage.setItem(storeKey, JSON.stringify(items.slice(-MAX_ITEMS))); } catch (_) { /* storage full or off */ }
+      show(items);
+    }
+    function show(items) {
+      line.hidden = items.length === 0;
+      line.textContent = items.length ? opts.t("outbox.waiting", { n: items.length }) : "";
+    }
+    show(load());
+    return {
+      newKey: newKey,
+      add: (item) => { const items = load(); if (!items.some((x) => x.key === item.key)) items.push(item); save(items); },
+      done: (key) => { const items = load(); const left = items.filter((x) => x.key !== key); if (left.length !== items.length) save(left); },
+      pending: () => load(),
+    };
+  }
+
+  registerWorker();
+  return Object.freeze({ init: init });
+})();

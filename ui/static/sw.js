@@ -1,0 +1,92 @@
+// stompbox service worker (issue 17, the installable app), served as /sw.js
+// so that its scope is the whole site. It makes the chat open at once and
+// show the rooms and history last seen while the server is unreachable:
+//
+//   - /static/ files are fingerprinted (?v=hash) and never change: cache first;
+//   - the chat page and the API reads it starts from (/api/me, /api/users,
+//     /api/rooms, a room's messages) go to the network first, and fall back
+//     to the last copy only when the server cannot be reached;
+//   - nothing else is touched: writes, uploads, downloads, STOMP and SockJS
+//     go straight to the server. Same origin only; no push.
+//
+// The cache holds what the signed-in person saw, so it is dropped when they
+// sign out (POST /api/logout) or the server sends the page to the login.
+// Messages typed while offline are kept by pwa.js, not here.
+"use strict";
+
+const CACHE = "stompbox-v1"; // bump to drop every old copy on the next visit
+const API_READS = /^\/api\/(me|users|rooms|rooms\/\d+\/messages)$/;
+const PAGES = /^\/(embed\/room\/\d+)?$/;
+
+self.addEventListener("install", () => self.skipWaiting());
+
+self.addEventListener("activate", (e) => {
+  e.waitUntil((async () => {
+    for (const k of await caches.keys()) if (k !== CACHE) await caches.delete(k);
+    await self.clients.claim();
+  })());
+});
+
+// The page sends the URLs it loaded before this worker controlled it, so
+// the very first visit already leaves a working offline copy.
+self.addEventListener("message", (e) => {
+  const d = e.data;
+  if (!d || d.type !== "cache-shell" || !Array.isArray(d.urls)) return;
+  e.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    for (const u of d.urls.slice(0, 50)) {
+      const url = new URL(u, self.location.origin);
+      if (url.origin !== self.location.origin || !cacheable(url)) continue;
+      try {
+        const res = await fetch(url.href, { credentials: "same-origin" });
+        if (res.ok && !res.redirected) await cache.put(key(url), res);
+      } catch (_) { /* offline now: the next visit fills it */ }
+    }
+  })());
+});
+
+function cacheable(url) {
+  return url.pathname.startsWith("/static/") || API_READS.test(url.pathname) || PAGES.test(url.pathname);
+}
+
+// key is what a response is stored under: a page without its query (the
+// transport choice) and fragment; anything else with its query.
+function key(url) {
+  return PAGES.test(url.pathname) ? url.origin + url.pathname : url.href;
+}
+
+self.addEventListener("fetch", (e) => {
+  const req = e.request;
+  const url = new URL(req.url);
+  if (url.origin !== self.location.origin) return;
+  if (req.method !== "GET") {
+    if (req.method === "POST" && url.pathname === "/api/logout") e.waitUntil(caches.delete(CACHE));
+    return;
+  }
+  if (url.pathname.startsWith("/static/")) e.respondWith(cacheFirst(req));
+  else if ((req.mode === "navigate" && PAGES.test(url.pathname)) || API_READS.test(url.pathname)) e.respondWith(networkFirst(req, key(url)));
+});
+
+async function cacheFirst(req) {
+  const cache = await caches.open(CACHE);
+  const hit = await cache.match(req);
+  if (hit) return hit;
+  const res = await fetch(req);
+  if (res.ok) cache.put(req, res.clone());
+  return res;
+}
+
+async function networkFirst(req, k) {
+  const cache = await caches.open(CACHE);
+  let res;
+  try {
+    res = await fetch(req);
+  } catch (err) {
+    const hit = await cache.match(k);
+    if (hit) return hit;
+    throw err;
+  }
+  if (res.redirected && new URL(res.url).pathname === "/login") await caches.delete(CACHE); // signed out elsewhere
+  else if (res.ok && !res.redirected) await cache.put(k, res.clone());
+  return res;
+}
