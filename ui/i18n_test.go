@@ -83,3 +83,31 @@ func TestMatchLang(t *testing.T) {
 		}
 	}
 }
+
+// TestServerTextsTranslated checks app.js's SERVER_TEXTS: every server error
+// text it knows maps to a key that i18n.js has, so a Korean page never falls
+// back to the English text or the generic error for a known message.
+func TestServerTextsTranslated(t *testing.T) {
+	app, err := os.ReadFile("static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dict, err := os.ReadFile("static/i18n.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, list, ok := strings.Cut(string(app), "const SERVER_TEXTS = [")
+	list, _, ok2 := strings.Cut(list, "];")
+	if !ok || !ok2 {
+		t.Fatal("app.js: SERVER_TEXTS not found")
+	}
+	pairs := regexp.MustCompile(`\["((?:[^"\\]|\\.)*)", "([a-zA-Z.]+)"\]`).FindAllStringSubmatch(list, -1)
+	if len(pairs) < 10 {
+		t.Fatalf("only %d server texts parsed", len(pairs))
+	}
+	for _, p := range pairs {
+		if !strings.Contains(string(dict), `"`+p[2]+`":`) {
+			t.Errorf("server text %q maps to %q, which i18n.js lacks", p[1], p[2])
+		}
+	}
+}
