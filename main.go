@@ -457,6 +457,8 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		maxMessage:       cfg.MaxMessage,
 		maxSubscriptions: cfg.MaxSubscriptions,
 		editMinutes:      cfg.EditMinutes,
+		registration:     func(ctx context.Context) (string, error) { return st.setting(ctx, settingRegistration) },
+		invitation:       s.auth.Invitation,
 		frameAncestors:   cfg.EmbedOrigins,
 		static:           static,
 		log:              log,
