@@ -462,6 +462,13 @@ func (a *authService) CreateInvite(ctx context.Context, admin user) (string, err
 	return code, nil
 }
 
+// Invitation reports who made invite code (their display name, or username;
+// "" if the account is gone) and whether the code is still unused and
+// unexpired, for the register page.
+func (a *authService) Invitation(ctx context.Context, code string) (string, bool, error) {
+	return a.st.invitation(ctx, secretHash(code))
+}
+
 // SetRegistration switches registration between "open" and "invite"; admins only.
 func (a *authService) SetRegistration(ctx context.Context, admin user, mode string) error {
 	if !admin.IsAdmin {

@@ -476,6 +476,8 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		maxSubscriptions: cfg.MaxSubscriptions,
 		editMinutes:      cfg.EditMinutes,
 		maxUpload:        s.files.maxBytes,
+		registration:     func(ctx context.Context) (string, error) { return st.setting(ctx, settingRegistration) },
+		invitation:       s.auth.Invitation,
 		frameAncestors:   cfg.EmbedOrigins,
 		static:           static,
 		log:              log,

@@ -60,6 +60,12 @@ type pagesOptions struct {
 	// Pass the server's own instance so the files are loaded and gzipped once;
 	// nil makes newPages load them itself.
 	static *ui.Static
+	// registration returns the sign-up mode ("open" or "invite"), which the
+	// admin page shows as the pressed button; nil shows neither.
+	registration func(ctx context.Context) (string, error)
+	// invitation returns the name of who made an invite code and whether
+	// the code is unused and unexpired, for the register page; nil skips it.
+	invitation func(ctx context.Context, code string) (inviter string, ok bool, err error)
 	// log receives page-rendering errors; nil discards them.
 	log *slog.Logger
 }
@@ -186,7 +192,17 @@ func (p *pages) serveLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *pages) serveRegister(w http.ResponseWriter, r *http.Request) {
-	p.serveSignedOut(w, r, "register", "register.title", ui.RegisterPage)
+	p.serveSignedOut(w, r, "register", "register.title", func(pg ui.Page) templ.Component {
+		if code := r.URL.Query().Get("invite"); code != "" && p.opts.invitation != nil {
+			inviter, ok, err := p.opts.invitation(r.Context(), code)
+			if err != nil {
+				p.log.Error("page", "path", r.URL.Path, "err", err) // the form still works without the note
+			} else {
+				pg.Invite = &ui.Invitation{Inviter: inviter, Server: r.Host, Valid: ok}
+			}
+		}
+		return ui.RegisterPage(pg)
+	})
 }
 
 func (p *pages) serveSignedOut(w http.ResponseWriter, r *http.Request, name, title string, comp func(ui.Page) templ.Component) {
@@ -226,7 +242,16 @@ func (p *pages) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusForbidden, ui.ForbiddenPage(p.page(r, "forbidden", "admin.title", &u)), nil)
 		return
 	}
-	p.render(w, r, http.StatusOK, ui.AdminPage(p.page(r, "admin", "admin.title", &u)), nil)
+	pg := p.page(r, "admin", "admin.title", &u)
+	if p.opts.registration != nil {
+		mode, err := p.opts.registration(r.Context())
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		pg.Registration = mode
+	}
+	p.render(w, r, http.StatusOK, ui.AdminPage(pg), nil)
 }
 
 // serveEmbed renders one room for an iframe. A signed-out visitor gets a

@@ -372,6 +372,26 @@ func (s *store) createInvite(ctx context.Context, codeHash []byte, createdBy int
 	return nil
 }
 
+const sqlInvitation = `
+SELECT coalesce(nullif(u.display_name, ''), u.username, ''), i.used_by IS NULL AND i.expires_at > ?2
+FROM invites i LEFT JOIN users u ON u.id = i.created_by
+WHERE i.code_hash = ?1`
+
+// invitation returns the inviter's name and whether the invite is still
+// usable; an unknown code is ("", false, nil).
+func (s *store) invitation(ctx context.Context, codeHash []byte) (string, bool, error) {
+	var name string
+	var ok bool
+	err := s.rdb.QueryRowContext(ctx, sqlInvitation, codeHash, s.nowMS()).Scan(&name, &ok)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("invitation: %w", err)
+	}
+	return name, ok, nil
+}
+
 // useInviteTx consumes an invite for userID, or fails with errBadInvite
 // (which rolls back the account created in the same transaction).
 func useInviteTx(ctx context.Context, tx *sql.Tx, codeHash []byte, userID, now int64) error {

@@ -42,6 +42,16 @@ func (l Locale) T(key string) string {
 	return key
 }
 
+// Tv is T with {name}-style placeholders filled from pairs of name and
+// value: Tv("register.invitedBy", "inviter", "Kim", "server", "chat.lan").
+func (l Locale) Tv(key string, pairs ...string) string {
+	s := l.T(key)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		s = strings.ReplaceAll(s, "{"+pairs[i]+"}", pairs[i+1])
+	}
+	return s
+}
+
 // SupportedLang reports whether the UI speaks lang.
 func SupportedLang(lang string) bool { return lang == LangEnglish || lang == LangKorean }
 
@@ -99,6 +109,11 @@ var englishTexts = map[string]string{
 	"register.submit":      "Create account",
 	"register.haveAccount": "Already have an account?",
 	"register.login":       "Sign in",
+	"register.invitedBy":   "{inviter} invited you to the team chat at {server}.",
+	"register.invitedAnon": "You were invited to the team chat at {server}.",
+	"register.inviteBad":   "This invitation link is invalid, expired or already used. Ask for a new one.",
+	"admin.copyInvite":     "Copy link",
+	"admin.modeGroup":      "Sign-up mode",
 	"chat.rooms":           "Rooms",
 	"chat.dms":             "Direct messages",
 	"chat.otherRooms":      "Other rooms",
@@ -185,6 +200,11 @@ var koreanTexts = map[string]string{
 	"register.submit":      "계정 만들기",
 	"register.haveAccount": "이미 계정이 있으신가요?",
 	"register.login":       "로그인",
+	"register.invitedBy":   "{inviter} 님이 {server}의 팀 채팅에 초대했습니다.",
+	"register.invitedAnon": "{server}의 팀 채팅에 초대되었습니다.",
+	"register.inviteBad":   "초대 링크가 잘못되었거나 만료되었거나 이미 사용되었습니다. 새 링크를 요청하세요.",
+	"admin.copyInvite":     "링크 복사",
+	"admin.modeGroup":      "가입 방식",
 	"chat.rooms":           "대화방",
 	"chat.dms":             "1:1 대화",
 	"chat.otherRooms":      "다른 대화방",

@@ -7,6 +7,17 @@ type Page struct {
 	Title  string  // the <title>, already translated
 	Assets *Static // resolves fingerprinted static URLs
 	Boot   Boot    // handed to app.js as JSON in <script type="application/json" id="boot">
+
+	Invite       *Invitation // the invitation of a /register?invite=… link; nil without one
+	Registration string      // the sign-up mode, "open" or "invite", on the admin page; "" unknown
+}
+
+// Invitation is what the register page says about the link that led there:
+// who invited, to which server, and whether the link still works.
+type Invitation struct {
+	Inviter string // the inviting administrator's name; "" when the account is gone
+	Server  string // the host the link points at, e.g. chat.office.lan:8080
+	Valid   bool   // unused and not expired
 }
 
 // Boot is the data app.js needs from the server. It travels as a JSON

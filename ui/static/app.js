@@ -314,14 +314,21 @@
 
     const status = byTestId("signup-status");
     const say = (text) => { status.textContent = text; status.hidden = false; };
-    for (const [id, mode] of [["registration-open", "open"], ["registration-invite", "invite"]]) {
+    const modes = [["registration-open", "open"], ["registration-invite", "invite"]];
+    for (const [id, mode] of modes) {
       byTestId(id).addEventListener("click", async () => {
         try {
           await api("PUT", "/api/admin/registration", { mode: mode });
+          // The pressed button is the mode in force (the page is rendered with it).
+          for (const [other, m] of modes) byTestId(other).setAttribute("aria-pressed", m === mode ? "true" : "false");
           say(t(mode === "open" ? "admin.signupIsOpen" : "admin.signupIsInvite"));
         } catch (ex) { toast(ex.message); }
       });
     }
+    byTestId("copy-invite").addEventListener("click", async () => {
+      const ok = await window.StompboxMarkdown.copyText(byTestId("invite-link").value);
+      say(ok ? t("admin.inviteCopied") : t("code.copyFailed"));
+    });
     byTestId("create-invite").addEventListener("click", async () => {
       try {
         const inv = await api("POST", "/api/admin/invites");
@@ -720,7 +727,10 @@
       for (const id of ids) {
         const i = findMessage(s, id);
         const node = ui.messages.querySelector('[data-testid="message"][data-id="' + id + '"]');
-        if (i >= 0 && node) node.replaceWith(messageNode(s.msgs[i], s.msgs[i - 1] || null));
+        if (i < 0 || !node) continue;
+        const fresh = messageNode(s.msgs[i], s.msgs[i - 1] || null);
+        if (picker && picker.parentNode === node) fresh.append(picker); // an open picker stays open
+        node.replaceWith(fresh);
       }
       if (wasNear) scrollToBottom();
     }
