@@ -216,15 +216,33 @@ func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name str
 	}
 	f = storedFile{RoomID: roomID, UserID: u.ID, Name: sanitizeFileName(name), Size: n,
 		Type: sniffType(head.b), SHA256: hex.EncodeToString(h.Sum(nil))}
-	var thumb []byte
+	var (
+		thumb []byte
+		known storedFile // an earlier upload of the same picture, whose thumbnail serves again
+		reuse bool
+	)
 	if isSafeRaster(f.Type) {
-		thumb = s.thumbnail(ctx, tmp.Name(), &f)
+		if known, reuse, err = s.st.knownThumbnail(ctx, f.SHA256); err != nil {
+			return storedFile{}, err
+		}
+		if !reuse {
+			thumb = s.thumbnail(ctx, tmp.Name(), &f)
+		}
 	}
 
 	s.blobMu.Lock()
 	defer s.blobMu.Unlock()
 	if err := s.placeBlob(tmp.Name(), f.SHA256); err != nil {
 		return storedFile{}, err
+	}
+	if reuse {
+		// Under blobMu the sweep cannot take the thumbnail between this
+		// check and the insert; if it already did, make it again.
+		if _, err := os.Stat(s.blobPath(known.ThumbSHA256)); err == nil {
+			f.Width, f.Height, f.ThumbSHA256, f.ThumbType = known.Width, known.Height, known.ThumbSHA256, known.ThumbType
+		} else {
+			thumb = s.thumbnail(ctx, s.blobPath(f.SHA256), &f)
+		}
 	}
 	if thumb != nil {
 		if f.ThumbSHA256, err = s.writeBlob(thumb); err != nil {

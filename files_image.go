@@ -38,6 +38,11 @@ const (
 	// indistinguishable at thumbnail size and half the bytes of 95.
 	thumbJPEGQuality = 80
 
+	// maxDecodeBytes bounds the memory one decode may take, for pictures
+	// under maxDecodePixels whose pixels are wide: a 16-bit RGBA PNG takes
+	// 8 bytes a pixel, so 50 megapixels of it would take 400 MB.
+	maxDecodeBytes = 200 << 20
+
 	// sniffLen is how much of a file http.DetectContentType looks at.
 	sniffLen = 512
 )
@@ -117,7 +122,8 @@ func decodePicture(r io.Reader, typ string) (image.Image, error) {
 
 // makeThumbnail reads a picture of type typ from open (called twice: once
 // for the header, once to decode) and returns its displayed size and a
-// thumbnail. A picture over maxDecodePixels gives errTooManyPixels, with
+// thumbnail. A picture over maxDecodePixels, or whose decoded pixels
+// would take more than maxDecodeBytes, gives errTooManyPixels, with
 // the size it claims, without being decoded; a corrupt one gives the
 // decoder's error. Either way the caller shows it as a plain file.
 func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo, error) {
@@ -141,7 +147,8 @@ func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo,
 	if orientation >= 5 { // the four orientations that swap the axes
 		info.width, info.height = info.height, info.width
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxDecodePixels {
+	pixels := int64(cfg.Width) * int64(cfg.Height)
+	if cfg.Width <= 0 || cfg.Height <= 0 || pixels > maxDecodePixels || pixels*bytesPerPixel(cfg.ColorModel) > maxDecodeBytes {
 		return info, errTooManyPixels
 	}
 	if f, err = open(); err != nil {
@@ -166,6 +173,23 @@ func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo,
 	}
 	info.thumb = buf.Bytes()
 	return info, nil
+}
+
+// bytesPerPixel is what the decoded picture of a color model takes per
+// pixel (YCbCr 4:2:0 is 1.5, rounded up).
+func bytesPerPixel(m color.Model) int64 {
+	switch m {
+	case color.GrayModel:
+		return 1
+	case color.Gray16Model, color.YCbCrModel:
+		return 2
+	case color.RGBA64Model, color.NRGBA64Model:
+		return 8
+	}
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	return 4
 }
 
 // isOpaque reports whether img has no transparent pixel, so that a JPEG

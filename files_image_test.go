@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -152,6 +153,22 @@ func TestMakeThumbnail(t *testing.T) {
 		info, err := makeThumbnail(openBytes(gif), typeGIF)
 		if err != errTooManyPixels || info.thumb != nil || info.width != 10000 {
 			t.Fatalf("info %+v, err %v; want errTooManyPixels with the claimed size", info, err)
+		}
+	})
+	t.Run("wide pixels bound the decode too", func(t *testing.T) {
+		// 30 MP is under maxDecodePixels, but at 16-bit RGBA it would take 240 MB.
+		if got := bytesPerPixel(color.NRGBA64Model) * 6000 * 5000; got <= maxDecodeBytes {
+			t.Fatalf("test premise: %d bytes", got)
+		}
+		var buf bytes.Buffer
+		png.Encode(&buf, image.NewNRGBA64(image.Rect(0, 0, 1, 1)))
+		b := buf.Bytes()
+		binary.BigEndian.PutUint32(b[16:], 6000) // IHDR width and height,
+		binary.BigEndian.PutUint32(b[20:], 5000) // then its CRC
+		binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+		info, err := makeThumbnail(openBytes(b), typePNG)
+		if err != errTooManyPixels || info.width != 6000 {
+			t.Fatalf("info %+v, err %v; want errTooManyPixels", info, err)
 		}
 	})
 	t.Run("webp", func(t *testing.T) {

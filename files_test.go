@@ -275,7 +275,8 @@ func TestUploadTypesAndDownload(t *testing.T) {
 }
 
 // TestUploadDedup: the same bytes uploaded twice are two files in the
-// API and one blob on disk; the blob goes when the last file goes.
+// API and one blob on disk (and one thumbnail, made once); the blob goes
+// when the last file goes.
 func TestUploadDedup(t *testing.T) {
 	f := newFilesFixture(t)
 	content := pngBytes(t, 50, 50)
@@ -283,6 +284,9 @@ func TestUploadDedup(t *testing.T) {
 	a2 := f.uploadOK(t, f.bob, "two.png", content)
 	if a1.ID == a2.ID {
 		t.Fatal("same id twice")
+	}
+	if a2.ThumbURL == "" || a2.Width != 50 || a2.Height != 50 { // the first upload's thumbnail, not decoded again
+		t.Errorf("second upload %+v", a2)
 	}
 	if b := f.blobs(t); len(b) != 2 { // the file and its thumbnail, once each
 		t.Fatalf("blobs %v, want the file and one thumbnail", b)

@@ -272,3 +272,19 @@ func (s *store) deleteUnsentFile(ctx context.Context, id, userID int64) (sum, th
 	}
 	return sum, thumb, nil
 }
+
+const sqlKnownThumbnail = `SELECT width, height, thumb_sha256, thumb_type FROM files WHERE sha256 = ? AND thumb_sha256 <> '' LIMIT 1`
+
+// knownThumbnail returns the size and thumbnail of an earlier upload of
+// the same bytes, so that uploading a picture again does not decode it
+// again; ok is false when there is none.
+func (s *store) knownThumbnail(ctx context.Context, sum string) (f storedFile, ok bool, err error) {
+	err = s.rdb.QueryRowContext(ctx, sqlKnownThumbnail, sum).Scan(&f.Width, &f.Height, &f.ThumbSHA256, &f.ThumbType)
+	if err == sql.ErrNoRows {
+		return f, false, nil
+	}
+	if err != nil {
+		return f, false, fmt.Errorf("known thumbnail: %w", err)
+	}
+	return f, true, nil
+}

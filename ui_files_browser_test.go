@@ -3,10 +3,12 @@ package main
 // Chromium test of files and pictures (issue 17): two people in a room; one
 // pastes a screenshot, the other sees the thumbnail live and opens it full
 // size; a 100 MB upload shows its progress bar moving, and a cancelled one
-// leaves nothing on the server. Screenshots of the feature in English and
+// leaves nothing on the server; three files dropped at once, named like
+// markup, show their names as text. Screenshots of the feature in English and
 // Korean, desktop and phone, go to artifacts/screenshots.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
@@ -165,6 +167,28 @@ func TestUIFiles(t *testing.T) {
 		bob.do(chromedp.EmulateViewport(browserWindowWidth, browserWindowHeight))
 	}
 
+	{
+		t.Log("step: several files at once, named like markup, show as text")
+		names := []string{`<img src=x onerror=alert('xss-img')>.png`, `<svg onload=alert(1)>.svg`, `javascript:alert(1) 회의록.txt`}
+		alice.eval(fmt.Sprintf(`(() => {
+			const dt = new DataTransfer();
+			for (const n of %s) dt.items.add(new File(["not a picture: " + n], n, {type: "image/png"}));
+			const room = document.querySelector('[data-testid="room"]');
+			room.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true, cancelable: true}));
+			room.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+			return true })()`, mustJSON(names)), nil)
+		alice.waitFor("three uploads done", `document.querySelectorAll('[data-testid="upload"][data-state="done"]').length === 3`)
+		alice.pressEnterInComposer()
+		bob.waitFor("three cards", fmt.Sprintf(`(() => { const shown = [...document.querySelectorAll('[data-testid="attachment-name"]')].map(e => e.textContent);
+			return %s.every(n => shown.includes(n)) })()`, mustJSON(names)))
+		var imgs, thumbs int
+		bob.eval(`document.querySelectorAll('[data-testid="messages"] img').length`, &imgs)
+		bob.eval(`document.querySelectorAll('[data-testid="attachment-thumb"] img').length`, &thumbs)
+		if imgs != thumbs {
+			t.Errorf("%d img elements for %d thumbnails: a file name became markup", imgs, thumbs)
+		}
+	}
+
 	alice.checkAPIErrors()
 	bob.checkAPIErrors()
 	if n := alice.dialogs.Load() + bob.dialogs.Load(); n != 0 {
@@ -178,4 +202,13 @@ func (p *uiPerson) pressEnterInComposer() {
 	p.t.Helper()
 	p.do(chromedp.Focus(testIDSel("composer")))
 	p.pressEnter(false)
+}
+
+// mustJSON is v as a JavaScript literal.
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

@@ -1070,7 +1070,7 @@
       }
       everConnected = true;
       subscribeAll();
-      if (outbox) for (const item of outbox.pending()) publishItem(item); // typed offline, or unconfirmed when the line dropped
+      if (outbox) outbox.flush(publishItem); // typed offline, or unconfirmed when the line dropped
     }
     window.addEventListener("offline", () => {
       setConn("offline");

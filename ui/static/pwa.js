@@ -11,6 +11,7 @@
 window.StompboxOutbox = (function () {
   const KEY_PREFIX = "stompbox_outbox_"; // + the account id: a shared browser keeps accounts apart
   const MAX_ITEMS = 200;                 // a day offline in a busy room; older ones are dropped first
+  const FLUSH_EVERY_MS = 100;            // 10 sends a second: half the server's default -send-rate, so a full outbox is never cut off as a flood
 
   // The service worker needs a secure context: HTTPS, or localhost. On a
   // plain-HTTP intranet address the page simply works online only.
@@ -36,8 +37,8 @@ window.StompboxOutbox = (function () {
 
   // init returns the outbox of the signed-in account: add(item) keeps
   // {key, roomId, text, attachments}, done(key) drops it, pending() lists
-  // what is left, oldest first. A status line under the composer says how
-  // many wait.
+  // what is left, oldest first, and flush(publish) sends it. A status line
+  // under the composer says how many wait.
   function init(opts) {
     const storeKey = KEY_PREFIX + opts.userId;
     const line = document.createElement("p");
@@ -63,11 +64,24 @@ window.StompboxOutbox = (function () {
       line.textContent = items.length ? opts.t("outbox.waiting", { n: items.length }) : "";
     }
     show(load());
+    let flushGen = 0; // a newer flush (after a reconnect) stops an older one
     return {
       newKey: newKey,
       add: (item) => { const items = load(); if (!items.some((x) => x.key === item.key)) items.push(item); save(items); },
       done: (key) => { const items = load(); const left = items.filter((x) => x.key !== key); if (left.length !== items.length) save(left); },
       pending: () => load(),
+      // flush sends what waits, oldest first, paced; it stops when publish
+      // fails (the connection is gone) or a newer flush starts.
+      flush: (publish) => {
+        const gen = ++flushGen;
+        const items = load();
+        let i = 0;
+        const step = () => {
+          if (gen !== flushGen || i >= items.length || !publish(items[i++])) return;
+          setTimeout(step, FLUSH_EVERY_MS);
+        };
+        step();
+      },
     };
   }
 
