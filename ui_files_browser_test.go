@@ -176,11 +176,11 @@ func TestUIFiles(t *testing.T) {
 			const room = document.querySelector('[data-testid="room"]');
 			room.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true, cancelable: true}));
 			room.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
-			return true })()`, mustJSON(names)), nil)
+			return true })()`, jsValue(names)), nil)
 		alice.waitFor("three uploads done", `document.querySelectorAll('[data-testid="upload"][data-state="done"]').length === 3`)
 		alice.pressEnterInComposer()
 		bob.waitFor("three cards", fmt.Sprintf(`(() => { const shown = [...document.querySelectorAll('[data-testid="attachment-name"]')].map(e => e.textContent);
-			return %s.every(n => shown.includes(n)) })()`, mustJSON(names)))
+			return %s.every(n => shown.includes(n)) })()`, jsValue(names)))
 		var imgs, thumbs int
 		bob.eval(`document.querySelectorAll('[data-testid="messages"] img').length`, &imgs)
 		bob.eval(`document.querySelectorAll('[data-testid="attachment-thumb"] img').length`, &thumbs)
@@ -204,8 +204,8 @@ func (p *uiPerson) pressEnterInComposer() {
 	p.pressEnter(false)
 }
 
-// mustJSON is v as a JavaScript literal.
-func mustJSON(v any) string {
+// jsValue is v as a JavaScript literal (its JSON).
+func jsValue(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err)
