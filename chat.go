@@ -212,8 +212,13 @@ type chatService struct {
 	idem     *idempotency // recent keyed sends (chat_idempotency.go)
 	// editWindow is how long a message stays editable by its author; 0: forever.
 	editWindow time.Duration
-	webhooks   *webhookSender
-	log        *slog.Logger
+	// filesGone removes the blobs of a deleted message's files once no
+	// other upload names them (fileService.Forget); set after the file
+	// service, which needs the chat service, exists. nil leaves them to
+	// the daily sweep.
+	filesGone func(ctx context.Context, blobs []string)
+	webhooks  *webhookSender
+	log       *slog.Logger
 }
 
 func newChatService(st *store, cfg chatConfig) (*chatService, error) {

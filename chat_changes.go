@@ -200,7 +200,8 @@ func (c *chatService) Edit(ctx context.Context, u user, roomID, msgID int64, tex
 // delete in an archived room.
 func (c *chatService) Delete(ctx context.Context, u user, roomID, msgID int64) error {
 	ev := deleteEvent{Type: msgDelete, RoomID: roomID, MessageID: msgID, By: u.Username}
-	return c.changeMessage(ctx, u, roomID, msgID, func(t changeTarget) error {
+	var blobs []string
+	err := c.changeMessage(ctx, u, roomID, msgID, func(t changeTarget) error {
 		author := t.authorID != 0 && t.authorID == u.ID
 		owner := t.ownerID != 0 && t.ownerID == u.ID && t.kind != roomDM
 		switch {
@@ -210,9 +211,14 @@ func (c *chatService) Delete(ctx context.Context, u user, roomID, msgID int64) e
 			return errRoomArchived
 		}
 		return nil
-	}, func(tx *sql.Tx, now int64) error {
-		return deleteMessageTx(ctx, tx, msgID, now)
+	}, func(tx *sql.Tx, now int64) (err error) {
+		blobs, err = deleteMessageTx(ctx, tx, msgID, now)
+		return err
 	}, func() []byte { return mustJSON(ev) })
+	if err == nil && len(blobs) > 0 && c.filesGone != nil {
+		c.filesGone(ctx, blobs) // the rows are gone: nobody can download them any more; now the bytes
+	}
+	return err
 }
 
 // React adds (add) or removes u's emoji on message msgID of roomID and

@@ -384,6 +384,16 @@ func (s *fileService) DeleteUnsent(ctx context.Context, u user, id int64) error 
 	return nil
 }
 
+// Forget removes the blobs sums, those of a deleted message's files, unless
+// another upload still names them. Safe for concurrent use.
+func (s *fileService) Forget(ctx context.Context, sums []string) {
+	s.blobMu.Lock()
+	defer s.blobMu.Unlock()
+	for _, sum := range sums {
+		s.removeUnreferenced(ctx, sum)
+	}
+}
+
 // Sweep deletes uploads never sent before abandonedBefore, then removes
 // every blob no file row names any more: those of messages that retention
 // or a deletion removed (their rows went with them, ON DELETE CASCADE),

@@ -516,3 +516,40 @@ func TestAttachmentsOverSTOMP(t *testing.T) {
 		t.Errorf("plain message %s: want only id, type, roomId, sender, message, createdAt", plain)
 	}
 }
+
+// TestDeletingMessageDeletesItsFiles: deleting a message takes its files
+// with it at once: their downloads answer 404 and their bytes leave the
+// disk, unless another upload of the same bytes still names them.
+func TestDeletingMessageDeletesItsFiles(t *testing.T) {
+	f := newFilesFixture(t)
+	pic := f.uploadOK(t, f.alice, "pic.png", pngBytes(t, 40, 40))
+	doc := f.uploadOK(t, f.alice, "doc.txt", []byte("shared bytes"))
+	same := f.uploadOK(t, f.bob, "copy.txt", []byte("shared bytes")) // the same blob as doc
+	del := f.post(t, f.alice, f.room, "to delete", pic.ID, doc.ID)
+	keep := f.post(t, f.bob, f.room, "to keep", same.ID)
+	if del.status != 201 || keep.status != 201 {
+		t.Fatalf("posts: %d %s, %d %s", del.status, del.body, keep.status, keep.body)
+	}
+	var m struct{ ID int64 }
+	if err := json.Unmarshal(del.body, &m); err != nil || m.ID == 0 {
+		t.Fatalf("post answer %s: %v", del.body, err)
+	}
+	if n := len(f.blobs(t)); n != 3 { // the picture, its thumbnail, the shared text
+		t.Fatalf("%d blobs before the deletion", n)
+	}
+	if r := f.req(t, f.alice, "DELETE", fmt.Sprintf("/api/rooms/%d/messages/%d", f.room, m.ID), "", nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	for _, gone := range []string{pic.URL, pic.ThumbURL, doc.URL} {
+		if r := f.req(t, f.bob, "GET", gone, "", nil); r.status != http.StatusNotFound {
+			t.Errorf("GET %s after the deletion: %d", gone, r.status)
+		}
+	}
+	if r := f.req(t, f.alice, "GET", same.URL, "", nil); r.status != http.StatusOK || string(r.body) != "shared bytes" {
+		t.Errorf("the other message's file: %d %q", r.status, r.body)
+	}
+	if b := f.blobs(t); len(b) != 1 {
+		t.Errorf("blobs after the deletion %v, want only the shared text", b)
+	}
+	f.checkNothingLeft(t, 1)
+}

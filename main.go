@@ -457,6 +457,7 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 	}
 	s.api = newAPI(s.chat, s.auth, limiter, log)
 	s.api.files = s.files
+	s.chat.filesGone = s.files.Forget
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
 	static, err := ui.NewStatic()
 	if err != nil {

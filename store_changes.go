@@ -63,15 +63,19 @@ func editMessageTx(ctx context.Context, tx *sql.Tx, msgID int64, body string, no
 
 // A deletion keeps the row (its id and place in history, so since-id and
 // replies stay consistent) but not the text: the body is emptied, which
-// takes it out of the FTS index by trigger. Its reactions and the
-// notifications it caused go with it.
+// takes it out of the FTS index by trigger. Its reactions, the
+// notifications it caused and its files go with it.
 const (
 	sqlDeleteMessage       = `UPDATE messages SET body = '', deleted_at = ? WHERE id = ?`
 	sqlDeleteReactions     = `DELETE FROM reactions WHERE message_id = ?`
 	sqlDeleteNotifications = `DELETE FROM notifications WHERE message_id = ?`
+	sqlDeleteMessageFiles  = `DELETE FROM files WHERE message_id = ? RETURNING sha256, thumb_sha256`
 )
 
-func deleteMessageTx(ctx context.Context, tx *sql.Tx, msgID int64, now int64) error {
+// deleteMessageTx deletes message msgID as above. It returns the blob sums
+// (files and thumbnails) its files named, for the file service to remove
+// once no other upload names them (fileService.Forget).
+func deleteMessageTx(ctx context.Context, tx *sql.Tx, msgID int64, now int64) (blobs []string, err error) {
 	for _, q := range []struct {
 		sql  string
 		args []any
@@ -81,10 +85,28 @@ func deleteMessageTx(ctx context.Context, tx *sql.Tx, msgID int64, now int64) er
 		{sqlDeleteNotifications, []any{msgID}},
 	} {
 		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
-			return fmt.Errorf("delete message %d: %w", msgID, err)
+			return nil, fmt.Errorf("delete message %d: %w", msgID, err)
 		}
 	}
-	return nil
+	rows, err := tx.QueryContext(ctx, sqlDeleteMessageFiles, msgID)
+	if err != nil {
+		return nil, fmt.Errorf("delete message %d files: %w", msgID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sum, thumb string
+		if err := rows.Scan(&sum, &thumb); err != nil {
+			return nil, fmt.Errorf("delete message %d files: %w", msgID, err)
+		}
+		blobs = append(blobs, sum)
+		if thumb != "" {
+			blobs = append(blobs, thumb)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("delete message %d files: %w", msgID, err)
+	}
+	return blobs, nil
 }
 
 const (
