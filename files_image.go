@@ -131,11 +131,12 @@ func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo,
 	if err != nil {
 		return pictureInfo{}, err
 	}
-	br := bufio.NewReader(f)
+	br := bufio.NewReaderSize(f, headerPeek)
+	// The EXIF segment comes right after SOI, and the JPEG frame header or
+	// the PNG header soon after: headerPeek holds them in any real picture.
+	head, _ := br.Peek(headerPeek)
 	orientation := 1
 	if typ == typeJPEG {
-		// The EXIF segment comes right after SOI; 64 KiB holds any APP1.
-		head, _ := br.Peek(64 << 10)
 		orientation = exifOrientation(head)
 	}
 	cfg, err := decodeConfig(br, typ)
@@ -148,7 +149,7 @@ func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo,
 		info.width, info.height = info.height, info.width
 	}
 	pixels := int64(cfg.Width) * int64(cfg.Height)
-	if cfg.Width <= 0 || cfg.Height <= 0 || pixels > maxDecodePixels || pixels*bytesPerPixel(cfg.ColorModel) > maxDecodeBytes {
+	if cfg.Width <= 0 || cfg.Height <= 0 || pixels > maxDecodePixels || pixels*decodeBytesPerPixel(head, typ, cfg.ColorModel) > maxDecodeBytes {
 		return info, errTooManyPixels
 	}
 	if f, err = open(); err != nil {
@@ -175,14 +176,91 @@ func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo,
 	return info, nil
 }
 
+// headerPeek is how much of a picture makeThumbnail reads ahead to find
+// its EXIF orientation and how it is encoded.
+const headerPeek = 64 << 10
+
+// decodeBytesPerPixel is what decoding the picture costs per pixel at its
+// peak, not only what the decoded picture keeps: the standard library's
+// progressive JPEG decoder holds every coefficient of every component (an
+// 8×8 block of int32 per 64 pixels, so 4 bytes a pixel a component) besides
+// the picture, and its interlaced PNG decoder holds each pass's picture
+// besides the whole one. head is the start of the file.
+func decodeBytesPerPixel(head []byte, typ string, m color.Model) int64 {
+	n := bytesPerPixel(m)
+	switch typ {
+	case typeJPEG:
+		n += jpegCoefficientBytes(head)
+	case typePNG:
+		// IHDR is the first chunk: signature (8), length and type (8),
+		// width, height (8), depth, colour type, compression, filter (4),
+		// then the interlace method.
+		if len(head) > 28 && head[28] != 0 {
+			n *= 2
+		}
+	}
+	return n
+}
+
+// jpegCoefficientBytes walks a JPEG's segments up to its frame header
+// (SOFn) and returns what a progressive decode holds in coefficients per
+// pixel of the picture: 4 bytes a sample, for each component at its own
+// sampling (4:2:0 colour: 4 + 1 + 1 = 6 bytes). A sequential JPEG holds
+// none. When the frame header is not within head, or does not parse, it
+// assumes the costliest: four full-resolution components, 16 bytes.
+func jpegCoefficientBytes(b []byte) int64 {
+	const worst = 16
+	if len(b) < 4 || b[0] != 0xFF || b[1] != jpegSOI {
+		return worst
+	}
+	for i := 2; i+4 <= len(b); {
+		if b[i] != 0xFF {
+			return worst
+		}
+		marker := b[i+1]
+		if marker == 0xFF { // fill byte before a marker
+			i++
+			continue
+		}
+		n := int(binary.BigEndian.Uint16(b[i+2:]))
+		switch {
+		case n < 2: // a length counts its own two bytes
+			return worst
+		case marker == jpegSOF0 || marker == jpegSOF1:
+			return 0 // sequential: decoded block by block into the picture
+		case marker >= jpegSOF0 && marker <= jpegSOF15 && marker != jpegDHT && marker != jpegJPG && marker != jpegDAC:
+			// Frame header (ITU T.81 B.2.2): length, precision, height,
+			// width, component count, then per component its id, sampling
+			// factors (H<<4 | V) and table.
+			seg := b[i+4 : min(len(b), i+2+n)]
+			if len(seg) < 6 || len(seg) < 6+3*int(seg[5]) || seg[5] == 0 {
+				return worst
+			}
+			var samples, hmax, vmax int64 = 0, 1, 1
+			for c := range int(seg[5]) {
+				h, v := int64(seg[7+3*c]>>4), int64(seg[7+3*c]&0x0F)
+				samples += h * v
+				hmax, vmax = max(hmax, h), max(vmax, v)
+			}
+			return (4*samples + hmax*vmax - 1) / (hmax * vmax)
+		case marker == jpegSOS:
+			return worst
+		}
+		i += 2 + n
+	}
+	return worst
+}
+
 // bytesPerPixel is what the decoded picture of a color model takes per
-// pixel (YCbCr 4:2:0 is 1.5, rounded up).
+// pixel: YCbCr counts as 4:4:4 (3 bytes), the most its subsampling can be.
 func bytesPerPixel(m color.Model) int64 {
 	switch m {
 	case color.GrayModel:
 		return 1
-	case color.Gray16Model, color.YCbCrModel:
+	case color.Gray16Model:
 		return 2
+	case color.YCbCrModel:
+		return 3
 	case color.RGBA64Model, color.NRGBA64Model:
 		return 8
 	}
@@ -262,6 +340,12 @@ func orient(img image.Image, o int) image.Image {
 const (
 	jpegSOI          = 0xD8   // start of image
 	jpegSOS          = 0xDA   // start of scan: no metadata after it
+	jpegSOF0         = 0xC0   // frame header, baseline sequential
+	jpegSOF1         = 0xC1   // frame header, extended sequential
+	jpegSOF15        = 0xCF   // the last frame header marker (C0 to CF, less DHT, JPG and DAC)
+	jpegDHT          = 0xC4   // Huffman tables, in the SOF range but no frame header
+	jpegJPG          = 0xC8   // reserved, likewise
+	jpegDAC          = 0xCC   // arithmetic coding conditioning, likewise
 	jpegAPP1         = 0xE1   // where Exif lives
 	tiffTypeShort    = 3      // a 16-bit unsigned value
 	exifOrientTag    = 0x0112 // Orientation, in IFD0

@@ -96,9 +96,15 @@ func FuzzEXIFOrientation(f *testing.F) {
 	f.Add(exifJPEG(f, 4, 4, 8, binary.BigEndian)[:200])
 	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x08, 'E', 'x', 'i', 'f', 0, 0})
 	f.Add([]byte{})
+	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xC2, 0x00, 0x11, 0x08, 0x00, 0x10, 0x00, 0x10, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x00, 0x03, 0x11, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if o := exifOrientation(b); o < 1 || o > 8 {
 			t.Fatalf("orientation %d", o)
+		}
+		// The same segment walk finds the frame header: at most 4 bytes a
+		// sample for each of at most 255 components.
+		if c := jpegCoefficientBytes(b); c < 0 || c > 4*255 {
+			t.Fatalf("coefficient bytes %d", c)
 		}
 	})
 }
@@ -169,6 +175,49 @@ func TestMakeThumbnail(t *testing.T) {
 		info, err := makeThumbnail(openBytes(b), typePNG)
 		if err != errTooManyPixels || info.width != 6000 {
 			t.Fatalf("info %+v, err %v; want errTooManyPixels", info, err)
+		}
+	})
+	t.Run("a progressive JPEG counts its coefficients", func(t *testing.T) {
+		// SOI, JFIF, then a progressive frame header (SOF2) for 7000×7000 with three
+		// full-resolution components (4:4:4), and no scan: 49 MP is under
+		// maxDecodePixels, and the picture alone would take 147 MB, but the
+		// decoder would hold 12 bytes a pixel of coefficients besides, 735 MB
+		// in all, before it even read a scan.
+		sof2 := []byte{0xFF, 0xD8,
+			0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, // APP0 JFIF
+			0xFF, 0xC2, 0x00, 0x11, 0x08, 0x1B, 0x58, 0x1B, 0x58, 0x03, 0x01, 0x11, 0x00, 0x02, 0x11, 0x00, 0x03, 0x11, 0x00,
+			0xFF, 0xD9}
+		if got := jpegCoefficientBytes(sof2); got != 12 {
+			t.Fatalf("coefficient bytes %d, want 12", got)
+		}
+		info, err := makeThumbnail(openBytes(sof2), typeJPEG)
+		if err != errTooManyPixels || info.width != 7000 {
+			t.Fatalf("info %+v, err %v; want errTooManyPixels without decoding", info, err)
+		}
+		// The same frame as 4:2:0 (luma sampled 2×2) costs 4 + 1 + 1 bytes.
+		sof2[31] = 0x22
+		if got := jpegCoefficientBytes(sof2); got != 6 {
+			t.Fatalf("4:2:0 coefficient bytes %d, want 6", got)
+		}
+		// A sequential JPEG holds no coefficients: the 12 MP photos of phones
+		// are thumbnailed as before.
+		var buf bytes.Buffer
+		jpeg.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 8, 8)), nil)
+		if got := jpegCoefficientBytes(buf.Bytes()); got != 0 {
+			t.Fatalf("baseline JPEG: %d coefficient bytes", got)
+		}
+		if got := jpegCoefficientBytes([]byte{0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF}); got != 16 {
+			t.Fatalf("frame header out of reach: %d, want the worst case 16", got)
+		}
+	})
+	t.Run("an interlaced PNG counts its passes", func(t *testing.T) {
+		var buf bytes.Buffer
+		png.Encode(&buf, image.NewNRGBA(image.Rect(0, 0, 1, 1)))
+		b := buf.Bytes()
+		plain := decodeBytesPerPixel(b, typePNG, color.NRGBAModel)
+		b[28] = 1 // IHDR interlace method: Adam7
+		if got := decodeBytesPerPixel(b, typePNG, color.NRGBAModel); got != 2*plain {
+			t.Fatalf("interlaced %d bytes a pixel, plain %d", got, plain)
 		}
 	})
 	t.Run("webp", func(t *testing.T) {
