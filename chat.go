@@ -329,7 +329,11 @@ func (e messageTooLongError) public() error {
 func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMessage, error) {
 	if key := in.IdempotencyKey; key != "" {
 		in.IdempotencyKey = ""
-		return c.idem.do(ctx, u.ID, key, func() (storedMessage, error) { return c.Post(ctx, u, in) })
+		// A keyed send runs to its end even if the sender leaves meanwhile
+		// (store.write would give up waiting and leave the outcome unknown):
+		// the key must record whether the message was stored, or a retry
+		// with it after a dropped connection could post it twice.
+		return c.idem.do(ctx, u.ID, key, func() (storedMessage, error) { return c.Post(context.WithoutCancel(ctx), u, in) })
 	}
 	m := storedMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
 	switch in.Type {

@@ -216,7 +216,9 @@ func (c *chatService) Delete(ctx context.Context, u user, roomID, msgID int64) e
 		return err
 	}, func() []byte { return mustJSON(ev) })
 	if err == nil && len(blobs) > 0 && c.filesGone != nil {
-		c.filesGone(ctx, blobs) // the rows are gone: nobody can download them any more; now the bytes
+		// The rows are gone: nobody can download them any more; now the
+		// bytes, even if the client has left meanwhile.
+		c.filesGone(context.WithoutCancel(ctx), blobs)
 	}
 	return err
 }

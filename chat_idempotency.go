@@ -105,9 +105,11 @@ func (d *idempotency) do(ctx context.Context, userID int64, key string, post fun
 }
 
 // expire drops keys older than the window, and the oldest beyond
-// maxIdempotencyKeys. The caller holds mu.
+// maxIdempotencyKeys. A send still in flight is kept (its waiters need
+// it) without stopping the sweep behind it. The caller holds mu.
 func (d *idempotency) expire() {
 	cut := d.now().Add(-idempotencyWindow)
+	var inFlight []idemKey
 	i := 0
 	for ; i < len(d.order); i++ {
 		k := d.order[i]
@@ -115,16 +117,17 @@ func (d *idempotency) expire() {
 		if !ok {
 			continue // its send failed and was forgotten
 		}
-		if e.at.After(cut) && len(d.order)-i <= maxIdempotencyKeys {
+		if e.at.After(cut) && len(d.entries) <= maxIdempotencyKeys {
 			break
 		}
 		if !isClosed(e.done) {
-			break // still in flight: keep it, and the younger ones after it
+			inFlight = append(inFlight, k)
+			continue
 		}
 		delete(d.entries, k)
 	}
 	if i > 0 {
-		d.order = append(d.order[:0], d.order[i:]...)
+		d.order = append(inFlight, d.order[i:]...)
 	}
 }
 

@@ -45,6 +45,24 @@ func TestIdempotentPost(t *testing.T) {
 			t.Errorf("delivered %d times", n)
 		}
 	})
+	t.Run("sender gone before the commit", func(t *testing.T) {
+		// The sender's context ends at once (a dropped connection): the keyed
+		// send still runs to its end, so the retry finds it stored instead
+		// of posting it again.
+		gone, cancel := context.WithCancel(ctx)
+		cancel()
+		first, err := f.chat.Post(gone, f.alice, chatInput{Type: msgTalk, RoomID: 1, Message: "left early", IdempotencyKey: "k-gone"})
+		if err != nil {
+			t.Fatalf("first attempt: %v", err)
+		}
+		again, err := talk(f.alice, "k-gone", "left early")
+		if err != nil || again.ID != first.ID {
+			t.Fatalf("retry got %d, %v; want id %d", again.ID, err, first.ID)
+		}
+		if n := delivered("left early"); n != 1 {
+			t.Errorf("delivered %d times", n)
+		}
+	})
 	t.Run("concurrent", func(t *testing.T) {
 		var wg sync.WaitGroup
 		ids := make([]int64, 8)
