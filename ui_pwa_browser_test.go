@@ -12,8 +12,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -173,4 +176,69 @@ func (p *uiPerson) reload() {
 	p.t.Helper()
 	p.eval(`(() => { window.__reloaded = false; return true })()`, nil)
 	p.do(chromedp.Reload())
+}
+
+// TestUIOutboxStaysWithItsAccount: a tab whose messages wait in the outbox
+// reconnects after its cookie became another account's (signed out and
+// someone else signed in, in another tab of the same browser). It must not
+// send the waiting messages as the other account: it reloads as whoever is
+// signed in now, and nothing is posted.
+func TestUIOutboxStaysWithItsAccount(t *testing.T) {
+	srv := startServer(t)
+	browser := newBrowser(t)
+	alice := newUIPerson(t, browser, "alice", srv.URL(), "")
+	bob := newUIPerson(t, browser, "bob", srv.URL(), "")
+	alice.register(true)
+	bob.register(false)
+	room := alice.createRoom("outbox")
+	bob.joinRoom(room)
+	alice.openRoom(room)
+
+	alice.setOffline(true)
+	alice.waitFor("offline", `document.querySelector('[data-testid="conn-state"]').dataset.state !== "connected"`)
+	alice.say("written by alice while offline")
+	alice.waitFor("queued", `!document.querySelector('[data-testid="outbox"]').hidden`)
+
+	// Bob's login cookie replaces Alice's in her browser, as a sign-in in
+	// another tab would.
+	var bobCookies []*network.Cookie
+	bob.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		res, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{srv.URL()}})
+		if err == nil {
+			bobCookies = res.Cookies
+		}
+		return err
+	}))
+	switched := false
+	alice.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		httpOnly := true
+		for _, c := range bobCookies {
+			if c.Name != sessionCookieName {
+				continue
+			}
+			switched = true
+			if _, err := cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{Name: c.Name, Value: c.Value, URL: srv.URL(), HTTPOnly: &httpOnly}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	if !switched {
+		t.Fatalf("bob has no %s cookie: %v", sessionCookieName, bobCookies)
+	}
+	alice.eval(`(() => { window.__beforeSwitch = true; return true })()`, nil)
+	alice.setOffline(false)
+	alice.waitFor("reloaded as bob", `window.__beforeSwitch === undefined && document.querySelector('[data-testid="chat-app"]') && document.body.textContent.includes("Bob")`)
+	alice.waitConnected()
+	bob.openRoom(int(room))
+	bob.waitConnected()
+	u, err := srv.auth.UserByName(context.Background(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range storedTexts(t, srv, u, int64(room)) {
+		if strings.Contains(text, "written by alice") {
+			t.Fatalf("alice's waiting message was posted after the account changed: %q", text)
+		}
+	}
 }

@@ -1032,7 +1032,17 @@
       };
       client.activate();
     }
-    async function onConnect() {
+    async function onConnect(frame) {
+      // The connection is authenticated by the cookie it carried, which may
+      // be another account's by now (signed out and someone else signed in,
+      // in another tab): then this page, its outbox above all, must not go
+      // on as the old one. A reload shows who is signed in now.
+      const who = (frame && frame.headers && frame.headers["user-name"]) || "";
+      if (me && who !== me.username) {
+        client.deactivate();
+        location.reload();
+        return;
+      }
       connected = true;
       attempts = 0;
       client.reconnectDelay = RECONNECT_MIN_MS;

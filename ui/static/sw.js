@@ -55,12 +55,18 @@ function key(url) {
   return PAGES.test(url.pathname) ? url.origin + url.pathname : url.href;
 }
 
+// SESSION_CHANGES are the requests after which the cache is another
+// account's, or nobody's.
+const SESSION_CHANGES = /^\/api\/(login|logout|register)$/;
+
 self.addEventListener("fetch", (e) => {
   const req = e.request;
   const url = new URL(req.url);
   if (url.origin !== self.location.origin) return;
   if (req.method !== "GET") {
-    if (req.method === "POST" && url.pathname === "/api/logout") e.waitUntil(caches.delete(CACHE));
+    // Signing out, or someone signing in or up in this browser: what is
+    // cached belongs to the account before, so it goes.
+    if (req.method === "POST" && SESSION_CHANGES.test(url.pathname)) e.waitUntil(caches.delete(CACHE));
     return;
   }
   if (url.pathname.startsWith("/static/")) e.respondWith(cacheFirst(req));
@@ -86,7 +92,11 @@ async function networkFirst(req, k) {
     if (hit) return hit;
     throw err;
   }
-  if (res.redirected && new URL(res.url).pathname === "/login") await caches.delete(CACHE); // signed out elsewhere
-  else if (res.ok && !res.redirected) await cache.put(k, res.clone());
+  // Signed out elsewhere, or the session expired or was revoked: the chat
+  // page redirects (a navigation sees an opaque redirect, since it follows
+  // redirects itself) and the API answers 401. Nothing cached for that
+  // account may be shown again.
+  if (res.type === "opaqueredirect" || res.redirected || res.status === 401) await caches.delete(CACHE);
+  else if (res.ok) await cache.put(k, res.clone());
   return res;
 }
