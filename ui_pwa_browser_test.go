@@ -167,6 +167,19 @@ func TestUIInstallableApp(t *testing.T) {
 			}
 		}
 	}
+
+	t.Log("step: bob's session ends elsewhere (his password changed); his next visit drops what was cached of his")
+	hash, err := hashPassword("a-new-password-for-bob", defaultArgonParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.srv.store.setPassword(context.Background(), "bob", hash); err != nil {
+		t.Fatal(err)
+	}
+	bob.reload()
+	bob.waitFor("sent to sign in", `location.pathname === "/login"`)
+	bob.waitFor("cache dropped", `caches.open("stompbox-v1").then(c => c.keys()).then(ks => (window.__left = ks.map(r => new URL(r.url).pathname)) && true) &&
+		window.__left && !window.__left.includes("/api/rooms") && !window.__left.includes("/")`)
 }
 
 // reload loads the page again for real (navigating to the same URL with a
