@@ -13,7 +13,11 @@
 //	http.go         the HTTP routes and JSON errors
 //	security.go     security headers on every response
 //	tls.go          HTTPS (and STOMP over TLS) with given or self-signed certificates
-//	ratelimit.go    SEND, connection and login rate limits
+//	ratelimit.go    SEND rates (a faster client is held back, not cut off), connection and login limits
+//	passgate.go     the queue that bounds password hashing to one at a time per core
+//	chat*.go        the chat service: rooms, messages, edits, deletions, replies, reactions, idempotent sends
+//	store*.go       SQLite: migrations, the one writer, queries
+//	auth.go, api*.go, pages.go, sockjs*.go, loadtool*.go: accounts, the JSON API, the pages, SockJS, the load tool
 //	launch.go       double-click detection, data folder and browser opening
 //	files*.go       uploaded files and pictures: blobs by SHA-256, thumbnails, EXIF
 package main
