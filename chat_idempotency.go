@@ -126,8 +126,10 @@ func (d *idempotency) expire() {
 		}
 		delete(d.entries, k)
 	}
-	if i > 0 {
-		d.order = append(inFlight, d.order[i:]...)
+	if i > 0 { // in flight first (they are the oldest), then the rest, in place
+		n := copy(d.order, inFlight)
+		n += copy(d.order[n:], d.order[i:])
+		d.order = d.order[:n]
 	}
 }
 

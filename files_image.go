@@ -88,36 +88,39 @@ type pictureInfo struct {
 // errTooManyPixels means a picture is too large to decode safely.
 var errTooManyPixels = errors.New("picture too large to decode")
 
+// pictureCodec reads one picture type: its header alone, or the whole
+// picture (the first frame of an animated GIF). It is chosen by the sniffed
+// type, never by image.Decode's own sniffing.
+type pictureCodec struct {
+	config func(io.Reader) (image.Config, error)
+	decode func(io.Reader) (image.Image, error)
+}
+
+// pictureCodecs are the picture types that get thumbnails.
+var pictureCodecs = map[string]pictureCodec{
+	typeJPEG: {jpeg.DecodeConfig, jpeg.Decode},
+	typePNG:  {png.DecodeConfig, png.Decode},
+	typeGIF:  {gif.DecodeConfig, gif.Decode},
+	typeWebP: {webp.DecodeConfig, webp.Decode},
+}
+
 // decodeConfig reads a picture's dimensions from its header, for the
 // sniffed type typ.
 func decodeConfig(r io.Reader, typ string) (image.Config, error) {
-	switch typ {
-	case typeJPEG:
-		return jpeg.DecodeConfig(r)
-	case typePNG:
-		return png.DecodeConfig(r)
-	case typeGIF:
-		return gif.DecodeConfig(r)
-	case typeWebP:
-		return webp.DecodeConfig(r)
+	c, ok := pictureCodecs[typ]
+	if !ok {
+		return image.Config{}, fmt.Errorf("not a picture type: %s", typ)
 	}
-	return image.Config{}, fmt.Errorf("not a picture type: %s", typ)
+	return c.config(r)
 }
 
-// decodePicture decodes a picture of the sniffed type typ (the first frame
-// of an animated GIF).
+// decodePicture decodes a picture of the sniffed type typ.
 func decodePicture(r io.Reader, typ string) (image.Image, error) {
-	switch typ {
-	case typeJPEG:
-		return jpeg.Decode(r)
-	case typePNG:
-		return png.Decode(r)
-	case typeGIF:
-		return gif.Decode(r)
-	case typeWebP:
-		return webp.Decode(r)
+	c, ok := pictureCodecs[typ]
+	if !ok {
+		return nil, fmt.Errorf("not a picture type: %s", typ)
 	}
-	return nil, fmt.Errorf("not a picture type: %s", typ)
+	return c.decode(r)
 }
 
 // makeThumbnail reads a picture of type typ from open (called twice: once

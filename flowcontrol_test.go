@@ -28,9 +28,14 @@ import (
 // floodFrames is how many SENDs each flood test makes, as issue 15 asks.
 const floodFrames = 1000
 
-// defaultLimits is what stompbox runs with when no option is given.
+// defaultLimits sets the rate limits stompbox runs with when no option is
+// given, read from its option table.
 func defaultLimits(c *Config) {
-	c.RateLimits = rateLimits{SendRate: defaultSendRate, UserSendRate: defaultUserSendRate, ConnsPerIP: defaultConnsPerIP, LoginsPerIP: defaultLoginsPerIP}
+	d, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		panic(err) // the option table's own defaults do not parse
+	}
+	c.RateLimits = d.RateLimits
 }
 
 // minFloodTime is the least time n SENDs can take at the default
@@ -302,21 +307,18 @@ func TestFlowControlHeldStillReceives(t *testing.T) {
 	held.roundTrip(cmdSend, "after", "destination:/topic/held") // the connection is still open
 }
 
-// heldConnectionCost is what one connection held back by its rate may cost
-// beyond an idle one: no goroutine (the reader that waits is the
-// connection's own) and at most the chunk it has read but not yet parsed
-// and the frame it holds, bounded by -max-frame. README and
+// heldConnectionBytes is the most heap one connection held back by its
+// rate may cost beyond an idle one: the chunk it has read but not yet
+// parsed and the frame it holds, each bounded by -max-frame. It costs no
+// goroutine: the reader that waits is the connection's own. README and
 // docs/benchmarks.md quote these figures.
-const (
-	heldConnectionGoroutines = 0
-	heldConnectionBytes      = 2 * defaultMaxFrame
-)
+const heldConnectionBytes = 2 * defaultMaxFrame
 
 // TestFlowControlFiftyHeld: 50 connections held back at once add no
 // goroutine and no more heap than heldConnectionBytes each, and all of them
-// finish with every SEND receipted.
+// finish with every SEND receipted. It is not parallel: it counts the
+// process's goroutines and heap, which other tests would move.
 func TestFlowControlFiftyHeld(t *testing.T) {
-	t.Parallel()
 	const conns, sends = 50, 8 // rate 1/s, burst 2: each is held about 6 s
 	srv := startServer(t, func(c *Config) { c.RateLimits = rateLimits{SendRate: 1, ConnsPerIP: conns} })
 	clients := make([]*stompClient, conns)
@@ -326,27 +328,28 @@ func TestFlowControlFiftyHeld(t *testing.T) {
 	}
 	goroutines, heap := settledUse()
 	lim := srv.broker.cfg.Limiter
-	written := make([]<-chan error, conns)
 	for i, c := range clients {
-		written[i] = flood(c, fmt.Sprint("/topic/held-", i), sends)
+		// The 8 small SENDs fit the socket buffers, so the writing ends
+		// at once and its goroutine with it, while the server holds back
+		// reading them.
+		if err := <-flood(c, fmt.Sprint("/topic/held-", i), sends); err != nil {
+			t.Fatal(err)
+		}
 	}
 	checkFor(t, "every connection held", func() bool { return lim.held.Load() >= conns })
 	heldGoroutines, heldHeap := settledUse()
-	t.Logf("%d connections held: %+d goroutines, %+d heap bytes (%.0f each)", conns,
-		heldGoroutines-goroutines, int64(heldHeap)-int64(heap), float64(int64(heldHeap)-int64(heap))/conns)
-	// The flood goroutines of this test (one per client, blocked or done)
-	// are the only new ones allowed.
-	if extra := heldGoroutines - goroutines - conns; extra > conns*heldConnectionGoroutines {
-		t.Errorf("%d more goroutines in the server with %d connections held", extra, conns)
+	extra, grown := heldGoroutines-goroutines, int64(heldHeap)-int64(heap)
+	t.Logf("%d connections held: %+d goroutines, %+d heap bytes (%.0f each)", conns, extra, grown, float64(grown)/conns)
+	// A goroutine per held connection would add 50; a writer or two busy
+	// with a receipt at that moment is all that may show.
+	if extra >= conns/2 {
+		t.Errorf("%d more goroutines with %d connections held", extra, conns)
 	}
-	if grown := int64(heldHeap) - int64(heap); grown > conns*heldConnectionBytes {
+	if grown > conns*heldConnectionBytes {
 		t.Errorf("heap grew %d bytes with %d connections held, more than %d each", grown, conns, heldConnectionBytes)
 	}
-	for i, c := range clients {
+	for _, c := range clients {
 		expectFloodReceipts(t, c, sends)
-		if err := <-written[i]; err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

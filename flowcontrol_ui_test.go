@@ -14,13 +14,7 @@ import (
 // connected.
 func TestUIPasteHundredLines(t *testing.T) {
 	srv := startServer(t, defaultLimits)
-	browser := newBrowser(t)
-	alice := newUIPerson(t, browser, "alice", srv.URL(), "")
-	bob := newUIPerson(t, browser, "bob", srv.URL(), "")
-	alice.register(true)
-	bob.register(false)
-	room := alice.createRoom("붙여넣기 paste")
-	bob.joinRoom(room)
+	_, alice, bob, room := twoInARoom(t, srv.URL(), "붙여넣기 paste")
 	bob.openRoom(room)
 	alice.openRoom(room)
 
@@ -46,7 +40,7 @@ func TestUIPasteHundredLines(t *testing.T) {
 			box.dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", code: "Enter", keyCode: 13, bubbles: true, cancelable: true}));
 		}
 		return true;
-	})()`, jsStringArray(want)), nil)
+	})()`, jsValue(want)), nil)
 
 	for _, p := range []*uiPerson{alice, bob} {
 		p.waitFor("100 lines", fmt.Sprintf(`document.querySelectorAll('[data-testid="message"] [data-testid="message-text"]').length >= %d`, lines))
@@ -69,16 +63,4 @@ func TestUIPasteHundredLines(t *testing.T) {
 	if n := alice.dialogs.Load() + bob.dialogs.Load(); n != 0 {
 		t.Errorf("%d JavaScript dialogs opened", n)
 	}
-}
-
-// jsStringArray is a JavaScript array literal of the strings.
-func jsStringArray(ss []string) string {
-	out := "["
-	for i, s := range ss {
-		if i > 0 {
-			out += ","
-		}
-		out += jsString(s)
-	}
-	return out + "]"
 }

@@ -37,8 +37,7 @@ const (
 var errServerBusy = newPublicError(errKindBusy, "server busy, retry")
 
 // passwordGate bounds the argon2id computations that run at once (see the
-// constants above). Safe for concurrent use. A nil *passwordGate lets every
-// check run at once (tests that do not care).
+// constants above). Safe for concurrent use.
 type passwordGate struct {
 	slots    chan struct{} // a token per running computation; capacity is the bound
 	maxQueue int64         // most callers waiting for a slot
@@ -63,10 +62,6 @@ func newPasswordGate() *passwordGate {
 // when the queue is full or no slot came free within maxWait, and ctx's
 // error when ctx ends first.
 func (g *passwordGate) do(ctx context.Context, fn func()) error {
-	if g == nil {
-		fn()
-		return nil
-	}
 	select {
 	case g.slots <- struct{}{}: // a free slot: no queueing at all
 	default:

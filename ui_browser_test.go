@@ -558,6 +558,21 @@ func (p *uiPerson) createRoom(name string) int {
 	return p.roomID()
 }
 
+// twoInARoom starts a browser in which Alice (the first account, so the
+// administrator) and Bob sign up at base, Alice creates the room roomName
+// and Bob joins it. It returns the browser, for more people, and the room.
+func twoInARoom(t *testing.T, base, roomName string) (browser context.Context, alice, bob *uiPerson, roomID int) {
+	t.Helper()
+	browser = newBrowser(t)
+	alice = newUIPerson(t, browser, "alice", base, "")
+	bob = newUIPerson(t, browser, "bob", base, "")
+	alice.register(true)
+	bob.register(false)
+	roomID = alice.createRoom(roomName)
+	bob.joinRoom(roomID)
+	return browser, alice, bob, roomID
+}
+
 // joinRoom opens a room from "other rooms" and joins it.
 func (p *uiPerson) joinRoom(id int) {
 	p.t.Helper()

@@ -75,13 +75,7 @@ const phoneLayoutSettled = `window.innerWidth === 390 && document.querySelector(
 
 func TestUIFiles(t *testing.T) {
 	srv := startServer(t, func(c *Config) { c.MaxUploadMiB = 2 * uiBigUploadMiB })
-	browser := newBrowser(t)
-	alice := newUIPerson(t, browser, "alice", srv.URL(), "")
-	bob := newUIPerson(t, browser, "bob", srv.URL(), "")
-	alice.register(true)
-	bob.register(false)
-	roomID := alice.createRoom("사진 pictures")
-	bob.joinRoom(roomID)
+	_, alice, bob, roomID := twoInARoom(t, srv.URL(), "사진 pictures")
 	bob.waitConnected()
 	alice.openRoom(roomID)
 

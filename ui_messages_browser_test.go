@@ -75,13 +75,7 @@ func (p *uiPerson) setLang(lang string, roomID int) {
 
 func TestUIMessageChanges(t *testing.T) {
 	srv := startServer(t)
-	browser := newBrowser(t)
-	alice := newUIPerson(t, browser, "alice", srv.URL(), "")
-	bob := newUIPerson(t, browser, "bob", srv.URL(), "")
-	alice.register(true)
-	bob.register(false)
-	roomID := alice.createRoom("team")
-	bob.joinRoom(roomID)
+	browser, alice, bob, roomID := twoInARoom(t, srv.URL(), "team")
 	alice.openRoom(roomID)
 	bob.waitConnected()
 

@@ -96,13 +96,7 @@ func TestUIInstallableApp(t *testing.T) {
 		}
 	})
 
-	browser := newBrowser(t)
-	alice := newUIPerson(t, browser, "alice", base, "")
-	bob := newUIPerson(t, browser, "bob", base, "")
-	alice.register(true)
-	bob.register(false)
-	roomID := alice.createRoom("오프라인 offline")
-	bob.joinRoom(roomID)
+	_, alice, bob, roomID := twoInARoom(t, base, "오프라인 offline")
 	bob.waitConnected()
 	alice.openRoom(roomID)
 	alice.say("before the outage")
@@ -198,13 +192,7 @@ func (p *uiPerson) reload() {
 // signed in now, and nothing is posted.
 func TestUIOutboxStaysWithItsAccount(t *testing.T) {
 	srv := startServer(t)
-	browser := newBrowser(t)
-	alice := newUIPerson(t, browser, "alice", srv.URL(), "")
-	bob := newUIPerson(t, browser, "bob", srv.URL(), "")
-	alice.register(true)
-	bob.register(false)
-	room := alice.createRoom("outbox")
-	bob.joinRoom(room)
+	_, alice, bob, room := twoInARoom(t, srv.URL(), "outbox")
 	alice.openRoom(room)
 
 	alice.setOffline(true)
