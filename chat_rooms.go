@@ -367,16 +367,11 @@ func (c *chatService) Search(ctx context.Context, u user, q string) ([]storedMes
 
 // MarkRead moves u's read position in a room up to messageID (never back).
 func (c *chatService) MarkRead(ctx context.Context, u user, roomID, messageID int64) error {
-	var ok bool
-	err := c.st.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		ok, err = markReadTx(ctx, tx, roomID, u.ID, messageID)
-		return err
-	}, nil)
-	if err != nil {
+	op := &markReadOp{RoomID: roomID, UserID: u.ID, MessageID: messageID}
+	if err := c.st.run(ctx, op); err != nil {
 		return fmt.Errorf("mark read: %w", err)
 	}
-	if !ok {
+	if !op.ok {
 		if _, err := c.st.roomByID(ctx, roomID); err != nil {
 			return err
 		}
@@ -433,4 +428,19 @@ func (c *chatService) ExportRoom(ctx context.Context, u user, roomID int64, w io
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil
+}
+
+// markReadOp moves a member's read position up (MarkRead).
+type markReadOp struct {
+	RoomID    int64 `json:"room"`
+	UserID    int64 `json:"user"`
+	MessageID int64 `json:"msg"`
+	ok        bool  // u is a member of the room
+}
+
+func (*markReadOp) opKind() string { return "mark-read" }
+
+func (o *markReadOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+	o.ok, err = markReadTx(e.ctx, tx, o.RoomID, o.UserID, o.MessageID)
+	return err
 }

@@ -131,6 +131,14 @@ type store struct {
 	statCommit latencyHist // each committed transaction, BEGIN to COMMIT returned, fsync included
 	statWait   latencyHist // each request, from write() to its commit's end: what a sender waits
 
+	// repl, when set (a cluster node), carries every op through the
+	// replicated log instead of writing directly (store_ops.go). Set once
+	// at wiring, before any write.
+	repl opReplicator
+	// chat is handed to ops as they are applied, so that a change made on
+	// another node reaches this node's clients. Set once at wiring.
+	chat *chatService
+
 	closeOnce sync.Once
 	closeErr  error
 }
