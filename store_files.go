@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -85,22 +86,53 @@ RETURNING id`
 // and f.CreatedAt. ok is false when the uploader's quota (bytes, 0: none)
 // would be exceeded; nothing is stored then.
 func (s *store) insertFile(ctx context.Context, f *storedFile, quota int64) (ok bool, err error) {
-	now := s.nowMS()
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		ok = false
-		err := tx.QueryRowContext(ctx, sqlInsertFile, f.RoomID, f.UserID, f.Name, f.Size, f.Type, f.SHA256,
-			f.Width, f.Height, quota, f.ThumbSHA256, f.ThumbType, now).Scan(&f.ID)
-		if err == sql.ErrNoRows {
-			return nil
-		}
-		ok = err == nil
-		return err
-	}, nil)
-	if err != nil {
+	op := &fileInsertOp{RoomID: f.RoomID, UserID: f.UserID, Name: f.Name, Size: f.Size, Type: f.Type,
+		SHA256: f.SHA256, Width: f.Width, Height: f.Height, ThumbSHA256: f.ThumbSHA256, ThumbType: f.ThumbType,
+		Quota: quota}
+	if err := s.run(ctx, op); err != nil {
 		return false, fmt.Errorf("insert file: %w", err)
 	}
-	f.CreatedAt = fromMS(now)
-	return ok, nil
+	if op.ok {
+		f.ID = op.id
+		f.CreatedAt = fromMS(op.createdAt)
+	}
+	return op.ok, nil
+}
+
+// fileInsertOp stores an upload's row if the uploader stays within Quota
+// (insertFile). The blob itself is not in the op: it is already in this
+// node's file store, named by its SHA-256.
+type fileInsertOp struct {
+	RoomID      int64  `json:"room"`
+	UserID      int64  `json:"user"`
+	Name        string `json:"name"`
+	Size        int64  `json:"size"`
+	Type        string `json:"type"`
+	SHA256      string `json:"sha256"`
+	Width       int    `json:"w"`
+	Height      int    `json:"h"`
+	ThumbSHA256 string `json:"thumb"`
+	ThumbType   string `json:"thumbType"`
+	Quota       int64  `json:"quota"` // bytes; 0: none. The submitting node's setting, so all nodes judge alike
+	id          int64  // the new row's id
+	createdAt   int64  // its created_at, Unix ms
+	ok          bool   // false: over quota, nothing stored
+}
+
+func (*fileInsertOp) opKind() string { return "file-insert" }
+
+func (o *fileInsertOp) apply(e *opEnv, tx *sql.Tx) error {
+	o.id, o.createdAt, o.ok = 0, 0, false
+	err := tx.QueryRowContext(e.ctx, sqlInsertFile, o.RoomID, o.UserID, o.Name, o.Size, o.Type, o.SHA256,
+		o.Width, o.Height, o.Quota, o.ThumbSHA256, o.ThumbType, e.at).Scan(&o.id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	o.createdAt, o.ok = e.at, true
+	return nil
 }
 
 const sqlFileByID = `SELECT ` + fileColumns + ` FROM files f WHERE f.id = ?`
@@ -229,19 +261,31 @@ const sqlDeleteAbandoned = `DELETE FROM files WHERE message_id IS NULL AND creat
 // deleteAbandonedFiles removes rows of uploads never attached to a message
 // and older than cutoff, and reports how many went.
 func (s *store) deleteAbandonedFiles(ctx context.Context, cutoff time.Time) (int64, error) {
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlDeleteAbandoned, cutoff.UnixMilli())
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	}, nil)
-	if err != nil {
+	op := &abandonedFilesDeleteOp{Before: cutoff.UnixMilli()}
+	if err := s.run(ctx, op); err != nil {
 		return 0, fmt.Errorf("delete abandoned files: %w", err)
 	}
-	return n, nil
+	return op.n, nil
+}
+
+// abandonedFilesDeleteOp deletes the rows of uploads never sent and
+// created before Before (deleteAbandonedFiles). The blobs are each
+// node's own business: its sweep removes those no row names any more.
+type abandonedFilesDeleteOp struct {
+	Before int64 `json:"before"` // Unix ms, from the submitting node's clock
+	n      int64 // rows deleted
+}
+
+func (*abandonedFilesDeleteOp) opKind() string { return "files-delete-abandoned" }
+
+func (o *abandonedFilesDeleteOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+	o.n = 0
+	res, err := tx.ExecContext(e.ctx, sqlDeleteAbandoned, o.Before)
+	if err != nil {
+		return err
+	}
+	o.n, err = res.RowsAffected()
+	return err
 }
 
 const sqlBlobReferenced = `SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1) OR EXISTS (SELECT 1 FROM files WHERE thumb_sha256 = ?1)`
@@ -261,16 +305,41 @@ const sqlDeleteUnsentFile = `DELETE FROM files WHERE id = ? AND user_id = ? AND 
 // deleteUnsentFile deletes an upload of userID that no message carries and
 // returns its blobs' names, or errUnknownFile.
 func (s *store) deleteUnsentFile(ctx context.Context, id, userID int64) (sum, thumb string, err error) {
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, sqlDeleteUnsentFile, id, userID).Scan(&sum, &thumb)
-	}, nil)
-	if err == sql.ErrNoRows {
-		return "", "", errUnknownFile
-	}
-	if err != nil {
+	op := &unsentFileDeleteOp{FileID: id, UserID: userID}
+	if err := s.run(ctx, op); err != nil {
 		return "", "", fmt.Errorf("delete file %d: %w", id, err)
 	}
-	return sum, thumb, nil
+	if !op.found {
+		return "", "", errUnknownFile
+	}
+	return op.sum, op.thumb, nil
+}
+
+// unsentFileDeleteOp deletes an upload of UserID that no message carries
+// (deleteUnsentFile). A missing file is a result, not an error, so that it
+// does not make the rest of its commit group roll back and retry.
+type unsentFileDeleteOp struct {
+	FileID int64  `json:"file"`
+	UserID int64  `json:"user"`
+	found  bool   // the row existed, was the user's and unsent
+	sum    string // its blob
+	thumb  string // its thumbnail's blob, "" if none
+}
+
+func (*unsentFileDeleteOp) opKind() string { return "file-delete-unsent" }
+
+func (o *unsentFileDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+	o.found, o.sum, o.thumb = false, "", ""
+	err := tx.QueryRowContext(e.ctx, sqlDeleteUnsentFile, o.FileID, o.UserID).Scan(&o.sum, &o.thumb)
+	if errors.Is(err, sql.ErrNoRows) {
+		o.sum, o.thumb = "", ""
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	o.found = true
+	return nil
 }
 
 const sqlKnownThumbnail = `SELECT width, height, thumb_sha256, thumb_type FROM files WHERE sha256 = ? AND thumb_sha256 <> '' LIMIT 1`

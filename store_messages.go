@@ -377,23 +377,36 @@ const sqlPurge = `DELETE FROM messages WHERE id IN (
 func (s *store) purgeBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	var total int64
 	for {
-		var n int64
-		err := s.write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, sqlPurge, cutoff.UnixMilli(), purgeChunk)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		}, nil)
-		if err != nil {
+		op := &purgeOp{Before: cutoff.UnixMilli(), Limit: purgeChunk}
+		if err := s.run(ctx, op); err != nil {
 			return total, fmt.Errorf("purge: %w", err)
 		}
-		total += n
-		if n < purgeChunk {
+		total += op.n
+		if op.n < purgeChunk {
 			return total, nil
 		}
 	}
+}
+
+// purgeOp deletes one chunk of messages older than Before (purgeBefore).
+// The cutoff and the chunk size are inputs, not the applying node's clock
+// and constant, so every node deletes the same rows.
+type purgeOp struct {
+	Before int64 `json:"before"` // Unix ms
+	Limit  int   `json:"limit"`
+	n      int64 // messages deleted
+}
+
+func (*purgeOp) opKind() string { return "messages-purge" }
+
+func (o *purgeOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+	o.n = 0
+	res, err := tx.ExecContext(e.ctx, sqlPurge, o.Before, o.Limit)
+	if err != nil {
+		return err
+	}
+	o.n, err = res.RowsAffected()
+	return err
 }
 
 // Notifications.
@@ -463,12 +476,22 @@ WHERE user_id = ? AND id <= ? AND delivered_at IS NULL`
 
 // markDelivered marks userID's notifications up to and including upTo as delivered.
 func (s *store) markDelivered(ctx context.Context, userID, upTo int64) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlMarkDelivered, s.nowMS(), userID, upTo)
-		return err
-	}, nil)
-	if err != nil {
+	if err := s.run(ctx, &deliveredOp{UserID: userID, UpTo: upTo}); err != nil {
 		return fmt.Errorf("mark delivered: %w", err)
 	}
 	return nil
+}
+
+// deliveredOp marks a user's notifications up to UpTo as delivered, at
+// the op's clock reading (markDelivered).
+type deliveredOp struct {
+	UserID int64 `json:"user"`
+	UpTo   int64 `json:"upTo"`
+}
+
+func (*deliveredOp) opKind() string { return "notifications-delivered" }
+
+func (o *deliveredOp) apply(e *opEnv, tx *sql.Tx) error {
+	_, err := tx.ExecContext(e.ctx, sqlMarkDelivered, e.at, o.UserID, o.UpTo)
+	return err
 }

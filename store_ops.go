@@ -117,6 +117,26 @@ func decodeOp(b []byte) (storeOp, opEnvelope, error) {
 func opKinds() []storeOp {
 	return []storeOp{
 		&markReadOp{},
+
+		// Accounts, sessions, tokens, settings and invites
+		// (store_users.go), retention and notifications
+		// (store_messages.go), uploads (store_files.go).
+		&userCreateOp{},
+		&passwordSetOp{},
+		&userDeleteOp{},
+		&webhookSetOp{},
+		&sessionCreateOp{},
+		&sessionDeleteOp{},
+		&tokenCreateOp{},
+		&tokenDeleteOp{},
+		&settingSetOp{},
+		&inviteCreateOp{},
+		&purgeOp{},
+		&deliveredOp{},
+		&fileInsertOp{},
+		&abandonedFilesDeleteOp{},
+		&unsentFileDeleteOp{},
+		// End of the store_* block.
 	}
 }
 

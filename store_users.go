@@ -59,38 +59,54 @@ VALUES (?1, ?2, ?3, ?4,
 RETURNING ` + userColumns
 
 // newUser is what createUser needs. Validation (name rules, password
-// length) is auth.go's job; the store only enforces uniqueness.
+// length) is auth.go's job; the store only enforces uniqueness. It is
+// also the input of userCreateOp, so its fields are part of the log's
+// format.
 type newUser struct {
-	Username     string
-	DisplayName  string
-	PasswordHash string // "" for guests
-	Admin        bool   // force admin (CLI --admin); the first account is admin anyway
-	Guest        bool
-	InviteHash   []byte // if set, the invite is consumed in the same transaction
+	Username     string `json:"name"`
+	DisplayName  string `json:"display"`
+	PasswordHash string `json:"hash"`   // "" for guests
+	Admin        bool   `json:"admin"`  // force admin (CLI --admin); the first account is admin anyway
+	Guest        bool   `json:"guest"`  // a guest account: no password, never the first admin
+	InviteHash   []byte `json:"invite"` // if not nil, the invite is consumed in the same transaction (no omitempty: nil and empty differ)
 }
 
 // createUser inserts an account; errNameTaken if the name (in any case) exists.
 func (s *store) createUser(ctx context.Context, nu newUser) (user, error) {
-	var u user
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		u, err = scanUser(tx.QueryRowContext(ctx, sqlInsertUser,
-			nu.Username, usernameKey(nu.Username), nu.DisplayName, nu.PasswordHash, nu.Admin, nu.Guest, s.nowMS()))
-		if isUniqueViolation(err) {
-			return errNameTaken
-		}
-		if err != nil {
-			return err
-		}
-		if nu.InviteHash != nil {
-			return useInviteTx(ctx, tx, nu.InviteHash, u.ID, s.nowMS())
-		}
-		return nil
-	}, nil)
-	if err != nil {
+	op := &userCreateOp{newUser: nu}
+	if err := s.run(ctx, op); err != nil {
 		return user{}, fmt.Errorf("create user: %w", err)
 	}
-	return u, nil
+	return op.user, nil
+}
+
+// userCreateOp inserts an account (createUser). Whether it becomes the
+// first administrator is decided inside the insert, from the database, so
+// every node decides the same.
+type userCreateOp struct {
+	newUser
+	user user // the stored account
+}
+
+func (*userCreateOp) opKind() string { return "user-create" }
+
+func (o *userCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+	o.user = user{}
+	u, err := scanUser(tx.QueryRowContext(e.ctx, sqlInsertUser,
+		o.Username, usernameKey(o.Username), o.DisplayName, o.PasswordHash, o.Admin, o.Guest, e.at))
+	if isUniqueViolation(err) {
+		return errNameTaken
+	}
+	if err != nil {
+		return err
+	}
+	if o.InviteHash != nil {
+		if err := useInviteTx(e.ctx, tx, o.InviteHash, u.ID, e.at); err != nil {
+			return err
+		}
+	}
+	o.user = u
+	return nil
 }
 
 const sqlUserByName = `SELECT ` + userColumns + ` FROM users WHERE username_key = ?`
@@ -148,21 +164,32 @@ const (
 // setPassword replaces a user's password hash and ends their login
 // sessions (a password change should log out a stolen session).
 func (s *store) setPassword(ctx context.Context, name, hash string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlSetPassword, hash, usernameKey(name))
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errUnknownUser
-		}
-		_, err = tx.ExecContext(ctx, sqlDropLogins, usernameKey(name))
-		return err
-	}, nil)
-	if err != nil {
+	if err := s.run(ctx, &passwordSetOp{Username: name, Hash: hash}); err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
 	return nil
+}
+
+// passwordSetOp replaces a password hash and ends the account's login
+// sessions (setPassword). The hash is computed by the caller: argon2id
+// salts are random.
+type passwordSetOp struct {
+	Username string `json:"name"`
+	Hash     string `json:"hash"`
+}
+
+func (*passwordSetOp) opKind() string { return "user-password" }
+
+func (o *passwordSetOp) apply(e *opEnv, tx *sql.Tx) error {
+	res, err := tx.ExecContext(e.ctx, sqlSetPassword, o.Hash, usernameKey(o.Username))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errUnknownUser
+	}
+	_, err = tx.ExecContext(e.ctx, sqlDropLogins, usernameKey(o.Username))
+	return err
 }
 
 const sqlDeleteUser = `DELETE FROM users WHERE username_key = ?`
@@ -171,18 +198,26 @@ const sqlDeleteUser = `DELETE FROM users WHERE username_key = ?`
 // notifications go with it (ON DELETE CASCADE), its messages stay with
 // user_id NULL and the sender name they were posted under.
 func (s *store) deleteUser(ctx context.Context, name string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlDeleteUser, usernameKey(name))
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errUnknownUser
-		}
-		return nil
-	}, nil)
-	if err != nil {
+	if err := s.run(ctx, &userDeleteOp{Username: name}); err != nil {
 		return fmt.Errorf("delete user: %w", err)
+	}
+	return nil
+}
+
+// userDeleteOp removes an account by name (deleteUser).
+type userDeleteOp struct {
+	Username string `json:"name"`
+}
+
+func (*userDeleteOp) opKind() string { return "user-delete" }
+
+func (o *userDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+	res, err := tx.ExecContext(e.ctx, sqlDeleteUser, usernameKey(o.Username))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errUnknownUser
 	}
 	return nil
 }
@@ -190,14 +225,24 @@ func (s *store) deleteUser(ctx context.Context, name string) error {
 const sqlSetWebhook = `UPDATE users SET webhook_url = ? WHERE id = ?`
 
 func (s *store) setWebhook(ctx context.Context, userID int64, rawURL string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlSetWebhook, rawURL, userID)
-		return err
-	}, nil)
-	if err != nil {
+	if err := s.run(ctx, &webhookSetOp{UserID: userID, URL: rawURL}); err != nil {
 		return fmt.Errorf("set webhook: %w", err)
 	}
 	return nil
+}
+
+// webhookSetOp sets (or, with "", clears) a user's webhook (setWebhook).
+// The URL was validated by the caller.
+type webhookSetOp struct {
+	UserID int64  `json:"user"`
+	URL    string `json:"url"`
+}
+
+func (*webhookSetOp) opKind() string { return "webhook-set" }
+
+func (o *webhookSetOp) apply(e *opEnv, tx *sql.Tx) error {
+	_, err := tx.ExecContext(e.ctx, sqlSetWebhook, o.URL, o.UserID)
+	return err
 }
 
 // Login sessions.
@@ -213,18 +258,30 @@ const (
 )
 
 func (s *store) createSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		now := s.nowMS()
-		if _, err := tx.ExecContext(ctx, sqlSweepSessions, now); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, sqlInsertSession, tokenHash, userID, now, expires.UnixMilli())
-		return err
-	}, nil)
-	if err != nil {
+	op := &sessionCreateOp{TokenHash: tokenHash, UserID: userID, ExpiresAt: expires.UnixMilli()}
+	if err := s.run(ctx, op); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
 	return nil
+}
+
+// sessionCreateOp stores a login session and sweeps the expired ones
+// (createSession). "Expired" is judged at the op's clock reading, not the
+// applying node's, so every node sweeps the same rows.
+type sessionCreateOp struct {
+	TokenHash []byte `json:"hash"` // SHA-256 of the cookie, which only the client holds
+	UserID    int64  `json:"user"`
+	ExpiresAt int64  `json:"exp"` // Unix ms
+}
+
+func (*sessionCreateOp) opKind() string { return "session-create" }
+
+func (o *sessionCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(e.ctx, sqlSweepSessions, e.at); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(e.ctx, sqlInsertSession, o.TokenHash, o.UserID, e.at, o.ExpiresAt)
+	return err
 }
 
 func (s *store) userBySession(ctx context.Context, tokenHash []byte) (user, error) {
@@ -239,14 +296,22 @@ func (s *store) userBySession(ctx context.Context, tokenHash []byte) (user, erro
 }
 
 func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlDeleteSession, tokenHash)
-		return err
-	}, nil)
-	if err != nil {
+	if err := s.run(ctx, &sessionDeleteOp{TokenHash: tokenHash}); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
+}
+
+// sessionDeleteOp ends a login session (deleteSession, logout).
+type sessionDeleteOp struct {
+	TokenHash []byte `json:"hash"`
+}
+
+func (*sessionDeleteOp) opKind() string { return "session-delete" }
+
+func (o *sessionDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+	_, err := tx.ExecContext(e.ctx, sqlDeleteSession, o.TokenHash)
+	return err
 }
 
 // API tokens.
@@ -267,17 +332,28 @@ const (
 )
 
 func (s *store) createToken(ctx context.Context, userID int64, name string, tokenHash []byte) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlInsertToken, userID, name, tokenHash, s.nowMS())
-		if isUniqueViolation(err) {
-			return errNameTaken
-		}
-		return err
-	}, nil)
-	if err != nil {
+	if err := s.run(ctx, &tokenCreateOp{UserID: userID, Name: name, TokenHash: tokenHash}); err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
 	return nil
+}
+
+// tokenCreateOp stores a named API token (createToken); errNameTaken if
+// the user already has one of that name.
+type tokenCreateOp struct {
+	UserID    int64  `json:"user"`
+	Name      string `json:"name"`
+	TokenHash []byte `json:"hash"` // SHA-256 of the secret, which the caller generated
+}
+
+func (*tokenCreateOp) opKind() string { return "token-create" }
+
+func (o *tokenCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+	_, err := tx.ExecContext(e.ctx, sqlInsertToken, o.UserID, o.Name, o.TokenHash, e.at)
+	if isUniqueViolation(err) {
+		return errNameTaken
+	}
+	return err
 }
 
 func (s *store) userByToken(ctx context.Context, tokenHash []byte) (user, error) {
@@ -292,18 +368,27 @@ func (s *store) userByToken(ctx context.Context, tokenHash []byte) (user, error)
 }
 
 func (s *store) deleteToken(ctx context.Context, userID int64, name string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlDeleteToken, userID, name)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return newPublicError(errKindNotFound, "unknown token")
-		}
-		return nil
-	}, nil)
-	if err != nil {
+	if err := s.run(ctx, &tokenDeleteOp{UserID: userID, Name: name}); err != nil {
 		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
+}
+
+// tokenDeleteOp revokes a user's API token by name (deleteToken).
+type tokenDeleteOp struct {
+	UserID int64  `json:"user"`
+	Name   string `json:"name"`
+}
+
+func (*tokenDeleteOp) opKind() string { return "token-delete" }
+
+func (o *tokenDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+	res, err := tx.ExecContext(e.ctx, sqlDeleteToken, o.UserID, o.Name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return newPublicError(errKindNotFound, "unknown token")
 	}
 	return nil
 }
@@ -346,14 +431,23 @@ func (s *store) setting(ctx context.Context, key string) (string, error) {
 }
 
 func (s *store) setSetting(ctx context.Context, key, value string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlSetSetting, key, value)
-		return err
-	}, nil)
-	if err != nil {
+	if err := s.run(ctx, &settingSetOp{Key: key, Value: value}); err != nil {
 		return fmt.Errorf("set %s: %w", key, err)
 	}
 	return nil
+}
+
+// settingSetOp stores one server setting (setSetting).
+type settingSetOp struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+func (*settingSetOp) opKind() string { return "setting-set" }
+
+func (o *settingSetOp) apply(e *opEnv, tx *sql.Tx) error {
+	_, err := tx.ExecContext(e.ctx, sqlSetSetting, o.Key, o.Value)
+	return err
 }
 
 const (
@@ -362,14 +456,25 @@ const (
 )
 
 func (s *store) createInvite(ctx context.Context, codeHash []byte, createdBy int64, expires time.Time) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlInsertInvite, codeHash, createdBy, s.nowMS(), expires.UnixMilli())
-		return err
-	}, nil)
-	if err != nil {
+	op := &inviteCreateOp{CodeHash: codeHash, CreatedBy: createdBy, ExpiresAt: expires.UnixMilli()}
+	if err := s.run(ctx, op); err != nil {
 		return fmt.Errorf("create invite: %w", err)
 	}
 	return nil
+}
+
+// inviteCreateOp stores a one-use registration code (createInvite).
+type inviteCreateOp struct {
+	CodeHash  []byte `json:"hash"` // SHA-256 of the code, which the caller generated
+	CreatedBy int64  `json:"by"`
+	ExpiresAt int64  `json:"exp"` // Unix ms
+}
+
+func (*inviteCreateOp) opKind() string { return "invite-create" }
+
+func (o *inviteCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+	_, err := tx.ExecContext(e.ctx, sqlInsertInvite, o.CodeHash, o.CreatedBy, e.at, o.ExpiresAt)
+	return err
 }
 
 const sqlInvitation = `
