@@ -117,6 +117,19 @@ func decodeOp(b []byte) (storeOp, opEnvelope, error) {
 func opKinds() []storeOp {
 	return []storeOp{
 		&markReadOp{},
+
+		// The chat service's writes (chat_post.go, chat_rooms.go,
+		// chat_changes.go): posts, rooms and memberships, changes to
+		// posted messages.
+		&chatPostOp{},
+		&roomCreateOp{},
+		&roomUpdateOp{},
+		&roomAddMemberOp{},
+		&roomLeaveOp{},
+		&dmOpenOp{},
+		&msgEditOp{},
+		&msgDeleteOp{},
+		&msgReactOp{},
 	}
 }
 
