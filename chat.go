@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,6 +86,11 @@ type chatInput struct {
 	// Idempotency-Key header, makes a resend of the same message within
 	// idempotencyWindow return the first one instead of posting twice.
 	IdempotencyKey string `json:"-"`
+
+	// dedupKey, when not empty, names this post for the cluster log's
+	// duplicate detection (store.runKeyed): a post resubmitted with the
+	// same key, by any node, is stored once. Empty on a single node.
+	dedupKey string
 }
 
 // ParseChatInput decodes and checks the shape of a SEND body: valid JSON
@@ -177,9 +181,9 @@ type chatConfig struct {
 	Notify func(username string, body []byte)
 
 	// Online reports whether a user has a live connection. Nil means
-	// nobody is, so every mention is stored. It is also called on the
-	// writer goroutine (for DM peers), so it must be quick and must not
-	// block: a lock-protected map lookup.
+	// nobody is, so every mention is stored. On a single node it is also
+	// called on the writer goroutine (for DM peers, see chatPostOp), so it
+	// must be quick and must not block: a lock-protected map lookup.
 	Online func(username string) bool
 
 	// MaxMessageRunes is the most characters in one TALK message
@@ -368,122 +372,7 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 	if in.Type != msgTalk && len(in.Attachments) > 0 {
 		return storedMessage{}, errBadAttachment
 	}
-	return c.store(ctx, m, mentions, in.Attachments)
-}
-
-// store checks the room, writes m (plus a membership when posting makes u
-// a member, plus notifications for offline targets) in one group-committed
-// transaction, and publishes it on commit.
-//
-// The room check runs inside the transaction rather than as a read before
-// it: the decision and the insert see the same state, and a send costs no
-// separate read transaction. A member's send to a room that is neither
-// archived nor a DM, with no mentions and no attachments, is checked and
-// stored by one statement (insertAsMemberTx); every other send takes the
-// full path, which also checks and attaches the files ids (the sender's
-// own unsent uploads to this room, else errBadAttachment). A
-// refusal is recorded, not returned, so the transaction of the other
-// senders in the group goes on undisturbed.
-func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget, files []int64) (storedMessage, error) {
-	var (
-		refused error          // why the room refused m, if it did
-		targets []notifyTarget // DM peer and mentions: whom m notifies
-		stored  []notifyTarget // the offline ones, with their stored notification ids
-	)
-	err := c.st.write(ctx, func(tx *sql.Tx) error {
-		refused, targets, stored = nil, targets[:0], stored[:0]
-		if len(mentions) == 0 && m.ReplyTo == 0 && len(files) == 0 {
-			// The common case, one statement; mentions may need
-			// notifications stored in the same transaction, and a
-			// reply's original is checked once the room is.
-			if done, err := c.st.insertAsMemberTx(ctx, tx, &m); done || err != nil {
-				return err
-			}
-		}
-		r, err := c.st.postAccessTx(ctx, tx, m.RoomID, m.UserID)
-		switch {
-		case errors.Is(err, errUnknownRoom):
-			refused = err
-		case err != nil:
-			return err
-		case r.archived:
-			refused = errRoomArchived
-		case r.kind != roomPublic && !r.member:
-			refused = errNotMember
-		}
-		if refused == nil {
-			if err := checkAttachableTx(ctx, tx, &m, files); errors.Is(err, errBadAttachment) {
-				refused = err
-			} else if err != nil {
-				return err
-			}
-		}
-		if refused != nil {
-			return nil
-		}
-		if m.ReplyTo != 0 {
-			if m.Reply, err = replyTargetTx(ctx, tx, m.RoomID, m.ReplyTo); err != nil {
-				if isClientError(err) {
-					refused = err
-					return nil
-				}
-				return err
-			}
-		}
-		if r.kind == roomDM && m.Type == msgTalk {
-			if targets, err = c.dmPeersTx(ctx, tx, m.RoomID, m.UserID); err != nil {
-				return err
-			}
-		}
-		for _, t := range mentions {
-			if !slices.ContainsFunc(targets, func(o notifyTarget) bool { return o.userID == t.userID }) {
-				targets = append(targets, t)
-			}
-		}
-		if err := c.st.insertMessageTx(ctx, tx, &m); err != nil {
-			return err
-		}
-		if err := attachFilesTx(ctx, tx, &m, files); err != nil {
-			return err
-		}
-		if r.kind == roomPublic && !r.member && m.Type != msgLeave {
-			if _, err := joinTx(ctx, tx, m.RoomID, m.UserID, c.st.nowMS()); err != nil {
-				return err
-			}
-		}
-		for _, t := range targets {
-			if t.online {
-				continue
-			}
-			if t.notificationID, err = insertNotificationTx(ctx, tx, t.userID, m.ID, t.reason, c.st.nowMS()); err != nil {
-				return err
-			}
-			stored = append(stored, t)
-		}
-		return nil
-	}, func() {
-		if refused != nil {
-			return
-		}
-		c.deliver(m.RoomID, m.ID, m.JSON())
-		for _, t := range targets {
-			if t.online {
-				c.notify(t.username, notificationJSON(notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
-			}
-		}
-	})
-	if err != nil {
-		return storedMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
-	}
-	if refused != nil {
-		return storedMessage{}, refused
-	}
-	for _, t := range stored {
-		if t.webhook != "" {
-			c.webhooks.enqueue(t.webhook, notificationJSON(notification{ID: t.notificationID, Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
-		}
-	}
-	return m, nil
+	return c.store(ctx, m, mentions, in.Attachments, in.dedupKey)
 }
 
 // CanRead reports whether u may read (and subscribe to) a room: nil, or

@@ -110,60 +110,61 @@ func canReadTarget(t changeTarget) error {
 	return nil
 }
 
-// changeMessage runs decide and apply for message msgID of roomID in one
-// write transaction, then publishes event() on commit. A client error
-// (public error) from decide or apply is a refusal: it is returned without
-// disturbing the other writes of the transaction's group, so apply must
-// refuse before it writes.
-func (c *chatService) changeMessage(ctx context.Context, u user, roomID, msgID int64, decide func(changeTarget) error, apply func(tx *sql.Tx, now int64) error, event func() []byte) error {
+// changeOp is an edit, deletion or reaction: its refusal, if any, is
+// recorded by apply rather than returned.
+type changeOp interface {
+	committedOp
+	refusal() error
+}
+
+// change checks the ids, runs op and returns its refusal. A client error
+// (public error) found while op is applied is a refusal: it is returned
+// without disturbing the other writes of the transaction's group.
+func (c *chatService) change(ctx context.Context, roomID, msgID int64, op changeOp) error {
 	if roomID <= 0 {
 		return errUnknownRoom
 	}
 	if msgID <= 0 {
 		return errUnknownMessage
 	}
-	var refused error
-	err := c.st.write(ctx, func(tx *sql.Tx) error {
-		refused = nil
-		t, err := changeTargetTx(ctx, tx, roomID, msgID, u.ID)
-		if err != nil {
-			if isClientError(err) {
-				refused = err
-				return nil
-			}
-			return err
-		}
-		if refused = canReadTarget(t); refused != nil {
-			return nil
-		}
-		if t.typ != msgTalk {
-			refused = errNotChangeable
-			return nil
-		}
-		if t.deleted {
-			refused = errMessageDeleted
-			return nil
-		}
-		if refused = decide(t); refused != nil {
-			return nil
-		}
-		if err := apply(tx, c.st.nowMS()); err != nil {
-			if isClientError(err) {
-				refused = err
-				return nil
-			}
-			return err
-		}
-		return nil
-	}, func() {
-		if refused == nil {
-			c.deliver(roomID, 0, event())
-		}
-	})
-	if err != nil {
+	if err := c.st.run(ctx, op); err != nil {
 		return fmt.Errorf("change message %d: %w", msgID, err)
 	}
-	return refused
+	return op.refusal()
+}
+
+// changeMessageTx decides on a change by userID to message msgID of roomID
+// (the rules every change shares, then decide) and, if allowed, makes it
+// with write. It returns the refusal, or the error that fails the
+// transaction. A client error from write is a refusal too, so write must
+// refuse before it writes.
+func changeMessageTx(e *opEnv, tx *sql.Tx, roomID, msgID, userID int64, decide func(changeTarget) error, write func() error) (refused, err error) {
+	t, err := changeTargetTx(e.ctx, tx, roomID, msgID, userID)
+	if err != nil {
+		if isClientError(err) {
+			return err, nil
+		}
+		return nil, err
+	}
+	if err := canReadTarget(t); err != nil {
+		return err, nil
+	}
+	if t.typ != msgTalk {
+		return errNotChangeable, nil
+	}
+	if t.deleted {
+		return errMessageDeleted, nil
+	}
+	if err := decide(t); err != nil {
+		return err, nil
+	}
+	if err := write(); err != nil {
+		if isClientError(err) {
+			return err, nil
+		}
+		return nil, err
+	}
+	return nil, nil
 }
 
 // Edit replaces the text of u's own TALK message msgID in roomID, within
@@ -173,25 +174,20 @@ func (c *chatService) Edit(ctx context.Context, u user, roomID, msgID int64, tex
 	if err := c.checkBody(text); err != nil {
 		return editEvent{}, err
 	}
-	ev := editEvent{Type: msgEdit, RoomID: roomID, MessageID: msgID, Sender: u.Username, Message: text}
-	err := c.changeMessage(ctx, u, roomID, msgID, func(t changeTarget) error {
-		switch {
-		case t.authorID == 0 || t.authorID != u.ID:
-			return errNotAuthor
-		case t.archived:
-			return errRoomArchived
-		case c.editWindow > 0 && c.st.now().Sub(fromMS(t.createdAt)) > c.editWindow:
-			return errEditTooLate
-		}
-		return nil
-	}, func(tx *sql.Tx, now int64) error {
-		ev.EditedAt = formatJSONTime(fromMS(now))
-		return editMessageTx(ctx, tx, msgID, text, now)
-	}, func() []byte { return mustJSON(ev) })
-	if err != nil {
+	op := &msgEditOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Text: text, WindowMS: windowMS(c.editWindow)}
+	if err := c.change(ctx, roomID, msgID, op); err != nil {
 		return editEvent{}, err
 	}
-	return ev, nil
+	return op.ev, nil
+}
+
+// windowMS is an edit window in Unix ms for msgEditOp: 0 (no limit) stays
+// 0, and a window under a millisecond becomes one rather than no limit.
+func windowMS(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return max(d.Milliseconds(), 1)
 }
 
 // Delete deletes message msgID of roomID and publishes a DELETE event. The
@@ -199,26 +195,12 @@ func (c *chatService) Edit(ctx context.Context, u user, roomID, msgID int64, tex
 // creator) and administrators may delete anyone's. Only administrators
 // delete in an archived room.
 func (c *chatService) Delete(ctx context.Context, u user, roomID, msgID int64) error {
-	ev := deleteEvent{Type: msgDelete, RoomID: roomID, MessageID: msgID, By: u.Username}
-	var blobs []string
-	err := c.changeMessage(ctx, u, roomID, msgID, func(t changeTarget) error {
-		author := t.authorID != 0 && t.authorID == u.ID
-		owner := t.ownerID != 0 && t.ownerID == u.ID && t.kind != roomDM
-		switch {
-		case !author && !owner && !u.IsAdmin:
-			return errCannotDelete
-		case t.archived && !u.IsAdmin:
-			return errRoomArchived
-		}
-		return nil
-	}, func(tx *sql.Tx, now int64) (err error) {
-		blobs, err = deleteMessageTx(ctx, tx, msgID, now)
-		return err
-	}, func() []byte { return mustJSON(ev) })
-	if err == nil && len(blobs) > 0 && c.filesGone != nil {
+	op := &msgDeleteOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Admin: u.IsAdmin}
+	err := c.change(ctx, roomID, msgID, op)
+	if err == nil && len(op.blobs) > 0 && c.filesGone != nil {
 		// The rows are gone: nobody can download them any more; now the
 		// bytes, even if the client has left meanwhile.
-		c.filesGone(context.WithoutCancel(ctx), blobs)
+		c.filesGone(context.WithoutCancel(ctx), op.blobs)
 	}
 	return err
 }
@@ -230,8 +212,106 @@ func (c *chatService) React(ctx context.Context, u user, roomID, msgID int64, em
 	if err := checkEmoji(emoji); err != nil {
 		return nil, err
 	}
-	ev := reactionEvent{Type: msgReaction, RoomID: roomID, MessageID: msgID, User: u.Username, Emoji: emoji, Added: add}
-	err := c.changeMessage(ctx, u, roomID, msgID, func(t changeTarget) error {
+	op := &msgReactOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Emoji: emoji, Add: add}
+	if err := c.change(ctx, roomID, msgID, op); err != nil {
+		return nil, err
+	}
+	return op.ev.Reactions, nil
+}
+
+// msgEditOp replaces the text of its author's message (Edit). The edit
+// window is carried, and measured against the op's clock reading, so
+// that every node decides alike.
+type msgEditOp struct {
+	RoomID   int64  `json:"room"`
+	MsgID    int64  `json:"msgId"`
+	UserID   int64  `json:"user"`
+	Username string `json:"name"`
+	Text     string `json:"text"`             // checked by the caller
+	WindowMS int64  `json:"window,omitempty"` // how long after posting the author may edit, ms; 0: forever
+
+	ev      editEvent
+	refused error
+}
+
+func (*msgEditOp) opKind() string   { return "msg-edit" }
+func (o *msgEditOp) refusal() error { return o.refused }
+
+func (o *msgEditOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+	o.ev = editEvent{Type: msgEdit, RoomID: o.RoomID, MessageID: o.MsgID, Sender: o.Username, Message: o.Text, EditedAt: formatJSONTime(fromMS(e.at))}
+	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+		switch {
+		case t.authorID == 0 || t.authorID != o.UserID:
+			return errNotAuthor
+		case t.archived:
+			return errRoomArchived
+		case o.WindowMS > 0 && e.at-t.createdAt > o.WindowMS:
+			return errEditTooLate
+		}
+		return nil
+	}, func() error { return editMessageTx(e.ctx, tx, o.MsgID, o.Text, e.at) })
+	return err
+}
+
+func (o *msgEditOp) committed(e *opEnv) { deliverChange(e, o.refused, o.RoomID, o.ev) }
+
+// msgDeleteOp deletes a message (Delete).
+type msgDeleteOp struct {
+	RoomID   int64  `json:"room"`
+	MsgID    int64  `json:"msgId"`
+	UserID   int64  `json:"user"`
+	Username string `json:"name"`
+	Admin    bool   `json:"admin,omitempty"` // the deleting user is an administrator
+
+	blobs   []string // the blobs its files named, for chatService.filesGone on the submitting node
+	refused error
+}
+
+func (*msgDeleteOp) opKind() string   { return "msg-delete" }
+func (o *msgDeleteOp) refusal() error { return o.refused }
+
+func (o *msgDeleteOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+	o.blobs = nil
+	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+		author := t.authorID != 0 && t.authorID == o.UserID
+		owner := t.ownerID != 0 && t.ownerID == o.UserID && t.kind != roomDM
+		switch {
+		case !author && !owner && !o.Admin:
+			return errCannotDelete
+		case t.archived && !o.Admin:
+			return errRoomArchived
+		}
+		return nil
+	}, func() (err error) {
+		o.blobs, err = deleteMessageTx(e.ctx, tx, o.MsgID, e.at)
+		return err
+	})
+	return err
+}
+
+func (o *msgDeleteOp) committed(e *opEnv) {
+	deliverChange(e, o.refused, o.RoomID, deleteEvent{Type: msgDelete, RoomID: o.RoomID, MessageID: o.MsgID, By: o.Username})
+}
+
+// msgReactOp adds or removes a reaction (React).
+type msgReactOp struct {
+	RoomID   int64  `json:"room"`
+	MsgID    int64  `json:"msgId"`
+	UserID   int64  `json:"user"`
+	Username string `json:"name"`
+	Emoji    string `json:"emoji"` // checked by the caller
+	Add      bool   `json:"add,omitempty"`
+
+	ev      reactionEvent // with the message's reactions after the change
+	refused error
+}
+
+func (*msgReactOp) opKind() string   { return "msg-react" }
+func (o *msgReactOp) refusal() error { return o.refused }
+
+func (o *msgReactOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+	o.ev = reactionEvent{Type: msgReaction, RoomID: o.RoomID, MessageID: o.MsgID, User: o.Username, Emoji: o.Emoji, Added: o.Add}
+	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		switch {
 		case !t.member:
 			return errNotMember
@@ -239,18 +319,25 @@ func (c *chatService) React(ctx context.Context, u user, roomID, msgID int64, em
 			return errRoomArchived
 		}
 		return nil
-	}, func(tx *sql.Tx, now int64) error {
-		rs, err := setReactionTx(ctx, tx, msgID, u.ID, emoji, add, now)
+	}, func() error {
+		rs, err := setReactionTx(e.ctx, tx, o.MsgID, o.UserID, o.Emoji, o.Add, e.at)
 		if rs == nil {
 			rs = []reaction{}
 		}
-		ev.Reactions = rs
+		o.ev.Reactions = rs
 		return err
-	}, func() []byte { return mustJSON(ev) })
-	if err != nil {
-		return nil, err
+	})
+	return err
+}
+
+func (o *msgReactOp) committed(e *opEnv) { deliverChange(e, o.refused, o.RoomID, o.ev) }
+
+// deliverChange publishes a change's event to this node's clients in the
+// room, unless the change was refused.
+func deliverChange(e *opEnv, refused error, roomID int64, ev any) {
+	if refused == nil && e.chat != nil {
+		e.chat.deliver(roomID, 0, mustJSON(ev))
 	}
-	return ev.Reactions, nil
 }
 
 // editWindowFromMinutes turns -edit-minutes into the chat's edit window;

@@ -58,9 +58,10 @@ SELECT u.id, u.username, u.webhook_url
 FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.room_id = ? AND m.user_id <> ?`
 
-// dmPeersTx returns the other member of a DM room as a notify target. It
-// runs inside Post's write transaction, on the writer goroutine.
-func (c *chatService) dmPeersTx(ctx context.Context, tx *sql.Tx, roomID, senderID int64) ([]notifyTarget, error) {
+// dmPeersTx returns the other member of a DM room as a notify target,
+// its online flag unset (chatPostOp decides it). It runs inside the post's
+// write transaction, on the writer goroutine.
+func dmPeersTx(ctx context.Context, tx *sql.Tx, roomID, senderID int64) ([]notifyTarget, error) {
 	rows, err := tx.QueryContext(ctx, sqlDMPeer, roomID, senderID)
 	if err != nil {
 		return nil, fmt.Errorf("dm peer: %w", err)
@@ -77,10 +78,27 @@ func (c *chatService) dmPeersTx(ctx context.Context, tx *sql.Tx, roomID, senderI
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("dm peer: %w", err)
 	}
-	for i := range out {
-		out[i].online = c.online(out[i].username)
-	}
 	return out, nil
+}
+
+const sqlDMPeerNames = `
+SELECT u.username
+FROM rooms r JOIN memberships m ON m.room_id = r.id JOIN users u ON u.id = m.user_id
+WHERE r.id = ? AND r.kind = 'dm' AND m.user_id <> ?`
+
+// dmPeerNames returns the usernames of the other members of roomID if it
+// is a DM room, and none otherwise. It reads the read pool before a post
+// is submitted to the cluster log, so that the submitting node can tell
+// every node whether the peer is online here (chatPostOp.Online).
+func (s *store) dmPeerNames(ctx context.Context, roomID, senderID int64) ([]string, error) {
+	names, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (string, error) {
+		var n string
+		return n, r.Scan(&n)
+	}, sqlDMPeerNames, roomID, senderID)
+	if err != nil {
+		return nil, fmt.Errorf("dm peers: %w", err)
+	}
+	return names, nil
 }
 
 // mentionTargets finds the @mentioned users of a TALK message from u who

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -87,38 +88,14 @@ func (c *chatService) CreateRoom(ctx context.Context, u user, nr newRoom) (room,
 	if kind != roomPublic && kind != roomPrivate {
 		return room{}, newPublicError(errKindBadRequest, `kind must be "public" or "private"`)
 	}
-	var (
-		r       room
-		refused error // the room limit, recorded rather than returned (see chatService.store)
-	)
-	err = c.st.write(ctx, func(tx *sql.Tx) error {
-		now := c.st.nowMS()
-		refused = nil
-		if c.maxRooms > 0 && !u.IsAdmin {
-			// Counted inside the write transaction, so racing creates cannot pass the limit together.
-			n, err := roomsCreatedTx(ctx, tx, u.ID)
-			if err != nil {
-				return err
-			}
-			if n >= c.maxRooms {
-				refused = errRoomLimit(c.maxRooms)
-				return nil
-			}
-		}
-		var err error
-		if r, err = insertRoomTx(ctx, tx, name, topic, kind, "", u.ID, now); err != nil {
-			return err
-		}
-		_, err = joinTx(ctx, tx, r.ID, u.ID, now)
-		return err
-	}, nil)
-	if err != nil {
+	op := &roomCreateOp{UserID: u.ID, Admin: u.IsAdmin, Name: name, Topic: topic, Kind: kind, MaxRooms: c.maxRooms}
+	if err := c.st.run(ctx, op); err != nil {
 		return room{}, fmt.Errorf("create room: %w", err)
 	}
-	if refused != nil {
-		return room{}, refused
+	if op.refused != nil {
+		return room{}, op.refused
 	}
-	return r, nil
+	return op.room, nil
 }
 
 // UpdateRoom renames a room, changes its topic or (un)archives it. Only its
@@ -148,15 +125,14 @@ func (c *chatService) UpdateRoom(ctx context.Context, u user, roomID int64, up r
 		}
 		up.Topic = &tp
 	}
-	err = c.st.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, err = updateRoomTx(ctx, tx, roomID, up)
-		return err
-	}, nil)
-	if err != nil {
+	op := &roomUpdateOp{RoomID: roomID, Update: up}
+	if err := c.st.run(ctx, op); err != nil {
 		return room{}, fmt.Errorf("update room: %w", err)
 	}
-	return r, nil
+	if op.refused != nil {
+		return room{}, op.refused
+	}
+	return op.room, nil
 }
 
 // Rooms lists the rooms u can see (public ones and those u belongs to) with
@@ -195,7 +171,7 @@ func (c *chatService) Join(ctx context.Context, u user, roomID int64) error {
 		return errRoomArchived
 	}
 	m := storedMessage{Type: msgEnter, RoomID: r.ID, Sender: u.Username, UserID: u.ID, Message: presenceText(c.lang, msgEnter, u.Username)}
-	_, err = c.store(ctx, m, nil, nil) // an ENTER by a non-member of a public room joins
+	_, err = c.store(ctx, m, nil, nil, "") // an ENTER by a non-member of a public room joins
 	return err
 }
 
@@ -222,20 +198,8 @@ func (c *chatService) AddMember(ctx context.Context, u user, roomID int64, name 
 	if other.IsGuest && r.Kind == roomPrivate {
 		return newPublicError(errKindForbidden, "guests cannot join private rooms")
 	}
-	m := storedMessage{Type: msgEnter, RoomID: r.ID, Sender: other.Username, UserID: other.ID, Message: presenceText(c.lang, msgEnter, other.Username)}
-	var joined bool
-	err = c.st.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		if joined, err = joinTx(ctx, tx, r.ID, other.ID, c.st.nowMS()); err != nil || !joined {
-			return err
-		}
-		return c.st.insertMessageTx(ctx, tx, &m)
-	}, func() {
-		if joined {
-			c.deliver(m.RoomID, m.ID, m.JSON())
-		}
-	})
-	if err != nil {
+	op := &roomAddMemberOp{roomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, msgEnter, other.Username)}}
+	if err := c.st.run(ctx, op); err != nil {
 		return fmt.Errorf("add member: %w", err)
 	}
 	return nil
@@ -251,20 +215,8 @@ func (c *chatService) Leave(ctx context.Context, u user, roomID int64) error {
 	if !member {
 		return errNotMember
 	}
-	m := storedMessage{Type: msgLeave, RoomID: r.ID, Sender: u.Username, UserID: u.ID, Message: presenceText(c.lang, msgLeave, u.Username)}
-	var left bool
-	err = c.st.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		if left, err = leaveTx(ctx, tx, r.ID, u.ID); err != nil || !left {
-			return err
-		}
-		return c.st.insertMessageTx(ctx, tx, &m)
-	}, func() {
-		if left {
-			c.deliver(m.RoomID, m.ID, m.JSON())
-		}
-	})
-	if err != nil {
+	op := &roomLeaveOp{roomPresence{RoomID: r.ID, UserID: u.ID, Username: u.Username, Message: presenceText(c.lang, msgLeave, u.Username)}}
+	if err := c.st.run(ctx, op); err != nil {
 		return fmt.Errorf("leave room %d: %w", roomID, err)
 	}
 	return nil
@@ -287,30 +239,11 @@ func (c *chatService) OpenDM(ctx context.Context, u user, name string) (room, er
 	if other.IsGuest {
 		return room{}, newPublicError(errKindForbidden, "guests cannot receive direct messages")
 	}
-	key := dmKey(u.ID, other.ID)
-	var r room
-	err = c.st.write(ctx, func(tx *sql.Tx) error {
-		now := c.st.nowMS()
-		found, ok, err := dmRoomTx(ctx, tx, key)
-		if err != nil {
-			return err
-		}
-		if ok {
-			r = found
-		} else if r, err = insertRoomTx(ctx, tx, u.Username+", "+other.Username, "", roomDM, key, u.ID, now); err != nil {
-			return err
-		}
-		for _, id := range []int64{u.ID, other.ID} {
-			if _, err := joinTx(ctx, tx, r.ID, id, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, nil)
-	if err != nil {
+	op := &dmOpenOp{UserID: u.ID, Username: u.Username, OtherID: other.ID, OtherName: other.Username}
+	if err := c.st.run(ctx, op); err != nil {
 		return room{}, fmt.Errorf("open dm: %w", err)
 	}
-	return r, nil
+	return op.room, nil
 }
 
 // historyLimit clamps a requested page size: 0 means the default, and
@@ -443,4 +376,156 @@ func (*markReadOp) opKind() string { return "mark-read" }
 func (o *markReadOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.ok, err = markReadTx(e.ctx, tx, o.RoomID, o.UserID, o.MessageID)
 	return err
+}
+
+// roomCreateOp creates a room with its creator as the first member
+// (CreateRoom). The room limit is carried, since nodes may be configured
+// differently while a cluster is being reconfigured.
+type roomCreateOp struct {
+	UserID   int64  `json:"user"`
+	Admin    bool   `json:"admin,omitempty"` // administrators are exempt from MaxRooms
+	Name     string `json:"name"`            // checked by the caller
+	Topic    string `json:"topic,omitempty"` // checked by the caller
+	Kind     string `json:"kind"`            // roomPublic or roomPrivate
+	MaxRooms int    `json:"max,omitempty"`   // rooms one account may create; 0: no limit
+
+	room    room
+	refused error // the room limit, recorded rather than returned (see chatService.store)
+}
+
+func (*roomCreateOp) opKind() string { return "room-create" }
+
+func (o *roomCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+	o.room, o.refused = room{}, nil
+	if o.MaxRooms > 0 && !o.Admin {
+		// Counted inside the write transaction, so racing creates cannot pass the limit together.
+		n, err := roomsCreatedTx(e.ctx, tx, o.UserID)
+		if err != nil {
+			return err
+		}
+		if n >= o.MaxRooms {
+			o.refused = errRoomLimit(o.MaxRooms)
+			return nil
+		}
+	}
+	r, err := insertRoomTx(e.ctx, tx, o.Name, o.Topic, o.Kind, "", o.UserID, e.at)
+	if err != nil {
+		return err
+	}
+	if _, err := joinTx(e.ctx, tx, r.ID, o.UserID, e.at); err != nil {
+		return err
+	}
+	o.room = r
+	return nil
+}
+
+// roomUpdateOp renames a room, changes its topic or (un)archives it
+// (UpdateRoom, which checked who may).
+type roomUpdateOp struct {
+	RoomID int64      `json:"room"`
+	Update roomUpdate `json:"up"`
+
+	room    room
+	refused error // errUnknownRoom, recorded rather than returned
+}
+
+func (*roomUpdateOp) opKind() string { return "room-update" }
+
+func (o *roomUpdateOp) apply(e *opEnv, tx *sql.Tx) error {
+	o.room, o.refused = room{}, nil
+	r, err := updateRoomTx(e.ctx, tx, o.RoomID, o.Update)
+	if errors.Is(err, errUnknownRoom) {
+		o.refused = err
+		return nil
+	}
+	o.room = r
+	return err
+}
+
+// roomPresence is a membership change with its ENTER or LEAVE message,
+// the part roomAddMemberOp and roomLeaveOp share.
+type roomPresence struct {
+	RoomID   int64  `json:"room"`
+	UserID   int64  `json:"user"`
+	Username string `json:"name"`
+	Message  string `json:"msg"` // the server's text, in the submitting node's language
+
+	msg     storedMessage // the stored ENTER or LEAVE
+	changed bool          // the membership changed and msg was stored
+}
+
+// store stores the presence message of type typ at now, once the
+// membership changed.
+func (p *roomPresence) store(e *opEnv, tx *sql.Tx, typ string) error {
+	p.msg = storedMessage{Type: typ, RoomID: p.RoomID, Sender: p.Username, UserID: p.UserID, Message: p.Message}
+	return e.st.insertMessageAtTx(e.ctx, tx, &p.msg, e.at)
+}
+
+// committed publishes the presence message to this node's clients.
+func (p *roomPresence) committed(e *opEnv) {
+	if p.changed && e.chat != nil {
+		e.chat.deliver(p.msg.RoomID, p.msg.ID, p.msg.JSON())
+	}
+}
+
+// roomAddMemberOp adds a member to a room and posts their ENTER (AddMember).
+// Adding someone who already is a member changes nothing.
+type roomAddMemberOp struct{ roomPresence }
+
+func (*roomAddMemberOp) opKind() string { return "room-add-member" }
+
+func (o *roomAddMemberOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+	o.msg = storedMessage{}
+	if o.changed, err = joinTx(e.ctx, tx, o.RoomID, o.UserID, e.at); err != nil || !o.changed {
+		return err
+	}
+	return o.store(e, tx, msgEnter)
+}
+
+// roomLeaveOp ends a membership and posts the LEAVE (Leave). Leaving a
+// room one has already left changes nothing.
+type roomLeaveOp struct{ roomPresence }
+
+func (*roomLeaveOp) opKind() string { return "room-leave" }
+
+func (o *roomLeaveOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+	o.msg = storedMessage{}
+	if o.changed, err = leaveTx(e.ctx, tx, o.RoomID, o.UserID); err != nil || !o.changed {
+		return err
+	}
+	return o.store(e, tx, msgLeave)
+}
+
+// dmOpenOp finds or creates the DM room of two users and makes both
+// members (again) (OpenDM). The room's unique dm_key, from the two ids,
+// makes concurrent opens converge on one room.
+type dmOpenOp struct {
+	UserID    int64  `json:"user"`
+	Username  string `json:"name"`
+	OtherID   int64  `json:"other"`
+	OtherName string `json:"otherName"`
+
+	room room
+}
+
+func (*dmOpenOp) opKind() string { return "dm-open" }
+
+func (o *dmOpenOp) apply(e *opEnv, tx *sql.Tx) error {
+	o.room = room{}
+	r, ok, err := dmRoomTx(e.ctx, tx, dmKey(o.UserID, o.OtherID))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if r, err = insertRoomTx(e.ctx, tx, o.Username+", "+o.OtherName, "", roomDM, dmKey(o.UserID, o.OtherID), o.UserID, e.at); err != nil {
+			return err
+		}
+	}
+	for _, id := range []int64{o.UserID, o.OtherID} {
+		if _, err := joinTx(e.ctx, tx, r.ID, id, e.at); err != nil {
+			return err
+		}
+	}
+	o.room = r
+	return nil
 }

@@ -137,6 +137,19 @@ func opKinds() []storeOp {
 		&abandonedFilesDeleteOp{},
 		&unsentFileDeleteOp{},
 		// End of the store_* block.
+
+		// The chat service's writes (chat_post.go, chat_rooms.go,
+		// chat_changes.go): posts, rooms and memberships, changes to
+		// posted messages.
+		&chatPostOp{},
+		&roomCreateOp{},
+		&roomUpdateOp{},
+		&roomAddMemberOp{},
+		&roomLeaveOp{},
+		&dmOpenOp{},
+		&msgEditOp{},
+		&msgDeleteOp{},
+		&msgReactOp{},
 	}
 }
 

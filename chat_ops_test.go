@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// chatOpKinds are the kinds of the chat service's ops.
+var chatOpKinds = []string{"chat-post", "room-create", "room-update", "room-add-member", "room-leave", "dm-open", "msg-edit", "msg-delete", "msg-react"}
+
+func TestChatOpsRoundTrip(t *testing.T) {
+	name, topic, archived := "renamed", "a topic", true
+	tests := []storeOp{
+		&chatPostOp{Type: msgTalk, RoomID: 5, UserID: 2, Sender: "bob", Message: "hi @carol 👋", ReplyTo: 9, Files: []int64{3, 4},
+			Mentions: []postMention{{UserID: 3, Username: "carol", Webhook: "https://example.test/hook"}}, Online: []string{"carol", "dave"}},
+		&chatPostOp{Type: msgEnter, RoomID: 1, UserID: 1, Sender: "alice", Message: "alice님이 입장하셨습니다."},
+		&roomCreateOp{UserID: 2, Admin: true, Name: "team", Topic: "plans", Kind: roomPrivate, MaxRooms: 200},
+		&roomUpdateOp{RoomID: 5, Update: roomUpdate{Name: &name, Topic: &topic, Archived: &archived}},
+		&roomUpdateOp{RoomID: 5, Update: roomUpdate{Topic: &topic}},
+		&roomAddMemberOp{roomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol joined."}},
+		&roomLeaveOp{roomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol left."}},
+		&dmOpenOp{UserID: 1, Username: "alice", OtherID: 2, OtherName: "bob"},
+		&msgEditOp{RoomID: 5, MsgID: 42, UserID: 3, Username: "carol", Text: "fixed", WindowMS: 600_000},
+		&msgDeleteOp{RoomID: 5, MsgID: 42, UserID: 1, Username: "alice", Admin: true},
+		&msgReactOp{RoomID: 5, MsgID: 42, UserID: 2, Username: "bob", Emoji: "👍", Add: true},
+	}
+	covered := map[string]bool{}
+	for _, op := range tests {
+		t.Run(op.opKind(), func(t *testing.T) {
+			b, err := encodeOp(op, 1767323045123, "node-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, env, err := decodeOp(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if env.At != 1767323045123 || env.Node != "node-a" || env.Kind != op.opKind() {
+				t.Errorf("envelope %+v", env)
+			}
+			if !reflect.DeepEqual(got, op) {
+				t.Errorf("decoded %#v, want %#v", got, op)
+			}
+		})
+		covered[op.opKind()] = true
+	}
+	for _, k := range chatOpKinds {
+		if !covered[k] {
+			t.Errorf("kind %s has no round-trip case", k)
+		}
+		if newOpOfKind(k) == nil {
+			t.Errorf("kind %s is not in opKinds", k)
+		}
+	}
+}
+
+// replayReplicator stands in for the cluster log in a test: each op
+// submitted on store a is encoded, applied on a from the "log" (replay),
+// and decoded and applied on b, in submission order.
+type replayReplicator struct {
+	a, b *store
+
+	mu    sync.Mutex
+	kinds map[string]int // ops seen, by kind
+	keys  []string       // the non-empty de-duplication keys, in order
+}
+
+func (r *replayReplicator) submit(ctx context.Context, op storeOp, dedupKey string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at := r.a.nowMS()
+	buf, err := encodeOp(op, at, "a")
+	if err != nil {
+		return err
+	}
+	r.kinds[op.opKind()]++
+	if dedupKey != "" {
+		r.keys = append(r.keys, dedupKey)
+	}
+	// a applies the submitted value: its caller reads the results from it.
+	if err := applyReplayed(ctx, r.a, op, at); err != nil {
+		return fmt.Errorf("apply on a: %w", err)
+	}
+	onB, env, err := decodeOp(buf)
+	if err != nil {
+		return err
+	}
+	if err := applyReplayed(ctx, r.b, onB, env.At); err != nil {
+		return fmt.Errorf("apply on b: %w", err)
+	}
+	return nil
+}
+
+// applyReplayed applies op on s as a node applies an op from the cluster log.
+func applyReplayed(ctx context.Context, s *store, op storeOp, at int64) error {
+	e := s.newEnv(at, true)
+	var onCommit func()
+	if c, ok := op.(committedOp); ok {
+		onCommit = func() { c.committed(e) }
+	}
+	return s.write(ctx, func(tx *sql.Tx) error { return op.apply(e, tx) }, onCommit)
+}
+
+// dumpRows reads every row of query as text, for comparing two databases.
+func dumpRows(t *testing.T, s *store, query string) []string {
+	t.Helper()
+	rows, err := s.rdb.Query(query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%v", vals))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestChatOpsReplayDeterministic runs a scripted session through node a's
+// chat service and replays every op on node b, whose clock, language,
+// limits and online users all differ from a's: both databases and both
+// nodes' deliveries must come out identical. Any apply that reads the
+// local clock, the local configuration or who is online locally breaks
+// it.
+func TestChatOpsReplayDeterministic(t *testing.T) {
+	ctx := context.Background()
+	a := newChatFixture(t, langEnglish)
+	b := newChatFixture(t, langKorean)
+	if a.alice.ID != b.alice.ID || a.bob.ID != b.bob.ID || a.carol.ID != b.carol.ID {
+		t.Fatal("the fixtures' users differ")
+	}
+	b.clock.Advance(time.Hour + 1234*time.Millisecond)
+	a.chat.maxRooms, b.chat.maxRooms = 2, 0
+	a.chat.editWindow, b.chat.editWindow = 10*time.Minute, 0
+	a.rec.setOnline("bob", true)
+	b.rec.setOnline("carol", true)
+
+	// Carol's uploads to general, made on both nodes before the log starts.
+	var uploads [2]int64
+	for _, f := range []*chatFixture{a, b} {
+		for i, sum := range []string{"abc", "def"} {
+			sf := storedFile{RoomID: 1, UserID: f.carol.ID, Name: sum + ".txt", Size: 3, Type: "text/plain", SHA256: sum}
+			if ok, err := f.st.insertFile(ctx, &sf, 0); err != nil || !ok {
+				t.Fatalf("upload: %v %v", ok, err)
+			}
+			uploads[i] = sf.ID
+		}
+	}
+	rep := &replayReplicator{a: a.st, b: b.st, kinds: map[string]int{}}
+	a.st.repl = rep
+
+	c := a.chat
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	post := func(u user, in chatInput) storedMessage {
+		t.Helper()
+		m, err := c.Post(ctx, u, in)
+		must("post "+in.Message, err)
+		a.clock.Advance(1500 * time.Millisecond)
+		return m
+	}
+	room := func(u user, name, kind string) room {
+		t.Helper()
+		r, err := c.CreateRoom(ctx, u, newRoom{Name: name, Kind: kind})
+		must("create "+name, err)
+		return r
+	}
+
+	hello := post(a.alice, chatInput{Type: msgTalk, RoomID: 1, Message: "hello", dedupKey: "alice-1"})
+	team := room(a.bob, "team", roomPublic)
+	secret := room(a.bob, "secret", roomPrivate)
+	if _, err := c.CreateRoom(ctx, a.bob, newRoom{Name: "third"}); err == nil {
+		t.Fatal("a third room passed a's limit of 2")
+	}
+	must("add carol", c.AddMember(ctx, a.bob, secret.ID, "carol"))
+	must("join team", c.Join(ctx, a.carol, team.ID))
+	// bob is online on a only, alice on neither: a live and a stored mention.
+	plan := post(a.carol, chatInput{Type: msgTalk, RoomID: secret.ID, Message: "@bob @alice the plan"})
+	standup := post(a.carol, chatInput{Type: msgTalk, RoomID: team.ID, Message: "@alice @bob standup?"})
+	post(a.bob, chatInput{Type: msgTalk, RoomID: team.ID, Message: "yes", ReplyTo: standup.ID})
+	// DM peers: bob online on a only, carol on b only.
+	dmBob, err := c.OpenDM(ctx, a.alice, "bob")
+	must("dm bob", err)
+	dmCarol, err := c.OpenDM(ctx, a.alice, "carol")
+	must("dm carol", err)
+	post(a.alice, chatInput{Type: msgTalk, RoomID: dmBob.ID, Message: "psst"})
+	post(a.alice, chatInput{Type: msgTalk, RoomID: dmCarol.ID, Message: "psst"})
+	if _, err := c.OpenDM(ctx, a.bob, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	withFile := post(a.carol, chatInput{Type: msgTalk, RoomID: 1, Message: "see file", Attachments: []int64{uploads[0]}})
+	post(a.carol, chatInput{Type: msgTalk, RoomID: 1, Attachments: []int64{uploads[1]}})
+	topic := "weekly plans"
+	_, err = c.UpdateRoom(ctx, a.bob, team.ID, roomUpdate{Topic: &topic})
+	must("update", err)
+
+	_, err = c.React(ctx, a.bob, secret.ID, plan.ID, "👍", true)
+	must("react", err)
+	_, err = c.React(ctx, a.carol, secret.ID, plan.ID, "🎉", true)
+	must("react", err)
+	_, err = c.React(ctx, a.bob, secret.ID, plan.ID, "👍", false)
+	must("unreact", err)
+	a.clock.Advance(5 * time.Minute)
+	_, err = c.Edit(ctx, a.carol, secret.ID, plan.ID, "@bob the new plan")
+	must("edit", err)
+	a.clock.Advance(6 * time.Minute) // past a's window of 10 minutes
+	if _, err := c.Edit(ctx, a.carol, secret.ID, plan.ID, "too late"); !errors.Is(err, errEditTooLate) {
+		t.Fatalf("edit after the window: %v", err)
+	}
+	must("delete", c.Delete(ctx, a.carol, 1, withFile.ID))
+	must("delete hello", c.Delete(ctx, a.alice, 1, hello.ID))
+	must("add alice", c.AddMember(ctx, a.carol, secret.ID, "alice"))
+	must("leave", c.Leave(ctx, a.carol, secret.ID))
+	post(a.bob, chatInput{Type: msgLeave, RoomID: team.ID})
+
+	for _, k := range chatOpKinds {
+		if rep.kinds[k] == 0 {
+			t.Errorf("the script ran no %s op", k)
+		}
+	}
+	if !slices.Equal(rep.keys, []string{"alice-1"}) {
+		t.Errorf("de-duplication keys %q, want the post's", rep.keys)
+	}
+
+	for _, q := range []string{
+		`SELECT * FROM messages ORDER BY id`,
+		`SELECT id, name, topic, kind, archived, dm_key, created_by, CASE WHEN id = 1 THEN 0 ELSE created_at END FROM rooms ORDER BY id`, // room 1 is made by the migration, at each node's own time
+		`SELECT * FROM memberships ORDER BY room_id, user_id`,
+		`SELECT * FROM reactions ORDER BY message_id, user_id, emoji`,
+		`SELECT * FROM notifications ORDER BY id`,
+		`SELECT id, message_id FROM files ORDER BY id`,
+	} {
+		ra, rb := dumpRows(t, a.st, q), dumpRows(t, b.st, q)
+		if len(ra) == 0 {
+			t.Errorf("%s: no rows", q)
+		}
+		if !slices.Equal(ra, rb) {
+			t.Errorf("%s differs:\na: %q\nb: %q", q, ra, rb)
+		}
+	}
+	if da, db := a.rec.deliveries(), b.rec.deliveries(); len(da) == 0 || !reflect.DeepEqual(da, db) {
+		t.Errorf("deliveries differ or none:\na: %d\nb: %d", len(da), len(db))
+		for i := range min(len(da), len(db)) {
+			if !reflect.DeepEqual(da[i], db[i]) {
+				t.Errorf("first difference: room %d\na: %s\nb: %s", da[i].roomID, da[i].body, db[i].body)
+				break
+			}
+		}
+	}
+	if na, nb := a.rec.notifications(), b.rec.notifications(); len(na) == 0 || !reflect.DeepEqual(na, nb) {
+		t.Errorf("live notifications differ or none:\na: %q\nb: %q", na, nb)
+	}
+	if n := dumpRows(t, b.st, `SELECT 1 FROM notifications`); len(n) == 0 {
+		t.Error("no stored notifications")
+	}
+}

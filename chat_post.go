@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// store checks the room, writes m (plus a membership when posting makes u
+// a member, plus notifications for offline targets) in one group-committed
+// transaction as a chatPostOp, and publishes it on commit. dedupKey, when
+// not empty, is the op's key for the cluster log's duplicate detection.
+//
+// The room check runs inside the transaction rather than as a read before
+// it: the decision and the insert see the same state, and a send costs no
+// separate read transaction. A member's send to a room that is neither
+// archived nor a DM, with no mentions and no attachments, is checked and
+// stored by one statement (sqlInsertAsMember); every other send takes the
+// full path, which also checks and attaches the files ids (the sender's
+// own unsent uploads to this room, else errBadAttachment). A refusal is
+// recorded, not returned, so the transaction of the other senders in the
+// group goes on undisturbed.
+//
+// Who is online is this node's knowledge, so in a cluster it is decided
+// here, before the op is submitted, and carried in it (chatPostOp.Online):
+// every node then stores the same notifications. Webhooks go out from this
+// node only, after the commit.
+func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget, files []int64, dedupKey string) (storedMessage, error) {
+	op := &chatPostOp{Type: m.Type, RoomID: m.RoomID, UserID: m.UserID, Sender: m.Sender, Message: m.Message, ReplyTo: m.ReplyTo, Files: files}
+	for _, t := range mentions {
+		op.Mentions = append(op.Mentions, postMention{UserID: t.userID, Username: t.username, Webhook: t.webhook})
+		if t.online {
+			op.Online = append(op.Online, t.username)
+		}
+	}
+	if c.st.repl != nil && m.Type == msgTalk {
+		// The peer is read before the write, so the membership may change
+		// in between; a peer who left gets no notification either way
+		// (apply reads the members again), and one who joined is offline.
+		peers, err := c.st.dmPeerNames(ctx, m.RoomID, m.UserID)
+		if err != nil {
+			return storedMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
+		}
+		for _, name := range peers {
+			if c.online(name) && !slices.Contains(op.Online, name) {
+				op.Online = append(op.Online, name)
+			}
+		}
+	}
+	if err := c.st.runKeyed(ctx, op, dedupKey); err != nil {
+		return storedMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
+	}
+	if op.refused != nil {
+		return storedMessage{}, op.refused
+	}
+	m = op.msg
+	for _, t := range op.stored {
+		if t.webhook != "" {
+			c.webhooks.enqueue(t.webhook, notificationJSON(notification{ID: t.notificationID, Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
+		}
+	}
+	return m, nil
+}
+
+// chatPostOp stores one chat message: a TALK, or the ENTER or LEAVE of a
+// post or a Join (chatService.store). Everything the caller decided (the
+// text, including the server's ENTER/LEAVE text in its language, the
+// mention targets, who is online) is in its fields.
+type chatPostOp struct {
+	Type     string        `json:"type"`
+	RoomID   int64         `json:"room"`
+	UserID   int64         `json:"user"`
+	Sender   string        `json:"sender"`
+	Message  string        `json:"msg"`
+	ReplyTo  int64         `json:"replyTo,omitempty"`
+	Files    []int64       `json:"files,omitempty"`    // attachments: the sender's unsent uploads to the room
+	Mentions []postMention `json:"mentions,omitempty"` // @mentioned users who can read the room, sender excluded
+	// Online are the usernames notified live rather than by a stored
+	// notification: the online mention targets always, and in a cluster
+	// the DM peer when online. On a single node the DM peer is looked up
+	// when the op is applied, as it always was.
+	Online []string `json:"online,omitempty"`
+
+	msg     storedMessage  // the stored message, with its id
+	refused error          // why the room refused it, if it did
+	targets []notifyTarget // DM peer and mentions: whom it notifies
+	stored  []notifyTarget // the offline ones, with their stored notification ids
+}
+
+// postMention is a mention target as a chatPostOp carries it.
+type postMention struct {
+	UserID   int64  `json:"id"`
+	Username string `json:"name"`
+	Webhook  string `json:"webhook,omitempty"` // for the submitting node's webhook, after the commit
+}
+
+func (*chatPostOp) opKind() string { return "chat-post" }
+
+func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
+	o.msg = storedMessage{Type: o.Type, RoomID: o.RoomID, Sender: o.Sender, UserID: o.UserID, Message: o.Message, ReplyTo: o.ReplyTo}
+	o.refused, o.targets, o.stored = nil, o.targets[:0], o.stored[:0]
+	ctx, st, m := e.ctx, e.st, &o.msg
+	if len(o.Mentions) == 0 && m.ReplyTo == 0 && len(o.Files) == 0 {
+		// The common case, one statement; mentions may need
+		// notifications stored in the same transaction, and a
+		// reply's original is checked once the room is.
+		if done, err := st.insertAsMemberAtTx(ctx, tx, m, e.at); done || err != nil {
+			return err
+		}
+	}
+	r, err := st.postAccessTx(ctx, tx, m.RoomID, m.UserID)
+	switch {
+	case errors.Is(err, errUnknownRoom):
+		o.refused = err
+	case err != nil:
+		return err
+	case r.archived:
+		o.refused = errRoomArchived
+	case r.kind != roomPublic && !r.member:
+		o.refused = errNotMember
+	}
+	if o.refused == nil {
+		if err := checkAttachableTx(ctx, tx, m, o.Files); errors.Is(err, errBadAttachment) {
+			o.refused = err
+		} else if err != nil {
+			return err
+		}
+	}
+	if o.refused != nil {
+		return nil
+	}
+	if m.ReplyTo != 0 {
+		if m.Reply, err = replyTargetTx(ctx, tx, m.RoomID, m.ReplyTo); err != nil {
+			if isClientError(err) {
+				o.refused = err
+				return nil
+			}
+			return err
+		}
+	}
+	if r.kind == roomDM && m.Type == msgTalk {
+		if o.targets, err = dmPeersTx(ctx, tx, m.RoomID, m.UserID); err != nil {
+			return err
+		}
+		for i := range o.targets {
+			o.targets[i].online = o.peerOnline(e, o.targets[i].username)
+		}
+	}
+	for _, t := range o.Mentions {
+		if !slices.ContainsFunc(o.targets, func(x notifyTarget) bool { return x.userID == t.UserID }) {
+			o.targets = append(o.targets, notifyTarget{userID: t.UserID, username: t.Username, reason: reasonMention,
+				webhook: t.Webhook, online: slices.Contains(o.Online, t.Username)})
+		}
+	}
+	if err := st.insertMessageAtTx(ctx, tx, m, e.at); err != nil {
+		return err
+	}
+	if err := attachFilesTx(ctx, tx, m, o.Files); err != nil {
+		return err
+	}
+	if r.kind == roomPublic && !r.member && m.Type != msgLeave {
+		if _, err := joinTx(ctx, tx, m.RoomID, m.UserID, e.at); err != nil {
+			return err
+		}
+	}
+	for _, t := range o.targets {
+		if t.online {
+			continue
+		}
+		if t.notificationID, err = insertNotificationTx(ctx, tx, t.userID, m.ID, t.reason, e.at); err != nil {
+			return err
+		}
+		o.stored = append(o.stored, t)
+	}
+	return nil
+}
+
+// peerOnline reports whether the DM peer called name is notified live.
+// From the cluster log only Online counts: the submitting node decided.
+// On a single node the peer is looked up now, inside the transaction, as
+// before ops existed.
+func (o *chatPostOp) peerOnline(e *opEnv, name string) bool {
+	if e.replay || e.chat == nil {
+		return slices.Contains(o.Online, name)
+	}
+	return e.chat.online(name)
+}
+
+// committed publishes the message and the live notifications to this
+// node's clients.
+func (o *chatPostOp) committed(e *opEnv) {
+	if o.refused != nil || e.chat == nil {
+		return
+	}
+	m := o.msg
+	e.chat.deliver(m.RoomID, m.ID, m.JSON())
+	for _, t := range o.targets {
+		if t.online {
+			e.chat.notify(t.username, notificationJSON(notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
+		}
+	}
+}
+
+// insertAsMemberAtTx is insertAsMemberTx at the op's clock reading now
+// (Unix ms) rather than the store's clock: every node stores the same
+// created_at.
+func (s *store) insertAsMemberAtTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) (bool, error) {
+	if m.UserID == 0 {
+		return false, nil
+	}
+	res, err := s.txStmt(ctx, tx, s.stmtInsertAsMember).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
+	if err != nil {
+		return false, fmt.Errorf("insert message: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return false, err
+	}
+	return true, s.inserted(res, m, now)
+}
+
+// insertMessageAtTx is insertMessageTx at the op's clock reading now
+// (Unix ms); see insertAsMemberAtTx.
+func (s *store) insertMessageAtTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) error {
+	res, err := s.txStmt(ctx, tx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
+	if err != nil {
+		return fmt.Errorf("insert message: %w", err)
+	}
+	return s.inserted(res, m, now)
+}
