@@ -86,6 +86,7 @@ type Config struct {
 	MaxUploadMiB     int  // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
 	UploadQuotaMiB   int  // most MiB of uploads one account keeps (-upload-quota); 0: no limit
 	DoubleClicked    bool // set by parseConfig, not an option
+	Cluster          clusterConfig // several nodes, one chat (cluster*.go); zero: a single node
 }
 
 // option is one row of the option table: a flag, its environment variable
@@ -152,6 +153,22 @@ var options = []option{
 	{"max-conns-per-ip", strconv.Itoa(defaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
 	{"max-upload", strconv.Itoa(defaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
 	{"upload-quota", strconv.Itoa(defaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
+	{"cluster-peers", "", "comma-separated host:port of every node's -cluster-listen (this node's may be listed too): run as a cluster node with an embedded NATS server", func(c *Config, v string) error { c.Cluster.Peers = splitList(v); return nil }},
+	{"cluster-listen", defaultClusterListen, "address the embedded NATS listens on for the other nodes' routes", func(c *Config, v string) error { c.Cluster.Listen = v; return nil }},
+	{"cluster-name", defaultClusterName, "cluster name; nodes with another name are refused", func(c *Config, v string) error { c.Cluster.Name = v; return nil }},
+	{"cluster-secret-file", "", "file holding the secret shared by every node (at least 16 characters); routes without it are refused", func(c *Config, v string) error { c.Cluster.SecretFile = v; return nil }},
+	{"cluster-tls-cert", "", "PEM certificate for TLS between nodes (with -cluster-tls-key and -cluster-tls-ca)", func(c *Config, v string) error { c.Cluster.TLSCert = v; return nil }},
+	{"cluster-tls-key", "", "PEM private key of -cluster-tls-cert", func(c *Config, v string) error { c.Cluster.TLSKey = v; return nil }},
+	{"cluster-tls-ca", "", "PEM CA that signed every node's -cluster-tls-cert; nodes verify each other with it", func(c *Config, v string) error { c.Cluster.TLSCA = v; return nil }},
+	{"node-name", "", "this node's name in the cluster (default: host name plus a random suffix, kept in the data folder)", func(c *Config, v string) error { c.Cluster.NodeName = v; return nil }},
+	{"nats", "", "comma-separated URLs of an existing NATS with JetStream, e.g. nats://nats1:4222: run as a cluster node on it instead of embedding NATS", func(c *Config, v string) error { c.Cluster.NATS = splitList(v); return nil }},
+	{"nats-creds", "", "NATS .creds file (JWT and NKey) for -nats", func(c *Config, v string) error { c.Cluster.NATSCreds = v; return nil }},
+	{"nats-user", "", "NATS user for -nats (with -nats-password)", func(c *Config, v string) error { c.Cluster.NATSUser = v; return nil }},
+	{"nats-password", "", "NATS password for -nats-user", func(c *Config, v string) error { c.Cluster.NATSPass = v; return nil }},
+	{"nats-token", "", "NATS token for -nats", func(c *Config, v string) error { c.Cluster.NATSToken = v; return nil }},
+	{"nats-tls-ca", "", "PEM CA to verify the -nats servers' certificates", func(c *Config, v string) error { c.Cluster.NATSCA = v; return nil }},
+	{"nats-tls-cert", "", "PEM client certificate for -nats (with -nats-tls-key)", func(c *Config, v string) error { c.Cluster.NATSCert = v; return nil }},
+	{"nats-tls-key", "", "PEM private key of -nats-tls-cert", func(c *Config, v string) error { c.Cluster.NATSKey = v; return nil }},
 	{"login-rate", strconv.Itoa(defaultLoginsPerIP), "login and registration attempts per minute from one address (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.LoginsPerIP = n })},
 }
 
@@ -398,6 +415,8 @@ type server struct {
 	tlsConfig *tls.Config     // loaded by Start when TLS is on (tls.go)
 	base      context.Context // parent of every connection's context
 	cancel    context.CancelFunc
+	cluster   *clusterConn    // nil on a single node
+	clog      *clusterLog     // the replicated log; nil on a single node
 	serveWG   sync.WaitGroup // the HTTP Serve goroutine
 	maintWG   sync.WaitGroup // the retention and file sweep goroutine
 }
@@ -407,11 +426,23 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 	base, cancel := context.WithCancel(context.Background())
 	s := &server{cfg: cfg, log: log, base: base, cancel: cancel}
 	st, err := openStoreDir(base, cfg.DataDir, storeOptions{Synchronous: cfg.Synchronous, Log: log})
+	if err != nil && cfg.Cluster.enabled() {
+		// A node's database is a copy of the log: a damaged one is set
+		// aside and rebuilt from the other nodes.
+		st, err = rebuildDamagedStore(base, cfg, err, log)
+	}
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	s.store = st
+	if cfg.Cluster.enabled() {
+		if err := s.joinCluster(); err != nil {
+			st.Close()
+			cancel()
+			return nil, err
+		}
+	}
 	if s.auth, err = newAuthService(st, authOptions{AllowGuests: cfg.AllowGuests}); err != nil {
 		st.Close()
 		cancel()
@@ -448,6 +479,16 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.glue.attach(s.broker, s.chat)
+	if s.clog != nil {
+		// Apply the log, and catch up with it, before any client is
+		// served: history and since-id must be whole when they are.
+		if err := s.clog.start(base); err != nil {
+			s.leaveCluster()
+			st.Close()
+			cancel()
+			return nil, err
+		}
+	}
 	if s.files, err = newFileService(st, s.chat, fileOptions{
 		DataDir:   cfg.DataDir,
 		MaxUpload: int64(cfg.MaxUploadMiB) << 20,
@@ -598,12 +639,16 @@ func (s *server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.serveWG.Wait()
 	s.maintWG.Wait()
+	if s.clog != nil {
+		s.clog.close() // no more log entries reach the store
+	}
 	if err := s.chat.Close(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := s.store.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	s.leaveCluster()
 	return errors.Join(errs...)
 }
 

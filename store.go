@@ -173,6 +173,7 @@ type writeReq struct {
 	queued   time.Time       // when write() was called
 	fn       func(*sql.Tx) error
 	onCommit func()     // run by the writer, in commit order, after a successful commit; may be nil
+	after    func(error) // run by the writer with the outcome, committed or not, in order; may be nil (cluster_log.go)
 	done     chan error // buffered(1); receives the commit result
 }
 
@@ -484,6 +485,20 @@ func (s *store) write(ctx context.Context, fn func(*sql.Tx) error, onCommit func
 	}
 }
 
+// enqueue hands r to the writer without waiting for its commit; r.after
+// learns the outcome. The cluster's applier uses it so that log entries
+// group into shared transactions while keeping their order.
+func (s *store) enqueue(ctx context.Context, r *writeReq) error {
+	select {
+	case s.writes <- r:
+		return nil
+	case <-s.quit:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // runWriter is the writer goroutine. It takes one request, then whatever
 // else is already queued (up to maxBatch), and commits them together: while
 // one commit waits for fsync, the next group accumulates. Owned by the
@@ -609,6 +624,9 @@ func (s *store) finish(reqs []*writeReq, err error) {
 	for _, r := range reqs {
 		if err == nil && r.onCommit != nil {
 			r.onCommit()
+		}
+		if r.after != nil {
+			r.after(err)
 		}
 		r.done <- err
 	}

@@ -83,16 +83,22 @@ type opEnvelope struct {
 	Kind string          `json:"k"`
 	At   int64           `json:"at"` // clock reading at the submitting node, Unix ms
 	Node string          `json:"n"`  // submitting node, for logs and status
+	Ref  string          `json:"r,omitempty"` // the submitting node's reference, to find its waiting caller
 	Op   json.RawMessage `json:"o"`
 }
 
 // encodeOp marshals op with its clock reading for the log.
 func encodeOp(op storeOp, at int64, node string) ([]byte, error) {
+	return encodeOpRef(op, at, node, "")
+}
+
+// encodeOpRef is encodeOp with the submitting node's reference.
+func encodeOpRef(op storeOp, at int64, node, ref string) ([]byte, error) {
 	b, err := json.Marshal(op)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", op.opKind(), err)
 	}
-	return json.Marshal(opEnvelope{Kind: op.opKind(), At: at, Node: node, Op: b})
+	return json.Marshal(opEnvelope{Kind: op.opKind(), At: at, Node: node, Ref: ref, Op: b})
 }
 
 // decodeOp is encodeOp's inverse.

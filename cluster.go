@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Cluster defaults.
+const (
+	defaultClusterListen = ":6222"    // NATS's own route port, so firewall rules written for NATS fit
+	defaultClusterName   = "stompbox" // nodes with another -cluster-name refuse each other's routes
+	clusterRouteUser     = "stompbox" // route user; the shared secret is its password
+	nodeNameFile         = "node-name"
+	jetStreamDir         = "jetstream"
+	natsReadyTimeout     = 10 * time.Second
+	// maxReplicas is how many nodes keep each log entry: a quorum of 2
+	// out of 3 survives one node's loss, and more copies would make every
+	// message cost another round trip to a Raspberry Pi.
+	maxReplicas = 3
+)
+
+// clusterConfig is the cluster part of Config. Zero value: a single node,
+// no NATS code runs.
+type clusterConfig struct {
+	Peers      []string // -cluster-peers: host:port of every node's route listener (this node's may be included)
+	Listen     string   // -cluster-listen
+	Name       string   // -cluster-name
+	SecretFile string   // -cluster-secret-file: shared route password
+	NodeName   string   // -node-name; "" means the one kept in the data folder
+	TLSCert    string   // -cluster-tls-cert: route TLS (with -cluster-tls-key and -cluster-tls-ca)
+	TLSKey     string
+	TLSCA      string
+
+	NATS      []string // -nats: an existing NATS with JetStream instead of the embedded one
+	NATSCreds string   // -nats-creds: a .creds file (JWT and NKey)
+	NATSUser  string   // -nats-user / -nats-password
+	NATSPass  string
+	NATSToken string // -nats-token
+	NATSCA    string // -nats-tls-ca: trust this CA for the NATS servers' certificates
+	NATSCert  string // -nats-tls-cert/-key: client certificate
+	NATSKey   string
+
+	Replicas int // test hook: the log's replica count; 0 means from the peer list
+}
+
+// enabled reports whether this node is part of a cluster.
+func (c clusterConfig) enabled() bool { return len(c.Peers) > 0 || len(c.NATS) > 0 }
+
+// clusterConn is this node's connection to the cluster's NATS: the
+// embedded server (nil with -nats) and a client connection to it.
+type clusterConn struct {
+	ns       *natsserver.Server // embedded server, nil when using an external NATS
+	nc       *nats.Conn
+	node     string // this node's name, unique in the cluster and kept across restarts
+	replicas int    // the log's replica count
+}
+
+// connectCluster starts the embedded NATS server (routes to the peers,
+// JetStream under dataDir) or connects to an external NATS, and returns
+// the connection. The caller owns it and calls close.
+func connectCluster(ctx context.Context, cfg clusterConfig, dataDir string, log *slog.Logger) (*clusterConn, error) {
+	node, err := nodeName(cfg.NodeName, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	cc := &clusterConn{node: node}
+	if len(cfg.NATS) > 0 {
+		cc.nc, err = connectExternalNATS(cfg, node, log)
+		if err != nil {
+			return nil, err
+		}
+		cc.replicas = cfg.Replicas
+		if cc.replicas == 0 {
+			cc.replicas = maxReplicas
+		}
+		return cc, nil
+	}
+	ns, size, password, err := startEmbeddedNATS(cfg, node, dataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	cc.ns = ns
+	cc.replicas = min(size, maxReplicas)
+	if cfg.Replicas > 0 {
+		cc.replicas = cfg.Replicas
+	}
+	cc.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("stompbox "+node), nats.UserInfo("node", password),
+		nats.MaxReconnects(-1))
+	if err != nil {
+		ns.Shutdown()
+		return nil, fmt.Errorf("cluster: connect to the embedded NATS: %w", err)
+	}
+	return cc, nil
+}
+
+// close drains the client connection and stops the embedded server.
+func (cc *clusterConn) close() {
+	cc.nc.Close()
+	if cc.ns != nil {
+		cc.ns.Shutdown()
+		cc.ns.WaitForShutdown()
+	}
+}
+
+// nodeName returns the configured name, else the one kept in the data
+// folder, else a new one (host name and a random suffix) which it keeps:
+// JetStream knows its peers by name, so a node must keep it across restarts.
+func nodeName(configured, dataDir string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	path := filepath.Join(dataDir, nodeNameFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if n := strings.TrimSpace(string(b)); n != "" {
+			return n, nil
+		}
+	}
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r == '.' || r == ' ' || r == '*' || r == '>' {
+			return '-'
+		}
+		return r
+	}, host)
+	var rnd [3]byte
+	rand.Read(rnd[:])
+	n := strings.Trim(host+"-"+hex.EncodeToString(rnd[:]), "-")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("cluster: node name: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(n+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("cluster: node name: %w", err)
+	}
+	return n, nil
+}
+
+// startEmbeddedNATS runs nats-server in this process: no client port (the
+// node talks to it in-process), a route listener on -cluster-listen with
+// the shared secret, routes to every peer, JetStream in the data folder.
+// It returns the server, the cluster's size as the peer list says and
+// the in-process client's password.
+func startEmbeddedNATS(cfg clusterConfig, node, dataDir string, log *slog.Logger) (ns *natsserver.Server, size int, localPassword string, err error) {
+	var pw [16]byte
+	rand.Read(pw[:])
+	localPassword = hex.EncodeToString(pw[:])
+	if cfg.SecretFile == "" {
+		return nil, 0, "", errors.New("cluster: -cluster-secret-file is required with -cluster-peers (the same secret on every node)")
+	}
+	b, err := os.ReadFile(cfg.SecretFile)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("cluster: read secret: %w", err)
+	}
+	secret := strings.TrimSpace(string(b))
+	if len(secret) < 16 {
+		return nil, 0, "", fmt.Errorf("cluster: the secret in %s is shorter than 16 characters", cfg.SecretFile)
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = defaultClusterListen
+	}
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("cluster: -cluster-listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("cluster: -cluster-listen %q: bad port", listen)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	name := cfg.Name
+	if name == "" {
+		name = defaultClusterName
+	}
+	opts := &natsserver.Options{
+		ServerName: node,
+		// A client port is needed (nats-server starts routing only once
+		// its client listener runs), but only on loopback, on a random
+		// port, with a password that exists only in this process: the
+		// node itself connects in-process.
+		Host:       "127.0.0.1",
+		Port:       -1,
+		Username:   "node",
+		Password:   localPassword,
+		JetStream:  true,
+		StoreDir:   filepath.Join(dataDir, jetStreamDir),
+		NoSigs:     true,
+		Cluster: natsserver.ClusterOpts{
+			Name:     name,
+			Host:     host,
+			Port:     port,
+			Username: clusterRouteUser,
+			Password: secret,
+		},
+	}
+	if cfg.TLSCert != "" {
+		tc, err := clusterTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		opts.Cluster.TLSConfig = tc
+		opts.Cluster.TLSTimeout = 2
+	}
+	size = 1
+	for _, p := range cfg.Peers {
+		if isSelf(p, port) {
+			continue
+		}
+		size++
+		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", User: url.UserPassword(clusterRouteUser, secret), Host: p})
+	}
+	ns, err = natsserver.NewServer(opts)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("cluster: start NATS: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{log.With("part", "nats")}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(natsReadyTimeout) {
+		ns.Shutdown()
+		return nil, 0, "", fmt.Errorf("cluster: NATS not ready after %s (is %s free?)", natsReadyTimeout, listen)
+	}
+	log.Info("cluster: NATS started", "node", node, "cluster", name, "routes", listenAddr(ns, listen), "peers", len(opts.Routes), "tls", opts.Cluster.TLSConfig != nil)
+	return ns, size, localPassword, nil
+}
+
+// listenAddr is the route listener's real address (useful with port 0).
+func listenAddr(ns *natsserver.Server, configured string) string {
+	if a := ns.ClusterAddr(); a != nil {
+		return a.String()
+	}
+	return configured
+}
+
+// isSelf reports whether peer names this node's route listener: same port
+// and a host that is one of this machine's addresses. Every node can then
+// be given the same peer list.
+func isSelf(peer string, port int) bool {
+	h, p, err := net.SplitHostPort(peer)
+	if err != nil || p != strconv.Itoa(port) {
+		return false
+	}
+	ips, err := net.LookupIP(h)
+	if err != nil {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ip := range ips {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// clusterTLS is the route TLS: both sides present a certificate signed by
+// the CA and verify the other's.
+func clusterTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	tc, err := natsserver.GenTLSConfig(&natsserver.TLSConfigOpts{CertFile: certFile, KeyFile: keyFile, CaFile: caFile, Verify: caFile != ""})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: route TLS: %w", err)
+	}
+	return tc, nil
+}
+
+// connectExternalNATS connects to an existing NATS with the given
+// credentials; reconnects go on forever (the node keeps serving reads).
+func connectExternalNATS(cfg clusterConfig, node string, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("stompbox " + node), nats.MaxReconnects(-1)}
+	switch {
+	case cfg.NATSCreds != "":
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	case cfg.NATSToken != "":
+		opts = append(opts, nats.Token(cfg.NATSToken))
+	case cfg.NATSUser != "":
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPass))
+	}
+	if cfg.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSCA))
+	}
+	if cfg.NATSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.NATSCert, cfg.NATSKey))
+	}
+	opts = append(opts,
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("cluster: NATS disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("cluster: NATS reconnected", "url", nc.ConnectedUrlRedacted()) }))
+	nc, err := nats.Connect(strings.Join(cfg.NATS, ","), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect to NATS %s: %w", strings.Join(cfg.NATS, ","), err)
+	}
+	log.Info("cluster: connected to NATS", "url", nc.ConnectedUrlRedacted(), "node", node)
+	return nc, nil
+}
+
+// natsLogger passes the embedded server's log to slog. A refused route
+// (wrong secret, wrong cluster name) shows up here as an error.
+type natsLogger struct{ log *slog.Logger }
+
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any)  {}

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The replicated log.
+const (
+	logStream  = "STOMPBOX"
+	logSubject = "stompbox.log"
+	// logDedupWindow is how long JetStream remembers an op's de-duplication
+	// key: a client that resends a message after a failover within it
+	// (same receipt or idempotency-key) does not post twice. It matches
+	// the single node's idempotency window.
+	logDedupWindow = idempotencyWindow
+	// publishTimeout bounds the wait for a quorum to store an op; past it
+	// the op is refused (errClusterUnavailable) and never acknowledged.
+	publishTimeout = 3 * time.Second
+	// recentOps is how many applied ops a node keeps by sequence, to
+	// answer a resend that JetStream found to be a duplicate with the
+	// result of the original.
+	recentOps = 4096
+	// streamSetupRetry is the pause between attempts to create or find
+	// the log while the cluster is forming (no JetStream quorum yet).
+	streamSetupRetry = time.Second
+)
+
+// errClusterUnavailable is a write refused because no quorum stored it.
+var errClusterUnavailable = newPublicError(errKindBusy, "cluster unavailable: message not stored")
+
+// clusterLog is this node's side of the replicated log: it submits ops
+// (opReplicator) and applies every op of the stream, in order, to the
+// local store. Owned by the server; close stops the applier.
+type clusterLog struct {
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	st       *store
+	node     string
+	replicas int
+	log      *slog.Logger
+	boot     string // distinguishes this run's op references from an earlier run's
+
+	nextRef atomic.Uint64
+	applied atomic.Uint64 // highest sequence applied (committed or refused) here
+	failed  atomic.Int64  // ops whose apply failed with an internal error on this node
+
+	mu      sync.Mutex
+	pending map[string]*pendingOp // by reference: ops this node submitted, not yet applied
+	waiting map[uint64][]chan struct{}
+	recent  map[uint64]storeOp // applied ops by sequence, at most recentOps
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the applier has stopped
+}
+
+// pendingOp is an op this node submitted, waiting for its application.
+type pendingOp struct {
+	op   storeOp
+	done chan error // buffered(1): the apply result
+}
+
+// openClusterLog creates or finds the log stream and returns the log,
+// not yet applying (see catchUp).
+func openClusterLog(ctx context.Context, cc *clusterConn, st *store, log *slog.Logger) (*clusterLog, error) {
+	js, err := jetstream.New(cc.nc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster log: %w", err)
+	}
+	cfg := jetstream.StreamConfig{
+		Name:        logStream,
+		Subjects:    []string{logSubject},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cc.replicas,
+		Duplicates:  logDedupWindow,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		AllowDirect: true,
+	}
+	log.Info("cluster: the log keeps each entry on this many nodes", "replicas", cc.replicas)
+	var stream jetstream.Stream
+	for attempt := 0; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		stream, err = js.CreateOrUpdateStream(sctx, cfg)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cluster log: waiting for the cluster: %w", err)
+		}
+		if attempt%5 == 0 {
+			log.Info("cluster: waiting for the other nodes to form the log", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(streamSetupRetry):
+		}
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	return &clusterLog{
+		js: js, stream: stream, st: st, node: cc.node, replicas: cc.replicas, log: log,
+		boot:    fmt.Sprintf("%x", rnd),
+		pending: make(map[string]*pendingOp),
+		waiting: make(map[uint64][]chan struct{}),
+		recent:  make(map[uint64]storeOp),
+		done:    make(chan struct{}),
+	}, nil
+}
+
+// start begins applying the stream after the last sequence the local
+// database has applied, and returns once it has caught up with the
+// stream's end as of now: only then may the node accept clients.
+func (l *clusterLog) start(ctx context.Context) error {
+	from, err := l.st.appliedSeq(ctx)
+	if err != nil {
+		return err
+	}
+	l.applied.Store(from)
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster log: %w", err)
+	}
+	last := info.State.LastSeq
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{logSubject}}
+	if from > 0 {
+		occ.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		occ.OptStartSeq = from + 1
+	}
+	cons, err := l.stream.OrderedConsumer(ctx, occ)
+	if err != nil {
+		return fmt.Errorf("cluster log: consumer: %w", err)
+	}
+	actx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	go l.runApplier(actx, cons)
+	if last > from {
+		l.log.Info("cluster: catching up from the log", "applied", from, "log_end", last, "to_apply", last-from)
+	}
+	began := time.Now()
+	if err := l.waitApplied(ctx, last); err != nil {
+		l.close()
+		return fmt.Errorf("cluster log: catching up: %w", err)
+	}
+	l.log.Info("cluster: database caught up with the log", "seq", last, "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// close stops the applier and waits for it.
+func (l *clusterLog) close() {
+	if l.cancel != nil {
+		l.cancel()
+		<-l.done
+		l.cancel = nil
+	}
+}
+
+// runApplier takes each message of the stream, in order, and hands its op
+// to the store's writer without waiting for the commit, so that ops group
+// into shared transactions as local writes do. The writer keeps the order.
+func (l *clusterLog) runApplier(ctx context.Context, cons jetstream.Consumer) {
+	defer close(l.done)
+	it, err := cons.Messages(jetstream.PullMaxMessages(512))
+	if err != nil {
+		l.log.Error("cluster: cannot read the log", "err", err)
+		return
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			l.log.Warn("cluster: reading the log", "err", err)
+			continue
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			l.log.Error("cluster: log entry without metadata", "err", err)
+			continue
+		}
+		if err := l.applyEntry(ctx, meta.Sequence.Stream, msg.Data()); err != nil {
+			if ctx.Err() == nil {
+				l.log.Error("cluster: applier stopped", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// applyEntry queues one log entry's op on the writer.
+func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) error {
+	if seq <= l.applied.Load() {
+		return nil // the consumer restarted behind us
+	}
+	op, env, err := decodeOp(data)
+	if err != nil {
+		// A newer node's op kind: applying the rest out of order would be
+		// worse than stopping; the node's log says why.
+		return fmt.Errorf("entry %d: %w", seq, err)
+	}
+	var p *pendingOp
+	if env.Node == l.node && env.Ref != "" {
+		l.mu.Lock()
+		p = l.pending[env.Ref]
+		delete(l.pending, env.Ref)
+		l.mu.Unlock()
+		if p != nil {
+			op = p.op // the submitter's own value: it reads its results from it
+		}
+	}
+	e := l.st.newEnv(env.At, true)
+	r := &writeReq{
+		ctx:    context.Background(),
+		queued: time.Now(),
+		fn: func(tx *sql.Tx) error {
+			if err := op.apply(e, tx); err != nil {
+				return err
+			}
+			return setAppliedTx(e.ctx, tx, seq)
+		},
+		done: make(chan error, 1),
+	}
+	if c, ok := op.(committedOp); ok {
+		r.onCommit = func() { c.committed(e) }
+	}
+	r.after = func(err error) {
+		if err != nil && !isClientError(err) && !errors.Is(err, errStoreClosed) {
+			l.failed.Add(1)
+			l.log.Error("cluster: op failed on this node", "seq", seq, "kind", env.Kind, "err", err)
+		}
+		l.markApplied(seq, op)
+		if p != nil {
+			p.done <- err
+		}
+	}
+	return l.st.enqueue(ctx, r)
+}
+
+// markApplied records seq as applied and wakes whoever waits for it.
+// Runs on the writer goroutine, in sequence order.
+func (l *clusterLog) markApplied(seq uint64, op storeOp) {
+	l.applied.Store(seq)
+	l.mu.Lock()
+	l.recent[seq] = op
+	if seq > recentOps {
+		delete(l.recent, seq-recentOps)
+	}
+	var wake []chan struct{}
+	for s, chs := range l.waiting {
+		if s <= seq {
+			wake = append(wake, chs...)
+			delete(l.waiting, s)
+		}
+	}
+	l.mu.Unlock()
+	for _, ch := range wake {
+		close(ch)
+	}
+}
+
+// waitApplied returns once seq has been applied here, or ctx ends.
+func (l *clusterLog) waitApplied(ctx context.Context, seq uint64) error {
+	l.mu.Lock()
+	if l.applied.Load() >= seq {
+		l.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	l.waiting[seq] = append(l.waiting[seq], ch)
+	l.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return errStoreClosed
+	}
+}
+
+// submit appends op to the log and returns once a quorum stored it and
+// this node applied it: a RECEIPT after submit means the message is on
+// the majority's disks and in this node's database. Refused ops (client
+// errors) come back from the apply as on a single node.
+func (l *clusterLog) submit(ctx context.Context, op storeOp, dedupKey string) error {
+	ref := l.boot + "-" + strconv.FormatUint(l.nextRef.Add(1), 36)
+	data, err := encodeOpRef(op, l.st.nowMS(), l.node, ref)
+	if err != nil {
+		return err
+	}
+	p := &pendingOp{op: op, done: make(chan error, 1)}
+	l.mu.Lock()
+	l.pending[ref] = p
+	l.mu.Unlock()
+	msgID := dedupKey
+	if msgID == "" {
+		msgID = l.node + "-" + ref
+	}
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	ack, err := l.js.PublishMsg(pctx, &nats.Msg{Subject: logSubject, Data: data}, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(logStream))
+	cancel()
+	if err != nil {
+		// Not stored on a quorum as far as we know. If it was stored
+		// after all, the applier applies it like any other entry.
+		l.mu.Lock()
+		delete(l.pending, ref)
+		l.mu.Unlock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		l.log.Warn("cluster: op not stored", "kind", op.opKind(), "err", err)
+		return errClusterUnavailable
+	}
+	if ack.Duplicate {
+		l.mu.Lock()
+		delete(l.pending, ref)
+		l.mu.Unlock()
+		return l.answerDuplicate(ctx, op, ack.Sequence)
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return errStoreClosed
+	}
+}
+
+// answerDuplicate waits until the original of a resent op is applied here
+// and copies its results into op, so the resender gets the first answer.
+func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64) error {
+	if err := l.waitApplied(ctx, seq); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	orig := l.recent[seq]
+	l.mu.Unlock()
+	if orig != nil && reflect.TypeOf(orig) == reflect.TypeOf(op) {
+		reflect.ValueOf(op).Elem().Set(reflect.ValueOf(orig).Elem())
+	}
+	return nil
+}
+
+// logStatus is the log as this node sees it.
+type logStatus struct {
+	Node     string `json:"node"`
+	Applied  uint64 `json:"applied"`  // last log entry this node's database holds
+	LogEnd   uint64 `json:"logEnd"`   // last entry of the log
+	Behind   uint64 `json:"behind"`   // LogEnd - Applied
+	Replicas int    `json:"replicas"` // copies of each entry
+	Leader   string `json:"leader"`   // the node that orders the log now
+	Failed   int64  `json:"failed"`   // ops that failed here with an internal error
+	Peers    []peerStatus `json:"peers"`
+}
+
+// peerStatus is one copy of the log.
+type peerStatus struct {
+	Name    string  `json:"name"`
+	Current bool    `json:"current"` // caught up with the leader
+	Offline bool    `json:"offline"`
+	LagOps  uint64  `json:"lag"`     // entries behind the leader
+	SeenAgo float64 `json:"seenAgo"` // seconds since the leader heard from it
+}
+
+// status reads the stream's state and this node's position.
+func (l *clusterLog) status(ctx context.Context) (logStatus, error) {
+	st := logStatus{Node: l.node, Applied: l.applied.Load(), Replicas: l.replicas, Failed: l.failed.Load()}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := l.stream.Info(ictx)
+	if err != nil {
+		return st, fmt.Errorf("cluster status: %w", err)
+	}
+	st.LogEnd = info.State.LastSeq
+	if st.LogEnd > st.Applied {
+		st.Behind = st.LogEnd - st.Applied
+	}
+	if c := info.Cluster; c != nil {
+		st.Leader = c.Leader
+		if c.Leader != "" {
+			st.Peers = append(st.Peers, peerStatus{Name: c.Leader, Current: true})
+		}
+		for _, r := range c.Replicas {
+			st.Peers = append(st.Peers, peerStatus{Name: r.Name, Current: r.Current, Offline: r.Offline, LagOps: r.Lag, SeenAgo: r.Active.Seconds()})
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+const (
+	sqlAppliedSeq    = `SELECT applied_seq FROM cluster_log WHERE id = 1`
+	sqlSetAppliedSeq = `INSERT INTO cluster_log (id, applied_seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET applied_seq = excluded.applied_seq`
+	// sqlHoldsChat is true when the database holds anything a single node
+	// wrote: accounts or messages. Such a database cannot join a cluster's
+	// log, which knows nothing of them.
+	sqlHoldsChat = `SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM messages)`
+)
+
+// appliedSeq is the last cluster log entry this database applied; 0 for
+// none.
+func (s *store) appliedSeq(ctx context.Context) (uint64, error) {
+	var n int64
+	err := s.rdb.QueryRowContext(ctx, sqlAppliedSeq).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("applied log position: %w", err)
+	}
+	return uint64(n), nil
+}
+
+// setAppliedTx records seq as applied, inside the entry's transaction.
+func setAppliedTx(ctx context.Context, tx *sql.Tx, seq uint64) error {
+	if _, err := tx.ExecContext(ctx, sqlSetAppliedSeq, int64(seq)); err != nil {
+		return fmt.Errorf("record log position %d: %w", seq, err)
+	}
+	return nil
+}
+
+// holdsSingleNodeData reports whether a database that has applied nothing
+// from a cluster log already holds accounts or messages.
+func (s *store) holdsSingleNodeData(ctx context.Context) (bool, error) {
+	var b bool
+	if err := s.rdb.QueryRowContext(ctx, sqlHoldsChat).Scan(&b); err != nil {
+		return false, fmt.Errorf("check database: %w", err)
+	}
+	return b, nil
+}
