@@ -82,7 +82,8 @@ func (e uploadQuotaError) Unwrap() error {
 // to those who may read them. Blobs are named by the SHA-256 of their
 // bytes (files/ab/abcdef…), so the same content is stored once; a blob is
 // written once and never changed, and removed by sweep when no row of the
-// files table names it. Safe for concurrent use.
+// files table names it. In a cluster, replica holds every blob as well
+// (cluster_files.go). Safe for concurrent use.
 type fileService struct {
 	st       *store
 	chat     *chatService
@@ -92,10 +93,17 @@ type fileService struct {
 	quota    int64  // -upload-quota in bytes; 0: none
 	log      *slog.Logger
 
+	// replica keeps the blobs on other nodes too; nil on a single node.
+	// Uploads put into it before they are recorded, downloads fetch from
+	// it what this disk lacks, removals delete from it.
+	replica   blobReplica
+	transfers flightGroup // replica puts and fetches in progress, one per blob
+
 	// blobMu is held while a blob is put in place and its row inserted,
 	// and while sweep decides a blob is unreferenced and removes it, so a
 	// sweep never removes a blob an upload is about to name.
 	blobMu sync.Mutex
+	pinned map[string]int // blobs an upload is putting into the replica, with blobMu released: no removal takes them; guarded by blobMu
 
 	// thumbSem lets one picture be decoded at a time: a 50-megapixel
 	// decode takes up to 200 MB, which a small board affords only once.
@@ -108,6 +116,7 @@ type fileOptions struct {
 	MaxUpload int64 // bytes; 0 means defaultMaxUploadMiB
 	Quota     int64 // bytes; 0 means no quota
 	Log       *slog.Logger
+	Replica   blobReplica // the cluster's copy of the blobs; nil on a single node
 }
 
 // newFileService prepares <data>/files and removes what uploads cut short
@@ -119,6 +128,8 @@ func newFileService(st *store, chat *chatService, opts fileOptions) (*fileServic
 		maxBytes: opts.MaxUpload,
 		quota:    opts.Quota,
 		log:      opts.Log,
+		replica:  opts.Replica,
+		pinned:   make(map[string]int),
 		thumbSem: make(chan struct{}, 1),
 	}
 	s.tmp = filepath.Join(s.dir, filesTmpDirName)
@@ -174,7 +185,9 @@ func sanitizeFileName(name string) string {
 // file while hashing it (never holding it in memory), sniffs its type,
 // makes a thumbnail of a picture, puts the blob in place (or finds it
 // there already) and records the upload. The file is on disk (fsynced)
-// and committed when Upload returns. On any error, nothing is left behind.
+// and committed when Upload returns, and in the replica if there is one
+// (errFileNotStored if the replica fails). On any error, nothing is left
+// behind.
 func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name string, src io.Reader) (f storedFile, err error) {
 	if err := s.chat.CanPost(ctx, u, roomID); err != nil {
 		return storedFile{}, err
@@ -236,9 +249,10 @@ func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name str
 		return storedFile{}, err
 	}
 	if reuse {
-		// Under blobMu the sweep cannot take the thumbnail between this
-		// check and the insert; if it already did, make it again.
-		if _, err := os.Stat(s.blobPath(known.ThumbSHA256)); err == nil {
+		// Under blobMu (and then pinned, in a cluster) the sweep cannot
+		// take the thumbnail between this check and the insert; if it
+		// already did, make it again.
+		if s.blobAvailableLocked(ctx, known.ThumbSHA256) {
 			f.Width, f.Height, f.ThumbSHA256, f.ThumbType = known.Width, known.Height, known.ThumbSHA256, known.ThumbType
 		} else {
 			thumb = s.thumbnail(ctx, s.blobPath(f.SHA256), &f)
@@ -247,6 +261,16 @@ func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name str
 	if thumb != nil {
 		if f.ThumbSHA256, err = s.writeBlob(thumb); err != nil {
 			s.removeUnreferenced(ctx, f.SHA256)
+			return storedFile{}, err
+		}
+	}
+	if s.replica != nil {
+		if err := s.replicateLocked(ctx, &f); err != nil {
+			// The cluster just failed: leave it alone. What it may have
+			// taken is an orphan object, the same bytes as any later
+			// upload of them.
+			s.removeLocalUnreferenced(ctx, f.SHA256)
+			s.removeLocalUnreferenced(ctx, f.ThumbSHA256)
 			return storedFile{}, err
 		}
 	}
@@ -325,26 +349,37 @@ func (s *fileService) writeBlob(b []byte) (string, error) {
 	return hexSum, s.placeBlob(tmp.Name(), hexSum)
 }
 
-// removeUnreferenced removes the blob sum if no file row names it. The
-// caller holds blobMu.
+// removeUnreferenced removes the blob sum, here and in the replica, if
+// no file row names it and no upload has pinned it. The caller holds
+// blobMu.
 func (s *fileService) removeUnreferenced(ctx context.Context, sum string) {
-	if sum == "" {
-		return
+	if s.removeLocalUnreferenced(ctx, sum) {
+		s.forgetReplicated(ctx, sum)
+	}
+}
+
+// removeLocalUnreferenced is removeUnreferenced on this disk only; it
+// reports whether the blob was unreferenced. The caller holds blobMu.
+func (s *fileService) removeLocalUnreferenced(ctx context.Context, sum string) bool {
+	if sum == "" || s.pinned[sum] > 0 {
+		return false
 	}
 	ref, err := s.st.blobReferenced(ctx, sum)
 	if err != nil || ref {
-		return
+		return false
 	}
 	if err := os.Remove(s.blobPath(sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("remove file", "sha256", sum, "err", err)
 	}
+	return true
 }
 
 // Open returns the file row id and its opened blob (the thumbnail's if
 // thumb), for u to download. Every call checks access: an attached file
 // needs CanRead on its room (errNotMember otherwise); an upload not sent
-// yet is its uploader's alone (errUnknownFile to anyone else). The caller
-// closes the file.
+// yet is its uploader's alone (errUnknownFile to anyone else). A blob
+// this node lacks is fetched from the replica first, if there is one. The
+// caller closes the file.
 func (s *fileService) Open(ctx context.Context, u user, id int64, thumb bool) (storedFile, *os.File, error) {
 	f, err := s.st.fileByID(ctx, id)
 	if err != nil {
@@ -363,6 +398,11 @@ func (s *fileService) Open(ctx context.Context, u user, id int64, thumb bool) (s
 		}
 	}
 	file, err := os.Open(s.blobPath(sum))
+	if errors.Is(err, fs.ErrNotExist) && s.replica != nil {
+		if err = s.fetch(ctx, sum); err == nil {
+			file, err = os.Open(s.blobPath(sum))
+		}
+	}
 	if err != nil {
 		return storedFile{}, nil, fmt.Errorf("open file %d: %w", id, err)
 	}
@@ -395,10 +435,11 @@ func (s *fileService) Forget(ctx context.Context, sums []string) {
 }
 
 // Sweep deletes uploads never sent before abandonedBefore, then removes
-// every blob no file row names any more: those of messages that retention
-// or a deletion removed (their rows went with them, ON DELETE CASCADE),
-// and leftovers of a crash between rename and commit. It returns how many
-// blobs it removed.
+// every blob on this disk that no file row names any more (and deletes it
+// from the replica): those of messages that retention or a deletion
+// removed (their rows went with them, ON DELETE CASCADE), and leftovers
+// of a crash between rename and commit. It returns how many blobs it
+// removed.
 func (s *fileService) Sweep(ctx context.Context, abandonedBefore time.Time) (int, error) {
 	if _, err := s.st.deleteAbandonedFiles(ctx, abandonedBefore); err != nil {
 		return 0, err
@@ -423,6 +464,9 @@ func (s *fileService) Sweep(ctx context.Context, abandonedBefore time.Time) (int
 		}
 		s.blobMu.Lock()
 		defer s.blobMu.Unlock()
+		if s.pinned[sum] > 0 {
+			return nil // an upload is putting it into the replica, and will name it
+		}
 		ref, err := s.st.blobReferenced(ctx, sum)
 		if err != nil || ref {
 			return err
@@ -430,6 +474,7 @@ func (s *fileService) Sweep(ctx context.Context, abandonedBefore time.Time) (int
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+		s.forgetReplicated(ctx, sum)
 		removed++
 		return nil
 	})
