@@ -20,6 +20,9 @@
 //	auth.go, api*.go, pages.go, sockjs*.go, loadtool*.go: accounts, the JSON API, the pages, SockJS, the load tool
 //	launch.go       double-click detection, data folder and browser opening
 //	files*.go       uploaded files and pictures: blobs by SHA-256, thumbnails, EXIF
+//	store_ops.go    every write as a replayable op: applied directly, or through the cluster's log
+//	cluster*.go     several nodes, one chat: embedded NATS or -nats, the JetStream log each node applies,
+//	                the broker across nodes, file bytes in an object store, cluster status
 package main
 
 import (
@@ -489,12 +492,24 @@ func newServer(cfg Config, log *slog.Logger) (*server, error) {
 			return nil, err
 		}
 	}
-	if s.files, err = newFileService(st, s.chat, fileOptions{
+	fopts := fileOptions{
 		DataDir:   cfg.DataDir,
 		MaxUpload: int64(cfg.MaxUploadMiB) << 20,
 		Quota:     int64(cfg.UploadQuotaMiB) << 20,
 		Log:       log,
-	}); err != nil {
+	}
+	if s.clog != nil {
+		blobs, err := newObjectBlobs(base, s.clog.js, s.cluster.replicas)
+		if err != nil {
+			s.leaveCluster()
+			s.chat.Close()
+			st.Close()
+			cancel()
+			return nil, fmt.Errorf("cluster files: %w", err)
+		}
+		fopts.Replica = blobs // set only here: a nil *objectBlobs in the interface would not be nil
+	}
+	if s.files, err = newFileService(st, s.chat, fopts); err != nil {
 		s.chat.Close()
 		st.Close()
 		cancel()
