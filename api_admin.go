@@ -34,6 +34,7 @@ type adminStatsJSON struct {
 	Store          *storeStatsJSON `json:"store,omitempty"` // the database writer, since start
 	Flow           flowStatsJSON   `json:"flow"`            // SENDs held back by their rate, since start
 	Passwords      *gateStatsJSON  `json:"passwords,omitempty"`
+	Cluster        *logStatus      `json:"cluster,omitempty"` // cluster nodes only: the log and this node's place in it
 }
 
 // flowStatsJSON says how much the SEND rates slowed clients down: many held
@@ -76,6 +77,7 @@ type adminStats struct {
 	sockjs []*sockjsServer
 	store  *store        // nil in tests that have none
 	gate   *passwordGate // nil in tests that have none
+	clog   *clusterLog   // nil on a single node
 	start  time.Time
 }
 
@@ -128,5 +130,15 @@ func (a *adminStats) read() adminStatsJSON {
 
 // serve is the authedFunc; wrap it in api.admin.
 func (a *adminStats) serve(w http.ResponseWriter, r *http.Request, u user) error {
-	return writeAPIJSON(w, http.StatusOK, a.read())
+	st := a.read()
+	if a.clog != nil {
+		cs, err := a.clog.status(r.Context())
+		if err != nil {
+			// The stream's leader may be unreachable (no quorum): this
+			// node's own position is still worth showing.
+			cs.Leader = "unknown: " + err.Error()
+		}
+		st.Cluster = &cs
+	}
+	return writeAPIJSON(w, http.StatusOK, st)
 }

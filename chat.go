@@ -334,6 +334,11 @@ func (e messageTooLongError) public() error {
 func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMessage, error) {
 	if key := in.IdempotencyKey; key != "" {
 		in.IdempotencyKey = ""
+		if c.clustered() {
+			// The node-local key table cannot see a resend that arrives
+			// at another node after a failover; the log's de-duplication can.
+			in.dedupKey = dedupKeyOf("idem", u.ID, key)
+		}
 		// A keyed send runs to its end even if the sender leaves meanwhile
 		// (store.write would give up waiting and leave the outcome unknown):
 		// the key must record whether the message was stored, or a retry

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -140,4 +144,19 @@ func isClosed(c chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// clustered reports whether writes go through a cluster's log.
+func (c *chatService) clustered() bool { return c.st.repl != nil }
+
+// dedupKeyOf names a post for the cluster log's de-duplication (JetStream's
+// Nats-Msg-Id): the same user resending the same thing within the log's
+// window gets the first post's answer. parts are what makes it the same:
+// an idempotency key, or a receipt with the destination and body.
+func dedupKeyOf(kind string, userID int64, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return kind + "-" + strconv.FormatInt(userID, 10) + "-" + hex.EncodeToString(h.Sum(nil)[:16])
 }

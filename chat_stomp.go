@@ -109,6 +109,12 @@ func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *appRequest) erro
 		var in chatInput
 		if in, err = ParseChatInput(req.Frame.Body); err == nil {
 			in.IdempotencyKey = req.Frame.Value(idempotencyHeader)
+			if r := req.Frame.Value(hdrReceipt); r != "" && in.IdempotencyKey == "" && c.chat.clustered() {
+				// A client that resends after its node died reuses the
+				// receipt id (stompjs and Spring clients do): with the same
+				// destination and body it is the same message, posted once.
+				in.dedupKey = dedupKeyOf("rcpt", u.ID, r, req.Destination, string(req.Frame.Body))
+			}
 			_, err = c.chat.Post(ctx, u, in)
 		}
 	}

@@ -194,13 +194,13 @@ func startEmbeddedNATS(cfg clusterConfig, node, dataDir string, log *slog.Logger
 		// its client listener runs), but only on loopback, on a random
 		// port, with a password that exists only in this process: the
 		// node itself connects in-process.
-		Host:       "127.0.0.1",
-		Port:       -1,
-		Username:   "node",
-		Password:   localPassword,
-		JetStream:  true,
-		StoreDir:   filepath.Join(dataDir, jetStreamDir),
-		NoSigs:     true,
+		Host:      "127.0.0.1",
+		Port:      -1,
+		Username:  "node",
+		Password:  localPassword,
+		JetStream: true,
+		StoreDir:  filepath.Join(dataDir, jetStreamDir),
+		NoSigs:    true,
 		Cluster: natsserver.ClusterOpts{
 			Name:     name,
 			Host:     host,

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -46,6 +48,7 @@ var errClusterUnavailable = newPublicError(errKindBusy, "cluster unavailable: me
 // local store. Owned by the server; close stops the applier.
 type clusterLog struct {
 	js       jetstream.JetStream
+	ns       *natsserver.Server // the embedded server, nil with -nats
 	stream   jetstream.Stream
 	st       *store
 	node     string
@@ -112,7 +115,7 @@ func openClusterLog(ctx context.Context, cc *clusterConn, st *store, log *slog.L
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	return &clusterLog{
-		js: js, stream: stream, st: st, node: cc.node, replicas: cc.replicas, log: log,
+		js: js, ns: cc.ns, stream: stream, st: st, node: cc.node, replicas: cc.replicas, log: log,
 		boot:    fmt.Sprintf("%x", rnd),
 		pending: make(map[string]*pendingOp),
 		waiting: make(map[uint64][]chan struct{}),
@@ -359,14 +362,16 @@ func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64
 
 // logStatus is the log as this node sees it.
 type logStatus struct {
-	Node     string `json:"node"`
-	Applied  uint64 `json:"applied"`  // last log entry this node's database holds
-	LogEnd   uint64 `json:"logEnd"`   // last entry of the log
-	Behind   uint64 `json:"behind"`   // LogEnd - Applied
-	Replicas int    `json:"replicas"` // copies of each entry
-	Leader   string `json:"leader"`   // the node that orders the log now
-	Failed   int64  `json:"failed"`   // ops that failed here with an internal error
-	Peers    []peerStatus `json:"peers"`
+	Node     string       `json:"node"`
+	Applied  uint64       `json:"applied"`          // last log entry this node's database holds
+	LogEnd   uint64       `json:"logEnd"`           // last entry of the log
+	Behind   uint64       `json:"behind"`           // LogEnd - Applied
+	Replicas int          `json:"replicas"`         // copies of each entry
+	Leader   string       `json:"leader"`           // the node that orders the log now
+	Failed   int64        `json:"failed"`           // ops that failed here with an internal error
+	Nodes    []string     `json:"nodes,omitempty"`  // JetStream servers of the cluster (embedded NATS only)
+	Routes   int          `json:"routes,omitempty"` // route connections this node's NATS has
+	Peers    []peerStatus `json:"peers"`            // the nodes that keep the log
 }
 
 // peerStatus is one copy of the log.
@@ -381,6 +386,11 @@ type peerStatus struct {
 // status reads the stream's state and this node's position.
 func (l *clusterLog) status(ctx context.Context) (logStatus, error) {
 	st := logStatus{Node: l.node, Applied: l.applied.Load(), Replicas: l.replicas, Failed: l.failed.Load()}
+	if ns := l.ns; ns != nil {
+		st.Nodes = ns.JetStreamClusterPeers()
+		slices.Sort(st.Nodes)
+		st.Routes = ns.NumRoutes()
+	}
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	info, err := l.stream.Info(ictx)

@@ -14,7 +14,9 @@ func (s *server) routes() http.Handler {
 		mux.Handle(sj.opts.Prefix+"/", sj)
 	}
 	s.api.routes(mux)
-	mux.Handle("GET /api/admin/stats", s.api.authed(s.api.admin(newAdminStats(s.broker, s.sockjs, s.store, s.auth.gate).serve)))
+	stats := newAdminStats(s.broker, s.sockjs, s.store, s.auth.gate)
+	stats.clog = s.clog
+	mux.Handle("GET /api/admin/stats", s.api.authed(s.api.admin(stats.serve)))
 	s.pages.routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.sessionCount()})

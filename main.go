@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,9 +87,9 @@ type Config struct {
 	TLSKey           string
 	TLSSelfSigned    bool // make and keep a self-signed certificate in DataDir (tls.go)
 	RateLimits       rateLimits
-	MaxUploadMiB     int  // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
-	UploadQuotaMiB   int  // most MiB of uploads one account keeps (-upload-quota); 0: no limit
-	DoubleClicked    bool // set by parseConfig, not an option
+	MaxUploadMiB     int           // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
+	UploadQuotaMiB   int           // most MiB of uploads one account keeps (-upload-quota); 0: no limit
+	DoubleClicked    bool          // set by parseConfig, not an option
 	Cluster          clusterConfig // several nodes, one chat (cluster*.go); zero: a single node
 }
 
@@ -240,7 +241,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
-		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
+		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -314,6 +315,8 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 			return runBenchCommand(ctx, args[1:], stdout, stderr)
 		case "user", "backup":
 			return runDataCommand(ctx, args, getenv, os.Stdin, stdout)
+		case "cluster":
+			return runClusterCommand(ctx, args[1:], getenv, stdout)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
@@ -378,6 +381,13 @@ func runDataCommand(ctx context.Context, args []string, getenv func(string) stri
 		fmt.Fprintf(stdout, "backup written to %s\n", fs.Arg(0))
 		return nil
 	}
+	if sub := fs.Arg(0); sub != "" && sub != "list" {
+		if _, err := os.Stat(filepath.Join(dir, nodeNameFile)); err == nil {
+			// Writing this node's copy directly would leave the other
+			// nodes without the change.
+			return fmt.Errorf("user %s: %s belongs to a cluster node; change accounts in the web page or the API of any node (POST /api/tokens makes a token), so that every node gets the change", sub, dir)
+		}
+	}
 	return runUserCommand(ctx, dir, fs.Args(), stdin, stdout)
 }
 
@@ -418,8 +428,8 @@ type server struct {
 	tlsConfig *tls.Config     // loaded by Start when TLS is on (tls.go)
 	base      context.Context // parent of every connection's context
 	cancel    context.CancelFunc
-	cluster   *clusterConn    // nil on a single node
-	clog      *clusterLog     // the replicated log; nil on a single node
+	cluster   *clusterConn   // nil on a single node
+	clog      *clusterLog    // the replicated log; nil on a single node
 	serveWG   sync.WaitGroup // the HTTP Serve goroutine
 	maintWG   sync.WaitGroup // the retention and file sweep goroutine
 }

@@ -172,9 +172,9 @@ type writeReq struct {
 	ctx      context.Context // a request whose ctx has ended before it runs is skipped
 	queued   time.Time       // when write() was called
 	fn       func(*sql.Tx) error
-	onCommit func()     // run by the writer, in commit order, after a successful commit; may be nil
+	onCommit func()      // run by the writer, in commit order, after a successful commit; may be nil
 	after    func(error) // run by the writer with the outcome, committed or not, in order; may be nil (cluster_log.go)
-	done     chan error // buffered(1); receives the commit result
+	done     chan error  // buffered(1); receives the commit result
 }
 
 // storeDSN builds the modernc DSN for path. Every per-connection pragma is

@@ -81,8 +81,8 @@ func (s *store) newEnv(at int64, replay bool) *opEnv {
 // opEnvelope is an op as the log carries it.
 type opEnvelope struct {
 	Kind string          `json:"k"`
-	At   int64           `json:"at"` // clock reading at the submitting node, Unix ms
-	Node string          `json:"n"`  // submitting node, for logs and status
+	At   int64           `json:"at"`          // clock reading at the submitting node, Unix ms
+	Node string          `json:"n"`           // submitting node, for logs and status
 	Ref  string          `json:"r,omitempty"` // the submitting node's reference, to find its waiting caller
 	Op   json.RawMessage `json:"o"`
 }
