@@ -121,10 +121,18 @@ func (cc *clusterConn) close() {
 // folder, else a new one (host name and a random suffix) which it keeps:
 // JetStream knows its peers by name, so a node must keep it across restarts.
 func nodeName(configured, dataDir string) (string, error) {
+	path := filepath.Join(dataDir, nodeNameFile)
 	if configured != "" {
+		// Kept too: the file marks the folder as a cluster node's (the
+		// user CLI then refuses to write to it).
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return "", fmt.Errorf("cluster: node name: %w", err)
+		}
+		if err := os.WriteFile(path, []byte(configured+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("cluster: node name: %w", err)
+		}
 		return configured, nil
 	}
-	path := filepath.Join(dataDir, nodeNameFile)
 	if b, err := os.ReadFile(path); err == nil {
 		if n := strings.TrimSpace(string(b)); n != "" {
 			return n, nil

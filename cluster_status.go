@@ -22,7 +22,7 @@ func runClusterCommand(ctx context.Context, args []string, getenv func(string) s
 	fs := flag.NewFlagSet("stompbox cluster status", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	base := fs.String("url", "http://127.0.0.1"+defaultAddr, "the node to ask")
-	token := fs.String("token", getenv("STOMPBOX_TOKEN"), "an administrator's API token (env STOMPBOX_TOKEN; make one on the Tokens page or with POST /api/tokens)")
+	token := fs.String("token", getenv("STOMPBOX_TOKEN"), "an administrator's API token (env STOMPBOX_TOKEN; make one with POST /api/tokens on any node)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return errHelp
