@@ -55,7 +55,9 @@ type benchConfig struct {
 	WSPath       string
 	SockJSPath   string
 	Transport    string
-	PubTransport string // fanout publisher's transport, "" = Transport
+	PubTransport string   // fanout publisher's transport, "" = Transport
+	PubURL       string   // fanout: the publisher's server, "" = URL (another node of a cluster)
+	SubURLs      []string // fanout: subscribers spread evenly over these servers, nil = URL (a cluster's nodes)
 	Dest         string
 	Subs         int
 	Count        int
@@ -152,6 +154,8 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 	fs.StringVar(&cfg.SockJSPath, "sockjs-path", defaultSockJSPath, "SockJS endpoint path")
 	fs.StringVar(&cfg.Transport, "transport", benchWS, "ws, sockjs-ws or sockjs-xhr")
 	fs.StringVar(&cfg.PubTransport, "pub-transport", "", "fanout: the publisher's transport (default: -transport)")
+	fs.StringVar(&cfg.PubURL, "pub-url", "", "fanout: the publisher's server, e.g. another node of a cluster (default: -url)")
+	fs.Func("sub-urls", "fanout: comma-separated servers the subscribers are spread over, e.g. a cluster's nodes (default: -url)", func(v string) error { cfg.SubURLs = splitList(v); return nil })
 	fs.StringVar(&cfg.Dest, "dest", benchDefaultDest, "fanout and idle destination")
 	fs.IntVar(&cfg.Subs, "subs", benchDefaultSubs, "fanout subscribers")
 	fs.IntVar(&cfg.Count, "count", benchDefaultCount, "fanout: messages to publish; rooms: most TALK messages in all (0 = until -duration)")
@@ -220,9 +224,22 @@ func (c *benchConfig) validate() error {
 			return err
 		}
 	}
-	u, err := url.Parse(c.URL)
+	for _, raw := range append([]string{c.URL, c.PubURL}, c.SubURLs...) {
+		if raw == "" {
+			continue
+		}
+		if err := checkLoopbackURL(raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkLoopbackURL accepts http(s)://host:port URLs of this machine only.
+func checkLoopbackURL(raw string) error {
+	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("bench: -url must be http://host:port, not %q", c.URL)
+		return fmt.Errorf("bench: -url must be http://host:port, not %q", raw)
 	}
 	ips, err := net.LookupIP(u.Hostname())
 	if err != nil || len(ips) == 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -41,17 +42,39 @@ func runFanout(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 	defer cancel()
 	connect := cfg.connectFrame()
 	subs := make([]*fanoutSub, cfg.Subs)
-	conns, failed, err := dialMany(ctx, d, cfg.Subs, nil, connect, func(i int, c *benchConn) error {
-		subs[i] = &fanoutSub{c: c, seq: newSeqTracker(cfg.Count)}
-		return subscribe(ctx, c, "0", cfg.Dest)
-	})
+	var conns []*benchConn
 	defer func() { closeAll(conns) }()
-	if err != nil {
-		r.add("connect_failed", failed)
-		return err
+	if len(cfg.SubURLs) == 0 {
+		cfg.SubURLs = []string{cfg.URL}
+	}
+	// Subscribers are spread over the servers in equal shares: subs[i]
+	// is on SubURLs[i*len/Subs].
+	for k, u := range cfg.SubURLs {
+		from, to := k*cfg.Subs/len(cfg.SubURLs), (k+1)*cfg.Subs/len(cfg.SubURLs)
+		sd := d
+		if u != cfg.URL {
+			sd = newDialer(u, cfg.WSPath, cfg.SockJSPath, cfg.Transport)
+			defer sd.closeIdle()
+		}
+		cs, failed, err := dialMany(ctx, sd, to-from, nil, connect, func(i int, c *benchConn) error {
+			subs[from+i] = &fanoutSub{c: c, seq: newSeqTracker(cfg.Count)}
+			return subscribe(ctx, c, "0", cfg.Dest)
+		})
+		conns = append(conns, cs...)
+		if err != nil {
+			r.add("connect_failed", failed)
+			return err
+		}
+	}
+	if len(cfg.SubURLs) > 1 {
+		r.add("sub_servers", len(cfg.SubURLs))
 	}
 	pd := d
-	if cfg.PubTransport != "" && cfg.PubTransport != cfg.Transport {
+	if cfg.PubURL != "" && cfg.PubURL != cfg.URL {
+		pd = newDialer(cfg.PubURL, cfg.WSPath, cfg.SockJSPath, cmp.Or(cfg.PubTransport, cfg.Transport))
+		defer pd.closeIdle()
+		r.add("pub_url", cfg.PubURL)
+	} else if cfg.PubTransport != "" && cfg.PubTransport != cfg.Transport {
 		pd = newDialer(cfg.URL, cfg.WSPath, cfg.SockJSPath, cfg.PubTransport)
 		defer pd.closeIdle()
 		r.add("pub_transport", cfg.PubTransport)
