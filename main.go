@@ -329,7 +329,7 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	if cfg.DataDir == "" {
 		cfg.DataDir = defaultDataFolder(cfg.DoubleClicked)
 	}
-	srv, err := newServer(cfg, log)
+	srv, err := newServerContext(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -436,7 +436,15 @@ type server struct {
 
 // newServer builds a server from cfg without listening yet.
 func newServer(cfg Config, log *slog.Logger) (*server, error) {
+	return newServerContext(context.Background(), cfg, log)
+}
+
+// newServerContext is newServer where ending ctx abandons the start: a
+// cluster node may wait long for its peers, and Ctrl-C must still stop it.
+func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*server, error) {
 	base, cancel := context.WithCancel(context.Background())
+	stopWatch := context.AfterFunc(ctx, cancel)
+	defer stopWatch()
 	s := &server{cfg: cfg, log: log, base: base, cancel: cancel}
 	st, err := openStoreDir(base, cfg.DataDir, storeOptions{Synchronous: cfg.Synchronous, Log: log})
 	if err != nil && cfg.Cluster.enabled() {
