@@ -228,6 +228,14 @@ type Broker struct {
 	sendHooks []destHook
 	unsubHook []func(s *session, sub *subscription)
 	onUser    []func(user string, online bool)
+	onRemote  []func(dest string)
+
+	// bus spreads what the broker delivers and does not store over the
+	// nodes of a cluster (cluster_bus.go). It is nil on a single node, and
+	// then every path below is the local one. newClusterBus sets it before
+	// the broker serves; it is atomic only so that a bus attached to a
+	// broker whose listeners already run (as tests do) is not a data race.
+	bus atomic.Pointer[clusterBus]
 }
 
 // newBroker returns a broker ready to Serve connections.
@@ -340,6 +348,37 @@ func (b *Broker) OnPresence(fn func(user string, online bool)) {
 	b.onUser = append(b.onUser, fn)
 }
 
+// notePresence tells the cluster that user is (on) or is no longer (off)
+// present at key on this node: connectedKey is being connected at all
+// (isOnline), a destination is being in that place (a room's presence list). The caller
+// holds the lock under which it counted the change, so that the cluster
+// sees the changes of one key in the order they happened; notePresence
+// only updates memory under the bus's own leaf lock and never blocks.
+// Without a bus it does nothing.
+func (b *Broker) notePresence(key, user string, on bool) {
+	if cb := b.bus.Load(); cb != nil {
+		cb.notePresence(key, user, on)
+	}
+}
+
+// remotePresence returns the users present at dest on the other live
+// nodes of the cluster, unsorted; nil without a bus.
+func (b *Broker) remotePresence(dest string) []string {
+	if cb := b.bus.Load(); cb != nil {
+		return cb.remotePresence(dest)
+	}
+	return nil
+}
+
+// OnRemotePresence registers fn to be told that who is present at dest on
+// other nodes changed (someone came or left there, or a node went away),
+// so that the application can send its local subscribers the new list. fn
+// runs on a cluster bus goroutine and must not block. Register before
+// serving; without a bus it is never called.
+func (b *Broker) OnRemotePresence(fn func(dest string)) {
+	b.onRemote = append(b.onRemote, fn)
+}
+
 func runHooks(ctx context.Context, hooks []destHook, s *session, sub *subscription, f *frame, dest string) error {
 	for _, h := range hooks {
 		if strings.HasPrefix(dest, h.prefix) {
@@ -374,6 +413,11 @@ func (b *Broker) setUser(s *session, user string) {
 	b.mu.Lock()
 	b.users[user]++
 	first := b.users[user] == 1
+	if first {
+		// Under b.mu, so that the cluster hears of a user's comings and
+		// goings in the order they happened here (see notePresence).
+		b.notePresence(connectedKey, user, true)
+	}
 	b.mu.Unlock()
 	if first {
 		for _, fn := range b.onUser {
@@ -393,6 +437,7 @@ func (b *Broker) unregister(s *session) {
 		if b.users[s.user] <= 0 {
 			delete(b.users, s.user)
 			last = true
+			b.notePresence(connectedKey, s.user, false)
 		}
 	}
 	b.mu.Unlock()
@@ -403,11 +448,20 @@ func (b *Broker) unregister(s *session) {
 	}
 }
 
-// isOnline reports whether user has a connected session.
+// isOnline reports whether user has a connected session: here, or on
+// another live node of the cluster when a bus is attached. It is a
+// lock-protected map lookup and never blocks (chatConfig.Online).
 func (b *Broker) isOnline(user string) bool {
 	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.users[user] > 0
+	here := b.users[user] > 0
+	b.mu.RUnlock()
+	if here {
+		return true
+	}
+	if cb := b.bus.Load(); cb != nil {
+		return cb.remoteOnline(user)
+	}
+	return false
 }
 
 // sessionCount returns the number of live sessions.
@@ -415,6 +469,13 @@ func (b *Broker) sessionCount() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return len(b.sessions)
+}
+
+// hasSubscribers reports whether anyone on this node subscribes to key.
+func (b *Broker) hasSubscribers(key string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.topics[key]) > 0
 }
 
 // addTopicSub adds sub to the subscribers of key.
@@ -460,22 +521,54 @@ func userKey(user string, sessionID uint64, dest string) string {
 }
 
 // Publish delivers a message to every subscriber of a topic destination, or
-// to one consumer of a queue destination. It never blocks on a subscriber.
-// headers are user headers (content-type and custom ones); storeID is the
-// message's id in the chat store, 0 if it is not stored.
+// to one consumer of a queue destination, on every node of the cluster. It
+// never blocks on a subscriber. headers are user headers (content-type and
+// custom ones); storeID is the message's id in the chat store, 0 if it is
+// not stored. A stored message is delivered on this node only: every node
+// delivers stored messages from the replicated log itself. In a cluster a
+// queue message waits, at most queueOfferTimeout, for the node that takes
+// it (clusterBus.sendQueue).
 func (b *Broker) Publish(dest string, headers []header, body []byte, storeID int64) error {
 	m := &message{dest: dest, headers: headers, body: body, storeID: storeID}
 	switch kind, _ := b.classify(dest); kind {
 	case destTopic:
-		b.publishTopic(dest, m)
-		return nil
+		if storeID != 0 {
+			b.publishTopic(dest, m)
+			return nil
+		}
+		return b.routeTopic(m)
 	case destQueue:
-		return b.queueFor(dest).put(m)
+		return b.routeQueue(context.Background(), m)
 	default:
 		return errUnknownDestination
 	}
 }
 
+// routeTopic delivers m to the subscribers of its topic on every node: over
+// the cluster bus when one is attached (this node gets its own message back
+// from NATS, so there is one delivery path and one order), else here. It
+// never blocks on a subscriber.
+func (b *Broker) routeTopic(m *message) error {
+	if cb := b.bus.Load(); cb != nil {
+		return cb.publish(busTopicSubject, "", m)
+	}
+	b.publishTopic(m.dest, m)
+	return nil
+}
+
+// routeQueue hands m to one consumer of its queue somewhere in the cluster,
+// or holds it (see clusterBus.sendQueue); on a single node, to the local
+// queue. ctx bounds the wait for the node that takes it.
+func (b *Broker) routeQueue(ctx context.Context, m *message) error {
+	if cb := b.bus.Load(); cb != nil {
+		return cb.sendQueue(ctx, m)
+	}
+	return b.queueFor(m.dest).put(m)
+}
+
+// publishTopic delivers m to the subscribers filed under key on this node
+// only. Stored chat messages and presence lists take this path; messages
+// that every node must see go through routeTopic.
 func (b *Broker) publishTopic(key string, m *message) {
 	b.mu.RLock()
 	subs := b.topics[key]
@@ -487,16 +580,27 @@ func (b *Broker) publishTopic(key string, m *message) {
 
 // SendToUser delivers a message to every session of user subscribed to the
 // user destination dest (a path such as "/user/queue/notifications" or
-// "/queue/notifications"; the user prefix is added when missing).
+// "/queue/notifications"; the user prefix is added when missing), on every
+// node of the cluster. Call it once per event, on one node. A bus that
+// cannot publish logs the error: the caller (the store's writer) has
+// nobody to tell.
 func (b *Broker) SendToUser(user, dest string, headers []header, body []byte) {
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 	}
 	m := &message{dest: dest, headers: headers, body: body}
+	if cb := b.bus.Load(); cb != nil && user != "" {
+		if err := cb.publish(busUserSubject, user, m); err != nil {
+			b.log.Error("user message not sent to the cluster", "err", err, "user", user, "destination", dest)
+		}
+		return
+	}
 	b.publishTopic(userKey(user, 0, dest), m)
 }
 
-// sendToSession delivers to one session's subscriptions of a user destination.
+// sendToSession delivers to one session's subscriptions of a user
+// destination. The session is on this node, so this never crosses the
+// cluster (appRequest.Reply, Spring's @SendToUser to the sender only).
 func (b *Broker) sendToSession(s *session, dest string, headers []header, body []byte) {
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest

@@ -148,10 +148,9 @@ func (s *session) doSend(f *frame, dest string) error {
 		}
 		m := &message{dest: dest, headers: userHeaders(f), body: f.Body}
 		if kind == destTopic {
-			s.b.publishTopic(dest, m)
-			return nil
+			return s.b.routeTopic(m)
 		}
-		return s.b.queueFor(dest).put(m)
+		return s.b.routeQueue(s.ctx, m)
 	}
 	return errUnknownDestination
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -8,12 +9,16 @@ import (
 
 // queue is a /queue/ destination: each message goes to exactly one consumer,
 // round-robin, and waits in memory (up to QueueDepth) while there is none.
+// In a cluster the queue of each node holds that node's consumers; the bus
+// picks the node (see clusterBus.sendQueue) and is told when the first
+// consumer comes and the last goes.
 //
 // Locking: mu guards consumers, next and pending. Delivery under mu only
 // pushes onto outboxes, which never blocks.
 type queue struct {
 	name  string
 	depth int
+	bus   *clusterBus // the broker's bus when the queue was made; nil on a single node
 
 	mu        sync.Mutex
 	consumers []*subscription
@@ -32,10 +37,17 @@ func (b *Broker) queueFor(dest string) *queue {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if q = b.queues[dest]; q == nil {
-		q = &queue{name: dest, depth: b.cfg.QueueDepth}
+		q = &queue{name: dest, depth: b.cfg.QueueDepth, bus: b.bus.Load()}
 		b.queues[dest] = q
 	}
 	return q
+}
+
+// queueList returns the broker's queues, for the cluster bus's rounds.
+func (b *Broker) queueList() []*queue {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return slices.Collect(maps.Values(b.queues))
 }
 
 // put delivers m to the next consumer, or holds it. A full queue refuses m,
@@ -51,6 +63,46 @@ func (q *queue) put(m *message) error {
 	}
 	q.pending = append(q.pending, m)
 	return nil
+}
+
+// offer is put for a message the cluster bus chose this node for: it is
+// refused (false) when the queue has no consumer here any more, so that
+// the bus asks another node rather than hold it where nobody reads.
+func (q *queue) offer(m *message) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.consumers) == 0 {
+		return false, nil
+	}
+	if q.deliverLocked(m, nil) {
+		return true, nil
+	}
+	if len(q.pending) >= q.depth {
+		return false, errQueueFull
+	}
+	q.pending = append(q.pending, m)
+	return true, nil
+}
+
+// takeIdle removes and returns what the queue holds while it has no
+// consumer here, for the cluster bus to offer to other nodes; nothing
+// while it has one. What no one took goes back with putFront.
+func (q *queue) takeIdle() []*message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.consumers) > 0 {
+		return nil
+	}
+	held := q.pending
+	q.pending = nil
+	return held
+}
+
+// consumerCount is how many consumers the queue has on this node.
+func (q *queue) consumerCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.consumers)
 }
 
 // deliverLocked hands m to the next consumer that takes it, preferring one
@@ -75,45 +127,67 @@ func (q *queue) deliverLocked(m *message, avoid *subscription) bool {
 	return false
 }
 
-// addConsumer adds sub and hands it whatever was waiting.
+// addConsumer adds sub and hands it whatever was waiting. The first
+// consumer makes the node a consumer of the queue in the cluster.
 func (q *queue) addConsumer(sub *subscription) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.consumers = append(q.consumers, sub)
+	first := len(q.consumers) == 1
 	waiting := q.pending
 	q.pending = nil
 	for i, m := range waiting {
 		if !q.deliverLocked(m, nil) {
 			q.pending = append(q.pending, waiting[i:]...)
-			return
+			break
 		}
+	}
+	q.mu.Unlock()
+	if first && q.bus != nil {
+		q.bus.queueConsumersChanged(q)
 	}
 }
 
-// removeConsumer drops sub.
+// removeConsumer drops sub. With the last consumer gone the node stops
+// consuming the queue in the cluster.
 func (q *queue) removeConsumer(sub *subscription) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	last := false
 	if i := slices.Index(q.consumers, sub); i >= 0 {
 		q.consumers = slices.Delete(q.consumers, i, i+1)
 		if q.next >= len(q.consumers) {
 			q.next = 0
 		}
+		last = len(q.consumers) == 0
+	}
+	q.mu.Unlock()
+	if last && q.bus != nil {
+		q.bus.queueConsumersChanged(q)
 	}
 }
 
 // redeliver puts back messages whose delivery to from was not acknowledged,
-// ahead of newer ones, trying other consumers first.
+// ahead of newer ones, trying other consumers first. In a cluster, what is
+// left on a node without consumers goes on to other nodes (heldIdle).
 func (q *queue) redeliver(msgs []*message, from *subscription) {
+	if q.putFront(msgs, from) && q.bus != nil {
+		q.bus.heldIdle()
+	}
+}
+
+// putFront delivers msgs, oldest first, to consumers other than avoid if
+// possible, and holds the rest at the head of the queue. It reports whether
+// it held messages while the queue has no consumer here.
+func (q *queue) putFront(msgs []*message, avoid *subscription) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, m := range msgs {
-		if !q.deliverLocked(m, from) {
+		if !q.deliverLocked(m, avoid) {
 			// Nobody can take it now: it waits at the head of the queue.
 			q.pending = append(slices.Clone(msgs[i:]), q.pending...)
-			return
+			return len(q.consumers) == 0
 		}
 	}
+	return false
 }
 
 // removeSub detaches sub from its topic or queue and tells the unsubscribe hooks.

@@ -52,6 +52,7 @@ func (c *chatSTOMP) attach(b *Broker, chat *chatService) {
 	b.OnSend(roomDestinationPrefix, c.onRoomSend)
 	b.OnSubscribe(chatNotificationsDest, c.onNotificationsSubscribe)
 	b.OnUnsubscribe(c.onUnsubscribe)
+	b.OnRemotePresence(c.onRemotePresence)
 }
 
 // AuthenticateSTOMP implements authenticator: the HTTP session cookie (or
@@ -187,7 +188,7 @@ func (c *chatSTOMP) react(ctx context.Context, u user, in changeInput) error {
 }
 
 // handleTyping relays {"roomId":N} as {"user":name} to the room's typing
-// topic, for members only. Nothing is stored.
+// topic on every node, for members only. Nothing is stored.
 func (c *chatSTOMP) handleTyping(ctx context.Context, req *appRequest) error {
 	u, err := chatUser(req.Session)
 	if err != nil {
@@ -203,8 +204,7 @@ func (c *chatSTOMP) handleTyping(ctx context.Context, req *appRequest) error {
 		return req.Refuse(asSTOMPError(err), chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(hdrReceipt)))
 	}
 	body, _ := json.Marshal(map[string]string{"user": u.Username, "displayName": u.DisplayName})
-	c.b.publishTopic(roomDestination(in.RoomID)+typingSuffix, &message{dest: roomDestination(in.RoomID) + typingSuffix, headers: jsonHeaders, body: body})
-	return nil
+	return c.b.routeTopic(&message{dest: roomDestination(in.RoomID) + typingSuffix, headers: jsonHeaders, body: body})
 }
 
 var jsonHeaders = []header{{hdrContentType, "application/json"}}
@@ -326,6 +326,8 @@ func (c *chatSTOMP) onUnsubscribe(s *session, sub *subscription) {
 
 // join and leave count a user's subscriptions to a room and publish the
 // room's online list when someone arrives or the last tab of someone goes.
+// In a cluster they tell the other nodes too, under c.mu so that the
+// cluster sees one user's arrivals and departures in their order here.
 func (c *chatSTOMP) join(room int64, user string) {
 	c.mu.Lock()
 	m := c.presence[room]
@@ -335,6 +337,9 @@ func (c *chatSTOMP) join(room int64, user string) {
 	}
 	m[user]++
 	changed := m[user] == 1
+	if changed {
+		c.b.notePresence(roomDestination(room)+presenceSuffix, user, true)
+	}
 	c.mu.Unlock()
 	if changed {
 		c.publishPresence(room)
@@ -350,6 +355,7 @@ func (c *chatSTOMP) leave(room int64, user string) {
 		if m[user] == 0 {
 			delete(m, user)
 			changed = true
+			c.b.notePresence(roomDestination(room)+presenceSuffix, user, false)
 		}
 	}
 	if len(m) == 0 {
@@ -361,19 +367,34 @@ func (c *chatSTOMP) leave(room int64, user string) {
 	}
 }
 
-// presenceJSON is {"online":[names…]} for a room, sorted.
+// presenceJSON is {"online":[names…]} for a room, sorted: the users here
+// and, in a cluster, those on the other live nodes.
 func (c *chatSTOMP) presenceJSON(room int64) []byte {
+	remote := c.b.remotePresence(roomDestination(room) + presenceSuffix)
 	c.mu.Lock()
-	online := make([]string, 0, len(c.presence[room]))
+	online := make([]string, 0, len(c.presence[room])+len(remote))
 	for u := range c.presence[room] {
 		online = append(online, u)
 	}
 	c.mu.Unlock()
+	online = append(online, remote...)
 	slices.Sort(online)
+	online = slices.Compact(online)
 	b, _ := json.Marshal(map[string][]string{"online": online})
 	return b
 }
 
+// onRemotePresence sends this node's subscribers of a room's presence the
+// merged list when another node's share of it changed.
+func (c *chatSTOMP) onRemotePresence(dest string) {
+	if id, suffix, ok := parseRoomDest(dest); ok && suffix == presenceSuffix && c.b.hasSubscribers(dest) {
+		c.publishPresence(id)
+	}
+}
+
+// publishPresence sends the room's merged list to the subscribers of its
+// presence on this node only: every node sends its own subscribers its own
+// merged view, so a list is never delivered twice.
 func (c *chatSTOMP) publishPresence(room int64) {
 	dest := roomDestination(room) + presenceSuffix
 	c.b.publishTopic(dest, &message{dest: dest, headers: jsonHeaders, body: c.presenceJSON(room)})
