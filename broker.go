@@ -598,6 +598,16 @@ func (b *Broker) SendToUser(user, dest string, headers []header, body []byte) {
 	b.publishTopic(userKey(user, 0, dest), m)
 }
 
+// SendToLocalUser is SendToUser for this node's sessions only: for what
+// every node does anyway, such as a notification produced by applying a
+// log entry, which each node delivers to its own sessions.
+func (b *Broker) SendToLocalUser(user, dest string, headers []header, body []byte) {
+	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
+		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
+	}
+	b.publishTopic(userKey(user, 0, dest), &message{dest: dest, headers: headers, body: body})
+}
+
 // sendToSession delivers to one session's subscriptions of a user
 // destination. The session is on this node, so this never crosses the
 // cluster (appRequest.Reply, Spring's @SendToUser to the sender only).

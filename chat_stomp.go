@@ -408,7 +408,9 @@ func (c *chatSTOMP) deliverRoom(roomID, msgID int64, msg []byte) {
 
 // notifyUser is the chat service's Notify.
 func (c *chatSTOMP) notifyUser(username string, body []byte) {
-	c.b.SendToUser(username, chatNotificationsDest, jsonHeaders, body)
+	// Called as a post is applied, which every cluster node does: each
+	// delivers to its own sessions, so the user gets it once.
+	c.b.SendToLocalUser(username, chatNotificationsDest, jsonHeaders, body)
 }
 
 // hasAccounts reports whether any real (non-guest) account exists; until one

@@ -100,7 +100,7 @@ func connectCluster(ctx context.Context, cfg clusterConfig, dataDir string, log 
 		cc.replicas = cfg.Replicas
 	}
 	cc.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("stompbox "+node), nats.UserInfo("node", password),
-		nats.MaxReconnects(-1))
+		nats.MaxReconnects(-1), nats.FlusherTimeout(2*time.Second))
 	if err != nil {
 		ns.Shutdown()
 		return nil, fmt.Errorf("cluster: connect to the embedded NATS: %w", err)
@@ -294,7 +294,7 @@ func clusterTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 // connectExternalNATS connects to an existing NATS with the given
 // credentials; reconnects go on forever (the node keeps serving reads).
 func connectExternalNATS(cfg clusterConfig, node string, log *slog.Logger) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("stompbox " + node), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name("stompbox " + node), nats.MaxReconnects(-1), nats.FlusherTimeout(2 * time.Second)}
 	switch {
 	case cfg.NATSCreds != "":
 		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))

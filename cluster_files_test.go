@@ -57,15 +57,15 @@ func startBlobReplica(t *testing.T) (*objectBlobs, *natsserver.Server, *nats.Con
 	return rep, ns, nc
 }
 
-// clusterNode is one node's file service, with its own data folder and
+// filesNode is one node's file service, with its own data folder and
 // its own HTTP API, over the fixture server's store, chat and accounts:
 // the shared store stands in for the replicated rows.
-type clusterNode struct {
+type filesNode struct {
 	*filesFixture // base is this node's URL
 	files         *fileService
 }
 
-func newClusterNode(t *testing.T, f *filesFixture, rep blobReplica) *clusterNode {
+func newFilesNode(t *testing.T, f *filesFixture, rep blobReplica) *filesNode {
 	t.Helper()
 	log := testLogger(t)
 	files, err := newFileService(f.srv.store, f.srv.chat, fileOptions{DataDir: t.TempDir(), Log: log, Replica: rep})
@@ -80,11 +80,11 @@ func newClusterNode(t *testing.T, f *filesFixture, rep blobReplica) *clusterNode
 	t.Cleanup(ts.Close)
 	nf := *f
 	nf.base = ts.URL
-	return &clusterNode{filesFixture: &nf, files: files}
+	return &filesNode{filesFixture: &nf, files: files}
 }
 
 // blobsOf lists the blobs on n's disk, tmp/ aside.
-func (n *clusterNode) blobsOf() []string {
+func (n *filesNode) blobsOf() []string {
 	var out []string
 	filepath.WalkDir(n.files.dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() && p == n.files.tmp {
@@ -99,7 +99,7 @@ func (n *clusterNode) blobsOf() []string {
 }
 
 // getOK downloads path from n and fails unless it answers 200.
-func (n *clusterNode) getOK(t *testing.T, c *http.Client, path string) []byte {
+func (n *filesNode) getOK(t *testing.T, c *http.Client, path string) []byte {
 	t.Helper()
 	r := n.req(t, c, "GET", path, "", nil)
 	if r.status != http.StatusOK {
@@ -124,7 +124,7 @@ func replicaHas(t *testing.T, rep blobReplica, sum string) bool {
 func TestClusterFilesAcrossNodes(t *testing.T) {
 	f := newFilesFixture(t)
 	rep, _, _ := startBlobReplica(t)
-	a, b := newClusterNode(t, f, rep), newClusterNode(t, f, rep)
+	a, b := newFilesNode(t, f, rep), newFilesNode(t, f, rep)
 
 	pic := pngBytes(t, 300, 200)
 	up := a.uploadOK(t, f.alice, "pic.png", pic)
@@ -179,7 +179,7 @@ func TestClusterFilesAcrossNodes(t *testing.T) {
 func TestClusterFilesPutFailure(t *testing.T) {
 	f := newFilesFixture(t)
 	rep, ns, nc := startBlobReplica(t)
-	a := newClusterNode(t, f, rep)
+	a := newFilesNode(t, f, rep)
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
@@ -219,7 +219,7 @@ func TestClusterFilesFetchOnce(t *testing.T) {
 	f := newFilesFixture(t)
 	rep, _, _ := startBlobReplica(t)
 	gated := &gatedReplica{blobReplica: rep, release: make(chan struct{})}
-	a, b := newClusterNode(t, f, rep), newClusterNode(t, f, gated)
+	a, b := newFilesNode(t, f, rep), newFilesNode(t, f, gated)
 	content := bytes.Repeat([]byte("cluster "), 100<<10) // several object chunks
 	up := a.uploadOK(t, f.alice, "big.txt", content)
 	row, err := f.srv.store.fileByID(context.Background(), up.ID)
@@ -268,7 +268,7 @@ func TestClusterFilesFetchOnce(t *testing.T) {
 func TestClusterFilesDeletion(t *testing.T) {
 	f := newFilesFixture(t)
 	rep, _, _ := startBlobReplica(t)
-	a := newClusterNode(t, f, rep)
+	a := newFilesNode(t, f, rep)
 	ctx := context.Background()
 	sumOf := func(id int64) string {
 		row, err := f.srv.store.fileByID(ctx, id)

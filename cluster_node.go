@@ -46,6 +46,10 @@ func (s *server) joinCluster() error {
 // leaveCluster closes the log's applier and the NATS connection (and the
 // embedded server). Safe on a single node.
 func (s *server) leaveCluster() {
+	if s.bus != nil {
+		s.bus.Close()
+		s.bus = nil
+	}
 	if s.clog != nil {
 		s.clog.close()
 	}

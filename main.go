@@ -431,6 +431,7 @@ type server struct {
 	cancel    context.CancelFunc
 	cluster   *clusterConn   // nil on a single node
 	clog      *clusterLog    // the replicated log; nil on a single node
+	bus       *clusterBus    // the broker across nodes; nil on a single node
 	serveWG   sync.WaitGroup // the HTTP Serve goroutine
 	maintWG   sync.WaitGroup // the retention and file sweep goroutine
 }
@@ -501,6 +502,16 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		return nil, err
 	}
 	s.glue.attach(s.broker, s.chat)
+	if s.cluster != nil {
+		// Before the log is applied and before any client: the bus
+		// learns presence and queues only from changes it sees.
+		if s.bus, err = newClusterBus(s.cluster.nc, s.broker, s.cluster.node, log); err != nil {
+			s.leaveCluster()
+			st.Close()
+			cancel()
+			return nil, fmt.Errorf("cluster bus: %w", err)
+		}
+	}
 	if s.clog != nil {
 		// Apply the log, and catch up with it, before any client is
 		// served: history and since-id must be whole when they are.
@@ -655,6 +666,11 @@ func (s *server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.broker.Close(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if s.bus != nil {
+		if err := s.bus.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, sj := range s.sockjs {
 		if err := sj.Close(ctx); err != nil {
