@@ -72,6 +72,8 @@ type replayReplicator struct {
 	keys  []string       // the non-empty de-duplication keys, in order
 }
 
+func (r *replayReplicator) waitCaughtUp(context.Context) {}
+
 func (r *replayReplicator) submit(ctx context.Context, op storeOp, dedupKey string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -230,3 +230,38 @@ func (s *store) insertMessageAtTx(ctx context.Context, tx *sql.Tx, m *storedMess
 	}
 	return s.inserted(res, m, now)
 }
+
+// sqlPostedAt finds a post by what its log entry holds: room, author,
+// text and the log's time for it. Two posts of the same text by the same
+// author in the same millisecond are one resend's original either way.
+const sqlPostedAt = `SELECT id FROM messages WHERE room_id = ? AND user_id IS ? AND type = ? AND body = ? AND created_at = ? ORDER BY id LIMIT 1`
+
+// lookupResult reads back the message a resend's original stored, when
+// the original was applied too long ago for the log to remember its
+// result (resultLookup). An original the room refused, or one deleted
+// since, answers as refused: the resend stored nothing either.
+func (o *chatPostOp) lookupResult(ctx context.Context, st *store, at int64) error {
+	var uid any
+	if o.UserID != 0 {
+		uid = o.UserID
+	}
+	var id int64
+	err := st.rdb.QueryRowContext(ctx, sqlPostedAt, o.RoomID, uid, o.Type, o.Message, at).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		o.refused = errUnknownMessage
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("original of a resent post: %w", err)
+	}
+	ms, err := st.messagesAfter(ctx, o.RoomID, id-1, 1)
+	if err != nil {
+		return fmt.Errorf("original of a resent post: %w", err)
+	}
+	if len(ms) == 0 || ms[0].ID != id {
+		o.refused = errUnknownMessage
+		return nil
+	}
+	o.msg = ms[0]
+	return nil
+}

@@ -55,7 +55,10 @@ type clusterConfig struct {
 	NATSCert  string // -nats-tls-cert/-key: client certificate
 	NATSKey   string
 
-	Replicas int // test hook: the log's replica count; 0 means from the peer list
+	// Test hooks; zero values mean the defaults.
+	Replicas    int           // the log's replica count; 0 means from the peer list
+	PublishWait time.Duration // publishTimeout
+	KeepRecent  uint64        // recentOps
 }
 
 // enabled reports whether this node is part of a cluster.
@@ -68,6 +71,9 @@ type clusterConn struct {
 	nc       *nats.Conn
 	node     string // this node's name, unique in the cluster and kept across restarts
 	replicas int    // the log's replica count
+
+	publishWait time.Duration // test hooks (clusterConfig), 0 for the defaults
+	keepRecent  uint64
 }
 
 // connectCluster starts the embedded NATS server (routes to the peers,
@@ -78,7 +84,7 @@ func connectCluster(ctx context.Context, cfg clusterConfig, dataDir string, log 
 	if err != nil {
 		return nil, err
 	}
-	cc := &clusterConn{node: node}
+	cc := &clusterConn{node: node, publishWait: cfg.PublishWait, keepRecent: cfg.KeepRecent}
 	if len(cfg.NATS) > 0 {
 		cc.nc, err = connectExternalNATS(cfg, node, log)
 		if err != nil {

@@ -68,12 +68,21 @@ type objectBlobs struct {
 
 // newObjectBlobs opens the bucket blobBucket, creating it (file storage,
 // replicas copies; 0 means 1) if needed, or updating its replica count.
+//
+// While nodes are still joining (or a JetStream leader is being elected)
+// creating the bucket can time out; it is tried again until ctx ends, as
+// the log's stream is.
 func newObjectBlobs(ctx context.Context, js jetstream.JetStream, replicas int) (*objectBlobs, error) {
-	st, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	cfg := jetstream.ObjectStoreConfig{
 		Bucket:      blobBucket,
 		Description: "stompbox uploaded files and thumbnails, named by SHA-256",
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
+	}
+	var st jetstream.ObjectStore
+	err := retrySetup(ctx, func(ctx context.Context) (err error) {
+		st, err = js.CreateOrUpdateObjectStore(ctx, cfg)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open object store %s: %w", blobBucket, err)

@@ -30,14 +30,30 @@ const (
 	logDedupWindow = idempotencyWindow
 	// publishTimeout bounds the wait for a quorum to store an op; past it
 	// the op is refused (errClusterUnavailable) and never acknowledged.
-	publishTimeout = 3 * time.Second
+	// It outlasts a JetStream leader election (raft's election timeout is
+	// 4 to 9 s), so that the loss of the log's leader delays writes on the
+	// healthy nodes instead of refusing them.
+	publishTimeout = 10 * time.Second
+	// publishRetry is the pause between attempts while no leader answers.
+	publishRetry = 250 * time.Millisecond
 	// recentOps is how many applied ops a node keeps by sequence, to
 	// answer a resend that JetStream found to be a duplicate with the
-	// result of the original.
-	recentOps = 4096
+	// result of the original: as many as the single node's idempotency
+	// keys. An older original is read back from the log (answerDuplicate).
+	recentOps = maxIdempotencyKeys
+	// catchUpWait bounds how long a lookup that found nothing (an account,
+	// a session) waits for this node to apply the log's newest entries
+	// before answering "not found": someone may just have registered or
+	// signed in on another node.
+	catchUpWait = 2 * time.Second
 	// streamSetupRetry is the pause between attempts to create or find
-	// the log while the cluster is forming (no JetStream quorum yet).
-	streamSetupRetry = time.Second
+	// the log while the cluster is forming (no JetStream quorum yet), and
+	// streamSetupAttempt bounds one attempt: a request sent before the
+	// JetStream meta leader was elected gets no answer, and the nodes
+	// creating the same stream at once may leave one unanswered, so a
+	// short attempt and another beat one long wait.
+	streamSetupRetry   = 500 * time.Millisecond
+	streamSetupAttempt = 2 * time.Second
 )
 
 // errClusterUnavailable is a write refused because no quorum stored it.
@@ -63,7 +79,12 @@ type clusterLog struct {
 	mu      sync.Mutex
 	pending map[string]*pendingOp // by reference: ops this node submitted, not yet applied
 	waiting map[uint64][]chan struct{}
-	recent  map[uint64]storeOp // applied ops by sequence, at most recentOps
+	recent  map[uint64]storeOp // applied ops by sequence, at most keepRecent
+	// keepRecent is recentOps and publishWait publishTimeout unless a
+	// test lowered them (clusterConfig's hooks): to reach answerDuplicate's
+	// read-back path, and to see refusals sooner.
+	keepRecent  uint64
+	publishWait time.Duration
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the applier has stopped
@@ -95,7 +116,7 @@ func openClusterLog(ctx context.Context, cc *clusterConn, st *store, log *slog.L
 	log.Info("cluster: the log keeps each entry on this many nodes", "replicas", cc.replicas)
 	var stream jetstream.Stream
 	for attempt := 0; ; attempt++ {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, streamSetupAttempt)
 		stream, err = js.CreateOrUpdateStream(sctx, cfg)
 		cancel()
 		if err == nil {
@@ -104,7 +125,7 @@ func openClusterLog(ctx context.Context, cc *clusterConn, st *store, log *slog.L
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("cluster log: waiting for the cluster: %w", err)
 		}
-		if attempt%5 == 0 {
+		if attempt%10 == 0 {
 			log.Info("cluster: waiting for the other nodes to form the log", "err", err)
 		}
 		select {
@@ -114,14 +135,23 @@ func openClusterLog(ctx context.Context, cc *clusterConn, st *store, log *slog.L
 	}
 	var rnd [4]byte
 	rand.Read(rnd[:])
-	return &clusterLog{
+	l := &clusterLog{
 		js: js, ns: cc.ns, stream: stream, st: st, node: cc.node, replicas: cc.replicas, log: log,
-		boot:    fmt.Sprintf("%x", rnd),
-		pending: make(map[string]*pendingOp),
-		waiting: make(map[uint64][]chan struct{}),
-		recent:  make(map[uint64]storeOp),
-		done:    make(chan struct{}),
-	}, nil
+		boot:        fmt.Sprintf("%x", rnd),
+		pending:     make(map[string]*pendingOp),
+		waiting:     make(map[uint64][]chan struct{}),
+		recent:      make(map[uint64]storeOp),
+		keepRecent:  recentOps,
+		publishWait: publishTimeout,
+		done:        make(chan struct{}),
+	}
+	if cc.publishWait > 0 {
+		l.publishWait = cc.publishWait
+	}
+	if cc.keepRecent > 0 {
+		l.keepRecent = cc.keepRecent
+	}
+	return l, nil
 }
 
 // start begins applying the stream after the last sequence the local
@@ -133,8 +163,13 @@ func (l *clusterLog) start(ctx context.Context) error {
 		return err
 	}
 	l.applied.Store(from)
-	info, err := l.stream.Info(ctx)
-	if err != nil {
+	// A stream just created may not have elected its leader yet, and no
+	// one answers until it has: ask again until ctx ends.
+	var info *jetstream.StreamInfo
+	if err := retrySetup(ctx, func(ctx context.Context) (err error) {
+		info, err = l.stream.Info(ctx)
+		return err
+	}); err != nil {
 		return fmt.Errorf("cluster log: %w", err)
 	}
 	last := info.State.LastSeq
@@ -143,8 +178,11 @@ func (l *clusterLog) start(ctx context.Context) error {
 		occ.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		occ.OptStartSeq = from + 1
 	}
-	cons, err := l.stream.OrderedConsumer(ctx, occ)
-	if err != nil {
+	var cons jetstream.Consumer
+	if err := retrySetup(ctx, func(ctx context.Context) (err error) {
+		cons, err = l.stream.OrderedConsumer(ctx, occ)
+		return err
+	}); err != nil {
 		return fmt.Errorf("cluster log: consumer: %w", err)
 	}
 	actx, cancel := context.WithCancel(context.Background())
@@ -160,6 +198,24 @@ func (l *clusterLog) start(ctx context.Context) error {
 	}
 	l.log.Info("cluster: database caught up with the log", "seq", last, "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// retrySetup runs a JetStream request, each attempt bounded by
+// streamSetupAttempt, until it succeeds or ctx ends (its last error).
+func retrySetup(ctx context.Context, do func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, streamSetupAttempt)
+		err := do(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(streamSetupRetry):
+		}
+	}
 }
 
 // close stops the applier and waits for it.
@@ -260,8 +316,8 @@ func (l *clusterLog) markApplied(seq uint64, op storeOp) {
 	l.applied.Store(seq)
 	l.mu.Lock()
 	l.recent[seq] = op
-	if seq > recentOps {
-		delete(l.recent, seq-recentOps)
+	if seq > l.keepRecent {
+		delete(l.recent, seq-l.keepRecent)
 	}
 	var wake []chan struct{}
 	for s, chs := range l.waiting {
@@ -314,9 +370,7 @@ func (l *clusterLog) submit(ctx context.Context, op storeOp, dedupKey string) er
 	if msgID == "" {
 		msgID = l.node + "-" + ref
 	}
-	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	ack, err := l.js.PublishMsg(pctx, &nats.Msg{Subject: logSubject, Data: data}, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(logStream))
-	cancel()
+	ack, err := l.publish(ctx, data, msgID)
 	if err != nil {
 		// Not stored on a quorum as far as we know. If it was stored
 		// after all, the applier applies it like any other entry.
@@ -345,6 +399,26 @@ func (l *clusterLog) submit(ctx context.Context, op storeOp, dedupKey string) er
 	}
 }
 
+// publish appends data to the log with its de-duplication id, trying
+// again while no stream leader answers (an election after the leader's
+// node died) until publishTimeout. Retries are safe: JetStream drops a
+// second copy with the same id.
+func (l *clusterLog) publish(ctx context.Context, data []byte, msgID string) (*jetstream.PubAck, error) {
+	pctx, cancel := context.WithTimeout(ctx, l.publishWait)
+	defer cancel()
+	for {
+		ack, err := l.js.PublishMsg(pctx, &nats.Msg{Subject: logSubject, Data: data}, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(logStream))
+		if err == nil {
+			return ack, nil
+		}
+		select {
+		case <-pctx.Done():
+			return nil, err
+		case <-time.After(publishRetry):
+		}
+	}
+}
+
 // answerDuplicate waits until the original of a resent op is applied here
 // and copies its results into op, so the resender gets the first answer.
 func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64) error {
@@ -356,8 +430,49 @@ func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64
 	l.mu.Unlock()
 	if orig != nil && reflect.TypeOf(orig) == reflect.TypeOf(op) {
 		reflect.ValueOf(op).Elem().Set(reflect.ValueOf(orig).Elem())
+		return nil
+	}
+	// Applied too long ago to be remembered: read the original back from
+	// the log and look its result up in the database.
+	raw, err := l.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return fmt.Errorf("cluster log: original of a resent op: %w", err)
+	}
+	orig, env, err := decodeOp(raw.Data)
+	if err != nil {
+		return fmt.Errorf("cluster log: original of a resent op: %w", err)
+	}
+	if reflect.TypeOf(orig) != reflect.TypeOf(op) {
+		return nil // the same key for another kind of write: nothing to copy
+	}
+	reflect.ValueOf(op).Elem().Set(reflect.ValueOf(orig).Elem())
+	if r, ok := op.(resultLookup); ok {
+		return r.lookupResult(ctx, l.st, env.At)
 	}
 	return nil
+}
+
+// resultLookup is an op that can find what its application produced (a
+// message's id) in the database, given the time it was applied with.
+type resultLookup interface {
+	lookupResult(ctx context.Context, st *store, at int64) error
+}
+
+// waitCaughtUp returns once this node has applied every entry the log
+// held when it was called, or after catchUpWait. A lookup that found
+// nothing calls it before answering so: the account or session may exist
+// in an entry not yet applied here.
+func (l *clusterLog) waitCaughtUp(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		l.log.Debug("cluster: cannot see the log's end; answering from this node's copy", "err", err)
+		return
+	}
+	if err := l.waitApplied(ctx, info.State.LastSeq); err != nil {
+		l.log.Debug("cluster: not caught up in time; answering from this node's copy", "err", err, "applied", l.applied.Load(), "log_end", info.State.LastSeq)
+	}
 }
 
 // logStatus is the log as this node sees it.
@@ -387,8 +502,7 @@ type peerStatus struct {
 func (l *clusterLog) status(ctx context.Context) (logStatus, error) {
 	st := logStatus{Node: l.node, Applied: l.applied.Load(), Replicas: l.replicas, Failed: l.failed.Load()}
 	if ns := l.ns; ns != nil {
-		st.Nodes = ns.JetStreamClusterPeers()
-		slices.Sort(st.Nodes)
+		st.Nodes = jetStreamNodes(ns)
 		st.Routes = ns.NumRoutes()
 	}
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -411,4 +525,24 @@ func (l *clusterLog) status(ctx context.Context) (logStatus, error) {
 		}
 	}
 	return st, nil
+}
+
+// jetStreamNodes names the servers of JetStream's meta group as this
+// node's server knows them (any node, not only the meta leader), sorted.
+func jetStreamNodes(ns *natsserver.Server) []string {
+	jsz, err := ns.Jsz(&natsserver.JSzOptions{})
+	if err != nil || jsz.Meta == nil {
+		return nil
+	}
+	nodes := []string{ns.Name()} // the meta group's replicas are the others
+	if jsz.Meta.Leader != "" && jsz.Meta.Leader != ns.Name() {
+		nodes = append(nodes, jsz.Meta.Leader)
+	}
+	for _, r := range jsz.Meta.Replicas {
+		if r != nil && !slices.Contains(nodes, r.Name) {
+			nodes = append(nodes, r.Name)
+		}
+	}
+	slices.Sort(nodes)
+	return nodes
 }

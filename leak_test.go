@@ -13,6 +13,9 @@ import (
 // TestMain fails the run if goroutines started by the tests outlive them:
 // every session, writer, timer and listener must have an owner that ends it.
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(childNodeEnv); spec != "" {
+		os.Exit(runChildNode(spec)) // a cluster node for a test that kills it (cluster_nodes_test.go)
+	}
 	before := len(ourGoroutines())
 	code := m.Run()
 	if code == 0 && !testing.Short() {

@@ -47,3 +47,16 @@ func (s *store) holdsSingleNodeData(ctx context.Context) (bool, error) {
 	}
 	return b, nil
 }
+
+// missAfterCatchUp is called when a lookup of an account, session or
+// token found nothing. On a cluster node it waits until the node has
+// applied the log's newest entries (at most catchUpWait) and returns true:
+// the caller looks once more, since someone may just have registered or
+// signed in on another node. On a single node it returns false at once.
+func (s *store) missAfterCatchUp(ctx context.Context) bool {
+	if s.repl == nil {
+		return false
+	}
+	s.repl.waitCaughtUp(ctx)
+	return true
+}

@@ -50,6 +50,9 @@ type opEnv struct {
 // applied on this node (cluster_log.go). nil on a single node.
 type opReplicator interface {
 	submit(ctx context.Context, op storeOp, dedupKey string) error
+	// waitCaughtUp returns once the node has applied what the log holds
+	// now, or after a short bound (see store.missAfterCatchUp).
+	waitCaughtUp(ctx context.Context)
 }
 
 // run applies op: directly on a single node, through the replicated log in

@@ -130,8 +130,14 @@ func (s *store) userWithPassword(ctx context.Context, name string) (user, string
 	var u user
 	var created int64
 	var hash string
-	err := s.rdb.QueryRowContext(ctx, sqlPasswordHash, usernameKey(name)).Scan(
-		&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.IsGuest, &created, &hash)
+	scan := func() error {
+		return s.rdb.QueryRowContext(ctx, sqlPasswordHash, usernameKey(name)).Scan(
+			&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.IsGuest, &created, &hash)
+	}
+	err := scan()
+	if errors.Is(err, sql.ErrNoRows) && s.missAfterCatchUp(ctx) {
+		err = scan()
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return user{}, "", errUnknownUser
 	}
@@ -286,6 +292,9 @@ func (o *sessionCreateOp) apply(e *opEnv, tx *sql.Tx) error {
 
 func (s *store) userBySession(ctx context.Context, tokenHash []byte) (user, error) {
 	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserBySession, tokenHash, s.nowMS()))
+	if errors.Is(err, sql.ErrNoRows) && s.missAfterCatchUp(ctx) {
+		u, err = scanUser(s.rdb.QueryRowContext(ctx, sqlUserBySession, tokenHash, s.nowMS()))
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return user{}, errNotLoggedIn
 	}
@@ -358,6 +367,9 @@ func (o *tokenCreateOp) apply(e *opEnv, tx *sql.Tx) error {
 
 func (s *store) userByToken(ctx context.Context, tokenHash []byte) (user, error) {
 	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
+	if errors.Is(err, sql.ErrNoRows) && s.missAfterCatchUp(ctx) {
+		u, err = scanUser(s.rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return user{}, errNotLoggedIn
 	}
