@@ -57,7 +57,7 @@ type benchConfig struct {
 	Transport    string
 	PubTransport string   // fanout publisher's transport, "" = Transport
 	PubURL       string   // fanout: the publisher's server, "" = URL (another node of a cluster)
-	SubURLs      []string // fanout: subscribers spread evenly over these servers, nil = URL (a cluster's nodes)
+	SubURLs      []string // fanout: subscribers spread evenly over these servers; rooms: people, in turn; nil = URL (a cluster's nodes)
 	Dest         string
 	Subs         int
 	Count        int
@@ -155,7 +155,7 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 	fs.StringVar(&cfg.Transport, "transport", benchWS, "ws, sockjs-ws or sockjs-xhr")
 	fs.StringVar(&cfg.PubTransport, "pub-transport", "", "fanout: the publisher's transport (default: -transport)")
 	fs.StringVar(&cfg.PubURL, "pub-url", "", "fanout: the publisher's server, e.g. another node of a cluster (default: -url)")
-	fs.Func("sub-urls", "fanout: comma-separated servers the subscribers are spread over, e.g. a cluster's nodes (default: -url)", func(v string) error { cfg.SubURLs = splitList(v); return nil })
+	fs.Func("sub-urls", "fanout: comma-separated servers the subscribers are spread over; rooms: the servers the people are spread over, in turn (e.g. a cluster's nodes; default: -url)", func(v string) error { cfg.SubURLs = splitList(v); return nil })
 	fs.StringVar(&cfg.Dest, "dest", benchDefaultDest, "fanout and idle destination")
 	fs.IntVar(&cfg.Subs, "subs", benchDefaultSubs, "fanout subscribers")
 	fs.IntVar(&cfg.Count, "count", benchDefaultCount, "fanout: messages to publish; rooms: most TALK messages in all (0 = until -duration)")

@@ -72,12 +72,42 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 	roomSize := make([]int, cfg.Rooms)
 	connect := cfg.connectFrame()
 	connStart := time.Now()
-	conns, failed, err := dialMany(ctx, d, cfg.Conns, func(i int) string { return cookies[i%users] }, connect, func(i int, c *benchConn) error {
-		p := &roomsPerson{c: c, room: i / perRoom, seen: map[uint64]struct{}{}, highest: map[int]int{}}
-		people[i] = p
-		return subscribe(ctx, c, "0", roomDestination(roomIDs[p.room]))
-	})
+	// With -sub-urls (a cluster's nodes) connection i is on server i mod
+	// the count: each room's people are spread over the nodes, so most
+	// deliveries cross from one node to another.
+	urls := cfg.SubURLs
+	if len(urls) == 0 {
+		urls = []string{cfg.URL}
+	} else {
+		r.add("servers", len(urls))
+	}
+	var (
+		conns  []*benchConn
+		failed int
+	)
 	defer func() { closeAll(conns) }()
+	for k, u := range urls {
+		sd := d
+		if u != cfg.URL {
+			sd = newDialer(u, cfg.WSPath, cfg.SockJSPath, cfg.Transport)
+			defer sd.closeIdle()
+		}
+		n := (cfg.Conns - k + len(urls) - 1) / len(urls) // connections k, k+len, k+2·len, …
+		person := func(j int) int { return j*len(urls) + k }
+		var cs []*benchConn
+		var f int
+		cs, f, err = dialMany(ctx, sd, n, func(j int) string { return cookies[person(j)%users] }, connect, func(j int, c *benchConn) error {
+			i := person(j)
+			p := &roomsPerson{c: c, room: i / perRoom, seen: map[uint64]struct{}{}, highest: map[int]int{}}
+			people[i] = p
+			return subscribe(ctx, c, "0", roomDestination(roomIDs[p.room]))
+		})
+		conns = append(conns, cs...)
+		failed += f
+		if err != nil {
+			break
+		}
+	}
 	r.add("connect_s", time.Since(connStart).Seconds())
 	if err != nil {
 		r.add("connect_failed", failed)

@@ -71,6 +71,26 @@ func TestLoadToolFanout(t *testing.T) {
 	}
 }
 
+// TestLoadToolRoomsSpread spreads the people over two servers with
+// -sub-urls (here two spellings of one server's address: the split, not
+// a cluster, is under test): everyone connects and nothing is lost.
+func TestLoadToolRoomsSpread(t *testing.T) {
+	srv := startServer(t)
+	base := "http://" + srv.HTTPAddr()
+	var out, progress bytes.Buffer
+	args := []string{"rooms", "-url", base, "-sub-urls", base + "," + base + "/", "-conns", "5", "-rooms", "2", "-users", "5",
+		"-interval", "20ms", "-count", "40", "-duration", "5s"}
+	if err := runBenchCommand(context.Background(), args, &out, &progress); err != nil {
+		t.Fatalf("bench: %v\n%s\n%s", err, out.String(), progress.String())
+	}
+	m := parseBenchReport(t, out.String())
+	// Rooms of 3 and 2 people (perRoom 3): deliveries depend on who spoke,
+	// so check that nothing was lost and all five were there.
+	if m["servers"] != "2" || m["sent"] != "40" || m["lost"] != "0" || m["conns"] != "5" {
+		t.Errorf("report %v", m)
+	}
+}
+
 func TestLoadToolRooms(t *testing.T) {
 	srv := startServer(t)
 	var out, progress bytes.Buffer
