@@ -59,6 +59,9 @@ type clusterConfig struct {
 	Replicas    int           // the log's replica count; 0 means from the peer list
 	PublishWait time.Duration // publishTimeout
 	KeepRecent  uint64        // recentOps
+	// Clock is the store's clock (nil: time.Now): a test gives a node a
+	// clock that disagrees with the others'.
+	Clock func() time.Time
 }
 
 // enabled reports whether this node is part of a cluster.

@@ -71,5 +71,5 @@ func rebuildDamagedStore(ctx context.Context, cfg Config, cause error, log *slog
 		}
 	}
 	log.Warn("cluster: database damaged, set aside; rebuilding it from the log", "err", cause, "aside", aside)
-	return openStoreDir(ctx, cfg.DataDir, storeOptions{Synchronous: cfg.Synchronous, Log: log})
+	return openStoreDir(ctx, cfg.DataDir, storeOptions{Synchronous: cfg.Synchronous, Log: log, Now: cfg.Cluster.Clock})
 }

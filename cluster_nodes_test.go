@@ -49,6 +49,7 @@ type nodeSpec struct {
 
 	PublishWait time.Duration `json:"publishWait,omitempty"` // clusterConfig's test hooks
 	KeepRecent  uint64        `json:"keepRecent,omitempty"`
+	Skew        time.Duration `json:"skew,omitempty"` // added to the node's clock
 }
 
 // config is the node's Config: loopback ports, no rate limits.
@@ -56,8 +57,16 @@ func (s nodeSpec) config() Config {
 	return Config{
 		Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: s.Dir, HeartBeat: defaultHeartBeat,
 		Cluster: clusterConfig{Peers: s.Peers, Listen: s.Listen, Name: s.CName, SecretFile: s.Secret, NodeName: s.Name,
-			PublishWait: s.PublishWait, KeepRecent: s.KeepRecent},
+			PublishWait: s.PublishWait, KeepRecent: s.KeepRecent, Clock: s.clock()},
 	}
+}
+
+// clock is the node's clock: time.Now, off by Skew.
+func (s nodeSpec) clock() func() time.Time {
+	if s.Skew == 0 {
+		return nil
+	}
+	return func() time.Time { return time.Now().Add(s.Skew) }
 }
 
 // testNode is one node of a testCluster.

@@ -378,6 +378,7 @@ func loginCookie(t *testing.T, srv *server, name string) *http.Cookie {
 // TestClusterFourthNodeJoins adds a node to a running cluster: it builds
 // its database from the log before it serves, then serves the whole
 // history, signs in the existing accounts and takes part in new messages.
+// Its clock is an hour behind: order still comes from the log.
 func TestClusterFourthNodeJoins(t *testing.T) {
 	cc := newClusterChat(t, 3)
 	a := cc.nodes[0].server(t)
@@ -386,6 +387,7 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 		kim.roundTrip(cmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("early %d", i)), "destination:/pub/chat/message")
 	}
 	d := cc.addNode()
+	d.spec.Skew = -time.Hour // its clock is an hour behind the others'
 	cc.startAll(d)
 	if l := d.log.String(); !strings.Contains(l, "catching up from the log") || !strings.Contains(l, "caught up") {
 		t.Errorf("the new node's log does not tell of its catching up:\n%s", l)
@@ -408,6 +410,26 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 	cc.waitConverged(cc.nodes...)
 	if got, want := roomHistory(t, dsrv, cc.room.ID), roomHistory(t, a, cc.room.ID); !slices.Equal(got, want) {
 		t.Fatalf("histories differ after new messages:\n%v\n%v", got, want)
+	}
+	// Order comes from the log, not the clocks: the new node's message,
+	// stamped an hour earlier by its clock, still comes after the ones
+	// before it, and every node stores the same time for it.
+	ms := func(srv *server) []storedMessage {
+		m, err := srv.store.messagesAfter(context.Background(), cc.room.ID, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	onA, onD := ms(a), ms(dsrv)
+	hello, before := onA[len(onA)-2], onA[len(onA)-3]
+	if hello.Message != "hello from the new node" || hello.ID <= before.ID || !hello.CreatedAt.Before(before.CreatedAt) {
+		t.Fatalf("the skewed node's post %+v after %+v", hello, before)
+	}
+	for i := range onA {
+		if !onA[i].CreatedAt.Equal(onD[i].CreatedAt) {
+			t.Fatalf("message %d: created %v on node 1, %v on the new node", onA[i].ID, onA[i].CreatedAt, onD[i].CreatedAt)
+		}
 	}
 }
 

@@ -448,7 +448,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	stopWatch := context.AfterFunc(ctx, cancel)
 	defer stopWatch()
 	s := &server{cfg: cfg, log: log, base: base, cancel: cancel}
-	st, err := openStoreDir(base, cfg.DataDir, storeOptions{Synchronous: cfg.Synchronous, Log: log})
+	st, err := openStoreDir(base, cfg.DataDir, storeOptions{Synchronous: cfg.Synchronous, Log: log, Now: cfg.Cluster.Clock})
 	if err != nil && cfg.Cluster.enabled() {
 		// A node's database is a copy of the log: a damaged one is set
 		// aside and rebuilt from the other nodes.
