@@ -46,6 +46,8 @@ type clusterConfig struct {
 	TLSKey     string
 	TLSCA      string
 
+	URLs      []string // -cluster-urls: every node's web address, offered by the chat page when its node is down
+
 	NATS      []string // -nats: an existing NATS with JetStream instead of the embedded one
 	NATSCreds string   // -nats-creds: a .creds file (JWT and NKey)
 	NATSUser  string   // -nats-user / -nats-password
@@ -339,3 +341,17 @@ func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(f
 func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Tracef(format string, v ...any)  {}
+
+// nodeURLs parses -cluster-urls: absolute http or https addresses, each
+// given back without a trailing slash.
+func nodeURLs(v string) ([]string, error) {
+	var out []string
+	for _, raw := range splitList(v) {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%q is not a node's web address like http://pi1:8080", raw)
+		}
+		out = append(out, strings.TrimRight(u.String(), "/"))
+	}
+	return out, nil
+}

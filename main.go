@@ -166,6 +166,11 @@ var options = []option{
 	{"cluster-tls-key", "", "PEM private key of -cluster-tls-cert", func(c *Config, v string) error { c.Cluster.TLSKey = v; return nil }},
 	{"cluster-tls-ca", "", "PEM CA that signed every node's -cluster-tls-cert; nodes verify each other with it", func(c *Config, v string) error { c.Cluster.TLSCA = v; return nil }},
 	{"node-name", "", "this node's name in the cluster (default: host name plus a random suffix, kept in the data folder)", func(c *Config, v string) error { c.Cluster.NodeName = v; return nil }},
+	{"cluster-urls", "", "comma-separated web addresses of every node, e.g. http://pi1:8080,http://pi2:8080: when this node stops answering, the chat page offers the others", func(c *Config, v string) error {
+		urls, err := nodeURLs(v)
+		c.Cluster.URLs = urls
+		return err
+	}},
 	{"nats", "", "comma-separated URLs of an existing NATS with JetStream, e.g. nats://nats1:4222: run as a cluster node on it instead of embedding NATS", func(c *Config, v string) error { c.Cluster.NATS = splitList(v); return nil }},
 	{"nats-creds", "", "NATS .creds file (JWT and NKey) for -nats", func(c *Config, v string) error { c.Cluster.NATSCreds = v; return nil }},
 	{"nats-user", "", "NATS user for -nats (with -nats-password)", func(c *Config, v string) error { c.Cluster.NATSUser = v; return nil }},
@@ -570,6 +575,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		registration:     func(ctx context.Context) (string, error) { return st.setting(ctx, settingRegistration) },
 		invitation:       s.auth.Invitation,
 		frameAncestors:   cfg.EmbedOrigins,
+		nodeURLs:         cfg.Cluster.URLs,
 		static:           static,
 		log:              log,
 	})

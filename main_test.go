@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,11 @@ func TestParseConfig(t *testing.T) {
 		{"bad number", []string{"-max-frame", "lots"}, nil, nil, "max-frame"},
 		{"bad environment", nil, map[string]string{"STOMPBOX_HEARTBEAT": "soon"}, nil, "heartbeat"},
 		{"stray argument", []string{"serve"}, nil, nil, "unexpected argument"},
+		{"cluster urls", []string{"-cluster-urls", "http://pi1:8080/, https://pi2.example"}, nil, func(c Config) bool {
+			return slices.Equal(c.Cluster.URLs, []string{"http://pi1:8080", "https://pi2.example"})
+		}, ""},
+		{"cluster url without scheme", []string{"-cluster-urls", "pi1:8080"}, nil, nil, "not a node's web address"},
+		{"cluster url with a path query", nil, map[string]string{"STOMPBOX_CLUSTER_URLS": "http://pi1:8080/?x=1"}, nil, "not a node's web address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,6 +56,9 @@ type pagesOptions struct {
 	// (CSP frame-ancestors sources, e.g. "https://intranet.corp.example").
 	// Empty allows only this server itself. Other pages may never be framed.
 	frameAncestors []string
+	// nodeURLs are -cluster-urls: the chat page offers them when the
+	// connection to this node stays down.
+	nodeURLs []string
 	// static serves /static/ and fingerprints the URLs the pages link to.
 	// Pass the server's own instance so the files are loaded and gzipped once;
 	// nil makes newPages load them itself.
@@ -303,6 +306,7 @@ func (p *pages) page(r *http.Request, name, titleKey string, u *uiUser) ui.Page 
 			MaxSubscriptions: p.opts.maxSubscriptions,
 			EditMinutes:      p.opts.editMinutes,
 			MaxUpload:        p.opts.maxUpload,
+			Nodes:            p.opts.nodeURLs,
 		},
 	}
 	if u != nil {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -269,6 +270,7 @@ func TestPagesChatBoot(t *testing.T) {
 	mux, _ := newTestPages(t, func(o *pagesOptions) {
 		o.sockjsPath = "/chat-sockjs"
 		o.maxMessage, o.maxSubscriptions = 500, 64
+		o.nodeURLs = []string{"http://pi1:8080", "https://pi2.example"}
 	})
 	doc := parseHTML(t, pageGet(t, mux, "/", "lee-session"))
 	b := htmlBoot(t, doc)
@@ -277,6 +279,9 @@ func TestPagesChatBoot(t *testing.T) {
 	}
 	if b.User == nil || b.User.Username != "lee" || b.User.DisplayName != "이서연" || b.User.IsAdmin {
 		t.Errorf("boot user %+v", b.User)
+	}
+	if !slices.Equal(b.Nodes, []string{"http://pi1:8080", "https://pi2.example"}) {
+		t.Errorf("boot nodes %v, want -cluster-urls", b.Nodes)
 	}
 	if b.SockJSPath != "/chat-sockjs" || b.WSPath != "/ws" || b.HeartbeatMs != 10000 || b.DefaultLang != "en" {
 		t.Errorf("boot %+v", b)

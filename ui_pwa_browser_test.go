@@ -4,7 +4,8 @@ package main
 // service worker are served as browsers require; with the server stopped,
 // a reload still shows the chat, its rooms and history from the worker's
 // cache; a message typed then waits in the outbox, survives the reload, and
-// reaches the other person exactly once when the server is back.
+// reaches the other person exactly once when the server is back. While
+// the server is down, the open page offers the cluster's other node.
 
 import (
 	"context"
@@ -28,8 +29,11 @@ type restartableServer struct {
 	srv *server // nil while stopped
 }
 
-func newRestartableServer(t *testing.T) *restartableServer {
+func newRestartableServer(t *testing.T, mutate ...func(*Config)) *restartableServer {
 	rs := &restartableServer{t: t, cfg: Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), HeartBeat: defaultHeartBeat}}
+	for _, m := range mutate {
+		m(&rs.cfg)
+	}
 	rs.start()
 	rs.cfg.Addr = rs.srv.HTTPAddr() // the same port after a restart
 	t.Cleanup(rs.stop)
@@ -61,7 +65,10 @@ func (rs *restartableServer) stop() {
 }
 
 func TestUIInstallableApp(t *testing.T) {
-	rs := newRestartableServer(t)
+	// The server is one node of a cluster whose other node is at
+	// otherNode: while this one is down, the page offers it.
+	const otherNode = "http://127.0.0.1:1"
+	rs := newRestartableServer(t, func(c *Config) { c.Cluster.URLs = []string{otherNode} })
 	base := rs.srv.URL()
 
 	t.Run("manifest and worker headers", func(t *testing.T) {
@@ -115,6 +122,12 @@ func TestUIInstallableApp(t *testing.T) {
 
 	t.Log("step: the server goes away; the app still opens from its cache, and messages typed wait")
 	rs.stop()
+	// After a few failed reconnects the open page names the other node
+	// (its own address, also in -cluster-urls in a real cluster, is left out).
+	alice.waitFor("the other node offered", `(() => {
+		const links = [...document.querySelectorAll('[data-testid="node-hint"] a')];
+		return links.length === 1 && links[0].href === "`+otherNode+`/" && links[0].textContent === "127.0.0.1:1";
+	})()`)
 	typed := map[*uiPerson]string{alice: "typed while the server was down", bob: "서버가 꺼진 동안 쓴 메시지"}
 	for _, p := range []*uiPerson{alice, bob} {
 		p.reload()

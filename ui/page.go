@@ -42,6 +42,9 @@ type Boot struct {
 	// MaxUpload is -max-upload in bytes, so upload.js refuses a file too
 	// large before sending it.
 	MaxUpload int64 `json:"maxUpload,omitempty"`
+	// Nodes are the web addresses of a cluster's nodes (-cluster-urls):
+	// when this node stops answering, the page offers the others.
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // User is the signed-in person as the pages see it.

@@ -15,6 +15,7 @@
   const PAGE_SIZE = 50;              // messages per history request: one screen and a half; the API allows 200
   const RECONNECT_MIN_MS = 1000;     // first retry after a drop: quick, since most drops are brief
   const RECONNECT_MAX_MS = 30000;    // cap: a Pi with 100 phones must not be stormed after a restart
+  const NODE_HINT_AFTER = 3;          // failed reconnects (about 7 s down) before a cluster's other nodes are offered: a restart takes less
   const CONNECT_TIMEOUT_MS = 15000;  // SockJS may try several transports; give up on one attempt after this
   const TYPING_SEND_EVERY_MS = 3000; // at most one typing notice per room per 3 s while typing
   const TYPING_SHOW_MS = 6000;       // how long "is typing" stays without a new notice
@@ -429,6 +430,27 @@
     }
 
     // ---- connection state ----
+    // renderNodeHint shows, under the composer, links to the cluster's
+    // other nodes (boot.nodes, -cluster-urls) while this one does not
+    // answer: the login is per address, so the person opens another node
+    // and signs in there, where the whole history is too.
+    function renderNodeHint(show) {
+      let hint = byTestId("node-hint");
+      const others = (boot.nodes || []).filter((u) => {
+        try { return new URL(u).origin !== location.origin; } catch (_) { return false; }
+      });
+      if (!show || others.length === 0) { if (hint) hint.remove(); return; }
+      if (hint) return;
+      const form = byTestId("composer-form");
+      if (!form) return;
+      hint = el("p", { class: "node-hint hint", role: "status", "data-testid": "node-hint" }, t("conn.otherNodes") + " ");
+      others.forEach((u, i) => {
+        if (i > 0) hint.append(", ");
+        hint.append(el("a", { href: u + "/", "data-testid": "node-link", text: new URL(u).host }));
+      });
+      hint.append(" " + t("conn.otherNodesHow"));
+      form.append(hint);
+    }
     function setConn(st) {
       if (!ui.conn) return;
       ui.conn.dataset.state = st;
@@ -1022,6 +1044,7 @@
         renderTyping();
         attempts++;
         client.reconnectDelay = backoff(attempts);
+        renderNodeHint(everConnected && attempts >= NODE_HINT_AFTER);
         setConn(navigator.onLine === false ? "offline" : everConnected ? "reconnecting" : "connecting");
       };
       client.onStompError = (frame) => {
@@ -1045,6 +1068,7 @@
       }
       connected = true;
       attempts = 0;
+      renderNodeHint(false);
       client.reconnectDelay = RECONNECT_MIN_MS;
       setConn("connected");
       // Which transport SockJS settled on, for support questions ("websocket",
