@@ -97,7 +97,7 @@ func connectCluster(ctx context.Context, cfg clusterConfig, dataDir string, log 
 		}
 		cc.replicas = cfg.Replicas
 		if cc.replicas == 0 {
-			cc.replicas = maxReplicas
+			cc.replicas = externalReplicas(cc.nc)
 		}
 		return cc, nil
 	}
@@ -329,6 +329,16 @@ func connectExternalNATS(cfg clusterConfig, node string, log *slog.Logger) (*nat
 	}
 	log.Info("cluster: connected to NATS", "url", nc.ConnectedUrlRedacted(), "node", node)
 	return nc, nil
+}
+
+// externalReplicas is the log's replica count on an existing NATS: 1 on
+// a server that is not clustered (JetStream could not place more), else
+// as many servers as the connection knows of, at most maxReplicas.
+func externalReplicas(nc *nats.Conn) int {
+	if nc.ConnectedClusterName() == "" {
+		return 1
+	}
+	return max(1, min(maxReplicas, len(nc.Servers())))
 }
 
 // natsLogger passes the embedded server's log to slog. A refused route

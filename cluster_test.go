@@ -543,7 +543,7 @@ func TestClusterExternalNATS(t *testing.T) {
 	node := func(name, password string) (*server, error) {
 		return newServerContext(context.Background(), Config{
 			Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: t.TempDir(), HeartBeat: defaultHeartBeat,
-			Cluster: clusterConfig{NATS: []string{url}, NATSUser: "chat", NATSPass: password, NodeName: name, Replicas: 1},
+			Cluster: clusterConfig{NATS: []string{url}, NATSUser: "chat", NATSPass: password, NodeName: name},
 		}, testLogger(t))
 	}
 	var srvs []*server
@@ -578,6 +578,9 @@ func TestClusterExternalNATS(t *testing.T) {
 		t.Fatalf("histories differ:\n%v\n%v", a, b)
 	}
 
+	if r := srvs[0].cluster.replicas; r != 1 {
+		t.Errorf("replicas on a NATS server that is not clustered: %d, want 1", r)
+	}
 	if _, err := node("x3", "wrong"); err == nil || !strings.Contains(err.Error(), "connect to NATS") {
 		t.Fatalf("wrong NATS password: %v", err)
 	}
