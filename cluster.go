@@ -46,7 +46,7 @@ type clusterConfig struct {
 	TLSKey     string
 	TLSCA      string
 
-	URLs      []string // -cluster-urls: every node's web address, offered by the chat page when its node is down
+	URLs []string // -cluster-urls: every node's web address, offered by the chat page when its node is down
 
 	NATS      []string // -nats: an existing NATS with JetStream instead of the embedded one
 	NATSCreds string   // -nats-creds: a .creds file (JWT and NKey)
