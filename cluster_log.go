@@ -115,23 +115,15 @@ func openClusterLog(ctx context.Context, cc *clusterConn, st *store, log *slog.L
 	}
 	log.Info("cluster: the log keeps each entry on this many nodes", "replicas", cc.replicas)
 	var stream jetstream.Stream
-	for attempt := 0; ; attempt++ {
-		sctx, cancel := context.WithTimeout(ctx, streamSetupAttempt)
-		stream, err = js.CreateOrUpdateStream(sctx, cfg)
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("cluster log: waiting for the cluster: %w", err)
-		}
-		if attempt%10 == 0 {
+	attempt := 0
+	if err := retrySetup(ctx, func(ctx context.Context) (err error) {
+		if stream, err = js.CreateOrUpdateStream(ctx, cfg); err != nil && attempt%10 == 0 {
 			log.Info("cluster: waiting for the other nodes to form the log", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(streamSetupRetry):
-		}
+		attempt++
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("cluster log: waiting for the cluster: %w", err)
 	}
 	var rnd [4]byte
 	rand.Read(rnd[:])

@@ -383,30 +383,3 @@ func apiGet(t testing.TB, base, token, path string, v any) int {
 	}
 	return resp.StatusCode
 }
-
-// nextWithin is stompClient.next with a longer wait: a cluster's write
-// may wait out a leader election (publishTimeout) before it is answered.
-func (c *stompClient) nextWithin(d time.Duration) *frame {
-	c.t.Helper()
-	select {
-	case f, ok := <-c.frames:
-		if !ok {
-			c.t.Fatalf("connection closed (%v) while waiting for a frame", <-c.done)
-		}
-		return f
-	case <-time.After(d):
-		c.t.Fatalf("no frame in %v", d)
-	}
-	return nil
-}
-
-// trySend is stompClient.send that returns the write's error: the node
-// may have died.
-func (c *stompClient) trySend(cmd, body string, headers ...string) error {
-	f := &frame{Command: cmd, Body: []byte(body)}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		f.Add(k, v)
-	}
-	return c.write(appendFrame(nil, f, c.ver))
-}

@@ -540,28 +540,12 @@ func TestClusterExternalNATS(t *testing.T) {
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	url := ns.ClientURL()
-	node := func(name, password string) (*server, error) {
-		return newServerContext(context.Background(), Config{
-			Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: t.TempDir(), HeartBeat: defaultHeartBeat,
-			Cluster: clusterConfig{NATS: []string{url}, NATSUser: "chat", NATSPass: password, NodeName: name},
-		}, testLogger(t))
-	}
-	var srvs []*server
-	for _, name := range []string{"x1", "x2"} {
-		srv, err := node(name, "nats-password-for-chat")
-		if err != nil {
-			t.Fatal(err)
+	onNATS := func(name, password string) func(*Config) {
+		return func(c *Config) {
+			c.Cluster = clusterConfig{NATS: []string{url}, NATSUser: "chat", NATSPass: password, NodeName: name}
 		}
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-			defer cancel()
-			srv.Shutdown(ctx)
-		})
-		srvs = append(srvs, srv)
 	}
+	srvs := []*server{startServer(t, onNATS("x1", "nats-password-for-chat")), startServer(t, onNATS("x2", "nats-password-for-chat"))}
 	ctx := context.Background()
 	kim := addUser(t, srvs[0], "kim", testPassword)
 	r, err := srvs[0].chat.CreateRoom(ctx, kim, newRoom{Name: "ops"})
@@ -581,7 +565,9 @@ func TestClusterExternalNATS(t *testing.T) {
 	if r := srvs[0].cluster.replicas; r != 1 {
 		t.Errorf("replicas on a NATS server that is not clustered: %d, want 1", r)
 	}
-	if _, err := node("x3", "wrong"); err == nil || !strings.Contains(err.Error(), "connect to NATS") {
+	bad := Config{DataDir: t.TempDir()}
+	onNATS("x3", "wrong")(&bad)
+	if _, err := newServer(bad, testLogger(t)); err == nil || !strings.Contains(err.Error(), "connect to NATS") {
 		t.Fatalf("wrong NATS password: %v", err)
 	}
 }

@@ -215,18 +215,31 @@ func (c *stompClient) sendRaw(s string) {
 // send writes a frame built from a command, "key:value" headers and a body.
 func (c *stompClient) send(cmd string, body string, headers ...string) {
 	c.t.Helper()
+	if err := c.trySend(cmd, body, headers...); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// trySend is send that returns the write's error instead of failing the
+// test: the server may be gone (a killed cluster node).
+func (c *stompClient) trySend(cmd, body string, headers ...string) error {
 	f := &frame{Command: cmd, Body: []byte(body)}
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ":")
 		f.Add(k, v)
 	}
-	if err := c.write(appendFrame(nil, f, c.ver)); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
+	return c.write(appendFrame(nil, f, c.ver))
 }
 
 // next returns the next frame, failing the test if none comes in time.
 func (c *stompClient) next() *frame {
+	c.t.Helper()
+	return c.nextWithin(testTimeout)
+}
+
+// nextWithin is next with another wait: a cluster's write may wait out a
+// leader election (publishTimeout) before it is answered.
+func (c *stompClient) nextWithin(d time.Duration) *frame {
 	c.t.Helper()
 	select {
 	case f, ok := <-c.frames:
@@ -234,8 +247,8 @@ func (c *stompClient) next() *frame {
 			c.t.Fatalf("connection closed (%v) while waiting for a frame", <-c.done)
 		}
 		return f
-	case <-time.After(testTimeout):
-		c.t.Fatal("timed out waiting for a frame")
+	case <-time.After(d):
+		c.t.Fatalf("no frame in %v", d)
 	}
 	return nil
 }
