@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"stompbox/internal/stomp"
+	"stompbox/internal/stomp/stomptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,15 +17,15 @@ import (
 // destination, JSON content-type, a receipt, and a 1 KiB JSON body.
 func benchSend() []byte {
 	body := `{"room":"general","type":"chat","text":"` + strings.Repeat("안녕하세요 hello ", 50) + `"}`
-	f := tframe(cmdSend, body, hdrDestination, "/app/chat.send", hdrContentType, "application/json;charset=UTF-8", hdrReceipt, "message-12")
-	return appendFrame(nil, f, v12)
+	f := stomptest.Frame(stomp.CmdSend, body, stomp.HdrDestination, "/app/chat.send", stomp.HdrContentType, "application/json;charset=UTF-8", stomp.HdrReceipt, "message-12")
+	return stomp.AppendFrame(nil, f, stomp.V12)
 }
 
 // benchParse feeds in to p in chunks of chunk bytes (all at once if 0) per
 // iteration and requires exactly one frame back.
 func benchParse(b *testing.B, in []byte, chunk int) {
-	p := newFrameParser(defaultFrameLimits())
-	p.version = v12
+	p := stomp.NewParser(stomp.DefaultLimits())
+	p.Version = stomp.V12
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -61,7 +63,7 @@ func BenchmarkParseSend(b *testing.B) {
 
 func BenchmarkParseContentLength32K(b *testing.B) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 32<<10/16)
-	in := appendFrame(nil, tframe(cmdSend, string(body), hdrDestination, "/topic/files", hdrContentType, "application/octet-stream"), v12)
+	in := stomp.AppendFrame(nil, stomptest.Frame(stomp.CmdSend, string(body), stomp.HdrDestination, "/topic/files", stomp.HdrContentType, "application/octet-stream"), stomp.V12)
 	b.Run("one-chunk", func(b *testing.B) { benchParse(b, in, 0) })
 	b.Run("chunks-4KiB", func(b *testing.B) { benchParse(b, in, 4<<10) })
 }
@@ -69,13 +71,13 @@ func BenchmarkParseContentLength32K(b *testing.B) {
 // BenchmarkEncodeMessage encodes one MESSAGE frame with appendFrame into a
 // reused buffer: the path for frames that are not fanned out.
 func BenchmarkEncodeMessage(b *testing.B) {
-	f := tframe(cmdMessage, strings.Repeat("x", 256),
-		hdrSubscription, "sub-0", hdrMessageID, "k3-42", hdrDestination, "/topic/room-1",
-		hdrContentType, "text/plain;charset=utf-8", "x-sender", "홍길동")
+	f := stomptest.Frame(stomp.CmdMessage, strings.Repeat("x", 256),
+		stomp.HdrSubscription, "sub-0", stomp.HdrMessageID, "k3-42", stomp.HdrDestination, "/topic/room-1",
+		stomp.HdrContentType, "text/plain;charset=utf-8", "x-sender", "홍길동")
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendFrame(buf[:0], f, v12)
+		buf = stomp.AppendFrame(buf[:0], f, stomp.V12)
 	}
 	b.SetBytes(int64(len(buf)))
 }
@@ -90,14 +92,14 @@ func BenchmarkEncodeFanout(b *testing.B) {
 	for i := range subs {
 		subs[i] = &subscription{sess: s, id: "sub-" + strconv.Itoa(i)}
 	}
-	headers := []header{{hdrContentType, "text/plain;charset=utf-8"}, {"x-sender", "홍길동"}}
+	headers := []stomp.Header{{Key: stomp.HdrContentType, Value: "text/plain;charset=utf-8"}, {Key: "x-sender", Value: "홍길동"}}
 	body := bytes.Repeat([]byte("x"), 256)
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
 		m := &message{dest: "/topic/room-1", headers: headers, body: body}
 		for i, sub := range subs {
-			buf = s.encode(buf[:0], &outItem{sub: sub, msg: m, seq: uint64(i)}, v12)
+			buf = s.encode(buf[:0], &outItem{sub: sub, msg: m, seq: uint64(i)}, stomp.V12)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subscribers), "ns/delivery")
@@ -246,7 +248,7 @@ func benchmarkBrokerFanout(b *testing.B, window int64) {
 			time.Sleep(20 * time.Microsecond)
 		}
 	}
-	headers := []header{{hdrContentType, "text/plain;charset=utf-8"}}
+	headers := []stomp.Header{{Key: stomp.HdrContentType, Value: "text/plain;charset=utf-8"}}
 	body := bytes.Repeat([]byte("x"), 256)
 	var sent int64
 	b.ReportAllocs()
@@ -276,8 +278,8 @@ func benchmarkBrokerFanout(b *testing.B, window int64) {
 func BenchmarkParseManySmall(b *testing.B) {
 	one := []byte("ACK\nid:1234567\n\n\x00")
 	in := bytes.Repeat(one, 64<<10/len(one))
-	p := newFrameParser(defaultFrameLimits())
-	p.version = v12
+	p := stomp.NewParser(stomp.DefaultLimits())
+	p.Version = stomp.V12
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"stompbox/internal/stomp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,7 @@ type brokerConfig struct {
 	QueuePrefixes    []string // 1:1 competing consumers; default /queue/
 	AppPrefixes      []string // routed to application handlers; default /pub/ and /app/
 	UserPrefix       string   // per-user destinations; default /user/
-	Limits           frameLimits
+	Limits           stomp.Limits
 	MaxSubscriptions int
 	// MaxUserSubscriptions bounds the subscriptions of one user name over
 	// all their sessions; 0 means no limit (it takes no default here, as a
@@ -73,8 +74,8 @@ func (c *brokerConfig) setDefaults() {
 	if c.UserPrefix == "" {
 		c.UserPrefix = "/user/"
 	}
-	if c.Limits == (frameLimits{}) {
-		c.Limits = defaultFrameLimits()
+	if c.Limits == (stomp.Limits{}) {
+		c.Limits = stomp.DefaultLimits()
 	}
 	setDefault(&c.MaxSubscriptions, defaultMaxSubscriptions)
 	setDefault(&c.MaxConnections, defaultMaxConnections)
@@ -105,25 +106,25 @@ type authenticator interface {
 	// anonymous one) and an optional principal (the application's user
 	// record) that handlers and hooks read from the session. An error
 	// refuses the connection: protocol errors are shown, others logged.
-	AuthenticateSTOMP(ctx context.Context, info connInfo, connect *frame) (name string, principal any, err error)
+	AuthenticateSTOMP(ctx context.Context, info connInfo, connect *stomp.Frame) (name string, principal any, err error)
 }
 
 // openAuth trusts the HTTP layer's user, then the login header. It is the
 // broker's default for tests and for deployments without the chat store.
 type openAuth struct{}
 
-func (openAuth) AuthenticateSTOMP(_ context.Context, info connInfo, f *frame) (string, any, error) {
+func (openAuth) AuthenticateSTOMP(_ context.Context, info connInfo, f *stomp.Frame) (string, any, error) {
 	if info.User != "" {
 		return info.User, nil, nil
 	}
-	return f.Value(hdrLogin), nil, nil
+	return f.Value(stomp.HdrLogin), nil, nil
 }
 
 // limitError is a refusal by a configured limit. Its message names the
 // option and its value, so that whoever hits it knows what to raise:
 // "too many subscriptions: at most 256 (-max-subscriptions)". It wraps the
 // sentinel, so errors.Is still matches.
-func limitError(base *stompError, option string, value int) error {
+func limitError(base *stomp.Error, option string, value int) error {
 	return fmt.Errorf("%w: at most %d (-%s)", base, value, option)
 }
 
@@ -140,25 +141,25 @@ const (
 
 // Broker errors, shown to clients in ERROR frames.
 var (
-	errBadDestination     = &stompError{"invalid destination"}
-	errUnknownDestination = &stompError{"destination matches no configured prefix"}
-	errUserSend           = &stompError{"clients cannot send to user destinations"}
-	errAppSubscribe       = &stompError{"cannot subscribe to an application destination"}
-	errNoHandler          = &stompError{"no handler for this application destination"}
-	errQueueFull          = &stompError{"queue is full"}
-	errShuttingDown       = &stompError{"server shutting down"}
-	errTooManyConnections = &stompError{"too many connections"}
-	errSlowConsumer       = &stompError{"slow consumer: outbound queue overflowed"}
-	errTooManyUnacked     = &stompError{"too many unacknowledged messages"}
-	errTooManySubs        = &stompError{"too many subscriptions"}
-	errTooManyUserSubs    = &stompError{"too many subscriptions for this user over all connections"}
-	errDuplicateSub       = &stompError{"duplicate subscription id"}
-	errAlreadyConnected   = &stompError{"already connected"}
-	errBadAckMode         = &stompError{"invalid ack mode"}
-	errUnknownTx          = &stompError{"unknown transaction"}
-	errDuplicateTx        = &stompError{"transaction already started"}
-	errClientSilent       = &stompError{"no data from client within the heart-beat interval"}
-	errConnectTimeout     = &stompError{"no CONNECT frame in time"}
+	errBadDestination     = stomp.NewError("invalid destination")
+	errUnknownDestination = stomp.NewError("destination matches no configured prefix")
+	errUserSend           = stomp.NewError("clients cannot send to user destinations")
+	errAppSubscribe       = stomp.NewError("cannot subscribe to an application destination")
+	errNoHandler          = stomp.NewError("no handler for this application destination")
+	errQueueFull          = stomp.NewError("queue is full")
+	errShuttingDown       = stomp.NewError("server shutting down")
+	errTooManyConnections = stomp.NewError("too many connections")
+	errSlowConsumer       = stomp.NewError("slow consumer: outbound queue overflowed")
+	errTooManyUnacked     = stomp.NewError("too many unacknowledged messages")
+	errTooManySubs        = stomp.NewError("too many subscriptions")
+	errTooManyUserSubs    = stomp.NewError("too many subscriptions for this user over all connections")
+	errDuplicateSub       = stomp.NewError("duplicate subscription id")
+	errAlreadyConnected   = stomp.NewError("already connected")
+	errBadAckMode         = stomp.NewError("invalid ack mode")
+	errUnknownTx          = stomp.NewError("unknown transaction")
+	errDuplicateTx        = stomp.NewError("transaction already started")
+	errClientSilent       = stomp.NewError("no data from client within the heart-beat interval")
+	errConnectTimeout     = stomp.NewError("no CONNECT frame in time")
 )
 
 // checkDestination rejects destinations that could alias another one: every
@@ -300,19 +301,19 @@ func (b *Broker) userSubCount(user string) int {
 // subscription.hold); an error refuses the frame with an ERROR.
 type destHook struct {
 	prefix string
-	fn     func(ctx context.Context, s *session, sub *subscription, f *frame) error
+	fn     func(ctx context.Context, s *session, sub *subscription, f *stomp.Frame) error
 }
 
 // OnSubscribe registers a hook for SUBSCRIBE frames whose destination starts
 // with prefix. Register hooks before serving.
-func (b *Broker) OnSubscribe(prefix string, fn func(ctx context.Context, s *session, sub *subscription, f *frame) error) {
+func (b *Broker) OnSubscribe(prefix string, fn func(ctx context.Context, s *session, sub *subscription, f *stomp.Frame) error) {
 	b.subHooks = append(b.subHooks, destHook{prefix, fn})
 }
 
 // OnSend registers a hook for client SEND frames to broker destinations
 // (topics and queues) starting with prefix. sub is nil. Register before serving.
-func (b *Broker) OnSend(prefix string, fn func(ctx context.Context, s *session, f *frame) error) {
-	b.sendHooks = append(b.sendHooks, destHook{prefix, func(ctx context.Context, s *session, _ *subscription, f *frame) error {
+func (b *Broker) OnSend(prefix string, fn func(ctx context.Context, s *session, f *stomp.Frame) error) {
+	b.sendHooks = append(b.sendHooks, destHook{prefix, func(ctx context.Context, s *session, _ *subscription, f *stomp.Frame) error {
 		return fn(ctx, s, f)
 	}})
 }
@@ -379,7 +380,7 @@ func (b *Broker) OnRemotePresence(fn func(dest string)) {
 	b.onRemote = append(b.onRemote, fn)
 }
 
-func runHooks(ctx context.Context, hooks []destHook, s *session, sub *subscription, f *frame, dest string) error {
+func runHooks(ctx context.Context, hooks []destHook, s *session, sub *subscription, f *stomp.Frame, dest string) error {
 	for _, h := range hooks {
 		if strings.HasPrefix(dest, h.prefix) {
 			if err := h.fn(ctx, s, sub, f); err != nil {
@@ -528,7 +529,7 @@ func userKey(user string, sessionID uint64, dest string) string {
 // delivers stored messages from the replicated log itself. In a cluster a
 // queue message waits, at most queueOfferTimeout, for the node that takes
 // it (clusterBus.sendQueue).
-func (b *Broker) Publish(dest string, headers []header, body []byte, storeID int64) error {
+func (b *Broker) Publish(dest string, headers []stomp.Header, body []byte, storeID int64) error {
 	m := &message{dest: dest, headers: headers, body: body, storeID: storeID}
 	switch kind, _ := b.classify(dest); kind {
 	case destTopic:
@@ -584,7 +585,7 @@ func (b *Broker) publishTopic(key string, m *message) {
 // node of the cluster. Call it once per event, on one node. A bus that
 // cannot publish logs the error: the caller (the store's writer) has
 // nobody to tell.
-func (b *Broker) SendToUser(user, dest string, headers []header, body []byte) {
+func (b *Broker) SendToUser(user, dest string, headers []stomp.Header, body []byte) {
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 	}
@@ -601,7 +602,7 @@ func (b *Broker) SendToUser(user, dest string, headers []header, body []byte) {
 // SendToLocalUser is SendToUser for this node's sessions only: for what
 // every node does anyway, such as a notification produced by applying a
 // log entry, which each node delivers to its own sessions.
-func (b *Broker) SendToLocalUser(user, dest string, headers []header, body []byte) {
+func (b *Broker) SendToLocalUser(user, dest string, headers []stomp.Header, body []byte) {
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 	}
@@ -611,7 +612,7 @@ func (b *Broker) SendToLocalUser(user, dest string, headers []header, body []byt
 // sendToSession delivers to one session's subscriptions of a user
 // destination. The session is on this node, so this never crosses the
 // cluster (appRequest.Reply, Spring's @SendToUser to the sender only).
-func (b *Broker) sendToSession(s *session, dest string, headers []header, body []byte) {
+func (b *Broker) sendToSession(s *session, dest string, headers []stomp.Header, body []byte) {
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 	}

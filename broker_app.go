@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"stompbox/internal/stomp"
 	"strings"
 )
 
@@ -17,7 +18,7 @@ type appHandler func(ctx context.Context, req *appRequest) error
 type appRequest struct {
 	Broker      *Broker
 	Session     *session
-	Frame       *frame
+	Frame       *stomp.Frame
 	Destination string            // as sent, e.g. /pub/chat/message
 	Path        string            // without the application prefix, e.g. /chat/message
 	Params      map[string]string // {name} segments of the route pattern
@@ -34,7 +35,7 @@ var errSendRefused = errors.New("send refused")
 // prescribes. The handler returns what Refuse returns.
 func (r *appRequest) Refuse(err error, errorsDest string, body []byte) error {
 	if r.Session.hasSubscription(errorsDest) {
-		r.Reply(errorsDest, []header{{hdrContentType, "application/json"}}, body)
+		r.Reply(errorsDest, []stomp.Header{{Key: stomp.HdrContentType, Value: "application/json"}}, body)
 		return errSendRefused
 	}
 	return err
@@ -48,7 +49,7 @@ func (r *appRequest) User() string { return r.Session.user }
 
 // Reply sends a MESSAGE to the sender's own subscriptions of a user
 // destination, such as /user/queue/errors (Spring's @SendToUser).
-func (r *appRequest) Reply(dest string, headers []header, body []byte) {
+func (r *appRequest) Reply(dest string, headers []stomp.Header, body []byte) {
 	r.Broker.sendToSession(r.Session, dest, headers, body)
 }
 
@@ -65,7 +66,7 @@ func (b *Broker) Handle(pattern string, h appHandler) {
 }
 
 // dispatchApp finds the handler for path and runs it.
-func (b *Broker) dispatchApp(s *session, f *frame, dest, path string) error {
+func (b *Broker) dispatchApp(s *session, f *stomp.Frame, dest, path string) error {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	for _, r := range b.routes {
 		params, ok := matchRoute(r.segments, segs)

@@ -3,43 +3,44 @@ package main
 import (
 	"errors"
 	"fmt"
+	"stompbox/internal/stomp"
 	"strings"
 	"time"
 )
 
 // requireHeader returns a header the spec makes mandatory for f's command.
-func requireHeader(f *frame, key string) (string, error) {
+func requireHeader(f *stomp.Frame, key string) (string, error) {
 	v, ok := f.Get(key)
 	if !ok || v == "" {
-		return "", fmt.Errorf("%w %q", errMissingHeader, key)
+		return "", fmt.Errorf("%w %q", stomp.ErrMissingHeader, key)
 	}
 	return v, nil
 }
 
 // handle acts on one client frame. It runs on the reader goroutine. An error
 // ends the session with an ERROR frame; errDisconnected ends it cleanly.
-func (s *session) handle(f *frame) error {
+func (s *session) handle(f *stomp.Frame) error {
 	if !s.connected {
-		if f.Command != cmdConnect && f.Command != cmdStomp {
-			return errNotConnected
+		if f.Command != stomp.CmdConnect && f.Command != stomp.CmdStomp {
+			return stomp.ErrNotConnected
 		}
 		return s.handleConnect(f)
 	}
 	var err error
 	switch f.Command {
-	case cmdConnect, cmdStomp:
+	case stomp.CmdConnect, stomp.CmdStomp:
 		return errAlreadyConnected
-	case cmdSend:
+	case stomp.CmdSend:
 		err = s.handleSend(f)
-	case cmdSubscribe:
+	case stomp.CmdSubscribe:
 		err = s.handleSubscribe(f)
-	case cmdUnsubscribe:
+	case stomp.CmdUnsubscribe:
 		err = s.handleUnsubscribe(f)
-	case cmdAck, cmdNack:
+	case stomp.CmdAck, stomp.CmdNack:
 		err = s.handleAck(f)
-	case cmdBegin, cmdCommit, cmdAbort:
+	case stomp.CmdBegin, stomp.CmdCommit, stomp.CmdAbort:
 		err = s.handleTx(f)
-	case cmdDisconnect:
+	case stomp.CmdDisconnect:
 		s.receipt(f)
 		s.out.closeWith(nil, closeNormal)
 		return errDisconnected
@@ -67,30 +68,30 @@ func (s *session) hasSubscription(dest string) bool {
 
 // receipt answers f's receipt header, if any. Callers invoke it only once
 // f's effect has happened (STOMP 1.2 §RECEIPT).
-func (s *session) receipt(f *frame) {
-	if r, ok := f.Get(hdrReceipt); ok {
-		rf := &frame{Command: cmdReceipt, Headers: []header{{hdrReceiptID, r}}}
+func (s *session) receipt(f *stomp.Frame) {
+	if r, ok := f.Get(stomp.HdrReceipt); ok {
+		rf := &stomp.Frame{Command: stomp.CmdReceipt, Headers: []stomp.Header{{Key: stomp.HdrReceiptID, Value: r}}}
 		s.send(outItem{frame: rf})
 	}
 }
 
 // handleConnect negotiates the version and heart-beats, authenticates, and
 // answers CONNECTED (STOMP 1.2 §"Connecting").
-func (s *session) handleConnect(f *frame) error {
-	accept, hasAccept := f.Get(hdrAcceptVersion)
-	v, err := negotiateVersion(accept, hasAccept, s.info.Subprotocol)
+func (s *session) handleConnect(f *stomp.Frame) error {
+	accept, hasAccept := f.Get(stomp.HdrAcceptVersion)
+	v, err := stomp.NegotiateVersion(accept, hasAccept, s.info.Subprotocol)
 	if err != nil {
 		return err
 	}
-	if f.Command == cmdStomp && v == v10 {
-		return errUnknownCommand // the STOMP command exists only from 1.1 on
+	if f.Command == stomp.CmdStomp && v == stomp.V10 {
+		return stomp.ErrUnknownCommand // the STOMP command exists only from 1.1 on
 	}
-	cx, cy, err := parseHeartBeat(f.Get(hdrHeartBeat))
+	cx, cy, err := stomp.ParseHeartBeat(f.Get(stomp.HdrHeartBeat))
 	if err != nil {
 		return err
 	}
 	sx := int(s.b.cfg.HeartBeat / time.Millisecond)
-	send, recv := negotiateHeartBeat(cx, cy, sx, sx)
+	send, recv := stomp.NegotiateHeartBeat(cx, cy, sx, sx)
 	user, principal, err := s.b.cfg.Auth.AuthenticateSTOMP(s.ctx, s.info, f)
 	if err != nil {
 		return err
@@ -98,18 +99,18 @@ func (s *session) handleConnect(f *frame) error {
 	s.principal = principal
 	s.version, s.user, s.connected = v, user, true
 	s.hbRecv = time.Duration(recv) * time.Millisecond
-	s.parser.version = v
+	s.parser.Version = v
 	s.b.setUser(s, user)
 	if user != "" {
 		s.logUser.Store(&user)
 	}
-	cf := &frame{Command: cmdConnected}
-	cf.Add(hdrVersion, v.String())
-	cf.Add(hdrHeartBeat, fmt.Sprintf("%d,%d", sx, sx))
-	cf.Add(hdrSession, s.idStr)
-	cf.Add(hdrServer, s.b.cfg.ServerName)
+	cf := &stomp.Frame{Command: stomp.CmdConnected}
+	cf.Add(stomp.HdrVersion, v.String())
+	cf.Add(stomp.HdrHeartBeat, fmt.Sprintf("%d,%d", sx, sx))
+	cf.Add(stomp.HdrSession, s.idStr)
+	cf.Add(stomp.HdrServer, s.b.cfg.ServerName)
 	if user != "" {
-		cf.Add(hdrUserName, user)
+		cf.Add(stomp.HdrUserName, user)
 	}
 	s.send(outItem{frame: cf, ver: v, heartBeat: time.Duration(send) * time.Millisecond})
 	s.log.Debug("connected", "version", v.String(), "hb-send", send, "hb-recv", recv)
@@ -117,25 +118,25 @@ func (s *session) handleConnect(f *frame) error {
 }
 
 // handleSend routes a SEND, or files it under its transaction.
-func (s *session) handleSend(f *frame) error {
+func (s *session) handleSend(f *stomp.Frame) error {
 	if err := s.holdForRate(); err != nil {
 		return err
 	}
-	dest, err := requireHeader(f, hdrDestination)
+	dest, err := requireHeader(f, stomp.HdrDestination)
 	if err != nil {
 		return err
 	}
 	if err := checkDestination(dest); err != nil {
 		return err
 	}
-	if tx, ok := f.Get(hdrTransaction); ok {
+	if tx, ok := f.Get(stomp.HdrTransaction); ok {
 		return s.addToTx(tx, f)
 	}
 	return s.doSend(f, dest)
 }
 
 // doSend carries out a SEND: to an application handler, a topic or a queue.
-func (s *session) doSend(f *frame, dest string) error {
+func (s *session) doSend(f *stomp.Frame, dest string) error {
 	kind, rest := s.b.classify(dest)
 	switch kind {
 	case destApp:
@@ -158,12 +159,12 @@ func (s *session) doSend(f *frame, dest string) error {
 // userHeaders returns the SEND headers a MESSAGE carries on: content-type
 // and custom headers, without the ones the broker sets or consumes. Only the
 // first of repeated headers is kept, as that is the one that counts.
-func userHeaders(f *frame) []header {
-	var out []header
+func userHeaders(f *stomp.Frame) []stomp.Header {
+	var out []stomp.Header
 	for i, h := range f.Headers {
 		switch h.Key {
-		case hdrDestination, hdrReceipt, hdrTransaction, hdrContentLength,
-			hdrMessageID, hdrSubscription, hdrAck, hdrLogin, hdrPasscode:
+		case stomp.HdrDestination, stomp.HdrReceipt, stomp.HdrTransaction, stomp.HdrContentLength,
+			stomp.HdrMessageID, stomp.HdrSubscription, stomp.HdrAck, stomp.HdrLogin, stomp.HdrPasscode:
 			continue
 		}
 		if repeated(f.Headers[:i], h.Key) {
@@ -174,7 +175,7 @@ func userHeaders(f *frame) []header {
 	return out
 }
 
-func repeated(hs []header, key string) bool {
+func repeated(hs []stomp.Header, key string) bool {
 	for _, h := range hs {
 		if h.Key == key {
 			return true
@@ -184,18 +185,18 @@ func repeated(hs []header, key string) bool {
 }
 
 // handleSubscribe registers a subscription (STOMP 1.2 §SUBSCRIBE).
-func (s *session) handleSubscribe(f *frame) error {
-	dest, err := requireHeader(f, hdrDestination)
+func (s *session) handleSubscribe(f *stomp.Frame) error {
+	dest, err := requireHeader(f, stomp.HdrDestination)
 	if err != nil {
 		return err
 	}
 	if err := checkDestination(dest); err != nil {
 		return err
 	}
-	id, ok := f.Get(hdrID)
+	id, ok := f.Get(stomp.HdrID)
 	if !ok || id == "" {
-		if s.version != v10 {
-			return fmt.Errorf("%w %q", errMissingHeader, hdrID)
+		if s.version != stomp.V10 {
+			return fmt.Errorf("%w %q", stomp.ErrMissingHeader, stomp.HdrID)
 		}
 		id = dest // STOMP 1.0 made id optional; the destination names the subscription
 	}
@@ -206,12 +207,12 @@ func (s *session) handleSubscribe(f *frame) error {
 		return limitError(errTooManySubs, "max-subscriptions", s.b.cfg.MaxSubscriptions)
 	}
 	sub := &subscription{sess: s, id: id, dest: dest}
-	switch mode := f.Value(hdrAck); mode {
+	switch mode := f.Value(stomp.HdrAck); mode {
 	case "", "auto":
 	case "client":
 		sub.ack = ackClient
 	case "client-individual":
-		if s.version == v10 {
+		if s.version == stomp.V10 {
 			return errBadAckMode
 		}
 		sub.ack = ackClientIndividual
@@ -262,14 +263,14 @@ func (sub *subscription) Attach() {
 
 // handleUnsubscribe removes a subscription; delivery stops at once.
 // Unacknowledged queue messages go back to the queue.
-func (s *session) handleUnsubscribe(f *frame) error {
-	id, ok := f.Get(hdrID)
+func (s *session) handleUnsubscribe(f *stomp.Frame) error {
+	id, ok := f.Get(stomp.HdrID)
 	if !ok || id == "" {
-		if s.version != v10 {
-			return fmt.Errorf("%w %q", errMissingHeader, hdrID)
+		if s.version != stomp.V10 {
+			return fmt.Errorf("%w %q", stomp.ErrMissingHeader, stomp.HdrID)
 		}
-		if id, ok = f.Get(hdrDestination); !ok {
-			return fmt.Errorf("%w %q", errMissingHeader, hdrID)
+		if id, ok = f.Get(stomp.HdrDestination); !ok {
+			return fmt.Errorf("%w %q", stomp.ErrMissingHeader, stomp.HdrID)
 		}
 	}
 	sub := s.subs.get(id)
@@ -284,24 +285,24 @@ func (s *session) handleUnsubscribe(f *frame) error {
 
 // ackID returns the delivery an ACK or NACK refers to: the 1.2 id header,
 // or message-id in 1.0 and 1.1 (STOMP 1.2 §ACK; STOMP 1.1 §ACK).
-func (s *session) ackID(f *frame) (string, error) {
-	key := hdrID
-	if s.version != v12 {
-		key = hdrMessageID
+func (s *session) ackID(f *stomp.Frame) (string, error) {
+	key := stomp.HdrID
+	if s.version != stomp.V12 {
+		key = stomp.HdrMessageID
 	}
 	return requireHeader(f, key)
 }
 
 // handleAck files an ACK/NACK under its transaction or applies it.
-func (s *session) handleAck(f *frame) error {
+func (s *session) handleAck(f *stomp.Frame) error {
 	id, err := s.ackID(f)
 	if err != nil {
 		return err
 	}
-	if tx, ok := f.Get(hdrTransaction); ok {
+	if tx, ok := f.Get(stomp.HdrTransaction); ok {
 		return s.addToTx(tx, f)
 	}
-	s.applyAck(f.Command == cmdAck, id)
+	s.applyAck(f.Command == stomp.CmdAck, id)
 	return nil
 }
 
@@ -352,14 +353,14 @@ func (s *session) takeUnacked(match func(*pendingAck) bool) []*pendingAck {
 
 // handleTx runs BEGIN, COMMIT and ABORT (STOMP 1.2 §BEGIN, §COMMIT, §ABORT).
 // A transaction's SENDs, ACKs and NACKs take effect only at COMMIT.
-func (s *session) handleTx(f *frame) error {
-	tx, err := requireHeader(f, hdrTransaction)
+func (s *session) handleTx(f *stomp.Frame) error {
+	tx, err := requireHeader(f, stomp.HdrTransaction)
 	if err != nil {
 		return err
 	}
 	frames, open := s.txs[tx]
 	switch f.Command {
-	case cmdBegin:
+	case stomp.CmdBegin:
 		if open {
 			return errDuplicateTx
 		}
@@ -367,11 +368,11 @@ func (s *session) handleTx(f *frame) error {
 			return errTooManyTx
 		}
 		if s.txs == nil {
-			s.txs = make(map[string][]*frame)
+			s.txs = make(map[string][]*stomp.Frame)
 		}
 		s.txs[tx] = nil
 		return nil
-	case cmdAbort:
+	case stomp.CmdAbort:
 		if !open {
 			return errUnknownTx
 		}
@@ -383,14 +384,14 @@ func (s *session) handleTx(f *frame) error {
 	}
 	delete(s.txs, tx)
 	for _, tf := range frames {
-		if tf.Command == cmdSend {
-			if err := s.doSend(tf, tf.Value(hdrDestination)); err != nil && !errors.Is(err, errSendRefused) {
+		if tf.Command == stomp.CmdSend {
+			if err := s.doSend(tf, tf.Value(stomp.HdrDestination)); err != nil && !errors.Is(err, errSendRefused) {
 				return &frameError{err: err, frame: f}
 			}
 			continue
 		}
 		id, _ := s.ackID(tf)
-		s.applyAck(tf.Command == cmdAck, id)
+		s.applyAck(tf.Command == stomp.CmdAck, id)
 	}
 	return nil
 }
@@ -403,12 +404,12 @@ const (
 )
 
 var (
-	errTooManyTx = &stompError{"too many open transactions"}
-	errTxTooBig  = &stompError{"transaction too large"}
+	errTooManyTx = stomp.NewError("too many open transactions")
+	errTxTooBig  = stomp.NewError("transaction too large")
 )
 
 // addToTx files f under transaction tx.
-func (s *session) addToTx(tx string, f *frame) error {
+func (s *session) addToTx(tx string, f *stomp.Frame) error {
 	frames, open := s.txs[tx]
 	if !open {
 		return errUnknownTx

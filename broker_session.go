@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"stompbox/internal/stomp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -90,7 +91,7 @@ func (sub *subscription) release(replayed int64) {
 
 // Replay sends one stored message to this subscription only, ahead of any
 // held live ones. Hooks call it between hold and release.
-func (sub *subscription) Replay(headers []header, body []byte, storeID int64) bool {
+func (sub *subscription) Replay(headers []stomp.Header, body []byte, storeID int64) bool {
 	return sub.sess.deliver(sub, &message{dest: sub.dest, headers: headers, body: body, storeID: storeID})
 }
 
@@ -114,7 +115,7 @@ type session struct {
 
 	// Owned by whichever writer goroutine runs (one at a time; the outbox
 	// lock hands them over from one to the next).
-	ver     version       // from the CONNECTED item on; ERRORs before CONNECT use 1.2 rules
+	ver     stomp.Version // from the CONNECTED item on; ERRORs before CONNECT use 1.2 rules
 	hbEvery time.Duration // from the CONNECTED item: how often the server must send
 	hb      *time.Timer   // fires hbEvery after the last write; nil until heart-beats are on
 	json    jsonWriter    // the transport, when it carries STOMP bytes in JSON strings (SockJS); set by Serve
@@ -122,16 +123,16 @@ type session struct {
 
 	// Set once during CONNECT by the reader, read-only afterwards.
 	connected bool
-	version   version
+	version   stomp.Version
 	user      string
 	logUser   atomic.Pointer[string] // user, for sessionLog, which any goroutine may run
 	principal any                    // from the authenticator: the chat's user record, nil for anonymous
 	hbRecv    time.Duration          // how often the client promised to send
 
 	// Owned by the reader goroutine.
-	parser *frameParser
-	subs   subSet              // by client id
-	txs    map[string][]*frame // open transactions
+	parser *stomp.Parser
+	subs   subSet                    // by client id
+	txs    map[string][]*stomp.Frame // open transactions
 
 	// Deliveries awaiting ACK. Publishers add, the reader removes.
 	ackMu    sync.Mutex
@@ -168,7 +169,7 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	}
 	s.writer = s.writeLoop
 	s.out.init(b.cfg.OutboxFrames, b.cfg.OutboxBytes, s.startWriter)
-	s.parser = newFrameParser(b.cfg.Limits)
+	s.parser = stomp.NewParser(b.cfg.Limits)
 	// txs and unacked are made on first use: most connections never open
 	// a transaction or subscribe with client acks. subs starts empty.
 	if err := b.admit(s); err != nil {
@@ -181,7 +182,7 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	s.log.Debug("session started")
 	err := s.readLoop()
 	if !s.failed.Load() && err != nil {
-		switch _, visible := clientMessage(err); {
+		switch _, visible := stomp.ClientMessage(err); {
 		case visible:
 			s.log.Warn("protocol error", "err", err)
 			s.fail(err, closeProtocol)
@@ -243,7 +244,7 @@ func (l sessionLog) WithGroup(name string) slog.Handler {
 // frameError carries the frame that caused an error, for the ERROR's receipt-id.
 type frameError struct {
 	err   error
-	frame *frame
+	frame *stomp.Frame
 }
 
 func (e *frameError) Error() string { return e.err.Error() }
@@ -257,7 +258,7 @@ func (s *session) fail(err error, code int) {
 	if !s.failed.CompareAndSwap(false, true) {
 		return
 	}
-	if _, visible := clientMessage(err); !visible {
+	if _, visible := stomp.ClientMessage(err); !visible {
 		s.log.Error("session failed", "err", err)
 	}
 	// The session's context is not cancelled here: the writer sends the ERROR
@@ -268,20 +269,20 @@ func (s *session) fail(err error, code int) {
 
 // errorFrame builds an ERROR frame for err, with the receipt-id of the frame
 // that caused it (STOMP 1.2 §ERROR).
-func errorFrame(err error) *frame {
-	msg, _ := clientMessage(err)
-	f := &frame{Command: cmdError}
-	f.Add(hdrMessage, msg)
-	if errors.Is(err, errVersionUnsupported) {
-		f.Add(hdrVersion, supportedVersions)
+func errorFrame(err error) *stomp.Frame {
+	msg, _ := stomp.ClientMessage(err)
+	f := &stomp.Frame{Command: stomp.CmdError}
+	f.Add(stomp.HdrMessage, msg)
+	if errors.Is(err, stomp.ErrVersionUnsupported) {
+		f.Add(stomp.HdrVersion, stomp.SupportedVersions)
 	}
 	var fe *frameError
 	if errors.As(err, &fe) {
-		if r, ok := fe.frame.Get(hdrReceipt); ok {
-			f.Add(hdrReceiptID, r)
+		if r, ok := fe.frame.Get(stomp.HdrReceipt); ok {
+			f.Add(stomp.HdrReceiptID, r)
 		}
 	}
-	f.Add(hdrContentType, "text/plain")
+	f.Add(stomp.HdrContentType, "text/plain")
 	f.Body = []byte(msg + "\n")
 	return f
 }
@@ -479,7 +480,7 @@ func (s *session) writeLoop() {
 		writeBatches.Put(wb)
 	}()
 	if s.ver == 0 {
-		s.ver = v12
+		s.ver = stomp.V12
 	}
 	for {
 		var t taken
@@ -512,10 +513,10 @@ func (s *session) writeLoop() {
 		}
 		if t.final != nil {
 			if s.json != nil {
-				wb.raw = appendFrame(wb.raw[:0], t.final, s.ver)
+				wb.raw = stomp.AppendFrame(wb.raw[:0], t.final, s.ver)
 				buf = appendSockJSContent(buf, wb.raw, false)
 			} else {
-				buf = appendFrame(buf, t.final, s.ver)
+				buf = stomp.AppendFrame(buf, t.final, s.ver)
 			}
 		}
 		wb.buf = buf
@@ -550,7 +551,7 @@ func (s *session) writeLoop() {
 				code = closeNormal
 			}
 			if t.final != nil {
-				reason = t.final.Value(hdrMessage)
+				reason = t.final.Value(stomp.HdrMessage)
 			}
 			s.t.Close(code, reason)
 			return
@@ -589,7 +590,7 @@ type jsonWriter interface {
 // batchSize estimates the encoded size of items: the shared MESSAGE tails
 // (encoded here once, and cached for the other subscribers) plus a bound
 // on the per-delivery headers.
-func batchSize(items []outItem, v version) int {
+func batchSize(items []outItem, v stomp.Version) int {
 	n := 0
 	for i := range items {
 		if m := items[i].msg; m != nil {
@@ -640,9 +641,9 @@ func (s *session) abort(err error) {
 }
 
 // encode appends the wire form of one queued item.
-func (s *session) encode(buf []byte, it *outItem, v version) []byte {
+func (s *session) encode(buf []byte, it *outItem, v stomp.Version) []byte {
 	if it.frame != nil {
-		return appendFrame(buf, it.frame, v)
+		return stomp.AppendFrame(buf, it.frame, v)
 	}
 	return append(s.encodeHead(buf, it, v), it.msg.encoded(v)...)
 }
@@ -650,9 +651,9 @@ func (s *session) encode(buf []byte, it *outItem, v version) []byte {
 // encodeJSON appends one queued item escaped as JSON string content (see
 // jsonWriter), using wb.raw as scratch: a MESSAGE's own headers are
 // escaped here, its shared tail comes escaped from the message.
-func (s *session) encodeJSON(buf []byte, it *outItem, v version, wb *writeBatch) []byte {
+func (s *session) encodeJSON(buf []byte, it *outItem, v stomp.Version, wb *writeBatch) []byte {
 	if it.frame != nil {
-		wb.raw = appendFrame(wb.raw[:0], it.frame, v)
+		wb.raw = stomp.AppendFrame(wb.raw[:0], it.frame, v)
 		return appendSockJSContent(buf, wb.raw, false)
 	}
 	wb.raw = s.encodeHead(wb.raw[:0], it, v)
@@ -662,15 +663,15 @@ func (s *session) encodeJSON(buf []byte, it *outItem, v version, wb *writeBatch)
 
 // encodeHead appends the command and per-delivery headers of a MESSAGE:
 // what differs from one subscriber to the next.
-func (s *session) encodeHead(buf []byte, it *outItem, v version) []byte {
+func (s *session) encodeHead(buf []byte, it *outItem, v stomp.Version) []byte {
 	buf = append(buf, "MESSAGE\nsubscription:"...)
-	buf = appendEscaped(buf, it.sub.id, v)
+	buf = stomp.AppendEscaped(buf, it.sub.id, v)
 	buf = append(buf, "\nmessage-id:"...)
 	buf = append(buf, s.idStr...)
 	buf = append(buf, '-')
 	buf = strconv.AppendUint(buf, it.seq, 10)
 	buf = append(buf, '\n')
-	if v == v12 && it.sub.ack != ackAuto {
+	if v == stomp.V12 && it.sub.ack != ackAuto {
 		buf = append(buf, "ack:"...)
 		buf = append(buf, s.idStr...)
 		buf = append(buf, '-')
@@ -686,8 +687,8 @@ type outItem struct {
 	sub       *subscription
 	msg       *message
 	seq       uint64
-	frame     *frame
-	ver       version       // on CONNECTED: the negotiated version, from here on
+	frame     *stomp.Frame
+	ver       stomp.Version // on CONNECTED: the negotiated version, from here on
 	heartBeat time.Duration // on CONNECTED: how often the writer must send
 }
 
@@ -714,11 +715,11 @@ type outbox struct {
 	slowSince time.Time // when the bounds were first passed; zero while under them
 	heartBeat bool      // the heart-beat timer fired since the last take
 	closed    bool
-	running   bool   // a writer runs (or was started); see writer hand-off
-	burst     uint16 // how many items the writer's last take found: the next burst's first array
-	final     *frame // sent after items when closed
-	code      int    // close code for the transport
-	start     func() // starts a writer; called under mu
+	running   bool         // a writer runs (or was started); see writer hand-off
+	burst     uint16       // how many items the writer's last take found: the next burst's first array
+	final     *stomp.Frame // sent after items when closed
+	code      int          // close code for the transport
+	start     func()       // starts a writer; called under mu
 	maxItems  int
 	maxBytes  int
 }
@@ -776,7 +777,7 @@ func (o *outbox) wakeLocked() {
 
 // closeWith closes the outbox; final, if any, is written after what is
 // queued, then the transport closes with code. Only the first close counts.
-func (o *outbox) closeWith(final *frame, code int) {
+func (o *outbox) closeWith(final *stomp.Frame, code int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -801,11 +802,11 @@ const outboxKeepItems = 2
 
 // taken is what one take hands the writer besides the items.
 type taken struct {
-	more      bool   // false: nothing to do, and the writer must return
-	heartBeat bool   // a heart-beat is due
-	closed    bool   // the outbox is closed: write final, then close the transport
-	final     *frame // the last frame, when closed
-	code      int    // the transport's close code, when closed
+	more      bool         // false: nothing to do, and the writer must return
+	heartBeat bool         // a heart-beat is due
+	closed    bool         // the outbox is closed: write final, then close the transport
+	final     *stomp.Frame // the last frame, when closed
+	code      int          // the transport's close code, when closed
 }
 
 // take hands the queued items to the writer, in exchange for dst, the
@@ -846,7 +847,7 @@ func (o *outbox) take(dst []outItem) ([]outItem, taken) {
 // version, by whichever writer needs it first, not once per subscriber.
 type message struct {
 	dest    string
-	headers []header
+	headers []stomp.Header
 	body    []byte
 	storeID int64 // id in the chat store, 0 if not stored
 	enc     [3]struct {
@@ -862,7 +863,7 @@ type message struct {
 // encodedJSON returns encoded(v) escaped as JSON string content (see
 // jsonWriter), escaped once by whichever SockJS subscriber's writer needs
 // it first.
-func (m *message) encodedJSON(v version) []byte {
+func (m *message) encodedJSON(v stomp.Version) []byte {
 	e := &m.encJSON[v-1]
 	e.once.Do(func() { e.b = appendSockJSContent(nil, m.encoded(v), false) })
 	return e.b
@@ -870,13 +871,13 @@ func (m *message) encodedJSON(v version) []byte {
 
 // encoded returns the shared tail of a MESSAGE frame for version v:
 // destination, user headers, content-length, blank line, body, NUL.
-func (m *message) encoded(v version) []byte {
+func (m *message) encoded(v stomp.Version) []byte {
 	e := &m.enc[v-1]
 	e.once.Do(func() {
 		b := make([]byte, 0, 64+len(m.dest)+len(m.body))
-		b = appendHeader(b, hdrDestination, m.dest, v)
+		b = stomp.AppendHeader(b, stomp.HdrDestination, m.dest, v)
 		for _, h := range m.headers {
-			b = appendHeader(b, h.Key, h.Value, v)
+			b = stomp.AppendHeader(b, h.Key, h.Value, v)
 		}
 		b = append(b, "content-length:"...)
 		b = strconv.AppendInt(b, int64(len(m.body)), 10)

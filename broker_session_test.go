@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
+	"stompbox/internal/stomp"
+	"stompbox/internal/stomp/stomptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -16,20 +20,20 @@ func TestEncodeJSONMatchesEscapedFrame(t *testing.T) {
 		name    string
 		subID   string
 		ack     ackMode
-		headers []header
+		headers []stomp.Header
 		body    string
 	}{
 		{"plain", "sub-0", ackAuto, nil, "hello"},
-		{"quotes, backslashes, controls", `s"\`, ackAuto, []header{{"x", "a\tb"}}, "\"q\" \\ \x01\x1f\x7f"},
-		{"Korean and emoji", "방-1", ackAuto, []header{{"content-type", "text/plain; charset=utf-8"}}, "안녕하세요 😀"},
+		{"quotes, backslashes, controls", `s"\`, ackAuto, []stomp.Header{{Key: "x", Value: "a\tb"}}, "\"q\" \\ \x01\x1f\x7f"},
+		{"Korean and emoji", "방-1", ackAuto, []stomp.Header{{Key: "content-type", Value: "text/plain; charset=utf-8"}}, "안녕하세요 😀"},
 		{"characters SockJS escapes", "s", ackAuto, nil, "\u200c\u2028\ufeff\u00ad"},
-		{"invalid UTF-8", "s\xff", ackAuto, []header{{"h", "\xc3"}}, "a\xe2\x82b\xff"},
+		{"invalid UTF-8", "s\xff", ackAuto, []stomp.Header{{Key: "h", Value: "\xc3"}}, "a\xe2\x82b\xff"},
 		{"script close", "s", ackAuto, nil, "</script><b>&amp;"},
 		{"client ack", "s", ackClient, nil, "x"},
 		{"empty body", "s", ackAuto, nil, ""},
 	}
 	for _, tt := range tests {
-		for _, v := range []version{v10, v11, v12} {
+		for _, v := range []stomp.Version{stomp.V10, stomp.V11, stomp.V12} {
 			t.Run(tt.name+"/"+v.String(), func(t *testing.T) {
 				s := &session{idStr: "k7"}
 				it := outItem{
@@ -109,7 +113,7 @@ func TestOutboxHandsArraysBack(t *testing.T) {
 			for _, n := range tt.bursts {
 				first := next
 				for range n {
-					if !o.push(outItem{seq: next, frame: &frame{Command: "MESSAGE"}}, 1) {
+					if !o.push(outItem{seq: next, frame: &stomp.Frame{Command: "MESSAGE"}}, 1) {
 						t.Fatalf("push %d refused", next)
 					}
 					next++
@@ -144,5 +148,74 @@ func TestOutboxHandsArraysBack(t *testing.T) {
 				t.Fatalf("writer started %d times for %d bursts", starts, len(tt.bursts))
 			}
 		})
+	}
+}
+
+// TestCodecMessageEncoding checks the broker's fan-out path: the MESSAGE
+// head written per delivery by session.encode plus the tail shared through
+// message.encoded must decode, at each version, to the MESSAGE frame
+// appendFrame would have written.
+func TestCodecMessageEncoding(t *testing.T) {
+	userHeaders := []stomp.Header{{Key: stomp.HdrContentType, Value: "text/plain;charset=utf-8"}, {Key: "x-note", Value: "a:b\\c\nd"}, {Key: "x-이름", Value: "홍길동"}}
+	body := []byte("안녕\x00하세요")
+	for _, v := range stomptest.Versions {
+		for _, ack := range []ackMode{ackAuto, ackClient, ackClientIndividual} {
+			t.Run(fmt.Sprintf("%s/ack-%d", v, ack), func(t *testing.T) {
+				s := &session{idStr: "k3"}
+				sub := &subscription{sess: s, id: "sub:0", ack: ack}
+				m := &message{dest: "/topic/room-1", headers: userHeaders, body: body}
+				it := outItem{sub: sub, msg: m, seq: 42}
+				got := s.encode([]byte("prev"), &it, v)
+				if !bytes.HasPrefix(got, []byte("prev")) {
+					t.Fatalf("encode overwrote the buffer: %q", got)
+				}
+				got = got[len("prev"):]
+
+				want := stomptest.Frame(stomp.CmdMessage, string(body), stomp.HdrSubscription, "sub:0", stomp.HdrMessageID, "k3-42")
+				if v == stomp.V12 && ack != ackAuto {
+					want.Add(stomp.HdrAck, "k3-42") // STOMP 1.2 §MESSAGE: ack header for client ack modes
+				}
+				want.Add(stomp.HdrDestination, "/topic/room-1")
+				want.Headers = append(want.Headers, userHeaders...)
+				want.Add(stomp.HdrContentLength, strconv.Itoa(len(body)))
+				wantDecoded := stomptest.WithContentLength(want)
+				if v == stomp.V10 {
+					// 1.0 cannot carry LF in a header; see TestCodecNoHeaderInjection.
+					wantDecoded.Headers[len(wantDecoded.Headers)-3].Value = "a:b\\c d"
+				}
+				if enc := stomp.AppendFrame(nil, want, v); !bytes.Equal(got, enc) {
+					t.Errorf("encode differs from appendFrame:\n got %q\nwant %q", got, enc)
+				}
+				d := stomptest.DecodeAllSplits(t, got, v, stomp.DefaultLimits(), stomp.ServerCommands)
+				if d.Err != nil || len(d.Frames) != 1 || !stomptest.Equal(d.Frames[0], wantDecoded) {
+					t.Fatalf("decoded:\n%s\nwant:\n%s", stomptest.Render(d), stomptest.Render(stomptest.Decoded{Frames: []*stomp.Frame{wantDecoded}}))
+				}
+				if a, b := m.encoded(v), m.encoded(v); &a[0] != &b[0] {
+					t.Errorf("message.encoded(%s) re-encoded instead of reusing", v)
+				}
+			})
+		}
+	}
+	t.Run("server frame item", func(t *testing.T) {
+		s := &session{idStr: "k3"}
+		rf := stomptest.Frame(stomp.CmdReceipt, "", stomp.HdrReceiptID, "r:1")
+		for _, v := range stomptest.Versions {
+			if got, want := s.encode(nil, &outItem{frame: rf}, v), stomp.AppendFrame(nil, rf, v); !bytes.Equal(got, want) {
+				t.Errorf("%s: %q, want %q", v, got, want)
+			}
+		}
+	})
+}
+
+// TestMessageEncodedNoHeaderInjection: a header value holding LF must not
+// start a new header or frame in the MESSAGE a 1.0 subscriber is sent.
+func TestMessageEncodedNoHeaderInjection(t *testing.T) {
+	evil := "x\ncontent-length:1\n\nA\x00MESSAGE\ndestination:/forged"
+	s := &session{idStr: "1"}
+	m := &message{dest: "/topic/a", headers: []stomp.Header{{Key: "x-evil", Value: evil}}, body: []byte("real")}
+	enc := s.encode(nil, &outItem{sub: &subscription{sess: s, id: "0"}, msg: m, seq: 1}, stomp.V10)
+	d := stomptest.DecodeStream(enc, stomp.V10, stomp.DefaultLimits(), stomp.ServerCommands, stomptest.SplitOneChunk)
+	if d.Err != nil || len(d.Frames) != 1 || string(d.Frames[0].Body) != "real" || d.Frames[0].Value(stomp.HdrContentLength) != "4" {
+		t.Fatalf("%q decoded as:\n%s", enc, stomptest.Render(d))
 	}
 }

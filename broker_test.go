@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 	"time"
@@ -35,22 +36,22 @@ func TestPubSubTopic(t *testing.T) {
 				sub1.connect()
 				sub2.connect()
 				pub.connect()
-				sub1.roundTrip(cmdSubscribe, "", "id:0", "destination:"+dest)
-				sub2.roundTrip(cmdSubscribe, "", "id:s2", "destination:"+dest)
-				pub.roundTrip(cmdSend, "안녕하세요", "destination:"+dest, "content-type:text/plain;charset=utf-8", "x-custom:yes")
+				sub1.roundTrip(stomp.CmdSubscribe, "", "id:0", "destination:"+dest)
+				sub2.roundTrip(stomp.CmdSubscribe, "", "id:s2", "destination:"+dest)
+				pub.roundTrip(stomp.CmdSend, "안녕하세요", "destination:"+dest, "content-type:text/plain;charset=utf-8", "x-custom:yes")
 				for _, c := range []*stompClient{sub1, sub2} {
-					m := c.expect(cmdMessage)
-					if string(m.Body) != "안녕하세요" || m.Value(hdrDestination) != dest ||
-						m.Value("x-custom") != "yes" || m.Value(hdrContentType) != "text/plain;charset=utf-8" || m.Value(hdrMessageID) == "" {
+					m := c.expect(stomp.CmdMessage)
+					if string(m.Body) != "안녕하세요" || m.Value(stomp.HdrDestination) != dest ||
+						m.Value("x-custom") != "yes" || m.Value(stomp.HdrContentType) != "text/plain;charset=utf-8" || m.Value(stomp.HdrMessageID) == "" {
 						t.Fatalf("message %v %q", m.Headers, m.Body)
 					}
 				}
 				// Order per publisher is kept.
 				for i := range 50 {
-					pub.send(cmdSend, fmt.Sprint(i), "destination:"+dest)
+					pub.send(stomp.CmdSend, fmt.Sprint(i), "destination:"+dest)
 				}
 				for i := range 50 {
-					if m := sub1.expect(cmdMessage); string(m.Body) != fmt.Sprint(i) {
+					if m := sub1.expect(stomp.CmdMessage); string(m.Body) != fmt.Sprint(i) {
 						t.Fatalf("message %d has body %q", i, m.Body)
 					}
 				}
@@ -83,24 +84,24 @@ func TestVersionNegotiation(t *testing.T) {
 			if len(tt.subprotocol) > 0 && ws.Subprotocol() != tt.subprotocol[0] {
 				t.Fatalf("subprotocol %q", ws.Subprotocol())
 			}
-			c.send(cmdConnect, "", tt.headers...)
+			c.send(stomp.CmdConnect, "", tt.headers...)
 			f := c.next()
 			if tt.wantErr {
-				if f.Command != cmdError || f.Value(hdrVersion) != supportedVersions {
+				if f.Command != stomp.CmdError || f.Value(stomp.HdrVersion) != stomp.SupportedVersions {
 					t.Fatalf("got %s %v", f.Command, f.Headers)
 				}
 				c.expectClosed()
 				return
 			}
-			if f.Command != cmdConnected || f.Value(hdrVersion) != tt.want {
+			if f.Command != stomp.CmdConnected || f.Value(stomp.HdrVersion) != tt.want {
 				t.Fatalf("got %s %v, want version %s", f.Command, f.Headers, tt.want)
 			}
 		})
 	}
 	t.Run("STOMP command", func(t *testing.T) {
 		c := dialTCP(t, srv.TCPAddr())
-		c.send(cmdStomp, "", "accept-version:1.2", "host:x")
-		c.expect(cmdConnected)
+		c.send(stomp.CmdStomp, "", "accept-version:1.2", "host:x")
+		c.expect(stomp.CmdConnected)
 	})
 	t.Run("no subprotocol still works", func(t *testing.T) {
 		c, ws := dialWS(t, srv)
@@ -118,15 +119,15 @@ func TestHeaderEscapingEndToEnd(t *testing.T) {
 			sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 			sub.connect("accept-version:" + v)
 			pub.connect("accept-version:" + v)
-			sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/esc")
+			sub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/esc")
 			value := "a:b\\c\nd"
 			if v == "1.0" {
 				value = "a-b-c" // 1.0 has no escaping: values cannot hold these characters
 			}
-			hdr := string(appendHeader(nil, "x-odd", value, map[string]version{"1.0": v10, "1.1": v11, "1.2": v12}[v]))
+			hdr := string(stomp.AppendHeader(nil, "x-odd", value, map[string]stomp.Version{"1.0": stomp.V10, "1.1": stomp.V11, "1.2": stomp.V12}[v]))
 			pub.sendRaw("SEND\ndestination:/topic/esc\n" + hdr + "receipt:r\n\nbody\x00")
-			pub.expect(cmdReceipt)
-			if m := sub.expect(cmdMessage); m.Value("x-odd") != value {
+			pub.expect(stomp.CmdReceipt)
+			if m := sub.expect(stomp.CmdMessage); m.Value("x-odd") != value {
 				t.Fatalf("x-odd = %q, want %q", m.Value("x-odd"), value)
 			}
 		})
@@ -138,11 +139,11 @@ func TestBodyWithNULAndRepeatedHeaders(t *testing.T) {
 	sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	sub.connect()
 	pub.connect()
-	sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/queue/bin")
+	sub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/queue/bin")
 	body := "a\x00b\x00c"
 	pub.sendRaw(fmt.Sprintf("SEND\ndestination:/queue/bin\nx-k:first\nx-k:second\ncontent-length:%d\nreceipt:1\n\n%s\x00", len(body), body))
-	pub.expect(cmdReceipt)
-	m := sub.expect(cmdMessage)
+	pub.expect(stomp.CmdReceipt)
+	m := sub.expect(stomp.CmdMessage)
 	if string(m.Body) != body || m.Value("x-k") != "first" {
 		t.Fatalf("message %v %q", m.Headers, m.Body)
 	}
@@ -184,9 +185,9 @@ func TestProtocolErrors(t *testing.T) {
 				c.connect()
 			}
 			c.sendRaw(tt.raw)
-			f := c.expect(cmdError)
-			if !strings.Contains(f.Value(hdrMessage), tt.want) || len(f.Body) == 0 {
-				t.Fatalf("ERROR message %q body %q, want %q", f.Value(hdrMessage), f.Body, tt.want)
+			f := c.expect(stomp.CmdError)
+			if !strings.Contains(f.Value(stomp.HdrMessage), tt.want) || len(f.Body) == 0 {
+				t.Fatalf("ERROR message %q body %q, want %q", f.Value(stomp.HdrMessage), f.Body, tt.want)
 			}
 			c.expectClosed()
 		})
@@ -194,15 +195,15 @@ func TestProtocolErrors(t *testing.T) {
 	// The server and other clients carry on.
 	c := dialTCP(t, srv.TCPAddr())
 	c.connect()
-	c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/still-ok")
+	c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/still-ok")
 }
 
 func TestErrorCarriesReceiptID(t *testing.T) {
 	srv := startServer(t)
 	c := dialTCP(t, srv.TCPAddr())
 	c.connect()
-	c.send(cmdSend, "x", "destination:/nowhere/x", "receipt:77")
-	if f := c.expect(cmdError); f.Value(hdrReceiptID) != "77" {
+	c.send(stomp.CmdSend, "x", "destination:/nowhere/x", "receipt:77")
+	if f := c.expect(stomp.CmdError); f.Value(stomp.HdrReceiptID) != "77" {
 		t.Fatalf("ERROR headers %v", f.Headers)
 	}
 }
@@ -211,11 +212,11 @@ func TestReceiptsAndDisconnect(t *testing.T) {
 	srv := startServer(t)
 	c := dialTCP(t, srv.TCPAddr())
 	c.connect()
-	for _, cmd := range []string{cmdSubscribe, cmdUnsubscribe} {
+	for _, cmd := range []string{stomp.CmdSubscribe, stomp.CmdUnsubscribe} {
 		c.roundTrip(cmd, "", "id:x", "destination:/topic/r")
 	}
-	c.send(cmdDisconnect, "", "receipt:bye")
-	if f := c.expect(cmdReceipt); f.Value(hdrReceiptID) != "bye" {
+	c.send(stomp.CmdDisconnect, "", "receipt:bye")
+	if f := c.expect(stomp.CmdReceipt); f.Value(stomp.HdrReceiptID) != "bye" {
 		t.Fatalf("receipt %v", f.Headers)
 	}
 	c.expectClosed()
@@ -227,11 +228,11 @@ func TestUnsubscribeStopsDeliveryAtOnce(t *testing.T) {
 	sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	sub.connect()
 	pub.connect()
-	sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/u")
-	sub.roundTrip(cmdUnsubscribe, "", "id:1")
-	pub.roundTrip(cmdSend, "late", "destination:/topic/u")
+	sub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/u")
+	sub.roundTrip(stomp.CmdUnsubscribe, "", "id:1")
+	pub.roundTrip(stomp.CmdSend, "late", "destination:/topic/u")
 	// Had the message been delivered, it would arrive before this receipt.
-	sub.roundTrip(cmdSubscribe, "", "id:2", "destination:/topic/other")
+	sub.roundTrip(stomp.CmdSubscribe, "", "id:2", "destination:/topic/other")
 }
 
 func TestQueueRoundRobinAndHolding(t *testing.T) {
@@ -240,28 +241,28 @@ func TestQueueRoundRobinAndHolding(t *testing.T) {
 	pub.connect()
 	// Held while nobody consumes.
 	for i := range 4 {
-		pub.roundTrip(cmdSend, fmt.Sprint(i), "destination:/queue/work")
+		pub.roundTrip(stomp.CmdSend, fmt.Sprint(i), "destination:/queue/work")
 	}
 	a := dialTCP(t, srv.TCPAddr())
 	a.connect()
-	a.send(cmdSubscribe, "", "id:a", "destination:/queue/work", "receipt:sub")
+	a.send(stomp.CmdSubscribe, "", "id:a", "destination:/queue/work", "receipt:sub")
 	for i := range 4 { // held messages are delivered as part of the SUBSCRIBE, before its receipt
-		if m := a.expect(cmdMessage); string(m.Body) != fmt.Sprint(i) {
+		if m := a.expect(stomp.CmdMessage); string(m.Body) != fmt.Sprint(i) {
 			t.Fatalf("held message %d: %q", i, m.Body)
 		}
 	}
-	a.expect(cmdReceipt)
+	a.expect(stomp.CmdReceipt)
 	b := dialTCP(t, srv.TCPAddr())
 	b.connect()
-	b.roundTrip(cmdSubscribe, "", "id:b", "destination:/queue/work")
+	b.roundTrip(stomp.CmdSubscribe, "", "id:b", "destination:/queue/work")
 	for i := range 10 {
-		pub.send(cmdSend, fmt.Sprint(i), "destination:/queue/work")
+		pub.send(stomp.CmdSend, fmt.Sprint(i), "destination:/queue/work")
 	}
 	pub.sync()
 	got := map[string]int{}
 	for range 5 {
-		got["a"+string(a.expect(cmdMessage).Body)]++
-		got["b"+string(b.expect(cmdMessage).Body)]++
+		got["a"+string(a.expect(stomp.CmdMessage).Body)]++
+		got["b"+string(b.expect(stomp.CmdMessage).Body)]++
 	}
 	if len(got) != 10 {
 		t.Fatalf("deliveries %v: each message must go to exactly one consumer", got)
@@ -274,16 +275,16 @@ func TestAckModes(t *testing.T) {
 		pub, a, b := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 		pub.connect()
 		a.connect()
-		a.roundTrip(cmdSubscribe, "", "id:a", "destination:/queue/nack", "ack:client-individual")
-		pub.roundTrip(cmdSend, "job", "destination:/queue/nack")
-		m := a.expect(cmdMessage)
-		if m.Value(hdrAck) == "" {
+		a.roundTrip(stomp.CmdSubscribe, "", "id:a", "destination:/queue/nack", "ack:client-individual")
+		pub.roundTrip(stomp.CmdSend, "job", "destination:/queue/nack")
+		m := a.expect(stomp.CmdMessage)
+		if m.Value(stomp.HdrAck) == "" {
 			t.Fatal("1.2 MESSAGE in client-individual mode has no ack header")
 		}
 		b.connect()
-		b.roundTrip(cmdSubscribe, "", "id:b", "destination:/queue/nack", "ack:client-individual")
-		a.roundTrip(cmdNack, "", "id:"+m.Value(hdrAck))
-		if m2 := b.expect(cmdMessage); string(m2.Body) != "job" {
+		b.roundTrip(stomp.CmdSubscribe, "", "id:b", "destination:/queue/nack", "ack:client-individual")
+		a.roundTrip(stomp.CmdNack, "", "id:"+m.Value(stomp.HdrAck))
+		if m2 := b.expect(stomp.CmdMessage); string(m2.Body) != "job" {
 			t.Fatalf("redelivered %q", m2.Body)
 		}
 	})
@@ -291,16 +292,16 @@ func TestAckModes(t *testing.T) {
 		pub, a := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 		pub.connect()
 		a.connect()
-		a.roundTrip(cmdSubscribe, "", "id:a", "destination:/queue/leave", "ack:client")
-		pub.roundTrip(cmdSend, "1", "destination:/queue/leave")
-		pub.roundTrip(cmdSend, "2", "destination:/queue/leave")
-		a.expect(cmdMessage)
-		m2 := a.expect(cmdMessage)
+		a.roundTrip(stomp.CmdSubscribe, "", "id:a", "destination:/queue/leave", "ack:client")
+		pub.roundTrip(stomp.CmdSend, "1", "destination:/queue/leave")
+		pub.roundTrip(stomp.CmdSend, "2", "destination:/queue/leave")
+		a.expect(stomp.CmdMessage)
+		m2 := a.expect(stomp.CmdMessage)
 		a.close()
 		b := dialTCP(t, srv.TCPAddr())
 		b.connect()
-		b.send(cmdSubscribe, "", "id:b", "destination:/queue/leave", "ack:client")
-		if string(b.expect(cmdMessage).Body) != "1" || string(b.expect(cmdMessage).Body) != "2" {
+		b.send(stomp.CmdSubscribe, "", "id:b", "destination:/queue/leave", "ack:client")
+		if string(b.expect(stomp.CmdMessage).Body) != "1" || string(b.expect(stomp.CmdMessage).Body) != "2" {
 			t.Fatal("redelivery lost or reordered")
 		}
 		_ = m2
@@ -309,21 +310,21 @@ func TestAckModes(t *testing.T) {
 		pub, a := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 		pub.connect()
 		a.connect()
-		a.roundTrip(cmdSubscribe, "", "id:a", "destination:/queue/cumul", "ack:client")
+		a.roundTrip(stomp.CmdSubscribe, "", "id:a", "destination:/queue/cumul", "ack:client")
 		for i := range 3 {
-			pub.roundTrip(cmdSend, fmt.Sprint(i), "destination:/queue/cumul")
+			pub.roundTrip(stomp.CmdSend, fmt.Sprint(i), "destination:/queue/cumul")
 		}
-		var last *frame
+		var last *stomp.Frame
 		for range 3 {
-			last = a.expect(cmdMessage)
+			last = a.expect(stomp.CmdMessage)
 		}
-		a.roundTrip(cmdAck, "", "id:"+last.Value(hdrAck))
+		a.roundTrip(stomp.CmdAck, "", "id:"+last.Value(stomp.HdrAck))
 		a.close()
 		b := dialTCP(t, srv.TCPAddr())
 		b.connect()
-		b.roundTrip(cmdSubscribe, "", "id:b", "destination:/queue/cumul", "ack:client")
-		pub.roundTrip(cmdSend, "after", "destination:/queue/cumul")
-		if m := b.expect(cmdMessage); string(m.Body) != "after" {
+		b.roundTrip(stomp.CmdSubscribe, "", "id:b", "destination:/queue/cumul", "ack:client")
+		pub.roundTrip(stomp.CmdSend, "after", "destination:/queue/cumul")
+		if m := b.expect(stomp.CmdMessage); string(m.Body) != "after" {
 			t.Fatalf("acked message came back: %q", m.Body)
 		}
 	})
@@ -331,19 +332,19 @@ func TestAckModes(t *testing.T) {
 		pub, a := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 		pub.connect()
 		a.connect("accept-version:1.1")
-		a.roundTrip(cmdSubscribe, "", "id:a", "destination:/queue/v11", "ack:client-individual")
-		pub.roundTrip(cmdSend, "x", "destination:/queue/v11")
-		m := a.expect(cmdMessage)
-		if m.Value(hdrAck) != "" {
+		a.roundTrip(stomp.CmdSubscribe, "", "id:a", "destination:/queue/v11", "ack:client-individual")
+		pub.roundTrip(stomp.CmdSend, "x", "destination:/queue/v11")
+		m := a.expect(stomp.CmdMessage)
+		if m.Value(stomp.HdrAck) != "" {
 			t.Fatal("1.1 MESSAGE carries a 1.2 ack header")
 		}
-		a.roundTrip(cmdAck, "", "message-id:"+m.Value(hdrMessageID), "subscription:a")
+		a.roundTrip(stomp.CmdAck, "", "message-id:"+m.Value(stomp.HdrMessageID), "subscription:a")
 		a.close()
 		b := dialTCP(t, srv.TCPAddr())
 		b.connect()
-		b.roundTrip(cmdSubscribe, "", "id:b", "destination:/queue/v11")
-		pub.roundTrip(cmdSend, "y", "destination:/queue/v11")
-		if m := b.expect(cmdMessage); string(m.Body) != "y" {
+		b.roundTrip(stomp.CmdSubscribe, "", "id:b", "destination:/queue/v11")
+		pub.roundTrip(stomp.CmdSend, "y", "destination:/queue/v11")
+		if m := b.expect(stomp.CmdMessage); string(m.Body) != "y" {
 			t.Fatalf("acked message came back: %q", m.Body)
 		}
 	})
@@ -354,18 +355,18 @@ func TestTransactions(t *testing.T) {
 	sub, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	sub.connect()
 	pub.connect()
-	sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/tx")
-	pub.roundTrip(cmdBegin, "", "transaction:t1")
-	pub.roundTrip(cmdSend, "in-tx", "destination:/topic/tx", "transaction:t1")
-	pub.roundTrip(cmdBegin, "", "transaction:t2")
-	pub.roundTrip(cmdSend, "aborted", "destination:/topic/tx", "transaction:t2")
-	pub.roundTrip(cmdAbort, "", "transaction:t2")
-	pub.roundTrip(cmdSend, "direct", "destination:/topic/tx")
-	pub.roundTrip(cmdCommit, "", "transaction:t1")
-	if m := sub.expect(cmdMessage); string(m.Body) != "direct" {
+	sub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/tx")
+	pub.roundTrip(stomp.CmdBegin, "", "transaction:t1")
+	pub.roundTrip(stomp.CmdSend, "in-tx", "destination:/topic/tx", "transaction:t1")
+	pub.roundTrip(stomp.CmdBegin, "", "transaction:t2")
+	pub.roundTrip(stomp.CmdSend, "aborted", "destination:/topic/tx", "transaction:t2")
+	pub.roundTrip(stomp.CmdAbort, "", "transaction:t2")
+	pub.roundTrip(stomp.CmdSend, "direct", "destination:/topic/tx")
+	pub.roundTrip(stomp.CmdCommit, "", "transaction:t1")
+	if m := sub.expect(stomp.CmdMessage); string(m.Body) != "direct" {
 		t.Fatalf("first %q: a transactional SEND acted before COMMIT", m.Body)
 	}
-	if m := sub.expect(cmdMessage); string(m.Body) != "in-tx" {
+	if m := sub.expect(stomp.CmdMessage); string(m.Body) != "in-tx" {
 		t.Fatalf("second %q", m.Body)
 	}
 	sub.sync() // nothing from the aborted transaction
@@ -373,28 +374,28 @@ func TestTransactions(t *testing.T) {
 	t.Run("transactional ACK acts at COMMIT", func(t *testing.T) {
 		q := dialTCP(t, srv.TCPAddr())
 		q.connect()
-		q.roundTrip(cmdSubscribe, "", "id:q", "destination:/queue/txack", "ack:client-individual")
-		pub.roundTrip(cmdSend, "m", "destination:/queue/txack")
-		m := q.expect(cmdMessage)
-		q.roundTrip(cmdBegin, "", "transaction:a")
-		q.roundTrip(cmdAck, "", "id:"+m.Value(hdrAck), "transaction:a")
-		q.roundTrip(cmdAbort, "", "transaction:a")
+		q.roundTrip(stomp.CmdSubscribe, "", "id:q", "destination:/queue/txack", "ack:client-individual")
+		pub.roundTrip(stomp.CmdSend, "m", "destination:/queue/txack")
+		m := q.expect(stomp.CmdMessage)
+		q.roundTrip(stomp.CmdBegin, "", "transaction:a")
+		q.roundTrip(stomp.CmdAck, "", "id:"+m.Value(stomp.HdrAck), "transaction:a")
+		q.roundTrip(stomp.CmdAbort, "", "transaction:a")
 		q.close() // the ACK was aborted: the message must come back
 		r := dialTCP(t, srv.TCPAddr())
 		r.connect()
-		r.send(cmdSubscribe, "", "id:r", "destination:/queue/txack")
-		if m := r.expect(cmdMessage); string(m.Body) != "m" {
+		r.send(stomp.CmdSubscribe, "", "id:r", "destination:/queue/txack")
+		if m := r.expect(stomp.CmdMessage); string(m.Body) != "m" {
 			t.Fatalf("got %q", m.Body)
 		}
 	})
 	t.Run("open transactions are aborted when the connection goes", func(t *testing.T) {
 		p := dialTCP(t, srv.TCPAddr())
 		p.connect()
-		p.roundTrip(cmdBegin, "", "transaction:gone")
-		p.roundTrip(cmdSend, "never", "destination:/topic/tx", "transaction:gone")
+		p.roundTrip(stomp.CmdBegin, "", "transaction:gone")
+		p.roundTrip(stomp.CmdSend, "never", "destination:/topic/tx", "transaction:gone")
 		p.close()
-		pub.roundTrip(cmdSend, "after", "destination:/topic/tx")
-		if m := sub.expect(cmdMessage); string(m.Body) != "after" {
+		pub.roundTrip(stomp.CmdSend, "after", "destination:/topic/tx")
+		if m := sub.expect(stomp.CmdMessage); string(m.Body) != "after" {
 			t.Fatalf("got %q", m.Body)
 		}
 	})
@@ -408,10 +409,10 @@ func TestApplicationDestination(t *testing.T) {
 		b.Handle("/greet/{name}", func(_ context.Context, req *appRequest) error {
 			name := req.Params["name"]
 			if name == "nobody" {
-				return &stompError{"no greeting for nobody"}
+				return stomp.NewError("no greeting for nobody")
 			}
 			req.Reply("/user/queue/reply", nil, []byte("sent to "+name))
-			return req.Broker.Publish("/topic/greetings", []header{{hdrContentType, "text/plain"}}, []byte("hello, "+name), 0)
+			return req.Broker.Publish("/topic/greetings", []stomp.Header{{Key: stomp.HdrContentType, Value: "text/plain"}}, []byte("hello, "+name), 0)
 		})
 	})
 	for _, prefix := range []string{"/pub", "/app"} {
@@ -419,14 +420,14 @@ func TestApplicationDestination(t *testing.T) {
 			sub, pub := dialTCP(t, addr), dialTCP(t, addr)
 			sub.connect()
 			pub.connect("accept-version:1.2", "login:kim")
-			sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/greetings")
-			pub.roundTrip(cmdSubscribe, "", "id:r", "destination:/user/queue/reply")
-			pub.send(cmdSend, "", "destination:"+prefix+"/greet/lee", "receipt:g")
-			if m := pub.expect(cmdMessage); string(m.Body) != "sent to lee" || m.Value(hdrDestination) != "/user/queue/reply" {
+			sub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/greetings")
+			pub.roundTrip(stomp.CmdSubscribe, "", "id:r", "destination:/user/queue/reply")
+			pub.send(stomp.CmdSend, "", "destination:"+prefix+"/greet/lee", "receipt:g")
+			if m := pub.expect(stomp.CmdMessage); string(m.Body) != "sent to lee" || m.Value(stomp.HdrDestination) != "/user/queue/reply" {
 				t.Fatalf("reply %v %q", m.Headers, m.Body)
 			}
-			pub.expect(cmdReceipt)
-			if m := sub.expect(cmdMessage); string(m.Body) != "hello, lee" {
+			pub.expect(stomp.CmdReceipt)
+			if m := sub.expect(stomp.CmdMessage); string(m.Body) != "hello, lee" {
 				t.Fatalf("got %v %q", m.Headers, m.Body)
 			}
 		})
@@ -434,8 +435,8 @@ func TestApplicationDestination(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		c := dialTCP(t, addr)
 		c.connect()
-		c.send(cmdSend, "", "destination:/pub/greet/nobody", "receipt:9")
-		if f := c.expect(cmdError); f.Value(hdrMessage) != "no greeting for nobody" || f.Value(hdrReceiptID) != "9" {
+		c.send(stomp.CmdSend, "", "destination:/pub/greet/nobody", "receipt:9")
+		if f := c.expect(stomp.CmdError); f.Value(stomp.HdrMessage) != "no greeting for nobody" || f.Value(stomp.HdrReceiptID) != "9" {
 			t.Fatalf("ERROR %v", f.Headers)
 		}
 		c.expectClosed()
@@ -443,8 +444,8 @@ func TestApplicationDestination(t *testing.T) {
 	t.Run("no handler", func(t *testing.T) {
 		c := dialTCP(t, addr)
 		c.connect()
-		c.send(cmdSend, "{}", "destination:/app/nothing/here")
-		c.expect(cmdError)
+		c.send(stomp.CmdSend, "{}", "destination:/app/nothing/here")
+		c.expect(stomp.CmdError)
 	})
 }
 
@@ -455,11 +456,11 @@ func TestUserDestinations(t *testing.T) {
 	alice2.connect("accept-version:1.2", "login:alice")
 	bob.connect("accept-version:1.2", "login:bob")
 	for _, c := range []*stompClient{alice1, alice2, bob} {
-		c.roundTrip(cmdSubscribe, "", "id:n", "destination:/user/queue/notifications")
+		c.roundTrip(stomp.CmdSubscribe, "", "id:n", "destination:/user/queue/notifications")
 	}
 	b.SendToUser("alice", "/queue/notifications", nil, []byte("for alice"))
 	for _, c := range []*stompClient{alice1, alice2} {
-		if m := c.expect(cmdMessage); string(m.Body) != "for alice" || m.Value(hdrDestination) != "/user/queue/notifications" {
+		if m := c.expect(stomp.CmdMessage); string(m.Body) != "for alice" || m.Value(stomp.HdrDestination) != "/user/queue/notifications" {
 			t.Fatalf("got %v %q", m.Headers, m.Body)
 		}
 	}
@@ -495,8 +496,8 @@ func TestHeartBeats(t *testing.T) {
 	t.Run("silent client is closed", func(t *testing.T) {
 		c := dialTCP(t, srv.TCPAddr())
 		c.connect("accept-version:1.2", "heart-beat:500,0")
-		f := c.expect(cmdError)
-		if !strings.Contains(f.Value(hdrMessage), "heart-beat") {
+		f := c.expect(stomp.CmdError)
+		if !strings.Contains(f.Value(stomp.HdrMessage), "heart-beat") {
 			t.Fatalf("ERROR %v", f.Headers)
 		}
 		c.expectClosed()
@@ -504,14 +505,14 @@ func TestHeartBeats(t *testing.T) {
 	t.Run("client that beats stays", func(t *testing.T) {
 		c := dialTCP(t, srv.TCPAddr())
 		c.connect("accept-version:1.2", "heart-beat:500,0")
-		c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/hb")
+		c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/hb")
 		// 15 beats 100 ms apart span 1.5 s, past the 1 s the server waits
 		// for a silent client; the 5× slack keeps a loaded machine honest.
 		for range 15 {
 			c.sendRaw("\n")
 			time.Sleep(100 * time.Millisecond)
 		}
-		c.roundTrip(cmdUnsubscribe, "", "id:1")
+		c.roundTrip(stomp.CmdUnsubscribe, "", "id:1")
 	})
 }
 
@@ -527,7 +528,7 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 	fast, pub := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	fast.connect()
 	pub.connect()
-	fast.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/flood")
+	fast.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/flood")
 	checkFor(t, "three sessions", func() bool { return srv.broker.sessionCount() == 3 })
 	body := strings.Repeat("x", 16<<10)
 	// 1,000 messages of 16 KiB: more than the kernel's socket buffers and the
@@ -535,10 +536,10 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 	const n, batch = 1000, 50
 	for i := 0; i < n; i += batch {
 		for range batch {
-			pub.send(cmdSend, body, "destination:/topic/flood")
+			pub.send(stomp.CmdSend, body, "destination:/topic/flood")
 		}
 		for range batch {
-			if m := fast.expect(cmdMessage); len(m.Body) != len(body) {
+			if m := fast.expect(stomp.CmdMessage); len(m.Body) != len(body) {
 				t.Fatalf("message %d short", i)
 			}
 		}
@@ -583,10 +584,10 @@ func TestLimits(t *testing.T) {
 	srv := startServer(t, func(c *Config) { c.MaxConnections = 2; c.MaxSubscriptions = 2 })
 	a := dialTCP(t, srv.TCPAddr())
 	a.connect()
-	a.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/1")
-	a.roundTrip(cmdSubscribe, "", "id:2", "destination:/topic/2")
-	a.send(cmdSubscribe, "", "id:3", "destination:/topic/3")
-	if f := a.expect(cmdError); !strings.Contains(f.Value(hdrMessage), "too many subscriptions") {
+	a.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/1")
+	a.roundTrip(stomp.CmdSubscribe, "", "id:2", "destination:/topic/2")
+	a.send(stomp.CmdSubscribe, "", "id:3", "destination:/topic/3")
+	if f := a.expect(stomp.CmdError); !strings.Contains(f.Value(stomp.HdrMessage), "too many subscriptions") {
 		t.Fatalf("ERROR %v", f.Headers)
 	}
 	a.expectClosed()
@@ -595,7 +596,7 @@ func TestLimits(t *testing.T) {
 	b.connect()
 	c.connect()
 	d := dialTCP(t, srv.TCPAddr())
-	if f := d.expect(cmdError); !strings.Contains(f.Value(hdrMessage), "too many connections") {
+	if f := d.expect(stomp.CmdError); !strings.Contains(f.Value(stomp.HdrMessage), "too many connections") {
 		t.Fatalf("ERROR %v", f.Headers)
 	}
 }
@@ -612,7 +613,7 @@ func TestShutdownTellsClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*stompClient{tcp, ws} {
-		if f := c.expect(cmdError); f.Value(hdrMessage) != "server shutting down" {
+		if f := c.expect(stomp.CmdError); f.Value(stomp.HdrMessage) != "server shutting down" {
 			t.Fatalf("ERROR %v", f.Headers)
 		}
 		c.expectClosed()
@@ -644,13 +645,13 @@ func connectCycles(t *testing.T, srv *server, n int) {
 			c, _ = dialWS(t, srv, stompSubprotocols...)
 		}
 		c.connect()
-		c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/cycle")
+		c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/cycle")
 		if i%3 == 0 {
 			c.close()
 			continue
 		}
-		c.send(cmdDisconnect, "", "receipt:bye")
-		c.expect(cmdReceipt)
+		c.send(stomp.CmdDisconnect, "", "receipt:bye")
+		c.expect(stomp.CmdReceipt)
 		c.expectClosed()
 		c.close()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"stompbox/internal/stomp"
 	"strings"
 	"sync"
 	"testing"
@@ -151,16 +152,16 @@ func TestIdempotentHTTPPost(t *testing.T) {
 func TestIdempotentSTOMPSend(t *testing.T) {
 	f := newSTOMPChatFixture(t, "kim", "lee")
 	lee := f.login(t, "lee")
-	lee.roundTrip(cmdSubscribe, "", "id:room", "destination:"+f.roomDest())
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest())
 	kim := f.login(t, "kim")
 	for range 2 {
-		kim.roundTrip(cmdSend, chatBody("TALK", f.room.ID, "queued offline"), "destination:/pub/chat/message", idempotencyHeader+":outbox-1")
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", f.room.ID, "queued offline"), "destination:/pub/chat/message", idempotencyHeader+":outbox-1")
 	}
-	kim.roundTrip(cmdSend, chatBody("TALK", f.room.ID, "after"), "destination:/pub/chat/message")
-	if m := decodeChat(t, lee.expect(cmdMessage)); m.Message != "queued offline" {
+	kim.roundTrip(stomp.CmdSend, chatBody("TALK", f.room.ID, "after"), "destination:/pub/chat/message")
+	if m := decodeChat(t, lee.expect(stomp.CmdMessage)); m.Message != "queued offline" {
 		t.Fatalf("first message %q", m.Message)
 	}
-	if m := decodeChat(t, lee.expect(cmdMessage)); m.Message != "after" {
+	if m := decodeChat(t, lee.expect(stomp.CmdMessage)); m.Message != "after" {
 		t.Fatalf("second message %q, want the one after (the resend must not be delivered)", m.Message)
 	}
 }

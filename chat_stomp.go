@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,7 +60,7 @@ func (c *chatSTOMP) attach(b *Broker, chat *chatService) {
 // bearer token) first, then login/passcode (password or API token; a guest
 // name when guests are allowed). No credentials at all gives an anonymous
 // connection, which may use plain broker destinations but no chat room.
-func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info connInfo, f *frame) (string, any, error) {
+func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info connInfo, f *stomp.Frame) (string, any, error) {
 	if info.User != "" {
 		u, err := c.auth.UserByName(ctx, info.User)
 		if err != nil {
@@ -67,14 +68,14 @@ func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info connInfo, f *fra
 		}
 		return u.Username, u, nil
 	}
-	login, passcode := f.Value(hdrLogin), f.Value(hdrPasscode)
+	login, passcode := f.Value(stomp.HdrLogin), f.Value(stomp.HdrPasscode)
 	if login == "" && passcode == "" {
 		return "", nil, nil
 	}
 	u, err := c.auth.UserByLogin(ctx, login, passcode)
 	if err != nil {
 		if isClientError(err) {
-			return "", nil, &stompError{publicMessage(err)}
+			return "", nil, stomp.NewError(publicMessage(err))
 		}
 		return "", nil, err
 	}
@@ -94,7 +95,7 @@ func chatUser(s *session) (user, error) {
 // keep their text, others stay internal (logged, shown as "internal error").
 func asSTOMPError(err error) error {
 	if isClientError(err) {
-		return &stompError{publicMessage(err)}
+		return stomp.NewError(publicMessage(err))
 	}
 	return err
 }
@@ -110,7 +111,7 @@ func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *appRequest) erro
 		var in chatInput
 		if in, err = ParseChatInput(req.Frame.Body); err == nil {
 			in.IdempotencyKey = req.Frame.Value(idempotencyHeader)
-			if r := req.Frame.Value(hdrReceipt); r != "" && in.IdempotencyKey == "" && c.chat.clustered() {
+			if r := req.Frame.Value(stomp.HdrReceipt); r != "" && in.IdempotencyKey == "" && c.chat.clustered() {
 				// A client that resends after its node died reuses the
 				// receipt id (stompjs and Spring clients do): with the same
 				// destination and body it is the same message, posted once.
@@ -137,7 +138,7 @@ func (c *chatSTOMP) refuse(req *appRequest, err error) error {
 	if !isClientError(err) && err != errNotStored {
 		return err
 	}
-	return req.Refuse(&stompError{publicMessage(err)}, chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(hdrReceipt)))
+	return req.Refuse(stomp.NewError(publicMessage(err)), chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 }
 
 // changeInput is the body of a SEND to /pub/chat/edit, /pub/chat/delete
@@ -201,13 +202,13 @@ func (c *chatSTOMP) handleTyping(ctx context.Context, req *appRequest) error {
 		return asSTOMPError(errBadJSON)
 	}
 	if err := c.chat.CanPost(ctx, u, in.RoomID); err != nil {
-		return req.Refuse(asSTOMPError(err), chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(hdrReceipt)))
+		return req.Refuse(asSTOMPError(err), chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 	}
 	body, _ := json.Marshal(map[string]string{"user": u.Username, "displayName": u.DisplayName})
 	return c.b.routeTopic(&message{dest: roomDestination(in.RoomID) + typingSuffix, headers: jsonHeaders, body: body})
 }
 
-var jsonHeaders = []header{{hdrContentType, "application/json"}}
+var jsonHeaders = []stomp.Header{{Key: stomp.HdrContentType, Value: "application/json"}}
 
 // parseRoomDest splits /sub/chat/room/{id}[/presence|/typing].
 func parseRoomDest(dest string) (id int64, suffix string, ok bool) {
@@ -229,14 +230,14 @@ func parseRoomDest(dest string) (id int64, suffix string, ok bool) {
 	return id, suffix, true
 }
 
-var errNoSuchRoomDest = &stompError{"unknown chat destination"}
+var errNoSuchRoomDest = stomp.NewError("unknown chat destination")
 
 // onRoomSubscribe authorizes a room subscription and, with a since-id
 // header, replays what the client missed before it goes live: the
 // subscription is held (live messages buffered), attached, filled from the
 // store page by page, then released without the ids already replayed. So
 // there is no gap and no duplicate, even while messages keep arriving.
-func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscription, f *frame) error {
+func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscription, f *stomp.Frame) error {
 	id, suffix, ok := parseRoomDest(sub.dest)
 	if !ok {
 		return errNoSuchRoomDest
@@ -268,7 +269,7 @@ func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscr
 	after, err := strconv.ParseInt(since, 10, 64)
 	if err != nil || after < 0 {
 		c.leave(id, u.Username)
-		return &stompError{"since-id must be a message id"}
+		return stomp.NewError("since-id must be a message id")
 	}
 	sub.hold()
 	sub.Attach()
@@ -291,18 +292,18 @@ func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscr
 	return nil
 }
 
-var errRoomPublishDenied = &stompError{"chat rooms take messages through /pub/chat/message"}
+var errRoomPublishDenied = stomp.NewError("chat rooms take messages through /pub/chat/message")
 
 // onRoomSend stops clients from publishing straight to a room topic, which
 // would skip storage, authorization and the sender check.
-func (c *chatSTOMP) onRoomSend(context.Context, *session, *frame) error {
+func (c *chatSTOMP) onRoomSend(context.Context, *session, *stomp.Frame) error {
 	return errRoomPublishDenied
 }
 
 // onNotificationsSubscribe hands a returning user what was stored for them
 // while they were away: held, attached, delivered, released, so that the
 // notifications land in this very subscription.
-func (c *chatSTOMP) onNotificationsSubscribe(ctx context.Context, s *session, sub *subscription, _ *frame) error {
+func (c *chatSTOMP) onNotificationsSubscribe(ctx context.Context, s *session, sub *subscription, _ *stomp.Frame) error {
 	u, err := chatUser(s)
 	if err != nil {
 		return nil // an anonymous session has nobody's notifications

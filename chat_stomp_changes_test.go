@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 )
@@ -21,37 +22,37 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 		t.Fatal(err)
 	}
 	kim, lee := f.login(t, "kim"), f.login(t, "lee")
-	kim.roundTrip(cmdSubscribe, "", "id:room", "destination:"+f.roomDest())
-	lee.roundTrip(cmdSubscribe, "", "id:e", "destination:/user/queue/errors")
-	lee.roundTrip(cmdSubscribe, "", "id:room", "destination:"+f.roomDest())
+	kim.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest())
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:/user/queue/errors")
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest())
 
-	kim.send(cmdSend, chatBody("TALK", f.room.ID, "첫 메시지"), "destination:/pub/chat/message", "receipt:talk")
-	m := decodeChat(t, lee.expect(cmdMessage))
-	kim.expect(cmdMessage)
-	kim.expect(cmdReceipt)
+	kim.send(stomp.CmdSend, chatBody("TALK", f.room.ID, "첫 메시지"), "destination:/pub/chat/message", "receipt:talk")
+	m := decodeChat(t, lee.expect(stomp.CmdMessage))
+	kim.expect(stomp.CmdMessage)
+	kim.expect(stomp.CmdReceipt)
 
 	event := func(c *stompClient) map[string]any {
 		t.Helper()
 		var ev map[string]any
-		if err := json.Unmarshal(c.expect(cmdMessage).Body, &ev); err != nil {
+		if err := json.Unmarshal(c.expect(stomp.CmdMessage).Body, &ev); err != nil {
 			t.Fatal(err)
 		}
 		return ev
 	}
 
-	kim.send(cmdSend, changeBody(f.room.ID, m.ID, `,"message":"고친 메시지"`), "destination:/pub/chat/edit", "receipt:edit")
+	kim.send(stomp.CmdSend, changeBody(f.room.ID, m.ID, `,"message":"고친 메시지"`), "destination:/pub/chat/edit", "receipt:edit")
 	if ev := event(lee); ev["type"] != "EDIT" || ev["message"] != "고친 메시지" || ev["messageId"] != float64(m.ID) {
 		t.Fatalf("lee got %v", ev)
 	}
 	event(kim)
-	kim.expect(cmdReceipt)
+	kim.expect(stomp.CmdReceipt)
 
-	lee.send(cmdSend, changeBody(f.room.ID, m.ID, `,"emoji":"👍"`), "destination:/app/chat/react", "receipt:react")
+	lee.send(stomp.CmdSend, changeBody(f.room.ID, m.ID, `,"emoji":"👍"`), "destination:/app/chat/react", "receipt:react")
 	if ev := event(kim); ev["type"] != "REACTION" || ev["user"] != "lee" || fmt.Sprint(ev["reactions"]) != "[map[emoji:👍 users:[lee]]]" {
 		t.Fatalf("kim got %v", ev)
 	}
 	event(lee)
-	lee.expect(cmdReceipt)
+	lee.expect(stomp.CmdReceipt)
 
 	refusals := []struct{ dest, body, want string }{
 		{"/pub/chat/edit", changeBody(f.room.ID, m.ID, `,"message":"lee was here"`), "only the author"},
@@ -62,19 +63,19 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 		{"/pub/chat/delete", changeBody(0, m.ID, ""), "unknown room"},
 	}
 	for i, r := range refusals {
-		lee.send(cmdSend, r.body, "destination:"+r.dest, fmt.Sprintf("receipt:no%d", i))
+		lee.send(stomp.CmdSend, r.body, "destination:"+r.dest, fmt.Sprintf("receipt:no%d", i))
 		var e refusedSend
-		if err := json.Unmarshal(lee.expect(cmdMessage).Body, &e); err != nil || !strings.Contains(e.Error, r.want) || e.Receipt != fmt.Sprintf("no%d", i) {
+		if err := json.Unmarshal(lee.expect(stomp.CmdMessage).Body, &e); err != nil || !strings.Contains(e.Error, r.want) || e.Receipt != fmt.Sprintf("no%d", i) {
 			t.Fatalf("%s %s: %+v %v, want %q", r.dest, r.body, e, err, r.want)
 		}
 	}
 
-	kim.send(cmdSend, changeBody(f.room.ID, m.ID, ""), "destination:/pub/chat/delete", "receipt:del")
+	kim.send(stomp.CmdSend, changeBody(f.room.ID, m.ID, ""), "destination:/pub/chat/delete", "receipt:del")
 	if ev := event(lee); ev["type"] != "DELETE" || ev["by"] != "kim" {
 		t.Fatalf("lee got %v", ev)
 	}
 	event(kim)
-	kim.expect(cmdReceipt)
+	kim.expect(stomp.CmdReceipt)
 
 	t.Run("a non-member cannot change anything in a private room", func(t *testing.T) {
 		private, err := f.srv.chat.CreateRoom(t.Context(), f.users["kim"], newRoom{Name: "secret", Kind: roomPrivate})
@@ -86,11 +87,11 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 			t.Fatal(err)
 		}
 		eve := f.login(t, "eve")
-		eve.roundTrip(cmdSubscribe, "", "id:e", "destination:/user/queue/errors")
+		eve.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:/user/queue/errors")
 		for _, dest := range []string{"/pub/chat/edit", "/pub/chat/delete", "/pub/chat/react"} {
-			eve.send(cmdSend, changeBody(private.ID, pm.ID, `,"message":"x","emoji":"👍"`), "destination:"+dest)
+			eve.send(stomp.CmdSend, changeBody(private.ID, pm.ID, `,"message":"x","emoji":"👍"`), "destination:"+dest)
 			var e refusedSend
-			if err := json.Unmarshal(eve.expect(cmdMessage).Body, &e); err != nil || e.Error != "not a member of this room" {
+			if err := json.Unmarshal(eve.expect(stomp.CmdMessage).Body, &e); err != nil || e.Error != "not a member of this room" {
 				t.Fatalf("%s: %+v %v", dest, e, err)
 			}
 		}
@@ -98,11 +99,11 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 
 	t.Run("since-id replay shows the final state", func(t *testing.T) {
 		park := f.login(t, "eve")
-		park.send(cmdSubscribe, "", "id:room", "destination:"+f.roomDest(), fmt.Sprintf("since-id:%d", m.ID-1), "receipt:s")
+		park.send(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest(), fmt.Sprintf("since-id:%d", m.ID-1), "receipt:s")
 		var got storedMessage
-		if err := json.Unmarshal(park.expect(cmdMessage).Body, &got); err != nil || got.ID != m.ID || !got.Deleted || got.Message != "" || got.EditedAt.IsZero() {
+		if err := json.Unmarshal(park.expect(stomp.CmdMessage).Body, &got); err != nil || got.ID != m.ID || !got.Deleted || got.Message != "" || got.EditedAt.IsZero() {
 			t.Fatalf("replayed %+v %v", got, err)
 		}
-		park.expect(cmdReceipt)
+		park.expect(stomp.CmdReceipt)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"stompbox/internal/stomp"
 	"strings"
 	"sync"
 	"testing"
@@ -63,7 +64,7 @@ type wireMessage struct {
 	CreatedAt string `json:"createdAt"`
 }
 
-func decodeChat(t *testing.T, f *frame) wireMessage {
+func decodeChat(t *testing.T, f *stomp.Frame) wireMessage {
 	t.Helper()
 	var m wireMessage
 	if err := json.Unmarshal(f.Body, &m); err != nil {
@@ -78,24 +79,24 @@ func decodeChat(t *testing.T, f *frame) wireMessage {
 func TestChatFlow(t *testing.T) {
 	f := newSTOMPChatFixture(t, "kim", "lee", "park")
 	kim, lee := f.login(t, "kim"), f.login(t, "lee")
-	lee.roundTrip(cmdSubscribe, "", "id:room", "destination:"+f.roomDest())
-	kim.roundTrip(cmdSubscribe, "", "id:room", "destination:"+f.roomDest())
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest())
+	kim.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest())
 
-	kim.send(cmdSend, chatBody("ENTER", f.room.ID, ""), "destination:/pub/chat/message", "receipt:enter")
-	if m := decodeChat(t, lee.expect(cmdMessage)); m.Type != "ENTER" || m.Sender != "kim" || m.Message != "kim joined." {
+	kim.send(stomp.CmdSend, chatBody("ENTER", f.room.ID, ""), "destination:/pub/chat/message", "receipt:enter")
+	if m := decodeChat(t, lee.expect(stomp.CmdMessage)); m.Type != "ENTER" || m.Sender != "kim" || m.Message != "kim joined." {
 		t.Fatalf("ENTER %+v", m)
 	}
-	kim.send(cmdSend, chatBody("TALK", f.room.ID, "안녕하세요 @park, 회의는 3시"), "destination:/app/chat/message", "receipt:talk")
-	m := decodeChat(t, lee.expect(cmdMessage))
+	kim.send(stomp.CmdSend, chatBody("TALK", f.room.ID, "안녕하세요 @park, 회의는 3시"), "destination:/app/chat/message", "receipt:talk")
+	m := decodeChat(t, lee.expect(stomp.CmdMessage))
 	if m.Type != "TALK" || m.Sender != "kim" || m.Message != "안녕하세요 @park, 회의는 3시" || m.ID == 0 || !strings.HasSuffix(m.CreatedAt, "Z") {
 		t.Fatalf("TALK %+v: the sender must be the login, with id and createdAt", m)
 	}
 	// kim gets its own messages, then the receipts, in order: the receipt
 	// follows the delivery, which follows the commit.
-	kim.expect(cmdMessage)
-	kim.expect(cmdReceipt)
-	kim.expect(cmdMessage)
-	if r := kim.expect(cmdReceipt); r.Value(hdrReceiptID) != "talk" {
+	kim.expect(stomp.CmdMessage)
+	kim.expect(stomp.CmdReceipt)
+	kim.expect(stomp.CmdMessage)
+	if r := kim.expect(stomp.CmdReceipt); r.Value(stomp.HdrReceiptID) != "talk" {
 		t.Fatalf("receipt %v", r.Headers)
 	}
 	stored, err := f.srv.chat.Messages(context.Background(), f.users["kim"], f.room.ID, 0, 0, 50)
@@ -105,20 +106,20 @@ func TestChatFlow(t *testing.T) {
 
 	// park was away: history over HTTP and since-id, and the notification.
 	park := f.login(t, "park")
-	park.send(cmdSubscribe, "", "id:n", "destination:/user/queue/notifications", "receipt:n")
+	park.send(stomp.CmdSubscribe, "", "id:n", "destination:/user/queue/notifications", "receipt:n")
 	var note map[string]any
-	if err := json.Unmarshal(park.expect(cmdMessage).Body, &note); err != nil || !strings.Contains(fmt.Sprint(note), "회의는 3시") {
+	if err := json.Unmarshal(park.expect(stomp.CmdMessage).Body, &note); err != nil || !strings.Contains(fmt.Sprint(note), "회의는 3시") {
 		t.Fatalf("notification %v %v", note, err)
 	}
-	park.expect(cmdReceipt)
-	park.send(cmdSubscribe, "", "id:room", "destination:"+f.roomDest(), "since-id:0", "receipt:s")
-	if a, b := decodeChat(t, park.expect(cmdMessage)), decodeChat(t, park.expect(cmdMessage)); a.Type != "ENTER" || b.ID != m.ID {
+	park.expect(stomp.CmdReceipt)
+	park.send(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest(), "since-id:0", "receipt:s")
+	if a, b := decodeChat(t, park.expect(stomp.CmdMessage)), decodeChat(t, park.expect(stomp.CmdMessage)); a.Type != "ENTER" || b.ID != m.ID {
 		t.Fatalf("replay %+v %+v", a, b)
 	}
-	park.expect(cmdReceipt)
+	park.expect(stomp.CmdReceipt)
 	// The notification was delivered once: a new subscription gets nothing.
-	park.send(cmdUnsubscribe, "", "id:n")
-	park.roundTrip(cmdSubscribe, "", "id:n2", "destination:/user/queue/notifications")
+	park.send(stomp.CmdUnsubscribe, "", "id:n")
+	park.roundTrip(stomp.CmdSubscribe, "", "id:n2", "destination:/user/queue/notifications")
 }
 
 // TestChatSinceIDNoGapNoDuplicate subscribes with since-id while another
@@ -128,21 +129,21 @@ func TestChatSinceIDNoGapNoDuplicate(t *testing.T) {
 	kim := f.login(t, "kim")
 	const before, during = 30, 200
 	for i := range before {
-		kim.roundTrip(cmdSend, chatBody("TALK", f.room.ID, fmt.Sprint("before ", i)), "destination:/pub/chat/message")
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", f.room.ID, fmt.Sprint("before ", i)), "destination:/pub/chat/message")
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := range during {
-			kim.send(cmdSend, chatBody("TALK", f.room.ID, fmt.Sprint("during ", i)), "destination:/pub/chat/message")
+			kim.send(stomp.CmdSend, chatBody("TALK", f.room.ID, fmt.Sprint("during ", i)), "destination:/pub/chat/message")
 		}
 	}()
 	lee := f.login(t, "lee")
-	lee.send(cmdSubscribe, "", "id:room", "destination:"+f.roomDest(), "since-id:0")
+	lee.send(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest(), "since-id:0")
 	<-done
 	var last int64
 	for i := 0; i < before+during; i++ {
-		m := decodeChat(t, lee.expect(cmdMessage))
+		m := decodeChat(t, lee.expect(stomp.CmdMessage))
 		if m.ID <= last {
 			t.Fatalf("message %d has id %d after %d: duplicate or out of order", i, m.ID, last)
 		}
@@ -156,7 +157,7 @@ func TestChatRefusedSend(t *testing.T) {
 	f := newSTOMPChatFixture(t, "kim")
 	t.Run("subscribed to errors: told there, connection kept, no receipt", func(t *testing.T) {
 		c := f.login(t, "kim")
-		c.roundTrip(cmdSubscribe, "", "id:e", "destination:/user/queue/errors")
+		c.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:/user/queue/errors")
 		tests := []struct{ body, want string }{
 			{"not json", "malformed JSON"},
 			{chatBody("TALK", f.room.ID, ""), "empty message"},
@@ -165,18 +166,18 @@ func TestChatRefusedSend(t *testing.T) {
 			{chatBody("SHOUT", f.room.ID, "hi"), "type must be"},
 		}
 		for i, tt := range tests {
-			c.send(cmdSend, tt.body, "destination:/pub/chat/message", fmt.Sprintf("receipt:r%d", i))
+			c.send(stomp.CmdSend, tt.body, "destination:/pub/chat/message", fmt.Sprintf("receipt:r%d", i))
 			var e refusedSend
-			if err := json.Unmarshal(c.expect(cmdMessage).Body, &e); err != nil || !strings.Contains(e.Error, tt.want) || e.Receipt != fmt.Sprintf("r%d", i) {
+			if err := json.Unmarshal(c.expect(stomp.CmdMessage).Body, &e); err != nil || !strings.Contains(e.Error, tt.want) || e.Receipt != fmt.Sprintf("r%d", i) {
 				t.Fatalf("%q: error %+v %v", tt.body, e, err)
 			}
 		}
-		c.roundTrip(cmdSend, chatBody("TALK", f.room.ID, "still connected"), "destination:/pub/chat/message")
+		c.roundTrip(stomp.CmdSend, chatBody("TALK", f.room.ID, "still connected"), "destination:/pub/chat/message")
 	})
 	t.Run("not subscribed: ERROR and close", func(t *testing.T) {
 		c := f.login(t, "kim")
-		c.send(cmdSend, chatBody("TALK", f.room.ID, ""), "destination:/pub/chat/message", "receipt:x")
-		if e := c.expect(cmdError); e.Value(hdrMessage) != "empty message" || e.Value(hdrReceiptID) != "x" {
+		c.send(stomp.CmdSend, chatBody("TALK", f.room.ID, ""), "destination:/pub/chat/message", "receipt:x")
+		if e := c.expect(stomp.CmdError); e.Value(stomp.HdrMessage) != "empty message" || e.Value(stomp.HdrReceiptID) != "x" {
 			t.Fatalf("ERROR %v", e.Headers)
 		}
 		c.expectClosed()
@@ -209,43 +210,43 @@ func TestChatAuthorization(t *testing.T) {
 				c = f.login(t, tt.who)
 			}
 			c.sendRaw(tt.raw)
-			if e := c.expect(cmdError); !strings.Contains(e.Value(hdrMessage), tt.want) {
-				t.Fatalf("ERROR %q, want %q", e.Value(hdrMessage), tt.want)
+			if e := c.expect(stomp.CmdError); !strings.Contains(e.Value(stomp.HdrMessage), tt.want) {
+				t.Fatalf("ERROR %q, want %q", e.Value(stomp.HdrMessage), tt.want)
 			}
 		})
 	}
 	t.Run("wrong password", func(t *testing.T) {
 		c := dialTCP(t, f.srv.TCPAddr())
-		c.send(cmdConnect, "", "accept-version:1.2", "login:kim", "passcode:guess")
-		if e := c.expect(cmdError); !strings.Contains(e.Value(hdrMessage), "wrong username or password") {
+		c.send(stomp.CmdConnect, "", "accept-version:1.2", "login:kim", "passcode:guess")
+		if e := c.expect(stomp.CmdError); !strings.Contains(e.Value(stomp.HdrMessage), "wrong username or password") {
 			t.Fatalf("ERROR %v", e.Headers)
 		}
 	})
 	t.Run("member reads the private room", func(t *testing.T) {
 		c := f.login(t, "kim")
-		c.roundTrip(cmdSubscribe, "", "id:1", "destination:"+roomDestination(private.ID))
+		c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+roomDestination(private.ID))
 	})
 }
 
 func TestChatPresenceAndTyping(t *testing.T) {
 	f := newSTOMPChatFixture(t, "kim", "lee")
 	lee := f.login(t, "lee")
-	lee.send(cmdSubscribe, "", "id:p", "destination:"+f.roomDest()+presenceSuffix)
-	if p := string(lee.expect(cmdMessage).Body); p != `{"online":[]}` {
+	lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+f.roomDest()+presenceSuffix)
+	if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":[]}` {
 		t.Fatalf("first presence %s", p)
 	}
-	lee.roundTrip(cmdSubscribe, "", "id:t", "destination:"+f.roomDest()+typingSuffix)
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:t", "destination:"+f.roomDest()+typingSuffix)
 	kim := f.login(t, "kim")
-	kim.roundTrip(cmdSubscribe, "", "id:room", "destination:"+f.roomDest())
-	if p := string(lee.expect(cmdMessage).Body); p != `{"online":["kim"]}` {
+	kim.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest())
+	if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":["kim"]}` {
 		t.Fatalf("presence after kim came %s", p)
 	}
-	kim.roundTrip(cmdSend, fmt.Sprintf(`{"roomId":%d}`, f.room.ID), "destination:/pub/chat/typing")
-	if ty := string(lee.expect(cmdMessage).Body); !strings.Contains(ty, `"user":"kim"`) {
+	kim.roundTrip(stomp.CmdSend, fmt.Sprintf(`{"roomId":%d}`, f.room.ID), "destination:/pub/chat/typing")
+	if ty := string(lee.expect(stomp.CmdMessage).Body); !strings.Contains(ty, `"user":"kim"`) {
 		t.Fatalf("typing %s", ty)
 	}
 	kim.close()
-	if p := string(lee.expect(cmdMessage).Body); p != `{"online":[]}` {
+	if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":[]}` {
 		t.Fatalf("presence after kim left %s", p)
 	}
 }
@@ -279,10 +280,10 @@ func TestChatCookieAuthOverWebSocket(t *testing.T) {
 	c := newStompClient(t, func(b []byte) error { return ws.Write(context.Background(), websocket.MessageText, b) },
 		func() { ws.CloseNow() },
 		func() ([]byte, error) { _, b, err := ws.Read(context.Background()); return b, err })
-	if cf := c.connect(); cf.Value(hdrUserName) != "kim" {
+	if cf := c.connect(); cf.Value(stomp.HdrUserName) != "kim" {
 		t.Fatalf("CONNECTED %v", cf.Headers)
 	}
-	c.roundTrip(cmdSubscribe, "", "id:1", "destination:"+f.roomDest())
+	c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+f.roomDest())
 }
 
 func TestChatConcurrentSenders(t *testing.T) {
@@ -295,12 +296,12 @@ func TestChatConcurrentSenders(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				c.send(cmdSend, chatBody("TALK", f.room.ID, fmt.Sprintf("s%d-%d", s, i)), "destination:/pub/chat/message", fmt.Sprintf("receipt:%d", i))
+				c.send(stomp.CmdSend, chatBody("TALK", f.room.ID, fmt.Sprintf("s%d-%d", s, i)), "destination:/pub/chat/message", fmt.Sprintf("receipt:%d", i))
 			}
 		}()
 		defer func() {
 			for i := range each {
-				if r := c.expect(cmdReceipt); r.Value(hdrReceiptID) != fmt.Sprint(i) {
+				if r := c.expect(stomp.CmdReceipt); r.Value(stomp.HdrReceiptID) != fmt.Sprint(i) {
 					t.Errorf("receipt %v", r.Headers)
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"stompbox/internal/stomp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,7 +65,7 @@ const (
 var (
 	errBusClosed       = errors.New("cluster bus closed")
 	errBadBusMessage   = errors.New("cluster bus: malformed message")
-	errQueueNoAnswer   = &stompError{"queue did not answer in time"}
+	errQueueNoAnswer   = stomp.NewError("queue did not answer in time")
 	errBusNoConnection = errors.New("cluster bus: no NATS connection or broker")
 )
 
@@ -351,9 +352,9 @@ func decodeBusMessage(data []byte) (user string, m *message, err error) {
 	if d.bad || n > uint64(len(d.rest))/2 { // each header takes two bytes at least
 		return "", nil, errBadBusMessage
 	}
-	var headers []header
+	var headers []stomp.Header
 	if n > 0 {
-		headers = make([]header, n)
+		headers = make([]stomp.Header, n)
 		for i := range headers {
 			headers[i].Key = d.string()
 			headers[i].Value = d.string()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,26 +94,26 @@ func flush(t testing.TB, nodes ...*clusterNode) {
 
 // messagesUntilSync returns the MESSAGE frames that come before the answer
 // to a sync probe: everything the server had queued for c by then.
-func (c *stompClient) messagesUntilSync() []*frame {
+func (c *stompClient) messagesUntilSync() []*stomp.Frame {
 	c.t.Helper()
 	id := fmt.Sprintf("sync-%d", time.Now().UnixNano())
-	c.send(cmdBegin, "", "transaction:"+id, "receipt:"+id)
-	var msgs []*frame
+	c.send(stomp.CmdBegin, "", "transaction:"+id, "receipt:"+id)
+	var msgs []*stomp.Frame
 	for {
 		f := c.next()
-		if f.Command == cmdReceipt && f.Value(hdrReceiptID) == id {
+		if f.Command == stomp.CmdReceipt && f.Value(stomp.HdrReceiptID) == id {
 			break
 		}
-		if f.Command != cmdMessage {
+		if f.Command != stomp.CmdMessage {
 			c.t.Fatalf("got %s %v while syncing", f.Command, f.Headers)
 		}
 		msgs = append(msgs, f)
 	}
-	c.roundTrip(cmdAbort, "", "transaction:"+id)
+	c.roundTrip(stomp.CmdAbort, "", "transaction:"+id)
 	return msgs
 }
 
-func bodies(msgs []*frame) []string {
+func bodies(msgs []*stomp.Frame) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = string(m.Body)
@@ -143,19 +144,19 @@ func TestClusterBusTopic(t *testing.T) {
 			for _, n := range nodes {
 				c := dialTCP(t, n.addr)
 				c.connect()
-				c.roundTrip(cmdSubscribe, "", "id:s", "destination:"+tt.dest)
+				c.roundTrip(stomp.CmdSubscribe, "", "id:s", "destination:"+tt.dest)
 				subs = append(subs, c)
 			}
 			pub := dialTCP(t, nodes[0].addr)
 			pub.connect()
 			send := func(body string) {
 				if tt.server {
-					if err := nodes[0].b.Publish(tt.dest, []header{{"x-custom", "yes"}}, []byte(body), 0); err != nil {
+					if err := nodes[0].b.Publish(tt.dest, []stomp.Header{{Key: "x-custom", Value: "yes"}}, []byte(body), 0); err != nil {
 						t.Fatal(err)
 					}
 					return
 				}
-				pub.send(cmdSend, body, "destination:"+tt.dest, "x-custom:yes")
+				pub.send(stomp.CmdSend, body, "destination:"+tt.dest, "x-custom:yes")
 			}
 			for i := range count {
 				send(strconv.Itoa(i))
@@ -163,12 +164,12 @@ func TestClusterBusTopic(t *testing.T) {
 			send("end")
 			for i, c := range subs {
 				for want := range count {
-					m := c.expect(cmdMessage)
-					if string(m.Body) != strconv.Itoa(want) || m.Value(hdrDestination) != tt.dest || m.Value("x-custom") != "yes" {
+					m := c.expect(stomp.CmdMessage)
+					if string(m.Body) != strconv.Itoa(want) || m.Value(stomp.HdrDestination) != tt.dest || m.Value("x-custom") != "yes" {
 						t.Fatalf("%s: message %d: %v %q", nodes[i].name, want, m.Headers, m.Body)
 					}
 				}
-				if m := c.expect(cmdMessage); string(m.Body) != "end" { // and nothing twice
+				if m := c.expect(stomp.CmdMessage); string(m.Body) != "end" { // and nothing twice
 					t.Fatalf("%s: after %d messages got %q, want end", nodes[i].name, count, m.Body)
 				}
 			}
@@ -188,18 +189,18 @@ func TestClusterBusQueue(t *testing.T) {
 		for _, n := range nodes[:2] {
 			c := dialTCP(t, n.addr)
 			c.connect()
-			c.roundTrip(cmdSubscribe, "", "id:q", "destination:"+dest)
+			c.roundTrip(stomp.CmdSubscribe, "", "id:q", "destination:"+dest)
 			consumers = append(consumers, c)
 		}
 		flush(t, nodes...)
 		pub := dialTCP(t, nodes[2].addr) // a node without consumers
 		pub.connect()
 		for i := range count - 1 {
-			pub.send(cmdSend, strconv.Itoa(i), "destination:"+dest)
+			pub.send(stomp.CmdSend, strconv.Itoa(i), "destination:"+dest)
 		}
 		// Each SEND returns once a node has the message in its queue, so
 		// with this receipt every message is in some consumer's outbox.
-		pub.roundTrip(cmdSend, strconv.Itoa(count-1), "destination:"+dest)
+		pub.roundTrip(stomp.CmdSend, strconv.Itoa(count-1), "destination:"+dest)
 		seen := make(map[string]int)
 		for i, c := range consumers {
 			got := bodies(c.messagesUntilSync())
@@ -225,13 +226,13 @@ func TestClusterBusQueue(t *testing.T) {
 		pub := dialTCP(t, nodes[0].addr)
 		pub.connect()
 		for _, b := range []string{"one", "two", "three"} {
-			pub.roundTrip(cmdSend, b, "destination:"+dest)
+			pub.roundTrip(stomp.CmdSend, b, "destination:"+dest)
 		}
 		c := dialTCP(t, nodes[1].addr)
 		c.connect()
-		c.send(cmdSubscribe, "", "id:q", "destination:"+dest)
+		c.send(stomp.CmdSubscribe, "", "id:q", "destination:"+dest)
 		for _, want := range []string{"one", "two", "three"} {
-			if m := c.expect(cmdMessage); string(m.Body) != want {
+			if m := c.expect(stomp.CmdMessage); string(m.Body) != want {
 				t.Fatalf("got %q, want %q", m.Body, want)
 			}
 		}
@@ -241,20 +242,20 @@ func TestClusterBusQueue(t *testing.T) {
 		const dest = "/queue/handover"
 		x := dialTCP(t, nodes[1].addr)
 		x.connect()
-		x.roundTrip(cmdSubscribe, "", "id:q", "destination:"+dest, "ack:client-individual")
+		x.roundTrip(stomp.CmdSubscribe, "", "id:q", "destination:"+dest, "ack:client-individual")
 		flush(t, nodes...)
 		pub := dialTCP(t, nodes[0].addr)
 		pub.connect()
-		pub.roundTrip(cmdSend, "job", "destination:"+dest)
-		if m := x.expect(cmdMessage); string(m.Body) != "job" {
+		pub.roundTrip(stomp.CmdSend, "job", "destination:"+dest)
+		if m := x.expect(stomp.CmdMessage); string(m.Body) != "job" {
 			t.Fatalf("got %q", m.Body)
 		}
 		y := dialTCP(t, nodes[2].addr)
 		y.connect()
-		y.roundTrip(cmdSubscribe, "", "id:q", "destination:"+dest)
+		y.roundTrip(stomp.CmdSubscribe, "", "id:q", "destination:"+dest)
 		flush(t, nodes...)
 		x.close() // gone without an ACK: node b has no consumer left
-		if m := y.expect(cmdMessage); string(m.Body) != "job" {
+		if m := y.expect(stomp.CmdMessage); string(m.Body) != "job" {
 			t.Fatalf("got %q", m.Body)
 		}
 	})
@@ -268,12 +269,12 @@ func TestClusterBusUser(t *testing.T) {
 	for _, n := range []*clusterNode{nodes[0], nodes[1], nodes[1]} {
 		c := dialTCP(t, n.addr)
 		c.connect("accept-version:1.2", "login:alice")
-		c.roundTrip(cmdSubscribe, "", "id:n", "destination:/user/queue/notifications")
+		c.roundTrip(stomp.CmdSubscribe, "", "id:n", "destination:/user/queue/notifications")
 		alice = append(alice, c)
 	}
 	bob := dialTCP(t, nodes[0].addr)
 	bob.connect("accept-version:1.2", "login:bob")
-	bob.roundTrip(cmdSubscribe, "", "id:n", "destination:/user/queue/notifications")
+	bob.roundTrip(stomp.CmdSubscribe, "", "id:n", "destination:/user/queue/notifications")
 	checkFor(t, "alice online on node c", func() bool { return nodes[2].b.isOnline("alice") })
 	if nodes[2].b.isOnline("carol") {
 		t.Fatal("carol is online nowhere")
@@ -284,12 +285,12 @@ func TestClusterBusUser(t *testing.T) {
 	nodes[2].b.SendToUser("bob", "/queue/notifications", nil, []byte("for bob"))
 	for i, c := range alice {
 		for _, want := range []string{"for alice", "end"} {
-			if m := c.expect(cmdMessage); string(m.Body) != want || m.Value(hdrDestination) != "/user/queue/notifications" {
+			if m := c.expect(stomp.CmdMessage); string(m.Body) != want || m.Value(stomp.HdrDestination) != "/user/queue/notifications" {
 				t.Fatalf("alice %d: got %v %q, want %q", i, m.Headers, m.Body, want)
 			}
 		}
 	}
-	if m := bob.expect(cmdMessage); string(m.Body) != "for bob" {
+	if m := bob.expect(stomp.CmdMessage); string(m.Body) != "for bob" {
 		t.Fatalf("bob got %q", m.Body)
 	}
 
@@ -323,51 +324,51 @@ func TestClusterBusChatPresence(t *testing.T) {
 			room := fa.roomDest()
 
 			lee := fb.login(t, "lee")
-			lee.send(cmdSubscribe, "", "id:p", "destination:"+room+presenceSuffix)
-			if p := string(lee.expect(cmdMessage).Body); p != `{"online":[]}` {
+			lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+room+presenceSuffix)
+			if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":[]}` {
 				t.Fatalf("first presence %s", p)
 			}
-			lee.roundTrip(cmdSubscribe, "", "id:t", "destination:"+room+typingSuffix)
+			lee.roundTrip(stomp.CmdSubscribe, "", "id:t", "destination:"+room+typingSuffix)
 
 			kim := fa.login(t, "kim")
-			kim.roundTrip(cmdSubscribe, "", "id:room", "destination:"+room)
-			if p := string(lee.expect(cmdMessage).Body); p != `{"online":["kim"]}` {
+			kim.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+room)
+			if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":["kim"]}` {
 				t.Fatalf("presence on b after kim came to a: %s", p)
 			}
 			if !b.b.isOnline("kim") {
 				t.Fatal("kim is not online for node b")
 			}
-			kim.roundTrip(cmdSend, fmt.Sprintf(`{"roomId":%d}`, fa.room.ID), "destination:/pub/chat/typing")
-			if m := lee.expect(cmdMessage); m.Value(hdrSubscription) != "t" || !strings.Contains(string(m.Body), `"user":"kim"`) {
+			kim.roundTrip(stomp.CmdSend, fmt.Sprintf(`{"roomId":%d}`, fa.room.ID), "destination:/pub/chat/typing")
+			if m := lee.expect(stomp.CmdMessage); m.Value(stomp.HdrSubscription) != "t" || !strings.Contains(string(m.Body), `"user":"kim"`) {
 				t.Fatalf("typing on b: %v %s", m.Headers, m.Body)
 			}
 
 			// A stored message is delivered by its node only: the bus must
 			// not carry it, or it would come twice once the log does.
-			lee.send(cmdSubscribe, "", "id:room", "destination:"+room, "receipt:joined")
-			if p := string(lee.expect(cmdMessage).Body); p != `{"online":["kim","lee"]}` {
+			lee.send(stomp.CmdSubscribe, "", "id:room", "destination:"+room, "receipt:joined")
+			if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":["kim","lee"]}` {
 				t.Fatalf("presence after lee came: %s", p)
 			}
-			lee.expect(cmdReceipt)
-			kim.send(cmdSend, chatBody("TALK", fa.room.ID, "stored, not relayed"), "destination:/pub/chat/message", "receipt:posted")
-			if m := kim.expect(cmdMessage); !strings.Contains(string(m.Body), "stored, not relayed") {
+			lee.expect(stomp.CmdReceipt)
+			kim.send(stomp.CmdSend, chatBody("TALK", fa.room.ID, "stored, not relayed"), "destination:/pub/chat/message", "receipt:posted")
+			if m := kim.expect(stomp.CmdMessage); !strings.Contains(string(m.Body), "stored, not relayed") {
 				t.Fatalf("kim got %v %s", m.Headers, m.Body)
 			}
-			kim.expect(cmdReceipt)
-			kim.roundTrip(cmdSend, fmt.Sprintf(`{"roomId":%d}`, fa.room.ID), "destination:/pub/chat/typing")
-			if m := lee.expect(cmdMessage); m.Value(hdrSubscription) != "t" {
+			kim.expect(stomp.CmdReceipt)
+			kim.roundTrip(stomp.CmdSend, fmt.Sprintf(`{"roomId":%d}`, fa.room.ID), "destination:/pub/chat/typing")
+			if m := lee.expect(stomp.CmdMessage); m.Value(stomp.HdrSubscription) != "t" {
 				t.Fatalf("lee got %v %s before the typing that followed it", m.Headers, m.Body)
 			}
 			// And a room takes no plain SEND on any node.
 			rogue := fa.login(t, "kim")
-			rogue.send(cmdSend, "x", "destination:"+room)
-			if f := rogue.expect(cmdError); !strings.Contains(f.Value(hdrMessage), "/pub/chat/message") {
+			rogue.send(stomp.CmdSend, "x", "destination:"+room)
+			if f := rogue.expect(stomp.CmdError); !strings.Contains(f.Value(stomp.HdrMessage), "/pub/chat/message") {
 				t.Fatalf("plain SEND to a room: %v", f.Headers)
 			}
 
 			start := time.Now()
 			tt.leave(a)
-			if p := string(lee.expect(cmdMessage).Body); p != `{"online":["lee"]}` {
+			if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":["lee"]}` {
 				t.Fatalf("presence after node a went: %s", p)
 			}
 			if took := time.Since(start); took > tt.within {
@@ -387,7 +388,7 @@ func TestClusterBusPresenceLateJoiner(t *testing.T) {
 	fa, fb := newSTOMPChatFixture(t, "kim", "lee"), newSTOMPChatFixture(t, "kim", "lee")
 	joinCluster(t, ns, fa.srv.broker, "node-a")
 	kim := fa.login(t, "kim")
-	kim.roundTrip(cmdSubscribe, "", "id:room", "destination:"+fa.roomDest())
+	kim.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+fa.roomDest())
 
 	b := joinCluster(t, ns, fb.srv.broker, "node-b")
 	checkFor(t, "kim online for node b", func() bool { return b.b.isOnline("kim") })
@@ -395,8 +396,8 @@ func TestClusterBusPresenceLateJoiner(t *testing.T) {
 		return slices.Contains(b.bus.remotePresence(fb.roomDest()+presenceSuffix), "kim")
 	})
 	lee := fb.login(t, "lee")
-	lee.send(cmdSubscribe, "", "id:p", "destination:"+fb.roomDest()+presenceSuffix)
-	if p := string(lee.expect(cmdMessage).Body); p != `{"online":["kim"]}` {
+	lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+fb.roomDest()+presenceSuffix)
+	if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":["kim"]}` {
 		t.Fatalf("presence on b: %s", p)
 	}
 }
@@ -429,8 +430,8 @@ func TestClusterBusMessageCodec(t *testing.T) {
 		m    *message
 	}{
 		{"", &message{dest: "/topic/a", body: []byte("x")}},
-		{"alice", &message{dest: "/user/queue/n", headers: []header{{"content-type", "text/plain"}, {"x-k", ""}}, body: nil}},
-		{"", &message{dest: "/queue/é.*>", headers: []header{{"a", strings.Repeat("v", 300)}}, body: []byte("a\x00b")}},
+		{"alice", &message{dest: "/user/queue/n", headers: []stomp.Header{{Key: "content-type", Value: "text/plain"}, {Key: "x-k", Value: ""}}, body: nil}},
+		{"", &message{dest: "/queue/é.*>", headers: []stomp.Header{{Key: "a", Value: strings.Repeat("v", 300)}}, body: []byte("a\x00b")}},
 	}
 	for _, tt := range msgs {
 		enc := appendBusMessage(nil, tt.user, tt.m)
@@ -471,7 +472,7 @@ func TestClusterBusSubjectTokens(t *testing.T) {
 // FuzzClusterBusMessage: decoding never panics, and what decodes encodes
 // back to the same bytes.
 func FuzzClusterBusMessage(f *testing.F) {
-	f.Add(appendBusMessage(nil, "bob", &message{dest: "/user/queue/x", headers: []header{{"k", "v"}}, body: []byte("hi")}))
+	f.Add(appendBusMessage(nil, "bob", &message{dest: "/user/queue/x", headers: []stomp.Header{{Key: "k", Value: "v"}}, body: []byte("hi")}))
 	f.Add([]byte("\x01\x02/a\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		user, m, err := decodeBusMessage(data)

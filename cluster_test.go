@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,13 +110,13 @@ func TestClusterThreeNodes(t *testing.T) {
 	// since-id on the third node: exactly what came after, in order.
 	mid := res.IDs[19]
 	p := clusterLogin(t, n3.TCPAddr(), "park")
-	p.send(cmdSubscribe, "", "id:room", "destination:"+roomDestination(cc.room.ID), "since-id:"+strconv.FormatInt(mid, 10), "receipt:s")
+	p.send(stomp.CmdSubscribe, "", "id:room", "destination:"+roomDestination(cc.room.ID), "since-id:"+strconv.FormatInt(mid, 10), "receipt:s")
 	for _, id := range res.IDs[20:] {
-		if m := decodeChat(t, p.expect(cmdMessage)); m.ID != id {
+		if m := decodeChat(t, p.expect(stomp.CmdMessage)); m.ID != id {
 			t.Fatalf("since-id replay on node 3: got id %d, want %d", m.ID, id)
 		}
 	}
-	p.expect(cmdReceipt)
+	p.expect(stomp.CmdReceipt)
 	// The same page over HTTP, with the token made on node 2.
 	var page []wireMessage
 	if code := apiGet(t, "http://"+n3.HTTPAddr(), token, fmt.Sprintf("/api/rooms/%d/messages?after=%d", cc.room.ID, mid), &page); code != http.StatusOK || len(page) != 20 || page[0].ID != res.IDs[20] {
@@ -182,7 +183,7 @@ func TestClusterNodeKilledMidBurst(t *testing.T) {
 	}
 	dest := roomDestination(r.ID)
 	watcher := clusterLogin(t, b.TCPAddr(), "lee")
-	watcher.roundTrip(cmdSubscribe, "", "id:room", "destination:"+dest)
+	watcher.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+dest)
 
 	const total, killAfter = 120, 40
 	body := func(i int) string { return chatBody("TALK", r.ID, fmt.Sprintf("burst %03d", i)) }
@@ -194,8 +195,8 @@ func TestClusterNodeKilledMidBurst(t *testing.T) {
 	go func() {
 		defer close(reader)
 		for f := range kim.frames { // until the connection ends
-			if f.Command == cmdReceipt {
-				i, _ := strconv.Atoi(strings.TrimPrefix(f.Value(hdrReceiptID), "b-"))
+			if f.Command == stomp.CmdReceipt {
+				i, _ := strconv.Atoi(strings.TrimPrefix(f.Value(stomp.HdrReceiptID), "b-"))
 				receipted[i] = true
 				if len(receipted) == killAfter {
 					child.cmd.Process.Kill() // SIGKILL, mid-burst
@@ -204,7 +205,7 @@ func TestClusterNodeKilledMidBurst(t *testing.T) {
 		}
 	}()
 	for i := range total {
-		if kim.trySend(cmdSend, body(i), "destination:/pub/chat/message", "receipt:b-"+strconv.Itoa(i)) != nil {
+		if kim.trySend(stomp.CmdSend, body(i), "destination:/pub/chat/message", "receipt:b-"+strconv.Itoa(i)) != nil {
 			break // the node died
 		}
 	}
@@ -224,18 +225,18 @@ func TestClusterNodeKilledMidBurst(t *testing.T) {
 	// While the log elects a new leader (if the killed node led it) a
 	// send may be refused: the client tries it again.
 	kim2 := clusterLogin(t, a.TCPAddr(), "kim")
-	kim2.roundTrip(cmdSubscribe, "", "id:e", "destination:/user/queue/errors")
+	kim2.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:/user/queue/errors")
 	for i := range total {
 		if receipted[i] {
 			continue
 		}
 		for attempt := 0; ; attempt++ {
-			kim2.send(cmdSend, body(i), "destination:/pub/chat/message", "receipt:b-"+strconv.Itoa(i))
+			kim2.send(stomp.CmdSend, body(i), "destination:/pub/chat/message", "receipt:b-"+strconv.Itoa(i))
 			f := kim2.nextWithin(2 * publishTimeout)
-			if f.Command == cmdReceipt && f.Value(hdrReceiptID) == "b-"+strconv.Itoa(i) {
+			if f.Command == stomp.CmdReceipt && f.Value(stomp.HdrReceiptID) == "b-"+strconv.Itoa(i) {
 				break
 			}
-			if f.Command != cmdMessage || attempt == 3 {
+			if f.Command != stomp.CmdMessage || attempt == 3 {
 				t.Fatalf("resend %d: %s %v %s", i, f.Command, f.Headers, f.Body)
 			}
 			t.Logf("resend %d refused, trying again: %s", i, f.Body)
@@ -272,7 +273,7 @@ func TestClusterNodeKilledMidBurst(t *testing.T) {
 	// The subscriber on node 2 got each message once, in order.
 	var last int64
 	for i := range total {
-		m := decodeChat(t, watcher.expect(cmdMessage))
+		m := decodeChat(t, watcher.expect(stomp.CmdMessage))
 		if m.Message != fmt.Sprintf("burst %03d", i) || m.ID <= last {
 			t.Fatalf("subscriber on node 2: message %d is %+v (after id %d)", i, m, last)
 		}
@@ -290,14 +291,14 @@ func TestClusterQuorumLost(t *testing.T) {
 	a := cc.nodes[0].server(t)
 	login := loginCookie(t, a, "kim") // signing in is a write too: before the quorum goes
 	kim := clusterLogin(t, a.TCPAddr(), "kim")
-	kim.roundTrip(cmdSubscribe, "", "id:e", "destination:/user/queue/errors")
-	kim.roundTrip(cmdSend, chatBody("TALK", cc.room.ID, "before"), "destination:/pub/chat/message")
+	kim.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:/user/queue/errors")
+	kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, "before"), "destination:/pub/chat/message")
 	cc.stop(cc.nodes[1])
 	cc.stop(cc.nodes[2])
 
-	kim.send(cmdSend, chatBody("TALK", cc.room.ID, "alone"), "destination:/pub/chat/message", "receipt:alone")
+	kim.send(stomp.CmdSend, chatBody("TALK", cc.room.ID, "alone"), "destination:/pub/chat/message", "receipt:alone")
 	f := kim.nextWithin(4 * 3 * time.Second)
-	if f.Command != cmdMessage || !strings.Contains(string(f.Body), "cluster unavailable: message not stored") {
+	if f.Command != stomp.CmdMessage || !strings.Contains(string(f.Body), "cluster unavailable: message not stored") {
 		t.Fatalf("SEND without a quorum: %s %v %s", f.Command, f.Headers, f.Body)
 	}
 	// HTTP: 503 with the same words, as JSON.
@@ -330,8 +331,8 @@ func TestClusterQuorumLost(t *testing.T) {
 	if err := cc.start(cc.nodes[1]); err != nil {
 		t.Fatal(err)
 	}
-	kim.send(cmdSend, chatBody("TALK", cc.room.ID, "together again"), "destination:/pub/chat/message", "receipt:again")
-	if f := kim.nextWithin(2 * publishTimeout); f.Command != cmdReceipt || f.Value(hdrReceiptID) != "again" {
+	kim.send(stomp.CmdSend, chatBody("TALK", cc.room.ID, "together again"), "destination:/pub/chat/message", "receipt:again")
+	if f := kim.nextWithin(2 * publishTimeout); f.Command != stomp.CmdReceipt || f.Value(stomp.HdrReceiptID) != "again" {
 		t.Fatalf("SEND with the quorum back: %s %v %s", f.Command, f.Headers, f.Body)
 	}
 }
@@ -384,7 +385,7 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 	a := cc.nodes[0].server(t)
 	kim := clusterLogin(t, a.TCPAddr(), "kim")
 	for i := range 50 {
-		kim.roundTrip(cmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("early %d", i)), "destination:/pub/chat/message")
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("early %d", i)), "destination:/pub/chat/message")
 	}
 	d := cc.addNode()
 	d.spec.Skew = -time.Hour // its clock is an hour behind the others'
@@ -397,14 +398,14 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 		t.Fatalf("the new node's history (served at once):\n%v\nnode 1's:\n%v", got, want)
 	}
 	lee := clusterLogin(t, dsrv.TCPAddr(), "lee")
-	lee.roundTrip(cmdSubscribe, "", "id:room", "destination:"+roomDestination(cc.room.ID))
-	lee.send(cmdSend, chatBody("TALK", cc.room.ID, "hello from the new node"), "destination:/pub/chat/message", "receipt:h")
-	if m := decodeChat(t, lee.expect(cmdMessage)); m.Message != "hello from the new node" {
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+roomDestination(cc.room.ID))
+	lee.send(stomp.CmdSend, chatBody("TALK", cc.room.ID, "hello from the new node"), "destination:/pub/chat/message", "receipt:h")
+	if m := decodeChat(t, lee.expect(stomp.CmdMessage)); m.Message != "hello from the new node" {
 		t.Fatalf("on the new node: %+v", m)
 	}
-	lee.expect(cmdReceipt)
-	kim.roundTrip(cmdSend, chatBody("TALK", cc.room.ID, "welcome"), "destination:/pub/chat/message")
-	if m := decodeChat(t, lee.expect(cmdMessage)); m.Message != "welcome" || m.Sender != "kim" {
+	lee.expect(stomp.CmdReceipt)
+	kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, "welcome"), "destination:/pub/chat/message")
+	if m := decodeChat(t, lee.expect(stomp.CmdMessage)); m.Message != "welcome" || m.Sender != "kim" {
 		t.Fatalf("on the new node, from node 1: %+v", m)
 	}
 	cc.waitConverged(cc.nodes...)
@@ -441,7 +442,7 @@ func TestClusterNodeRebuildsDamagedStore(t *testing.T) {
 	a := cc.nodes[0].server(t)
 	kim := clusterLogin(t, a.TCPAddr(), "kim")
 	for i := range 20 {
-		kim.roundTrip(cmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("kept %d", i)), "destination:/pub/chat/message")
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("kept %d", i)), "destination:/pub/chat/message")
 	}
 	victim := cc.nodes[2]
 	cc.waitConverged(cc.nodes...)
@@ -456,7 +457,7 @@ func TestClusterNodeRebuildsDamagedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 10 { // two of three nodes go on meanwhile
-		kim.roundTrip(cmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("while away %d", i)), "destination:/pub/chat/message")
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("while away %d", i)), "destination:/pub/chat/message")
 	}
 	if err := cc.start(victim); err != nil {
 		t.Fatal(err)
@@ -475,7 +476,7 @@ func TestClusterNodeRebuildsDamagedStore(t *testing.T) {
 	// Its JetStream copy of the log is back too: with node 2 gone, nodes
 	// 1 and 3 are a quorum.
 	cc.stop(cc.nodes[1])
-	kim.roundTrip(cmdSend, chatBody("TALK", cc.room.ID, "stored by nodes 1 and 3"), "destination:/pub/chat/message")
+	kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, "stored by nodes 1 and 3"), "destination:/pub/chat/message")
 }
 
 // TestClusterWrongSecretRefused starts a node with the wrong route secret,
@@ -553,7 +554,7 @@ func TestClusterExternalNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := clusterLogin(t, srvs[1].TCPAddr(), "kim")
-	c.roundTrip(cmdSend, chatBody("TALK", r.ID, "over an existing NATS"), "destination:/pub/chat/message")
+	c.roundTrip(stomp.CmdSend, chatBody("TALK", r.ID, "over an existing NATS"), "destination:/pub/chat/message")
 	checkFor(t, "the message on node x1", func() bool {
 		h := roomHistory(t, srvs[0], r.ID)
 		return len(h) > 0 && strings.HasSuffix(h[len(h)-1], ":kim:over an existing NATS")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,8 +53,8 @@ func TestSlowConsumerLeavesOthersOnTime(t *testing.T) {
 	for _, c := range []*stompClient{tcpSub, wsSub, pub} {
 		c.connect()
 	}
-	tcpSub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/flood")
-	wsSub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/flood")
+	tcpSub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/flood")
+	wsSub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/flood")
 	checkFor(t, "four sessions", func() bool { return srv.broker.sessionCount() == 4 })
 
 	const n, batch = 1000, 50
@@ -73,7 +74,7 @@ func TestSlowConsumerLeavesOthersOnTime(t *testing.T) {
 			for range n {
 				select {
 				case f, ok := <-r.c.frames:
-					if !ok || f.Command != cmdMessage {
+					if !ok || f.Command != stomp.CmdMessage {
 						return
 					}
 					sent, err := strconv.ParseInt(string(f.Body[:19]), 10, 64)
@@ -91,7 +92,7 @@ func TestSlowConsumerLeavesOthersOnTime(t *testing.T) {
 	var cutAt int64 = -1
 	for i := 0; i < n; i += batch {
 		for range batch {
-			pub.send(cmdSend, fmt.Sprintf("%019d", time.Now().UnixNano())+pad, "destination:/topic/flood")
+			pub.send(stomp.CmdSend, fmt.Sprintf("%019d", time.Now().UnixNano())+pad, "destination:/topic/flood")
 		}
 		want := int64(i + batch)
 		checkFor(t, "the readers to keep up", func() bool {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"stompbox/internal/stomp"
 	"strings"
 	"syscall"
 	"testing"
@@ -197,12 +198,12 @@ func TestCrashKeepsReceiptedMessages(t *testing.T) {
 			for len(inflight) < crashWindow {
 				tok := fmt.Sprintf("crash-%d-%d", cycle, next)
 				next++
-				c.send(cmdSend, fmt.Sprintf(`{"type":"TALK","roomId":%d,"message":%q}`, rm.ID, tok),
+				c.send(stomp.CmdSend, fmt.Sprintf(`{"type":"TALK","roomId":%d,"message":%q}`, rm.ID, tok),
 					"destination:/pub/chat/message", "receipt:"+tok)
 				inflight[tok] = true
 			}
-			f := c.expect(cmdReceipt)
-			tok := f.Value(hdrReceiptID)
+			f := c.expect(stomp.CmdReceipt)
+			tok := f.Value(stomp.HdrReceiptID)
 			if !inflight[tok] {
 				t.Fatalf("receipt for %q, which is not in flight", tok)
 			}
@@ -263,9 +264,9 @@ func errorOrRefusal(t *testing.T, c *stompClient) string {
 	t.Helper()
 	f := c.next()
 	switch f.Command {
-	case cmdError:
-		return "ERROR " + f.Value(hdrMessage)
-	case cmdMessage:
+	case stomp.CmdError:
+		return "ERROR " + f.Value(stomp.HdrMessage)
+	case stomp.CmdMessage:
 		return "MESSAGE " + string(f.Body)
 	}
 	t.Fatalf("got %s %v: a SEND that cannot be stored was acknowledged", f.Command, f.Headers)
@@ -341,14 +342,14 @@ func TestReadOnlyDatabaseRefusesSends(t *testing.T) {
 	// Connect first: with the files immutable even reads fail (WAL readers
 	// write the -shm index), so CONNECT could not look the account up.
 	plain, queued := chatSender(t, srv), chatSender(t, srv)
-	queued.roundTrip(cmdSubscribe, "", "id:e", "destination:/user/queue/errors")
+	queued.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:/user/queue/errors")
 	if err := chattr("+i"); err != nil {
 		t.Skipf("the file system cannot make files immutable here: %v", err)
 	}
 	t.Cleanup(func() { chattr("-i") })
 	t.Run("ERROR without errors queue", func(t *testing.T) {
 		c := plain
-		c.send(cmdSend, body("while read-only 1"), "destination:/pub/chat/message", "receipt:ro-1")
+		c.send(stomp.CmdSend, body("while read-only 1"), "destination:/pub/chat/message", "receipt:ro-1")
 		got := errorOrRefusal(t, c)
 		t.Logf("refusal: %s", got)
 		if got != "ERROR "+publicMessage(errNotStored) {
@@ -358,7 +359,7 @@ func TestReadOnlyDatabaseRefusesSends(t *testing.T) {
 	})
 	t.Run("user queue errors", func(t *testing.T) {
 		c := queued
-		c.send(cmdSend, body("while read-only 2"), "destination:/pub/chat/message", "receipt:ro-2")
+		c.send(stomp.CmdSend, body("while read-only 2"), "destination:/pub/chat/message", "receipt:ro-2")
 		got := errorOrRefusal(t, c)
 		t.Logf("refusal: %s", got)
 		if !strings.HasPrefix(got, "MESSAGE ") || !strings.Contains(got, publicMessage(errNotStored)) || !strings.Contains(got, `"receipt":"ro-2"`) {
@@ -369,7 +370,7 @@ func TestReadOnlyDatabaseRefusesSends(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The connection that was told on /user/queue/errors is still up.
-	queued.roundTrip(cmdSend, body("after recovery"), "destination:/pub/chat/message")
+	queued.roundTrip(stomp.CmdSend, body("after recovery"), "destination:/pub/chat/message")
 	for _, text := range []string{"while read-only 1", "while read-only 2"} {
 		if n := storedCount(t, srv, room, text); n != 0 {
 			t.Errorf("%q stored %d times although it was refused", text, n)
@@ -398,7 +399,7 @@ func TestDiskFullRefusesSends(t *testing.T) {
 	})
 	srv, room := storeFaultFixture(t, filepath.Join(mnt, "data"))
 	c := chatSender(t, srv) // before the disk fills: CONNECT reads the account
-	c.roundTrip(cmdSubscribe, "", "id:e", "destination:/user/queue/errors")
+	c.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:/user/queue/errors")
 	filler := filepath.Join(mnt, "filler")
 	f, err := os.Create(filler)
 	if err != nil {
@@ -421,16 +422,16 @@ func TestDiskFullRefusesSends(t *testing.T) {
 	var first string
 	for i := 0; i < 200 && refused == 0; i++ {
 		text := fmt.Sprintf("while full %d %s", i, strings.Repeat("x", 1000))
-		c.send(cmdSend, body(text), "destination:/pub/chat/message", "receipt:full")
+		c.send(stomp.CmdSend, body(text), "destination:/pub/chat/message", "receipt:full")
 		f := c.next()
 		switch f.Command {
-		case cmdReceipt:
+		case stomp.CmdReceipt:
 			if storedCount(t, srv, room, text) != 1 {
 				t.Fatalf("receipted %d but not stored", i)
 			}
-		case cmdError:
+		case stomp.CmdError:
 			t.Fatalf("ERROR %v although the sender listens on /user/queue/errors", f.Headers)
-		case cmdMessage:
+		case stomp.CmdMessage:
 			refused++
 			first = "MESSAGE " + string(f.Body)
 			if !strings.Contains(first, publicMessage(errNotStored)) {
@@ -448,7 +449,7 @@ func TestDiskFullRefusesSends(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	c.roundTrip(cmdSend, body("after freeing space"), "destination:/pub/chat/message")
+	c.roundTrip(stomp.CmdSend, body("after freeing space"), "destination:/pub/chat/message")
 	if n := storedCount(t, srv, room, "after freeing space"); n != 1 {
 		t.Fatalf("after freeing space: stored %d times", n)
 	}

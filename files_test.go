@@ -16,6 +16,7 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 )
@@ -492,24 +493,24 @@ func TestAttachmentsOverSTOMP(t *testing.T) {
 	f := newSTOMPChatFixture(t, "kim", "lee")
 	ctx := context.Background()
 	lee := f.login(t, "lee")
-	lee.roundTrip(cmdSubscribe, "", "id:room", "destination:"+f.roomDest())
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest())
 	kim := f.login(t, "kim")
 	up, err := f.srv.files.Upload(ctx, f.users["kim"], f.room.ID, "a.png", bytes.NewReader(pngBytes(t, 10, 10)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := json.Marshal(map[string]any{"type": "TALK", "roomId": f.room.ID, "message": "", "attachments": []any{up.attachment()}})
-	kim.roundTrip(cmdSend, string(body), "destination:/pub/chat/message")
-	kim.roundTrip(cmdSend, chatBody("TALK", f.room.ID, "plain"), "destination:/pub/chat/message")
+	kim.roundTrip(stomp.CmdSend, string(body), "destination:/pub/chat/message")
+	kim.roundTrip(stomp.CmdSend, chatBody("TALK", f.room.ID, "plain"), "destination:/pub/chat/message")
 
 	var got storedMessage
-	if err := json.Unmarshal(lee.expect(cmdMessage).Body, &got); err != nil {
+	if err := json.Unmarshal(lee.expect(stomp.CmdMessage).Body, &got); err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Attachments) != 1 || got.Attachments[0] != up.attachment() {
 		t.Errorf("attachments %+v, want %+v", got.Attachments, up.attachment())
 	}
-	plain := lee.expect(cmdMessage).Body
+	plain := lee.expect(stomp.CmdMessage).Body
 	var keys map[string]any
 	json.Unmarshal(plain, &keys)
 	if _, ok := keys["attachments"]; ok || len(keys) != 6 {

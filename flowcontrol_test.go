@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"stompbox/internal/stomp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,8 +75,8 @@ func flood(c *stompClient, dest string, n int) <-chan error {
 func expectFloodReceipts(t *testing.T, c *stompClient, n int) {
 	t.Helper()
 	for i := range n {
-		f := c.expect(cmdReceipt)
-		if got, want := f.Value(hdrReceiptID), fmt.Sprint("r", i); got != want {
+		f := c.expect(stomp.CmdReceipt)
+		if got, want := f.Value(stomp.HdrReceiptID), fmt.Sprint("r", i); got != want {
 			t.Fatalf("receipt %d: %q, want %q", i, got, want)
 		}
 	}
@@ -112,7 +113,7 @@ func TestFlowControlThousandSends(t *testing.T) {
 		sub.connect()
 		pub.connect()
 		dest := "/topic/flood-" + transport
-		sub.roundTrip(cmdSubscribe, "", "id:1", "destination:"+dest)
+		sub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+dest)
 		floods++
 		go func() {
 			elapsed, err := floodAndCheck(pub, sub, dest)
@@ -145,7 +146,7 @@ const floodTimeout = 30 * time.Second
 
 // nextFrame is stompClient.next for goroutines other than the test's: it
 // returns an error instead of failing the test.
-func nextFrame(c *stompClient) (*frame, error) {
+func nextFrame(c *stompClient) (*stomp.Frame, error) {
 	select {
 	case f, ok := <-c.frames:
 		if !ok {
@@ -169,7 +170,7 @@ func floodAndCheck(pub, sub *stompClient, dest string) (time.Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("waiting for receipt %d: %w", i, err)
 		}
-		if f.Command != cmdReceipt || f.Value(hdrReceiptID) != fmt.Sprint("r", i) {
+		if f.Command != stomp.CmdReceipt || f.Value(stomp.HdrReceiptID) != fmt.Sprint("r", i) {
 			return 0, fmt.Errorf("frame %d: %s %v %q, want RECEIPT r%d", i, f.Command, f.Headers, f.Body, i)
 		}
 	}
@@ -189,7 +190,7 @@ func floodAndCheck(pub, sub *stompClient, dest string) (time.Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("subscriber, message %d: %w", i, err)
 		}
-		if f.Command != cmdMessage || string(f.Body) != want {
+		if f.Command != stomp.CmdMessage || string(f.Body) != want {
 			return 0, fmt.Errorf("subscriber, message %d: %s %q, want %q", i, f.Command, f.Body, want)
 		}
 	}
@@ -269,7 +270,7 @@ func TestFlowControlHeldStillReceives(t *testing.T) {
 		}
 	}()
 	defer close(stopBeats)
-	held.roundTrip(cmdSubscribe, "", "id:other", "destination:/topic/other")
+	held.roundTrip(stomp.CmdSubscribe, "", "id:other", "destination:/topic/other")
 	other := dialTCP(t, srv.TCPAddr())
 	other.connect()
 
@@ -277,17 +278,17 @@ func TestFlowControlHeldStillReceives(t *testing.T) {
 	expectFloodReceipts(t, held, 2) // the burst
 	beatsBefore := beats.Load()
 	for i := range 3 {
-		other.roundTrip(cmdSend, fmt.Sprint("to the held one ", i), "destination:/topic/other")
+		other.roundTrip(stomp.CmdSend, fmt.Sprint("to the held one ", i), "destination:/topic/other")
 	}
 	// The held SENDs come due one a second, the last after about 4 s; the
 	// deliveries of other's messages must not wait for them.
 	var messages []string
 	for next := 2; next < 6; {
 		switch f := held.next(); f.Command {
-		case cmdMessage:
+		case stomp.CmdMessage:
 			messages = append(messages, string(f.Body))
-		case cmdReceipt:
-			if got, want := f.Value(hdrReceiptID), fmt.Sprint("r", next); got != want {
+		case stomp.CmdReceipt:
+			if got, want := f.Value(stomp.HdrReceiptID), fmt.Sprint("r", next); got != want {
 				t.Fatalf("receipt %q, want %q", got, want)
 			}
 			next++
@@ -304,7 +305,7 @@ func TestFlowControlHeldStillReceives(t *testing.T) {
 	if err := <-written; err != nil {
 		t.Fatal(err)
 	}
-	held.roundTrip(cmdSend, "after", "destination:/topic/held") // the connection is still open
+	held.roundTrip(stomp.CmdSend, "after", "destination:/topic/held") // the connection is still open
 }
 
 // heldConnectionBytes is the most heap one connection held back by its
@@ -312,7 +313,7 @@ func TestFlowControlHeldStillReceives(t *testing.T) {
 // parsed and the frame it holds, each bounded by -max-frame. It costs no
 // goroutine: the reader that waits is the connection's own. README and
 // docs/benchmarks.md quote these figures.
-const heldConnectionBytes = 2 * defaultMaxFrame
+const heldConnectionBytes = 2 * stomp.DefaultMaxFrame
 
 // TestFlowControlFiftyHeld: 50 connections held back at once add no
 // goroutine and no more heap than heldConnectionBytes each, and all of them
@@ -424,8 +425,8 @@ func TestLoginStormBusy(t *testing.T) {
 	gate.maxQueue = 0 // and no room to wait
 
 	c := dialTCP(t, srv.TCPAddr())
-	c.send(cmdConnect, "", "accept-version:1.2", "login:kim", "passcode:"+testPassword)
-	if e := c.expect(cmdError); e.Value(hdrMessage) != "server busy, retry" {
+	c.send(stomp.CmdConnect, "", "accept-version:1.2", "login:kim", "passcode:"+testPassword)
+	if e := c.expect(stomp.CmdError); e.Value(stomp.HdrMessage) != "server busy, retry" {
 		t.Fatalf("CONNECT: ERROR %v", e.Headers)
 	}
 	status, h, body := httpAs(t, srv, "", "POST", "/api/login", `{"username":"kim","password":"`+testPassword+`"}`)
@@ -451,7 +452,7 @@ func TestFlowControlSockJSSendsInTurn(t *testing.T) {
 	})
 	sub := dialTCP(t, srv.TCPAddr())
 	sub.connect()
-	sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/turns")
+	sub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/turns")
 
 	base := sockjsSessionURL(sockjsBase(srv), "")
 	post := func(path string, msgs ...string) (int, string, error) {
@@ -513,7 +514,7 @@ func TestFlowControlSockJSSendsInTurn(t *testing.T) {
 		answered <- fmt.Sprint("second ", code, " ", err)
 	}()
 	for i := range 10 {
-		if m := sub.expect(cmdMessage); string(m.Body) != fmt.Sprint(i) {
+		if m := sub.expect(stomp.CmdMessage); string(m.Body) != fmt.Sprint(i) {
 			t.Fatalf("message %d: %q", i, m.Body)
 		}
 	}

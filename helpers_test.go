@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 	"time"
@@ -127,15 +128,15 @@ type stompClient struct {
 	t      testing.TB
 	write  func([]byte) error
 	close  func()
-	frames chan *frame
+	frames chan *stomp.Frame
 	done   chan error // the read error that ended the connection
-	ver    version
+	ver    stomp.Version
 }
 
 func newStompClient(t testing.TB, write func([]byte) error, closeFn func(), read func() ([]byte, error)) *stompClient {
-	c := &stompClient{t: t, write: write, close: closeFn, frames: make(chan *frame, 100000), done: make(chan error, 1), ver: v12}
-	p := newFrameParser(frameLimits{MaxFrame: 16 << 20, MaxHeaders: 1000, MaxHeaderLine: 1 << 20})
-	p.commands = serverCommands
+	c := &stompClient{t: t, write: write, close: closeFn, frames: make(chan *stomp.Frame, 100000), done: make(chan error, 1), ver: stomp.V12}
+	p := stomp.NewParser(stomp.Limits{MaxFrame: 16 << 20, MaxHeaders: 1000, MaxHeaderLine: 1 << 20})
+	p.Commands = stomp.ServerCommands
 	go func() {
 		defer close(c.frames)
 		for {
@@ -154,9 +155,9 @@ func newStompClient(t testing.TB, write func([]byte) error, closeFn func(), read
 				if f == nil {
 					break
 				}
-				if f.Command == cmdConnected {
-					if v := f.Value(hdrVersion); v != "" {
-						p.version = map[string]version{"1.0": v10, "1.1": v11, "1.2": v12}[v]
+				if f.Command == stomp.CmdConnected {
+					if v := f.Value(stomp.HdrVersion); v != "" {
+						p.Version = map[string]stomp.Version{"1.0": stomp.V10, "1.1": stomp.V11, "1.2": stomp.V12}[v]
 					}
 				}
 				c.frames <- f
@@ -223,23 +224,23 @@ func (c *stompClient) send(cmd string, body string, headers ...string) {
 // trySend is send that returns the write's error instead of failing the
 // test: the server may be gone (a killed cluster node).
 func (c *stompClient) trySend(cmd, body string, headers ...string) error {
-	f := &frame{Command: cmd, Body: []byte(body)}
+	f := &stomp.Frame{Command: cmd, Body: []byte(body)}
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ":")
 		f.Add(k, v)
 	}
-	return c.write(appendFrame(nil, f, c.ver))
+	return c.write(stomp.AppendFrame(nil, f, c.ver))
 }
 
 // next returns the next frame, failing the test if none comes in time.
-func (c *stompClient) next() *frame {
+func (c *stompClient) next() *stomp.Frame {
 	c.t.Helper()
 	return c.nextWithin(testTimeout)
 }
 
 // nextWithin is next with another wait: a cluster's write may wait out a
 // leader election (publishTimeout) before it is answered.
-func (c *stompClient) nextWithin(d time.Duration) *frame {
+func (c *stompClient) nextWithin(d time.Duration) *stomp.Frame {
 	c.t.Helper()
 	select {
 	case f, ok := <-c.frames:
@@ -254,11 +255,11 @@ func (c *stompClient) nextWithin(d time.Duration) *frame {
 }
 
 // expect returns the next frame and fails unless it has the command.
-func (c *stompClient) expect(cmd string) *frame {
+func (c *stompClient) expect(cmd string) *stomp.Frame {
 	c.t.Helper()
 	f := c.next()
 	if f.Command != cmd {
-		c.t.Fatalf("got %s %v %q, want %s", f.Command, f.Headers, truncate(string(f.Body), 200), cmd)
+		c.t.Fatalf("got %s %v %q, want %s", f.Command, f.Headers, stomp.Truncate(string(f.Body), 200), cmd)
 	}
 	return f
 }
@@ -280,14 +281,14 @@ func (c *stompClient) expectClosed() {
 }
 
 // connect sends CONNECT (1.2 unless headers say otherwise) and returns CONNECTED.
-func (c *stompClient) connect(headers ...string) *frame {
+func (c *stompClient) connect(headers ...string) *stomp.Frame {
 	c.t.Helper()
 	if len(headers) == 0 {
 		headers = []string{"accept-version:1.2", "host:stompbox", "heart-beat:0,0"}
 	}
-	c.send(cmdConnect, "", headers...)
-	f := c.expect(cmdConnected)
-	c.ver = map[string]version{"1.0": v10, "1.1": v11, "1.2": v12}[f.Value(hdrVersion)]
+	c.send(stomp.CmdConnect, "", headers...)
+	f := c.expect(stomp.CmdConnected)
+	c.ver = map[string]stomp.Version{"1.0": stomp.V10, "1.1": stomp.V11, "1.2": stomp.V12}[f.Value(stomp.HdrVersion)]
 	return f
 }
 
@@ -297,16 +298,16 @@ func (c *stompClient) roundTrip(cmd, body string, headers ...string) {
 	c.t.Helper()
 	id := fmt.Sprintf("r%d", time.Now().UnixNano())
 	c.send(cmd, body, append(headers, "receipt:"+id)...)
-	f := c.expect(cmdReceipt)
-	if got := f.Value(hdrReceiptID); got != id {
+	f := c.expect(stomp.CmdReceipt)
+	if got := f.Value(stomp.HdrReceiptID); got != id {
 		c.t.Fatalf("receipt-id %q, want %q", got, id)
 	}
 }
 
 // sync makes sure every frame the server sent before now has arrived.
 func (c *stompClient) sync() {
-	c.roundTrip(cmdBegin+"", "", "transaction:sync-probe")
-	c.roundTrip(cmdAbort, "", "transaction:sync-probe")
+	c.roundTrip(stomp.CmdBegin+"", "", "transaction:sync-probe")
+	c.roundTrip(stomp.CmdAbort, "", "transaction:sync-probe")
 }
 
 // goroutineBaseline returns the goroutine count once it has settled.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"stompbox/internal/stomp"
 	"strings"
 	"sync"
 	"testing"
@@ -120,7 +121,7 @@ func TestLimitsMaxMessage(t *testing.T) {
 	token := newTestToken(t, srv, kim)
 	c := dialTCP(t, srv.TCPAddr())
 	c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
-	c.roundTrip(cmdSubscribe, "", "id:e", "destination:"+chatErrorsDest)
+	c.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:"+chatErrorsDest)
 	const wantText = "message too long: at most 10 characters"
 
 	fits, tooLong := strings.Repeat("말", limit), strings.Repeat("말", limit+1)
@@ -139,16 +140,16 @@ func TestLimitsMaxMessage(t *testing.T) {
 			switch tt.via {
 			case "stomp":
 				receipt := fmt.Sprintf("m%d", i)
-				c.send(cmdSend, chatBody(msgTalk, rm.ID, tt.text), "destination:/pub/chat/message", "receipt:"+receipt)
+				c.send(stomp.CmdSend, chatBody(msgTalk, rm.ID, tt.text), "destination:/pub/chat/message", "receipt:"+receipt)
 				f := c.next()
 				if tt.ok {
-					if f.Command != cmdReceipt {
+					if f.Command != stomp.CmdReceipt {
 						t.Fatalf("got %s %q, want RECEIPT", f.Command, f.Body)
 					}
 					return
 				}
 				var e refusedSend
-				if f.Command != cmdMessage || json.Unmarshal(f.Body, &e) != nil {
+				if f.Command != stomp.CmdMessage || json.Unmarshal(f.Body, &e) != nil {
 					t.Fatalf("got %s %q, want a refusal on %s", f.Command, f.Body, chatErrorsDest)
 				}
 				if e.Error != wantText || e.Status != http.StatusRequestEntityTooLarge || e.Receipt != receipt {
@@ -298,33 +299,33 @@ func TestLimitsUserSubscriptions(t *testing.T) {
 	count := func() int { return srv.broker.userSubCount("kim") }
 
 	a, b := login("kim"), login("kim")
-	a.roundTrip(cmdSubscribe, "", "id:1", "destination:"+roomDestination(rm.ID))
-	a.roundTrip(cmdSubscribe, "", "id:2", "destination:/topic/a")
-	b.roundTrip(cmdSubscribe, "", "id:1", "destination:"+chatErrorsDest)
+	a.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+roomDestination(rm.ID))
+	a.roundTrip(stomp.CmdSubscribe, "", "id:2", "destination:/topic/a")
+	b.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chatErrorsDest)
 	if got := count(); got != 3 {
 		t.Fatalf("kim holds %d subscriptions, want 3", got)
 	}
-	b.send(cmdSubscribe, "", "id:2", "destination:/topic/b", "receipt:over")
-	if e := b.expect(cmdError); !strings.Contains(e.Value(hdrMessage), "too many subscriptions for this user") {
-		t.Fatalf("ERROR %q", e.Value(hdrMessage))
+	b.send(stomp.CmdSubscribe, "", "id:2", "destination:/topic/b", "receipt:over")
+	if e := b.expect(stomp.CmdError); !strings.Contains(e.Value(stomp.HdrMessage), "too many subscriptions for this user") {
+		t.Fatalf("ERROR %q", e.Value(stomp.HdrMessage))
 	}
 	b.expectClosed()
 	checkFor(t, "b's subscription given back", func() bool { return count() == 2 })
 
 	lee := login("lee") // another user has an allowance of their own
 	for i := range 3 {
-		lee.roundTrip(cmdSubscribe, "", fmt.Sprintf("id:%d", i), fmt.Sprintf("destination:/topic/l%d", i))
+		lee.roundTrip(stomp.CmdSubscribe, "", fmt.Sprintf("id:%d", i), fmt.Sprintf("destination:/topic/l%d", i))
 	}
 
-	a.roundTrip(cmdUnsubscribe, "", "id:2")
+	a.roundTrip(stomp.CmdUnsubscribe, "", "id:2")
 	if got := count(); got != 1 {
 		t.Fatalf("after UNSUBSCRIBE kim holds %d, want 1", got)
 	}
 
 	// A subscription the room check refuses gives its slot back, too.
 	c := login("kim")
-	c.send(cmdSubscribe, "", "id:x", "destination:"+roomDestination(rm.ID+1000))
-	c.expect(cmdError)
+	c.send(stomp.CmdSubscribe, "", "id:x", "destination:"+roomDestination(rm.ID+1000))
+	c.expect(stomp.CmdError)
 	c.expectClosed()
 	checkFor(t, "the refused subscription's slot given back", func() bool { return count() == 1 })
 
@@ -391,7 +392,7 @@ func TestRateHTTPPosts(t *testing.T) {
 	// then is stored and receipted.
 	c := dialTCP(t, srv.TCPAddr())
 	c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
-	c.roundTrip(cmdSend, chatBody(msgTalk, rm.ID, "via stomp"), "destination:/pub/chat/message")
+	c.roundTrip(stomp.CmdSend, chatBody(msgTalk, rm.ID, "via stomp"), "destination:/pub/chat/message")
 	clockMu.Lock()
 	held := slept
 	clockMu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"runtime/debug"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,14 +285,14 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (*benchR
 
 // connectFrame is the CONNECT every scenario sends: STOMP 1.2, no
 // heart-beats (an idle connection must cost only its resting state).
-func (c *benchConfig) connectFrame() *frame {
-	f := &frame{Command: cmdConnect}
-	f.Add(hdrAcceptVersion, "1.2")
-	f.Add(hdrHost, c.VHost)
-	f.Add(hdrHeartBeat, "0,0")
+func (c *benchConfig) connectFrame() *stomp.Frame {
+	f := &stomp.Frame{Command: stomp.CmdConnect}
+	f.Add(stomp.HdrAcceptVersion, "1.2")
+	f.Add(stomp.HdrHost, c.VHost)
+	f.Add(stomp.HdrHeartBeat, "0,0")
 	if c.Login != "" {
-		f.Add(hdrLogin, c.Login)
-		f.Add(hdrPasscode, c.Passcode)
+		f.Add(stomp.HdrLogin, c.Login)
+		f.Add(stomp.HdrPasscode, c.Passcode)
 	}
 	return f
 }
@@ -335,7 +336,7 @@ func (m *serverMeter) report(r *benchReport) procStats {
 // dialMany opens n connections with at most benchDialParallel at once and
 // calls setup on each (subscribe, say). It returns the connections that
 // succeeded, indexed by number (nil where one failed), and the first error.
-func dialMany(ctx context.Context, d *dialer, n int, cookie func(i int) string, connect *frame, setup func(i int, c *benchConn) error) ([]*benchConn, int, error) {
+func dialMany(ctx context.Context, d *dialer, n int, cookie func(i int) string, connect *stomp.Frame, setup func(i int, c *benchConn) error) ([]*benchConn, int, error) {
 	conns := make([]*benchConn, n)
 	var (
 		wg       sync.WaitGroup
@@ -381,8 +382,8 @@ func dialMany(ctx context.Context, d *dialer, n int, cookie func(i int) string, 
 
 // subscribe sends SUBSCRIBE with a receipt and waits for the RECEIPT, on
 // a connection whose reader has not started yet.
-func subscribe(ctx context.Context, c *benchConn, id, dest string, extra ...header) error {
-	f := &frame{Command: cmdSubscribe, Headers: append([]header{{hdrID, id}, {hdrDestination, dest}, {hdrAck, "auto"}, {hdrReceipt, "sub-" + id}}, extra...)}
+func subscribe(ctx context.Context, c *benchConn, id, dest string, extra ...stomp.Header) error {
+	f := &stomp.Frame{Command: stomp.CmdSubscribe, Headers: append([]stomp.Header{{Key: stomp.HdrID, Value: id}, {Key: stomp.HdrDestination, Value: dest}, {Key: stomp.HdrAck, Value: "auto"}, {Key: stomp.HdrReceipt, Value: "sub-" + id}}, extra...)}
 	if err := c.write(ctx, f); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
@@ -392,10 +393,10 @@ func subscribe(ctx context.Context, c *benchConn, id, dest string, extra ...head
 			return fmt.Errorf("subscribe: %w", err)
 		}
 		switch f.Command {
-		case cmdReceipt:
+		case stomp.CmdReceipt:
 			return nil
-		case cmdError:
-			return fmt.Errorf("subscribe refused: %s", f.Value(hdrMessage))
+		case stomp.CmdError:
+			return fmt.Errorf("subscribe refused: %s", f.Value(stomp.HdrMessage))
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"stompbox/internal/stomp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,7 @@ type benchTransport interface {
 type benchConn struct {
 	t    benchTransport
 	wmu  sync.Mutex // serializes send
-	p    *frameParser
+	p    *stomp.Parser
 	pend []byte // the rest of the last chunk received, not yet scanned (see next); reader only
 	buf  []byte // encode buffer, guarded by wmu
 }
@@ -103,7 +104,7 @@ func (d *dialer) closeIdle() {
 // dial opens connection number i (which picks its source address) and
 // completes the STOMP CONNECT. cookie, if set, is sent with every HTTP
 // request, as a browser sends the session cookie.
-func (d *dialer) dial(ctx context.Context, i int, cookie string, connect *frame) (*benchConn, error) {
+func (d *dialer) dial(ctx context.Context, i int, cookie string, connect *stomp.Frame) (*benchConn, error) {
 	var t benchTransport
 	var err error
 	switch d.transport {
@@ -119,8 +120,8 @@ func (d *dialer) dial(ctx context.Context, i int, cookie string, connect *frame)
 	if err != nil {
 		return nil, err
 	}
-	p := newFrameParser(frameLimits{MaxFrame: benchReadLimit, MaxHeaders: defaultMaxHeaders, MaxHeaderLine: defaultMaxHeaderLine})
-	p.commands = serverCommands
+	p := stomp.NewParser(stomp.Limits{MaxFrame: benchReadLimit, MaxHeaders: stomp.DefaultMaxHeaders, MaxHeaderLine: stomp.DefaultMaxHeaderLine})
+	p.Commands = stomp.ServerCommands
 	c := &benchConn{t: t, p: p}
 	if err := c.write(ctx, connect); err != nil {
 		c.t.close()
@@ -131,11 +132,11 @@ func (d *dialer) dial(ctx context.Context, i int, cookie string, connect *frame)
 		c.t.close()
 		return nil, fmt.Errorf("read CONNECTED: %w", err)
 	}
-	if f.Command != cmdConnected {
+	if f.Command != stomp.CmdConnected {
 		c.t.close()
-		return nil, fmt.Errorf("connect refused: %s %s", f.Value(hdrMessage), truncate(string(f.Body), 200))
+		return nil, fmt.Errorf("connect refused: %s %s", f.Value(stomp.HdrMessage), stomp.Truncate(string(f.Body), 200))
 	}
-	p.version = v12
+	p.Version = stomp.V12
 	return c, nil
 }
 
@@ -152,10 +153,10 @@ func sockjsSessionPath(prefix string) string {
 }
 
 // write encodes and sends one frame.
-func (c *benchConn) write(ctx context.Context, f *frame) error {
+func (c *benchConn) write(ctx context.Context, f *stomp.Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.buf = appendFrame(c.buf[:0], f, v12)
+	c.buf = stomp.AppendFrame(c.buf[:0], f, stomp.V12)
 	return c.t.send(ctx, c.buf)
 }
 
@@ -163,7 +164,7 @@ func (c *benchConn) write(ctx context.Context, f *frame) error {
 // once rather than at a SockJS timeout) and closes the transport.
 func (c *benchConn) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	c.write(ctx, &frame{Command: cmdDisconnect})
+	c.write(ctx, &stomp.Frame{Command: stomp.CmdDisconnect})
 	cancel()
 	c.t.close()
 }
@@ -348,7 +349,7 @@ func appendSockJSPayload(dst, b []byte) ([]byte, error) {
 		}
 		return out, nil
 	}
-	return dst, fmt.Errorf("unknown sockjs frame %q", truncate(string(b), 40))
+	return dst, fmt.Errorf("unknown sockjs frame %q", stomp.Truncate(string(b), 40))
 }
 
 var errJSONStrings = errors.New("not a JSON array of strings")

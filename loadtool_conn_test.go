@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -90,10 +91,10 @@ func TestJSONPlain8(t *testing.T) {
 // fan-out reads: an array of 16 MESSAGE frames with 256-byte bodies, as
 // the server escapes them.
 func BenchmarkAppendJSONStrings(b *testing.B) {
-	m := &message{dest: "/topic/bench", headers: []header{{"bench-seq", "12345"}, {"bench-ts", "1764496800000000000"}}, body: bytes.Repeat([]byte("x"), 256)}
+	m := &message{dest: "/topic/bench", headers: []stomp.Header{{Key: "bench-seq", Value: "12345"}, {Key: "bench-ts", Value: "1764496800000000000"}}, body: bytes.Repeat([]byte("x"), 256)}
 	s := &session{idStr: "k3"}
 	var frame []byte
-	frame = s.encode(frame, &outItem{sub: &subscription{sess: s, id: "0"}, msg: m, seq: 7}, v12)
+	frame = s.encode(frame, &outItem{sub: &subscription{sess: s, id: "0"}, msg: m, seq: 7}, stomp.V12)
 	arr := []byte{'['}
 	for i := range 16 {
 		if i > 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"stompbox/internal/stomp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -181,9 +182,9 @@ func (s *fanoutSub) readLoop(ctx context.Context, key int, hist *shardedHist) {
 		}
 		now := time.Now()
 		switch f.command {
-		case cmdMessage:
-		case cmdError:
-			s.err = fmt.Errorf("server ERROR: %s", f.full.Value(hdrMessage))
+		case stomp.CmdMessage:
+		case stomp.CmdError:
+			s.err = fmt.Errorf("server ERROR: %s", f.full.Value(stomp.HdrMessage))
 			s.dead.Store(true)
 			return
 		default:
@@ -218,16 +219,16 @@ func publishFanout(ctx context.Context, cfg benchConfig, pub *benchConn, subs []
 				return
 			}
 			switch f.Command {
-			case cmdReceipt:
+			case stomp.CmdReceipt:
 				receipts <- nil
-			case cmdError:
-				receipts <- fmt.Errorf("server ERROR: %s", f.Value(hdrMessage))
+			case stomp.CmdError:
+				receipts <- fmt.Errorf("server ERROR: %s", f.Value(stomp.HdrMessage))
 				return
 			}
 		}
 	}()
 	body := bytes.Repeat([]byte("x"), cfg.Size)
-	f := &frame{Command: cmdSend, Body: body}
+	f := &stomp.Frame{Command: stomp.CmdSend, Body: body}
 	start := time.Now()
 	outstanding := 0
 	minGot := int64(0)
@@ -250,14 +251,14 @@ func publishFanout(ctx context.Context, cfg benchConfig, pub *benchConn, subs []
 			}
 		}
 		f.Headers = append(f.Headers[:0],
-			header{hdrDestination, cfg.Dest},
-			header{hdrBenchSeq, strconv.Itoa(i)},
-			header{hdrBenchTS, strconv.FormatInt(time.Now().UnixNano(), 10)},
-			header{hdrContentType, "text/plain"},
+			stomp.Header{Key: stomp.HdrDestination, Value: cfg.Dest},
+			stomp.Header{Key: hdrBenchSeq, Value: strconv.Itoa(i)},
+			stomp.Header{Key: hdrBenchTS, Value: strconv.FormatInt(time.Now().UnixNano(), 10)},
+			stomp.Header{Key: stomp.HdrContentType, Value: "text/plain"},
 		)
 		withReceipt := (i+1)%cfg.Window == 0 || i == cfg.Count-1
 		if withReceipt {
-			f.Add(hdrReceipt, "p"+strconv.Itoa(i))
+			f.Add(stomp.HdrReceipt, "p"+strconv.Itoa(i))
 		}
 		if ctx.Err() != nil {
 			return i, nil // -duration reached while waiting

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"stompbox/internal/stomp"
 )
 
 // benchFrame is a frame as the load tool's readers need it. A MESSAGE is a
@@ -16,8 +17,8 @@ type benchFrame struct {
 	command string
 	head    []byte // a MESSAGE's header lines, each ending in LF, not unescaped
 	body    []byte
-	raw     []byte // the whole MESSAGE frame, NUL included
-	full    *frame // any other frame, parsed by the codec
+	raw     []byte       // the whole MESSAGE frame, NUL included
+	full    *stomp.Frame // any other frame, parsed by the codec
 }
 
 // number returns the first key header (STOMP 1.2 §"Repeated Header
@@ -41,19 +42,19 @@ func (f *benchFrame) number(key string) (int64, bool) {
 // parser holds nothing. Only the connection's reader calls it.
 func (c *benchConn) next(ctx context.Context) (benchFrame, error) {
 	for {
-		if len(c.p.buf) == 0 {
+		if len(c.p.Buf) == 0 {
 			c.pend = skipEOLs(c.pend)
 			if len(c.pend) > 0 {
 				if head, body, n, ok := scanMessage(c.pend); ok {
 					raw := c.pend[:n]
 					c.pend = c.pend[n:]
-					return benchFrame{command: cmdMessage, head: head, body: body, raw: raw}, nil
+					return benchFrame{command: stomp.CmdMessage, head: head, body: body, raw: raw}, nil
 				}
 				c.p.Feed(c.pend)
 				c.pend = nil
 			}
 		}
-		if len(c.p.buf) > 0 {
+		if len(c.p.Buf) > 0 {
 			f, err := c.p.Next()
 			if err != nil {
 				return benchFrame{}, err
@@ -66,7 +67,7 @@ func (c *benchConn) next(ctx context.Context) (benchFrame, error) {
 		if err != nil {
 			return benchFrame{}, err
 		}
-		if len(c.p.buf) > 0 {
+		if len(c.p.Buf) > 0 {
 			c.p.Feed(b)
 		} else {
 			c.pend = b // recv's buffer: scanned before the next recv reuses it
@@ -76,7 +77,7 @@ func (c *benchConn) next(ctx context.Context) (benchFrame, error) {
 
 // read returns the next frame decoded in full, for readers off the hot path
 // (CONNECTED, RECEIPT, the idle check).
-func (c *benchConn) read(ctx context.Context) (*frame, error) {
+func (c *benchConn) read(ctx context.Context) (*stomp.Frame, error) {
 	f, err := c.next(ctx)
 	if err != nil || f.full != nil {
 		return f.full, err
@@ -102,7 +103,7 @@ func skipEOLs(b []byte) []byte {
 // line ends and a content-length header, and returns its header lines, its
 // body and its length with the NUL. Anything else is left to the parser.
 func scanMessage(b []byte) (head, body []byte, n int, ok bool) {
-	const command = cmdMessage + "\n"
+	const command = stomp.CmdMessage + "\n"
 	if !bytes.HasPrefix(b, []byte(command)) {
 		return nil, nil, 0, false
 	}
@@ -112,7 +113,7 @@ func scanMessage(b []byte) (head, body []byte, n int, ok bool) {
 		return nil, nil, 0, false
 	}
 	head = rest[:end+1]
-	cl, ok := rawHeader(head, hdrContentLength)
+	cl, ok := rawHeader(head, stomp.HdrContentLength)
 	size, okSize := parseDigits(cl)
 	start := end + 2
 	if !ok || !okSize || size > int64(len(rest)-start-1) || rest[start+int(size)] != 0 {

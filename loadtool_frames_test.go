@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,14 +141,14 @@ func TestBenchConnNext(t *testing.T) {
 		m3[:10], m3[10:] + "\r\n\n", // a MESSAGE split across chunks, then heart-beats
 		m4 + "ERROR\nmessage:bye\n\n\x00",
 	}}
-	p := newFrameParser(frameLimits{MaxFrame: benchReadLimit, MaxHeaders: defaultMaxHeaders, MaxHeaderLine: defaultMaxHeaderLine})
-	p.commands, p.version = serverCommands, v12
+	p := stomp.NewParser(stomp.Limits{MaxFrame: benchReadLimit, MaxHeaders: stomp.DefaultMaxHeaders, MaxHeaderLine: stomp.DefaultMaxHeaderLine})
+	p.Commands, p.Version = stomp.ServerCommands, stomp.V12
 	c := &benchConn{t: tr, p: p}
 	want := []struct {
 		command, body string
 		seq           int64
 	}{
-		{cmdMessage, "one", 1}, {cmdReceipt, "", 0}, {cmdMessage, "two", 2}, {cmdMessage, "three", 3}, {cmdMessage, "four", 4}, {cmdError, "", 0},
+		{stomp.CmdMessage, "one", 1}, {stomp.CmdReceipt, "", 0}, {stomp.CmdMessage, "two", 2}, {stomp.CmdMessage, "three", 3}, {stomp.CmdMessage, "four", 4}, {stomp.CmdError, "", 0},
 	}
 	ctx := context.Background()
 	for i, w := range want {
@@ -158,13 +159,13 @@ func TestBenchConnNext(t *testing.T) {
 		if f.command != w.command || string(f.body) != w.body {
 			t.Fatalf("frame %d: %s %q, want %s %q", i, f.command, f.body, w.command, w.body)
 		}
-		if f.command == cmdMessage {
+		if f.command == stomp.CmdMessage {
 			if seq, ok := f.number(hdrBenchSeq); !ok || seq != w.seq {
 				t.Fatalf("frame %d: bench-seq %d, %v; want %d", i, seq, ok, w.seq)
 			}
 		}
-		if f.command == cmdError && f.full.Value(hdrMessage) != "bye" {
-			t.Fatalf("ERROR message %q, want bye", f.full.Value(hdrMessage))
+		if f.command == stomp.CmdError && f.full.Value(stomp.HdrMessage) != "bye" {
+			t.Fatalf("ERROR message %q, want bye", f.full.Value(stomp.HdrMessage))
 		}
 	}
 	if _, err := c.next(ctx); err != io.EOF {
@@ -179,11 +180,11 @@ func TestBenchConnReadAfterNext(t *testing.T) {
 	tr := &chunkTransport{chunks: []string{
 		"MESSAGE\ndestination:/topic/a\ncontent-length:2\n\nhi\x00MESSAGE\ncontent-length:3\n\nbye\x00",
 	}}
-	p := newFrameParser(frameLimits{MaxFrame: benchReadLimit, MaxHeaders: defaultMaxHeaders, MaxHeaderLine: defaultMaxHeaderLine})
-	p.commands, p.version = serverCommands, v12
+	p := stomp.NewParser(stomp.Limits{MaxFrame: benchReadLimit, MaxHeaders: stomp.DefaultMaxHeaders, MaxHeaderLine: stomp.DefaultMaxHeaderLine})
+	p.Commands, p.Version = stomp.ServerCommands, stomp.V12
 	c := &benchConn{t: tr, p: p}
 	f, err := c.read(context.Background())
-	if err != nil || f.Command != cmdMessage || string(f.Body) != "hi" || f.Value(hdrDestination) != "/topic/a" {
+	if err != nil || f.Command != stomp.CmdMessage || string(f.Body) != "hi" || f.Value(stomp.HdrDestination) != "/topic/a" {
 		t.Fatalf("read = %+v, %v", f, err)
 	}
 	g, err := c.next(context.Background())

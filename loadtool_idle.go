@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"stompbox/internal/stomp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,13 +62,13 @@ func runIdle(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, pr
 			defer readers.Done()
 			for {
 				f, err := c.read(rctx)
-				if err != nil || f.Command == cmdError {
+				if err != nil || f.Command == stomp.CmdError {
 					if rctx.Err() == nil {
 						dropped.Add(1)
 					}
 					return
 				}
-				if f.Command == cmdMessage {
+				if f.Command == stomp.CmdMessage {
 					got.Add(1)
 				}
 			}
@@ -87,8 +88,8 @@ func runIdle(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, pr
 	// The liveness check: one message to everybody.
 	var checkErr error
 	if pub := conns[0]; pub != nil && held > 0 {
-		f := &frame{Command: cmdSend, Body: []byte("are you there")}
-		f.Add(hdrDestination, cfg.Dest)
+		f := &stomp.Frame{Command: stomp.CmdSend, Body: []byte("are you there")}
+		f.Add(stomp.HdrDestination, cfg.Dest)
 		checkErr = pub.write(ctx, f)
 		// Wait while deliveries keep coming: a busy server may take
 		// seconds to reach tens of thousands of subscribers.

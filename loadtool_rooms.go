@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,7 +148,7 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 		go func() {
 			defer talkers.Done()
 			roomID := roomIDs[p.room]
-			f := &frame{Command: cmdSend}
+			f := &stomp.Frame{Command: stomp.CmdSend}
 			t := time.NewTimer(rand.N(cfg.Interval)) // spread the first messages over one interval
 			defer t.Stop()
 			for seq := 0; ; seq++ {
@@ -164,8 +165,8 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 				}
 				text := benchTalkPrefix + strconv.Itoa(i) + " " + strconv.Itoa(seq) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
 				body, _ := json.Marshal(chatInput{Type: msgTalk, RoomID: roomID, Message: text})
-				f.Headers = append(f.Headers[:0], header{hdrDestination, "/pub/chat/message"}, header{hdrContentType, "application/json"},
-					header{hdrReceipt, "t" + strconv.Itoa(seq)})
+				f.Headers = append(f.Headers[:0], stomp.Header{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, stomp.Header{Key: stomp.HdrContentType, Value: "application/json"},
+					stomp.Header{Key: stomp.HdrReceipt, Value: "t" + strconv.Itoa(seq)})
 				f.Body = body
 				// The write is not cut short when the talking ends: a SEND
 				// the server may have taken must be expected.
@@ -327,11 +328,11 @@ func (p *roomsPerson) readLoop(ctx context.Context, key int, hist *shardedHist, 
 		}
 		now := time.Now()
 		switch f.command {
-		case cmdError:
+		case stomp.CmdError:
 			refused.Add(1)
-			p.err = fmt.Errorf("server ERROR: %s", f.full.Value(hdrMessage))
+			p.err = fmt.Errorf("server ERROR: %s", f.full.Value(stomp.HdrMessage))
 			return
-		case cmdMessage:
+		case stomp.CmdMessage:
 		default:
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,7 +108,7 @@ type soakRun struct {
 	talking []*soakRoom   // the rooms that have people: churners pick among them
 	subs    []*soakSub    // fan-out trickle subscribers
 	hist    *shardedHist  // latency since the last sample; the sampler drains it
-	connect *frame
+	connect *stomp.Frame
 	flood   []byte // a slow consumer's message body, read-only
 
 	delivered    atomic.Int64 // bench MESSAGEs received by stable connections
@@ -468,7 +469,7 @@ func (run *soakRun) closeStable() {
 // ctx ends. A RECEIPT is asked for each; p's reader records it.
 func (run *soakRun) talk(ctx context.Context, p *soakPerson) {
 	interval := run.cfg.Interval
-	f := &frame{Command: cmdSend}
+	f := &stomp.Frame{Command: stomp.CmdSend}
 	t := time.NewTimer(rand.N(interval)) // spread the first messages over one interval
 	defer t.Stop()
 	for seq := 0; ; seq++ {
@@ -482,8 +483,8 @@ func (run *soakRun) talk(ctx context.Context, p *soakPerson) {
 		}
 		text := benchTalkPrefix + strconv.Itoa(p.index) + " " + strconv.Itoa(seq) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
 		body, _ := json.Marshal(chatInput{Type: msgTalk, RoomID: p.room.id, Message: text})
-		f.Headers = append(f.Headers[:0], header{hdrDestination, "/pub/chat/message"}, header{hdrContentType, "application/json"},
-			header{hdrReceipt, "t" + strconv.Itoa(seq)})
+		f.Headers = append(f.Headers[:0], stomp.Header{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, stomp.Header{Key: stomp.HdrContentType, Value: "application/json"},
+			stomp.Header{Key: stomp.HdrReceipt, Value: "t" + strconv.Itoa(seq)})
 		f.Body = body
 		// Not cut short when the load ends: a SEND the server may have
 		// taken is awaited like any other.
@@ -514,15 +515,15 @@ func (p *soakPerson) readLoop(ctx context.Context, run *soakRun) {
 		}
 		now := time.Now()
 		switch f.Command {
-		case cmdReceipt:
-			if n, err := strconv.ParseInt(strings.TrimPrefix(f.Value(hdrReceiptID), "t"), 10, 64); err == nil {
+		case stomp.CmdReceipt:
+			if n, err := strconv.ParseInt(strings.TrimPrefix(f.Value(stomp.HdrReceiptID), "t"), 10, 64); err == nil {
 				storeMax(&p.acked, n+1)
 			}
 			continue
-		case cmdError:
-			p.fail(run, fmt.Errorf("server ERROR: %s", f.Value(hdrMessage)))
+		case stomp.CmdError:
+			p.fail(run, fmt.Errorf("server ERROR: %s", f.Value(stomp.HdrMessage)))
 			return
-		case cmdMessage:
+		case stomp.CmdMessage:
 		default:
 			continue
 		}
@@ -576,15 +577,15 @@ func (s *soakSub) readLoop(ctx context.Context, run *soakRun, key int) {
 		if err != nil && ctx.Err() != nil {
 			return // the run is over
 		}
-		if err == nil && f.Command == cmdError {
-			err = fmt.Errorf("server ERROR: %s", f.Value(hdrMessage))
+		if err == nil && f.Command == stomp.CmdError {
+			err = fmt.Errorf("server ERROR: %s", f.Value(stomp.HdrMessage))
 		}
 		if err != nil {
 			s.dead.Store(true)
 			run.noteErr(nil, fmt.Errorf("subscriber %d: %w", key-run.cfg.Conns, err))
 			return
 		}
-		if f.Command != cmdMessage {
+		if f.Command != stomp.CmdMessage {
 			continue
 		}
 		now := time.Now()
@@ -608,7 +609,7 @@ func (run *soakRun) publish(ctx context.Context, pub *benchConn) {
 	tick := time.NewTicker(time.Duration(float64(time.Second) / run.cfg.Rate))
 	defer tick.Stop()
 	body := bytes.Repeat([]byte("x"), run.cfg.Size)
-	f := &frame{Command: cmdSend, Body: body}
+	f := &stomp.Frame{Command: stomp.CmdSend, Body: body}
 	for seq := 0; ; seq++ {
 		select {
 		case <-ctx.Done():
@@ -616,8 +617,8 @@ func (run *soakRun) publish(ctx context.Context, pub *benchConn) {
 		case <-tick.C:
 		}
 		id := "p" + strconv.Itoa(seq)
-		f.Headers = append(f.Headers[:0], header{hdrDestination, benchSoakFanoutDest}, header{hdrBenchSeq, strconv.Itoa(seq)},
-			header{hdrBenchTS, strconv.FormatInt(time.Now().UnixNano(), 10)}, header{hdrContentType, "text/plain"}, header{hdrReceipt, id})
+		f.Headers = append(f.Headers[:0], stomp.Header{Key: stomp.HdrDestination, Value: benchSoakFanoutDest}, stomp.Header{Key: hdrBenchSeq, Value: strconv.Itoa(seq)},
+			stomp.Header{Key: hdrBenchTS, Value: strconv.FormatInt(time.Now().UnixNano(), 10)}, stomp.Header{Key: stomp.HdrContentType, Value: "text/plain"}, stomp.Header{Key: stomp.HdrReceipt, Value: id})
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), benchWriteWait)
 		err := pub.write(wctx, f)
 		if err == nil {
@@ -642,10 +643,10 @@ func awaitReceipt(ctx context.Context, c *benchConn, id string) error {
 			return err
 		}
 		switch {
-		case f.Command == cmdReceipt && f.Value(hdrReceiptID) == id:
+		case f.Command == stomp.CmdReceipt && f.Value(stomp.HdrReceiptID) == id:
 			return nil
-		case f.Command == cmdError:
-			return fmt.Errorf("server ERROR: %s", f.Value(hdrMessage))
+		case f.Command == stomp.CmdError:
+			return fmt.Errorf("server ERROR: %s", f.Value(stomp.HdrMessage))
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"stompbox/internal/stomp"
 	"strconv"
 	"sync"
 	"time"
@@ -80,12 +81,12 @@ func (run *soakRun) churnCycle(ctx context.Context, k int) error {
 	} else {
 		defer c.close()
 	}
-	f := &frame{Command: cmdSend}
+	f := &stomp.Frame{Command: stomp.CmdSend}
 	if topic {
 		if err := subscribe(ctx, c, "0", benchSoakFanoutDest); err != nil {
 			return err
 		}
-		f.Headers = []header{{hdrDestination, benchSoakChurnDest}, {hdrReceipt, "c"}}
+		f.Headers = []stomp.Header{{Key: stomp.HdrDestination, Value: benchSoakChurnDest}, {Key: stomp.HdrReceipt, Value: "c"}}
 		f.Body = []byte("churn " + strconv.Itoa(k))
 	} else {
 		if err := subscribe(ctx, c, "0", roomDestination(rm.id)); err != nil {
@@ -93,7 +94,7 @@ func (run *soakRun) churnCycle(ctx context.Context, k int) error {
 		}
 		text := benchSoakChurnPrefix + strconv.Itoa(k) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
 		f.Body, _ = json.Marshal(chatInput{Type: msgTalk, RoomID: rm.id, Message: text})
-		f.Headers = []header{{hdrDestination, "/pub/chat/message"}, {hdrContentType, "application/json"}, {hdrReceipt, "c"}}
+		f.Headers = []stomp.Header{{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, {Key: stomp.HdrContentType, Value: "application/json"}, {Key: stomp.HdrReceipt, Value: "c"}}
 	}
 	if err := c.write(ctx, f); err != nil {
 		return fmt.Errorf("send: %w", err)
@@ -127,7 +128,7 @@ func (run *soakRun) slowCycle(ctx context.Context, k int) error {
 	if err := subscribe(ctx, c, "0", dest); err != nil {
 		return err
 	}
-	f := &frame{Command: cmdSend, Headers: []header{{hdrDestination, dest}}, Body: run.flood}
+	f := &stomp.Frame{Command: stomp.CmdSend, Headers: []stomp.Header{{Key: stomp.HdrDestination, Value: dest}}, Body: run.flood}
 	for range benchSoakSlowFrames {
 		if c.write(ctx, f) != nil {
 			run.slowCut.Add(1)
@@ -136,7 +137,7 @@ func (run *soakRun) slowCycle(ctx context.Context, k int) error {
 	}
 	// Everything went out: keep delivering to it until the server gives up
 	// (the outbox's grace period, or its write timeout), within a bound.
-	poke := &frame{Command: cmdSend, Headers: []header{{hdrDestination, dest}}, Body: []byte("still there?")}
+	poke := &stomp.Frame{Command: stomp.CmdSend, Headers: []stomp.Header{{Key: stomp.HdrDestination, Value: dest}}, Body: []byte("still there?")}
 	deadline := time.Now().Add(benchSoakSlowWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if c.write(ctx, poke) != nil {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 
@@ -181,15 +182,15 @@ func TestLogSecrets(t *testing.T) {
 			if !strings.Contains(strings.Join(tt.headers, "\n"), "accept-version:") {
 				headers = append(headers, "accept-version:1.2")
 			}
-			c.send(cmdConnect, "", headers...)
+			c.send(stomp.CmdConnect, "", headers...)
 			f := c.next()
-			if got := f.Command == cmdConnected; got != tt.ok {
+			if got := f.Command == stomp.CmdConnected; got != tt.ok {
 				t.Fatalf("got %s %v, want CONNECTED %v", f.Command, f.Headers, tt.ok)
 			}
 			if tt.ok {
 				// A second CONNECT (with the passcode again) is a protocol error.
-				c.send(cmdConnect, "", headers...)
-				c.expect(cmdError)
+				c.send(stomp.CmdConnect, "", headers...)
+				c.expect(stomp.CmdError)
 			}
 			c.close()
 		})
@@ -197,7 +198,7 @@ func TestLogSecrets(t *testing.T) {
 	// A frame the parser refuses, with a passcode in it.
 	raw := dialTCP(t, srv.TCPAddr())
 	raw.sendRaw("CONNECT\naccept-version:1.2\nlogin:bob\npasscode:" + bobPass + "\ncontent-length:zz\n\n\x00")
-	raw.expect(cmdError)
+	raw.expect(stomp.CmdError)
 	raw.close()
 
 	// WebSocket with the session cookie, and with a Bearer token.

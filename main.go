@@ -45,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"stompbox/internal/stomp"
 	"stompbox/ui"
 )
 
@@ -111,7 +112,7 @@ var options = []option{
 	{"stomp-addr", "", "address for STOMP over TCP, e.g. 127.0.0.1:61613 (off when empty; TLS when HTTPS is on)", func(c *Config, v string) error { c.StompAddr = v; return nil }},
 	{"allowed-origins", "", "comma-separated origin patterns allowed besides same-origin, e.g. https://*.corp.example", func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }},
 	{"no-browser", "false", "do not open a browser when started by a double-click", boolSetter(func(c *Config, b bool) { c.NoBrowser = b })},
-	{"max-frame", strconv.Itoa(defaultMaxFrame), "largest STOMP frame accepted, in bytes", intSetter(func(c *Config, n int) { c.MaxFrame = n })},
+	{"max-frame", strconv.Itoa(stomp.DefaultMaxFrame), "largest STOMP frame accepted, in bytes", intSetter(func(c *Config, n int) { c.MaxFrame = n })},
 	{"max-connections", strconv.Itoa(defaultMaxConnections), "most STOMP connections at once", intSetter(func(c *Config, n int) { c.MaxConnections = n })},
 	{"max-subscriptions", strconv.Itoa(defaultMaxSubscriptions), "most subscriptions per connection", intSetter(func(c *Config, n int) { c.MaxSubscriptions = n })},
 	{"max-user-subscriptions", strconv.Itoa(defaultMaxUserSubscriptions), "most subscriptions per user over all their connections (0: no limit)", countSetter(func(c *Config, n int) { c.MaxUserSubs = n })},
@@ -477,7 +478,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		return nil, err
 	}
 	s.glue = newChatSTOMP(s.auth, log)
-	limits := defaultFrameLimits()
+	limits := stomp.DefaultLimits()
 	if cfg.MaxFrame > 0 {
 		limits.MaxFrame = cfg.MaxFrame
 	}

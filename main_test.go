@@ -2,13 +2,20 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"slices"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 	"time"
 )
+
+// updateGolden rewrites the golden files under testdata/ instead of comparing
+// with them. Other golden tests in the package should share this flag: a
+// second flag named "update" would panic at start-up.
+var updateGolden = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 func TestParseConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -20,7 +27,7 @@ func TestParseConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", nil, nil, func(c Config) bool {
-			return c.Addr == ":8080" && c.MaxFrame == defaultMaxFrame && c.HeartBeat == defaultHeartBeat && c.StompAddr == "" && !c.NoBrowser
+			return c.Addr == ":8080" && c.MaxFrame == stomp.DefaultMaxFrame && c.HeartBeat == defaultHeartBeat && c.StompAddr == "" && !c.NoBrowser
 		}, ""},
 		{"flags", []string{"-addr", "127.0.0.1:9", "--stomp-addr=127.0.0.1:61613", "-no-browser", "-allowed-origins", "https://a.example, https://*.b.example"}, nil, func(c Config) bool {
 			return c.Addr == "127.0.0.1:9" && c.StompAddr == "127.0.0.1:61613" && c.NoBrowser && len(c.AllowedOrigins) == 2

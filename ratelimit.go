@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"stompbox/internal/stomp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,7 @@ const (
 
 // errTooManyFromAddr refuses a connection past -max-conns-per-ip; the
 // ERROR names the limit (see limitError).
-var errTooManyFromAddr = &stompError{"too many connections from this address"}
+var errTooManyFromAddr = stomp.NewError("too many connections from this address")
 
 // rateLimits configures a rateLimiter. A zero field turns that limit off.
 type rateLimits struct {

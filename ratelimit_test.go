@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"stompbox/internal/stomp"
 	"strings"
 	"sync"
 	"testing"
@@ -110,13 +111,13 @@ func TestSendRateHoldsConnection(t *testing.T) {
 	flood, calm := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	flood.connect()
 	calm.connect()
-	calm.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/rate")
+	calm.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/rate")
 	const n = 10
 	for i := range n {
-		flood.send(cmdSend, fmt.Sprint(i), "destination:/topic/rate", fmt.Sprintf("receipt:r%d", i))
+		flood.send(stomp.CmdSend, fmt.Sprint(i), "destination:/topic/rate", fmt.Sprintf("receipt:r%d", i))
 	}
 	for i := range n {
-		if r := flood.expect(cmdReceipt); r.Value(hdrReceiptID) != fmt.Sprintf("r%d", i) {
+		if r := flood.expect(stomp.CmdReceipt); r.Value(stomp.HdrReceiptID) != fmt.Sprintf("r%d", i) {
 			t.Fatalf("receipt %d: %v", i, r.Headers)
 		}
 	}
@@ -125,20 +126,20 @@ func TestSendRateHoldsConnection(t *testing.T) {
 		t.Fatalf("held %v in all, want %v", got, want)
 	}
 	for i := range n {
-		if m := calm.expect(cmdMessage); string(m.Body) != fmt.Sprint(i) {
+		if m := calm.expect(stomp.CmdMessage); string(m.Body) != fmt.Sprint(i) {
 			t.Fatalf("message %d: %q", i, m.Body)
 		}
 	}
 	// calm has its own bucket: its burst is whole, nothing waits.
 	before := clock.slept()
 	for range 2 * rateBurstFactor {
-		calm.roundTrip(cmdSend, "calm", "destination:/topic/other")
+		calm.roundTrip(stomp.CmdSend, "calm", "destination:/topic/other")
 	}
 	if clock.slept() != before {
 		t.Fatal("a connection within its rate was held")
 	}
-	flood.roundTrip(cmdSend, "still open", "destination:/topic/rate")
-	if m := calm.expect(cmdMessage); string(m.Body) != "still open" {
+	flood.roundTrip(stomp.CmdSend, "still open", "destination:/topic/rate")
+	if m := calm.expect(stomp.CmdMessage); string(m.Body) != "still open" {
 		t.Fatalf("after the hold: %q", m.Body)
 	}
 	if n := srv.broker.cfg.Limiter.held.Load(); n != 7 {
@@ -165,17 +166,17 @@ func TestSendRatePerUser(t *testing.T) {
 		return c
 	}
 	kim1, kim2, lee := login("kim"), login("kim"), login("lee")
-	kim1.roundTrip(cmdSend, "1", "destination:/topic/u")
-	kim2.roundTrip(cmdSend, "2", "destination:/topic/u")
+	kim1.roundTrip(stomp.CmdSend, "1", "destination:/topic/u")
+	kim2.roundTrip(stomp.CmdSend, "2", "destination:/topic/u")
 	if clock.slept() != 0 {
 		t.Fatalf("held %v within the burst", clock.slept())
 	}
-	kim1.roundTrip(cmdSend, "3", "destination:/topic/u")
+	kim1.roundTrip(stomp.CmdSend, "3", "destination:/topic/u")
 	if got := clock.slept(); got != time.Second {
 		t.Fatalf("third SEND of kim held %v, want 1s", got)
 	}
-	lee.roundTrip(cmdSend, "1", "destination:/topic/u")
-	lee.roundTrip(cmdSend, "2", "destination:/topic/u")
+	lee.roundTrip(stomp.CmdSend, "1", "destination:/topic/u")
+	lee.roundTrip(stomp.CmdSend, "2", "destination:/topic/u")
 	if got := clock.slept(); got != time.Second {
 		t.Fatalf("lee was held: %v in all", got)
 	}
@@ -192,14 +193,14 @@ func TestConnectionsPerIP(t *testing.T) {
 	// handed over, before any CONNECT (as for the TCP clients below): a
 	// CONNECT sent now could meet a connection already closed.
 	ws, _ := dialWS(t, srv, "v12.stomp")
-	if e := ws.expect(cmdError); e.Value(hdrMessage) != "too many connections from this address: at most 2 (-max-conns-per-ip)" {
+	if e := ws.expect(stomp.CmdError); e.Value(stomp.HdrMessage) != "too many connections from this address: at most 2 (-max-conns-per-ip)" {
 		t.Fatalf("ERROR %v", e.Headers)
 	}
 	ws.expectClosed()
 	b.connect()
 	for range 3 { // refusals leave the count alone
 		c := dialTCP(t, srv.TCPAddr())
-		c.expect(cmdError)
+		c.expect(stomp.CmdError)
 		c.expectClosed()
 	}
 	a.close()

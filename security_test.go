@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 )
@@ -63,5 +64,5 @@ func TestSecurityHeadersKeepWebSocket(t *testing.T) {
 	srv := startServer(t)
 	c, _ := dialWS(t, srv, "v12.stomp")
 	c.connect()
-	c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/x")
+	c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/x")
 }

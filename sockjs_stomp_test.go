@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 	"time"
@@ -112,13 +113,13 @@ func TestSockJSCarriesSTOMP(t *testing.T) {
 	for name, dial := range map[string]func(testing.TB, *server) *stompClient{"websocket": dialSockJSWS, "xhr": dialSockJSXHR} {
 		t.Run(name, func(t *testing.T) {
 			c := dialSockJS(t, srv, dial)
-			c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/sj")
-			c.send(cmdSend, strings.Repeat("가", 10000), "destination:/topic/sj")
-			if m := c.expect(cmdMessage); len(m.Body) != 30000 {
+			c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/sj")
+			c.send(stomp.CmdSend, strings.Repeat("가", 10000), "destination:/topic/sj")
+			if m := c.expect(stomp.CmdMessage); len(m.Body) != 30000 {
 				t.Fatalf("body of %d bytes", len(m.Body))
 			}
-			c.send(cmdSend, "", "destination:/nowhere")
-			c.expect(cmdError)
+			c.send(stomp.CmdSend, "", "destination:/nowhere")
+			c.expect(stomp.CmdError)
 			c.expectClosed()
 		})
 	}
@@ -153,9 +154,9 @@ func TestSockJSBehindPathPrefixProxy(t *testing.T) {
 			sub, pub := dial(t, base), dial(t, base)
 			sub.connect()
 			pub.connect()
-			sub.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/proxied")
-			pub.roundTrip(cmdSend, "프록시 통과", "destination:/topic/proxied")
-			if m := sub.expect(cmdMessage); string(m.Body) != "프록시 통과" {
+			sub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/proxied")
+			pub.roundTrip(stomp.CmdSend, "프록시 통과", "destination:/topic/proxied")
+			if m := sub.expect(stomp.CmdMessage); string(m.Body) != "프록시 통과" {
 				t.Fatalf("body %q", m.Body)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"stompbox/internal/stomp"
 	"sync"
 	"time"
 )
@@ -131,11 +132,11 @@ func (t *tcpTransport) Read(ctx context.Context) ([]byte, error) {
 // the TLS side never wrote to it. Errors are ignored: the connection is
 // being closed anyway.
 func explainTLSOnly(c net.Conn) {
-	f := &frame{Command: cmdError, Body: []byte(plainOnTLSMessage + "\n")}
-	f.Add(hdrMessage, plainOnTLSMessage)
-	f.Add(hdrContentType, "text/plain")
+	f := &stomp.Frame{Command: stomp.CmdError, Body: []byte(plainOnTLSMessage + "\n")}
+	f.Add(stomp.HdrMessage, plainOnTLSMessage)
+	f.Add(stomp.HdrContentType, "text/plain")
 	c.SetWriteDeadline(time.Now().Add(plainOnTLSTimeout))
-	c.Write(appendFrame(nil, f, v12))
+	c.Write(stomp.AppendFrame(nil, f, stomp.V12))
 }
 
 func (t *tcpTransport) Write(ctx context.Context, frames [][]byte) error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,24 +59,24 @@ func TestTLSStomp(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
-		c.roundTrip(cmdSubscribe, "", "id:0", "destination:"+roomDestination(rm.ID))
-		c.send(cmdSend, chatBody(msgTalk, rm.ID, "over TLS"), "destination:/pub/chat/message", "receipt:s")
-		m := decodeChat(t, c.expect(cmdMessage))
+		c.roundTrip(stomp.CmdSubscribe, "", "id:0", "destination:"+roomDestination(rm.ID))
+		c.send(stomp.CmdSend, chatBody(msgTalk, rm.ID, "over TLS"), "destination:/pub/chat/message", "receipt:s")
+		m := decodeChat(t, c.expect(stomp.CmdMessage))
 		if m.Message != "over TLS" || m.Sender != "kim" {
 			t.Fatalf("MESSAGE %+v", m)
 		}
-		c.expect(cmdReceipt)
+		c.expect(stomp.CmdReceipt)
 
 		// A burst arrives whole and in order (the writer batches frames into few TLS records).
 		const burst = 200
-		c.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/burst")
+		c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/burst")
 		var frames []byte
 		for i := range burst {
-			frames = appendFrame(frames, &frame{Command: cmdSend, Headers: []header{{hdrDestination, "/topic/burst"}}, Body: []byte(strconv.Itoa(i))}, v12)
+			frames = stomp.AppendFrame(frames, &stomp.Frame{Command: stomp.CmdSend, Headers: []stomp.Header{{Key: stomp.HdrDestination, Value: "/topic/burst"}}, Body: []byte(strconv.Itoa(i))}, stomp.V12)
 		}
 		c.sendRaw(string(frames))
 		for i := range burst {
-			if f := c.expect(cmdMessage); string(f.Body) != strconv.Itoa(i) {
+			if f := c.expect(stomp.CmdMessage); string(f.Body) != strconv.Itoa(i) {
 				t.Fatalf("message %d: %q", i, f.Body)
 			}
 		}
@@ -100,10 +101,10 @@ func TestTLSStomp(t *testing.T) {
 
 	t.Run("plain text", func(t *testing.T) {
 		c := dialTCP(t, srv.TCPAddr())
-		c.send(cmdConnect, "", "accept-version:1.2", "host:stompbox", "login:kim", "passcode:"+testPassword)
-		e := c.expect(cmdError)
-		if !strings.Contains(e.Value(hdrMessage), "STOMP over TLS") {
-			t.Errorf("ERROR %q", e.Value(hdrMessage))
+		c.send(stomp.CmdConnect, "", "accept-version:1.2", "host:stompbox", "login:kim", "passcode:"+testPassword)
+		e := c.expect(stomp.CmdError)
+		if !strings.Contains(e.Value(stomp.HdrMessage), "STOMP over TLS") {
+			t.Errorf("ERROR %q", e.Value(stomp.HdrMessage))
 		}
 		c.expectClosed()
 	})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"stompbox/internal/stomp"
 	"strings"
 	"testing"
 	"time"
@@ -119,12 +120,12 @@ func TestTLSSelfSigned(t *testing.T) {
 		sc := newStompClient(t, func(b []byte) error { return c.Write(context.Background(), websocket.MessageText, b) },
 			func() { c.CloseNow() },
 			func() ([]byte, error) { _, b, err := c.Read(context.Background()); return b, err })
-		if f := sc.connect("accept-version:1.2", "login:kim", "passcode:password-kim", "heart-beat:0,0"); f.Value(hdrUserName) != "kim" {
+		if f := sc.connect("accept-version:1.2", "login:kim", "passcode:password-kim", "heart-beat:0,0"); f.Value(stomp.HdrUserName) != "kim" {
 			t.Fatalf("CONNECTED %v", f.Headers)
 		}
-		sc.roundTrip(cmdSubscribe, "", "id:1", "destination:/topic/tls")
-		sc.send(cmdSend, "over wss", "destination:/topic/tls")
-		if m := sc.expect(cmdMessage); string(m.Body) != "over wss" {
+		sc.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/tls")
+		sc.send(stomp.CmdSend, "over wss", "destination:/topic/tls")
+		if m := sc.expect(stomp.CmdMessage); string(m.Body) != "over wss" {
 			t.Fatalf("got %q", m.Body)
 		}
 	})

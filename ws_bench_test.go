@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"stompbox/internal/stomp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,7 +60,7 @@ func BenchmarkWSDelivery(b *testing.B) {
 			}
 		})
 	}
-	headers := []header{{hdrContentType, "text/plain;charset=utf-8"}}
+	headers := []stomp.Header{{Key: stomp.HdrContentType, Value: "text/plain;charset=utf-8"}}
 	body := bytes.Repeat([]byte("x"), 256)
 	var sent int64
 	b.ReportAllocs()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,11 +27,11 @@ func TestWSEarlyFramesAfterUpgrade(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(testTimeout))
-	stomp := "CONNECT\naccept-version:1.2\nhost:stompbox\nheart-beat:0,0\n\n\x00" +
+	connect := "CONNECT\naccept-version:1.2\nhost:stompbox\nheart-beat:0,0\n\n\x00" +
 		"SUBSCRIBE\nid:0\ndestination:/topic/early\nreceipt:" + strings.Repeat("r", 1500) + "\n\n\x00"
 	req := "GET /ws HTTP/1.1\r\nHost: " + srv.HTTPAddr() + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v12.stomp\r\n\r\n"
-	if _, err := conn.Write(append([]byte(req), maskedTextFrame([]byte(stomp))...)); err != nil {
+	if _, err := conn.Write(append([]byte(req), maskedTextFrame([]byte(connect))...)); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(conn)
@@ -46,7 +47,7 @@ func TestWSEarlyFramesAfterUpgrade(t *testing.T) {
 		got = append(got, readServerFrame(t, br)...)
 	}
 	if !bytes.HasPrefix(got, []byte("CONNECTED\n")) {
-		t.Fatalf("got %q, want CONNECTED then RECEIPT", truncate(string(got), 200))
+		t.Fatalf("got %q, want CONNECTED then RECEIPT", stomp.Truncate(string(got), 200))
 	}
 }
 
