@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"stompbox/internal/apperr"
 	"strconv"
 	"strings"
 	"time"
@@ -86,7 +87,7 @@ type authedFunc func(w http.ResponseWriter, r *http.Request, u user) error
 // errCrossOrigin refuses a state-changing request a browser sent from
 // another origin. SameSite=Lax alone does not cover other ports of the
 // same host, which are "same site": common on an intranet box.
-var errCrossOrigin = newPublicError(errKindForbidden, "cross-origin request refused")
+var errCrossOrigin = apperr.New(apperr.KindForbidden, "cross-origin request refused")
 
 // handle runs h and turns its error into a JSON error response, logged
 // once here. Unsafe methods from another origin are refused first.
@@ -118,7 +119,7 @@ func (a *api) authed(h authedFunc) http.Handler {
 func (a *api) admin(h authedFunc) authedFunc {
 	return func(w http.ResponseWriter, r *http.Request, u user) error {
 		if !u.IsAdmin {
-			return errNotAdmin
+			return apperr.ErrNotAdmin
 		}
 		return h(w, r, u)
 	}
@@ -127,7 +128,7 @@ func (a *api) admin(h authedFunc) authedFunc {
 // fail writes {"error": "..."} with the status httpStatus chooses. Only
 // publicMessage's text reaches the client; the log gets the whole error.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status := httpStatus(err)
+	status := apperr.HTTPStatus(err)
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "err", err}
 	switch {
 	case status >= 500:
@@ -140,7 +141,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(busyRetryAfter))
 	}
-	writeAPIJSON(w, status, map[string]string{"error": publicMessage(err)})
+	writeAPIJSON(w, status, map[string]string{"error": apperr.Message(err)})
 }
 
 // writeAPIJSON writes v with status. It returns nil even if the write fails:
@@ -161,7 +162,7 @@ func decodeAPIJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) e
 		if errors.As(err, &mbe) {
 			return err
 		}
-		return errBadJSON
+		return apperr.ErrBadJSON
 	}
 	return nil
 }
@@ -177,7 +178,7 @@ func isForm(r *http.Request) bool {
 func roomPathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, errUnknownRoom
+		return 0, apperr.ErrUnknownRoom
 	}
 	return id, nil
 }
@@ -190,7 +191,7 @@ func queryNonNegative(r *http.Request, name string) (int64, bool, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return 0, false, newPublicError(errKindBadRequest, fmt.Sprintf("%s must be a non-negative integer", name))
+		return 0, false, apperr.New(apperr.KindBadRequest, fmt.Sprintf("%s must be a non-negative integer", name))
 	}
 	return n, true, nil
 }
@@ -219,7 +220,7 @@ func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, error
 		if errors.As(err, &mbe) {
 			return c, err
 		}
-		return c, newPublicError(errKindBadRequest, "malformed form")
+		return c, apperr.New(apperr.KindBadRequest, "malformed form")
 	}
 	c = credentials{
 		Username: r.PostForm.Get("username"), DisplayName: r.PostForm.Get("displayName"),

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/metrics"
+	"stompbox/internal/latency"
 	"time"
 )
 
@@ -59,11 +60,11 @@ type gateStatsJSON struct {
 // long against waits short mean a slow disk; waits long against commits
 // short mean a queue: more writes than one writer can take.
 type storeStatsJSON struct {
-	Transactions int64    `json:"transactions"` // committed write transactions
-	Writes       int64    `json:"writes"`       // requests they held: Writes/Transactions is the mean group
-	Retried      int64    `json:"retried"`      // groups that failed and were retried one by one
-	Commit       histJSON `json:"commit"`       // each transaction, BEGIN to COMMIT returned, fsync included
-	Wait         histJSON `json:"wait"`         // each request (a chat message is one), from being queued to its commit returning
+	Transactions int64            `json:"transactions"` // committed write transactions
+	Writes       int64            `json:"writes"`       // requests they held: Writes/Transactions is the mean group
+	Retried      int64            `json:"retried"`      // groups that failed and were retried one by one
+	Commit       latency.Snapshot `json:"commit"`       // each transaction, BEGIN to COMMIT returned, fsync included
+	Wait         latency.Snapshot `json:"wait"`         // each request (a chat message is one), from being queued to its commit returning
 }
 
 // adminStats serves GET /api/admin/stats: the process's goroutine count,
@@ -122,7 +123,7 @@ func (a *adminStats) read() adminStatsJSON {
 		ss := a.store.Stats()
 		st.Store = &storeStatsJSON{
 			Transactions: ss.Transactions, Writes: ss.Writes, Retried: ss.Retried,
-			Commit: ss.Commit.json(), Wait: ss.Wait.json(),
+			Commit: ss.Commit.Snapshot(), Wait: ss.Wait.Snapshot(),
 		}
 	}
 	return st

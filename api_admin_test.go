@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"runtime"
+	"stompbox/internal/latency"
 	"strings"
 	"testing"
 )
@@ -111,7 +112,7 @@ func checkStoreStats(t *testing.T, v any) {
 	}
 	for _, c := range []struct {
 		name string
-		h    histJSON
+		h    latency.Snapshot
 		want int64
 	}{{"commit", st.Commit, st.Transactions}, {"wait", st.Wait, st.Writes}} {
 		var sum uint64

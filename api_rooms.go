@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"stompbox/internal/apperr"
 	"strconv"
 	"strings"
 )
@@ -108,12 +109,12 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request, u user) error {
 	var ms []storedMessage
 	switch {
 	case hasBefore && hasAfter:
-		return newPublicError(errKindBadRequest, "give before or after, not both")
+		return apperr.New(apperr.KindBadRequest, "give before or after, not both")
 	case hasAfter:
 		ms, err = a.chat.MessagesSince(r.Context(), u, id, after, int(min(limit, maxHistoryLimit)))
 	default:
 		if hasBefore && before == 0 {
-			return newPublicError(errKindBadRequest, "before must be a message id")
+			return apperr.New(apperr.KindBadRequest, "before must be a message id")
 		}
 		ms, err = a.chat.Messages(r.Context(), u, id, before, 0, int(min(limit, maxHistoryLimit)))
 	}
@@ -172,7 +173,7 @@ func messagePathIDs(r *http.Request) (roomID, msgID int64, err error) {
 	}
 	msgID, err = strconv.ParseInt(r.PathValue("mid"), 10, 64)
 	if err != nil || msgID <= 0 {
-		return 0, 0, errUnknownMessage
+		return 0, 0, apperr.ErrUnknownMessage
 	}
 	return roomID, msgID, nil
 }
@@ -266,7 +267,7 @@ func (a *api) markRead(w http.ResponseWriter, r *http.Request, u user) error {
 		return err
 	}
 	if body.ID <= 0 {
-		return newPublicError(errKindBadRequest, "id must be a message id")
+		return apperr.New(apperr.KindBadRequest, "id must be a message id")
 	}
 	if err := a.chat.MarkRead(r.Context(), u, id, body.ID); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"stompbox/internal/apperr"
 	"strings"
 	"sync"
 	"time"
@@ -130,11 +131,11 @@ func secretHash(secret string) []byte {
 func validUsername(name string) error {
 	n := utf8.RuneCountInString(name)
 	if n == 0 || n > maxUsernameRunes {
-		return newPublicError(errKindBadRequest, fmt.Sprintf("username must be 1 to %d characters", maxUsernameRunes))
+		return apperr.New(apperr.KindBadRequest, fmt.Sprintf("username must be 1 to %d characters", maxUsernameRunes))
 	}
 	for i, r := range name {
 		if !isMentionRune(r) || (i == 0 && !unicode.IsLetter(r) && !unicode.IsDigit(r)) {
-			return newPublicError(errKindBadRequest, "username may hold letters, digits, '_', '-' and '.', starting with a letter or digit")
+			return apperr.New(apperr.KindBadRequest, "username may hold letters, digits, '_', '-' and '.', starting with a letter or digit")
 		}
 	}
 	return nil
@@ -152,17 +153,17 @@ func cleanDisplayName(name, username string) (string, error) {
 		return username, nil
 	}
 	if utf8.RuneCountInString(name) > maxDisplayRunes || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", newPublicError(errKindBadRequest, fmt.Sprintf("display name must be at most %d printable characters", maxDisplayRunes))
+		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("display name must be at most %d printable characters", maxDisplayRunes))
 	}
 	return name, nil
 }
 
 func validPassword(pw string) error {
 	if utf8.RuneCountInString(pw) < minPasswordLen {
-		return newPublicError(errKindBadRequest, fmt.Sprintf("password must be at least %d characters", minPasswordLen))
+		return apperr.New(apperr.KindBadRequest, fmt.Sprintf("password must be at least %d characters", minPasswordLen))
 	}
 	if len(pw) > maxPasswordLen {
-		return newPublicError(errKindBadRequest, "password too long")
+		return apperr.New(apperr.KindBadRequest, "password too long")
 	}
 	return nil
 }
@@ -263,7 +264,7 @@ func (a *authService) createAccount(ctx context.Context, reg registration, admin
 		}
 		if mode == registrationInvite {
 			if reg.Invite == "" {
-				return user{}, errRegistrationOff
+				return user{}, apperr.ErrRegistrationOff
 			}
 			nu.InviteHash = secretHash(reg.Invite)
 		}
@@ -289,19 +290,19 @@ func (a *authService) Login(ctx context.Context, username, password string) (use
 // comparison, and returns the account.
 func (a *authService) checkLogin(ctx context.Context, username, password string) (user, error) {
 	if len(password) > maxPasswordLen {
-		return user{}, errBadCredentials
+		return user{}, apperr.ErrBadCredentials
 	}
 	key := usernameKey(username)
 	if !a.limiter.allow(key) {
-		return user{}, errTooManyAttempts
+		return user{}, apperr.ErrTooManyAttempts
 	}
 	u, hash, err := a.st.userWithPassword(ctx, username)
-	if err != nil && !errors.Is(err, errUnknownUser) {
+	if err != nil && !errors.Is(err, apperr.ErrUnknownUser) {
 		return user{}, err
 	}
 	if hash == "" { // unknown user or guest: do the same work, then fail
 		hash = a.dummyHash
-		err = errUnknownUser
+		err = apperr.ErrUnknownUser
 	}
 	ok, herr := a.check(ctx, password, hash)
 	if errors.Is(herr, errServerBusy) || (herr != nil && ctx.Err() != nil) {
@@ -312,7 +313,7 @@ func (a *authService) checkLogin(ctx context.Context, username, password string)
 	}
 	if !ok || err != nil {
 		a.limiter.fail(key)
-		return user{}, errBadCredentials
+		return user{}, apperr.ErrBadCredentials
 	}
 	a.limiter.reset(key)
 	return u, nil
@@ -342,7 +343,7 @@ func (a *authService) Logout(ctx context.Context, token string) error {
 // UserBySession returns the user of a live login session, or errNotLoggedIn.
 func (a *authService) UserBySession(ctx context.Context, token string) (user, error) {
 	if token == "" {
-		return user{}, errNotLoggedIn
+		return user{}, apperr.ErrNotLoggedIn
 	}
 	return a.st.userBySession(ctx, secretHash(token))
 }
@@ -350,7 +351,7 @@ func (a *authService) UserBySession(ctx context.Context, token string) (user, er
 // UserByToken returns the owner of an API token, or errNotLoggedIn.
 func (a *authService) UserByToken(ctx context.Context, token string) (user, error) {
 	if !strings.HasPrefix(token, apiTokenPrefix) {
-		return user{}, errNotLoggedIn
+		return user{}, apperr.ErrNotLoggedIn
 	}
 	return a.st.userByToken(ctx, secretHash(token))
 }
@@ -365,8 +366,8 @@ func (a *authService) UserByLogin(ctx context.Context, login, passcode string) (
 		return a.Guest(ctx, login)
 	case strings.HasPrefix(passcode, apiTokenPrefix):
 		u, err := a.UserByToken(ctx, passcode)
-		if errors.Is(err, errNotLoggedIn) || (err == nil && usernameKey(u.Username) != usernameKey(login)) {
-			return user{}, errBadCredentials
+		if errors.Is(err, apperr.ErrNotLoggedIn) || (err == nil && usernameKey(u.Username) != usernameKey(login)) {
+			return user{}, apperr.ErrBadCredentials
 		}
 		return u, err
 	default:
@@ -385,7 +386,7 @@ func (a *authService) UserByName(ctx context.Context, name string) (user, error)
 // errGuestsDisabled unless AllowGuests.
 func (a *authService) Guest(ctx context.Context, name string) (user, error) {
 	if !a.opts.AllowGuests {
-		return user{}, errGuestsDisabled
+		return user{}, apperr.ErrGuestsDisabled
 	}
 	if err := validUsername(name); err != nil {
 		return user{}, err
@@ -395,12 +396,12 @@ func (a *authService) Guest(ctx context.Context, name string) (user, error) {
 	case err == nil && u.IsGuest:
 		return u, nil
 	case err == nil:
-		return user{}, errNameTaken
-	case !errors.Is(err, errUnknownUser):
+		return user{}, apperr.ErrNameTaken
+	case !errors.Is(err, apperr.ErrUnknownUser):
 		return user{}, err
 	}
 	u, err = a.st.createUser(ctx, newUser{Username: name, DisplayName: name, Guest: true})
-	if errors.Is(err, errNameTaken) { // another connection created it meanwhile
+	if errors.Is(err, apperr.ErrNameTaken) { // another connection created it meanwhile
 		return a.Guest(ctx, name)
 	}
 	return u, err
@@ -421,10 +422,10 @@ func (a *authService) GuestLogin(ctx context.Context, name string) (user, loginS
 func (a *authService) CreateToken(ctx context.Context, u user, name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > maxTokenNameRunes {
-		return "", newPublicError(errKindBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
+		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
 	}
 	if u.IsGuest {
-		return "", newPublicError(errKindForbidden, "guests cannot create tokens")
+		return "", apperr.New(apperr.KindForbidden, "guests cannot create tokens")
 	}
 	secret, err := newSecret()
 	if err != nil {
@@ -450,7 +451,7 @@ func (a *authService) Tokens(ctx context.Context, u user) ([]apiToken, error) {
 // CreateInvite returns a one-use registration code; admins only.
 func (a *authService) CreateInvite(ctx context.Context, admin user) (string, error) {
 	if !admin.IsAdmin {
-		return "", errNotAdmin
+		return "", apperr.ErrNotAdmin
 	}
 	code, err := newSecret()
 	if err != nil {
@@ -472,10 +473,10 @@ func (a *authService) Invitation(ctx context.Context, code string) (string, bool
 // SetRegistration switches registration between "open" and "invite"; admins only.
 func (a *authService) SetRegistration(ctx context.Context, admin user, mode string) error {
 	if !admin.IsAdmin {
-		return errNotAdmin
+		return apperr.ErrNotAdmin
 	}
 	if mode != registrationOpen && mode != registrationInvite {
-		return newPublicError(errKindBadRequest, `registration must be "open" or "invite"`)
+		return apperr.New(apperr.KindBadRequest, `registration must be "open" or "invite"`)
 	}
 	return a.st.setSetting(ctx, settingRegistration, mode)
 }
@@ -487,13 +488,13 @@ func (a *authService) UserFromRequest(r *http.Request) (user, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return user{}, errNotLoggedIn
+			return user{}, apperr.ErrNotLoggedIn
 		}
 		return a.UserByToken(r.Context(), strings.TrimSpace(tok))
 	}
 	c, err := r.Cookie(sessionCookieName)
 	if err != nil {
-		return user{}, errNotLoggedIn
+		return user{}, apperr.ErrNotLoggedIn
 	}
 	return a.UserBySession(r.Context(), c.Value)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"stompbox/internal/apperr"
 	"strings"
 	"testing"
 	"time"
@@ -90,20 +91,20 @@ func TestRegisterRules(t *testing.T) {
 		reg  registration
 		want error
 	}{
-		{"empty name", registration{Username: "", Password: "longenough"}, errKindBadRequest},
-		{"space in name", registration{Username: "a b", Password: "longenough"}, errKindBadRequest},
-		{"at sign", registration{Username: "@a", Password: "longenough"}, errKindBadRequest},
-		{"leading dot", registration{Username: ".a", Password: "longenough"}, errKindBadRequest},
-		{"too long", registration{Username: strings.Repeat("a", 33), Password: "longenough"}, errKindBadRequest},
-		{"short password", registration{Username: "carol", Password: "short"}, errKindBadRequest},
-		{"huge password", registration{Username: "carol", Password: strings.Repeat("x", maxPasswordLen+1)}, errKindBadRequest},
-		{"control in display", registration{Username: "carol", DisplayName: "a\x00b", Password: "longenough"}, errKindBadRequest},
-		{"same name", registration{Username: "alice", Password: "longenough"}, errNameTaken},
-		{"same name other case", registration{Username: "ALICE", Password: "longenough"}, errNameTaken},
+		{"empty name", registration{Username: "", Password: "longenough"}, apperr.KindBadRequest},
+		{"space in name", registration{Username: "a b", Password: "longenough"}, apperr.KindBadRequest},
+		{"at sign", registration{Username: "@a", Password: "longenough"}, apperr.KindBadRequest},
+		{"leading dot", registration{Username: ".a", Password: "longenough"}, apperr.KindBadRequest},
+		{"too long", registration{Username: strings.Repeat("a", 33), Password: "longenough"}, apperr.KindBadRequest},
+		{"short password", registration{Username: "carol", Password: "short"}, apperr.KindBadRequest},
+		{"huge password", registration{Username: "carol", Password: strings.Repeat("x", maxPasswordLen+1)}, apperr.KindBadRequest},
+		{"control in display", registration{Username: "carol", DisplayName: "a\x00b", Password: "longenough"}, apperr.KindBadRequest},
+		{"same name", registration{Username: "alice", Password: "longenough"}, apperr.ErrNameTaken},
+		{"same name other case", registration{Username: "ALICE", Password: "longenough"}, apperr.ErrNameTaken},
 		{"korean name", registration{Username: "김철수", Password: "longenough"}, nil},
-		{"korean duplicate", registration{Username: "김철수", Password: "longenough"}, errNameTaken},
+		{"korean duplicate", registration{Username: "김철수", Password: "longenough"}, apperr.ErrNameTaken},
 		{"accented case fold", registration{Username: "émile", Password: "longenough"}, nil},
-		{"accented upper duplicate", registration{Username: "ÉMILE", Password: "longenough"}, errNameTaken},
+		{"accented upper duplicate", registration{Username: "ÉMILE", Password: "longenough"}, apperr.ErrNameTaken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,36 +123,36 @@ func TestRegisterInviteOnly(t *testing.T) {
 	admin := mustRegister(t, a, "admin")
 	bob := mustRegister(t, a, "bob")
 
-	if err := a.SetRegistration(ctx, bob, registrationInvite); !errors.Is(err, errNotAdmin) {
+	if err := a.SetRegistration(ctx, bob, registrationInvite); !errors.Is(err, apperr.ErrNotAdmin) {
 		t.Fatalf("non-admin SetRegistration = %v", err)
 	}
-	if err := a.SetRegistration(ctx, admin, "closed"); !errors.Is(err, errKindBadRequest) {
+	if err := a.SetRegistration(ctx, admin, "closed"); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("bad mode = %v", err)
 	}
 	if err := a.SetRegistration(ctx, admin, registrationInvite); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough"}); !errors.Is(err, errRegistrationOff) {
+	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough"}); !errors.Is(err, apperr.ErrRegistrationOff) {
 		t.Fatalf("register without invite = %v", err)
 	}
-	if _, err := a.CreateInvite(ctx, bob); !errors.Is(err, errNotAdmin) {
+	if _, err := a.CreateInvite(ctx, bob); !errors.Is(err, apperr.ErrNotAdmin) {
 		t.Fatalf("non-admin invite = %v", err)
 	}
 	code, err := a.CreateInvite(ctx, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough", Invite: "wrong"}); !errors.Is(err, errBadInvite) {
+	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough", Invite: "wrong"}); !errors.Is(err, apperr.ErrBadInvite) {
 		t.Fatalf("wrong invite = %v", err)
 	}
 	// A failed invite rolls the account back with it.
-	if _, err := s.userByName(ctx, "carol"); !errors.Is(err, errUnknownUser) {
+	if _, err := s.userByName(ctx, "carol"); !errors.Is(err, apperr.ErrUnknownUser) {
 		t.Fatalf("account survived a bad invite: %v", err)
 	}
 	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough", Invite: code}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Register(ctx, registration{Username: "dave", Password: "longenough", Invite: code}); !errors.Is(err, errBadInvite) {
+	if _, err := a.Register(ctx, registration{Username: "dave", Password: "longenough", Invite: code}); !errors.Is(err, apperr.ErrBadInvite) {
 		t.Fatalf("reused invite = %v", err)
 	}
 }
@@ -169,9 +170,9 @@ func TestLoginSessions(t *testing.T) {
 	}{
 		{"ok", "alice", "password-alice", nil},
 		{"ok other case", "ALICE", "password-alice", nil},
-		{"wrong password", "alice", "password-bob", errBadCredentials},
-		{"unknown user", "nobody", "password-alice", errBadCredentials},
-		{"empty", "", "", errBadCredentials},
+		{"wrong password", "alice", "password-bob", apperr.ErrBadCredentials},
+		{"unknown user", "nobody", "password-alice", apperr.ErrBadCredentials},
+		{"empty", "", "", apperr.ErrBadCredentials},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,19 +203,19 @@ func TestLoginSessions(t *testing.T) {
 	if n != 0 {
 		t.Fatal("session token stored in clear")
 	}
-	if _, err := a.UserBySession(ctx, sess.Token+"x"); !errors.Is(err, errNotLoggedIn) {
+	if _, err := a.UserBySession(ctx, sess.Token+"x"); !errors.Is(err, apperr.ErrNotLoggedIn) {
 		t.Fatalf("tampered token = %v", err)
 	}
 	if err := a.Logout(ctx, sess.Token); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, errNotLoggedIn) {
+	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, apperr.ErrNotLoggedIn) {
 		t.Fatalf("after logout = %v", err)
 	}
 
 	_, sess, _ = a.Login(ctx, "alice", "password-alice")
 	clock.Advance(defaultSessionTTL + time.Second)
-	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, errNotLoggedIn) {
+	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, apperr.ErrNotLoggedIn) {
 		t.Fatalf("expired session = %v", err)
 	}
 
@@ -224,7 +225,7 @@ func TestLoginSessions(t *testing.T) {
 	if err := s.setPassword(ctx, "alice", h); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, errNotLoggedIn) {
+	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, apperr.ErrNotLoggedIn) {
 		t.Fatalf("session after password change = %v", err)
 	}
 }
@@ -236,14 +237,14 @@ func TestLoginThrottle(t *testing.T) {
 	ctx := context.Background()
 	mustRegister(t, a, "alice")
 	for i := range maxLoginFailures {
-		if _, _, err := a.Login(ctx, "alice", "wrong-password"); !errors.Is(err, errBadCredentials) {
+		if _, _, err := a.Login(ctx, "alice", "wrong-password"); !errors.Is(err, apperr.ErrBadCredentials) {
 			t.Fatalf("attempt %d = %v", i, err)
 		}
 	}
-	if _, _, err := a.Login(ctx, "Alice", "password-alice"); !errors.Is(err, errTooManyAttempts) {
+	if _, _, err := a.Login(ctx, "Alice", "password-alice"); !errors.Is(err, apperr.ErrTooManyAttempts) {
 		t.Fatalf("after %d failures = %v, want throttled", maxLoginFailures, err)
 	}
-	if httpStatus(errTooManyAttempts) != http.StatusTooManyRequests {
+	if apperr.HTTPStatus(apperr.ErrTooManyAttempts) != http.StatusTooManyRequests {
 		t.Fatal("throttling does not map to 429")
 	}
 	clock.Advance(loginFailureWindow)
@@ -266,10 +267,10 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 	if !strings.HasPrefix(tok, apiTokenPrefix) {
 		t.Fatalf("token %q lacks prefix", tok)
 	}
-	if _, err := a.CreateToken(ctx, alice, "bot"); !errors.Is(err, errNameTaken) {
+	if _, err := a.CreateToken(ctx, alice, "bot"); !errors.Is(err, apperr.ErrNameTaken) {
 		t.Fatalf("duplicate token name = %v", err)
 	}
-	if _, err := a.CreateToken(ctx, alice, " "); !errors.Is(err, errKindBadRequest) {
+	if _, err := a.CreateToken(ctx, alice, " "); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("empty token name = %v", err)
 	}
 
@@ -279,10 +280,10 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 	}{
 		{"password", "alice", "password-alice", nil},
 		{"token", "alice", tok, nil},
-		{"token other user", "bob", tok, errBadCredentials},
-		{"bad token", "alice", apiTokenPrefix + "nope", errBadCredentials},
-		{"bad password", "alice", "nope-nope", errBadCredentials},
-		{"no guests", "visitor", "", errBadCredentials},
+		{"token other user", "bob", tok, apperr.ErrBadCredentials},
+		{"bad token", "alice", apiTokenPrefix + "nope", apperr.ErrBadCredentials},
+		{"bad password", "alice", "nope-nope", apperr.ErrBadCredentials},
+		{"no guests", "visitor", "", apperr.ErrBadCredentials},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -307,10 +308,10 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 	if err := a.RevokeToken(ctx, alice, "bot"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.UserByToken(ctx, tok); !errors.Is(err, errNotLoggedIn) {
+	if _, err := a.UserByToken(ctx, tok); !errors.Is(err, apperr.ErrNotLoggedIn) {
 		t.Fatalf("revoked token = %v", err)
 	}
-	if err := a.RevokeToken(ctx, alice, "bot"); !errors.Is(err, errKindNotFound) {
+	if err := a.RevokeToken(ctx, alice, "bot"); !errors.Is(err, apperr.KindNotFound) {
 		t.Fatalf("revoking twice = %v", err)
 	}
 }
@@ -319,7 +320,7 @@ func TestGuests(t *testing.T) {
 	s := openTestStore(t, nil)
 	ctx := context.Background()
 	off := newTestAuth(t, s, false)
-	if _, err := off.Guest(ctx, "visitor"); !errors.Is(err, errGuestsDisabled) {
+	if _, err := off.Guest(ctx, "visitor"); !errors.Is(err, apperr.ErrGuestsDisabled) {
 		t.Fatalf("guest while disabled = %v", err)
 	}
 	on := newTestAuth(t, s, true)
@@ -332,20 +333,20 @@ func TestGuests(t *testing.T) {
 		t.Fatalf("guest reconnect = %+v, %v", again, err)
 	}
 	// Guests cannot log in with a password, and cannot take a registered name.
-	if _, err := on.UserByLogin(ctx, "visitor", "anything-at-all"); !errors.Is(err, errBadCredentials) {
+	if _, err := on.UserByLogin(ctx, "visitor", "anything-at-all"); !errors.Is(err, apperr.ErrBadCredentials) {
 		t.Fatalf("guest password login = %v", err)
 	}
 	alice := mustRegister(t, on, "alice")
 	if !alice.IsAdmin {
 		t.Error("first registered account after a guest is not admin")
 	}
-	if _, err := on.Guest(ctx, "alice"); !errors.Is(err, errNameTaken) {
+	if _, err := on.Guest(ctx, "alice"); !errors.Is(err, apperr.ErrNameTaken) {
 		t.Fatalf("guest with a registered name = %v", err)
 	}
-	if _, err := on.Register(ctx, registration{Username: "visitor", Password: "longenough"}); !errors.Is(err, errNameTaken) {
+	if _, err := on.Register(ctx, registration{Username: "visitor", Password: "longenough"}); !errors.Is(err, apperr.ErrNameTaken) {
 		t.Fatalf("register a guest's name = %v", err)
 	}
-	if _, err := on.CreateToken(ctx, g, "x"); !errors.Is(err, errKindForbidden) {
+	if _, err := on.CreateToken(ctx, g, "x"); !errors.Is(err, apperr.KindForbidden) {
 		t.Fatalf("guest token = %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"stompbox/internal/stomp"
 	"stompbox/internal/stomp/stomptest"
+	"stompbox/internal/transport"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,7 +132,7 @@ func (t *discardTransport) Read(ctx context.Context) ([]byte, error) {
 	}
 	select {
 	case <-t.closed:
-		return nil, errTransportClosed
+		return nil, transport.ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -146,7 +147,7 @@ func (t *discardTransport) writeBy(_ time.Time, frames [][]byte) error {
 func (t *discardTransport) Write(ctx context.Context, frames [][]byte) error {
 	select {
 	case <-t.closed:
-		return errTransportClosed
+		return transport.ErrClosed
 	default:
 	}
 	// An element may hold several frames back to back (transport.Write);
@@ -214,7 +215,7 @@ func benchmarkBrokerFanout(b *testing.B, window int64) {
 	for i := range ts {
 		ts[i] = newDiscardTransport(script, &delivered)
 		wg.Go(func() {
-			br.Serve(context.Background(), ts[i], connInfo{Transport: "bench", Remote: "127.0.0.1:" + strconv.Itoa(10000+i)})
+			br.Serve(context.Background(), ts[i], transport.Info{Transport: "bench", Remote: "127.0.0.1:" + strconv.Itoa(10000+i)})
 		})
 	}
 	defer func() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,14 +107,14 @@ type authenticator interface {
 	// anonymous one) and an optional principal (the application's user
 	// record) that handlers and hooks read from the session. An error
 	// refuses the connection: protocol errors are shown, others logged.
-	AuthenticateSTOMP(ctx context.Context, info connInfo, connect *stomp.Frame) (name string, principal any, err error)
+	AuthenticateSTOMP(ctx context.Context, info transport.Info, connect *stomp.Frame) (name string, principal any, err error)
 }
 
 // openAuth trusts the HTTP layer's user, then the login header. It is the
 // broker's default for tests and for deployments without the chat store.
 type openAuth struct{}
 
-func (openAuth) AuthenticateSTOMP(_ context.Context, info connInfo, f *stomp.Frame) (string, any, error) {
+func (openAuth) AuthenticateSTOMP(_ context.Context, info transport.Info, f *stomp.Frame) (string, any, error) {
 	if info.User != "" {
 		return info.User, nil, nil
 	}
@@ -639,7 +640,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, s := range sessions {
-		s.fail(errShuttingDown, closeGoingAway)
+		s.fail(errShuttingDown, transport.CloseGoingAway)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -655,10 +656,10 @@ func (b *Broker) Close(ctx context.Context) error {
 		// their connections ends their reads and writes now; a WebSocket's
 		// Close would wait on the very client that is stuck.
 		for _, s := range sessions {
-			if hc, ok := s.t.(hardCloser); ok {
-				hc.closeNow()
+			if hc, ok := s.t.(transport.HardCloser); ok {
+				hc.CloseNow()
 			} else {
-				s.t.Close(closeGoingAway, errShuttingDown.Error())
+				s.t.Close(transport.CloseGoingAway, errShuttingDown.Error())
 			}
 		}
 		return fmt.Errorf("close broker: %w", ctx.Err())

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"strings"
 	"time"
 )
@@ -42,7 +43,7 @@ func (s *session) handle(f *stomp.Frame) error {
 		err = s.handleTx(f)
 	case stomp.CmdDisconnect:
 		s.receipt(f)
-		s.out.closeWith(nil, closeNormal)
+		s.out.closeWith(nil, transport.CloseNormal)
 		return errDisconnected
 	}
 	if errors.Is(err, errSendRefused) {

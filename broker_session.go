@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"stompbox/internal/sockjsframe"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -103,8 +105,8 @@ func (sub *subscription) Replay(headers []stomp.Header, body []byte, storeID int
 // block (see outbox).
 type session struct {
 	b      *Broker
-	t      transport
-	info   connInfo
+	t      transport.Conn
+	info   transport.Info
 	id     uint64
 	idStr  string
 	log    *slog.Logger    // slog.New(sessionLog{s})
@@ -152,7 +154,7 @@ type pendingAck struct {
 // error ends it, or the broker closes. It closes t before returning. ctx
 // should be the server's base context (never an HTTP request's context after
 // a hijack).
-func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
+func (b *Broker) Serve(ctx context.Context, t transport.Conn, info transport.Info) {
 	s := &session{b: b, t: t, info: info, id: b.nextSession.Add(1)}
 	s.idStr = strconv.FormatUint(s.id, 36)
 	s.log = slog.New(sessionLog{s})
@@ -174,7 +176,7 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 	// a transaction or subscribe with client acks. subs starts empty.
 	if err := b.admit(s); err != nil {
 		s.log.Warn("connection refused", "err", err)
-		s.out.closeWith(errorFrame(err), closeGoingAway)
+		s.out.closeWith(errorFrame(err), transport.CloseGoingAway)
 		s.wg.Wait()
 		return
 	}
@@ -185,15 +187,15 @@ func (b *Broker) Serve(ctx context.Context, t transport, info connInfo) {
 		switch _, visible := stomp.ClientMessage(err); {
 		case visible:
 			s.log.Warn("protocol error", "err", err)
-			s.fail(err, closeProtocol)
+			s.fail(err, transport.CloseProtocol)
 		case errors.As(err, new(*frameError)) && !errors.Is(err, context.DeadlineExceeded):
-			s.fail(err, closeInternal) // our fault while handling a frame (a store error): logged, "internal error" to the client
+			s.fail(err, transport.CloseInternal) // our fault while handling a frame (a store error): logged, "internal error" to the client
 		case errors.Is(err, context.DeadlineExceeded):
 			s.log.Warn("client went silent", "timeout", s.readTimeout())
 			if s.connected {
-				s.fail(errClientSilent, closePolicy)
+				s.fail(errClientSilent, transport.ClosePolicy)
 			} else {
-				s.fail(errConnectTimeout, closePolicy)
+				s.fail(errConnectTimeout, transport.ClosePolicy)
 			}
 		default: // the transport ended: the client went away
 			s.log.Debug("read ended", "err", err)
@@ -368,7 +370,7 @@ func (s *session) read() ([]byte, error) {
 // send queues a server frame (RECEIPT, CONNECTED) for the writer.
 func (s *session) send(it outItem) {
 	if !s.out.push(it, 64+len(it.frame.Body)) && !s.out.isClosed() {
-		s.fail(errSlowConsumer, closePolicy)
+		s.fail(errSlowConsumer, transport.ClosePolicy)
 	}
 }
 
@@ -380,7 +382,7 @@ func (s *session) deliver(sub *subscription, m *message) bool {
 		s.ackMu.Lock()
 		if len(s.unacked) >= s.b.cfg.MaxUnacked {
 			s.ackMu.Unlock()
-			s.fail(errTooManyUnacked, closePolicy)
+			s.fail(errTooManyUnacked, transport.ClosePolicy)
 			return false
 		}
 		if s.unacked == nil {
@@ -399,7 +401,7 @@ func (s *session) deliver(sub *subscription, m *message) bool {
 	}
 	if !s.out.isClosed() {
 		s.log.Warn("slow consumer", "queued", s.b.cfg.OutboxFrames)
-		s.fail(errSlowConsumer, closePolicy)
+		s.fail(errSlowConsumer, transport.ClosePolicy)
 	}
 	return false
 }
@@ -514,7 +516,7 @@ func (s *session) writeLoop() {
 		if t.final != nil {
 			if s.json != nil {
 				wb.raw = stomp.AppendFrame(wb.raw[:0], t.final, s.ver)
-				buf = appendSockJSContent(buf, wb.raw, false)
+				buf = sockjsframe.AppendContent(buf, wb.raw, false)
 			} else {
 				buf = stomp.AppendFrame(buf, t.final, s.ver)
 			}
@@ -548,7 +550,7 @@ func (s *session) writeLoop() {
 			reason := "bye"
 			code := t.code
 			if code == 0 {
-				code = closeNormal
+				code = transport.CloseNormal
 			}
 			if t.final != nil {
 				reason = t.final.Value(stomp.HdrMessage)
@@ -635,8 +637,8 @@ func (s *session) abort(err error) {
 		s.hb.Stop()
 	}
 	s.failed.Store(true)
-	s.out.closeWith(nil, closeInternal)
-	s.t.Close(closeInternal, "write failed")
+	s.out.closeWith(nil, transport.CloseInternal)
+	s.t.Close(transport.CloseInternal, "write failed")
 	s.cancel()
 }
 
@@ -654,10 +656,10 @@ func (s *session) encode(buf []byte, it *outItem, v stomp.Version) []byte {
 func (s *session) encodeJSON(buf []byte, it *outItem, v stomp.Version, wb *writeBatch) []byte {
 	if it.frame != nil {
 		wb.raw = stomp.AppendFrame(wb.raw[:0], it.frame, v)
-		return appendSockJSContent(buf, wb.raw, false)
+		return sockjsframe.AppendContent(buf, wb.raw, false)
 	}
 	wb.raw = s.encodeHead(wb.raw[:0], it, v)
-	buf = appendSockJSContent(buf, wb.raw, false)
+	buf = sockjsframe.AppendContent(buf, wb.raw, false)
 	return append(buf, it.msg.encodedJSON(v)...)
 }
 
@@ -865,7 +867,7 @@ type message struct {
 // it first.
 func (m *message) encodedJSON(v stomp.Version) []byte {
 	e := &m.encJSON[v-1]
-	e.once.Do(func() { e.b = appendSockJSContent(nil, m.encoded(v), false) })
+	e.once.Do(func() { e.b = sockjsframe.AppendContent(nil, m.encoded(v), false) })
 	return e.b
 }
 

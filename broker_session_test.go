@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"stompbox/internal/sockjsframe"
 	"stompbox/internal/stomp"
 	"stompbox/internal/stomp/stomptest"
+	"stompbox/internal/transport"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,7 +43,7 @@ func TestEncodeJSONMatchesEscapedFrame(t *testing.T) {
 					msg: &message{dest: "/topic/a", headers: tt.headers, body: []byte(tt.body)},
 					seq: 42,
 				}
-				want := appendSockJSContent([]byte("kept"), s.encode(nil, &it, v), false)
+				want := sockjsframe.AppendContent([]byte("kept"), s.encode(nil, &it, v), false)
 				got := s.encodeJSON([]byte("kept"), &it, v, &writeBatch{})
 				if !bytes.Equal(got, want) {
 					t.Fatalf("got  %q\nwant %q", got, want)
@@ -61,7 +63,7 @@ func TestEncodeJSONMatchesEscapedFrame(t *testing.T) {
 func TestSessionLogAttributes(t *testing.T) {
 	var buf bytes.Buffer
 	b := &Broker{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	s := &session{b: b, idStr: "k3", info: connInfo{Transport: "ws", Remote: "127.0.0.1:5000"}}
+	s := &session{b: b, idStr: "k3", info: transport.Info{Transport: "ws", Remote: "127.0.0.1:5000"}}
 	s.log = slog.New(sessionLog{s})
 
 	s.log.Debug("hidden")

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"strings"
 	"testing"
 	"time"
@@ -673,7 +674,7 @@ func openFiles(t testing.TB) int {
 }
 
 func TestOriginPolicyWithoutOriginHeader(t *testing.T) {
-	p := newOriginPolicy([]string{"https://portal.corp.example"})
+	p := transport.NewOriginPolicy([]string{"https://portal.corp.example"})
 	tests := []struct {
 		name          string
 		site, referer string
@@ -694,7 +695,7 @@ func TestOriginPolicyWithoutOriginHeader(t *testing.T) {
 			if tt.referer != "" {
 				r.Header.Set("Referer", tt.referer)
 			}
-			if got := p.allowed(r); got != tt.ok {
+			if got := p.Allowed(r); got != tt.ok {
 				t.Fatalf("allowed = %v, want %v", got, tt.ok)
 			}
 		})
@@ -716,7 +717,7 @@ func TestShutdownDropsStuckClients(t *testing.T) {
 	ts := httptest.NewServer(&wsHandler{
 		identify: func(*http.Request) string { return "" },
 		broker:   b,
-		origins:  newOriginPolicy(nil),
+		origins:  transport.NewOriginPolicy(nil),
 		base:     context.Background(),
 		log:      testLogger(t),
 	})

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"stompbox/internal/apperr"
 	"strconv"
 	"strings"
 	"time"
@@ -114,7 +115,7 @@ func ParseChatInput(body []byte) (chatInput, error) {
 		Attachments []json.RawMessage `json:"attachments"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return chatInput{}, errBadJSON
+		return chatInput{}, apperr.ErrBadJSON
 	}
 	in := chatInput{Type: strings.ToUpper(raw.Type), Sender: raw.Sender, Message: raw.Message, ReplyTo: raw.ReplyTo}
 	var err error
@@ -124,12 +125,12 @@ func ParseChatInput(body []byte) (chatInput, error) {
 	switch in.Type {
 	case msgEnter, msgTalk, msgLeave:
 	default:
-		return chatInput{}, errBadMessageType
+		return chatInput{}, apperr.ErrBadMessageType
 	}
 	id := string(bytes.Trim(raw.RoomID, `"`))
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil || n <= 0 {
-		return chatInput{}, errUnknownRoom
+		return chatInput{}, apperr.ErrUnknownRoom
 	}
 	in.RoomID = n
 	return in, nil
@@ -288,10 +289,10 @@ func (c *chatService) maxInputBytes() int64 {
 // before anything is written, so a refused message is never stored.
 func (c *chatService) checkBody(msg string) error {
 	if !utf8.ValidString(msg) {
-		return newPublicError(errKindBadRequest, "message is not valid UTF-8")
+		return apperr.New(apperr.KindBadRequest, "message is not valid UTF-8")
 	}
 	if strings.TrimSpace(msg) == "" {
-		return errEmptyMessage
+		return apperr.ErrEmptyMessage
 	}
 	// Counting stops one past the limit: a huge body costs no more than a legal one.
 	n := 0
@@ -314,10 +315,10 @@ func (e messageTooLongError) Error() string { return e.public().Error() }
 // Unwrap gives the publicError that publicMessage and httpStatus look for.
 func (e messageTooLongError) Unwrap() error { return e.public() }
 
-func (e messageTooLongError) Is(target error) bool { return target == errMessageTooLong }
+func (e messageTooLongError) Is(target error) bool { return target == apperr.ErrMessageTooLong }
 
 func (e messageTooLongError) public() error {
-	return newPublicError(errKindTooLarge, fmt.Sprintf("%s: at most %d characters", errMessageTooLong, e.max))
+	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("%s: at most %d characters", apperr.ErrMessageTooLong, e.max))
 }
 
 // Post stores a chat message from u and publishes it. It checks the type
@@ -349,23 +350,23 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 	switch in.Type {
 	case msgTalk:
 		err := c.checkBody(in.Message)
-		if errors.Is(err, errEmptyMessage) && len(in.Attachments) > 0 {
+		if errors.Is(err, apperr.ErrEmptyMessage) && len(in.Attachments) > 0 {
 			err = nil // a picture needs no words
 		}
 		if err != nil {
 			return storedMessage{}, err
 		}
 		if in.ReplyTo < 0 {
-			return storedMessage{}, errBadReply
+			return storedMessage{}, apperr.ErrBadReply
 		}
 		m.Message, m.ReplyTo = in.Message, in.ReplyTo
 	case msgEnter, msgLeave:
 		m.Message = presenceText(c.lang, in.Type, u.Username)
 	default:
-		return storedMessage{}, errBadMessageType
+		return storedMessage{}, apperr.ErrBadMessageType
 	}
 	if in.RoomID <= 0 {
-		return storedMessage{}, errUnknownRoom
+		return storedMessage{}, apperr.ErrUnknownRoom
 	}
 	var mentions []notifyTarget
 	if in.Type == msgTalk && strings.ContainsRune(m.Message, '@') {
@@ -389,7 +390,7 @@ func (c *chatService) CanRead(ctx context.Context, u user, roomID int64) error {
 		return err
 	}
 	if r.Kind != roomPublic && !member {
-		return errNotMember
+		return apperr.ErrNotMember
 	}
 	return nil
 }
@@ -402,10 +403,10 @@ func (c *chatService) CanPost(ctx context.Context, u user, roomID int64) error {
 		return err
 	}
 	if r.Kind != roomPublic && !member {
-		return errNotMember
+		return apperr.ErrNotMember
 	}
 	if r.Archived {
-		return errRoomArchived
+		return apperr.ErrRoomArchived
 	}
 	return nil
 }
@@ -459,7 +460,7 @@ func sinceDays(now time.Time, days int) time.Time {
 // returns how many went.
 func (c *chatService) PurgeOlderThan(ctx context.Context, days int) (int64, error) {
 	if days <= 0 {
-		return 0, newPublicError(errKindBadRequest, "retention must be at least one day")
+		return 0, apperr.New(apperr.KindBadRequest, "retention must be at least one day")
 	}
 	n, err := c.st.purgeBefore(ctx, sinceDays(c.st.now(), days))
 	if err == nil && n > 0 {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"stompbox/internal/apperr"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -92,11 +93,11 @@ func mustJSON(v any) []byte {
 // business; the server only keeps it from being text or markup-sized.
 func checkEmoji(e string) error {
 	if e == "" || len(e) > maxEmojiBytes || !utf8.ValidString(e) {
-		return errBadEmoji
+		return apperr.ErrBadEmoji
 	}
 	for _, r := range e {
 		if unicode.IsControl(r) || unicode.IsSpace(r) {
-			return errBadEmoji
+			return apperr.ErrBadEmoji
 		}
 	}
 	return nil
@@ -105,7 +106,7 @@ func checkEmoji(e string) error {
 // canReadTarget applies CanRead's rule to a change's target.
 func canReadTarget(t changeTarget) error {
 	if t.kind != roomPublic && !t.member {
-		return errNotMember
+		return apperr.ErrNotMember
 	}
 	return nil
 }
@@ -122,10 +123,10 @@ type changeOp interface {
 // without disturbing the other writes of the transaction's group.
 func (c *chatService) change(ctx context.Context, roomID, msgID int64, op changeOp) error {
 	if roomID <= 0 {
-		return errUnknownRoom
+		return apperr.ErrUnknownRoom
 	}
 	if msgID <= 0 {
-		return errUnknownMessage
+		return apperr.ErrUnknownMessage
 	}
 	if err := c.st.run(ctx, op); err != nil {
 		return fmt.Errorf("change message %d: %w", msgID, err)
@@ -141,7 +142,7 @@ func (c *chatService) change(ctx context.Context, roomID, msgID int64, op change
 func changeMessageTx(e *opEnv, tx *sql.Tx, roomID, msgID, userID int64, decide func(changeTarget) error, write func() error) (refused, err error) {
 	t, err := changeTargetTx(e.ctx, tx, roomID, msgID, userID)
 	if err != nil {
-		if isClientError(err) {
+		if apperr.IsClientError(err) {
 			return err, nil
 		}
 		return nil, err
@@ -150,16 +151,16 @@ func changeMessageTx(e *opEnv, tx *sql.Tx, roomID, msgID, userID int64, decide f
 		return err, nil
 	}
 	if t.typ != msgTalk {
-		return errNotChangeable, nil
+		return apperr.ErrNotChangeable, nil
 	}
 	if t.deleted {
-		return errMessageDeleted, nil
+		return apperr.ErrMessageDeleted, nil
 	}
 	if err := decide(t); err != nil {
 		return err, nil
 	}
 	if err := write(); err != nil {
-		if isClientError(err) {
+		if apperr.IsClientError(err) {
 			return err, nil
 		}
 		return nil, err
@@ -242,11 +243,11 @@ func (o *msgEditOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		switch {
 		case t.authorID == 0 || t.authorID != o.UserID:
-			return errNotAuthor
+			return apperr.ErrNotAuthor
 		case t.archived:
-			return errRoomArchived
+			return apperr.ErrRoomArchived
 		case o.WindowMS > 0 && e.at-t.createdAt > o.WindowMS:
-			return errEditTooLate
+			return apperr.ErrEditTooLate
 		}
 		return nil
 	}, func() error { return editMessageTx(e.ctx, tx, o.MsgID, o.Text, e.at) })
@@ -277,9 +278,9 @@ func (o *msgDeleteOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 		owner := t.ownerID != 0 && t.ownerID == o.UserID && t.kind != roomDM
 		switch {
 		case !author && !owner && !o.Admin:
-			return errCannotDelete
+			return apperr.ErrCannotDelete
 		case t.archived && !o.Admin:
-			return errRoomArchived
+			return apperr.ErrRoomArchived
 		}
 		return nil
 	}, func() (err error) {
@@ -314,9 +315,9 @@ func (o *msgReactOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		switch {
 		case !t.member:
-			return errNotMember
+			return apperr.ErrNotMember
 		case t.archived:
-			return errRoomArchived
+			return apperr.ErrRoomArchived
 		}
 		return nil
 	}, func() error {

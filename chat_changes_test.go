@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"stompbox/internal/apperr"
 	"strings"
 	"testing"
 	"time"
@@ -48,49 +49,49 @@ func TestMessageChangeAuthorization(t *testing.T) {
 		{"room owner cannot edit another's message", func(s setup) error {
 			_, err := f.chat.Edit(ctx, f.bob, f.team.ID, s.carolsTeam.ID, "mine now")
 			return err
-		}, errNotAuthor},
+		}, apperr.ErrNotAuthor},
 		{"administrator cannot edit another's message", func(s setup) error {
 			_, err := f.chat.Edit(ctx, f.alice, f.team.ID, s.carolsTeam.ID, "mine now")
 			return err
-		}, errNotAuthor},
+		}, apperr.ErrNotAuthor},
 		{"empty edit", func(s setup) error {
 			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.carolsTeam.ID, "  ")
 			return err
-		}, errEmptyMessage},
+		}, apperr.ErrEmptyMessage},
 		{"edit through another room's id", func(s setup) error {
 			_, err := f.chat.Edit(ctx, f.carol, f.secret.ID, s.carolsTeam.ID, "x")
 			return err
-		}, errUnknownMessage},
+		}, apperr.ErrUnknownMessage},
 		{"edit an unknown message", func(s setup) error {
 			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, 999999, "x")
 			return err
-		}, errUnknownMessage},
+		}, apperr.ErrUnknownMessage},
 		{"edit an ENTER line", func(s setup) error {
 			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.enter.ID, "x")
 			return err
-		}, errNotChangeable},
+		}, apperr.ErrNotChangeable},
 		{"non-member edits in a private room", func(s setup) error {
 			_, err := f.chat.Edit(ctx, f.carol, f.secret.ID, s.bobsSecret.ID, "x")
 			return err
-		}, errNotMember},
+		}, apperr.ErrNotMember},
 		{"author deletes", func(s setup) error { return f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID) }, nil},
 		{"room owner deletes", func(s setup) error { return f.chat.Delete(ctx, f.bob, f.team.ID, s.carolsTeam.ID) }, nil},
 		{"administrator deletes", func(s setup) error { return f.chat.Delete(ctx, f.alice, f.team.ID, s.carolsTeam.ID) }, nil},
-		{"member without rights cannot delete", func(s setup) error { return f.chat.Delete(ctx, f.dave, f.team.ID, s.carolsTeam.ID) }, errCannotDelete},
-		{"non-member deletes in a private room", func(s setup) error { return f.chat.Delete(ctx, f.dave, f.secret.ID, s.bobsSecret.ID) }, errNotMember},
+		{"member without rights cannot delete", func(s setup) error { return f.chat.Delete(ctx, f.dave, f.team.ID, s.carolsTeam.ID) }, apperr.ErrCannotDelete},
+		{"non-member deletes in a private room", func(s setup) error { return f.chat.Delete(ctx, f.dave, f.secret.ID, s.bobsSecret.ID) }, apperr.ErrNotMember},
 		{"delete twice", func(s setup) error {
 			if err := f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID); err != nil {
 				return err
 			}
 			return f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID)
-		}, errMessageDeleted},
+		}, apperr.ErrMessageDeleted},
 		{"edit a deleted message", func(s setup) error {
 			if err := f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID); err != nil {
 				return err
 			}
 			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.carolsTeam.ID, "back")
 			return err
-		}, errMessageDeleted},
+		}, apperr.ErrMessageDeleted},
 		{"member reacts", func(s setup) error {
 			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍", true)
 			return err
@@ -98,38 +99,38 @@ func TestMessageChangeAuthorization(t *testing.T) {
 		{"non-member of a public room cannot react", func(s setup) error {
 			_, err := f.chat.React(ctx, f.alice, f.team.ID, s.carolsTeam.ID, "👍", true)
 			return err
-		}, errNotMember},
+		}, apperr.ErrNotMember},
 		{"non-member of a private room cannot react", func(s setup) error {
 			_, err := f.chat.React(ctx, f.carol, f.secret.ID, s.bobsSecret.ID, "👍", true)
 			return err
-		}, errNotMember},
+		}, apperr.ErrNotMember},
 		{"react to a deleted message", func(s setup) error {
 			if err := f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID); err != nil {
 				return err
 			}
 			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍", true)
 			return err
-		}, errMessageDeleted},
+		}, apperr.ErrMessageDeleted},
 		{"empty emoji", func(s setup) error {
 			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "", true)
 			return err
-		}, errBadEmoji},
+		}, apperr.ErrBadEmoji},
 		{"emoji too long", func(s setup) error {
 			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, strings.Repeat("👍", 9), true)
 			return err
-		}, errBadEmoji},
+		}, apperr.ErrBadEmoji},
 		{"emoji with a control character", func(s setup) error {
 			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍\x07", true)
 			return err
-		}, errBadEmoji},
+		}, apperr.ErrBadEmoji},
 		{"emoji with a space", func(s setup) error {
 			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "a b", true)
 			return err
-		}, errBadEmoji},
+		}, apperr.ErrBadEmoji},
 		{"emoji not UTF-8", func(s setup) error {
 			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "\xff", true)
 			return err
-		}, errBadEmoji},
+		}, apperr.ErrBadEmoji},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,13 +157,13 @@ func TestMessageChangeAuthorization(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.chat.UpdateRoom(ctx, f.bob, f.team.ID, roomUpdate{Archived: new(false)})
-		if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "x"); !errors.Is(err, errRoomArchived) {
+		if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "x"); !errors.Is(err, apperr.ErrRoomArchived) {
 			t.Errorf("edit: %v", err)
 		}
-		if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "👍", true); !errors.Is(err, errRoomArchived) {
+		if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "👍", true); !errors.Is(err, apperr.ErrRoomArchived) {
 			t.Errorf("react: %v", err)
 		}
-		if err := f.chat.Delete(ctx, f.carol, f.team.ID, m.ID); !errors.Is(err, errRoomArchived) {
+		if err := f.chat.Delete(ctx, f.carol, f.team.ID, m.ID); !errors.Is(err, apperr.ErrRoomArchived) {
 			t.Errorf("author delete: %v", err)
 		}
 		if err := f.chat.Delete(ctx, f.alice, f.team.ID, m.ID); err != nil {
@@ -181,7 +182,7 @@ func TestEditWindow(t *testing.T) {
 		t.Fatalf("within the window: %v", err)
 	}
 	f.clock.Advance(2 * time.Minute)
-	if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "later"); !errors.Is(err, errEditTooLate) {
+	if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "later"); !errors.Is(err, apperr.ErrEditTooLate) {
 		t.Fatalf("after the window: %v", err)
 	}
 	if err := f.chat.Delete(ctx, f.carol, f.team.ID, m.ID); err != nil {
@@ -324,7 +325,7 @@ func TestReactionLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "🦀", true); !errors.Is(err, errTooManyReactions) {
+	if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "🦀", true); !errors.Is(err, apperr.ErrTooManyReactions) {
 		t.Fatalf("one more: %v", err)
 	}
 	if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "😀", true); err != nil {
@@ -343,9 +344,9 @@ func TestReplies(t *testing.T) {
 		want    error
 	}{
 		{"to a message of the room", orig.ID, nil},
-		{"to a message of another room", other.ID, errBadReply},
-		{"to no message", 999999, errBadReply},
-		{"negative id", -1, errBadReply},
+		{"to a message of another room", other.ID, apperr.ErrBadReply},
+		{"to no message", 999999, apperr.ErrBadReply},
+		{"negative id", -1, apperr.ErrBadReply},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"stompbox/internal/apperr"
 	"strconv"
 	"sync"
 	"time"
@@ -34,7 +35,7 @@ const (
 )
 
 // errBadIdempotencyKey refuses a key too long to be one.
-var errBadIdempotencyKey = newPublicError(errKindBadRequest, "idempotency key too long")
+var errBadIdempotencyKey = apperr.New(apperr.KindBadRequest, "idempotency key too long")
 
 // idemKey is one user's key; keys of different users never collide.
 type idemKey struct {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"stompbox/internal/apperr"
 	"sync"
 	"time"
 )
@@ -167,12 +168,12 @@ func (c *chatService) DeliverPending(ctx context.Context, u user) (int, error) {
 // are POSTed to. Only http and https URLs are accepted.
 func (c *chatService) SetWebhook(ctx context.Context, u user, rawURL string) error {
 	if u.IsGuest {
-		return newPublicError(errKindForbidden, "guests cannot set webhooks")
+		return apperr.New(apperr.KindForbidden, "guests cannot set webhooks")
 	}
 	if rawURL != "" {
 		p, err := url.Parse(rawURL)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || len(rawURL) > maxWebhookURLLen {
-			return newPublicError(errKindBadRequest, "webhook must be an http or https URL")
+			return apperr.New(apperr.KindBadRequest, "webhook must be an http or https URL")
 		}
 	}
 	return c.st.setWebhook(ctx, u.ID, rawURL)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"stompbox/internal/apperr"
 	"sync"
 	"testing"
 	"time"
@@ -232,7 +233,7 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 	_, err = c.Edit(ctx, a.carol, secret.ID, plan.ID, "@bob the new plan")
 	must("edit", err)
 	a.clock.Advance(6 * time.Minute) // past a's window of 10 minutes
-	if _, err := c.Edit(ctx, a.carol, secret.ID, plan.ID, "too late"); !errors.Is(err, errEditTooLate) {
+	if _, err := c.Edit(ctx, a.carol, secret.ID, plan.ID, "too late"); !errors.Is(err, apperr.ErrEditTooLate) {
 		t.Fatalf("edit after the window: %v", err)
 	}
 	must("delete", c.Delete(ctx, a.carol, 1, withFile.ID))

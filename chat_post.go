@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"stompbox/internal/apperr"
 )
 
 // store checks the room, writes m (plus a membership when posting makes u
@@ -112,14 +113,14 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 	}
 	r, err := st.postAccessTx(ctx, tx, m.RoomID, m.UserID)
 	switch {
-	case errors.Is(err, errUnknownRoom):
+	case errors.Is(err, apperr.ErrUnknownRoom):
 		o.refused = err
 	case err != nil:
 		return err
 	case r.archived:
-		o.refused = errRoomArchived
+		o.refused = apperr.ErrRoomArchived
 	case r.kind != roomPublic && !r.member:
-		o.refused = errNotMember
+		o.refused = apperr.ErrNotMember
 	}
 	if o.refused == nil {
 		if err := checkAttachableTx(ctx, tx, m, o.Files); errors.Is(err, errBadAttachment) {
@@ -133,7 +134,7 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 	}
 	if m.ReplyTo != 0 {
 		if m.Reply, err = replyTargetTx(ctx, tx, m.RoomID, m.ReplyTo); err != nil {
-			if isClientError(err) {
+			if apperr.IsClientError(err) {
 				o.refused = err
 				return nil
 			}
@@ -248,7 +249,7 @@ func (o *chatPostOp) lookupResult(ctx context.Context, st *store, at int64) erro
 	var id int64
 	err := st.rdb.QueryRowContext(ctx, sqlPostedAt, o.RoomID, uid, o.Type, o.Message, at).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		o.refused = errUnknownMessage
+		o.refused = apperr.ErrUnknownMessage
 		return nil
 	}
 	if err != nil {
@@ -259,7 +260,7 @@ func (o *chatPostOp) lookupResult(ctx context.Context, st *store, at int64) erro
 		return fmt.Errorf("original of a resent post: %w", err)
 	}
 	if len(ms) == 0 || ms[0].ID != id {
-		o.refused = errUnknownMessage
+		o.refused = apperr.ErrUnknownMessage
 		return nil
 	}
 	o.msg = ms[0]

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"stompbox/internal/apperr"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -34,13 +35,13 @@ const (
 // there is no Retry-After to give; an administrator must create the room
 // or raise the limit. 409 would suggest a clash with another room.
 func errRoomLimit(max int) error {
-	return newPublicError(errKindForbidden, fmt.Sprintf("room limit reached: an account may create at most %d rooms; ask an administrator", max))
+	return apperr.New(apperr.KindForbidden, fmt.Sprintf("room limit reached: an account may create at most %d rooms; ask an administrator", max))
 }
 
 func checkRoomName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > maxRoomNameRunes || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", newPublicError(errKindBadRequest, fmt.Sprintf("room name must be 1 to %d printable characters", maxRoomNameRunes))
+		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("room name must be 1 to %d printable characters", maxRoomNameRunes))
 	}
 	return name, nil
 }
@@ -48,7 +49,7 @@ func checkRoomName(name string) (string, error) {
 func checkTopic(topic string) (string, error) {
 	topic = strings.TrimSpace(topic)
 	if utf8.RuneCountInString(topic) > maxTopicRunes || strings.ContainsFunc(topic, unicode.IsControl) {
-		return "", newPublicError(errKindBadRequest, fmt.Sprintf("topic must be at most %d printable characters", maxTopicRunes))
+		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("topic must be at most %d printable characters", maxTopicRunes))
 	}
 	return topic, nil
 }
@@ -71,7 +72,7 @@ type newRoom struct {
 // are not counted: there is at most one per pair of accounts.
 func (c *chatService) CreateRoom(ctx context.Context, u user, nr newRoom) (room, error) {
 	if u.IsGuest {
-		return room{}, newPublicError(errKindForbidden, "guests cannot create rooms")
+		return room{}, apperr.New(apperr.KindForbidden, "guests cannot create rooms")
 	}
 	name, err := checkRoomName(nr.Name)
 	if err != nil {
@@ -86,7 +87,7 @@ func (c *chatService) CreateRoom(ctx context.Context, u user, nr newRoom) (room,
 		kind = roomPublic
 	}
 	if kind != roomPublic && kind != roomPrivate {
-		return room{}, newPublicError(errKindBadRequest, `kind must be "public" or "private"`)
+		return room{}, apperr.New(apperr.KindBadRequest, `kind must be "public" or "private"`)
 	}
 	op := &roomCreateOp{UserID: u.ID, Admin: u.IsAdmin, Name: name, Topic: topic, Kind: kind, MaxRooms: c.maxRooms}
 	if err := c.st.run(ctx, op); err != nil {
@@ -106,10 +107,10 @@ func (c *chatService) UpdateRoom(ctx context.Context, u user, roomID int64, up r
 		return room{}, err
 	}
 	if r.Kind == roomDM {
-		return room{}, newPublicError(errKindForbidden, "direct-message rooms cannot be changed")
+		return room{}, apperr.New(apperr.KindForbidden, "direct-message rooms cannot be changed")
 	}
 	if !u.IsAdmin && (r.CreatedBy == 0 || r.CreatedBy != u.ID) {
-		return room{}, newPublicError(errKindForbidden, "only the room's creator or an administrator may change it")
+		return room{}, apperr.New(apperr.KindForbidden, "only the room's creator or an administrator may change it")
 	}
 	if up.Name != nil {
 		n, err := checkRoomName(*up.Name)
@@ -148,7 +149,7 @@ func (c *chatService) Room(ctx context.Context, u user, roomID int64) (room, err
 		return room{}, err
 	}
 	if r.Kind != roomPublic && !member {
-		return room{}, errNotMember
+		return room{}, apperr.ErrNotMember
 	}
 	return r, nil
 }
@@ -165,10 +166,10 @@ func (c *chatService) Join(ctx context.Context, u user, roomID int64) error {
 		return nil
 	}
 	if r.Kind != roomPublic {
-		return errNotMember
+		return apperr.ErrNotMember
 	}
 	if r.Archived {
-		return errRoomArchived
+		return apperr.ErrRoomArchived
 	}
 	m := storedMessage{Type: msgEnter, RoomID: r.ID, Sender: u.Username, UserID: u.ID, Message: presenceText(c.lang, msgEnter, u.Username)}
 	_, err = c.store(ctx, m, nil, nil, "") // an ENTER by a non-member of a public room joins
@@ -183,20 +184,20 @@ func (c *chatService) AddMember(ctx context.Context, u user, roomID int64, name 
 		return err
 	}
 	if r.Kind == roomDM {
-		return newPublicError(errKindForbidden, "direct-message rooms have exactly two members")
+		return apperr.New(apperr.KindForbidden, "direct-message rooms have exactly two members")
 	}
 	if r.Kind == roomPrivate && !member {
-		return errNotMember
+		return apperr.ErrNotMember
 	}
 	if r.Archived {
-		return errRoomArchived
+		return apperr.ErrRoomArchived
 	}
 	other, err := c.st.userByName(ctx, name)
 	if err != nil {
 		return err
 	}
 	if other.IsGuest && r.Kind == roomPrivate {
-		return newPublicError(errKindForbidden, "guests cannot join private rooms")
+		return apperr.New(apperr.KindForbidden, "guests cannot join private rooms")
 	}
 	op := &roomAddMemberOp{roomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, msgEnter, other.Username)}}
 	if err := c.st.run(ctx, op); err != nil {
@@ -213,7 +214,7 @@ func (c *chatService) Leave(ctx context.Context, u user, roomID int64) error {
 		return err
 	}
 	if !member {
-		return errNotMember
+		return apperr.ErrNotMember
 	}
 	op := &roomLeaveOp{roomPresence{RoomID: r.ID, UserID: u.ID, Username: u.Username, Message: presenceText(c.lang, msgLeave, u.Username)}}
 	if err := c.st.run(ctx, op); err != nil {
@@ -227,17 +228,17 @@ func (c *chatService) Leave(ctx context.Context, u user, roomID int64) error {
 // room's unique dm_key makes concurrent opens converge on one room.
 func (c *chatService) OpenDM(ctx context.Context, u user, name string) (room, error) {
 	if u.IsGuest {
-		return room{}, newPublicError(errKindForbidden, "guests cannot send direct messages")
+		return room{}, apperr.New(apperr.KindForbidden, "guests cannot send direct messages")
 	}
 	other, err := c.st.userByName(ctx, name)
 	if err != nil {
 		return room{}, err
 	}
 	if other.ID == u.ID {
-		return room{}, newPublicError(errKindBadRequest, "cannot open a direct message with yourself")
+		return room{}, apperr.New(apperr.KindBadRequest, "cannot open a direct message with yourself")
 	}
 	if other.IsGuest {
-		return room{}, newPublicError(errKindForbidden, "guests cannot receive direct messages")
+		return room{}, apperr.New(apperr.KindForbidden, "guests cannot receive direct messages")
 	}
 	op := &dmOpenOp{UserID: u.ID, Username: u.Username, OtherID: other.ID, OtherName: other.Username}
 	if err := c.st.run(ctx, op); err != nil {
@@ -260,7 +261,7 @@ func historyLimit(limit int) int {
 // above after. The limit is clamped to maxHistoryLimit.
 func (c *chatService) Messages(ctx context.Context, u user, roomID, before, after int64, limit int) ([]storedMessage, error) {
 	if before < 0 || after < 0 || (before > 0 && after > 0) {
-		return nil, newPublicError(errKindBadRequest, "give before or after, not both")
+		return nil, apperr.New(apperr.KindBadRequest, "give before or after, not both")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
@@ -272,7 +273,7 @@ func (c *chatService) Messages(ctx context.Context, u user, roomID, before, afte
 // reads from the oldest message (GET …/messages?after=0).
 func (c *chatService) MessagesSince(ctx context.Context, u user, roomID, after int64, limit int) ([]storedMessage, error) {
 	if after < 0 {
-		return nil, newPublicError(errKindBadRequest, "after must not be negative")
+		return nil, apperr.New(apperr.KindBadRequest, "after must not be negative")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
@@ -293,7 +294,7 @@ func (c *chatService) MessagesAfter(ctx context.Context, roomID, afterID int64, 
 func (c *chatService) Search(ctx context.Context, u user, q string) ([]storedMessage, error) {
 	match, ok := ftsQuery(q)
 	if !ok {
-		return nil, newPublicError(errKindBadRequest, "empty search")
+		return nil, apperr.New(apperr.KindBadRequest, "empty search")
 	}
 	return c.st.searchMessages(ctx, u.ID, match, maxSearchResults)
 }
@@ -308,7 +309,7 @@ func (c *chatService) MarkRead(ctx context.Context, u user, roomID, messageID in
 		if _, err := c.st.roomByID(ctx, roomID); err != nil {
 			return err
 		}
-		return errNotMember
+		return apperr.ErrNotMember
 	}
 	return nil
 }
@@ -434,7 +435,7 @@ func (*roomUpdateOp) opKind() string { return "room-update" }
 func (o *roomUpdateOp) apply(e *opEnv, tx *sql.Tx) error {
 	o.room, o.refused = room{}, nil
 	r, err := updateRoomTx(e.ctx, tx, o.RoomID, o.Update)
-	if errors.Is(err, errUnknownRoom) {
+	if errors.Is(err, apperr.ErrUnknownRoom) {
 		o.refused = err
 		return nil
 	}

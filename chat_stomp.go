@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,7 +62,7 @@ func (c *chatSTOMP) attach(b *Broker, chat *chatService) {
 // bearer token) first, then login/passcode (password or API token; a guest
 // name when guests are allowed). No credentials at all gives an anonymous
 // connection, which may use plain broker destinations but no chat room.
-func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info connInfo, f *stomp.Frame) (string, any, error) {
+func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info transport.Info, f *stomp.Frame) (string, any, error) {
 	if info.User != "" {
 		u, err := c.auth.UserByName(ctx, info.User)
 		if err != nil {
@@ -74,8 +76,8 @@ func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info connInfo, f *sto
 	}
 	u, err := c.auth.UserByLogin(ctx, login, passcode)
 	if err != nil {
-		if isClientError(err) {
-			return "", nil, stomp.NewError(publicMessage(err))
+		if apperr.IsClientError(err) {
+			return "", nil, stomp.NewError(apperr.Message(err))
 		}
 		return "", nil, err
 	}
@@ -86,7 +88,7 @@ func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info connInfo, f *sto
 func chatUser(s *session) (user, error) {
 	u, ok := s.principal.(user)
 	if !ok {
-		return user{}, errNotLoggedIn
+		return user{}, apperr.ErrNotLoggedIn
 	}
 	return u, nil
 }
@@ -94,8 +96,8 @@ func chatUser(s *session) (user, error) {
 // asSTOMPError turns a chat error into what the broker shows: client errors
 // keep their text, others stay internal (logged, shown as "internal error").
 func asSTOMPError(err error) error {
-	if isClientError(err) {
-		return stomp.NewError(publicMessage(err))
+	if apperr.IsClientError(err) {
+		return stomp.NewError(apperr.Message(err))
 	}
 	return err
 }
@@ -135,10 +137,10 @@ func (c *chatSTOMP) refuse(req *appRequest, err error) error {
 		c.log.Error("message not stored", "err", err, "user", req.Session.user)
 		err = errNotStored
 	}
-	if !isClientError(err) && err != errNotStored {
+	if !apperr.IsClientError(err) && err != errNotStored {
 		return err
 	}
-	return req.Refuse(stomp.NewError(publicMessage(err)), chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
+	return req.Refuse(stomp.NewError(apperr.Message(err)), chatErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 }
 
 // changeInput is the body of a SEND to /pub/chat/edit, /pub/chat/delete
@@ -165,7 +167,7 @@ func (c *chatSTOMP) handleChange(do func(ctx context.Context, u user, in changeI
 		if err == nil {
 			var in changeInput
 			if json.Unmarshal(req.Frame.Body, &in) != nil {
-				err = errBadJSON
+				err = apperr.ErrBadJSON
 			} else {
 				err = do(ctx, u, in)
 			}
@@ -199,10 +201,10 @@ func (c *chatSTOMP) handleTyping(ctx context.Context, req *appRequest) error {
 		RoomID int64 `json:"roomId"`
 	}
 	if err := json.Unmarshal(req.Frame.Body, &in); err != nil || in.RoomID <= 0 {
-		return asSTOMPError(errBadJSON)
+		return asSTOMPError(apperr.ErrBadJSON)
 	}
 	if err := c.chat.CanPost(ctx, u, in.RoomID); err != nil {
-		return req.Refuse(asSTOMPError(err), chatErrorsDest, refusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
+		return req.Refuse(asSTOMPError(err), chatErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 	}
 	body, _ := json.Marshal(map[string]string{"user": u.Username, "displayName": u.DisplayName})
 	return c.b.routeTopic(&message{dest: roomDestination(in.RoomID) + typingSuffix, headers: jsonHeaders, body: body})

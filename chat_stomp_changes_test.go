@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
 	"strings"
 	"testing"
@@ -64,7 +65,7 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 	}
 	for i, r := range refusals {
 		lee.send(stomp.CmdSend, r.body, "destination:"+r.dest, fmt.Sprintf("receipt:no%d", i))
-		var e refusedSend
+		var e apperr.RefusedSend
 		if err := json.Unmarshal(lee.expect(stomp.CmdMessage).Body, &e); err != nil || !strings.Contains(e.Error, r.want) || e.Receipt != fmt.Sprintf("no%d", i) {
 			t.Fatalf("%s %s: %+v %v, want %q", r.dest, r.body, e, err, r.want)
 		}
@@ -90,7 +91,7 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 		eve.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:/user/queue/errors")
 		for _, dest := range []string{"/pub/chat/edit", "/pub/chat/delete", "/pub/chat/react"} {
 			eve.send(stomp.CmdSend, changeBody(private.ID, pm.ID, `,"message":"x","emoji":"👍"`), "destination:"+dest)
-			var e refusedSend
+			var e apperr.RefusedSend
 			if err := json.Unmarshal(eve.expect(stomp.CmdMessage).Body, &e); err != nil || e.Error != "not a member of this room" {
 				t.Fatalf("%s: %+v %v", dest, e, err)
 			}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
 	"strings"
 	"sync"
@@ -167,7 +168,7 @@ func TestChatRefusedSend(t *testing.T) {
 		}
 		for i, tt := range tests {
 			c.send(stomp.CmdSend, tt.body, "destination:/pub/chat/message", fmt.Sprintf("receipt:r%d", i))
-			var e refusedSend
+			var e apperr.RefusedSend
 			if err := json.Unmarshal(c.expect(stomp.CmdMessage).Body, &e); err != nil || !strings.Contains(e.Error, tt.want) || e.Receipt != fmt.Sprintf("r%d", i) {
 				t.Fatalf("%q: error %+v %v", tt.body, e, err)
 			}

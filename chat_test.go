@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"stompbox/internal/apperr"
 	"strings"
 	"sync"
 	"testing"
@@ -129,14 +130,14 @@ func TestParseChatInput(t *testing.T) {
 		{"talk", `{"type":"TALK","roomId":5,"sender":"x","message":"hi"}`, chatInput{Type: "TALK", RoomID: 5, Sender: "x", Message: "hi"}, nil},
 		{"room id as string", `{"type":"ENTER","roomId":"7","sender":"x"}`, chatInput{Type: "ENTER", RoomID: 7, Sender: "x"}, nil},
 		{"lower-case type", `{"type":"leave","roomId":1}`, chatInput{Type: "LEAVE", RoomID: 1}, nil},
-		{"bad json", `{"type":"TALK",`, chatInput{}, errBadJSON},
-		{"not an object", `[1,2]`, chatInput{}, errBadJSON},
-		{"no type", `{"roomId":1,"message":"hi"}`, chatInput{}, errBadMessageType},
-		{"bad type", `{"type":"SHOUT","roomId":1,"message":"hi"}`, chatInput{}, errBadMessageType},
-		{"no room", `{"type":"TALK","message":"hi"}`, chatInput{}, errUnknownRoom},
-		{"room zero", `{"type":"TALK","roomId":0,"message":"hi"}`, chatInput{}, errUnknownRoom},
-		{"room uuid", `{"type":"TALK","roomId":"3f2a-11","message":"hi"}`, chatInput{}, errUnknownRoom},
-		{"room float", `{"type":"TALK","roomId":1.5,"message":"hi"}`, chatInput{}, errUnknownRoom},
+		{"bad json", `{"type":"TALK",`, chatInput{}, apperr.ErrBadJSON},
+		{"not an object", `[1,2]`, chatInput{}, apperr.ErrBadJSON},
+		{"no type", `{"roomId":1,"message":"hi"}`, chatInput{}, apperr.ErrBadMessageType},
+		{"bad type", `{"type":"SHOUT","roomId":1,"message":"hi"}`, chatInput{}, apperr.ErrBadMessageType},
+		{"no room", `{"type":"TALK","message":"hi"}`, chatInput{}, apperr.ErrUnknownRoom},
+		{"room zero", `{"type":"TALK","roomId":0,"message":"hi"}`, chatInput{}, apperr.ErrUnknownRoom},
+		{"room uuid", `{"type":"TALK","roomId":"3f2a-11","message":"hi"}`, chatInput{}, apperr.ErrUnknownRoom},
+		{"room float", `{"type":"TALK","roomId":1.5,"message":"hi"}`, chatInput{}, apperr.ErrUnknownRoom},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,17 +172,17 @@ func TestPostValidation(t *testing.T) {
 	}{
 		{"ok", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: "hi"}, nil, 200},
 		{"4000 runes", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes)}, nil, 200},
-		{"unknown room", f.bob, chatInput{Type: msgTalk, RoomID: 999, Message: "hi"}, errUnknownRoom, 404},
-		{"private non-member", f.bob, chatInput{Type: msgTalk, RoomID: private.ID, Message: "hi"}, errNotMember, 403},
-		{"private enter non-member", f.bob, chatInput{Type: msgEnter, RoomID: private.ID}, errNotMember, 403},
-		{"dm outsider", f.carol, chatInput{Type: msgTalk, RoomID: dm.ID, Message: "hi"}, errNotMember, 403},
+		{"unknown room", f.bob, chatInput{Type: msgTalk, RoomID: 999, Message: "hi"}, apperr.ErrUnknownRoom, 404},
+		{"private non-member", f.bob, chatInput{Type: msgTalk, RoomID: private.ID, Message: "hi"}, apperr.ErrNotMember, 403},
+		{"private enter non-member", f.bob, chatInput{Type: msgEnter, RoomID: private.ID}, apperr.ErrNotMember, 403},
+		{"dm outsider", f.carol, chatInput{Type: msgTalk, RoomID: dm.ID, Message: "hi"}, apperr.ErrNotMember, 403},
 		{"dm member", f.bob, chatInput{Type: msgTalk, RoomID: dm.ID, Message: "hi"}, nil, 200},
-		{"archived", f.alice, chatInput{Type: msgTalk, RoomID: archived.ID, Message: "hi"}, errRoomArchived, 403},
-		{"empty", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: ""}, errEmptyMessage, 400},
-		{"blank", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: " \n\t"}, errEmptyMessage, 400},
-		{"too long", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes+1)}, errMessageTooLong, 413},
-		{"bad utf-8", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: "a\xffb"}, errKindBadRequest, 400},
-		{"bad type", f.bob, chatInput{Type: "SHOUT", RoomID: 1, Message: "x"}, errBadMessageType, 400},
+		{"archived", f.alice, chatInput{Type: msgTalk, RoomID: archived.ID, Message: "hi"}, apperr.ErrRoomArchived, 403},
+		{"empty", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: ""}, apperr.ErrEmptyMessage, 400},
+		{"blank", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: " \n\t"}, apperr.ErrEmptyMessage, 400},
+		{"too long", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes+1)}, apperr.ErrMessageTooLong, 413},
+		{"bad utf-8", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: "a\xffb"}, apperr.KindBadRequest, 400},
+		{"bad type", f.bob, chatInput{Type: "SHOUT", RoomID: 1, Message: "x"}, apperr.ErrBadMessageType, 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,10 +190,10 @@ func TestPostValidation(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Post = %v, want %v", err, tt.want)
 			}
-			if got := httpStatus(err); got != tt.status {
+			if got := apperr.HTTPStatus(err); got != tt.status {
 				t.Errorf("httpStatus = %d, want %d", got, tt.status)
 			}
-			if err != nil && publicMessage(err) == "internal error" {
+			if err != nil && apperr.Message(err) == "internal error" {
 				t.Errorf("client error %v shown as internal", err)
 			}
 		})
@@ -316,11 +317,11 @@ func TestHistoryPaging(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.chat.Messages(ctx, f.bob, 1, 5, 5, 10); !errors.Is(err, errKindBadRequest) {
+	if _, err := f.chat.Messages(ctx, f.bob, 1, 5, 5, 10); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("before and after = %v", err)
 	}
 	private := f.room(t, f.alice, "secret", roomPrivate)
-	if _, err := f.chat.Messages(ctx, f.bob, private.ID, 0, 0, 0); !errors.Is(err, errNotMember) {
+	if _, err := f.chat.Messages(ctx, f.bob, private.ID, 0, 0, 0); !errors.Is(err, apperr.ErrNotMember) {
 		t.Fatalf("private history for non-member = %v", err)
 	}
 	after, err := f.chat.MessagesAfter(ctx, 1, ids[245], 100)
@@ -331,7 +332,7 @@ func TestHistoryPaging(t *testing.T) {
 	if err != nil || !slices.Equal(pageIDs(from0), ids[:5]) {
 		t.Fatalf("MessagesSince(0) = %v, %v", pageIDs(from0), err)
 	}
-	if _, err := f.chat.MessagesSince(ctx, f.bob, private.ID, 0, 5); !errors.Is(err, errNotMember) {
+	if _, err := f.chat.MessagesSince(ctx, f.bob, private.ID, 0, 5); !errors.Is(err, apperr.ErrNotMember) {
 		t.Fatalf("MessagesSince private = %v", err)
 	}
 }
@@ -380,7 +381,7 @@ func TestSearchOnlyReadableRooms(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.chat.Search(ctx, f.bob, "  "); !errors.Is(err, errKindBadRequest) {
+	if _, err := f.chat.Search(ctx, f.bob, "  "); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("empty search = %v", err)
 	}
 }
@@ -434,10 +435,10 @@ func TestUnreadCounts(t *testing.T) {
 	if n, _ := unread(f.alice); n != 0 {
 		t.Fatalf("MarkRead moved the position back: unread = %d", n)
 	}
-	if err := f.chat.MarkRead(ctx, f.carol, r.ID, last.ID); !errors.Is(err, errNotMember) {
+	if err := f.chat.MarkRead(ctx, f.carol, r.ID, last.ID); !errors.Is(err, apperr.ErrNotMember) {
 		t.Fatalf("MarkRead by non-member = %v", err)
 	}
-	if err := f.chat.MarkRead(ctx, f.carol, 999, 1); !errors.Is(err, errUnknownRoom) {
+	if err := f.chat.MarkRead(ctx, f.carol, 999, 1); !errors.Is(err, apperr.ErrUnknownRoom) {
 		t.Fatalf("MarkRead unknown room = %v", err)
 	}
 }
@@ -483,7 +484,7 @@ func TestNotifications(t *testing.T) {
 	if err := f.chat.SetWebhook(ctx, f.bob, hookSrv.URL+"/hook"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.chat.SetWebhook(ctx, f.bob, "ftp://x"); !errors.Is(err, errKindBadRequest) {
+	if err := f.chat.SetWebhook(ctx, f.bob, "ftp://x"); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("ftp webhook = %v", err)
 	}
 
@@ -555,11 +556,11 @@ func TestRoomOperations(t *testing.T) {
 
 	t.Run("create validation", func(t *testing.T) {
 		for _, nr := range []newRoom{{Name: ""}, {Name: strings.Repeat("x", maxRoomNameRunes+1)}, {Name: "a", Kind: "dm"}, {Name: "a\x00"}} {
-			if _, err := f.chat.CreateRoom(ctx, f.bob, nr); !errors.Is(err, errKindBadRequest) {
+			if _, err := f.chat.CreateRoom(ctx, f.bob, nr); !errors.Is(err, apperr.KindBadRequest) {
 				t.Errorf("CreateRoom(%+v) = %v", nr, err)
 			}
 		}
-		if _, err := f.chat.CreateRoom(ctx, guest, newRoom{Name: "g"}); !errors.Is(err, errKindForbidden) {
+		if _, err := f.chat.CreateRoom(ctx, guest, newRoom{Name: "g"}); !errors.Is(err, apperr.KindForbidden) {
 			t.Errorf("guest CreateRoom = %v", err)
 		}
 	})
@@ -567,7 +568,7 @@ func TestRoomOperations(t *testing.T) {
 	r := f.room(t, f.bob, "bobs", roomPublic)
 	t.Run("update permissions", func(t *testing.T) {
 		name := "renamed"
-		if _, err := f.chat.UpdateRoom(ctx, f.carol, r.ID, roomUpdate{Name: &name}); !errors.Is(err, errKindForbidden) {
+		if _, err := f.chat.UpdateRoom(ctx, f.carol, r.ID, roomUpdate{Name: &name}); !errors.Is(err, apperr.KindForbidden) {
 			t.Fatalf("carol renames = %v", err)
 		}
 		got, err := f.chat.UpdateRoom(ctx, f.bob, r.ID, roomUpdate{Name: &name})
@@ -591,7 +592,7 @@ func TestRoomOperations(t *testing.T) {
 		if err := f.chat.Leave(ctx, f.carol, r.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.chat.Leave(ctx, f.carol, r.ID); !errors.Is(err, errNotMember) {
+		if err := f.chat.Leave(ctx, f.carol, r.ID); !errors.Is(err, apperr.ErrNotMember) {
 			t.Fatalf("second leave = %v", err)
 		}
 		hist, _ := f.chat.Messages(ctx, f.carol, r.ID, 0, 0, 0)
@@ -602,13 +603,13 @@ func TestRoomOperations(t *testing.T) {
 
 	t.Run("private membership", func(t *testing.T) {
 		p := f.room(t, f.alice, "staff", roomPrivate)
-		if err := f.chat.Join(ctx, f.bob, p.ID); !errors.Is(err, errNotMember) {
+		if err := f.chat.Join(ctx, f.bob, p.ID); !errors.Is(err, apperr.ErrNotMember) {
 			t.Fatalf("join private = %v", err)
 		}
-		if err := f.chat.CanRead(ctx, f.bob, p.ID); !errors.Is(err, errNotMember) {
+		if err := f.chat.CanRead(ctx, f.bob, p.ID); !errors.Is(err, apperr.ErrNotMember) {
 			t.Fatalf("CanRead = %v", err)
 		}
-		if err := f.chat.AddMember(ctx, f.carol, p.ID, "bob"); !errors.Is(err, errNotMember) {
+		if err := f.chat.AddMember(ctx, f.carol, p.ID, "bob"); !errors.Is(err, apperr.ErrNotMember) {
 			t.Fatalf("outsider adds = %v", err)
 		}
 		if err := f.chat.AddMember(ctx, f.alice, p.ID, "bob"); err != nil {
@@ -617,7 +618,7 @@ func TestRoomOperations(t *testing.T) {
 		if err := f.chat.CanPost(ctx, f.bob, p.ID); err != nil {
 			t.Fatalf("CanPost after add = %v", err)
 		}
-		if err := f.chat.AddMember(ctx, f.alice, p.ID, "visitor"); !errors.Is(err, errKindForbidden) {
+		if err := f.chat.AddMember(ctx, f.alice, p.ID, "visitor"); !errors.Is(err, apperr.KindForbidden) {
 			t.Fatalf("guest added to private = %v", err)
 		}
 	})
@@ -631,10 +632,10 @@ func TestRoomOperations(t *testing.T) {
 		if err != nil || b.ID != a.ID || a.Kind != roomDM {
 			t.Fatalf("dm rooms %+v and %+v (%v)", a, b, err)
 		}
-		if _, err := f.chat.OpenDM(ctx, f.alice, "alice"); !errors.Is(err, errKindBadRequest) {
+		if _, err := f.chat.OpenDM(ctx, f.alice, "alice"); !errors.Is(err, apperr.KindBadRequest) {
 			t.Fatalf("dm self = %v", err)
 		}
-		if _, err := f.chat.OpenDM(ctx, f.alice, "ghost"); !errors.Is(err, errUnknownUser) {
+		if _, err := f.chat.OpenDM(ctx, f.alice, "ghost"); !errors.Is(err, apperr.ErrUnknownUser) {
 			t.Fatalf("dm unknown = %v", err)
 		}
 		rs, _ := f.chat.Rooms(ctx, f.bob)
@@ -680,7 +681,7 @@ func TestExportRoom(t *testing.T) {
 		t.Fatalf("export: room %+v, %d messages", doc.Room, len(doc.Messages))
 	}
 	p := f.room(t, f.alice, "p", roomPrivate)
-	if err := f.chat.ExportRoom(ctx, f.bob, p.ID, io.Discard); !errors.Is(err, errNotMember) {
+	if err := f.chat.ExportRoom(ctx, f.bob, p.ID, io.Discard); !errors.Is(err, apperr.ErrNotMember) {
 		t.Fatalf("export private = %v", err)
 	}
 }
@@ -691,7 +692,7 @@ func TestRetention(t *testing.T) {
 	f.post(t, f.alice, 1, msgTalk, "old")
 	f.clock.Advance(31 * 24 * time.Hour)
 	keep := f.post(t, f.alice, 1, msgTalk, "new")
-	if _, err := f.chat.PurgeOlderThan(ctx, 0); !errors.Is(err, errKindBadRequest) {
+	if _, err := f.chat.PurgeOlderThan(ctx, 0); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("0 days = %v", err)
 	}
 	n, err := f.chat.PurgeOlderThan(ctx, 30)
@@ -811,7 +812,7 @@ func TestRefusedSendDoesNotDisturbItsGroup(t *testing.T) {
 		if i%2 == 0 && err != nil {
 			t.Errorf("post %d to a public room failed: %v", i, err)
 		}
-		if i%2 == 1 && !errors.Is(err, errNotMember) {
+		if i%2 == 1 && !errors.Is(err, apperr.ErrNotMember) {
 			t.Errorf("post %d to the private room = %v, want errNotMember", i, err)
 		}
 	}
@@ -861,7 +862,7 @@ func FuzzParseChatInput(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		in, err := ParseChatInput(body)
 		if err != nil {
-			if publicMessage(err) == "internal error" {
+			if apperr.Message(err) == "internal error" {
 				t.Fatalf("input error %v is not a public error", err)
 			}
 			return

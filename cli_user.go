@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"stompbox/internal/apperr"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -224,7 +225,7 @@ func randIndex(n int) int {
 // chat/auth error, or the full error for anything else (the operator is
 // on the machine; there is nothing to hide).
 func cliError(err error) string {
-	if msg := publicMessage(err); msg != "internal error" {
+	if msg := apperr.Message(err); msg != "internal error" {
 		return msg
 	}
 	return err.Error()

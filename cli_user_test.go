@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"stompbox/internal/apperr"
 	"strings"
 	"testing"
 )
@@ -81,7 +82,7 @@ func TestUserCommand(t *testing.T) {
 	if _, err := serverAuth.checkLogin(ctx, "root", "new-password"); err != nil {
 		t.Fatalf("server login with the CLI's password: %v", err)
 	}
-	if _, err := server.userByName(ctx, "carol"); !errors.Is(err, errUnknownUser) {
+	if _, err := server.userByName(ctx, "carol"); !errors.Is(err, apperr.ErrUnknownUser) {
 		t.Fatalf("deleted user still there: %v", err)
 	}
 	out, err := runUser(t, dir, "", "token", "bob", "bot2")

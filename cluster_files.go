@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"stompbox/internal/apperr"
 	"sync"
 	"time"
 
@@ -37,7 +38,7 @@ const (
 
 // errFileNotStored refuses an upload the cluster did not take: its bytes
 // would live on this node only, and die with it. HTTP 503.
-var errFileNotStored = newPublicError(errKindBusy, "cluster unavailable: file not stored")
+var errFileNotStored = apperr.New(apperr.KindBusy, "cluster unavailable: file not stored")
 
 // blobReplica keeps file bytes on several nodes (a cluster); nil on a
 // single node. Names are content addresses (the hex SHA-256 of the bytes),

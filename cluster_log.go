@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"stompbox/internal/apperr"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -57,7 +58,7 @@ const (
 )
 
 // errClusterUnavailable is a write refused because no quorum stored it.
-var errClusterUnavailable = newPublicError(errKindBusy, "cluster unavailable: message not stored")
+var errClusterUnavailable = apperr.New(apperr.KindBusy, "cluster unavailable: message not stored")
 
 // clusterLog is this node's side of the replicated log: it submits ops
 // (opReplicator) and applies every op of the stream, in order, to the
@@ -290,7 +291,7 @@ func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) er
 		r.onCommit = func() { c.committed(e) }
 	}
 	r.after = func(err error) {
-		if err != nil && !isClientError(err) && !errors.Is(err, errStoreClosed) {
+		if err != nil && !apperr.IsClientError(err) && !errors.Is(err, errStoreClosed) {
 			l.failed.Add(1)
 			l.log.Error("cluster: op failed on this node", "seq", seq, "kind", env.Kind, "err", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
 	"strings"
 	"syscall"
@@ -352,7 +353,7 @@ func TestReadOnlyDatabaseRefusesSends(t *testing.T) {
 		c.send(stomp.CmdSend, body("while read-only 1"), "destination:/pub/chat/message", "receipt:ro-1")
 		got := errorOrRefusal(t, c)
 		t.Logf("refusal: %s", got)
-		if got != "ERROR "+publicMessage(errNotStored) {
+		if got != "ERROR "+apperr.Message(errNotStored) {
 			t.Fatalf("got %s", got)
 		}
 		c.expectClosed() // STOMP 1.2 §ERROR
@@ -362,7 +363,7 @@ func TestReadOnlyDatabaseRefusesSends(t *testing.T) {
 		c.send(stomp.CmdSend, body("while read-only 2"), "destination:/pub/chat/message", "receipt:ro-2")
 		got := errorOrRefusal(t, c)
 		t.Logf("refusal: %s", got)
-		if !strings.HasPrefix(got, "MESSAGE ") || !strings.Contains(got, publicMessage(errNotStored)) || !strings.Contains(got, `"receipt":"ro-2"`) {
+		if !strings.HasPrefix(got, "MESSAGE ") || !strings.Contains(got, apperr.Message(errNotStored)) || !strings.Contains(got, `"receipt":"ro-2"`) {
 			t.Fatalf("got %s", got)
 		}
 	})
@@ -434,7 +435,7 @@ func TestDiskFullRefusesSends(t *testing.T) {
 		case stomp.CmdMessage:
 			refused++
 			first = "MESSAGE " + string(f.Body)
-			if !strings.Contains(first, publicMessage(errNotStored)) {
+			if !strings.Contains(first, apperr.Message(errNotStored)) {
 				t.Fatalf("got %s", first)
 			}
 			if storedCount(t, srv, room, text) != 0 {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"stompbox/internal/apperr"
 	"strings"
 	"sync"
 	"time"
@@ -52,12 +53,12 @@ const (
 
 // File errors, all public.
 var (
-	errUnknownFile        = newPublicError(errKindNotFound, "unknown file")
-	errEmptyUpload        = newPublicError(errKindBadRequest, "empty upload")
-	errUploadIncomplete   = newPublicError(errKindBadRequest, "upload incomplete: the body ended before the file did")
-	errNotMultipart       = newPublicError(errKindBadRequest, `expected multipart/form-data with a "file" part`)
-	errBadAttachment      = newPublicError(errKindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
-	errTooManyAttachments = newPublicError(errKindBadRequest, fmt.Sprintf("too many attachments: at most %d", maxAttachments))
+	errUnknownFile        = apperr.New(apperr.KindNotFound, "unknown file")
+	errEmptyUpload        = apperr.New(apperr.KindBadRequest, "empty upload")
+	errUploadIncomplete   = apperr.New(apperr.KindBadRequest, "upload incomplete: the body ended before the file did")
+	errNotMultipart       = apperr.New(apperr.KindBadRequest, `expected multipart/form-data with a "file" part`)
+	errBadAttachment      = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
+	errTooManyAttachments = apperr.New(apperr.KindBadRequest, fmt.Sprintf("too many attachments: at most %d", maxAttachments))
 )
 
 // uploadTooLargeError is an upload over -max-upload, with the limit in
@@ -66,7 +67,7 @@ type uploadTooLargeError struct{ maxMiB int64 }
 
 func (e uploadTooLargeError) Error() string { return e.Unwrap().Error() }
 func (e uploadTooLargeError) Unwrap() error {
-	return newPublicError(errKindTooLarge, fmt.Sprintf("file too large: at most %d MiB", e.maxMiB))
+	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("file too large: at most %d MiB", e.maxMiB))
 }
 
 // uploadQuotaError is an upload that would take its account over
@@ -75,7 +76,7 @@ type uploadQuotaError struct{ quotaMiB int64 }
 
 func (e uploadQuotaError) Error() string { return e.Unwrap().Error() }
 func (e uploadQuotaError) Unwrap() error {
-	return newPublicError(errKindTooLarge, fmt.Sprintf("upload quota exceeded: each account may keep %d MiB of files", e.quotaMiB))
+	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("upload quota exceeded: each account may keep %d MiB of files", e.quotaMiB))
 }
 
 // fileService stores uploaded files in the data folder and hands them out

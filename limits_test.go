@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
 	"strings"
 	"sync"
@@ -148,7 +149,7 @@ func TestLimitsMaxMessage(t *testing.T) {
 					}
 					return
 				}
-				var e refusedSend
+				var e apperr.RefusedSend
 				if f.Command != stomp.CmdMessage || json.Unmarshal(f.Body, &e) != nil {
 					t.Fatalf("got %s %q, want a refusal on %s", f.Command, f.Body, chatErrorsDest)
 				}
@@ -263,7 +264,7 @@ func TestLimitsRoomsPerUserConcurrent(t *testing.T) {
 	for i := range tries {
 		wg.Go(func() {
 			_, err := srv.chat.CreateRoom(context.Background(), bob, newRoom{Name: fmt.Sprintf("r%d", i)})
-			if err != nil && httpStatus(err) != http.StatusForbidden {
+			if err != nil && apperr.HTTPStatus(err) != http.StatusForbidden {
 				t.Errorf("CreateRoom: %v", err)
 			}
 			if err == nil {

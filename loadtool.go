@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"runtime/debug"
+	"stompbox/internal/latency"
 	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
@@ -106,11 +107,11 @@ func (r *benchReport) add(key string, value any) {
 func (r *benchReport) String() string { return "bench " + strings.Join(r.kv, " ") }
 
 // addLatency adds the latency fields in milliseconds.
-func (r *benchReport) addLatency(h *latencyHist) {
-	r.add("samples", h.n)
-	r.add("p50_ms", h.quantile(0.50))
-	r.add("p99_ms", h.quantile(0.99))
-	r.add("max_ms", h.max)
+func (r *benchReport) addLatency(h *latency.Hist) {
+	r.add("samples", h.N)
+	r.add("p50_ms", h.Quantile(0.50))
+	r.add("p99_ms", h.Quantile(0.99))
+	r.add("max_ms", h.Max)
 }
 
 // benchGCPercent is the load tool's GOGC unless the environment sets one.

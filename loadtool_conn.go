@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"stompbox/internal/sockjsframe"
 	"stompbox/internal/stomp"
 	"strings"
 	"sync"
@@ -359,11 +360,11 @@ var errJSONStrings = errors.New("not a JSON array of strings")
 // what encoding/json accepts for []string, except null; an unpaired
 // surrogate escape becomes U+FFFD, as there.
 func appendJSONStrings(dst, p []byte) ([]byte, error) {
-	p = trimJSONSpace(p)
+	p = sockjsframe.TrimJSONSpace(p)
 	if len(p) < 2 || p[0] != '[' || p[len(p)-1] != ']' {
 		return dst, errJSONStrings
 	}
-	p = trimJSONSpace(p[1 : len(p)-1])
+	p = sockjsframe.TrimJSONSpace(p[1 : len(p)-1])
 	for first := true; len(p) > 0 || first; first = false {
 		if len(p) == 0 { // "[]"
 			break
@@ -372,13 +373,13 @@ func appendJSONStrings(dst, p []byte) ([]byte, error) {
 			if p[0] != ',' {
 				return dst, errJSONStrings
 			}
-			p = trimJSONSpace(p[1:])
+			p = sockjsframe.TrimJSONSpace(p[1:])
 		}
 		var err error
 		if dst, p, err = appendJSONString(dst, p); err != nil {
 			return dst, err
 		}
-		p = trimJSONSpace(p)
+		p = sockjsframe.TrimJSONSpace(p)
 	}
 	return dst, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"stompbox/internal/sockjsframe"
 	"stompbox/internal/stomp"
 	"strings"
 	"testing"
@@ -101,7 +102,7 @@ func BenchmarkAppendJSONStrings(b *testing.B) {
 			arr = append(arr, ',')
 		}
 		arr = append(arr, '"')
-		arr = appendSockJSContent(arr, frame, false)
+		arr = sockjsframe.AppendContent(arr, frame, false)
 		arr = append(arr, '"')
 	}
 	arr = append(arr, ']')

@@ -484,11 +484,11 @@ func reportStoreWindow(r *benchReport, before, after *storeStatsJSON) {
 	if commits > 0 {
 		r.add("store_writes_per_commit", float64(writes)/float64(commits))
 	}
-	commit := after.Commit.hist().since(before.Commit.hist())
-	wait := after.Wait.hist().since(before.Wait.hist())
-	r.add("store_wait_p50_ms", wait.quantile(0.5))
-	r.add("store_wait_p99_ms", wait.quantile(0.99))
-	r.add("store_commit_p50_ms", commit.quantile(0.5))
-	r.add("store_commit_p99_ms", commit.quantile(0.99))
-	r.add("store_commit_max_ms", commit.max)
+	commit := after.Commit.Hist().Since(before.Commit.Hist())
+	wait := after.Wait.Hist().Since(before.Wait.Hist())
+	r.add("store_wait_p50_ms", wait.Quantile(0.5))
+	r.add("store_wait_p99_ms", wait.Quantile(0.99))
+	r.add("store_commit_p50_ms", commit.Quantile(0.5))
+	r.add("store_commit_p99_ms", commit.Quantile(0.99))
+	r.add("store_commit_max_ms", commit.Max)
 }

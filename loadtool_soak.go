@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"stompbox/internal/latency"
 	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
@@ -262,7 +263,7 @@ func runSoak(ctx context.Context, cfg benchConfig, r *benchReport, progress io.W
 	// Sample until the load ends.
 	start := time.Now()
 	var samples []soakSample
-	total := &latencyHist{}
+	total := &latency.Hist{}
 	mark := run.mark()
 	lastDelivered, lastAt := int64(0), start
 	tick := time.NewTicker(cfg.Sample)
@@ -287,7 +288,7 @@ func runSoak(ctx context.Context, cfg benchConfig, r *benchReport, progress io.W
 			run.noteErr(&run.statsErrs, err)
 		}
 		interval := drainHist(run.hist)
-		total.merge(interval)
+		total.Merge(interval)
 		now, delivered := time.Now(), run.delivered.Load()
 		tally := run.tally(mark)
 		mark = run.mark()
@@ -320,7 +321,7 @@ func runSoak(ctx context.Context, cfg benchConfig, r *benchReport, progress io.W
 	}
 	final := run.tally(run.mark())
 	meter.report(r)
-	total.merge(drainHist(run.hist))
+	total.Merge(drainHist(run.hist))
 	stopReaders()
 	run.closeStable()
 	closePub()
@@ -345,10 +346,10 @@ func runSoak(ctx context.Context, cfg benchConfig, r *benchReport, progress io.W
 	r.add("sent", sent)
 	r.add("delivered", run.delivered.Load())
 	r.add("msgs_per_s", float64(run.delivered.Load())/loadTime.Seconds())
-	r.add("latency_samples", total.n)
-	r.add("p50_ms", total.quantile(0.50))
-	r.add("p99_ms", total.quantile(0.99))
-	r.add("max_ms", total.max)
+	r.add("latency_samples", total.N)
+	r.add("p50_ms", total.Quantile(0.50))
+	r.add("p99_ms", total.Quantile(0.99))
+	r.add("max_ms", total.Max)
 	r.add("lost", final.chatLost+final.fanoutLost)
 	r.add("chat_lost", final.chatLost)
 	r.add("fanout_lost", final.fanoutLost)

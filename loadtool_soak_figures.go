@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/bits"
 	"net/http"
+	"stompbox/internal/latency"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -140,20 +141,20 @@ func storeMax(v *atomic.Int64, n int64) {
 }
 
 // drainHist takes the latencies recorded since the last call and resets s.
-func drainHist(s *shardedHist) *latencyHist {
-	h := &latencyHist{}
+func drainHist(s *shardedHist) *latency.Hist {
+	h := &latency.Hist{}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		h.merge(&sh.h)
-		sh.h = latencyHist{}
+		h.Merge(&sh.h)
+		sh.h = latency.Hist{}
 		sh.mu.Unlock()
 	}
 	return h
 }
 
 // sampleLine formats one sample: "soak t_s=… rss_mib=… …".
-func (run *soakRun) sampleLine(s soakSample, msgsPerS float64, interval *latencyHist, t soakTally) string {
+func (run *soakRun) sampleLine(s soakSample, msgsPerS float64, interval *latency.Hist, t soakTally) string {
 	l := &benchReport{}
 	l.add("t_s", s.at.Round(10*time.Millisecond).Seconds())
 	l.add("rss_mib", float64(s.rss)/(1<<20))
@@ -179,7 +180,7 @@ func (run *soakRun) sampleLine(s soakSample, msgsPerS float64, interval *latency
 	}
 	l.add("conns", open+1) // and the publisher
 	l.add("msgs_per_s", msgsPerS)
-	l.add("p99_ms", interval.quantile(0.99))
+	l.add("p99_ms", interval.Quantile(0.99))
 	l.add("lost", t.chatLost+t.fanoutLost)
 	l.add("dup", t.dup)
 	l.add("ooo", t.ooo)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"stompbox/internal/latency"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,25 +14,25 @@ import (
 // shardedHist is a latencyHist many goroutines add to: each caller passes
 // a key (its connection number) that picks a shard.
 type shardedHist struct {
-	shards [histShards]struct {
+	shards [latency.HistShards]struct {
 		mu sync.Mutex
-		h  latencyHist
+		h  latency.Hist
 	}
 }
 
 func (s *shardedHist) add(key int, d time.Duration) {
-	sh := &s.shards[key%histShards]
+	sh := &s.shards[key%latency.HistShards]
 	sh.mu.Lock()
-	sh.h.add(d)
+	sh.h.Add(d)
 	sh.mu.Unlock()
 }
 
 // total merges the shards; call it once the adders are done.
-func (s *shardedHist) total() *latencyHist {
-	var h latencyHist
+func (s *shardedHist) total() *latency.Hist {
+	var h latency.Hist
 	for i := range s.shards {
 		s.shards[i].mu.Lock()
-		h.merge(&s.shards[i].h)
+		h.Merge(&s.shards[i].h)
 		s.shards[i].mu.Unlock()
 	}
 	return &h

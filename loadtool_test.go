@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"stompbox/internal/latency"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,15 +148,15 @@ func TestLoadToolRefusesRemoteServers(t *testing.T) {
 }
 
 func TestLoadToolHistogram(t *testing.T) {
-	var h latencyHist
+	var h latency.Hist
 	for i := 1; i <= 1000; i++ {
-		h.add(time.Duration(i) * 100 * time.Microsecond) // 0.1 ms … 100 ms
+		h.Add(time.Duration(i) * 100 * time.Microsecond) // 0.1 ms … 100 ms
 	}
 	for _, tc := range []struct {
 		q    float64
 		want time.Duration
 	}{{0.5, 50 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}} {
-		got := h.quantile(tc.q)
+		got := h.Quantile(tc.q)
 		if got < tc.want || float64(got) > float64(tc.want)*1.02 {
 			t.Errorf("quantile(%v) = %v, want %v within +2%%", tc.q, got, tc.want)
 		}

@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"stompbox/ui"
 )
 
@@ -419,7 +420,7 @@ type server struct {
 	cfg       Config
 	log       *slog.Logger
 	broker    *Broker
-	origins   *originPolicy
+	origins   *transport.OriginPolicy
 	httpSrv   *http.Server
 	httpLn    net.Listener
 	tcp       *tcpServer
@@ -554,7 +555,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	s.api = newAPI(s.chat, s.auth, limiter, log)
 	s.api.files = s.files
 	s.chat.filesGone = s.files.Forget
-	s.origins = newOriginPolicy(cfg.AllowedOrigins)
+	s.origins = transport.NewOriginPolicy(cfg.AllowedOrigins)
 	static, err := ui.NewStatic()
 	if err != nil {
 		s.chat.Close()
@@ -590,10 +591,10 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 			CookieNeeded:    cfg.SockJSCookie,
 			Heartbeat:       cfg.SockJSHeartbeat,
 			DisconnectDelay: cfg.SockJSDelay,
-			CheckOrigin:     s.origins.allowed,
+			CheckOrigin:     s.origins.Allowed,
 			ClientURL:       static.URL("vendor/sockjs.min.js"),
 			Identify:        s.requestUser,
-		}, log, func(t transport, info connInfo) { s.broker.Serve(base, t, info) }))
+		}, log, func(t transport.Conn, info transport.Info) { s.broker.Serve(base, t, info) }))
 	}
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(),

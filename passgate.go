@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"runtime"
+	"stompbox/internal/apperr"
 	"sync/atomic"
 	"time"
 )
@@ -34,7 +35,7 @@ const (
 // waited passwordMaxWait: HTTP 503 with Retry-After, or a STOMP ERROR after
 // which the client reconnects later. Nothing is out of memory, nobody is
 // locked out.
-var errServerBusy = newPublicError(errKindBusy, "server busy, retry")
+var errServerBusy = apperr.New(apperr.KindBusy, "server busy, retry")
 
 // passwordGate bounds the argon2id computations that run at once (see the
 // constants above). Safe for concurrent use.

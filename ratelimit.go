@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
 	"strconv"
 	"sync"
@@ -255,7 +256,7 @@ func (s *session) holdForRate() error {
 // (429 with Retry-After). STOMP SENDs past it are held back instead
 // (holdForRate): a connection can be left unread, an HTTP request is better
 // answered at once so that a bot can retry.
-var errSendRateLimited = newPublicError(errKindRateLimited, "rate limit exceeded: too many messages, slow down")
+var errSendRateLimited = apperr.New(apperr.KindRateLimited, "rate limit exceeded: too many messages, slow down")
 
 // allowUserSend takes a token from user's SEND bucket, the very bucket that
 // user's STOMP SENDs draw from (sendDelay), so posting over HTTP does not

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http/httptest"
 	"net/url"
+	"stompbox/internal/transport"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -60,7 +61,7 @@ func FuzzOriginPolicy(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s[0], s[1], s[2], s[3])
 	}
-	p := newOriginPolicy([]string{"https://*.corp.example", "intranet", "https://portal.corp.example"})
+	p := transport.NewOriginPolicy([]string{"https://*.corp.example", "intranet", "https://portal.corp.example"})
 	f.Fuzz(func(t *testing.T, origin, referer, host, site string) {
 		r := httptest.NewRequest("GET", "/ws", nil)
 		r.Host = host
@@ -73,7 +74,7 @@ func FuzzOriginPolicy(f *testing.F) {
 		if site != "" {
 			r.Header.Set("Sec-Fetch-Site", site)
 		}
-		if !p.allowed(r) {
+		if !p.Allowed(r) {
 			return
 		}
 		claimed := r.Header.Get("Origin")

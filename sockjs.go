@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"stompbox/internal/transport"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,9 +107,9 @@ var errSockJSShuttingDown = errors.New("sockjs: server shutting down")
 type sockjsServer struct {
 	opts       sockjsOptions
 	log        *slog.Logger
-	accept     func(t transport, info connInfo) // runs one session to completion
-	iframe     []byte                           // the /iframe.html body
-	iframeETag string                           // strong ETag of iframe
+	accept     func(t transport.Conn, info transport.Info) // runs one session to completion
+	iframe     []byte                                      // the /iframe.html body
+	iframeETag string                                      // strong ETag of iframe
 
 	ctx      context.Context    // base for hijacked connections; never r.Context() after Accept
 	cancel   context.CancelFunc // ends ctx: the last step of Close, or when Close gives up
@@ -126,7 +127,7 @@ type sockjsServer struct {
 // newSockJS returns a server for opts. accept is called once per new
 // session, on a goroutine the server owns; it must run the session to
 // completion (until Read fails) and return. Close waits for it.
-func newSockJS(opts sockjsOptions, log *slog.Logger, accept func(t transport, info connInfo)) *sockjsServer {
+func newSockJS(opts sockjsOptions, log *slog.Logger, accept func(t transport.Conn, info transport.Info)) *sockjsServer {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &sockjsServer{

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"stompbox/internal/sockjsframe"
+	"stompbox/internal/transport"
 	"strconv"
 	"sync"
 	"time"
@@ -108,7 +110,7 @@ func newSockJSSession(srv *sockjsServer, id string, log *slog.Logger) *sockjsSes
 // the open frame before anything the application does, then starts the
 // application on it. It returns nil, false, nil for an unknown id and a nil
 // rcv.
-func (s *sockjsServer) session(id string, rcv *sockjsReceiver, info connInfo) (*sockjsSession, bool, error) {
+func (s *sockjsServer) session(id string, rcv *sockjsReceiver, info transport.Info) (*sockjsSession, bool, error) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -135,7 +137,7 @@ func (s *sockjsServer) session(id string, rcv *sockjsReceiver, info connInfo) (*
 		defer s.wg.Done()
 		s.accept(sess, info)
 		// The application returned: end the session if it did not.
-		_ = sess.Close(closeNormal, sockjsReasonNormal)
+		_ = sess.Close(transport.CloseNormal, sockjsframe.ReasonNormal)
 	}()
 	return sess, true, nil
 }
@@ -210,7 +212,7 @@ func (s *sockjsSession) fail(err error) {
 		return
 	}
 	s.dropQueueLocked()
-	if s.closeLocked(closeProtocol, sockjsReasonInterrupted, io.EOF) {
+	if s.closeLocked(transport.CloseProtocol, sockjsframe.ReasonInterrupted, io.EOF) {
 		s.log.Info("sockjs session interrupted")
 	}
 }
@@ -218,7 +220,7 @@ func (s *sockjsSession) fail(err error) {
 func (s *sockjsSession) interruptLocked() {
 	s.recv = nil
 	s.dropQueueLocked()
-	if s.closeLocked(closeProtocol, sockjsReasonInterrupted, io.EOF) {
+	if s.closeLocked(transport.CloseProtocol, sockjsframe.ReasonInterrupted, io.EOF) {
 		s.log.Info("sockjs session interrupted")
 	}
 	s.armLocked()
@@ -285,7 +287,7 @@ func (s *sockjsSession) closeLocked(code int, reason string, readErr error) bool
 	if s.closeFrame != nil {
 		return false
 	}
-	s.closeFrame = sockjsCloseFrame(code, reason)
+	s.closeFrame = sockjsframe.CloseFrame(code, reason)
 	s.readErr = readErr
 	close(s.closed)
 	s.kickLocked()
@@ -328,7 +330,7 @@ func (s *sockjsSession) expire(gen uint64) {
 	}
 	s.timer = nil
 	s.reaped = true
-	s.closeLocked(closeSockJSGoAway, sockjsReasonGoAway, io.EOF)
+	s.closeLocked(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway, io.EOF)
 	s.mu.Unlock()
 	s.srv.removeSession(s)
 	s.log.Info("sockjs session ended")
@@ -338,7 +340,7 @@ func (s *sockjsSession) expire(gen uint64) {
 // (delivered if a receiver is attached) and reaps it at once.
 func (s *sockjsSession) goAway() {
 	s.mu.Lock()
-	s.closeLocked(closeSockJSGoAway, sockjsReasonGoAway, errTransportClosed)
+	s.closeLocked(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway, transport.ErrClosed)
 	s.disarmLocked()
 	s.reaped = true
 	s.mu.Unlock()
@@ -381,7 +383,7 @@ func (s *sockjsSession) handOff(ctx context.Context, in sockjsInbound) error {
 	case s.inbox <- in:
 		return nil
 	case <-s.closed:
-		return errTransportClosed
+		return transport.ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -441,18 +443,18 @@ func (s *sockjsSession) enqueue(msgs [][]byte, escape bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeFrame != nil {
-		return errTransportClosed
+		return transport.ErrClosed
 	}
 	if s.queueBytes+n > sockjsMaxQueueBytes {
 		s.log.Warn("sockjs slow consumer", "queued_bytes", s.queueBytes, "write_bytes", n)
 		s.dropQueueLocked()
-		s.closeLocked(closePolicy, sockjsReasonSlowConsumer, errTransportClosed)
+		s.closeLocked(transport.ClosePolicy, sockjsframe.ReasonSlowConsumer, transport.ErrClosed)
 		return errSockJSSlowConsumer
 	}
 	for _, m := range msgs {
 		s.appendQueueLocked()
 		if escape {
-			s.queue = appendSockJSContent(s.queue, m, false)
+			s.queue = sockjsframe.AppendContent(s.queue, m, false)
 		} else {
 			s.queue = append(s.queue, m...)
 		}
@@ -469,7 +471,7 @@ func (s *sockjsSession) enqueue(msgs [][]byte, escape bool) error {
 func (s *sockjsSession) Close(code int, reason string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closeLocked(code, reason, errTransportClosed) {
+	if s.closeLocked(code, reason, transport.ErrClosed) {
 		s.log.Info("sockjs session closed", "code", code, "reason", reason)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"stompbox/internal/sockjsframe"
+	"stompbox/internal/transport"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ import (
 // bursts while the client polls; every message must arrive once, in order.
 func TestSockJSPollingNoLossNoReorder(t *testing.T) {
 	const total = 500
-	app := func(tr transport, _ connInfo) {
+	app := func(tr transport.Conn, _ transport.Info) {
 		ctx := context.Background()
 		for i := 0; i < total; {
 			var burst [][]byte
@@ -121,7 +123,7 @@ func TestSockJSAbortInterrupts(t *testing.T) {
 		t.Fatalf("app Read: %v", err)
 	}
 	env.expectBody("POST", url+"/xhr", "", 200, "c[1002,\"Connection interrupted\"]\n")
-	if err := a.tr.Write(context.Background(), [][]byte{[]byte("late")}); !errors.Is(err, errTransportClosed) {
+	if err := a.tr.Write(context.Background(), [][]byte{[]byte("late")}); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("Write after interrupt: %v", err)
 	}
 }
@@ -140,7 +142,7 @@ func TestSockJSSlowConsumer(t *testing.T) {
 	if !errors.Is(err, errSockJSSlowConsumer) {
 		t.Fatalf("Write past the bound: %v", err)
 	}
-	if err := sockjsRecv(t, a.end); !errors.Is(err, errTransportClosed) {
+	if err := sockjsRecv(t, a.end); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("app Read: %v", err)
 	}
 	env.expectBody("POST", url+"/xhr", "", 200, "c[1008,\"Slow consumer\"]\n")
@@ -176,7 +178,7 @@ func TestSockJSCloseServer(t *testing.T) {
 		t.Fatalf("streaming receiver got %q", got)
 	}
 	for _, s := range []*sockjsAccepted{a, b} {
-		if err := sockjsRecv(t, s.end); !errors.Is(err, errTransportClosed) {
+		if err := sockjsRecv(t, s.end); !errors.Is(err, transport.ErrClosed) {
 			t.Fatalf("app Read: %v", err)
 		}
 	}
@@ -193,7 +195,7 @@ func TestSockJSCloseServer(t *testing.T) {
 func TestSockJSCloseDeadline(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
-	stubborn := func(transport, connInfo) {
+	stubborn := func(transport.Conn, transport.Info) {
 		started <- struct{}{}
 		<-release
 	}
@@ -212,7 +214,9 @@ func TestSockJSCloseDeadline(t *testing.T) {
 // kind and checks that nothing accumulates: sessions, goroutines.
 func TestSockJSSessionCycles(t *testing.T) {
 	const cycles = 1000
-	closeAtOnce := func(tr transport, _ connInfo) { _ = tr.Close(closeSockJSGoAway, sockjsReasonGoAway) }
+	closeAtOnce := func(tr transport.Conn, _ transport.Info) {
+		_ = tr.Close(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway)
+	}
 	env := newSockJSEnv(t, sockjsOptions{Websocket: true, DisconnectDelay: 10 * time.Millisecond}, closeAtOnce)
 	env.do("GET", env.base+"/info", "", nil)
 	before := runtime.NumGoroutine()
@@ -229,7 +233,7 @@ func TestSockJSSessionCycles(t *testing.T) {
 			c := env.dial("/000/x/websocket")
 			sockjsWSExpect(t, c, "o")
 			sockjsWSExpect(t, c, `c[3000,"Go away!"]`)
-			if _, err := sockjsWSRead(t, c); websocket.CloseStatus(err) != closeSockJSGoAway {
+			if _, err := sockjsWSRead(t, c); websocket.CloseStatus(err) != transport.CloseSockJSGoAway {
 				t.Fatalf("cycle %d: %v", i, err)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"stompbox/internal/transport"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,14 +33,14 @@ const sockjsTestPrefix = "/a/b/stomp" // nested, to show any prefix works
 
 // newSockJSEnv starts an endpoint with opts (Prefix defaults to
 // sockjsTestPrefix) running app for every session (nil: echo).
-func newSockJSEnv(t *testing.T, opts sockjsOptions, app func(transport, connInfo)) *sockjsEnv {
+func newSockJSEnv(t *testing.T, opts sockjsOptions, app func(transport.Conn, transport.Info)) *sockjsEnv {
 	t.Helper()
 	return newSockJSEnvServer(t, opts, app, nil)
 }
 
 // newSockJSEnvServer is newSockJSEnv with the http.Server configured by
 // configure (if not nil) before it starts.
-func newSockJSEnvServer(t *testing.T, opts sockjsOptions, app func(transport, connInfo), configure func(*http.Server)) *sockjsEnv {
+func newSockJSEnvServer(t *testing.T, opts sockjsOptions, app func(transport.Conn, transport.Info), configure func(*http.Server)) *sockjsEnv {
 	t.Helper()
 	if opts.Prefix == "" {
 		opts.Prefix = sockjsTestPrefix
@@ -78,7 +79,7 @@ func newSockJSEnvServer(t *testing.T, opts sockjsOptions, app func(transport, co
 }
 
 // sockjsEcho writes every message back, as the suite's /echo service does.
-func sockjsEcho(t transport, _ connInfo) {
+func sockjsEcho(t transport.Conn, _ transport.Info) {
 	ctx := context.Background()
 	for {
 		m, err := t.Read(ctx)
@@ -93,17 +94,17 @@ func sockjsEcho(t transport, _ connInfo) {
 
 // sockjsAccepted is one session as a recording app saw it.
 type sockjsAccepted struct {
-	tr   transport
-	info connInfo
+	tr   transport.Conn
+	info transport.Info
 	msgs chan []byte // what Read returned, in order
 	end  chan error  // Read's final error
 }
 
 // sockjsRecorder returns an app that hands each session to the test and
 // records what Read returns; the test writes and closes.
-func sockjsRecorder() (func(transport, connInfo), chan *sockjsAccepted) {
+func sockjsRecorder() (func(transport.Conn, transport.Info), chan *sockjsAccepted) {
 	ch := make(chan *sockjsAccepted, 16)
-	return func(tr transport, info connInfo) {
+	return func(tr transport.Conn, info transport.Info) {
 		a := &sockjsAccepted{tr: tr, info: info, msgs: make(chan []byte, 1024), end: make(chan error, 1)}
 		ch <- a
 		for {
@@ -201,7 +202,7 @@ func (e *sockjsEnv) waitAttached(url string) {
 	e.t.Helper()
 	id := url[strings.LastIndexByte(url, '/')+1:]
 	sockjsCheckFor(e.t, 5*time.Second, func() error {
-		sess, _, err := e.srv.session(id, nil, connInfo{})
+		sess, _, err := e.srv.session(id, nil, transport.Info{})
 		if err != nil || sess == nil {
 			return fmt.Errorf("no session %s: %v", id, err)
 		}

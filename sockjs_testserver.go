@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"stompbox/internal/sockjsframe"
+	"stompbox/internal/transport"
 	"strings"
 	"time"
 )
@@ -32,7 +34,7 @@ const (
 func runSockJSTestServer(ctx context.Context, addr string, log *slog.Logger, ready func(addr string)) error {
 	appCtx, cancelApps := context.WithCancel(ctx)
 	defer cancelApps()
-	echo := func(t transport, _ connInfo) {
+	echo := func(t transport.Conn, _ transport.Info) {
 		for {
 			m, err := t.Read(appCtx)
 			if err != nil {
@@ -43,8 +45,8 @@ func runSockJSTestServer(ctx context.Context, addr string, log *slog.Logger, rea
 			}
 		}
 	}
-	closeAtOnce := func(t transport, _ connInfo) {
-		_ = t.Close(closeSockJSGoAway, sockjsReasonGoAway)
+	closeAtOnce := func(t transport.Conn, _ transport.Info) {
+		_ = t.Close(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway)
 	}
 	services := []*sockjsServer{
 		newSockJS(sockjsOptions{Prefix: "/echo", Websocket: true, ResponseLimit: sockjsTestResponseLimit}, log, echo),

@@ -7,6 +7,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"stompbox/internal/sockjsframe"
+	"stompbox/internal/transport"
 	"strings"
 	"time"
 )
@@ -71,7 +73,7 @@ var sockjsReceiverKinds = map[string]*sockjsReceiverKind{
 		},
 		wrap: func(dst, frame []byte, _ string) []byte {
 			dst = append(dst, "<script>\np("...)
-			dst = appendSockJSString(dst, frame, true)
+			dst = sockjsframe.AppendString(dst, frame, true)
 			return append(dst, ");\n</script>\r\n"...)
 		},
 	},
@@ -84,7 +86,7 @@ var sockjsReceiverKinds = map[string]*sockjsReceiverKind{
 			dst = append(dst, "/**/"...)
 			dst = append(dst, cb...)
 			dst = append(dst, '(')
-			dst = appendSockJSString(dst, frame, true)
+			dst = sockjsframe.AppendString(dst, frame, true)
 			return append(dst, ");\r\n"...)
 		},
 	},
@@ -171,7 +173,7 @@ func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id 
 			return
 		}
 	}
-	info := connInfo{Transport: kind.transport, Remote: r.RemoteAddr, User: s.opts.identify(r)}
+	info := transport.Info{Transport: kind.transport, Remote: r.RemoteAddr, User: s.opts.identify(r)}
 	rcv := &sockjsReceiver{ctx: r.Context()}
 	var (
 		sess       *sockjsSession
@@ -244,7 +246,7 @@ func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id 
 	switch res {
 	case attachBusy:
 		if err == nil {
-			_ = resp.writeFrame(sockjsCloseFrame(sockjsCodeAnotherConnection, sockjsReasonAnotherConnection))
+			_ = resp.writeFrame(sockjsframe.CloseFrame(sockjsframe.CodeAnotherConnection, sockjsframe.ReasonAnotherConnection))
 		}
 		return
 	case attachClosed:
@@ -262,13 +264,13 @@ func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id 
 		// Detach before the last write: once the client has the frame
 		// it may send its next poll before this handler has returned.
 		sess.detach(rcv)
-		if err := resp.writeFrame(sockjsOpenFrame); err != nil {
+		if err := resp.writeFrame(sockjsframe.OpenFrame); err != nil {
 			sess.fail(err)
 		}
 		return
 	}
 	if created {
-		if err := resp.writeFrame(sockjsOpenFrame); err != nil {
+		if err := resp.writeFrame(sockjsframe.OpenFrame); err != nil {
 			sess.log.Debug("sockjs receiver write", "err", err)
 			sess.interrupt(rcv)
 			return
@@ -296,7 +298,7 @@ func (s *sockjsServer) receive(sess *sockjsSession, rcv *sockjsReceiver, resp *s
 			case <-sess.wake:
 				continue
 			case <-heartbeat.C:
-				frame = sockjsHeartbeatFrame
+				frame = sockjsframe.HeartbeatFrame
 			case <-rcv.ctx.Done():
 				sess.interrupt(rcv)
 				return
@@ -344,7 +346,7 @@ func (s *sockjsServer) serveSend(w http.ResponseWriter, r *http.Request, id stri
 	}
 	setSockJSNoCache(h)
 	s.setCookie(w, r)
-	sess, _, err := s.session(id, nil, connInfo{})
+	sess, _, err := s.session(id, nil, transport.Info{})
 	if err != nil {
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 		return
@@ -376,16 +378,16 @@ func (s *sockjsServer) serveSend(w http.ResponseWriter, r *http.Request, id stri
 			body = []byte(form.Get("d"))
 		}
 	}
-	msgs, err := decodeSockJSMessages(body)
+	msgs, err := sockjsframe.DecodeMessages(body)
 	switch {
-	case errors.Is(err, errSockJSPayloadExpected):
+	case errors.Is(err, sockjsframe.ErrPayloadExpected):
 		http.Error(w, "Payload expected.", http.StatusInternalServerError)
 		return
 	case err != nil:
 		http.Error(w, "Broken JSON encoding.", http.StatusInternalServerError)
 		return
 	}
-	if err := sess.deliver(r.Context(), msgs); err != nil && !errors.Is(err, errTransportClosed) {
+	if err := sess.deliver(r.Context(), msgs); err != nil && !errors.Is(err, transport.ErrClosed) {
 		return // the client is gone
 	}
 	h.Set("Content-Type", "text/plain; charset=UTF-8")

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"stompbox/internal/sockjsframe"
+	"stompbox/internal/transport"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +149,7 @@ func TestSockJSTransportFraming(t *testing.T) {
 				closeFrame = strings.Replace(tt.open, "o", `c[3000,\"Go away!\"]`, 1)
 			}
 			next(&resp, &br, closeFrame)
-			if err := sockjsRecv(t, a.end); !errors.Is(err, errTransportClosed) {
+			if err := sockjsRecv(t, a.end); !errors.Is(err, transport.ErrClosed) {
 				t.Fatalf("app Read after Close: %v", err)
 			}
 			if streaming { // the response ends after the close frame
@@ -344,7 +346,9 @@ func TestSockJSSecondReceiver(t *testing.T) {
 // starts, as the suite's /close service does: the creating request must
 // still send the open frame first, however the goroutines are scheduled.
 func TestSockJSImmediateClose(t *testing.T) {
-	closeAtOnce := func(tr transport, _ connInfo) { _ = tr.Close(closeSockJSGoAway, sockjsReasonGoAway) }
+	closeAtOnce := func(tr transport.Conn, _ transport.Info) {
+		_ = tr.Close(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway)
+	}
 	env := newSockJSEnv(t, sockjsOptions{}, closeAtOnce)
 	for i := range 20 {
 		t.Run(fmt.Sprint("xhr", i), func(t *testing.T) {

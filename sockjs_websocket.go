@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"stompbox/internal/sockjsframe"
+	"stompbox/internal/transport"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +68,7 @@ func sockjsWireClose(code int, reason string) (int, string) {
 	case code >= 3000 && code <= 4999:
 	case code >= 1000 && code <= 1014 && (code < 1004 || code > 1006):
 	default:
-		code = closeNormal
+		code = transport.CloseNormal
 	}
 	if len(reason) > sockjsMaxCloseReason {
 		cut := sockjsMaxCloseReason
@@ -117,7 +119,7 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 		http.Error(w, `"Connection" must be "Upgrade".`, http.StatusBadRequest)
 		return
 	}
-	info := connInfo{Transport: "sockjs-websocket", Remote: r.RemoteAddr, User: s.opts.identify(r)}
+	info := transport.Info{Transport: "sockjs-websocket", Remote: r.RemoteAddr, User: s.opts.identify(r)}
 	if raw {
 		info.Transport = "sockjs-raw-websocket"
 	}
@@ -146,7 +148,7 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 	s.mu.Lock()
 	if s.closing || len(s.sessions)+int(s.wsLive.Load()) >= sockjsMaxSessions {
 		s.mu.Unlock()
-		_ = conn.Close(closeSockJSGoAway, sockjsReasonGoAway)
+		_ = conn.Close(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway)
 		return
 	}
 	s.wsLive.Add(1)
@@ -167,7 +169,7 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 
 	// The open frame goes out before the application can write or close.
 	if !raw {
-		if err := ws.write(s.ctx, sockjsOpenFrame); err != nil {
+		if err := ws.write(s.ctx, sockjsframe.OpenFrame); err != nil {
 			ws.log.Debug("sockjs websocket open", "err", err)
 			ws.closeWith(0, "", false, io.EOF)
 		}
@@ -181,7 +183,7 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 	go func() {
 		defer s.wg.Done()
 		s.accept(ws, info)
-		_ = ws.Close(closeNormal, sockjsReasonNormal)
+		_ = ws.Close(transport.CloseNormal, sockjsframe.ReasonNormal)
 	}()
 
 	ws.readLoop() // returns once the connection has failed or closed
@@ -201,12 +203,12 @@ func (ws *sockjsWSSession) readLoop() {
 		}
 		msgs := [][]byte{p}
 		if !ws.raw {
-			decoded, err := decodeSockJSWebSocket(p)
+			decoded, err := sockjsframe.DecodeWebSocket(p)
 			if err != nil {
 				// sockjs-protocol: on broken JSON "the server must abruptly
 				// terminate the ws connection" – no c frame.
 				ws.log.Warn("sockjs broken framing", "err", err)
-				ws.closeWith(closeProtocol, sockjsReasonBrokenFraming, false, io.EOF)
+				ws.closeWith(transport.CloseProtocol, sockjsframe.ReasonBrokenFraming, false, io.EOF)
 				continue // read on until the closing handshake ends
 			}
 			msgs = msgs[:0]
@@ -235,14 +237,14 @@ func (ws *sockjsWSSession) supervise() {
 	for {
 		select {
 		case <-tick:
-			if err := ws.write(ws.srv.ctx, sockjsHeartbeatFrame); err != nil {
+			if err := ws.write(ws.srv.ctx, sockjsframe.HeartbeatFrame); err != nil {
 				ws.log.Debug("sockjs websocket heartbeat", "err", err)
 				_ = ws.conn.CloseNow()
 				return
 			}
 		case <-stopping:
 			stopping = nil
-			ws.closeWith(closeSockJSGoAway, sockjsReasonGoAway, true, errTransportClosed)
+			ws.closeWith(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway, true, transport.ErrClosed)
 		case <-ws.srv.ctx.Done():
 			_ = ws.conn.CloseNow()
 			return
@@ -255,7 +257,7 @@ func (ws *sockjsWSSession) supervise() {
 				return
 			}
 			if frame && !ws.raw {
-				_ = ws.write(ws.srv.ctx, sockjsCloseFrame(code, reason))
+				_ = ws.write(ws.srv.ctx, sockjsframe.CloseFrame(code, reason))
 			}
 			if err := ws.conn.Close(code, reason); err != nil {
 				ws.log.Debug("sockjs websocket close", "err", err)
@@ -309,7 +311,7 @@ func (ws *sockjsWSSession) Read(ctx context.Context) ([]byte, error) {
 func (ws *sockjsWSSession) Write(ctx context.Context, frames [][]byte) error {
 	select {
 	case <-ws.closed:
-		return errTransportClosed
+		return transport.ErrClosed
 	default:
 	}
 	if ws.raw {
@@ -320,7 +322,7 @@ func (ws *sockjsWSSession) Write(ctx context.Context, frames [][]byte) error {
 		}
 		return nil
 	}
-	return ws.write(ctx, appendSockJSArray(nil, frames, false))
+	return ws.write(ctx, sockjsframe.AppendArray(nil, frames, false))
 }
 
 // jsonStrings reports whether the session carries STOMP bytes in JSON
@@ -332,19 +334,19 @@ func (ws *sockjsWSSession) jsonStrings() bool { return !ws.raw }
 func (ws *sockjsWSSession) writeJSON(deadline time.Time, content []byte) error {
 	select {
 	case <-ws.closed:
-		return errTransportClosed
+		return transport.ErrClosed
 	default:
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	return ws.write(ctx, appendSockJSArray(nil, [][]byte{content}, true))
+	return ws.write(ctx, sockjsframe.AppendArray(nil, [][]byte{content}, true))
 }
 
 // Close sends c[code,"reason"] (framed) and closes the WebSocket with code
 // and reason. It does not wait for the closing handshake. Safe from any
 // goroutine, more than once.
 func (ws *sockjsWSSession) Close(code int, reason string) error {
-	if ws.closeWith(code, reason, true, errTransportClosed) {
+	if ws.closeWith(code, reason, true, transport.ErrClosed) {
 		ws.log.Info("sockjs session closed", "code", code, "reason", reason)
 	}
 	return nil

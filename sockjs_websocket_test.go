@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"stompbox/internal/sockjsframe"
+	"stompbox/internal/transport"
 	"strings"
 	"testing"
 	"time"
@@ -108,7 +110,7 @@ func TestSockJSWebSocketTransports(t *testing.T) {
 			if tt.name == "raw" {
 				sockjsWSExpect(t, c, "y")
 			}
-			if err := a.tr.Close(closeSockJSGoAway, sockjsReasonGoAway); err != nil {
+			if err := a.tr.Close(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway); err != nil {
 				t.Fatal(err)
 			}
 			for _, want := range tt.closing {
@@ -116,13 +118,13 @@ func TestSockJSWebSocketTransports(t *testing.T) {
 			}
 			_, err := sockjsWSRead(t, c)
 			var ce websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != closeSockJSGoAway || ce.Reason != sockjsReasonGoAway {
+			if !errors.As(err, &ce) || ce.Code != transport.CloseSockJSGoAway || ce.Reason != sockjsframe.ReasonGoAway {
 				t.Fatalf("close: %v", err)
 			}
-			if err := sockjsRecv(t, a.end); !errors.Is(err, errTransportClosed) {
+			if err := sockjsRecv(t, a.end); !errors.Is(err, transport.ErrClosed) {
 				t.Fatalf("app Read after Close: %v", err)
 			}
-			if err := a.tr.Write(context.Background(), [][]byte{[]byte("late")}); !errors.Is(err, errTransportClosed) {
+			if err := a.tr.Write(context.Background(), [][]byte{[]byte("late")}); !errors.Is(err, transport.ErrClosed) {
 				t.Fatalf("Write after Close: %v", err)
 			}
 			sockjsCheckFor(t, 5*time.Second, func() error {
@@ -330,7 +332,7 @@ func TestSockJSCloseServerWebSocket(t *testing.T) {
 	}()
 	sockjsWSExpect(t, c, `c[3000,"Go away!"]`)
 	for _, conn := range []*websocket.Conn{c, raw} {
-		if _, err := sockjsWSRead(t, conn); websocket.CloseStatus(err) != closeSockJSGoAway {
+		if _, err := sockjsWSRead(t, conn); websocket.CloseStatus(err) != transport.CloseSockJSGoAway {
 			t.Fatalf("after go away: %v", err)
 		}
 	}
@@ -340,7 +342,7 @@ func TestSockJSCloseServerWebSocket(t *testing.T) {
 	for _, s := range []*sockjsAccepted{a, b} {
 		select {
 		case err := <-s.end:
-			if !errors.Is(err, errTransportClosed) {
+			if !errors.Is(err, transport.ErrClosed) {
 				t.Fatalf("app Read: %v", err)
 			}
 		default:

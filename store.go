@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"stompbox/internal/latency"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,8 +129,8 @@ type store struct {
 	// statMu and copied by Stats. They tell a slow disk (commits) from a
 	// busy writer (waits) on a Raspberry Pi's SD card or in a load run.
 	statMu     sync.Mutex
-	statCommit latencyHist // each committed transaction, BEGIN to COMMIT returned, fsync included
-	statWait   latencyHist // each request, from write() to its commit's end: what a sender waits
+	statCommit latency.Hist // each committed transaction, BEGIN to COMMIT returned, fsync included
+	statWait   latency.Hist // each request, from write() to its commit's end: what a sender waits
 
 	// repl, when set (a cluster node), carries every op through the
 	// replicated log instead of writing directly (store_ops.go). Set once
@@ -149,8 +150,8 @@ type storeStats struct {
 	Writes       int64         // write requests they held (Writes/Transactions is the mean group size)
 	TxTime       time.Duration // total time in those transactions, fsync included
 	Retried      int64         // groups that failed and were retried request by request
-	Commit       latencyHist   // committed transactions, BEGIN to COMMIT returned
-	Wait         latencyHist   // committed requests, from write() until their commit returned
+	Commit       latency.Hist  // committed transactions, BEGIN to COMMIT returned
+	Wait         latency.Hist  // committed requests, from write() until their commit returned
 }
 
 // Stats returns the writer counters. Safe for concurrent use.
@@ -585,9 +586,9 @@ func (s *store) timedTx(reqs []*writeReq) error {
 		s.statWrites.Add(int64(len(reqs)))
 		s.statTxNanos.Add(int64(took))
 		s.statMu.Lock()
-		s.statCommit.add(took)
+		s.statCommit.Add(took)
 		for _, r := range reqs {
-			s.statWait.add(end.Sub(r.queued))
+			s.statWait.Add(end.Sub(r.queued))
 		}
 		s.statMu.Unlock()
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"stompbox/internal/apperr"
 )
 
 // Changes to stored messages (issue 17): edits, deletions, reactions, and
@@ -42,7 +43,7 @@ func changeTargetTx(ctx context.Context, tx *sql.Tx, roomID, msgID, userID int64
 	err := tx.QueryRowContext(ctx, sqlChangeTarget, msgID, userID).Scan(&t.roomID, &t.authorID, &t.sender, &t.typ, &t.createdAt, &t.deleted,
 		&t.kind, &t.archived, &t.ownerID, &t.member)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && t.roomID != roomID) {
-		return changeTarget{}, errUnknownMessage
+		return changeTarget{}, apperr.ErrUnknownMessage
 	}
 	if err != nil {
 		return changeTarget{}, fmt.Errorf("message %d: %w", msgID, err)
@@ -130,7 +131,7 @@ func setReactionTx(ctx context.Context, tx *sql.Tx, msgID, userID int64, emoji s
 			return nil, fmt.Errorf("react: %w", err)
 		}
 		if has == 0 && n >= maxReactionsPerUser {
-			return nil, errTooManyReactions
+			return nil, apperr.ErrTooManyReactions
 		}
 		if _, err := tx.ExecContext(ctx, sqlAddReaction, msgID, userID, emoji, now); err != nil {
 			return nil, fmt.Errorf("react: %w", err)
@@ -176,7 +177,7 @@ func replyTargetTx(ctx context.Context, tx *sql.Tx, roomID, msgID int64) (*reply
 	q := &replyQuote{ID: msgID}
 	err := tx.QueryRowContext(ctx, sqlReplyTarget, msgID, roomID).Scan(&q.Sender, &q.Message, &q.Deleted)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errBadReply
+		return nil, apperr.ErrBadReply
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reply to %d: %w", msgID, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"stompbox/internal/apperr"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -11,7 +12,7 @@ import (
 // written because of the disk, not the message: a full SD card, a file
 // system remounted read-only, an I/O error. Nothing was stored and no
 // RECEIPT goes out; the details are in the server log.
-var errNotStored = newPublicError(errKindUnavailable, "message not saved: the server cannot write to its database (disk full or read-only)")
+var errNotStored = apperr.New(errKindUnavailable, "message not saved: the server cannot write to its database (disk full or read-only)")
 
 // errKindUnavailable is the kind of errNotStored (HTTP 500 through
 // httpStatus's default; the message says what is wrong).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"stompbox/internal/apperr"
 	"strings"
 	"testing"
 	"time"
@@ -172,15 +173,15 @@ func TestOpsReplayDeterministic(t *testing.T) {
 	}{
 		{name: "first user is admin", op: &userCreateOp{newUser: newUser{Username: "alice", DisplayName: "Alice", PasswordHash: "h1"}}},
 		{name: "second user", op: &userCreateOp{newUser: newUser{Username: "bob", DisplayName: "Bob", PasswordHash: "h2"}}},
-		{name: "name taken", op: &userCreateOp{newUser: newUser{Username: "ALICE", PasswordHash: "h3"}}, wantErr: errNameTaken},
+		{name: "name taken", op: &userCreateOp{newUser: newUser{Username: "ALICE", PasswordHash: "h3"}}, wantErr: apperr.ErrNameTaken},
 		{name: "guest", op: &userCreateOp{newUser: newUser{Username: "gus", DisplayName: "gus", Guest: true}}},
 		{name: "invite only", op: &settingSetOp{Key: settingRegistration, Value: registrationInvite}},
 		{name: "invite", op: &inviteCreateOp{CodeHash: hash("inv1"), CreatedBy: 1, ExpiresAt: ms(time.Hour)}},
 		{name: "short invite", op: &inviteCreateOp{CodeHash: hash("inv2"), CreatedBy: 1, ExpiresAt: ms(7 * time.Second)}},
 		{name: "register with invite", op: &userCreateOp{newUser: newUser{Username: "carol", PasswordHash: "h4", InviteHash: hash("inv1")}}},
-		{name: "invite used", op: &userCreateOp{newUser: newUser{Username: "dave", PasswordHash: "h5", InviteHash: hash("inv1")}}, wantErr: errBadInvite},
+		{name: "invite used", op: &userCreateOp{newUser: newUser{Username: "dave", PasswordHash: "h5", InviteHash: hash("inv1")}}, wantErr: apperr.ErrBadInvite},
 		// Expired at the op's clock (step 9 > 7 s), whatever either store's clock says.
-		{name: "invite expired", op: &userCreateOp{newUser: newUser{Username: "erin", PasswordHash: "h6", InviteHash: hash("inv2")}}, wantErr: errBadInvite},
+		{name: "invite expired", op: &userCreateOp{newUser: newUser{Username: "erin", PasswordHash: "h6", InviteHash: hash("inv2")}}, wantErr: apperr.ErrBadInvite},
 		{name: "session that expires", op: &sessionCreateOp{TokenHash: hash("s1"), UserID: 1, ExpiresAt: ms(12 * time.Second)}},
 		{name: "bob's session", op: &sessionCreateOp{TokenHash: hash("s2"), UserID: 2, ExpiresAt: ms(day)}},
 		// Sweeps s1 (expired at step 13), keeps s2.
@@ -189,14 +190,14 @@ func TestOpsReplayDeterministic(t *testing.T) {
 		{name: "alice's session", op: &sessionCreateOp{TokenHash: hash("s4"), UserID: 1, ExpiresAt: ms(day)}},
 		{name: "token", op: &tokenCreateOp{UserID: 1, Name: "bot", TokenHash: hash("t1")}},
 		{name: "bob's token", op: &tokenCreateOp{UserID: 2, Name: "bot", TokenHash: hash("t2")}},
-		{name: "token name taken", op: &tokenCreateOp{UserID: 1, Name: "bot", TokenHash: hash("t3")}, wantErr: errNameTaken},
+		{name: "token name taken", op: &tokenCreateOp{UserID: 1, Name: "bot", TokenHash: hash("t3")}, wantErr: apperr.ErrNameTaken},
 		{name: "revoke", op: &tokenDeleteOp{UserID: 2, Name: "bot"}},
-		{name: "revoke unknown", op: &tokenDeleteOp{UserID: 2, Name: "nope"}, wantErr: errKindNotFound},
+		{name: "revoke unknown", op: &tokenDeleteOp{UserID: 2, Name: "nope"}, wantErr: apperr.KindNotFound},
 		{name: "webhook", op: &webhookSetOp{UserID: 1, URL: "https://example.com/hook"}},
 		{name: "password ends bob's sessions", op: &passwordSetOp{Username: "Bob", Hash: "h7"}},
-		{name: "password of nobody", op: &passwordSetOp{Username: "nobody", Hash: "h8"}, wantErr: errUnknownUser},
+		{name: "password of nobody", op: &passwordSetOp{Username: "nobody", Hash: "h8"}, wantErr: apperr.ErrUnknownUser},
 		{name: "delete guest", op: &userDeleteOp{Username: "gus"}},
-		{name: "delete nobody", op: &userDeleteOp{Username: "nobody"}, wantErr: errUnknownUser},
+		{name: "delete nobody", op: &userDeleteOp{Username: "nobody"}, wantErr: apperr.ErrUnknownUser},
 		{name: "messages", seed: `INSERT INTO messages (room_id, user_id, sender, type, body, created_at) VALUES
 			(1, 1, 'alice', 'ENTER', 'in', ` + fmt.Sprint(ms(-30*day)) + `),
 			(1, 2, 'bob', 'ENTER', 'in', ` + fmt.Sprint(ms(-20*day)) + `),

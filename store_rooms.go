@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"stompbox/internal/apperr"
 	"time"
 )
 
@@ -61,7 +62,7 @@ const sqlRoomByID = `SELECT ` + roomColumns + ` FROM rooms r WHERE r.id = ?`
 func (s *store) roomByID(ctx context.Context, id int64) (room, error) {
 	r, err := scanRoom(s.rdb.QueryRowContext(ctx, sqlRoomByID, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return room{}, errUnknownRoom
+		return room{}, apperr.ErrUnknownRoom
 	}
 	if err != nil {
 		return room{}, fmt.Errorf("room %d: %w", id, err)
@@ -79,7 +80,7 @@ func (s *store) roomAccess(ctx context.Context, roomID, userID int64) (room, boo
 	var member bool
 	r, err := scanRoom(s.stmtRoomAccess.QueryRowContext(ctx, roomID, userID), &member)
 	if errors.Is(err, sql.ErrNoRows) {
-		return room{}, false, errUnknownRoom
+		return room{}, false, apperr.ErrUnknownRoom
 	}
 	if err != nil {
 		return room{}, false, fmt.Errorf("room %d: %w", roomID, err)
@@ -111,7 +112,7 @@ func (s *store) postAccessTx(ctx context.Context, tx *sql.Tx, roomID, userID int
 	var a postAccess
 	err := s.txStmt(ctx, tx, s.stmtPostAccess).QueryRowContext(ctx, roomID, userID).Scan(&kind, &a.archived, &a.member)
 	if errors.Is(err, sql.ErrNoRows) {
-		return postAccess{}, errUnknownRoom
+		return postAccess{}, apperr.ErrUnknownRoom
 	}
 	if err != nil {
 		return postAccess{}, fmt.Errorf("room %d: %w", roomID, err)
@@ -168,7 +169,7 @@ func insertRoomTx(ctx context.Context, tx *sql.Tx, name, topic, kind, dmKey stri
 	}
 	r, err := scanRoom(tx.QueryRowContext(ctx, sqlInsertRoom, name, topic, kind, key, createdBy, now))
 	if isUniqueViolation(err) {
-		return room{}, errNameTaken
+		return room{}, apperr.ErrNameTaken
 	}
 	return r, err
 }
@@ -253,7 +254,7 @@ type roomUpdate struct {
 func updateRoomTx(ctx context.Context, tx *sql.Tx, roomID int64, u roomUpdate) (room, error) {
 	r, err := scanRoom(tx.QueryRowContext(ctx, sqlUpdateRoom, roomID, u.Name, u.Topic, u.Archived))
 	if errors.Is(err, sql.ErrNoRows) {
-		return room{}, errUnknownRoom
+		return room{}, apperr.ErrUnknownRoom
 	}
 	return r, err
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"stompbox/internal/apperr"
 	"strings"
 	"time"
 
@@ -95,7 +96,7 @@ func (o *userCreateOp) apply(e *opEnv, tx *sql.Tx) error {
 	u, err := scanUser(tx.QueryRowContext(e.ctx, sqlInsertUser,
 		o.Username, usernameKey(o.Username), o.DisplayName, o.PasswordHash, o.Admin, o.Guest, e.at))
 	if isUniqueViolation(err) {
-		return errNameTaken
+		return apperr.ErrNameTaken
 	}
 	if err != nil {
 		return err
@@ -115,7 +116,7 @@ const sqlUserByName = `SELECT ` + userColumns + ` FROM users WHERE username_key 
 func (s *store) userByName(ctx context.Context, name string) (user, error) {
 	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserByName, usernameKey(name)))
 	if errors.Is(err, sql.ErrNoRows) {
-		return user{}, errUnknownUser
+		return user{}, apperr.ErrUnknownUser
 	}
 	if err != nil {
 		return user{}, fmt.Errorf("user by name: %w", err)
@@ -139,7 +140,7 @@ func (s *store) userWithPassword(ctx context.Context, name string) (user, string
 		err = scan()
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return user{}, "", errUnknownUser
+		return user{}, "", apperr.ErrUnknownUser
 	}
 	if err != nil {
 		return user{}, "", fmt.Errorf("user by name: %w", err)
@@ -192,7 +193,7 @@ func (o *passwordSetOp) apply(e *opEnv, tx *sql.Tx) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errUnknownUser
+		return apperr.ErrUnknownUser
 	}
 	_, err = tx.ExecContext(e.ctx, sqlDropLogins, usernameKey(o.Username))
 	return err
@@ -223,7 +224,7 @@ func (o *userDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errUnknownUser
+		return apperr.ErrUnknownUser
 	}
 	return nil
 }
@@ -296,7 +297,7 @@ func (s *store) userBySession(ctx context.Context, tokenHash []byte) (user, erro
 		u, err = scanUser(s.rdb.QueryRowContext(ctx, sqlUserBySession, tokenHash, s.nowMS()))
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return user{}, errNotLoggedIn
+		return user{}, apperr.ErrNotLoggedIn
 	}
 	if err != nil {
 		return user{}, fmt.Errorf("user by session: %w", err)
@@ -360,7 +361,7 @@ func (*tokenCreateOp) opKind() string { return "token-create" }
 func (o *tokenCreateOp) apply(e *opEnv, tx *sql.Tx) error {
 	_, err := tx.ExecContext(e.ctx, sqlInsertToken, o.UserID, o.Name, o.TokenHash, e.at)
 	if isUniqueViolation(err) {
-		return errNameTaken
+		return apperr.ErrNameTaken
 	}
 	return err
 }
@@ -371,7 +372,7 @@ func (s *store) userByToken(ctx context.Context, tokenHash []byte) (user, error)
 		u, err = scanUser(s.rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return user{}, errNotLoggedIn
+		return user{}, apperr.ErrNotLoggedIn
 	}
 	if err != nil {
 		return user{}, fmt.Errorf("user by token: %w", err)
@@ -400,7 +401,7 @@ func (o *tokenDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return newPublicError(errKindNotFound, "unknown token")
+		return apperr.New(apperr.KindNotFound, "unknown token")
 	}
 	return nil
 }
@@ -517,7 +518,7 @@ func useInviteTx(ctx context.Context, tx *sql.Tx, codeHash []byte, userID, now i
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errBadInvite
+		return apperr.ErrBadInvite
 	}
 	return nil
 }

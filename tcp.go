@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"sync"
 	"time"
 )
@@ -68,7 +69,7 @@ func (s *tcpServer) acceptLoop() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.broker.Serve(s.base, &tcpTransport{c: c}, connInfo{Transport: "tcp", Remote: c.RemoteAddr().String()})
+			s.broker.Serve(s.base, &tcpTransport{c: c}, transport.Info{Transport: "tcp", Remote: c.RemoteAddr().String()})
 		}()
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"stompbox/internal/transport"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -30,13 +31,13 @@ const wsReadSlack = 4 << 10
 type wsHandler struct {
 	identify func(*http.Request) string // the account of the upgrade request (cookie), "" if none
 	broker   *Broker
-	origins  *originPolicy
+	origins  *transport.OriginPolicy
 	base     context.Context // the server's base context: sessions outlive the request
 	log      *slog.Logger
 }
 
 func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.origins.allowed(r) {
+	if !h.origins.Allowed(r) {
 		writeJSONError(w, http.StatusForbidden, "origin not allowed")
 		h.log.Warn("websocket origin refused", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		return
@@ -52,7 +53,7 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(int64(h.broker.cfg.Limits.MaxFrame + wsReadSlack))
-	info := connInfo{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol(), User: h.identify(r)}
+	info := transport.Info{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol(), User: h.identify(r)}
 	// The session runs on a goroutine of its own, and ServeHTTP returns: the
 	// hijacked connection needs nothing more from net/http, and returning
 	// frees its connection goroutine (whose stack grew while serving the
@@ -199,7 +200,7 @@ func (c *wsConn) writeMessage(deadline time.Time, opcode byte, payload []byte) e
 		return c.broken
 	}
 	if c.closeSent {
-		return errTransportClosed
+		return transport.ErrClosed
 	}
 	c.extendDeadline(deadline)
 	var err error
@@ -311,10 +312,10 @@ func (t *wsTransport) writeBy(deadline time.Time, frames [][]byte) error {
 	return nil
 }
 
-// closeNow closes the socket under the WebSocket connection: a read or a
+// CloseNow closes the socket under the WebSocket connection: a read or a
 // write blocked on it fails at once, and coder/websocket then finds its
 // connection closed (see hardCloser).
-func (t *wsTransport) closeNow() { t.conn.Close() }
+func (t *wsTransport) CloseNow() { t.conn.Close() }
 
 func (t *wsTransport) Close(code int, reason string) error {
 	if len(reason) > 120 {

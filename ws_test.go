@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"strconv"
 	"strings"
 	"testing"
@@ -157,7 +158,7 @@ func TestWSConnNoDataAfterClose(t *testing.T) {
 	if _, err := c.Write([]byte{0x80 | wsOpClose, 2, 0x03, 0xe8}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.writeMessage(time.Now().Add(testTimeout), wsOpText, []byte("MESSAGE\n\n\x00")); !errors.Is(err, errTransportClosed) {
+	if err := c.writeMessage(time.Now().Add(testTimeout), wsOpText, []byte("MESSAGE\n\n\x00")); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("data after close: %v, want errTransportClosed", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package latency
 
 import (
 	"math/bits"
@@ -14,15 +14,15 @@ const (
 	histSub     = 64             // buckets per power of two above the linear range
 	histLinear  = 2 * histSub    // values below this many µs get a bucket each
 	histBuckets = 48*histSub + 1 // up to 2^47 µs, far past any run
-	histShards  = 64             // mutex shards, so a thousand readers rarely contend
+	HistShards  = 64             // mutex shards, so a thousand readers rarely contend
 )
 
-// latencyHist counts latencies. It is not safe for concurrent use; see
+// Hist counts latencies. It is not safe for concurrent use; see
 // shardedHist.
-type latencyHist struct {
+type Hist struct {
 	counts [histBuckets]uint64
-	n      uint64
-	max    time.Duration
+	N      uint64
+	Max    time.Duration
 }
 
 func histBucket(d time.Duration) int {
@@ -45,62 +45,62 @@ func histUpper(b int) time.Duration {
 	return time.Duration((sub+1)<<e-1) * time.Microsecond
 }
 
-func (h *latencyHist) add(d time.Duration) {
+func (h *Hist) Add(d time.Duration) {
 	h.counts[histBucket(d)]++
-	h.n++
-	h.max = max(h.max, d)
+	h.N++
+	h.Max = max(h.Max, d)
 }
 
-func (h *latencyHist) merge(o *latencyHist) {
+func (h *Hist) Merge(o *Hist) {
 	for i, c := range o.counts {
 		h.counts[i] += c
 	}
-	h.n += o.n
-	h.max = max(h.max, o.max)
+	h.N += o.N
+	h.Max = max(h.Max, o.Max)
 }
 
-// since returns what was added to h after earlier, a copy of h taken
+// Since returns what was added to h after earlier, a copy of h taken
 // before: the figures of one window of a running counter. Its max is the
 // upper bound of its highest bucket, capped by h's maximum, since the
 // exact maximum of a window is not kept.
-func (h *latencyHist) since(earlier *latencyHist) *latencyHist {
-	w := &latencyHist{}
+func (h *Hist) Since(earlier *Hist) *Hist {
+	w := &Hist{}
 	top := -1
 	for i, c := range h.counts {
 		if c > earlier.counts[i] {
 			w.counts[i] = c - earlier.counts[i]
-			w.n += w.counts[i]
+			w.N += w.counts[i]
 			top = i
 		}
 	}
 	if top >= 0 {
-		w.max = min(histUpper(top), h.max)
+		w.Max = min(histUpper(top), h.Max)
 	}
 	return w
 }
 
-// quantile returns the latency below which a fraction q of samples lie
+// Quantile returns the latency below which a fraction q of samples lie
 // (bucket upper bound, capped by the exact maximum).
-func (h *latencyHist) quantile(q float64) time.Duration {
-	if h.n == 0 {
+func (h *Hist) Quantile(q float64) time.Duration {
+	if h.N == 0 {
 		return 0
 	}
-	rank := uint64(q*float64(h.n) + 0.5)
-	rank = min(max(rank, 1), h.n)
+	rank := uint64(q*float64(h.N) + 0.5)
+	rank = min(max(rank, 1), h.N)
 	var seen uint64
 	for b, c := range h.counts {
 		seen += c
 		if seen >= rank {
-			return min(histUpper(b), h.max)
+			return min(histUpper(b), h.Max)
 		}
 	}
-	return h.max
+	return h.Max
 }
 
-// histJSON is a latencyHist as JSON: its non-empty buckets only, each as
+// Snapshot is a latencyHist as JSON: its non-empty buckets only, each as
 // [upper bound in µs, count], so that a reader can take the difference of
 // two readings and find the quantiles of the window between them.
-type histJSON struct {
+type Snapshot struct {
 	N       uint64      `json:"n"`
 	MaxUS   int64       `json:"max_us"`
 	P50US   int64       `json:"p50_us"`
@@ -108,8 +108,8 @@ type histJSON struct {
 	Buckets [][2]uint64 `json:"buckets"`
 }
 
-func (h *latencyHist) json() histJSON {
-	j := histJSON{N: h.n, MaxUS: h.max.Microseconds(), P50US: h.quantile(0.5).Microseconds(), P99US: h.quantile(0.99).Microseconds(), Buckets: [][2]uint64{}}
+func (h *Hist) Snapshot() Snapshot {
+	j := Snapshot{N: h.N, MaxUS: h.Max.Microseconds(), P50US: h.Quantile(0.5).Microseconds(), P99US: h.Quantile(0.99).Microseconds(), Buckets: [][2]uint64{}}
 	for b, c := range h.counts {
 		if c > 0 {
 			j.Buckets = append(j.Buckets, [2]uint64{uint64(histUpper(b) / time.Microsecond), c})
@@ -118,13 +118,13 @@ func (h *latencyHist) json() histJSON {
 	return j
 }
 
-// hist rebuilds the histogram from its JSON form. A bucket bound that is
+// Hist rebuilds the histogram from its JSON form. A bucket bound that is
 // not one of ours lands in the bucket that holds it.
-func (j histJSON) hist() *latencyHist {
-	h := &latencyHist{max: time.Duration(j.MaxUS) * time.Microsecond}
+func (j Snapshot) Hist() *Hist {
+	h := &Hist{Max: time.Duration(j.MaxUS) * time.Microsecond}
 	for _, b := range j.Buckets {
 		h.counts[histBucket(time.Duration(b[0])*time.Microsecond)] += b[1]
-		h.n += b[1]
+		h.N += b[1]
 	}
 	return h
 }

@@ -1,4 +1,4 @@
-package main
+package latency
 
 import (
 	"encoding/json"
@@ -21,46 +21,46 @@ func TestHistBucketBounds(t *testing.T) {
 }
 
 func TestHistWindowAndJSON(t *testing.T) {
-	var h latencyHist
+	var h Hist
 	for i := 1; i <= 100; i++ {
-		h.add(time.Duration(i) * time.Millisecond) // setup: 1 … 100 ms
+		h.Add(time.Duration(i) * time.Millisecond) // setup: 1 … 100 ms
 	}
 	before := h
 	for i := 1; i <= 1000; i++ {
-		h.add(time.Duration(i) * time.Microsecond) // the window: 1 µs … 1 ms
+		h.Add(time.Duration(i) * time.Microsecond) // the window: 1 µs … 1 ms
 	}
-	w := h.since(&before)
-	if w.n != 1000 {
-		t.Fatalf("window n = %d, want 1000", w.n)
+	w := h.Since(&before)
+	if w.N != 1000 {
+		t.Fatalf("window n = %d, want 1000", w.N)
 	}
 	for _, tc := range []struct {
 		q    float64
 		want time.Duration
 	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, time.Millisecond}} {
-		if got := w.quantile(tc.q); got < tc.want || float64(got) > float64(tc.want)*1.02 {
+		if got := w.Quantile(tc.q); got < tc.want || float64(got) > float64(tc.want)*1.02 {
 			t.Errorf("window quantile(%v) = %v, want %v within +2%%", tc.q, got, tc.want)
 		}
 	}
 
 	// Through JSON and back, as the load tool reads the server's stats.
-	raw, err := json.Marshal(h.json())
+	raw, err := json.Marshal(h.Snapshot())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var j histJSON
+	var j Snapshot
 	if err := json.Unmarshal(raw, &j); err != nil {
 		t.Fatal(err)
 	}
-	back := j.hist()
-	if back.counts != h.counts || back.n != h.n || back.max != h.max {
-		t.Errorf("JSON round trip changed the histogram: n %d → %d, max %v → %v", h.n, back.n, h.max, back.max)
+	back := j.Hist()
+	if back.counts != h.counts || back.N != h.N || back.Max != h.Max {
+		t.Errorf("JSON round trip changed the histogram: n %d → %d, max %v → %v", h.N, back.N, h.Max, back.Max)
 	}
-	if j.P50US != h.quantile(0.5).Microseconds() || j.P99US != h.quantile(0.99).Microseconds() {
-		t.Errorf("JSON p50 %d p99 %d, histogram %v %v", j.P50US, j.P99US, h.quantile(0.5), h.quantile(0.99))
+	if j.P50US != h.Quantile(0.5).Microseconds() || j.P99US != h.Quantile(0.99).Microseconds() {
+		t.Errorf("JSON p50 %d p99 %d, histogram %v %v", j.P50US, j.P99US, h.Quantile(0.5), h.Quantile(0.99))
 	}
 
-	var empty latencyHist
-	if e := empty.json(); e.N != 0 || e.Buckets == nil || len(e.Buckets) != 0 || e.P99US != 0 {
+	var empty Hist
+	if e := empty.Snapshot(); e.N != 0 || e.Buckets == nil || len(e.Buckets) != 0 || e.P99US != 0 {
 		t.Errorf("empty histogram JSON %+v", e)
 	}
 }

@@ -1,11 +1,11 @@
-package main
+package transport
 
 import (
 	"context"
 	"errors"
 )
 
-// transport carries one client's STOMP bytes between the network and its session.
+// Conn carries one client's STOMP bytes between the network and its session.
 // ws.go, tcp.go and sockjs.go each adapt their connection to it, so the broker
 // sees every client the same way.
 //
@@ -13,7 +13,7 @@ import (
 // reader) calls Read, exactly one (the session's writer) calls Write, and Close
 // may be called from any goroutine, more than once; calls after the first are
 // no-ops.
-type transport interface {
+type Conn interface {
 	// Read blocks for the next chunk of bytes the client sent. Chunk boundaries
 	// need not match frame boundaries: a chunk may hold part of a frame, one
 	// frame, several frames or heart-beat EOLs. When ctx ends, Read returns
@@ -35,17 +35,17 @@ type transport interface {
 	Close(code int, reason string) error
 }
 
-// hardCloser is implemented by transports whose Close may wait on the
+// HardCloser is implemented by transports whose Close may wait on the
 // client (a WebSocket closing handshake, a close frame behind a write the
-// client does not read): closeNow drops the connection at once, from any
+// client does not read): CloseNow drops the connection at once, from any
 // goroutine. Broker.Close uses it on the sessions still running when its
 // grace period ends.
-type hardCloser interface {
-	closeNow()
+type HardCloser interface {
+	CloseNow()
 }
 
-// connInfo describes a connection to the broker when it is handed over.
-type connInfo struct {
+// Info describes a connection to the broker when it is handed over.
+type Info struct {
 	Transport   string // "ws", "tcp", "sockjs-xhr-streaming", … for logs and metrics
 	Remote      string // client address as host:port
 	Subprotocol string // the WebSocket subprotocol agreed ("v12.stomp"), "" if none
@@ -55,14 +55,14 @@ type connInfo struct {
 // Close codes shared by the WebSocket and SockJS transports (RFC 6455 §7.4.1,
 // SockJS protocol).
 const (
-	closeNormal       = 1000 // RFC 6455: normal closure
-	closeGoingAway    = 1001 // RFC 6455: server shutting down
-	closeProtocol     = 1002 // RFC 6455: protocol error
-	closePolicy       = 1008 // RFC 6455: policy violation (slow consumer, limits)
+	CloseNormal       = 1000 // RFC 6455: normal closure
+	CloseGoingAway    = 1001 // RFC 6455: server shutting down
+	CloseProtocol     = 1002 // RFC 6455: protocol error
+	ClosePolicy       = 1008 // RFC 6455: policy violation (slow consumer, limits)
 	closeTooBig       = 1009 // RFC 6455: message too big
-	closeInternal     = 1011 // RFC 6455: unexpected server condition
-	closeSockJSGoAway = 3000 // SockJS: "Go away!"
+	CloseInternal     = 1011 // RFC 6455: unexpected server condition
+	CloseSockJSGoAway = 3000 // SockJS: "Go away!"
 )
 
-// errTransportClosed is returned by Read and Write after Close.
-var errTransportClosed = errors.New("transport closed")
+// ErrClosed is returned by Read and Write after Close.
+var ErrClosed = errors.New("transport closed")

@@ -1,4 +1,4 @@
-package main
+package transport
 
 import (
 	"net/http"
@@ -7,33 +7,33 @@ import (
 	"strings"
 )
 
-// originPolicy decides which browser origins may open WebSocket and SockJS
+// OriginPolicy decides which browser origins may open WebSocket and SockJS
 // connections. Same-origin is always allowed; other origins must match one of
 // the patterns, which follow Spring's setAllowedOriginPatterns: "*" for any,
 // "https://*.corp.example" with a scheme, or "chat.corp.example:8080" for a
 // host (and port) under any scheme. '*' matches within one host label run,
 // as path.Match does.
-type originPolicy struct {
+type OriginPolicy struct {
 	patterns []string
 }
 
-func newOriginPolicy(patterns []string) *originPolicy {
+func NewOriginPolicy(patterns []string) *OriginPolicy {
 	var ps []string
 	for _, p := range patterns {
 		if p = strings.TrimSpace(strings.ToLower(p)); p != "" {
 			ps = append(ps, strings.TrimSuffix(p, "/"))
 		}
 	}
-	return &originPolicy{patterns: ps}
+	return &OriginPolicy{patterns: ps}
 }
 
-// allowed reports whether r may proceed. Requests with no Origin header come
+// Allowed reports whether r may proceed. Requests with no Origin header come
 // from non-browser clients (scripts, devices, Spring's Java client), which
 // the same-origin policy does not concern, or from a browser loading a
 // <script> or an <iframe> (SockJS jsonp and htmlfile transports). Browsers
 // mark the cross-site ones with Sec-Fetch-Site; those are judged by their
 // Referer, so another site cannot ride a logged-in user's cookie.
-func (p *originPolicy) allowed(r *http.Request) bool {
+func (p *OriginPolicy) Allowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		if r.Header.Get("Sec-Fetch-Site") != "cross-site" {

@@ -1,4 +1,4 @@
-package main
+package sockjsframe
 
 import (
 	"encoding/json"
@@ -32,10 +32,10 @@ func TestSockJSEscapeTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q", tt.in), func(t *testing.T) {
-			if got := string(appendSockJSString(nil, tt.in, false)); got != tt.want {
+			if got := string(AppendString(nil, tt.in, false)); got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}
-			if got := string(appendSockJSString(nil, tt.in, true)); got != tt.wantHTML {
+			if got := string(AppendString(nil, tt.in, true)); got != tt.wantHTML {
 				t.Errorf("html: got %s, want %s", got, tt.wantHTML)
 			}
 		})
@@ -60,7 +60,7 @@ func TestSockJSEscapeServerKillerString(t *testing.T) {
 		}
 	}
 	want = append(want, '"')
-	if got := appendSockJSString(nil, in.String(), false); string(got) != string(want) {
+	if got := AppendString(nil, in.String(), false); string(got) != string(want) {
 		t.Fatalf("got %s\nwant %s", got, want)
 	}
 }
@@ -80,7 +80,7 @@ func TestSockJSEscapeRoundTrip(t *testing.T) {
 			continue
 		}
 		s := "a" + string(r) + "z"
-		buf = appendSockJSString(buf[:0], s, true)
+		buf = AppendString(buf[:0], s, true)
 		if !utf8.Valid(buf) {
 			t.Fatalf("U+%04X: invalid UTF-8 %q", r, buf)
 		}
@@ -106,8 +106,8 @@ func TestSockJSDecode(t *testing.T) {
 		{in: `[]`, want: []string{}},
 		{in: `["\u0000\ud83d\ude00\ud800"]`, want: []string{"\x00😀\ufffd"}},
 		{in: "[\"\xff\"]", want: []string{"\ufffd"}},
-		{in: ``, wantErr: errSockJSPayloadExpected},
-		{in: " \r\n\t", wantErr: errSockJSPayloadExpected},
+		{in: ``, wantErr: ErrPayloadExpected},
+		{in: " \r\n\t", wantErr: ErrPayloadExpected},
 		{in: `["a`, wantErr: errSockJSBrokenJSON},
 		{in: `"a"`, wantErr: errSockJSBrokenJSON},
 		{in: `[1]`, wantErr: errSockJSBrokenJSON},
@@ -125,9 +125,9 @@ func TestSockJSDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("ws=%v/%q", tt.ws, tt.in), func(t *testing.T) {
-			decode := decodeSockJSMessages
+			decode := DecodeMessages
 			if tt.ws {
-				decode = decodeSockJSWebSocket
+				decode = DecodeWebSocket
 			}
 			got, err := decode([]byte(tt.in))
 			if !errors.Is(err, tt.wantErr) || !slices.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
@@ -148,7 +148,7 @@ func TestSockJSCloseFrame(t *testing.T) {
 		{1002, `quote " and \`, `c[1002,"quote \" and \\"]`},
 	}
 	for _, tt := range tests {
-		if got := string(sockjsCloseFrame(tt.code, tt.reason)); got != tt.want {
+		if got := string(CloseFrame(tt.code, tt.reason)); got != tt.want {
 			t.Errorf("got %s, want %s", got, tt.want)
 		}
 	}
@@ -162,12 +162,12 @@ func FuzzSockJSDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
-		if _, err := decodeSockJSWebSocket(p); err != nil && !errors.Is(err, errSockJSBrokenJSON) {
+		if _, err := DecodeWebSocket(p); err != nil && !errors.Is(err, errSockJSBrokenJSON) {
 			t.Fatalf("websocket decode: unexpected error %v", err)
 		}
-		msgs, err := decodeSockJSMessages(p)
+		msgs, err := DecodeMessages(p)
 		if err != nil {
-			if !errors.Is(err, errSockJSBrokenJSON) && !errors.Is(err, errSockJSPayloadExpected) {
+			if !errors.Is(err, errSockJSBrokenJSON) && !errors.Is(err, ErrPayloadExpected) {
 				t.Fatalf("unexpected error %v", err)
 			}
 			return
@@ -176,11 +176,11 @@ func FuzzSockJSDecode(f *testing.F) {
 		for i, m := range msgs {
 			raw[i] = []byte(m)
 		}
-		frame := appendSockJSArray(nil, raw, false)
+		frame := AppendArray(nil, raw, false)
 		if !utf8.Valid(frame) || frame[0] != 'a' {
 			t.Fatalf("bad frame %q", frame)
 		}
-		back, err := decodeSockJSMessages(frame[1:])
+		back, err := DecodeMessages(frame[1:])
 		if err != nil || !slices.Equal(back, msgs) {
 			t.Fatalf("round trip of %q: %q, %v", msgs, back, err)
 		}
@@ -196,16 +196,16 @@ func BenchmarkSockJSEncodeArray(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(2 * len(sockjsBenchMessage)))
 	for b.Loop() {
-		buf = appendSockJSArray(buf[:0], msgs, false)
+		buf = AppendArray(buf[:0], msgs, false)
 	}
 }
 
 func BenchmarkSockJSDecodeMessages(b *testing.B) {
-	body := appendSockJSArray(nil, [][]byte{sockjsBenchMessage, sockjsBenchMessage}, false)[1:]
+	body := AppendArray(nil, [][]byte{sockjsBenchMessage, sockjsBenchMessage}, false)[1:]
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := decodeSockJSMessages(body); err != nil {
+		if _, err := DecodeMessages(body); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package sockjsframe
 
 import (
 	"encoding/json"
@@ -11,42 +11,42 @@ import (
 // the client"). Each transport wraps them in its own envelope (a newline for
 // xhr, "data: " for eventsource, a <script> call for htmlfile and jsonp).
 var (
-	sockjsOpenFrame      = []byte("o") // the session is established
-	sockjsHeartbeatFrame = []byte("h") // keeps proxies from timing out an idle connection
+	OpenFrame      = []byte("o") // the session is established
+	HeartbeatFrame = []byte("h") // keeps proxies from timing out an idle connection
 )
 
 // Close reasons the protocol names (sockjs-protocol 0.3, "Handling close").
 const (
-	sockjsCodeAnotherConnection   = 2010 // a second receiver tried to attach to a session
-	sockjsReasonAnotherConnection = "Another connection still open"
-	sockjsReasonGoAway            = "Go away!"               // with closeSockJSGoAway
-	sockjsReasonInterrupted       = "Connection interrupted" // with closeProtocol: the receiver vanished mid-poll
-	sockjsReasonBrokenFraming     = "Broken framing."        // with closeProtocol: undecodable WebSocket message
-	sockjsReasonSlowConsumer      = "Slow consumer"          // with closePolicy: outbound queue over its bound
-	sockjsReasonNormal            = "Normal closure"         // with closeNormal: the application ended the session
+	CodeAnotherConnection   = 2010 // a second receiver tried to attach to a session
+	ReasonAnotherConnection = "Another connection still open"
+	ReasonGoAway            = "Go away!"               // with closeSockJSGoAway
+	ReasonInterrupted       = "Connection interrupted" // with closeProtocol: the receiver vanished mid-poll
+	ReasonBrokenFraming     = "Broken framing."        // with closeProtocol: undecodable WebSocket message
+	ReasonSlowConsumer      = "Slow consumer"          // with closePolicy: outbound queue over its bound
+	ReasonNormal            = "Normal closure"         // with closeNormal: the application ended the session
 )
 
 // Errors from decoding what a client sent; the send handlers turn them into
 // the exact 500 bodies the suite checks.
 var (
-	errSockJSPayloadExpected = errors.New("sockjs: payload expected")
-	errSockJSBrokenJSON      = errors.New("sockjs: broken JSON encoding")
+	ErrPayloadExpected  = errors.New("sockjs: payload expected")
+	errSockJSBrokenJSON = errors.New("sockjs: broken JSON encoding")
 )
 
-// sockjsCloseFrame returns c[code,"reason"].
-func sockjsCloseFrame(code int, reason string) []byte {
+// CloseFrame returns c[code,"reason"].
+func CloseFrame(code int, reason string) []byte {
 	b := append([]byte("c["), strconv.Itoa(code)...)
 	b = append(b, ',')
-	b = appendSockJSString(b, reason, false)
+	b = AppendString(b, reason, false)
 	return append(b, ']')
 }
 
-// appendSockJSArray appends the array frame a["m1","m2",…] for msgs. With
+// AppendArray appends the array frame a["m1","m2",…] for msgs. With
 // escaped set the messages are already JSON string content
 // (appendSockJSContent, html off), as the session writer hands them over.
 // The array is the same for every transport: htmlfile and jsonp escape the
 // whole frame again for their script.
-func appendSockJSArray(dst []byte, msgs [][]byte, escaped bool) []byte {
+func AppendArray(dst []byte, msgs [][]byte, escaped bool) []byte {
 	dst = append(dst, 'a', '[')
 	for i, m := range msgs {
 		if i > 0 {
@@ -55,13 +55,13 @@ func appendSockJSArray(dst []byte, msgs [][]byte, escaped bool) []byte {
 		if escaped {
 			dst = append(append(append(dst, '"'), m...), '"')
 		} else {
-			dst = appendSockJSString(dst, m, false)
+			dst = AppendString(dst, m, false)
 		}
 	}
 	return append(dst, ']')
 }
 
-// appendSockJSString appends s as a JSON string literal in the form
+// AppendString appends s as a JSON string literal in the form
 // sockjs-node produces: JSON.stringify's escapes (\" \\ \b \f \n \r \t and
 // \u00xx for other controls, lower-case hex), plus \uxxxx for every code
 // point that browsers or proxies mangle in transit (sockjsEscapes). Invalid
@@ -69,18 +69,18 @@ func appendSockJSArray(dst []byte, msgs [][]byte, escaped bool) []byte {
 // With html set it also escapes < > & so the literal is safe inside an HTML
 // <script> element (htmlfile) or a JSONP body: a chat message containing
 // "</script>" must not end the script.
-func appendSockJSString[T string | []byte](dst []byte, s T, html bool) []byte {
+func AppendString[T string | []byte](dst []byte, s T, html bool) []byte {
 	dst = append(dst, '"')
-	dst = appendSockJSContent(dst, s, html)
+	dst = AppendContent(dst, s, html)
 	return append(dst, '"')
 }
 
-// appendSockJSContent appends what appendSockJSString puts between the
+// AppendContent appends what appendSockJSString puts between the
 // quotes. Escaping works character by character, so the content of a
 // concatenation is the concatenation of the contents, as long as no
 // multi-byte character is split: the writer escapes a MESSAGE's own headers
 // and appends its shared tail, escaped once per publish (message.encodedJSON).
-func appendSockJSContent[T string | []byte](dst []byte, s T, html bool) []byte {
+func AppendContent[T string | []byte](dst []byte, s T, html bool) []byte {
 	safe := &sockjsPlainSafe
 	if html {
 		safe = &sockjsHTMLSafe
@@ -171,15 +171,15 @@ func appendUnicodeEscape(dst []byte, r rune) []byte {
 	return append(dst, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
 }
 
-// decodeSockJSMessages decodes the body of xhr_send or jsonp_send: a JSON
+// DecodeMessages decodes the body of xhr_send or jsonp_send: a JSON
 // array of strings. An empty body (after JSON whitespace) is
 // errSockJSPayloadExpected; anything else that is not an array of strings is
 // errSockJSBrokenJSON. "[]" is valid and yields no messages (client
 // heart-beat).
-func decodeSockJSMessages(p []byte) ([]string, error) {
-	p = trimJSONSpace(p)
+func DecodeMessages(p []byte) ([]string, error) {
+	p = TrimJSONSpace(p)
 	if len(p) == 0 {
-		return nil, errSockJSPayloadExpected
+		return nil, ErrPayloadExpected
 	}
 	if p[0] != '[' {
 		return nil, errSockJSBrokenJSON
@@ -199,17 +199,17 @@ func decodeSockJSMessages(p []byte) ([]string, error) {
 	return msgs, nil
 }
 
-// decodeSockJSWebSocket decodes one message of the framed WebSocket
+// DecodeWebSocket decodes one message of the framed WebSocket
 // transport. sockjs-client sends an array of strings; a bare JSON string is
 // accepted too (sockjs-node does). Empty messages carry nothing and yield no
 // messages, as the suite's Websocket.test_empty_frame requires.
-func decodeSockJSWebSocket(p []byte) ([]string, error) {
-	p = trimJSONSpace(p)
+func DecodeWebSocket(p []byte) ([]string, error) {
+	p = TrimJSONSpace(p)
 	if len(p) == 0 {
 		return nil, nil
 	}
 	if p[0] == '[' {
-		return decodeSockJSMessages(p)
+		return DecodeMessages(p)
 	}
 	m, err := decodeSockJSString(p)
 	if err != nil {
@@ -221,7 +221,7 @@ func decodeSockJSWebSocket(p []byte) ([]string, error) {
 // decodeSockJSString decodes one JSON string literal, rejecting null and
 // every other JSON type (json.Unmarshal would leave the string empty).
 func decodeSockJSString(p []byte) (string, error) {
-	p = trimJSONSpace(p)
+	p = TrimJSONSpace(p)
 	if len(p) == 0 || p[0] != '"' {
 		return "", errSockJSBrokenJSON
 	}
@@ -232,9 +232,9 @@ func decodeSockJSString(p []byte) (string, error) {
 	return m, nil
 }
 
-// trimJSONSpace trims JSON's insignificant whitespace (RFC 8259 §2), not
+// TrimJSONSpace trims JSON's insignificant whitespace (RFC 8259 §2), not
 // Unicode's, so a message cannot be accepted here and refused by the parser.
-func trimJSONSpace(p []byte) []byte {
+func TrimJSONSpace(p []byte) []byte {
 	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 	for len(p) > 0 && isSpace(p[0]) {
 		p = p[1:]
