@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"stompbox/internal/latency"
+	"stompbox/internal/sockjs"
 	"time"
 )
 
@@ -75,7 +76,7 @@ type storeStatsJSON struct {
 // request.
 type adminStats struct {
 	broker *Broker
-	sockjs []*sockjsServer
+	sockjs []*sockjs.Server
 	store  *store        // nil in tests that have none
 	gate   *passwordGate // nil in tests that have none
 	clog   *clusterLog   // nil on a single node
@@ -83,7 +84,7 @@ type adminStats struct {
 }
 
 // newAdminStats is called once, when the routes are built.
-func newAdminStats(b *Broker, sj []*sockjsServer, st *store, gate *passwordGate) *adminStats {
+func newAdminStats(b *Broker, sj []*sockjs.Server, st *store, gate *passwordGate) *adminStats {
 	return &adminStats{broker: b, sockjs: sj, store: st, gate: gate, start: time.Now()}
 }
 

@@ -10,8 +10,8 @@ func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", &wsHandler{identify: s.requestUser, broker: s.broker, origins: s.origins, base: s.base, log: s.log})
 	for _, sj := range s.sockjs {
-		mux.Handle(sj.opts.Prefix, sj)
-		mux.Handle(sj.opts.Prefix+"/", sj)
+		mux.Handle(sj.Opts.Prefix, sj)
+		mux.Handle(sj.Opts.Prefix+"/", sj)
 	}
 	s.api.routes(mux)
 	stats := newAdminStats(s.broker, s.sockjs, s.store, s.auth.gate)

@@ -45,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"stompbox/internal/sockjs"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
 	"stompbox/ui"
@@ -123,8 +124,8 @@ var options = []option{
 	{"memory-limit", "0", "soft memory limit in MiB for the Go runtime, like GOMEMLIMIT: garbage is collected earlier instead of growing to twice the live heap (0: no limit)", countSetter(func(c *Config, n int) { c.MemoryLimitMiB = n })},
 	{"heartbeat", defaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
 	{"sockjs-path", defaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
-	{"sockjs-heartbeat", defaultSockJSHeartbeat.String(), "SockJS heartbeat frame interval", durationSetter(func(c *Config, d time.Duration) { c.SockJSHeartbeat = d })},
-	{"sockjs-disconnect-delay", defaultSockJSDisconnectDelay.String(), "how long a SockJS session without a receiving request lives", durationSetter(func(c *Config, d time.Duration) { c.SockJSDelay = d })},
+	{"sockjs-heartbeat", sockjs.DefaultHeartbeat.String(), "SockJS heartbeat frame interval", durationSetter(func(c *Config, d time.Duration) { c.SockJSHeartbeat = d })},
+	{"sockjs-disconnect-delay", sockjs.DefaultDisconnectDelay.String(), "how long a SockJS session without a receiving request lives", durationSetter(func(c *Config, d time.Duration) { c.SockJSDelay = d })},
 	{"sockjs-cookie", "false", "set the JSESSIONID cookie that sticky load balancers use (SockJS cookie_needed)", boolSetter(func(c *Config, b bool) { c.SockJSCookie = b })},
 	{"lang", langEnglish, "server language for ENTER/LEAVE texts and pages without a choice: en or ko", func(c *Config, v string) error {
 		if v != langEnglish && v != langKorean {
@@ -412,7 +413,7 @@ func runSockJSTestServerCommand(ctx context.Context, args []string, stdout, stde
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	return runSockJSTestServer(ctx, *addr, log, func(a string) { log.Info("sockjs test server listening", "addr", a) })
+	return sockjs.RunTestServer(ctx, *addr, log, func(a string) { log.Info("sockjs test server listening", "addr", a) })
 }
 
 // server is one running stompbox: listeners, broker and HTTP server.
@@ -424,7 +425,7 @@ type server struct {
 	httpSrv   *http.Server
 	httpLn    net.Listener
 	tcp       *tcpServer
-	sockjs    []*sockjsServer
+	sockjs    []*sockjs.Server
 	static    *ui.Static
 	store     *store
 	auth      *authService
@@ -585,7 +586,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		cfg.SockJSPaths = []string{defaultSockJSPath}
 	}
 	for _, p := range cfg.SockJSPaths {
-		s.sockjs = append(s.sockjs, newSockJS(sockjsOptions{
+		s.sockjs = append(s.sockjs, sockjs.New(sockjs.Options{
 			Prefix:          p,
 			Websocket:       true,
 			CookieNeeded:    cfg.SockJSCookie,

@@ -67,7 +67,7 @@ func hasAnyPrefix(path string, prefixes []string) bool {
 func (s *server) secure(h http.Handler) http.Handler {
 	var sockjs []string
 	for _, sj := range s.sockjs {
-		sockjs = append(sockjs, sj.opts.Prefix)
+		sockjs = append(sockjs, sj.Opts.Prefix)
 	}
 	h = s.broker.cfg.Limiter.limitLogins(h)
 	return securityHeaders(h, securityOptions{noCSP: sockjs, hsts: s.cfg.TLSCert != ""})

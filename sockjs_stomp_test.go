@@ -169,11 +169,18 @@ func TestSockJSBehindPathPrefixProxy(t *testing.T) {
 func TestSockJSHeartBeatEOL(t *testing.T) {
 	srv := startServer(t, func(c *Config) { c.HeartBeat = 300 * time.Millisecond })
 	base := sockjsSessionURL(sockjsBase(srv), "")
-	e := &sockjsEnv{t: t, client: http.DefaultClient}
 	post := func(path, body string) string {
 		t.Helper()
-		_, got := e.do(http.MethodPost, base+path, body, nil)
-		return got
+		resp, err := http.Post(base+path, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("POST %s: read body: %v", path, err)
+		}
+		return string(got)
 	}
 	if got := post("xhr", ""); got != "o\n" {
 		t.Fatalf("open: %q", got)

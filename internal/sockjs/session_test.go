@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 import (
 	"bufio"
@@ -36,7 +36,7 @@ func TestSockJSPollingNoLossNoReorder(t *testing.T) {
 		}
 		_, _ = tr.Read(ctx) // until the session ends
 	}
-	env := newSockJSEnv(t, sockjsOptions{}, app)
+	env := newSockJSEnv(t, Options{}, app)
 	url := env.sessionURL()
 	env.expectBody("POST", url+"/xhr", "", 200, "o\n")
 	next := 0
@@ -63,7 +63,7 @@ func TestSockJSPollingNoLossNoReorder(t *testing.T) {
 // Read returns io.EOF, Sessions() drops to 0 and no goroutine is left.
 func TestSockJSSessionReaped(t *testing.T) {
 	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{DisconnectDelay: 50 * time.Millisecond, Websocket: true}, app)
+	env := newSockJSEnv(t, Options{DisconnectDelay: 50 * time.Millisecond, Websocket: true}, app)
 	env.do("GET", env.base+"/info", "", nil)
 	before := runtime.NumGoroutine()
 
@@ -103,7 +103,7 @@ func TestSockJSSessionReaped(t *testing.T) {
 // the session with 1002 (sockjs-protocol HandlingClose.test_abort_*).
 func TestSockJSAbortInterrupts(t *testing.T) {
 	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{}, app)
+	env := newSockJSEnv(t, Options{}, app)
 	url := env.sessionURL()
 	env.expectBody("POST", url+"/xhr", "", 200, "o\n")
 	a := sockjsRecv(t, accepted)
@@ -130,7 +130,7 @@ func TestSockJSAbortInterrupts(t *testing.T) {
 
 func TestSockJSSlowConsumer(t *testing.T) {
 	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{}, app)
+	env := newSockJSEnv(t, Options{}, app)
 	url := env.sessionURL()
 	env.expectBody("POST", url+"/xhr", "", 200, "o\n")
 	a := sockjsRecv(t, accepted)
@@ -157,7 +157,7 @@ func TestSockJSSlowConsumer(t *testing.T) {
 // apps return, no session is left and later requests get 503.
 func TestSockJSCloseServer(t *testing.T) {
 	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{}, app)
+	env := newSockJSEnv(t, Options{}, app)
 	url := env.sessionURL()
 	resp := env.open("POST", url+"/xhr_streaming", "", nil)
 	defer resp.Body.Close()
@@ -199,7 +199,7 @@ func TestSockJSCloseDeadline(t *testing.T) {
 		started <- struct{}{}
 		<-release
 	}
-	env := newSockJSEnv(t, sockjsOptions{}, stubborn)
+	env := newSockJSEnv(t, Options{}, stubborn)
 	defer close(release) // before the cleanup's Close, which then succeeds
 	env.expectBody("POST", env.sessionURL()+"/xhr", "", 200, "o\n")
 	sockjsRecv(t, started)
@@ -217,7 +217,7 @@ func TestSockJSSessionCycles(t *testing.T) {
 	closeAtOnce := func(tr transport.Conn, _ transport.Info) {
 		_ = tr.Close(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway)
 	}
-	env := newSockJSEnv(t, sockjsOptions{Websocket: true, DisconnectDelay: 10 * time.Millisecond}, closeAtOnce)
+	env := newSockJSEnv(t, Options{Websocket: true, DisconnectDelay: 10 * time.Millisecond}, closeAtOnce)
 	env.do("GET", env.base+"/info", "", nil)
 	before := runtime.NumGoroutine()
 	for i := range cycles {

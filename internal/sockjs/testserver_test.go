@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func startSockJSTestServer(t *testing.T) string {
 	addrs := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runSockJSTestServer(ctx, "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)),
+		done <- RunTestServer(ctx, "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)),
 			func(a string) { addrs <- a })
 	}()
 	var addr string

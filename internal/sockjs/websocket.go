@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 import (
 	"context"
@@ -90,7 +90,7 @@ func sockjsWireClose(code int, reason string) (int, string) {
 // writes heart-beats and performs the close; the application runs on its
 // own. The server's wg counts all three.
 type sockjsWSSession struct {
-	srv  *sockjsServer
+	srv  *Server
 	conn sockjsWSConn
 	raw  bool
 	log  *slog.Logger
@@ -108,7 +108,7 @@ type sockjsWSSession struct {
 
 // serveWebSocket upgrades r and runs a WebSocket session on the handler's
 // goroutine until the connection ends.
-func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, raw bool) {
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, raw bool) {
 	// Proxies that rewrite Connection break the upgrade; say so clearly
 	// instead of coder/websocket's 426 (WebsocketHttpErrors in the suite).
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
@@ -119,7 +119,7 @@ func (s *sockjsServer) serveWebSocket(w http.ResponseWriter, r *http.Request, ra
 		http.Error(w, `"Connection" must be "Upgrade".`, http.StatusBadRequest)
 		return
 	}
-	info := transport.Info{Transport: "sockjs-websocket", Remote: r.RemoteAddr, User: s.opts.identify(r)}
+	info := transport.Info{Transport: "sockjs-websocket", Remote: r.RemoteAddr, User: s.Opts.identify(r)}
 	if raw {
 		info.Transport = "sockjs-raw-websocket"
 	}
@@ -229,7 +229,7 @@ func (ws *sockjsWSSession) readLoop() {
 func (ws *sockjsWSSession) supervise() {
 	var tick <-chan time.Time
 	if !ws.raw {
-		t := time.NewTicker(ws.srv.opts.Heartbeat)
+		t := time.NewTicker(ws.srv.Opts.Heartbeat)
 		defer t.Stop()
 		tick = t.C
 	}

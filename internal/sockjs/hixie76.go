@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 // The hixie-76 WebSocket draft (draft-hixie-thewebsocketprotocol-76), which
 // predates RFC 6455. No current browser speaks it, but the sockjs-protocol

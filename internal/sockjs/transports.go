@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 import (
 	"errors"
@@ -160,7 +160,7 @@ func (r *sockjsResponse) writeFrame(frame []byte) error {
 // serveReceiver serves a receiving request: it creates the session if
 // needed, attaches to it and writes frames until the response is done
 // (polling: one frame; streaming: ResponseLimit bytes or the close frame).
-func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id string, kind *sockjsReceiverKind) {
+func (s *Server) serveReceiver(w http.ResponseWriter, r *http.Request, id string, kind *sockjsReceiverKind) {
 	var callback string
 	if kind.callback {
 		callback = r.URL.Query().Get("c")
@@ -173,7 +173,7 @@ func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id 
 			return
 		}
 	}
-	info := transport.Info{Transport: kind.transport, Remote: r.RemoteAddr, User: s.opts.identify(r)}
+	info := transport.Info{Transport: kind.transport, Remote: r.RemoteAddr, User: s.Opts.identify(r)}
 	rcv := &sockjsReceiver{ctx: r.Context()}
 	var (
 		sess       *sockjsSession
@@ -282,8 +282,8 @@ func (s *sockjsServer) serveReceiver(w http.ResponseWriter, r *http.Request, id 
 // receive runs an attached receiver until its response is complete. The
 // receiver detaches before writing its last frame (see serveReceiver); a
 // failed write of taken messages closes the session, since they are lost.
-func (s *sockjsServer) receive(sess *sockjsSession, rcv *sockjsReceiver, resp *sockjsResponse) {
-	heartbeat := time.NewTimer(s.opts.Heartbeat)
+func (s *Server) receive(sess *sockjsSession, rcv *sockjsReceiver, resp *sockjsResponse) {
+	heartbeat := time.NewTimer(s.Opts.Heartbeat)
 	defer heartbeat.Stop()
 	for {
 		array, closeFrame := sess.take()
@@ -312,7 +312,7 @@ func (s *sockjsServer) receive(sess *sockjsSession, rcv *sockjsReceiver, resp *s
 			resp.buf = resp.kind.wrap(resp.buf[:0], frame, resp.callback)
 			out = resp.buf
 		}
-		last := closeFrame != nil || !resp.kind.streaming || resp.sent+len(out) >= s.opts.ResponseLimit
+		last := closeFrame != nil || !resp.kind.streaming || resp.sent+len(out) >= s.Opts.ResponseLimit
 		if last {
 			sess.detach(rcv) // past ResponseLimit the client reconnects with a fresh response
 		}
@@ -333,13 +333,13 @@ func (s *sockjsServer) receive(sess *sockjsSession, rcv *sockjsReceiver, resp *s
 		if last {
 			return
 		}
-		heartbeat.Reset(s.opts.Heartbeat)
+		heartbeat.Reset(s.Opts.Heartbeat)
 	}
 }
 
 // serveSend serves xhr_send (204) and jsonp_send (200 "ok"): it decodes the
 // messages and hands them to the session's application.
-func (s *sockjsServer) serveSend(w http.ResponseWriter, r *http.Request, id string, jsonp bool) {
+func (s *Server) serveSend(w http.ResponseWriter, r *http.Request, id string, jsonp bool) {
 	h := w.Header()
 	if !jsonp {
 		setSockJSCORS(h, r)

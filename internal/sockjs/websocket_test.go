@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 import (
 	"bufio"
@@ -83,7 +83,7 @@ func TestSockJSWebSocketTransports(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			app, accepted := sockjsRecorder()
-			env := newSockJSEnv(t, sockjsOptions{Websocket: true}, app)
+			env := newSockJSEnv(t, Options{Websocket: true}, app)
 			c := env.dial(tt.path, "v10.stomp", "v12.stomp", "v11.stomp")
 			if c.Subprotocol() != "v12.stomp" {
 				t.Fatalf("subprotocol %q", c.Subprotocol())
@@ -142,7 +142,7 @@ func TestSockJSWebSocketTransports(t *testing.T) {
 // is left. The same session id may be used by two connections at once.
 func TestSockJSWebSocketClientGoesAway(t *testing.T) {
 	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{Websocket: true}, app)
+	env := newSockJSEnv(t, Options{Websocket: true}, app)
 	env.do("GET", env.base+"/info", "", nil)
 	before := runtime.NumGoroutine()
 
@@ -174,7 +174,7 @@ func TestSockJSWebSocketClientGoesAway(t *testing.T) {
 
 func TestSockJSWebSocketBrokenFraming(t *testing.T) {
 	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{Websocket: true}, app)
+	env := newSockJSEnv(t, Options{Websocket: true}, app)
 	c := env.dial("/000/x/websocket")
 	sockjsWSExpect(t, c, "o")
 	a := sockjsRecv(t, accepted)
@@ -190,7 +190,7 @@ func TestSockJSWebSocketBrokenFraming(t *testing.T) {
 }
 
 func TestSockJSWebSocketHeartbeat(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{Websocket: true, Heartbeat: 20 * time.Millisecond}, nil)
+	env := newSockJSEnv(t, Options{Websocket: true, Heartbeat: 20 * time.Millisecond}, nil)
 	c := env.dial("/000/x/websocket")
 	for _, want := range []string{"o", "h", "h"} {
 		sockjsWSExpect(t, c, want)
@@ -200,22 +200,22 @@ func TestSockJSWebSocketHeartbeat(t *testing.T) {
 func TestSockJSWebSocketHTTPErrors(t *testing.T) {
 	tests := []struct {
 		name, method, path string
-		opts               sockjsOptions
+		opts               Options
 		hdr                map[string]string
 		status             int
 	}{
-		{"plain-get", "GET", "/0/0/websocket", sockjsOptions{Websocket: true}, nil, 400},
-		{"connection-close", "GET", "/0/0/websocket", sockjsOptions{Websocket: true},
+		{"plain-get", "GET", "/0/0/websocket", Options{Websocket: true}, nil, 400},
+		{"connection-close", "GET", "/0/0/websocket", Options{Websocket: true},
 			map[string]string{"Upgrade": "WebSocket", "Connection": "close"}, 400},
-		{"post-upgrade", "POST", "/0/0/websocket", sockjsOptions{Websocket: true},
+		{"post-upgrade", "POST", "/0/0/websocket", Options{Websocket: true},
 			map[string]string{"Upgrade": "WebSocket", "Connection": "Upgrade"}, 405},
-		{"post", "POST", "/0/0/websocket", sockjsOptions{Websocket: true}, nil, 405},
-		{"post-raw", "POST", "/websocket", sockjsOptions{Websocket: true}, nil, 405},
-		{"plain-get-raw", "GET", "/websocket", sockjsOptions{Websocket: true}, nil, 400},
-		{"disabled", "GET", "/0/0/websocket", sockjsOptions{}, nil, 404},
-		{"disabled-raw", "GET", "/websocket", sockjsOptions{}, nil, 404},
+		{"post", "POST", "/0/0/websocket", Options{Websocket: true}, nil, 405},
+		{"post-raw", "POST", "/websocket", Options{Websocket: true}, nil, 405},
+		{"plain-get-raw", "GET", "/websocket", Options{Websocket: true}, nil, 400},
+		{"disabled", "GET", "/0/0/websocket", Options{}, nil, 404},
+		{"disabled-raw", "GET", "/websocket", Options{}, nil, 404},
 		{"origin-refused", "GET", "/0/0/websocket",
-			sockjsOptions{Websocket: true, CheckOrigin: func(r *http.Request) bool { return r.Header.Get("Origin") == "http://ok.test" }},
+			Options{Websocket: true, CheckOrigin: func(r *http.Request) bool { return r.Header.Get("Origin") == "http://ok.test" }},
 			map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Origin": "http://evil.test",
 				"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "x3JJHMbDL1EzLkh9GBhXDw=="}, 403},
 	}
@@ -236,7 +236,7 @@ func TestSockJSWebSocketHTTPErrors(t *testing.T) {
 // TestSockJSHixie76 speaks the hixie-76 draft over a raw socket, as the
 // suite's Websocket.test_haproxy does, then exchanges frames.
 func TestSockJSHixie76(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{Websocket: true}, nil)
+	env := newSockJSEnv(t, Options{Websocket: true}, nil)
 	host := strings.TrimPrefix(env.ts.URL, "http://")
 	path := sockjsTestPrefix + "/000/h/websocket"
 	nc, err := net.DialTimeout("tcp", host, 5*time.Second)
@@ -319,7 +319,7 @@ func TestSockJSHixie76Key(t *testing.T) {
 // and a WebSocket close to framed sessions and waits for their apps.
 func TestSockJSCloseServerWebSocket(t *testing.T) {
 	app, accepted := sockjsRecorder()
-	env := newSockJSEnv(t, sockjsOptions{Websocket: true}, app)
+	env := newSockJSEnv(t, Options{Websocket: true}, app)
 	c := env.dial("/000/x/websocket")
 	sockjsWSExpect(t, c, "o")
 	raw := env.dial("/websocket")

@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 import (
 	"context"
@@ -20,7 +20,7 @@ const (
 	sockjsTestReadHeader      = 10 * time.Second // ReadHeaderTimeout: slow-header clients cannot pin connections
 )
 
-// runSockJSTestServer serves the services the sockjs-protocol suite expects
+// RunTestServer serves the services the sockjs-protocol suite expects
 // at addr until ctx ends:
 //
 //   - /echo: echoes every message;
@@ -31,7 +31,7 @@ const (
 // Every service has the suite's 4096-byte streaming limit. ready, if not
 // nil, is called with the bound address once it accepts connections (addr
 // may use port 0).
-func runSockJSTestServer(ctx context.Context, addr string, log *slog.Logger, ready func(addr string)) error {
+func RunTestServer(ctx context.Context, addr string, log *slog.Logger, ready func(addr string)) error {
 	appCtx, cancelApps := context.WithCancel(ctx)
 	defer cancelApps()
 	echo := func(t transport.Conn, _ transport.Info) {
@@ -48,11 +48,11 @@ func runSockJSTestServer(ctx context.Context, addr string, log *slog.Logger, rea
 	closeAtOnce := func(t transport.Conn, _ transport.Info) {
 		_ = t.Close(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway)
 	}
-	services := []*sockjsServer{
-		newSockJS(sockjsOptions{Prefix: "/echo", Websocket: true, ResponseLimit: sockjsTestResponseLimit}, log, echo),
-		newSockJS(sockjsOptions{Prefix: "/close", Websocket: true, ResponseLimit: sockjsTestResponseLimit}, log, closeAtOnce),
-		newSockJS(sockjsOptions{Prefix: "/disabled_websocket_echo", ResponseLimit: sockjsTestResponseLimit}, log, echo),
-		newSockJS(sockjsOptions{Prefix: "/cookie_needed_echo", Websocket: true, CookieNeeded: true, ResponseLimit: sockjsTestResponseLimit}, log, echo),
+	services := []*Server{
+		New(Options{Prefix: "/echo", Websocket: true, ResponseLimit: sockjsTestResponseLimit}, log, echo),
+		New(Options{Prefix: "/close", Websocket: true, ResponseLimit: sockjsTestResponseLimit}, log, closeAtOnce),
+		New(Options{Prefix: "/disabled_websocket_echo", ResponseLimit: sockjsTestResponseLimit}, log, echo),
+		New(Options{Prefix: "/cookie_needed_echo", Websocket: true, CookieNeeded: true, ResponseLimit: sockjsTestResponseLimit}, log, echo),
 	}
 
 	ln, err := net.Listen("tcp", addr)
@@ -95,10 +95,10 @@ func runSockJSTestServer(ctx context.Context, addr string, log *slog.Logger, rea
 
 // sockjsPrefixes dispatches to the endpoint whose prefix the path is under,
 // without http.ServeMux's path cleaning (see sockjsServer.ServeHTTP).
-func sockjsPrefixes(services []*sockjsServer) http.Handler {
+func sockjsPrefixes(services []*Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, s := range services {
-			p := s.opts.Prefix
+			p := s.Opts.Prefix
 			if r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/") {
 				s.ServeHTTP(w, r)
 				return

@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 import (
 	"bufio"
@@ -23,7 +23,7 @@ var sockjsUpdate = flag.Bool("sockjs-update", false, "rewrite the golden files i
 // sockjsEnv runs one SockJS endpoint on a real socket (127.0.0.1:0).
 type sockjsEnv struct {
 	t      *testing.T
-	srv    *sockjsServer
+	srv    *Server
 	ts     *httptest.Server
 	base   string // ts.URL + prefix
 	client *http.Client
@@ -33,14 +33,14 @@ const sockjsTestPrefix = "/a/b/stomp" // nested, to show any prefix works
 
 // newSockJSEnv starts an endpoint with opts (Prefix defaults to
 // sockjsTestPrefix) running app for every session (nil: echo).
-func newSockJSEnv(t *testing.T, opts sockjsOptions, app func(transport.Conn, transport.Info)) *sockjsEnv {
+func newSockJSEnv(t *testing.T, opts Options, app func(transport.Conn, transport.Info)) *sockjsEnv {
 	t.Helper()
 	return newSockJSEnvServer(t, opts, app, nil)
 }
 
 // newSockJSEnvServer is newSockJSEnv with the http.Server configured by
 // configure (if not nil) before it starts.
-func newSockJSEnvServer(t *testing.T, opts sockjsOptions, app func(transport.Conn, transport.Info), configure func(*http.Server)) *sockjsEnv {
+func newSockJSEnvServer(t *testing.T, opts Options, app func(transport.Conn, transport.Info), configure func(*http.Server)) *sockjsEnv {
 	t.Helper()
 	if opts.Prefix == "" {
 		opts.Prefix = sockjsTestPrefix
@@ -52,7 +52,7 @@ func newSockJSEnvServer(t *testing.T, opts sockjsOptions, app func(transport.Con
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv := newSockJS(opts, log, app)
+	srv := New(opts, log, app)
 	ts := httptest.NewUnstartedServer(srv)
 	if configure != nil {
 		configure(ts.Config)
@@ -249,7 +249,7 @@ func sockjsGolden(t *testing.T, name string, got []byte) {
 }
 
 func TestSockJSGreetingAndNotFound(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{Websocket: true}, nil)
+	env := newSockJSEnv(t, Options{Websocket: true}, nil)
 	tests := []struct {
 		method, path string
 		status       int
@@ -301,12 +301,12 @@ func TestSockJSGreetingAndNotFound(t *testing.T) {
 func TestSockJSInfo(t *testing.T) {
 	tests := []struct {
 		name   string
-		opts   sockjsOptions
+		opts   Options
 		origin string
 	}{
-		{"websocket-origin", sockjsOptions{Websocket: true}, "http://example.test"},
-		{"no-websocket-no-origin", sockjsOptions{}, ""},
-		{"cookie-null-origin", sockjsOptions{Websocket: true, CookieNeeded: true}, "null"},
+		{"websocket-origin", Options{Websocket: true}, "http://example.test"},
+		{"no-websocket-no-origin", Options{}, ""},
+		{"cookie-null-origin", Options{Websocket: true, CookieNeeded: true}, "null"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -362,7 +362,7 @@ func sockjsCheckHeaders(t *testing.T, h http.Header, want map[string]string) {
 }
 
 func TestSockJSPreflight(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{Websocket: true}, nil)
+	env := newSockJSEnv(t, Options{Websocket: true}, nil)
 	tests := []struct {
 		path, methods, origin, reqHeaders string
 	}{
@@ -401,7 +401,7 @@ func TestSockJSPreflight(t *testing.T) {
 }
 
 func TestSockJSIframe(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{}, nil)
+	env := newSockJSEnv(t, Options{}, nil)
 	var etag string
 	for _, p := range []string{"/iframe.html", "/iframe-a.html", "/iframe-.html", "/iframe-0.1.2.html",
 		"/iframe-0.1.2abc-dirty.2144.html", "/iframe-a.html?t=1234"} {
@@ -439,7 +439,7 @@ func TestSockJSIframe(t *testing.T) {
 }
 
 func TestSockJSCookie(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{CookieNeeded: true}, nil)
+	env := newSockJSEnv(t, Options{CookieNeeded: true}, nil)
 	tests := []struct {
 		name, method, path, cookie, want string
 	}{
@@ -477,7 +477,7 @@ func TestSockJSMountedOnServeMux(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux := http.NewServeMux()
 	for _, p := range []string{"/ws-stomp", "/deep/er/sockjs"} {
-		s := newSockJS(sockjsOptions{Prefix: p}, log, sockjsEcho)
+		s := New(Options{Prefix: p}, log, sockjsEcho)
 		mux.Handle(p, s)
 		mux.Handle(p+"/", s)
 		t.Cleanup(func() { _ = s.Close(context.Background()) })
@@ -501,7 +501,7 @@ func TestSockJSMountedOnServeMux(t *testing.T) {
 // set a write deadline before each write. Together they must let polls,
 // streams and WebSockets outlive the server's timeouts.
 func TestSockJSServerTimeouts(t *testing.T) {
-	env := newSockJSEnvServer(t, sockjsOptions{Websocket: true, Heartbeat: 150 * time.Millisecond}, nil, func(s *http.Server) {
+	env := newSockJSEnvServer(t, Options{Websocket: true, Heartbeat: 150 * time.Millisecond}, nil, func(s *http.Server) {
 		s.ReadTimeout = 50 * time.Millisecond
 		s.WriteTimeout = 50 * time.Millisecond
 	})
@@ -540,7 +540,7 @@ func TestSockJSCheckOrigin(t *testing.T) {
 		o := r.Header.Get("Origin")
 		return o == "" || o == "http://ok.test"
 	}
-	env := newSockJSEnv(t, sockjsOptions{CheckOrigin: allow}, nil)
+	env := newSockJSEnv(t, Options{CheckOrigin: allow}, nil)
 	url := env.sessionURL()
 	tests := []struct {
 		name, method, url, origin string

@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 // SockJS server for one endpoint prefix, speaking sockjs-protocol 0.3.x as
 // sockjs-client 1.x expects it. Files:
@@ -36,8 +36,8 @@ import (
 // Defaults and limits. The protocol values come from sockjs-protocol 0.3 and
 // sockjs-node's defaults, which sockjs-client 1.x is tuned for.
 const (
-	defaultSockJSHeartbeat       = 25 * time.Second               // sockjs-protocol: "The typical delay is 25 seconds"; under the 30–60 s idle timeouts of common proxies
-	defaultSockJSDisconnectDelay = 5 * time.Second                // sockjs-protocol: a session times out 5 s after its last receiving connection
+	DefaultHeartbeat       = 25 * time.Second               // sockjs-protocol: "The typical delay is 25 seconds"; under the 30–60 s idle timeouts of common proxies
+	DefaultDisconnectDelay = 5 * time.Second                // sockjs-protocol: a session times out 5 s after its last receiving connection
 	defaultSockJSResponseLimit   = 128 << 10                      // sockjs-protocol: close a streaming response every 128 KiB so the browser can free what it buffered
 	defaultSockJSClientURL       = "/static/vendor/sockjs.min.js" // served by the binary itself: the appliance runs offline, no CDN
 	sockjsWriteTimeout           = 10 * time.Second               // deadline on every write; a client that cannot take one frame in 10 s is gone
@@ -51,9 +51,9 @@ const (
 	sockjsAbortGrace             = time.Second                    // after Close's ctx ends and connections are cut, how long Close still waits for goroutines
 )
 
-// sockjsOptions configures one SockJS endpoint. Zero durations, limits,
+// Options configures one SockJS endpoint. Zero durations, limits,
 // strings and slices select the defaults.
-type sockjsOptions struct {
+type Options struct {
 	Prefix          string                       // path the endpoint is mounted at, e.g. "/ws-stomp"; no trailing slash
 	Websocket       bool                         // false disables the WebSocket transports: /info says websocket:false and /websocket is 404
 	CookieNeeded    bool                         // set a JSESSIONID cookie on session requests, for sticky load balancers (/info cookie_needed)
@@ -67,13 +67,13 @@ type sockjsOptions struct {
 }
 
 // withDefaults returns o with every zero field set to its default.
-func (o sockjsOptions) withDefaults() sockjsOptions {
+func (o Options) withDefaults() Options {
 	o.Prefix = strings.TrimSuffix(o.Prefix, "/")
 	if o.Heartbeat <= 0 {
-		o.Heartbeat = defaultSockJSHeartbeat
+		o.Heartbeat = DefaultHeartbeat
 	}
 	if o.DisconnectDelay <= 0 {
-		o.DisconnectDelay = defaultSockJSDisconnectDelay
+		o.DisconnectDelay = DefaultDisconnectDelay
 	}
 	if o.ResponseLimit <= 0 {
 		o.ResponseLimit = defaultSockJSResponseLimit
@@ -88,7 +88,7 @@ func (o sockjsOptions) withDefaults() sockjsOptions {
 }
 
 // identify returns the authenticated user of the request that opens a session.
-func (o sockjsOptions) identify(r *http.Request) string {
+func (o Options) identify(r *http.Request) string {
 	if o.Identify == nil {
 		return ""
 	}
@@ -98,14 +98,14 @@ func (o sockjsOptions) identify(r *http.Request) string {
 // errSockJSShuttingDown is returned when a session is requested after Close.
 var errSockJSShuttingDown = errors.New("sockjs: server shutting down")
 
-// sockjsServer serves one SockJS endpoint: every path under opts.Prefix.
+// Server serves one SockJS endpoint: every path under opts.Prefix.
 //
 // Ownership: the server owns every session and every goroutine it starts
 // (the accept callbacks, WebSocket readers and heart-beaters, disconnect
 // timers). They are counted in wg, which Close waits for. Lock order:
 // sockjsSession.mu before sockjsServer.mu; no lock is held across I/O.
-type sockjsServer struct {
-	opts       sockjsOptions
+type Server struct {
+	Opts       Options
 	log        *slog.Logger
 	accept     func(t transport.Conn, info transport.Info) // runs one session to completion
 	iframe     []byte                                      // the /iframe.html body
@@ -124,14 +124,14 @@ type sockjsServer struct {
 	sessions map[string]*sockjsSession // HTTP-transport sessions by SockJS session id
 }
 
-// newSockJS returns a server for opts. accept is called once per new
+// New returns a server for opts. accept is called once per new
 // session, on a goroutine the server owns; it must run the session to
 // completion (until Read fails) and return. Close waits for it.
-func newSockJS(opts sockjsOptions, log *slog.Logger, accept func(t transport.Conn, info transport.Info)) *sockjsServer {
+func New(opts Options, log *slog.Logger, accept func(t transport.Conn, info transport.Info)) *Server {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sockjsServer{
-		opts:     opts,
+	s := &Server{
+		Opts:     opts,
 		log:      log.With("endpoint", opts.Prefix),
 		accept:   accept,
 		ctx:      ctx,
@@ -167,7 +167,7 @@ const sockjsIframeTemplate = `<!DOCTYPE html>
 
 // track counts one more owned goroutine or request. It fails once Close has
 // begun, so wg.Add never races with wg.Wait.
-func (s *sockjsServer) track() bool {
+func (s *Server) track() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -180,7 +180,7 @@ func (s *sockjsServer) track() bool {
 // Sessions returns the number of live sessions of every transport. An HTTP
 // session counts until it is reaped, DisconnectDelay after its last request;
 // a WebSocket session until its connection is closed.
-func (s *sockjsServer) Sessions() int {
+func (s *Server) Sessions() int {
 	s.mu.Lock()
 	n := len(s.sessions)
 	s.mu.Unlock()
@@ -194,7 +194,7 @@ func (s *sockjsServer) Sessions() int {
 // more and returns ctx's error. Requests arriving after Close get 503. Call
 // it before http.Server.Shutdown, which does not wait for hijacked WebSocket
 // connections. Close may be called more than once.
-func (s *sockjsServer) Close(ctx context.Context) error {
+func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	first := !s.closing
 	var sessions []*sockjsSession
@@ -228,7 +228,7 @@ func (s *sockjsServer) Close(ctx context.Context) error {
 	case <-time.After(sockjsAbortGrace):
 		s.log.Error("sockjs close: goroutines still running", "grace", sockjsAbortGrace)
 	}
-	return fmt.Errorf("close sockjs %s: %w", s.opts.Prefix, ctx.Err())
+	return fmt.Errorf("close sockjs %s: %w", s.Opts.Prefix, ctx.Err())
 }
 
 // ServeHTTP serves every path under the prefix. Mount it for both the
@@ -236,8 +236,8 @@ func (s *sockjsServer) Close(ctx context.Context) error {
 // http.ServeMux redirects paths holding "//" to their cleaned form, where the
 // protocol asks for 404; clients never send such paths, so that is harmless,
 // but the conformance test server dispatches by prefix itself.
-func (s *sockjsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.Path, s.opts.Prefix)
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, s.Opts.Prefix)
 	if !ok || rest != "" && rest[0] != '/' {
 		http.NotFound(w, r)
 		return
@@ -252,7 +252,7 @@ func (s *sockjsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// check any web page could drive a session with the user's cookies.
 	// Requests without an Origin header (a <script> for jsonp, an iframe
 	// for htmlfile, non-browser clients) reach CheckOrigin too.
-	if s.opts.CheckOrigin != nil && !s.opts.CheckOrigin(r) {
+	if s.Opts.CheckOrigin != nil && !s.Opts.CheckOrigin(r) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
@@ -263,7 +263,7 @@ func (s *sockjsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // http.ServeMux patterns: the suite wants 404 (not a redirect) for "//" and
 // for dots in the server or session segment, and 405 with an Allow header
 // but no body.
-func (s *sockjsServer) route(w http.ResponseWriter, r *http.Request, rest string) {
+func (s *Server) route(w http.ResponseWriter, r *http.Request, rest string) {
 	switch {
 	case rest == "" || rest == "/":
 		if !allowMethods(w, r, http.MethodGet) {
@@ -278,7 +278,7 @@ func (s *sockjsServer) route(w http.ResponseWriter, r *http.Request, rest string
 	case isSockJSIframePath(rest):
 		s.serveIframe(w, r)
 	case rest == "/websocket":
-		if !s.opts.Websocket {
+		if !s.Opts.Websocket {
 			http.NotFound(w, r)
 			return
 		}
@@ -297,10 +297,10 @@ func (s *sockjsServer) route(w http.ResponseWriter, r *http.Request, rest string
 }
 
 // serveSessionPath serves /{server}/{session}/{kind}.
-func (s *sockjsServer) serveSessionPath(w http.ResponseWriter, r *http.Request, session, kind string) {
+func (s *Server) serveSessionPath(w http.ResponseWriter, r *http.Request, session, kind string) {
 	switch kind {
 	case "websocket":
-		if !s.opts.Websocket {
+		if !s.Opts.Websocket {
 			http.NotFound(w, r)
 			return
 		}
@@ -390,7 +390,7 @@ type sockjsInfo struct {
 	Entropy      uint32   `json:"entropy"`       // seeds the browser's weak random generator
 }
 
-func (s *sockjsServer) serveInfo(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodOptions:
 		s.servePreflight(w, r, "OPTIONS, GET", false)
@@ -401,9 +401,9 @@ func (s *sockjsServer) serveInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := json.Marshal(sockjsInfo{
-		Websocket:    s.opts.Websocket,
-		CookieNeeded: s.opts.CookieNeeded,
-		Origins:      s.opts.Origins,
+		Websocket:    s.Opts.Websocket,
+		CookieNeeded: s.Opts.CookieNeeded,
+		Origins:      s.Opts.Origins,
 		Entropy:      rand.Uint32(),
 	})
 	if err != nil {
@@ -418,7 +418,7 @@ func (s *sockjsServer) serveInfo(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-func (s *sockjsServer) serveIframe(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveIframe(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodGet) {
 		return
 	}
@@ -435,7 +435,7 @@ func (s *sockjsServer) serveIframe(w http.ResponseWriter, r *http.Request) {
 
 // servePreflight answers a CORS preflight (OPTIONS) for a SockJS URL: 204,
 // cacheable for a year.
-func (s *sockjsServer) servePreflight(w http.ResponseWriter, r *http.Request, methods string, session bool) {
+func (s *Server) servePreflight(w http.ResponseWriter, r *http.Request, methods string, session bool) {
 	h := w.Header()
 	setSockJSCORS(h, r)
 	setSockJSCacheForever(h)
@@ -478,8 +478,8 @@ func setSockJSCacheForever(h http.Header) {
 
 // setCookie sets JSESSIONID when CookieNeeded, echoing the client's value so
 // a sticky load balancer keeps routing the client to this server.
-func (s *sockjsServer) setCookie(w http.ResponseWriter, r *http.Request) {
-	if !s.opts.CookieNeeded {
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request) {
+	if !s.Opts.CookieNeeded {
 		return
 	}
 	value := "dummy"

@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 import (
 	"bufio"
@@ -64,7 +64,7 @@ func TestSockJSTransportFraming(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
 			app, accepted := sockjsRecorder()
-			env := newSockJSEnv(t, sockjsOptions{}, app)
+			env := newSockJSEnv(t, Options{}, app)
 			url := env.sessionURL()
 			streaming := tt.prelude != ""
 
@@ -169,7 +169,7 @@ func sockjsUnmarshalStrict(s string, v any) error {
 }
 
 func TestSockJSSendErrors(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{}, nil)
+	env := newSockJSEnv(t, Options{}, nil)
 	url := env.sessionURL()
 	env.expectBody("POST", url+"/xhr", "", 200, "o\n")
 	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
@@ -212,7 +212,7 @@ func TestSockJSSendErrors(t *testing.T) {
 }
 
 func TestSockJSCallbackValidation(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{}, nil)
+	env := newSockJSEnv(t, Options{}, nil)
 	for _, kind := range []string{"htmlfile", "jsonp"} {
 		tests := []struct{ query, want string }{
 			{"", `"callback" parameter required`},
@@ -250,7 +250,7 @@ func TestSockJSResponseLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
-			env := newSockJSEnv(t, sockjsOptions{ResponseLimit: 4096}, nil)
+			env := newSockJSEnv(t, Options{ResponseLimit: 4096}, nil)
 			url := env.sessionURL()
 			resp := env.open(tt.method, url+"/"+tt.kind+tt.query, "", nil)
 			br := bufio.NewReader(resp.Body)
@@ -279,7 +279,7 @@ func TestSockJSResponseLimit(t *testing.T) {
 }
 
 func TestSockJSHeartbeat(t *testing.T) {
-	env := newSockJSEnv(t, sockjsOptions{Heartbeat: 20 * time.Millisecond}, nil)
+	env := newSockJSEnv(t, Options{Heartbeat: 20 * time.Millisecond}, nil)
 	t.Run("xhr", func(t *testing.T) {
 		url := env.sessionURL()
 		env.expectBody("POST", url+"/xhr", "", 200, "o\n")
@@ -303,7 +303,7 @@ func TestSockJSHeartbeat(t *testing.T) {
 func TestSockJSSecondReceiver(t *testing.T) {
 	for _, kind := range []string{"xhr", "xhr_streaming"} {
 		t.Run(kind, func(t *testing.T) {
-			env := newSockJSEnv(t, sockjsOptions{}, nil)
+			env := newSockJSEnv(t, Options{}, nil)
 			url := env.sessionURL()
 			if kind == "xhr" {
 				env.expectBody("POST", url+"/xhr", "", 200, "o\n")
@@ -349,7 +349,7 @@ func TestSockJSImmediateClose(t *testing.T) {
 	closeAtOnce := func(tr transport.Conn, _ transport.Info) {
 		_ = tr.Close(transport.CloseSockJSGoAway, sockjsframe.ReasonGoAway)
 	}
-	env := newSockJSEnv(t, sockjsOptions{}, closeAtOnce)
+	env := newSockJSEnv(t, Options{}, closeAtOnce)
 	for i := range 20 {
 		t.Run(fmt.Sprint("xhr", i), func(t *testing.T) {
 			url := env.sessionURL()

@@ -1,4 +1,4 @@
-package main
+package sockjs
 
 import (
 	"context"
@@ -40,7 +40,7 @@ const sockjsQueueOverhead = 3
 // reaped (Read returns io.EOF). A closed session lingers until then, giving
 // its close frame to every request.
 type sockjsSession struct {
-	srv   *sockjsServer
+	srv   *Server
 	id    string       // SockJS session id, the key in srv.sessions
 	log   *slog.Logger // with conn, remote and transport
 	inbox chan sockjsInbound
@@ -93,7 +93,7 @@ const (
 	attachGone                       // the session was reaped meanwhile: look it up again
 )
 
-func newSockJSSession(srv *sockjsServer, id string, log *slog.Logger) *sockjsSession {
+func newSockJSSession(srv *Server, id string, log *slog.Logger) *sockjsSession {
 	return &sockjsSession{
 		srv:    srv,
 		id:     id,
@@ -110,7 +110,7 @@ func newSockJSSession(srv *sockjsServer, id string, log *slog.Logger) *sockjsSes
 // the open frame before anything the application does, then starts the
 // application on it. It returns nil, false, nil for an unknown id and a nil
 // rcv.
-func (s *sockjsServer) session(id string, rcv *sockjsReceiver, info transport.Info) (*sockjsSession, bool, error) {
+func (s *Server) session(id string, rcv *sockjsReceiver, info transport.Info) (*sockjsSession, bool, error) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -147,7 +147,7 @@ var errSockJSTooManySessions = errors.New("sockjs: too many sessions")
 
 // removeSession forgets sess if it is still the session registered under
 // its id.
-func (s *sockjsServer) removeSession(sess *sockjsSession) {
+func (s *Server) removeSession(sess *sockjsSession) {
 	s.mu.Lock()
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
@@ -303,7 +303,7 @@ func (s *sockjsSession) armLocked() {
 	}
 	s.timerGen++
 	gen := s.timerGen
-	s.timer = time.AfterFunc(s.srv.opts.DisconnectDelay, func() {
+	s.timer = time.AfterFunc(s.srv.Opts.DisconnectDelay, func() {
 		defer s.srv.wg.Done()
 		s.expire(gen)
 	})
