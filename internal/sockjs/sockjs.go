@@ -36,19 +36,19 @@ import (
 // Defaults and limits. The protocol values come from sockjs-protocol 0.3 and
 // sockjs-node's defaults, which sockjs-client 1.x is tuned for.
 const (
-	DefaultHeartbeat       = 25 * time.Second               // sockjs-protocol: "The typical delay is 25 seconds"; under the 30–60 s idle timeouts of common proxies
-	DefaultDisconnectDelay = 5 * time.Second                // sockjs-protocol: a session times out 5 s after its last receiving connection
-	defaultSockJSResponseLimit   = 128 << 10                      // sockjs-protocol: close a streaming response every 128 KiB so the browser can free what it buffered
-	defaultSockJSClientURL       = "/static/vendor/sockjs.min.js" // served by the binary itself: the appliance runs offline, no CDN
-	sockjsWriteTimeout           = 10 * time.Second               // deadline on every write; a client that cannot take one frame in 10 s is gone
-	sockjsMaxQueueBytes          = 1 << 20                        // outbound bytes a session buffers while no receiver polls; beyond that the client is a slow consumer and is closed
-	sockjsMaxMessageBytes        = 1 << 20                        // largest xhr_send/jsonp_send body or WebSocket message: STOMP frames are capped at 64 KiB and JSON escaping can grow them 6-fold
-	sockjsMaxSessions            = 10000                          // live sessions per endpoint; each costs goroutines and a broker session, so a flood of new session ids is refused
-	sockjsCacheMaxAge            = 365 * 24 * time.Hour           // one year, the cache lifetime the suite asks of OPTIONS and /iframe.html
-	sockjsXHRStreamingPrelude    = 2048                           // 'h' bytes before the first xhr_streaming frame: old IE fires no progress event before 2 KiB
-	sockjsHTMLFilePadding        = 1024                           // the htmlfile prelude is padded past 1 KiB so IE starts rendering the document
-	sockjsBusyGrace              = 250 * time.Millisecond         // how long a new receiver waits for the attached one to prove gone before 2010; only misbehaving clients ever pay it
-	sockjsAbortGrace             = time.Second                    // after Close's ctx ends and connections are cut, how long Close still waits for goroutines
+	DefaultHeartbeat           = 25 * time.Second               // sockjs-protocol: "The typical delay is 25 seconds"; under the 30–60 s idle timeouts of common proxies
+	DefaultDisconnectDelay     = 5 * time.Second                // sockjs-protocol: a session times out 5 s after its last receiving connection
+	defaultSockJSResponseLimit = 128 << 10                      // sockjs-protocol: close a streaming response every 128 KiB so the browser can free what it buffered
+	defaultSockJSClientURL     = "/static/vendor/sockjs.min.js" // served by the binary itself: the appliance runs offline, no CDN
+	sockjsWriteTimeout         = 10 * time.Second               // deadline on every write; a client that cannot take one frame in 10 s is gone
+	sockjsMaxQueueBytes        = 1 << 20                        // outbound bytes a session buffers while no receiver polls; beyond that the client is a slow consumer and is closed
+	sockjsMaxMessageBytes      = 1 << 20                        // largest xhr_send/jsonp_send body or WebSocket message: STOMP frames are capped at 64 KiB and JSON escaping can grow them 6-fold
+	sockjsMaxSessions          = 10000                          // live sessions per endpoint; each costs goroutines and a broker session, so a flood of new session ids is refused
+	sockjsCacheMaxAge          = 365 * 24 * time.Hour           // one year, the cache lifetime the suite asks of OPTIONS and /iframe.html
+	sockjsXHRStreamingPrelude  = 2048                           // 'h' bytes before the first xhr_streaming frame: old IE fires no progress event before 2 KiB
+	sockjsHTMLFilePadding      = 1024                           // the htmlfile prelude is padded past 1 KiB so IE starts rendering the document
+	sockjsBusyGrace            = 250 * time.Millisecond         // how long a new receiver waits for the attached one to prove gone before 2010; only misbehaving clients ever pay it
+	sockjsAbortGrace           = time.Second                    // after Close's ctx ends and connections are cut, how long Close still waits for goroutines
 )
 
 // Options configures one SockJS endpoint. Zero durations, limits,
