@@ -39,12 +39,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"stompbox/internal/desktop"
 	"stompbox/internal/sockjs"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
@@ -333,10 +335,10 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	cfg.DoubleClicked = startedByDoubleClick(args)
+	cfg.DoubleClicked = desktop.StartedByDoubleClick(args)
 	applyMemoryLimit(cfg.MemoryLimitMiB, log)
 	if cfg.DataDir == "" {
-		cfg.DataDir = defaultDataFolder(cfg.DoubleClicked)
+		cfg.DataDir = desktop.DataFolder(cfg.DoubleClicked, defaultDataDir)
 	}
 	srv, err := newServerContext(ctx, cfg, log)
 	if err != nil {
@@ -347,11 +349,11 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	}
 	url := srv.URL()
 	log.Info("stompbox is running", "open", url, "data", cfg.DataDir, "version", buildVersion)
-	for _, u := range lanURLs(srv.HTTPAddr()) {
+	for _, u := range desktop.LANURLs(srv.HTTPAddr()) {
 		log.Info("reachable on the network", "open", strings.Replace(u, "http:", srv.scheme()+":", 1))
 	}
 	if cfg.DoubleClicked && !cfg.NoBrowser {
-		if err := openBrowser(url); err != nil {
+		if err := desktop.OpenBrowser(url); err != nil {
 			log.Warn("could not open a browser", "err", err)
 		}
 	}
@@ -378,7 +380,7 @@ func runDataCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	dir := *data
 	if dir == "" {
-		dir = defaultDataFolder(false)
+		dir = desktop.DataFolder(false, defaultDataDir)
 	}
 	if args[0] == "backup" {
 		if fs.NArg() != 1 {
@@ -735,4 +737,22 @@ func firstOr(list []string, def string) string {
 		return list[0]
 	}
 	return def
+}
+
+// applyMemoryLimit gives the Go runtime a soft memory limit of mib MiB
+// (-memory-limit), the same as GOMEMLIMIT. With the default garbage
+// collector setting the heap grows to about twice what is live before a
+// collection, so on a Raspberry Pi with many idle browsers half of
+// stompbox's resident memory is garbage waiting; under a limit the
+// collector runs earlier instead. The runtime caps the collector's CPU at
+// about half when the limit is too low for what is live, so a limit set too
+// tight costs CPU, never a crash. Zero leaves the runtime's own setting
+// (GOMEMLIMIT from the environment, or none). It returns the previous limit.
+func applyMemoryLimit(mib int, log *slog.Logger) int64 {
+	if mib <= 0 {
+		return debug.SetMemoryLimit(-1) // -1 reads without changing
+	}
+	prev := debug.SetMemoryLimit(int64(mib) << 20)
+	log.Info("memory limit set", "mib", mib)
+	return prev
 }

@@ -1,4 +1,4 @@
-package main
+package desktop
 
 import (
 	"fmt"
@@ -11,13 +11,13 @@ import (
 	"github.com/inconshreveable/mousetrap"
 )
 
-// startedByDoubleClick guesses whether a person started stompbox from a file
+// StartedByDoubleClick guesses whether a person started stompbox from a file
 // manager rather than a shell. Then the data folder goes beside the
 // executable (the working directory is the user's home or System32) and a
 // browser is opened. On Windows the parent is Explorer (mousetrap checks).
 // On macOS, Finder runs a Unix executable in Terminal from the home folder.
 // Elsewhere, and whenever arguments were given, the answer is no.
-func startedByDoubleClick(args []string) bool {
+func StartedByDoubleClick(args []string) bool {
 	if len(args) > 0 {
 		return false
 	}
@@ -33,19 +33,19 @@ func startedByDoubleClick(args []string) bool {
 	return false
 }
 
-// defaultDataFolder is stompbox-data beside the executable when it was
-// double-clicked, and in the working directory otherwise.
-func defaultDataFolder(doubleClicked bool) string {
+// DataFolder is stompbox-data beside the executable when it was
+// double-clicked, and name in the working directory otherwise.
+func DataFolder(doubleClicked bool, name string) string {
 	if doubleClicked {
 		if exe, err := os.Executable(); err == nil {
-			return filepath.Join(filepath.Dir(exe), defaultDataDir)
+			return filepath.Join(filepath.Dir(exe), name)
 		}
 	}
-	return defaultDataDir
+	return name
 }
 
-// openBrowser asks the desktop to open url. It does not wait for the browser.
-func openBrowser(url string) error {
+// OpenBrowser asks the desktop to open url. It does not wait for the browser.
+func OpenBrowser(url string) error {
 	var cmd *exec.Cmd
 	switch runtime.GOOS {
 	case "windows":
@@ -62,10 +62,10 @@ func openBrowser(url string) error {
 	return nil
 }
 
-// lanURLs lists the URLs under which other machines on the network can reach
+// LANURLs lists the URLs under which other machines on the network can reach
 // an HTTP server listening on addr (all interfaces), so that the log tells a
 // Pi owner what to type on their laptop. It reads local interfaces only.
-func lanURLs(addr string) []string {
+func LANURLs(addr string) []string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil
