@@ -84,7 +84,7 @@ func (e uploadQuotaError) Unwrap() error {
 // bytes (files/ab/abcdef…), so the same content is stored once; a blob is
 // written once and never changed, and removed by sweep when no row of the
 // files table names it. In a cluster, replica holds every blob as well
-// (cluster_files.go). Safe for concurrent use.
+// (files_replica.go). Safe for concurrent use.
 type fileService struct {
 	st       *store
 	chat     *chatService
