@@ -39,6 +39,9 @@ const (
 	maxAttachments = 20
 )
 
+// errTooManyAttachments refuses a send with more than maxAttachments files.
+var errTooManyAttachments = apperr.New(apperr.KindBadRequest, fmt.Sprintf("too many attachments: at most %d", maxAttachments))
+
 // Server languages for the ENTER/LEAVE texts (--lang).
 const (
 	langEnglish = "en"
