@@ -498,30 +498,3 @@ func (c *chatService) PurgeOlderThan(ctx context.Context, days int) (int64, erro
 func (c *chatService) Backup(ctx context.Context, path string) error {
 	return c.st.Backup(ctx, path)
 }
-
-// defaultRetentionInterval is how often runRetention purges: daily is
-// plenty when retention is counted in days.
-const defaultRetentionInterval = 24 * time.Hour
-
-// runRetention purges messages older than days days now and then every
-// interval, until ctx ends. It blocks; the caller owns the goroutine that
-// runs it (start it with the server, cancel ctx at shutdown, wait for it).
-// Failures are logged and retried at the next tick: retention is
-// housekeeping and must not stop the server.
-func (c *chatService) runRetention(ctx context.Context, days int, interval time.Duration) {
-	if interval <= 0 {
-		interval = defaultRetentionInterval
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := c.PurgeOlderThan(ctx, days); err != nil && ctx.Err() == nil {
-			c.log.Error("retention purge failed", "days", days, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
