@@ -443,11 +443,6 @@ func (a *authService) RevokeToken(ctx context.Context, u user, name string) erro
 	return a.st.deleteToken(ctx, u.ID, name)
 }
 
-// Tokens lists u's tokens (names only).
-func (a *authService) Tokens(ctx context.Context, u user) ([]apiToken, error) {
-	return a.st.listTokens(ctx, u.ID)
-}
-
 // CreateInvite returns a one-use registration code; admins only.
 func (a *authService) CreateInvite(ctx context.Context, admin user) (string, error) {
 	if !admin.IsAdmin {

@@ -302,8 +302,8 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 	if u, err := a.UserFromRequest(r); err != nil || u.ID != alice.ID {
 		t.Fatalf("UserFromRequest(Bearer) = %+v, %v", u, err)
 	}
-	if list, err := a.Tokens(ctx, alice); err != nil || len(list) != 1 || list[0].Name != "bot" {
-		t.Fatalf("Tokens = %+v, %v", list, err)
+	if list, err := a.st.listTokens(ctx, alice.ID); err != nil || len(list) != 1 || list[0].Name != "bot" {
+		t.Fatalf("listTokens = %+v, %v", list, err)
 	}
 	if err := a.RevokeToken(ctx, alice, "bot"); err != nil {
 		t.Fatal(err)

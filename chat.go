@@ -39,6 +39,9 @@ const (
 	maxAttachments = 20
 )
 
+// errTooManyAttachments refuses a send with more than maxAttachments files.
+var errTooManyAttachments = apperr.New(apperr.KindBadRequest, fmt.Sprintf("too many attachments: at most %d", maxAttachments))
+
 // Server languages for the ENTER/LEAVE texts (--lang).
 const (
 	langEnglish = "en"
@@ -199,14 +202,29 @@ type chatConfig struct {
 	// (-edit-minutes); 0 means forever. See Edit.
 	EditWindow time.Duration
 
+	// Attachments removes the bytes of a deleted message's files (the
+	// file service); nil leaves them to the daily sweep.
+	Attachments attachmentFiles
+
 	Webhooks *http.Client // client for webhook POSTs; nil means one with webhookTimeout
 	Log      *slog.Logger // nil means discard
+}
+
+// attachmentFiles is what the chat service needs of the files that
+// messages carry (the file service, files.go, implements it).
+type attachmentFiles interface {
+	// Forget removes the blobs of a deleted message's files, unless
+	// another upload still names them. It is called once the message's
+	// rows are gone, on a context that outlives the request. Safe for
+	// concurrent use.
+	Forget(ctx context.Context, blobs []string)
 }
 
 // chatService is the chat domain: it validates, authorizes, stores and then
 // publishes. Safe for concurrent use. The caller owns it and calls Close
 // (which stops the webhook sender) before closing the store.
 type chatService struct {
+	roomGate // CanRead, CanPost
 	st       *store
 	lang     string
 	deliver  func(roomID, msgID int64, msg []byte)
@@ -217,17 +235,16 @@ type chatService struct {
 	idem     *idempotency // recent keyed sends (chat_idempotency.go)
 	// editWindow is how long a message stays editable by its author; 0: forever.
 	editWindow time.Duration
-	// filesGone removes the blobs of a deleted message's files once no
-	// other upload names them (fileService.Forget); set after the file
-	// service, which needs the chat service, exists. nil leaves them to
-	// the daily sweep.
-	filesGone func(ctx context.Context, blobs []string)
-	webhooks  *webhookSender
-	log       *slog.Logger
+	// files removes the blobs of a deleted message's files once no other
+	// upload names them (chatConfig.Attachments); nil leaves them to the
+	// daily sweep.
+	files    attachmentFiles
+	webhooks *webhookSender
+	log      *slog.Logger
 }
 
 func newChatService(st *store, cfg chatConfig) (*chatService, error) {
-	c := &chatService{st: st, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, maxRunes: cfg.MaxMessageRunes, maxRooms: cfg.MaxRoomsPerUser, editWindow: cfg.EditWindow, log: cfg.Log}
+	c := &chatService{roomGate: newRoomGate(st), st: st, files: cfg.Attachments, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, maxRunes: cfg.MaxMessageRunes, maxRooms: cfg.MaxRoomsPerUser, editWindow: cfg.EditWindow, log: cfg.Log}
 	if c.maxRunes <= 0 {
 		c.maxRunes = maxMessageRunes
 	}
@@ -381,11 +398,19 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 	return c.store(ctx, m, mentions, in.Attachments, in.dedupKey)
 }
 
+// roomGate decides who may read and post in a room, from the store
+// alone. The chat service embeds one; a service built before the chat
+// service, to be given to it (the file service), gets its own from
+// newRoomGate. Safe for concurrent use.
+type roomGate struct{ st *store }
+
+func newRoomGate(st *store) roomGate { return roomGate{st: st} }
+
 // CanRead reports whether u may read (and subscribe to) a room: nil, or
 // errUnknownRoom / errNotMember. Public rooms are readable by everyone
 // logged in, private rooms and DMs by their members.
-func (c *chatService) CanRead(ctx context.Context, u user, roomID int64) error {
-	r, member, err := c.st.roomAccess(ctx, roomID, u.ID)
+func (g roomGate) CanRead(ctx context.Context, u user, roomID int64) error {
+	r, member, err := g.st.roomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
@@ -397,8 +422,8 @@ func (c *chatService) CanRead(ctx context.Context, u user, roomID int64) error {
 
 // CanPost reports whether u may post to a room: CanRead, and the room is
 // not archived.
-func (c *chatService) CanPost(ctx context.Context, u user, roomID int64) error {
-	r, member, err := c.st.roomAccess(ctx, roomID, u.ID)
+func (g roomGate) CanPost(ctx context.Context, u user, roomID int64) error {
+	r, member, err := g.st.roomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
@@ -472,31 +497,4 @@ func (c *chatService) PurgeOlderThan(ctx context.Context, days int) (int64, erro
 // Backup writes a consistent copy of the database to path (see store.Backup).
 func (c *chatService) Backup(ctx context.Context, path string) error {
 	return c.st.Backup(ctx, path)
-}
-
-// defaultRetentionInterval is how often runRetention purges: daily is
-// plenty when retention is counted in days.
-const defaultRetentionInterval = 24 * time.Hour
-
-// runRetention purges messages older than days days now and then every
-// interval, until ctx ends. It blocks; the caller owns the goroutine that
-// runs it (start it with the server, cancel ctx at shutdown, wait for it).
-// Failures are logged and retried at the next tick: retention is
-// housekeeping and must not stop the server.
-func (c *chatService) runRetention(ctx context.Context, days int, interval time.Duration) {
-	if interval <= 0 {
-		interval = defaultRetentionInterval
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := c.PurgeOlderThan(ctx, days); err != nil && ctx.Err() == nil {
-			c.log.Error("retention purge failed", "days", days, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -198,10 +198,10 @@ func windowMS(d time.Duration) int64 {
 func (c *chatService) Delete(ctx context.Context, u user, roomID, msgID int64) error {
 	op := &msgDeleteOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Admin: u.IsAdmin}
 	err := c.change(ctx, roomID, msgID, op)
-	if err == nil && len(op.blobs) > 0 && c.filesGone != nil {
+	if err == nil && len(op.blobs) > 0 && c.files != nil {
 		// The rows are gone: nobody can download them any more; now the
 		// bytes, even if the client has left meanwhile.
-		c.filesGone(context.WithoutCancel(ctx), op.blobs)
+		c.files.Forget(context.WithoutCancel(ctx), op.blobs)
 	}
 	return err
 }
@@ -264,7 +264,7 @@ type msgDeleteOp struct {
 	Username string `json:"name"`
 	Admin    bool   `json:"admin,omitempty"` // the deleting user is an administrator
 
-	blobs   []string // the blobs its files named, for chatService.filesGone on the submitting node
+	blobs   []string // the blobs its files named, for chatConfig.Attachments on the submitting node
 	refused error
 }
 

@@ -773,25 +773,6 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	storeTestPoll(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
-func TestRunRetention(t *testing.T) {
-	f := newChatFixture(t, langEnglish)
-	f.post(t, f.alice, 1, msgTalk, "old")
-	f.clock.Advance(8 * 24 * time.Hour)
-	keep := f.post(t, f.alice, 1, msgTalk, "new")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.chat.runRetention(ctx, 7, time.Hour)
-	}()
-	storeTestPoll(t, "retention to purge", func() bool {
-		ms, err := f.chat.Messages(context.Background(), f.alice, 1, 0, 0, 0)
-		return err == nil && len(ms) == 1 && ms[0].ID == keep.ID
-	})
-	cancel()
-	<-done
-}
-
 func TestRefusedSendDoesNotDisturbItsGroup(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()

@@ -53,12 +53,11 @@ const (
 
 // File errors, all public.
 var (
-	errUnknownFile        = apperr.New(apperr.KindNotFound, "unknown file")
-	errEmptyUpload        = apperr.New(apperr.KindBadRequest, "empty upload")
-	errUploadIncomplete   = apperr.New(apperr.KindBadRequest, "upload incomplete: the body ended before the file did")
-	errNotMultipart       = apperr.New(apperr.KindBadRequest, `expected multipart/form-data with a "file" part`)
-	errBadAttachment      = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
-	errTooManyAttachments = apperr.New(apperr.KindBadRequest, fmt.Sprintf("too many attachments: at most %d", maxAttachments))
+	errUnknownFile      = apperr.New(apperr.KindNotFound, "unknown file")
+	errEmptyUpload      = apperr.New(apperr.KindBadRequest, "empty upload")
+	errUploadIncomplete = apperr.New(apperr.KindBadRequest, "upload incomplete: the body ended before the file did")
+	errNotMultipart     = apperr.New(apperr.KindBadRequest, `expected multipart/form-data with a "file" part`)
+	errBadAttachment    = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
 )
 
 // uploadTooLargeError is an upload over -max-upload, with the limit in
@@ -84,10 +83,10 @@ func (e uploadQuotaError) Unwrap() error {
 // bytes (files/ab/abcdef…), so the same content is stored once; a blob is
 // written once and never changed, and removed by sweep when no row of the
 // files table names it. In a cluster, replica holds every blob as well
-// (cluster_files.go). Safe for concurrent use.
+// (files_replica.go). Safe for concurrent use.
 type fileService struct {
 	st       *store
-	chat     *chatService
+	rooms    roomAccess
 	dir      string // <data>/files
 	tmp      string // <data>/files/tmp: uploads in flight
 	maxBytes int64  // -max-upload
@@ -111,6 +110,14 @@ type fileService struct {
 	thumbSem chan struct{}
 }
 
+// roomAccess is what the file service asks of the chat rules (chat.go)
+// about a room: whether u may upload to it (CanPost) and download from
+// it (CanRead), nil or why not.
+type roomAccess interface {
+	CanPost(ctx context.Context, u user, roomID int64) error
+	CanRead(ctx context.Context, u user, roomID int64) error
+}
+
 // fileOptions configures newFileService.
 type fileOptions struct {
 	DataDir   string
@@ -121,10 +128,11 @@ type fileOptions struct {
 }
 
 // newFileService prepares <data>/files and removes what uploads cut short
-// by a crash left in its tmp folder.
-func newFileService(st *store, chat *chatService, opts fileOptions) (*fileService, error) {
+// by a crash left in its tmp folder. rooms decides who may upload to and
+// download from a room.
+func newFileService(st *store, rooms roomAccess, opts fileOptions) (*fileService, error) {
 	s := &fileService{
-		st: st, chat: chat,
+		st: st, rooms: rooms,
 		dir:      filepath.Join(opts.DataDir, filesDirName),
 		maxBytes: opts.MaxUpload,
 		quota:    opts.Quota,
@@ -190,7 +198,7 @@ func sanitizeFileName(name string) string {
 // (errFileNotStored if the replica fails). On any error, nothing is left
 // behind.
 func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name string, src io.Reader) (f storedFile, err error) {
-	if err := s.chat.CanPost(ctx, u, roomID); err != nil {
+	if err := s.rooms.CanPost(ctx, u, roomID); err != nil {
 		return storedFile{}, err
 	}
 	if s.quota > 0 {
@@ -389,7 +397,7 @@ func (s *fileService) Open(ctx context.Context, u user, id int64, thumb bool) (s
 	if f.MessageID == 0 && f.UserID != u.ID {
 		return storedFile{}, nil, errUnknownFile
 	}
-	if err := s.chat.CanRead(ctx, u, f.RoomID); err != nil {
+	if err := s.rooms.CanRead(ctx, u, f.RoomID); err != nil {
 		return storedFile{}, nil, err
 	}
 	sum := f.SHA256

@@ -497,6 +497,30 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		Auth:                 s.glue,
 		Limiter:              limiter,
 	}, log)
+	// The file service comes first: the chat service is given it (to
+	// remove a deleted message's files), and it needs only the chat's
+	// room rules, which come from the store.
+	fopts := fileOptions{
+		DataDir:   cfg.DataDir,
+		MaxUpload: int64(cfg.MaxUploadMiB) << 20,
+		Quota:     int64(cfg.UploadQuotaMiB) << 20,
+		Log:       log,
+	}
+	if s.clog != nil {
+		blobs, err := newObjectBlobs(base, s.clog.js, s.cluster.replicas)
+		if err != nil {
+			s.leaveCluster()
+			st.Close()
+			cancel()
+			return nil, fmt.Errorf("cluster files: %w", err)
+		}
+		fopts.Replica = blobs // set only here: a nil *objectBlobs in the interface would not be nil
+	}
+	if s.files, err = newFileService(st, newRoomGate(st), fopts); err != nil {
+		st.Close()
+		cancel()
+		return nil, err
+	}
 	if s.chat, err = newChatService(st, chatConfig{
 		Lang:            cfg.Lang,
 		Deliver:         s.glue.deliverRoom,
@@ -505,6 +529,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		MaxMessageRunes: cfg.MaxMessage,
 		MaxRoomsPerUser: cfg.MaxRoomsPerUser,
 		EditWindow:      editWindowFromMinutes(cfg.EditMinutes),
+		Attachments:     s.files,
 		Log:             log,
 	}); err != nil {
 		st.Close()
@@ -532,32 +557,8 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 			return nil, err
 		}
 	}
-	fopts := fileOptions{
-		DataDir:   cfg.DataDir,
-		MaxUpload: int64(cfg.MaxUploadMiB) << 20,
-		Quota:     int64(cfg.UploadQuotaMiB) << 20,
-		Log:       log,
-	}
-	if s.clog != nil {
-		blobs, err := newObjectBlobs(base, s.clog.js, s.cluster.replicas)
-		if err != nil {
-			s.leaveCluster()
-			s.chat.Close()
-			st.Close()
-			cancel()
-			return nil, fmt.Errorf("cluster files: %w", err)
-		}
-		fopts.Replica = blobs // set only here: a nil *objectBlobs in the interface would not be nil
-	}
-	if s.files, err = newFileService(st, s.chat, fopts); err != nil {
-		s.chat.Close()
-		st.Close()
-		cancel()
-		return nil, err
-	}
 	s.api = newAPI(s.chat, s.auth, limiter, log)
 	s.api.files = s.files
-	s.chat.filesGone = s.files.Forget
 	s.origins = transport.NewOriginPolicy(cfg.AllowedOrigins)
 	static, err := ui.NewStatic()
 	if err != nil {
