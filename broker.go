@@ -430,7 +430,7 @@ func (b *Broker) setUser(s *session, user string) {
 
 // unregister removes s and everything it subscribed to.
 func (b *Broker) unregister(s *session) {
-	b.cfg.Limiter.connClosed(s)
+	b.cfg.Limiter.connClosed(s, s.info.Remote)
 	b.mu.Lock()
 	delete(b.sessions, s)
 	last := false

@@ -185,6 +185,18 @@ var options = []option{
 	{"login-rate", strconv.Itoa(defaultLoginsPerIP), "login and registration attempts per minute from one address (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.LoginsPerIP = n })},
 }
 
+// countSetter parses an option that is a count where 0 turns a limit off.
+func countSetter(f func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("invalid count %q (0 or more)", v)
+		}
+		f(c, n)
+		return nil
+	}
+}
+
 func boolSetter(f func(*Config, bool)) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
