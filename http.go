@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"stompbox/internal/apperr"
 )
 
 // routes is the one routing table of the HTTP server (Go 1.22 patterns).
@@ -32,8 +33,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// writeJSONError writes {"error": msg} with status. msg is shown to clients:
-// never put internal details in it.
+// writeJSONError writes {"error": msg} with status (apperr.WriteJSONError).
+// msg is shown to clients: never put internal details in it.
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	apperr.WriteJSONError(w, status, msg)
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"stompbox/internal/apperr"
 	"stompbox/internal/transport"
 	"sync"
 	"time"
@@ -38,7 +39,7 @@ type wsHandler struct {
 
 func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.origins.Allowed(r) {
-		writeJSONError(w, http.StatusForbidden, "origin not allowed")
+		apperr.WriteJSONError(w, http.StatusForbidden, "origin not allowed")
 		h.log.Warn("websocket origin refused", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		return
 	}
