@@ -466,6 +466,12 @@ func (b *Broker) isOnline(user string) bool {
 	return false
 }
 
+// Limits returns the frame limits the broker's parsers enforce, for
+// transports that bound their messages to match (the WebSocket read limit).
+func (b *Broker) Limits() stomp.Limits {
+	return b.cfg.Limits
+}
+
 // sessionCount returns the number of live sessions.
 func (b *Broker) sessionCount() int {
 	b.mu.RLock()

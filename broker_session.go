@@ -166,7 +166,7 @@ func (b *Broker) Serve(ctx context.Context, t transport.Conn, info transport.Inf
 	// transports of those still running when its grace period ends. A
 	// context.AfterFunc on ctx that closed it cost every idle connection
 	// 160 bytes for that last case alone.
-	if jw, ok := t.(jsonWriter); ok && jw.jsonStrings() {
+	if jw, ok := t.(jsonWriter); ok && jw.JSONStrings() {
 		s.json = jw
 	}
 	s.writer = s.writeLoop
@@ -333,13 +333,13 @@ var errDisconnected = errors.New("client disconnected")
 
 // deadlineReader is implemented by transports that bound a read with a
 // deadline on their socket instead of a context, so that a connection
-// blocked in a read holds no context machinery (see wsTransport.readBy).
-// readBy does not watch any context: it returns when data comes, the
+// blocked in a read holds no context machinery (see wsTransport.ReadBy).
+// ReadBy does not watch any context: it returns when data comes, the
 // deadline passes (an error matching os.ErrDeadlineExceeded; a zero
 // deadline never passes) or the transport is closed. Only the session's
 // reader calls it, as it would call Read.
 type deadlineReader interface {
-	readBy(deadline time.Time) ([]byte, error)
+	ReadBy(deadline time.Time) ([]byte, error)
 }
 
 // read returns the next chunk from the transport within readTimeout. A
@@ -352,7 +352,7 @@ func (s *session) read() ([]byte, error) {
 		if d > 0 {
 			deadline = time.Now().Add(d)
 		}
-		chunk, err := r.readBy(deadline)
+		chunk, err := r.ReadBy(deadline)
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, context.DeadlineExceeded
 		}
@@ -576,17 +576,17 @@ var (
 )
 
 // jsonWriter is implemented by transports that carry STOMP bytes inside
-// JSON strings: SockJS frames every message as a["…"]. When jsonStrings
-// reports true, the writer hands each batch to writeJSON already escaped as
+// JSON strings: SockJS frames every message as a["…"]. When JSONStrings
+// reports true, the writer hands each batch to WriteJSON already escaped as
 // string content (appendSockJSContent, html off), one message per batch,
 // and escapes a MESSAGE's shared tail once per publish
 // (message.encodedJSON) rather than every subscriber's transport escaping
 // the whole frame again: that was a third of the server's CPU in an
-// xhr-streaming fan-out. writeJSON is called by the writer only; content is
+// xhr-streaming fan-out. WriteJSON is called by the writer only; content is
 // valid during the call.
 type jsonWriter interface {
-	jsonStrings() bool
-	writeJSON(deadline time.Time, content []byte) error
+	JSONStrings() bool
+	WriteJSON(deadline time.Time, content []byte) error
 }
 
 // batchSize estimates the encoded size of items: the shared MESSAGE tails
@@ -606,20 +606,20 @@ func batchSize(items []outItem, v stomp.Version) int {
 
 // deadlineWriter is implemented by transports that can bound a write with
 // a deadline on their socket. The writer then builds no context (a timer and
-// its allocations) per write. Only the session's writer calls writeBy, as
+// its allocations) per write. Only the session's writer calls WriteBy, as
 // it would call Write.
 type deadlineWriter interface {
-	writeBy(deadline time.Time, frames [][]byte) error
+	WriteBy(deadline time.Time, frames [][]byte) error
 }
 
 // write sends parts with the write deadline. In JSON mode parts is one
 // piece of escaped content.
 func (s *session) write(parts [][]byte) error {
 	if s.json != nil {
-		return s.json.writeJSON(time.Now().Add(s.b.cfg.WriteTimeout), parts[0])
+		return s.json.WriteJSON(time.Now().Add(s.b.cfg.WriteTimeout), parts[0])
 	}
 	if w, ok := s.t.(deadlineWriter); ok {
-		return w.writeBy(time.Now().Add(s.b.cfg.WriteTimeout), parts)
+		return w.WriteBy(time.Now().Add(s.b.cfg.WriteTimeout), parts)
 	}
 	// Not derived from s.ctx: the final ERROR is written after the session
 	// was cancelled. The deadline bounds it.

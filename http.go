@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"stompbox/internal/apperr"
+	"stompbox/internal/transport"
 )
 
 // routes is the one routing table of the HTTP server (Go 1.22 patterns).
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", &wsHandler{identify: s.requestUser, broker: s.broker, origins: s.origins, base: s.base, log: s.log})
+	mux.Handle("GET /ws", &wsHandler{identify: s.requestUser, serve: s.serveSTOMP, maxFrame: s.broker.Limits().MaxFrame, origins: s.origins, log: s.log})
 	for _, sj := range s.sockjs {
 		mux.Handle(sj.Opts.Prefix, sj)
 		mux.Handle(sj.Opts.Prefix+"/", sj)
@@ -23,6 +24,13 @@ func (s *server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.sessionCount()})
 	})
 	return s.secure(mux)
+}
+
+// serveSTOMP runs a STOMP session over a connection a transport accepted,
+// on the server's base context: a session outlives the request or accept
+// that brought it. It returns when the session ends.
+func (s *server) serveSTOMP(t transport.Conn, info transport.Info) {
+	s.broker.Serve(s.base, t, info)
 }
 
 // writeJSON writes v as a JSON response.

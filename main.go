@@ -638,7 +638,7 @@ func (s *server) Start() error {
 			ln.Close()
 			return err
 		}
-		s.tcp = serveTCP(s.base, tln, s.broker, s.log)
+		s.tcp = serveTCP(tln, s.serveSTOMP, s.log)
 		s.log.Info("STOMP over TCP", "addr", tln.Addr().String(), "tls", s.cfg.tlsEnabled())
 	}
 	s.maintWG.Add(1)
