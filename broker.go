@@ -34,6 +34,7 @@ const (
 	defaultQueueDepth           = 10000            // messages a /queue/ destination holds while nobody consumes
 	defaultMaxUnacked           = 1024             // deliveries awaiting ACK in client modes, per connection
 	heartBeatGrace              = 2                // a client may be this many times late before it is considered gone
+	defaultServerName           = "stompbox"       // the CONNECTED server header when the config names none
 )
 
 // brokerConfig holds the broker's options. Zero values take the defaults.
@@ -57,7 +58,7 @@ type brokerConfig struct {
 	OutboxBytes          int
 	QueueDepth           int
 	MaxUnacked           int
-	ServerName           string        // the CONNECTED server header
+	ServerName           string        // the CONNECTED server header; default defaultServerName (the server names its version)
 	Auth                 authenticator // nil accepts everyone, naming them by their login header
 	Limiter              *rateLimiter  // SEND and per-address connection limits (ratelimit.go); nil: none
 }
@@ -87,7 +88,7 @@ func (c *brokerConfig) setDefaults() {
 	setDefault(&c.QueueDepth, defaultQueueDepth)
 	setDefault(&c.MaxUnacked, defaultMaxUnacked)
 	if c.ServerName == "" {
-		c.ServerName = "stompbox/" + buildVersion
+		c.ServerName = defaultServerName
 	}
 	if c.Auth == nil {
 		c.Auth = openAuth{}
@@ -671,7 +672,3 @@ func (b *Broker) Close(ctx context.Context) error {
 		return fmt.Errorf("close broker: %w", ctx.Err())
 	}
 }
-
-// buildVersion is the version stamped into the binary by the release build
-// (-ldflags "-X main.buildVersion=…"); "dev" otherwise.
-var buildVersion = "dev"

@@ -97,6 +97,10 @@ type Config struct {
 	Cluster          clusterConfig // several nodes, one chat (cluster*.go); zero: a single node
 }
 
+// buildVersion is the version stamped into the binary by the release build
+// (-ldflags "-X main.buildVersion=…"); "dev" otherwise.
+var buildVersion = "dev"
+
 // option is one row of the option table: a flag, its environment variable
 // and its default. -h and the README list the same rows.
 type option struct {
@@ -504,6 +508,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		MaxSubscriptions:     cfg.MaxSubscriptions,
 		MaxUserSubscriptions: cfg.MaxUserSubs,
 		HeartBeat:            hb,
+		ServerName:           "stompbox/" + buildVersion,
 		Auth:                 s.glue,
 		Limiter:              limiter,
 	}, log)
