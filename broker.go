@@ -230,7 +230,6 @@ type Broker struct {
 	subHooks  []destHook
 	sendHooks []destHook
 	unsubHook []func(s *session, sub *subscription)
-	onUser    []func(user string, online bool)
 	onRemote  []func(dest string)
 
 	// bus spreads what the broker delivers and does not store over the
@@ -327,30 +326,6 @@ func (b *Broker) OnUnsubscribe(fn func(s *session, sub *subscription)) {
 	b.unsubHook = append(b.unsubHook, fn)
 }
 
-// TopicUsers returns the distinct user names subscribed to a topic, for
-// presence ("who is in this room").
-func (b *Broker) TopicUsers(dest string) []string {
-	b.mu.RLock()
-	subs := b.topics[dest]
-	b.mu.RUnlock()
-	seen := make(map[string]bool, len(subs))
-	var users []string
-	for _, sub := range subs {
-		if u := sub.sess.user; u != "" && !seen[u] {
-			seen[u] = true
-			users = append(users, u)
-		}
-	}
-	return users
-}
-
-// OnPresence registers fn to be told when a user's first session connects
-// and last session goes. fn runs on the connecting or leaving session's
-// goroutine and must not block. Register before serving.
-func (b *Broker) OnPresence(fn func(user string, online bool)) {
-	b.onUser = append(b.onUser, fn)
-}
-
 // notePresence tells the cluster that user is (on) or is no longer (off)
 // present at key on this node: connectedKey is being connected at all
 // (isOnline), a destination is being in that place (a room's presence list). The caller
@@ -415,18 +390,12 @@ func (b *Broker) setUser(s *session, user string) {
 	}
 	b.mu.Lock()
 	b.users[user]++
-	first := b.users[user] == 1
-	if first {
+	if b.users[user] == 1 {
 		// Under b.mu, so that the cluster hears of a user's comings and
 		// goings in the order they happened here (see notePresence).
 		b.notePresence(connectedKey, user, true)
 	}
 	b.mu.Unlock()
-	if first {
-		for _, fn := range b.onUser {
-			fn(user, true)
-		}
-	}
 }
 
 // unregister removes s and everything it subscribed to.
@@ -434,21 +403,14 @@ func (b *Broker) unregister(s *session) {
 	b.cfg.Limiter.connClosed(s, s.info.Remote)
 	b.mu.Lock()
 	delete(b.sessions, s)
-	last := false
 	if s.user != "" && s.connected {
 		b.users[s.user]--
 		if b.users[s.user] <= 0 {
 			delete(b.users, s.user)
-			last = true
 			b.notePresence(connectedKey, s.user, false)
 		}
 	}
 	b.mu.Unlock()
-	if last {
-		for _, fn := range b.onUser {
-			fn(s.user, false)
-		}
-	}
 }
 
 // isOnline reports whether user has a connected session: here, or on
@@ -529,30 +491,6 @@ func userKey(user string, sessionID uint64, dest string) string {
 	return "\x00u" + user + "\x00" + dest
 }
 
-// Publish delivers a message to every subscriber of a topic destination, or
-// to one consumer of a queue destination, on every node of the cluster. It
-// never blocks on a subscriber. headers are user headers (content-type and
-// custom ones); storeID is the message's id in the chat store, 0 if it is
-// not stored. A stored message is delivered on this node only: every node
-// delivers stored messages from the replicated log itself. In a cluster a
-// queue message waits, at most queueOfferTimeout, for the node that takes
-// it (clusterBus.sendQueue).
-func (b *Broker) Publish(dest string, headers []stomp.Header, body []byte, storeID int64) error {
-	m := &message{dest: dest, headers: headers, body: body, storeID: storeID}
-	switch kind, _ := b.classify(dest); kind {
-	case destTopic:
-		if storeID != 0 {
-			b.publishTopic(dest, m)
-			return nil
-		}
-		return b.routeTopic(m)
-	case destQueue:
-		return b.routeQueue(context.Background(), m)
-	default:
-		return errUnknownDestination
-	}
-}
-
 // routeTopic delivers m to the subscribers of its topic on every node: over
 // the cluster bus when one is attached (this node gets its own message back
 // from NATS, so there is one delivery path and one order), else here. It
@@ -585,26 +523,6 @@ func (b *Broker) publishTopic(key string, m *message) {
 	for _, sub := range subs {
 		sub.deliver(m)
 	}
-}
-
-// SendToUser delivers a message to every session of user subscribed to the
-// user destination dest (a path such as "/user/queue/notifications" or
-// "/queue/notifications"; the user prefix is added when missing), on every
-// node of the cluster. Call it once per event, on one node. A bus that
-// cannot publish logs the error: the caller (the store's writer) has
-// nobody to tell.
-func (b *Broker) SendToUser(user, dest string, headers []stomp.Header, body []byte) {
-	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
-		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
-	}
-	m := &message{dest: dest, headers: headers, body: body}
-	if cb := b.bus.Load(); cb != nil && user != "" {
-		if err := cb.publish(busUserSubject, user, m); err != nil {
-			b.log.Error("user message not sent to the cluster", "err", err, "user", user, "destination", dest)
-		}
-		return
-	}
-	b.publishTopic(userKey(user, 0, dest), m)
 }
 
 // SendToLocalUser is SendToUser for this node's sessions only: for what
