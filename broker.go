@@ -233,11 +233,10 @@ type Broker struct {
 	onRemote  []func(dest string)
 
 	// bus spreads what the broker delivers and does not store over the
-	// nodes of a cluster (cluster_bus.go). It is nil on a single node, and
-	// then every path below is the local one. newClusterBus sets it before
-	// the broker serves; it is atomic only so that a bus attached to a
-	// broker whose listeners already run (as tests do) is not a data race.
-	bus atomic.Pointer[clusterBus]
+	// nodes of a cluster (broker_bus.go). It is nil on a single node, and
+	// then every path below is the local one. Set by AttachBus before the
+	// broker serves; read with loadBus.
+	bus atomic.Pointer[attachedBus]
 }
 
 // newBroker returns a broker ready to Serve connections.
@@ -326,37 +325,6 @@ func (b *Broker) OnUnsubscribe(fn func(s *session, sub *subscription)) {
 	b.unsubHook = append(b.unsubHook, fn)
 }
 
-// notePresence tells the cluster that user is (on) or is no longer (off)
-// present at key on this node: connectedKey is being connected at all
-// (isOnline), a destination is being in that place (a room's presence list). The caller
-// holds the lock under which it counted the change, so that the cluster
-// sees the changes of one key in the order they happened; notePresence
-// only updates memory under the bus's own leaf lock and never blocks.
-// Without a bus it does nothing.
-func (b *Broker) notePresence(key, user string, on bool) {
-	if cb := b.bus.Load(); cb != nil {
-		cb.notePresence(key, user, on)
-	}
-}
-
-// remotePresence returns the users present at dest on the other live
-// nodes of the cluster, unsorted; nil without a bus.
-func (b *Broker) remotePresence(dest string) []string {
-	if cb := b.bus.Load(); cb != nil {
-		return cb.remotePresence(dest)
-	}
-	return nil
-}
-
-// OnRemotePresence registers fn to be told that who is present at dest on
-// other nodes changed (someone came or left there, or a node went away),
-// so that the application can send its local subscribers the new list. fn
-// runs on a cluster bus goroutine and must not block. Register before
-// serving; without a bus it is never called.
-func (b *Broker) OnRemotePresence(fn func(dest string)) {
-	b.onRemote = append(b.onRemote, fn)
-}
-
 func runHooks(ctx context.Context, hooks []destHook, s *session, sub *subscription, f *stomp.Frame, dest string) error {
 	for _, h := range hooks {
 		if strings.HasPrefix(dest, h.prefix) {
@@ -392,8 +360,8 @@ func (b *Broker) setUser(s *session, user string) {
 	b.users[user]++
 	if b.users[user] == 1 {
 		// Under b.mu, so that the cluster hears of a user's comings and
-		// goings in the order they happened here (see notePresence).
-		b.notePresence(connectedKey, user, true)
+		// goings in the order they happened here (see Bus).
+		b.noteOnline(user, true)
 	}
 	b.mu.Unlock()
 }
@@ -407,7 +375,7 @@ func (b *Broker) unregister(s *session) {
 		b.users[s.user]--
 		if b.users[s.user] <= 0 {
 			delete(b.users, s.user)
-			b.notePresence(connectedKey, s.user, false)
+			b.noteOnline(s.user, false)
 		}
 	}
 	b.mu.Unlock()
@@ -423,8 +391,8 @@ func (b *Broker) isOnline(user string) bool {
 	if here {
 		return true
 	}
-	if cb := b.bus.Load(); cb != nil {
-		return cb.remoteOnline(user)
+	if bus := b.loadBus(); bus != nil {
+		return bus.RemoteOnline(user)
 	}
 	return false
 }
@@ -496,19 +464,22 @@ func userKey(user string, sessionID uint64, dest string) string {
 // from NATS, so there is one delivery path and one order), else here. It
 // never blocks on a subscriber.
 func (b *Broker) routeTopic(m *message) error {
-	if cb := b.bus.Load(); cb != nil {
-		return cb.publish(busTopicSubject, "", m)
+	if bus := b.loadBus(); bus != nil {
+		return bus.PublishTopic(m.dest, m.headers, m.body)
 	}
 	b.publishTopic(m.dest, m)
 	return nil
 }
 
-// routeQueue hands m to one consumer of its queue somewhere in the cluster,
-// or holds it (see clusterBus.sendQueue); on a single node, to the local
-// queue. ctx bounds the wait for the node that takes it.
+// routeQueue hands m to one consumer of its queue somewhere in the cluster
+// (Bus.SendQueue), or, when no node consumes it or on a single node, to the
+// local queue, which holds it until a consumer comes (here or, offered by
+// the bus, on another node). ctx bounds the wait for the node that takes it.
 func (b *Broker) routeQueue(ctx context.Context, m *message) error {
-	if cb := b.bus.Load(); cb != nil {
-		return cb.sendQueue(ctx, m)
+	if bus := b.loadBus(); bus != nil {
+		if taken, err := bus.SendQueue(ctx, m.dest, m.headers, m.body); err != nil || taken {
+			return err
+		}
 	}
 	return b.queueFor(m.dest).put(m)
 }

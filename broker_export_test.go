@@ -17,7 +17,7 @@ import (
 // not stored. A stored message is delivered on this node only: every node
 // delivers stored messages from the replicated log itself. In a cluster a
 // queue message waits, at most queueOfferTimeout, for the node that takes
-// it (clusterBus.sendQueue).
+// it (Bus.SendQueue).
 func (b *Broker) Publish(dest string, headers []stomp.Header, body []byte, storeID int64) error {
 	m := &message{dest: dest, headers: headers, body: body, storeID: storeID}
 	switch kind, _ := b.classify(dest); kind {
@@ -44,12 +44,11 @@ func (b *Broker) SendToUser(user, dest string, headers []stomp.Header, body []by
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 	}
-	m := &message{dest: dest, headers: headers, body: body}
-	if cb := b.bus.Load(); cb != nil && user != "" {
-		if err := cb.publish(busUserSubject, user, m); err != nil {
+	if bus := b.loadBus(); bus != nil && user != "" {
+		if err := bus.PublishUser(user, dest, headers, body); err != nil {
 			b.log.Error("user message not sent to the cluster", "err", err, "user", user, "destination", dest)
 		}
 		return
 	}
-	b.publishTopic(userKey(user, 0, dest), m)
+	b.publishTopic(userKey(user, 0, dest), &message{dest: dest, headers: headers, body: body})
 }

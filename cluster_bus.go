@@ -58,7 +58,7 @@ const (
 	presenceKindSnap  = "snapshot"    // everything, in parts; the last part completes it
 	presenceKindBeat  = "beat"        // alive, at this sequence number
 	presenceKindBye   = "bye"         // the node leaves: drop its users now
-	connectedKey      = ""            // the presence key of being connected at all (isOnline)
+	connectedKey      = ""            // the presence key of being connected at all (NoteOnline, RemoteOnline)
 )
 
 // Cluster bus errors.
@@ -95,6 +95,8 @@ var (
 // Delivery is NATS core's: at most once. Messages published while a node
 // is cut off from NATS are lost for the others (nats.go buffers a few MiB
 // while reconnecting).
+//
+// It is the broker's Bus (broker_bus.go), attached by newClusterBus.
 //
 // Goroutines, all ended and awaited by Close: recvLoop (every
 // subscription's messages, in the order the connection got them),
@@ -133,6 +135,9 @@ type clusterBus struct {
 	changed map[presenceKey]struct{}       // local entries changed since the last delta
 	nodes   map[string]*remoteNode         // the other live nodes, by name
 }
+
+// clusterBus is the broker's Bus.
+var _ Bus = (*clusterBus)(nil)
 
 // presenceKey is one user at one presence key.
 type presenceKey struct{ key, user string }
@@ -212,10 +217,10 @@ func newClusterBus(nc *nats.Conn, b *Broker, node string, log *slog.Logger) (*cl
 		cancel()
 		return nil, fmt.Errorf("cluster bus: flush: %w", err)
 	}
-	if !b.bus.CompareAndSwap(nil, cb) {
+	if err := b.AttachBus(cb); err != nil {
 		cb.unsubscribe(cb.subs)
 		cancel()
-		return nil, errors.New("cluster bus: the broker already has one")
+		return nil, fmt.Errorf("cluster bus: %w", err)
 	}
 	cb.wg.Add(3)
 	go cb.recvLoop()
@@ -246,7 +251,7 @@ func (cb *clusterBus) Close() error {
 		}
 		cb.cancel()
 		cb.wg.Wait()
-		cb.b.bus.CompareAndSwap(cb, nil)
+		cb.b.DetachBus(cb)
 		if cb.nc.IsClosed() {
 			return
 		}
@@ -296,11 +301,22 @@ func (cb *clusterBus) publishRaw(subj string, data []byte) {
 	cb.pubFailing.Store(false)
 }
 
+// PublishTopic sends a topic message to every node, this one included
+// (Bus). It returns NATS's error (a closed connection, a message over
+// max_payload); the caller's session then gets "internal error" and the
+// log the rest.
+func (cb *clusterBus) PublishTopic(dest string, headers []stomp.Header, body []byte) error {
+	return cb.publish(busTopicSubject, "", busMessage{dest: dest, headers: headers, body: body})
+}
+
+// PublishUser sends a message for user's sessions to every node (Bus).
+func (cb *clusterBus) PublishUser(user, dest string, headers []stomp.Header, body []byte) error {
+	return cb.publish(busUserSubject, user, busMessage{dest: dest, headers: headers, body: body})
+}
+
 // publish sends m to every node: to its topic (user "") or to user's
-// sessions (prefix busUserSubject). It returns NATS's error (a closed
-// connection, a message over max_payload); the caller's session then gets
-// "internal error" and the log the rest.
-func (cb *clusterBus) publish(prefix, user string, m *message) error {
+// sessions (prefix busUserSubject).
+func (cb *clusterBus) publish(prefix, user string, m busMessage) error {
 	if cb.ctx.Err() != nil {
 		return errBusClosed
 	}
@@ -314,11 +330,18 @@ func (cb *clusterBus) publish(prefix, user string, m *message) error {
 	return nil
 }
 
+// busMessage is a topic, queue or user message as the bus carries it.
+type busMessage struct {
+	dest    string
+	headers []stomp.Header
+	body    []byte
+}
+
 // appendBusMessage appends the bus form of m for user's sessions (user ""
 // for topics and queues): busWireVersion; the destination, the user and
 // each header's key and value as a uvarint length and the bytes, with the
 // header count as a uvarint before the headers; then the body to the end.
-func appendBusMessage(dst []byte, user string, m *message) []byte {
+func appendBusMessage(dst []byte, user string, m busMessage) []byte {
 	n := 1 + 3*binary.MaxVarintLen32 + len(m.dest) + len(user) + len(m.body)
 	for _, h := range m.headers {
 		n += 2*binary.MaxVarintLen32 + len(h.Key) + len(h.Value)
@@ -341,16 +364,16 @@ func appendBusString(dst []byte, s string) []byte {
 
 // decodeBusMessage reverses appendBusMessage. The message's body shares
 // data's memory (nats.go gives each message its own).
-func decodeBusMessage(data []byte) (user string, m *message, err error) {
+func decodeBusMessage(data []byte) (user string, m busMessage, err error) {
 	if len(data) == 0 || data[0] != busWireVersion {
-		return "", nil, errBadBusMessage
+		return "", busMessage{}, errBadBusMessage
 	}
 	d := busDecoder{rest: data[1:]}
 	dest := d.string()
 	user = d.string()
 	n := d.uvarint()
 	if d.bad || n > uint64(len(d.rest))/2 { // each header takes two bytes at least
-		return "", nil, errBadBusMessage
+		return "", busMessage{}, errBadBusMessage
 	}
 	var headers []stomp.Header
 	if n > 0 {
@@ -361,9 +384,9 @@ func decodeBusMessage(data []byte) (user string, m *message, err error) {
 		}
 	}
 	if d.bad || dest == "" {
-		return "", nil, errBadBusMessage
+		return "", busMessage{}, errBadBusMessage
 	}
-	return user, &message{dest: dest, headers: headers, body: d.rest}, nil
+	return user, busMessage{dest: dest, headers: headers, body: d.rest}, nil
 }
 
 // busDecoder reads appendBusMessage's fields; bad sticks once a read runs
@@ -415,13 +438,13 @@ func (cb *clusterBus) dispatch(m *nats.Msg) {
 		if _, msg, err := decodeBusMessage(m.Data); err != nil {
 			cb.log.Error("cluster message dropped", "err", err, "subject", subj)
 		} else {
-			cb.b.publishTopic(msg.dest, msg)
+			cb.b.DeliverRemoteTopic(msg.dest, msg.headers, msg.body)
 		}
 	case strings.HasPrefix(subj, busUserSubject):
 		if user, msg, err := decodeBusMessage(m.Data); err != nil || user == "" {
 			cb.log.Error("cluster message dropped", "err", err, "subject", subj)
 		} else {
-			cb.b.publishTopic(userKey(user, 0, msg.dest), msg)
+			cb.b.DeliverRemoteUser(user, msg.dest, msg.headers, msg.body)
 		}
 	case strings.HasPrefix(subj, busQueueSubject):
 		cb.takeOffer(m)
@@ -445,34 +468,35 @@ const (
 	offerNobody                     // no node consumes the queue
 )
 
-// sendQueue hands m to one consumer of its queue somewhere in the cluster:
-// one node in the queue's group takes it into its local queue and answers,
-// so a RECEIPT for the SEND means it is in some node's queue, and a full
-// one is refused (errQueueFull) as on a single node. When no node has a
-// consumer, m waits in this node's queue (up to its depth) and is offered
-// again when a node announces one, and every presenceBeat. It runs on the
-// sender's reader goroutine and waits for the answer, at most
+// SendQueue hands a message to one consumer of queue dest somewhere in the
+// cluster (Bus): one node in the queue's group takes it into its local
+// queue and answers, so a RECEIPT for the SEND means it is in some node's
+// queue, and a full one is refused (errQueueFull) as on a single node. When
+// no node has a consumer it reports taken=false: the broker holds the
+// message in this node's queue (up to its depth), and the bus offers it
+// again when a node announces one, and every presenceBeat (offerHeld). It
+// runs on the sender's reader goroutine and waits for the answer, at most
 // queueOfferTimeout (errQueueNoAnswer; the message may then have been
 // taken or not).
-func (cb *clusterBus) sendQueue(ctx context.Context, m *message) error {
+func (cb *clusterBus) SendQueue(ctx context.Context, dest string, headers []stomp.Header, body []byte) (bool, error) {
 	if cb.ctx.Err() != nil {
-		return errBusClosed
+		return false, errBusClosed
 	}
-	subj := busQueueSubject + busToken(m.dest)
-	data := appendBusMessage(nil, "", m)
+	subj := busQueueSubject + busToken(dest)
+	data := appendBusMessage(nil, "", busMessage{dest: dest, headers: headers, body: body})
 	for range queueOfferTries {
 		res, err := cb.offer(ctx, subj, data)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if res == offerTaken {
-			return nil
+			return true, nil
 		}
 		if res == offerNobody {
 			break
 		}
 	}
-	return cb.b.queueFor(m.dest).put(m)
+	return false, nil
 }
 
 // offer asks the queue group of subj to take data.
@@ -504,7 +528,7 @@ func (cb *clusterBus) takeOffer(m *nats.Msg) {
 	reply := queueReplyRefused
 	if _, msg, err := decodeBusMessage(m.Data); err != nil {
 		cb.log.Error("cluster queue offer refused", "err", err, "subject", m.Subject)
-	} else if taken, err := cb.b.queueFor(msg.dest).offer(msg); err != nil {
+	} else if taken, err := cb.b.TakeRemoteQueue(msg.dest, msg.headers, msg.body); err != nil {
 		reply = queueReplyFull
 	} else if taken {
 		reply = queueReplyTaken
@@ -514,43 +538,43 @@ func (cb *clusterBus) takeOffer(m *nats.Msg) {
 	}
 }
 
-// queueConsumersChanged makes this node a member of q's queue group while
-// q has a consumer here, and not otherwise. The queue calls it when its
-// first consumer comes and its last goes (outside its lock), queueLoop
-// every beat; it reads the current count, so calls that race settle on
-// the truth.
-func (cb *clusterBus) queueConsumersChanged(q *queue) {
+// QueueConsumersChanged makes this node a member of queue dest's group
+// while the queue has a consumer here, and not otherwise (Bus). The queue
+// calls it when its first consumer comes and its last goes (outside its
+// lock), queueLoop every beat; it reads the current count, so calls that
+// race settle on the truth.
+func (cb *clusterBus) QueueConsumersChanged(dest string) {
 	cb.qmu.Lock()
 	defer cb.qmu.Unlock()
 	if cb.qclosed {
 		return
 	}
-	want := q.consumerCount() > 0
-	sub, have := cb.qsubs[q.name]
+	want := cb.b.QueueConsumers(dest) > 0
+	sub, have := cb.qsubs[dest]
 	switch {
 	case want && !have:
-		token := busToken(q.name)
+		token := busToken(dest)
 		s, err := cb.nc.ChanQueueSubscribe(busQueueSubject+token, busQueueGroup, cb.in)
 		if err != nil {
-			cb.log.Error("cluster queue subscribe failed", "err", err, "destination", q.name)
+			cb.log.Error("cluster queue subscribe failed", "err", err, "destination", dest)
 			return
 		}
-		cb.qsubs[q.name] = s
+		cb.qsubs[dest] = s
 		// Nodes holding messages for the queue offer them now. This is
 		// published after the subscription on the same connection, so the
 		// server knows the new member by the time they ask.
 		cb.publishRaw(busQueueReadySubject+token, nil)
 	case !want && have:
 		if err := cb.unsubscribe([]*nats.Subscription{sub}); err != nil {
-			cb.log.Error("cluster queue unsubscribe failed", "err", err, "destination", q.name)
+			cb.log.Error("cluster queue unsubscribe failed", "err", err, "destination", dest)
 		}
-		delete(cb.qsubs, q.name)
+		delete(cb.qsubs, dest)
 		wake(cb.queuesDue) // what is held here, or comes back unacknowledged, goes elsewhere
 	}
 }
 
-// heldIdle is told that a queue holds messages with no consumer here.
-func (cb *clusterBus) heldIdle() {
+// HeldIdle is told that a queue holds messages with no consumer here (Bus).
+func (cb *clusterBus) HeldIdle() {
 	wake(cb.queuesDue)
 }
 
@@ -574,32 +598,34 @@ func (cb *clusterBus) queueLoop() {
 // timed out is given back too, so it may reach two consumers: at least
 // once here, rather than lost.
 func (cb *clusterBus) offerHeld() {
-	for _, q := range cb.b.queueList() {
+	for _, name := range cb.b.Queues() {
 		if cb.ctx.Err() != nil {
 			return
 		}
-		cb.queueConsumersChanged(q) // heals a subscribe that failed
-		held := q.takeIdle()
-		if len(held) == 0 {
-			continue
-		}
-		subj := busQueueSubject + busToken(q.name)
-		for i, m := range held {
-			res, err := cb.offer(cb.ctx, subj, appendBusMessage(nil, "", m))
+		cb.QueueConsumersChanged(name) // heals a subscribe that failed
+		subj := ""
+		cb.b.OfferIdleQueue(name, func(dest string, headers []stomp.Header, body []byte) bool {
+			if subj == "" {
+				subj = busQueueSubject + busToken(name)
+			}
+			res, err := cb.offer(cb.ctx, subj, appendBusMessage(nil, "", busMessage{dest: dest, headers: headers, body: body}))
 			if err != nil && cb.ctx.Err() == nil && !errors.Is(err, errQueueFull) {
-				cb.log.Warn("held queue message not offered", "err", err, "destination", q.name)
+				cb.log.Warn("held queue message not offered", "err", err, "destination", name)
 			}
-			if err != nil || res != offerTaken {
-				q.putFront(held[i:], nil)
-				break
-			}
-		}
+			return err == nil && res == offerTaken
+		})
 	}
 }
 
-// notePresence records a change of this node's presence for the next
-// delta. See Broker.notePresence: the caller holds its own lock.
-func (cb *clusterBus) notePresence(key, user string, on bool) {
+// NoteOnline records that user's first session on this node connected
+// (on) or their last went, under connectedKey (Bus).
+func (cb *clusterBus) NoteOnline(user string, on bool) {
+	cb.NotePresence(connectedKey, user, on)
+}
+
+// NotePresence records a change of this node's presence for the next
+// delta (Bus): the caller holds its own lock.
+func (cb *clusterBus) NotePresence(key, user string, on bool) {
 	cb.pmu.Lock()
 	users := cb.local[key]
 	if on {
@@ -619,8 +645,8 @@ func (cb *clusterBus) notePresence(key, user string, on bool) {
 	wake(cb.presenceDue)
 }
 
-// remoteOnline reports whether user is connected to another live node.
-func (cb *clusterBus) remoteOnline(user string) bool {
+// RemoteOnline reports whether user is connected to another live node.
+func (cb *clusterBus) RemoteOnline(user string) bool {
 	cb.pmu.RLock()
 	defer cb.pmu.RUnlock()
 	for _, n := range cb.nodes {
@@ -631,9 +657,9 @@ func (cb *clusterBus) remoteOnline(user string) bool {
 	return false
 }
 
-// remotePresence returns the users present at key on other live nodes,
+// RemotePresence returns the users present at key on other live nodes,
 // unsorted, with a user on two nodes named twice.
-func (cb *clusterBus) remotePresence(key string) []string {
+func (cb *clusterBus) RemotePresence(key string) []string {
 	cb.pmu.RLock()
 	defer cb.pmu.RUnlock()
 	var users []string
@@ -959,8 +985,6 @@ func (cb *clusterBus) presenceChanged(changed map[string]struct{}) {
 		if key == connectedKey {
 			continue
 		}
-		for _, fn := range cb.b.onRemote {
-			fn(key)
-		}
+		cb.b.RemotePresenceChanged(key)
 	}
 }
