@@ -7,7 +7,7 @@
 //	main.go         options, run, server wiring and the shutdown order
 //	stomp.go        STOMP 1.0–1.2 frames: parser, encoder, escaping, negotiation
 //	broker*.go      destinations, subscriptions, sessions and their outboxes, acks, transactions, app handlers
-//	cluster_bus.go  what the broker delivers and does not store (topics, queues, user messages, presence), across nodes over NATS
+//	cluster_bus*.go what the broker delivers and does not store (topics, queues, user messages, presence), across nodes over NATS
 //	transport.go    the interface every connection type adapts to
 //	ws.go, tcp.go   STOMP over WebSocket (/ws) and over TCP or TLS (--stomp-addr)
 //	origin.go       the Origin allow-list for browser connections
