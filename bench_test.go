@@ -138,9 +138,9 @@ func (t *discardTransport) Read(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// writeBy makes discardTransport a deadlineWriter, as the WebSocket and
-// TCP transports are, so the session writes without a context per write.
-func (t *discardTransport) writeBy(_ time.Time, frames [][]byte) error {
+// WriteBy makes discardTransport a deadlineWriter, as the WebSocket
+// transport is, so the session writes without a context per write.
+func (t *discardTransport) WriteBy(_ time.Time, frames [][]byte) error {
 	return t.Write(context.Background(), frames)
 }
 

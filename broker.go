@@ -9,125 +9,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
-// Broker defaults. Each is an option in main.go.
-const (
-	defaultMaxSubscriptions = 256 // per connection; a chat UI needs one per open room plus a few user queues
-	// defaultMaxUserSubscriptions bounds one user's subscriptions over all
-	// of their connections: eight connections full to -max-subscriptions.
-	// The web UI takes at most 204 per tab (200 rooms, presence, typing,
-	// two user queues), so someone in 200 rooms keeps ten tabs, with room
-	// for a dropped connection the server has not noticed yet. Without it,
-	// one account holding connections from many addresses could file up
-	// to -max-connections × -max-subscriptions subscriptions.
-	defaultMaxUserSubscriptions = 8 * defaultMaxSubscriptions
-	defaultMaxConnections       = 20000            // a Pi 4 holds this many idle sockets comfortably
-	defaultHeartBeat            = 10 * time.Second // Spring's simple broker and stompjs both default to 10 s
-	defaultConnectTimeout       = 10 * time.Second // a socket that never sends CONNECT is dropped
-	defaultWriteTimeout         = 5 * time.Second  // a client that cannot take a write in 5 s is gone or hostile
-	defaultOutboxFrames         = 1024             // frames queued for one reader before it counts as slow
-	defaultOutboxBytes          = 4 << 20          // bytes queued for one reader before it counts as slow, as NATS max_pending
-	outboxHardFactor            = 2                // past this many times the bounds a reader is cut off at once
-	slowConsumerGrace           = 2 * time.Second  // a reader may stay over the bounds this long (a GC pause, a burst) before it is cut off
-	defaultQueueDepth           = 10000            // messages a /queue/ destination holds while nobody consumes
-	defaultMaxUnacked           = 1024             // deliveries awaiting ACK in client modes, per connection
-	heartBeatGrace              = 2                // a client may be this many times late before it is considered gone
-)
-
-// brokerConfig holds the broker's options. Zero values take the defaults.
-type brokerConfig struct {
-	TopicPrefixes    []string // 1:N destinations; default /sub/ (the seed) and /topic/ (Spring)
-	QueuePrefixes    []string // 1:1 competing consumers; default /queue/
-	AppPrefixes      []string // routed to application handlers; default /pub/ and /app/
-	UserPrefix       string   // per-user destinations; default /user/
-	Limits           stomp.Limits
-	MaxSubscriptions int
-	// MaxUserSubscriptions bounds the subscriptions of one user name over
-	// all their sessions; 0 means no limit (it takes no default here, as a
-	// zero Config in tests turns limits off). Anonymous sessions have only
-	// the per-connection MaxSubscriptions.
-	MaxUserSubscriptions int
-	MaxConnections       int
-	HeartBeat            time.Duration // what the server offers and asks for; 0 disables heart-beats
-	ConnectTimeout       time.Duration
-	WriteTimeout         time.Duration
-	OutboxFrames         int
-	OutboxBytes          int
-	QueueDepth           int
-	MaxUnacked           int
-	ServerName           string        // the CONNECTED server header
-	Auth                 authenticator // nil accepts everyone, naming them by their login header
-	Limiter              *rateLimiter  // SEND and per-address connection limits (ratelimit.go); nil: none
-}
-
-func (c *brokerConfig) setDefaults() {
-	if c.TopicPrefixes == nil {
-		c.TopicPrefixes = []string{"/sub/", "/topic/"}
-	}
-	if c.QueuePrefixes == nil {
-		c.QueuePrefixes = []string{"/queue/"}
-	}
-	if c.AppPrefixes == nil {
-		c.AppPrefixes = []string{"/pub/", "/app/"}
-	}
-	if c.UserPrefix == "" {
-		c.UserPrefix = "/user/"
-	}
-	if c.Limits == (stomp.Limits{}) {
-		c.Limits = stomp.DefaultLimits()
-	}
-	setDefault(&c.MaxSubscriptions, defaultMaxSubscriptions)
-	setDefault(&c.MaxConnections, defaultMaxConnections)
-	setDefault(&c.ConnectTimeout, defaultConnectTimeout)
-	setDefault(&c.WriteTimeout, defaultWriteTimeout)
-	setDefault(&c.OutboxFrames, defaultOutboxFrames)
-	setDefault(&c.OutboxBytes, defaultOutboxBytes)
-	setDefault(&c.QueueDepth, defaultQueueDepth)
-	setDefault(&c.MaxUnacked, defaultMaxUnacked)
-	if c.ServerName == "" {
-		c.ServerName = "stompbox/" + buildVersion
-	}
-	if c.Auth == nil {
-		c.Auth = openAuth{}
-	}
-}
-
-func setDefault[T comparable](p *T, def T) {
-	var zero T
-	if *p == zero {
-		*p = def
-	}
-}
-
-// authenticator decides who a CONNECT frame speaks for.
-type authenticator interface {
-	// AuthenticateSTOMP returns the user name for the connection ("" for an
-	// anonymous one) and an optional principal (the application's user
-	// record) that handlers and hooks read from the session. An error
-	// refuses the connection: protocol errors are shown, others logged.
-	AuthenticateSTOMP(ctx context.Context, info transport.Info, connect *stomp.Frame) (name string, principal any, err error)
-}
-
-// openAuth trusts the HTTP layer's user, then the login header. It is the
-// broker's default for tests and for deployments without the chat store.
-type openAuth struct{}
-
-func (openAuth) AuthenticateSTOMP(_ context.Context, info transport.Info, f *stomp.Frame) (string, any, error) {
-	if info.User != "" {
-		return info.User, nil, nil
-	}
-	return f.Value(stomp.HdrLogin), nil, nil
-}
-
-// limitError is a refusal by a configured limit. Its message names the
-// option and its value, so that whoever hits it knows what to raise:
-// "too many subscriptions: at most 256 (-max-subscriptions)". It wraps the
-// sentinel, so errors.Is still matches.
-func limitError(base *stomp.Error, option string, value int) error {
-	return fmt.Errorf("%w: at most %d (-%s)", base, value, option)
-}
+// broker.go: the Broker: destinations and their classes, the sessions it
+// serves, subscribers of topics and user destinations, hooks, and the
+// routing of what is published, here or over the Bus.
 
 // destKind is the routing class of a destination.
 type destKind int
@@ -229,15 +115,13 @@ type Broker struct {
 	subHooks  []destHook
 	sendHooks []destHook
 	unsubHook []func(s *session, sub *subscription)
-	onUser    []func(user string, online bool)
 	onRemote  []func(dest string)
 
 	// bus spreads what the broker delivers and does not store over the
-	// nodes of a cluster (cluster_bus.go). It is nil on a single node, and
-	// then every path below is the local one. newClusterBus sets it before
-	// the broker serves; it is atomic only so that a bus attached to a
-	// broker whose listeners already run (as tests do) is not a data race.
-	bus atomic.Pointer[clusterBus]
+	// nodes of a cluster (broker_bus.go). It is nil on a single node, and
+	// then every path below is the local one. Set by AttachBus before the
+	// broker serves; read with loadBus.
+	bus atomic.Pointer[attachedBus]
 }
 
 // newBroker returns a broker ready to Serve connections.
@@ -326,61 +210,6 @@ func (b *Broker) OnUnsubscribe(fn func(s *session, sub *subscription)) {
 	b.unsubHook = append(b.unsubHook, fn)
 }
 
-// TopicUsers returns the distinct user names subscribed to a topic, for
-// presence ("who is in this room").
-func (b *Broker) TopicUsers(dest string) []string {
-	b.mu.RLock()
-	subs := b.topics[dest]
-	b.mu.RUnlock()
-	seen := make(map[string]bool, len(subs))
-	var users []string
-	for _, sub := range subs {
-		if u := sub.sess.user; u != "" && !seen[u] {
-			seen[u] = true
-			users = append(users, u)
-		}
-	}
-	return users
-}
-
-// OnPresence registers fn to be told when a user's first session connects
-// and last session goes. fn runs on the connecting or leaving session's
-// goroutine and must not block. Register before serving.
-func (b *Broker) OnPresence(fn func(user string, online bool)) {
-	b.onUser = append(b.onUser, fn)
-}
-
-// notePresence tells the cluster that user is (on) or is no longer (off)
-// present at key on this node: connectedKey is being connected at all
-// (isOnline), a destination is being in that place (a room's presence list). The caller
-// holds the lock under which it counted the change, so that the cluster
-// sees the changes of one key in the order they happened; notePresence
-// only updates memory under the bus's own leaf lock and never blocks.
-// Without a bus it does nothing.
-func (b *Broker) notePresence(key, user string, on bool) {
-	if cb := b.bus.Load(); cb != nil {
-		cb.notePresence(key, user, on)
-	}
-}
-
-// remotePresence returns the users present at dest on the other live
-// nodes of the cluster, unsorted; nil without a bus.
-func (b *Broker) remotePresence(dest string) []string {
-	if cb := b.bus.Load(); cb != nil {
-		return cb.remotePresence(dest)
-	}
-	return nil
-}
-
-// OnRemotePresence registers fn to be told that who is present at dest on
-// other nodes changed (someone came or left there, or a node went away),
-// so that the application can send its local subscribers the new list. fn
-// runs on a cluster bus goroutine and must not block. Register before
-// serving; without a bus it is never called.
-func (b *Broker) OnRemotePresence(fn func(dest string)) {
-	b.onRemote = append(b.onRemote, fn)
-}
-
 func runHooks(ctx context.Context, hooks []destHook, s *session, sub *subscription, f *stomp.Frame, dest string) error {
 	for _, h := range hooks {
 		if strings.HasPrefix(dest, h.prefix) {
@@ -414,40 +243,27 @@ func (b *Broker) setUser(s *session, user string) {
 	}
 	b.mu.Lock()
 	b.users[user]++
-	first := b.users[user] == 1
-	if first {
+	if b.users[user] == 1 {
 		// Under b.mu, so that the cluster hears of a user's comings and
-		// goings in the order they happened here (see notePresence).
-		b.notePresence(connectedKey, user, true)
+		// goings in the order they happened here (see Bus).
+		b.noteOnline(user, true)
 	}
 	b.mu.Unlock()
-	if first {
-		for _, fn := range b.onUser {
-			fn(user, true)
-		}
-	}
 }
 
 // unregister removes s and everything it subscribed to.
 func (b *Broker) unregister(s *session) {
-	b.cfg.Limiter.connClosed(s)
+	b.cfg.Limiter.connClosed(s, s.info.Remote)
 	b.mu.Lock()
 	delete(b.sessions, s)
-	last := false
 	if s.user != "" && s.connected {
 		b.users[s.user]--
 		if b.users[s.user] <= 0 {
 			delete(b.users, s.user)
-			last = true
-			b.notePresence(connectedKey, s.user, false)
+			b.noteOnline(s.user, false)
 		}
 	}
 	b.mu.Unlock()
-	if last {
-		for _, fn := range b.onUser {
-			fn(s.user, false)
-		}
-	}
 }
 
 // isOnline reports whether user has a connected session: here, or on
@@ -460,10 +276,16 @@ func (b *Broker) isOnline(user string) bool {
 	if here {
 		return true
 	}
-	if cb := b.bus.Load(); cb != nil {
-		return cb.remoteOnline(user)
+	if bus := b.loadBus(); bus != nil {
+		return bus.RemoteOnline(user)
 	}
 	return false
+}
+
+// Limits returns the frame limits the broker's parsers enforce, for
+// transports that bound their messages to match (the WebSocket read limit).
+func (b *Broker) Limits() stomp.Limits {
+	return b.cfg.Limits
 }
 
 // sessionCount returns the number of live sessions.
@@ -522,48 +344,27 @@ func userKey(user string, sessionID uint64, dest string) string {
 	return "\x00u" + user + "\x00" + dest
 }
 
-// Publish delivers a message to every subscriber of a topic destination, or
-// to one consumer of a queue destination, on every node of the cluster. It
-// never blocks on a subscriber. headers are user headers (content-type and
-// custom ones); storeID is the message's id in the chat store, 0 if it is
-// not stored. A stored message is delivered on this node only: every node
-// delivers stored messages from the replicated log itself. In a cluster a
-// queue message waits, at most queueOfferTimeout, for the node that takes
-// it (clusterBus.sendQueue).
-func (b *Broker) Publish(dest string, headers []stomp.Header, body []byte, storeID int64) error {
-	m := &message{dest: dest, headers: headers, body: body, storeID: storeID}
-	switch kind, _ := b.classify(dest); kind {
-	case destTopic:
-		if storeID != 0 {
-			b.publishTopic(dest, m)
-			return nil
-		}
-		return b.routeTopic(m)
-	case destQueue:
-		return b.routeQueue(context.Background(), m)
-	default:
-		return errUnknownDestination
-	}
-}
-
 // routeTopic delivers m to the subscribers of its topic on every node: over
 // the cluster bus when one is attached (this node gets its own message back
 // from NATS, so there is one delivery path and one order), else here. It
 // never blocks on a subscriber.
 func (b *Broker) routeTopic(m *message) error {
-	if cb := b.bus.Load(); cb != nil {
-		return cb.publish(busTopicSubject, "", m)
+	if bus := b.loadBus(); bus != nil {
+		return bus.PublishTopic(m.dest, m.headers, m.body)
 	}
 	b.publishTopic(m.dest, m)
 	return nil
 }
 
-// routeQueue hands m to one consumer of its queue somewhere in the cluster,
-// or holds it (see clusterBus.sendQueue); on a single node, to the local
-// queue. ctx bounds the wait for the node that takes it.
+// routeQueue hands m to one consumer of its queue somewhere in the cluster
+// (Bus.SendQueue), or, when no node consumes it or on a single node, to the
+// local queue, which holds it until a consumer comes (here or, offered by
+// the bus, on another node). ctx bounds the wait for the node that takes it.
 func (b *Broker) routeQueue(ctx context.Context, m *message) error {
-	if cb := b.bus.Load(); cb != nil {
-		return cb.sendQueue(ctx, m)
+	if bus := b.loadBus(); bus != nil {
+		if taken, err := bus.SendQueue(ctx, m.dest, m.headers, m.body); err != nil || taken {
+			return err
+		}
 	}
 	return b.queueFor(m.dest).put(m)
 }
@@ -578,26 +379,6 @@ func (b *Broker) publishTopic(key string, m *message) {
 	for _, sub := range subs {
 		sub.deliver(m)
 	}
-}
-
-// SendToUser delivers a message to every session of user subscribed to the
-// user destination dest (a path such as "/user/queue/notifications" or
-// "/queue/notifications"; the user prefix is added when missing), on every
-// node of the cluster. Call it once per event, on one node. A bus that
-// cannot publish logs the error: the caller (the store's writer) has
-// nobody to tell.
-func (b *Broker) SendToUser(user, dest string, headers []stomp.Header, body []byte) {
-	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
-		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
-	}
-	m := &message{dest: dest, headers: headers, body: body}
-	if cb := b.bus.Load(); cb != nil && user != "" {
-		if err := cb.publish(busUserSubject, user, m); err != nil {
-			b.log.Error("user message not sent to the cluster", "err", err, "user", user, "destination", dest)
-		}
-		return
-	}
-	b.publishTopic(userKey(user, 0, dest), m)
 }
 
 // SendToLocalUser is SendToUser for this node's sessions only: for what
@@ -665,7 +446,3 @@ func (b *Broker) Close(ctx context.Context) error {
 		return fmt.Errorf("close broker: %w", ctx.Err())
 	}
 }
-
-// buildVersion is the version stamped into the binary by the release build
-// (-ldflags "-X main.buildVersion=…"); "dev" otherwise.
-var buildVersion = "dev"

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -10,15 +9,15 @@ import (
 // queue is a /queue/ destination: each message goes to exactly one consumer,
 // round-robin, and waits in memory (up to QueueDepth) while there is none.
 // In a cluster the queue of each node holds that node's consumers; the bus
-// picks the node (see clusterBus.sendQueue) and is told when the first
-// consumer comes and the last goes.
+// picks the node (see Bus.SendQueue) and is told when the first consumer
+// comes and the last goes.
 //
 // Locking: mu guards consumers, next and pending. Delivery under mu only
 // pushes onto outboxes, which never blocks.
 type queue struct {
 	name  string
 	depth int
-	bus   *clusterBus // the broker's bus when the queue was made; nil on a single node
+	bus   Bus // the broker's bus when the queue was made; nil on a single node
 
 	mu        sync.Mutex
 	consumers []*subscription
@@ -37,17 +36,17 @@ func (b *Broker) queueFor(dest string) *queue {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if q = b.queues[dest]; q == nil {
-		q = &queue{name: dest, depth: b.cfg.QueueDepth, bus: b.bus.Load()}
+		q = &queue{name: dest, depth: b.cfg.QueueDepth, bus: b.loadBus()}
 		b.queues[dest] = q
 	}
 	return q
 }
 
-// queueList returns the broker's queues, for the cluster bus's rounds.
-func (b *Broker) queueList() []*queue {
+// lookupQueue returns the queue named dest, nil if there is none.
+func (b *Broker) lookupQueue(dest string) *queue {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return slices.Collect(maps.Values(b.queues))
+	return b.queues[dest]
 }
 
 // put delivers m to the next consumer, or holds it. A full queue refuses m,
@@ -65,7 +64,8 @@ func (q *queue) put(m *message) error {
 	return nil
 }
 
-// offer is put for a message the cluster bus chose this node for: it is
+// offer is put for a message the cluster bus chose this node for
+// (Broker.TakeRemoteQueue): it is
 // refused (false) when the queue has no consumer here any more, so that
 // the bus asks another node rather than hold it where nobody reads.
 func (q *queue) offer(m *message) (bool, error) {
@@ -143,7 +143,7 @@ func (q *queue) addConsumer(sub *subscription) {
 	}
 	q.mu.Unlock()
 	if first && q.bus != nil {
-		q.bus.queueConsumersChanged(q)
+		q.bus.QueueConsumersChanged(q.name)
 	}
 }
 
@@ -161,16 +161,16 @@ func (q *queue) removeConsumer(sub *subscription) {
 	}
 	q.mu.Unlock()
 	if last && q.bus != nil {
-		q.bus.queueConsumersChanged(q)
+		q.bus.QueueConsumersChanged(q.name)
 	}
 }
 
 // redeliver puts back messages whose delivery to from was not acknowledged,
 // ahead of newer ones, trying other consumers first. In a cluster, what is
-// left on a node without consumers goes on to other nodes (heldIdle).
+// left on a node without consumers goes on to other nodes (Bus.HeldIdle).
 func (q *queue) redeliver(msgs []*message, from *subscription) {
 	if q.putFront(msgs, from) && q.bus != nil {
-		q.bus.heldIdle()
+		q.bus.HeldIdle()
 	}
 }
 

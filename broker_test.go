@@ -716,9 +716,9 @@ func TestShutdownDropsStuckClients(t *testing.T) {
 	b := newBroker(brokerConfig{WriteTimeout: time.Hour, OutboxFrames: 1 << 20, OutboxBytes: 1 << 30}, testLogger(t))
 	ts := httptest.NewServer(&wsHandler{
 		identify: func(*http.Request) string { return "" },
-		broker:   b,
+		serve:    func(c transport.Conn, info transport.Info) { b.Serve(context.Background(), c, info) },
+		maxFrame: b.Limits().MaxFrame,
 		origins:  transport.NewOriginPolicy(nil),
-		base:     context.Background(),
 		log:      testLogger(t),
 	})
 	defer ts.Close()

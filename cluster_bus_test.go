@@ -393,7 +393,7 @@ func TestClusterBusPresenceLateJoiner(t *testing.T) {
 	b := joinCluster(t, ns, fb.srv.broker, "node-b")
 	checkFor(t, "kim online for node b", func() bool { return b.b.isOnline("kim") })
 	checkFor(t, "kim in the room for node b", func() bool {
-		return slices.Contains(b.bus.remotePresence(fb.roomDest()+presenceSuffix), "kim")
+		return slices.Contains(b.bus.RemotePresence(fb.roomDest()+presenceSuffix), "kim")
 	})
 	lee := fb.login(t, "lee")
 	lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+fb.roomDest()+presenceSuffix)
@@ -427,11 +427,11 @@ func TestClusterBusPresenceGap(t *testing.T) {
 func TestClusterBusMessageCodec(t *testing.T) {
 	msgs := []struct {
 		user string
-		m    *message
+		m    busMessage
 	}{
-		{"", &message{dest: "/topic/a", body: []byte("x")}},
-		{"alice", &message{dest: "/user/queue/n", headers: []stomp.Header{{Key: "content-type", Value: "text/plain"}, {Key: "x-k", Value: ""}}, body: nil}},
-		{"", &message{dest: "/queue/é.*>", headers: []stomp.Header{{Key: "a", Value: strings.Repeat("v", 300)}}, body: []byte("a\x00b")}},
+		{"", busMessage{dest: "/topic/a", body: []byte("x")}},
+		{"alice", busMessage{dest: "/user/queue/n", headers: []stomp.Header{{Key: "content-type", Value: "text/plain"}, {Key: "x-k", Value: ""}}, body: nil}},
+		{"", busMessage{dest: "/queue/é.*>", headers: []stomp.Header{{Key: "a", Value: strings.Repeat("v", 300)}}, body: []byte("a\x00b")}},
 	}
 	for _, tt := range msgs {
 		enc := appendBusMessage(nil, tt.user, tt.m)
@@ -472,7 +472,7 @@ func TestClusterBusSubjectTokens(t *testing.T) {
 // FuzzClusterBusMessage: decoding never panics, and what decodes encodes
 // back to the same bytes.
 func FuzzClusterBusMessage(f *testing.F) {
-	f.Add(appendBusMessage(nil, "bob", &message{dest: "/user/queue/x", headers: []stomp.Header{{Key: "k", Value: "v"}}, body: []byte("hi")}))
+	f.Add(appendBusMessage(nil, "bob", busMessage{dest: "/user/queue/x", headers: []stomp.Header{{Key: "k", Value: "v"}}, body: []byte("hi")}))
 	f.Add([]byte("\x01\x02/a\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		user, m, err := decodeBusMessage(data)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func startBroker(t testing.TB, cfg brokerConfig, setup func(*Broker)) (*Broker, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := serveTCP(context.Background(), ln, b, testLogger(t))
+	ts := serveTCP(ln, func(c transport.Conn, info transport.Info) { b.Serve(context.Background(), c, info) }, testLogger(t))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()

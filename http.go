@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"stompbox/internal/apperr"
+	"stompbox/internal/transport"
 )
 
 // routes is the one routing table of the HTTP server (Go 1.22 patterns).
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", &wsHandler{identify: s.requestUser, broker: s.broker, origins: s.origins, base: s.base, log: s.log})
+	mux.Handle("GET /ws", &wsHandler{identify: s.requestUser, serve: s.serveSTOMP, maxFrame: s.broker.Limits().MaxFrame, origins: s.origins, log: s.log})
 	for _, sj := range s.sockjs {
 		mux.Handle(sj.Opts.Prefix, sj)
 		mux.Handle(sj.Opts.Prefix+"/", sj)
@@ -24,6 +26,13 @@ func (s *server) routes() http.Handler {
 	return s.secure(mux)
 }
 
+// serveSTOMP runs a STOMP session over a connection a transport accepted,
+// on the server's base context: a session outlives the request or accept
+// that brought it. It returns when the session ends.
+func (s *server) serveSTOMP(t transport.Conn, info transport.Info) {
+	s.broker.Serve(s.base, t, info)
+}
+
 // writeJSON writes v as a JSON response.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -32,8 +41,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// writeJSONError writes {"error": msg} with status. msg is shown to clients:
-// never put internal details in it.
+// writeJSONError writes {"error": msg} with status (apperr.WriteJSONError).
+// msg is shown to clients: never put internal details in it.
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	apperr.WriteJSONError(w, status, msg)
 }

@@ -7,7 +7,7 @@
 //	main.go         options, run, server wiring and the shutdown order
 //	stomp.go        STOMP 1.0–1.2 frames: parser, encoder, escaping, negotiation
 //	broker*.go      destinations, subscriptions, sessions and their outboxes, acks, transactions, app handlers
-//	cluster_bus.go  what the broker delivers and does not store (topics, queues, user messages, presence), across nodes over NATS
+//	cluster_bus*.go what the broker delivers and does not store (topics, queues, user messages, presence), across nodes over NATS
 //	transport.go    the interface every connection type adapts to
 //	ws.go, tcp.go   STOMP over WebSocket (/ws) and over TCP or TLS (--stomp-addr)
 //	origin.go       the Origin allow-list for browser connections
@@ -99,6 +99,10 @@ type Config struct {
 	Cluster          clusterConfig // several nodes, one chat (cluster*.go); zero: a single node
 }
 
+// buildVersion is the version stamped into the binary by the release build
+// (-ldflags "-X main.buildVersion=…"); "dev" otherwise.
+var buildVersion = "dev"
+
 // option is one row of the option table: a flag, its environment variable
 // and its default. -h and the README list the same rows.
 type option struct {
@@ -185,6 +189,18 @@ var options = []option{
 	{"nats-tls-cert", "", "PEM client certificate for -nats (with -nats-tls-key)", func(c *Config, v string) error { c.Cluster.NATSCert = v; return nil }},
 	{"nats-tls-key", "", "PEM private key of -nats-tls-cert", func(c *Config, v string) error { c.Cluster.NATSKey = v; return nil }},
 	{"login-rate", strconv.Itoa(defaultLoginsPerIP), "login and registration attempts per minute from one address (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.LoginsPerIP = n })},
+}
+
+// countSetter parses an option that is a count where 0 turns a limit off.
+func countSetter(f func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("invalid count %q (0 or more)", v)
+		}
+		f(c, n)
+		return nil
+	}
 }
 
 func boolSetter(f func(*Config, bool)) func(*Config, string) error {
@@ -494,6 +510,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		MaxSubscriptions:     cfg.MaxSubscriptions,
 		MaxUserSubscriptions: cfg.MaxUserSubs,
 		HeartBeat:            hb,
+		ServerName:           "stompbox/" + buildVersion,
 		Auth:                 s.glue,
 		Limiter:              limiter,
 	}, log)
@@ -629,7 +646,7 @@ func (s *server) Start() error {
 			ln.Close()
 			return err
 		}
-		s.tcp = serveTCP(s.base, tln, s.broker, s.log)
+		s.tcp = serveTCP(tln, s.serveSTOMP, s.log)
 		s.log.Info("STOMP over TCP", "addr", tln.Addr().String(), "tls", s.cfg.tlsEnabled())
 	}
 	s.maintWG.Add(1)

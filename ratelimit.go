@@ -1,11 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"net"
-	"net/http"
 	"stompbox/internal/apperr"
-	"stompbox/internal/stomp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,10 +37,6 @@ const (
 	// spray of names or addresses; idle buckets are dropped first.
 	maxRateEntries = 10000
 )
-
-// errTooManyFromAddr refuses a connection past -max-conns-per-ip; the
-// ERROR names the limit (see limitError).
-var errTooManyFromAddr = stomp.NewError("too many connections from this address")
 
 // rateLimits configures a rateLimiter. A zero field turns that limit off.
 type rateLimits struct {
@@ -108,12 +101,14 @@ func (b *tokenBucket) full(now time.Time, rate, burst float64) bool {
 }
 
 // rateLimiter enforces rateLimits for the broker and the HTTP login route.
-// Safe for concurrent use. Its methods answer at once: its lock is held only
-// for map and arithmetic work. A SEND over its rate is not refused but
-// delayed: sendDelay says for how long, and the session's reader waits that
-// long before it reads on (holdForRate), so the client is slowed to its
-// rate, as TCP flow control slows a fast writer. Nobody else waits. A nil
-// *rateLimiter allows everything.
+// It knows connections only as the keys its callers give it (any comparable
+// value, such as the broker's session pointer) with their remote address,
+// and users by name. Safe for concurrent use. Its methods answer at once
+// (hold excepted): its lock is held only for map and arithmetic work. A SEND
+// over its rate is not refused but delayed: sendDelay says for how long, and
+// the connection's reader waits that long in hold before it reads on, so the
+// client is slowed to its rate, as TCP flow control slows a fast writer.
+// Nobody else waits. A nil *rateLimiter allows everything.
 type rateLimiter struct {
 	lim   rateLimits
 	now   func() time.Time    // time.Now; tests freeze it
@@ -123,10 +118,10 @@ type rateLimiter struct {
 	heldNano atomic.Int64  // their waits added up
 
 	mu     sync.Mutex
-	conns  map[*session]*tokenBucket // per-connection SEND buckets, removed at disconnect
-	users  map[string]*tokenBucket   // per-user SEND buckets
-	ips    map[string]int            // open connections per address
-	logins map[string]*tokenBucket   // per-address login buckets
+	conns  map[any]*tokenBucket    // per-connection SEND buckets, by the caller's key; removed by connClosed
+	users  map[string]*tokenBucket // per-user SEND buckets
+	ips    map[string]int          // open connections per address
+	logins map[string]*tokenBucket // per-address login buckets
 }
 
 // newRateLimiter returns a limiter for lim.
@@ -135,7 +130,7 @@ func newRateLimiter(lim rateLimits) *rateLimiter {
 		lim:    lim,
 		now:    time.Now,
 		sleep:  time.Sleep,
-		conns:  make(map[*session]*tokenBucket),
+		conns:  make(map[any]*tokenBucket),
 		users:  make(map[string]*tokenBucket),
 		ips:    make(map[string]int),
 		logins: make(map[string]*tokenBucket),
@@ -150,55 +145,52 @@ func remoteIP(remote string) string {
 	return remote
 }
 
-// admit counts a new connection against its address and registers it with
-// the broker. It replaces a bare register in Serve; the broker calls
-// rateLimiter.connClosed when the session goes.
-func (b *Broker) admit(s *session) error {
-	if err := b.cfg.Limiter.connOpened(s); err != nil {
-		return err
+// limits returns the limits the limiter enforces; none for a nil limiter.
+func (l *rateLimiter) limits() rateLimits {
+	if l == nil {
+		return rateLimits{}
 	}
-	if err := b.register(s); err != nil {
-		b.cfg.Limiter.connClosed(s)
-		return err
-	}
-	return nil
+	return l.lim
 }
 
-// connOpened counts s against its address, refusing it past ConnsPerIP.
-func (l *rateLimiter) connOpened(s *session) error {
+// connOpened counts a connection from remote (host:port) against its
+// address, and reports false, counting nothing, past ConnsPerIP. A
+// connection it admitted must be given back with connClosed.
+func (l *rateLimiter) connOpened(remote string) bool {
 	if l == nil {
-		return nil
+		return true
 	}
-	ip := remoteIP(s.info.Remote)
+	ip := remoteIP(remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lim.ConnsPerIP > 0 && l.ips[ip] >= l.lim.ConnsPerIP {
-		return limitError(errTooManyFromAddr, "max-conns-per-ip", l.lim.ConnsPerIP)
+		return false
 	}
 	l.ips[ip]++
-	return nil
+	return true
 }
 
-// connClosed forgets s: its address count and its SEND bucket.
-func (l *rateLimiter) connClosed(s *session) {
+// connClosed forgets the connection conn from remote: its address count
+// and its SEND bucket.
+func (l *rateLimiter) connClosed(conn any, remote string) {
 	if l == nil {
 		return
 	}
-	ip := remoteIP(s.info.Remote)
+	ip := remoteIP(remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ips[ip]--; l.ips[ip] <= 0 {
 		delete(l.ips, ip)
 	}
-	delete(l.conns, s)
+	delete(l.conns, conn)
 }
 
-// sendDelay reserves a token for s's next SEND in its connection bucket
-// and its user's bucket, and returns how long the reader must wait before
-// acting on the frame: 0 while both buckets have tokens, else until the later
-// of the two reservations comes due. Called by the session's reader for every
-// SEND.
-func (l *rateLimiter) sendDelay(s *session) time.Duration {
+// sendDelay reserves a token for the next SEND of connection conn in its
+// connection bucket and in user's bucket (none for user ""), and returns how
+// long the reader must wait before acting on the frame: 0 while both buckets
+// have tokens, else until the later of the two reservations comes due.
+// Called by the connection's reader for every SEND.
+func (l *rateLimiter) sendDelay(conn any, user string) time.Duration {
 	if l == nil {
 		return 0
 	}
@@ -207,15 +199,15 @@ func (l *rateLimiter) sendDelay(s *session) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if r := float64(l.lim.SendRate); r > 0 {
-		b := l.conns[s]
+		b := l.conns[conn]
 		if b == nil {
 			b = &tokenBucket{}
-			l.conns[s] = b
+			l.conns[conn] = b
 		}
 		wait = b.reserve(now, r, r*rateBurstFactor)
 	}
-	if r := float64(l.lim.UserSendRate); r > 0 && s.user != "" {
-		wait = max(wait, bucketFor(l.users, s.user, now, r, r*rateBurstFactor).reserve(now, r, r*rateBurstFactor))
+	if r := float64(l.lim.UserSendRate); r > 0 && user != "" {
+		wait = max(wait, bucketFor(l.users, user, now, r, r*rateBurstFactor).reserve(now, r, r*rateBurstFactor))
 	}
 	return wait
 }
@@ -226,35 +218,30 @@ func (l *rateLimiter) sendDelay(s *session) time.Duration {
 // up by it; a held reader wakes at most 20 times a second.
 const rateHoldStep = 50 * time.Millisecond
 
-// holdForRate delays the reader, and so the reading of the connection, until
-// the SEND it is about to handle is within the connection's and the user's
-// rates. While it waits, nothing more is read: over TCP and WebSocket the
-// client's socket buffers fill and its writes block, over SockJS its
-// xhr_send request stays unanswered. The session's writer goes on
-// delivering (messages, receipts, heart-beats) meanwhile. It returns
-// errDisconnected if the session ends during the wait.
-func (s *session) holdForRate() error {
-	l := s.b.cfg.Limiter
-	wait := l.sendDelay(s)
+// hold waits out wait, a sendDelay, on the reader's goroutine, and counts
+// it in held and heldNano. It looks up every rateHoldStep and gives up,
+// reporting false, once ended reports true (the connection went). A wait of
+// 0 or less returns true at once, uncounted.
+func (l *rateLimiter) hold(wait time.Duration, ended func() bool) bool {
 	if wait <= 0 {
-		return nil
+		return true
 	}
 	l.held.Add(1)
 	l.heldNano.Add(int64(wait))
 	for wait > 0 {
-		if s.out.isClosed() || s.ctx.Err() != nil {
-			return errDisconnected
+		if ended() {
+			return false
 		}
 		step := min(wait, rateHoldStep)
 		l.sleep(step)
 		wait -= step
 	}
-	return nil
+	return true
 }
 
 // errSendRateLimited refuses an HTTP message post past -user-send-rate
 // (429 with Retry-After). STOMP SENDs past it are held back instead
-// (holdForRate): a connection can be left unread, an HTTP request is better
+// (hold): a connection can be left unread, an HTTP request is better
 // answered at once so that a bot can retry.
 var errSendRateLimited = apperr.New(apperr.KindRateLimited, "rate limit exceeded: too many messages, slow down")
 
@@ -317,33 +304,4 @@ func bucketFor(m map[string]*tokenBucket, key string, now time.Time, rate, burst
 	b := &tokenBucket{}
 	m[key] = b
 	return b
-}
-
-// limitLogins answers 429 with a JSON error to login and registration
-// attempts past LoginsPerIP from one address; other requests pass.
-func (l *rateLimiter) limitLogins(next http.Handler) http.Handler {
-	if l == nil || l.lim.LoginsPerIP <= 0 {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && (r.URL.Path == "/api/login" || r.URL.Path == "/api/register") &&
-			!l.allowLogin(remoteIP(r.RemoteAddr)) {
-			w.Header().Set("Retry-After", "60")
-			writeJSONError(w, http.StatusTooManyRequests, "too many login attempts from this address; try again in a minute")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// countSetter parses an option that is a count where 0 turns a limit off.
-func countSetter(f func(*Config, int)) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return fmt.Errorf("invalid count %q (0 or more)", v)
-		}
-		f(c, n)
-		return nil
-	}
 }

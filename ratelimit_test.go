@@ -264,7 +264,7 @@ func TestRateLimiterForgets(t *testing.T) {
 		t.Fatalf("%d login buckets", n)
 	}
 	var nilLimiter *rateLimiter
-	if !nilLimiter.allowLogin("x") || nilLimiter.sendDelay(nil) != 0 {
+	if !nilLimiter.allowLogin("x") || nilLimiter.sendDelay(nil, "") != 0 {
 		t.Fatal("a nil limiter limits")
 	}
 }

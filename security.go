@@ -69,6 +69,23 @@ func (s *server) secure(h http.Handler) http.Handler {
 	for _, sj := range s.sockjs {
 		sockjs = append(sockjs, sj.Opts.Prefix)
 	}
-	h = s.broker.cfg.Limiter.limitLogins(h)
+	h = limitLogins(s.broker.cfg.Limiter, h)
 	return securityHeaders(h, securityOptions{noCSP: sockjs, hsts: s.cfg.TLSCert != ""})
+}
+
+// limitLogins answers 429 with a JSON error to login and registration
+// attempts past l's LoginsPerIP from one address; other requests pass.
+func limitLogins(l *rateLimiter, next http.Handler) http.Handler {
+	if l.limits().LoginsPerIP <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && (r.URL.Path == "/api/login" || r.URL.Path == "/api/register") &&
+			!l.allowLogin(remoteIP(r.RemoteAddr)) {
+			w.Header().Set("Retry-After", "60")
+			writeJSONError(w, http.StatusTooManyRequests, "too many login attempts from this address; try again in a minute")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

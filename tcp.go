@@ -32,19 +32,20 @@ const plainOnTLSMessage = "this port speaks STOMP over TLS (stomp+ssl); connect 
 // tcpServer serves STOMP over TCP (--stomp-addr), for scripts and
 // devices; over TLS when the server has a certificate (its listener is
 // then a tls.Listener, and each handshake runs in the connection's first
-// Read, bounded by the broker's CONNECT timeout). It owns its accept loop and one goroutine per connection, and
-// Close waits for all of them.
+// Read, bounded by the broker's CONNECT timeout). It owns its accept loop
+// and one goroutine per connection, and Close waits for all of them.
 type tcpServer struct {
-	ln     net.Listener
-	broker *Broker
-	log    *slog.Logger
-	base   context.Context
-	wg     sync.WaitGroup
+	ln    net.Listener
+	serve func(transport.Conn, transport.Info) // runs one connection's session until it ends (the broker's Serve)
+	log   *slog.Logger
+	wg    sync.WaitGroup
 }
 
-// serveTCP starts accepting on ln until Close.
-func serveTCP(base context.Context, ln net.Listener, b *Broker, log *slog.Logger) *tcpServer {
-	s := &tcpServer{ln: ln, broker: b, log: log, base: base}
+// serveTCP starts accepting on ln until Close. serve runs each accepted
+// connection's STOMP session, on a goroutine of the connection's own, and
+// closes the connection before it returns.
+func serveTCP(ln net.Listener, serve func(transport.Conn, transport.Info), log *slog.Logger) *tcpServer {
+	s := &tcpServer{ln: ln, serve: serve, log: log}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s
@@ -69,13 +70,13 @@ func (s *tcpServer) acceptLoop() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.broker.Serve(s.base, &tcpTransport{c: c}, transport.Info{Transport: "tcp", Remote: c.RemoteAddr().String()})
+			s.serve(&tcpTransport{c: c}, transport.Info{Transport: "tcp", Remote: c.RemoteAddr().String()})
 		}()
 	}
 }
 
 // Close stops accepting and waits for every connection's session to end;
-// call Broker.Close first so that the sessions are told to go.
+// end the sessions first (Broker.Close) so that they are told to go.
 func (s *tcpServer) Close() error {
 	err := s.ln.Close()
 	s.wg.Wait()

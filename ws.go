@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"stompbox/internal/apperr"
 	"stompbox/internal/transport"
 	"sync"
 	"time"
@@ -30,15 +31,19 @@ const wsReadSlack = 4 << 10
 // wsHandler serves STOMP over WebSocket (RFC 6455) at /ws.
 type wsHandler struct {
 	identify func(*http.Request) string // the account of the upgrade request (cookie), "" if none
-	broker   *Broker
+	// serve runs a STOMP session over an accepted connection until it ends,
+	// and closes the connection (the broker's Serve, on the server's base
+	// context: sessions outlive the request). It is called on a goroutine
+	// of its own, one per connection.
+	serve    func(transport.Conn, transport.Info)
+	maxFrame int // the largest STOMP frame accepted, in bytes: a client message may carry this plus wsReadSlack
 	origins  *transport.OriginPolicy
-	base     context.Context // the server's base context: sessions outlive the request
 	log      *slog.Logger
 }
 
 func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.origins.Allowed(r) {
-		writeJSONError(w, http.StatusForbidden, "origin not allowed")
+		apperr.WriteJSONError(w, http.StatusForbidden, "origin not allowed")
 		h.log.Warn("websocket origin refused", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		return
 	}
@@ -52,16 +57,17 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("websocket accept failed", "err", err, "remote", r.RemoteAddr)
 		return
 	}
-	c.SetReadLimit(int64(h.broker.cfg.Limits.MaxFrame + wsReadSlack))
+	c.SetReadLimit(int64(h.maxFrame + wsReadSlack))
 	info := transport.Info{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol(), User: h.identify(r)}
 	// The session runs on a goroutine of its own, and ServeHTTP returns: the
 	// hijacked connection needs nothing more from net/http, and returning
 	// frees its connection goroutine (whose stack grew while serving the
 	// upgrade), the request and its headers: several KiB per idle connection.
-	// The broker owns the new goroutine: Serve ends when the client leaves or
-	// Broker.Close fails the session. After Accept, r.Context() must not be
-	// used: the session runs on the server's base context (golang/go#32314).
-	go h.broker.Serve(h.base, &wsTransport{c: c, conn: hw.conn}, info)
+	// serve owns the new goroutine: the broker's Serve ends when the client
+	// leaves or Broker.Close fails the session. After Accept, r.Context()
+	// must not be used: the session runs on the server's base context
+	// (golang/go#32314).
+	go h.serve(&wsTransport{c: c, conn: hw.conn}, info)
 }
 
 // Buffers of a WebSocket connection. coder/websocket keeps the bufio.Reader
@@ -168,6 +174,10 @@ const wsDeadlineSlack = time.Second
 // own 5-second context for them does.
 const wsControlWriteTimeout = 5 * time.Second
 
+// wsWriteTimeout bounds a Write whose context has no deadline: the broker's
+// default write timeout (its session writer passes its own, by WriteBy).
+const wsWriteTimeout = 5 * time.Second
+
 // Write takes a control frame from coder/websocket.
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -273,12 +283,12 @@ func (t *wsTransport) Read(ctx context.Context) ([]byte, error) {
 	return data, nil
 }
 
-// readBy is Read bounded by a deadline on the socket (see deadlineReader);
-// a zero deadline waits for ever. coder/websocket then gets a context that
+// ReadBy is Read bounded by a deadline on the socket (the broker's
+// deadlineReader); a zero deadline waits for ever. coder/websocket then gets a context that
 // never ends, so a blocked read holds no context.AfterFunc, no Done channel
 // and no entry in the session context's children: memory that every idle
-// connection kept. A blocked readBy ends when the transport closes.
-func (t *wsTransport) readBy(deadline time.Time) ([]byte, error) {
+// connection kept. A blocked ReadBy ends when the transport closes.
+func (t *wsTransport) ReadBy(deadline time.Time) ([]byte, error) {
 	t.conn.SetReadDeadline(deadline)
 	return t.Read(context.Background())
 }
@@ -288,14 +298,15 @@ func (t *wsTransport) readBy(deadline time.Time) ([]byte, error) {
 func (t *wsTransport) Write(ctx context.Context, frames [][]byte) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		deadline = time.Now().Add(defaultWriteTimeout)
+		deadline = time.Now().Add(wsWriteTimeout)
 	}
-	return t.writeBy(deadline, frames)
+	return t.WriteBy(deadline, frames)
 }
 
-// writeBy writes frames as one WebSocket message, bounded by a deadline on
-// the socket (see deadlineWriter): no context, timer or allocation per write.
-func (t *wsTransport) writeBy(deadline time.Time, frames [][]byte) error {
+// WriteBy writes frames as one WebSocket message, bounded by a deadline on
+// the socket (the broker's deadlineWriter): no context, timer or allocation
+// per write.
+func (t *wsTransport) WriteBy(deadline time.Time, frames [][]byte) error {
 	msg := frames[0]
 	if len(frames) > 1 {
 		// The session writer hands a batch over as one piece; a caller with

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
+	"time"
+)
+
+// broker_config.go: the broker's options and their defaults, the
+// authenticator that names a CONNECT's user, and the errors of limits.
+
+// Broker defaults. Each is an option in main.go.
+const (
+	defaultMaxSubscriptions = 256 // per connection; a chat UI needs one per open room plus a few user queues
+	// defaultMaxUserSubscriptions bounds one user's subscriptions over all
+	// of their connections: eight connections full to -max-subscriptions.
+	// The web UI takes at most 204 per tab (200 rooms, presence, typing,
+	// two user queues), so someone in 200 rooms keeps ten tabs, with room
+	// for a dropped connection the server has not noticed yet. Without it,
+	// one account holding connections from many addresses could file up
+	// to -max-connections × -max-subscriptions subscriptions.
+	defaultMaxUserSubscriptions = 8 * defaultMaxSubscriptions
+	defaultMaxConnections       = 20000            // a Pi 4 holds this many idle sockets comfortably
+	defaultHeartBeat            = 10 * time.Second // Spring's simple broker and stompjs both default to 10 s
+	defaultConnectTimeout       = 10 * time.Second // a socket that never sends CONNECT is dropped
+	defaultWriteTimeout         = 5 * time.Second  // a client that cannot take a write in 5 s is gone or hostile
+	defaultOutboxFrames         = 1024             // frames queued for one reader before it counts as slow
+	defaultOutboxBytes          = 4 << 20          // bytes queued for one reader before it counts as slow, as NATS max_pending
+	outboxHardFactor            = 2                // past this many times the bounds a reader is cut off at once
+	slowConsumerGrace           = 2 * time.Second  // a reader may stay over the bounds this long (a GC pause, a burst) before it is cut off
+	defaultQueueDepth           = 10000            // messages a /queue/ destination holds while nobody consumes
+	defaultMaxUnacked           = 1024             // deliveries awaiting ACK in client modes, per connection
+	heartBeatGrace              = 2                // a client may be this many times late before it is considered gone
+	defaultServerName           = "stompbox"       // the CONNECTED server header when the config names none
+)
+
+// brokerConfig holds the broker's options. Zero values take the defaults.
+type brokerConfig struct {
+	TopicPrefixes    []string // 1:N destinations; default /sub/ (the seed) and /topic/ (Spring)
+	QueuePrefixes    []string // 1:1 competing consumers; default /queue/
+	AppPrefixes      []string // routed to application handlers; default /pub/ and /app/
+	UserPrefix       string   // per-user destinations; default /user/
+	Limits           stomp.Limits
+	MaxSubscriptions int
+	// MaxUserSubscriptions bounds the subscriptions of one user name over
+	// all their sessions; 0 means no limit (it takes no default here, as a
+	// zero Config in tests turns limits off). Anonymous sessions have only
+	// the per-connection MaxSubscriptions.
+	MaxUserSubscriptions int
+	MaxConnections       int
+	HeartBeat            time.Duration // what the server offers and asks for; 0 disables heart-beats
+	ConnectTimeout       time.Duration
+	WriteTimeout         time.Duration
+	OutboxFrames         int
+	OutboxBytes          int
+	QueueDepth           int
+	MaxUnacked           int
+	ServerName           string        // the CONNECTED server header; default defaultServerName (the server names its version)
+	Auth                 authenticator // nil accepts everyone, naming them by their login header
+	Limiter              *rateLimiter  // SEND and per-address connection limits (ratelimit.go); nil: none
+}
+
+func (c *brokerConfig) setDefaults() {
+	if c.TopicPrefixes == nil {
+		c.TopicPrefixes = []string{"/sub/", "/topic/"}
+	}
+	if c.QueuePrefixes == nil {
+		c.QueuePrefixes = []string{"/queue/"}
+	}
+	if c.AppPrefixes == nil {
+		c.AppPrefixes = []string{"/pub/", "/app/"}
+	}
+	if c.UserPrefix == "" {
+		c.UserPrefix = "/user/"
+	}
+	if c.Limits == (stomp.Limits{}) {
+		c.Limits = stomp.DefaultLimits()
+	}
+	setDefault(&c.MaxSubscriptions, defaultMaxSubscriptions)
+	setDefault(&c.MaxConnections, defaultMaxConnections)
+	setDefault(&c.ConnectTimeout, defaultConnectTimeout)
+	setDefault(&c.WriteTimeout, defaultWriteTimeout)
+	setDefault(&c.OutboxFrames, defaultOutboxFrames)
+	setDefault(&c.OutboxBytes, defaultOutboxBytes)
+	setDefault(&c.QueueDepth, defaultQueueDepth)
+	setDefault(&c.MaxUnacked, defaultMaxUnacked)
+	if c.ServerName == "" {
+		c.ServerName = defaultServerName
+	}
+	if c.Auth == nil {
+		c.Auth = openAuth{}
+	}
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// authenticator decides who a CONNECT frame speaks for.
+type authenticator interface {
+	// AuthenticateSTOMP returns the user name for the connection ("" for an
+	// anonymous one) and an optional principal (the application's user
+	// record) that handlers and hooks read from the session. An error
+	// refuses the connection: protocol errors are shown, others logged.
+	AuthenticateSTOMP(ctx context.Context, info transport.Info, connect *stomp.Frame) (name string, principal any, err error)
+}
+
+// openAuth trusts the HTTP layer's user, then the login header. It is the
+// broker's default for tests and for deployments without the chat store.
+type openAuth struct{}
+
+func (openAuth) AuthenticateSTOMP(_ context.Context, info transport.Info, f *stomp.Frame) (string, any, error) {
+	if info.User != "" {
+		return info.User, nil, nil
+	}
+	return f.Value(stomp.HdrLogin), nil, nil
+}
+
+// limitError is a refusal by a configured limit. Its message names the
+// option and its value, so that whoever hits it knows what to raise:
+// "too many subscriptions: at most 256 (-max-subscriptions)". It wraps the
+// sentinel, so errors.Is still matches.
+func limitError(base *stomp.Error, option string, value int) error {
+	return fmt.Errorf("%w: at most %d (-%s)", base, value, option)
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"stompbox/internal/stomp"
+	"strings"
+)
+
+// broker_export_test.go: publishing entry points that only tests use. The
+// server publishes through its own paths (chatSTOMP: routeTopic,
+// publishTopic, SendToLocalUser); tests and benchmarks publish with these.
+
+// Publish delivers a message to every subscriber of a topic destination, or
+// to one consumer of a queue destination, on every node of the cluster. It
+// never blocks on a subscriber. headers are user headers (content-type and
+// custom ones); storeID is the message's id in the chat store, 0 if it is
+// not stored. A stored message is delivered on this node only: every node
+// delivers stored messages from the replicated log itself. In a cluster a
+// queue message waits, at most queueOfferTimeout, for the node that takes
+// it (Bus.SendQueue).
+func (b *Broker) Publish(dest string, headers []stomp.Header, body []byte, storeID int64) error {
+	m := &message{dest: dest, headers: headers, body: body, storeID: storeID}
+	switch kind, _ := b.classify(dest); kind {
+	case destTopic:
+		if storeID != 0 {
+			b.publishTopic(dest, m)
+			return nil
+		}
+		return b.routeTopic(m)
+	case destQueue:
+		return b.routeQueue(context.Background(), m)
+	default:
+		return errUnknownDestination
+	}
+}
+
+// SendToUser delivers a message to every session of user subscribed to the
+// user destination dest (a path such as "/user/queue/notifications" or
+// "/queue/notifications"; the user prefix is added when missing), on every
+// node of the cluster. Call it once per event, on one node. A bus that
+// cannot publish logs the error: the caller (the store's writer) has
+// nobody to tell.
+func (b *Broker) SendToUser(user, dest string, headers []stomp.Header, body []byte) {
+	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
+		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
+	}
+	if bus := b.loadBus(); bus != nil && user != "" {
+		if err := bus.PublishUser(user, dest, headers, body); err != nil {
+			b.log.Error("user message not sent to the cluster", "err", err, "user", user, "destination", dest)
+		}
+		return
+	}
+	b.publishTopic(userKey(user, 0, dest), &message{dest: dest, headers: headers, body: body})
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"stompbox/internal/stomp"
+)
+
+// broker_flow.go: the broker's use of the rate limiter (ratelimit.go):
+// admitting a connection against the per-address limit, and holding a
+// session's reader back to its SEND rate (flow control).
+
+// errTooManyFromAddr refuses a connection past -max-conns-per-ip; the
+// ERROR names the limit (see limitError).
+var errTooManyFromAddr = stomp.NewError("too many connections from this address")
+
+// admit counts a new connection against its address and registers it with
+// the broker. It replaces a bare register in Serve; unregister gives the
+// address's count back when the session goes.
+func (b *Broker) admit(s *session) error {
+	l := b.cfg.Limiter
+	if !l.connOpened(s.info.Remote) {
+		return limitError(errTooManyFromAddr, "max-conns-per-ip", l.limits().ConnsPerIP)
+	}
+	if err := b.register(s); err != nil {
+		l.connClosed(s, s.info.Remote)
+		return err
+	}
+	return nil
+}
+
+// holdForRate delays the reader, and so the reading of the connection, until
+// the SEND it is about to handle is within the connection's and the user's
+// rates. While it waits, nothing more is read: over TCP and WebSocket the
+// client's socket buffers fill and its writes block, over SockJS its
+// xhr_send request stays unanswered. The session's writer goes on
+// delivering (messages, receipts, heart-beats) meanwhile. It returns
+// errDisconnected if the session ends during the wait.
+func (s *session) holdForRate() error {
+	l := s.b.cfg.Limiter
+	wait := l.sendDelay(s, s.user)
+	if wait <= 0 {
+		return nil
+	}
+	if !l.hold(wait, s.ended) {
+		return errDisconnected
+	}
+	return nil
+}
+
+// ended reports whether the session is over or closing: its outbox closed
+// (the client left, a slow-consumer cut-off, shutdown) or its context done.
+func (s *session) ended() bool {
+	return s.out.isClosed() || s.ctx.Err() != nil
+}
