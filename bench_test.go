@@ -138,7 +138,7 @@ func (t *discardTransport) Read(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// WriteBy makes discardTransport a deadlineWriter, as the WebSocket
+// WriteBy makes discardTransport a transport.DeadlineWriter, as the WebSocket
 // transport is, so the session writes without a context per write.
 func (t *discardTransport) WriteBy(_ time.Time, frames [][]byte) error {
 	return t.Write(context.Background(), frames)

@@ -29,7 +29,7 @@ type message struct {
 }
 
 // encodedJSON returns encoded(v) escaped as JSON string content (see
-// jsonWriter), escaped once by whichever SockJS subscriber's writer needs
+// transport.JSONWriter), escaped once by whichever SockJS subscriber's writer needs
 // it first.
 func (m *message) encodedJSON(v stomp.Version) []byte {
 	e := &m.encJSON[v-1]

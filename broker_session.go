@@ -37,11 +37,11 @@ type session struct {
 
 	// Owned by whichever writer goroutine runs (one at a time; the outbox
 	// lock hands them over from one to the next).
-	ver     stomp.Version // from the CONNECTED item on; ERRORs before CONNECT use 1.2 rules
-	hbEvery time.Duration // from the CONNECTED item: how often the server must send
-	hb      *time.Timer   // fires hbEvery after the last write; nil until heart-beats are on
-	json    jsonWriter    // the transport, when it carries STOMP bytes in JSON strings (SockJS); set by Serve
-	writer  func()        // s.writeLoop, bound once: "go s.writeLoop()" would allocate a closure per start
+	ver     stomp.Version        // from the CONNECTED item on; ERRORs before CONNECT use 1.2 rules
+	hbEvery time.Duration        // from the CONNECTED item: how often the server must send
+	hb      *time.Timer          // fires hbEvery after the last write; nil until heart-beats are on
+	json    transport.JSONWriter // the transport, when it carries STOMP bytes in JSON strings (SockJS); set by Serve
+	writer  func()               // s.writeLoop, bound once: "go s.writeLoop()" would allocate a closure per start
 
 	// Set once during CONNECT by the reader, read-only afterwards.
 	connected bool
@@ -80,13 +80,13 @@ func (b *Broker) Serve(ctx context.Context, t transport.Conn, info transport.Inf
 	s.log = slog.New(sessionLog{s})
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	defer s.cancel()
-	// A transport whose reads do not watch s.ctx (a deadlineReader) ends
+	// A transport whose reads do not watch s.ctx (a transport.DeadlineReader) ends
 	// when it is closed: by the client, by the session's writer after an
 	// ERROR, or by Broker.Close, which fails every session and closes the
 	// transports of those still running when its grace period ends. A
 	// context.AfterFunc on ctx that closed it cost every idle connection
 	// 160 bytes for that last case alone.
-	if jw, ok := t.(jsonWriter); ok && jw.JSONStrings() {
+	if jw, ok := t.(transport.JSONWriter); ok && jw.JSONStrings() {
 		s.json = jw
 	}
 	s.writer = s.writeLoop
@@ -251,23 +251,12 @@ func (s *session) readLoop() error {
 
 var errDisconnected = errors.New("client disconnected")
 
-// deadlineReader is implemented by transports that bound a read with a
-// deadline on their socket instead of a context, so that a connection
-// blocked in a read holds no context machinery (see wsTransport.ReadBy).
-// ReadBy does not watch any context: it returns when data comes, the
-// deadline passes (an error matching os.ErrDeadlineExceeded; a zero
-// deadline never passes) or the transport is closed. Only the session's
-// reader calls it, as it would call Read.
-type deadlineReader interface {
-	ReadBy(deadline time.Time) ([]byte, error)
-}
-
 // read returns the next chunk from the transport within readTimeout. A
 // timeout is reported as context.DeadlineExceeded whichever way the
 // transport bounds its reads.
 func (s *session) read() ([]byte, error) {
 	d := s.readTimeout()
-	if r, ok := s.t.(deadlineReader); ok {
+	if r, ok := s.t.(transport.DeadlineReader); ok {
 		var deadline time.Time
 		if d > 0 {
 			deadline = time.Now().Add(d)

@@ -167,20 +167,6 @@ var (
 	heartBeatEOLJSON = []byte(`\n`)
 )
 
-// jsonWriter is implemented by transports that carry STOMP bytes inside
-// JSON strings: SockJS frames every message as a["…"]. When JSONStrings
-// reports true, the writer hands each batch to WriteJSON already escaped as
-// string content (appendSockJSContent, html off), one message per batch,
-// and escapes a MESSAGE's shared tail once per publish
-// (message.encodedJSON) rather than every subscriber's transport escaping
-// the whole frame again: that was a third of the server's CPU in an
-// xhr-streaming fan-out. WriteJSON is called by the writer only; content is
-// valid during the call.
-type jsonWriter interface {
-	JSONStrings() bool
-	WriteJSON(deadline time.Time, content []byte) error
-}
-
 // batchSize estimates the encoded size of items: the shared MESSAGE tails
 // (encoded here once, and cached for the other subscribers) plus a bound
 // on the per-delivery headers.
@@ -196,21 +182,13 @@ func batchSize(items []outItem, v stomp.Version) int {
 	return n
 }
 
-// deadlineWriter is implemented by transports that can bound a write with
-// a deadline on their socket. The writer then builds no context (a timer and
-// its allocations) per write. Only the session's writer calls WriteBy, as
-// it would call Write.
-type deadlineWriter interface {
-	WriteBy(deadline time.Time, frames [][]byte) error
-}
-
 // write sends parts with the write deadline. In JSON mode parts is one
 // piece of escaped content.
 func (s *session) write(parts [][]byte) error {
 	if s.json != nil {
 		return s.json.WriteJSON(time.Now().Add(s.b.cfg.WriteTimeout), parts[0])
 	}
-	if w, ok := s.t.(deadlineWriter); ok {
+	if w, ok := s.t.(transport.DeadlineWriter); ok {
 		return w.WriteBy(time.Now().Add(s.b.cfg.WriteTimeout), parts)
 	}
 	// Not derived from s.ctx: the final ERROR is written after the session
@@ -243,7 +221,7 @@ func (s *session) encode(buf []byte, it *outItem, v stomp.Version) []byte {
 }
 
 // encodeJSON appends one queued item escaped as JSON string content (see
-// jsonWriter), using wb.raw as scratch: a MESSAGE's own headers are
+// transport.JSONWriter), using wb.raw as scratch: a MESSAGE's own headers are
 // escaped here, its shared tail comes escaped from the message.
 func (s *session) encodeJSON(buf []byte, it *outItem, v stomp.Version, wb *writeBatch) []byte {
 	if it.frame != nil {

@@ -284,7 +284,7 @@ func (t *wsTransport) Read(ctx context.Context) ([]byte, error) {
 }
 
 // ReadBy is Read bounded by a deadline on the socket (the broker's
-// deadlineReader); a zero deadline waits for ever. coder/websocket then gets a context that
+// transport.DeadlineReader); a zero deadline waits for ever. coder/websocket then gets a context that
 // never ends, so a blocked read holds no context.AfterFunc, no Done channel
 // and no entry in the session context's children: memory that every idle
 // connection kept. A blocked ReadBy ends when the transport closes.
@@ -304,7 +304,7 @@ func (t *wsTransport) Write(ctx context.Context, frames [][]byte) error {
 }
 
 // WriteBy writes frames as one WebSocket message, bounded by a deadline on
-// the socket (the broker's deadlineWriter): no context, timer or allocation
+// the socket (the broker's transport.DeadlineWriter): no context, timer or allocation
 // per write.
 func (t *wsTransport) WriteBy(deadline time.Time, frames [][]byte) error {
 	msg := frames[0]
@@ -338,3 +338,9 @@ func (t *wsTransport) Close(code int, reason string) error {
 	}
 	return nil
 }
+
+// The WebSocket transport bounds reads and writes by socket deadlines.
+var (
+	_ transport.DeadlineReader = (*wsTransport)(nil)
+	_ transport.DeadlineWriter = (*wsTransport)(nil)
+)

@@ -421,19 +421,19 @@ func (s *sockjsSession) Write(ctx context.Context, frames [][]byte) error {
 	return s.enqueue(frames, true)
 }
 
-// jsonStrings reports that the session carries STOMP bytes in JSON strings
-// (see jsonWriter).
-func (s *sockjsSession) jsonStrings() bool { return true }
+// JSONStrings reports that the session carries STOMP bytes in JSON strings
+// (see transport.JSONWriter).
+func (s *sockjsSession) JSONStrings() bool { return true }
 
-// writeJSON queues one message given as escaped content (see jsonWriter).
+// WriteJSON queues one message given as escaped content (see transport.JSONWriter).
 // It never blocks, so the deadline has nothing to bound.
-func (s *sockjsSession) writeJSON(_ time.Time, content []byte) error {
+func (s *sockjsSession) WriteJSON(_ time.Time, content []byte) error {
 	return s.enqueue([][]byte{content}, false)
 }
 
 // enqueue adds messages to the queue, escaping them unless they come
 // escaped, and wakes the receiver. The slow-consumer bound counts each
-// message as it is handed in (raw from Write, escaped from writeJSON): a
+// message as it is handed in (raw from Write, escaped from WriteJSON): a
 // bound on memory, not an exact count of what the client will receive.
 func (s *sockjsSession) enqueue(msgs [][]byte, escape bool) error {
 	n := 0
@@ -476,3 +476,6 @@ func (s *sockjsSession) Close(code int, reason string) error {
 	}
 	return nil
 }
+
+// A session takes escaped content straight from the broker's writer.
+var _ transport.JSONWriter = (*sockjsSession)(nil)

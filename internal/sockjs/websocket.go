@@ -325,13 +325,13 @@ func (ws *sockjsWSSession) Write(ctx context.Context, frames [][]byte) error {
 	return ws.write(ctx, sockjsframe.AppendArray(nil, frames, false))
 }
 
-// jsonStrings reports whether the session carries STOMP bytes in JSON
-// strings (see jsonWriter): framed SockJS does, the raw WebSocket does not.
-func (ws *sockjsWSSession) jsonStrings() bool { return !ws.raw }
+// JSONStrings reports whether the session carries STOMP bytes in JSON
+// strings (see transport.JSONWriter): framed SockJS does, the raw WebSocket does not.
+func (ws *sockjsWSSession) JSONStrings() bool { return !ws.raw }
 
-// writeJSON sends escaped content (see jsonWriter) as one array frame
+// WriteJSON sends escaped content (see transport.JSONWriter) as one array frame
 // a["…"], by deadline.
-func (ws *sockjsWSSession) writeJSON(deadline time.Time, content []byte) error {
+func (ws *sockjsWSSession) WriteJSON(deadline time.Time, content []byte) error {
 	select {
 	case <-ws.closed:
 		return transport.ErrClosed
@@ -364,3 +364,6 @@ func headerHasToken(h http.Header, name, token string) bool {
 	}
 	return false
 }
+
+// A WebSocket session takes escaped content straight from the broker's writer.
+var _ transport.JSONWriter = (*sockjsWSSession)(nil)

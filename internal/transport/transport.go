@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Conn carries one client's STOMP bytes between the network and its session.
@@ -66,3 +67,40 @@ const (
 
 // ErrClosed is returned by Read and Write after Close.
 var ErrClosed = errors.New("transport closed")
+
+// Optional methods a Conn may have. The broker's session looks for them
+// with a type assertion, so an implementation in another package must spell
+// them exactly; each implementation asserts its interface at compile time.
+
+// DeadlineReader is implemented by transports that bound a read with a
+// deadline on their socket instead of a context, so that a connection
+// blocked in a read holds no context machinery (see wsTransport.ReadBy).
+// ReadBy does not watch any context: it returns when data comes, the
+// deadline passes (an error matching os.ErrDeadlineExceeded; a zero
+// deadline never passes) or the transport is closed. Only the session's
+// reader calls it, as it would call Read.
+type DeadlineReader interface {
+	ReadBy(deadline time.Time) ([]byte, error)
+}
+
+// DeadlineWriter is implemented by transports that can bound a write with
+// a deadline on their socket. The writer then builds no context (a timer and
+// its allocations) per write. Only the session's writer calls WriteBy, as
+// it would call Write.
+type DeadlineWriter interface {
+	WriteBy(deadline time.Time, frames [][]byte) error
+}
+
+// JSONWriter is implemented by transports that carry STOMP bytes inside
+// JSON strings: SockJS frames every message as a["…"]. When JSONStrings
+// reports true, the writer hands each batch to WriteJSON already escaped as
+// string content (sockjsframe.AppendContent, html off), one message per batch,
+// and escapes a MESSAGE's shared tail once per publish
+// (message.encodedJSON) rather than every subscriber's transport escaping
+// the whole frame again: that was a third of the server's CPU in an
+// xhr-streaming fan-out. WriteJSON is called by the writer only; content is
+// valid during the call.
+type JSONWriter interface {
+	JSONStrings() bool
+	WriteJSON(deadline time.Time, content []byte) error
+}
