@@ -33,10 +33,6 @@ const (
 	// sequences in use (families, flags with tags) take about 28 bytes of
 	// UTF-8; anything longer is text, not an emoji.
 	maxEmojiBytes = 32
-
-	// maxReactionsPerUser bounds the distinct emojis one person puts on one
-	// message, so a message's reactions stay a row of badges, not a flood.
-	maxReactionsPerUser = 20
 )
 
 // defaultEditMinutes is the default of -edit-minutes: a day fixes typos

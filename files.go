@@ -53,11 +53,9 @@ const (
 
 // File errors, all public.
 var (
-	errUnknownFile        = apperr.New(apperr.KindNotFound, "unknown file")
 	errEmptyUpload        = apperr.New(apperr.KindBadRequest, "empty upload")
 	errUploadIncomplete   = apperr.New(apperr.KindBadRequest, "upload incomplete: the body ended before the file did")
 	errNotMultipart       = apperr.New(apperr.KindBadRequest, `expected multipart/form-data with a "file" part`)
-	errBadAttachment      = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
 	errTooManyAttachments = apperr.New(apperr.KindBadRequest, fmt.Sprintf("too many attachments: at most %d", maxAttachments))
 )
 

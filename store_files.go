@@ -5,9 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"stompbox/internal/apperr"
 	"strconv"
 	"strings"
 	"time"
+)
+
+// File errors the store returns, all public.
+var (
+	errUnknownFile   = apperr.New(apperr.KindNotFound, "unknown file")
+	errBadAttachment = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
 )
 
 // storedFile is one row of the files table: an upload of some bytes
