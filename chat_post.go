@@ -107,7 +107,7 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 		// The common case, one statement; mentions may need
 		// notifications stored in the same transaction, and a
 		// reply's original is checked once the room is.
-		if done, err := st.insertAsMemberAtTx(ctx, tx, m, e.at); done || err != nil {
+		if done, err := st.insertAsMemberTx(ctx, tx, m, e.at); done || err != nil {
 			return err
 		}
 	}
@@ -142,11 +142,13 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 		}
 	}
 	if r.kind == roomDM && m.Type == msgTalk {
-		if o.targets, err = dmPeersTx(ctx, tx, m.RoomID, m.UserID); err != nil {
+		peers, err := dmPeersTx(ctx, tx, m.RoomID, m.UserID)
+		if err != nil {
 			return err
 		}
-		for i := range o.targets {
-			o.targets[i].online = o.peerOnline(e, o.targets[i].username)
+		for _, p := range peers {
+			o.targets = append(o.targets, notifyTarget{userID: p.UserID, username: p.Username, reason: reasonDM,
+				webhook: p.Webhook, online: o.peerOnline(e, p.Username)})
 		}
 	}
 	for _, t := range o.Mentions {
@@ -155,7 +157,7 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 				webhook: t.Webhook, online: slices.Contains(o.Online, t.Username)})
 		}
 	}
-	if err := st.insertMessageAtTx(ctx, tx, m, e.at); err != nil {
+	if err := st.insertMessageTx(ctx, tx, m, e.at); err != nil {
 		return err
 	}
 	if err := attachFilesTx(ctx, tx, m, o.Files); err != nil {
@@ -204,56 +206,18 @@ func (o *chatPostOp) committed(e *opEnv) {
 	}
 }
 
-// insertAsMemberAtTx is insertAsMemberTx at the op's clock reading now
-// (Unix ms) rather than the store's clock: every node stores the same
-// created_at.
-func (s *store) insertAsMemberAtTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) (bool, error) {
-	if m.UserID == 0 {
-		return false, nil
-	}
-	res, err := s.txStmt(ctx, tx, s.stmtInsertAsMember).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
-	if err != nil {
-		return false, fmt.Errorf("insert message: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil || n == 0 {
-		return false, err
-	}
-	return true, s.inserted(res, m, now)
-}
-
-// insertMessageAtTx is insertMessageTx at the op's clock reading now
-// (Unix ms); see insertAsMemberAtTx.
-func (s *store) insertMessageAtTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) error {
-	res, err := s.txStmt(ctx, tx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
-	if err != nil {
-		return fmt.Errorf("insert message: %w", err)
-	}
-	return s.inserted(res, m, now)
-}
-
-// sqlPostedAt finds a post by what its log entry holds: room, author,
-// text and the log's time for it. Two posts of the same text by the same
-// author in the same millisecond are one resend's original either way.
-const sqlPostedAt = `SELECT id FROM messages WHERE room_id = ? AND user_id IS ? AND type = ? AND body = ? AND created_at = ? ORDER BY id LIMIT 1`
-
 // lookupResult reads back the message a resend's original stored, when
 // the original was applied too long ago for the log to remember its
 // result (resultLookup). An original the room refused, or one deleted
 // since, answers as refused: the resend stored nothing either.
 func (o *chatPostOp) lookupResult(ctx context.Context, st *store, at int64) error {
-	var uid any
-	if o.UserID != 0 {
-		uid = o.UserID
-	}
-	var id int64
-	err := st.rdb.QueryRowContext(ctx, sqlPostedAt, o.RoomID, uid, o.Type, o.Message, at).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		o.refused = apperr.ErrUnknownMessage
-		return nil
-	}
+	id, ok, err := st.postedAt(ctx, o.RoomID, o.UserID, o.Type, o.Message, at)
 	if err != nil {
 		return fmt.Errorf("original of a resent post: %w", err)
+	}
+	if !ok {
+		o.refused = apperr.ErrUnknownMessage
+		return nil
 	}
 	ms, err := st.messagesAfter(ctx, o.RoomID, id-1, 1)
 	if err != nil {

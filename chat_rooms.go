@@ -459,7 +459,7 @@ type roomPresence struct {
 // membership changed.
 func (p *roomPresence) store(e *opEnv, tx *sql.Tx, typ string) error {
 	p.msg = storedMessage{Type: typ, RoomID: p.RoomID, Sender: p.Username, UserID: p.UserID, Message: p.Message}
-	return e.st.insertMessageAtTx(e.ctx, tx, &p.msg, e.at)
+	return e.st.insertMessageTx(e.ctx, tx, &p.msg, e.at)
 }
 
 // committed publishes the presence message to this node's clients.

@@ -110,6 +110,18 @@ func (o *userCreateOp) apply(e *opEnv, tx *sql.Tx) error {
 	return nil
 }
 
+const sqlHasAccounts = `SELECT EXISTS(SELECT 1 FROM users WHERE is_guest = 0)`
+
+// hasAccounts reports whether any real (non-guest) account exists; until one
+// does, the pages lead to first-run setup.
+func (s *store) hasAccounts(ctx context.Context) (bool, error) {
+	var ok bool
+	if err := s.rdb.QueryRowContext(ctx, sqlHasAccounts).Scan(&ok); err != nil {
+		return false, fmt.Errorf("count accounts: %w", err)
+	}
+	return ok, nil
+}
+
 const sqlUserByName = `SELECT ` + userColumns + ` FROM users WHERE username_key = ?`
 
 // userByName finds an account by username, ignoring case; errUnknownUser if none.
