@@ -110,7 +110,8 @@ func canReadTarget(t changeTarget) error {
 // changeOp is an edit, deletion or reaction: its refusal, if any, is
 // recorded by apply rather than returned.
 type changeOp interface {
-	committedOp
+	storeOp
+	chatEffect
 	refusal() error
 }
 
@@ -250,7 +251,7 @@ func (o *msgEditOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 	return err
 }
 
-func (o *msgEditOp) committed(e *opEnv) { deliverChange(e, o.refused, o.RoomID, o.ev) }
+func (o *msgEditOp) committed(c *chatService) { deliverChange(c, o.refused, o.RoomID, o.ev) }
 
 // msgDeleteOp deletes a message (Delete).
 type msgDeleteOp struct {
@@ -286,8 +287,8 @@ func (o *msgDeleteOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 	return err
 }
 
-func (o *msgDeleteOp) committed(e *opEnv) {
-	deliverChange(e, o.refused, o.RoomID, deleteEvent{Type: msgDelete, RoomID: o.RoomID, MessageID: o.MsgID, By: o.Username})
+func (o *msgDeleteOp) committed(c *chatService) {
+	deliverChange(c, o.refused, o.RoomID, deleteEvent{Type: msgDelete, RoomID: o.RoomID, MessageID: o.MsgID, By: o.Username})
 }
 
 // msgReactOp adds or removes a reaction (React).
@@ -327,13 +328,13 @@ func (o *msgReactOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 	return err
 }
 
-func (o *msgReactOp) committed(e *opEnv) { deliverChange(e, o.refused, o.RoomID, o.ev) }
+func (o *msgReactOp) committed(c *chatService) { deliverChange(c, o.refused, o.RoomID, o.ev) }
 
 // deliverChange publishes a change's event to this node's clients in the
 // room, unless the change was refused.
-func deliverChange(e *opEnv, refused error, roomID int64, ev any) {
-	if refused == nil && e.chat != nil {
-		e.chat.deliver(roomID, 0, mustJSON(ev))
+func deliverChange(c *chatService, refused error, roomID int64, ev any) {
+	if refused == nil {
+		c.deliver(roomID, 0, mustJSON(ev))
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
@@ -103,12 +102,7 @@ func (r *replayReplicator) submit(ctx context.Context, op storeOp, dedupKey stri
 
 // applyReplayed applies op on s as a node applies an op from the cluster log.
 func applyReplayed(ctx context.Context, s *store, op storeOp, at int64) error {
-	e := s.newEnv(at, true)
-	var onCommit func()
-	if c, ok := op.(committedOp); ok {
-		onCommit = func() { c.committed(e) }
-	}
-	return s.write(ctx, func(tx *sql.Tx) error { return op.apply(e, tx) }, onCommit)
+	return s.applyAt(ctx, op, at, true)
 }
 
 // dumpRows reads every row of query as text, for comparing two databases.

@@ -29,7 +29,7 @@ import (
 // every node then stores the same notifications. Webhooks go out from this
 // node only, after the commit.
 func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget, files []int64, dedupKey string) (storedMessage, error) {
-	op := &chatPostOp{Type: m.Type, RoomID: m.RoomID, UserID: m.UserID, Sender: m.Sender, Message: m.Message, ReplyTo: m.ReplyTo, Files: files}
+	op := &chatPostOp{Type: m.Type, RoomID: m.RoomID, UserID: m.UserID, Sender: m.Sender, Message: m.Message, ReplyTo: m.ReplyTo, Files: files, online: c.online}
 	for _, t := range mentions {
 		op.Mentions = append(op.Mentions, postMention{UserID: t.userID, Username: t.username, Webhook: t.webhook})
 		if t.online {
@@ -83,6 +83,10 @@ type chatPostOp struct {
 	// the DM peer when online. On a single node the DM peer is looked up
 	// when the op is applied, as it always was.
 	Online []string `json:"online,omitempty"`
+	// online is the submitting chat service's presence: on a single node
+	// the DM peer is looked up when the op is applied. nil in an op
+	// decoded from the log.
+	online func(username string) bool
 
 	msg     storedMessage  // the stored message, with its id
 	refused error          // why the room refused it, if it did
@@ -185,23 +189,23 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 // On a single node the peer is looked up now, inside the transaction, as
 // before ops existed.
 func (o *chatPostOp) peerOnline(e *opEnv, name string) bool {
-	if e.replay || e.chat == nil {
+	if e.replay || o.online == nil {
 		return slices.Contains(o.Online, name)
 	}
-	return e.chat.online(name)
+	return o.online(name)
 }
 
 // committed publishes the message and the live notifications to this
 // node's clients.
-func (o *chatPostOp) committed(e *opEnv) {
-	if o.refused != nil || e.chat == nil {
+func (o *chatPostOp) committed(c *chatService) {
+	if o.refused != nil {
 		return
 	}
 	m := o.msg
-	e.chat.deliver(m.RoomID, m.ID, m.JSON())
+	c.deliver(m.RoomID, m.ID, m.JSON())
 	for _, t := range o.targets {
 		if t.online {
-			e.chat.notify(t.username, notificationJSON(notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
+			c.notify(t.username, notificationJSON(notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
 		}
 	}
 }

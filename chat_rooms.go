@@ -463,9 +463,9 @@ func (p *roomPresence) store(e *opEnv, tx *sql.Tx, typ string) error {
 }
 
 // committed publishes the presence message to this node's clients.
-func (p *roomPresence) committed(e *opEnv) {
-	if p.changed && e.chat != nil {
-		e.chat.deliver(p.msg.RoomID, p.msg.ID, p.msg.JSON())
+func (p *roomPresence) committed(c *chatService) {
+	if p.changed {
+		c.deliver(p.msg.RoomID, p.msg.ID, p.msg.JSON())
 	}
 }
 

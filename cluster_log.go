@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -275,22 +274,7 @@ func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) er
 			op = p.op // the submitter's own value: it reads its results from it
 		}
 	}
-	e := l.st.newEnv(env.At, true)
-	r := &writeReq{
-		ctx:    context.Background(),
-		queued: time.Now(),
-		fn: func(tx *sql.Tx) error {
-			if err := op.apply(e, tx); err != nil {
-				return err
-			}
-			return setAppliedTx(e.ctx, tx, seq)
-		},
-		done: make(chan error, 1),
-	}
-	if c, ok := op.(committedOp); ok {
-		r.onCommit = func() { c.committed(e) }
-	}
-	r.after = func(err error) {
+	return l.st.applyLogged(ctx, seq, op, env.At, func(err error) {
 		if err != nil && !apperr.IsClientError(err) && !errors.Is(err, errStoreClosed) {
 			l.failed.Add(1)
 			l.log.Error("cluster: op failed on this node", "seq", seq, "kind", env.Kind, "err", err)
@@ -299,8 +283,7 @@ func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) er
 		if p != nil {
 			p.done <- err
 		}
-	}
-	return l.st.enqueue(ctx, r)
+	})
 }
 
 // markApplied records seq as applied and wakes whoever waits for it.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 const (
@@ -36,6 +37,30 @@ func setAppliedTx(ctx context.Context, tx *sql.Tx, seq uint64) error {
 		return fmt.Errorf("record log position %d: %w", seq, err)
 	}
 	return nil
+}
+
+// applyLogged queues op, entry seq of the cluster log, submitted at clock
+// reading at (Unix ms), on the writer without waiting for its commit, so
+// that log entries group into shared transactions as local writes do
+// while keeping their order. The transaction that applies op also records
+// seq as applied (appliedSeq). After a commit op's effects run; then done,
+// if not nil, learns the outcome, committed or not, on the writer
+// goroutine in log order.
+func (s *store) applyLogged(ctx context.Context, seq uint64, op storeOp, at int64, done func(error)) error {
+	e := s.newEnv(at, true)
+	return s.enqueue(ctx, &writeReq{
+		ctx:    context.Background(),
+		queued: time.Now(),
+		fn: func(tx *sql.Tx) error {
+			if err := op.apply(e, tx); err != nil {
+				return err
+			}
+			return setAppliedTx(e.ctx, tx, seq)
+		},
+		onCommit: s.effectsOf(op),
+		after:    done,
+		done:     make(chan error, 1),
+	})
 }
 
 // holdsSingleNodeData reports whether a database that has applied nothing

@@ -25,21 +25,27 @@ type storeOp interface {
 	apply(e *opEnv, tx *sql.Tx) error
 }
 
-// committedOp is a storeOp with an effect after its commit, run on every
-// node in commit order: typically delivering the change to that node's own
-// clients. It must be quick and must not write to the store.
-type committedOp interface {
-	storeOp
-	committed(e *opEnv)
+// storeEffects is what a committed op does on this node beyond the
+// database: the chat service delivers the change to this node's own
+// clients. The store calls Committed for every op that committed, local
+// or from the cluster log, on the writer goroutine in commit order, so
+// that subscribers see messages in id order. Committed must be quick and
+// must not write to the store. The op holds its results (and its refusal,
+// if it recorded one).
+type storeEffects interface {
+	Committed(op storeOp)
 }
 
-// opEnv is what an op may use while it is applied. One exists per store;
-// at is set for each op.
+// setEffects attaches fx, whose Committed runs after each op from now on.
+// Called once at wiring, before the store serves; without it (the user
+// CLI, store tests) ops have no effect beyond the database.
+func (s *store) setEffects(fx storeEffects) { s.fx = fx }
+
+// opEnv is what an op may use while it is applied. One exists per op.
 type opEnv struct {
-	ctx  context.Context // the writer's: never a request's (a group must not fail because one sender left)
-	st   *store
-	chat *chatService // nil until the chat service is wired (and in the user CLI)
-	at   int64        // the op's clock reading, Unix ms, taken where it was submitted
+	ctx context.Context // the writer's: never a request's (a group must not fail because one sender left)
+	st  *store
+	at  int64 // the op's clock reading, Unix ms, taken where it was submitted
 	// replay is true when the op came from the cluster log: node-local
 	// decisions (who is online) were taken by the submitting node and
 	// are in the op.
@@ -68,17 +74,30 @@ func (s *store) runKeyed(ctx context.Context, op storeOp, dedupKey string) error
 	if s.repl != nil {
 		return s.repl.submit(ctx, op, dedupKey)
 	}
-	e := s.newEnv(s.nowMS(), false)
-	var onCommit func()
-	if c, ok := op.(committedOp); ok {
-		onCommit = func() { c.committed(e) }
-	}
-	return s.write(ctx, func(tx *sql.Tx) error { return op.apply(e, tx) }, onCommit)
+	return s.applyAt(ctx, op, s.nowMS(), false)
+}
+
+// applyAt applies op on the writer at clock reading at (Unix ms) and waits
+// for its commit; its effects run after the commit. replay is true for an
+// op that came from the cluster log (see opEnv).
+func (s *store) applyAt(ctx context.Context, op storeOp, at int64, replay bool) error {
+	e := s.newEnv(at, replay)
+	return s.write(ctx, func(tx *sql.Tx) error { return op.apply(e, tx) }, s.effectsOf(op))
 }
 
 // newEnv returns an environment for one op at clock reading at.
 func (s *store) newEnv(at int64, replay bool) *opEnv {
-	return &opEnv{ctx: context.Background(), st: s, chat: s.chat, at: at, replay: replay}
+	return &opEnv{ctx: context.Background(), st: s, at: at, replay: replay}
+}
+
+// effectsOf returns the function the writer runs after op commits, nil
+// when no effects are attached.
+func (s *store) effectsOf(op storeOp) func() {
+	fx := s.fx
+	if fx == nil {
+		return nil
+	}
+	return func() { fx.Committed(op) }
 }
 
 // opEnvelope is an op as the log carries it.

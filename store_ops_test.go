@@ -95,12 +95,7 @@ func replayOp(t testing.TB, s *store, op storeOp, at int64) (storeOp, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := s.newEnv(env.At, true)
-	var onCommit func()
-	if c, ok := dop.(committedOp); ok {
-		onCommit = func() { c.committed(e) }
-	}
-	return dop, s.write(context.Background(), func(tx *sql.Tx) error { return dop.apply(e, tx) }, onCommit)
+	return dop, s.applyAt(context.Background(), dop, env.At, true)
 }
 
 // opsReplayTables are the tables the store_* ops write, with an order
