@@ -18,6 +18,7 @@ var chatOpKinds = []string{"chat-post", "room-create", "room-update", "room-add-
 func TestChatOpsRoundTrip(t *testing.T) {
 	name, topic, archived := "renamed", "a topic", true
 	tests := []storeOp{
+		&markReadOp{RoomID: 3, UserID: 4, MessageID: 5},
 		&chatPostOp{Type: msgTalk, RoomID: 5, UserID: 2, Sender: "bob", Message: "hi @carol 👋", ReplyTo: 9, Files: []int64{3, 4},
 			Mentions: []postMention{{UserID: 3, Username: "carol", Webhook: "https://example.test/hook"}}, Online: []string{"carol", "dave"}},
 		&chatPostOp{Type: msgEnter, RoomID: 1, UserID: 1, Sender: "alice", Message: "alice님이 입장하셨습니다."},
@@ -166,7 +167,7 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 		}
 	}
 	rep := &replayReplicator{a: a.st, b: b.st, kinds: map[string]int{}}
-	a.st.repl = rep
+	a.st.setReplicator(rep)
 
 	c := a.chat
 	must := func(what string, err error) {

@@ -36,7 +36,7 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 			op.Online = append(op.Online, t.username)
 		}
 	}
-	if c.st.repl != nil && m.Type == msgTalk {
+	if c.st.replicated() && m.Type == msgTalk {
 		// The peer is read before the write, so the membership may change
 		// in between; a peer who left gets no notification either way
 		// (apply reads the members again), and one who joined is offline.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
 	"stompbox/internal/apperr"
 	"strconv"
@@ -404,8 +403,7 @@ func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64
 	l.mu.Lock()
 	orig := l.recent[seq]
 	l.mu.Unlock()
-	if orig != nil && reflect.TypeOf(orig) == reflect.TypeOf(op) {
-		reflect.ValueOf(op).Elem().Set(reflect.ValueOf(orig).Elem())
+	if orig != nil && adoptOp(op, orig) {
 		return nil
 	}
 	// Applied too long ago to be remembered: read the original back from
@@ -418,20 +416,10 @@ func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64
 	if err != nil {
 		return fmt.Errorf("cluster log: original of a resent op: %w", err)
 	}
-	if reflect.TypeOf(orig) != reflect.TypeOf(op) {
+	if !adoptOp(op, orig) {
 		return nil // the same key for another kind of write: nothing to copy
 	}
-	reflect.ValueOf(op).Elem().Set(reflect.ValueOf(orig).Elem())
-	if r, ok := op.(resultLookup); ok {
-		return r.lookupResult(ctx, l.st, env.At)
-	}
-	return nil
-}
-
-// resultLookup is an op that can find what its application produced (a
-// message's id) in the database, given the time it was applied with.
-type resultLookup interface {
-	lookupResult(ctx context.Context, st *store, at int64) error
+	return l.st.lookupResult(ctx, op, env.At)
 }
 
 // waitCaughtUp returns once this node has applied every entry the log

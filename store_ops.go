@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 )
 
 // storeOp is one write to the database, described by value so that it can
@@ -61,6 +63,13 @@ type opReplicator interface {
 	waitCaughtUp(ctx context.Context)
 }
 
+// setReplicator makes r carry every op from now on (a cluster node).
+// Called once at wiring, before any write.
+func (s *store) setReplicator(r opReplicator) { s.repl = r }
+
+// replicated reports whether ops go through a replicated log.
+func (s *store) replicated() bool { return s.repl != nil }
+
 // run applies op: directly on a single node, through the replicated log in
 // a cluster. dedupKey, when not empty, names the op for the log's
 // duplicate detection (a resent chat message): a second op with the same
@@ -98,6 +107,24 @@ func (s *store) effectsOf(op storeOp) func() {
 		return nil
 	}
 	return func() { fx.Committed(op) }
+}
+
+// resultLookup is an op that can find what its application produced (a
+// message's id) in the database, given the clock reading it was applied
+// with.
+type resultLookup interface {
+	lookupResult(ctx context.Context, st *store, at int64) error
+}
+
+// lookupResult fills in op's results from the database when op is the
+// copy of an op applied at clock reading at, too long ago for the cluster
+// log to remember its results, and op can find them (resultLookup);
+// otherwise it does nothing.
+func (s *store) lookupResult(ctx context.Context, op storeOp, at int64) error {
+	if r, ok := op.(resultLookup); ok {
+		return r.lookupResult(ctx, s, at)
+	}
+	return nil
 }
 
 // opEnvelope is an op as the log carries it.
@@ -139,54 +166,100 @@ func decodeOp(b []byte) (storeOp, opEnvelope, error) {
 	return op, env, nil
 }
 
-// opKinds lists every op type, for decodeOp. A kind is part of the log's
-// format: renaming one breaks replay of older logs, so kinds are only
-// ever added.
-func opKinds() []storeOp {
-	return []storeOp{
-		&markReadOp{},
+// opType is a registered kind of op.
+type opType struct {
+	newOp func() storeOp              // a zero op of the kind, to decode into
+	adopt func(dst, src storeOp) bool // copies src into dst, results included, when both are of the kind
+}
 
-		// Accounts, sessions, tokens, settings and invites
-		// (store_users.go), retention and notifications
-		// (store_messages.go), uploads (store_files.go).
-		&userCreateOp{},
-		&passwordSetOp{},
-		&userDeleteOp{},
-		&webhookSetOp{},
-		&sessionCreateOp{},
-		&sessionDeleteOp{},
-		&tokenCreateOp{},
-		&tokenDeleteOp{},
-		&settingSetOp{},
-		&inviteCreateOp{},
-		&purgeOp{},
-		&deliveredOp{},
-		&fileInsertOp{},
-		&abandonedFilesDeleteOp{},
-		&unsentFileDeleteOp{},
-		// End of the store_* block.
+// opRegistry holds every kind of op a log may carry: the store's own
+// (registered below) and those of the packages above it, which register
+// theirs at init, before any store opens.
+var opRegistry = struct {
+	sync.RWMutex
+	byKind map[string]opType
+}{byKind: make(map[string]opType)}
 
-		// The chat service's writes (chat_post.go, chat_rooms.go,
-		// chat_changes.go): posts, rooms and memberships, changes to
-		// posted messages.
-		&chatPostOp{},
-		&roomCreateOp{},
-		&roomUpdateOp{},
-		&roomAddMemberOp{},
-		&roomLeaveOp{},
-		&dmOpenOp{},
-		&msgEditOp{},
-		&msgDeleteOp{},
-		&msgReactOp{},
+// registerOp adds the op type *T to the registry under its kind, for
+// decodeOp. A kind is part of the log's format: renaming one breaks
+// replay of older logs, so kinds are only ever added. It panics when the
+// kind is empty or taken.
+func registerOp[T any, P interface {
+	*T
+	storeOp
+}]() {
+	kind := P(new(T)).opKind()
+	opRegistry.Lock()
+	defer opRegistry.Unlock()
+	if kind == "" {
+		panic(fmt.Sprintf("registerOp: %T has an empty kind", P(nil)))
+	}
+	if prev, ok := opRegistry.byKind[kind]; ok {
+		panic(fmt.Sprintf("registerOp: kind %q of %T is taken by %T", kind, P(nil), prev.newOp()))
+	}
+	opRegistry.byKind[kind] = opType{
+		newOp: func() storeOp { return P(new(T)) },
+		adopt: func(dst, src storeOp) bool {
+			d, ok := dst.(P)
+			s, ok2 := src.(P)
+			if ok && ok2 {
+				*d = *s
+			}
+			return ok && ok2
+		},
 	}
 }
 
-// newOpOfKind returns a new zero op of kind, or nil if none is known.
+// The store's own ops: accounts, sessions, tokens, settings and invites
+// (store_users.go), retention and notifications (store_messages.go),
+// uploads (store_files.go).
+func init() {
+	registerOp[userCreateOp]()
+	registerOp[passwordSetOp]()
+	registerOp[userDeleteOp]()
+	registerOp[webhookSetOp]()
+	registerOp[sessionCreateOp]()
+	registerOp[sessionDeleteOp]()
+	registerOp[tokenCreateOp]()
+	registerOp[tokenDeleteOp]()
+	registerOp[settingSetOp]()
+	registerOp[inviteCreateOp]()
+	registerOp[purgeOp]()
+	registerOp[deliveredOp]()
+	registerOp[fileInsertOp]()
+	registerOp[abandonedFilesDeleteOp]()
+	registerOp[unsentFileDeleteOp]()
+}
+
+// opKinds returns a zero op of every registered kind, sorted by kind.
+func opKinds() []storeOp {
+	opRegistry.RLock()
+	defer opRegistry.RUnlock()
+	ops := make([]storeOp, 0, len(opRegistry.byKind))
+	for _, t := range opRegistry.byKind {
+		ops = append(ops, t.newOp())
+	}
+	slices.SortFunc(ops, func(a, b storeOp) int { return strings.Compare(a.opKind(), b.opKind()) })
+	return ops
+}
+
+// newOpOfKind returns a new zero op of kind, or nil if none is registered.
 func newOpOfKind(kind string) storeOp {
-	ops := opKinds()
-	i := slices.IndexFunc(ops, func(o storeOp) bool { return o.opKind() == kind })
-	if i < 0 {
+	opRegistry.RLock()
+	t, ok := opRegistry.byKind[kind]
+	opRegistry.RUnlock()
+	if !ok {
 		return nil
 	}
-	return ops[i]
+	return t.newOp()
+}
+
+// adoptOp copies src, an op already applied, into dst, results included,
+// when both are of the same kind, and reports whether it did: a resent op
+// (cluster log de-duplication) gets its original's answer.
+func adoptOp(dst, src storeOp) bool {
+	opRegistry.RLock()
+	t, ok := opRegistry.byKind[dst.opKind()]
+	opRegistry.RUnlock()
+	return ok && t.adopt(dst, src)
 }

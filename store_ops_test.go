@@ -19,7 +19,6 @@ func TestOpsRoundTrip(t *testing.T) {
 		name string
 		op   storeOp
 	}{
-		{"mark-read", &markReadOp{RoomID: 3, UserID: 4, MessageID: 5}},
 		{"user-create", &userCreateOp{newUser: newUser{Username: "Alice", DisplayName: "Alice A.",
 			PasswordHash: "$argon2id$v=19$…", Admin: true, InviteHash: []byte{1, 2, 3}}}},
 		{"user-create guest", &userCreateOp{newUser: newUser{Username: "g", DisplayName: "g", Guest: true}}},
