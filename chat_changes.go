@@ -108,7 +108,7 @@ func canReadTarget(t changeTarget) error {
 }
 
 // changeOp is an edit, deletion or reaction: its refusal, if any, is
-// recorded by apply rather than returned.
+// recorded by Apply rather than returned.
 type changeOp interface {
 	storeOp
 	chatEffect
@@ -232,10 +232,10 @@ type msgEditOp struct {
 	refused error
 }
 
-func (*msgEditOp) opKind() string   { return "msg-edit" }
+func (*msgEditOp) OpKind() string   { return "msg-edit" }
 func (o *msgEditOp) refusal() error { return o.refused }
 
-func (o *msgEditOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *msgEditOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.ev = editEvent{Type: msgEdit, RoomID: o.RoomID, MessageID: o.MsgID, Sender: o.Username, Message: o.Text, EditedAt: formatJSONTime(fromMS(e.at))}
 	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		switch {
@@ -265,10 +265,10 @@ type msgDeleteOp struct {
 	refused error
 }
 
-func (*msgDeleteOp) opKind() string   { return "msg-delete" }
+func (*msgDeleteOp) OpKind() string   { return "msg-delete" }
 func (o *msgDeleteOp) refusal() error { return o.refused }
 
-func (o *msgDeleteOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *msgDeleteOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.blobs = nil
 	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		author := t.authorID != 0 && t.authorID == o.UserID
@@ -304,10 +304,10 @@ type msgReactOp struct {
 	refused error
 }
 
-func (*msgReactOp) opKind() string   { return "msg-react" }
+func (*msgReactOp) OpKind() string   { return "msg-react" }
 func (o *msgReactOp) refusal() error { return o.refused }
 
-func (o *msgReactOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *msgReactOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.ev = reactionEvent{Type: msgReaction, RoomID: o.RoomID, MessageID: o.MsgID, User: o.Username, Emoji: o.Emoji, Added: o.Add}
 	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		switch {

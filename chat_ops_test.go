@@ -34,7 +34,7 @@ func TestChatOpsRoundTrip(t *testing.T) {
 	}
 	covered := map[string]bool{}
 	for _, op := range tests {
-		t.Run(op.opKind(), func(t *testing.T) {
+		t.Run(op.OpKind(), func(t *testing.T) {
 			b, err := encodeOp(op, 1767323045123, "node-a")
 			if err != nil {
 				t.Fatal(err)
@@ -43,14 +43,14 @@ func TestChatOpsRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if env.At != 1767323045123 || env.Node != "node-a" || env.Kind != op.opKind() {
+			if env.At != 1767323045123 || env.Node != "node-a" || env.Kind != op.OpKind() {
 				t.Errorf("envelope %+v", env)
 			}
 			if !reflect.DeepEqual(got, op) {
 				t.Errorf("decoded %#v, want %#v", got, op)
 			}
 		})
-		covered[op.opKind()] = true
+		covered[op.OpKind()] = true
 	}
 	for _, k := range chatOpKinds {
 		if !covered[k] {
@@ -73,9 +73,9 @@ type replayReplicator struct {
 	keys  []string       // the non-empty de-duplication keys, in order
 }
 
-func (r *replayReplicator) waitCaughtUp(context.Context) {}
+func (r *replayReplicator) WaitCaughtUp(context.Context) {}
 
-func (r *replayReplicator) submit(ctx context.Context, op storeOp, dedupKey string) error {
+func (r *replayReplicator) Submit(ctx context.Context, op storeOp, dedupKey string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	at := r.a.nowMS()
@@ -83,7 +83,7 @@ func (r *replayReplicator) submit(ctx context.Context, op storeOp, dedupKey stri
 	if err != nil {
 		return err
 	}
-	r.kinds[op.opKind()]++
+	r.kinds[op.OpKind()]++
 	if dedupKey != "" {
 		r.keys = append(r.keys, dedupKey)
 	}

@@ -39,7 +39,7 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 	if c.st.replicated() && m.Type == msgTalk {
 		// The peer is read before the write, so the membership may change
 		// in between; a peer who left gets no notification either way
-		// (apply reads the members again), and one who joined is offline.
+		// (Apply reads the members again), and one who joined is offline.
 		peers, err := c.st.dmPeerNames(ctx, m.RoomID, m.UserID)
 		if err != nil {
 			return storedMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
@@ -101,9 +101,12 @@ type postMention struct {
 	Webhook  string `json:"webhook,omitempty"` // for the submitting node's webhook, after the commit
 }
 
-func (*chatPostOp) opKind() string { return "chat-post" }
+// A resent post is answered with its original's message.
+var _ resultLookup = (*chatPostOp)(nil)
 
-func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
+func (*chatPostOp) OpKind() string { return "chat-post" }
+
+func (o *chatPostOp) Apply(e *opEnv, tx *sql.Tx) error {
 	o.msg = storedMessage{Type: o.Type, RoomID: o.RoomID, Sender: o.Sender, UserID: o.UserID, Message: o.Message, ReplyTo: o.ReplyTo}
 	o.refused, o.targets, o.stored = nil, o.targets[:0], o.stored[:0]
 	ctx, st, m := e.ctx, e.st, &o.msg
@@ -210,11 +213,11 @@ func (o *chatPostOp) committed(c *chatService) {
 	}
 }
 
-// lookupResult reads back the message a resend's original stored, when
+// LookupResult reads back the message a resend's original stored, when
 // the original was applied too long ago for the log to remember its
 // result (resultLookup). An original the room refused, or one deleted
 // since, answers as refused: the resend stored nothing either.
-func (o *chatPostOp) lookupResult(ctx context.Context, st *store, at int64) error {
+func (o *chatPostOp) LookupResult(ctx context.Context, st *store, at int64) error {
 	id, ok, err := st.postedAt(ctx, o.RoomID, o.UserID, o.Type, o.Message, at)
 	if err != nil {
 		return fmt.Errorf("original of a resent post: %w", err)

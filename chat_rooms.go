@@ -372,9 +372,9 @@ type markReadOp struct {
 	ok        bool  // u is a member of the room
 }
 
-func (*markReadOp) opKind() string { return "mark-read" }
+func (*markReadOp) OpKind() string { return "mark-read" }
 
-func (o *markReadOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *markReadOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.ok, err = markReadTx(e.ctx, tx, o.RoomID, o.UserID, o.MessageID)
 	return err
 }
@@ -394,9 +394,9 @@ type roomCreateOp struct {
 	refused error // the room limit, recorded rather than returned (see chatService.store)
 }
 
-func (*roomCreateOp) opKind() string { return "room-create" }
+func (*roomCreateOp) OpKind() string { return "room-create" }
 
-func (o *roomCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *roomCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
 	o.room, o.refused = room{}, nil
 	if o.MaxRooms > 0 && !o.Admin {
 		// Counted inside the write transaction, so racing creates cannot pass the limit together.
@@ -430,9 +430,9 @@ type roomUpdateOp struct {
 	refused error // errUnknownRoom, recorded rather than returned
 }
 
-func (*roomUpdateOp) opKind() string { return "room-update" }
+func (*roomUpdateOp) OpKind() string { return "room-update" }
 
-func (o *roomUpdateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *roomUpdateOp) Apply(e *opEnv, tx *sql.Tx) error {
 	o.room, o.refused = room{}, nil
 	r, err := updateRoomTx(e.ctx, tx, o.RoomID, o.Update)
 	if errors.Is(err, apperr.ErrUnknownRoom) {
@@ -473,9 +473,9 @@ func (p *roomPresence) committed(c *chatService) {
 // Adding someone who already is a member changes nothing.
 type roomAddMemberOp struct{ roomPresence }
 
-func (*roomAddMemberOp) opKind() string { return "room-add-member" }
+func (*roomAddMemberOp) OpKind() string { return "room-add-member" }
 
-func (o *roomAddMemberOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *roomAddMemberOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.msg = storedMessage{}
 	if o.changed, err = joinTx(e.ctx, tx, o.RoomID, o.UserID, e.at); err != nil || !o.changed {
 		return err
@@ -487,9 +487,9 @@ func (o *roomAddMemberOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 // room one has already left changes nothing.
 type roomLeaveOp struct{ roomPresence }
 
-func (*roomLeaveOp) opKind() string { return "room-leave" }
+func (*roomLeaveOp) OpKind() string { return "room-leave" }
 
-func (o *roomLeaveOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *roomLeaveOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.msg = storedMessage{}
 	if o.changed, err = leaveTx(e.ctx, tx, o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
@@ -509,9 +509,9 @@ type dmOpenOp struct {
 	room room
 }
 
-func (*dmOpenOp) opKind() string { return "dm-open" }
+func (*dmOpenOp) OpKind() string { return "dm-open" }
 
-func (o *dmOpenOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *dmOpenOp) Apply(e *opEnv, tx *sql.Tx) error {
 	o.room = room{}
 	r, ok, err := dmRoomTx(e.ctx, tx, dmKey(o.UserID, o.OtherID))
 	if err != nil {

@@ -327,11 +327,11 @@ func (l *clusterLog) waitApplied(ctx context.Context, seq uint64) error {
 	}
 }
 
-// submit appends op to the log and returns once a quorum stored it and
-// this node applied it: a RECEIPT after submit means the message is on
+// Submit appends op to the log and returns once a quorum stored it and
+// this node applied it: a RECEIPT after Submit means the message is on
 // the majority's disks and in this node's database. Refused ops (client
 // errors) come back from the apply as on a single node.
-func (l *clusterLog) submit(ctx context.Context, op storeOp, dedupKey string) error {
+func (l *clusterLog) Submit(ctx context.Context, op storeOp, dedupKey string) error {
 	ref := l.boot + "-" + strconv.FormatUint(l.nextRef.Add(1), 36)
 	data, err := encodeOpRef(op, l.st.nowMS(), l.node, ref)
 	if err != nil {
@@ -355,7 +355,7 @@ func (l *clusterLog) submit(ctx context.Context, op storeOp, dedupKey string) er
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		l.log.Warn("cluster: op not stored", "kind", op.opKind(), "err", err)
+		l.log.Warn("cluster: op not stored", "kind", op.OpKind(), "err", err)
 		return errClusterUnavailable
 	}
 	if ack.Duplicate {
@@ -422,11 +422,11 @@ func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64
 	return l.st.lookupResult(ctx, op, env.At)
 }
 
-// waitCaughtUp returns once this node has applied every entry the log
+// WaitCaughtUp returns once this node has applied every entry the log
 // held when it was called, or after catchUpWait. A lookup that found
 // nothing calls it before answering so: the account or session may exist
 // in an entry not yet applied here.
-func (l *clusterLog) waitCaughtUp(ctx context.Context) {
+func (l *clusterLog) WaitCaughtUp(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
 	defer cancel()
 	info, err := l.stream.Info(ctx)

@@ -52,7 +52,7 @@ func (s *store) applyLogged(ctx context.Context, seq uint64, op storeOp, at int6
 		ctx:    context.Background(),
 		queued: time.Now(),
 		fn: func(tx *sql.Tx) error {
-			if err := op.apply(e, tx); err != nil {
+			if err := op.Apply(e, tx); err != nil {
 				return err
 			}
 			return setAppliedTx(e.ctx, tx, seq)
@@ -82,6 +82,6 @@ func (s *store) missAfterCatchUp(ctx context.Context) bool {
 	if s.repl == nil {
 		return false
 	}
-	s.repl.waitCaughtUp(ctx)
+	s.repl.WaitCaughtUp(ctx)
 	return true
 }

@@ -126,9 +126,9 @@ type fileInsertOp struct {
 	ok          bool   // false: over quota, nothing stored
 }
 
-func (*fileInsertOp) opKind() string { return "file-insert" }
+func (*fileInsertOp) OpKind() string { return "file-insert" }
 
-func (o *fileInsertOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *fileInsertOp) Apply(e *opEnv, tx *sql.Tx) error {
 	o.id, o.createdAt, o.ok = 0, 0, false
 	err := tx.QueryRowContext(e.ctx, sqlInsertFile, o.RoomID, o.UserID, o.Name, o.Size, o.Type, o.SHA256,
 		o.Width, o.Height, o.Quota, o.ThumbSHA256, o.ThumbType, e.at).Scan(&o.id)
@@ -283,9 +283,9 @@ type abandonedFilesDeleteOp struct {
 	n      int64 // rows deleted
 }
 
-func (*abandonedFilesDeleteOp) opKind() string { return "files-delete-abandoned" }
+func (*abandonedFilesDeleteOp) OpKind() string { return "files-delete-abandoned" }
 
-func (o *abandonedFilesDeleteOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *abandonedFilesDeleteOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.n = 0
 	res, err := tx.ExecContext(e.ctx, sqlDeleteAbandoned, o.Before)
 	if err != nil {
@@ -333,9 +333,9 @@ type unsentFileDeleteOp struct {
 	thumb  string // its thumbnail's blob, "" if none
 }
 
-func (*unsentFileDeleteOp) opKind() string { return "file-delete-unsent" }
+func (*unsentFileDeleteOp) OpKind() string { return "file-delete-unsent" }
 
-func (o *unsentFileDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *unsentFileDeleteOp) Apply(e *opEnv, tx *sql.Tx) error {
 	o.found, o.sum, o.thumb = false, "", ""
 	err := tx.QueryRowContext(e.ctx, sqlDeleteUnsentFile, o.FileID, o.UserID).Scan(&o.sum, &o.thumb)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -398,9 +398,9 @@ type purgeOp struct {
 	n      int64 // messages deleted
 }
 
-func (*purgeOp) opKind() string { return "messages-purge" }
+func (*purgeOp) OpKind() string { return "messages-purge" }
 
-func (o *purgeOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *purgeOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 	o.n = 0
 	res, err := tx.ExecContext(e.ctx, sqlPurge, o.Before, o.Limit)
 	if err != nil {
@@ -593,9 +593,9 @@ type deliveredOp struct {
 	UpTo   int64 `json:"upTo"`
 }
 
-func (*deliveredOp) opKind() string { return "notifications-delivered" }
+func (*deliveredOp) OpKind() string { return "notifications-delivered" }
 
-func (o *deliveredOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *deliveredOp) Apply(e *opEnv, tx *sql.Tx) error {
 	_, err := tx.ExecContext(e.ctx, sqlMarkDelivered, e.at, o.UserID, o.UpTo)
 	return err
 }

@@ -15,16 +15,16 @@ import (
 // in a cluster it is appended to the replicated log first and every node
 // applies it, in log order, to its own SQLite copy (cluster_log.go).
 //
-// apply must be deterministic in (database state, the op's exported
+// Apply must be deterministic in (database state, the op's exported
 // fields, e.at): no clock, no randomness, no node-local state. Anything
 // random (tokens, salts) or node-local (who is online here) is decided by
-// the caller before submitting and carried in the op. apply may run more
+// the caller before submitting and carried in the op. Apply may run more
 // than once (a group that fails is retried request by request), so it
 // resets its results first. Results go into unexported fields, which the
 // log does not carry; the submitting node reads them after run returns.
 type storeOp interface {
-	opKind() string
-	apply(e *opEnv, tx *sql.Tx) error
+	OpKind() string
+	Apply(e *opEnv, tx *sql.Tx) error
 }
 
 // storeEffects is what a committed op does on this node beyond the
@@ -57,10 +57,10 @@ type opEnv struct {
 // opReplicator sends ops to a replicated log and returns once the op was
 // applied on this node (cluster_log.go). nil on a single node.
 type opReplicator interface {
-	submit(ctx context.Context, op storeOp, dedupKey string) error
-	// waitCaughtUp returns once the node has applied what the log holds
+	Submit(ctx context.Context, op storeOp, dedupKey string) error
+	// WaitCaughtUp returns once the node has applied what the log holds
 	// now, or after a short bound (see store.missAfterCatchUp).
-	waitCaughtUp(ctx context.Context)
+	WaitCaughtUp(ctx context.Context)
 }
 
 // setReplicator makes r carry every op from now on (a cluster node).
@@ -81,7 +81,7 @@ func (s *store) run(ctx context.Context, op storeOp) error {
 // runKeyed is run with a de-duplication key (see run).
 func (s *store) runKeyed(ctx context.Context, op storeOp, dedupKey string) error {
 	if s.repl != nil {
-		return s.repl.submit(ctx, op, dedupKey)
+		return s.repl.Submit(ctx, op, dedupKey)
 	}
 	return s.applyAt(ctx, op, s.nowMS(), false)
 }
@@ -91,7 +91,7 @@ func (s *store) runKeyed(ctx context.Context, op storeOp, dedupKey string) error
 // op that came from the cluster log (see opEnv).
 func (s *store) applyAt(ctx context.Context, op storeOp, at int64, replay bool) error {
 	e := s.newEnv(at, replay)
-	return s.write(ctx, func(tx *sql.Tx) error { return op.apply(e, tx) }, s.effectsOf(op))
+	return s.write(ctx, func(tx *sql.Tx) error { return op.Apply(e, tx) }, s.effectsOf(op))
 }
 
 // newEnv returns an environment for one op at clock reading at.
@@ -113,7 +113,7 @@ func (s *store) effectsOf(op storeOp) func() {
 // message's id) in the database, given the clock reading it was applied
 // with.
 type resultLookup interface {
-	lookupResult(ctx context.Context, st *store, at int64) error
+	LookupResult(ctx context.Context, st *store, at int64) error
 }
 
 // lookupResult fills in op's results from the database when op is the
@@ -122,7 +122,7 @@ type resultLookup interface {
 // otherwise it does nothing.
 func (s *store) lookupResult(ctx context.Context, op storeOp, at int64) error {
 	if r, ok := op.(resultLookup); ok {
-		return r.lookupResult(ctx, s, at)
+		return r.LookupResult(ctx, s, at)
 	}
 	return nil
 }
@@ -145,9 +145,9 @@ func encodeOp(op storeOp, at int64, node string) ([]byte, error) {
 func encodeOpRef(op storeOp, at int64, node, ref string) ([]byte, error) {
 	b, err := json.Marshal(op)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", op.opKind(), err)
+		return nil, fmt.Errorf("encode %s: %w", op.OpKind(), err)
 	}
-	return json.Marshal(opEnvelope{Kind: op.opKind(), At: at, Node: node, Ref: ref, Op: b})
+	return json.Marshal(opEnvelope{Kind: op.OpKind(), At: at, Node: node, Ref: ref, Op: b})
 }
 
 // decodeOp is encodeOp's inverse.
@@ -188,7 +188,7 @@ func registerOp[T any, P interface {
 	*T
 	storeOp
 }]() {
-	kind := P(new(T)).opKind()
+	kind := P(new(T)).OpKind()
 	opRegistry.Lock()
 	defer opRegistry.Unlock()
 	if kind == "" {
@@ -239,7 +239,7 @@ func opKinds() []storeOp {
 	for _, t := range opRegistry.byKind {
 		ops = append(ops, t.newOp())
 	}
-	slices.SortFunc(ops, func(a, b storeOp) int { return strings.Compare(a.opKind(), b.opKind()) })
+	slices.SortFunc(ops, func(a, b storeOp) int { return strings.Compare(a.OpKind(), b.OpKind()) })
 	return ops
 }
 
@@ -259,7 +259,7 @@ func newOpOfKind(kind string) storeOp {
 // (cluster log de-duplication) gets its original's answer.
 func adoptOp(dst, src storeOp) bool {
 	opRegistry.RLock()
-	t, ok := opRegistry.byKind[dst.opKind()]
+	t, ok := opRegistry.byKind[dst.OpKind()]
 	opRegistry.RUnlock()
 	return ok && t.adopt(dst, src)
 }

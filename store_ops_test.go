@@ -53,14 +53,14 @@ func TestOpsRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if env.At != at || env.Node != "node-a" || env.Kind != tt.op.opKind() {
+			if env.At != at || env.Node != "node-a" || env.Kind != tt.op.OpKind() {
 				t.Errorf("envelope = %+v", env)
 			}
 			if !reflect.DeepEqual(got, tt.op) {
 				t.Errorf("decoded %#v, want %#v", got, tt.op)
 			}
-			if k := newOpOfKind(tt.op.opKind()); reflect.TypeOf(k) != reflect.TypeOf(tt.op) {
-				t.Errorf("newOpOfKind(%q) = %T, want %T", tt.op.opKind(), k, tt.op)
+			if k := newOpOfKind(tt.op.OpKind()); reflect.TypeOf(k) != reflect.TypeOf(tt.op) {
+				t.Errorf("newOpOfKind(%q) = %T, want %T", tt.op.OpKind(), k, tt.op)
 			}
 		})
 	}
@@ -68,7 +68,7 @@ func TestOpsRoundTrip(t *testing.T) {
 	t.Run("kinds unique", func(t *testing.T) {
 		seen := make(map[string]string)
 		for _, op := range opKinds() {
-			k := op.opKind()
+			k := op.OpKind()
 			if k == "" {
 				t.Errorf("%T has an empty kind", op)
 			}

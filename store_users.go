@@ -89,9 +89,9 @@ type userCreateOp struct {
 	user user // the stored account
 }
 
-func (*userCreateOp) opKind() string { return "user-create" }
+func (*userCreateOp) OpKind() string { return "user-create" }
 
-func (o *userCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *userCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
 	o.user = user{}
 	u, err := scanUser(tx.QueryRowContext(e.ctx, sqlInsertUser,
 		o.Username, usernameKey(o.Username), o.DisplayName, o.PasswordHash, o.Admin, o.Guest, e.at))
@@ -197,9 +197,9 @@ type passwordSetOp struct {
 	Hash     string `json:"hash"`
 }
 
-func (*passwordSetOp) opKind() string { return "user-password" }
+func (*passwordSetOp) OpKind() string { return "user-password" }
 
-func (o *passwordSetOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *passwordSetOp) Apply(e *opEnv, tx *sql.Tx) error {
 	res, err := tx.ExecContext(e.ctx, sqlSetPassword, o.Hash, usernameKey(o.Username))
 	if err != nil {
 		return err
@@ -228,9 +228,9 @@ type userDeleteOp struct {
 	Username string `json:"name"`
 }
 
-func (*userDeleteOp) opKind() string { return "user-delete" }
+func (*userDeleteOp) OpKind() string { return "user-delete" }
 
-func (o *userDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *userDeleteOp) Apply(e *opEnv, tx *sql.Tx) error {
 	res, err := tx.ExecContext(e.ctx, sqlDeleteUser, usernameKey(o.Username))
 	if err != nil {
 		return err
@@ -257,9 +257,9 @@ type webhookSetOp struct {
 	URL    string `json:"url"`
 }
 
-func (*webhookSetOp) opKind() string { return "webhook-set" }
+func (*webhookSetOp) OpKind() string { return "webhook-set" }
 
-func (o *webhookSetOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *webhookSetOp) Apply(e *opEnv, tx *sql.Tx) error {
 	_, err := tx.ExecContext(e.ctx, sqlSetWebhook, o.URL, o.UserID)
 	return err
 }
@@ -293,9 +293,9 @@ type sessionCreateOp struct {
 	ExpiresAt int64  `json:"exp"` // Unix ms
 }
 
-func (*sessionCreateOp) opKind() string { return "session-create" }
+func (*sessionCreateOp) OpKind() string { return "session-create" }
 
-func (o *sessionCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *sessionCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(e.ctx, sqlSweepSessions, e.at); err != nil {
 		return err
 	}
@@ -329,9 +329,9 @@ type sessionDeleteOp struct {
 	TokenHash []byte `json:"hash"`
 }
 
-func (*sessionDeleteOp) opKind() string { return "session-delete" }
+func (*sessionDeleteOp) OpKind() string { return "session-delete" }
 
-func (o *sessionDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *sessionDeleteOp) Apply(e *opEnv, tx *sql.Tx) error {
 	_, err := tx.ExecContext(e.ctx, sqlDeleteSession, o.TokenHash)
 	return err
 }
@@ -368,9 +368,9 @@ type tokenCreateOp struct {
 	TokenHash []byte `json:"hash"` // SHA-256 of the secret, which the caller generated
 }
 
-func (*tokenCreateOp) opKind() string { return "token-create" }
+func (*tokenCreateOp) OpKind() string { return "token-create" }
 
-func (o *tokenCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *tokenCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
 	_, err := tx.ExecContext(e.ctx, sqlInsertToken, o.UserID, o.Name, o.TokenHash, e.at)
 	if isUniqueViolation(err) {
 		return apperr.ErrNameTaken
@@ -405,9 +405,9 @@ type tokenDeleteOp struct {
 	Name   string `json:"name"`
 }
 
-func (*tokenDeleteOp) opKind() string { return "token-delete" }
+func (*tokenDeleteOp) OpKind() string { return "token-delete" }
 
-func (o *tokenDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *tokenDeleteOp) Apply(e *opEnv, tx *sql.Tx) error {
 	res, err := tx.ExecContext(e.ctx, sqlDeleteToken, o.UserID, o.Name)
 	if err != nil {
 		return err
@@ -468,9 +468,9 @@ type settingSetOp struct {
 	Value string `json:"value"`
 }
 
-func (*settingSetOp) opKind() string { return "setting-set" }
+func (*settingSetOp) OpKind() string { return "setting-set" }
 
-func (o *settingSetOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *settingSetOp) Apply(e *opEnv, tx *sql.Tx) error {
 	_, err := tx.ExecContext(e.ctx, sqlSetSetting, o.Key, o.Value)
 	return err
 }
@@ -495,9 +495,9 @@ type inviteCreateOp struct {
 	ExpiresAt int64  `json:"exp"` // Unix ms
 }
 
-func (*inviteCreateOp) opKind() string { return "invite-create" }
+func (*inviteCreateOp) OpKind() string { return "invite-create" }
 
-func (o *inviteCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *inviteCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
 	_, err := tx.ExecContext(e.ctx, sqlInsertInvite, o.CodeHash, o.CreatedBy, e.at, o.ExpiresAt)
 	return err
 }
