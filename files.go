@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -533,15 +532,7 @@ const backupFilesSuffix = ".files"
 // reported as missing and skipped. It hard-links where it can (same file
 // system: instant, no extra space) and copies otherwise.
 func backupFiles(ctx context.Context, dataDir, dbCopy string) (copied, missing int, err error) {
-	db, err := sql.Open("sqlite", storeDSN(dbCopy, defaultSynchronous, roleReader))
-	if err != nil {
-		return 0, 0, fmt.Errorf("backup files: %w", err)
-	}
-	defer db.Close()
-	sums, err := queryPage(ctx, db, func(r *sql.Rows) (string, error) {
-		var s string
-		return s, r.Scan(&s)
-	}, `SELECT sha256 FROM files UNION SELECT thumb_sha256 FROM files WHERE thumb_sha256 <> ''`)
+	sums, err := backupBlobSums(ctx, dbCopy)
 	if err != nil {
 		return 0, 0, fmt.Errorf("backup files: %w", err)
 	}

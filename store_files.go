@@ -364,3 +364,19 @@ func (s *store) knownThumbnail(ctx context.Context, sum string) (f storedFile, o
 	}
 	return f, true, nil
 }
+
+const sqlBlobSums = `SELECT sha256 FROM files UNION SELECT thumb_sha256 FROM files WHERE thumb_sha256 <> ''`
+
+// backupBlobSums opens the database copy at path (a Backup) read-only and
+// returns the SHA-256 of every blob it names, files and thumbnails.
+func backupBlobSums(ctx context.Context, path string) ([]string, error) {
+	db, err := sql.Open("sqlite", storeDSN(path, defaultSynchronous, roleReader))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return queryPage(ctx, db, func(r *sql.Rows) (string, error) {
+		var s string
+		return s, r.Scan(&s)
+	}, sqlBlobSums)
+}
