@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"stompbox/internal/apperr"
@@ -136,8 +135,8 @@ func (c *chatService) change(ctx context.Context, roomID, msgID int64, op change
 // with write. It returns the refusal, or the error that fails the
 // transaction. A client error from write is a refusal too, so write must
 // refuse before it writes.
-func changeMessageTx(e *opEnv, tx *sql.Tx, roomID, msgID, userID int64, decide func(changeTarget) error, write func() error) (refused, err error) {
-	t, err := changeTargetTx(e.ctx, tx, roomID, msgID, userID)
+func changeMessageTx(e *opEnv, roomID, msgID, userID int64, decide func(changeTarget) error, write func() error) (refused, err error) {
+	t, err := e.changeTarget(roomID, msgID, userID)
 	if err != nil {
 		if apperr.IsClientError(err) {
 			return err, nil
@@ -235,9 +234,9 @@ type msgEditOp struct {
 func (*msgEditOp) OpKind() string   { return "msg-edit" }
 func (o *msgEditOp) refusal() error { return o.refused }
 
-func (o *msgEditOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *msgEditOp) Apply(e *opEnv) (err error) {
 	o.ev = editEvent{Type: msgEdit, RoomID: o.RoomID, MessageID: o.MsgID, Sender: o.Username, Message: o.Text, EditedAt: formatJSONTime(fromMS(e.at))}
-	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		switch {
 		case t.authorID == 0 || t.authorID != o.UserID:
 			return apperr.ErrNotAuthor
@@ -247,7 +246,7 @@ func (o *msgEditOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 			return apperr.ErrEditTooLate
 		}
 		return nil
-	}, func() error { return editMessageTx(e.ctx, tx, o.MsgID, o.Text, e.at) })
+	}, func() error { return e.editMessage(o.MsgID, o.Text) })
 	return err
 }
 
@@ -268,9 +267,9 @@ type msgDeleteOp struct {
 func (*msgDeleteOp) OpKind() string   { return "msg-delete" }
 func (o *msgDeleteOp) refusal() error { return o.refused }
 
-func (o *msgDeleteOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *msgDeleteOp) Apply(e *opEnv) (err error) {
 	o.blobs = nil
-	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		author := t.authorID != 0 && t.authorID == o.UserID
 		owner := t.ownerID != 0 && t.ownerID == o.UserID && t.kind != roomDM
 		switch {
@@ -281,7 +280,7 @@ func (o *msgDeleteOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 		}
 		return nil
 	}, func() (err error) {
-		o.blobs, err = deleteMessageTx(e.ctx, tx, o.MsgID, e.at)
+		o.blobs, err = e.deleteMessage(o.MsgID)
 		return err
 	})
 	return err
@@ -307,9 +306,9 @@ type msgReactOp struct {
 func (*msgReactOp) OpKind() string   { return "msg-react" }
 func (o *msgReactOp) refusal() error { return o.refused }
 
-func (o *msgReactOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *msgReactOp) Apply(e *opEnv) (err error) {
 	o.ev = reactionEvent{Type: msgReaction, RoomID: o.RoomID, MessageID: o.MsgID, User: o.Username, Emoji: o.Emoji, Added: o.Add}
-	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		switch {
 		case !t.member:
 			return apperr.ErrNotMember
@@ -318,7 +317,7 @@ func (o *msgReactOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
 		}
 		return nil
 	}, func() error {
-		rs, err := setReactionTx(e.ctx, tx, o.MsgID, o.UserID, o.Emoji, o.Add, e.at)
+		rs, err := e.setReaction(o.MsgID, o.UserID, o.Emoji, o.Add)
 		if rs == nil {
 			rs = []reaction{}
 		}

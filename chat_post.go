@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -106,19 +105,19 @@ var _ resultLookup = (*chatPostOp)(nil)
 
 func (*chatPostOp) OpKind() string { return "chat-post" }
 
-func (o *chatPostOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *chatPostOp) Apply(e *opEnv) error {
 	o.msg = storedMessage{Type: o.Type, RoomID: o.RoomID, Sender: o.Sender, UserID: o.UserID, Message: o.Message, ReplyTo: o.ReplyTo}
 	o.refused, o.targets, o.stored = nil, o.targets[:0], o.stored[:0]
-	ctx, st, m := e.ctx, e.st, &o.msg
+	m := &o.msg
 	if len(o.Mentions) == 0 && m.ReplyTo == 0 && len(o.Files) == 0 {
 		// The common case, one statement; mentions may need
 		// notifications stored in the same transaction, and a
 		// reply's original is checked once the room is.
-		if done, err := st.insertAsMemberTx(ctx, tx, m, e.at); done || err != nil {
+		if done, err := e.insertAsMember(m); done || err != nil {
 			return err
 		}
 	}
-	r, err := st.postAccessTx(ctx, tx, m.RoomID, m.UserID)
+	r, err := e.postAccess(m.RoomID, m.UserID)
 	switch {
 	case errors.Is(err, apperr.ErrUnknownRoom):
 		o.refused = err
@@ -130,7 +129,7 @@ func (o *chatPostOp) Apply(e *opEnv, tx *sql.Tx) error {
 		o.refused = apperr.ErrNotMember
 	}
 	if o.refused == nil {
-		if err := checkAttachableTx(ctx, tx, m, o.Files); errors.Is(err, errBadAttachment) {
+		if err := e.checkAttachable(m, o.Files); errors.Is(err, errBadAttachment) {
 			o.refused = err
 		} else if err != nil {
 			return err
@@ -140,7 +139,7 @@ func (o *chatPostOp) Apply(e *opEnv, tx *sql.Tx) error {
 		return nil
 	}
 	if m.ReplyTo != 0 {
-		if m.Reply, err = replyTargetTx(ctx, tx, m.RoomID, m.ReplyTo); err != nil {
+		if m.Reply, err = e.replyTarget(m.RoomID, m.ReplyTo); err != nil {
 			if apperr.IsClientError(err) {
 				o.refused = err
 				return nil
@@ -149,7 +148,7 @@ func (o *chatPostOp) Apply(e *opEnv, tx *sql.Tx) error {
 		}
 	}
 	if r.kind == roomDM && m.Type == msgTalk {
-		peers, err := dmPeersTx(ctx, tx, m.RoomID, m.UserID)
+		peers, err := e.dmPeers(m.RoomID, m.UserID)
 		if err != nil {
 			return err
 		}
@@ -164,14 +163,14 @@ func (o *chatPostOp) Apply(e *opEnv, tx *sql.Tx) error {
 				webhook: t.Webhook, online: slices.Contains(o.Online, t.Username)})
 		}
 	}
-	if err := st.insertMessageTx(ctx, tx, m, e.at); err != nil {
+	if err := e.insertMessage(m); err != nil {
 		return err
 	}
-	if err := attachFilesTx(ctx, tx, m, o.Files); err != nil {
+	if err := e.attachFiles(m, o.Files); err != nil {
 		return err
 	}
 	if r.kind == roomPublic && !r.member && m.Type != msgLeave {
-		if _, err := joinTx(ctx, tx, m.RoomID, m.UserID, e.at); err != nil {
+		if _, err := e.join(m.RoomID, m.UserID); err != nil {
 			return err
 		}
 	}
@@ -179,7 +178,7 @@ func (o *chatPostOp) Apply(e *opEnv, tx *sql.Tx) error {
 		if t.online {
 			continue
 		}
-		if t.notificationID, err = insertNotificationTx(ctx, tx, t.userID, m.ID, t.reason, e.at); err != nil {
+		if t.notificationID, err = e.insertNotification(t.userID, m.ID, t.reason); err != nil {
 			return err
 		}
 		o.stored = append(o.stored, t)

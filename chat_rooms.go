@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -374,8 +373,8 @@ type markReadOp struct {
 
 func (*markReadOp) OpKind() string { return "mark-read" }
 
-func (o *markReadOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
-	o.ok, err = markReadTx(e.ctx, tx, o.RoomID, o.UserID, o.MessageID)
+func (o *markReadOp) Apply(e *opEnv) (err error) {
+	o.ok, err = e.markRead(o.RoomID, o.UserID, o.MessageID)
 	return err
 }
 
@@ -396,11 +395,11 @@ type roomCreateOp struct {
 
 func (*roomCreateOp) OpKind() string { return "room-create" }
 
-func (o *roomCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *roomCreateOp) Apply(e *opEnv) error {
 	o.room, o.refused = room{}, nil
 	if o.MaxRooms > 0 && !o.Admin {
 		// Counted inside the write transaction, so racing creates cannot pass the limit together.
-		n, err := roomsCreatedTx(e.ctx, tx, o.UserID)
+		n, err := e.roomsCreated(o.UserID)
 		if err != nil {
 			return err
 		}
@@ -409,11 +408,11 @@ func (o *roomCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
 			return nil
 		}
 	}
-	r, err := insertRoomTx(e.ctx, tx, o.Name, o.Topic, o.Kind, "", o.UserID, e.at)
+	r, err := e.insertRoom(o.Name, o.Topic, o.Kind, "", o.UserID)
 	if err != nil {
 		return err
 	}
-	if _, err := joinTx(e.ctx, tx, r.ID, o.UserID, e.at); err != nil {
+	if _, err := e.join(r.ID, o.UserID); err != nil {
 		return err
 	}
 	o.room = r
@@ -432,9 +431,9 @@ type roomUpdateOp struct {
 
 func (*roomUpdateOp) OpKind() string { return "room-update" }
 
-func (o *roomUpdateOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *roomUpdateOp) Apply(e *opEnv) error {
 	o.room, o.refused = room{}, nil
-	r, err := updateRoomTx(e.ctx, tx, o.RoomID, o.Update)
+	r, err := e.updateRoom(o.RoomID, o.Update)
 	if errors.Is(err, apperr.ErrUnknownRoom) {
 		o.refused = err
 		return nil
@@ -457,9 +456,9 @@ type roomPresence struct {
 
 // store stores the presence message of type typ at now, once the
 // membership changed.
-func (p *roomPresence) store(e *opEnv, tx *sql.Tx, typ string) error {
+func (p *roomPresence) store(e *opEnv, typ string) error {
 	p.msg = storedMessage{Type: typ, RoomID: p.RoomID, Sender: p.Username, UserID: p.UserID, Message: p.Message}
-	return e.st.insertMessageTx(e.ctx, tx, &p.msg, e.at)
+	return e.insertMessage(&p.msg)
 }
 
 // committed publishes the presence message to this node's clients.
@@ -475,12 +474,12 @@ type roomAddMemberOp struct{ roomPresence }
 
 func (*roomAddMemberOp) OpKind() string { return "room-add-member" }
 
-func (o *roomAddMemberOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *roomAddMemberOp) Apply(e *opEnv) (err error) {
 	o.msg = storedMessage{}
-	if o.changed, err = joinTx(e.ctx, tx, o.RoomID, o.UserID, e.at); err != nil || !o.changed {
+	if o.changed, err = e.join(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
 	}
-	return o.store(e, tx, msgEnter)
+	return o.store(e, msgEnter)
 }
 
 // roomLeaveOp ends a membership and posts the LEAVE (Leave). Leaving a
@@ -489,12 +488,12 @@ type roomLeaveOp struct{ roomPresence }
 
 func (*roomLeaveOp) OpKind() string { return "room-leave" }
 
-func (o *roomLeaveOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *roomLeaveOp) Apply(e *opEnv) (err error) {
 	o.msg = storedMessage{}
-	if o.changed, err = leaveTx(e.ctx, tx, o.RoomID, o.UserID); err != nil || !o.changed {
+	if o.changed, err = e.leave(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
 	}
-	return o.store(e, tx, msgLeave)
+	return o.store(e, msgLeave)
 }
 
 // dmOpenOp finds or creates the DM room of two users and makes both
@@ -511,19 +510,19 @@ type dmOpenOp struct {
 
 func (*dmOpenOp) OpKind() string { return "dm-open" }
 
-func (o *dmOpenOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *dmOpenOp) Apply(e *opEnv) error {
 	o.room = room{}
-	r, ok, err := dmRoomTx(e.ctx, tx, dmKey(o.UserID, o.OtherID))
+	r, ok, err := e.dmRoom(dmKey(o.UserID, o.OtherID))
 	if err != nil {
 		return err
 	}
 	if !ok {
-		if r, err = insertRoomTx(e.ctx, tx, o.Username+", "+o.OtherName, "", roomDM, dmKey(o.UserID, o.OtherID), o.UserID, e.at); err != nil {
+		if r, err = e.insertRoom(o.Username+", "+o.OtherName, "", roomDM, dmKey(o.UserID, o.OtherID), o.UserID); err != nil {
 			return err
 		}
 	}
 	for _, id := range []int64{o.UserID, o.OtherID} {
-		if _, err := joinTx(e.ctx, tx, r.ID, id, e.at); err != nil {
+		if _, err := e.join(r.ID, id); err != nil {
 			return err
 		}
 	}

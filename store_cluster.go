@@ -52,7 +52,8 @@ func (s *store) applyLogged(ctx context.Context, seq uint64, op storeOp, at int6
 		ctx:    context.Background(),
 		queued: time.Now(),
 		fn: func(tx *sql.Tx) error {
-			if err := op.Apply(e, tx); err != nil {
+			e.tx = tx
+			if err := op.Apply(e); err != nil {
 				return err
 			}
 			return setAppliedTx(e.ctx, tx, seq)

@@ -128,7 +128,8 @@ type fileInsertOp struct {
 
 func (*fileInsertOp) OpKind() string { return "file-insert" }
 
-func (o *fileInsertOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *fileInsertOp) Apply(e *opEnv) error {
+	tx := e.tx
 	o.id, o.createdAt, o.ok = 0, 0, false
 	err := tx.QueryRowContext(e.ctx, sqlInsertFile, o.RoomID, o.UserID, o.Name, o.Size, o.Type, o.SHA256,
 		o.Width, o.Height, o.Quota, o.ThumbSHA256, o.ThumbType, e.at).Scan(&o.id)
@@ -285,7 +286,8 @@ type abandonedFilesDeleteOp struct {
 
 func (*abandonedFilesDeleteOp) OpKind() string { return "files-delete-abandoned" }
 
-func (o *abandonedFilesDeleteOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *abandonedFilesDeleteOp) Apply(e *opEnv) (err error) {
+	tx := e.tx
 	o.n = 0
 	res, err := tx.ExecContext(e.ctx, sqlDeleteAbandoned, o.Before)
 	if err != nil {
@@ -335,7 +337,8 @@ type unsentFileDeleteOp struct {
 
 func (*unsentFileDeleteOp) OpKind() string { return "file-delete-unsent" }
 
-func (o *unsentFileDeleteOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *unsentFileDeleteOp) Apply(e *opEnv) error {
+	tx := e.tx
 	o.found, o.sum, o.thumb = false, "", ""
 	err := tx.QueryRowContext(e.ctx, sqlDeleteUnsentFile, o.FileID, o.UserID).Scan(&o.sum, &o.thumb)
 	if errors.Is(err, sql.ErrNoRows) {

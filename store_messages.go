@@ -400,7 +400,8 @@ type purgeOp struct {
 
 func (*purgeOp) OpKind() string { return "messages-purge" }
 
-func (o *purgeOp) Apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *purgeOp) Apply(e *opEnv) (err error) {
+	tx := e.tx
 	o.n = 0
 	res, err := tx.ExecContext(e.ctx, sqlPurge, o.Before, o.Limit)
 	if err != nil {
@@ -595,7 +596,8 @@ type deliveredOp struct {
 
 func (*deliveredOp) OpKind() string { return "notifications-delivered" }
 
-func (o *deliveredOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *deliveredOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlMarkDelivered, e.at, o.UserID, o.UpTo)
 	return err
 }

@@ -24,7 +24,7 @@ import (
 // log does not carry; the submitting node reads them after run returns.
 type storeOp interface {
 	OpKind() string
-	Apply(e *opEnv, tx *sql.Tx) error
+	Apply(e *opEnv) error
 }
 
 // storeEffects is what a committed op does on this node beyond the
@@ -43,9 +43,12 @@ type storeEffects interface {
 // CLI, store tests) ops have no effect beyond the database.
 func (s *store) setEffects(fx storeEffects) { s.fx = fx }
 
-// opEnv is what an op may use while it is applied. One exists per op.
+// opEnv is an op's view of the writer's transaction while it is applied:
+// the store's own ops use ctx and tx directly, other packages' ops its
+// methods (store_optx.go). One exists per op; Apply must not keep it.
 type opEnv struct {
 	ctx context.Context // the writer's: never a request's (a group must not fail because one sender left)
+	tx  *sql.Tx         // the running transaction; set for each attempt (a failed group is retried op by op)
 	st  *store
 	at  int64 // the op's clock reading, Unix ms, taken where it was submitted
 	// replay is true when the op came from the cluster log: node-local
@@ -91,7 +94,10 @@ func (s *store) runKeyed(ctx context.Context, op storeOp, dedupKey string) error
 // op that came from the cluster log (see opEnv).
 func (s *store) applyAt(ctx context.Context, op storeOp, at int64, replay bool) error {
 	e := s.newEnv(at, replay)
-	return s.write(ctx, func(tx *sql.Tx) error { return op.Apply(e, tx) }, s.effectsOf(op))
+	return s.write(ctx, func(tx *sql.Tx) error {
+		e.tx = tx
+		return op.Apply(e)
+	}, s.effectsOf(op))
 }
 
 // newEnv returns an environment for one op at clock reading at.

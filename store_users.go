@@ -91,7 +91,8 @@ type userCreateOp struct {
 
 func (*userCreateOp) OpKind() string { return "user-create" }
 
-func (o *userCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *userCreateOp) Apply(e *opEnv) error {
+	tx := e.tx
 	o.user = user{}
 	u, err := scanUser(tx.QueryRowContext(e.ctx, sqlInsertUser,
 		o.Username, usernameKey(o.Username), o.DisplayName, o.PasswordHash, o.Admin, o.Guest, e.at))
@@ -199,7 +200,8 @@ type passwordSetOp struct {
 
 func (*passwordSetOp) OpKind() string { return "user-password" }
 
-func (o *passwordSetOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *passwordSetOp) Apply(e *opEnv) error {
+	tx := e.tx
 	res, err := tx.ExecContext(e.ctx, sqlSetPassword, o.Hash, usernameKey(o.Username))
 	if err != nil {
 		return err
@@ -230,7 +232,8 @@ type userDeleteOp struct {
 
 func (*userDeleteOp) OpKind() string { return "user-delete" }
 
-func (o *userDeleteOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *userDeleteOp) Apply(e *opEnv) error {
+	tx := e.tx
 	res, err := tx.ExecContext(e.ctx, sqlDeleteUser, usernameKey(o.Username))
 	if err != nil {
 		return err
@@ -259,7 +262,8 @@ type webhookSetOp struct {
 
 func (*webhookSetOp) OpKind() string { return "webhook-set" }
 
-func (o *webhookSetOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *webhookSetOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlSetWebhook, o.URL, o.UserID)
 	return err
 }
@@ -295,7 +299,8 @@ type sessionCreateOp struct {
 
 func (*sessionCreateOp) OpKind() string { return "session-create" }
 
-func (o *sessionCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *sessionCreateOp) Apply(e *opEnv) error {
+	tx := e.tx
 	if _, err := tx.ExecContext(e.ctx, sqlSweepSessions, e.at); err != nil {
 		return err
 	}
@@ -331,7 +336,8 @@ type sessionDeleteOp struct {
 
 func (*sessionDeleteOp) OpKind() string { return "session-delete" }
 
-func (o *sessionDeleteOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *sessionDeleteOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlDeleteSession, o.TokenHash)
 	return err
 }
@@ -370,7 +376,8 @@ type tokenCreateOp struct {
 
 func (*tokenCreateOp) OpKind() string { return "token-create" }
 
-func (o *tokenCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *tokenCreateOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlInsertToken, o.UserID, o.Name, o.TokenHash, e.at)
 	if isUniqueViolation(err) {
 		return apperr.ErrNameTaken
@@ -407,7 +414,8 @@ type tokenDeleteOp struct {
 
 func (*tokenDeleteOp) OpKind() string { return "token-delete" }
 
-func (o *tokenDeleteOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *tokenDeleteOp) Apply(e *opEnv) error {
+	tx := e.tx
 	res, err := tx.ExecContext(e.ctx, sqlDeleteToken, o.UserID, o.Name)
 	if err != nil {
 		return err
@@ -470,7 +478,8 @@ type settingSetOp struct {
 
 func (*settingSetOp) OpKind() string { return "setting-set" }
 
-func (o *settingSetOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *settingSetOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlSetSetting, o.Key, o.Value)
 	return err
 }
@@ -497,7 +506,8 @@ type inviteCreateOp struct {
 
 func (*inviteCreateOp) OpKind() string { return "invite-create" }
 
-func (o *inviteCreateOp) Apply(e *opEnv, tx *sql.Tx) error {
+func (o *inviteCreateOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlInsertInvite, o.CodeHash, o.CreatedBy, e.at, o.ExpiresAt)
 	return err
 }
