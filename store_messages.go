@@ -497,7 +497,7 @@ WHERE r.id = ? AND r.kind = 'dm' AND m.user_id <> ?`
 // dmPeerNames returns the usernames of the other members of roomID if it
 // is a DM room, and none otherwise. It reads the read pool before a post
 // is submitted to the cluster log, so that the submitting node can tell
-// every node whether the peer is online here (chatPostOp.Online).
+// every node whether the peer is online here (the post op carries it).
 func (s *store) dmPeerNames(ctx context.Context, roomID, senderID int64) ([]string, error) {
 	names, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (string, error) {
 		var n string
