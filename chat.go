@@ -269,7 +269,7 @@ func newChatService(st *store, cfg chatConfig) (*chatService, error) {
 	}
 	c.webhooks = newWebhookSender(cfg.Webhooks, c.log)
 	c.idem = newIdempotency(st.now)
-	st.chat = c // ops applied from now on deliver through c (store_ops.go)
+	st.setEffects(c) // ops applied from now on deliver through c (chat_ops.go)
 	return c, nil
 }
 

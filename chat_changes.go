@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"stompbox/internal/apperr"
@@ -33,10 +32,6 @@ const (
 	// sequences in use (families, flags with tags) take about 28 bytes of
 	// UTF-8; anything longer is text, not an emoji.
 	maxEmojiBytes = 32
-
-	// maxReactionsPerUser bounds the distinct emojis one person puts on one
-	// message, so a message's reactions stay a row of badges, not a flood.
-	maxReactionsPerUser = 20
 )
 
 // defaultEditMinutes is the default of -edit-minutes: a day fixes typos
@@ -112,9 +107,10 @@ func canReadTarget(t changeTarget) error {
 }
 
 // changeOp is an edit, deletion or reaction: its refusal, if any, is
-// recorded by apply rather than returned.
+// recorded by Apply rather than returned.
 type changeOp interface {
-	committedOp
+	storeOp
+	chatEffect
 	refusal() error
 }
 
@@ -139,8 +135,8 @@ func (c *chatService) change(ctx context.Context, roomID, msgID int64, op change
 // with write. It returns the refusal, or the error that fails the
 // transaction. A client error from write is a refusal too, so write must
 // refuse before it writes.
-func changeMessageTx(e *opEnv, tx *sql.Tx, roomID, msgID, userID int64, decide func(changeTarget) error, write func() error) (refused, err error) {
-	t, err := changeTargetTx(e.ctx, tx, roomID, msgID, userID)
+func changeMessageTx(e *opEnv, roomID, msgID, userID int64, decide func(changeTarget) error, write func() error) (refused, err error) {
+	t, err := e.changeTarget(roomID, msgID, userID)
 	if err != nil {
 		if apperr.IsClientError(err) {
 			return err, nil
@@ -235,12 +231,12 @@ type msgEditOp struct {
 	refused error
 }
 
-func (*msgEditOp) opKind() string   { return "msg-edit" }
+func (*msgEditOp) OpKind() string   { return "msg-edit" }
 func (o *msgEditOp) refusal() error { return o.refused }
 
-func (o *msgEditOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *msgEditOp) Apply(e *opEnv) (err error) {
 	o.ev = editEvent{Type: msgEdit, RoomID: o.RoomID, MessageID: o.MsgID, Sender: o.Username, Message: o.Text, EditedAt: formatJSONTime(fromMS(e.at))}
-	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		switch {
 		case t.authorID == 0 || t.authorID != o.UserID:
 			return apperr.ErrNotAuthor
@@ -250,11 +246,11 @@ func (o *msgEditOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 			return apperr.ErrEditTooLate
 		}
 		return nil
-	}, func() error { return editMessageTx(e.ctx, tx, o.MsgID, o.Text, e.at) })
+	}, func() error { return e.editMessage(o.MsgID, o.Text) })
 	return err
 }
 
-func (o *msgEditOp) committed(e *opEnv) { deliverChange(e, o.refused, o.RoomID, o.ev) }
+func (o *msgEditOp) committed(c *chatService) { deliverChange(c, o.refused, o.RoomID, o.ev) }
 
 // msgDeleteOp deletes a message (Delete).
 type msgDeleteOp struct {
@@ -268,12 +264,12 @@ type msgDeleteOp struct {
 	refused error
 }
 
-func (*msgDeleteOp) opKind() string   { return "msg-delete" }
+func (*msgDeleteOp) OpKind() string   { return "msg-delete" }
 func (o *msgDeleteOp) refusal() error { return o.refused }
 
-func (o *msgDeleteOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *msgDeleteOp) Apply(e *opEnv) (err error) {
 	o.blobs = nil
-	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		author := t.authorID != 0 && t.authorID == o.UserID
 		owner := t.ownerID != 0 && t.ownerID == o.UserID && t.kind != roomDM
 		switch {
@@ -284,14 +280,14 @@ func (o *msgDeleteOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 		}
 		return nil
 	}, func() (err error) {
-		o.blobs, err = deleteMessageTx(e.ctx, tx, o.MsgID, e.at)
+		o.blobs, err = e.deleteMessage(o.MsgID)
 		return err
 	})
 	return err
 }
 
-func (o *msgDeleteOp) committed(e *opEnv) {
-	deliverChange(e, o.refused, o.RoomID, deleteEvent{Type: msgDelete, RoomID: o.RoomID, MessageID: o.MsgID, By: o.Username})
+func (o *msgDeleteOp) committed(c *chatService) {
+	deliverChange(c, o.refused, o.RoomID, deleteEvent{Type: msgDelete, RoomID: o.RoomID, MessageID: o.MsgID, By: o.Username})
 }
 
 // msgReactOp adds or removes a reaction (React).
@@ -307,12 +303,12 @@ type msgReactOp struct {
 	refused error
 }
 
-func (*msgReactOp) opKind() string   { return "msg-react" }
+func (*msgReactOp) OpKind() string   { return "msg-react" }
 func (o *msgReactOp) refusal() error { return o.refused }
 
-func (o *msgReactOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *msgReactOp) Apply(e *opEnv) (err error) {
 	o.ev = reactionEvent{Type: msgReaction, RoomID: o.RoomID, MessageID: o.MsgID, User: o.Username, Emoji: o.Emoji, Added: o.Add}
-	o.refused, err = changeMessageTx(e, tx, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
 		switch {
 		case !t.member:
 			return apperr.ErrNotMember
@@ -321,7 +317,7 @@ func (o *msgReactOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 		}
 		return nil
 	}, func() error {
-		rs, err := setReactionTx(e.ctx, tx, o.MsgID, o.UserID, o.Emoji, o.Add, e.at)
+		rs, err := e.setReaction(o.MsgID, o.UserID, o.Emoji, o.Add)
 		if rs == nil {
 			rs = []reaction{}
 		}
@@ -331,13 +327,13 @@ func (o *msgReactOp) apply(e *opEnv, tx *sql.Tx) (err error) {
 	return err
 }
 
-func (o *msgReactOp) committed(e *opEnv) { deliverChange(e, o.refused, o.RoomID, o.ev) }
+func (o *msgReactOp) committed(c *chatService) { deliverChange(c, o.refused, o.RoomID, o.ev) }
 
 // deliverChange publishes a change's event to this node's clients in the
 // room, unless the change was refused.
-func deliverChange(e *opEnv, refused error, roomID int64, ev any) {
-	if refused == nil && e.chat != nil {
-		e.chat.deliver(roomID, 0, mustJSON(ev))
+func deliverChange(c *chatService, refused error, roomID int64, ev any) {
+	if refused == nil {
+		c.deliver(roomID, 0, mustJSON(ev))
 	}
 }
 

@@ -148,7 +148,7 @@ func isClosed(c chan struct{}) bool {
 }
 
 // clustered reports whether writes go through a cluster's log.
-func (c *chatService) clustered() bool { return c.st.repl != nil }
+func (c *chatService) clustered() bool { return c.st.replicated() }
 
 // dedupKeyOf names a post for the cluster log's de-duplication (JetStream's
 // Nats-Msg-Id): the same user resending the same thing within the log's

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,61 +45,6 @@ type notifyTarget struct {
 	notificationID int64  // set once stored
 }
 
-const sqlMentionTarget = `
-SELECT u.id, u.username, u.webhook_url, (r.kind = 'public' OR m.user_id IS NOT NULL)
-FROM users u
-JOIN rooms r ON r.id = ?2
-LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = u.id
-WHERE u.username_key = ?1 AND u.is_guest = 0`
-
-const sqlDMPeer = `
-SELECT u.id, u.username, u.webhook_url
-FROM memberships m JOIN users u ON u.id = m.user_id
-WHERE m.room_id = ? AND m.user_id <> ?`
-
-// dmPeersTx returns the other member of a DM room as a notify target,
-// its online flag unset (chatPostOp decides it). It runs inside the post's
-// write transaction, on the writer goroutine.
-func dmPeersTx(ctx context.Context, tx *sql.Tx, roomID, senderID int64) ([]notifyTarget, error) {
-	rows, err := tx.QueryContext(ctx, sqlDMPeer, roomID, senderID)
-	if err != nil {
-		return nil, fmt.Errorf("dm peer: %w", err)
-	}
-	defer rows.Close()
-	var out []notifyTarget
-	for rows.Next() {
-		t := notifyTarget{reason: reasonDM}
-		if err := rows.Scan(&t.userID, &t.username, &t.webhook); err != nil {
-			return nil, fmt.Errorf("dm peer: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("dm peer: %w", err)
-	}
-	return out, nil
-}
-
-const sqlDMPeerNames = `
-SELECT u.username
-FROM rooms r JOIN memberships m ON m.room_id = r.id JOIN users u ON u.id = m.user_id
-WHERE r.id = ? AND r.kind = 'dm' AND m.user_id <> ?`
-
-// dmPeerNames returns the usernames of the other members of roomID if it
-// is a DM room, and none otherwise. It reads the read pool before a post
-// is submitted to the cluster log, so that the submitting node can tell
-// every node whether the peer is online here (chatPostOp.Online).
-func (s *store) dmPeerNames(ctx context.Context, roomID, senderID int64) ([]string, error) {
-	names, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (string, error) {
-		var n string
-		return n, r.Scan(&n)
-	}, sqlDMPeerNames, roomID, senderID)
-	if err != nil {
-		return nil, fmt.Errorf("dm peers: %w", err)
-	}
-	return names, nil
-}
-
 // mentionTargets finds the @mentioned users of a TALK message from u who
 // can read the room (a mention must not leak a private room's text). The
 // sender never notifies themself. Online users are marked so that they get
@@ -110,21 +53,15 @@ func (c *chatService) mentionTargets(ctx context.Context, roomID int64, u user, 
 	var out []notifyTarget
 	seen := map[int64]bool{u.ID: true}
 	for _, name := range mentionedNames(body) {
-		t := notifyTarget{reason: reasonMention}
-		var canRead bool
-		err := c.st.rdb.QueryRowContext(ctx, sqlMentionTarget, usernameKey(name), roomID).Scan(&t.userID, &t.username, &t.webhook, &canRead)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // not a user (or no such room): just text with an @
-		}
+		p, ok, err := c.st.mentionTarget(ctx, name, roomID)
 		if err != nil {
-			return nil, fmt.Errorf("mention %s: %w", name, err)
+			return nil, err
 		}
-		if !canRead || seen[t.userID] {
-			continue
+		if !ok || seen[p.UserID] {
+			continue // not a user who can read the room: just text with an @
 		}
-		seen[t.userID] = true
-		t.online = c.online(t.username)
-		out = append(out, t)
+		seen[p.UserID] = true
+		out = append(out, notifyTarget{userID: p.UserID, username: p.Username, reason: reasonMention, webhook: p.Webhook, online: c.online(p.Username)})
 	}
 	return out, nil
 }

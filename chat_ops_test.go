@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
@@ -19,6 +18,7 @@ var chatOpKinds = []string{"chat-post", "room-create", "room-update", "room-add-
 func TestChatOpsRoundTrip(t *testing.T) {
 	name, topic, archived := "renamed", "a topic", true
 	tests := []storeOp{
+		&markReadOp{RoomID: 3, UserID: 4, MessageID: 5},
 		&chatPostOp{Type: msgTalk, RoomID: 5, UserID: 2, Sender: "bob", Message: "hi @carol 👋", ReplyTo: 9, Files: []int64{3, 4},
 			Mentions: []postMention{{UserID: 3, Username: "carol", Webhook: "https://example.test/hook"}}, Online: []string{"carol", "dave"}},
 		&chatPostOp{Type: msgEnter, RoomID: 1, UserID: 1, Sender: "alice", Message: "alice님이 입장하셨습니다."},
@@ -34,7 +34,7 @@ func TestChatOpsRoundTrip(t *testing.T) {
 	}
 	covered := map[string]bool{}
 	for _, op := range tests {
-		t.Run(op.opKind(), func(t *testing.T) {
+		t.Run(op.OpKind(), func(t *testing.T) {
 			b, err := encodeOp(op, 1767323045123, "node-a")
 			if err != nil {
 				t.Fatal(err)
@@ -43,14 +43,14 @@ func TestChatOpsRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if env.At != 1767323045123 || env.Node != "node-a" || env.Kind != op.opKind() {
+			if env.At != 1767323045123 || env.Node != "node-a" || env.Kind != op.OpKind() {
 				t.Errorf("envelope %+v", env)
 			}
 			if !reflect.DeepEqual(got, op) {
 				t.Errorf("decoded %#v, want %#v", got, op)
 			}
 		})
-		covered[op.opKind()] = true
+		covered[op.OpKind()] = true
 	}
 	for _, k := range chatOpKinds {
 		if !covered[k] {
@@ -73,9 +73,9 @@ type replayReplicator struct {
 	keys  []string       // the non-empty de-duplication keys, in order
 }
 
-func (r *replayReplicator) waitCaughtUp(context.Context) {}
+func (r *replayReplicator) WaitCaughtUp(context.Context) {}
 
-func (r *replayReplicator) submit(ctx context.Context, op storeOp, dedupKey string) error {
+func (r *replayReplicator) Submit(ctx context.Context, op storeOp, dedupKey string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	at := r.a.nowMS()
@@ -83,7 +83,7 @@ func (r *replayReplicator) submit(ctx context.Context, op storeOp, dedupKey stri
 	if err != nil {
 		return err
 	}
-	r.kinds[op.opKind()]++
+	r.kinds[op.OpKind()]++
 	if dedupKey != "" {
 		r.keys = append(r.keys, dedupKey)
 	}
@@ -103,12 +103,7 @@ func (r *replayReplicator) submit(ctx context.Context, op storeOp, dedupKey stri
 
 // applyReplayed applies op on s as a node applies an op from the cluster log.
 func applyReplayed(ctx context.Context, s *store, op storeOp, at int64) error {
-	e := s.newEnv(at, true)
-	var onCommit func()
-	if c, ok := op.(committedOp); ok {
-		onCommit = func() { c.committed(e) }
-	}
-	return s.write(ctx, func(tx *sql.Tx) error { return op.apply(e, tx) }, onCommit)
+	return s.applyAt(ctx, op, at, true)
 }
 
 // dumpRows reads every row of query as text, for comparing two databases.
@@ -172,7 +167,7 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 		}
 	}
 	rep := &replayReplicator{a: a.st, b: b.st, kinds: map[string]int{}}
-	a.st.repl = rep
+	a.st.setReplicator(rep)
 
 	c := a.chat
 	must := func(what string, err error) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,17 +28,17 @@ import (
 // every node then stores the same notifications. Webhooks go out from this
 // node only, after the commit.
 func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget, files []int64, dedupKey string) (storedMessage, error) {
-	op := &chatPostOp{Type: m.Type, RoomID: m.RoomID, UserID: m.UserID, Sender: m.Sender, Message: m.Message, ReplyTo: m.ReplyTo, Files: files}
+	op := &chatPostOp{Type: m.Type, RoomID: m.RoomID, UserID: m.UserID, Sender: m.Sender, Message: m.Message, ReplyTo: m.ReplyTo, Files: files, online: c.online}
 	for _, t := range mentions {
 		op.Mentions = append(op.Mentions, postMention{UserID: t.userID, Username: t.username, Webhook: t.webhook})
 		if t.online {
 			op.Online = append(op.Online, t.username)
 		}
 	}
-	if c.st.repl != nil && m.Type == msgTalk {
+	if c.st.replicated() && m.Type == msgTalk {
 		// The peer is read before the write, so the membership may change
 		// in between; a peer who left gets no notification either way
-		// (apply reads the members again), and one who joined is offline.
+		// (Apply reads the members again), and one who joined is offline.
 		peers, err := c.st.dmPeerNames(ctx, m.RoomID, m.UserID)
 		if err != nil {
 			return storedMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
@@ -83,6 +82,10 @@ type chatPostOp struct {
 	// the DM peer when online. On a single node the DM peer is looked up
 	// when the op is applied, as it always was.
 	Online []string `json:"online,omitempty"`
+	// online is the submitting chat service's presence: on a single node
+	// the DM peer is looked up when the op is applied. nil in an op
+	// decoded from the log.
+	online func(username string) bool
 
 	msg     storedMessage  // the stored message, with its id
 	refused error          // why the room refused it, if it did
@@ -97,21 +100,24 @@ type postMention struct {
 	Webhook  string `json:"webhook,omitempty"` // for the submitting node's webhook, after the commit
 }
 
-func (*chatPostOp) opKind() string { return "chat-post" }
+// A resent post is answered with its original's message.
+var _ resultLookup = (*chatPostOp)(nil)
 
-func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
+func (*chatPostOp) OpKind() string { return "chat-post" }
+
+func (o *chatPostOp) Apply(e *opEnv) error {
 	o.msg = storedMessage{Type: o.Type, RoomID: o.RoomID, Sender: o.Sender, UserID: o.UserID, Message: o.Message, ReplyTo: o.ReplyTo}
 	o.refused, o.targets, o.stored = nil, o.targets[:0], o.stored[:0]
-	ctx, st, m := e.ctx, e.st, &o.msg
+	m := &o.msg
 	if len(o.Mentions) == 0 && m.ReplyTo == 0 && len(o.Files) == 0 {
 		// The common case, one statement; mentions may need
 		// notifications stored in the same transaction, and a
 		// reply's original is checked once the room is.
-		if done, err := st.insertAsMemberAtTx(ctx, tx, m, e.at); done || err != nil {
+		if done, err := e.insertAsMember(m); done || err != nil {
 			return err
 		}
 	}
-	r, err := st.postAccessTx(ctx, tx, m.RoomID, m.UserID)
+	r, err := e.postAccess(m.RoomID, m.UserID)
 	switch {
 	case errors.Is(err, apperr.ErrUnknownRoom):
 		o.refused = err
@@ -123,7 +129,7 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 		o.refused = apperr.ErrNotMember
 	}
 	if o.refused == nil {
-		if err := checkAttachableTx(ctx, tx, m, o.Files); errors.Is(err, errBadAttachment) {
+		if err := e.checkAttachable(m, o.Files); errors.Is(err, errBadAttachment) {
 			o.refused = err
 		} else if err != nil {
 			return err
@@ -133,7 +139,7 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 		return nil
 	}
 	if m.ReplyTo != 0 {
-		if m.Reply, err = replyTargetTx(ctx, tx, m.RoomID, m.ReplyTo); err != nil {
+		if m.Reply, err = e.replyTarget(m.RoomID, m.ReplyTo); err != nil {
 			if apperr.IsClientError(err) {
 				o.refused = err
 				return nil
@@ -142,11 +148,13 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 		}
 	}
 	if r.kind == roomDM && m.Type == msgTalk {
-		if o.targets, err = dmPeersTx(ctx, tx, m.RoomID, m.UserID); err != nil {
+		peers, err := e.dmPeers(m.RoomID, m.UserID)
+		if err != nil {
 			return err
 		}
-		for i := range o.targets {
-			o.targets[i].online = o.peerOnline(e, o.targets[i].username)
+		for _, p := range peers {
+			o.targets = append(o.targets, notifyTarget{userID: p.UserID, username: p.Username, reason: reasonDM,
+				webhook: p.Webhook, online: o.peerOnline(e, p.Username)})
 		}
 	}
 	for _, t := range o.Mentions {
@@ -155,14 +163,14 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 				webhook: t.Webhook, online: slices.Contains(o.Online, t.Username)})
 		}
 	}
-	if err := st.insertMessageAtTx(ctx, tx, m, e.at); err != nil {
+	if err := e.insertMessage(m); err != nil {
 		return err
 	}
-	if err := attachFilesTx(ctx, tx, m, o.Files); err != nil {
+	if err := e.attachFiles(m, o.Files); err != nil {
 		return err
 	}
 	if r.kind == roomPublic && !r.member && m.Type != msgLeave {
-		if _, err := joinTx(ctx, tx, m.RoomID, m.UserID, e.at); err != nil {
+		if _, err := e.join(m.RoomID, m.UserID); err != nil {
 			return err
 		}
 	}
@@ -170,7 +178,7 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 		if t.online {
 			continue
 		}
-		if t.notificationID, err = insertNotificationTx(ctx, tx, t.userID, m.ID, t.reason, e.at); err != nil {
+		if t.notificationID, err = e.insertNotification(t.userID, m.ID, t.reason); err != nil {
 			return err
 		}
 		o.stored = append(o.stored, t)
@@ -183,77 +191,39 @@ func (o *chatPostOp) apply(e *opEnv, tx *sql.Tx) error {
 // On a single node the peer is looked up now, inside the transaction, as
 // before ops existed.
 func (o *chatPostOp) peerOnline(e *opEnv, name string) bool {
-	if e.replay || e.chat == nil {
+	if e.replay || o.online == nil {
 		return slices.Contains(o.Online, name)
 	}
-	return e.chat.online(name)
+	return o.online(name)
 }
 
 // committed publishes the message and the live notifications to this
 // node's clients.
-func (o *chatPostOp) committed(e *opEnv) {
-	if o.refused != nil || e.chat == nil {
+func (o *chatPostOp) committed(c *chatService) {
+	if o.refused != nil {
 		return
 	}
 	m := o.msg
-	e.chat.deliver(m.RoomID, m.ID, m.JSON())
+	c.deliver(m.RoomID, m.ID, m.JSON())
 	for _, t := range o.targets {
 		if t.online {
-			e.chat.notify(t.username, notificationJSON(notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
+			c.notify(t.username, notificationJSON(notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
 		}
 	}
 }
 
-// insertAsMemberAtTx is insertAsMemberTx at the op's clock reading now
-// (Unix ms) rather than the store's clock: every node stores the same
-// created_at.
-func (s *store) insertAsMemberAtTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) (bool, error) {
-	if m.UserID == 0 {
-		return false, nil
-	}
-	res, err := s.txStmt(ctx, tx, s.stmtInsertAsMember).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
-	if err != nil {
-		return false, fmt.Errorf("insert message: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil || n == 0 {
-		return false, err
-	}
-	return true, s.inserted(res, m, now)
-}
-
-// insertMessageAtTx is insertMessageTx at the op's clock reading now
-// (Unix ms); see insertAsMemberAtTx.
-func (s *store) insertMessageAtTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) error {
-	res, err := s.txStmt(ctx, tx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
-	if err != nil {
-		return fmt.Errorf("insert message: %w", err)
-	}
-	return s.inserted(res, m, now)
-}
-
-// sqlPostedAt finds a post by what its log entry holds: room, author,
-// text and the log's time for it. Two posts of the same text by the same
-// author in the same millisecond are one resend's original either way.
-const sqlPostedAt = `SELECT id FROM messages WHERE room_id = ? AND user_id IS ? AND type = ? AND body = ? AND created_at = ? ORDER BY id LIMIT 1`
-
-// lookupResult reads back the message a resend's original stored, when
+// LookupResult reads back the message a resend's original stored, when
 // the original was applied too long ago for the log to remember its
 // result (resultLookup). An original the room refused, or one deleted
 // since, answers as refused: the resend stored nothing either.
-func (o *chatPostOp) lookupResult(ctx context.Context, st *store, at int64) error {
-	var uid any
-	if o.UserID != 0 {
-		uid = o.UserID
-	}
-	var id int64
-	err := st.rdb.QueryRowContext(ctx, sqlPostedAt, o.RoomID, uid, o.Type, o.Message, at).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		o.refused = apperr.ErrUnknownMessage
-		return nil
-	}
+func (o *chatPostOp) LookupResult(ctx context.Context, st *store, at int64) error {
+	id, ok, err := st.postedAt(ctx, o.RoomID, o.UserID, o.Type, o.Message, at)
 	if err != nil {
 		return fmt.Errorf("original of a resent post: %w", err)
+	}
+	if !ok {
+		o.refused = apperr.ErrUnknownMessage
+		return nil
 	}
 	ms, err := st.messagesAfter(ctx, o.RoomID, id-1, 1)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -372,10 +371,10 @@ type markReadOp struct {
 	ok        bool  // u is a member of the room
 }
 
-func (*markReadOp) opKind() string { return "mark-read" }
+func (*markReadOp) OpKind() string { return "mark-read" }
 
-func (o *markReadOp) apply(e *opEnv, tx *sql.Tx) (err error) {
-	o.ok, err = markReadTx(e.ctx, tx, o.RoomID, o.UserID, o.MessageID)
+func (o *markReadOp) Apply(e *opEnv) (err error) {
+	o.ok, err = e.markRead(o.RoomID, o.UserID, o.MessageID)
 	return err
 }
 
@@ -394,13 +393,13 @@ type roomCreateOp struct {
 	refused error // the room limit, recorded rather than returned (see chatService.store)
 }
 
-func (*roomCreateOp) opKind() string { return "room-create" }
+func (*roomCreateOp) OpKind() string { return "room-create" }
 
-func (o *roomCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *roomCreateOp) Apply(e *opEnv) error {
 	o.room, o.refused = room{}, nil
 	if o.MaxRooms > 0 && !o.Admin {
 		// Counted inside the write transaction, so racing creates cannot pass the limit together.
-		n, err := roomsCreatedTx(e.ctx, tx, o.UserID)
+		n, err := e.roomsCreated(o.UserID)
 		if err != nil {
 			return err
 		}
@@ -409,11 +408,11 @@ func (o *roomCreateOp) apply(e *opEnv, tx *sql.Tx) error {
 			return nil
 		}
 	}
-	r, err := insertRoomTx(e.ctx, tx, o.Name, o.Topic, o.Kind, "", o.UserID, e.at)
+	r, err := e.insertRoom(o.Name, o.Topic, o.Kind, "", o.UserID)
 	if err != nil {
 		return err
 	}
-	if _, err := joinTx(e.ctx, tx, r.ID, o.UserID, e.at); err != nil {
+	if _, err := e.join(r.ID, o.UserID); err != nil {
 		return err
 	}
 	o.room = r
@@ -430,11 +429,11 @@ type roomUpdateOp struct {
 	refused error // errUnknownRoom, recorded rather than returned
 }
 
-func (*roomUpdateOp) opKind() string { return "room-update" }
+func (*roomUpdateOp) OpKind() string { return "room-update" }
 
-func (o *roomUpdateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *roomUpdateOp) Apply(e *opEnv) error {
 	o.room, o.refused = room{}, nil
-	r, err := updateRoomTx(e.ctx, tx, o.RoomID, o.Update)
+	r, err := e.updateRoom(o.RoomID, o.Update)
 	if errors.Is(err, apperr.ErrUnknownRoom) {
 		o.refused = err
 		return nil
@@ -457,15 +456,15 @@ type roomPresence struct {
 
 // store stores the presence message of type typ at now, once the
 // membership changed.
-func (p *roomPresence) store(e *opEnv, tx *sql.Tx, typ string) error {
+func (p *roomPresence) store(e *opEnv, typ string) error {
 	p.msg = storedMessage{Type: typ, RoomID: p.RoomID, Sender: p.Username, UserID: p.UserID, Message: p.Message}
-	return e.st.insertMessageAtTx(e.ctx, tx, &p.msg, e.at)
+	return e.insertMessage(&p.msg)
 }
 
 // committed publishes the presence message to this node's clients.
-func (p *roomPresence) committed(e *opEnv) {
-	if p.changed && e.chat != nil {
-		e.chat.deliver(p.msg.RoomID, p.msg.ID, p.msg.JSON())
+func (p *roomPresence) committed(c *chatService) {
+	if p.changed {
+		c.deliver(p.msg.RoomID, p.msg.ID, p.msg.JSON())
 	}
 }
 
@@ -473,28 +472,28 @@ func (p *roomPresence) committed(e *opEnv) {
 // Adding someone who already is a member changes nothing.
 type roomAddMemberOp struct{ roomPresence }
 
-func (*roomAddMemberOp) opKind() string { return "room-add-member" }
+func (*roomAddMemberOp) OpKind() string { return "room-add-member" }
 
-func (o *roomAddMemberOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *roomAddMemberOp) Apply(e *opEnv) (err error) {
 	o.msg = storedMessage{}
-	if o.changed, err = joinTx(e.ctx, tx, o.RoomID, o.UserID, e.at); err != nil || !o.changed {
+	if o.changed, err = e.join(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
 	}
-	return o.store(e, tx, msgEnter)
+	return o.store(e, msgEnter)
 }
 
 // roomLeaveOp ends a membership and posts the LEAVE (Leave). Leaving a
 // room one has already left changes nothing.
 type roomLeaveOp struct{ roomPresence }
 
-func (*roomLeaveOp) opKind() string { return "room-leave" }
+func (*roomLeaveOp) OpKind() string { return "room-leave" }
 
-func (o *roomLeaveOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *roomLeaveOp) Apply(e *opEnv) (err error) {
 	o.msg = storedMessage{}
-	if o.changed, err = leaveTx(e.ctx, tx, o.RoomID, o.UserID); err != nil || !o.changed {
+	if o.changed, err = e.leave(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
 	}
-	return o.store(e, tx, msgLeave)
+	return o.store(e, msgLeave)
 }
 
 // dmOpenOp finds or creates the DM room of two users and makes both
@@ -509,21 +508,21 @@ type dmOpenOp struct {
 	room room
 }
 
-func (*dmOpenOp) opKind() string { return "dm-open" }
+func (*dmOpenOp) OpKind() string { return "dm-open" }
 
-func (o *dmOpenOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *dmOpenOp) Apply(e *opEnv) error {
 	o.room = room{}
-	r, ok, err := dmRoomTx(e.ctx, tx, dmKey(o.UserID, o.OtherID))
+	r, ok, err := e.dmRoom(dmKey(o.UserID, o.OtherID))
 	if err != nil {
 		return err
 	}
 	if !ok {
-		if r, err = insertRoomTx(e.ctx, tx, o.Username+", "+o.OtherName, "", roomDM, dmKey(o.UserID, o.OtherID), o.UserID, e.at); err != nil {
+		if r, err = e.insertRoom(o.Username+", "+o.OtherName, "", roomDM, dmKey(o.UserID, o.OtherID), o.UserID); err != nil {
 			return err
 		}
 	}
 	for _, id := range []int64{o.UserID, o.OtherID} {
-		if _, err := joinTx(e.ctx, tx, r.ID, id, e.at); err != nil {
+		if _, err := e.join(r.ID, id); err != nil {
 			return err
 		}
 	}

@@ -415,13 +415,3 @@ func (c *chatSTOMP) notifyUser(username string, body []byte) {
 	// delivers to its own sessions, so the user gets it once.
 	c.b.SendToLocalUser(username, chatNotificationsDest, jsonHeaders, body)
 }
-
-// hasAccounts reports whether any real (non-guest) account exists; until one
-// does, the pages lead to first-run setup.
-func (s *store) hasAccounts(ctx context.Context) (bool, error) {
-	var ok bool
-	if err := s.rdb.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM users WHERE is_guest = 0)`).Scan(&ok); err != nil {
-		return false, fmt.Errorf("count accounts: %w", err)
-	}
-	return ok, nil
-}

@@ -893,7 +893,7 @@ func TestInsertAsMember(t *testing.T) {
 			var stored bool
 			err := f.st.write(ctx, func(tx *sql.Tx) error {
 				var err error
-				stored, err = f.st.insertAsMemberTx(ctx, tx, &m)
+				stored, err = f.st.insertAsMemberTx(ctx, tx, &m, f.st.nowMS())
 				return err
 			}, nil)
 			if err != nil {

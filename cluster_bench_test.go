@@ -98,7 +98,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		st.repl = node
+		st.setReplicator(node)
 		b.StartTimer()
 		if err := node.start(ctx); err != nil {
 			b.Fatal(err)

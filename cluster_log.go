@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
 	"stompbox/internal/apperr"
 	"strconv"
@@ -275,22 +273,7 @@ func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) er
 			op = p.op // the submitter's own value: it reads its results from it
 		}
 	}
-	e := l.st.newEnv(env.At, true)
-	r := &writeReq{
-		ctx:    context.Background(),
-		queued: time.Now(),
-		fn: func(tx *sql.Tx) error {
-			if err := op.apply(e, tx); err != nil {
-				return err
-			}
-			return setAppliedTx(e.ctx, tx, seq)
-		},
-		done: make(chan error, 1),
-	}
-	if c, ok := op.(committedOp); ok {
-		r.onCommit = func() { c.committed(e) }
-	}
-	r.after = func(err error) {
+	return l.st.applyLogged(ctx, seq, op, env.At, func(err error) {
 		if err != nil && !apperr.IsClientError(err) && !errors.Is(err, errStoreClosed) {
 			l.failed.Add(1)
 			l.log.Error("cluster: op failed on this node", "seq", seq, "kind", env.Kind, "err", err)
@@ -299,8 +282,7 @@ func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) er
 		if p != nil {
 			p.done <- err
 		}
-	}
-	return l.st.enqueue(ctx, r)
+	})
 }
 
 // markApplied records seq as applied and wakes whoever waits for it.
@@ -345,11 +327,11 @@ func (l *clusterLog) waitApplied(ctx context.Context, seq uint64) error {
 	}
 }
 
-// submit appends op to the log and returns once a quorum stored it and
-// this node applied it: a RECEIPT after submit means the message is on
+// Submit appends op to the log and returns once a quorum stored it and
+// this node applied it: a RECEIPT after Submit means the message is on
 // the majority's disks and in this node's database. Refused ops (client
 // errors) come back from the apply as on a single node.
-func (l *clusterLog) submit(ctx context.Context, op storeOp, dedupKey string) error {
+func (l *clusterLog) Submit(ctx context.Context, op storeOp, dedupKey string) error {
 	ref := l.boot + "-" + strconv.FormatUint(l.nextRef.Add(1), 36)
 	data, err := encodeOpRef(op, l.st.nowMS(), l.node, ref)
 	if err != nil {
@@ -373,7 +355,7 @@ func (l *clusterLog) submit(ctx context.Context, op storeOp, dedupKey string) er
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		l.log.Warn("cluster: op not stored", "kind", op.opKind(), "err", err)
+		l.log.Warn("cluster: op not stored", "kind", op.OpKind(), "err", err)
 		return errClusterUnavailable
 	}
 	if ack.Duplicate {
@@ -421,8 +403,7 @@ func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64
 	l.mu.Lock()
 	orig := l.recent[seq]
 	l.mu.Unlock()
-	if orig != nil && reflect.TypeOf(orig) == reflect.TypeOf(op) {
-		reflect.ValueOf(op).Elem().Set(reflect.ValueOf(orig).Elem())
+	if orig != nil && adoptOp(op, orig) {
 		return nil
 	}
 	// Applied too long ago to be remembered: read the original back from
@@ -435,27 +416,17 @@ func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64
 	if err != nil {
 		return fmt.Errorf("cluster log: original of a resent op: %w", err)
 	}
-	if reflect.TypeOf(orig) != reflect.TypeOf(op) {
+	if !adoptOp(op, orig) {
 		return nil // the same key for another kind of write: nothing to copy
 	}
-	reflect.ValueOf(op).Elem().Set(reflect.ValueOf(orig).Elem())
-	if r, ok := op.(resultLookup); ok {
-		return r.lookupResult(ctx, l.st, env.At)
-	}
-	return nil
+	return l.st.lookupResult(ctx, op, env.At)
 }
 
-// resultLookup is an op that can find what its application produced (a
-// message's id) in the database, given the time it was applied with.
-type resultLookup interface {
-	lookupResult(ctx context.Context, st *store, at int64) error
-}
-
-// waitCaughtUp returns once this node has applied every entry the log
+// WaitCaughtUp returns once this node has applied every entry the log
 // held when it was called, or after catchUpWait. A lookup that found
 // nothing calls it before answering so: the account or session may exist
 // in an entry not yet applied here.
-func (l *clusterLog) waitCaughtUp(ctx context.Context) {
+func (l *clusterLog) WaitCaughtUp(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
 	defer cancel()
 	info, err := l.stream.Info(ctx)

@@ -39,7 +39,7 @@ func (s *server) joinCluster() error {
 		s.leaveCluster()
 		return err
 	}
-	s.store.repl = s.clog
+	s.store.setReplicator(s.clog)
 	return nil
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -53,11 +52,9 @@ const (
 
 // File errors, all public.
 var (
-	errUnknownFile      = apperr.New(apperr.KindNotFound, "unknown file")
 	errEmptyUpload      = apperr.New(apperr.KindBadRequest, "empty upload")
 	errUploadIncomplete = apperr.New(apperr.KindBadRequest, "upload incomplete: the body ended before the file did")
 	errNotMultipart     = apperr.New(apperr.KindBadRequest, `expected multipart/form-data with a "file" part`)
-	errBadAttachment    = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
 )
 
 // uploadTooLargeError is an upload over -max-upload, with the limit in
@@ -543,15 +540,7 @@ const backupFilesSuffix = ".files"
 // reported as missing and skipped. It hard-links where it can (same file
 // system: instant, no extra space) and copies otherwise.
 func backupFiles(ctx context.Context, dataDir, dbCopy string) (copied, missing int, err error) {
-	db, err := sql.Open("sqlite", storeDSN(dbCopy, defaultSynchronous, roleReader))
-	if err != nil {
-		return 0, 0, fmt.Errorf("backup files: %w", err)
-	}
-	defer db.Close()
-	sums, err := queryPage(ctx, db, func(r *sql.Rows) (string, error) {
-		var s string
-		return s, r.Scan(&s)
-	}, `SELECT sha256 FROM files UNION SELECT thumb_sha256 FROM files WHERE thumb_sha256 <> ''`)
+	sums, err := backupBlobSums(ctx, dbCopy)
 	if err != nil {
 		return 0, 0, fmt.Errorf("backup files: %w", err)
 	}

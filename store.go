@@ -136,9 +136,10 @@ type store struct {
 	// replicated log instead of writing directly (store_ops.go). Set once
 	// at wiring, before any write.
 	repl opReplicator
-	// chat is handed to ops as they are applied, so that a change made on
-	// another node reaches this node's clients. Set once at wiring.
-	chat *chatService
+	// fx runs after each op commits, so that a change made here or on
+	// another node reaches this node's clients (setEffects). Set once at
+	// wiring.
+	fx storeEffects
 
 	closeOnce sync.Once
 	closeErr  error
@@ -455,8 +456,7 @@ func (s *store) applyMigration(ctx context.Context, m migration, newest int) err
 //
 // onCommit, if not nil, runs on the writer goroutine right after the
 // commit, in commit order; it must be quick and must not call write (it
-// would deadlock). chat.go publishes through it so that subscribers see
-// messages in id order.
+// would deadlock). Ops run their effects through it (storeEffects).
 //
 // If ctx ends while waiting, write returns ctx's error and the outcome is
 // unknown: the work may still commit.

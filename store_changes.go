@@ -13,6 +13,10 @@ import (
 // the checks a reply needs. Everything here runs inside a write
 // transaction on the writer goroutine, except addReactions, which reads.
 
+// maxReactionsPerUser bounds the distinct emojis one person puts on one
+// message, so a message's reactions stay a row of badges, not a flood.
+const maxReactionsPerUser = 20
+
 // changeTarget is what deciding on a change to one message needs: the
 // message, its room, and the acting user's membership.
 type changeTarget struct {

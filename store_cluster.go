@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 const (
@@ -38,6 +39,31 @@ func setAppliedTx(ctx context.Context, tx *sql.Tx, seq uint64) error {
 	return nil
 }
 
+// applyLogged queues op, entry seq of the cluster log, submitted at clock
+// reading at (Unix ms), on the writer without waiting for its commit, so
+// that log entries group into shared transactions as local writes do
+// while keeping their order. The transaction that applies op also records
+// seq as applied (appliedSeq). After a commit op's effects run; then done,
+// if not nil, learns the outcome, committed or not, on the writer
+// goroutine in log order.
+func (s *store) applyLogged(ctx context.Context, seq uint64, op storeOp, at int64, done func(error)) error {
+	e := s.newEnv(at, true)
+	return s.enqueue(ctx, &writeReq{
+		ctx:    context.Background(),
+		queued: time.Now(),
+		fn: func(tx *sql.Tx) error {
+			e.tx = tx
+			if err := op.Apply(e); err != nil {
+				return err
+			}
+			return setAppliedTx(e.ctx, tx, seq)
+		},
+		onCommit: s.effectsOf(op),
+		after:    done,
+		done:     make(chan error, 1),
+	})
+}
+
 // holdsSingleNodeData reports whether a database that has applied nothing
 // from a cluster log already holds accounts or messages.
 func (s *store) holdsSingleNodeData(ctx context.Context) (bool, error) {
@@ -57,6 +83,6 @@ func (s *store) missAfterCatchUp(ctx context.Context) bool {
 	if s.repl == nil {
 		return false
 	}
-	s.repl.waitCaughtUp(ctx)
+	s.repl.WaitCaughtUp(ctx)
 	return true
 }

@@ -5,9 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"stompbox/internal/apperr"
 	"strconv"
 	"strings"
 	"time"
+)
+
+// File errors the store returns, all public.
+var (
+	errUnknownFile   = apperr.New(apperr.KindNotFound, "unknown file")
+	errBadAttachment = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
 )
 
 // storedFile is one row of the files table: an upload of some bytes
@@ -119,9 +126,10 @@ type fileInsertOp struct {
 	ok          bool   // false: over quota, nothing stored
 }
 
-func (*fileInsertOp) opKind() string { return "file-insert" }
+func (*fileInsertOp) OpKind() string { return "file-insert" }
 
-func (o *fileInsertOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *fileInsertOp) Apply(e *opEnv) error {
+	tx := e.tx
 	o.id, o.createdAt, o.ok = 0, 0, false
 	err := tx.QueryRowContext(e.ctx, sqlInsertFile, o.RoomID, o.UserID, o.Name, o.Size, o.Type, o.SHA256,
 		o.Width, o.Height, o.Quota, o.ThumbSHA256, o.ThumbType, e.at).Scan(&o.id)
@@ -276,9 +284,10 @@ type abandonedFilesDeleteOp struct {
 	n      int64 // rows deleted
 }
 
-func (*abandonedFilesDeleteOp) opKind() string { return "files-delete-abandoned" }
+func (*abandonedFilesDeleteOp) OpKind() string { return "files-delete-abandoned" }
 
-func (o *abandonedFilesDeleteOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *abandonedFilesDeleteOp) Apply(e *opEnv) (err error) {
+	tx := e.tx
 	o.n = 0
 	res, err := tx.ExecContext(e.ctx, sqlDeleteAbandoned, o.Before)
 	if err != nil {
@@ -326,9 +335,10 @@ type unsentFileDeleteOp struct {
 	thumb  string // its thumbnail's blob, "" if none
 }
 
-func (*unsentFileDeleteOp) opKind() string { return "file-delete-unsent" }
+func (*unsentFileDeleteOp) OpKind() string { return "file-delete-unsent" }
 
-func (o *unsentFileDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *unsentFileDeleteOp) Apply(e *opEnv) error {
+	tx := e.tx
 	o.found, o.sum, o.thumb = false, "", ""
 	err := tx.QueryRowContext(e.ctx, sqlDeleteUnsentFile, o.FileID, o.UserID).Scan(&o.sum, &o.thumb)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -356,4 +366,20 @@ func (s *store) knownThumbnail(ctx context.Context, sum string) (f storedFile, o
 		return f, false, fmt.Errorf("known thumbnail: %w", err)
 	}
 	return f, true, nil
+}
+
+const sqlBlobSums = `SELECT sha256 FROM files UNION SELECT thumb_sha256 FROM files WHERE thumb_sha256 <> ''`
+
+// backupBlobSums opens the database copy at path (a Backup) read-only and
+// returns the SHA-256 of every blob it names, files and thumbnails.
+func backupBlobSums(ctx context.Context, path string) ([]string, error) {
+	db, err := sql.Open("sqlite", storeDSN(path, defaultSynchronous, roleReader))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return queryPage(ctx, db, func(r *sql.Rows) (string, error) {
+		var s string
+		return s, r.Scan(&s)
+	}, sqlBlobSums)
 }

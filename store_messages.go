@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -144,14 +145,14 @@ SELECT r.id, m.user_id, ?3, ?4, ?5, ?6, nullif(?7, 0)
 FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
 WHERE r.id = ?1 AND r.archived = 0 AND r.kind <> 'dm'`
 
-// insertAsMemberTx runs sqlInsertAsMember for m. It reports whether m was
-// stored (and then fills in m.ID and m.CreatedAt); false means m's sender
-// and room need the full path.
-func (s *store) insertAsMemberTx(ctx context.Context, tx *sql.Tx, m *storedMessage) (bool, error) {
+// insertAsMemberTx runs sqlInsertAsMember for m at now (Unix ms: an op's
+// clock reading, not the store's clock, so that every node stores the same
+// created_at). It reports whether m was stored (and then fills in m.ID and
+// m.CreatedAt); false means m's sender and room need the full path.
+func (s *store) insertAsMemberTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) (bool, error) {
 	if m.UserID == 0 {
 		return false, nil
 	}
-	now := s.nowMS()
 	res, err := s.txStmt(ctx, tx, s.stmtInsertAsMember).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
 	if err != nil {
 		return false, fmt.Errorf("insert message: %w", err)
@@ -177,9 +178,9 @@ func (s *store) inserted(res sql.Result, m *storedMessage, now int64) error {
 	return nil
 }
 
-// insertMessageTx stores m and fills in m.ID and m.CreatedAt.
-func (s *store) insertMessageTx(ctx context.Context, tx *sql.Tx, m *storedMessage) error {
-	now := s.nowMS()
+// insertMessageTx stores m at now (Unix ms; see insertAsMemberTx) and
+// fills in m.ID and m.CreatedAt.
+func (s *store) insertMessageTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) error {
 	res, err := s.txStmt(ctx, tx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
@@ -397,9 +398,10 @@ type purgeOp struct {
 	n      int64 // messages deleted
 }
 
-func (*purgeOp) opKind() string { return "messages-purge" }
+func (*purgeOp) OpKind() string { return "messages-purge" }
 
-func (o *purgeOp) apply(e *opEnv, tx *sql.Tx) (err error) {
+func (o *purgeOp) Apply(e *opEnv) (err error) {
+	tx := e.tx
 	o.n = 0
 	res, err := tx.ExecContext(e.ctx, sqlPurge, o.Before, o.Limit)
 	if err != nil {
@@ -426,6 +428,109 @@ type notification struct {
 	Reason    string        `json:"reason"`
 	CreatedAt time.Time     `json:"createdAt"`
 	Message   storedMessage `json:"message"`
+}
+
+// notifyPeer is a user a message may notify: the other member of a DM,
+// or someone @mentioned.
+type notifyPeer struct {
+	UserID   int64
+	Username string
+	Webhook  string // "" if none
+}
+
+const sqlMentionTarget = `
+SELECT u.id, u.username, u.webhook_url, (r.kind = 'public' OR m.user_id IS NOT NULL)
+FROM users u
+JOIN rooms r ON r.id = ?2
+LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = u.id
+WHERE u.username_key = ?1 AND u.is_guest = 0`
+
+// mentionTarget looks up the account called name (case-insensitively) for
+// a mention in roomID. ok is false when there is no such (non-guest)
+// account or room, or when the account cannot read the room: a mention
+// must not leak a private room's text.
+func (s *store) mentionTarget(ctx context.Context, name string, roomID int64) (p notifyPeer, ok bool, err error) {
+	var canRead bool
+	err = s.rdb.QueryRowContext(ctx, sqlMentionTarget, usernameKey(name), roomID).Scan(&p.UserID, &p.Username, &p.Webhook, &canRead)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notifyPeer{}, false, nil
+	}
+	if err != nil {
+		return notifyPeer{}, false, fmt.Errorf("mention %s: %w", name, err)
+	}
+	return p, canRead, nil
+}
+
+const sqlDMPeer = `
+SELECT u.id, u.username, u.webhook_url
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.room_id = ? AND m.user_id <> ?`
+
+// dmPeersTx returns the other members of a room as notify peers; a post
+// calls it for a DM room inside its write transaction, on the writer
+// goroutine.
+func dmPeersTx(ctx context.Context, tx *sql.Tx, roomID, senderID int64) ([]notifyPeer, error) {
+	rows, err := tx.QueryContext(ctx, sqlDMPeer, roomID, senderID)
+	if err != nil {
+		return nil, fmt.Errorf("dm peer: %w", err)
+	}
+	defer rows.Close()
+	var out []notifyPeer
+	for rows.Next() {
+		var p notifyPeer
+		if err := rows.Scan(&p.UserID, &p.Username, &p.Webhook); err != nil {
+			return nil, fmt.Errorf("dm peer: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("dm peer: %w", err)
+	}
+	return out, nil
+}
+
+const sqlDMPeerNames = `
+SELECT u.username
+FROM rooms r JOIN memberships m ON m.room_id = r.id JOIN users u ON u.id = m.user_id
+WHERE r.id = ? AND r.kind = 'dm' AND m.user_id <> ?`
+
+// dmPeerNames returns the usernames of the other members of roomID if it
+// is a DM room, and none otherwise. It reads the read pool before a post
+// is submitted to the cluster log, so that the submitting node can tell
+// every node whether the peer is online here (the post op carries it).
+func (s *store) dmPeerNames(ctx context.Context, roomID, senderID int64) ([]string, error) {
+	names, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (string, error) {
+		var n string
+		return n, r.Scan(&n)
+	}, sqlDMPeerNames, roomID, senderID)
+	if err != nil {
+		return nil, fmt.Errorf("dm peers: %w", err)
+	}
+	return names, nil
+}
+
+// sqlPostedAt finds a post by what its log entry holds: room, author,
+// text and the log's time for it. Two posts of the same text by the same
+// author in the same millisecond are one resend's original either way.
+const sqlPostedAt = `SELECT id FROM messages WHERE room_id = ? AND user_id IS ? AND type = ? AND body = ? AND created_at = ? ORDER BY id LIMIT 1`
+
+// postedAt returns the id of the first message of type typ with body
+// that userID (0: none) posted to roomID at Unix ms at, and false if
+// there is none (refused, or deleted since).
+func (s *store) postedAt(ctx context.Context, roomID, userID int64, typ, body string, at int64) (int64, bool, error) {
+	var uid any
+	if userID != 0 {
+		uid = userID
+	}
+	var id int64
+	err := s.rdb.QueryRowContext(ctx, sqlPostedAt, roomID, uid, typ, body, at).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return id, true, nil
 }
 
 const sqlInsertNotification = `INSERT INTO notifications (user_id, message_id, reason, created_at) VALUES (?, ?, ?, ?) RETURNING id`
@@ -489,9 +594,10 @@ type deliveredOp struct {
 	UpTo   int64 `json:"upTo"`
 }
 
-func (*deliveredOp) opKind() string { return "notifications-delivered" }
+func (*deliveredOp) OpKind() string { return "notifications-delivered" }
 
-func (o *deliveredOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *deliveredOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlMarkDelivered, e.at, o.UserID, o.UpTo)
 	return err
 }

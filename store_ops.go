@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 )
 
 // storeOp is one write to the database, described by value so that it can
@@ -13,33 +15,42 @@ import (
 // in a cluster it is appended to the replicated log first and every node
 // applies it, in log order, to its own SQLite copy (cluster_log.go).
 //
-// apply must be deterministic in (database state, the op's exported
+// Apply must be deterministic in (database state, the op's exported
 // fields, e.at): no clock, no randomness, no node-local state. Anything
 // random (tokens, salts) or node-local (who is online here) is decided by
-// the caller before submitting and carried in the op. apply may run more
+// the caller before submitting and carried in the op. Apply may run more
 // than once (a group that fails is retried request by request), so it
 // resets its results first. Results go into unexported fields, which the
 // log does not carry; the submitting node reads them after run returns.
 type storeOp interface {
-	opKind() string
-	apply(e *opEnv, tx *sql.Tx) error
+	OpKind() string
+	Apply(e *opEnv) error
 }
 
-// committedOp is a storeOp with an effect after its commit, run on every
-// node in commit order: typically delivering the change to that node's own
-// clients. It must be quick and must not write to the store.
-type committedOp interface {
-	storeOp
-	committed(e *opEnv)
+// storeEffects is what a committed op does on this node beyond the
+// database: the chat service delivers the change to this node's own
+// clients. The store calls Committed for every op that committed, local
+// or from the cluster log, on the writer goroutine in commit order, so
+// that subscribers see messages in id order. Committed must be quick and
+// must not write to the store. The op holds its results (and its refusal,
+// if it recorded one).
+type storeEffects interface {
+	Committed(op storeOp)
 }
 
-// opEnv is what an op may use while it is applied. One exists per store;
-// at is set for each op.
+// setEffects attaches fx, whose Committed runs after each op from now on.
+// Called once at wiring, before the store serves; without it (the user
+// CLI, store tests) ops have no effect beyond the database.
+func (s *store) setEffects(fx storeEffects) { s.fx = fx }
+
+// opEnv is an op's view of the writer's transaction while it is applied:
+// the store's own ops use ctx and tx directly, other packages' ops its
+// methods (store_optx.go). One exists per op; Apply must not keep it.
 type opEnv struct {
-	ctx  context.Context // the writer's: never a request's (a group must not fail because one sender left)
-	st   *store
-	chat *chatService // nil until the chat service is wired (and in the user CLI)
-	at   int64        // the op's clock reading, Unix ms, taken where it was submitted
+	ctx context.Context // the writer's: never a request's (a group must not fail because one sender left)
+	tx  *sql.Tx         // the running transaction; set for each attempt (a failed group is retried op by op)
+	st  *store
+	at  int64 // the op's clock reading, Unix ms, taken where it was submitted
 	// replay is true when the op came from the cluster log: node-local
 	// decisions (who is online) were taken by the submitting node and
 	// are in the op.
@@ -49,11 +60,18 @@ type opEnv struct {
 // opReplicator sends ops to a replicated log and returns once the op was
 // applied on this node (cluster_log.go). nil on a single node.
 type opReplicator interface {
-	submit(ctx context.Context, op storeOp, dedupKey string) error
-	// waitCaughtUp returns once the node has applied what the log holds
+	Submit(ctx context.Context, op storeOp, dedupKey string) error
+	// WaitCaughtUp returns once the node has applied what the log holds
 	// now, or after a short bound (see store.missAfterCatchUp).
-	waitCaughtUp(ctx context.Context)
+	WaitCaughtUp(ctx context.Context)
 }
+
+// setReplicator makes r carry every op from now on (a cluster node).
+// Called once at wiring, before any write.
+func (s *store) setReplicator(r opReplicator) { s.repl = r }
+
+// replicated reports whether ops go through a replicated log.
+func (s *store) replicated() bool { return s.repl != nil }
 
 // run applies op: directly on a single node, through the replicated log in
 // a cluster. dedupKey, when not empty, names the op for the log's
@@ -66,19 +84,53 @@ func (s *store) run(ctx context.Context, op storeOp) error {
 // runKeyed is run with a de-duplication key (see run).
 func (s *store) runKeyed(ctx context.Context, op storeOp, dedupKey string) error {
 	if s.repl != nil {
-		return s.repl.submit(ctx, op, dedupKey)
+		return s.repl.Submit(ctx, op, dedupKey)
 	}
-	e := s.newEnv(s.nowMS(), false)
-	var onCommit func()
-	if c, ok := op.(committedOp); ok {
-		onCommit = func() { c.committed(e) }
-	}
-	return s.write(ctx, func(tx *sql.Tx) error { return op.apply(e, tx) }, onCommit)
+	return s.applyAt(ctx, op, s.nowMS(), false)
+}
+
+// applyAt applies op on the writer at clock reading at (Unix ms) and waits
+// for its commit; its effects run after the commit. replay is true for an
+// op that came from the cluster log (see opEnv).
+func (s *store) applyAt(ctx context.Context, op storeOp, at int64, replay bool) error {
+	e := s.newEnv(at, replay)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		e.tx = tx
+		return op.Apply(e)
+	}, s.effectsOf(op))
 }
 
 // newEnv returns an environment for one op at clock reading at.
 func (s *store) newEnv(at int64, replay bool) *opEnv {
-	return &opEnv{ctx: context.Background(), st: s, chat: s.chat, at: at, replay: replay}
+	return &opEnv{ctx: context.Background(), st: s, at: at, replay: replay}
+}
+
+// effectsOf returns the function the writer runs after op commits, nil
+// when no effects are attached.
+func (s *store) effectsOf(op storeOp) func() {
+	fx := s.fx
+	if fx == nil {
+		return nil
+	}
+	return func() { fx.Committed(op) }
+}
+
+// resultLookup is an op that can find what its application produced (a
+// message's id) in the database, given the clock reading it was applied
+// with.
+type resultLookup interface {
+	LookupResult(ctx context.Context, st *store, at int64) error
+}
+
+// lookupResult fills in op's results from the database when op is the
+// copy of an op applied at clock reading at, too long ago for the cluster
+// log to remember its results, and op can find them (resultLookup);
+// otherwise it does nothing.
+func (s *store) lookupResult(ctx context.Context, op storeOp, at int64) error {
+	if r, ok := op.(resultLookup); ok {
+		return r.LookupResult(ctx, s, at)
+	}
+	return nil
 }
 
 // opEnvelope is an op as the log carries it.
@@ -99,9 +151,9 @@ func encodeOp(op storeOp, at int64, node string) ([]byte, error) {
 func encodeOpRef(op storeOp, at int64, node, ref string) ([]byte, error) {
 	b, err := json.Marshal(op)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", op.opKind(), err)
+		return nil, fmt.Errorf("encode %s: %w", op.OpKind(), err)
 	}
-	return json.Marshal(opEnvelope{Kind: op.opKind(), At: at, Node: node, Ref: ref, Op: b})
+	return json.Marshal(opEnvelope{Kind: op.OpKind(), At: at, Node: node, Ref: ref, Op: b})
 }
 
 // decodeOp is encodeOp's inverse.
@@ -120,54 +172,100 @@ func decodeOp(b []byte) (storeOp, opEnvelope, error) {
 	return op, env, nil
 }
 
-// opKinds lists every op type, for decodeOp. A kind is part of the log's
-// format: renaming one breaks replay of older logs, so kinds are only
-// ever added.
-func opKinds() []storeOp {
-	return []storeOp{
-		&markReadOp{},
+// opType is a registered kind of op.
+type opType struct {
+	newOp func() storeOp              // a zero op of the kind, to decode into
+	adopt func(dst, src storeOp) bool // copies src into dst, results included, when both are of the kind
+}
 
-		// Accounts, sessions, tokens, settings and invites
-		// (store_users.go), retention and notifications
-		// (store_messages.go), uploads (store_files.go).
-		&userCreateOp{},
-		&passwordSetOp{},
-		&userDeleteOp{},
-		&webhookSetOp{},
-		&sessionCreateOp{},
-		&sessionDeleteOp{},
-		&tokenCreateOp{},
-		&tokenDeleteOp{},
-		&settingSetOp{},
-		&inviteCreateOp{},
-		&purgeOp{},
-		&deliveredOp{},
-		&fileInsertOp{},
-		&abandonedFilesDeleteOp{},
-		&unsentFileDeleteOp{},
-		// End of the store_* block.
+// opRegistry holds every kind of op a log may carry: the store's own
+// (registered below) and those of the packages above it, which register
+// theirs at init, before any store opens.
+var opRegistry = struct {
+	sync.RWMutex
+	byKind map[string]opType
+}{byKind: make(map[string]opType)}
 
-		// The chat service's writes (chat_post.go, chat_rooms.go,
-		// chat_changes.go): posts, rooms and memberships, changes to
-		// posted messages.
-		&chatPostOp{},
-		&roomCreateOp{},
-		&roomUpdateOp{},
-		&roomAddMemberOp{},
-		&roomLeaveOp{},
-		&dmOpenOp{},
-		&msgEditOp{},
-		&msgDeleteOp{},
-		&msgReactOp{},
+// registerOp adds the op type *T to the registry under its kind, for
+// decodeOp. A kind is part of the log's format: renaming one breaks
+// replay of older logs, so kinds are only ever added. It panics when the
+// kind is empty or taken.
+func registerOp[T any, P interface {
+	*T
+	storeOp
+}]() {
+	kind := P(new(T)).OpKind()
+	opRegistry.Lock()
+	defer opRegistry.Unlock()
+	if kind == "" {
+		panic(fmt.Sprintf("registerOp: %T has an empty kind", P(nil)))
+	}
+	if prev, ok := opRegistry.byKind[kind]; ok {
+		panic(fmt.Sprintf("registerOp: kind %q of %T is taken by %T", kind, P(nil), prev.newOp()))
+	}
+	opRegistry.byKind[kind] = opType{
+		newOp: func() storeOp { return P(new(T)) },
+		adopt: func(dst, src storeOp) bool {
+			d, ok := dst.(P)
+			s, ok2 := src.(P)
+			if ok && ok2 {
+				*d = *s
+			}
+			return ok && ok2
+		},
 	}
 }
 
-// newOpOfKind returns a new zero op of kind, or nil if none is known.
+// The store's own ops: accounts, sessions, tokens, settings and invites
+// (store_users.go), retention and notifications (store_messages.go),
+// uploads (store_files.go).
+func init() {
+	registerOp[userCreateOp]()
+	registerOp[passwordSetOp]()
+	registerOp[userDeleteOp]()
+	registerOp[webhookSetOp]()
+	registerOp[sessionCreateOp]()
+	registerOp[sessionDeleteOp]()
+	registerOp[tokenCreateOp]()
+	registerOp[tokenDeleteOp]()
+	registerOp[settingSetOp]()
+	registerOp[inviteCreateOp]()
+	registerOp[purgeOp]()
+	registerOp[deliveredOp]()
+	registerOp[fileInsertOp]()
+	registerOp[abandonedFilesDeleteOp]()
+	registerOp[unsentFileDeleteOp]()
+}
+
+// opKinds returns a zero op of every registered kind, sorted by kind.
+func opKinds() []storeOp {
+	opRegistry.RLock()
+	defer opRegistry.RUnlock()
+	ops := make([]storeOp, 0, len(opRegistry.byKind))
+	for _, t := range opRegistry.byKind {
+		ops = append(ops, t.newOp())
+	}
+	slices.SortFunc(ops, func(a, b storeOp) int { return strings.Compare(a.OpKind(), b.OpKind()) })
+	return ops
+}
+
+// newOpOfKind returns a new zero op of kind, or nil if none is registered.
 func newOpOfKind(kind string) storeOp {
-	ops := opKinds()
-	i := slices.IndexFunc(ops, func(o storeOp) bool { return o.opKind() == kind })
-	if i < 0 {
+	opRegistry.RLock()
+	t, ok := opRegistry.byKind[kind]
+	opRegistry.RUnlock()
+	if !ok {
 		return nil
 	}
-	return ops[i]
+	return t.newOp()
+}
+
+// adoptOp copies src, an op already applied, into dst, results included,
+// when both are of the same kind, and reports whether it did: a resent op
+// (cluster log de-duplication) gets its original's answer.
+func adoptOp(dst, src storeOp) bool {
+	opRegistry.RLock()
+	t, ok := opRegistry.byKind[dst.OpKind()]
+	opRegistry.RUnlock()
+	return ok && t.adopt(dst, src)
 }

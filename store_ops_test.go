@@ -19,7 +19,6 @@ func TestOpsRoundTrip(t *testing.T) {
 		name string
 		op   storeOp
 	}{
-		{"mark-read", &markReadOp{RoomID: 3, UserID: 4, MessageID: 5}},
 		{"user-create", &userCreateOp{newUser: newUser{Username: "Alice", DisplayName: "Alice A.",
 			PasswordHash: "$argon2id$v=19$…", Admin: true, InviteHash: []byte{1, 2, 3}}}},
 		{"user-create guest", &userCreateOp{newUser: newUser{Username: "g", DisplayName: "g", Guest: true}}},
@@ -54,14 +53,14 @@ func TestOpsRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if env.At != at || env.Node != "node-a" || env.Kind != tt.op.opKind() {
+			if env.At != at || env.Node != "node-a" || env.Kind != tt.op.OpKind() {
 				t.Errorf("envelope = %+v", env)
 			}
 			if !reflect.DeepEqual(got, tt.op) {
 				t.Errorf("decoded %#v, want %#v", got, tt.op)
 			}
-			if k := newOpOfKind(tt.op.opKind()); reflect.TypeOf(k) != reflect.TypeOf(tt.op) {
-				t.Errorf("newOpOfKind(%q) = %T, want %T", tt.op.opKind(), k, tt.op)
+			if k := newOpOfKind(tt.op.OpKind()); reflect.TypeOf(k) != reflect.TypeOf(tt.op) {
+				t.Errorf("newOpOfKind(%q) = %T, want %T", tt.op.OpKind(), k, tt.op)
 			}
 		})
 	}
@@ -69,7 +68,7 @@ func TestOpsRoundTrip(t *testing.T) {
 	t.Run("kinds unique", func(t *testing.T) {
 		seen := make(map[string]string)
 		for _, op := range opKinds() {
-			k := op.opKind()
+			k := op.OpKind()
 			if k == "" {
 				t.Errorf("%T has an empty kind", op)
 			}
@@ -95,12 +94,7 @@ func replayOp(t testing.TB, s *store, op storeOp, at int64) (storeOp, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := s.newEnv(env.At, true)
-	var onCommit func()
-	if c, ok := dop.(committedOp); ok {
-		onCommit = func() { c.committed(e) }
-	}
-	return dop, s.write(context.Background(), func(tx *sql.Tx) error { return dop.apply(e, tx) }, onCommit)
+	return dop, s.applyAt(context.Background(), dop, env.At, true)
 }
 
 // opsReplayTables are the tables the store_* ops write, with an order

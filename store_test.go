@@ -224,7 +224,7 @@ func TestStoreMigrationsIdempotent(t *testing.T) {
 // insertTestMessage stores one TALK message through the writer.
 func insertTestMessage(ctx context.Context, s *store, roomID int64, body string) (storedMessage, error) {
 	m := storedMessage{Type: msgTalk, RoomID: roomID, Sender: "t", Message: body}
-	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertMessageTx(ctx, tx, &m) }, nil)
+	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertMessageTx(ctx, tx, &m, s.nowMS()) }, nil)
 	return m, err
 }
 
@@ -241,7 +241,7 @@ func TestStoreConcurrentWriters(t *testing.T) {
 		wg.Go(func() {
 			for i := range perSender {
 				m := storedMessage{Type: msgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprintf("g%d m%d", g, i)}
-				err := s.write(ctx, func(tx *sql.Tx) error { return s.insertMessageTx(ctx, tx, &m) }, func() {
+				err := s.write(ctx, func(tx *sql.Tx) error { return s.insertMessageTx(ctx, tx, &m, s.nowMS()) }, func() {
 					mu.Lock()
 					committed = append(committed, m.ID)
 					mu.Unlock()
@@ -308,7 +308,7 @@ func TestStoreGroupFailureIsolated(t *testing.T) {
 					return errBoom
 				}
 				bodies[i] = storedMessage{Type: msgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprint(i)}
-				return s.insertMessageTx(ctx, tx, &bodies[i])
+				return s.insertMessageTx(ctx, tx, &bodies[i], s.nowMS())
 			}, nil)
 		})
 	}

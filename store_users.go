@@ -89,9 +89,10 @@ type userCreateOp struct {
 	user user // the stored account
 }
 
-func (*userCreateOp) opKind() string { return "user-create" }
+func (*userCreateOp) OpKind() string { return "user-create" }
 
-func (o *userCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *userCreateOp) Apply(e *opEnv) error {
+	tx := e.tx
 	o.user = user{}
 	u, err := scanUser(tx.QueryRowContext(e.ctx, sqlInsertUser,
 		o.Username, usernameKey(o.Username), o.DisplayName, o.PasswordHash, o.Admin, o.Guest, e.at))
@@ -108,6 +109,18 @@ func (o *userCreateOp) apply(e *opEnv, tx *sql.Tx) error {
 	}
 	o.user = u
 	return nil
+}
+
+const sqlHasAccounts = `SELECT EXISTS(SELECT 1 FROM users WHERE is_guest = 0)`
+
+// hasAccounts reports whether any real (non-guest) account exists; until one
+// does, the pages lead to first-run setup.
+func (s *store) hasAccounts(ctx context.Context) (bool, error) {
+	var ok bool
+	if err := s.rdb.QueryRowContext(ctx, sqlHasAccounts).Scan(&ok); err != nil {
+		return false, fmt.Errorf("count accounts: %w", err)
+	}
+	return ok, nil
 }
 
 const sqlUserByName = `SELECT ` + userColumns + ` FROM users WHERE username_key = ?`
@@ -185,9 +198,10 @@ type passwordSetOp struct {
 	Hash     string `json:"hash"`
 }
 
-func (*passwordSetOp) opKind() string { return "user-password" }
+func (*passwordSetOp) OpKind() string { return "user-password" }
 
-func (o *passwordSetOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *passwordSetOp) Apply(e *opEnv) error {
+	tx := e.tx
 	res, err := tx.ExecContext(e.ctx, sqlSetPassword, o.Hash, usernameKey(o.Username))
 	if err != nil {
 		return err
@@ -216,9 +230,10 @@ type userDeleteOp struct {
 	Username string `json:"name"`
 }
 
-func (*userDeleteOp) opKind() string { return "user-delete" }
+func (*userDeleteOp) OpKind() string { return "user-delete" }
 
-func (o *userDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *userDeleteOp) Apply(e *opEnv) error {
+	tx := e.tx
 	res, err := tx.ExecContext(e.ctx, sqlDeleteUser, usernameKey(o.Username))
 	if err != nil {
 		return err
@@ -245,9 +260,10 @@ type webhookSetOp struct {
 	URL    string `json:"url"`
 }
 
-func (*webhookSetOp) opKind() string { return "webhook-set" }
+func (*webhookSetOp) OpKind() string { return "webhook-set" }
 
-func (o *webhookSetOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *webhookSetOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlSetWebhook, o.URL, o.UserID)
 	return err
 }
@@ -281,9 +297,10 @@ type sessionCreateOp struct {
 	ExpiresAt int64  `json:"exp"` // Unix ms
 }
 
-func (*sessionCreateOp) opKind() string { return "session-create" }
+func (*sessionCreateOp) OpKind() string { return "session-create" }
 
-func (o *sessionCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *sessionCreateOp) Apply(e *opEnv) error {
+	tx := e.tx
 	if _, err := tx.ExecContext(e.ctx, sqlSweepSessions, e.at); err != nil {
 		return err
 	}
@@ -317,9 +334,10 @@ type sessionDeleteOp struct {
 	TokenHash []byte `json:"hash"`
 }
 
-func (*sessionDeleteOp) opKind() string { return "session-delete" }
+func (*sessionDeleteOp) OpKind() string { return "session-delete" }
 
-func (o *sessionDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *sessionDeleteOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlDeleteSession, o.TokenHash)
 	return err
 }
@@ -356,9 +374,10 @@ type tokenCreateOp struct {
 	TokenHash []byte `json:"hash"` // SHA-256 of the secret, which the caller generated
 }
 
-func (*tokenCreateOp) opKind() string { return "token-create" }
+func (*tokenCreateOp) OpKind() string { return "token-create" }
 
-func (o *tokenCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *tokenCreateOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlInsertToken, o.UserID, o.Name, o.TokenHash, e.at)
 	if isUniqueViolation(err) {
 		return apperr.ErrNameTaken
@@ -393,9 +412,10 @@ type tokenDeleteOp struct {
 	Name   string `json:"name"`
 }
 
-func (*tokenDeleteOp) opKind() string { return "token-delete" }
+func (*tokenDeleteOp) OpKind() string { return "token-delete" }
 
-func (o *tokenDeleteOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *tokenDeleteOp) Apply(e *opEnv) error {
+	tx := e.tx
 	res, err := tx.ExecContext(e.ctx, sqlDeleteToken, o.UserID, o.Name)
 	if err != nil {
 		return err
@@ -456,9 +476,10 @@ type settingSetOp struct {
 	Value string `json:"value"`
 }
 
-func (*settingSetOp) opKind() string { return "setting-set" }
+func (*settingSetOp) OpKind() string { return "setting-set" }
 
-func (o *settingSetOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *settingSetOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlSetSetting, o.Key, o.Value)
 	return err
 }
@@ -483,9 +504,10 @@ type inviteCreateOp struct {
 	ExpiresAt int64  `json:"exp"` // Unix ms
 }
 
-func (*inviteCreateOp) opKind() string { return "invite-create" }
+func (*inviteCreateOp) OpKind() string { return "invite-create" }
 
-func (o *inviteCreateOp) apply(e *opEnv, tx *sql.Tx) error {
+func (o *inviteCreateOp) Apply(e *opEnv) error {
+	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlInsertInvite, o.CodeHash, o.CreatedBy, e.at, o.ExpiresAt)
 	return err
 }
