@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/apperr"
+	"stompbox/internal/ratelimit"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,7 @@ type api struct {
 	auth *authService
 	log  *slog.Logger
 	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
-	lim  *rateLimiter                // the broker's limiter: message posts share the users' STOMP SEND buckets
+	lim  *ratelimit.Limiter          // the broker's limiter: message posts share the users' STOMP SEND buckets
 
 	files *fileService // uploads and downloads (api_files.go); nil: no file routes
 }
@@ -38,7 +39,7 @@ type api struct {
 // newAPI builds the API; routes registers it on a mux. lim is the broker's
 // rate limiter (nil: no limits), shared so that a user's STOMP SENDs and
 // HTTP message posts draw from one allowance.
-func newAPI(chat *chatService, auth *authService, lim *rateLimiter, log *slog.Logger) *api {
+func newAPI(chat *chatService, auth *authService, lim *ratelimit.Limiter, log *slog.Logger) *api {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -111,7 +111,8 @@ func (a *adminStats) read() adminStatsJSON {
 	if a.broker != nil {
 		st.STOMPSessions = a.broker.sessionCount()
 		if l := a.broker.cfg.Limiter; l != nil {
-			st.Flow = flowStatsJSON{HeldSends: l.held.Load(), HeldSeconds: time.Duration(l.heldNano.Load()).Seconds()}
+			held, waited := l.HeldSends()
+			st.Flow = flowStatsJSON{HeldSends: held, HeldSeconds: waited.Seconds()}
 		}
 	}
 	if g := a.gate; g != nil {

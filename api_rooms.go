@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"stompbox/internal/apperr"
+	"stompbox/internal/ratelimit"
 	"strconv"
 	"strings"
 )
@@ -247,9 +248,9 @@ func (a *api) react(add bool) authedFunc {
 // allowSend applies -user-send-rate to a write on behalf of u, with a
 // Retry-After header when it refuses.
 func (a *api) allowSend(w http.ResponseWriter, u user) error {
-	if ok, wait := a.lim.allowUserSend(u.Username); !ok {
-		w.Header().Set("Retry-After", retryAfterSeconds(wait))
-		return errSendRateLimited
+	if ok, wait := a.lim.AllowUserSend(u.Username); !ok {
+		w.Header().Set("Retry-After", ratelimit.RetryAfterSeconds(wait))
+		return ratelimit.ErrSendRateLimited
 	}
 	return nil
 }

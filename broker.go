@@ -253,7 +253,7 @@ func (b *Broker) setUser(s *session, user string) {
 
 // unregister removes s and everything it subscribed to.
 func (b *Broker) unregister(s *session) {
-	b.cfg.Limiter.connClosed(s, s.info.Remote)
+	b.cfg.Limiter.ConnClosed(s, s.info.Remote)
 	b.mu.Lock()
 	delete(b.sessions, s)
 	if s.user != "" && s.connected {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
 	"time"
@@ -57,9 +58,9 @@ type brokerConfig struct {
 	OutboxBytes          int
 	QueueDepth           int
 	MaxUnacked           int
-	ServerName           string        // the CONNECTED server header; default defaultServerName (the server names its version)
-	Auth                 authenticator // nil accepts everyone, naming them by their login header
-	Limiter              *rateLimiter  // SEND and per-address connection limits (ratelimit.go); nil: none
+	ServerName           string             // the CONNECTED server header; default defaultServerName (the server names its version)
+	Auth                 authenticator      // nil accepts everyone, naming them by their login header
+	Limiter              *ratelimit.Limiter // SEND and per-address connection limits (ratelimit.go); nil: none
 }
 
 func (c *brokerConfig) setDefaults() {

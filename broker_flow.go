@@ -17,11 +17,11 @@ var errTooManyFromAddr = stomp.NewError("too many connections from this address"
 // address's count back when the session goes.
 func (b *Broker) admit(s *session) error {
 	l := b.cfg.Limiter
-	if !l.connOpened(s.info.Remote) {
-		return limitError(errTooManyFromAddr, "max-conns-per-ip", l.limits().ConnsPerIP)
+	if !l.ConnOpened(s.info.Remote) {
+		return limitError(errTooManyFromAddr, "max-conns-per-ip", l.Limits().ConnsPerIP)
 	}
 	if err := b.register(s); err != nil {
-		l.connClosed(s, s.info.Remote)
+		l.ConnClosed(s, s.info.Remote)
 		return err
 	}
 	return nil
@@ -36,11 +36,11 @@ func (b *Broker) admit(s *session) error {
 // errDisconnected if the session ends during the wait.
 func (s *session) holdForRate() error {
 	l := s.b.cfg.Limiter
-	wait := l.sendDelay(s, s.user)
+	wait := l.SendDelay(s, s.user)
 	if wait <= 0 {
 		return nil
 	}
-	if !l.hold(wait, s.ended) {
+	if !l.Hold(wait, s.ended) {
 		return errDisconnected
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
@@ -23,13 +24,10 @@ func TestTenThousandConnectCyclesLeaveNothingBehind(t *testing.T) {
 		t.Skip("10,000 connections")
 	}
 	srv := startServer(t, func(c *Config) {
-		c.RateLimits = rateLimits{SendRate: 1000, ConnsPerIP: 100}
+		c.RateLimits = ratelimit.Limits{SendRate: 1000, ConnsPerIP: 100}
 	})
 	connectCycles(t, srv, 10000)
-	l := srv.broker.cfg.Limiter
-	l.mu.Lock()
-	conns, ips := len(l.conns), len(l.ips)
-	l.mu.Unlock()
+	conns, ips := srv.broker.cfg.Limiter.Tracked()
 	if conns != 0 || ips != 0 {
 		t.Errorf("rate limiter kept %d connection buckets and %d addresses", conns, ips)
 	}

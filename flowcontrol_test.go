@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"strings"
 	"sync/atomic"
@@ -43,7 +44,7 @@ func defaultLimits(c *Config) {
 // per-connection rate: the burst passes at once, the rest at the rate. A
 // flood that finished sooner was not held back.
 func minFloodTime(n int) time.Duration {
-	return time.Duration(float64(n-defaultSendRate*rateBurstFactor) / defaultSendRate * float64(time.Second))
+	return time.Duration(float64(n-ratelimit.DefaultSendRate*ratelimit.RateBurstFactor) / ratelimit.DefaultSendRate * float64(time.Second))
 }
 
 // sendFrame is a SEND to dest with a receipt, encoded as a 1.2 client does.
@@ -321,7 +322,7 @@ const heldConnectionBytes = 2 * stomp.DefaultMaxFrame
 // process's goroutines and heap, which other tests would move.
 func TestFlowControlFiftyHeld(t *testing.T) {
 	const conns, sends = 50, 8 // rate 1/s, burst 2: each is held about 6 s
-	srv := startServer(t, func(c *Config) { c.RateLimits = rateLimits{SendRate: 1, ConnsPerIP: conns} })
+	srv := startServer(t, func(c *Config) { c.RateLimits = ratelimit.Limits{SendRate: 1, ConnsPerIP: conns} })
 	clients := make([]*stompClient, conns)
 	for i := range clients {
 		clients[i] = dialTCP(t, srv.TCPAddr())
@@ -337,7 +338,7 @@ func TestFlowControlFiftyHeld(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, "every connection held", func() bool { return lim.held.Load() >= conns })
+	checkFor(t, "every connection held", func() bool { return heldSends(lim) >= conns })
 	heldGoroutines, heldHeap := settledUse()
 	extra, grown := heldGoroutines-goroutines, int64(heldHeap)-int64(heap)
 	t.Logf("%d connections held: %+d goroutines, %+d heap bytes (%.0f each)", conns, extra, grown, float64(grown)/conns)
@@ -508,7 +509,7 @@ func TestFlowControlSockJSSendsInTurn(t *testing.T) {
 		answered <- fmt.Sprint("first ", code, " ", err)
 	}()
 	lim := srv.broker.cfg.Limiter
-	checkFor(t, "the first request held", func() bool { return lim.held.Load() >= 1 })
+	checkFor(t, "the first request held", func() bool { return heldSends(lim) >= 1 })
 	go func() {
 		code, _, err := post("xhr_send", sends(5, 10)...)
 		answered <- fmt.Sprint("second ", code, " ", err)
@@ -565,4 +566,10 @@ func TestLoginStormQueues(t *testing.T) {
 	if gate.peak.Load() < 1 || gate.busy.Load() != 0 {
 		t.Fatalf("peak waiting %d, busy %d: want some queued, none refused", gate.peak.Load(), gate.busy.Load())
 	}
+}
+
+// heldSends is how many SENDs lim has held back since start.
+func heldSends(lim *ratelimit.Limiter) uint64 {
+	n, _ := lim.HeldSends()
+	return n
 }

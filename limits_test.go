@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"stompbox/internal/apperr"
+	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"strings"
 	"sync"
@@ -344,10 +345,10 @@ func TestRateHTTPPosts(t *testing.T) {
 		clockMu sync.Mutex
 		now     = time.Unix(1_700_000_000, 0)
 	)
-	srv.broker.cfg.Limiter.now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	srv.broker.cfg.Limiter.Now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
 	advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
 	var slept time.Duration // under clockMu
-	srv.broker.cfg.Limiter.sleep = func(d time.Duration) { clockMu.Lock(); now = now.Add(d); slept += d; clockMu.Unlock() }
+	srv.broker.cfg.Limiter.Sleep = func(d time.Duration) { clockMu.Lock(); now = now.Add(d); slept += d; clockMu.Unlock() }
 
 	kim := addUser(t, srv, "kim", testPassword)
 	lee := addUser(t, srv, "lee", testPassword)
@@ -411,7 +412,7 @@ func TestRateRetryAfter(t *testing.T) {
 		d    time.Duration
 		want string
 	}{{0, "1"}, {time.Millisecond, "1"}, {time.Second, "1"}, {1500 * time.Millisecond, "2"}, {10 * time.Second, "10"}} {
-		if got := retryAfterSeconds(tt.d); got != tt.want {
+		if got := ratelimit.RetryAfterSeconds(tt.d); got != tt.want {
 			t.Errorf("retryAfterSeconds(%v) = %s, want %s", tt.d, got, tt.want)
 		}
 	}

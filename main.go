@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"stompbox/internal/desktop"
+	"stompbox/internal/ratelimit"
 	"stompbox/internal/sockjs"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
@@ -92,7 +93,7 @@ type Config struct {
 	TLSCert          string // PEM certificate (chain) file; with TLSKey serves HTTPS
 	TLSKey           string
 	TLSSelfSigned    bool // make and keep a self-signed certificate in DataDir (tls.go)
-	RateLimits       rateLimits
+	RateLimits       ratelimit.Limits
 	MaxUploadMiB     int           // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
 	UploadQuotaMiB   int           // most MiB of uploads one account keeps (-upload-quota); 0: no limit
 	DoubleClicked    bool          // set by parseConfig, not an option
@@ -162,9 +163,9 @@ var options = []option{
 	{"tls-cert", "", "PEM certificate file: serve HTTPS, WSS and STOMP over TLS on -stomp-addr (with -tls-key)", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"tls-key", "", "PEM private key file of -tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"tls-self-signed", "false", "serve HTTPS (and STOMP over TLS on -stomp-addr) with a self-signed certificate kept in the data folder (its SHA-256 fingerprint is logged)", boolSetter(func(c *Config, b bool) { c.TLSSelfSigned = b })},
-	{"send-rate", strconv.Itoa(defaultSendRate), "STOMP SENDs per second per connection, bursts of twice that; a faster connection is slowed to it, not cut off (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
-	{"user-send-rate", strconv.Itoa(defaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that; STOMP is slowed to it, HTTP gets 429 (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
-	{"max-conns-per-ip", strconv.Itoa(defaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
+	{"send-rate", strconv.Itoa(ratelimit.DefaultSendRate), "STOMP SENDs per second per connection, bursts of twice that; a faster connection is slowed to it, not cut off (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
+	{"user-send-rate", strconv.Itoa(ratelimit.DefaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that; STOMP is slowed to it, HTTP gets 429 (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
+	{"max-conns-per-ip", strconv.Itoa(ratelimit.DefaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
 	{"max-upload", strconv.Itoa(defaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
 	{"upload-quota", strconv.Itoa(defaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
 	{"cluster-peers", "", "comma-separated host:port of every node's -cluster-listen (this node's may be listed too): run as a cluster node with an embedded NATS server", func(c *Config, v string) error { c.Cluster.Peers = splitList(v); return nil }},
@@ -188,7 +189,7 @@ var options = []option{
 	{"nats-tls-ca", "", "PEM CA to verify the -nats servers' certificates", func(c *Config, v string) error { c.Cluster.NATSCA = v; return nil }},
 	{"nats-tls-cert", "", "PEM client certificate for -nats (with -nats-tls-key)", func(c *Config, v string) error { c.Cluster.NATSCert = v; return nil }},
 	{"nats-tls-key", "", "PEM private key of -nats-tls-cert", func(c *Config, v string) error { c.Cluster.NATSKey = v; return nil }},
-	{"login-rate", strconv.Itoa(defaultLoginsPerIP), "login and registration attempts per minute from one address (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.LoginsPerIP = n })},
+	{"login-rate", strconv.Itoa(ratelimit.DefaultLoginsPerIP), "login and registration attempts per minute from one address (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.LoginsPerIP = n })},
 }
 
 // countSetter parses an option that is a count where 0 turns a limit off.
@@ -503,7 +504,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		limits.MaxFrame = cfg.MaxFrame
 	}
 	hb := cfg.HeartBeat
-	limiter := newRateLimiter(cfg.RateLimits)
+	limiter := ratelimit.New(cfg.RateLimits)
 	s.broker = newBroker(brokerConfig{
 		Limits:               limits,
 		MaxConnections:       cfg.MaxConnections,

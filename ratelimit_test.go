@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"strings"
 	"sync"
@@ -47,59 +48,13 @@ func (c *frozenClock) advance(d time.Duration) {
 }
 
 // startLimitedServer starts a server with lim and a frozen limiter clock.
-func startLimitedServer(t *testing.T, lim rateLimits) (*server, *frozenClock) {
+func startLimitedServer(t *testing.T, lim ratelimit.Limits) (*server, *frozenClock) {
 	t.Helper()
 	srv := startServer(t, func(c *Config) { c.RateLimits = lim })
 	clock := &frozenClock{t: time.Unix(1_700_000_000, 0)}
-	srv.broker.cfg.Limiter.now = clock.now
-	srv.broker.cfg.Limiter.sleep = clock.sleep
+	srv.broker.cfg.Limiter.Now = clock.now
+	srv.broker.cfg.Limiter.Sleep = clock.sleep
 	return srv, clock
-}
-
-func TestTokenBucket(t *testing.T) {
-	start := time.Unix(0, 0)
-	tests := []struct {
-		name        string
-		rate, burst float64
-		at          []time.Duration // when each take happens, from start
-		want        []bool
-	}{
-		{"burst then refused", 1, 2, []time.Duration{0, 0, 0}, []bool{true, true, false}},
-		{"refills at rate", 2, 2, []time.Duration{0, 0, 0, 500 * time.Millisecond, 500 * time.Millisecond}, []bool{true, true, false, true, false}},
-		{"never above burst", 10, 3, []time.Duration{0, time.Hour, time.Hour, time.Hour, time.Hour}, []bool{true, true, true, true, false}},
-		{"clock going back", 1, 1, []time.Duration{time.Second, 0, 2 * time.Second}, []bool{true, false, true}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var b tokenBucket
-			for i, d := range tt.at {
-				if got := b.allow(start.Add(d), tt.rate, tt.burst); got != tt.want[i] {
-					t.Fatalf("take %d at %v: %v, want %v", i, d, got, tt.want[i])
-				}
-			}
-		})
-	}
-}
-
-// TestTokenBucketReserve: reservations past the burst go into debt, and
-// each says how long until its token is there.
-func TestTokenBucketReserve(t *testing.T) {
-	start := time.Unix(0, 0)
-	var b tokenBucket
-	var waits []time.Duration
-	for range 5 { // rate 2/s, burst 2: two at once, then one every 500 ms
-		waits = append(waits, b.reserve(start, 2, 2))
-	}
-	want := []time.Duration{0, 0, 500 * time.Millisecond, time.Second, 1500 * time.Millisecond}
-	if fmt.Sprint(waits) != fmt.Sprint(want) {
-		t.Fatalf("waits %v, want %v", waits, want)
-	}
-	if b.allow(start.Add(time.Second), 2, 2) {
-		t.Fatal("allow took a token from a bucket in debt")
-	}
-	if w := b.reserve(start.Add(2*time.Second), 2, 2); w != 0 {
-		t.Fatalf("after the debt is paid off: wait %v", w)
-	}
 }
 
 // TestSendRateHoldsConnection: past its burst a connection is slowed to its
@@ -107,7 +62,7 @@ func TestTokenBucketReserve(t *testing.T) {
 // the reader was held for exactly the time the rate asks. Another connection
 // sending at the same time is not held at all.
 func TestSendRateHoldsConnection(t *testing.T) {
-	srv, clock := startLimitedServer(t, rateLimits{SendRate: 2}) // burst 4
+	srv, clock := startLimitedServer(t, ratelimit.Limits{SendRate: 2}) // burst 4
 	flood, calm := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	flood.connect()
 	calm.connect()
@@ -122,7 +77,7 @@ func TestSendRateHoldsConnection(t *testing.T) {
 		}
 	}
 	// The burst of 4 passes at once; each of the 6 after it waits 500 ms.
-	if got, want := clock.slept(), time.Duration(n-2*rateBurstFactor)*500*time.Millisecond; got != want {
+	if got, want := clock.slept(), time.Duration(n-2*ratelimit.RateBurstFactor)*500*time.Millisecond; got != want {
 		t.Fatalf("held %v in all, want %v", got, want)
 	}
 	for i := range n {
@@ -132,7 +87,7 @@ func TestSendRateHoldsConnection(t *testing.T) {
 	}
 	// calm has its own bucket: its burst is whole, nothing waits.
 	before := clock.slept()
-	for range 2 * rateBurstFactor {
+	for range 2 * ratelimit.RateBurstFactor {
 		calm.roundTrip(stomp.CmdSend, "calm", "destination:/topic/other")
 	}
 	if clock.slept() != before {
@@ -142,13 +97,13 @@ func TestSendRateHoldsConnection(t *testing.T) {
 	if m := calm.expect(stomp.CmdMessage); string(m.Body) != "still open" {
 		t.Fatalf("after the hold: %q", m.Body)
 	}
-	if n := srv.broker.cfg.Limiter.held.Load(); n != 7 {
+	if n := func() uint64 { n, _ := srv.broker.cfg.Limiter.HeldSends(); return n }(); n != 7 {
 		t.Errorf("held counter %d, want 7", n)
 	}
 	flood.close()
 	calm.close()
 	checkFor(t, "no sessions left", func() bool { return srv.broker.sessionCount() == 0 })
-	if n := len(srv.broker.cfg.Limiter.conns); n != 0 {
+	if n := func() int { n, _ := srv.broker.cfg.Limiter.Tracked(); return n }(); n != 0 {
 		t.Errorf("%d connection buckets left after every connection closed", n)
 	}
 }
@@ -157,7 +112,7 @@ func TestSendRateHoldsConnection(t *testing.T) {
 // tab does not double the allowance: the third SEND over both waits for
 // the refill. Another user is not held.
 func TestSendRatePerUser(t *testing.T) {
-	srv, clock := startLimitedServer(t, rateLimits{UserSendRate: 1}) // burst 2
+	srv, clock := startLimitedServer(t, ratelimit.Limits{UserSendRate: 1}) // burst 2
 	addUser(t, srv, "kim", "password-kim")
 	addUser(t, srv, "lee", "password-lee")
 	login := func(name string) *stompClient {
@@ -186,7 +141,7 @@ func TestSendRatePerUser(t *testing.T) {
 // ERROR; once one closes, a new one is admitted. Refused connections do
 // not count.
 func TestConnectionsPerIP(t *testing.T) {
-	srv, _ := startLimitedServer(t, rateLimits{ConnsPerIP: 2})
+	srv, _ := startLimitedServer(t, ratelimit.Limits{ConnsPerIP: 2})
 	a, b := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	a.connect()
 	// The limit spans transports. The refusal comes as soon as the socket is
@@ -213,7 +168,7 @@ func TestConnectionsPerIP(t *testing.T) {
 // registration attempts get 429 with a JSON error at once, whatever the
 // credentials; other requests pass.
 func TestLoginRatePerIP(t *testing.T) {
-	srv, clock := startLimitedServer(t, rateLimits{LoginsPerIP: 3})
+	srv, clock := startLimitedServer(t, ratelimit.Limits{LoginsPerIP: 3})
 	addUser(t, srv, "kim", "password-kim")
 	base := "http://" + srv.HTTPAddr()
 	post := func(path, body string) (int, string) {
@@ -251,20 +206,5 @@ func TestLoginRatePerIP(t *testing.T) {
 	clock.advance(time.Minute / 3) // one attempt back
 	if code, _ := post("/api/login", `{"username":"kim","password":"password-kim"}`); code != http.StatusOK {
 		t.Fatalf("after refill: %d", code)
-	}
-}
-
-// TestRateLimiterForgets: the per-user and per-address maps stay bounded.
-func TestRateLimiterForgets(t *testing.T) {
-	l := newRateLimiter(rateLimits{LoginsPerIP: 1})
-	for i := range maxRateEntries + 10 {
-		l.allowLogin(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
-	}
-	if n := len(l.logins); n > maxRateEntries {
-		t.Fatalf("%d login buckets", n)
-	}
-	var nilLimiter *rateLimiter
-	if !nilLimiter.allowLogin("x") || nilLimiter.sendDelay(nil, "") != 0 {
-		t.Fatal("a nil limiter limits")
 	}
 }

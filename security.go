@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"stompbox/internal/ratelimit"
 	"strings"
 )
 
@@ -75,13 +76,13 @@ func (s *server) secure(h http.Handler) http.Handler {
 
 // limitLogins answers 429 with a JSON error to login and registration
 // attempts past l's LoginsPerIP from one address; other requests pass.
-func limitLogins(l *rateLimiter, next http.Handler) http.Handler {
-	if l.limits().LoginsPerIP <= 0 {
+func limitLogins(l *ratelimit.Limiter, next http.Handler) http.Handler {
+	if l.Limits().LoginsPerIP <= 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && (r.URL.Path == "/api/login" || r.URL.Path == "/api/register") &&
-			!l.allowLogin(remoteIP(r.RemoteAddr)) {
+			!l.AllowLogin(ratelimit.RemoteIP(r.RemoteAddr)) {
 			w.Header().Set("Retry-After", "60")
 			writeJSONError(w, http.StatusTooManyRequests, "too many login attempts from this address; try again in a minute")
 			return

@@ -1,0 +1,68 @@
+package ratelimit
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestTokenBucket(t *testing.T) {
+	start := time.Unix(0, 0)
+	tests := []struct {
+		name        string
+		rate, burst float64
+		at          []time.Duration // when each take happens, from start
+		want        []bool
+	}{
+		{"burst then refused", 1, 2, []time.Duration{0, 0, 0}, []bool{true, true, false}},
+		{"refills at rate", 2, 2, []time.Duration{0, 0, 0, 500 * time.Millisecond, 500 * time.Millisecond}, []bool{true, true, false, true, false}},
+		{"never above burst", 10, 3, []time.Duration{0, time.Hour, time.Hour, time.Hour, time.Hour}, []bool{true, true, true, true, false}},
+		{"clock going back", 1, 1, []time.Duration{time.Second, 0, 2 * time.Second}, []bool{true, false, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b Bucket
+			for i, d := range tt.at {
+				if got := b.Allow(start.Add(d), tt.rate, tt.burst); got != tt.want[i] {
+					t.Fatalf("take %d at %v: %v, want %v", i, d, got, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestTokenBucketReserve: reservations past the burst go into debt, and
+// each says how long until its token is there.
+func TestTokenBucketReserve(t *testing.T) {
+	start := time.Unix(0, 0)
+	var b Bucket
+	var waits []time.Duration
+	for range 5 { // rate 2/s, burst 2: two at once, then one every 500 ms
+		waits = append(waits, b.Reserve(start, 2, 2))
+	}
+	want := []time.Duration{0, 0, 500 * time.Millisecond, time.Second, 1500 * time.Millisecond}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	if b.Allow(start.Add(time.Second), 2, 2) {
+		t.Fatal("allow took a token from a bucket in debt")
+	}
+	if w := b.Reserve(start.Add(2*time.Second), 2, 2); w != 0 {
+		t.Fatalf("after the debt is paid off: wait %v", w)
+	}
+}
+
+// TestRateLimiterForgets: the per-user and per-address maps stay bounded.
+func TestRateLimiterForgets(t *testing.T) {
+	l := New(Limits{LoginsPerIP: 1})
+	for i := range MaxRateEntries + 10 {
+		l.AllowLogin(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+	}
+	if n := len(l.logins); n > MaxRateEntries {
+		t.Fatalf("%d login buckets", n)
+	}
+	var nilLimiter *Limiter
+	if !nilLimiter.AllowLogin("x") || nilLimiter.SendDelay(nil, "") != 0 {
+		t.Fatal("a nil limiter limits")
+	}
+}
