@@ -207,7 +207,7 @@ func (c *chatSTOMP) handleTyping(ctx context.Context, req *appRequest) error {
 		return req.Refuse(asSTOMPError(err), chatErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 	}
 	body, _ := json.Marshal(map[string]string{"user": u.Username, "displayName": u.DisplayName})
-	return c.b.routeTopic(&message{dest: roomDestination(in.RoomID) + typingSuffix, headers: jsonHeaders, body: body})
+	return c.b.Publish(roomDestination(in.RoomID)+typingSuffix, jsonHeaders, body, 0)
 }
 
 var jsonHeaders = []stomp.Header{{Key: stomp.HdrContentType, Value: "application/json"}}
@@ -400,13 +400,13 @@ func (c *chatSTOMP) onRemotePresence(dest string) {
 // merged view, so a list is never delivered twice.
 func (c *chatSTOMP) publishPresence(room int64) {
 	dest := roomDestination(room) + presenceSuffix
-	c.b.publishTopic(dest, &message{dest: dest, headers: jsonHeaders, body: c.presenceJSON(room)})
+	c.b.PublishLocal(dest, jsonHeaders, c.presenceJSON(room))
 }
 
 // deliverRoom is the chat service's Deliver: it publishes a stored message to
 // its room. It runs on the store's writer goroutine and never blocks.
 func (c *chatSTOMP) deliverRoom(roomID, msgID int64, msg []byte) {
-	c.b.publishTopic(roomDestination(roomID), &message{dest: roomDestination(roomID), headers: jsonHeaders, body: msg, storeID: msgID})
+	c.b.Publish(roomDestination(roomID), jsonHeaders, msg, msgID)
 }
 
 // notifyUser is the chat service's Notify.

@@ -6,9 +6,11 @@ import (
 	"strings"
 )
 
-// broker_export_test.go: publishing entry points that only tests use. The
-// server publishes through its own paths (chatSTOMP: routeTopic,
-// publishTopic, SendToLocalUser); tests and benchmarks publish with these.
+// broker_publish.go: how code outside a session publishes. Application
+// handlers (/app, /pub) and the chat glue publish with these, as Spring's
+// SimpMessagingTemplate does: Publish routes a message as a client's SEND
+// would be routed, PublishLocal reaches this node's subscribers only, and
+// SendToUser and SendToLocalUser reach one user's sessions.
 
 // Publish delivers a message to every subscriber of a topic destination, or
 // to one consumer of a queue destination, on every node of the cluster. It
@@ -51,4 +53,11 @@ func (b *Broker) SendToUser(user, dest string, headers []stomp.Header, body []by
 		return
 	}
 	b.publishTopic(userKey(user, 0, dest), &message{dest: dest, headers: headers, body: body})
+}
+
+// PublishLocal delivers a message to the subscribers of a topic destination
+// on this node only, never through the bus: for what every node computes
+// for its own subscribers (a room's merged presence list). It never blocks.
+func (b *Broker) PublishLocal(dest string, headers []stomp.Header, body []byte) {
+	b.publishTopic(dest, &message{dest: dest, headers: headers, body: body})
 }
