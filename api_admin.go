@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"stompbox/internal/latency"
+	"stompbox/internal/ratelimit"
 	"stompbox/internal/sockjs"
 	"time"
 )
@@ -75,17 +76,18 @@ type storeStatsJSON struct {
 // servers' counters under their own locks and allocates its samples per
 // request.
 type adminStats struct {
-	broker *Broker
-	sockjs []*sockjs.Server
-	store  *store        // nil in tests that have none
-	gate   *passwordGate // nil in tests that have none
-	clog   *clusterLog   // nil on a single node
-	start  time.Time
+	broker  *Broker
+	limiter *ratelimit.Limiter // nil in tests that have none
+	sockjs  []*sockjs.Server
+	store   *store        // nil in tests that have none
+	gate    *passwordGate // nil in tests that have none
+	clog    *clusterLog   // nil on a single node
+	start   time.Time
 }
 
 // newAdminStats is called once, when the routes are built.
-func newAdminStats(b *Broker, sj []*sockjs.Server, st *store, gate *passwordGate) *adminStats {
-	return &adminStats{broker: b, sockjs: sj, store: st, gate: gate, start: time.Now()}
+func newAdminStats(b *Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store, gate *passwordGate) *adminStats {
+	return &adminStats{broker: b, limiter: lim, sockjs: sj, store: st, gate: gate, start: time.Now()}
 }
 
 // read gathers the figures.
@@ -110,7 +112,7 @@ func (a *adminStats) read() adminStatsJSON {
 	}
 	if a.broker != nil {
 		st.STOMPSessions = a.broker.sessionCount()
-		if l := a.broker.cfg.Limiter; l != nil {
+		if l := a.limiter; l != nil {
 			held, waited := l.HeldSends()
 			st.Flow = flowStatsJSON{HeldSends: held, HeldSeconds: waited.Seconds()}
 		}

@@ -27,7 +27,7 @@ func TestTenThousandConnectCyclesLeaveNothingBehind(t *testing.T) {
 		c.RateLimits = ratelimit.Limits{SendRate: 1000, ConnsPerIP: 100}
 	})
 	connectCycles(t, srv, 10000)
-	conns, ips := srv.broker.cfg.Limiter.Tracked()
+	conns, ips := srv.limiter.Tracked()
 	if conns != 0 || ips != 0 {
 		t.Errorf("rate limiter kept %d connection buckets and %d addresses", conns, ips)
 	}

@@ -329,7 +329,7 @@ func TestFlowControlFiftyHeld(t *testing.T) {
 		clients[i].connect("accept-version:1.2", "heart-beat:0,0")
 	}
 	goroutines, heap := settledUse()
-	lim := srv.broker.cfg.Limiter
+	lim := srv.limiter
 	for i, c := range clients {
 		// The 8 small SENDs fit the socket buffers, so the writing ends
 		// at once and its goroutine with it, while the server holds back
@@ -508,7 +508,7 @@ func TestFlowControlSockJSSendsInTurn(t *testing.T) {
 		code, _, err := post("xhr_send", sends(0, 5)...)
 		answered <- fmt.Sprint("first ", code, " ", err)
 	}()
-	lim := srv.broker.cfg.Limiter
+	lim := srv.limiter
 	checkFor(t, "the first request held", func() bool { return heldSends(lim) >= 1 })
 	go func() {
 		code, _, err := post("xhr_send", sends(5, 10)...)

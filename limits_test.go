@@ -345,10 +345,10 @@ func TestRateHTTPPosts(t *testing.T) {
 		clockMu sync.Mutex
 		now     = time.Unix(1_700_000_000, 0)
 	)
-	srv.broker.cfg.Limiter.Now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	srv.limiter.Now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
 	advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
 	var slept time.Duration // under clockMu
-	srv.broker.cfg.Limiter.Sleep = func(d time.Duration) { clockMu.Lock(); now = now.Add(d); slept += d; clockMu.Unlock() }
+	srv.limiter.Sleep = func(d time.Duration) { clockMu.Lock(); now = now.Add(d); slept += d; clockMu.Unlock() }
 
 	kim := addUser(t, srv, "kim", testPassword)
 	lee := addUser(t, srv, "lee", testPassword)

@@ -92,10 +92,10 @@ func TestJSONPlain8(t *testing.T) {
 // fan-out reads: an array of 16 MESSAGE frames with 256-byte bodies, as
 // the server escapes them.
 func BenchmarkAppendJSONStrings(b *testing.B) {
-	m := &message{dest: "/topic/bench", headers: []stomp.Header{{Key: "bench-seq", Value: "12345"}, {Key: "bench-ts", Value: "1764496800000000000"}}, body: bytes.Repeat([]byte("x"), 256)}
-	s := &session{idStr: "k3"}
-	var frame []byte
-	frame = s.encode(frame, &outItem{sub: &subscription{sess: s, id: "0"}, msg: m, seq: 7}, stomp.V12)
+	frame := stomp.AppendFrame(nil, &stomp.Frame{Command: stomp.CmdMessage, Headers: []stomp.Header{
+		{Key: stomp.HdrSubscription, Value: "0"}, {Key: stomp.HdrMessageID, Value: "k3-7"}, {Key: stomp.HdrDestination, Value: "/topic/bench"},
+		{Key: "bench-seq", Value: "12345"}, {Key: "bench-ts", Value: "1764496800000000000"}, {Key: stomp.HdrContentLength, Value: "256"},
+	}, Body: bytes.Repeat([]byte("x"), 256)}, stomp.V12)
 	arr := []byte{'['}
 	for i := range 16 {
 		if i > 0 {

@@ -440,6 +440,7 @@ type server struct {
 	cfg       Config
 	log       *slog.Logger
 	broker    *Broker
+	limiter   *ratelimit.Limiter // the connection, SEND and login rates; shared by the broker and the HTTP layer
 	origins   *transport.OriginPolicy
 	httpSrv   *http.Server
 	httpLn    net.Listener
@@ -505,6 +506,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	}
 	hb := cfg.HeartBeat
 	limiter := ratelimit.New(cfg.RateLimits)
+	s.limiter = limiter
 	s.broker = newBroker(brokerConfig{
 		Limits:               limits,
 		MaxConnections:       cfg.MaxConnections,

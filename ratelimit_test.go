@@ -52,8 +52,8 @@ func startLimitedServer(t *testing.T, lim ratelimit.Limits) (*server, *frozenClo
 	t.Helper()
 	srv := startServer(t, func(c *Config) { c.RateLimits = lim })
 	clock := &frozenClock{t: time.Unix(1_700_000_000, 0)}
-	srv.broker.cfg.Limiter.Now = clock.now
-	srv.broker.cfg.Limiter.Sleep = clock.sleep
+	srv.limiter.Now = clock.now
+	srv.limiter.Sleep = clock.sleep
 	return srv, clock
 }
 
@@ -97,13 +97,13 @@ func TestSendRateHoldsConnection(t *testing.T) {
 	if m := calm.expect(stomp.CmdMessage); string(m.Body) != "still open" {
 		t.Fatalf("after the hold: %q", m.Body)
 	}
-	if n := func() uint64 { n, _ := srv.broker.cfg.Limiter.HeldSends(); return n }(); n != 7 {
+	if n := func() uint64 { n, _ := srv.limiter.HeldSends(); return n }(); n != 7 {
 		t.Errorf("held counter %d, want 7", n)
 	}
 	flood.close()
 	calm.close()
 	checkFor(t, "no sessions left", func() bool { return srv.broker.sessionCount() == 0 })
-	if n := func() int { n, _ := srv.broker.cfg.Limiter.Tracked(); return n }(); n != 0 {
+	if n := func() int { n, _ := srv.limiter.Tracked(); return n }(); n != 0 {
 		t.Errorf("%d connection buckets left after every connection closed", n)
 	}
 }

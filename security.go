@@ -70,7 +70,7 @@ func (s *server) secure(h http.Handler) http.Handler {
 	for _, sj := range s.sockjs {
 		sockjs = append(sockjs, sj.Opts.Prefix)
 	}
-	h = limitLogins(s.broker.cfg.Limiter, h)
+	h = limitLogins(s.limiter, h)
 	return securityHeaders(h, securityOptions{noCSP: sockjs, hsts: s.cfg.TLSCert != ""})
 }
 
