@@ -5,6 +5,7 @@ import (
 	"context"
 	"stompbox/internal/stomp"
 	"stompbox/internal/stomp/stomptest"
+	"stompbox/internal/testutil"
 	"stompbox/internal/transport"
 	"strconv"
 	"strings"
@@ -151,7 +152,7 @@ func benchmarkBrokerFanout(b *testing.B, window int64) {
 		subscribers = 1000
 		topic       = "/topic/bench"
 	)
-	br := newBroker(brokerConfig{}, testLogger(b))
+	br := newBroker(brokerConfig{}, testutil.Logger(b))
 	script := []byte("CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\x00" +
 		"SUBSCRIBE\nid:0\ndestination:" + topic + "\nreceipt:subscribed\n\n\x00")
 	var delivered atomic.Int64
@@ -164,14 +165,14 @@ func benchmarkBrokerFanout(b *testing.B, window int64) {
 		})
 	}
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout)
 		defer cancel()
 		if err := br.Close(ctx); err != nil {
 			b.Error(err)
 		}
 		wg.Wait()
 	}()
-	checkFor(b, "every session to be subscribed", func() bool {
+	testutil.CheckFor(b, "every session to be subscribed", func() bool {
 		for _, t := range ts {
 			if t.frames.Load() < 2 { // CONNECTED, RECEIPT
 				return false
@@ -181,7 +182,7 @@ func benchmarkBrokerFanout(b *testing.B, window int64) {
 	})
 	// waitFor spins until n deliveries arrived, failing if a session died.
 	waitFor := func(n int64) {
-		deadline := time.Now().Add(testTimeout)
+		deadline := time.Now().Add(testutil.Timeout)
 		for delivered.Load() < n {
 			if time.Now().After(deadline) {
 				for _, t := range ts {
@@ -224,7 +225,7 @@ func benchmarkBrokerFanout(b *testing.B, window int64) {
 // copies the list each time.
 func BenchmarkTopicSubscribe(b *testing.B) {
 	const n = 10000
-	br := newBroker(brokerConfig{}, testLogger(b))
+	br := newBroker(brokerConfig{}, testutil.Logger(b))
 	subs := make([]*subscription, n)
 	for i := range subs {
 		subs[i] = &subscription{}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"stompbox/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
@@ -202,7 +203,7 @@ func (c *testCluster) stop(nd *testNode) {
 func (nd *testNode) logger(t testing.TB) *slog.Logger {
 	var w io.Writer = nd.log
 	if os.Getenv("STOMPBOX_TEST_LOG") != "" {
-		w = io.MultiWriter(nd.log, tWriter{t})
+		w = io.MultiWriter(nd.log, testutil.Writer(t))
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", nd.spec.Name)
 }

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"stompbox/internal/stomp"
+	"stompbox/internal/testutil"
 	"stompbox/internal/transport"
 	"strings"
 	"testing"
@@ -21,23 +20,10 @@ import (
 
 // testTimeout bounds every wait in the tests; it is a hang guard, not a
 // performance assertion.
-const testTimeout = 10 * time.Second
+const testTimeout = testutil.Timeout
 
-// testLogger returns a logger that writes to the test log when -v is on
-// and STOMPBOX_TEST_LOG is set, and is silent otherwise.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("STOMPBOX_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+// testLogger is testutil.Logger.
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t) }
 
 // startServer runs a server on loopback ports with its data in a temp dir,
 // and shuts it down when the test ends.
@@ -114,13 +100,7 @@ func addUser(t testing.TB, srv *server, name, password string) user {
 // checkFor polls cond until it holds or the test timeout passes.
 func checkFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.CheckFor(t, what, cond)
 }
 
 // stompClient is a minimal STOMP client for the tests: it writes raw bytes
