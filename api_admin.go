@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/metrics"
+	"stompbox/internal/broker"
 	"stompbox/internal/latency"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/sockjs"
@@ -76,7 +77,7 @@ type storeStatsJSON struct {
 // servers' counters under their own locks and allocates its samples per
 // request.
 type adminStats struct {
-	broker  *Broker
+	broker  *broker.Broker
 	limiter *ratelimit.Limiter // nil in tests that have none
 	sockjs  []*sockjs.Server
 	store   *store        // nil in tests that have none
@@ -86,7 +87,7 @@ type adminStats struct {
 }
 
 // newAdminStats is called once, when the routes are built.
-func newAdminStats(b *Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store, gate *passwordGate) *adminStats {
+func newAdminStats(b *broker.Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store, gate *passwordGate) *adminStats {
 	return &adminStats{broker: b, limiter: lim, sockjs: sj, store: st, gate: gate, start: time.Now()}
 }
 
@@ -111,7 +112,7 @@ func (a *adminStats) read() adminStatsJSON {
 		Version:        buildVersion,
 	}
 	if a.broker != nil {
-		st.STOMPSessions = a.broker.sessionCount()
+		st.STOMPSessions = a.broker.SessionCount()
 		if l := a.limiter; l != nil {
 			held, waited := l.HeldSends()
 			st.Flow = flowStatsJSON{HeldSends: held, HeldSeconds: waited.Seconds()}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
 	"strings"
@@ -221,7 +222,7 @@ func TestReceiptsAndDisconnect(t *testing.T) {
 		t.Fatalf("receipt %v", f.Headers)
 	}
 	c.expectClosed()
-	checkFor(t, "session to end", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "session to end", func() bool { return srv.broker.SessionCount() == 0 })
 }
 
 func TestUnsubscribeStopsDeliveryAtOnce(t *testing.T) {
@@ -406,8 +407,8 @@ func TestApplicationDestination(t *testing.T) {
 	// A handler like Spring's @MessageMapping("/greet/{name}") with
 	// @SendTo: it answers the sender on a user destination, publishes to a
 	// topic, or refuses.
-	_, addr := startBroker(t, brokerConfig{}, func(b *Broker) {
-		b.Handle("/greet/{name}", func(_ context.Context, req *appRequest) error {
+	_, addr := startBroker(t, broker.Config{}, func(b *broker.Broker) {
+		b.Handle("/greet/{name}", func(_ context.Context, req *broker.AppRequest) error {
 			name := req.Params["name"]
 			if name == "nobody" {
 				return stomp.NewError("no greeting for nobody")
@@ -451,7 +452,7 @@ func TestApplicationDestination(t *testing.T) {
 }
 
 func TestUserDestinations(t *testing.T) {
-	b, addr := startBroker(t, brokerConfig{}, nil)
+	b, addr := startBroker(t, broker.Config{}, nil)
 	alice1, alice2, bob := dialTCP(t, addr), dialTCP(t, addr), dialTCP(t, addr)
 	alice1.connect("accept-version:1.2", "login:alice")
 	alice2.connect("accept-version:1.2", "login:alice")
@@ -466,7 +467,7 @@ func TestUserDestinations(t *testing.T) {
 		}
 	}
 	bob.sync() // bob got nothing
-	if !b.isOnline("alice") || b.isOnline("carol") {
+	if !b.IsOnline("alice") || b.IsOnline("carol") {
 		t.Fatal("presence is wrong")
 	}
 }
@@ -530,7 +531,7 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 	fast.connect()
 	pub.connect()
 	fast.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/flood")
-	checkFor(t, "three sessions", func() bool { return srv.broker.sessionCount() == 3 })
+	checkFor(t, "three sessions", func() bool { return srv.broker.SessionCount() == 3 })
 	body := strings.Repeat("x", 16<<10)
 	// 1,000 messages of 16 KiB: more than the kernel's socket buffers and the
 	// outbox bounds together. The fast reader keeps pace, batch by batch.
@@ -545,7 +546,7 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 			}
 		}
 	}
-	checkFor(t, "the slow consumer to be cut off", func() bool { return srv.broker.sessionCount() == 2 })
+	checkFor(t, "the slow consumer to be cut off", func() bool { return srv.broker.SessionCount() == 2 })
 }
 
 func TestOriginCheck(t *testing.T) {
@@ -592,7 +593,7 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("ERROR %v", f.Headers)
 	}
 	a.expectClosed()
-	checkFor(t, "a to go", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "a to go", func() bool { return srv.broker.SessionCount() == 0 })
 	b, c := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	b.connect()
 	c.connect()
@@ -635,7 +636,7 @@ func connectCycles(t *testing.T, srv *server, n int) {
 		c.connect()
 		c.close()
 	}
-	checkFor(t, "warm-up session to end", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "warm-up session to end", func() bool { return srv.broker.SessionCount() == 0 })
 	goroutines, files := goroutineBaseline(), openFiles(t)
 	start := time.Now()
 	for i := range n {
@@ -657,7 +658,7 @@ func connectCycles(t *testing.T, srv *server, n int) {
 		c.close()
 	}
 	elapsed := time.Since(start)
-	checkFor(t, "sessions to end", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "sessions to end", func() bool { return srv.broker.SessionCount() == 0 })
 	checkFor(t, "goroutines back to baseline", func() bool { return goroutineBaseline() <= goroutines })
 	checkFor(t, "open files back to baseline", func() bool { return openFiles(t) <= files })
 	t.Logf("%d connect/subscribe/leave cycles in %v; goroutines %d → %d, open files %d → %d",
@@ -713,7 +714,7 @@ func TestShutdownDropsStuckClients(t *testing.T) {
 		topic   = "/topic/stuck"
 		clients = 4
 	)
-	b := newBroker(brokerConfig{WriteTimeout: time.Hour, OutboxFrames: 1 << 20, OutboxBytes: 1 << 30}, testLogger(t))
+	b := broker.New(broker.Config{WriteTimeout: time.Hour, OutboxFrames: 1 << 20, OutboxBytes: 1 << 30}, testLogger(t))
 	ts := httptest.NewServer(&wsHandler{
 		identify: func(*http.Request) string { return "" },
 		serve:    func(c transport.Conn, info transport.Info) { b.Serve(context.Background(), c, info) },
@@ -750,5 +751,5 @@ func TestShutdownDropsStuckClients(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("Broker.Close did not return")
 	}
-	checkFor(t, "the stuck sessions to end", func() bool { return b.sessionCount() == 0 })
+	checkFor(t, "the stuck sessions to end", func() bool { return b.SessionCount() == 0 })
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
 	"strconv"
@@ -29,7 +30,7 @@ const (
 type chatSTOMP struct {
 	chat *chatService
 	auth *authService
-	b    *Broker
+	b    *broker.Broker
 	log  *slog.Logger
 
 	mu       sync.Mutex
@@ -44,7 +45,7 @@ func newChatSTOMP(auth *authService, log *slog.Logger) *chatSTOMP {
 }
 
 // attach registers the chat's handlers and hooks with b. Call it before serving.
-func (c *chatSTOMP) attach(b *Broker, chat *chatService) {
+func (c *chatSTOMP) attach(b *broker.Broker, chat *chatService) {
 	c.b, c.chat = b, chat
 	b.Handle("/chat/message", c.handleChatMessage) // under every application prefix: /pub and /app
 	b.Handle("/chat/typing", c.handleTyping)
@@ -85,8 +86,8 @@ func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info transport.Info, 
 }
 
 // chatUser returns the sender's account, or an error for anonymous sessions.
-func chatUser(s *session) (user, error) {
-	u, ok := s.principal.(user)
+func chatUser(s *broker.Session) (user, error) {
+	u, ok := s.Principal.(user)
 	if !ok {
 		return user{}, apperr.ErrNotLoggedIn
 	}
@@ -107,7 +108,7 @@ func asSTOMPError(err error) error {
 // chat service's Deliver, and only then does the SEND's RECEIPT go out.
 // A refused SEND is explained on /user/queue/errors when the sender
 // subscribed to it (the connection stays open), else by an ERROR frame.
-func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *appRequest) error {
+func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *broker.AppRequest) error {
 	u, err := chatUser(req.Session)
 	if err == nil {
 		var in chatInput
@@ -129,12 +130,12 @@ func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *appRequest) erro
 // client error or a storage fault is explained on /user/queue/errors (or
 // by an ERROR frame when the sender is not subscribed there), anything
 // else is internal and goes to the broker.
-func (c *chatSTOMP) refuse(req *appRequest, err error) error {
+func (c *chatSTOMP) refuse(req *broker.AppRequest, err error) error {
 	if err == nil {
 		return nil
 	}
 	if storageFault(err) { // the disk, not the message: say so (store_faults.go)
-		c.log.Error("message not stored", "err", err, "user", req.Session.user)
+		c.log.Error("message not stored", "err", err, "user", req.Session.User)
 		err = errNotStored
 	}
 	if !apperr.IsClientError(err) && err != errNotStored {
@@ -161,8 +162,8 @@ type changeInput struct {
 // the broker: it decodes the body, runs do for the sender, and refuses as
 // handleChatMessage does. Like a message, the change is stored and
 // published before the SEND's RECEIPT goes out.
-func (c *chatSTOMP) handleChange(do func(ctx context.Context, u user, in changeInput) error) appHandler {
-	return func(ctx context.Context, req *appRequest) error {
+func (c *chatSTOMP) handleChange(do func(ctx context.Context, u user, in changeInput) error) broker.AppHandler {
+	return func(ctx context.Context, req *broker.AppRequest) error {
 		u, err := chatUser(req.Session)
 		if err == nil {
 			var in changeInput
@@ -192,7 +193,7 @@ func (c *chatSTOMP) react(ctx context.Context, u user, in changeInput) error {
 
 // handleTyping relays {"roomId":N} as {"user":name} to the room's typing
 // topic on every node, for members only. Nothing is stored.
-func (c *chatSTOMP) handleTyping(ctx context.Context, req *appRequest) error {
+func (c *chatSTOMP) handleTyping(ctx context.Context, req *broker.AppRequest) error {
 	u, err := chatUser(req.Session)
 	if err != nil {
 		return asSTOMPError(err)
@@ -239,8 +240,8 @@ var errNoSuchRoomDest = stomp.NewError("unknown chat destination")
 // subscription is held (live messages buffered), attached, filled from the
 // store page by page, then released without the ids already replayed. So
 // there is no gap and no duplicate, even while messages keep arriving.
-func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscription, f *stomp.Frame) error {
-	id, suffix, ok := parseRoomDest(sub.dest)
+func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *broker.Session, sub *broker.Subscription, f *stomp.Frame) error {
+	id, suffix, ok := parseRoomDest(sub.Dest)
 	if !ok {
 		return errNoSuchRoomDest
 	}
@@ -254,10 +255,10 @@ func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscr
 	if suffix == presenceSuffix {
 		// The current list first, then changes, so a new subscriber is never
 		// left with an empty one.
-		sub.hold()
+		sub.Hold()
 		sub.Attach()
 		sub.Replay(jsonHeaders, c.presenceJSON(id), 0)
-		sub.release(0)
+		sub.Release(0)
 		return nil
 	}
 	if suffix != "" {
@@ -273,13 +274,13 @@ func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscr
 		c.leave(id, u.Username)
 		return stomp.NewError("since-id must be a message id")
 	}
-	sub.hold()
+	sub.Hold()
 	sub.Attach()
 	last := after
 	for {
 		msgs, err := c.chat.MessagesAfter(ctx, id, last, replayPage)
 		if err != nil {
-			sub.release(last)
+			sub.Release(last)
 			return fmt.Errorf("replay room %d: %w", id, err)
 		}
 		for _, m := range msgs {
@@ -290,7 +291,7 @@ func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *session, sub *subscr
 			break
 		}
 	}
-	sub.release(last)
+	sub.Release(last)
 	return nil
 }
 
@@ -298,22 +299,22 @@ var errRoomPublishDenied = stomp.NewError("chat rooms take messages through /pub
 
 // onRoomSend stops clients from publishing straight to a room topic, which
 // would skip storage, authorization and the sender check.
-func (c *chatSTOMP) onRoomSend(context.Context, *session, *stomp.Frame) error {
+func (c *chatSTOMP) onRoomSend(context.Context, *broker.Session, *stomp.Frame) error {
 	return errRoomPublishDenied
 }
 
 // onNotificationsSubscribe hands a returning user what was stored for them
 // while they were away: held, attached, delivered, released, so that the
 // notifications land in this very subscription.
-func (c *chatSTOMP) onNotificationsSubscribe(ctx context.Context, s *session, sub *subscription, _ *stomp.Frame) error {
+func (c *chatSTOMP) onNotificationsSubscribe(ctx context.Context, s *broker.Session, sub *broker.Subscription, _ *stomp.Frame) error {
 	u, err := chatUser(s)
 	if err != nil {
 		return nil // an anonymous session has nobody's notifications
 	}
-	sub.hold()
+	sub.Hold()
 	sub.Attach()
 	_, err = c.chat.DeliverPending(ctx, u)
-	sub.release(0)
+	sub.Release(0)
 	if err != nil {
 		return fmt.Errorf("deliver pending notifications: %w", err)
 	}
@@ -321,9 +322,9 @@ func (c *chatSTOMP) onNotificationsSubscribe(ctx context.Context, s *session, su
 }
 
 // onUnsubscribe keeps room presence current.
-func (c *chatSTOMP) onUnsubscribe(s *session, sub *subscription) {
-	if id, suffix, ok := parseRoomDest(sub.dest); ok && suffix == "" && s.user != "" {
-		c.leave(id, s.user)
+func (c *chatSTOMP) onUnsubscribe(s *broker.Session, sub *broker.Subscription) {
+	if id, suffix, ok := parseRoomDest(sub.Dest); ok && suffix == "" && s.User != "" {
+		c.leave(id, s.User)
 	}
 }
 
@@ -341,7 +342,7 @@ func (c *chatSTOMP) join(room int64, user string) {
 	m[user]++
 	changed := m[user] == 1
 	if changed {
-		c.b.notePresence(roomDestination(room)+presenceSuffix, user, true)
+		c.b.NotePresence(roomDestination(room)+presenceSuffix, user, true)
 	}
 	c.mu.Unlock()
 	if changed {
@@ -358,7 +359,7 @@ func (c *chatSTOMP) leave(room int64, user string) {
 		if m[user] == 0 {
 			delete(m, user)
 			changed = true
-			c.b.notePresence(roomDestination(room)+presenceSuffix, user, false)
+			c.b.NotePresence(roomDestination(room)+presenceSuffix, user, false)
 		}
 	}
 	if len(m) == 0 {
@@ -373,7 +374,7 @@ func (c *chatSTOMP) leave(room int64, user string) {
 // presenceJSON is {"online":[names…]} for a room, sorted: the users here
 // and, in a cluster, those on the other live nodes.
 func (c *chatSTOMP) presenceJSON(room int64) []byte {
-	remote := c.b.remotePresence(roomDestination(room) + presenceSuffix)
+	remote := c.b.RemotePresence(roomDestination(room) + presenceSuffix)
 	c.mu.Lock()
 	online := make([]string, 0, len(c.presence[room])+len(remote))
 	for u := range c.presence[room] {
@@ -390,7 +391,7 @@ func (c *chatSTOMP) presenceJSON(room int64) []byte {
 // onRemotePresence sends this node's subscribers of a room's presence the
 // merged list when another node's share of it changed.
 func (c *chatSTOMP) onRemotePresence(dest string) {
-	if id, suffix, ok := parseRoomDest(dest); ok && suffix == presenceSuffix && c.b.hasSubscribers(dest) {
+	if id, suffix, ok := parseRoomDest(dest); ok && suffix == presenceSuffix && c.b.HasSubscribers(dest) {
 		c.publishPresence(id)
 	}
 }

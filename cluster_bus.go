@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"strings"
 	"sync"
@@ -79,7 +80,7 @@ var (
 // queue messages to other nodes). Every method may be called concurrently.
 type clusterBus struct {
 	nc   *nats.Conn // the lead's connection; the bus never closes it
-	b    *Broker
+	b    *broker.Broker
 	node string // this node's name in the cluster, unique
 	inst string // this run of the node: a restarted node is a new one
 	log  *slog.Logger
@@ -111,7 +112,7 @@ type clusterBus struct {
 }
 
 // clusterBus is the broker's Bus.
-var _ Bus = (*clusterBus)(nil)
+var _ broker.Bus = (*clusterBus)(nil)
 
 // newClusterBus joins b to the cluster over nc, as node (a name unique in
 // the cluster), and attaches itself to b. Call it before b serves: the bus
@@ -120,7 +121,7 @@ var _ Bus = (*clusterBus)(nil)
 // after Close; it must echo (no nats.NoEcho), because a node delivers its
 // own topic messages as NATS brings them back. log gets the bus's own
 // faults.
-func newClusterBus(nc *nats.Conn, b *Broker, node string, log *slog.Logger) (*clusterBus, error) {
+func newClusterBus(nc *nats.Conn, b *broker.Broker, node string, log *slog.Logger) (*clusterBus, error) {
 	switch {
 	case nc == nil || b == nil:
 		return nil, errBusNoConnection

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 
 	"github.com/nats-io/nats.go"
@@ -70,7 +71,7 @@ func (cb *clusterBus) offer(ctx context.Context, subj string, data []byte) (offe
 	case queueReplyTaken:
 		return offerTaken, nil
 	case queueReplyFull:
-		return 0, errQueueFull
+		return 0, broker.ErrQueueFull
 	}
 	return offerRefused, nil
 }
@@ -163,7 +164,7 @@ func (cb *clusterBus) offerHeld() {
 				subj = busQueueSubject + busToken(name)
 			}
 			res, err := cb.offer(cb.ctx, subj, appendBusMessage(nil, "", busMessage{dest: dest, headers: headers, body: body}))
-			if err != nil && cb.ctx.Err() == nil && !errors.Is(err, errQueueFull) {
+			if err != nil && cb.ctx.Err() == nil && !errors.Is(err, broker.ErrQueueFull) {
 				cb.log.Warn("held queue message not offered", "err", err, "destination", name)
 			}
 			return err == nil && res == offerTaken

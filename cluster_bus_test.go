@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
@@ -40,7 +41,7 @@ func startNATS(t testing.TB) *natsserver.Server {
 // connection and bus.
 type clusterNode struct {
 	name string
-	b    *Broker
+	b    *broker.Broker
 	addr string // STOMP over TCP, for bare brokers
 	nc   *nats.Conn
 	bus  *clusterBus
@@ -48,7 +49,7 @@ type clusterNode struct {
 
 // joinCluster gives b its own connection to ns and a bus as node name. At
 // the end of the test the bus closes, then the connection.
-func joinCluster(t testing.TB, ns *natsserver.Server, b *Broker, name string) *clusterNode {
+func joinCluster(t testing.TB, ns *natsserver.Server, b *broker.Broker, name string) *clusterNode {
 	t.Helper()
 	nc, err := nats.Connect(ns.ClientURL(), nats.Name(name))
 	if err != nil {
@@ -74,7 +75,7 @@ func startClusterBrokers(t testing.TB, n int) []*clusterNode {
 	ns := startNATS(t)
 	nodes := make([]*clusterNode, n)
 	for i := range nodes {
-		b, addr := startBroker(t, brokerConfig{}, nil)
+		b, addr := startBroker(t, broker.Config{}, nil)
 		nodes[i] = joinCluster(t, ns, b, fmt.Sprintf("node-%c", 'a'+i))
 		nodes[i].addr = addr
 	}
@@ -275,8 +276,8 @@ func TestClusterBusUser(t *testing.T) {
 	bob := dialTCP(t, nodes[0].addr)
 	bob.connect("accept-version:1.2", "login:bob")
 	bob.roundTrip(stomp.CmdSubscribe, "", "id:n", "destination:/user/queue/notifications")
-	checkFor(t, "alice online on node c", func() bool { return nodes[2].b.isOnline("alice") })
-	if nodes[2].b.isOnline("carol") {
+	checkFor(t, "alice online on node c", func() bool { return nodes[2].b.IsOnline("alice") })
+	if nodes[2].b.IsOnline("carol") {
 		t.Fatal("carol is online nowhere")
 	}
 
@@ -297,7 +298,7 @@ func TestClusterBusUser(t *testing.T) {
 	for _, c := range alice {
 		c.close()
 	}
-	checkFor(t, "alice offline on node c", func() bool { return !nodes[2].b.isOnline("alice") })
+	checkFor(t, "alice offline on node c", func() bool { return !nodes[2].b.IsOnline("alice") })
 }
 
 // TestClusterBusChatPresence: room presence and typing cross nodes; a room's
@@ -335,7 +336,7 @@ func TestClusterBusChatPresence(t *testing.T) {
 			if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":["kim"]}` {
 				t.Fatalf("presence on b after kim came to a: %s", p)
 			}
-			if !b.b.isOnline("kim") {
+			if !b.b.IsOnline("kim") {
 				t.Fatal("kim is not online for node b")
 			}
 			kim.roundTrip(stomp.CmdSend, fmt.Sprintf(`{"roomId":%d}`, fa.room.ID), "destination:/pub/chat/typing")
@@ -374,7 +375,7 @@ func TestClusterBusChatPresence(t *testing.T) {
 			if took := time.Since(start); took > tt.within {
 				t.Errorf("kim left b's presence after %v, want within %v", took, tt.within)
 			}
-			if b.b.isOnline("kim") {
+			if b.b.IsOnline("kim") {
 				t.Error("kim still online for node b")
 			}
 		})
@@ -391,7 +392,7 @@ func TestClusterBusPresenceLateJoiner(t *testing.T) {
 	kim.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+fa.roomDest())
 
 	b := joinCluster(t, ns, fb.srv.broker, "node-b")
-	checkFor(t, "kim online for node b", func() bool { return b.b.isOnline("kim") })
+	checkFor(t, "kim online for node b", func() bool { return b.b.IsOnline("kim") })
 	checkFor(t, "kim in the room for node b", func() bool {
 		return slices.Contains(b.bus.RemotePresence(fb.roomDest()+presenceSuffix), "kim")
 	})
@@ -409,15 +410,15 @@ func TestClusterBusPresenceGap(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	kim := dialTCP(t, a.addr)
 	kim.connect("accept-version:1.2", "login:kim")
-	checkFor(t, "kim online for node b", func() bool { return b.b.isOnline("kim") })
+	checkFor(t, "kim online for node b", func() bool { return b.b.IsOnline("kim") })
 	// A delta that skips sequence numbers, as if NATS had dropped some:
 	// node b must not apply it, nor the next real delta (lee), until a
 	// snapshot from node a has made it whole again.
 	a.bus.sendPresence(presenceMsg{Kind: presenceKindDelta, Seq: 1 << 40, Set: []presenceGroup{{Key: connectedKey, On: []string{"ghost"}}}})
 	lee := dialTCP(t, a.addr)
 	lee.connect("accept-version:1.2", "login:lee")
-	checkFor(t, "lee online for node b", func() bool { return b.b.isOnline("lee") })
-	if b.b.isOnline("ghost") || !b.b.isOnline("kim") {
+	checkFor(t, "lee online for node b", func() bool { return b.b.IsOnline("lee") })
+	if b.b.IsOnline("ghost") || !b.b.IsOnline("kim") {
 		t.Fatal("node b applied a delta out of sequence or lost kim")
 	}
 }

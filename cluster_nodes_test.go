@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"stompbox/internal/broker"
 	"stompbox/internal/testutil"
 	"strings"
 	"sync"
@@ -56,7 +57,7 @@ type nodeSpec struct {
 // config is the node's Config: loopback ports, no rate limits.
 func (s nodeSpec) config() Config {
 	return Config{
-		Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: s.Dir, HeartBeat: defaultHeartBeat,
+		Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: s.Dir, HeartBeat: broker.DefaultHeartBeat,
 		Cluster: clusterConfig{Peers: s.Peers, Listen: s.Listen, Name: s.CName, SecretFile: s.Secret, NodeName: s.Name,
 			PublishWait: s.PublishWait, KeepRecent: s.KeepRecent, Clock: s.clock()},
 	}

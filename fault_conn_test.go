@@ -53,7 +53,7 @@ func TestSlowConsumerLeavesOthersOnTime(t *testing.T) {
 	}
 	tcpSub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/flood")
 	wsSub.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/flood")
-	checkFor(t, "four sessions", func() bool { return srv.broker.sessionCount() == 4 })
+	checkFor(t, "four sessions", func() bool { return srv.broker.SessionCount() == 4 })
 
 	const n, batch = 1000, 50
 	pad := strings.Repeat("x", 16<<10)
@@ -96,12 +96,12 @@ func TestSlowConsumerLeavesOthersOnTime(t *testing.T) {
 		checkFor(t, "the readers to keep up", func() bool {
 			return readers[0].got.Load() >= want && readers[1].got.Load() >= want
 		})
-		if cutAt < 0 && srv.broker.sessionCount() == 3 {
+		if cutAt < 0 && srv.broker.SessionCount() == 3 {
 			cutAt = want
 		}
 	}
 	wg.Wait()
-	checkFor(t, "the slow consumer to be cut off", func() bool { return srv.broker.sessionCount() == 3 })
+	checkFor(t, "the slow consumer to be cut off", func() bool { return srv.broker.SessionCount() == 3 })
 	for _, r := range readers {
 		if len(r.latencies) != n {
 			t.Fatalf("%s got %d of %d messages", r.name, len(r.latencies), n)

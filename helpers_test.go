@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"stompbox/internal/testutil"
 	"stompbox/internal/transport"
@@ -36,7 +37,7 @@ func startServer(t testing.TB, mutate ...func(*Config)) *server {
 // test can add pages of its own on the server's origin.
 func startServerWith(t testing.TB, wrap func(http.Handler) http.Handler, mutate ...func(*Config)) *server {
 	t.Helper()
-	cfg := Config{Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: t.TempDir(), HeartBeat: defaultHeartBeat}
+	cfg := Config{Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: t.TempDir(), HeartBeat: broker.DefaultHeartBeat}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -64,9 +65,9 @@ func startServerWith(t testing.TB, wrap func(http.Handler) http.Handler, mutate 
 // names the user) on a loopback TCP port, for tests of broker features
 // that the chat layer would otherwise gate. setup registers handlers and
 // hooks before any connection exists.
-func startBroker(t testing.TB, cfg brokerConfig, setup func(*Broker)) (*Broker, string) {
+func startBroker(t testing.TB, cfg broker.Config, setup func(*broker.Broker)) (*broker.Broker, string) {
 	t.Helper()
-	b := newBroker(cfg, testLogger(t))
+	b := broker.New(cfg, testLogger(t))
 	if setup != nil {
 		setup(b)
 	}

@@ -21,7 +21,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /api/admin/stats", s.api.authed(s.api.admin(stats.serve)))
 	s.pages.routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.sessionCount()})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})
 	})
 	return s.secure(mux)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"stompbox/internal/apperr"
+	"stompbox/internal/broker"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"strings"
@@ -80,10 +81,10 @@ func TestParseConfigHardening(t *testing.T) {
 		want    [3]int // MaxMessage, MaxRoomsPerUser, MaxUserSubs
 		wantErr string
 	}{
-		{"defaults", nil, nil, [3]int{maxMessageRunes, defaultMaxRoomsPerUser, defaultMaxUserSubscriptions}, ""},
+		{"defaults", nil, nil, [3]int{maxMessageRunes, defaultMaxRoomsPerUser, broker.DefaultMaxUserSubscriptions}, ""},
 		{"flags", []string{"-max-message", "500", "-max-rooms-per-user", "3", "-max-user-subscriptions", "7"}, nil, [3]int{500, 3, 7}, ""},
 		{"env", nil, map[string]string{"STOMPBOX_MAX_MESSAGE": "20000", "STOMPBOX_MAX_ROOMS_PER_USER": "0", "STOMPBOX_MAX_USER_SUBSCRIPTIONS": "0"}, [3]int{20000, 0, 0}, ""},
-		{"flag beats env", []string{"-max-message", "10"}, map[string]string{"STOMPBOX_MAX_MESSAGE": "20"}, [3]int{10, defaultMaxRoomsPerUser, defaultMaxUserSubscriptions}, ""},
+		{"flag beats env", []string{"-max-message", "10"}, map[string]string{"STOMPBOX_MAX_MESSAGE": "20"}, [3]int{10, defaultMaxRoomsPerUser, broker.DefaultMaxUserSubscriptions}, ""},
 		{"zero message", []string{"-max-message", "0"}, nil, [3]int{}, "-max-message"},
 		{"negative rooms", []string{"-max-rooms-per-user", "-1"}, nil, [3]int{}, "-max-rooms-per-user"},
 		{"words", nil, map[string]string{"STOMPBOX_MAX_USER_SUBSCRIPTIONS": "lots"}, [3]int{}, "-max-user-subscriptions"},
@@ -298,7 +299,7 @@ func TestLimitsUserSubscriptions(t *testing.T) {
 		c.connect("accept-version:1.2", "login:"+name, "passcode:"+testPassword)
 		return c
 	}
-	count := func() int { return srv.broker.userSubCount("kim") }
+	count := func() int { return srv.broker.UserSubCount("kim") }
 
 	a, b := login("kim"), login("kim")
 	a.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+roomDestination(rm.ID))

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"strings"
 	"testing"
@@ -28,7 +29,7 @@ func TestLogSecrets(t *testing.T) {
 	var logs lockedBuffer // browser_test.go
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
-	cfg := Config{Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: dir, HeartBeat: defaultHeartBeat, LogLevel: slog.LevelDebug}
+	cfg := Config{Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: dir, HeartBeat: broker.DefaultHeartBeat, LogLevel: slog.LevelDebug}
 	srv, err := newServer(cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +223,7 @@ func TestLogSecrets(t *testing.T) {
 	}
 
 	expectStatus("logout", do("POST", "/api/logout", "", "", bobCookie), 204)
-	checkFor(t, "every STOMP session gone", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "every STOMP session gone", func() bool { return srv.broker.SessionCount() == 0 })
 
 	// A TLS key that does not load: the error and the log name the file, not its contents.
 	keyFile := filepath.Join(t.TempDir(), "key.pem")

@@ -46,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"stompbox/internal/broker"
 	"stompbox/internal/desktop"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/sockjs"
@@ -122,14 +123,14 @@ var options = []option{
 	{"allowed-origins", "", "comma-separated origin patterns allowed besides same-origin, e.g. https://*.corp.example", func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }},
 	{"no-browser", "false", "do not open a browser when started by a double-click", boolSetter(func(c *Config, b bool) { c.NoBrowser = b })},
 	{"max-frame", strconv.Itoa(stomp.DefaultMaxFrame), "largest STOMP frame accepted, in bytes", intSetter(func(c *Config, n int) { c.MaxFrame = n })},
-	{"max-connections", strconv.Itoa(defaultMaxConnections), "most STOMP connections at once", intSetter(func(c *Config, n int) { c.MaxConnections = n })},
-	{"max-subscriptions", strconv.Itoa(defaultMaxSubscriptions), "most subscriptions per connection", intSetter(func(c *Config, n int) { c.MaxSubscriptions = n })},
-	{"max-user-subscriptions", strconv.Itoa(defaultMaxUserSubscriptions), "most subscriptions per user over all their connections (0: no limit)", countSetter(func(c *Config, n int) { c.MaxUserSubs = n })},
+	{"max-connections", strconv.Itoa(broker.DefaultMaxConnections), "most STOMP connections at once", intSetter(func(c *Config, n int) { c.MaxConnections = n })},
+	{"max-subscriptions", strconv.Itoa(broker.DefaultMaxSubscriptions), "most subscriptions per connection", intSetter(func(c *Config, n int) { c.MaxSubscriptions = n })},
+	{"max-user-subscriptions", strconv.Itoa(broker.DefaultMaxUserSubscriptions), "most subscriptions per user over all their connections (0: no limit)", countSetter(func(c *Config, n int) { c.MaxUserSubs = n })},
 	{"max-message", strconv.Itoa(maxMessageRunes), "most characters in one chat message, over STOMP and HTTP (much longer messages also need a larger -max-frame)", intSetter(func(c *Config, n int) { c.MaxMessage = n })},
 	{"max-rooms-per-user", strconv.Itoa(defaultMaxRoomsPerUser), "most rooms one account may create; administrators are exempt (0: no limit)", countSetter(func(c *Config, n int) { c.MaxRoomsPerUser = n })},
 	{"edit-minutes", strconv.Itoa(defaultEditMinutes), "how many minutes after posting authors may edit a message (0: forever; deleting is always allowed)", countSetter(func(c *Config, n int) { c.EditMinutes = n })},
 	{"memory-limit", "0", "soft memory limit in MiB for the Go runtime, like GOMEMLIMIT: garbage is collected earlier instead of growing to twice the live heap (0: no limit)", countSetter(func(c *Config, n int) { c.MemoryLimitMiB = n })},
-	{"heartbeat", defaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
+	{"heartbeat", broker.DefaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
 	{"sockjs-path", defaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
 	{"sockjs-heartbeat", sockjs.DefaultHeartbeat.String(), "SockJS heartbeat frame interval", durationSetter(func(c *Config, d time.Duration) { c.SockJSHeartbeat = d })},
 	{"sockjs-disconnect-delay", sockjs.DefaultDisconnectDelay.String(), "how long a SockJS session without a receiving request lives", durationSetter(func(c *Config, d time.Duration) { c.SockJSDelay = d })},
@@ -439,7 +440,7 @@ func runSockJSTestServerCommand(ctx context.Context, args []string, stdout, stde
 type server struct {
 	cfg       Config
 	log       *slog.Logger
-	broker    *Broker
+	broker    *broker.Broker
 	limiter   *ratelimit.Limiter // the connection, SEND and login rates; shared by the broker and the HTTP layer
 	origins   *transport.OriginPolicy
 	httpSrv   *http.Server
@@ -507,7 +508,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	hb := cfg.HeartBeat
 	limiter := ratelimit.New(cfg.RateLimits)
 	s.limiter = limiter
-	s.broker = newBroker(brokerConfig{
+	s.broker = broker.New(broker.Config{
 		Limits:               limits,
 		MaxConnections:       cfg.MaxConnections,
 		MaxSubscriptions:     cfg.MaxSubscriptions,
@@ -545,7 +546,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		Lang:            cfg.Lang,
 		Deliver:         s.glue.deliverRoom,
 		Notify:          s.glue.notifyUser,
-		Online:          s.broker.isOnline,
+		Online:          s.broker.IsOnline,
 		MaxMessageRunes: cfg.MaxMessage,
 		MaxRoomsPerUser: cfg.MaxRoomsPerUser,
 		EditWindow:      editWindowFromMinutes(cfg.EditMinutes),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func TestParseConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", nil, nil, func(c Config) bool {
-			return c.Addr == ":8080" && c.MaxFrame == stomp.DefaultMaxFrame && c.HeartBeat == defaultHeartBeat && c.StompAddr == "" && !c.NoBrowser
+			return c.Addr == ":8080" && c.MaxFrame == stomp.DefaultMaxFrame && c.HeartBeat == broker.DefaultHeartBeat && c.StompAddr == "" && !c.NoBrowser
 		}, ""},
 		{"flags", []string{"-addr", "127.0.0.1:9", "--stomp-addr=127.0.0.1:61613", "-no-browser", "-allowed-origins", "https://a.example, https://*.b.example"}, nil, func(c Config) bool {
 			return c.Addr == "127.0.0.1:9" && c.StompAddr == "127.0.0.1:61613" && c.NoBrowser && len(c.AllowedOrigins) == 2

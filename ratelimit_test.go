@@ -102,7 +102,7 @@ func TestSendRateHoldsConnection(t *testing.T) {
 	}
 	flood.close()
 	calm.close()
-	checkFor(t, "no sessions left", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "no sessions left", func() bool { return srv.broker.SessionCount() == 0 })
 	if n := func() int { n, _ := srv.limiter.Tracked(); return n }(); n != 0 {
 		t.Errorf("%d connection buckets left after every connection closed", n)
 	}
@@ -159,7 +159,7 @@ func TestConnectionsPerIP(t *testing.T) {
 		c.expectClosed()
 	}
 	a.close()
-	checkFor(t, "a to go", func() bool { return srv.broker.sessionCount() == 1 })
+	checkFor(t, "a to go", func() bool { return srv.broker.SessionCount() == 1 })
 	c := dialTCP(t, srv.TCPAddr())
 	c.connect()
 }

@@ -50,7 +50,7 @@ func TestSockJSTransportsInChromium(t *testing.T) {
 			}
 		})
 	}
-	checkFor(t, "sessions to end", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "sessions to end", func() bool { return srv.broker.SessionCount() == 0 })
 }
 
 func lens(ss []string) []int {

@@ -124,7 +124,7 @@ func TestSockJSCarriesSTOMP(t *testing.T) {
 		})
 	}
 	checkFor(t, "sessions to end", func() bool {
-		n := srv.broker.sessionCount()
+		n := srv.broker.SessionCount()
 		for _, sj := range srv.sockjs {
 			n += sj.Sessions()
 		}

@@ -36,5 +36,5 @@ func TestStompJSFlows(t *testing.T) {
 			}
 		})
 	}
-	checkFor(t, "sessions to end", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "sessions to end", func() bool { return srv.broker.SessionCount() == 0 })
 }

@@ -109,7 +109,7 @@ func TestTLSStomp(t *testing.T) {
 		c.expectClosed()
 	})
 
-	checkFor(t, "every session gone", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "every session gone", func() bool { return srv.broker.SessionCount() == 0 })
 }
 
 // TestTLSStompOff: without a certificate -stomp-addr stays plain TCP.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"stompbox/internal/broker"
 	"strings"
 	"testing"
 
@@ -30,7 +31,7 @@ type restartableServer struct {
 }
 
 func newRestartableServer(t *testing.T, mutate ...func(*Config)) *restartableServer {
-	rs := &restartableServer{t: t, cfg: Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), HeartBeat: defaultHeartBeat}}
+	rs := &restartableServer{t: t, cfg: Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), HeartBeat: broker.DefaultHeartBeat}}
 	for _, m := range mutate {
 		m(&rs.cfg)
 	}

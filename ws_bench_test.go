@@ -117,7 +117,7 @@ func BenchmarkIdleConnection(b *testing.B) {
 		for _, c := range conns {
 			c.Close()
 		}
-		checkFor(b, "the idle sessions to end", func() bool { return srv.broker.sessionCount() == 0 })
+		checkFor(b, "the idle sessions to end", func() bool { return srv.broker.SessionCount() == 0 })
 	}
 	b.ReportMetric(heap/float64(b.N), "heap-B/conn")
 	b.ReportMetric(stack/float64(b.N), "stack-B/conn")

@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"context"
@@ -14,17 +14,17 @@ import (
 
 // Broker defaults. Each is an option in main.go.
 const (
-	defaultMaxSubscriptions = 256 // per connection; a chat UI needs one per open room plus a few user queues
-	// defaultMaxUserSubscriptions bounds one user's subscriptions over all
+	DefaultMaxSubscriptions = 256 // per connection; a chat UI needs one per open room plus a few user queues
+	// DefaultMaxUserSubscriptions bounds one user's subscriptions over all
 	// of their connections: eight connections full to -max-subscriptions.
 	// The web UI takes at most 204 per tab (200 rooms, presence, typing,
 	// two user queues), so someone in 200 rooms keeps ten tabs, with room
 	// for a dropped connection the server has not noticed yet. Without it,
 	// one account holding connections from many addresses could file up
 	// to -max-connections × -max-subscriptions subscriptions.
-	defaultMaxUserSubscriptions = 8 * defaultMaxSubscriptions
-	defaultMaxConnections       = 20000            // a Pi 4 holds this many idle sockets comfortably
-	defaultHeartBeat            = 10 * time.Second // Spring's simple broker and stompjs both default to 10 s
+	DefaultMaxUserSubscriptions = 8 * DefaultMaxSubscriptions
+	DefaultMaxConnections       = 20000            // a Pi 4 holds this many idle sockets comfortably
+	DefaultHeartBeat            = 10 * time.Second // Spring's simple broker and stompjs both default to 10 s
 	defaultConnectTimeout       = 10 * time.Second // a socket that never sends CONNECT is dropped
 	defaultWriteTimeout         = 5 * time.Second  // a client that cannot take a write in 5 s is gone or hostile
 	defaultOutboxFrames         = 1024             // frames queued for one reader before it counts as slow
@@ -37,8 +37,8 @@ const (
 	defaultServerName           = "stompbox"       // the CONNECTED server header when the config names none
 )
 
-// brokerConfig holds the broker's options. Zero values take the defaults.
-type brokerConfig struct {
+// Config holds the broker's options. Zero values take the defaults.
+type Config struct {
 	TopicPrefixes    []string // 1:N destinations; default /sub/ (the seed) and /topic/ (Spring)
 	QueuePrefixes    []string // 1:1 competing consumers; default /queue/
 	AppPrefixes      []string // routed to application handlers; default /pub/ and /app/
@@ -63,7 +63,7 @@ type brokerConfig struct {
 	Limiter              *ratelimit.Limiter // SEND and per-address connection limits (ratelimit.go); nil: none
 }
 
-func (c *brokerConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.TopicPrefixes == nil {
 		c.TopicPrefixes = []string{"/sub/", "/topic/"}
 	}
@@ -79,8 +79,8 @@ func (c *brokerConfig) setDefaults() {
 	if c.Limits == (stomp.Limits{}) {
 		c.Limits = stomp.DefaultLimits()
 	}
-	setDefault(&c.MaxSubscriptions, defaultMaxSubscriptions)
-	setDefault(&c.MaxConnections, defaultMaxConnections)
+	setDefault(&c.MaxSubscriptions, DefaultMaxSubscriptions)
+	setDefault(&c.MaxConnections, DefaultMaxConnections)
 	setDefault(&c.ConnectTimeout, defaultConnectTimeout)
 	setDefault(&c.WriteTimeout, defaultWriteTimeout)
 	setDefault(&c.OutboxFrames, defaultOutboxFrames)

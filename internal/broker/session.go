@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"context"
@@ -17,13 +17,13 @@ import (
 // within the heart-beat or CONNECT timeout, failing with an ERROR, queueing
 // deliveries and server frames for the writer, and cleaning up at the end.
 
-// session is one connected STOMP client. Its reader runs on the goroutine
+// Session is one connected STOMP client. Its reader runs on the goroutine
 // that called Broker.Serve. Its writer is a goroutine the session owns and
 // waits for, started only while the outbox has something to write (see
 // writeLoop): an idle connection has one goroutine, not two. Only the writer
 // writes to the transport; everyone else calls deliver or send, which never
 // block (see outbox).
-type session struct {
+type Session struct {
 	b      *Broker
 	t      transport.Conn
 	info   transport.Info
@@ -46,9 +46,9 @@ type session struct {
 	// Set once during CONNECT by the reader, read-only afterwards.
 	connected bool
 	version   stomp.Version
-	user      string
+	User      string
 	logUser   atomic.Pointer[string] // user, for sessionLog, which any goroutine may run
-	principal any                    // from the authenticator: the chat's user record, nil for anonymous
+	Principal any                    // from the authenticator: the chat's user record, nil for anonymous
 	hbRecv    time.Duration          // how often the client promised to send
 
 	// Owned by the reader goroutine.
@@ -66,7 +66,7 @@ type session struct {
 // pendingAck is one delivery in a client ack mode that the client has not yet ACKed.
 type pendingAck struct {
 	seq uint64
-	sub *subscription
+	sub *Subscription
 	msg *message
 }
 
@@ -75,7 +75,7 @@ type pendingAck struct {
 // should be the server's base context (never an HTTP request's context after
 // a hijack).
 func (b *Broker) Serve(ctx context.Context, t transport.Conn, info transport.Info) {
-	s := &session{b: b, t: t, info: info, id: b.nextSession.Add(1)}
+	s := &Session{b: b, t: t, info: info, id: b.nextSession.Add(1)}
 	s.idStr = strconv.FormatUint(s.id, 36)
 	s.log = slog.New(sessionLog{s})
 	s.ctx, s.cancel = context.WithCancel(ctx)
@@ -136,7 +136,7 @@ func (b *Broker) Serve(ctx context.Context, t transport.Conn, info transport.Inf
 // without an allocation, and Logger checks Enabled before anything is
 // built. Safe for concurrent use: it reads only fields that never change
 // and the atomic logUser.
-type sessionLog struct{ s *session }
+type sessionLog struct{ s *Session }
 
 func (l sessionLog) attrs() []slog.Attr {
 	s := l.s
@@ -176,7 +176,7 @@ func (e *frameError) Unwrap() error { return e.err }
 // transport with code. Any goroutine may call it; only the first call counts.
 // Errors that are not protocol errors are logged here and shown to the client
 // as "internal error".
-func (s *session) fail(err error, code int) {
+func (s *Session) fail(err error, code int) {
 	if !s.failed.CompareAndSwap(false, true) {
 		return
 	}
@@ -210,7 +210,7 @@ func errorFrame(err error) *stomp.Frame {
 }
 
 // readTimeout is how long the reader waits for the next chunk.
-func (s *session) readTimeout() time.Duration {
+func (s *Session) readTimeout() time.Duration {
 	if !s.connected {
 		return s.b.cfg.ConnectTimeout
 	}
@@ -221,7 +221,7 @@ func (s *session) readTimeout() time.Duration {
 }
 
 // readLoop reads and handles frames until the client leaves or an error.
-func (s *session) readLoop() error {
+func (s *Session) readLoop() error {
 	for {
 		chunk, err := s.read()
 		if err != nil {
@@ -254,7 +254,7 @@ var errDisconnected = errors.New("client disconnected")
 // read returns the next chunk from the transport within readTimeout. A
 // timeout is reported as context.DeadlineExceeded whichever way the
 // transport bounds its reads.
-func (s *session) read() ([]byte, error) {
+func (s *Session) read() ([]byte, error) {
 	d := s.readTimeout()
 	if r, ok := s.t.(transport.DeadlineReader); ok {
 		var deadline time.Time
@@ -277,7 +277,7 @@ func (s *session) read() ([]byte, error) {
 }
 
 // send queues a server frame (RECEIPT, CONNECTED) for the writer.
-func (s *session) send(it outItem) {
+func (s *Session) send(it outItem) {
 	if !s.out.push(it, 64+len(it.frame.Body)) && !s.out.isClosed() {
 		s.fail(errSlowConsumer, transport.ClosePolicy)
 	}
@@ -285,7 +285,7 @@ func (s *session) send(it outItem) {
 
 // deliver queues a MESSAGE for sub. It never blocks; on overflow the session
 // is failed as a slow consumer and false is returned.
-func (s *session) deliver(sub *subscription, m *message) bool {
+func (s *Session) deliver(sub *Subscription, m *message) bool {
 	seq := s.delivery.Add(1)
 	if sub.ack != ackAuto {
 		s.ackMu.Lock()
@@ -317,7 +317,7 @@ func (s *session) deliver(sub *subscription, m *message) bool {
 
 // cleanup runs once the reader is done: subscriptions go, open transactions
 // are aborted (STOMP 1.2 §BEGIN) and unacked queue messages are redelivered.
-func (s *session) cleanup() {
+func (s *Session) cleanup() {
 	for sub := range s.subs.all {
 		s.b.removeSub(sub)
 	}

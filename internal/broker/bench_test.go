@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"bytes"
@@ -34,10 +34,10 @@ func BenchmarkEncodeMessage(b *testing.B) {
 // session.encode, each into a reused buffer as the writer does.
 func BenchmarkEncodeFanout(b *testing.B) {
 	const subscribers = 1000
-	s := &session{idStr: "k3"}
-	subs := make([]*subscription, subscribers)
+	s := &Session{idStr: "k3"}
+	subs := make([]*Subscription, subscribers)
 	for i := range subs {
-		subs[i] = &subscription{sess: s, id: "sub-" + strconv.Itoa(i)}
+		subs[i] = &Subscription{sess: s, id: "sub-" + strconv.Itoa(i)}
 	}
 	headers := []stomp.Header{{Key: stomp.HdrContentType, Value: "text/plain;charset=utf-8"}, {Key: "x-sender", Value: "홍길동"}}
 	body := bytes.Repeat([]byte("x"), 256)
@@ -152,7 +152,7 @@ func benchmarkBrokerFanout(b *testing.B, window int64) {
 		subscribers = 1000
 		topic       = "/topic/bench"
 	)
-	br := newBroker(brokerConfig{}, testutil.Logger(b))
+	br := New(Config{}, testutil.Logger(b))
 	script := []byte("CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\x00" +
 		"SUBSCRIBE\nid:0\ndestination:" + topic + "\nreceipt:subscribed\n\n\x00")
 	var delivered atomic.Int64
@@ -225,10 +225,10 @@ func benchmarkBrokerFanout(b *testing.B, window int64) {
 // copies the list each time.
 func BenchmarkTopicSubscribe(b *testing.B) {
 	const n = 10000
-	br := newBroker(brokerConfig{}, testutil.Logger(b))
-	subs := make([]*subscription, n)
+	br := New(Config{}, testutil.Logger(b))
+	subs := make([]*Subscription, n)
 	for i := range subs {
-		subs[i] = &subscription{}
+		subs[i] = &Subscription{}
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"context"
@@ -33,7 +33,7 @@ var (
 	errUserSend           = stomp.NewError("clients cannot send to user destinations")
 	errAppSubscribe       = stomp.NewError("cannot subscribe to an application destination")
 	errNoHandler          = stomp.NewError("no handler for this application destination")
-	errQueueFull          = stomp.NewError("queue is full")
+	ErrQueueFull          = stomp.NewError("queue is full")
 	errShuttingDown       = stomp.NewError("server shutting down")
 	errTooManyConnections = stomp.NewError("too many connections")
 	errSlowConsumer       = stomp.NewError("slow consumer: outbound queue overflowed")
@@ -98,7 +98,7 @@ func (b *Broker) classify(d string) (destKind, string) {
 // across I/O or channel waits. Topic subscriber lists are copy-on-write, so a
 // publisher iterates a snapshot without any lock.
 type Broker struct {
-	cfg brokerConfig
+	cfg Config
 	log *slog.Logger
 
 	nextSession atomic.Uint64
@@ -106,15 +106,15 @@ type Broker struct {
 
 	mu        sync.RWMutex
 	closed    bool
-	sessions  map[*session]struct{}
-	topics    map[string][]*subscription // destination (or user key) → subscribers, copy-on-write
+	sessions  map[*Session]struct{}
+	topics    map[string][]*Subscription // destination (or user key) → subscribers, copy-on-write
 	queues    map[string]*queue
 	users     map[string]int // user name → live sessions, for isOnline
 	userSubs  map[string]int // user name → live subscriptions, for MaxUserSubscriptions
 	routes    []appRoute
 	subHooks  []destHook
 	sendHooks []destHook
-	unsubHook []func(s *session, sub *subscription)
+	unsubHook []func(s *Session, sub *Subscription)
 	onRemote  []func(dest string)
 
 	// bus spreads what the broker delivers and does not store over the
@@ -124,21 +124,21 @@ type Broker struct {
 	bus atomic.Pointer[attachedBus]
 }
 
-// newBroker returns a broker ready to Serve connections.
-func newBroker(cfg brokerConfig, log *slog.Logger) *Broker {
+// New returns a broker ready to Serve connections.
+func New(cfg Config, log *slog.Logger) *Broker {
 	cfg.setDefaults()
 	b := &Broker{
 		cfg:      cfg,
 		log:      log,
-		sessions: make(map[*session]struct{}),
-		topics:   make(map[string][]*subscription),
+		sessions: make(map[*Session]struct{}),
+		topics:   make(map[string][]*Subscription),
 		queues:   make(map[string]*queue),
 		users:    make(map[string]int),
 		userSubs: make(map[string]int),
 	}
 	// Every subscription that ends gives back its user's slot: removeSub
 	// runs these hooks for UNSUBSCRIBE and for a closing session alike.
-	b.OnUnsubscribe(func(s *session, _ *subscription) { b.releaseUserSub(s.user) })
+	b.OnUnsubscribe(func(s *Session, _ *Subscription) { b.releaseUserSub(s.User) })
 	return b
 }
 
@@ -173,9 +173,9 @@ func (b *Broker) releaseUserSub(user string) {
 	}
 }
 
-// userSubCount is how many subscriptions user holds over all sessions
+// UserSubCount is how many subscriptions user holds over all sessions
 // (counted only while MaxUserSubscriptions is on).
-func (b *Broker) userSubCount(user string) int {
+func (b *Broker) UserSubCount(user string) int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return b.userSubs[user]
@@ -186,19 +186,19 @@ func (b *Broker) userSubCount(user string) int {
 // subscription.hold); an error refuses the frame with an ERROR.
 type destHook struct {
 	prefix string
-	fn     func(ctx context.Context, s *session, sub *subscription, f *stomp.Frame) error
+	fn     func(ctx context.Context, s *Session, sub *Subscription, f *stomp.Frame) error
 }
 
 // OnSubscribe registers a hook for SUBSCRIBE frames whose destination starts
 // with prefix. Register hooks before serving.
-func (b *Broker) OnSubscribe(prefix string, fn func(ctx context.Context, s *session, sub *subscription, f *stomp.Frame) error) {
+func (b *Broker) OnSubscribe(prefix string, fn func(ctx context.Context, s *Session, sub *Subscription, f *stomp.Frame) error) {
 	b.subHooks = append(b.subHooks, destHook{prefix, fn})
 }
 
 // OnSend registers a hook for client SEND frames to broker destinations
 // (topics and queues) starting with prefix. sub is nil. Register before serving.
-func (b *Broker) OnSend(prefix string, fn func(ctx context.Context, s *session, f *stomp.Frame) error) {
-	b.sendHooks = append(b.sendHooks, destHook{prefix, func(ctx context.Context, s *session, _ *subscription, f *stomp.Frame) error {
+func (b *Broker) OnSend(prefix string, fn func(ctx context.Context, s *Session, f *stomp.Frame) error) {
+	b.sendHooks = append(b.sendHooks, destHook{prefix, func(ctx context.Context, s *Session, _ *Subscription, f *stomp.Frame) error {
 		return fn(ctx, s, f)
 	}})
 }
@@ -206,11 +206,11 @@ func (b *Broker) OnSend(prefix string, fn func(ctx context.Context, s *session, 
 // OnUnsubscribe registers fn to be told when a subscription ends, by
 // UNSUBSCRIBE or because its session went. fn runs on the session's reader
 // goroutine and must not block. Register before serving.
-func (b *Broker) OnUnsubscribe(fn func(s *session, sub *subscription)) {
+func (b *Broker) OnUnsubscribe(fn func(s *Session, sub *Subscription)) {
 	b.unsubHook = append(b.unsubHook, fn)
 }
 
-func runHooks(ctx context.Context, hooks []destHook, s *session, sub *subscription, f *stomp.Frame, dest string) error {
+func runHooks(ctx context.Context, hooks []destHook, s *Session, sub *Subscription, f *stomp.Frame, dest string) error {
 	for _, h := range hooks {
 		if strings.HasPrefix(dest, h.prefix) {
 			if err := h.fn(ctx, s, sub, f); err != nil {
@@ -222,7 +222,7 @@ func runHooks(ctx context.Context, hooks []destHook, s *session, sub *subscripti
 }
 
 // register adds a session, refusing it when the broker is closed or full.
-func (b *Broker) register(s *session) error {
+func (b *Broker) register(s *Session) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -237,7 +237,7 @@ func (b *Broker) register(s *session) error {
 }
 
 // setUser records that s speaks for user, for user destinations and presence.
-func (b *Broker) setUser(s *session, user string) {
+func (b *Broker) setUser(s *Session, user string) {
 	if user == "" {
 		return
 	}
@@ -252,24 +252,24 @@ func (b *Broker) setUser(s *session, user string) {
 }
 
 // unregister removes s and everything it subscribed to.
-func (b *Broker) unregister(s *session) {
+func (b *Broker) unregister(s *Session) {
 	b.cfg.Limiter.ConnClosed(s, s.info.Remote)
 	b.mu.Lock()
 	delete(b.sessions, s)
-	if s.user != "" && s.connected {
-		b.users[s.user]--
-		if b.users[s.user] <= 0 {
-			delete(b.users, s.user)
-			b.noteOnline(s.user, false)
+	if s.User != "" && s.connected {
+		b.users[s.User]--
+		if b.users[s.User] <= 0 {
+			delete(b.users, s.User)
+			b.noteOnline(s.User, false)
 		}
 	}
 	b.mu.Unlock()
 }
 
-// isOnline reports whether user has a connected session: here, or on
+// IsOnline reports whether user has a connected session: here, or on
 // another live node of the cluster when a bus is attached. It is a
 // lock-protected map lookup and never blocks (chatConfig.Online).
-func (b *Broker) isOnline(user string) bool {
+func (b *Broker) IsOnline(user string) bool {
 	b.mu.RLock()
 	here := b.users[user] > 0
 	b.mu.RUnlock()
@@ -288,22 +288,22 @@ func (b *Broker) Limits() stomp.Limits {
 	return b.cfg.Limits
 }
 
-// sessionCount returns the number of live sessions.
-func (b *Broker) sessionCount() int {
+// SessionCount returns the number of live sessions.
+func (b *Broker) SessionCount() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return len(b.sessions)
 }
 
-// hasSubscribers reports whether anyone on this node subscribes to key.
-func (b *Broker) hasSubscribers(key string) bool {
+// HasSubscribers reports whether anyone on this node subscribes to key.
+func (b *Broker) HasSubscribers(key string) bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return len(b.topics[key]) > 0
 }
 
 // addTopicSub adds sub to the subscribers of key.
-func (b *Broker) addTopicSub(key string, sub *subscription) {
+func (b *Broker) addTopicSub(key string, sub *Subscription) {
 	b.mu.Lock()
 	// Readers (publishTopic and friends) take the slice under the lock and
 	// range over it after releasing it, never past their own length, so an
@@ -316,7 +316,7 @@ func (b *Broker) addTopicSub(key string, sub *subscription) {
 }
 
 // removeTopicSub removes sub from key's subscribers, copying the list.
-func (b *Broker) removeTopicSub(key string, sub *subscription) {
+func (b *Broker) removeTopicSub(key string, sub *Subscription) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := b.topics[key]
@@ -326,7 +326,7 @@ func (b *Broker) removeTopicSub(key string, sub *subscription) {
 				delete(b.topics, key)
 				return
 			}
-			subs := make([]*subscription, 0, len(old)-1)
+			subs := make([]*Subscription, 0, len(old)-1)
 			subs = append(subs, old[:i]...)
 			b.topics[key] = append(subs, old[i+1:]...)
 			return
@@ -394,13 +394,13 @@ func (b *Broker) SendToLocalUser(user, dest string, headers []stomp.Header, body
 // sendToSession delivers to one session's subscriptions of a user
 // destination. The session is on this node, so this never crosses the
 // cluster (appRequest.Reply, Spring's @SendToUser to the sender only).
-func (b *Broker) sendToSession(s *session, dest string, headers []stomp.Header, body []byte) {
+func (b *Broker) sendToSession(s *Session, dest string, headers []stomp.Header, body []byte) {
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 	}
 	m := &message{dest: dest, headers: headers, body: body}
 	b.mu.RLock()
-	subs := b.topics[userKey(s.user, s.id, dest)]
+	subs := b.topics[userKey(s.User, s.id, dest)]
 	b.mu.RUnlock()
 	for _, sub := range subs {
 		if sub.sess == s {
@@ -415,7 +415,7 @@ func (b *Broker) sendToSession(s *session, dest string, headers []stomp.Header, 
 func (b *Broker) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
-	sessions := make([]*session, 0, len(b.sessions))
+	sessions := make([]*Session, 0, len(b.sessions))
 	for s := range b.sessions {
 		sessions = append(sessions, s)
 	}

@@ -1,4 +1,4 @@
-package main
+package broker
 
 import "slices"
 
@@ -17,8 +17,8 @@ const subSetSmall = 8
 // time. The zero value is empty and ready. Only the session's reader
 // goroutine uses it.
 type subSet struct {
-	small []*subscription          // while len ≤ subSetSmall and big is nil
-	big   map[string]*subscription // once it outgrew small; it stays a map
+	small []*Subscription          // while len ≤ subSetSmall and big is nil
+	big   map[string]*Subscription // once it outgrew small; it stays a map
 }
 
 func (ss *subSet) len() int {
@@ -29,7 +29,7 @@ func (ss *subSet) len() int {
 }
 
 // get returns the subscription with the client id, or nil.
-func (ss *subSet) get(id string) *subscription {
+func (ss *subSet) get(id string) *Subscription {
 	if ss.big != nil {
 		return ss.big[id]
 	}
@@ -42,13 +42,13 @@ func (ss *subSet) get(id string) *subscription {
 }
 
 // add files sub under sub.id, which must not be in the set yet.
-func (ss *subSet) add(sub *subscription) {
+func (ss *subSet) add(sub *Subscription) {
 	if ss.big == nil && len(ss.small) < subSetSmall {
 		ss.small = append(ss.small, sub)
 		return
 	}
 	if ss.big == nil {
-		ss.big = make(map[string]*subscription, 2*subSetSmall)
+		ss.big = make(map[string]*Subscription, 2*subSetSmall)
 		for _, s := range ss.small {
 			ss.big[s.id] = s
 		}
@@ -73,7 +73,7 @@ func (ss *subSet) remove(id string) {
 
 // all calls yield for every subscription, in no set order, until it
 // returns false. The set must not change during the walk.
-func (ss *subSet) all(yield func(*subscription) bool) {
+func (ss *subSet) all(yield func(*Subscription) bool) {
 	if ss.big != nil {
 		for _, sub := range ss.big {
 			if !yield(sub) {

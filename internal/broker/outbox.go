@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"stompbox/internal/stomp"
@@ -12,7 +12,7 @@ import (
 // outItem is one queued outbound frame: a MESSAGE for a subscription, or a
 // server frame.
 type outItem struct {
-	sub       *subscription
+	sub       *Subscription
 	msg       *message
 	seq       uint64
 	frame     *stomp.Frame

@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"bytes"
@@ -37,9 +37,9 @@ func TestEncodeJSONMatchesEscapedFrame(t *testing.T) {
 	for _, tt := range tests {
 		for _, v := range []stomp.Version{stomp.V10, stomp.V11, stomp.V12} {
 			t.Run(tt.name+"/"+v.String(), func(t *testing.T) {
-				s := &session{idStr: "k7"}
+				s := &Session{idStr: "k7"}
 				it := outItem{
-					sub: &subscription{id: tt.subID, ack: tt.ack},
+					sub: &Subscription{id: tt.subID, ack: tt.ack},
 					msg: &message{dest: "/topic/a", headers: tt.headers, body: []byte(tt.body)},
 					seq: 42,
 				}
@@ -63,7 +63,7 @@ func TestEncodeJSONMatchesEscapedFrame(t *testing.T) {
 func TestSessionLogAttributes(t *testing.T) {
 	var buf bytes.Buffer
 	b := &Broker{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	s := &session{b: b, idStr: "k3", info: transport.Info{Transport: "ws", Remote: "127.0.0.1:5000"}}
+	s := &Session{b: b, idStr: "k3", info: transport.Info{Transport: "ws", Remote: "127.0.0.1:5000"}}
 	s.log = slog.New(sessionLog{s})
 
 	s.log.Debug("hidden")
@@ -163,8 +163,8 @@ func TestCodecMessageEncoding(t *testing.T) {
 	for _, v := range stomptest.Versions {
 		for _, ack := range []ackMode{ackAuto, ackClient, ackClientIndividual} {
 			t.Run(fmt.Sprintf("%s/ack-%d", v, ack), func(t *testing.T) {
-				s := &session{idStr: "k3"}
-				sub := &subscription{sess: s, id: "sub:0", ack: ack}
+				s := &Session{idStr: "k3"}
+				sub := &Subscription{sess: s, id: "sub:0", ack: ack}
 				m := &message{dest: "/topic/room-1", headers: userHeaders, body: body}
 				it := outItem{sub: sub, msg: m, seq: 42}
 				got := s.encode([]byte("prev"), &it, v)
@@ -199,7 +199,7 @@ func TestCodecMessageEncoding(t *testing.T) {
 		}
 	}
 	t.Run("server frame item", func(t *testing.T) {
-		s := &session{idStr: "k3"}
+		s := &Session{idStr: "k3"}
 		rf := stomptest.Frame(stomp.CmdReceipt, "", stomp.HdrReceiptID, "r:1")
 		for _, v := range stomptest.Versions {
 			if got, want := s.encode(nil, &outItem{frame: rf}, v), stomp.AppendFrame(nil, rf, v); !bytes.Equal(got, want) {
@@ -213,9 +213,9 @@ func TestCodecMessageEncoding(t *testing.T) {
 // start a new header or frame in the MESSAGE a 1.0 subscriber is sent.
 func TestMessageEncodedNoHeaderInjection(t *testing.T) {
 	evil := "x\ncontent-length:1\n\nA\x00MESSAGE\ndestination:/forged"
-	s := &session{idStr: "1"}
+	s := &Session{idStr: "1"}
 	m := &message{dest: "/topic/a", headers: []stomp.Header{{Key: "x-evil", Value: evil}}, body: []byte("real")}
-	enc := s.encode(nil, &outItem{sub: &subscription{sess: s, id: "0"}, msg: m, seq: 1}, stomp.V10)
+	enc := s.encode(nil, &outItem{sub: &Subscription{sess: s, id: "0"}, msg: m, seq: 1}, stomp.V10)
 	d := stomptest.DecodeStream(enc, stomp.V10, stomp.DefaultLimits(), stomp.ServerCommands, stomptest.SplitOneChunk)
 	if d.Err != nil || len(d.Frames) != 1 || string(d.Frames[0].Body) != "real" || d.Frames[0].Value(stomp.HdrContentLength) != "4" {
 		t.Fatalf("%q decoded as:\n%s", enc, stomptest.Render(d))

@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"slices"
@@ -32,7 +32,7 @@ func TestSubSet(t *testing.T) {
 				if ss.get(id) != nil {
 					t.Fatalf("get(%q) before add: found", id)
 				}
-				ss.add(&subscription{id: id})
+				ss.add(&Subscription{id: id})
 				want[id] = true
 			}
 			for _, i := range tt.remove {

@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ func requireHeader(f *stomp.Frame, key string) (string, error) {
 
 // handle acts on one client frame. It runs on the reader goroutine. An error
 // ends the session with an ERROR frame; errDisconnected ends it cleanly.
-func (s *session) handle(f *stomp.Frame) error {
+func (s *Session) handle(f *stomp.Frame) error {
 	if !s.connected {
 		if f.Command != stomp.CmdConnect && f.Command != stomp.CmdStomp {
 			return stomp.ErrNotConnected
@@ -58,9 +58,9 @@ func (s *session) handle(f *stomp.Frame) error {
 
 // hasSubscription reports whether the session subscribed to dest. Only the
 // reader goroutine (handlers, hooks) may call it.
-func (s *session) hasSubscription(dest string) bool {
+func (s *Session) hasSubscription(dest string) bool {
 	for sub := range s.subs.all {
-		if sub.dest == dest {
+		if sub.Dest == dest {
 			return true
 		}
 	}
@@ -69,7 +69,7 @@ func (s *session) hasSubscription(dest string) bool {
 
 // receipt answers f's receipt header, if any. Callers invoke it only once
 // f's effect has happened (STOMP 1.2 §RECEIPT).
-func (s *session) receipt(f *stomp.Frame) {
+func (s *Session) receipt(f *stomp.Frame) {
 	if r, ok := f.Get(stomp.HdrReceipt); ok {
 		rf := &stomp.Frame{Command: stomp.CmdReceipt, Headers: []stomp.Header{{Key: stomp.HdrReceiptID, Value: r}}}
 		s.send(outItem{frame: rf})
@@ -78,7 +78,7 @@ func (s *session) receipt(f *stomp.Frame) {
 
 // handleConnect negotiates the version and heart-beats, authenticates, and
 // answers CONNECTED (STOMP 1.2 §"Connecting").
-func (s *session) handleConnect(f *stomp.Frame) error {
+func (s *Session) handleConnect(f *stomp.Frame) error {
 	accept, hasAccept := f.Get(stomp.HdrAcceptVersion)
 	v, err := stomp.NegotiateVersion(accept, hasAccept, s.info.Subprotocol)
 	if err != nil {
@@ -97,8 +97,8 @@ func (s *session) handleConnect(f *stomp.Frame) error {
 	if err != nil {
 		return err
 	}
-	s.principal = principal
-	s.version, s.user, s.connected = v, user, true
+	s.Principal = principal
+	s.version, s.User, s.connected = v, user, true
 	s.hbRecv = time.Duration(recv) * time.Millisecond
 	s.parser.Version = v
 	s.b.setUser(s, user)
@@ -119,7 +119,7 @@ func (s *session) handleConnect(f *stomp.Frame) error {
 }
 
 // handleSend routes a SEND, or files it under its transaction.
-func (s *session) handleSend(f *stomp.Frame) error {
+func (s *Session) handleSend(f *stomp.Frame) error {
 	if err := s.holdForRate(); err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (s *session) handleSend(f *stomp.Frame) error {
 }
 
 // doSend carries out a SEND: to an application handler, a topic or a queue.
-func (s *session) doSend(f *stomp.Frame, dest string) error {
+func (s *Session) doSend(f *stomp.Frame, dest string) error {
 	kind, rest := s.b.classify(dest)
 	switch kind {
 	case destApp:
@@ -186,7 +186,7 @@ func repeated(hs []stomp.Header, key string) bool {
 }
 
 // handleSubscribe registers a subscription (STOMP 1.2 §SUBSCRIBE).
-func (s *session) handleSubscribe(f *stomp.Frame) error {
+func (s *Session) handleSubscribe(f *stomp.Frame) error {
 	dest, err := requireHeader(f, stomp.HdrDestination)
 	if err != nil {
 		return err
@@ -207,7 +207,7 @@ func (s *session) handleSubscribe(f *stomp.Frame) error {
 	if s.subs.len() >= s.b.cfg.MaxSubscriptions {
 		return limitError(errTooManySubs, "max-subscriptions", s.b.cfg.MaxSubscriptions)
 	}
-	sub := &subscription{sess: s, id: id, dest: dest}
+	sub := &Subscription{sess: s, id: id, Dest: dest}
 	switch mode := f.Value(stomp.HdrAck); mode {
 	case "", "auto":
 	case "client":
@@ -228,9 +228,9 @@ func (s *session) handleSubscribe(f *stomp.Frame) error {
 	case destInvalid:
 		return errUnknownDestination
 	case destUser:
-		sub.key = userKey(s.user, s.id, dest)
+		sub.key = userKey(s.User, s.id, dest)
 	}
-	if err := s.b.reserveUserSub(s.user); err != nil {
+	if err := s.b.reserveUserSub(s.User); err != nil {
 		return err
 	}
 	s.subs.add(sub)
@@ -241,7 +241,7 @@ func (s *session) handleSubscribe(f *stomp.Frame) error {
 	}
 	if err := runHooks(s.ctx, s.b.subHooks, s, sub, f, dest); err != nil {
 		s.subs.remove(id)
-		s.b.releaseUserSub(s.user)
+		s.b.releaseUserSub(s.User)
 		return err
 	}
 	if kind == destQueue {
@@ -255,7 +255,7 @@ func (s *session) handleSubscribe(f *stomp.Frame) error {
 // Attach files a held subscription with the broker so that live messages
 // reach it (into its hold buffer). Subscribe hooks call hold, then Attach,
 // then replay, then release.
-func (sub *subscription) Attach() {
+func (sub *Subscription) Attach() {
 	if !sub.attached {
 		sub.attached = true
 		sub.sess.b.addTopicSub(sub.key, sub)
@@ -264,7 +264,7 @@ func (sub *subscription) Attach() {
 
 // handleUnsubscribe removes a subscription; delivery stops at once.
 // Unacknowledged queue messages go back to the queue.
-func (s *session) handleUnsubscribe(f *stomp.Frame) error {
+func (s *Session) handleUnsubscribe(f *stomp.Frame) error {
 	id, ok := f.Get(stomp.HdrID)
 	if !ok || id == "" {
 		if s.version != stomp.V10 {
@@ -286,7 +286,7 @@ func (s *session) handleUnsubscribe(f *stomp.Frame) error {
 
 // ackID returns the delivery an ACK or NACK refers to: the 1.2 id header,
 // or message-id in 1.0 and 1.1 (STOMP 1.2 §ACK; STOMP 1.1 §ACK).
-func (s *session) ackID(f *stomp.Frame) (string, error) {
+func (s *Session) ackID(f *stomp.Frame) (string, error) {
 	key := stomp.HdrID
 	if s.version != stomp.V12 {
 		key = stomp.HdrMessageID
@@ -295,7 +295,7 @@ func (s *session) ackID(f *stomp.Frame) (string, error) {
 }
 
 // handleAck files an ACK/NACK under its transaction or applies it.
-func (s *session) handleAck(f *stomp.Frame) error {
+func (s *Session) handleAck(f *stomp.Frame) error {
 	id, err := s.ackID(f)
 	if err != nil {
 		return err
@@ -311,7 +311,7 @@ func (s *session) handleAck(f *stomp.Frame) error {
 // earlier delivery of the same subscription is settled too (STOMP 1.2 §SUBSCRIBE).
 // NACKed queue messages are redelivered, to another consumer if there is one.
 // An id that is unknown (already settled, or never sent) is ignored.
-func (s *session) applyAck(ack bool, id string) {
+func (s *Session) applyAck(ack bool, id string) {
 	prefix := s.idStr + "-"
 	if !strings.HasPrefix(id, prefix) {
 		return
@@ -338,7 +338,7 @@ func (s *session) applyAck(ack bool, id string) {
 }
 
 // takeUnacked removes and returns the pending deliveries that match, oldest first.
-func (s *session) takeUnacked(match func(*pendingAck) bool) []*pendingAck {
+func (s *Session) takeUnacked(match func(*pendingAck) bool) []*pendingAck {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
 	var out []*pendingAck
@@ -354,7 +354,7 @@ func (s *session) takeUnacked(match func(*pendingAck) bool) []*pendingAck {
 
 // handleTx runs BEGIN, COMMIT and ABORT (STOMP 1.2 §BEGIN, §COMMIT, §ABORT).
 // A transaction's SENDs, ACKs and NACKs take effect only at COMMIT.
-func (s *session) handleTx(f *stomp.Frame) error {
+func (s *Session) handleTx(f *stomp.Frame) error {
 	tx, err := requireHeader(f, stomp.HdrTransaction)
 	if err != nil {
 		return err
@@ -410,7 +410,7 @@ var (
 )
 
 // addToTx files f under transaction tx.
-func (s *session) addToTx(tx string, f *stomp.Frame) error {
+func (s *Session) addToTx(tx string, f *stomp.Frame) error {
 	frames, open := s.txs[tx]
 	if !open {
 		return errUnknownTx

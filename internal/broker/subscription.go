@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"stompbox/internal/stomp"
@@ -18,11 +18,11 @@ const (
 	ackClientIndividual
 )
 
-// subscription is one SUBSCRIBE of one session.
-type subscription struct {
-	sess *session
+// Subscription is one SUBSCRIBE of one session.
+type Subscription struct {
+	sess *Session
 	id   string   // the client's subscription id
-	dest string   // as the client wrote it
+	Dest string   // as the client wrote it
 	key  string   // topic key (dest, or a user key for /user/ destinations)
 	kind destKind // destTopic, destQueue or destUser
 	ack  ackMode
@@ -43,7 +43,7 @@ type subscription struct {
 
 // deliver hands m to the subscription's session. It never blocks. It
 // reports false when the session could not take it (closing or overflowed).
-func (sub *subscription) deliver(m *message) bool {
+func (sub *Subscription) deliver(m *message) bool {
 	if sub.holding.Load() {
 		sub.mu.Lock()
 		if sub.holding.Load() {
@@ -56,17 +56,17 @@ func (sub *subscription) deliver(m *message) bool {
 	return sub.sess.deliver(sub, m)
 }
 
-// hold makes the subscription buffer live messages instead of delivering
+// Hold makes the subscription buffer live messages instead of delivering
 // them, so that a hook can replay history first. The hook must call release.
-func (sub *subscription) hold() {
+func (sub *Subscription) Hold() {
 	sub.holding.Store(true)
 }
 
-// release delivers the messages held since hold, except stored ones with
+// Release delivers the messages held since hold, except stored ones with
 // an id at or below replayed (already sent by the replay), then resumes live
 // delivery. Together with hold this gives a replay with no gap and no
 // duplicate: a message is either in the replayed range or held.
-func (sub *subscription) release(replayed int64) {
+func (sub *Subscription) Release(replayed int64) {
 	for {
 		sub.mu.Lock()
 		held := sub.held
@@ -87,6 +87,6 @@ func (sub *subscription) release(replayed int64) {
 
 // Replay sends one stored message to this subscription only, ahead of any
 // held live ones. Hooks call it between hold and release.
-func (sub *subscription) Replay(headers []stomp.Header, body []byte, storeID int64) bool {
-	return sub.sess.deliver(sub, &message{dest: sub.dest, headers: headers, body: body, storeID: storeID})
+func (sub *Subscription) Replay(headers []stomp.Header, body []byte, storeID int64) bool {
+	return sub.sess.deliver(sub, &message{dest: sub.Dest, headers: headers, body: body, storeID: storeID})
 }

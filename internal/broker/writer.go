@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"context"
@@ -18,14 +18,14 @@ import (
 // startWriter starts a writer goroutine. The outbox calls it, under its
 // lock, when something is queued and no writer runs; so there is never more
 // than one, and the Add happens before Serve's final Wait.
-func (s *session) startWriter() {
+func (s *Session) startWriter() {
 	s.wg.Add(1)
 	go s.writer()
 }
 
 // heartBeatDue runs on the heart-beat timer's goroutine: it asks for a
 // writer, which sends an EOL unless it has frames to write anyway.
-func (s *session) heartBeatDue() {
+func (s *Session) heartBeatDue() {
 	s.out.pushHeartBeat()
 }
 
@@ -56,7 +56,7 @@ const maxKeptItems = 256
 // writer. When the outbox is closed it writes what is left and the final
 // frame, then closes the transport and returns for good. Every write has a
 // deadline.
-func (s *session) writeLoop() {
+func (s *Session) writeLoop() {
 	defer s.wg.Done()
 	wb := writeBatches.Get().(*writeBatch)
 	defer func() {
@@ -184,7 +184,7 @@ func batchSize(items []outItem, v stomp.Version) int {
 
 // write sends parts with the write deadline. In JSON mode parts is one
 // piece of escaped content.
-func (s *session) write(parts [][]byte) error {
+func (s *Session) write(parts [][]byte) error {
 	if s.json != nil {
 		return s.json.WriteJSON(time.Now().Add(s.b.cfg.WriteTimeout), parts[0])
 	}
@@ -201,7 +201,7 @@ func (s *session) write(parts [][]byte) error {
 // abort ends a session whose transport failed: nothing more can be written.
 // Only the writer calls it; it leaves the outbox closed with its writer
 // marked as running, so no other writer ever starts.
-func (s *session) abort(err error) {
+func (s *Session) abort(err error) {
 	s.log.Debug("write failed", "err", err)
 	if s.hb != nil {
 		s.hb.Stop()
@@ -213,7 +213,7 @@ func (s *session) abort(err error) {
 }
 
 // encode appends the wire form of one queued item.
-func (s *session) encode(buf []byte, it *outItem, v stomp.Version) []byte {
+func (s *Session) encode(buf []byte, it *outItem, v stomp.Version) []byte {
 	if it.frame != nil {
 		return stomp.AppendFrame(buf, it.frame, v)
 	}
@@ -223,7 +223,7 @@ func (s *session) encode(buf []byte, it *outItem, v stomp.Version) []byte {
 // encodeJSON appends one queued item escaped as JSON string content (see
 // transport.JSONWriter), using wb.raw as scratch: a MESSAGE's own headers are
 // escaped here, its shared tail comes escaped from the message.
-func (s *session) encodeJSON(buf []byte, it *outItem, v stomp.Version, wb *writeBatch) []byte {
+func (s *Session) encodeJSON(buf []byte, it *outItem, v stomp.Version, wb *writeBatch) []byte {
 	if it.frame != nil {
 		wb.raw = stomp.AppendFrame(wb.raw[:0], it.frame, v)
 		return sockjsframe.AppendContent(buf, wb.raw, false)
@@ -235,7 +235,7 @@ func (s *session) encodeJSON(buf []byte, it *outItem, v stomp.Version, wb *write
 
 // encodeHead appends the command and per-delivery headers of a MESSAGE:
 // what differs from one subscriber to the next.
-func (s *session) encodeHead(buf []byte, it *outItem, v stomp.Version) []byte {
+func (s *Session) encodeHead(buf []byte, it *outItem, v stomp.Version) []byte {
 	buf = append(buf, "MESSAGE\nsubscription:"...)
 	buf = stomp.AppendEscaped(buf, it.sub.id, v)
 	buf = append(buf, "\nmessage-id:"...)

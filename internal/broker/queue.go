@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"slices"
@@ -20,7 +20,7 @@ type queue struct {
 	bus   Bus // the broker's bus when the queue was made; nil on a single node
 
 	mu        sync.Mutex
-	consumers []*subscription
+	consumers []*Subscription
 	next      int
 	pending   []*message
 }
@@ -58,7 +58,7 @@ func (q *queue) put(m *message) error {
 		return nil
 	}
 	if len(q.pending) >= q.depth {
-		return errQueueFull
+		return ErrQueueFull
 	}
 	q.pending = append(q.pending, m)
 	return nil
@@ -78,7 +78,7 @@ func (q *queue) offer(m *message) (bool, error) {
 		return true, nil
 	}
 	if len(q.pending) >= q.depth {
-		return false, errQueueFull
+		return false, ErrQueueFull
 	}
 	q.pending = append(q.pending, m)
 	return true, nil
@@ -107,7 +107,7 @@ func (q *queue) consumerCount() int {
 
 // deliverLocked hands m to the next consumer that takes it, preferring one
 // other than avoid.
-func (q *queue) deliverLocked(m *message, avoid *subscription) bool {
+func (q *queue) deliverLocked(m *message, avoid *Subscription) bool {
 	n := len(q.consumers)
 	for pass := 0; pass < 2; pass++ {
 		for i := 0; i < n; i++ {
@@ -129,7 +129,7 @@ func (q *queue) deliverLocked(m *message, avoid *subscription) bool {
 
 // addConsumer adds sub and hands it whatever was waiting. The first
 // consumer makes the node a consumer of the queue in the cluster.
-func (q *queue) addConsumer(sub *subscription) {
+func (q *queue) addConsumer(sub *Subscription) {
 	q.mu.Lock()
 	q.consumers = append(q.consumers, sub)
 	first := len(q.consumers) == 1
@@ -149,7 +149,7 @@ func (q *queue) addConsumer(sub *subscription) {
 
 // removeConsumer drops sub. With the last consumer gone the node stops
 // consuming the queue in the cluster.
-func (q *queue) removeConsumer(sub *subscription) {
+func (q *queue) removeConsumer(sub *Subscription) {
 	q.mu.Lock()
 	last := false
 	if i := slices.Index(q.consumers, sub); i >= 0 {
@@ -168,7 +168,7 @@ func (q *queue) removeConsumer(sub *subscription) {
 // redeliver puts back messages whose delivery to from was not acknowledged,
 // ahead of newer ones, trying other consumers first. In a cluster, what is
 // left on a node without consumers goes on to other nodes (Bus.HeldIdle).
-func (q *queue) redeliver(msgs []*message, from *subscription) {
+func (q *queue) redeliver(msgs []*message, from *Subscription) {
 	if q.putFront(msgs, from) && q.bus != nil {
 		q.bus.HeldIdle()
 	}
@@ -177,7 +177,7 @@ func (q *queue) redeliver(msgs []*message, from *subscription) {
 // putFront delivers msgs, oldest first, to consumers other than avoid if
 // possible, and holds the rest at the head of the queue. It reports whether
 // it held messages while the queue has no consumer here.
-func (q *queue) putFront(msgs []*message, avoid *subscription) bool {
+func (q *queue) putFront(msgs []*message, avoid *Subscription) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, m := range msgs {
@@ -191,7 +191,7 @@ func (q *queue) putFront(msgs []*message, avoid *subscription) bool {
 }
 
 // removeSub detaches sub from its topic or queue and tells the unsubscribe hooks.
-func (b *Broker) removeSub(sub *subscription) {
+func (b *Broker) removeSub(sub *Subscription) {
 	sub.removed.Store(true)
 	if sub.q != nil {
 		sub.q.removeConsumer(sub)

@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"context"
@@ -117,21 +117,21 @@ func (b *Broker) noteOnline(user string, on bool) {
 	}
 }
 
-// notePresence tells the cluster that user is (on) or is no longer (off)
+// NotePresence tells the cluster that user is (on) or is no longer (off)
 // present at key on this node: a destination is being in that place (a
 // room's presence list). The caller holds the lock under which it counted
 // the change, so that the cluster sees the changes of one key in the order
 // they happened; the bus only updates memory under its own leaf lock and
 // never blocks. Without a bus it does nothing.
-func (b *Broker) notePresence(key, user string, on bool) {
+func (b *Broker) NotePresence(key, user string, on bool) {
 	if bus := b.loadBus(); bus != nil {
 		bus.NotePresence(key, user, on)
 	}
 }
 
-// remotePresence returns the users present at dest on the other live
+// RemotePresence returns the users present at dest on the other live
 // nodes of the cluster, unsorted; nil without a bus.
-func (b *Broker) remotePresence(dest string) []string {
+func (b *Broker) RemotePresence(dest string) []string {
 	if bus := b.loadBus(); bus != nil {
 		return bus.RemotePresence(dest)
 	}

@@ -1,4 +1,4 @@
-package main
+package broker
 
 import (
 	"stompbox/internal/stomp"
@@ -15,7 +15,7 @@ var errTooManyFromAddr = stomp.NewError("too many connections from this address"
 // admit counts a new connection against its address and registers it with
 // the broker. It replaces a bare register in Serve; unregister gives the
 // address's count back when the session goes.
-func (b *Broker) admit(s *session) error {
+func (b *Broker) admit(s *Session) error {
 	l := b.cfg.Limiter
 	if !l.ConnOpened(s.info.Remote) {
 		return limitError(errTooManyFromAddr, "max-conns-per-ip", l.Limits().ConnsPerIP)
@@ -34,9 +34,9 @@ func (b *Broker) admit(s *session) error {
 // xhr_send request stays unanswered. The session's writer goes on
 // delivering (messages, receipts, heart-beats) meanwhile. It returns
 // errDisconnected if the session ends during the wait.
-func (s *session) holdForRate() error {
+func (s *Session) holdForRate() error {
 	l := s.b.cfg.Limiter
-	wait := l.SendDelay(s, s.user)
+	wait := l.SendDelay(s, s.User)
 	if wait <= 0 {
 		return nil
 	}
@@ -48,6 +48,6 @@ func (s *session) holdForRate() error {
 
 // ended reports whether the session is over or closing: its outbox closed
 // (the client left, a slow-consumer cut-off, shutdown) or its context done.
-func (s *session) ended() bool {
+func (s *Session) ended() bool {
 	return s.out.isClosed() || s.ctx.Err() != nil
 }
