@@ -23,7 +23,7 @@ import (
 func dialers(srv *server) map[string]func(t *testing.T) *stompClient {
 	return map[string]func(t *testing.T) *stompClient{
 		"tcp":              func(t *testing.T) *stompClient { return dialTCP(t, srv.TCPAddr()) },
-		"ws":               func(t *testing.T) *stompClient { c, _ := dialWS(t, srv, stompSubprotocols...); return c },
+		"ws":               func(t *testing.T) *stompClient { c, _ := dialWS(t, srv, transport.Subprotocols...); return c },
 		"sockjs-websocket": func(t *testing.T) *stompClient { return dialSockJSWS(t, srv) },
 		"sockjs-xhr":       func(t *testing.T) *stompClient { return dialSockJSXHR(t, srv) },
 	}
@@ -607,7 +607,7 @@ func TestShutdownTellsClients(t *testing.T) {
 	srv := startServer(t)
 	tcp := dialTCP(t, srv.TCPAddr())
 	tcp.connect()
-	ws, _ := dialWS(t, srv, stompSubprotocols...)
+	ws, _ := dialWS(t, srv, transport.Subprotocols...)
 	ws.connect()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -644,7 +644,7 @@ func connectCycles(t *testing.T, srv *server, n int) {
 		if i%2 == 0 {
 			c = dialTCP(t, srv.TCPAddr())
 		} else {
-			c, _ = dialWS(t, srv, stompSubprotocols...)
+			c, _ = dialWS(t, srv, transport.Subprotocols...)
 		}
 		c.connect()
 		c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:/topic/cycle")
@@ -715,12 +715,12 @@ func TestShutdownDropsStuckClients(t *testing.T) {
 		clients = 4
 	)
 	b := broker.New(broker.Config{WriteTimeout: time.Hour, OutboxFrames: 1 << 20, OutboxBytes: 1 << 30}, testLogger(t))
-	ts := httptest.NewServer(&wsHandler{
-		identify: func(*http.Request) string { return "" },
-		serve:    func(c transport.Conn, info transport.Info) { b.Serve(context.Background(), c, info) },
-		maxFrame: b.Limits().MaxFrame,
-		origins:  transport.NewOriginPolicy(nil),
-		log:      testLogger(t),
+	ts := httptest.NewServer(&transport.WSHandler{
+		Identify: func(*http.Request) string { return "" },
+		Serve:    func(c transport.Conn, info transport.Info) { b.Serve(context.Background(), c, info) },
+		MaxFrame: b.Limits().MaxFrame,
+		Origins:  transport.NewOriginPolicy(nil),
+		Log:      testLogger(t),
 	})
 	defer ts.Close()
 	for range clients {

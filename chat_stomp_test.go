@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"strings"
 	"sync"
 	"testing"
@@ -274,7 +275,7 @@ func TestChatCookieAuthOverWebSocket(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+f.srv.HTTPAddr()+"/ws", &websocket.DialOptions{HTTPHeader: h, Subprotocols: stompSubprotocols})
+	ws, _, err := websocket.Dial(ctx, "ws://"+f.srv.HTTPAddr()+"/ws", &websocket.DialOptions{HTTPHeader: h, Subprotocols: transport.Subprotocols})
 	if err != nil {
 		t.Fatal(err)
 	}

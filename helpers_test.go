@@ -75,7 +75,7 @@ func startBroker(t testing.TB, cfg broker.Config, setup func(*broker.Broker)) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := serveTCP(ln, func(c transport.Conn, info transport.Info) { b.Serve(context.Background(), c, info) }, testLogger(t))
+	ts := transport.ServeTCP(ln, func(c transport.Conn, info transport.Info) { b.Serve(context.Background(), c, info) }, testLogger(t))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
@@ -314,7 +314,7 @@ func dialRawSTOMP(addr string, hello []byte) (net.Conn, error) {
 	// A client frame is masked (RFC 6455 §5.3): the server's own header
 	// encoder with the mask bit set, then a zero key, which leaves the
 	// payload as it is.
-	frame := appendWSHeader(nil, wsOpText, len(hello))
+	frame := transport.AppendWSHeader(nil, transport.WSOpText, len(hello))
 	frame[1] |= 0x80
 	frame = append(append(frame, 0, 0, 0, 0), hello...)
 	if _, err := c.Write(append([]byte(req), frame...)); err != nil {

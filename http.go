@@ -10,7 +10,7 @@ import (
 // routes is the one routing table of the HTTP server (Go 1.22 patterns).
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", &wsHandler{identify: s.requestUser, serve: s.serveSTOMP, maxFrame: s.broker.Limits().MaxFrame, origins: s.origins, log: s.log})
+	mux.Handle("GET /ws", &transport.WSHandler{Identify: s.requestUser, Serve: s.serveSTOMP, MaxFrame: s.broker.Limits().MaxFrame, Origins: s.origins, Log: s.log})
 	for _, sj := range s.sockjs {
 		mux.Handle(sj.Opts.Prefix, sj)
 		mux.Handle(sj.Opts.Prefix+"/", sj)

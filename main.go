@@ -445,7 +445,7 @@ type server struct {
 	origins   *transport.OriginPolicy
 	httpSrv   *http.Server
 	httpLn    net.Listener
-	tcp       *tcpServer
+	tcp       *transport.TCPServer
 	sockjs    []*sockjs.Server
 	static    *ui.Static
 	store     *store
@@ -650,7 +650,7 @@ func (s *server) Start() error {
 			ln.Close()
 			return err
 		}
-		s.tcp = serveTCP(tln, s.serveSTOMP, s.log)
+		s.tcp = transport.ServeTCP(tln, s.serveSTOMP, s.log)
 		s.log.Info("STOMP over TCP", "addr", tln.Addr().String(), "tls", s.cfg.tlsEnabled())
 	}
 	s.maintWG.Add(1)
@@ -674,7 +674,7 @@ func (s *server) TCPAddr() string {
 	if s.tcp == nil {
 		return ""
 	}
-	return s.tcp.ln.Addr().String()
+	return s.tcp.Ln.Addr().String()
 }
 
 // URL is the address to open in a browser on this machine.
@@ -695,7 +695,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("close http listener: %w", err))
 	}
 	if s.tcp != nil {
-		s.tcp.ln.Close()
+		s.tcp.Ln.Close()
 	}
 	if err := s.broker.Close(ctx); err != nil {
 		errs = append(errs, err)

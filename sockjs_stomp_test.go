@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"stompbox/internal/stomp"
+	"stompbox/internal/transport"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func dialSockJSWSAt(t testing.TB, base string) *stompClient {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(sockjsSessionURL(base, "websocket"), "http")
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: stompSubprotocols})
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: transport.Subprotocols})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,17 +105,17 @@ func TestWSWriteMessage(t *testing.T) {
 			a, b := net.Pipe()
 			defer a.Close()
 			defer b.Close()
-			c := &wsConn{Conn: a}
+			c := &transport.WSConn{Conn: a}
 			payload := bytes.Repeat([]byte{'x'}, n)
 			errc := make(chan error, 1)
-			go func() { errc <- c.writeMessage(time.Now().Add(testTimeout), wsOpText, payload) }()
+			go func() { errc <- c.WriteMessage(time.Now().Add(testTimeout), transport.WSOpText, payload) }()
 			b.SetDeadline(time.Now().Add(testTimeout))
 			br := bufio.NewReader(b)
 			first, err := br.Peek(1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if first[0] != 0x80|wsOpText {
+			if first[0] != 0x80|transport.WSOpText {
 				t.Fatalf("first byte %#x, want FIN and text", first[0])
 			}
 			if got := readServerFrame(t, br); !bytes.Equal(got, payload) {
@@ -141,7 +141,7 @@ func TestWSHeaderLengths(t *testing.T) {
 		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
 	}
 	for _, tt := range tests {
-		if got := appendWSHeader(nil, wsOpText, tt.n); !bytes.Equal(got, tt.want) {
+		if got := transport.AppendWSHeader(nil, transport.WSOpText, tt.n); !bytes.Equal(got, tt.want) {
 			t.Errorf("header for %d: % x, want % x", tt.n, got, tt.want)
 		}
 	}
@@ -154,11 +154,11 @@ func TestWSConnNoDataAfterClose(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	go io.Copy(io.Discard, b)
-	c := &wsConn{Conn: a}
-	if _, err := c.Write([]byte{0x80 | wsOpClose, 2, 0x03, 0xe8}); err != nil {
+	c := &transport.WSConn{Conn: a}
+	if _, err := c.Write([]byte{0x80 | transport.WSOpClose, 2, 0x03, 0xe8}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.writeMessage(time.Now().Add(testTimeout), wsOpText, []byte("MESSAGE\n\n\x00")); !errors.Is(err, transport.ErrClosed) {
+	if err := c.WriteMessage(time.Now().Add(testTimeout), transport.WSOpText, []byte("MESSAGE\n\n\x00")); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("data after close: %v, want errTransportClosed", err)
 	}
 }
@@ -172,15 +172,15 @@ func TestWSConnNothingAfterFailedWrite(t *testing.T) {
 	a, b := net.Pipe() // nobody reads b yet: the write blocks until its deadline
 	defer a.Close()
 	defer b.Close()
-	c := &wsConn{Conn: a}
-	if err := c.writeMessage(time.Now().Add(20*time.Millisecond), wsOpText, []byte("MESSAGE\n\n\x00")); err == nil {
+	c := &transport.WSConn{Conn: a}
+	if err := c.WriteMessage(time.Now().Add(20*time.Millisecond), transport.WSOpText, []byte("MESSAGE\n\n\x00")); err == nil {
 		t.Fatal("write to a reader that never reads succeeded")
 	}
 	go io.Copy(io.Discard, b)
-	if _, err := c.Write([]byte{0x80 | wsOpClose, 0}); err == nil {
+	if _, err := c.Write([]byte{0x80 | transport.WSOpClose, 0}); err == nil {
 		t.Fatal("close frame after a failed write was accepted")
 	}
-	if err := c.writeMessage(time.Now().Add(testTimeout), wsOpText, []byte("x")); err == nil {
+	if err := c.WriteMessage(time.Now().Add(testTimeout), transport.WSOpText, []byte("x")); err == nil {
 		t.Fatal("data after a failed write was accepted")
 	}
 }

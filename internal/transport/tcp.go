@@ -1,4 +1,4 @@
-package main
+package transport
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"stompbox/internal/stomp"
-	"stompbox/internal/transport"
 	"sync"
 	"time"
 )
@@ -29,33 +28,33 @@ const plainOnTLSTimeout = time.Second
 // staring at a closed socket. Nothing else is said in the clear.
 const plainOnTLSMessage = "this port speaks STOMP over TLS (stomp+ssl); connect with TLS"
 
-// tcpServer serves STOMP over TCP (--stomp-addr), for scripts and
+// TCPServer serves STOMP over TCP (--stomp-addr), for scripts and
 // devices; over TLS when the server has a certificate (its listener is
 // then a tls.Listener, and each handshake runs in the connection's first
 // Read, bounded by the broker's CONNECT timeout). It owns its accept loop
 // and one goroutine per connection, and Close waits for all of them.
-type tcpServer struct {
-	ln    net.Listener
-	serve func(transport.Conn, transport.Info) // runs one connection's session until it ends (the broker's Serve)
+type TCPServer struct {
+	Ln    net.Listener
+	serve func(Conn, Info) // runs one connection's session until it ends (the broker's Serve)
 	log   *slog.Logger
 	wg    sync.WaitGroup
 }
 
-// serveTCP starts accepting on ln until Close. serve runs each accepted
+// ServeTCP starts accepting on ln until Close. serve runs each accepted
 // connection's STOMP session, on a goroutine of the connection's own, and
 // closes the connection before it returns.
-func serveTCP(ln net.Listener, serve func(transport.Conn, transport.Info), log *slog.Logger) *tcpServer {
-	s := &tcpServer{ln: ln, serve: serve, log: log}
+func ServeTCP(ln net.Listener, serve func(Conn, Info), log *slog.Logger) *TCPServer {
+	s := &TCPServer{Ln: ln, serve: serve, log: log}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s
 }
 
-func (s *tcpServer) acceptLoop() {
+func (s *TCPServer) acceptLoop() {
 	defer s.wg.Done()
 	var delay time.Duration
 	for {
-		c, err := s.ln.Accept()
+		c, err := s.Ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -70,15 +69,15 @@ func (s *tcpServer) acceptLoop() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serve(&tcpTransport{c: c}, transport.Info{Transport: "tcp", Remote: c.RemoteAddr().String()})
+			s.serve(&tcpTransport{c: c}, Info{Transport: "tcp", Remote: c.RemoteAddr().String()})
 		}()
 	}
 }
 
 // Close stops accepting and waits for every connection's session to end;
 // end the sessions first (Broker.Close) so that they are told to go.
-func (s *tcpServer) Close() error {
-	err := s.ln.Close()
+func (s *TCPServer) Close() error {
+	err := s.Ln.Close()
 	s.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("close stomp listener: %w", err)

@@ -1,4 +1,4 @@
-package main
+package transport
 
 import (
 	"bufio"
@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"stompbox/internal/apperr"
-	"stompbox/internal/transport"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -20,45 +19,45 @@ import (
 	"github.com/coder/websocket"
 )
 
-// stompSubprotocols are the WebSocket subprotocols of STOMP, best first
+// Subprotocols are the WebSocket subprotocols of STOMP, best first
 // (STOMP 1.2 §"STOMP over WebSocket" as registered with IANA).
-var stompSubprotocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
+var Subprotocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
 
 // wsReadSlack is what a WebSocket message may carry beyond one frame: heart-beat
 // EOLs and a second frame's start, since clients may batch.
 const wsReadSlack = 4 << 10
 
-// wsHandler serves STOMP over WebSocket (RFC 6455) at /ws.
-type wsHandler struct {
-	identify func(*http.Request) string // the account of the upgrade request (cookie), "" if none
+// WSHandler serves STOMP over WebSocket (RFC 6455) at /ws.
+type WSHandler struct {
+	Identify func(*http.Request) string // the account of the upgrade request (cookie), "" if none
 	// serve runs a STOMP session over an accepted connection until it ends,
 	// and closes the connection (the broker's Serve, on the server's base
 	// context: sessions outlive the request). It is called on a goroutine
 	// of its own, one per connection.
-	serve    func(transport.Conn, transport.Info)
-	maxFrame int // the largest STOMP frame accepted, in bytes: a client message may carry this plus wsReadSlack
-	origins  *transport.OriginPolicy
-	log      *slog.Logger
+	Serve    func(Conn, Info)
+	MaxFrame int // the largest STOMP frame accepted, in bytes: a client message may carry this plus wsReadSlack
+	Origins  *OriginPolicy
+	Log      *slog.Logger
 }
 
-func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.origins.Allowed(r) {
+func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.Origins.Allowed(r) {
 		apperr.WriteJSONError(w, http.StatusForbidden, "origin not allowed")
-		h.log.Warn("websocket origin refused", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		h.Log.Warn("websocket origin refused", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		return
 	}
 	hw := &wsHijacker{ResponseWriter: w}
 	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
-		Subprotocols:       stompSubprotocols,
+		Subprotocols:       Subprotocols,
 		InsecureSkipVerify: true, // the origin was checked above, with our own patterns
 		CompressionMode:    websocket.CompressionDisabled,
 	})
 	if err != nil {
-		h.log.Debug("websocket accept failed", "err", err, "remote", r.RemoteAddr)
+		h.Log.Debug("websocket accept failed", "err", err, "remote", r.RemoteAddr)
 		return
 	}
-	c.SetReadLimit(int64(h.maxFrame + wsReadSlack))
-	info := transport.Info{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol(), User: h.identify(r)}
+	c.SetReadLimit(int64(h.MaxFrame + wsReadSlack))
+	info := Info{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol(), User: h.Identify(r)}
 	// The session runs on a goroutine of its own, and ServeHTTP returns: the
 	// hijacked connection needs nothing more from net/http, and returning
 	// frees its connection goroutine (whose stack grew while serving the
@@ -67,7 +66,7 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// leaves or Broker.Close fails the session. After Accept, r.Context()
 	// must not be used: the session runs on the server's base context
 	// (golang/go#32314).
-	go h.serve(&wsTransport{c: c, conn: hw.conn}, info)
+	go h.Serve(&wsTransport{c: c, conn: hw.conn}, info)
 }
 
 // Buffers of a WebSocket connection. coder/websocket keeps the bufio.Reader
@@ -95,7 +94,7 @@ const (
 // Accept, on the handler's goroutine, calls Hijack.
 type wsHijacker struct {
 	http.ResponseWriter
-	conn *wsConn // set by Hijack
+	conn *WSConn // set by Hijack
 }
 
 func (w *wsHijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -124,12 +123,12 @@ func (w *wsHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, fmt.Errorf("carry over early bytes: %w", err)
 		}
 	}
-	w.conn = &wsConn{Conn: conn}
+	w.conn = &WSConn{Conn: conn}
 	_, w.conn.tcp = conn.(*net.TCPConn)
 	return w.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.conn, wsWriteBuffer)), nil
 }
 
-// wsConn is the hijacked socket under a WebSocket connection. Two writers
+// WSConn is the hijacked socket under a WebSocket connection. Two writers
 // share it: coder/websocket writes its control frames (pong, close) through
 // its bufio.Writer into Write, and wsTransport writes data messages with
 // writeMessage, header and payload in one write(2). mu makes each of them
@@ -141,7 +140,7 @@ func (w *wsHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // into the 1 KiB bufio.Writer, and a batch past that size left it in two
 // write(2) calls, two TCP segments and two wake-ups of the reader; at a paced
 // fan-out rate that was half of the server's CPU.
-type wsConn struct {
+type WSConn struct {
 	net.Conn
 	tcp bool // Conn is a *net.TCPConn: header and payload go out with one writev
 
@@ -179,7 +178,7 @@ const wsControlWriteTimeout = 5 * time.Second
 const wsWriteTimeout = 5 * time.Second
 
 // Write takes a control frame from coder/websocket.
-func (c *wsConn) Write(p []byte) (int, error) {
+func (c *WSConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken != nil {
@@ -188,7 +187,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		return 0, c.broken
 	}
 	c.extendDeadline(time.Now().Add(wsControlWriteTimeout))
-	if len(p) > 0 && p[0]&0x0f == wsOpClose {
+	if len(p) > 0 && p[0]&0x0f == WSOpClose {
 		c.closeSent = true
 	}
 	n, err := c.Conn.Write(p)
@@ -198,19 +197,19 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeMessage writes one unfragmented data frame (RFC 6455 §5.2; a server's
+// WriteMessage writes one unfragmented data frame (RFC 6455 §5.2; a server's
 // frames are not masked) by deadline.
-func (c *wsConn) writeMessage(deadline time.Time, opcode byte, payload []byte) error {
+func (c *WSConn) WriteMessage(deadline time.Time, opcode byte, payload []byte) error {
 	v := wsVectors.Get().(*wsVector)
 	defer wsVectors.Put(v)
-	h := appendWSHeader(v.hdr[:0], opcode, len(payload))
+	h := AppendWSHeader(v.hdr[:0], opcode, len(payload))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken != nil {
 		return c.broken
 	}
 	if c.closeSent {
-		return transport.ErrClosed
+		return ErrClosed
 	}
 	c.extendDeadline(deadline)
 	var err error
@@ -232,7 +231,7 @@ func (c *wsConn) writeMessage(deadline time.Time, opcode byte, payload []byte) e
 
 // extendDeadline moves the write deadline to d unless the one set is at most
 // wsDeadlineSlack earlier. Called with mu held.
-func (c *wsConn) extendDeadline(d time.Time) {
+func (c *WSConn) extendDeadline(d time.Time) {
 	if n := d.UnixNano(); n-c.deadline > int64(wsDeadlineSlack) {
 		c.Conn.SetWriteDeadline(d)
 		c.deadline = n
@@ -241,14 +240,14 @@ func (c *wsConn) extendDeadline(d time.Time) {
 
 // WebSocket opcodes (RFC 6455 §5.2).
 const (
-	wsOpText   = 0x1
+	WSOpText   = 0x1
 	wsOpBinary = 0x2
-	wsOpClose  = 0x8
+	WSOpClose  = 0x8
 )
 
-// appendWSHeader appends the header of a final, unmasked frame with n bytes
+// AppendWSHeader appends the header of a final, unmasked frame with n bytes
 // of payload (RFC 6455 §5.2: 7-bit, 16-bit or 64-bit length).
-func appendWSHeader(b []byte, opcode byte, n int) []byte {
+func AppendWSHeader(b []byte, opcode byte, n int) []byte {
 	b = append(b, 0x80|opcode) // FIN
 	switch {
 	case n < 126:
@@ -265,7 +264,7 @@ func appendWSHeader(b []byte, opcode byte, n int) []byte {
 // one WebSocket frame.
 type wsTransport struct {
 	c    *websocket.Conn
-	conn *wsConn // the hijacked socket under c, for deadlines and data messages
+	conn *WSConn // the hijacked socket under c, for deadlines and data messages
 }
 
 func (t *wsTransport) Read(ctx context.Context) ([]byte, error) {
@@ -284,7 +283,7 @@ func (t *wsTransport) Read(ctx context.Context) ([]byte, error) {
 }
 
 // ReadBy is Read bounded by a deadline on the socket (the broker's
-// transport.DeadlineReader); a zero deadline waits for ever. coder/websocket then gets a context that
+// DeadlineReader); a zero deadline waits for ever. coder/websocket then gets a context that
 // never ends, so a blocked read holds no context.AfterFunc, no Done channel
 // and no entry in the session context's children: memory that every idle
 // connection kept. A blocked ReadBy ends when the transport closes.
@@ -304,7 +303,7 @@ func (t *wsTransport) Write(ctx context.Context, frames [][]byte) error {
 }
 
 // WriteBy writes frames as one WebSocket message, bounded by a deadline on
-// the socket (the broker's transport.DeadlineWriter): no context, timer or allocation
+// the socket (the broker's DeadlineWriter): no context, timer or allocation
 // per write.
 func (t *wsTransport) WriteBy(deadline time.Time, frames [][]byte) error {
 	msg := frames[0]
@@ -313,11 +312,11 @@ func (t *wsTransport) WriteBy(deadline time.Time, frames [][]byte) error {
 		// several still gets one message.
 		msg = bytes.Join(frames, nil)
 	}
-	var opcode byte = wsOpText
+	var opcode byte = WSOpText
 	if !utf8.Valid(msg) {
 		opcode = wsOpBinary // a body with bytes that are not UTF-8
 	}
-	if err := t.conn.writeMessage(deadline, opcode, msg); err != nil {
+	if err := t.conn.WriteMessage(deadline, opcode, msg); err != nil {
 		return fmt.Errorf("websocket write: %w", err)
 	}
 	return nil
@@ -341,6 +340,6 @@ func (t *wsTransport) Close(code int, reason string) error {
 
 // The WebSocket transport bounds reads and writes by socket deadlines.
 var (
-	_ transport.DeadlineReader = (*wsTransport)(nil)
-	_ transport.DeadlineWriter = (*wsTransport)(nil)
+	_ DeadlineReader = (*wsTransport)(nil)
+	_ DeadlineWriter = (*wsTransport)(nil)
 )
