@@ -665,7 +665,3 @@ func (b *Broker) Close(ctx context.Context) error {
 		return fmt.Errorf("close broker: %w", ctx.Err())
 	}
 }
-
-// buildVersion is the version stamped into the binary by the release build
-// (-ldflags "-X main.buildVersion=…"); "dev" otherwise.
-var buildVersion = "dev"

@@ -45,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"stompbox/internal/buildinfo"
 	"stompbox/internal/sockjs"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
@@ -60,6 +61,11 @@ const (
 	readHeaderTimeout      = 10 * time.Second // slowloris guard for plain HTTP
 	defaultShutdownMessage = "server shutting down"
 )
+
+// buildVersion is this build's version (internal/buildinfo: stamped by
+// scripts/release.sh, "dev" otherwise), as the -h header, the start log, the
+// STOMP server header and the admin statistics show it.
+var buildVersion = buildinfo.Version()
 
 // Config is everything run needs. Tests build one directly.
 type Config struct {
@@ -247,7 +253,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 		values[o.name] = v
 		fs.Var(v, o.name, fmt.Sprintf("%s (env %s)", o.usage, envName(o.name)))
 	}
-	showVersion := fs.Bool("version", false, "print the version and exit")
+	showVersion := fs.Bool("version", false, "print the version, commit, build date and Go version, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
 		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
@@ -260,7 +266,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 		return c, err
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "stompbox %s\n", buildVersion)
+		fmt.Fprint(stdout, buildinfo.Get())
 		return c, errHelp
 	}
 	if fs.NArg() > 0 {
