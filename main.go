@@ -60,6 +60,8 @@ const (
 	shutdownTimeout        = 10 * time.Second // SIGTERM to exit, worst case
 	readHeaderTimeout      = 10 * time.Second // slowloris guard for plain HTTP
 	defaultShutdownMessage = "server shutting down"
+	logFormatText          = "text" // slog's key=value lines, for people reading a terminal
+	logFormatJSON          = "json" // one JSON object a line, for journald fields or a log collector
 )
 
 // buildVersion is this build's version (internal/buildinfo: stamped by
@@ -93,6 +95,7 @@ type Config struct {
 	MemoryLimitMiB   int // soft limit for the Go runtime in MiB; 0: the runtime's own (GOMEMLIMIT)
 	EmbedOrigins     []string
 	LogLevel         slog.Level
+	LogFormat        string // logFormatText or logFormatJSON
 	TLSCert          string // PEM certificate (chain) file; with TLSKey serves HTTPS
 	TLSKey           string
 	TLSSelfSigned    bool // make and keep a self-signed certificate in DataDir (tls.go)
@@ -159,6 +162,13 @@ var options = []option{
 	}},
 	{"embed-origins", "", "comma-separated origins allowed to show a room in an iframe (/embed/room/{id})", func(c *Config, v string) error { c.EmbedOrigins = splitList(v); return nil }},
 	{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"log-format", logFormatText, "log lines as text (key=value) or json (one object a line, for a log collector)", func(c *Config, v string) error {
+		if v != logFormatText && v != logFormatJSON {
+			return fmt.Errorf("unknown log format %q (text or json)", v)
+		}
+		c.LogFormat = v
+		return nil
+	}},
 	{"tls-cert", "", "PEM certificate file: serve HTTPS, WSS and STOMP over TLS on -stomp-addr (with -tls-key)", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"tls-key", "", "PEM private key file of -tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"tls-self-signed", "false", "serve HTTPS (and STOMP over TLS on -stomp-addr) with a self-signed certificate kept in the data folder (its SHA-256 fingerprint is logged)", boolSetter(func(c *Config, b bool) { c.TLSSelfSigned = b })},
@@ -338,7 +348,12 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logOpts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var logHandler slog.Handler = slog.NewTextHandler(stderr, logOpts)
+	if cfg.LogFormat == logFormatJSON {
+		logHandler = slog.NewJSONHandler(stderr, logOpts)
+	}
+	log := slog.New(logHandler)
 	cfg.DoubleClicked = startedByDoubleClick(args)
 	applyMemoryLimit(cfg.MemoryLimitMiB, log)
 	if cfg.DataDir == "" {
