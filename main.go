@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"stompbox/internal/buildinfo"
+	"stompbox/internal/service"
 	"stompbox/internal/sockjs"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
@@ -266,7 +267,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	showVersion := fs.Bool("version", false, "print the version, commit, build date and Go version, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
-		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
+		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox service print (the systemd unit)\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -342,6 +343,8 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 			return runDataCommand(ctx, args, getenv, os.Stdin, stdout)
 		case "cluster":
 			return runClusterCommand(ctx, args[1:], getenv, stdout)
+		case "service":
+			return service.RunCommand(args[1:], stdout)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
@@ -368,6 +371,17 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	}
 	url := srv.URL()
 	log.Info("stompbox is running", "open", url, "data", cfg.DataDir, "version", buildVersion)
+	// Under systemd (Type=notify), ready means served: Start has opened the
+	// listeners, after a cluster node caught up with the log in newServer.
+	notifier := service.NewNotifier(getenv)
+	if err := notifier.Notify(service.Ready + "\nSTATUS=serving " + url); err != nil {
+		log.Warn("could not tell systemd that stompbox is ready", "err", err)
+	}
+	interval, err := service.WatchdogInterval(getenv, os.Getpid())
+	if err != nil {
+		log.Warn("systemd watchdog off", "err", err)
+	}
+	stopWatchdog := service.StartWatchdog(ctx, notifier, interval, log)
 	for _, u := range lanURLs(srv.HTTPAddr()) {
 		log.Info("reachable on the network", "open", strings.Replace(u, "http:", srv.scheme()+":", 1))
 	}
@@ -378,7 +392,11 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	}
 	<-ctx.Done()
 	stop() // a second signal now exits at once
+	stopWatchdog()
 	log.Info("shutting down")
+	if err := notifier.Notify(service.Stopping); err != nil {
+		log.Warn("could not tell systemd that stompbox is stopping", "err", err)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	return srv.Shutdown(sctx)
