@@ -6,6 +6,7 @@
 //	go build -ldflags "-X stompbox/internal/buildinfo.version=v1.2.0
 //	  -X stompbox/internal/buildinfo.commit=<full hash>
 //	  -X stompbox/internal/buildinfo.date=2026-12-07T01:47:33Z"
+//	  [-X stompbox/internal/buildinfo.modified=true]
 //
 // A plain go build or go run stamps nothing; the commit, its time and
 // whether the tree had changes then come from the VCS settings that the Go
@@ -23,9 +24,10 @@ import (
 
 // Set by the linker with -X; empty in a plain build.
 var (
-	version string // the release, e.g. v1.2.0
-	commit  string // the full commit hash
-	date    string // the commit's time, RFC 3339 in UTC
+	version  string // the release, e.g. v1.2.0
+	commit   string // the full commit hash
+	date     string // the commit's time, RFC 3339 in UTC
+	modified string // "true" when built from a tree with uncommitted changes
 )
 
 // DevVersion is the version of a build that nobody stamped.
@@ -51,23 +53,19 @@ func Get() Info { return get() }
 
 var get = sync.OnceValue(func() Info {
 	bi, _ := debug.ReadBuildInfo()
-	return resolve(version, commit, date, bi)
+	return resolve(Info{Version: version, Commit: commit, Date: date, Modified: modified == "true"}, bi)
 })
 
 // Version is Get().Version: what the server name, the start log and the
 // admin statistics show.
 func Version() string { return Get().Version }
 
-// resolve fills Info from the stamped values first and the toolchain's
-// build settings (bi may be nil) second.
-func resolve(version, commit, date string, bi *debug.BuildInfo) Info {
-	info := Info{
-		Version:   version,
-		Commit:    commit,
-		Date:      date,
-		GoVersion: runtime.Version(),
-		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
-	}
+// resolve completes the values stamped by the linker (Version, Commit,
+// Date, Modified) from the toolchain's build settings (bi may be nil).
+func resolve(stamped Info, bi *debug.BuildInfo) Info {
+	info := stamped
+	info.GoVersion = runtime.Version()
+	info.Platform = runtime.GOOS + "/" + runtime.GOARCH
 	if bi != nil {
 		info.GoVersion = bi.GoVersion
 		if info.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {

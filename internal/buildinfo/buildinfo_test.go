@@ -21,23 +21,25 @@ func TestResolve(t *testing.T) {
 		},
 	}
 	tests := []struct {
-		name                  string
-		version, commit, date string
-		bi                    *debug.BuildInfo
-		want                  Info
+		name    string
+		stamped Info
+		bi      *debug.BuildInfo
+		want    Info
 	}{
-		{"stamped wins over vcs", "v1.2.0", "feedface", "2026-12-07T01:47:33Z", vcs,
+		{"stamped wins over vcs", Info{Version: "v1.2.0", Commit: "feedface", Date: "2026-12-07T01:47:33Z"}, vcs,
 			Info{Version: "v1.2.0", Commit: "feedface", Date: "2026-12-07T01:47:33Z", GoVersion: "go1.26.8", Platform: "linux/arm/6"}},
-		{"plain go build", "", "", "", vcs,
+		{"stamped from a modified tree", Info{Version: "v1.2.0", Commit: "feedface", Date: "2026-12-07T01:47:33Z", Modified: true}, nil,
+			Info{Version: "v1.2.0", Commit: "feedface", Date: "2026-12-07T01:47:33Z", Modified: true, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}},
+		{"plain go build", Info{}, vcs,
 			Info{Version: DevVersion, Commit: "0123456789abcdef0123456789abcdef01234567", Date: "2026-12-01T10:00:00Z", Modified: true, GoVersion: "go1.26.8", Platform: "linux/arm/6"}},
-		{"go install module@version", "", "", "", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.3.0"}},
+		{"go install module@version", Info{}, &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.3.0"}},
 			Info{Version: "v1.3.0", GoVersion: "go1.26.8", Platform: runtime.GOOS + "/" + runtime.GOARCH}},
-		{"no build info", "", "", "", nil,
+		{"no build info", Info{}, nil,
 			Info{Version: DevVersion, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := resolve(tt.version, tt.commit, tt.date, tt.bi); got != tt.want {
+			if got := resolve(tt.stamped, tt.bi); got != tt.want {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
