@@ -47,8 +47,10 @@ import (
 	"time"
 
 	"stompbox/internal/broker"
+	"stompbox/internal/buildinfo"
 	"stompbox/internal/desktop"
 	"stompbox/internal/ratelimit"
+	"stompbox/internal/service"
 	"stompbox/internal/sockjs"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
@@ -63,7 +65,14 @@ const (
 	shutdownTimeout        = 10 * time.Second // SIGTERM to exit, worst case
 	readHeaderTimeout      = 10 * time.Second // slowloris guard for plain HTTP
 	defaultShutdownMessage = "server shutting down"
+	logFormatText          = "text" // slog's key=value lines, for people reading a terminal
+	logFormatJSON          = "json" // one JSON object a line, for journald fields or a log collector
 )
+
+// buildVersion is this build's version (internal/buildinfo: stamped by
+// scripts/release.sh, "dev" otherwise), as the -h header, the start log, the
+// STOMP server header and the admin statistics show it.
+var buildVersion = buildinfo.Version()
 
 // Config is everything run needs. Tests build one directly.
 type Config struct {
@@ -91,6 +100,7 @@ type Config struct {
 	MemoryLimitMiB   int // soft limit for the Go runtime in MiB; 0: the runtime's own (GOMEMLIMIT)
 	EmbedOrigins     []string
 	LogLevel         slog.Level
+	LogFormat        string // logFormatText or logFormatJSON
 	TLSCert          string // PEM certificate (chain) file; with TLSKey serves HTTPS
 	TLSKey           string
 	TLSSelfSigned    bool // make and keep a self-signed certificate in DataDir (tls.go)
@@ -100,10 +110,6 @@ type Config struct {
 	DoubleClicked    bool          // set by parseConfig, not an option
 	Cluster          clusterConfig // several nodes, one chat (cluster*.go); zero: a single node
 }
-
-// buildVersion is the version stamped into the binary by the release build
-// (-ldflags "-X main.buildVersion=…"); "dev" otherwise.
-var buildVersion = "dev"
 
 // option is one row of the option table: a flag, its environment variable
 // and its default. -h and the README list the same rows.
@@ -161,6 +167,13 @@ var options = []option{
 	}},
 	{"embed-origins", "", "comma-separated origins allowed to show a room in an iframe (/embed/room/{id})", func(c *Config, v string) error { c.EmbedOrigins = splitList(v); return nil }},
 	{"log-level", "info", "debug, info, warn or error", func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"log-format", logFormatText, "log lines as text (key=value) or json (one object a line, for a log collector)", func(c *Config, v string) error {
+		if v != logFormatText && v != logFormatJSON {
+			return fmt.Errorf("unknown log format %q (text or json)", v)
+		}
+		c.LogFormat = v
+		return nil
+	}},
 	{"tls-cert", "", "PEM certificate file: serve HTTPS, WSS and STOMP over TLS on -stomp-addr (with -tls-key)", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"tls-key", "", "PEM private key file of -tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"tls-self-signed", "false", "serve HTTPS (and STOMP over TLS on -stomp-addr) with a self-signed certificate kept in the data folder (its SHA-256 fingerprint is logged)", boolSetter(func(c *Config, b bool) { c.TLSSelfSigned = b })},
@@ -267,10 +280,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 		values[o.name] = v
 		fs.Var(v, o.name, fmt.Sprintf("%s (env %s)", o.usage, envName(o.name)))
 	}
-	showVersion := fs.Bool("version", false, "print the version and exit")
+	showVersion := fs.Bool("version", false, "print the version, commit, build date and Go version, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
-		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
+		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox service print (the systemd unit)\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -280,7 +293,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 		return c, err
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "stompbox %s\n", buildVersion)
+		fmt.Fprint(stdout, buildinfo.Get())
 		return c, errHelp
 	}
 	if fs.NArg() > 0 {
@@ -346,13 +359,20 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 			return runDataCommand(ctx, args, getenv, os.Stdin, stdout)
 		case "cluster":
 			return runClusterCommand(ctx, args[1:], getenv, stdout)
+		case "service":
+			return service.RunCommand(args[1:], stdout)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logOpts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var logHandler slog.Handler = slog.NewTextHandler(stderr, logOpts)
+	if cfg.LogFormat == logFormatJSON {
+		logHandler = slog.NewJSONHandler(stderr, logOpts)
+	}
+	log := slog.New(logHandler)
 	cfg.DoubleClicked = desktop.StartedByDoubleClick(args)
 	applyMemoryLimit(cfg.MemoryLimitMiB, log)
 	if cfg.DataDir == "" {
@@ -367,6 +387,17 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	}
 	url := srv.URL()
 	log.Info("stompbox is running", "open", url, "data", cfg.DataDir, "version", buildVersion)
+	// Under systemd (Type=notify), ready means served: Start has opened the
+	// listeners, after a cluster node caught up with the log in newServer.
+	notifier := service.NewNotifier(getenv)
+	if err := notifier.Notify(service.Ready + "\nSTATUS=serving " + url); err != nil {
+		log.Warn("could not tell systemd that stompbox is ready", "err", err)
+	}
+	interval, err := service.WatchdogInterval(getenv, os.Getpid())
+	if err != nil {
+		log.Warn("systemd watchdog off", "err", err)
+	}
+	stopWatchdog := service.StartWatchdog(ctx, notifier, interval, log)
 	for _, u := range desktop.LANURLs(srv.HTTPAddr()) {
 		log.Info("reachable on the network", "open", strings.Replace(u, "http:", srv.scheme()+":", 1))
 	}
@@ -377,7 +408,11 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	}
 	<-ctx.Done()
 	stop() // a second signal now exits at once
+	stopWatchdog()
 	log.Info("shutting down")
+	if err := notifier.Notify(service.Stopping); err != nil {
+		log.Warn("could not tell systemd that stompbox is stopping", "err", err)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	return srv.Shutdown(sctx)
