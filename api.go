@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"stompbox/internal/apperr"
 	"stompbox/internal/ratelimit"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,7 @@ func (a *api) routes(mux *http.ServeMux) {
 }
 
 type apiFunc func(w http.ResponseWriter, r *http.Request) error
-type authedFunc func(w http.ResponseWriter, r *http.Request, u user) error
+type authedFunc func(w http.ResponseWriter, r *http.Request, u store.User) error
 
 // errCrossOrigin refuses a state-changing request a browser sent from
 // another origin. SameSite=Lax alone does not cover other ports of the
@@ -118,7 +119,7 @@ func (a *api) authed(h authedFunc) http.Handler {
 
 // admin restricts an authed handler to administrators.
 func (a *api) admin(h authedFunc) authedFunc {
-	return func(w http.ResponseWriter, r *http.Request, u user) error {
+	return func(w http.ResponseWriter, r *http.Request, u store.User) error {
 		if !u.IsAdmin {
 			return apperr.ErrNotAdmin
 		}
@@ -257,7 +258,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var (
-		u user
+		u store.User
 		s loginSession
 	)
 	if c.Guest != "" {
@@ -284,11 +285,11 @@ func (a *api) logout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *api) me(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) me(w http.ResponseWriter, r *http.Request, u store.User) error {
 	return writeAPIJSON(w, http.StatusOK, u)
 }
 
-func (a *api) setWebhook(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) setWebhook(w http.ResponseWriter, r *http.Request, u store.User) error {
 	var body struct {
 		URL string `json:"url"`
 	}
@@ -302,7 +303,7 @@ func (a *api) setWebhook(w http.ResponseWriter, r *http.Request, u user) error {
 	return nil
 }
 
-func (a *api) users(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) users(w http.ResponseWriter, r *http.Request, u store.User) error {
 	us, err := a.chat.Users(r.Context())
 	if err != nil {
 		return err
@@ -311,7 +312,7 @@ func (a *api) users(w http.ResponseWriter, r *http.Request, u user) error {
 }
 
 // createToken makes an API token; the secret is in this response only.
-func (a *api) createToken(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) createToken(w http.ResponseWriter, r *http.Request, u store.User) error {
 	var body struct {
 		Name string `json:"name"`
 	}
@@ -325,7 +326,7 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request, u user) error 
 	return writeAPIJSON(w, http.StatusCreated, map[string]string{"name": strings.TrimSpace(body.Name), "token": tok})
 }
 
-func (a *api) revokeToken(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) revokeToken(w http.ResponseWriter, r *http.Request, u store.User) error {
 	if err := a.auth.RevokeToken(r.Context(), u, r.PathValue("name")); err != nil {
 		return err
 	}
@@ -344,13 +345,13 @@ func apiList[T any](s []T) []T {
 // backup streams a consistent copy of the database. VACUUM INTO needs a
 // file, so the copy goes to a temporary directory beside the database
 // (same file system, no surprise /tmp quota) and is removed afterwards.
-func (a *api) backup(w http.ResponseWriter, r *http.Request, u user) error {
-	dir, err := os.MkdirTemp(filepath.Dir(a.chat.st.path), "backup-")
+func (a *api) backup(w http.ResponseWriter, r *http.Request, u store.User) error {
+	dir, err := os.MkdirTemp(filepath.Dir(a.chat.st.Path), "backup-")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, storeFileName)
+	path := filepath.Join(dir, store.StoreFileName)
 	if err := a.chat.Backup(r.Context(), path); err != nil {
 		return err
 	}
@@ -359,7 +360,7 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request, u user) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer f.Close()
-	name := "stompbox-" + a.chat.st.now().UTC().Format("20060102-150405") + ".db"
+	name := "stompbox-" + a.chat.st.Now().UTC().Format("20060102-150405") + ".db"
 	w.Header().Set("Content-Type", "application/vnd.sqlite3")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	if fi, err := f.Stat(); err == nil {
@@ -373,7 +374,7 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request, u user) error {
 	return nil
 }
 
-func (a *api) setRegistration(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) setRegistration(w http.ResponseWriter, r *http.Request, u store.User) error {
 	var body struct {
 		Mode string `json:"mode"`
 	}
@@ -387,10 +388,10 @@ func (a *api) setRegistration(w http.ResponseWriter, r *http.Request, u user) er
 	return nil
 }
 
-func (a *api) createInvite(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) createInvite(w http.ResponseWriter, r *http.Request, u store.User) error {
 	code, err := a.auth.CreateInvite(r.Context(), u)
 	if err != nil {
 		return err
 	}
-	return writeAPIJSON(w, http.StatusCreated, map[string]any{"code": code, "expiresAt": a.chat.st.now().Add(defaultInviteTTL).UTC().Format(time.RFC3339)})
+	return writeAPIJSON(w, http.StatusCreated, map[string]any{"code": code, "expiresAt": a.chat.st.Now().Add(defaultInviteTTL).UTC().Format(time.RFC3339)})
 }

@@ -8,6 +8,7 @@ import (
 	"stompbox/internal/latency"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/sockjs"
+	"stompbox/internal/store"
 	"time"
 )
 
@@ -80,14 +81,14 @@ type adminStats struct {
 	broker  *broker.Broker
 	limiter *ratelimit.Limiter // nil in tests that have none
 	sockjs  []*sockjs.Server
-	store   *store        // nil in tests that have none
+	store   *store.Store  // nil in tests that have none
 	gate    *passwordGate // nil in tests that have none
 	clog    *clusterLog   // nil on a single node
 	start   time.Time
 }
 
 // newAdminStats is called once, when the routes are built.
-func newAdminStats(b *broker.Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store, gate *passwordGate) *adminStats {
+func newAdminStats(b *broker.Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store.Store, gate *passwordGate) *adminStats {
 	return &adminStats{broker: b, limiter: lim, sockjs: sj, store: st, gate: gate, start: time.Now()}
 }
 
@@ -135,7 +136,7 @@ func (a *adminStats) read() adminStatsJSON {
 }
 
 // serve is the authedFunc; wrap it in api.admin.
-func (a *adminStats) serve(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *adminStats) serve(w http.ResponseWriter, r *http.Request, u store.User) error {
 	st := a.read()
 	if a.clog != nil {
 		cs, err := a.clog.status(r.Context())

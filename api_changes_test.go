@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"stompbox/internal/store"
 	"strings"
 	"testing"
 )
@@ -13,12 +14,14 @@ import (
 func TestAPIMessageChanges(t *testing.T) {
 	f := newAPIFixture(t)
 	alice, bob, carol, anon := f.client(t, "alice"), f.client(t, "bob"), f.client(t, "carol"), f.client(t, "")
-	team := f.room(t, f.bob, "team", roomPublic)
-	secret := f.room(t, f.bob, "secret", roomPrivate)
-	byBob := f.post(t, f.bob, team.ID, msgTalk, "bob's words")
-	toDelete := f.post(t, f.bob, team.ID, msgTalk, "going away")
-	inSecret := f.post(t, f.bob, secret.ID, msgTalk, "secret words")
-	msg := func(r room, m storedMessage) string { return fmt.Sprintf("/api/rooms/%d/messages/%d", r.ID, m.ID) }
+	team := f.room(t, f.bob, "team", store.RoomPublic)
+	secret := f.room(t, f.bob, "secret", store.RoomPrivate)
+	byBob := f.post(t, f.bob, team.ID, store.MsgTalk, "bob's words")
+	toDelete := f.post(t, f.bob, team.ID, store.MsgTalk, "going away")
+	inSecret := f.post(t, f.bob, secret.ID, store.MsgTalk, "secret words")
+	msg := func(r store.Room, m store.StoredMessage) string {
+		return fmt.Sprintf("/api/rooms/%d/messages/%d", r.ID, m.ID)
+	}
 	thumbs := "/reactions/" + url.PathEscape("👍")
 
 	tests := []struct {

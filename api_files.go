@@ -4,6 +4,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 )
@@ -36,7 +37,7 @@ func (a *api) filesRoutes(mux *http.ServeMux) {
 
 // deleteUnsent serves DELETE /api/files/{fileID}: the uploader takes back
 // an upload not sent yet (204); anything else is 404.
-func (a *api) deleteUnsent(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) deleteUnsent(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := filePathID(r)
 	if err != nil {
 		return err
@@ -52,7 +53,7 @@ func (a *api) deleteUnsent(w http.ResponseWriter, r *http.Request, u user) error
 func filePathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("fileID"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, errUnknownFile
+		return 0, store.ErrUnknownFile
 	}
 	return id, nil
 }
@@ -62,7 +63,7 @@ func filePathID(r *http.Request) (int64, error) {
 // sends several at once as parallel requests). 201 with the attachment
 // JSON; 413 over -max-upload or the quota, 400 for an empty, truncated or
 // non-multipart body, 403 for a room u may not post to.
-func (a *api) upload(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) upload(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -94,7 +95,7 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request, u user) error {
 		if err != nil {
 			return err
 		}
-		return writeAPIJSON(w, http.StatusCreated, f.attachment())
+		return writeAPIJSON(w, http.StatusCreated, f.Attachment())
 	}
 }
 
@@ -113,7 +114,7 @@ func partFileName(p *multipart.Part) string {
 // strong ETag from the content hash; Range and conditional requests are
 // http.ServeContent's.
 func (a *api) download(thumb bool) authedFunc {
-	return func(w http.ResponseWriter, r *http.Request, u user) error {
+	return func(w http.ResponseWriter, r *http.Request, u store.User) error {
 		id, err := filePathID(r)
 		if err != nil {
 			return err

@@ -6,11 +6,12 @@ import (
 	"net/http"
 	"stompbox/internal/apperr"
 	"stompbox/internal/ratelimit"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 )
 
-func (a *api) rooms(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) rooms(w http.ResponseWriter, r *http.Request, u store.User) error {
 	rs, err := a.chat.Rooms(r.Context(), u)
 	if err != nil {
 		return err
@@ -18,7 +19,7 @@ func (a *api) rooms(w http.ResponseWriter, r *http.Request, u user) error {
 	return writeAPIJSON(w, http.StatusOK, apiList(rs))
 }
 
-func (a *api) createRoom(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) createRoom(w http.ResponseWriter, r *http.Request, u store.User) error {
 	var nr newRoom
 	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &nr); err != nil {
 		return err
@@ -30,12 +31,12 @@ func (a *api) createRoom(w http.ResponseWriter, r *http.Request, u user) error {
 	return writeAPIJSON(w, http.StatusCreated, rm)
 }
 
-func (a *api) updateRoom(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) updateRoom(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
-	var up roomUpdate
+	var up store.RoomUpdate
 	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &up); err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func (a *api) updateRoom(w http.ResponseWriter, r *http.Request, u user) error {
 	return writeAPIJSON(w, http.StatusOK, rm)
 }
 
-func (a *api) join(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) join(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -58,7 +59,7 @@ func (a *api) join(w http.ResponseWriter, r *http.Request, u user) error {
 	return nil
 }
 
-func (a *api) leave(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) leave(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -70,7 +71,7 @@ func (a *api) leave(w http.ResponseWriter, r *http.Request, u user) error {
 	return nil
 }
 
-func (a *api) addMember(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) addMember(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -90,7 +91,7 @@ func (a *api) addMember(w http.ResponseWriter, r *http.Request, u user) error {
 
 // messages serves GET /api/rooms/{id}/messages?before=ID|after=ID&limit=N:
 // a page in ascending id order; without before/after, the newest page.
-func (a *api) messages(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) messages(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -107,7 +108,7 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request, u user) error {
 	if err != nil {
 		return err
 	}
-	var ms []storedMessage
+	var ms []store.StoredMessage
 	switch {
 	case hasBefore && hasAfter:
 		return apperr.New(apperr.KindBadRequest, "give before or after, not both")
@@ -130,7 +131,7 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request, u user) error {
 // obeys the same limits: -user-send-rate (429 with Retry-After, counted
 // before the body is read, as a SEND is counted before it is handled) and
 // -max-message (413).
-func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u store.User) error {
 	if err := a.allowSend(w, u); err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u user) error 
 	}
 	typ := strings.ToUpper(body.Type)
 	if typ == "" {
-		typ = msgTalk
+		typ = store.MsgTalk
 	}
 	files, err := parseAttachmentIDs(body.Attachments)
 	if err != nil {
@@ -183,7 +184,7 @@ func messagePathIDs(r *http.Request) (roomID, msgID int64, err error) {
 // {"message":"new text"}: the HTTP twin of a SEND to /pub/chat/edit. It
 // answers with the EDIT event that went to the room. Edits, deletions and
 // reactions draw on the same -user-send-rate allowance as posts.
-func (a *api) editMessage(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) editMessage(w http.ResponseWriter, r *http.Request, u store.User) error {
 	if err := a.allowSend(w, u); err != nil {
 		return err
 	}
@@ -209,7 +210,7 @@ func (a *api) editMessage(w http.ResponseWriter, r *http.Request, u user) error 
 
 // deleteMessage serves DELETE /api/rooms/{id}/messages/{mid}: 204 once the
 // deletion is stored and published.
-func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request, u store.User) error {
 	if err := a.allowSend(w, u); err != nil {
 		return err
 	}
@@ -229,7 +230,7 @@ func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request, u user) erro
 // percent-encoded) and answers {"reactions":[…]}, the message's reactions
 // after the change.
 func (a *api) react(add bool) authedFunc {
-	return func(w http.ResponseWriter, r *http.Request, u user) error {
+	return func(w http.ResponseWriter, r *http.Request, u store.User) error {
 		if err := a.allowSend(w, u); err != nil {
 			return err
 		}
@@ -241,13 +242,13 @@ func (a *api) react(add bool) authedFunc {
 		if err != nil {
 			return err
 		}
-		return writeAPIJSON(w, http.StatusOK, map[string][]reaction{"reactions": rs})
+		return writeAPIJSON(w, http.StatusOK, map[string][]store.Reaction{"reactions": rs})
 	}
 }
 
 // allowSend applies -user-send-rate to a write on behalf of u, with a
 // Retry-After header when it refuses.
-func (a *api) allowSend(w http.ResponseWriter, u user) error {
+func (a *api) allowSend(w http.ResponseWriter, u store.User) error {
 	if ok, wait := a.lim.AllowUserSend(u.Username); !ok {
 		w.Header().Set("Retry-After", ratelimit.RetryAfterSeconds(wait))
 		return ratelimit.ErrSendRateLimited
@@ -256,7 +257,7 @@ func (a *api) allowSend(w http.ResponseWriter, u user) error {
 }
 
 // markRead serves POST /api/rooms/{id}/read with {"id": lastReadMessageID}.
-func (a *api) markRead(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) markRead(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -279,7 +280,7 @@ func (a *api) markRead(w http.ResponseWriter, r *http.Request, u user) error {
 
 // export streams a room as one JSON document, as a download. Access is
 // checked before the first byte, so errors still get a proper status.
-func (a *api) export(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) export(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -296,7 +297,7 @@ func (a *api) export(w http.ResponseWriter, r *http.Request, u user) error {
 	return nil
 }
 
-func (a *api) openDM(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) openDM(w http.ResponseWriter, r *http.Request, u store.User) error {
 	rm, err := a.chat.OpenDM(r.Context(), u, r.PathValue("username"))
 	if err != nil {
 		return err
@@ -304,7 +305,7 @@ func (a *api) openDM(w http.ResponseWriter, r *http.Request, u user) error {
 	return writeAPIJSON(w, http.StatusOK, rm)
 }
 
-func (a *api) search(w http.ResponseWriter, r *http.Request, u user) error {
+func (a *api) search(w http.ResponseWriter, r *http.Request, u store.User) error {
 	ms, err := a.chat.Search(r.Context(), u, r.URL.Query().Get("q"))
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"stompbox/internal/store"
 	"strings"
 	"testing"
 )
@@ -112,7 +113,7 @@ func TestAPIAuthFlow(t *testing.T) {
 		t.Fatalf("register cookie %q", sc)
 	}
 	resp = f.do(t, c, "GET", "/api/me", "", nil)
-	var me user
+	var me store.User
 	if json.Unmarshal(resp.Body, &me); resp.StatusCode != 200 || me.Username != "dave" || me.DisplayName != "Dave D" {
 		t.Fatalf("/api/me = %d %s", resp.StatusCode, resp.Body)
 	}
@@ -167,7 +168,7 @@ func TestAPIStatusCodes(t *testing.T) {
 	ctx := context.Background()
 	alice, bob := f.client(t, "alice"), f.client(t, "bob")
 	anon := f.client(t, "")
-	private := f.room(t, f.alice, "secret", roomPrivate)
+	private := f.room(t, f.alice, "secret", store.RoomPrivate)
 	tok, err := f.auth.CreateToken(ctx, f.bob, "bot")
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +298,7 @@ func TestAPIBackupDownload(t *testing.T) {
 	f := newAPIFixture(t)
 	alice := f.client(t, "alice")
 	for i := range 10 {
-		f.post(t, f.bob, 1, msgTalk, fmt.Sprint("msg ", i))
+		f.post(t, f.bob, 1, store.MsgTalk, fmt.Sprint("msg ", i))
 	}
 	resp := f.do(t, alice, "GET", "/api/admin/backup", "", nil)
 	if resp.StatusCode != 200 || !bytes.HasPrefix(resp.Body, []byte("SQLite format 3\x00")) {
@@ -310,17 +311,17 @@ func TestAPIBackupDownload(t *testing.T) {
 	if err := os.WriteFile(path, resp.Body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := openStore(context.Background(), path, storeOptions{})
+	s, err := store.Open(context.Background(), path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ms, err := s.messagesPage(context.Background(), 1, 0, 0, 50)
+	ms, err := s.MessagesPage(context.Background(), 1, 0, 0, 50)
 	if err != nil || len(ms) != 10 || ms[9].Message != "msg 9" {
 		t.Fatalf("restored %d messages, %v", len(ms), err)
 	}
 	// No temporary files are left beside the database.
-	entries, _ := os.ReadDir(filepath.Dir(f.st.path))
+	entries, _ := os.ReadDir(filepath.Dir(f.st.Path))
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), "backup-") {
 			t.Fatalf("left %s behind", e.Name())

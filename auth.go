@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"strings"
 	"sync"
 	"time"
@@ -178,7 +179,7 @@ type authOptions struct {
 // authService owns accounts and credentials: registration, passwords,
 // login sessions, API tokens, guests and invites. Safe for concurrent use.
 type authService struct {
-	st        *store
+	st        *store.Store
 	opts      authOptions
 	limiter   *loginLimiter
 	gate      *passwordGate // bounds the argon2id computations running at once
@@ -192,7 +193,7 @@ type loginSession struct {
 	TTL     time.Duration // lifetime from creation; the cookie's Max-Age
 }
 
-func newAuthService(st *store, opts authOptions) (*authService, error) {
+func newAuthService(st *store.Store, opts authOptions) (*authService, error) {
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = defaultSessionTTL
 	}
@@ -203,7 +204,7 @@ func newAuthService(st *store, opts authOptions) (*authService, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authService{st: st, opts: opts, limiter: newLoginLimiter(st.now), gate: newPasswordGate(), dummyHash: dummy}, nil
+	return &authService{st: st, opts: opts, limiter: newLoginLimiter(st.Now), gate: newPasswordGate(), dummyHash: dummy}, nil
 }
 
 // hash computes password's argon2id hash through the password gate; it
@@ -239,48 +240,48 @@ type registration struct {
 // Register creates an account. Registration is open unless an admin set it
 // to invite-only, in which case a valid unused invite code is required and
 // consumed. The first account becomes administrator.
-func (a *authService) Register(ctx context.Context, reg registration) (user, error) {
+func (a *authService) Register(ctx context.Context, reg registration) (store.User, error) {
 	return a.createAccount(ctx, reg, false, true)
 }
 
 // createAccount is Register without the registration-mode check when
 // checkMode is false (the CLI, which runs with file-system access).
-func (a *authService) createAccount(ctx context.Context, reg registration, admin, checkMode bool) (user, error) {
+func (a *authService) createAccount(ctx context.Context, reg registration, admin, checkMode bool) (store.User, error) {
 	if err := validUsername(reg.Username); err != nil {
-		return user{}, err
+		return store.User{}, err
 	}
 	display, err := cleanDisplayName(reg.DisplayName, reg.Username)
 	if err != nil {
-		return user{}, err
+		return store.User{}, err
 	}
 	if err := validPassword(reg.Password); err != nil {
-		return user{}, err
+		return store.User{}, err
 	}
-	nu := newUser{Username: reg.Username, DisplayName: display, Admin: admin}
+	nu := store.NewUser{Username: reg.Username, DisplayName: display, Admin: admin}
 	if checkMode {
-		mode, err := a.st.setting(ctx, settingRegistration)
+		mode, err := a.st.Setting(ctx, store.SettingRegistration)
 		if err != nil {
-			return user{}, err
+			return store.User{}, err
 		}
-		if mode == registrationInvite {
+		if mode == store.RegistrationInvite {
 			if reg.Invite == "" {
-				return user{}, apperr.ErrRegistrationOff
+				return store.User{}, apperr.ErrRegistrationOff
 			}
 			nu.InviteHash = secretHash(reg.Invite)
 		}
 	}
 	if nu.PasswordHash, err = a.hash(ctx, reg.Password); err != nil {
-		return user{}, err
+		return store.User{}, err
 	}
-	return a.st.createUser(ctx, nu)
+	return a.st.CreateUser(ctx, nu)
 }
 
 // Login checks a username and password and starts a login session. Wrong
 // name and wrong password give the same error after the same work.
-func (a *authService) Login(ctx context.Context, username, password string) (user, loginSession, error) {
+func (a *authService) Login(ctx context.Context, username, password string) (store.User, loginSession, error) {
 	u, err := a.checkLogin(ctx, username, password)
 	if err != nil {
-		return user{}, loginSession{}, err
+		return store.User{}, loginSession{}, err
 	}
 	s, err := a.newSession(ctx, u)
 	return u, s, err
@@ -288,17 +289,17 @@ func (a *authService) Login(ctx context.Context, username, password string) (use
 
 // checkLogin verifies a password, with throttling and constant-time
 // comparison, and returns the account.
-func (a *authService) checkLogin(ctx context.Context, username, password string) (user, error) {
+func (a *authService) checkLogin(ctx context.Context, username, password string) (store.User, error) {
 	if len(password) > maxPasswordLen {
-		return user{}, apperr.ErrBadCredentials
+		return store.User{}, apperr.ErrBadCredentials
 	}
-	key := usernameKey(username)
+	key := store.UsernameKey(username)
 	if !a.limiter.allow(key) {
-		return user{}, apperr.ErrTooManyAttempts
+		return store.User{}, apperr.ErrTooManyAttempts
 	}
-	u, hash, err := a.st.userWithPassword(ctx, username)
+	u, hash, err := a.st.UserWithPassword(ctx, username)
 	if err != nil && !errors.Is(err, apperr.ErrUnknownUser) {
-		return user{}, err
+		return store.User{}, err
 	}
 	if hash == "" { // unknown user or guest: do the same work, then fail
 		hash = a.dummyHash
@@ -306,26 +307,26 @@ func (a *authService) checkLogin(ctx context.Context, username, password string)
 	}
 	ok, herr := a.check(ctx, password, hash)
 	if errors.Is(herr, errServerBusy) || (herr != nil && ctx.Err() != nil) {
-		return user{}, herr // busy, or the client left while queued: not a guess, the throttle does not count it
+		return store.User{}, herr // busy, or the client left while queued: not a guess, the throttle does not count it
 	}
 	if herr != nil {
-		return user{}, fmt.Errorf("login %s: %w", username, herr)
+		return store.User{}, fmt.Errorf("login %s: %w", username, herr)
 	}
 	if !ok || err != nil {
 		a.limiter.fail(key)
-		return user{}, apperr.ErrBadCredentials
+		return store.User{}, apperr.ErrBadCredentials
 	}
 	a.limiter.reset(key)
 	return u, nil
 }
 
-func (a *authService) newSession(ctx context.Context, u user) (loginSession, error) {
+func (a *authService) newSession(ctx context.Context, u store.User) (loginSession, error) {
 	tok, err := newSecret()
 	if err != nil {
 		return loginSession{}, err
 	}
-	s := loginSession{Token: tok, Expires: a.st.now().Add(a.opts.SessionTTL), TTL: a.opts.SessionTTL}
-	if err := a.st.createSession(ctx, secretHash(tok), u.ID, s.Expires); err != nil {
+	s := loginSession{Token: tok, Expires: a.st.Now().Add(a.opts.SessionTTL), TTL: a.opts.SessionTTL}
+	if err := a.st.CreateSession(ctx, secretHash(tok), u.ID, s.Expires); err != nil {
 		return loginSession{}, err
 	}
 	return s, nil
@@ -337,37 +338,37 @@ func (a *authService) Logout(ctx context.Context, token string) error {
 	if token == "" {
 		return nil
 	}
-	return a.st.deleteSession(ctx, secretHash(token))
+	return a.st.DeleteSession(ctx, secretHash(token))
 }
 
 // UserBySession returns the user of a live login session, or errNotLoggedIn.
-func (a *authService) UserBySession(ctx context.Context, token string) (user, error) {
+func (a *authService) UserBySession(ctx context.Context, token string) (store.User, error) {
 	if token == "" {
-		return user{}, apperr.ErrNotLoggedIn
+		return store.User{}, apperr.ErrNotLoggedIn
 	}
-	return a.st.userBySession(ctx, secretHash(token))
+	return a.st.UserBySession(ctx, secretHash(token))
 }
 
 // UserByToken returns the owner of an API token, or errNotLoggedIn.
-func (a *authService) UserByToken(ctx context.Context, token string) (user, error) {
+func (a *authService) UserByToken(ctx context.Context, token string) (store.User, error) {
 	if !strings.HasPrefix(token, apiTokenPrefix) {
-		return user{}, apperr.ErrNotLoggedIn
+		return store.User{}, apperr.ErrNotLoggedIn
 	}
-	return a.st.userByToken(ctx, secretHash(token))
+	return a.st.UserByToken(ctx, secretHash(token))
 }
 
 // UserByLogin authenticates the login and passcode headers of a STOMP
 // CONNECT. The passcode is the account's password or one of its API tokens
 // (bots); an empty passcode makes a guest named login when guests are
 // allowed. Failures are errBadCredentials (or errTooManyAttempts).
-func (a *authService) UserByLogin(ctx context.Context, login, passcode string) (user, error) {
+func (a *authService) UserByLogin(ctx context.Context, login, passcode string) (store.User, error) {
 	switch {
 	case passcode == "" && a.opts.AllowGuests:
 		return a.Guest(ctx, login)
 	case strings.HasPrefix(passcode, apiTokenPrefix):
 		u, err := a.UserByToken(ctx, passcode)
-		if errors.Is(err, apperr.ErrNotLoggedIn) || (err == nil && usernameKey(u.Username) != usernameKey(login)) {
-			return user{}, apperr.ErrBadCredentials
+		if errors.Is(err, apperr.ErrNotLoggedIn) || (err == nil && store.UsernameKey(u.Username) != store.UsernameKey(login)) {
+			return store.User{}, apperr.ErrBadCredentials
 		}
 		return u, err
 	default:
@@ -376,31 +377,31 @@ func (a *authService) UserByLogin(ctx context.Context, login, passcode string) (
 }
 
 // UserByName looks an account up by name (case-insensitive).
-func (a *authService) UserByName(ctx context.Context, name string) (user, error) {
-	return a.st.userByName(ctx, name)
+func (a *authService) UserByName(ctx context.Context, name string) (store.User, error) {
+	return a.st.UserByName(ctx, name)
 }
 
 // Guest returns the guest account called name, creating it if needed. Guests
 // have no password, so a guest name identifies nobody: anyone may use a
 // guest name nobody registered, but never a registered user's name.
 // errGuestsDisabled unless AllowGuests.
-func (a *authService) Guest(ctx context.Context, name string) (user, error) {
+func (a *authService) Guest(ctx context.Context, name string) (store.User, error) {
 	if !a.opts.AllowGuests {
-		return user{}, apperr.ErrGuestsDisabled
+		return store.User{}, apperr.ErrGuestsDisabled
 	}
 	if err := validUsername(name); err != nil {
-		return user{}, err
+		return store.User{}, err
 	}
-	u, err := a.st.userByName(ctx, name)
+	u, err := a.st.UserByName(ctx, name)
 	switch {
 	case err == nil && u.IsGuest:
 		return u, nil
 	case err == nil:
-		return user{}, apperr.ErrNameTaken
+		return store.User{}, apperr.ErrNameTaken
 	case !errors.Is(err, apperr.ErrUnknownUser):
-		return user{}, err
+		return store.User{}, err
 	}
-	u, err = a.st.createUser(ctx, newUser{Username: name, DisplayName: name, Guest: true})
+	u, err = a.st.CreateUser(ctx, store.NewUser{Username: name, DisplayName: name, Guest: true})
 	if errors.Is(err, apperr.ErrNameTaken) { // another connection created it meanwhile
 		return a.Guest(ctx, name)
 	}
@@ -408,10 +409,10 @@ func (a *authService) Guest(ctx context.Context, name string) (user, error) {
 }
 
 // GuestLogin is Guest plus a login session, for the HTTP guest form.
-func (a *authService) GuestLogin(ctx context.Context, name string) (user, loginSession, error) {
+func (a *authService) GuestLogin(ctx context.Context, name string) (store.User, loginSession, error) {
 	u, err := a.Guest(ctx, name)
 	if err != nil {
-		return user{}, loginSession{}, err
+		return store.User{}, loginSession{}, err
 	}
 	s, err := a.newSession(ctx, u)
 	return u, s, err
@@ -419,7 +420,7 @@ func (a *authService) GuestLogin(ctx context.Context, name string) (user, loginS
 
 // CreateToken makes a named API token for u and returns it; it is shown
 // once and only its hash is kept. Guests cannot have tokens.
-func (a *authService) CreateToken(ctx context.Context, u user, name string) (string, error) {
+func (a *authService) CreateToken(ctx context.Context, u store.User, name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > maxTokenNameRunes {
 		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
@@ -432,19 +433,19 @@ func (a *authService) CreateToken(ctx context.Context, u user, name string) (str
 		return "", err
 	}
 	tok := apiTokenPrefix + secret
-	if err := a.st.createToken(ctx, u.ID, name, secretHash(tok)); err != nil {
+	if err := a.st.CreateToken(ctx, u.ID, name, secretHash(tok)); err != nil {
 		return "", err
 	}
 	return tok, nil
 }
 
 // RevokeToken deletes u's token called name.
-func (a *authService) RevokeToken(ctx context.Context, u user, name string) error {
-	return a.st.deleteToken(ctx, u.ID, name)
+func (a *authService) RevokeToken(ctx context.Context, u store.User, name string) error {
+	return a.st.DeleteToken(ctx, u.ID, name)
 }
 
 // CreateInvite returns a one-use registration code; admins only.
-func (a *authService) CreateInvite(ctx context.Context, admin user) (string, error) {
+func (a *authService) CreateInvite(ctx context.Context, admin store.User) (string, error) {
 	if !admin.IsAdmin {
 		return "", apperr.ErrNotAdmin
 	}
@@ -452,7 +453,7 @@ func (a *authService) CreateInvite(ctx context.Context, admin user) (string, err
 	if err != nil {
 		return "", err
 	}
-	if err := a.st.createInvite(ctx, secretHash(code), admin.ID, a.st.now().Add(defaultInviteTTL)); err != nil {
+	if err := a.st.CreateInvite(ctx, secretHash(code), admin.ID, a.st.Now().Add(defaultInviteTTL)); err != nil {
 		return "", err
 	}
 	return code, nil
@@ -462,34 +463,34 @@ func (a *authService) CreateInvite(ctx context.Context, admin user) (string, err
 // "" if the account is gone) and whether the code is still unused and
 // unexpired, for the register page.
 func (a *authService) Invitation(ctx context.Context, code string) (string, bool, error) {
-	return a.st.invitation(ctx, secretHash(code))
+	return a.st.Invitation(ctx, secretHash(code))
 }
 
 // SetRegistration switches registration between "open" and "invite"; admins only.
-func (a *authService) SetRegistration(ctx context.Context, admin user, mode string) error {
+func (a *authService) SetRegistration(ctx context.Context, admin store.User, mode string) error {
 	if !admin.IsAdmin {
 		return apperr.ErrNotAdmin
 	}
-	if mode != registrationOpen && mode != registrationInvite {
+	if mode != store.RegistrationOpen && mode != store.RegistrationInvite {
 		return apperr.New(apperr.KindBadRequest, `registration must be "open" or "invite"`)
 	}
-	return a.st.setSetting(ctx, settingRegistration, mode)
+	return a.st.SetSetting(ctx, store.SettingRegistration, mode)
 }
 
 // UserFromRequest authenticates an HTTP request: "Authorization: Bearer
 // <API token>" first, else the session cookie. The WebSocket and SockJS
 // handlers use it to fill connInfo.User.
-func (a *authService) UserFromRequest(r *http.Request) (user, error) {
+func (a *authService) UserFromRequest(r *http.Request) (store.User, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return user{}, apperr.ErrNotLoggedIn
+			return store.User{}, apperr.ErrNotLoggedIn
 		}
 		return a.UserByToken(r.Context(), strings.TrimSpace(tok))
 	}
 	c, err := r.Cookie(sessionCookieName)
 	if err != nil {
-		return user{}, apperr.ErrNotLoggedIn
+		return store.User{}, apperr.ErrNotLoggedIn
 	}
 	return a.UserBySession(r.Context(), c.Value)
 }

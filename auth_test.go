@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
+	"stompbox/internal/store/storetest"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,7 @@ import (
 // cheapArgon keeps tests fast; production parameters are tested once below.
 var cheapArgon = argonParams{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
 
-func newTestAuth(t testing.TB, s *store, guests bool) *authService {
+func newTestAuth(t testing.TB, s *store.Store, guests bool) *authService {
 	t.Helper()
 	a, err := newAuthService(s, authOptions{AllowGuests: guests, Argon: cheapArgon})
 	if err != nil {
@@ -24,7 +26,7 @@ func newTestAuth(t testing.TB, s *store, guests bool) *authService {
 	return a
 }
 
-func mustRegister(t testing.TB, a *authService, name string) user {
+func mustRegister(t testing.TB, a *authService, name string) store.User {
 	t.Helper()
 	u, err := a.Register(context.Background(), registration{Username: name, Password: "password-" + name})
 	if err != nil {
@@ -70,7 +72,7 @@ func TestPasswordHash(t *testing.T) {
 }
 
 func TestRegisterRules(t *testing.T) {
-	s := openTestStore(t, nil)
+	s := storetest.Open(t, nil)
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()
 
@@ -117,19 +119,19 @@ func TestRegisterRules(t *testing.T) {
 }
 
 func TestRegisterInviteOnly(t *testing.T) {
-	s := openTestStore(t, nil)
+	s := storetest.Open(t, nil)
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()
 	admin := mustRegister(t, a, "admin")
 	bob := mustRegister(t, a, "bob")
 
-	if err := a.SetRegistration(ctx, bob, registrationInvite); !errors.Is(err, apperr.ErrNotAdmin) {
+	if err := a.SetRegistration(ctx, bob, store.RegistrationInvite); !errors.Is(err, apperr.ErrNotAdmin) {
 		t.Fatalf("non-admin SetRegistration = %v", err)
 	}
 	if err := a.SetRegistration(ctx, admin, "closed"); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("bad mode = %v", err)
 	}
-	if err := a.SetRegistration(ctx, admin, registrationInvite); err != nil {
+	if err := a.SetRegistration(ctx, admin, store.RegistrationInvite); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough"}); !errors.Is(err, apperr.ErrRegistrationOff) {
@@ -146,7 +148,7 @@ func TestRegisterInviteOnly(t *testing.T) {
 		t.Fatalf("wrong invite = %v", err)
 	}
 	// A failed invite rolls the account back with it.
-	if _, err := s.userByName(ctx, "carol"); !errors.Is(err, apperr.ErrUnknownUser) {
+	if _, err := s.UserByName(ctx, "carol"); !errors.Is(err, apperr.ErrUnknownUser) {
 		t.Fatalf("account survived a bad invite: %v", err)
 	}
 	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough", Invite: code}); err != nil {
@@ -158,8 +160,8 @@ func TestRegisterInviteOnly(t *testing.T) {
 }
 
 func TestLoginSessions(t *testing.T) {
-	clock := newStoreTestClock()
-	s := openTestStore(t, clock)
+	clock := storetest.NewClock()
+	s := storetest.Open(t, clock)
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()
 	alice := mustRegister(t, a, "alice")
@@ -199,7 +201,7 @@ func TestLoginSessions(t *testing.T) {
 	}
 	// Only the hash is stored.
 	var n int
-	s.rdb.QueryRow(`SELECT count(*) FROM login_sessions WHERE token_hash = ?`, []byte(sess.Token)).Scan(&n)
+	s.Rdb.QueryRow(`SELECT count(*) FROM login_sessions WHERE token_hash = ?`, []byte(sess.Token)).Scan(&n)
 	if n != 0 {
 		t.Fatal("session token stored in clear")
 	}
@@ -222,7 +224,7 @@ func TestLoginSessions(t *testing.T) {
 	// A password change ends existing sessions.
 	_, sess, _ = a.Login(ctx, "alice", "password-alice")
 	h, _ := hashPassword("new-password", cheapArgon)
-	if err := s.setPassword(ctx, "alice", h); err != nil {
+	if err := s.SetPassword(ctx, "alice", h); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.UserBySession(ctx, sess.Token); !errors.Is(err, apperr.ErrNotLoggedIn) {
@@ -231,8 +233,8 @@ func TestLoginSessions(t *testing.T) {
 }
 
 func TestLoginThrottle(t *testing.T) {
-	clock := newStoreTestClock()
-	s := openTestStore(t, clock)
+	clock := storetest.NewClock()
+	s := storetest.Open(t, clock)
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()
 	mustRegister(t, a, "alice")
@@ -254,7 +256,7 @@ func TestLoginThrottle(t *testing.T) {
 }
 
 func TestAPITokensAndStompLogin(t *testing.T) {
-	s := openTestStore(t, nil)
+	s := storetest.Open(t, nil)
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()
 	alice := mustRegister(t, a, "alice")
@@ -302,7 +304,7 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 	if u, err := a.UserFromRequest(r); err != nil || u.ID != alice.ID {
 		t.Fatalf("UserFromRequest(Bearer) = %+v, %v", u, err)
 	}
-	if list, err := a.st.listTokens(ctx, alice.ID); err != nil || len(list) != 1 || list[0].Name != "bot" {
+	if list, err := a.st.ListTokens(ctx, alice.ID); err != nil || len(list) != 1 || list[0].Name != "bot" {
 		t.Fatalf("listTokens = %+v, %v", list, err)
 	}
 	if err := a.RevokeToken(ctx, alice, "bot"); err != nil {
@@ -317,7 +319,7 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 }
 
 func TestGuests(t *testing.T) {
-	s := openTestStore(t, nil)
+	s := storetest.Open(t, nil)
 	ctx := context.Background()
 	off := newTestAuth(t, s, false)
 	if _, err := off.Guest(ctx, "visitor"); !errors.Is(err, apperr.ErrGuestsDisabled) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"time"
@@ -126,7 +127,7 @@ func ParseChatInput(body []byte) (chatInput, error) {
 		return chatInput{}, err
 	}
 	switch in.Type {
-	case msgEnter, msgTalk, msgLeave:
+	case store.MsgEnter, store.MsgTalk, store.MsgLeave:
 	default:
 		return chatInput{}, apperr.ErrBadMessageType
 	}
@@ -156,12 +157,12 @@ func parseAttachmentIDs(raw []json.RawMessage) ([]int64, error) {
 				ID int64 `json:"id"`
 			}
 			if json.Unmarshal(r, &obj) != nil {
-				return nil, errBadAttachment
+				return nil, store.ErrBadAttachment
 			}
 			id = obj.ID
 		}
 		if id <= 0 {
-			return nil, errBadAttachment
+			return nil, store.ErrBadAttachment
 		}
 		if !slices.Contains(ids, id) {
 			ids = append(ids, id)
@@ -225,7 +226,7 @@ type attachmentFiles interface {
 // (which stops the webhook sender) before closing the store.
 type chatService struct {
 	roomGate // CanRead, CanPost
-	st       *store
+	st       *store.Store
 	lang     string
 	deliver  func(roomID, msgID int64, msg []byte)
 	notify   func(username string, body []byte)
@@ -243,7 +244,7 @@ type chatService struct {
 	log      *slog.Logger
 }
 
-func newChatService(st *store, cfg chatConfig) (*chatService, error) {
+func newChatService(st *store.Store, cfg chatConfig) (*chatService, error) {
 	c := &chatService{roomGate: newRoomGate(st), st: st, files: cfg.Attachments, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, maxRunes: cfg.MaxMessageRunes, maxRooms: cfg.MaxRoomsPerUser, editWindow: cfg.EditWindow, log: cfg.Log}
 	if c.maxRunes <= 0 {
 		c.maxRunes = maxMessageRunes
@@ -268,8 +269,8 @@ func newChatService(st *store, cfg chatConfig) (*chatService, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.webhooks = newWebhookSender(cfg.Webhooks, c.log)
-	c.idem = newIdempotency(st.now)
-	st.setEffects(c) // ops applied from now on deliver through c (chat_ops.go)
+	c.idem = newIdempotency(st.Now)
+	st.SetEffects(c) // ops applied from now on deliver through c (chat_ops.go)
 	return c, nil
 }
 
@@ -283,11 +284,11 @@ func (c *chatService) Close() error {
 // presenceText is the server-written body of ENTER and LEAVE messages.
 func presenceText(lang, typ, name string) string {
 	switch {
-	case lang == langKorean && typ == msgEnter:
+	case lang == langKorean && typ == store.MsgEnter:
 		return name + "님이 입장하셨습니다."
 	case lang == langKorean:
 		return name + "님이 퇴장하셨습니다."
-	case typ == msgEnter:
+	case typ == store.MsgEnter:
 		return name + " joined."
 	default:
 		return name + " left."
@@ -349,7 +350,7 @@ func (e messageTooLongError) public() error {
 // become notifications. A send with an IdempotencyKey that u already used
 // within idempotencyWindow returns the message stored then, and stores and
 // delivers nothing.
-func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMessage, error) {
+func (c *chatService) Post(ctx context.Context, u store.User, in chatInput) (store.StoredMessage, error) {
 	if key := in.IdempotencyKey; key != "" {
 		in.IdempotencyKey = ""
 		if c.clustered() {
@@ -361,39 +362,39 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 		// (store.write would give up waiting and leave the outcome unknown):
 		// the key must record whether the message was stored, or a retry
 		// with it after a dropped connection could post it twice.
-		return c.idem.do(ctx, u.ID, key, func() (storedMessage, error) { return c.Post(context.WithoutCancel(ctx), u, in) })
+		return c.idem.do(ctx, u.ID, key, func() (store.StoredMessage, error) { return c.Post(context.WithoutCancel(ctx), u, in) })
 	}
-	m := storedMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
+	m := store.StoredMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
 	switch in.Type {
-	case msgTalk:
+	case store.MsgTalk:
 		err := c.checkBody(in.Message)
 		if errors.Is(err, apperr.ErrEmptyMessage) && len(in.Attachments) > 0 {
 			err = nil // a picture needs no words
 		}
 		if err != nil {
-			return storedMessage{}, err
+			return store.StoredMessage{}, err
 		}
 		if in.ReplyTo < 0 {
-			return storedMessage{}, apperr.ErrBadReply
+			return store.StoredMessage{}, apperr.ErrBadReply
 		}
 		m.Message, m.ReplyTo = in.Message, in.ReplyTo
-	case msgEnter, msgLeave:
+	case store.MsgEnter, store.MsgLeave:
 		m.Message = presenceText(c.lang, in.Type, u.Username)
 	default:
-		return storedMessage{}, apperr.ErrBadMessageType
+		return store.StoredMessage{}, apperr.ErrBadMessageType
 	}
 	if in.RoomID <= 0 {
-		return storedMessage{}, apperr.ErrUnknownRoom
+		return store.StoredMessage{}, apperr.ErrUnknownRoom
 	}
 	var mentions []notifyTarget
-	if in.Type == msgTalk && strings.ContainsRune(m.Message, '@') {
+	if in.Type == store.MsgTalk && strings.ContainsRune(m.Message, '@') {
 		var err error
 		if mentions, err = c.mentionTargets(ctx, in.RoomID, u, m.Message); err != nil {
-			return storedMessage{}, err
+			return store.StoredMessage{}, err
 		}
 	}
-	if in.Type != msgTalk && len(in.Attachments) > 0 {
-		return storedMessage{}, errBadAttachment
+	if in.Type != store.MsgTalk && len(in.Attachments) > 0 {
+		return store.StoredMessage{}, store.ErrBadAttachment
 	}
 	return c.store(ctx, m, mentions, in.Attachments, in.dedupKey)
 }
@@ -402,19 +403,19 @@ func (c *chatService) Post(ctx context.Context, u user, in chatInput) (storedMes
 // alone. The chat service embeds one; a service built before the chat
 // service, to be given to it (the file service), gets its own from
 // newRoomGate. Safe for concurrent use.
-type roomGate struct{ st *store }
+type roomGate struct{ st *store.Store }
 
-func newRoomGate(st *store) roomGate { return roomGate{st: st} }
+func newRoomGate(st *store.Store) roomGate { return roomGate{st: st} }
 
 // CanRead reports whether u may read (and subscribe to) a room: nil, or
 // errUnknownRoom / errNotMember. Public rooms are readable by everyone
 // logged in, private rooms and DMs by their members.
-func (g roomGate) CanRead(ctx context.Context, u user, roomID int64) error {
-	r, member, err := g.st.roomAccess(ctx, roomID, u.ID)
+func (g roomGate) CanRead(ctx context.Context, u store.User, roomID int64) error {
+	r, member, err := g.st.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
-	if r.Kind != roomPublic && !member {
+	if r.Kind != store.RoomPublic && !member {
 		return apperr.ErrNotMember
 	}
 	return nil
@@ -422,12 +423,12 @@ func (g roomGate) CanRead(ctx context.Context, u user, roomID int64) error {
 
 // CanPost reports whether u may post to a room: CanRead, and the room is
 // not archived.
-func (g roomGate) CanPost(ctx context.Context, u user, roomID int64) error {
-	r, member, err := g.st.roomAccess(ctx, roomID, u.ID)
+func (g roomGate) CanPost(ctx context.Context, u store.User, roomID int64) error {
+	r, member, err := g.st.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
-	if r.Kind != roomPublic && !member {
+	if r.Kind != store.RoomPublic && !member {
 		return apperr.ErrNotMember
 	}
 	if r.Archived {
@@ -457,10 +458,10 @@ func mentionedNames(body string) []string {
 			end = len(rest)
 		}
 		name := strings.TrimRight(rest[:end], ".-")
-		if name == "" || validUsername(name) != nil || seen[usernameKey(name)] {
+		if name == "" || validUsername(name) != nil || seen[store.UsernameKey(name)] {
 			continue
 		}
-		seen[usernameKey(name)] = true
+		seen[store.UsernameKey(name)] = true
 		out = append(out, name)
 		if len(out) == maxMentionsPerMessage {
 			break
@@ -471,7 +472,7 @@ func mentionedNames(body string) []string {
 
 // notificationJSON is the body of a notification on the user queue and in
 // a webhook POST.
-func notificationJSON(n notification) []byte {
+func notificationJSON(n store.Notification) []byte {
 	b, _ := json.Marshal(n) // only strings, numbers and present-day times: cannot fail
 	return b
 }
@@ -487,7 +488,7 @@ func (c *chatService) PurgeOlderThan(ctx context.Context, days int) (int64, erro
 	if days <= 0 {
 		return 0, apperr.New(apperr.KindBadRequest, "retention must be at least one day")
 	}
-	n, err := c.st.purgeBefore(ctx, sinceDays(c.st.now(), days))
+	n, err := c.st.PurgeBefore(ctx, sinceDays(c.st.Now(), days))
 	if err == nil && n > 0 {
 		c.log.Info("retention purge", "days", days, "deleted", n)
 	}

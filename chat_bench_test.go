@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"runtime"
+	"stompbox/internal/store"
+	"stompbox/internal/store/storetest"
 	"testing"
 )
 
@@ -26,7 +28,7 @@ func BenchmarkPost(b *testing.B) {
 		{"group/senders=256", 0, 256},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s, err := openStoreDir(context.Background(), b.TempDir(), storeOptions{MaxBatch: bc.maxBatch})
+			s, err := store.OpenDir(context.Background(), b.TempDir(), store.Options{MaxBatch: bc.maxBatch})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -38,7 +40,7 @@ func BenchmarkPost(b *testing.B) {
 			}
 			defer c.Close()
 			u := mustRegister(b, a, "bench")
-			in := chatInput{Type: msgTalk, RoomID: 1, Message: "a typical chat line of some forty characters"}
+			in := chatInput{Type: store.MsgTalk, RoomID: 1, Message: "a typical chat line of some forty characters"}
 			ctx := context.Background()
 
 			b.ReportAllocs()
@@ -53,7 +55,7 @@ func BenchmarkPost(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-			reportCommits(b, s)
+			storetest.ReportCommits(b, s)
 		})
 	}
 }

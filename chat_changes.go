@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -68,13 +69,13 @@ type deleteEvent struct {
 //
 //	{"type":"REACTION","roomId":5,"messageId":42,"user":"lee","emoji":"👍","added":true,"reactions":[{"emoji":"👍","users":["lee"]}]}
 type reactionEvent struct {
-	Type      string     `json:"type"`
-	RoomID    int64      `json:"roomId"`
-	MessageID int64      `json:"messageId"`
-	User      string     `json:"user"`
-	Emoji     string     `json:"emoji"`
-	Added     bool       `json:"added"`
-	Reactions []reaction `json:"reactions"` // never null: [] when the last one went
+	Type      string           `json:"type"`
+	RoomID    int64            `json:"roomId"`
+	MessageID int64            `json:"messageId"`
+	User      string           `json:"user"`
+	Emoji     string           `json:"emoji"`
+	Added     bool             `json:"added"`
+	Reactions []store.Reaction `json:"reactions"` // never null: [] when the last one went
 }
 
 // mustJSON marshals an event of strings, numbers and bools; it cannot fail.
@@ -99,8 +100,8 @@ func checkEmoji(e string) error {
 }
 
 // canReadTarget applies CanRead's rule to a change's target.
-func canReadTarget(t changeTarget) error {
-	if t.kind != roomPublic && !t.member {
+func canReadTarget(t store.ChangeTarget) error {
+	if t.Kind != store.RoomPublic && !t.Member {
 		return apperr.ErrNotMember
 	}
 	return nil
@@ -109,7 +110,7 @@ func canReadTarget(t changeTarget) error {
 // changeOp is an edit, deletion or reaction: its refusal, if any, is
 // recorded by Apply rather than returned.
 type changeOp interface {
-	storeOp
+	store.Op
 	chatEffect
 	refusal() error
 }
@@ -124,7 +125,7 @@ func (c *chatService) change(ctx context.Context, roomID, msgID int64, op change
 	if msgID <= 0 {
 		return apperr.ErrUnknownMessage
 	}
-	if err := c.st.run(ctx, op); err != nil {
+	if err := c.st.Run(ctx, op); err != nil {
 		return fmt.Errorf("change message %d: %w", msgID, err)
 	}
 	return op.refusal()
@@ -135,8 +136,8 @@ func (c *chatService) change(ctx context.Context, roomID, msgID int64, op change
 // with write. It returns the refusal, or the error that fails the
 // transaction. A client error from write is a refusal too, so write must
 // refuse before it writes.
-func changeMessageTx(e *opEnv, roomID, msgID, userID int64, decide func(changeTarget) error, write func() error) (refused, err error) {
-	t, err := e.changeTarget(roomID, msgID, userID)
+func changeMessageTx(e *store.Tx, roomID, msgID, userID int64, decide func(store.ChangeTarget) error, write func() error) (refused, err error) {
+	t, err := e.ChangeTarget(roomID, msgID, userID)
 	if err != nil {
 		if apperr.IsClientError(err) {
 			return err, nil
@@ -146,10 +147,10 @@ func changeMessageTx(e *opEnv, roomID, msgID, userID int64, decide func(changeTa
 	if err := canReadTarget(t); err != nil {
 		return err, nil
 	}
-	if t.typ != msgTalk {
+	if t.Typ != store.MsgTalk {
 		return apperr.ErrNotChangeable, nil
 	}
-	if t.deleted {
+	if t.Deleted {
 		return apperr.ErrMessageDeleted, nil
 	}
 	if err := decide(t); err != nil {
@@ -167,7 +168,7 @@ func changeMessageTx(e *opEnv, roomID, msgID, userID int64, decide func(changeTa
 // Edit replaces the text of u's own TALK message msgID in roomID, within
 // the edit window (-edit-minutes), and publishes an EDIT event. The text
 // gets the checks of a post. Mentions added by an edit notify nobody.
-func (c *chatService) Edit(ctx context.Context, u user, roomID, msgID int64, text string) (editEvent, error) {
+func (c *chatService) Edit(ctx context.Context, u store.User, roomID, msgID int64, text string) (editEvent, error) {
 	if err := c.checkBody(text); err != nil {
 		return editEvent{}, err
 	}
@@ -191,7 +192,7 @@ func windowMS(d time.Duration) int64 {
 // author may delete their own message at any time; the room's owner (its
 // creator) and administrators may delete anyone's. Only administrators
 // delete in an archived room.
-func (c *chatService) Delete(ctx context.Context, u user, roomID, msgID int64) error {
+func (c *chatService) Delete(ctx context.Context, u store.User, roomID, msgID int64) error {
 	op := &msgDeleteOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Admin: u.IsAdmin}
 	err := c.change(ctx, roomID, msgID, op)
 	if err == nil && len(op.blobs) > 0 && c.files != nil {
@@ -205,7 +206,7 @@ func (c *chatService) Delete(ctx context.Context, u user, roomID, msgID int64) e
 // React adds (add) or removes u's emoji on message msgID of roomID and
 // publishes a REACTION event with the message's reactions after it. Only
 // members of the room react, and not in an archived room.
-func (c *chatService) React(ctx context.Context, u user, roomID, msgID int64, emoji string, add bool) ([]reaction, error) {
+func (c *chatService) React(ctx context.Context, u store.User, roomID, msgID int64, emoji string, add bool) ([]store.Reaction, error) {
 	if err := checkEmoji(emoji); err != nil {
 		return nil, err
 	}
@@ -234,19 +235,19 @@ type msgEditOp struct {
 func (*msgEditOp) OpKind() string   { return "msg-edit" }
 func (o *msgEditOp) refusal() error { return o.refused }
 
-func (o *msgEditOp) Apply(e *opEnv) (err error) {
-	o.ev = editEvent{Type: msgEdit, RoomID: o.RoomID, MessageID: o.MsgID, Sender: o.Username, Message: o.Text, EditedAt: formatJSONTime(fromMS(e.at))}
-	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+func (o *msgEditOp) Apply(e *store.Tx) (err error) {
+	o.ev = editEvent{Type: msgEdit, RoomID: o.RoomID, MessageID: o.MsgID, Sender: o.Username, Message: o.Text, EditedAt: store.FormatJSONTime(store.FromMS(e.At))}
+	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t store.ChangeTarget) error {
 		switch {
-		case t.authorID == 0 || t.authorID != o.UserID:
+		case t.AuthorID == 0 || t.AuthorID != o.UserID:
 			return apperr.ErrNotAuthor
-		case t.archived:
+		case t.Archived:
 			return apperr.ErrRoomArchived
-		case o.WindowMS > 0 && e.at-t.createdAt > o.WindowMS:
+		case o.WindowMS > 0 && e.At-t.CreatedAt > o.WindowMS:
 			return apperr.ErrEditTooLate
 		}
 		return nil
-	}, func() error { return e.editMessage(o.MsgID, o.Text) })
+	}, func() error { return e.EditMessage(o.MsgID, o.Text) })
 	return err
 }
 
@@ -267,20 +268,20 @@ type msgDeleteOp struct {
 func (*msgDeleteOp) OpKind() string   { return "msg-delete" }
 func (o *msgDeleteOp) refusal() error { return o.refused }
 
-func (o *msgDeleteOp) Apply(e *opEnv) (err error) {
+func (o *msgDeleteOp) Apply(e *store.Tx) (err error) {
 	o.blobs = nil
-	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
-		author := t.authorID != 0 && t.authorID == o.UserID
-		owner := t.ownerID != 0 && t.ownerID == o.UserID && t.kind != roomDM
+	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t store.ChangeTarget) error {
+		author := t.AuthorID != 0 && t.AuthorID == o.UserID
+		owner := t.OwnerID != 0 && t.OwnerID == o.UserID && t.Kind != store.RoomDM
 		switch {
 		case !author && !owner && !o.Admin:
 			return apperr.ErrCannotDelete
-		case t.archived && !o.Admin:
+		case t.Archived && !o.Admin:
 			return apperr.ErrRoomArchived
 		}
 		return nil
 	}, func() (err error) {
-		o.blobs, err = e.deleteMessage(o.MsgID)
+		o.blobs, err = e.DeleteMessage(o.MsgID)
 		return err
 	})
 	return err
@@ -306,20 +307,20 @@ type msgReactOp struct {
 func (*msgReactOp) OpKind() string   { return "msg-react" }
 func (o *msgReactOp) refusal() error { return o.refused }
 
-func (o *msgReactOp) Apply(e *opEnv) (err error) {
+func (o *msgReactOp) Apply(e *store.Tx) (err error) {
 	o.ev = reactionEvent{Type: msgReaction, RoomID: o.RoomID, MessageID: o.MsgID, User: o.Username, Emoji: o.Emoji, Added: o.Add}
-	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t changeTarget) error {
+	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t store.ChangeTarget) error {
 		switch {
-		case !t.member:
+		case !t.Member:
 			return apperr.ErrNotMember
-		case t.archived:
+		case t.Archived:
 			return apperr.ErrRoomArchived
 		}
 		return nil
 	}, func() error {
-		rs, err := e.setReaction(o.MsgID, o.UserID, o.Emoji, o.Add)
+		rs, err := e.SetReaction(o.MsgID, o.UserID, o.Emoji, o.Add)
 		if rs == nil {
-			rs = []reaction{}
+			rs = []store.Reaction{}
 		}
 		o.ev.Reactions = rs
 		return err

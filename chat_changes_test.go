@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"strings"
 	"testing"
 	"time"
@@ -15,17 +16,17 @@ import (
 // a private room "secret" of bob's that carol and dave are not in.
 type changeFixture struct {
 	*chatFixture
-	dave         user
-	team, secret room
+	dave         store.User
+	team, secret store.Room
 }
 
 func newChangeFixture(t *testing.T) *changeFixture {
 	t.Helper()
 	f := &changeFixture{chatFixture: newChatFixture(t, langEnglish)}
 	f.dave = mustRegister(t, f.auth, "dave")
-	f.team = f.room(t, f.bob, "team", roomPublic)
-	f.secret = f.room(t, f.bob, "secret", roomPrivate)
-	for _, u := range []user{f.carol, f.dave} {
+	f.team = f.room(t, f.bob, "team", store.RoomPublic)
+	f.secret = f.room(t, f.bob, "secret", store.RoomPrivate)
+	for _, u := range []store.User{f.carol, f.dave} {
 		if err := f.chat.Join(context.Background(), u, f.team.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +37,7 @@ func newChangeFixture(t *testing.T) *changeFixture {
 func TestMessageChangeAuthorization(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	type setup struct{ carolsTeam, bobsSecret, enter storedMessage }
+	type setup struct{ carolsTeam, bobsSecret, enter store.StoredMessage }
 	tests := []struct {
 		name string
 		do   func(s setup) error
@@ -135,9 +136,9 @@ func TestMessageChangeAuthorization(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := setup{
-				carolsTeam: f.post(t, f.carol, f.team.ID, msgTalk, "hello team"),
-				bobsSecret: f.post(t, f.bob, f.secret.ID, msgTalk, "secret plan"),
-				enter:      f.post(t, f.carol, f.team.ID, msgEnter, ""),
+				carolsTeam: f.post(t, f.carol, f.team.ID, store.MsgTalk, "hello team"),
+				bobsSecret: f.post(t, f.bob, f.secret.ID, store.MsgTalk, "secret plan"),
+				enter:      f.post(t, f.carol, f.team.ID, store.MsgEnter, ""),
 			}
 			before := len(f.rec.deliveries())
 			err := tt.do(s)
@@ -152,11 +153,11 @@ func TestMessageChangeAuthorization(t *testing.T) {
 		})
 	}
 	t.Run("archived room", func(t *testing.T) {
-		m := f.post(t, f.carol, f.team.ID, msgTalk, "before archiving")
-		if _, err := f.chat.UpdateRoom(ctx, f.bob, f.team.ID, roomUpdate{Archived: new(true)}); err != nil {
+		m := f.post(t, f.carol, f.team.ID, store.MsgTalk, "before archiving")
+		if _, err := f.chat.UpdateRoom(ctx, f.bob, f.team.ID, store.RoomUpdate{Archived: new(true)}); err != nil {
 			t.Fatal(err)
 		}
-		defer f.chat.UpdateRoom(ctx, f.bob, f.team.ID, roomUpdate{Archived: new(false)})
+		defer f.chat.UpdateRoom(ctx, f.bob, f.team.ID, store.RoomUpdate{Archived: new(false)})
 		if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "x"); !errors.Is(err, apperr.ErrRoomArchived) {
 			t.Errorf("edit: %v", err)
 		}
@@ -176,7 +177,7 @@ func TestEditWindow(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
 	f.chat.editWindow = 10 * time.Minute
-	m := f.post(t, f.carol, f.team.ID, msgTalk, "typo")
+	m := f.post(t, f.carol, f.team.ID, store.MsgTalk, "typo")
 	f.clock.Advance(9 * time.Minute)
 	if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "fixed"); err != nil {
 		t.Fatalf("within the window: %v", err)
@@ -191,13 +192,13 @@ func TestEditWindow(t *testing.T) {
 }
 
 // history returns the room's newest page as bob sees it, by id.
-func (f *changeFixture) history(t *testing.T, roomID int64) map[int64]storedMessage {
+func (f *changeFixture) history(t *testing.T, roomID int64) map[int64]store.StoredMessage {
 	t.Helper()
 	ms, err := f.chat.Messages(context.Background(), f.bob, roomID, 0, 0, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[int64]storedMessage{}
+	out := map[int64]store.StoredMessage{}
 	for _, m := range ms {
 		out[m.ID] = m
 	}
@@ -232,7 +233,7 @@ func (f *changeFixture) searchIDs(t *testing.T, q string) []int64 {
 func TestMessageChangesStoredAndPublished(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	m := f.post(t, f.carol, f.team.ID, msgTalk, "lunch at noon @dave")
+	m := f.post(t, f.carol, f.team.ID, store.MsgTalk, "lunch at noon @dave")
 	plain, _ := json.Marshal(m)
 	var keys map[string]any
 	json.Unmarshal(plain, &keys)
@@ -258,12 +259,12 @@ func TestMessageChangesStoredAndPublished(t *testing.T) {
 	if ids := f.searchIDs(t, "one"); len(ids) != 1 || ids[0] != m.ID {
 		t.Errorf("search for the new text: %v", ids)
 	}
-	ns, err := f.st.pendingNotifications(ctx, f.dave.ID, 10)
+	ns, err := f.st.PendingNotifications(ctx, f.dave.ID, 10)
 	if err != nil || len(ns) != 1 || ns[0].Message.Message != "lunch at one @dave" {
 		t.Errorf("pending notification after edit: %+v %v", ns, err)
 	}
 
-	for _, u := range []user{f.bob, f.dave} {
+	for _, u := range []store.User{f.bob, f.dave} {
 		f.clock.Advance(time.Second) // reactions are listed in the order they came
 		if _, err := f.chat.React(ctx, u, f.team.ID, m.ID, "👍", true); err != nil {
 			t.Fatal(err)
@@ -311,7 +312,7 @@ func TestMessageChangesStoredAndPublished(t *testing.T) {
 	if ids := f.searchIDs(t, "lunch"); len(ids) != 0 {
 		t.Errorf("search finds a deleted message: %v", ids)
 	}
-	if ns, _ := f.st.pendingNotifications(ctx, f.dave.ID, 10); len(ns) != 0 {
+	if ns, _ := f.st.PendingNotifications(ctx, f.dave.ID, 10); len(ns) != 0 {
 		t.Errorf("notification of a deleted message still pending: %+v", ns)
 	}
 }
@@ -319,8 +320,8 @@ func TestMessageChangesStoredAndPublished(t *testing.T) {
 func TestReactionLimit(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	m := f.post(t, f.carol, f.team.ID, msgTalk, "vote")
-	for i := range maxReactionsPerUser {
+	m := f.post(t, f.carol, f.team.ID, store.MsgTalk, "vote")
+	for i := range store.MaxReactionsPerUser {
 		if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, string(rune('😀'+i)), true); err != nil {
 			t.Fatal(err)
 		}
@@ -336,8 +337,8 @@ func TestReactionLimit(t *testing.T) {
 func TestReplies(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	orig := f.post(t, f.carol, f.team.ID, msgTalk, strings.Repeat("가", replyQuoteRunes+10))
-	other := f.post(t, f.bob, f.secret.ID, msgTalk, "elsewhere")
+	orig := f.post(t, f.carol, f.team.ID, store.MsgTalk, strings.Repeat("가", store.ReplyQuoteRunes+10))
+	other := f.post(t, f.bob, f.secret.ID, store.MsgTalk, "elsewhere")
 	tests := []struct {
 		name    string
 		replyTo int64
@@ -350,14 +351,14 @@ func TestReplies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := f.chat.Post(ctx, f.dave, chatInput{Type: msgTalk, RoomID: f.team.ID, Message: "answer", ReplyTo: tt.replyTo})
+			m, err := f.chat.Post(ctx, f.dave, chatInput{Type: store.MsgTalk, RoomID: f.team.ID, Message: "answer", ReplyTo: tt.replyTo})
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Fatalf("err %v, want %v", err, tt.want)
 			}
 			if err != nil {
 				return
 			}
-			if m.Reply == nil || m.Reply.ID != orig.ID || m.Reply.Sender != "carol" || len([]rune(m.Reply.Message)) != replyQuoteRunes {
+			if m.Reply == nil || m.Reply.ID != orig.ID || m.Reply.Sender != "carol" || len([]rune(m.Reply.Message)) != store.ReplyQuoteRunes {
 				t.Errorf("posted reply %+v", m.Reply)
 			}
 			if err := f.chat.Delete(ctx, f.carol, f.team.ID, orig.ID); err != nil {
@@ -372,8 +373,8 @@ func TestReplies(t *testing.T) {
 }
 
 func TestReplyQuoteRunesSQL(t *testing.T) {
-	if replyQuoteRunesSQL != "140" || replyQuoteRunes != 140 {
-		t.Fatalf("replyQuoteRunes %d and replyQuoteRunesSQL %s differ", replyQuoteRunes, replyQuoteRunesSQL)
+	if store.ReplyQuoteRunesSQL != "140" || store.ReplyQuoteRunes != 140 {
+		t.Fatalf("replyQuoteRunes %d and replyQuoteRunesSQL %s differ", store.ReplyQuoteRunes, store.ReplyQuoteRunesSQL)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"strconv"
 	"sync"
 	"time"
@@ -47,7 +48,7 @@ type idemKey struct {
 // finished; msg and ok are set before that.
 type idemEntry struct {
 	done chan struct{}
-	msg  storedMessage
+	msg  store.StoredMessage
 	ok   bool // the first send stored msg; false: it failed, and a retry runs again
 	at   time.Time
 }
@@ -71,9 +72,9 @@ func newIdempotency(now func() time.Time) *idempotency {
 // do runs post once per (user, key) within the window. A concurrent or
 // later call with the same key waits for the first and returns its stored
 // message; if the first failed, it runs post itself.
-func (d *idempotency) do(ctx context.Context, userID int64, key string, post func() (storedMessage, error)) (storedMessage, error) {
+func (d *idempotency) do(ctx context.Context, userID int64, key string, post func() (store.StoredMessage, error)) (store.StoredMessage, error) {
 	if len(key) > maxIdempotencyKeyLen {
-		return storedMessage{}, errBadIdempotencyKey
+		return store.StoredMessage{}, errBadIdempotencyKey
 	}
 	k := idemKey{userID, key}
 	for {
@@ -100,7 +101,7 @@ func (d *idempotency) do(ctx context.Context, userID int64, key string, post fun
 		select {
 		case <-e.done:
 		case <-ctx.Done():
-			return storedMessage{}, ctx.Err()
+			return store.StoredMessage{}, ctx.Err()
 		}
 		if e.ok {
 			return e.msg, nil
@@ -148,7 +149,7 @@ func isClosed(c chan struct{}) bool {
 }
 
 // clustered reports whether writes go through a cluster's log.
-func (c *chatService) clustered() bool { return c.st.replicated() }
+func (c *chatService) clustered() bool { return c.st.Replicated() }
 
 // dedupKeyOf names a post for the cluster log's de-duplication (JetStream's
 // Nats-Msg-Id): the same user resending the same thing within the log's

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strings"
 	"sync"
 	"testing"
@@ -18,8 +19,8 @@ import (
 func TestIdempotentPost(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
-	talk := func(u user, key, text string) (storedMessage, error) {
-		return f.chat.Post(ctx, u, chatInput{Type: msgTalk, RoomID: 1, Message: text, IdempotencyKey: key})
+	talk := func(u store.User, key, text string) (store.StoredMessage, error) {
+		return f.chat.Post(ctx, u, chatInput{Type: store.MsgTalk, RoomID: 1, Message: text, IdempotencyKey: key})
 	}
 	delivered := func(text string) int {
 		f.rec.mu.Lock()
@@ -52,7 +53,7 @@ func TestIdempotentPost(t *testing.T) {
 		// of posting it again.
 		gone, cancel := context.WithCancel(ctx)
 		cancel()
-		first, err := f.chat.Post(gone, f.alice, chatInput{Type: msgTalk, RoomID: 1, Message: "left early", IdempotencyKey: "k-gone"})
+		first, err := f.chat.Post(gone, f.alice, chatInput{Type: store.MsgTalk, RoomID: 1, Message: "left early", IdempotencyKey: "k-gone"})
 		if err != nil {
 			t.Fatalf("first attempt: %v", err)
 		}
@@ -120,7 +121,7 @@ func TestIdempotentPost(t *testing.T) {
 // POST /api/rooms/{id}/messages answer the first message.
 func TestIdempotentHTTPPost(t *testing.T) {
 	f := newFilesFixture(t)
-	post := func() storedMessage {
+	post := func() store.StoredMessage {
 		req, _ := http.NewRequest("POST", f.base+"/api/rooms/1/messages", strings.NewReader(`{"message":"exactly once"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(idempotencyHTTPHeader, "6f1c2f1e-2b6a-4c8e-9d55-0d0f2a9b7c11")
@@ -129,7 +130,7 @@ func TestIdempotentHTTPPost(t *testing.T) {
 			t.Fatalf("post: %v %v", resp, err)
 		}
 		defer resp.Body.Close()
-		var m storedMessage
+		var m store.StoredMessage
 		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +141,7 @@ func TestIdempotentHTTPPost(t *testing.T) {
 		t.Errorf("ids %d and %d", a.ID, b.ID)
 	}
 	var n int
-	f.srv.store.rdb.QueryRow(`SELECT count(*) FROM messages WHERE body = 'exactly once'`).Scan(&n)
+	f.srv.store.Rdb.QueryRow(`SELECT count(*) FROM messages WHERE body = 'exactly once'`).Scan(&n)
 	if n != 1 {
 		t.Errorf("%d stored", n)
 	}

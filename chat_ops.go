@@ -1,5 +1,7 @@
 package main
 
+import "stompbox/internal/store"
+
 // The chat service's side of the store's ops: its kinds of op, and what
 // they do on this node after they commit.
 
@@ -8,16 +10,16 @@ package main
 // to posted messages. Registered with the store for decoding the cluster
 // log; a kind is part of the log's format and is only ever added.
 func init() {
-	registerOp[markReadOp]()
-	registerOp[chatPostOp]()
-	registerOp[roomCreateOp]()
-	registerOp[roomUpdateOp]()
-	registerOp[roomAddMemberOp]()
-	registerOp[roomLeaveOp]()
-	registerOp[dmOpenOp]()
-	registerOp[msgEditOp]()
-	registerOp[msgDeleteOp]()
-	registerOp[msgReactOp]()
+	store.RegisterOp[markReadOp]()
+	store.RegisterOp[chatPostOp]()
+	store.RegisterOp[roomCreateOp]()
+	store.RegisterOp[roomUpdateOp]()
+	store.RegisterOp[roomAddMemberOp]()
+	store.RegisterOp[roomLeaveOp]()
+	store.RegisterOp[dmOpenOp]()
+	store.RegisterOp[msgEditOp]()
+	store.RegisterOp[msgDeleteOp]()
+	store.RegisterOp[msgReactOp]()
 }
 
 // chatEffect is a chat op with an effect after its commit, run on every
@@ -30,7 +32,7 @@ type chatEffect interface {
 // Committed runs a committed op's effect on this node's clients
 // (storeEffects): the store calls it for every op, local or from the
 // cluster log, on its writer goroutine, in commit order.
-func (c *chatService) Committed(op storeOp) {
+func (c *chatService) Committed(op store.Op) {
 	if o, ok := op.(chatEffect); ok {
 		o.committed(c)
 	}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"sync"
 	"testing"
 	"time"
@@ -17,14 +18,14 @@ var chatOpKinds = []string{"chat-post", "room-create", "room-update", "room-add-
 
 func TestChatOpsRoundTrip(t *testing.T) {
 	name, topic, archived := "renamed", "a topic", true
-	tests := []storeOp{
+	tests := []store.Op{
 		&markReadOp{RoomID: 3, UserID: 4, MessageID: 5},
-		&chatPostOp{Type: msgTalk, RoomID: 5, UserID: 2, Sender: "bob", Message: "hi @carol 👋", ReplyTo: 9, Files: []int64{3, 4},
+		&chatPostOp{Type: store.MsgTalk, RoomID: 5, UserID: 2, Sender: "bob", Message: "hi @carol 👋", ReplyTo: 9, Files: []int64{3, 4},
 			Mentions: []postMention{{UserID: 3, Username: "carol", Webhook: "https://example.test/hook"}}, Online: []string{"carol", "dave"}},
-		&chatPostOp{Type: msgEnter, RoomID: 1, UserID: 1, Sender: "alice", Message: "alice님이 입장하셨습니다."},
-		&roomCreateOp{UserID: 2, Admin: true, Name: "team", Topic: "plans", Kind: roomPrivate, MaxRooms: 200},
-		&roomUpdateOp{RoomID: 5, Update: roomUpdate{Name: &name, Topic: &topic, Archived: &archived}},
-		&roomUpdateOp{RoomID: 5, Update: roomUpdate{Topic: &topic}},
+		&chatPostOp{Type: store.MsgEnter, RoomID: 1, UserID: 1, Sender: "alice", Message: "alice님이 입장하셨습니다."},
+		&roomCreateOp{UserID: 2, Admin: true, Name: "team", Topic: "plans", Kind: store.RoomPrivate, MaxRooms: 200},
+		&roomUpdateOp{RoomID: 5, Update: store.RoomUpdate{Name: &name, Topic: &topic, Archived: &archived}},
+		&roomUpdateOp{RoomID: 5, Update: store.RoomUpdate{Topic: &topic}},
 		&roomAddMemberOp{roomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol joined."}},
 		&roomLeaveOp{roomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol left."}},
 		&dmOpenOp{UserID: 1, Username: "alice", OtherID: 2, OtherName: "bob"},
@@ -35,11 +36,11 @@ func TestChatOpsRoundTrip(t *testing.T) {
 	covered := map[string]bool{}
 	for _, op := range tests {
 		t.Run(op.OpKind(), func(t *testing.T) {
-			b, err := encodeOp(op, 1767323045123, "node-a")
+			b, err := store.EncodeOp(op, 1767323045123, "node-a")
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, env, err := decodeOp(b)
+			got, env, err := store.DecodeOp(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +57,7 @@ func TestChatOpsRoundTrip(t *testing.T) {
 		if !covered[k] {
 			t.Errorf("kind %s has no round-trip case", k)
 		}
-		if newOpOfKind(k) == nil {
+		if store.NewOpOfKind(k) == nil {
 			t.Errorf("kind %s is not in opKinds", k)
 		}
 	}
@@ -66,7 +67,7 @@ func TestChatOpsRoundTrip(t *testing.T) {
 // submitted on store a is encoded, applied on a from the "log" (replay),
 // and decoded and applied on b, in submission order.
 type replayReplicator struct {
-	a, b *store
+	a, b *store.Store
 
 	mu    sync.Mutex
 	kinds map[string]int // ops seen, by kind
@@ -75,11 +76,11 @@ type replayReplicator struct {
 
 func (r *replayReplicator) WaitCaughtUp(context.Context) {}
 
-func (r *replayReplicator) Submit(ctx context.Context, op storeOp, dedupKey string) error {
+func (r *replayReplicator) Submit(ctx context.Context, op store.Op, dedupKey string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	at := r.a.nowMS()
-	buf, err := encodeOp(op, at, "a")
+	at := r.a.NowMS()
+	buf, err := store.EncodeOp(op, at, "a")
 	if err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func (r *replayReplicator) Submit(ctx context.Context, op storeOp, dedupKey stri
 	if err := applyReplayed(ctx, r.a, op, at); err != nil {
 		return fmt.Errorf("apply on a: %w", err)
 	}
-	onB, env, err := decodeOp(buf)
+	onB, env, err := store.DecodeOp(buf)
 	if err != nil {
 		return err
 	}
@@ -102,14 +103,14 @@ func (r *replayReplicator) Submit(ctx context.Context, op storeOp, dedupKey stri
 }
 
 // applyReplayed applies op on s as a node applies an op from the cluster log.
-func applyReplayed(ctx context.Context, s *store, op storeOp, at int64) error {
-	return s.applyAt(ctx, op, at, true)
+func applyReplayed(ctx context.Context, s *store.Store, op store.Op, at int64) error {
+	return s.ApplyAt(ctx, op, at, true)
 }
 
 // dumpRows reads every row of query as text, for comparing two databases.
-func dumpRows(t *testing.T, s *store, query string) []string {
+func dumpRows(t *testing.T, s *store.Store, query string) []string {
 	t.Helper()
-	rows, err := s.rdb.Query(query)
+	rows, err := s.Rdb.Query(query)
 	if err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
@@ -159,15 +160,15 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 	var uploads [2]int64
 	for _, f := range []*chatFixture{a, b} {
 		for i, sum := range []string{"abc", "def"} {
-			sf := storedFile{RoomID: 1, UserID: f.carol.ID, Name: sum + ".txt", Size: 3, Type: "text/plain", SHA256: sum}
-			if ok, err := f.st.insertFile(ctx, &sf, 0); err != nil || !ok {
+			sf := store.StoredFile{RoomID: 1, UserID: f.carol.ID, Name: sum + ".txt", Size: 3, Type: "text/plain", SHA256: sum}
+			if ok, err := f.st.InsertFile(ctx, &sf, 0); err != nil || !ok {
 				t.Fatalf("upload: %v %v", ok, err)
 			}
 			uploads[i] = sf.ID
 		}
 	}
 	rep := &replayReplicator{a: a.st, b: b.st, kinds: map[string]int{}}
-	a.st.setReplicator(rep)
+	a.st.SetReplicator(rep)
 
 	c := a.chat
 	must := func(what string, err error) {
@@ -176,46 +177,46 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	post := func(u user, in chatInput) storedMessage {
+	post := func(u store.User, in chatInput) store.StoredMessage {
 		t.Helper()
 		m, err := c.Post(ctx, u, in)
 		must("post "+in.Message, err)
 		a.clock.Advance(1500 * time.Millisecond)
 		return m
 	}
-	room := func(u user, name, kind string) room {
+	room := func(u store.User, name, kind string) store.Room {
 		t.Helper()
 		r, err := c.CreateRoom(ctx, u, newRoom{Name: name, Kind: kind})
 		must("create "+name, err)
 		return r
 	}
 
-	hello := post(a.alice, chatInput{Type: msgTalk, RoomID: 1, Message: "hello", dedupKey: "alice-1"})
-	team := room(a.bob, "team", roomPublic)
-	secret := room(a.bob, "secret", roomPrivate)
+	hello := post(a.alice, chatInput{Type: store.MsgTalk, RoomID: 1, Message: "hello", dedupKey: "alice-1"})
+	team := room(a.bob, "team", store.RoomPublic)
+	secret := room(a.bob, "secret", store.RoomPrivate)
 	if _, err := c.CreateRoom(ctx, a.bob, newRoom{Name: "third"}); err == nil {
 		t.Fatal("a third room passed a's limit of 2")
 	}
 	must("add carol", c.AddMember(ctx, a.bob, secret.ID, "carol"))
 	must("join team", c.Join(ctx, a.carol, team.ID))
 	// bob is online on a only, alice on neither: a live and a stored mention.
-	plan := post(a.carol, chatInput{Type: msgTalk, RoomID: secret.ID, Message: "@bob @alice the plan"})
-	standup := post(a.carol, chatInput{Type: msgTalk, RoomID: team.ID, Message: "@alice @bob standup?"})
-	post(a.bob, chatInput{Type: msgTalk, RoomID: team.ID, Message: "yes", ReplyTo: standup.ID})
+	plan := post(a.carol, chatInput{Type: store.MsgTalk, RoomID: secret.ID, Message: "@bob @alice the plan"})
+	standup := post(a.carol, chatInput{Type: store.MsgTalk, RoomID: team.ID, Message: "@alice @bob standup?"})
+	post(a.bob, chatInput{Type: store.MsgTalk, RoomID: team.ID, Message: "yes", ReplyTo: standup.ID})
 	// DM peers: bob online on a only, carol on b only.
 	dmBob, err := c.OpenDM(ctx, a.alice, "bob")
 	must("dm bob", err)
 	dmCarol, err := c.OpenDM(ctx, a.alice, "carol")
 	must("dm carol", err)
-	post(a.alice, chatInput{Type: msgTalk, RoomID: dmBob.ID, Message: "psst"})
-	post(a.alice, chatInput{Type: msgTalk, RoomID: dmCarol.ID, Message: "psst"})
+	post(a.alice, chatInput{Type: store.MsgTalk, RoomID: dmBob.ID, Message: "psst"})
+	post(a.alice, chatInput{Type: store.MsgTalk, RoomID: dmCarol.ID, Message: "psst"})
 	if _, err := c.OpenDM(ctx, a.bob, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	withFile := post(a.carol, chatInput{Type: msgTalk, RoomID: 1, Message: "see file", Attachments: []int64{uploads[0]}})
-	post(a.carol, chatInput{Type: msgTalk, RoomID: 1, Attachments: []int64{uploads[1]}})
+	withFile := post(a.carol, chatInput{Type: store.MsgTalk, RoomID: 1, Message: "see file", Attachments: []int64{uploads[0]}})
+	post(a.carol, chatInput{Type: store.MsgTalk, RoomID: 1, Attachments: []int64{uploads[1]}})
 	topic := "weekly plans"
-	_, err = c.UpdateRoom(ctx, a.bob, team.ID, roomUpdate{Topic: &topic})
+	_, err = c.UpdateRoom(ctx, a.bob, team.ID, store.RoomUpdate{Topic: &topic})
 	must("update", err)
 
 	_, err = c.React(ctx, a.bob, secret.ID, plan.ID, "👍", true)
@@ -235,7 +236,7 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 	must("delete hello", c.Delete(ctx, a.alice, 1, hello.ID))
 	must("add alice", c.AddMember(ctx, a.carol, secret.ID, "alice"))
 	must("leave", c.Leave(ctx, a.carol, secret.ID))
-	post(a.bob, chatInput{Type: msgLeave, RoomID: team.ID})
+	post(a.bob, chatInput{Type: store.MsgLeave, RoomID: team.ID})
 
 	for _, k := range chatOpKinds {
 		if rep.kinds[k] == 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 )
 
 // store checks the room, writes m (plus a membership when posting makes u
@@ -27,7 +28,7 @@ import (
 // here, before the op is submitted, and carried in it (chatPostOp.Online):
 // every node then stores the same notifications. Webhooks go out from this
 // node only, after the commit.
-func (c *chatService) store(ctx context.Context, m storedMessage, mentions []notifyTarget, files []int64, dedupKey string) (storedMessage, error) {
+func (c *chatService) store(ctx context.Context, m store.StoredMessage, mentions []notifyTarget, files []int64, dedupKey string) (store.StoredMessage, error) {
 	op := &chatPostOp{Type: m.Type, RoomID: m.RoomID, UserID: m.UserID, Sender: m.Sender, Message: m.Message, ReplyTo: m.ReplyTo, Files: files, online: c.online}
 	for _, t := range mentions {
 		op.Mentions = append(op.Mentions, postMention{UserID: t.userID, Username: t.username, Webhook: t.webhook})
@@ -35,13 +36,13 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 			op.Online = append(op.Online, t.username)
 		}
 	}
-	if c.st.replicated() && m.Type == msgTalk {
+	if c.st.Replicated() && m.Type == store.MsgTalk {
 		// The peer is read before the write, so the membership may change
 		// in between; a peer who left gets no notification either way
 		// (Apply reads the members again), and one who joined is offline.
-		peers, err := c.st.dmPeerNames(ctx, m.RoomID, m.UserID)
+		peers, err := c.st.DmPeerNames(ctx, m.RoomID, m.UserID)
 		if err != nil {
-			return storedMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
+			return store.StoredMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
 		}
 		for _, name := range peers {
 			if c.online(name) && !slices.Contains(op.Online, name) {
@@ -49,16 +50,16 @@ func (c *chatService) store(ctx context.Context, m storedMessage, mentions []not
 			}
 		}
 	}
-	if err := c.st.runKeyed(ctx, op, dedupKey); err != nil {
-		return storedMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
+	if err := c.st.RunKeyed(ctx, op, dedupKey); err != nil {
+		return store.StoredMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
 	}
 	if op.refused != nil {
-		return storedMessage{}, op.refused
+		return store.StoredMessage{}, op.refused
 	}
 	m = op.msg
 	for _, t := range op.stored {
 		if t.webhook != "" {
-			c.webhooks.enqueue(t.webhook, notificationJSON(notification{ID: t.notificationID, Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
+			c.webhooks.enqueue(t.webhook, notificationJSON(store.Notification{ID: t.notificationID, Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
 		}
 	}
 	return m, nil
@@ -87,10 +88,10 @@ type chatPostOp struct {
 	// decoded from the log.
 	online func(username string) bool
 
-	msg     storedMessage  // the stored message, with its id
-	refused error          // why the room refused it, if it did
-	targets []notifyTarget // DM peer and mentions: whom it notifies
-	stored  []notifyTarget // the offline ones, with their stored notification ids
+	msg     store.StoredMessage // the stored message, with its id
+	refused error               // why the room refused it, if it did
+	targets []notifyTarget      // DM peer and mentions: whom it notifies
+	stored  []notifyTarget      // the offline ones, with their stored notification ids
 }
 
 // postMention is a mention target as a chatPostOp carries it.
@@ -101,35 +102,35 @@ type postMention struct {
 }
 
 // A resent post is answered with its original's message.
-var _ resultLookup = (*chatPostOp)(nil)
+var _ store.ResultLookup = (*chatPostOp)(nil)
 
 func (*chatPostOp) OpKind() string { return "chat-post" }
 
-func (o *chatPostOp) Apply(e *opEnv) error {
-	o.msg = storedMessage{Type: o.Type, RoomID: o.RoomID, Sender: o.Sender, UserID: o.UserID, Message: o.Message, ReplyTo: o.ReplyTo}
+func (o *chatPostOp) Apply(e *store.Tx) error {
+	o.msg = store.StoredMessage{Type: o.Type, RoomID: o.RoomID, Sender: o.Sender, UserID: o.UserID, Message: o.Message, ReplyTo: o.ReplyTo}
 	o.refused, o.targets, o.stored = nil, o.targets[:0], o.stored[:0]
 	m := &o.msg
 	if len(o.Mentions) == 0 && m.ReplyTo == 0 && len(o.Files) == 0 {
 		// The common case, one statement; mentions may need
 		// notifications stored in the same transaction, and a
 		// reply's original is checked once the room is.
-		if done, err := e.insertAsMember(m); done || err != nil {
+		if done, err := e.InsertAsMember(m); done || err != nil {
 			return err
 		}
 	}
-	r, err := e.postAccess(m.RoomID, m.UserID)
+	r, err := e.PostAccess(m.RoomID, m.UserID)
 	switch {
 	case errors.Is(err, apperr.ErrUnknownRoom):
 		o.refused = err
 	case err != nil:
 		return err
-	case r.archived:
+	case r.Archived:
 		o.refused = apperr.ErrRoomArchived
-	case r.kind != roomPublic && !r.member:
+	case r.Kind != store.RoomPublic && !r.Member:
 		o.refused = apperr.ErrNotMember
 	}
 	if o.refused == nil {
-		if err := e.checkAttachable(m, o.Files); errors.Is(err, errBadAttachment) {
+		if err := e.CheckAttachable(m, o.Files); errors.Is(err, store.ErrBadAttachment) {
 			o.refused = err
 		} else if err != nil {
 			return err
@@ -139,7 +140,7 @@ func (o *chatPostOp) Apply(e *opEnv) error {
 		return nil
 	}
 	if m.ReplyTo != 0 {
-		if m.Reply, err = e.replyTarget(m.RoomID, m.ReplyTo); err != nil {
+		if m.Reply, err = e.ReplyTarget(m.RoomID, m.ReplyTo); err != nil {
 			if apperr.IsClientError(err) {
 				o.refused = err
 				return nil
@@ -147,30 +148,30 @@ func (o *chatPostOp) Apply(e *opEnv) error {
 			return err
 		}
 	}
-	if r.kind == roomDM && m.Type == msgTalk {
-		peers, err := e.dmPeers(m.RoomID, m.UserID)
+	if r.Kind == store.RoomDM && m.Type == store.MsgTalk {
+		peers, err := e.DmPeers(m.RoomID, m.UserID)
 		if err != nil {
 			return err
 		}
 		for _, p := range peers {
-			o.targets = append(o.targets, notifyTarget{userID: p.UserID, username: p.Username, reason: reasonDM,
+			o.targets = append(o.targets, notifyTarget{userID: p.UserID, username: p.Username, reason: store.ReasonDM,
 				webhook: p.Webhook, online: o.peerOnline(e, p.Username)})
 		}
 	}
 	for _, t := range o.Mentions {
 		if !slices.ContainsFunc(o.targets, func(x notifyTarget) bool { return x.userID == t.UserID }) {
-			o.targets = append(o.targets, notifyTarget{userID: t.UserID, username: t.Username, reason: reasonMention,
+			o.targets = append(o.targets, notifyTarget{userID: t.UserID, username: t.Username, reason: store.ReasonMention,
 				webhook: t.Webhook, online: slices.Contains(o.Online, t.Username)})
 		}
 	}
-	if err := e.insertMessage(m); err != nil {
+	if err := e.InsertMessage(m); err != nil {
 		return err
 	}
-	if err := e.attachFiles(m, o.Files); err != nil {
+	if err := e.AttachFiles(m, o.Files); err != nil {
 		return err
 	}
-	if r.kind == roomPublic && !r.member && m.Type != msgLeave {
-		if _, err := e.join(m.RoomID, m.UserID); err != nil {
+	if r.Kind == store.RoomPublic && !r.Member && m.Type != store.MsgLeave {
+		if _, err := e.Join(m.RoomID, m.UserID); err != nil {
 			return err
 		}
 	}
@@ -178,7 +179,7 @@ func (o *chatPostOp) Apply(e *opEnv) error {
 		if t.online {
 			continue
 		}
-		if t.notificationID, err = e.insertNotification(t.userID, m.ID, t.reason); err != nil {
+		if t.notificationID, err = e.InsertNotification(t.userID, m.ID, t.reason); err != nil {
 			return err
 		}
 		o.stored = append(o.stored, t)
@@ -190,8 +191,8 @@ func (o *chatPostOp) Apply(e *opEnv) error {
 // From the cluster log only Online counts: the submitting node decided.
 // On a single node the peer is looked up now, inside the transaction, as
 // before ops existed.
-func (o *chatPostOp) peerOnline(e *opEnv, name string) bool {
-	if e.replay || o.online == nil {
+func (o *chatPostOp) peerOnline(e *store.Tx, name string) bool {
+	if e.Replay || o.online == nil {
 		return slices.Contains(o.Online, name)
 	}
 	return o.online(name)
@@ -207,7 +208,7 @@ func (o *chatPostOp) committed(c *chatService) {
 	c.deliver(m.RoomID, m.ID, m.JSON())
 	for _, t := range o.targets {
 		if t.online {
-			c.notify(t.username, notificationJSON(notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
+			c.notify(t.username, notificationJSON(store.Notification{Reason: t.reason, CreatedAt: m.CreatedAt, Message: m}))
 		}
 	}
 }
@@ -216,8 +217,8 @@ func (o *chatPostOp) committed(c *chatService) {
 // the original was applied too long ago for the log to remember its
 // result (resultLookup). An original the room refused, or one deleted
 // since, answers as refused: the resend stored nothing either.
-func (o *chatPostOp) LookupResult(ctx context.Context, st *store, at int64) error {
-	id, ok, err := st.postedAt(ctx, o.RoomID, o.UserID, o.Type, o.Message, at)
+func (o *chatPostOp) LookupResult(ctx context.Context, st *store.Store, at int64) error {
+	id, ok, err := st.PostedAt(ctx, o.RoomID, o.UserID, o.Type, o.Message, at)
 	if err != nil {
 		return fmt.Errorf("original of a resent post: %w", err)
 	}
@@ -225,7 +226,7 @@ func (o *chatPostOp) LookupResult(ctx context.Context, st *store, at int64) erro
 		o.refused = apperr.ErrUnknownMessage
 		return nil
 	}
-	ms, err := st.messagesAfter(ctx, o.RoomID, id-1, 1)
+	ms, err := st.MessagesAfter(ctx, o.RoomID, id-1, 1)
 	if err != nil {
 		return fmt.Errorf("original of a resent post: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -69,86 +70,86 @@ type newRoom struct {
 // fills every user's room list, whereas joining public rooms is bounded by
 // the rooms that exist, which this limit bounds in turn. Direct messages
 // are not counted: there is at most one per pair of accounts.
-func (c *chatService) CreateRoom(ctx context.Context, u user, nr newRoom) (room, error) {
+func (c *chatService) CreateRoom(ctx context.Context, u store.User, nr newRoom) (store.Room, error) {
 	if u.IsGuest {
-		return room{}, apperr.New(apperr.KindForbidden, "guests cannot create rooms")
+		return store.Room{}, apperr.New(apperr.KindForbidden, "guests cannot create rooms")
 	}
 	name, err := checkRoomName(nr.Name)
 	if err != nil {
-		return room{}, err
+		return store.Room{}, err
 	}
 	topic, err := checkTopic(nr.Topic)
 	if err != nil {
-		return room{}, err
+		return store.Room{}, err
 	}
 	kind := nr.Kind
 	if kind == "" {
-		kind = roomPublic
+		kind = store.RoomPublic
 	}
-	if kind != roomPublic && kind != roomPrivate {
-		return room{}, apperr.New(apperr.KindBadRequest, `kind must be "public" or "private"`)
+	if kind != store.RoomPublic && kind != store.RoomPrivate {
+		return store.Room{}, apperr.New(apperr.KindBadRequest, `kind must be "public" or "private"`)
 	}
 	op := &roomCreateOp{UserID: u.ID, Admin: u.IsAdmin, Name: name, Topic: topic, Kind: kind, MaxRooms: c.maxRooms}
-	if err := c.st.run(ctx, op); err != nil {
-		return room{}, fmt.Errorf("create room: %w", err)
+	if err := c.st.Run(ctx, op); err != nil {
+		return store.Room{}, fmt.Errorf("create room: %w", err)
 	}
 	if op.refused != nil {
-		return room{}, op.refused
+		return store.Room{}, op.refused
 	}
 	return op.room, nil
 }
 
 // UpdateRoom renames a room, changes its topic or (un)archives it. Only its
 // creator or an admin may; DMs cannot be changed.
-func (c *chatService) UpdateRoom(ctx context.Context, u user, roomID int64, up roomUpdate) (room, error) {
-	r, _, err := c.st.roomAccess(ctx, roomID, u.ID)
+func (c *chatService) UpdateRoom(ctx context.Context, u store.User, roomID int64, up store.RoomUpdate) (store.Room, error) {
+	r, _, err := c.st.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
-		return room{}, err
+		return store.Room{}, err
 	}
-	if r.Kind == roomDM {
-		return room{}, apperr.New(apperr.KindForbidden, "direct-message rooms cannot be changed")
+	if r.Kind == store.RoomDM {
+		return store.Room{}, apperr.New(apperr.KindForbidden, "direct-message rooms cannot be changed")
 	}
 	if !u.IsAdmin && (r.CreatedBy == 0 || r.CreatedBy != u.ID) {
-		return room{}, apperr.New(apperr.KindForbidden, "only the room's creator or an administrator may change it")
+		return store.Room{}, apperr.New(apperr.KindForbidden, "only the room's creator or an administrator may change it")
 	}
 	if up.Name != nil {
 		n, err := checkRoomName(*up.Name)
 		if err != nil {
-			return room{}, err
+			return store.Room{}, err
 		}
 		up.Name = &n
 	}
 	if up.Topic != nil {
 		tp, err := checkTopic(*up.Topic)
 		if err != nil {
-			return room{}, err
+			return store.Room{}, err
 		}
 		up.Topic = &tp
 	}
 	op := &roomUpdateOp{RoomID: roomID, Update: up}
-	if err := c.st.run(ctx, op); err != nil {
-		return room{}, fmt.Errorf("update room: %w", err)
+	if err := c.st.Run(ctx, op); err != nil {
+		return store.Room{}, fmt.Errorf("update room: %w", err)
 	}
 	if op.refused != nil {
-		return room{}, op.refused
+		return store.Room{}, op.refused
 	}
 	return op.room, nil
 }
 
 // Rooms lists the rooms u can see (public ones and those u belongs to) with
 // unread counts.
-func (c *chatService) Rooms(ctx context.Context, u user) ([]roomSummary, error) {
-	return c.st.roomsForUser(ctx, u.ID)
+func (c *chatService) Rooms(ctx context.Context, u store.User) ([]store.RoomSummary, error) {
+	return c.st.RoomsForUser(ctx, u.ID)
 }
 
 // Room returns one room if u may read it.
-func (c *chatService) Room(ctx context.Context, u user, roomID int64) (room, error) {
-	r, member, err := c.st.roomAccess(ctx, roomID, u.ID)
+func (c *chatService) Room(ctx context.Context, u store.User, roomID int64) (store.Room, error) {
+	r, member, err := c.st.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
-		return room{}, err
+		return store.Room{}, err
 	}
-	if r.Kind != roomPublic && !member {
-		return room{}, apperr.ErrNotMember
+	if r.Kind != store.RoomPublic && !member {
+		return store.Room{}, apperr.ErrNotMember
 	}
 	return r, nil
 }
@@ -156,50 +157,50 @@ func (c *chatService) Room(ctx context.Context, u user, roomID int64) (room, err
 // Join makes u a member of a public room and posts the ENTER message. It
 // is a no-op (nil) if u already is a member. Private rooms and DMs are
 // joined only by being added (errNotMember).
-func (c *chatService) Join(ctx context.Context, u user, roomID int64) error {
-	r, member, err := c.st.roomAccess(ctx, roomID, u.ID)
+func (c *chatService) Join(ctx context.Context, u store.User, roomID int64) error {
+	r, member, err := c.st.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
 	if member {
 		return nil
 	}
-	if r.Kind != roomPublic {
+	if r.Kind != store.RoomPublic {
 		return apperr.ErrNotMember
 	}
 	if r.Archived {
 		return apperr.ErrRoomArchived
 	}
-	m := storedMessage{Type: msgEnter, RoomID: r.ID, Sender: u.Username, UserID: u.ID, Message: presenceText(c.lang, msgEnter, u.Username)}
+	m := store.StoredMessage{Type: store.MsgEnter, RoomID: r.ID, Sender: u.Username, UserID: u.ID, Message: presenceText(c.lang, store.MsgEnter, u.Username)}
 	_, err = c.store(ctx, m, nil, nil, "") // an ENTER by a non-member of a public room joins
 	return err
 }
 
 // AddMember adds the user called name to a private room u belongs to, and
 // posts their ENTER message. Members of a private room may add others.
-func (c *chatService) AddMember(ctx context.Context, u user, roomID int64, name string) error {
-	r, member, err := c.st.roomAccess(ctx, roomID, u.ID)
+func (c *chatService) AddMember(ctx context.Context, u store.User, roomID int64, name string) error {
+	r, member, err := c.st.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
-	if r.Kind == roomDM {
+	if r.Kind == store.RoomDM {
 		return apperr.New(apperr.KindForbidden, "direct-message rooms have exactly two members")
 	}
-	if r.Kind == roomPrivate && !member {
+	if r.Kind == store.RoomPrivate && !member {
 		return apperr.ErrNotMember
 	}
 	if r.Archived {
 		return apperr.ErrRoomArchived
 	}
-	other, err := c.st.userByName(ctx, name)
+	other, err := c.st.UserByName(ctx, name)
 	if err != nil {
 		return err
 	}
-	if other.IsGuest && r.Kind == roomPrivate {
+	if other.IsGuest && r.Kind == store.RoomPrivate {
 		return apperr.New(apperr.KindForbidden, "guests cannot join private rooms")
 	}
-	op := &roomAddMemberOp{roomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, msgEnter, other.Username)}}
-	if err := c.st.run(ctx, op); err != nil {
+	op := &roomAddMemberOp{roomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, store.MsgEnter, other.Username)}}
+	if err := c.st.Run(ctx, op); err != nil {
 		return fmt.Errorf("add member: %w", err)
 	}
 	return nil
@@ -207,16 +208,16 @@ func (c *chatService) AddMember(ctx context.Context, u user, roomID int64, name 
 
 // Leave ends u's membership and posts the LEAVE message. Leaving a room
 // one is not in is errNotMember.
-func (c *chatService) Leave(ctx context.Context, u user, roomID int64) error {
-	r, member, err := c.st.roomAccess(ctx, roomID, u.ID)
+func (c *chatService) Leave(ctx context.Context, u store.User, roomID int64) error {
+	r, member, err := c.st.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
 	if !member {
 		return apperr.ErrNotMember
 	}
-	op := &roomLeaveOp{roomPresence{RoomID: r.ID, UserID: u.ID, Username: u.Username, Message: presenceText(c.lang, msgLeave, u.Username)}}
-	if err := c.st.run(ctx, op); err != nil {
+	op := &roomLeaveOp{roomPresence{RoomID: r.ID, UserID: u.ID, Username: u.Username, Message: presenceText(c.lang, store.MsgLeave, u.Username)}}
+	if err := c.st.Run(ctx, op); err != nil {
 		return fmt.Errorf("leave room %d: %w", roomID, err)
 	}
 	return nil
@@ -225,23 +226,23 @@ func (c *chatService) Leave(ctx context.Context, u user, roomID int64) error {
 // OpenDM returns the direct-message room of u and the user called name,
 // creating it on first use; both are (again) members afterwards. The
 // room's unique dm_key makes concurrent opens converge on one room.
-func (c *chatService) OpenDM(ctx context.Context, u user, name string) (room, error) {
+func (c *chatService) OpenDM(ctx context.Context, u store.User, name string) (store.Room, error) {
 	if u.IsGuest {
-		return room{}, apperr.New(apperr.KindForbidden, "guests cannot send direct messages")
+		return store.Room{}, apperr.New(apperr.KindForbidden, "guests cannot send direct messages")
 	}
-	other, err := c.st.userByName(ctx, name)
+	other, err := c.st.UserByName(ctx, name)
 	if err != nil {
-		return room{}, err
+		return store.Room{}, err
 	}
 	if other.ID == u.ID {
-		return room{}, apperr.New(apperr.KindBadRequest, "cannot open a direct message with yourself")
+		return store.Room{}, apperr.New(apperr.KindBadRequest, "cannot open a direct message with yourself")
 	}
 	if other.IsGuest {
-		return room{}, apperr.New(apperr.KindForbidden, "guests cannot receive direct messages")
+		return store.Room{}, apperr.New(apperr.KindForbidden, "guests cannot receive direct messages")
 	}
 	op := &dmOpenOp{UserID: u.ID, Username: u.Username, OtherID: other.ID, OtherName: other.Username}
-	if err := c.st.run(ctx, op); err != nil {
-		return room{}, fmt.Errorf("open dm: %w", err)
+	if err := c.st.Run(ctx, op); err != nil {
+		return store.Room{}, fmt.Errorf("open dm: %w", err)
 	}
 	return op.room, nil
 }
@@ -258,54 +259,54 @@ func historyLimit(limit int) int {
 // Messages returns a page of a room's history in ascending id order: the
 // newest if before and after are 0, else those just below before or just
 // above after. The limit is clamped to maxHistoryLimit.
-func (c *chatService) Messages(ctx context.Context, u user, roomID, before, after int64, limit int) ([]storedMessage, error) {
+func (c *chatService) Messages(ctx context.Context, u store.User, roomID, before, after int64, limit int) ([]store.StoredMessage, error) {
 	if before < 0 || after < 0 || (before > 0 && after > 0) {
 		return nil, apperr.New(apperr.KindBadRequest, "give before or after, not both")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
 	}
-	return c.st.messagesPage(ctx, roomID, before, after, historyLimit(limit))
+	return c.st.MessagesPage(ctx, roomID, before, after, historyLimit(limit))
 }
 
 // MessagesSince is MessagesAfter for u, with the CanRead check; after = 0
 // reads from the oldest message (GET …/messages?after=0).
-func (c *chatService) MessagesSince(ctx context.Context, u user, roomID, after int64, limit int) ([]storedMessage, error) {
+func (c *chatService) MessagesSince(ctx context.Context, u store.User, roomID, after int64, limit int) ([]store.StoredMessage, error) {
 	if after < 0 {
 		return nil, apperr.New(apperr.KindBadRequest, "after must not be negative")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
 	}
-	return c.st.messagesAfter(ctx, roomID, after, historyLimit(limit))
+	return c.st.MessagesAfter(ctx, roomID, after, historyLimit(limit))
 }
 
 // MessagesAfter returns up to limit messages of a room with id > afterID
 // (0: from the oldest), ascending, for the broker's since-id replay on
 // SUBSCRIBE. It does no authorization: the broker checks CanRead when the
 // client subscribes. The limit is clamped to maxHistoryLimit.
-func (c *chatService) MessagesAfter(ctx context.Context, roomID, afterID int64, limit int) ([]storedMessage, error) {
-	return c.st.messagesAfter(ctx, roomID, max(afterID, 0), historyLimit(limit))
+func (c *chatService) MessagesAfter(ctx context.Context, roomID, afterID int64, limit int) ([]store.StoredMessage, error) {
+	return c.st.MessagesAfter(ctx, roomID, max(afterID, 0), historyLimit(limit))
 }
 
 // Search finds TALK messages matching every word of q (as word prefixes)
 // in the rooms u can read, newest first.
-func (c *chatService) Search(ctx context.Context, u user, q string) ([]storedMessage, error) {
-	match, ok := ftsQuery(q)
+func (c *chatService) Search(ctx context.Context, u store.User, q string) ([]store.StoredMessage, error) {
+	match, ok := store.FtsQuery(q)
 	if !ok {
 		return nil, apperr.New(apperr.KindBadRequest, "empty search")
 	}
-	return c.st.searchMessages(ctx, u.ID, match, maxSearchResults)
+	return c.st.SearchMessages(ctx, u.ID, match, maxSearchResults)
 }
 
 // MarkRead moves u's read position in a room up to messageID (never back).
-func (c *chatService) MarkRead(ctx context.Context, u user, roomID, messageID int64) error {
+func (c *chatService) MarkRead(ctx context.Context, u store.User, roomID, messageID int64) error {
 	op := &markReadOp{RoomID: roomID, UserID: u.ID, MessageID: messageID}
-	if err := c.st.run(ctx, op); err != nil {
+	if err := c.st.Run(ctx, op); err != nil {
 		return fmt.Errorf("mark read: %w", err)
 	}
 	if !op.ok {
-		if _, err := c.st.roomByID(ctx, roomID); err != nil {
+		if _, err := c.st.RoomByID(ctx, roomID); err != nil {
 			return err
 		}
 		return apperr.ErrNotMember
@@ -314,15 +315,15 @@ func (c *chatService) MarkRead(ctx context.Context, u user, roomID, messageID in
 }
 
 // Users lists the registered (non-guest) accounts.
-func (c *chatService) Users(ctx context.Context) ([]user, error) {
-	return c.st.listUsers(ctx)
+func (c *chatService) Users(ctx context.Context) ([]store.User, error) {
+	return c.st.ListUsers(ctx)
 }
 
 // ExportRoom writes a room u can read as one JSON document,
 // {"room":{…},"messages":[…]}, oldest first. It reads storePageSize
 // messages at a time and closes each page's Rows before writing, so a slow
 // client never holds a read transaction open.
-func (c *chatService) ExportRoom(ctx context.Context, u user, roomID int64, w io.Writer) error {
+func (c *chatService) ExportRoom(ctx context.Context, u store.User, roomID int64, w io.Writer) error {
 	r, err := c.Room(ctx, u, roomID)
 	if err != nil {
 		return err
@@ -337,7 +338,7 @@ func (c *chatService) ExportRoom(ctx context.Context, u user, roomID int64, w io
 	var after int64
 	first := true
 	for {
-		page, err := c.st.messagesAfter(ctx, roomID, after, storePageSize)
+		page, err := c.st.MessagesAfter(ctx, roomID, after, store.StorePageSize)
 		if err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
@@ -352,7 +353,7 @@ func (c *chatService) ExportRoom(ctx context.Context, u user, roomID int64, w io
 				return fmt.Errorf("export: %w", err)
 			}
 		}
-		if len(page) < storePageSize {
+		if len(page) < store.StorePageSize {
 			break
 		}
 		after = page[len(page)-1].ID
@@ -373,8 +374,8 @@ type markReadOp struct {
 
 func (*markReadOp) OpKind() string { return "mark-read" }
 
-func (o *markReadOp) Apply(e *opEnv) (err error) {
-	o.ok, err = e.markRead(o.RoomID, o.UserID, o.MessageID)
+func (o *markReadOp) Apply(e *store.Tx) (err error) {
+	o.ok, err = e.MarkRead(o.RoomID, o.UserID, o.MessageID)
 	return err
 }
 
@@ -389,17 +390,17 @@ type roomCreateOp struct {
 	Kind     string `json:"kind"`            // roomPublic or roomPrivate
 	MaxRooms int    `json:"max,omitempty"`   // rooms one account may create; 0: no limit
 
-	room    room
+	room    store.Room
 	refused error // the room limit, recorded rather than returned (see chatService.store)
 }
 
 func (*roomCreateOp) OpKind() string { return "room-create" }
 
-func (o *roomCreateOp) Apply(e *opEnv) error {
-	o.room, o.refused = room{}, nil
+func (o *roomCreateOp) Apply(e *store.Tx) error {
+	o.room, o.refused = store.Room{}, nil
 	if o.MaxRooms > 0 && !o.Admin {
 		// Counted inside the write transaction, so racing creates cannot pass the limit together.
-		n, err := e.roomsCreated(o.UserID)
+		n, err := e.RoomsCreated(o.UserID)
 		if err != nil {
 			return err
 		}
@@ -408,11 +409,11 @@ func (o *roomCreateOp) Apply(e *opEnv) error {
 			return nil
 		}
 	}
-	r, err := e.insertRoom(o.Name, o.Topic, o.Kind, "", o.UserID)
+	r, err := e.InsertRoom(o.Name, o.Topic, o.Kind, "", o.UserID)
 	if err != nil {
 		return err
 	}
-	if _, err := e.join(r.ID, o.UserID); err != nil {
+	if _, err := e.Join(r.ID, o.UserID); err != nil {
 		return err
 	}
 	o.room = r
@@ -422,18 +423,18 @@ func (o *roomCreateOp) Apply(e *opEnv) error {
 // roomUpdateOp renames a room, changes its topic or (un)archives it
 // (UpdateRoom, which checked who may).
 type roomUpdateOp struct {
-	RoomID int64      `json:"room"`
-	Update roomUpdate `json:"up"`
+	RoomID int64            `json:"room"`
+	Update store.RoomUpdate `json:"up"`
 
-	room    room
+	room    store.Room
 	refused error // errUnknownRoom, recorded rather than returned
 }
 
 func (*roomUpdateOp) OpKind() string { return "room-update" }
 
-func (o *roomUpdateOp) Apply(e *opEnv) error {
-	o.room, o.refused = room{}, nil
-	r, err := e.updateRoom(o.RoomID, o.Update)
+func (o *roomUpdateOp) Apply(e *store.Tx) error {
+	o.room, o.refused = store.Room{}, nil
+	r, err := e.UpdateRoom(o.RoomID, o.Update)
 	if errors.Is(err, apperr.ErrUnknownRoom) {
 		o.refused = err
 		return nil
@@ -450,15 +451,15 @@ type roomPresence struct {
 	Username string `json:"name"`
 	Message  string `json:"msg"` // the server's text, in the submitting node's language
 
-	msg     storedMessage // the stored ENTER or LEAVE
-	changed bool          // the membership changed and msg was stored
+	msg     store.StoredMessage // the stored ENTER or LEAVE
+	changed bool                // the membership changed and msg was stored
 }
 
 // store stores the presence message of type typ at now, once the
 // membership changed.
-func (p *roomPresence) store(e *opEnv, typ string) error {
-	p.msg = storedMessage{Type: typ, RoomID: p.RoomID, Sender: p.Username, UserID: p.UserID, Message: p.Message}
-	return e.insertMessage(&p.msg)
+func (p *roomPresence) store(e *store.Tx, typ string) error {
+	p.msg = store.StoredMessage{Type: typ, RoomID: p.RoomID, Sender: p.Username, UserID: p.UserID, Message: p.Message}
+	return e.InsertMessage(&p.msg)
 }
 
 // committed publishes the presence message to this node's clients.
@@ -474,12 +475,12 @@ type roomAddMemberOp struct{ roomPresence }
 
 func (*roomAddMemberOp) OpKind() string { return "room-add-member" }
 
-func (o *roomAddMemberOp) Apply(e *opEnv) (err error) {
-	o.msg = storedMessage{}
-	if o.changed, err = e.join(o.RoomID, o.UserID); err != nil || !o.changed {
+func (o *roomAddMemberOp) Apply(e *store.Tx) (err error) {
+	o.msg = store.StoredMessage{}
+	if o.changed, err = e.Join(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
 	}
-	return o.store(e, msgEnter)
+	return o.store(e, store.MsgEnter)
 }
 
 // roomLeaveOp ends a membership and posts the LEAVE (Leave). Leaving a
@@ -488,12 +489,12 @@ type roomLeaveOp struct{ roomPresence }
 
 func (*roomLeaveOp) OpKind() string { return "room-leave" }
 
-func (o *roomLeaveOp) Apply(e *opEnv) (err error) {
-	o.msg = storedMessage{}
-	if o.changed, err = e.leave(o.RoomID, o.UserID); err != nil || !o.changed {
+func (o *roomLeaveOp) Apply(e *store.Tx) (err error) {
+	o.msg = store.StoredMessage{}
+	if o.changed, err = e.Leave(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
 	}
-	return o.store(e, msgLeave)
+	return o.store(e, store.MsgLeave)
 }
 
 // dmOpenOp finds or creates the DM room of two users and makes both
@@ -505,24 +506,24 @@ type dmOpenOp struct {
 	OtherID   int64  `json:"other"`
 	OtherName string `json:"otherName"`
 
-	room room
+	room store.Room
 }
 
 func (*dmOpenOp) OpKind() string { return "dm-open" }
 
-func (o *dmOpenOp) Apply(e *opEnv) error {
-	o.room = room{}
-	r, ok, err := e.dmRoom(dmKey(o.UserID, o.OtherID))
+func (o *dmOpenOp) Apply(e *store.Tx) error {
+	o.room = store.Room{}
+	r, ok, err := e.DmRoom(store.DmKey(o.UserID, o.OtherID))
 	if err != nil {
 		return err
 	}
 	if !ok {
-		if r, err = e.insertRoom(o.Username+", "+o.OtherName, "", roomDM, dmKey(o.UserID, o.OtherID), o.UserID); err != nil {
+		if r, err = e.InsertRoom(o.Username+", "+o.OtherName, "", store.RoomDM, store.DmKey(o.UserID, o.OtherID), o.UserID); err != nil {
 			return err
 		}
 	}
 	for _, id := range []int64{o.UserID, o.OtherID} {
-		if _, err := e.join(r.ID, id); err != nil {
+		if _, err := e.Join(r.ID, id); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"stompbox/internal/apperr"
 	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"stompbox/internal/transport"
 	"strconv"
 	"strings"
@@ -86,10 +87,10 @@ func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info transport.Info, 
 }
 
 // chatUser returns the sender's account, or an error for anonymous sessions.
-func chatUser(s *broker.Session) (user, error) {
-	u, ok := s.Principal.(user)
+func chatUser(s *broker.Session) (store.User, error) {
+	u, ok := s.Principal.(store.User)
 	if !ok {
-		return user{}, apperr.ErrNotLoggedIn
+		return store.User{}, apperr.ErrNotLoggedIn
 	}
 	return u, nil
 }
@@ -134,11 +135,11 @@ func (c *chatSTOMP) refuse(req *broker.AppRequest, err error) error {
 	if err == nil {
 		return nil
 	}
-	if storageFault(err) { // the disk, not the message: say so (store_faults.go)
+	if store.StorageFault(err) { // the disk, not the message: say so (store_faults.go)
 		c.log.Error("message not stored", "err", err, "user", req.Session.User)
-		err = errNotStored
+		err = store.ErrNotStored
 	}
-	if !apperr.IsClientError(err) && err != errNotStored {
+	if !apperr.IsClientError(err) && err != store.ErrNotStored {
 		return err
 	}
 	return req.Refuse(stomp.NewError(apperr.Message(err)), chatErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
@@ -162,7 +163,7 @@ type changeInput struct {
 // the broker: it decodes the body, runs do for the sender, and refuses as
 // handleChatMessage does. Like a message, the change is stored and
 // published before the SEND's RECEIPT goes out.
-func (c *chatSTOMP) handleChange(do func(ctx context.Context, u user, in changeInput) error) broker.AppHandler {
+func (c *chatSTOMP) handleChange(do func(ctx context.Context, u store.User, in changeInput) error) broker.AppHandler {
 	return func(ctx context.Context, req *broker.AppRequest) error {
 		u, err := chatUser(req.Session)
 		if err == nil {
@@ -177,16 +178,16 @@ func (c *chatSTOMP) handleChange(do func(ctx context.Context, u user, in changeI
 	}
 }
 
-func (c *chatSTOMP) edit(ctx context.Context, u user, in changeInput) error {
+func (c *chatSTOMP) edit(ctx context.Context, u store.User, in changeInput) error {
 	_, err := c.chat.Edit(ctx, u, in.RoomID, in.MessageID, in.Message)
 	return err
 }
 
-func (c *chatSTOMP) delete(ctx context.Context, u user, in changeInput) error {
+func (c *chatSTOMP) delete(ctx context.Context, u store.User, in changeInput) error {
 	return c.chat.Delete(ctx, u, in.RoomID, in.MessageID)
 }
 
-func (c *chatSTOMP) react(ctx context.Context, u user, in changeInput) error {
+func (c *chatSTOMP) react(ctx context.Context, u store.User, in changeInput) error {
 	_, err := c.chat.React(ctx, u, in.RoomID, in.MessageID, in.Emoji, !in.Remove)
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strings"
 	"testing"
 )
@@ -79,11 +80,11 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 	kim.expect(stomp.CmdReceipt)
 
 	t.Run("a non-member cannot change anything in a private room", func(t *testing.T) {
-		private, err := f.srv.chat.CreateRoom(t.Context(), f.users["kim"], newRoom{Name: "secret", Kind: roomPrivate})
+		private, err := f.srv.chat.CreateRoom(t.Context(), f.users["kim"], newRoom{Name: "secret", Kind: store.RoomPrivate})
 		if err != nil {
 			t.Fatal(err)
 		}
-		pm, err := f.srv.chat.Post(t.Context(), f.users["kim"], chatInput{Type: msgTalk, RoomID: private.ID, Message: "hidden"})
+		pm, err := f.srv.chat.Post(t.Context(), f.users["kim"], chatInput{Type: store.MsgTalk, RoomID: private.ID, Message: "hidden"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +102,7 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 	t.Run("since-id replay shows the final state", func(t *testing.T) {
 		park := f.login(t, "eve")
 		park.send(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest(), fmt.Sprintf("since-id:%d", m.ID-1), "receipt:s")
-		var got storedMessage
+		var got store.StoredMessage
 		if err := json.Unmarshal(park.expect(stomp.CmdMessage).Body, &got); err != nil || got.ID != m.ID || !got.Deleted || got.Message != "" || got.EditedAt.IsZero() {
 			t.Fatalf("replayed %+v %v", got, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"stompbox/internal/transport"
 	"strings"
 	"sync"
@@ -23,13 +24,13 @@ const testPassword = "correct horse battery"
 // stompChatFixture is a server with accounts and one public room.
 type stompChatFixture struct {
 	srv   *server
-	users map[string]user
-	room  room
+	users map[string]store.User
+	room  store.Room
 }
 
 func newSTOMPChatFixture(t *testing.T, names ...string) *stompChatFixture {
 	t.Helper()
-	f := &stompChatFixture{srv: startServer(t), users: map[string]user{}}
+	f := &stompChatFixture{srv: startServer(t), users: map[string]store.User{}}
 	for _, n := range names {
 		f.users[n] = addUser(t, f.srv, n, testPassword)
 	}
@@ -188,7 +189,7 @@ func TestChatRefusedSend(t *testing.T) {
 
 func TestChatAuthorization(t *testing.T) {
 	f := newSTOMPChatFixture(t, "kim", "lee", "eve")
-	private, err := f.srv.chat.CreateRoom(context.Background(), f.users["kim"], newRoom{Name: "secret", Kind: roomPrivate})
+	private, err := f.srv.chat.CreateRoom(context.Background(), f.users["kim"], newRoom{Name: "secret", Kind: store.RoomPrivate})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
+	"stompbox/internal/store/storetest"
 	"strings"
 	"sync"
 	"testing"
@@ -77,18 +79,18 @@ func (r *chatRecorder) deliveries() []recordedDelivery {
 // chatFixture is a store, auth and chat service over a temp file, with
 // users alice (admin), bob and carol.
 type chatFixture struct {
-	st                *store
+	st                *store.Store
 	auth              *authService
 	chat              *chatService
 	rec               *chatRecorder
-	clock             *storeTestClock
-	alice, bob, carol user
+	clock             *storetest.Clock
+	alice, bob, carol store.User
 }
 
 func newChatFixture(t testing.TB, lang string) *chatFixture {
 	t.Helper()
-	f := &chatFixture{clock: newStoreTestClock(), rec: &chatRecorder{online: map[string]bool{}}}
-	f.st = openTestStore(t, f.clock)
+	f := &chatFixture{clock: storetest.NewClock(), rec: &chatRecorder{online: map[string]bool{}}}
+	f.st = storetest.Open(t, f.clock)
 	f.auth = newTestAuth(t, f.st, true)
 	var err error
 	f.chat, err = newChatService(f.st, chatConfig{Lang: lang, Deliver: f.rec.deliver, Notify: f.rec.notify, Online: f.rec.isOnline})
@@ -102,7 +104,7 @@ func newChatFixture(t testing.TB, lang string) *chatFixture {
 	return f
 }
 
-func (f *chatFixture) post(t testing.TB, u user, roomID int64, typ, msg string) storedMessage {
+func (f *chatFixture) post(t testing.TB, u store.User, roomID int64, typ, msg string) store.StoredMessage {
 	t.Helper()
 	m, err := f.chat.Post(context.Background(), u, chatInput{Type: typ, RoomID: roomID, Message: msg})
 	if err != nil {
@@ -111,7 +113,7 @@ func (f *chatFixture) post(t testing.TB, u user, roomID int64, typ, msg string) 
 	return m
 }
 
-func (f *chatFixture) room(t testing.TB, u user, name, kind string) room {
+func (f *chatFixture) room(t testing.TB, u store.User, name, kind string) store.Room {
 	t.Helper()
 	r, err := f.chat.CreateRoom(context.Background(), u, newRoom{Name: name, Kind: kind})
 	if err != nil {
@@ -152,36 +154,36 @@ func TestParseChatInput(t *testing.T) {
 func TestPostValidation(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
-	private := f.room(t, f.alice, "secret", roomPrivate)
+	private := f.room(t, f.alice, "secret", store.RoomPrivate)
 	dm, err := f.chat.OpenDM(ctx, f.alice, "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
-	archived := f.room(t, f.alice, "old", roomPublic)
+	archived := f.room(t, f.alice, "old", store.RoomPublic)
 	yes := true
-	if _, err := f.chat.UpdateRoom(ctx, f.alice, archived.ID, roomUpdate{Archived: &yes}); err != nil {
+	if _, err := f.chat.UpdateRoom(ctx, f.alice, archived.ID, store.RoomUpdate{Archived: &yes}); err != nil {
 		t.Fatal(err)
 	}
 
 	tests := []struct {
 		name   string
-		u      user
+		u      store.User
 		in     chatInput
 		want   error
 		status int
 	}{
-		{"ok", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: "hi"}, nil, 200},
-		{"4000 runes", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes)}, nil, 200},
-		{"unknown room", f.bob, chatInput{Type: msgTalk, RoomID: 999, Message: "hi"}, apperr.ErrUnknownRoom, 404},
-		{"private non-member", f.bob, chatInput{Type: msgTalk, RoomID: private.ID, Message: "hi"}, apperr.ErrNotMember, 403},
-		{"private enter non-member", f.bob, chatInput{Type: msgEnter, RoomID: private.ID}, apperr.ErrNotMember, 403},
-		{"dm outsider", f.carol, chatInput{Type: msgTalk, RoomID: dm.ID, Message: "hi"}, apperr.ErrNotMember, 403},
-		{"dm member", f.bob, chatInput{Type: msgTalk, RoomID: dm.ID, Message: "hi"}, nil, 200},
-		{"archived", f.alice, chatInput{Type: msgTalk, RoomID: archived.ID, Message: "hi"}, apperr.ErrRoomArchived, 403},
-		{"empty", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: ""}, apperr.ErrEmptyMessage, 400},
-		{"blank", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: " \n\t"}, apperr.ErrEmptyMessage, 400},
-		{"too long", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes+1)}, apperr.ErrMessageTooLong, 413},
-		{"bad utf-8", f.bob, chatInput{Type: msgTalk, RoomID: 1, Message: "a\xffb"}, apperr.KindBadRequest, 400},
+		{"ok", f.bob, chatInput{Type: store.MsgTalk, RoomID: 1, Message: "hi"}, nil, 200},
+		{"4000 runes", f.bob, chatInput{Type: store.MsgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes)}, nil, 200},
+		{"unknown room", f.bob, chatInput{Type: store.MsgTalk, RoomID: 999, Message: "hi"}, apperr.ErrUnknownRoom, 404},
+		{"private non-member", f.bob, chatInput{Type: store.MsgTalk, RoomID: private.ID, Message: "hi"}, apperr.ErrNotMember, 403},
+		{"private enter non-member", f.bob, chatInput{Type: store.MsgEnter, RoomID: private.ID}, apperr.ErrNotMember, 403},
+		{"dm outsider", f.carol, chatInput{Type: store.MsgTalk, RoomID: dm.ID, Message: "hi"}, apperr.ErrNotMember, 403},
+		{"dm member", f.bob, chatInput{Type: store.MsgTalk, RoomID: dm.ID, Message: "hi"}, nil, 200},
+		{"archived", f.alice, chatInput{Type: store.MsgTalk, RoomID: archived.ID, Message: "hi"}, apperr.ErrRoomArchived, 403},
+		{"empty", f.bob, chatInput{Type: store.MsgTalk, RoomID: 1, Message: ""}, apperr.ErrEmptyMessage, 400},
+		{"blank", f.bob, chatInput{Type: store.MsgTalk, RoomID: 1, Message: " \n\t"}, apperr.ErrEmptyMessage, 400},
+		{"too long", f.bob, chatInput{Type: store.MsgTalk, RoomID: 1, Message: strings.Repeat("가", maxMessageRunes+1)}, apperr.ErrMessageTooLong, 413},
+		{"bad utf-8", f.bob, chatInput{Type: store.MsgTalk, RoomID: 1, Message: "a\xffb"}, apperr.KindBadRequest, 400},
 		{"bad type", f.bob, chatInput{Type: "SHOUT", RoomID: 1, Message: "x"}, apperr.ErrBadMessageType, 400},
 	}
 	for _, tt := range tests {
@@ -227,7 +229,7 @@ func TestPostStoresThenDelivers(t *testing.T) {
 	if err != nil || len(hist) != 1 || string(hist[0].JSON()) != want {
 		t.Fatalf("history = %+v, %v", hist, err)
 	}
-	m2 := f.post(t, f.bob, 1, msgTalk, "again")
+	m2 := f.post(t, f.bob, 1, store.MsgTalk, "again")
 	if m2.ID <= m.ID {
 		t.Fatalf("ids not increasing: %d then %d", m.ID, m2.ID)
 	}
@@ -245,10 +247,10 @@ func TestPresenceText(t *testing.T) {
 	tests := []struct {
 		lang, typ, want string
 	}{
-		{langEnglish, msgEnter, "bob joined."},
-		{langEnglish, msgLeave, "bob left."},
-		{langKorean, msgEnter, "bob님이 입장하셨습니다."},
-		{langKorean, msgLeave, "bob님이 퇴장하셨습니다."},
+		{langEnglish, store.MsgEnter, "bob joined."},
+		{langEnglish, store.MsgLeave, "bob left."},
+		{langKorean, store.MsgEnter, "bob님이 입장하셨습니다."},
+		{langKorean, store.MsgLeave, "bob님이 퇴장하셨습니다."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.lang+"/"+tt.typ, func(t *testing.T) {
@@ -258,15 +260,15 @@ func TestPresenceText(t *testing.T) {
 			if m.Message != tt.want {
 				t.Fatalf("Post text = %q, want %q", m.Message, tt.want)
 			}
-			if tt.typ != msgEnter {
+			if tt.typ != store.MsgEnter {
 				return
 			}
-			r := f.room(t, f.alice, "room", roomPublic)
+			r := f.room(t, f.alice, "room", store.RoomPublic)
 			if err := f.chat.Join(context.Background(), f.bob, r.ID); err != nil {
 				t.Fatal(err)
 			}
 			hist, _ := f.chat.Messages(context.Background(), f.bob, r.ID, 0, 0, 0)
-			if len(hist) != 1 || hist[0].Message != tt.want || hist[0].Type != msgEnter {
+			if len(hist) != 1 || hist[0].Message != tt.want || hist[0].Type != store.MsgEnter {
 				t.Fatalf("Join wrote %+v", hist)
 			}
 		})
@@ -281,9 +283,9 @@ func TestHistoryPaging(t *testing.T) {
 	ctx := context.Background()
 	var ids []int64
 	for i := range 250 {
-		ids = append(ids, f.post(t, f.alice, 1, msgTalk, fmt.Sprint("m", i)).ID)
+		ids = append(ids, f.post(t, f.alice, 1, store.MsgTalk, fmt.Sprint("m", i)).ID)
 	}
-	pageIDs := func(ms []storedMessage) []int64 {
+	pageIDs := func(ms []store.StoredMessage) []int64 {
 		var out []int64
 		for _, m := range ms {
 			out = append(out, m.ID)
@@ -320,7 +322,7 @@ func TestHistoryPaging(t *testing.T) {
 	if _, err := f.chat.Messages(ctx, f.bob, 1, 5, 5, 10); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("before and after = %v", err)
 	}
-	private := f.room(t, f.alice, "secret", roomPrivate)
+	private := f.room(t, f.alice, "secret", store.RoomPrivate)
 	if _, err := f.chat.Messages(ctx, f.bob, private.ID, 0, 0, 0); !errors.Is(err, apperr.ErrNotMember) {
 		t.Fatalf("private history for non-member = %v", err)
 	}
@@ -340,16 +342,16 @@ func TestHistoryPaging(t *testing.T) {
 func TestSearchOnlyReadableRooms(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
-	private := f.room(t, f.alice, "secret", roomPrivate)
+	private := f.room(t, f.alice, "secret", store.RoomPrivate)
 	dm, _ := f.chat.OpenDM(ctx, f.alice, "carol")
-	pub := f.post(t, f.alice, 1, msgTalk, "banana bread recipe")
-	priv := f.post(t, f.alice, private.ID, msgTalk, "banana secret plan")
-	dmMsg := f.post(t, f.alice, dm.ID, msgTalk, "banana for carol")
-	kor := f.post(t, f.bob, 1, msgTalk, "서울에서 만나요")
+	pub := f.post(t, f.alice, 1, store.MsgTalk, "banana bread recipe")
+	priv := f.post(t, f.alice, private.ID, store.MsgTalk, "banana secret plan")
+	dmMsg := f.post(t, f.alice, dm.ID, store.MsgTalk, "banana for carol")
+	kor := f.post(t, f.bob, 1, store.MsgTalk, "서울에서 만나요")
 
 	tests := []struct {
 		name string
-		u    user
+		u    store.User
 		q    string
 		want []int64
 	}{
@@ -365,7 +367,7 @@ func TestSearchOnlyReadableRooms(t *testing.T) {
 		{"no hit", f.bob, "kiwi", nil},
 		{"enter text not indexed", f.bob, "joined", nil},
 	}
-	f.post(t, f.bob, 1, msgEnter, "")
+	f.post(t, f.bob, 1, store.MsgEnter, "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ms, err := f.chat.Search(ctx, tt.u, tt.q)
@@ -389,18 +391,18 @@ func TestSearchOnlyReadableRooms(t *testing.T) {
 func TestUnreadCounts(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
-	r := f.room(t, f.alice, "team", roomPublic)
+	r := f.room(t, f.alice, "team", store.RoomPublic)
 	if err := f.chat.Join(ctx, f.bob, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	var last storedMessage
+	var last store.StoredMessage
 	for i := range 3 {
-		last = f.post(t, f.bob, r.ID, msgTalk, fmt.Sprint("hi ", i))
+		last = f.post(t, f.bob, r.ID, store.MsgTalk, fmt.Sprint("hi ", i))
 	}
-	f.post(t, f.alice, r.ID, msgTalk, "my own")
-	f.post(t, f.bob, r.ID, msgLeave, "")
+	f.post(t, f.alice, r.ID, store.MsgTalk, "my own")
+	f.post(t, f.bob, r.ID, store.MsgLeave, "")
 
-	unread := func(u user) (int, bool) {
+	unread := func(u store.User) (int, bool) {
 		t.Helper()
 		rs, err := f.chat.Rooms(ctx, u)
 		if err != nil {
@@ -489,11 +491,11 @@ func TestNotifications(t *testing.T) {
 	}
 
 	// Offline mention: stored, webhook POSTed, nothing live.
-	m := f.post(t, f.alice, 1, msgTalk, "hey @bob and @alice and @nobody")
+	m := f.post(t, f.alice, 1, store.MsgTalk, "hey @bob and @alice and @nobody")
 	select {
 	case b := <-hooks:
-		var n notification
-		if err := json.Unmarshal(b, &n); err != nil || n.Reason != reasonMention || n.Message.ID != m.ID || n.ID == 0 {
+		var n store.Notification
+		if err := json.Unmarshal(b, &n); err != nil || n.Reason != store.ReasonMention || n.Message.ID != m.ID || n.ID == 0 {
 			t.Fatalf("webhook body %s (%v)", b, err)
 		}
 	case <-time.After(10 * time.Second):
@@ -509,26 +511,26 @@ func TestNotifications(t *testing.T) {
 
 	// DM to offline carol.
 	dm, _ := f.chat.OpenDM(ctx, f.alice, "carol")
-	dmMsg := f.post(t, f.alice, dm.ID, msgTalk, "psst @carol")
+	dmMsg := f.post(t, f.alice, dm.ID, store.MsgTalk, "psst @carol")
 
 	// A mention in a private room bob cannot read notifies nobody.
-	priv := f.room(t, f.alice, "secret", roomPrivate)
-	f.post(t, f.alice, priv.ID, msgTalk, "@bob must not see this")
+	priv := f.room(t, f.alice, "secret", store.RoomPrivate)
+	f.post(t, f.alice, priv.ID, store.MsgTalk, "@bob must not see this")
 
 	// Online mention: live, not stored.
 	f.rec.setOnline("carol", true)
-	live := f.post(t, f.bob, 1, msgTalk, "@carol you there?")
+	live := f.post(t, f.bob, 1, store.MsgTalk, "@carol you there?")
 	got := f.rec.notifications()
 	if len(got) != 1 || got[0].user != "carol" || !bytes.Contains(got[0].body, []byte(fmt.Sprintf(`"id":%d`, live.ID))) {
 		t.Fatalf("live notifications = %+v", got)
 	}
 
 	bobs, _ := f.chat.PendingNotifications(ctx, f.bob)
-	if len(bobs) != 1 || bobs[0].Message.ID != m.ID || bobs[0].Reason != reasonMention {
+	if len(bobs) != 1 || bobs[0].Message.ID != m.ID || bobs[0].Reason != store.ReasonMention {
 		t.Fatalf("bob pending = %+v", bobs)
 	}
 	carols, _ := f.chat.PendingNotifications(ctx, f.carol)
-	if len(carols) != 1 || carols[0].Message.ID != dmMsg.ID || carols[0].Reason != reasonDM {
+	if len(carols) != 1 || carols[0].Message.ID != dmMsg.ID || carols[0].Reason != store.ReasonDM {
 		t.Fatalf("carol pending = %+v (the DM notifies once, as dm, though it also mentions her)", carols)
 	}
 
@@ -565,18 +567,18 @@ func TestRoomOperations(t *testing.T) {
 		}
 	})
 
-	r := f.room(t, f.bob, "bobs", roomPublic)
+	r := f.room(t, f.bob, "bobs", store.RoomPublic)
 	t.Run("update permissions", func(t *testing.T) {
 		name := "renamed"
-		if _, err := f.chat.UpdateRoom(ctx, f.carol, r.ID, roomUpdate{Name: &name}); !errors.Is(err, apperr.KindForbidden) {
+		if _, err := f.chat.UpdateRoom(ctx, f.carol, r.ID, store.RoomUpdate{Name: &name}); !errors.Is(err, apperr.KindForbidden) {
 			t.Fatalf("carol renames = %v", err)
 		}
-		got, err := f.chat.UpdateRoom(ctx, f.bob, r.ID, roomUpdate{Name: &name})
+		got, err := f.chat.UpdateRoom(ctx, f.bob, r.ID, store.RoomUpdate{Name: &name})
 		if err != nil || got.Name != "renamed" {
 			t.Fatalf("creator renames = %+v, %v", got, err)
 		}
 		topic := "news"
-		got, err = f.chat.UpdateRoom(ctx, f.alice, r.ID, roomUpdate{Topic: &topic})
+		got, err = f.chat.UpdateRoom(ctx, f.alice, r.ID, store.RoomUpdate{Topic: &topic})
 		if err != nil || got.Topic != "news" || got.Name != "renamed" {
 			t.Fatalf("admin sets topic = %+v, %v", got, err)
 		}
@@ -596,13 +598,13 @@ func TestRoomOperations(t *testing.T) {
 			t.Fatalf("second leave = %v", err)
 		}
 		hist, _ := f.chat.Messages(ctx, f.carol, r.ID, 0, 0, 0)
-		if len(hist) != 2 || hist[0].Type != msgEnter || hist[1].Type != msgLeave {
+		if len(hist) != 2 || hist[0].Type != store.MsgEnter || hist[1].Type != store.MsgLeave {
 			t.Fatalf("history %+v, want one ENTER and one LEAVE", hist)
 		}
 	})
 
 	t.Run("private membership", func(t *testing.T) {
-		p := f.room(t, f.alice, "staff", roomPrivate)
+		p := f.room(t, f.alice, "staff", store.RoomPrivate)
 		if err := f.chat.Join(ctx, f.bob, p.ID); !errors.Is(err, apperr.ErrNotMember) {
 			t.Fatalf("join private = %v", err)
 		}
@@ -629,7 +631,7 @@ func TestRoomOperations(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, err := f.chat.OpenDM(ctx, f.bob, "alice")
-		if err != nil || b.ID != a.ID || a.Kind != roomDM {
+		if err != nil || b.ID != a.ID || a.Kind != store.RoomDM {
 			t.Fatalf("dm rooms %+v and %+v (%v)", a, b, err)
 		}
 		if _, err := f.chat.OpenDM(ctx, f.alice, "alice"); !errors.Is(err, apperr.KindBadRequest) {
@@ -639,18 +641,18 @@ func TestRoomOperations(t *testing.T) {
 			t.Fatalf("dm unknown = %v", err)
 		}
 		rs, _ := f.chat.Rooms(ctx, f.bob)
-		i := slices.IndexFunc(rs, func(s roomSummary) bool { return s.ID == a.ID })
+		i := slices.IndexFunc(rs, func(s store.RoomSummary) bool { return s.ID == a.ID })
 		if i < 0 || rs[i].DMWith != "alice" {
 			t.Fatalf("bob's rooms %+v", rs)
 		}
 		crs, _ := f.chat.Rooms(ctx, f.carol)
-		if slices.ContainsFunc(crs, func(s roomSummary) bool { return s.ID == a.ID }) {
+		if slices.ContainsFunc(crs, func(s store.RoomSummary) bool { return s.ID == a.ID }) {
 			t.Fatal("carol sees the alice–bob DM")
 		}
 	})
 
 	t.Run("guest posts in public", func(t *testing.T) {
-		m, err := f.chat.Post(ctx, guest, chatInput{Type: msgTalk, RoomID: 1, Sender: "alice", Message: "hello"})
+		m, err := f.chat.Post(ctx, guest, chatInput{Type: store.MsgTalk, RoomID: 1, Sender: "alice", Message: "hello"})
 		if err != nil || m.Sender != "visitor" {
 			t.Fatalf("guest post = %+v, %v", m, err)
 		}
@@ -660,9 +662,9 @@ func TestRoomOperations(t *testing.T) {
 func TestExportRoom(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
-	const n = storePageSize + 5 // crosses a page boundary
+	const n = store.StorePageSize + 5 // crosses a page boundary
 	for i := range n {
-		if _, err := insertTestMessage(ctx, f.st, 1, fmt.Sprint("m", i)); err != nil {
+		if _, err := storetest.InsertMessage(ctx, f.st, 1, fmt.Sprint("m", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -671,8 +673,8 @@ func TestExportRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Room     room            `json:"room"`
-		Messages []storedMessage `json:"messages"`
+		Room     store.Room            `json:"room"`
+		Messages []store.StoredMessage `json:"messages"`
 	}
 	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
 		t.Fatalf("export is not JSON: %v", err)
@@ -680,7 +682,7 @@ func TestExportRoom(t *testing.T) {
 	if doc.Room.ID != 1 || len(doc.Messages) != n || doc.Messages[0].Message != "m0" || doc.Messages[n-1].Message != fmt.Sprint("m", n-1) {
 		t.Fatalf("export: room %+v, %d messages", doc.Room, len(doc.Messages))
 	}
-	p := f.room(t, f.alice, "p", roomPrivate)
+	p := f.room(t, f.alice, "p", store.RoomPrivate)
 	if err := f.chat.ExportRoom(ctx, f.bob, p.ID, io.Discard); !errors.Is(err, apperr.ErrNotMember) {
 		t.Fatalf("export private = %v", err)
 	}
@@ -689,9 +691,9 @@ func TestExportRoom(t *testing.T) {
 func TestRetention(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
-	f.post(t, f.alice, 1, msgTalk, "old")
+	f.post(t, f.alice, 1, store.MsgTalk, "old")
 	f.clock.Advance(31 * 24 * time.Hour)
-	keep := f.post(t, f.alice, 1, msgTalk, "new")
+	keep := f.post(t, f.alice, 1, store.MsgTalk, "new")
 	if _, err := f.chat.PurgeOlderThan(ctx, 0); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("0 days = %v", err)
 	}
@@ -709,14 +711,14 @@ func TestChatConcurrentPosts(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
 	const senders, perSender = 8, 200
-	users := []user{f.alice, f.bob, f.carol}
+	users := []store.User{f.alice, f.bob, f.carol}
 	var wg sync.WaitGroup
 	for g := range senders {
 		wg.Go(func() {
 			u := users[g%len(users)]
 			var last int64
 			for i := range perSender {
-				m, err := f.chat.Post(ctx, u, chatInput{Type: msgTalk, RoomID: 1, Message: fmt.Sprint(g, "/", i)})
+				m, err := f.chat.Post(ctx, u, chatInput{Type: store.MsgTalk, RoomID: 1, Message: fmt.Sprint(g, "/", i)})
 				if err != nil {
 					t.Error(err)
 					return
@@ -735,7 +737,7 @@ func TestChatConcurrentPosts(t *testing.T) {
 	}
 	var prev int64
 	for _, d := range ds {
-		var m storedMessage
+		var m store.StoredMessage
 		if err := json.Unmarshal(d.body, &m); err != nil {
 			t.Fatal(err)
 		}
@@ -745,7 +747,7 @@ func TestChatConcurrentPosts(t *testing.T) {
 		prev = m.ID
 	}
 	var count int
-	f.st.rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&count)
+	f.st.Rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&count)
 	if count != senders*perSender {
 		t.Fatalf("stored %d, want %d", count, senders*perSender)
 	}
@@ -754,7 +756,7 @@ func TestChatConcurrentPosts(t *testing.T) {
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for range 3 {
-		s, err := openStoreDir(context.Background(), t.TempDir(), storeOptions{})
+		s, err := store.OpenDir(context.Background(), t.TempDir(), store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -762,7 +764,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := insertTestMessage(context.Background(), s, 1, "x"); err != nil {
+		if _, err := storetest.InsertMessage(context.Background(), s, 1, "x"); err != nil {
 			t.Fatal(err)
 		}
 		c.Close()
@@ -770,13 +772,13 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	storeTestPoll(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	checkFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestRefusedSendDoesNotDisturbItsGroup(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
-	private := f.room(t, f.alice, "secret", roomPrivate)
+	private := f.room(t, f.alice, "secret", store.RoomPrivate)
 	var wg sync.WaitGroup
 	errs := make([]error, 40)
 	for i := range errs {
@@ -785,7 +787,7 @@ func TestRefusedSendDoesNotDisturbItsGroup(t *testing.T) {
 			if i%2 == 1 {
 				room = private.ID // bob is not a member: refused
 			}
-			_, errs[i] = f.chat.Post(ctx, u, chatInput{Type: msgTalk, RoomID: room, Message: fmt.Sprint(i)})
+			_, errs[i] = f.chat.Post(ctx, u, chatInput{Type: store.MsgTalk, RoomID: room, Message: fmt.Sprint(i)})
 		})
 	}
 	wg.Wait()
@@ -809,11 +811,11 @@ func TestRefusedSendDoesNotDisturbItsGroup(t *testing.T) {
 func TestDeletedUserKeepsMessages(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
-	r := f.room(t, f.bob, "bobs room", roomPublic)
-	m := f.post(t, f.bob, r.ID, msgTalk, "remember me @carol")
+	r := f.room(t, f.bob, "bobs room", store.RoomPublic)
+	m := f.post(t, f.bob, r.ID, store.MsgTalk, "remember me @carol")
 	dm, _ := f.chat.OpenDM(ctx, f.alice, "bob")
-	f.post(t, f.bob, dm.ID, msgTalk, "dm text")
-	if err := f.st.deleteUser(ctx, "bob"); err != nil {
+	f.post(t, f.bob, dm.ID, store.MsgTalk, "dm text")
+	if err := f.st.DeleteUser(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
 	ms, err := f.chat.Messages(ctx, f.carol, r.ID, 0, 0, 0)
@@ -848,7 +850,7 @@ func FuzzParseChatInput(f *testing.F) {
 			}
 			return
 		}
-		if in.RoomID <= 0 || (in.Type != msgEnter && in.Type != msgTalk && in.Type != msgLeave) {
+		if in.RoomID <= 0 || (in.Type != store.MsgEnter && in.Type != store.MsgTalk && in.Type != store.MsgLeave) {
 			t.Fatalf("accepted %+v from %q", in, body)
 		}
 	})
@@ -861,11 +863,11 @@ func FuzzParseChatInput(f *testing.F) {
 func TestInsertAsMember(t *testing.T) {
 	f := newChatFixture(t, langEnglish)
 	ctx := context.Background()
-	public := f.room(t, f.bob, "public", roomPublic)
-	private := f.room(t, f.bob, "private", roomPrivate)
-	archived := f.room(t, f.bob, "archived", roomPublic)
+	public := f.room(t, f.bob, "public", store.RoomPublic)
+	private := f.room(t, f.bob, "private", store.RoomPrivate)
+	archived := f.room(t, f.bob, "archived", store.RoomPublic)
 	yes := true
-	if _, err := f.chat.UpdateRoom(ctx, f.bob, archived.ID, roomUpdate{Archived: &yes}); err != nil {
+	if _, err := f.chat.UpdateRoom(ctx, f.bob, archived.ID, store.RoomUpdate{Archived: &yes}); err != nil {
 		t.Fatal(err)
 	}
 	dm, err := f.chat.OpenDM(ctx, f.bob, "carol")
@@ -874,7 +876,7 @@ func TestInsertAsMember(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		u      user
+		u      store.User
 		roomID int64
 		stored bool
 	}{
@@ -885,15 +887,15 @@ func TestInsertAsMember(t *testing.T) {
 		{"member of an archived room", f.bob, archived.ID, false},
 		{"member of a DM (full path notifies the peer)", f.bob, dm.ID, false},
 		{"unknown room", f.bob, 9999, false},
-		{"no user", user{}, public.ID, false},
+		{"no user", store.User{}, public.ID, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := storedMessage{Type: msgTalk, RoomID: tc.roomID, UserID: tc.u.ID, Sender: tc.u.Username, Message: "hello " + tc.name}
+			m := store.StoredMessage{Type: store.MsgTalk, RoomID: tc.roomID, UserID: tc.u.ID, Sender: tc.u.Username, Message: "hello " + tc.name}
 			var stored bool
-			err := f.st.write(ctx, func(tx *sql.Tx) error {
+			err := f.st.Write(ctx, func(tx *sql.Tx) error {
 				var err error
-				stored, err = f.st.insertAsMemberTx(ctx, tx, &m, f.st.nowMS())
+				stored, err = f.st.InsertAsMemberTx(ctx, tx, &m, f.st.NowMS())
 				return err
 			}, nil)
 			if err != nil {
@@ -904,7 +906,7 @@ func TestInsertAsMember(t *testing.T) {
 			}
 			var n int
 			var body string
-			err = f.st.rdb.QueryRowContext(ctx, `SELECT count(*), coalesce(max(body), '') FROM messages WHERE body = ?`, m.Message).Scan(&n, &body)
+			err = f.st.Rdb.QueryRowContext(ctx, `SELECT count(*), coalesce(max(body), '') FROM messages WHERE body = ?`, m.Message).Scan(&n, &body)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,7 +66,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 		return fmt.Errorf("user %s: wrong number of arguments\n%s", cmd, userUsage)
 	}
 
-	st, err := openStoreDir(ctx, dataDir, storeOptions{CloseCheckpoint: checkpointPassive})
+	st, err := store.OpenDir(ctx, dataDir, store.Options{CloseCheckpoint: store.CheckpointPassive})
 	if err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 		if err != nil {
 			return err
 		}
-		if err := st.setPassword(ctx, pos[0], hash); err != nil {
+		if err := st.SetPassword(ctx, pos[0], hash); err != nil {
 			return fmt.Errorf("user passwd: %s", cliError(err))
 		}
 		fmt.Fprintf(stdout, "password changed for %s\n", pos[0])
@@ -109,16 +110,16 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 			fmt.Fprintf(stdout, "password: %s\n", pw)
 		}
 	case "del":
-		if err := st.deleteUser(ctx, pos[0]); err != nil {
+		if err := st.DeleteUser(ctx, pos[0]); err != nil {
 			return fmt.Errorf("user del: %s", cliError(err))
 		}
 		fmt.Fprintf(stdout, "deleted %s\n", pos[0])
 	case "token":
-		u, err := st.userByName(ctx, pos[0])
+		u, err := st.UserByName(ctx, pos[0])
 		if err != nil {
 			return fmt.Errorf("user token: %s", cliError(err))
 		}
-		name := "cli-" + st.now().UTC().Format("20060102-150405")
+		name := "cli-" + st.Now().UTC().Format("20060102-150405")
 		if len(pos) == 2 {
 			name = pos[1]
 		}
@@ -128,7 +129,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 		}
 		fmt.Fprintln(stdout, tok) // alone on its line, for scripts
 	case "list":
-		us, err := st.listUsers(ctx)
+		us, err := st.ListUsers(ctx)
 		if err != nil {
 			return err
 		}
@@ -150,7 +151,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 // file (which must not exist), and the uploaded files it names to
 // file.files/, also while a server is running.
 func runBackupCommand(ctx context.Context, dataDir, file string) error {
-	st, err := openStoreDir(ctx, dataDir, storeOptions{CloseCheckpoint: checkpointPassive})
+	st, err := store.OpenDir(ctx, dataDir, store.Options{CloseCheckpoint: store.CheckpointPassive})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
+	"stompbox/internal/store/storetest"
 	"strings"
 	"testing"
 )
@@ -25,7 +27,7 @@ func TestUserCommand(t *testing.T) {
 
 	// A server holds the same database open throughout: the CLI must work
 	// beside it.
-	server, err := openStoreDir(ctx, dir, storeOptions{})
+	server, err := store.OpenDir(ctx, dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestUserCommand(t *testing.T) {
 	if _, err := serverAuth.checkLogin(ctx, "root", "new-password"); err != nil {
 		t.Fatalf("server login with the CLI's password: %v", err)
 	}
-	if _, err := server.userByName(ctx, "carol"); !errors.Is(err, apperr.ErrUnknownUser) {
+	if _, err := server.UserByName(ctx, "carol"); !errors.Is(err, apperr.ErrUnknownUser) {
 		t.Fatalf("deleted user still there: %v", err)
 	}
 	out, err := runUser(t, dir, "", "token", "bob", "bot2")
@@ -102,13 +104,13 @@ func TestUserCommand(t *testing.T) {
 func TestBackupCommand(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	server, err := openStoreDir(ctx, dir, storeOptions{})
+	server, err := store.OpenDir(ctx, dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
 	for i := range 20 {
-		if _, err := insertTestMessage(ctx, server, 1, fmt.Sprint("m", i)); err != nil {
+		if _, err := storetest.InsertMessage(ctx, server, 1, fmt.Sprint("m", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,12 +121,12 @@ func TestBackupCommand(t *testing.T) {
 	if err := runBackupCommand(ctx, dir, file); err == nil {
 		t.Fatal("backup overwrote its target")
 	}
-	b, err := openStore(ctx, file, storeOptions{})
+	b, err := store.Open(ctx, file, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	ms, err := b.messagesPage(ctx, 1, 0, 0, 50)
+	ms, err := b.MessagesPage(ctx, 1, 0, 0, 50)
 	if err != nil || len(ms) != 20 {
 		t.Fatalf("backup has %d messages, %v", len(ms), err)
 	}

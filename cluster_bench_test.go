@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"stompbox/internal/store"
 	"strconv"
 	"testing"
 	"time"
@@ -54,16 +55,16 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 	}
 	at := time.Now().UnixMilli()
 	entries := [][]byte{}
-	add := func(op storeOp) {
-		data, err := encodeOp(op, at, "writer")
+	add := func(op store.Op) {
+		data, err := store.EncodeOp(op, at, "writer")
 		if err != nil {
 			b.Fatal(err)
 		}
 		entries = append(entries, data)
 	}
-	add(&userCreateOp{newUser: newUser{Username: "kim", DisplayName: "kim", PasswordHash: "x"}})
+	add(&store.UserCreateOp{NewUser: store.NewUser{Username: "kim", DisplayName: "kim", PasswordHash: "x"}})
 	for i := range n {
-		add(&chatPostOp{Type: msgTalk, RoomID: 1, UserID: 1, Sender: "kim", Message: fmt.Sprintf("message %d: the quick brown fox jumps over the lazy dog", i)})
+		add(&chatPostOp{Type: store.MsgTalk, RoomID: 1, UserID: 1, Sender: "kim", Message: fmt.Sprintf("message %d: the quick brown fox jumps over the lazy dog", i)})
 	}
 	for i := 0; i < len(entries); i += 1000 {
 		var acks []jetstream.PubAckFuture
@@ -86,7 +87,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		dir := b.TempDir()
-		st, err := openStoreDir(ctx, dir, storeOptions{Log: log})
+		st, err := store.OpenDir(ctx, dir, store.Options{Log: log})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -98,14 +99,14 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		st.setReplicator(node)
+		st.SetReplicator(node)
 		b.StartTimer()
 		if err := node.start(ctx); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
 		var count int
-		if err := st.rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&count); err != nil || count != n {
+		if err := st.Rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&count); err != nil || count != n {
 			b.Fatalf("messages applied: %d, %v; want %d", count, err, n)
 		}
 		node.close()

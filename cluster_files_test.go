@@ -145,7 +145,7 @@ func TestClusterFilesAcrossNodes(t *testing.T) {
 	// The same picture uploaded on B is the same object, not sent again
 	// (a new Put would give it a new NUID).
 	ctx := context.Background()
-	row, err := f.srv.store.fileByID(ctx, up.ID)
+	row, err := f.srv.store.FileByID(ctx, up.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestClusterFilesFetchOnce(t *testing.T) {
 	a, b := newFilesNode(t, f, rep), newFilesNode(t, f, gated)
 	content := bytes.Repeat([]byte("cluster "), 100<<10) // several object chunks
 	up := a.uploadOK(t, f.alice, "big.txt", content)
-	row, err := f.srv.store.fileByID(context.Background(), up.ID)
+	row, err := f.srv.store.FileByID(context.Background(), up.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestClusterFilesDeletion(t *testing.T) {
 	a := newFilesNode(t, f, rep)
 	ctx := context.Background()
 	sumOf := func(id int64) string {
-		row, err := f.srv.store.fileByID(ctx, id)
+		row, err := f.srv.store.FileByID(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,10 +298,10 @@ func TestClusterFilesDeletion(t *testing.T) {
 	sum = sumOf(swept.ID)
 	// The row goes without node A's file service, as a deletion on another
 	// node would; A's sweep finds the blob unreferenced.
-	if _, _, err := f.srv.store.deleteUnsentFile(ctx, swept.ID, f.aliceUser.ID); err != nil {
+	if _, _, err := f.srv.store.DeleteUnsentFile(ctx, swept.ID, f.aliceUser.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := a.files.Sweep(ctx, f.srv.store.now().Add(-abandonedUploadAge)); err != nil || n != 1 {
+	if n, err := a.files.Sweep(ctx, f.srv.store.Now().Add(-abandonedUploadAge)); err != nil || n != 1 {
 		t.Fatalf("sweep removed %d: %v", n, err)
 	}
 	if replicaHas(t, rep, sum) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,7 +66,7 @@ type clusterLog struct {
 	js       jetstream.JetStream
 	ns       *natsserver.Server // the embedded server, nil with -nats
 	stream   jetstream.Stream
-	st       *store
+	st       *store.Store
 	node     string
 	replicas int
 	log      *slog.Logger
@@ -78,7 +79,7 @@ type clusterLog struct {
 	mu      sync.Mutex
 	pending map[string]*pendingOp // by reference: ops this node submitted, not yet applied
 	waiting map[uint64][]chan struct{}
-	recent  map[uint64]storeOp // applied ops by sequence, at most keepRecent
+	recent  map[uint64]store.Op // applied ops by sequence, at most keepRecent
 	// keepRecent is recentOps and publishWait publishTimeout unless a
 	// test lowered them (clusterConfig's hooks): to reach answerDuplicate's
 	// read-back path, and to see refusals sooner.
@@ -91,13 +92,13 @@ type clusterLog struct {
 
 // pendingOp is an op this node submitted, waiting for its application.
 type pendingOp struct {
-	op   storeOp
+	op   store.Op
 	done chan error // buffered(1): the apply result
 }
 
 // openClusterLog creates or finds the log stream and returns the log,
 // not yet applying (see catchUp).
-func openClusterLog(ctx context.Context, cc *clusterConn, st *store, log *slog.Logger) (*clusterLog, error) {
+func openClusterLog(ctx context.Context, cc *clusterConn, st *store.Store, log *slog.Logger) (*clusterLog, error) {
 	js, err := jetstream.New(cc.nc)
 	if err != nil {
 		return nil, fmt.Errorf("cluster log: %w", err)
@@ -131,7 +132,7 @@ func openClusterLog(ctx context.Context, cc *clusterConn, st *store, log *slog.L
 		boot:        fmt.Sprintf("%x", rnd),
 		pending:     make(map[string]*pendingOp),
 		waiting:     make(map[uint64][]chan struct{}),
-		recent:      make(map[uint64]storeOp),
+		recent:      make(map[uint64]store.Op),
 		keepRecent:  recentOps,
 		publishWait: publishTimeout,
 		done:        make(chan struct{}),
@@ -149,7 +150,7 @@ func openClusterLog(ctx context.Context, cc *clusterConn, st *store, log *slog.L
 // database has applied, and returns once it has caught up with the
 // stream's end as of now: only then may the node accept clients.
 func (l *clusterLog) start(ctx context.Context) error {
-	from, err := l.st.appliedSeq(ctx)
+	from, err := l.st.AppliedSeq(ctx)
 	if err != nil {
 		return err
 	}
@@ -257,7 +258,7 @@ func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) er
 	if seq <= l.applied.Load() {
 		return nil // the consumer restarted behind us
 	}
-	op, env, err := decodeOp(data)
+	op, env, err := store.DecodeOp(data)
 	if err != nil {
 		// A newer node's op kind: applying the rest out of order would be
 		// worse than stopping; the node's log says why.
@@ -273,8 +274,8 @@ func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) er
 			op = p.op // the submitter's own value: it reads its results from it
 		}
 	}
-	return l.st.applyLogged(ctx, seq, op, env.At, func(err error) {
-		if err != nil && !apperr.IsClientError(err) && !errors.Is(err, errStoreClosed) {
+	return l.st.ApplyLogged(ctx, seq, op, env.At, func(err error) {
+		if err != nil && !apperr.IsClientError(err) && !errors.Is(err, store.ErrStoreClosed) {
 			l.failed.Add(1)
 			l.log.Error("cluster: op failed on this node", "seq", seq, "kind", env.Kind, "err", err)
 		}
@@ -287,7 +288,7 @@ func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) er
 
 // markApplied records seq as applied and wakes whoever waits for it.
 // Runs on the writer goroutine, in sequence order.
-func (l *clusterLog) markApplied(seq uint64, op storeOp) {
+func (l *clusterLog) markApplied(seq uint64, op store.Op) {
 	l.applied.Store(seq)
 	l.mu.Lock()
 	l.recent[seq] = op
@@ -323,7 +324,7 @@ func (l *clusterLog) waitApplied(ctx context.Context, seq uint64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-l.done:
-		return errStoreClosed
+		return store.ErrStoreClosed
 	}
 }
 
@@ -331,9 +332,9 @@ func (l *clusterLog) waitApplied(ctx context.Context, seq uint64) error {
 // this node applied it: a RECEIPT after Submit means the message is on
 // the majority's disks and in this node's database. Refused ops (client
 // errors) come back from the apply as on a single node.
-func (l *clusterLog) Submit(ctx context.Context, op storeOp, dedupKey string) error {
+func (l *clusterLog) Submit(ctx context.Context, op store.Op, dedupKey string) error {
 	ref := l.boot + "-" + strconv.FormatUint(l.nextRef.Add(1), 36)
-	data, err := encodeOpRef(op, l.st.nowMS(), l.node, ref)
+	data, err := store.EncodeOpRef(op, l.st.NowMS(), l.node, ref)
 	if err != nil {
 		return err
 	}
@@ -370,7 +371,7 @@ func (l *clusterLog) Submit(ctx context.Context, op storeOp, dedupKey string) er
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-l.done:
-		return errStoreClosed
+		return store.ErrStoreClosed
 	}
 }
 
@@ -396,14 +397,14 @@ func (l *clusterLog) publish(ctx context.Context, data []byte, msgID string) (*j
 
 // answerDuplicate waits until the original of a resent op is applied here
 // and copies its results into op, so the resender gets the first answer.
-func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64) error {
+func (l *clusterLog) answerDuplicate(ctx context.Context, op store.Op, seq uint64) error {
 	if err := l.waitApplied(ctx, seq); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	orig := l.recent[seq]
 	l.mu.Unlock()
-	if orig != nil && adoptOp(op, orig) {
+	if orig != nil && store.AdoptOp(op, orig) {
 		return nil
 	}
 	// Applied too long ago to be remembered: read the original back from
@@ -412,14 +413,14 @@ func (l *clusterLog) answerDuplicate(ctx context.Context, op storeOp, seq uint64
 	if err != nil {
 		return fmt.Errorf("cluster log: original of a resent op: %w", err)
 	}
-	orig, env, err := decodeOp(raw.Data)
+	orig, env, err := store.DecodeOp(raw.Data)
 	if err != nil {
 		return fmt.Errorf("cluster log: original of a resent op: %w", err)
 	}
-	if !adoptOp(op, orig) {
+	if !store.AdoptOp(op, orig) {
 		return nil // the same key for another kind of write: nothing to copy
 	}
-	return l.st.lookupResult(ctx, op, env.At)
+	return l.st.LookupResult(ctx, op, env.At)
 }
 
 // WaitCaughtUp returns once this node has applied every entry the log

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"stompbox/internal/store"
 	"time"
 )
 
@@ -19,12 +20,12 @@ var errSingleNodeData = errors.New("cluster: this data folder holds a single nod
 // from here on every store write goes through the log. The log is applied
 // from clog.start, once the chat service exists.
 func (s *server) joinCluster() error {
-	seq, err := s.store.appliedSeq(s.base)
+	seq, err := s.store.AppliedSeq(s.base)
 	if err != nil {
 		return err
 	}
 	if seq == 0 {
-		held, err := s.store.holdsSingleNodeData(s.base)
+		held, err := s.store.HoldsSingleNodeData(s.base)
 		if err != nil {
 			return err
 		}
@@ -39,7 +40,7 @@ func (s *server) joinCluster() error {
 		s.leaveCluster()
 		return err
 	}
-	s.store.setReplicator(s.clog)
+	s.store.SetReplicator(s.clog)
 	return nil
 }
 
@@ -62,8 +63,8 @@ func (s *server) leaveCluster() {
 // rebuildDamagedStore sets aside a database that would not open (cause)
 // and opens an empty one, which the log then fills: a cluster node's
 // database is only a copy of the log.
-func rebuildDamagedStore(ctx context.Context, cfg Config, cause error, log *slog.Logger) (*store, error) {
-	path := filepath.Join(cfg.DataDir, storeFileName)
+func rebuildDamagedStore(ctx context.Context, cfg Config, cause error, log *slog.Logger) (*store.Store, error) {
+	path := filepath.Join(cfg.DataDir, store.StoreFileName)
 	aside := fmt.Sprintf("%s.damaged-%d", path, time.Now().Unix())
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if err := os.Rename(path+suffix, aside+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -71,5 +72,5 @@ func rebuildDamagedStore(ctx context.Context, cfg Config, cause error, log *slog
 		}
 	}
 	log.Warn("cluster: database damaged, set aside; rebuilding it from the log", "err", cause, "aside", aside)
-	return openStoreDir(ctx, cfg.DataDir, storeOptions{Synchronous: cfg.Synchronous, Log: log, Now: cfg.Cluster.Clock})
+	return store.OpenDir(ctx, cfg.DataDir, store.Options{Synchronous: cfg.Synchronous, Log: log, Now: cfg.Cluster.Clock})
 }

@@ -257,7 +257,7 @@ func (c *testCluster) waitConverged(nodes ...*testNode) {
 // id order, as "id:sender:text" lines: equal histories are equal slices.
 func roomHistory(t testing.TB, srv *server, roomID int64) []string {
 	t.Helper()
-	ms, err := srv.store.messagesAfter(context.Background(), roomID, 0, 100000)
+	ms, err := srv.store.MessagesAfter(context.Background(), roomID, 0, 100000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,8 +23,8 @@ import (
 // administrator, and lee) and a public room both are in.
 type clusterChat struct {
 	*testCluster
-	kim, lee user
-	room     room
+	kim, lee store.User
+	room     store.Room
 }
 
 // newClusterChat starts n nodes and sets up the accounts and the room on
@@ -415,8 +416,8 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 	// Order comes from the log, not the clocks: the new node's message,
 	// stamped an hour earlier by its clock, still comes after the ones
 	// before it, and every node stores the same time for it.
-	ms := func(srv *server) []storedMessage {
-		m, err := srv.store.messagesAfter(context.Background(), cc.room.ID, 0, 1000)
+	ms := func(srv *server) []store.StoredMessage {
+		m, err := srv.store.MessagesAfter(context.Background(), cc.room.ID, 0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -447,7 +448,7 @@ func TestClusterNodeRebuildsDamagedStore(t *testing.T) {
 	victim := cc.nodes[2]
 	cc.waitConverged(cc.nodes...)
 	cc.stop(victim)
-	db := filepath.Join(victim.spec.Dir, storeFileName)
+	db := filepath.Join(victim.spec.Dir, store.StoreFileName)
 	if err := os.WriteFile(db, bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
 		t.Fatal(err)
 	}

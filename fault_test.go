@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"stompbox/internal/apperr"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strings"
 	"syscall"
 	"testing"
@@ -131,16 +132,16 @@ func apiClient(t *testing.T, base, name, password string) *http.Client {
 }
 
 // allMessages pages through a room's history with after=, oldest first.
-func allMessages(t *testing.T, c *http.Client, base string, room int64) []messageJSON {
+func allMessages(t *testing.T, c *http.Client, base string, room int64) []store.MessageJSON {
 	t.Helper()
-	var all []messageJSON
+	var all []store.MessageJSON
 	after := int64(0)
 	for {
 		resp, err := c.Get(fmt.Sprintf("%s/api/rooms/%d/messages?after=%d&limit=%d", base, room, after, maxHistoryLimit))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var page []messageJSON
+		var page []store.MessageJSON
 		err = json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
@@ -177,7 +178,7 @@ func TestCrashKeepsReceiptedMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rm room
+	var rm store.Room
 	json.NewDecoder(resp.Body).Decode(&rm)
 	resp.Body.Close()
 	if rm.ID == 0 {
@@ -353,7 +354,7 @@ func TestReadOnlyDatabaseRefusesSends(t *testing.T) {
 		c.send(stomp.CmdSend, body("while read-only 1"), "destination:/pub/chat/message", "receipt:ro-1")
 		got := errorOrRefusal(t, c)
 		t.Logf("refusal: %s", got)
-		if got != "ERROR "+apperr.Message(errNotStored) {
+		if got != "ERROR "+apperr.Message(store.ErrNotStored) {
 			t.Fatalf("got %s", got)
 		}
 		c.expectClosed() // STOMP 1.2 §ERROR
@@ -363,7 +364,7 @@ func TestReadOnlyDatabaseRefusesSends(t *testing.T) {
 		c.send(stomp.CmdSend, body("while read-only 2"), "destination:/pub/chat/message", "receipt:ro-2")
 		got := errorOrRefusal(t, c)
 		t.Logf("refusal: %s", got)
-		if !strings.HasPrefix(got, "MESSAGE ") || !strings.Contains(got, apperr.Message(errNotStored)) || !strings.Contains(got, `"receipt":"ro-2"`) {
+		if !strings.HasPrefix(got, "MESSAGE ") || !strings.Contains(got, apperr.Message(store.ErrNotStored)) || !strings.Contains(got, `"receipt":"ro-2"`) {
 			t.Fatalf("got %s", got)
 		}
 	})
@@ -435,7 +436,7 @@ func TestDiskFullRefusesSends(t *testing.T) {
 		case stomp.CmdMessage:
 			refused++
 			first = "MESSAGE " + string(f.Body)
-			if !strings.Contains(first, apperr.Message(errNotStored)) {
+			if !strings.Contains(first, apperr.Message(store.ErrNotStored)) {
 				t.Fatalf("got %s", first)
 			}
 			if storedCount(t, srv, room, text) != 0 {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"strings"
 	"sync"
 	"time"
@@ -82,7 +83,7 @@ func (e uploadQuotaError) Unwrap() error {
 // files table names it. In a cluster, replica holds every blob as well
 // (files_replica.go). Safe for concurrent use.
 type fileService struct {
-	st       *store
+	st       *store.Store
 	rooms    roomAccess
 	dir      string // <data>/files
 	tmp      string // <data>/files/tmp: uploads in flight
@@ -111,8 +112,8 @@ type fileService struct {
 // about a room: whether u may upload to it (CanPost) and download from
 // it (CanRead), nil or why not.
 type roomAccess interface {
-	CanPost(ctx context.Context, u user, roomID int64) error
-	CanRead(ctx context.Context, u user, roomID int64) error
+	CanPost(ctx context.Context, u store.User, roomID int64) error
+	CanRead(ctx context.Context, u store.User, roomID int64) error
 }
 
 // fileOptions configures newFileService.
@@ -127,7 +128,7 @@ type fileOptions struct {
 // newFileService prepares <data>/files and removes what uploads cut short
 // by a crash left in its tmp folder. rooms decides who may upload to and
 // download from a room.
-func newFileService(st *store, rooms roomAccess, opts fileOptions) (*fileService, error) {
+func newFileService(st *store.Store, rooms roomAccess, opts fileOptions) (*fileService, error) {
 	s := &fileService{
 		st: st, rooms: rooms,
 		dir:      filepath.Join(opts.DataDir, filesDirName),
@@ -194,22 +195,22 @@ func sanitizeFileName(name string) string {
 // and committed when Upload returns, and in the replica if there is one
 // (errFileNotStored if the replica fails). On any error, nothing is left
 // behind.
-func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name string, src io.Reader) (f storedFile, err error) {
+func (s *fileService) Upload(ctx context.Context, u store.User, roomID int64, name string, src io.Reader) (f store.StoredFile, err error) {
 	if err := s.rooms.CanPost(ctx, u, roomID); err != nil {
-		return storedFile{}, err
+		return store.StoredFile{}, err
 	}
 	if s.quota > 0 {
-		used, err := s.st.uploadedBytes(ctx, u.ID)
+		used, err := s.st.UploadedBytes(ctx, u.ID)
 		if err != nil {
-			return storedFile{}, err
+			return store.StoredFile{}, err
 		}
 		if used >= s.quota {
-			return storedFile{}, uploadQuotaError{s.quota >> 20}
+			return store.StoredFile{}, uploadQuotaError{s.quota >> 20}
 		}
 	}
 	tmp, err := os.CreateTemp(s.tmp, "upload-*")
 	if err != nil {
-		return storedFile{}, fmt.Errorf("upload: %w", err)
+		return store.StoredFile{}, fmt.Errorf("upload: %w", err)
 	}
 	defer func() {
 		tmp.Close()
@@ -220,29 +221,29 @@ func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name str
 	n, err := io.Copy(io.MultiWriter(tmp, h, head), io.LimitReader(src, s.maxBytes+1))
 	switch {
 	case err != nil && isBodyTooLarge(err):
-		return storedFile{}, uploadTooLargeError{s.maxBytes >> 20}
+		return store.StoredFile{}, uploadTooLargeError{s.maxBytes >> 20}
 	case err != nil && isLocalWriteError(err):
-		return storedFile{}, fmt.Errorf("upload: %w", err)
+		return store.StoredFile{}, fmt.Errorf("upload: %w", err)
 	case err != nil:
-		return storedFile{}, fmt.Errorf("%w (%v)", errUploadIncomplete, err)
+		return store.StoredFile{}, fmt.Errorf("%w (%v)", errUploadIncomplete, err)
 	case n > s.maxBytes:
-		return storedFile{}, uploadTooLargeError{s.maxBytes >> 20}
+		return store.StoredFile{}, uploadTooLargeError{s.maxBytes >> 20}
 	case n == 0:
-		return storedFile{}, errEmptyUpload
+		return store.StoredFile{}, errEmptyUpload
 	}
 	if err := tmp.Sync(); err != nil { // a 2xx promises the bytes are on disk
-		return storedFile{}, fmt.Errorf("upload: %w", err)
+		return store.StoredFile{}, fmt.Errorf("upload: %w", err)
 	}
-	f = storedFile{RoomID: roomID, UserID: u.ID, Name: sanitizeFileName(name), Size: n,
+	f = store.StoredFile{RoomID: roomID, UserID: u.ID, Name: sanitizeFileName(name), Size: n,
 		Type: sniffType(head.b), SHA256: hex.EncodeToString(h.Sum(nil))}
 	var (
 		thumb []byte
-		known storedFile // an earlier upload of the same picture, whose thumbnail serves again
+		known store.StoredFile // an earlier upload of the same picture, whose thumbnail serves again
 		reuse bool
 	)
 	if isSafeRaster(f.Type) {
-		if known, reuse, err = s.st.knownThumbnail(ctx, f.SHA256); err != nil {
-			return storedFile{}, err
+		if known, reuse, err = s.st.KnownThumbnail(ctx, f.SHA256); err != nil {
+			return store.StoredFile{}, err
 		}
 		if !reuse {
 			thumb = s.thumbnail(ctx, tmp.Name(), &f)
@@ -252,7 +253,7 @@ func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name str
 	s.blobMu.Lock()
 	defer s.blobMu.Unlock()
 	if err := s.placeBlob(tmp.Name(), f.SHA256); err != nil {
-		return storedFile{}, err
+		return store.StoredFile{}, err
 	}
 	if reuse {
 		// Under blobMu (and then pinned, in a cluster) the sweep cannot
@@ -267,7 +268,7 @@ func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name str
 	if thumb != nil {
 		if f.ThumbSHA256, err = s.writeBlob(thumb); err != nil {
 			s.removeUnreferenced(ctx, f.SHA256)
-			return storedFile{}, err
+			return store.StoredFile{}, err
 		}
 	}
 	if s.replica != nil {
@@ -277,17 +278,17 @@ func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name str
 			// upload of them.
 			s.removeLocalUnreferenced(ctx, f.SHA256)
 			s.removeLocalUnreferenced(ctx, f.ThumbSHA256)
-			return storedFile{}, err
+			return store.StoredFile{}, err
 		}
 	}
-	ok, err := s.st.insertFile(ctx, &f, s.quota)
+	ok, err := s.st.InsertFile(ctx, &f, s.quota)
 	if err != nil || !ok {
 		s.removeUnreferenced(ctx, f.SHA256)
 		s.removeUnreferenced(ctx, f.ThumbSHA256)
 		if err != nil {
-			return storedFile{}, err
+			return store.StoredFile{}, err
 		}
-		return storedFile{}, uploadQuotaError{s.quota >> 20}
+		return store.StoredFile{}, uploadQuotaError{s.quota >> 20}
 	}
 	return f, nil
 }
@@ -295,7 +296,7 @@ func (s *fileService) Upload(ctx context.Context, u user, roomID int64, name str
 // thumbnail makes the thumbnail of the picture at path and fills in f's
 // displayed size. A picture that cannot be decoded, or is too large to
 // decode safely, gets no thumbnail and is shown as a file.
-func (s *fileService) thumbnail(ctx context.Context, path string, f *storedFile) []byte {
+func (s *fileService) thumbnail(ctx context.Context, path string, f *store.StoredFile) []byte {
 	select {
 	case s.thumbSem <- struct{}{}:
 	case <-ctx.Done():
@@ -370,7 +371,7 @@ func (s *fileService) removeLocalUnreferenced(ctx context.Context, sum string) b
 	if sum == "" || s.pinned[sum] > 0 {
 		return false
 	}
-	ref, err := s.st.blobReferenced(ctx, sum)
+	ref, err := s.st.BlobReferenced(ctx, sum)
 	if err != nil || ref {
 		return false
 	}
@@ -386,21 +387,21 @@ func (s *fileService) removeLocalUnreferenced(ctx context.Context, sum string) b
 // yet is its uploader's alone (errUnknownFile to anyone else). A blob
 // this node lacks is fetched from the replica first, if there is one. The
 // caller closes the file.
-func (s *fileService) Open(ctx context.Context, u user, id int64, thumb bool) (storedFile, *os.File, error) {
-	f, err := s.st.fileByID(ctx, id)
+func (s *fileService) Open(ctx context.Context, u store.User, id int64, thumb bool) (store.StoredFile, *os.File, error) {
+	f, err := s.st.FileByID(ctx, id)
 	if err != nil {
-		return storedFile{}, nil, err
+		return store.StoredFile{}, nil, err
 	}
 	if f.MessageID == 0 && f.UserID != u.ID {
-		return storedFile{}, nil, errUnknownFile
+		return store.StoredFile{}, nil, store.ErrUnknownFile
 	}
 	if err := s.rooms.CanRead(ctx, u, f.RoomID); err != nil {
-		return storedFile{}, nil, err
+		return store.StoredFile{}, nil, err
 	}
 	sum := f.SHA256
 	if thumb {
 		if sum = f.ThumbSHA256; sum == "" {
-			return storedFile{}, nil, errUnknownFile
+			return store.StoredFile{}, nil, store.ErrUnknownFile
 		}
 	}
 	file, err := os.Open(s.blobPath(sum))
@@ -410,7 +411,7 @@ func (s *fileService) Open(ctx context.Context, u user, id int64, thumb bool) (s
 		}
 	}
 	if err != nil {
-		return storedFile{}, nil, fmt.Errorf("open file %d: %w", id, err)
+		return store.StoredFile{}, nil, fmt.Errorf("open file %d: %w", id, err)
 	}
 	return f, file, nil
 }
@@ -418,10 +419,10 @@ func (s *fileService) Open(ctx context.Context, u user, id int64, thumb bool) (s
 // DeleteUnsent deletes an upload of u that no message carries yet (the
 // Remove of the upload tray), and its blobs unless another file shares
 // them. Anything else, sent files included, is errUnknownFile.
-func (s *fileService) DeleteUnsent(ctx context.Context, u user, id int64) error {
+func (s *fileService) DeleteUnsent(ctx context.Context, u store.User, id int64) error {
 	s.blobMu.Lock()
 	defer s.blobMu.Unlock()
-	sum, thumb, err := s.st.deleteUnsentFile(ctx, id, u.ID)
+	sum, thumb, err := s.st.DeleteUnsentFile(ctx, id, u.ID)
 	if err != nil {
 		return err
 	}
@@ -447,7 +448,7 @@ func (s *fileService) Forget(ctx context.Context, sums []string) {
 // of a crash between rename and commit. It returns how many blobs it
 // removed.
 func (s *fileService) Sweep(ctx context.Context, abandonedBefore time.Time) (int, error) {
-	if _, err := s.st.deleteAbandonedFiles(ctx, abandonedBefore); err != nil {
+	if _, err := s.st.DeleteAbandonedFiles(ctx, abandonedBefore); err != nil {
 		return 0, err
 	}
 	removed := 0
@@ -473,7 +474,7 @@ func (s *fileService) Sweep(ctx context.Context, abandonedBefore time.Time) (int
 		if s.pinned[sum] > 0 {
 			return nil // an upload is putting it into the replica, and will name it
 		}
-		ref, err := s.st.blobReferenced(ctx, sum)
+		ref, err := s.st.BlobReferenced(ctx, sum)
 		if err != nil || ref {
 			return err
 		}
@@ -540,7 +541,7 @@ const backupFilesSuffix = ".files"
 // reported as missing and skipped. It hard-links where it can (same file
 // system: instant, no extra space) and copies otherwise.
 func backupFiles(ctx context.Context, dataDir, dbCopy string) (copied, missing int, err error) {
-	sums, err := backupBlobSums(ctx, dbCopy)
+	sums, err := store.BackupBlobSums(ctx, dbCopy)
 	if err != nil {
 		return 0, 0, fmt.Errorf("backup files: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"stompbox/internal/apperr"
+	"stompbox/internal/store"
 	"sync"
 	"time"
 )
@@ -56,7 +57,7 @@ type blobReplica interface {
 // pins the blobs, so that no removal takes them, releases blobMu for the
 // transfer (other uploads, deletions and sweeps go on meanwhile) and holds
 // it again when it returns. Any failure is errFileNotStored.
-func (s *fileService) replicateLocked(ctx context.Context, f *storedFile) error {
+func (s *fileService) replicateLocked(ctx context.Context, f *store.StoredFile) error {
 	sums := []string{f.SHA256}
 	if f.ThumbSHA256 != "" {
 		sums = append(sums, f.ThumbSHA256)
@@ -135,7 +136,7 @@ func (s *fileService) blobAvailableLocked(ctx context.Context, sum string) bool 
 	if s.replica == nil {
 		return false
 	}
-	ref, err := s.st.blobReferenced(ctx, sum)
+	ref, err := s.st.BlobReferenced(ctx, sum)
 	return err == nil && ref
 }
 

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strings"
 	"testing"
 )
@@ -27,7 +28,7 @@ type filesFixture struct {
 	srv                         *server
 	base                        string
 	alice, bob, carol           *http.Client
-	aliceUser, bobUser, carolUs user
+	aliceUser, bobUser, carolUs store.User
 	room                        int64 // private: alice and bob
 }
 
@@ -40,7 +41,7 @@ func newFilesFixture(t *testing.T, mutate ...func(*Config)) *filesFixture {
 	f.bobUser = addUser(t, srv, "bob", "password-bob")
 	f.carolUs = addUser(t, srv, "carol", "password-carol")
 	f.alice, f.bob, f.carol = f.login(t, "alice"), f.login(t, "bob"), f.login(t, "carol")
-	r, err := srv.chat.CreateRoom(ctx, f.aliceUser, newRoom{Name: "files", Kind: roomPrivate})
+	r, err := srv.chat.CreateRoom(ctx, f.aliceUser, newRoom{Name: "files", Kind: store.RoomPrivate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,13 +107,13 @@ func (f *filesFixture) upload(t *testing.T, c *http.Client, room int64, name str
 	return f.req(t, c, "POST", fmt.Sprintf("/api/rooms/%d/files", room), ct, bytes.NewReader(body))
 }
 
-func (f *filesFixture) uploadOK(t *testing.T, c *http.Client, name string, content []byte) attachment {
+func (f *filesFixture) uploadOK(t *testing.T, c *http.Client, name string, content []byte) store.Attachment {
 	t.Helper()
 	r := f.upload(t, c, f.room, name, content)
 	if r.status != http.StatusCreated {
 		t.Fatalf("upload %s: %d %s", name, r.status, r.body)
 	}
-	var a attachment
+	var a store.Attachment
 	if err := json.Unmarshal(r.body, &a); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func (f *filesFixture) checkNothingLeft(t *testing.T, want int) {
 		return err == nil && len(es) == 0
 	})
 	var n int
-	if err := f.srv.store.rdb.QueryRow(`SELECT count(*) FROM files`).Scan(&n); err != nil || n != want {
+	if err := f.srv.store.Rdb.QueryRow(`SELECT count(*) FROM files`).Scan(&n); err != nil || n != want {
 		t.Errorf("files table has %d rows (%v), want %d", n, err, want)
 	}
 }
@@ -268,7 +269,7 @@ func TestUploadTypesAndDownload(t *testing.T) {
 	// Nothing was written outside the data folder's files/ and the database.
 	filepath.WalkDir(f.srv.cfg.DataDir, func(p string, d fs.DirEntry, err error) error {
 		rel, _ := filepath.Rel(f.srv.cfg.DataDir, p)
-		if !d.IsDir() && !strings.HasPrefix(rel, filesDirName+string(filepath.Separator)) && !strings.HasPrefix(rel, storeFileName) {
+		if !d.IsDir() && !strings.HasPrefix(rel, filesDirName+string(filepath.Separator)) && !strings.HasPrefix(rel, store.StoreFileName) {
 			t.Errorf("unexpected file %s", rel)
 		}
 		return nil
@@ -326,7 +327,7 @@ func TestAttachments(t *testing.T) {
 	if r.status != 201 {
 		t.Fatalf("post: %d %s", r.status, r.body)
 	}
-	var m storedMessage
+	var m store.StoredMessage
 	json.Unmarshal(r.body, &m)
 	if len(m.Attachments) != 2 || m.Attachments[0] != pic || m.Attachments[1].ID != doc.ID { // in upload order
 		t.Fatalf("attachments %+v", m.Attachments)
@@ -373,7 +374,7 @@ func TestAttachments(t *testing.T) {
 		t.Errorf("plain message %s carries an attachments key", plain.body)
 	}
 	hist := f.req(t, f.bob, "GET", fmt.Sprintf("/api/rooms/%d/messages", f.room), "", nil)
-	var ms []storedMessage
+	var ms []store.StoredMessage
 	json.Unmarshal(hist.body, &ms)
 	if len(ms) != 3 || len(ms[1].Attachments) != 2 || ms[1].Attachments[0].ThumbURL != pic.ThumbURL || ms[2].Attachments != nil { // ENTER, files, plain
 		t.Errorf("history %s", hist.body)
@@ -439,7 +440,7 @@ func TestFileRetention(t *testing.T) {
 		t.Fatal(r.status)
 	}
 	// Age the first message and the unsent upload by a year.
-	err := f.srv.store.write(ctx, func(tx *sql.Tx) error {
+	err := f.srv.store.Write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE messages SET created_at = created_at - 31536000000 WHERE body = 'old'`); err != nil {
 			return err
 		}
@@ -453,7 +454,7 @@ func TestFileRetention(t *testing.T) {
 		t.Fatalf("%d blobs before retention", n)
 	}
 	f.srv.maintain()
-	for _, gone := range []attachment{old, unsent} {
+	for _, gone := range []store.Attachment{old, unsent} {
 		if r := f.req(t, f.alice, "GET", gone.URL, "", nil); r.status != 404 {
 			t.Errorf("%s after retention: %d", gone.Name, r.status)
 		}
@@ -499,16 +500,16 @@ func TestAttachmentsOverSTOMP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(map[string]any{"type": "TALK", "roomId": f.room.ID, "message": "", "attachments": []any{up.attachment()}})
+	body, _ := json.Marshal(map[string]any{"type": "TALK", "roomId": f.room.ID, "message": "", "attachments": []any{up.Attachment()}})
 	kim.roundTrip(stomp.CmdSend, string(body), "destination:/pub/chat/message")
 	kim.roundTrip(stomp.CmdSend, chatBody("TALK", f.room.ID, "plain"), "destination:/pub/chat/message")
 
-	var got storedMessage
+	var got store.StoredMessage
 	if err := json.Unmarshal(lee.expect(stomp.CmdMessage).Body, &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Attachments) != 1 || got.Attachments[0] != up.attachment() {
-		t.Errorf("attachments %+v, want %+v", got.Attachments, up.attachment())
+	if len(got.Attachments) != 1 || got.Attachments[0] != up.Attachment() {
+		t.Errorf("attachments %+v, want %+v", got.Attachments, up.Attachment())
 	}
 	plain := lee.expect(stomp.CmdMessage).Body
 	var keys map[string]any

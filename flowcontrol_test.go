@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -436,7 +437,7 @@ func TestLoginStormBusy(t *testing.T) {
 	}
 	srv.auth.limiter.mu.Lock()
 	defer srv.auth.limiter.mu.Unlock()
-	if f := srv.auth.limiter.m[usernameKey("kim")]; f != nil {
+	if f := srv.auth.limiter.m[store.UsernameKey("kim")]; f != nil {
 		t.Fatalf("busy refusals counted as %d failed logins", f.count)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"stompbox/internal/testutil"
 	"stompbox/internal/transport"
 	"strings"
@@ -89,7 +90,7 @@ func startBroker(t testing.TB, cfg broker.Config, setup func(*broker.Broker)) (*
 }
 
 // addUser registers an account with a password on a running server.
-func addUser(t testing.TB, srv *server, name, password string) user {
+func addUser(t testing.TB, srv *server, name, password string) store.User {
 	t.Helper()
 	u, err := srv.auth.Register(context.Background(), registration{Username: name, DisplayName: name, Password: password})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"stompbox/internal/broker"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strings"
 	"sync"
 	"testing"
@@ -45,7 +46,7 @@ func httpAs(t *testing.T, srv *server, token, method, path, body string) (int, h
 }
 
 // newTestToken makes an API token for u.
-func newTestToken(t *testing.T, srv *server, u user) string {
+func newTestToken(t *testing.T, srv *server, u store.User) string {
 	t.Helper()
 	tok, err := srv.auth.CreateToken(context.Background(), u, "test")
 	if err != nil {
@@ -55,7 +56,7 @@ func newTestToken(t *testing.T, srv *server, u user) string {
 }
 
 // storedTexts is every TALK text stored in a room, oldest first.
-func storedTexts(t *testing.T, srv *server, u user, roomID int64) []string {
+func storedTexts(t *testing.T, srv *server, u store.User, roomID int64) []string {
 	t.Helper()
 	ms, err := srv.chat.Messages(context.Background(), u, roomID, 0, 0, maxHistoryLimit)
 	if err != nil {
@@ -63,7 +64,7 @@ func storedTexts(t *testing.T, srv *server, u user, roomID int64) []string {
 	}
 	var out []string
 	for _, m := range ms {
-		if m.Type == msgTalk {
+		if m.Type == store.MsgTalk {
 			out = append(out, m.Message)
 		}
 	}
@@ -143,7 +144,7 @@ func TestLimitsMaxMessage(t *testing.T) {
 			switch tt.via {
 			case "stomp":
 				receipt := fmt.Sprintf("m%d", i)
-				c.send(stomp.CmdSend, chatBody(msgTalk, rm.ID, tt.text), "destination:/pub/chat/message", "receipt:"+receipt)
+				c.send(stomp.CmdSend, chatBody(store.MsgTalk, rm.ID, tt.text), "destination:/pub/chat/message", "receipt:"+receipt)
 				f := c.next()
 				if tt.ok {
 					if f.Command != stomp.CmdReceipt {
@@ -227,7 +228,7 @@ func TestLimitsRoomsPerUser(t *testing.T) {
 				t.Fatalf("%s %s = %d %s; want %d with %s", tt.method, path, status, body, tt.status, tt.want)
 			}
 			if tt.save != "" {
-				var r room
+				var r store.Room
 				if err := json.Unmarshal([]byte(body), &r); err != nil {
 					t.Fatal(err)
 				}
@@ -241,7 +242,7 @@ func TestLimitsRoomsPerUser(t *testing.T) {
 	}
 	mine := 0
 	for _, r := range rs {
-		if r.CreatedBy == bob.ID && r.Kind != roomDM {
+		if r.CreatedBy == bob.ID && r.Kind != store.RoomDM {
 			mine++
 		}
 	}
@@ -395,7 +396,7 @@ func TestRateHTTPPosts(t *testing.T) {
 	// then is stored and receipted.
 	c := dialTCP(t, srv.TCPAddr())
 	c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
-	c.roundTrip(stomp.CmdSend, chatBody(msgTalk, rm.ID, "via stomp"), "destination:/pub/chat/message")
+	c.roundTrip(stomp.CmdSend, chatBody(store.MsgTalk, rm.ID, "via stomp"), "destination:/pub/chat/message")
 	clockMu.Lock()
 	held := slept
 	clockMu.Unlock()

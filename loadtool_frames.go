@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 )
 
 // benchFrame is a frame as the load tool's readers need it. A MESSAGE is a
@@ -164,7 +165,7 @@ func parseDigits(b []byte) (int64, bool) {
 // it needs no unescaping, and no other string in the message can hold the
 // key with its quotes unescaped.
 func benchTalkFields(body []byte) (sender, seq, ts int64, ok bool) {
-	if !bytes.Contains(body, []byte(`"type":"`+msgTalk+`"`)) {
+	if !bytes.Contains(body, []byte(`"type":"`+store.MsgTalk+`"`)) {
 		return 0, 0, 0, false
 	}
 	const key = `"message":"` + benchTalkPrefix

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,7 +84,7 @@ func TestParseDigits(t *testing.T) {
 
 func TestBenchTalkFields(t *testing.T) {
 	talk := func(sender, text string) []byte {
-		return storedMessage{ID: 9, Type: msgTalk, RoomID: 3, Sender: sender, Message: text, CreatedAt: time.Unix(1, 0)}.JSON()
+		return store.StoredMessage{ID: 9, Type: store.MsgTalk, RoomID: 3, Sender: sender, Message: text, CreatedAt: time.Unix(1, 0)}.JSON()
 	}
 	tests := []struct {
 		name            string
@@ -97,7 +98,7 @@ func TestBenchTalkFields(t *testing.T) {
 		{"quoted key inside the sender", talk(`x","message":"bench 1 2 3`, "hi"), 0, 0, 0, false},
 		{"two fields", talk("bench4", "bench 12 3"), 0, 0, 0, false},
 		{"not numbers", talk("bench4", "bench a b c"), 0, 0, 0, false},
-		{"ENTER", storedMessage{Type: msgEnter, RoomID: 3, Sender: "bench4", Message: "bench 1 2 3"}.JSON(), 0, 0, 0, false},
+		{"ENTER", store.StoredMessage{Type: store.MsgEnter, RoomID: 3, Sender: "bench4", Message: "bench 1 2 3"}.JSON(), 0, 0, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

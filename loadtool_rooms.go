@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,7 +165,7 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 					sent.Add(1)
 				}
 				text := benchTalkPrefix + strconv.Itoa(i) + " " + strconv.Itoa(seq) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-				body, _ := json.Marshal(chatInput{Type: msgTalk, RoomID: roomID, Message: text})
+				body, _ := json.Marshal(chatInput{Type: store.MsgTalk, RoomID: roomID, Message: text})
 				f.Headers = append(f.Headers[:0], stomp.Header{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, stomp.Header{Key: stomp.HdrContentType, Value: "application/json"},
 					stomp.Header{Key: stomp.HdrReceipt, Value: "t" + strconv.Itoa(seq)})
 				f.Body = body

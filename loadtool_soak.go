@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"stompbox/internal/latency"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"sync"
@@ -483,7 +484,7 @@ func (run *soakRun) talk(ctx context.Context, p *soakPerson) {
 			return
 		}
 		text := benchTalkPrefix + strconv.Itoa(p.index) + " " + strconv.Itoa(seq) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-		body, _ := json.Marshal(chatInput{Type: msgTalk, RoomID: p.room.id, Message: text})
+		body, _ := json.Marshal(chatInput{Type: store.MsgTalk, RoomID: p.room.id, Message: text})
 		f.Headers = append(f.Headers[:0], stomp.Header{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, stomp.Header{Key: stomp.HdrContentType, Value: "application/json"},
 			stomp.Header{Key: stomp.HdrReceipt, Value: "t" + strconv.Itoa(seq)})
 		f.Body = body
@@ -505,7 +506,7 @@ func (run *soakRun) talk(ctx context.Context, p *soakPerson) {
 
 // readLoop records the bench TALKs of p's room and p's RECEIPTs.
 func (p *soakPerson) readLoop(ctx context.Context, run *soakRun) {
-	var m messageJSON
+	var m store.MessageJSON
 	for {
 		f, err := p.c.read(ctx)
 		if err != nil {
@@ -528,8 +529,8 @@ func (p *soakPerson) readLoop(ctx context.Context, run *soakRun) {
 		default:
 			continue
 		}
-		m = messageJSON{}
-		if json.Unmarshal(f.Body, &m) != nil || m.Type != msgTalk {
+		m = store.MessageJSON{}
+		if json.Unmarshal(f.Body, &m) != nil || m.Type != store.MsgTalk {
 			continue // presence and the like
 		}
 		var ts int64

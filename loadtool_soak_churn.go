@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strconv"
 	"sync"
 	"time"
@@ -93,7 +94,7 @@ func (run *soakRun) churnCycle(ctx context.Context, k int) error {
 			return err
 		}
 		text := benchSoakChurnPrefix + strconv.Itoa(k) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-		f.Body, _ = json.Marshal(chatInput{Type: msgTalk, RoomID: rm.id, Message: text})
+		f.Body, _ = json.Marshal(chatInput{Type: store.MsgTalk, RoomID: rm.id, Message: text})
 		f.Headers = []stomp.Header{{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, {Key: stomp.HdrContentType, Value: "application/json"}, {Key: stomp.HdrReceipt, Value: "c"}}
 	}
 	if err := c.write(ctx, f); err != nil {

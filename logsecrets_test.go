@@ -232,7 +232,7 @@ func TestLogSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	certFile := filepath.Join(dir, selfSignedCertFile)
-	certPEM, _, err := selfSignedCert([]string{"localhost"}, nil, srv.store.now())
+	certPEM, _, err := selfSignedCert([]string{"localhost"}, nil, srv.store.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

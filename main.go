@@ -53,6 +53,7 @@ import (
 	"stompbox/internal/service"
 	"stompbox/internal/sockjs"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"stompbox/internal/transport"
 	"stompbox/ui"
 )
@@ -483,7 +484,7 @@ type server struct {
 	tcp       *transport.TCPServer
 	sockjs    []*sockjs.Server
 	static    *ui.Static
-	store     *store
+	store     *store.Store
 	auth      *authService
 	chat      *chatService
 	glue      *chatSTOMP
@@ -512,7 +513,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	stopWatch := context.AfterFunc(ctx, cancel)
 	defer stopWatch()
 	s := &server{cfg: cfg, log: log, base: base, cancel: cancel}
-	st, err := openStoreDir(base, cfg.DataDir, storeOptions{Synchronous: cfg.Synchronous, Log: log, Now: cfg.Cluster.Clock})
+	st, err := store.OpenDir(base, cfg.DataDir, store.Options{Synchronous: cfg.Synchronous, Log: log, Now: cfg.Cluster.Clock})
 	if err != nil && cfg.Cluster.enabled() {
 		// A node's database is a copy of the log: a damaged one is set
 		// aside and rebuilt from the other nodes.
@@ -626,7 +627,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	s.static = static
 	s.pages = newPages(pagesOptions{
 		currentUser:      s.currentUser,
-		hasAnyUser:       st.hasAccounts,
+		hasAnyUser:       st.HasAccounts,
 		lang:             cfg.Lang,
 		sockjsPath:       firstOr(cfg.SockJSPaths, defaultSockJSPath),
 		wsPath:           "/ws",
@@ -634,7 +635,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		maxSubscriptions: cfg.MaxSubscriptions,
 		editMinutes:      cfg.EditMinutes,
 		maxUpload:        s.files.maxBytes,
-		registration:     func(ctx context.Context) (string, error) { return st.setting(ctx, settingRegistration) },
+		registration:     func(ctx context.Context) (string, error) { return st.Setting(ctx, store.SettingRegistration) },
 		invitation:       s.auth.Invitation,
 		frameAncestors:   cfg.EmbedOrigins,
 		nodeURLs:         cfg.Cluster.URLs,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"stompbox/internal/store"
 	"strings"
 	"testing"
 )
@@ -50,7 +51,7 @@ func TestPagesInvitationNote(t *testing.T) {
 // TestPagesAdminSignupMode: the sign-up button of the mode in force is
 // pressed, and the invitation link has a copy button.
 func TestPagesAdminSignupMode(t *testing.T) {
-	for _, mode := range []string{registrationOpen, registrationInvite} {
+	for _, mode := range []string{store.RegistrationOpen, store.RegistrationInvite} {
 		t.Run(mode, func(t *testing.T) {
 			mux, _ := newTestPages(t, func(o *pagesOptions) {
 				o.registration = func(context.Context) (string, error) { return mode, nil }
@@ -82,7 +83,7 @@ func TestInvitationLookup(t *testing.T) {
 	if _, ok, err := f.auth.Invitation(ctx, "no-such-code"); err != nil || ok {
 		t.Errorf("unknown code: %v %v", ok, err)
 	}
-	if err := f.auth.SetRegistration(ctx, f.alice, registrationInvite); err != nil {
+	if err := f.auth.SetRegistration(ctx, f.alice, store.RegistrationInvite); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.auth.Register(ctx, registration{Username: "dana", Password: "password-dana", Invite: code}); err != nil {

@@ -37,7 +37,7 @@ func (s *server) maintain() {
 			s.log.Info("retention deleted old messages", "messages", n, "keep-days", s.cfg.KeepDays)
 		}
 	}
-	n, err := s.files.Sweep(s.base, s.store.now().Add(-abandonedUploadAge))
+	n, err := s.files.Sweep(s.base, s.store.Now().Add(-abandonedUploadAge))
 	if err != nil && s.base.Err() == nil {
 		s.log.Error("file sweep", "err", err)
 	} else if n > 0 {

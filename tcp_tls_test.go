@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func TestTLSStomp(t *testing.T) {
 		}
 		c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
 		c.roundTrip(stomp.CmdSubscribe, "", "id:0", "destination:"+roomDestination(rm.ID))
-		c.send(stomp.CmdSend, chatBody(msgTalk, rm.ID, "over TLS"), "destination:/pub/chat/message", "receipt:s")
+		c.send(stomp.CmdSend, chatBody(store.MsgTalk, rm.ID, "over TLS"), "destination:/pub/chat/message", "receipt:s")
 		m := decodeChat(t, c.expect(stomp.CmdMessage))
 		if m.Message != "over TLS" || m.Sender != "kim" {
 			t.Fatalf("MESSAGE %+v", m)

@@ -821,7 +821,7 @@ func uiServerBackend(t *testing.T, srv *server) uiBackend {
 		webhook: func(username string) string {
 			var url string
 			// The store has no getter: the notifier reads the column in its own queries.
-			if err := srv.store.rdb.QueryRowContext(ctx, `SELECT webhook_url FROM users WHERE username = ?`, username).Scan(&url); err != nil {
+			if err := srv.store.Rdb.QueryRowContext(ctx, `SELECT webhook_url FROM users WHERE username = ?`, username).Scan(&url); err != nil {
 				t.Fatal(err)
 			}
 			return url

@@ -81,7 +81,7 @@ func TestUIFiles(t *testing.T) {
 
 	countFiles := func() int {
 		var n int
-		if err := srv.store.rdb.QueryRow(`SELECT count(*) FROM files`).Scan(&n); err != nil {
+		if err := srv.store.Rdb.QueryRow(`SELECT count(*) FROM files`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

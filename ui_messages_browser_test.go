@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"stompbox/internal/store"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +137,7 @@ func TestUIMessageChanges(t *testing.T) {
 		if i%2 == 1 {
 			text = fmt.Sprintf("배포 %d번 완료", i)
 		}
-		if _, err := srv.chat.Post(context.Background(), bobUser, chatInput{Type: msgTalk, RoomID: int64(roomID), Message: text}); err != nil {
+		if _, err := srv.chat.Post(context.Background(), bobUser, chatInput{Type: store.MsgTalk, RoomID: int64(roomID), Message: text}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -398,7 +399,7 @@ func TestUIMarkdownXSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range append(fixture, markdownTricks[:20]...) {
-		if _, err := srv.chat.Post(ctx, u, chatInput{Type: msgTalk, RoomID: r.ID, Message: s}); err != nil {
+		if _, err := srv.chat.Post(ctx, u, chatInput{Type: store.MsgTalk, RoomID: r.ID, Message: s}); err != nil {
 			t.Fatalf("post %q: %v", s, err)
 		}
 	}

@@ -164,7 +164,7 @@ func TestUIInstallableApp(t *testing.T) {
 		alice.waitText(text)
 		bob.waitText(text)
 		var n int
-		if err := rs.srv.store.rdb.QueryRow(`SELECT count(*) FROM messages WHERE body = ?`, text).Scan(&n); err != nil || n != 1 {
+		if err := rs.srv.store.Rdb.QueryRow(`SELECT count(*) FROM messages WHERE body = ?`, text).Scan(&n); err != nil || n != 1 {
 			t.Errorf("%q stored %d times (%v), want once", text, n, err)
 		}
 		for _, p := range []*uiPerson{alice, bob} {
@@ -181,7 +181,7 @@ func TestUIInstallableApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rs.srv.store.setPassword(context.Background(), "bob", hash); err != nil {
+	if err := rs.srv.store.SetPassword(context.Background(), "bob", hash); err != nil {
 		t.Fatal(err)
 	}
 	bob.reload()

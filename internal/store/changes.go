@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -13,23 +13,23 @@ import (
 // the checks a reply needs. Everything here runs inside a write
 // transaction on the writer goroutine, except addReactions, which reads.
 
-// maxReactionsPerUser bounds the distinct emojis one person puts on one
+// MaxReactionsPerUser bounds the distinct emojis one person puts on one
 // message, so a message's reactions stay a row of badges, not a flood.
-const maxReactionsPerUser = 20
+const MaxReactionsPerUser = 20
 
-// changeTarget is what deciding on a change to one message needs: the
+// ChangeTarget is what deciding on a change to one message needs: the
 // message, its room, and the acting user's membership.
-type changeTarget struct {
+type ChangeTarget struct {
 	roomID    int64
-	authorID  int64 // 0 if the author's account is gone
+	AuthorID  int64 // 0 if the author's account is gone
 	sender    string
-	typ       string
-	createdAt int64 // Unix ms
-	deleted   bool
-	kind      string // the room's kind
-	archived  bool
-	ownerID   int64 // the room's creator, 0 if none
-	member    bool  // the acting user is a member of the room
+	Typ       string
+	CreatedAt int64 // Unix ms
+	Deleted   bool
+	Kind      string // the room's kind
+	Archived  bool
+	OwnerID   int64 // the room's creator, 0 if none
+	Member    bool  // the acting user is a member of the room
 }
 
 const sqlChangeTarget = `
@@ -42,15 +42,15 @@ WHERE m.id = ?1`
 // changeTargetTx reads message msgID for a change by userID. A message that
 // does not exist or is in another room than roomID is errUnknownMessage:
 // ids are guessable, so another room's message must look like none.
-func changeTargetTx(ctx context.Context, tx *sql.Tx, roomID, msgID, userID int64) (changeTarget, error) {
-	var t changeTarget
-	err := tx.QueryRowContext(ctx, sqlChangeTarget, msgID, userID).Scan(&t.roomID, &t.authorID, &t.sender, &t.typ, &t.createdAt, &t.deleted,
-		&t.kind, &t.archived, &t.ownerID, &t.member)
+func changeTargetTx(ctx context.Context, tx *sql.Tx, roomID, msgID, userID int64) (ChangeTarget, error) {
+	var t ChangeTarget
+	err := tx.QueryRowContext(ctx, sqlChangeTarget, msgID, userID).Scan(&t.roomID, &t.AuthorID, &t.sender, &t.Typ, &t.CreatedAt, &t.Deleted,
+		&t.Kind, &t.Archived, &t.OwnerID, &t.Member)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && t.roomID != roomID) {
-		return changeTarget{}, apperr.ErrUnknownMessage
+		return ChangeTarget{}, apperr.ErrUnknownMessage
 	}
 	if err != nil {
-		return changeTarget{}, fmt.Errorf("message %d: %w", msgID, err)
+		return ChangeTarget{}, fmt.Errorf("message %d: %w", msgID, err)
 	}
 	return t, nil
 }
@@ -128,13 +128,13 @@ WHERE r.message_id = ? ORDER BY r.created_at, r.emoji, u.username_key`
 // has, or removing one they do not have, changes nothing. A new one past
 // maxReactionsPerUser is errTooManyReactions, returned before anything is
 // written (a refusal, see changeMessage).
-func setReactionTx(ctx context.Context, tx *sql.Tx, msgID, userID int64, emoji string, add bool, now int64) ([]reaction, error) {
+func setReactionTx(ctx context.Context, tx *sql.Tx, msgID, userID int64, emoji string, add bool, now int64) ([]Reaction, error) {
 	if add {
 		var n, has int
 		if err := tx.QueryRowContext(ctx, sqlUserReactions, msgID, userID, emoji).Scan(&n, &has); err != nil {
 			return nil, fmt.Errorf("react: %w", err)
 		}
-		if has == 0 && n >= maxReactionsPerUser {
+		if has == 0 && n >= MaxReactionsPerUser {
 			return nil, apperr.ErrTooManyReactions
 		}
 		if _, err := tx.ExecContext(ctx, sqlAddReaction, msgID, userID, emoji, now); err != nil {
@@ -148,7 +148,7 @@ func setReactionTx(ctx context.Context, tx *sql.Tx, msgID, userID int64, emoji s
 		return nil, fmt.Errorf("react: %w", err)
 	}
 	defer rows.Close()
-	var rs []reaction
+	var rs []Reaction
 	for rows.Next() {
 		var e, user string
 		if err := rows.Scan(&e, &user); err != nil {
@@ -161,18 +161,18 @@ func setReactionTx(ctx context.Context, tx *sql.Tx, msgID, userID int64, emoji s
 
 // appendReaction adds user under emoji, keeping emojis in the order they
 // first appeared.
-func appendReaction(rs []reaction, emoji, user string) []reaction {
+func appendReaction(rs []Reaction, emoji, user string) []Reaction {
 	for i := range rs {
 		if rs[i].Emoji == emoji {
 			rs[i].Users = append(rs[i].Users, user)
 			return rs
 		}
 	}
-	return append(rs, reaction{Emoji: emoji, Users: []string{user}})
+	return append(rs, Reaction{Emoji: emoji, Users: []string{user}})
 }
 
 const sqlReplyTarget = `
-SELECT sender, substr(body, 1, ` + replyQuoteRunesSQL + `), deleted_at IS NOT NULL
+SELECT sender, substr(body, 1, ` + ReplyQuoteRunesSQL + `), deleted_at IS NOT NULL
 FROM messages WHERE id = ? AND room_id = ?`
 
 // replyTargetTx returns the quote of the message a new message in roomID
@@ -200,7 +200,7 @@ WHERE r.message_id IN (SELECT value FROM json_each(?))
 ORDER BY r.message_id, r.created_at, r.emoji, u.username_key`
 
 // addReactions fills in the Reactions of ms, a page read from the store.
-func (s *store) addReactions(ctx context.Context, ms []storedMessage) error {
+func (s *Store) addReactions(ctx context.Context, ms []StoredMessage) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -215,7 +215,7 @@ func (s *store) addReactions(ctx context.Context, ms []storedMessage) error {
 		id          int64
 		emoji, user string
 	}
-	rows, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (row, error) {
+	rows, err := queryPage(ctx, s.Rdb, func(r *sql.Rows) (row, error) {
 		var x row
 		return x, r.Scan(&x.id, &x.emoji, &x.user)
 	}, sqlPageReactions, string(list))

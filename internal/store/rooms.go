@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -11,13 +11,13 @@ import (
 
 // Room kinds, as stored in rooms.kind.
 const (
-	roomPublic  = "public"  // anyone logged in may read; posting joins
-	roomPrivate = "private" // members only; the creator or an admin adds members
-	roomDM      = "dm"      // a private room of exactly two, found by the pair
+	RoomPublic  = "public"  // anyone logged in may read; posting joins
+	RoomPrivate = "private" // members only; the creator or an admin adds members
+	RoomDM      = "dm"      // a private room of exactly two, found by the pair
 )
 
-// room is one chat room.
-type room struct {
+// Room is one chat room.
+type Room struct {
 	ID        int64     `json:"id"`
 	Name      string    `json:"name"`
 	Topic     string    `json:"topic"`
@@ -27,9 +27,9 @@ type room struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-// roomSummary is a room as listed for one user.
-type roomSummary struct {
-	room
+// RoomSummary is a room as listed for one user.
+type RoomSummary struct {
+	Room
 	Member     bool   `json:"member"`
 	LastReadID int64  `json:"lastReadId"`
 	Unread     int    `json:"unread"`           // others' TALK messages after LastReadID, capped at maxUnreadCount
@@ -47,25 +47,25 @@ const maxRoomsListed = 2000
 
 const roomColumns = `r.id, r.name, r.topic, r.kind, r.archived, coalesce(r.created_by, 0), r.created_at`
 
-func scanRoom(row interface{ Scan(...any) error }, extra ...any) (room, error) {
-	var r room
+func scanRoom(row interface{ Scan(...any) error }, extra ...any) (Room, error) {
+	var r Room
 	var created int64
 	dest := append([]any{&r.ID, &r.Name, &r.Topic, &r.Kind, &r.Archived, &r.CreatedBy, &created}, extra...)
 	err := row.Scan(dest...)
-	r.CreatedAt = fromMS(created)
+	r.CreatedAt = FromMS(created)
 	return r, err
 }
 
 const sqlRoomByID = `SELECT ` + roomColumns + ` FROM rooms r WHERE r.id = ?`
 
-// roomByID returns the room or errUnknownRoom.
-func (s *store) roomByID(ctx context.Context, id int64) (room, error) {
-	r, err := scanRoom(s.rdb.QueryRowContext(ctx, sqlRoomByID, id))
+// RoomByID returns the room or errUnknownRoom.
+func (s *Store) RoomByID(ctx context.Context, id int64) (Room, error) {
+	r, err := scanRoom(s.Rdb.QueryRowContext(ctx, sqlRoomByID, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return room{}, apperr.ErrUnknownRoom
+		return Room{}, apperr.ErrUnknownRoom
 	}
 	if err != nil {
-		return room{}, fmt.Errorf("room %d: %w", id, err)
+		return Room{}, fmt.Errorf("room %d: %w", id, err)
 	}
 	return r, nil
 }
@@ -75,15 +75,15 @@ SELECT ` + roomColumns + `, m.user_id IS NOT NULL
 FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
 WHERE r.id = ?1`
 
-// roomAccess returns the room and whether userID is a member, in one read.
-func (s *store) roomAccess(ctx context.Context, roomID, userID int64) (room, bool, error) {
+// RoomAccess returns the room and whether userID is a member, in one read.
+func (s *Store) RoomAccess(ctx context.Context, roomID, userID int64) (Room, bool, error) {
 	var member bool
 	r, err := scanRoom(s.stmtRoomAccess.QueryRowContext(ctx, roomID, userID), &member)
 	if errors.Is(err, sql.ErrNoRows) {
-		return room{}, false, apperr.ErrUnknownRoom
+		return Room{}, false, apperr.ErrUnknownRoom
 	}
 	if err != nil {
-		return room{}, false, fmt.Errorf("room %d: %w", roomID, err)
+		return Room{}, false, fmt.Errorf("room %d: %w", roomID, err)
 	}
 	return r, member, nil
 }
@@ -98,26 +98,26 @@ WHERE r.id = ?1`
 
 // postAccess is what a chat send needs to know about its room.
 type postAccess struct {
-	kind     string
-	archived bool
-	member   bool
+	Kind     string
+	Archived bool
+	Member   bool
 }
 
 // postAccessTx runs sqlPostAccess inside a write transaction (writer
 // goroutine): the check and the insert it guards see the same state, and
 // a chat send needs no separate read transaction. errUnknownRoom if the
 // room does not exist.
-func (s *store) postAccessTx(ctx context.Context, tx *sql.Tx, roomID, userID int64) (postAccess, error) {
+func (s *Store) postAccessTx(ctx context.Context, tx *sql.Tx, roomID, userID int64) (postAccess, error) {
 	var kind int
 	var a postAccess
-	err := s.txStmt(ctx, tx, s.stmtPostAccess).QueryRowContext(ctx, roomID, userID).Scan(&kind, &a.archived, &a.member)
+	err := s.txStmt(ctx, tx, s.stmtPostAccess).QueryRowContext(ctx, roomID, userID).Scan(&kind, &a.Archived, &a.Member)
 	if errors.Is(err, sql.ErrNoRows) {
 		return postAccess{}, apperr.ErrUnknownRoom
 	}
 	if err != nil {
 		return postAccess{}, fmt.Errorf("room %d: %w", roomID, err)
 	}
-	a.kind = [...]string{roomPublic, roomPrivate, roomDM}[kind]
+	a.Kind = [...]string{RoomPublic, RoomPrivate, RoomDM}[kind]
 	return a, nil
 }
 
@@ -139,13 +139,13 @@ WHERE r.kind = 'public' OR m.user_id IS NOT NULL
 ORDER BY r.kind = 'dm', lower(r.name), r.id
 LIMIT ?3`
 
-// roomsForUser lists the public rooms and the rooms userID belongs to, with
+// RoomsForUser lists the public rooms and the rooms userID belongs to, with
 // unread counts for the latter.
-func (s *store) roomsForUser(ctx context.Context, userID int64) ([]roomSummary, error) {
-	rs, err := queryPage(ctx, s.rdb, func(rows *sql.Rows) (roomSummary, error) {
-		var rs roomSummary
+func (s *Store) RoomsForUser(ctx context.Context, userID int64) ([]RoomSummary, error) {
+	rs, err := queryPage(ctx, s.Rdb, func(rows *sql.Rows) (RoomSummary, error) {
+		var rs RoomSummary
 		var err error
-		rs.room, err = scanRoom(rows, &rs.Member, &rs.LastReadID, &rs.DMWith, &rs.Unread)
+		rs.Room, err = scanRoom(rows, &rs.Member, &rs.LastReadID, &rs.DMWith, &rs.Unread)
 		return rs, err
 	}, sqlRoomsForUser, userID, maxUnreadCount, maxRoomsListed)
 	if err != nil {
@@ -162,14 +162,14 @@ VALUES (?, ?, ?, ?, nullif(?, 0), ?)
 RETURNING ` + `id, name, topic, kind, archived, coalesce(created_by, 0), created_at`
 
 // insertRoomTx creates a room. dmKey is "" except for DMs.
-func insertRoomTx(ctx context.Context, tx *sql.Tx, name, topic, kind, dmKey string, createdBy, now int64) (room, error) {
+func insertRoomTx(ctx context.Context, tx *sql.Tx, name, topic, kind, dmKey string, createdBy, now int64) (Room, error) {
 	var key any
 	if dmKey != "" {
 		key = dmKey
 	}
 	r, err := scanRoom(tx.QueryRowContext(ctx, sqlInsertRoom, name, topic, kind, key, createdBy, now))
 	if isUniqueViolation(err) {
-		return room{}, apperr.ErrNameTaken
+		return Room{}, apperr.ErrNameTaken
 	}
 	return r, err
 }
@@ -190,16 +190,16 @@ func roomsCreatedTx(ctx context.Context, tx *sql.Tx, userID int64) (int, error) 
 const sqlDMRoom = `SELECT ` + roomColumns + ` FROM rooms r WHERE r.dm_key = ?`
 
 // dmRoomTx returns the DM room for dmKey, if there is one.
-func dmRoomTx(ctx context.Context, tx *sql.Tx, dmKey string) (room, bool, error) {
+func dmRoomTx(ctx context.Context, tx *sql.Tx, dmKey string) (Room, bool, error) {
 	r, err := scanRoom(tx.QueryRowContext(ctx, sqlDMRoom, dmKey))
 	if errors.Is(err, sql.ErrNoRows) {
-		return room{}, false, nil
+		return Room{}, false, nil
 	}
 	return r, err == nil, err
 }
 
-// dmKey names the DM room of two users, whatever the order.
-func dmKey(a, b int64) string {
+// DmKey names the DM room of two users, whatever the order.
+func DmKey(a, b int64) string {
 	if a > b {
 		a, b = b, a
 	}
@@ -243,18 +243,18 @@ UPDATE rooms SET
 WHERE id = ?1
 RETURNING id, name, topic, kind, archived, coalesce(created_by, 0), created_at`
 
-// roomUpdate holds the fields PATCH /api/rooms/{id} may change; nil leaves
+// RoomUpdate holds the fields PATCH /api/rooms/{id} may change; nil leaves
 // a field as it is.
-type roomUpdate struct {
+type RoomUpdate struct {
 	Name     *string `json:"name"`
 	Topic    *string `json:"topic"`
 	Archived *bool   `json:"archived"`
 }
 
-func updateRoomTx(ctx context.Context, tx *sql.Tx, roomID int64, u roomUpdate) (room, error) {
+func updateRoomTx(ctx context.Context, tx *sql.Tx, roomID int64, u RoomUpdate) (Room, error) {
 	r, err := scanRoom(tx.QueryRowContext(ctx, sqlUpdateRoom, roomID, u.Name, u.Topic, u.Archived))
 	if errors.Is(err, sql.ErrNoRows) {
-		return room{}, apperr.ErrUnknownRoom
+		return Room{}, apperr.ErrUnknownRoom
 	}
 	return r, err
 }

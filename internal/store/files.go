@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -13,13 +13,13 @@ import (
 
 // File errors the store returns, all public.
 var (
-	errUnknownFile   = apperr.New(apperr.KindNotFound, "unknown file")
-	errBadAttachment = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
+	ErrUnknownFile   = apperr.New(apperr.KindNotFound, "unknown file")
+	ErrBadAttachment = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
 )
 
-// storedFile is one row of the files table: an upload of some bytes
+// StoredFile is one row of the files table: an upload of some bytes
 // (named by their SHA-256) into a room.
-type storedFile struct {
+type StoredFile struct {
 	ID          int64
 	RoomID      int64
 	UserID      int64
@@ -35,14 +35,14 @@ type storedFile struct {
 	CreatedAt   time.Time
 }
 
-// attachment is a file as a message carries it, over STOMP and HTTP:
+// Attachment is a file as a message carries it, over STOMP and HTTP:
 //
 //	{"id":7,"name":"a.png","size":1234,"type":"image/png","width":800,"height":600,
 //	 "url":"/api/files/7","thumbUrl":"/api/files/7/thumb"}
 //
 // width and height are 0 (and omitted) for other files; thumbUrl is
 // omitted when there is no thumbnail, and the file is then shown as a card.
-type attachment struct {
+type Attachment struct {
 	ID       int64  `json:"id"`
 	Name     string `json:"name"`
 	Size     int64  `json:"size"`
@@ -57,9 +57,9 @@ type attachment struct {
 // /api/files/{id}/thumb.
 const filesURLPrefix = "/api/files/"
 
-// attachment is f as a message carries it.
-func (f storedFile) attachment() attachment {
-	a := attachment{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type, Width: f.Width, Height: f.Height,
+// Attachment is f as a message carries it.
+func (f StoredFile) Attachment() Attachment {
+	a := Attachment{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type, Width: f.Width, Height: f.Height,
 		URL: filesURLPrefix + strconv.FormatInt(f.ID, 10)}
 	if f.ThumbSHA256 != "" {
 		a.ThumbURL = a.URL + "/thumb"
@@ -70,12 +70,12 @@ func (f storedFile) attachment() attachment {
 const fileColumns = `f.id, f.room_id, coalesce(f.user_id, 0), coalesce(f.message_id, 0), f.name, f.size, f.type, f.sha256,
 	f.width, f.height, f.thumb_sha256, f.thumb_type, f.created_at`
 
-func scanFileRows(r *sql.Rows) (storedFile, error) {
-	var f storedFile
+func scanFileRows(r *sql.Rows) (StoredFile, error) {
+	var f StoredFile
 	var created int64
 	err := r.Scan(&f.ID, &f.RoomID, &f.UserID, &f.MessageID, &f.Name, &f.Size, &f.Type, &f.SHA256,
 		&f.Width, &f.Height, &f.ThumbSHA256, &f.ThumbType, &created)
-	f.CreatedAt = fromMS(created)
+	f.CreatedAt = FromMS(created)
 	return f, err
 }
 
@@ -89,19 +89,19 @@ SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?12
 WHERE ?9 = 0 OR (SELECT coalesce(sum(size), 0) FROM files WHERE user_id = ?2) + ?4 <= ?9
 RETURNING id`
 
-// insertFile stores f (its blob is already in place) and fills in f.ID
+// InsertFile stores f (its blob is already in place) and fills in f.ID
 // and f.CreatedAt. ok is false when the uploader's quota (bytes, 0: none)
 // would be exceeded; nothing is stored then.
-func (s *store) insertFile(ctx context.Context, f *storedFile, quota int64) (ok bool, err error) {
+func (s *Store) InsertFile(ctx context.Context, f *StoredFile, quota int64) (ok bool, err error) {
 	op := &fileInsertOp{RoomID: f.RoomID, UserID: f.UserID, Name: f.Name, Size: f.Size, Type: f.Type,
 		SHA256: f.SHA256, Width: f.Width, Height: f.Height, ThumbSHA256: f.ThumbSHA256, ThumbType: f.ThumbType,
 		Quota: quota}
-	if err := s.run(ctx, op); err != nil {
+	if err := s.Run(ctx, op); err != nil {
 		return false, fmt.Errorf("insert file: %w", err)
 	}
 	if op.ok {
 		f.ID = op.id
-		f.CreatedAt = fromMS(op.createdAt)
+		f.CreatedAt = FromMS(op.createdAt)
 	}
 	return op.ok, nil
 }
@@ -128,41 +128,41 @@ type fileInsertOp struct {
 
 func (*fileInsertOp) OpKind() string { return "file-insert" }
 
-func (o *fileInsertOp) Apply(e *opEnv) error {
+func (o *fileInsertOp) Apply(e *Tx) error {
 	tx := e.tx
 	o.id, o.createdAt, o.ok = 0, 0, false
 	err := tx.QueryRowContext(e.ctx, sqlInsertFile, o.RoomID, o.UserID, o.Name, o.Size, o.Type, o.SHA256,
-		o.Width, o.Height, o.Quota, o.ThumbSHA256, o.ThumbType, e.at).Scan(&o.id)
+		o.Width, o.Height, o.Quota, o.ThumbSHA256, o.ThumbType, e.At).Scan(&o.id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	o.createdAt, o.ok = e.at, true
+	o.createdAt, o.ok = e.At, true
 	return nil
 }
 
 const sqlFileByID = `SELECT ` + fileColumns + ` FROM files f WHERE f.id = ?`
 
-// fileByID returns a file row, or errUnknownFile.
-func (s *store) fileByID(ctx context.Context, id int64) (storedFile, error) {
-	fs, err := queryPage(ctx, s.rdb, scanFileRows, sqlFileByID, id)
+// FileByID returns a file row, or errUnknownFile.
+func (s *Store) FileByID(ctx context.Context, id int64) (StoredFile, error) {
+	fs, err := queryPage(ctx, s.Rdb, scanFileRows, sqlFileByID, id)
 	if err != nil {
-		return storedFile{}, fmt.Errorf("file %d: %w", id, err)
+		return StoredFile{}, fmt.Errorf("file %d: %w", id, err)
 	}
 	if len(fs) == 0 {
-		return storedFile{}, errUnknownFile
+		return StoredFile{}, ErrUnknownFile
 	}
 	return fs[0], nil
 }
 
 const sqlUploadedBytes = `SELECT coalesce(sum(size), 0) FROM files WHERE user_id = ?`
 
-// uploadedBytes is how much a user's uploads take against their quota.
-func (s *store) uploadedBytes(ctx context.Context, userID int64) (int64, error) {
+// UploadedBytes is how much a user's uploads take against their quota.
+func (s *Store) UploadedBytes(ctx context.Context, userID int64) (int64, error) {
 	var n int64
-	if err := s.rdb.QueryRowContext(ctx, sqlUploadedBytes, userID).Scan(&n); err != nil {
+	if err := s.Rdb.QueryRowContext(ctx, sqlUploadedBytes, userID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("uploaded bytes: %w", err)
 	}
 	return n, nil
@@ -186,7 +186,7 @@ func idList(ids []int64) string {
 // before m is stored, that every id in ids is an upload of m's sender into
 // m's room that no message carries yet; otherwise it returns
 // errBadAttachment and the message is refused.
-func checkAttachableTx(ctx context.Context, tx *sql.Tx, m *storedMessage, ids []int64) error {
+func checkAttachableTx(ctx context.Context, tx *sql.Tx, m *StoredMessage, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -197,7 +197,7 @@ func checkAttachableTx(ctx context.Context, tx *sql.Tx, m *storedMessage, ids []
 		return fmt.Errorf("check attachments: %w", err)
 	}
 	if n != len(ids) {
-		return errBadAttachment
+		return ErrBadAttachment
 	}
 	return nil
 }
@@ -205,7 +205,7 @@ func checkAttachableTx(ctx context.Context, tx *sql.Tx, m *storedMessage, ids []
 // attachFilesTx records that the stored message m carries the files ids
 // (checked by checkAttachableTx in the same transaction) and puts them on
 // m, in upload (id) order, as history shows them.
-func attachFilesTx(ctx context.Context, tx *sql.Tx, m *storedMessage, ids []int64) error {
+func attachFilesTx(ctx context.Context, tx *sql.Tx, m *StoredMessage, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -217,13 +217,13 @@ func attachFilesTx(ctx context.Context, tx *sql.Tx, m *storedMessage, ids []int6
 		return fmt.Errorf("attach files: %w", err)
 	}
 	defer rows.Close()
-	m.Attachments = make([]attachment, 0, len(ids))
+	m.Attachments = make([]Attachment, 0, len(ids))
 	for rows.Next() {
 		f, err := scanFileRows(rows)
 		if err != nil {
 			return fmt.Errorf("attach files: %w", err)
 		}
-		m.Attachments = append(m.Attachments, f.attachment())
+		m.Attachments = append(m.Attachments, f.Attachment())
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("attach files: %w", err)
@@ -233,29 +233,29 @@ func attachFilesTx(ctx context.Context, tx *sql.Tx, m *storedMessage, ids []int6
 
 // withAttachments fills in the attachments of a page of messages read
 // from the store, with one query for the whole page.
-func (s *store) withAttachments(ctx context.Context, ms []storedMessage) error {
+func (s *Store) withAttachments(ctx context.Context, ms []StoredMessage) error {
 	if len(ms) == 0 {
 		return nil
 	}
 	ids := make([]int64, 0, len(ms))
 	for _, m := range ms {
-		if m.Type == msgTalk {
+		if m.Type == MsgTalk {
 			ids = append(ids, m.ID)
 		}
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	fs, err := queryPage(ctx, s.rdb, scanFileRows, `SELECT `+fileColumns+` FROM files f WHERE f.message_id IN (`+idList(ids)+`) ORDER BY f.id`)
+	fs, err := queryPage(ctx, s.Rdb, scanFileRows, `SELECT `+fileColumns+` FROM files f WHERE f.message_id IN (`+idList(ids)+`) ORDER BY f.id`)
 	if err != nil {
 		return fmt.Errorf("attachments: %w", err)
 	}
 	if len(fs) == 0 {
 		return nil
 	}
-	byMsg := make(map[int64][]attachment, len(fs))
+	byMsg := make(map[int64][]Attachment, len(fs))
 	for _, f := range fs {
-		byMsg[f.MessageID] = append(byMsg[f.MessageID], f.attachment())
+		byMsg[f.MessageID] = append(byMsg[f.MessageID], f.Attachment())
 	}
 	for i := range ms {
 		ms[i].Attachments = byMsg[ms[i].ID]
@@ -266,11 +266,11 @@ func (s *store) withAttachments(ctx context.Context, ms []storedMessage) error {
 // sqlDeleteAbandoned deletes uploads that were never sent before cutoff.
 const sqlDeleteAbandoned = `DELETE FROM files WHERE message_id IS NULL AND created_at < ?`
 
-// deleteAbandonedFiles removes rows of uploads never attached to a message
+// DeleteAbandonedFiles removes rows of uploads never attached to a message
 // and older than cutoff, and reports how many went.
-func (s *store) deleteAbandonedFiles(ctx context.Context, cutoff time.Time) (int64, error) {
+func (s *Store) DeleteAbandonedFiles(ctx context.Context, cutoff time.Time) (int64, error) {
 	op := &abandonedFilesDeleteOp{Before: cutoff.UnixMilli()}
-	if err := s.run(ctx, op); err != nil {
+	if err := s.Run(ctx, op); err != nil {
 		return 0, fmt.Errorf("delete abandoned files: %w", err)
 	}
 	return op.n, nil
@@ -286,7 +286,7 @@ type abandonedFilesDeleteOp struct {
 
 func (*abandonedFilesDeleteOp) OpKind() string { return "files-delete-abandoned" }
 
-func (o *abandonedFilesDeleteOp) Apply(e *opEnv) (err error) {
+func (o *abandonedFilesDeleteOp) Apply(e *Tx) (err error) {
 	tx := e.tx
 	o.n = 0
 	res, err := tx.ExecContext(e.ctx, sqlDeleteAbandoned, o.Before)
@@ -299,11 +299,11 @@ func (o *abandonedFilesDeleteOp) Apply(e *opEnv) (err error) {
 
 const sqlBlobReferenced = `SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1) OR EXISTS (SELECT 1 FROM files WHERE thumb_sha256 = ?1)`
 
-// blobReferenced reports whether any file row names the blob sum (as its
+// BlobReferenced reports whether any file row names the blob sum (as its
 // content or its thumbnail).
-func (s *store) blobReferenced(ctx context.Context, sum string) (bool, error) {
+func (s *Store) BlobReferenced(ctx context.Context, sum string) (bool, error) {
 	var ok bool
-	if err := s.rdb.QueryRowContext(ctx, sqlBlobReferenced, sum).Scan(&ok); err != nil {
+	if err := s.Rdb.QueryRowContext(ctx, sqlBlobReferenced, sum).Scan(&ok); err != nil {
 		return false, fmt.Errorf("blob referenced: %w", err)
 	}
 	return ok, nil
@@ -311,15 +311,15 @@ func (s *store) blobReferenced(ctx context.Context, sum string) (bool, error) {
 
 const sqlDeleteUnsentFile = `DELETE FROM files WHERE id = ? AND user_id = ? AND message_id IS NULL RETURNING sha256, thumb_sha256`
 
-// deleteUnsentFile deletes an upload of userID that no message carries and
+// DeleteUnsentFile deletes an upload of userID that no message carries and
 // returns its blobs' names, or errUnknownFile.
-func (s *store) deleteUnsentFile(ctx context.Context, id, userID int64) (sum, thumb string, err error) {
+func (s *Store) DeleteUnsentFile(ctx context.Context, id, userID int64) (sum, thumb string, err error) {
 	op := &unsentFileDeleteOp{FileID: id, UserID: userID}
-	if err := s.run(ctx, op); err != nil {
+	if err := s.Run(ctx, op); err != nil {
 		return "", "", fmt.Errorf("delete file %d: %w", id, err)
 	}
 	if !op.found {
-		return "", "", errUnknownFile
+		return "", "", ErrUnknownFile
 	}
 	return op.sum, op.thumb, nil
 }
@@ -337,7 +337,7 @@ type unsentFileDeleteOp struct {
 
 func (*unsentFileDeleteOp) OpKind() string { return "file-delete-unsent" }
 
-func (o *unsentFileDeleteOp) Apply(e *opEnv) error {
+func (o *unsentFileDeleteOp) Apply(e *Tx) error {
 	tx := e.tx
 	o.found, o.sum, o.thumb = false, "", ""
 	err := tx.QueryRowContext(e.ctx, sqlDeleteUnsentFile, o.FileID, o.UserID).Scan(&o.sum, &o.thumb)
@@ -354,11 +354,11 @@ func (o *unsentFileDeleteOp) Apply(e *opEnv) error {
 
 const sqlKnownThumbnail = `SELECT width, height, thumb_sha256, thumb_type FROM files WHERE sha256 = ? AND thumb_sha256 <> '' LIMIT 1`
 
-// knownThumbnail returns the size and thumbnail of an earlier upload of
+// KnownThumbnail returns the size and thumbnail of an earlier upload of
 // the same bytes, so that uploading a picture again does not decode it
 // again; ok is false when there is none.
-func (s *store) knownThumbnail(ctx context.Context, sum string) (f storedFile, ok bool, err error) {
-	err = s.rdb.QueryRowContext(ctx, sqlKnownThumbnail, sum).Scan(&f.Width, &f.Height, &f.ThumbSHA256, &f.ThumbType)
+func (s *Store) KnownThumbnail(ctx context.Context, sum string) (f StoredFile, ok bool, err error) {
+	err = s.Rdb.QueryRowContext(ctx, sqlKnownThumbnail, sum).Scan(&f.Width, &f.Height, &f.ThumbSHA256, &f.ThumbType)
 	if err == sql.ErrNoRows {
 		return f, false, nil
 	}
@@ -370,9 +370,9 @@ func (s *store) knownThumbnail(ctx context.Context, sum string) (f storedFile, o
 
 const sqlBlobSums = `SELECT sha256 FROM files UNION SELECT thumb_sha256 FROM files WHERE thumb_sha256 <> ''`
 
-// backupBlobSums opens the database copy at path (a Backup) read-only and
+// BackupBlobSums opens the database copy at path (a Backup) read-only and
 // returns the SHA-256 of every blob it names, files and thumbnails.
-func backupBlobSums(ctx context.Context, path string) ([]string, error) {
+func BackupBlobSums(ctx context.Context, path string) ([]string, error) {
 	db, err := sql.Open("sqlite", storeDSN(path, defaultSynchronous, roleReader))
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -17,11 +17,11 @@ const (
 	sqlHoldsChat = `SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM messages)`
 )
 
-// appliedSeq is the last cluster log entry this database applied; 0 for
+// AppliedSeq is the last cluster log entry this database applied; 0 for
 // none.
-func (s *store) appliedSeq(ctx context.Context) (uint64, error) {
+func (s *Store) AppliedSeq(ctx context.Context) (uint64, error) {
 	var n int64
-	err := s.rdb.QueryRowContext(ctx, sqlAppliedSeq).Scan(&n)
+	err := s.Rdb.QueryRowContext(ctx, sqlAppliedSeq).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -39,14 +39,14 @@ func setAppliedTx(ctx context.Context, tx *sql.Tx, seq uint64) error {
 	return nil
 }
 
-// applyLogged queues op, entry seq of the cluster log, submitted at clock
+// ApplyLogged queues op, entry seq of the cluster log, submitted at clock
 // reading at (Unix ms), on the writer without waiting for its commit, so
 // that log entries group into shared transactions as local writes do
 // while keeping their order. The transaction that applies op also records
 // seq as applied (appliedSeq). After a commit op's effects run; then done,
 // if not nil, learns the outcome, committed or not, on the writer
 // goroutine in log order.
-func (s *store) applyLogged(ctx context.Context, seq uint64, op storeOp, at int64, done func(error)) error {
+func (s *Store) ApplyLogged(ctx context.Context, seq uint64, op Op, at int64, done func(error)) error {
 	e := s.newEnv(at, true)
 	return s.enqueue(ctx, &writeReq{
 		ctx:    context.Background(),
@@ -64,11 +64,11 @@ func (s *store) applyLogged(ctx context.Context, seq uint64, op storeOp, at int6
 	})
 }
 
-// holdsSingleNodeData reports whether a database that has applied nothing
+// HoldsSingleNodeData reports whether a database that has applied nothing
 // from a cluster log already holds accounts or messages.
-func (s *store) holdsSingleNodeData(ctx context.Context) (bool, error) {
+func (s *Store) HoldsSingleNodeData(ctx context.Context) (bool, error) {
 	var b bool
-	if err := s.rdb.QueryRowContext(ctx, sqlHoldsChat).Scan(&b); err != nil {
+	if err := s.Rdb.QueryRowContext(ctx, sqlHoldsChat).Scan(&b); err != nil {
 		return false, fmt.Errorf("check database: %w", err)
 	}
 	return b, nil
@@ -79,7 +79,7 @@ func (s *store) holdsSingleNodeData(ctx context.Context) (bool, error) {
 // applied the log's newest entries (at most catchUpWait) and returns true:
 // the caller looks once more, since someone may just have registered or
 // signed in on another node. On a single node it returns false at once.
-func (s *store) missAfterCatchUp(ctx context.Context) bool {
+func (s *Store) missAfterCatchUp(ctx context.Context) bool {
 	if s.repl == nil {
 		return false
 	}

@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -24,7 +24,7 @@ const historyFixtureRows = 1_000_000
 //	go test -run '^$' -bench BenchmarkHistoryNewest50 .
 func BenchmarkHistoryNewest50(b *testing.B) {
 	ctx := context.Background()
-	s, err := openStoreDir(ctx, b.TempDir(), storeOptions{Synchronous: "OFF"})
+	s, err := OpenDir(ctx, b.TempDir(), Options{Synchronous: "OFF"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -34,7 +34,7 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 INSERT INTO messages (room_id, sender, type, body, created_at)
 SELECT CASE WHEN i % 10 = 0 THEN 2 ELSE 1 END, 'user' || (i % 97), 'TALK', 'message number ' || i, 1700000000000 + i
 FROM n`
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.Write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO rooms (id, name, kind, created_at) VALUES (2, 'other', 'public', 0)`); err != nil {
 			return err
 		}
@@ -45,7 +45,7 @@ FROM n`
 		b.Fatal(err)
 	}
 	var inRoom int
-	if err := s.rdb.QueryRow(`SELECT count(*) FROM messages WHERE room_id = 1`).Scan(&inRoom); err != nil {
+	if err := s.Rdb.QueryRow(`SELECT count(*) FROM messages WHERE room_id = 1`).Scan(&inRoom); err != nil {
 		b.Fatal(err)
 	}
 	if inRoom < historyFixtureRows {
@@ -54,7 +54,7 @@ FROM n`
 
 	b.ReportAllocs()
 	for b.Loop() {
-		ms, err := s.messagesPage(ctx, 1, 0, 0, 50)
+		ms, err := s.MessagesPage(ctx, 1, 0, 0, 50)
 		if err != nil || len(ms) != 50 {
 			b.Fatal(len(ms), err)
 		}
@@ -69,7 +69,7 @@ FROM n`
 func BenchmarkStoreWrite(b *testing.B) {
 	for _, maxBatch := range []int{0, 1} {
 		b.Run(fmt.Sprintf("maxBatch=%d", maxBatch), func(b *testing.B) {
-			s, err := openStoreDir(context.Background(), b.TempDir(), storeOptions{MaxBatch: maxBatch})
+			s, err := OpenDir(context.Background(), b.TempDir(), Options{MaxBatch: maxBatch})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -95,7 +95,7 @@ func BenchmarkStoreWrite(b *testing.B) {
 // reportCommits adds the mean group size and the mean commit time: msgs/s
 // is their quotient, and on a shared VM the commit time (fsync) is what
 // varies from run to run.
-func reportCommits(b *testing.B, s *store) {
+func reportCommits(b *testing.B, s *Store) {
 	st := s.Stats()
 	if st.Transactions == 0 {
 		return

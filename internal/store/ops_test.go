@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -17,14 +17,14 @@ import (
 func TestOpsRoundTrip(t *testing.T) {
 	tests := []struct {
 		name string
-		op   storeOp
+		op   Op
 	}{
-		{"user-create", &userCreateOp{newUser: newUser{Username: "Alice", DisplayName: "Alice A.",
+		{"user-create", &UserCreateOp{NewUser: NewUser{Username: "Alice", DisplayName: "Alice A.",
 			PasswordHash: "$argon2id$v=19$…", Admin: true, InviteHash: []byte{1, 2, 3}}}},
-		{"user-create guest", &userCreateOp{newUser: newUser{Username: "g", DisplayName: "g", Guest: true}}},
+		{"user-create guest", &UserCreateOp{NewUser: NewUser{Username: "g", DisplayName: "g", Guest: true}}},
 		// nil means "no invite", an empty hash means "an invite that
 		// cannot match": the encoding must keep them apart.
-		{"user-create empty invite", &userCreateOp{newUser: newUser{Username: "e", InviteHash: []byte{}}}},
+		{"user-create empty invite", &UserCreateOp{NewUser: NewUser{Username: "e", InviteHash: []byte{}}}},
 		{"user-password", &passwordSetOp{Username: "alice", Hash: "$argon2id$x"}},
 		{"user-delete", &userDeleteOp{Username: "bob"}},
 		{"webhook-set", &webhookSetOp{UserID: 7, URL: "https://example.com/hook"}},
@@ -32,7 +32,7 @@ func TestOpsRoundTrip(t *testing.T) {
 		{"session-delete", &sessionDeleteOp{TokenHash: []byte{0, 255, 9}}},
 		{"token-create", &tokenCreateOp{UserID: 7, Name: "bot", TokenHash: []byte{4, 5}}},
 		{"token-delete", &tokenDeleteOp{UserID: 7, Name: "bot"}},
-		{"setting-set", &settingSetOp{Key: settingRegistration, Value: registrationInvite}},
+		{"setting-set", &settingSetOp{Key: SettingRegistration, Value: RegistrationInvite}},
 		{"invite-create", &inviteCreateOp{CodeHash: []byte{6, 7}, CreatedBy: 1, ExpiresAt: 1767323045000}},
 		{"messages-purge", &purgeOp{Before: 1767323045000, Limit: purgeChunk}},
 		{"notifications-delivered", &deliveredOp{UserID: 7, UpTo: 99}},
@@ -45,11 +45,11 @@ func TestOpsRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const at = 1767323045123
-			b, err := encodeOp(tt.op, at, "node-a")
+			b, err := EncodeOp(tt.op, at, "node-a")
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, env, err := decodeOp(b)
+			got, env, err := DecodeOp(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestOpsRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.op) {
 				t.Errorf("decoded %#v, want %#v", got, tt.op)
 			}
-			if k := newOpOfKind(tt.op.OpKind()); reflect.TypeOf(k) != reflect.TypeOf(tt.op) {
+			if k := NewOpOfKind(tt.op.OpKind()); reflect.TypeOf(k) != reflect.TypeOf(tt.op) {
 				t.Errorf("newOpOfKind(%q) = %T, want %T", tt.op.OpKind(), k, tt.op)
 			}
 		})
@@ -84,17 +84,17 @@ func TestOpsRoundTrip(t *testing.T) {
 // log: through its encoding, at the clock reading at of the node that
 // submitted it, never at s's own clock. It returns the decoded op, which
 // holds the results.
-func replayOp(t testing.TB, s *store, op storeOp, at int64) (storeOp, error) {
+func replayOp(t testing.TB, s *Store, op Op, at int64) (Op, error) {
 	t.Helper()
-	b, err := encodeOp(op, at, "test")
+	b, err := EncodeOp(op, at, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dop, env, err := decodeOp(b)
+	dop, env, err := DecodeOp(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dop, s.applyAt(context.Background(), dop, env.At, true)
+	return dop, s.ApplyAt(context.Background(), dop, env.At, true)
 }
 
 // opsReplayTables are the tables the store_* ops write, with an order
@@ -112,9 +112,9 @@ var opsReplayTables = []struct{ name, order string }{
 }
 
 // dumpTable renders every row of table as text, one line a row.
-func dumpTable(t testing.TB, s *store, table, order string) string {
+func dumpTable(t testing.TB, s *Store, table, order string) string {
 	t.Helper()
-	rows, err := s.rdb.QueryContext(context.Background(), `SELECT * FROM `+table+` ORDER BY `+order)
+	rows, err := s.Rdb.QueryContext(context.Background(), `SELECT * FROM `+table+` ORDER BY `+order)
 	if err != nil {
 		t.Fatalf("dump %s: %v", table, err)
 	}
@@ -161,21 +161,21 @@ func TestOpsReplayDeterministic(t *testing.T) {
 	// identical on both stores), wantErr is the error both must report.
 	steps := []struct {
 		name    string
-		op      storeOp
+		op      Op
 		seed    string
 		wantErr error
 	}{
-		{name: "first user is admin", op: &userCreateOp{newUser: newUser{Username: "alice", DisplayName: "Alice", PasswordHash: "h1"}}},
-		{name: "second user", op: &userCreateOp{newUser: newUser{Username: "bob", DisplayName: "Bob", PasswordHash: "h2"}}},
-		{name: "name taken", op: &userCreateOp{newUser: newUser{Username: "ALICE", PasswordHash: "h3"}}, wantErr: apperr.ErrNameTaken},
-		{name: "guest", op: &userCreateOp{newUser: newUser{Username: "gus", DisplayName: "gus", Guest: true}}},
-		{name: "invite only", op: &settingSetOp{Key: settingRegistration, Value: registrationInvite}},
+		{name: "first user is admin", op: &UserCreateOp{NewUser: NewUser{Username: "alice", DisplayName: "Alice", PasswordHash: "h1"}}},
+		{name: "second user", op: &UserCreateOp{NewUser: NewUser{Username: "bob", DisplayName: "Bob", PasswordHash: "h2"}}},
+		{name: "name taken", op: &UserCreateOp{NewUser: NewUser{Username: "ALICE", PasswordHash: "h3"}}, wantErr: apperr.ErrNameTaken},
+		{name: "guest", op: &UserCreateOp{NewUser: NewUser{Username: "gus", DisplayName: "gus", Guest: true}}},
+		{name: "invite only", op: &settingSetOp{Key: SettingRegistration, Value: RegistrationInvite}},
 		{name: "invite", op: &inviteCreateOp{CodeHash: hash("inv1"), CreatedBy: 1, ExpiresAt: ms(time.Hour)}},
 		{name: "short invite", op: &inviteCreateOp{CodeHash: hash("inv2"), CreatedBy: 1, ExpiresAt: ms(7 * time.Second)}},
-		{name: "register with invite", op: &userCreateOp{newUser: newUser{Username: "carol", PasswordHash: "h4", InviteHash: hash("inv1")}}},
-		{name: "invite used", op: &userCreateOp{newUser: newUser{Username: "dave", PasswordHash: "h5", InviteHash: hash("inv1")}}, wantErr: apperr.ErrBadInvite},
+		{name: "register with invite", op: &UserCreateOp{NewUser: NewUser{Username: "carol", PasswordHash: "h4", InviteHash: hash("inv1")}}},
+		{name: "invite used", op: &UserCreateOp{NewUser: NewUser{Username: "dave", PasswordHash: "h5", InviteHash: hash("inv1")}}, wantErr: apperr.ErrBadInvite},
 		// Expired at the op's clock (step 9 > 7 s), whatever either store's clock says.
-		{name: "invite expired", op: &userCreateOp{newUser: newUser{Username: "erin", PasswordHash: "h6", InviteHash: hash("inv2")}}, wantErr: apperr.ErrBadInvite},
+		{name: "invite expired", op: &UserCreateOp{NewUser: NewUser{Username: "erin", PasswordHash: "h6", InviteHash: hash("inv2")}}, wantErr: apperr.ErrBadInvite},
 		{name: "session that expires", op: &sessionCreateOp{TokenHash: hash("s1"), UserID: 1, ExpiresAt: ms(12 * time.Second)}},
 		{name: "bob's session", op: &sessionCreateOp{TokenHash: hash("s2"), UserID: 2, ExpiresAt: ms(day)}},
 		// Sweeps s1 (expired at step 13), keeps s2.
@@ -221,8 +221,8 @@ func TestOpsReplayDeterministic(t *testing.T) {
 	for i, st := range steps {
 		at := ms(time.Duration(i) * time.Second)
 		if st.seed != "" {
-			for _, s := range []*store{a, b} {
-				err := s.write(context.Background(), func(tx *sql.Tx) error {
+			for _, s := range []*Store{a, b} {
+				err := s.Write(context.Background(), func(tx *sql.Tx) error {
 					_, err := tx.ExecContext(context.Background(), st.seed)
 					return err
 				}, nil)
@@ -276,7 +276,7 @@ func TestOpsReplayDeterministic(t *testing.T) {
 		{`SELECT created_at FROM api_tokens`, fmt.Sprint(stepAt("token"))},
 		{`SELECT group_concat(user_id || ':' || name, ',') FROM api_tokens`, "1:bot"},
 		{`SELECT webhook_url FROM users WHERE id = 1`, "https://example.com/hook"},
-		{`SELECT value FROM settings WHERE key = 'registration'`, registrationInvite},
+		{`SELECT value FROM settings WHERE key = 'registration'`, RegistrationInvite},
 		{`SELECT group_concat(id, ',') FROM (SELECT * FROM messages ORDER BY id)`, "4,5"},
 		{`SELECT group_concat(id || ':' || coalesce(delivered_at, '-'), ',') FROM (SELECT * FROM notifications ORDER BY id)`,
 			fmt.Sprintf("1:%d,2:-,4:-", stepAt("delivered"))},
@@ -284,7 +284,7 @@ func TestOpsReplayDeterministic(t *testing.T) {
 	}
 	for _, c := range checks {
 		var got sql.NullString
-		if err := a.rdb.QueryRow(c.query).Scan(&got); err != nil {
+		if err := a.Rdb.QueryRow(c.query).Scan(&got); err != nil {
 			t.Fatalf("%s: %v", c.query, err)
 		}
 		if got.String != c.want {

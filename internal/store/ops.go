@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"sync"
 )
 
-// storeOp is one write to the database, described by value so that it can
+// Op is one write to the database, described by value so that it can
 // be replayed: on one node it runs at once in the writer's group commit;
 // in a cluster it is appended to the replicated log first and every node
 // applies it, in log order, to its own SQLite copy (cluster_log.go).
@@ -22,9 +22,9 @@ import (
 // than once (a group that fails is retried request by request), so it
 // resets its results first. Results go into unexported fields, which the
 // log does not carry; the submitting node reads them after run returns.
-type storeOp interface {
+type Op interface {
 	OpKind() string
-	Apply(e *opEnv) error
+	Apply(e *Tx) error
 }
 
 // storeEffects is what a committed op does on this node beyond the
@@ -35,79 +35,79 @@ type storeOp interface {
 // must not write to the store. The op holds its results (and its refusal,
 // if it recorded one).
 type storeEffects interface {
-	Committed(op storeOp)
+	Committed(op Op)
 }
 
-// setEffects attaches fx, whose Committed runs after each op from now on.
+// SetEffects attaches fx, whose Committed runs after each op from now on.
 // Called once at wiring, before the store serves; without it (the user
 // CLI, store tests) ops have no effect beyond the database.
-func (s *store) setEffects(fx storeEffects) { s.fx = fx }
+func (s *Store) SetEffects(fx storeEffects) { s.fx = fx }
 
-// opEnv is an op's view of the writer's transaction while it is applied:
+// Tx is an op's view of the writer's transaction while it is applied:
 // the store's own ops use ctx and tx directly, other packages' ops its
 // methods (store_optx.go). One exists per op; Apply must not keep it.
-type opEnv struct {
+type Tx struct {
 	ctx context.Context // the writer's: never a request's (a group must not fail because one sender left)
 	tx  *sql.Tx         // the running transaction; set for each attempt (a failed group is retried op by op)
-	st  *store
-	at  int64 // the op's clock reading, Unix ms, taken where it was submitted
+	st  *Store
+	At  int64 // the op's clock reading, Unix ms, taken where it was submitted
 	// replay is true when the op came from the cluster log: node-local
 	// decisions (who is online) were taken by the submitting node and
 	// are in the op.
-	replay bool
+	Replay bool
 }
 
 // opReplicator sends ops to a replicated log and returns once the op was
 // applied on this node (cluster_log.go). nil on a single node.
 type opReplicator interface {
-	Submit(ctx context.Context, op storeOp, dedupKey string) error
+	Submit(ctx context.Context, op Op, dedupKey string) error
 	// WaitCaughtUp returns once the node has applied what the log holds
 	// now, or after a short bound (see store.missAfterCatchUp).
 	WaitCaughtUp(ctx context.Context)
 }
 
-// setReplicator makes r carry every op from now on (a cluster node).
+// SetReplicator makes r carry every op from now on (a cluster node).
 // Called once at wiring, before any write.
-func (s *store) setReplicator(r opReplicator) { s.repl = r }
+func (s *Store) SetReplicator(r opReplicator) { s.repl = r }
 
-// replicated reports whether ops go through a replicated log.
-func (s *store) replicated() bool { return s.repl != nil }
+// Replicated reports whether ops go through a replicated log.
+func (s *Store) Replicated() bool { return s.repl != nil }
 
-// run applies op: directly on a single node, through the replicated log in
+// Run applies op: directly on a single node, through the replicated log in
 // a cluster. dedupKey, when not empty, names the op for the log's
 // duplicate detection (a resent chat message): a second op with the same
 // key within the log's window is not applied again.
-func (s *store) run(ctx context.Context, op storeOp) error {
-	return s.runKeyed(ctx, op, "")
+func (s *Store) Run(ctx context.Context, op Op) error {
+	return s.RunKeyed(ctx, op, "")
 }
 
-// runKeyed is run with a de-duplication key (see run).
-func (s *store) runKeyed(ctx context.Context, op storeOp, dedupKey string) error {
+// RunKeyed is run with a de-duplication key (see run).
+func (s *Store) RunKeyed(ctx context.Context, op Op, dedupKey string) error {
 	if s.repl != nil {
 		return s.repl.Submit(ctx, op, dedupKey)
 	}
-	return s.applyAt(ctx, op, s.nowMS(), false)
+	return s.ApplyAt(ctx, op, s.NowMS(), false)
 }
 
-// applyAt applies op on the writer at clock reading at (Unix ms) and waits
+// ApplyAt applies op on the writer at clock reading at (Unix ms) and waits
 // for its commit; its effects run after the commit. replay is true for an
 // op that came from the cluster log (see opEnv).
-func (s *store) applyAt(ctx context.Context, op storeOp, at int64, replay bool) error {
+func (s *Store) ApplyAt(ctx context.Context, op Op, at int64, replay bool) error {
 	e := s.newEnv(at, replay)
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
 		e.tx = tx
 		return op.Apply(e)
 	}, s.effectsOf(op))
 }
 
 // newEnv returns an environment for one op at clock reading at.
-func (s *store) newEnv(at int64, replay bool) *opEnv {
-	return &opEnv{ctx: context.Background(), st: s, at: at, replay: replay}
+func (s *Store) newEnv(at int64, replay bool) *Tx {
+	return &Tx{ctx: context.Background(), st: s, At: at, Replay: replay}
 }
 
 // effectsOf returns the function the writer runs after op commits, nil
 // when no effects are attached.
-func (s *store) effectsOf(op storeOp) func() {
+func (s *Store) effectsOf(op Op) func() {
 	fx := s.fx
 	if fx == nil {
 		return nil
@@ -115,19 +115,19 @@ func (s *store) effectsOf(op storeOp) func() {
 	return func() { fx.Committed(op) }
 }
 
-// resultLookup is an op that can find what its application produced (a
+// ResultLookup is an op that can find what its application produced (a
 // message's id) in the database, given the clock reading it was applied
 // with.
-type resultLookup interface {
-	LookupResult(ctx context.Context, st *store, at int64) error
+type ResultLookup interface {
+	LookupResult(ctx context.Context, st *Store, at int64) error
 }
 
-// lookupResult fills in op's results from the database when op is the
+// LookupResult fills in op's results from the database when op is the
 // copy of an op applied at clock reading at, too long ago for the cluster
 // log to remember its results, and op can find them (resultLookup);
 // otherwise it does nothing.
-func (s *store) lookupResult(ctx context.Context, op storeOp, at int64) error {
-	if r, ok := op.(resultLookup); ok {
+func (s *Store) LookupResult(ctx context.Context, op Op, at int64) error {
+	if r, ok := op.(ResultLookup); ok {
 		return r.LookupResult(ctx, s, at)
 	}
 	return nil
@@ -142,13 +142,13 @@ type opEnvelope struct {
 	Op   json.RawMessage `json:"o"`
 }
 
-// encodeOp marshals op with its clock reading for the log.
-func encodeOp(op storeOp, at int64, node string) ([]byte, error) {
-	return encodeOpRef(op, at, node, "")
+// EncodeOp marshals op with its clock reading for the log.
+func EncodeOp(op Op, at int64, node string) ([]byte, error) {
+	return EncodeOpRef(op, at, node, "")
 }
 
-// encodeOpRef is encodeOp with the submitting node's reference.
-func encodeOpRef(op storeOp, at int64, node, ref string) ([]byte, error) {
+// EncodeOpRef is encodeOp with the submitting node's reference.
+func EncodeOpRef(op Op, at int64, node, ref string) ([]byte, error) {
 	b, err := json.Marshal(op)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", op.OpKind(), err)
@@ -156,13 +156,13 @@ func encodeOpRef(op storeOp, at int64, node, ref string) ([]byte, error) {
 	return json.Marshal(opEnvelope{Kind: op.OpKind(), At: at, Node: node, Ref: ref, Op: b})
 }
 
-// decodeOp is encodeOp's inverse.
-func decodeOp(b []byte) (storeOp, opEnvelope, error) {
+// DecodeOp is encodeOp's inverse.
+func DecodeOp(b []byte) (Op, opEnvelope, error) {
 	var env opEnvelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return nil, env, fmt.Errorf("decode op: %w", err)
 	}
-	op := newOpOfKind(env.Kind)
+	op := NewOpOfKind(env.Kind)
 	if op == nil {
 		return nil, env, fmt.Errorf("decode op: unknown kind %q (a newer node wrote it?)", env.Kind)
 	}
@@ -174,8 +174,8 @@ func decodeOp(b []byte) (storeOp, opEnvelope, error) {
 
 // opType is a registered kind of op.
 type opType struct {
-	newOp func() storeOp              // a zero op of the kind, to decode into
-	adopt func(dst, src storeOp) bool // copies src into dst, results included, when both are of the kind
+	newOp func() Op              // a zero op of the kind, to decode into
+	adopt func(dst, src Op) bool // copies src into dst, results included, when both are of the kind
 }
 
 // opRegistry holds every kind of op a log may carry: the store's own
@@ -186,13 +186,13 @@ var opRegistry = struct {
 	byKind map[string]opType
 }{byKind: make(map[string]opType)}
 
-// registerOp adds the op type *T to the registry under its kind, for
+// RegisterOp adds the op type *T to the registry under its kind, for
 // decodeOp. A kind is part of the log's format: renaming one breaks
 // replay of older logs, so kinds are only ever added. It panics when the
 // kind is empty or taken.
-func registerOp[T any, P interface {
+func RegisterOp[T any, P interface {
 	*T
-	storeOp
+	Op
 }]() {
 	kind := P(new(T)).OpKind()
 	opRegistry.Lock()
@@ -204,8 +204,8 @@ func registerOp[T any, P interface {
 		panic(fmt.Sprintf("registerOp: kind %q of %T is taken by %T", kind, P(nil), prev.newOp()))
 	}
 	opRegistry.byKind[kind] = opType{
-		newOp: func() storeOp { return P(new(T)) },
-		adopt: func(dst, src storeOp) bool {
+		newOp: func() Op { return P(new(T)) },
+		adopt: func(dst, src Op) bool {
 			d, ok := dst.(P)
 			s, ok2 := src.(P)
 			if ok && ok2 {
@@ -220,37 +220,37 @@ func registerOp[T any, P interface {
 // (store_users.go), retention and notifications (store_messages.go),
 // uploads (store_files.go).
 func init() {
-	registerOp[userCreateOp]()
-	registerOp[passwordSetOp]()
-	registerOp[userDeleteOp]()
-	registerOp[webhookSetOp]()
-	registerOp[sessionCreateOp]()
-	registerOp[sessionDeleteOp]()
-	registerOp[tokenCreateOp]()
-	registerOp[tokenDeleteOp]()
-	registerOp[settingSetOp]()
-	registerOp[inviteCreateOp]()
-	registerOp[purgeOp]()
-	registerOp[deliveredOp]()
-	registerOp[fileInsertOp]()
-	registerOp[abandonedFilesDeleteOp]()
-	registerOp[unsentFileDeleteOp]()
+	RegisterOp[UserCreateOp]()
+	RegisterOp[passwordSetOp]()
+	RegisterOp[userDeleteOp]()
+	RegisterOp[webhookSetOp]()
+	RegisterOp[sessionCreateOp]()
+	RegisterOp[sessionDeleteOp]()
+	RegisterOp[tokenCreateOp]()
+	RegisterOp[tokenDeleteOp]()
+	RegisterOp[settingSetOp]()
+	RegisterOp[inviteCreateOp]()
+	RegisterOp[purgeOp]()
+	RegisterOp[deliveredOp]()
+	RegisterOp[fileInsertOp]()
+	RegisterOp[abandonedFilesDeleteOp]()
+	RegisterOp[unsentFileDeleteOp]()
 }
 
 // opKinds returns a zero op of every registered kind, sorted by kind.
-func opKinds() []storeOp {
+func opKinds() []Op {
 	opRegistry.RLock()
 	defer opRegistry.RUnlock()
-	ops := make([]storeOp, 0, len(opRegistry.byKind))
+	ops := make([]Op, 0, len(opRegistry.byKind))
 	for _, t := range opRegistry.byKind {
 		ops = append(ops, t.newOp())
 	}
-	slices.SortFunc(ops, func(a, b storeOp) int { return strings.Compare(a.OpKind(), b.OpKind()) })
+	slices.SortFunc(ops, func(a, b Op) int { return strings.Compare(a.OpKind(), b.OpKind()) })
 	return ops
 }
 
-// newOpOfKind returns a new zero op of kind, or nil if none is registered.
-func newOpOfKind(kind string) storeOp {
+// NewOpOfKind returns a new zero op of kind, or nil if none is registered.
+func NewOpOfKind(kind string) Op {
 	opRegistry.RLock()
 	t, ok := opRegistry.byKind[kind]
 	opRegistry.RUnlock()
@@ -260,10 +260,10 @@ func newOpOfKind(kind string) storeOp {
 	return t.newOp()
 }
 
-// adoptOp copies src, an op already applied, into dst, results included,
+// AdoptOp copies src, an op already applied, into dst, results included,
 // when both are of the same kind, and reports whether it did: a resent op
 // (cluster log de-duplication) gets its original's answer.
-func adoptOp(dst, src storeOp) bool {
+func AdoptOp(dst, src Op) bool {
 	opRegistry.RLock()
 	t, ok := opRegistry.byKind[dst.OpKind()]
 	opRegistry.RUnlock()

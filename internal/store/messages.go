@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -14,16 +14,16 @@ import (
 // Message types, as in the Spring chat examples' ChatMessage.MessageType
 // and in messages.type.
 const (
-	msgEnter = "ENTER"
-	msgTalk  = "TALK"
-	msgLeave = "LEAVE"
+	MsgEnter = "ENTER"
+	MsgTalk  = "TALK"
+	MsgLeave = "LEAVE"
 )
 
 // jsonTimeFormat is RFC 3339 in UTC with fixed milliseconds: the precision
 // we store, and a fixed width that sorts as text.
 const jsonTimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-// storedMessage is a chat message as stored and as published to
+// StoredMessage is a chat message as stored and as published to
 // /sub/chat/room/{roomId}:
 //
 //	{"id":42,"type":"TALK","roomId":5,"sender":"alice","message":"hi","createdAt":"2026-01-02T03:04:05.678Z"}
@@ -33,7 +33,7 @@ const jsonTimeFormat = "2006-01-02T15:04:05.000Z07:00"
 // true (with an empty "message") after a deletion, "replyTo" and "reply"
 // (a short quote of the original) on a reply, and "reactions" when someone
 // reacted.
-type storedMessage struct {
+type StoredMessage struct {
 	ID        int64
 	Type      string
 	RoomID    int64
@@ -45,12 +45,12 @@ type storedMessage struct {
 	Deleted   bool        // deleted: Message is empty
 	ReplyTo   int64       // id of the message answered, 0 if none
 	Reply     *replyQuote // the answered message, as it is now; nil if ReplyTo is 0
-	Reactions []reaction  // nil if none; filled for history pages and replay
+	Reactions []Reaction  // nil if none; filled for history pages and replay
 
 	// Attachments are the files the message carries (issue 17), in
 	// upload order; nil for most messages, and then absent from
 	// the JSON, so the seed's plain message is unchanged.
-	Attachments []attachment
+	Attachments []Attachment
 }
 
 // replyQuote is what a reply shows of its original: who wrote it and the
@@ -62,14 +62,14 @@ type replyQuote struct {
 	Deleted bool   `json:"deleted,omitempty"` // deleted, or removed by retention
 }
 
-// reaction is one emoji on a message and who chose it, in order of reacting.
-type reaction struct {
+// Reaction is one emoji on a message and who chose it, in order of reacting.
+type Reaction struct {
 	Emoji string   `json:"emoji"`
 	Users []string `json:"users"`
 }
 
-// messageJSON is the wire form of storedMessage.
-type messageJSON struct {
+// MessageJSON is the wire form of storedMessage.
+type MessageJSON struct {
 	ID        int64       `json:"id"`
 	Type      string      `json:"type"`
 	RoomID    int64       `json:"roomId"`
@@ -80,29 +80,29 @@ type messageJSON struct {
 	Deleted   bool        `json:"deleted,omitempty"`
 	ReplyTo   int64       `json:"replyTo,omitempty"`
 	Reply     *replyQuote `json:"reply,omitempty"`
-	Reactions []reaction  `json:"reactions,omitempty"`
+	Reactions []Reaction  `json:"reactions,omitempty"`
 
-	Attachments []attachment `json:"attachments,omitempty"`
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
-// formatJSONTime formats t as the API does; the zero time gives "".
-func formatJSONTime(t time.Time) string {
+// FormatJSONTime formats t as the API does; the zero time gives "".
+func FormatJSONTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
 	return t.UTC().Format(jsonTimeFormat)
 }
 
-func (m storedMessage) MarshalJSON() ([]byte, error) {
-	return json.Marshal(messageJSON{
+func (m StoredMessage) MarshalJSON() ([]byte, error) {
+	return json.Marshal(MessageJSON{
 		ID: m.ID, Type: m.Type, RoomID: m.RoomID, Sender: m.Sender, Message: m.Message,
-		CreatedAt: m.CreatedAt.UTC().Format(jsonTimeFormat), EditedAt: formatJSONTime(m.EditedAt),
+		CreatedAt: m.CreatedAt.UTC().Format(jsonTimeFormat), EditedAt: FormatJSONTime(m.EditedAt),
 		Deleted: m.Deleted, ReplyTo: m.ReplyTo, Reply: m.Reply, Reactions: m.Reactions, Attachments: m.Attachments,
 	})
 }
 
-func (m *storedMessage) UnmarshalJSON(b []byte) error {
-	var j messageJSON
+func (m *StoredMessage) UnmarshalJSON(b []byte) error {
+	var j MessageJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
@@ -116,14 +116,14 @@ func (m *storedMessage) UnmarshalJSON(b []byte) error {
 			return err
 		}
 	}
-	*m = storedMessage{ID: j.ID, Type: j.Type, RoomID: j.RoomID, Sender: j.Sender, Message: j.Message, CreatedAt: t,
+	*m = StoredMessage{ID: j.ID, Type: j.Type, RoomID: j.RoomID, Sender: j.Sender, Message: j.Message, CreatedAt: t,
 		EditedAt: edited, Deleted: j.Deleted, ReplyTo: j.ReplyTo, Reply: j.Reply, Reactions: j.Reactions, Attachments: j.Attachments}
 	return nil
 }
 
 // JSON is the exact body published for m. It cannot fail: every field is a
 // string, number or formatted time.
-func (m storedMessage) JSON() []byte {
+func (m StoredMessage) JSON() []byte {
 	b, _ := m.MarshalJSON()
 	return b
 }
@@ -145,11 +145,11 @@ SELECT r.id, m.user_id, ?3, ?4, ?5, ?6, nullif(?7, 0)
 FROM rooms r JOIN memberships m ON m.room_id = r.id AND m.user_id = ?2
 WHERE r.id = ?1 AND r.archived = 0 AND r.kind <> 'dm'`
 
-// insertAsMemberTx runs sqlInsertAsMember for m at now (Unix ms: an op's
+// InsertAsMemberTx runs sqlInsertAsMember for m at now (Unix ms: an op's
 // clock reading, not the store's clock, so that every node stores the same
 // created_at). It reports whether m was stored (and then fills in m.ID and
 // m.CreatedAt); false means m's sender and room need the full path.
-func (s *store) insertAsMemberTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) (bool, error) {
+func (s *Store) InsertAsMemberTx(ctx context.Context, tx *sql.Tx, m *StoredMessage, now int64) (bool, error) {
 	if m.UserID == 0 {
 		return false, nil
 	}
@@ -166,21 +166,21 @@ func (s *store) insertAsMemberTx(ctx context.Context, tx *sql.Tx, m *storedMessa
 
 // inserted fills in m.ID and m.CreatedAt from the INSERT that stored m at
 // now, and notes the transaction's first message for indexMessagesTx.
-func (s *store) inserted(res sql.Result, m *storedMessage, now int64) error {
+func (s *Store) inserted(res sql.Result, m *StoredMessage, now int64) error {
 	id, err := res.LastInsertId()
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
-	m.ID, m.CreatedAt = id, fromMS(now)
+	m.ID, m.CreatedAt = id, FromMS(now)
 	if s.txFirstMessageID == 0 {
 		s.txFirstMessageID = m.ID
 	}
 	return nil
 }
 
-// insertMessageTx stores m at now (Unix ms; see insertAsMemberTx) and
+// InsertMessageTx stores m at now (Unix ms; see insertAsMemberTx) and
 // fills in m.ID and m.CreatedAt.
-func (s *store) insertMessageTx(ctx context.Context, tx *sql.Tx, m *storedMessage, now int64) error {
+func (s *Store) InsertMessageTx(ctx context.Context, tx *sql.Tx, m *StoredMessage, now int64) error {
 	res, err := s.txStmt(ctx, tx, s.insertMessage).ExecContext(ctx, m.RoomID, m.UserID, m.Sender, m.Type, m.Message, now, m.ReplyTo)
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
@@ -201,7 +201,7 @@ SELECT id, body FROM messages WHERE id >= ? AND type = 'TALK'`
 
 // indexMessagesTx adds the running transaction's new messages to the FTS
 // index, just before COMMIT, so index and messages commit together.
-func (s *store) indexMessagesTx(ctx context.Context, tx *sql.Tx) error {
+func (s *Store) indexMessagesTx(ctx context.Context, tx *sql.Tx) error {
 	if s.txFirstMessageID == 0 {
 		return nil
 	}
@@ -218,29 +218,29 @@ func (s *store) indexMessagesTx(ctx context.Context, tx *sql.Tx) error {
 const (
 	messageColumns = `m.id, m.room_id, coalesce(m.user_id, 0), m.sender, m.type, m.body, m.created_at,
 	coalesce(m.edited_at, 0), m.deleted_at IS NOT NULL, coalesce(m.reply_to, 0),
-	coalesce(q.sender, ''), coalesce(substr(q.body, 1, ` + replyQuoteRunesSQL + `), ''), q.id IS NULL OR q.deleted_at IS NOT NULL`
+	coalesce(q.sender, ''), coalesce(substr(q.body, 1, ` + ReplyQuoteRunesSQL + `), ''), q.id IS NULL OR q.deleted_at IS NOT NULL`
 	messageFrom = `messages m LEFT JOIN messages q ON q.id = m.reply_to`
 )
 
 // replyQuoteRunes is how much of the original a reply quotes: a line or
 // two, enough to recognise it (the link leads to the whole message).
 const (
-	replyQuoteRunes    = 140
-	replyQuoteRunesSQL = "140" // replyQuoteRunes in SQL text; TestReplyQuoteRunesSQL keeps them equal
+	ReplyQuoteRunes    = 140
+	ReplyQuoteRunesSQL = "140" // replyQuoteRunes in SQL text; TestReplyQuoteRunesSQL keeps them equal
 )
 
 // scanDest returns the Scan destinations of messageColumns for m, after
 // extra (columns a query selects before them).
-func (m *storedMessage) scanDest(created, edited *int64, quote *replyQuote, extra ...any) []any {
+func (m *StoredMessage) scanDest(created, edited *int64, quote *replyQuote, extra ...any) []any {
 	return append(extra, &m.ID, &m.RoomID, &m.UserID, &m.Sender, &m.Type, &m.Message, created,
 		edited, &m.Deleted, &m.ReplyTo, &quote.Sender, &quote.Message, &quote.Deleted)
 }
 
 // scanned finishes a storedMessage after scanDest's row was scanned.
-func (m *storedMessage) scanned(created, edited int64, quote replyQuote) {
-	m.CreatedAt = fromMS(created)
+func (m *StoredMessage) scanned(created, edited int64, quote replyQuote) {
+	m.CreatedAt = FromMS(created)
 	if edited != 0 {
-		m.EditedAt = fromMS(edited)
+		m.EditedAt = FromMS(edited)
 	}
 	if m.ReplyTo != 0 {
 		quote.ID = m.ReplyTo
@@ -252,8 +252,8 @@ func (m *storedMessage) scanned(created, edited int64, quote replyQuote) {
 }
 
 // scanMessageRows scans one row of messageColumns.
-func scanMessageRows(r *sql.Rows) (storedMessage, error) {
-	var m storedMessage
+func scanMessageRows(r *sql.Rows) (StoredMessage, error) {
+	var m StoredMessage
 	var created, edited int64
 	var quote replyQuote
 	err := r.Scan(m.scanDest(&created, &edited, &quote)...)
@@ -269,21 +269,21 @@ const (
 	sqlMessagesAfter  = `SELECT ` + messageColumns + ` FROM ` + messageFrom + ` WHERE m.room_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`
 )
 
-// messagesPage returns up to limit messages of a room in ascending id
+// MessagesPage returns up to limit messages of a room in ascending id
 // order: the newest ones if before and after are 0, those just below
 // before if before > 0, else those just above after.
-func (s *store) messagesPage(ctx context.Context, roomID, before, after int64, limit int) ([]storedMessage, error) {
+func (s *Store) MessagesPage(ctx context.Context, roomID, before, after int64, limit int) ([]StoredMessage, error) {
 	if after > 0 {
-		return s.messagesAfter(ctx, roomID, after, limit)
+		return s.MessagesAfter(ctx, roomID, after, limit)
 	}
 	var (
-		ms  []storedMessage
+		ms  []StoredMessage
 		err error
 	)
 	if before > 0 {
-		ms, err = queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesBefore, roomID, before, limit)
+		ms, err = queryPage(ctx, s.Rdb, scanMessageRows, sqlMessagesBefore, roomID, before, limit)
 	} else {
-		ms, err = queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesNewest, roomID, limit)
+		ms, err = queryPage(ctx, s.Rdb, scanMessageRows, sqlMessagesNewest, roomID, limit)
 	}
 	if err == nil {
 		err = s.withAttachments(ctx, ms)
@@ -295,10 +295,10 @@ func (s *store) messagesPage(ctx context.Context, roomID, before, after int64, l
 	return ms, s.addReactions(ctx, ms)
 }
 
-// messagesAfter returns up to limit messages of a room with id > after, in
+// MessagesAfter returns up to limit messages of a room with id > after, in
 // ascending order; after = 0 starts from the oldest.
-func (s *store) messagesAfter(ctx context.Context, roomID, after int64, limit int) ([]storedMessage, error) {
-	ms, err := queryPage(ctx, s.rdb, scanMessageRows, sqlMessagesAfter, roomID, after, limit)
+func (s *Store) MessagesAfter(ctx context.Context, roomID, after int64, limit int) ([]StoredMessage, error) {
+	ms, err := queryPage(ctx, s.Rdb, scanMessageRows, sqlMessagesAfter, roomID, after, limit)
 	if err == nil {
 		err = s.withAttachments(ctx, ms)
 	}
@@ -322,9 +322,9 @@ WHERE messages_fts MATCH ?1
 ORDER BY f.rowid DESC
 LIMIT ?3`
 
-// searchMessages runs an FTS5 query over the rooms userID may read, newest first.
-func (s *store) searchMessages(ctx context.Context, userID int64, match string, limit int) ([]storedMessage, error) {
-	ms, err := queryPage(ctx, s.rdb, scanMessageRows, sqlSearch, match, userID, limit)
+// SearchMessages runs an FTS5 query over the rooms userID may read, newest first.
+func (s *Store) SearchMessages(ctx context.Context, userID int64, match string, limit int) ([]StoredMessage, error) {
+	ms, err := queryPage(ctx, s.Rdb, scanMessageRows, sqlSearch, match, userID, limit)
 	if err == nil {
 		err = s.withAttachments(ctx, ms)
 	}
@@ -337,12 +337,12 @@ func (s *store) searchMessages(ctx context.Context, userID int64, match string, 
 // maxSearchTerms bounds the words of one search; more add cost, not precision.
 const maxSearchTerms = 8
 
-// ftsQuery turns what a user typed into an FTS5 query: every word becomes a
+// FtsQuery turns what a user typed into an FTS5 query: every word becomes a
 // quoted prefix term ("word"*), all of them required. Quoting means no
 // user input is parsed as FTS5 syntax (AND, NEAR, column filters); the
 // prefix lets a Korean stem match its inflected forms ("서울" finds
 // "서울에서"), which the unicode61 tokenizer would otherwise miss.
-func ftsQuery(q string) (string, bool) {
+func FtsQuery(q string) (string, bool) {
 	words := strings.Fields(q)
 	if len(words) == 0 {
 		return "", false
@@ -372,14 +372,14 @@ const purgeChunk = 5000
 const sqlPurge = `DELETE FROM messages WHERE id IN (
 	SELECT id FROM messages WHERE created_at < ? ORDER BY id LIMIT ?)`
 
-// purgeBefore deletes messages created before cutoff, in chunks, and
+// PurgeBefore deletes messages created before cutoff, in chunks, and
 // returns how many went. FTS rows and notifications follow by trigger and
 // foreign key.
-func (s *store) purgeBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+func (s *Store) PurgeBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	var total int64
 	for {
 		op := &purgeOp{Before: cutoff.UnixMilli(), Limit: purgeChunk}
-		if err := s.run(ctx, op); err != nil {
+		if err := s.Run(ctx, op); err != nil {
 			return total, fmt.Errorf("purge: %w", err)
 		}
 		total += op.n
@@ -400,7 +400,7 @@ type purgeOp struct {
 
 func (*purgeOp) OpKind() string { return "messages-purge" }
 
-func (o *purgeOp) Apply(e *opEnv) (err error) {
+func (o *purgeOp) Apply(e *Tx) (err error) {
 	tx := e.tx
 	o.n = 0
 	res, err := tx.ExecContext(e.ctx, sqlPurge, o.Before, o.Limit)
@@ -415,19 +415,19 @@ func (o *purgeOp) Apply(e *opEnv) (err error) {
 
 // Notification reasons, as in notifications.reason.
 const (
-	reasonMention = "mention"
-	reasonDM      = "dm"
+	ReasonMention = "mention"
+	ReasonDM      = "dm"
 )
 
-// notification is a mention or DM kept for a user who was offline. It is
+// Notification is a mention or DM kept for a user who was offline. It is
 // what notify and webhooks carry:
 //
 //	{"id":7,"reason":"mention","createdAt":"…","message":{…storedMessage…}}
-type notification struct {
+type Notification struct {
 	ID        int64         `json:"id"`
 	Reason    string        `json:"reason"`
 	CreatedAt time.Time     `json:"createdAt"`
-	Message   storedMessage `json:"message"`
+	Message   StoredMessage `json:"message"`
 }
 
 // notifyPeer is a user a message may notify: the other member of a DM,
@@ -445,13 +445,13 @@ JOIN rooms r ON r.id = ?2
 LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = u.id
 WHERE u.username_key = ?1 AND u.is_guest = 0`
 
-// mentionTarget looks up the account called name (case-insensitively) for
+// MentionTarget looks up the account called name (case-insensitively) for
 // a mention in roomID. ok is false when there is no such (non-guest)
 // account or room, or when the account cannot read the room: a mention
 // must not leak a private room's text.
-func (s *store) mentionTarget(ctx context.Context, name string, roomID int64) (p notifyPeer, ok bool, err error) {
+func (s *Store) MentionTarget(ctx context.Context, name string, roomID int64) (p notifyPeer, ok bool, err error) {
 	var canRead bool
-	err = s.rdb.QueryRowContext(ctx, sqlMentionTarget, usernameKey(name), roomID).Scan(&p.UserID, &p.Username, &p.Webhook, &canRead)
+	err = s.Rdb.QueryRowContext(ctx, sqlMentionTarget, UsernameKey(name), roomID).Scan(&p.UserID, &p.Username, &p.Webhook, &canRead)
 	if errors.Is(err, sql.ErrNoRows) {
 		return notifyPeer{}, false, nil
 	}
@@ -494,12 +494,12 @@ SELECT u.username
 FROM rooms r JOIN memberships m ON m.room_id = r.id JOIN users u ON u.id = m.user_id
 WHERE r.id = ? AND r.kind = 'dm' AND m.user_id <> ?`
 
-// dmPeerNames returns the usernames of the other members of roomID if it
+// DmPeerNames returns the usernames of the other members of roomID if it
 // is a DM room, and none otherwise. It reads the read pool before a post
 // is submitted to the cluster log, so that the submitting node can tell
 // every node whether the peer is online here (the post op carries it).
-func (s *store) dmPeerNames(ctx context.Context, roomID, senderID int64) ([]string, error) {
-	names, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (string, error) {
+func (s *Store) DmPeerNames(ctx context.Context, roomID, senderID int64) ([]string, error) {
+	names, err := queryPage(ctx, s.Rdb, func(r *sql.Rows) (string, error) {
 		var n string
 		return n, r.Scan(&n)
 	}, sqlDMPeerNames, roomID, senderID)
@@ -514,16 +514,16 @@ func (s *store) dmPeerNames(ctx context.Context, roomID, senderID int64) ([]stri
 // author in the same millisecond are one resend's original either way.
 const sqlPostedAt = `SELECT id FROM messages WHERE room_id = ? AND user_id IS ? AND type = ? AND body = ? AND created_at = ? ORDER BY id LIMIT 1`
 
-// postedAt returns the id of the first message of type typ with body
+// PostedAt returns the id of the first message of type typ with body
 // that userID (0: none) posted to roomID at Unix ms at, and false if
 // there is none (refused, or deleted since).
-func (s *store) postedAt(ctx context.Context, roomID, userID int64, typ, body string, at int64) (int64, bool, error) {
+func (s *Store) PostedAt(ctx context.Context, roomID, userID int64, typ, body string, at int64) (int64, bool, error) {
 	var uid any
 	if userID != 0 {
 		uid = userID
 	}
 	var id int64
-	err := s.rdb.QueryRowContext(ctx, sqlPostedAt, roomID, uid, typ, body, at).Scan(&id)
+	err := s.Rdb.QueryRowContext(ctx, sqlPostedAt, roomID, uid, typ, body, at).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -548,18 +548,18 @@ LEFT JOIN messages q ON q.id = m.reply_to
 WHERE n.user_id = ? AND n.delivered_at IS NULL
 ORDER BY n.id LIMIT ?`
 
-func (s *store) pendingNotifications(ctx context.Context, userID int64, limit int) ([]notification, error) {
-	ns, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (notification, error) {
-		var n notification
+func (s *Store) PendingNotifications(ctx context.Context, userID int64, limit int) ([]Notification, error) {
+	ns, err := queryPage(ctx, s.Rdb, func(r *sql.Rows) (Notification, error) {
+		var n Notification
 		var created, mcreated, medited int64
 		var quote replyQuote
 		err := r.Scan(n.Message.scanDest(&mcreated, &medited, &quote, &n.ID, &n.Reason, &created)...)
-		n.CreatedAt = fromMS(created)
+		n.CreatedAt = FromMS(created)
 		n.Message.scanned(mcreated, medited, quote)
 		return n, err
 	}, sqlPendingNotifications, userID, limit)
 	if err == nil && len(ns) > 0 {
-		ms := make([]storedMessage, len(ns))
+		ms := make([]StoredMessage, len(ns))
 		for i := range ns {
 			ms[i] = ns[i].Message
 		}
@@ -579,9 +579,9 @@ const sqlMarkDelivered = `
 UPDATE notifications SET delivered_at = ?
 WHERE user_id = ? AND id <= ? AND delivered_at IS NULL`
 
-// markDelivered marks userID's notifications up to and including upTo as delivered.
-func (s *store) markDelivered(ctx context.Context, userID, upTo int64) error {
-	if err := s.run(ctx, &deliveredOp{UserID: userID, UpTo: upTo}); err != nil {
+// MarkDelivered marks userID's notifications up to and including upTo as delivered.
+func (s *Store) MarkDelivered(ctx context.Context, userID, upTo int64) error {
+	if err := s.Run(ctx, &deliveredOp{UserID: userID, UpTo: upTo}); err != nil {
 		return fmt.Errorf("mark delivered: %w", err)
 	}
 	return nil
@@ -596,8 +596,8 @@ type deliveredOp struct {
 
 func (*deliveredOp) OpKind() string { return "notifications-delivered" }
 
-func (o *deliveredOp) Apply(e *opEnv) error {
+func (o *deliveredOp) Apply(e *Tx) error {
 	tx := e.tx
-	_, err := tx.ExecContext(e.ctx, sqlMarkDelivered, e.at, o.UserID, o.UpTo)
+	_, err := tx.ExecContext(e.ctx, sqlMarkDelivered, e.At, o.UserID, o.UpTo)
 	return err
 }

@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// user is an account as the rest of the program sees it. The password hash
+// User is an account as the rest of the program sees it. The password hash
 // never leaves store_users.go and auth.go.
-type user struct {
+type User struct {
 	ID          int64     `json:"id"`
 	Username    string    `json:"username"`
 	DisplayName string    `json:"displayName"`
@@ -24,17 +24,17 @@ type user struct {
 	CreatedAt   time.Time `json:"createdAt"`
 }
 
-// usernameKey is the case-insensitive identity of a username: the unique
+// UsernameKey is the case-insensitive identity of a username: the unique
 // index is on it, and every lookup by name goes through it.
-func usernameKey(name string) string { return strings.ToLower(name) }
+func UsernameKey(name string) string { return strings.ToLower(name) }
 
 const userColumns = `id, username, display_name, is_admin, is_guest, created_at`
 
-func scanUser(row interface{ Scan(...any) error }) (user, error) {
-	var u user
+func scanUser(row interface{ Scan(...any) error }) (User, error) {
+	var u User
 	var created int64
 	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.IsGuest, &created)
-	u.CreatedAt = fromMS(created)
+	u.CreatedAt = FromMS(created)
 	return u, err
 }
 
@@ -59,11 +59,11 @@ VALUES (?1, ?2, ?3, ?4,
 	?6, ?7)
 RETURNING ` + userColumns
 
-// newUser is what createUser needs. Validation (name rules, password
+// NewUser is what createUser needs. Validation (name rules, password
 // length) is auth.go's job; the store only enforces uniqueness. It is
 // also the input of userCreateOp, so its fields are part of the log's
 // format.
-type newUser struct {
+type NewUser struct {
 	Username     string `json:"name"`
 	DisplayName  string `json:"display"`
 	PasswordHash string `json:"hash"`   // "" for guests
@@ -72,30 +72,30 @@ type newUser struct {
 	InviteHash   []byte `json:"invite"` // if not nil, the invite is consumed in the same transaction (no omitempty: nil and empty differ)
 }
 
-// createUser inserts an account; errNameTaken if the name (in any case) exists.
-func (s *store) createUser(ctx context.Context, nu newUser) (user, error) {
-	op := &userCreateOp{newUser: nu}
-	if err := s.run(ctx, op); err != nil {
-		return user{}, fmt.Errorf("create user: %w", err)
+// CreateUser inserts an account; errNameTaken if the name (in any case) exists.
+func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
+	op := &UserCreateOp{NewUser: nu}
+	if err := s.Run(ctx, op); err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
 	}
 	return op.user, nil
 }
 
-// userCreateOp inserts an account (createUser). Whether it becomes the
+// UserCreateOp inserts an account (createUser). Whether it becomes the
 // first administrator is decided inside the insert, from the database, so
 // every node decides the same.
-type userCreateOp struct {
-	newUser
-	user user // the stored account
+type UserCreateOp struct {
+	NewUser
+	user User // the stored account
 }
 
-func (*userCreateOp) OpKind() string { return "user-create" }
+func (*UserCreateOp) OpKind() string { return "user-create" }
 
-func (o *userCreateOp) Apply(e *opEnv) error {
+func (o *UserCreateOp) Apply(e *Tx) error {
 	tx := e.tx
-	o.user = user{}
+	o.user = User{}
 	u, err := scanUser(tx.QueryRowContext(e.ctx, sqlInsertUser,
-		o.Username, usernameKey(o.Username), o.DisplayName, o.PasswordHash, o.Admin, o.Guest, e.at))
+		o.Username, UsernameKey(o.Username), o.DisplayName, o.PasswordHash, o.Admin, o.Guest, e.At))
 	if isUniqueViolation(err) {
 		return apperr.ErrNameTaken
 	}
@@ -103,7 +103,7 @@ func (o *userCreateOp) Apply(e *opEnv) error {
 		return err
 	}
 	if o.InviteHash != nil {
-		if err := useInviteTx(e.ctx, tx, o.InviteHash, u.ID, e.at); err != nil {
+		if err := useInviteTx(e.ctx, tx, o.InviteHash, u.ID, e.At); err != nil {
 			return err
 		}
 	}
@@ -113,11 +113,11 @@ func (o *userCreateOp) Apply(e *opEnv) error {
 
 const sqlHasAccounts = `SELECT EXISTS(SELECT 1 FROM users WHERE is_guest = 0)`
 
-// hasAccounts reports whether any real (non-guest) account exists; until one
+// HasAccounts reports whether any real (non-guest) account exists; until one
 // does, the pages lead to first-run setup.
-func (s *store) hasAccounts(ctx context.Context) (bool, error) {
+func (s *Store) HasAccounts(ctx context.Context) (bool, error) {
 	var ok bool
-	if err := s.rdb.QueryRowContext(ctx, sqlHasAccounts).Scan(&ok); err != nil {
+	if err := s.Rdb.QueryRowContext(ctx, sqlHasAccounts).Scan(&ok); err != nil {
 		return false, fmt.Errorf("count accounts: %w", err)
 	}
 	return ok, nil
@@ -125,27 +125,27 @@ func (s *store) hasAccounts(ctx context.Context) (bool, error) {
 
 const sqlUserByName = `SELECT ` + userColumns + ` FROM users WHERE username_key = ?`
 
-// userByName finds an account by username, ignoring case; errUnknownUser if none.
-func (s *store) userByName(ctx context.Context, name string) (user, error) {
-	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserByName, usernameKey(name)))
+// UserByName finds an account by username, ignoring case; errUnknownUser if none.
+func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
+	u, err := scanUser(s.Rdb.QueryRowContext(ctx, sqlUserByName, UsernameKey(name)))
 	if errors.Is(err, sql.ErrNoRows) {
-		return user{}, apperr.ErrUnknownUser
+		return User{}, apperr.ErrUnknownUser
 	}
 	if err != nil {
-		return user{}, fmt.Errorf("user by name: %w", err)
+		return User{}, fmt.Errorf("user by name: %w", err)
 	}
 	return u, nil
 }
 
 const sqlPasswordHash = `SELECT ` + userColumns + `, password_hash FROM users WHERE username_key = ?`
 
-// userWithPassword returns the account and its password hash, for login.
-func (s *store) userWithPassword(ctx context.Context, name string) (user, string, error) {
-	var u user
+// UserWithPassword returns the account and its password hash, for login.
+func (s *Store) UserWithPassword(ctx context.Context, name string) (User, string, error) {
+	var u User
 	var created int64
 	var hash string
 	scan := func() error {
-		return s.rdb.QueryRowContext(ctx, sqlPasswordHash, usernameKey(name)).Scan(
+		return s.Rdb.QueryRowContext(ctx, sqlPasswordHash, UsernameKey(name)).Scan(
 			&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.IsGuest, &created, &hash)
 	}
 	err := scan()
@@ -153,12 +153,12 @@ func (s *store) userWithPassword(ctx context.Context, name string) (user, string
 		err = scan()
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return user{}, "", apperr.ErrUnknownUser
+		return User{}, "", apperr.ErrUnknownUser
 	}
 	if err != nil {
-		return user{}, "", fmt.Errorf("user by name: %w", err)
+		return User{}, "", fmt.Errorf("user by name: %w", err)
 	}
-	u.CreatedAt = fromMS(created)
+	u.CreatedAt = FromMS(created)
 	return u, hash, nil
 }
 
@@ -168,8 +168,8 @@ const sqlListUsers = `SELECT ` + userColumns + ` FROM users WHERE is_guest = 0 O
 // has tens or hundreds of accounts, not more.
 const maxListUsers = 10000
 
-func (s *store) listUsers(ctx context.Context) ([]user, error) {
-	us, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (user, error) { return scanUser(r) }, sqlListUsers, maxListUsers)
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	us, err := queryPage(ctx, s.Rdb, func(r *sql.Rows) (User, error) { return scanUser(r) }, sqlListUsers, maxListUsers)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -181,10 +181,10 @@ const (
 	sqlDropLogins  = `DELETE FROM login_sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?)`
 )
 
-// setPassword replaces a user's password hash and ends their login
+// SetPassword replaces a user's password hash and ends their login
 // sessions (a password change should log out a stolen session).
-func (s *store) setPassword(ctx context.Context, name, hash string) error {
-	if err := s.run(ctx, &passwordSetOp{Username: name, Hash: hash}); err != nil {
+func (s *Store) SetPassword(ctx context.Context, name, hash string) error {
+	if err := s.Run(ctx, &passwordSetOp{Username: name, Hash: hash}); err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
 	return nil
@@ -200,26 +200,26 @@ type passwordSetOp struct {
 
 func (*passwordSetOp) OpKind() string { return "user-password" }
 
-func (o *passwordSetOp) Apply(e *opEnv) error {
+func (o *passwordSetOp) Apply(e *Tx) error {
 	tx := e.tx
-	res, err := tx.ExecContext(e.ctx, sqlSetPassword, o.Hash, usernameKey(o.Username))
+	res, err := tx.ExecContext(e.ctx, sqlSetPassword, o.Hash, UsernameKey(o.Username))
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return apperr.ErrUnknownUser
 	}
-	_, err = tx.ExecContext(e.ctx, sqlDropLogins, usernameKey(o.Username))
+	_, err = tx.ExecContext(e.ctx, sqlDropLogins, UsernameKey(o.Username))
 	return err
 }
 
 const sqlDeleteUser = `DELETE FROM users WHERE username_key = ?`
 
-// deleteUser removes an account; its sessions, tokens, memberships and
+// DeleteUser removes an account; its sessions, tokens, memberships and
 // notifications go with it (ON DELETE CASCADE), its messages stay with
 // user_id NULL and the sender name they were posted under.
-func (s *store) deleteUser(ctx context.Context, name string) error {
-	if err := s.run(ctx, &userDeleteOp{Username: name}); err != nil {
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	if err := s.Run(ctx, &userDeleteOp{Username: name}); err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
 	return nil
@@ -232,9 +232,9 @@ type userDeleteOp struct {
 
 func (*userDeleteOp) OpKind() string { return "user-delete" }
 
-func (o *userDeleteOp) Apply(e *opEnv) error {
+func (o *userDeleteOp) Apply(e *Tx) error {
 	tx := e.tx
-	res, err := tx.ExecContext(e.ctx, sqlDeleteUser, usernameKey(o.Username))
+	res, err := tx.ExecContext(e.ctx, sqlDeleteUser, UsernameKey(o.Username))
 	if err != nil {
 		return err
 	}
@@ -246,8 +246,8 @@ func (o *userDeleteOp) Apply(e *opEnv) error {
 
 const sqlSetWebhook = `UPDATE users SET webhook_url = ? WHERE id = ?`
 
-func (s *store) setWebhook(ctx context.Context, userID int64, rawURL string) error {
-	if err := s.run(ctx, &webhookSetOp{UserID: userID, URL: rawURL}); err != nil {
+func (s *Store) SetWebhook(ctx context.Context, userID int64, rawURL string) error {
+	if err := s.Run(ctx, &webhookSetOp{UserID: userID, URL: rawURL}); err != nil {
 		return fmt.Errorf("set webhook: %w", err)
 	}
 	return nil
@@ -262,7 +262,7 @@ type webhookSetOp struct {
 
 func (*webhookSetOp) OpKind() string { return "webhook-set" }
 
-func (o *webhookSetOp) Apply(e *opEnv) error {
+func (o *webhookSetOp) Apply(e *Tx) error {
 	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlSetWebhook, o.URL, o.UserID)
 	return err
@@ -280,9 +280,9 @@ const (
 	userColumnsU     = `u.id, u.username, u.display_name, u.is_admin, u.is_guest, u.created_at`
 )
 
-func (s *store) createSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error {
+func (s *Store) CreateSession(ctx context.Context, tokenHash []byte, userID int64, expires time.Time) error {
 	op := &sessionCreateOp{TokenHash: tokenHash, UserID: userID, ExpiresAt: expires.UnixMilli()}
-	if err := s.run(ctx, op); err != nil {
+	if err := s.Run(ctx, op); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
 	return nil
@@ -299,31 +299,31 @@ type sessionCreateOp struct {
 
 func (*sessionCreateOp) OpKind() string { return "session-create" }
 
-func (o *sessionCreateOp) Apply(e *opEnv) error {
+func (o *sessionCreateOp) Apply(e *Tx) error {
 	tx := e.tx
-	if _, err := tx.ExecContext(e.ctx, sqlSweepSessions, e.at); err != nil {
+	if _, err := tx.ExecContext(e.ctx, sqlSweepSessions, e.At); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(e.ctx, sqlInsertSession, o.TokenHash, o.UserID, e.at, o.ExpiresAt)
+	_, err := tx.ExecContext(e.ctx, sqlInsertSession, o.TokenHash, o.UserID, e.At, o.ExpiresAt)
 	return err
 }
 
-func (s *store) userBySession(ctx context.Context, tokenHash []byte) (user, error) {
-	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserBySession, tokenHash, s.nowMS()))
+func (s *Store) UserBySession(ctx context.Context, tokenHash []byte) (User, error) {
+	u, err := scanUser(s.Rdb.QueryRowContext(ctx, sqlUserBySession, tokenHash, s.NowMS()))
 	if errors.Is(err, sql.ErrNoRows) && s.missAfterCatchUp(ctx) {
-		u, err = scanUser(s.rdb.QueryRowContext(ctx, sqlUserBySession, tokenHash, s.nowMS()))
+		u, err = scanUser(s.Rdb.QueryRowContext(ctx, sqlUserBySession, tokenHash, s.NowMS()))
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return user{}, apperr.ErrNotLoggedIn
+		return User{}, apperr.ErrNotLoggedIn
 	}
 	if err != nil {
-		return user{}, fmt.Errorf("user by session: %w", err)
+		return User{}, fmt.Errorf("user by session: %w", err)
 	}
 	return u, nil
 }
 
-func (s *store) deleteSession(ctx context.Context, tokenHash []byte) error {
-	if err := s.run(ctx, &sessionDeleteOp{TokenHash: tokenHash}); err != nil {
+func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
+	if err := s.Run(ctx, &sessionDeleteOp{TokenHash: tokenHash}); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -336,7 +336,7 @@ type sessionDeleteOp struct {
 
 func (*sessionDeleteOp) OpKind() string { return "session-delete" }
 
-func (o *sessionDeleteOp) Apply(e *opEnv) error {
+func (o *sessionDeleteOp) Apply(e *Tx) error {
 	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlDeleteSession, o.TokenHash)
 	return err
@@ -359,8 +359,8 @@ const (
 	maxTokensListed = 1000 // far more than any user names by hand
 )
 
-func (s *store) createToken(ctx context.Context, userID int64, name string, tokenHash []byte) error {
-	if err := s.run(ctx, &tokenCreateOp{UserID: userID, Name: name, TokenHash: tokenHash}); err != nil {
+func (s *Store) CreateToken(ctx context.Context, userID int64, name string, tokenHash []byte) error {
+	if err := s.Run(ctx, &tokenCreateOp{UserID: userID, Name: name, TokenHash: tokenHash}); err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
 	return nil
@@ -376,31 +376,31 @@ type tokenCreateOp struct {
 
 func (*tokenCreateOp) OpKind() string { return "token-create" }
 
-func (o *tokenCreateOp) Apply(e *opEnv) error {
+func (o *tokenCreateOp) Apply(e *Tx) error {
 	tx := e.tx
-	_, err := tx.ExecContext(e.ctx, sqlInsertToken, o.UserID, o.Name, o.TokenHash, e.at)
+	_, err := tx.ExecContext(e.ctx, sqlInsertToken, o.UserID, o.Name, o.TokenHash, e.At)
 	if isUniqueViolation(err) {
 		return apperr.ErrNameTaken
 	}
 	return err
 }
 
-func (s *store) userByToken(ctx context.Context, tokenHash []byte) (user, error) {
-	u, err := scanUser(s.rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
+func (s *Store) UserByToken(ctx context.Context, tokenHash []byte) (User, error) {
+	u, err := scanUser(s.Rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
 	if errors.Is(err, sql.ErrNoRows) && s.missAfterCatchUp(ctx) {
-		u, err = scanUser(s.rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
+		u, err = scanUser(s.Rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return user{}, apperr.ErrNotLoggedIn
+		return User{}, apperr.ErrNotLoggedIn
 	}
 	if err != nil {
-		return user{}, fmt.Errorf("user by token: %w", err)
+		return User{}, fmt.Errorf("user by token: %w", err)
 	}
 	return u, nil
 }
 
-func (s *store) deleteToken(ctx context.Context, userID int64, name string) error {
-	if err := s.run(ctx, &tokenDeleteOp{UserID: userID, Name: name}); err != nil {
+func (s *Store) DeleteToken(ctx context.Context, userID int64, name string) error {
+	if err := s.Run(ctx, &tokenDeleteOp{UserID: userID, Name: name}); err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
 	return nil
@@ -414,7 +414,7 @@ type tokenDeleteOp struct {
 
 func (*tokenDeleteOp) OpKind() string { return "token-delete" }
 
-func (o *tokenDeleteOp) Apply(e *opEnv) error {
+func (o *tokenDeleteOp) Apply(e *Tx) error {
 	tx := e.tx
 	res, err := tx.ExecContext(e.ctx, sqlDeleteToken, o.UserID, o.Name)
 	if err != nil {
@@ -426,12 +426,12 @@ func (o *tokenDeleteOp) Apply(e *opEnv) error {
 	return nil
 }
 
-func (s *store) listTokens(ctx context.Context, userID int64) ([]apiToken, error) {
-	ts, err := queryPage(ctx, s.rdb, func(r *sql.Rows) (apiToken, error) {
+func (s *Store) ListTokens(ctx context.Context, userID int64) ([]apiToken, error) {
+	ts, err := queryPage(ctx, s.Rdb, func(r *sql.Rows) (apiToken, error) {
 		var t apiToken
 		var created int64
 		err := r.Scan(&t.ID, &t.Name, &created)
-		t.CreatedAt = fromMS(created)
+		t.CreatedAt = FromMS(created)
 		return t, err
 	}, sqlListTokens, userID, maxTokensListed)
 	if err != nil {
@@ -443,17 +443,17 @@ func (s *store) listTokens(ctx context.Context, userID int64) ([]apiToken, error
 // Settings and invites.
 
 const (
-	settingRegistration = "registration" // "open" or "invite"
-	registrationOpen    = "open"
-	registrationInvite  = "invite"
+	SettingRegistration = "registration" // "open" or "invite"
+	RegistrationOpen    = "open"
+	RegistrationInvite  = "invite"
 
 	sqlGetSetting = `SELECT value FROM settings WHERE key = ?`
 	sqlSetSetting = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 )
 
-func (s *store) setting(ctx context.Context, key string) (string, error) {
+func (s *Store) Setting(ctx context.Context, key string) (string, error) {
 	var v string
-	err := s.rdb.QueryRowContext(ctx, sqlGetSetting, key).Scan(&v)
+	err := s.Rdb.QueryRowContext(ctx, sqlGetSetting, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -463,8 +463,8 @@ func (s *store) setting(ctx context.Context, key string) (string, error) {
 	return v, nil
 }
 
-func (s *store) setSetting(ctx context.Context, key, value string) error {
-	if err := s.run(ctx, &settingSetOp{Key: key, Value: value}); err != nil {
+func (s *Store) SetSetting(ctx context.Context, key, value string) error {
+	if err := s.Run(ctx, &settingSetOp{Key: key, Value: value}); err != nil {
 		return fmt.Errorf("set %s: %w", key, err)
 	}
 	return nil
@@ -478,7 +478,7 @@ type settingSetOp struct {
 
 func (*settingSetOp) OpKind() string { return "setting-set" }
 
-func (o *settingSetOp) Apply(e *opEnv) error {
+func (o *settingSetOp) Apply(e *Tx) error {
 	tx := e.tx
 	_, err := tx.ExecContext(e.ctx, sqlSetSetting, o.Key, o.Value)
 	return err
@@ -489,9 +489,9 @@ const (
 	sqlUseInvite    = `UPDATE invites SET used_by = ?, used_at = ? WHERE code_hash = ? AND used_by IS NULL AND expires_at > ?`
 )
 
-func (s *store) createInvite(ctx context.Context, codeHash []byte, createdBy int64, expires time.Time) error {
+func (s *Store) CreateInvite(ctx context.Context, codeHash []byte, createdBy int64, expires time.Time) error {
 	op := &inviteCreateOp{CodeHash: codeHash, CreatedBy: createdBy, ExpiresAt: expires.UnixMilli()}
-	if err := s.run(ctx, op); err != nil {
+	if err := s.Run(ctx, op); err != nil {
 		return fmt.Errorf("create invite: %w", err)
 	}
 	return nil
@@ -506,9 +506,9 @@ type inviteCreateOp struct {
 
 func (*inviteCreateOp) OpKind() string { return "invite-create" }
 
-func (o *inviteCreateOp) Apply(e *opEnv) error {
+func (o *inviteCreateOp) Apply(e *Tx) error {
 	tx := e.tx
-	_, err := tx.ExecContext(e.ctx, sqlInsertInvite, o.CodeHash, o.CreatedBy, e.at, o.ExpiresAt)
+	_, err := tx.ExecContext(e.ctx, sqlInsertInvite, o.CodeHash, o.CreatedBy, e.At, o.ExpiresAt)
 	return err
 }
 
@@ -517,12 +517,12 @@ SELECT coalesce(nullif(u.display_name, ''), u.username, ''), i.used_by IS NULL A
 FROM invites i LEFT JOIN users u ON u.id = i.created_by
 WHERE i.code_hash = ?1`
 
-// invitation returns the inviter's name and whether the invite is still
+// Invitation returns the inviter's name and whether the invite is still
 // usable; an unknown code is ("", false, nil).
-func (s *store) invitation(ctx context.Context, codeHash []byte) (string, bool, error) {
+func (s *Store) Invitation(ctx context.Context, codeHash []byte) (string, bool, error) {
 	var name string
 	var ok bool
-	err := s.rdb.QueryRowContext(ctx, sqlInvitation, codeHash, s.nowMS()).Scan(&name, &ok)
+	err := s.Rdb.QueryRowContext(ctx, sqlInvitation, codeHash, s.NowMS()).Scan(&name, &ok)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}

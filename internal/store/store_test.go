@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -37,13 +37,13 @@ func (c *storeTestClock) Advance(d time.Duration) {
 }
 
 // openTestStore opens a store on a real file in a temp dir, closed at cleanup.
-func openTestStore(t testing.TB, clock *storeTestClock) *store {
+func openTestStore(t testing.TB, clock *storeTestClock) *Store {
 	t.Helper()
-	opts := storeOptions{}
+	opts := Options{}
 	if clock != nil {
 		opts.Now = clock.Now
 	}
-	s, err := openStoreDir(context.Background(), t.TempDir(), opts)
+	s, err := OpenDir(context.Background(), t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestStorePragmasOnEveryConnection(t *testing.T) {
 	// the pool must have opened each separately.
 	var conns []*sql.Conn
 	for range 3 {
-		c, err := s.rdb.Conn(ctx)
+		c, err := s.Rdb.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func TestStoreSynchronousOption(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("mode="+tt.opt, func(t *testing.T) {
-			s, err := openStore(context.Background(), filepath.Join(t.TempDir(), "x.db"), storeOptions{Synchronous: tt.opt})
+			s, err := Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), Options{Synchronous: tt.opt})
 			if !tt.ok {
 				if err == nil {
 					s.Close()
@@ -150,7 +150,7 @@ func TestStoreSynchronousOption(t *testing.T) {
 			}
 			defer s.Close()
 			var got string
-			if err := s.rdb.QueryRow("PRAGMA synchronous").Scan(&got); err != nil {
+			if err := s.Rdb.QueryRow("PRAGMA synchronous").Scan(&got); err != nil {
 				t.Fatal(err)
 			}
 			if got != tt.want {
@@ -163,7 +163,7 @@ func TestStoreSynchronousOption(t *testing.T) {
 func TestStoreFTS5Compiled(t *testing.T) {
 	s := openTestStore(t, nil)
 	var used int
-	if err := s.rdb.QueryRow(`SELECT sqlite_compileoption_used('ENABLE_FTS5')`).Scan(&used); err != nil {
+	if err := s.Rdb.QueryRow(`SELECT sqlite_compileoption_used('ENABLE_FTS5')`).Scan(&used); err != nil {
 		t.Fatal(err)
 	}
 	if used != 1 {
@@ -179,15 +179,15 @@ func TestStoreMigrationsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		s, err := openStoreDir(ctx, dir, storeOptions{})
+		s, err := OpenDir(ctx, dir, Options{})
 		if err != nil {
 			t.Fatalf("open #%d: %v", i, err)
 		}
 		var version, rooms int
-		if err := s.rdb.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		if err := s.Rdb.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.rdb.QueryRow(`SELECT count(*) FROM rooms`).Scan(&rooms); err != nil {
+		if err := s.Rdb.QueryRow(`SELECT count(*) FROM rooms`).Scan(&rooms); err != nil {
 			t.Fatal(err)
 		}
 		if version != len(migrations) {
@@ -202,18 +202,18 @@ func TestStoreMigrationsIdempotent(t *testing.T) {
 	}
 
 	// A database from a newer program is refused, not silently used.
-	s, err := openStoreDir(ctx, dir, storeOptions{})
+	s, err := OpenDir(ctx, dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.write(ctx, func(tx *sql.Tx) error {
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`PRAGMA user_version = 999`)
 		return err
 	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if s, err := openStoreDir(ctx, dir, storeOptions{}); err == nil {
+	if s, err := OpenDir(ctx, dir, Options{}); err == nil {
 		s.Close()
 		t.Fatal("opened a database with a newer schema version")
 	} else if !strings.Contains(err.Error(), "newer") {
@@ -222,9 +222,9 @@ func TestStoreMigrationsIdempotent(t *testing.T) {
 }
 
 // insertTestMessage stores one TALK message through the writer.
-func insertTestMessage(ctx context.Context, s *store, roomID int64, body string) (storedMessage, error) {
-	m := storedMessage{Type: msgTalk, RoomID: roomID, Sender: "t", Message: body}
-	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertMessageTx(ctx, tx, &m, s.nowMS()) }, nil)
+func insertTestMessage(ctx context.Context, s *Store, roomID int64, body string) (StoredMessage, error) {
+	m := StoredMessage{Type: MsgTalk, RoomID: roomID, Sender: "t", Message: body}
+	err := s.Write(ctx, func(tx *sql.Tx) error { return s.InsertMessageTx(ctx, tx, &m, s.NowMS()) }, nil)
 	return m, err
 }
 
@@ -240,8 +240,8 @@ func TestStoreConcurrentWriters(t *testing.T) {
 	for g := range senders {
 		wg.Go(func() {
 			for i := range perSender {
-				m := storedMessage{Type: msgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprintf("g%d m%d", g, i)}
-				err := s.write(ctx, func(tx *sql.Tx) error { return s.insertMessageTx(ctx, tx, &m, s.nowMS()) }, func() {
+				m := StoredMessage{Type: MsgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprintf("g%d m%d", g, i)}
+				err := s.Write(ctx, func(tx *sql.Tx) error { return s.InsertMessageTx(ctx, tx, &m, s.NowMS()) }, func() {
 					mu.Lock()
 					committed = append(committed, m.ID)
 					mu.Unlock()
@@ -275,7 +275,7 @@ func TestStoreConcurrentWriters(t *testing.T) {
 		t.Errorf("onCommit ran %d times, sorted=%v; want %d in id order", len(committed), slices.IsSorted(committed), senders*perSender)
 	}
 	var n int
-	if err := s.rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&n); err != nil {
+	if err := s.Rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != senders*perSender {
@@ -292,23 +292,23 @@ func TestStoreGroupFailureIsolated(t *testing.T) {
 	started := make(chan struct{})
 	blocked := make(chan error, 1)
 	go func() {
-		blocked <- s.write(ctx, func(*sql.Tx) error { close(started); <-release; return nil }, nil)
+		blocked <- s.Write(ctx, func(*sql.Tx) error { close(started); <-release; return nil }, nil)
 	}()
 	<-started
 
 	errBoom := errors.New("boom")
 	const n = 5
 	results := make([]error, n)
-	var bodies [n]storedMessage
+	var bodies [n]StoredMessage
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			results[i] = s.write(ctx, func(tx *sql.Tx) error {
+			results[i] = s.Write(ctx, func(tx *sql.Tx) error {
 				if i == 2 {
 					return errBoom
 				}
-				bodies[i] = storedMessage{Type: msgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprint(i)}
-				return s.insertMessageTx(ctx, tx, &bodies[i], s.nowMS())
+				bodies[i] = StoredMessage{Type: MsgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprint(i)}
+				return s.InsertMessageTx(ctx, tx, &bodies[i], s.NowMS())
 			}, nil)
 		})
 	}
@@ -328,19 +328,19 @@ func TestStoreGroupFailureIsolated(t *testing.T) {
 		}
 	}
 	var count int
-	s.rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&count)
+	s.Rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&count)
 	if count != n-1 {
 		t.Errorf("%d messages stored, want %d", count, n-1)
 	}
 	// The retried transactions indexed their own messages, once each.
-	hits, err := s.searchMessages(ctx, 0, `"0"* OR "1"* OR "3"* OR "4"*`, 100)
+	hits, err := s.SearchMessages(ctx, 0, `"0"* OR "1"* OR "3"* OR "4"*`, 100)
 	if err != nil || len(hits) != n-1 {
 		t.Errorf("FTS finds %d of the %d messages (%v)", len(hits), n-1, err)
 	}
 }
 
 func TestStoreCloseDrainsAndRefuses(t *testing.T) {
-	s, err := openStoreDir(context.Background(), t.TempDir(), storeOptions{})
+	s, err := OpenDir(context.Background(), t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestStoreCloseDrainsAndRefuses(t *testing.T) {
 	for range 50 {
 		wg.Go(func() {
 			_, err := insertTestMessage(ctx, s, 1, "x")
-			if err != nil && !errors.Is(err, errStoreClosed) {
+			if err != nil && !errors.Is(err, ErrStoreClosed) {
 				t.Error(err)
 			}
 			if err == nil {
@@ -365,20 +365,20 @@ func TestStoreCloseDrainsAndRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if _, err := insertTestMessage(ctx, s, 1, "late"); !errors.Is(err, errStoreClosed) {
+	if _, err := insertTestMessage(ctx, s, 1, "late"); !errors.Is(err, ErrStoreClosed) {
 		t.Fatalf("write after close: %v, want errStoreClosed", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
 	// Every write that reported success is in the file.
-	s2, err := openStore(ctx, s.path, storeOptions{})
+	s2, err := Open(ctx, s.Path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
 	var n int
-	s2.rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&n)
+	s2.Rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&n)
 	if n != ok {
 		t.Fatalf("%d messages on disk, %d writes succeeded", n, ok)
 	}
@@ -419,21 +419,21 @@ func TestStoreBackupWhileWriting(t *testing.T) {
 		t.Error("backup overwrote an existing file")
 	}
 
-	b, err := openStore(ctx, path, storeOptions{})
+	b, err := Open(ctx, path, Options{})
 	if err != nil {
 		t.Fatalf("open backup: %v", err)
 	}
 	defer b.Close()
 	var integrity string
-	if err := b.rdb.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil || integrity != "ok" {
+	if err := b.Rdb.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil || integrity != "ok" {
 		t.Fatalf("integrity_check = %q, %v", integrity, err)
 	}
-	got, err := b.messagesPage(ctx, 1, 0, 100, 200)
+	got, err := b.MessagesPage(ctx, 1, 0, 100, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The first 100 are exactly those written before the backup began.
-	first, err := b.messagesPage(ctx, 1, 101, 0, 200)
+	first, err := b.MessagesPage(ctx, 1, 101, 0, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func TestStoreBackupWhileWriting(t *testing.T) {
 		}
 	}
 	// The FTS index came along.
-	hits, err := b.searchMessages(ctx, 0, `"before"*`, 200)
+	hits, err := b.SearchMessages(ctx, 0, `"before"*`, 200)
 	if err != nil || len(hits) != 100 {
 		t.Fatalf("search in backup: %d hits, %v", len(hits), err)
 	}
@@ -467,21 +467,21 @@ func TestStorePurgeBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.purgeBefore(ctx, cutoff)
+	n, err := s.PurgeBefore(ctx, cutoff)
 	if err != nil || n != 20 {
 		t.Fatalf("purged %d, %v; want 20", n, err)
 	}
-	ms, _ := s.messagesPage(ctx, 1, 0, 0, 100)
+	ms, _ := s.MessagesPage(ctx, 1, 0, 0, 100)
 	if len(ms) != 1 || ms[0].ID != kept.ID {
 		t.Fatalf("left %v", ms)
 	}
-	hits, _ := s.searchMessages(ctx, 0, `"words"*`, 100)
+	hits, _ := s.SearchMessages(ctx, 0, `"words"*`, 100)
 	if len(hits) != 1 {
 		t.Fatalf("FTS still finds %d purged messages", len(hits)-1)
 	}
 	// Ids keep growing after the oldest (and even the newest) rows go.
 	clock.Advance(48 * time.Hour)
-	if _, err := s.purgeBefore(ctx, clock.Now()); err != nil {
+	if _, err := s.PurgeBefore(ctx, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	next, _ := insertTestMessage(ctx, s, 1, "after")
@@ -504,7 +504,7 @@ func TestFTSQuery(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, ok := ftsQuery(tt.in)
+			got, ok := FtsQuery(tt.in)
 			if got != tt.want || ok != tt.ok {
 				t.Errorf("ftsQuery(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
 			}

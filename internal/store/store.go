@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 
 // Store defaults. Each is overridable through storeOptions where it says so.
 const (
-	storeFileName = "stompbox.db" // the one SQLite file inside the data folder
+	StoreFileName = "stompbox.db" // the one SQLite file inside the data folder
 
 	// storeBusyTimeoutMS lets a connection wait for another process (the
 	// user CLI, a backup) instead of failing at once with SQLITE_BUSY.
@@ -49,19 +49,19 @@ const (
 	// before senders block. Senders are bounded by connections anyway.
 	writeQueueLen = 1024
 
-	// storePageSize is the row count read into memory at a time by long
+	// StorePageSize is the row count read into memory at a time by long
 	// scans (export), so no Rows stays open while a client is written to.
-	storePageSize = 1000
+	StorePageSize = 1000
 )
 
-// errStoreClosed is returned by writes submitted after Close began.
-var errStoreClosed = errors.New("store closed")
+// ErrStoreClosed is returned by writes submitted after Close began.
+var ErrStoreClosed = errors.New("store closed")
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// storeOptions configures openStore. The zero value is the production setup.
-type storeOptions struct {
+// Options configures openStore. The zero value is the production setup.
+type Options struct {
 	Synchronous string           // OFF, NORMAL, FULL or EXTRA; "" means FULL
 	ReadConns   int              // read pool size; 0 means defaultReadConns
 	MaxBatch    int              // most writes per transaction; 1 turns group commit off; 0 means defaultMaxBatch
@@ -77,7 +77,7 @@ type storeOptions struct {
 // Checkpoint modes for storeOptions.CloseCheckpoint.
 const (
 	checkpointTruncate = "TRUNCATE"
-	checkpointPassive  = "PASSIVE"
+	CheckpointPassive  = "PASSIVE"
 )
 
 // Checkpoint statements, one per mode (PRAGMA takes no bound parameters).
@@ -86,20 +86,20 @@ const (
 	sqlCheckpointPassive  = `PRAGMA wal_checkpoint(PASSIVE)`
 )
 
-// store is the SQLite database: one file, one writer goroutine, a read pool.
+// Store is the SQLite database: one file, one writer goroutine, a read pool.
 //
 // Writes go through write, which hands a function to the writer goroutine.
 // The writer owns the only write connection and runs queued functions in
 // groups, one transaction (one fsync) per group, so many concurrent senders
 // share a commit; each sender still gets its own result. Reads use rdb
 // directly, from any goroutine. Close drains the writer, then checkpoints.
-type store struct {
-	path       string
+type Store struct {
+	Path       string
 	syncMode   string  // the synchronous pragma every connection gets
 	checkpoint string  // mode of the checkpoint at Close
 	wdb        *sql.DB // one connection, used by migrations at open and then only by the writer goroutine
-	rdb        *sql.DB // read pool, query_only; safe for concurrent use
-	now        func() time.Time
+	Rdb        *sql.DB // read pool, query_only; safe for concurrent use
+	Now        func() time.Time
 	log        *slog.Logger
 
 	maxBatch   int
@@ -156,7 +156,7 @@ type storeStats struct {
 }
 
 // Stats returns the writer counters. Safe for concurrent use.
-func (s *store) Stats() *storeStats {
+func (s *Store) Stats() *storeStats {
 	st := &storeStats{
 		Transactions: s.statTxs.Load(),
 		Writes:       s.statWrites.Load(),
@@ -211,17 +211,17 @@ func storeDSN(path, synchronous string, role connRole) string {
 	return path + "?" + strings.Join(q, "&")
 }
 
-// openStoreDir opens (creating if needed) the store in dataDir.
-func openStoreDir(ctx context.Context, dataDir string, opts storeOptions) (*store, error) {
+// OpenDir opens (creating if needed) the store in dataDir.
+func OpenDir(ctx context.Context, dataDir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return openStore(ctx, filepath.Join(dataDir, storeFileName), opts)
+	return Open(ctx, filepath.Join(dataDir, StoreFileName), opts)
 }
 
-// openStore opens the SQLite file at path, runs pending migrations and
+// Open opens the SQLite file at path, runs pending migrations and
 // starts the writer goroutine. The caller owns the store and must Close it.
-func openStore(ctx context.Context, path string, opts storeOptions) (*store, error) {
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("open store: path %q contains '?'", path)
 	}
@@ -232,11 +232,11 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 	if !slices.Contains([]string{"OFF", "NORMAL", "FULL", "EXTRA"}, syncMode) {
 		return nil, fmt.Errorf("open store: bad synchronous mode %q", opts.Synchronous)
 	}
-	s := &store{
-		path:       path,
+	s := &Store{
+		Path:       path,
 		syncMode:   syncMode,
 		checkpoint: checkpointTruncate,
-		now:        opts.Now,
+		Now:        opts.Now,
 		log:        opts.Log,
 		maxBatch:   opts.MaxBatch,
 		writes:     make(chan *writeReq, writeQueueLen),
@@ -244,8 +244,8 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 		writerDone: make(chan struct{}),
 		txBound:    make(map[*sql.Stmt]*sql.Stmt),
 	}
-	if s.now == nil {
-		s.now = time.Now
+	if s.Now == nil {
+		s.Now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -255,7 +255,7 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 	}
 	switch opts.CloseCheckpoint {
 	case "":
-	case checkpointTruncate, checkpointPassive:
+	case checkpointTruncate, CheckpointPassive:
 		s.checkpoint = opts.CloseCheckpoint
 	default:
 		return nil, fmt.Errorf("open store: bad checkpoint mode %q", opts.CloseCheckpoint)
@@ -285,14 +285,14 @@ func openStore(ctx context.Context, path string, opts storeOptions) (*store, err
 	}
 	// The read pool opens after migrations so its first connection never
 	// races the WAL switch of a brand-new file.
-	if s.rdb, err = sql.Open("sqlite", storeDSN(path, syncMode, roleReader)); err != nil {
+	if s.Rdb, err = sql.Open("sqlite", storeDSN(path, syncMode, roleReader)); err != nil {
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s.rdb.SetMaxOpenConns(readConns)
-	s.rdb.SetMaxIdleConns(readConns)
-	if s.stmtRoomAccess, err = s.rdb.PrepareContext(ctx, sqlRoomAccess); err != nil {
-		s.rdb.Close()
+	s.Rdb.SetMaxOpenConns(readConns)
+	s.Rdb.SetMaxIdleConns(readConns)
+	if s.stmtRoomAccess, err = s.Rdb.PrepareContext(ctx, sqlRoomAccess); err != nil {
+		s.Rdb.Close()
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -308,7 +308,7 @@ type writerStmt struct {
 
 // writerStmts lists the writer's prepared statements, for openStore to
 // prepare and Close to close.
-func (s *store) writerStmts() []writerStmt {
+func (s *Store) writerStmts() []writerStmt {
 	return []writerStmt{
 		{&s.insertMessage, sqlInsertMessage},
 		{&s.stmtPostAccess, sqlPostAccess},
@@ -321,12 +321,12 @@ func (s *store) writerStmts() []writerStmt {
 // already queued, checkpoints the WAL into the main file and truncates it,
 // and closes both pools. Callers must have stopped reading. Safe to call
 // more than once; later calls return the first result.
-func (s *store) Close() error {
+func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.writerDone
 		errRoom := s.stmtRoomAccess.Close()
-		errRead := s.rdb.Close() // readers would keep the checkpoint from truncating
+		errRead := s.Rdb.Close() // readers would keep the checkpoint from truncating
 		errCheckpoint := s.walCheckpoint(context.Background())
 		var errStmt error
 		for _, p := range s.writerStmts() {
@@ -345,10 +345,10 @@ func (s *store) Close() error {
 // process (a running server, when the CLI closes) may keep it from
 // finishing; SQLite then reports busy, which is not an error here: the WAL
 // stays valid and the next checkpoint completes it.
-func (s *store) walCheckpoint(ctx context.Context) error {
+func (s *Store) walCheckpoint(ctx context.Context) error {
 	var busy, logFrames, done int
 	query := sqlCheckpointTruncate
-	if s.checkpoint == checkpointPassive {
+	if s.checkpoint == CheckpointPassive {
 		query = sqlCheckpointPassive
 	}
 	if err := s.wdb.QueryRowContext(ctx, query).Scan(&busy, &logFrames, &done); err != nil {
@@ -366,7 +366,7 @@ func (s *store) walCheckpoint(ctx context.Context) error {
 // user_version, so a crash leaves the schema at a whole version. The
 // version is read inside the (immediate) transaction, so two processes
 // opening a new file at once cannot both apply a migration.
-func (s *store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error {
 	migrations, err := loadMigrations()
 	if err != nil {
 		return err
@@ -416,7 +416,7 @@ func loadMigrations() ([]migration, error) {
 	return out, nil
 }
 
-func (s *store) applyMigration(ctx context.Context, m migration, newest int) error {
+func (s *Store) applyMigration(ctx context.Context, m migration, newest int) error {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migration %s: %w", m.name, err)
@@ -446,7 +446,7 @@ func (s *store) applyMigration(ctx context.Context, m migration, newest int) err
 	return nil
 }
 
-// write runs fn in a write transaction on the writer goroutine and waits
+// Write runs fn in a write transaction on the writer goroutine and waits
 // until that transaction has committed (or failed). fn may run together
 // with other callers' functions in one transaction, and may run twice: if
 // any function in a group fails, the group is rolled back and each is
@@ -460,12 +460,12 @@ func (s *store) applyMigration(ctx context.Context, m migration, newest int) err
 //
 // If ctx ends while waiting, write returns ctx's error and the outcome is
 // unknown: the work may still commit.
-func (s *store) write(ctx context.Context, fn func(*sql.Tx) error, onCommit func()) error {
+func (s *Store) Write(ctx context.Context, fn func(*sql.Tx) error, onCommit func()) error {
 	r := &writeReq{ctx: ctx, queued: time.Now(), fn: fn, onCommit: onCommit, done: make(chan error, 1)}
 	select {
 	case s.writes <- r:
 	case <-s.quit:
-		return errStoreClosed
+		return ErrStoreClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -479,7 +479,7 @@ func (s *store) write(ctx context.Context, fn func(*sql.Tx) error, onCommit func
 		case err := <-r.done:
 			return err
 		default:
-			return errStoreClosed
+			return ErrStoreClosed
 		}
 	case <-ctx.Done():
 		return ctx.Err()
@@ -489,12 +489,12 @@ func (s *store) write(ctx context.Context, fn func(*sql.Tx) error, onCommit func
 // enqueue hands r to the writer without waiting for its commit; r.after
 // learns the outcome. The cluster's applier uses it so that log entries
 // group into shared transactions while keeping their order.
-func (s *store) enqueue(ctx context.Context, r *writeReq) error {
+func (s *Store) enqueue(ctx context.Context, r *writeReq) error {
 	select {
 	case s.writes <- r:
 		return nil
 	case <-s.quit:
-		return errStoreClosed
+		return ErrStoreClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -504,7 +504,7 @@ func (s *store) enqueue(ctx context.Context, r *writeReq) error {
 // else is already queued (up to maxBatch), and commits them together: while
 // one commit waits for fsync, the next group accumulates. Owned by the
 // store; it exits after Close, once the queue is empty.
-func (s *store) runWriter() {
+func (s *Store) runWriter() {
 	defer close(s.writerDone)
 	batch := make([]*writeReq, 0, s.maxBatch)
 	for {
@@ -531,7 +531,7 @@ func (s *store) runWriter() {
 }
 
 // drain commits everything still queued when Close is called.
-func (s *store) drain(batch []*writeReq) {
+func (s *Store) drain(batch []*writeReq) {
 	for {
 		select {
 		case r := <-s.writes:
@@ -551,7 +551,7 @@ func (s *store) drain(batch []*writeReq) {
 
 // commitBatch runs a group in one transaction. On failure it retries each
 // request alone so the error reaches only the request that caused it.
-func (s *store) commitBatch(batch []*writeReq) {
+func (s *Store) commitBatch(batch []*writeReq) {
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -576,7 +576,7 @@ func (s *store) commitBatch(batch []*writeReq) {
 }
 
 // timedTx is runTx plus the Stats counters.
-func (s *store) timedTx(reqs []*writeReq) error {
+func (s *Store) timedTx(reqs []*writeReq) error {
 	start := time.Now()
 	err := s.runTx(reqs)
 	if err == nil {
@@ -595,7 +595,7 @@ func (s *store) timedTx(reqs []*writeReq) error {
 	return err
 }
 
-func (s *store) runTx(reqs []*writeReq) error {
+func (s *Store) runTx(reqs []*writeReq) error {
 	// Background, not a request's context: the transaction belongs to the
 	// whole group and must not be cancelled by one sender leaving.
 	ctx := context.Background()
@@ -621,7 +621,7 @@ func (s *store) runTx(reqs []*writeReq) error {
 	return nil
 }
 
-func (s *store) finish(reqs []*writeReq, err error) {
+func (s *Store) finish(reqs []*writeReq, err error) {
 	for _, r := range reqs {
 		if err == nil && r.onCommit != nil {
 			r.onCommit()
@@ -635,7 +635,7 @@ func (s *store) finish(reqs []*writeReq, err error) {
 
 // txStmt returns st bound to tx, binding it once per transaction: a batch
 // of two hundred inserts then shares one binding. Writer goroutine only.
-func (s *store) txStmt(ctx context.Context, tx *sql.Tx, st *sql.Stmt) *sql.Stmt {
+func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, st *sql.Stmt) *sql.Stmt {
 	b := s.txBound[st]
 	if b == nil {
 		b = tx.StmtContext(ctx, st)
@@ -675,11 +675,11 @@ const sqlBackup = `VACUUM INTO ?`
 // snapshot while the writer carries on (WAL), and the copy is compact and
 // needs no WAL file. It uses a connection of its own: the read pool's are
 // query_only, which forbids writing even the destination file.
-func (s *store) Backup(ctx context.Context, path string) error {
+func (s *Store) Backup(ctx context.Context, path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("backup: %s already exists", path)
 	}
-	db, err := sql.Open("sqlite", storeDSN(s.path, s.syncMode, roleBackup))
+	db, err := sql.Open("sqlite", storeDSN(s.Path, s.syncMode, roleBackup))
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -690,8 +690,8 @@ func (s *store) Backup(ctx context.Context, path string) error {
 	return nil
 }
 
-// nowMS is the store clock in Unix milliseconds, the unit of every stored time.
-func (s *store) nowMS() int64 { return s.now().UnixMilli() }
+// NowMS is the store clock in Unix milliseconds, the unit of every stored time.
+func (s *Store) NowMS() int64 { return s.Now().UnixMilli() }
 
-// fromMS turns a stored Unix millisecond time into a UTC time.Time.
-func fromMS(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+// FromMS turns a stored Unix millisecond time into a UTC time.Time.
+func FromMS(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
