@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -92,6 +94,36 @@ func TestTLSStomp(t *testing.T) {
 		c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
 	})
 
+	// Issue 26: no TLS session tickets on the STOMP port (see listenStompTLS);
+	// the HTTPS port still sends them, which shows that the check sees them.
+	t.Run("no session tickets", func(t *testing.T) {
+		cache := &ticketCache{}
+		c, err := dialStompTLS(t, srv.TCPAddr(), &tls.Config{RootCAs: pool, ClientSessionCache: cache, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
+		c.roundTrip(cmdSend, "after tickets would have come", "destination:/topic/tickets")
+		if n := cache.count(); n != 0 {
+			t.Errorf("STOMP port sent %d session tickets, want none", n)
+		}
+
+		web, err := tls.Dial("tcp", srv.HTTPAddr(), &tls.Config{RootCAs: pool, ClientSessionCache: cache, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer web.Close()
+		if _, err := web.Write([]byte("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, web); err != nil { // tickets come before the response
+			t.Fatal(err)
+		}
+		if cache.count() == 0 {
+			t.Error("HTTPS port sent no session ticket: the check cannot see them")
+		}
+	})
+
 	t.Run("untrusted certificate", func(t *testing.T) {
 		_, err := dialStompTLS(t, srv.TCPAddr(), &tls.Config{MinVersion: tls.VersionTLS12})
 		var unknown x509.UnknownAuthorityError
@@ -111,6 +143,30 @@ func TestTLSStomp(t *testing.T) {
 	})
 
 	checkFor(t, "every session gone", func() bool { return srv.broker.SessionCount() == 0 })
+}
+
+// ticketCache is a tls.ClientSessionCache that counts the session tickets
+// a server sends and keeps none.
+type ticketCache struct {
+	mu   sync.Mutex
+	puts int
+}
+
+func (c *ticketCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+
+func (c *ticketCache) Put(_ string, cs *tls.ClientSessionState) {
+	if cs == nil { // a removal, not a ticket
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.puts++
+}
+
+func (c *ticketCache) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.puts
 }
 
 // TestTLSStompOff: without a certificate -stomp-addr stays plain TCP.

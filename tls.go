@@ -67,6 +67,16 @@ func (s *server) listenTLS(ln net.Listener) (net.Listener, error) {
 // certificate pinned or trusted for the web UI then works for scripts
 // too, and passcodes never cross the network in the clear. There is no
 // ALPN name for STOMP, so none is offered. On error it closes ln.
+//
+// The STOMP listener sends no session tickets (issue 26). In TLS 1.3 the
+// server sends its tickets after the handshake, just as the client starts
+// writing; stomp.py (Python's ssl module) reads and writes one TLS socket
+// from two threads at once, which OpenSSL does not support, and about one
+// connect in seven lost its CONNECT while the reader thread took in the
+// ticket: the server then closed it with "no CONNECT frame in time". With
+// no tickets the server sends nothing until CONNECTED, and resumption buys
+// nothing here: a STOMP connection lives for hours and reconnects are
+// rare, unlike a browser's many short HTTPS connections, which keep them.
 func (s *server) listenStompTLS(ln net.Listener) (net.Listener, error) {
 	if !s.cfg.tlsEnabled() {
 		return ln, nil
@@ -76,7 +86,9 @@ func (s *server) listenStompTLS(ln net.Listener) (net.Listener, error) {
 		ln.Close()
 		return nil, err
 	}
-	return tls.NewListener(ln, cfg.Clone()), nil
+	cfg = cfg.Clone()
+	cfg.SessionTicketsDisabled = true
+	return tls.NewListener(ln, cfg), nil
 }
 
 // serverTLS loads the certificate once (making a self-signed one if asked)
