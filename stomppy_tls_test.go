@@ -134,5 +134,5 @@ func TestStompPyTLS(t *testing.T) {
 	if limit := stompPyRoundLimit.Seconds(); res.MaxSeconds >= limit {
 		t.Errorf("slowest round took %.3fs, want under %.0fs: %+v", res.MaxSeconds, limit, res.Slowest)
 	}
-	checkFor(t, "every session gone", func() bool { return srv.broker.sessionCount() == 0 })
+	checkFor(t, "every session gone", func() bool { return srv.broker.SessionCount() == 0 })
 }

@@ -103,7 +103,7 @@ func TestTLSStomp(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
-		c.roundTrip(cmdSend, "after tickets would have come", "destination:/topic/tickets")
+		c.roundTrip(stomp.CmdSend, "after tickets would have come", "destination:/topic/tickets")
 		if n := cache.count(); n != 0 {
 			t.Errorf("STOMP port sent %d session tickets, want none", n)
 		}
