@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/apperr"
+	"stompbox/internal/auth"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/store"
 	"strconv"
@@ -29,7 +30,7 @@ const (
 // handlers are safe for concurrent use.
 type api struct {
 	chat *chatService
-	auth *authService
+	auth *auth.Service
 	log  *slog.Logger
 	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
 	lim  *ratelimit.Limiter          // the broker's limiter: message posts share the users' STOMP SEND buckets
@@ -40,7 +41,7 @@ type api struct {
 // newAPI builds the API; routes registers it on a mux. lim is the broker's
 // rate limiter (nil: no limits), shared so that a user's STOMP SENDs and
 // HTTP message posts draw from one allowance.
-func newAPI(chat *chatService, auth *authService, lim *ratelimit.Limiter, log *slog.Logger) *api {
+func newAPI(chat *chatService, auth *auth.Service, lim *ratelimit.Limiter, log *slog.Logger) *api {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -141,7 +142,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Debug("api request refused", attrs...)
 	}
 	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(busyRetryAfter))
+		w.Header().Set("Retry-After", strconv.Itoa(auth.BusyRetryAfter))
 	}
 	writeAPIJSON(w, status, map[string]string{"error": apperr.Message(err)})
 }
@@ -238,15 +239,15 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u, err := a.auth.Register(r.Context(), registration{Username: c.Username, DisplayName: c.DisplayName, Password: c.Password, Invite: c.Invite})
+	u, err := a.auth.Register(r.Context(), auth.Registration{Username: c.Username, DisplayName: c.DisplayName, Password: c.Password, Invite: c.Invite})
 	if err != nil {
 		return err
 	}
-	s, err := a.auth.newSession(r.Context(), u)
+	s, err := a.auth.NewSession(r.Context(), u)
 	if err != nil {
 		return err
 	}
-	setSessionCookie(w, r, s)
+	auth.SetSessionCookie(w, r, s)
 	return writeAPIJSON(w, http.StatusCreated, u)
 }
 
@@ -259,7 +260,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	var (
 		u store.User
-		s loginSession
+		s auth.Session
 	)
 	if c.Guest != "" {
 		u, s, err = a.auth.GuestLogin(r.Context(), c.Guest)
@@ -269,18 +270,18 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	setSessionCookie(w, r, s)
+	auth.SetSessionCookie(w, r, s)
 	return writeAPIJSON(w, http.StatusOK, u)
 }
 
 // logout ends the cookie's loginSession (if any) and clears the cookie.
 func (a *api) logout(w http.ResponseWriter, r *http.Request) error {
-	if c, err := r.Cookie(sessionCookieName); err == nil {
+	if c, err := r.Cookie(auth.CookieName); err == nil {
 		if err := a.auth.Logout(r.Context(), c.Value); err != nil {
 			return err
 		}
 	}
-	clearSessionCookie(w, r)
+	auth.ClearSessionCookie(w, r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -393,5 +394,5 @@ func (a *api) createInvite(w http.ResponseWriter, r *http.Request, u store.User)
 	if err != nil {
 		return err
 	}
-	return writeAPIJSON(w, http.StatusCreated, map[string]any{"code": code, "expiresAt": a.chat.st.Now().Add(defaultInviteTTL).UTC().Format(time.RFC3339)})
+	return writeAPIJSON(w, http.StatusCreated, map[string]any{"code": code, "expiresAt": a.chat.st.Now().Add(auth.DefaultInviteTTL).UTC().Format(time.RFC3339)})
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/metrics"
+	"stompbox/internal/auth"
 	"stompbox/internal/broker"
 	"stompbox/internal/latency"
 	"stompbox/internal/ratelimit"
@@ -81,14 +82,14 @@ type adminStats struct {
 	broker  *broker.Broker
 	limiter *ratelimit.Limiter // nil in tests that have none
 	sockjs  []*sockjs.Server
-	store   *store.Store  // nil in tests that have none
-	gate    *passwordGate // nil in tests that have none
-	clog    *clusterLog   // nil on a single node
+	store   *store.Store // nil in tests that have none
+	gate    *auth.Gate   // nil in tests that have none
+	clog    *clusterLog  // nil on a single node
 	start   time.Time
 }
 
 // newAdminStats is called once, when the routes are built.
-func newAdminStats(b *broker.Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store.Store, gate *passwordGate) *adminStats {
+func newAdminStats(b *broker.Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store.Store, gate *auth.Gate) *adminStats {
 	return &adminStats{broker: b, limiter: lim, sockjs: sj, store: st, gate: gate, start: time.Now()}
 }
 
@@ -120,7 +121,7 @@ func (a *adminStats) read() adminStatsJSON {
 		}
 	}
 	if g := a.gate; g != nil {
-		st.Passwords = &gateStatsJSON{Slots: cap(g.slots), Running: len(g.slots), Waiting: g.waiting.Load(), PeakWaiting: g.peak.Load(), Busy: g.busy.Load()}
+		st.Passwords = &gateStatsJSON{Slots: cap(g.Slots), Running: len(g.Slots), Waiting: g.Waiting.Load(), PeakWaiting: g.Peak.Load(), Busy: g.Busy.Load()}
 	}
 	for _, sj := range a.sockjs {
 		st.SockJSSessions += sj.Sessions()

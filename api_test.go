@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"stompbox/internal/auth"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -109,7 +110,7 @@ func TestAPIAuthFlow(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("register = %d %s", resp.StatusCode, resp.Body)
 	}
-	if sc := resp.Header.Get("Set-Cookie"); !strings.Contains(sc, sessionCookieName+"=") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Lax") {
+	if sc := resp.Header.Get("Set-Cookie"); !strings.Contains(sc, auth.CookieName+"=") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Lax") {
 		t.Fatalf("register cookie %q", sc)
 	}
 	resp = f.do(t, c, "GET", "/api/me", "", nil)
@@ -269,11 +270,11 @@ func TestAPIStatusCodes(t *testing.T) {
 	t.Run("login throttled", func(t *testing.T) {
 		c := f.client(t, "")
 		var last apiResponse
-		for range maxLoginFailures + 1 {
+		for range auth.MaxLoginFailures + 1 {
 			last = f.do(t, c, "POST", "/api/login", `{"username":"carol","password":"not-her-password"}`, nil)
 		}
 		if last.StatusCode != 429 {
-			t.Fatalf("after %d failures = %d %s", maxLoginFailures+1, last.StatusCode, last.Body)
+			t.Fatalf("after %d failures = %d %s", auth.MaxLoginFailures+1, last.StatusCode, last.Body)
 		}
 	})
 }

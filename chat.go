@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/auth"
 	"stompbox/internal/store"
 	"strconv"
 	"strings"
@@ -447,18 +448,18 @@ func mentionedNames(body string) []string {
 	seen := map[string]bool{}
 	prev := ' '
 	for i, r := range body {
-		if r != '@' || isMentionRune(prev) {
+		if r != '@' || auth.IsMentionRune(prev) {
 			prev = r
 			continue
 		}
 		prev = r
 		rest := body[i+1:]
-		end := strings.IndexFunc(rest, func(r rune) bool { return !isMentionRune(r) })
+		end := strings.IndexFunc(rest, func(r rune) bool { return !auth.IsMentionRune(r) })
 		if end < 0 {
 			end = len(rest)
 		}
 		name := strings.TrimRight(rest[:end], ".-")
-		if name == "" || validUsername(name) != nil || seen[store.UsernameKey(name)] {
+		if name == "" || auth.ValidUsername(name) != nil || seen[store.UsernameKey(name)] {
 			continue
 		}
 		seen[store.UsernameKey(name)] = true

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"runtime"
+	"stompbox/internal/auth/authtest"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
 	"testing"
@@ -33,13 +34,13 @@ func BenchmarkPost(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			a := newTestAuth(b, s, false)
+			a := authtest.New(b, s, false)
 			c, err := newChatService(s, chatConfig{})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			u := mustRegister(b, a, "bench")
+			u := authtest.Register(b, a, "bench")
 			in := chatInput{Type: store.MsgTalk, RoomID: 1, Message: "a typical chat line of some forty characters"}
 			ctx := context.Background()
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"stompbox/internal/apperr"
+	"stompbox/internal/auth/authtest"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ type changeFixture struct {
 func newChangeFixture(t *testing.T) *changeFixture {
 	t.Helper()
 	f := &changeFixture{chatFixture: newChatFixture(t, langEnglish)}
-	f.dave = mustRegister(t, f.auth, "dave")
+	f.dave = authtest.Register(t, f.auth, "dave")
 	f.team = f.room(t, f.bob, "team", store.RoomPublic)
 	f.secret = f.room(t, f.bob, "secret", store.RoomPrivate)
 	for _, u := range []store.User{f.carol, f.dave} {

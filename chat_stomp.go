@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/auth"
 	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
@@ -30,7 +31,7 @@ const (
 // then delivered), since-id replay, room authorization, presence and typing.
 type chatSTOMP struct {
 	chat *chatService
-	auth *authService
+	auth *auth.Service
 	b    *broker.Broker
 	log  *slog.Logger
 
@@ -41,7 +42,7 @@ type chatSTOMP struct {
 // newChatSTOMP returns the glue for auth, whose broker and chat service are
 // set by attach: the broker needs the authenticator first, and the chat
 // service needs the broker's delivery functions.
-func newChatSTOMP(auth *authService, log *slog.Logger) *chatSTOMP {
+func newChatSTOMP(auth *auth.Service, log *slog.Logger) *chatSTOMP {
 	return &chatSTOMP{auth: auth, log: log, presence: make(map[int64]map[string]int)}
 }
 

@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/auth"
+	"stompbox/internal/auth/authtest"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
 	"strings"
@@ -80,7 +82,7 @@ func (r *chatRecorder) deliveries() []recordedDelivery {
 // users alice (admin), bob and carol.
 type chatFixture struct {
 	st                *store.Store
-	auth              *authService
+	auth              *auth.Service
 	chat              *chatService
 	rec               *chatRecorder
 	clock             *storetest.Clock
@@ -91,16 +93,16 @@ func newChatFixture(t testing.TB, lang string) *chatFixture {
 	t.Helper()
 	f := &chatFixture{clock: storetest.NewClock(), rec: &chatRecorder{online: map[string]bool{}}}
 	f.st = storetest.Open(t, f.clock)
-	f.auth = newTestAuth(t, f.st, true)
+	f.auth = authtest.New(t, f.st, true)
 	var err error
 	f.chat, err = newChatService(f.st, chatConfig{Lang: lang, Deliver: f.rec.deliver, Notify: f.rec.notify, Online: f.rec.isOnline})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.chat.Close() })
-	f.alice = mustRegister(t, f.auth, "alice")
-	f.bob = mustRegister(t, f.auth, "bob")
-	f.carol = mustRegister(t, f.auth, "carol")
+	f.alice = authtest.Register(t, f.auth, "alice")
+	f.bob = authtest.Register(t, f.auth, "bob")
+	f.carol = authtest.Register(t, f.auth, "carol")
 	return f
 }
 

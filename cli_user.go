@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"stompbox/internal/apperr"
+	"stompbox/internal/auth"
 	"stompbox/internal/store"
 	"strings"
 	"text/tabwriter"
@@ -71,7 +72,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 		return err
 	}
 	defer st.Close()
-	auth, err := newAuthService(st, authOptions{})
+	accounts, err := auth.New(st, auth.Options{})
 	if err != nil {
 		return err
 	}
@@ -82,7 +83,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 		if err != nil {
 			return err
 		}
-		u, err := auth.createAccount(ctx, registration{Username: pos[0], DisplayName: *display, Password: pw}, *admin, false)
+		u, err := accounts.CreateAccount(ctx, auth.Registration{Username: pos[0], DisplayName: *display, Password: pw}, *admin, false)
 		if err != nil {
 			return fmt.Errorf("user add: %s", cliError(err))
 		}
@@ -95,10 +96,10 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 		if err != nil {
 			return err
 		}
-		if err := validPassword(pw); err != nil {
+		if err := auth.ValidPassword(pw); err != nil {
 			return fmt.Errorf("user passwd: %s", cliError(err))
 		}
-		hash, err := auth.hash(ctx, pw)
+		hash, err := accounts.Hash(ctx, pw)
 		if err != nil {
 			return err
 		}
@@ -123,7 +124,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 		if len(pos) == 2 {
 			name = pos[1]
 		}
-		tok, err := auth.CreateToken(ctx, u, name)
+		tok, err := accounts.CreateToken(ctx, u, name)
 		if err != nil {
 			return fmt.Errorf("user token: %s", cliError(err))
 		}
@@ -196,7 +197,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // generates one.
 func cliPassword(fromStdin bool, stdin io.Reader) (pw string, generated bool, err error) {
 	if fromStdin {
-		line, err := bufio.NewReader(io.LimitReader(stdin, maxPasswordLen+2)).ReadString('\n')
+		line, err := bufio.NewReader(io.LimitReader(stdin, auth.MaxPasswordLen+2)).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return "", false, fmt.Errorf("read password: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"stompbox/internal/apperr"
+	"stompbox/internal/auth/authtest"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
 	"strings"
@@ -32,7 +33,7 @@ func TestUserCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	serverAuth := newTestAuth(t, server, false)
+	serverAuth := authtest.New(t, server, false)
 
 	tests := []struct {
 		name    string
@@ -81,7 +82,7 @@ func TestUserCommand(t *testing.T) {
 	}
 
 	// The server sees what the CLI did.
-	if _, err := serverAuth.checkLogin(ctx, "root", "new-password"); err != nil {
+	if _, err := serverAuth.CheckLogin(ctx, "root", "new-password"); err != nil {
 		t.Fatalf("server login with the CLI's password: %v", err)
 	}
 	if _, err := server.UserByName(ctx, "carol"); !errors.Is(err, apperr.ErrUnknownUser) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"stompbox/internal/auth"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
@@ -369,7 +370,7 @@ func loginCookie(t *testing.T, srv *server, name string) *http.Cookie {
 	}
 	resp.Body.Close()
 	for _, c := range resp.Cookies() {
-		if c.Name == sessionCookieName {
+		if c.Name == auth.CookieName {
 			return c
 		}
 	}

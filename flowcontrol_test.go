@@ -13,9 +13,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"stompbox/internal/auth"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
-	"stompbox/internal/store"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -368,13 +368,13 @@ func settledUse() (goroutines int, heap uint64) {
 // than the gate has slots, every one finishes, and past the queue's bound a
 // check is refused with "server busy, retry" at once.
 func TestPasswordGateQueues(t *testing.T) {
-	g := &passwordGate{slots: make(chan struct{}, 2), maxQueue: 8, maxWait: time.Minute}
+	g := &auth.Gate{Slots: make(chan struct{}, 2), MaxQueue: 8, MaxWait: time.Minute}
 	var running, most atomic.Int32
 	release := make(chan struct{})
 	results := make(chan error, 20)
 	for range 10 { // 2 run, 8 wait
 		go func() {
-			results <- g.do(context.Background(), func() {
+			results <- g.Do(context.Background(), func() {
 				n := running.Add(1)
 				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 				}
@@ -383,8 +383,8 @@ func TestPasswordGateQueues(t *testing.T) {
 			})
 		}()
 	}
-	checkFor(t, "2 running and 8 queued", func() bool { return running.Load() == 2 && g.waiting.Load() == 8 })
-	if err := g.do(context.Background(), func() { t.Error("ran past a full queue") }); err != errServerBusy {
+	checkFor(t, "2 running and 8 queued", func() bool { return running.Load() == 2 && g.Waiting.Load() == 8 })
+	if err := g.Do(context.Background(), func() { t.Error("ran past a full queue") }); err != auth.ErrServerBusy {
 		t.Fatalf("11th check: %v, want errServerBusy", err)
 	}
 	close(release)
@@ -396,16 +396,16 @@ func TestPasswordGateQueues(t *testing.T) {
 	if most.Load() != 2 {
 		t.Fatalf("%d checks ran at once, want at most 2", most.Load())
 	}
-	if g.peak.Load() != 8 || g.busy.Load() != 1 {
-		t.Fatalf("peak %d, busy %d", g.peak.Load(), g.busy.Load())
+	if g.Peak.Load() != 8 || g.Busy.Load() != 1 {
+		t.Fatalf("peak %d, busy %d", g.Peak.Load(), g.Busy.Load())
 	}
 
 	// A check that waits longer than maxWait is refused, not left hanging.
-	g = &passwordGate{slots: make(chan struct{}, 1), maxQueue: 8, maxWait: 10 * time.Millisecond}
+	g = &auth.Gate{Slots: make(chan struct{}, 1), MaxQueue: 8, MaxWait: 10 * time.Millisecond}
 	hold := make(chan struct{})
-	go g.do(context.Background(), func() { <-hold })
-	checkFor(t, "the slot taken", func() bool { return len(g.slots) == 1 })
-	if err := g.do(context.Background(), func() {}); err != errServerBusy {
+	go g.Do(context.Background(), func() { <-hold })
+	checkFor(t, "the slot taken", func() bool { return len(g.Slots) == 1 })
+	if err := g.Do(context.Background(), func() {}); err != auth.ErrServerBusy {
 		t.Fatalf("after maxWait: %v", err)
 	}
 	close(hold)
@@ -418,13 +418,13 @@ func TestLoginStormBusy(t *testing.T) {
 	srv := startServer(t)
 	addUser(t, srv, "kim", testPassword)
 	block := make(chan struct{})
-	gate := srv.auth.gate
-	for range cap(gate.slots) { // take every slot
-		go gate.do(context.Background(), func() { <-block })
+	gate := srv.auth.Gate
+	for range cap(gate.Slots) { // take every slot
+		go gate.Do(context.Background(), func() { <-block })
 	}
 	defer close(block)
-	checkFor(t, "every slot taken", func() bool { return len(gate.slots) == cap(gate.slots) })
-	gate.maxQueue = 0 // and no room to wait
+	checkFor(t, "every slot taken", func() bool { return len(gate.Slots) == cap(gate.Slots) })
+	gate.MaxQueue = 0 // and no room to wait
 
 	c := dialTCP(t, srv.TCPAddr())
 	c.send(stomp.CmdConnect, "", "accept-version:1.2", "login:kim", "passcode:"+testPassword)
@@ -432,13 +432,11 @@ func TestLoginStormBusy(t *testing.T) {
 		t.Fatalf("CONNECT: ERROR %v", e.Headers)
 	}
 	status, h, body := httpAs(t, srv, "", "POST", "/api/login", `{"username":"kim","password":"`+testPassword+`"}`)
-	if status != 503 || h.Get("Retry-After") != fmt.Sprint(busyRetryAfter) || !strings.Contains(body, "server busy, retry") {
+	if status != 503 || h.Get("Retry-After") != fmt.Sprint(auth.BusyRetryAfter) || !strings.Contains(body, "server busy, retry") {
 		t.Fatalf("login: %d %q %s", status, h.Get("Retry-After"), body)
 	}
-	srv.auth.limiter.mu.Lock()
-	defer srv.auth.limiter.mu.Unlock()
-	if f := srv.auth.limiter.m[store.UsernameKey("kim")]; f != nil {
-		t.Fatalf("busy refusals counted as %d failed logins", f.count)
+	if n := srv.auth.FailedLogins("kim"); n != 0 {
+		t.Fatalf("busy refusals counted as %d failed logins", n)
 	}
 }
 
@@ -534,7 +532,7 @@ func TestFlowControlSockJSSendsInTurn(t *testing.T) {
 func TestLoginStormQueues(t *testing.T) {
 	srv := startServer(t, func(c *Config) { c.RateLimits.ConnsPerIP = 0 })
 	addUser(t, srv, "kim", testPassword)
-	gate := srv.auth.gate
+	gate := srv.auth.Gate
 	const n = 20
 	conns := make([]net.Conn, n)
 	for i := range conns {
@@ -564,8 +562,8 @@ func TestLoginStormQueues(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if gate.peak.Load() < 1 || gate.busy.Load() != 0 {
-		t.Fatalf("peak waiting %d, busy %d: want some queued, none refused", gate.peak.Load(), gate.busy.Load())
+	if gate.Peak.Load() < 1 || gate.Busy.Load() != 0 {
+		t.Fatalf("peak waiting %d, busy %d: want some queued, none refused", gate.Peak.Load(), gate.Busy.Load())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"stompbox/internal/auth"
 	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
@@ -92,7 +93,7 @@ func startBroker(t testing.TB, cfg broker.Config, setup func(*broker.Broker)) (*
 // addUser registers an account with a password on a running server.
 func addUser(t testing.TB, srv *server, name, password string) store.User {
 	t.Helper()
-	u, err := srv.auth.Register(context.Background(), registration{Username: name, DisplayName: name, Password: password})
+	u, err := srv.auth.Register(context.Background(), auth.Registration{Username: name, DisplayName: name, Password: password})
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}

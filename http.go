@@ -16,7 +16,7 @@ func (s *server) routes() http.Handler {
 		mux.Handle(sj.Opts.Prefix+"/", sj)
 	}
 	s.api.routes(mux)
-	stats := newAdminStats(s.broker, s.limiter, s.sockjs, s.store, s.auth.gate)
+	stats := newAdminStats(s.broker, s.limiter, s.sockjs, s.store, s.auth.Gate)
 	stats.clog = s.clog
 	mux.Handle("GET /api/admin/stats", s.api.authed(s.api.admin(stats.serve)))
 	s.pages.routes(mux) // also serves ui.StaticPrefix

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"stompbox/internal/auth"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
@@ -416,7 +417,7 @@ func (a *benchAPI) post(ctx context.Context, cookie, path string, body, out any)
 		}
 	}
 	for _, c := range resp.Cookies() {
-		if c.Name == sessionCookieName {
+		if c.Name == auth.CookieName {
 			return c.Name + "=" + c.Value, resp.StatusCode, nil
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"stompbox/internal/auth"
 	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"strings"
@@ -84,7 +85,7 @@ func TestLogSecrets(t *testing.T) {
 	cookieOf := func(r reply) string {
 		t.Helper()
 		for _, c := range r.cookies {
-			if c.Name == sessionCookieName {
+			if c.Name == auth.CookieName {
 				return secret(c.Value)
 			}
 		}
@@ -101,20 +102,20 @@ func TestLogSecrets(t *testing.T) {
 	// Registration and logins, JSON and form, right and wrong.
 	r := do("POST", "/api/register", jsonType, `{"username":"admin","password":"`+adminPass+`"}`, nil)
 	expectStatus("register admin", r, 201)
-	adminCookie := map[string]string{"Cookie": sessionCookieName + "=" + cookieOf(r)}
+	adminCookie := map[string]string{"Cookie": auth.CookieName + "=" + cookieOf(r)}
 	r = do("POST", "/api/register", formType, url.Values{"username": {"bob"}, "password": {bobPass}}.Encode(), nil)
 	expectStatus("register bob (form)", r, 201)
 	cookieOf(r)
 	r = do("POST", "/api/login", jsonType, `{"username":"bob","password":"`+bobPass+`"}`, nil)
 	expectStatus("login", r, 200)
-	bobCookie := map[string]string{"Cookie": sessionCookieName + "=" + cookieOf(r)}
+	bobCookie := map[string]string{"Cookie": auth.CookieName + "=" + cookieOf(r)}
 	expectStatus("wrong password", do("POST", "/api/login", jsonType, `{"username":"bob","password":"`+wrongPass+`"}`, nil), 401)
 	expectStatus("wrong password (form)", do("POST", "/api/login", formType, url.Values{"username": {"bob"}, "password": {wrongPass}}.Encode(), nil), 401)
 	expectStatus("unknown user", do("POST", "/api/login", jsonType, `{"username":"nobody","password":"`+wrongPass+`"}`, nil), 401)
 	expectStatus("short password", do("POST", "/api/register", jsonType, `{"username":"dave","password":"`+secret("sh0rt")+`"}`, nil), 400)
 	expectStatus("malformed login", do("POST", "/api/login", jsonType, `{"username":"bob","password":"`+wrongPass, nil), 400)
 	expectStatus("me by cookie", do("GET", "/api/me", "", "", bobCookie), 200)
-	expectStatus("bad cookie", do("GET", "/api/me", "", "", map[string]string{"Cookie": sessionCookieName + "=" + secret("forged-cookie-JJ55")}), 401)
+	expectStatus("bad cookie", do("GET", "/api/me", "", "", map[string]string{"Cookie": auth.CookieName + "=" + secret("forged-cookie-JJ55")}), 401)
 
 	// API tokens: made over HTTP, used as Bearer and as STOMP passcode.
 	r = do("POST", "/api/tokens", jsonType, `{"name":"ci"}`, bobCookie)

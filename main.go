@@ -46,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"stompbox/internal/auth"
 	"stompbox/internal/broker"
 	"stompbox/internal/buildinfo"
 	"stompbox/internal/desktop"
@@ -485,7 +486,7 @@ type server struct {
 	sockjs    []*sockjs.Server
 	static    *ui.Static
 	store     *store.Store
-	auth      *authService
+	auth      *auth.Service
 	chat      *chatService
 	glue      *chatSTOMP
 	files     *fileService
@@ -531,7 +532,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 			return nil, err
 		}
 	}
-	if s.auth, err = newAuthService(st, authOptions{AllowGuests: cfg.AllowGuests}); err != nil {
+	if s.auth, err = auth.New(st, auth.Options{AllowGuests: cfg.AllowGuests}); err != nil {
 		st.Close()
 		cancel()
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"stompbox/internal/auth"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -86,7 +87,7 @@ func TestInvitationLookup(t *testing.T) {
 	if err := f.auth.SetRegistration(ctx, f.alice, store.RegistrationInvite); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.auth.Register(ctx, registration{Username: "dana", Password: "password-dana", Invite: code}); err != nil {
+	if _, err := f.auth.Register(ctx, auth.Registration{Username: "dana", Password: "password-dana", Invite: code}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := f.auth.Invitation(ctx, code); err != nil || ok {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"stompbox/internal/auth"
 	"stompbox/internal/stomp"
 	"strings"
 	"testing"
@@ -97,7 +98,7 @@ func TestTLSSelfSigned(t *testing.T) {
 		resp.Body.Close()
 		var found bool
 		for _, c := range resp.Cookies() {
-			if c.Name == sessionCookieName {
+			if c.Name == auth.CookieName {
 				found = true
 				if !c.Secure || !c.HttpOnly {
 					t.Errorf("session cookie Secure=%v HttpOnly=%v", c.Secure, c.HttpOnly)

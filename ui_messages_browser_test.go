@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"stompbox/internal/auth"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -390,7 +391,7 @@ func TestUIMarkdownXSS(t *testing.T) {
 	t.Log("step: the strings in every field another person sees")
 	ctx := context.Background()
 	evil := `<img src=x onerror=window.__xss=1>`
-	u, err := srv.auth.Register(ctx, registration{Username: "eve", DisplayName: evil, Password: testPassword})
+	u, err := srv.auth.Register(ctx, auth.Registration{Username: "eve", DisplayName: evil, Password: testPassword})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"stompbox/internal/auth"
 	"stompbox/internal/broker"
 	"strings"
 	"testing"
@@ -177,7 +178,7 @@ func TestUIInstallableApp(t *testing.T) {
 	}
 
 	t.Log("step: bob's session ends elsewhere (his password changed); his next visit drops what was cached of his")
-	hash, err := hashPassword("a-new-password-for-bob", defaultArgonParams())
+	hash, err := auth.HashPassword("a-new-password-for-bob", auth.DefaultArgonParams())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestUIOutboxStaysWithItsAccount(t *testing.T) {
 	alice.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		httpOnly := true
 		for _, c := range bobCookies {
-			if c.Name != sessionCookieName {
+			if c.Name != auth.CookieName {
 				continue
 			}
 			switched = true
@@ -239,7 +240,7 @@ func TestUIOutboxStaysWithItsAccount(t *testing.T) {
 		return nil
 	}))
 	if !switched {
-		t.Fatalf("bob has no %s cookie: %v", sessionCookieName, bobCookies)
+		t.Fatalf("bob has no %s cookie: %v", auth.CookieName, bobCookies)
 	}
 	alice.eval(`(() => { window.__beforeSwitch = true; return true })()`, nil)
 	alice.setOffline(false)

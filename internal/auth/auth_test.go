@@ -1,4 +1,4 @@
-package main
+package auth
 
 import (
 	"context"
@@ -15,20 +15,20 @@ import (
 )
 
 // cheapArgon keeps tests fast; production parameters are tested once below.
-var cheapArgon = argonParams{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
+var cheapArgon = ArgonParams{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
 
-func newTestAuth(t testing.TB, s *store.Store, guests bool) *authService {
+func newTestAuth(t testing.TB, s *store.Store, guests bool) *Service {
 	t.Helper()
-	a, err := newAuthService(s, authOptions{AllowGuests: guests, Argon: cheapArgon})
+	a, err := New(s, Options{AllowGuests: guests, Argon: cheapArgon})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
 
-func mustRegister(t testing.TB, a *authService, name string) store.User {
+func mustRegister(t testing.TB, a *Service, name string) store.User {
 	t.Helper()
-	u, err := a.Register(context.Background(), registration{Username: name, Password: "password-" + name})
+	u, err := a.Register(context.Background(), Registration{Username: name, Password: "password-" + name})
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
@@ -36,7 +36,7 @@ func mustRegister(t testing.TB, a *authService, name string) store.User {
 }
 
 func TestPasswordHash(t *testing.T) {
-	h, err := hashPassword("correct horse", defaultArgonParams())
+	h, err := HashPassword("correct horse", DefaultArgonParams())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestPasswordHash(t *testing.T) {
 			}
 		})
 	}
-	h2, _ := hashPassword("correct horse", defaultArgonParams())
+	h2, _ := HashPassword("correct horse", DefaultArgonParams())
 	if h == h2 {
 		t.Error("two hashes of one password are equal: salt missing")
 	}
@@ -90,23 +90,23 @@ func TestRegisterRules(t *testing.T) {
 
 	tests := []struct {
 		name string
-		reg  registration
+		reg  Registration
 		want error
 	}{
-		{"empty name", registration{Username: "", Password: "longenough"}, apperr.KindBadRequest},
-		{"space in name", registration{Username: "a b", Password: "longenough"}, apperr.KindBadRequest},
-		{"at sign", registration{Username: "@a", Password: "longenough"}, apperr.KindBadRequest},
-		{"leading dot", registration{Username: ".a", Password: "longenough"}, apperr.KindBadRequest},
-		{"too long", registration{Username: strings.Repeat("a", 33), Password: "longenough"}, apperr.KindBadRequest},
-		{"short password", registration{Username: "carol", Password: "short"}, apperr.KindBadRequest},
-		{"huge password", registration{Username: "carol", Password: strings.Repeat("x", maxPasswordLen+1)}, apperr.KindBadRequest},
-		{"control in display", registration{Username: "carol", DisplayName: "a\x00b", Password: "longenough"}, apperr.KindBadRequest},
-		{"same name", registration{Username: "alice", Password: "longenough"}, apperr.ErrNameTaken},
-		{"same name other case", registration{Username: "ALICE", Password: "longenough"}, apperr.ErrNameTaken},
-		{"korean name", registration{Username: "김철수", Password: "longenough"}, nil},
-		{"korean duplicate", registration{Username: "김철수", Password: "longenough"}, apperr.ErrNameTaken},
-		{"accented case fold", registration{Username: "émile", Password: "longenough"}, nil},
-		{"accented upper duplicate", registration{Username: "ÉMILE", Password: "longenough"}, apperr.ErrNameTaken},
+		{"empty name", Registration{Username: "", Password: "longenough"}, apperr.KindBadRequest},
+		{"space in name", Registration{Username: "a b", Password: "longenough"}, apperr.KindBadRequest},
+		{"at sign", Registration{Username: "@a", Password: "longenough"}, apperr.KindBadRequest},
+		{"leading dot", Registration{Username: ".a", Password: "longenough"}, apperr.KindBadRequest},
+		{"too long", Registration{Username: strings.Repeat("a", 33), Password: "longenough"}, apperr.KindBadRequest},
+		{"short password", Registration{Username: "carol", Password: "short"}, apperr.KindBadRequest},
+		{"huge password", Registration{Username: "carol", Password: strings.Repeat("x", MaxPasswordLen+1)}, apperr.KindBadRequest},
+		{"control in display", Registration{Username: "carol", DisplayName: "a\x00b", Password: "longenough"}, apperr.KindBadRequest},
+		{"same name", Registration{Username: "alice", Password: "longenough"}, apperr.ErrNameTaken},
+		{"same name other case", Registration{Username: "ALICE", Password: "longenough"}, apperr.ErrNameTaken},
+		{"korean name", Registration{Username: "김철수", Password: "longenough"}, nil},
+		{"korean duplicate", Registration{Username: "김철수", Password: "longenough"}, apperr.ErrNameTaken},
+		{"accented case fold", Registration{Username: "émile", Password: "longenough"}, nil},
+		{"accented upper duplicate", Registration{Username: "ÉMILE", Password: "longenough"}, apperr.ErrNameTaken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +134,7 @@ func TestRegisterInviteOnly(t *testing.T) {
 	if err := a.SetRegistration(ctx, admin, store.RegistrationInvite); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough"}); !errors.Is(err, apperr.ErrRegistrationOff) {
+	if _, err := a.Register(ctx, Registration{Username: "carol", Password: "longenough"}); !errors.Is(err, apperr.ErrRegistrationOff) {
 		t.Fatalf("register without invite = %v", err)
 	}
 	if _, err := a.CreateInvite(ctx, bob); !errors.Is(err, apperr.ErrNotAdmin) {
@@ -144,17 +144,17 @@ func TestRegisterInviteOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough", Invite: "wrong"}); !errors.Is(err, apperr.ErrBadInvite) {
+	if _, err := a.Register(ctx, Registration{Username: "carol", Password: "longenough", Invite: "wrong"}); !errors.Is(err, apperr.ErrBadInvite) {
 		t.Fatalf("wrong invite = %v", err)
 	}
 	// A failed invite rolls the account back with it.
 	if _, err := s.UserByName(ctx, "carol"); !errors.Is(err, apperr.ErrUnknownUser) {
 		t.Fatalf("account survived a bad invite: %v", err)
 	}
-	if _, err := a.Register(ctx, registration{Username: "carol", Password: "longenough", Invite: code}); err != nil {
+	if _, err := a.Register(ctx, Registration{Username: "carol", Password: "longenough", Invite: code}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Register(ctx, registration{Username: "dave", Password: "longenough", Invite: code}); !errors.Is(err, apperr.ErrBadInvite) {
+	if _, err := a.Register(ctx, Registration{Username: "dave", Password: "longenough", Invite: code}); !errors.Is(err, apperr.ErrBadInvite) {
 		t.Fatalf("reused invite = %v", err)
 	}
 }
@@ -223,7 +223,7 @@ func TestLoginSessions(t *testing.T) {
 
 	// A password change ends existing sessions.
 	_, sess, _ = a.Login(ctx, "alice", "password-alice")
-	h, _ := hashPassword("new-password", cheapArgon)
+	h, _ := HashPassword("new-password", cheapArgon)
 	if err := s.SetPassword(ctx, "alice", h); err != nil {
 		t.Fatal(err)
 	}
@@ -238,13 +238,13 @@ func TestLoginThrottle(t *testing.T) {
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()
 	mustRegister(t, a, "alice")
-	for i := range maxLoginFailures {
+	for i := range MaxLoginFailures {
 		if _, _, err := a.Login(ctx, "alice", "wrong-password"); !errors.Is(err, apperr.ErrBadCredentials) {
 			t.Fatalf("attempt %d = %v", i, err)
 		}
 	}
 	if _, _, err := a.Login(ctx, "Alice", "password-alice"); !errors.Is(err, apperr.ErrTooManyAttempts) {
-		t.Fatalf("after %d failures = %v, want throttled", maxLoginFailures, err)
+		t.Fatalf("after %d failures = %v, want throttled", MaxLoginFailures, err)
 	}
 	if apperr.HTTPStatus(apperr.ErrTooManyAttempts) != http.StatusTooManyRequests {
 		t.Fatal("throttling does not map to 429")
@@ -345,7 +345,7 @@ func TestGuests(t *testing.T) {
 	if _, err := on.Guest(ctx, "alice"); !errors.Is(err, apperr.ErrNameTaken) {
 		t.Fatalf("guest with a registered name = %v", err)
 	}
-	if _, err := on.Register(ctx, registration{Username: "visitor", Password: "longenough"}); !errors.Is(err, apperr.ErrNameTaken) {
+	if _, err := on.Register(ctx, Registration{Username: "visitor", Password: "longenough"}); !errors.Is(err, apperr.ErrNameTaken) {
 		t.Fatalf("register a guest's name = %v", err)
 	}
 	if _, err := on.CreateToken(ctx, g, "x"); !errors.Is(err, apperr.KindForbidden) {
@@ -369,13 +369,13 @@ func TestSessionCookie(t *testing.T) {
 				r.TLS = &tls.ConnectionState{}
 			}
 			w := httptest.NewRecorder()
-			setSessionCookie(w, r, loginSession{Token: "tok", Expires: time.Now().Add(time.Hour), TTL: time.Hour})
+			SetSessionCookie(w, r, Session{Token: "tok", Expires: time.Now().Add(time.Hour), TTL: time.Hour})
 			cs := w.Result().Cookies()
 			if len(cs) != 1 {
 				t.Fatalf("%d cookies", len(cs))
 			}
 			c := cs[0]
-			if c.Name != sessionCookieName || c.Value != "tok" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Path != "/" || c.MaxAge != 3600 {
+			if c.Name != CookieName || c.Value != "tok" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Path != "/" || c.MaxAge != 3600 {
 				t.Fatalf("cookie = %+v", c)
 			}
 		})

@@ -1,4 +1,4 @@
-package main
+package auth
 
 import (
 	"context"
@@ -26,73 +26,73 @@ const (
 	// own connect timeout would allow (stompbox's CONNECT timeout is 10 s
 	// from the socket's opening; a browser's login request has longer).
 	passwordMaxWait = 20 * time.Second
-	// busyRetryAfter is the Retry-After, in seconds, of an HTTP 503 "server
+	// BusyRetryAfter is the Retry-After, in seconds, of an HTTP 503 "server
 	// busy": by then a full queue has mostly drained.
-	busyRetryAfter = 5
+	BusyRetryAfter = 5
 )
 
-// errServerBusy refuses a password check that found the queue full or
+// ErrServerBusy refuses a password check that found the queue full or
 // waited passwordMaxWait: HTTP 503 with Retry-After, or a STOMP ERROR after
 // which the client reconnects later. Nothing is out of memory, nobody is
 // locked out.
-var errServerBusy = apperr.New(apperr.KindBusy, "server busy, retry")
+var ErrServerBusy = apperr.New(apperr.KindBusy, "server busy, retry")
 
-// passwordGate bounds the argon2id computations that run at once (see the
+// Gate bounds the argon2id computations that run at once (see the
 // constants above). Safe for concurrent use.
-type passwordGate struct {
-	slots    chan struct{} // a token per running computation; capacity is the bound
-	maxQueue int64         // most callers waiting for a slot
-	maxWait  time.Duration // longest a caller waits
+type Gate struct {
+	Slots    chan struct{} // a token per running computation; capacity is the bound
+	MaxQueue int64         // most callers waiting for a slot
+	MaxWait  time.Duration // longest a caller waits
 
-	waiting atomic.Int64 // callers waiting now
-	busy    atomic.Uint64
-	peak    atomic.Int64 // most waiting at once, since start (admin stats)
+	Waiting atomic.Int64 // callers waiting now
+	Busy    atomic.Uint64
+	Peak    atomic.Int64 // most waiting at once, since start (admin stats)
 }
 
 // newPasswordGate returns a gate for runtime.NumCPU() computations at once.
-func newPasswordGate() *passwordGate {
+func newPasswordGate() *Gate {
 	n := runtime.NumCPU()
-	return &passwordGate{
-		slots:    make(chan struct{}, n),
-		maxQueue: int64(n * passwordQueuePerCore),
-		maxWait:  passwordMaxWait,
+	return &Gate{
+		Slots:    make(chan struct{}, n),
+		MaxQueue: int64(n * passwordQueuePerCore),
+		MaxWait:  passwordMaxWait,
 	}
 }
 
-// do runs fn once a slot is free. It returns errServerBusy without running fn
+// Do runs fn once a slot is free. It returns errServerBusy without running fn
 // when the queue is full or no slot came free within maxWait, and ctx's
 // error when ctx ends first.
-func (g *passwordGate) do(ctx context.Context, fn func()) error {
+func (g *Gate) Do(ctx context.Context, fn func()) error {
 	select {
-	case g.slots <- struct{}{}: // a free slot: no queueing at all
+	case g.Slots <- struct{}{}: // a free slot: no queueing at all
 	default:
 		if err := g.wait(ctx); err != nil {
 			return err
 		}
 	}
-	defer func() { <-g.slots }()
+	defer func() { <-g.Slots }()
 	fn()
 	return nil
 }
 
 // wait queues for a slot. On success the caller holds one.
-func (g *passwordGate) wait(ctx context.Context) error {
-	n := g.waiting.Add(1)
-	defer g.waiting.Add(-1)
-	if n > g.maxQueue {
-		g.busy.Add(1)
-		return errServerBusy
+func (g *Gate) wait(ctx context.Context) error {
+	n := g.Waiting.Add(1)
+	defer g.Waiting.Add(-1)
+	if n > g.MaxQueue {
+		g.Busy.Add(1)
+		return ErrServerBusy
 	}
-	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
+	for p := g.Peak.Load(); n > p && !g.Peak.CompareAndSwap(p, n); p = g.Peak.Load() {
 	}
-	t := time.NewTimer(g.maxWait)
+	t := time.NewTimer(g.MaxWait)
 	defer t.Stop()
 	select {
-	case g.slots <- struct{}{}:
+	case g.Slots <- struct{}{}:
 		return nil
 	case <-t.C:
-		g.busy.Add(1)
-		return errServerBusy
+		g.Busy.Add(1)
+		return ErrServerBusy
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -1,4 +1,4 @@
-package main
+package auth
 
 import (
 	"context"
@@ -22,17 +22,17 @@ import (
 
 // Account and credential limits.
 const (
-	sessionCookieName = "stompbox_session"
+	CookieName = "stompbox_session"
 
 	// defaultSessionTTL: an intranet chat tab stays open for weeks; asking
 	// for the password monthly is the usual compromise.
 	defaultSessionTTL = 30 * 24 * time.Hour
 
-	// defaultInviteTTL gives an invite a week to be used.
-	defaultInviteTTL = 7 * 24 * time.Hour
+	// DefaultInviteTTL gives an invite a week to be used.
+	DefaultInviteTTL = 7 * 24 * time.Hour
 
 	minPasswordLen    = 8    // NIST SP 800-63B minimum for user-chosen passwords
-	maxPasswordLen    = 1024 // bounds the argon2 input a client can make us hash
+	MaxPasswordLen    = 1024 // bounds the argon2 input a client can make us hash
 	maxUsernameRunes  = 32   // fits a chat line prefix and an @mention
 	maxDisplayRunes   = 64   // room for a full name in Korean or English
 	maxTokenNameRunes = 64   // a label such as "ci-bot"
@@ -47,14 +47,14 @@ const (
 	// username within loginFailureWindow, further attempts are refused
 	// until the window passes. Argon2 makes each guess cost ~50 ms of CPU
 	// already; this stops a patient online guesser.
-	maxLoginFailures   = 10
+	MaxLoginFailures   = 10
 	loginFailureWindow = 5 * time.Minute
 	maxLimiterEntries  = 10000 // bounds the limiter's memory under a spray of usernames
 )
 
-// argonParams are argon2id cost parameters (RFC 9106). They are recorded in
+// ArgonParams are argon2id cost parameters (RFC 9106). They are recorded in
 // every hash, so changing the defaults only affects new passwords.
-type argonParams struct {
+type ArgonParams struct {
 	Memory  uint32 // KiB
 	Time    uint32 // passes
 	Threads uint8
@@ -62,15 +62,15 @@ type argonParams struct {
 	SaltLen int
 }
 
-// defaultArgonParams follows the OWASP password storage minimum for
+// DefaultArgonParams follows the OWASP password storage minimum for
 // argon2id (19 MiB, 2 passes, 1 lane): affordable on a Raspberry Pi.
-func defaultArgonParams() argonParams {
-	return argonParams{Memory: 19 * 1024, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16}
+func DefaultArgonParams() ArgonParams {
+	return ArgonParams{Memory: 19 * 1024, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16}
 }
 
-// hashPassword returns a PHC-format argon2id string:
+// HashPassword returns a PHC-format argon2id string:
 // $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>, base64 without padding.
-func hashPassword(password string, p argonParams) (string, error) {
+func HashPassword(password string, p ArgonParams) (string, error) {
 	salt := make([]byte, p.SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
@@ -94,7 +94,7 @@ func checkPassword(password, encoded string) (bool, error) {
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
 		return false, errBadHash
 	}
-	var p argonParams
+	var p ArgonParams
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
 		return false, errBadHash
 	}
@@ -126,24 +126,24 @@ func secretHash(secret string) []byte {
 	return h[:]
 }
 
-// validUsername checks the name rules: 1–32 letters, digits, '_', '-' or
+// ValidUsername checks the name rules: 1–32 letters, digits, '_', '-' or
 // '.', starting with a letter or digit. They are exactly the characters an
 // @mention matches, so every user can be mentioned.
-func validUsername(name string) error {
+func ValidUsername(name string) error {
 	n := utf8.RuneCountInString(name)
 	if n == 0 || n > maxUsernameRunes {
 		return apperr.New(apperr.KindBadRequest, fmt.Sprintf("username must be 1 to %d characters", maxUsernameRunes))
 	}
 	for i, r := range name {
-		if !isMentionRune(r) || (i == 0 && !unicode.IsLetter(r) && !unicode.IsDigit(r)) {
+		if !IsMentionRune(r) || (i == 0 && !unicode.IsLetter(r) && !unicode.IsDigit(r)) {
 			return apperr.New(apperr.KindBadRequest, "username may hold letters, digits, '_', '-' and '.', starting with a letter or digit")
 		}
 	}
 	return nil
 }
 
-// isMentionRune reports whether r may appear in a username (and so in an @mention).
-func isMentionRune(r rune) bool {
+// IsMentionRune reports whether r may appear in a username (and so in an @mention).
+func IsMentionRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '-' || r == '.'
 }
 
@@ -159,60 +159,60 @@ func cleanDisplayName(name, username string) (string, error) {
 	return name, nil
 }
 
-func validPassword(pw string) error {
+func ValidPassword(pw string) error {
 	if utf8.RuneCountInString(pw) < minPasswordLen {
 		return apperr.New(apperr.KindBadRequest, fmt.Sprintf("password must be at least %d characters", minPasswordLen))
 	}
-	if len(pw) > maxPasswordLen {
+	if len(pw) > MaxPasswordLen {
 		return apperr.New(apperr.KindBadRequest, "password too long")
 	}
 	return nil
 }
 
-// authOptions configures authService. The zero value is usable.
-type authOptions struct {
+// Options configures authService. The zero value is usable.
+type Options struct {
 	AllowGuests bool          // let people in with just a name (no password)
 	SessionTTL  time.Duration // 0 means defaultSessionTTL
-	Argon       argonParams   // zero means defaultArgonParams (tests pass cheap ones)
+	Argon       ArgonParams   // zero means defaultArgonParams (tests pass cheap ones)
 }
 
-// authService owns accounts and credentials: registration, passwords,
+// Service owns accounts and credentials: registration, passwords,
 // login sessions, API tokens, guests and invites. Safe for concurrent use.
-type authService struct {
+type Service struct {
 	st        *store.Store
-	opts      authOptions
+	opts      Options
 	limiter   *loginLimiter
-	gate      *passwordGate // bounds the argon2id computations running at once
-	dummyHash string        // checked against when the user does not exist, so timing does not tell
+	Gate      *Gate  // bounds the argon2id computations running at once
+	dummyHash string // checked against when the user does not exist, so timing does not tell
 }
 
-// loginSession is a login session as handed to the HTTP layer.
-type loginSession struct {
+// Session is a login session as handed to the HTTP layer.
+type Session struct {
 	Token   string        // the cookie value; only its hash is stored
 	Expires time.Time     // when the stored session ends (store clock)
 	TTL     time.Duration // lifetime from creation; the cookie's Max-Age
 }
 
-func newAuthService(st *store.Store, opts authOptions) (*authService, error) {
+func New(st *store.Store, opts Options) (*Service, error) {
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = defaultSessionTTL
 	}
-	if opts.Argon == (argonParams{}) {
-		opts.Argon = defaultArgonParams()
+	if opts.Argon == (ArgonParams{}) {
+		opts.Argon = DefaultArgonParams()
 	}
-	dummy, err := hashPassword("not a password", opts.Argon)
+	dummy, err := HashPassword("not a password", opts.Argon)
 	if err != nil {
 		return nil, err
 	}
-	return &authService{st: st, opts: opts, limiter: newLoginLimiter(st.Now), gate: newPasswordGate(), dummyHash: dummy}, nil
+	return &Service{st: st, opts: opts, limiter: newLoginLimiter(st.Now), Gate: newPasswordGate(), dummyHash: dummy}, nil
 }
 
-// hash computes password's argon2id hash through the password gate; it
+// Hash computes password's argon2id hash through the password gate; it
 // returns errServerBusy when the gate's queue is full.
-func (a *authService) hash(ctx context.Context, password string) (string, error) {
+func (a *Service) Hash(ctx context.Context, password string) (string, error) {
 	var h string
 	var err error
-	if gerr := a.gate.do(ctx, func() { h, err = hashPassword(password, a.opts.Argon) }); gerr != nil {
+	if gerr := a.Gate.Do(ctx, func() { h, err = HashPassword(password, a.opts.Argon) }); gerr != nil {
 		return "", gerr
 	}
 	return h, err
@@ -220,17 +220,17 @@ func (a *authService) hash(ctx context.Context, password string) (string, error)
 
 // check compares password with an argon2id hash through the password gate;
 // it returns errServerBusy when the gate's queue is full.
-func (a *authService) check(ctx context.Context, password, encoded string) (bool, error) {
+func (a *Service) check(ctx context.Context, password, encoded string) (bool, error) {
 	var ok bool
 	var err error
-	if gerr := a.gate.do(ctx, func() { ok, err = checkPassword(password, encoded) }); gerr != nil {
+	if gerr := a.Gate.Do(ctx, func() { ok, err = checkPassword(password, encoded) }); gerr != nil {
 		return false, gerr
 	}
 	return ok, err
 }
 
-// registration is the input of Register.
-type registration struct {
+// Registration is the input of Register.
+type Registration struct {
 	Username    string `json:"username"`
 	DisplayName string `json:"displayName"`
 	Password    string `json:"password"`
@@ -240,21 +240,21 @@ type registration struct {
 // Register creates an account. Registration is open unless an admin set it
 // to invite-only, in which case a valid unused invite code is required and
 // consumed. The first account becomes administrator.
-func (a *authService) Register(ctx context.Context, reg registration) (store.User, error) {
-	return a.createAccount(ctx, reg, false, true)
+func (a *Service) Register(ctx context.Context, reg Registration) (store.User, error) {
+	return a.CreateAccount(ctx, reg, false, true)
 }
 
-// createAccount is Register without the registration-mode check when
+// CreateAccount is Register without the registration-mode check when
 // checkMode is false (the CLI, which runs with file-system access).
-func (a *authService) createAccount(ctx context.Context, reg registration, admin, checkMode bool) (store.User, error) {
-	if err := validUsername(reg.Username); err != nil {
+func (a *Service) CreateAccount(ctx context.Context, reg Registration, admin, checkMode bool) (store.User, error) {
+	if err := ValidUsername(reg.Username); err != nil {
 		return store.User{}, err
 	}
 	display, err := cleanDisplayName(reg.DisplayName, reg.Username)
 	if err != nil {
 		return store.User{}, err
 	}
-	if err := validPassword(reg.Password); err != nil {
+	if err := ValidPassword(reg.Password); err != nil {
 		return store.User{}, err
 	}
 	nu := store.NewUser{Username: reg.Username, DisplayName: display, Admin: admin}
@@ -270,7 +270,7 @@ func (a *authService) createAccount(ctx context.Context, reg registration, admin
 			nu.InviteHash = secretHash(reg.Invite)
 		}
 	}
-	if nu.PasswordHash, err = a.hash(ctx, reg.Password); err != nil {
+	if nu.PasswordHash, err = a.Hash(ctx, reg.Password); err != nil {
 		return store.User{}, err
 	}
 	return a.st.CreateUser(ctx, nu)
@@ -278,19 +278,19 @@ func (a *authService) createAccount(ctx context.Context, reg registration, admin
 
 // Login checks a username and password and starts a login session. Wrong
 // name and wrong password give the same error after the same work.
-func (a *authService) Login(ctx context.Context, username, password string) (store.User, loginSession, error) {
-	u, err := a.checkLogin(ctx, username, password)
+func (a *Service) Login(ctx context.Context, username, password string) (store.User, Session, error) {
+	u, err := a.CheckLogin(ctx, username, password)
 	if err != nil {
-		return store.User{}, loginSession{}, err
+		return store.User{}, Session{}, err
 	}
-	s, err := a.newSession(ctx, u)
+	s, err := a.NewSession(ctx, u)
 	return u, s, err
 }
 
-// checkLogin verifies a password, with throttling and constant-time
+// CheckLogin verifies a password, with throttling and constant-time
 // comparison, and returns the account.
-func (a *authService) checkLogin(ctx context.Context, username, password string) (store.User, error) {
-	if len(password) > maxPasswordLen {
+func (a *Service) CheckLogin(ctx context.Context, username, password string) (store.User, error) {
+	if len(password) > MaxPasswordLen {
 		return store.User{}, apperr.ErrBadCredentials
 	}
 	key := store.UsernameKey(username)
@@ -306,7 +306,7 @@ func (a *authService) checkLogin(ctx context.Context, username, password string)
 		err = apperr.ErrUnknownUser
 	}
 	ok, herr := a.check(ctx, password, hash)
-	if errors.Is(herr, errServerBusy) || (herr != nil && ctx.Err() != nil) {
+	if errors.Is(herr, ErrServerBusy) || (herr != nil && ctx.Err() != nil) {
 		return store.User{}, herr // busy, or the client left while queued: not a guess, the throttle does not count it
 	}
 	if herr != nil {
@@ -320,21 +320,21 @@ func (a *authService) checkLogin(ctx context.Context, username, password string)
 	return u, nil
 }
 
-func (a *authService) newSession(ctx context.Context, u store.User) (loginSession, error) {
+func (a *Service) NewSession(ctx context.Context, u store.User) (Session, error) {
 	tok, err := newSecret()
 	if err != nil {
-		return loginSession{}, err
+		return Session{}, err
 	}
-	s := loginSession{Token: tok, Expires: a.st.Now().Add(a.opts.SessionTTL), TTL: a.opts.SessionTTL}
+	s := Session{Token: tok, Expires: a.st.Now().Add(a.opts.SessionTTL), TTL: a.opts.SessionTTL}
 	if err := a.st.CreateSession(ctx, secretHash(tok), u.ID, s.Expires); err != nil {
-		return loginSession{}, err
+		return Session{}, err
 	}
 	return s, nil
 }
 
 // Logout ends the session whose cookie value is token. Unknown tokens are
 // not an error: the client is logged out either way.
-func (a *authService) Logout(ctx context.Context, token string) error {
+func (a *Service) Logout(ctx context.Context, token string) error {
 	if token == "" {
 		return nil
 	}
@@ -342,7 +342,7 @@ func (a *authService) Logout(ctx context.Context, token string) error {
 }
 
 // UserBySession returns the user of a live login session, or errNotLoggedIn.
-func (a *authService) UserBySession(ctx context.Context, token string) (store.User, error) {
+func (a *Service) UserBySession(ctx context.Context, token string) (store.User, error) {
 	if token == "" {
 		return store.User{}, apperr.ErrNotLoggedIn
 	}
@@ -350,7 +350,7 @@ func (a *authService) UserBySession(ctx context.Context, token string) (store.Us
 }
 
 // UserByToken returns the owner of an API token, or errNotLoggedIn.
-func (a *authService) UserByToken(ctx context.Context, token string) (store.User, error) {
+func (a *Service) UserByToken(ctx context.Context, token string) (store.User, error) {
 	if !strings.HasPrefix(token, apiTokenPrefix) {
 		return store.User{}, apperr.ErrNotLoggedIn
 	}
@@ -361,7 +361,7 @@ func (a *authService) UserByToken(ctx context.Context, token string) (store.User
 // CONNECT. The passcode is the account's password or one of its API tokens
 // (bots); an empty passcode makes a guest named login when guests are
 // allowed. Failures are errBadCredentials (or errTooManyAttempts).
-func (a *authService) UserByLogin(ctx context.Context, login, passcode string) (store.User, error) {
+func (a *Service) UserByLogin(ctx context.Context, login, passcode string) (store.User, error) {
 	switch {
 	case passcode == "" && a.opts.AllowGuests:
 		return a.Guest(ctx, login)
@@ -372,12 +372,12 @@ func (a *authService) UserByLogin(ctx context.Context, login, passcode string) (
 		}
 		return u, err
 	default:
-		return a.checkLogin(ctx, login, passcode)
+		return a.CheckLogin(ctx, login, passcode)
 	}
 }
 
 // UserByName looks an account up by name (case-insensitive).
-func (a *authService) UserByName(ctx context.Context, name string) (store.User, error) {
+func (a *Service) UserByName(ctx context.Context, name string) (store.User, error) {
 	return a.st.UserByName(ctx, name)
 }
 
@@ -385,11 +385,11 @@ func (a *authService) UserByName(ctx context.Context, name string) (store.User, 
 // have no password, so a guest name identifies nobody: anyone may use a
 // guest name nobody registered, but never a registered user's name.
 // errGuestsDisabled unless AllowGuests.
-func (a *authService) Guest(ctx context.Context, name string) (store.User, error) {
+func (a *Service) Guest(ctx context.Context, name string) (store.User, error) {
 	if !a.opts.AllowGuests {
 		return store.User{}, apperr.ErrGuestsDisabled
 	}
-	if err := validUsername(name); err != nil {
+	if err := ValidUsername(name); err != nil {
 		return store.User{}, err
 	}
 	u, err := a.st.UserByName(ctx, name)
@@ -409,18 +409,18 @@ func (a *authService) Guest(ctx context.Context, name string) (store.User, error
 }
 
 // GuestLogin is Guest plus a login session, for the HTTP guest form.
-func (a *authService) GuestLogin(ctx context.Context, name string) (store.User, loginSession, error) {
+func (a *Service) GuestLogin(ctx context.Context, name string) (store.User, Session, error) {
 	u, err := a.Guest(ctx, name)
 	if err != nil {
-		return store.User{}, loginSession{}, err
+		return store.User{}, Session{}, err
 	}
-	s, err := a.newSession(ctx, u)
+	s, err := a.NewSession(ctx, u)
 	return u, s, err
 }
 
 // CreateToken makes a named API token for u and returns it; it is shown
 // once and only its hash is kept. Guests cannot have tokens.
-func (a *authService) CreateToken(ctx context.Context, u store.User, name string) (string, error) {
+func (a *Service) CreateToken(ctx context.Context, u store.User, name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > maxTokenNameRunes {
 		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
@@ -440,12 +440,12 @@ func (a *authService) CreateToken(ctx context.Context, u store.User, name string
 }
 
 // RevokeToken deletes u's token called name.
-func (a *authService) RevokeToken(ctx context.Context, u store.User, name string) error {
+func (a *Service) RevokeToken(ctx context.Context, u store.User, name string) error {
 	return a.st.DeleteToken(ctx, u.ID, name)
 }
 
 // CreateInvite returns a one-use registration code; admins only.
-func (a *authService) CreateInvite(ctx context.Context, admin store.User) (string, error) {
+func (a *Service) CreateInvite(ctx context.Context, admin store.User) (string, error) {
 	if !admin.IsAdmin {
 		return "", apperr.ErrNotAdmin
 	}
@@ -453,7 +453,7 @@ func (a *authService) CreateInvite(ctx context.Context, admin store.User) (strin
 	if err != nil {
 		return "", err
 	}
-	if err := a.st.CreateInvite(ctx, secretHash(code), admin.ID, a.st.Now().Add(defaultInviteTTL)); err != nil {
+	if err := a.st.CreateInvite(ctx, secretHash(code), admin.ID, a.st.Now().Add(DefaultInviteTTL)); err != nil {
 		return "", err
 	}
 	return code, nil
@@ -462,12 +462,12 @@ func (a *authService) CreateInvite(ctx context.Context, admin store.User) (strin
 // Invitation reports who made invite code (their display name, or username;
 // "" if the account is gone) and whether the code is still unused and
 // unexpired, for the register page.
-func (a *authService) Invitation(ctx context.Context, code string) (string, bool, error) {
+func (a *Service) Invitation(ctx context.Context, code string) (string, bool, error) {
 	return a.st.Invitation(ctx, secretHash(code))
 }
 
 // SetRegistration switches registration between "open" and "invite"; admins only.
-func (a *authService) SetRegistration(ctx context.Context, admin store.User, mode string) error {
+func (a *Service) SetRegistration(ctx context.Context, admin store.User, mode string) error {
 	if !admin.IsAdmin {
 		return apperr.ErrNotAdmin
 	}
@@ -480,7 +480,7 @@ func (a *authService) SetRegistration(ctx context.Context, admin store.User, mod
 // UserFromRequest authenticates an HTTP request: "Authorization: Bearer
 // <API token>" first, else the session cookie. The WebSocket and SockJS
 // handlers use it to fill connInfo.User.
-func (a *authService) UserFromRequest(r *http.Request) (store.User, error) {
+func (a *Service) UserFromRequest(r *http.Request) (store.User, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
@@ -488,21 +488,21 @@ func (a *authService) UserFromRequest(r *http.Request) (store.User, error) {
 		}
 		return a.UserByToken(r.Context(), strings.TrimSpace(tok))
 	}
-	c, err := r.Cookie(sessionCookieName)
+	c, err := r.Cookie(CookieName)
 	if err != nil {
 		return store.User{}, apperr.ErrNotLoggedIn
 	}
 	return a.UserBySession(r.Context(), c.Value)
 }
 
-// setSessionCookie sets the login cookie: HttpOnly (scripts cannot read
+// SetSessionCookie sets the login cookie: HttpOnly (scripts cannot read
 // it), SameSite=Lax (no cross-site POSTs carry it) and Secure when the
 // request came over TLS (plain-HTTP intranet installs must still work).
 // Its lifetime is Max-Age, relative, so a browser whose clock disagrees
 // with the server's (a Pi without RTC) still keeps it for the TTL.
-func setSessionCookie(w http.ResponseWriter, r *http.Request, s loginSession) {
+func SetSessionCookie(w http.ResponseWriter, r *http.Request, s Session) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     sessionCookieName,
+		Name:     CookieName,
 		Value:    s.Token,
 		Path:     "/",
 		MaxAge:   int(s.TTL.Seconds()),
@@ -512,10 +512,10 @@ func setSessionCookie(w http.ResponseWriter, r *http.Request, s loginSession) {
 	})
 }
 
-// clearSessionCookie removes the login cookie.
-func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+// ClearSessionCookie removes the login cookie.
+func ClearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     sessionCookieName,
+		Name:     CookieName,
 		Value:    "",
 		Path:     "/",
 		MaxAge:   -1,
@@ -553,7 +553,7 @@ func (l *loginLimiter) allow(key string) bool {
 		delete(l.m, key)
 		return true
 	}
-	return f.count < maxLoginFailures
+	return f.count < MaxLoginFailures
 }
 
 func (l *loginLimiter) fail(key string) {
@@ -582,4 +582,15 @@ func (l *loginLimiter) reset(key string) {
 	l.mu.Lock()
 	delete(l.m, key)
 	l.mu.Unlock()
+}
+
+// FailedLogins is how many wrong passwords username has had since its last
+// good one (or since its failures expired).
+func (a *Service) FailedLogins(username string) int {
+	a.limiter.mu.Lock()
+	defer a.limiter.mu.Unlock()
+	if f := a.limiter.m[store.UsernameKey(username)]; f != nil {
+		return f.count
+	}
+	return 0
 }
