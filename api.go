@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"stompbox/internal/apperr"
 	"stompbox/internal/auth"
+	"stompbox/internal/chat"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/store"
 	"strconv"
@@ -29,7 +30,7 @@ const (
 // api is the HTTP JSON API under /api/. It holds no state of its own;
 // handlers are safe for concurrent use.
 type api struct {
-	chat *chatService
+	chat *chat.Service
 	auth *auth.Service
 	log  *slog.Logger
 	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
@@ -41,7 +42,7 @@ type api struct {
 // newAPI builds the API; routes registers it on a mux. lim is the broker's
 // rate limiter (nil: no limits), shared so that a user's STOMP SENDs and
 // HTTP message posts draw from one allowance.
-func newAPI(chat *chatService, auth *auth.Service, lim *ratelimit.Limiter, log *slog.Logger) *api {
+func newAPI(chat *chat.Service, auth *auth.Service, lim *ratelimit.Limiter, log *slog.Logger) *api {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -347,7 +348,7 @@ func apiList[T any](s []T) []T {
 // file, so the copy goes to a temporary directory beside the database
 // (same file system, no surprise /tmp quota) and is removed afterwards.
 func (a *api) backup(w http.ResponseWriter, r *http.Request, u store.User) error {
-	dir, err := os.MkdirTemp(filepath.Dir(a.chat.st.Path), "backup-")
+	dir, err := os.MkdirTemp(filepath.Dir(a.chat.St.Path), "backup-")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -361,7 +362,7 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request, u store.User) error
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer f.Close()
-	name := "stompbox-" + a.chat.st.Now().UTC().Format("20060102-150405") + ".db"
+	name := "stompbox-" + a.chat.St.Now().UTC().Format("20060102-150405") + ".db"
 	w.Header().Set("Content-Type", "application/vnd.sqlite3")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	if fi, err := f.Stat(); err == nil {
@@ -394,5 +395,5 @@ func (a *api) createInvite(w http.ResponseWriter, r *http.Request, u store.User)
 	if err != nil {
 		return err
 	}
-	return writeAPIJSON(w, http.StatusCreated, map[string]any{"code": code, "expiresAt": a.chat.st.Now().Add(auth.DefaultInviteTTL).UTC().Format(time.RFC3339)})
+	return writeAPIJSON(w, http.StatusCreated, map[string]any{"code": code, "expiresAt": a.chat.St.Now().Add(auth.DefaultInviteTTL).UTC().Format(time.RFC3339)})
 }

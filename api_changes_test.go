@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"stompbox/internal/chat"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -14,11 +15,11 @@ import (
 func TestAPIMessageChanges(t *testing.T) {
 	f := newAPIFixture(t)
 	alice, bob, carol, anon := f.client(t, "alice"), f.client(t, "bob"), f.client(t, "carol"), f.client(t, "")
-	team := f.room(t, f.bob, "team", store.RoomPublic)
-	secret := f.room(t, f.bob, "secret", store.RoomPrivate)
-	byBob := f.post(t, f.bob, team.ID, store.MsgTalk, "bob's words")
-	toDelete := f.post(t, f.bob, team.ID, store.MsgTalk, "going away")
-	inSecret := f.post(t, f.bob, secret.ID, store.MsgTalk, "secret words")
+	team := f.Room(t, f.Bob, "team", store.RoomPublic)
+	secret := f.Room(t, f.Bob, "secret", store.RoomPrivate)
+	byBob := f.Post(t, f.Bob, team.ID, store.MsgTalk, "bob's words")
+	toDelete := f.Post(t, f.Bob, team.ID, store.MsgTalk, "going away")
+	inSecret := f.Post(t, f.Bob, secret.ID, store.MsgTalk, "secret words")
 	msg := func(r store.Room, m store.StoredMessage) string {
 		return fmt.Sprintf("/api/rooms/%d/messages/%d", r.ID, m.ID)
 	}
@@ -37,7 +38,7 @@ func TestAPIMessageChanges(t *testing.T) {
 		{"edit signed out", anon, "PATCH", msg(team, byBob), `{"message":"x"}`, 401, "login required"},
 		{"edit empty", bob, "PATCH", msg(team, byBob), `{"message":""}`, 400, "empty message"},
 		{"edit bad json", bob, "PATCH", msg(team, byBob), `{"message":`, 400, "malformed JSON"},
-		{"edit too long", bob, "PATCH", msg(team, byBob), `{"message":"` + strings.Repeat("가", maxMessageRunes+1) + `"}`, 413, "message too long"},
+		{"edit too long", bob, "PATCH", msg(team, byBob), `{"message":"` + strings.Repeat("가", chat.MaxMessageRunes+1) + `"}`, 413, "message too long"},
 		{"edit bad message id", bob, "PATCH", fmt.Sprintf("/api/rooms/%d/messages/x", team.ID), `{"message":"x"}`, 404, "unknown message"},
 		{"edit through the wrong room", bob, "PATCH", msg(secret, byBob), `{"message":"x"}`, 404, "unknown message"},
 		{"non-member edits in a private room", carol, "PATCH", msg(secret, inSecret), `{"message":"x"}`, 403, "not a member"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"stompbox/internal/apperr"
+	"stompbox/internal/chat"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/store"
 	"strconv"
@@ -20,7 +21,7 @@ func (a *api) rooms(w http.ResponseWriter, r *http.Request, u store.User) error 
 }
 
 func (a *api) createRoom(w http.ResponseWriter, r *http.Request, u store.User) error {
-	var nr newRoom
+	var nr chat.NewRoom
 	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &nr); err != nil {
 		return err
 	}
@@ -113,12 +114,12 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request, u store.User) err
 	case hasBefore && hasAfter:
 		return apperr.New(apperr.KindBadRequest, "give before or after, not both")
 	case hasAfter:
-		ms, err = a.chat.MessagesSince(r.Context(), u, id, after, int(min(limit, maxHistoryLimit)))
+		ms, err = a.chat.MessagesSince(r.Context(), u, id, after, int(min(limit, chat.MaxHistoryLimit)))
 	default:
 		if hasBefore && before == 0 {
 			return apperr.New(apperr.KindBadRequest, "before must be a message id")
 		}
-		ms, err = a.chat.Messages(r.Context(), u, id, before, 0, int(min(limit, maxHistoryLimit)))
+		ms, err = a.chat.Messages(r.Context(), u, id, before, 0, int(min(limit, chat.MaxHistoryLimit)))
 	}
 	if err != nil {
 		return err
@@ -145,10 +146,10 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u store.User) 
 		ReplyTo     int64             `json:"replyTo"`
 		Attachments []json.RawMessage `json:"attachments"` // file ids, as in a STOMP SEND
 	}
-	if err := decodeAPIJSON(w, r, a.chat.maxInputBytes(), &body); err != nil {
+	if err := decodeAPIJSON(w, r, a.chat.MaxInputBytes(), &body); err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
 			// Only a message over the limit makes the body this large: say so, as STOMP does.
-			return messageTooLongError{max: a.chat.maxRunes}
+			return chat.MessageTooLongError{Max: a.chat.MaxRunes}
 		}
 		return err
 	}
@@ -156,12 +157,12 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u store.User) 
 	if typ == "" {
 		typ = store.MsgTalk
 	}
-	files, err := parseAttachmentIDs(body.Attachments)
+	files, err := chat.ParseAttachmentIDs(body.Attachments)
 	if err != nil {
 		return err
 	}
-	m, err := a.chat.Post(r.Context(), u, chatInput{Type: typ, RoomID: id, Message: body.Message, ReplyTo: body.ReplyTo,
-		Attachments: files, IdempotencyKey: r.Header.Get(idempotencyHTTPHeader)})
+	m, err := a.chat.Post(r.Context(), u, chat.Input{Type: typ, RoomID: id, Message: body.Message, ReplyTo: body.ReplyTo,
+		Attachments: files, IdempotencyKey: r.Header.Get(chat.IdempotencyHTTPHeader)})
 	if err != nil {
 		return err
 	}
@@ -195,9 +196,9 @@ func (a *api) editMessage(w http.ResponseWriter, r *http.Request, u store.User) 
 	var body struct {
 		Message string `json:"message"`
 	}
-	if err := decodeAPIJSON(w, r, a.chat.maxInputBytes(), &body); err != nil {
+	if err := decodeAPIJSON(w, r, a.chat.MaxInputBytes(), &body); err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-			return messageTooLongError{max: a.chat.maxRunes}
+			return chat.MessageTooLongError{Max: a.chat.MaxRunes}
 		}
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/auth"
+	"stompbox/internal/chat"
+	"stompbox/internal/chat/chattest"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -22,17 +24,17 @@ import (
 
 // apiFixture is the API on a real loopback server over a chatFixture.
 type apiFixture struct {
-	*chatFixture
+	*chattest.Fixture
 	srv    *httptest.Server
 	logBuf *bytes.Buffer
 }
 
 func newAPIFixture(t *testing.T) *apiFixture {
 	t.Helper()
-	f := &apiFixture{chatFixture: newChatFixture(t, langEnglish), logBuf: &bytes.Buffer{}}
+	f := &apiFixture{Fixture: chattest.NewFixture(t, chat.LangEnglish), logBuf: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(&syncLogWriter{w: f.logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux := http.NewServeMux()
-	newAPI(f.chat, f.auth, nil, log).routes(mux)
+	newAPI(f.Chat, f.Auth, nil, log).routes(mux)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -169,13 +171,13 @@ func TestAPIStatusCodes(t *testing.T) {
 	ctx := context.Background()
 	alice, bob := f.client(t, "alice"), f.client(t, "bob")
 	anon := f.client(t, "")
-	private := f.room(t, f.alice, "secret", store.RoomPrivate)
-	tok, err := f.auth.CreateToken(ctx, f.bob, "bot")
+	private := f.Room(t, f.Alice, "secret", store.RoomPrivate)
+	tok, err := f.Auth.CreateToken(ctx, f.Bob, "bot")
 	if err != nil {
 		t.Fatal(err)
 	}
 	bearer := map[string]string{"Authorization": "Bearer " + tok}
-	long := strings.Repeat("가", maxMessageRunes+1)
+	long := strings.Repeat("가", chat.MaxMessageRunes+1)
 	huge := `{"name":"` + strings.Repeat("x", maxAPIBodyBytes) + `"}`
 	priv := fmt.Sprint(private.ID)
 
@@ -262,9 +264,9 @@ func TestAPIStatusCodes(t *testing.T) {
 	}
 
 	// Delivery: the API post was published like a STOMP SEND.
-	ds := f.rec.deliveries()
-	if len(ds) == 0 || !bytes.Contains(ds[len(ds)-1].body, []byte(`"bot says hi"`)) {
-		t.Fatalf("last delivery %q", ds[len(ds)-1].body)
+	ds := f.Rec.Deliveries()
+	if len(ds) == 0 || !bytes.Contains(ds[len(ds)-1].Body, []byte(`"bot says hi"`)) {
+		t.Fatalf("last delivery %q", ds[len(ds)-1].Body)
 	}
 
 	t.Run("login throttled", func(t *testing.T) {
@@ -283,7 +285,7 @@ func TestAPIInternalErrorHidden(t *testing.T) {
 	f := newAPIFixture(t)
 	bob := f.client(t, "bob")
 	// A closed store makes every query fail with an internal error.
-	if err := f.st.Close(); err != nil {
+	if err := f.St.Close(); err != nil {
 		t.Fatal(err)
 	}
 	resp := f.do(t, bob, "POST", "/api/rooms", `{"name":"x"}`, nil)
@@ -299,7 +301,7 @@ func TestAPIBackupDownload(t *testing.T) {
 	f := newAPIFixture(t)
 	alice := f.client(t, "alice")
 	for i := range 10 {
-		f.post(t, f.bob, 1, store.MsgTalk, fmt.Sprint("msg ", i))
+		f.Post(t, f.Bob, 1, store.MsgTalk, fmt.Sprint("msg ", i))
 	}
 	resp := f.do(t, alice, "GET", "/api/admin/backup", "", nil)
 	if resp.StatusCode != 200 || !bytes.HasPrefix(resp.Body, []byte("SQLite format 3\x00")) {
@@ -322,7 +324,7 @@ func TestAPIBackupDownload(t *testing.T) {
 		t.Fatalf("restored %d messages, %v", len(ms), err)
 	}
 	// No temporary files are left beside the database.
-	entries, _ := os.ReadDir(filepath.Dir(f.st.Path))
+	entries, _ := os.ReadDir(filepath.Dir(f.St.Path))
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), "backup-") {
 			t.Fatalf("left %s behind", e.Name())

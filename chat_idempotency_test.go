@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"stompbox/internal/chat"
+	"stompbox/internal/chat/chattest"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strings"
@@ -17,17 +19,17 @@ import (
 // caller gets the same message; keys are per user; a refused send may be
 // retried with its key; the window ends.
 func TestIdempotentPost(t *testing.T) {
-	f := newChatFixture(t, langEnglish)
+	f := chattest.NewFixture(t, chat.LangEnglish)
 	ctx := context.Background()
 	talk := func(u store.User, key, text string) (store.StoredMessage, error) {
-		return f.chat.Post(ctx, u, chatInput{Type: store.MsgTalk, RoomID: 1, Message: text, IdempotencyKey: key})
+		return f.Chat.Post(ctx, u, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: text, IdempotencyKey: key})
 	}
 	delivered := func(text string) int {
-		f.rec.mu.Lock()
-		defer f.rec.mu.Unlock()
+		f.Rec.Mu.Lock()
+		defer f.Rec.Mu.Unlock()
 		n := 0
-		for _, d := range f.rec.delivered {
-			if strings.Contains(string(d.body), `"message":"`+text+`"`) {
+		for _, d := range f.Rec.Delivered {
+			if strings.Contains(string(d.Body), `"message":"`+text+`"`) {
 				n++
 			}
 		}
@@ -35,11 +37,11 @@ func TestIdempotentPost(t *testing.T) {
 	}
 
 	t.Run("resend", func(t *testing.T) {
-		a, err := talk(f.alice, "k-1", "once")
+		a, err := talk(f.Alice, "k-1", "once")
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := talk(f.alice, "k-1", "once")
+		b, err := talk(f.Alice, "k-1", "once")
 		if err != nil || b.ID != a.ID {
 			t.Fatalf("resend got %d, %v; want id %d", b.ID, err, a.ID)
 		}
@@ -53,11 +55,11 @@ func TestIdempotentPost(t *testing.T) {
 		// of posting it again.
 		gone, cancel := context.WithCancel(ctx)
 		cancel()
-		first, err := f.chat.Post(gone, f.alice, chatInput{Type: store.MsgTalk, RoomID: 1, Message: "left early", IdempotencyKey: "k-gone"})
+		first, err := f.Chat.Post(gone, f.Alice, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "left early", IdempotencyKey: "k-gone"})
 		if err != nil {
 			t.Fatalf("first attempt: %v", err)
 		}
-		again, err := talk(f.alice, "k-gone", "left early")
+		again, err := talk(f.Alice, "k-gone", "left early")
 		if err != nil || again.ID != first.ID {
 			t.Fatalf("retry got %d, %v; want id %d", again.ID, err, first.ID)
 		}
@@ -70,7 +72,7 @@ func TestIdempotentPost(t *testing.T) {
 		ids := make([]int64, 8)
 		for i := range ids {
 			wg.Go(func() {
-				m, err := talk(f.bob, "k-2", "at once")
+				m, err := talk(f.Bob, "k-2", "at once")
 				if err != nil {
 					t.Error(err)
 				}
@@ -88,30 +90,30 @@ func TestIdempotentPost(t *testing.T) {
 		}
 	})
 	t.Run("keys are per user", func(t *testing.T) {
-		a, _ := talk(f.alice, "shared", "alice's")
-		b, _ := talk(f.bob, "shared", "bob's")
+		a, _ := talk(f.Alice, "shared", "alice's")
+		b, _ := talk(f.Bob, "shared", "bob's")
 		if a.ID == b.ID || b.Sender != "bob" {
 			t.Errorf("alice %d, bob %d %s", a.ID, b.ID, b.Sender)
 		}
 	})
 	t.Run("a refused send may be retried", func(t *testing.T) {
-		if _, err := talk(f.alice, "k-3", "   "); err == nil {
+		if _, err := talk(f.Alice, "k-3", "   "); err == nil {
 			t.Fatal("blank message stored")
 		}
-		if m, err := talk(f.alice, "k-3", "fixed"); err != nil || m.Message != "fixed" {
+		if m, err := talk(f.Alice, "k-3", "fixed"); err != nil || m.Message != "fixed" {
 			t.Fatalf("retry: %+v %v", m, err)
 		}
 	})
 	t.Run("window ends", func(t *testing.T) {
-		a, _ := talk(f.carol, "k-4", "old")
-		f.clock.Advance(idempotencyWindow + time.Second)
-		b, _ := talk(f.carol, "k-4", "old")
+		a, _ := talk(f.Carol, "k-4", "old")
+		f.Clock.Advance(chat.IdempotencyWindow + time.Second)
+		b, _ := talk(f.Carol, "k-4", "old")
 		if a.ID == b.ID {
 			t.Error("key remembered past the window")
 		}
 	})
 	t.Run("key too long", func(t *testing.T) {
-		if _, err := talk(f.alice, strings.Repeat("k", maxIdempotencyKeyLen+1), "x"); err != errBadIdempotencyKey {
+		if _, err := talk(f.Alice, strings.Repeat("k", chat.MaxIdempotencyKeyLen+1), "x"); err != chat.ErrBadIdempotencyKey {
 			t.Errorf("err %v", err)
 		}
 	})
@@ -124,7 +126,7 @@ func TestIdempotentHTTPPost(t *testing.T) {
 	post := func() store.StoredMessage {
 		req, _ := http.NewRequest("POST", f.base+"/api/rooms/1/messages", strings.NewReader(`{"message":"exactly once"}`))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(idempotencyHTTPHeader, "6f1c2f1e-2b6a-4c8e-9d55-0d0f2a9b7c11")
+		req.Header.Set(chat.IdempotencyHTTPHeader, "6f1c2f1e-2b6a-4c8e-9d55-0d0f2a9b7c11")
 		resp, err := f.alice.Do(req)
 		if err != nil || resp.StatusCode != http.StatusCreated {
 			t.Fatalf("post: %v %v", resp, err)
@@ -156,7 +158,7 @@ func TestIdempotentSTOMPSend(t *testing.T) {
 	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest())
 	kim := f.login(t, "kim")
 	for range 2 {
-		kim.roundTrip(stomp.CmdSend, chatBody("TALK", f.room.ID, "queued offline"), "destination:/pub/chat/message", idempotencyHeader+":outbox-1")
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", f.room.ID, "queued offline"), "destination:/pub/chat/message", chat.IdempotencyHeader+":outbox-1")
 	}
 	kim.roundTrip(stomp.CmdSend, chatBody("TALK", f.room.ID, "after"), "destination:/pub/chat/message")
 	if m := decodeChat(t, lee.expect(stomp.CmdMessage)); m.Message != "queued offline" {

@@ -9,6 +9,7 @@ import (
 	"stompbox/internal/apperr"
 	"stompbox/internal/auth"
 	"stompbox/internal/broker"
+	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"stompbox/internal/transport"
@@ -30,7 +31,7 @@ const (
 // through the account store, the seed's /pub/chat/message handler (stored,
 // then delivered), since-id replay, room authorization, presence and typing.
 type chatSTOMP struct {
-	chat *chatService
+	chat *chat.Service
 	auth *auth.Service
 	b    *broker.Broker
 	log  *slog.Logger
@@ -47,15 +48,15 @@ func newChatSTOMP(auth *auth.Service, log *slog.Logger) *chatSTOMP {
 }
 
 // attach registers the chat's handlers and hooks with b. Call it before serving.
-func (c *chatSTOMP) attach(b *broker.Broker, chat *chatService) {
-	c.b, c.chat = b, chat
+func (c *chatSTOMP) attach(b *broker.Broker, svc *chat.Service) {
+	c.b, c.chat = b, svc
 	b.Handle("/chat/message", c.handleChatMessage) // under every application prefix: /pub and /app
 	b.Handle("/chat/typing", c.handleTyping)
 	b.Handle("/chat/edit", c.handleChange(c.edit))
 	b.Handle("/chat/delete", c.handleChange(c.delete))
 	b.Handle("/chat/react", c.handleChange(c.react))
-	b.OnSubscribe(roomDestinationPrefix, c.onRoomSubscribe)
-	b.OnSend(roomDestinationPrefix, c.onRoomSend)
+	b.OnSubscribe(chat.RoomDestinationPrefix, c.onRoomSubscribe)
+	b.OnSend(chat.RoomDestinationPrefix, c.onRoomSend)
 	b.OnSubscribe(chatNotificationsDest, c.onNotificationsSubscribe)
 	b.OnUnsubscribe(c.onUnsubscribe)
 	b.OnRemotePresence(c.onRemotePresence)
@@ -113,14 +114,14 @@ func asSTOMPError(err error) error {
 func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *broker.AppRequest) error {
 	u, err := chatUser(req.Session)
 	if err == nil {
-		var in chatInput
-		if in, err = ParseChatInput(req.Frame.Body); err == nil {
-			in.IdempotencyKey = req.Frame.Value(idempotencyHeader)
-			if r := req.Frame.Value(stomp.HdrReceipt); r != "" && in.IdempotencyKey == "" && c.chat.clustered() {
+		var in chat.Input
+		if in, err = chat.ParseInput(req.Frame.Body); err == nil {
+			in.IdempotencyKey = req.Frame.Value(chat.IdempotencyHeader)
+			if r := req.Frame.Value(stomp.HdrReceipt); r != "" && in.IdempotencyKey == "" && c.chat.Clustered() {
 				// A client that resends after its node died reuses the
 				// receipt id (stompjs and Spring clients do): with the same
 				// destination and body it is the same message, posted once.
-				in.dedupKey = dedupKeyOf("rcpt", u.ID, r, req.Destination, string(req.Frame.Body))
+				in.DedupKey = chat.DedupKeyOf("rcpt", u.ID, r, req.Destination, string(req.Frame.Body))
 			}
 			_, err = c.chat.Post(ctx, u, in)
 		}
@@ -210,14 +211,14 @@ func (c *chatSTOMP) handleTyping(ctx context.Context, req *broker.AppRequest) er
 		return req.Refuse(asSTOMPError(err), chatErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 	}
 	body, _ := json.Marshal(map[string]string{"user": u.Username, "displayName": u.DisplayName})
-	return c.b.Publish(roomDestination(in.RoomID)+typingSuffix, jsonHeaders, body, 0)
+	return c.b.Publish(chat.RoomDestination(in.RoomID)+typingSuffix, jsonHeaders, body, 0)
 }
 
 var jsonHeaders = []stomp.Header{{Key: stomp.HdrContentType, Value: "application/json"}}
 
 // parseRoomDest splits /sub/chat/room/{id}[/presence|/typing].
 func parseRoomDest(dest string) (id int64, suffix string, ok bool) {
-	rest, ok := strings.CutPrefix(dest, roomDestinationPrefix)
+	rest, ok := strings.CutPrefix(dest, chat.RoomDestinationPrefix)
 	if !ok {
 		return 0, "", false
 	}
@@ -344,7 +345,7 @@ func (c *chatSTOMP) join(room int64, user string) {
 	m[user]++
 	changed := m[user] == 1
 	if changed {
-		c.b.NotePresence(roomDestination(room)+presenceSuffix, user, true)
+		c.b.NotePresence(chat.RoomDestination(room)+presenceSuffix, user, true)
 	}
 	c.mu.Unlock()
 	if changed {
@@ -361,7 +362,7 @@ func (c *chatSTOMP) leave(room int64, user string) {
 		if m[user] == 0 {
 			delete(m, user)
 			changed = true
-			c.b.NotePresence(roomDestination(room)+presenceSuffix, user, false)
+			c.b.NotePresence(chat.RoomDestination(room)+presenceSuffix, user, false)
 		}
 	}
 	if len(m) == 0 {
@@ -376,7 +377,7 @@ func (c *chatSTOMP) leave(room int64, user string) {
 // presenceJSON is {"online":[names…]} for a room, sorted: the users here
 // and, in a cluster, those on the other live nodes.
 func (c *chatSTOMP) presenceJSON(room int64) []byte {
-	remote := c.b.RemotePresence(roomDestination(room) + presenceSuffix)
+	remote := c.b.RemotePresence(chat.RoomDestination(room) + presenceSuffix)
 	c.mu.Lock()
 	online := make([]string, 0, len(c.presence[room])+len(remote))
 	for u := range c.presence[room] {
@@ -402,14 +403,14 @@ func (c *chatSTOMP) onRemotePresence(dest string) {
 // presence on this node only: every node sends its own subscribers its own
 // merged view, so a list is never delivered twice.
 func (c *chatSTOMP) publishPresence(room int64) {
-	dest := roomDestination(room) + presenceSuffix
+	dest := chat.RoomDestination(room) + presenceSuffix
 	c.b.PublishLocal(dest, jsonHeaders, c.presenceJSON(room))
 }
 
 // deliverRoom is the chat service's Deliver: it publishes a stored message to
 // its room. It runs on the store's writer goroutine and never blocks.
 func (c *chatSTOMP) deliverRoom(roomID, msgID int64, msg []byte) {
-	c.b.Publish(roomDestination(roomID), jsonHeaders, msg, msgID)
+	c.b.Publish(chat.RoomDestination(roomID), jsonHeaders, msg, msgID)
 }
 
 // notifyUser is the chat service's Notify.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"stompbox/internal/apperr"
+	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strings"
@@ -80,11 +81,11 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 	kim.expect(stomp.CmdReceipt)
 
 	t.Run("a non-member cannot change anything in a private room", func(t *testing.T) {
-		private, err := f.srv.chat.CreateRoom(t.Context(), f.users["kim"], newRoom{Name: "secret", Kind: store.RoomPrivate})
+		private, err := f.srv.chat.CreateRoom(t.Context(), f.users["kim"], chat.NewRoom{Name: "secret", Kind: store.RoomPrivate})
 		if err != nil {
 			t.Fatal(err)
 		}
-		pm, err := f.srv.chat.Post(t.Context(), f.users["kim"], chatInput{Type: store.MsgTalk, RoomID: private.ID, Message: "hidden"})
+		pm, err := f.srv.chat.Post(t.Context(), f.users["kim"], chat.Input{Type: store.MsgTalk, RoomID: private.ID, Message: "hidden"})
 		if err != nil {
 			t.Fatal(err)
 		}

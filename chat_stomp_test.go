@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"stompbox/internal/apperr"
+	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"stompbox/internal/transport"
@@ -35,7 +36,7 @@ func newSTOMPChatFixture(t *testing.T, names ...string) *stompChatFixture {
 		f.users[n] = addUser(t, f.srv, n, testPassword)
 	}
 	var err error
-	f.room, err = f.srv.chat.CreateRoom(context.Background(), f.users[names[0]], newRoom{Name: "general"})
+	f.room, err = f.srv.chat.CreateRoom(context.Background(), f.users[names[0]], chat.NewRoom{Name: "general"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func (f *stompChatFixture) login(t *testing.T, name string) *stompClient {
 	return c
 }
 
-func (f *stompChatFixture) roomDest() string { return roomDestination(f.room.ID) }
+func (f *stompChatFixture) roomDest() string { return chat.RoomDestination(f.room.ID) }
 
 func chatBody(typ string, room int64, text string) string {
 	b, _ := json.Marshal(map[string]any{"type": typ, "roomId": room, "sender": "mallory", "message": text})
@@ -164,7 +165,7 @@ func TestChatRefusedSend(t *testing.T) {
 		tests := []struct{ body, want string }{
 			{"not json", "malformed JSON"},
 			{chatBody("TALK", f.room.ID, ""), "empty message"},
-			{chatBody("TALK", f.room.ID, strings.Repeat("말", maxMessageRunes+1)), "message too long"},
+			{chatBody("TALK", f.room.ID, strings.Repeat("말", chat.MaxMessageRunes+1)), "message too long"},
 			{chatBody("TALK", 999999, "hi"), "unknown room"},
 			{chatBody("SHOUT", f.room.ID, "hi"), "type must be"},
 		}
@@ -189,15 +190,15 @@ func TestChatRefusedSend(t *testing.T) {
 
 func TestChatAuthorization(t *testing.T) {
 	f := newSTOMPChatFixture(t, "kim", "lee", "eve")
-	private, err := f.srv.chat.CreateRoom(context.Background(), f.users["kim"], newRoom{Name: "secret", Kind: store.RoomPrivate})
+	private, err := f.srv.chat.CreateRoom(context.Background(), f.users["kim"], chat.NewRoom{Name: "secret", Kind: store.RoomPrivate})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name, who, raw, want string
 	}{
-		{"non-member subscribes to a private room", "eve", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s\n\n\x00", roomDestination(private.ID)), "not a member"},
-		{"non-member reads private presence", "eve", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s/presence\n\n\x00", roomDestination(private.ID)), "not a member"},
+		{"non-member subscribes to a private room", "eve", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s\n\n\x00", chat.RoomDestination(private.ID)), "not a member"},
+		{"non-member reads private presence", "eve", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s/presence\n\n\x00", chat.RoomDestination(private.ID)), "not a member"},
 		{"publishing straight to a room topic", "kim", fmt.Sprintf("SEND\ndestination:%s\n\n{}\x00", f.roomDest()), "through /pub/chat/message"},
 		{"unknown room sub-destination", "kim", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s/other\n\n\x00", f.roomDest()), "unknown chat destination"},
 		{"room id spelled differently", "kim", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:/sub/chat/room/0%d\n\n\x00", f.room.ID), "unknown chat destination"},
@@ -227,7 +228,7 @@ func TestChatAuthorization(t *testing.T) {
 	})
 	t.Run("member reads the private room", func(t *testing.T) {
 		c := f.login(t, "kim")
-		c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+roomDestination(private.ID))
+		c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chat.RoomDestination(private.ID))
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"stompbox/internal/chat"
 	"stompbox/internal/store"
 	"strconv"
 	"testing"
@@ -64,7 +65,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 	}
 	add(&store.UserCreateOp{NewUser: store.NewUser{Username: "kim", DisplayName: "kim", PasswordHash: "x"}})
 	for i := range n {
-		add(&chatPostOp{Type: store.MsgTalk, RoomID: 1, UserID: 1, Sender: "kim", Message: fmt.Sprintf("message %d: the quick brown fox jumps over the lazy dog", i)})
+		add(&chat.PostOp{Type: store.MsgTalk, RoomID: 1, UserID: 1, Sender: "kim", Message: fmt.Sprintf("message %d: the quick brown fox jumps over the lazy dog", i)})
 	}
 	for i := 0; i < len(entries); i += 1000 {
 		var acks []jetstream.PubAckFuture
@@ -91,7 +92,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		chat, err := newChatService(st, chatConfig{Log: log})
+		chat, err := chat.New(st, chat.Config{Log: log})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/chat"
 	"stompbox/internal/store"
 	"strconv"
 	"sync"
@@ -27,7 +28,7 @@ const (
 	// key: a client that resends a message after a failover within it
 	// (same receipt or idempotency-key) does not post twice. It matches
 	// the single node's idempotency window.
-	logDedupWindow = idempotencyWindow
+	logDedupWindow = chat.IdempotencyWindow
 	// publishTimeout bounds the wait for a quorum to store an op; past it
 	// the op is refused (errClusterUnavailable) and never acknowledged.
 	// It outlasts a JetStream leader election (raft's election timeout is
@@ -40,7 +41,7 @@ const (
 	// answer a resend that JetStream found to be a duplicate with the
 	// result of the original: as many as the single node's idempotency
 	// keys. An older original is read back from the log (answerDuplicate).
-	recentOps = maxIdempotencyKeys
+	recentOps = chat.MaxIdempotencyKeys
 	// catchUpWait bounds how long a lookup that found nothing (an account,
 	// a session) waits for this node to apply the log's newest entries
 	// before answering "not found": someone may just have registered or

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"stompbox/internal/auth"
+	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
@@ -44,7 +45,7 @@ func newClusterChat(t *testing.T, n int, tweak ...func(*nodeSpec)) *clusterChat 
 	cc.kim = addUser(t, a, "kim", testPassword)
 	cc.lee = addUser(t, a, "lee", testPassword)
 	var err error
-	if cc.room, err = a.chat.CreateRoom(context.Background(), cc.kim, newRoom{Name: "general"}); err != nil {
+	if cc.room, err = a.chat.CreateRoom(context.Background(), cc.kim, chat.NewRoom{Name: "general"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.chat.Join(context.Background(), cc.lee, cc.room.ID); err != nil {
@@ -112,7 +113,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	// since-id on the third node: exactly what came after, in order.
 	mid := res.IDs[19]
 	p := clusterLogin(t, n3.TCPAddr(), "park")
-	p.send(stomp.CmdSubscribe, "", "id:room", "destination:"+roomDestination(cc.room.ID), "since-id:"+strconv.FormatInt(mid, 10), "receipt:s")
+	p.send(stomp.CmdSubscribe, "", "id:room", "destination:"+chat.RoomDestination(cc.room.ID), "since-id:"+strconv.FormatInt(mid, 10), "receipt:s")
 	for _, id := range res.IDs[20:] {
 		if m := decodeChat(t, p.expect(stomp.CmdMessage)); m.ID != id {
 			t.Fatalf("since-id replay on node 3: got id %d, want %d", m.ID, id)
@@ -176,14 +177,14 @@ func TestClusterNodeKilledMidBurst(t *testing.T) {
 	ctx := context.Background()
 	kimU := addUser(t, a, "kim", testPassword)
 	lee := addUser(t, a, "lee", testPassword)
-	r, err := a.chat.CreateRoom(ctx, kimU, newRoom{Name: "burst"})
+	r, err := a.chat.CreateRoom(ctx, kimU, chat.NewRoom{Name: "burst"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.chat.Join(ctx, lee, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	dest := roomDestination(r.ID)
+	dest := chat.RoomDestination(r.ID)
 	watcher := clusterLogin(t, b.TCPAddr(), "lee")
 	watcher.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+dest)
 
@@ -347,7 +348,7 @@ func postKeyed(t *testing.T, srv *server, token string, roomID int64, key, text 
 	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://%s/api/rooms/%d/messages", srv.HTTPAddr(), roomID), bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(idempotencyHTTPHeader, key)
+	req.Header.Set(chat.IdempotencyHTTPHeader, key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +401,7 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 		t.Fatalf("the new node's history (served at once):\n%v\nnode 1's:\n%v", got, want)
 	}
 	lee := clusterLogin(t, dsrv.TCPAddr(), "lee")
-	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+roomDestination(cc.room.ID))
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+chat.RoomDestination(cc.room.ID))
 	lee.send(stomp.CmdSend, chatBody("TALK", cc.room.ID, "hello from the new node"), "destination:/pub/chat/message", "receipt:h")
 	if m := decodeChat(t, lee.expect(stomp.CmdMessage)); m.Message != "hello from the new node" {
 		t.Fatalf("on the new node: %+v", m)
@@ -551,7 +552,7 @@ func TestClusterExternalNATS(t *testing.T) {
 	srvs := []*server{startServer(t, onNATS("x1", "nats-password-for-chat")), startServer(t, onNATS("x2", "nats-password-for-chat"))}
 	ctx := context.Background()
 	kim := addUser(t, srvs[0], "kim", testPassword)
-	r, err := srvs[0].chat.CreateRoom(ctx, kim, newRoom{Name: "ops"})
+	r, err := srvs[0].chat.CreateRoom(ctx, kim, chat.NewRoom{Name: "ops"})
 	if err != nil {
 		t.Fatal(err)
 	}

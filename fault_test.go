@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"stompbox/internal/apperr"
+	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strings"
@@ -137,7 +138,7 @@ func allMessages(t *testing.T, c *http.Client, base string, room int64) []store.
 	var all []store.MessageJSON
 	after := int64(0)
 	for {
-		resp, err := c.Get(fmt.Sprintf("%s/api/rooms/%d/messages?after=%d&limit=%d", base, room, after, maxHistoryLimit))
+		resp, err := c.Get(fmt.Sprintf("%s/api/rooms/%d/messages?after=%d&limit=%d", base, room, after, chat.MaxHistoryLimit))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +282,7 @@ func storeFaultFixture(t *testing.T, dir string) (*server, int64) {
 	t.Helper()
 	srv := startServer(t, func(c *Config) { c.DataDir = dir })
 	u := addUser(t, srv, "kim", "password-kim")
-	rm, err := srv.chat.CreateRoom(context.Background(), u, newRoom{Name: "disk"})
+	rm, err := srv.chat.CreateRoom(context.Background(), u, chat.NewRoom{Name: "disk"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func storedCount(t *testing.T, srv *server, room int64, text string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := srv.chat.MessagesSince(context.Background(), u, room, 0, maxHistoryLimit)
+	ms, err := srv.chat.MessagesSince(context.Background(), u, room, 0, chat.MaxHistoryLimit)
 	if err != nil {
 		t.Fatalf("read history: %v", err)
 	}

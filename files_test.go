@@ -16,6 +16,7 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strings"
@@ -41,7 +42,7 @@ func newFilesFixture(t *testing.T, mutate ...func(*Config)) *filesFixture {
 	f.bobUser = addUser(t, srv, "bob", "password-bob")
 	f.carolUs = addUser(t, srv, "carol", "password-carol")
 	f.alice, f.bob, f.carol = f.login(t, "alice"), f.login(t, "bob"), f.login(t, "carol")
-	r, err := srv.chat.CreateRoom(ctx, f.aliceUser, newRoom{Name: "files", Kind: store.RoomPrivate})
+	r, err := srv.chat.CreateRoom(ctx, f.aliceUser, chat.NewRoom{Name: "files", Kind: store.RoomPrivate})
 	if err != nil {
 		t.Fatal(err)
 	}

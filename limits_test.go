@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"stompbox/internal/apperr"
 	"stompbox/internal/broker"
+	"stompbox/internal/chat"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
@@ -58,7 +59,7 @@ func newTestToken(t *testing.T, srv *server, u store.User) string {
 // storedTexts is every TALK text stored in a room, oldest first.
 func storedTexts(t *testing.T, srv *server, u store.User, roomID int64) []string {
 	t.Helper()
-	ms, err := srv.chat.Messages(context.Background(), u, roomID, 0, 0, maxHistoryLimit)
+	ms, err := srv.chat.Messages(context.Background(), u, roomID, 0, 0, chat.MaxHistoryLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,10 +83,10 @@ func TestParseConfigHardening(t *testing.T) {
 		want    [3]int // MaxMessage, MaxRoomsPerUser, MaxUserSubs
 		wantErr string
 	}{
-		{"defaults", nil, nil, [3]int{maxMessageRunes, defaultMaxRoomsPerUser, broker.DefaultMaxUserSubscriptions}, ""},
+		{"defaults", nil, nil, [3]int{chat.MaxMessageRunes, chat.DefaultMaxRoomsPerUser, broker.DefaultMaxUserSubscriptions}, ""},
 		{"flags", []string{"-max-message", "500", "-max-rooms-per-user", "3", "-max-user-subscriptions", "7"}, nil, [3]int{500, 3, 7}, ""},
 		{"env", nil, map[string]string{"STOMPBOX_MAX_MESSAGE": "20000", "STOMPBOX_MAX_ROOMS_PER_USER": "0", "STOMPBOX_MAX_USER_SUBSCRIPTIONS": "0"}, [3]int{20000, 0, 0}, ""},
-		{"flag beats env", []string{"-max-message", "10"}, map[string]string{"STOMPBOX_MAX_MESSAGE": "20"}, [3]int{10, defaultMaxRoomsPerUser, broker.DefaultMaxUserSubscriptions}, ""},
+		{"flag beats env", []string{"-max-message", "10"}, map[string]string{"STOMPBOX_MAX_MESSAGE": "20"}, [3]int{10, chat.DefaultMaxRoomsPerUser, broker.DefaultMaxUserSubscriptions}, ""},
 		{"zero message", []string{"-max-message", "0"}, nil, [3]int{}, "-max-message"},
 		{"negative rooms", []string{"-max-rooms-per-user", "-1"}, nil, [3]int{}, "-max-rooms-per-user"},
 		{"words", nil, map[string]string{"STOMPBOX_MAX_USER_SUBSCRIPTIONS": "lots"}, [3]int{}, "-max-user-subscriptions"},
@@ -118,7 +119,7 @@ func TestLimitsMaxMessage(t *testing.T) {
 	const limit = 10
 	srv := startServer(t, func(c *Config) { c.MaxMessage = limit })
 	kim := addUser(t, srv, "kim", testPassword)
-	rm, err := srv.chat.CreateRoom(context.Background(), kim, newRoom{Name: "general"})
+	rm, err := srv.chat.CreateRoom(context.Background(), kim, chat.NewRoom{Name: "general"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +267,7 @@ func TestLimitsRoomsPerUserConcurrent(t *testing.T) {
 	)
 	for i := range tries {
 		wg.Go(func() {
-			_, err := srv.chat.CreateRoom(context.Background(), bob, newRoom{Name: fmt.Sprintf("r%d", i)})
+			_, err := srv.chat.CreateRoom(context.Background(), bob, chat.NewRoom{Name: fmt.Sprintf("r%d", i)})
 			if err != nil && apperr.HTTPStatus(err) != http.StatusForbidden {
 				t.Errorf("CreateRoom: %v", err)
 			}
@@ -291,7 +292,7 @@ func TestLimitsUserSubscriptions(t *testing.T) {
 	srv := startServer(t, func(c *Config) { c.MaxUserSubs = 3 })
 	kim := addUser(t, srv, "kim", testPassword)
 	addUser(t, srv, "lee", testPassword)
-	rm, err := srv.chat.CreateRoom(context.Background(), kim, newRoom{Name: "general"})
+	rm, err := srv.chat.CreateRoom(context.Background(), kim, chat.NewRoom{Name: "general"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +304,7 @@ func TestLimitsUserSubscriptions(t *testing.T) {
 	count := func() int { return srv.broker.UserSubCount("kim") }
 
 	a, b := login("kim"), login("kim")
-	a.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+roomDestination(rm.ID))
+	a.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chat.RoomDestination(rm.ID))
 	a.roundTrip(stomp.CmdSubscribe, "", "id:2", "destination:/topic/a")
 	b.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chatErrorsDest)
 	if got := count(); got != 3 {
@@ -328,7 +329,7 @@ func TestLimitsUserSubscriptions(t *testing.T) {
 
 	// A subscription the room check refuses gives its slot back, too.
 	c := login("kim")
-	c.send(stomp.CmdSubscribe, "", "id:x", "destination:"+roomDestination(rm.ID+1000))
+	c.send(stomp.CmdSubscribe, "", "id:x", "destination:"+chat.RoomDestination(rm.ID+1000))
 	c.expect(stomp.CmdError)
 	c.expectClosed()
 	checkFor(t, "the refused subscription's slot given back", func() bool { return count() == 1 })
@@ -354,7 +355,7 @@ func TestRateHTTPPosts(t *testing.T) {
 
 	kim := addUser(t, srv, "kim", testPassword)
 	lee := addUser(t, srv, "lee", testPassword)
-	rm, err := srv.chat.CreateRoom(context.Background(), kim, newRoom{Name: "general"})
+	rm, err := srv.chat.CreateRoom(context.Background(), kim, chat.NewRoom{Name: "general"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"stompbox/internal/auth"
+	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
@@ -103,7 +104,7 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 			i := person(j)
 			p := &roomsPerson{c: c, room: i / perRoom, seen: map[uint64]struct{}{}, highest: map[int]int{}}
 			people[i] = p
-			return subscribe(ctx, c, "0", roomDestination(roomIDs[p.room]))
+			return subscribe(ctx, c, "0", chat.RoomDestination(roomIDs[p.room]))
 		})
 		conns = append(conns, cs...)
 		failed += f
@@ -166,7 +167,7 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 					sent.Add(1)
 				}
 				text := benchTalkPrefix + strconv.Itoa(i) + " " + strconv.Itoa(seq) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-				body, _ := json.Marshal(chatInput{Type: store.MsgTalk, RoomID: roomID, Message: text})
+				body, _ := json.Marshal(chat.Input{Type: store.MsgTalk, RoomID: roomID, Message: text})
 				f.Headers = append(f.Headers[:0], stomp.Header{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, stomp.Header{Key: stomp.HdrContentType, Value: "application/json"},
 					stomp.Header{Key: stomp.HdrReceipt, Value: "t" + strconv.Itoa(seq)})
 				f.Body = body

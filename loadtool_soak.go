@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"stompbox/internal/chat"
 	"stompbox/internal/latency"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
@@ -436,7 +437,7 @@ func (run *soakRun) dialStable(ctx context.Context) error {
 			return fmt.Errorf("person %d: %w", i, err)
 		}
 		p.c = c
-		return subscribe(ctx, c, "0", roomDestination(p.room.id))
+		return subscribe(ctx, c, "0", chat.RoomDestination(p.room.id))
 	})
 	if err != nil {
 		return err
@@ -484,7 +485,7 @@ func (run *soakRun) talk(ctx context.Context, p *soakPerson) {
 			return
 		}
 		text := benchTalkPrefix + strconv.Itoa(p.index) + " " + strconv.Itoa(seq) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-		body, _ := json.Marshal(chatInput{Type: store.MsgTalk, RoomID: p.room.id, Message: text})
+		body, _ := json.Marshal(chat.Input{Type: store.MsgTalk, RoomID: p.room.id, Message: text})
 		f.Headers = append(f.Headers[:0], stomp.Header{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, stomp.Header{Key: stomp.HdrContentType, Value: "application/json"},
 			stomp.Header{Key: stomp.HdrReceipt, Value: "t" + strconv.Itoa(seq)})
 		f.Body = body

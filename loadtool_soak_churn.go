@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
@@ -90,11 +91,11 @@ func (run *soakRun) churnCycle(ctx context.Context, k int) error {
 		f.Headers = []stomp.Header{{Key: stomp.HdrDestination, Value: benchSoakChurnDest}, {Key: stomp.HdrReceipt, Value: "c"}}
 		f.Body = []byte("churn " + strconv.Itoa(k))
 	} else {
-		if err := subscribe(ctx, c, "0", roomDestination(rm.id)); err != nil {
+		if err := subscribe(ctx, c, "0", chat.RoomDestination(rm.id)); err != nil {
 			return err
 		}
 		text := benchSoakChurnPrefix + strconv.Itoa(k) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-		f.Body, _ = json.Marshal(chatInput{Type: store.MsgTalk, RoomID: rm.id, Message: text})
+		f.Body, _ = json.Marshal(chat.Input{Type: store.MsgTalk, RoomID: rm.id, Message: text})
 		f.Headers = []stomp.Header{{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, {Key: stomp.HdrContentType, Value: "application/json"}, {Key: stomp.HdrReceipt, Value: "c"}}
 	}
 	if err := c.write(ctx, f); err != nil {

@@ -49,6 +49,7 @@ import (
 	"stompbox/internal/auth"
 	"stompbox/internal/broker"
 	"stompbox/internal/buildinfo"
+	"stompbox/internal/chat"
 	"stompbox/internal/desktop"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/service"
@@ -134,17 +135,17 @@ var options = []option{
 	{"max-connections", strconv.Itoa(broker.DefaultMaxConnections), "most STOMP connections at once", intSetter(func(c *Config, n int) { c.MaxConnections = n })},
 	{"max-subscriptions", strconv.Itoa(broker.DefaultMaxSubscriptions), "most subscriptions per connection", intSetter(func(c *Config, n int) { c.MaxSubscriptions = n })},
 	{"max-user-subscriptions", strconv.Itoa(broker.DefaultMaxUserSubscriptions), "most subscriptions per user over all their connections (0: no limit)", countSetter(func(c *Config, n int) { c.MaxUserSubs = n })},
-	{"max-message", strconv.Itoa(maxMessageRunes), "most characters in one chat message, over STOMP and HTTP (much longer messages also need a larger -max-frame)", intSetter(func(c *Config, n int) { c.MaxMessage = n })},
-	{"max-rooms-per-user", strconv.Itoa(defaultMaxRoomsPerUser), "most rooms one account may create; administrators are exempt (0: no limit)", countSetter(func(c *Config, n int) { c.MaxRoomsPerUser = n })},
-	{"edit-minutes", strconv.Itoa(defaultEditMinutes), "how many minutes after posting authors may edit a message (0: forever; deleting is always allowed)", countSetter(func(c *Config, n int) { c.EditMinutes = n })},
+	{"max-message", strconv.Itoa(chat.MaxMessageRunes), "most characters in one chat message, over STOMP and HTTP (much longer messages also need a larger -max-frame)", intSetter(func(c *Config, n int) { c.MaxMessage = n })},
+	{"max-rooms-per-user", strconv.Itoa(chat.DefaultMaxRoomsPerUser), "most rooms one account may create; administrators are exempt (0: no limit)", countSetter(func(c *Config, n int) { c.MaxRoomsPerUser = n })},
+	{"edit-minutes", strconv.Itoa(chat.DefaultEditMinutes), "how many minutes after posting authors may edit a message (0: forever; deleting is always allowed)", countSetter(func(c *Config, n int) { c.EditMinutes = n })},
 	{"memory-limit", "0", "soft memory limit in MiB for the Go runtime, like GOMEMLIMIT: garbage is collected earlier instead of growing to twice the live heap (0: no limit)", countSetter(func(c *Config, n int) { c.MemoryLimitMiB = n })},
 	{"heartbeat", broker.DefaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
 	{"sockjs-path", defaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
 	{"sockjs-heartbeat", sockjs.DefaultHeartbeat.String(), "SockJS heartbeat frame interval", durationSetter(func(c *Config, d time.Duration) { c.SockJSHeartbeat = d })},
 	{"sockjs-disconnect-delay", sockjs.DefaultDisconnectDelay.String(), "how long a SockJS session without a receiving request lives", durationSetter(func(c *Config, d time.Duration) { c.SockJSDelay = d })},
 	{"sockjs-cookie", "false", "set the JSESSIONID cookie that sticky load balancers use (SockJS cookie_needed)", boolSetter(func(c *Config, b bool) { c.SockJSCookie = b })},
-	{"lang", langEnglish, "server language for ENTER/LEAVE texts and pages without a choice: en or ko", func(c *Config, v string) error {
-		if v != langEnglish && v != langKorean {
+	{"lang", chat.LangEnglish, "server language for ENTER/LEAVE texts and pages without a choice: en or ko", func(c *Config, v string) error {
+		if v != chat.LangEnglish && v != chat.LangKorean {
 			return fmt.Errorf("unknown language %q (en or ko)", v)
 		}
 		c.Lang = v
@@ -487,7 +488,7 @@ type server struct {
 	static    *ui.Static
 	store     *store.Store
 	auth      *auth.Service
-	chat      *chatService
+	chat      *chat.Service
 	glue      *chatSTOMP
 	files     *fileService
 	api       *api
@@ -574,19 +575,19 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		}
 		fopts.Replica = blobs // set only here: a nil *objectBlobs in the interface would not be nil
 	}
-	if s.files, err = newFileService(st, newRoomGate(st), fopts); err != nil {
+	if s.files, err = newFileService(st, chat.NewRoomGate(st), fopts); err != nil {
 		st.Close()
 		cancel()
 		return nil, err
 	}
-	if s.chat, err = newChatService(st, chatConfig{
+	if s.chat, err = chat.New(st, chat.Config{
 		Lang:            cfg.Lang,
 		Deliver:         s.glue.deliverRoom,
 		Notify:          s.glue.notifyUser,
 		Online:          s.broker.IsOnline,
 		MaxMessageRunes: cfg.MaxMessage,
 		MaxRoomsPerUser: cfg.MaxRoomsPerUser,
-		EditWindow:      editWindowFromMinutes(cfg.EditMinutes),
+		EditWindow:      chat.EditWindowFromMinutes(cfg.EditMinutes),
 		Attachments:     s.files,
 		Log:             log,
 	}); err != nil {

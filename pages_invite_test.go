@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"stompbox/internal/auth"
+	"stompbox/internal/chat"
+	"stompbox/internal/chat/chattest"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -73,24 +75,24 @@ func TestPagesAdminSignupMode(t *testing.T) {
 
 func TestInvitationLookup(t *testing.T) {
 	ctx := context.Background()
-	f := newChatFixture(t, langEnglish)
-	code, err := f.auth.CreateInvite(ctx, f.alice)
+	f := chattest.NewFixture(t, chat.LangEnglish)
+	code, err := f.Auth.CreateInvite(ctx, f.Alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if name, ok, err := f.auth.Invitation(ctx, code); err != nil || !ok || name != "alice" {
+	if name, ok, err := f.Auth.Invitation(ctx, code); err != nil || !ok || name != "alice" {
 		t.Errorf("fresh invite: %q %v %v", name, ok, err)
 	}
-	if _, ok, err := f.auth.Invitation(ctx, "no-such-code"); err != nil || ok {
+	if _, ok, err := f.Auth.Invitation(ctx, "no-such-code"); err != nil || ok {
 		t.Errorf("unknown code: %v %v", ok, err)
 	}
-	if err := f.auth.SetRegistration(ctx, f.alice, store.RegistrationInvite); err != nil {
+	if err := f.Auth.SetRegistration(ctx, f.Alice, store.RegistrationInvite); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.auth.Register(ctx, auth.Registration{Username: "dana", Password: "password-dana", Invite: code}); err != nil {
+	if _, err := f.Auth.Register(ctx, auth.Registration{Username: "dana", Password: "password-dana", Invite: code}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := f.auth.Invitation(ctx, code); err != nil || ok {
+	if _, ok, err := f.Auth.Invitation(ctx, code); err != nil || ok {
 		t.Errorf("used invite still valid: %v %v", ok, err)
 	}
 }

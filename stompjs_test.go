@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"stompbox/internal/chat"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func TestStompJSFlows(t *testing.T) {
 	const password = "correct horse battery"
 	kim := addUser(t, srv, "kim", password)
 	addUser(t, srv, "lee", password)
-	room, err := srv.chat.CreateRoom(context.Background(), kim, newRoom{Name: "general"})
+	room, err := srv.chat.CreateRoom(context.Background(), kim, chat.NewRoom{Name: "general"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
@@ -48,7 +49,7 @@ func TestTLSStomp(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, func(c *Config) { c.DataDir = dir; c.TLSSelfSigned = true })
 	kim := addUser(t, srv, "kim", testPassword)
-	rm, err := srv.chat.CreateRoom(context.Background(), kim, newRoom{Name: "general"})
+	rm, err := srv.chat.CreateRoom(context.Background(), kim, chat.NewRoom{Name: "general"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestTLSStomp(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
-		c.roundTrip(stomp.CmdSubscribe, "", "id:0", "destination:"+roomDestination(rm.ID))
+		c.roundTrip(stomp.CmdSubscribe, "", "id:0", "destination:"+chat.RoomDestination(rm.ID))
 		c.send(stomp.CmdSend, chatBody(store.MsgTalk, rm.ID, "over TLS"), "destination:/pub/chat/message", "receipt:s")
 		m := decodeChat(t, c.expect(stomp.CmdMessage))
 		if m.Message != "over TLS" || m.Sender != "kim" {

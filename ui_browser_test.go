@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"stompbox/internal/chat"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -813,7 +814,7 @@ func uiServerBackend(t *testing.T, srv *server) uiBackend {
 				t.Fatal(err)
 			}
 			for i := range n {
-				if _, err := srv.chat.Post(ctx, u, chatInput{Type: "TALK", RoomID: roomID, Message: fmt.Sprintf("seed %03d", i+1)}); err != nil {
+				if _, err := srv.chat.Post(ctx, u, chat.Input{Type: "TALK", RoomID: roomID, Message: fmt.Sprintf("seed %03d", i+1)}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/auth"
+	"stompbox/internal/chat"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -138,7 +139,7 @@ func TestUIMessageChanges(t *testing.T) {
 		if i%2 == 1 {
 			text = fmt.Sprintf("배포 %d번 완료", i)
 		}
-		if _, err := srv.chat.Post(context.Background(), bobUser, chatInput{Type: store.MsgTalk, RoomID: int64(roomID), Message: text}); err != nil {
+		if _, err := srv.chat.Post(context.Background(), bobUser, chat.Input{Type: store.MsgTalk, RoomID: int64(roomID), Message: text}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -395,12 +396,12 @@ func TestUIMarkdownXSS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := srv.chat.CreateRoom(ctx, u, newRoom{Name: `"><svg onload=window.__xss=1>`})
+	r, err := srv.chat.CreateRoom(ctx, u, chat.NewRoom{Name: `"><svg onload=window.__xss=1>`})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range append(fixture, markdownTricks[:20]...) {
-		if _, err := srv.chat.Post(ctx, u, chatInput{Type: store.MsgTalk, RoomID: r.ID, Message: s}); err != nil {
+		if _, err := srv.chat.Post(ctx, u, chat.Input{Type: store.MsgTalk, RoomID: r.ID, Message: s}); err != nil {
 			t.Fatalf("post %q: %v", s, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"context"
@@ -28,19 +28,19 @@ import (
 // here, before the op is submitted, and carried in it (chatPostOp.Online):
 // every node then stores the same notifications. Webhooks go out from this
 // node only, after the commit.
-func (c *chatService) store(ctx context.Context, m store.StoredMessage, mentions []notifyTarget, files []int64, dedupKey string) (store.StoredMessage, error) {
-	op := &chatPostOp{Type: m.Type, RoomID: m.RoomID, UserID: m.UserID, Sender: m.Sender, Message: m.Message, ReplyTo: m.ReplyTo, Files: files, online: c.online}
+func (c *Service) store(ctx context.Context, m store.StoredMessage, mentions []notifyTarget, files []int64, dedupKey string) (store.StoredMessage, error) {
+	op := &PostOp{Type: m.Type, RoomID: m.RoomID, UserID: m.UserID, Sender: m.Sender, Message: m.Message, ReplyTo: m.ReplyTo, Files: files, online: c.online}
 	for _, t := range mentions {
-		op.Mentions = append(op.Mentions, postMention{UserID: t.userID, Username: t.username, Webhook: t.webhook})
+		op.Mentions = append(op.Mentions, PostMention{UserID: t.userID, Username: t.username, Webhook: t.webhook})
 		if t.online {
 			op.Online = append(op.Online, t.username)
 		}
 	}
-	if c.st.Replicated() && m.Type == store.MsgTalk {
+	if c.St.Replicated() && m.Type == store.MsgTalk {
 		// The peer is read before the write, so the membership may change
 		// in between; a peer who left gets no notification either way
 		// (Apply reads the members again), and one who joined is offline.
-		peers, err := c.st.DmPeerNames(ctx, m.RoomID, m.UserID)
+		peers, err := c.St.DmPeerNames(ctx, m.RoomID, m.UserID)
 		if err != nil {
 			return store.StoredMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
 		}
@@ -50,7 +50,7 @@ func (c *chatService) store(ctx context.Context, m store.StoredMessage, mentions
 			}
 		}
 	}
-	if err := c.st.RunKeyed(ctx, op, dedupKey); err != nil {
+	if err := c.St.RunKeyed(ctx, op, dedupKey); err != nil {
 		return store.StoredMessage{}, fmt.Errorf("post to room %d: %w", m.RoomID, err)
 	}
 	if op.refused != nil {
@@ -65,11 +65,11 @@ func (c *chatService) store(ctx context.Context, m store.StoredMessage, mentions
 	return m, nil
 }
 
-// chatPostOp stores one chat message: a TALK, or the ENTER or LEAVE of a
+// PostOp stores one chat message: a TALK, or the ENTER or LEAVE of a
 // post or a Join (chatService.store). Everything the caller decided (the
 // text, including the server's ENTER/LEAVE text in its language, the
 // mention targets, who is online) is in its fields.
-type chatPostOp struct {
+type PostOp struct {
 	Type     string        `json:"type"`
 	RoomID   int64         `json:"room"`
 	UserID   int64         `json:"user"`
@@ -77,7 +77,7 @@ type chatPostOp struct {
 	Message  string        `json:"msg"`
 	ReplyTo  int64         `json:"replyTo,omitempty"`
 	Files    []int64       `json:"files,omitempty"`    // attachments: the sender's unsent uploads to the room
-	Mentions []postMention `json:"mentions,omitempty"` // @mentioned users who can read the room, sender excluded
+	Mentions []PostMention `json:"mentions,omitempty"` // @mentioned users who can read the room, sender excluded
 	// Online are the usernames notified live rather than by a stored
 	// notification: the online mention targets always, and in a cluster
 	// the DM peer when online. On a single node the DM peer is looked up
@@ -94,19 +94,19 @@ type chatPostOp struct {
 	stored  []notifyTarget      // the offline ones, with their stored notification ids
 }
 
-// postMention is a mention target as a chatPostOp carries it.
-type postMention struct {
+// PostMention is a mention target as a chatPostOp carries it.
+type PostMention struct {
 	UserID   int64  `json:"id"`
 	Username string `json:"name"`
 	Webhook  string `json:"webhook,omitempty"` // for the submitting node's webhook, after the commit
 }
 
 // A resent post is answered with its original's message.
-var _ store.ResultLookup = (*chatPostOp)(nil)
+var _ store.ResultLookup = (*PostOp)(nil)
 
-func (*chatPostOp) OpKind() string { return "chat-post" }
+func (*PostOp) OpKind() string { return "chat-post" }
 
-func (o *chatPostOp) Apply(e *store.Tx) error {
+func (o *PostOp) Apply(e *store.Tx) error {
 	o.msg = store.StoredMessage{Type: o.Type, RoomID: o.RoomID, Sender: o.Sender, UserID: o.UserID, Message: o.Message, ReplyTo: o.ReplyTo}
 	o.refused, o.targets, o.stored = nil, o.targets[:0], o.stored[:0]
 	m := &o.msg
@@ -191,7 +191,7 @@ func (o *chatPostOp) Apply(e *store.Tx) error {
 // From the cluster log only Online counts: the submitting node decided.
 // On a single node the peer is looked up now, inside the transaction, as
 // before ops existed.
-func (o *chatPostOp) peerOnline(e *store.Tx, name string) bool {
+func (o *PostOp) peerOnline(e *store.Tx, name string) bool {
 	if e.Replay || o.online == nil {
 		return slices.Contains(o.Online, name)
 	}
@@ -200,7 +200,7 @@ func (o *chatPostOp) peerOnline(e *store.Tx, name string) bool {
 
 // committed publishes the message and the live notifications to this
 // node's clients.
-func (o *chatPostOp) committed(c *chatService) {
+func (o *PostOp) committed(c *Service) {
 	if o.refused != nil {
 		return
 	}
@@ -217,7 +217,7 @@ func (o *chatPostOp) committed(c *chatService) {
 // the original was applied too long ago for the log to remember its
 // result (resultLookup). An original the room refused, or one deleted
 // since, answers as refused: the resend stored nothing either.
-func (o *chatPostOp) LookupResult(ctx context.Context, st *store.Store, at int64) error {
+func (o *PostOp) LookupResult(ctx context.Context, st *store.Store, at int64) error {
 	id, ok, err := st.PostedAt(ctx, o.RoomID, o.UserID, o.Type, o.Message, at)
 	if err != nil {
 		return fmt.Errorf("original of a resent post: %w", err)

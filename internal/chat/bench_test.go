@@ -1,9 +1,10 @@
-package main
+package chat_test
 
 import (
 	"context"
 	"runtime"
 	"stompbox/internal/auth/authtest"
+	"stompbox/internal/chat"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
 	"testing"
@@ -35,13 +36,13 @@ func BenchmarkPost(b *testing.B) {
 			}
 			defer s.Close()
 			a := authtest.New(b, s, false)
-			c, err := newChatService(s, chatConfig{})
+			c, err := chat.New(s, chat.Config{})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer c.Close()
 			u := authtest.Register(b, a, "bench")
-			in := chatInput{Type: store.MsgTalk, RoomID: 1, Message: "a typical chat line of some forty characters"}
+			in := chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "a typical chat line of some forty characters"}
 			ctx := context.Background()
 
 			b.ReportAllocs()

@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"bytes"
@@ -20,10 +20,10 @@ import (
 
 // Chat limits.
 const (
-	// maxMessageRunes is the default of -max-message, the most characters
+	// MaxMessageRunes is the default of -max-message, the most characters
 	// (runes) in one chat message: a long paste fits, a novel does not, and
 	// 4000 runes stay under 16 KiB of UTF-8.
-	maxMessageRunes = 4000
+	MaxMessageRunes = 4000
 
 	// maxJSONBytesPerRune is the most one rune can take in a JSON string:
 	// a character outside the BMP escaped as a surrogate pair, \uD83D\uDE00.
@@ -33,8 +33,8 @@ const (
 	// ({"type":…,"roomId":…,"sender":…}) beside the message itself.
 	chatInputOverhead = 4 << 10
 
-	// maxMentionsPerMessage bounds the notifications one message can cause.
-	maxMentionsPerMessage = 20
+	// MaxMentionsPerMessage bounds the notifications one message can cause.
+	MaxMentionsPerMessage = 20
 
 	// maxAttachments bounds the files one message carries: a handful of
 	// screenshots or a folder's worth of documents, not an archive.
@@ -46,23 +46,23 @@ var errTooManyAttachments = apperr.New(apperr.KindBadRequest, fmt.Sprintf("too m
 
 // Server languages for the ENTER/LEAVE texts (--lang).
 const (
-	langEnglish = "en"
-	langKorean  = "ko"
+	LangEnglish = "en"
+	LangKorean  = "ko"
 )
 
-// roomDestinationPrefix is where a room's messages are published: the
+// RoomDestinationPrefix is where a room's messages are published: the
 // Spring chat examples subscribe to /sub/chat/room/{roomId}.
-const roomDestinationPrefix = "/sub/chat/room/"
+const RoomDestinationPrefix = "/sub/chat/room/"
 
-// roomDestination is the STOMP destination of a room's messages.
-func roomDestination(roomID int64) string {
-	return roomDestinationPrefix + strconv.FormatInt(roomID, 10)
+// RoomDestination is the STOMP destination of a room's messages.
+func RoomDestination(roomID int64) string {
+	return RoomDestinationPrefix + strconv.FormatInt(roomID, 10)
 }
 
-// roomIDFromDestination parses /sub/chat/room/{id}; the broker uses it to
+// RoomIDFromDestination parses /sub/chat/room/{id}; the broker uses it to
 // check CanRead when a client subscribes.
-func roomIDFromDestination(dest string) (int64, bool) {
-	s, ok := strings.CutPrefix(dest, roomDestinationPrefix)
+func RoomIDFromDestination(dest string) (int64, bool) {
+	s, ok := strings.CutPrefix(dest, RoomDestinationPrefix)
 	if !ok {
 		return 0, false
 	}
@@ -73,11 +73,11 @@ func roomIDFromDestination(dest string) (int64, bool) {
 	return id, true
 }
 
-// chatInput is the body a client SENDs to /pub/chat/message:
+// Input is the body a client SENDs to /pub/chat/message:
 // {"type":"TALK","roomId":5,"sender":"…","message":"…"}. Sender is ignored:
 // the server writes the authenticated user's name. A TALK may answer
 // another message of the room with "replyTo": its id.
-type chatInput struct {
+type Input struct {
 	Type    string `json:"type"`
 	RoomID  int64  `json:"roomId"`
 	Sender  string `json:"sender"`
@@ -96,10 +96,10 @@ type chatInput struct {
 	// dedupKey, when not empty, names this post for the cluster log's
 	// duplicate detection (store.runKeyed): a post resubmitted with the
 	// same key, by any node, is stored once. Empty on a single node.
-	dedupKey string
+	DedupKey string
 }
 
-// ParseChatInput decodes and checks the shape of a SEND body: valid JSON
+// ParseInput decodes and checks the shape of a SEND body: valid JSON
 // (errBadJSON), a known type (errBadMessageType) and a room id
 // (errUnknownRoom). roomId may be a number or a string of digits, since
 // some Spring examples send it as a string. Whether the room exists and
@@ -109,7 +109,7 @@ type chatInput struct {
 // duplicates are dropped (errBadAttachment for anything else). The body's size is
 // bounded before it gets here: by -max-frame on STOMP, and by
 // chatService.maxInputBytes on HTTP.
-func ParseChatInput(body []byte) (chatInput, error) {
+func ParseInput(body []byte) (Input, error) {
 	var raw struct {
 		Type    string          `json:"type"`
 		RoomID  json.RawMessage `json:"roomId"`
@@ -120,30 +120,30 @@ func ParseChatInput(body []byte) (chatInput, error) {
 		Attachments []json.RawMessage `json:"attachments"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return chatInput{}, apperr.ErrBadJSON
+		return Input{}, apperr.ErrBadJSON
 	}
-	in := chatInput{Type: strings.ToUpper(raw.Type), Sender: raw.Sender, Message: raw.Message, ReplyTo: raw.ReplyTo}
+	in := Input{Type: strings.ToUpper(raw.Type), Sender: raw.Sender, Message: raw.Message, ReplyTo: raw.ReplyTo}
 	var err error
-	if in.Attachments, err = parseAttachmentIDs(raw.Attachments); err != nil {
-		return chatInput{}, err
+	if in.Attachments, err = ParseAttachmentIDs(raw.Attachments); err != nil {
+		return Input{}, err
 	}
 	switch in.Type {
 	case store.MsgEnter, store.MsgTalk, store.MsgLeave:
 	default:
-		return chatInput{}, apperr.ErrBadMessageType
+		return Input{}, apperr.ErrBadMessageType
 	}
 	id := string(bytes.Trim(raw.RoomID, `"`))
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil || n <= 0 {
-		return chatInput{}, apperr.ErrUnknownRoom
+		return Input{}, apperr.ErrUnknownRoom
 	}
 	in.RoomID = n
 	return in, nil
 }
 
-// parseAttachmentIDs reads the attachments of a send: numbers or objects
+// ParseAttachmentIDs reads the attachments of a send: numbers or objects
 // with an "id", at most maxAttachments distinct ones, duplicates dropped.
-func parseAttachmentIDs(raw []json.RawMessage) ([]int64, error) {
+func ParseAttachmentIDs(raw []json.RawMessage) ([]int64, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
@@ -172,8 +172,8 @@ func parseAttachmentIDs(raw []json.RawMessage) ([]int64, error) {
 	return ids, nil
 }
 
-// chatConfig wires chatService to the rest of the program.
-type chatConfig struct {
+// Config wires chatService to the rest of the program.
+type Config struct {
 	Lang string // langEnglish or langKorean; "" means English
 
 	// Deliver publishes a stored message (its exact JSON, and its id for
@@ -222,21 +222,21 @@ type attachmentFiles interface {
 	Forget(ctx context.Context, blobs []string)
 }
 
-// chatService is the chat domain: it validates, authorizes, stores and then
+// Service is the chat domain: it validates, authorizes, stores and then
 // publishes. Safe for concurrent use. The caller owns it and calls Close
 // (which stops the webhook sender) before closing the store.
-type chatService struct {
+type Service struct {
 	roomGate // CanRead, CanPost
-	st       *store.Store
+	St       *store.Store
 	lang     string
 	deliver  func(roomID, msgID int64, msg []byte)
 	notify   func(username string, body []byte)
 	online   func(username string) bool
-	maxRunes int          // most characters in one TALK message
-	maxRooms int          // most rooms one non-admin account may create; 0: no limit
+	MaxRunes int          // most characters in one TALK message
+	MaxRooms int          // most rooms one non-admin account may create; 0: no limit
 	idem     *idempotency // recent keyed sends (chat_idempotency.go)
 	// editWindow is how long a message stays editable by its author; 0: forever.
-	editWindow time.Duration
+	EditWindow time.Duration
 	// files removes the blobs of a deleted message's files once no other
 	// upload names them (chatConfig.Attachments); nil leaves them to the
 	// daily sweep.
@@ -245,17 +245,17 @@ type chatService struct {
 	log      *slog.Logger
 }
 
-func newChatService(st *store.Store, cfg chatConfig) (*chatService, error) {
-	c := &chatService{roomGate: newRoomGate(st), st: st, files: cfg.Attachments, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, maxRunes: cfg.MaxMessageRunes, maxRooms: cfg.MaxRoomsPerUser, editWindow: cfg.EditWindow, log: cfg.Log}
-	if c.maxRunes <= 0 {
-		c.maxRunes = maxMessageRunes
+func New(st *store.Store, cfg Config) (*Service, error) {
+	c := &Service{roomGate: NewRoomGate(st), St: st, files: cfg.Attachments, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, MaxRunes: cfg.MaxMessageRunes, MaxRooms: cfg.MaxRoomsPerUser, EditWindow: cfg.EditWindow, log: cfg.Log}
+	if c.MaxRunes <= 0 {
+		c.MaxRunes = MaxMessageRunes
 	}
 	switch c.lang {
 	case "":
-		c.lang = langEnglish
-	case langEnglish, langKorean:
+		c.lang = LangEnglish
+	case LangEnglish, LangKorean:
 	default:
-		return nil, fmt.Errorf("chat: unsupported language %q (want %s or %s)", cfg.Lang, langEnglish, langKorean)
+		return nil, fmt.Errorf("chat: unsupported language %q (want %s or %s)", cfg.Lang, LangEnglish, LangKorean)
 	}
 	if c.deliver == nil {
 		c.deliver = func(int64, int64, []byte) {}
@@ -277,7 +277,7 @@ func newChatService(st *store.Store, cfg chatConfig) (*chatService, error) {
 
 // Close stops the webhook sender and waits for it. Posts after Close still
 // work but send no webhooks.
-func (c *chatService) Close() error {
+func (c *Service) Close() error {
 	c.webhooks.Close()
 	return nil
 }
@@ -285,9 +285,9 @@ func (c *chatService) Close() error {
 // presenceText is the server-written body of ENTER and LEAVE messages.
 func presenceText(lang, typ, name string) string {
 	switch {
-	case lang == langKorean && typ == store.MsgEnter:
+	case lang == LangKorean && typ == store.MsgEnter:
 		return name + "님이 입장하셨습니다."
-	case lang == langKorean:
+	case lang == LangKorean:
 		return name + "님이 퇴장하셨습니다."
 	case typ == store.MsgEnter:
 		return name + " joined."
@@ -296,17 +296,17 @@ func presenceText(lang, typ, name string) string {
 	}
 }
 
-// maxInputBytes bounds the raw JSON of one HTTP message post before it is
+// MaxInputBytes bounds the raw JSON of one HTTP message post before it is
 // parsed: a message of the most runes, each escaped at its longest, plus
 // the other fields. (A STOMP SEND is bounded by -max-frame instead.)
-func (c *chatService) maxInputBytes() int64 {
-	return int64(c.maxRunes)*maxJSONBytesPerRune + chatInputOverhead
+func (c *Service) MaxInputBytes() int64 {
+	return int64(c.MaxRunes)*maxJSONBytesPerRune + chatInputOverhead
 }
 
 // checkBody validates the text of a TALK message: valid UTF-8, not blank,
 // at most maxRunes characters (a messageTooLongError otherwise). It runs
 // before anything is written, so a refused message is never stored.
-func (c *chatService) checkBody(msg string) error {
+func (c *Service) checkBody(msg string) error {
 	if !utf8.ValidString(msg) {
 		return apperr.New(apperr.KindBadRequest, "message is not valid UTF-8")
 	}
@@ -316,28 +316,28 @@ func (c *chatService) checkBody(msg string) error {
 	// Counting stops one past the limit: a huge body costs no more than a legal one.
 	n := 0
 	for range msg {
-		if n++; n > c.maxRunes {
-			return messageTooLongError{max: c.maxRunes}
+		if n++; n > c.MaxRunes {
+			return MessageTooLongError{Max: c.MaxRunes}
 		}
 	}
 	return nil
 }
 
-// messageTooLongError is errMessageTooLong with the limit in its text, so
+// MessageTooLongError is errMessageTooLong with the limit in its text, so
 // that people see how much fits ("message too long: at most 4000
 // characters"). errors.Is matches errMessageTooLong, httpStatus gives 413,
 // and the STOMP refusal shows the same text.
-type messageTooLongError struct{ max int }
+type MessageTooLongError struct{ Max int }
 
-func (e messageTooLongError) Error() string { return e.public().Error() }
+func (e MessageTooLongError) Error() string { return e.public().Error() }
 
 // Unwrap gives the publicError that publicMessage and httpStatus look for.
-func (e messageTooLongError) Unwrap() error { return e.public() }
+func (e MessageTooLongError) Unwrap() error { return e.public() }
 
-func (e messageTooLongError) Is(target error) bool { return target == apperr.ErrMessageTooLong }
+func (e MessageTooLongError) Is(target error) bool { return target == apperr.ErrMessageTooLong }
 
-func (e messageTooLongError) public() error {
-	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("%s: at most %d characters", apperr.ErrMessageTooLong, e.max))
+func (e MessageTooLongError) public() error {
+	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("%s: at most %d characters", apperr.ErrMessageTooLong, e.Max))
 }
 
 // Post stores a chat message from u and publishes it. It checks the type
@@ -351,13 +351,13 @@ func (e messageTooLongError) public() error {
 // become notifications. A send with an IdempotencyKey that u already used
 // within idempotencyWindow returns the message stored then, and stores and
 // delivers nothing.
-func (c *chatService) Post(ctx context.Context, u store.User, in chatInput) (store.StoredMessage, error) {
+func (c *Service) Post(ctx context.Context, u store.User, in Input) (store.StoredMessage, error) {
 	if key := in.IdempotencyKey; key != "" {
 		in.IdempotencyKey = ""
-		if c.clustered() {
+		if c.Clustered() {
 			// The node-local key table cannot see a resend that arrives
 			// at another node after a failover; the log's de-duplication can.
-			in.dedupKey = dedupKeyOf("idem", u.ID, key)
+			in.DedupKey = DedupKeyOf("idem", u.ID, key)
 		}
 		// A keyed send runs to its end even if the sender leaves meanwhile
 		// (store.write would give up waiting and leave the outcome unknown):
@@ -397,7 +397,7 @@ func (c *chatService) Post(ctx context.Context, u store.User, in chatInput) (sto
 	if in.Type != store.MsgTalk && len(in.Attachments) > 0 {
 		return store.StoredMessage{}, store.ErrBadAttachment
 	}
-	return c.store(ctx, m, mentions, in.Attachments, in.dedupKey)
+	return c.store(ctx, m, mentions, in.Attachments, in.DedupKey)
 }
 
 // roomGate decides who may read and post in a room, from the store
@@ -406,7 +406,7 @@ func (c *chatService) Post(ctx context.Context, u store.User, in chatInput) (sto
 // newRoomGate. Safe for concurrent use.
 type roomGate struct{ st *store.Store }
 
-func newRoomGate(st *store.Store) roomGate { return roomGate{st: st} }
+func NewRoomGate(st *store.Store) roomGate { return roomGate{st: st} }
 
 // CanRead reports whether u may read (and subscribe to) a room: nil, or
 // errUnknownRoom / errNotMember. Public rooms are readable by everyone
@@ -438,12 +438,12 @@ func (g roomGate) CanPost(ctx context.Context, u store.User, roomID int64) error
 	return nil
 }
 
-// mentionedNames returns the distinct usernames @mentioned in body, in
+// MentionedNames returns the distinct usernames @mentioned in body, in
 // order of appearance, at most maxMentionsPerMessage. A mention is '@'
 // at the start or after a character that cannot be in a name (so e-mail
 // addresses are not mentions), followed by name characters; a trailing
 // '.' or '-' is punctuation, not part of the name.
-func mentionedNames(body string) []string {
+func MentionedNames(body string) []string {
 	var out []string
 	seen := map[string]bool{}
 	prev := ' '
@@ -464,7 +464,7 @@ func mentionedNames(body string) []string {
 		}
 		seen[store.UsernameKey(name)] = true
 		out = append(out, name)
-		if len(out) == maxMentionsPerMessage {
+		if len(out) == MaxMentionsPerMessage {
 			break
 		}
 	}
@@ -485,11 +485,11 @@ func sinceDays(now time.Time, days int) time.Time {
 
 // PurgeOlderThan deletes messages older than days days (retention) and
 // returns how many went.
-func (c *chatService) PurgeOlderThan(ctx context.Context, days int) (int64, error) {
+func (c *Service) PurgeOlderThan(ctx context.Context, days int) (int64, error) {
 	if days <= 0 {
 		return 0, apperr.New(apperr.KindBadRequest, "retention must be at least one day")
 	}
-	n, err := c.st.PurgeBefore(ctx, sinceDays(c.st.Now(), days))
+	n, err := c.St.PurgeBefore(ctx, sinceDays(c.St.Now(), days))
 	if err == nil && n > 0 {
 		c.log.Info("retention purge", "days", days, "deleted", n)
 	}
@@ -497,6 +497,6 @@ func (c *chatService) PurgeOlderThan(ctx context.Context, days int) (int64, erro
 }
 
 // Backup writes a consistent copy of the database to path (see store.Backup).
-func (c *chatService) Backup(ctx context.Context, path string) error {
-	return c.st.Backup(ctx, path)
+func (c *Service) Backup(ctx context.Context, path string) error {
+	return c.St.Backup(ctx, path)
 }

@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"context"
@@ -15,19 +15,19 @@ import (
 
 // Room and history limits.
 const (
-	maxRoomNameRunes = 64  // a sidebar line
+	MaxRoomNameRunes = 64  // a sidebar line
 	maxTopicRunes    = 256 // a sentence or two
 
 	defaultHistoryLimit = 50  // one screen of chat
-	maxHistoryLimit     = 200 // bounds one history read (and its memory)
+	MaxHistoryLimit     = 200 // bounds one history read (and its memory)
 	maxSearchResults    = 50  // a page of hits; refine the query for more
 
-	// defaultMaxRoomsPerUser is the default of -max-rooms-per-user: how
+	// DefaultMaxRoomsPerUser is the default of -max-rooms-per-user: how
 	// many rooms (public and private, archived ones too) one account may
 	// create. A team lead who makes a room per project stays far below
 	// it; a script or a stolen token that makes rooms in a loop, filling
 	// everyone's room list and the database, stops there.
-	defaultMaxRoomsPerUser = 200
+	DefaultMaxRoomsPerUser = 200
 )
 
 // errRoomLimit refuses a room past -max-rooms-per-user. It is 403, not
@@ -40,8 +40,8 @@ func errRoomLimit(max int) error {
 
 func checkRoomName(name string) (string, error) {
 	name = strings.TrimSpace(name)
-	if name == "" || utf8.RuneCountInString(name) > maxRoomNameRunes || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("room name must be 1 to %d printable characters", maxRoomNameRunes))
+	if name == "" || utf8.RuneCountInString(name) > MaxRoomNameRunes || strings.ContainsFunc(name, unicode.IsControl) {
+		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("room name must be 1 to %d printable characters", MaxRoomNameRunes))
 	}
 	return name, nil
 }
@@ -54,8 +54,8 @@ func checkTopic(topic string) (string, error) {
 	return topic, nil
 }
 
-// newRoom is the input of CreateRoom.
-type newRoom struct {
+// NewRoom is the input of CreateRoom.
+type NewRoom struct {
 	Name  string `json:"name"`
 	Topic string `json:"topic"`
 	Kind  string `json:"kind"` // "public" (default) or "private"
@@ -70,7 +70,7 @@ type newRoom struct {
 // fills every user's room list, whereas joining public rooms is bounded by
 // the rooms that exist, which this limit bounds in turn. Direct messages
 // are not counted: there is at most one per pair of accounts.
-func (c *chatService) CreateRoom(ctx context.Context, u store.User, nr newRoom) (store.Room, error) {
+func (c *Service) CreateRoom(ctx context.Context, u store.User, nr NewRoom) (store.Room, error) {
 	if u.IsGuest {
 		return store.Room{}, apperr.New(apperr.KindForbidden, "guests cannot create rooms")
 	}
@@ -89,8 +89,8 @@ func (c *chatService) CreateRoom(ctx context.Context, u store.User, nr newRoom) 
 	if kind != store.RoomPublic && kind != store.RoomPrivate {
 		return store.Room{}, apperr.New(apperr.KindBadRequest, `kind must be "public" or "private"`)
 	}
-	op := &roomCreateOp{UserID: u.ID, Admin: u.IsAdmin, Name: name, Topic: topic, Kind: kind, MaxRooms: c.maxRooms}
-	if err := c.st.Run(ctx, op); err != nil {
+	op := &RoomCreateOp{UserID: u.ID, Admin: u.IsAdmin, Name: name, Topic: topic, Kind: kind, MaxRooms: c.MaxRooms}
+	if err := c.St.Run(ctx, op); err != nil {
 		return store.Room{}, fmt.Errorf("create room: %w", err)
 	}
 	if op.refused != nil {
@@ -101,8 +101,8 @@ func (c *chatService) CreateRoom(ctx context.Context, u store.User, nr newRoom) 
 
 // UpdateRoom renames a room, changes its topic or (un)archives it. Only its
 // creator or an admin may; DMs cannot be changed.
-func (c *chatService) UpdateRoom(ctx context.Context, u store.User, roomID int64, up store.RoomUpdate) (store.Room, error) {
-	r, _, err := c.st.RoomAccess(ctx, roomID, u.ID)
+func (c *Service) UpdateRoom(ctx context.Context, u store.User, roomID int64, up store.RoomUpdate) (store.Room, error) {
+	r, _, err := c.St.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return store.Room{}, err
 	}
@@ -126,8 +126,8 @@ func (c *chatService) UpdateRoom(ctx context.Context, u store.User, roomID int64
 		}
 		up.Topic = &tp
 	}
-	op := &roomUpdateOp{RoomID: roomID, Update: up}
-	if err := c.st.Run(ctx, op); err != nil {
+	op := &RoomUpdateOp{RoomID: roomID, Update: up}
+	if err := c.St.Run(ctx, op); err != nil {
 		return store.Room{}, fmt.Errorf("update room: %w", err)
 	}
 	if op.refused != nil {
@@ -138,13 +138,13 @@ func (c *chatService) UpdateRoom(ctx context.Context, u store.User, roomID int64
 
 // Rooms lists the rooms u can see (public ones and those u belongs to) with
 // unread counts.
-func (c *chatService) Rooms(ctx context.Context, u store.User) ([]store.RoomSummary, error) {
-	return c.st.RoomsForUser(ctx, u.ID)
+func (c *Service) Rooms(ctx context.Context, u store.User) ([]store.RoomSummary, error) {
+	return c.St.RoomsForUser(ctx, u.ID)
 }
 
 // Room returns one room if u may read it.
-func (c *chatService) Room(ctx context.Context, u store.User, roomID int64) (store.Room, error) {
-	r, member, err := c.st.RoomAccess(ctx, roomID, u.ID)
+func (c *Service) Room(ctx context.Context, u store.User, roomID int64) (store.Room, error) {
+	r, member, err := c.St.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return store.Room{}, err
 	}
@@ -157,8 +157,8 @@ func (c *chatService) Room(ctx context.Context, u store.User, roomID int64) (sto
 // Join makes u a member of a public room and posts the ENTER message. It
 // is a no-op (nil) if u already is a member. Private rooms and DMs are
 // joined only by being added (errNotMember).
-func (c *chatService) Join(ctx context.Context, u store.User, roomID int64) error {
-	r, member, err := c.st.RoomAccess(ctx, roomID, u.ID)
+func (c *Service) Join(ctx context.Context, u store.User, roomID int64) error {
+	r, member, err := c.St.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
@@ -178,8 +178,8 @@ func (c *chatService) Join(ctx context.Context, u store.User, roomID int64) erro
 
 // AddMember adds the user called name to a private room u belongs to, and
 // posts their ENTER message. Members of a private room may add others.
-func (c *chatService) AddMember(ctx context.Context, u store.User, roomID int64, name string) error {
-	r, member, err := c.st.RoomAccess(ctx, roomID, u.ID)
+func (c *Service) AddMember(ctx context.Context, u store.User, roomID int64, name string) error {
+	r, member, err := c.St.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
@@ -192,15 +192,15 @@ func (c *chatService) AddMember(ctx context.Context, u store.User, roomID int64,
 	if r.Archived {
 		return apperr.ErrRoomArchived
 	}
-	other, err := c.st.UserByName(ctx, name)
+	other, err := c.St.UserByName(ctx, name)
 	if err != nil {
 		return err
 	}
 	if other.IsGuest && r.Kind == store.RoomPrivate {
 		return apperr.New(apperr.KindForbidden, "guests cannot join private rooms")
 	}
-	op := &roomAddMemberOp{roomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, store.MsgEnter, other.Username)}}
-	if err := c.st.Run(ctx, op); err != nil {
+	op := &RoomAddMemberOp{RoomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, store.MsgEnter, other.Username)}}
+	if err := c.St.Run(ctx, op); err != nil {
 		return fmt.Errorf("add member: %w", err)
 	}
 	return nil
@@ -208,16 +208,16 @@ func (c *chatService) AddMember(ctx context.Context, u store.User, roomID int64,
 
 // Leave ends u's membership and posts the LEAVE message. Leaving a room
 // one is not in is errNotMember.
-func (c *chatService) Leave(ctx context.Context, u store.User, roomID int64) error {
-	r, member, err := c.st.RoomAccess(ctx, roomID, u.ID)
+func (c *Service) Leave(ctx context.Context, u store.User, roomID int64) error {
+	r, member, err := c.St.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
 	}
 	if !member {
 		return apperr.ErrNotMember
 	}
-	op := &roomLeaveOp{roomPresence{RoomID: r.ID, UserID: u.ID, Username: u.Username, Message: presenceText(c.lang, store.MsgLeave, u.Username)}}
-	if err := c.st.Run(ctx, op); err != nil {
+	op := &RoomLeaveOp{RoomPresence{RoomID: r.ID, UserID: u.ID, Username: u.Username, Message: presenceText(c.lang, store.MsgLeave, u.Username)}}
+	if err := c.St.Run(ctx, op); err != nil {
 		return fmt.Errorf("leave room %d: %w", roomID, err)
 	}
 	return nil
@@ -226,11 +226,11 @@ func (c *chatService) Leave(ctx context.Context, u store.User, roomID int64) err
 // OpenDM returns the direct-message room of u and the user called name,
 // creating it on first use; both are (again) members afterwards. The
 // room's unique dm_key makes concurrent opens converge on one room.
-func (c *chatService) OpenDM(ctx context.Context, u store.User, name string) (store.Room, error) {
+func (c *Service) OpenDM(ctx context.Context, u store.User, name string) (store.Room, error) {
 	if u.IsGuest {
 		return store.Room{}, apperr.New(apperr.KindForbidden, "guests cannot send direct messages")
 	}
-	other, err := c.st.UserByName(ctx, name)
+	other, err := c.St.UserByName(ctx, name)
 	if err != nil {
 		return store.Room{}, err
 	}
@@ -240,8 +240,8 @@ func (c *chatService) OpenDM(ctx context.Context, u store.User, name string) (st
 	if other.IsGuest {
 		return store.Room{}, apperr.New(apperr.KindForbidden, "guests cannot receive direct messages")
 	}
-	op := &dmOpenOp{UserID: u.ID, Username: u.Username, OtherID: other.ID, OtherName: other.Username}
-	if err := c.st.Run(ctx, op); err != nil {
+	op := &DmOpenOp{UserID: u.ID, Username: u.Username, OtherID: other.ID, OtherName: other.Username}
+	if err := c.St.Run(ctx, op); err != nil {
 		return store.Room{}, fmt.Errorf("open dm: %w", err)
 	}
 	return op.room, nil
@@ -253,60 +253,60 @@ func historyLimit(limit int) int {
 	if limit <= 0 {
 		return defaultHistoryLimit
 	}
-	return min(limit, maxHistoryLimit)
+	return min(limit, MaxHistoryLimit)
 }
 
 // Messages returns a page of a room's history in ascending id order: the
 // newest if before and after are 0, else those just below before or just
 // above after. The limit is clamped to maxHistoryLimit.
-func (c *chatService) Messages(ctx context.Context, u store.User, roomID, before, after int64, limit int) ([]store.StoredMessage, error) {
+func (c *Service) Messages(ctx context.Context, u store.User, roomID, before, after int64, limit int) ([]store.StoredMessage, error) {
 	if before < 0 || after < 0 || (before > 0 && after > 0) {
 		return nil, apperr.New(apperr.KindBadRequest, "give before or after, not both")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
 	}
-	return c.st.MessagesPage(ctx, roomID, before, after, historyLimit(limit))
+	return c.St.MessagesPage(ctx, roomID, before, after, historyLimit(limit))
 }
 
 // MessagesSince is MessagesAfter for u, with the CanRead check; after = 0
 // reads from the oldest message (GET …/messages?after=0).
-func (c *chatService) MessagesSince(ctx context.Context, u store.User, roomID, after int64, limit int) ([]store.StoredMessage, error) {
+func (c *Service) MessagesSince(ctx context.Context, u store.User, roomID, after int64, limit int) ([]store.StoredMessage, error) {
 	if after < 0 {
 		return nil, apperr.New(apperr.KindBadRequest, "after must not be negative")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
 	}
-	return c.st.MessagesAfter(ctx, roomID, after, historyLimit(limit))
+	return c.St.MessagesAfter(ctx, roomID, after, historyLimit(limit))
 }
 
 // MessagesAfter returns up to limit messages of a room with id > afterID
 // (0: from the oldest), ascending, for the broker's since-id replay on
 // SUBSCRIBE. It does no authorization: the broker checks CanRead when the
 // client subscribes. The limit is clamped to maxHistoryLimit.
-func (c *chatService) MessagesAfter(ctx context.Context, roomID, afterID int64, limit int) ([]store.StoredMessage, error) {
-	return c.st.MessagesAfter(ctx, roomID, max(afterID, 0), historyLimit(limit))
+func (c *Service) MessagesAfter(ctx context.Context, roomID, afterID int64, limit int) ([]store.StoredMessage, error) {
+	return c.St.MessagesAfter(ctx, roomID, max(afterID, 0), historyLimit(limit))
 }
 
 // Search finds TALK messages matching every word of q (as word prefixes)
 // in the rooms u can read, newest first.
-func (c *chatService) Search(ctx context.Context, u store.User, q string) ([]store.StoredMessage, error) {
+func (c *Service) Search(ctx context.Context, u store.User, q string) ([]store.StoredMessage, error) {
 	match, ok := store.FtsQuery(q)
 	if !ok {
 		return nil, apperr.New(apperr.KindBadRequest, "empty search")
 	}
-	return c.st.SearchMessages(ctx, u.ID, match, maxSearchResults)
+	return c.St.SearchMessages(ctx, u.ID, match, maxSearchResults)
 }
 
 // MarkRead moves u's read position in a room up to messageID (never back).
-func (c *chatService) MarkRead(ctx context.Context, u store.User, roomID, messageID int64) error {
-	op := &markReadOp{RoomID: roomID, UserID: u.ID, MessageID: messageID}
-	if err := c.st.Run(ctx, op); err != nil {
+func (c *Service) MarkRead(ctx context.Context, u store.User, roomID, messageID int64) error {
+	op := &MarkReadOp{RoomID: roomID, UserID: u.ID, MessageID: messageID}
+	if err := c.St.Run(ctx, op); err != nil {
 		return fmt.Errorf("mark read: %w", err)
 	}
 	if !op.ok {
-		if _, err := c.st.RoomByID(ctx, roomID); err != nil {
+		if _, err := c.St.RoomByID(ctx, roomID); err != nil {
 			return err
 		}
 		return apperr.ErrNotMember
@@ -315,15 +315,15 @@ func (c *chatService) MarkRead(ctx context.Context, u store.User, roomID, messag
 }
 
 // Users lists the registered (non-guest) accounts.
-func (c *chatService) Users(ctx context.Context) ([]store.User, error) {
-	return c.st.ListUsers(ctx)
+func (c *Service) Users(ctx context.Context) ([]store.User, error) {
+	return c.St.ListUsers(ctx)
 }
 
 // ExportRoom writes a room u can read as one JSON document,
 // {"room":{…},"messages":[…]}, oldest first. It reads storePageSize
 // messages at a time and closes each page's Rows before writing, so a slow
 // client never holds a read transaction open.
-func (c *chatService) ExportRoom(ctx context.Context, u store.User, roomID int64, w io.Writer) error {
+func (c *Service) ExportRoom(ctx context.Context, u store.User, roomID int64, w io.Writer) error {
 	r, err := c.Room(ctx, u, roomID)
 	if err != nil {
 		return err
@@ -338,7 +338,7 @@ func (c *chatService) ExportRoom(ctx context.Context, u store.User, roomID int64
 	var after int64
 	first := true
 	for {
-		page, err := c.st.MessagesAfter(ctx, roomID, after, store.StorePageSize)
+		page, err := c.St.MessagesAfter(ctx, roomID, after, store.StorePageSize)
 		if err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
@@ -364,25 +364,25 @@ func (c *chatService) ExportRoom(ctx context.Context, u store.User, roomID int64
 	return nil
 }
 
-// markReadOp moves a member's read position up (MarkRead).
-type markReadOp struct {
+// MarkReadOp moves a member's read position up (MarkRead).
+type MarkReadOp struct {
 	RoomID    int64 `json:"room"`
 	UserID    int64 `json:"user"`
 	MessageID int64 `json:"msg"`
 	ok        bool  // u is a member of the room
 }
 
-func (*markReadOp) OpKind() string { return "mark-read" }
+func (*MarkReadOp) OpKind() string { return "mark-read" }
 
-func (o *markReadOp) Apply(e *store.Tx) (err error) {
+func (o *MarkReadOp) Apply(e *store.Tx) (err error) {
 	o.ok, err = e.MarkRead(o.RoomID, o.UserID, o.MessageID)
 	return err
 }
 
-// roomCreateOp creates a room with its creator as the first member
+// RoomCreateOp creates a room with its creator as the first member
 // (CreateRoom). The room limit is carried, since nodes may be configured
 // differently while a cluster is being reconfigured.
-type roomCreateOp struct {
+type RoomCreateOp struct {
 	UserID   int64  `json:"user"`
 	Admin    bool   `json:"admin,omitempty"` // administrators are exempt from MaxRooms
 	Name     string `json:"name"`            // checked by the caller
@@ -394,9 +394,9 @@ type roomCreateOp struct {
 	refused error // the room limit, recorded rather than returned (see chatService.store)
 }
 
-func (*roomCreateOp) OpKind() string { return "room-create" }
+func (*RoomCreateOp) OpKind() string { return "room-create" }
 
-func (o *roomCreateOp) Apply(e *store.Tx) error {
+func (o *RoomCreateOp) Apply(e *store.Tx) error {
 	o.room, o.refused = store.Room{}, nil
 	if o.MaxRooms > 0 && !o.Admin {
 		// Counted inside the write transaction, so racing creates cannot pass the limit together.
@@ -420,9 +420,9 @@ func (o *roomCreateOp) Apply(e *store.Tx) error {
 	return nil
 }
 
-// roomUpdateOp renames a room, changes its topic or (un)archives it
+// RoomUpdateOp renames a room, changes its topic or (un)archives it
 // (UpdateRoom, which checked who may).
-type roomUpdateOp struct {
+type RoomUpdateOp struct {
 	RoomID int64            `json:"room"`
 	Update store.RoomUpdate `json:"up"`
 
@@ -430,9 +430,9 @@ type roomUpdateOp struct {
 	refused error // errUnknownRoom, recorded rather than returned
 }
 
-func (*roomUpdateOp) OpKind() string { return "room-update" }
+func (*RoomUpdateOp) OpKind() string { return "room-update" }
 
-func (o *roomUpdateOp) Apply(e *store.Tx) error {
+func (o *RoomUpdateOp) Apply(e *store.Tx) error {
 	o.room, o.refused = store.Room{}, nil
 	r, err := e.UpdateRoom(o.RoomID, o.Update)
 	if errors.Is(err, apperr.ErrUnknownRoom) {
@@ -443,9 +443,9 @@ func (o *roomUpdateOp) Apply(e *store.Tx) error {
 	return err
 }
 
-// roomPresence is a membership change with its ENTER or LEAVE message,
+// RoomPresence is a membership change with its ENTER or LEAVE message,
 // the part roomAddMemberOp and roomLeaveOp share.
-type roomPresence struct {
+type RoomPresence struct {
 	RoomID   int64  `json:"room"`
 	UserID   int64  `json:"user"`
 	Username string `json:"name"`
@@ -457,25 +457,25 @@ type roomPresence struct {
 
 // store stores the presence message of type typ at now, once the
 // membership changed.
-func (p *roomPresence) store(e *store.Tx, typ string) error {
+func (p *RoomPresence) store(e *store.Tx, typ string) error {
 	p.msg = store.StoredMessage{Type: typ, RoomID: p.RoomID, Sender: p.Username, UserID: p.UserID, Message: p.Message}
 	return e.InsertMessage(&p.msg)
 }
 
 // committed publishes the presence message to this node's clients.
-func (p *roomPresence) committed(c *chatService) {
+func (p *RoomPresence) committed(c *Service) {
 	if p.changed {
 		c.deliver(p.msg.RoomID, p.msg.ID, p.msg.JSON())
 	}
 }
 
-// roomAddMemberOp adds a member to a room and posts their ENTER (AddMember).
+// RoomAddMemberOp adds a member to a room and posts their ENTER (AddMember).
 // Adding someone who already is a member changes nothing.
-type roomAddMemberOp struct{ roomPresence }
+type RoomAddMemberOp struct{ RoomPresence }
 
-func (*roomAddMemberOp) OpKind() string { return "room-add-member" }
+func (*RoomAddMemberOp) OpKind() string { return "room-add-member" }
 
-func (o *roomAddMemberOp) Apply(e *store.Tx) (err error) {
+func (o *RoomAddMemberOp) Apply(e *store.Tx) (err error) {
 	o.msg = store.StoredMessage{}
 	if o.changed, err = e.Join(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
@@ -483,13 +483,13 @@ func (o *roomAddMemberOp) Apply(e *store.Tx) (err error) {
 	return o.store(e, store.MsgEnter)
 }
 
-// roomLeaveOp ends a membership and posts the LEAVE (Leave). Leaving a
+// RoomLeaveOp ends a membership and posts the LEAVE (Leave). Leaving a
 // room one has already left changes nothing.
-type roomLeaveOp struct{ roomPresence }
+type RoomLeaveOp struct{ RoomPresence }
 
-func (*roomLeaveOp) OpKind() string { return "room-leave" }
+func (*RoomLeaveOp) OpKind() string { return "room-leave" }
 
-func (o *roomLeaveOp) Apply(e *store.Tx) (err error) {
+func (o *RoomLeaveOp) Apply(e *store.Tx) (err error) {
 	o.msg = store.StoredMessage{}
 	if o.changed, err = e.Leave(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
@@ -497,10 +497,10 @@ func (o *roomLeaveOp) Apply(e *store.Tx) (err error) {
 	return o.store(e, store.MsgLeave)
 }
 
-// dmOpenOp finds or creates the DM room of two users and makes both
+// DmOpenOp finds or creates the DM room of two users and makes both
 // members (again) (OpenDM). The room's unique dm_key, from the two ids,
 // makes concurrent opens converge on one room.
-type dmOpenOp struct {
+type DmOpenOp struct {
 	UserID    int64  `json:"user"`
 	Username  string `json:"name"`
 	OtherID   int64  `json:"other"`
@@ -509,9 +509,9 @@ type dmOpenOp struct {
 	room store.Room
 }
 
-func (*dmOpenOp) OpKind() string { return "dm-open" }
+func (*DmOpenOp) OpKind() string { return "dm-open" }
 
-func (o *dmOpenOp) Apply(e *store.Tx) error {
+func (o *DmOpenOp) Apply(e *store.Tx) error {
 	o.room = store.Room{}
 	r, ok, err := e.DmRoom(store.DmKey(o.UserID, o.OtherID))
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"bytes"
@@ -50,11 +50,11 @@ type notifyTarget struct {
 // can read the room (a mention must not leak a private room's text). The
 // sender never notifies themself. Online users are marked so that they get
 // a live notification instead of a stored one.
-func (c *chatService) mentionTargets(ctx context.Context, roomID int64, u store.User, body string) ([]notifyTarget, error) {
+func (c *Service) mentionTargets(ctx context.Context, roomID int64, u store.User, body string) ([]notifyTarget, error) {
 	var out []notifyTarget
 	seen := map[int64]bool{u.ID: true}
-	for _, name := range mentionedNames(body) {
-		p, ok, err := c.st.MentionTarget(ctx, name, roomID)
+	for _, name := range MentionedNames(body) {
+		p, ok, err := c.St.MentionTarget(ctx, name, roomID)
 		if err != nil {
 			return nil, err
 		}
@@ -69,20 +69,20 @@ func (c *chatService) mentionTargets(ctx context.Context, roomID int64, u store.
 
 // PendingNotifications returns u's undelivered notifications, oldest first
 // (at most maxPendingDelivered).
-func (c *chatService) PendingNotifications(ctx context.Context, u store.User) ([]store.Notification, error) {
-	return c.st.PendingNotifications(ctx, u.ID, maxPendingDelivered)
+func (c *Service) PendingNotifications(ctx context.Context, u store.User) ([]store.Notification, error) {
+	return c.St.PendingNotifications(ctx, u.ID, maxPendingDelivered)
 }
 
 // MarkDelivered marks u's notifications up to and including upTo delivered.
-func (c *chatService) MarkDelivered(ctx context.Context, u store.User, upTo int64) error {
-	return c.st.MarkDelivered(ctx, u.ID, upTo)
+func (c *Service) MarkDelivered(ctx context.Context, u store.User, upTo int64) error {
+	return c.St.MarkDelivered(ctx, u.ID, upTo)
 }
 
 // DeliverPending hands u's stored notifications to Notify and marks them
 // delivered; the broker calls it when a user connects. It returns how many
 // went. Notify must not block (it enqueues), so a crash between Notify and
 // the mark can at worst deliver some twice, never lose them.
-func (c *chatService) DeliverPending(ctx context.Context, u store.User) (int, error) {
+func (c *Service) DeliverPending(ctx context.Context, u store.User) (int, error) {
 	total := 0
 	for {
 		ns, err := c.PendingNotifications(ctx, u)
@@ -104,7 +104,7 @@ func (c *chatService) DeliverPending(ctx context.Context, u store.User) (int, er
 
 // SetWebhook sets (or, with "", clears) the URL u's offline notifications
 // are POSTed to. Only http and https URLs are accepted.
-func (c *chatService) SetWebhook(ctx context.Context, u store.User, rawURL string) error {
+func (c *Service) SetWebhook(ctx context.Context, u store.User, rawURL string) error {
 	if u.IsGuest {
 		return apperr.New(apperr.KindForbidden, "guests cannot set webhooks")
 	}
@@ -114,7 +114,7 @@ func (c *chatService) SetWebhook(ctx context.Context, u store.User, rawURL strin
 			return apperr.New(apperr.KindBadRequest, "webhook must be an http or https URL")
 		}
 	}
-	return c.st.SetWebhook(ctx, u.ID, rawURL)
+	return c.St.SetWebhook(ctx, u.ID, rawURL)
 }
 
 // webhookSender POSTs notification JSON to users' webhook URLs in the

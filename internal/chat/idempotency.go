@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"context"
@@ -17,26 +17,26 @@ import (
 // RECEIPT) sends it again with the same key; within the window, the second
 // send gets the first one's stored message back instead of posting twice.
 const (
-	// idempotencyHeader is the STOMP SEND header and the HTTP request
+	// IdempotencyHeader is the STOMP SEND header and the HTTP request
 	// header (the IETF httpapi draft's name) that carry the key.
-	idempotencyHeader     = "idempotency-key"
-	idempotencyHTTPHeader = "Idempotency-Key"
+	IdempotencyHeader     = "idempotency-key"
+	IdempotencyHTTPHeader = "Idempotency-Key"
 
-	// idempotencyWindow is how long a key is remembered: an outbox flushes
+	// IdempotencyWindow is how long a key is remembered: an outbox flushes
 	// within seconds of the connection coming back, and reconnect backoff
 	// tops out at 30 s, so ten minutes covers many retries.
-	idempotencyWindow = 10 * time.Minute
+	IdempotencyWindow = 10 * time.Minute
 
-	// maxIdempotencyKeys bounds the memory the window takes (about 200
+	// MaxIdempotencyKeys bounds the memory the window takes (about 200
 	// bytes a key plus the message): a busy team's ten minutes.
-	maxIdempotencyKeys = 20_000
+	MaxIdempotencyKeys = 20_000
 
-	// maxIdempotencyKeyLen bounds one key: a UUID is 36 characters.
-	maxIdempotencyKeyLen = 128
+	// MaxIdempotencyKeyLen bounds one key: a UUID is 36 characters.
+	MaxIdempotencyKeyLen = 128
 )
 
-// errBadIdempotencyKey refuses a key too long to be one.
-var errBadIdempotencyKey = apperr.New(apperr.KindBadRequest, "idempotency key too long")
+// ErrBadIdempotencyKey refuses a key too long to be one.
+var ErrBadIdempotencyKey = apperr.New(apperr.KindBadRequest, "idempotency key too long")
 
 // idemKey is one user's key; keys of different users never collide.
 type idemKey struct {
@@ -73,8 +73,8 @@ func newIdempotency(now func() time.Time) *idempotency {
 // later call with the same key waits for the first and returns its stored
 // message; if the first failed, it runs post itself.
 func (d *idempotency) do(ctx context.Context, userID int64, key string, post func() (store.StoredMessage, error)) (store.StoredMessage, error) {
-	if len(key) > maxIdempotencyKeyLen {
-		return store.StoredMessage{}, errBadIdempotencyKey
+	if len(key) > MaxIdempotencyKeyLen {
+		return store.StoredMessage{}, ErrBadIdempotencyKey
 	}
 	k := idemKey{userID, key}
 	for {
@@ -114,7 +114,7 @@ func (d *idempotency) do(ctx context.Context, userID int64, key string, post fun
 // maxIdempotencyKeys. A send still in flight is kept (its waiters need
 // it) without stopping the sweep behind it. The caller holds mu.
 func (d *idempotency) expire() {
-	cut := d.now().Add(-idempotencyWindow)
+	cut := d.now().Add(-IdempotencyWindow)
 	var inFlight []idemKey
 	i := 0
 	for ; i < len(d.order); i++ {
@@ -123,7 +123,7 @@ func (d *idempotency) expire() {
 		if !ok {
 			continue // its send failed and was forgotten
 		}
-		if e.at.After(cut) && len(d.entries) <= maxIdempotencyKeys {
+		if e.at.After(cut) && len(d.entries) <= MaxIdempotencyKeys {
 			break
 		}
 		if !isClosed(e.done) {
@@ -148,14 +148,14 @@ func isClosed(c chan struct{}) bool {
 	}
 }
 
-// clustered reports whether writes go through a cluster's log.
-func (c *chatService) clustered() bool { return c.st.Replicated() }
+// Clustered reports whether writes go through a cluster's log.
+func (c *Service) Clustered() bool { return c.St.Replicated() }
 
-// dedupKeyOf names a post for the cluster log's de-duplication (JetStream's
+// DedupKeyOf names a post for the cluster log's de-duplication (JetStream's
 // Nats-Msg-Id): the same user resending the same thing within the log's
 // window gets the first post's answer. parts are what makes it the same:
 // an idempotency key, or a receipt with the destination and body.
-func dedupKeyOf(kind string, userID int64, parts ...string) string {
+func DedupKeyOf(kind string, userID int64, parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
 		fmt.Fprintf(h, "%d:%s", len(p), p)

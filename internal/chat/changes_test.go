@@ -1,4 +1,4 @@
-package main
+package chat_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"errors"
 	"stompbox/internal/apperr"
 	"stompbox/internal/auth/authtest"
+	"stompbox/internal/chat"
+	"stompbox/internal/chat/chattest"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -16,19 +18,19 @@ import (
 // public room "team" owned by bob, in which carol and dave are members, and
 // a private room "secret" of bob's that carol and dave are not in.
 type changeFixture struct {
-	*chatFixture
+	*chattest.Fixture
 	dave         store.User
 	team, secret store.Room
 }
 
 func newChangeFixture(t *testing.T) *changeFixture {
 	t.Helper()
-	f := &changeFixture{chatFixture: newChatFixture(t, langEnglish)}
-	f.dave = authtest.Register(t, f.auth, "dave")
-	f.team = f.room(t, f.bob, "team", store.RoomPublic)
-	f.secret = f.room(t, f.bob, "secret", store.RoomPrivate)
-	for _, u := range []store.User{f.carol, f.dave} {
-		if err := f.chat.Join(context.Background(), u, f.team.ID); err != nil {
+	f := &changeFixture{Fixture: chattest.NewFixture(t, chat.LangEnglish)}
+	f.dave = authtest.Register(t, f.Auth, "dave")
+	f.team = f.Room(t, f.Bob, "team", store.RoomPublic)
+	f.secret = f.Room(t, f.Bob, "secret", store.RoomPrivate)
+	for _, u := range []store.User{f.Carol, f.dave} {
+		if err := f.Chat.Join(context.Background(), u, f.team.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,130 +47,130 @@ func TestMessageChangeAuthorization(t *testing.T) {
 		want error
 	}{
 		{"author edits", func(s setup) error {
-			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.carolsTeam.ID, "fixed")
+			_, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, s.carolsTeam.ID, "fixed")
 			return err
 		}, nil},
 		{"room owner cannot edit another's message", func(s setup) error {
-			_, err := f.chat.Edit(ctx, f.bob, f.team.ID, s.carolsTeam.ID, "mine now")
+			_, err := f.Chat.Edit(ctx, f.Bob, f.team.ID, s.carolsTeam.ID, "mine now")
 			return err
 		}, apperr.ErrNotAuthor},
 		{"administrator cannot edit another's message", func(s setup) error {
-			_, err := f.chat.Edit(ctx, f.alice, f.team.ID, s.carolsTeam.ID, "mine now")
+			_, err := f.Chat.Edit(ctx, f.Alice, f.team.ID, s.carolsTeam.ID, "mine now")
 			return err
 		}, apperr.ErrNotAuthor},
 		{"empty edit", func(s setup) error {
-			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.carolsTeam.ID, "  ")
+			_, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, s.carolsTeam.ID, "  ")
 			return err
 		}, apperr.ErrEmptyMessage},
 		{"edit through another room's id", func(s setup) error {
-			_, err := f.chat.Edit(ctx, f.carol, f.secret.ID, s.carolsTeam.ID, "x")
+			_, err := f.Chat.Edit(ctx, f.Carol, f.secret.ID, s.carolsTeam.ID, "x")
 			return err
 		}, apperr.ErrUnknownMessage},
 		{"edit an unknown message", func(s setup) error {
-			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, 999999, "x")
+			_, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, 999999, "x")
 			return err
 		}, apperr.ErrUnknownMessage},
 		{"edit an ENTER line", func(s setup) error {
-			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.enter.ID, "x")
+			_, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, s.enter.ID, "x")
 			return err
 		}, apperr.ErrNotChangeable},
 		{"non-member edits in a private room", func(s setup) error {
-			_, err := f.chat.Edit(ctx, f.carol, f.secret.ID, s.bobsSecret.ID, "x")
+			_, err := f.Chat.Edit(ctx, f.Carol, f.secret.ID, s.bobsSecret.ID, "x")
 			return err
 		}, apperr.ErrNotMember},
-		{"author deletes", func(s setup) error { return f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID) }, nil},
-		{"room owner deletes", func(s setup) error { return f.chat.Delete(ctx, f.bob, f.team.ID, s.carolsTeam.ID) }, nil},
-		{"administrator deletes", func(s setup) error { return f.chat.Delete(ctx, f.alice, f.team.ID, s.carolsTeam.ID) }, nil},
-		{"member without rights cannot delete", func(s setup) error { return f.chat.Delete(ctx, f.dave, f.team.ID, s.carolsTeam.ID) }, apperr.ErrCannotDelete},
-		{"non-member deletes in a private room", func(s setup) error { return f.chat.Delete(ctx, f.dave, f.secret.ID, s.bobsSecret.ID) }, apperr.ErrNotMember},
+		{"author deletes", func(s setup) error { return f.Chat.Delete(ctx, f.Carol, f.team.ID, s.carolsTeam.ID) }, nil},
+		{"room owner deletes", func(s setup) error { return f.Chat.Delete(ctx, f.Bob, f.team.ID, s.carolsTeam.ID) }, nil},
+		{"administrator deletes", func(s setup) error { return f.Chat.Delete(ctx, f.Alice, f.team.ID, s.carolsTeam.ID) }, nil},
+		{"member without rights cannot delete", func(s setup) error { return f.Chat.Delete(ctx, f.dave, f.team.ID, s.carolsTeam.ID) }, apperr.ErrCannotDelete},
+		{"non-member deletes in a private room", func(s setup) error { return f.Chat.Delete(ctx, f.dave, f.secret.ID, s.bobsSecret.ID) }, apperr.ErrNotMember},
 		{"delete twice", func(s setup) error {
-			if err := f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID); err != nil {
+			if err := f.Chat.Delete(ctx, f.Carol, f.team.ID, s.carolsTeam.ID); err != nil {
 				return err
 			}
-			return f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID)
+			return f.Chat.Delete(ctx, f.Carol, f.team.ID, s.carolsTeam.ID)
 		}, apperr.ErrMessageDeleted},
 		{"edit a deleted message", func(s setup) error {
-			if err := f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID); err != nil {
+			if err := f.Chat.Delete(ctx, f.Carol, f.team.ID, s.carolsTeam.ID); err != nil {
 				return err
 			}
-			_, err := f.chat.Edit(ctx, f.carol, f.team.ID, s.carolsTeam.ID, "back")
+			_, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, s.carolsTeam.ID, "back")
 			return err
 		}, apperr.ErrMessageDeleted},
 		{"member reacts", func(s setup) error {
-			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍", true)
+			_, err := f.Chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍", true)
 			return err
 		}, nil},
 		{"non-member of a public room cannot react", func(s setup) error {
-			_, err := f.chat.React(ctx, f.alice, f.team.ID, s.carolsTeam.ID, "👍", true)
+			_, err := f.Chat.React(ctx, f.Alice, f.team.ID, s.carolsTeam.ID, "👍", true)
 			return err
 		}, apperr.ErrNotMember},
 		{"non-member of a private room cannot react", func(s setup) error {
-			_, err := f.chat.React(ctx, f.carol, f.secret.ID, s.bobsSecret.ID, "👍", true)
+			_, err := f.Chat.React(ctx, f.Carol, f.secret.ID, s.bobsSecret.ID, "👍", true)
 			return err
 		}, apperr.ErrNotMember},
 		{"react to a deleted message", func(s setup) error {
-			if err := f.chat.Delete(ctx, f.carol, f.team.ID, s.carolsTeam.ID); err != nil {
+			if err := f.Chat.Delete(ctx, f.Carol, f.team.ID, s.carolsTeam.ID); err != nil {
 				return err
 			}
-			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍", true)
+			_, err := f.Chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍", true)
 			return err
 		}, apperr.ErrMessageDeleted},
 		{"empty emoji", func(s setup) error {
-			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "", true)
+			_, err := f.Chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "", true)
 			return err
 		}, apperr.ErrBadEmoji},
 		{"emoji too long", func(s setup) error {
-			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, strings.Repeat("👍", 9), true)
+			_, err := f.Chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, strings.Repeat("👍", 9), true)
 			return err
 		}, apperr.ErrBadEmoji},
 		{"emoji with a control character", func(s setup) error {
-			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍\x07", true)
+			_, err := f.Chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "👍\x07", true)
 			return err
 		}, apperr.ErrBadEmoji},
 		{"emoji with a space", func(s setup) error {
-			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "a b", true)
+			_, err := f.Chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "a b", true)
 			return err
 		}, apperr.ErrBadEmoji},
 		{"emoji not UTF-8", func(s setup) error {
-			_, err := f.chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "\xff", true)
+			_, err := f.Chat.React(ctx, f.dave, f.team.ID, s.carolsTeam.ID, "\xff", true)
 			return err
 		}, apperr.ErrBadEmoji},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := setup{
-				carolsTeam: f.post(t, f.carol, f.team.ID, store.MsgTalk, "hello team"),
-				bobsSecret: f.post(t, f.bob, f.secret.ID, store.MsgTalk, "secret plan"),
-				enter:      f.post(t, f.carol, f.team.ID, store.MsgEnter, ""),
+				carolsTeam: f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "hello team"),
+				bobsSecret: f.Post(t, f.Bob, f.secret.ID, store.MsgTalk, "secret plan"),
+				enter:      f.Post(t, f.Carol, f.team.ID, store.MsgEnter, ""),
 			}
-			before := len(f.rec.deliveries())
+			before := len(f.Rec.Deliveries())
 			err := tt.do(s)
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Fatalf("err %v, want %v", err, tt.want)
 			}
 			// A refusal publishes nothing; the cases that delete before the
 			// refused step publish that one DELETE.
-			if tt.want != nil && len(f.rec.deliveries()) > before+1 {
-				t.Errorf("a refused change published %d events", len(f.rec.deliveries())-before)
+			if tt.want != nil && len(f.Rec.Deliveries()) > before+1 {
+				t.Errorf("a refused change published %d events", len(f.Rec.Deliveries())-before)
 			}
 		})
 	}
 	t.Run("archived room", func(t *testing.T) {
-		m := f.post(t, f.carol, f.team.ID, store.MsgTalk, "before archiving")
-		if _, err := f.chat.UpdateRoom(ctx, f.bob, f.team.ID, store.RoomUpdate{Archived: new(true)}); err != nil {
+		m := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "before archiving")
+		if _, err := f.Chat.UpdateRoom(ctx, f.Bob, f.team.ID, store.RoomUpdate{Archived: new(true)}); err != nil {
 			t.Fatal(err)
 		}
-		defer f.chat.UpdateRoom(ctx, f.bob, f.team.ID, store.RoomUpdate{Archived: new(false)})
-		if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "x"); !errors.Is(err, apperr.ErrRoomArchived) {
+		defer f.Chat.UpdateRoom(ctx, f.Bob, f.team.ID, store.RoomUpdate{Archived: new(false)})
+		if _, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, m.ID, "x"); !errors.Is(err, apperr.ErrRoomArchived) {
 			t.Errorf("edit: %v", err)
 		}
-		if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "👍", true); !errors.Is(err, apperr.ErrRoomArchived) {
+		if _, err := f.Chat.React(ctx, f.dave, f.team.ID, m.ID, "👍", true); !errors.Is(err, apperr.ErrRoomArchived) {
 			t.Errorf("react: %v", err)
 		}
-		if err := f.chat.Delete(ctx, f.carol, f.team.ID, m.ID); !errors.Is(err, apperr.ErrRoomArchived) {
+		if err := f.Chat.Delete(ctx, f.Carol, f.team.ID, m.ID); !errors.Is(err, apperr.ErrRoomArchived) {
 			t.Errorf("author delete: %v", err)
 		}
-		if err := f.chat.Delete(ctx, f.alice, f.team.ID, m.ID); err != nil {
+		if err := f.Chat.Delete(ctx, f.Alice, f.team.ID, m.ID); err != nil {
 			t.Errorf("administrator delete: %v", err)
 		}
 	})
@@ -177,17 +179,17 @@ func TestMessageChangeAuthorization(t *testing.T) {
 func TestEditWindow(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	f.chat.editWindow = 10 * time.Minute
-	m := f.post(t, f.carol, f.team.ID, store.MsgTalk, "typo")
-	f.clock.Advance(9 * time.Minute)
-	if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "fixed"); err != nil {
+	f.Chat.EditWindow = 10 * time.Minute
+	m := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "typo")
+	f.Clock.Advance(9 * time.Minute)
+	if _, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, m.ID, "fixed"); err != nil {
 		t.Fatalf("within the window: %v", err)
 	}
-	f.clock.Advance(2 * time.Minute)
-	if _, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "later"); !errors.Is(err, apperr.ErrEditTooLate) {
+	f.Clock.Advance(2 * time.Minute)
+	if _, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, m.ID, "later"); !errors.Is(err, apperr.ErrEditTooLate) {
 		t.Fatalf("after the window: %v", err)
 	}
-	if err := f.chat.Delete(ctx, f.carol, f.team.ID, m.ID); err != nil {
+	if err := f.Chat.Delete(ctx, f.Carol, f.team.ID, m.ID); err != nil {
 		t.Fatalf("deleting after the window: %v", err)
 	}
 }
@@ -195,7 +197,7 @@ func TestEditWindow(t *testing.T) {
 // history returns the room's newest page as bob sees it, by id.
 func (f *changeFixture) history(t *testing.T, roomID int64) map[int64]store.StoredMessage {
 	t.Helper()
-	ms, err := f.chat.Messages(context.Background(), f.bob, roomID, 0, 0, 200)
+	ms, err := f.Chat.Messages(context.Background(), f.Bob, roomID, 0, 0, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,9 +210,9 @@ func (f *changeFixture) history(t *testing.T, roomID int64) map[int64]store.Stor
 
 func (f *changeFixture) lastEvent(t *testing.T) map[string]any {
 	t.Helper()
-	d := f.rec.deliveries()
+	d := f.Rec.Deliveries()
 	var ev map[string]any
-	if err := json.Unmarshal(d[len(d)-1].body, &ev); err != nil {
+	if err := json.Unmarshal(d[len(d)-1].Body, &ev); err != nil {
 		t.Fatal(err)
 	}
 	return ev
@@ -218,7 +220,7 @@ func (f *changeFixture) lastEvent(t *testing.T) map[string]any {
 
 func (f *changeFixture) searchIDs(t *testing.T, q string) []int64 {
 	t.Helper()
-	ms, err := f.chat.Search(context.Background(), f.bob, q)
+	ms, err := f.Chat.Search(context.Background(), f.Bob, q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +236,7 @@ func (f *changeFixture) searchIDs(t *testing.T, q string) []int64 {
 func TestMessageChangesStoredAndPublished(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	m := f.post(t, f.carol, f.team.ID, store.MsgTalk, "lunch at noon @dave")
+	m := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "lunch at noon @dave")
 	plain, _ := json.Marshal(m)
 	var keys map[string]any
 	json.Unmarshal(plain, &keys)
@@ -242,12 +244,12 @@ func TestMessageChangesStoredAndPublished(t *testing.T) {
 		t.Errorf("a plain message has fields beyond the seed's: %s", plain)
 	}
 
-	ev, err := f.chat.Edit(ctx, f.carol, f.team.ID, m.ID, "lunch at one @dave")
+	ev, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, m.ID, "lunch at one @dave")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := f.lastEvent(t)
-	if got["type"] != msgEdit || got["messageId"] != float64(m.ID) || got["message"] != "lunch at one @dave" || got["editedAt"] != ev.EditedAt || got["id"] != nil {
+	if got["type"] != chat.MsgEdit || got["messageId"] != float64(m.ID) || got["message"] != "lunch at one @dave" || got["editedAt"] != ev.EditedAt || got["id"] != nil {
 		t.Errorf("EDIT event %v", got)
 	}
 	h := f.history(t, f.team.ID)[m.ID]
@@ -260,19 +262,19 @@ func TestMessageChangesStoredAndPublished(t *testing.T) {
 	if ids := f.searchIDs(t, "one"); len(ids) != 1 || ids[0] != m.ID {
 		t.Errorf("search for the new text: %v", ids)
 	}
-	ns, err := f.st.PendingNotifications(ctx, f.dave.ID, 10)
+	ns, err := f.St.PendingNotifications(ctx, f.dave.ID, 10)
 	if err != nil || len(ns) != 1 || ns[0].Message.Message != "lunch at one @dave" {
 		t.Errorf("pending notification after edit: %+v %v", ns, err)
 	}
 
-	for _, u := range []store.User{f.bob, f.dave} {
-		f.clock.Advance(time.Second) // reactions are listed in the order they came
-		if _, err := f.chat.React(ctx, u, f.team.ID, m.ID, "👍", true); err != nil {
+	for _, u := range []store.User{f.Bob, f.dave} {
+		f.Clock.Advance(time.Second) // reactions are listed in the order they came
+		if _, err := f.Chat.React(ctx, u, f.team.ID, m.ID, "👍", true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.clock.Advance(time.Second)
-	rs, err := f.chat.React(ctx, f.bob, f.team.ID, m.ID, "🎉", true)
+	f.Clock.Advance(time.Second)
+	rs, err := f.Chat.React(ctx, f.Bob, f.team.ID, m.ID, "🎉", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,27 +285,27 @@ func TestMessageChangesStoredAndPublished(t *testing.T) {
 	if b, _ := json.Marshal(f.history(t, f.team.ID)[m.ID].Reactions); string(b) != want {
 		t.Errorf("history reactions %s", b)
 	}
-	replay, err := f.chat.MessagesAfter(ctx, f.team.ID, m.ID-1, 10)
+	replay, err := f.Chat.MessagesAfter(ctx, f.team.ID, m.ID-1, 10)
 	if err != nil || len(replay) == 0 || len(replay[0].Reactions) != 2 {
 		t.Errorf("replay after since-id lacks reactions: %+v %v", replay, err)
 	}
-	if _, err := f.chat.React(ctx, f.bob, f.team.ID, m.ID, "👍", true); err != nil {
+	if _, err := f.Chat.React(ctx, f.Bob, f.team.ID, m.ID, "👍", true); err != nil {
 		t.Errorf("adding the same reaction again: %v", err)
 	}
-	rs, err = f.chat.React(ctx, f.bob, f.team.ID, m.ID, "🎉", false)
+	rs, err = f.Chat.React(ctx, f.Bob, f.team.ID, m.ID, "🎉", false)
 	if err != nil || len(rs) != 1 {
 		t.Errorf("remove: %v %v", rs, err)
 	}
 	got = f.lastEvent(t)
-	if got["type"] != msgReaction || got["user"] != "bob" || got["added"] != false || got["emoji"] != "🎉" {
+	if got["type"] != chat.MsgReaction || got["user"] != "bob" || got["added"] != false || got["emoji"] != "🎉" {
 		t.Errorf("REACTION event %v", got)
 	}
 
-	if err := f.chat.Delete(ctx, f.carol, f.team.ID, m.ID); err != nil {
+	if err := f.Chat.Delete(ctx, f.Carol, f.team.ID, m.ID); err != nil {
 		t.Fatal(err)
 	}
 	got = f.lastEvent(t)
-	if got["type"] != msgDelete || got["messageId"] != float64(m.ID) || got["by"] != "carol" {
+	if got["type"] != chat.MsgDelete || got["messageId"] != float64(m.ID) || got["by"] != "carol" {
 		t.Errorf("DELETE event %v", got)
 	}
 	h = f.history(t, f.team.ID)[m.ID]
@@ -313,7 +315,7 @@ func TestMessageChangesStoredAndPublished(t *testing.T) {
 	if ids := f.searchIDs(t, "lunch"); len(ids) != 0 {
 		t.Errorf("search finds a deleted message: %v", ids)
 	}
-	if ns, _ := f.st.PendingNotifications(ctx, f.dave.ID, 10); len(ns) != 0 {
+	if ns, _ := f.St.PendingNotifications(ctx, f.dave.ID, 10); len(ns) != 0 {
 		t.Errorf("notification of a deleted message still pending: %+v", ns)
 	}
 }
@@ -321,16 +323,16 @@ func TestMessageChangesStoredAndPublished(t *testing.T) {
 func TestReactionLimit(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	m := f.post(t, f.carol, f.team.ID, store.MsgTalk, "vote")
+	m := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "vote")
 	for i := range store.MaxReactionsPerUser {
-		if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, string(rune('😀'+i)), true); err != nil {
+		if _, err := f.Chat.React(ctx, f.dave, f.team.ID, m.ID, string(rune('😀'+i)), true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "🦀", true); !errors.Is(err, apperr.ErrTooManyReactions) {
+	if _, err := f.Chat.React(ctx, f.dave, f.team.ID, m.ID, "🦀", true); !errors.Is(err, apperr.ErrTooManyReactions) {
 		t.Fatalf("one more: %v", err)
 	}
-	if _, err := f.chat.React(ctx, f.dave, f.team.ID, m.ID, "😀", true); err != nil {
+	if _, err := f.Chat.React(ctx, f.dave, f.team.ID, m.ID, "😀", true); err != nil {
 		t.Fatalf("one already there: %v", err)
 	}
 }
@@ -338,8 +340,8 @@ func TestReactionLimit(t *testing.T) {
 func TestReplies(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	orig := f.post(t, f.carol, f.team.ID, store.MsgTalk, strings.Repeat("가", store.ReplyQuoteRunes+10))
-	other := f.post(t, f.bob, f.secret.ID, store.MsgTalk, "elsewhere")
+	orig := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, strings.Repeat("가", store.ReplyQuoteRunes+10))
+	other := f.Post(t, f.Bob, f.secret.ID, store.MsgTalk, "elsewhere")
 	tests := []struct {
 		name    string
 		replyTo int64
@@ -352,7 +354,7 @@ func TestReplies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := f.chat.Post(ctx, f.dave, chatInput{Type: store.MsgTalk, RoomID: f.team.ID, Message: "answer", ReplyTo: tt.replyTo})
+			m, err := f.Chat.Post(ctx, f.dave, chat.Input{Type: store.MsgTalk, RoomID: f.team.ID, Message: "answer", ReplyTo: tt.replyTo})
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Fatalf("err %v, want %v", err, tt.want)
 			}
@@ -362,7 +364,7 @@ func TestReplies(t *testing.T) {
 			if m.Reply == nil || m.Reply.ID != orig.ID || m.Reply.Sender != "carol" || len([]rune(m.Reply.Message)) != store.ReplyQuoteRunes {
 				t.Errorf("posted reply %+v", m.Reply)
 			}
-			if err := f.chat.Delete(ctx, f.carol, f.team.ID, orig.ID); err != nil {
+			if err := f.Chat.Delete(ctx, f.Carol, f.team.ID, orig.ID); err != nil {
 				t.Fatal(err)
 			}
 			h := f.history(t, f.team.ID)[m.ID]
@@ -381,12 +383,12 @@ func TestReplyQuoteRunesSQL(t *testing.T) {
 
 func TestCheckEmoji(t *testing.T) {
 	for _, ok := range []string{"👍", "🇰🇷", "👨‍👩‍👧‍👦", "+1", "❤️"} {
-		if err := checkEmoji(ok); err != nil {
+		if err := chat.CheckEmoji(ok); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", " ", "\n", "👍 👍", "\u0000", strings.Repeat("x", maxEmojiBytes+1), "\xc3"} {
-		if err := checkEmoji(bad); err == nil {
+	for _, bad := range []string{"", " ", "\n", "👍 👍", "\u0000", strings.Repeat("x", chat.MaxEmojiBytes+1), "\xc3"} {
+		if err := chat.CheckEmoji(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package chat_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/chat"
+	"stompbox/internal/chat/chattest"
 	"stompbox/internal/store"
 	"sync"
 	"testing"
@@ -19,19 +21,19 @@ var chatOpKinds = []string{"chat-post", "room-create", "room-update", "room-add-
 func TestChatOpsRoundTrip(t *testing.T) {
 	name, topic, archived := "renamed", "a topic", true
 	tests := []store.Op{
-		&markReadOp{RoomID: 3, UserID: 4, MessageID: 5},
-		&chatPostOp{Type: store.MsgTalk, RoomID: 5, UserID: 2, Sender: "bob", Message: "hi @carol 👋", ReplyTo: 9, Files: []int64{3, 4},
-			Mentions: []postMention{{UserID: 3, Username: "carol", Webhook: "https://example.test/hook"}}, Online: []string{"carol", "dave"}},
-		&chatPostOp{Type: store.MsgEnter, RoomID: 1, UserID: 1, Sender: "alice", Message: "alice님이 입장하셨습니다."},
-		&roomCreateOp{UserID: 2, Admin: true, Name: "team", Topic: "plans", Kind: store.RoomPrivate, MaxRooms: 200},
-		&roomUpdateOp{RoomID: 5, Update: store.RoomUpdate{Name: &name, Topic: &topic, Archived: &archived}},
-		&roomUpdateOp{RoomID: 5, Update: store.RoomUpdate{Topic: &topic}},
-		&roomAddMemberOp{roomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol joined."}},
-		&roomLeaveOp{roomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol left."}},
-		&dmOpenOp{UserID: 1, Username: "alice", OtherID: 2, OtherName: "bob"},
-		&msgEditOp{RoomID: 5, MsgID: 42, UserID: 3, Username: "carol", Text: "fixed", WindowMS: 600_000},
-		&msgDeleteOp{RoomID: 5, MsgID: 42, UserID: 1, Username: "alice", Admin: true},
-		&msgReactOp{RoomID: 5, MsgID: 42, UserID: 2, Username: "bob", Emoji: "👍", Add: true},
+		&chat.MarkReadOp{RoomID: 3, UserID: 4, MessageID: 5},
+		&chat.PostOp{Type: store.MsgTalk, RoomID: 5, UserID: 2, Sender: "bob", Message: "hi @carol 👋", ReplyTo: 9, Files: []int64{3, 4},
+			Mentions: []chat.PostMention{{UserID: 3, Username: "carol", Webhook: "https://example.test/hook"}}, Online: []string{"carol", "dave"}},
+		&chat.PostOp{Type: store.MsgEnter, RoomID: 1, UserID: 1, Sender: "alice", Message: "alice님이 입장하셨습니다."},
+		&chat.RoomCreateOp{UserID: 2, Admin: true, Name: "team", Topic: "plans", Kind: store.RoomPrivate, MaxRooms: 200},
+		&chat.RoomUpdateOp{RoomID: 5, Update: store.RoomUpdate{Name: &name, Topic: &topic, Archived: &archived}},
+		&chat.RoomUpdateOp{RoomID: 5, Update: store.RoomUpdate{Topic: &topic}},
+		&chat.RoomAddMemberOp{RoomPresence: chat.RoomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol joined."}},
+		&chat.RoomLeaveOp{RoomPresence: chat.RoomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol left."}},
+		&chat.DmOpenOp{UserID: 1, Username: "alice", OtherID: 2, OtherName: "bob"},
+		&chat.MsgEditOp{RoomID: 5, MsgID: 42, UserID: 3, Username: "carol", Text: "fixed", WindowMS: 600_000},
+		&chat.MsgDeleteOp{RoomID: 5, MsgID: 42, UserID: 1, Username: "alice", Admin: true},
+		&chat.MsgReactOp{RoomID: 5, MsgID: 42, UserID: 2, Username: "bob", Emoji: "👍", Add: true},
 	}
 	covered := map[string]bool{}
 	for _, op := range tests {
@@ -145,98 +147,98 @@ func dumpRows(t *testing.T, s *store.Store, query string) []string {
 // it.
 func TestChatOpsReplayDeterministic(t *testing.T) {
 	ctx := context.Background()
-	a := newChatFixture(t, langEnglish)
-	b := newChatFixture(t, langKorean)
-	if a.alice.ID != b.alice.ID || a.bob.ID != b.bob.ID || a.carol.ID != b.carol.ID {
+	a := chattest.NewFixture(t, chat.LangEnglish)
+	b := chattest.NewFixture(t, chat.LangKorean)
+	if a.Alice.ID != b.Alice.ID || a.Bob.ID != b.Bob.ID || a.Carol.ID != b.Carol.ID {
 		t.Fatal("the fixtures' users differ")
 	}
-	b.clock.Advance(time.Hour + 1234*time.Millisecond)
-	a.chat.maxRooms, b.chat.maxRooms = 2, 0
-	a.chat.editWindow, b.chat.editWindow = 10*time.Minute, 0
-	a.rec.setOnline("bob", true)
-	b.rec.setOnline("carol", true)
+	b.Clock.Advance(time.Hour + 1234*time.Millisecond)
+	a.Chat.MaxRooms, b.Chat.MaxRooms = 2, 0
+	a.Chat.EditWindow, b.Chat.EditWindow = 10*time.Minute, 0
+	a.Rec.SetOnline("bob", true)
+	b.Rec.SetOnline("carol", true)
 
 	// Carol's uploads to general, made on both nodes before the log starts.
 	var uploads [2]int64
-	for _, f := range []*chatFixture{a, b} {
+	for _, f := range []*chattest.Fixture{a, b} {
 		for i, sum := range []string{"abc", "def"} {
-			sf := store.StoredFile{RoomID: 1, UserID: f.carol.ID, Name: sum + ".txt", Size: 3, Type: "text/plain", SHA256: sum}
-			if ok, err := f.st.InsertFile(ctx, &sf, 0); err != nil || !ok {
+			sf := store.StoredFile{RoomID: 1, UserID: f.Carol.ID, Name: sum + ".txt", Size: 3, Type: "text/plain", SHA256: sum}
+			if ok, err := f.St.InsertFile(ctx, &sf, 0); err != nil || !ok {
 				t.Fatalf("upload: %v %v", ok, err)
 			}
 			uploads[i] = sf.ID
 		}
 	}
-	rep := &replayReplicator{a: a.st, b: b.st, kinds: map[string]int{}}
-	a.st.SetReplicator(rep)
+	rep := &replayReplicator{a: a.St, b: b.St, kinds: map[string]int{}}
+	a.St.SetReplicator(rep)
 
-	c := a.chat
+	c := a.Chat
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	post := func(u store.User, in chatInput) store.StoredMessage {
+	post := func(u store.User, in chat.Input) store.StoredMessage {
 		t.Helper()
 		m, err := c.Post(ctx, u, in)
 		must("post "+in.Message, err)
-		a.clock.Advance(1500 * time.Millisecond)
+		a.Clock.Advance(1500 * time.Millisecond)
 		return m
 	}
 	room := func(u store.User, name, kind string) store.Room {
 		t.Helper()
-		r, err := c.CreateRoom(ctx, u, newRoom{Name: name, Kind: kind})
+		r, err := c.CreateRoom(ctx, u, chat.NewRoom{Name: name, Kind: kind})
 		must("create "+name, err)
 		return r
 	}
 
-	hello := post(a.alice, chatInput{Type: store.MsgTalk, RoomID: 1, Message: "hello", dedupKey: "alice-1"})
-	team := room(a.bob, "team", store.RoomPublic)
-	secret := room(a.bob, "secret", store.RoomPrivate)
-	if _, err := c.CreateRoom(ctx, a.bob, newRoom{Name: "third"}); err == nil {
+	hello := post(a.Alice, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "hello", DedupKey: "alice-1"})
+	team := room(a.Bob, "team", store.RoomPublic)
+	secret := room(a.Bob, "secret", store.RoomPrivate)
+	if _, err := c.CreateRoom(ctx, a.Bob, chat.NewRoom{Name: "third"}); err == nil {
 		t.Fatal("a third room passed a's limit of 2")
 	}
-	must("add carol", c.AddMember(ctx, a.bob, secret.ID, "carol"))
-	must("join team", c.Join(ctx, a.carol, team.ID))
+	must("add carol", c.AddMember(ctx, a.Bob, secret.ID, "carol"))
+	must("join team", c.Join(ctx, a.Carol, team.ID))
 	// bob is online on a only, alice on neither: a live and a stored mention.
-	plan := post(a.carol, chatInput{Type: store.MsgTalk, RoomID: secret.ID, Message: "@bob @alice the plan"})
-	standup := post(a.carol, chatInput{Type: store.MsgTalk, RoomID: team.ID, Message: "@alice @bob standup?"})
-	post(a.bob, chatInput{Type: store.MsgTalk, RoomID: team.ID, Message: "yes", ReplyTo: standup.ID})
+	plan := post(a.Carol, chat.Input{Type: store.MsgTalk, RoomID: secret.ID, Message: "@bob @alice the plan"})
+	standup := post(a.Carol, chat.Input{Type: store.MsgTalk, RoomID: team.ID, Message: "@alice @bob standup?"})
+	post(a.Bob, chat.Input{Type: store.MsgTalk, RoomID: team.ID, Message: "yes", ReplyTo: standup.ID})
 	// DM peers: bob online on a only, carol on b only.
-	dmBob, err := c.OpenDM(ctx, a.alice, "bob")
+	dmBob, err := c.OpenDM(ctx, a.Alice, "bob")
 	must("dm bob", err)
-	dmCarol, err := c.OpenDM(ctx, a.alice, "carol")
+	dmCarol, err := c.OpenDM(ctx, a.Alice, "carol")
 	must("dm carol", err)
-	post(a.alice, chatInput{Type: store.MsgTalk, RoomID: dmBob.ID, Message: "psst"})
-	post(a.alice, chatInput{Type: store.MsgTalk, RoomID: dmCarol.ID, Message: "psst"})
-	if _, err := c.OpenDM(ctx, a.bob, "alice"); err != nil {
+	post(a.Alice, chat.Input{Type: store.MsgTalk, RoomID: dmBob.ID, Message: "psst"})
+	post(a.Alice, chat.Input{Type: store.MsgTalk, RoomID: dmCarol.ID, Message: "psst"})
+	if _, err := c.OpenDM(ctx, a.Bob, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	withFile := post(a.carol, chatInput{Type: store.MsgTalk, RoomID: 1, Message: "see file", Attachments: []int64{uploads[0]}})
-	post(a.carol, chatInput{Type: store.MsgTalk, RoomID: 1, Attachments: []int64{uploads[1]}})
+	withFile := post(a.Carol, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "see file", Attachments: []int64{uploads[0]}})
+	post(a.Carol, chat.Input{Type: store.MsgTalk, RoomID: 1, Attachments: []int64{uploads[1]}})
 	topic := "weekly plans"
-	_, err = c.UpdateRoom(ctx, a.bob, team.ID, store.RoomUpdate{Topic: &topic})
+	_, err = c.UpdateRoom(ctx, a.Bob, team.ID, store.RoomUpdate{Topic: &topic})
 	must("update", err)
 
-	_, err = c.React(ctx, a.bob, secret.ID, plan.ID, "👍", true)
+	_, err = c.React(ctx, a.Bob, secret.ID, plan.ID, "👍", true)
 	must("react", err)
-	_, err = c.React(ctx, a.carol, secret.ID, plan.ID, "🎉", true)
+	_, err = c.React(ctx, a.Carol, secret.ID, plan.ID, "🎉", true)
 	must("react", err)
-	_, err = c.React(ctx, a.bob, secret.ID, plan.ID, "👍", false)
+	_, err = c.React(ctx, a.Bob, secret.ID, plan.ID, "👍", false)
 	must("unreact", err)
-	a.clock.Advance(5 * time.Minute)
-	_, err = c.Edit(ctx, a.carol, secret.ID, plan.ID, "@bob the new plan")
+	a.Clock.Advance(5 * time.Minute)
+	_, err = c.Edit(ctx, a.Carol, secret.ID, plan.ID, "@bob the new plan")
 	must("edit", err)
-	a.clock.Advance(6 * time.Minute) // past a's window of 10 minutes
-	if _, err := c.Edit(ctx, a.carol, secret.ID, plan.ID, "too late"); !errors.Is(err, apperr.ErrEditTooLate) {
+	a.Clock.Advance(6 * time.Minute) // past a's window of 10 minutes
+	if _, err := c.Edit(ctx, a.Carol, secret.ID, plan.ID, "too late"); !errors.Is(err, apperr.ErrEditTooLate) {
 		t.Fatalf("edit after the window: %v", err)
 	}
-	must("delete", c.Delete(ctx, a.carol, 1, withFile.ID))
-	must("delete hello", c.Delete(ctx, a.alice, 1, hello.ID))
-	must("add alice", c.AddMember(ctx, a.carol, secret.ID, "alice"))
-	must("leave", c.Leave(ctx, a.carol, secret.ID))
-	post(a.bob, chatInput{Type: store.MsgLeave, RoomID: team.ID})
+	must("delete", c.Delete(ctx, a.Carol, 1, withFile.ID))
+	must("delete hello", c.Delete(ctx, a.Alice, 1, hello.ID))
+	must("add alice", c.AddMember(ctx, a.Carol, secret.ID, "alice"))
+	must("leave", c.Leave(ctx, a.Carol, secret.ID))
+	post(a.Bob, chat.Input{Type: store.MsgLeave, RoomID: team.ID})
 
 	for _, k := range chatOpKinds {
 		if rep.kinds[k] == 0 {
@@ -255,7 +257,7 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 		`SELECT * FROM notifications ORDER BY id`,
 		`SELECT id, message_id FROM files ORDER BY id`,
 	} {
-		ra, rb := dumpRows(t, a.st, q), dumpRows(t, b.st, q)
+		ra, rb := dumpRows(t, a.St, q), dumpRows(t, b.St, q)
 		if len(ra) == 0 {
 			t.Errorf("%s: no rows", q)
 		}
@@ -263,19 +265,19 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 			t.Errorf("%s differs:\na: %q\nb: %q", q, ra, rb)
 		}
 	}
-	if da, db := a.rec.deliveries(), b.rec.deliveries(); len(da) == 0 || !reflect.DeepEqual(da, db) {
+	if da, db := a.Rec.Deliveries(), b.Rec.Deliveries(); len(da) == 0 || !reflect.DeepEqual(da, db) {
 		t.Errorf("deliveries differ or none:\na: %d\nb: %d", len(da), len(db))
 		for i := range min(len(da), len(db)) {
 			if !reflect.DeepEqual(da[i], db[i]) {
-				t.Errorf("first difference: room %d\na: %s\nb: %s", da[i].roomID, da[i].body, db[i].body)
+				t.Errorf("first difference: room %d\na: %s\nb: %s", da[i].RoomID, da[i].Body, db[i].Body)
 				break
 			}
 		}
 	}
-	if na, nb := a.rec.notifications(), b.rec.notifications(); len(na) == 0 || !reflect.DeepEqual(na, nb) {
+	if na, nb := a.Rec.Notifications(), b.Rec.Notifications(); len(na) == 0 || !reflect.DeepEqual(na, nb) {
 		t.Errorf("live notifications differ or none:\na: %q\nb: %q", na, nb)
 	}
-	if n := dumpRows(t, b.st, `SELECT 1 FROM notifications`); len(n) == 0 {
+	if n := dumpRows(t, b.St, `SELECT 1 FROM notifications`); len(n) == 0 {
 		t.Error("no stored notifications")
 	}
 }

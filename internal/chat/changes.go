@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"context"
@@ -22,24 +22,24 @@ import (
 // own, so a client that only knows stored messages (the seed's, which
 // keys messages by "id") has nothing to show twice and can ignore them.
 const (
-	msgEdit     = "EDIT"
-	msgDelete   = "DELETE"
-	msgReaction = "REACTION"
+	MsgEdit     = "EDIT"
+	MsgDelete   = "DELETE"
+	MsgReaction = "REACTION"
 )
 
 // Limits of reactions.
 const (
-	// maxEmojiBytes bounds one reaction's text: the longest emoji ZWJ
+	// MaxEmojiBytes bounds one reaction's text: the longest emoji ZWJ
 	// sequences in use (families, flags with tags) take about 28 bytes of
 	// UTF-8; anything longer is text, not an emoji.
-	maxEmojiBytes = 32
+	MaxEmojiBytes = 32
 )
 
-// defaultEditMinutes is the default of -edit-minutes: a day fixes typos
+// DefaultEditMinutes is the default of -edit-minutes: a day fixes typos
 // and second thoughts at leisure, while a discussion that others have
 // answered cannot be rewritten under them weeks later. 0 allows edits
 // forever; deleting one's own message is always allowed.
-const defaultEditMinutes = 24 * 60
+const DefaultEditMinutes = 24 * 60
 
 // editEvent is published when a message was edited:
 //
@@ -84,11 +84,11 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// checkEmoji validates a reaction: valid UTF-8, 1 to maxEmojiBytes bytes,
+// CheckEmoji validates a reaction: valid UTF-8, 1 to maxEmojiBytes bytes,
 // no control characters or spaces. Which emoji it is, is the client's
 // business; the server only keeps it from being text or markup-sized.
-func checkEmoji(e string) error {
-	if e == "" || len(e) > maxEmojiBytes || !utf8.ValidString(e) {
+func CheckEmoji(e string) error {
+	if e == "" || len(e) > MaxEmojiBytes || !utf8.ValidString(e) {
 		return apperr.ErrBadEmoji
 	}
 	for _, r := range e {
@@ -118,14 +118,14 @@ type changeOp interface {
 // change checks the ids, runs op and returns its refusal. A client error
 // (public error) found while op is applied is a refusal: it is returned
 // without disturbing the other writes of the transaction's group.
-func (c *chatService) change(ctx context.Context, roomID, msgID int64, op changeOp) error {
+func (c *Service) change(ctx context.Context, roomID, msgID int64, op changeOp) error {
 	if roomID <= 0 {
 		return apperr.ErrUnknownRoom
 	}
 	if msgID <= 0 {
 		return apperr.ErrUnknownMessage
 	}
-	if err := c.st.Run(ctx, op); err != nil {
+	if err := c.St.Run(ctx, op); err != nil {
 		return fmt.Errorf("change message %d: %w", msgID, err)
 	}
 	return op.refusal()
@@ -168,11 +168,11 @@ func changeMessageTx(e *store.Tx, roomID, msgID, userID int64, decide func(store
 // Edit replaces the text of u's own TALK message msgID in roomID, within
 // the edit window (-edit-minutes), and publishes an EDIT event. The text
 // gets the checks of a post. Mentions added by an edit notify nobody.
-func (c *chatService) Edit(ctx context.Context, u store.User, roomID, msgID int64, text string) (editEvent, error) {
+func (c *Service) Edit(ctx context.Context, u store.User, roomID, msgID int64, text string) (editEvent, error) {
 	if err := c.checkBody(text); err != nil {
 		return editEvent{}, err
 	}
-	op := &msgEditOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Text: text, WindowMS: windowMS(c.editWindow)}
+	op := &MsgEditOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Text: text, WindowMS: windowMS(c.EditWindow)}
 	if err := c.change(ctx, roomID, msgID, op); err != nil {
 		return editEvent{}, err
 	}
@@ -192,8 +192,8 @@ func windowMS(d time.Duration) int64 {
 // author may delete their own message at any time; the room's owner (its
 // creator) and administrators may delete anyone's. Only administrators
 // delete in an archived room.
-func (c *chatService) Delete(ctx context.Context, u store.User, roomID, msgID int64) error {
-	op := &msgDeleteOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Admin: u.IsAdmin}
+func (c *Service) Delete(ctx context.Context, u store.User, roomID, msgID int64) error {
+	op := &MsgDeleteOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Admin: u.IsAdmin}
 	err := c.change(ctx, roomID, msgID, op)
 	if err == nil && len(op.blobs) > 0 && c.files != nil {
 		// The rows are gone: nobody can download them any more; now the
@@ -206,21 +206,21 @@ func (c *chatService) Delete(ctx context.Context, u store.User, roomID, msgID in
 // React adds (add) or removes u's emoji on message msgID of roomID and
 // publishes a REACTION event with the message's reactions after it. Only
 // members of the room react, and not in an archived room.
-func (c *chatService) React(ctx context.Context, u store.User, roomID, msgID int64, emoji string, add bool) ([]store.Reaction, error) {
-	if err := checkEmoji(emoji); err != nil {
+func (c *Service) React(ctx context.Context, u store.User, roomID, msgID int64, emoji string, add bool) ([]store.Reaction, error) {
+	if err := CheckEmoji(emoji); err != nil {
 		return nil, err
 	}
-	op := &msgReactOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Emoji: emoji, Add: add}
+	op := &MsgReactOp{RoomID: roomID, MsgID: msgID, UserID: u.ID, Username: u.Username, Emoji: emoji, Add: add}
 	if err := c.change(ctx, roomID, msgID, op); err != nil {
 		return nil, err
 	}
 	return op.ev.Reactions, nil
 }
 
-// msgEditOp replaces the text of its author's message (Edit). The edit
+// MsgEditOp replaces the text of its author's message (Edit). The edit
 // window is carried, and measured against the op's clock reading, so
 // that every node decides alike.
-type msgEditOp struct {
+type MsgEditOp struct {
 	RoomID   int64  `json:"room"`
 	MsgID    int64  `json:"msgId"`
 	UserID   int64  `json:"user"`
@@ -232,11 +232,11 @@ type msgEditOp struct {
 	refused error
 }
 
-func (*msgEditOp) OpKind() string   { return "msg-edit" }
-func (o *msgEditOp) refusal() error { return o.refused }
+func (*MsgEditOp) OpKind() string   { return "msg-edit" }
+func (o *MsgEditOp) refusal() error { return o.refused }
 
-func (o *msgEditOp) Apply(e *store.Tx) (err error) {
-	o.ev = editEvent{Type: msgEdit, RoomID: o.RoomID, MessageID: o.MsgID, Sender: o.Username, Message: o.Text, EditedAt: store.FormatJSONTime(store.FromMS(e.At))}
+func (o *MsgEditOp) Apply(e *store.Tx) (err error) {
+	o.ev = editEvent{Type: MsgEdit, RoomID: o.RoomID, MessageID: o.MsgID, Sender: o.Username, Message: o.Text, EditedAt: store.FormatJSONTime(store.FromMS(e.At))}
 	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t store.ChangeTarget) error {
 		switch {
 		case t.AuthorID == 0 || t.AuthorID != o.UserID:
@@ -251,10 +251,10 @@ func (o *msgEditOp) Apply(e *store.Tx) (err error) {
 	return err
 }
 
-func (o *msgEditOp) committed(c *chatService) { deliverChange(c, o.refused, o.RoomID, o.ev) }
+func (o *MsgEditOp) committed(c *Service) { deliverChange(c, o.refused, o.RoomID, o.ev) }
 
-// msgDeleteOp deletes a message (Delete).
-type msgDeleteOp struct {
+// MsgDeleteOp deletes a message (Delete).
+type MsgDeleteOp struct {
 	RoomID   int64  `json:"room"`
 	MsgID    int64  `json:"msgId"`
 	UserID   int64  `json:"user"`
@@ -265,10 +265,10 @@ type msgDeleteOp struct {
 	refused error
 }
 
-func (*msgDeleteOp) OpKind() string   { return "msg-delete" }
-func (o *msgDeleteOp) refusal() error { return o.refused }
+func (*MsgDeleteOp) OpKind() string   { return "msg-delete" }
+func (o *MsgDeleteOp) refusal() error { return o.refused }
 
-func (o *msgDeleteOp) Apply(e *store.Tx) (err error) {
+func (o *MsgDeleteOp) Apply(e *store.Tx) (err error) {
 	o.blobs = nil
 	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t store.ChangeTarget) error {
 		author := t.AuthorID != 0 && t.AuthorID == o.UserID
@@ -287,12 +287,12 @@ func (o *msgDeleteOp) Apply(e *store.Tx) (err error) {
 	return err
 }
 
-func (o *msgDeleteOp) committed(c *chatService) {
-	deliverChange(c, o.refused, o.RoomID, deleteEvent{Type: msgDelete, RoomID: o.RoomID, MessageID: o.MsgID, By: o.Username})
+func (o *MsgDeleteOp) committed(c *Service) {
+	deliverChange(c, o.refused, o.RoomID, deleteEvent{Type: MsgDelete, RoomID: o.RoomID, MessageID: o.MsgID, By: o.Username})
 }
 
-// msgReactOp adds or removes a reaction (React).
-type msgReactOp struct {
+// MsgReactOp adds or removes a reaction (React).
+type MsgReactOp struct {
 	RoomID   int64  `json:"room"`
 	MsgID    int64  `json:"msgId"`
 	UserID   int64  `json:"user"`
@@ -304,11 +304,11 @@ type msgReactOp struct {
 	refused error
 }
 
-func (*msgReactOp) OpKind() string   { return "msg-react" }
-func (o *msgReactOp) refusal() error { return o.refused }
+func (*MsgReactOp) OpKind() string   { return "msg-react" }
+func (o *MsgReactOp) refusal() error { return o.refused }
 
-func (o *msgReactOp) Apply(e *store.Tx) (err error) {
-	o.ev = reactionEvent{Type: msgReaction, RoomID: o.RoomID, MessageID: o.MsgID, User: o.Username, Emoji: o.Emoji, Added: o.Add}
+func (o *MsgReactOp) Apply(e *store.Tx) (err error) {
+	o.ev = reactionEvent{Type: MsgReaction, RoomID: o.RoomID, MessageID: o.MsgID, User: o.Username, Emoji: o.Emoji, Added: o.Add}
 	o.refused, err = changeMessageTx(e, o.RoomID, o.MsgID, o.UserID, func(t store.ChangeTarget) error {
 		switch {
 		case !t.Member:
@@ -328,18 +328,18 @@ func (o *msgReactOp) Apply(e *store.Tx) (err error) {
 	return err
 }
 
-func (o *msgReactOp) committed(c *chatService) { deliverChange(c, o.refused, o.RoomID, o.ev) }
+func (o *MsgReactOp) committed(c *Service) { deliverChange(c, o.refused, o.RoomID, o.ev) }
 
 // deliverChange publishes a change's event to this node's clients in the
 // room, unless the change was refused.
-func deliverChange(c *chatService, refused error, roomID int64, ev any) {
+func deliverChange(c *Service, refused error, roomID int64, ev any) {
 	if refused == nil {
 		c.deliver(roomID, 0, mustJSON(ev))
 	}
 }
 
-// editWindowFromMinutes turns -edit-minutes into the chat's edit window;
+// EditWindowFromMinutes turns -edit-minutes into the chat's edit window;
 // 0 means no limit.
-func editWindowFromMinutes(n int) time.Duration {
+func EditWindowFromMinutes(n int) time.Duration {
 	return time.Duration(n) * time.Minute
 }

@@ -1,4 +1,4 @@
-package main
+package chat
 
 import "stompbox/internal/store"
 
@@ -10,29 +10,29 @@ import "stompbox/internal/store"
 // to posted messages. Registered with the store for decoding the cluster
 // log; a kind is part of the log's format and is only ever added.
 func init() {
-	store.RegisterOp[markReadOp]()
-	store.RegisterOp[chatPostOp]()
-	store.RegisterOp[roomCreateOp]()
-	store.RegisterOp[roomUpdateOp]()
-	store.RegisterOp[roomAddMemberOp]()
-	store.RegisterOp[roomLeaveOp]()
-	store.RegisterOp[dmOpenOp]()
-	store.RegisterOp[msgEditOp]()
-	store.RegisterOp[msgDeleteOp]()
-	store.RegisterOp[msgReactOp]()
+	store.RegisterOp[MarkReadOp]()
+	store.RegisterOp[PostOp]()
+	store.RegisterOp[RoomCreateOp]()
+	store.RegisterOp[RoomUpdateOp]()
+	store.RegisterOp[RoomAddMemberOp]()
+	store.RegisterOp[RoomLeaveOp]()
+	store.RegisterOp[DmOpenOp]()
+	store.RegisterOp[MsgEditOp]()
+	store.RegisterOp[MsgDeleteOp]()
+	store.RegisterOp[MsgReactOp]()
 }
 
 // chatEffect is a chat op with an effect after its commit, run on every
 // node in commit order: delivering the change to that node's own clients.
 // It must be quick and must not write to the store.
 type chatEffect interface {
-	committed(c *chatService)
+	committed(c *Service)
 }
 
 // Committed runs a committed op's effect on this node's clients
 // (storeEffects): the store calls it for every op, local or from the
 // cluster log, on its writer goroutine, in commit order.
-func (c *chatService) Committed(op store.Op) {
+func (c *Service) Committed(op store.Op) {
 	if o, ok := op.(chatEffect); ok {
 		o.committed(c)
 	}
