@@ -13,6 +13,7 @@ import (
 	"stompbox/internal/apperr"
 	"stompbox/internal/auth"
 	"stompbox/internal/chat"
+	"stompbox/internal/files"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/store"
 	"strconv"
@@ -36,7 +37,7 @@ type api struct {
 	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
 	lim  *ratelimit.Limiter          // the broker's limiter: message posts share the users' STOMP SEND buckets
 
-	files *fileService // uploads and downloads (api_files.go); nil: no file routes
+	files *files.Service // uploads and downloads (api_files.go); nil: no file routes
 }
 
 // newAPI builds the API; routes registers it on a mux. lim is the broker's

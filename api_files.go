@@ -4,6 +4,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"stompbox/internal/files"
 	"stompbox/internal/store"
 	"strconv"
 	"strings"
@@ -68,24 +69,24 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request, u store.User) error
 	if err != nil {
 		return err
 	}
-	if r.ContentLength > a.files.maxBytes+multipartSlack {
-		return uploadTooLargeError{a.files.maxBytes >> 20}
+	if r.ContentLength > a.files.MaxBytes+multipartSlack {
+		return files.UploadTooLargeError{MaxMiB: a.files.MaxBytes >> 20}
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, a.files.maxBytes+multipartSlack)
+	r.Body = http.MaxBytesReader(w, r.Body, a.files.MaxBytes+multipartSlack)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return errNotMultipart
+		return files.ErrNotMultipart
 	}
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
-			return errNotMultipart
+			return files.ErrNotMultipart
 		}
 		if err != nil {
-			if isBodyTooLarge(err) {
-				return uploadTooLargeError{a.files.maxBytes >> 20}
+			if files.IsBodyTooLarge(err) {
+				return files.UploadTooLargeError{MaxMiB: a.files.MaxBytes >> 20}
 			}
-			return errUploadIncomplete
+			return files.ErrUploadIncomplete
 		}
 		if part.FormName() != uploadFormField {
 			part.Close()
@@ -128,7 +129,7 @@ func (a *api) download(thumb bool) authedFunc {
 		if thumb {
 			typ, etag = f.ThumbType, f.ThumbSHA256
 		}
-		if isSafeRaster(typ) {
+		if files.IsSafeRaster(typ) {
 			disposition = "inline"
 		} else {
 			typ = fileOpaqueType

@@ -10,6 +10,7 @@ import (
 	"io"
 	"stompbox/internal/apperr"
 	"stompbox/internal/auth"
+	"stompbox/internal/files"
 	"stompbox/internal/store"
 	"strings"
 	"text/tabwriter"
@@ -165,7 +166,7 @@ func runBackupCommand(ctx context.Context, dataDir, file string) error {
 	}
 	// The files after the database: blobs never change, so those the
 	// snapshot names are copied as they were (files.go).
-	_, missing, err := backupFiles(ctx, dataDir, file)
+	_, missing, err := files.Backup(ctx, dataDir, file)
 	if err == nil && missing > 0 {
 		err = fmt.Errorf("backup: %d files named in the database were removed while copying (retention); the database copy is complete", missing)
 	}

@@ -18,7 +18,7 @@ import (
 // blobs (files_replica.go), named by their SHA-256 as on disk.
 const blobBucket = "stompbox-files"
 
-// objectBlobs is a blobReplica on a JetStream object store: the bucket
+// objectBlobs is a files.Replica on a JetStream object store: the bucket
 // blobBucket, on disk, with as many replicas as the cluster was told, so
 // a blob outlives the node that took the upload.
 type objectBlobs struct {
@@ -49,7 +49,7 @@ func newObjectBlobs(ctx context.Context, js jetstream.JetStream, replicas int) (
 	return &objectBlobs{store: st}, nil
 }
 
-// Put implements blobReplica. A blob already in the bucket with the
+// Put implements files.Replica. A blob already in the bucket with the
 // digest its name promises is not sent again: the same picture uploaded
 // on two nodes is one object.
 func (b *objectBlobs) Put(ctx context.Context, name, path string) error {
@@ -71,7 +71,7 @@ func (b *objectBlobs) Put(ctx context.Context, name, path string) error {
 	return nil
 }
 
-// Get implements blobReplica. The object store checks the digest it
+// Get implements files.Replica. The object store checks the digest it
 // recorded when the object was put; the caller checks the name.
 func (b *objectBlobs) Get(ctx context.Context, name string, dst io.Writer) error {
 	r, err := b.store.Get(ctx, name)
@@ -88,7 +88,7 @@ func (b *objectBlobs) Get(ctx context.Context, name string, dst io.Writer) error
 	return nil
 }
 
-// Delete implements blobReplica.
+// Delete implements files.Replica.
 func (b *objectBlobs) Delete(ctx context.Context, name string) error {
 	if err := b.store.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("delete blob %s: %w", name, err)

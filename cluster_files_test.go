@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"stompbox/internal/files"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -62,13 +63,13 @@ func startBlobReplica(t *testing.T) (*objectBlobs, *natsserver.Server, *nats.Con
 // the shared store stands in for the replicated rows.
 type filesNode struct {
 	*filesFixture // base is this node's URL
-	files         *fileService
+	files         *files.Service
 }
 
-func newFilesNode(t *testing.T, f *filesFixture, rep blobReplica) *filesNode {
+func newFilesNode(t *testing.T, f *filesFixture, rep files.Replica) *filesNode {
 	t.Helper()
 	log := testLogger(t)
-	files, err := newFileService(f.srv.store, f.srv.chat, fileOptions{DataDir: t.TempDir(), Log: log, Replica: rep})
+	files, err := files.New(f.srv.store, f.srv.chat, files.Options{DataDir: t.TempDir(), Log: log, Replica: rep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +87,8 @@ func newFilesNode(t *testing.T, f *filesFixture, rep blobReplica) *filesNode {
 // blobsOf lists the blobs on n's disk, tmp/ aside.
 func (n *filesNode) blobsOf() []string {
 	var out []string
-	filepath.WalkDir(n.files.dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() && p == n.files.tmp {
+	filepath.WalkDir(n.files.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p == n.files.Tmp {
 			return filepath.SkipDir
 		}
 		if err == nil && !d.IsDir() {
@@ -109,7 +110,7 @@ func (n *filesNode) getOK(t *testing.T, c *http.Client, path string) []byte {
 }
 
 // replicaHas reports whether the replica holds the blob sum.
-func replicaHas(t *testing.T, rep blobReplica, sum string) bool {
+func replicaHas(t *testing.T, rep files.Replica, sum string) bool {
 	t.Helper()
 	err := rep.Get(context.Background(), sum, io.Discard)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -158,7 +159,7 @@ func TestClusterFilesAcrossNodes(t *testing.T) {
 		t.Errorf("the second upload of the same bytes was put again: %v", err)
 	}
 	for _, sum := range []string{row.SHA256, row.ThumbSHA256} {
-		if err := os.Remove(a.files.blobPath(sum)); err != nil {
+		if err := os.Remove(a.files.BlobPath(sum)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,7 +169,7 @@ func TestClusterFilesAcrossNodes(t *testing.T) {
 	if got := a.getOK(t, f.alice, up.ThumbURL); !bytes.Equal(got, thumbA) {
 		t.Errorf("node A's thumbnail changed after losing its copy")
 	}
-	if _, err := os.Stat(a.files.blobPath(row.SHA256)); err != nil {
+	if _, err := os.Stat(a.files.BlobPath(row.SHA256)); err != nil {
 		t.Errorf("the fetched blob was not kept: %v", err)
 	}
 	a.checkNothingLeft(t, 2)
@@ -198,7 +199,7 @@ func TestClusterFilesPutFailure(t *testing.T) {
 
 // gatedReplica counts Gets and holds each until release is closed.
 type gatedReplica struct {
-	blobReplica
+	files.Replica
 	gets    atomic.Int32
 	release chan struct{}
 }
@@ -210,7 +211,7 @@ func (g *gatedReplica) Get(ctx context.Context, name string, dst io.Writer) erro
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return g.blobReplica.Get(ctx, name, dst)
+	return g.Replica.Get(ctx, name, dst)
 }
 
 // TestClusterFilesFetchOnce: concurrent downloads of a blob the node
@@ -218,7 +219,7 @@ func (g *gatedReplica) Get(ctx context.Context, name string, dst io.Writer) erro
 func TestClusterFilesFetchOnce(t *testing.T) {
 	f := newFilesFixture(t)
 	rep, _, _ := startBlobReplica(t)
-	gated := &gatedReplica{blobReplica: rep, release: make(chan struct{})}
+	gated := &gatedReplica{Replica: rep, release: make(chan struct{})}
 	a, b := newFilesNode(t, f, rep), newFilesNode(t, f, gated)
 	content := bytes.Repeat([]byte("cluster "), 100<<10) // several object chunks
 	up := a.uploadOK(t, f.alice, "big.txt", content)
@@ -247,7 +248,7 @@ func TestClusterFilesFetchOnce(t *testing.T) {
 		}()
 	}
 	checkFor(t, "one fetch and every other download waiting for it", func() bool {
-		return gated.gets.Load() == 1 && flightWaiting(&b.files.transfers, "get "+row.SHA256) == n-1
+		return gated.gets.Load() == 1 && flightWaiting(&b.files.Transfers, "get "+row.SHA256) == n-1
 	})
 	close(gated.release)
 	for range n {
@@ -301,7 +302,7 @@ func TestClusterFilesDeletion(t *testing.T) {
 	if _, _, err := f.srv.store.DeleteUnsentFile(ctx, swept.ID, f.aliceUser.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := a.files.Sweep(ctx, f.srv.store.Now().Add(-abandonedUploadAge)); err != nil || n != 1 {
+	if n, err := a.files.Sweep(ctx, f.srv.store.Now().Add(-files.AbandonedUploadAge)); err != nil || n != 1 {
 		t.Fatalf("sweep removed %d: %v", n, err)
 	}
 	if replicaHas(t, rep, sum) {

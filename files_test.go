@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/chat"
+	"stompbox/internal/files"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strings"
@@ -132,9 +133,9 @@ func (f *filesFixture) post(t *testing.T, c *http.Client, room int64, text strin
 func (f *filesFixture) blobs(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	root := filepath.Join(f.srv.cfg.DataDir, filesDirName)
+	root := filepath.Join(f.srv.cfg.DataDir, files.FilesDirName)
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasPrefix(p, filepath.Join(root, filesTmpDirName)) {
+		if err == nil && !d.IsDir() && !strings.HasPrefix(p, filepath.Join(root, files.FilesTmpDirName)) {
 			out = append(out, p)
 		}
 		return nil
@@ -147,7 +148,7 @@ func (f *filesFixture) blobs(t *testing.T) []string {
 func (f *filesFixture) checkNothingLeft(t *testing.T, want int) {
 	t.Helper()
 	checkFor(t, "temporary uploads removed", func() bool {
-		es, err := os.ReadDir(f.srv.files.tmp)
+		es, err := os.ReadDir(f.srv.files.Tmp)
 		return err == nil && len(es) == 0
 	})
 	var n int
@@ -261,7 +262,7 @@ func TestUploadTypesAndDownload(t *testing.T) {
 				}
 				th = f.req(t, f.alice, "GET", a.ThumbURL, "", nil)
 				img, _, err := image.Decode(bytes.NewReader(th.body))
-				if th.status != 200 || err != nil || img.Bounds().Dx() != thumbMaxSide {
+				if th.status != 200 || err != nil || img.Bounds().Dx() != files.ThumbMaxSide {
 					t.Errorf("thumbnail: %d %v", th.status, err)
 				}
 			}
@@ -270,7 +271,7 @@ func TestUploadTypesAndDownload(t *testing.T) {
 	// Nothing was written outside the data folder's files/ and the database.
 	filepath.WalkDir(f.srv.cfg.DataDir, func(p string, d fs.DirEntry, err error) error {
 		rel, _ := filepath.Rel(f.srv.cfg.DataDir, p)
-		if !d.IsDir() && !strings.HasPrefix(rel, filesDirName+string(filepath.Separator)) && !strings.HasPrefix(rel, store.StoreFileName) {
+		if !d.IsDir() && !strings.HasPrefix(rel, files.FilesDirName+string(filepath.Separator)) && !strings.HasPrefix(rel, store.StoreFileName) {
 			t.Errorf("unexpected file %s", rel)
 		}
 		return nil
@@ -403,7 +404,7 @@ func TestUploadClientAbort(t *testing.T) {
 	fmt.Fprintf(conn, "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"half.bin\"\r\n\r\n")
 	conn.Write(bytes.Repeat([]byte("y"), 300<<10))
 	checkFor(t, "the upload to start", func() bool {
-		es, _ := os.ReadDir(f.srv.files.tmp)
+		es, _ := os.ReadDir(f.srv.files.Tmp)
 		return len(es) == 1
 	})
 	conn.Close()
@@ -480,7 +481,7 @@ func TestBackupIncludesFiles(t *testing.T) {
 	}
 	for _, b := range f.blobs(t) {
 		sum := filepath.Base(b)
-		got, err := os.ReadFile(filepath.Join(dst+backupFilesSuffix, sum[:2], sum))
+		got, err := os.ReadFile(filepath.Join(dst+files.BackupFilesSuffix, sum[:2], sum))
 		want, _ := os.ReadFile(b)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("blob %s not in the backup: %v", sum, err)

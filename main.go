@@ -51,6 +51,7 @@ import (
 	"stompbox/internal/buildinfo"
 	"stompbox/internal/chat"
 	"stompbox/internal/desktop"
+	"stompbox/internal/files"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/service"
 	"stompbox/internal/sockjs"
@@ -183,8 +184,8 @@ var options = []option{
 	{"send-rate", strconv.Itoa(ratelimit.DefaultSendRate), "STOMP SENDs per second per connection, bursts of twice that; a faster connection is slowed to it, not cut off (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
 	{"user-send-rate", strconv.Itoa(ratelimit.DefaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that; STOMP is slowed to it, HTTP gets 429 (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
 	{"max-conns-per-ip", strconv.Itoa(ratelimit.DefaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
-	{"max-upload", strconv.Itoa(defaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
-	{"upload-quota", strconv.Itoa(defaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
+	{"max-upload", strconv.Itoa(files.DefaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
+	{"upload-quota", strconv.Itoa(files.DefaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
 	{"cluster-peers", "", "comma-separated host:port of every node's -cluster-listen (this node's may be listed too): run as a cluster node with an embedded NATS server", func(c *Config, v string) error { c.Cluster.Peers = splitList(v); return nil }},
 	{"cluster-listen", defaultClusterListen, "address the embedded NATS listens on for the other nodes' routes", func(c *Config, v string) error { c.Cluster.Listen = v; return nil }},
 	{"cluster-name", defaultClusterName, "cluster name; nodes with another name are refused", func(c *Config, v string) error { c.Cluster.Name = v; return nil }},
@@ -490,7 +491,7 @@ type server struct {
 	auth      *auth.Service
 	chat      *chat.Service
 	glue      *chatSTOMP
-	files     *fileService
+	files     *files.Service
 	api       *api
 	pages     *pages
 	tlsConfig *tls.Config     // loaded by Start when TLS is on (tls.go)
@@ -559,7 +560,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	// The file service comes first: the chat service is given it (to
 	// remove a deleted message's files), and it needs only the chat's
 	// room rules, which come from the store.
-	fopts := fileOptions{
+	fopts := files.Options{
 		DataDir:   cfg.DataDir,
 		MaxUpload: int64(cfg.MaxUploadMiB) << 20,
 		Quota:     int64(cfg.UploadQuotaMiB) << 20,
@@ -575,7 +576,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		}
 		fopts.Replica = blobs // set only here: a nil *objectBlobs in the interface would not be nil
 	}
-	if s.files, err = newFileService(st, chat.NewRoomGate(st), fopts); err != nil {
+	if s.files, err = files.New(st, chat.NewRoomGate(st), fopts); err != nil {
 		st.Close()
 		cancel()
 		return nil, err
@@ -636,7 +637,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		maxMessage:       cfg.MaxMessage,
 		maxSubscriptions: cfg.MaxSubscriptions,
 		editMinutes:      cfg.EditMinutes,
-		maxUpload:        s.files.maxBytes,
+		maxUpload:        s.files.MaxBytes,
 		registration:     func(ctx context.Context) (string, error) { return st.Setting(ctx, store.SettingRegistration) },
 		invitation:       s.auth.Invitation,
 		frameAncestors:   cfg.EmbedOrigins,

@@ -1,6 +1,9 @@
 package main
 
-import "time"
+import (
+	"stompbox/internal/files"
+	"time"
+)
 
 // retentionEvery is how often --keep-days deletes old messages and the
 // file sweep runs: daily is plenty for rules counted in days, and the
@@ -37,7 +40,7 @@ func (s *server) maintain() {
 			s.log.Info("retention deleted old messages", "messages", n, "keep-days", s.cfg.KeepDays)
 		}
 	}
-	n, err := s.files.Sweep(s.base, s.store.Now().Add(-abandonedUploadAge))
+	n, err := s.files.Sweep(s.base, s.store.Now().Add(-files.AbandonedUploadAge))
 	if err != nil && s.base.Err() == nil {
 		s.log.Error("file sweep", "err", err)
 	} else if n > 0 {

@@ -129,7 +129,7 @@ func TestUIFiles(t *testing.T) {
 		alice.eval(fmt.Sprintf(dropBigFileJS, true, uiBigUploadMiB, "cancelled.bin"), nil)
 		alice.waitFor("cancelled", `[...document.querySelectorAll('[data-testid="upload-name"]')].every(e => e.textContent !== "cancelled.bin")`)
 		checkFor(t, "temporary upload removed", func() bool {
-			es, err := os.ReadDir(srv.files.tmp)
+			es, err := os.ReadDir(srv.files.Tmp)
 			return err == nil && len(es) == 0
 		})
 		if n := countFiles(); n != before {

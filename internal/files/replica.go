@@ -1,4 +1,4 @@
-package main
+package files
 
 import (
 	"context"
@@ -32,11 +32,11 @@ const (
 // would live on this node only, and die with it. HTTP 503.
 var errFileNotStored = apperr.New(apperr.KindBusy, "cluster unavailable: file not stored")
 
-// blobReplica keeps file bytes on several nodes (a cluster); nil on a
+// Replica keeps file bytes on several nodes (a cluster); nil on a
 // single node. Names are content addresses (the hex SHA-256 of the bytes),
 // so a name once stored always means the same bytes. Implementations are
 // safe for concurrent use.
-type blobReplica interface {
+type Replica interface {
 	// Put stores the file at path under name, once the local file is
 	// durable and before the upload is acknowledged. It returns nil only
 	// when the cluster holds the bytes; a name already stored is not sent
@@ -57,7 +57,7 @@ type blobReplica interface {
 // pins the blobs, so that no removal takes them, releases blobMu for the
 // transfer (other uploads, deletions and sweeps go on meanwhile) and holds
 // it again when it returns. Any failure is errFileNotStored.
-func (s *fileService) replicateLocked(ctx context.Context, f *store.StoredFile) error {
+func (s *Service) replicateLocked(ctx context.Context, f *store.StoredFile) error {
 	sums := []string{f.SHA256}
 	if f.ThumbSHA256 != "" {
 		sums = append(sums, f.ThumbSHA256)
@@ -68,11 +68,11 @@ func (s *fileService) replicateLocked(ctx context.Context, f *store.StoredFile) 
 	s.blobMu.Unlock()
 	var err error
 	for _, sum := range sums {
-		path := s.blobPath(sum)
+		path := s.BlobPath(sum)
 		if _, serr := os.Stat(path); serr != nil {
 			continue // a thumbnail another node made: the replica has it (blobAvailableLocked)
 		}
-		err = s.transfers.do(ctx, "put "+sum, func(ctx context.Context) error {
+		err = s.Transfers.do(ctx, "put "+sum, func(ctx context.Context) error {
 			return s.replica.Put(ctx, sum, path)
 		})
 		if err != nil {
@@ -95,12 +95,12 @@ func (s *fileService) replicateLocked(ctx context.Context, f *store.StoredFile) 
 // temporary file, checks its hash, fsyncs it and renames it into place,
 // so that later downloads are local. Concurrent fetches of one blob share
 // one transfer.
-func (s *fileService) fetch(ctx context.Context, sum string) error {
-	return s.transfers.do(ctx, "get "+sum, func(ctx context.Context) error {
-		if _, err := os.Stat(s.blobPath(sum)); err == nil {
+func (s *Service) fetch(ctx context.Context, sum string) error {
+	return s.Transfers.do(ctx, "get "+sum, func(ctx context.Context) error {
+		if _, err := os.Stat(s.BlobPath(sum)); err == nil {
 			return nil // an earlier flight placed it
 		}
-		tmp, err := os.CreateTemp(s.tmp, "fetch-*")
+		tmp, err := os.CreateTemp(s.Tmp, "fetch-*")
 		if err != nil {
 			return fmt.Errorf("fetch %s: %w", sum, err)
 		}
@@ -129,8 +129,8 @@ func (s *fileService) fetch(ctx context.Context, sum string) error {
 // means some node put it into the replica before writing that row. The
 // caller holds blobMu, so no removal on this node can take it before the
 // caller pins or records it.
-func (s *fileService) blobAvailableLocked(ctx context.Context, sum string) bool {
-	if _, err := os.Stat(s.blobPath(sum)); err == nil {
+func (s *Service) blobAvailableLocked(ctx context.Context, sum string) bool {
+	if _, err := os.Stat(s.BlobPath(sum)); err == nil {
 		return true
 	}
 	if s.replica == nil {
@@ -145,7 +145,7 @@ func (s *fileService) blobAvailableLocked(ctx context.Context, sum string) bool 
 // object behind. The caller holds blobMu, so an upload of the same bytes
 // on this node cannot put them between the decision and the delete; hence
 // the short timeout.
-func (s *fileService) forgetReplicated(ctx context.Context, sum string) {
+func (s *Service) forgetReplicated(ctx context.Context, sum string) {
 	if s.replica == nil {
 		return
 	}
@@ -156,20 +156,20 @@ func (s *fileService) forgetReplicated(ctx context.Context, sum string) {
 	}
 }
 
-// flightGroup runs at most one call per key at a time: a caller that
+// FlightGroup runs at most one call per key at a time: a caller that
 // comes while one runs waits for its result instead of starting another
 // (the idea of x/sync/singleflight, in the few lines needed here). Safe
 // for concurrent use; the zero value is ready.
-type flightGroup struct {
-	mu      sync.Mutex
-	flights map[string]*flight
+type FlightGroup struct {
+	Mu      sync.Mutex
+	Flights map[string]*flight
 }
 
 // flight is one call in progress; err is set before done is closed.
 type flight struct {
 	done    chan struct{}
 	err     error
-	waiters int // callers waiting for this flight; guarded by flightGroup.mu
+	Waiters int // callers waiting for this flight; guarded by flightGroup.mu
 }
 
 // do runs fn for key, or waits for the run already in progress, and
@@ -177,11 +177,11 @@ type flight struct {
 // its context: a caller that goes away must not fail the others waiting,
 // so fn gets the caller's values, replicaTransferTimeout, and no cancel.
 // A waiter whose ctx ends stops waiting with ctx's error.
-func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Context) error) error {
-	g.mu.Lock()
-	if f, ok := g.flights[key]; ok {
-		f.waiters++
-		g.mu.Unlock()
+func (g *FlightGroup) do(ctx context.Context, key string, fn func(context.Context) error) error {
+	g.Mu.Lock()
+	if f, ok := g.Flights[key]; ok {
+		f.Waiters++
+		g.Mu.Unlock()
 		select {
 		case <-f.done:
 			return f.err
@@ -189,19 +189,19 @@ func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Contex
 			return ctx.Err()
 		}
 	}
-	if g.flights == nil {
-		g.flights = make(map[string]*flight)
+	if g.Flights == nil {
+		g.Flights = make(map[string]*flight)
 	}
 	f := &flight{done: make(chan struct{})}
-	g.flights[key] = f
-	g.mu.Unlock()
+	g.Flights[key] = f
+	g.Mu.Unlock()
 
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replicaTransferTimeout)
 	f.err = fn(fctx)
 	cancel()
-	g.mu.Lock()
-	delete(g.flights, key)
-	g.mu.Unlock()
+	g.Mu.Lock()
+	delete(g.Flights, key)
+	g.Mu.Unlock()
 	close(f.done)
 	return f.err
 }

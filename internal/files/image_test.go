@@ -1,4 +1,4 @@
-package main
+package files
 
 import (
 	"bytes"
@@ -149,8 +149,8 @@ func TestMakeThumbnail(t *testing.T) {
 		if err != nil || info.thumbType != typePNG {
 			t.Fatalf("thumbnail %s: %v", info.thumbType, err)
 		}
-		if b := th.Bounds(); b.Dx() != thumbMaxSide || b.Dy() != thumbMaxSide/2 {
-			t.Fatalf("thumbnail %v, want %dx%d", b, thumbMaxSide, thumbMaxSide/2)
+		if b := th.Bounds(); b.Dx() != ThumbMaxSide || b.Dy() != ThumbMaxSide/2 {
+			t.Fatalf("thumbnail %v, want %dx%d", b, ThumbMaxSide, ThumbMaxSide/2)
 		}
 	})
 	t.Run("too many pixels is not decoded", func(t *testing.T) {

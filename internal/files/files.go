@@ -1,4 +1,4 @@
-package main
+package files
 
 import (
 	"context"
@@ -24,47 +24,47 @@ import (
 
 // File limits and defaults (issue 17).
 const (
-	// defaultMaxUploadMiB is the default of -max-upload: a phone video
+	// DefaultMaxUploadMiB is the default of -max-upload: a phone video
 	// clip or a scanned document fits; a disk image does not.
-	defaultMaxUploadMiB = 50
+	DefaultMaxUploadMiB = 50
 
-	// defaultUploadQuotaMiB is the default of -upload-quota, what one
+	// DefaultUploadQuotaMiB is the default of -upload-quota, what one
 	// account may keep uploaded: 1 GiB is a year of daily screenshots and
 	// documents, and twenty such accounts still leave room on a 32 GB SD
 	// card for the system and the database.
-	defaultUploadQuotaMiB = 1024
+	DefaultUploadQuotaMiB = 1024
 
-	// filesDirName is the folder of the data folder that holds the blobs.
-	filesDirName = "files"
+	// FilesDirName is the folder of the data folder that holds the blobs.
+	FilesDirName = "files"
 
-	// filesTmpDirName holds uploads while they arrive, inside filesDirName
+	// FilesTmpDirName holds uploads while they arrive, inside filesDirName
 	// so the final rename stays on one file system (atomic).
-	filesTmpDirName = "tmp"
+	FilesTmpDirName = "tmp"
 
 	// maxFileNameBytes bounds a stored file name: 255 is what most file
 	// systems allow, so a download can be saved under its own name.
 	maxFileNameBytes = 255
 
-	// abandonedUploadAge is how long an upload may wait to be sent with a
+	// AbandonedUploadAge is how long an upload may wait to be sent with a
 	// message before the sweep deletes it: a day covers a draft left open
 	// overnight.
-	abandonedUploadAge = 24 * time.Hour
+	AbandonedUploadAge = 24 * time.Hour
 )
 
 // File errors, all public.
 var (
 	errEmptyUpload      = apperr.New(apperr.KindBadRequest, "empty upload")
-	errUploadIncomplete = apperr.New(apperr.KindBadRequest, "upload incomplete: the body ended before the file did")
-	errNotMultipart     = apperr.New(apperr.KindBadRequest, `expected multipart/form-data with a "file" part`)
+	ErrUploadIncomplete = apperr.New(apperr.KindBadRequest, "upload incomplete: the body ended before the file did")
+	ErrNotMultipart     = apperr.New(apperr.KindBadRequest, `expected multipart/form-data with a "file" part`)
 )
 
-// uploadTooLargeError is an upload over -max-upload, with the limit in
+// UploadTooLargeError is an upload over -max-upload, with the limit in
 // its text ("file too large: at most 50 MiB"); HTTP 413.
-type uploadTooLargeError struct{ maxMiB int64 }
+type UploadTooLargeError struct{ MaxMiB int64 }
 
-func (e uploadTooLargeError) Error() string { return e.Unwrap().Error() }
-func (e uploadTooLargeError) Unwrap() error {
-	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("file too large: at most %d MiB", e.maxMiB))
+func (e UploadTooLargeError) Error() string { return e.Unwrap().Error() }
+func (e UploadTooLargeError) Unwrap() error {
+	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("file too large: at most %d MiB", e.MaxMiB))
 }
 
 // uploadQuotaError is an upload that would take its account over
@@ -76,26 +76,26 @@ func (e uploadQuotaError) Unwrap() error {
 	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("upload quota exceeded: each account may keep %d MiB of files", e.quotaMiB))
 }
 
-// fileService stores uploaded files in the data folder and hands them out
+// Service stores uploaded files in the data folder and hands them out
 // to those who may read them. Blobs are named by the SHA-256 of their
 // bytes (files/ab/abcdef…), so the same content is stored once; a blob is
 // written once and never changed, and removed by sweep when no row of the
 // files table names it. In a cluster, replica holds every blob as well
 // (files_replica.go). Safe for concurrent use.
-type fileService struct {
+type Service struct {
 	st       *store.Store
 	rooms    roomAccess
-	dir      string // <data>/files
-	tmp      string // <data>/files/tmp: uploads in flight
-	maxBytes int64  // -max-upload
+	Dir      string // <data>/files
+	Tmp      string // <data>/files/tmp: uploads in flight
+	MaxBytes int64  // -max-upload
 	quota    int64  // -upload-quota in bytes; 0: none
 	log      *slog.Logger
 
 	// replica keeps the blobs on other nodes too; nil on a single node.
 	// Uploads put into it before they are recorded, downloads fetch from
 	// it what this disk lacks, removals delete from it.
-	replica   blobReplica
-	transfers flightGroup // replica puts and fetches in progress, one per blob
+	replica   Replica
+	Transfers FlightGroup // replica puts and fetches in progress, one per blob
 
 	// blobMu is held while a blob is put in place and its row inserted,
 	// and while sweep decides a blob is unreferenced and removes it, so a
@@ -116,49 +116,49 @@ type roomAccess interface {
 	CanRead(ctx context.Context, u store.User, roomID int64) error
 }
 
-// fileOptions configures newFileService.
-type fileOptions struct {
+// Options configures newFileService.
+type Options struct {
 	DataDir   string
 	MaxUpload int64 // bytes; 0 means defaultMaxUploadMiB
 	Quota     int64 // bytes; 0 means no quota
 	Log       *slog.Logger
-	Replica   blobReplica // the cluster's copy of the blobs; nil on a single node
+	Replica   Replica // the cluster's copy of the blobs; nil on a single node
 }
 
-// newFileService prepares <data>/files and removes what uploads cut short
+// New prepares <data>/files and removes what uploads cut short
 // by a crash left in its tmp folder. rooms decides who may upload to and
 // download from a room.
-func newFileService(st *store.Store, rooms roomAccess, opts fileOptions) (*fileService, error) {
-	s := &fileService{
+func New(st *store.Store, rooms roomAccess, opts Options) (*Service, error) {
+	s := &Service{
 		st: st, rooms: rooms,
-		dir:      filepath.Join(opts.DataDir, filesDirName),
-		maxBytes: opts.MaxUpload,
+		Dir:      filepath.Join(opts.DataDir, FilesDirName),
+		MaxBytes: opts.MaxUpload,
 		quota:    opts.Quota,
 		log:      opts.Log,
 		replica:  opts.Replica,
 		pinned:   make(map[string]int),
 		thumbSem: make(chan struct{}, 1),
 	}
-	s.tmp = filepath.Join(s.dir, filesTmpDirName)
-	if s.maxBytes <= 0 {
-		s.maxBytes = defaultMaxUploadMiB << 20
+	s.Tmp = filepath.Join(s.Dir, FilesTmpDirName)
+	if s.MaxBytes <= 0 {
+		s.MaxBytes = DefaultMaxUploadMiB << 20
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.RemoveAll(s.tmp); err != nil {
+	if err := os.RemoveAll(s.Tmp); err != nil {
 		return nil, fmt.Errorf("files: %w", err)
 	}
-	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
+	if err := os.MkdirAll(s.Tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("files: %w", err)
 	}
 	return s, nil
 }
 
-// blobPath is where the blob with hex SHA-256 sum lives. sum is always
+// BlobPath is where the blob with hex SHA-256 sum lives. sum is always
 // our own hash, never client input.
-func (s *fileService) blobPath(sum string) string {
-	return filepath.Join(s.dir, sum[:2], sum)
+func (s *Service) BlobPath(sum string) string {
+	return filepath.Join(s.Dir, sum[:2], sum)
 }
 
 // sanitizeFileName makes a client's file name safe to store and show: the
@@ -195,7 +195,7 @@ func sanitizeFileName(name string) string {
 // and committed when Upload returns, and in the replica if there is one
 // (errFileNotStored if the replica fails). On any error, nothing is left
 // behind.
-func (s *fileService) Upload(ctx context.Context, u store.User, roomID int64, name string, src io.Reader) (f store.StoredFile, err error) {
+func (s *Service) Upload(ctx context.Context, u store.User, roomID int64, name string, src io.Reader) (f store.StoredFile, err error) {
 	if err := s.rooms.CanPost(ctx, u, roomID); err != nil {
 		return store.StoredFile{}, err
 	}
@@ -208,7 +208,7 @@ func (s *fileService) Upload(ctx context.Context, u store.User, roomID int64, na
 			return store.StoredFile{}, uploadQuotaError{s.quota >> 20}
 		}
 	}
-	tmp, err := os.CreateTemp(s.tmp, "upload-*")
+	tmp, err := os.CreateTemp(s.Tmp, "upload-*")
 	if err != nil {
 		return store.StoredFile{}, fmt.Errorf("upload: %w", err)
 	}
@@ -218,16 +218,16 @@ func (s *fileService) Upload(ctx context.Context, u store.User, roomID int64, na
 	}()
 	h := sha256.New()
 	head := &headBuffer{max: sniffLen}
-	n, err := io.Copy(io.MultiWriter(tmp, h, head), io.LimitReader(src, s.maxBytes+1))
+	n, err := io.Copy(io.MultiWriter(tmp, h, head), io.LimitReader(src, s.MaxBytes+1))
 	switch {
-	case err != nil && isBodyTooLarge(err):
-		return store.StoredFile{}, uploadTooLargeError{s.maxBytes >> 20}
+	case err != nil && IsBodyTooLarge(err):
+		return store.StoredFile{}, UploadTooLargeError{s.MaxBytes >> 20}
 	case err != nil && isLocalWriteError(err):
 		return store.StoredFile{}, fmt.Errorf("upload: %w", err)
 	case err != nil:
-		return store.StoredFile{}, fmt.Errorf("%w (%v)", errUploadIncomplete, err)
-	case n > s.maxBytes:
-		return store.StoredFile{}, uploadTooLargeError{s.maxBytes >> 20}
+		return store.StoredFile{}, fmt.Errorf("%w (%v)", ErrUploadIncomplete, err)
+	case n > s.MaxBytes:
+		return store.StoredFile{}, UploadTooLargeError{s.MaxBytes >> 20}
 	case n == 0:
 		return store.StoredFile{}, errEmptyUpload
 	}
@@ -241,7 +241,7 @@ func (s *fileService) Upload(ctx context.Context, u store.User, roomID int64, na
 		known store.StoredFile // an earlier upload of the same picture, whose thumbnail serves again
 		reuse bool
 	)
-	if isSafeRaster(f.Type) {
+	if IsSafeRaster(f.Type) {
 		if known, reuse, err = s.st.KnownThumbnail(ctx, f.SHA256); err != nil {
 			return store.StoredFile{}, err
 		}
@@ -262,7 +262,7 @@ func (s *fileService) Upload(ctx context.Context, u store.User, roomID int64, na
 		if s.blobAvailableLocked(ctx, known.ThumbSHA256) {
 			f.Width, f.Height, f.ThumbSHA256, f.ThumbType = known.Width, known.Height, known.ThumbSHA256, known.ThumbType
 		} else {
-			thumb = s.thumbnail(ctx, s.blobPath(f.SHA256), &f)
+			thumb = s.thumbnail(ctx, s.BlobPath(f.SHA256), &f)
 		}
 	}
 	if thumb != nil {
@@ -296,7 +296,7 @@ func (s *fileService) Upload(ctx context.Context, u store.User, roomID int64, na
 // thumbnail makes the thumbnail of the picture at path and fills in f's
 // displayed size. A picture that cannot be decoded, or is too large to
 // decode safely, gets no thumbnail and is shown as a file.
-func (s *fileService) thumbnail(ctx context.Context, path string, f *store.StoredFile) []byte {
+func (s *Service) thumbnail(ctx context.Context, path string, f *store.StoredFile) []byte {
 	select {
 	case s.thumbSem <- struct{}{}:
 	case <-ctx.Done():
@@ -316,8 +316,8 @@ func (s *fileService) thumbnail(ctx context.Context, path string, f *store.Store
 // placeBlob moves the finished upload at tmp to its content address, or
 // drops it when a blob with those bytes is already there. The caller
 // holds blobMu.
-func (s *fileService) placeBlob(tmp, sum string) error {
-	dst := s.blobPath(sum)
+func (s *Service) placeBlob(tmp, sum string) error {
+	dst := s.BlobPath(sum)
 	if _, err := os.Stat(dst); err == nil {
 		return nil // the same bytes were uploaded before: keep one copy
 	}
@@ -332,13 +332,13 @@ func (s *fileService) placeBlob(tmp, sum string) error {
 
 // writeBlob stores b (a thumbnail) under its SHA-256 and returns it. The
 // caller holds blobMu.
-func (s *fileService) writeBlob(b []byte) (string, error) {
+func (s *Service) writeBlob(b []byte) (string, error) {
 	sum := sha256.Sum256(b)
 	hexSum := hex.EncodeToString(sum[:])
-	if _, err := os.Stat(s.blobPath(hexSum)); err == nil {
+	if _, err := os.Stat(s.BlobPath(hexSum)); err == nil {
 		return hexSum, nil
 	}
-	tmp, err := os.CreateTemp(s.tmp, "thumb-*")
+	tmp, err := os.CreateTemp(s.Tmp, "thumb-*")
 	if err != nil {
 		return "", fmt.Errorf("thumbnail: %w", err)
 	}
@@ -359,7 +359,7 @@ func (s *fileService) writeBlob(b []byte) (string, error) {
 // removeUnreferenced removes the blob sum, here and in the replica, if
 // no file row names it and no upload has pinned it. The caller holds
 // blobMu.
-func (s *fileService) removeUnreferenced(ctx context.Context, sum string) {
+func (s *Service) removeUnreferenced(ctx context.Context, sum string) {
 	if s.removeLocalUnreferenced(ctx, sum) {
 		s.forgetReplicated(ctx, sum)
 	}
@@ -367,7 +367,7 @@ func (s *fileService) removeUnreferenced(ctx context.Context, sum string) {
 
 // removeLocalUnreferenced is removeUnreferenced on this disk only; it
 // reports whether the blob was unreferenced. The caller holds blobMu.
-func (s *fileService) removeLocalUnreferenced(ctx context.Context, sum string) bool {
+func (s *Service) removeLocalUnreferenced(ctx context.Context, sum string) bool {
 	if sum == "" || s.pinned[sum] > 0 {
 		return false
 	}
@@ -375,7 +375,7 @@ func (s *fileService) removeLocalUnreferenced(ctx context.Context, sum string) b
 	if err != nil || ref {
 		return false
 	}
-	if err := os.Remove(s.blobPath(sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(s.BlobPath(sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("remove file", "sha256", sum, "err", err)
 	}
 	return true
@@ -387,7 +387,7 @@ func (s *fileService) removeLocalUnreferenced(ctx context.Context, sum string) b
 // yet is its uploader's alone (errUnknownFile to anyone else). A blob
 // this node lacks is fetched from the replica first, if there is one. The
 // caller closes the file.
-func (s *fileService) Open(ctx context.Context, u store.User, id int64, thumb bool) (store.StoredFile, *os.File, error) {
+func (s *Service) Open(ctx context.Context, u store.User, id int64, thumb bool) (store.StoredFile, *os.File, error) {
 	f, err := s.st.FileByID(ctx, id)
 	if err != nil {
 		return store.StoredFile{}, nil, err
@@ -404,10 +404,10 @@ func (s *fileService) Open(ctx context.Context, u store.User, id int64, thumb bo
 			return store.StoredFile{}, nil, store.ErrUnknownFile
 		}
 	}
-	file, err := os.Open(s.blobPath(sum))
+	file, err := os.Open(s.BlobPath(sum))
 	if errors.Is(err, fs.ErrNotExist) && s.replica != nil {
 		if err = s.fetch(ctx, sum); err == nil {
-			file, err = os.Open(s.blobPath(sum))
+			file, err = os.Open(s.BlobPath(sum))
 		}
 	}
 	if err != nil {
@@ -419,7 +419,7 @@ func (s *fileService) Open(ctx context.Context, u store.User, id int64, thumb bo
 // DeleteUnsent deletes an upload of u that no message carries yet (the
 // Remove of the upload tray), and its blobs unless another file shares
 // them. Anything else, sent files included, is errUnknownFile.
-func (s *fileService) DeleteUnsent(ctx context.Context, u store.User, id int64) error {
+func (s *Service) DeleteUnsent(ctx context.Context, u store.User, id int64) error {
 	s.blobMu.Lock()
 	defer s.blobMu.Unlock()
 	sum, thumb, err := s.st.DeleteUnsentFile(ctx, id, u.ID)
@@ -433,7 +433,7 @@ func (s *fileService) DeleteUnsent(ctx context.Context, u store.User, id int64) 
 
 // Forget removes the blobs sums, those of a deleted message's files, unless
 // another upload still names them. Safe for concurrent use.
-func (s *fileService) Forget(ctx context.Context, sums []string) {
+func (s *Service) Forget(ctx context.Context, sums []string) {
 	s.blobMu.Lock()
 	defer s.blobMu.Unlock()
 	for _, sum := range sums {
@@ -447,17 +447,17 @@ func (s *fileService) Forget(ctx context.Context, sums []string) {
 // removed (their rows went with them, ON DELETE CASCADE), and leftovers
 // of a crash between rename and commit. It returns how many blobs it
 // removed.
-func (s *fileService) Sweep(ctx context.Context, abandonedBefore time.Time) (int, error) {
+func (s *Service) Sweep(ctx context.Context, abandonedBefore time.Time) (int, error) {
 	if _, err := s.st.DeleteAbandonedFiles(ctx, abandonedBefore); err != nil {
 		return 0, err
 	}
 	removed := 0
-	err := filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(s.Dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if path == s.tmp {
+			if path == s.Tmp {
 				return filepath.SkipDir
 			}
 			return nil
@@ -504,8 +504,8 @@ func (h *headBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// isBodyTooLarge reports whether err comes from http.MaxBytesReader.
-func isBodyTooLarge(err error) bool {
+// IsBodyTooLarge reports whether err comes from http.MaxBytesReader.
+func IsBodyTooLarge(err error) bool {
 	_, ok := errors.AsType[*http.MaxBytesError](err)
 	return ok
 }
@@ -530,23 +530,23 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// backupFilesSuffix names the folder that `stompbox backup FILE` writes
+// BackupFilesSuffix names the folder that `stompbox backup FILE` writes
 // the files into: FILE.files/, laid out like the data folder's files/.
-const backupFilesSuffix = ".files"
+const BackupFilesSuffix = ".files"
 
-// backupFiles copies every blob the database copy at dbCopy names (files
+// Backup copies every blob the database copy at dbCopy names (files
 // and thumbnails) from dataDir into dbCopy+backupFilesSuffix. Blobs never
 // change once written, so a copy made after the database snapshot is
 // consistent with it; a blob that retention removed in between is
 // reported as missing and skipped. It hard-links where it can (same file
 // system: instant, no extra space) and copies otherwise.
-func backupFiles(ctx context.Context, dataDir, dbCopy string) (copied, missing int, err error) {
+func Backup(ctx context.Context, dataDir, dbCopy string) (copied, missing int, err error) {
 	sums, err := store.BackupBlobSums(ctx, dbCopy)
 	if err != nil {
 		return 0, 0, fmt.Errorf("backup files: %w", err)
 	}
-	src := filepath.Join(dataDir, filesDirName)
-	dst := dbCopy + backupFilesSuffix
+	src := filepath.Join(dataDir, FilesDirName)
+	dst := dbCopy + BackupFilesSuffix
 	for _, sum := range sums {
 		if len(sum) != sha256.Size*2 {
 			continue

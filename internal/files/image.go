@@ -1,4 +1,4 @@
-package main
+package files
 
 import (
 	"bufio"
@@ -29,10 +29,10 @@ const (
 	// with image.DecodeConfig, never decoded, and is shown as a file.
 	maxDecodePixels = 50_000_000
 
-	// thumbMaxSide is the longest side of a thumbnail in pixels: the
+	// ThumbMaxSide is the longest side of a thumbnail in pixels: the
 	// message list shows pictures at most 320 CSS pixels wide, so this is
 	// sharp on a 1.25x screen and stays a few tens of KiB.
-	thumbMaxSide = 400
+	ThumbMaxSide = 400
 
 	// thumbJPEGQuality is the JPEG quality of opaque thumbnails: 80 is
 	// indistinguishable at thumbnail size and half the bytes of 95.
@@ -56,10 +56,10 @@ const (
 	typeWebP = "image/webp"
 )
 
-// isSafeRaster reports whether typ is a raster picture type that browsers
+// IsSafeRaster reports whether typ is a raster picture type that browsers
 // only ever display (no script, no external references): these alone are
 // served inline and with their own Content-Type.
-func isSafeRaster(typ string) bool {
+func IsSafeRaster(typ string) bool {
 	switch typ {
 	case typeJPEG, typePNG, typeGIF, typeWebP:
 		return true
@@ -163,7 +163,7 @@ func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo,
 	if err != nil {
 		return info, err
 	}
-	thumb := orient(scaleToFit(img, thumbMaxSide), orientation)
+	thumb := orient(scaleToFit(img, ThumbMaxSide), orientation)
 	var buf bytes.Buffer
 	if isOpaque(thumb) {
 		err = jpeg.Encode(&buf, thumb, &jpeg.Options{Quality: thumbJPEGQuality})
