@@ -6,6 +6,7 @@ import (
 	"runtime/metrics"
 	"stompbox/internal/auth"
 	"stompbox/internal/broker"
+	"stompbox/internal/cluster"
 	"stompbox/internal/latency"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/sockjs"
@@ -40,7 +41,7 @@ type adminStatsJSON struct {
 	Store          *storeStatsJSON `json:"store,omitempty"` // the database writer, since start
 	Flow           flowStatsJSON   `json:"flow"`            // SENDs held back by their rate, since start
 	Passwords      *gateStatsJSON  `json:"passwords,omitempty"`
-	Cluster        *logStatus      `json:"cluster,omitempty"` // cluster nodes only: the log and this node's place in it
+	Cluster        *cluster.Status `json:"cluster,omitempty"` // cluster nodes only: the log and this node's place in it
 }
 
 // flowStatsJSON says how much the SEND rates slowed clients down: many held
@@ -84,7 +85,7 @@ type adminStats struct {
 	sockjs  []*sockjs.Server
 	store   *store.Store // nil in tests that have none
 	gate    *auth.Gate   // nil in tests that have none
-	clog    *clusterLog  // nil on a single node
+	clog    *cluster.Log // nil on a single node
 	start   time.Time
 }
 
@@ -140,7 +141,7 @@ func (a *adminStats) read() adminStatsJSON {
 func (a *adminStats) serve(w http.ResponseWriter, r *http.Request, u store.User) error {
 	st := a.read()
 	if a.clog != nil {
-		cs, err := a.clog.status(r.Context())
+		cs, err := a.clog.Status(r.Context())
 		if err != nil {
 			// The stream's leader may be unreachable (no quorum): this
 			// node's own position is still worth showing.

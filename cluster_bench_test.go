@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"stompbox/internal/chat"
+	"stompbox/internal/cluster"
 	"stompbox/internal/store"
 	"strconv"
 	"testing"
@@ -47,10 +48,10 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(nc.Close)
-	cc := &clusterConn{nc: nc, node: "writer", replicas: 1}
+	cc := &cluster.Conn{Nc: nc, Node: "writer", Replicas: 1}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
-	l, err := openClusterLog(ctx, cc, nil, log)
+	l, err := cluster.OpenLog(ctx, cc, nil, log)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 	for i := 0; i < len(entries); i += 1000 {
 		var acks []jetstream.PubAckFuture
 		for _, data := range entries[i:min(i+1000, len(entries))] {
-			f, err := l.js.PublishAsync(logSubject, data)
+			f, err := l.Js.PublishAsync(cluster.LogSubject, data)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -96,13 +97,13 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		node, err := openClusterLog(ctx, &clusterConn{nc: nc, node: "new", replicas: 1}, st, log)
+		node, err := cluster.OpenLog(ctx, &cluster.Conn{Nc: nc, Node: "new", Replicas: 1}, st, log)
 		if err != nil {
 			b.Fatal(err)
 		}
 		st.SetReplicator(node)
 		b.StartTimer()
-		if err := node.start(ctx); err != nil {
+		if err := node.Start(ctx); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
@@ -110,7 +111,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 		if err := st.Rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&count); err != nil || count != n {
 			b.Fatalf("messages applied: %d, %v; want %d", count, err, n)
 		}
-		node.close()
+		node.Close()
 		chat.Close()
 		st.Close()
 		b.StartTimer()

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"stompbox/internal/broker"
+	"stompbox/internal/cluster"
 	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
@@ -44,7 +42,7 @@ type clusterNode struct {
 	b    *broker.Broker
 	addr string // STOMP over TCP, for bare brokers
 	nc   *nats.Conn
-	bus  *clusterBus
+	bus  *cluster.Bus
 }
 
 // joinCluster gives b its own connection to ns and a bus as node name. At
@@ -56,7 +54,7 @@ func joinCluster(t testing.TB, ns *natsserver.Server, b *broker.Broker, name str
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	bus, err := newClusterBus(nc, b, name, testLogger(t))
+	bus, err := cluster.NewBus(nc, b, name, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,8 +308,8 @@ func TestClusterBusChatPresence(t *testing.T) {
 		leave  func(a *clusterNode)
 		within time.Duration
 	}{
-		{"connection lost", func(a *clusterNode) { a.nc.Close() }, presenceTTL + 2*presenceBeat},
-		{"bus closed", func(a *clusterNode) { a.bus.Close() }, presenceBeat},
+		{"connection lost", func(a *clusterNode) { a.nc.Close() }, cluster.PresenceTTL + 2*cluster.PresenceBeat},
+		{"bus closed", func(a *clusterNode) { a.bus.Close() }, cluster.PresenceBeat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -414,118 +412,11 @@ func TestClusterBusPresenceGap(t *testing.T) {
 	// A delta that skips sequence numbers, as if NATS had dropped some:
 	// node b must not apply it, nor the next real delta (lee), until a
 	// snapshot from node a has made it whole again.
-	a.bus.sendPresence(presenceMsg{Kind: presenceKindDelta, Seq: 1 << 40, Set: []presenceGroup{{Key: connectedKey, On: []string{"ghost"}}}})
+	a.bus.SendPresence(cluster.PresenceMsg{Kind: cluster.PresenceKindDelta, Seq: 1 << 40, Set: []cluster.PresenceGroup{{Key: cluster.ConnectedKey, On: []string{"ghost"}}}})
 	lee := dialTCP(t, a.addr)
 	lee.connect("accept-version:1.2", "login:lee")
 	checkFor(t, "lee online for node b", func() bool { return b.b.IsOnline("lee") })
 	if b.b.IsOnline("ghost") || !b.b.IsOnline("kim") {
 		t.Fatal("node b applied a delta out of sequence or lost kim")
-	}
-}
-
-// TestClusterBusMessageCodec: the bus form of a message round-trips, and
-// malformed input is refused without a panic.
-func TestClusterBusMessageCodec(t *testing.T) {
-	msgs := []struct {
-		user string
-		m    busMessage
-	}{
-		{"", busMessage{dest: "/topic/a", body: []byte("x")}},
-		{"alice", busMessage{dest: "/user/queue/n", headers: []stomp.Header{{Key: "content-type", Value: "text/plain"}, {Key: "x-k", Value: ""}}, body: nil}},
-		{"", busMessage{dest: "/queue/é.*>", headers: []stomp.Header{{Key: "a", Value: strings.Repeat("v", 300)}}, body: []byte("a\x00b")}},
-	}
-	for _, tt := range msgs {
-		enc := appendBusMessage(nil, tt.user, tt.m)
-		user, got, err := decodeBusMessage(enc)
-		if err != nil || user != tt.user || got.dest != tt.m.dest || !bytes.Equal(got.body, tt.m.body) || !slices.Equal(got.headers, tt.m.headers) {
-			t.Errorf("%q %+v: got %q %+v %v", tt.user, tt.m, user, got, err)
-		}
-		for i := range enc { // every truncation but the body's is refused
-			if _, _, err := decodeBusMessage(enc[:i]); err == nil && i < len(enc)-len(tt.m.body) {
-				t.Errorf("%q truncated to %d bytes decoded", enc, i)
-			}
-		}
-	}
-	for _, bad := range []string{"", "\x02", "\x01", "\x01\x00", "\x01\x01a\x00\xff\xff\xff\xff\x0f", "\x01\x80"} {
-		if _, _, err := decodeBusMessage([]byte(bad)); err == nil {
-			t.Errorf("%q decoded", bad)
-		}
-	}
-}
-
-// TestClusterBusSubjectTokens: whatever a destination, user or node name
-// holds, it is one subject token of safe characters, and distinct names
-// stay distinct.
-func TestClusterBusSubjectTokens(t *testing.T) {
-	seen := make(map[string]string)
-	for _, s := range []string{"/topic/a", "/topic/a.b", "/topic/a.*", "/topic/>", "/topic/odd name", "/topic/a\tb", "émile", "node 1", "/topic/a/b", "/topic/a_b", "/topic/a-b"} {
-		tok := busToken(s)
-		if tok == "" || strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
-			t.Errorf("%q: token %q", s, tok)
-		}
-		if other, dup := seen[tok]; dup {
-			t.Errorf("%q and %q share token %q", s, other, tok)
-		}
-		seen[tok] = s
-	}
-}
-
-// FuzzClusterBusMessage: decoding never panics, and what decodes encodes
-// back to the same bytes.
-func FuzzClusterBusMessage(f *testing.F) {
-	f.Add(appendBusMessage(nil, "bob", busMessage{dest: "/user/queue/x", headers: []stomp.Header{{Key: "k", Value: "v"}}, body: []byte("hi")}))
-	f.Add([]byte("\x01\x02/a\x00\x00"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		user, m, err := decodeBusMessage(data)
-		if err != nil {
-			return
-		}
-		if again := appendBusMessage(nil, user, m); !bytes.Equal(again, data) {
-			// Non-minimal varints decode too; only the fields must survive.
-			u2, m2, err := decodeBusMessage(again)
-			if err != nil || u2 != user || m2.dest != m.dest || !bytes.Equal(m2.body, m.body) || !slices.Equal(m2.headers, m.headers) {
-				t.Fatalf("%q re-encoded as %q", data, again)
-			}
-		}
-	})
-}
-
-// TestClusterBusPresenceParts: presence too big for one NATS message is
-// cut into parts under the budget that together say everything.
-func TestClusterBusPresenceParts(t *testing.T) {
-	sp := presenceSplitter{budget: 300}
-	want := make(map[presenceKey]bool)
-	for r := range 5 {
-		key := fmt.Sprintf("/sub/chat/room/%d/presence", r)
-		for u := range 40 {
-			user := fmt.Sprintf("user<%d>", u)
-			sp.add(key, user, u%3 != 0)
-			want[presenceKey{key, user}] = u%3 != 0
-		}
-	}
-	parts := sp.done()
-	if len(parts) < 2 {
-		t.Fatalf("%d parts", len(parts))
-	}
-	got := make(map[presenceKey]bool)
-	for _, part := range parts {
-		b, err := json.Marshal(presenceMsg{Kind: presenceKindDelta, Node: "n", Inst: "i", Seq: 1, Set: part})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b) > 300+200 { // the budget counts the groups; the envelope is extra
-			t.Errorf("part of %d bytes", len(b))
-		}
-		for _, g := range part {
-			for _, u := range g.On {
-				got[presenceKey{g.Key, u}] = true
-			}
-			for _, u := range g.Off {
-				got[presenceKey{g.Key, u}] = false
-			}
-		}
-	}
-	if !maps.Equal(got, want) {
-		t.Errorf("parts say %v, want %v", got, want)
 	}
 }

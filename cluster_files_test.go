@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"stompbox/internal/cluster"
 	"stompbox/internal/files"
 	"strings"
 	"sync/atomic"
@@ -25,7 +26,7 @@ import (
 // returns the object-store replica on it, with the server and the
 // connection so that a test can take the cluster away. The connection
 // does not reconnect: once the server is gone, every call fails at once.
-func startBlobReplica(t *testing.T) (*objectBlobs, *natsserver.Server, *nats.Conn) {
+func startBlobReplica(t *testing.T) (*cluster.ObjectBlobs, *natsserver.Server, *nats.Conn) {
 	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
@@ -51,7 +52,7 @@ func startBlobReplica(t *testing.T) (*objectBlobs, *natsserver.Server, *nats.Con
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	rep, err := newObjectBlobs(ctx, js, 1)
+	rep, err := cluster.NewObjectBlobs(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,12 +151,12 @@ func TestClusterFilesAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := rep.store.GetInfo(ctx, row.SHA256)
+	before, err := rep.Store.GetInfo(ctx, row.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.uploadOK(t, f.bob, "again.png", pic)
-	if after, err := rep.store.GetInfo(ctx, row.SHA256); err != nil || after.NUID != before.NUID {
+	if after, err := rep.Store.GetInfo(ctx, row.SHA256); err != nil || after.NUID != before.NUID {
 		t.Errorf("the second upload of the same bytes was put again: %v", err)
 	}
 	for _, sum := range []string{row.SHA256, row.ThumbSHA256} {

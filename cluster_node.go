@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"stompbox/internal/cluster"
 	"stompbox/internal/store"
 	"time"
 )
@@ -33,10 +34,10 @@ func (s *server) joinCluster() error {
 			return errSingleNodeData
 		}
 	}
-	if s.cluster, err = connectCluster(s.base, s.cfg.Cluster, s.cfg.DataDir, s.log); err != nil {
+	if s.cluster, err = cluster.Connect(s.base, s.cfg.Cluster, s.cfg.DataDir, s.log); err != nil {
 		return err
 	}
-	if s.clog, err = openClusterLog(s.base, s.cluster, s.store, s.log); err != nil {
+	if s.clog, err = cluster.OpenLog(s.base, s.cluster, s.store, s.log); err != nil {
 		s.leaveCluster()
 		return err
 	}
@@ -52,10 +53,10 @@ func (s *server) leaveCluster() {
 		s.bus = nil
 	}
 	if s.clog != nil {
-		s.clog.close()
+		s.clog.Close()
 	}
 	if s.cluster != nil {
-		s.cluster.close()
+		s.cluster.Close()
 		s.cluster = nil
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"stompbox/internal/broker"
+	"stompbox/internal/cluster"
 	"stompbox/internal/testutil"
 	"strings"
 	"sync"
@@ -58,7 +59,7 @@ type nodeSpec struct {
 func (s nodeSpec) config() Config {
 	return Config{
 		Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: s.Dir, HeartBeat: broker.DefaultHeartBeat,
-		Cluster: clusterConfig{Peers: s.Peers, Listen: s.Listen, Name: s.CName, SecretFile: s.Secret, NodeName: s.Name,
+		Cluster: cluster.Config{Peers: s.Peers, Listen: s.Listen, Name: s.CName, SecretFile: s.Secret, NodeName: s.Name,
 			PublishWait: s.PublishWait, KeepRecent: s.KeepRecent, Clock: s.clock()},
 	}
 }
@@ -229,7 +230,7 @@ func (l *logBuffer) String() string {
 
 // applied is how far the node's database has applied the log.
 func (nd *testNode) applied(t testing.TB) uint64 {
-	return nd.server(t).clog.applied.Load()
+	return nd.server(t).clog.Applied.Load()
 }
 
 // waitConverged waits until every running node has applied the whole log.
@@ -238,7 +239,7 @@ func (c *testCluster) waitConverged(nodes ...*testNode) {
 	checkFor(c.t, "the nodes to apply the whole log", func() bool {
 		var end uint64
 		for _, nd := range nodes {
-			st, err := nd.server(c.t).clog.status(context.Background())
+			st, err := nd.server(c.t).clog.Status(context.Background())
 			if err != nil {
 				return false
 			}

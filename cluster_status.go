@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"stompbox/internal/cluster"
 	"strings"
 	"time"
 )
@@ -53,7 +54,7 @@ func runClusterCommand(ctx context.Context, args []string, getenv func(string) s
 }
 
 // printClusterStatus writes the cluster section of the admin stats.
-func printClusterStatus(w io.Writer, c *logStatus) error {
+func printClusterStatus(w io.Writer, c *cluster.Status) error {
 	if c == nil {
 		_, err := fmt.Fprintln(w, "single node: not part of a cluster")
 		return err

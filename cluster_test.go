@@ -11,6 +11,7 @@ import (
 	"slices"
 	"stompbox/internal/auth"
 	"stompbox/internal/chat"
+	"stompbox/internal/cluster"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
@@ -235,7 +236,7 @@ func TestClusterNodeKilledMidBurst(t *testing.T) {
 		}
 		for attempt := 0; ; attempt++ {
 			kim2.send(stomp.CmdSend, body(i), "destination:/pub/chat/message", "receipt:b-"+strconv.Itoa(i))
-			f := kim2.nextWithin(2 * publishTimeout)
+			f := kim2.nextWithin(2 * cluster.PublishTimeout)
 			if f.Command == stomp.CmdReceipt && f.Value(stomp.HdrReceiptID) == "b-"+strconv.Itoa(i) {
 				break
 			}
@@ -335,7 +336,7 @@ func TestClusterQuorumLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	kim.send(stomp.CmdSend, chatBody("TALK", cc.room.ID, "together again"), "destination:/pub/chat/message", "receipt:again")
-	if f := kim.nextWithin(2 * publishTimeout); f.Command != stomp.CmdReceipt || f.Value(stomp.HdrReceiptID) != "again" {
+	if f := kim.nextWithin(2 * cluster.PublishTimeout); f.Command != stomp.CmdReceipt || f.Value(stomp.HdrReceiptID) != "again" {
 		t.Fatalf("SEND with the quorum back: %s %v %s", f.Command, f.Headers, f.Body)
 	}
 }
@@ -456,7 +457,7 @@ func TestClusterNodeRebuildsDamagedStore(t *testing.T) {
 	}
 	os.Remove(db + "-wal")
 	os.Remove(db + "-shm")
-	if err := os.RemoveAll(filepath.Join(victim.spec.Dir, jetStreamDir)); err != nil {
+	if err := os.RemoveAll(filepath.Join(victim.spec.Dir, cluster.JetStreamDir)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 10 { // two of three nodes go on meanwhile
@@ -514,8 +515,8 @@ func TestClusterWrongSecretRefused(t *testing.T) {
 				srv.Shutdown(context.Background())
 				t.Fatal("a node with the wrong credentials started")
 			}
-			ns := c.nodes[0].server(t).cluster.ns
-			if peers := jetStreamNodes(ns); len(peers) != 3 || slices.Contains(peers, "intruder") {
+			ns := c.nodes[0].server(t).cluster.Ns
+			if peers := cluster.JetStreamNodes(ns); len(peers) != 3 || slices.Contains(peers, "intruder") {
 				t.Fatalf("the cluster's peers: %v", peers)
 			}
 			logs := c.nodes[0].log.String() + c.nodes[1].log.String() + c.nodes[2].log.String()
@@ -546,7 +547,7 @@ func TestClusterExternalNATS(t *testing.T) {
 	url := ns.ClientURL()
 	onNATS := func(name, password string) func(*Config) {
 		return func(c *Config) {
-			c.Cluster = clusterConfig{NATS: []string{url}, NATSUser: "chat", NATSPass: password, NodeName: name}
+			c.Cluster = cluster.Config{NATS: []string{url}, NATSUser: "chat", NATSPass: password, NodeName: name}
 		}
 	}
 	srvs := []*server{startServer(t, onNATS("x1", "nats-password-for-chat")), startServer(t, onNATS("x2", "nats-password-for-chat"))}
@@ -566,7 +567,7 @@ func TestClusterExternalNATS(t *testing.T) {
 		t.Fatalf("histories differ:\n%v\n%v", a, b)
 	}
 
-	if r := srvs[0].cluster.replicas; r != 1 {
+	if r := srvs[0].cluster.Replicas; r != 1 {
 		t.Errorf("replicas on a NATS server that is not clustered: %d, want 1", r)
 	}
 	bad := Config{DataDir: t.TempDir()}

@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,6 +51,7 @@ import (
 	"stompbox/internal/broker"
 	"stompbox/internal/buildinfo"
 	"stompbox/internal/chat"
+	"stompbox/internal/cluster"
 	"stompbox/internal/desktop"
 	"stompbox/internal/files"
 	"stompbox/internal/ratelimit"
@@ -109,10 +111,10 @@ type Config struct {
 	TLSKey           string
 	TLSSelfSigned    bool // make and keep a self-signed certificate in DataDir (tls.go)
 	RateLimits       ratelimit.Limits
-	MaxUploadMiB     int           // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
-	UploadQuotaMiB   int           // most MiB of uploads one account keeps (-upload-quota); 0: no limit
-	DoubleClicked    bool          // set by parseConfig, not an option
-	Cluster          clusterConfig // several nodes, one chat (cluster*.go); zero: a single node
+	MaxUploadMiB     int            // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
+	UploadQuotaMiB   int            // most MiB of uploads one account keeps (-upload-quota); 0: no limit
+	DoubleClicked    bool           // set by parseConfig, not an option
+	Cluster          cluster.Config // several nodes, one chat (cluster*.go); zero: a single node
 }
 
 // option is one row of the option table: a flag, its environment variable
@@ -187,8 +189,8 @@ var options = []option{
 	{"max-upload", strconv.Itoa(files.DefaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
 	{"upload-quota", strconv.Itoa(files.DefaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
 	{"cluster-peers", "", "comma-separated host:port of every node's -cluster-listen (this node's may be listed too): run as a cluster node with an embedded NATS server", func(c *Config, v string) error { c.Cluster.Peers = splitList(v); return nil }},
-	{"cluster-listen", defaultClusterListen, "address the embedded NATS listens on for the other nodes' routes", func(c *Config, v string) error { c.Cluster.Listen = v; return nil }},
-	{"cluster-name", defaultClusterName, "cluster name; nodes with another name are refused", func(c *Config, v string) error { c.Cluster.Name = v; return nil }},
+	{"cluster-listen", cluster.DefaultClusterListen, "address the embedded NATS listens on for the other nodes' routes", func(c *Config, v string) error { c.Cluster.Listen = v; return nil }},
+	{"cluster-name", cluster.DefaultClusterName, "cluster name; nodes with another name are refused", func(c *Config, v string) error { c.Cluster.Name = v; return nil }},
 	{"cluster-secret-file", "", "file holding the secret shared by every node (at least 16 characters); routes without it are refused", func(c *Config, v string) error { c.Cluster.SecretFile = v; return nil }},
 	{"cluster-tls-cert", "", "PEM certificate for TLS between nodes (with -cluster-tls-key and -cluster-tls-ca)", func(c *Config, v string) error { c.Cluster.TLSCert = v; return nil }},
 	{"cluster-tls-key", "", "PEM private key of -cluster-tls-cert", func(c *Config, v string) error { c.Cluster.TLSKey = v; return nil }},
@@ -263,6 +265,20 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// nodeURLs parses -cluster-urls: absolute http or https addresses, each
+// given back without a trailing slash.
+func nodeURLs(v string) ([]string, error) {
+	var out []string
+	for _, raw := range splitList(v) {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%q is not a node's web address like http://pi1:8080", raw)
+		}
+		out = append(out, strings.TrimRight(u.String(), "/"))
+	}
+	return out, nil
 }
 
 func envName(opt string) string {
@@ -450,7 +466,7 @@ func runDataCommand(ctx context.Context, args []string, getenv func(string) stri
 		return nil
 	}
 	if sub := fs.Arg(0); sub != "" && sub != "list" {
-		if _, err := os.Stat(filepath.Join(dir, nodeNameFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, cluster.NodeNameFile)); err == nil {
 			// Writing this node's copy directly would leave the other
 			// nodes without the change.
 			return fmt.Errorf("user %s: %s belongs to a cluster node; change accounts in the web page or the API of any node (POST /api/tokens makes a token), so that every node gets the change", sub, dir)
@@ -497,9 +513,9 @@ type server struct {
 	tlsConfig *tls.Config     // loaded by Start when TLS is on (tls.go)
 	base      context.Context // parent of every connection's context
 	cancel    context.CancelFunc
-	cluster   *clusterConn   // nil on a single node
-	clog      *clusterLog    // the replicated log; nil on a single node
-	bus       *clusterBus    // the broker across nodes; nil on a single node
+	cluster   *cluster.Conn  // nil on a single node
+	clog      *cluster.Log   // the replicated log; nil on a single node
+	bus       *cluster.Bus   // the broker across nodes; nil on a single node
 	serveWG   sync.WaitGroup // the HTTP Serve goroutine
 	maintWG   sync.WaitGroup // the retention and file sweep goroutine
 }
@@ -517,7 +533,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	defer stopWatch()
 	s := &server{cfg: cfg, log: log, base: base, cancel: cancel}
 	st, err := store.OpenDir(base, cfg.DataDir, store.Options{Synchronous: cfg.Synchronous, Log: log, Now: cfg.Cluster.Clock})
-	if err != nil && cfg.Cluster.enabled() {
+	if err != nil && cfg.Cluster.Enabled() {
 		// A node's database is a copy of the log: a damaged one is set
 		// aside and rebuilt from the other nodes.
 		st, err = rebuildDamagedStore(base, cfg, err, log)
@@ -527,7 +543,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		return nil, err
 	}
 	s.store = st
-	if cfg.Cluster.enabled() {
+	if cfg.Cluster.Enabled() {
 		if err := s.joinCluster(); err != nil {
 			st.Close()
 			cancel()
@@ -567,7 +583,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		Log:       log,
 	}
 	if s.clog != nil {
-		blobs, err := newObjectBlobs(base, s.clog.js, s.cluster.replicas)
+		blobs, err := cluster.NewObjectBlobs(base, s.clog.Js, s.cluster.Replicas)
 		if err != nil {
 			s.leaveCluster()
 			st.Close()
@@ -600,7 +616,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	if s.cluster != nil {
 		// Before the log is applied and before any client: the bus
 		// learns presence and queues only from changes it sees.
-		if s.bus, err = newClusterBus(s.cluster.nc, s.broker, s.cluster.node, log); err != nil {
+		if s.bus, err = cluster.NewBus(s.cluster.Nc, s.broker, s.cluster.Node, log); err != nil {
 			s.leaveCluster()
 			st.Close()
 			cancel()
@@ -610,7 +626,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	if s.clog != nil {
 		// Apply the log, and catch up with it, before any client is
 		// served: history and since-id must be whole when they are.
-		if err := s.clog.start(base); err != nil {
+		if err := s.clog.Start(base); err != nil {
 			s.leaveCluster()
 			st.Close()
 			cancel()
@@ -762,7 +778,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 	s.serveWG.Wait()
 	s.maintWG.Wait()
 	if s.clog != nil {
-		s.clog.close() // no more log entries reach the store
+		s.clog.Close() // no more log entries reach the store
 	}
 	if err := s.chat.Close(); err != nil {
 		errs = append(errs, err)

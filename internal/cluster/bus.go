@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -24,11 +24,11 @@ import (
 
 // Cluster bus timing and bounds.
 const (
-	presenceBeat = time.Second // how often a node says it is alive; the beat carries its presence sequence number
-	// presenceTTL is how long a node may stay silent before the others drop
+	PresenceBeat = time.Second // how often a node says it is alive; the beat carries its presence sequence number
+	// PresenceTTL is how long a node may stay silent before the others drop
 	// it and its users: three beats, so that one late beat (a GC pause, a
 	// busy route) does not make a whole node's users flicker.
-	presenceTTL       = 3 * presenceBeat
+	PresenceTTL       = 3 * PresenceBeat
 	presencePartBytes = 256 << 10       // presence per NATS message at most; NATS's default max_payload is 1 MiB
 	queueOfferTimeout = 2 * time.Second // a node that took a queue message answers at once; past this it is an error
 	queueOfferTries   = 3               // nodes asked in turn when the chosen one has just lost its consumers
@@ -44,7 +44,7 @@ var (
 	errBusNoConnection = errors.New("cluster bus: no NATS connection or broker")
 )
 
-// clusterBus spreads over the nodes of a cluster, on core NATS, what a
+// Bus spreads over the nodes of a cluster, on core NATS, what a
 // Broker delivers and does not store. Stored chat messages are not its
 // business: every node delivers those from the replicated log.
 //
@@ -78,7 +78,7 @@ var (
 // presenceLoop (the only publisher of presence, so that its sequence
 // numbers are in wire order; beats and expiry) and queueLoop (offers held
 // queue messages to other nodes). Every method may be called concurrently.
-type clusterBus struct {
+type Bus struct {
 	nc   *nats.Conn // the lead's connection; the bus never closes it
 	b    *broker.Broker
 	node string // this node's name in the cluster, unique
@@ -107,21 +107,21 @@ type clusterBus struct {
 
 	pmu     sync.RWMutex                   // a leaf lock: taken under b.mu and chatSTOMP.mu, and nothing is taken under it
 	local   map[string]map[string]struct{} // presence key → users present on this node
-	changed map[presenceKey]struct{}       // local entries changed since the last delta
+	changed map[PresenceKey]struct{}       // local entries changed since the last delta
 	nodes   map[string]*remoteNode         // the other live nodes, by name
 }
 
 // clusterBus is the broker's Bus.
-var _ broker.Bus = (*clusterBus)(nil)
+var _ broker.Bus = (*Bus)(nil)
 
-// newClusterBus joins b to the cluster over nc, as node (a name unique in
+// NewBus joins b to the cluster over nc, as node (a name unique in
 // the cluster), and attaches itself to b. Call it before b serves: the bus
 // learns of connected users and room presence from the changes it sees, and
 // queues made before it stay local. nc belongs to the caller, who closes it
 // after Close; it must echo (no nats.NoEcho), because a node delivers its
 // own topic messages as NATS brings them back. log gets the bus's own
 // faults.
-func newClusterBus(nc *nats.Conn, b *broker.Broker, node string, log *slog.Logger) (*clusterBus, error) {
+func NewBus(nc *nats.Conn, b *broker.Broker, node string, log *slog.Logger) (*Bus, error) {
 	switch {
 	case nc == nil || b == nil:
 		return nil, errBusNoConnection
@@ -131,7 +131,7 @@ func newClusterBus(nc *nats.Conn, b *broker.Broker, node string, log *slog.Logge
 		return nil, errors.New("cluster bus: the NATS connection must echo: a node delivers its own messages as they come back")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cb := &clusterBus{
+	cb := &Bus{
 		nc: nc, b: b, node: node, inst: rand.Text(), log: log.With("node", node),
 		ctx: ctx, cancel: cancel,
 		in:          make(chan *nats.Msg, busInboxDepth),
@@ -140,7 +140,7 @@ func newClusterBus(nc *nats.Conn, b *broker.Broker, node string, log *slog.Logge
 		snapshotDue: make(chan struct{}, 1),
 		queuesDue:   make(chan struct{}, 1),
 		local:       make(map[string]map[string]struct{}),
-		changed:     make(map[presenceKey]struct{}),
+		changed:     make(map[PresenceKey]struct{}),
 		nodes:       make(map[string]*remoteNode),
 	}
 	for _, subj := range []string{busTopicSubject + "*", busUserSubject + "*", busQueueReadySubject + "*", busPresenceSubject + "*", busSyncSubject} {
@@ -180,7 +180,7 @@ func newClusterBus(nc *nats.Conn, b *broker.Broker, node string, log *slog.Logge
 // Close the broker first (its sessions' departures are published while the
 // bus runs) and the NATS connection after. Queue messages held here while
 // no node consumed them are lost. Only the first call does anything.
-func (cb *clusterBus) Close() error {
+func (cb *Bus) Close() error {
 	var errs []error
 	cb.closeOnce.Do(func() {
 		cb.qmu.Lock()
@@ -197,7 +197,7 @@ func (cb *clusterBus) Close() error {
 		if cb.nc.IsClosed() {
 			return
 		}
-		cb.sendPresence(presenceMsg{Kind: presenceKindBye})
+		cb.SendPresence(PresenceMsg{Kind: presenceKindBye})
 		if err := cb.nc.FlushTimeout(busFlushTimeout); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, fmt.Errorf("cluster bus: flush: %w", err))
 		}
@@ -206,7 +206,7 @@ func (cb *clusterBus) Close() error {
 }
 
 // unsubscribe ends subs. A connection closed under it has ended them already.
-func (cb *clusterBus) unsubscribe(subs []*nats.Subscription) error {
+func (cb *Bus) unsubscribe(subs []*nats.Subscription) error {
 	var errs []error
 	for _, s := range subs {
 		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
@@ -228,7 +228,7 @@ func wake(ch chan struct{}) {
 // publishRaw publishes data on subj. A failure is logged once until a
 // publish works again: the callers (loops, the store's writer) have nobody
 // to return it to, and a dead connection would otherwise log every beat.
-func (cb *clusterBus) publishRaw(subj string, data []byte) {
+func (cb *Bus) publishRaw(subj string, data []byte) {
 	if err := cb.nc.Publish(subj, data); err != nil {
 		if !cb.pubFailing.Swap(true) {
 			cb.log.Error("cluster publish failed", "err", err, "subject", subj)
@@ -241,7 +241,7 @@ func (cb *clusterBus) publishRaw(subj string, data []byte) {
 // recvLoop handles every subscription's messages, one at a time in the
 // order the connection received them, which keeps each publisher's order.
 // Nothing it calls blocks: deliveries go to session outboxes.
-func (cb *clusterBus) recvLoop() {
+func (cb *Bus) recvLoop() {
 	defer cb.wg.Done()
 	for {
 		select {
@@ -253,7 +253,7 @@ func (cb *clusterBus) recvLoop() {
 	}
 }
 
-func (cb *clusterBus) dispatch(m *nats.Msg) {
+func (cb *Bus) dispatch(m *nats.Msg) {
 	switch subj := m.Subject; {
 	case strings.HasPrefix(subj, busTopicSubject):
 		cb.deliverTopic(m)

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -23,18 +23,18 @@ import (
 // The replicated log.
 const (
 	logStream  = "STOMPBOX"
-	logSubject = "stompbox.log"
+	LogSubject = "stompbox.log"
 	// logDedupWindow is how long JetStream remembers an op's de-duplication
 	// key: a client that resends a message after a failover within it
 	// (same receipt or idempotency-key) does not post twice. It matches
 	// the single node's idempotency window.
 	logDedupWindow = chat.IdempotencyWindow
-	// publishTimeout bounds the wait for a quorum to store an op; past it
+	// PublishTimeout bounds the wait for a quorum to store an op; past it
 	// the op is refused (errClusterUnavailable) and never acknowledged.
 	// It outlasts a JetStream leader election (raft's election timeout is
 	// 4 to 9 s), so that the loss of the log's leader delays writes on the
 	// healthy nodes instead of refusing them.
-	publishTimeout = 10 * time.Second
+	PublishTimeout = 10 * time.Second
 	// publishRetry is the pause between attempts while no leader answers.
 	publishRetry = 250 * time.Millisecond
 	// recentOps is how many applied ops a node keeps by sequence, to
@@ -60,11 +60,11 @@ const (
 // errClusterUnavailable is a write refused because no quorum stored it.
 var errClusterUnavailable = apperr.New(apperr.KindBusy, "cluster unavailable: message not stored")
 
-// clusterLog is this node's side of the replicated log: it submits ops
+// Log is this node's side of the replicated log: it submits ops
 // (opReplicator) and applies every op of the stream, in order, to the
 // local store. Owned by the server; close stops the applier.
-type clusterLog struct {
-	js       jetstream.JetStream
+type Log struct {
+	Js       jetstream.JetStream
 	ns       *natsserver.Server // the embedded server, nil with -nats
 	stream   jetstream.Stream
 	st       *store.Store
@@ -74,7 +74,7 @@ type clusterLog struct {
 	boot     string // distinguishes this run's op references from an earlier run's
 
 	nextRef atomic.Uint64
-	applied atomic.Uint64 // highest sequence applied (committed or refused) here
+	Applied atomic.Uint64 // highest sequence applied (committed or refused) here
 	failed  atomic.Int64  // ops whose apply failed with an internal error on this node
 
 	mu      sync.Mutex
@@ -97,24 +97,24 @@ type pendingOp struct {
 	done chan error // buffered(1): the apply result
 }
 
-// openClusterLog creates or finds the log stream and returns the log,
+// OpenLog creates or finds the log stream and returns the log,
 // not yet applying (see catchUp).
-func openClusterLog(ctx context.Context, cc *clusterConn, st *store.Store, log *slog.Logger) (*clusterLog, error) {
-	js, err := jetstream.New(cc.nc)
+func OpenLog(ctx context.Context, cc *Conn, st *store.Store, log *slog.Logger) (*Log, error) {
+	js, err := jetstream.New(cc.Nc)
 	if err != nil {
 		return nil, fmt.Errorf("cluster log: %w", err)
 	}
 	cfg := jetstream.StreamConfig{
 		Name:        logStream,
-		Subjects:    []string{logSubject},
+		Subjects:    []string{LogSubject},
 		Storage:     jetstream.FileStorage,
-		Replicas:    cc.replicas,
+		Replicas:    cc.Replicas,
 		Duplicates:  logDedupWindow,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew,
 		AllowDirect: true,
 	}
-	log.Info("cluster: the log keeps each entry on this many nodes", "replicas", cc.replicas)
+	log.Info("cluster: the log keeps each entry on this many nodes", "replicas", cc.Replicas)
 	var stream jetstream.Stream
 	attempt := 0
 	if err := retrySetup(ctx, func(ctx context.Context) (err error) {
@@ -128,14 +128,14 @@ func openClusterLog(ctx context.Context, cc *clusterConn, st *store.Store, log *
 	}
 	var rnd [4]byte
 	rand.Read(rnd[:])
-	l := &clusterLog{
-		js: js, ns: cc.ns, stream: stream, st: st, node: cc.node, replicas: cc.replicas, log: log,
+	l := &Log{
+		Js: js, ns: cc.Ns, stream: stream, st: st, node: cc.Node, replicas: cc.Replicas, log: log,
 		boot:        fmt.Sprintf("%x", rnd),
 		pending:     make(map[string]*pendingOp),
 		waiting:     make(map[uint64][]chan struct{}),
 		recent:      make(map[uint64]store.Op),
 		keepRecent:  recentOps,
-		publishWait: publishTimeout,
+		publishWait: PublishTimeout,
 		done:        make(chan struct{}),
 	}
 	if cc.publishWait > 0 {
@@ -147,15 +147,15 @@ func openClusterLog(ctx context.Context, cc *clusterConn, st *store.Store, log *
 	return l, nil
 }
 
-// start begins applying the stream after the last sequence the local
+// Start begins applying the stream after the last sequence the local
 // database has applied, and returns once it has caught up with the
 // stream's end as of now: only then may the node accept clients.
-func (l *clusterLog) start(ctx context.Context) error {
+func (l *Log) Start(ctx context.Context) error {
 	from, err := l.st.AppliedSeq(ctx)
 	if err != nil {
 		return err
 	}
-	l.applied.Store(from)
+	l.Applied.Store(from)
 	// A stream just created may not have elected its leader yet, and no
 	// one answers until it has: ask again until ctx ends.
 	var info *jetstream.StreamInfo
@@ -166,7 +166,7 @@ func (l *clusterLog) start(ctx context.Context) error {
 		return fmt.Errorf("cluster log: %w", err)
 	}
 	last := info.State.LastSeq
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{logSubject}}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{LogSubject}}
 	if from > 0 {
 		occ.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		occ.OptStartSeq = from + 1
@@ -186,7 +186,7 @@ func (l *clusterLog) start(ctx context.Context) error {
 	}
 	began := time.Now()
 	if err := l.waitApplied(ctx, last); err != nil {
-		l.close()
+		l.Close()
 		return fmt.Errorf("cluster log: catching up: %w", err)
 	}
 	l.log.Info("cluster: database caught up with the log", "seq", last, "took", time.Since(began).Round(time.Millisecond))
@@ -211,8 +211,8 @@ func retrySetup(ctx context.Context, do func(context.Context) error) error {
 	}
 }
 
-// close stops the applier and waits for it.
-func (l *clusterLog) close() {
+// Close stops the applier and waits for it.
+func (l *Log) Close() {
 	if l.cancel != nil {
 		l.cancel()
 		<-l.done
@@ -223,7 +223,7 @@ func (l *clusterLog) close() {
 // runApplier takes each message of the stream, in order, and hands its op
 // to the store's writer without waiting for the commit, so that ops group
 // into shared transactions as local writes do. The writer keeps the order.
-func (l *clusterLog) runApplier(ctx context.Context, cons jetstream.Consumer) {
+func (l *Log) runApplier(ctx context.Context, cons jetstream.Consumer) {
 	defer close(l.done)
 	it, err := cons.Messages(jetstream.PullMaxMessages(512))
 	if err != nil {
@@ -255,8 +255,8 @@ func (l *clusterLog) runApplier(ctx context.Context, cons jetstream.Consumer) {
 }
 
 // applyEntry queues one log entry's op on the writer.
-func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) error {
-	if seq <= l.applied.Load() {
+func (l *Log) applyEntry(ctx context.Context, seq uint64, data []byte) error {
+	if seq <= l.Applied.Load() {
 		return nil // the consumer restarted behind us
 	}
 	op, env, err := store.DecodeOp(data)
@@ -289,8 +289,8 @@ func (l *clusterLog) applyEntry(ctx context.Context, seq uint64, data []byte) er
 
 // markApplied records seq as applied and wakes whoever waits for it.
 // Runs on the writer goroutine, in sequence order.
-func (l *clusterLog) markApplied(seq uint64, op store.Op) {
-	l.applied.Store(seq)
+func (l *Log) markApplied(seq uint64, op store.Op) {
+	l.Applied.Store(seq)
 	l.mu.Lock()
 	l.recent[seq] = op
 	if seq > l.keepRecent {
@@ -310,9 +310,9 @@ func (l *clusterLog) markApplied(seq uint64, op store.Op) {
 }
 
 // waitApplied returns once seq has been applied here, or ctx ends.
-func (l *clusterLog) waitApplied(ctx context.Context, seq uint64) error {
+func (l *Log) waitApplied(ctx context.Context, seq uint64) error {
 	l.mu.Lock()
-	if l.applied.Load() >= seq {
+	if l.Applied.Load() >= seq {
 		l.mu.Unlock()
 		return nil
 	}
@@ -333,7 +333,7 @@ func (l *clusterLog) waitApplied(ctx context.Context, seq uint64) error {
 // this node applied it: a RECEIPT after Submit means the message is on
 // the majority's disks and in this node's database. Refused ops (client
 // errors) come back from the apply as on a single node.
-func (l *clusterLog) Submit(ctx context.Context, op store.Op, dedupKey string) error {
+func (l *Log) Submit(ctx context.Context, op store.Op, dedupKey string) error {
 	ref := l.boot + "-" + strconv.FormatUint(l.nextRef.Add(1), 36)
 	data, err := store.EncodeOpRef(op, l.st.NowMS(), l.node, ref)
 	if err != nil {
@@ -380,11 +380,11 @@ func (l *clusterLog) Submit(ctx context.Context, op store.Op, dedupKey string) e
 // again while no stream leader answers (an election after the leader's
 // node died) until publishTimeout. Retries are safe: JetStream drops a
 // second copy with the same id.
-func (l *clusterLog) publish(ctx context.Context, data []byte, msgID string) (*jetstream.PubAck, error) {
+func (l *Log) publish(ctx context.Context, data []byte, msgID string) (*jetstream.PubAck, error) {
 	pctx, cancel := context.WithTimeout(ctx, l.publishWait)
 	defer cancel()
 	for {
-		ack, err := l.js.PublishMsg(pctx, &nats.Msg{Subject: logSubject, Data: data}, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(logStream))
+		ack, err := l.Js.PublishMsg(pctx, &nats.Msg{Subject: LogSubject, Data: data}, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(logStream))
 		if err == nil {
 			return ack, nil
 		}
@@ -398,7 +398,7 @@ func (l *clusterLog) publish(ctx context.Context, data []byte, msgID string) (*j
 
 // answerDuplicate waits until the original of a resent op is applied here
 // and copies its results into op, so the resender gets the first answer.
-func (l *clusterLog) answerDuplicate(ctx context.Context, op store.Op, seq uint64) error {
+func (l *Log) answerDuplicate(ctx context.Context, op store.Op, seq uint64) error {
 	if err := l.waitApplied(ctx, seq); err != nil {
 		return err
 	}
@@ -428,7 +428,7 @@ func (l *clusterLog) answerDuplicate(ctx context.Context, op store.Op, seq uint6
 // held when it was called, or after catchUpWait. A lookup that found
 // nothing calls it before answering so: the account or session may exist
 // in an entry not yet applied here.
-func (l *clusterLog) WaitCaughtUp(ctx context.Context) {
+func (l *Log) WaitCaughtUp(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
 	defer cancel()
 	info, err := l.stream.Info(ctx)
@@ -437,12 +437,12 @@ func (l *clusterLog) WaitCaughtUp(ctx context.Context) {
 		return
 	}
 	if err := l.waitApplied(ctx, info.State.LastSeq); err != nil {
-		l.log.Debug("cluster: not caught up in time; answering from this node's copy", "err", err, "applied", l.applied.Load(), "log_end", info.State.LastSeq)
+		l.log.Debug("cluster: not caught up in time; answering from this node's copy", "err", err, "applied", l.Applied.Load(), "log_end", info.State.LastSeq)
 	}
 }
 
-// logStatus is the log as this node sees it.
-type logStatus struct {
+// Status is the log as this node sees it.
+type Status struct {
 	Node     string       `json:"node"`
 	Applied  uint64       `json:"applied"`          // last log entry this node's database holds
 	LogEnd   uint64       `json:"logEnd"`           // last entry of the log
@@ -464,11 +464,11 @@ type peerStatus struct {
 	SeenAgo float64 `json:"seenAgo"` // seconds since the leader heard from it
 }
 
-// status reads the stream's state and this node's position.
-func (l *clusterLog) status(ctx context.Context) (logStatus, error) {
-	st := logStatus{Node: l.node, Applied: l.applied.Load(), Replicas: l.replicas, Failed: l.failed.Load()}
+// Status reads the stream's state and this node's position.
+func (l *Log) Status(ctx context.Context) (Status, error) {
+	st := Status{Node: l.node, Applied: l.Applied.Load(), Replicas: l.replicas, Failed: l.failed.Load()}
 	if ns := l.ns; ns != nil {
-		st.Nodes = jetStreamNodes(ns)
+		st.Nodes = JetStreamNodes(ns)
 		st.Routes = ns.NumRoutes()
 	}
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -493,9 +493,9 @@ func (l *clusterLog) status(ctx context.Context) (logStatus, error) {
 	return st, nil
 }
 
-// jetStreamNodes names the servers of JetStream's meta group as this
+// JetStreamNodes names the servers of JetStream's meta group as this
 // node's server knows them (any node, not only the meta leader), sorted.
-func jetStreamNodes(ns *natsserver.Server) []string {
+func JetStreamNodes(ns *natsserver.Server) []string {
 	jsz, err := ns.Jsz(&natsserver.JSzOptions{})
 	if err != nil || jsz.Meta == nil {
 		return nil

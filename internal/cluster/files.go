@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -18,20 +18,20 @@ import (
 // blobs (files_replica.go), named by their SHA-256 as on disk.
 const blobBucket = "stompbox-files"
 
-// objectBlobs is a files.Replica on a JetStream object store: the bucket
+// ObjectBlobs is a files.Replica on a JetStream object store: the bucket
 // blobBucket, on disk, with as many replicas as the cluster was told, so
 // a blob outlives the node that took the upload.
-type objectBlobs struct {
-	store jetstream.ObjectStore
+type ObjectBlobs struct {
+	Store jetstream.ObjectStore
 }
 
-// newObjectBlobs opens the bucket blobBucket, creating it (file storage,
+// NewObjectBlobs opens the bucket blobBucket, creating it (file storage,
 // replicas copies; 0 means 1) if needed, or updating its replica count.
 //
 // While nodes are still joining (or a JetStream leader is being elected)
 // creating the bucket can time out; it is tried again until ctx ends, as
 // the log's stream is.
-func newObjectBlobs(ctx context.Context, js jetstream.JetStream, replicas int) (*objectBlobs, error) {
+func NewObjectBlobs(ctx context.Context, js jetstream.JetStream, replicas int) (*ObjectBlobs, error) {
 	cfg := jetstream.ObjectStoreConfig{
 		Bucket:      blobBucket,
 		Description: "stompbox uploaded files and thumbnails, named by SHA-256",
@@ -46,14 +46,14 @@ func newObjectBlobs(ctx context.Context, js jetstream.JetStream, replicas int) (
 	if err != nil {
 		return nil, fmt.Errorf("open object store %s: %w", blobBucket, err)
 	}
-	return &objectBlobs{store: st}, nil
+	return &ObjectBlobs{Store: st}, nil
 }
 
 // Put implements files.Replica. A blob already in the bucket with the
 // digest its name promises is not sent again: the same picture uploaded
 // on two nodes is one object.
-func (b *objectBlobs) Put(ctx context.Context, name, path string) error {
-	info, err := b.store.GetInfo(ctx, name)
+func (b *ObjectBlobs) Put(ctx context.Context, name, path string) error {
+	info, err := b.Store.GetInfo(ctx, name)
 	switch {
 	case err == nil && info.Digest != "" && info.Digest == objectDigest(name):
 		return nil
@@ -65,7 +65,7 @@ func (b *objectBlobs) Put(ctx context.Context, name, path string) error {
 		return fmt.Errorf("put blob %s: %w", name, err)
 	}
 	defer f.Close()
-	if _, err := b.store.Put(ctx, jetstream.ObjectMeta{Name: name}, f); err != nil {
+	if _, err := b.Store.Put(ctx, jetstream.ObjectMeta{Name: name}, f); err != nil {
 		return fmt.Errorf("put blob %s: %w", name, err)
 	}
 	return nil
@@ -73,8 +73,8 @@ func (b *objectBlobs) Put(ctx context.Context, name, path string) error {
 
 // Get implements files.Replica. The object store checks the digest it
 // recorded when the object was put; the caller checks the name.
-func (b *objectBlobs) Get(ctx context.Context, name string, dst io.Writer) error {
-	r, err := b.store.Get(ctx, name)
+func (b *ObjectBlobs) Get(ctx context.Context, name string, dst io.Writer) error {
+	r, err := b.Store.Get(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("get blob %s: %w", name, fs.ErrNotExist)
 	}
@@ -89,8 +89,8 @@ func (b *objectBlobs) Get(ctx context.Context, name string, dst io.Writer) error
 }
 
 // Delete implements files.Replica.
-func (b *objectBlobs) Delete(ctx context.Context, name string) error {
-	if err := b.store.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+func (b *ObjectBlobs) Delete(ctx context.Context, name string) error {
+	if err := b.Store.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("delete blob %s: %w", name, err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"encoding/base64"
@@ -30,80 +30,80 @@ const (
 	queueReplyTaken   = "taken"       // offer answer: in this node's queue now
 	queueReplyFull    = "full"        // offer answer: this node's queue is full (errQueueFull)
 	queueReplyRefused = "no-consumer" // offer answer: no consumer here any more; ask another node
-	presenceKindDelta = "delta"       // changes since the previous sequence number
+	PresenceKindDelta = "delta"       // changes since the previous sequence number
 	presenceKindSnap  = "snapshot"    // everything, in parts; the last part completes it
 	presenceKindBeat  = "beat"        // alive, at this sequence number
 	presenceKindBye   = "bye"         // the node leaves: drop its users now
-	connectedKey      = ""            // the presence key of being connected at all (NoteOnline, RemoteOnline)
+	ConnectedKey      = ""            // the presence key of being connected at all (NoteOnline, RemoteOnline)
 )
 
-// presenceMsg is what nodes publish on busPresenceSubject, as JSON.
-type presenceMsg struct {
+// PresenceMsg is what nodes publish on busPresenceSubject, as JSON.
+type PresenceMsg struct {
 	Kind string          `json:"kind"`
 	Node string          `json:"node"`
 	Inst string          `json:"inst"`
 	Seq  uint64          `json:"seq"`
 	Part int             `json:"part,omitempty"` // snapshot part, from 0
 	Last bool            `json:"last,omitempty"` // the snapshot's last part
-	Set  []presenceGroup `json:"set,omitempty"`
+	Set  []PresenceGroup `json:"set,omitempty"`
 }
 
-// presenceGroup is a change of, or in a snapshot all of, one presence key.
-type presenceGroup struct {
+// PresenceGroup is a change of, or in a snapshot all of, one presence key.
+type PresenceGroup struct {
 	Key string   `json:"key"`
 	On  []string `json:"on,omitempty"`
 	Off []string `json:"off,omitempty"`
 }
 
-// busToken is s as one NATS subject token.
-func busToken(s string) string {
+// BusToken is s as one NATS subject token.
+func BusToken(s string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
-// busMessage is a topic, queue or user message as the bus carries it.
-type busMessage struct {
-	dest    string
-	headers []stomp.Header
-	body    []byte
+// BusMessage is a topic, queue or user message as the bus carries it.
+type BusMessage struct {
+	Dest    string
+	Headers []stomp.Header
+	Body    []byte
 }
 
-// appendBusMessage appends the bus form of m for user's sessions (user ""
+// AppendBusMessage appends the bus form of m for user's sessions (user ""
 // for topics and queues): busWireVersion; the destination, the user and
 // each header's key and value as a uvarint length and the bytes, with the
 // header count as a uvarint before the headers; then the body to the end.
-func appendBusMessage(dst []byte, user string, m busMessage) []byte {
-	n := 1 + 3*binary.MaxVarintLen32 + len(m.dest) + len(user) + len(m.body)
-	for _, h := range m.headers {
+func AppendBusMessage(dst []byte, user string, m BusMessage) []byte {
+	n := 1 + 3*binary.MaxVarintLen32 + len(m.Dest) + len(user) + len(m.Body)
+	for _, h := range m.Headers {
 		n += 2*binary.MaxVarintLen32 + len(h.Key) + len(h.Value)
 	}
 	dst = slices.Grow(dst, n)
 	dst = append(dst, busWireVersion)
-	dst = appendBusString(dst, m.dest)
+	dst = appendBusString(dst, m.Dest)
 	dst = appendBusString(dst, user)
-	dst = binary.AppendUvarint(dst, uint64(len(m.headers)))
-	for _, h := range m.headers {
+	dst = binary.AppendUvarint(dst, uint64(len(m.Headers)))
+	for _, h := range m.Headers {
 		dst = appendBusString(dst, h.Key)
 		dst = appendBusString(dst, h.Value)
 	}
-	return append(dst, m.body...)
+	return append(dst, m.Body...)
 }
 
 func appendBusString(dst []byte, s string) []byte {
 	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
 }
 
-// decodeBusMessage reverses appendBusMessage. The message's body shares
+// DecodeBusMessage reverses appendBusMessage. The message's body shares
 // data's memory (nats.go gives each message its own).
-func decodeBusMessage(data []byte) (user string, m busMessage, err error) {
+func DecodeBusMessage(data []byte) (user string, m BusMessage, err error) {
 	if len(data) == 0 || data[0] != busWireVersion {
-		return "", busMessage{}, errBadBusMessage
+		return "", BusMessage{}, errBadBusMessage
 	}
 	d := busDecoder{rest: data[1:]}
 	dest := d.string()
 	user = d.string()
 	n := d.uvarint()
 	if d.bad || n > uint64(len(d.rest))/2 { // each header takes two bytes at least
-		return "", busMessage{}, errBadBusMessage
+		return "", BusMessage{}, errBadBusMessage
 	}
 	var headers []stomp.Header
 	if n > 0 {
@@ -114,9 +114,9 @@ func decodeBusMessage(data []byte) (user string, m busMessage, err error) {
 		}
 	}
 	if d.bad || dest == "" {
-		return "", busMessage{}, errBadBusMessage
+		return "", BusMessage{}, errBadBusMessage
 	}
-	return user, busMessage{dest: dest, headers: headers, body: d.rest}, nil
+	return user, BusMessage{Dest: dest, Headers: headers, Body: d.rest}, nil
 }
 
 // busDecoder reads appendBusMessage's fields; bad sticks once a read runs

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -33,12 +33,12 @@ const (
 // runs on the sender's reader goroutine and waits for the answer, at most
 // queueOfferTimeout (errQueueNoAnswer; the message may then have been
 // taken or not).
-func (cb *clusterBus) SendQueue(ctx context.Context, dest string, headers []stomp.Header, body []byte) (bool, error) {
+func (cb *Bus) SendQueue(ctx context.Context, dest string, headers []stomp.Header, body []byte) (bool, error) {
 	if cb.ctx.Err() != nil {
 		return false, errBusClosed
 	}
-	subj := busQueueSubject + busToken(dest)
-	data := appendBusMessage(nil, "", busMessage{dest: dest, headers: headers, body: body})
+	subj := busQueueSubject + BusToken(dest)
+	data := AppendBusMessage(nil, "", BusMessage{Dest: dest, Headers: headers, Body: body})
 	for range queueOfferTries {
 		res, err := cb.offer(ctx, subj, data)
 		if err != nil {
@@ -55,7 +55,7 @@ func (cb *clusterBus) SendQueue(ctx context.Context, dest string, headers []stom
 }
 
 // offer asks the queue group of subj to take data.
-func (cb *clusterBus) offer(ctx context.Context, subj string, data []byte) (offerResult, error) {
+func (cb *Bus) offer(ctx context.Context, subj string, data []byte) (offerResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, queueOfferTimeout)
 	defer cancel()
 	reply, err := cb.nc.RequestWithContext(ctx, subj, data)
@@ -79,11 +79,11 @@ func (cb *clusterBus) offer(ctx context.Context, subj string, data []byte) (offe
 // takeOffer answers a queue offer made to this node: into the local queue
 // if it still has a consumer here, else refused so that the sender asks
 // another node.
-func (cb *clusterBus) takeOffer(m *nats.Msg) {
+func (cb *Bus) takeOffer(m *nats.Msg) {
 	reply := queueReplyRefused
-	if _, msg, err := decodeBusMessage(m.Data); err != nil {
+	if _, msg, err := DecodeBusMessage(m.Data); err != nil {
 		cb.log.Error("cluster queue offer refused", "err", err, "subject", m.Subject)
-	} else if taken, err := cb.b.TakeRemoteQueue(msg.dest, msg.headers, msg.body); err != nil {
+	} else if taken, err := cb.b.TakeRemoteQueue(msg.Dest, msg.Headers, msg.Body); err != nil {
 		reply = queueReplyFull
 	} else if taken {
 		reply = queueReplyTaken
@@ -98,7 +98,7 @@ func (cb *clusterBus) takeOffer(m *nats.Msg) {
 // calls it when its first consumer comes and its last goes (outside its
 // lock), queueLoop every beat; it reads the current count, so calls that
 // race settle on the truth.
-func (cb *clusterBus) QueueConsumersChanged(dest string) {
+func (cb *Bus) QueueConsumersChanged(dest string) {
 	cb.qmu.Lock()
 	defer cb.qmu.Unlock()
 	if cb.qclosed {
@@ -108,7 +108,7 @@ func (cb *clusterBus) QueueConsumersChanged(dest string) {
 	sub, have := cb.qsubs[dest]
 	switch {
 	case want && !have:
-		token := busToken(dest)
+		token := BusToken(dest)
 		s, err := cb.nc.ChanQueueSubscribe(busQueueSubject+token, busQueueGroup, cb.in)
 		if err != nil {
 			cb.log.Error("cluster queue subscribe failed", "err", err, "destination", dest)
@@ -129,14 +129,14 @@ func (cb *clusterBus) QueueConsumersChanged(dest string) {
 }
 
 // HeldIdle is told that a queue holds messages with no consumer here (Bus).
-func (cb *clusterBus) HeldIdle() {
+func (cb *Bus) HeldIdle() {
 	wake(cb.queuesDue)
 }
 
 // queueLoop offers the messages that queues hold while they have no
 // consumer here to the other nodes, when woken (a node announced a
 // consumer, this node lost its last one) and every beat.
-func (cb *clusterBus) queueLoop() {
+func (cb *Bus) queueLoop() {
 	defer cb.wg.Done()
 	for {
 		select {
@@ -152,7 +152,7 @@ func (cb *clusterBus) queueLoop() {
 // what nobody took, stopping at the first refusal. A message whose offer
 // timed out is given back too, so it may reach two consumers: at least
 // once here, rather than lost.
-func (cb *clusterBus) offerHeld() {
+func (cb *Bus) offerHeld() {
 	for _, name := range cb.b.Queues() {
 		if cb.ctx.Err() != nil {
 			return
@@ -161,9 +161,9 @@ func (cb *clusterBus) offerHeld() {
 		subj := ""
 		cb.b.OfferIdleQueue(name, func(dest string, headers []stomp.Header, body []byte) bool {
 			if subj == "" {
-				subj = busQueueSubject + busToken(name)
+				subj = busQueueSubject + BusToken(name)
 			}
-			res, err := cb.offer(cb.ctx, subj, appendBusMessage(nil, "", busMessage{dest: dest, headers: headers, body: body}))
+			res, err := cb.offer(cb.ctx, subj, AppendBusMessage(nil, "", BusMessage{Dest: dest, Headers: headers, Body: body}))
 			if err != nil && cb.ctx.Err() == nil && !errors.Is(err, broker.ErrQueueFull) {
 				cb.log.Warn("held queue message not offered", "err", err, "destination", name)
 			}

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -22,11 +22,11 @@ import (
 
 // Cluster defaults.
 const (
-	defaultClusterListen = ":6222"    // NATS's own route port, so firewall rules written for NATS fit
-	defaultClusterName   = "stompbox" // nodes with another -cluster-name refuse each other's routes
+	DefaultClusterListen = ":6222"    // NATS's own route port, so firewall rules written for NATS fit
+	DefaultClusterName   = "stompbox" // nodes with another -cluster-name refuse each other's routes
 	clusterRouteUser     = "stompbox" // route user; the shared secret is its password
-	nodeNameFile         = "node-name"
-	jetStreamDir         = "jetstream"
+	NodeNameFile         = "node-name"
+	JetStreamDir         = "jetstream"
 	natsReadyTimeout     = 10 * time.Second
 	// maxReplicas is how many nodes keep each log entry: a quorum of 2
 	// out of 3 survives one node's loss, and more copies would make every
@@ -34,9 +34,9 @@ const (
 	maxReplicas = 3
 )
 
-// clusterConfig is the cluster part of Config. Zero value: a single node,
+// Config is the cluster part of Config. Zero value: a single node,
 // no NATS code runs.
-type clusterConfig struct {
+type Config struct {
 	Peers      []string // -cluster-peers: host:port of every node's route listener (this node's may be included)
 	Listen     string   // -cluster-listen
 	Name       string   // -cluster-name
@@ -66,38 +66,38 @@ type clusterConfig struct {
 	Clock func() time.Time
 }
 
-// enabled reports whether this node is part of a cluster.
-func (c clusterConfig) enabled() bool { return len(c.Peers) > 0 || len(c.NATS) > 0 }
+// Enabled reports whether this node is part of a cluster.
+func (c Config) Enabled() bool { return len(c.Peers) > 0 || len(c.NATS) > 0 }
 
-// clusterConn is this node's connection to the cluster's NATS: the
+// Conn is this node's connection to the cluster's NATS: the
 // embedded server (nil with -nats) and a client connection to it.
-type clusterConn struct {
-	ns       *natsserver.Server // embedded server, nil when using an external NATS
-	nc       *nats.Conn
-	node     string // this node's name, unique in the cluster and kept across restarts
-	replicas int    // the log's replica count
+type Conn struct {
+	Ns       *natsserver.Server // embedded server, nil when using an external NATS
+	Nc       *nats.Conn
+	Node     string // this node's name, unique in the cluster and kept across restarts
+	Replicas int    // the log's replica count
 
 	publishWait time.Duration // test hooks (clusterConfig), 0 for the defaults
 	keepRecent  uint64
 }
 
-// connectCluster starts the embedded NATS server (routes to the peers,
+// Connect starts the embedded NATS server (routes to the peers,
 // JetStream under dataDir) or connects to an external NATS, and returns
 // the connection. The caller owns it and calls close.
-func connectCluster(ctx context.Context, cfg clusterConfig, dataDir string, log *slog.Logger) (*clusterConn, error) {
+func Connect(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Conn, error) {
 	node, err := nodeName(cfg.NodeName, dataDir)
 	if err != nil {
 		return nil, err
 	}
-	cc := &clusterConn{node: node, publishWait: cfg.PublishWait, keepRecent: cfg.KeepRecent}
+	cc := &Conn{Node: node, publishWait: cfg.PublishWait, keepRecent: cfg.KeepRecent}
 	if len(cfg.NATS) > 0 {
-		cc.nc, err = connectExternalNATS(cfg, node, log)
+		cc.Nc, err = connectExternalNATS(cfg, node, log)
 		if err != nil {
 			return nil, err
 		}
-		cc.replicas = cfg.Replicas
-		if cc.replicas == 0 {
-			cc.replicas = externalReplicas(cc.nc)
+		cc.Replicas = cfg.Replicas
+		if cc.Replicas == 0 {
+			cc.Replicas = externalReplicas(cc.Nc)
 		}
 		return cc, nil
 	}
@@ -105,12 +105,12 @@ func connectCluster(ctx context.Context, cfg clusterConfig, dataDir string, log 
 	if err != nil {
 		return nil, err
 	}
-	cc.ns = ns
-	cc.replicas = min(size, maxReplicas)
+	cc.Ns = ns
+	cc.Replicas = min(size, maxReplicas)
 	if cfg.Replicas > 0 {
-		cc.replicas = cfg.Replicas
+		cc.Replicas = cfg.Replicas
 	}
-	cc.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("stompbox "+node), nats.UserInfo("node", password),
+	cc.Nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("stompbox "+node), nats.UserInfo("node", password),
 		nats.MaxReconnects(-1), nats.FlusherTimeout(2*time.Second))
 	if err != nil {
 		ns.Shutdown()
@@ -119,12 +119,12 @@ func connectCluster(ctx context.Context, cfg clusterConfig, dataDir string, log 
 	return cc, nil
 }
 
-// close drains the client connection and stops the embedded server.
-func (cc *clusterConn) close() {
-	cc.nc.Close()
-	if cc.ns != nil {
-		cc.ns.Shutdown()
-		cc.ns.WaitForShutdown()
+// Close drains the client connection and stops the embedded server.
+func (cc *Conn) Close() {
+	cc.Nc.Close()
+	if cc.Ns != nil {
+		cc.Ns.Shutdown()
+		cc.Ns.WaitForShutdown()
 	}
 }
 
@@ -132,7 +132,7 @@ func (cc *clusterConn) close() {
 // folder, else a new one (host name and a random suffix) which it keeps:
 // JetStream knows its peers by name, so a node must keep it across restarts.
 func nodeName(configured, dataDir string) (string, error) {
-	path := filepath.Join(dataDir, nodeNameFile)
+	path := filepath.Join(dataDir, NodeNameFile)
 	if configured != "" {
 		// Kept too: the file marks the folder as a cluster node's (the
 		// user CLI then refuses to write to it).
@@ -173,7 +173,7 @@ func nodeName(configured, dataDir string) (string, error) {
 // the shared secret, routes to every peer, JetStream in the data folder.
 // It returns the server, the cluster's size as the peer list says and
 // the in-process client's password.
-func startEmbeddedNATS(cfg clusterConfig, node, dataDir string, log *slog.Logger) (ns *natsserver.Server, size int, localPassword string, err error) {
+func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *natsserver.Server, size int, localPassword string, err error) {
 	var pw [16]byte
 	rand.Read(pw[:])
 	localPassword = hex.EncodeToString(pw[:])
@@ -190,7 +190,7 @@ func startEmbeddedNATS(cfg clusterConfig, node, dataDir string, log *slog.Logger
 	}
 	listen := cfg.Listen
 	if listen == "" {
-		listen = defaultClusterListen
+		listen = DefaultClusterListen
 	}
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -205,7 +205,7 @@ func startEmbeddedNATS(cfg clusterConfig, node, dataDir string, log *slog.Logger
 	}
 	name := cfg.Name
 	if name == "" {
-		name = defaultClusterName
+		name = DefaultClusterName
 	}
 	opts := &natsserver.Options{
 		ServerName: node,
@@ -218,7 +218,7 @@ func startEmbeddedNATS(cfg clusterConfig, node, dataDir string, log *slog.Logger
 		Username:  "node",
 		Password:  localPassword,
 		JetStream: true,
-		StoreDir:  filepath.Join(dataDir, jetStreamDir),
+		StoreDir:  filepath.Join(dataDir, JetStreamDir),
 		NoSigs:    true,
 		Cluster: natsserver.ClusterOpts{
 			Name:     name,
@@ -304,7 +304,7 @@ func clusterTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 
 // connectExternalNATS connects to an existing NATS with the given
 // credentials; reconnects go on forever (the node keeps serving reads).
-func connectExternalNATS(cfg clusterConfig, node string, log *slog.Logger) (*nats.Conn, error) {
+func connectExternalNATS(cfg Config, node string, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{nats.Name("stompbox " + node), nats.MaxReconnects(-1), nats.FlusherTimeout(2 * time.Second)}
 	switch {
 	case cfg.NATSCreds != "":
@@ -351,17 +351,3 @@ func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(f
 func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Tracef(format string, v ...any)  {}
-
-// nodeURLs parses -cluster-urls: absolute http or https addresses, each
-// given back without a trailing slash.
-func nodeURLs(v string) ([]string, error) {
-	var out []string
-	for _, raw := range splitList(v) {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("%q is not a node's web address like http://pi1:8080", raw)
-		}
-		out = append(out, strings.TrimRight(u.String(), "/"))
-	}
-	return out, nil
-}

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"cmp"
@@ -13,8 +13,8 @@ import (
 // numbered deltas, beats and snapshots, and what the other live nodes said
 // of theirs.
 
-// presenceKey is one user at one presence key.
-type presenceKey struct{ key, user string }
+// PresenceKey is one user at one presence key.
+type PresenceKey struct{ key, user string }
 
 // remoteNode is what this node knows of another node's presence.
 type remoteNode struct {
@@ -30,13 +30,13 @@ type remoteNode struct {
 
 // NoteOnline records that user's first session on this node connected
 // (on) or their last went, under connectedKey (Bus).
-func (cb *clusterBus) NoteOnline(user string, on bool) {
-	cb.NotePresence(connectedKey, user, on)
+func (cb *Bus) NoteOnline(user string, on bool) {
+	cb.NotePresence(ConnectedKey, user, on)
 }
 
 // NotePresence records a change of this node's presence for the next
 // delta (Bus): the caller holds its own lock.
-func (cb *clusterBus) NotePresence(key, user string, on bool) {
+func (cb *Bus) NotePresence(key, user string, on bool) {
 	cb.pmu.Lock()
 	users := cb.local[key]
 	if on {
@@ -51,17 +51,17 @@ func (cb *clusterBus) NotePresence(key, user string, on bool) {
 			delete(cb.local, key)
 		}
 	}
-	cb.changed[presenceKey{key, user}] = struct{}{}
+	cb.changed[PresenceKey{key, user}] = struct{}{}
 	cb.pmu.Unlock()
 	wake(cb.presenceDue)
 }
 
 // RemoteOnline reports whether user is connected to another live node.
-func (cb *clusterBus) RemoteOnline(user string) bool {
+func (cb *Bus) RemoteOnline(user string) bool {
 	cb.pmu.RLock()
 	defer cb.pmu.RUnlock()
 	for _, n := range cb.nodes {
-		if _, ok := n.state[connectedKey][user]; ok {
+		if _, ok := n.state[ConnectedKey][user]; ok {
 			return true
 		}
 	}
@@ -70,7 +70,7 @@ func (cb *clusterBus) RemoteOnline(user string) bool {
 
 // RemotePresence returns the users present at key on other live nodes,
 // unsorted, with a user on two nodes named twice.
-func (cb *clusterBus) RemotePresence(key string) []string {
+func (cb *Bus) RemotePresence(key string) []string {
 	cb.pmu.RLock()
 	defer cb.pmu.RUnlock()
 	var users []string
@@ -86,9 +86,9 @@ func (cb *clusterBus) RemotePresence(key string) []string {
 // local presence changed, a snapshot when asked, a beat every presenceBeat.
 // Each beat it also drops the nodes silent for presenceTTL and wakes
 // queueLoop.
-func (cb *clusterBus) presenceLoop() {
+func (cb *Bus) presenceLoop() {
 	defer cb.wg.Done()
-	beat := time.NewTicker(presenceBeat)
+	beat := time.NewTicker(PresenceBeat)
 	defer beat.Stop()
 	for {
 		select {
@@ -99,7 +99,7 @@ func (cb *clusterBus) presenceLoop() {
 		case <-cb.snapshotDue:
 			cb.publishSnapshot()
 		case now := <-beat.C:
-			cb.sendPresence(presenceMsg{Kind: presenceKindBeat, Seq: cb.seq})
+			cb.SendPresence(PresenceMsg{Kind: presenceKindBeat, Seq: cb.seq})
 			cb.expireNodes(now)
 			wake(cb.queuesDue)
 		}
@@ -108,83 +108,83 @@ func (cb *clusterBus) presenceLoop() {
 
 // publishChanges publishes the local changes since the last delta, as the
 // state they ended in, in as many numbered parts as they need.
-func (cb *clusterBus) publishChanges() {
+func (cb *Bus) publishChanges() {
 	cb.pmu.Lock()
-	keys := slices.SortedFunc(maps.Keys(cb.changed), func(a, b presenceKey) int {
+	keys := slices.SortedFunc(maps.Keys(cb.changed), func(a, b PresenceKey) int {
 		return cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.user, b.user))
 	})
-	sp := presenceSplitter{budget: cb.partBudget()}
+	sp := PresenceSplitter{Budget: cb.partBudget()}
 	for _, k := range keys {
 		_, on := cb.local[k.key][k.user]
-		sp.add(k.key, k.user, on)
+		sp.Add(k.key, k.user, on)
 	}
 	clear(cb.changed)
 	cb.pmu.Unlock()
-	for _, part := range sp.done() {
+	for _, part := range sp.Done() {
 		cb.seq++
-		cb.sendPresence(presenceMsg{Kind: presenceKindDelta, Seq: cb.seq, Set: part})
+		cb.SendPresence(PresenceMsg{Kind: PresenceKindDelta, Seq: cb.seq, Set: part})
 	}
 }
 
 // publishSnapshot publishes all of this node's presence under a new
 // sequence number, in parts; it covers the changes not yet in a delta.
-func (cb *clusterBus) publishSnapshot() {
+func (cb *Bus) publishSnapshot() {
 	cb.pmu.Lock()
-	sp := presenceSplitter{budget: cb.partBudget()}
+	sp := PresenceSplitter{Budget: cb.partBudget()}
 	for key, users := range cb.local {
 		for u := range users {
-			sp.add(key, u, true)
+			sp.Add(key, u, true)
 		}
 	}
 	clear(cb.changed)
 	cb.pmu.Unlock()
-	parts := sp.done()
+	parts := sp.Done()
 	if len(parts) == 0 {
-		parts = [][]presenceGroup{nil}
+		parts = [][]PresenceGroup{nil}
 	}
 	cb.seq++
 	for i, part := range parts {
-		cb.sendPresence(presenceMsg{Kind: presenceKindSnap, Seq: cb.seq, Part: i, Last: i == len(parts)-1, Set: part})
+		cb.SendPresence(PresenceMsg{Kind: presenceKindSnap, Seq: cb.seq, Part: i, Last: i == len(parts)-1, Set: part})
 	}
 }
 
 // partBudget is how many bytes of presence go in one NATS message.
-func (cb *clusterBus) partBudget() int {
+func (cb *Bus) partBudget() int {
 	if mp := int(cb.nc.MaxPayload()); mp > 0 && mp/2 < presencePartBytes {
 		return mp / 2
 	}
 	return presencePartBytes
 }
 
-func (cb *clusterBus) sendPresence(pm presenceMsg) {
+func (cb *Bus) SendPresence(pm PresenceMsg) {
 	pm.Node, pm.Inst = cb.node, cb.inst
 	data, err := json.Marshal(pm)
 	if err != nil {
 		cb.log.Error("cluster presence not encoded", "err", err)
 		return
 	}
-	cb.publishRaw(busPresenceSubject+busToken(cb.node), data)
+	cb.publishRaw(busPresenceSubject+BusToken(cb.node), data)
 }
 
-// presenceSplitter cuts presence into groups that fit the budget per
+// PresenceSplitter cuts presence into groups that fit the budget per
 // message, by an upper bound of their JSON size.
-type presenceSplitter struct {
-	budget int
+type PresenceSplitter struct {
+	Budget int
 	size   int
-	cur    []presenceGroup
-	parts  [][]presenceGroup
+	cur    []PresenceGroup
+	parts  [][]PresenceGroup
 }
 
-func (s *presenceSplitter) add(key, user string, on bool) {
+func (s *PresenceSplitter) Add(key, user string, on bool) {
 	n := jsonLen(user) + 1
 	last := len(s.cur) - 1
-	if last < 0 || s.cur[last].Key != key || s.size+n > s.budget {
+	if last < 0 || s.cur[last].Key != key || s.size+n > s.Budget {
 		head := jsonLen(key) + len(`{"key":,"on":[],"off":[]},`)
-		if len(s.cur) > 0 && s.size+head+n > s.budget {
+		if len(s.cur) > 0 && s.size+head+n > s.Budget {
 			s.parts = append(s.parts, s.cur)
 			s.cur, s.size = nil, 0
 		}
-		s.cur = append(s.cur, presenceGroup{Key: key})
+		s.cur = append(s.cur, PresenceGroup{Key: key})
 		s.size += head
 		last = len(s.cur) - 1
 	}
@@ -196,7 +196,7 @@ func (s *presenceSplitter) add(key, user string, on bool) {
 	s.size += n
 }
 
-func (s *presenceSplitter) done() [][]presenceGroup {
+func (s *PresenceSplitter) Done() [][]PresenceGroup {
 	if len(s.cur) > 0 {
 		s.parts = append(s.parts, s.cur)
 	}
@@ -223,8 +223,8 @@ func jsonLen(s string) int {
 
 // applyPresence takes in a node's presence message and tells the broker's
 // remote presence hooks which lists changed.
-func (cb *clusterBus) applyPresence(data []byte) {
-	var pm presenceMsg
+func (cb *Bus) applyPresence(data []byte) {
+	var pm PresenceMsg
 	if err := json.Unmarshal(data, &pm); err != nil || pm.Node == "" {
 		cb.log.Error("cluster presence dropped", "err", err)
 		return
@@ -248,7 +248,7 @@ func (cb *clusterBus) applyPresence(data []byte) {
 	if n != nil {
 		n.lastSeen = now
 		ask = cb.applyLocked(pm, n, changed)
-		if ask && now.Sub(n.asked) >= presenceBeat {
+		if ask && now.Sub(n.asked) >= PresenceBeat {
 			n.asked = now
 		} else {
 			ask = false
@@ -263,7 +263,7 @@ func (cb *clusterBus) applyPresence(data []byte) {
 
 // applyLocked applies pm to n and reports whether n must be asked for a
 // snapshot: it skipped a sequence number, or we joined after it started.
-func (cb *clusterBus) applyLocked(pm presenceMsg, n *remoteNode, changed map[string]struct{}) bool {
+func (cb *Bus) applyLocked(pm PresenceMsg, n *remoteNode, changed map[string]struct{}) bool {
 	switch pm.Kind {
 	case presenceKindBye:
 		cb.dropNodeLocked(pm.Node, n, changed)
@@ -296,7 +296,7 @@ func (cb *clusterBus) applyLocked(pm presenceMsg, n *remoteNode, changed map[str
 			}
 		}
 		n.snap, n.seq, n.synced = nil, pm.Seq, true
-	case presenceKindDelta:
+	case PresenceKindDelta:
 		if !n.synced || pm.Seq != n.seq+1 {
 			n.synced = false
 			return true
@@ -330,7 +330,7 @@ func addPresence(m map[string]map[string]struct{}, key, user string) {
 
 // setRemoteLocked sets whether user is present at key on node n, and adds
 // key to changed when that changes the cluster's list for key.
-func (cb *clusterBus) setRemoteLocked(n *remoteNode, key, user string, on bool, changed map[string]struct{}) {
+func (cb *Bus) setRemoteLocked(n *remoteNode, key, user string, on bool, changed map[string]struct{}) {
 	if _, had := n.state[key][user]; had == on {
 		return
 	}
@@ -349,7 +349,7 @@ func (cb *clusterBus) setRemoteLocked(n *remoteNode, key, user string, on bool, 
 }
 
 // presentLocked reports whether user is present at key anywhere.
-func (cb *clusterBus) presentLocked(key, user string) bool {
+func (cb *Bus) presentLocked(key, user string) bool {
 	if _, ok := cb.local[key][user]; ok {
 		return true
 	}
@@ -362,7 +362,7 @@ func (cb *clusterBus) presentLocked(key, user string) bool {
 }
 
 // dropNodeLocked forgets node name and everyone on it.
-func (cb *clusterBus) dropNodeLocked(name string, n *remoteNode, changed map[string]struct{}) {
+func (cb *Bus) dropNodeLocked(name string, n *remoteNode, changed map[string]struct{}) {
 	for key, users := range n.state {
 		for u := range users {
 			cb.setRemoteLocked(n, key, u, false, changed)
@@ -372,28 +372,28 @@ func (cb *clusterBus) dropNodeLocked(name string, n *remoteNode, changed map[str
 }
 
 // expireNodes drops the nodes silent for presenceTTL.
-func (cb *clusterBus) expireNodes(now time.Time) {
+func (cb *Bus) expireNodes(now time.Time) {
 	changed := make(map[string]struct{})
 	var gone []string
 	cb.pmu.Lock()
 	for name, n := range cb.nodes {
-		if now.Sub(n.lastSeen) > presenceTTL {
+		if now.Sub(n.lastSeen) > PresenceTTL {
 			cb.dropNodeLocked(name, n, changed)
 			gone = append(gone, name)
 		}
 	}
 	cb.pmu.Unlock()
 	for _, name := range gone {
-		cb.log.Info("cluster node silent, its users dropped", "peer", name, "silent-for", presenceTTL)
+		cb.log.Info("cluster node silent, its users dropped", "peer", name, "silent-for", PresenceTTL)
 	}
 	cb.presenceChanged(changed)
 }
 
 // presenceChanged runs the broker's remote presence hooks for each key
 // whose list changed (not for connectedKey: isOnline asks when it needs to).
-func (cb *clusterBus) presenceChanged(changed map[string]struct{}) {
+func (cb *Bus) presenceChanged(changed map[string]struct{}) {
 	for key := range changed {
-		if key == connectedKey {
+		if key == ConnectedKey {
 			continue
 		}
 		cb.b.RemotePresenceChanged(key)
