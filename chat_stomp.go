@@ -14,7 +14,6 @@ import (
 	"stompbox/internal/store"
 	"stompbox/internal/transport"
 	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -22,8 +21,6 @@ import (
 const (
 	chatErrorsDest        = "/user/queue/errors"        // refused SENDs, for senders subscribed to it
 	chatNotificationsDest = "/user/queue/notifications" // mentions and DMs stored while the user was away
-	presenceSuffix        = "/presence"                 // /sub/chat/room/{id}/presence: who is in the room
-	typingSuffix          = "/typing"                   // /sub/chat/room/{id}/typing: who is typing
 	replayPage            = 200                         // messages per store read while replaying since-id
 )
 
@@ -211,30 +208,10 @@ func (c *chatSTOMP) handleTyping(ctx context.Context, req *broker.AppRequest) er
 		return req.Refuse(asSTOMPError(err), chatErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 	}
 	body, _ := json.Marshal(map[string]string{"user": u.Username, "displayName": u.DisplayName})
-	return c.b.Publish(chat.RoomDestination(in.RoomID)+typingSuffix, jsonHeaders, body, 0)
+	return c.b.Publish(chat.RoomDestination(in.RoomID)+chat.TypingSuffix, jsonHeaders, body, 0)
 }
 
 var jsonHeaders = []stomp.Header{{Key: stomp.HdrContentType, Value: "application/json"}}
-
-// parseRoomDest splits /sub/chat/room/{id}[/presence|/typing].
-func parseRoomDest(dest string) (id int64, suffix string, ok bool) {
-	rest, ok := strings.CutPrefix(dest, chat.RoomDestinationPrefix)
-	if !ok {
-		return 0, "", false
-	}
-	num, suffix, _ := strings.Cut(rest, "/")
-	if suffix != "" {
-		suffix = "/" + suffix
-		if suffix != presenceSuffix && suffix != typingSuffix {
-			return 0, "", false
-		}
-	}
-	id, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != num {
-		return 0, "", false
-	}
-	return id, suffix, true
-}
 
 var errNoSuchRoomDest = stomp.NewError("unknown chat destination")
 
@@ -244,7 +221,7 @@ var errNoSuchRoomDest = stomp.NewError("unknown chat destination")
 // store page by page, then released without the ids already replayed. So
 // there is no gap and no duplicate, even while messages keep arriving.
 func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *broker.Session, sub *broker.Subscription, f *stomp.Frame) error {
-	id, suffix, ok := parseRoomDest(sub.Dest)
+	id, suffix, ok := chat.ParseRoomDestination(sub.Dest)
 	if !ok {
 		return errNoSuchRoomDest
 	}
@@ -255,7 +232,7 @@ func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *broker.Session, sub 
 	if err := c.chat.CanRead(ctx, u, id); err != nil {
 		return asSTOMPError(err)
 	}
-	if suffix == presenceSuffix {
+	if suffix == chat.PresenceSuffix {
 		// The current list first, then changes, so a new subscriber is never
 		// left with an empty one.
 		sub.Hold()
@@ -326,7 +303,7 @@ func (c *chatSTOMP) onNotificationsSubscribe(ctx context.Context, s *broker.Sess
 
 // onUnsubscribe keeps room presence current.
 func (c *chatSTOMP) onUnsubscribe(s *broker.Session, sub *broker.Subscription) {
-	if id, suffix, ok := parseRoomDest(sub.Dest); ok && suffix == "" && s.User != "" {
+	if id, suffix, ok := chat.ParseRoomDestination(sub.Dest); ok && suffix == "" && s.User != "" {
 		c.leave(id, s.User)
 	}
 }
@@ -345,7 +322,7 @@ func (c *chatSTOMP) join(room int64, user string) {
 	m[user]++
 	changed := m[user] == 1
 	if changed {
-		c.b.NotePresence(chat.RoomDestination(room)+presenceSuffix, user, true)
+		c.b.NotePresence(chat.RoomDestination(room)+chat.PresenceSuffix, user, true)
 	}
 	c.mu.Unlock()
 	if changed {
@@ -362,7 +339,7 @@ func (c *chatSTOMP) leave(room int64, user string) {
 		if m[user] == 0 {
 			delete(m, user)
 			changed = true
-			c.b.NotePresence(chat.RoomDestination(room)+presenceSuffix, user, false)
+			c.b.NotePresence(chat.RoomDestination(room)+chat.PresenceSuffix, user, false)
 		}
 	}
 	if len(m) == 0 {
@@ -377,7 +354,7 @@ func (c *chatSTOMP) leave(room int64, user string) {
 // presenceJSON is {"online":[names…]} for a room, sorted: the users here
 // and, in a cluster, those on the other live nodes.
 func (c *chatSTOMP) presenceJSON(room int64) []byte {
-	remote := c.b.RemotePresence(chat.RoomDestination(room) + presenceSuffix)
+	remote := c.b.RemotePresence(chat.RoomDestination(room) + chat.PresenceSuffix)
 	c.mu.Lock()
 	online := make([]string, 0, len(c.presence[room])+len(remote))
 	for u := range c.presence[room] {
@@ -394,7 +371,7 @@ func (c *chatSTOMP) presenceJSON(room int64) []byte {
 // onRemotePresence sends this node's subscribers of a room's presence the
 // merged list when another node's share of it changed.
 func (c *chatSTOMP) onRemotePresence(dest string) {
-	if id, suffix, ok := parseRoomDest(dest); ok && suffix == presenceSuffix && c.b.HasSubscribers(dest) {
+	if id, suffix, ok := chat.ParseRoomDestination(dest); ok && suffix == chat.PresenceSuffix && c.b.HasSubscribers(dest) {
 		c.publishPresence(id)
 	}
 }
@@ -403,7 +380,7 @@ func (c *chatSTOMP) onRemotePresence(dest string) {
 // presence on this node only: every node sends its own subscribers its own
 // merged view, so a list is never delivered twice.
 func (c *chatSTOMP) publishPresence(room int64) {
-	dest := chat.RoomDestination(room) + presenceSuffix
+	dest := chat.RoomDestination(room) + chat.PresenceSuffix
 	c.b.PublishLocal(dest, jsonHeaders, c.presenceJSON(room))
 }
 

@@ -235,11 +235,11 @@ func TestChatAuthorization(t *testing.T) {
 func TestChatPresenceAndTyping(t *testing.T) {
 	f := newSTOMPChatFixture(t, "kim", "lee")
 	lee := f.login(t, "lee")
-	lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+f.roomDest()+presenceSuffix)
+	lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+f.roomDest()+chat.PresenceSuffix)
 	if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":[]}` {
 		t.Fatalf("first presence %s", p)
 	}
-	lee.roundTrip(stomp.CmdSubscribe, "", "id:t", "destination:"+f.roomDest()+typingSuffix)
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:t", "destination:"+f.roomDest()+chat.TypingSuffix)
 	kim := f.login(t, "kim")
 	kim.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+f.roomDest())
 	if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":["kim"]}` {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"stompbox/internal/broker"
+	"stompbox/internal/chat"
 	"stompbox/internal/cluster"
 	"stompbox/internal/stomp"
 	"strconv"
@@ -323,11 +324,11 @@ func TestClusterBusChatPresence(t *testing.T) {
 			room := fa.roomDest()
 
 			lee := fb.login(t, "lee")
-			lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+room+presenceSuffix)
+			lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+room+chat.PresenceSuffix)
 			if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":[]}` {
 				t.Fatalf("first presence %s", p)
 			}
-			lee.roundTrip(stomp.CmdSubscribe, "", "id:t", "destination:"+room+typingSuffix)
+			lee.roundTrip(stomp.CmdSubscribe, "", "id:t", "destination:"+room+chat.TypingSuffix)
 
 			kim := fa.login(t, "kim")
 			kim.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+room)
@@ -392,10 +393,10 @@ func TestClusterBusPresenceLateJoiner(t *testing.T) {
 	b := joinCluster(t, ns, fb.srv.broker, "node-b")
 	checkFor(t, "kim online for node b", func() bool { return b.b.IsOnline("kim") })
 	checkFor(t, "kim in the room for node b", func() bool {
-		return slices.Contains(b.bus.RemotePresence(fb.roomDest()+presenceSuffix), "kim")
+		return slices.Contains(b.bus.RemotePresence(fb.roomDest()+chat.PresenceSuffix), "kim")
 	})
 	lee := fb.login(t, "lee")
-	lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+fb.roomDest()+presenceSuffix)
+	lee.send(stomp.CmdSubscribe, "", "id:p", "destination:"+fb.roomDest()+chat.PresenceSuffix)
 	if p := string(lee.expect(stomp.CmdMessage).Body); p != `{"online":["kim"]}` {
 		t.Fatalf("presence on b: %s", p)
 	}

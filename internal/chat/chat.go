@@ -59,18 +59,33 @@ func RoomDestination(roomID int64) string {
 	return RoomDestinationPrefix + strconv.FormatInt(roomID, 10)
 }
 
-// RoomIDFromDestination parses /sub/chat/room/{id}; the broker uses it to
-// check CanRead when a client subscribes.
-func RoomIDFromDestination(dest string) (int64, bool) {
-	s, ok := strings.CutPrefix(dest, RoomDestinationPrefix)
+// Suffixes of a room's topic for what is not a message.
+const (
+	PresenceSuffix = "/presence" // /sub/chat/room/{id}/presence: who is in the room
+	TypingSuffix   = "/typing"   // /sub/chat/room/{id}/typing: who is typing
+)
+
+// ParseRoomDestination is the one parser of room destinations: it splits
+// /sub/chat/room/{id}[/presence|/typing] into the room id and the suffix
+// ("" for the messages themselves). The id must be written canonically
+// (no sign, no leading zero), so one room has one spelling.
+func ParseRoomDestination(dest string) (id int64, suffix string, ok bool) {
+	rest, ok := strings.CutPrefix(dest, RoomDestinationPrefix)
 	if !ok {
-		return 0, false
+		return 0, "", false
 	}
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, false
+	num, suffix, _ := strings.Cut(rest, "/")
+	if suffix != "" {
+		suffix = "/" + suffix
+		if suffix != PresenceSuffix && suffix != TypingSuffix {
+			return 0, "", false
+		}
 	}
-	return id, true
+	id, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != num {
+		return 0, "", false
+	}
+	return id, suffix, true
 }
 
 // Input is the body a client SENDs to /pub/chat/message:

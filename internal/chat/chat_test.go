@@ -139,9 +139,10 @@ func TestPostStoresThenDelivers(t *testing.T) {
 	if dest := chat.RoomDestination(5); dest != "/sub/chat/room/5" {
 		t.Fatalf("roomDestination = %q", dest)
 	}
-	for dest, want := range map[string]int64{"/sub/chat/room/5": 5, "/sub/chat/room/x": 0, "/sub/chat/room/": 0, "/topic/x": 0, "/sub/chat/room/-1": 0} {
-		if id, _ := chat.RoomIDFromDestination(dest); id != want {
-			t.Errorf("roomIDFromDestination(%q) = %d, want %d", dest, id, want)
+	for dest, want := range map[string]int64{"/sub/chat/room/5": 5, "/sub/chat/room/x": 0, "/sub/chat/room/": 0, "/topic/x": 0, "/sub/chat/room/-1": 0,
+		"/sub/chat/room/05": 0, "/sub/chat/room/5/presence": 5, "/sub/chat/room/5/typing": 5, "/sub/chat/room/5/other": 0} {
+		if id, _, _ := chat.ParseRoomDestination(dest); id != want {
+			t.Errorf("ParseRoomDestination(%q) = %d, want %d", dest, id, want)
 		}
 	}
 }
