@@ -11,6 +11,7 @@ import (
 	"stompbox/internal/apperr"
 	"stompbox/internal/broker"
 	"stompbox/internal/chat"
+	"stompbox/internal/chatstomp"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
@@ -126,7 +127,7 @@ func TestLimitsMaxMessage(t *testing.T) {
 	token := newTestToken(t, srv, kim)
 	c := dialTCP(t, srv.TCPAddr())
 	c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
-	c.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:"+chatErrorsDest)
+	c.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:"+chatstomp.ErrorsDest)
 	const wantText = "message too long: at most 10 characters"
 
 	fits, tooLong := strings.Repeat("말", limit), strings.Repeat("말", limit+1)
@@ -155,7 +156,7 @@ func TestLimitsMaxMessage(t *testing.T) {
 				}
 				var e apperr.RefusedSend
 				if f.Command != stomp.CmdMessage || json.Unmarshal(f.Body, &e) != nil {
-					t.Fatalf("got %s %q, want a refusal on %s", f.Command, f.Body, chatErrorsDest)
+					t.Fatalf("got %s %q, want a refusal on %s", f.Command, f.Body, chatstomp.ErrorsDest)
 				}
 				if e.Error != wantText || e.Status != http.StatusRequestEntityTooLarge || e.Receipt != receipt {
 					t.Errorf("refusal %+v", e)
@@ -306,7 +307,7 @@ func TestLimitsUserSubscriptions(t *testing.T) {
 	a, b := login("kim"), login("kim")
 	a.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chat.RoomDestination(rm.ID))
 	a.roundTrip(stomp.CmdSubscribe, "", "id:2", "destination:/topic/a")
-	b.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chatErrorsDest)
+	b.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chatstomp.ErrorsDest)
 	if got := count(); got != 3 {
 		t.Fatalf("kim holds %d subscriptions, want 3", got)
 	}

@@ -51,6 +51,7 @@ import (
 	"stompbox/internal/broker"
 	"stompbox/internal/buildinfo"
 	"stompbox/internal/chat"
+	"stompbox/internal/chatstomp"
 	"stompbox/internal/cluster"
 	"stompbox/internal/desktop"
 	"stompbox/internal/files"
@@ -506,7 +507,7 @@ type server struct {
 	store     *store.Store
 	auth      *auth.Service
 	chat      *chat.Service
-	glue      *chatSTOMP
+	glue      *chatstomp.Glue
 	files     *files.Service
 	api       *api
 	pages     *pages
@@ -555,7 +556,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		cancel()
 		return nil, err
 	}
-	s.glue = newChatSTOMP(s.auth, log)
+	s.glue = chatstomp.New(s.auth, log)
 	limits := stomp.DefaultLimits()
 	if cfg.MaxFrame > 0 {
 		limits.MaxFrame = cfg.MaxFrame
@@ -599,8 +600,8 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 	}
 	if s.chat, err = chat.New(st, chat.Config{
 		Lang:            cfg.Lang,
-		Deliver:         s.glue.deliverRoom,
-		Notify:          s.glue.notifyUser,
+		Deliver:         s.glue.DeliverRoom,
+		Notify:          s.glue.NotifyUser,
 		Online:          s.broker.IsOnline,
 		MaxMessageRunes: cfg.MaxMessage,
 		MaxRoomsPerUser: cfg.MaxRoomsPerUser,
@@ -612,7 +613,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		cancel()
 		return nil, err
 	}
-	s.glue.attach(s.broker, s.chat)
+	s.glue.Attach(s.broker, s.chat)
 	if s.cluster != nil {
 		// Before the log is applied and before any client: the bus
 		// learns presence and queues only from changes it sees.

@@ -1,4 +1,4 @@
-package main
+package chatstomp
 
 import (
 	"context"
@@ -19,15 +19,15 @@ import (
 
 // Chat destinations beyond the room topic (roomDestinationPrefix).
 const (
-	chatErrorsDest        = "/user/queue/errors"        // refused SENDs, for senders subscribed to it
+	ErrorsDest        = "/user/queue/errors"        // refused SENDs, for senders subscribed to it
 	chatNotificationsDest = "/user/queue/notifications" // mentions and DMs stored while the user was away
 	replayPage            = 200                         // messages per store read while replaying since-id
 )
 
-// chatSTOMP connects the chat service to the broker: STOMP authentication
+// Glue connects the chat service to the broker: STOMP authentication
 // through the account store, the seed's /pub/chat/message handler (stored,
 // then delivered), since-id replay, room authorization, presence and typing.
-type chatSTOMP struct {
+type Glue struct {
 	chat *chat.Service
 	auth *auth.Service
 	b    *broker.Broker
@@ -37,15 +37,15 @@ type chatSTOMP struct {
 	presence map[int64]map[string]int // room → user → live room subscriptions
 }
 
-// newChatSTOMP returns the glue for auth, whose broker and chat service are
+// New returns the glue for auth, whose broker and chat service are
 // set by attach: the broker needs the authenticator first, and the chat
 // service needs the broker's delivery functions.
-func newChatSTOMP(auth *auth.Service, log *slog.Logger) *chatSTOMP {
-	return &chatSTOMP{auth: auth, log: log, presence: make(map[int64]map[string]int)}
+func New(auth *auth.Service, log *slog.Logger) *Glue {
+	return &Glue{auth: auth, log: log, presence: make(map[int64]map[string]int)}
 }
 
-// attach registers the chat's handlers and hooks with b. Call it before serving.
-func (c *chatSTOMP) attach(b *broker.Broker, svc *chat.Service) {
+// Attach registers the chat's handlers and hooks with b. Call it before serving.
+func (c *Glue) Attach(b *broker.Broker, svc *chat.Service) {
 	c.b, c.chat = b, svc
 	b.Handle("/chat/message", c.handleChatMessage) // under every application prefix: /pub and /app
 	b.Handle("/chat/typing", c.handleTyping)
@@ -63,7 +63,7 @@ func (c *chatSTOMP) attach(b *broker.Broker, svc *chat.Service) {
 // bearer token) first, then login/passcode (password or API token; a guest
 // name when guests are allowed). No credentials at all gives an anonymous
 // connection, which may use plain broker destinations but no chat room.
-func (c *chatSTOMP) AuthenticateSTOMP(ctx context.Context, info transport.Info, f *stomp.Frame) (string, any, error) {
+func (c *Glue) AuthenticateSTOMP(ctx context.Context, info transport.Info, f *stomp.Frame) (string, any, error) {
 	if info.User != "" {
 		u, err := c.auth.UserByName(ctx, info.User)
 		if err != nil {
@@ -108,7 +108,7 @@ func asSTOMPError(err error) error {
 // chat service's Deliver, and only then does the SEND's RECEIPT go out.
 // A refused SEND is explained on /user/queue/errors when the sender
 // subscribed to it (the connection stays open), else by an ERROR frame.
-func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *broker.AppRequest) error {
+func (c *Glue) handleChatMessage(ctx context.Context, req *broker.AppRequest) error {
 	u, err := chatUser(req.Session)
 	if err == nil {
 		var in chat.Input
@@ -130,7 +130,7 @@ func (c *chatSTOMP) handleChatMessage(ctx context.Context, req *broker.AppReques
 // client error or a storage fault is explained on /user/queue/errors (or
 // by an ERROR frame when the sender is not subscribed there), anything
 // else is internal and goes to the broker.
-func (c *chatSTOMP) refuse(req *broker.AppRequest, err error) error {
+func (c *Glue) refuse(req *broker.AppRequest, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -141,7 +141,7 @@ func (c *chatSTOMP) refuse(req *broker.AppRequest, err error) error {
 	if !apperr.IsClientError(err) && err != store.ErrNotStored {
 		return err
 	}
-	return req.Refuse(stomp.NewError(apperr.Message(err)), chatErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
+	return req.Refuse(stomp.NewError(apperr.Message(err)), ErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 }
 
 // changeInput is the body of a SEND to /pub/chat/edit, /pub/chat/delete
@@ -162,7 +162,7 @@ type changeInput struct {
 // the broker: it decodes the body, runs do for the sender, and refuses as
 // handleChatMessage does. Like a message, the change is stored and
 // published before the SEND's RECEIPT goes out.
-func (c *chatSTOMP) handleChange(do func(ctx context.Context, u store.User, in changeInput) error) broker.AppHandler {
+func (c *Glue) handleChange(do func(ctx context.Context, u store.User, in changeInput) error) broker.AppHandler {
 	return func(ctx context.Context, req *broker.AppRequest) error {
 		u, err := chatUser(req.Session)
 		if err == nil {
@@ -177,23 +177,23 @@ func (c *chatSTOMP) handleChange(do func(ctx context.Context, u store.User, in c
 	}
 }
 
-func (c *chatSTOMP) edit(ctx context.Context, u store.User, in changeInput) error {
+func (c *Glue) edit(ctx context.Context, u store.User, in changeInput) error {
 	_, err := c.chat.Edit(ctx, u, in.RoomID, in.MessageID, in.Message)
 	return err
 }
 
-func (c *chatSTOMP) delete(ctx context.Context, u store.User, in changeInput) error {
+func (c *Glue) delete(ctx context.Context, u store.User, in changeInput) error {
 	return c.chat.Delete(ctx, u, in.RoomID, in.MessageID)
 }
 
-func (c *chatSTOMP) react(ctx context.Context, u store.User, in changeInput) error {
+func (c *Glue) react(ctx context.Context, u store.User, in changeInput) error {
 	_, err := c.chat.React(ctx, u, in.RoomID, in.MessageID, in.Emoji, !in.Remove)
 	return err
 }
 
 // handleTyping relays {"roomId":N} as {"user":name} to the room's typing
 // topic on every node, for members only. Nothing is stored.
-func (c *chatSTOMP) handleTyping(ctx context.Context, req *broker.AppRequest) error {
+func (c *Glue) handleTyping(ctx context.Context, req *broker.AppRequest) error {
 	u, err := chatUser(req.Session)
 	if err != nil {
 		return asSTOMPError(err)
@@ -205,7 +205,7 @@ func (c *chatSTOMP) handleTyping(ctx context.Context, req *broker.AppRequest) er
 		return asSTOMPError(apperr.ErrBadJSON)
 	}
 	if err := c.chat.CanPost(ctx, u, in.RoomID); err != nil {
-		return req.Refuse(asSTOMPError(err), chatErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
+		return req.Refuse(asSTOMPError(err), ErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 	}
 	body, _ := json.Marshal(map[string]string{"user": u.Username, "displayName": u.DisplayName})
 	return c.b.Publish(chat.RoomDestination(in.RoomID)+chat.TypingSuffix, jsonHeaders, body, 0)
@@ -220,7 +220,7 @@ var errNoSuchRoomDest = stomp.NewError("unknown chat destination")
 // subscription is held (live messages buffered), attached, filled from the
 // store page by page, then released without the ids already replayed. So
 // there is no gap and no duplicate, even while messages keep arriving.
-func (c *chatSTOMP) onRoomSubscribe(ctx context.Context, s *broker.Session, sub *broker.Subscription, f *stomp.Frame) error {
+func (c *Glue) onRoomSubscribe(ctx context.Context, s *broker.Session, sub *broker.Subscription, f *stomp.Frame) error {
 	id, suffix, ok := chat.ParseRoomDestination(sub.Dest)
 	if !ok {
 		return errNoSuchRoomDest
@@ -279,14 +279,14 @@ var errRoomPublishDenied = stomp.NewError("chat rooms take messages through /pub
 
 // onRoomSend stops clients from publishing straight to a room topic, which
 // would skip storage, authorization and the sender check.
-func (c *chatSTOMP) onRoomSend(context.Context, *broker.Session, *stomp.Frame) error {
+func (c *Glue) onRoomSend(context.Context, *broker.Session, *stomp.Frame) error {
 	return errRoomPublishDenied
 }
 
 // onNotificationsSubscribe hands a returning user what was stored for them
 // while they were away: held, attached, delivered, released, so that the
 // notifications land in this very subscription.
-func (c *chatSTOMP) onNotificationsSubscribe(ctx context.Context, s *broker.Session, sub *broker.Subscription, _ *stomp.Frame) error {
+func (c *Glue) onNotificationsSubscribe(ctx context.Context, s *broker.Session, sub *broker.Subscription, _ *stomp.Frame) error {
 	u, err := chatUser(s)
 	if err != nil {
 		return nil // an anonymous session has nobody's notifications
@@ -302,7 +302,7 @@ func (c *chatSTOMP) onNotificationsSubscribe(ctx context.Context, s *broker.Sess
 }
 
 // onUnsubscribe keeps room presence current.
-func (c *chatSTOMP) onUnsubscribe(s *broker.Session, sub *broker.Subscription) {
+func (c *Glue) onUnsubscribe(s *broker.Session, sub *broker.Subscription) {
 	if id, suffix, ok := chat.ParseRoomDestination(sub.Dest); ok && suffix == "" && s.User != "" {
 		c.leave(id, s.User)
 	}
@@ -312,7 +312,7 @@ func (c *chatSTOMP) onUnsubscribe(s *broker.Session, sub *broker.Subscription) {
 // room's online list when someone arrives or the last tab of someone goes.
 // In a cluster they tell the other nodes too, under c.mu so that the
 // cluster sees one user's arrivals and departures in their order here.
-func (c *chatSTOMP) join(room int64, user string) {
+func (c *Glue) join(room int64, user string) {
 	c.mu.Lock()
 	m := c.presence[room]
 	if m == nil {
@@ -330,7 +330,7 @@ func (c *chatSTOMP) join(room int64, user string) {
 	}
 }
 
-func (c *chatSTOMP) leave(room int64, user string) {
+func (c *Glue) leave(room int64, user string) {
 	c.mu.Lock()
 	m := c.presence[room]
 	changed := false
@@ -353,7 +353,7 @@ func (c *chatSTOMP) leave(room int64, user string) {
 
 // presenceJSON is {"online":[names…]} for a room, sorted: the users here
 // and, in a cluster, those on the other live nodes.
-func (c *chatSTOMP) presenceJSON(room int64) []byte {
+func (c *Glue) presenceJSON(room int64) []byte {
 	remote := c.b.RemotePresence(chat.RoomDestination(room) + chat.PresenceSuffix)
 	c.mu.Lock()
 	online := make([]string, 0, len(c.presence[room])+len(remote))
@@ -370,7 +370,7 @@ func (c *chatSTOMP) presenceJSON(room int64) []byte {
 
 // onRemotePresence sends this node's subscribers of a room's presence the
 // merged list when another node's share of it changed.
-func (c *chatSTOMP) onRemotePresence(dest string) {
+func (c *Glue) onRemotePresence(dest string) {
 	if id, suffix, ok := chat.ParseRoomDestination(dest); ok && suffix == chat.PresenceSuffix && c.b.HasSubscribers(dest) {
 		c.publishPresence(id)
 	}
@@ -379,19 +379,19 @@ func (c *chatSTOMP) onRemotePresence(dest string) {
 // publishPresence sends the room's merged list to the subscribers of its
 // presence on this node only: every node sends its own subscribers its own
 // merged view, so a list is never delivered twice.
-func (c *chatSTOMP) publishPresence(room int64) {
+func (c *Glue) publishPresence(room int64) {
 	dest := chat.RoomDestination(room) + chat.PresenceSuffix
 	c.b.PublishLocal(dest, jsonHeaders, c.presenceJSON(room))
 }
 
-// deliverRoom is the chat service's Deliver: it publishes a stored message to
+// DeliverRoom is the chat service's Deliver: it publishes a stored message to
 // its room. It runs on the store's writer goroutine and never blocks.
-func (c *chatSTOMP) deliverRoom(roomID, msgID int64, msg []byte) {
+func (c *Glue) DeliverRoom(roomID, msgID int64, msg []byte) {
 	c.b.Publish(chat.RoomDestination(roomID), jsonHeaders, msg, msgID)
 }
 
-// notifyUser is the chat service's Notify.
-func (c *chatSTOMP) notifyUser(username string, body []byte) {
+// NotifyUser is the chat service's Notify.
+func (c *Glue) NotifyUser(username string, body []byte) {
 	// Called as a post is applied, which every cluster node does: each
 	// delivers to its own sessions, so the user gets it once.
 	c.b.SendToLocalUser(username, chatNotificationsDest, jsonHeaders, body)
