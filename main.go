@@ -834,3 +834,40 @@ func applyMemoryLimit(mib int, log *slog.Logger) int64 {
 	log.Info("memory limit set", "mib", mib)
 	return prev
 }
+
+// routes is the one routing table of the HTTP server (Go 1.22 patterns).
+func (s *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", &transport.WSHandler{Identify: s.requestUser, Serve: s.serveSTOMP, MaxFrame: s.broker.Limits().MaxFrame, Origins: s.origins, Log: s.log})
+	for _, sj := range s.sockjs {
+		mux.Handle(sj.Opts.Prefix, sj)
+		mux.Handle(sj.Opts.Prefix+"/", sj)
+	}
+	s.api.routes(mux)
+	stats := newAdminStats(s.broker, s.limiter, s.sockjs, s.store, s.auth.Gate)
+	stats.clog = s.clog
+	mux.Handle("GET /api/admin/stats", s.api.authed(s.api.admin(stats.serve)))
+	s.pages.routes(mux) // also serves ui.StaticPrefix
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})
+	})
+	return s.secure(mux)
+}
+
+// serveSTOMP runs a STOMP session over a connection a transport accepted,
+// on the server's base context: a session outlives the request or accept
+// that brought it. It returns when the session ends.
+func (s *server) serveSTOMP(t transport.Conn, info transport.Info) {
+	s.broker.Serve(s.base, t, info)
+}
+
+// secure wraps the server's routes with the security headers and the
+// per-IP login limit. routes calls it last, so every response passes here.
+func (s *server) secure(h http.Handler) http.Handler {
+	var sockjs []string
+	for _, sj := range s.sockjs {
+		sockjs = append(sockjs, sj.Opts.Prefix)
+	}
+	h = limitLogins(s.limiter, h)
+	return securityHeaders(h, securityOptions{noCSP: sockjs, hsts: s.cfg.TLSCert != ""})
+}

@@ -63,17 +63,6 @@ func hasAnyPrefix(path string, prefixes []string) bool {
 	return false
 }
 
-// secure wraps the server's routes with the security headers and the
-// per-IP login limit. routes calls it last, so every response passes here.
-func (s *server) secure(h http.Handler) http.Handler {
-	var sockjs []string
-	for _, sj := range s.sockjs {
-		sockjs = append(sockjs, sj.Opts.Prefix)
-	}
-	h = limitLogins(s.limiter, h)
-	return securityHeaders(h, securityOptions{noCSP: sockjs, hsts: s.cfg.TLSCert != ""})
-}
-
 // limitLogins answers 429 with a JSON error to login and registration
 // attempts past l's LoginsPerIP from one address; other requests pass.
 func limitLogins(l *ratelimit.Limiter, next http.Handler) http.Handler {
