@@ -14,6 +14,7 @@ import (
 	"stompbox/internal/auth"
 	"stompbox/internal/chat"
 	"stompbox/internal/files"
+	"stompbox/internal/proto"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/store"
 	"strconv"
@@ -278,7 +279,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) error {
 
 // logout ends the cookie's loginSession (if any) and clears the cookie.
 func (a *api) logout(w http.ResponseWriter, r *http.Request) error {
-	if c, err := r.Cookie(auth.CookieName); err == nil {
+	if c, err := r.Cookie(proto.SessionCookieName); err == nil {
 		if err := a.auth.Logout(r.Context(), c.Value); err != nil {
 			return err
 		}

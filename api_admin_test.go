@@ -6,6 +6,7 @@ import (
 	"net/http/cookiejar"
 	"runtime"
 	"stompbox/internal/latency"
+	"stompbox/internal/proto"
 	"strings"
 	"testing"
 )
@@ -86,7 +87,7 @@ func TestAPIAdminStats(t *testing.T) {
 			// The password queue: one slot a core, nothing waiting after the
 			// test's logins; flow control counters present.
 			raw, _ := json.Marshal(body["passwords"])
-			var pw gateStatsJSON
+			var pw proto.GateStats
 			if err := json.Unmarshal(raw, &pw); err != nil || pw.Slots != runtime.NumCPU() || pw.Waiting != 0 || pw.Running != 0 {
 				t.Errorf("passwords %s (%v), want %d slots, none running or waiting", raw, err, runtime.NumCPU())
 			}
@@ -103,7 +104,7 @@ func TestAPIAdminStats(t *testing.T) {
 func checkStoreStats(t *testing.T, v any) {
 	t.Helper()
 	raw, _ := json.Marshal(v)
-	var st storeStatsJSON
+	var st proto.StoreStats
 	if err := json.Unmarshal(raw, &st); err != nil || v == nil {
 		t.Fatalf("store stats %s: %v", raw, err)
 	}

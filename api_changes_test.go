@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -17,9 +18,9 @@ func TestAPIMessageChanges(t *testing.T) {
 	alice, bob, carol, anon := f.client(t, "alice"), f.client(t, "bob"), f.client(t, "carol"), f.client(t, "")
 	team := f.Room(t, f.Bob, "team", store.RoomPublic)
 	secret := f.Room(t, f.Bob, "secret", store.RoomPrivate)
-	byBob := f.Post(t, f.Bob, team.ID, store.MsgTalk, "bob's words")
-	toDelete := f.Post(t, f.Bob, team.ID, store.MsgTalk, "going away")
-	inSecret := f.Post(t, f.Bob, secret.ID, store.MsgTalk, "secret words")
+	byBob := f.Post(t, f.Bob, team.ID, proto.MsgTalk, "bob's words")
+	toDelete := f.Post(t, f.Bob, team.ID, proto.MsgTalk, "going away")
+	inSecret := f.Post(t, f.Bob, secret.ID, proto.MsgTalk, "secret words")
 	msg := func(r store.Room, m store.StoredMessage) string {
 		return fmt.Sprintf("/api/rooms/%d/messages/%d", r.ID, m.ID)
 	}

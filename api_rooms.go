@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"stompbox/internal/apperr"
 	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/store"
 	"strconv"
@@ -155,7 +156,7 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u store.User) 
 	}
 	typ := strings.ToUpper(body.Type)
 	if typ == "" {
-		typ = store.MsgTalk
+		typ = proto.MsgTalk
 	}
 	files, err := chat.ParseAttachmentIDs(body.Attachments)
 	if err != nil {

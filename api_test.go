@@ -17,6 +17,7 @@ import (
 	"stompbox/internal/auth"
 	"stompbox/internal/chat"
 	"stompbox/internal/chat/chattest"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -112,7 +113,7 @@ func TestAPIAuthFlow(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("register = %d %s", resp.StatusCode, resp.Body)
 	}
-	if sc := resp.Header.Get("Set-Cookie"); !strings.Contains(sc, auth.CookieName+"=") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Lax") {
+	if sc := resp.Header.Get("Set-Cookie"); !strings.Contains(sc, proto.SessionCookieName+"=") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Lax") {
 		t.Fatalf("register cookie %q", sc)
 	}
 	resp = f.do(t, c, "GET", "/api/me", "", nil)
@@ -301,7 +302,7 @@ func TestAPIBackupDownload(t *testing.T) {
 	f := newAPIFixture(t)
 	alice := f.client(t, "alice")
 	for i := range 10 {
-		f.Post(t, f.Bob, 1, store.MsgTalk, fmt.Sprint("msg ", i))
+		f.Post(t, f.Bob, 1, proto.MsgTalk, fmt.Sprint("msg ", i))
 	}
 	resp := f.do(t, alice, "GET", "/api/admin/backup", "", nil)
 	if resp.StatusCode != 200 || !bytes.HasPrefix(resp.Body, []byte("SQLite format 3\x00")) {

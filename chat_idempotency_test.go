@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"stompbox/internal/chat"
 	"stompbox/internal/chat/chattest"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strings"
@@ -22,7 +23,7 @@ func TestIdempotentPost(t *testing.T) {
 	f := chattest.NewFixture(t, chat.LangEnglish)
 	ctx := context.Background()
 	talk := func(u store.User, key, text string) (store.StoredMessage, error) {
-		return f.Chat.Post(ctx, u, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: text, IdempotencyKey: key})
+		return f.Chat.Post(ctx, u, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: text, IdempotencyKey: key})
 	}
 	delivered := func(text string) int {
 		f.Rec.Mu.Lock()
@@ -55,7 +56,7 @@ func TestIdempotentPost(t *testing.T) {
 		// of posting it again.
 		gone, cancel := context.WithCancel(ctx)
 		cancel()
-		first, err := f.Chat.Post(gone, f.Alice, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "left early", IdempotencyKey: "k-gone"})
+		first, err := f.Chat.Post(gone, f.Alice, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: "left early", IdempotencyKey: "k-gone"})
 		if err != nil {
 			t.Fatalf("first attempt: %v", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"stompbox/internal/apperr"
 	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strings"
@@ -85,7 +86,7 @@ func TestChatChangesOverSTOMP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pm, err := f.srv.chat.Post(t.Context(), f.users["kim"], chat.Input{Type: store.MsgTalk, RoomID: private.ID, Message: "hidden"})
+		pm, err := f.srv.chat.Post(t.Context(), f.users["kim"], chat.Input{Type: proto.MsgTalk, RoomID: private.ID, Message: "hidden"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"stompbox/internal/apperr"
 	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"stompbox/internal/transport"
@@ -51,7 +52,7 @@ func (f *stompChatFixture) login(t *testing.T, name string) *stompClient {
 	return c
 }
 
-func (f *stompChatFixture) roomDest() string { return chat.RoomDestination(f.room.ID) }
+func (f *stompChatFixture) roomDest() string { return proto.RoomDestination(f.room.ID) }
 
 func chatBody(typ string, room int64, text string) string {
 	b, _ := json.Marshal(map[string]any{"type": typ, "roomId": room, "sender": "mallory", "message": text})
@@ -197,8 +198,8 @@ func TestChatAuthorization(t *testing.T) {
 	tests := []struct {
 		name, who, raw, want string
 	}{
-		{"non-member subscribes to a private room", "eve", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s\n\n\x00", chat.RoomDestination(private.ID)), "not a member"},
-		{"non-member reads private presence", "eve", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s/presence\n\n\x00", chat.RoomDestination(private.ID)), "not a member"},
+		{"non-member subscribes to a private room", "eve", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s\n\n\x00", proto.RoomDestination(private.ID)), "not a member"},
+		{"non-member reads private presence", "eve", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s/presence\n\n\x00", proto.RoomDestination(private.ID)), "not a member"},
 		{"publishing straight to a room topic", "kim", fmt.Sprintf("SEND\ndestination:%s\n\n{}\x00", f.roomDest()), "through /pub/chat/message"},
 		{"unknown room sub-destination", "kim", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:%s/other\n\n\x00", f.roomDest()), "unknown chat destination"},
 		{"room id spelled differently", "kim", fmt.Sprintf("SUBSCRIBE\nid:1\ndestination:/sub/chat/room/0%d\n\n\x00", f.room.ID), "unknown chat destination"},
@@ -228,7 +229,7 @@ func TestChatAuthorization(t *testing.T) {
 	})
 	t.Run("member reads the private room", func(t *testing.T) {
 		c := f.login(t, "kim")
-		c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chat.RoomDestination(private.ID))
+		c.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+proto.RoomDestination(private.ID))
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"stompbox/internal/chat"
 	"stompbox/internal/cluster"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"strconv"
 	"testing"
@@ -66,7 +67,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 	}
 	add(&store.UserCreateOp{NewUser: store.NewUser{Username: "kim", DisplayName: "kim", PasswordHash: "x"}})
 	for i := range n {
-		add(&chat.PostOp{Type: store.MsgTalk, RoomID: 1, UserID: 1, Sender: "kim", Message: fmt.Sprintf("message %d: the quick brown fox jumps over the lazy dog", i)})
+		add(&chat.PostOp{Type: proto.MsgTalk, RoomID: 1, UserID: 1, Sender: "kim", Message: fmt.Sprintf("message %d: the quick brown fox jumps over the lazy dog", i)})
 	}
 	for i := 0; i < len(entries); i += 1000 {
 		var acks []jetstream.PubAckFuture

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"stompbox/internal/cluster"
+	"stompbox/internal/proto"
 	"strings"
 	"time"
 )
@@ -46,7 +46,7 @@ func runClusterCommand(ctx context.Context, args []string, getenv func(string) s
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 		return fmt.Errorf("cluster status: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	var st adminStatsJSON
+	var st proto.AdminStats
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return fmt.Errorf("cluster status: %w", err)
 	}
@@ -54,7 +54,7 @@ func runClusterCommand(ctx context.Context, args []string, getenv func(string) s
 }
 
 // printClusterStatus writes the cluster section of the admin stats.
-func printClusterStatus(w io.Writer, c *cluster.Status) error {
+func printClusterStatus(w io.Writer, c *proto.ClusterStatus) error {
 	if c == nil {
 		_, err := fmt.Fprintln(w, "single node: not part of a cluster")
 		return err

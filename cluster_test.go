@@ -9,9 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"stompbox/internal/auth"
 	"stompbox/internal/chat"
 	"stompbox/internal/cluster"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
@@ -114,7 +114,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	// since-id on the third node: exactly what came after, in order.
 	mid := res.IDs[19]
 	p := clusterLogin(t, n3.TCPAddr(), "park")
-	p.send(stomp.CmdSubscribe, "", "id:room", "destination:"+chat.RoomDestination(cc.room.ID), "since-id:"+strconv.FormatInt(mid, 10), "receipt:s")
+	p.send(stomp.CmdSubscribe, "", "id:room", "destination:"+proto.RoomDestination(cc.room.ID), "since-id:"+strconv.FormatInt(mid, 10), "receipt:s")
 	for _, id := range res.IDs[20:] {
 		if m := decodeChat(t, p.expect(stomp.CmdMessage)); m.ID != id {
 			t.Fatalf("since-id replay on node 3: got id %d, want %d", m.ID, id)
@@ -142,7 +142,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stats adminStatsJSON
+	var stats proto.AdminStats
 	if code := apiGet(t, "http://"+b.HTTPAddr(), admin, "/api/admin/stats", &stats); code != http.StatusOK || stats.Cluster == nil {
 		t.Fatalf("admin stats on node 2: %d, %+v", code, stats.Cluster)
 	}
@@ -185,7 +185,7 @@ func TestClusterNodeKilledMidBurst(t *testing.T) {
 	if err := a.chat.Join(ctx, lee, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	dest := chat.RoomDestination(r.ID)
+	dest := proto.RoomDestination(r.ID)
 	watcher := clusterLogin(t, b.TCPAddr(), "lee")
 	watcher.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+dest)
 
@@ -372,7 +372,7 @@ func loginCookie(t *testing.T, srv *server, name string) *http.Cookie {
 	}
 	resp.Body.Close()
 	for _, c := range resp.Cookies() {
-		if c.Name == auth.CookieName {
+		if c.Name == proto.SessionCookieName {
 			return c
 		}
 	}
@@ -402,7 +402,7 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 		t.Fatalf("the new node's history (served at once):\n%v\nnode 1's:\n%v", got, want)
 	}
 	lee := clusterLogin(t, dsrv.TCPAddr(), "lee")
-	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+chat.RoomDestination(cc.room.ID))
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:room", "destination:"+proto.RoomDestination(cc.room.ID))
 	lee.send(stomp.CmdSend, chatBody("TALK", cc.room.ID, "hello from the new node"), "destination:/pub/chat/message", "receipt:h")
 	if m := decodeChat(t, lee.expect(stomp.CmdMessage)); m.Message != "hello from the new node" {
 		t.Fatalf("on the new node: %+v", m)

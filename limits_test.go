@@ -12,6 +12,7 @@ import (
 	"stompbox/internal/broker"
 	"stompbox/internal/chat"
 	"stompbox/internal/chatstomp"
+	"stompbox/internal/proto"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
@@ -66,7 +67,7 @@ func storedTexts(t *testing.T, srv *server, u store.User, roomID int64) []string
 	}
 	var out []string
 	for _, m := range ms {
-		if m.Type == store.MsgTalk {
+		if m.Type == proto.MsgTalk {
 			out = append(out, m.Message)
 		}
 	}
@@ -146,7 +147,7 @@ func TestLimitsMaxMessage(t *testing.T) {
 			switch tt.via {
 			case "stomp":
 				receipt := fmt.Sprintf("m%d", i)
-				c.send(stomp.CmdSend, chatBody(store.MsgTalk, rm.ID, tt.text), "destination:/pub/chat/message", "receipt:"+receipt)
+				c.send(stomp.CmdSend, chatBody(proto.MsgTalk, rm.ID, tt.text), "destination:/pub/chat/message", "receipt:"+receipt)
 				f := c.next()
 				if tt.ok {
 					if f.Command != stomp.CmdReceipt {
@@ -305,7 +306,7 @@ func TestLimitsUserSubscriptions(t *testing.T) {
 	count := func() int { return srv.broker.UserSubCount("kim") }
 
 	a, b := login("kim"), login("kim")
-	a.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chat.RoomDestination(rm.ID))
+	a.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+proto.RoomDestination(rm.ID))
 	a.roundTrip(stomp.CmdSubscribe, "", "id:2", "destination:/topic/a")
 	b.roundTrip(stomp.CmdSubscribe, "", "id:1", "destination:"+chatstomp.ErrorsDest)
 	if got := count(); got != 3 {
@@ -330,7 +331,7 @@ func TestLimitsUserSubscriptions(t *testing.T) {
 
 	// A subscription the room check refuses gives its slot back, too.
 	c := login("kim")
-	c.send(stomp.CmdSubscribe, "", "id:x", "destination:"+chat.RoomDestination(rm.ID+1000))
+	c.send(stomp.CmdSubscribe, "", "id:x", "destination:"+proto.RoomDestination(rm.ID+1000))
 	c.expect(stomp.CmdError)
 	c.expectClosed()
 	checkFor(t, "the refused subscription's slot given back", func() bool { return count() == 1 })
@@ -398,7 +399,7 @@ func TestRateHTTPPosts(t *testing.T) {
 	// then is stored and receipted.
 	c := dialTCP(t, srv.TCPAddr())
 	c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
-	c.roundTrip(stomp.CmdSend, chatBody(store.MsgTalk, rm.ID, "via stomp"), "destination:/pub/chat/message")
+	c.roundTrip(stomp.CmdSend, chatBody(proto.MsgTalk, rm.ID, "via stomp"), "destination:/pub/chat/message")
 	clockMu.Lock()
 	held := slept
 	clockMu.Unlock()

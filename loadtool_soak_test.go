@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"stompbox/internal/bench"
+	"stompbox/internal/proto"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +25,7 @@ func TestLoadToolSoak(t *testing.T) {
 		"-duration", "3s", "-sample", "500ms", "-warmup", "500ms",
 		"-conns", "6", "-rooms", "2", "-users", "3", "-interval", "100ms",
 		"-subs", "6", "-rate", "20", "-churn-rate", "20", "-slow-every", "40"}
-	if err := runBenchCommand(context.Background(), args, &out, &progress); err != nil {
+	if err := bench.Run(context.Background(), args, &out, &progress); err != nil {
 		t.Fatalf("bench: %v\n%s\n%s", err, out.String(), progress.String())
 	}
 	t.Logf("%s%s", progress.String(), out.String())
@@ -33,7 +35,7 @@ func TestLoadToolSoak(t *testing.T) {
 		"goroutines_max", "heap_inuse_first_mib", "heap_inuse_last_mib", "sent", "delivered", "p99_ms", "churn_cycles", "slow_cut",
 		"server_cpu_s", "flat"},
 		[]string{"lost", "chat_lost", "fanout_lost", "dup", "ooo", "dropped", "send_errors", "stats_errors", "churn_errors", "slow_uncut"})
-	if m["scenario"] != "soak" || m["transport"] != benchMixed {
+	if m["scenario"] != "soak" || m["transport"] != bench.Mixed {
 		t.Errorf("report names %v", m)
 	}
 	if n, _ := strconv.Atoi(m["churn_cycles"]); n == 0 {
@@ -66,17 +68,17 @@ func TestLoadToolSoak(t *testing.T) {
 }
 
 func TestLoadToolSoakVerdict(t *testing.T) {
-	flatRun := func(rss func(i int) int64, g func(i int) int) []soakSample {
-		ss := make([]soakSample, 8)
+	flatRun := func(rss func(i int) int64, g func(i int) int) []bench.SoakSample {
+		ss := make([]bench.SoakSample, 8)
 		for i := range ss {
-			ss[i] = soakSample{at: time.Duration(i) * time.Second, rss: rss(i), ok: true, stats: adminStatsJSON{Goroutines: g(i)}}
+			ss[i] = bench.SoakSample{At: time.Duration(i) * time.Second, Rss: rss(i), Ok: true, Stats: proto.AdminStats{Goroutines: g(i)}}
 		}
 		return ss
 	}
 	const mib = 1 << 20
 	tests := []struct {
 		name    string
-		samples []soakSample
+		samples []bench.SoakSample
 		flat    bool
 	}{
 		{"steady", flatRun(func(int) int64 { return 100 * mib }, func(int) int { return 1000 }), true},
@@ -88,21 +90,21 @@ func TestLoadToolSoakVerdict(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if flat, why := soakVerdict(tc.samples); flat != tc.flat {
+			if flat, why := bench.SoakVerdict(tc.samples); flat != tc.flat {
 				t.Errorf("flat = %v (%s), want %v", flat, why, tc.flat)
 			}
 		})
 	}
-	var tr seqTracker
-	tr.seen = make([]uint64, 3)
+	var tr bench.SeqTracker
+	tr.Seen = make([]uint64, 3)
 	for _, s := range []int{0, 1, 5, 63, 64, 130} {
-		tr.observe(s)
+		tr.Observe(s)
 	}
 	for _, tc := range []struct {
 		n    int64
 		want int64
 	}{{0, 0}, {1, 1}, {6, 3}, {64, 4}, {65, 5}, {131, 6}, {1000, 6}} {
-		if got := seenBelow(&tr, tc.n); got != tc.want {
+		if got := bench.SeenBelow(&tr, tc.n); got != tc.want {
 			t.Errorf("seenBelow(%d) = %d, want %d", tc.n, got, tc.want)
 		}
 	}
@@ -136,7 +138,7 @@ func TestLoadToolSoakInterrupted(t *testing.T) {
 	args := []string{"soak", "-url", "http://" + srv.HTTPAddr(), "-pid", strconv.Itoa(os.Getpid()),
 		"-duration", "1m", "-sample", "300ms", "-conns", "4", "-rooms", "2", "-users", "2", "-interval", "100ms",
 		"-subs", "3", "-rate", "10", "-churn-rate", "10", "-slow-every", "0"}
-	err := runBenchCommand(ctx, args, out, &progress)
+	err := bench.Run(ctx, args, out, &progress)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled\n%s\n%s", err, out.buf.String(), progress.String())
 	}

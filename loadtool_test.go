@@ -7,7 +7,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"stompbox/internal/bench"
 	"stompbox/internal/latency"
+	"stompbox/internal/proto"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,14 +51,14 @@ func wantFields(t *testing.T, m map[string]string, keys []string, zero []string)
 }
 
 func TestLoadToolFanout(t *testing.T) {
-	for _, transport := range []string{benchWS, benchSockJSWS, benchSockJSXHR} {
+	for _, transport := range []string{bench.WS, bench.SockJSWS, bench.SockJSXHR} {
 		t.Run(transport, func(t *testing.T) {
 			srv := startServer(t)
 			var out, progress bytes.Buffer
 			args := []string{"fanout", "-url", "http://" + srv.HTTPAddr(), "-transport", transport,
 				"-subs", "20", "-count", "200", "-window", "10", "-max-lag", "50", "-duration", testTimeout.String(),
 				"-pid", strconv.Itoa(os.Getpid()), "-label", "self"}
-			if err := runBenchCommand(context.Background(), args, &out, &progress); err != nil {
+			if err := bench.Run(context.Background(), args, &out, &progress); err != nil {
 				t.Fatalf("bench: %v\n%s\n%s", err, out.String(), progress.String())
 			}
 			m := parseBenchReport(t, out.String())
@@ -81,7 +83,7 @@ func TestLoadToolRoomsSpread(t *testing.T) {
 	var out, progress bytes.Buffer
 	args := []string{"rooms", "-url", base, "-sub-urls", base + "," + base + "/", "-conns", "5", "-rooms", "2", "-users", "5",
 		"-interval", "20ms", "-count", "40", "-duration", "5s"}
-	if err := runBenchCommand(context.Background(), args, &out, &progress); err != nil {
+	if err := bench.Run(context.Background(), args, &out, &progress); err != nil {
 		t.Fatalf("bench: %v\n%s\n%s", err, out.String(), progress.String())
 	}
 	m := parseBenchReport(t, out.String())
@@ -98,7 +100,7 @@ func TestLoadToolRooms(t *testing.T) {
 	// 6 people in 2 rooms as 3 accounts, a message every 20 ms each, 60 in all.
 	args := []string{"rooms", "-url", "http://" + srv.HTTPAddr(), "-conns", "6", "-rooms", "2", "-users", "3",
 		"-interval", "20ms", "-count", "60", "-duration", "5s"}
-	if err := runBenchCommand(context.Background(), args, &out, &progress); err != nil {
+	if err := bench.Run(context.Background(), args, &out, &progress); err != nil {
 		t.Fatalf("bench: %v\n%s\n%s", err, out.String(), progress.String())
 	}
 	m := parseBenchReport(t, out.String())
@@ -128,7 +130,7 @@ func TestLoadToolIdle(t *testing.T) {
 	var out, progress bytes.Buffer
 	args := []string{"idle", "-url", "http://" + srv.HTTPAddr(), "-conns", "50", "-hold", "10ms", "-duration", "8s",
 		"-pid", strconv.Itoa(os.Getpid())}
-	if err := runBenchCommand(context.Background(), args, &out, &progress); err != nil {
+	if err := bench.Run(context.Background(), args, &out, &progress); err != nil {
 		t.Fatalf("bench: %v\n%s\n%s", err, out.String(), progress.String())
 	}
 	m := parseBenchReport(t, out.String())
@@ -140,7 +142,7 @@ func TestLoadToolIdle(t *testing.T) {
 
 func TestLoadToolRefusesRemoteServers(t *testing.T) {
 	for _, u := range []string{"http://192.0.2.1:8080", "ftp://127.0.0.1", "http://10.0.0.1"} {
-		cfg, err := parseBenchArgs([]string{"fanout", "-url", u}, &bytes.Buffer{})
+		cfg, err := bench.ParseArgs([]string{"fanout", "-url", u}, &bytes.Buffer{})
 		if err == nil {
 			t.Errorf("%s accepted: %+v", u, cfg)
 		}
@@ -161,12 +163,12 @@ func TestLoadToolHistogram(t *testing.T) {
 			t.Errorf("quantile(%v) = %v, want %v within +2%%", tc.q, got, tc.want)
 		}
 	}
-	s := newSeqTracker(4)
+	s := bench.NewSeqTracker(4)
 	for _, seq := range []int{0, 2, 1, 2, 70} {
-		s.observe(seq)
+		s.Observe(seq)
 	}
-	if s.distinct != 4 || s.dup != 1 || s.ooo != 1 {
-		t.Errorf("distinct %d dup %d ooo %d, want 4 1 1", s.distinct, s.dup, s.ooo)
+	if s.Distinct != 4 || s.Dup != 1 || s.Ooo != 1 {
+		t.Errorf("distinct %d dup %d ooo %d, want 4 1 1", s.Distinct, s.Dup, s.Ooo)
 	}
 }
 
@@ -176,14 +178,14 @@ func TestLoadToolHistogram(t *testing.T) {
 // client's share of the profile is the load tool's.
 func BenchmarkLoadToolFanout(b *testing.B) {
 	srv := startServer(b)
-	cfg := benchConfig{Scenario: "fanout", URL: "http://" + srv.HTTPAddr(), WSPath: "/ws", SockJSPath: defaultSockJSPath,
-		Transport: benchWS, Dest: benchDefaultDest, Subs: 100, Count: 500, Size: benchDefaultSize,
-		Window: benchDefaultWindow, MaxLag: benchDefaultMaxLag, Duration: time.Minute, Conns: 1, Rooms: 1, Interval: time.Second, VHost: "/"}
+	cfg := bench.Config{Scenario: "fanout", URL: "http://" + srv.HTTPAddr(), WSPath: "/ws", SockJSPath: proto.DefaultSockJSPath,
+		Transport: bench.WS, Dest: bench.DefaultDest, Subs: 100, Count: 500, Size: bench.DefaultSize,
+		Window: bench.DefaultWindow, MaxLag: bench.DefaultMaxLag, Duration: time.Minute, Conns: 1, Rooms: 1, Interval: time.Second, VHost: "/"}
 	b.ReportAllocs()
 	var delivered float64
 	start := time.Now()
 	for b.Loop() {
-		r, err := runBench(context.Background(), cfg, io.Discard)
+		r, err := bench.RunScenario(context.Background(), cfg, io.Discard)
 		if err != nil {
 			b.Fatalf("%v: %s", err, r)
 		}
@@ -204,12 +206,12 @@ func TestLoadToolIdleHeapProfile(t *testing.T) {
 	const n = 2000
 	srv := startServer(t, func(c *Config) { c.MaxConnections = 2 * n })
 	before := runtime.NumGoroutine()
-	d := newDialer("http://"+srv.HTTPAddr(), "/ws", defaultSockJSPath, benchWS)
-	cfg := benchConfig{VHost: "/"}
-	conns, failed, err := dialMany(context.Background(), d, n, nil, cfg.connectFrame(), func(i int, c *benchConn) error {
-		return subscribe(context.Background(), c, "0", benchDefaultDest)
+	d := bench.NewDialer("http://"+srv.HTTPAddr(), "/ws", proto.DefaultSockJSPath, bench.WS)
+	cfg := bench.Config{VHost: "/"}
+	conns, failed, err := bench.DialMany(context.Background(), d, n, nil, cfg.ConnectFrame(), func(i int, c *bench.Conn) error {
+		return bench.Subscribe(context.Background(), c, "0", bench.DefaultDest)
 	})
-	defer closeAll(conns)
+	defer bench.CloseAll(conns)
 	if err != nil {
 		t.Fatalf("%d failed: %v", failed, err)
 	}

@@ -10,8 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"stompbox/internal/auth"
 	"stompbox/internal/broker"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"strings"
 	"testing"
@@ -85,7 +85,7 @@ func TestLogSecrets(t *testing.T) {
 	cookieOf := func(r reply) string {
 		t.Helper()
 		for _, c := range r.cookies {
-			if c.Name == auth.CookieName {
+			if c.Name == proto.SessionCookieName {
 				return secret(c.Value)
 			}
 		}
@@ -102,20 +102,20 @@ func TestLogSecrets(t *testing.T) {
 	// Registration and logins, JSON and form, right and wrong.
 	r := do("POST", "/api/register", jsonType, `{"username":"admin","password":"`+adminPass+`"}`, nil)
 	expectStatus("register admin", r, 201)
-	adminCookie := map[string]string{"Cookie": auth.CookieName + "=" + cookieOf(r)}
+	adminCookie := map[string]string{"Cookie": proto.SessionCookieName + "=" + cookieOf(r)}
 	r = do("POST", "/api/register", formType, url.Values{"username": {"bob"}, "password": {bobPass}}.Encode(), nil)
 	expectStatus("register bob (form)", r, 201)
 	cookieOf(r)
 	r = do("POST", "/api/login", jsonType, `{"username":"bob","password":"`+bobPass+`"}`, nil)
 	expectStatus("login", r, 200)
-	bobCookie := map[string]string{"Cookie": auth.CookieName + "=" + cookieOf(r)}
+	bobCookie := map[string]string{"Cookie": proto.SessionCookieName + "=" + cookieOf(r)}
 	expectStatus("wrong password", do("POST", "/api/login", jsonType, `{"username":"bob","password":"`+wrongPass+`"}`, nil), 401)
 	expectStatus("wrong password (form)", do("POST", "/api/login", formType, url.Values{"username": {"bob"}, "password": {wrongPass}}.Encode(), nil), 401)
 	expectStatus("unknown user", do("POST", "/api/login", jsonType, `{"username":"nobody","password":"`+wrongPass+`"}`, nil), 401)
 	expectStatus("short password", do("POST", "/api/register", jsonType, `{"username":"dave","password":"`+secret("sh0rt")+`"}`, nil), 400)
 	expectStatus("malformed login", do("POST", "/api/login", jsonType, `{"username":"bob","password":"`+wrongPass, nil), 400)
 	expectStatus("me by cookie", do("GET", "/api/me", "", "", bobCookie), 200)
-	expectStatus("bad cookie", do("GET", "/api/me", "", "", map[string]string{"Cookie": auth.CookieName + "=" + secret("forged-cookie-JJ55")}), 401)
+	expectStatus("bad cookie", do("GET", "/api/me", "", "", map[string]string{"Cookie": proto.SessionCookieName + "=" + secret("forged-cookie-JJ55")}), 401)
 
 	// API tokens: made over HTTP, used as Bearer and as STOMP passcode.
 	r = do("POST", "/api/tokens", jsonType, `{"name":"ci"}`, bobCookie)

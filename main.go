@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"stompbox/internal/auth"
+	"stompbox/internal/bench"
 	"stompbox/internal/broker"
 	"stompbox/internal/buildinfo"
 	"stompbox/internal/chat"
@@ -55,6 +56,7 @@ import (
 	"stompbox/internal/cluster"
 	"stompbox/internal/desktop"
 	"stompbox/internal/files"
+	"stompbox/internal/proto"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/service"
 	"stompbox/internal/sockjs"
@@ -68,7 +70,6 @@ import (
 const (
 	defaultAddr            = ":8080"
 	defaultDataDir         = "stompbox-data"
-	defaultSockJSPath      = "/ws-stomp"      // the seed article's endpoint, as Spring's registerStompEndpoints("/ws-stomp").withSockJS()
 	shutdownTimeout        = 10 * time.Second // SIGTERM to exit, worst case
 	readHeaderTimeout      = 10 * time.Second // slowloris guard for plain HTTP
 	defaultShutdownMessage = "server shutting down"
@@ -144,7 +145,7 @@ var options = []option{
 	{"edit-minutes", strconv.Itoa(chat.DefaultEditMinutes), "how many minutes after posting authors may edit a message (0: forever; deleting is always allowed)", countSetter(func(c *Config, n int) { c.EditMinutes = n })},
 	{"memory-limit", "0", "soft memory limit in MiB for the Go runtime, like GOMEMLIMIT: garbage is collected earlier instead of growing to twice the live heap (0: no limit)", countSetter(func(c *Config, n int) { c.MemoryLimitMiB = n })},
 	{"heartbeat", broker.DefaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
-	{"sockjs-path", defaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
+	{"sockjs-path", proto.DefaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
 	{"sockjs-heartbeat", sockjs.DefaultHeartbeat.String(), "SockJS heartbeat frame interval", durationSetter(func(c *Config, d time.Duration) { c.SockJSHeartbeat = d })},
 	{"sockjs-disconnect-delay", sockjs.DefaultDisconnectDelay.String(), "how long a SockJS session without a receiving request lives", durationSetter(func(c *Config, d time.Duration) { c.SockJSDelay = d })},
 	{"sockjs-cookie", "false", "set the JSESSIONID cookie that sticky load balancers use (SockJS cookie_needed)", boolSetter(func(c *Config, b bool) { c.SockJSCookie = b })},
@@ -359,7 +360,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, stop, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil && !errors.Is(err, errHelp) {
+	if err != nil && !errors.Is(err, errHelp) && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "stompbox:", err)
 		os.Exit(1)
 	}
@@ -374,8 +375,8 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 		case "sockjs-testserver":
 			return runSockJSTestServerCommand(ctx, args[1:], stdout, stderr)
 		case "bench":
-			tuneBenchGC(getenv)
-			return runBenchCommand(ctx, args[1:], stdout, stderr)
+			bench.TuneGC(getenv)
+			return bench.Run(ctx, args[1:], stdout, stderr)
 		case "user", "backup":
 			return runDataCommand(ctx, args, getenv, os.Stdin, stdout)
 		case "cluster":
@@ -649,7 +650,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		currentUser:      s.currentUser,
 		hasAnyUser:       st.HasAccounts,
 		lang:             cfg.Lang,
-		sockjsPath:       firstOr(cfg.SockJSPaths, defaultSockJSPath),
+		sockjsPath:       firstOr(cfg.SockJSPaths, proto.DefaultSockJSPath),
 		wsPath:           "/ws",
 		maxMessage:       cfg.MaxMessage,
 		maxSubscriptions: cfg.MaxSubscriptions,
@@ -663,7 +664,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		log:              log,
 	})
 	if cfg.SockJSPaths == nil {
-		cfg.SockJSPaths = []string{defaultSockJSPath}
+		cfg.SockJSPaths = []string{proto.DefaultSockJSPath}
 	}
 	for _, p := range cfg.SockJSPaths {
 		s.sockjs = append(s.sockjs, sockjs.New(sockjs.Options{

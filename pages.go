@@ -12,6 +12,7 @@ import (
 
 	"github.com/a-h/templ"
 
+	"stompbox/internal/proto"
 	"stompbox/ui"
 )
 
@@ -102,7 +103,7 @@ func newPages(opts pagesOptions) *pages {
 		}
 	}
 	if opts.sockjsPath == "" {
-		opts.sockjsPath = defaultSockJSPath
+		opts.sockjsPath = proto.DefaultSockJSPath
 	}
 	if opts.wsPath == "" {
 		opts.wsPath = defaultUIWSPath

@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"stompbox/internal/bench"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
 	"strings"
@@ -24,7 +26,7 @@ func sockjsSessionURL(base, transport string) string {
 	return fmt.Sprintf("%s/%03d/%x/%s", base, rand.IntN(1000), rand.Uint64(), transport)
 }
 
-func sockjsBase(srv *server) string { return "http://" + srv.HTTPAddr() + defaultSockJSPath }
+func sockjsBase(srv *server) string { return "http://" + srv.HTTPAddr() + proto.DefaultSockJSPath }
 
 // dialSockJSWS connects a test client through SockJS's websocket transport.
 func dialSockJSWS(t testing.TB, srv *server) *stompClient {
@@ -43,14 +45,14 @@ func dialSockJSWSAt(t testing.TB, base string) *stompClient {
 	}
 	c.SetReadLimit(32 << 20)
 	return newStompClient(t, func(b []byte) error {
-		return c.Write(context.Background(), websocket.MessageText, sockjsArray(b))
+		return c.Write(context.Background(), websocket.MessageText, bench.SockJSArray(b))
 	}, func() { c.CloseNow() }, func() ([]byte, error) {
 		for {
 			_, b, err := c.Read(context.Background())
 			if err != nil {
 				return nil, err
 			}
-			if chunk, err := sockjsPayload(b); err != nil || chunk != nil {
+			if chunk, err := bench.SockJSPayload(b); err != nil || chunk != nil {
 				return chunk, err
 			}
 		}
@@ -99,7 +101,7 @@ func dialSockJSXHRAt(t testing.TB, sockjsBase string) *stompClient {
 			if code != http.StatusOK {
 				return nil, fmt.Errorf("xhr status %d", code)
 			}
-			if chunk, err := sockjsPayload(b); err != nil || chunk != nil {
+			if chunk, err := bench.SockJSPayload(b); err != nil || chunk != nil {
 				return chunk, err
 			}
 		}
@@ -149,7 +151,7 @@ func TestSockJSBehindPathPrefixProxy(t *testing.T) {
 	proxy.FlushInterval = -1 // stream at once, like proxy_buffering off
 	front := httptest.NewServer(http.StripPrefix("/chat", proxy))
 	t.Cleanup(front.Close)
-	base := front.URL + "/chat" + defaultSockJSPath
+	base := front.URL + "/chat" + proto.DefaultSockJSPath
 	for name, dial := range map[string]func(testing.TB, string) *stompClient{"websocket": dialSockJSWSAt, "xhr": dialSockJSXHRAt} {
 		t.Run(name, func(t *testing.T) {
 			sub, pub := dial(t, base), dial(t, base)

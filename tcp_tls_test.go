@@ -9,8 +9,8 @@ import (
 	"net"
 	"path/filepath"
 	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
-	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,8 +63,8 @@ func TestTLSStomp(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.connect("accept-version:1.2", "login:kim", "passcode:"+testPassword)
-		c.roundTrip(stomp.CmdSubscribe, "", "id:0", "destination:"+chat.RoomDestination(rm.ID))
-		c.send(stomp.CmdSend, chatBody(store.MsgTalk, rm.ID, "over TLS"), "destination:/pub/chat/message", "receipt:s")
+		c.roundTrip(stomp.CmdSubscribe, "", "id:0", "destination:"+proto.RoomDestination(rm.ID))
+		c.send(stomp.CmdSend, chatBody(proto.MsgTalk, rm.ID, "over TLS"), "destination:/pub/chat/message", "receipt:s")
 		m := decodeChat(t, c.expect(stomp.CmdMessage))
 		if m.Message != "over TLS" || m.Sender != "kim" {
 			t.Fatalf("MESSAGE %+v", m)

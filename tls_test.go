@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"stompbox/internal/auth"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"strings"
 	"testing"
@@ -98,7 +98,7 @@ func TestTLSSelfSigned(t *testing.T) {
 		resp.Body.Close()
 		var found bool
 		for _, c := range resp.Cookies() {
-			if c.Name == auth.CookieName {
+			if c.Name == proto.SessionCookieName {
 				found = true
 				if !c.Secure || !c.HttpOnly {
 					t.Errorf("session cookie Secure=%v HttpOnly=%v", c.Secure, c.HttpOnly)

@@ -18,7 +18,7 @@ import (
 	"path/filepath"
 	"stompbox/internal/auth"
 	"stompbox/internal/chat"
-	"stompbox/internal/store"
+	"stompbox/internal/proto"
 	"strings"
 	"testing"
 	"time"
@@ -139,7 +139,7 @@ func TestUIMessageChanges(t *testing.T) {
 		if i%2 == 1 {
 			text = fmt.Sprintf("배포 %d번 완료", i)
 		}
-		if _, err := srv.chat.Post(context.Background(), bobUser, chat.Input{Type: store.MsgTalk, RoomID: int64(roomID), Message: text}); err != nil {
+		if _, err := srv.chat.Post(context.Background(), bobUser, chat.Input{Type: proto.MsgTalk, RoomID: int64(roomID), Message: text}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -401,7 +401,7 @@ func TestUIMarkdownXSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range append(fixture, markdownTricks[:20]...) {
-		if _, err := srv.chat.Post(ctx, u, chat.Input{Type: store.MsgTalk, RoomID: r.ID, Message: s}); err != nil {
+		if _, err := srv.chat.Post(ctx, u, chat.Input{Type: proto.MsgTalk, RoomID: r.ID, Message: s}); err != nil {
 			t.Fatalf("post %q: %v", s, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"stompbox/internal/auth"
 	"stompbox/internal/broker"
+	"stompbox/internal/proto"
 	"strings"
 	"testing"
 
@@ -229,7 +230,7 @@ func TestUIOutboxStaysWithItsAccount(t *testing.T) {
 	alice.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		httpOnly := true
 		for _, c := range bobCookies {
-			if c.Name != auth.CookieName {
+			if c.Name != proto.SessionCookieName {
 				continue
 			}
 			switched = true
@@ -240,7 +241,7 @@ func TestUIOutboxStaysWithItsAccount(t *testing.T) {
 		return nil
 	}))
 	if !switched {
-		t.Fatalf("bob has no %s cookie: %v", auth.CookieName, bobCookies)
+		t.Fatalf("bob has no %s cookie: %v", proto.SessionCookieName, bobCookies)
 	}
 	alice.eval(`(() => { window.__beforeSwitch = true; return true })()`, nil)
 	alice.setOffline(false)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"stompbox/internal/apperr"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"strings"
 	"sync"
@@ -22,7 +23,6 @@ import (
 
 // Account and credential limits.
 const (
-	CookieName = "stompbox_session"
 
 	// defaultSessionTTL: an intranet chat tab stays open for weeks; asking
 	// for the password monthly is the usual compromise.
@@ -488,7 +488,7 @@ func (a *Service) UserFromRequest(r *http.Request) (store.User, error) {
 		}
 		return a.UserByToken(r.Context(), strings.TrimSpace(tok))
 	}
-	c, err := r.Cookie(CookieName)
+	c, err := r.Cookie(proto.SessionCookieName)
 	if err != nil {
 		return store.User{}, apperr.ErrNotLoggedIn
 	}
@@ -502,7 +502,7 @@ func (a *Service) UserFromRequest(r *http.Request) (store.User, error) {
 // with the server's (a Pi without RTC) still keeps it for the TTL.
 func SetSessionCookie(w http.ResponseWriter, r *http.Request, s Session) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     CookieName,
+		Name:     proto.SessionCookieName,
 		Value:    s.Token,
 		Path:     "/",
 		MaxAge:   int(s.TTL.Seconds()),
@@ -515,7 +515,7 @@ func SetSessionCookie(w http.ResponseWriter, r *http.Request, s Session) {
 // ClearSessionCookie removes the login cookie.
 func ClearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     CookieName,
+		Name:     proto.SessionCookieName,
 		Value:    "",
 		Path:     "/",
 		MaxAge:   -1,

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"stompbox/internal/apperr"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
 	"strings"
@@ -375,7 +376,7 @@ func TestSessionCookie(t *testing.T) {
 				t.Fatalf("%d cookies", len(cs))
 			}
 			c := cs[0]
-			if c.Name != CookieName || c.Value != "tok" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Path != "/" || c.MaxAge != 3600 {
+			if c.Name != proto.SessionCookieName || c.Value != "tok" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure || c.Path != "/" || c.MaxAge != 3600 {
 				t.Fatalf("cookie = %+v", c)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"stompbox/internal/auth/authtest"
 	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
 	"testing"
@@ -42,7 +43,7 @@ func BenchmarkPost(b *testing.B) {
 			}
 			defer c.Close()
 			u := authtest.Register(b, a, "bench")
-			in := chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "a typical chat line of some forty characters"}
+			in := chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: "a typical chat line of some forty characters"}
 			ctx := context.Background()
 
 			b.ReportAllocs()

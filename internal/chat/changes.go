@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"stompbox/internal/apperr"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"time"
 	"unicode"
@@ -147,7 +148,7 @@ func changeMessageTx(e *store.Tx, roomID, msgID, userID int64, decide func(store
 	if err := canReadTarget(t); err != nil {
 		return err, nil
 	}
-	if t.Typ != store.MsgTalk {
+	if t.Typ != proto.MsgTalk {
 		return apperr.ErrNotChangeable, nil
 	}
 	if t.Deleted {

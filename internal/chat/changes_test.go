@@ -8,6 +8,7 @@ import (
 	"stompbox/internal/auth/authtest"
 	"stompbox/internal/chat"
 	"stompbox/internal/chat/chattest"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"strings"
 	"testing"
@@ -139,9 +140,9 @@ func TestMessageChangeAuthorization(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := setup{
-				carolsTeam: f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "hello team"),
-				bobsSecret: f.Post(t, f.Bob, f.secret.ID, store.MsgTalk, "secret plan"),
-				enter:      f.Post(t, f.Carol, f.team.ID, store.MsgEnter, ""),
+				carolsTeam: f.Post(t, f.Carol, f.team.ID, proto.MsgTalk, "hello team"),
+				bobsSecret: f.Post(t, f.Bob, f.secret.ID, proto.MsgTalk, "secret plan"),
+				enter:      f.Post(t, f.Carol, f.team.ID, proto.MsgEnter, ""),
 			}
 			before := len(f.Rec.Deliveries())
 			err := tt.do(s)
@@ -156,7 +157,7 @@ func TestMessageChangeAuthorization(t *testing.T) {
 		})
 	}
 	t.Run("archived room", func(t *testing.T) {
-		m := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "before archiving")
+		m := f.Post(t, f.Carol, f.team.ID, proto.MsgTalk, "before archiving")
 		if _, err := f.Chat.UpdateRoom(ctx, f.Bob, f.team.ID, store.RoomUpdate{Archived: new(true)}); err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +181,7 @@ func TestEditWindow(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
 	f.Chat.EditWindow = 10 * time.Minute
-	m := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "typo")
+	m := f.Post(t, f.Carol, f.team.ID, proto.MsgTalk, "typo")
 	f.Clock.Advance(9 * time.Minute)
 	if _, err := f.Chat.Edit(ctx, f.Carol, f.team.ID, m.ID, "fixed"); err != nil {
 		t.Fatalf("within the window: %v", err)
@@ -236,7 +237,7 @@ func (f *changeFixture) searchIDs(t *testing.T, q string) []int64 {
 func TestMessageChangesStoredAndPublished(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	m := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "lunch at noon @dave")
+	m := f.Post(t, f.Carol, f.team.ID, proto.MsgTalk, "lunch at noon @dave")
 	plain, _ := json.Marshal(m)
 	var keys map[string]any
 	json.Unmarshal(plain, &keys)
@@ -323,7 +324,7 @@ func TestMessageChangesStoredAndPublished(t *testing.T) {
 func TestReactionLimit(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	m := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, "vote")
+	m := f.Post(t, f.Carol, f.team.ID, proto.MsgTalk, "vote")
 	for i := range store.MaxReactionsPerUser {
 		if _, err := f.Chat.React(ctx, f.dave, f.team.ID, m.ID, string(rune('😀'+i)), true); err != nil {
 			t.Fatal(err)
@@ -340,8 +341,8 @@ func TestReactionLimit(t *testing.T) {
 func TestReplies(t *testing.T) {
 	ctx := context.Background()
 	f := newChangeFixture(t)
-	orig := f.Post(t, f.Carol, f.team.ID, store.MsgTalk, strings.Repeat("가", store.ReplyQuoteRunes+10))
-	other := f.Post(t, f.Bob, f.secret.ID, store.MsgTalk, "elsewhere")
+	orig := f.Post(t, f.Carol, f.team.ID, proto.MsgTalk, strings.Repeat("가", store.ReplyQuoteRunes+10))
+	other := f.Post(t, f.Bob, f.secret.ID, proto.MsgTalk, "elsewhere")
 	tests := []struct {
 		name    string
 		replyTo int64
@@ -354,7 +355,7 @@ func TestReplies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := f.Chat.Post(ctx, f.dave, chat.Input{Type: store.MsgTalk, RoomID: f.team.ID, Message: "answer", ReplyTo: tt.replyTo})
+			m, err := f.Chat.Post(ctx, f.dave, chat.Input{Type: proto.MsgTalk, RoomID: f.team.ID, Message: "answer", ReplyTo: tt.replyTo})
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Fatalf("err %v, want %v", err, tt.want)
 			}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"stompbox/internal/apperr"
 	"stompbox/internal/auth"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"strconv"
 	"strings"
@@ -50,15 +51,6 @@ const (
 	LangKorean  = "ko"
 )
 
-// RoomDestinationPrefix is where a room's messages are published: the
-// Spring chat examples subscribe to /sub/chat/room/{roomId}.
-const RoomDestinationPrefix = "/sub/chat/room/"
-
-// RoomDestination is the STOMP destination of a room's messages.
-func RoomDestination(roomID int64) string {
-	return RoomDestinationPrefix + strconv.FormatInt(roomID, 10)
-}
-
 // Suffixes of a room's topic for what is not a message.
 const (
 	PresenceSuffix = "/presence" // /sub/chat/room/{id}/presence: who is in the room
@@ -70,7 +62,7 @@ const (
 // ("" for the messages themselves). The id must be written canonically
 // (no sign, no leading zero), so one room has one spelling.
 func ParseRoomDestination(dest string) (id int64, suffix string, ok bool) {
-	rest, ok := strings.CutPrefix(dest, RoomDestinationPrefix)
+	rest, ok := strings.CutPrefix(dest, proto.RoomDestinationPrefix)
 	if !ok {
 		return 0, "", false
 	}
@@ -143,7 +135,7 @@ func ParseInput(body []byte) (Input, error) {
 		return Input{}, err
 	}
 	switch in.Type {
-	case store.MsgEnter, store.MsgTalk, store.MsgLeave:
+	case proto.MsgEnter, proto.MsgTalk, proto.MsgLeave:
 	default:
 		return Input{}, apperr.ErrBadMessageType
 	}
@@ -300,11 +292,11 @@ func (c *Service) Close() error {
 // presenceText is the server-written body of ENTER and LEAVE messages.
 func presenceText(lang, typ, name string) string {
 	switch {
-	case lang == LangKorean && typ == store.MsgEnter:
+	case lang == LangKorean && typ == proto.MsgEnter:
 		return name + "님이 입장하셨습니다."
 	case lang == LangKorean:
 		return name + "님이 퇴장하셨습니다."
-	case typ == store.MsgEnter:
+	case typ == proto.MsgEnter:
 		return name + " joined."
 	default:
 		return name + " left."
@@ -382,7 +374,7 @@ func (c *Service) Post(ctx context.Context, u store.User, in Input) (store.Store
 	}
 	m := store.StoredMessage{Type: in.Type, RoomID: in.RoomID, Sender: u.Username, UserID: u.ID}
 	switch in.Type {
-	case store.MsgTalk:
+	case proto.MsgTalk:
 		err := c.checkBody(in.Message)
 		if errors.Is(err, apperr.ErrEmptyMessage) && len(in.Attachments) > 0 {
 			err = nil // a picture needs no words
@@ -394,7 +386,7 @@ func (c *Service) Post(ctx context.Context, u store.User, in Input) (store.Store
 			return store.StoredMessage{}, apperr.ErrBadReply
 		}
 		m.Message, m.ReplyTo = in.Message, in.ReplyTo
-	case store.MsgEnter, store.MsgLeave:
+	case proto.MsgEnter, proto.MsgLeave:
 		m.Message = presenceText(c.lang, in.Type, u.Username)
 	default:
 		return store.StoredMessage{}, apperr.ErrBadMessageType
@@ -403,13 +395,13 @@ func (c *Service) Post(ctx context.Context, u store.User, in Input) (store.Store
 		return store.StoredMessage{}, apperr.ErrUnknownRoom
 	}
 	var mentions []notifyTarget
-	if in.Type == store.MsgTalk && strings.ContainsRune(m.Message, '@') {
+	if in.Type == proto.MsgTalk && strings.ContainsRune(m.Message, '@') {
 		var err error
 		if mentions, err = c.mentionTargets(ctx, in.RoomID, u, m.Message); err != nil {
 			return store.StoredMessage{}, err
 		}
 	}
-	if in.Type != store.MsgTalk && len(in.Attachments) > 0 {
+	if in.Type != proto.MsgTalk && len(in.Attachments) > 0 {
 		return store.StoredMessage{}, store.ErrBadAttachment
 	}
 	return c.store(ctx, m, mentions, in.Attachments, in.DedupKey)

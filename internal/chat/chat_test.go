@@ -16,6 +16,7 @@ import (
 	"stompbox/internal/apperr"
 	"stompbox/internal/chat"
 	"stompbox/internal/chat/chattest"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
 	"stompbox/internal/testutil"
@@ -75,18 +76,18 @@ func TestPostValidation(t *testing.T) {
 		want   error
 		status int
 	}{
-		{"ok", f.Bob, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "hi"}, nil, 200},
-		{"4000 runes", f.Bob, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: strings.Repeat("가", chat.MaxMessageRunes)}, nil, 200},
-		{"unknown room", f.Bob, chat.Input{Type: store.MsgTalk, RoomID: 999, Message: "hi"}, apperr.ErrUnknownRoom, 404},
-		{"private non-member", f.Bob, chat.Input{Type: store.MsgTalk, RoomID: private.ID, Message: "hi"}, apperr.ErrNotMember, 403},
-		{"private enter non-member", f.Bob, chat.Input{Type: store.MsgEnter, RoomID: private.ID}, apperr.ErrNotMember, 403},
-		{"dm outsider", f.Carol, chat.Input{Type: store.MsgTalk, RoomID: dm.ID, Message: "hi"}, apperr.ErrNotMember, 403},
-		{"dm member", f.Bob, chat.Input{Type: store.MsgTalk, RoomID: dm.ID, Message: "hi"}, nil, 200},
-		{"archived", f.Alice, chat.Input{Type: store.MsgTalk, RoomID: archived.ID, Message: "hi"}, apperr.ErrRoomArchived, 403},
-		{"empty", f.Bob, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: ""}, apperr.ErrEmptyMessage, 400},
-		{"blank", f.Bob, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: " \n\t"}, apperr.ErrEmptyMessage, 400},
-		{"too long", f.Bob, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: strings.Repeat("가", chat.MaxMessageRunes+1)}, apperr.ErrMessageTooLong, 413},
-		{"bad utf-8", f.Bob, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "a\xffb"}, apperr.KindBadRequest, 400},
+		{"ok", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: "hi"}, nil, 200},
+		{"4000 runes", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: strings.Repeat("가", chat.MaxMessageRunes)}, nil, 200},
+		{"unknown room", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 999, Message: "hi"}, apperr.ErrUnknownRoom, 404},
+		{"private non-member", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: private.ID, Message: "hi"}, apperr.ErrNotMember, 403},
+		{"private enter non-member", f.Bob, chat.Input{Type: proto.MsgEnter, RoomID: private.ID}, apperr.ErrNotMember, 403},
+		{"dm outsider", f.Carol, chat.Input{Type: proto.MsgTalk, RoomID: dm.ID, Message: "hi"}, apperr.ErrNotMember, 403},
+		{"dm member", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: dm.ID, Message: "hi"}, nil, 200},
+		{"archived", f.Alice, chat.Input{Type: proto.MsgTalk, RoomID: archived.ID, Message: "hi"}, apperr.ErrRoomArchived, 403},
+		{"empty", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: ""}, apperr.ErrEmptyMessage, 400},
+		{"blank", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: " \n\t"}, apperr.ErrEmptyMessage, 400},
+		{"too long", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: strings.Repeat("가", chat.MaxMessageRunes+1)}, apperr.ErrMessageTooLong, 413},
+		{"bad utf-8", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: "a\xffb"}, apperr.KindBadRequest, 400},
 		{"bad type", f.Bob, chat.Input{Type: "SHOUT", RoomID: 1, Message: "x"}, apperr.ErrBadMessageType, 400},
 	}
 	for _, tt := range tests {
@@ -132,11 +133,11 @@ func TestPostStoresThenDelivers(t *testing.T) {
 	if err != nil || len(hist) != 1 || string(hist[0].JSON()) != want {
 		t.Fatalf("history = %+v, %v", hist, err)
 	}
-	m2 := f.Post(t, f.Bob, 1, store.MsgTalk, "again")
+	m2 := f.Post(t, f.Bob, 1, proto.MsgTalk, "again")
 	if m2.ID <= m.ID {
 		t.Fatalf("ids not increasing: %d then %d", m.ID, m2.ID)
 	}
-	if dest := chat.RoomDestination(5); dest != "/sub/chat/room/5" {
+	if dest := proto.RoomDestination(5); dest != "/sub/chat/room/5" {
 		t.Fatalf("roomDestination = %q", dest)
 	}
 	for dest, want := range map[string]int64{"/sub/chat/room/5": 5, "/sub/chat/room/x": 0, "/sub/chat/room/": 0, "/topic/x": 0, "/sub/chat/room/-1": 0,
@@ -151,10 +152,10 @@ func TestPresenceText(t *testing.T) {
 	tests := []struct {
 		lang, typ, want string
 	}{
-		{chat.LangEnglish, store.MsgEnter, "bob joined."},
-		{chat.LangEnglish, store.MsgLeave, "bob left."},
-		{chat.LangKorean, store.MsgEnter, "bob님이 입장하셨습니다."},
-		{chat.LangKorean, store.MsgLeave, "bob님이 퇴장하셨습니다."},
+		{chat.LangEnglish, proto.MsgEnter, "bob joined."},
+		{chat.LangEnglish, proto.MsgLeave, "bob left."},
+		{chat.LangKorean, proto.MsgEnter, "bob님이 입장하셨습니다."},
+		{chat.LangKorean, proto.MsgLeave, "bob님이 퇴장하셨습니다."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.lang+"/"+tt.typ, func(t *testing.T) {
@@ -164,7 +165,7 @@ func TestPresenceText(t *testing.T) {
 			if m.Message != tt.want {
 				t.Fatalf("Post text = %q, want %q", m.Message, tt.want)
 			}
-			if tt.typ != store.MsgEnter {
+			if tt.typ != proto.MsgEnter {
 				return
 			}
 			r := f.Room(t, f.Alice, "room", store.RoomPublic)
@@ -172,7 +173,7 @@ func TestPresenceText(t *testing.T) {
 				t.Fatal(err)
 			}
 			hist, _ := f.Chat.Messages(context.Background(), f.Bob, r.ID, 0, 0, 0)
-			if len(hist) != 1 || hist[0].Message != tt.want || hist[0].Type != store.MsgEnter {
+			if len(hist) != 1 || hist[0].Message != tt.want || hist[0].Type != proto.MsgEnter {
 				t.Fatalf("Join wrote %+v", hist)
 			}
 		})
@@ -187,7 +188,7 @@ func TestHistoryPaging(t *testing.T) {
 	ctx := context.Background()
 	var ids []int64
 	for i := range 250 {
-		ids = append(ids, f.Post(t, f.Alice, 1, store.MsgTalk, fmt.Sprint("m", i)).ID)
+		ids = append(ids, f.Post(t, f.Alice, 1, proto.MsgTalk, fmt.Sprint("m", i)).ID)
 	}
 	pageIDs := func(ms []store.StoredMessage) []int64 {
 		var out []int64
@@ -248,10 +249,10 @@ func TestSearchOnlyReadableRooms(t *testing.T) {
 	ctx := context.Background()
 	private := f.Room(t, f.Alice, "secret", store.RoomPrivate)
 	dm, _ := f.Chat.OpenDM(ctx, f.Alice, "carol")
-	pub := f.Post(t, f.Alice, 1, store.MsgTalk, "banana bread recipe")
-	priv := f.Post(t, f.Alice, private.ID, store.MsgTalk, "banana secret plan")
-	dmMsg := f.Post(t, f.Alice, dm.ID, store.MsgTalk, "banana for carol")
-	kor := f.Post(t, f.Bob, 1, store.MsgTalk, "서울에서 만나요")
+	pub := f.Post(t, f.Alice, 1, proto.MsgTalk, "banana bread recipe")
+	priv := f.Post(t, f.Alice, private.ID, proto.MsgTalk, "banana secret plan")
+	dmMsg := f.Post(t, f.Alice, dm.ID, proto.MsgTalk, "banana for carol")
+	kor := f.Post(t, f.Bob, 1, proto.MsgTalk, "서울에서 만나요")
 
 	tests := []struct {
 		name string
@@ -271,7 +272,7 @@ func TestSearchOnlyReadableRooms(t *testing.T) {
 		{"no hit", f.Bob, "kiwi", nil},
 		{"enter text not indexed", f.Bob, "joined", nil},
 	}
-	f.Post(t, f.Bob, 1, store.MsgEnter, "")
+	f.Post(t, f.Bob, 1, proto.MsgEnter, "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ms, err := f.Chat.Search(ctx, tt.u, tt.q)
@@ -301,10 +302,10 @@ func TestUnreadCounts(t *testing.T) {
 	}
 	var last store.StoredMessage
 	for i := range 3 {
-		last = f.Post(t, f.Bob, r.ID, store.MsgTalk, fmt.Sprint("hi ", i))
+		last = f.Post(t, f.Bob, r.ID, proto.MsgTalk, fmt.Sprint("hi ", i))
 	}
-	f.Post(t, f.Alice, r.ID, store.MsgTalk, "my own")
-	f.Post(t, f.Bob, r.ID, store.MsgLeave, "")
+	f.Post(t, f.Alice, r.ID, proto.MsgTalk, "my own")
+	f.Post(t, f.Bob, r.ID, proto.MsgLeave, "")
 
 	unread := func(u store.User) (int, bool) {
 		t.Helper()
@@ -395,7 +396,7 @@ func TestNotifications(t *testing.T) {
 	}
 
 	// Offline mention: stored, webhook POSTed, nothing live.
-	m := f.Post(t, f.Alice, 1, store.MsgTalk, "hey @bob and @alice and @nobody")
+	m := f.Post(t, f.Alice, 1, proto.MsgTalk, "hey @bob and @alice and @nobody")
 	select {
 	case b := <-hooks:
 		var n store.Notification
@@ -415,15 +416,15 @@ func TestNotifications(t *testing.T) {
 
 	// DM to offline carol.
 	dm, _ := f.Chat.OpenDM(ctx, f.Alice, "carol")
-	dmMsg := f.Post(t, f.Alice, dm.ID, store.MsgTalk, "psst @carol")
+	dmMsg := f.Post(t, f.Alice, dm.ID, proto.MsgTalk, "psst @carol")
 
 	// A mention in a private room bob cannot read notifies nobody.
 	priv := f.Room(t, f.Alice, "secret", store.RoomPrivate)
-	f.Post(t, f.Alice, priv.ID, store.MsgTalk, "@bob must not see this")
+	f.Post(t, f.Alice, priv.ID, proto.MsgTalk, "@bob must not see this")
 
 	// Online mention: live, not stored.
 	f.Rec.SetOnline("carol", true)
-	live := f.Post(t, f.Bob, 1, store.MsgTalk, "@carol you there?")
+	live := f.Post(t, f.Bob, 1, proto.MsgTalk, "@carol you there?")
 	got := f.Rec.Notifications()
 	if len(got) != 1 || got[0].User != "carol" || !bytes.Contains(got[0].Body, []byte(fmt.Sprintf(`"id":%d`, live.ID))) {
 		t.Fatalf("live notifications = %+v", got)
@@ -502,7 +503,7 @@ func TestRoomOperations(t *testing.T) {
 			t.Fatalf("second leave = %v", err)
 		}
 		hist, _ := f.Chat.Messages(ctx, f.Carol, r.ID, 0, 0, 0)
-		if len(hist) != 2 || hist[0].Type != store.MsgEnter || hist[1].Type != store.MsgLeave {
+		if len(hist) != 2 || hist[0].Type != proto.MsgEnter || hist[1].Type != proto.MsgLeave {
 			t.Fatalf("history %+v, want one ENTER and one LEAVE", hist)
 		}
 	})
@@ -556,7 +557,7 @@ func TestRoomOperations(t *testing.T) {
 	})
 
 	t.Run("guest posts in public", func(t *testing.T) {
-		m, err := f.Chat.Post(ctx, guest, chat.Input{Type: store.MsgTalk, RoomID: 1, Sender: "alice", Message: "hello"})
+		m, err := f.Chat.Post(ctx, guest, chat.Input{Type: proto.MsgTalk, RoomID: 1, Sender: "alice", Message: "hello"})
 		if err != nil || m.Sender != "visitor" {
 			t.Fatalf("guest post = %+v, %v", m, err)
 		}
@@ -595,9 +596,9 @@ func TestExportRoom(t *testing.T) {
 func TestRetention(t *testing.T) {
 	f := chattest.NewFixture(t, chat.LangEnglish)
 	ctx := context.Background()
-	f.Post(t, f.Alice, 1, store.MsgTalk, "old")
+	f.Post(t, f.Alice, 1, proto.MsgTalk, "old")
 	f.Clock.Advance(31 * 24 * time.Hour)
-	keep := f.Post(t, f.Alice, 1, store.MsgTalk, "new")
+	keep := f.Post(t, f.Alice, 1, proto.MsgTalk, "new")
 	if _, err := f.Chat.PurgeOlderThan(ctx, 0); !errors.Is(err, apperr.KindBadRequest) {
 		t.Fatalf("0 days = %v", err)
 	}
@@ -622,7 +623,7 @@ func TestChatConcurrentPosts(t *testing.T) {
 			u := users[g%len(users)]
 			var last int64
 			for i := range perSender {
-				m, err := f.Chat.Post(ctx, u, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: fmt.Sprint(g, "/", i)})
+				m, err := f.Chat.Post(ctx, u, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: fmt.Sprint(g, "/", i)})
 				if err != nil {
 					t.Error(err)
 					return
@@ -691,7 +692,7 @@ func TestRefusedSendDoesNotDisturbItsGroup(t *testing.T) {
 			if i%2 == 1 {
 				room = private.ID // bob is not a member: refused
 			}
-			_, errs[i] = f.Chat.Post(ctx, u, chat.Input{Type: store.MsgTalk, RoomID: room, Message: fmt.Sprint(i)})
+			_, errs[i] = f.Chat.Post(ctx, u, chat.Input{Type: proto.MsgTalk, RoomID: room, Message: fmt.Sprint(i)})
 		})
 	}
 	wg.Wait()
@@ -716,9 +717,9 @@ func TestDeletedUserKeepsMessages(t *testing.T) {
 	f := chattest.NewFixture(t, chat.LangEnglish)
 	ctx := context.Background()
 	r := f.Room(t, f.Bob, "bobs room", store.RoomPublic)
-	m := f.Post(t, f.Bob, r.ID, store.MsgTalk, "remember me @carol")
+	m := f.Post(t, f.Bob, r.ID, proto.MsgTalk, "remember me @carol")
 	dm, _ := f.Chat.OpenDM(ctx, f.Alice, "bob")
-	f.Post(t, f.Bob, dm.ID, store.MsgTalk, "dm text")
+	f.Post(t, f.Bob, dm.ID, proto.MsgTalk, "dm text")
 	if err := f.St.DeleteUser(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -754,7 +755,7 @@ func FuzzParseChatInput(f *testing.F) {
 			}
 			return
 		}
-		if in.RoomID <= 0 || (in.Type != store.MsgEnter && in.Type != store.MsgTalk && in.Type != store.MsgLeave) {
+		if in.RoomID <= 0 || (in.Type != proto.MsgEnter && in.Type != proto.MsgTalk && in.Type != proto.MsgLeave) {
 			t.Fatalf("accepted %+v from %q", in, body)
 		}
 	})
@@ -795,7 +796,7 @@ func TestInsertAsMember(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := store.StoredMessage{Type: store.MsgTalk, RoomID: tc.roomID, UserID: tc.u.ID, Sender: tc.u.Username, Message: "hello " + tc.name}
+			m := store.StoredMessage{Type: proto.MsgTalk, RoomID: tc.roomID, UserID: tc.u.ID, Sender: tc.u.Username, Message: "hello " + tc.name}
 			var stored bool
 			err := f.St.Write(ctx, func(tx *sql.Tx) error {
 				var err error

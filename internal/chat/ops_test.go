@@ -9,6 +9,7 @@ import (
 	"stompbox/internal/apperr"
 	"stompbox/internal/chat"
 	"stompbox/internal/chat/chattest"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"sync"
 	"testing"
@@ -22,9 +23,9 @@ func TestChatOpsRoundTrip(t *testing.T) {
 	name, topic, archived := "renamed", "a topic", true
 	tests := []store.Op{
 		&chat.MarkReadOp{RoomID: 3, UserID: 4, MessageID: 5},
-		&chat.PostOp{Type: store.MsgTalk, RoomID: 5, UserID: 2, Sender: "bob", Message: "hi @carol 👋", ReplyTo: 9, Files: []int64{3, 4},
+		&chat.PostOp{Type: proto.MsgTalk, RoomID: 5, UserID: 2, Sender: "bob", Message: "hi @carol 👋", ReplyTo: 9, Files: []int64{3, 4},
 			Mentions: []chat.PostMention{{UserID: 3, Username: "carol", Webhook: "https://example.test/hook"}}, Online: []string{"carol", "dave"}},
-		&chat.PostOp{Type: store.MsgEnter, RoomID: 1, UserID: 1, Sender: "alice", Message: "alice님이 입장하셨습니다."},
+		&chat.PostOp{Type: proto.MsgEnter, RoomID: 1, UserID: 1, Sender: "alice", Message: "alice님이 입장하셨습니다."},
 		&chat.RoomCreateOp{UserID: 2, Admin: true, Name: "team", Topic: "plans", Kind: store.RoomPrivate, MaxRooms: 200},
 		&chat.RoomUpdateOp{RoomID: 5, Update: store.RoomUpdate{Name: &name, Topic: &topic, Archived: &archived}},
 		&chat.RoomUpdateOp{RoomID: 5, Update: store.RoomUpdate{Topic: &topic}},
@@ -193,7 +194,7 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 		return r
 	}
 
-	hello := post(a.Alice, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "hello", DedupKey: "alice-1"})
+	hello := post(a.Alice, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: "hello", DedupKey: "alice-1"})
 	team := room(a.Bob, "team", store.RoomPublic)
 	secret := room(a.Bob, "secret", store.RoomPrivate)
 	if _, err := c.CreateRoom(ctx, a.Bob, chat.NewRoom{Name: "third"}); err == nil {
@@ -202,21 +203,21 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 	must("add carol", c.AddMember(ctx, a.Bob, secret.ID, "carol"))
 	must("join team", c.Join(ctx, a.Carol, team.ID))
 	// bob is online on a only, alice on neither: a live and a stored mention.
-	plan := post(a.Carol, chat.Input{Type: store.MsgTalk, RoomID: secret.ID, Message: "@bob @alice the plan"})
-	standup := post(a.Carol, chat.Input{Type: store.MsgTalk, RoomID: team.ID, Message: "@alice @bob standup?"})
-	post(a.Bob, chat.Input{Type: store.MsgTalk, RoomID: team.ID, Message: "yes", ReplyTo: standup.ID})
+	plan := post(a.Carol, chat.Input{Type: proto.MsgTalk, RoomID: secret.ID, Message: "@bob @alice the plan"})
+	standup := post(a.Carol, chat.Input{Type: proto.MsgTalk, RoomID: team.ID, Message: "@alice @bob standup?"})
+	post(a.Bob, chat.Input{Type: proto.MsgTalk, RoomID: team.ID, Message: "yes", ReplyTo: standup.ID})
 	// DM peers: bob online on a only, carol on b only.
 	dmBob, err := c.OpenDM(ctx, a.Alice, "bob")
 	must("dm bob", err)
 	dmCarol, err := c.OpenDM(ctx, a.Alice, "carol")
 	must("dm carol", err)
-	post(a.Alice, chat.Input{Type: store.MsgTalk, RoomID: dmBob.ID, Message: "psst"})
-	post(a.Alice, chat.Input{Type: store.MsgTalk, RoomID: dmCarol.ID, Message: "psst"})
+	post(a.Alice, chat.Input{Type: proto.MsgTalk, RoomID: dmBob.ID, Message: "psst"})
+	post(a.Alice, chat.Input{Type: proto.MsgTalk, RoomID: dmCarol.ID, Message: "psst"})
 	if _, err := c.OpenDM(ctx, a.Bob, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	withFile := post(a.Carol, chat.Input{Type: store.MsgTalk, RoomID: 1, Message: "see file", Attachments: []int64{uploads[0]}})
-	post(a.Carol, chat.Input{Type: store.MsgTalk, RoomID: 1, Attachments: []int64{uploads[1]}})
+	withFile := post(a.Carol, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: "see file", Attachments: []int64{uploads[0]}})
+	post(a.Carol, chat.Input{Type: proto.MsgTalk, RoomID: 1, Attachments: []int64{uploads[1]}})
 	topic := "weekly plans"
 	_, err = c.UpdateRoom(ctx, a.Bob, team.ID, store.RoomUpdate{Topic: &topic})
 	must("update", err)
@@ -238,7 +239,7 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 	must("delete hello", c.Delete(ctx, a.Alice, 1, hello.ID))
 	must("add alice", c.AddMember(ctx, a.Carol, secret.ID, "alice"))
 	must("leave", c.Leave(ctx, a.Carol, secret.ID))
-	post(a.Bob, chat.Input{Type: store.MsgLeave, RoomID: team.ID})
+	post(a.Bob, chat.Input{Type: proto.MsgLeave, RoomID: team.ID})
 
 	for _, k := range chatOpKinds {
 		if rep.kinds[k] == 0 {

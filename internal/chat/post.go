@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"stompbox/internal/apperr"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 )
 
@@ -36,7 +37,7 @@ func (c *Service) store(ctx context.Context, m store.StoredMessage, mentions []n
 			op.Online = append(op.Online, t.username)
 		}
 	}
-	if c.St.Replicated() && m.Type == store.MsgTalk {
+	if c.St.Replicated() && m.Type == proto.MsgTalk {
 		// The peer is read before the write, so the membership may change
 		// in between; a peer who left gets no notification either way
 		// (Apply reads the members again), and one who joined is offline.
@@ -148,7 +149,7 @@ func (o *PostOp) Apply(e *store.Tx) error {
 			return err
 		}
 	}
-	if r.Kind == store.RoomDM && m.Type == store.MsgTalk {
+	if r.Kind == store.RoomDM && m.Type == proto.MsgTalk {
 		peers, err := e.DmPeers(m.RoomID, m.UserID)
 		if err != nil {
 			return err
@@ -170,7 +171,7 @@ func (o *PostOp) Apply(e *store.Tx) error {
 	if err := e.AttachFiles(m, o.Files); err != nil {
 		return err
 	}
-	if r.Kind == store.RoomPublic && !r.Member && m.Type != store.MsgLeave {
+	if r.Kind == store.RoomPublic && !r.Member && m.Type != proto.MsgLeave {
 		if _, err := e.Join(m.RoomID, m.UserID); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"stompbox/internal/apperr"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"strings"
 	"unicode"
@@ -171,7 +172,7 @@ func (c *Service) Join(ctx context.Context, u store.User, roomID int64) error {
 	if r.Archived {
 		return apperr.ErrRoomArchived
 	}
-	m := store.StoredMessage{Type: store.MsgEnter, RoomID: r.ID, Sender: u.Username, UserID: u.ID, Message: presenceText(c.lang, store.MsgEnter, u.Username)}
+	m := store.StoredMessage{Type: proto.MsgEnter, RoomID: r.ID, Sender: u.Username, UserID: u.ID, Message: presenceText(c.lang, proto.MsgEnter, u.Username)}
 	_, err = c.store(ctx, m, nil, nil, "") // an ENTER by a non-member of a public room joins
 	return err
 }
@@ -199,7 +200,7 @@ func (c *Service) AddMember(ctx context.Context, u store.User, roomID int64, nam
 	if other.IsGuest && r.Kind == store.RoomPrivate {
 		return apperr.New(apperr.KindForbidden, "guests cannot join private rooms")
 	}
-	op := &RoomAddMemberOp{RoomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, store.MsgEnter, other.Username)}}
+	op := &RoomAddMemberOp{RoomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, proto.MsgEnter, other.Username)}}
 	if err := c.St.Run(ctx, op); err != nil {
 		return fmt.Errorf("add member: %w", err)
 	}
@@ -216,7 +217,7 @@ func (c *Service) Leave(ctx context.Context, u store.User, roomID int64) error {
 	if !member {
 		return apperr.ErrNotMember
 	}
-	op := &RoomLeaveOp{RoomPresence{RoomID: r.ID, UserID: u.ID, Username: u.Username, Message: presenceText(c.lang, store.MsgLeave, u.Username)}}
+	op := &RoomLeaveOp{RoomPresence{RoomID: r.ID, UserID: u.ID, Username: u.Username, Message: presenceText(c.lang, proto.MsgLeave, u.Username)}}
 	if err := c.St.Run(ctx, op); err != nil {
 		return fmt.Errorf("leave room %d: %w", roomID, err)
 	}
@@ -480,7 +481,7 @@ func (o *RoomAddMemberOp) Apply(e *store.Tx) (err error) {
 	if o.changed, err = e.Join(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
 	}
-	return o.store(e, store.MsgEnter)
+	return o.store(e, proto.MsgEnter)
 }
 
 // RoomLeaveOp ends a membership and posts the LEAVE (Leave). Leaving a
@@ -494,7 +495,7 @@ func (o *RoomLeaveOp) Apply(e *store.Tx) (err error) {
 	if o.changed, err = e.Leave(o.RoomID, o.UserID); err != nil || !o.changed {
 		return err
 	}
-	return o.store(e, store.MsgLeave)
+	return o.store(e, proto.MsgLeave)
 }
 
 // DmOpenOp finds or creates the DM room of two users and makes both

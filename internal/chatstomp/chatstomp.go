@@ -10,6 +10,7 @@ import (
 	"stompbox/internal/auth"
 	"stompbox/internal/broker"
 	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"stompbox/internal/transport"
@@ -19,7 +20,7 @@ import (
 
 // Chat destinations beyond the room topic (roomDestinationPrefix).
 const (
-	ErrorsDest        = "/user/queue/errors"        // refused SENDs, for senders subscribed to it
+	ErrorsDest            = "/user/queue/errors"        // refused SENDs, for senders subscribed to it
 	chatNotificationsDest = "/user/queue/notifications" // mentions and DMs stored while the user was away
 	replayPage            = 200                         // messages per store read while replaying since-id
 )
@@ -52,8 +53,8 @@ func (c *Glue) Attach(b *broker.Broker, svc *chat.Service) {
 	b.Handle("/chat/edit", c.handleChange(c.edit))
 	b.Handle("/chat/delete", c.handleChange(c.delete))
 	b.Handle("/chat/react", c.handleChange(c.react))
-	b.OnSubscribe(chat.RoomDestinationPrefix, c.onRoomSubscribe)
-	b.OnSend(chat.RoomDestinationPrefix, c.onRoomSend)
+	b.OnSubscribe(proto.RoomDestinationPrefix, c.onRoomSubscribe)
+	b.OnSend(proto.RoomDestinationPrefix, c.onRoomSend)
 	b.OnSubscribe(chatNotificationsDest, c.onNotificationsSubscribe)
 	b.OnUnsubscribe(c.onUnsubscribe)
 	b.OnRemotePresence(c.onRemotePresence)
@@ -208,7 +209,7 @@ func (c *Glue) handleTyping(ctx context.Context, req *broker.AppRequest) error {
 		return req.Refuse(asSTOMPError(err), ErrorsDest, apperr.RefusedSendJSON(err, req.Destination, req.Frame.Value(stomp.HdrReceipt)))
 	}
 	body, _ := json.Marshal(map[string]string{"user": u.Username, "displayName": u.DisplayName})
-	return c.b.Publish(chat.RoomDestination(in.RoomID)+chat.TypingSuffix, jsonHeaders, body, 0)
+	return c.b.Publish(proto.RoomDestination(in.RoomID)+chat.TypingSuffix, jsonHeaders, body, 0)
 }
 
 var jsonHeaders = []stomp.Header{{Key: stomp.HdrContentType, Value: "application/json"}}
@@ -322,7 +323,7 @@ func (c *Glue) join(room int64, user string) {
 	m[user]++
 	changed := m[user] == 1
 	if changed {
-		c.b.NotePresence(chat.RoomDestination(room)+chat.PresenceSuffix, user, true)
+		c.b.NotePresence(proto.RoomDestination(room)+chat.PresenceSuffix, user, true)
 	}
 	c.mu.Unlock()
 	if changed {
@@ -339,7 +340,7 @@ func (c *Glue) leave(room int64, user string) {
 		if m[user] == 0 {
 			delete(m, user)
 			changed = true
-			c.b.NotePresence(chat.RoomDestination(room)+chat.PresenceSuffix, user, false)
+			c.b.NotePresence(proto.RoomDestination(room)+chat.PresenceSuffix, user, false)
 		}
 	}
 	if len(m) == 0 {
@@ -354,7 +355,7 @@ func (c *Glue) leave(room int64, user string) {
 // presenceJSON is {"online":[names…]} for a room, sorted: the users here
 // and, in a cluster, those on the other live nodes.
 func (c *Glue) presenceJSON(room int64) []byte {
-	remote := c.b.RemotePresence(chat.RoomDestination(room) + chat.PresenceSuffix)
+	remote := c.b.RemotePresence(proto.RoomDestination(room) + chat.PresenceSuffix)
 	c.mu.Lock()
 	online := make([]string, 0, len(c.presence[room])+len(remote))
 	for u := range c.presence[room] {
@@ -380,14 +381,14 @@ func (c *Glue) onRemotePresence(dest string) {
 // presence on this node only: every node sends its own subscribers its own
 // merged view, so a list is never delivered twice.
 func (c *Glue) publishPresence(room int64) {
-	dest := chat.RoomDestination(room) + chat.PresenceSuffix
+	dest := proto.RoomDestination(room) + chat.PresenceSuffix
 	c.b.PublishLocal(dest, jsonHeaders, c.presenceJSON(room))
 }
 
 // DeliverRoom is the chat service's Deliver: it publishes a stored message to
 // its room. It runs on the store's writer goroutine and never blocks.
 func (c *Glue) DeliverRoom(roomID, msgID int64, msg []byte) {
-	c.b.Publish(chat.RoomDestination(roomID), jsonHeaders, msg, msgID)
+	c.b.Publish(proto.RoomDestination(roomID), jsonHeaders, msg, msgID)
 }
 
 // NotifyUser is the chat service's Notify.

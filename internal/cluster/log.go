@@ -9,6 +9,7 @@ import (
 	"slices"
 	"stompbox/internal/apperr"
 	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"strconv"
 	"sync"
@@ -441,32 +442,9 @@ func (l *Log) WaitCaughtUp(ctx context.Context) {
 	}
 }
 
-// Status is the log as this node sees it.
-type Status struct {
-	Node     string       `json:"node"`
-	Applied  uint64       `json:"applied"`          // last log entry this node's database holds
-	LogEnd   uint64       `json:"logEnd"`           // last entry of the log
-	Behind   uint64       `json:"behind"`           // LogEnd - Applied
-	Replicas int          `json:"replicas"`         // copies of each entry
-	Leader   string       `json:"leader"`           // the node that orders the log now
-	Failed   int64        `json:"failed"`           // ops that failed here with an internal error
-	Nodes    []string     `json:"nodes,omitempty"`  // JetStream servers of the cluster (embedded NATS only)
-	Routes   int          `json:"routes,omitempty"` // route connections this node's NATS has
-	Peers    []peerStatus `json:"peers"`            // the nodes that keep the log
-}
-
-// peerStatus is one copy of the log.
-type peerStatus struct {
-	Name    string  `json:"name"`
-	Current bool    `json:"current"` // caught up with the leader
-	Offline bool    `json:"offline"`
-	LagOps  uint64  `json:"lag"`     // entries behind the leader
-	SeenAgo float64 `json:"seenAgo"` // seconds since the leader heard from it
-}
-
 // Status reads the stream's state and this node's position.
-func (l *Log) Status(ctx context.Context) (Status, error) {
-	st := Status{Node: l.node, Applied: l.Applied.Load(), Replicas: l.replicas, Failed: l.failed.Load()}
+func (l *Log) Status(ctx context.Context) (proto.ClusterStatus, error) {
+	st := proto.ClusterStatus{Node: l.node, Applied: l.Applied.Load(), Replicas: l.replicas, Failed: l.failed.Load()}
 	if ns := l.ns; ns != nil {
 		st.Nodes = JetStreamNodes(ns)
 		st.Routes = ns.NumRoutes()
@@ -484,10 +462,10 @@ func (l *Log) Status(ctx context.Context) (Status, error) {
 	if c := info.Cluster; c != nil {
 		st.Leader = c.Leader
 		if c.Leader != "" {
-			st.Peers = append(st.Peers, peerStatus{Name: c.Leader, Current: true})
+			st.Peers = append(st.Peers, proto.ClusterPeer{Name: c.Leader, Current: true})
 		}
 		for _, r := range c.Replicas {
-			st.Peers = append(st.Peers, peerStatus{Name: r.Name, Current: r.Current, Offline: r.Offline, LagOps: r.Lag, SeenAgo: r.Active.Seconds()})
+			st.Peers = append(st.Peers, proto.ClusterPeer{Name: r.Name, Current: r.Current, Offline: r.Offline, LagOps: r.Lag, SeenAgo: r.Active.Seconds()})
 		}
 	}
 	return st, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"stompbox/internal/apperr"
+	"stompbox/internal/proto"
 	"strconv"
 	"strings"
 	"time"
@@ -239,7 +240,7 @@ func (s *Store) withAttachments(ctx context.Context, ms []StoredMessage) error {
 	}
 	ids := make([]int64, 0, len(ms))
 	for _, m := range ms {
-		if m.Type == MsgTalk {
+		if m.Type == proto.MsgTalk {
 			ids = append(ids, m.ID)
 		}
 	}

@@ -7,21 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"stompbox/internal/proto"
 	"strings"
 	"time"
 )
-
-// Message types, as in the Spring chat examples' ChatMessage.MessageType
-// and in messages.type.
-const (
-	MsgEnter = "ENTER"
-	MsgTalk  = "TALK"
-	MsgLeave = "LEAVE"
-)
-
-// jsonTimeFormat is RFC 3339 in UTC with fixed milliseconds: the precision
-// we store, and a fixed width that sorts as text.
-const jsonTimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // StoredMessage is a chat message as stored and as published to
 // /sub/chat/room/{roomId}:
@@ -68,14 +57,10 @@ type Reaction struct {
 	Users []string `json:"users"`
 }
 
-// MessageJSON is the wire form of storedMessage.
+// MessageJSON is the wire form of StoredMessage: the fields every client
+// reads (proto.ChatMessage) and what the page shows besides.
 type MessageJSON struct {
-	ID        int64       `json:"id"`
-	Type      string      `json:"type"`
-	RoomID    int64       `json:"roomId"`
-	Sender    string      `json:"sender"`
-	Message   string      `json:"message"`
-	CreatedAt string      `json:"createdAt"`
+	proto.ChatMessage
 	EditedAt  string      `json:"editedAt,omitempty"`
 	Deleted   bool        `json:"deleted,omitempty"`
 	ReplyTo   int64       `json:"replyTo,omitempty"`
@@ -90,14 +75,15 @@ func FormatJSONTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(jsonTimeFormat)
+	return t.UTC().Format(proto.TimeFormat)
 }
 
 func (m StoredMessage) MarshalJSON() ([]byte, error) {
 	return json.Marshal(MessageJSON{
-		ID: m.ID, Type: m.Type, RoomID: m.RoomID, Sender: m.Sender, Message: m.Message,
-		CreatedAt: m.CreatedAt.UTC().Format(jsonTimeFormat), EditedAt: FormatJSONTime(m.EditedAt),
-		Deleted: m.Deleted, ReplyTo: m.ReplyTo, Reply: m.Reply, Reactions: m.Reactions, Attachments: m.Attachments,
+		ChatMessage: proto.ChatMessage{ID: m.ID, Type: m.Type, RoomID: m.RoomID, Sender: m.Sender, Message: m.Message,
+			CreatedAt: m.CreatedAt.UTC().Format(proto.TimeFormat)},
+		EditedAt: FormatJSONTime(m.EditedAt),
+		Deleted:  m.Deleted, ReplyTo: m.ReplyTo, Reply: m.Reply, Reactions: m.Reactions, Attachments: m.Attachments,
 	})
 }
 

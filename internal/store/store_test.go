@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"stompbox/internal/proto"
 	"strings"
 	"sync"
 	"testing"
@@ -223,7 +224,7 @@ func TestStoreMigrationsIdempotent(t *testing.T) {
 
 // insertTestMessage stores one TALK message through the writer.
 func insertTestMessage(ctx context.Context, s *Store, roomID int64, body string) (StoredMessage, error) {
-	m := StoredMessage{Type: MsgTalk, RoomID: roomID, Sender: "t", Message: body}
+	m := StoredMessage{Type: proto.MsgTalk, RoomID: roomID, Sender: "t", Message: body}
 	err := s.Write(ctx, func(tx *sql.Tx) error { return s.InsertMessageTx(ctx, tx, &m, s.NowMS()) }, nil)
 	return m, err
 }
@@ -240,7 +241,7 @@ func TestStoreConcurrentWriters(t *testing.T) {
 	for g := range senders {
 		wg.Go(func() {
 			for i := range perSender {
-				m := StoredMessage{Type: MsgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprintf("g%d m%d", g, i)}
+				m := StoredMessage{Type: proto.MsgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprintf("g%d m%d", g, i)}
 				err := s.Write(ctx, func(tx *sql.Tx) error { return s.InsertMessageTx(ctx, tx, &m, s.NowMS()) }, func() {
 					mu.Lock()
 					committed = append(committed, m.ID)
@@ -307,7 +308,7 @@ func TestStoreGroupFailureIsolated(t *testing.T) {
 				if i == 2 {
 					return errBoom
 				}
-				bodies[i] = StoredMessage{Type: MsgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprint(i)}
+				bodies[i] = StoredMessage{Type: proto.MsgTalk, RoomID: 1, Sender: "t", Message: fmt.Sprint(i)}
 				return s.InsertMessageTx(ctx, tx, &bodies[i], s.NowMS())
 			}, nil)
 		})

@@ -6,6 +6,7 @@ package storetest
 import (
 	"context"
 	"database/sql"
+	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"sync"
 	"testing"
@@ -60,7 +61,7 @@ func Open(t testing.TB, clock *Clock) *store.Store {
 // InsertMessage stores a TALK message from "t" in roomID straight
 // through the store's writer, without the chat service.
 func InsertMessage(ctx context.Context, s *store.Store, roomID int64, body string) (store.StoredMessage, error) {
-	m := store.StoredMessage{Type: store.MsgTalk, RoomID: roomID, Sender: "t", Message: body}
+	m := store.StoredMessage{Type: proto.MsgTalk, RoomID: roomID, Sender: "t", Message: body}
 	err := s.Write(ctx, func(tx *sql.Tx) error { return s.InsertMessageTx(ctx, tx, &m, s.NowMS()) }, nil)
 	return m, err
 }

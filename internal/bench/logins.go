@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 //
 // The server must allow that many connections from one address
 // (-max-conns-per-ip 0 or more than -conns).
-func runLogins(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, progress io.Writer) error {
+func runLogins(ctx context.Context, cfg Config, d *dialer, r *benchReport, progress io.Writer) error {
 	if cfg.Login == "" || cfg.Passcode == "" {
 		return errors.New("bench logins: give -login and -passcode of an existing account")
 	}
@@ -28,12 +28,12 @@ func runLogins(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	meter := startServerMeter(cfg.PID)
-	connect := cfg.connectFrame()
+	connect := cfg.ConnectFrame()
 
 	var (
 		mu       sync.Mutex
 		waits    []time.Duration // of those that got CONNECTED
-		conns    []*benchConn
+		conns    []*Conn
 		busy     int
 		failed   int
 		firstErr error
@@ -68,7 +68,7 @@ func runLogins(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 	close(start)
 	wg.Wait()
 	meter.report(r)
-	closeAll(conns)
+	CloseAll(conns)
 
 	slices.Sort(waits)
 	r.add("connected", len(waits))

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -25,8 +25,8 @@ const (
 // fanoutSub is one subscriber's state. Its reader goroutine owns seq; the
 // publisher reads got and dead to bound how far ahead it runs.
 type fanoutSub struct {
-	c        *benchConn
-	seq      *seqTracker
+	c        *Conn
+	seq      *SeqTracker
 	got      atomic.Int64 // distinct messages received
 	received atomic.Int64 // every MESSAGE, duplicates included
 	last     atomic.Int64 // Unix ns of the last MESSAGE
@@ -36,15 +36,15 @@ type fanoutSub struct {
 
 // runFanout: one publisher, cfg.Subs subscribers of cfg.Dest, cfg.Count
 // messages of cfg.Size bytes.
-func runFanout(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, progress io.Writer) error {
+func runFanout(ctx context.Context, cfg Config, d *dialer, r *benchReport, progress io.Writer) error {
 	r.add("subs", cfg.Subs)
 	r.add("size", cfg.Size)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
-	connect := cfg.connectFrame()
+	connect := cfg.ConnectFrame()
 	subs := make([]*fanoutSub, cfg.Subs)
-	var conns []*benchConn
-	defer func() { closeAll(conns) }()
+	var conns []*Conn
+	defer func() { CloseAll(conns) }()
 	if len(cfg.SubURLs) == 0 {
 		cfg.SubURLs = []string{cfg.URL}
 	}
@@ -54,12 +54,12 @@ func runFanout(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 		from, to := k*cfg.Subs/len(cfg.SubURLs), (k+1)*cfg.Subs/len(cfg.SubURLs)
 		sd := d
 		if u != cfg.URL {
-			sd = newDialer(u, cfg.WSPath, cfg.SockJSPath, cfg.Transport)
+			sd = NewDialer(u, cfg.WSPath, cfg.SockJSPath, cfg.Transport)
 			defer sd.closeIdle()
 		}
-		cs, failed, err := dialMany(ctx, sd, to-from, nil, connect, func(i int, c *benchConn) error {
-			subs[from+i] = &fanoutSub{c: c, seq: newSeqTracker(cfg.Count)}
-			return subscribe(ctx, c, "0", cfg.Dest)
+		cs, failed, err := DialMany(ctx, sd, to-from, nil, connect, func(i int, c *Conn) error {
+			subs[from+i] = &fanoutSub{c: c, seq: NewSeqTracker(cfg.Count)}
+			return Subscribe(ctx, c, "0", cfg.Dest)
 		})
 		conns = append(conns, cs...)
 		if err != nil {
@@ -72,11 +72,11 @@ func runFanout(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 	}
 	pd := d
 	if cfg.PubURL != "" && cfg.PubURL != cfg.URL {
-		pd = newDialer(cfg.PubURL, cfg.WSPath, cfg.SockJSPath, cmp.Or(cfg.PubTransport, cfg.Transport))
+		pd = NewDialer(cfg.PubURL, cfg.WSPath, cfg.SockJSPath, cmp.Or(cfg.PubTransport, cfg.Transport))
 		defer pd.closeIdle()
 		r.add("pub_url", cfg.PubURL)
 	} else if cfg.PubTransport != "" && cfg.PubTransport != cfg.Transport {
-		pd = newDialer(cfg.URL, cfg.WSPath, cfg.SockJSPath, cfg.PubTransport)
+		pd = NewDialer(cfg.URL, cfg.WSPath, cfg.SockJSPath, cfg.PubTransport)
 		defer pd.closeIdle()
 		r.add("pub_transport", cfg.PubTransport)
 	}
@@ -126,7 +126,7 @@ func runFanout(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 	}
 	meter.report(r)
 	cancel()
-	closeAll(conns)
+	CloseAll(conns)
 	conns = nil
 	readers.Wait()
 
@@ -134,9 +134,9 @@ func runFanout(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, 
 	var last int64
 	for _, s := range subs {
 		delivered += s.received.Load()
-		lost += int64(sent - s.seq.distinct)
-		dup += int64(s.seq.dup)
-		ooo += int64(s.seq.ooo)
+		lost += int64(sent - s.seq.Distinct)
+		dup += int64(s.seq.Dup)
+		ooo += int64(s.seq.Ooo)
 		last = max(last, s.last.Load())
 		if s.err != nil {
 			dead++
@@ -196,7 +196,7 @@ func (s *fanoutSub) readLoop(ctx context.Context, key int, hist *shardedHist) {
 		if n, ok := f.number(hdrBenchSeq); ok && n <= math.MaxInt32 {
 			seq = int(n)
 		}
-		if s.seq.observe(seq) {
+		if s.seq.Observe(seq) {
 			s.got.Add(1)
 		}
 		if ts, ok := f.number(hdrBenchTS); ok {
@@ -209,7 +209,7 @@ func (s *fanoutSub) readLoop(ctx context.Context, key int, hist *shardedHist) {
 // cfg.Window and at most two windows unconfirmed, pacing to cfg.Rate and
 // waiting whenever the slowest live subscriber is cfg.MaxLag behind. It
 // returns how many it sent.
-func publishFanout(ctx context.Context, cfg benchConfig, pub *benchConn, subs []*fanoutSub) (int, error) {
+func publishFanout(ctx context.Context, cfg Config, pub *Conn, subs []*fanoutSub) (int, error) {
 	receipts := make(chan error, 4)
 	go func() { // the publisher's reader: RECEIPTs, or the ERROR that ends it
 		for {

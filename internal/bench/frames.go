@@ -1,11 +1,11 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"context"
 	"math"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
-	"stompbox/internal/store"
 )
 
 // benchFrame is a frame as the load tool's readers need it. A MESSAGE is a
@@ -41,7 +41,7 @@ func (f *benchFrame) number(key string) (int64, bool) {
 // scanned in place; anything else, a frame split across chunks included,
 // goes through the codec's parser, and the fast path resumes once the
 // parser holds nothing. Only the connection's reader calls it.
-func (c *benchConn) next(ctx context.Context) (benchFrame, error) {
+func (c *Conn) next(ctx context.Context) (benchFrame, error) {
 	for {
 		if len(c.p.Buf) == 0 {
 			c.pend = skipEOLs(c.pend)
@@ -78,7 +78,7 @@ func (c *benchConn) next(ctx context.Context) (benchFrame, error) {
 
 // read returns the next frame decoded in full, for readers off the hot path
 // (CONNECTED, RECEIPT, the idle check).
-func (c *benchConn) read(ctx context.Context) (*stomp.Frame, error) {
+func (c *Conn) read(ctx context.Context) (*stomp.Frame, error) {
 	f, err := c.next(ctx)
 	if err != nil || f.full != nil {
 		return f.full, err
@@ -165,7 +165,7 @@ func parseDigits(b []byte) (int64, bool) {
 // it needs no unescaping, and no other string in the message can hold the
 // key with its quotes unescaped.
 func benchTalkFields(body []byte) (sender, seq, ts int64, ok bool) {
-	if !bytes.Contains(body, []byte(`"type":"`+store.MsgTalk+`"`)) {
+	if !bytes.Contains(body, []byte(`"type":"`+proto.MsgTalk+`"`)) {
 		return 0, 0, 0, false
 	}
 	const key = `"message":"` + benchTalkPrefix

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -10,10 +10,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"stompbox/internal/auth"
-	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
-	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +30,7 @@ const (
 
 // roomsPerson is one connection of the rooms scenario.
 type roomsPerson struct {
-	c    *benchConn
+	c    *Conn
 	room int          // index into rooms
 	got  atomic.Int64 // distinct bench messages received, read by the drain loop
 
@@ -52,7 +50,7 @@ type roomsPerson struct {
 // HTTP API: register (whose cookie then authenticates the WebSocket and
 // SockJS requests, so no CONNECT hashes a password), POST /api/rooms as
 // the admin, POST /api/rooms/{id}/join.
-func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, progress io.Writer) error {
+func runRooms(ctx context.Context, cfg Config, d *dialer, r *benchReport, progress io.Writer) error {
 	users := cfg.Users
 	if users <= 0 || users > cfg.Conns {
 		users = cfg.Conns
@@ -74,7 +72,7 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 	// Connect and subscribe everybody before anyone talks.
 	people := make([]*roomsPerson, cfg.Conns)
 	roomSize := make([]int, cfg.Rooms)
-	connect := cfg.connectFrame()
+	connect := cfg.ConnectFrame()
 	connStart := time.Now()
 	// With -sub-urls (a cluster's nodes) connection i is on server i mod
 	// the count: each room's people are spread over the nodes, so most
@@ -86,25 +84,25 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 		r.add("servers", len(urls))
 	}
 	var (
-		conns  []*benchConn
+		conns  []*Conn
 		failed int
 	)
-	defer func() { closeAll(conns) }()
+	defer func() { CloseAll(conns) }()
 	for k, u := range urls {
 		sd := d
 		if u != cfg.URL {
-			sd = newDialer(u, cfg.WSPath, cfg.SockJSPath, cfg.Transport)
+			sd = NewDialer(u, cfg.WSPath, cfg.SockJSPath, cfg.Transport)
 			defer sd.closeIdle()
 		}
 		n := (cfg.Conns - k + len(urls) - 1) / len(urls) // connections k, k+len, k+2·len, …
 		person := func(j int) int { return j*len(urls) + k }
-		var cs []*benchConn
+		var cs []*Conn
 		var f int
-		cs, f, err = dialMany(ctx, sd, n, func(j int) string { return cookies[person(j)%users] }, connect, func(j int, c *benchConn) error {
+		cs, f, err = DialMany(ctx, sd, n, func(j int) string { return cookies[person(j)%users] }, connect, func(j int, c *Conn) error {
 			i := person(j)
 			p := &roomsPerson{c: c, room: i / perRoom, seen: map[uint64]struct{}{}, highest: map[int]int{}}
 			people[i] = p
-			return subscribe(ctx, c, "0", chat.RoomDestination(roomIDs[p.room]))
+			return Subscribe(ctx, c, "0", proto.RoomDestination(roomIDs[p.room]))
 		})
 		conns = append(conns, cs...)
 		failed += f
@@ -167,7 +165,7 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 					sent.Add(1)
 				}
 				text := benchTalkPrefix + strconv.Itoa(i) + " " + strconv.Itoa(seq) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-				body, _ := json.Marshal(chat.Input{Type: store.MsgTalk, RoomID: roomID, Message: text})
+				body, _ := json.Marshal(proto.ChatPost{Type: proto.MsgTalk, RoomID: roomID, Message: text})
 				f.Headers = append(f.Headers[:0], stomp.Header{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, stomp.Header{Key: stomp.HdrContentType, Value: "application/json"},
 					stomp.Header{Key: stomp.HdrReceipt, Value: "t" + strconv.Itoa(seq)})
 				f.Body = body
@@ -207,7 +205,7 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 		time.Sleep(20 * time.Millisecond)
 	}
 	meter.report(r)
-	var storeAfter *storeStatsJSON
+	var storeAfter *proto.StoreStats
 	if storeErr == nil {
 		storeAfter, storeErr = api.storeStats(ctx, setup.admin)
 	}
@@ -217,7 +215,7 @@ func runRooms(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, p
 		fmt.Fprintf(progress, "bench: no store figures: %v\n", storeErr)
 	}
 	rcancel()
-	closeAll(conns)
+	CloseAll(conns)
 	conns = nil
 	readers.Wait()
 
@@ -418,7 +416,7 @@ func (a *benchAPI) post(ctx context.Context, cookie, path string, body, out any)
 		}
 	}
 	for _, c := range resp.Cookies() {
-		if c.Name == auth.CookieName {
+		if c.Name == proto.SessionCookieName {
 			return c.Name + "=" + c.Value, resp.StatusCode, nil
 		}
 	}
@@ -464,7 +462,7 @@ func parallel(ctx context.Context, n, width int, f func(i int) error) error {
 
 // storeStats reads the server's database writer figures from GET
 // /api/admin/stats, as the administrator.
-func (a *benchAPI) storeStats(ctx context.Context, admin string) (*storeStatsJSON, error) {
+func (a *benchAPI) storeStats(ctx context.Context, admin string) (*proto.StoreStats, error) {
 	st, err := a.stats(ctx, admin)
 	if err != nil {
 		return nil, err
@@ -480,7 +478,7 @@ func (a *benchAPI) storeStats(ctx context.Context, admin string) (*storeStatsJSO
 // fsync included. Set against p50_ms and p99_ms, it tells how much of the
 // end-to-end latency is the store (disk and writer queue) and how much is
 // the network, the scheduler and the two processes sharing the cores.
-func reportStoreWindow(r *benchReport, before, after *storeStatsJSON) {
+func reportStoreWindow(r *benchReport, before, after *proto.StoreStats) {
 	commits, writes := after.Transactions-before.Transactions, after.Writes-before.Writes
 	r.add("store_writes", writes)
 	r.add("store_commits", commits)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -18,22 +18,22 @@ const benchIdleSettle = 2 * time.Second
 // cfg.Dest, holds them cfg.Hold, and reports the server's RSS per
 // connection. At the end one message is published to cfg.Dest: every
 // connection still held must receive it, which proves they all survived.
-func runIdle(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, progress io.Writer) error {
+func runIdle(ctx context.Context, cfg Config, d *dialer, r *benchReport, progress io.Writer) error {
 	r.add("conns", cfg.Conns)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	meter := startServerMeter(cfg.PID)
 	before := meter.start
-	connect := cfg.connectFrame()
+	connect := cfg.ConnectFrame()
 	start := time.Now()
 	// Connection 0 is the publisher of the final check; 1..Conns are idle.
-	conns, failed, err := dialMany(ctx, d, cfg.Conns+1, nil, connect, func(i int, c *benchConn) error {
+	conns, failed, err := DialMany(ctx, d, cfg.Conns+1, nil, connect, func(i int, c *Conn) error {
 		if i == 0 {
 			return nil
 		}
-		return subscribe(ctx, c, "0", cfg.Dest)
+		return Subscribe(ctx, c, "0", cfg.Dest)
 	})
-	defer func() { closeAll(conns) }()
+	defer func() { CloseAll(conns) }()
 	r.add("connect_s", time.Since(start).Seconds())
 	r.add("connect_failed", failed)
 	if err != nil {
@@ -105,7 +105,7 @@ func runIdle(ctx context.Context, cfg benchConfig, d *dialer, r *benchReport, pr
 	}
 	meter.report(r)
 	rcancel()
-	closeAll(conns)
+	CloseAll(conns)
 	conns = nil
 	readers.Wait()
 	r.add("held", held)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -8,10 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"stompbox/internal/chat"
 	"stompbox/internal/latency"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
-	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,13 +53,13 @@ const (
 
 // soakTransports are the transports the soak mixes: connection i uses
 // soakTransports[i%3].
-var soakTransports = [...]string{benchWS, benchSockJSWS, benchSockJSXHR}
+var soakTransports = [...]string{WS, SockJSWS, SockJSXHR}
 
-// benchMixed is the soak's transport in its report: all of them.
-const benchMixed = "mixed"
+// Mixed is the soak's transport in its report: all of them.
+const Mixed = "mixed"
 
 // soakDefaults sets the soak's own defaults for the flags not given.
-func (c *benchConfig) soakDefaults(given map[string]bool) {
+func (c *Config) soakDefaults(given map[string]bool) {
 	set := func(name string, apply func()) {
 		if !given[name] {
 			apply()
@@ -73,11 +72,11 @@ func (c *benchConfig) soakDefaults(given map[string]bool) {
 	set("interval", func() { c.Interval = benchSoakInterval })
 	set("subs", func() { c.Subs = benchSoakSubs })
 	set("rate", func() { c.Rate = benchSoakRate })
-	c.Transport = benchMixed
+	c.Transport = Mixed
 }
 
 // validateSoak checks the soak's bounds.
-func (c *benchConfig) validateSoak() error {
+func (c *Config) validateSoak() error {
 	switch {
 	case c.PID <= 0:
 		return errors.New("bench: soak needs -pid, the server's process, for its RSS")
@@ -102,7 +101,7 @@ func (c *benchConfig) validateSoak() error {
 // receiver's trackers sit under that receiver's mutex, so the sampler can
 // read them while the readers write.
 type soakRun struct {
-	cfg     benchConfig
+	cfg     Config
 	dialers [len(soakTransports)]*dialer
 	setup   *roomsSetup
 	users   int
@@ -148,7 +147,7 @@ type soakRoom struct {
 // soakPerson is one stable chat connection. Its reader goroutine writes
 // the trackers under mu; the sampler reads them under mu.
 type soakPerson struct {
-	c     *benchConn
+	c     *Conn
 	index int
 	room  *soakRoom
 	pos   int          // index in room.members
@@ -156,17 +155,17 @@ type soakPerson struct {
 	dead  atomic.Bool  // the server ended the connection before the run did
 
 	mu    sync.Mutex
-	from  []*seqTracker // per room member, by position: that member's sequence numbers seen here
-	churn *seqTracker   // churn cycle numbers seen here
+	from  []*SeqTracker // per room member, by position: that member's sequence numbers seen here
+	churn *SeqTracker   // churn cycle numbers seen here
 }
 
 // soakSub is one subscriber of the fan-out trickle.
 type soakSub struct {
-	c    *benchConn
+	c    *Conn
 	dead atomic.Bool
 
 	mu  sync.Mutex
-	seq *seqTracker
+	seq *SeqTracker
 }
 
 // runSoak runs the soak: cfg.Conns chat people in cfg.Rooms rooms through
@@ -177,10 +176,10 @@ type soakSub struct {
 // prints a sample line to cfg.Out; at the end r gets the summary and the
 // flatness verdict. Cancelling ctx ends the load early: the deliveries
 // are still drained and the summary made.
-func runSoak(ctx context.Context, cfg benchConfig, r *benchReport, progress io.Writer) error {
-	run := &soakRun{cfg: cfg, hist: &shardedHist{}, connect: cfg.connectFrame(), flood: bytes.Repeat([]byte("x"), benchSoakSlowFrame)}
+func runSoak(ctx context.Context, cfg Config, r *benchReport, progress io.Writer) error {
+	run := &soakRun{cfg: cfg, hist: &shardedHist{}, connect: cfg.ConnectFrame(), flood: bytes.Repeat([]byte("x"), benchSoakSlowFrame)}
 	for i, t := range soakTransports {
-		run.dialers[i] = newDialer(cfg.URL, cfg.WSPath, cfg.SockJSPath, t)
+		run.dialers[i] = NewDialer(cfg.URL, cfg.WSPath, cfg.SockJSPath, t)
 		defer run.dialers[i].closeIdle()
 	}
 	run.users = cfg.Users
@@ -264,7 +263,7 @@ func runSoak(ctx context.Context, cfg benchConfig, r *benchReport, progress io.W
 
 	// Sample until the load ends.
 	start := time.Now()
-	var samples []soakSample
+	var samples []SoakSample
 	total := &latency.Hist{}
 	mark := run.mark()
 	lastDelivered, lastAt := int64(0), start
@@ -275,17 +274,17 @@ func runSoak(ctx context.Context, cfg benchConfig, r *benchReport, progress io.W
 			continue
 		case <-tick.C:
 		}
-		s := soakSample{at: time.Since(start)}
+		s := SoakSample{At: time.Since(start)}
 		if ps, err := readProcStats(cfg.PID); err == nil {
-			s.rss = ps.RSS
+			s.Rss = ps.RSS
 		} else {
 			run.noteErr(&run.statsErrs, err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, benchWriteWait)
-		s.stats, err = api.stats(sctx, setup.admin)
+		s.Stats, err = api.stats(sctx, setup.admin)
 		cancel()
 		if err == nil {
-			s.ok = true
+			s.Ok = true
 		} else if loadCtx.Err() == nil {
 			run.noteErr(&run.statsErrs, err)
 		}
@@ -366,7 +365,7 @@ func runSoak(ctx context.Context, cfg benchConfig, r *benchReport, progress io.W
 	r.add("send_errors", run.sendErrs.Load())
 	r.add("stats_errors", run.statsErrs.Load())
 	r.add("errors", run.errs.Load())
-	flat, why := soakVerdict(samples)
+	flat, why := SoakVerdict(samples)
 	r.add("flat", flat)
 	if why != "" {
 		fmt.Fprintf(progress, "bench: not flat: %s\n", why)
@@ -411,7 +410,7 @@ func (run *soakRun) dialStable(ctx context.Context) error {
 	run.people = make([]*soakPerson, cfg.Conns)
 	for i := range run.people {
 		rm := run.rooms[i/run.setup.perRoom]
-		p := &soakPerson{index: i, room: rm, pos: len(rm.members), churn: newSeqTracker(0)}
+		p := &soakPerson{index: i, room: rm, pos: len(rm.members), churn: NewSeqTracker(0)}
 		rm.members = append(rm.members, p)
 		run.people[i] = p
 	}
@@ -420,15 +419,15 @@ func (run *soakRun) dialStable(ctx context.Context) error {
 			run.talking = append(run.talking, rm)
 		}
 		for _, p := range rm.members {
-			p.from = make([]*seqTracker, len(rm.members))
+			p.from = make([]*SeqTracker, len(rm.members))
 			for k := range p.from {
-				p.from[k] = newSeqTracker(0)
+				p.from[k] = NewSeqTracker(0)
 			}
 		}
 	}
 	run.subs = make([]*soakSub, cfg.Subs)
 	for i := range run.subs {
-		run.subs[i] = &soakSub{seq: newSeqTracker(0)}
+		run.subs[i] = &soakSub{seq: NewSeqTracker(0)}
 	}
 	err := parallel(ctx, cfg.Conns, benchDialParallel, func(i int) error {
 		p := run.people[i]
@@ -437,7 +436,7 @@ func (run *soakRun) dialStable(ctx context.Context) error {
 			return fmt.Errorf("person %d: %w", i, err)
 		}
 		p.c = c
-		return subscribe(ctx, c, "0", chat.RoomDestination(p.room.id))
+		return Subscribe(ctx, c, "0", proto.RoomDestination(p.room.id))
 	})
 	if err != nil {
 		return err
@@ -449,7 +448,7 @@ func (run *soakRun) dialStable(ctx context.Context) error {
 			return fmt.Errorf("subscriber %d: %w", i, err)
 		}
 		s.c = c
-		return subscribe(ctx, c, "0", benchSoakFanoutDest)
+		return Subscribe(ctx, c, "0", benchSoakFanoutDest)
 	})
 }
 
@@ -457,14 +456,14 @@ func (run *soakRun) dialStable(ctx context.Context) error {
 // once; later calls do nothing.
 func (run *soakRun) closeStable() {
 	run.closeOnce.Do(func() {
-		conns := make([]*benchConn, 0, len(run.people)+len(run.subs))
+		conns := make([]*Conn, 0, len(run.people)+len(run.subs))
 		for _, p := range run.people {
 			conns = append(conns, p.c)
 		}
 		for _, s := range run.subs {
 			conns = append(conns, s.c)
 		}
-		closeAll(conns)
+		CloseAll(conns)
 	})
 }
 
@@ -485,7 +484,7 @@ func (run *soakRun) talk(ctx context.Context, p *soakPerson) {
 			return
 		}
 		text := benchTalkPrefix + strconv.Itoa(p.index) + " " + strconv.Itoa(seq) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-		body, _ := json.Marshal(chat.Input{Type: store.MsgTalk, RoomID: p.room.id, Message: text})
+		body, _ := json.Marshal(proto.ChatPost{Type: proto.MsgTalk, RoomID: p.room.id, Message: text})
 		f.Headers = append(f.Headers[:0], stomp.Header{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, stomp.Header{Key: stomp.HdrContentType, Value: "application/json"},
 			stomp.Header{Key: stomp.HdrReceipt, Value: "t" + strconv.Itoa(seq)})
 		f.Body = body
@@ -507,7 +506,7 @@ func (run *soakRun) talk(ctx context.Context, p *soakPerson) {
 
 // readLoop records the bench TALKs of p's room and p's RECEIPTs.
 func (p *soakPerson) readLoop(ctx context.Context, run *soakRun) {
-	var m store.MessageJSON
+	var m proto.ChatMessage
 	for {
 		f, err := p.c.read(ctx)
 		if err != nil {
@@ -530,8 +529,8 @@ func (p *soakPerson) readLoop(ctx context.Context, run *soakRun) {
 		default:
 			continue
 		}
-		m = store.MessageJSON{}
-		if json.Unmarshal(f.Body, &m) != nil || m.Type != store.MsgTalk {
+		m = proto.ChatMessage{}
+		if json.Unmarshal(f.Body, &m) != nil || m.Type != proto.MsgTalk {
 			continue // presence and the like
 		}
 		var ts int64
@@ -545,9 +544,9 @@ func (p *soakPerson) readLoop(ctx context.Context, run *soakRun) {
 			ts, _ = strconv.ParseInt(fields[2], 10, 64)
 			p.mu.Lock()
 			if err1 != nil || err2 != nil || sender < 0 || sender >= len(run.people) || run.people[sender].room != p.room {
-				p.from[p.pos].dup++ // not a message this room should carry: count it against the server
+				p.from[p.pos].Dup++ // not a message this room should carry: count it against the server
 			} else {
-				p.from[run.people[sender].pos].observe(seq)
+				p.from[run.people[sender].pos].Observe(seq)
 			}
 			p.mu.Unlock()
 		} else if rest, ok := strings.CutPrefix(m.Message, benchSoakChurnPrefix); ok {
@@ -558,7 +557,7 @@ func (p *soakPerson) readLoop(ctx context.Context, run *soakRun) {
 			cycle, _ := strconv.Atoi(fields[0])
 			ts, _ = strconv.ParseInt(fields[1], 10, 64)
 			p.mu.Lock()
-			p.churn.observe(cycle)
+			p.churn.Observe(cycle)
 			p.mu.Unlock()
 		} else {
 			continue
@@ -597,7 +596,7 @@ func (s *soakSub) readLoop(ctx context.Context, run *soakRun, key int) {
 			seq = -1
 		}
 		s.mu.Lock()
-		s.seq.observe(seq)
+		s.seq.Observe(seq)
 		s.mu.Unlock()
 		run.delivered.Add(1)
 		if ts, err := strconv.ParseInt(f.Value(hdrBenchTS), 10, 64); err == nil {
@@ -608,7 +607,7 @@ func (s *soakSub) readLoop(ctx context.Context, run *soakRun, key int) {
 
 // publish sends the trickle: cfg.Rate messages per second, each with a
 // RECEIPT awaited before the next, until ctx ends.
-func (run *soakRun) publish(ctx context.Context, pub *benchConn) {
+func (run *soakRun) publish(ctx context.Context, pub *Conn) {
 	tick := time.NewTicker(time.Duration(float64(time.Second) / run.cfg.Rate))
 	defer tick.Stop()
 	body := bytes.Repeat([]byte("x"), run.cfg.Size)
@@ -639,7 +638,7 @@ func (run *soakRun) publish(ctx context.Context, pub *benchConn) {
 
 // awaitReceipt reads c until the RECEIPT for id, skipping MESSAGEs; an
 // ERROR ends the wait. Only c's reader calls it.
-func awaitReceipt(ctx context.Context, c *benchConn, id string) error {
+func awaitReceipt(ctx context.Context, c *Conn, id string) error {
 	for {
 		f, err := c.read(ctx)
 		if err != nil {

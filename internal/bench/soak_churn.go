@@ -1,13 +1,12 @@
-package main
+package bench
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"stompbox/internal/chat"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
-	"stompbox/internal/store"
 	"strconv"
 	"sync"
 	"time"
@@ -85,17 +84,17 @@ func (run *soakRun) churnCycle(ctx context.Context, k int) error {
 	}
 	f := &stomp.Frame{Command: stomp.CmdSend}
 	if topic {
-		if err := subscribe(ctx, c, "0", benchSoakFanoutDest); err != nil {
+		if err := Subscribe(ctx, c, "0", benchSoakFanoutDest); err != nil {
 			return err
 		}
 		f.Headers = []stomp.Header{{Key: stomp.HdrDestination, Value: benchSoakChurnDest}, {Key: stomp.HdrReceipt, Value: "c"}}
 		f.Body = []byte("churn " + strconv.Itoa(k))
 	} else {
-		if err := subscribe(ctx, c, "0", chat.RoomDestination(rm.id)); err != nil {
+		if err := Subscribe(ctx, c, "0", proto.RoomDestination(rm.id)); err != nil {
 			return err
 		}
 		text := benchSoakChurnPrefix + strconv.Itoa(k) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-		f.Body, _ = json.Marshal(chat.Input{Type: store.MsgTalk, RoomID: rm.id, Message: text})
+		f.Body, _ = json.Marshal(proto.ChatPost{Type: proto.MsgTalk, RoomID: rm.id, Message: text})
 		f.Headers = []stomp.Header{{Key: stomp.HdrDestination, Value: "/pub/chat/message"}, {Key: stomp.HdrContentType, Value: "application/json"}, {Key: stomp.HdrReceipt, Value: "c"}}
 	}
 	if err := c.write(ctx, f); err != nil {
@@ -127,7 +126,7 @@ func (run *soakRun) slowCycle(ctx context.Context, k int) error {
 	defer run.churnOpen.Add(-1)
 	defer c.t.close()
 	dest := benchSoakSlowDest + strconv.Itoa(k)
-	if err := subscribe(ctx, c, "0", dest); err != nil {
+	if err := Subscribe(ctx, c, "0", dest); err != nil {
 		return err
 	}
 	f := &stomp.Frame{Command: stomp.CmdSend, Headers: []stomp.Header{{Key: stomp.HdrDestination, Value: dest}}, Body: run.flood}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -26,9 +26,9 @@ import (
 
 // Transports the load tool speaks.
 const (
-	benchWS         = "ws"         // raw WebSocket at -ws-path, STOMP subprotocol v12.stomp
-	benchSockJSWS   = "sockjs-ws"  // SockJS websocket transport at -sockjs-path
-	benchSockJSXHR  = "sockjs-xhr" // SockJS xhr_streaming to receive, xhr_send to send
+	WS         = "ws"         // raw WebSocket at -ws-path, STOMP subprotocol v12.stomp
+	SockJSWS   = "sockjs-ws"  // SockJS websocket transport at -sockjs-path
+	SockJSXHR  = "sockjs-xhr" // SockJS xhr_streaming to receive, xhr_send to send
 	benchReadLimit  = 1 << 20      // largest WebSocket message accepted; STOMP frames are far smaller
 	benchSourceConn = 20000        // connections per 127.0.0.x source address: stays under the 28,232 ephemeral ports of Linux's default range
 	benchWriteWait  = 10 * time.Second
@@ -44,8 +44,8 @@ type benchTransport interface {
 	close()
 }
 
-// benchConn is one STOMP client connection of the load tool.
-type benchConn struct {
+// Conn is one STOMP client connection of the load tool.
+type Conn struct {
 	t    benchTransport
 	wmu  sync.Mutex // serializes send
 	p    *stomp.Parser
@@ -64,7 +64,7 @@ type dialer struct {
 	mu         sync.Mutex
 }
 
-func newDialer(base, wsPath, sockjsPath, transport string) *dialer {
+func NewDialer(base, wsPath, sockjsPath, transport string) *dialer {
 	return &dialer{base: strings.TrimRight(base, "/"), wsPath: wsPath, sockjsPath: sockjsPath, transport: transport}
 }
 
@@ -105,15 +105,15 @@ func (d *dialer) closeIdle() {
 // dial opens connection number i (which picks its source address) and
 // completes the STOMP CONNECT. cookie, if set, is sent with every HTTP
 // request, as a browser sends the session cookie.
-func (d *dialer) dial(ctx context.Context, i int, cookie string, connect *stomp.Frame) (*benchConn, error) {
+func (d *dialer) dial(ctx context.Context, i int, cookie string, connect *stomp.Frame) (*Conn, error) {
 	var t benchTransport
 	var err error
 	switch d.transport {
-	case benchWS:
+	case WS:
 		t, err = dialBenchWS(ctx, d.client(i), wsURL(d.base)+d.wsPath, cookie, []string{"v12.stomp"}, false)
-	case benchSockJSWS:
+	case SockJSWS:
 		t, err = dialBenchWS(ctx, d.client(i), wsURL(d.base)+sockjsSessionPath(d.sockjsPath)+"/websocket", cookie, nil, true)
-	case benchSockJSXHR:
+	case SockJSXHR:
 		t, err = dialBenchXHR(ctx, d.client(i), d.base+sockjsSessionPath(d.sockjsPath), cookie)
 	default:
 		err = fmt.Errorf("unknown transport %q (ws, sockjs-ws or sockjs-xhr)", d.transport)
@@ -123,7 +123,7 @@ func (d *dialer) dial(ctx context.Context, i int, cookie string, connect *stomp.
 	}
 	p := stomp.NewParser(stomp.Limits{MaxFrame: benchReadLimit, MaxHeaders: stomp.DefaultMaxHeaders, MaxHeaderLine: stomp.DefaultMaxHeaderLine})
 	p.Commands = stomp.ServerCommands
-	c := &benchConn{t: t, p: p}
+	c := &Conn{t: t, p: p}
 	if err := c.write(ctx, connect); err != nil {
 		c.t.close()
 		return nil, err
@@ -154,7 +154,7 @@ func sockjsSessionPath(prefix string) string {
 }
 
 // write encodes and sends one frame.
-func (c *benchConn) write(ctx context.Context, f *stomp.Frame) error {
+func (c *Conn) write(ctx context.Context, f *stomp.Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.buf = stomp.AppendFrame(c.buf[:0], f, stomp.V12)
@@ -163,7 +163,7 @@ func (c *benchConn) write(ctx context.Context, f *stomp.Frame) error {
 
 // close sends DISCONNECT (best effort, so the server frees the session at
 // once rather than at a SockJS timeout) and closes the transport.
-func (c *benchConn) close() {
+func (c *Conn) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	c.write(ctx, &stomp.Frame{Command: stomp.CmdDisconnect})
 	cancel()
@@ -216,7 +216,7 @@ func dialBenchWS(ctx context.Context, hc *http.Client, url, cookie string, subpr
 
 func (t *benchWSTransport) send(ctx context.Context, b []byte) error {
 	if t.sockjs {
-		b = sockjsArray(b)
+		b = SockJSArray(b)
 	}
 	return t.c.Write(ctx, websocket.MessageText, b)
 }
@@ -293,15 +293,15 @@ func (t *benchWSTransport) stopWatching() {
 
 func (t *benchWSTransport) close() { t.c.CloseNow() }
 
-// sockjsArray wraps one STOMP chunk as a SockJS message array ["…"].
-func sockjsArray(b []byte) []byte {
+// SockJSArray wraps one STOMP chunk as a SockJS message array ["…"].
+func SockJSArray(b []byte) []byte {
 	s, _ := json.Marshal([]string{string(b)})
 	return s
 }
 
-// sockjsPayload returns the STOMP bytes in one SockJS frame: nil for the
+// SockJSPayload returns the STOMP bytes in one SockJS frame: nil for the
 // open and heartbeat frames, io.EOF for a close frame.
-func sockjsPayload(b []byte) ([]byte, error) {
+func SockJSPayload(b []byte) ([]byte, error) {
 	out, err := appendSockJSPayload(nil, b)
 	if out == nil && err == nil && isSockJSArray(b) {
 		out = []byte{} // an empty array carries no bytes, but is a message

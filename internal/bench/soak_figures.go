@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"net/http"
 	"stompbox/internal/latency"
+	"stompbox/internal/proto"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,12 +31,12 @@ const (
 	soakMinSamples         = 4 // a quarter must hold at least one sample
 )
 
-// soakSample is one sample line's figures.
-type soakSample struct {
-	at    time.Duration // since the load started
-	rss   int64         // server VmRSS, bytes
-	stats adminStatsJSON
-	ok    bool // stats were read
+// SoakSample is one sample line's figures.
+type SoakSample struct {
+	At    time.Duration // since the load started
+	Rss   int64         // server VmRSS, bytes
+	Stats proto.AdminStats
+	Ok    bool // stats were read
 }
 
 // soakMark is how many messages were acknowledged at one instant: the
@@ -82,16 +83,16 @@ func (run *soakRun) tally(m soakMark) soakTally {
 			p.mu.Lock()
 			for pos, q := range rm.members {
 				tr := p.from[pos]
-				t.chatLost += m.people[q.index] - seenBelow(tr, m.people[q.index])
-				t.dup += int64(tr.dup)
-				t.ooo += int64(tr.ooo)
+				t.chatLost += m.people[q.index] - SeenBelow(tr, m.people[q.index])
+				t.dup += int64(tr.Dup)
+				t.ooo += int64(tr.Ooo)
 			}
 			for _, k := range churned {
 				if !seenSeq(p.churn, k) {
 					t.chatLost++
 				}
 			}
-			t.dup += int64(p.churn.dup) // churners differ, so their order means nothing
+			t.dup += int64(p.churn.Dup) // churners differ, so their order means nothing
 			p.mu.Unlock()
 		}
 	}
@@ -100,18 +101,18 @@ func (run *soakRun) tally(m soakMark) soakTally {
 			continue
 		}
 		s.mu.Lock()
-		t.fanoutLost += m.fanout - seenBelow(s.seq, m.fanout)
-		t.dup += int64(s.seq.dup)
-		t.ooo += int64(s.seq.ooo)
+		t.fanoutLost += m.fanout - SeenBelow(s.seq, m.fanout)
+		t.dup += int64(s.seq.Dup)
+		t.ooo += int64(s.seq.Ooo)
 		s.mu.Unlock()
 	}
 	return t
 }
 
-// seenBelow counts the sequence numbers below n that t has seen.
-func seenBelow(t *seqTracker, n int64) int64 {
+// SeenBelow counts the sequence numbers below n that t has seen.
+func SeenBelow(t *SeqTracker, n int64) int64 {
 	var c int
-	for w, word := range t.seen {
+	for w, word := range t.Seen {
 		lo := int64(w) * 64
 		if lo >= n {
 			break
@@ -125,9 +126,9 @@ func seenBelow(t *seqTracker, n int64) int64 {
 }
 
 // seenSeq reports whether t has seen seq.
-func seenSeq(t *seqTracker, seq int) bool {
+func seenSeq(t *SeqTracker, seq int) bool {
 	w := seq / 64
-	return seq >= 0 && w < len(t.seen) && t.seen[w]&(1<<(seq%64)) != 0
+	return seq >= 0 && w < len(t.Seen) && t.Seen[w]&(1<<(seq%64)) != 0
 }
 
 // storeMax raises v to n if n is larger.
@@ -154,16 +155,16 @@ func drainHist(s *shardedHist) *latency.Hist {
 }
 
 // sampleLine formats one sample: "soak t_s=… rss_mib=… …".
-func (run *soakRun) sampleLine(s soakSample, msgsPerS float64, interval *latency.Hist, t soakTally) string {
+func (run *soakRun) sampleLine(s SoakSample, msgsPerS float64, interval *latency.Hist, t soakTally) string {
 	l := &benchReport{}
-	l.add("t_s", s.at.Round(10*time.Millisecond).Seconds())
-	l.add("rss_mib", float64(s.rss)/(1<<20))
-	if s.ok {
-		l.add("goroutines", s.stats.Goroutines)
-		l.add("heap_alloc_mib", float64(s.stats.HeapAllocBytes)/(1<<20))
-		l.add("heap_inuse_mib", float64(s.stats.HeapInuseBytes)/(1<<20))
-		l.add("stomp_sessions", s.stats.STOMPSessions)
-		l.add("sockjs_sessions", s.stats.SockJSSessions)
+	l.add("t_s", s.At.Round(10*time.Millisecond).Seconds())
+	l.add("rss_mib", float64(s.Rss)/(1<<20))
+	if s.Ok {
+		l.add("goroutines", s.Stats.Goroutines)
+		l.add("heap_alloc_mib", float64(s.Stats.HeapAllocBytes)/(1<<20))
+		l.add("heap_inuse_mib", float64(s.Stats.HeapInuseBytes)/(1<<20))
+		l.add("stomp_sessions", s.Stats.STOMPSessions)
+		l.add("sockjs_sessions", s.Stats.SockJSSessions)
 	} else {
 		l.add("goroutines", -1) // the stats request failed: counted in errors
 	}
@@ -192,14 +193,14 @@ func (run *soakRun) sampleLine(s soakSample, msgsPerS float64, interval *latency
 
 // summarize adds the memory and goroutine figures of the samples: the
 // first after the warm-up, the last and the largest.
-func (run *soakRun) summarize(r *benchReport, samples []soakSample, warmup time.Duration) {
+func (run *soakRun) summarize(r *benchReport, samples []SoakSample, warmup time.Duration) {
 	r.add("samples", len(samples))
 	if len(samples) == 0 {
 		return
 	}
 	first := samples[len(samples)-1]
 	for _, s := range samples {
-		if s.at >= warmup {
+		if s.At >= warmup {
 			first = s
 			break
 		}
@@ -209,30 +210,30 @@ func (run *soakRun) summarize(r *benchReport, samples []soakSample, warmup time.
 	var maxG int
 	var maxHeap uint64
 	for _, s := range samples {
-		maxRSS = max(maxRSS, s.rss)
-		maxG = max(maxG, s.stats.Goroutines)
-		maxHeap = max(maxHeap, s.stats.HeapInuseBytes)
+		maxRSS = max(maxRSS, s.Rss)
+		maxG = max(maxG, s.Stats.Goroutines)
+		maxHeap = max(maxHeap, s.Stats.HeapInuseBytes)
 	}
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
-	r.add("rss_first_mib", mib(first.rss))
-	r.add("rss_last_mib", mib(last.rss))
+	r.add("rss_first_mib", mib(first.Rss))
+	r.add("rss_last_mib", mib(last.Rss))
 	r.add("rss_max_mib", mib(maxRSS))
-	r.add("goroutines_first", first.stats.Goroutines)
-	r.add("goroutines_last", last.stats.Goroutines)
+	r.add("goroutines_first", first.Stats.Goroutines)
+	r.add("goroutines_last", last.Stats.Goroutines)
 	r.add("goroutines_max", maxG)
-	r.add("heap_inuse_first_mib", mib(int64(first.stats.HeapInuseBytes)))
-	r.add("heap_inuse_last_mib", mib(int64(last.stats.HeapInuseBytes)))
+	r.add("heap_inuse_first_mib", mib(int64(first.Stats.HeapInuseBytes)))
+	r.add("heap_inuse_last_mib", mib(int64(last.Stats.HeapInuseBytes)))
 	r.add("heap_inuse_max_mib", mib(int64(maxHeap)))
 	if q2, q4, ok := soakQuarters(samples); ok {
-		r.add("rss_q2_mib", mib(int64(meanOf(q2, func(s soakSample) float64 { return float64(s.rss) }))))
-		r.add("rss_q4_mib", mib(int64(meanOf(q4, func(s soakSample) float64 { return float64(s.rss) }))))
-		r.add("goroutines_q2", meanOf(q2, func(s soakSample) float64 { return float64(s.stats.Goroutines) }))
-		r.add("goroutines_q4", meanOf(q4, func(s soakSample) float64 { return float64(s.stats.Goroutines) }))
+		r.add("rss_q2_mib", mib(int64(meanOf(q2, func(s SoakSample) float64 { return float64(s.Rss) }))))
+		r.add("rss_q4_mib", mib(int64(meanOf(q4, func(s SoakSample) float64 { return float64(s.Rss) }))))
+		r.add("goroutines_q2", meanOf(q2, func(s SoakSample) float64 { return float64(s.Stats.Goroutines) }))
+		r.add("goroutines_q4", meanOf(q4, func(s SoakSample) float64 { return float64(s.Stats.Goroutines) }))
 	}
 }
 
 // soakQuarters returns the second and the last quarter of the samples.
-func soakQuarters(samples []soakSample) (q2, q4 []soakSample, ok bool) {
+func soakQuarters(samples []SoakSample) (q2, q4 []SoakSample, ok bool) {
 	n := len(samples)
 	if n < soakMinSamples {
 		return nil, nil, false
@@ -240,7 +241,7 @@ func soakQuarters(samples []soakSample) (q2, q4 []soakSample, ok bool) {
 	return samples[n/4 : n/2], samples[n-n/4:], true
 }
 
-func meanOf(ss []soakSample, f func(soakSample) float64) float64 {
+func meanOf(ss []SoakSample, f func(SoakSample) float64) float64 {
 	var sum float64
 	for _, s := range ss {
 		sum += f(s)
@@ -248,22 +249,22 @@ func meanOf(ss []soakSample, f func(soakSample) float64) float64 {
 	return sum / float64(len(ss))
 }
 
-// soakVerdict applies the flatness rule (see soakRSSTolerance) and says
+// SoakVerdict applies the flatness rule (see soakRSSTolerance) and says
 // why when it fails. Every sample must have its goroutine count.
-func soakVerdict(samples []soakSample) (bool, string) {
+func SoakVerdict(samples []SoakSample) (bool, string) {
 	q2, q4, ok := soakQuarters(samples)
 	if !ok {
 		return false, fmt.Sprintf("%d samples, the rule needs %d", len(samples), soakMinSamples)
 	}
 	for _, s := range append(q2[:len(q2):len(q2)], q4...) {
-		if !s.ok {
+		if !s.Ok {
 			return false, "a sample of the second or last quarter lacks the server's figures"
 		}
 	}
-	rss2 := meanOf(q2, func(s soakSample) float64 { return float64(s.rss) })
-	rss4 := meanOf(q4, func(s soakSample) float64 { return float64(s.rss) })
-	g2 := meanOf(q2, func(s soakSample) float64 { return float64(s.stats.Goroutines) })
-	g4 := meanOf(q4, func(s soakSample) float64 { return float64(s.stats.Goroutines) })
+	rss2 := meanOf(q2, func(s SoakSample) float64 { return float64(s.Rss) })
+	rss4 := meanOf(q4, func(s SoakSample) float64 { return float64(s.Rss) })
+	g2 := meanOf(q2, func(s SoakSample) float64 { return float64(s.Stats.Goroutines) })
+	g4 := meanOf(q4, func(s SoakSample) float64 { return float64(s.Stats.Goroutines) })
 	var why []string
 	if rss4 > rss2*(1+soakRSSTolerance) {
 		why = append(why, fmt.Sprintf("RSS grew from %.1f to %.1f MiB (more than %.0f %%)", rss2/(1<<20), rss4/(1<<20), soakRSSTolerance*100))
@@ -275,8 +276,8 @@ func soakVerdict(samples []soakSample) (bool, string) {
 }
 
 // stats reads GET /api/admin/stats with the admin's cookie.
-func (a *benchAPI) stats(ctx context.Context, cookie string) (adminStatsJSON, error) {
-	var st adminStatsJSON
+func (a *benchAPI) stats(ctx context.Context, cookie string) (proto.AdminStats, error) {
+	var st proto.AdminStats
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+benchSoakStatsPath, nil)
 	if err != nil {
 		return st, err

@@ -1,8 +1,9 @@
-package main
+package bench
 
 import (
 	"context"
 	"io"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"strconv"
@@ -84,7 +85,7 @@ func TestParseDigits(t *testing.T) {
 
 func TestBenchTalkFields(t *testing.T) {
 	talk := func(sender, text string) []byte {
-		return store.StoredMessage{ID: 9, Type: store.MsgTalk, RoomID: 3, Sender: sender, Message: text, CreatedAt: time.Unix(1, 0)}.JSON()
+		return store.StoredMessage{ID: 9, Type: proto.MsgTalk, RoomID: 3, Sender: sender, Message: text, CreatedAt: time.Unix(1, 0)}.JSON()
 	}
 	tests := []struct {
 		name            string
@@ -98,7 +99,7 @@ func TestBenchTalkFields(t *testing.T) {
 		{"quoted key inside the sender", talk(`x","message":"bench 1 2 3`, "hi"), 0, 0, 0, false},
 		{"two fields", talk("bench4", "bench 12 3"), 0, 0, 0, false},
 		{"not numbers", talk("bench4", "bench a b c"), 0, 0, 0, false},
-		{"ENTER", store.StoredMessage{Type: store.MsgEnter, RoomID: 3, Sender: "bench4", Message: "bench 1 2 3"}.JSON(), 0, 0, 0, false},
+		{"ENTER", store.StoredMessage{Type: proto.MsgEnter, RoomID: 3, Sender: "bench4", Message: "bench 1 2 3"}.JSON(), 0, 0, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +145,7 @@ func TestBenchConnNext(t *testing.T) {
 	}}
 	p := stomp.NewParser(stomp.Limits{MaxFrame: benchReadLimit, MaxHeaders: stomp.DefaultMaxHeaders, MaxHeaderLine: stomp.DefaultMaxHeaderLine})
 	p.Commands, p.Version = stomp.ServerCommands, stomp.V12
-	c := &benchConn{t: tr, p: p}
+	c := &Conn{t: tr, p: p}
 	want := []struct {
 		command, body string
 		seq           int64
@@ -183,7 +184,7 @@ func TestBenchConnReadAfterNext(t *testing.T) {
 	}}
 	p := stomp.NewParser(stomp.Limits{MaxFrame: benchReadLimit, MaxHeaders: stomp.DefaultMaxHeaders, MaxHeaderLine: stomp.DefaultMaxHeaderLine})
 	p.Commands, p.Version = stomp.ServerCommands, stomp.V12
-	c := &benchConn{t: tr, p: p}
+	c := &Conn{t: tr, p: p}
 	f, err := c.read(context.Background())
 	if err != nil || f.Command != stomp.CmdMessage || string(f.Body) != "hi" || f.Value(stomp.HdrDestination) != "/topic/a" {
 		t.Fatalf("read = %+v, %v", f, err)

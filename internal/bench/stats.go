@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -38,38 +38,38 @@ func (s *shardedHist) total() *latency.Hist {
 	return &h
 }
 
-// seqTracker classifies the sequence numbers one receiver saw from one
+// SeqTracker classifies the sequence numbers one receiver saw from one
 // sender that numbers from 0: new, duplicated, or out of order (below the
 // highest seen). It is owned by the receiver's reader goroutine.
-type seqTracker struct {
-	seen     []uint64 // bit per sequence number
-	distinct int
-	dup, ooo int
+type SeqTracker struct {
+	Seen     []uint64 // bit per sequence number
+	Distinct int
+	Dup, Ooo int
 	highest  int
 }
 
-func newSeqTracker(n int) *seqTracker {
-	return &seqTracker{seen: make([]uint64, (n+63)/64), highest: -1}
+func NewSeqTracker(n int) *SeqTracker {
+	return &SeqTracker{Seen: make([]uint64, (n+63)/64), highest: -1}
 }
 
-// observe records seq and reports whether it was new.
-func (t *seqTracker) observe(seq int) bool {
+// Observe records seq and reports whether it was new.
+func (t *SeqTracker) Observe(seq int) bool {
 	if seq < 0 {
-		t.dup++ // not a number we sent: count it against the server
+		t.Dup++ // not a number we sent: count it against the server
 		return false
 	}
-	if w := seq / 64; w >= len(t.seen) {
-		t.seen = append(t.seen, make([]uint64, w+1-len(t.seen))...)
+	if w := seq / 64; w >= len(t.Seen) {
+		t.Seen = append(t.Seen, make([]uint64, w+1-len(t.Seen))...)
 	}
 	bit := uint64(1) << (seq % 64)
-	if t.seen[seq/64]&bit != 0 {
-		t.dup++
+	if t.Seen[seq/64]&bit != 0 {
+		t.Dup++
 		return false
 	}
-	t.seen[seq/64] |= bit
-	t.distinct++
+	t.Seen[seq/64] |= bit
+	t.Distinct++
 	if seq < t.highest {
-		t.ooo++
+		t.Ooo++
 	}
 	t.highest = max(t.highest, seq)
 	return true

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"stompbox/internal/latency"
+	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
@@ -33,12 +34,12 @@ import (
 // Defaults of the load tool, sized for a 2-core development machine.
 const (
 	benchDefaultURL      = "http://127.0.0.1:8080"
-	benchDefaultDest     = "/topic/bench"
+	DefaultDest     = "/topic/bench"
 	benchDefaultSubs     = 100
 	benchDefaultCount    = 10000 // fanout messages: enough for a stable p99 (100 samples above it per subscriber)
-	benchDefaultSize     = 256   // bytes per fanout body, the figure; a chat line is smaller
-	benchDefaultWindow   = 100   // a RECEIPT every 100 SENDs bounds what the publisher has in flight
-	benchDefaultMaxLag   = 500   // the publisher waits when a subscriber is this far behind: under stompbox's 1,024-frame outbox, so a fast publisher measures throughput, not slow-consumer kicks
+	DefaultSize     = 256   // bytes per fanout body, the figure; a chat line is smaller
+	DefaultWindow   = 100   // a RECEIPT every 100 SENDs bounds what the publisher has in flight
+	DefaultMaxLag   = 500   // the publisher waits when a subscriber is this far behind: under stompbox's 1,024-frame outbox, so a fast publisher measures throughput, not slow-consumer kicks
 	benchDefaultDuration = 60 * time.Second
 	benchDefaultConns    = 1000
 	benchDefaultRooms    = 100
@@ -49,9 +50,9 @@ const (
 	benchPassword        = "bench-password-1"
 )
 
-// benchConfig is everything a scenario needs; runBenchCommand fills it
+// Config is everything a scenario needs; runBenchCommand fills it
 // from flags and tests build it directly.
-type benchConfig struct {
+type Config struct {
 	Scenario     string
 	URL          string // http://127.0.0.1:PORT of the server, loopback only
 	WSPath       string
@@ -122,48 +123,51 @@ func (r *benchReport) addLatency(h *latency.Hist) {
 // the load machine memory, which it has, and leaves the server alone.
 const benchGCPercent = 400
 
-// tuneBenchGC sets benchGCPercent for a "stompbox bench" process. Only run
+// TuneGC sets benchGCPercent for a "stompbox bench" process. Only run
 // calls it: tests that run a scenario in-process keep their own setting.
-func tuneBenchGC(getenv func(string) string) {
+func TuneGC(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(benchGCPercent)
 	}
 }
 
-// runBenchCommand is "stompbox bench": it parses args, runs the scenario
+// Run is "stompbox bench": it parses args, runs the scenario
 // and prints its report line to stdout; progress goes to stderr.
-func runBenchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseBenchArgs(args, stderr)
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := ParseArgs(args, stderr)
 	if err != nil {
 		return err
 	}
 	cfg.Out = stdout
 	limit := raiseFileLimit()
 	fmt.Fprintf(stderr, "bench: %s over %s against %s (file limit %d)\n", cfg.Scenario, cfg.Transport, cfg.URL, limit)
-	r, err := runBench(ctx, cfg, stderr)
+	r, err := RunScenario(ctx, cfg, stderr)
 	if r != nil {
 		fmt.Fprintln(stdout, r)
 	}
 	return err
 }
 
-func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
-	cfg := benchConfig{}
+func ParseArgs(args []string, out io.Writer) (Config, error) {
+	cfg := Config{}
 	fs := flag.NewFlagSet("stompbox bench", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&cfg.URL, "url", benchDefaultURL, "server base URL (loopback only)")
 	fs.StringVar(&cfg.WSPath, "ws-path", "/ws", "raw STOMP WebSocket path")
-	fs.StringVar(&cfg.SockJSPath, "sockjs-path", defaultSockJSPath, "SockJS endpoint path")
-	fs.StringVar(&cfg.Transport, "transport", benchWS, "ws, sockjs-ws or sockjs-xhr")
+	fs.StringVar(&cfg.SockJSPath, "sockjs-path", proto.DefaultSockJSPath, "SockJS endpoint path")
+	fs.StringVar(&cfg.Transport, "transport", WS, "ws, sockjs-ws or sockjs-xhr")
 	fs.StringVar(&cfg.PubTransport, "pub-transport", "", "fanout: the publisher's transport (default: -transport)")
 	fs.StringVar(&cfg.PubURL, "pub-url", "", "fanout: the publisher's server, e.g. another node of a cluster (default: -url)")
-	fs.Func("sub-urls", "fanout: comma-separated servers the subscribers are spread over; rooms: the servers the people are spread over, in turn (e.g. a cluster's nodes; default: -url)", func(v string) error { cfg.SubURLs = splitList(v); return nil })
-	fs.StringVar(&cfg.Dest, "dest", benchDefaultDest, "fanout and idle destination")
+	fs.Func("sub-urls", "fanout: comma-separated servers the subscribers are spread over; rooms: the servers the people are spread over, in turn (e.g. a cluster's nodes; default: -url)", func(v string) error {
+		cfg.SubURLs = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+		return nil
+	})
+	fs.StringVar(&cfg.Dest, "dest", DefaultDest, "fanout and idle destination")
 	fs.IntVar(&cfg.Subs, "subs", benchDefaultSubs, "fanout subscribers")
 	fs.IntVar(&cfg.Count, "count", benchDefaultCount, "fanout: messages to publish; rooms: most TALK messages in all (0 = until -duration)")
-	fs.IntVar(&cfg.Size, "size", benchDefaultSize, "fanout message body bytes")
-	fs.IntVar(&cfg.Window, "window", benchDefaultWindow, "fanout: a RECEIPT is awaited every this many messages")
-	fs.IntVar(&cfg.MaxLag, "max-lag", benchDefaultMaxLag, "fanout: most messages the slowest subscriber may be behind (0 = no bound)")
+	fs.IntVar(&cfg.Size, "size", DefaultSize, "fanout message body bytes")
+	fs.IntVar(&cfg.Window, "window", DefaultWindow, "fanout: a RECEIPT is awaited every this many messages")
+	fs.IntVar(&cfg.MaxLag, "max-lag", DefaultMaxLag, "fanout: most messages the slowest subscriber may be behind (0 = no bound)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "fanout messages per second (0 = as fast as the server takes them)")
 	fs.DurationVar(&cfg.Duration, "duration", benchDefaultDuration, "upper bound on the run, setup excluded")
 	fs.IntVar(&cfg.Conns, "conns", benchDefaultConns, "rooms, idle and logins: connections")
@@ -192,10 +196,7 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 	}
 	cfg.Scenario = args[0]
 	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, errHelp
-		}
-		return cfg, err
+		return cfg, err // flag.ErrHelp after -h: main exits 0 for it
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -209,7 +210,7 @@ func parseBenchArgs(args []string, out io.Writer) (benchConfig, error) {
 }
 
 // validate checks the bounds: positive sizes and a loopback server only.
-func (c *benchConfig) validate() error {
+func (c *Config) validate() error {
 	switch c.Scenario {
 	case "fanout", "rooms", "idle", "soak", "logins":
 	default:
@@ -255,9 +256,9 @@ func checkLoopbackURL(raw string) error {
 	return nil
 }
 
-// runBench runs cfg's scenario and returns its report, which holds what
+// RunScenario runs cfg's scenario and returns its report, which holds what
 // was measured even when err is not nil.
-func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (*benchReport, error) {
+func RunScenario(ctx context.Context, cfg Config, progress io.Writer) (*benchReport, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := &benchReport{}
@@ -266,7 +267,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (*benchR
 		r.add("server", cfg.Label)
 	}
 	r.add("transport", cfg.Transport)
-	d := newDialer(cfg.URL, cfg.WSPath, cfg.SockJSPath, cfg.Transport)
+	d := NewDialer(cfg.URL, cfg.WSPath, cfg.SockJSPath, cfg.Transport)
 	defer d.closeIdle()
 	var err error
 	switch cfg.Scenario {
@@ -284,9 +285,9 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (*benchR
 	return r, err
 }
 
-// connectFrame is the CONNECT every scenario sends: STOMP 1.2, no
+// ConnectFrame is the CONNECT every scenario sends: STOMP 1.2, no
 // heart-beats (an idle connection must cost only its resting state).
-func (c *benchConfig) connectFrame() *stomp.Frame {
+func (c *Config) ConnectFrame() *stomp.Frame {
 	f := &stomp.Frame{Command: stomp.CmdConnect}
 	f.Add(stomp.HdrAcceptVersion, "1.2")
 	f.Add(stomp.HdrHost, c.VHost)
@@ -334,11 +335,11 @@ func (m *serverMeter) report(r *benchReport) procStats {
 	return ps
 }
 
-// dialMany opens n connections with at most benchDialParallel at once and
+// DialMany opens n connections with at most benchDialParallel at once and
 // calls setup on each (subscribe, say). It returns the connections that
 // succeeded, indexed by number (nil where one failed), and the first error.
-func dialMany(ctx context.Context, d *dialer, n int, cookie func(i int) string, connect *stomp.Frame, setup func(i int, c *benchConn) error) ([]*benchConn, int, error) {
-	conns := make([]*benchConn, n)
+func DialMany(ctx context.Context, d *dialer, n int, cookie func(i int) string, connect *stomp.Frame, setup func(i int, c *Conn) error) ([]*Conn, int, error) {
+	conns := make([]*Conn, n)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -381,9 +382,9 @@ func dialMany(ctx context.Context, d *dialer, n int, cookie func(i int) string, 
 	return conns, failed, firstErr
 }
 
-// subscribe sends SUBSCRIBE with a receipt and waits for the RECEIPT, on
+// Subscribe sends SUBSCRIBE with a receipt and waits for the RECEIPT, on
 // a connection whose reader has not started yet.
-func subscribe(ctx context.Context, c *benchConn, id, dest string, extra ...stomp.Header) error {
+func Subscribe(ctx context.Context, c *Conn, id, dest string, extra ...stomp.Header) error {
 	f := &stomp.Frame{Command: stomp.CmdSubscribe, Headers: append([]stomp.Header{{Key: stomp.HdrID, Value: id}, {Key: stomp.HdrDestination, Value: dest}, {Key: stomp.HdrAck, Value: "auto"}, {Key: stomp.HdrReceipt, Value: "sub-" + id}}, extra...)}
 	if err := c.write(ctx, f); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
@@ -402,8 +403,8 @@ func subscribe(ctx context.Context, c *benchConn, id, dest string, extra ...stom
 	}
 }
 
-// closeAll closes every non-nil connection, benchDialParallel at a time.
-func closeAll(conns []*benchConn) {
+// CloseAll closes every non-nil connection, benchDialParallel at a time.
+func CloseAll(conns []*Conn) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, benchDialParallel)
 	for _, c := range conns {

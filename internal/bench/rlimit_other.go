@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package bench
 
 // raiseFileLimit has nothing to raise where there is no RLIMIT_NOFILE
 // (Windows); 0 means "unknown" in the report.
