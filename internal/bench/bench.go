@@ -34,12 +34,12 @@ import (
 // Defaults of the load tool, sized for a 2-core development machine.
 const (
 	benchDefaultURL      = "http://127.0.0.1:8080"
-	DefaultDest     = "/topic/bench"
+	DefaultDest          = "/topic/bench"
 	benchDefaultSubs     = 100
 	benchDefaultCount    = 10000 // fanout messages: enough for a stable p99 (100 samples above it per subscriber)
-	DefaultSize     = 256   // bytes per fanout body, the figure; a chat line is smaller
-	DefaultWindow   = 100   // a RECEIPT every 100 SENDs bounds what the publisher has in flight
-	DefaultMaxLag   = 500   // the publisher waits when a subscriber is this far behind: under stompbox's 1,024-frame outbox, so a fast publisher measures throughput, not slow-consumer kicks
+	DefaultSize          = 256   // bytes per fanout body, the figure; a chat line is smaller
+	DefaultWindow        = 100   // a RECEIPT every 100 SENDs bounds what the publisher has in flight
+	DefaultMaxLag        = 500   // the publisher waits when a subscriber is this far behind: under stompbox's 1,024-frame outbox, so a fast publisher measures throughput, not slow-consumer kicks
 	benchDefaultDuration = 60 * time.Second
 	benchDefaultConns    = 1000
 	benchDefaultRooms    = 100

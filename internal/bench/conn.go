@@ -26,9 +26,9 @@ import (
 
 // Transports the load tool speaks.
 const (
-	WS         = "ws"         // raw WebSocket at -ws-path, STOMP subprotocol v12.stomp
-	SockJSWS   = "sockjs-ws"  // SockJS websocket transport at -sockjs-path
-	SockJSXHR  = "sockjs-xhr" // SockJS xhr_streaming to receive, xhr_send to send
+	WS              = "ws"         // raw WebSocket at -ws-path, STOMP subprotocol v12.stomp
+	SockJSWS        = "sockjs-ws"  // SockJS websocket transport at -sockjs-path
+	SockJSXHR       = "sockjs-xhr" // SockJS xhr_streaming to receive, xhr_send to send
 	benchReadLimit  = 1 << 20      // largest WebSocket message accepted; STOMP frames are far smaller
 	benchSourceConn = 20000        // connections per 127.0.0.x source address: stays under the 28,232 ephemeral ports of Linux's default range
 	benchWriteWait  = 10 * time.Second
