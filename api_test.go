@@ -19,6 +19,7 @@ import (
 	"stompbox/internal/chat/chattest"
 	"stompbox/internal/proto"
 	"stompbox/internal/store"
+	"stompbox/internal/web"
 	"strings"
 	"testing"
 )
@@ -35,7 +36,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	f := &apiFixture{Fixture: chattest.NewFixture(t, chat.LangEnglish), logBuf: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(&syncLogWriter{w: f.logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux := http.NewServeMux()
-	newAPI(f.Chat, f.Auth, nil, log).routes(mux)
+	web.NewAPI(f.Chat, f.Auth, nil, log).Routes(mux)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -179,7 +180,7 @@ func TestAPIStatusCodes(t *testing.T) {
 	}
 	bearer := map[string]string{"Authorization": "Bearer " + tok}
 	long := strings.Repeat("가", chat.MaxMessageRunes+1)
-	huge := `{"name":"` + strings.Repeat("x", maxAPIBodyBytes) + `"}`
+	huge := `{"name":"` + strings.Repeat("x", web.MaxAPIBodyBytes) + `"}`
 	priv := fmt.Sprint(private.ID)
 
 	tests := []struct {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"stompbox/internal/cluster"
 	"stompbox/internal/files"
+	"stompbox/internal/web"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,10 +75,10 @@ func newFilesNode(t *testing.T, f *filesFixture, rep files.Replica) *filesNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newAPI(f.srv.chat, f.srv.auth, nil, log)
-	a.files = files
+	a := web.NewAPI(f.srv.chat, f.srv.auth, nil, log)
+	a.Files = files
 	mux := http.NewServeMux()
-	a.routes(mux)
+	a.Routes(mux)
 	ts := httptest.NewServer(mux) // same host as the fixture: the session cookies go along
 	t.Cleanup(ts.Close)
 	nf := *f

@@ -20,6 +20,7 @@ import (
 	"stompbox/internal/files"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
+	"stompbox/internal/web"
 	"strings"
 	"testing"
 )
@@ -232,13 +233,13 @@ func TestUploadTypesAndDownload(t *testing.T) {
 		wantDispoName string
 	}{
 		{"png", "pic.png", pngBytes(t, 600, 300), "image/png", "image/png", true, true, 600, 300, "pic.png", `filename*=UTF-8''pic.png`},
-		{"html named .png", "evil.png", html, "text/html", fileOpaqueType, false, false, 0, 0, "evil.png", "attachment"},
-		{"svg", "logo.svg", svg, "text/plain", fileOpaqueType, false, false, 0, 0, "logo.svg", "attachment"},
-		{"path as name", "../../etc/passwd", []byte("root:x:0:0"), "text/plain", fileOpaqueType, false, false, 0, 0, "passwd", "attachment"},
-		{"backslash path", `..\..\boot.ini`, []byte("[boot]"), "text/plain", fileOpaqueType, false, false, 0, 0, "boot.ini", "attachment"},
-		{"korean name", "회의록 1.txt", []byte("안건"), "text/plain", fileOpaqueType, false, false, 0, 0, "회의록 1.txt", `filename*=UTF-8''%ED%9A%8C%EC%9D%98%EB%A1%9D%201.txt`},
-		{"svg with xml declaration", "logo2.svg", append([]byte(`<?xml version="1.0"?>`), svg...), "text/xml", fileOpaqueType, false, false, 0, 0, "logo2.svg", "attachment"},
-		{"control characters", "a\tb\u200ec.txt", []byte("x"), "text/plain", fileOpaqueType, false, false, 0, 0, "abc.txt", "attachment"},
+		{"html named .png", "evil.png", html, "text/html", web.FileOpaqueType, false, false, 0, 0, "evil.png", "attachment"},
+		{"svg", "logo.svg", svg, "text/plain", web.FileOpaqueType, false, false, 0, 0, "logo.svg", "attachment"},
+		{"path as name", "../../etc/passwd", []byte("root:x:0:0"), "text/plain", web.FileOpaqueType, false, false, 0, 0, "passwd", "attachment"},
+		{"backslash path", `..\..\boot.ini`, []byte("[boot]"), "text/plain", web.FileOpaqueType, false, false, 0, 0, "boot.ini", "attachment"},
+		{"korean name", "회의록 1.txt", []byte("안건"), "text/plain", web.FileOpaqueType, false, false, 0, 0, "회의록 1.txt", `filename*=UTF-8''%ED%9A%8C%EC%9D%98%EB%A1%9D%201.txt`},
+		{"svg with xml declaration", "logo2.svg", append([]byte(`<?xml version="1.0"?>`), svg...), "text/xml", web.FileOpaqueType, false, false, 0, 0, "logo2.svg", "attachment"},
+		{"control characters", "a\tb\u200ec.txt", []byte("x"), "text/plain", web.FileOpaqueType, false, false, 0, 0, "abc.txt", "attachment"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,7 +252,7 @@ func TestUploadTypesAndDownload(t *testing.T) {
 				t.Fatalf("download: %d, %d bytes", r.status, len(r.body))
 			}
 			h := r.header
-			if h.Get("Content-Type") != tt.wantServed || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Content-Security-Policy") != fileCSP ||
+			if h.Get("Content-Type") != tt.wantServed || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Content-Security-Policy") != web.FileCSP ||
 				!strings.Contains(h.Get("Content-Disposition"), tt.wantDispoName) || strings.HasPrefix(h.Get("Content-Disposition"), "inline") != tt.wantInline {
 				t.Errorf("headers %v", h)
 			}

@@ -63,6 +63,7 @@ import (
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
 	"stompbox/internal/transport"
+	"stompbox/internal/web"
 	"stompbox/ui"
 )
 
@@ -510,8 +511,8 @@ type server struct {
 	chat      *chat.Service
 	glue      *chatstomp.Glue
 	files     *files.Service
-	api       *api
-	pages     *pages
+	api       *web.API
+	pages     *web.Pages
 	tlsConfig *tls.Config     // loaded by Start when TLS is on (tls.go)
 	base      context.Context // parent of every connection's context
 	cancel    context.CancelFunc
@@ -635,8 +636,8 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 			return nil, err
 		}
 	}
-	s.api = newAPI(s.chat, s.auth, limiter, log)
-	s.api.files = s.files
+	s.api = web.NewAPI(s.chat, s.auth, limiter, log)
+	s.api.Files = s.files
 	s.origins = transport.NewOriginPolicy(cfg.AllowedOrigins)
 	static, err := ui.NewStatic()
 	if err != nil {
@@ -646,22 +647,22 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		return nil, fmt.Errorf("load web files: %w", err)
 	}
 	s.static = static
-	s.pages = newPages(pagesOptions{
-		currentUser:      s.currentUser,
-		hasAnyUser:       st.HasAccounts,
-		lang:             cfg.Lang,
-		sockjsPath:       firstOr(cfg.SockJSPaths, proto.DefaultSockJSPath),
-		wsPath:           "/ws",
-		maxMessage:       cfg.MaxMessage,
-		maxSubscriptions: cfg.MaxSubscriptions,
-		editMinutes:      cfg.EditMinutes,
-		maxUpload:        s.files.MaxBytes,
-		registration:     func(ctx context.Context) (string, error) { return st.Setting(ctx, store.SettingRegistration) },
-		invitation:       s.auth.Invitation,
-		frameAncestors:   cfg.EmbedOrigins,
-		nodeURLs:         cfg.Cluster.URLs,
-		static:           static,
-		log:              log,
+	s.pages = web.NewPages(web.PagesOptions{
+		CurrentUser:      s.currentUser,
+		HasAnyUser:       st.HasAccounts,
+		Lang:             cfg.Lang,
+		SockJSPath:       firstOr(cfg.SockJSPaths, proto.DefaultSockJSPath),
+		WSPath:           "/ws",
+		MaxMessage:       cfg.MaxMessage,
+		MaxSubscriptions: cfg.MaxSubscriptions,
+		EditMinutes:      cfg.EditMinutes,
+		MaxUpload:        s.files.MaxBytes,
+		Registration:     func(ctx context.Context) (string, error) { return st.Setting(ctx, store.SettingRegistration) },
+		Invitation:       s.auth.Invitation,
+		FrameAncestors:   cfg.EmbedOrigins,
+		NodeURLs:         cfg.Cluster.URLs,
+		Static:           static,
+		Log:              log,
 	})
 	if cfg.SockJSPaths == nil {
 		cfg.SockJSPaths = []string{proto.DefaultSockJSPath}
@@ -803,12 +804,12 @@ func (s *server) requestUser(r *http.Request) string {
 }
 
 // currentUser adapts the signed-in account for the pages.
-func (s *server) currentUser(r *http.Request) (uiUser, bool) {
+func (s *server) currentUser(r *http.Request) (web.UIUser, bool) {
 	u, err := s.auth.UserFromRequest(r)
 	if err != nil {
-		return uiUser{}, false
+		return web.UIUser{}, false
 	}
-	return uiUser{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, IsAdmin: u.IsAdmin}, true
+	return web.UIUser{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, IsAdmin: u.IsAdmin}, true
 }
 
 func firstOr(list []string, def string) string {
@@ -844,13 +845,13 @@ func (s *server) routes() http.Handler {
 		mux.Handle(sj.Opts.Prefix, sj)
 		mux.Handle(sj.Opts.Prefix+"/", sj)
 	}
-	s.api.routes(mux)
-	stats := newAdminStats(s.broker, s.limiter, s.sockjs, s.store, s.auth.Gate)
-	stats.clog = s.clog
-	mux.Handle("GET /api/admin/stats", s.api.authed(s.api.admin(stats.serve)))
-	s.pages.routes(mux) // also serves ui.StaticPrefix
+	s.api.Routes(mux)
+	stats := web.NewAdminStats(s.broker, s.limiter, s.sockjs, s.store, s.auth.Gate)
+	stats.Clog = s.clog
+	mux.Handle("GET /api/admin/stats", s.api.Authed(s.api.Admin(stats.Serve)))
+	s.pages.Routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})
+		web.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})
 	})
 	return s.secure(mux)
 }
@@ -869,6 +870,6 @@ func (s *server) secure(h http.Handler) http.Handler {
 	for _, sj := range s.sockjs {
 		sockjs = append(sockjs, sj.Opts.Prefix)
 	}
-	h = limitLogins(s.limiter, h)
-	return securityHeaders(h, securityOptions{noCSP: sockjs, hsts: s.cfg.TLSCert != ""})
+	h = web.LimitLogins(s.limiter, h)
+	return web.SecurityHeaders(h, web.SecurityOptions{NoCSP: sockjs, HSTS: s.cfg.TLSCert != ""})
 }

@@ -7,6 +7,7 @@ import (
 	"stompbox/internal/chat"
 	"stompbox/internal/chat/chattest"
 	"stompbox/internal/store"
+	"stompbox/internal/web"
 	"strings"
 	"testing"
 )
@@ -14,8 +15,8 @@ import (
 // TestPagesInvitationNote: the register page says who invited and to which
 // server, or that the link no longer works (issue 17, item 10).
 func TestPagesInvitationNote(t *testing.T) {
-	mux, _ := newTestPages(t, func(o *pagesOptions) {
-		o.invitation = func(_ context.Context, code string) (string, bool, error) {
+	mux, _ := newTestPages(t, func(o *web.PagesOptions) {
+		o.Invitation = func(_ context.Context, code string) (string, bool, error) {
 			switch code {
 			case "good":
 				return "Kim Minji", true, nil
@@ -56,8 +57,8 @@ func TestPagesInvitationNote(t *testing.T) {
 func TestPagesAdminSignupMode(t *testing.T) {
 	for _, mode := range []string{store.RegistrationOpen, store.RegistrationInvite} {
 		t.Run(mode, func(t *testing.T) {
-			mux, _ := newTestPages(t, func(o *pagesOptions) {
-				o.registration = func(context.Context) (string, error) { return mode, nil }
+			mux, _ := newTestPages(t, func(o *web.PagesOptions) {
+				o.Registration = func(context.Context) (string, error) { return mode, nil }
 			})
 			doc := parseHTML(t, pageGet(t, mux, "/admin", "kim-session"))
 			htmlMustTestID(t, doc, "copy-invite")

@@ -20,39 +20,40 @@ import (
 
 	"golang.org/x/net/html"
 
+	"stompbox/internal/web"
 	"stompbox/ui"
 )
 
 // pagesFakeAccounts stands in for the store and the session check: a cookie
 // value names a signed-in user.
 type pagesFakeAccounts struct {
-	sessions map[string]uiUser // stompbox_session cookie value -> user
+	sessions map[string]web.UIUser // stompbox_session cookie value -> user
 	anyUser  bool
 	err      error // returned by hasAnyUser when set
 }
 
-func (f *pagesFakeAccounts) options() pagesOptions {
-	return pagesOptions{
-		currentUser: func(r *http.Request) (uiUser, bool) {
+func (f *pagesFakeAccounts) options() web.PagesOptions {
+	return web.PagesOptions{
+		CurrentUser: func(r *http.Request) (web.UIUser, bool) {
 			c, err := r.Cookie("stompbox_session")
 			if err != nil {
-				return uiUser{}, false
+				return web.UIUser{}, false
 			}
 			u, ok := f.sessions[c.Value]
 			return u, ok
 		},
-		hasAnyUser: func(context.Context) (bool, error) { return f.anyUser, f.err },
-		lang:       "en",
+		HasAnyUser: func(context.Context) (bool, error) { return f.anyUser, f.err },
+		Lang:       "en",
 	}
 }
 
 // newTestPages returns a mux with the pages of a server where "kim" (admin)
 // and "lee" have accounts and sessions "kim-session" and "lee-session".
-func newTestPages(t *testing.T, mutate ...func(*pagesOptions)) (*http.ServeMux, *pagesFakeAccounts) {
+func newTestPages(t *testing.T, mutate ...func(*web.PagesOptions)) (*http.ServeMux, *pagesFakeAccounts) {
 	t.Helper()
 	f := &pagesFakeAccounts{
 		anyUser: true,
-		sessions: map[string]uiUser{
+		sessions: map[string]web.UIUser{
 			"kim-session": {ID: 1, Username: "kim", DisplayName: "Kim Minji", IsAdmin: true},
 			"lee-session": {ID: 2, Username: "lee", DisplayName: "이서연"},
 		},
@@ -62,7 +63,7 @@ func newTestPages(t *testing.T, mutate ...func(*pagesOptions)) (*http.ServeMux, 
 		m(&opts)
 	}
 	mux := http.NewServeMux()
-	newPages(opts).routes(mux)
+	web.NewPages(opts).Routes(mux)
 	return mux, f
 }
 
@@ -267,10 +268,10 @@ func TestPagesContent(t *testing.T) {
 }
 
 func TestPagesChatBoot(t *testing.T) {
-	mux, _ := newTestPages(t, func(o *pagesOptions) {
-		o.sockjsPath = "/chat-sockjs"
-		o.maxMessage, o.maxSubscriptions = 500, 64
-		o.nodeURLs = []string{"http://pi1:8080", "https://pi2.example"}
+	mux, _ := newTestPages(t, func(o *web.PagesOptions) {
+		o.SockJSPath = "/chat-sockjs"
+		o.MaxMessage, o.MaxSubscriptions = 500, 64
+		o.NodeURLs = []string{"http://pi1:8080", "https://pi2.example"}
 	})
 	doc := parseHTML(t, pageGet(t, mux, "/", "lee-session"))
 	b := htmlBoot(t, doc)
@@ -313,7 +314,7 @@ func TestPagesLanguage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mux, _ := newTestPages(t, func(o *pagesOptions) { o.lang = tt.serverLang })
+			mux, _ := newTestPages(t, func(o *web.PagesOptions) { o.Lang = tt.serverLang })
 			var hdrs []string
 			if tt.accept != "" {
 				hdrs = append(hdrs, "Accept-Language: "+tt.accept)
@@ -406,7 +407,7 @@ func checkStaticURL(t *testing.T, h http.Handler, url string) {
 }
 
 func TestPagesFraming(t *testing.T) {
-	mux, _ := newTestPages(t, func(o *pagesOptions) { o.frameAncestors = []string{"https://intranet.corp.example"} })
+	mux, _ := newTestPages(t, func(o *web.PagesOptions) { o.FrameAncestors = []string{"https://intranet.corp.example"} })
 	res := pageGet(t, mux, "/", "kim-session")
 	if !strings.Contains(res.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") || res.Header.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("chat page may be framed: CSP %q XFO %q", res.Header.Get("Content-Security-Policy"), res.Header.Get("X-Frame-Options"))
@@ -438,7 +439,7 @@ func TestPagesSafeNext(t *testing.T) {
 		"javascript:alert(1)": "/",
 		"/a\r\nSet-Cookie: x": "/",
 	} {
-		if got := safeNext(in); got != want {
+		if got := web.SafeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"stompbox/internal/stomp"
+	"stompbox/internal/web"
 	"strings"
 	"testing"
 )
@@ -17,10 +18,10 @@ func TestSecurityHeaders(t *testing.T) {
 		path    string
 		wantCSP string // substring of the Content-Security-Policy; "" means none at all
 	}{
-		{"json", "/healthz", defaultCSP},
-		{"api error", "/api/me", defaultCSP},
-		{"not found", "/no-such-page", defaultCSP},
-		{"static file", srv.static.URL("vendor/sockjs.min.js"), defaultCSP},
+		{"json", "/healthz", web.DefaultCSP},
+		{"api error", "/api/me", web.DefaultCSP},
+		{"not found", "/no-such-page", web.DefaultCSP},
+		{"static file", srv.static.URL("vendor/sockjs.min.js"), web.DefaultCSP},
 		{"page", "/setup", "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"},
 		{"embed page", "/embed/room/1", "frame-ancestors 'self' https://intranet.example"},
 		{"sockjs info", "/ws-stomp/info", ""},

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
+	"stompbox/internal/web"
 	"strings"
 	"testing"
 	"time"
@@ -161,8 +162,8 @@ func TestTLSCertificateFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if h := resp.Header.Get("Strict-Transport-Security"); h != hstsValue {
-		t.Errorf("HSTS %q, want %q", h, hstsValue)
+	if h := resp.Header.Get("Strict-Transport-Security"); h != web.HSTSValue {
+		t.Errorf("HSTS %q, want %q", h, web.HSTSValue)
 	}
 	for _, bad := range []func(*Config){
 		func(c *Config) { c.TLSCert = certFile },

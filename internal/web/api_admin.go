@@ -1,4 +1,4 @@
-package main
+package web
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 	"runtime/metrics"
 	"stompbox/internal/auth"
 	"stompbox/internal/broker"
+	"stompbox/internal/buildinfo"
 	"stompbox/internal/cluster"
 	"stompbox/internal/proto"
 	"stompbox/internal/ratelimit"
@@ -37,12 +38,12 @@ type adminStats struct {
 	sockjs  []*sockjs.Server
 	store   *store.Store // nil in tests that have none
 	gate    *auth.Gate   // nil in tests that have none
-	clog    *cluster.Log // nil on a single node
+	Clog    *cluster.Log // nil on a single node
 	start   time.Time
 }
 
-// newAdminStats is called once, when the routes are built.
-func newAdminStats(b *broker.Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store.Store, gate *auth.Gate) *adminStats {
+// NewAdminStats is called once, when the routes are built.
+func NewAdminStats(b *broker.Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store.Store, gate *auth.Gate) *adminStats {
 	return &adminStats{broker: b, limiter: lim, sockjs: sj, store: st, gate: gate, start: time.Now()}
 }
 
@@ -64,7 +65,7 @@ func (a *adminStats) read() proto.AdminStats {
 		SysBytes:       val(3),
 		NumGC:          val(4),
 		UptimeS:        time.Since(a.start).Seconds(),
-		Version:        buildVersion,
+		Version:        buildinfo.Version(),
 	}
 	if a.broker != nil {
 		st.STOMPSessions = a.broker.SessionCount()
@@ -89,11 +90,11 @@ func (a *adminStats) read() proto.AdminStats {
 	return st
 }
 
-// serve is the authedFunc; wrap it in api.admin.
-func (a *adminStats) serve(w http.ResponseWriter, r *http.Request, u store.User) error {
+// Serve is the authedFunc; wrap it in api.admin.
+func (a *adminStats) Serve(w http.ResponseWriter, r *http.Request, u store.User) error {
 	st := a.read()
-	if a.clog != nil {
-		cs, err := a.clog.Status(r.Context())
+	if a.Clog != nil {
+		cs, err := a.Clog.Status(r.Context())
 		if err != nil {
 			// The stream's leader may be unreachable (no quorum): this
 			// node's own position is still worth showing.

@@ -1,4 +1,4 @@
-package main
+package web
 
 import (
 	"net/http"
@@ -8,46 +8,46 @@ import (
 
 // Security headers every HTTP response gets (issue 6).
 const (
-	// defaultCSP is the Content-Security-Policy of responses whose handler
+	// DefaultCSP is the Content-Security-Policy of responses whose handler
 	// sets none (static files, JSON, errors). Pages set their own, stricter
 	// one (pages.go), and the embed page names its frame-ancestors from
 	// --embed-origins; a handler's own policy always wins.
-	defaultCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	DefaultCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"connect-src 'self'; frame-ancestors 'self'; base-uri 'self'; form-action 'self'"
 
-	// hstsValue asks browsers to use HTTPS for a year. No includeSubDomains:
+	// HSTSValue asks browsers to use HTTPS for a year. No includeSubDomains:
 	// on an intranet the sibling hosts of a stompbox box are not ours to pin.
-	hstsValue = "max-age=31536000"
+	HSTSValue = "max-age=31536000"
 )
 
-// securityOptions says how securityHeaders treats a request.
-type securityOptions struct {
+// SecurityOptions says how securityHeaders treats a request.
+type SecurityOptions struct {
 	// noCSP lists path prefixes that get no default CSP: the SockJS
 	// endpoints, whose iframe page and htmlfile transport are inline
 	// scripts by protocol (sockjs-protocol 0.3) and whose iframe is framed
 	// by pages of other origins.
-	noCSP []string
+	NoCSP []string
 	// hsts turns Strict-Transport-Security on for TLS requests. It is off
 	// with a self-signed certificate: HSTS forbids clicking through a
 	// certificate warning, which would lock people out of such a server.
-	hsts bool
+	HSTS bool
 }
 
-// securityHeaders sets the headers every response carries before next runs:
+// SecurityHeaders sets the headers every response carries before next runs:
 // X-Content-Type-Options, Referrer-Policy, a default CSP (which a handler
 // replaces by setting its own: Header().Set overwrites) and, under TLS,
 // HSTS. It does not wrap the ResponseWriter, so hijacking (WebSocket) and
 // flushing (SockJS streaming) are untouched.
-func securityHeaders(next http.Handler, opts securityOptions) http.Handler {
+func SecurityHeaders(next http.Handler, opts SecurityOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
-		if !hasAnyPrefix(r.URL.Path, opts.noCSP) {
-			h.Set("Content-Security-Policy", defaultCSP)
+		if !hasAnyPrefix(r.URL.Path, opts.NoCSP) {
+			h.Set("Content-Security-Policy", DefaultCSP)
 		}
-		if opts.hsts && r.TLS != nil {
-			h.Set("Strict-Transport-Security", hstsValue)
+		if opts.HSTS && r.TLS != nil {
+			h.Set("Strict-Transport-Security", HSTSValue)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -63,9 +63,9 @@ func hasAnyPrefix(path string, prefixes []string) bool {
 	return false
 }
 
-// limitLogins answers 429 with a JSON error to login and registration
+// LimitLogins answers 429 with a JSON error to login and registration
 // attempts past l's LoginsPerIP from one address; other requests pass.
-func limitLogins(l *ratelimit.Limiter, next http.Handler) http.Handler {
+func LimitLogins(l *ratelimit.Limiter, next http.Handler) http.Handler {
 	if l.Limits().LoginsPerIP <= 0 {
 		return next
 	}

@@ -1,4 +1,4 @@
-package main
+package web
 
 import (
 	"encoding/json"
@@ -24,67 +24,67 @@ import (
 
 // API limits.
 const (
-	// maxAPIBodyBytes bounds every JSON or form body except message posts
+	// MaxAPIBodyBytes bounds every JSON or form body except message posts
 	// (chatService.maxInputBytes): room names, logins and settings are small.
-	maxAPIBodyBytes = 64 << 10
+	MaxAPIBodyBytes = 64 << 10
 )
 
-// api is the HTTP JSON API under /api/. It holds no state of its own;
+// API is the HTTP JSON API under /api/. It holds no state of its own;
 // handlers are safe for concurrent use.
-type api struct {
+type API struct {
 	chat *chat.Service
 	auth *auth.Service
 	log  *slog.Logger
 	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
 	lim  *ratelimit.Limiter          // the broker's limiter: message posts share the users' STOMP SEND buckets
 
-	files *files.Service // uploads and downloads (api_files.go); nil: no file routes
+	Files *files.Service // uploads and downloads (api_files.go); nil: no file routes
 }
 
-// newAPI builds the API; routes registers it on a mux. lim is the broker's
+// NewAPI builds the API; routes registers it on a mux. lim is the broker's
 // rate limiter (nil: no limits), shared so that a user's STOMP SENDs and
 // HTTP message posts draw from one allowance.
-func newAPI(chat *chat.Service, auth *auth.Service, lim *ratelimit.Limiter, log *slog.Logger) *api {
+func NewAPI(chat *chat.Service, auth *auth.Service, lim *ratelimit.Limiter, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &api{chat: chat, auth: auth, log: log, csrf: http.NewCrossOriginProtection(), lim: lim}
+	return &API{chat: chat, auth: auth, log: log, csrf: http.NewCrossOriginProtection(), lim: lim}
 }
 
-// routes is the API's one routing table (Go 1.22 patterns).
-func (a *api) routes(mux *http.ServeMux) {
+// Routes is the API's one routing table (Go 1.22 patterns).
+func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/register", a.handle(a.register))
 	mux.Handle("POST /api/login", a.handle(a.login))
 	mux.Handle("POST /api/logout", a.handle(a.logout))
-	mux.Handle("GET /api/me", a.authed(a.me))
-	mux.Handle("PUT /api/me/webhook", a.authed(a.setWebhook))
-	mux.Handle("GET /api/users", a.authed(a.users))
-	mux.Handle("POST /api/tokens", a.authed(a.createToken))
-	mux.Handle("DELETE /api/tokens/{name}", a.authed(a.revokeToken))
+	mux.Handle("GET /api/me", a.Authed(a.me))
+	mux.Handle("PUT /api/me/webhook", a.Authed(a.setWebhook))
+	mux.Handle("GET /api/users", a.Authed(a.users))
+	mux.Handle("POST /api/tokens", a.Authed(a.createToken))
+	mux.Handle("DELETE /api/tokens/{name}", a.Authed(a.revokeToken))
 
-	mux.Handle("GET /api/rooms", a.authed(a.rooms))
-	mux.Handle("POST /api/rooms", a.authed(a.createRoom))
-	mux.Handle("PATCH /api/rooms/{id}", a.authed(a.updateRoom))
-	mux.Handle("POST /api/rooms/{id}/join", a.authed(a.join))
-	mux.Handle("POST /api/rooms/{id}/leave", a.authed(a.leave))
-	mux.Handle("POST /api/rooms/{id}/members", a.authed(a.addMember))
-	mux.Handle("GET /api/rooms/{id}/messages", a.authed(a.messages))
-	mux.Handle("POST /api/rooms/{id}/messages", a.authed(a.postMessage))
-	mux.Handle("PATCH /api/rooms/{id}/messages/{mid}", a.authed(a.editMessage))
-	mux.Handle("DELETE /api/rooms/{id}/messages/{mid}", a.authed(a.deleteMessage))
-	mux.Handle("PUT /api/rooms/{id}/messages/{mid}/reactions/{emoji}", a.authed(a.react(true)))
-	mux.Handle("DELETE /api/rooms/{id}/messages/{mid}/reactions/{emoji}", a.authed(a.react(false)))
-	mux.Handle("POST /api/rooms/{id}/read", a.authed(a.markRead))
-	mux.Handle("GET /api/rooms/{id}/export", a.authed(a.export))
-	mux.Handle("POST /api/dm/{username}", a.authed(a.openDM))
-	mux.Handle("GET /api/search", a.authed(a.search))
-	if a.files != nil {
+	mux.Handle("GET /api/rooms", a.Authed(a.rooms))
+	mux.Handle("POST /api/rooms", a.Authed(a.createRoom))
+	mux.Handle("PATCH /api/rooms/{id}", a.Authed(a.updateRoom))
+	mux.Handle("POST /api/rooms/{id}/join", a.Authed(a.join))
+	mux.Handle("POST /api/rooms/{id}/leave", a.Authed(a.leave))
+	mux.Handle("POST /api/rooms/{id}/members", a.Authed(a.addMember))
+	mux.Handle("GET /api/rooms/{id}/messages", a.Authed(a.messages))
+	mux.Handle("POST /api/rooms/{id}/messages", a.Authed(a.postMessage))
+	mux.Handle("PATCH /api/rooms/{id}/messages/{mid}", a.Authed(a.editMessage))
+	mux.Handle("DELETE /api/rooms/{id}/messages/{mid}", a.Authed(a.deleteMessage))
+	mux.Handle("PUT /api/rooms/{id}/messages/{mid}/reactions/{emoji}", a.Authed(a.react(true)))
+	mux.Handle("DELETE /api/rooms/{id}/messages/{mid}/reactions/{emoji}", a.Authed(a.react(false)))
+	mux.Handle("POST /api/rooms/{id}/read", a.Authed(a.markRead))
+	mux.Handle("GET /api/rooms/{id}/export", a.Authed(a.export))
+	mux.Handle("POST /api/dm/{username}", a.Authed(a.openDM))
+	mux.Handle("GET /api/search", a.Authed(a.search))
+	if a.Files != nil {
 		a.filesRoutes(mux)
 	}
 
-	mux.Handle("GET /api/admin/backup", a.authed(a.admin(a.backup)))
-	mux.Handle("PUT /api/admin/registration", a.authed(a.admin(a.setRegistration)))
-	mux.Handle("POST /api/admin/invites", a.authed(a.admin(a.createInvite)))
+	mux.Handle("GET /api/admin/backup", a.Authed(a.Admin(a.backup)))
+	mux.Handle("PUT /api/admin/registration", a.Authed(a.Admin(a.setRegistration)))
+	mux.Handle("POST /api/admin/invites", a.Authed(a.Admin(a.createInvite)))
 }
 
 type apiFunc func(w http.ResponseWriter, r *http.Request) error
@@ -97,7 +97,7 @@ var errCrossOrigin = apperr.New(apperr.KindForbidden, "cross-origin request refu
 
 // handle runs h and turns its error into a JSON error response, logged
 // once here. Unsafe methods from another origin are refused first.
-func (a *api) handle(h apiFunc) http.Handler {
+func (a *API) handle(h apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if err := a.csrf.Check(r); err != nil {
@@ -110,8 +110,8 @@ func (a *api) handle(h apiFunc) http.Handler {
 	})
 }
 
-// authed is handle for requests that need a user (Bearer token or cookie).
-func (a *api) authed(h authedFunc) http.Handler {
+// Authed is handle for requests that need a user (Bearer token or cookie).
+func (a *API) Authed(h authedFunc) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		u, err := a.auth.UserFromRequest(r)
 		if err != nil {
@@ -121,8 +121,8 @@ func (a *api) authed(h authedFunc) http.Handler {
 	})
 }
 
-// admin restricts an authed handler to administrators.
-func (a *api) admin(h authedFunc) authedFunc {
+// Admin restricts an authed handler to administrators.
+func (a *API) Admin(h authedFunc) authedFunc {
 	return func(w http.ResponseWriter, r *http.Request, u store.User) error {
 		if !u.IsAdmin {
 			return apperr.ErrNotAdmin
@@ -133,7 +133,7 @@ func (a *api) admin(h authedFunc) authedFunc {
 
 // fail writes {"error": "..."} with the status httpStatus chooses. Only
 // publicMessage's text reaches the client; the log gets the whole error.
-func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := apperr.HTTPStatus(err)
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "err", err}
 	switch {
@@ -214,12 +214,12 @@ type credentials struct {
 func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, error) {
 	var c credentials
 	if !isForm(r) {
-		return c, decodeAPIJSON(w, r, maxAPIBodyBytes, &c)
+		return c, decodeAPIJSON(w, r, MaxAPIBodyBytes, &c)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBodyBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, MaxAPIBodyBytes)
 	parse := r.ParseForm
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
-		parse = func() error { return r.ParseMultipartForm(maxAPIBodyBytes) }
+		parse = func() error { return r.ParseMultipartForm(MaxAPIBodyBytes) }
 	}
 	if err := parse(); err != nil {
 		var mbe *http.MaxBytesError
@@ -237,7 +237,7 @@ func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, error
 
 // register creates an account and logs it in: 201 with the user and the
 // session cookie.
-func (a *api) register(w http.ResponseWriter, r *http.Request) error {
+func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	c, err := readCredentials(w, r)
 	if err != nil {
 		return err
@@ -256,7 +256,7 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) error {
 
 // login checks username/password (or takes a guest name when guests are
 // allowed) and sets the session cookie.
-func (a *api) login(w http.ResponseWriter, r *http.Request) error {
+func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	c, err := readCredentials(w, r)
 	if err != nil {
 		return err
@@ -278,7 +278,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 // logout ends the cookie's loginSession (if any) and clears the cookie.
-func (a *api) logout(w http.ResponseWriter, r *http.Request) error {
+func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 	if c, err := r.Cookie(proto.SessionCookieName); err == nil {
 		if err := a.auth.Logout(r.Context(), c.Value); err != nil {
 			return err
@@ -289,15 +289,15 @@ func (a *api) logout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *api) me(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) me(w http.ResponseWriter, r *http.Request, u store.User) error {
 	return writeAPIJSON(w, http.StatusOK, u)
 }
 
-func (a *api) setWebhook(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) setWebhook(w http.ResponseWriter, r *http.Request, u store.User) error {
 	var body struct {
 		URL string `json:"url"`
 	}
-	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, MaxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	if err := a.chat.SetWebhook(r.Context(), u, body.URL); err != nil {
@@ -307,7 +307,7 @@ func (a *api) setWebhook(w http.ResponseWriter, r *http.Request, u store.User) e
 	return nil
 }
 
-func (a *api) users(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) users(w http.ResponseWriter, r *http.Request, u store.User) error {
 	us, err := a.chat.Users(r.Context())
 	if err != nil {
 		return err
@@ -316,11 +316,11 @@ func (a *api) users(w http.ResponseWriter, r *http.Request, u store.User) error 
 }
 
 // createToken makes an API token; the secret is in this response only.
-func (a *api) createToken(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) createToken(w http.ResponseWriter, r *http.Request, u store.User) error {
 	var body struct {
 		Name string `json:"name"`
 	}
-	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, MaxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	tok, err := a.auth.CreateToken(r.Context(), u, body.Name)
@@ -330,7 +330,7 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request, u store.User) 
 	return writeAPIJSON(w, http.StatusCreated, map[string]string{"name": strings.TrimSpace(body.Name), "token": tok})
 }
 
-func (a *api) revokeToken(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, u store.User) error {
 	if err := a.auth.RevokeToken(r.Context(), u, r.PathValue("name")); err != nil {
 		return err
 	}
@@ -349,7 +349,7 @@ func apiList[T any](s []T) []T {
 // backup streams a consistent copy of the database. VACUUM INTO needs a
 // file, so the copy goes to a temporary directory beside the database
 // (same file system, no surprise /tmp quota) and is removed afterwards.
-func (a *api) backup(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) backup(w http.ResponseWriter, r *http.Request, u store.User) error {
 	dir, err := os.MkdirTemp(filepath.Dir(a.chat.St.Path), "backup-")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -378,11 +378,11 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request, u store.User) error
 	return nil
 }
 
-func (a *api) setRegistration(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) setRegistration(w http.ResponseWriter, r *http.Request, u store.User) error {
 	var body struct {
 		Mode string `json:"mode"`
 	}
-	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, MaxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	if err := a.auth.SetRegistration(r.Context(), u, body.Mode); err != nil {
@@ -392,7 +392,7 @@ func (a *api) setRegistration(w http.ResponseWriter, r *http.Request, u store.Us
 	return nil
 }
 
-func (a *api) createInvite(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) createInvite(w http.ResponseWriter, r *http.Request, u store.User) error {
 	code, err := a.auth.CreateInvite(r.Context(), u)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package main
+package web
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-func (a *api) rooms(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) rooms(w http.ResponseWriter, r *http.Request, u store.User) error {
 	rs, err := a.chat.Rooms(r.Context(), u)
 	if err != nil {
 		return err
@@ -21,9 +21,9 @@ func (a *api) rooms(w http.ResponseWriter, r *http.Request, u store.User) error 
 	return writeAPIJSON(w, http.StatusOK, apiList(rs))
 }
 
-func (a *api) createRoom(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) createRoom(w http.ResponseWriter, r *http.Request, u store.User) error {
 	var nr chat.NewRoom
-	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &nr); err != nil {
+	if err := decodeAPIJSON(w, r, MaxAPIBodyBytes, &nr); err != nil {
 		return err
 	}
 	rm, err := a.chat.CreateRoom(r.Context(), u, nr)
@@ -33,13 +33,13 @@ func (a *api) createRoom(w http.ResponseWriter, r *http.Request, u store.User) e
 	return writeAPIJSON(w, http.StatusCreated, rm)
 }
 
-func (a *api) updateRoom(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) updateRoom(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
 	var up store.RoomUpdate
-	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &up); err != nil {
+	if err := decodeAPIJSON(w, r, MaxAPIBodyBytes, &up); err != nil {
 		return err
 	}
 	rm, err := a.chat.UpdateRoom(r.Context(), u, id, up)
@@ -49,7 +49,7 @@ func (a *api) updateRoom(w http.ResponseWriter, r *http.Request, u store.User) e
 	return writeAPIJSON(w, http.StatusOK, rm)
 }
 
-func (a *api) join(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) join(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -61,7 +61,7 @@ func (a *api) join(w http.ResponseWriter, r *http.Request, u store.User) error {
 	return nil
 }
 
-func (a *api) leave(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) leave(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -73,7 +73,7 @@ func (a *api) leave(w http.ResponseWriter, r *http.Request, u store.User) error 
 	return nil
 }
 
-func (a *api) addMember(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) addMember(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -81,7 +81,7 @@ func (a *api) addMember(w http.ResponseWriter, r *http.Request, u store.User) er
 	var body struct {
 		Username string `json:"username"`
 	}
-	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, MaxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	if err := a.chat.AddMember(r.Context(), u, id, body.Username); err != nil {
@@ -93,7 +93,7 @@ func (a *api) addMember(w http.ResponseWriter, r *http.Request, u store.User) er
 
 // messages serves GET /api/rooms/{id}/messages?before=ID|after=ID&limit=N:
 // a page in ascending id order; without before/after, the newest page.
-func (a *api) messages(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) messages(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -133,7 +133,7 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request, u store.User) err
 // obeys the same limits: -user-send-rate (429 with Retry-After, counted
 // before the body is read, as a SEND is counted before it is handled) and
 // -max-message (413).
-func (a *api) postMessage(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) postMessage(w http.ResponseWriter, r *http.Request, u store.User) error {
 	if err := a.allowSend(w, u); err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func messagePathIDs(r *http.Request) (roomID, msgID int64, err error) {
 // {"message":"new text"}: the HTTP twin of a SEND to /pub/chat/edit. It
 // answers with the EDIT event that went to the room. Edits, deletions and
 // reactions draw on the same -user-send-rate allowance as posts.
-func (a *api) editMessage(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) editMessage(w http.ResponseWriter, r *http.Request, u store.User) error {
 	if err := a.allowSend(w, u); err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (a *api) editMessage(w http.ResponseWriter, r *http.Request, u store.User) 
 
 // deleteMessage serves DELETE /api/rooms/{id}/messages/{mid}: 204 once the
 // deletion is stored and published.
-func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) deleteMessage(w http.ResponseWriter, r *http.Request, u store.User) error {
 	if err := a.allowSend(w, u); err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request, u store.User
 // /api/rooms/{id}/messages/{mid}/reactions/{emoji} (the emoji
 // percent-encoded) and answers {"reactions":[…]}, the message's reactions
 // after the change.
-func (a *api) react(add bool) authedFunc {
+func (a *API) react(add bool) authedFunc {
 	return func(w http.ResponseWriter, r *http.Request, u store.User) error {
 		if err := a.allowSend(w, u); err != nil {
 			return err
@@ -250,7 +250,7 @@ func (a *api) react(add bool) authedFunc {
 
 // allowSend applies -user-send-rate to a write on behalf of u, with a
 // Retry-After header when it refuses.
-func (a *api) allowSend(w http.ResponseWriter, u store.User) error {
+func (a *API) allowSend(w http.ResponseWriter, u store.User) error {
 	if ok, wait := a.lim.AllowUserSend(u.Username); !ok {
 		w.Header().Set("Retry-After", ratelimit.RetryAfterSeconds(wait))
 		return ratelimit.ErrSendRateLimited
@@ -259,7 +259,7 @@ func (a *api) allowSend(w http.ResponseWriter, u store.User) error {
 }
 
 // markRead serves POST /api/rooms/{id}/read with {"id": lastReadMessageID}.
-func (a *api) markRead(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) markRead(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -267,7 +267,7 @@ func (a *api) markRead(w http.ResponseWriter, r *http.Request, u store.User) err
 	var body struct {
 		ID int64 `json:"id"`
 	}
-	if err := decodeAPIJSON(w, r, maxAPIBodyBytes, &body); err != nil {
+	if err := decodeAPIJSON(w, r, MaxAPIBodyBytes, &body); err != nil {
 		return err
 	}
 	if body.ID <= 0 {
@@ -282,7 +282,7 @@ func (a *api) markRead(w http.ResponseWriter, r *http.Request, u store.User) err
 
 // export streams a room as one JSON document, as a download. Access is
 // checked before the first byte, so errors still get a proper status.
-func (a *api) export(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) export(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
@@ -299,7 +299,7 @@ func (a *api) export(w http.ResponseWriter, r *http.Request, u store.User) error
 	return nil
 }
 
-func (a *api) openDM(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) openDM(w http.ResponseWriter, r *http.Request, u store.User) error {
 	rm, err := a.chat.OpenDM(r.Context(), u, r.PathValue("username"))
 	if err != nil {
 		return err
@@ -307,7 +307,7 @@ func (a *api) openDM(w http.ResponseWriter, r *http.Request, u store.User) error
 	return writeAPIJSON(w, http.StatusOK, rm)
 }
 
-func (a *api) search(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) search(w http.ResponseWriter, r *http.Request, u store.User) error {
 	ms, err := a.chat.Search(r.Context(), u, r.URL.Query().Get("q"))
 	if err != nil {
 		return err

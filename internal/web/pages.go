@@ -1,4 +1,4 @@
-package main
+package web
 
 import (
 	"bytes"
@@ -16,62 +16,62 @@ import (
 	"stompbox/ui"
 )
 
-// uiUser is the signed-in person as the pages need them. The lead's auth
+// UIUser is the signed-in person as the pages need them. The lead's auth
 // code converts its own user type into this one in pagesOptions.currentUser.
-type uiUser struct {
+type UIUser struct {
 	ID          int64
 	Username    string
 	DisplayName string
 	IsAdmin     bool
 }
 
-// pagesOptions is everything the HTML pages need from the rest of the
+// PagesOptions is everything the HTML pages need from the rest of the
 // server, as functions, so pages.go depends on no store type and tests can
 // use fakes.
-type pagesOptions struct {
+type PagesOptions struct {
 	// currentUser returns the person signed in by r's session cookie. It must
 	// be safe to call from many goroutines.
-	currentUser func(r *http.Request) (uiUser, bool)
+	CurrentUser func(r *http.Request) (UIUser, bool)
 	// hasAnyUser reports whether any account exists; when none does, every
 	// page leads to /setup, which creates the administrator.
-	hasAnyUser func(ctx context.Context) (bool, error)
+	HasAnyUser func(ctx context.Context) (bool, error)
 	// lang is the server's default language ("ko" or "en"), used when neither
 	// the language cookie nor Accept-Language decides.
-	lang string
+	Lang string
 	// sockjsPath is the SockJS endpoint app.js connects to (default "/ws-stomp").
-	sockjsPath string
+	SockJSPath string
 	// wsPath is the raw WebSocket endpoint, used when a page is opened with
 	// ?transport=ws (default "/ws").
-	wsPath string
+	WSPath string
 	// maxMessage is the most characters in one chat message (-max-message)
 	// and maxSubscriptions the most subscriptions per connection
 	// (-max-subscriptions); app.js checks and plans with them. Zero leaves
 	// app.js's own defaults, which equal the server's.
-	maxMessage, maxSubscriptions int
+	MaxMessage, MaxSubscriptions int
 	// editMinutes is -edit-minutes, so app.js offers "edit" only while the
 	// server would accept it (0: forever).
-	editMinutes int
+	EditMinutes int
 	// maxUpload is -max-upload in bytes, for upload.js; zero leaves its default.
-	maxUpload int64
+	MaxUpload int64
 	// frameAncestors are the origins allowed to frame /embed/room/{id}
 	// (CSP frame-ancestors sources, e.g. "https://intranet.corp.example").
 	// Empty allows only this server itself. Other pages may never be framed.
-	frameAncestors []string
+	FrameAncestors []string
 	// nodeURLs are -cluster-urls: the chat page offers them when the
 	// connection to this node stays down.
-	nodeURLs []string
+	NodeURLs []string
 	// static serves /static/ and fingerprints the URLs the pages link to.
 	// Pass the server's own instance so the files are loaded and gzipped once;
 	// nil makes newPages load them itself.
-	static *ui.Static
+	Static *ui.Static
 	// registration returns the sign-up mode ("open" or "invite"), which the
 	// admin page shows as the pressed button; nil shows neither.
-	registration func(ctx context.Context) (string, error)
+	Registration func(ctx context.Context) (string, error)
 	// invitation returns the name of who made an invite code and whether
 	// the code is unused and unexpired, for the register page; nil skips it.
-	invitation func(ctx context.Context, code string) (inviter string, ok bool, err error)
+	Invitation func(ctx context.Context, code string) (inviter string, ok bool, err error)
 	// log receives page-rendering errors; nil discards them.
-	log *slog.Logger
+	Log *slog.Logger
 }
 
 // Defaults of pagesOptions.
@@ -83,44 +83,44 @@ const (
 	maxNextPathLength = 512      // a login "next" longer than this is not a page of ours
 )
 
-// pages serves the HTML pages and the static files. It holds only values
+// Pages serves the HTML pages and the static files. It holds only values
 // set in newPages, so its handlers may run concurrently.
-type pages struct {
-	opts   pagesOptions
+type Pages struct {
+	opts   PagesOptions
 	static *ui.Static
 	log    *slog.Logger
 }
 
-// newPages builds the page handlers. Without opts.static it loads the
+// NewPages builds the page handlers. Without opts.static it loads the
 // embedded static files, and panics if that fails, which only a broken build
 // can cause.
-func newPages(opts pagesOptions) *pages {
-	static := opts.static
+func NewPages(opts PagesOptions) *Pages {
+	static := opts.Static
 	if static == nil {
 		var err error
 		if static, err = ui.NewStatic(); err != nil {
 			panic(fmt.Sprintf("stompbox: %v", err))
 		}
 	}
-	if opts.sockjsPath == "" {
-		opts.sockjsPath = proto.DefaultSockJSPath
+	if opts.SockJSPath == "" {
+		opts.SockJSPath = proto.DefaultSockJSPath
 	}
-	if opts.wsPath == "" {
-		opts.wsPath = defaultUIWSPath
+	if opts.WSPath == "" {
+		opts.WSPath = defaultUIWSPath
 	}
-	if !ui.SupportedLang(opts.lang) {
-		opts.lang = ui.LangEnglish
+	if !ui.SupportedLang(opts.Lang) {
+		opts.Lang = ui.LangEnglish
 	}
-	log := opts.log
+	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &pages{opts: opts, static: static, log: log}
+	return &Pages{opts: opts, static: static, log: log}
 }
 
-// routes registers the pages and GET /static/ on mux. (The server must not
+// Routes registers the pages and GET /static/ on mux. (The server must not
 // register /static/ itself as well: ServeMux panics on a duplicate pattern.)
-func (p *pages) routes(mux *http.ServeMux) {
+func (p *Pages) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", p.serveChat)
 	mux.HandleFunc("GET /setup", p.serveSetup)
 	mux.HandleFunc("GET /login", p.serveLogin)
@@ -136,7 +136,7 @@ func (p *pages) routes(mux *http.ServeMux) {
 // scope is the folder it is served from, and the app's is the whole site.
 // It is always revalidated (no ?v= fingerprint), so a new version reaches
 // browsers on their next visit.
-func (p *pages) serveServiceWorker(w http.ResponseWriter, r *http.Request) {
+func (p *Pages) serveServiceWorker(w http.ResponseWriter, r *http.Request) {
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = ui.StaticPrefix + "sw.js"
 	r2.URL.RawQuery = ""
@@ -146,28 +146,28 @@ func (p *pages) serveServiceWorker(w http.ResponseWriter, r *http.Request) {
 // gate decides where a request for a page that needs an account goes: to
 // /setup when there is no account at all, to /login when signed out. It
 // writes the redirect or error and returns false, or returns the user.
-func (p *pages) gate(w http.ResponseWriter, r *http.Request) (uiUser, bool) {
-	if u, ok := p.opts.currentUser(r); ok {
+func (p *Pages) gate(w http.ResponseWriter, r *http.Request) (UIUser, bool) {
+	if u, ok := p.opts.CurrentUser(r); ok {
 		return u, true
 	}
-	exists, err := p.opts.hasAnyUser(r.Context())
+	exists, err := p.opts.HasAnyUser(r.Context())
 	if err != nil {
 		p.fail(w, r, err)
-		return uiUser{}, false
+		return UIUser{}, false
 	}
 	if !exists {
 		http.Redirect(w, r, "/setup", http.StatusSeeOther)
-		return uiUser{}, false
+		return UIUser{}, false
 	}
 	target := "/login"
 	if r.URL.RequestURI() != "/" {
 		target += "?next=" + url.QueryEscape(r.URL.RequestURI())
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
-	return uiUser{}, false
+	return UIUser{}, false
 }
 
-func (p *pages) serveChat(w http.ResponseWriter, r *http.Request) {
+func (p *Pages) serveChat(w http.ResponseWriter, r *http.Request) {
 	u, ok := p.gate(w, r)
 	if !ok {
 		return
@@ -176,8 +176,8 @@ func (p *pages) serveChat(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, ui.ChatPage(pg, toUIUser(u)), nil)
 }
 
-func (p *pages) serveSetup(w http.ResponseWriter, r *http.Request) {
-	exists, err := p.opts.hasAnyUser(r.Context())
+func (p *Pages) serveSetup(w http.ResponseWriter, r *http.Request) {
+	exists, err := p.opts.HasAnyUser(r.Context())
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -191,14 +191,14 @@ func (p *pages) serveSetup(w http.ResponseWriter, r *http.Request) {
 
 // serveLogin and serveRegister send people who are already signed in to the
 // chat, and everyone to /setup while there is no account.
-func (p *pages) serveLogin(w http.ResponseWriter, r *http.Request) {
+func (p *Pages) serveLogin(w http.ResponseWriter, r *http.Request) {
 	p.serveSignedOut(w, r, "login", "login.title", ui.LoginPage)
 }
 
-func (p *pages) serveRegister(w http.ResponseWriter, r *http.Request) {
+func (p *Pages) serveRegister(w http.ResponseWriter, r *http.Request) {
 	p.serveSignedOut(w, r, "register", "register.title", func(pg ui.Page) templ.Component {
-		if code := r.URL.Query().Get("invite"); code != "" && p.opts.invitation != nil {
-			inviter, ok, err := p.opts.invitation(r.Context(), code)
+		if code := r.URL.Query().Get("invite"); code != "" && p.opts.Invitation != nil {
+			inviter, ok, err := p.opts.Invitation(r.Context(), code)
 			if err != nil {
 				p.log.Error("page", "path", r.URL.Path, "err", err) // the form still works without the note
 			} else {
@@ -209,13 +209,13 @@ func (p *pages) serveRegister(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (p *pages) serveSignedOut(w http.ResponseWriter, r *http.Request, name, title string, comp func(ui.Page) templ.Component) {
-	next := safeNext(r.URL.Query().Get("next"))
-	if _, ok := p.opts.currentUser(r); ok {
+func (p *Pages) serveSignedOut(w http.ResponseWriter, r *http.Request, name, title string, comp func(ui.Page) templ.Component) {
+	next := SafeNext(r.URL.Query().Get("next"))
+	if _, ok := p.opts.CurrentUser(r); ok {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	exists, err := p.opts.hasAnyUser(r.Context())
+	exists, err := p.opts.HasAnyUser(r.Context())
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -229,7 +229,7 @@ func (p *pages) serveSignedOut(w http.ResponseWriter, r *http.Request, name, tit
 	p.render(w, r, http.StatusOK, comp(pg), nil)
 }
 
-func (p *pages) serveSettings(w http.ResponseWriter, r *http.Request) {
+func (p *Pages) serveSettings(w http.ResponseWriter, r *http.Request) {
 	u, ok := p.gate(w, r)
 	if !ok {
 		return
@@ -237,7 +237,7 @@ func (p *pages) serveSettings(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, ui.SettingsPage(p.page(r, "settings", "settings.title", &u), toUIUser(u)), nil)
 }
 
-func (p *pages) serveAdmin(w http.ResponseWriter, r *http.Request) {
+func (p *Pages) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	u, ok := p.gate(w, r)
 	if !ok {
 		return
@@ -247,8 +247,8 @@ func (p *pages) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pg := p.page(r, "admin", "admin.title", &u)
-	if p.opts.registration != nil {
-		mode, err := p.opts.registration(r.Context())
+	if p.opts.Registration != nil {
+		mode, err := p.opts.Registration(r.Context())
 		if err != nil {
 			p.fail(w, r, err)
 			return
@@ -262,14 +262,14 @@ func (p *pages) serveAdmin(w http.ResponseWriter, r *http.Request) {
 // link that opens the login page in a new tab, not a redirect: the login
 // page refuses to be framed, and the session cookie set in a top-level tab is
 // what the frame then uses (when the embedding page is same-site).
-func (p *pages) serveEmbed(w http.ResponseWriter, r *http.Request) {
+func (p *Pages) serveEmbed(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		http.NotFound(w, r)
 		return
 	}
-	u, signedIn := p.opts.currentUser(r)
-	var up *uiUser
+	u, signedIn := p.opts.CurrentUser(r)
+	var up *UIUser
 	if signedIn {
 		up = &u
 	}
@@ -279,12 +279,12 @@ func (p *pages) serveEmbed(w http.ResponseWriter, r *http.Request) {
 }
 
 // embedAncestors is the CSP frame-ancestors source list of the embed page.
-func (p *pages) embedAncestors() []string {
-	return append([]string{"'self'"}, p.opts.frameAncestors...)
+func (p *Pages) embedAncestors() []string {
+	return append([]string{"'self'"}, p.opts.FrameAncestors...)
 }
 
 // page builds the data every page component gets.
-func (p *pages) page(r *http.Request, name, titleKey string, u *uiUser) ui.Page {
+func (p *Pages) page(r *http.Request, name, titleKey string, u *UIUser) ui.Page {
 	lang := p.lang(r)
 	loc := ui.NewLocale(lang)
 	title := loc.T(titleKey)
@@ -298,16 +298,16 @@ func (p *pages) page(r *http.Request, name, titleKey string, u *uiUser) ui.Page 
 		Boot: ui.Boot{
 			Page:        name,
 			Lang:        lang,
-			DefaultLang: p.opts.lang,
-			SockJSPath:  p.opts.sockjsPath,
-			WSPath:      p.opts.wsPath,
+			DefaultLang: p.opts.Lang,
+			SockJSPath:  p.opts.SockJSPath,
+			WSPath:      p.opts.WSPath,
 			HeartbeatMs: uiHeartBeatMillis,
 
-			MaxMessage:       p.opts.maxMessage,
-			MaxSubscriptions: p.opts.maxSubscriptions,
-			EditMinutes:      p.opts.editMinutes,
-			MaxUpload:        p.opts.maxUpload,
-			Nodes:            p.opts.nodeURLs,
+			MaxMessage:       p.opts.MaxMessage,
+			MaxSubscriptions: p.opts.MaxSubscriptions,
+			EditMinutes:      p.opts.EditMinutes,
+			MaxUpload:        p.opts.MaxUpload,
+			Nodes:            p.opts.NodeURLs,
 		},
 	}
 	if u != nil {
@@ -319,18 +319,18 @@ func (p *pages) page(r *http.Request, name, titleKey string, u *uiUser) ui.Page 
 
 // lang picks the page language: the stompbox_lang cookie app.js sets, then
 // Accept-Language, then the server default.
-func (p *pages) lang(r *http.Request) string {
+func (p *Pages) lang(r *http.Request) string {
 	cookie := ""
 	if c, err := r.Cookie(ui.LangCookie); err == nil {
 		cookie = c.Value
 	}
-	return ui.MatchLang(cookie, r.Header.Get("Accept-Language"), p.opts.lang)
+	return ui.MatchLang(cookie, r.Header.Get("Accept-Language"), p.opts.Lang)
 }
 
 // render writes a page with the headers every page gets: no caching (pages
 // carry the person's name), a CSP without inline scripts or styles, and no
 // framing except for the embed page, which passes its ancestors.
-func (p *pages) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component, frameAncestors []string) {
+func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component, frameAncestors []string) {
 	ancestors := "'none'"
 	if len(frameAncestors) > 0 {
 		ancestors = strings.Join(frameAncestors, " ")
@@ -356,14 +356,14 @@ func (p *pages) render(w http.ResponseWriter, r *http.Request, status int, c tem
 }
 
 // fail logs an internal error and answers 500 without details.
-func (p *pages) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (p *Pages) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p.log.Error("page", "path", r.URL.Path, "err", err)
 	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 
-// safeNext returns next if it is a path on this server, else "/": a login
+// SafeNext returns next if it is a path on this server, else "/": a login
 // link must not send people to another site (open redirect).
-func safeNext(next string) string {
+func SafeNext(next string) string {
 	if next == "" || len(next) > maxNextPathLength || !strings.HasPrefix(next, "/") ||
 		strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
 		return "/"
@@ -371,6 +371,6 @@ func safeNext(next string) string {
 	return next
 }
 
-func toUIUser(u uiUser) ui.User {
+func toUIUser(u UIUser) ui.User {
 	return ui.User{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, IsAdmin: u.IsAdmin}
 }

@@ -1,4 +1,4 @@
-package main
+package web
 
 import (
 	"io"
@@ -16,9 +16,9 @@ import (
 // document opened directly a unique origin without script; everything but
 // a safe raster picture is an attachment with an opaque type.
 const (
-	fileCSP          = "sandbox; default-src 'none'"
+	FileCSP          = "sandbox; default-src 'none'"
 	fileCacheControl = "private, no-cache" // revalidated every time, so access is checked on every request
-	fileOpaqueType   = "application/octet-stream"
+	FileOpaqueType   = "application/octet-stream"
 
 	// multipartSlack is what a multipart body may carry beyond the file:
 	// the boundaries and part headers of one file and a few small fields.
@@ -29,21 +29,21 @@ const (
 )
 
 // filesRoutes registers the upload and download routes on mux.
-func (a *api) filesRoutes(mux *http.ServeMux) {
-	mux.Handle("POST /api/rooms/{id}/files", a.authed(a.upload))
-	mux.Handle("GET /api/files/{fileID}", a.authed(a.download(false)))
-	mux.Handle("GET /api/files/{fileID}/thumb", a.authed(a.download(true)))
-	mux.Handle("DELETE /api/files/{fileID}", a.authed(a.deleteUnsent))
+func (a *API) filesRoutes(mux *http.ServeMux) {
+	mux.Handle("POST /api/rooms/{id}/files", a.Authed(a.upload))
+	mux.Handle("GET /api/files/{fileID}", a.Authed(a.download(false)))
+	mux.Handle("GET /api/files/{fileID}/thumb", a.Authed(a.download(true)))
+	mux.Handle("DELETE /api/files/{fileID}", a.Authed(a.deleteUnsent))
 }
 
 // deleteUnsent serves DELETE /api/files/{fileID}: the uploader takes back
 // an upload not sent yet (204); anything else is 404.
-func (a *api) deleteUnsent(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) deleteUnsent(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := filePathID(r)
 	if err != nil {
 		return err
 	}
-	if err := a.files.DeleteUnsent(r.Context(), u, id); err != nil {
+	if err := a.Files.DeleteUnsent(r.Context(), u, id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -64,15 +64,15 @@ func filePathID(r *http.Request) (int64, error) {
 // sends several at once as parallel requests). 201 with the attachment
 // JSON; 413 over -max-upload or the quota, 400 for an empty, truncated or
 // non-multipart body, 403 for a room u may not post to.
-func (a *api) upload(w http.ResponseWriter, r *http.Request, u store.User) error {
+func (a *API) upload(w http.ResponseWriter, r *http.Request, u store.User) error {
 	id, err := roomPathID(r)
 	if err != nil {
 		return err
 	}
-	if r.ContentLength > a.files.MaxBytes+multipartSlack {
-		return files.UploadTooLargeError{MaxMiB: a.files.MaxBytes >> 20}
+	if r.ContentLength > a.Files.MaxBytes+multipartSlack {
+		return files.UploadTooLargeError{MaxMiB: a.Files.MaxBytes >> 20}
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, a.files.MaxBytes+multipartSlack)
+	r.Body = http.MaxBytesReader(w, r.Body, a.Files.MaxBytes+multipartSlack)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return files.ErrNotMultipart
@@ -84,7 +84,7 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request, u store.User) error
 		}
 		if err != nil {
 			if files.IsBodyTooLarge(err) {
-				return files.UploadTooLargeError{MaxMiB: a.files.MaxBytes >> 20}
+				return files.UploadTooLargeError{MaxMiB: a.Files.MaxBytes >> 20}
 			}
 			return files.ErrUploadIncomplete
 		}
@@ -92,7 +92,7 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request, u store.User) error
 			part.Close()
 			continue
 		}
-		f, err := a.files.Upload(r.Context(), u, id, partFileName(part), part)
+		f, err := a.Files.Upload(r.Context(), u, id, partFileName(part), part)
 		if err != nil {
 			return err
 		}
@@ -114,13 +114,13 @@ func partFileName(p *multipart.Part) string {
 // every request (fileService.Open), with the headers of fileCSP and a
 // strong ETag from the content hash; Range and conditional requests are
 // http.ServeContent's.
-func (a *api) download(thumb bool) authedFunc {
+func (a *API) download(thumb bool) authedFunc {
 	return func(w http.ResponseWriter, r *http.Request, u store.User) error {
 		id, err := filePathID(r)
 		if err != nil {
 			return err
 		}
-		f, file, err := a.files.Open(r.Context(), u, id, thumb)
+		f, file, err := a.Files.Open(r.Context(), u, id, thumb)
 		if err != nil {
 			return err
 		}
@@ -132,13 +132,13 @@ func (a *api) download(thumb bool) authedFunc {
 		if files.IsSafeRaster(typ) {
 			disposition = "inline"
 		} else {
-			typ = fileOpaqueType
+			typ = FileOpaqueType
 		}
 		h := w.Header()
 		h.Set("Content-Type", typ)
 		h.Set("Content-Disposition", contentDisposition(disposition, f.Name))
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", fileCSP)
+		h.Set("Content-Security-Policy", FileCSP)
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		h.Set("Cache-Control", fileCacheControl)
 		h.Set("ETag", `"`+etag+`"`)
