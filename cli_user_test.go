@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"stompbox/internal/apperr"
 	"stompbox/internal/auth/authtest"
+	"stompbox/internal/cli"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
 	"strings"
@@ -18,7 +19,7 @@ import (
 func runUser(t *testing.T, dir, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := runUserCommand(context.Background(), dir, args, strings.NewReader(stdin), &out)
+	err := cli.User(context.Background(), dir, args, strings.NewReader(stdin), &out)
 	return out.String(), err
 }
 
@@ -116,10 +117,10 @@ func TestBackupCommand(t *testing.T) {
 		}
 	}
 	file := filepath.Join(t.TempDir(), "copy.db")
-	if err := runBackupCommand(ctx, dir, file); err != nil {
+	if err := cli.Backup(ctx, dir, file); err != nil {
 		t.Fatal(err)
 	}
-	if err := runBackupCommand(ctx, dir, file); err == nil {
+	if err := cli.Backup(ctx, dir, file); err == nil {
 		t.Fatal("backup overwrote its target")
 	}
 	b, err := store.Open(ctx, file, store.Options{})
@@ -134,11 +135,11 @@ func TestBackupCommand(t *testing.T) {
 }
 
 func TestCLIPasswordAlphabet(t *testing.T) {
-	pw, generated, err := cliPassword(false, nil)
-	if err != nil || !generated || len(pw) != cliPasswordLen || strings.Trim(pw, cliPasswordAlphabet) != "" {
+	pw, generated, err := cli.CliPassword(false, nil)
+	if err != nil || !generated || len(pw) != cli.CliPasswordLen || strings.Trim(pw, cli.CliPasswordAlphabet) != "" {
 		t.Fatalf("generated %q, %v, %v", pw, generated, err)
 	}
-	pw, generated, _ = cliPassword(true, strings.NewReader("typed pass\r\nrest"))
+	pw, generated, _ = cli.CliPassword(true, strings.NewReader("typed pass\r\nrest"))
 	if pw != "typed pass" || generated {
 		t.Fatalf("stdin password %q", pw)
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/chat"
+	"stompbox/internal/cli"
 	"stompbox/internal/files"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
@@ -477,7 +478,7 @@ func TestBackupIncludesFiles(t *testing.T) {
 	a := f.uploadOK(t, f.alice, "pic.png", pngBytes(t, 40, 40))
 	f.post(t, f.alice, f.room, "", a.ID)
 	dst := filepath.Join(t.TempDir(), "backup.db")
-	if err := runBackupCommand(context.Background(), f.srv.cfg.DataDir, dst); err != nil {
+	if err := cli.Backup(context.Background(), f.srv.cfg.DataDir, dst); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range f.blobs(t) {

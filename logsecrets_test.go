@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/broker"
+	"stompbox/internal/cli"
 	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"strings"
@@ -145,11 +146,11 @@ func TestLogSecrets(t *testing.T) {
 	// Accounts and tokens made by the CLI beside the running server.
 	var out bytes.Buffer
 	ctx := context.Background()
-	if err := runUserCommand(ctx, dir, []string{"add", "carol", "--password-stdin"}, strings.NewReader(carolPass+"\n"), &out); err != nil {
+	if err := cli.User(ctx, dir, []string{"add", "carol", "--password-stdin"}, strings.NewReader(carolPass+"\n"), &out); err != nil {
 		t.Fatalf("user add: %v", err)
 	}
 	out.Reset()
-	if err := runUserCommand(ctx, dir, []string{"token", "carol", "bot"}, nil, &out); err != nil {
+	if err := cli.User(ctx, dir, []string{"token", "carol", "bot"}, nil, &out); err != nil {
 		t.Fatalf("user token: %v", err)
 	}
 	fields := strings.Fields(out.String())
@@ -157,7 +158,7 @@ func TestLogSecrets(t *testing.T) {
 		t.Fatal("user token printed nothing")
 	}
 	cliToken := secret(fields[len(fields)-1])
-	if err := runUserCommand(ctx, dir, []string{"passwd", "carol", "--password-stdin"}, strings.NewReader(carolPass2+"\n"), &out); err != nil {
+	if err := cli.User(ctx, dir, []string{"passwd", "carol", "--password-stdin"}, strings.NewReader(carolPass2+"\n"), &out); err != nil {
 		t.Fatalf("user passwd: %v", err)
 	}
 

@@ -53,6 +53,7 @@ import (
 	"stompbox/internal/buildinfo"
 	"stompbox/internal/chat"
 	"stompbox/internal/chatstomp"
+	"stompbox/internal/cli"
 	"stompbox/internal/cluster"
 	"stompbox/internal/desktop"
 	"stompbox/internal/files"
@@ -381,7 +382,7 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 		case "user", "backup":
 			return runDataCommand(ctx, args, getenv, os.Stdin, stdout)
 		case "cluster":
-			return runClusterCommand(ctx, args[1:], getenv, stdout)
+			return cli.Cluster(ctx, args[1:], "http://127.0.0.1"+defaultAddr, getenv, stdout)
 		case "service":
 			return service.RunCommand(args[1:], stdout)
 		}
@@ -462,7 +463,7 @@ func runDataCommand(ctx context.Context, args []string, getenv func(string) stri
 		if fs.NArg() != 1 {
 			return errors.New("usage: stompbox backup [-data DIR] FILE")
 		}
-		if err := runBackupCommand(ctx, dir, fs.Arg(0)); err != nil {
+		if err := cli.Backup(ctx, dir, fs.Arg(0)); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "backup written to %s\n", fs.Arg(0))
@@ -475,7 +476,7 @@ func runDataCommand(ctx context.Context, args []string, getenv func(string) stri
 			return fmt.Errorf("user %s: %s belongs to a cluster node; change accounts in the web page or the API of any node (POST /api/tokens makes a token), so that every node gets the change", sub, dir)
 		}
 	}
-	return runUserCommand(ctx, dir, fs.Args(), stdin, stdout)
+	return cli.User(ctx, dir, fs.Args(), stdin, stdout)
 }
 
 // runSockJSTestServerCommand serves the endpoints the SockJS protocol test

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -13,22 +13,19 @@ import (
 	"time"
 )
 
-// runClusterCommand is "stompbox cluster status": it asks a running node
+// Cluster is "stompbox cluster status": it asks a running node
 // (its admin stats, with an administrator's API token) how the cluster
 // stands and prints it for a person.
-func runClusterCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func Cluster(ctx context.Context, args []string, defaultURL string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "status" {
 		return errors.New("usage: stompbox cluster status [-url http://127.0.0.1:8080] [-token TOKEN]")
 	}
 	fs := flag.NewFlagSet("stompbox cluster status", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	base := fs.String("url", "http://127.0.0.1"+defaultAddr, "the node to ask")
+	base := fs.String("url", defaultURL, "the node to ask")
 	token := fs.String("token", getenv("STOMPBOX_TOKEN"), "an administrator's API token (env STOMPBOX_TOKEN; make one with POST /api/tokens on any node)")
 	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return err
+		return err // flag.ErrHelp after -h: main exits 0 for it
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

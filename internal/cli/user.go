@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -17,13 +17,13 @@ import (
 	"time"
 )
 
-// cliPasswordLen is the length of generated passwords: 16 characters of a
+// CliPasswordLen is the length of generated passwords: 16 characters of a
 // 57-letter alphabet is about 93 bits, and still types in by hand.
-const cliPasswordLen = 16
+const CliPasswordLen = 16
 
-// cliPasswordAlphabet leaves out look-alikes (0/O, 1/l/I) since generated
+// CliPasswordAlphabet leaves out look-alikes (0/O, 1/l/I) since generated
 // passwords are read off a terminal.
-const cliPasswordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+const CliPasswordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 const userUsage = `usage: stompbox user <command>
   add NAME [--admin] [--display NAME] [--password-stdin]
@@ -36,11 +36,11 @@ const userUsage = `usage: stompbox user <command>
   token NAME [TOKEN-NAME]   create an API token for bots and TCP clients and print it
   list                      list accounts`
 
-// runUserCommand runs `stompbox user …` on the database in dataDir. args
+// User runs `stompbox user …` on the database in dataDir. args
 // are the words after "user". It is safe while a server runs on the same
 // folder: SQLite's WAL and busy timeout serialise the writes, and the
 // command holds the write lock only for its own short transaction.
-func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io.Reader, stdout io.Writer) error {
+func User(ctx context.Context, dataDir string, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("user: missing command\n%s", userUsage)
 	}
@@ -80,7 +80,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 
 	switch cmd {
 	case "add":
-		pw, generated, err := cliPassword(*fromStdin, stdin)
+		pw, generated, err := CliPassword(*fromStdin, stdin)
 		if err != nil {
 			return err
 		}
@@ -93,7 +93,7 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 			fmt.Fprintf(stdout, "password: %s\n", pw)
 		}
 	case "passwd":
-		pw, generated, err := cliPassword(*fromStdin, stdin)
+		pw, generated, err := CliPassword(*fromStdin, stdin)
 		if err != nil {
 			return err
 		}
@@ -149,10 +149,10 @@ func runUserCommand(ctx context.Context, dataDir string, args []string, stdin io
 	return st.Close()
 }
 
-// runBackupCommand writes a consistent copy of the database in dataDir to
+// Backup writes a consistent copy of the database in dataDir to
 // file (which must not exist), and the uploaded files it names to
 // file.files/, also while a server is running.
-func runBackupCommand(ctx context.Context, dataDir, file string) error {
+func Backup(ctx context.Context, dataDir, file string) error {
 	st, err := store.OpenDir(ctx, dataDir, store.Options{CloseCheckpoint: store.CheckpointPassive})
 	if err != nil {
 		return err
@@ -194,9 +194,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// cliPassword reads the password from the first line of stdin, or
+// CliPassword reads the password from the first line of stdin, or
 // generates one.
-func cliPassword(fromStdin bool, stdin io.Reader) (pw string, generated bool, err error) {
+func CliPassword(fromStdin bool, stdin io.Reader) (pw string, generated bool, err error) {
 	if fromStdin {
 		line, err := bufio.NewReader(io.LimitReader(stdin, auth.MaxPasswordLen+2)).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -204,9 +204,9 @@ func cliPassword(fromStdin bool, stdin io.Reader) (pw string, generated bool, er
 		}
 		return strings.TrimRight(line, "\r\n"), false, nil
 	}
-	b := make([]byte, cliPasswordLen)
+	b := make([]byte, CliPasswordLen)
 	for i := range b {
-		b[i] = cliPasswordAlphabet[randIndex(len(cliPasswordAlphabet))]
+		b[i] = CliPasswordAlphabet[randIndex(len(CliPasswordAlphabet))]
 	}
 	return string(b), true, nil
 }
