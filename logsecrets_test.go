@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/broker"
+	"stompbox/internal/certs"
 	"stompbox/internal/cli"
 	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
@@ -233,8 +234,8 @@ func TestLogSecrets(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("-----BEGIN PRIVATE KEY-----\n"+keySecret+"\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	certFile := filepath.Join(dir, selfSignedCertFile)
-	certPEM, _, err := selfSignedCert([]string{"localhost"}, nil, srv.store.Now())
+	certFile := filepath.Join(dir, certs.SelfSignedCertFile)
+	certPEM, _, err := certs.SelfSigned([]string{"localhost"}, nil, srv.store.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,7 @@ import (
 	"stompbox/internal/bench"
 	"stompbox/internal/broker"
 	"stompbox/internal/buildinfo"
+	"stompbox/internal/certs"
 	"stompbox/internal/chat"
 	"stompbox/internal/chatstomp"
 	"stompbox/internal/cli"
@@ -873,4 +874,85 @@ func (s *server) secure(h http.Handler) http.Handler {
 	}
 	h = web.LimitLogins(s.limiter, h)
 	return web.SecurityHeaders(h, web.SecurityOptions{NoCSP: sockjs, HSTS: s.cfg.TLSCert != ""})
+}
+
+// tlsEnabled reports whether the HTTP listener serves HTTPS.
+func (c Config) tlsEnabled() bool { return c.TLSCert != "" || c.TLSSelfSigned }
+
+// scheme is "https" when the server serves TLS, else "http".
+func (s *server) scheme() string {
+	if s.cfg.tlsEnabled() {
+		return "https"
+	}
+	return "http"
+}
+
+// listenTLS wraps ln in TLS when --tls-cert/--tls-key or --tls-self-signed
+// is given, and returns ln unchanged otherwise. It loads the certificate
+// (see serverTLS) the first time; the STOMP TCP listener reuses it. On
+// error it closes ln.
+func (s *server) listenTLS(ln net.Listener) (net.Listener, error) {
+	if !s.cfg.tlsEnabled() {
+		return ln, nil
+	}
+	cfg, err := s.serverTLS()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"http/1.1"} // WebSocket upgrades need HTTP/1.1
+	return tls.NewListener(ln, cfg), nil
+}
+
+// listenStompTLS wraps the STOMP TCP listener in TLS with the HTTPS
+// certificate when TLS is on, as ActiveMQ and RabbitMQ serve stomp+ssl: a
+// certificate pinned or trusted for the web UI then works for scripts
+// too, and passcodes never cross the network in the clear. There is no
+// ALPN name for STOMP, so none is offered. On error it closes ln.
+//
+// The STOMP listener sends no session tickets (issue 26). In TLS 1.3 the
+// server sends its tickets after the handshake, just as the client starts
+// writing; stomp.py (Python's ssl module) reads and writes one TLS socket
+// from two threads at once, which OpenSSL does not support, and about one
+// connect in seven lost its CONNECT while the reader thread took in the
+// ticket: the server then closed it with "no CONNECT frame in time". With
+// no tickets the server sends nothing until CONNECTED, and resumption buys
+// nothing here: a STOMP connection lives for hours and reconnects are
+// rare, unlike a browser's many short HTTPS connections, which keep them.
+func (s *server) listenStompTLS(ln net.Listener) (net.Listener, error) {
+	if !s.cfg.tlsEnabled() {
+		return ln, nil
+	}
+	cfg, err := s.serverTLS()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	cfg = cfg.Clone()
+	cfg.SessionTicketsDisabled = true
+	return tls.NewListener(ln, cfg), nil
+}
+
+// serverTLS loads the certificate once (making a self-signed one if asked)
+// and returns the TLS configuration every listener starts from. It logs
+// the certificate's SHA-256 fingerprint so that people can check what
+// their browser shows. Called from Start only, before serving, so it
+// needs no lock.
+func (s *server) serverTLS() (*tls.Config, error) {
+	if s.tlsConfig != nil {
+		return s.tlsConfig, nil
+	}
+	cert, err := certs.Load(certs.Options{TLSCert: s.cfg.TLSCert, TLSKey: s.cfg.TLSKey, TLSSelfSigned: s.cfg.TLSSelfSigned, DataDir: s.cfg.DataDir}, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("TLS certificate", "sha256", certs.Fingerprint(cert.Leaf), "subject", cert.Leaf.Subject.CommonName,
+		"names", strings.Join(certs.Names(cert.Leaf), ","), "valid-until", cert.Leaf.NotAfter.Format(time.DateOnly),
+		"self-signed", s.cfg.TLSSelfSigned)
+	s.tlsConfig = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+	}
+	return s.tlsConfig, nil
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"stompbox/internal/certs"
 	"testing"
 	"time"
 )
@@ -101,7 +102,7 @@ func TestStompPyTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), stompPyScriptTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, filepath.Join("testdata", "stomppy", "tls_loop.py"),
-		host, port, filepath.Join(dir, selfSignedCertFile), fmt.Sprint(stompPyTLSRounds))
+		host, port, filepath.Join(dir, certs.SelfSignedCertFile), fmt.Sprint(stompPyTLSRounds))
 	cmd.Env = append(os.Environ(), "STOMPBOX_LOGIN=bot", "STOMPBOX_PASSCODE="+token,
 		"STOMPBOX_STEP_TIMEOUT="+fmt.Sprint(stompPyStepTimeout.Seconds()))
 	cmd.WaitDelay = nodeKillGrace

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"stompbox/internal/certs"
 	"stompbox/internal/chat"
 	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
@@ -53,7 +54,7 @@ func TestTLSStomp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, cert := pinnedClient(t, filepath.Join(dir, selfSignedCertFile))
+	_, cert := pinnedClient(t, filepath.Join(dir, certs.SelfSignedCertFile))
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"stompbox/internal/certs"
 	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"stompbox/internal/web"
@@ -50,14 +51,14 @@ func TestTLSSelfSigned(t *testing.T) {
 	if !strings.HasPrefix(srv.URL(), "https://") {
 		t.Fatalf("URL %s", srv.URL())
 	}
-	fi, err := os.Stat(filepath.Join(dir, selfSignedKeyFile))
+	fi, err := os.Stat(filepath.Join(dir, certs.SelfSignedKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
 	}
-	client, cert := pinnedClient(t, filepath.Join(dir, selfSignedCertFile))
+	client, cert := pinnedClient(t, filepath.Join(dir, certs.SelfSignedCertFile))
 	for _, name := range []string{"localhost"} {
 		if err := cert.VerifyHostname(name); err != nil {
 			t.Errorf("certificate does not cover %s: %v", name, err)
@@ -132,12 +133,11 @@ func TestTLSSelfSigned(t *testing.T) {
 		}
 	})
 	t.Run("same certificate after a restart", func(t *testing.T) {
-		again := &server{cfg: srv.cfg, log: testLogger(t)}
-		c2, err := again.loadCertificate()
+		c2, err := certs.Load(certs.Options{TLSSelfSigned: true, DataDir: srv.cfg.DataDir}, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if certFingerprint(c2.Leaf) != certFingerprint(cert) {
+		if certs.Fingerprint(c2.Leaf) != certs.Fingerprint(cert) {
 			t.Fatal("a new certificate was made although the old one is valid")
 		}
 	})
@@ -147,7 +147,7 @@ func TestTLSSelfSigned(t *testing.T) {
 // and then HSTS is on. Wrong combinations are refused at start.
 func TestTLSCertificateFiles(t *testing.T) {
 	dir := t.TempDir()
-	certPEM, keyPEM, err := selfSignedCert([]string{"localhost"}, nil, time.Now())
+	certPEM, keyPEM, err := certs.SelfSigned([]string{"localhost"}, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
