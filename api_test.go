@@ -36,7 +36,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	f := &apiFixture{Fixture: chattest.NewFixture(t, chat.LangEnglish), logBuf: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(&syncLogWriter{w: f.logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux := http.NewServeMux()
-	web.NewAPI(f.Chat, f.Auth, nil, log).Routes(mux)
+	web.NewAPI(f.Chat, f.Auth, nil, nil, log).Routes(mux)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f

@@ -75,8 +75,7 @@ func newFilesNode(t *testing.T, f *filesFixture, rep files.Replica) *filesNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := web.NewAPI(f.srv.chat, f.srv.auth, nil, log)
-	a.Files = files
+	a := web.NewAPI(f.srv.chat, f.srv.auth, files, nil, log)
 	mux := http.NewServeMux()
 	a.Routes(mux)
 	ts := httptest.NewServer(mux) // same host as the fixture: the session cookies go along

@@ -336,3 +336,9 @@ func dialRawSTOMP(addr string, hello []byte) (net.Conn, error) {
 	c.SetDeadline(time.Time{})
 	return c, nil
 }
+
+// newServer builds a server from cfg without listening yet; the program
+// itself starts with newServerContext, which Ctrl-C can abandon.
+func newServer(cfg Config, log *slog.Logger) (*server, error) {
+	return newServerContext(context.Background(), cfg, log)
+}

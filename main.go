@@ -114,12 +114,16 @@ type Config struct {
 	LogFormat        string // logFormatText or logFormatJSON
 	TLSCert          string // PEM certificate (chain) file; with TLSKey serves HTTPS
 	TLSKey           string
-	TLSSelfSigned    bool // make and keep a self-signed certificate in DataDir (tls.go)
+	TLSSelfSigned    bool // make and keep a self-signed certificate in DataDir (internal/certs)
 	RateLimits       ratelimit.Limits
 	MaxUploadMiB     int            // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
 	UploadQuotaMiB   int            // most MiB of uploads one account keeps (-upload-quota); 0: no limit
 	DoubleClicked    bool           // set by parseConfig, not an option
-	Cluster          cluster.Config // several nodes, one chat (cluster*.go); zero: a single node
+	Cluster          cluster.Config // several nodes, one chat (internal/cluster); zero: a single node
+
+	// failStartAt names a start step of newServerContext that fails on
+	// purpose; only tests set it, to check that a failed start unwinds.
+	failStartAt string
 }
 
 // option is one row of the option table: a flag, its environment variable
@@ -480,22 +484,6 @@ func runDataCommand(ctx context.Context, args []string, getenv func(string) stri
 	return cli.User(ctx, dir, fs.Args(), stdin, stdout)
 }
 
-// runSockJSTestServerCommand serves the endpoints the SockJS protocol test
-// suite expects (/echo, /close, …) until ctx ends.
-func runSockJSTestServerCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("stompbox sockjs-testserver", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	addr := fs.String("addr", "127.0.0.1:8081", "address to listen on")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	return sockjs.RunTestServer(ctx, *addr, log, func(a string) { log.Info("sockjs test server listening", "addr", a) })
-}
-
 // server is one running stompbox: listeners, broker and HTTP server.
 type server struct {
 	cfg       Config
@@ -523,163 +511,50 @@ type server struct {
 	bus       *cluster.Bus   // the broker across nodes; nil on a single node
 	serveWG   sync.WaitGroup // the HTTP Serve goroutine
 	maintWG   sync.WaitGroup // the retention and file sweep goroutine
+	undo      undoStack      // what a failed start releases (newServerContext)
 }
 
-// newServer builds a server from cfg without listening yet.
-func newServer(cfg Config, log *slog.Logger) (*server, error) {
-	return newServerContext(context.Background(), cfg, log)
-}
 
 // newServerContext is newServer where ending ctx abandons the start: a
 // cluster node may wait long for its peers, and Ctrl-C must still stop it.
-func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*server, error) {
+//
+// The server is built in steps, in the order their parts depend on each
+// other. Each step that makes something that must be released registers how
+// with s.undo; a step that fails unwinds everything made before it, in
+// reverse, so that a failed start leaves no goroutine, port, file or
+// cluster connection behind (TestStartFailureLeavesNothing).
+func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (_ *server, err error) {
 	base, cancel := context.WithCancel(context.Background())
 	stopWatch := context.AfterFunc(ctx, cancel)
 	defer stopWatch()
 	s := &server{cfg: cfg, log: log, base: base, cancel: cancel}
-	st, err := store.OpenDir(base, cfg.DataDir, store.Options{Synchronous: cfg.Synchronous, Log: log, Now: cfg.Cluster.Clock})
-	if err != nil && cfg.Cluster.Enabled() {
-		// A node's database is a copy of the log: a damaged one is set
-		// aside and rebuilt from the other nodes.
-		st, err = rebuildDamagedStore(base, cfg, err, log)
-	}
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	s.store = st
-	if cfg.Cluster.Enabled() {
-		if err := s.joinCluster(); err != nil {
-			st.Close()
-			cancel()
-			return nil, err
-		}
-	}
-	if s.auth, err = auth.New(st, auth.Options{AllowGuests: cfg.AllowGuests}); err != nil {
-		st.Close()
-		cancel()
-		return nil, err
-	}
-	s.glue = chatstomp.New(s.auth, log)
-	limits := stomp.DefaultLimits()
-	if cfg.MaxFrame > 0 {
-		limits.MaxFrame = cfg.MaxFrame
-	}
-	hb := cfg.HeartBeat
-	limiter := ratelimit.New(cfg.RateLimits)
-	s.limiter = limiter
-	s.broker = broker.New(broker.Config{
-		Limits:               limits,
-		MaxConnections:       cfg.MaxConnections,
-		MaxSubscriptions:     cfg.MaxSubscriptions,
-		MaxUserSubscriptions: cfg.MaxUserSubs,
-		HeartBeat:            hb,
-		ServerName:           "stompbox/" + buildVersion,
-		Auth:                 s.glue,
-		Limiter:              limiter,
-	}, log)
-	// The file service comes first: the chat service is given it (to
-	// remove a deleted message's files), and it needs only the chat's
-	// room rules, which come from the store.
-	fopts := files.Options{
-		DataDir:   cfg.DataDir,
-		MaxUpload: int64(cfg.MaxUploadMiB) << 20,
-		Quota:     int64(cfg.UploadQuotaMiB) << 20,
-		Log:       log,
-	}
-	if s.clog != nil {
-		blobs, err := cluster.NewObjectBlobs(base, s.clog.Js, s.cluster.Replicas)
+	s.undo.push(cancel)
+	defer func() {
 		if err != nil {
-			s.leaveCluster()
-			st.Close()
-			cancel()
-			return nil, fmt.Errorf("cluster files: %w", err)
+			s.undo.run()
 		}
-		fopts.Replica = blobs // set only here: a nil *objectBlobs in the interface would not be nil
-	}
-	if s.files, err = files.New(st, chat.NewRoomGate(st), fopts); err != nil {
-		st.Close()
-		cancel()
-		return nil, err
-	}
-	if s.chat, err = chat.New(st, chat.Config{
-		Lang:            cfg.Lang,
-		Deliver:         s.glue.DeliverRoom,
-		Notify:          s.glue.NotifyUser,
-		Online:          s.broker.IsOnline,
-		MaxMessageRunes: cfg.MaxMessage,
-		MaxRoomsPerUser: cfg.MaxRoomsPerUser,
-		EditWindow:      chat.EditWindowFromMinutes(cfg.EditMinutes),
-		Attachments:     s.files,
-		Log:             log,
-	}); err != nil {
-		st.Close()
-		cancel()
-		return nil, err
-	}
-	s.glue.Attach(s.broker, s.chat)
-	if s.cluster != nil {
-		// Before the log is applied and before any client: the bus
-		// learns presence and queues only from changes it sees.
-		if s.bus, err = cluster.NewBus(s.cluster.Nc, s.broker, s.cluster.Node, log); err != nil {
-			s.leaveCluster()
-			st.Close()
-			cancel()
-			return nil, fmt.Errorf("cluster bus: %w", err)
+	}()
+	for _, step := range []struct {
+		name string
+		run  func() error
+	}{
+		{"store", s.openStore},              // store.go
+		{"cluster", s.joinCluster},          // store.go: the replicated log, on a cluster node
+		{"auth", s.newAuth},                 // main.go
+		{"broker", s.newBroker},             // broker.go
+		{"files", s.newFiles},               // main.go
+		{"chat", s.newChat},                 // main.go
+		{"cluster bus", s.attachClusterBus}, // broker.go
+		{"catch up", s.catchUp},             // store.go: apply the log before any client is served
+		{"web", s.newWeb},                   // main.go
+		{"sockjs", s.newSockJS},             // sockjs.go
+	} {
+		if step.name == cfg.failStartAt {
+			return nil, fmt.Errorf("%s: %w", step.name, errStartFault)
 		}
-	}
-	if s.clog != nil {
-		// Apply the log, and catch up with it, before any client is
-		// served: history and since-id must be whole when they are.
-		if err := s.clog.Start(base); err != nil {
-			s.leaveCluster()
-			st.Close()
-			cancel()
+		if err := step.run(); err != nil {
 			return nil, err
 		}
-	}
-	s.api = web.NewAPI(s.chat, s.auth, limiter, log)
-	s.api.Files = s.files
-	s.origins = transport.NewOriginPolicy(cfg.AllowedOrigins)
-	static, err := ui.NewStatic()
-	if err != nil {
-		s.chat.Close()
-		st.Close()
-		cancel()
-		return nil, fmt.Errorf("load web files: %w", err)
-	}
-	s.static = static
-	s.pages = web.NewPages(web.PagesOptions{
-		CurrentUser:      s.currentUser,
-		HasAnyUser:       st.HasAccounts,
-		Lang:             cfg.Lang,
-		SockJSPath:       firstOr(cfg.SockJSPaths, proto.DefaultSockJSPath),
-		WSPath:           "/ws",
-		MaxMessage:       cfg.MaxMessage,
-		MaxSubscriptions: cfg.MaxSubscriptions,
-		EditMinutes:      cfg.EditMinutes,
-		MaxUpload:        s.files.MaxBytes,
-		Registration:     func(ctx context.Context) (string, error) { return st.Setting(ctx, store.SettingRegistration) },
-		Invitation:       s.auth.Invitation,
-		FrameAncestors:   cfg.EmbedOrigins,
-		NodeURLs:         cfg.Cluster.URLs,
-		Static:           static,
-		Log:              log,
-	})
-	if cfg.SockJSPaths == nil {
-		cfg.SockJSPaths = []string{proto.DefaultSockJSPath}
-	}
-	for _, p := range cfg.SockJSPaths {
-		s.sockjs = append(s.sockjs, sockjs.New(sockjs.Options{
-			Prefix:          p,
-			Websocket:       true,
-			CookieNeeded:    cfg.SockJSCookie,
-			Heartbeat:       cfg.SockJSHeartbeat,
-			DisconnectDelay: cfg.SockJSDelay,
-			CheckOrigin:     s.origins.Allowed,
-			ClientURL:       static.URL("vendor/sockjs.min.js"),
-			Identify:        s.requestUser,
-		}, log, func(t transport.Conn, info transport.Info) { s.broker.Serve(base, t, info) }))
 	}
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(),
@@ -688,6 +563,111 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s, nil
+}
+
+// errStartFault is the failure a test plants in a start step
+// (Config.failStartAt).
+var errStartFault = errors.New("start step failed on purpose")
+
+// undoStack is what a failed start releases: each made part pushes its
+// release, and run calls them last first, once.
+type undoStack []func()
+
+func (u *undoStack) push(f func()) { *u = append(*u, f) }
+
+func (u *undoStack) run() {
+	for i := len(*u) - 1; i >= 0; i-- {
+		(*u)[i]()
+	}
+	*u = nil
+}
+
+// newAuth makes the account service.
+func (s *server) newAuth() error {
+	a, err := auth.New(s.store, auth.Options{AllowGuests: s.cfg.AllowGuests})
+	if err != nil {
+		return err
+	}
+	s.auth = a
+	return nil
+}
+
+// newFiles makes the file service. It comes before the chat service, which
+// is given it (to remove a deleted message's files); it needs only the
+// chat's room rules, which come from the store. On a cluster node its bytes
+// are replicated through the cluster's object store.
+func (s *server) newFiles() error {
+	opts := files.Options{
+		DataDir:   s.cfg.DataDir,
+		MaxUpload: int64(s.cfg.MaxUploadMiB) << 20,
+		Quota:     int64(s.cfg.UploadQuotaMiB) << 20,
+		Log:       s.log,
+	}
+	if s.clog != nil {
+		blobs, err := cluster.NewObjectBlobs(s.base, s.clog.Js, s.cluster.Replicas)
+		if err != nil {
+			return fmt.Errorf("cluster files: %w", err)
+		}
+		opts.Replica = blobs // set only here: a nil *ObjectBlobs in the interface would not be nil
+	}
+	f, err := files.New(s.store, chat.NewRoomGate(s.store), opts)
+	if err != nil {
+		return err
+	}
+	s.files = f
+	return nil
+}
+
+// newChat makes the chat service, delivering through the STOMP glue, and
+// attaches the glue to the broker.
+func (s *server) newChat() error {
+	c, err := chat.New(s.store, chat.Config{
+		Lang:            s.cfg.Lang,
+		Deliver:         s.glue.DeliverRoom,
+		Notify:          s.glue.NotifyUser,
+		Online:          s.broker.IsOnline,
+		MaxMessageRunes: s.cfg.MaxMessage,
+		MaxRoomsPerUser: s.cfg.MaxRoomsPerUser,
+		EditWindow:      chat.EditWindowFromMinutes(s.cfg.EditMinutes),
+		Attachments:     s.files,
+		Log:             s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.chat = c
+	s.undo.push(func() { c.Close() })
+	s.glue.Attach(s.broker, s.chat)
+	return nil
+}
+
+// newWeb makes the JSON API, the pages and their static files.
+func (s *server) newWeb() error {
+	static, err := ui.NewStatic()
+	if err != nil {
+		return fmt.Errorf("load web files: %w", err)
+	}
+	s.static = static
+	s.origins = transport.NewOriginPolicy(s.cfg.AllowedOrigins)
+	s.api = web.NewAPI(s.chat, s.auth, s.files, s.limiter, s.log)
+	s.pages = web.NewPages(web.PagesOptions{
+		CurrentUser:      s.currentUser,
+		HasAnyUser:       s.store.HasAccounts,
+		Lang:             s.cfg.Lang,
+		SockJSPath:       firstOr(s.cfg.SockJSPaths, proto.DefaultSockJSPath),
+		WSPath:           proto.DefaultWSPath,
+		MaxMessage:       s.cfg.MaxMessage,
+		MaxSubscriptions: s.cfg.MaxSubscriptions,
+		EditMinutes:      s.cfg.EditMinutes,
+		MaxUpload:        s.files.MaxBytes,
+		Registration:     func(ctx context.Context) (string, error) { return s.store.Setting(ctx, store.SettingRegistration) },
+		Invitation:       s.auth.Invitation,
+		FrameAncestors:   s.cfg.EmbedOrigins,
+		NodeURLs:         s.cfg.Cluster.URLs,
+		Static:           static,
+		Log:              s.log,
+	})
+	return nil
 }
 
 // Start opens the listeners and starts serving.
@@ -700,18 +680,9 @@ func (s *server) Start() error {
 		return err
 	}
 	s.httpLn = ln
-	if s.cfg.StompAddr != "" {
-		tln, err := net.Listen("tcp", s.cfg.StompAddr)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listen on %s: %w", s.cfg.StompAddr, err)
-		}
-		if tln, err = s.listenStompTLS(tln); err != nil {
-			ln.Close()
-			return err
-		}
-		s.tcp = transport.ServeTCP(tln, s.serveSTOMP, s.log)
-		s.log.Info("STOMP over TCP", "addr", tln.Addr().String(), "tls", s.cfg.tlsEnabled())
+	if err := s.listenSTOMP(); err != nil {
+		ln.Close()
+		return err
 	}
 	s.maintWG.Add(1)
 	go s.retention() // -keep-days and the file sweep
@@ -842,11 +813,8 @@ func applyMemoryLimit(mib int, log *slog.Logger) int64 {
 // routes is the one routing table of the HTTP server (Go 1.22 patterns).
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", &transport.WSHandler{Identify: s.requestUser, Serve: s.serveSTOMP, MaxFrame: s.broker.Limits().MaxFrame, Origins: s.origins, Log: s.log})
-	for _, sj := range s.sockjs {
-		mux.Handle(sj.Opts.Prefix, sj)
-		mux.Handle(sj.Opts.Prefix+"/", sj)
-	}
+	mux.Handle("GET "+proto.DefaultWSPath, s.wsHandler())
+	s.mountSockJS(mux)
 	s.api.Routes(mux)
 	stats := web.NewAdminStats(s.broker, s.limiter, s.sockjs, s.store, s.auth.Gate)
 	stats.Clog = s.clog
@@ -856,13 +824,6 @@ func (s *server) routes() http.Handler {
 		web.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})
 	})
 	return s.secure(mux)
-}
-
-// serveSTOMP runs a STOMP session over a connection a transport accepted,
-// on the server's base context: a session outlives the request or accept
-// that brought it. It returns when the session ends.
-func (s *server) serveSTOMP(t transport.Conn, info transport.Info) {
-	s.broker.Serve(s.base, t, info)
 }
 
 // secure wraps the server's routes with the security headers and the
@@ -902,35 +863,6 @@ func (s *server) listenTLS(ln net.Listener) (net.Listener, error) {
 	}
 	cfg = cfg.Clone()
 	cfg.NextProtos = []string{"http/1.1"} // WebSocket upgrades need HTTP/1.1
-	return tls.NewListener(ln, cfg), nil
-}
-
-// listenStompTLS wraps the STOMP TCP listener in TLS with the HTTPS
-// certificate when TLS is on, as ActiveMQ and RabbitMQ serve stomp+ssl: a
-// certificate pinned or trusted for the web UI then works for scripts
-// too, and passcodes never cross the network in the clear. There is no
-// ALPN name for STOMP, so none is offered. On error it closes ln.
-//
-// The STOMP listener sends no session tickets (issue 26). In TLS 1.3 the
-// server sends its tickets after the handshake, just as the client starts
-// writing; stomp.py (Python's ssl module) reads and writes one TLS socket
-// from two threads at once, which OpenSSL does not support, and about one
-// connect in seven lost its CONNECT while the reader thread took in the
-// ticket: the server then closed it with "no CONNECT frame in time". With
-// no tickets the server sends nothing until CONNECTED, and resumption buys
-// nothing here: a STOMP connection lives for hours and reconnects are
-// rare, unlike a browser's many short HTTPS connections, which keep them.
-func (s *server) listenStompTLS(ln net.Listener) (net.Listener, error) {
-	if !s.cfg.tlsEnabled() {
-		return ln, nil
-	}
-	cfg, err := s.serverTLS()
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	cfg = cfg.Clone()
-	cfg.SessionTicketsDisabled = true
 	return tls.NewListener(ln, cfg), nil
 }
 

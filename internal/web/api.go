@@ -38,17 +38,17 @@ type API struct {
 	csrf *http.CrossOriginProtection // refuses cross-origin browser writes (Sec-Fetch-Site / Origin)
 	lim  *ratelimit.Limiter          // the broker's limiter: message posts share the users' STOMP SEND buckets
 
-	Files *files.Service // uploads and downloads (api_files.go); nil: no file routes
+	files *files.Service // uploads and downloads (api_files.go); nil: no file routes
 }
 
 // NewAPI builds the API; routes registers it on a mux. lim is the broker's
 // rate limiter (nil: no limits), shared so that a user's STOMP SENDs and
 // HTTP message posts draw from one allowance.
-func NewAPI(chat *chat.Service, auth *auth.Service, lim *ratelimit.Limiter, log *slog.Logger) *API {
+func NewAPI(chat *chat.Service, auth *auth.Service, files *files.Service, lim *ratelimit.Limiter, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{chat: chat, auth: auth, log: log, csrf: http.NewCrossOriginProtection(), lim: lim}
+	return &API{chat: chat, auth: auth, files: files, log: log, csrf: http.NewCrossOriginProtection(), lim: lim}
 }
 
 // Routes is the API's one routing table (Go 1.22 patterns).
@@ -78,7 +78,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/rooms/{id}/export", a.Authed(a.export))
 	mux.Handle("POST /api/dm/{username}", a.Authed(a.openDM))
 	mux.Handle("GET /api/search", a.Authed(a.search))
-	if a.Files != nil {
+	if a.files != nil {
 		a.filesRoutes(mux)
 	}
 

@@ -43,7 +43,7 @@ func (a *API) deleteUnsent(w http.ResponseWriter, r *http.Request, u store.User)
 	if err != nil {
 		return err
 	}
-	if err := a.Files.DeleteUnsent(r.Context(), u, id); err != nil {
+	if err := a.files.DeleteUnsent(r.Context(), u, id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -69,10 +69,10 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, u store.User) error
 	if err != nil {
 		return err
 	}
-	if r.ContentLength > a.Files.MaxBytes+multipartSlack {
-		return files.UploadTooLargeError{MaxMiB: a.Files.MaxBytes >> 20}
+	if r.ContentLength > a.files.MaxBytes+multipartSlack {
+		return files.UploadTooLargeError{MaxMiB: a.files.MaxBytes >> 20}
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, a.Files.MaxBytes+multipartSlack)
+	r.Body = http.MaxBytesReader(w, r.Body, a.files.MaxBytes+multipartSlack)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return files.ErrNotMultipart
@@ -84,7 +84,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, u store.User) error
 		}
 		if err != nil {
 			if files.IsBodyTooLarge(err) {
-				return files.UploadTooLargeError{MaxMiB: a.Files.MaxBytes >> 20}
+				return files.UploadTooLargeError{MaxMiB: a.files.MaxBytes >> 20}
 			}
 			return files.ErrUploadIncomplete
 		}
@@ -92,7 +92,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, u store.User) error
 			part.Close()
 			continue
 		}
-		f, err := a.Files.Upload(r.Context(), u, id, partFileName(part), part)
+		f, err := a.files.Upload(r.Context(), u, id, partFileName(part), part)
 		if err != nil {
 			return err
 		}
@@ -120,7 +120,7 @@ func (a *API) download(thumb bool) authedFunc {
 		if err != nil {
 			return err
 		}
-		f, file, err := a.Files.Open(r.Context(), u, id, thumb)
+		f, file, err := a.files.Open(r.Context(), u, id, thumb)
 		if err != nil {
 			return err
 		}
