@@ -514,7 +514,6 @@ type server struct {
 	undo      undoStack      // what a failed start releases (newServerContext)
 }
 
-
 // newServerContext is newServer where ending ctx abandons the start: a
 // cluster node may wait long for its peers, and Ctrl-C must still stop it.
 //
