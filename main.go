@@ -815,8 +815,17 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET "+proto.DefaultWSPath, s.wsHandler())
 	s.mountSockJS(mux)
 	s.api.Routes(mux)
-	stats := web.NewAdminStats(s.broker, s.limiter, s.sockjs, s.store, s.auth.Gate)
-	stats.Clog = s.clog
+	src := web.StatsSources{
+		Sessions:       s.broker.SessionCount,
+		SockJSSessions: s.sockjsSessions,
+		HeldSends:      s.limiter.HeldSends,
+		Store:          s.store,
+		Gate:           s.auth.Gate,
+	}
+	if s.clog != nil {
+		src.Cluster = s.clog.Status
+	}
+	stats := web.NewAdminStats(src)
 	mux.Handle("GET /api/admin/stats", s.api.Authed(s.api.Admin(stats.Serve)))
 	s.pages.Routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

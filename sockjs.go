@@ -61,3 +61,12 @@ func runSockJSTestServerCommand(ctx context.Context, args []string, stdout, stde
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	return sockjs.RunTestServer(ctx, *addr, log, func(a string) { log.Info("sockjs test server listening", "addr", a) })
 }
+
+// sockjsSessions counts the sessions of every SockJS endpoint.
+func (s *server) sockjsSessions() int {
+	n := 0
+	for _, sj := range s.sockjs {
+		n += sj.Sessions()
+	}
+	return n
+}

@@ -1,16 +1,13 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"runtime"
 	"runtime/metrics"
 	"stompbox/internal/auth"
-	"stompbox/internal/broker"
 	"stompbox/internal/buildinfo"
-	"stompbox/internal/cluster"
 	"stompbox/internal/proto"
-	"stompbox/internal/ratelimit"
-	"stompbox/internal/sockjs"
 	"stompbox/internal/store"
 	"time"
 )
@@ -26,25 +23,28 @@ const (
 	metricGCCycles    = "/gc/cycles/total:gc-cycles"         // MemStats.NumGC
 )
 
-// adminStats serves GET /api/admin/stats: the process's goroutine count,
-// Go memory figures and session counts, for administrators only (the api's
-// admin wrapper gives 401 without a login, 403 to other users). It is
-// safe for concurrent use: it only reads the broker's and the SockJS
-// servers' counters under their own locks and allocates its samples per
-// request.
+// StatsSources is where the admin statistics come from. Each part is read
+// through a function, so that web knows nothing of the broker, the SockJS
+// endpoints or the cluster. A nil function or part is left out of the
+// answer (tests build the API without some of them).
+type StatsSources struct {
+	Sessions       func() int                                         // the broker's STOMP sessions, every transport
+	SockJSSessions func() int                                         // SockJS sessions, including HTTP ones awaiting their disconnect delay
+	HeldSends      func() (sends uint64, waited time.Duration)        // SENDs held back by their rate (ratelimit.Limiter.HeldSends)
+	Store          *store.Store                                       // the database writer's figures
+	Gate           *auth.Gate                                         // the password-check queue
+	Cluster        func(context.Context) (proto.ClusterStatus, error) // a cluster node's log status; nil on a single node
+}
+
+// adminStats serves GET /api/admin/stats from its sources.
 type adminStats struct {
-	broker  *broker.Broker
-	limiter *ratelimit.Limiter // nil in tests that have none
-	sockjs  []*sockjs.Server
-	store   *store.Store // nil in tests that have none
-	gate    *auth.Gate   // nil in tests that have none
-	Clog    *cluster.Log // nil on a single node
-	start   time.Time
+	src   StatsSources
+	start time.Time
 }
 
 // NewAdminStats is called once, when the routes are built.
-func NewAdminStats(b *broker.Broker, lim *ratelimit.Limiter, sj []*sockjs.Server, st *store.Store, gate *auth.Gate) *adminStats {
-	return &adminStats{broker: b, limiter: lim, sockjs: sj, store: st, gate: gate, start: time.Now()}
+func NewAdminStats(src StatsSources) *adminStats {
+	return &adminStats{src: src, start: time.Now()}
 }
 
 // read gathers the figures.
@@ -67,21 +67,21 @@ func (a *adminStats) read() proto.AdminStats {
 		UptimeS:        time.Since(a.start).Seconds(),
 		Version:        buildinfo.Version(),
 	}
-	if a.broker != nil {
-		st.STOMPSessions = a.broker.SessionCount()
-		if l := a.limiter; l != nil {
-			held, waited := l.HeldSends()
-			st.Flow = proto.FlowStats{HeldSends: held, HeldSeconds: waited.Seconds()}
-		}
+	if a.src.Sessions != nil {
+		st.STOMPSessions = a.src.Sessions()
 	}
-	if g := a.gate; g != nil {
+	if a.src.HeldSends != nil {
+		held, waited := a.src.HeldSends()
+		st.Flow = proto.FlowStats{HeldSends: held, HeldSeconds: waited.Seconds()}
+	}
+	if g := a.src.Gate; g != nil {
 		st.Passwords = &proto.GateStats{Slots: cap(g.Slots), Running: len(g.Slots), Waiting: g.Waiting.Load(), PeakWaiting: g.Peak.Load(), Busy: g.Busy.Load()}
 	}
-	for _, sj := range a.sockjs {
-		st.SockJSSessions += sj.Sessions()
+	if a.src.SockJSSessions != nil {
+		st.SockJSSessions = a.src.SockJSSessions()
 	}
-	if a.store != nil {
-		ss := a.store.Stats()
+	if a.src.Store != nil {
+		ss := a.src.Store.Stats()
 		st.Store = &proto.StoreStats{
 			Transactions: ss.Transactions, Writes: ss.Writes, Retried: ss.Retried,
 			Commit: ss.Commit.Snapshot(), Wait: ss.Wait.Snapshot(),
@@ -93,8 +93,8 @@ func (a *adminStats) read() proto.AdminStats {
 // Serve is the authedFunc; wrap it in api.admin.
 func (a *adminStats) Serve(w http.ResponseWriter, r *http.Request, u store.User) error {
 	st := a.read()
-	if a.Clog != nil {
-		cs, err := a.Clog.Status(r.Context())
+	if a.src.Cluster != nil {
+		cs, err := a.src.Cluster(r.Context())
 		if err != nil {
 			// The stream's leader may be unreachable (no quorum): this
 			// node's own position is still worth showing.
