@@ -8,21 +8,21 @@ import (
 
 // Error kinds. Every error the chat, auth and store code returns to a caller
 // either wraps one of these kinds (through an Error) or is internal.
-// HTTPStatus and Message turn them into responses; the lead's STOMP
-// code uses Message for ERROR frames. Match with errors.Is.
+// HTTPStatus and Message turn them into responses; the STOMP glue uses
+// Message for ERROR frames. Match with errors.Is.
 var (
-	KindBadRequest   = errors.New("bad request")       // 400: malformed or invalid input
-	KindUnauthorized = errors.New("unauthorized")      // 401: no or bad credentials
-	KindForbidden    = errors.New("forbidden")         // 403: authenticated but not allowed
-	KindNotFound     = errors.New("not found")         // 404: no such room, user, message
-	KindConflict     = errors.New("conflict")          // 409: name taken, already a member
-	KindTooLarge     = errors.New("too large")         // 413: message or body over its limit
-	KindRateLimited  = errors.New("too many requests") // 429: throttled (login attempts)
-	KindBusy         = errors.New("busy")              // 503: momentarily saturated (password checks); retry later
+	ErrBadRequest   = errors.New("bad request")       // 400: malformed or invalid input
+	ErrUnauthorized = errors.New("unauthorized")      // 401: no or bad credentials
+	ErrForbidden    = errors.New("forbidden")         // 403: authenticated but not allowed
+	ErrNotFound     = errors.New("not found")         // 404: no such room, user, message
+	ErrConflict     = errors.New("conflict")          // 409: name taken, already a member
+	ErrTooLarge     = errors.New("too large")         // 413: message or body over its limit
+	ErrRateLimited  = errors.New("too many requests") // 429: throttled (login attempts)
+	ErrBusy         = errors.New("busy")              // 503: momentarily saturated (password checks); retry later
 )
 
 // Error is an error whose text is safe to show a client. It wraps its
-// kind, so errors.Is(err, KindForbidden) holds for every forbidden error.
+// kind, so errors.Is(err, ErrForbidden) holds for every forbidden error.
 type Error struct {
 	kind error
 	msg  string
@@ -36,33 +36,33 @@ func New(kind error, msg string) error { return &Error{kind: kind, msg: msg} }
 
 // Specific sentinels, all publicErrors, for the cases callers test for.
 var (
-	ErrBadJSON         = New(KindBadRequest, "malformed JSON")
-	ErrBadMessageType  = New(KindBadRequest, "type must be ENTER, TALK or LEAVE")
-	ErrEmptyMessage    = New(KindBadRequest, "empty message")
-	ErrMessageTooLong  = New(KindTooLarge, "message too long")
-	ErrUnknownRoom     = New(KindNotFound, "unknown room")
-	ErrUnknownUser     = New(KindNotFound, "unknown user")
-	ErrNotMember       = New(KindForbidden, "not a member of this room")
-	ErrRoomArchived    = New(KindForbidden, "room is archived")
-	ErrNotAdmin        = New(KindForbidden, "administrators only")
-	ErrBadCredentials  = New(KindUnauthorized, "wrong username or password")
-	ErrNotLoggedIn     = New(KindUnauthorized, "login required")
-	ErrNameTaken       = New(KindConflict, "name already taken")
-	ErrRegistrationOff = New(KindForbidden, "registration needs an invite")
-	ErrBadInvite       = New(KindForbidden, "invalid or used invite code")
-	ErrGuestsDisabled  = New(KindForbidden, "guest access is disabled")
-	ErrTooManyAttempts = New(KindRateLimited, "too many attempts, try again later")
+	ErrBadJSON         = New(ErrBadRequest, "malformed JSON")
+	ErrBadMessageType  = New(ErrBadRequest, "type must be ENTER, TALK or LEAVE")
+	ErrEmptyMessage    = New(ErrBadRequest, "empty message")
+	ErrMessageTooLong  = New(ErrTooLarge, "message too long")
+	ErrUnknownRoom     = New(ErrNotFound, "unknown room")
+	ErrUnknownUser     = New(ErrNotFound, "unknown user")
+	ErrNotMember       = New(ErrForbidden, "not a member of this room")
+	ErrRoomArchived    = New(ErrForbidden, "room is archived")
+	ErrNotAdmin        = New(ErrForbidden, "administrators only")
+	ErrBadCredentials  = New(ErrUnauthorized, "wrong username or password")
+	ErrNotLoggedIn     = New(ErrUnauthorized, "login required")
+	ErrNameTaken       = New(ErrConflict, "name already taken")
+	ErrRegistrationOff = New(ErrForbidden, "registration needs an invite")
+	ErrBadInvite       = New(ErrForbidden, "invalid or used invite code")
+	ErrGuestsDisabled  = New(ErrForbidden, "guest access is disabled")
+	ErrTooManyAttempts = New(ErrRateLimited, "too many attempts, try again later")
 
 	// Changes to messages (issue 17: edit, delete, reply, react).
-	ErrUnknownMessage   = New(KindNotFound, "unknown message")
-	ErrNotAuthor        = New(KindForbidden, "only the author can edit a message")
-	ErrCannotDelete     = New(KindForbidden, "only the author, the room's owner or an administrator can delete a message")
-	ErrEditTooLate      = New(KindForbidden, "too late to edit this message")
-	ErrMessageDeleted   = New(KindConflict, "message was deleted")
-	ErrNotChangeable    = New(KindBadRequest, "only chat messages can be changed")
-	ErrBadReply         = New(KindBadRequest, "replyTo must be a message of this room")
-	ErrBadEmoji         = New(KindBadRequest, "a reaction is one emoji of at most 32 bytes")
-	ErrTooManyReactions = New(KindConflict, "too many reactions from you on this message")
+	ErrUnknownMessage   = New(ErrNotFound, "unknown message")
+	ErrNotAuthor        = New(ErrForbidden, "only the author can edit a message")
+	ErrCannotDelete     = New(ErrForbidden, "only the author, the room's owner or an administrator can delete a message")
+	ErrEditTooLate      = New(ErrForbidden, "too late to edit this message")
+	ErrMessageDeleted   = New(ErrConflict, "message was deleted")
+	ErrNotChangeable    = New(ErrBadRequest, "only chat messages can be changed")
+	ErrBadReply         = New(ErrBadRequest, "replyTo must be a message of this room")
+	ErrBadEmoji         = New(ErrBadRequest, "a reaction is one emoji of at most 32 bytes")
+	ErrTooManyReactions = New(ErrConflict, "too many reactions from you on this message")
 )
 
 // Message is the text a client may see for err: the Error's
@@ -87,21 +87,21 @@ func HTTPStatus(err error) int {
 	switch {
 	case err == nil:
 		return http.StatusOK
-	case errors.As(err, &mbe), errors.Is(err, KindTooLarge):
+	case errors.As(err, &mbe), errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, KindBadRequest):
+	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, KindUnauthorized):
+	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, KindForbidden):
+	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, KindNotFound):
+	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, KindConflict):
+	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, KindRateLimited):
+	case errors.Is(err, ErrRateLimited):
 		return http.StatusTooManyRequests
-	case errors.Is(err, KindBusy):
+	case errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
@@ -113,7 +113,7 @@ func HTTPStatus(err error) int {
 // fault; callers show the former's text and log it at Warn, and log the
 // latter at Error.
 func IsClientError(err error) bool {
-	return HTTPStatus(err) < 500 || errors.Is(err, KindBusy)
+	return HTTPStatus(err) < 500 || errors.Is(err, ErrBusy)
 }
 
 // RefusedSend is the JSON a refused STOMP SEND gets on /user/queue/errors

@@ -132,11 +132,11 @@ func secretHash(secret string) []byte {
 func ValidUsername(name string) error {
 	n := utf8.RuneCountInString(name)
 	if n == 0 || n > maxUsernameRunes {
-		return apperr.New(apperr.KindBadRequest, fmt.Sprintf("username must be 1 to %d characters", maxUsernameRunes))
+		return apperr.New(apperr.ErrBadRequest, fmt.Sprintf("username must be 1 to %d characters", maxUsernameRunes))
 	}
 	for i, r := range name {
 		if !IsMentionRune(r) || (i == 0 && !unicode.IsLetter(r) && !unicode.IsDigit(r)) {
-			return apperr.New(apperr.KindBadRequest, "username may hold letters, digits, '_', '-' and '.', starting with a letter or digit")
+			return apperr.New(apperr.ErrBadRequest, "username may hold letters, digits, '_', '-' and '.', starting with a letter or digit")
 		}
 	}
 	return nil
@@ -154,17 +154,17 @@ func cleanDisplayName(name, username string) (string, error) {
 		return username, nil
 	}
 	if utf8.RuneCountInString(name) > maxDisplayRunes || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("display name must be at most %d printable characters", maxDisplayRunes))
+		return "", apperr.New(apperr.ErrBadRequest, fmt.Sprintf("display name must be at most %d printable characters", maxDisplayRunes))
 	}
 	return name, nil
 }
 
 func ValidPassword(pw string) error {
 	if utf8.RuneCountInString(pw) < minPasswordLen {
-		return apperr.New(apperr.KindBadRequest, fmt.Sprintf("password must be at least %d characters", minPasswordLen))
+		return apperr.New(apperr.ErrBadRequest, fmt.Sprintf("password must be at least %d characters", minPasswordLen))
 	}
 	if len(pw) > MaxPasswordLen {
-		return apperr.New(apperr.KindBadRequest, "password too long")
+		return apperr.New(apperr.ErrBadRequest, "password too long")
 	}
 	return nil
 }
@@ -423,10 +423,10 @@ func (a *Service) GuestLogin(ctx context.Context, name string) (store.User, Sess
 func (a *Service) CreateToken(ctx context.Context, u store.User, name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > maxTokenNameRunes {
-		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
+		return "", apperr.New(apperr.ErrBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
 	}
 	if u.IsGuest {
-		return "", apperr.New(apperr.KindForbidden, "guests cannot create tokens")
+		return "", apperr.New(apperr.ErrForbidden, "guests cannot create tokens")
 	}
 	secret, err := newSecret()
 	if err != nil {
@@ -472,7 +472,7 @@ func (a *Service) SetRegistration(ctx context.Context, admin store.User, mode st
 		return apperr.ErrNotAdmin
 	}
 	if mode != store.RegistrationOpen && mode != store.RegistrationInvite {
-		return apperr.New(apperr.KindBadRequest, `registration must be "open" or "invite"`)
+		return apperr.New(apperr.ErrBadRequest, `registration must be "open" or "invite"`)
 	}
 	return a.st.SetSetting(ctx, store.SettingRegistration, mode)
 }

@@ -94,14 +94,14 @@ func TestRegisterRules(t *testing.T) {
 		reg  Registration
 		want error
 	}{
-		{"empty name", Registration{Username: "", Password: "longenough"}, apperr.KindBadRequest},
-		{"space in name", Registration{Username: "a b", Password: "longenough"}, apperr.KindBadRequest},
-		{"at sign", Registration{Username: "@a", Password: "longenough"}, apperr.KindBadRequest},
-		{"leading dot", Registration{Username: ".a", Password: "longenough"}, apperr.KindBadRequest},
-		{"too long", Registration{Username: strings.Repeat("a", 33), Password: "longenough"}, apperr.KindBadRequest},
-		{"short password", Registration{Username: "carol", Password: "short"}, apperr.KindBadRequest},
-		{"huge password", Registration{Username: "carol", Password: strings.Repeat("x", MaxPasswordLen+1)}, apperr.KindBadRequest},
-		{"control in display", Registration{Username: "carol", DisplayName: "a\x00b", Password: "longenough"}, apperr.KindBadRequest},
+		{"empty name", Registration{Username: "", Password: "longenough"}, apperr.ErrBadRequest},
+		{"space in name", Registration{Username: "a b", Password: "longenough"}, apperr.ErrBadRequest},
+		{"at sign", Registration{Username: "@a", Password: "longenough"}, apperr.ErrBadRequest},
+		{"leading dot", Registration{Username: ".a", Password: "longenough"}, apperr.ErrBadRequest},
+		{"too long", Registration{Username: strings.Repeat("a", 33), Password: "longenough"}, apperr.ErrBadRequest},
+		{"short password", Registration{Username: "carol", Password: "short"}, apperr.ErrBadRequest},
+		{"huge password", Registration{Username: "carol", Password: strings.Repeat("x", MaxPasswordLen+1)}, apperr.ErrBadRequest},
+		{"control in display", Registration{Username: "carol", DisplayName: "a\x00b", Password: "longenough"}, apperr.ErrBadRequest},
 		{"same name", Registration{Username: "alice", Password: "longenough"}, apperr.ErrNameTaken},
 		{"same name other case", Registration{Username: "ALICE", Password: "longenough"}, apperr.ErrNameTaken},
 		{"korean name", Registration{Username: "김철수", Password: "longenough"}, nil},
@@ -129,7 +129,7 @@ func TestRegisterInviteOnly(t *testing.T) {
 	if err := a.SetRegistration(ctx, bob, store.RegistrationInvite); !errors.Is(err, apperr.ErrNotAdmin) {
 		t.Fatalf("non-admin SetRegistration = %v", err)
 	}
-	if err := a.SetRegistration(ctx, admin, "closed"); !errors.Is(err, apperr.KindBadRequest) {
+	if err := a.SetRegistration(ctx, admin, "closed"); !errors.Is(err, apperr.ErrBadRequest) {
 		t.Fatalf("bad mode = %v", err)
 	}
 	if err := a.SetRegistration(ctx, admin, store.RegistrationInvite); err != nil {
@@ -273,7 +273,7 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 	if _, err := a.CreateToken(ctx, alice, "bot"); !errors.Is(err, apperr.ErrNameTaken) {
 		t.Fatalf("duplicate token name = %v", err)
 	}
-	if _, err := a.CreateToken(ctx, alice, " "); !errors.Is(err, apperr.KindBadRequest) {
+	if _, err := a.CreateToken(ctx, alice, " "); !errors.Is(err, apperr.ErrBadRequest) {
 		t.Fatalf("empty token name = %v", err)
 	}
 
@@ -314,7 +314,7 @@ func TestAPITokensAndStompLogin(t *testing.T) {
 	if _, err := a.UserByToken(ctx, tok); !errors.Is(err, apperr.ErrNotLoggedIn) {
 		t.Fatalf("revoked token = %v", err)
 	}
-	if err := a.RevokeToken(ctx, alice, "bot"); !errors.Is(err, apperr.KindNotFound) {
+	if err := a.RevokeToken(ctx, alice, "bot"); !errors.Is(err, apperr.ErrNotFound) {
 		t.Fatalf("revoking twice = %v", err)
 	}
 }
@@ -349,7 +349,7 @@ func TestGuests(t *testing.T) {
 	if _, err := on.Register(ctx, Registration{Username: "visitor", Password: "longenough"}); !errors.Is(err, apperr.ErrNameTaken) {
 		t.Fatalf("register a guest's name = %v", err)
 	}
-	if _, err := on.CreateToken(ctx, g, "x"); !errors.Is(err, apperr.KindForbidden) {
+	if _, err := on.CreateToken(ctx, g, "x"); !errors.Is(err, apperr.ErrForbidden) {
 		t.Fatalf("guest token = %v", err)
 	}
 }

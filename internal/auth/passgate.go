@@ -35,7 +35,7 @@ const (
 // waited passwordMaxWait: HTTP 503 with Retry-After, or a STOMP ERROR after
 // which the client reconnects later. Nothing is out of memory, nobody is
 // locked out.
-var ErrServerBusy = apperr.New(apperr.KindBusy, "server busy, retry")
+var ErrServerBusy = apperr.New(apperr.ErrBusy, "server busy, retry")
 
 // Gate bounds the argon2id computations that run at once (see the
 // constants above). Safe for concurrent use.

@@ -43,7 +43,7 @@ const (
 )
 
 // errTooManyAttachments refuses a send with more than maxAttachments files.
-var errTooManyAttachments = apperr.New(apperr.KindBadRequest, fmt.Sprintf("too many attachments: at most %d", maxAttachments))
+var errTooManyAttachments = apperr.New(apperr.ErrBadRequest, fmt.Sprintf("too many attachments: at most %d", maxAttachments))
 
 // Server languages for the ENTER/LEAVE texts (--lang).
 const (
@@ -315,7 +315,7 @@ func (c *Service) MaxInputBytes() int64 {
 // before anything is written, so a refused message is never stored.
 func (c *Service) checkBody(msg string) error {
 	if !utf8.ValidString(msg) {
-		return apperr.New(apperr.KindBadRequest, "message is not valid UTF-8")
+		return apperr.New(apperr.ErrBadRequest, "message is not valid UTF-8")
 	}
 	if strings.TrimSpace(msg) == "" {
 		return apperr.ErrEmptyMessage
@@ -344,7 +344,7 @@ func (e MessageTooLongError) Unwrap() error { return e.public() }
 func (e MessageTooLongError) Is(target error) bool { return target == apperr.ErrMessageTooLong }
 
 func (e MessageTooLongError) public() error {
-	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("%s: at most %d characters", apperr.ErrMessageTooLong, e.Max))
+	return apperr.New(apperr.ErrTooLarge, fmt.Sprintf("%s: at most %d characters", apperr.ErrMessageTooLong, e.Max))
 }
 
 // Post stores a chat message from u and publishes it. It checks the type
@@ -494,7 +494,7 @@ func sinceDays(now time.Time, days int) time.Time {
 // returns how many went.
 func (c *Service) PurgeOlderThan(ctx context.Context, days int) (int64, error) {
 	if days <= 0 {
-		return 0, apperr.New(apperr.KindBadRequest, "retention must be at least one day")
+		return 0, apperr.New(apperr.ErrBadRequest, "retention must be at least one day")
 	}
 	n, err := c.St.PurgeBefore(ctx, sinceDays(c.St.Now(), days))
 	if err == nil && n > 0 {

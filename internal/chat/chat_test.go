@@ -87,7 +87,7 @@ func TestPostValidation(t *testing.T) {
 		{"empty", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: ""}, apperr.ErrEmptyMessage, 400},
 		{"blank", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: " \n\t"}, apperr.ErrEmptyMessage, 400},
 		{"too long", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: strings.Repeat("가", chat.MaxMessageRunes+1)}, apperr.ErrMessageTooLong, 413},
-		{"bad utf-8", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: "a\xffb"}, apperr.KindBadRequest, 400},
+		{"bad utf-8", f.Bob, chat.Input{Type: proto.MsgTalk, RoomID: 1, Message: "a\xffb"}, apperr.ErrBadRequest, 400},
 		{"bad type", f.Bob, chat.Input{Type: "SHOUT", RoomID: 1, Message: "x"}, apperr.ErrBadMessageType, 400},
 	}
 	for _, tt := range tests {
@@ -224,7 +224,7 @@ func TestHistoryPaging(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.Chat.Messages(ctx, f.Bob, 1, 5, 5, 10); !errors.Is(err, apperr.KindBadRequest) {
+	if _, err := f.Chat.Messages(ctx, f.Bob, 1, 5, 5, 10); !errors.Is(err, apperr.ErrBadRequest) {
 		t.Fatalf("before and after = %v", err)
 	}
 	private := f.Room(t, f.Alice, "secret", store.RoomPrivate)
@@ -288,7 +288,7 @@ func TestSearchOnlyReadableRooms(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.Chat.Search(ctx, f.Bob, "  "); !errors.Is(err, apperr.KindBadRequest) {
+	if _, err := f.Chat.Search(ctx, f.Bob, "  "); !errors.Is(err, apperr.ErrBadRequest) {
 		t.Fatalf("empty search = %v", err)
 	}
 }
@@ -391,7 +391,7 @@ func TestNotifications(t *testing.T) {
 	if err := f.Chat.SetWebhook(ctx, f.Bob, hookSrv.URL+"/hook"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Chat.SetWebhook(ctx, f.Bob, "ftp://x"); !errors.Is(err, apperr.KindBadRequest) {
+	if err := f.Chat.SetWebhook(ctx, f.Bob, "ftp://x"); !errors.Is(err, apperr.ErrBadRequest) {
 		t.Fatalf("ftp webhook = %v", err)
 	}
 
@@ -463,11 +463,11 @@ func TestRoomOperations(t *testing.T) {
 
 	t.Run("create validation", func(t *testing.T) {
 		for _, nr := range []chat.NewRoom{{Name: ""}, {Name: strings.Repeat("x", chat.MaxRoomNameRunes+1)}, {Name: "a", Kind: "dm"}, {Name: "a\x00"}} {
-			if _, err := f.Chat.CreateRoom(ctx, f.Bob, nr); !errors.Is(err, apperr.KindBadRequest) {
+			if _, err := f.Chat.CreateRoom(ctx, f.Bob, nr); !errors.Is(err, apperr.ErrBadRequest) {
 				t.Errorf("CreateRoom(%+v) = %v", nr, err)
 			}
 		}
-		if _, err := f.Chat.CreateRoom(ctx, guest, chat.NewRoom{Name: "g"}); !errors.Is(err, apperr.KindForbidden) {
+		if _, err := f.Chat.CreateRoom(ctx, guest, chat.NewRoom{Name: "g"}); !errors.Is(err, apperr.ErrForbidden) {
 			t.Errorf("guest CreateRoom = %v", err)
 		}
 	})
@@ -475,7 +475,7 @@ func TestRoomOperations(t *testing.T) {
 	r := f.Room(t, f.Bob, "bobs", store.RoomPublic)
 	t.Run("update permissions", func(t *testing.T) {
 		name := "renamed"
-		if _, err := f.Chat.UpdateRoom(ctx, f.Carol, r.ID, store.RoomUpdate{Name: &name}); !errors.Is(err, apperr.KindForbidden) {
+		if _, err := f.Chat.UpdateRoom(ctx, f.Carol, r.ID, store.RoomUpdate{Name: &name}); !errors.Is(err, apperr.ErrForbidden) {
 			t.Fatalf("carol renames = %v", err)
 		}
 		got, err := f.Chat.UpdateRoom(ctx, f.Bob, r.ID, store.RoomUpdate{Name: &name})
@@ -525,7 +525,7 @@ func TestRoomOperations(t *testing.T) {
 		if err := f.Chat.CanPost(ctx, f.Bob, p.ID); err != nil {
 			t.Fatalf("CanPost after add = %v", err)
 		}
-		if err := f.Chat.AddMember(ctx, f.Alice, p.ID, "visitor"); !errors.Is(err, apperr.KindForbidden) {
+		if err := f.Chat.AddMember(ctx, f.Alice, p.ID, "visitor"); !errors.Is(err, apperr.ErrForbidden) {
 			t.Fatalf("guest added to private = %v", err)
 		}
 	})
@@ -539,7 +539,7 @@ func TestRoomOperations(t *testing.T) {
 		if err != nil || b.ID != a.ID || a.Kind != store.RoomDM {
 			t.Fatalf("dm rooms %+v and %+v (%v)", a, b, err)
 		}
-		if _, err := f.Chat.OpenDM(ctx, f.Alice, "alice"); !errors.Is(err, apperr.KindBadRequest) {
+		if _, err := f.Chat.OpenDM(ctx, f.Alice, "alice"); !errors.Is(err, apperr.ErrBadRequest) {
 			t.Fatalf("dm self = %v", err)
 		}
 		if _, err := f.Chat.OpenDM(ctx, f.Alice, "ghost"); !errors.Is(err, apperr.ErrUnknownUser) {
@@ -599,7 +599,7 @@ func TestRetention(t *testing.T) {
 	f.Post(t, f.Alice, 1, proto.MsgTalk, "old")
 	f.Clock.Advance(31 * 24 * time.Hour)
 	keep := f.Post(t, f.Alice, 1, proto.MsgTalk, "new")
-	if _, err := f.Chat.PurgeOlderThan(ctx, 0); !errors.Is(err, apperr.KindBadRequest) {
+	if _, err := f.Chat.PurgeOlderThan(ctx, 0); !errors.Is(err, apperr.ErrBadRequest) {
 		t.Fatalf("0 days = %v", err)
 	}
 	n, err := f.Chat.PurgeOlderThan(ctx, 30)

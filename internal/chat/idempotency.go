@@ -36,7 +36,7 @@ const (
 )
 
 // ErrBadIdempotencyKey refuses a key too long to be one.
-var ErrBadIdempotencyKey = apperr.New(apperr.KindBadRequest, "idempotency key too long")
+var ErrBadIdempotencyKey = apperr.New(apperr.ErrBadRequest, "idempotency key too long")
 
 // idemKey is one user's key; keys of different users never collide.
 type idemKey struct {

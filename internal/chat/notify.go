@@ -106,12 +106,12 @@ func (c *Service) DeliverPending(ctx context.Context, u store.User) (int, error)
 // are POSTed to. Only http and https URLs are accepted.
 func (c *Service) SetWebhook(ctx context.Context, u store.User, rawURL string) error {
 	if u.IsGuest {
-		return apperr.New(apperr.KindForbidden, "guests cannot set webhooks")
+		return apperr.New(apperr.ErrForbidden, "guests cannot set webhooks")
 	}
 	if rawURL != "" {
 		p, err := url.Parse(rawURL)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || len(rawURL) > maxWebhookURLLen {
-			return apperr.New(apperr.KindBadRequest, "webhook must be an http or https URL")
+			return apperr.New(apperr.ErrBadRequest, "webhook must be an http or https URL")
 		}
 	}
 	return c.St.SetWebhook(ctx, u.ID, rawURL)

@@ -36,13 +36,13 @@ const (
 // there is no Retry-After to give; an administrator must create the room
 // or raise the limit. 409 would suggest a clash with another room.
 func errRoomLimit(max int) error {
-	return apperr.New(apperr.KindForbidden, fmt.Sprintf("room limit reached: an account may create at most %d rooms; ask an administrator", max))
+	return apperr.New(apperr.ErrForbidden, fmt.Sprintf("room limit reached: an account may create at most %d rooms; ask an administrator", max))
 }
 
 func checkRoomName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > MaxRoomNameRunes || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("room name must be 1 to %d printable characters", MaxRoomNameRunes))
+		return "", apperr.New(apperr.ErrBadRequest, fmt.Sprintf("room name must be 1 to %d printable characters", MaxRoomNameRunes))
 	}
 	return name, nil
 }
@@ -50,7 +50,7 @@ func checkRoomName(name string) (string, error) {
 func checkTopic(topic string) (string, error) {
 	topic = strings.TrimSpace(topic)
 	if utf8.RuneCountInString(topic) > maxTopicRunes || strings.ContainsFunc(topic, unicode.IsControl) {
-		return "", apperr.New(apperr.KindBadRequest, fmt.Sprintf("topic must be at most %d printable characters", maxTopicRunes))
+		return "", apperr.New(apperr.ErrBadRequest, fmt.Sprintf("topic must be at most %d printable characters", maxTopicRunes))
 	}
 	return topic, nil
 }
@@ -73,7 +73,7 @@ type NewRoom struct {
 // are not counted: there is at most one per pair of accounts.
 func (c *Service) CreateRoom(ctx context.Context, u store.User, nr NewRoom) (store.Room, error) {
 	if u.IsGuest {
-		return store.Room{}, apperr.New(apperr.KindForbidden, "guests cannot create rooms")
+		return store.Room{}, apperr.New(apperr.ErrForbidden, "guests cannot create rooms")
 	}
 	name, err := checkRoomName(nr.Name)
 	if err != nil {
@@ -88,7 +88,7 @@ func (c *Service) CreateRoom(ctx context.Context, u store.User, nr NewRoom) (sto
 		kind = store.RoomPublic
 	}
 	if kind != store.RoomPublic && kind != store.RoomPrivate {
-		return store.Room{}, apperr.New(apperr.KindBadRequest, `kind must be "public" or "private"`)
+		return store.Room{}, apperr.New(apperr.ErrBadRequest, `kind must be "public" or "private"`)
 	}
 	op := &RoomCreateOp{UserID: u.ID, Admin: u.IsAdmin, Name: name, Topic: topic, Kind: kind, MaxRooms: c.MaxRooms}
 	if err := c.St.Run(ctx, op); err != nil {
@@ -108,10 +108,10 @@ func (c *Service) UpdateRoom(ctx context.Context, u store.User, roomID int64, up
 		return store.Room{}, err
 	}
 	if r.Kind == store.RoomDM {
-		return store.Room{}, apperr.New(apperr.KindForbidden, "direct-message rooms cannot be changed")
+		return store.Room{}, apperr.New(apperr.ErrForbidden, "direct-message rooms cannot be changed")
 	}
 	if !u.IsAdmin && (r.CreatedBy == 0 || r.CreatedBy != u.ID) {
-		return store.Room{}, apperr.New(apperr.KindForbidden, "only the room's creator or an administrator may change it")
+		return store.Room{}, apperr.New(apperr.ErrForbidden, "only the room's creator or an administrator may change it")
 	}
 	if up.Name != nil {
 		n, err := checkRoomName(*up.Name)
@@ -185,7 +185,7 @@ func (c *Service) AddMember(ctx context.Context, u store.User, roomID int64, nam
 		return err
 	}
 	if r.Kind == store.RoomDM {
-		return apperr.New(apperr.KindForbidden, "direct-message rooms have exactly two members")
+		return apperr.New(apperr.ErrForbidden, "direct-message rooms have exactly two members")
 	}
 	if r.Kind == store.RoomPrivate && !member {
 		return apperr.ErrNotMember
@@ -198,7 +198,7 @@ func (c *Service) AddMember(ctx context.Context, u store.User, roomID int64, nam
 		return err
 	}
 	if other.IsGuest && r.Kind == store.RoomPrivate {
-		return apperr.New(apperr.KindForbidden, "guests cannot join private rooms")
+		return apperr.New(apperr.ErrForbidden, "guests cannot join private rooms")
 	}
 	op := &RoomAddMemberOp{RoomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, proto.MsgEnter, other.Username)}}
 	if err := c.St.Run(ctx, op); err != nil {
@@ -229,17 +229,17 @@ func (c *Service) Leave(ctx context.Context, u store.User, roomID int64) error {
 // room's unique dm_key makes concurrent opens converge on one room.
 func (c *Service) OpenDM(ctx context.Context, u store.User, name string) (store.Room, error) {
 	if u.IsGuest {
-		return store.Room{}, apperr.New(apperr.KindForbidden, "guests cannot send direct messages")
+		return store.Room{}, apperr.New(apperr.ErrForbidden, "guests cannot send direct messages")
 	}
 	other, err := c.St.UserByName(ctx, name)
 	if err != nil {
 		return store.Room{}, err
 	}
 	if other.ID == u.ID {
-		return store.Room{}, apperr.New(apperr.KindBadRequest, "cannot open a direct message with yourself")
+		return store.Room{}, apperr.New(apperr.ErrBadRequest, "cannot open a direct message with yourself")
 	}
 	if other.IsGuest {
-		return store.Room{}, apperr.New(apperr.KindForbidden, "guests cannot receive direct messages")
+		return store.Room{}, apperr.New(apperr.ErrForbidden, "guests cannot receive direct messages")
 	}
 	op := &DmOpenOp{UserID: u.ID, Username: u.Username, OtherID: other.ID, OtherName: other.Username}
 	if err := c.St.Run(ctx, op); err != nil {
@@ -262,7 +262,7 @@ func historyLimit(limit int) int {
 // above after. The limit is clamped to maxHistoryLimit.
 func (c *Service) Messages(ctx context.Context, u store.User, roomID, before, after int64, limit int) ([]store.StoredMessage, error) {
 	if before < 0 || after < 0 || (before > 0 && after > 0) {
-		return nil, apperr.New(apperr.KindBadRequest, "give before or after, not both")
+		return nil, apperr.New(apperr.ErrBadRequest, "give before or after, not both")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
@@ -274,7 +274,7 @@ func (c *Service) Messages(ctx context.Context, u store.User, roomID, before, af
 // reads from the oldest message (GET …/messages?after=0).
 func (c *Service) MessagesSince(ctx context.Context, u store.User, roomID, after int64, limit int) ([]store.StoredMessage, error) {
 	if after < 0 {
-		return nil, apperr.New(apperr.KindBadRequest, "after must not be negative")
+		return nil, apperr.New(apperr.ErrBadRequest, "after must not be negative")
 	}
 	if err := c.CanRead(ctx, u, roomID); err != nil {
 		return nil, err
@@ -295,7 +295,7 @@ func (c *Service) MessagesAfter(ctx context.Context, roomID, afterID int64, limi
 func (c *Service) Search(ctx context.Context, u store.User, q string) ([]store.StoredMessage, error) {
 	match, ok := store.FtsQuery(q)
 	if !ok {
-		return nil, apperr.New(apperr.KindBadRequest, "empty search")
+		return nil, apperr.New(apperr.ErrBadRequest, "empty search")
 	}
 	return c.St.SearchMessages(ctx, u.ID, match, maxSearchResults)
 }

@@ -59,7 +59,7 @@ const (
 )
 
 // errClusterUnavailable is a write refused because no quorum stored it.
-var errClusterUnavailable = apperr.New(apperr.KindBusy, "cluster unavailable: message not stored")
+var errClusterUnavailable = apperr.New(apperr.ErrBusy, "cluster unavailable: message not stored")
 
 // Log is this node's side of the replicated log: it submits ops
 // (opReplicator) and applies every op of the stream, in order, to the

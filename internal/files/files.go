@@ -53,9 +53,9 @@ const (
 
 // File errors, all public.
 var (
-	errEmptyUpload      = apperr.New(apperr.KindBadRequest, "empty upload")
-	ErrUploadIncomplete = apperr.New(apperr.KindBadRequest, "upload incomplete: the body ended before the file did")
-	ErrNotMultipart     = apperr.New(apperr.KindBadRequest, `expected multipart/form-data with a "file" part`)
+	errEmptyUpload      = apperr.New(apperr.ErrBadRequest, "empty upload")
+	ErrUploadIncomplete = apperr.New(apperr.ErrBadRequest, "upload incomplete: the body ended before the file did")
+	ErrNotMultipart     = apperr.New(apperr.ErrBadRequest, `expected multipart/form-data with a "file" part`)
 )
 
 // UploadTooLargeError is an upload over -max-upload, with the limit in
@@ -64,7 +64,7 @@ type UploadTooLargeError struct{ MaxMiB int64 }
 
 func (e UploadTooLargeError) Error() string { return e.Unwrap().Error() }
 func (e UploadTooLargeError) Unwrap() error {
-	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("file too large: at most %d MiB", e.MaxMiB))
+	return apperr.New(apperr.ErrTooLarge, fmt.Sprintf("file too large: at most %d MiB", e.MaxMiB))
 }
 
 // uploadQuotaError is an upload that would take its account over
@@ -73,7 +73,7 @@ type uploadQuotaError struct{ quotaMiB int64 }
 
 func (e uploadQuotaError) Error() string { return e.Unwrap().Error() }
 func (e uploadQuotaError) Unwrap() error {
-	return apperr.New(apperr.KindTooLarge, fmt.Sprintf("upload quota exceeded: each account may keep %d MiB of files", e.quotaMiB))
+	return apperr.New(apperr.ErrTooLarge, fmt.Sprintf("upload quota exceeded: each account may keep %d MiB of files", e.quotaMiB))
 }
 
 // Service stores uploaded files in the data folder and hands them out

@@ -30,7 +30,7 @@ const (
 
 // errFileNotStored refuses an upload the cluster did not take: its bytes
 // would live on this node only, and die with it. HTTP 503.
-var errFileNotStored = apperr.New(apperr.KindBusy, "cluster unavailable: file not stored")
+var errFileNotStored = apperr.New(apperr.ErrBusy, "cluster unavailable: file not stored")
 
 // Replica keeps file bytes on several nodes (a cluster); nil on a
 // single node. Names are content addresses (the hex SHA-256 of the bytes),

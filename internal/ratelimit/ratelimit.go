@@ -243,7 +243,7 @@ func (l *Limiter) Hold(wait time.Duration, ended func() bool) bool {
 // (429 with Retry-After). STOMP SENDs past it are held back instead
 // (hold): a connection can be left unread, an HTTP request is better
 // answered at once so that a bot can retry.
-var ErrSendRateLimited = apperr.New(apperr.KindRateLimited, "rate limit exceeded: too many messages, slow down")
+var ErrSendRateLimited = apperr.New(apperr.ErrRateLimited, "rate limit exceeded: too many messages, slow down")
 
 // AllowUserSend takes a token from user's SEND bucket, the very bucket that
 // user's STOMP SENDs draw from (sendDelay), so posting over HTTP does not

@@ -14,8 +14,8 @@ import (
 
 // File errors the store returns, all public.
 var (
-	ErrUnknownFile   = apperr.New(apperr.KindNotFound, "unknown file")
-	ErrBadAttachment = apperr.New(apperr.KindBadRequest, "unknown attachment: upload the file to this room first, and send it once")
+	ErrUnknownFile   = apperr.New(apperr.ErrNotFound, "unknown file")
+	ErrBadAttachment = apperr.New(apperr.ErrBadRequest, "unknown attachment: upload the file to this room first, and send it once")
 )
 
 // StoredFile is one row of the files table: an upload of some bytes

@@ -186,7 +186,7 @@ func TestOpsReplayDeterministic(t *testing.T) {
 		{name: "bob's token", op: &tokenCreateOp{UserID: 2, Name: "bot", TokenHash: hash("t2")}},
 		{name: "token name taken", op: &tokenCreateOp{UserID: 1, Name: "bot", TokenHash: hash("t3")}, wantErr: apperr.ErrNameTaken},
 		{name: "revoke", op: &tokenDeleteOp{UserID: 2, Name: "bot"}},
-		{name: "revoke unknown", op: &tokenDeleteOp{UserID: 2, Name: "nope"}, wantErr: apperr.KindNotFound},
+		{name: "revoke unknown", op: &tokenDeleteOp{UserID: 2, Name: "nope"}, wantErr: apperr.ErrNotFound},
 		{name: "webhook", op: &webhookSetOp{UserID: 1, URL: "https://example.com/hook"}},
 		{name: "password ends bob's sessions", op: &passwordSetOp{Username: "Bob", Hash: "h7"}},
 		{name: "password of nobody", op: &passwordSetOp{Username: "nobody", Hash: "h8"}, wantErr: apperr.ErrUnknownUser},

@@ -421,7 +421,7 @@ func (o *tokenDeleteOp) Apply(e *Tx) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return apperr.New(apperr.KindNotFound, "unknown token")
+		return apperr.New(apperr.ErrNotFound, "unknown token")
 	}
 	return nil
 }

@@ -93,7 +93,7 @@ type authedFunc func(w http.ResponseWriter, r *http.Request, u store.User) error
 // errCrossOrigin refuses a state-changing request a browser sent from
 // another origin. SameSite=Lax alone does not cover other ports of the
 // same host, which are "same site": common on an intranet box.
-var errCrossOrigin = apperr.New(apperr.KindForbidden, "cross-origin request refused")
+var errCrossOrigin = apperr.New(apperr.ErrForbidden, "cross-origin request refused")
 
 // handle runs h and turns its error into a JSON error response, logged
 // once here. Unsafe methods from another origin are refused first.
@@ -197,7 +197,7 @@ func queryNonNegative(r *http.Request, name string) (int64, bool, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return 0, false, apperr.New(apperr.KindBadRequest, fmt.Sprintf("%s must be a non-negative integer", name))
+		return 0, false, apperr.New(apperr.ErrBadRequest, fmt.Sprintf("%s must be a non-negative integer", name))
 	}
 	return n, true, nil
 }
@@ -226,7 +226,7 @@ func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, error
 		if errors.As(err, &mbe) {
 			return c, err
 		}
-		return c, apperr.New(apperr.KindBadRequest, "malformed form")
+		return c, apperr.New(apperr.ErrBadRequest, "malformed form")
 	}
 	c = credentials{
 		Username: r.PostForm.Get("username"), DisplayName: r.PostForm.Get("displayName"),

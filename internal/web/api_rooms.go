@@ -113,12 +113,12 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, u store.User) err
 	var ms []store.StoredMessage
 	switch {
 	case hasBefore && hasAfter:
-		return apperr.New(apperr.KindBadRequest, "give before or after, not both")
+		return apperr.New(apperr.ErrBadRequest, "give before or after, not both")
 	case hasAfter:
 		ms, err = a.chat.MessagesSince(r.Context(), u, id, after, int(min(limit, chat.MaxHistoryLimit)))
 	default:
 		if hasBefore && before == 0 {
-			return apperr.New(apperr.KindBadRequest, "before must be a message id")
+			return apperr.New(apperr.ErrBadRequest, "before must be a message id")
 		}
 		ms, err = a.chat.Messages(r.Context(), u, id, before, 0, int(min(limit, chat.MaxHistoryLimit)))
 	}
@@ -271,7 +271,7 @@ func (a *API) markRead(w http.ResponseWriter, r *http.Request, u store.User) err
 		return err
 	}
 	if body.ID <= 0 {
-		return apperr.New(apperr.KindBadRequest, "id must be a message id")
+		return apperr.New(apperr.ErrBadRequest, "id must be a message id")
 	}
 	if err := a.chat.MarkRead(r.Context(), u, id, body.ID); err != nil {
 		return err
