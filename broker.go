@@ -4,6 +4,7 @@
 // topics, queues, user destinations and presence span the nodes. The
 // broker itself is internal/broker; the bus that implements its Bus
 // interface is internal/cluster.
+
 package main
 
 import (

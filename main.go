@@ -1,29 +1,19 @@
 // Command stompbox is a team chat in one binary: browsers speak STOMP over
 // WebSocket or SockJS, an in-memory broker routes their frames, and chat
-// messages are stored in SQLite before they are delivered.
+// messages are stored in SQLite before they are delivered. Several nodes
+// can make one chat over NATS.
 //
-// Files, one concept each:
+// This package holds only the design's faces, each a thin wiring of a part
+// that lives in an internal/ package:
 //
-//	main.go         options, run, server wiring and the shutdown order
-//	stomp.go        STOMP 1.0–1.2 frames: parser, encoder, escaping, negotiation
-//	broker*.go      destinations, subscriptions, sessions and their outboxes, acks, transactions, app handlers
-//	cluster_bus*.go what the broker delivers and does not store (topics, queues, user messages, presence), across nodes over NATS
-//	transport.go    the interface every connection type adapts to
-//	ws.go, tcp.go   STOMP over WebSocket (/ws) and over TCP or TLS (--stomp-addr)
-//	origin.go       the Origin allow-list for browser connections
-//	http.go         the HTTP routes and JSON errors
-//	security.go     security headers on every response
-//	tls.go          HTTPS (and STOMP over TLS) with given or self-signed certificates
-//	ratelimit.go    SEND rates (a faster client is held back, not cut off), connection and login limits
-//	passgate.go     the queue that bounds password hashing to one at a time per core
-//	chat*.go        the chat service: rooms, messages, edits, deletions, replies, reactions, idempotent sends
-//	store*.go       SQLite: migrations, the one writer, queries
-//	auth.go, api*.go, pages.go, sockjs*.go, loadtool*.go: accounts, the JSON API, the pages, SockJS, the load tool
-//	launch.go       double-click detection, data folder and browser opening
-//	files*.go       uploaded files and pictures: blobs by SHA-256, thumbnails, EXIF
-//	store_ops.go    every write as a replayable op: applied directly, or through the cluster's log
-//	cluster*.go     several nodes, one chat: embedded NATS or -nats, the JetStream log each node applies,
-//	                the broker across nodes, file bytes in an object store, cluster status
+//	main.go    options, run, the start steps and their unwinding, the shutdown order, the HTTP routes
+//	broker.go  the broker (internal/broker), its chat glue (internal/chatstomp) and, on a cluster node, its bus (internal/cluster)
+//	stomp.go   where STOMP frames enter: WebSocket at /ws, TCP or TLS at -stomp-addr (internal/transport)
+//	sockjs.go  the SockJS endpoints (internal/sockjs) and the SockJS test server
+//	store.go   the database (internal/store), the cluster's log (internal/cluster), retention and the file sweep
+//
+// docs/ARCHITECTURE.md draws the packages and their arrows, and walks one
+// chat message through them; layout_test.go holds the allowed imports.
 package main
 
 import (

@@ -3,6 +3,7 @@
 // Spring's registerStompEndpoints("/ws-stomp").withSockJS() does, and
 // mounts them on the HTTP router. It also runs the endpoints the SockJS
 // protocol's own test suite drives ("stompbox sockjs-testserver").
+
 package main
 
 import (

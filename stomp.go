@@ -4,6 +4,7 @@
 // TCP at -stomp-addr, over TLS (stomp+ssl) when HTTPS is on. SockJS
 // sessions come through sockjs.go. The codec is internal/stomp; the
 // transports are internal/transport.
+
 package main
 
 import (

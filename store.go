@@ -7,6 +7,7 @@
 // served. It also runs the data's housekeeping: -keep-days and the sweep of
 // unreferenced files. The store itself is internal/store; the log is
 // internal/cluster.
+
 package main
 
 import (

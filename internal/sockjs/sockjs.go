@@ -1,19 +1,5 @@
 package sockjs
 
-// SockJS server for one endpoint prefix, speaking sockjs-protocol 0.3.x as
-// sockjs-client 1.x expects it. Files:
-//
-//   - sockjs.go: options, the server, routing, /info, /iframe.html, CORS and
-//     cache headers, shutdown;
-//   - sockjs_session.go: the session of the HTTP transports (outbound queue,
-//     receivers, disconnect timer) and its transport implementation;
-//   - sockjs_transports.go: the HTTP receivers (xhr, xhr_streaming,
-//     eventsource, htmlfile, jsonp) and the send handlers;
-//   - sockjs_websocket.go: the framed and raw WebSocket transports;
-//   - sockjs_hixie76.go: the pre-RFC 6455 handshake the suite still tests;
-//   - sockjs_frame.go: frames, JSON escaping and message decoding;
-//   - sockjs_testserver.go: the services the sockjs-protocol suite expects.
-
 import (
 	"context"
 	"crypto/sha256"

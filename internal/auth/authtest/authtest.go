@@ -1,5 +1,7 @@
-// Helpers for tests of the parts above auth: an auth service with cheap
-// password hashing, and accounts registered in one call.
+// Package authtest helps the tests of auth and of the parts above it: an
+// auth service with cheap password hashing, and accounts registered in one
+// call. Only tests import it. Of stompbox it imports only internal/auth and
+// internal/store (layout_test.go).
 package authtest
 
 import (

@@ -1,5 +1,9 @@
-// A chat service over a real store with three accounts, and a recorder of
-// what it delivers, for the tests of chat and of the parts above it.
+// Package chattest helps the tests of chat and of the parts above it: a
+// chat service over a real store with three accounts (alice, an
+// administrator, bob and carol), and a recorder of what it delivers and
+// notifies in place of the broker. Only tests import it. Of stompbox it
+// imports only internal/auth, internal/auth/authtest, internal/chat,
+// internal/store and internal/store/storetest (layout_test.go).
 package chattest
 
 import (

@@ -1,7 +1,8 @@
-// Package-level test helpers for the STOMP codec: frames built from strings,
-// decoding at every read boundary, and a readable rendering of what was decoded.
-// They are shared by the codec's own tests and by the tests of everything that
-// writes frames (the broker's fan-out encoding, the load tool).
+// Package stomptest helps the tests of the STOMP codec and of what writes
+// frames: frames built from strings, decoding at every read boundary, and a
+// readable rendering of what was decoded. The codec's own tests and the
+// broker's (its fan-out encoding) share it. Only tests import it. Of
+// stompbox it imports only internal/stomp (layout_test.go).
 package stomptest
 
 import (

@@ -1,6 +1,8 @@
-// Package-level helpers for tests of the parts above the store: a store on
-// a real file in a temporary folder, a clock the test moves, a message
+// Package storetest helps the tests of the parts above the store: a store
+// on a real file in a temporary folder, a clock the test moves, a message
 // inserted without the chat service, and commit figures for benchmarks.
+// Only tests import it. Of stompbox it imports only internal/proto and
+// internal/store (layout_test.go).
 package storetest
 
 import (

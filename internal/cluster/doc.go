@@ -1,0 +1,36 @@
+// Package cluster makes several nodes one chat. It owns this node's
+// connection to NATS (an embedded server routed to the peers, or an
+// existing NATS with JetStream), the replicated log of the store's writes
+// (Log, a JetStream stream), the bus that carries the broker's traffic
+// between nodes (Bus, on core NATS), the object store that keeps uploaded
+// files on several nodes (ObjectBlobs), and the cluster's status.
+//
+// What it promises:
+//   - Log.Submit returns only once a quorum stored the op and this node
+//     applied it: a RECEIPT after it means the message is on the
+//     majority's disks and in this node's database.
+//   - Every node applies every op of the log, in log order, to its own
+//     store (store.Store.ApplyLogged), recording the applied position in
+//     the same transaction; after a commit the op's effects deliver to
+//     that node's own clients.
+//   - Log.Start returns only once the node caught up with the log as it
+//     was: a node serves no client before.
+//   - An op resent with the same de-duplication key within the window is
+//     stored once; the resender gets the original's result.
+//   - The bus delivers what the broker does not store (topics, queues,
+//     user destinations, presence) at most once, as NATS core does; a
+//     topic message takes one path, through NATS, on every node, this one
+//     included. Stored chat messages never travel on the bus.
+//
+// Interfaces it implements, owned by lower packages:
+//   - broker.Bus: Bus (attached by NewBus);
+//   - the store's replicator (Submit, WaitCaughtUp): Log, attached with
+//     store.Store.SetReplicator;
+//   - files.Replica: ObjectBlobs, by its method set (the cluster does not
+//     import files).
+//
+// It owns no interface. Of stompbox it imports only internal/apperr,
+// internal/broker, internal/chat, internal/proto, internal/stomp and
+// internal/store. It never imports the files, the glue, the transports or
+// the web layer (layout_test.go).
+package cluster

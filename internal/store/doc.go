@@ -1,0 +1,40 @@
+// Package store owns the SQLite database in the data folder: its schema
+// and migrations, the one writer and the read pool, every query, and the
+// ops, the replayable form of every write (Op, RegisterOp, EncodeOp,
+// DecodeOp). Accounts, sessions, tokens, rooms, messages, notifications
+// and files are rows here; the rules about them live in the packages
+// above.
+//
+// What it promises:
+//   - A write returns nil only after its transaction committed (with
+//     synchronous FULL, the default, on disk). If the caller's context
+//     ends first, the outcome is unknown.
+//   - One writer goroutine owns the only write connection. It commits
+//     queued writes in groups, one transaction and one fsync per group;
+//     a group that fails is retried write by write, so an error reaches
+//     only the write that caused it.
+//   - After each commit the writer runs the op's effects, on its own
+//     goroutine, in commit order, before the writer answers the caller.
+//   - Ops are deterministic (no clock, randomness or node-local state in
+//     Apply), so replayed ops give the same database on every node. An op
+//     kind is part of the log's format and is only ever added.
+//   - Reads use a separate pool whose connections cannot write (query_only);
+//     long reads go page by page, so no Rows stays open while a client is
+//     written to.
+//   - Close drains the writer, then checkpoints the WAL.
+//
+// Interfaces it owns, which a higher package implements:
+//   - Op (OpKind, Apply on a Tx): the store's own ops, and the chat's;
+//   - the effects hook (storeEffects: Committed), attached with
+//     SetEffects: implemented by chat.Service;
+//   - the replicator (opReplicator: Submit, WaitCaughtUp), attached with
+//     SetReplicator: implemented by cluster.Log, which applies the log's
+//     entries back through ApplyLogged;
+//   - ResultLookup: a resent op that finds its original's result
+//     (chat.PostOp).
+//
+// Of stompbox it imports only internal/apperr, internal/latency and
+// internal/proto. It never imports the auth, chat, files, broker or
+// cluster packages: they reach it through the interfaces above
+// (layout_test.go).
+package store
