@@ -493,7 +493,7 @@ type server struct {
 	files     *files.Service
 	api       *web.API
 	pages     *web.Pages
-	tlsConfig *tls.Config     // loaded by Start when TLS is on (tls.go)
+	tlsConfig *tls.Config     // loaded by Start when TLS is on (internal/certs)
 	base      context.Context // parent of every connection's context
 	cancel    context.CancelFunc
 	cluster   *cluster.Conn  // nil on a single node
@@ -659,8 +659,15 @@ func (s *server) newWeb() error {
 	return nil
 }
 
-// Start opens the listeners and starts serving.
-func (s *server) Start() error {
+// Start opens the listeners and starts serving. A start that fails
+// releases everything newServerContext made, as a failed step does: the
+// server is then of no use, and Shutdown must not be called.
+func (s *server) Start() (err error) {
+	defer func() {
+		if err != nil {
+			s.undo.run()
+		}
+	}()
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)

@@ -178,9 +178,7 @@ func TestTLSCertificateFiles(t *testing.T) {
 		}
 		if err := s.Start(); err == nil {
 			t.Errorf("started with %+v", cfg)
-		}
-		s.cancel() // release what newServer opened; nothing was started
-		s.chat.Close()
-		s.store.Close()
+			s.Shutdown(context.Background())
+		} // a failed Start released what newServer opened
 	}
 }

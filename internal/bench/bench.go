@@ -29,7 +29,7 @@ import (
 //	idle    -conns connections that CONNECT and SUBSCRIBE, then sit still
 //	soak    chat rooms, a fan-out trickle and connection churn together for
 //	        -duration, with the server's memory and goroutines sampled every
-//	        -sample (loadtool_soak.go)
+//	        -sample (soak.go)
 
 // Defaults of the load tool, sized for a 2-core development machine.
 const (

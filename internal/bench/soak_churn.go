@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Churn for the soak (loadtool_soak.go): connections that come and go,
+// Churn for the soak (soak.go): connections that come and go,
 // some without DISCONNECT, some never reading, so that whatever a
 // connection leaves behind on the server adds up over the run.
 

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// The soak's figures (loadtool_soak.go): what was acknowledged against what
+// The soak's figures (soak.go): what was acknowledged against what
 // arrived, the sample lines, the summary and the flatness verdict.
 
 // The flatness rule: the mean of the last quarter of the samples against

@@ -41,7 +41,7 @@ func (r *AppRequest) Refuse(err error, errorsDest string, body []byte) error {
 	return err
 }
 
-// Principal returns what the authenticator attached to the sender's session.
+// Principal returns what the Authenticator attached to the sender's session.
 func (r *AppRequest) Principal() any { return r.Session.Principal }
 
 // User returns the name the sender authenticated as, "" if anonymous.

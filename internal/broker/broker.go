@@ -118,7 +118,7 @@ type Broker struct {
 	onRemote  []func(dest string)
 
 	// bus spreads what the broker delivers and does not store over the
-	// nodes of a cluster (broker_bus.go). It is nil on a single node, and
+	// nodes of a cluster (bus.go). It is nil on a single node, and
 	// then every path below is the local one. Set by AttachBus before the
 	// broker serves; read with loadBus.
 	bus atomic.Pointer[attachedBus]

@@ -8,7 +8,7 @@ import (
 	"stompbox/internal/stomp"
 )
 
-// broker_bus.go: the broker's side of a cluster. The broker owns the Bus
+// bus.go: the broker's side of a cluster. The broker owns the Bus
 // interface and calls nothing of the cluster but it; the cluster bus
 // (cluster_bus*.go) implements it and hands remote traffic back through the
 // exported methods below.

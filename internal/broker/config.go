@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// broker_config.go: the broker's options and their defaults, the
-// authenticator that names a CONNECT's user, and the errors of limits.
+// config.go: the broker's options and their defaults, the
+// Authenticator that names a CONNECT's user, and the errors of limits.
 
 // Broker defaults. Each is an option in main.go.
 const (
@@ -59,8 +59,8 @@ type Config struct {
 	QueueDepth           int
 	MaxUnacked           int
 	ServerName           string             // the CONNECTED server header; default defaultServerName (the server names its version)
-	Auth                 authenticator      // nil accepts everyone, naming them by their login header
-	Limiter              *ratelimit.Limiter // SEND and per-address connection limits (ratelimit.go); nil: none
+	Auth                 Authenticator      // nil accepts everyone, naming them by their login header
+	Limiter              *ratelimit.Limiter // SEND and per-address connection limits (internal/ratelimit); nil: none
 }
 
 func (c *Config) setDefaults() {
@@ -102,8 +102,8 @@ func setDefault[T comparable](p *T, def T) {
 	}
 }
 
-// authenticator decides who a CONNECT frame speaks for.
-type authenticator interface {
+// Authenticator decides who a CONNECT frame speaks for.
+type Authenticator interface {
 	// AuthenticateSTOMP returns the user name for the connection ("" for an
 	// anonymous one) and an optional principal (the application's user
 	// record) that handlers and hooks read from the session. An error

@@ -27,7 +27,7 @@
 //
 // Interfaces it owns, which a higher package implements:
 //   - Bus, the broker across nodes: implemented by cluster.Bus.
-//   - the authenticator of Config.Auth (AuthenticateSTOMP): implemented by
+//   - the Authenticator of Config.Auth (AuthenticateSTOMP): implemented by
 //     chatstomp.Glue.
 //
 // It uses transport.Conn and its optional interfaces (owned by

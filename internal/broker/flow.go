@@ -4,7 +4,7 @@ import (
 	"stompbox/internal/stomp"
 )
 
-// broker_flow.go: the broker's use of the rate limiter (ratelimit.go):
+// flow.go: the broker's use of the rate limiter (internal/ratelimit):
 // admitting a connection against the per-address limit, and holding a
 // session's reader back to its SEND rate (flow control).
 

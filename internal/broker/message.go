@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-// broker_message.go: a published message, shared by all its deliveries,
+// message.go: a published message, shared by all its deliveries,
 // and its wire form, encoded at most once per STOMP version.
 
 // message is one published message, shared by all its deliveries. Its wire

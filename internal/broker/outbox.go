@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// broker_outbox.go: a session's bounded outbound queue, the hand-off
+// outbox.go: a session's bounded outbound queue, the hand-off
 // between its producers and its one writer, and the slow-consumer bounds.
 
 // outItem is one queued outbound frame: a MESSAGE for a subscription, or a

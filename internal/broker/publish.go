@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// broker_publish.go: how code outside a session publishes. Application
+// publish.go: how code outside a session publishes. Application
 // handlers (/app, /pub) and the chat glue publish with these, as Spring's
 // SimpMessagingTemplate does: Publish routes a message as a client's SEND
 // would be routed, PublishLocal reaches this node's subscribers only, and

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// broker_session.go: a session's life and its reader: Serve, reading frames
+// session.go: a session's life and its reader: Serve, reading frames
 // within the heart-beat or CONNECT timeout, failing with an ERROR, queueing
 // deliveries and server frames for the writer, and cleaning up at the end.
 
@@ -48,7 +48,7 @@ type Session struct {
 	version   stomp.Version
 	User      string
 	logUser   atomic.Pointer[string] // user, for sessionLog, which any goroutine may run
-	Principal any                    // from the authenticator: the chat's user record, nil for anonymous
+	Principal any                    // from the Authenticator: the chat's user record, nil for anonymous
 	hbRecv    time.Duration          // how often the client promised to send
 
 	// Owned by the reader goroutine.

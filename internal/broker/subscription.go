@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 )
 
-// broker_subscription.go: one SUBSCRIBE of one session: its ack mode, its
+// subscription.go: one SUBSCRIBE of one session: its ack mode, its
 // deliveries, and the replay gate (hold, Replay, release) of subscribe hooks.
 
 // ackMode is a subscription's ack header (STOMP 1.2 §SUBSCRIBE "ack Header").

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// broker_writer.go: a session's writer: the goroutine that drains the
+// writer.go: a session's writer: the goroutine that drains the
 // outbox in batches, encodes them (STOMP bytes, or JSON string content for
 // SockJS), writes them with a deadline, and sends heart-beats.
 

@@ -213,15 +213,15 @@ type Config struct {
 
 	// Attachments removes the bytes of a deleted message's files (the
 	// file service); nil leaves them to the daily sweep.
-	Attachments attachmentFiles
+	Attachments Attachments
 
 	Webhooks *http.Client // client for webhook POSTs; nil means one with webhookTimeout
 	Log      *slog.Logger // nil means discard
 }
 
-// attachmentFiles is what the chat service needs of the files that
+// Attachments is what the chat service needs of the files that
 // messages carry (the file service, files.go, implements it).
-type attachmentFiles interface {
+type Attachments interface {
 	// Forget removes the blobs of a deleted message's files, unless
 	// another upload still names them. It is called once the message's
 	// rows are gone, on a context that outlives the request. Safe for
@@ -233,7 +233,7 @@ type attachmentFiles interface {
 // publishes. Safe for concurrent use. The caller owns it and calls Close
 // (which stops the webhook sender) before closing the store.
 type Service struct {
-	roomGate // CanRead, CanPost
+	RoomGate // CanRead, CanPost
 	St       *store.Store
 	lang     string
 	deliver  func(roomID, msgID int64, msg []byte)
@@ -241,19 +241,19 @@ type Service struct {
 	online   func(username string) bool
 	MaxRunes int          // most characters in one TALK message
 	MaxRooms int          // most rooms one non-admin account may create; 0: no limit
-	idem     *idempotency // recent keyed sends (chat_idempotency.go)
+	idem     *idempotency // recent keyed sends (idempotency.go)
 	// editWindow is how long a message stays editable by its author; 0: forever.
 	EditWindow time.Duration
 	// files removes the blobs of a deleted message's files once no other
 	// upload names them (chatConfig.Attachments); nil leaves them to the
 	// daily sweep.
-	files    attachmentFiles
+	files    Attachments
 	webhooks *webhookSender
 	log      *slog.Logger
 }
 
 func New(st *store.Store, cfg Config) (*Service, error) {
-	c := &Service{roomGate: NewRoomGate(st), St: st, files: cfg.Attachments, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, MaxRunes: cfg.MaxMessageRunes, MaxRooms: cfg.MaxRoomsPerUser, EditWindow: cfg.EditWindow, log: cfg.Log}
+	c := &Service{RoomGate: NewRoomGate(st), St: st, files: cfg.Attachments, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, MaxRunes: cfg.MaxMessageRunes, MaxRooms: cfg.MaxRoomsPerUser, EditWindow: cfg.EditWindow, log: cfg.Log}
 	if c.MaxRunes <= 0 {
 		c.MaxRunes = MaxMessageRunes
 	}
@@ -278,7 +278,7 @@ func New(st *store.Store, cfg Config) (*Service, error) {
 	}
 	c.webhooks = newWebhookSender(cfg.Webhooks, c.log)
 	c.idem = newIdempotency(st.Now)
-	st.SetEffects(c) // ops applied from now on deliver through c (chat_ops.go)
+	st.SetEffects(c) // ops applied from now on deliver through c (ops.go)
 	return c, nil
 }
 
@@ -407,18 +407,18 @@ func (c *Service) Post(ctx context.Context, u store.User, in Input) (store.Store
 	return c.store(ctx, m, mentions, in.Attachments, in.DedupKey)
 }
 
-// roomGate decides who may read and post in a room, from the store
+// RoomGate decides who may read and post in a room, from the store
 // alone. The chat service embeds one; a service built before the chat
 // service, to be given to it (the file service), gets its own from
 // newRoomGate. Safe for concurrent use.
-type roomGate struct{ st *store.Store }
+type RoomGate struct{ st *store.Store }
 
-func NewRoomGate(st *store.Store) roomGate { return roomGate{st: st} }
+func NewRoomGate(st *store.Store) RoomGate { return RoomGate{st: st} }
 
 // CanRead reports whether u may read (and subscribe to) a room: nil, or
 // errUnknownRoom / errNotMember. Public rooms are readable by everyone
 // logged in, private rooms and DMs by their members.
-func (g roomGate) CanRead(ctx context.Context, u store.User, roomID int64) error {
+func (g RoomGate) CanRead(ctx context.Context, u store.User, roomID int64) error {
 	r, member, err := g.st.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err
@@ -431,7 +431,7 @@ func (g roomGate) CanRead(ctx context.Context, u store.User, roomID int64) error
 
 // CanPost reports whether u may post to a room: CanRead, and the room is
 // not archived.
-func (g roomGate) CanPost(ctx context.Context, u store.User, roomID int64) error {
+func (g RoomGate) CanPost(ctx context.Context, u store.User, roomID int64) error {
 	r, member, err := g.st.RoomAccess(ctx, roomID, u.ID)
 	if err != nil {
 		return err

@@ -24,7 +24,7 @@
 // Interfaces and hooks it owns, which a higher package fills in:
 //   - Config.Deliver, Config.Notify (chatstomp.Glue's DeliverRoom and
 //     NotifyUser) and Config.Online (broker.Broker.IsOnline);
-//   - Config.Attachments, the unexported attachmentFiles (Forget):
+//   - Config.Attachments, the unexported Attachments (Forget):
 //     implemented by files.Service.
 //
 // It implements the store's effects hook (Service.Committed, attached

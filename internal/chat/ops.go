@@ -5,8 +5,8 @@ import "stompbox/internal/store"
 // The chat service's side of the store's ops: its kinds of op, and what
 // they do on this node after they commit.
 
-// The chat service's writes (chat_post.go, chat_rooms.go,
-// chat_changes.go): posts, rooms and memberships, read positions, changes
+// The chat service's writes (post.go, rooms.go,
+// changes.go): posts, rooms and memberships, read positions, changes
 // to posted messages. Registered with the store for decoding the cluster
 // log; a kind is part of the log's format and is only ever added.
 func init() {

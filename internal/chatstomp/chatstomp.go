@@ -135,7 +135,7 @@ func (c *Glue) refuse(req *broker.AppRequest, err error) error {
 	if err == nil {
 		return nil
 	}
-	if store.StorageFault(err) { // the disk, not the message: say so (store_faults.go)
+	if store.StorageFault(err) { // the disk, not the message: say so (internal/store/faults.go)
 		c.log.Error("message not stored", "err", err, "user", req.Session.User)
 		err = store.ErrNotStored
 	}

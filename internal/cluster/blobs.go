@@ -15,7 +15,7 @@ import (
 )
 
 // blobBucket is the JetStream object store that holds the replicated
-// blobs (files_replica.go), named by their SHA-256 as on disk.
+// blobs (internal/files/replica.go), named by their SHA-256 as on disk.
 const blobBucket = "stompbox-files"
 
 // ObjectBlobs is a files.Replica on a JetStream object store: the bucket

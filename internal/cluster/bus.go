@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// cluster_bus.go: the cluster bus itself: joining the cluster and leaving
+// bus.go: the cluster bus itself: joining the cluster and leaving
 // it, its goroutines, and the dispatch of what NATS brings to the topic,
 // queue and presence parts (cluster_bus_*.go).
 
@@ -71,7 +71,7 @@ var (
 // is cut off from NATS are lost for the others (nats.go buffers a few MiB
 // while reconnecting).
 //
-// It is the broker's Bus (broker_bus.go), attached by newClusterBus.
+// It is the broker's Bus (internal/broker/bus.go), attached by newClusterBus.
 //
 // Goroutines, all ended and awaited by Close: recvLoop (every
 // subscription's messages, in the order the connection got them),

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// cluster_bus_presence.go: presence across nodes: this node's presence as
+// bus_presence.go: presence across nodes: this node's presence as
 // numbered deltas, beats and snapshots, and what the other live nodes said
 // of theirs.
 

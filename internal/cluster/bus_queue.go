@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// cluster_bus_queue.go: queue messages across nodes: a NATS queue group per
+// bus_queue.go: queue messages across nodes: a NATS queue group per
 // queue with a consumer on a node, offers and their answers, and the held
 // messages offered again.
 

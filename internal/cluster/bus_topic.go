@@ -7,7 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// cluster_bus_topic.go: topic and user messages across nodes: every node,
+// bus_topic.go: topic and user messages across nodes: every node,
 // the sender included, delivers what comes back from NATS.
 
 // PublishTopic sends a topic message to every node, this one included

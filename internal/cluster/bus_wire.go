@@ -7,7 +7,7 @@ import (
 	"stompbox/internal/stomp"
 )
 
-// cluster_bus_wire.go: what nodes say to each other: the subjects, their
+// bus_wire.go: what nodes say to each other: the subjects, their
 // tokens, the binary form of topic, queue and user messages, and the JSON
 // of presence.
 

@@ -17,7 +17,7 @@
 //
 // Interfaces it owns, which a higher package implements:
 //   - Replica, the blobs on other nodes: implemented by cluster.ObjectBlobs.
-//   - roomAccess (unexported; CanPost, CanRead), the room rules: implemented
+//   - RoomAccess (unexported; CanPost, CanRead), the room rules: implemented
 //     by chat's room gate (chat.NewRoomGate).
 //
 // It implements the chat service's attachment files (Service.Forget).

@@ -81,10 +81,10 @@ func (e uploadQuotaError) Unwrap() error {
 // bytes (files/ab/abcdef…), so the same content is stored once; a blob is
 // written once and never changed, and removed by sweep when no row of the
 // files table names it. In a cluster, replica holds every blob as well
-// (files_replica.go). Safe for concurrent use.
+// (replica.go). Safe for concurrent use.
 type Service struct {
 	st       *store.Store
-	rooms    roomAccess
+	rooms    RoomAccess
 	Dir      string // <data>/files
 	Tmp      string // <data>/files/tmp: uploads in flight
 	MaxBytes int64  // -max-upload
@@ -108,10 +108,10 @@ type Service struct {
 	thumbSem chan struct{}
 }
 
-// roomAccess is what the file service asks of the chat rules (chat.go)
+// RoomAccess is what the file service asks of the chat rules (chat.go)
 // about a room: whether u may upload to it (CanPost) and download from
 // it (CanRead), nil or why not.
-type roomAccess interface {
+type RoomAccess interface {
 	CanPost(ctx context.Context, u store.User, roomID int64) error
 	CanRead(ctx context.Context, u store.User, roomID int64) error
 }
@@ -128,7 +128,7 @@ type Options struct {
 // New prepares <data>/files and removes what uploads cut short
 // by a crash left in its tmp folder. rooms decides who may upload to and
 // download from a room.
-func New(st *store.Store, rooms roomAccess, opts Options) (*Service, error) {
+func New(st *store.Store, rooms RoomAccess, opts Options) (*Service, error) {
 	s := &Service{
 		st: st, rooms: rooms,
 		Dir:      filepath.Join(opts.DataDir, FilesDirName),

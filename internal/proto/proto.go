@@ -67,7 +67,7 @@ type ChatPost struct {
 }
 
 // AdminStats is the body of GET /api/admin/stats. The soak scenario of
-// the load tool (loadtool_soak.go) polls it to tell a leak from a plateau.
+// the load tool (internal/bench/soak.go) polls it to tell a leak from a plateau.
 type AdminStats struct {
 	Goroutines     int            `json:"goroutines"`       // runtime.NumGoroutine
 	HeapAllocBytes uint64         `json:"heap_alloc_bytes"` // bytes of heap objects

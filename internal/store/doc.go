@@ -25,9 +25,9 @@
 //
 // Interfaces it owns, which a higher package implements:
 //   - Op (OpKind, Apply on a Tx): the store's own ops, and the chat's;
-//   - the effects hook (storeEffects: Committed), attached with
+//   - the effects hook (Effects: Committed), attached with
 //     SetEffects: implemented by chat.Service;
-//   - the replicator (opReplicator: Submit, WaitCaughtUp), attached with
+//   - the replicator (Replicator: Submit, WaitCaughtUp), attached with
 //     SetReplicator: implemented by cluster.Log, which applies the log's
 //     entries back through ApplyLogged;
 //   - ResultLookup: a resent op that finds its original's result

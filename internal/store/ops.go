@@ -13,7 +13,7 @@ import (
 // Op is one write to the database, described by value so that it can
 // be replayed: on one node it runs at once in the writer's group commit;
 // in a cluster it is appended to the replicated log first and every node
-// applies it, in log order, to its own SQLite copy (cluster_log.go).
+// applies it, in log order, to its own SQLite copy (internal/cluster/log.go).
 //
 // Apply must be deterministic in (database state, the op's exported
 // fields, e.at): no clock, no randomness, no node-local state. Anything
@@ -27,25 +27,25 @@ type Op interface {
 	Apply(e *Tx) error
 }
 
-// storeEffects is what a committed op does on this node beyond the
+// Effects is what a committed op does on this node beyond the
 // database: the chat service delivers the change to this node's own
 // clients. The store calls Committed for every op that committed, local
 // or from the cluster log, on the writer goroutine in commit order, so
 // that subscribers see messages in id order. Committed must be quick and
 // must not write to the store. The op holds its results (and its refusal,
 // if it recorded one).
-type storeEffects interface {
+type Effects interface {
 	Committed(op Op)
 }
 
 // SetEffects attaches fx, whose Committed runs after each op from now on.
 // Called once at wiring, before the store serves; without it (the user
 // CLI, store tests) ops have no effect beyond the database.
-func (s *Store) SetEffects(fx storeEffects) { s.fx = fx }
+func (s *Store) SetEffects(fx Effects) { s.fx = fx }
 
 // Tx is an op's view of the writer's transaction while it is applied:
 // the store's own ops use ctx and tx directly, other packages' ops its
-// methods (store_optx.go). One exists per op; Apply must not keep it.
+// methods (optx.go). One exists per op; Apply must not keep it.
 type Tx struct {
 	ctx context.Context // the writer's: never a request's (a group must not fail because one sender left)
 	tx  *sql.Tx         // the running transaction; set for each attempt (a failed group is retried op by op)
@@ -57,9 +57,9 @@ type Tx struct {
 	Replay bool
 }
 
-// opReplicator sends ops to a replicated log and returns once the op was
-// applied on this node (cluster_log.go). nil on a single node.
-type opReplicator interface {
+// Replicator sends ops to a replicated log and returns once the op was
+// applied on this node (internal/cluster/log.go). nil on a single node.
+type Replicator interface {
 	Submit(ctx context.Context, op Op, dedupKey string) error
 	// WaitCaughtUp returns once the node has applied what the log holds
 	// now, or after a short bound (see store.missAfterCatchUp).
@@ -68,7 +68,7 @@ type opReplicator interface {
 
 // SetReplicator makes r carry every op from now on (a cluster node).
 // Called once at wiring, before any write.
-func (s *Store) SetReplicator(r opReplicator) { s.repl = r }
+func (s *Store) SetReplicator(r Replicator) { s.repl = r }
 
 // Replicated reports whether ops go through a replicated log.
 func (s *Store) Replicated() bool { return s.repl != nil }
@@ -217,8 +217,8 @@ func RegisterOp[T any, P interface {
 }
 
 // The store's own ops: accounts, sessions, tokens, settings and invites
-// (store_users.go), retention and notifications (store_messages.go),
-// uploads (store_files.go).
+// (users.go), retention and notifications (messages.go),
+// uploads (files.go).
 func init() {
 	RegisterOp[UserCreateOp]()
 	RegisterOp[passwordSetOp]()

@@ -133,13 +133,13 @@ type Store struct {
 	statWait   latency.Hist // each request, from write() to its commit's end: what a sender waits
 
 	// repl, when set (a cluster node), carries every op through the
-	// replicated log instead of writing directly (store_ops.go). Set once
+	// replicated log instead of writing directly (ops.go). Set once
 	// at wiring, before any write.
-	repl opReplicator
+	repl Replicator
 	// fx runs after each op commits, so that a change made here or on
 	// another node reaches this node's clients (setEffects). Set once at
 	// wiring.
-	fx storeEffects
+	fx Effects
 
 	closeOnce sync.Once
 	closeErr  error
@@ -175,7 +175,7 @@ type writeReq struct {
 	queued   time.Time       // when write() was called
 	fn       func(*sql.Tx) error
 	onCommit func()      // run by the writer, in commit order, after a successful commit; may be nil
-	after    func(error) // run by the writer with the outcome, committed or not, in order; may be nil (cluster_log.go)
+	after    func(error) // run by the writer with the outcome, committed or not, in order; may be nil (internal/cluster/log.go)
 	done     chan error  // buffered(1); receives the commit result
 }
 
@@ -456,7 +456,7 @@ func (s *Store) applyMigration(ctx context.Context, m migration, newest int) err
 //
 // onCommit, if not nil, runs on the writer goroutine right after the
 // commit, in commit order; it must be quick and must not call write (it
-// would deadlock). Ops run their effects through it (storeEffects).
+// would deadlock). Ops run their effects through it (Effects).
 //
 // If ctx ends while waiting, write returns ctx's error and the outcome is
 // unknown: the work may still commit.

@@ -14,7 +14,7 @@ import (
 )
 
 // User is an account as the rest of the program sees it. The password hash
-// never leaves store_users.go and auth.go.
+// never leaves users.go and internal/auth.
 type User struct {
 	ID          int64     `json:"id"`
 	Username    string    `json:"username"`
