@@ -329,6 +329,7 @@ func screenshotFileName(testName, shot string) string {
 // exist, evalAsync awaits Promises and reports exceptions, two people's
 // browser contexts do not share storage, and a screenshot is written.
 func TestBrowserHarness(t *testing.T) {
+	t.Parallel()
 	mux := http.NewServeMux()
 	mux.Handle("GET /vendor/", http.StripPrefix("/vendor/", http.FileServer(http.Dir("ui/static/vendor"))))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

@@ -134,12 +134,22 @@ func (c *testCluster) addNode() *testNode {
 // moment ago: a peer list must name every node's route port before any
 // node starts. The port is below Linux's ephemeral range (32768 up),
 // where the nodes' own outgoing connections take their ports and could
-// take this one before its node listens on it.
+// take this one before its node listens on it. A port is handed out once
+// per test process: cluster tests run in parallel, and another test's
+// pick must not land on a port whose node has not bound it yet, or has
+// stopped and will restart on it.
 func freeLoopbackAddr(t testing.TB) string {
 	t.Helper()
+	handedOutPorts.Lock()
+	defer handedOutPorts.Unlock()
 	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		port := 20000 + rand.IntN(12000)
+		if handedOutPorts.m[port] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		if ln, err := net.Listen("tcp", addr); err == nil {
+			handedOutPorts.m[port] = true
 			ln.Close()
 			return addr
 		}
@@ -147,6 +157,12 @@ func freeLoopbackAddr(t testing.TB) string {
 	t.Fatal("no free port below the ephemeral range")
 	return ""
 }
+
+// handedOutPorts are the ports freeLoopbackAddr has returned in this process.
+var handedOutPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
 
 // startAll starts the given nodes (all when none are given) at once: a
 // node's start waits for a JetStream quorum, which needs the others.

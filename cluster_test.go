@@ -69,6 +69,7 @@ func clusterLogin(t *testing.T, addr, name string) *stompClient {
 // order kept, the same ids everywhere), the same history and since-id
 // answer on the third, and the cluster's status.
 func TestClusterThreeNodes(t *testing.T) {
+	t.Parallel()
 	nodeRequirements(t)
 	// The log remembers only its last 8 results: a resend of an older
 	// post is answered from the database (answerDuplicate).
@@ -169,6 +170,7 @@ func TestClusterThreeNodes(t *testing.T) {
 // the killed one once it has restarted; a subscriber on a surviving node
 // got each once, in order.
 func TestClusterNodeKilledMidBurst(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	victim := c.nodes[2]
 	child := c.startChild(victim)
@@ -290,6 +292,7 @@ func TestClusterNodeKilledMidBurst(t *testing.T) {
 // not stored" and no RECEIPT, while its history still reads. With a
 // second node back, messages go through again.
 func TestClusterQuorumLost(t *testing.T) {
+	t.Parallel()
 	// Refusals come sooner than a leader election's wait.
 	cc := newClusterChat(t, 3, func(s *nodeSpec) { s.PublishWait = 3 * time.Second })
 	a := cc.nodes[0].server(t)
@@ -385,6 +388,7 @@ func loginCookie(t *testing.T, srv *server, name string) *http.Cookie {
 // history, signs in the existing accounts and takes part in new messages.
 // Its clock is an hour behind: order still comes from the log.
 func TestClusterFourthNodeJoins(t *testing.T) {
+	t.Parallel()
 	cc := newClusterChat(t, 3)
 	a := cc.nodes[0].server(t)
 	kim := clusterLogin(t, a.TCPAddr(), "kim")
@@ -442,6 +446,7 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 // and throws its JetStream store away: on restart it sets the database
 // aside, gets the log back from its peers and rebuilds the same history.
 func TestClusterNodeRebuildsDamagedStore(t *testing.T) {
+	t.Parallel()
 	cc := newClusterChat(t, 3)
 	a := cc.nodes[0].server(t)
 	kim := clusterLogin(t, a.TCPAddr(), "kim")
@@ -488,6 +493,7 @@ func TestClusterNodeRebuildsDamagedStore(t *testing.T) {
 // joins (the cluster's nodes stay three, the newcomer never serves), and
 // the running nodes log the refusal.
 func TestClusterWrongSecretRefused(t *testing.T) {
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	c.startAll()
 	cases := []struct {
@@ -532,6 +538,7 @@ func TestClusterWrongSecretRefused(t *testing.T) {
 // is in the other's history with the same id. Wrong credentials are a
 // clear start-up error.
 func TestClusterExternalNATS(t *testing.T) {
+	t.Parallel()
 	ns, err := natsserver.NewServer(&natsserver.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		Username: "chat", Password: "nats-password-for-chat", NoLog: true, NoSigs: true,

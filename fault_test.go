@@ -162,6 +162,7 @@ func allMessages(t *testing.T, c *http.Client, base string, room int64) []store.
 // arrived is stored exactly once. Messages sent but not receipted may be
 // stored or not (the kill may land after the commit), but never twice.
 func TestCrashKeepsReceiptedMessages(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary and kills it 20 times")
 	}

@@ -13,6 +13,7 @@ import (
 // sender sees no error toast, gets no text back into the composer and stays
 // connected.
 func TestUIPasteHundredLines(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, defaultLimits)
 	_, alice, bob, room := twoInARoom(t, srv.URL(), "붙여넣기 paste")
 	bob.openRoom(room)

@@ -19,6 +19,7 @@ import (
 // checks the report and the samples, not the figures: client and server
 // share this process, so its goroutines and RSS are both of theirs.
 func TestLoadToolSoak(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	var out, progress bytes.Buffer
 	args := []string{"soak", "-url", "http://" + srv.HTTPAddr(), "-pid", strconv.Itoa(os.Getpid()),

@@ -51,6 +51,7 @@ func wantFields(t *testing.T, m map[string]string, keys []string, zero []string)
 }
 
 func TestLoadToolFanout(t *testing.T) {
+	t.Parallel()
 	for _, transport := range []string{bench.WS, bench.SockJSWS, bench.SockJSXHR} {
 		t.Run(transport, func(t *testing.T) {
 			srv := startServer(t)
@@ -78,6 +79,7 @@ func TestLoadToolFanout(t *testing.T) {
 // -sub-urls (here two spellings of one server's address: the split, not
 // a cluster, is under test): everyone connects and nothing is lost.
 func TestLoadToolRoomsSpread(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	base := "http://" + srv.HTTPAddr()
 	var out, progress bytes.Buffer
@@ -95,6 +97,7 @@ func TestLoadToolRoomsSpread(t *testing.T) {
 }
 
 func TestLoadToolRooms(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	var out, progress bytes.Buffer
 	// 6 people in 2 rooms as 3 accounts, a message every 20 ms each, 60 in all.
@@ -126,6 +129,7 @@ func TestLoadToolRooms(t *testing.T) {
 }
 
 func TestLoadToolIdle(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	var out, progress bytes.Buffer
 	args := []string{"idle", "-url", "http://" + srv.HTTPAddr(), "-conns", "50", "-hold", "10ms", "-duration", "8s",

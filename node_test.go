@@ -91,6 +91,7 @@ func runNode(t *testing.T, script string, env ...string) string {
 // fake server in the script, and prints the installed versions, which must be
 // the exact ones package.json pins.
 func TestNodeHarness(t *testing.T) {
+	t.Parallel()
 	out := runNode(t, "selftest.mjs", "STOMPBOX_SELFTEST=passed-through")
 
 	var got struct {

@@ -23,6 +23,7 @@ func testPageHandler(next http.Handler) http.Handler {
 // each SockJS transport in turn, complete SUBSCRIBE, SEND and MESSAGE with a
 // Korean body and a 32 KiB body.
 func TestSockJSTransportsInChromium(t *testing.T) {
+	t.Parallel()
 	srv := startServerWith(t, testPageHandler)
 	browser := newBrowser(t)
 	korean := "안녕하세요! 오늘 회의는 3시입니다 🙂"

@@ -112,6 +112,7 @@ func dialSockJSXHRAt(t testing.TB, sockjsBase string) *stompClient {
 // user from the HTTP layer, a protocol error closing the SockJS session, and
 // nothing left behind.
 func TestSockJSCarriesSTOMP(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	for name, dial := range map[string]func(testing.TB, *server) *stompClient{"websocket": dialSockJSWS, "xhr": dialSockJSXHR} {
 		t.Run(name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 // features as the Go tests, through @stomp/stompjs (the client browser and
 // Spring apps use) in Node over the ws package.
 func TestStompJSFlows(t *testing.T) {
+	t.Parallel()
 	// A short heart-beat so the heartbeat flow sees several within seconds,
 	// with slack for a loaded machine (stompjs allows twice the interval).
 	srv := startServer(t, func(c *Config) { c.HeartBeat = 500 * time.Millisecond })

@@ -537,12 +537,14 @@ func (p *uiPerson) setOffline(off bool) {
 // with SockJS forced to xhr-polling as behind a proxy that blocks WebSockets
 // and streaming, and with a raw WebSocket on /ws (?transport=ws).
 func TestUIChat(t *testing.T) {
+	t.Parallel()
 	for _, query := range []string{"", "?transport=xhr-polling", "?transport=ws"} {
 		name := strings.TrimPrefix(query, "?transport=")
 		if name == "" {
 			name = "auto"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // each transport has its own server and browser
 			srv := startServer(t)
 			uiChatFlow(t, srv.URL(), query, true)
 		})
@@ -616,6 +618,7 @@ type uiBackend struct {
 // @mention completion, typing, notifications, DMs, search, the embed page,
 // language from the browser, settings and the admin page.
 func TestUIChatFeatures(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	uiFeatures(t, uiServerBackend(t, srv), "")
 }

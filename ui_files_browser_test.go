@@ -74,6 +74,7 @@ const phoneLayoutSettled = `window.innerWidth === 390 && document.querySelector(
 	document.getAnimations().length === 0`
 
 func TestUIFiles(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, func(c *Config) { c.MaxUploadMiB = 2 * uiBigUploadMiB })
 	_, alice, bob, roomID := twoInARoom(t, srv.URL(), "사진 pictures")
 	bob.waitConnected()

@@ -77,6 +77,7 @@ func (p *uiPerson) setLang(lang string, roomID int) {
 }
 
 func TestUIMessageChanges(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	browser, alice, bob, roomID := twoInARoom(t, srv.URL(), "team")
 	alice.openRoom(roomID)
@@ -340,6 +341,7 @@ const markdownCheckJS = `(cases) => new Promise((resolve) => {
 // random strings render to allow-listed DOM only; and the OWASP strings as
 // messages, a display name and a room name run nothing for the reader.
 func TestUIMarkdownXSS(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	browser := newBrowser(t)
 	fixture := xssFixture(t)

@@ -68,6 +68,7 @@ func (rs *restartableServer) stop() {
 }
 
 func TestUIInstallableApp(t *testing.T) {
+	t.Parallel()
 	// The server is one node of a cluster whose other node is at
 	// otherNode: while this one is down, the page offers it.
 	const otherNode = "http://127.0.0.1:1"
@@ -207,6 +208,7 @@ func (p *uiPerson) reload() {
 // send the waiting messages as the other account: it reloads as whoever is
 // signed in now, and nothing is posted.
 func TestUIOutboxStaysWithItsAccount(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	_, alice, bob, room := twoInARoom(t, srv.URL(), "outbox")
 	alice.openRoom(room)
