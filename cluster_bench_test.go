@@ -59,7 +59,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 	at := time.Now().UnixMilli()
 	entries := [][]byte{}
 	add := func(op store.Op) {
-		data, err := store.EncodeOp(op, at, "writer")
+		data, err := store.EncodeOp(op, at, "writer", "")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -39,7 +39,7 @@ func TestChatOpsRoundTrip(t *testing.T) {
 	covered := map[string]bool{}
 	for _, op := range tests {
 		t.Run(op.OpKind(), func(t *testing.T) {
-			b, err := store.EncodeOp(op, 1767323045123, "node-a")
+			b, err := store.EncodeOp(op, 1767323045123, "node-a", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func (r *replayReplicator) Submit(ctx context.Context, op store.Op, dedupKey str
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	at := r.a.NowMS()
-	buf, err := store.EncodeOp(op, at, "a")
+	buf, err := store.EncodeOp(op, at, "a", "")
 	if err != nil {
 		return err
 	}

@@ -336,7 +336,7 @@ func (l *Log) waitApplied(ctx context.Context, seq uint64) error {
 // errors) come back from the apply as on a single node.
 func (l *Log) Submit(ctx context.Context, op store.Op, dedupKey string) error {
 	ref := l.boot + "-" + strconv.FormatUint(l.nextRef.Add(1), 36)
-	data, err := store.EncodeOpRef(op, l.st.NowMS(), l.node, ref)
+	data, err := store.EncodeOp(op, l.st.NowMS(), l.node, ref)
 	if err != nil {
 		return err
 	}

@@ -133,8 +133,8 @@ func (s *Store) LookupResult(ctx context.Context, op Op, at int64) error {
 	return nil
 }
 
-// opEnvelope is an op as the log carries it.
-type opEnvelope struct {
+// Envelope is an op as the log carries it.
+type Envelope struct {
 	Kind string          `json:"k"`
 	At   int64           `json:"at"`          // clock reading at the submitting node, Unix ms
 	Node string          `json:"n"`           // submitting node, for logs and status
@@ -142,23 +142,19 @@ type opEnvelope struct {
 	Op   json.RawMessage `json:"o"`
 }
 
-// EncodeOp marshals op with its clock reading for the log.
-func EncodeOp(op Op, at int64, node string) ([]byte, error) {
-	return EncodeOpRef(op, at, node, "")
-}
-
-// EncodeOpRef is encodeOp with the submitting node's reference.
-func EncodeOpRef(op Op, at int64, node, ref string) ([]byte, error) {
+// EncodeOp marshals op for the log with its clock reading, the node that
+// submitted it and that node's reference for it ("" when none).
+func EncodeOp(op Op, at int64, node, ref string) ([]byte, error) {
 	b, err := json.Marshal(op)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", op.OpKind(), err)
 	}
-	return json.Marshal(opEnvelope{Kind: op.OpKind(), At: at, Node: node, Ref: ref, Op: b})
+	return json.Marshal(Envelope{Kind: op.OpKind(), At: at, Node: node, Ref: ref, Op: b})
 }
 
-// DecodeOp is encodeOp's inverse.
-func DecodeOp(b []byte) (Op, opEnvelope, error) {
-	var env opEnvelope
+// DecodeOp is EncodeOp's inverse.
+func DecodeOp(b []byte) (Op, Envelope, error) {
+	var env Envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return nil, env, fmt.Errorf("decode op: %w", err)
 	}

@@ -45,7 +45,7 @@ func TestOpsRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const at = 1767323045123
-			b, err := EncodeOp(tt.op, at, "node-a")
+			b, err := EncodeOp(tt.op, at, "node-a", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestOpsRoundTrip(t *testing.T) {
 // holds the results.
 func replayOp(t testing.TB, s *Store, op Op, at int64) (Op, error) {
 	t.Helper()
-	b, err := EncodeOp(op, at, "test")
+	b, err := EncodeOp(op, at, "test", "")
 	if err != nil {
 		t.Fatal(err)
 	}
