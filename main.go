@@ -55,6 +55,7 @@ import (
 	"stompbox/internal/cluster"
 	"stompbox/internal/desktop"
 	"stompbox/internal/files"
+	"stompbox/internal/metrics"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/service"
 	"stompbox/internal/sockjs"
@@ -86,6 +87,7 @@ type Config struct {
 	Addr             string
 	DataDir          string
 	StompAddr        string
+	MetricsAddr      string // GET /metrics without a login on its own listener; "": none (the main port serves it to administrators)
 	AllowedOrigins   []string
 	NoBrowser        bool
 	MaxFrame         int
@@ -133,6 +135,7 @@ var options = []option{
 	{"addr", defaultAddr, "HTTP address for the web UI, /ws and SockJS", func(c *Config, v string) error { c.Addr = v; return nil }},
 	{"data", "", "data folder (default: stompbox-data beside the executable when double-clicked, else in the working directory)", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"stomp-addr", "", "address for STOMP over TCP, e.g. 127.0.0.1:61613 (off when empty; TLS when HTTPS is on)", func(c *Config, v string) error { c.StompAddr = v; return nil }},
+	{"metrics-addr", "", "address for GET /metrics (Prometheus text format) without a login, e.g. 127.0.0.1:9090 (off when empty; the main port serves /metrics to administrators only)", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"allowed-origins", "", "comma-separated origin patterns allowed besides same-origin, e.g. https://*.corp.example", func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }},
 	{"no-browser", "false", "do not open a browser when started by a double-click", boolSetter(func(c *Config, b bool) { c.NoBrowser = b })},
 	{"max-frame", strconv.Itoa(stomp.DefaultMaxFrame), "largest STOMP frame accepted, in bytes", intSetter(func(c *Config, n int) { c.MaxFrame = n })},
@@ -519,6 +522,9 @@ type server struct {
 	bus       *cluster.Bus   // the broker across nodes; nil on a single node
 	serveWG   sync.WaitGroup // the HTTP Serve goroutine
 	maintWG   sync.WaitGroup // the retention and file sweep goroutine
+
+	metrics   *metrics.Metrics  // GET /metrics (metrics.go)
+	metricsLn *metrics.Listener // -metrics-addr; nil when off
 }
 
 // newServer builds a server from cfg without listening yet.
@@ -677,6 +683,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (*serve
 			Identify:        s.requestUser,
 		}, log, func(t transport.Conn, info transport.Info) { s.broker.Serve(base, t, info) }))
 	}
+	s.metrics = s.newMetrics()
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -708,6 +715,14 @@ func (s *server) Start() error {
 		}
 		s.tcp = transport.ServeTCP(tln, s.serveSTOMP, s.log)
 		s.log.Info("STOMP over TCP", "addr", tln.Addr().String(), "tls", s.cfg.tlsEnabled())
+	}
+	if err := s.startMetrics(); err != nil {
+		ln.Close()
+		if s.tcp != nil {
+			s.tcp.Ln.Close()
+			s.tcp.Close()
+		}
+		return err
 	}
 	s.maintWG.Add(1)
 	go s.retention() // -keep-days and the file sweep
@@ -747,6 +762,11 @@ func (s *server) URL() string {
 // hijacked WebSocket connections); finish HTTP requests; release the rest.
 func (s *server) Shutdown(ctx context.Context) error {
 	var errs []error
+	if s.metricsLn != nil {
+		if err := s.metricsLn.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := s.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, fmt.Errorf("close http listener: %w", err))
 	}
@@ -847,6 +867,7 @@ func (s *server) routes() http.Handler {
 	stats := newAdminStats(s.broker, s.limiter, s.sockjs, s.store, s.auth.Gate)
 	stats.clog = s.clog
 	mux.Handle("GET /api/admin/stats", s.api.authed(s.api.admin(stats.serve)))
+	mux.Handle("GET /metrics", s.api.authed(s.api.admin(s.serveMetrics)))
 	s.pages.routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})
