@@ -86,7 +86,7 @@ var limitOptions = [numLimits]string{"max-connections", "max-conns-per-ip", "max
 // counters are the broker's counters. Safe for concurrent use.
 type counters struct {
 	framesIn      [numCommands]atomic.Uint64 // client frames read, by command
-	framesOut     [numCommands]atomic.Uint64 // server frames written, by command
+	framesOut     [numCommands]atomic.Uint64 // server frames handed to the transport, by command
 	published     atomic.Uint64
 	delivered     atomic.Uint64
 	slowConsumers atomic.Uint64
@@ -99,8 +99,8 @@ type counters struct {
 }
 
 // sentFrames counts the frames of one writer batch, added to the
-// broker's counters once the batch is written: one atomic add per
-// command a batch holds, not per frame.
+// broker's counters as the batch goes to the transport: one atomic add
+// per command a batch holds, not per frame.
 type sentFrames [numCommands]uint64
 
 func (c *sentFrames) add(cmd string) {
@@ -146,7 +146,7 @@ type Stats struct {
 	UsersOnline   int               // users with a session on this node
 	Subscriptions int               // live subscriptions of every kind (topic, queue, user)
 	FramesIn      map[string]uint64 // client frames read, by command; every client command, 0 or not
-	FramesOut     map[string]uint64 // server frames written, by command; every server command (heart-beats are not frames)
+	FramesOut     map[string]uint64 // server frames handed to the transport (counted before the write), by command; every server command (heart-beats are not frames)
 	Published     uint64            // messages published on this node: SENDs to topics and queues, and the application's (chat posts, replies, notifications)
 	Delivered     uint64            // MESSAGE deliveries handed to subscribers' sessions
 	SlowConsumers uint64            // sessions cut off because their outbox overflowed

@@ -137,11 +137,14 @@ func (s *Session) writeLoop() {
 		}
 		if len(out) > 0 {
 			wb.one[0] = out
+			// Counted before the write, so that a frame a client has
+			// read is counted; a write that fails ends the connection,
+			// and its one batch is counted all the same.
+			s.b.stats.addSent(&sent)
 			if err := s.write(wb.one[:]); err != nil {
 				s.abort(err)
 				return
 			}
-			s.b.stats.addSent(&sent)
 		}
 		if t.closed {
 			if s.hb != nil {
