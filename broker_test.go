@@ -547,6 +547,9 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 		}
 	}
 	checkFor(t, "the slow consumer to be cut off", func() bool { return srv.broker.SessionCount() == 2 })
+	if n := srv.broker.Stats().SlowConsumers; n != 1 {
+		t.Errorf("slow-consumer disconnects counted: %d, want 1", n)
+	}
 }
 
 func TestOriginCheck(t *testing.T) {

@@ -211,6 +211,9 @@ func TestUploadRefusals(t *testing.T) {
 	if b := f.blobs(t); len(b) != 0 {
 		t.Errorf("blobs left: %v", b)
 	}
+	if st := f.srv.files.Stats(); st.RefusedTooLarge != 2 || st.Uploads != 0 || st.UploadBytes != 0 {
+		t.Errorf("stats %+v: want two refused by -max-upload, none stored", st)
+	}
 }
 
 func must(_ string, b []byte) []byte { return b }
@@ -296,6 +299,9 @@ func TestUploadDedup(t *testing.T) {
 	}
 	if b := f.blobs(t); len(b) != 2 { // the file and its thumbnail, once each
 		t.Fatalf("blobs %v, want the file and one thumbnail", b)
+	}
+	if st := f.srv.files.Stats(); st.Uploads != 2 || st.UploadBytes != 2*uint64(len(content)) || st.Thumbnails != 1 || st.ThumbnailsWaiting != 0 || st.ThumbnailsRunning != 0 {
+		t.Errorf("stats %+v: want two uploads, one thumbnail made, none queued", st)
 	}
 
 	// Taking one back keeps the blob the other still names; taking both

@@ -48,6 +48,7 @@ import (
 	"stompbox/internal/cluster"
 	"stompbox/internal/desktop"
 	"stompbox/internal/files"
+	"stompbox/internal/metrics"
 	"stompbox/internal/proto"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/service"
@@ -80,6 +81,7 @@ type Config struct {
 	Addr             string
 	DataDir          string
 	StompAddr        string
+	MetricsAddr      string // GET /metrics without a login on its own listener; "": none (the main port serves it to administrators)
 	AllowedOrigins   []string
 	NoBrowser        bool
 	MaxFrame         int
@@ -131,6 +133,7 @@ var options = []option{
 	{"addr", defaultAddr, "HTTP address for the web UI, /ws and SockJS", func(c *Config, v string) error { c.Addr = v; return nil }},
 	{"data", "", "data folder (default: stompbox-data beside the executable when double-clicked, else in the working directory)", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"stomp-addr", "", "address for STOMP over TCP, e.g. 127.0.0.1:61613 (off when empty; TLS when HTTPS is on)", func(c *Config, v string) error { c.StompAddr = v; return nil }},
+	{"metrics-addr", "", "address for GET /metrics (Prometheus text format) without a login, e.g. 127.0.0.1:9090 (off when empty; the main port serves /metrics to administrators only)", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"allowed-origins", "", "comma-separated origin patterns allowed besides same-origin, e.g. https://*.corp.example", func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }},
 	{"no-browser", "false", "do not open a browser when started by a double-click", boolSetter(func(c *Config, b bool) { c.NoBrowser = b })},
 	{"max-frame", strconv.Itoa(stomp.DefaultMaxFrame), "largest STOMP frame accepted, in bytes", intSetter(func(c *Config, n int) { c.MaxFrame = n })},
@@ -496,12 +499,14 @@ type server struct {
 	tlsConfig *tls.Config     // loaded by Start when TLS is on (internal/certs)
 	base      context.Context // parent of every connection's context
 	cancel    context.CancelFunc
-	cluster   *cluster.Conn  // nil on a single node
-	clog      *cluster.Log   // the replicated log; nil on a single node
-	bus       *cluster.Bus   // the broker across nodes; nil on a single node
-	serveWG   sync.WaitGroup // the HTTP Serve goroutine
-	maintWG   sync.WaitGroup // the retention and file sweep goroutine
-	undo      undoStack      // what a failed start releases (newServerContext)
+	cluster   *cluster.Conn     // nil on a single node
+	clog      *cluster.Log      // the replicated log; nil on a single node
+	bus       *cluster.Bus      // the broker across nodes; nil on a single node
+	serveWG   sync.WaitGroup    // the HTTP Serve goroutine
+	maintWG   sync.WaitGroup    // the retention and file sweep goroutine
+	undo      undoStack         // what a failed start releases (newServerContext)
+	metrics   *metrics.Metrics  // GET /metrics
+	metricsLn *metrics.Listener // -metrics-addr; nil when off
 }
 
 // newServerContext is newServer where ending ctx abandons the start: a
@@ -537,6 +542,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (_ *ser
 		{"catch up", s.catchUp},             // store.go: apply the log before any client is served
 		{"web", s.newWeb},                   // main.go
 		{"sockjs", s.newSockJS},             // sockjs.go
+		{"metrics", s.newMetrics},           // main.go: what GET /metrics reads
 	} {
 		if step.name == cfg.failStartAt {
 			return nil, fmt.Errorf("%s: %w", step.name, errStartFault)
@@ -680,6 +686,14 @@ func (s *server) Start() (err error) {
 		ln.Close()
 		return err
 	}
+	if err := s.startMetrics(); err != nil {
+		ln.Close()
+		if s.tcp != nil {
+			s.tcp.Ln.Close()
+			s.tcp.Close()
+		}
+		return err
+	}
 	s.maintWG.Add(1)
 	go s.retention() // -keep-days and the file sweep
 	s.serveWG.Add(1)
@@ -718,6 +732,11 @@ func (s *server) URL() string {
 // hijacked WebSocket connections); finish HTTP requests; release the rest.
 func (s *server) Shutdown(ctx context.Context) error {
 	var errs []error
+	if s.metricsLn != nil {
+		if err := s.metricsLn.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := s.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, fmt.Errorf("close http listener: %w", err))
 	}
@@ -824,6 +843,7 @@ func (s *server) routes() http.Handler {
 	}
 	stats := web.NewAdminStats(src)
 	mux.Handle("GET /api/admin/stats", s.api.Authed(s.api.Admin(stats.Serve)))
+	mux.Handle("GET /metrics", s.api.Authed(s.api.Admin(s.serveMetrics)))
 	s.pages.Routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		web.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})
@@ -892,4 +912,49 @@ func (s *server) serverTLS() (*tls.Config, error) {
 		MinVersion:   tls.VersionTLS12,
 	}
 	return s.tlsConfig, nil
+}
+
+// newMetrics gives the metrics the parts they read at each scrape. Called
+// once the parts exist, before the routes are built.
+func (s *server) newMetrics() error {
+	src := metrics.Sources{
+		Broker:    s.broker,
+		Limiter:   s.limiter,
+		Store:     s.store,
+		Files:     s.files,
+		Passwords: s.auth.Gate,
+		Version:   buildVersion,
+	}
+	for _, sj := range s.sockjs {
+		src.SockJS = append(src.SockJS, sj)
+	}
+	if s.clog != nil { // set only here: a nil *cluster.Log in the interface would not be nil
+		src.Cluster = s.clog
+	}
+	s.metrics = metrics.New(src)
+	return nil
+}
+
+// startMetrics opens -metrics-addr, if set: GET /metrics there needs no
+// login, so it is off by default and meant for a loopback or private
+// address. Start calls it; Shutdown closes the listener first.
+func (s *server) startMetrics() error {
+	if s.cfg.MetricsAddr == "" {
+		return nil
+	}
+	ln, err := metrics.Listen(s.base, s.cfg.MetricsAddr, s.metrics, s.log)
+	if err != nil {
+		return err
+	}
+	s.metricsLn = ln
+	s.log.Info("metrics", "addr", ln.Addr(), "path", "/metrics")
+	return nil
+}
+
+// serveMetrics is GET /metrics on the main port; routes wraps it in
+// the API's admin check, so it needs an administrator's session or API token (401
+// without a login, 403 for others), like GET /api/admin/stats.
+func (s *server) serveMetrics(w http.ResponseWriter, r *http.Request, _ store.User) error {
+	s.metrics.ServeHTTP(w, r)
+	return nil
 }

@@ -117,6 +117,10 @@ type Broker struct {
 	unsubHook []func(s *Session, sub *Subscription)
 	onRemote  []func(dest string)
 
+	transports map[string]int    // transport → live sessions, for Stats; a transport seen stays at 0
+	accepted   map[string]uint64 // transport → sessions admitted since start, for Stats
+	stats      counters          // frames, messages, refusals and receipts since start (stats.go)
+
 	// bus spreads what the broker delivers and does not store over the
 	// nodes of a cluster (bus.go). It is nil on a single node, and
 	// then every path below is the local one. Set by AttachBus before the
@@ -135,6 +139,9 @@ func New(cfg Config, log *slog.Logger) *Broker {
 		queues:   make(map[string]*queue),
 		users:    make(map[string]int),
 		userSubs: make(map[string]int),
+
+		transports: make(map[string]int),
+		accepted:   make(map[string]uint64),
 	}
 	// Every subscription that ends gives back its user's slot: removeSub
 	// runs these hooks for UNSUBSCRIBE and for a closing session alike.
@@ -155,7 +162,7 @@ func (b *Broker) reserveUserSub(user string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.userSubs[user] >= b.cfg.MaxUserSubscriptions {
-		return limitError(errTooManyUserSubs, "max-user-subscriptions", b.cfg.MaxUserSubscriptions)
+		return b.stats.refuse(limitUserSubscriptions, errTooManyUserSubs, b.cfg.MaxUserSubscriptions)
 	}
 	b.userSubs[user]++
 	return nil
@@ -229,9 +236,11 @@ func (b *Broker) register(s *Session) error {
 		return errShuttingDown
 	}
 	if len(b.sessions) >= b.cfg.MaxConnections {
-		return limitError(errTooManyConnections, "max-connections", b.cfg.MaxConnections)
+		return b.stats.refuse(limitConnections, errTooManyConnections, b.cfg.MaxConnections)
 	}
 	b.sessions[s] = struct{}{}
+	b.transports[s.info.Transport]++
+	b.accepted[s.info.Transport]++
 	b.wg.Add(1)
 	return nil
 }
@@ -254,8 +263,12 @@ func (b *Broker) setUser(s *Session, user string) {
 // unregister removes s and everything it subscribed to.
 func (b *Broker) unregister(s *Session) {
 	b.cfg.Limiter.ConnClosed(s, s.info.Remote)
+	if s.connected {
+		b.stats.stompSessions.Add(-1)
+	}
 	b.mu.Lock()
 	delete(b.sessions, s)
+	b.transports[s.info.Transport]--
 	if s.User != "" && s.connected {
 		b.users[s.User]--
 		if b.users[s.User] <= 0 {
@@ -385,6 +398,7 @@ func (b *Broker) publishTopic(key string, m *message) {
 // every node does anyway, such as a notification produced by applying a
 // log entry, which each node delivers to its own sessions.
 func (b *Broker) SendToLocalUser(user, dest string, headers []stomp.Header, body []byte) {
+	b.stats.published.Add(1)
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 	}
@@ -395,6 +409,7 @@ func (b *Broker) SendToLocalUser(user, dest string, headers []stomp.Header, body
 // destination. The session is on this node, so this never crosses the
 // cluster (appRequest.Reply, Spring's @SendToUser to the sender only).
 func (b *Broker) sendToSession(s *Session, dest string, headers []stomp.Header, body []byte) {
+	b.stats.published.Add(1)
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 	}

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"fmt"
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/stomp"
 	"stompbox/internal/transport"
@@ -120,12 +119,4 @@ func (openAuth) AuthenticateSTOMP(_ context.Context, info transport.Info, f *sto
 		return info.User, nil, nil
 	}
 	return f.Value(stomp.HdrLogin), nil, nil
-}
-
-// limitError is a refusal by a configured limit. Its message names the
-// option and its value, so that whoever hits it knows what to raise:
-// "too many subscriptions: at most 256 (-max-subscriptions)". It wraps the
-// sentinel, so errors.Is still matches.
-func limitError(base *stomp.Error, option string, value int) error {
-	return fmt.Errorf("%w: at most %d (-%s)", base, value, option)
 }

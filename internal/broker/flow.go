@@ -9,7 +9,7 @@ import (
 // session's reader back to its SEND rate (flow control).
 
 // errTooManyFromAddr refuses a connection past -max-conns-per-ip; the
-// ERROR names the limit (see limitError).
+// ERROR names the limit (see counters.refuse).
 var errTooManyFromAddr = stomp.NewError("too many connections from this address")
 
 // admit counts a new connection against its address and registers it with
@@ -18,7 +18,7 @@ var errTooManyFromAddr = stomp.NewError("too many connections from this address"
 func (b *Broker) admit(s *Session) error {
 	l := b.cfg.Limiter
 	if !l.ConnOpened(s.info.Remote) {
-		return limitError(errTooManyFromAddr, "max-conns-per-ip", l.Limits().ConnsPerIP)
+		return b.stats.refuse(limitConnsPerIP, errTooManyFromAddr, l.Limits().ConnsPerIP)
 	}
 	if err := b.register(s); err != nil {
 		l.ConnClosed(s, s.info.Remote)

@@ -99,6 +99,7 @@ func (s *Session) handleConnect(f *stomp.Frame) error {
 	}
 	s.Principal = principal
 	s.version, s.User, s.connected = v, user, true
+	s.b.stats.stompSessions.Add(1) // unregister takes it back
 	s.hbRecv = time.Duration(recv) * time.Millisecond
 	s.parser.Version = v
 	s.b.setUser(s, user)
@@ -133,7 +134,20 @@ func (s *Session) handleSend(f *stomp.Frame) error {
 	if tx, ok := f.Get(stomp.HdrTransaction); ok {
 		return s.addToTx(tx, f)
 	}
-	return s.doSend(f, dest)
+	// SEND→RECEIPT is timed from here, after any rate hold (counted
+	// apart, in the limiter's HeldSends), to the RECEIPT queued.
+	_, receipted := f.Get(stomp.HdrReceipt)
+	var start time.Time
+	if receipted {
+		start = time.Now()
+	}
+	if err := s.doSend(f, dest); err != nil {
+		return err
+	}
+	if receipted {
+		s.b.stats.observeReceipt(time.Since(start))
+	}
+	return nil
 }
 
 // doSend carries out a SEND: to an application handler, a topic or a queue.
@@ -149,6 +163,7 @@ func (s *Session) doSend(f *stomp.Frame, dest string) error {
 			return err
 		}
 		m := &message{dest: dest, headers: userHeaders(f), body: f.Body}
+		s.b.stats.published.Add(1)
 		if kind == destTopic {
 			return s.b.routeTopic(m)
 		}
@@ -205,7 +220,7 @@ func (s *Session) handleSubscribe(f *stomp.Frame) error {
 		return errDuplicateSub
 	}
 	if s.subs.len() >= s.b.cfg.MaxSubscriptions {
-		return limitError(errTooManySubs, "max-subscriptions", s.b.cfg.MaxSubscriptions)
+		return s.b.stats.refuse(limitSubscriptions, errTooManySubs, s.b.cfg.MaxSubscriptions)
 	}
 	sub := &Subscription{sess: s, id: id, Dest: dest}
 	switch mode := f.Value(stomp.HdrAck); mode {
@@ -249,6 +264,7 @@ func (s *Session) handleSubscribe(f *stomp.Frame) error {
 	} else if !sub.attached {
 		s.b.addTopicSub(sub.key, sub)
 	}
+	s.b.stats.subscriptions.Add(1) // removeSub takes it back
 	return nil
 }
 

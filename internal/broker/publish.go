@@ -22,6 +22,7 @@ import (
 // it (Bus.SendQueue).
 func (b *Broker) Publish(dest string, headers []stomp.Header, body []byte, storeID int64) error {
 	m := &message{dest: dest, headers: headers, body: body, storeID: storeID}
+	b.stats.published.Add(1)
 	switch kind, _ := b.classify(dest); kind {
 	case destTopic:
 		if storeID != 0 {
@@ -46,6 +47,7 @@ func (b *Broker) SendToUser(user, dest string, headers []stomp.Header, body []by
 	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
 		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 	}
+	b.stats.published.Add(1)
 	if bus := b.loadBus(); bus != nil && user != "" {
 		if err := bus.PublishUser(user, dest, headers, body); err != nil {
 			b.log.Error("user message not sent to the cluster", "err", err, "user", user, "destination", dest)
@@ -59,5 +61,6 @@ func (b *Broker) SendToUser(user, dest string, headers []stomp.Header, body []by
 // on this node only, never through the bus: for what every node computes
 // for its own subscribers (a room's merged presence list). It never blocks.
 func (b *Broker) PublishLocal(dest string, headers []stomp.Header, body []byte) {
+	b.stats.published.Add(1)
 	b.publishTopic(dest, &message{dest: dest, headers: headers, body: body})
 }

@@ -192,6 +192,7 @@ func (q *queue) putFront(msgs []*message, avoid *Subscription) bool {
 
 // removeSub detaches sub from its topic or queue and tells the unsubscribe hooks.
 func (b *Broker) removeSub(sub *Subscription) {
+	b.stats.subscriptions.Add(-1)
 	sub.removed.Store(true)
 	if sub.q != nil {
 		sub.q.removeConsumer(sub)

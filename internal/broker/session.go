@@ -106,6 +106,9 @@ func (b *Broker) Serve(ctx context.Context, t transport.Conn, info transport.Inf
 	if !s.failed.Load() && err != nil {
 		switch _, visible := stomp.ClientMessage(err); {
 		case visible:
+			if errors.Is(err, stomp.ErrFrameTooLarge) {
+				b.stats.refusals[limitFrame].Add(1)
+			}
 			s.log.Warn("protocol error", "err", err)
 			s.fail(err, transport.CloseProtocol)
 		case errors.As(err, new(*frameError)) && !errors.Is(err, context.DeadlineExceeded):
@@ -180,6 +183,9 @@ func (s *Session) fail(err error, code int) {
 	if !s.failed.CompareAndSwap(false, true) {
 		return
 	}
+	if err == errSlowConsumer {
+		s.b.stats.slowConsumers.Add(1)
+	}
 	if _, visible := stomp.ClientMessage(err); !visible {
 		s.log.Error("session failed", "err", err)
 	}
@@ -239,6 +245,7 @@ func (s *Session) readLoop() error {
 			if f == nil {
 				break
 			}
+			s.b.stats.frameIn(f.Command)
 			if err := s.handle(f); err != nil {
 				if errors.Is(err, errDisconnected) {
 					return nil
@@ -301,6 +308,7 @@ func (s *Session) deliver(sub *Subscription, m *message) bool {
 		s.ackMu.Unlock()
 	}
 	if s.out.push(outItem{sub: sub, msg: m, seq: seq}, 96+len(m.body)+len(m.dest)) {
+		s.b.stats.delivered.Add(1)
 		return true
 	}
 	if sub.ack != ackAuto {

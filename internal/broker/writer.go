@@ -83,6 +83,7 @@ func (s *Session) writeLoop() {
 			return
 		}
 		items := wb.items
+		var sent sentFrames
 		buf := slices.Grow(wb.buf[:0], batchSize(items, s.ver)) // one allocation per burst, not a growslice per frame
 		for i := range items {
 			if items[i].heartBeat > 0 {
@@ -98,6 +99,11 @@ func (s *Session) writeLoop() {
 				items[i] = outItem{}
 				continue
 			}
+			if it := &items[i]; it.frame != nil {
+				sent.add(it.frame.Command)
+			} else {
+				sent[cmdMessage]++
+			}
 			if s.json != nil {
 				buf = s.encodeJSON(buf, &items[i], s.ver, wb)
 			} else {
@@ -106,6 +112,7 @@ func (s *Session) writeLoop() {
 			items[i] = outItem{}
 		}
 		if t.final != nil {
+			sent.add(t.final.Command)
 			if s.json != nil {
 				wb.raw = stomp.AppendFrame(wb.raw[:0], t.final, s.ver)
 				buf = sockjsframe.AppendContent(buf, wb.raw, false)
@@ -130,6 +137,10 @@ func (s *Session) writeLoop() {
 		}
 		if len(out) > 0 {
 			wb.one[0] = out
+			// Counted before the write, so that a frame a client has
+			// read is counted; a write that fails ends the connection,
+			// and its one batch is counted all the same.
+			s.b.stats.addSent(&sent)
 			if err := s.write(wb.one[:]); err != nil {
 				s.abort(err)
 				return

@@ -77,6 +77,7 @@ type Log struct {
 	nextRef atomic.Uint64
 	Applied atomic.Uint64 // highest sequence applied (committed or refused) here
 	failed  atomic.Int64  // ops whose apply failed with an internal error on this node
+	stats   logCounters   // quorum write times, for Stats (stats.go)
 
 	mu      sync.Mutex
 	pending map[string]*pendingOp // by reference: ops this node submitted, not yet applied
@@ -348,6 +349,7 @@ func (l *Log) Submit(ctx context.Context, op store.Op, dedupKey string) error {
 	if msgID == "" {
 		msgID = l.node + "-" + ref
 	}
+	start := time.Now()
 	ack, err := l.publish(ctx, data, msgID)
 	if err != nil {
 		// Not stored on a quorum as far as we know. If it was stored
@@ -359,8 +361,10 @@ func (l *Log) Submit(ctx context.Context, op store.Op, dedupKey string) error {
 			return ctx.Err()
 		}
 		l.log.Warn("cluster: op not stored", "kind", op.OpKind(), "err", err)
+		l.stats.unstored.Add(1)
 		return errClusterUnavailable
 	}
+	l.stats.observeQuorum(time.Since(start))
 	if ack.Duplicate {
 		l.mu.Lock()
 		delete(l.pending, ref)

@@ -106,6 +106,8 @@ type Service struct {
 	// thumbSem lets one picture be decoded at a time: a 50-megapixel
 	// decode takes up to 200 MB, which a small board affords only once.
 	thumbSem chan struct{}
+
+	stats counters // for Stats (stats.go)
 }
 
 // RoomAccess is what the file service asks of the chat rules (chat.go)
@@ -196,6 +198,7 @@ func sanitizeFileName(name string) string {
 // (errFileNotStored if the replica fails). On any error, nothing is left
 // behind.
 func (s *Service) Upload(ctx context.Context, u store.User, roomID int64, name string, src io.Reader) (f store.StoredFile, err error) {
+	defer func() { s.stats.countUpload(f.Size, err) }()
 	if err := s.rooms.CanPost(ctx, u, roomID); err != nil {
 		return store.StoredFile{}, err
 	}
@@ -297,19 +300,24 @@ func (s *Service) Upload(ctx context.Context, u store.User, roomID int64, name s
 // displayed size. A picture that cannot be decoded, or is too large to
 // decode safely, gets no thumbnail and is shown as a file.
 func (s *Service) thumbnail(ctx context.Context, path string, f *store.StoredFile) []byte {
+	s.stats.thumbWaiting.Add(1)
 	select {
 	case s.thumbSem <- struct{}{}:
+		s.stats.thumbWaiting.Add(-1)
 	case <-ctx.Done():
+		s.stats.thumbWaiting.Add(-1)
 		return nil
 	}
 	defer func() { <-s.thumbSem }()
 	info, err := makeThumbnail(func() (io.ReadCloser, error) { return os.Open(path) }, f.Type)
 	f.Width, f.Height = info.width, info.height
 	if err != nil {
+		s.stats.noThumbnail.Add(1)
 		s.log.Info("no thumbnail", "name", f.Name, "type", f.Type, "width", info.width, "height", info.height, "err", err)
 		return nil
 	}
 	f.ThumbType = info.thumbType
+	s.stats.thumbnails.Add(1)
 	return info.thumb
 }
 

@@ -23,6 +23,7 @@ type Hist struct {
 	counts [histBuckets]uint64
 	N      uint64
 	Max    time.Duration
+	Sum    time.Duration // the samples added up, exactly: a Prometheus histogram's _sum
 }
 
 func histBucket(d time.Duration) int {
@@ -49,6 +50,7 @@ func (h *Hist) Add(d time.Duration) {
 	h.counts[histBucket(d)]++
 	h.N++
 	h.Max = max(h.Max, d)
+	h.Sum += max(d, 0)
 }
 
 func (h *Hist) Merge(o *Hist) {
@@ -57,6 +59,7 @@ func (h *Hist) Merge(o *Hist) {
 	}
 	h.N += o.N
 	h.Max = max(h.Max, o.Max)
+	h.Sum += o.Sum
 }
 
 // Since returns what was added to h after earlier, a copy of h taken
@@ -64,7 +67,7 @@ func (h *Hist) Merge(o *Hist) {
 // upper bound of its highest bucket, capped by h's maximum, since the
 // exact maximum of a window is not kept.
 func (h *Hist) Since(earlier *Hist) *Hist {
-	w := &Hist{}
+	w := &Hist{Sum: h.Sum - earlier.Sum}
 	top := -1
 	for i, c := range h.counts {
 		if c > earlier.counts[i] {
@@ -95,6 +98,31 @@ func (h *Hist) Quantile(q float64) time.Duration {
 		}
 	}
 	return h.Max
+}
+
+// Cumulative returns, for each of bounds (ascending), how many samples
+// were at most that long: the _bucket{le=…} counts of a Prometheus
+// histogram. A bucket of h that straddles a bound is counted above it, so
+// a count errs low by at most one bucket (1/64 of the bound), and
+// quantiles estimated from the counts err high, as Quantile's do.
+func (h *Hist) Cumulative(bounds []time.Duration) []uint64 {
+	out := make([]uint64, len(bounds))
+	var seen uint64
+	i := 0
+	for b, c := range h.counts {
+		for i < len(bounds) && histUpper(b) > bounds[i] {
+			out[i] = seen
+			i++
+		}
+		if i == len(bounds) {
+			return out
+		}
+		seen += c
+	}
+	for ; i < len(bounds); i++ {
+		out[i] = seen
+	}
+	return out
 }
 
 // Snapshot is a latencyHist as JSON: its non-empty buckets only, each as

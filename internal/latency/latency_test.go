@@ -64,3 +64,26 @@ func TestHistWindowAndJSON(t *testing.T) {
 		t.Errorf("empty histogram JSON %+v", e)
 	}
 }
+
+func TestHistCumulativeAndSum(t *testing.T) {
+	var h Hist
+	for _, d := range []time.Duration{50 * time.Microsecond, 100 * time.Microsecond, 3 * time.Millisecond, 2 * time.Second} {
+		h.Add(d)
+	}
+	if want := 50*time.Microsecond + 100*time.Microsecond + 3*time.Millisecond + 2*time.Second; h.Sum != want {
+		t.Errorf("sum %v, want %v", h.Sum, want)
+	}
+	bounds := []time.Duration{10 * time.Microsecond, 100 * time.Microsecond, 5 * time.Millisecond, time.Second, time.Minute}
+	got := h.Cumulative(bounds)
+	want := []uint64{0, 2, 3, 3, 4}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("cumulative %v at %v, want %v", got, bounds, want)
+		}
+	}
+	before := h
+	h.Add(time.Millisecond)
+	if w := h.Since(&before); w.Sum != time.Millisecond || w.N != 1 {
+		t.Errorf("window sum %v n %d, want 1ms and 1", w.Sum, w.N)
+	}
+}

@@ -114,8 +114,10 @@ type Limiter struct {
 	Now   func() time.Time    // time.Now; tests freeze it
 	Sleep func(time.Duration) // time.Sleep; tests with a frozen clock advance it instead
 
-	held     atomic.Uint64 // SEND frames that had to wait, since start
-	heldNano atomic.Int64  // their waits added up
+	held          atomic.Uint64 // SEND frames that had to wait, since start
+	heldNano      atomic.Int64  // their waits added up
+	refusedLogins atomic.Uint64 // login and registration attempts refused by LoginsPerIP, since start
+	refusedPosts  atomic.Uint64 // HTTP message posts refused by UserSendRate, since start
 
 	mu     sync.Mutex
 	conns  map[any]*Bucket    // per-connection SEND buckets, by the caller's key; removed by connClosed
@@ -261,6 +263,7 @@ func (l *Limiter) AllowUserSend(user string) (bool, time.Duration) {
 	if b.Allow(now, r, r*RateBurstFactor) {
 		return true, 0
 	}
+	l.refusedPosts.Add(1)
 	return false, time.Duration((1 - b.tokens) / r * float64(time.Second))
 }
 
@@ -279,8 +282,12 @@ func (l *Limiter) AllowLogin(ip string) bool {
 	burst := float64(l.lim.LoginsPerIP) // a minute's worth at once
 	r := burst / 60                     // per minute → per second
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bucketFor(l.logins, ip, now, r, burst).Allow(now, r, burst)
+	ok := bucketFor(l.logins, ip, now, r, burst).Allow(now, r, burst)
+	l.mu.Unlock()
+	if !ok {
+		l.refusedLogins.Add(1)
+	}
+	return ok
 }
 
 // bucketFor returns m's bucket for key, creating it. When m is at
@@ -310,6 +317,17 @@ func bucketFor(m map[string]*Bucket, key string, now time.Time, rate, burst floa
 // start, and their waits added up.
 func (l *Limiter) HeldSends() (sends uint64, waited time.Duration) {
 	return l.held.Load(), time.Duration(l.heldNano.Load())
+}
+
+// Refusals reports how many login and registration attempts LoginsPerIP
+// refused (HTTP 429), and how many HTTP message posts UserSendRate refused
+// (HTTP 429), since start. STOMP SENDs are never refused by a rate, only
+// held (HeldSends). A nil limiter refuses nothing.
+func (l *Limiter) Refusals() (logins, posts uint64) {
+	if l == nil {
+		return 0, 0
+	}
+	return l.refusedLogins.Load(), l.refusedPosts.Load()
 }
 
 // Tracked reports how many connections hold a SEND bucket and how many

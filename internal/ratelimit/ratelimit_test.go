@@ -66,3 +66,23 @@ func TestRateLimiterForgets(t *testing.T) {
 		t.Fatal("a nil limiter limits")
 	}
 }
+
+// TestRateLimiterRefusals: every login attempt and HTTP post a rate
+// refuses is counted, and nothing it allows.
+func TestRateLimiterRefusals(t *testing.T) {
+	l := New(Limits{LoginsPerIP: 2, UserSendRate: 1})
+	now := time.Unix(0, 0)
+	l.Now = func() time.Time { return now }
+	for range 5 {
+		l.AllowLogin("10.0.0.1") // two allowed, three refused
+	}
+	for range 4 {
+		l.AllowUserSend("kim") // burst of two allowed, two refused
+	}
+	if logins, posts := l.Refusals(); logins != 3 || posts != 2 {
+		t.Fatalf("refusals: %d logins, %d posts; want 3 and 2", logins, posts)
+	}
+	if logins, posts := (*Limiter)(nil).Refusals(); logins != 0 || posts != 0 {
+		t.Fatalf("nil limiter refused %d, %d", logins, posts)
+	}
+}

@@ -151,13 +151,15 @@ func (s *Store) InsertAsMemberTx(ctx context.Context, tx *sql.Tx, m *StoredMessa
 }
 
 // inserted fills in m.ID and m.CreatedAt from the INSERT that stored m at
-// now, and notes the transaction's first message for indexMessagesTx.
+// now, and notes the transaction's first message for indexMessagesTx and
+// its count for the Stats.
 func (s *Store) inserted(res sql.Result, m *StoredMessage, now int64) error {
 	id, err := res.LastInsertId()
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
 	m.ID, m.CreatedAt = id, FromMS(now)
+	s.txMessages++
 	if s.txFirstMessageID == 0 {
 		s.txFirstMessageID = m.ID
 	}

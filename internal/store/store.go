@@ -118,13 +118,15 @@ type Store struct {
 	// Writer-goroutine state: only write functions (run by the writer)
 	// and runTx touch these.
 	txFirstMessageID int64                   // first message id inserted by the running transaction, 0 if none
+	txMessages       int64                   // messages inserted by the running transaction, for statMessages
 	txBound          map[*sql.Stmt]*sql.Stmt // prepared statements bound to the running transaction
 
 	// Counters for Stats, written by the writer goroutine.
-	statTxs     atomic.Int64 // transactions committed
-	statWrites  atomic.Int64 // write requests committed
-	statTxNanos atomic.Int64 // time spent from BEGIN to COMMIT returning (includes fsync)
-	statRetried atomic.Int64 // groups rolled back and retried one by one
+	statTxs      atomic.Int64 // transactions committed
+	statWrites   atomic.Int64 // write requests committed
+	statTxNanos  atomic.Int64 // time spent from BEGIN to COMMIT returning (includes fsync)
+	statRetried  atomic.Int64 // groups rolled back and retried one by one
+	statMessages atomic.Int64 // chat messages in committed transactions
 	// Latency histograms, added to by the writer one batch at a time under
 	// statMu and copied by Stats. They tell a slow disk (commits) from a
 	// busy writer (waits) on a Raspberry Pi's SD card or in a load run.
@@ -145,23 +147,26 @@ type Store struct {
 	closeErr  error
 }
 
-// storeStats are cumulative writer counters, for benchmarks and metrics.
-type storeStats struct {
+// WriterStats are cumulative writer counters, for benchmarks, the admin
+// statistics and the metrics.
+type WriterStats struct {
 	Transactions int64         // committed write transactions
 	Writes       int64         // write requests they held (Writes/Transactions is the mean group size)
 	TxTime       time.Duration // total time in those transactions, fsync included
 	Retried      int64         // groups that failed and were retried request by request
+	Messages     int64         // chat messages (posts, joins, leaves) those transactions stored
 	Commit       latency.Hist  // committed transactions, BEGIN to COMMIT returned
 	Wait         latency.Hist  // committed requests, from write() until their commit returned
 }
 
 // Stats returns the writer counters. Safe for concurrent use.
-func (s *Store) Stats() *storeStats {
-	st := &storeStats{
+func (s *Store) Stats() *WriterStats {
+	st := &WriterStats{
 		Transactions: s.statTxs.Load(),
 		Writes:       s.statWrites.Load(),
 		TxTime:       time.Duration(s.statTxNanos.Load()),
 		Retried:      s.statRetried.Load(),
+		Messages:     s.statMessages.Load(),
 	}
 	s.statMu.Lock()
 	st.Commit, st.Wait = s.statCommit, s.statWait
@@ -585,6 +590,7 @@ func (s *Store) timedTx(reqs []*writeReq) error {
 		s.statTxs.Add(1)
 		s.statWrites.Add(int64(len(reqs)))
 		s.statTxNanos.Add(int64(took))
+		s.statMessages.Add(s.txMessages)
 		s.statMu.Lock()
 		s.statCommit.Add(took)
 		for _, r := range reqs {
@@ -603,7 +609,7 @@ func (s *Store) runTx(reqs []*writeReq) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	s.txFirstMessageID = 0
+	s.txFirstMessageID, s.txMessages = 0, 0
 	clear(s.txBound) // the previous transaction closed its bound statements
 	for _, r := range reqs {
 		if err := r.fn(tx); err != nil {

@@ -1,0 +1,61 @@
+package files
+
+import (
+	"errors"
+	"sync/atomic"
+)
+
+// stats.go: the file service's counters since start, which Stats copies
+// for the metrics (internal/metrics reads them at each scrape).
+
+// counters are the file service's counters. Safe for concurrent use.
+type counters struct {
+	uploads      atomic.Uint64 // uploads stored
+	uploadBytes  atomic.Uint64 // their sizes added up
+	tooLarge     atomic.Uint64 // uploads refused by -max-upload
+	overQuota    atomic.Uint64 // uploads refused by -upload-quota
+	thumbWaiting atomic.Int64  // pictures waiting for thumbSem now
+	thumbnails   atomic.Uint64 // thumbnails made
+	noThumbnail  atomic.Uint64 // pictures that could not be decoded safely: shown as files
+}
+
+// Stats are the file service's figures: gauges as of now, counters since
+// start.
+type Stats struct {
+	Uploads           uint64 // uploads stored
+	UploadBytes       uint64 // their sizes added up (a blob stored once for two uploads counts twice)
+	RefusedTooLarge   uint64 // uploads over -max-upload (HTTP 413)
+	RefusedQuota      uint64 // uploads over -upload-quota (HTTP 413)
+	ThumbnailsWaiting int    // pictures queued for the one decoding slot now
+	ThumbnailsRunning int    // pictures being decoded now (0 or 1)
+	Thumbnails        uint64 // thumbnails made
+	ThumbnailsFailed  uint64 // pictures that got none: not decodable, or too large to decode safely
+}
+
+// Stats copies the figures. Safe for concurrent use.
+func (s *Service) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Uploads:           c.uploads.Load(),
+		UploadBytes:       c.uploadBytes.Load(),
+		RefusedTooLarge:   c.tooLarge.Load(),
+		RefusedQuota:      c.overQuota.Load(),
+		ThumbnailsWaiting: int(c.thumbWaiting.Load()),
+		ThumbnailsRunning: len(s.thumbSem),
+		Thumbnails:        c.thumbnails.Load(),
+		ThumbnailsFailed:  c.noThumbnail.Load(),
+	}
+}
+
+// countUpload counts what Upload returned.
+func (c *counters) countUpload(size int64, err error) {
+	switch {
+	case err == nil:
+		c.uploads.Add(1)
+		c.uploadBytes.Add(uint64(size))
+	case errors.As(err, new(UploadTooLargeError)):
+		c.tooLarge.Add(1)
+	case errors.As(err, new(uploadQuotaError)):
+		c.overQuota.Add(1)
+	}
+}
