@@ -39,7 +39,7 @@ var allowedImports = map[string][]string{
 
 	// The broker and the store: neither knows the other, the chat or the cluster.
 	"internal/sockjs": {"internal/sockjsframe", "internal/transport"},
-	"internal/broker": {"internal/ratelimit", "internal/sockjsframe", "internal/stomp", "internal/transport"},
+	"internal/broker": {"internal/latency", "internal/ratelimit", "internal/sockjsframe", "internal/stomp", "internal/transport"},
 	"internal/store":  {"internal/apperr", "internal/latency", "internal/proto"},
 
 	// The application over the store.
@@ -49,7 +49,7 @@ var allowedImports = map[string][]string{
 
 	// What ties the parts together: through the interfaces the lower parts own.
 	"internal/chatstomp": {"internal/apperr", "internal/auth", "internal/broker", "internal/chat", "internal/proto", "internal/stomp", "internal/store", "internal/transport"},
-	"internal/cluster":   {"internal/apperr", "internal/broker", "internal/chat", "internal/proto", "internal/stomp", "internal/store"},
+	"internal/cluster":   {"internal/apperr", "internal/broker", "internal/chat", "internal/latency", "internal/proto", "internal/stomp", "internal/store"},
 	"internal/web":       {"internal/apperr", "internal/auth", "internal/buildinfo", "internal/chat", "internal/files", "internal/proto", "internal/ratelimit", "internal/store", "ui"},
 	"internal/cli":       {"internal/apperr", "internal/auth", "internal/files", "internal/proto", "internal/store"},
 	// The Prometheus exposition reads every part's figures at each scrape.
