@@ -59,9 +59,9 @@ var allowedImports = map[string][]string{
 	"internal/bench": {"internal/latency", "internal/proto", "internal/sockjsframe", "internal/stomp"},
 
 	// Helpers for tests of the parts above them; only tests import these.
-	"internal/store/storetest": {"internal/proto", "internal/store"},
+	"internal/store/storetest": {"internal/proto", "internal/store", "internal/testutil"},
 	"internal/auth/authtest":   {"internal/auth", "internal/store"},
-	"internal/chat/chattest":   {"internal/auth", "internal/auth/authtest", "internal/chat", "internal/store", "internal/store/storetest"},
+	"internal/chat/chattest":   {"internal/auth", "internal/auth/authtest", "internal/chat", "internal/store", "internal/store/storetest", "internal/testutil"},
 }
 
 // rootFaces are the only non-test Go files allowed at the root: the design's

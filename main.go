@@ -878,6 +878,15 @@ func (s *server) scheme() string {
 // (see serverTLS) the first time; the STOMP TCP listener reuses it. On
 // error it closes ln.
 func (s *server) listenTLS(ln net.Listener) (net.Listener, error) {
+	return s.tlsListener(ln, func(c *tls.Config) {
+		c.NextProtos = []string{"http/1.1"} // WebSocket upgrades need HTTP/1.1
+	})
+}
+
+// tlsListener wraps ln in TLS with the server's certificate, as adjust
+// changes a copy of the shared configuration for this listener, when TLS
+// is on; otherwise it returns ln. On error it closes ln.
+func (s *server) tlsListener(ln net.Listener, adjust func(*tls.Config)) (net.Listener, error) {
 	if !s.cfg.tlsEnabled() {
 		return ln, nil
 	}
@@ -887,7 +896,7 @@ func (s *server) listenTLS(ln net.Listener) (net.Listener, error) {
 		return nil, err
 	}
 	cfg = cfg.Clone()
-	cfg.NextProtos = []string{"http/1.1"} // WebSocket upgrades need HTTP/1.1
+	adjust(cfg)
 	return tls.NewListener(ln, cfg), nil
 }
 

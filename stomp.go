@@ -61,15 +61,5 @@ func (s *server) listenSTOMP() error {
 // nothing here: a STOMP connection lives for hours and reconnects are
 // rare, unlike a browser's many short HTTPS connections, which keep them.
 func (s *server) listenStompTLS(ln net.Listener) (net.Listener, error) {
-	if !s.cfg.tlsEnabled() {
-		return ln, nil
-	}
-	cfg, err := s.serverTLS()
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	cfg = cfg.Clone()
-	cfg.SessionTicketsDisabled = true
-	return tls.NewListener(ln, cfg), nil
+	return s.tlsListener(ln, func(c *tls.Config) { c.SessionTicketsDisabled = true })
 }

@@ -10,6 +10,7 @@ import (
 	"stompbox/internal/proto"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
+	"stompbox/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -161,7 +162,7 @@ func TestRegisterInviteOnly(t *testing.T) {
 }
 
 func TestLoginSessions(t *testing.T) {
-	clock := storetest.NewClock()
+	clock := testutil.NewClock()
 	s := storetest.Open(t, clock)
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()
@@ -234,7 +235,7 @@ func TestLoginSessions(t *testing.T) {
 }
 
 func TestLoginThrottle(t *testing.T) {
-	clock := storetest.NewClock()
+	clock := testutil.NewClock()
 	s := storetest.Open(t, clock)
 	a := newTestAuth(t, s, false)
 	ctx := context.Background()

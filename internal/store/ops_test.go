@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"stompbox/internal/apperr"
+	"stompbox/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -215,8 +216,8 @@ func TestOpsReplayDeterministic(t *testing.T) {
 		{name: "abandoned", op: &abandonedFilesDeleteOp{Before: ms(time.Hour)}},
 	}
 
-	early := &storeTestClock{t: time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)}
-	late := &storeTestClock{t: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}
+	early := testutil.NewClockAt(time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))
+	late := testutil.NewClockAt(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))
 	a, b := openTestStore(t, early), openTestStore(t, late)
 	for i, st := range steps {
 		at := ms(time.Duration(i) * time.Second)

@@ -8,37 +8,15 @@ import (
 	"path/filepath"
 	"slices"
 	"stompbox/internal/proto"
+	"stompbox/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// storeTestClock is an injectable clock for the store: it starts at a fixed time
-// and moves only when a test says so.
-type storeTestClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newStoreTestClock() *storeTestClock {
-	return &storeTestClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *storeTestClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *storeTestClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // openTestStore opens a store on a real file in a temp dir, closed at cleanup.
-func openTestStore(t testing.TB, clock *storeTestClock) *Store {
+func openTestStore(t testing.TB, clock *testutil.Clock) *Store {
 	t.Helper()
 	opts := Options{}
 	if clock != nil {
@@ -454,7 +432,7 @@ func TestStoreBackupWhileWriting(t *testing.T) {
 }
 
 func TestStorePurgeBefore(t *testing.T) {
-	clock := newStoreTestClock()
+	clock := testutil.NewClock()
 	s := openTestStore(t, clock)
 	ctx := context.Background()
 	for range 20 {

@@ -1,6 +1,6 @@
 // Package testutil holds the few helpers every package's tests share: how
 // long a test waits for something before it fails, a logger that stays
-// silent unless asked, and a poll for a condition. Only tests import it; it
+// silent unless asked, a poll for a condition, and a clock the test moves. Only tests import it; it
 // imports nothing of ours.
 package testutil
 
@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -47,4 +48,31 @@ func CheckFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Clock is a clock that moves only when the test says so. Safe for
+// concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock standing at 2026-01-02 03:04:05 UTC.
+func NewClock() *Clock { return NewClockAt(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
+
+// NewClockAt returns a clock standing at t.
+func NewClockAt(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }

@@ -14,6 +14,7 @@ import (
 	"stompbox/internal/chat"
 	"stompbox/internal/store"
 	"stompbox/internal/store/storetest"
+	"stompbox/internal/testutil"
 	"sync"
 	"testing"
 )
@@ -69,13 +70,13 @@ type Fixture struct {
 	Auth              *auth.Service
 	Chat              *chat.Service
 	Rec               *chatRecorder
-	Clock             *storetest.Clock
+	Clock             *testutil.Clock
 	Alice, Bob, Carol store.User
 }
 
 func NewFixture(t testing.TB, lang string) *Fixture {
 	t.Helper()
-	f := &Fixture{Clock: storetest.NewClock(), Rec: &chatRecorder{online: map[string]bool{}}}
+	f := &Fixture{Clock: testutil.NewClock(), Rec: &chatRecorder{online: map[string]bool{}}}
 	f.St = storetest.Open(t, f.Clock)
 	f.Auth = authtest.New(t, f.St, true)
 	var err error

@@ -10,39 +10,13 @@ import (
 	"database/sql"
 	"stompbox/internal/proto"
 	"stompbox/internal/store"
-	"sync"
+	"stompbox/internal/testutil"
 	"testing"
-	"time"
 )
-
-// Clock is a store clock that moves only when the test says so.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock returns a clock standing at 2026-01-02 03:04:05 UTC.
-func NewClock() *Clock {
-	return &Clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-// Now is the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // Open opens a store on a real file in a temp dir, on clock if
 // it is not nil, and closes it at cleanup.
-func Open(t testing.TB, clock *Clock) *store.Store {
+func Open(t testing.TB, clock *testutil.Clock) *store.Store {
 	t.Helper()
 	opts := store.Options{}
 	if clock != nil {
