@@ -29,7 +29,6 @@ var allowedImports = map[string][]string{
 	"internal/stomp":       nil,
 	"internal/testutil":    nil,
 	"ui":                   nil,
-	"ui/static":            nil,
 
 	// What server and clients agree on, and the pieces the transports share.
 	"internal/proto":           {"internal/latency"},
