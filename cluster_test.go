@@ -169,8 +169,13 @@ func TestClusterThreeNodes(t *testing.T) {
 // in the order sent and with the same ids, on the surviving nodes and on
 // the killed one once it has restarted; a subscriber on a surviving node
 // got each once, in order.
+//
+// It runs alone, not in parallel: its login on the child node right after
+// the account was made on another node relies on the node catching up with
+// the log within the 2 s an account lookup waits, which the CPU taken by
+// the parallel browser tests sometimes exceeded on a 2-core machine (a
+// known weakness of a node's log reading, issue 23).
 func TestClusterNodeKilledMidBurst(t *testing.T) {
-	t.Parallel()
 	c := newTestCluster(t, 3)
 	victim := c.nodes[2]
 	child := c.startChild(victim)
@@ -445,8 +450,10 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 // TestClusterNodeRebuildsDamagedStore damages a stopped node's database
 // and throws its JetStream store away: on restart it sets the database
 // aside, gets the log back from its peers and rebuilds the same history.
+// It runs alone, not in parallel: it fails now and then even alone (the
+// rebuilt node does not apply the log, or a SEND after node 2 stops gets
+// no RECEIPT), and more often beside the parallel tests.
 func TestClusterNodeRebuildsDamagedStore(t *testing.T) {
-	t.Parallel()
 	cc := newClusterChat(t, 3)
 	a := cc.nodes[0].server(t)
 	kim := clusterLogin(t, a.TCPAddr(), "kim")
