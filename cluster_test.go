@@ -441,8 +441,10 @@ func TestClusterFourthNodeJoins(t *testing.T) {
 // TestClusterNodeRebuildsDamagedStore damages a stopped node's database
 // and throws its JetStream store away: on restart it sets the database
 // aside, gets the log back from its peers and rebuilds the same history.
+// It runs alone, not in parallel: it fails now and then even alone (the
+// rebuilt node does not apply the log, or a SEND after node 2 stops gets
+// no RECEIPT), and more often beside the parallel tests.
 func TestClusterNodeRebuildsDamagedStore(t *testing.T) {
-	t.Parallel()
 	cc := newClusterChat(t, 3)
 	a := cc.nodes[0].server(t)
 	kim := clusterLogin(t, a.TCPAddr(), "kim")
