@@ -35,7 +35,7 @@ const browserStartTimeout = 60 * time.Second
 
 // browserActionTimeout bounds one evalAsync or screenshot call whose context has
 // no deadline, so a page that never settles fails the test with a message
-// instead of running into the 10-minute go test timeout.
+// instead of running into go test's -timeout.
 const browserActionTimeout = 30 * time.Second
 
 // browserStopTimeout bounds the graceful close of a browser in t.Cleanup; after
