@@ -144,6 +144,9 @@ func TestConnectionsPerIP(t *testing.T) {
 	srv, _ := startLimitedServer(t, ratelimit.Limits{ConnsPerIP: 2})
 	a, b := dialTCP(t, srv.TCPAddr()), dialTCP(t, srv.TCPAddr())
 	a.connect()
+	// b's socket is counted once the server has taken it from the accept
+	// queue, which the WebSocket's own accept below could beat.
+	checkFor(t, "b to be counted", func() bool { return srv.broker.SessionCount() == 2 })
 	// The limit spans transports. The refusal comes as soon as the socket is
 	// handed over, before any CONNECT (as for the TCP clients below): a
 	// CONNECT sent now could meet a connection already closed.
