@@ -450,8 +450,12 @@ func (b *Broker) Close(ctx context.Context) error {
 		// Sessions still running are stuck: a writer waiting out its write
 		// deadline on a client that reads nothing, or a handler. Dropping
 		// their connections ends their reads and writes now; a WebSocket's
-		// Close would wait on the very client that is stuck.
+		// Close would wait on the very client that is stuck. Cancelling
+		// their contexts ends a handler that waits, such as a post waiting
+		// for a cluster log that no longer applies: its reader is in the
+		// handler, not in a read, so no closed connection would reach it.
 		for _, s := range sessions {
+			s.cancel()
 			if hc, ok := s.t.(transport.HardCloser); ok {
 				hc.CloseNow()
 			} else {
