@@ -249,7 +249,7 @@ func TestClusterFilesFetchOnce(t *testing.T) {
 		}()
 	}
 	checkFor(t, "one fetch and every other download waiting for it", func() bool {
-		return gated.gets.Load() == 1 && flightWaiting(&b.files.Transfers, "get "+row.SHA256) == n-1
+		return gated.gets.Load() == 1 && b.files.FetchesWaiting(row.SHA256) == n-1
 	})
 	close(gated.release)
 	for range n {

@@ -95,7 +95,7 @@ type Service struct {
 	// Uploads put into it before they are recorded, downloads fetch from
 	// it what this disk lacks, removals delete from it.
 	replica   Replica
-	Transfers FlightGroup // replica puts and fetches in progress, one per blob
+	transfers flightGroup // replica puts and fetches in progress, one per blob
 
 	// blobMu is held while a blob is put in place and its row inserted,
 	// and while sweep decides a blob is unreferenced and removes it, so a

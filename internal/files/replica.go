@@ -72,7 +72,7 @@ func (s *Service) replicateLocked(ctx context.Context, f *store.StoredFile) erro
 		if _, serr := os.Stat(path); serr != nil {
 			continue // a thumbnail another node made: the replica has it (blobAvailableLocked)
 		}
-		err = s.Transfers.do(ctx, "put "+sum, func(ctx context.Context) error {
+		err = s.transfers.do(ctx, "put "+sum, func(ctx context.Context) error {
 			return s.replica.Put(ctx, sum, path)
 		})
 		if err != nil {
@@ -96,7 +96,7 @@ func (s *Service) replicateLocked(ctx context.Context, f *store.StoredFile) erro
 // so that later downloads are local. Concurrent fetches of one blob share
 // one transfer.
 func (s *Service) fetch(ctx context.Context, sum string) error {
-	return s.Transfers.do(ctx, "get "+sum, func(ctx context.Context) error {
+	return s.transfers.do(ctx, "get "+sum, func(ctx context.Context) error {
 		if _, err := os.Stat(s.BlobPath(sum)); err == nil {
 			return nil // an earlier flight placed it
 		}
@@ -156,20 +156,20 @@ func (s *Service) forgetReplicated(ctx context.Context, sum string) {
 	}
 }
 
-// FlightGroup runs at most one call per key at a time: a caller that
+// flightGroup runs at most one call per key at a time: a caller that
 // comes while one runs waits for its result instead of starting another
 // (the idea of x/sync/singleflight, in the few lines needed here). Safe
 // for concurrent use; the zero value is ready.
-type FlightGroup struct {
-	Mu      sync.Mutex
-	Flights map[string]*flight
+type flightGroup struct {
+	mu      sync.Mutex
+	flights map[string]*flight
 }
 
 // flight is one call in progress; err is set before done is closed.
 type flight struct {
 	done    chan struct{}
 	err     error
-	Waiters int // callers waiting for this flight; guarded by flightGroup.mu
+	waiters int // callers waiting for this flight; guarded by flightGroup.mu
 }
 
 // do runs fn for key, or waits for the run already in progress, and
@@ -177,11 +177,11 @@ type flight struct {
 // its context: a caller that goes away must not fail the others waiting,
 // so fn gets the caller's values, replicaTransferTimeout, and no cancel.
 // A waiter whose ctx ends stops waiting with ctx's error.
-func (g *FlightGroup) do(ctx context.Context, key string, fn func(context.Context) error) error {
-	g.Mu.Lock()
-	if f, ok := g.Flights[key]; ok {
-		f.Waiters++
-		g.Mu.Unlock()
+func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Context) error) error {
+	g.mu.Lock()
+	if f, ok := g.flights[key]; ok {
+		f.waiters++
+		g.mu.Unlock()
 		select {
 		case <-f.done:
 			return f.err
@@ -189,19 +189,34 @@ func (g *FlightGroup) do(ctx context.Context, key string, fn func(context.Contex
 			return ctx.Err()
 		}
 	}
-	if g.Flights == nil {
-		g.Flights = make(map[string]*flight)
+	if g.flights == nil {
+		g.flights = make(map[string]*flight)
 	}
 	f := &flight{done: make(chan struct{})}
-	g.Flights[key] = f
-	g.Mu.Unlock()
+	g.flights[key] = f
+	g.mu.Unlock()
 
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replicaTransferTimeout)
 	f.err = fn(fctx)
 	cancel()
-	g.Mu.Lock()
-	delete(g.Flights, key)
-	g.Mu.Unlock()
+	g.mu.Lock()
+	delete(g.flights, key)
+	g.mu.Unlock()
 	close(f.done)
 	return f.err
 }
+
+// waiting is how many callers wait for the flight of key (0 when none runs).
+func (g *flightGroup) waiting(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f, ok := g.flights[key]; ok {
+		return f.waiters
+	}
+	return 0
+}
+
+// FetchesWaiting is how many callers wait for the fetch of the blob with
+// SHA-256 sum from the replica that another caller runs: concurrent
+// downloads of a blob this node lacks share one fetch.
+func (s *Service) FetchesWaiting(sum string) int { return s.transfers.waiting("get " + sum) }
