@@ -45,9 +45,22 @@ const (
 	recentOps = chat.MaxIdempotencyKeys
 	// catchUpWait bounds how long a lookup that found nothing (an account,
 	// a session) waits for this node to apply the log's newest entries
-	// before answering "not found": someone may just have registered or
-	// signed in on another node.
+	// before answering "not found", while this node applies nothing;
+	// catchUpMax bounds the wait while it is applying (a node that is
+	// far behind, or slowed by load, but getting there): someone may just
+	// have registered or signed in on another node.
 	catchUpWait = 2 * time.Second
+	catchUpMax  = 10 * time.Second
+	// idlePoll is how often an idle applier asks its replica for new
+	// entries when no signal came (a signal is a plain NATS message and
+	// may be lost); quickPollMin and quickPollMax bound the pauses while it
+	// expects an entry its replica does not hold yet (a signal came, or a
+	// write was acknowledged), and quickFor how long a signal keeps it
+	// asking.
+	idlePoll     = 200 * time.Millisecond
+	quickPollMin = 250 * time.Microsecond
+	quickPollMax = 20 * time.Millisecond
+	quickFor     = time.Second
 	// streamSetupRetry is the pause between attempts to create or find
 	// the log while the cluster is forming (no JetStream quorum yet), and
 	// streamSetupAttempt bounds one attempt: a request sent before the
@@ -88,6 +101,17 @@ type Log struct {
 	// read-back path, and to see refusals sooner.
 	keepRecent  uint64
 	publishWait time.Duration
+
+	// known is the highest sequence known to be in the log (a write's
+	// acknowledgement, the stream's end): the applier keeps asking its
+	// replica until it has applied it. wake tells the applier there may be
+	// something new (buffered(1)).
+	known atomic.Uint64
+	wake  chan struct{}
+	// stall is set, and stalled closed, when the applier stopped at an
+	// entry this binary cannot apply (log_format.go).
+	stall   atomic.Pointer[logStall]
+	stalled chan struct{}
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the applier has stopped
@@ -138,6 +162,8 @@ func OpenLog(ctx context.Context, cc *Conn, st *store.Store, log *slog.Logger) (
 		recent:      make(map[uint64]store.Op),
 		keepRecent:  recentOps,
 		publishWait: PublishTimeout,
+		wake:        make(chan struct{}, 1),
+		stalled:     make(chan struct{}),
 		done:        make(chan struct{}),
 	}
 	if cc.publishWait > 0 {
@@ -168,26 +194,36 @@ func (l *Log) Start(ctx context.Context) error {
 		return fmt.Errorf("cluster log: %w", err)
 	}
 	last := info.State.LastSeq
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{LogSubject}}
-	if from > 0 {
-		occ.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		occ.OptStartSeq = from + 1
-	}
-	var cons jetstream.Consumer
-	if err := retrySetup(ctx, func(ctx context.Context) (err error) {
-		cons, err = l.stream.OrderedConsumer(ctx, occ)
+	l.learned(last)
+	rd, err := newLogReader(l.Js.Conn(), logStream)
+	if err != nil {
 		return err
-	}); err != nil {
-		return fmt.Errorf("cluster log: consumer: %w", err)
+	}
+	// Every append to the log passes this node's server as a plain
+	// message too: a signal to read (its content is not used: it may not
+	// be stored, or stored later than a neighbour's).
+	sig, err := l.Js.Conn().Subscribe(LogSubject, func(*nats.Msg) { l.poke() })
+	if err != nil {
+		rd.close()
+		return fmt.Errorf("cluster log: %w", err)
 	}
 	actx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	go l.runApplier(actx, cons)
+	go func() {
+		defer sig.Unsubscribe()
+		defer rd.close()
+		l.runApplier(actx, rd, from+1)
+	}()
 	if last > from {
 		l.log.Info("cluster: catching up from the log", "applied", from, "log_end", last, "to_apply", last-from)
 	}
 	began := time.Now()
 	if err := l.waitApplied(ctx, last); err != nil {
+		if l.stall.Load() != nil {
+			// Serve what it has: reads go on, writes are refused.
+			l.log.Warn("cluster: serving this node's copy of the data as far as it could apply the log", "applied", l.Applied.Load(), "log_end", last)
+			return nil
+		}
 		l.Close()
 		return fmt.Errorf("cluster log: catching up: %w", err)
 	}
@@ -222,38 +258,111 @@ func (l *Log) Close() {
 	}
 }
 
-// runApplier takes each message of the stream, in order, and hands its op
-// to the store's writer without waiting for the commit, so that ops group
-// into shared transactions as local writes do. The writer keeps the order.
-func (l *Log) runApplier(ctx context.Context, cons jetstream.Consumer) {
+// runApplier reads the log from entry next on, in order, and hands each
+// entry's op to the store's writer without waiting for the commit, so that
+// ops group into shared transactions as local writes do. The writer keeps
+// the order. It returns when ctx ends; it stops applying (and waits for
+// ctx) at an entry it cannot apply or a failure of the store.
+func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 	defer close(l.done)
-	it, err := cons.Messages(jetstream.PullMaxMessages(512))
-	if err != nil {
-		l.log.Error("cluster: cannot read the log", "err", err)
-		return
-	}
-	go func() { <-ctx.Done(); it.Stop() }()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+	quickUntil := time.Time{}
+	pause := quickPollMin
+	var lastWarn time.Time
+	failed := 0 // reads in a row that got no answer
+	for ctx.Err() == nil {
+		entries, err := rd.fetch(ctx, next)
+		for _, e := range entries {
+			if aerr := l.applyEntry(ctx, e.seq, e.data); aerr != nil {
+				if ctx.Err() == nil {
+					if fe := (*store.FormatError)(nil); errors.As(aerr, &fe) {
+						l.stallAt(e.seq, fe)
+					} else {
+						l.log.Error("cluster: applier stopped", "err", aerr)
+					}
+				}
+				<-ctx.Done()
 				return
 			}
-			l.log.Warn("cluster: reading the log", "err", err)
-			continue
+			next = e.seq + 1
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			l.log.Error("cluster: log entry without metadata", "err", err)
-			continue
-		}
-		if err := l.applyEntry(ctx, meta.Sequence.Stream, msg.Data()); err != nil {
-			if ctx.Err() == nil {
-				l.log.Error("cluster: applier stopped", "err", err)
-			}
+		switch {
+		case ctx.Err() != nil:
 			return
+		case err != nil:
+			// The replica asked died with the request, or none answers (no
+			// quorum, the cluster forming), or the log no longer holds the
+			// entry. Ask again at once (another replica answers), then
+			// less often.
+			if failed++; failed > 2 || errors.Is(err, errGap) {
+				if time.Since(lastWarn) > 10*time.Second {
+					l.log.Warn("cluster: reading the log", "next", next, "err", err)
+					lastWarn = time.Now()
+				}
+				l.sleep(ctx, 100*time.Millisecond)
+			}
+			quickUntil = time.Now().Add(quickFor)
+			continue
+		}
+		failed = 0
+		if len(entries) > 0 {
+			pause = quickPollMin
+			continue // there may be more
+		}
+		// The replica holds nothing at next yet. When the entry is known to
+		// exist, or a signal just came, it is on its way: ask again soon.
+		if l.known.Load() >= next || time.Now().Before(quickUntil) {
+			if l.sleep(ctx, pause) {
+				quickUntil = time.Now().Add(quickFor)
+				pause = quickPollMin
+			} else {
+				pause = min(2*pause, quickPollMax)
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.wake:
+			quickUntil = time.Now().Add(quickFor)
+			pause = quickPollMin
+		case <-time.After(idlePoll):
 		}
 	}
+}
+
+// sleep pauses for d or until ctx ends; a signal cuts it short, and
+// then it reports true.
+func (l *Log) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-l.wake:
+		return true
+	}
+	return false
+}
+
+// poke tells the applier there may be new entries.
+func (l *Log) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// learned records that the log holds entry seq (acknowledged to a
+// writer, or its end as the stream reported it): the applier asks for it
+// until it has it.
+func (l *Log) learned(seq uint64) {
+	for {
+		k := l.known.Load()
+		if seq <= k || l.known.CompareAndSwap(k, seq) {
+			break
+		}
+	}
+	l.poke()
 }
 
 // applyEntry queues one log entry's op on the writer.
@@ -263,8 +372,8 @@ func (l *Log) applyEntry(ctx context.Context, seq uint64, data []byte) error {
 	}
 	op, env, err := store.DecodeOp(data)
 	if err != nil {
-		// A newer node's op kind: applying the rest out of order would be
-		// worse than stopping; the node's log says why.
+		// A newer node's entry (a *store.FormatError), or a damaged one:
+		// applying the rest out of order would be worse than stopping.
 		return fmt.Errorf("entry %d: %w", seq, err)
 	}
 	var p *pendingOp
@@ -311,7 +420,8 @@ func (l *Log) markApplied(seq uint64, op store.Op) {
 	}
 }
 
-// waitApplied returns once seq has been applied here, or ctx ends.
+// waitApplied returns once seq has been applied here, or ctx ends, or
+// the applier stopped before seq (the stall's refusal).
 func (l *Log) waitApplied(ctx context.Context, seq uint64) error {
 	l.mu.Lock()
 	if l.Applied.Load() >= seq {
@@ -321,13 +431,21 @@ func (l *Log) waitApplied(ctx context.Context, seq uint64) error {
 	ch := make(chan struct{})
 	l.waiting[seq] = append(l.waiting[seq], ch)
 	l.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-l.done:
-		return store.ErrStoreClosed
+	stalled := l.stalled
+	for {
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.done:
+			return store.ErrStoreClosed
+		case <-stalled:
+			if s := l.stall.Load(); seq >= s.seq {
+				return s.client
+			}
+			stalled = nil // an entry before the stop: it is being applied
+		}
 	}
 }
 
@@ -336,6 +454,9 @@ func (l *Log) waitApplied(ctx context.Context, seq uint64) error {
 // the majority's disks and in this node's database. Refused ops (client
 // errors) come back from the apply as on a single node.
 func (l *Log) Submit(ctx context.Context, op store.Op, dedupKey string) error {
+	if err := l.stallErr(); err != nil {
+		return err // this node could not apply it, nor answer
+	}
 	ref := l.boot + "-" + strconv.FormatUint(l.nextRef.Add(1), 36)
 	data, err := store.EncodeOp(op, l.st.NowMS(), l.node, ref)
 	if err != nil {
@@ -365,19 +486,35 @@ func (l *Log) Submit(ctx context.Context, op store.Op, dedupKey string) error {
 		return errClusterUnavailable
 	}
 	l.stats.observeQuorum(time.Since(start))
+	l.learned(ack.Sequence)
 	if ack.Duplicate {
 		l.mu.Lock()
 		delete(l.pending, ref)
 		l.mu.Unlock()
 		return l.answerDuplicate(ctx, op, ack.Sequence)
 	}
-	select {
-	case err := <-p.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-l.done:
-		return store.ErrStoreClosed
+	stalled := l.stalled
+	for {
+		select {
+		case err := <-p.done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.done:
+			return store.ErrStoreClosed
+		case <-stalled:
+			s := l.stall.Load()
+			if ack.Sequence < s.seq {
+				stalled = nil // stored before the entry it stopped at: applied
+				continue
+			}
+			// Stored in the log, but this node will not apply it: the
+			// others will, and a resend with the same key is recognised.
+			l.mu.Lock()
+			delete(l.pending, ref)
+			l.mu.Unlock()
+			return s.client
+		}
 	}
 }
 
@@ -430,19 +567,34 @@ func (l *Log) answerDuplicate(ctx context.Context, op store.Op, seq uint64) erro
 }
 
 // WaitCaughtUp returns once this node has applied every entry the log
-// held when it was called, or after catchUpWait. A lookup that found
-// nothing calls it before answering so: the account or session may exist
-// in an entry not yet applied here.
+// held when it was called, or gives up: after catchUpWait in which it
+// applied nothing, after catchUpMax in all, or at once when the applier
+// stopped at an entry it cannot apply. A lookup that found nothing calls
+// it before answering so: the account or session may exist in an entry
+// not yet applied here (read-your-writes across nodes).
 func (l *Log) WaitCaughtUp(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
-	defer cancel()
-	info, err := l.stream.Info(ctx)
+	ictx, cancel := context.WithTimeout(ctx, catchUpWait)
+	info, err := l.stream.Info(ictx)
+	cancel()
 	if err != nil {
 		l.log.Debug("cluster: cannot see the log's end; answering from this node's copy", "err", err)
 		return
 	}
-	if err := l.waitApplied(ctx, info.State.LastSeq); err != nil {
-		l.log.Debug("cluster: not caught up in time; answering from this node's copy", "err", err, "applied", l.Applied.Load(), "log_end", info.State.LastSeq)
+	end := info.State.LastSeq
+	l.learned(end)
+	giveUp := time.Now().Add(catchUpMax)
+	for {
+		before := l.Applied.Load()
+		wctx, cancel := context.WithTimeout(ctx, min(catchUpWait, time.Until(giveUp)))
+		err := l.waitApplied(wctx, end)
+		cancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) || l.Applied.Load() == before || time.Now().After(giveUp) {
+			l.log.Debug("cluster: not caught up in time; answering from this node's copy", "err", err, "applied", l.Applied.Load(), "log_end", end)
+			return
+		}
 	}
 }
 

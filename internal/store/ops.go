@@ -135,6 +135,10 @@ func (s *Store) LookupResult(ctx context.Context, op Op, at int64) error {
 
 // Envelope is an op as the log carries it.
 type Envelope struct {
+	// V is the log format version an entry needs: the format its kind was
+	// registered with (RegisterOpFormat). Entries written before versions
+	// existed have none and mean version 1 (Version).
+	V    int             `json:"v,omitempty"`
 	Kind string          `json:"k"`
 	At   int64           `json:"at"`          // clock reading at the submitting node, Unix ms
 	Node string          `json:"n"`           // submitting node, for logs and status
@@ -142,25 +146,66 @@ type Envelope struct {
 	Op   json.RawMessage `json:"o"`
 }
 
+// Version is the log format version the entry needs: 1 when it says none.
+func (e Envelope) Version() int { return max(e.V, 1) }
+
+// BaseLogFormat is the log format every stompbox applies: the entries of
+// the first cluster release, which carried no version.
+const BaseLogFormat = 1
+
+// FormatError is an entry this binary cannot apply: a newer format
+// version than it knows, or an op kind it does not know (an entry written
+// by a newer stompbox). A node that meets one stops applying the log
+// before it and refuses writes until it runs a binary that knows it;
+// skipping the entry would leave its copy different from the others'.
+type FormatError struct {
+	Version   int    // the entry's format version
+	Supported int    // the newest format this binary applies
+	Kind      string // the entry's op kind
+	Unknown   bool   // the version is supported but the kind is not known
+}
+
+func (e *FormatError) Error() string {
+	if e.Unknown {
+		return fmt.Sprintf("log entry of unknown kind %q (format version %d): written by a newer stompbox; this node needs a newer binary", e.Kind, e.Version)
+	}
+	return fmt.Sprintf("log entry %q needs log format version %d; this node applies up to version %d and needs a newer binary", e.Kind, e.Version, e.Supported)
+}
+
+// Needed is the format version a binary must apply to apply the entry:
+// for an unknown kind at a supported version, at least the next one.
+func (e *FormatError) Needed() int {
+	if e.Unknown {
+		return max(e.Version, e.Supported+1)
+	}
+	return e.Version
+}
+
 // EncodeOp marshals op for the log with its clock reading, the node that
-// submitted it and that node's reference for it ("" when none).
+// submitted it and that node's reference for it ("" when none). The
+// entry carries the format version its kind needs.
 func EncodeOp(op Op, at int64, node, ref string) ([]byte, error) {
 	b, err := json.Marshal(op)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", op.OpKind(), err)
 	}
-	return json.Marshal(Envelope{Kind: op.OpKind(), At: at, Node: node, Ref: ref, Op: b})
+	return json.Marshal(Envelope{V: opFormat(op.OpKind()), Kind: op.OpKind(), At: at, Node: node, Ref: ref, Op: b})
 }
 
-// DecodeOp is EncodeOp's inverse.
+// DecodeOp is EncodeOp's inverse. An entry this binary cannot apply (a
+// newer format version, an unknown kind) is a *FormatError; the envelope
+// comes back with it, for the caller's log.
 func DecodeOp(b []byte) (Op, Envelope, error) {
 	var env Envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return nil, env, fmt.Errorf("decode op: %w", err)
 	}
+	if supported := LogFormat(); env.Version() > supported {
+		return nil, env, &FormatError{Version: env.Version(), Supported: supported, Kind: env.Kind}
+	}
 	op := NewOpOfKind(env.Kind)
 	if op == nil {
-		return nil, env, fmt.Errorf("decode op: unknown kind %q (a newer node wrote it?)", env.Kind)
+		return nil, env, &FormatError{Version: env.Version(), Supported: LogFormat(), Kind: env.Kind, Unknown: true}
 	}
 	if err := json.Unmarshal(env.Op, op); err != nil {
 		return nil, env, fmt.Errorf("decode %s: %w", env.Kind, err)
@@ -170,8 +215,9 @@ func DecodeOp(b []byte) (Op, Envelope, error) {
 
 // opType is a registered kind of op.
 type opType struct {
-	newOp func() Op              // a zero op of the kind, to decode into
-	adopt func(dst, src Op) bool // copies src into dst, results included, when both are of the kind
+	format int                    // the log format version its entries need
+	newOp  func() Op              // a zero op of the kind, to decode into
+	adopt  func(dst, src Op) bool // copies src into dst, results included, when both are of the kind
 }
 
 // opRegistry holds every kind of op a log may carry: the store's own
@@ -180,27 +226,47 @@ type opType struct {
 var opRegistry = struct {
 	sync.RWMutex
 	byKind map[string]opType
+	format int // the highest format among byKind's
 }{byKind: make(map[string]opType)}
 
 // RegisterOp adds the op type *T to the registry under its kind, for
-// decodeOp. A kind is part of the log's format: renaming one breaks
-// replay of older logs, so kinds are only ever added. It panics when the
-// kind is empty or taken.
+// decodeOp, as a kind of the base log format (BaseLogFormat). A kind is
+// part of the log's format: renaming one breaks replay of older logs, so
+// kinds are only ever added. It panics when the kind is empty or taken.
 func RegisterOp[T any, P interface {
 	*T
 	Op
 }]() {
+	RegisterOpFormat[T, P](BaseLogFormat)
+}
+
+// RegisterOpFormat is RegisterOp for a kind added in log format version
+// format: its entries carry that version, and a node whose binary knows
+// only older formats stops applying at the first of them instead of
+// misapplying it (see FormatError, README "Upgrading a cluster"). A
+// release that adds a kind older nodes must not skip, or changes what an
+// existing kind means, registers it with the next version; entries of
+// the older kinds keep their version, so older nodes go on applying them
+// during a rolling upgrade.
+func RegisterOpFormat[T any, P interface {
+	*T
+	Op
+}](format int) {
 	kind := P(new(T)).OpKind()
 	opRegistry.Lock()
 	defer opRegistry.Unlock()
 	if kind == "" {
 		panic(fmt.Sprintf("registerOp: %T has an empty kind", P(nil)))
 	}
+	if format < BaseLogFormat {
+		panic(fmt.Sprintf("registerOp: kind %q has format version %d", kind, format))
+	}
 	if prev, ok := opRegistry.byKind[kind]; ok {
 		panic(fmt.Sprintf("registerOp: kind %q of %T is taken by %T", kind, P(nil), prev.newOp()))
 	}
 	opRegistry.byKind[kind] = opType{
-		newOp: func() Op { return P(new(T)) },
+		format: format,
+		newOp:  func() Op { return P(new(T)) },
 		adopt: func(dst, src Op) bool {
 			d, ok := dst.(P)
 			s, ok2 := src.(P)
@@ -210,6 +276,22 @@ func RegisterOp[T any, P interface {
 			return ok && ok2
 		},
 	}
+	opRegistry.format = max(opRegistry.format, format)
+}
+
+// LogFormat is the newest log format version this binary applies: the
+// highest among its registered kinds.
+func LogFormat() int {
+	opRegistry.RLock()
+	defer opRegistry.RUnlock()
+	return max(opRegistry.format, BaseLogFormat)
+}
+
+// opFormat is the format version entries of kind carry.
+func opFormat(kind string) int {
+	opRegistry.RLock()
+	defer opRegistry.RUnlock()
+	return max(opRegistry.byKind[kind].format, BaseLogFormat)
 }
 
 // The store's own ops: accounts, sessions, tokens, settings and invites

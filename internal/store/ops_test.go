@@ -293,3 +293,59 @@ func TestOpsReplayDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeOpFormat checks the log format version an entry carries:
+// written with its kind's version, absent meaning 1 (entries of the first
+// cluster release), and an entry of a newer version or an unknown kind
+// refused as a *FormatError naming what it needs, never decoded.
+func TestDecodeOpFormat(t *testing.T) {
+	b, err := EncodeOp(&settingSetOp{Key: "k", Value: "v"}, 1, "a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"v":1,`) {
+		t.Errorf("entry %s does not carry its format version", b)
+	}
+	if LogFormat() != BaseLogFormat {
+		t.Fatalf("LogFormat() = %d, want %d", LogFormat(), BaseLogFormat)
+	}
+	tests := []struct {
+		name      string
+		entry     string
+		wantErr   bool
+		needed    int
+		unknown   bool
+		wantValue string
+	}{
+		{"no version means 1", `{"k":"setting-set","at":1,"n":"a","o":{"Key":"k","Value":"old"}}`, false, 0, false, "old"},
+		{"version 1", `{"v":1,"k":"setting-set","at":1,"n":"a","o":{"Key":"k","Value":"one"}}`, false, 0, false, "one"},
+		{"newer version of a known kind", `{"v":2,"k":"setting-set","at":1,"n":"a","o":{"Key":"k","Value":"two"}}`, true, 2, false, ""},
+		{"far newer version", `{"v":7,"k":"brand-new","at":1,"n":"a","o":{}}`, true, 7, false, ""},
+		{"unknown kind at a known version", `{"v":1,"k":"brand-new","at":1,"n":"a","o":{}}`, true, 2, true, ""},
+		{"unknown kind without version", `{"k":"brand-new","at":1,"n":"a","o":{}}`, true, 2, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, env, err := DecodeOp([]byte(tt.entry))
+			var fe *FormatError
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s, ok := op.(*settingSetOp); !ok || s.Value != tt.wantValue || env.Version() != 1 {
+					t.Fatalf("decoded %#v, envelope %+v", op, env)
+				}
+				return
+			}
+			if !errors.As(err, &fe) || op != nil {
+				t.Fatalf("DecodeOp = %#v, %v; want a *FormatError", op, err)
+			}
+			if fe.Needed() != tt.needed || fe.Unknown != tt.unknown || fe.Supported != LogFormat() || env.Kind != fe.Kind {
+				t.Errorf("error %+v (needed %d), want needed %d unknown %v", fe, fe.Needed(), tt.needed, tt.unknown)
+			}
+			if want := fmt.Sprintf("version %d", fe.Version); !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %q", err, want)
+			}
+		})
+	}
+}
