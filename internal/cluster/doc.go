@@ -13,8 +13,15 @@
 //     store (store.Store.ApplyLogged), recording the applied position in
 //     the same transaction; after a commit the op's effects deliver to
 //     that node's own clients.
+//   - A node reads the log by sequence from any replica (log_reader.go):
+//     the loss of another single node does not stop its applier beyond
+//     the quorum's own leader election.
+//   - An entry this binary cannot apply (a newer log format, an unknown
+//     kind) is never skipped: the applier stops before it, writes are
+//     refused, reads go on (log_format.go).
 //   - Log.Start returns only once the node caught up with the log as it
-//     was: a node serves no client before.
+//     was (or stopped at an entry it cannot apply): a node serves no
+//     client before.
 //   - An op resent with the same de-duplication key within the window is
 //     stored once; the resender gets the original's result.
 //   - The bus delivers what the broker does not store (topics, queues,
