@@ -261,8 +261,8 @@ func (l *Log) Close() {
 // runApplier reads the log from entry next on, in order, and hands each
 // entry's op to the store's writer without waiting for the commit, so that
 // ops group into shared transactions as local writes do. The writer keeps
-// the order. It returns when ctx ends; it stops applying (and waits for
-// ctx) at an entry it cannot apply or a failure of the store.
+// the order. It returns when ctx ends or at a failure of the store; at an
+// entry it cannot apply it stops applying and waits for ctx.
 func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 	defer close(l.done)
 	quickUntil := time.Time{}
@@ -273,14 +273,16 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 		entries, err := rd.fetch(ctx, next)
 		for _, e := range entries {
 			if aerr := l.applyEntry(ctx, e.seq, e.data); aerr != nil {
-				if ctx.Err() == nil {
-					if fe := (*store.FormatError)(nil); errors.As(aerr, &fe) {
-						l.stallAt(e.seq, fe)
-					} else {
-						l.log.Error("cluster: applier stopped", "err", aerr)
-					}
+				if fe := (*store.FormatError)(nil); errors.As(aerr, &fe) && ctx.Err() == nil {
+					// Stopped, not gone: reads go on until the node is
+					// restarted on a binary that knows the entry.
+					l.stallAt(e.seq, fe)
+					<-ctx.Done()
+					return
 				}
-				<-ctx.Done()
+				if ctx.Err() == nil {
+					l.log.Error("cluster: applier stopped", "err", aerr)
+				}
 				return
 			}
 			next = e.seq + 1
@@ -423,6 +425,9 @@ func (l *Log) markApplied(seq uint64, op store.Op) {
 // waitApplied returns once seq has been applied here, or ctx ends, or
 // the applier stopped before seq (the stall's refusal).
 func (l *Log) waitApplied(ctx context.Context, seq uint64) error {
+	if s := l.stall.Load(); s != nil && seq >= s.seq {
+		return s.client
+	}
 	l.mu.Lock()
 	if l.Applied.Load() >= seq {
 		l.mu.Unlock()
