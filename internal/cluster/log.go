@@ -25,6 +25,12 @@ import (
 const (
 	logStream  = "STOMPBOX"
 	LogSubject = "stompbox.log"
+	// logEndSubject carries, on core NATS, the sequence of each entry a
+	// node just appended: a signal for the other nodes' appliers to read
+	// (log_reader.go). It is not the log's subject: a plain subscriber to
+	// that one stalled the stream's writes after a leader change (a
+	// rebuilt node's test, TestClusterNodeRebuildsDamagedStore).
+	logEndSubject = "stompbox.log-end"
 	// logDedupWindow is how long JetStream remembers an op's de-duplication
 	// key: a client that resends a message after a failover within it
 	// (same receipt or idempotency-key) does not post twice. It matches
@@ -51,12 +57,12 @@ const (
 	// have registered or signed in on another node.
 	catchUpWait = 2 * time.Second
 	catchUpMax  = 10 * time.Second
-	// idlePoll is how often an idle applier asks its replica for new
+	// idlePoll is how often an idle applier asks the replicas for new
 	// entries when no signal came (a signal is a plain NATS message and
 	// may be lost); quickPollMin and quickPollMax bound the pauses while it
-	// expects an entry its replica does not hold yet (a signal came, or a
-	// write was acknowledged), and quickFor how long a signal keeps it
-	// asking.
+	// expects an entry the replica asked does not hold yet (it is known to
+	// be in the log), and quickFor how long a failed read keeps it asking
+	// quickly.
 	idlePoll     = 200 * time.Millisecond
 	quickPollMin = 250 * time.Microsecond
 	quickPollMax = 20 * time.Millisecond
@@ -199,10 +205,13 @@ func (l *Log) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Every append to the log passes this node's server as a plain
-	// message too: a signal to read (its content is not used: it may not
-	// be stored, or stored later than a neighbour's).
-	sig, err := l.Js.Conn().Subscribe(LogSubject, func(*nats.Msg) { l.poke() })
+	// Each node announces the entries it appends (Submit): a signal to
+	// read up to there. A lost signal costs at most idlePoll.
+	sig, err := l.Js.Conn().Subscribe(logEndSubject, func(m *nats.Msg) {
+		if seq, err := strconv.ParseUint(string(m.Data), 10, 64); err == nil {
+			l.learned(seq)
+		}
+	})
 	if err != nil {
 		rd.close()
 		return fmt.Errorf("cluster log: %w", err)
@@ -492,6 +501,8 @@ func (l *Log) Submit(ctx context.Context, op store.Op, dedupKey string) error {
 	}
 	l.stats.observeQuorum(time.Since(start))
 	l.learned(ack.Sequence)
+	// The other nodes' appliers read it now rather than at their next poll.
+	l.Js.Conn().Publish(logEndSubject, strconv.AppendUint(nil, ack.Sequence, 10))
 	if ack.Duplicate {
 		l.mu.Lock()
 		delete(l.pending, ref)

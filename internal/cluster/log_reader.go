@@ -1,8 +1,8 @@
 package cluster
 
 // How a node reads the log: entries by sequence, in batches, with
-// JetStream's direct get, woken by a plain NATS subscription to the log's
-// subject. Every replica of the stream answers direct gets (a queue group),
+// JetStream's direct get, woken by the sequence each node announces on
+// core NATS when it appended an entry (logEndSubject), and by a poll. Every replica of the stream answers direct gets (a queue group),
 // so no single node stands between the log and this node's database
 // beyond the quorum that stores an entry and the stream leader that orders
 // it. A NATS server does not prefer its own queue member for a client's
