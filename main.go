@@ -112,6 +112,8 @@ type Config struct {
 	UploadQuotaMiB   int            // most MiB of uploads one account keeps (-upload-quota); 0: no limit
 	DoubleClicked    bool           // set by parseConfig, not an option
 	Cluster          cluster.Config // several nodes, one chat (internal/cluster); zero: a single node
+	SnapshotEvery    uint64         // -cluster-snapshot-every: log entries between snapshots (cluster/snapshot_compact.go)
+	SnapshotInterval time.Duration  // -cluster-snapshot-interval: longest time between snapshots while anything is written
 
 	// failStartAt names a start step of newServerContext that fails on
 	// purpose; only tests set it, to check that a failed start unwinds.
@@ -198,6 +200,22 @@ var options = []option{
 	{"cluster-tls-key", "", "PEM private key of -cluster-tls-cert", func(c *Config, v string) error { c.Cluster.TLSKey = v; return nil }},
 	{"cluster-tls-ca", "", "PEM CA that signed every node's -cluster-tls-cert; nodes verify each other with it", func(c *Config, v string) error { c.Cluster.TLSCA = v; return nil }},
 	{"node-name", "", "this node's name in the cluster (default: host name plus a random suffix, kept in the data folder)", func(c *Config, v string) error { c.Cluster.NodeName = v; return nil }},
+	{"cluster-snapshot-every", strconv.Itoa(cluster.DefaultSnapshotEvery), "take a snapshot of the database and compact the log below it after this many log entries", func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return fmt.Errorf("-cluster-snapshot-every %q: a positive number of log entries", v)
+		}
+		c.SnapshotEvery = n
+		return nil
+	}},
+	{"cluster-snapshot-interval", cluster.DefaultSnapshotInterval.String(), "take a snapshot and compact the log at least this often while anything is written (at most 1h: deleted messages leave the log at the next compaction)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > time.Hour {
+			return fmt.Errorf("-cluster-snapshot-interval %q: a duration from 1s to 1h", v)
+		}
+		c.SnapshotInterval = d
+		return nil
+	}},
 	{"cluster-urls", "", "comma-separated web addresses of every node, e.g. http://pi1:8080,http://pi2:8080: when this node stops answering, the chat page offers the others", func(c *Config, v string) error {
 		urls, err := nodeURLs(v)
 		c.Cluster.URLs = urls
@@ -507,6 +525,9 @@ type server struct {
 	undo      undoStack         // what a failed start releases (newServerContext)
 	metrics   *metrics.Metrics  // GET /metrics
 	metricsLn *metrics.Listener // -metrics-addr; nil when off
+
+	snaps     *cluster.Snapshots // the cluster's database snapshots (store.go); nil on a single node
+	compactor *cluster.Compactor // takes snapshots and compacts the log; nil on a single node
 }
 
 // newServerContext is newServer where ending ctx abandons the start: a

@@ -35,7 +35,7 @@ func (s *server) openStore() error {
 		return err
 	}
 	s.store = st
-	s.undo.push(func() { st.Close() })
+	s.undo.push(func() { s.store.Close() }) // the store restoreSnapshot may have put in its place
 	return nil
 }
 
@@ -46,17 +46,27 @@ func (s *server) catchUp() error {
 	if s.clog == nil {
 		return nil
 	}
-	return s.clog.Start(s.base)
+	if err := s.clog.Start(s.base); err != nil {
+		return err
+	}
+	s.compactor = cluster.NewCompactor(s.clog, s.snaps, s.cfg.SnapshotEvery, s.cfg.SnapshotInterval)
+	s.maintWG.Add(1)
+	go func() {
+		defer s.maintWG.Done()
+		s.compactor.Run(s.base)
+	}()
+	return nil
 }
-
-// errSingleNodeData refuses to make a cluster node of a data folder that
-// a single node has written to: the log knows nothing of its accounts and
-// messages, so the nodes would disagree from the first entry.
-var errSingleNodeData = errors.New("cluster: this data folder holds a single node's accounts or messages; a cluster node starts from an empty data folder (see README, Running several nodes)")
 
 // joinCluster connects this node to the cluster's NATS and opens the log;
 // from here on every store write goes through the log. The log is applied
 // by catchUp, once the chat service exists.
+//
+// Before the log is opened, a node whose database stands below the log's
+// first entry (it was away through a compaction) or a new node restores
+// the newest snapshot (cluster/snapshot.go). A single node's database
+// (accounts or messages, no log position) is adopted as the cluster's
+// first snapshot when the cluster's log is empty, and refused otherwise.
 func (s *server) joinCluster() error {
 	if !s.cfg.Cluster.Enabled() {
 		return nil
@@ -65,21 +75,45 @@ func (s *server) joinCluster() error {
 	if err != nil {
 		return err
 	}
-	if seq == 0 {
-		held, err := s.store.HoldsSingleNodeData(s.base)
-		if err != nil {
+	inCluster, err := s.store.InCluster(s.base)
+	if err != nil {
+		return err
+	}
+	single := false
+	if !inCluster && seq == 0 {
+		if single, err = s.store.HoldsSingleNodeData(s.base); err != nil {
 			return err
-		}
-		if held {
-			return errSingleNodeData
 		}
 	}
 	if s.cluster, err = cluster.Connect(s.base, s.cfg.Cluster, s.cfg.DataDir, s.log); err != nil {
 		return err
 	}
 	s.undo.push(s.leaveCluster) // the log and the bus too, once made
+	if s.snaps, err = cluster.OpenSnapshots(s.base, s.cluster); err != nil {
+		return err
+	}
+	if !single {
+		first, _, _, err := s.snaps.LogBounds(s.base)
+		if err != nil {
+			return err
+		}
+		snap, ok, err := s.snaps.RestorePlan(s.base, seq, inCluster, first)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := s.restoreSnapshot(snap); err != nil {
+				return err
+			}
+		}
+	}
 	if s.clog, err = cluster.OpenLog(s.base, s.cluster, s.store, s.log); err != nil {
 		return err
+	}
+	if single {
+		if err := s.adoptSingleNode(); err != nil {
+			return err
+		}
 	}
 	s.store.SetReplicator(s.clog)
 	return nil

@@ -77,6 +77,7 @@ type Log struct {
 	nextRef atomic.Uint64
 	Applied atomic.Uint64 // highest sequence applied (committed or refused) here
 	failed  atomic.Int64  // ops whose apply failed with an internal error on this node
+	queued  atomic.Uint64 // highest sequence handed to the writer (checkFollows, snapshot_adopt.go)
 	stats   logCounters   // quorum write times, for Stats (stats.go)
 
 	mu      sync.Mutex
@@ -260,6 +261,9 @@ func (l *Log) runApplier(ctx context.Context, cons jetstream.Consumer) {
 func (l *Log) applyEntry(ctx context.Context, seq uint64, data []byte) error {
 	if seq <= l.Applied.Load() {
 		return nil // the consumer restarted behind us
+	}
+	if skip, err := l.checkFollows(seq); skip || err != nil { // snapshot_adopt.go
+		return err
 	}
 	op, env, err := store.DecodeOp(data)
 	if err != nil {

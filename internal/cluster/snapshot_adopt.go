@@ -1,0 +1,71 @@
+package cluster
+
+// snapshot_adopt.go: a single node's database becomes a cluster's first
+// snapshot, and the log's entries are checked to follow each other.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"stompbox/internal/store"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// AdoptedSeq is the log position of an adopted single node's database:
+// the log starts after it, so that a node which began applying an empty
+// log before the adoption sees the gap (checkFollows) instead of applying
+// later entries to an empty database.
+const AdoptedSeq = 1
+
+// ErrNotAdoptable refuses to adopt a database into a cluster whose log
+// or snapshots already hold something.
+var ErrNotAdoptable = errors.New("cluster: this data folder holds a single node's accounts or messages, and the cluster already has data of its own; only a cluster whose log is empty can adopt a single node (see README, From one node to a cluster)")
+
+// Adopt makes the database copy at path (store.Store.SnapshotTo or a
+// backup) the cluster's first snapshot, at AdoptedSeq, and starts the log
+// after it. The log must be empty and no snapshot stored.
+func (l *Log) Adopt(ctx context.Context, snaps *Snapshots, path string) (uint64, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("adopt: %w", err)
+	}
+	if info.State.LastSeq > 0 {
+		return 0, ErrNotAdoptable
+	}
+	if _, have, err := snaps.Newest(ctx); err != nil || have {
+		return 0, errors.Join(ErrNotAdoptable, err)
+	}
+	if err := store.SetFileAppliedSeq(ctx, path, AdoptedSeq); err != nil {
+		return 0, err
+	}
+	if _, err := snaps.Put(ctx, AdoptedSeq, path, l.node); err != nil {
+		return 0, err
+	}
+	if err := l.stream.Purge(ctx, jetstream.WithPurgeSequence(AdoptedSeq+1)); err != nil {
+		return 0, fmt.Errorf("adopt: start the log after the snapshot: %w", err)
+	}
+	l.Applied.Store(AdoptedSeq)
+	return AdoptedSeq, nil
+}
+
+// errLogGap stops the applier: entries this node never applied were
+// compacted away before its reader got them. Applying what follows would
+// make its database differ from the others'; a restart restores the
+// newest snapshot (RestorePlan) and goes on from there.
+var errLogGap = errors.New("log entries this node never applied were compacted away; restart the node: it restores the newest snapshot")
+
+// checkFollows returns errLogGap unless entry seq is the one after the
+// last one handed to the writer (or applied); skip is true for an entry
+// already handed to it (a reader that restarted behind).
+func (l *Log) checkFollows(seq uint64) (skip bool, err error) {
+	prev := max(l.queued.Load(), l.Applied.Load())
+	switch {
+	case seq <= prev:
+		return true, nil
+	case seq != prev+1:
+		return false, fmt.Errorf("entry %d after %d: %w", seq, prev, errLogGap)
+	}
+	l.queued.Store(seq)
+	return false, nil
+}
