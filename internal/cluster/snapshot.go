@@ -185,6 +185,10 @@ func (s *Snapshots) PruneBelow(ctx context.Context, seq uint64) error {
 	var errs []error
 	for _, sn := range all {
 		if sn.Seq < seq {
+			if err := eraseObject(ctx, s.js, s.obj, snapBucket, sn.Name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 			if err := s.obj.Delete(ctx, sn.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 				errs = append(errs, fmt.Errorf("delete snapshot %s: %w", sn.Name, err))
 			}

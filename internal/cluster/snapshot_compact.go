@@ -42,6 +42,7 @@ type Compactor struct {
 
 	mu       sync.Mutex // one compaction at a time on this node
 	scrubbed uint64     // the log's first sequence when this node last scrubbed
+	again    bool       // compact the raft logs once more at the next check
 }
 
 // NewCompactor makes the compactor of l; every and interval of 0 mean
@@ -72,15 +73,15 @@ func (c *Compactor) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := c.check(ctx); err != nil && ctx.Err() == nil {
+		if err := c.Check(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("cluster: compaction", "err", err)
 		}
 	}
 }
 
-// check compacts when this node is the one to and a compaction is due,
+// Check compacts when this node is the one to and a compaction is due,
 // and scrubs this node's database when the log's start moved.
-func (c *Compactor) check(ctx context.Context) error {
+func (c *Compactor) Check(ctx context.Context) error {
 	info, err := c.l.stream.Info(ctx)
 	if err != nil {
 		return err
@@ -110,20 +111,45 @@ func (c *Compactor) compactsHere(info *jetstream.StreamInfo) bool {
 	return info.Cluster.Leader == c.l.ns.Name()
 }
 
-// scrubIfMoved scrubs the database once the log's first sequence moved
-// past what it was at the last scrub.
+// scrubIfMoved scrubs once the log's first sequence moved past what it
+// was at the last scrub, and compacts the raft logs once more at the
+// check after (a purge this node applied late).
 func (c *Compactor) scrubIfMoved(ctx context.Context, first uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if first <= c.scrubbed {
+		if c.again {
+			c.again = false
+			return c.compactRaft()
+		}
 		return nil
 	}
+	if err := c.scrubLocked(ctx); err != nil {
+		return err
+	}
+	c.scrubbed = first
+	return nil
+}
+
+// Scrub makes what the last compaction removed gone from this node's
+// disk: the database's free pages and WAL (store.Store.Scrub) and the
+// raft logs' entries (compactRaft).
+func (c *Compactor) Scrub(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.scrubLocked(ctx)
+}
+
+func (c *Compactor) scrubLocked(ctx context.Context) error {
 	began := time.Now()
 	if err := c.l.st.Scrub(ctx); err != nil {
 		return err
 	}
-	c.scrubbed = first
-	c.log.Info("cluster: database scrubbed after the log's compaction", "log_first", first, "took", time.Since(began).Round(time.Millisecond))
+	if err := c.compactRaft(); err != nil {
+		return err
+	}
+	c.again = true
+	c.log.Info("cluster: scrubbed the database and the raft logs after a compaction", "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }
 
@@ -161,7 +187,7 @@ func (c *Compactor) Compact(ctx context.Context) (Snapshot, error) {
 	if err := c.snaps.PruneBelow(ctx, seq); err != nil {
 		return snap, err
 	}
-	if err := c.l.st.Scrub(ctx); err != nil {
+	if err := c.scrubLocked(ctx); err != nil {
 		return snap, err
 	}
 	c.scrubbed = bound
