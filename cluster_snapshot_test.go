@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"net/http"
 	"path/filepath"
 	"slices"
+	"stompbox/internal/broker"
+	"stompbox/internal/chat"
 	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
+	"stompbox/internal/store"
 	"strconv"
 	"strings"
 	"testing"
@@ -182,5 +186,155 @@ func TestClusterDeletedTextGone(t *testing.T) {
 		if got := filesHolding(t, nd.spec.Dir, canary); len(got) > 0 {
 			t.Fatalf("node %s holds the deleted text again in %v", nd.spec.Name, got)
 		}
+	}
+}
+
+// adoptedTables are the tables a single node's data brings into a
+// cluster, compared row by row.
+var adoptedTables = []string{"users", "login_sessions", "api_tokens", "rooms", "memberships", "messages", "reactions", "settings", "files"}
+
+// tableDump is every row of the adopted tables of srv's database, as text.
+func tableDump(t testing.TB, srv *server) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, table := range adoptedTables {
+		rows, err := srv.store.Rdb.QueryContext(context.Background(), "SELECT * FROM "+table+" ORDER BY 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			out[table] = append(out[table], fmt.Sprint(vals...))
+		}
+		rows.Close()
+	}
+	return out
+}
+
+// restartIfGapped restarts a node whose applier stopped at a gap: it
+// started applying the empty log before the first node adopted its data,
+// and restores the adopted snapshot on restart.
+func (c *testCluster) restartIfGapped(nd *testNode) {
+	c.t.Helper()
+	if !strings.Contains(nd.log.String(), "compacted away") {
+		return
+	}
+	c.t.Logf("node %s began before the adoption; restarting it", nd.spec.Name)
+	c.stop(nd)
+	if err := c.start(nd); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// TestClusterFromSingleNode turns a single node's data folder into the
+// first node of a three-node cluster: the other two join with empty
+// folders and restore it. Every account, session, token, room, message
+// (same ids), reaction, read mark and file is on every node; the old
+// session cookie, the token, since-id and the file's link work on each.
+func TestClusterFromSingleNode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	single, err := newServer(Config{Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: dir, HeartBeat: broker.DefaultHeartBeat}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := single.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := &filesFixture{srv: single, base: strings.TrimSuffix(single.URL(), "/")}
+	f.aliceUser = addUser(t, single, "alice", "password-alice")
+	f.bobUser = addUser(t, single, "bob", "password-bob")
+	f.alice, f.bob = f.login(t, "alice"), f.login(t, "bob")
+	room, err := single.chat.CreateRoom(ctx, f.aliceUser, chat.NewRoom{Name: "files", Kind: store.RoomPrivate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := single.chat.AddMember(ctx, f.aliceUser, room.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	f.room = room.ID
+	token, err := single.auth.CreateToken(ctx, f.bobUser, "bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := dialTCP(t, single.TCPAddr())
+	alice.connect("accept-version:1.2", "login:alice", "passcode:password-alice")
+	for i := range 300 {
+		alice.send(stomp.CmdSend, chatBody("TALK", room.ID, fmt.Sprintf("single node %d", i)), "destination:/pub/chat/message")
+	}
+	alice.roundTrip(stomp.CmdSend, chatBody("TALK", room.ID, "last before the file"), "destination:/pub/chat/message")
+	content := []byte("the file's bytes, kept across the move")
+	att := f.uploadOK(t, f.alice, "notes.txt", content)
+	if r := f.post(t, f.alice, room.ID, "see the file", att.ID); r.status/100 != 2 {
+		t.Fatalf("post with the file: %d %s", r.status, r.body)
+	}
+	hist := roomHistory(t, single, room.ID)
+	mid, _ := strconv.ParseInt(strings.SplitN(hist[100], ":", 2)[0], 10, 64)
+	last, _ := strconv.ParseInt(strings.SplitN(hist[len(hist)-1], ":", 2)[0], 10, 64)
+	if _, err := single.chat.React(ctx, f.bobUser, room.ID, mid, "👍", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := single.chat.MarkRead(ctx, f.bobUser, room.ID, last); err != nil {
+		t.Fatal(err)
+	}
+	want := tableDump(t, single)
+	sctx, cancel := context.WithTimeout(ctx, testTimeout)
+	defer cancel()
+	if err := single.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newTestCluster(t, 3)
+	c.nodes[0].spec.Dir = dir
+	c.startAll()
+	for _, nd := range c.nodes[1:] {
+		c.restartIfGapped(nd)
+	}
+	if l := c.nodes[0].log.String(); !strings.Contains(l, "is now the cluster's first snapshot") {
+		t.Errorf("node 1's log does not tell of the adoption:\n%s", l)
+	}
+	for _, nd := range c.nodes {
+		srv := nd.server(t)
+		got := tableDump(t, srv)
+		for _, table := range adoptedTables {
+			if !slices.Equal(got[table], want[table]) {
+				t.Errorf("node %s, table %s:\n%v\nthe single node had:\n%v", nd.spec.Name, table, got[table], want[table])
+			}
+		}
+		if h := roomHistory(t, srv, room.ID); !slices.Equal(h, hist) {
+			t.Errorf("node %s: history of %d messages, the single node had %d", nd.spec.Name, len(h), len(hist))
+		}
+		// The old session cookie (alice's client keeps it in its jar; a
+		// cookie is the host's, whatever the port), the token, since-id
+		// and the file's link, on this node.
+		nf := &filesFixture{srv: srv, base: strings.TrimSuffix(srv.URL(), "/")}
+		if r := nf.req(t, f.alice, "GET", "/api/me", "", nil); r.status != http.StatusOK {
+			t.Errorf("node %s: alice's old session: %d %s", nd.spec.Name, r.status, r.body)
+		}
+		var page []wireMessage
+		if code := apiGet(t, nf.base, token, fmt.Sprintf("/api/rooms/%d/messages?after=%d", room.ID, mid), &page); code != http.StatusOK || len(page) == 0 || page[0].ID <= mid {
+			t.Errorf("node %s: bob's token and since-id: %d, %d messages", nd.spec.Name, code, len(page))
+		}
+		if r := nf.req(t, f.bob, "GET", att.URL, "", nil); r.status != http.StatusOK || !bytes.Equal(r.body, content) {
+			t.Errorf("node %s: the file's link: %d %q", nd.spec.Name, r.status, r.body)
+		}
+	}
+	// The cluster goes on from there: a message on node 3 reaches node 1.
+	n3 := c.nodes[2].server(t)
+	bob := dialTCP(t, n3.TCPAddr())
+	bob.connect("accept-version:1.2", "login:bob", "passcode:password-bob")
+	bob.roundTrip(stomp.CmdSend, chatBody("TALK", room.ID, "first in the cluster"), "destination:/pub/chat/message")
+	c.waitConverged(c.nodes...)
+	if got, want := roomHistory(t, c.nodes[0].server(t), room.ID), roomHistory(t, n3, room.ID); !slices.Equal(got, want) || len(got) != len(hist)+1 {
+		t.Fatalf("after a message on node 3: %d and %d messages", len(got), len(want))
 	}
 }
