@@ -219,12 +219,15 @@ func tableDump(t testing.TB, srv *server) map[string][]string {
 	return out
 }
 
-// restartIfGapped restarts a node whose applier stopped at a gap: it
-// started applying the empty log before the first node adopted its data,
-// and restores the adopted snapshot on restart.
+// restartIfGapped restarts a node that began applying the empty log
+// before the first node adopted its data (it stands at 0 while the log
+// starts after the adopted snapshot): on restart it restores the
+// snapshot.
 func (c *testCluster) restartIfGapped(nd *testNode) {
 	c.t.Helper()
-	if !strings.Contains(nd.log.String(), "compacted away") {
+	srv := nd.server(c.t)
+	first, _ := logBounds(c.t, srv)
+	if srv.clog.Applied.Load()+1 >= first {
 		return
 	}
 	c.t.Logf("node %s began before the adoption; restarting it", nd.spec.Name)
@@ -336,5 +339,62 @@ func TestClusterFromSingleNode(t *testing.T) {
 	c.waitConverged(c.nodes...)
 	if got, want := roomHistory(t, c.nodes[0].server(t), room.ID), roomHistory(t, n3, room.ID); !slices.Equal(got, want) || len(got) != len(hist)+1 {
 		t.Fatalf("after a message on node 3: %d and %d messages", len(got), len(want))
+	}
+}
+
+// TestClusterRestoredFromBackup backs a running cluster node up with
+// `stompbox backup` (which says the log position the copy stands at),
+// loses every node, and starts a new cluster whose first node's folder
+// holds only that copy: every node then has the history, and the log goes
+// on after the copy's position.
+func TestClusterRestoredFromBackup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cc := newClusterChat(t, 3)
+	a := cc.nodes[0].server(t)
+	kim := clusterLogin(t, a.TCPAddr(), "kim")
+	for i := range 30 {
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("backed up %d", i)), "destination:/pub/chat/message")
+	}
+	cc.waitConverged(cc.nodes...)
+	want := roomHistory(t, a, cc.room.ID)
+	file := filepath.Join(t.TempDir(), "backup.db")
+	var out bytes.Buffer
+	if err := run(ctx, func() {}, []string{"backup", "-data", cc.nodes[1].spec.Dir, file}, func(string) string { return "" }, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	pos := cc.nodes[1].applied(t)
+	if !strings.Contains(out.String(), fmt.Sprintf("cluster log position %d", pos)) {
+		t.Errorf("backup's output does not give the log position %d:\n%s", pos, out.String())
+	}
+	for _, nd := range cc.nodes {
+		cc.stop(nd)
+	}
+
+	c2 := newTestCluster(t, 3)
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c2.nodes[0].spec.Dir, store.StoreFileName), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2.startAll()
+	for _, nd := range c2.nodes[1:] {
+		c2.restartIfGapped(nd)
+	}
+	for _, nd := range c2.nodes {
+		if got := roomHistory(t, nd.server(t), cc.room.ID); !slices.Equal(got, want) {
+			t.Fatalf("node %s of the restored cluster has %d messages, the backup %d:\n%v", nd.spec.Name, len(got), len(want), got)
+		}
+	}
+	n3 := c2.nodes[2].server(t)
+	lee := clusterLogin(t, n3.TCPAddr(), "lee")
+	lee.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, "after the restore"), "destination:/pub/chat/message")
+	c2.waitConverged(c2.nodes...)
+	for _, nd := range c2.nodes {
+		if got := roomHistory(t, nd.server(t), cc.room.ID); len(got) != len(want)+1 || !slices.Equal(got[:len(want)], want) {
+			t.Fatalf("node %s after a new message: %d messages, want %d", nd.spec.Name, len(got), len(want)+1)
+		}
 	}
 }

@@ -483,6 +483,9 @@ func runDataCommand(ctx context.Context, args []string, getenv func(string) stri
 			return err
 		}
 		fmt.Fprintf(stdout, "backup written to %s\n", fs.Arg(0))
+		if seq, ok, err := store.FileAppliedSeq(ctx, fs.Arg(0)); err == nil && ok { // a cluster node's: README, From one node to a cluster
+			fmt.Fprintf(stdout, "it stands at cluster log position %d; it can start a new cluster as its first node's database\n", seq)
+		}
 		return nil
 	}
 	if sub := fs.Arg(0); sub != "" && sub != "list" {

@@ -66,7 +66,9 @@ func (s *server) catchUp() error {
 // first entry (it was away through a compaction) or a new node restores
 // the newest snapshot (cluster/snapshot.go). A single node's database
 // (accounts or messages, no log position) is adopted as the cluster's
-// first snapshot when the cluster's log is empty, and refused otherwise.
+// first snapshot when the cluster's log is empty, and refused otherwise;
+// so is a backup of a cluster node (it records its log position) put in
+// an empty data folder when every node's disk was lost.
 func (s *server) joinCluster() error {
 	if !s.cfg.Cluster.Enabled() {
 		return nil
@@ -92,11 +94,21 @@ func (s *server) joinCluster() error {
 	if s.snaps, err = cluster.OpenSnapshots(s.base, s.cluster); err != nil {
 		return err
 	}
-	if !single {
-		first, _, _, err := s.snaps.LogBounds(s.base)
-		if err != nil {
-			return err
+	first, last, _, err := s.snaps.LogBounds(s.base)
+	if err != nil {
+		return err
+	}
+	// seed: this node's data starts the cluster (a single node's folder,
+	// or a backup of a cluster node put in an empty folder after every
+	// node's disk was lost).
+	seed := single
+	if !single && inCluster && seq > last {
+		if last > 0 {
+			return fmt.Errorf("cluster: this node's database stands at log position %d, past the log's end %d: it belongs to another cluster, or the log was lost; start it with an empty data folder", seq, last)
 		}
+		seed = true
+	}
+	if !seed {
 		snap, ok, err := s.snaps.RestorePlan(s.base, seq, inCluster, first)
 		if err != nil {
 			return err
@@ -110,8 +122,8 @@ func (s *server) joinCluster() error {
 	if s.clog, err = cluster.OpenLog(s.base, s.cluster, s.store, s.log); err != nil {
 		return err
 	}
-	if single {
-		if err := s.adoptSingleNode(); err != nil {
+	if seed {
+		if err := s.seedCluster(seq); err != nil {
 			return err
 		}
 	}
@@ -155,6 +167,10 @@ func rebuildDamagedStore(ctx context.Context, cfg Config, cause error, log *slog
 // first pass runs at start.
 const retentionEvery = 24 * time.Hour
 
+// clusterFirstMaintenance is how long after its start a cluster node
+// runs its first retention pass.
+const clusterFirstMaintenance = time.Minute
+
 // retention deletes messages older than --keep-days (when set), then
 // sweeps the files: uploads never sent within abandonedUploadAge, and the
 // blobs of files whose last message is gone. It runs until the server's
@@ -164,6 +180,16 @@ func (s *server) retention() {
 	defer s.maintWG.Done()
 	t := time.NewTicker(retentionEvery)
 	defer t.Stop()
+	if s.clog != nil {
+		// A cluster node's first pass writes to the log (the sweep's
+		// op): not while a cluster is forming, where the first node may
+		// still be adopting a single node's data into the empty log.
+		select {
+		case <-s.base.Done():
+			return
+		case <-time.After(clusterFirstMaintenance):
+		}
+	}
 	for {
 		s.maintain()
 		select {

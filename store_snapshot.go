@@ -59,14 +59,15 @@ func (s *server) restoreSnapshot(snap cluster.Snapshot) error {
 	return nil
 }
 
-// adoptSingleNode makes this single node's data the cluster's: its
-// files go to the object store, a copy of its database becomes the first
-// snapshot, and the log starts after it. Accounts, sessions, tokens,
+// seedCluster makes this node's data the cluster's: its files go to the
+// object store, a copy of its database becomes the first snapshot, and
+// the log starts after it: at position 1 for a single node's data (seq
+// 0), after seq for a cluster node's backup that records it. Accounts, sessions, tokens,
 // rooms, messages (with their ids), files, reactions, read marks and
 // settings are in that copy as they were, so people stay signed in and
 // links and since-id stay valid on every node. The cluster's log must be
 // empty (cluster.ErrNotAdoptable otherwise).
-func (s *server) adoptSingleNode() error {
+func (s *server) seedCluster(seq uint64) error {
 	began := time.Now()
 	blobs, err := cluster.NewObjectBlobs(s.base, s.clog.Js, s.cluster.Replicas)
 	if err != nil {
@@ -84,14 +85,14 @@ func (s *server) adoptSingleNode() error {
 	if err != nil {
 		return err
 	}
-	seq, err := s.clog.Adopt(s.base, s.snaps, tmp)
+	seq, err = s.clog.Adopt(s.base, s.snaps, tmp, seq)
 	if err != nil {
 		return err
 	}
 	if err := s.store.MarkInCluster(s.base, seq); err != nil {
 		return err
 	}
-	s.log.Info("cluster: this single node's data is now the cluster's first snapshot", "seq", seq, "files", n, "took", time.Since(began).Round(time.Millisecond))
+	s.log.Info("cluster: this node's data is now the cluster's first snapshot", "seq", seq, "files", n, "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }
 

@@ -169,6 +169,9 @@ func (l *Log) Start(ctx context.Context) error {
 		return fmt.Errorf("cluster log: %w", err)
 	}
 	last := info.State.LastSeq
+	if err := checkStart(from, info.State.FirstSeq); err != nil { // snapshot_adopt.go
+		return err
+	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{LogSubject}}
 	if from > 0 {
 		occ.DeliverPolicy = jetstream.DeliverByStartSequencePolicy

@@ -86,10 +86,16 @@ func snapName(seq uint64) string { return fmt.Sprintf("%s%020d", snapPrefix, seq
 
 // List returns the stored snapshots, oldest first.
 func (s *Snapshots) List(ctx context.Context) ([]Snapshot, error) {
-	infos, err := s.obj.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return nil, nil
-	}
+	// While the bucket's stream elects its leader a listing gets no
+	// answer: ask again, each time for a short while.
+	var infos []*jetstream.ObjectInfo
+	err := retrySetup(ctx, func(ctx context.Context) (err error) {
+		infos, err = s.obj.List(ctx)
+		if errors.Is(err, jetstream.ErrNoObjectsFound) {
+			infos, err = nil, nil
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}

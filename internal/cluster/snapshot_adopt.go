@@ -23,9 +23,11 @@ const AdoptedSeq = 1
 var ErrNotAdoptable = errors.New("cluster: this data folder holds a single node's accounts or messages, and the cluster already has data of its own; only a cluster whose log is empty can adopt a single node (see README, From one node to a cluster)")
 
 // Adopt makes the database copy at path (store.Store.SnapshotTo or a
-// backup) the cluster's first snapshot, at AdoptedSeq, and starts the log
-// after it. The log must be empty and no snapshot stored.
-func (l *Log) Adopt(ctx context.Context, snaps *Snapshots, path string) (uint64, error) {
+// backup) the cluster's first snapshot, at seq (AdoptedSeq for 0: a
+// single node's database), and starts the log after it. The log must be
+// empty and no snapshot stored. It returns the snapshot's position.
+func (l *Log) Adopt(ctx context.Context, snaps *Snapshots, path string, seq uint64) (uint64, error) {
+	seq = max(seq, AdoptedSeq)
 	info, err := l.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("adopt: %w", err)
@@ -36,17 +38,17 @@ func (l *Log) Adopt(ctx context.Context, snaps *Snapshots, path string) (uint64,
 	if _, have, err := snaps.Newest(ctx); err != nil || have {
 		return 0, errors.Join(ErrNotAdoptable, err)
 	}
-	if err := store.SetFileAppliedSeq(ctx, path, AdoptedSeq); err != nil {
+	if err := store.SetFileAppliedSeq(ctx, path, seq); err != nil {
 		return 0, err
 	}
-	if _, err := snaps.Put(ctx, AdoptedSeq, path, l.node); err != nil {
+	if _, err := snaps.Put(ctx, seq, path, l.node); err != nil {
 		return 0, err
 	}
-	if err := l.stream.Purge(ctx, jetstream.WithPurgeSequence(AdoptedSeq+1)); err != nil {
+	if err := l.stream.Purge(ctx, jetstream.WithPurgeSequence(seq+1)); err != nil {
 		return 0, fmt.Errorf("adopt: start the log after the snapshot: %w", err)
 	}
-	l.Applied.Store(AdoptedSeq)
-	return AdoptedSeq, nil
+	l.Applied.Store(seq)
+	return seq, nil
 }
 
 // errLogGap stops the applier: entries this node never applied were
@@ -68,4 +70,15 @@ func (l *Log) checkFollows(seq uint64) (skip bool, err error) {
 	}
 	l.queued.Store(seq)
 	return false, nil
+}
+
+// checkStart returns errLogGap when the log, whose first entry is first,
+// no longer holds the entry after from, where this node would start: it
+// was compacted (or the log started after an adopted snapshot) since the
+// node decided not to restore one.
+func checkStart(from, first uint64) error {
+	if first > from+1 {
+		return fmt.Errorf("cluster log: this node stands at %d, the log starts at %d: %w", from, first, errLogGap)
+	}
+	return nil
 }
