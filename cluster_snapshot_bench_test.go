@@ -63,7 +63,15 @@ func TestClusterSnapshotCost(t *testing.T) {
 			}
 		}
 	}
-	cc.waitConverged(cc.nodes...)
+	_, end := logBounds(t, a)
+	for _, nd := range cc.nodes {
+		for nd.applied(t) < end {
+			if time.Since(began) > 10*time.Minute {
+				t.Fatalf("node %s applied %d of %d", nd.spec.Name, nd.applied(t), end)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	t.Logf("history: %d posts stored and applied on 3 nodes in %s", n, time.Since(began).Round(time.Millisecond))
 	logBytes := func() string {
 		var out []string

@@ -398,3 +398,66 @@ func TestClusterRestoredFromBackup(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterNodeRemovedAndReplaced adds a fourth node, stops the third
+// for good and removes it through the admin API: the log's and the object
+// stores' copies move to the live nodes, and the log reports 3 current
+// copies again, none of them the removed node's.
+func TestClusterNodeRemovedAndReplaced(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cc := newClusterChat(t, 3)
+	a := cc.nodes[0].server(t)
+	kim := clusterLogin(t, a.TCPAddr(), "kim")
+	for i := range 20 {
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("before %d", i)), "destination:/pub/chat/message")
+	}
+	d := cc.addNode()
+	cc.startAll(d)
+	gone := cc.nodes[2]
+	cc.stop(gone)
+	admin, err := a.auth.CreateToken(ctx, cc.kim, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remove := func() (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a.HTTPAddr()+"/api/admin/cluster/remove", strings.NewReader(`{"node":"`+gone.spec.Name+`"}`))
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	var code int
+	var body string
+	checkFor(t, "the stopped node to be removable", func() bool {
+		code, body = remove()
+		return code != http.StatusConflict
+	})
+	if code != http.StatusOK || !strings.Contains(body, "STOMPBOX") {
+		t.Fatalf("remove %s: %d %s", gone.spec.Name, code, body)
+	}
+	checkFor(t, "3 current copies of the log without the removed node", func() bool {
+		st, err := a.clog.Status(ctx)
+		if err != nil || len(st.Peers) != 3 {
+			return false
+		}
+		for _, p := range st.Peers {
+			if p.Name == gone.spec.Name || !p.Current || p.Offline {
+				return false
+			}
+		}
+		return true
+	})
+	kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, "after the removal"), "destination:/pub/chat/message")
+	live := []*testNode{cc.nodes[0], cc.nodes[1], d}
+	cc.waitConverged(live...)
+	if got, want := roomHistory(t, d.server(t), cc.room.ID), roomHistory(t, a, cc.room.ID); !slices.Equal(got, want) {
+		t.Fatalf("the new node's history:\n%v\nnode 1's:\n%v", got, want)
+	}
+}

@@ -323,7 +323,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	showVersion := fs.Bool("version", false, "print the version, commit, build date and Go version, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
-		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox service print (the systemd unit)\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
+		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status|remove NODE [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox service print (the systemd unit)\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -868,6 +868,7 @@ func (s *server) routes() http.Handler {
 	stats := web.NewAdminStats(src)
 	mux.Handle("GET /api/admin/stats", s.api.Authed(s.api.Admin(stats.Serve)))
 	mux.Handle("GET /metrics", s.api.Authed(s.api.Admin(s.serveMetrics)))
+	mux.Handle("POST /api/admin/cluster/remove", s.api.Authed(s.api.Admin(s.removeNode))) // store_snapshot.go
 	s.pages.Routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		web.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})

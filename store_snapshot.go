@@ -6,14 +6,19 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
+	"stompbox/internal/apperr"
 	"stompbox/internal/cluster"
 	"stompbox/internal/files"
 	"stompbox/internal/store"
+	"stompbox/internal/web"
 	"time"
 )
 
@@ -119,4 +124,31 @@ func putBlobs(s *server, blobs *cluster.ObjectBlobs, dbCopy string) (int, error)
 		n++
 	}
 	return n, nil
+}
+
+// removeNode is POST /api/admin/cluster/remove {"node":"NAME"} (an
+// administrator's): the named node, which will not come back, loses its
+// copies of the log and of the object stores, which JetStream places on
+// live nodes (cluster/members.go). 409 while that node is online; 404 on
+// a single node.
+func (s *server) removeNode(w http.ResponseWriter, r *http.Request, _ store.User) error {
+	if s.clog == nil {
+		return apperr.New(apperr.ErrNotFound, "not a cluster node")
+	}
+	var req struct {
+		Node string `json:"node"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<12)).Decode(&req); err != nil || req.Node == "" {
+		return apperr.New(apperr.ErrBadRequest, `body must be {"node":"NAME"}`)
+	}
+	removed, err := s.clog.RemovePeer(r.Context(), req.Node)
+	if errors.Is(err, cluster.ErrPeerOnline) {
+		return apperr.New(apperr.ErrConflict, err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Info("cluster: node removed from the replicated streams", "node", req.Node, "streams", removed)
+	web.WriteJSON(w, http.StatusOK, map[string]any{"node": req.Node, "removed": removed})
+	return nil
 }
