@@ -868,7 +868,8 @@ func (s *server) routes() http.Handler {
 	stats := web.NewAdminStats(src)
 	mux.Handle("GET /api/admin/stats", s.api.Authed(s.api.Admin(stats.Serve)))
 	mux.Handle("GET /metrics", s.api.Authed(s.api.Admin(s.serveMetrics)))
-	mux.Handle("POST /api/admin/cluster/remove", s.api.Authed(s.api.Admin(s.removeNode))) // store_snapshot.go
+	// store_snapshot.go: a dead node off the log's and object stores' copies
+	mux.Handle("POST /api/admin/cluster/remove", s.api.Authed(s.api.Admin(s.removeNode)))
 	s.pages.Routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		web.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})
