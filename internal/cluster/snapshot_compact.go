@@ -43,6 +43,7 @@ type Compactor struct {
 	mu       sync.Mutex // one compaction at a time on this node
 	scrubbed uint64     // the log's first sequence when this node last scrubbed
 	again    bool       // compact the raft logs once more at the next check
+	started  time.Time  // when it was made: the first snapshot is due an interval later
 }
 
 // NewCompactor makes the compactor of l; every and interval of 0 mean
@@ -54,7 +55,7 @@ func NewCompactor(l *Log, snaps *Snapshots, every uint64, interval time.Duration
 	if interval <= 0 {
 		interval = DefaultSnapshotInterval
 	}
-	return &Compactor{l: l, snaps: snaps, every: every, interval: interval, log: l.log}
+	return &Compactor{l: l, snaps: snaps, every: every, interval: interval, log: l.log, started: time.Now()}
 }
 
 // Run checks every compactCheck (or interval, if shorter) whether a
@@ -87,9 +88,12 @@ func (c *Compactor) Check(ctx context.Context) error {
 		return err
 	}
 	if c.compactsHere(info) {
-		newest, _, err := c.snaps.Newest(ctx)
+		newest, have, err := c.snaps.Newest(ctx)
 		if err != nil {
 			return err
+		}
+		if !have {
+			newest.At = c.started // the first snapshot: an interval after the start
 		}
 		applied := c.l.Applied.Load()
 		due := applied >= newest.Seq+c.every || applied > newest.Seq && time.Since(newest.At) >= c.interval
