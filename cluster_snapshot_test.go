@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"stompbox/internal/broker"
 	"stompbox/internal/chat"
+	"stompbox/internal/cluster"
 	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
 	"stompbox/internal/store"
@@ -123,10 +125,11 @@ func filesHolding(t testing.TB, dir, text string) []string {
 	return out
 }
 
-// TestClusterDeletedTextGone deletes a message with a unique text and
-// compacts the log: the text is then in no file under any node's data
-// folder (the log's blocks, JetStream's raft logs, the database and its
-// WAL), while it was in every node's before.
+// TestClusterDeletedTextGone deletes a message with a unique text, and
+// takes back an uploaded file with unique bytes, and compacts the log:
+// neither is then in any file under any node's data folder (the log's and
+// the object store's blocks, JetStream's raft logs, the database and its
+// WAL), while both were in every node's before.
 func TestClusterDeletedTextGone(t *testing.T) {
 	t.Parallel()
 	cc := newClusterChat(t, 3)
@@ -153,6 +156,41 @@ func TestClusterDeletedTextGone(t *testing.T) {
 			t.Fatalf("node %s: the canary is in none of its files before the deletion: the test looks in the wrong place", nd.spec.Name)
 		}
 	}
+	// A file too, uploaded and taken back: its bytes went to the object
+	// store's blocks on every replica.
+	fileCanary := fmt.Sprintf("file-canary-%x", time.Now().UnixNano())
+	cookie := loginCookie(t, a, "kim")
+	ct, body := multipartBody("secret.txt", bytes.Repeat([]byte(fileCanary+" "), 20000)) // 3 chunks of the object store
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://%s/api/rooms/%d/files", a.HTTPAddr(), cc.room.ID), bytes.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	req.AddCookie(cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var att struct {
+		URL string `json:"url"`
+	}
+	json.NewDecoder(resp.Body).Decode(&att)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || att.URL == "" {
+		t.Fatalf("upload: %s", resp.Status)
+	}
+	checkFor(t, "the file's bytes in the object store of every node", func() bool {
+		for _, nd := range cc.nodes {
+			if len(filesHolding(t, filepath.Join(nd.spec.Dir, cluster.JetStreamDir), fileCanary)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	req, _ = http.NewRequest(http.MethodDelete, "http://"+a.HTTPAddr()+att.URL, nil)
+	req.AddCookie(cookie)
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("take the file back: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
 	if err := a.chat.Delete(ctx, cc.kim, cc.room.ID, id); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +207,7 @@ func TestClusterDeletedTextGone(t *testing.T) {
 			if err := nd.server(t).compactor.Check(ctx); err != nil {
 				t.Fatal(err)
 			}
-			got := filesHolding(t, nd.spec.Dir, canary)
+			got := append(filesHolding(t, nd.spec.Dir, canary), filesHolding(t, nd.spec.Dir, fileCanary)...)
 			if len(got) == 0 {
 				break
 			}
@@ -182,8 +220,8 @@ func TestClusterDeletedTextGone(t *testing.T) {
 			}
 		}
 	}
-	for _, nd := range cc.nodes { // and nothing brought it back
-		if got := filesHolding(t, nd.spec.Dir, canary); len(got) > 0 {
+	for _, nd := range cc.nodes { // and nothing brought them back
+		if got := append(filesHolding(t, nd.spec.Dir, canary), filesHolding(t, nd.spec.Dir, fileCanary)...); len(got) > 0 {
 			t.Fatalf("node %s holds the deleted text again in %v", nd.spec.Name, got)
 		}
 	}

@@ -26,6 +26,10 @@ const (
 	sqlScrubWAL = `PRAGMA wal_checkpoint(TRUNCATE)`
 	// sqlVacuum rebuilds the database without its free pages.
 	sqlVacuum = `VACUUM`
+	// sqlOptimizeFTS merges the search index's segments into one, which
+	// drops the entries of deleted messages (FTS5 keeps them, marked
+	// deleted, until a merge).
+	sqlOptimizeFTS = `INSERT INTO messages_fts (messages_fts) VALUES ('optimize')`
 )
 
 // SnapshotTo writes a consistent copy of the database to path (which must
@@ -120,13 +124,34 @@ func (s *Store) MarkInCluster(ctx context.Context, seq uint64) error {
 }
 
 // Scrub makes what was deleted gone from the disk, not only from the
-// tables: a VACUUM rebuilds the database without its free pages (where a
+// tables: the search index is merged (deleted messages' terms leave it),
+// a VACUUM rebuilds the database without its free pages (where a
 // deleted message's text lingers), then the WAL, which still holds old
 // page images, is checkpointed and truncated. VACUUM takes the write
 // lock on a connection of its own: the writer waits (busy_timeout) for
 // its length, which the database's size bounds. The cluster runs it on
 // every node after a compaction.
 func (s *Store) Scrub(ctx context.Context) error {
+	r := &writeReq{
+		ctx:    ctx,
+		queued: time.Now(),
+		fn: func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, sqlOptimizeFTS)
+			return err
+		},
+		done: make(chan error, 1),
+	}
+	if err := s.enqueue(ctx, r); err != nil {
+		return fmt.Errorf("scrub: %w", err)
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			return fmt.Errorf("scrub: search index: %w", err)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	db, err := sql.Open("sqlite", storeDSN(s.Path, s.syncMode, roleBackup))
 	if err != nil {
 		return fmt.Errorf("scrub: %w", err)
