@@ -24,7 +24,7 @@ import (
 )
 
 // The cluster's snapshots and compaction (internal/cluster/snapshot*.go,
-// store_snapshot.go): a node joining after the log was compacted restores
+// store.go): a node joining after the log was compacted restores
 // the snapshot and applies the tail; deleted text leaves every node's
 // disk; a single node's data folder becomes a cluster.
 

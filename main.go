@@ -112,7 +112,7 @@ type Config struct {
 	UploadQuotaMiB   int            // most MiB of uploads one account keeps (-upload-quota); 0: no limit
 	DoubleClicked    bool           // set by parseConfig, not an option
 	Cluster          cluster.Config // several nodes, one chat (internal/cluster); zero: a single node
-	SnapshotEvery    uint64         // -cluster-snapshot-every: log entries between snapshots (cluster/snapshot_compact.go)
+	SnapshotEvery    uint64         // -cluster-snapshot-every: log entries between snapshots (internal/cluster/snapshot_compact.go)
 	SnapshotInterval time.Duration  // -cluster-snapshot-interval: longest time between snapshots while anything is written
 
 	// failStartAt names a start step of newServerContext that fails on
@@ -868,7 +868,7 @@ func (s *server) routes() http.Handler {
 	stats := web.NewAdminStats(src)
 	mux.Handle("GET /api/admin/stats", s.api.Authed(s.api.Admin(stats.Serve)))
 	mux.Handle("GET /metrics", s.api.Authed(s.api.Admin(s.serveMetrics)))
-	// store_snapshot.go: a dead node off the log's and object stores' copies
+	// store.go: a dead node off the log's and object stores' copies
 	mux.Handle("POST /api/admin/cluster/remove", s.api.Authed(s.api.Admin(s.removeNode)))
 	s.pages.Routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
