@@ -37,7 +37,8 @@ func TestClusterSnapshotCost(t *testing.T) {
 		t.Skip("set STOMPBOX_SNAPSHOT_BENCH to the number of messages of history")
 	}
 	ctx := context.Background()
-	cc := newClusterChat(t, 3)
+	// No compaction but the one measured.
+	cc := newClusterChat(t, 3, func(s *nodeSpec) { s.SnapshotEvery = 1 << 62 })
 	a := cc.nodes[0].server(t)
 	began := time.Now()
 	at := time.Now().UnixMilli()
@@ -83,6 +84,7 @@ func TestClusterSnapshotCost(t *testing.T) {
 	t.Logf("jetstream folder before compaction: %s", logBytes())
 	join := func(what string) {
 		d := cc.addNode()
+		d.spec.SnapshotEvery = 1 << 62
 		start := time.Now()
 		cc.startAll(d)
 		t.Logf("join %s: node %s served after %s", what, d.spec.Name, time.Since(start).Round(time.Millisecond))

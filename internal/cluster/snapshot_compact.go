@@ -189,7 +189,9 @@ func (c *Compactor) Compact(ctx context.Context) (Snapshot, error) {
 		}
 	}
 	if err := c.snaps.PruneBelow(ctx, seq); err != nil {
-		return snap, err
+		// The log is compacted already; an old snapshot left now is
+		// deleted with the next one.
+		c.log.Warn("cluster: deleting older snapshots", "err", err)
 	}
 	if err := c.scrubLocked(ctx); err != nil {
 		return snap, err
