@@ -208,7 +208,7 @@ var options = []option{
 		c.SnapshotEvery = n
 		return nil
 	}},
-	{"cluster-snapshot-interval", cluster.DefaultSnapshotInterval.String(), "take a snapshot and compact the log at least this often while anything is written (at most 1h: deleted messages leave the log at the next compaction)", func(c *Config, v string) error {
+	{"cluster-snapshot-interval", "1h", "take a snapshot and compact the log at least this often while anything is written (at most 1h: deleted messages leave the log at the next compaction)", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 || d > time.Hour {
 			return fmt.Errorf("-cluster-snapshot-interval %q: a duration from 1s to 1h", v)
