@@ -307,9 +307,19 @@ func TestClusterFromSingleNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// STOMPBOX_ADOPT_MESSAGES and STOMPBOX_ADOPT_ACCOUNTS make it the
+	// issue's manual run (10,000 messages, 20 accounts).
+	posts, _ := strconv.Atoi(os.Getenv("STOMPBOX_ADOPT_MESSAGES"))
+	if posts <= 0 {
+		posts = 300
+	}
+	accounts, _ := strconv.Atoi(os.Getenv("STOMPBOX_ADOPT_ACCOUNTS"))
+	for i := range accounts {
+		addUser(t, single, fmt.Sprintf("user%02d", i), "password-user")
+	}
 	alice := dialTCP(t, single.TCPAddr())
 	alice.connect("accept-version:1.2", "login:alice", "passcode:password-alice")
-	for i := range 300 {
+	for i := range posts {
 		alice.send(stomp.CmdSend, chatBody("TALK", room.ID, fmt.Sprintf("single node %d", i)), "destination:/pub/chat/message")
 	}
 	alice.roundTrip(stomp.CmdSend, chatBody("TALK", room.ID, "last before the file"), "destination:/pub/chat/message")
@@ -336,10 +346,12 @@ func TestClusterFromSingleNode(t *testing.T) {
 
 	c := newTestCluster(t, 3)
 	c.nodes[0].spec.Dir = dir
+	began := time.Now()
 	c.startAll()
 	for _, nd := range c.nodes[1:] {
 		c.restartIfGapped(nd)
 	}
+	t.Logf("%d posts, %d accounts: three nodes serve %s after their start", posts, accounts+2, time.Since(began).Round(time.Millisecond))
 	if l := c.nodes[0].log.String(); !strings.Contains(l, "is now the cluster's first snapshot") {
 		t.Errorf("node 1's log does not tell of the adoption:\n%s", l)
 	}

@@ -24,8 +24,6 @@ const (
 	// old page images it held (a deleted message's text among them) are
 	// gone from the disk, not only unreachable.
 	sqlScrubWAL = `PRAGMA wal_checkpoint(TRUNCATE)`
-	// sqlVacuum rebuilds the database without its free pages.
-	sqlVacuum = `VACUUM`
 	// sqlOptimizeFTS merges the search index's segments into one, which
 	// drops the entries of deleted messages (FTS5 keeps them, marked
 	// deleted, until a merge).
@@ -124,13 +122,13 @@ func (s *Store) MarkInCluster(ctx context.Context, seq uint64) error {
 }
 
 // Scrub makes what was deleted gone from the disk, not only from the
-// tables: the search index is merged (deleted messages' terms leave it),
-// a VACUUM rebuilds the database without its free pages (where a
-// deleted message's text lingers), then the WAL, which still holds old
-// page images, is checkpointed and truncated. VACUUM takes the write
-// lock on a connection of its own: the writer waits (busy_timeout) for
-// its length, which the database's size bounds. The cluster runs it on
-// every node after a compaction.
+// tables. The writer deletes with secure_delete (store.go), so a deleted
+// row's bytes are zeroed in the pages it rewrites; what is left is the
+// search index, which keeps a deleted message's terms until its segments
+// are merged (done here, through the writer: writes wait for it), and the
+// WAL, which still holds the pages as they were before (checkpointed and
+// truncated here, retried while readers keep it from truncating). The
+// cluster runs it on every node after a compaction.
 func (s *Store) Scrub(ctx context.Context) error {
 	r := &writeReq{
 		ctx:    ctx,
@@ -152,17 +150,27 @@ func (s *Store) Scrub(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	db, err := sql.Open("sqlite", storeDSN(s.Path, s.syncMode, roleBackup))
-	if err != nil {
-		return fmt.Errorf("scrub: %w", err)
+	for attempt := 0; ; attempt++ {
+		var busy, frames, done int
+		if err := s.wdb.QueryRowContext(ctx, sqlScrubWAL).Scan(&busy, &frames, &done); err != nil {
+			return fmt.Errorf("scrub: %w", err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		if attempt == scrubAttempts {
+			return fmt.Errorf("scrub: the WAL could not be truncated: readers kept it (%d frames)", frames)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(scrubRetry):
+		}
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, sqlVacuum); err != nil {
-		return fmt.Errorf("scrub: %w", err)
-	}
-	if _, err := db.ExecContext(ctx, sqlScrubWAL); err != nil {
-		return fmt.Errorf("scrub: %w", err)
-	}
-	return nil
 }
+
+// How often, and how far apart, Scrub tries to truncate the WAL.
+const (
+	scrubAttempts = 20
+	scrubRetry    = 100 * time.Millisecond
+)
