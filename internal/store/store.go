@@ -209,10 +209,7 @@ func storeDSN(path, synchronous string, role connRole) string {
 	}
 	switch role {
 	case roleWriter:
-		// secure_delete: a deleted row's bytes are overwritten in the
-		// database file, not left in free space (snapshot.go's Scrub then
-		// only has the WAL to truncate).
-		q = append(q, "_txlock=immediate", "_pragma="+url.QueryEscape("secure_delete(1)"))
+		q = append(q, "_txlock=immediate")
 	case roleReader:
 		q = append(q, "_pragma="+url.QueryEscape("query_only(1)"))
 	}
