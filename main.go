@@ -113,6 +113,9 @@ type Config struct {
 	DoubleClicked    bool           // set by parseConfig, not an option
 	Cluster          cluster.Config // several nodes, one chat (internal/cluster); zero: a single node
 
+	LoginCheck   time.Duration // how often live connections' logins are checked against the database; 0: never (ops still end them)
+	WebhookAllow []string      // webhook targets an administrator allows (hosts, *.domains, CIDRs); empty: webhooks off
+
 	// failStartAt names a start step of newServerContext that fails on
 	// purpose; only tests set it, to check that a failed start unwinds.
 	failStartAt string
@@ -143,6 +146,8 @@ var options = []option{
 	{"max-message", strconv.Itoa(chat.MaxMessageRunes), "most characters in one chat message, over STOMP and HTTP (much longer messages also need a larger -max-frame)", intSetter(func(c *Config, n int) { c.MaxMessage = n })},
 	{"max-rooms-per-user", strconv.Itoa(chat.DefaultMaxRoomsPerUser), "most rooms one account may create; administrators are exempt (0: no limit)", countSetter(func(c *Config, n int) { c.MaxRoomsPerUser = n })},
 	{"edit-minutes", strconv.Itoa(chat.DefaultEditMinutes), "how many minutes after posting authors may edit a message (0: forever; deleting is always allowed)", countSetter(func(c *Config, n int) { c.EditMinutes = n })},
+	{"login-check", chatstomp.DefaultLoginCheck.String(), "how often live connections are checked for a login that ended behind the server's back (stompbox user passwd/del while it runs, an expired session or token); logout, revocation and deletion through the server end them at once (0: never)", durationSetter(func(c *Config, d time.Duration) { c.LoginCheck = d })},
+	{"webhook-allow", "", "comma-separated webhook targets users may set: host names, *.domain patterns, IP addresses or CIDR ranges (empty: webhooks off; loopback, link-local and unspecified addresses are refused whatever the list says)", func(c *Config, v string) error { c.WebhookAllow = splitList(v); return nil }},
 	{"memory-limit", "0", "soft memory limit in MiB for the Go runtime, like GOMEMLIMIT: garbage is collected earlier instead of growing to twice the live heap (0: no limit)", countSetter(func(c *Config, n int) { c.MemoryLimitMiB = n })},
 	{"heartbeat", broker.DefaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
 	{"sockjs-path", proto.DefaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
@@ -625,6 +630,8 @@ func (s *server) newChat() error {
 		MaxRoomsPerUser: s.cfg.MaxRoomsPerUser,
 		EditWindow:      chat.EditWindowFromMinutes(s.cfg.EditMinutes),
 		Attachments:     s.files,
+		Access:          chat.AccessHooks{EndRoom: s.glue.EndRoomAccess, EndLogins: s.glue.EndLogins},
+		WebhookAllow:    s.cfg.WebhookAllow,
 		Log:             s.log,
 	})
 	if err != nil {
@@ -696,6 +703,8 @@ func (s *server) Start() (err error) {
 	}
 	s.maintWG.Add(1)
 	go s.retention() // -keep-days and the file sweep
+	s.maintWG.Add(1)
+	go func() { defer s.maintWG.Done(); s.glue.WatchLogins(s.base, s.cfg.LoginCheck) }() // -login-check
 	s.serveWG.Add(1)
 	go func() {
 		defer s.serveWG.Done()
@@ -782,13 +791,14 @@ func (s *server) Shutdown(ctx context.Context) error {
 }
 
 // requestUser is the account an HTTP request carries (session cookie or
-// bearer token), "" if none: WebSocket and SockJS connections start as it.
-func (s *server) requestUser(r *http.Request) string {
+// bearer token), "" if none, and the key of that credential: WebSocket
+// and SockJS connections start as it, and end when the credential does.
+func (s *server) requestUser(r *http.Request) (user, login string) {
 	u, err := s.auth.UserFromRequest(r)
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return u.Username
+	return u.Username, u.Login
 }
 
 // currentUser adapts the signed-in account for the pages.

@@ -317,6 +317,7 @@ func (a *Service) CheckLogin(ctx context.Context, username, password string) (st
 		return store.User{}, apperr.ErrBadCredentials
 	}
 	a.limiter.reset(key)
+	u.Login = store.PasswordLogin(u.ID, hash)
 	return u, nil
 }
 
@@ -376,6 +377,19 @@ func (a *Service) UserByLogin(ctx context.Context, login, passcode string) (stor
 	}
 }
 
+// EndedLogins returns the login keys among keys whose credential is gone
+// (store.EndedLogins).
+func (a *Service) EndedLogins(ctx context.Context, keys []string) ([]string, error) {
+	return a.st.EndedLogins(ctx, keys)
+}
+
+// UserByLoginKey returns the user of a live login session or unexpired API
+// token named by its login key (store.SessionLogin, store.TokenLogin), with
+// the token's scopes; errNotLoggedIn when it ended.
+func (a *Service) UserByLoginKey(ctx context.Context, key string) (store.User, error) {
+	return a.st.UserByLoginKey(ctx, key)
+}
+
 // UserByName looks an account up by name (case-insensitive).
 func (a *Service) UserByName(ctx context.Context, name string) (store.User, error) {
 	return a.st.UserByName(ctx, name)
@@ -418,22 +432,44 @@ func (a *Service) GuestLogin(ctx context.Context, name string) (store.User, Sess
 	return u, s, err
 }
 
-// CreateToken makes a named API token for u and returns it; it is shown
-// once and only its hash is kept. Guests cannot have tokens.
+// CreateToken makes a named API token for u with the default scopes
+// (post and read) and no expiry; see CreateTokenWith.
 func (a *Service) CreateToken(ctx context.Context, u store.User, name string) (string, error) {
-	name = strings.TrimSpace(name)
+	return a.CreateTokenWith(ctx, u, TokenSpec{Name: name})
+}
+
+// CreateTokenWith makes a named API token for u and returns it; it is
+// shown once and only its hash is kept. Guests cannot have tokens, only
+// an administrator's token may have the admin scope, and a request
+// authenticated by a token cannot make tokens (a bot must not mint
+// itself longer-lived credentials).
+func (a *Service) CreateTokenWith(ctx context.Context, u store.User, spec TokenSpec) (string, error) {
+	name := strings.TrimSpace(spec.Name)
 	if name == "" || utf8.RuneCountInString(name) > maxTokenNameRunes {
 		return "", apperr.New(apperr.ErrBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
 	}
 	if u.IsGuest {
 		return "", apperr.New(apperr.ErrForbidden, "guests cannot create tokens")
 	}
+	if u.Scopes != "" {
+		return "", apperr.New(apperr.ErrForbidden, "an API token cannot create tokens")
+	}
+	scopes, err := ParseScopes(spec.Scopes)
+	if err != nil {
+		return "", err
+	}
+	if HasScope(scopes, ScopeAdmin) && !u.IsAdmin {
+		return "", apperr.New(apperr.ErrForbidden, "only an administrator's token may have the admin scope")
+	}
+	if !spec.Expires.IsZero() && !spec.Expires.After(a.st.Now()) {
+		return "", apperr.New(apperr.ErrBadRequest, "a token's expiry must be in the future")
+	}
 	secret, err := newSecret()
 	if err != nil {
 		return "", err
 	}
 	tok := apiTokenPrefix + secret
-	if err := a.st.CreateToken(ctx, u.ID, name, secretHash(tok)); err != nil {
+	if err := a.st.CreateToken(ctx, store.NewToken{UserID: u.ID, Name: name, TokenHash: secretHash(tok), Scopes: scopes, Expires: spec.Expires}); err != nil {
 		return "", err
 	}
 	return tok, nil

@@ -192,8 +192,10 @@ func (q *queue) putFront(msgs []*message, avoid *Subscription) bool {
 
 // removeSub detaches sub from its topic or queue and tells the unsubscribe hooks.
 func (b *Broker) removeSub(sub *Subscription) {
+	if sub.removed.Swap(true) {
+		return // already ended (Broker.EndAccess, revoke.go)
+	}
 	b.stats.subscriptions.Add(-1)
-	sub.removed.Store(true)
 	if sub.q != nil {
 		sub.q.removeConsumer(sub)
 	} else {

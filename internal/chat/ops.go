@@ -36,4 +36,5 @@ func (c *Service) Committed(op store.Op) {
 	if o, ok := op.(chatEffect); ok {
 		o.committed(c)
 	}
+	c.accessCommitted(op) // access.go
 }

@@ -65,6 +65,19 @@ func (c *Glue) Attach(b *broker.Broker, svc *chat.Service) {
 // name when guests are allowed). No credentials at all gives an anonymous
 // connection, which may use plain broker destinations but no chat room.
 func (c *Glue) AuthenticateSTOMP(ctx context.Context, info transport.Info, f *stomp.Frame) (string, any, error) {
+	if info.Login != "" {
+		// The cookie (or bearer token) of the upgrade request, checked
+		// again: it may have ended since. The session rests on it
+		// (store.User.LoginKeys) and keeps a token's scopes.
+		u, err := c.auth.UserByLoginKey(ctx, info.Login)
+		if err != nil {
+			if apperr.IsClientError(err) {
+				return "", nil, errLoginEnded
+			}
+			return "", nil, fmt.Errorf("load cookie user: %w", err)
+		}
+		return u.Username, u, nil
+	}
 	if info.User != "" {
 		u, err := c.auth.UserByName(ctx, info.User)
 		if err != nil {
@@ -95,6 +108,20 @@ func chatUser(s *broker.Session) (store.User, error) {
 	return u, nil
 }
 
+// poster returns the account of a session that SENDs a chat change (a
+// message, an edit, typing): its token must allow posting, and its login
+// must still exist (checkLogin).
+func (c *Glue) poster(ctx context.Context, s *broker.Session) (store.User, error) {
+	u, err := chatUser(s)
+	if err != nil {
+		return u, err
+	}
+	if err := requireScope(u, auth.ScopePost); err != nil {
+		return u, err
+	}
+	return u, c.checkLogin(ctx, s, u)
+}
+
 // asSTOMPError turns a chat error into what the broker shows: client errors
 // keep their text, others stay internal (logged, shown as "internal error").
 func asSTOMPError(err error) error {
@@ -110,7 +137,7 @@ func asSTOMPError(err error) error {
 // A refused SEND is explained on /user/queue/errors when the sender
 // subscribed to it (the connection stays open), else by an ERROR frame.
 func (c *Glue) handleChatMessage(ctx context.Context, req *broker.AppRequest) error {
-	u, err := chatUser(req.Session)
+	u, err := c.poster(ctx, req.Session)
 	if err == nil {
 		var in chat.Input
 		if in, err = chat.ParseInput(req.Frame.Body); err == nil {
@@ -165,7 +192,7 @@ type changeInput struct {
 // published before the SEND's RECEIPT goes out.
 func (c *Glue) handleChange(do func(ctx context.Context, u store.User, in changeInput) error) broker.AppHandler {
 	return func(ctx context.Context, req *broker.AppRequest) error {
-		u, err := chatUser(req.Session)
+		u, err := c.poster(ctx, req.Session)
 		if err == nil {
 			var in changeInput
 			if json.Unmarshal(req.Frame.Body, &in) != nil {
@@ -195,7 +222,7 @@ func (c *Glue) react(ctx context.Context, u store.User, in changeInput) error {
 // handleTyping relays {"roomId":N} as {"user":name} to the room's typing
 // topic on every node, for members only. Nothing is stored.
 func (c *Glue) handleTyping(ctx context.Context, req *broker.AppRequest) error {
-	u, err := chatUser(req.Session)
+	u, err := c.poster(ctx, req.Session)
 	if err != nil {
 		return asSTOMPError(err)
 	}
@@ -228,6 +255,9 @@ func (c *Glue) onRoomSubscribe(ctx context.Context, s *broker.Session, sub *brok
 	}
 	u, err := chatUser(s)
 	if err != nil {
+		return asSTOMPError(err)
+	}
+	if err := requireScope(u, auth.ScopeRead); err != nil {
 		return asSTOMPError(err)
 	}
 	if err := c.chat.CanRead(ctx, u, id); err != nil {
@@ -289,8 +319,8 @@ func (c *Glue) onRoomSend(context.Context, *broker.Session, *stomp.Frame) error 
 // notifications land in this very subscription.
 func (c *Glue) onNotificationsSubscribe(ctx context.Context, s *broker.Session, sub *broker.Subscription, _ *stomp.Frame) error {
 	u, err := chatUser(s)
-	if err != nil {
-		return nil // an anonymous session has nobody's notifications
+	if err != nil || !auth.Allows(u, auth.ScopeRead) {
+		return nil // an anonymous session (or a post-only token) has nobody's notifications
 	}
 	sub.Hold()
 	sub.Attach()

@@ -18,7 +18,6 @@ import (
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/store"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -117,6 +116,9 @@ func (a *API) Authed(h authedFunc) http.Handler {
 		if err != nil {
 			return err
 		}
+		if err := checkScope(r, u); err != nil { // a token's scopes (api_tokens.go)
+			return err
+		}
 		return h(w, r, u)
 	})
 }
@@ -126,6 +128,9 @@ func (a *API) Admin(h authedFunc) authedFunc {
 	return func(w http.ResponseWriter, r *http.Request, u store.User) error {
 		if !u.IsAdmin {
 			return apperr.ErrNotAdmin
+		}
+		if !auth.Allows(u, auth.ScopeAdmin) {
+			return auth.ErrScope(auth.ScopeAdmin)
 		}
 		return h(w, r, u)
 	}
@@ -315,28 +320,6 @@ func (a *API) users(w http.ResponseWriter, r *http.Request, u store.User) error 
 	return writeAPIJSON(w, http.StatusOK, apiList(us))
 }
 
-// createToken makes an API token; the secret is in this response only.
-func (a *API) createToken(w http.ResponseWriter, r *http.Request, u store.User) error {
-	var body struct {
-		Name string `json:"name"`
-	}
-	if err := decodeAPIJSON(w, r, MaxAPIBodyBytes, &body); err != nil {
-		return err
-	}
-	tok, err := a.auth.CreateToken(r.Context(), u, body.Name)
-	if err != nil {
-		return err
-	}
-	return writeAPIJSON(w, http.StatusCreated, map[string]string{"name": strings.TrimSpace(body.Name), "token": tok})
-}
-
-func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, u store.User) error {
-	if err := a.auth.RevokeToken(r.Context(), u, r.PathValue("name")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
 
 // apiList makes an empty list encode as [] rather than null.
 func apiList[T any](s []T) []T {
