@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"stompbox/internal/auth"
 	"stompbox/internal/chat"
 	"stompbox/internal/cluster"
 	"stompbox/internal/proto"
@@ -139,7 +140,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	}
 
 	// The status, from the admin stats of any node and the CLI.
-	admin, err := a.auth.CreateToken(ctx, cc.kim, "ops")
+	admin, err := a.auth.CreateTokenWith(ctx, cc.kim, auth.TokenSpec{Name: "ops", Scopes: auth.ScopeAdmin}) // the admin scope: issue 22
 	if err != nil {
 		t.Fatal(err)
 	}

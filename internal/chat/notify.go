@@ -175,7 +175,7 @@ func (w *webhookSender) run() {
 }
 
 func (w *webhookSender) post(j webhookJob) error {
-	if err := w.allow.checkURL(j.url); err != nil {
+	if err := w.allow.stillAllows(j.url); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, webhookTimeout)

@@ -128,6 +128,23 @@ func (a webhookAllow) checkURL(raw string) error {
 	return nil
 }
 
+// stillAllows checks, as a POST goes, that the URL's host is still on the
+// list (it may have changed since the URL was set). The addresses are
+// the dialer's to check.
+func (a webhookAllow) stillAllows(raw string) error {
+	p, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("webhook URL: %w", err)
+	}
+	if a.empty() {
+		return errWebhooksOff
+	}
+	if !a.allowsHost(p.Hostname()) {
+		return errWebhookNotAllowed
+	}
+	return nil
+}
+
 // guardedWebhookClient is the client webhooks go out with: it dials no
 // forbidden address, and follows no redirect.
 func guardedWebhookClient() *http.Client {

@@ -320,7 +320,6 @@ func (a *API) users(w http.ResponseWriter, r *http.Request, u store.User) error 
 	return writeAPIJSON(w, http.StatusOK, apiList(us))
 }
 
-
 // apiList makes an empty list encode as [] rather than null.
 func apiList[T any](s []T) []T {
 	if s == nil {

@@ -115,4 +115,3 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, u store.User) 
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
