@@ -455,3 +455,62 @@ func expectAccessEnded(t *testing.T, c *stompClient, roomID int64, reason string
 		}
 	}
 }
+
+// TestAccessEndsAcrossCluster: the ending event on node 1, the old
+// connection on node 2. lee leaves the private room on node 1 and his
+// subscription on node 2 ends (his page there is told); lee logs out on
+// node 1 and his connection on node 2 closes. A canary posted on node 1
+// afterwards never reaches node 2's old connection.
+func TestAccessEndsAcrossCluster(t *testing.T) {
+	t.Parallel()
+	cc := newClusterChat(t, 3)
+	a, b := cc.nodes[0].server(t), cc.nodes[1].server(t)
+	ctx := context.Background()
+	room, err := a.chat.CreateRoom(ctx, cc.kim, chat.NewRoom{Name: "secret", Kind: store.RoomPrivate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.chat.AddMember(ctx, cc.kim, room.ID, "lee"); err != nil {
+		t.Fatal(err)
+	}
+	canary := func() string {
+		text := fmt.Sprintf("canary-%d", time.Now().UnixNano())
+		if _, err := a.chat.Post(ctx, cc.kim, chat.Input{Type: proto.MsgTalk, RoomID: room.ID, Message: text}); err != nil {
+			t.Fatalf("post the canary on node 1: %v", err)
+		}
+		return text
+	}
+	cookie := cookieHeader(loginCookie(t, b, "lee"))
+	cc.waitConverged(cc.nodes...)
+
+	t.Run("leave", func(t *testing.T) {
+		c := dialWSHeader(t, "http://"+b.HTTPAddr(), cookie)
+		c.connect()
+		subscribeRoom(c, room.ID)
+		if code := apiCall(t, a, "POST", fmt.Sprintf("/api/rooms/%d/leave", room.ID), cookie, ""); code/100 != 2 {
+			t.Fatalf("leave on node 1: %d", code)
+		}
+		expectAccessEnded(t, c, room.ID, chat.AccessLeft, canary)
+	})
+	if err := a.chat.AddMember(ctx, cc.kim, room.ID, "lee"); err != nil {
+		t.Fatal(err)
+	}
+	cc.waitConverged(cc.nodes...)
+	t.Run("logout", func(t *testing.T) {
+		var conns []*stompClient
+		for _, d := range accessDialers { // WebSocket and both SockJS transports
+			c := d.dial(t, "http://"+b.HTTPAddr(), cookie)
+			c.connect()
+			subscribeRoom(c, room.ID)
+			conns = append(conns, c)
+		}
+		start := time.Now()
+		if code := apiCall(t, a, "POST", "/api/logout", cookie, ""); code != http.StatusNoContent {
+			t.Fatalf("logout on node 1: %d", code)
+		}
+		for i, c := range conns {
+			took := expectEnded(t, c, start, canary)
+			t.Logf("logout on node 1: the %s connection on node 2 closed %v after", accessDialers[i].name, took.Round(time.Microsecond))
+		}
+	})
+}
