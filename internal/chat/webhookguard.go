@@ -147,14 +147,19 @@ func (a webhookAllow) stillAllows(raw string) error {
 
 // guardedWebhookClient is the client webhooks go out with: it dials no
 // forbidden address, and follows no redirect.
-func guardedWebhookClient() *http.Client {
+func guardedWebhookClient() *http.Client { return newWebhookClient(forbiddenIP) }
+
+// newWebhookClient is a webhook client that refuses to dial an address
+// for which refuse is true, checked on the address actually dialed
+// (after name resolution), and follows no redirect.
+func newWebhookClient(refuse func(netip.Addr) bool) *http.Client {
 	d := &net.Dialer{Timeout: webhookTimeout, Control: func(_, address string, _ syscall.RawConn) error {
 		host, _, err := net.SplitHostPort(address)
 		if err != nil {
 			return fmt.Errorf("%w: %s", errWebhookDialed, address)
 		}
 		ip, err := netip.ParseAddr(host)
-		if err != nil || forbiddenIP(ip) {
+		if err != nil || refuse(ip) {
 			return fmt.Errorf("%w: %s", errWebhookDialed, address)
 		}
 		return nil
