@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"slices"
 	"stompbox/internal/testutil"
 	"testing"
@@ -89,5 +91,40 @@ func TestLoginsEnded(t *testing.T) {
 	check(append(slices.Clone(ended), TokenLogin([]byte("t2")))...)
 	if _, err := s.UserByToken(ctx, []byte("t2")); err == nil {
 		t.Fatal("an expired token still signs in")
+	}
+}
+
+// BenchmarkEndedLogins is the server's periodic login check
+// (-login-check) for 10,000 connections of 10,000 accounts: an account
+// key and a session key each, all still live.
+func BenchmarkEndedLogins(b *testing.B) {
+	s := openTestStore(b, nil)
+	ctx := context.Background()
+	const n = 10000
+	keys := make([]string, 0, 2*n)
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		for i := range n {
+			var id int64
+			name := fmt.Sprintf("u%d", i)
+			if err := tx.QueryRowContext(ctx, `INSERT INTO users (username, username_key, display_name, password_hash, is_admin, is_guest, created_at) VALUES (?, ?, ?, 'h', 0, 0, 0) RETURNING id`, name, name, name).Scan(&id); err != nil {
+				return err
+			}
+			h := []byte(fmt.Sprintf("session-%d", i))
+			if _, err := tx.ExecContext(ctx, `INSERT INTO login_sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, 0, ?)`, h, id, int64(1)<<60); err != nil {
+				return err
+			}
+			keys = append(keys, UserLogin(id), SessionLogin(h))
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		ended, err := s.EndedLogins(ctx, keys)
+		if err != nil || len(ended) != 0 {
+			b.Fatalf("%v %v", len(ended), err)
+		}
 	}
 }
