@@ -21,6 +21,10 @@
 //     its connection is closed.
 //   - A SEND over its rate is delayed on the sender's reader, not refused
 //     (internal/ratelimit).
+//   - Access ends when it ends (revoke.go): a session whose principal
+//     names its login keys (LoginKeyer) is closed with an ERROR "session
+//     ended" by CloseLogins, and EndAccess ends its subscriptions to given
+//     destinations; nothing queued for them is written afterwards.
 //   - Each session has exactly one reader and one writer; every write has
 //     a deadline. Close tells every session "server shutting down", waits
 //     for them, and drops those still stuck when its context ends.

@@ -33,6 +33,10 @@
 //   - ResultLookup: a resent op that finds its original's result
 //     (chat.PostOp).
 //
+// Login keys (logins.go) name the credentials a connection rests on; an
+// op that ends one says so (LoginEnder), and EndedLogins checks live keys
+// against the database.
+//
 // Of stompbox it imports only internal/apperr, internal/latency and
 // internal/proto. It never imports the auth, chat, files, broker or
 // cluster packages: they reach it through the interfaces above
