@@ -39,6 +39,8 @@ func (c *Glue) EndRoomAccess(roomID, userID int64, reason string) {
 		RoomID int64  `json:"roomId"`
 		Reason string `json:"reason"`
 	}{proto.MsgAccessEnded, roomID, reason})
+	c.accessMu.Lock()
+	defer c.accessMu.Unlock()
 	n := c.b.EndAccess(store.UserLogin(userID), []string{room, room + chat.PresenceSuffix, room + chat.TypingSuffix}, chatNotificationsDest, jsonHeaders, body)
 	if n > 0 {
 		c.log.Info("room access ended", "room", roomID, "user", userID, "reason", reason, "subscriptions", n)
@@ -110,5 +112,23 @@ func requireScope(u store.User, scope string) error {
 	if !auth.Allows(u, scope) {
 		return auth.ErrScope(scope)
 	}
+	return nil
+}
+
+// attachIfReadable files a room subscription with the broker if u may read
+// the room, and (for the room's messages) counts u present. Check and
+// filing happen under accessMu, which EndRoomAccess holds while it ends
+// subscriptions: a SUBSCRIBE racing the commit of a leave either sees the
+// membership gone or is filed in time to be ended with the others.
+func (c *Glue) attachIfReadable(ctx context.Context, sub *broker.Subscription, u store.User, roomID int64, present bool) error {
+	c.accessMu.RLock()
+	defer c.accessMu.RUnlock()
+	if err := c.chat.CanRead(ctx, u, roomID); err != nil {
+		return err
+	}
+	if present {
+		c.join(roomID, u.Username)
+	}
+	sub.Attach()
 	return nil
 }

@@ -36,6 +36,11 @@ type Glue struct {
 
 	mu       sync.Mutex
 	presence map[int64]map[string]int // room → user → live room subscriptions
+
+	// accessMu orders room subscriptions against access that ends
+	// (access.go): SUBSCRIBE checks and files under RLock, EndRoomAccess
+	// ends subscriptions under Lock.
+	accessMu sync.RWMutex
 }
 
 // New returns the glue for auth, whose broker and chat service are
@@ -260,33 +265,31 @@ func (c *Glue) onRoomSubscribe(ctx context.Context, s *broker.Session, sub *brok
 	if err := requireScope(u, auth.ScopeRead); err != nil {
 		return asSTOMPError(err)
 	}
-	if err := c.chat.CanRead(ctx, u, id); err != nil {
+	after := int64(-1) // no since-id
+	if since, ok := f.Get("since-id"); ok && suffix == "" {
+		if after, err = strconv.ParseInt(since, 10, 64); err != nil || after < 0 {
+			return stomp.NewError("since-id must be a message id")
+		}
+	}
+	// The presence list and a since-id replay go first: live messages
+	// are held until they are out.
+	replay := suffix == chat.PresenceSuffix || after >= 0
+	if replay {
+		sub.Hold()
+	}
+	if err := c.attachIfReadable(ctx, sub, u, id, suffix == ""); err != nil {
 		return asSTOMPError(err)
 	}
 	if suffix == chat.PresenceSuffix {
 		// The current list first, then changes, so a new subscriber is never
 		// left with an empty one.
-		sub.Hold()
-		sub.Attach()
 		sub.Replay(jsonHeaders, c.presenceJSON(id), 0)
 		sub.Release(0)
 		return nil
 	}
-	if suffix != "" {
+	if !replay {
 		return nil
 	}
-	c.join(id, u.Username)
-	since, ok := f.Get("since-id")
-	if !ok {
-		return nil
-	}
-	after, err := strconv.ParseInt(since, 10, 64)
-	if err != nil || after < 0 {
-		c.leave(id, u.Username)
-		return stomp.NewError("since-id must be a message id")
-	}
-	sub.Hold()
-	sub.Attach()
 	last := after
 	for {
 		msgs, err := c.chat.MessagesAfter(ctx, id, last, replayPage)
