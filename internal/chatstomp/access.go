@@ -95,7 +95,14 @@ func (c *Glue) checkLogin(ctx context.Context, s *broker.Session, u store.User) 
 	if s.Ended() {
 		return errLoginEnded
 	}
-	ended, err := c.auth.EndedLogins(ctx, u.LoginKeys())
+	// The login alone: its row goes with the account (a session's and a
+	// token's by cascade, a password's with the user), so one query says
+	// it all; a guest has only its account.
+	key := u.Login
+	if key == "" {
+		key = store.UserLogin(u.ID)
+	}
+	ended, err := c.auth.EndedLogins(ctx, []string{key})
 	if err != nil {
 		return err
 	}
