@@ -254,3 +254,30 @@ func TestWebhookAllowList(t *testing.T) {
 		t.Errorf("webhook with no allow-list: %d, want 403", got)
 	}
 }
+
+// TestUserTokenCommandScopes: `stompbox user token` takes --scopes and
+// --expires, and gives the admin scope to administrators only.
+func TestUserTokenCommandScopes(t *testing.T) {
+	t.Parallel()
+	f := newAccessFixture(t)
+	ctx := context.Background()
+	var out strings.Builder
+	if err := cli.User(ctx, f.srv.cfg.DataDir, []string{"token", "bob", "poster", "--scopes", "post", "--expires", "7"}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(out.String())
+	u, err := f.srv.auth.UserByToken(ctx, tok)
+	if err != nil || u.Scopes != "post" {
+		t.Fatalf("token from the command: %+v, %v", u, err)
+	}
+	toks, _ := f.srv.store.ListTokens(ctx, f.bob.ID)
+	if len(toks) != 1 || toks[0].ExpiresAt == nil || toks[0].ExpiresAt.Before(time.Now().Add(6*24*time.Hour)) {
+		t.Fatalf("stored %+v", toks)
+	}
+	if err := cli.User(ctx, f.srv.cfg.DataDir, []string{"token", "bob", "boss", "--scopes", "admin"}, nil, io.Discard); err == nil {
+		t.Fatal("the command gave a member an admin-scoped token")
+	}
+	if err := cli.User(ctx, f.srv.cfg.DataDir, []string{"token", "alice", "ops", "--scopes", "admin"}, nil, io.Discard); err != nil {
+		t.Fatalf("admin-scoped token for the administrator: %v", err)
+	}
+}
