@@ -194,9 +194,10 @@ var options = []option{
 	{"cluster-listen", cluster.DefaultClusterListen, "address the embedded NATS listens on for the other nodes' routes", func(c *Config, v string) error { c.Cluster.Listen = v; return nil }},
 	{"cluster-name", cluster.DefaultClusterName, "cluster name; nodes with another name are refused", func(c *Config, v string) error { c.Cluster.Name = v; return nil }},
 	{"cluster-secret-file", "", "file holding the secret shared by every node (at least 16 characters); routes without it are refused", func(c *Config, v string) error { c.Cluster.SecretFile = v; return nil }},
-	{"cluster-tls-cert", "", "PEM certificate for TLS between nodes (with -cluster-tls-key and -cluster-tls-ca)", func(c *Config, v string) error { c.Cluster.TLSCert = v; return nil }},
+	{"cluster-tls-cert", "", "PEM certificate for TLS between nodes from your own CA, instead of the TLS derived from the secret (with -cluster-tls-key and -cluster-tls-ca)", func(c *Config, v string) error { c.Cluster.TLSCert = v; return nil }},
 	{"cluster-tls-key", "", "PEM private key of -cluster-tls-cert", func(c *Config, v string) error { c.Cluster.TLSKey = v; return nil }},
-	{"cluster-tls-ca", "", "PEM CA that signed every node's -cluster-tls-cert; nodes verify each other with it", func(c *Config, v string) error { c.Cluster.TLSCA = v; return nil }},
+	{"cluster-tls-ca", "", "PEM CA that signed every node's -cluster-tls-cert; nodes verify each other with it, both ways (required with -cluster-tls-cert)", func(c *Config, v string) error { c.Cluster.TLSCA = v; return nil }},
+	{"cluster-insecure", "false", "plaintext routes between nodes, readable and forgeable by anyone on the network (a warning at start); by default routes are TLS from the secret", boolSetter(func(c *Config, b bool) { c.Cluster.Insecure = b })},
 	{"node-name", "", "this node's name in the cluster (default: host name plus a random suffix, kept in the data folder)", func(c *Config, v string) error { c.Cluster.NodeName = v; return nil }},
 	{"cluster-urls", "", "comma-separated web addresses of every node, e.g. http://pi1:8080,http://pi2:8080: when this node stops answering, the chat page offers the others", func(c *Config, v string) error {
 		urls, err := nodeURLs(v)
