@@ -343,12 +343,24 @@ func externalReplicas(nc *nats.Conn) int {
 }
 
 // natsLogger passes the embedded server's log to slog. A refused route
-// (wrong secret, wrong cluster name) shows up here as an error.
+// (wrong secret, wrong CA, wrong cluster name) shows up here as an error.
 type natsLogger struct{ log *slog.Logger }
 
 func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Tracef(format string, v ...any)  {}
+func (l natsLogger) Errorf(format string, v ...any) {
+	l.log.Error(routeHint(fmt.Sprintf(format, v...)))
+}
+func (l natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any) {}
+
+// routeHint adds the likely cause to NATS's message for a failed route
+// handshake: with route TLS derived from the secret, a node with another
+// secret fails there, before any password is checked.
+func routeHint(msg string) string {
+	if strings.Contains(msg, "TLS route handshake error") {
+		return msg + " (does the other node have another -cluster-secret-file, or a certificate from another -cluster-tls-ca?)"
+	}
+	return msg
+}
