@@ -33,7 +33,8 @@ import (
 // from the secret) and with a private CA, the capture holds neither the
 // secret's bytes nor the message's text. With -cluster-insecure it does
 // hold the text (so the capture sees the log's traffic), still not the
-// secret, and each node logs a warning.
+// secret, and each node logs a warning. STOMPBOX_TEST_ROUTE_CAPTURE names
+// a folder to keep each capture and its message text in, to grep.
 func TestClusterRoutesCaptured(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -81,6 +82,11 @@ func TestClusterRoutesCaptured(t *testing.T) {
 			})
 
 			captured := append(proxies[0].bytes(), proxies[1].bytes()...)
+			if dir := os.Getenv("STOMPBOX_TEST_ROUTE_CAPTURE"); dir != "" { // to grep by hand
+				name := strings.ReplaceAll(tc.name, " ", "-")
+				os.WriteFile(filepath.Join(dir, name+".capture"), captured, 0o600)
+				os.WriteFile(filepath.Join(dir, name+".text"), []byte(text), 0o600)
+			}
 			t.Logf("%s: %d route bytes captured; secret in them: %v; message text in them: %v", tc.name, len(captured),
 				bytes.Contains(captured, []byte(clusterTestSecret)), bytes.Contains(captured, []byte(text)))
 			if len(captured) < 10000 {

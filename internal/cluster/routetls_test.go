@@ -240,7 +240,7 @@ type nodePair struct {
 
 // startPair starts two nodes on 127.0.0.1, node i routing to the other
 // through the proxy in front of it; tweak sets each node's options.
-func startPair(t *testing.T, tweak func(i int, c *Config)) *nodePair {
+func startPair(t testing.TB, tweak func(i int, c *Config)) *nodePair {
 	t.Helper()
 	p := &nodePair{}
 	for i := range 2 {
@@ -262,7 +262,7 @@ func startPair(t *testing.T, tweak func(i int, c *Config)) *nodePair {
 		if err != nil {
 			t.Fatalf("node %d: %v", i+1, err)
 		}
-		t.Cleanup(cc.Close)
+		t.Cleanup(cc.Close) // Close twice is harmless (close)
 		p.conns[i] = cc
 		p.proxies[i].setTarget(cc.Ns.ClusterAddr().String())
 	}
@@ -271,7 +271,7 @@ func startPair(t *testing.T, tweak func(i int, c *Config)) *nodePair {
 
 // deliver sends text from node 1 to a subscriber on node 2 until it
 // arrives: the routes are up and carry messages.
-func (p *nodePair) deliver(t *testing.T, text string) {
+func (p *nodePair) deliver(t testing.TB, text string) {
 	t.Helper()
 	sub, err := p.conns[1].Nc.SubscribeSync("routes.test")
 	if err != nil {
@@ -283,7 +283,7 @@ func (p *nodePair) deliver(t *testing.T, text string) {
 		if err := p.conns[0].Nc.Publish("routes.test", []byte(text)); err != nil {
 			t.Fatal(err)
 		}
-		m, err := sub.NextMsg(200 * time.Millisecond)
+		m, err := sub.NextMsg(20 * time.Millisecond)
 		if errors.Is(err, nats.ErrTimeout) {
 			continue
 		}
@@ -298,6 +298,14 @@ func (p *nodePair) deliver(t *testing.T, text string) {
 	t.Fatalf("no message across the routes\nnode 1's log:\n%s\nnode 2's log:\n%s", p.logs[0], p.logs[1])
 }
 
+// close stops both nodes and proxies before the test's end.
+func (p *nodePair) close() {
+	for i := range 2 {
+		p.conns[i].Close()
+		p.proxies[i].close()
+	}
+}
+
 // captured is every byte the proxies carried, both ways.
 func (p *nodePair) captured() []byte {
 	return append(p.proxies[0].bytes(), p.proxies[1].bytes()...)
@@ -308,31 +316,38 @@ func (p *nodePair) captured() []byte {
 // bytes both ways.
 type recordingProxy struct {
 	ln net.Listener
+	wg sync.WaitGroup
 
 	mu     sync.Mutex
 	target string
 	buf    bytes.Buffer
 }
 
-func newRecordingProxy(t *testing.T) *recordingProxy {
+func newRecordingProxy(t testing.TB) *recordingProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &recordingProxy{ln: ln}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
+	t.Cleanup(p.close)
+	p.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			wg.Go(func() { p.forward(c) })
+			p.wg.Go(func() { p.forward(c) })
 		}
 	})
 	return p
+}
+
+// close stops accepting and waits for the forwarding to end (the nodes
+// closed their routes first).
+func (p *recordingProxy) close() {
+	p.ln.Close()
+	p.wg.Wait()
 }
 
 func (p *recordingProxy) addr() string { return p.ln.Addr().String() }
@@ -390,7 +405,7 @@ type privateCA struct {
 // makePrivateCA writes a CA and, for each node, a certificate for
 // 127.0.0.1 signed by it (server and client use), as an administrator
 // would with openssl.
-func makePrivateCA(t *testing.T, dir string, nodes ...string) privateCA {
+func makePrivateCA(t testing.TB, dir string, nodes ...string) privateCA {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -437,7 +452,7 @@ func makePrivateCA(t *testing.T, dir string, nodes ...string) privateCA {
 	return out
 }
 
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
@@ -445,7 +460,7 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 }
 
 // writeSecret writes a cluster secret file and returns its path.
-func writeSecret(t *testing.T, secret string) string {
+func writeSecret(t testing.TB, secret string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cluster-secret")
 	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
@@ -470,4 +485,30 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// BenchmarkRouteFormation: two nodes' embedded NATS, from start until a
+// message crosses the route, by route protection (the proxies in the
+// way as in the tests).
+func BenchmarkRouteFormation(b *testing.B) {
+	secret := writeSecret(b, testSecret)
+	files := makePrivateCA(b, b.TempDir(), "n1", "n2")
+	for _, bc := range []struct {
+		name  string
+		tweak func(c *Config)
+	}{
+		{"secret-tls", func(*Config) {}},
+		{"private-ca", func(c *Config) {
+			c.TLSCert, c.TLSKey, c.TLSCA = files.cert[c.NodeName], files.key[c.NodeName], files.ca
+		}},
+		{"insecure", func(c *Config) { c.Insecure = true }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				p := startPair(b, func(_ int, c *Config) { c.SecretFile = secret; bc.tweak(c) })
+				p.deliver(b, "formed")
+				p.close()
+			}
+		})
+	}
 }
