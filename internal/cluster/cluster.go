@@ -110,8 +110,11 @@ func Connect(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) 
 	if cfg.Replicas > 0 {
 		cc.Replicas = cfg.Replicas
 	}
+	// In-process, reconnects included (nats.go never dials a URL with
+	// InProcessServer); the servers' client addresses are not even
+	// gossiped (NoAdvertise), and ignored if they were.
 	cc.Nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("stompbox "+node), nats.UserInfo("node", password),
-		nats.MaxReconnects(-1), nats.FlusherTimeout(2*time.Second))
+		nats.MaxReconnects(-1), nats.FlusherTimeout(2*time.Second), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		ns.Shutdown()
 		return nil, fmt.Errorf("cluster: connect to the embedded NATS: %w", err)
@@ -232,11 +235,12 @@ func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *
 		StoreDir:  filepath.Join(dataDir, JetStreamDir),
 		NoSigs:    true,
 		Cluster: natsserver.ClusterOpts{
-			Name:     name,
-			Host:     host,
-			Port:     routePort,
-			Username: clusterRouteUser,
-			Password: routePass,
+			Name:        name,
+			NoAdvertise: true, // the client port is this node's own, on loopback
+			Host:        host,
+			Port:        routePort,
+			Username:    clusterRouteUser,
+			Password:    routePass,
 		},
 	}
 	if routeTLS != nil {

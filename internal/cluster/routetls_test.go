@@ -168,9 +168,15 @@ func TestRouteTrafficCaptured(t *testing.T) {
 			if strings.Contains(pair.logs[0].String(), "NOT ENCRYPTED") {
 				t.Error("a warning about plaintext routes on a TLS node")
 			}
-			// The node's own client port is on loopback only.
-			if u, err := url.Parse(pair.conns[0].Ns.ClientURL()); err != nil || u.Hostname() != "127.0.0.1" {
-				t.Errorf("embedded NATS client URL %q", pair.conns[0].Ns.ClientURL())
+			// The node's own client port is on loopback only, and no
+			// node learns another's.
+			for i, cc := range pair.conns {
+				if u, err := url.Parse(cc.Ns.ClientURL()); err != nil || u.Hostname() != "127.0.0.1" {
+					t.Errorf("node %d: embedded NATS client URL %q", i+1, cc.Ns.ClientURL())
+				}
+				if ds := cc.Nc.DiscoveredServers(); len(ds) != 0 {
+					t.Errorf("node %d's own connection learned other client addresses: %v", i+1, ds)
+				}
 			}
 		})
 	}
