@@ -127,9 +127,11 @@ func TestRouteSecurityOptions(t *testing.T) {
 // through recording TCP proxies, so every route byte between them is
 // captured, and sends a message with a unique text from one to the other.
 // By default (TLS derived from the secret) the capture holds neither the
-// secret, nor the route password, nor the text. With -cluster-insecure
-// the text is in the capture (the capture sees the traffic), the secret
-// still is not, and the node logs a warning.
+// secret, nor the route password, nor the text; neither the secret nor
+// the password is in the nodes' debug logs, and a node's own connection
+// learns no client address. With -cluster-insecure the text is in the
+// capture (the capture sees the traffic), the secret still is not, and
+// the node logs a warning.
 func TestRouteTrafficCaptured(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -149,6 +151,11 @@ func TestRouteTrafficCaptured(t *testing.T) {
 			}
 			if bytes.Contains(captured, []byte(testSecret)) {
 				t.Error("the secret crossed the wire")
+			}
+			for i, l := range pair.logs { // at debug level
+				if s := l.String(); strings.Contains(s, testSecret) || strings.Contains(s, routePassword(testSecret)) {
+					t.Errorf("node %d logged the secret or the route password", i+1)
+				}
 			}
 			if tc.insecure {
 				if !bytes.Contains(captured, []byte(text)) {
