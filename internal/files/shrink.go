@@ -135,13 +135,14 @@ func boxAverage4(dst []byte, dstStride int, src []byte, srcStride, w, h, k int) 
 		y0, y1 := by*k, min(h, by*k+k)
 		for y := y0; y < y1; y++ {
 			row := src[y*srcStride : y*srcStride+4*w]
-			for x := 0; x < w; x++ {
-				s := sums[4*(x/k):]
-				p := row[4*x:]
-				s[0] += int(p[0])
-				s[1] += int(p[1])
-				s[2] += int(p[2])
-				s[3] += int(p[3])
+			for bx := 0; bx*k < w; bx++ {
+				var s0, s1, s2, s3 int
+				px := row[4*bx*k : 4*min(w, bx*k+k)]
+				for i := 0; i+3 < len(px); i += 4 {
+					s0, s1, s2, s3 = s0+int(px[i]), s1+int(px[i+1]), s2+int(px[i+2]), s3+int(px[i+3])
+				}
+				s := sums[4*bx : 4*bx+4]
+				s[0], s[1], s[2], s[3] = s[0]+s0, s[1]+s1, s[2]+s2, s[3]+s3
 			}
 		}
 		out := dst[by*dstStride:]
