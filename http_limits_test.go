@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"stompbox/internal/stomp"
@@ -292,4 +294,46 @@ func TestHTTPTimeoutsSpareStreams(t *testing.T) {
 		t.Fatalf("message %q", m.Body)
 	}
 	xhr.sync()
+}
+
+// TestHTTPUploadBodyDeadline: an upload may take longer than
+// -http-body-timeout while its bytes keep coming at the upload rate (16
+// KiB/s), and is cut when they only trickle (issue 22, item 6).
+func TestHTTPUploadBodyDeadline(t *testing.T) {
+	f := newFilesFixture(t, func(c *Config) { c.HTTPBodyTimeout = 300 * time.Millisecond })
+	upload := func(chunk int, every time.Duration, chunks int) (int, error) {
+		pr, pw := io.Pipe()
+		mw := multipart.NewWriter(pw)
+		go func() {
+			w, _ := mw.CreateFormFile("file", "slow.bin")
+			for range chunks {
+				if _, err := w.Write(bytes.Repeat([]byte("x"), chunk)); err != nil {
+					pw.CloseWithError(err)
+					return
+				}
+				time.Sleep(every)
+			}
+			mw.Close()
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/rooms/%d/files", f.base, f.room), pr)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := f.alice.Do(req)
+		pr.CloseWithError(io.ErrClosedPipe) // stops the writer if the server gave up
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	start := time.Now()
+	if code, err := upload(32<<10, 400*time.Millisecond, 4); code != http.StatusCreated {
+		t.Fatalf("upload at 80 KiB/s for %v: %d %v, want 201", time.Since(start), code, err)
+	}
+	start = time.Now()
+	code, err := upload(1, 100*time.Millisecond, 100)
+	if code == http.StatusCreated || time.Since(start) > 5*time.Second {
+		t.Fatalf("upload trickled a byte at a time: %d %v after %v, want it cut", code, err, time.Since(start))
+	}
+	t.Logf("trickled upload cut after %v: %d %v", time.Since(start), code, err)
 }

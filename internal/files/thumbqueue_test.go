@@ -3,6 +3,7 @@ package files
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -152,4 +153,27 @@ func TestThumbQueue(t *testing.T) {
 			t.Fatalf("left %d waiting, %d running, users %v, ring %v", w, r, q.users, q.ring)
 		}
 	})
+}
+
+// TestThumbnailTimeout: a decode stops at its first read after its time is
+// up (thumbTimeout), and the queue reports it as over the time.
+func TestThumbnailTimeout(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/bomb.png"
+	if err := os.WriteFile(path, pictureBomb(t, 1000, 1000, "slow"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q := newThumbQueue()
+	q.timeout = time.Nanosecond
+	info, err := q.makeThumbnail(context.Background(), 1, path, typePNG)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || info.thumb != nil || info.width != 1000 {
+		t.Fatalf("info %+v, err %v; want the claimed size, no thumbnail, context.DeadlineExceeded", info, err)
+	}
+	if w, r := q.counts(); w != 0 || r != 0 {
+		t.Fatalf("left %d waiting, %d running", w, r)
+	}
+	q.timeout = thumbTimeout
+	if info, err := q.makeThumbnail(context.Background(), 1, path, typePNG); err != nil || info.thumb == nil {
+		t.Fatalf("in time: %+v, %v", info, err)
+	}
 }
