@@ -17,6 +17,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -66,6 +67,10 @@ const (
 	defaultDataDir         = "stompbox-data"
 	shutdownTimeout        = 10 * time.Second // SIGTERM to exit, worst case
 	readHeaderTimeout      = 10 * time.Second // slowloris guard for plain HTTP
+	defaultHTTPBodyTimeout = 30 * time.Second // -http-body-timeout: a request body (an upload: plus its size at uploadMinRate)
+	defaultHTTPIdleTimeout = 60 * time.Second // -http-idle-timeout: a keep-alive connection between requests
+	defaultHTTPConnsPerIP  = 64               // -max-http-conns-per-ip: a few browsers' tabs (six connections and a WebSocket each) behind one address
+	uploadMinRate          = 16 << 10         // bytes a second an upload must average past -http-body-timeout
 	defaultShutdownMessage = "server shutting down"
 	logFormatText          = "text" // slog's key=value lines, for people reading a terminal
 	logFormatJSON          = "json" // one JSON object a line, for journald fields or a log collector
@@ -112,6 +117,12 @@ type Config struct {
 	UploadQuotaMiB   int            // most MiB of uploads one account keeps (-upload-quota); 0: no limit
 	DoubleClicked    bool           // set by parseConfig, not an option
 	Cluster          cluster.Config // several nodes, one chat (internal/cluster); zero: a single node
+
+	// HTTP timeouts and limits (issue 22).
+	HTTPBodyTimeout time.Duration      // -http-body-timeout; 0: defaultHTTPBodyTimeout
+	HTTPIdleTimeout time.Duration      // -http-idle-timeout; 0: defaultHTTPIdleTimeout
+	HTTPConnsPerIP  int                // -max-http-conns-per-ip; 0: no limit
+	TrustedProxies  web.TrustedProxies // -trusted-proxies: whose X-Forwarded-For/-Proto count; none by default
 
 	// failStartAt names a start step of newServerContext that fails on
 	// purpose; only tests set it, to check that a failed start unwinds.
@@ -188,6 +199,14 @@ var options = []option{
 	{"send-rate", strconv.Itoa(ratelimit.DefaultSendRate), "STOMP SENDs per second per connection, bursts of twice that; a faster connection is slowed to it, not cut off (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
 	{"user-send-rate", strconv.Itoa(ratelimit.DefaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that; STOMP is slowed to it, HTTP gets 429 (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
 	{"max-conns-per-ip", strconv.Itoa(ratelimit.DefaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
+	{"max-http-conns-per-ip", strconv.Itoa(defaultHTTPConnsPerIP), "most HTTP connections open at once from one address, WebSockets included; one more is refused (0: no limit; -trusted-proxies are exempt)", countSetter(func(c *Config, n int) { c.HTTPConnsPerIP = n })},
+	{"http-body-timeout", defaultHTTPBodyTimeout.String(), "most time a request body may take to arrive; an upload gets longer by its size at 16 KiB/s (WebSockets and SockJS streams have no body and are not cut)", durationSetter(func(c *Config, d time.Duration) { c.HTTPBodyTimeout = d })},
+	{"http-idle-timeout", defaultHTTPIdleTimeout.String(), "how long a keep-alive HTTP connection may wait for its next request", durationSetter(func(c *Config, d time.Duration) { c.HTTPIdleTimeout = d })},
+	{"trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For (the client's address, for per-address limits and logs) and X-Forwarded-Proto (https: Secure cookie) are believed; from anyone else they are ignored", func(c *Config, v string) error {
+		p, err := web.ParseTrustedProxies(splitList(v))
+		c.TrustedProxies = p
+		return err
+	}},
 	{"max-upload", strconv.Itoa(files.DefaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
 	{"upload-quota", strconv.Itoa(files.DefaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
 	{"cluster-peers", "", "comma-separated host:port of every node's -cluster-listen (this node's may be listed too): run as a cluster node with an embedded NATS server", func(c *Config, v string) error { c.Cluster.Peers = splitList(v); return nil }},
@@ -555,6 +574,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (_ *ser
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       cmp.Or(cfg.HTTPIdleTimeout, defaultHTTPIdleTimeout),
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -679,6 +699,7 @@ func (s *server) Start() (err error) {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
+	ln = s.limitHTTPConns(ln)
 	if ln, err = s.listenTLS(ln); err != nil {
 		return err
 	}
@@ -860,7 +881,40 @@ func (s *server) secure(h http.Handler) http.Handler {
 		sockjs = append(sockjs, sj.Opts.Prefix)
 	}
 	h = web.LimitLogins(s.limiter, h)
+	h = web.LimitBodyTime(h, web.BodyTimeouts{
+		Body:          cmp.Or(s.cfg.HTTPBodyTimeout, defaultHTTPBodyTimeout),
+		UploadMinRate: uploadMinRate,
+		IsUpload:      isUpload,
+		Write:         2 * cmp.Or(s.cfg.HTTPBodyTimeout, defaultHTTPBodyTimeout),
+	})
+	h = web.ForwardedHeaders(h, s.cfg.TrustedProxies) // first: everything after sees the client's address
 	return web.SecurityHeaders(h, web.SecurityOptions{NoCSP: sockjs, HSTS: s.cfg.TLSCert != ""})
+}
+
+// isUpload reports whether r is a file upload, whose body may take longer
+// (web.BodyTimeouts.UploadMinRate) and whose response has no write deadline.
+func isUpload(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/rooms/") && strings.HasSuffix(r.URL.Path, "/files")
+}
+
+// limitHTTPConns wraps the HTTP listener (under TLS, if any) in the
+// per-address connection limit, -max-http-conns-per-ip, with a counter of
+// its own (the STOMP sessions of WebSockets count in the broker's too).
+// Trusted proxies are exempt: their connections carry many clients.
+func (s *server) limitHTTPConns(ln net.Listener) net.Listener {
+	if s.cfg.HTTPConnsPerIP <= 0 {
+		return ln
+	}
+	l := &transport.LimitListener{
+		Listener: ln,
+		Counter:  ratelimit.New(ratelimit.Limits{ConnsPerIP: s.cfg.HTTPConnsPerIP}),
+		Exempt:   s.cfg.TrustedProxies.Contains,
+		Log:      s.log,
+	}
+	if !s.cfg.tlsEnabled() {
+		l.Refusal = transport.HTTPTooManyConnections
+	}
+	return l
 }
 
 // tlsEnabled reports whether the HTTP listener serves HTTPS.
