@@ -638,12 +638,16 @@ func AddressKey(remote string) string {
 	if h, _, err := net.SplitHostPort(remote); err == nil {
 		host = h
 	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().Is6() {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip = ip.Unmap(); ip.Is6() {
 		if p, err := ip.Prefix(64); err == nil {
 			return p.String()
 		}
 	}
-	return host
+	return ip.String()
 }
 
 // remoteKey is the context key of the client's address.

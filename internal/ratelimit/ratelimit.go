@@ -301,12 +301,16 @@ func (l *Limiter) AllowLogin(addr string) bool {
 // per-account throttle, is the same.)
 func LoginAddress(addr string) string {
 	host := RemoteIP(addr)
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().Is6() {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip = ip.Unmap(); ip.Is6() {
 		if p, err := ip.Prefix(64); err == nil {
 			return p.String()
 		}
 	}
-	return host
+	return ip.String()
 }
 
 // bucketFor returns m's bucket for key, creating it. When m is at
