@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
@@ -75,5 +76,64 @@ func TestQueueFloodOptions(t *testing.T) {
 	t.Logf("%d receipted, %d refused; %+v", receipts, refusals, st)
 	if st.HeldBytes > 1<<20 || receipts+refusals != sends || refusals == 0 || int64(receipts) != st.HeldMessages {
 		t.Fatalf("%d receipted, %d refused, %+v: want at most 1 MiB held, the rest refused", receipts, refusals, st)
+	}
+}
+
+// TestClusterQueueCaps: in a cluster, the node that holds queue messages
+// nobody consumes applies its caps: a flood to one queue from two nodes
+// keeps each node under -queue-mib-per-queue, every SEND is receipted or
+// refused with an ERROR naming it, and a consumer that comes later on one
+// node gets every receipted message from both, after which neither node
+// holds anything.
+func TestClusterQueueCaps(t *testing.T) {
+	const perQueue = 200 << 10
+	ns := startNATS(t)
+	var nodes []*clusterNode
+	for i := range 2 {
+		b, addr := startBroker(t, broker.Config{QueueBytesPerQueue: perQueue, MemoryMark: -1}, nil)
+		n := joinCluster(t, ns, b, "node-"+strconv.Itoa(i))
+		n.addr = addr
+		nodes = append(nodes, n)
+	}
+	const dest = "/queue/flood"
+	body := strings.Repeat("x", 60<<10)
+	receipted := map[string]bool{}
+	for _, n := range nodes {
+		c := dialTCP(t, n.addr)
+		c.connect()
+		for i := range 8 {
+			id := n.name + "-" + strconv.Itoa(i)
+			c.send(stomp.CmdSend, id+body, "destination:"+dest, "receipt:"+id)
+			switch f := c.next(); f.Command {
+			case stomp.CmdReceipt:
+				receipted[id] = true
+			case stomp.CmdError:
+				if !strings.Contains(f.Value(stomp.HdrMessage), "(-queue-mib-per-queue)") || f.Value(stomp.HdrReceiptID) != id {
+					t.Fatalf("ERROR %v", f.Headers)
+				}
+				c = dialTCP(t, n.addr)
+				c.connect()
+			}
+		}
+		if held := n.b.QueueStats().HeldBytes; held > perQueue || held == 0 {
+			t.Fatalf("%s holds %d bytes, cap %d", n.name, held, perQueue)
+		}
+	}
+	if len(receipted) == 16 || len(receipted) == 0 {
+		t.Fatalf("%d of 16 receipted: want the caps to refuse some", len(receipted))
+	}
+	cons := dialTCP(t, nodes[1].addr)
+	cons.connect()
+	cons.send(stomp.CmdSubscribe, "", "id:1", "destination:"+dest)
+	for range receipted {
+		m := cons.expect(stomp.CmdMessage)
+		id, _, _ := strings.Cut(string(m.Body), "x")
+		if !receipted[id] {
+			t.Fatalf("got %q, not receipted or twice", id)
+		}
+		delete(receipted, id)
+	}
+	for _, n := range nodes {
+		checkFor(t, n.name+" holding nothing", func() bool { return n.b.QueueStats().HeldBytes == 0 })
 	}
 }
