@@ -64,8 +64,8 @@ func mibOrOff(n int) int64 {
 // node counts logins alone, so the per-node limits are the options
 // divided by it. It is the larger of -cluster-peers' length (the README
 // lists every node there) and the nodes this node found from it (up to
-// three); 1 on a single node. With -nats the count is not known and the
-// limits are not divided.
+// three); 1 on a single node. With -nats only the log's replica count is
+// known.
 func (s *server) clusterNodes() int {
 	n := len(s.cfg.Cluster.Peers)
 	if s.cluster != nil {

@@ -120,3 +120,27 @@ func TestGuessesDoNotLockOutOwner(t *testing.T) {
 		t.Fatalf("the guessing address over HTTP: %d, want 429", code)
 	}
 }
+
+// TestClusterNodesDivideLoginLimits: each node counts logins alone, so a
+// cluster node's per-address login rate and per-account allowance are
+// the options divided by the number of nodes (README "HTTPS, limits and
+// headers").
+func TestClusterNodesDivideLoginLimits(t *testing.T) {
+	for _, tt := range []struct {
+		peers []string
+		want  int
+	}{
+		{nil, 30},
+		{[]string{"10.0.0.1:6222", "10.0.0.2:6222", "10.0.0.3:6222"}, 10},
+		{[]string{"10.0.0.1:6222", "10.0.0.2:6222"}, 15},
+	} {
+		s := &server{cfg: Config{RateLimits: ratelimit.Limits{LoginsPerIP: 30}}, log: testLogger(t)}
+		s.cfg.Cluster.Peers = tt.peers
+		if err := s.newBroker(); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.limiter.Limits().LoginsPerIP; got != tt.want {
+			t.Errorf("%d peers: %d logins a minute per address, want %d", len(tt.peers), got, tt.want)
+		}
+	}
+}
