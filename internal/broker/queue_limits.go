@@ -221,7 +221,7 @@ func (q *queue) holdLocked(m *message) error {
 	b := q.b
 	if len(q.pending) >= b.cfg.QueueDepth {
 		b.ql.refused.Add(1)
-		return ErrQueueFull
+		return fmt.Errorf("%w: at most %d messages held for one queue", ErrQueueFull, b.cfg.QueueDepth)
 	}
 	if lim := b.cfg.QueueBytesPerQueue; lim > 0 && q.bytes+m.size > lim {
 		return b.refuseQueue(errQueueBytesPerQueue, mib(lim), "queue-mib-per-queue")
