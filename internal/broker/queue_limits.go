@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"stompbox/internal/stomp"
 	"strconv"
 	"strings"
@@ -45,6 +46,11 @@ const idleQueueGrace = time.Minute
 // queueSweepEvery is how often held messages are checked for expiry and
 // idle queues forgotten, while any queue exists.
 const queueSweepEvery = time.Second
+
+// returnFreedBytes: a sweep whose expiries freed this much gives the
+// memory back to the system at once (debug.FreeOSMemory), so that a
+// flood's memory does not stay with the process after its messages went.
+const returnFreedBytes = 8 << 20
 
 // Queue refusals. Each says "queue is full" first, so that errors.Is
 // (ErrQueueFull) holds for all of them, here and when another node
@@ -267,8 +273,9 @@ func (q *queue) releaseLocked(msgs []*message) {
 	q.b.ql.heldMsgs.Add(-int64(len(msgs)))
 }
 
-// dropExpiredLocked removes the held messages whose expiry passed.
-func (q *queue) dropExpiredLocked(now int64) {
+// dropExpiredLocked removes the held messages whose expiry passed and
+// returns their bytes.
+func (q *queue) dropExpiredLocked(now int64) int64 {
 	kept := q.pending[:0]
 	var gone []*message
 	for _, m := range q.pending {
@@ -279,12 +286,14 @@ func (q *queue) dropExpiredLocked(now int64) {
 		}
 	}
 	if len(gone) == 0 {
-		return
+		return 0
 	}
 	clear(q.pending[len(kept):])
 	q.pending = kept
+	n := q.bytes
 	q.releaseLocked(gone)
 	q.b.ql.expired.Add(uint64(len(gone)))
+	return n - q.bytes
 }
 
 // armSweep schedules a sweep unless one is scheduled.
@@ -319,13 +328,19 @@ func (b *Broker) sweepQueues() bool {
 	}
 	b.mu.RUnlock()
 	var idle []*queue
+	var dropped int64
 	for _, q := range qs {
 		q.mu.Lock()
-		q.dropExpiredLocked(now.UnixMilli())
+		dropped += q.dropExpiredLocked(now.UnixMilli())
 		if q.idleLocked(now) {
 			idle = append(idle, q)
 		}
 		q.mu.Unlock()
+	}
+	if dropped >= returnFreedBytes {
+		// An idle server may not collect for minutes, and then keeps
+		// what it freed: give back now what a burst of expiries freed.
+		debug.FreeOSMemory()
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
