@@ -115,6 +115,12 @@ type Config struct {
 	RateLimits       ratelimit.Limits
 	MaxUploadMiB     int            // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
 	UploadQuotaMiB   int            // most MiB of uploads one account keeps (-upload-quota); 0: no limit
+	QueueMiB         int            // -queue-mib: bytes held for unconsumed /queue/ messages, all queues; 0: the broker's default, -1: no limit
+	QueueMiBPerQueue int            // -queue-mib-per-queue; 0: the broker's default, -1: no limit
+	MaxQueues        int            // -max-queues; 0: the broker's default, -1: no limit
+	QueueTTL         time.Duration  // -queue-ttl: longest a held queue message waits; 0: the broker's default
+	MemoryMarkMiB    int            // -memory-mark: Go heap above which publishers are held; 0: the broker's default, -1: off
+	NoAnonQueues     bool           // set from -anonymous-queues=false (the default); false (tests' zero Config) lets anonymous sessions use /queue/
 	DoubleClicked    bool           // set by parseConfig, not an option
 	Cluster          cluster.Config // several nodes, one chat (internal/cluster); zero: a single node
 
@@ -198,6 +204,12 @@ var options = []option{
 	{"tls-self-signed", "false", "serve HTTPS (and STOMP over TLS on -stomp-addr) with a self-signed certificate kept in the data folder (its SHA-256 fingerprint is logged)", boolSetter(func(c *Config, b bool) { c.TLSSelfSigned = b })},
 	{"send-rate", strconv.Itoa(ratelimit.DefaultSendRate), "STOMP SENDs per second per connection, bursts of twice that; a faster connection is slowed to it, not cut off (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
 	{"user-send-rate", strconv.Itoa(ratelimit.DefaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that; STOMP is slowed to it, HTTP gets 429 (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
+	{"queue-mib", strconv.Itoa(broker.DefaultQueueBytes >> 20), "most MiB held for /queue/ messages nobody consumed yet, all queues together; a SEND past it gets an ERROR (0: no limit)", countSetter(func(c *Config, n int) { c.QueueMiB = offIfZero(n) })},
+	{"queue-mib-per-queue", strconv.Itoa(broker.DefaultQueueBytesPerQueue >> 20), "most MiB one /queue/ destination holds while nobody consumes it (0: no limit)", countSetter(func(c *Config, n int) { c.QueueMiBPerQueue = offIfZero(n) })},
+	{"max-queues", strconv.Itoa(broker.DefaultMaxQueues), "most /queue/ destinations at once; an empty one nobody consumes is forgotten after a minute (0: no limit)", countSetter(func(c *Config, n int) { c.MaxQueues = offIfZero(n) })},
+	{"queue-ttl", broker.DefaultQueueTTL.String(), "longest a /queue/ message waits for a consumer before it is dropped; a SEND's expires header (Unix ms) may shorten it", durationSetter(func(c *Config, d time.Duration) { c.QueueTTL = d })},
+	{"memory-mark", strconv.Itoa(broker.DefaultMemoryMark >> 20), "Go heap in MiB above which STOMP publishers are held (their SENDs not read) until it falls, as RabbitMQ's memory alarm (0: off)", countSetter(func(c *Config, n int) { c.MemoryMarkMiB = offIfZero(n) })},
+	{"anonymous-queues", "false", "let connections without a login SEND to and SUBSCRIBE to /queue/ destinations (the web UI never needs it)", boolSetter(func(c *Config, b bool) { c.NoAnonQueues = !b })},
 	{"max-conns-per-ip", strconv.Itoa(ratelimit.DefaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
 	{"max-http-conns-per-ip", strconv.Itoa(defaultHTTPConnsPerIP), "most HTTP connections open at once from one address, WebSockets included; one more is refused (0: no limit; -trusted-proxies are exempt)", countSetter(func(c *Config, n int) { c.HTTPConnsPerIP = n })},
 	{"http-body-timeout", defaultHTTPBodyTimeout.String(), "most time a request body may take to arrive; an upload gets longer by its size at 16 KiB/s (WebSockets and SockJS streams have no body and are not cut)", durationSetter(func(c *Config, d time.Duration) { c.HTTPBodyTimeout = d })},
@@ -235,6 +247,15 @@ var options = []option{
 }
 
 // countSetter parses an option that is a count where 0 turns a limit off.
+// offIfZero maps an option's 0 ("no limit") to -1, as the Config's 0
+// means the default.
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func countSetter(f func(*Config, int)) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -600,7 +621,7 @@ func (u *undoStack) run() {
 
 // newAuth makes the account service.
 func (s *server) newAuth() error {
-	a, err := auth.New(s.store, auth.Options{AllowGuests: s.cfg.AllowGuests})
+	a, err := auth.New(s.store, auth.Options{AllowGuests: s.cfg.AllowGuests, MaxLoginFailures: max(1, auth.MaxLoginFailures/s.clusterNodes())})
 	if err != nil {
 		return err
 	}
