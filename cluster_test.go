@@ -527,7 +527,7 @@ func TestClusterWrongSecretRefused(t *testing.T) {
 			bad := filepath.Join(t.TempDir(), "secret")
 			os.WriteFile(bad, []byte("a-different-secret-of-some-length"), 0o600)
 			s.Secret = bad
-		}, "authentication error"},
+		}, "TLS route handshake error"},
 		{"other cluster name", func(s *nodeSpec) { s.CName = "someone-else" }, `cluster name \"someone-else\" does not match`},
 	}
 	for _, tc := range cases {

@@ -17,6 +17,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -66,6 +67,10 @@ const (
 	defaultDataDir         = "stompbox-data"
 	shutdownTimeout        = 10 * time.Second // SIGTERM to exit, worst case
 	readHeaderTimeout      = 10 * time.Second // slowloris guard for plain HTTP
+	defaultHTTPBodyTimeout = 30 * time.Second // -http-body-timeout: a request body (an upload: plus its size at uploadMinRate)
+	defaultHTTPIdleTimeout = 60 * time.Second // -http-idle-timeout: a keep-alive connection between requests
+	defaultHTTPConnsPerIP  = 64               // -max-http-conns-per-ip: a few browsers' tabs (six connections and a WebSocket each) behind one address
+	uploadMinRate          = 16 << 10         // bytes a second an upload must average past -http-body-timeout
 	defaultShutdownMessage = "server shutting down"
 	logFormatText          = "text" // slog's key=value lines, for people reading a terminal
 	logFormatJSON          = "json" // one JSON object a line, for journald fields or a log collector
@@ -110,8 +115,20 @@ type Config struct {
 	RateLimits       ratelimit.Limits
 	MaxUploadMiB     int            // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
 	UploadQuotaMiB   int            // most MiB of uploads one account keeps (-upload-quota); 0: no limit
+	QueueMiB         int            // -queue-mib: bytes held for unconsumed /queue/ messages, all queues; 0: the broker's default, -1: no limit
+	QueueMiBPerQueue int            // -queue-mib-per-queue; 0: the broker's default, -1: no limit
+	MaxQueues        int            // -max-queues; 0: the broker's default, -1: no limit
+	QueueTTL         time.Duration  // -queue-ttl: longest a held queue message waits; 0: the broker's default
+	MemoryMarkMiB    int            // -memory-mark: Go heap above which publishers are held; 0: the broker's default, -1: off
+	NoAnonQueues     bool           // set from -anonymous-queues=false (the default); false (tests' zero Config) lets anonymous sessions use /queue/
 	DoubleClicked    bool           // set by parseConfig, not an option
 	Cluster          cluster.Config // several nodes, one chat (internal/cluster); zero: a single node
+
+	// HTTP timeouts and limits (issue 22).
+	HTTPBodyTimeout time.Duration      // -http-body-timeout; 0: defaultHTTPBodyTimeout
+	HTTPIdleTimeout time.Duration      // -http-idle-timeout; 0: defaultHTTPIdleTimeout
+	HTTPConnsPerIP  int                // -max-http-conns-per-ip; 0: no limit
+	TrustedProxies  web.TrustedProxies // -trusted-proxies: whose X-Forwarded-For/-Proto count; none by default
 
 	LoginCheck   time.Duration // how often live connections' logins are checked against the database; 0: never (ops still end them)
 	WebhookAllow []string      // webhook targets an administrator allows (hosts, *.domains, CIDRs); empty: webhooks off
@@ -192,16 +209,31 @@ var options = []option{
 	{"tls-self-signed", "false", "serve HTTPS (and STOMP over TLS on -stomp-addr) with a self-signed certificate kept in the data folder (its SHA-256 fingerprint is logged)", boolSetter(func(c *Config, b bool) { c.TLSSelfSigned = b })},
 	{"send-rate", strconv.Itoa(ratelimit.DefaultSendRate), "STOMP SENDs per second per connection, bursts of twice that; a faster connection is slowed to it, not cut off (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
 	{"user-send-rate", strconv.Itoa(ratelimit.DefaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that; STOMP is slowed to it, HTTP gets 429 (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
+	{"queue-mib", strconv.Itoa(broker.DefaultQueueBytes >> 20), "most MiB held for /queue/ messages nobody consumed yet, all queues together; a SEND past it gets an ERROR (0: no limit)", countSetter(func(c *Config, n int) { c.QueueMiB = offIfZero(n) })},
+	{"queue-mib-per-queue", strconv.Itoa(broker.DefaultQueueBytesPerQueue >> 20), "most MiB one /queue/ destination holds while nobody consumes it (0: no limit)", countSetter(func(c *Config, n int) { c.QueueMiBPerQueue = offIfZero(n) })},
+	{"max-queues", strconv.Itoa(broker.DefaultMaxQueues), "most /queue/ destinations at once; an empty one nobody consumes is forgotten after a minute (0: no limit)", countSetter(func(c *Config, n int) { c.MaxQueues = offIfZero(n) })},
+	{"queue-ttl", broker.DefaultQueueTTL.String(), "longest a /queue/ message waits for a consumer before it is dropped; a SEND's expires header (Unix ms) may shorten it", durationSetter(func(c *Config, d time.Duration) { c.QueueTTL = d })},
+	{"memory-mark", strconv.Itoa(broker.DefaultMemoryMark >> 20), "Go heap in MiB above which STOMP publishers are held (their SENDs not read) until it falls, as RabbitMQ's memory alarm (0: off)", countSetter(func(c *Config, n int) { c.MemoryMarkMiB = offIfZero(n) })},
+	{"anonymous-queues", "false", "let connections without a login SEND to and SUBSCRIBE to /queue/ destinations (the web UI never needs it)", boolSetter(func(c *Config, b bool) { c.NoAnonQueues = !b })},
 	{"max-conns-per-ip", strconv.Itoa(ratelimit.DefaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
+	{"max-http-conns-per-ip", strconv.Itoa(defaultHTTPConnsPerIP), "most HTTP connections open at once from one address, WebSockets included; one more is refused (0: no limit; -trusted-proxies are exempt)", countSetter(func(c *Config, n int) { c.HTTPConnsPerIP = n })},
+	{"http-body-timeout", defaultHTTPBodyTimeout.String(), "most time a request body may take to arrive; an upload gets longer by its size at 16 KiB/s (WebSockets and SockJS streams have no body and are not cut)", durationSetter(func(c *Config, d time.Duration) { c.HTTPBodyTimeout = d })},
+	{"http-idle-timeout", defaultHTTPIdleTimeout.String(), "how long a keep-alive HTTP connection may wait for its next request", durationSetter(func(c *Config, d time.Duration) { c.HTTPIdleTimeout = d })},
+	{"trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For (the client's address, for per-address limits and logs) and X-Forwarded-Proto (https: Secure cookie) are believed; from anyone else they are ignored", func(c *Config, v string) error {
+		p, err := web.ParseTrustedProxies(splitList(v))
+		c.TrustedProxies = p
+		return err
+	}},
 	{"max-upload", strconv.Itoa(files.DefaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
 	{"upload-quota", strconv.Itoa(files.DefaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
 	{"cluster-peers", "", "comma-separated host:port of every node's -cluster-listen (this node's may be listed too): run as a cluster node with an embedded NATS server", func(c *Config, v string) error { c.Cluster.Peers = splitList(v); return nil }},
 	{"cluster-listen", cluster.DefaultClusterListen, "address the embedded NATS listens on for the other nodes' routes", func(c *Config, v string) error { c.Cluster.Listen = v; return nil }},
 	{"cluster-name", cluster.DefaultClusterName, "cluster name; nodes with another name are refused", func(c *Config, v string) error { c.Cluster.Name = v; return nil }},
 	{"cluster-secret-file", "", "file holding the secret shared by every node (at least 16 characters); routes without it are refused", func(c *Config, v string) error { c.Cluster.SecretFile = v; return nil }},
-	{"cluster-tls-cert", "", "PEM certificate for TLS between nodes (with -cluster-tls-key and -cluster-tls-ca)", func(c *Config, v string) error { c.Cluster.TLSCert = v; return nil }},
+	{"cluster-tls-cert", "", "PEM certificate for TLS between nodes from your own CA, instead of the TLS derived from the secret (with -cluster-tls-key and -cluster-tls-ca)", func(c *Config, v string) error { c.Cluster.TLSCert = v; return nil }},
 	{"cluster-tls-key", "", "PEM private key of -cluster-tls-cert", func(c *Config, v string) error { c.Cluster.TLSKey = v; return nil }},
-	{"cluster-tls-ca", "", "PEM CA that signed every node's -cluster-tls-cert; nodes verify each other with it", func(c *Config, v string) error { c.Cluster.TLSCA = v; return nil }},
+	{"cluster-tls-ca", "", "PEM CA that signed every node's -cluster-tls-cert; nodes verify each other with it, both ways (required with -cluster-tls-cert)", func(c *Config, v string) error { c.Cluster.TLSCA = v; return nil }},
+	{"cluster-insecure", "false", "plaintext routes between nodes, readable and forgeable by anyone on the network (a warning at start); by default routes are TLS from the secret", boolSetter(func(c *Config, b bool) { c.Cluster.Insecure = b })},
 	{"node-name", "", "this node's name in the cluster (default: host name plus a random suffix, kept in the data folder)", func(c *Config, v string) error { c.Cluster.NodeName = v; return nil }},
 	{"cluster-urls", "", "comma-separated web addresses of every node, e.g. http://pi1:8080,http://pi2:8080: when this node stops answering, the chat page offers the others", func(c *Config, v string) error {
 		urls, err := nodeURLs(v)
@@ -220,6 +252,15 @@ var options = []option{
 }
 
 // countSetter parses an option that is a count where 0 turns a limit off.
+// offIfZero maps an option's 0 ("no limit") to -1, as the Config's 0
+// means the default.
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func countSetter(f func(*Config, int)) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -559,6 +600,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (_ *ser
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       cmp.Or(cfg.HTTPIdleTimeout, defaultHTTPIdleTimeout),
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -584,7 +626,7 @@ func (u *undoStack) run() {
 
 // newAuth makes the account service.
 func (s *server) newAuth() error {
-	a, err := auth.New(s.store, auth.Options{AllowGuests: s.cfg.AllowGuests})
+	a, err := auth.New(s.store, auth.Options{AllowGuests: s.cfg.AllowGuests, MaxLoginFailures: max(1, auth.MaxLoginFailures/s.clusterNodes())})
 	if err != nil {
 		return err
 	}
@@ -685,6 +727,7 @@ func (s *server) Start() (err error) {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
+	ln = s.limitHTTPConns(ln)
 	if ln, err = s.listenTLS(ln); err != nil {
 		return err
 	}
@@ -869,7 +912,40 @@ func (s *server) secure(h http.Handler) http.Handler {
 		sockjs = append(sockjs, sj.Opts.Prefix)
 	}
 	h = web.LimitLogins(s.limiter, h)
+	h = web.LimitBodyTime(h, web.BodyTimeouts{
+		Body:          cmp.Or(s.cfg.HTTPBodyTimeout, defaultHTTPBodyTimeout),
+		UploadMinRate: uploadMinRate,
+		IsUpload:      isUpload,
+		Write:         2 * cmp.Or(s.cfg.HTTPBodyTimeout, defaultHTTPBodyTimeout),
+	})
+	h = web.ForwardedHeaders(h, s.cfg.TrustedProxies) // first: everything after sees the client's address
 	return web.SecurityHeaders(h, web.SecurityOptions{NoCSP: sockjs, HSTS: s.cfg.TLSCert != ""})
+}
+
+// isUpload reports whether r is a file upload, whose body may take longer
+// (web.BodyTimeouts.UploadMinRate) and whose response has no write deadline.
+func isUpload(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/rooms/") && strings.HasSuffix(r.URL.Path, "/files")
+}
+
+// limitHTTPConns wraps the HTTP listener (under TLS, if any) in the
+// per-address connection limit, -max-http-conns-per-ip, with a counter of
+// its own (the STOMP sessions of WebSockets count in the broker's too).
+// Trusted proxies are exempt: their connections carry many clients.
+func (s *server) limitHTTPConns(ln net.Listener) net.Listener {
+	if s.cfg.HTTPConnsPerIP <= 0 {
+		return ln
+	}
+	l := &transport.LimitListener{
+		Listener: ln,
+		Counter:  ratelimit.New(ratelimit.Limits{ConnsPerIP: s.cfg.HTTPConnsPerIP}),
+		Exempt:   s.cfg.TrustedProxies.Contains,
+		Log:      s.log,
+	}
+	if !s.cfg.tlsEnabled() {
+		l.Refusal = transport.HTTPTooManyConnections
+	}
+	return l
 }
 
 // tlsEnabled reports whether the HTTP listener serves HTTPS.

@@ -41,6 +41,25 @@ type Glue struct {
 	// (access.go): SUBSCRIBE checks and files under RLock, EndRoomAccess
 	// ends subscriptions under Lock.
 	accessMu sync.RWMutex
+
+	logins LoginLimiter // the per-address login rate; nil: none
+}
+
+// LoginLimiter is the per-address login rate that a CONNECT with a
+// password draws from, the very bucket of the HTTP login
+// (ratelimit.Limiter.AllowLogin).
+type LoginLimiter interface {
+	AllowLogin(addr string) bool
+}
+
+// errTooManyLogins refuses a CONNECT past the per-address login rate, in
+// the HTTP login's words.
+var errTooManyLogins = stomp.NewError("too many login attempts from this address; try again in a minute")
+
+// LimitLogins makes every CONNECT that tries a password count against l,
+// as the HTTP login does. Call it before serving.
+func (c *Glue) LimitLogins(l LoginLimiter) {
+	c.logins = l
 }
 
 // New returns the glue for auth, whose broker and chat service are
@@ -94,7 +113,10 @@ func (c *Glue) AuthenticateSTOMP(ctx context.Context, info transport.Info, f *st
 	if login == "" && passcode == "" {
 		return "", nil, nil
 	}
-	u, err := c.auth.UserByLogin(ctx, login, passcode)
+	if c.logins != nil && triesPassword(passcode) && !c.logins.AllowLogin(info.Remote) {
+		return "", nil, errTooManyLogins
+	}
+	u, err := c.auth.UserByLogin(auth.WithRemote(ctx, info.Remote), login, passcode)
 	if err != nil {
 		if apperr.IsClientError(err) {
 			return "", nil, stomp.NewError(apperr.Message(err))
@@ -102,6 +124,13 @@ func (c *Glue) AuthenticateSTOMP(ctx context.Context, info transport.Info, f *st
 		return "", nil, err
 	}
 	return u.Username, u, nil
+}
+
+// triesPassword reports whether a CONNECT's passcode is a password guess:
+// not empty (a guest name) and not an API token (256 random bits, which
+// no rate makes guessable; bots reconnect with them).
+func triesPassword(passcode string) bool {
+	return passcode != "" && !auth.IsAPIToken(passcode)
 }
 
 // chatUser returns the sender's account, or an error for anonymous sessions.

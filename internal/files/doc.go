@@ -12,8 +12,11 @@
 //     is left behind.
 //   - A blob is written once and never changed. It is removed only when no
 //     row names it, and never while an upload is about to name it.
-//   - One picture is decoded at a time, and only after its declared size
-//     was checked against what decoding it would cost.
+//   - A picture is decoded only after its declared size was checked
+//     against what decoding and scaling it would cost at the peak
+//     (decodeCost); at most two at once, one per user, within one shared
+//     budget, turns going round the users (thumbqueue.go), so one user's
+//     pictures never wait behind another's for longer than one decode.
 //
 // Interfaces it owns, which a higher package implements:
 //   - Replica, the blobs on other nodes: implemented by cluster.ObjectBlobs.

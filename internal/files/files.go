@@ -103,9 +103,8 @@ type Service struct {
 	blobMu sync.Mutex
 	pinned map[string]int // blobs an upload is putting into the replica, with blobMu released: no removal takes them; guarded by blobMu
 
-	// thumbSem lets one picture be decoded at a time: a 50-megapixel
-	// decode takes up to 200 MB, which a small board affords only once.
-	thumbSem chan struct{}
+	// thumbs hands out the turns to make thumbnails (thumbqueue.go).
+	thumbs *thumbQueue
 
 	stats counters // for Stats (stats.go)
 }
@@ -139,7 +138,7 @@ func New(st *store.Store, rooms RoomAccess, opts Options) (*Service, error) {
 		log:      opts.Log,
 		replica:  opts.Replica,
 		pinned:   make(map[string]int),
-		thumbSem: make(chan struct{}, 1),
+		thumbs:   newThumbQueue(),
 	}
 	s.Tmp = filepath.Join(s.Dir, FilesTmpDirName)
 	if s.MaxBytes <= 0 {
@@ -300,16 +299,7 @@ func (s *Service) Upload(ctx context.Context, u store.User, roomID int64, name s
 // displayed size. A picture that cannot be decoded, or is too large to
 // decode safely, gets no thumbnail and is shown as a file.
 func (s *Service) thumbnail(ctx context.Context, path string, f *store.StoredFile) []byte {
-	s.stats.thumbWaiting.Add(1)
-	select {
-	case s.thumbSem <- struct{}{}:
-		s.stats.thumbWaiting.Add(-1)
-	case <-ctx.Done():
-		s.stats.thumbWaiting.Add(-1)
-		return nil
-	}
-	defer func() { <-s.thumbSem }()
-	info, err := makeThumbnail(func() (io.ReadCloser, error) { return os.Open(path) }, f.Type)
+	info, err := s.thumbs.makeThumbnail(ctx, f.UserID, path, f.Type)
 	f.Width, f.Height = info.width, info.height
 	if err != nil {
 		s.stats.noThumbnail.Add(1)

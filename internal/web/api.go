@@ -273,7 +273,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if c.Guest != "" {
 		u, s, err = a.auth.GuestLogin(r.Context(), c.Guest)
 	} else {
-		u, s, err = a.auth.Login(r.Context(), c.Username, c.Password)
+		u, s, err = a.auth.Login(auth.WithRemote(r.Context(), r.RemoteAddr), c.Username, c.Password) // the throttle counts per account and address
 	}
 	if err != nil {
 		return err
