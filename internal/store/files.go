@@ -265,7 +265,7 @@ func (s *Store) withAttachments(ctx context.Context, ms []StoredMessage) error {
 }
 
 // sqlDeleteAbandoned deletes uploads that were never sent before cutoff.
-const sqlDeleteAbandoned = `DELETE FROM files WHERE message_id IS NULL AND created_at < ?`
+const sqlDeleteAbandoned = `DELETE FROM files WHERE message_id IS NULL AND created_at < ? RETURNING sha256, thumb_sha256`
 
 // DeleteAbandonedFiles removes rows of uploads never attached to a message
 // and older than cutoff, and reports how many went.
@@ -290,12 +290,20 @@ func (*abandonedFilesDeleteOp) OpKind() string { return "files-delete-abandoned"
 func (o *abandonedFilesDeleteOp) Apply(e *Tx) (err error) {
 	tx := e.tx
 	o.n = 0
-	res, err := tx.ExecContext(e.ctx, sqlDeleteAbandoned, o.Before)
+	rows, err := tx.QueryContext(e.ctx, sqlDeleteAbandoned, o.Before)
 	if err != nil {
 		return err
 	}
-	o.n, err = res.RowsAffected()
-	return err
+	defer rows.Close()
+	for rows.Next() {
+		var sum, thumb string
+		if err := rows.Scan(&sum, &thumb); err != nil {
+			return err
+		}
+		o.n++
+		e.st.scrubbed(sum, thumb)
+	}
+	return rows.Err()
 }
 
 const sqlBlobReferenced = `SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1) OR EXISTS (SELECT 1 FROM files WHERE thumb_sha256 = ?1)`
@@ -350,6 +358,7 @@ func (o *unsentFileDeleteOp) Apply(e *Tx) error {
 		return err
 	}
 	o.found = true
+	e.st.scrubbed(o.sum, o.thumb)
 	return nil
 }
 
