@@ -364,11 +364,12 @@ func TestAttachments(t *testing.T) {
 		})
 	}
 
-	// Non-members may not download; members may, once it is sent.
-	if r := f.req(t, f.carol, "GET", pic.URL, "", nil); r.status != 403 {
+	// Non-members may not download (404, as if there were no such file);
+	// members may, once it is sent.
+	if r := f.req(t, f.carol, "GET", pic.URL, "", nil); r.status != 404 {
 		t.Errorf("carol downloads: %d", r.status)
 	}
-	if r := f.req(t, f.carol, "GET", pic.ThumbURL, "", nil); r.status != 403 {
+	if r := f.req(t, f.carol, "GET", pic.ThumbURL, "", nil); r.status != 404 {
 		t.Errorf("carol downloads the thumbnail: %d", r.status)
 	}
 	if r := f.req(t, f.bob, "GET", pic.URL, "", nil); r.status != 200 {

@@ -11,14 +11,15 @@ import (
 // HTTPStatus and Message turn them into responses; the STOMP glue uses
 // Message for ERROR frames. Match with errors.Is.
 var (
-	ErrBadRequest   = errors.New("bad request")       // 400: malformed or invalid input
-	ErrUnauthorized = errors.New("unauthorized")      // 401: no or bad credentials
-	ErrForbidden    = errors.New("forbidden")         // 403: authenticated but not allowed
-	ErrNotFound     = errors.New("not found")         // 404: no such room, user, message
-	ErrConflict     = errors.New("conflict")          // 409: name taken, already a member
-	ErrTooLarge     = errors.New("too large")         // 413: message or body over its limit
-	ErrRateLimited  = errors.New("too many requests") // 429: throttled (login attempts)
-	ErrBusy         = errors.New("busy")              // 503: momentarily saturated (password checks); retry later
+	ErrBadRequest   = errors.New("bad request")          // 400: malformed or invalid input
+	ErrUnauthorized = errors.New("unauthorized")         // 401: no or bad credentials
+	ErrForbidden    = errors.New("forbidden")            // 403: authenticated but not allowed
+	ErrNotFound     = errors.New("not found")            // 404: no such room, user, message
+	ErrConflict     = errors.New("conflict")             // 409: name taken, already a member
+	ErrTooLarge     = errors.New("too large")            // 413: message or body over its limit
+	ErrRateLimited  = errors.New("too many requests")    // 429: throttled (login attempts)
+	ErrBusy         = errors.New("busy")                 // 503: momentarily saturated (password checks); retry later
+	ErrNoSpace      = errors.New("insufficient storage") // 507: the disk is below a floor or the uploads' total cap (issue 22)
 )
 
 // Error is an error whose text is safe to show a client. It wraps its
@@ -103,6 +104,8 @@ func HTTPStatus(err error) int {
 		return http.StatusTooManyRequests
 	case errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrNoSpace):
+		return http.StatusInsufficientStorage
 	default:
 		return http.StatusInternalServerError
 	}
@@ -113,7 +116,7 @@ func HTTPStatus(err error) int {
 // fault; callers show the former's text and log it at Warn, and log the
 // latter at Error.
 func IsClientError(err error) bool {
-	return HTTPStatus(err) < 500 || errors.Is(err, ErrBusy)
+	return HTTPStatus(err) < 500 || errors.Is(err, ErrBusy) || errors.Is(err, ErrNoSpace)
 }
 
 // RefusedSend is the JSON a refused STOMP SEND gets on /user/queue/errors

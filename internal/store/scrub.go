@@ -24,7 +24,7 @@ import (
 //     the -wal file too (afterCommit); when readers keep the checkpoint
 //     from finishing, it is retried within scrubRetryAfter;
 //   - the blobs whose file rows a transaction deleted are handed to the
-//     file service (SetBlobsReleased) on every node that applies it, so
+//     file service (OnBlobsReleased) on every node that applies it, so
 //     the bytes leave each node's disk as the deletion is applied, not at
 //     the daily sweep.
 
@@ -86,12 +86,23 @@ func (s *Store) scrubbed(blobs ...string) {
 	}
 }
 
-// SetBlobsReleased attaches fn, which from now on learns, after each
-// commit and on the writer goroutine, the blobs (files and thumbnails)
-// whose file rows the transaction deleted, whether the op ran here or
-// came from the cluster log. fn must be quick and must not write to the
-// store; another row may still name a blob (the file service checks).
-func (s *Store) SetBlobsReleased(fn func(blobs []string)) { s.released.Store(&fn) }
+// OnBlobsReleased adds fn, which from now on learns, after each commit
+// and on the writer goroutine, the blobs (files and thumbnails) whose file
+// rows the transaction deleted, whether the op ran here or came from the
+// cluster log. fn must be quick and must not write to the store; another
+// row may still name a blob (the file service checks). A server adds one
+// (its file service); tests that run several file services over one store
+// add one each.
+func (s *Store) OnBlobsReleased(fn func(blobs []string)) {
+	s.releasedMu.Lock()
+	defer s.releasedMu.Unlock()
+	var fns []func([]string)
+	if p := s.released.Load(); p != nil {
+		fns = slices.Clone(*p)
+	}
+	fns = append(fns, fn)
+	s.released.Store(&fns)
+}
 
 // afterCommit runs on the writer goroutine after each committed
 // transaction, before its senders are answered: after a deletion it
@@ -102,8 +113,10 @@ func (s *Store) afterCommit() {
 	}
 	s.scrubCheckpoint()
 	if len(s.txReleased) > 0 {
-		if fn := s.released.Load(); fn != nil && *fn != nil {
-			(*fn)(slices.Clone(s.txReleased))
+		if fns := s.released.Load(); fns != nil {
+			for _, fn := range *fns {
+				fn(slices.Clone(s.txReleased))
+			}
 		}
 	}
 }

@@ -194,7 +194,7 @@ func TestStoreReleasesDeletedBlobs(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t, nil)
 	got := make(chan []string, 4)
-	s.SetBlobsReleased(func(b []string) { got <- b })
+	s.OnBlobsReleased(func(b []string) { got <- b })
 	u, err := s.CreateUser(ctx, NewUser{Username: "u", DisplayName: "u"})
 	if err != nil {
 		t.Fatal(err)

@@ -7,11 +7,13 @@ package store
 // so that every node of a cluster applies the same ops.
 
 // SpaceCheck returns nil when the disk has room for op, or an error to
-// give the client (HTTP 507, a STOMP refusal) naming the limit.
+// give the client (HTTP 507, a STOMP refusal) naming the limit. It is
+// asked about every op, so that it can make room before a deletion, and
+// refuses only ops that grow the database (GrowsDisk).
 type SpaceCheck func(op Op) error
 
-// SetSpaceCheck attaches fn, asked before each op that grows the database
-// (growingKinds) from now on. Called once at wiring.
+// SetSpaceCheck attaches fn, asked before each op is submitted from now
+// on. Called once at wiring.
 func (s *Store) SetSpaceCheck(fn SpaceCheck) { s.space.Store(&fn) }
 
 // growingKinds are the kinds of op that add what people choose to add:
@@ -37,11 +39,8 @@ var growingKinds = map[string]bool{
 // GrowsDisk reports whether op is of a kind refused below the post floor.
 func GrowsDisk(op Op) bool { return growingKinds[op.OpKind()] }
 
-// checkSpace asks the space check about op, if op grows the database.
+// checkSpace asks the space check about op.
 func (s *Store) checkSpace(op Op) error {
-	if !GrowsDisk(op) {
-		return nil
-	}
 	if fn := s.space.Load(); fn != nil && *fn != nil {
 		return (*fn)(op)
 	}

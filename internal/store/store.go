@@ -128,9 +128,11 @@ type Store struct {
 	txScrub          bool                    // the running transaction deleted or replaced text: checkpoint after it (scrub.go)
 	txReleased       []string                // blobs whose file rows the running transaction deleted (scrub.go)
 
-	// released, when set, learns the blobs each committed transaction
-	// stopped naming (SetBlobsReleased). Called on the writer goroutine.
-	released atomic.Pointer[func([]string)]
+	// released learn the blobs each committed transaction stopped naming
+	// (OnBlobsReleased); called on the writer goroutine. Copied on write
+	// under releasedMu.
+	released   atomic.Pointer[[]func([]string)]
+	releasedMu sync.Mutex
 	// scrubRetry is set while a checkpoint that readers kept from
 	// finishing waits to be retried (scrub.go).
 	scrubRetry atomic.Bool
