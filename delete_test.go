@@ -167,7 +167,7 @@ func TestClusterDeletedFileLeavesEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc.waitConverged()
+	cc.waitConverged(cc.nodes...)
 	for _, nd := range cc.nodes {
 		srv := nd.server(t)
 		_, file, err := srv.files.Open(ctx, cc.lee, up.ID, false)

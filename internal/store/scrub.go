@@ -111,7 +111,9 @@ func (s *Store) afterCommit() {
 	if !s.txScrub {
 		return
 	}
-	s.scrubCheckpoint()
+	if !s.noScrub {
+		s.scrubCheckpoint()
+	}
 	if len(s.txReleased) > 0 {
 		if fns := s.released.Load(); fns != nil {
 			for _, fn := range *fns {

@@ -217,3 +217,32 @@ func TestStoreReleasesDeletedBlobs(t *testing.T) {
 }
 
 func hexZeros(n int) string { return string(bytes.Repeat([]byte("0"), n)) }
+
+// TestKnownThumbnailOwnUploadsOnly: an upload reuses the thumbnail of the
+// same bytes only from the uploader's own earlier upload; another user's
+// would make their upload measurably faster, telling them that someone
+// has that picture (issue 22).
+func TestKnownThumbnailOwnUploadsOnly(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, nil)
+	var users []User
+	for _, name := range []string{"ann", "ben"} {
+		u, err := s.CreateUser(ctx, NewUser{Username: name, DisplayName: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	sum := "bb" + hexZeros(62)
+	f := StoredFile{RoomID: 1, UserID: users[0].ID, Name: "p.png", Size: 10, Type: "image/png", SHA256: sum,
+		Width: 4, Height: 4, ThumbSHA256: "cc" + hexZeros(62), ThumbType: "image/png"}
+	if ok, err := s.InsertFile(ctx, &f, 0); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, ok, err := s.KnownThumbnail(ctx, sum, users[0].ID); err != nil || !ok {
+		t.Errorf("the uploader's own thumbnail: %v %v", ok, err)
+	}
+	if _, ok, err := s.KnownThumbnail(ctx, sum, users[1].ID); err != nil || ok {
+		t.Errorf("another user's thumbnail reused: %v %v", ok, err)
+	}
+}

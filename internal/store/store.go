@@ -68,9 +68,10 @@ type Options struct {
 	Now         func() time.Time // clock for created_at and expiries; nil means time.Now
 	Log         *slog.Logger     // nil means discard
 
-	// insecureDelete turns secure_delete and the full-text index's
-	// secure-delete off: only BenchmarkStoreDelete sets it, to measure
-	// their cost against the production setting.
+	// insecureDelete turns secure_delete, the full-text index's
+	// secure-delete and the checkpoint after deletions off, as before
+	// issue 22: only BenchmarkStoreDelete sets it, to measure their cost
+	// against the production setting.
 	insecureDelete bool
 
 	// CloseCheckpoint is the wal_checkpoint mode Close runs: "" means
@@ -127,6 +128,7 @@ type Store struct {
 	txBound          map[*sql.Stmt]*sql.Stmt // prepared statements bound to the running transaction
 	txScrub          bool                    // the running transaction deleted or replaced text: checkpoint after it (scrub.go)
 	txReleased       []string                // blobs whose file rows the running transaction deleted (scrub.go)
+	noScrub          bool                    // Options.insecureDelete: no checkpoint after deletions (the benchmark's baseline)
 
 	// released learn the blobs each committed transaction stopped naming
 	// (OnBlobsReleased); called on the writer goroutine. Copied on write
@@ -307,6 +309,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 	var err error
 	secure := !opts.insecureDelete
+	s.noScrub = opts.insecureDelete
 	if err := ownerOnly(path); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
