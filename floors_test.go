@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"stompbox/internal/files"
+	"stompbox/internal/stomp"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -52,6 +54,12 @@ func TestDiskFloors(t *testing.T) {
 
 	disk.free.Store(50 << 20) // under the post floor
 	refusal(t, "post under the post floor", f.post(t, f.bob, f.room, "refused"), "-min-free")
+	sc := dialTCP(t, f.srv.TCPAddr())
+	sc.connect("accept-version:1.2", "login:bob", "passcode:password-bob")
+	sc.send(stomp.CmdSend, chatBody("TALK", f.room, "refused too"), "destination:/pub/chat/message", "receipt:r1")
+	if fr := sc.expect(stomp.CmdError); !strings.Contains(fr.Value("message"), "-min-free") {
+		t.Errorf("STOMP SEND under the post floor: ERROR %q, want it to name -min-free", fr.Value("message"))
+	}
 	if r := f.req(t, f.alice, "DELETE", fmt.Sprintf("/api/rooms/%d/messages/%d", f.room, m.ID), "", nil); r.status != http.StatusNoContent {
 		t.Fatalf("delete on a full disk: %d %s", r.status, r.body)
 	}
