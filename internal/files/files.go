@@ -169,6 +169,9 @@ func New(st *store.Store, rooms RoomAccess, opts Options) (*Service, error) {
 	if err := os.MkdirAll(s.Tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("files: %w", err)
 	}
+	if err := os.Chmod(s.Dir, 0o700); err != nil { // one made before with another mode (issue 22)
+		return nil, fmt.Errorf("files: %w", err)
+	}
 	var err error
 	if s.floors, err = newFloors(opts.DataDir, opts); err != nil {
 		return nil, fmt.Errorf("files: %w", err)
@@ -373,7 +376,11 @@ func (s *Service) thumbnail(ctx context.Context, path string, f *store.StoredFil
 func (s *Service) placeBlob(tmp, sum string) error {
 	dst := s.BlobPath(sum)
 	if _, err := os.Stat(dst); err == nil {
-		return nil // the same bytes were uploaded before: keep one copy
+		// The same bytes were uploaded before: keep one copy. The folder
+		// is synced all the same, so that the answer takes as long as for
+		// new bytes: an upload's time must not tell whether someone, in
+		// some room, has the file (issue 22).
+		return syncDir(filepath.Dir(dst))
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return fmt.Errorf("upload: %w", err)
@@ -389,9 +396,8 @@ func (s *Service) placeBlob(tmp, sum string) error {
 func (s *Service) writeBlob(b []byte) (string, error) {
 	sum := sha256.Sum256(b)
 	hexSum := hex.EncodeToString(sum[:])
-	if _, err := os.Stat(s.BlobPath(hexSum)); err == nil {
-		return hexSum, nil
-	}
+	// Written and synced even when the blob exists (placeBlob then drops
+	// it): the same work whoever made the thumbnail first (issue 22).
 	tmp, err := os.CreateTemp(s.Tmp, "thumb-*")
 	if err != nil {
 		return "", fmt.Errorf("thumbnail: %w", err)
