@@ -11,16 +11,20 @@ import (
 // HTTPStatus and Message turn them into responses; the STOMP glue uses
 // Message for ERROR frames. Match with errors.Is.
 var (
-	ErrBadRequest   = errors.New("bad request")          // 400: malformed or invalid input
-	ErrUnauthorized = errors.New("unauthorized")         // 401: no or bad credentials
-	ErrForbidden    = errors.New("forbidden")            // 403: authenticated but not allowed
-	ErrNotFound     = errors.New("not found")            // 404: no such room, user, message
-	ErrConflict     = errors.New("conflict")             // 409: name taken, already a member
-	ErrTooLarge     = errors.New("too large")            // 413: message or body over its limit
-	ErrRateLimited  = errors.New("too many requests")    // 429: throttled (login attempts)
-	ErrBusy         = errors.New("busy")                 // 503: momentarily saturated (password checks); retry later
-	ErrNoSpace      = errors.New("insufficient storage") // 507: the disk is below a floor or the uploads' total cap (issue 22)
+	ErrBadRequest   = errors.New("bad request")       // 400: malformed or invalid input
+	ErrUnauthorized = errors.New("unauthorized")      // 401: no or bad credentials
+	ErrForbidden    = errors.New("forbidden")         // 403: authenticated but not allowed
+	ErrNotFound     = errors.New("not found")         // 404: no such room, user, message
+	ErrConflict     = errors.New("conflict")          // 409: name taken, already a member
+	ErrTooLarge     = errors.New("too large")         // 413: message or body over its limit
+	ErrRateLimited  = errors.New("too many requests") // 429: throttled (login attempts)
+	ErrBusy         = errors.New("busy")              // 503: momentarily saturated (password checks); retry later
 )
+
+// ErrNoSpace is the kind of a refusal because the disk is below a floor or
+// all uploads together are at their cap (issue 22): 507, and like ErrBusy
+// a refusal rather than the client's fault or ours.
+var ErrNoSpace = errors.New("insufficient storage")
 
 // Error is an error whose text is safe to show a client. It wraps its
 // kind, so errors.Is(err, ErrForbidden) holds for every forbidden error.
