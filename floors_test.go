@@ -75,6 +75,12 @@ func TestDiskFloors(t *testing.T) {
 		t.Errorf("post with room again: %d %s", r.status, r.body)
 	}
 	f.uploadOK(t, f.alice, "c.txt", []byte("room again"))
+	if _, err := os.Stat(reserve); err != nil {
+		t.Errorf("reserve not put back with room again: %v", err)
+	}
+	if st := f.srv.files.Stats(); st.RefusedNoSpace != 1 {
+		t.Errorf("stats: %d uploads refused for space, want 1", st.RefusedNoSpace)
+	}
 }
 
 // TestFilesMaxTotal: all uploads together stay under -files-max-total,
@@ -85,4 +91,7 @@ func TestFilesMaxTotal(t *testing.T) {
 	refusal(t, "bob past the total", f.upload(t, f.bob, f.room, "b.bin", bytes.Repeat([]byte("b"), 700<<10)), "-files-max-total")
 	f.checkNothingLeft(t, 1)
 	f.uploadOK(t, f.bob, "small.bin", bytes.Repeat([]byte("c"), 100<<10))
+	if st := f.srv.files.Stats(); st.RefusedNoSpace != 1 {
+		t.Errorf("stats: %d uploads refused for space, want 1", st.RefusedNoSpace)
+	}
 }

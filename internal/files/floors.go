@@ -126,7 +126,16 @@ func (f *floors) checkUpload(size int64) error {
 		f.lowSpace(s)
 		return noSpace("disk nearly full: uploads are refused while less than %d MiB is free (-min-free); delete files to make room", f.minFree>>20)
 	}
+	if s.Free > f.minFree+reserveBytes && !f.isReserved() {
+		f.putReserve() // room again: the next full disk finds the reserve in place
+	}
 	return nil
+}
+
+func (f *floors) isReserved() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reserved
 }
 
 // checkOp is the store's space check (store.SetSpaceCheck): ops that grow
