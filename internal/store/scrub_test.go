@@ -22,6 +22,15 @@ func (o *testDeleteOp) Apply(e *Tx) error {
 	return err
 }
 
+// testEditOp replaces a message's text as the chat's edit does.
+type testEditOp struct {
+	ID   int64
+	Text string
+}
+
+func (*testEditOp) OpKind() string      { return "test-edit" }
+func (o *testEditOp) Apply(e *Tx) error { return e.EditMessage(o.ID, o.Text) }
+
 // canaryWord is a word no other message holds. Its first letters vary
 // (the full-text index stores a term's prefix shared with the one before
 // it only once), so the test looks for its tail in the raw bytes.
@@ -87,6 +96,9 @@ func TestStoreDeletedTextLeavesEveryFile(t *testing.T) {
 	}
 	var deleted, kept []msg
 	for i, m := range all {
+		if i%4 == 1 {
+			continue // edited below, after the deletions (whose checkpoints would hide a missing one)
+		}
 		if i%2 == 0 {
 			if err := s.ApplyAt(ctx, &testDeleteOp{m.id}, s.NowMS(), false); err != nil {
 				t.Fatal(err)
@@ -94,6 +106,14 @@ func TestStoreDeletedTextLeavesEveryFile(t *testing.T) {
 			deleted = append(deleted, m)
 		} else {
 			kept = append(kept, m)
+		}
+	}
+	for i, m := range all {
+		if i%4 == 1 { // edited: the old text goes like a deleted one
+			if err := s.ApplyAt(ctx, &testEditOp{m.id, "edited " + canaryWord(t)}, s.NowMS(), false); err != nil {
+				t.Fatal(err)
+			}
+			deleted = append(deleted, m)
 		}
 	}
 	for _, m := range deleted {
