@@ -241,6 +241,7 @@ func (o *userDeleteOp) Apply(e *Tx) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return apperr.ErrUnknownUser
 	}
+	e.st.scrubbed() // the password hash and sessions go: checkpoint them out of the WAL
 	return nil
 }
 
