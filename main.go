@@ -121,6 +121,9 @@ type Config struct {
 	QueueTTL         time.Duration  // -queue-ttl: longest a held queue message waits; 0: the broker's default
 	MemoryMarkMiB    int            // -memory-mark: Go heap above which publishers are held; 0: the broker's default, -1: off
 	NoAnonQueues     bool           // set from -anonymous-queues=false (the default); false (tests' zero Config) lets anonymous sessions use /queue/
+	FilesMaxTotalMiB int            // most MiB all uploads together take (-files-max-total); 0: no limit (unless FilesMaxTotalPct)
+	FilesMaxTotalPct int            // -files-max-total as a percentage of the data folder's disk; 0: FilesMaxTotalMiB
+	MinFreeMiB       int            // free MiB below which uploads, and below a quarter of it posts, are refused (-min-free); 0: no floors
 	DoubleClicked    bool           // set by parseConfig, not an option
 	Cluster          cluster.Config // several nodes, one chat (internal/cluster); zero: a single node
 
@@ -132,6 +135,10 @@ type Config struct {
 
 	LoginCheck   time.Duration // how often live connections' logins are checked against the database; 0: never (ops still end them)
 	WebhookAllow []string      // webhook targets an administrator allows (hosts, *.domains, CIDRs); empty: webhooks off
+
+	// statFS fakes the data folder's disk space; only tests set it (the
+	// disk floors). nil: ask the kernel.
+	statFS files.StatFS
 
 	// failStartAt names a start step of newServerContext that fails on
 	// purpose; only tests set it, to check that a failed start unwinds.
@@ -226,6 +233,21 @@ var options = []option{
 	}},
 	{"max-upload", strconv.Itoa(files.DefaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
 	{"upload-quota", strconv.Itoa(files.DefaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
+	{"files-max-total", strconv.Itoa(files.DefaultFilesMaxTotalPercent) + "%", "most space all uploads together may take: MiB, or a percentage of the data folder's disk such as 25% (0: no limit); past it uploads get 507", func(c *Config, v string) error {
+		pct, isPct := strings.CutSuffix(v, "%")
+		n, err := strconv.Atoi(pct)
+		if err != nil || n < 0 || (isPct && n > 100) {
+			return fmt.Errorf("invalid size %q (MiB, or a percentage such as 25%%)", v)
+		}
+		c.FilesMaxTotalMiB, c.FilesMaxTotalPct = 0, 0
+		if isPct {
+			c.FilesMaxTotalPct = n
+		} else {
+			c.FilesMaxTotalMiB = n
+		}
+		return nil
+	}},
+	{"min-free", strconv.Itoa(files.DefaultMinFreeMiB), "MiB of free disk below which uploads are refused, and below a quarter of it posts (HTTP 507, a refused SEND); deleting always works (0: no floors)", countSetter(func(c *Config, n int) { c.MinFreeMiB = n })},
 	{"cluster-peers", "", "comma-separated host:port of every node's -cluster-listen (this node's may be listed too): run as a cluster node with an embedded NATS server", func(c *Config, v string) error { c.Cluster.Peers = splitList(v); return nil }},
 	{"cluster-listen", cluster.DefaultClusterListen, "address the embedded NATS listens on for the other nodes' routes", func(c *Config, v string) error { c.Cluster.Listen = v; return nil }},
 	{"cluster-name", cluster.DefaultClusterName, "cluster name; nodes with another name are refused", func(c *Config, v string) error { c.Cluster.Name = v; return nil }},
@@ -644,6 +666,11 @@ func (s *server) newFiles() error {
 		MaxUpload: int64(s.cfg.MaxUploadMiB) << 20,
 		Quota:     int64(s.cfg.UploadQuotaMiB) << 20,
 		Log:       s.log,
+
+		MinFree:         int64(s.cfg.MinFreeMiB) << 20,
+		MaxTotal:        int64(s.cfg.FilesMaxTotalMiB) << 20,
+		MaxTotalPercent: s.cfg.FilesMaxTotalPct,
+		StatFS:          s.cfg.statFS,
 	}
 	if s.clog != nil {
 		blobs, err := cluster.NewObjectBlobs(s.base, s.clog.Js, s.cluster.Replicas)

@@ -17,6 +17,15 @@
 //     (decodeCost); at most two at once, one per user, within one shared
 //     budget, turns going round the users (thumbqueue.go), so one user's
 //     pictures never wait behind another's for longer than one decode.
+//   - The bytes of a deleted file leave this node's disk, and the
+//     object store, as the deletion is applied here (released.go), on
+//     every node, not at the daily sweep.
+//   - Disk floors (floors.go): uploads refused (507) past the uploads'
+//     total cap or below -min-free, the store's growing ops below a
+//     quarter of it; deleting never refused.
+//   - A file one may not see is 404, like one that does not exist; a
+//     thumbnail is reused only from the uploader's own earlier upload of
+//     the same bytes, so an upload's time tells nothing of others' files.
 //
 // Interfaces it owns, which a higher package implements:
 //   - Replica, the blobs on other nodes: implemented by cluster.ObjectBlobs.

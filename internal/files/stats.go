@@ -2,6 +2,7 @@ package files
 
 import (
 	"errors"
+	"stompbox/internal/apperr"
 	"sync/atomic"
 )
 
@@ -14,6 +15,7 @@ type counters struct {
 	uploadBytes atomic.Uint64 // their sizes added up
 	tooLarge    atomic.Uint64 // uploads refused by -max-upload
 	overQuota   atomic.Uint64 // uploads refused by -upload-quota
+	noSpace     atomic.Uint64 // uploads refused by the disk floors or -files-max-total (floors.go)
 	thumbnails  atomic.Uint64 // thumbnails made
 	noThumbnail atomic.Uint64 // pictures that could not be decoded safely: shown as files
 }
@@ -25,6 +27,7 @@ type Stats struct {
 	UploadBytes       uint64 // their sizes added up (a blob stored once for two uploads counts twice)
 	RefusedTooLarge   uint64 // uploads over -max-upload (HTTP 413)
 	RefusedQuota      uint64 // uploads over -upload-quota (HTTP 413)
+	RefusedNoSpace    uint64 // uploads refused by -min-free or -files-max-total (HTTP 507)
 	ThumbnailsWaiting int    // pictures waiting for their turn to be decoded now (thumbqueue.go)
 	ThumbnailsRunning int    // pictures being decoded now (at most thumbSlots)
 	Thumbnails        uint64 // thumbnails made
@@ -40,6 +43,7 @@ func (s *Service) Stats() Stats {
 		UploadBytes:       c.uploadBytes.Load(),
 		RefusedTooLarge:   c.tooLarge.Load(),
 		RefusedQuota:      c.overQuota.Load(),
+		RefusedNoSpace:    c.noSpace.Load(),
 		ThumbnailsWaiting: thumbWaiting,
 		ThumbnailsRunning: thumbRunning,
 		Thumbnails:        c.thumbnails.Load(),
@@ -57,5 +61,7 @@ func (c *counters) countUpload(size int64, err error) {
 		c.tooLarge.Add(1)
 	case errors.As(err, new(uploadQuotaError)):
 		c.overQuota.Add(1)
+	case errors.Is(err, apperr.ErrNoSpace):
+		c.noSpace.Add(1)
 	}
 }

@@ -287,7 +287,11 @@ func (o *userDeleteOp) Apply(e *Tx) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return apperr.ErrUnknownUser
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	e.st.scrubbed() // the password hash and sessions go: checkpoint them out of the WAL
+	return nil
 }
 
 const sqlSetWebhook = `UPDATE users SET webhook_url = ? WHERE id = ?`
