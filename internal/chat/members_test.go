@@ -108,3 +108,28 @@ func TestRoomMembersOnline(t *testing.T) {
 		t.Errorf("members %+v, want %+v", ms, want)
 	}
 }
+
+// TestAddMemberNotifies: the person added to a room is told on their own
+// queue (reason "added"), so their page lists the room at once.
+func TestAddMemberNotifies(t *testing.T) {
+	ctx := context.Background()
+	f := chattest.NewFixture(t, chat.LangEnglish)
+	room := f.Room(t, f.Bob, "plans", store.RoomPrivate)
+	if err := f.Chat.AddMember(ctx, f.Bob, room.ID, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range f.Rec.Notifications() {
+		var v store.Notification
+		if err := json.Unmarshal(n.Body, &v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n.User+" "+v.Reason+" "+v.Message.Type)
+		if v.Message.RoomID != room.ID {
+			t.Errorf("notification of room %d, want %d", v.Message.RoomID, room.ID)
+		}
+	}
+	if !slices.Equal(got, []string{"carol added ENTER"}) {
+		t.Errorf("notifications %q, want carol's", got)
+	}
+}

@@ -240,6 +240,7 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 	must("delete hello", c.Delete(ctx, a.Alice, 1, hello.ID))
 	must("add alice", c.AddMember(ctx, a.Carol, secret.ID, "alice"))
 	must("leave", c.Leave(ctx, a.Carol, secret.ID))
+	must("remove alice", c.RemoveMember(ctx, a.Bob, secret.ID, "alice"))
 	post(a.Bob, chat.Input{Type: proto.MsgLeave, RoomID: team.ID})
 
 	for _, k := range chatOpKinds {

@@ -551,6 +551,20 @@ func (o *RoomAddMemberOp) Apply(e *store.Tx) (err error) {
 	return o.store(e, proto.MsgEnter)
 }
 
+// committed publishes the ENTER to the room and tells the added person's
+// open pages on this node (their notification queue, reason "added"), so
+// the room appears in their list at once.
+func (o *RoomAddMemberOp) committed(c *Service) {
+	o.RoomPresence.committed(c)
+	if o.changed {
+		c.notify(o.Username, notificationJSON(store.Notification{Reason: ReasonAdded, CreatedAt: o.msg.CreatedAt, Message: o.msg}))
+	}
+}
+
+// ReasonAdded is the reason of the notification someone gets when they
+// are added to a room.
+const ReasonAdded = "added"
+
 // RoomLeaveOp ends a membership and posts the LEAVE (Leave). Leaving a
 // room one has already left changes nothing.
 type RoomLeaveOp struct{ RoomPresence }
