@@ -423,7 +423,7 @@
     // Files and pictures (upload.js): the composer's uploads, sent with the next message.
     const uploads = window.StompboxUpload ? window.StompboxUpload.init({ room: () => current, t: t, toast: toast, maxUpload: boot.maxUpload }) : null;
     // Sends wait in the outbox (pwa.js) until the server confirms them.
-    const outbox = window.StompboxOutbox && me ? window.StompboxOutbox.init({ userId: me.id, t: t }) : null;
+    const outbox = window.StompboxOutbox && me ? window.StompboxOutbox.init({ userId: me.id, t: t, connected: () => connected, changed: () => renderPending() }) : null;
 
     const nameOf = (username) => {
       const u = users.get(username);
@@ -712,12 +712,73 @@
       }
       ui.messages.replaceChildren(...nodes);
       ui.historyTop.textContent = s.loaded && !s.hasMore ? t("history.start") : "";
+      renderPending();
     }
     function appendMessage(m) {
       const s = state(current);
       const prev = s.msgs[s.msgs.length - 2] || null;
       if (needsDay(m, prev)) ui.messages.append(daySeparator(new Date(m.createdAt)));
       ui.messages.append(messageNode(m, prev));
+      renderPending();
+    }
+
+    // ---- the offline copy of what was shown ----
+    // keepOffline hands the service worker (sw.js) the newest messages held
+    // for a room after live ones arrived or changed, so that a reload
+    // without the server shows them too, not only the history of the last
+    // page load. At most KEEP_OFFLINE_MAX per room; the worker keeps them
+    // only for the session that fetched the room (it drops its cache on
+    // sign-out or a refused session, as before).
+    const KEEP_OFFLINE_MAX = 200;
+    const KEEP_OFFLINE_DELAY_MS = 400; // a burst of messages is one write
+    const keepTimers = new Map();
+    function keepOffline(id) {
+      if (embed || keepTimers.has(id) || !navigator.serviceWorker || !navigator.serviceWorker.controller) return;
+      keepTimers.set(id, setTimeout(() => {
+        keepTimers.delete(id);
+        const s = states.get(id);
+        const worker = navigator.serviceWorker.controller;
+        if (!s || !s.loaded || !worker) return;
+        worker.postMessage({ type: "keep-history", url: "/api/rooms/" + id + "/messages?limit=" + PAGE_SIZE, messages: s.msgs.slice(-KEEP_OFFLINE_MAX) });
+      }, KEEP_OFFLINE_DELAY_MS));
+    }
+
+    // ---- messages waiting to be sent ----
+    // renderPending shows the open room's messages that wait in the outbox
+    // at the end of its history, marked as waiting, with retry and cancel.
+    // A send the server confirms quickly while connected never shows here
+    // (the outbox's visible()).
+    function renderPending() {
+      if (!ui.messages) return;
+      for (const n of ui.messages.querySelectorAll('[data-testid="pending-message"]')) n.remove();
+      if (!outbox || !current) return;
+      for (const item of outbox.pending()) {
+        if (item.roomId !== current || !outbox.visible(item)) continue;
+        const body = el("div", { class: "msg-text", "data-testid": "pending-text" });
+        window.StompboxMarkdown.render(body, item.text, { isMention: (name) => users.has(name), t: t });
+        const retry = el("button", { type: "button", class: "secondary", "data-testid": "pending-retry", text: t("pending.retry") });
+        const cancel = el("button", { type: "button", class: "secondary", "data-testid": "pending-cancel", text: t("pending.cancel") });
+        retry.addEventListener("click", () => retrySend(item));
+        cancel.addEventListener("click", () => cancelSend(item));
+        ui.messages.append(el("li", { class: "msg mine pending", "data-testid": "pending-message", "data-key": item.key },
+          el("div", { class: "msg-head" },
+            el("span", { class: "msg-sender", text: me ? nameOf(me.username) : "" }),
+            el("span", { class: "pending-mark", "data-testid": "pending-mark", text: t(connected ? "pending.sending" : "pending.waiting") })),
+          body,
+          el("div", { class: "pending-actions" }, retry, cancel)));
+      }
+    }
+    // retrySend sends a waiting message again now (with its key, so the
+    // server stores it once however often it is tried); offline, it asks
+    // for a new connection attempt at once instead of after the backoff.
+    function retrySend(item) {
+      if (connected) { publishItem(item); return; }
+      reconnectNow();
+    }
+    // cancelSend drops a waiting message: it is not sent.
+    function cancelSend(item) {
+      for (const [receipt, u] of unconfirmed) if (u.key === item.key) unconfirmed.delete(receipt);
+      outbox.done(item.key);
     }
     const nearBottom = () => ui.history.scrollHeight - ui.history.scrollTop - ui.history.clientHeight < NEAR_BOTTOM_PX;
     const scrollToBottom = () => { ui.history.scrollTop = ui.history.scrollHeight; ui.jump.hidden = true; };
@@ -747,6 +808,7 @@
       const wasNear = roomId === current && nearBottom();
       const res = insert(s, m);
       if (!res.added) return;
+      keepOffline(roomId);
       if (roomId === current) {
         if (res.atEnd) appendMessage(m); else renderMessages();
         if (wasNear || fromMe) scrollToBottom(); else ui.jump.hidden = false;
@@ -820,6 +882,7 @@
         }
       }
       if (ev.type === "DELETE" && mode && mode.m.id === ev.messageId) cancelMode();
+      if (changed.length) keepOffline(roomId);
       rerender(roomId, changed);
     }
     // refreshHeld re-reads the newest messages held for a room after a
@@ -1087,6 +1150,7 @@
         client.reconnectDelay = backoff(attempts);
         renderNodeHint(everConnected && attempts >= NODE_HINT_AFTER);
         setConn(navigator.onLine === false ? "offline" : everConnected ? "reconnecting" : "connecting");
+        if (outbox) outbox.refresh();
       };
       client.onStompError = (frame) => {
         toast(serverText(frame.headers && frame.headers.message) || t("error.generic"));
@@ -1112,6 +1176,7 @@
       renderNodeHint(false);
       client.reconnectDelay = RECONNECT_MIN_MS;
       setConn("connected");
+      if (outbox) outbox.refresh();
       // Which transport SockJS settled on, for support questions ("websocket",
       // "xhr-streaming", "xhr-polling"…); a raw WebSocket has none.
       const tr = (client.webSocket && typeof client.webSocket.transport === "string" && client.webSocket.transport) || "websocket";
@@ -1152,15 +1217,16 @@
       setConn("offline");
       if (client && connected) client.forceDisconnect(); // do not wait for heart-beats to notice
     });
-    window.addEventListener("online", async () => {
+    // reconnectNow tries again now instead of after the backoff that built up.
+    async function reconnectNow() {
       if (!client || connected) return;
-      // Retry now instead of after the backoff that built up while offline.
       attempts = 0;
       setConn("reconnecting");
       await client.deactivate();
       client.reconnectDelay = RECONNECT_MIN_MS;
       client.activate();
-    });
+    }
+    window.addEventListener("online", reconnectNow);
 
     // ---- presence and typing ----
     function renderOnline(names) {
