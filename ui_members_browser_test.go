@@ -107,6 +107,14 @@ func TestUIRoomMembers(t *testing.T) {
 		!document.querySelector('[data-testid="room-list"] [data-room-id="%d"]') && !document.querySelector('[data-testid="members-dialog"]').open`, roomID))
 	bob.click(testIDSel("members-close"))
 	bob.say("after carol left")
+	bob.waitFor("bob's message with its actions", `document.querySelector('[data-testid="message"] [data-testid="msg-reply"]')`)
+	var pictographs bool // in the page's own marks: message actions, the reply quote, the header
+	bob.eval(`(() => { const app = document.querySelector('.app').cloneNode(true);
+		for (const n of app.querySelectorAll('[data-testid="message-text"], .reactions, .emoji-picker, .reply-text')) n.remove();
+		return /\p{Extended_Pictographic}/u.test(app.textContent) })()`, &pictographs)
+	if pictographs {
+		t.Errorf("bob's page draws interface marks with emoji characters")
+	}
 	var seen bool
 	carol.eval(`[...document.querySelectorAll('[data-testid="message-text"]')].some(e => e.textContent === "after carol left")`, &seen)
 	if seen {

@@ -70,6 +70,10 @@
   const ICONS = {
     lock: ["M7 11V8a5 5 0 0 1 10 0v3", "M5 11h14v10H5z"],
     trash: ["M4 7h16", "M9 7V4h6v3", "M6 7l1 13h10l1-13", "M10 11v6", "M14 11v6"],
+    reply: ["M9 14L4 9l5-5", "M4 9h10a6 6 0 0 1 6 6v4"],
+    smile: ["M12 21a9 9 0 1 0 0-18a9 9 0 0 0 0 18z", "M8 14s1.5 2 4 2s4-2 4-2", "M9 9.5h.01", "M15 9.5h.01"],
+    pencil: ["M4 20h4L19 9l-4-4L4 16z", "M13.5 6.5l4 4"],
+    close: ["M6 6l12 12", "M18 6L6 18"],
   };
   function icon(name, cls) {
     const svg = document.createElementNS(SVG_NS, "svg");
@@ -605,7 +609,7 @@
     function replyQuote(m) {
       const q = m.reply || { id: m.replyTo, deleted: true };
       const b = el("button", { type: "button", class: "reply-quote", "data-testid": "reply-quote", "data-reply-to": String(q.id) },
-        el("span", { class: "reply-arrow", "aria-hidden": "true", text: "↪" }));
+        el("span", { class: "reply-arrow", "aria-hidden": "true" }, icon("reply")));
       if (q.deleted) {
         b.append(el("span", { class: "reply-text msg-deleted", text: t("msg.replyDeleted") }));
       } else {
@@ -639,19 +643,19 @@
     function actionsBar(m) {
       const bar = el("div", { class: "msg-actions", "data-testid": "message-actions" });
       const btn = (id, label, mark, fn) => {
-        const b = el("button", { type: "button", class: "icon-btn", "data-testid": id, "aria-label": label, title: label }, mark === null ? icon("trash") : mark);
+        const b = el("button", { type: "button", class: "icon-btn", "data-testid": id, "aria-label": label, title: label }, icon(mark));
         b.addEventListener("click", (e) => { e.stopPropagation(); fn(b); });
         bar.append(b);
       };
       const r = rooms.get(m.roomId || current);
       const canWrite = !!(r && r.member && !r.archived);
       if (canWrite) {
-        btn("msg-reply", t("msg.reply"), "↩", () => startReply(m));
-        btn("msg-react", t("msg.react"), "☺", (b) => openPicker(m, b));
+        btn("msg-reply", t("msg.reply"), "reply", () => startReply(m));
+        btn("msg-react", t("msg.react"), "smile", (b) => openPicker(m, b));
       }
-      if (canWrite && canEdit(m)) btn("msg-edit", t("msg.edit"), "✎", () => startEdit(m));
+      if (canWrite && canEdit(m)) btn("msg-edit", t("msg.edit"), "pencil", () => startEdit(m));
       if (canDelete(m)) {
-        btn("msg-delete", t("msg.delete"), null, (b) => {
+        btn("msg-delete", t("msg.delete"), "trash", (b) => {
           // A second click within a few seconds confirms; no browser dialog.
           if (b.dataset.confirm === "1") { deleteMessage(m); return; }
           b.dataset.confirm = "1";
@@ -955,7 +959,7 @@
     let mode = null; // {kind: "reply" | "edit", m}
     const modeBar = el("div", { class: "composer-mode", "data-testid": "composer-mode", hidden: true });
     const modeText = el("span", { class: "composer-mode-text", "data-testid": "composer-mode-text" });
-    const modeCancel = el("button", { type: "button", class: "icon-btn", "data-testid": "composer-mode-cancel", "aria-label": t("msg.cancel"), title: t("msg.cancel"), text: "✕" });
+    const modeCancel = el("button", { type: "button", class: "icon-btn", "data-testid": "composer-mode-cancel", "aria-label": t("msg.cancel"), title: t("msg.cancel") }, icon("close"));
     modeBar.append(modeText, modeCancel);
     ui.form.before(modeBar);
     modeCancel.addEventListener("click", () => { const wasEdit = mode && mode.kind === "edit"; cancelMode(); if (wasEdit) ui.composer.value = ""; ui.composer.focus(); });
