@@ -132,3 +132,27 @@ func TestUIRoomMembers(t *testing.T) {
 		p.checkAPIErrors()
 	}
 }
+
+// TestUIAccessEnded: the page reacts to the server's ACCESS_ENDED on the
+// person's own queue (the broker sends it when an op ends their access:
+// a removal, or leaving in another tab): it leaves the room and says why,
+// in English on a desktop and in Korean on a phone.
+func TestUIAccessEnded(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	_, alice, bob, roomID := twoInARoom(t, srv.URL(), "team")
+	bob.setLang("ko", roomID)
+	bob.do(chromedp.EmulateViewport(390, 844))
+	bob.waitFor("phone layout", phoneLayoutSettled)
+	alice.openRoom(roomID)
+	want := map[*uiPerson]struct{ reason, text string }{
+		alice: {"removed", "You are no longer a member of #team: you cannot read it any more."},
+		bob:   {"left", "#team 대화방에서 나왔습니다."},
+	}
+	for _, p := range []*uiPerson{alice, bob} {
+		body := fmt.Sprintf(`{"type":"ACCESS_ENDED","roomId":%d,"reason":%q}`, roomID, want[p].reason)
+		srv.broker.SendToUser(p.name, "/user/queue/notifications", nil, []byte(body))
+		p.waitFor("left the room, saying why", fmt.Sprintf(`document.querySelector('[data-testid="room"]').hidden && location.hash === "" &&
+			document.querySelector('[data-testid="room-empty"]').textContent === %s`, jsString(want[p].text)))
+	}
+}
