@@ -794,6 +794,7 @@
       if (m.sender && !users.has(m.sender)) learnUser(m.sender);
       if (m.type === "ENTER" || m.type === "LEAVE") {
         if (roomId === current) scheduleMembers();
+        if (m.type === "ENTER" && me && m.sender === me.username) leaving.delete(roomId); // in again
         // Our own LEAVE that we did not ask for: someone removed us. (The
         // server also says so with ACCESS_ENDED on our own queue.)
         if (m.type === "LEAVE" && me && m.sender === me.username && !leaving.has(roomId)) { accessEnded(roomId, "removed"); return; }
@@ -1529,6 +1530,7 @@
     // ---- join / leave ----
     if (ui.join) ui.join.addEventListener("click", async () => {
       const id = current;
+      leaving.delete(id); // from now on, a LEAVE of ours is a removal again
       try {
         await api("POST", "/api/rooms/" + id + "/join"); // the server posts the ENTER line
         await loadRooms();
