@@ -16,6 +16,7 @@ func init() {
 	store.RegisterOp[RoomUpdateOp]()
 	store.RegisterOp[RoomAddMemberOp]()
 	store.RegisterOp[RoomLeaveOp]()
+	store.RegisterOp[RoomRemoveMemberOp]()
 	store.RegisterOp[DmOpenOp]()
 	store.RegisterOp[MsgEditOp]()
 	store.RegisterOp[MsgDeleteOp]()

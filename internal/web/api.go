@@ -67,6 +67,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/rooms/{id}/join", a.Authed(a.join))
 	mux.Handle("POST /api/rooms/{id}/leave", a.Authed(a.leave))
 	mux.Handle("POST /api/rooms/{id}/members", a.Authed(a.addMember))
+	mux.Handle("GET /api/rooms/{id}/members", a.Authed(a.members))
+	mux.Handle("DELETE /api/rooms/{id}/members/{username}", a.Authed(a.removeMember))
 	mux.Handle("GET /api/rooms/{id}/messages", a.Authed(a.messages))
 	mux.Handle("POST /api/rooms/{id}/messages", a.Authed(a.postMessage))
 	mux.Handle("PATCH /api/rooms/{id}/messages/{mid}", a.Authed(a.editMessage))
