@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -550,7 +551,8 @@ type server struct {
 	cfg       Config
 	log       *slog.Logger
 	broker    *broker.Broker
-	limiter   *ratelimit.Limiter // the connection, SEND and login rates; shared by the broker and the HTTP layer
+	limiter   *ratelimit.Limiter                      // the connection, SEND and login rates; shared by the broker and the HTTP layer
+	httpLimit atomic.Pointer[transport.LimitListener] // -max-http-conns-per-ip's listener, set by Start; read by the metrics
 	origins   *transport.OriginPolicy
 	httpSrv   *http.Server
 	httpLn    net.Listener
@@ -972,7 +974,17 @@ func (s *server) limitHTTPConns(ln net.Listener) net.Listener {
 	if !s.cfg.tlsEnabled() {
 		l.Refusal = transport.HTTPTooManyConnections
 	}
+	s.httpLimit.Store(l)
 	return l
+}
+
+// httpConnsRefused counts the connections limitHTTPConns refused, for the
+// metrics; 0 before Start and without the limit.
+func (s *server) httpConnsRefused() uint64 {
+	if l := s.httpLimit.Load(); l != nil {
+		return l.Refused()
+	}
+	return 0
 }
 
 // tlsEnabled reports whether the HTTP listener serves HTTPS.
@@ -1046,6 +1058,8 @@ func (s *server) newMetrics() error {
 		Files:     s.files,
 		Passwords: s.auth.Gate,
 		Version:   buildVersion,
+
+		HTTPConnsRefused: s.httpConnsRefused,
 	}
 	for _, sj := range s.sockjs {
 		src.SockJS = append(src.SockJS, sj)
