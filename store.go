@@ -182,9 +182,12 @@ const clusterFirstMaintenance = time.Minute
 
 // retention deletes messages older than --keep-days (when set), then
 // sweeps the files: uploads never sent within abandonedUploadAge, and the
-// blobs of files whose last message is gone. It runs until the server's
-// base context ends. The server owns it (maintWG) and waits for it in
-// Shutdown.
+// blobs no row names (leftovers of a crash). The deletions themselves
+// scrub the text from every file of the data folder and remove their
+// files' bytes on every node as they are applied (internal/store,
+// scrub.go; internal/files, released.go), so the sweep is only the
+// safety net. It runs until the server's base context ends. The server
+// owns it (maintWG) and waits for it in Shutdown.
 func (s *server) retention() {
 	defer s.maintWG.Done()
 	t := time.NewTicker(retentionEvery)

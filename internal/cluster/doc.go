@@ -8,6 +8,10 @@
 // and the cluster's status.
 //
 // What it promises:
+//   - The routes between embedded servers are TLS with both ends
+//     authenticated by a CA derived from the shared secret, or by the
+//     administrator's CA (routetls.go); the secret never crosses the
+//     wire. Only -cluster-insecure makes them plaintext, with a warning.
 //   - Log.Submit returns only once a quorum stored the op and this node
 //     applied it: a RECEIPT after it means the message is on the
 //     majority's disks and in this node's database.
