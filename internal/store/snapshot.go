@@ -24,10 +24,6 @@ const (
 	// old page images it held (a deleted message's text among them) are
 	// gone from the disk, not only unreachable.
 	sqlScrubWAL = `PRAGMA wal_checkpoint(TRUNCATE)`
-	// sqlOptimizeFTS merges the search index's segments into one, which
-	// drops the entries of deleted messages (FTS5 keeps them, marked
-	// deleted, until a merge).
-	sqlOptimizeFTS = `INSERT INTO messages_fts (messages_fts) VALUES ('optimize')`
 )
 
 // SnapshotTo writes a consistent copy of the database to path (which must
@@ -121,35 +117,13 @@ func (s *Store) MarkInCluster(ctx context.Context, seq uint64) error {
 	}
 }
 
-// Scrub makes what was deleted gone from the disk, not only from the
-// tables. The writer deletes with secure_delete (store.go), so a deleted
-// row's bytes are zeroed in the pages it rewrites; what is left is the
-// search index, which keeps a deleted message's terms until its segments
-// are merged (done here, through the writer: writes wait for it), and the
-// WAL, which still holds the pages as they were before (checkpointed and
-// truncated here, retried while readers keep it from truncating). The
-// cluster runs it on every node after a compaction.
+// Scrub makes what a compaction removed gone from this database's files
+// too. Deletes already zero what they free (secure_delete, and FTS5's
+// secure-delete for the search index: scrub.go) and are followed by a
+// TRUNCATE checkpoint; this one is the cluster's own after a compaction,
+// retried while readers keep the WAL from truncating, so that no old
+// page image is left in the -wal file either.
 func (s *Store) Scrub(ctx context.Context) error {
-	r := &writeReq{
-		ctx:    ctx,
-		queued: time.Now(),
-		fn: func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, sqlOptimizeFTS)
-			return err
-		},
-		done: make(chan error, 1),
-	}
-	if err := s.enqueue(ctx, r); err != nil {
-		return fmt.Errorf("scrub: %w", err)
-	}
-	select {
-	case err := <-r.done:
-		if err != nil {
-			return fmt.Errorf("scrub: search index: %w", err)
-		}
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 	for attempt := 0; ; attempt++ {
 		var busy, frames, done int
 		if err := s.wdb.QueryRowContext(ctx, sqlScrubWAL).Scan(&busy, &frames, &done); err != nil {
