@@ -100,12 +100,35 @@ func (s *server) joinCluster() error {
 		return err
 	}
 	s.undo.push(s.leaveCluster) // the log and the bus too, once made
+	// A node that may seed the cluster answers the empty nodes' question.
+	if single || inCluster && seq > 0 {
+		stop, err := cluster.AnnounceAdoption(s.cluster)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if s.snaps, err = cluster.OpenSnapshots(s.base, s.cluster); err != nil {
 		return err
 	}
 	first, last, _, err := s.snaps.LogBounds(s.base)
 	if err != nil {
 		return err
+	}
+	if !single && !inCluster && last == 0 { // an empty node, an empty log
+		if _, have, err := s.snaps.Newest(s.base); err != nil {
+			return err
+		} else if !have {
+			adopted, err := s.snaps.WaitForAdoption(s.base, s.cluster)
+			if err != nil {
+				return err
+			}
+			if adopted {
+				if first, last, _, err = s.snaps.LogBounds(s.base); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	// seed: this node's data starts the cluster (a single node's folder,
 	// or a backup of a cluster node put in an empty folder after every

@@ -8,9 +8,53 @@ import (
 	"errors"
 	"fmt"
 	"stompbox/internal/store"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// adoptingSubject is where a node that may bring its data into the
+// cluster (AnnounceAdoption) answers the empty nodes that ask, before
+// they decide that there is no snapshot to restore (WaitForAdoption).
+const adoptingSubject = "stompbox.cluster.adopting"
+
+// adoptionAsk bounds one question on adoptingSubject.
+const adoptionAsk = time.Second
+
+// AnnounceAdoption answers on adoptingSubject until stop is called: this
+// node holds data that may become the cluster's first snapshot.
+func AnnounceAdoption(cc *Conn) (stop func(), err error) {
+	sub, err := cc.Nc.Subscribe(adoptingSubject, func(m *nats.Msg) { m.Respond([]byte(cc.Node)) })
+	if err != nil {
+		return nil, fmt.Errorf("cluster: announce adoption: %w", err)
+	}
+	return func() { sub.Unsubscribe() }, nil
+}
+
+// WaitForAdoption asks whether a node is bringing its data into the
+// cluster; if one answers, it waits until that node's snapshot is stored
+// (or ctx ends) and returns true. An empty node asks it when the log is
+// empty and no snapshot is stored, so that it restores the adopted data
+// instead of starting to apply an empty log.
+func (s *Snapshots) WaitForAdoption(ctx context.Context, cc *Conn) (bool, error) {
+	actx, cancel := context.WithTimeout(ctx, adoptionAsk)
+	msg, err := cc.Nc.RequestWithContext(actx, adoptingSubject, nil)
+	cancel()
+	if err != nil {
+		return false, nil // nobody adopting (no responders, or no answer)
+	}
+	for {
+		if _, have, err := s.Newest(ctx); err != nil || have {
+			return have, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("cluster: waiting for %s to bring its data in: %w", msg.Data, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
 
 // AdoptedSeq is the log position of an adopted single node's database:
 // the log starts after it, so that a node which began applying an empty
