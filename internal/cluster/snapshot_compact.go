@@ -83,12 +83,16 @@ func (c *Compactor) Run(ctx context.Context) {
 // Check compacts when this node is the one to and a compaction is due,
 // and scrubs this node's database when the log's start moved.
 func (c *Compactor) Check(ctx context.Context) error {
-	info, err := c.l.stream.Info(ctx)
+	// The questions are bounded (a stream without a leader answers none);
+	// the compaction itself is not: a large snapshot takes its time.
+	qctx, cancel := context.WithTimeout(ctx, compactCheck)
+	defer cancel()
+	info, err := c.l.stream.Info(qctx)
 	if err != nil {
 		return err
 	}
 	if c.compactsHere(info) {
-		newest, have, err := c.snaps.Newest(ctx)
+		newest, have, err := c.snaps.Newest(qctx)
 		if err != nil {
 			return err
 		}
