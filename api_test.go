@@ -233,7 +233,7 @@ func TestAPIStatusCodes(t *testing.T) {
 		{"token", bob, "POST", "/api/tokens", `{"name":"ci"}`, nil, 201, `"token":"sbx_`},
 		{"token duplicate", bob, "POST", "/api/tokens", `{"name":"ci"}`, nil, 409, "name already taken"},
 		{"token revoke", bob, "DELETE", "/api/tokens/ci", "", nil, 204, ""},
-		{"webhook", bob, "PUT", "/api/me/webhook", `{"url":"http://127.0.0.1:1/hook"}`, nil, 204, ""},
+		{"webhook loopback", bob, "PUT", "/api/me/webhook", `{"url":"http://127.0.0.1:1/hook"}`, nil, 400, ""}, // never loopback, even when listed (issue 22)
 		{"webhook bad", bob, "PUT", "/api/me/webhook", `{"url":"javascript:alert(1)"}`, nil, 400, ""},
 		{"register taken", anon, "POST", "/api/register", `{"username":"BOB","password":"longenough"}`, nil, 409, "name already taken"},
 		{"register bad name", anon, "POST", "/api/register", `{"username":"a b","password":"longenough"}`, nil, 400, ""},

@@ -719,7 +719,7 @@ func TestShutdownDropsStuckClients(t *testing.T) {
 	)
 	b := broker.New(broker.Config{WriteTimeout: time.Hour, OutboxFrames: 1 << 20, OutboxBytes: 1 << 30}, testLogger(t))
 	ts := httptest.NewServer(&transport.WSHandler{
-		Identify: func(*http.Request) string { return "" },
+		Identify: func(*http.Request) (string, string) { return "", "" },
 		Serve:    func(c transport.Conn, info transport.Info) { b.Serve(context.Background(), c, info) },
 		MaxFrame: b.Limits().MaxFrame,
 		Origins:  transport.NewOriginPolicy(nil),

@@ -53,6 +53,8 @@ type nodeSpec struct {
 	PublishWait time.Duration `json:"publishWait,omitempty"` // clusterConfig's test hooks
 	KeepRecent  uint64        `json:"keepRecent,omitempty"`
 	Skew        time.Duration `json:"skew,omitempty"` // added to the node's clock
+
+	SnapshotEvery uint64 `json:"snapshotEvery,omitempty"` // -cluster-snapshot-every; 0: the default
 }
 
 // config is the node's Config: loopback ports, no rate limits.
@@ -61,6 +63,7 @@ func (s nodeSpec) config() Config {
 		Addr: "127.0.0.1:0", StompAddr: "127.0.0.1:0", DataDir: s.Dir, HeartBeat: broker.DefaultHeartBeat,
 		Cluster: cluster.Config{Peers: s.Peers, Listen: s.Listen, Name: s.CName, SecretFile: s.Secret, NodeName: s.Name,
 			PublishWait: s.PublishWait, KeepRecent: s.KeepRecent, Clock: s.clock()},
+		SnapshotEvery: s.SnapshotEvery,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"stompbox/internal/auth"
 	"stompbox/internal/chat"
 	"stompbox/internal/cluster"
 	"stompbox/internal/proto"
@@ -139,7 +140,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	}
 
 	// The status, from the admin stats of any node and the CLI.
-	admin, err := a.auth.CreateToken(ctx, cc.kim, "ops")
+	admin, err := a.auth.CreateTokenWith(ctx, cc.kim, auth.TokenSpec{Name: "ops", Scopes: auth.ScopeAdmin}) // the admin scope: issue 22
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +527,7 @@ func TestClusterWrongSecretRefused(t *testing.T) {
 			bad := filepath.Join(t.TempDir(), "secret")
 			os.WriteFile(bad, []byte("a-different-secret-of-some-length"), 0o600)
 			s.Secret = bad
-		}, "authentication error"},
+		}, "TLS route handshake error"},
 		{"other cluster name", func(s *nodeSpec) { s.CName = "someone-else" }, `cluster name \"someone-else\" does not match`},
 	}
 	for _, tc := range cases {

@@ -17,6 +17,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -34,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,6 +68,10 @@ const (
 	defaultDataDir         = "stompbox-data"
 	shutdownTimeout        = 10 * time.Second // SIGTERM to exit, worst case
 	readHeaderTimeout      = 10 * time.Second // slowloris guard for plain HTTP
+	defaultHTTPBodyTimeout = 30 * time.Second // -http-body-timeout: a request body (an upload: plus its size at uploadMinRate)
+	defaultHTTPIdleTimeout = 60 * time.Second // -http-idle-timeout: a keep-alive connection between requests
+	defaultHTTPConnsPerIP  = 64               // -max-http-conns-per-ip: a few browsers' tabs (six connections and a WebSocket each) behind one address
+	uploadMinRate          = 16 << 10         // bytes a second an upload must average past -http-body-timeout
 	defaultShutdownMessage = "server shutting down"
 	logFormatText          = "text" // slog's key=value lines, for people reading a terminal
 	logFormatJSON          = "json" // one JSON object a line, for journald fields or a log collector
@@ -110,8 +116,32 @@ type Config struct {
 	RateLimits       ratelimit.Limits
 	MaxUploadMiB     int            // largest upload in MiB (-max-upload); 0: defaultMaxUploadMiB
 	UploadQuotaMiB   int            // most MiB of uploads one account keeps (-upload-quota); 0: no limit
+	QueueMiB         int            // -queue-mib: bytes held for unconsumed /queue/ messages, all queues; 0: the broker's default, -1: no limit
+	QueueMiBPerQueue int            // -queue-mib-per-queue; 0: the broker's default, -1: no limit
+	MaxQueues        int            // -max-queues; 0: the broker's default, -1: no limit
+	QueueTTL         time.Duration  // -queue-ttl: longest a held queue message waits; 0: the broker's default
+	MemoryMarkMiB    int            // -memory-mark: Go heap above which publishers are held; 0: the broker's default, -1: off
+	NoAnonQueues     bool           // set from -anonymous-queues=false (the default); false (tests' zero Config) lets anonymous sessions use /queue/
+	FilesMaxTotalMiB int            // most MiB all uploads together take (-files-max-total); 0: no limit (unless FilesMaxTotalPct)
+	FilesMaxTotalPct int            // -files-max-total as a percentage of the data folder's disk; 0: FilesMaxTotalMiB
+	MinFreeMiB       int            // free MiB below which uploads, and below a quarter of it posts, are refused (-min-free); 0: no floors
 	DoubleClicked    bool           // set by parseConfig, not an option
 	Cluster          cluster.Config // several nodes, one chat (internal/cluster); zero: a single node
+	SnapshotEvery    uint64         // -cluster-snapshot-every: log entries between snapshots (internal/cluster/snapshot_compact.go)
+	SnapshotInterval time.Duration  // -cluster-snapshot-interval: longest time between snapshots while anything is written
+
+	// HTTP timeouts and limits (issue 22).
+	HTTPBodyTimeout time.Duration      // -http-body-timeout; 0: defaultHTTPBodyTimeout
+	HTTPIdleTimeout time.Duration      // -http-idle-timeout; 0: defaultHTTPIdleTimeout
+	HTTPConnsPerIP  int                // -max-http-conns-per-ip; 0: no limit
+	TrustedProxies  web.TrustedProxies // -trusted-proxies: whose X-Forwarded-For/-Proto count; none by default
+
+	LoginCheck   time.Duration // how often live connections' logins are checked against the database; 0: never (ops still end them)
+	WebhookAllow []string      // webhook targets an administrator allows (hosts, *.domains, CIDRs); empty: webhooks off
+
+	// statFS fakes the data folder's disk space; only tests set it (the
+	// disk floors). nil: ask the kernel.
+	statFS files.StatFS
 
 	// failStartAt names a start step of newServerContext that fails on
 	// purpose; only tests set it, to check that a failed start unwinds.
@@ -143,6 +173,8 @@ var options = []option{
 	{"max-message", strconv.Itoa(chat.MaxMessageRunes), "most characters in one chat message, over STOMP and HTTP (much longer messages also need a larger -max-frame)", intSetter(func(c *Config, n int) { c.MaxMessage = n })},
 	{"max-rooms-per-user", strconv.Itoa(chat.DefaultMaxRoomsPerUser), "most rooms one account may create; administrators are exempt (0: no limit)", countSetter(func(c *Config, n int) { c.MaxRoomsPerUser = n })},
 	{"edit-minutes", strconv.Itoa(chat.DefaultEditMinutes), "how many minutes after posting authors may edit a message (0: forever; deleting is always allowed)", countSetter(func(c *Config, n int) { c.EditMinutes = n })},
+	{"login-check", chatstomp.DefaultLoginCheck.String(), "how often live connections are checked for a login that ended behind the server's back (stompbox user passwd/del while it runs, an expired session or token); logout, revocation and deletion through the server end them at once (0: never)", durationSetter(func(c *Config, d time.Duration) { c.LoginCheck = d })},
+	{"webhook-allow", "", "comma-separated webhook targets users may set: host names, *.domain patterns, IP addresses or CIDR ranges (empty: webhooks off; loopback, link-local and unspecified addresses are refused whatever the list says)", func(c *Config, v string) error { c.WebhookAllow = splitList(v); return nil }},
 	{"memory-limit", "0", "soft memory limit in MiB for the Go runtime, like GOMEMLIMIT: garbage is collected earlier instead of growing to twice the live heap (0: no limit)", countSetter(func(c *Config, n int) { c.MemoryLimitMiB = n })},
 	{"heartbeat", broker.DefaultHeartBeat.String(), "STOMP heart-beat interval offered and asked for (0 turns heart-beats off)", durationSetter(func(c *Config, d time.Duration) { c.HeartBeat = d })},
 	{"sockjs-path", proto.DefaultSockJSPath, "comma-separated paths of SockJS endpoints carrying STOMP", func(c *Config, v string) error { c.SockJSPaths = splitList(v); return nil }},
@@ -187,17 +219,63 @@ var options = []option{
 	{"tls-self-signed", "false", "serve HTTPS (and STOMP over TLS on -stomp-addr) with a self-signed certificate kept in the data folder (its SHA-256 fingerprint is logged)", boolSetter(func(c *Config, b bool) { c.TLSSelfSigned = b })},
 	{"send-rate", strconv.Itoa(ratelimit.DefaultSendRate), "STOMP SENDs per second per connection, bursts of twice that; a faster connection is slowed to it, not cut off (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.SendRate = n })},
 	{"user-send-rate", strconv.Itoa(ratelimit.DefaultUserSendRate), "STOMP SENDs and HTTP message posts per second per user over all connections, bursts of twice that; STOMP is slowed to it, HTTP gets 429 (0: no limit)", countSetter(func(c *Config, n int) { c.RateLimits.UserSendRate = n })},
+	{"queue-mib", strconv.Itoa(broker.DefaultQueueBytes >> 20), "most MiB held for /queue/ messages nobody consumed yet, all queues together; a SEND past it gets an ERROR (0: no limit)", countSetter(func(c *Config, n int) { c.QueueMiB = offIfZero(n) })},
+	{"queue-mib-per-queue", strconv.Itoa(broker.DefaultQueueBytesPerQueue >> 20), "most MiB one /queue/ destination holds while nobody consumes it (0: no limit)", countSetter(func(c *Config, n int) { c.QueueMiBPerQueue = offIfZero(n) })},
+	{"max-queues", strconv.Itoa(broker.DefaultMaxQueues), "most /queue/ destinations at once; an empty one nobody consumes is forgotten after a minute (0: no limit)", countSetter(func(c *Config, n int) { c.MaxQueues = offIfZero(n) })},
+	{"queue-ttl", broker.DefaultQueueTTL.String(), "longest a /queue/ message waits for a consumer before it is dropped; a SEND's expires header (Unix ms) may shorten it", durationSetter(func(c *Config, d time.Duration) { c.QueueTTL = d })},
+	{"memory-mark", strconv.Itoa(broker.DefaultMemoryMark >> 20), "Go heap in MiB above which STOMP publishers are held (their SENDs not read) until it falls, as RabbitMQ's memory alarm (0: off)", countSetter(func(c *Config, n int) { c.MemoryMarkMiB = offIfZero(n) })},
+	{"anonymous-queues", "false", "let connections without a login SEND to and SUBSCRIBE to /queue/ destinations (the web UI never needs it)", boolSetter(func(c *Config, b bool) { c.NoAnonQueues = !b })},
 	{"max-conns-per-ip", strconv.Itoa(ratelimit.DefaultConnsPerIP), "most STOMP connections from one address (0: no limit; behind a reverse proxy on this machine all share its address)", countSetter(func(c *Config, n int) { c.RateLimits.ConnsPerIP = n })},
+	{"max-http-conns-per-ip", strconv.Itoa(defaultHTTPConnsPerIP), "most HTTP connections open at once from one address, WebSockets included; one more is refused (0: no limit; -trusted-proxies are exempt)", countSetter(func(c *Config, n int) { c.HTTPConnsPerIP = n })},
+	{"http-body-timeout", defaultHTTPBodyTimeout.String(), "most time a request body may take to arrive; an upload gets longer by its size at 16 KiB/s (WebSockets and SockJS streams have no body and are not cut)", durationSetter(func(c *Config, d time.Duration) { c.HTTPBodyTimeout = d })},
+	{"http-idle-timeout", defaultHTTPIdleTimeout.String(), "how long a keep-alive HTTP connection may wait for its next request", durationSetter(func(c *Config, d time.Duration) { c.HTTPIdleTimeout = d })},
+	{"trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For (the client's address, for per-address limits and logs) and X-Forwarded-Proto (https: Secure cookie) are believed; from anyone else they are ignored", func(c *Config, v string) error {
+		p, err := web.ParseTrustedProxies(splitList(v))
+		c.TrustedProxies = p
+		return err
+	}},
 	{"max-upload", strconv.Itoa(files.DefaultMaxUploadMiB), "largest file one upload may be, in MiB (files are streamed to disk, never held in memory)", intSetter(func(c *Config, n int) { c.MaxUploadMiB = n })},
 	{"upload-quota", strconv.Itoa(files.DefaultUploadQuotaMiB), "most MiB of files one account may keep uploaded (0: no limit)", countSetter(func(c *Config, n int) { c.UploadQuotaMiB = n })},
+	{"files-max-total", strconv.Itoa(files.DefaultFilesMaxTotalPercent) + "%", "most space all uploads together may take: MiB, or a percentage of the data folder's disk such as 25% (0: no limit); past it uploads get 507", func(c *Config, v string) error {
+		pct, isPct := strings.CutSuffix(v, "%")
+		n, err := strconv.Atoi(pct)
+		if err != nil || n < 0 || (isPct && n > 100) {
+			return fmt.Errorf("invalid size %q (MiB, or a percentage such as 25%%)", v)
+		}
+		c.FilesMaxTotalMiB, c.FilesMaxTotalPct = 0, 0
+		if isPct {
+			c.FilesMaxTotalPct = n
+		} else {
+			c.FilesMaxTotalMiB = n
+		}
+		return nil
+	}},
+	{"min-free", strconv.Itoa(files.DefaultMinFreeMiB), "MiB of free disk below which uploads are refused, and below a quarter of it posts (HTTP 507, a refused SEND); deleting always works (0: no floors)", countSetter(func(c *Config, n int) { c.MinFreeMiB = n })},
 	{"cluster-peers", "", "comma-separated host:port of every node's -cluster-listen (this node's may be listed too): run as a cluster node with an embedded NATS server", func(c *Config, v string) error { c.Cluster.Peers = splitList(v); return nil }},
 	{"cluster-listen", cluster.DefaultClusterListen, "address the embedded NATS listens on for the other nodes' routes", func(c *Config, v string) error { c.Cluster.Listen = v; return nil }},
 	{"cluster-name", cluster.DefaultClusterName, "cluster name; nodes with another name are refused", func(c *Config, v string) error { c.Cluster.Name = v; return nil }},
 	{"cluster-secret-file", "", "file holding the secret shared by every node (at least 16 characters); routes without it are refused", func(c *Config, v string) error { c.Cluster.SecretFile = v; return nil }},
-	{"cluster-tls-cert", "", "PEM certificate for TLS between nodes (with -cluster-tls-key and -cluster-tls-ca)", func(c *Config, v string) error { c.Cluster.TLSCert = v; return nil }},
+	{"cluster-tls-cert", "", "PEM certificate for TLS between nodes from your own CA, instead of the TLS derived from the secret (with -cluster-tls-key and -cluster-tls-ca)", func(c *Config, v string) error { c.Cluster.TLSCert = v; return nil }},
 	{"cluster-tls-key", "", "PEM private key of -cluster-tls-cert", func(c *Config, v string) error { c.Cluster.TLSKey = v; return nil }},
-	{"cluster-tls-ca", "", "PEM CA that signed every node's -cluster-tls-cert; nodes verify each other with it", func(c *Config, v string) error { c.Cluster.TLSCA = v; return nil }},
+	{"cluster-tls-ca", "", "PEM CA that signed every node's -cluster-tls-cert; nodes verify each other with it, both ways (required with -cluster-tls-cert)", func(c *Config, v string) error { c.Cluster.TLSCA = v; return nil }},
+	{"cluster-insecure", "false", "plaintext routes between nodes, readable and forgeable by anyone on the network (a warning at start); by default routes are TLS from the secret", boolSetter(func(c *Config, b bool) { c.Cluster.Insecure = b })},
 	{"node-name", "", "this node's name in the cluster (default: host name plus a random suffix, kept in the data folder)", func(c *Config, v string) error { c.Cluster.NodeName = v; return nil }},
+	{"cluster-snapshot-every", strconv.Itoa(cluster.DefaultSnapshotEvery), "take a snapshot of the database and compact the log below it after this many log entries", func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return fmt.Errorf("-cluster-snapshot-every %q: a positive number of log entries", v)
+		}
+		c.SnapshotEvery = n
+		return nil
+	}},
+	{"cluster-snapshot-interval", "1h", "take a snapshot and compact the log at least this often while anything is written (at most 1h: deleted messages leave the log at the next compaction)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > time.Hour {
+			return fmt.Errorf("-cluster-snapshot-interval %q: a duration from 1s to 1h", v)
+		}
+		c.SnapshotInterval = d
+		return nil
+	}},
 	{"cluster-urls", "", "comma-separated web addresses of every node, e.g. http://pi1:8080,http://pi2:8080: when this node stops answering, the chat page offers the others", func(c *Config, v string) error {
 		urls, err := nodeURLs(v)
 		c.Cluster.URLs = urls
@@ -215,6 +293,15 @@ var options = []option{
 }
 
 // countSetter parses an option that is a count where 0 turns a limit off.
+// offIfZero maps an option's 0 ("no limit") to -1, as the Config's 0
+// means the default.
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func countSetter(f func(*Config, int)) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -305,7 +392,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (C
 	showVersion := fs.Bool("version", false, "print the version, commit, build date and Go version, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "stompbox %s: team chat over STOMP, WebSocket and SockJS in one binary.\n\n", buildVersion)
-		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox service print (the systemd unit)\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
+		fmt.Fprintf(stdout, "Usage:\n  stompbox [options]\n  stompbox user [-data DIR] add|passwd|del|token|list …\n  stompbox backup [-data DIR] FILE\n  stompbox cluster status|remove NODE [-url http://127.0.0.1:8080] [-token TOKEN]\n  stompbox service print (the systemd unit)\n  stompbox bench fanout|rooms|idle|soak|logins -url http://127.0.0.1:8080 … (load tool, loopback only; bench -h)\n  stompbox sockjs-testserver [--addr 127.0.0.1:8081]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -465,6 +552,9 @@ func runDataCommand(ctx context.Context, args []string, getenv func(string) stri
 			return err
 		}
 		fmt.Fprintf(stdout, "backup written to %s\n", fs.Arg(0))
+		if seq, ok, err := store.FileAppliedSeq(ctx, fs.Arg(0)); err == nil && ok { // a cluster node's: README, From one node to a cluster
+			fmt.Fprintf(stdout, "it stands at cluster log position %d; it can start a new cluster as its first node's database\n", seq)
+		}
 		return nil
 	}
 	if sub := fs.Arg(0); sub != "" && sub != "list" {
@@ -482,7 +572,8 @@ type server struct {
 	cfg       Config
 	log       *slog.Logger
 	broker    *broker.Broker
-	limiter   *ratelimit.Limiter // the connection, SEND and login rates; shared by the broker and the HTTP layer
+	limiter   *ratelimit.Limiter                      // the connection, SEND and login rates; shared by the broker and the HTTP layer
+	httpLimit atomic.Pointer[transport.LimitListener] // -max-http-conns-per-ip's listener, set by Start; read by the metrics
 	origins   *transport.OriginPolicy
 	httpSrv   *http.Server
 	httpLn    net.Listener
@@ -507,6 +598,9 @@ type server struct {
 	undo      undoStack         // what a failed start releases (newServerContext)
 	metrics   *metrics.Metrics  // GET /metrics
 	metricsLn *metrics.Listener // -metrics-addr; nil when off
+
+	snaps     *cluster.Snapshots // the cluster's database snapshots (store.go); nil on a single node
+	compactor *cluster.Compactor // takes snapshots and compacts the log; nil on a single node
 }
 
 // newServerContext is newServer where ending ctx abandons the start: a
@@ -554,6 +648,7 @@ func newServerContext(ctx context.Context, cfg Config, log *slog.Logger) (_ *ser
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       cmp.Or(cfg.HTTPIdleTimeout, defaultHTTPIdleTimeout),
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -579,7 +674,7 @@ func (u *undoStack) run() {
 
 // newAuth makes the account service.
 func (s *server) newAuth() error {
-	a, err := auth.New(s.store, auth.Options{AllowGuests: s.cfg.AllowGuests})
+	a, err := auth.New(s.store, auth.Options{AllowGuests: s.cfg.AllowGuests, MaxLoginFailures: max(1, auth.MaxLoginFailures/s.clusterNodes())})
 	if err != nil {
 		return err
 	}
@@ -597,6 +692,11 @@ func (s *server) newFiles() error {
 		MaxUpload: int64(s.cfg.MaxUploadMiB) << 20,
 		Quota:     int64(s.cfg.UploadQuotaMiB) << 20,
 		Log:       s.log,
+
+		MinFree:         int64(s.cfg.MinFreeMiB) << 20,
+		MaxTotal:        int64(s.cfg.FilesMaxTotalMiB) << 20,
+		MaxTotalPercent: s.cfg.FilesMaxTotalPct,
+		StatFS:          s.cfg.statFS,
 	}
 	if s.clog != nil {
 		blobs, err := cluster.NewObjectBlobs(s.base, s.clog.Js, s.cluster.Replicas)
@@ -625,6 +725,8 @@ func (s *server) newChat() error {
 		MaxRoomsPerUser: s.cfg.MaxRoomsPerUser,
 		EditWindow:      chat.EditWindowFromMinutes(s.cfg.EditMinutes),
 		Attachments:     s.files,
+		Access:          chat.AccessHooks{EndRoom: s.glue.EndRoomAccess, EndLogins: s.glue.EndLogins},
+		WebhookAllow:    s.cfg.WebhookAllow,
 		Log:             s.log,
 	})
 	if err != nil {
@@ -678,6 +780,7 @@ func (s *server) Start() (err error) {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
+	ln = s.limitHTTPConns(ln)
 	if ln, err = s.listenTLS(ln); err != nil {
 		return err
 	}
@@ -696,6 +799,8 @@ func (s *server) Start() (err error) {
 	}
 	s.maintWG.Add(1)
 	go s.retention() // -keep-days and the file sweep
+	s.maintWG.Add(1)
+	go func() { defer s.maintWG.Done(); s.glue.WatchLogins(s.base, s.cfg.LoginCheck) }() // -login-check
 	s.serveWG.Add(1)
 	go func() {
 		defer s.serveWG.Done()
@@ -782,13 +887,14 @@ func (s *server) Shutdown(ctx context.Context) error {
 }
 
 // requestUser is the account an HTTP request carries (session cookie or
-// bearer token), "" if none: WebSocket and SockJS connections start as it.
-func (s *server) requestUser(r *http.Request) string {
+// bearer token), "" if none, and the key of that credential: WebSocket
+// and SockJS connections start as it, and end when the credential does.
+func (s *server) requestUser(r *http.Request) (user, login string) {
 	u, err := s.auth.UserFromRequest(r)
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return u.Username
+	return u.Username, u.Login
 }
 
 // currentUser adapts the signed-in account for the pages.
@@ -844,6 +950,8 @@ func (s *server) routes() http.Handler {
 	stats := web.NewAdminStats(src)
 	mux.Handle("GET /api/admin/stats", s.api.Authed(s.api.Admin(stats.Serve)))
 	mux.Handle("GET /metrics", s.api.Authed(s.api.Admin(s.serveMetrics)))
+	// store.go: a dead node off the log's and object stores' copies
+	mux.Handle("POST /api/admin/cluster/remove", s.api.Authed(s.api.Admin(s.removeNode)))
 	s.pages.Routes(mux) // also serves ui.StaticPrefix
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		web.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.broker.SessionCount()})
@@ -859,7 +967,50 @@ func (s *server) secure(h http.Handler) http.Handler {
 		sockjs = append(sockjs, sj.Opts.Prefix)
 	}
 	h = web.LimitLogins(s.limiter, h)
+	h = web.LimitBodyTime(h, web.BodyTimeouts{
+		Body:          cmp.Or(s.cfg.HTTPBodyTimeout, defaultHTTPBodyTimeout),
+		UploadMinRate: uploadMinRate,
+		IsUpload:      isUpload,
+		Write:         2 * cmp.Or(s.cfg.HTTPBodyTimeout, defaultHTTPBodyTimeout),
+	})
+	h = web.ForwardedHeaders(h, s.cfg.TrustedProxies) // first: everything after sees the client's address
 	return web.SecurityHeaders(h, web.SecurityOptions{NoCSP: sockjs, HSTS: s.cfg.TLSCert != ""})
+}
+
+// isUpload reports whether r is a file upload, whose body may take longer
+// (web.BodyTimeouts.UploadMinRate) and whose response has no write deadline.
+func isUpload(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/rooms/") && strings.HasSuffix(r.URL.Path, "/files")
+}
+
+// limitHTTPConns wraps the HTTP listener (under TLS, if any) in the
+// per-address connection limit, -max-http-conns-per-ip, with a counter of
+// its own (the STOMP sessions of WebSockets count in the broker's too).
+// Trusted proxies are exempt: their connections carry many clients.
+func (s *server) limitHTTPConns(ln net.Listener) net.Listener {
+	if s.cfg.HTTPConnsPerIP <= 0 {
+		return ln
+	}
+	l := &transport.LimitListener{
+		Listener: ln,
+		Counter:  ratelimit.New(ratelimit.Limits{ConnsPerIP: s.cfg.HTTPConnsPerIP}),
+		Exempt:   s.cfg.TrustedProxies.Contains,
+		Log:      s.log,
+	}
+	if !s.cfg.tlsEnabled() {
+		l.Refusal = transport.HTTPTooManyConnections
+	}
+	s.httpLimit.Store(l)
+	return l
+}
+
+// httpConnsRefused counts the connections limitHTTPConns refused, for the
+// metrics; 0 before Start and without the limit.
+func (s *server) httpConnsRefused() uint64 {
+	if l := s.httpLimit.Load(); l != nil {
+		return l.Refused()
+	}
+	return 0
 }
 
 // tlsEnabled reports whether the HTTP listener serves HTTPS.
@@ -933,6 +1084,8 @@ func (s *server) newMetrics() error {
 		Files:     s.files,
 		Passwords: s.auth.Gate,
 		Version:   buildVersion,
+
+		HTTPConnsRefused: s.httpConnsRefused,
 	}
 	for _, sj := range s.sockjs {
 		src.SockJS = append(src.SockJS, sj)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"stompbox/internal/auth"
 	"stompbox/internal/chat"
 	"stompbox/internal/proto"
 	"stompbox/internal/stomp"
@@ -198,11 +199,11 @@ func TestMetricsAdminOnlyOnMainPort(t *testing.T) {
 	root := addUser(t, srv, "root", testPassword) // the first account: the administrator
 	kim := addUser(t, srv, "kim", testPassword)
 	ctx := context.Background()
-	adminToken, err := srv.auth.CreateToken(ctx, root, "prometheus")
+	adminToken, err := srv.auth.CreateTokenWith(ctx, root, auth.TokenSpec{Name: "prometheus", Scopes: auth.ScopeAdmin})
 	if err != nil {
 		t.Fatal(err)
 	}
-	memberToken, err := srv.auth.CreateToken(ctx, kim, "curious")
+	memberToken, err := srv.auth.CreateTokenWith(ctx, kim, auth.TokenSpec{Name: "curious", Scopes: "read,post"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestMetricsListenerClosedOnShutdown(t *testing.T) {
 func TestMetricsCluster(t *testing.T) {
 	cc := newClusterChat(t, 3)
 	a := cc.nodes[0].server(t)
-	token, err := a.auth.CreateToken(context.Background(), cc.kim, "prometheus") // kim is the administrator
+	token, err := a.auth.CreateTokenWith(context.Background(), cc.kim, auth.TokenSpec{Name: "prometheus", Scopes: auth.ScopeAdmin}) // kim is the administrator
 	if err != nil {
 		t.Fatal(err)
 	}

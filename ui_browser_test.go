@@ -619,7 +619,7 @@ type uiBackend struct {
 // language from the browser, settings and the admin page.
 func TestUIChatFeatures(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := startServer(t, func(c *Config) { c.WebhookAllow = []string{"192.168.1.0/24"} }) // the settings step's webhook target (issue 22)
 	uiFeatures(t, uiServerBackend(t, srv), "")
 }
 

@@ -425,9 +425,10 @@ func TestUIMarkdownXSS(t *testing.T) {
 			if (!attrs) bad.push(n.tagName);
 			else for (const a of n.attributes) if (!attrs.includes(a.name)) bad.push(n.tagName + "[" + a.name + "]");
 		}
-		// The page's own icons (the attach button's, a file card's) are the
-		// only SVG it draws; nothing else may be an image, frame or script.
-		for (const n of document.querySelectorAll("body img, body svg:not(button > svg.icon):not(svg.file-icon), body iframe, body object, body embed, body script:not([src]):not([type])")) bad.push("page " + n.tagName);
+		// The page's own icons (class icon: buttons, the private-room lock,
+		// the reply arrow; a file card's) are the only SVG it draws; nothing
+		// else may be an image, frame or script.
+		for (const n of document.querySelectorAll("body img, body svg:not(svg.icon):not(svg.file-icon), body iframe, body object, body embed, body script:not([src]):not([type])")) bad.push("page " + n.tagName);
 		resolve({ bad, ran: window.__xss || 0 });
 	}, 500))`, &found)
 	for _, b := range found.Bad {

@@ -21,6 +21,11 @@ var (
 	ErrBusy         = errors.New("busy")              // 503: momentarily saturated (password checks); retry later
 )
 
+// ErrNoSpace is the kind of a refusal because the disk is below a floor or
+// all uploads together are at their cap (issue 22): 507, and like ErrBusy
+// a refusal rather than the client's fault or ours.
+var ErrNoSpace = errors.New("insufficient storage")
+
 // Error is an error whose text is safe to show a client. It wraps its
 // kind, so errors.Is(err, ErrForbidden) holds for every forbidden error.
 type Error struct {
@@ -103,6 +108,8 @@ func HTTPStatus(err error) int {
 		return http.StatusTooManyRequests
 	case errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrNoSpace):
+		return http.StatusInsufficientStorage
 	default:
 		return http.StatusInternalServerError
 	}
@@ -113,7 +120,7 @@ func HTTPStatus(err error) int {
 // fault; callers show the former's text and log it at Warn, and log the
 // latter at Error.
 func IsClientError(err error) bool {
-	return HTTPStatus(err) < 500 || errors.Is(err, ErrBusy)
+	return HTTPStatus(err) < 500 || errors.Is(err, ErrBusy) || errors.Is(err, ErrNoSpace)
 }
 
 // RefusedSend is the JSON a refused STOMP SEND gets on /user/queue/errors

@@ -44,3 +44,18 @@ func TestErrorMapping(t *testing.T) {
 		t.Errorf("refusedSendJSON = %s, want %s", got, want)
 	}
 }
+
+// TestNoSpace: a disk-floor refusal is 507 with its text, and a refusal
+// (shown to the client), not an internal error.
+func TestNoSpace(t *testing.T) {
+	err := fmt.Errorf("upload: %w", New(ErrNoSpace, "disk nearly full"))
+	if got := HTTPStatus(err); got != http.StatusInsufficientStorage {
+		t.Errorf("status %d, want 507", got)
+	}
+	if got := Message(err); got != "disk nearly full" {
+		t.Errorf("message %q", got)
+	}
+	if !IsClientError(err) {
+		t.Error("not a refusal")
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"stompbox/internal/apperr"
 	"stompbox/internal/proto"
 	"stompbox/internal/store"
@@ -44,9 +46,15 @@ const (
 	apiTokenPrefix = "sbx_"
 
 	// Login throttling: after maxLoginFailures wrong passwords for one
-	// username within loginFailureWindow, further attempts are refused
+	// username from one client address (an IPv6 /64 counts as one) within
+	// loginFailureWindow, further attempts from that address are refused
 	// until the window passes. Argon2 makes each guess cost ~50 ms of CPU
-	// already; this stops a patient online guesser.
+	// already; this stops a patient online guesser. It is per address so
+	// that guessing from one machine never locks the owner out from
+	// another (issue 22); the per-address login rate (-login-rate,
+	// internal/ratelimit) bounds a spray over many accounts. In a cluster
+	// each node counts alone, so Options.MaxLoginFailures takes this
+	// divided by the number of nodes.
 	MaxLoginFailures   = 10
 	loginFailureWindow = 5 * time.Minute
 	maxLimiterEntries  = 10000 // bounds the limiter's memory under a spray of usernames
@@ -174,6 +182,11 @@ type Options struct {
 	AllowGuests bool          // let people in with just a name (no password)
 	SessionTTL  time.Duration // 0 means defaultSessionTTL
 	Argon       ArgonParams   // zero means defaultArgonParams (tests pass cheap ones)
+	// MaxLoginFailures is the wrong passwords for one account from one
+	// address within the window before that address is refused for it; 0
+	// means MaxLoginFailures (a cluster node passes it divided by the
+	// number of nodes).
+	MaxLoginFailures int
 }
 
 // Service owns accounts and credentials: registration, passwords,
@@ -204,7 +217,7 @@ func New(st *store.Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{st: st, opts: opts, limiter: newLoginLimiter(st.Now), Gate: newPasswordGate(), dummyHash: dummy}, nil
+	return &Service{st: st, opts: opts, limiter: newLoginLimiter(st.Now, opts.MaxLoginFailures), Gate: newPasswordGate(), dummyHash: dummy}, nil
 }
 
 // Hash computes password's argon2id hash through the password gate; it
@@ -293,7 +306,7 @@ func (a *Service) CheckLogin(ctx context.Context, username, password string) (st
 	if len(password) > MaxPasswordLen {
 		return store.User{}, apperr.ErrBadCredentials
 	}
-	key := store.UsernameKey(username)
+	key := loginKey(username, RemoteFrom(ctx))
 	if !a.limiter.allow(key) {
 		return store.User{}, apperr.ErrTooManyAttempts
 	}
@@ -317,6 +330,7 @@ func (a *Service) CheckLogin(ctx context.Context, username, password string) (st
 		return store.User{}, apperr.ErrBadCredentials
 	}
 	a.limiter.reset(key)
+	u.Login = store.PasswordLogin(u.ID, hash)
 	return u, nil
 }
 
@@ -376,6 +390,25 @@ func (a *Service) UserByLogin(ctx context.Context, login, passcode string) (stor
 	}
 }
 
+// EndedLogins returns the login keys among keys whose credential is gone
+// (store.EndedLogins).
+func (a *Service) EndedLogins(ctx context.Context, keys []string) ([]string, error) {
+	return a.st.EndedLogins(ctx, keys)
+}
+
+// UserByLoginKey returns the user of a live login session or unexpired API
+// token named by its login key (store.SessionLogin, store.TokenLogin), with
+// the token's scopes; errNotLoggedIn when it ended.
+func (a *Service) UserByLoginKey(ctx context.Context, key string) (store.User, error) {
+	return a.st.UserByLoginKey(ctx, key)
+}
+
+// IsAPIToken reports whether a passcode has the form of an API token
+// rather than a password.
+func IsAPIToken(passcode string) bool {
+	return strings.HasPrefix(passcode, apiTokenPrefix)
+}
+
 // UserByName looks an account up by name (case-insensitive).
 func (a *Service) UserByName(ctx context.Context, name string) (store.User, error) {
 	return a.st.UserByName(ctx, name)
@@ -418,22 +451,44 @@ func (a *Service) GuestLogin(ctx context.Context, name string) (store.User, Sess
 	return u, s, err
 }
 
-// CreateToken makes a named API token for u and returns it; it is shown
-// once and only its hash is kept. Guests cannot have tokens.
+// CreateToken makes a named API token for u with the default scopes
+// (post and read) and no expiry; see CreateTokenWith.
 func (a *Service) CreateToken(ctx context.Context, u store.User, name string) (string, error) {
-	name = strings.TrimSpace(name)
+	return a.CreateTokenWith(ctx, u, TokenSpec{Name: name})
+}
+
+// CreateTokenWith makes a named API token for u and returns it; it is
+// shown once and only its hash is kept. Guests cannot have tokens, only
+// an administrator's token may have the admin scope, and a request
+// authenticated by a token cannot make tokens (a bot must not mint
+// itself longer-lived credentials).
+func (a *Service) CreateTokenWith(ctx context.Context, u store.User, spec TokenSpec) (string, error) {
+	name := strings.TrimSpace(spec.Name)
 	if name == "" || utf8.RuneCountInString(name) > maxTokenNameRunes {
 		return "", apperr.New(apperr.ErrBadRequest, fmt.Sprintf("token name must be 1 to %d characters", maxTokenNameRunes))
 	}
 	if u.IsGuest {
 		return "", apperr.New(apperr.ErrForbidden, "guests cannot create tokens")
 	}
+	if u.Scopes != "" {
+		return "", apperr.New(apperr.ErrForbidden, "an API token cannot create tokens")
+	}
+	scopes, err := ParseScopes(spec.Scopes)
+	if err != nil {
+		return "", err
+	}
+	if HasScope(scopes, ScopeAdmin) && !u.IsAdmin {
+		return "", apperr.New(apperr.ErrForbidden, "only an administrator's token may have the admin scope")
+	}
+	if !spec.Expires.IsZero() && !spec.Expires.After(a.st.Now()) {
+		return "", apperr.New(apperr.ErrBadRequest, "a token's expiry must be in the future")
+	}
 	secret, err := newSecret()
 	if err != nil {
 		return "", err
 	}
 	tok := apiTokenPrefix + secret
-	if err := a.st.CreateToken(ctx, u.ID, name, secretHash(tok)); err != nil {
+	if err := a.st.CreateToken(ctx, store.NewToken{UserID: u.ID, Name: name, TokenHash: secretHash(tok), Scopes: scopes, Expires: spec.Expires}); err != nil {
 		return "", err
 	}
 	return tok, nil
@@ -525,10 +580,12 @@ func ClearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// loginLimiter counts recent login failures per username. Safe for
-// concurrent use; the lock is held only for map operations.
+// loginLimiter counts recent login failures per username and client
+// address (loginKey). Safe for concurrent use; the lock is held only for
+// map operations.
 type loginLimiter struct {
 	now func() time.Time
+	max int // failures per key within the window
 	mu  sync.Mutex
 	m   map[string]*loginFailures
 }
@@ -538,8 +595,11 @@ type loginFailures struct {
 	since time.Time // start of the current window
 }
 
-func newLoginLimiter(now func() time.Time) *loginLimiter {
-	return &loginLimiter{now: now, m: make(map[string]*loginFailures)}
+func newLoginLimiter(now func() time.Time, maxFailures int) *loginLimiter {
+	if maxFailures <= 0 {
+		maxFailures = MaxLoginFailures
+	}
+	return &loginLimiter{now: now, max: maxFailures, m: make(map[string]*loginFailures)}
 }
 
 func (l *loginLimiter) allow(key string) bool {
@@ -553,7 +613,7 @@ func (l *loginLimiter) allow(key string) bool {
 		delete(l.m, key)
 		return true
 	}
-	return f.count < MaxLoginFailures
+	return f.count < l.max
 }
 
 func (l *loginLimiter) fail(key string) {
@@ -584,13 +644,60 @@ func (l *loginLimiter) reset(key string) {
 	l.mu.Unlock()
 }
 
-// FailedLogins is how many wrong passwords username has had since its last
-// good one (or since its failures expired).
+// FailedLogins is how many wrong passwords username has had, from every
+// address, since the last good one from that address (or since they
+// expired).
 func (a *Service) FailedLogins(username string) int {
+	prefix := store.UsernameKey(username) + "\x00"
 	a.limiter.mu.Lock()
 	defer a.limiter.mu.Unlock()
-	if f := a.limiter.m[store.UsernameKey(username)]; f != nil {
-		return f.count
+	n := 0
+	for k, f := range a.limiter.m {
+		if strings.HasPrefix(k, prefix) {
+			n += f.count
+		}
 	}
-	return 0
+	return n
+}
+
+// loginKey is what the login throttle counts by: the account and the
+// client's address (AddressKey).
+func loginKey(username, remote string) string {
+	return store.UsernameKey(username) + "\x00" + AddressKey(remote)
+}
+
+// AddressKey is the part of a client address (host:port or a bare host)
+// that login limits count by: the host, and for IPv6 its /64, the block
+// one machine may pick addresses from at will.
+func AddressKey(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip = ip.Unmap(); ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
+}
+
+// remoteKey is the context key of the client's address.
+type remoteKey struct{}
+
+// WithRemote returns ctx carrying the client's address (host:port), for
+// the login throttle: the HTTP login passes r.RemoteAddr, a STOMP CONNECT
+// the connection's address.
+func WithRemote(ctx context.Context, remote string) context.Context {
+	return context.WithValue(ctx, remoteKey{}, remote)
+}
+
+// RemoteFrom returns the client's address WithRemote put in ctx, "" if none.
+func RemoteFrom(ctx context.Context) string {
+	r, _ := ctx.Value(remoteKey{}).(string)
+	return r
 }

@@ -257,6 +257,40 @@ func TestLoginThrottle(t *testing.T) {
 	}
 }
 
+// TestLoginThrottlePerAddress: wrong passwords lock the account for the
+// address they came from (an IPv6 /64 counts as one), never for its
+// owner on another address; Options.MaxLoginFailures sets how many.
+func TestLoginThrottlePerAddress(t *testing.T) {
+	clock := testutil.NewClock()
+	s := storetest.Open(t, clock)
+	a, err := New(s, Options{Argon: cheapArgon, MaxLoginFailures: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRegister(t, a, "alice")
+	from := func(addr string) context.Context { return WithRemote(context.Background(), addr) }
+	for _, attacker := range []string{"10.0.0.66:4000", "[2001:db8::66]:4000"} {
+		for i := range 3 {
+			if _, _, err := a.Login(from(attacker), "alice", "wrong-password"); !errors.Is(err, apperr.ErrBadCredentials) {
+				t.Fatalf("%s attempt %d = %v", attacker, i, err)
+			}
+		}
+	}
+	for _, addr := range []string{"10.0.0.66:4001", "10.0.0.66", "[2001:db8::67]:1"} {
+		if _, _, err := a.Login(from(addr), "alice", "password-alice"); !errors.Is(err, apperr.ErrTooManyAttempts) {
+			t.Fatalf("from the guessing address %s = %v, want throttled", addr, err)
+		}
+	}
+	for _, addr := range []string{"10.0.0.7:4000", "[2001:db8:0:1::7]:1"} {
+		if _, _, err := a.Login(from(addr), "alice", "password-alice"); err != nil {
+			t.Fatalf("owner from %s = %v", addr, err)
+		}
+	}
+	if n := a.FailedLogins("alice"); n != 6 {
+		t.Fatalf("FailedLogins = %d, want 6 over both guessing addresses", n)
+	}
+}
+
 func TestAPITokensAndStompLogin(t *testing.T) {
 	s := storetest.Open(t, nil)
 	a := newTestAuth(t, s, false)

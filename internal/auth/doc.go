@@ -11,6 +11,10 @@
 //   - At most one argon2id computation per core runs at once (Gate). The
 //     others wait in a bounded queue; past it, or past the longest wait,
 //     they get "server busy, retry" (HTTP 503), never an out-of-memory.
+//   - An API token has scopes (post, read, admin; scopes.go) and may
+//     expire; a password or a login session has all of the account's
+//     powers. Only an administrator's token may have admin, and only when
+//     asked for; a token cannot make tokens.
 //   - Every write goes through the store. Salts, hashes and tokens are
 //     made here, before the write, so that a write replayed from the
 //     cluster log gives the same rows on every node.

@@ -120,6 +120,7 @@ type Broker struct {
 	transports map[string]int    // transport → live sessions, for Stats; a transport seen stays at 0
 	accepted   map[string]uint64 // transport → sessions admitted since start, for Stats
 	stats      counters          // frames, messages, refusals and receipts since start (stats.go)
+	ql         queueState        // held queue messages and the memory mark (queue_limits.go, flow.go)
 
 	// bus spreads what the broker delivers and does not store over the
 	// nodes of a cluster (bus.go). It is nil on a single node, and
@@ -146,6 +147,7 @@ func New(cfg Config, log *slog.Logger) *Broker {
 	// Every subscription that ends gives back its user's slot: removeSub
 	// runs these hooks for UNSUBSCRIBE and for a closing session alike.
 	b.OnUnsubscribe(func(s *Session, _ *Subscription) { b.releaseUserSub(s.User) })
+	b.denyAnonymousQueues()
 	return b
 }
 
@@ -374,12 +376,15 @@ func (b *Broker) routeTopic(m *message) error {
 // local queue, which holds it until a consumer comes (here or, offered by
 // the bus, on another node). ctx bounds the wait for the node that takes it.
 func (b *Broker) routeQueue(ctx context.Context, m *message) error {
+	if !b.stampExpiry(m) {
+		return nil // expired before it was routed: the sender asked for it to go
+	}
 	if bus := b.loadBus(); bus != nil {
 		if taken, err := bus.SendQueue(ctx, m.dest, m.headers, m.body); err != nil || taken {
 			return err
 		}
 	}
-	return b.queueFor(m.dest).put(m)
+	return b.putQueue(m.dest, m)
 }
 
 // publishTopic delivers m to the subscribers filed under key on this node

@@ -172,7 +172,17 @@ func (b *Broker) DeliverRemoteUser(user, dest string, headers []stomp.Header, bo
 // consumer here any more, so that the bus asks another node; a full queue
 // refuses it with errQueueFull.
 func (b *Broker) TakeRemoteQueue(dest string, headers []stomp.Header, body []byte) (taken bool, err error) {
-	return b.queueFor(dest).offer(&message{dest: dest, headers: headers, body: body})
+	q := b.lookupQueue(dest)
+	if q == nil {
+		return false, nil // no consumer here
+	}
+	m := &message{dest: dest, headers: headers, body: body}
+	b.readExpiry(m)
+	if m.expiredAt(b.cfg.Now().UnixMilli()) {
+		b.ql.expired.Add(1)
+		return true, nil // its time is up: taken, and gone
+	}
+	return q.offer(m)
 }
 
 // Queues returns the names of the broker's queues, for the bus's rounds.

@@ -34,6 +34,19 @@ const (
 	defaultMaxUnacked           = 1024             // deliveries awaiting ACK in client modes, per connection
 	heartBeatGrace              = 2                // a client may be this many times late before it is considered gone
 	defaultServerName           = "stompbox"       // the CONNECTED server header when the config names none
+
+	// Held /queue/ messages (issue 22): what the broker keeps in memory for
+	// queues nobody consumes is bounded in bytes, in count of queues and in
+	// time, with defaults a Raspberry Pi can afford.
+	DefaultQueueBytes         = 64 << 20  // bytes held over all queues
+	DefaultQueueBytesPerQueue = 4 << 20   // bytes held by one queue
+	DefaultMaxQueues          = 10000     // distinct /queue/ destinations at once; an empty queue nobody consumes is forgotten
+	DefaultQueueTTL           = time.Hour // longest a held message waits; a SEND's expires header may shorten it, never lengthen it
+	// DefaultMemoryMark is the Go heap above which publishers are held by
+	// flow control (their SENDs are not read) until it falls back below,
+	// as RabbitMQ's memory alarm blocks publishers. 512 MiB leaves a
+	// 1 GiB Pi room for the page cache and argon2's 19 MiB per login.
+	DefaultMemoryMark = 512 << 20
 )
 
 // Config holds the broker's options. Zero values take the defaults.
@@ -60,6 +73,24 @@ type Config struct {
 	ServerName           string             // the CONNECTED server header; default defaultServerName (the server names its version)
 	Auth                 Authenticator      // nil accepts everyone, naming them by their login header
 	Limiter              *ratelimit.Limiter // SEND and per-address connection limits (internal/ratelimit); nil: none
+
+	// Held queue messages (queue_limits.go). Zero takes the default;
+	// QueueBytes, QueueBytesPerQueue, MaxQueues and MemoryMark below zero
+	// turn that limit off.
+	QueueBytes         int64         // bytes held over all queues while nobody consumes them
+	QueueBytesPerQueue int64         // bytes one queue holds
+	MaxQueues          int           // distinct queues at once
+	QueueTTL           time.Duration // longest a held message waits before it is dropped
+	MemoryMark         int64         // Go heap bytes above which publishers are held
+	// DenyAnonymousQueues refuses SEND and SUBSCRIBE to /queue/
+	// destinations from sessions without a user (the web UI never uses
+	// them; see README "Security"). false (tests, bare brokers) allows them.
+	DenyAnonymousQueues bool
+	// HeapBytes reports the heap for MemoryMark; nil reads runtime/metrics.
+	// Tests set it.
+	HeapBytes func() uint64
+	// Now is the clock of queue expiry; nil is time.Now. Tests set it.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -86,6 +117,17 @@ func (c *Config) setDefaults() {
 	setDefault(&c.OutboxBytes, defaultOutboxBytes)
 	setDefault(&c.QueueDepth, defaultQueueDepth)
 	setDefault(&c.MaxUnacked, defaultMaxUnacked)
+	setDefault(&c.QueueBytes, DefaultQueueBytes)
+	setDefault(&c.QueueBytesPerQueue, DefaultQueueBytesPerQueue)
+	setDefault(&c.MaxQueues, DefaultMaxQueues)
+	setDefault(&c.QueueTTL, DefaultQueueTTL)
+	setDefault(&c.MemoryMark, DefaultMemoryMark)
+	if c.HeapBytes == nil {
+		c.HeapBytes = heapBytes
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.ServerName == "" {
 		c.ServerName = defaultServerName
 	}

@@ -20,7 +20,16 @@
 //     its bounds (frames and bytes, after a short grace) gets an ERROR and
 //     its connection is closed.
 //   - A SEND over its rate is delayed on the sender's reader, not refused
-//     (internal/ratelimit).
+//     (internal/ratelimit), and so is every SEND while the heap is above
+//     the memory mark (flow.go).
+//   - What queues hold while nobody consumes them is bounded in bytes (in
+//     all and per queue), in number of queues and in time; a SEND past a
+//     bound gets an ERROR naming it, and nothing receipted is dropped
+//     before its expiry (queue_limits.go).
+//   - Access ends when it ends (revoke.go): a session whose principal
+//     names its login keys (LoginKeyer) is closed with an ERROR "session
+//     ended" by CloseLogins, and EndAccess ends its subscriptions to given
+//     destinations; nothing queued for them is written afterwards.
 //   - Each session has exactly one reader and one writer; every write has
 //     a deadline. Close tells every session "server shutting down", waits
 //     for them, and drops those still stuck when its context ends.

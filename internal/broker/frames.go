@@ -98,6 +98,7 @@ func (s *Session) handleConnect(f *stomp.Frame) error {
 		return err
 	}
 	s.Principal = principal
+	s.noteLogins(principal, user)
 	s.version, s.User, s.connected = v, user, true
 	s.b.stats.stompSessions.Add(1) // unregister takes it back
 	s.hbRecv = time.Duration(recv) * time.Millisecond

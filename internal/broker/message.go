@@ -18,6 +18,9 @@ type message struct {
 	headers []stomp.Header
 	body    []byte
 	storeID int64 // id in the chat store, 0 if not stored
+	// Set by a queue when it routes the message (queue_limits.go):
+	size    int64 // bytes counted against the queue caps while it is held
+	expires int64 // Unix milliseconds after which a held message is dropped; 0 none
 	enc     [3]struct {
 		once sync.Once
 		b    []byte

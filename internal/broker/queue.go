@@ -1,45 +1,67 @@
 package broker
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // queue is a /queue/ destination: each message goes to exactly one consumer,
-// round-robin, and waits in memory (up to QueueDepth) while there is none.
-// In a cluster the queue of each node holds that node's consumers; the bus
-// picks the node (see Bus.SendQueue) and is told when the first consumer
-// comes and the last goes.
+// round-robin, and waits in memory while there is none, within the caps of
+// queue_limits.go (count, bytes, expiry). In a cluster the queue of each
+// node holds that node's consumers; the bus picks the node (see
+// Bus.SendQueue) and is told when the first consumer comes and the last
+// goes.
 //
-// Locking: mu guards consumers, next and pending. Delivery under mu only
-// pushes onto outboxes, which never blocks.
+// Locking: mu guards consumers, next, pending, bytes and gone; the broker's
+// mu, when both are taken, comes first. Delivery under mu only pushes onto
+// outboxes, which never blocks.
 type queue struct {
-	name  string
-	depth int
-	bus   Bus // the broker's bus when the queue was made; nil on a single node
+	name    string
+	b       *Broker
+	bus     Bus          // the broker's bus when the queue was made; nil on a single node
+	touched atomic.Int64 // last looked up, Unix nanoseconds of the broker's clock
 
 	mu        sync.Mutex
 	consumers []*Subscription
 	next      int
 	pending   []*message
+	bytes     int64 // of pending, as the caps count them
+	gone      bool  // forgotten by sweepQueues: look the name up again
 }
 
-// queueFor returns the queue named dest, creating it.
+// queueFor returns the queue named dest, creating it, for a subscriber.
 func (b *Broker) queueFor(dest string) *queue {
+	q, _ := b.openQueue(dest, false)
+	return q
+}
+
+// openQueue returns the queue named dest, creating it; with bounded, it
+// refuses to make one more than MaxQueues (a SEND's queue; subscribers
+// are bounded by their subscription limits).
+func (b *Broker) openQueue(dest string, bounded bool) (*queue, error) {
+	now := b.cfg.Now().UnixNano()
 	b.mu.RLock()
 	q := b.queues[dest]
 	b.mu.RUnlock()
 	if q != nil {
-		return q
+		q.touched.Store(now)
+		return q, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if q = b.queues[dest]; q == nil {
-		q = &queue{name: dest, depth: b.cfg.QueueDepth, bus: b.loadBus()}
+		if lim := b.cfg.MaxQueues; bounded && lim > 0 && len(b.queues) >= lim {
+			return nil, b.refuseQueue(errTooManyQueues, strconv.Itoa(lim), "max-queues")
+		}
+		q = &queue{name: dest, b: b, bus: b.loadBus()}
 		b.queues[dest] = q
+		b.armSweep()
 	}
-	return q
+	q.touched.Store(now)
+	return q, nil
 }
 
 // lookupQueue returns the queue named dest, nil if there is none.
@@ -49,25 +71,43 @@ func (b *Broker) lookupQueue(dest string) *queue {
 	return b.queues[dest]
 }
 
+// putQueue hands m, stamped with its expiry, to the queue dest: to a
+// consumer, else held within the caps. A queue forgotten meanwhile is
+// looked up again.
+func (b *Broker) putQueue(dest string, m *message) error {
+	for {
+		q, err := b.openQueue(dest, true)
+		if err != nil {
+			return err
+		}
+		if err := q.put(m); err != errQueueGone {
+			return err
+		}
+	}
+}
+
+// errQueueGone: the queue was forgotten between its lookup and its use.
+var errQueueGone = errors.New("queue forgotten")
+
 // put delivers m to the next consumer, or holds it. A full queue refuses m,
 // so that a message acknowledged with a RECEIPT is never silently dropped.
 func (q *queue) put(m *message) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.gone {
+		return errQueueGone
+	}
 	if q.deliverLocked(m, nil) {
 		return nil
 	}
-	if len(q.pending) >= q.depth {
-		return ErrQueueFull
-	}
-	q.pending = append(q.pending, m)
-	return nil
+	return q.holdLocked(m)
 }
 
 // offer is put for a message the cluster bus chose this node for
 // (Broker.TakeRemoteQueue): it is
 // refused (false) when the queue has no consumer here any more, so that
-// the bus asks another node rather than hold it where nobody reads.
+// the bus asks another node rather than hold it where nobody reads. The
+// caps hold here as for a SEND to this node.
 func (q *queue) offer(m *message) (bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -77,10 +117,9 @@ func (q *queue) offer(m *message) (bool, error) {
 	if q.deliverLocked(m, nil) {
 		return true, nil
 	}
-	if len(q.pending) >= q.depth {
-		return false, ErrQueueFull
+	if err := q.holdLocked(m); err != nil {
+		return false, err
 	}
-	q.pending = append(q.pending, m)
 	return true, nil
 }
 
@@ -93,8 +132,10 @@ func (q *queue) takeIdle() []*message {
 	if len(q.consumers) > 0 {
 		return nil
 	}
+	q.dropExpiredLocked(q.b.cfg.Now().UnixMilli())
 	held := q.pending
 	q.pending = nil
+	q.releaseLocked(held)
 	return held
 }
 
@@ -130,20 +171,47 @@ func (q *queue) deliverLocked(m *message, avoid *Subscription) bool {
 // addConsumer adds sub and hands it whatever was waiting. The first
 // consumer makes the node a consumer of the queue in the cluster.
 func (q *queue) addConsumer(sub *Subscription) {
+	q.revive()
 	q.mu.Lock()
 	q.consumers = append(q.consumers, sub)
 	first := len(q.consumers) == 1
+	q.dropExpiredLocked(q.b.cfg.Now().UnixMilli())
 	waiting := q.pending
 	q.pending = nil
 	for i, m := range waiting {
 		if !q.deliverLocked(m, nil) {
 			q.pending = append(q.pending, waiting[i:]...)
+			q.releaseLocked(waiting[:i])
 			break
 		}
+	}
+	if len(q.pending) == 0 {
+		q.releaseLocked(waiting)
 	}
 	q.mu.Unlock()
 	if first && q.bus != nil {
 		q.bus.QueueConsumersChanged(q.name)
+	}
+}
+
+// revive files q under its name again if sweepQueues forgot it while a
+// SUBSCRIBE was on its way to it (its hooks took longer than
+// idleQueueGrace) and no new queue took the name meanwhile.
+func (q *queue) revive() {
+	q.mu.Lock()
+	gone := q.gone
+	q.mu.Unlock()
+	if !gone {
+		return
+	}
+	b := q.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.gone && b.queues[q.name] == nil {
+		b.queues[q.name] = q
+		q.gone = false
 	}
 }
 
@@ -184,6 +252,7 @@ func (q *queue) putFront(msgs []*message, avoid *Subscription) bool {
 		if !q.deliverLocked(m, avoid) {
 			// Nobody can take it now: it waits at the head of the queue.
 			q.pending = append(slices.Clone(msgs[i:]), q.pending...)
+			q.countHeldLocked(msgs[i:])
 			return len(q.consumers) == 0
 		}
 	}
@@ -192,8 +261,10 @@ func (q *queue) putFront(msgs []*message, avoid *Subscription) bool {
 
 // removeSub detaches sub from its topic or queue and tells the unsubscribe hooks.
 func (b *Broker) removeSub(sub *Subscription) {
+	if sub.removed.Swap(true) {
+		return // already ended (Broker.EndAccess, revoke.go)
+	}
 	b.stats.subscriptions.Add(-1)
-	sub.removed.Store(true)
 	if sub.q != nil {
 		sub.q.removeConsumer(sub)
 	} else {

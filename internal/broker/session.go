@@ -47,9 +47,10 @@ type Session struct {
 	connected bool
 	version   stomp.Version
 	User      string
-	logUser   atomic.Pointer[string] // user, for sessionLog, which any goroutine may run
-	Principal any                    // from the Authenticator: the chat's user record, nil for anonymous
-	hbRecv    time.Duration          // how often the client promised to send
+	logUser   atomic.Pointer[string]        // user, for sessionLog, which any goroutine may run
+	Principal any                           // from the Authenticator: the chat's user record, nil for anonymous
+	logins    atomic.Pointer[sessionLogins] // the credentials the session rests on (revoke.go); any goroutine reads it
+	hbRecv    time.Duration                 // how often the client promised to send
 
 	// Owned by the reader goroutine.
 	parser *stomp.Parser

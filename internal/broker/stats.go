@@ -152,6 +152,7 @@ type Stats struct {
 	SlowConsumers uint64            // sessions cut off because their outbox overflowed
 	Refusals      map[string]uint64 // refusals by the option of the limit that refused (max-connections, …)
 	Receipts      latency.Hist      // receipted SENDs, from handling (after any rate hold) to the RECEIPT queued
+	Queues        QueueStats        // held queue messages and the memory mark (queue_limits.go)
 }
 
 // Stats copies the broker's figures. Safe for concurrent use; it holds the
@@ -186,5 +187,6 @@ func (b *Broker) Stats() Stats {
 	c.receiptMu.Lock()
 	st.Receipts = c.receipts
 	c.receiptMu.Unlock()
+	st.Queues = b.QueueStats()
 	return st
 }

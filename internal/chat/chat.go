@@ -216,7 +216,13 @@ type Config struct {
 	Attachments Attachments
 
 	Webhooks *http.Client // client for webhook POSTs; nil means one with webhookTimeout
-	Log      *slog.Logger // nil means discard
+	Access   AccessHooks  // what to end when access ends (access.go)
+	// WebhookAllow lists the webhook targets users may set (host names,
+	// *.domain patterns, IP addresses, CIDR ranges); empty turns webhooks
+	// off (webhookguard.go). Webhooks with a nil client are guarded:
+	// never loopback or link-local, no redirects.
+	WebhookAllow []string
+	Log          *slog.Logger // nil means discard
 }
 
 // Attachments is what the chat service needs of the files that
@@ -249,11 +255,15 @@ type Service struct {
 	// daily sweep.
 	files    Attachments
 	webhooks *webhookSender
-	log      *slog.Logger
+	access   AccessHooks // access.go
+	// webhookAllow is Config.WebhookAllow, parsed (webhookguard.go).
+	webhookAllow webhookAllow
+	log          *slog.Logger
 }
 
 func New(st *store.Store, cfg Config) (*Service, error) {
 	c := &Service{RoomGate: NewRoomGate(st), St: st, files: cfg.Attachments, lang: cfg.Lang, deliver: cfg.Deliver, notify: cfg.Notify, online: cfg.Online, MaxRunes: cfg.MaxMessageRunes, MaxRooms: cfg.MaxRoomsPerUser, EditWindow: cfg.EditWindow, log: cfg.Log}
+	c.access = cfg.Access
 	if c.MaxRunes <= 0 {
 		c.MaxRunes = MaxMessageRunes
 	}
@@ -276,7 +286,12 @@ func New(st *store.Store, cfg Config) (*Service, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.webhooks = newWebhookSender(cfg.Webhooks, c.log)
+	allow, err := parseWebhookAllow(cfg.WebhookAllow)
+	if err != nil {
+		return nil, err
+	}
+	c.webhookAllow = allow
+	c.webhooks = newWebhookSender(cfg.Webhooks, c.webhookAllow, c.log)
 	c.idem = newIdempotency(st.Now)
 	st.SetEffects(c) // ops applied from now on deliver through c (ops.go)
 	return c, nil

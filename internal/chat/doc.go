@@ -20,10 +20,18 @@
 //     it, so that every node applies it the same way.
 //   - A send with an idempotency key already used within the window
 //     stores and delivers nothing and returns the first message.
+//   - Access ends as its op commits, on every node (access.go): an op
+//     that ends a user's access to a room (accessEnder: leaving, being
+//     removed) calls Config.Access.EndRoom, and a store op that ends a
+//     credential (store.LoginEnder) calls Config.Access.EndLogins.
+//   - Webhooks go only to targets on Config.WebhookAllow, never to a
+//     loopback, link-local or unspecified address (checked where it is
+//     dialed), and follow no redirect (webhookguard.go).
 //
 // Interfaces and hooks it owns, which a higher package fills in:
 //   - Config.Deliver, Config.Notify (chatstomp.Glue's DeliverRoom and
 //     NotifyUser) and Config.Online (broker.Broker.IsOnline);
+//   - Config.Access (chatstomp.Glue's EndRoomAccess and EndLogins);
 //   - Config.Attachments, the unexported Attachments (Forget):
 //     implemented by files.Service.
 //

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"stompbox/internal/apperr"
 	"stompbox/internal/store"
 	"sync"
@@ -103,15 +102,15 @@ func (c *Service) DeliverPending(ctx context.Context, u store.User) (int, error)
 }
 
 // SetWebhook sets (or, with "", clears) the URL u's offline notifications
-// are POSTed to. Only http and https URLs are accepted.
+// are POSTed to. Only http and https URLs to a target on the
+// administrator's allow-list are accepted (webhookguard.go).
 func (c *Service) SetWebhook(ctx context.Context, u store.User, rawURL string) error {
 	if u.IsGuest {
 		return apperr.New(apperr.ErrForbidden, "guests cannot set webhooks")
 	}
 	if rawURL != "" {
-		p, err := url.Parse(rawURL)
-		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || len(rawURL) > maxWebhookURLLen {
-			return apperr.New(apperr.ErrBadRequest, "webhook must be an http or https URL")
+		if err := c.webhookAllow.checkURL(rawURL); err != nil { // webhookguard.go
+			return err
 		}
 	}
 	return c.St.SetWebhook(ctx, u.ID, rawURL)
@@ -123,6 +122,7 @@ func (c *Service) SetWebhook(ctx context.Context, u store.User, rawURL string) e
 // in-flight POSTs and waits for the workers.
 type webhookSender struct {
 	client *http.Client
+	allow  webhookAllow // checked again as each POST goes: the list may have changed since the URL was set
 	log    *slog.Logger
 	queue  chan webhookJob // never closed; workers and senders select on ctx
 	ctx    context.Context
@@ -135,12 +135,12 @@ type webhookJob struct {
 	body []byte
 }
 
-func newWebhookSender(client *http.Client, log *slog.Logger) *webhookSender {
+func newWebhookSender(client *http.Client, allow webhookAllow, log *slog.Logger) *webhookSender {
 	if client == nil {
-		client = &http.Client{Timeout: webhookTimeout}
+		client = guardedWebhookClient()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &webhookSender{client: client, log: log, queue: make(chan webhookJob, webhookQueueLen), ctx: ctx, cancel: cancel}
+	w := &webhookSender{client: client, allow: allow, log: log, queue: make(chan webhookJob, webhookQueueLen), ctx: ctx, cancel: cancel}
 	for range webhookWorkers {
 		w.wg.Go(w.run)
 	}
@@ -175,6 +175,9 @@ func (w *webhookSender) run() {
 }
 
 func (w *webhookSender) post(j webhookJob) error {
+	if err := w.allow.stillAllows(j.url); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(w.ctx, webhookTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))

@@ -16,6 +16,7 @@ func init() {
 	store.RegisterOp[RoomUpdateOp]()
 	store.RegisterOp[RoomAddMemberOp]()
 	store.RegisterOp[RoomLeaveOp]()
+	store.RegisterOp[RoomRemoveMemberOp]()
 	store.RegisterOp[DmOpenOp]()
 	store.RegisterOp[MsgEditOp]()
 	store.RegisterOp[MsgDeleteOp]()
@@ -36,4 +37,5 @@ func (c *Service) Committed(op store.Op) {
 	if o, ok := op.(chatEffect); ok {
 		o.committed(c)
 	}
+	c.accessCommitted(op) // access.go
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // chatOpKinds are the kinds of the chat service's ops.
-var chatOpKinds = []string{"chat-post", "room-create", "room-update", "room-add-member", "room-leave", "dm-open", "msg-edit", "msg-delete", "msg-react"}
+var chatOpKinds = []string{"chat-post", "room-create", "room-update", "room-add-member", "room-leave", "room-remove-member", "dm-open", "msg-edit", "msg-delete", "msg-react"}
 
 func TestChatOpsRoundTrip(t *testing.T) {
 	name, topic, archived := "renamed", "a topic", true
@@ -31,6 +31,7 @@ func TestChatOpsRoundTrip(t *testing.T) {
 		&chat.RoomUpdateOp{RoomID: 5, Update: store.RoomUpdate{Topic: &topic}},
 		&chat.RoomAddMemberOp{RoomPresence: chat.RoomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol joined."}},
 		&chat.RoomLeaveOp{RoomPresence: chat.RoomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol left."}},
+		&chat.RoomRemoveMemberOp{RoomPresence: chat.RoomPresence{RoomID: 5, UserID: 3, Username: "carol", Message: "carol left."}, By: 2},
 		&chat.DmOpenOp{UserID: 1, Username: "alice", OtherID: 2, OtherName: "bob"},
 		&chat.MsgEditOp{RoomID: 5, MsgID: 42, UserID: 3, Username: "carol", Text: "fixed", WindowMS: 600_000},
 		&chat.MsgDeleteOp{RoomID: 5, MsgID: 42, UserID: 1, Username: "alice", Admin: true},
@@ -239,6 +240,7 @@ func TestChatOpsReplayDeterministic(t *testing.T) {
 	must("delete hello", c.Delete(ctx, a.Alice, 1, hello.ID))
 	must("add alice", c.AddMember(ctx, a.Carol, secret.ID, "alice"))
 	must("leave", c.Leave(ctx, a.Carol, secret.ID))
+	must("remove alice", c.RemoveMember(ctx, a.Bob, secret.ID, "alice"))
 	post(a.Bob, chat.Input{Type: proto.MsgLeave, RoomID: team.ID})
 
 	for _, k := range chatOpKinds {

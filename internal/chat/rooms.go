@@ -224,6 +224,73 @@ func (c *Service) Leave(ctx context.Context, u store.User, roomID int64) error {
 	return nil
 }
 
+// Member is one member of a room as the page's member list shows it.
+type Member struct {
+	Username    string `json:"username"`
+	DisplayName string `json:"displayName"`
+	IsAdmin     bool   `json:"isAdmin,omitempty"`
+	Owner       bool   `json:"owner,omitempty"`  // created the room
+	Online      bool   `json:"online,omitempty"` // connected to this node now
+}
+
+// RoomMembers lists the members of a room u may read, by username, with
+// who is online (this node's knowledge, as presence is).
+func (c *Service) RoomMembers(ctx context.Context, u store.User, roomID int64) ([]Member, error) {
+	r, err := c.Room(ctx, u, roomID)
+	if err != nil {
+		return nil, err
+	}
+	us, err := c.St.RoomMembers(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Member, 0, len(us))
+	for _, m := range us {
+		out = append(out, Member{Username: m.Username, DisplayName: m.DisplayName, IsAdmin: m.IsAdmin, Owner: r.CreatedBy != 0 && r.CreatedBy == m.ID, Online: c.online(m.Username)})
+	}
+	return out, nil
+}
+
+// errCannotRemove refuses a removal by someone who is neither the room's
+// owner nor an administrator.
+var errCannotRemove = apperr.New(apperr.ErrForbidden, "only the room's owner or an administrator can remove members")
+
+// RemoveMember ends the membership of the user called name in a room, on
+// behalf of u, who must be the room's owner or an administrator, and posts
+// their LEAVE message. Once the op is committed, every node ends that
+// user's live subscriptions to the room (AccessEnded). Removing oneself is
+// refused (leaving is Leave); so are DM rooms, which have exactly two
+// members, and someone who is not a member.
+func (c *Service) RemoveMember(ctx context.Context, u store.User, roomID int64, name string) error {
+	r, _, err := c.St.RoomAccess(ctx, roomID, u.ID)
+	if err != nil {
+		return err
+	}
+	if r.Kind == store.RoomDM {
+		return apperr.New(apperr.ErrForbidden, "direct-message rooms have exactly two members")
+	}
+	if !u.IsAdmin && (r.CreatedBy == 0 || r.CreatedBy != u.ID) {
+		return errCannotRemove
+	}
+	other, err := c.St.UserByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if other.ID == u.ID {
+		return apperr.New(apperr.ErrBadRequest, "to remove yourself, leave the room")
+	}
+	if _, member, err := c.St.RoomAccess(ctx, roomID, other.ID); err != nil {
+		return err
+	} else if !member {
+		return apperr.New(apperr.ErrNotFound, other.Username+" is not a member of this room")
+	}
+	op := &RoomRemoveMemberOp{RoomPresence: RoomPresence{RoomID: r.ID, UserID: other.ID, Username: other.Username, Message: presenceText(c.lang, proto.MsgLeave, other.Username)}, By: u.ID}
+	if err := c.St.Run(ctx, op); err != nil {
+		return fmt.Errorf("remove member of room %d: %w", roomID, err)
+	}
+	return nil
+}
+
 // OpenDM returns the direct-message room of u and the user called name,
 // creating it on first use; both are (again) members afterwards. The
 // room's unique dm_key makes concurrent opens converge on one room.
@@ -484,6 +551,20 @@ func (o *RoomAddMemberOp) Apply(e *store.Tx) (err error) {
 	return o.store(e, proto.MsgEnter)
 }
 
+// committed publishes the ENTER to the room and tells the added person's
+// open pages on this node (their notification queue, reason "added"), so
+// the room appears in their list at once.
+func (o *RoomAddMemberOp) committed(c *Service) {
+	o.RoomPresence.committed(c)
+	if o.changed {
+		c.notify(o.Username, notificationJSON(store.Notification{Reason: ReasonAdded, CreatedAt: o.msg.CreatedAt, Message: o.msg}))
+	}
+}
+
+// ReasonAdded is the reason of the notification someone gets when they
+// are added to a room.
+const ReasonAdded = "added"
+
 // RoomLeaveOp ends a membership and posts the LEAVE (Leave). Leaving a
 // room one has already left changes nothing.
 type RoomLeaveOp struct{ RoomPresence }
@@ -497,6 +578,29 @@ func (o *RoomLeaveOp) Apply(e *store.Tx) (err error) {
 	}
 	return o.store(e, proto.MsgLeave)
 }
+
+// RoomRemoveMemberOp ends someone else's membership, by the room's owner
+// or an administrator (RemoveMember), and posts their LEAVE. Removing
+// someone who is no longer a member changes nothing. It ends the removed
+// user's access: on every node, once committed, their live subscriptions
+// to the room end and their pages are told (AccessEnded).
+type RoomRemoveMemberOp struct {
+	RoomPresence
+	By int64 `json:"by"` // who removed them
+}
+
+func (*RoomRemoveMemberOp) OpKind() string { return "room-remove-member" }
+
+func (o *RoomRemoveMemberOp) Apply(e *store.Tx) (err error) {
+	o.msg = store.StoredMessage{}
+	if o.changed, err = e.Leave(o.RoomID, o.UserID); err != nil || !o.changed {
+		return err
+	}
+	return o.store(e, proto.MsgLeave)
+}
+
+// AccessEnded names the room and the user whose access the op ended.
+func (o *RoomRemoveMemberOp) AccessEnded() (roomID, userID int64) { return o.RoomID, o.UserID }
 
 // DmOpenOp finds or creates the DM room of two users and makes both
 // members (again) (OpenDM). The room's unique dm_key, from the two ids,

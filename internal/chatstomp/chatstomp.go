@@ -36,6 +36,30 @@ type Glue struct {
 
 	mu       sync.Mutex
 	presence map[int64]map[string]int // room → user → live room subscriptions
+
+	// accessMu orders room subscriptions against access that ends
+	// (access.go): SUBSCRIBE checks and files under RLock, EndRoomAccess
+	// ends subscriptions under Lock.
+	accessMu sync.RWMutex
+
+	logins LoginLimiter // the per-address login rate; nil: none
+}
+
+// LoginLimiter is the per-address login rate that a CONNECT with a
+// password draws from, the very bucket of the HTTP login
+// (ratelimit.Limiter.AllowLogin).
+type LoginLimiter interface {
+	AllowLogin(addr string) bool
+}
+
+// errTooManyLogins refuses a CONNECT past the per-address login rate, in
+// the HTTP login's words.
+var errTooManyLogins = stomp.NewError("too many login attempts from this address; try again in a minute")
+
+// LimitLogins makes every CONNECT that tries a password count against l,
+// as the HTTP login does. Call it before serving.
+func (c *Glue) LimitLogins(l LoginLimiter) {
+	c.logins = l
 }
 
 // New returns the glue for auth, whose broker and chat service are
@@ -65,6 +89,19 @@ func (c *Glue) Attach(b *broker.Broker, svc *chat.Service) {
 // name when guests are allowed). No credentials at all gives an anonymous
 // connection, which may use plain broker destinations but no chat room.
 func (c *Glue) AuthenticateSTOMP(ctx context.Context, info transport.Info, f *stomp.Frame) (string, any, error) {
+	if info.Login != "" {
+		// The cookie (or bearer token) of the upgrade request, checked
+		// again: it may have ended since. The session rests on it
+		// (store.User.LoginKeys) and keeps a token's scopes.
+		u, err := c.auth.UserByLoginKey(ctx, info.Login)
+		if err != nil {
+			if apperr.IsClientError(err) {
+				return "", nil, errLoginEnded
+			}
+			return "", nil, fmt.Errorf("load cookie user: %w", err)
+		}
+		return u.Username, u, nil
+	}
 	if info.User != "" {
 		u, err := c.auth.UserByName(ctx, info.User)
 		if err != nil {
@@ -76,7 +113,10 @@ func (c *Glue) AuthenticateSTOMP(ctx context.Context, info transport.Info, f *st
 	if login == "" && passcode == "" {
 		return "", nil, nil
 	}
-	u, err := c.auth.UserByLogin(ctx, login, passcode)
+	if c.logins != nil && triesPassword(passcode) && !c.logins.AllowLogin(info.Remote) {
+		return "", nil, errTooManyLogins
+	}
+	u, err := c.auth.UserByLogin(auth.WithRemote(ctx, info.Remote), login, passcode)
 	if err != nil {
 		if apperr.IsClientError(err) {
 			return "", nil, stomp.NewError(apperr.Message(err))
@@ -86,6 +126,13 @@ func (c *Glue) AuthenticateSTOMP(ctx context.Context, info transport.Info, f *st
 	return u.Username, u, nil
 }
 
+// triesPassword reports whether a CONNECT's passcode is a password guess:
+// not empty (a guest name) and not an API token (256 random bits, which
+// no rate makes guessable; bots reconnect with them).
+func triesPassword(passcode string) bool {
+	return passcode != "" && !auth.IsAPIToken(passcode)
+}
+
 // chatUser returns the sender's account, or an error for anonymous sessions.
 func chatUser(s *broker.Session) (store.User, error) {
 	u, ok := s.Principal.(store.User)
@@ -93,6 +140,20 @@ func chatUser(s *broker.Session) (store.User, error) {
 		return store.User{}, apperr.ErrNotLoggedIn
 	}
 	return u, nil
+}
+
+// poster returns the account of a session that SENDs a chat change (a
+// message, an edit, typing): its token must allow posting, and its login
+// must still exist (checkLogin).
+func (c *Glue) poster(ctx context.Context, s *broker.Session) (store.User, error) {
+	u, err := chatUser(s)
+	if err != nil {
+		return u, err
+	}
+	if err := requireScope(u, auth.ScopePost); err != nil {
+		return u, err
+	}
+	return u, c.checkLogin(ctx, s, u)
 }
 
 // asSTOMPError turns a chat error into what the broker shows: client errors
@@ -110,7 +171,7 @@ func asSTOMPError(err error) error {
 // A refused SEND is explained on /user/queue/errors when the sender
 // subscribed to it (the connection stays open), else by an ERROR frame.
 func (c *Glue) handleChatMessage(ctx context.Context, req *broker.AppRequest) error {
-	u, err := chatUser(req.Session)
+	u, err := c.poster(ctx, req.Session)
 	if err == nil {
 		var in chat.Input
 		if in, err = chat.ParseInput(req.Frame.Body); err == nil {
@@ -165,7 +226,7 @@ type changeInput struct {
 // published before the SEND's RECEIPT goes out.
 func (c *Glue) handleChange(do func(ctx context.Context, u store.User, in changeInput) error) broker.AppHandler {
 	return func(ctx context.Context, req *broker.AppRequest) error {
-		u, err := chatUser(req.Session)
+		u, err := c.poster(ctx, req.Session)
 		if err == nil {
 			var in changeInput
 			if json.Unmarshal(req.Frame.Body, &in) != nil {
@@ -195,7 +256,7 @@ func (c *Glue) react(ctx context.Context, u store.User, in changeInput) error {
 // handleTyping relays {"roomId":N} as {"user":name} to the room's typing
 // topic on every node, for members only. Nothing is stored.
 func (c *Glue) handleTyping(ctx context.Context, req *broker.AppRequest) error {
-	u, err := chatUser(req.Session)
+	u, err := c.poster(ctx, req.Session)
 	if err != nil {
 		return asSTOMPError(err)
 	}
@@ -230,33 +291,34 @@ func (c *Glue) onRoomSubscribe(ctx context.Context, s *broker.Session, sub *brok
 	if err != nil {
 		return asSTOMPError(err)
 	}
-	if err := c.chat.CanRead(ctx, u, id); err != nil {
+	if err := requireScope(u, auth.ScopeRead); err != nil {
+		return asSTOMPError(err)
+	}
+	after := int64(-1) // no since-id
+	if since, ok := f.Get("since-id"); ok && suffix == "" {
+		if after, err = strconv.ParseInt(since, 10, 64); err != nil || after < 0 {
+			return stomp.NewError("since-id must be a message id")
+		}
+	}
+	// The presence list and a since-id replay go first: live messages
+	// are held until they are out.
+	replay := suffix == chat.PresenceSuffix || after >= 0
+	if replay {
+		sub.Hold()
+	}
+	if err := c.attachIfReadable(ctx, sub, u, id, suffix == ""); err != nil {
 		return asSTOMPError(err)
 	}
 	if suffix == chat.PresenceSuffix {
 		// The current list first, then changes, so a new subscriber is never
 		// left with an empty one.
-		sub.Hold()
-		sub.Attach()
 		sub.Replay(jsonHeaders, c.presenceJSON(id), 0)
 		sub.Release(0)
 		return nil
 	}
-	if suffix != "" {
+	if !replay {
 		return nil
 	}
-	c.join(id, u.Username)
-	since, ok := f.Get("since-id")
-	if !ok {
-		return nil
-	}
-	after, err := strconv.ParseInt(since, 10, 64)
-	if err != nil || after < 0 {
-		c.leave(id, u.Username)
-		return stomp.NewError("since-id must be a message id")
-	}
-	sub.Hold()
-	sub.Attach()
 	last := after
 	for {
 		msgs, err := c.chat.MessagesAfter(ctx, id, last, replayPage)
@@ -289,8 +351,8 @@ func (c *Glue) onRoomSend(context.Context, *broker.Session, *stomp.Frame) error 
 // notifications land in this very subscription.
 func (c *Glue) onNotificationsSubscribe(ctx context.Context, s *broker.Session, sub *broker.Subscription, _ *stomp.Frame) error {
 	u, err := chatUser(s)
-	if err != nil {
-		return nil // an anonymous session has nobody's notifications
+	if err != nil || !auth.Allows(u, auth.ScopeRead) {
+		return nil // an anonymous session (or a post-only token) has nobody's notifications
 	}
 	sub.Hold()
 	sub.Attach()

@@ -21,6 +21,13 @@
 //     storage and authorization.
 //   - DeliverRoom and NotifyUser never block; they deliver to this node's
 //     sessions only, since every node applies every stored message.
+//   - Access ends when it ends (access.go): a session rests on the login
+//     it authenticated with (account, login session, API token, password);
+//     EndLogins closes it, EndRoomAccess ends its room subscriptions and
+//     tells the page (ACCESS_ENDED), WatchLogins finds logins ended behind
+//     the server's back, and every chat SEND checks its login again. An
+//     API token's scopes hold: posting needs "post", room subscriptions
+//     and notifications "read".
 //
 // It implements the broker's authenticator (AuthenticateSTOMP) and the
 // chat service's Deliver and Notify hooks. It owns no interface.

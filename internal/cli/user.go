@@ -33,7 +33,10 @@ const userUsage = `usage: stompbox user <command>
                             set a new password (generated unless read from stdin);
                             ends the user's login sessions
   del NAME                  delete an account (its messages stay)
-  token NAME [TOKEN-NAME]   create an API token for bots and TCP clients and print it
+  token NAME [TOKEN-NAME] [--scopes post,read] [--expires DAYS|TIME]
+                            create an API token for bots and TCP clients and print it;
+                            scopes: post, read, admin (admin accounts only; default post,read),
+                            expires: days from now or an RFC 3339 time (default never)
   list                      list accounts`
 
 // User runs `stompbox user …` on the database in dataDir. args
@@ -59,6 +62,8 @@ func User(ctx context.Context, dataDir string, args []string, stdin io.Reader, s
 	admin := fs.Bool("admin", false, "make the account an administrator")
 	display := fs.String("display", "", "display name")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin")
+	scopes := fs.String("scopes", "", "token scopes: post, read, admin (comma-separated)")
+	expires := fs.String("expires", "", "token expiry: days from now, or an RFC 3339 time")
 	pos, err := parseInterspersed(fs, rest)
 	if err != nil {
 		return fmt.Errorf("user %s: %w\n%s", cmd, err, userUsage)
@@ -125,7 +130,11 @@ func User(ctx context.Context, dataDir string, args []string, stdin io.Reader, s
 		if len(pos) == 2 {
 			name = pos[1]
 		}
-		tok, err := accounts.CreateToken(ctx, u, name)
+		exp, err := auth.ParseExpiry(*expires, st.Now())
+		if err != nil {
+			return fmt.Errorf("user token: %s", cliError(err))
+		}
+		tok, err := accounts.CreateTokenWith(ctx, u, auth.TokenSpec{Name: name, Scopes: *scopes, Expires: exp})
 		if err != nil {
 			return fmt.Errorf("user token: %s", cliError(err))
 		}

@@ -23,6 +23,7 @@ const blobBucket = "stompbox-files"
 // a blob outlives the node that took the upload.
 type ObjectBlobs struct {
 	Store jetstream.ObjectStore
+	js    jetstream.JetStream // to erase a deleted blob's chunks (snapshot_scrub.go)
 }
 
 // NewObjectBlobs opens the bucket blobBucket, creating it (file storage,
@@ -46,7 +47,7 @@ func NewObjectBlobs(ctx context.Context, js jetstream.JetStream, replicas int) (
 	if err != nil {
 		return nil, fmt.Errorf("open object store %s: %w", blobBucket, err)
 	}
-	return &ObjectBlobs{Store: st}, nil
+	return &ObjectBlobs{Store: st, js: js}, nil
 }
 
 // Put implements files.Replica. A blob already in the bucket with the
@@ -90,6 +91,11 @@ func (b *ObjectBlobs) Get(ctx context.Context, name string, dst io.Writer) error
 
 // Delete implements files.Replica.
 func (b *ObjectBlobs) Delete(ctx context.Context, name string) error {
+	if b.js != nil { // its bytes leave the message blocks too
+		if err := eraseObject(ctx, b.js, b.Store, blobBucket, name); err != nil {
+			return fmt.Errorf("delete blob %s: %w", name, err)
+		}
+	}
 	if err := b.Store.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("delete blob %s: %w", name, err)
 	}

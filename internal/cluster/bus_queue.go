@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"stompbox/internal/broker"
 	"stompbox/internal/stomp"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 )
@@ -26,7 +27,11 @@ const (
 // SendQueue hands a message to one consumer of queue dest somewhere in the
 // cluster (Bus): one node in the queue's group takes it into its local
 // queue and answers, so a RECEIPT for the SEND means it is in some node's
-// queue, and a full one is refused (errQueueFull) as on a single node. When
+// queue, and a full one is refused (errQueueFull) as on a single node.
+// Whichever node holds a message applies its own caps (bytes per queue
+// and in all, number of queues, expiry: broker/queue_limits.go): the node
+// that takes an offer, and this node while it holds what nobody consumes;
+// a refusal names the limit that refused. When
 // no node has a consumer it reports taken=false: the broker holds the
 // message in this node's queue (up to its depth), and the bus offers it
 // again when a node announces one, and every presenceBeat (offerHeld). It
@@ -67,11 +72,13 @@ func (cb *Bus) offer(ctx context.Context, subj string, data []byte) (offerResult
 	case err != nil:
 		return 0, fmt.Errorf("cluster queue offer: %w", err)
 	}
-	switch string(reply.Data) {
-	case queueReplyTaken:
+	switch r := string(reply.Data); {
+	case r == queueReplyTaken:
 		return offerTaken, nil
-	case queueReplyFull:
-		return 0, broker.ErrQueueFull
+	case strings.HasPrefix(r, queueReplyFull):
+		// "full" and the refusal's words (takeOffer): the sender's ERROR
+		// names the limit of the node that refused, as on one node.
+		return 0, broker.RemoteQueueFull(strings.TrimSpace(strings.TrimPrefix(r, queueReplyFull)))
 	}
 	return offerRefused, nil
 }
@@ -84,7 +91,8 @@ func (cb *Bus) takeOffer(m *nats.Msg) {
 	if _, msg, err := DecodeBusMessage(m.Data); err != nil {
 		cb.log.Error("cluster queue offer refused", "err", err, "subject", m.Subject)
 	} else if taken, err := cb.b.TakeRemoteQueue(msg.Dest, msg.Headers, msg.Body); err != nil {
-		reply = queueReplyFull
+		text, _ := stomp.ClientMessage(err)
+		reply = queueReplyFull + " " + text // the caps of the node that holds it (queue_limits.go)
 	} else if taken {
 		reply = queueReplyTaken
 	}

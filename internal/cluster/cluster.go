@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,7 +23,7 @@ import (
 const (
 	DefaultClusterListen = ":6222"    // NATS's own route port, so firewall rules written for NATS fit
 	DefaultClusterName   = "stompbox" // nodes with another -cluster-name refuse each other's routes
-	clusterRouteUser     = "stompbox" // route user; the shared secret is its password
+	clusterRouteUser     = "stompbox" // route user; its password is derived from the shared secret (routePassword)
 	NodeNameFile         = "node-name"
 	JetStreamDir         = "jetstream"
 	natsReadyTimeout     = 10 * time.Second
@@ -40,11 +39,12 @@ type Config struct {
 	Peers      []string // -cluster-peers: host:port of every node's route listener (this node's may be included)
 	Listen     string   // -cluster-listen
 	Name       string   // -cluster-name
-	SecretFile string   // -cluster-secret-file: shared route password
+	SecretFile string   // -cluster-secret-file: the shared secret, from which the route TLS and password derive
 	NodeName   string   // -node-name; "" means the one kept in the data folder
-	TLSCert    string   // -cluster-tls-cert: route TLS (with -cluster-tls-key and -cluster-tls-ca)
+	TLSCert    string   // -cluster-tls-cert: route TLS from a private CA (with -cluster-tls-key and -cluster-tls-ca)
 	TLSKey     string
 	TLSCA      string
+	Insecure   bool // -cluster-insecure: plaintext routes (a warning at start)
 
 	URLs []string // -cluster-urls: every node's web address, offered by the chat page when its node is down
 
@@ -110,8 +110,11 @@ func Connect(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) 
 	if cfg.Replicas > 0 {
 		cc.Replicas = cfg.Replicas
 	}
+	// In-process, reconnects included (nats.go never dials a URL with
+	// InProcessServer); the servers' client addresses are not even
+	// gossiped (NoAdvertise), and ignored if they were.
 	cc.Nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("stompbox "+node), nats.UserInfo("node", password),
-		nats.MaxReconnects(-1), nats.FlusherTimeout(2*time.Second))
+		nats.MaxReconnects(-1), nats.FlusherTimeout(2*time.Second), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		ns.Shutdown()
 		return nil, fmt.Errorf("cluster: connect to the embedded NATS: %w", err)
@@ -168,9 +171,11 @@ func nodeName(configured, dataDir string) (string, error) {
 	return n, nil
 }
 
-// startEmbeddedNATS runs nats-server in this process: no client port (the
-// node talks to it in-process), a route listener on -cluster-listen with
-// the shared secret, routes to every peer, JetStream in the data folder.
+// startEmbeddedNATS runs nats-server in this process: a client port on
+// loopback only (the node talks to it in-process), a route listener on
+// -cluster-listen with TLS and a password both derived from the shared
+// secret (routeSecurity), routes to every peer, JetStream in the data
+// folder.
 // It returns the server, the cluster's size as the peer list says and
 // the in-process client's password.
 func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *natsserver.Server, size int, localPassword string, err error) {
@@ -200,6 +205,10 @@ func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("cluster: -cluster-listen %q: bad port", listen)
 	}
+	routePort := port
+	if routePort == 0 {
+		routePort = -1 // any free port: to NATS, 0 means no routes at all
+	}
 	if host == "" {
 		host = "0.0.0.0"
 	}
@@ -207,6 +216,11 @@ func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *
 	if name == "" {
 		name = DefaultClusterName
 	}
+	routeTLS, mode, err := routeSecurity(cfg, secret, node)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	routePass := routePassword(secret)
 	opts := &natsserver.Options{
 		ServerName: node,
 		// A client port is needed (nats-server starts routing only once
@@ -221,20 +235,17 @@ func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *
 		StoreDir:  filepath.Join(dataDir, JetStreamDir),
 		NoSigs:    true,
 		Cluster: natsserver.ClusterOpts{
-			Name:     name,
-			Host:     host,
-			Port:     port,
-			Username: clusterRouteUser,
-			Password: secret,
+			Name:        name,
+			NoAdvertise: true, // the client port is this node's own, on loopback
+			Host:        host,
+			Port:        routePort,
+			Username:    clusterRouteUser,
+			Password:    routePass,
 		},
 	}
-	if cfg.TLSCert != "" {
-		tc, err := clusterTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA)
-		if err != nil {
-			return nil, 0, "", err
-		}
-		opts.Cluster.TLSConfig = tc
-		opts.Cluster.TLSTimeout = 2
+	if routeTLS != nil {
+		opts.Cluster.TLSConfig = routeTLS
+		opts.Cluster.TLSTimeout = routeTLSTimeout
 	}
 	size = 1
 	for _, p := range cfg.Peers {
@@ -242,7 +253,7 @@ func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *
 			continue
 		}
 		size++
-		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", User: url.UserPassword(clusterRouteUser, secret), Host: p})
+		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", User: url.UserPassword(clusterRouteUser, routePass), Host: p})
 	}
 	ns, err = natsserver.NewServer(opts)
 	if err != nil {
@@ -254,7 +265,11 @@ func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *
 		ns.Shutdown()
 		return nil, 0, "", fmt.Errorf("cluster: NATS not ready after %s (is %s free?)", natsReadyTimeout, listen)
 	}
-	log.Info("cluster: NATS started", "node", node, "cluster", name, "routes", listenAddr(ns, listen), "peers", len(opts.Routes), "tls", opts.Cluster.TLSConfig != nil)
+	if mode == routeModeInsecure {
+		log.Warn("cluster: ROUTES ARE NOT ENCRYPTED (-cluster-insecure): anyone on the network between the nodes can read every message, " +
+			"password hash and session in the log, and forge entries with the route password; use it only on a trusted, isolated link")
+	}
+	log.Info("cluster: NATS started", "node", node, "cluster", name, "routes", listenAddr(ns, listen), "peers", len(opts.Routes), "route-security", string(mode))
 	return ns, size, localPassword, nil
 }
 
@@ -290,16 +305,6 @@ func isSelf(peer string, port int) bool {
 		}
 	}
 	return false
-}
-
-// clusterTLS is the route TLS: both sides present a certificate signed by
-// the CA and verify the other's.
-func clusterTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
-	tc, err := natsserver.GenTLSConfig(&natsserver.TLSConfigOpts{CertFile: certFile, KeyFile: keyFile, CaFile: caFile, Verify: caFile != ""})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: route TLS: %w", err)
-	}
-	return tc, nil
 }
 
 // connectExternalNATS connects to an existing NATS with the given
@@ -342,12 +347,24 @@ func externalReplicas(nc *nats.Conn) int {
 }
 
 // natsLogger passes the embedded server's log to slog. A refused route
-// (wrong secret, wrong cluster name) shows up here as an error.
+// (wrong secret, wrong CA, wrong cluster name) shows up here as an error.
 type natsLogger struct{ log *slog.Logger }
 
 func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Tracef(format string, v ...any)  {}
+func (l natsLogger) Errorf(format string, v ...any) {
+	l.log.Error(routeHint(fmt.Sprintf(format, v...)))
+}
+func (l natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any) {}
+
+// routeHint adds the likely cause to NATS's message for a failed route
+// handshake: with route TLS derived from the secret, a node with another
+// secret fails there, before any password is checked.
+func routeHint(msg string) string {
+	if strings.Contains(msg, "TLS route handshake error") {
+		return msg + " (does the other node have another -cluster-secret-file, or a certificate from another -cluster-tls-ca?)"
+	}
+	return msg
+}

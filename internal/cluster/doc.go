@@ -3,9 +3,15 @@
 // existing NATS with JetStream), the replicated log of the store's writes
 // (Log, a JetStream stream), the bus that carries the broker's traffic
 // between nodes (Bus, on core NATS), the object store that keeps uploaded
-// files on several nodes (ObjectBlobs), and the cluster's status.
+// files on several nodes (ObjectBlobs), the database snapshots and the
+// log's compaction (Snapshots, Compactor), membership changes (RemovePeer)
+// and the cluster's status.
 //
 // What it promises:
+//   - The routes between embedded servers are TLS with both ends
+//     authenticated by a CA derived from the shared secret, or by the
+//     administrator's CA (routetls.go); the secret never crosses the
+//     wire. Only -cluster-insecure makes them plaintext, with a warning.
 //   - Log.Submit returns only once a quorum stored the op and this node
 //     applied it: a RECEIPT after it means the message is on the
 //     majority's disks and in this node's database.
@@ -24,6 +30,11 @@
 //     client before.
 //   - An op resent with the same de-duplication key within the window is
 //     stored once; the resender gets the original's result.
+//   - The log is compacted below a snapshot of a node's database that the
+//     object store holds whole (snapshot*.go); a new node, or one that was
+//     away through a compaction, restores it and applies the tail. After a
+//     compaction every node scrubs its database and raft logs, so deleted
+//     text leaves every node's disk.
 //   - The bus delivers what the broker does not store (topics, queues,
 //     user destinations, presence) at most once, as NATS core does; a
 //     topic message takes one path, through NATS, on every node, this one

@@ -96,6 +96,7 @@ type Log struct {
 	nextRef atomic.Uint64
 	Applied atomic.Uint64 // highest sequence applied (committed or refused) here
 	failed  atomic.Int64  // ops whose apply failed with an internal error on this node
+	queued  atomic.Uint64 // highest sequence handed to the writer (checkFollows, snapshot_adopt.go)
 	stats   logCounters   // quorum write times, for Stats (stats.go)
 
 	mu      sync.Mutex
@@ -200,6 +201,9 @@ func (l *Log) Start(ctx context.Context) error {
 		return fmt.Errorf("cluster log: %w", err)
 	}
 	last := info.State.LastSeq
+	if err := checkStart(from, info.State.FirstSeq); err != nil { // snapshot_adopt.go
+		return err
+	}
 	l.learned(last)
 	rd, err := newLogReader(l.Js.Conn(), logStream)
 	if err != nil {
@@ -299,12 +303,16 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 		switch {
 		case ctx.Err() != nil:
 			return
+		case errors.Is(err, errLogGap):
+			// Entries this node never applied were compacted away: it
+			// restores the newest snapshot when restarted (snapshot_adopt.go).
+			l.log.Error("cluster: applier stopped", "err", err)
+			return
 		case err != nil:
 			// The replica asked died with the request, or none answers (no
-			// quorum, the cluster forming), or the log no longer holds the
-			// entry. Ask again at once (another replica answers), then
-			// less often.
-			if failed++; failed > 2 || errors.Is(err, errGap) {
+			// quorum, the cluster forming). Ask again at once (another
+			// replica answers), then less often.
+			if failed++; failed > 2 {
 				if time.Since(lastWarn) > 10*time.Second {
 					l.log.Warn("cluster: reading the log", "next", next, "err", err)
 					lastWarn = time.Now()
@@ -380,6 +388,9 @@ func (l *Log) learned(seq uint64) {
 func (l *Log) applyEntry(ctx context.Context, seq uint64, data []byte) error {
 	if seq <= l.Applied.Load() {
 		return nil // the consumer restarted behind us
+	}
+	if skip, err := l.checkFollows(seq); skip || err != nil { // snapshot_adopt.go
+		return err
 	}
 	op, env, err := store.DecodeOp(data)
 	if err != nil {

@@ -41,11 +41,6 @@ const (
 	fetchNextWait  = time.Second
 )
 
-// errGap is a reply that skipped the entry asked for: the log no longer
-// holds it (compacted or deleted), and applying the next one would leave
-// this node's copy different from the others'.
-var errGap = errors.New("the log no longer holds the next entry")
-
 // logEntry is one entry of the log.
 type logEntry struct {
 	seq  uint64
@@ -79,7 +74,9 @@ func (r *logReader) close() { r.sub.Unsubscribe() }
 // fetch returns the entries from seq on that the answering replica holds,
 // in order and without gaps, at most fetchBatch of them: none when it
 // does not hold seq yet. An error after some entries comes with them: the
-// caller applies those first. A reply that skips seq is errGap.
+// caller applies those first. A reply that skips an entry is errLogGap
+// (snapshot_adopt.go): the log no longer holds it, and applying the next
+// one would leave this node's copy different from the others'.
 func (r *logReader) fetch(ctx context.Context, seq uint64) ([]logEntry, error) {
 	r.nreq++
 	reply := r.inbox + "." + strconv.FormatUint(r.nreq, 36)
@@ -118,7 +115,7 @@ func (r *logReader) fetch(ctx context.Context, seq uint64) ([]logEntry, error) {
 			return out, fmt.Errorf("read the log at %d: entry without its sequence: %w", seq, err)
 		}
 		if want := seq + uint64(len(out)); got != want {
-			return out, fmt.Errorf("read the log: asked for entry %d, got %d: %w", want, got, errGap)
+			return out, fmt.Errorf("read the log: asked for entry %d, got %d: %w", want, got, errLogGap)
 		}
 		out = append(out, logEntry{seq: got, data: msg.Data})
 	}

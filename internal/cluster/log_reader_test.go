@@ -15,7 +15,7 @@ import (
 // TestLogReaderFetch reads a log by sequence in batches: entries come in
 // order from the sequence asked for, at most fetchBatch at a time, none
 // past the end, and a reply that skips the entry asked for (the log no
-// longer holds it) is errGap, with the entries before it.
+// longer holds it) is errLogGap, with the entries before it.
 func TestLogReaderFetch(t *testing.T) {
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -82,7 +82,7 @@ func TestLogReaderFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err = rd.fetch(ctx, 5)
-	if !errors.Is(err, errGap) {
+	if !errors.Is(err, errLogGap) {
 		t.Fatalf("across a removed entry: %v", err)
 	}
 	check(got, 5, 5)

@@ -12,8 +12,20 @@
 //     is left behind.
 //   - A blob is written once and never changed. It is removed only when no
 //     row names it, and never while an upload is about to name it.
-//   - One picture is decoded at a time, and only after its declared size
-//     was checked against what decoding it would cost.
+//   - A picture is decoded only after its declared size was checked
+//     against what decoding and scaling it would cost at the peak
+//     (decodeCost); at most two at once, one per user, within one shared
+//     budget, turns going round the users (thumbqueue.go), so one user's
+//     pictures never wait behind another's for longer than one decode.
+//   - The bytes of a deleted file leave this node's disk, and the
+//     object store, as the deletion is applied here (released.go), on
+//     every node, not at the daily sweep.
+//   - Disk floors (floors.go): uploads refused (507) past the uploads'
+//     total cap or below -min-free, the store's growing ops below a
+//     quarter of it; deleting never refused.
+//   - A file one may not see is 404, like one that does not exist; a
+//     thumbnail is reused only from the uploader's own earlier upload of
+//     the same bytes, so an upload's time tells nothing of others' files.
 //
 // Interfaces it owns, which a higher package implements:
 //   - Replica, the blobs on other nodes: implemented by cluster.ObjectBlobs.

@@ -103,9 +103,17 @@ type Service struct {
 	blobMu sync.Mutex
 	pinned map[string]int // blobs an upload is putting into the replica, with blobMu released: no removal takes them; guarded by blobMu
 
-	// thumbSem lets one picture be decoded at a time: a 50-megapixel
-	// decode takes up to 200 MB, which a small board affords only once.
-	thumbSem chan struct{}
+	// thumbs hands out the turns to make thumbnails (thumbqueue.go).
+	thumbs *thumbQueue
+
+	// floors are the disk floors and the uploads' total cap (floors.go).
+	floors *floors
+
+	// releasedMu guards releasedQ and releasing: blobs the store released
+	// (deletions, on every node), waiting for removal (released.go).
+	releasedMu sync.Mutex
+	releasedQ  []string
+	releasing  bool // a goroutine is draining releasedQ
 
 	stats counters // for Stats (stats.go)
 }
@@ -125,6 +133,12 @@ type Options struct {
 	Quota     int64 // bytes; 0 means no quota
 	Log       *slog.Logger
 	Replica   Replica // the cluster's copy of the blobs; nil on a single node
+
+	// Disk floors (floors.go).
+	MinFree         int64  // -min-free, bytes: uploads refused below it, posts below a quarter of it; 0: no floors
+	MaxTotal        int64  // -files-max-total in bytes; 0: none (unless MaxTotalPercent)
+	MaxTotalPercent int    // -files-max-total as a share of the file system; 0: MaxTotal
+	StatFS          StatFS // nil: ask the kernel; tests fake it
 }
 
 // New prepares <data>/files and removes what uploads cut short
@@ -139,7 +153,7 @@ func New(st *store.Store, rooms RoomAccess, opts Options) (*Service, error) {
 		log:      opts.Log,
 		replica:  opts.Replica,
 		pinned:   make(map[string]int),
-		thumbSem: make(chan struct{}, 1),
+		thumbs:   newThumbQueue(),
 	}
 	s.Tmp = filepath.Join(s.Dir, FilesTmpDirName)
 	if s.MaxBytes <= 0 {
@@ -154,6 +168,15 @@ func New(st *store.Store, rooms RoomAccess, opts Options) (*Service, error) {
 	if err := os.MkdirAll(s.Tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("files: %w", err)
 	}
+	if err := os.Chmod(s.Dir, 0o700); err != nil { // one made before with another mode (issue 22)
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	var err error
+	if s.floors, err = newFloors(opts.DataDir, opts); err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	st.SetSpaceCheck(s.floors.checkOp)
+	st.OnBlobsReleased(s.released)
 	return s, nil
 }
 
@@ -211,6 +234,9 @@ func (s *Service) Upload(ctx context.Context, u store.User, roomID int64, name s
 			return store.StoredFile{}, uploadQuotaError{s.quota >> 20}
 		}
 	}
+	if err := s.checkSpace(ctx, 0); err != nil {
+		return store.StoredFile{}, err
+	}
 	tmp, err := os.CreateTemp(s.Tmp, "upload-*")
 	if err != nil {
 		return store.StoredFile{}, fmt.Errorf("upload: %w", err)
@@ -237,6 +263,9 @@ func (s *Service) Upload(ctx context.Context, u store.User, roomID int64, name s
 	if err := tmp.Sync(); err != nil { // a 2xx promises the bytes are on disk
 		return store.StoredFile{}, fmt.Errorf("upload: %w", err)
 	}
+	if err := s.checkSpace(ctx, n); err != nil { // the bytes are on the disk now: the floor counts them
+		return store.StoredFile{}, err
+	}
 	f = store.StoredFile{RoomID: roomID, UserID: u.ID, Name: sanitizeFileName(name), Size: n,
 		Type: sniffType(head.b), SHA256: hex.EncodeToString(h.Sum(nil))}
 	var (
@@ -245,7 +274,7 @@ func (s *Service) Upload(ctx context.Context, u store.User, roomID int64, name s
 		reuse bool
 	)
 	if IsSafeRaster(f.Type) {
-		if known, reuse, err = s.st.KnownThumbnail(ctx, f.SHA256); err != nil {
+		if known, reuse, err = s.st.KnownThumbnail(ctx, f.SHA256, u.ID); err != nil {
 			return store.StoredFile{}, err
 		}
 		if !reuse {
@@ -284,32 +313,42 @@ func (s *Service) Upload(ctx context.Context, u store.User, roomID int64, name s
 			return store.StoredFile{}, err
 		}
 	}
-	ok, err := s.st.InsertFile(ctx, &f, s.quota)
+	ok, err := s.st.InsertFileCapped(ctx, &f, s.quota, s.floors.maxTotal)
 	if err != nil || !ok {
 		s.removeUnreferenced(ctx, f.SHA256)
 		s.removeUnreferenced(ctx, f.ThumbSHA256)
 		if err != nil {
 			return store.StoredFile{}, err
 		}
-		return store.StoredFile{}, uploadQuotaError{s.quota >> 20}
+		if used, uerr := s.st.UploadedBytes(ctx, u.ID); uerr == nil && s.quota > 0 && used+f.Size > s.quota {
+			return store.StoredFile{}, uploadQuotaError{s.quota >> 20}
+		}
+		return store.StoredFile{}, s.floors.totalError()
 	}
 	return f, nil
+}
+
+// checkSpace refuses an upload of size bytes (0 before its bytes
+// arrived) below the free-space floor or over the uploads' total cap.
+func (s *Service) checkSpace(ctx context.Context, size int64) error {
+	if err := s.floors.checkUpload(0); err != nil {
+		return err
+	}
+	if s.floors.maxTotal <= 0 {
+		return nil
+	}
+	used, err := s.st.TotalUploadedBytes(ctx)
+	if err != nil {
+		return err
+	}
+	return s.floors.checkTotal(used, size)
 }
 
 // thumbnail makes the thumbnail of the picture at path and fills in f's
 // displayed size. A picture that cannot be decoded, or is too large to
 // decode safely, gets no thumbnail and is shown as a file.
 func (s *Service) thumbnail(ctx context.Context, path string, f *store.StoredFile) []byte {
-	s.stats.thumbWaiting.Add(1)
-	select {
-	case s.thumbSem <- struct{}{}:
-		s.stats.thumbWaiting.Add(-1)
-	case <-ctx.Done():
-		s.stats.thumbWaiting.Add(-1)
-		return nil
-	}
-	defer func() { <-s.thumbSem }()
-	info, err := makeThumbnail(func() (io.ReadCloser, error) { return os.Open(path) }, f.Type)
+	info, err := s.thumbs.makeThumbnail(ctx, f.UserID, path, f.Type)
 	f.Width, f.Height = info.width, info.height
 	if err != nil {
 		s.stats.noThumbnail.Add(1)
@@ -327,7 +366,11 @@ func (s *Service) thumbnail(ctx context.Context, path string, f *store.StoredFil
 func (s *Service) placeBlob(tmp, sum string) error {
 	dst := s.BlobPath(sum)
 	if _, err := os.Stat(dst); err == nil {
-		return nil // the same bytes were uploaded before: keep one copy
+		// The same bytes were uploaded before: keep one copy. The folder
+		// is synced all the same, so that the answer takes as long as for
+		// new bytes: an upload's time must not tell whether someone, in
+		// some room, has the file (issue 22).
+		return syncDir(filepath.Dir(dst))
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return fmt.Errorf("upload: %w", err)
@@ -343,9 +386,8 @@ func (s *Service) placeBlob(tmp, sum string) error {
 func (s *Service) writeBlob(b []byte) (string, error) {
 	sum := sha256.Sum256(b)
 	hexSum := hex.EncodeToString(sum[:])
-	if _, err := os.Stat(s.BlobPath(hexSum)); err == nil {
-		return hexSum, nil
-	}
+	// Written and synced even when the blob exists (placeBlob then drops
+	// it): the same work whoever made the thumbnail first (issue 22).
 	tmp, err := os.CreateTemp(s.Tmp, "thumb-*")
 	if err != nil {
 		return "", fmt.Errorf("thumbnail: %w", err)
@@ -391,8 +433,10 @@ func (s *Service) removeLocalUnreferenced(ctx context.Context, sum string) bool 
 
 // Open returns the file row id and its opened blob (the thumbnail's if
 // thumb), for u to download. Every call checks access: an attached file
-// needs CanRead on its room (errNotMember otherwise); an upload not sent
-// yet is its uploader's alone (errUnknownFile to anyone else). A blob
+// needs CanRead on its room; an upload not sent yet is its uploader's
+// alone. Either way a file u may not see is errUnknownFile (404), like one
+// that does not exist: ids are sequential, and a 403 would tell which
+// exist (issue 22). A blob
 // this node lacks is fetched from the replica first, if there is one. The
 // caller closes the file.
 func (s *Service) Open(ctx context.Context, u store.User, id int64, thumb bool) (store.StoredFile, *os.File, error) {
@@ -404,6 +448,9 @@ func (s *Service) Open(ctx context.Context, u store.User, id int64, thumb bool) 
 		return store.StoredFile{}, nil, store.ErrUnknownFile
 	}
 	if err := s.rooms.CanRead(ctx, u, f.RoomID); err != nil {
+		if apperr.IsClientError(err) {
+			return store.StoredFile{}, nil, store.ErrUnknownFile
+		}
 		return store.StoredFile{}, nil, err
 	}
 	sum := f.SHA256

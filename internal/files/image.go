@@ -3,6 +3,7 @@ package files
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,8 +24,7 @@ import (
 const (
 	// maxDecodePixels bounds the pictures the server decodes for a
 	// thumbnail: 50 megapixels is above any phone or consumer camera, and
-	// decoding one takes 75 MB (JPEG, 4:2:0) to 200 MB (RGBA PNG), which a
-	// 512 MB Raspberry Pi can afford once at a time (thumbSem). A larger
+	// maxDecodeBytes bounds what its decode may cost besides. A larger
 	// picture, or a "decompression bomb" that claims to be one, is checked
 	// with image.DecodeConfig, never decoded, and is shown as a file.
 	maxDecodePixels = 50_000_000
@@ -38,10 +38,15 @@ const (
 	// indistinguishable at thumbnail size and half the bytes of 95.
 	thumbJPEGQuality = 80
 
-	// maxDecodeBytes bounds the memory one decode may take, for pictures
-	// under maxDecodePixels whose pixels are wide: a 16-bit RGBA PNG takes
-	// 8 bytes a pixel, so 50 megapixels of it would take 400 MB.
-	maxDecodeBytes = 200 << 20
+	// maxDecodeBytes bounds the memory making one thumbnail may take at
+	// its peak (decodeCost: the decoded picture, what the decoder holds
+	// besides, and the scaling), and is also the budget all thumbnails
+	// being made at once share (thumbqueue.go). 160 MiB is a 40-megapixel
+	// RGBA PNG, or a 48-megapixel phone JPEG (4:2:0, sequential); a 16-bit
+	// RGBA PNG takes 8 bytes a pixel, and a 7000×7000 RGB PNG of 190 KB
+	// ("picture bomb", issue 22) decodes to 196 MB: those are shown as
+	// files. A 512 MB Raspberry Pi affords it besides everything else.
+	maxDecodeBytes = 160 << 20
 
 	// sniffLen is how much of a file http.DetectContentType looks at.
 	sniffLen = 512
@@ -125,45 +130,80 @@ func decodePicture(r io.Reader, typ string) (image.Image, error) {
 
 // makeThumbnail reads a picture of type typ from open (called twice: once
 // for the header, once to decode) and returns its displayed size and a
-// thumbnail. A picture over maxDecodePixels, or whose decoded pixels
-// would take more than maxDecodeBytes, gives errTooManyPixels, with
-// the size it claims, without being decoded; a corrupt one gives the
-// decoder's error. Either way the caller shows it as a plain file.
+// thumbnail: readPictureHeader, then decodeThumbnail with no deadline. The
+// file service goes through its thumbnail queue instead (thumbqueue.go),
+// which runs the same two steps with a queue and a timeout between them.
 func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo, error) {
+	h, err := readPictureHeader(open, typ)
+	if err != nil {
+		return h.info, err
+	}
+	return decodeThumbnail(context.Background(), open, typ, h)
+}
+
+// pictureHeader is what a picture's header says, read without decoding it.
+type pictureHeader struct {
+	info        pictureInfo // displayed size (after EXIF orientation); no thumbnail yet
+	orientation int         // EXIF orientation, 1 when none
+	cost        int64       // bytes decoding and scaling it take at their peak (decodeCost)
+}
+
+// readPictureHeader reads a picture's header: its size, its EXIF
+// orientation and what making its thumbnail would cost in memory. A
+// picture over maxDecodePixels, or whose thumbnail would take more than
+// maxDecodeBytes at its peak, gives errTooManyPixels with the size it
+// claims; a corrupt header gives the decoder's error. Either way the
+// caller shows it as a plain file, never decoding it.
+func readPictureHeader(open func() (io.ReadCloser, error), typ string) (pictureHeader, error) {
 	f, err := open()
 	if err != nil {
-		return pictureInfo{}, err
+		return pictureHeader{}, err
 	}
 	br := bufio.NewReaderSize(f, headerPeek)
 	// The EXIF segment comes right after SOI, and the JPEG frame header or
 	// the PNG header soon after: headerPeek holds them in any real picture.
 	head, _ := br.Peek(headerPeek)
-	orientation := 1
+	h := pictureHeader{orientation: 1}
 	if typ == typeJPEG {
-		orientation = exifOrientation(head)
+		h.orientation = exifOrientation(head)
 	}
 	cfg, err := decodeConfig(br, typ)
 	f.Close()
 	if err != nil {
-		return pictureInfo{}, err
+		return h, err
 	}
-	info := pictureInfo{width: cfg.Width, height: cfg.Height}
-	if orientation >= 5 { // the four orientations that swap the axes
-		info.width, info.height = info.height, info.width
+	h.info = pictureInfo{width: cfg.Width, height: cfg.Height}
+	if h.orientation >= 5 { // the four orientations that swap the axes
+		h.info.width, h.info.height = h.info.height, h.info.width
 	}
 	pixels := int64(cfg.Width) * int64(cfg.Height)
-	if cfg.Width <= 0 || cfg.Height <= 0 || pixels > maxDecodePixels || pixels*decodeBytesPerPixel(head, typ, cfg.ColorModel) > maxDecodeBytes {
-		return info, errTooManyPixels
+	if cfg.Width <= 0 || cfg.Height <= 0 || pixels > maxDecodePixels {
+		return h, errTooManyPixels
 	}
-	if f, err = open(); err != nil {
-		return info, err
+	if h.cost = decodeCost(head, typ, cfg); h.cost > maxDecodeBytes {
+		return h, errTooManyPixels
 	}
-	defer f.Close()
-	img, err := decodePicture(bufio.NewReader(f), typ)
+	return h, nil
+}
+
+// decodeThumbnail decodes the picture whose header is h and returns its
+// thumbnail. The decode gives up, with ctx's error, at the first read
+// after ctx ends: decoders read as they go, so that is soon.
+func decodeThumbnail(ctx context.Context, open func() (io.ReadCloser, error), typ string, h pictureHeader) (pictureInfo, error) {
+	info := h.info
+	f, err := open()
 	if err != nil {
 		return info, err
 	}
-	thumb := orient(scaleToFit(img, ThumbMaxSide), orientation)
+	defer f.Close()
+	img, err := decodePicture(bufio.NewReader(ctxReader{ctx, f}), typ)
+	if err != nil {
+		return info, err
+	}
+	if err := ctx.Err(); err != nil {
+		return info, err
+	}
+	thumb := orient(scaleToFit(shrink(img, ThumbMaxSide), ThumbMaxSide), h.orientation)
 	var buf bytes.Buffer
 	if isOpaque(thumb) {
 		err = jpeg.Encode(&buf, thumb, &jpeg.Options{Quality: thumbJPEGQuality})
@@ -177,6 +217,20 @@ func makeThumbnail(open func() (io.ReadCloser, error), typ string) (pictureInfo,
 	}
 	info.thumb = buf.Bytes()
 	return info, nil
+}
+
+// ctxReader is a reader that fails with its context's error once the
+// context ends, so that a decode reading from it stops there.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("thumbnail: %w", err)
+	}
+	return r.r.Read(p)
 }
 
 // headerPeek is how much of a picture makeThumbnail reads ahead to find
@@ -203,6 +257,26 @@ func decodeBytesPerPixel(head []byte, typ string, m color.Model) int64 {
 		}
 	}
 	return n
+}
+
+// decodeCost is the memory making the thumbnail of a picture takes at its
+// peak, from its header: the decode (decodeBytesPerPixel) and, while the
+// decoded picture is still held, the scaling: shrink's box average, the
+// kernel scaler's intermediate rows (four float64 a pixel, the thumbnail's
+// width by the height it scales from: 90 MB for a 7000-pixel-high picture
+// scaled directly) and the thumbnail with its oriented copy.
+func decodeCost(head []byte, typ string, cfg image.Config) int64 {
+	w, h := int64(cfg.Width), int64(cfg.Height)
+	cost := w * h * decodeBytesPerPixel(head, typ, cfg.ColorModel)
+	if k := int64(shrinkFactor(cfg.Width, cfg.Height, ThumbMaxSide)); k > 1 && canShrink(cfg.ColorModel) {
+		w, h = (w+k-1)/k, (h+k-1)/k
+		cost += w * h * 4
+	}
+	dw, dh := fitSize(int(w), int(h), ThumbMaxSide)
+	if int64(dw) != w || int64(dh) != h {
+		cost += int64(dw) * h * 32
+	}
+	return cost + 2*int64(dw)*int64(dh)*4
 }
 
 // jpegCoefficientBytes walks a JPEG's segments up to its frame header
@@ -287,18 +361,25 @@ func isOpaque(img image.Image) bool {
 // source pixel under each target pixel, so fine detail does not alias.
 func scaleToFit(img image.Image, side int) image.Image {
 	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	if w <= side && h <= side {
+	w, h := fitSize(b.Dx(), b.Dy(), side)
+	if w == b.Dx() && h == b.Dy() {
 		return img
-	}
-	if w >= h {
-		w, h = side, max(1, h*side/w)
-	} else {
-		w, h = max(1, w*side/h), side
 	}
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.BiLinear.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
 	return dst
+}
+
+// fitSize is the size of a w×h picture scaled down, keeping its aspect,
+// so that neither side exceeds side; w×h itself when it fits.
+func fitSize(w, h, side int) (int, int) {
+	if w <= side && h <= side {
+		return w, h
+	}
+	if w >= h {
+		return side, max(1, h*side/w)
+	}
+	return max(1, w*side/h), side
 }
 
 // orient applies an EXIF orientation (1–8, TIFF 6.0 tag 0x0112) to img, so

@@ -2,6 +2,7 @@ package files
 
 import (
 	"errors"
+	"stompbox/internal/apperr"
 	"sync/atomic"
 )
 
@@ -10,13 +11,13 @@ import (
 
 // counters are the file service's counters. Safe for concurrent use.
 type counters struct {
-	uploads      atomic.Uint64 // uploads stored
-	uploadBytes  atomic.Uint64 // their sizes added up
-	tooLarge     atomic.Uint64 // uploads refused by -max-upload
-	overQuota    atomic.Uint64 // uploads refused by -upload-quota
-	thumbWaiting atomic.Int64  // pictures waiting for thumbSem now
-	thumbnails   atomic.Uint64 // thumbnails made
-	noThumbnail  atomic.Uint64 // pictures that could not be decoded safely: shown as files
+	uploads     atomic.Uint64 // uploads stored
+	uploadBytes atomic.Uint64 // their sizes added up
+	tooLarge    atomic.Uint64 // uploads refused by -max-upload
+	overQuota   atomic.Uint64 // uploads refused by -upload-quota
+	noSpace     atomic.Uint64 // uploads refused by the disk floors or -files-max-total (floors.go)
+	thumbnails  atomic.Uint64 // thumbnails made
+	noThumbnail atomic.Uint64 // pictures that could not be decoded safely: shown as files
 }
 
 // Stats are the file service's figures: gauges as of now, counters since
@@ -26,8 +27,9 @@ type Stats struct {
 	UploadBytes       uint64 // their sizes added up (a blob stored once for two uploads counts twice)
 	RefusedTooLarge   uint64 // uploads over -max-upload (HTTP 413)
 	RefusedQuota      uint64 // uploads over -upload-quota (HTTP 413)
-	ThumbnailsWaiting int    // pictures queued for the one decoding slot now
-	ThumbnailsRunning int    // pictures being decoded now (0 or 1)
+	RefusedNoSpace    uint64 // uploads refused by -min-free or -files-max-total (HTTP 507)
+	ThumbnailsWaiting int    // pictures waiting for their turn to be decoded now (thumbqueue.go)
+	ThumbnailsRunning int    // pictures being decoded now (at most thumbSlots)
 	Thumbnails        uint64 // thumbnails made
 	ThumbnailsFailed  uint64 // pictures that got none: not decodable, or too large to decode safely
 }
@@ -35,13 +37,15 @@ type Stats struct {
 // Stats copies the figures. Safe for concurrent use.
 func (s *Service) Stats() Stats {
 	c := &s.stats
+	thumbWaiting, thumbRunning := s.thumbs.counts()
 	return Stats{
 		Uploads:           c.uploads.Load(),
 		UploadBytes:       c.uploadBytes.Load(),
 		RefusedTooLarge:   c.tooLarge.Load(),
 		RefusedQuota:      c.overQuota.Load(),
-		ThumbnailsWaiting: int(c.thumbWaiting.Load()),
-		ThumbnailsRunning: len(s.thumbSem),
+		RefusedNoSpace:    c.noSpace.Load(),
+		ThumbnailsWaiting: thumbWaiting,
+		ThumbnailsRunning: thumbRunning,
 		Thumbnails:        c.thumbnails.Load(),
 		ThumbnailsFailed:  c.noThumbnail.Load(),
 	}
@@ -57,5 +61,7 @@ func (c *counters) countUpload(size int64, err error) {
 		c.tooLarge.Add(1)
 	case errors.As(err, new(uploadQuotaError)):
 		c.overQuota.Add(1)
+	case errors.Is(err, apperr.ErrNoSpace):
+		c.noSpace.Add(1)
 	}
 }

@@ -92,6 +92,9 @@ type Sources struct {
 	Passwords *auth.Gate // the password-check queue (auth.Service.Gate)
 	Cluster   Cluster
 	Version   string // the build's version, as stompbox_build_info's label
+	// HTTPConnsRefused counts the HTTP connections refused by
+	// -max-http-conns-per-ip since start; nil when there is no such limit.
+	HTTPConnsRefused func() uint64
 }
 
 // Metrics is one server's /metrics. Safe for concurrent use: scrapes take
@@ -224,10 +227,14 @@ func (m *Metrics) update(ctx context.Context) {
 		m.counter("upload_bytes_total", fs.UploadBytes)
 		m.counter(label("refusals_total", "limit", "max-upload"), fs.RefusedTooLarge)
 		m.counter(label("refusals_total", "limit", "upload-quota"), fs.RefusedQuota)
+		m.counter(label("refusals_total", "limit", "min-free"), fs.RefusedNoSpace)
 		m.gauge("thumbnails_waiting", float64(fs.ThumbnailsWaiting))
 		m.gauge("thumbnails_running", float64(fs.ThumbnailsRunning))
 		m.counter("thumbnails_total", fs.Thumbnails)
 		m.counter("thumbnails_failed_total", fs.ThumbnailsFailed)
+	}
+	if f := src.HTTPConnsRefused; f != nil {
+		m.counter(label("refusals_total", "limit", "max-http-conns-per-ip"), f())
 	}
 	if c := src.Cluster; c != nil {
 		m.updateCluster(ctx, c)
@@ -257,6 +264,14 @@ func (m *Metrics) updateBroker(bs broker.Stats) {
 	for limit, n := range bs.Refusals {
 		m.counter(label("refusals_total", "limit", limit), n)
 	}
+	q := bs.Queues
+	m.gauge("queues", float64(q.Queues))
+	m.gauge("queue_held_messages", float64(q.HeldMessages))
+	m.gauge("queue_held_bytes", float64(q.HeldBytes))
+	m.counter("queue_expired_total", q.Expired)
+	m.counter(label("refusals_total", "limit", "queue"), q.Refused)
+	m.gauge("publishers_held", float64(q.PublishersHeld))
+	m.counter("memory_mark_held_sends_total", q.MemoryHolds)
 	m.hists = append(m.hists, namedHist{"stomp_send_receipt_seconds", &bs.Receipts})
 }
 

@@ -41,7 +41,7 @@ func (fakeLimiter) HeldSends() (uint64, time.Duration) { return 3, 1500 * time.M
 func (fakeLimiter) Refusals() (uint64, uint64)         { return 4, 5 }
 func (f *fakeStore) Stats() *store.WriterStats         { st := f.st; return &st }
 func (fakeFiles) Stats() files.Stats {
-	return files.Stats{Uploads: 2, UploadBytes: 2048, ThumbnailsWaiting: 1}
+	return files.Stats{Uploads: 2, UploadBytes: 2048, ThumbnailsWaiting: 1, RefusedNoSpace: 3}
 }
 func (n fakeSockJS) Sessions() int                                         { return int(n) }
 func (f *fakeCluster) Status(context.Context) (proto.ClusterStatus, error) { return f.st, f.err }
@@ -112,6 +112,7 @@ func TestWriteParses(t *testing.T) {
 		Published: 9, Delivered: 11, SlowConsumers: 1,
 		Refusals: map[string]uint64{"max-subscriptions": 6},
 		Receipts: receipts,
+		Queues:   broker.QueueStats{Queues: 3, HeldMessages: 4, HeldBytes: 4096, Expired: 2, Refused: 7, PublishersHeld: 1, MemoryHolds: 8},
 	}}
 	st := &fakeStore{st: store.WriterStats{Transactions: 4, Writes: 8, Messages: 3}}
 	st.st.Commit.Add(time.Millisecond)
@@ -119,7 +120,7 @@ func TestWriteParses(t *testing.T) {
 	gate.Busy.Add(2)
 	cl := &fakeCluster{st: proto.ClusterStatus{Node: "pi1", Leader: "pi1", Applied: 40, LogEnd: 42, Behind: 2, Replicas: 3, Failed: 1}}
 	m := New(Sources{Broker: b, Limiter: fakeLimiter{}, Store: st, Files: fakeFiles{}, SockJS: []SockJS{fakeSockJS(1), fakeSockJS(2)},
-		Passwords: gate, Cluster: cl, Version: `v1.2 "q"`})
+		Passwords: gate, Cluster: cl, Version: `v1.2 "q"`, HTTPConnsRefused: func() uint64 { return 9 }})
 	mf := scrape(t, m)
 
 	tests := []struct {
@@ -152,6 +153,15 @@ func TestWriteParses(t *testing.T) {
 		{"stompbox_uploads_total", nil, 2},
 		{"stompbox_upload_bytes_total", nil, 2048},
 		{"stompbox_thumbnails_waiting", nil, 1},
+		{"stompbox_refusals_total", []string{"limit=min-free"}, 3},
+		{"stompbox_refusals_total", []string{"limit=max-http-conns-per-ip"}, 9},
+		{"stompbox_refusals_total", []string{"limit=queue"}, 7},
+		{"stompbox_queues", nil, 3},
+		{"stompbox_queue_held_messages", nil, 4},
+		{"stompbox_queue_held_bytes", nil, 4096},
+		{"stompbox_queue_expired_total", nil, 2},
+		{"stompbox_publishers_held", nil, 1},
+		{"stompbox_memory_mark_held_sends_total", nil, 8},
 		{"stompbox_cluster_log_applied", nil, 40},
 		{"stompbox_cluster_log_behind", nil, 2},
 		{"stompbox_cluster_is_leader", nil, 1},

@@ -31,6 +31,12 @@ const (
 	MsgLeave = "LEAVE"
 )
 
+// MsgAccessEnded is the type of the notice a page gets on
+// /user/queue/notifications when its user's access to a room ended:
+// {"type":"ACCESS_ENDED","roomId":5,"reason":"left"|"removed"}. Its
+// subscriptions to the room have ended by then.
+const MsgAccessEnded = "ACCESS_ENDED"
+
 // RoomDestinationPrefix starts every room's topic: /sub/chat/room/{id}.
 const RoomDestinationPrefix = "/sub/chat/room/"
 

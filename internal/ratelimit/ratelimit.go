@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"net"
+	"net/netip"
 	"stompbox/internal/apperr"
 	"strconv"
 	"sync"
@@ -273,11 +274,15 @@ func RetryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
 }
 
-// AllowLogin takes a token from the address's login bucket.
-func (l *Limiter) AllowLogin(ip string) bool {
+// AllowLogin takes a token from the address's login bucket. addr is a
+// client address, host:port or a bare host; an IPv6 /64 counts as one
+// address (LoginAddress). The HTTP login and registration routes and a
+// STOMP CONNECT with a password draw from the same bucket.
+func (l *Limiter) AllowLogin(addr string) bool {
 	if l == nil || l.lim.LoginsPerIP <= 0 {
 		return true
 	}
+	ip := LoginAddress(addr)
 	now := l.Now()
 	burst := float64(l.lim.LoginsPerIP) // a minute's worth at once
 	r := burst / 60                     // per minute → per second
@@ -288,6 +293,24 @@ func (l *Limiter) AllowLogin(ip string) bool {
 		l.refusedLogins.Add(1)
 	}
 	return ok
+}
+
+// LoginAddress is what login limits count by for a client address
+// (host:port or a bare host): the host, and for IPv6 its /64, the block
+// one machine may pick addresses from at will. (auth.AddressKey, for the
+// per-account throttle, is the same.)
+func LoginAddress(addr string) string {
+	host := RemoteIP(addr)
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip = ip.Unmap(); ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
 }
 
 // bucketFor returns m's bucket for key, creating it. When m is at

@@ -86,3 +86,32 @@ func TestRateLimiterRefusals(t *testing.T) {
 		t.Fatalf("nil limiter refused %d, %d", logins, posts)
 	}
 }
+
+// TestLoginAddress: the login bucket of an address is one whether the
+// caller gives host:port or the bare host, and an IPv6 /64 is one
+// address, so that a machine cannot pick fresh addresses to guess on.
+func TestLoginAddress(t *testing.T) {
+	for _, tt := range []struct{ a, b string }{
+		{"10.0.0.1:5000", "10.0.0.1"},
+		{"[2001:db8::1]:5000", "2001:db8::2"},
+		{"[2001:db8::1]:5000", "[2001:db8:0:0:ffff::9]:1"},
+		{"[::ffff:10.0.0.1]:1", "10.0.0.1"},
+	} {
+		if LoginAddress(tt.a) != LoginAddress(tt.b) {
+			t.Errorf("%s (%s) and %s (%s) differ", tt.a, LoginAddress(tt.a), tt.b, LoginAddress(tt.b))
+		}
+		l := New(Limits{LoginsPerIP: 1})
+		l.Now = func() time.Time { return time.Unix(0, 0) }
+		if !l.AllowLogin(tt.a) || l.AllowLogin(tt.b) {
+			t.Errorf("%s then %s: want one bucket", tt.a, tt.b)
+		}
+	}
+	for _, tt := range []struct{ a, b string }{
+		{"10.0.0.1:5000", "10.0.0.2:5000"},
+		{"[2001:db8::1]:5000", "[2001:db8:0:1::1]:5000"},
+	} {
+		if LoginAddress(tt.a) == LoginAddress(tt.b) {
+			t.Errorf("%s and %s share %s", tt.a, tt.b, LoginAddress(tt.a))
+		}
+	}
+}

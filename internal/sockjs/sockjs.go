@@ -40,16 +40,16 @@ const (
 // Options configures one SockJS endpoint. Zero durations, limits,
 // strings and slices select the defaults.
 type Options struct {
-	Prefix          string                       // path the endpoint is mounted at, e.g. "/ws-stomp"; no trailing slash
-	Websocket       bool                         // false disables the WebSocket transports: /info says websocket:false and /websocket is 404
-	CookieNeeded    bool                         // set a JSESSIONID cookie on session requests, for sticky load balancers (/info cookie_needed)
-	Heartbeat       time.Duration                // silence after which an 'h' frame is sent; 0 = defaultSockJSHeartbeat
-	DisconnectDelay time.Duration                // how long a session waits for a new receiver; 0 = defaultSockJSDisconnectDelay
-	ResponseLimit   int                          // bytes after which a streaming response is ended; 0 = defaultSockJSResponseLimit
-	ClientURL       string                       // sockjs-client URL loaded by /iframe.html; "" = defaultSockJSClientURL
-	CheckOrigin     func(r *http.Request) bool   // origin policy for every request (403 when false); nil allows every origin, as the suite needs
-	Origins         []string                     // reported by /info "origins"; nil = ["*:*"] (sockjs-client ignores it)
-	Identify        func(r *http.Request) string // the user the HTTP layer authenticated (cookie) for connInfo.User; nil = none
+	Prefix          string                                     // path the endpoint is mounted at, e.g. "/ws-stomp"; no trailing slash
+	Websocket       bool                                       // false disables the WebSocket transports: /info says websocket:false and /websocket is 404
+	CookieNeeded    bool                                       // set a JSESSIONID cookie on session requests, for sticky load balancers (/info cookie_needed)
+	Heartbeat       time.Duration                              // silence after which an 'h' frame is sent; 0 = defaultSockJSHeartbeat
+	DisconnectDelay time.Duration                              // how long a session waits for a new receiver; 0 = defaultSockJSDisconnectDelay
+	ResponseLimit   int                                        // bytes after which a streaming response is ended; 0 = defaultSockJSResponseLimit
+	ClientURL       string                                     // sockjs-client URL loaded by /iframe.html; "" = defaultSockJSClientURL
+	CheckOrigin     func(r *http.Request) bool                 // origin policy for every request (403 when false); nil allows every origin, as the suite needs
+	Origins         []string                                   // reported by /info "origins"; nil = ["*:*"] (sockjs-client ignores it)
+	Identify        func(r *http.Request) (user, login string) // the user the HTTP layer authenticated (cookie) and its credential's key, for transport.Info; nil = none
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -74,9 +74,9 @@ func (o Options) withDefaults() Options {
 }
 
 // identify returns the authenticated user of the request that opens a session.
-func (o Options) identify(r *http.Request) string {
+func (o Options) identify(r *http.Request) (user, login string) {
 	if o.Identify == nil {
-		return ""
+		return "", ""
 	}
 	return o.Identify(r)
 }

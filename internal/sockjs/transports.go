@@ -173,7 +173,8 @@ func (s *Server) serveReceiver(w http.ResponseWriter, r *http.Request, id string
 			return
 		}
 	}
-	info := transport.Info{Transport: kind.transport, Remote: r.RemoteAddr, User: s.Opts.identify(r)}
+	info := transport.Info{Transport: kind.transport, Remote: r.RemoteAddr}
+	info.User, info.Login = s.Opts.identify(r)
 	rcv := &sockjsReceiver{ctx: r.Context()}
 	var (
 		sess       *sockjsSession

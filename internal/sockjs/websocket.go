@@ -119,7 +119,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, raw bool
 		http.Error(w, `"Connection" must be "Upgrade".`, http.StatusBadRequest)
 		return
 	}
-	info := transport.Info{Transport: "sockjs-websocket", Remote: r.RemoteAddr, User: s.Opts.identify(r)}
+	info := transport.Info{Transport: "sockjs-websocket", Remote: r.RemoteAddr}
+	info.User, info.Login = s.Opts.identify(r)
 	if raw {
 		info.Transport = "sockjs-raw-websocket"
 	}

@@ -103,3 +103,50 @@ func reportCommits(b *testing.B, s *Store) {
 	b.ReportMetric(float64(st.Writes)/float64(st.Transactions), "msgs/commit")
 	b.ReportMetric(float64(st.TxTime.Microseconds())/float64(st.Transactions), "µs/commit")
 }
+
+// BenchmarkStoreDelete measures deleting one message (as the chat's
+// delete does: the text emptied, the full-text entry removed) per op,
+// with the deletion that deletes of issue 22 (secure_delete,
+// FTS5 secure-delete, a TRUNCATE checkpoint after each deletion) and
+// without (insecure: as before). The room holds 20,000 indexed messages.
+//
+//	go test -run '^$' -bench BenchmarkStoreDelete .
+func BenchmarkStoreDelete(b *testing.B) {
+	for _, insecure := range []bool{true, false} {
+		name := "secure"
+		if insecure {
+			name = "insecure"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := OpenDir(ctx, b.TempDir(), Options{insecureDelete: insecure})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			rows := max(b.N, 20_000)
+			const sqlFixture = `
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+INSERT INTO messages (room_id, sender, type, body, created_at)
+SELECT 1, 'user' || (i % 97), 'TALK', 'message number ' || i || ' with word' || (i % 1000) || ' and more', 1700000000000 + i
+FROM n`
+			err = s.Write(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, sqlFixture, rows); err != nil {
+					return err
+				}
+				_, err := tx.ExecContext(ctx, `INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')`)
+				return err
+			}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if err := s.ApplyAt(ctx, &testDeleteOp{int64(i + 1)}, s.NowMS(), false); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/delete")
+		})
+	}
+}

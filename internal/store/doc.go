@@ -22,6 +22,16 @@
 //     long reads go page by page, so no Rows stays open while a client is
 //     written to.
 //   - Close drains the writer, then checkpoints the WAL.
+//   - Deletion deletes (scrub.go): every connection runs with
+//     secure_delete, the full-text index with FTS5 secure-delete, and a
+//     transaction that deleted or replaced text is followed by a TRUNCATE
+//     checkpoint before its callers are answered (retried within 10 s if
+//     readers block it), so the text is in no file of the data folder.
+//     The blobs whose file rows it deleted go to OnBlobsReleased, on
+//     every node that applies it. The database, -wal, -shm and the data
+//     folder are made owner-only at open.
+//   - Ops that grow the database (GrowsDisk) are put to the SpaceCheck
+//     before they are submitted (space.go), never where they are applied.
 //
 // Interfaces it owns, which a higher package implements:
 //   - Op (OpKind, Apply on a Tx): the store's own ops, and the chat's;
@@ -31,7 +41,13 @@
 //     SetReplicator: implemented by cluster.Log, which applies the log's
 //     entries back through ApplyLogged;
 //   - ResultLookup: a resent op that finds its original's result
-//     (chat.PostOp).
+//     (chat.PostOp);
+//   - the disk hooks: SpaceCheck (SetSpaceCheck) and the released-blobs
+//     hook (OnBlobsReleased), both attached by files.New.
+//
+// Login keys (logins.go) name the credentials a connection rests on; an
+// op that ends one says so (LoginEnder), and EndedLogins checks live keys
+// against the database.
 //
 // Of stompbox it imports only internal/apperr, internal/latency and
 // internal/proto. It never imports the auth, chat, files, broker or

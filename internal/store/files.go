@@ -84,19 +84,30 @@ func scanFileRows(r *sql.Rows) (StoredFile, error) {
 // (?9, bytes; 0 means no quota): the check and the insert are one
 // statement on the one writer, so concurrent uploads cannot both squeeze
 // past the limit.
+//
+// ?13 is the uploads' total cap (bytes; 0: none, -files-max-total),
+// checked the same way.
 const sqlInsertFile = `
 INSERT INTO files (room_id, user_id, name, size, type, sha256, width, height, thumb_sha256, thumb_type, created_at)
 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?12
-WHERE ?9 = 0 OR (SELECT coalesce(sum(size), 0) FROM files WHERE user_id = ?2) + ?4 <= ?9
+WHERE (?9 = 0 OR (SELECT coalesce(sum(size), 0) FROM files WHERE user_id = ?2) + ?4 <= ?9)
+	AND (?13 = 0 OR (SELECT coalesce(sum(size), 0) FROM files) + ?4 <= ?13)
 RETURNING id`
 
 // InsertFile stores f (its blob is already in place) and fills in f.ID
 // and f.CreatedAt. ok is false when the uploader's quota (bytes, 0: none)
 // would be exceeded; nothing is stored then.
 func (s *Store) InsertFile(ctx context.Context, f *StoredFile, quota int64) (ok bool, err error) {
+	return s.InsertFileCapped(ctx, f, quota, 0)
+}
+
+// InsertFileCapped is InsertFile that also keeps all uploads together
+// within maxTotal bytes (0: no cap); ok is false when either limit would
+// be exceeded.
+func (s *Store) InsertFileCapped(ctx context.Context, f *StoredFile, quota, maxTotal int64) (ok bool, err error) {
 	op := &fileInsertOp{RoomID: f.RoomID, UserID: f.UserID, Name: f.Name, Size: f.Size, Type: f.Type,
 		SHA256: f.SHA256, Width: f.Width, Height: f.Height, ThumbSHA256: f.ThumbSHA256, ThumbType: f.ThumbType,
-		Quota: quota}
+		Quota: quota, MaxTotal: maxTotal}
 	if err := s.Run(ctx, op); err != nil {
 		return false, fmt.Errorf("insert file: %w", err)
 	}
@@ -121,7 +132,8 @@ type fileInsertOp struct {
 	Height      int    `json:"h"`
 	ThumbSHA256 string `json:"thumb"`
 	ThumbType   string `json:"thumbType"`
-	Quota       int64  `json:"quota"` // bytes; 0: none. The submitting node's setting, so all nodes judge alike
+	Quota       int64  `json:"quota"`              // bytes; 0: none. The submitting node's setting, so all nodes judge alike
+	MaxTotal    int64  `json:"maxTotal,omitempty"` // all uploads' cap, bytes; 0 (and entries from before it): none
 	id          int64  // the new row's id
 	createdAt   int64  // its created_at, Unix ms
 	ok          bool   // false: over quota, nothing stored
@@ -133,7 +145,7 @@ func (o *fileInsertOp) Apply(e *Tx) error {
 	tx := e.tx
 	o.id, o.createdAt, o.ok = 0, 0, false
 	err := tx.QueryRowContext(e.ctx, sqlInsertFile, o.RoomID, o.UserID, o.Name, o.Size, o.Type, o.SHA256,
-		o.Width, o.Height, o.Quota, o.ThumbSHA256, o.ThumbType, e.At).Scan(&o.id)
+		o.Width, o.Height, o.Quota, o.ThumbSHA256, o.ThumbType, e.At, o.MaxTotal).Scan(&o.id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
@@ -158,7 +170,19 @@ func (s *Store) FileByID(ctx context.Context, id int64) (StoredFile, error) {
 	return fs[0], nil
 }
 
-const sqlUploadedBytes = `SELECT coalesce(sum(size), 0) FROM files WHERE user_id = ?`
+const (
+	sqlUploadedBytes = `SELECT coalesce(sum(size), 0) FROM files WHERE user_id = ?`
+	sqlTotalBytes    = `SELECT coalesce(sum(size), 0) FROM files`
+)
+
+// TotalUploadedBytes is how much all uploads take against the total cap.
+func (s *Store) TotalUploadedBytes(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.Rdb.QueryRowContext(ctx, sqlTotalBytes).Scan(&n); err != nil {
+		return 0, fmt.Errorf("total uploaded bytes: %w", err)
+	}
+	return n, nil
+}
 
 // UploadedBytes is how much a user's uploads take against their quota.
 func (s *Store) UploadedBytes(ctx context.Context, userID int64) (int64, error) {
@@ -265,7 +289,7 @@ func (s *Store) withAttachments(ctx context.Context, ms []StoredMessage) error {
 }
 
 // sqlDeleteAbandoned deletes uploads that were never sent before cutoff.
-const sqlDeleteAbandoned = `DELETE FROM files WHERE message_id IS NULL AND created_at < ?`
+const sqlDeleteAbandoned = `DELETE FROM files WHERE message_id IS NULL AND created_at < ? RETURNING sha256, thumb_sha256`
 
 // DeleteAbandonedFiles removes rows of uploads never attached to a message
 // and older than cutoff, and reports how many went.
@@ -290,12 +314,20 @@ func (*abandonedFilesDeleteOp) OpKind() string { return "files-delete-abandoned"
 func (o *abandonedFilesDeleteOp) Apply(e *Tx) (err error) {
 	tx := e.tx
 	o.n = 0
-	res, err := tx.ExecContext(e.ctx, sqlDeleteAbandoned, o.Before)
+	rows, err := tx.QueryContext(e.ctx, sqlDeleteAbandoned, o.Before)
 	if err != nil {
 		return err
 	}
-	o.n, err = res.RowsAffected()
-	return err
+	defer rows.Close()
+	for rows.Next() {
+		var sum, thumb string
+		if err := rows.Scan(&sum, &thumb); err != nil {
+			return err
+		}
+		o.n++
+		e.st.scrubbed(sum, thumb)
+	}
+	return rows.Err()
 }
 
 const sqlBlobReferenced = `SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1) OR EXISTS (SELECT 1 FROM files WHERE thumb_sha256 = ?1)`
@@ -350,16 +382,20 @@ func (o *unsentFileDeleteOp) Apply(e *Tx) error {
 		return err
 	}
 	o.found = true
+	e.st.scrubbed(o.sum, o.thumb)
 	return nil
 }
 
-const sqlKnownThumbnail = `SELECT width, height, thumb_sha256, thumb_type FROM files WHERE sha256 = ? AND thumb_sha256 <> '' LIMIT 1`
+const sqlKnownThumbnail = `SELECT width, height, thumb_sha256, thumb_type FROM files WHERE sha256 = ? AND user_id = ? AND thumb_sha256 <> '' LIMIT 1`
 
 // KnownThumbnail returns the size and thumbnail of an earlier upload of
-// the same bytes, so that uploading a picture again does not decode it
-// again; ok is false when there is none.
-func (s *Store) KnownThumbnail(ctx context.Context, sum string) (f StoredFile, ok bool, err error) {
-	err = s.Rdb.QueryRowContext(ctx, sqlKnownThumbnail, sum).Scan(&f.Width, &f.Height, &f.ThumbSHA256, &f.ThumbType)
+// the same bytes by the same user, so that uploading a picture again does
+// not decode it again; ok is false when there is none. Only the user's own
+// uploads count: reusing someone else's would make the upload measurably
+// faster, telling the uploader that someone, in some room, has the
+// picture (issue 22).
+func (s *Store) KnownThumbnail(ctx context.Context, sum string, userID int64) (f StoredFile, ok bool, err error) {
+	err = s.Rdb.QueryRowContext(ctx, sqlKnownThumbnail, sum, userID).Scan(&f.Width, &f.Height, &f.ThumbSHA256, &f.ThumbType)
 	if err == sql.ErrNoRows {
 		return f, false, nil
 	}

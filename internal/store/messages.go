@@ -391,12 +391,41 @@ func (*purgeOp) OpKind() string { return "messages-purge" }
 func (o *purgeOp) Apply(e *Tx) (err error) {
 	tx := e.tx
 	o.n = 0
+	blobs, err := purgeBlobsTx(e, o.Before, o.Limit)
+	if err != nil {
+		return err
+	}
+	e.st.scrubbed(blobs...)
 	res, err := tx.ExecContext(e.ctx, sqlPurge, o.Before, o.Limit)
 	if err != nil {
 		return err
 	}
 	o.n, err = res.RowsAffected()
 	return err
+}
+
+// sqlPurgeBlobs names the blobs of the files of the messages sqlPurge is
+// about to delete (the rows go by ON DELETE CASCADE).
+const sqlPurgeBlobs = `SELECT sha256, thumb_sha256 FROM files WHERE message_id IN (
+	SELECT id FROM messages WHERE created_at < ? ORDER BY id LIMIT ?)`
+
+// purgeBlobsTx returns the blobs of the files of the messages a purge
+// chunk deletes, for the file service to remove on every node.
+func purgeBlobsTx(e *Tx, before int64, limit int) ([]string, error) {
+	rows, err := e.tx.QueryContext(e.ctx, sqlPurgeBlobs, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("purge files: %w", err)
+	}
+	defer rows.Close()
+	var blobs []string
+	for rows.Next() {
+		var sum, thumb string
+		if err := rows.Scan(&sum, &thumb); err != nil {
+			return nil, fmt.Errorf("purge files: %w", err)
+		}
+		blobs = append(blobs, sum, thumb)
+	}
+	return blobs, rows.Err()
 }
 
 // Notifications.

@@ -83,6 +83,9 @@ func (s *Store) Run(ctx context.Context, op Op) error {
 
 // RunKeyed is run with a de-duplication key (see run).
 func (s *Store) RunKeyed(ctx context.Context, op Op, dedupKey string) error {
+	if err := s.checkSpace(op); err != nil {
+		return err
+	}
 	if s.repl != nil {
 		return s.repl.Submit(ctx, op, dedupKey)
 	}

@@ -97,13 +97,16 @@ func (e *Tx) ChangeTarget(roomID, msgID, userID int64) (ChangeTarget, error) {
 
 // EditMessage replaces the text of message msgID (editMessageTx).
 func (e *Tx) EditMessage(msgID int64, body string) error {
+	e.st.scrubbed() // the old text goes: checkpoint it out of the WAL
 	return editMessageTx(e.ctx, e.tx, msgID, body, e.At)
 }
 
 // DeleteMessage deletes message msgID and returns the blobs its files
 // named (deleteMessageTx).
 func (e *Tx) DeleteMessage(msgID int64) ([]string, error) {
-	return deleteMessageTx(e.ctx, e.tx, msgID, e.At)
+	blobs, err := deleteMessageTx(e.ctx, e.tx, msgID, e.At)
+	e.st.scrubbed(blobs...)
+	return blobs, err
 }
 
 // SetReaction adds or removes userID's emoji on message msgID and returns

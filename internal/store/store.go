@@ -68,6 +68,12 @@ type Options struct {
 	Now         func() time.Time // clock for created_at and expiries; nil means time.Now
 	Log         *slog.Logger     // nil means discard
 
+	// insecureDelete turns secure_delete, the full-text index's
+	// secure-delete and the checkpoint after deletions off, as before
+	// issue 22: only BenchmarkStoreDelete sets it, to measure their cost
+	// against the production setting.
+	insecureDelete bool
+
 	// CloseCheckpoint is the wal_checkpoint mode Close runs: "" means
 	// TRUNCATE (the server: leave one tidy file behind). The CLI passes
 	// checkpointPassive, which never waits for a running server's readers.
@@ -120,6 +126,21 @@ type Store struct {
 	txFirstMessageID int64                   // first message id inserted by the running transaction, 0 if none
 	txMessages       int64                   // messages inserted by the running transaction, for statMessages
 	txBound          map[*sql.Stmt]*sql.Stmt // prepared statements bound to the running transaction
+	txScrub          bool                    // the running transaction deleted or replaced text: checkpoint after it (scrub.go)
+	txReleased       []string                // blobs whose file rows the running transaction deleted (scrub.go)
+	noScrub          bool                    // Options.insecureDelete: no checkpoint after deletions (the benchmark's baseline)
+
+	// released learn the blobs each committed transaction stopped naming
+	// (OnBlobsReleased); called on the writer goroutine. Copied on write
+	// under releasedMu.
+	released   atomic.Pointer[[]func([]string)]
+	releasedMu sync.Mutex
+	// scrubRetry is set while a checkpoint that readers kept from
+	// finishing waits to be retried (scrub.go).
+	scrubRetry atomic.Bool
+	// space, when set, refuses ops that would grow the database on a
+	// disk below its floors (space.go).
+	space atomic.Pointer[SpaceCheck]
 
 	// Counters for Stats, written by the writer goroutine.
 	statTxs      atomic.Int64 // transactions committed
@@ -201,11 +222,22 @@ const (
 )
 
 func storeDSN(path, synchronous string, role connRole) string {
+	return storeDSNDelete(path, synchronous, role, true)
+}
+
+// storeDSNDelete is storeDSN with secure_delete chosen: only the store's
+// benchmark turns it off, to measure what it costs.
+func storeDSNDelete(path, synchronous string, role connRole, secureDelete bool) string {
 	q := []string{
 		"_pragma=" + url.QueryEscape(fmt.Sprintf("busy_timeout(%d)", storeBusyTimeoutMS)),
 		"_pragma=" + url.QueryEscape("journal_mode(WAL)"),
 		"_pragma=" + url.QueryEscape("foreign_keys(1)"),
 		"_pragma=" + url.QueryEscape("synchronous("+synchronous+")"),
+	}
+	if secureDelete {
+		// Every connection zeroes what it frees (scrub.go): deleted text
+		// must not stay readable in free pages.
+		q = append(q, "_pragma="+url.QueryEscape("secure_delete(1)"))
 	}
 	switch role {
 	case roleWriter:
@@ -219,6 +251,11 @@ func storeDSN(path, synchronous string, role connRole) string {
 // OpenDir opens (creating if needed) the store in dataDir.
 func OpenDir(ctx context.Context, dataDir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	// MkdirAll keeps the mode of a folder that existed: make it the
+	// owner's alone whatever it was (issue 22).
+	if err := os.Chmod(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return Open(ctx, filepath.Join(dataDir, StoreFileName), opts)
@@ -271,7 +308,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	var err error
-	if s.wdb, err = sql.Open("sqlite", storeDSN(path, syncMode, roleWriter)); err != nil {
+	secure := !opts.insecureDelete
+	s.noScrub = opts.insecureDelete
+	if err := ownerOnly(path); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if s.wdb, err = sql.Open("sqlite", storeDSNDelete(path, syncMode, roleWriter, secure)); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.wdb.SetMaxOpenConns(1)
@@ -279,6 +321,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.wdb.SetConnMaxLifetime(0)
 	s.wdb.SetConnMaxIdleTime(0)
 	if err := s.migrate(ctx); err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := s.scrubIndex(ctx, secure); err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := ownerOnly(path); err != nil { // the -wal and -shm files exist now
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -290,7 +340,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	// The read pool opens after migrations so its first connection never
 	// races the WAL switch of a brand-new file.
-	if s.Rdb, err = sql.Open("sqlite", storeDSN(path, syncMode, roleReader)); err != nil {
+	if s.Rdb, err = sql.Open("sqlite", storeDSNDelete(path, syncMode, roleReader, secure)); err != nil {
 		s.wdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -597,6 +647,7 @@ func (s *Store) timedTx(reqs []*writeReq) error {
 			s.statWait.Add(end.Sub(r.queued))
 		}
 		s.statMu.Unlock()
+		s.afterCommit()
 	}
 	return err
 }
@@ -610,6 +661,7 @@ func (s *Store) runTx(reqs []*writeReq) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	s.txFirstMessageID, s.txMessages = 0, 0
+	s.txScrub, s.txReleased = false, s.txReleased[:0]
 	clear(s.txBound) // the previous transaction closed its bound statements
 	for _, r := range reqs {
 		if err := r.fn(tx); err != nil {

@@ -77,7 +77,8 @@ func TestStorePragmasOnEveryConnection(t *testing.T) {
 		{"busy_timeout", "5000"},
 		{"journal_mode", "wal"},
 		{"foreign_keys", "1"},
-		{"synchronous", "2"}, // FULL
+		{"synchronous", "2"},   // FULL
+		{"secure_delete", "1"}, // deleted text is zeroed, not left in free space (issue 22)
 	}
 	check := func(name string, c *sql.Conn, pragma, want string) {
 		t.Helper()

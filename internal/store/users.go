@@ -22,6 +22,15 @@ type User struct {
 	IsAdmin     bool      `json:"isAdmin"`
 	IsGuest     bool      `json:"isGuest,omitempty"`
 	CreatedAt   time.Time `json:"createdAt"`
+
+	// Scopes is set when the account was reached through an API token:
+	// the token's scopes ("post,read", …; internal/auth says what each
+	// allows). "" for a password or a login session, which carry all of
+	// the account's powers.
+	Scopes string `json:"scopes,omitempty"`
+	// Login is the key of the credential that authenticated the request
+	// (logins.go), "" when it is not known.
+	Login string `json:"-"`
 }
 
 // UsernameKey is the case-insensitive identity of a username: the unique
@@ -177,8 +186,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 }
 
 const (
-	sqlSetPassword = `UPDATE users SET password_hash = ? WHERE username_key = ? AND is_guest = 0`
-	sqlDropLogins  = `DELETE FROM login_sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?)`
+	sqlOldPassword = `SELECT id, password_hash FROM users WHERE username_key = ? AND is_guest = 0`
+	sqlSetPassword = `UPDATE users SET password_hash = ? WHERE id = ?`
+	sqlDropLogins  = `DELETE FROM login_sessions WHERE user_id = ? RETURNING token_hash`
 )
 
 // SetPassword replaces a user's password hash and ends their login
@@ -196,24 +206,52 @@ func (s *Store) SetPassword(ctx context.Context, name, hash string) error {
 type passwordSetOp struct {
 	Username string `json:"name"`
 	Hash     string `json:"hash"`
+
+	ended []string // login keys of the old password and the dropped sessions
 }
+
+// LoginsEnded implements LoginEnder: connections that logged in with the
+// old password, or through one of the dropped sessions, end.
+func (o *passwordSetOp) LoginsEnded() []string { return o.ended }
 
 func (*passwordSetOp) OpKind() string { return "user-password" }
 
 func (o *passwordSetOp) Apply(e *Tx) error {
 	tx := e.tx
-	res, err := tx.ExecContext(e.ctx, sqlSetPassword, o.Hash, UsernameKey(o.Username))
+	o.ended = nil
+	var id int64
+	var old string
+	err := tx.QueryRowContext(e.ctx, sqlOldPassword, UsernameKey(o.Username)).Scan(&id, &old)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apperr.ErrUnknownUser
+	}
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return apperr.ErrUnknownUser
+	if _, err := tx.ExecContext(e.ctx, sqlSetPassword, o.Hash, id); err != nil {
+		return err
 	}
-	_, err = tx.ExecContext(e.ctx, sqlDropLogins, UsernameKey(o.Username))
-	return err
+	ended := []string{PasswordLogin(id, old)}
+	rows, err := tx.QueryContext(e.ctx, sqlDropLogins, id)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&h); err != nil {
+			return err
+		}
+		ended = append(ended, SessionLogin(h))
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	o.ended = ended
+	return nil
 }
 
-const sqlDeleteUser = `DELETE FROM users WHERE username_key = ?`
+const sqlDeleteUser = `DELETE FROM users WHERE username_key = ? RETURNING id`
 
 // DeleteUser removes an account; its sessions, tokens, memberships and
 // notifications go with it (ON DELETE CASCADE), its messages stay with
@@ -228,19 +266,31 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 // userDeleteOp removes an account by name (deleteUser).
 type userDeleteOp struct {
 	Username string `json:"name"`
+
+	id int64 // the deleted account
+}
+
+// LoginsEnded implements LoginEnder: every connection of the account ends.
+func (o *userDeleteOp) LoginsEnded() []string {
+	if o.id == 0 {
+		return nil
+	}
+	return []string{UserLogin(o.id)}
 }
 
 func (*userDeleteOp) OpKind() string { return "user-delete" }
 
 func (o *userDeleteOp) Apply(e *Tx) error {
 	tx := e.tx
-	res, err := tx.ExecContext(e.ctx, sqlDeleteUser, UsernameKey(o.Username))
+	o.id = 0
+	err := tx.QueryRowContext(e.ctx, sqlDeleteUser, UsernameKey(o.Username)).Scan(&o.id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apperr.ErrUnknownUser
+	}
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return apperr.ErrUnknownUser
-	}
+	e.st.scrubbed() // the password hash and sessions go: checkpoint them out of the WAL
 	return nil
 }
 
@@ -319,6 +369,7 @@ func (s *Store) UserBySession(ctx context.Context, tokenHash []byte) (User, erro
 	if err != nil {
 		return User{}, fmt.Errorf("user by session: %w", err)
 	}
+	u.Login = SessionLogin(tokenHash)
 	return u, nil
 }
 
@@ -334,6 +385,9 @@ type sessionDeleteOp struct {
 	TokenHash []byte `json:"hash"`
 }
 
+// LoginsEnded implements LoginEnder: the connections of the session end.
+func (o *sessionDeleteOp) LoginsEnded() []string { return []string{SessionLogin(o.TokenHash)} }
+
 func (*sessionDeleteOp) OpKind() string { return "session-delete" }
 
 func (o *sessionDeleteOp) Apply(e *Tx) error {
@@ -346,21 +400,39 @@ func (o *sessionDeleteOp) Apply(e *Tx) error {
 
 // apiToken describes a token without its secret.
 type apiToken struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"createdAt"`
+	ID        int64      `json:"id"`
+	Name      string     `json:"name"`
+	Scopes    string     `json:"scopes"`
+	CreatedAt time.Time  `json:"createdAt"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"` // nil: never
 }
 
 const (
-	sqlInsertToken  = `INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)`
-	sqlUserByToken  = `SELECT ` + userColumnsU + ` FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?`
-	sqlDeleteToken  = `DELETE FROM api_tokens WHERE user_id = ? AND name = ?`
-	sqlListTokens   = `SELECT id, name, created_at FROM api_tokens WHERE user_id = ? ORDER BY name LIMIT ?`
+	sqlInsertToken  = `INSERT INTO api_tokens (user_id, name, token_hash, created_at, scopes, expires_at) VALUES (?, ?, ?, ?, ?, ?)`
+	sqlUserByToken  = `SELECT ` + userColumnsU + `, t.scopes FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1 AND (t.expires_at IS NULL OR t.expires_at > ?2)`
+	sqlDeleteToken  = `DELETE FROM api_tokens WHERE user_id = ? AND name = ? RETURNING token_hash`
+	sqlListTokens   = `SELECT id, name, scopes, created_at, expires_at FROM api_tokens WHERE user_id = ? ORDER BY name LIMIT ?`
 	maxTokensListed = 1000 // far more than any user names by hand
 )
 
-func (s *Store) CreateToken(ctx context.Context, userID int64, name string, tokenHash []byte) error {
-	if err := s.Run(ctx, &tokenCreateOp{UserID: userID, Name: name, TokenHash: tokenHash}); err != nil {
+// DefaultTokenScopes is what a token gets when its maker names no scopes.
+const DefaultTokenScopes = "post,read"
+
+// NewToken is what CreateToken stores.
+type NewToken struct {
+	UserID    int64
+	Name      string
+	TokenHash []byte    // SHA-256 of the secret, which the caller generated
+	Scopes    string    // comma-separated, validated by the caller; "" means DefaultTokenScopes
+	Expires   time.Time // zero: never
+}
+
+func (s *Store) CreateToken(ctx context.Context, t NewToken) error {
+	op := &tokenCreateOp{UserID: t.UserID, Name: t.Name, TokenHash: t.TokenHash, Scopes: t.Scopes}
+	if !t.Expires.IsZero() {
+		op.ExpiresAt = t.Expires.UnixMilli()
+	}
+	if err := s.Run(ctx, op); err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
 	return nil
@@ -371,24 +443,45 @@ func (s *Store) CreateToken(ctx context.Context, userID int64, name string, toke
 type tokenCreateOp struct {
 	UserID    int64  `json:"user"`
 	Name      string `json:"name"`
-	TokenHash []byte `json:"hash"` // SHA-256 of the secret, which the caller generated
+	TokenHash []byte `json:"hash"`             // SHA-256 of the secret, which the caller generated
+	Scopes    string `json:"scopes,omitempty"` // "" (and every entry older than scopes): DefaultTokenScopes
+	ExpiresAt int64  `json:"exp,omitempty"`    // Unix ms; 0: never
 }
 
 func (*tokenCreateOp) OpKind() string { return "token-create" }
 
 func (o *tokenCreateOp) Apply(e *Tx) error {
 	tx := e.tx
-	_, err := tx.ExecContext(e.ctx, sqlInsertToken, o.UserID, o.Name, o.TokenHash, e.At)
+	scopes := o.Scopes
+	if scopes == "" {
+		scopes = DefaultTokenScopes
+	}
+	var exp any
+	if o.ExpiresAt != 0 {
+		exp = o.ExpiresAt
+	}
+	_, err := tx.ExecContext(e.ctx, sqlInsertToken, o.UserID, o.Name, o.TokenHash, e.At, scopes, exp)
 	if isUniqueViolation(err) {
 		return apperr.ErrNameTaken
 	}
 	return err
 }
 
+// UserByToken returns the owner of an unexpired API token, with the
+// token's scopes and login key; errNotLoggedIn when there is none.
 func (s *Store) UserByToken(ctx context.Context, tokenHash []byte) (User, error) {
-	u, err := scanUser(s.Rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
+	scan := func() (User, error) {
+		var u User
+		var created int64
+		err := s.Rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash, s.NowMS()).Scan(
+			&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.IsGuest, &created, &u.Scopes)
+		u.CreatedAt = FromMS(created)
+		u.Login = TokenLogin(tokenHash)
+		return u, err
+	}
+	u, err := scan()
 	if errors.Is(err, sql.ErrNoRows) && s.missAfterCatchUp(ctx) {
-		u, err = scanUser(s.Rdb.QueryRowContext(ctx, sqlUserByToken, tokenHash))
+		u, err = scan()
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, apperr.ErrNotLoggedIn
@@ -410,28 +503,41 @@ func (s *Store) DeleteToken(ctx context.Context, userID int64, name string) erro
 type tokenDeleteOp struct {
 	UserID int64  `json:"user"`
 	Name   string `json:"name"`
+
+	hash []byte // the revoked token's
+}
+
+// LoginsEnded implements LoginEnder: the token's connections end.
+func (o *tokenDeleteOp) LoginsEnded() []string {
+	if o.hash == nil {
+		return nil
+	}
+	return []string{TokenLogin(o.hash)}
 }
 
 func (*tokenDeleteOp) OpKind() string { return "token-delete" }
 
 func (o *tokenDeleteOp) Apply(e *Tx) error {
 	tx := e.tx
-	res, err := tx.ExecContext(e.ctx, sqlDeleteToken, o.UserID, o.Name)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	o.hash = nil
+	err := tx.QueryRowContext(e.ctx, sqlDeleteToken, o.UserID, o.Name).Scan(&o.hash)
+	if errors.Is(err, sql.ErrNoRows) {
 		return apperr.New(apperr.ErrNotFound, "unknown token")
 	}
-	return nil
+	return err
 }
 
 func (s *Store) ListTokens(ctx context.Context, userID int64) ([]apiToken, error) {
 	ts, err := queryPage(ctx, s.Rdb, func(r *sql.Rows) (apiToken, error) {
 		var t apiToken
 		var created int64
-		err := r.Scan(&t.ID, &t.Name, &created)
+		var exp sql.NullInt64
+		err := r.Scan(&t.ID, &t.Name, &t.Scopes, &created, &exp)
 		t.CreatedAt = FromMS(created)
+		if exp.Valid {
+			at := FromMS(exp.Int64)
+			t.ExpiresAt = &at
+		}
 		return t, err
 	}, sqlListTokens, userID, maxTokensListed)
 	if err != nil {

@@ -4,7 +4,9 @@
 // JSONWriter), the description of a connection (Info), the close codes,
 // and two transports: STOMP over WebSocket (WSHandler, at /ws, with the
 // v10/v11/v12.stomp subprotocols) and over TCP or TLS (TCPServer). It also
-// owns the Origin allow-list of browser connections (OriginPolicy).
+// owns the Origin allow-list of browser connections (OriginPolicy) and the
+// per-address limit on HTTP connections (LimitListener, counting with any
+// ConnCounter: main gives it a ratelimit.Limiter of its own).
 //
 // What it promises:
 //   - A Conn has exactly one reader and one writer (the session's); Close

@@ -51,6 +51,7 @@ type Info struct {
 	Remote      string // client address as host:port
 	Subprotocol string // the WebSocket subprotocol agreed ("v12.stomp"), "" if none
 	User        string // a user already authenticated by the HTTP layer (cookie), "" if none
+	Login       string // the key of the credential User came with (session cookie or bearer token), "" if none
 }
 
 // Close codes shared by the WebSocket and SockJS transports (RFC 6455 §7.4.1,

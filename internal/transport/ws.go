@@ -29,7 +29,7 @@ const wsReadSlack = 4 << 10
 
 // WSHandler serves STOMP over WebSocket (RFC 6455) at /ws.
 type WSHandler struct {
-	Identify func(*http.Request) string // the account of the upgrade request (cookie), "" if none
+	Identify func(*http.Request) (user, login string) // the account of the upgrade request (cookie) and its credential's key, "" if none
 	// serve runs a STOMP session over an accepted connection until it ends,
 	// and closes the connection (the broker's Serve, on the server's base
 	// context: sessions outlive the request). It is called on a goroutine
@@ -57,7 +57,8 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(int64(h.MaxFrame + wsReadSlack))
-	info := Info{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol(), User: h.Identify(r)}
+	info := Info{Transport: "ws", Remote: r.RemoteAddr, Subprotocol: c.Subprotocol()}
+	info.User, info.Login = h.Identify(r)
 	// The session runs on a goroutine of its own, and ServeHTTP returns: the
 	// hijacked connection needs nothing more from net/http, and returning
 	// frees its connection goroutine (whose stack grew while serving the

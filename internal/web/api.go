@@ -18,7 +18,6 @@ import (
 	"stompbox/internal/ratelimit"
 	"stompbox/internal/store"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -68,6 +67,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/rooms/{id}/join", a.Authed(a.join))
 	mux.Handle("POST /api/rooms/{id}/leave", a.Authed(a.leave))
 	mux.Handle("POST /api/rooms/{id}/members", a.Authed(a.addMember))
+	mux.Handle("GET /api/rooms/{id}/members", a.Authed(a.members))
+	mux.Handle("DELETE /api/rooms/{id}/members/{username}", a.Authed(a.removeMember))
 	mux.Handle("GET /api/rooms/{id}/messages", a.Authed(a.messages))
 	mux.Handle("POST /api/rooms/{id}/messages", a.Authed(a.postMessage))
 	mux.Handle("PATCH /api/rooms/{id}/messages/{mid}", a.Authed(a.editMessage))
@@ -117,6 +118,9 @@ func (a *API) Authed(h authedFunc) http.Handler {
 		if err != nil {
 			return err
 		}
+		if err := checkScope(r, u); err != nil { // a token's scopes (api_tokens.go)
+			return err
+		}
 		return h(w, r, u)
 	})
 }
@@ -126,6 +130,9 @@ func (a *API) Admin(h authedFunc) authedFunc {
 	return func(w http.ResponseWriter, r *http.Request, u store.User) error {
 		if !u.IsAdmin {
 			return apperr.ErrNotAdmin
+		}
+		if !auth.Allows(u, auth.ScopeAdmin) {
+			return auth.ErrScope(auth.ScopeAdmin)
 		}
 		return h(w, r, u)
 	}
@@ -268,7 +275,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if c.Guest != "" {
 		u, s, err = a.auth.GuestLogin(r.Context(), c.Guest)
 	} else {
-		u, s, err = a.auth.Login(r.Context(), c.Username, c.Password)
+		u, s, err = a.auth.Login(auth.WithRemote(r.Context(), r.RemoteAddr), c.Username, c.Password) // the throttle counts per account and address
 	}
 	if err != nil {
 		return err
@@ -313,29 +320,6 @@ func (a *API) users(w http.ResponseWriter, r *http.Request, u store.User) error 
 		return err
 	}
 	return writeAPIJSON(w, http.StatusOK, apiList(us))
-}
-
-// createToken makes an API token; the secret is in this response only.
-func (a *API) createToken(w http.ResponseWriter, r *http.Request, u store.User) error {
-	var body struct {
-		Name string `json:"name"`
-	}
-	if err := decodeAPIJSON(w, r, MaxAPIBodyBytes, &body); err != nil {
-		return err
-	}
-	tok, err := a.auth.CreateToken(r.Context(), u, body.Name)
-	if err != nil {
-		return err
-	}
-	return writeAPIJSON(w, http.StatusCreated, map[string]string{"name": strings.TrimSpace(body.Name), "token": tok})
-}
-
-func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, u store.User) error {
-	if err := a.auth.RevokeToken(r.Context(), u, r.PathValue("name")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 // apiList makes an empty list encode as [] rather than null.

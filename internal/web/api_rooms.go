@@ -91,6 +91,35 @@ func (a *API) addMember(w http.ResponseWriter, r *http.Request, u store.User) er
 	return nil
 }
 
+// members serves GET /api/rooms/{id}/members: {"members":[…]}, each with
+// username, displayName, and isAdmin, owner and online when true.
+func (a *API) members(w http.ResponseWriter, r *http.Request, u store.User) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	ms, err := a.chat.RoomMembers(r.Context(), u, id)
+	if err != nil {
+		return err
+	}
+	return writeAPIJSON(w, http.StatusOK, map[string][]chat.Member{"members": ms})
+}
+
+// removeMember serves DELETE /api/rooms/{id}/members/{username}: the
+// room's owner or an administrator removes someone; 204 once it is
+// committed, when that person's live subscriptions to the room have ended.
+func (a *API) removeMember(w http.ResponseWriter, r *http.Request, u store.User) error {
+	id, err := roomPathID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.chat.RemoveMember(r.Context(), u, id, r.PathValue("username")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // messages serves GET /api/rooms/{id}/messages?before=ID|after=ID&limit=N:
 // a page in ascending id order; without before/after, the newest page.
 func (a *API) messages(w http.ResponseWriter, r *http.Request, u store.User) error {

@@ -2,7 +2,9 @@
 // API under /api/ (accounts, tokens, rooms, messages, files, search,
 // export, backup, invites), the HTML pages and their static files (from
 // ui/), the admin statistics (GET /api/admin/stats), the security headers
-// every response carries, and the per-address login limit.
+// every response carries, the per-address login limit, how long a request
+// body may take (timeouts.go), and which proxies' X-Forwarded-For and
+// X-Forwarded-Proto count (-trusted-proxies, security.go).
 //
 // What it promises:
 //   - Only an error's public text reaches a client (apperr.Message, with
@@ -15,6 +17,8 @@
 //     per-user rate (HTTP 429 when it is spent) and the same size limit.
 //   - The handlers hold no state of their own and are safe for concurrent
 //     use.
+//   - X-Forwarded-For and X-Forwarded-Proto count only from a trusted
+//     proxy; from anyone else they are removed before any handler runs.
 //
 // It owns no interface that another package implements. The admin
 // statistics read the broker, SockJS and the cluster through the

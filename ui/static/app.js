@@ -64,6 +64,37 @@
     for (const c of children) if (c !== null && c !== undefined) n.append(c);
     return n;
   }
+  // icon draws one of the interface's marks as inline SVG (never an emoji,
+  // which needs a colour emoji font many offline PCs lack).
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const ICONS = {
+    lock: ["M7 11V8a5 5 0 0 1 10 0v3", "M5 11h14v10H5z"],
+    trash: ["M4 7h16", "M9 7V4h6v3", "M6 7l1 13h10l1-13", "M10 11v6", "M14 11v6"],
+    reply: ["M9 14L4 9l5-5", "M4 9h10a6 6 0 0 1 6 6v4"],
+    smile: ["M12 21a9 9 0 1 0 0-18a9 9 0 0 0 0 18z", "M8 14s1.5 2 4 2s4-2 4-2", "M9 9.5h.01", "M15 9.5h.01"],
+    pencil: ["M4 20h4L19 9l-4-4L4 16z", "M13.5 6.5l4 4"],
+    close: ["M6 6l12 12", "M18 6L6 18"],
+  };
+  function icon(name, cls) {
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "icon " + (cls || "icon-" + name));
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "16");
+    svg.setAttribute("height", "16");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    for (const d of ICONS[name]) {
+      const path = document.createElementNS(SVG_NS, "path");
+      path.setAttribute("d", d);
+      path.setAttribute("fill", "none");
+      path.setAttribute("stroke", "currentColor");
+      path.setAttribute("stroke-width", "2");
+      path.setAttribute("stroke-linecap", "round");
+      path.setAttribute("stroke-linejoin", "round");
+      svg.append(path);
+    }
+    return svg;
+  }
   const storage = {
     get(k) { try { return localStorage.getItem(k); } catch (_) { return null; } },
     set(k, v) { try { localStorage.setItem(k, v); } catch (_) { /* private mode */ } },
@@ -163,6 +194,8 @@
     ["password must be at least", "err.passwordShort"],
     ["username ", "err.badUsername"],
     ["room name must be", "err.badRoomName"],
+    ["only the room's owner or an administrator can remove", "err.cannotRemove"],
+    ["to remove yourself, leave", "err.removeSelf"],
   ];
   function serverText(text) {
     if (!text) return "";
@@ -350,6 +383,7 @@
     const me = boot.user;
     const ui = {
       conn: byTestId("conn-state"),
+      connMain: byTestId("conn-state-main"),
       roomList: byTestId("room-list"),
       dmList: byTestId("dm-list"),
       otherList: byTestId("other-rooms"),
@@ -393,7 +427,7 @@
     // Files and pictures (upload.js): the composer's uploads, sent with the next message.
     const uploads = window.StompboxUpload ? window.StompboxUpload.init({ room: () => current, t: t, toast: toast, maxUpload: boot.maxUpload }) : null;
     // Sends wait in the outbox (pwa.js) until the server confirms them.
-    const outbox = window.StompboxOutbox && me ? window.StompboxOutbox.init({ userId: me.id, t: t }) : null;
+    const outbox = window.StompboxOutbox && me ? window.StompboxOutbox.init({ userId: me.id, t: t, connected: () => connected, changed: () => renderPending() }) : null;
 
     const nameOf = (username) => {
       const u = users.get(username);
@@ -451,10 +485,14 @@
       hint.append(" " + t("conn.otherNodesHow"));
       form.append(hint);
     }
+    // setConn shows the connection's state in the sidebar and, for phones
+    // (whose sidebar is a closed drawer), in the room's header.
     function setConn(st) {
-      if (!ui.conn) return;
-      ui.conn.dataset.state = st;
-      ui.conn.textContent = t("conn." + st);
+      for (const n of [ui.conn, ui.connMain]) {
+        if (!n) continue;
+        n.dataset.state = st;
+        n.textContent = t("conn." + st);
+      }
     }
 
     // ---- rendering: room list ----
@@ -483,7 +521,8 @@
           class: "room-link" + (unread ? " unread" : ""), href: "#room-" + r.id,
           "data-testid": "room-link", "data-room-id": String(r.id), "aria-current": r.id === current ? "true" : null,
         },
-        el("span", { class: "prefix", "aria-hidden": "true", text: r.kind === "dm" ? "@" : r.kind === "private" ? "🔒" : "#" }),
+        r.kind === "private" ? el("span", { class: "prefix", "aria-hidden": "true", "data-testid": "private-mark" }, icon("lock")) :
+          el("span", { class: "prefix", "aria-hidden": "true", text: r.kind === "dm" ? "@" : "#" }),
         el("span", { class: "name", text: roomLabel(r) }));
         // Tapping the room already open changes no hash, so hashchange does
         // not close the drawer: close it here, for every room tap.
@@ -570,7 +609,7 @@
     function replyQuote(m) {
       const q = m.reply || { id: m.replyTo, deleted: true };
       const b = el("button", { type: "button", class: "reply-quote", "data-testid": "reply-quote", "data-reply-to": String(q.id) },
-        el("span", { class: "reply-arrow", "aria-hidden": "true", text: "↪" }));
+        el("span", { class: "reply-arrow", "aria-hidden": "true" }, icon("reply")));
       if (q.deleted) {
         b.append(el("span", { class: "reply-text msg-deleted", text: t("msg.replyDeleted") }));
       } else {
@@ -603,26 +642,26 @@
     // They show on hover, on keyboard focus, and on a tap of the message.
     function actionsBar(m) {
       const bar = el("div", { class: "msg-actions", "data-testid": "message-actions" });
-      const btn = (id, label, icon, fn) => {
-        const b = el("button", { type: "button", class: "icon-btn", "data-testid": id, "aria-label": label, title: label, text: icon });
+      const btn = (id, label, mark, fn) => {
+        const b = el("button", { type: "button", class: "icon-btn", "data-testid": id, "aria-label": label, title: label }, icon(mark));
         b.addEventListener("click", (e) => { e.stopPropagation(); fn(b); });
         bar.append(b);
       };
       const r = rooms.get(m.roomId || current);
       const canWrite = !!(r && r.member && !r.archived);
       if (canWrite) {
-        btn("msg-reply", t("msg.reply"), "↩", () => startReply(m));
-        btn("msg-react", t("msg.react"), "☺", (b) => openPicker(m, b));
+        btn("msg-reply", t("msg.reply"), "reply", () => startReply(m));
+        btn("msg-react", t("msg.react"), "smile", (b) => openPicker(m, b));
       }
-      if (canWrite && canEdit(m)) btn("msg-edit", t("msg.edit"), "✎", () => startEdit(m));
+      if (canWrite && canEdit(m)) btn("msg-edit", t("msg.edit"), "pencil", () => startEdit(m));
       if (canDelete(m)) {
-        btn("msg-delete", t("msg.delete"), "🗑", (b) => {
+        btn("msg-delete", t("msg.delete"), "trash", (b) => {
           // A second click within a few seconds confirms; no browser dialog.
           if (b.dataset.confirm === "1") { deleteMessage(m); return; }
           b.dataset.confirm = "1";
           b.textContent = t("msg.confirmDelete");
           b.classList.add("confirm");
-          setTimeout(() => { if (b.isConnected) { b.dataset.confirm = ""; b.textContent = "🗑"; b.classList.remove("confirm"); } }, CONFIRM_MS);
+          setTimeout(() => { if (b.isConnected) { b.dataset.confirm = ""; b.replaceChildren(icon("trash")); b.classList.remove("confirm"); } }, CONFIRM_MS);
         });
       }
       return bar;
@@ -677,12 +716,73 @@
       }
       ui.messages.replaceChildren(...nodes);
       ui.historyTop.textContent = s.loaded && !s.hasMore ? t("history.start") : "";
+      renderPending();
     }
     function appendMessage(m) {
       const s = state(current);
       const prev = s.msgs[s.msgs.length - 2] || null;
       if (needsDay(m, prev)) ui.messages.append(daySeparator(new Date(m.createdAt)));
       ui.messages.append(messageNode(m, prev));
+      renderPending();
+    }
+
+    // ---- the offline copy of what was shown ----
+    // keepOffline hands the service worker (sw.js) the newest messages held
+    // for a room after live ones arrived or changed, so that a reload
+    // without the server shows them too, not only the history of the last
+    // page load. At most KEEP_OFFLINE_MAX per room; the worker keeps them
+    // only for the session that fetched the room (it drops its cache on
+    // sign-out or a refused session, as before).
+    const KEEP_OFFLINE_MAX = 200;
+    const KEEP_OFFLINE_DELAY_MS = 400; // a burst of messages is one write
+    const keepTimers = new Map();
+    function keepOffline(id) {
+      if (embed || keepTimers.has(id) || !navigator.serviceWorker || !navigator.serviceWorker.controller) return;
+      keepTimers.set(id, setTimeout(() => {
+        keepTimers.delete(id);
+        const s = states.get(id);
+        const worker = navigator.serviceWorker.controller;
+        if (!s || !s.loaded || !worker) return;
+        worker.postMessage({ type: "keep-history", url: "/api/rooms/" + id + "/messages?limit=" + PAGE_SIZE, messages: s.msgs.slice(-KEEP_OFFLINE_MAX) });
+      }, KEEP_OFFLINE_DELAY_MS));
+    }
+
+    // ---- messages waiting to be sent ----
+    // renderPending shows the open room's messages that wait in the outbox
+    // at the end of its history, marked as waiting, with retry and cancel.
+    // A send the server confirms quickly while connected never shows here
+    // (the outbox's visible()).
+    function renderPending() {
+      if (!ui.messages) return;
+      for (const n of ui.messages.querySelectorAll('[data-testid="pending-message"]')) n.remove();
+      if (!outbox || !current) return;
+      for (const item of outbox.pending()) {
+        if (item.roomId !== current || !outbox.visible(item)) continue;
+        const body = el("div", { class: "msg-text", "data-testid": "pending-text" });
+        window.StompboxMarkdown.render(body, item.text, { isMention: (name) => users.has(name), t: t });
+        const retry = el("button", { type: "button", class: "secondary", "data-testid": "pending-retry", text: t("pending.retry") });
+        const cancel = el("button", { type: "button", class: "secondary", "data-testid": "pending-cancel", text: t("pending.cancel") });
+        retry.addEventListener("click", () => retrySend(item));
+        cancel.addEventListener("click", () => cancelSend(item));
+        ui.messages.append(el("li", { class: "msg mine pending", "data-testid": "pending-message", "data-key": item.key },
+          el("div", { class: "msg-head" },
+            el("span", { class: "msg-sender", text: me ? nameOf(me.username) : "" }),
+            el("span", { class: "pending-mark", "data-testid": "pending-mark", text: t(connected ? "pending.sending" : "pending.waiting") })),
+          body,
+          el("div", { class: "pending-actions" }, retry, cancel)));
+      }
+    }
+    // retrySend sends a waiting message again now (with its key, so the
+    // server stores it once however often it is tried); offline, it asks
+    // for a new connection attempt at once instead of after the backoff.
+    function retrySend(item) {
+      if (connected) { publishItem(item); return; }
+      reconnectNow();
+    }
+    // cancelSend drops a waiting message: it is not sent.
+    function cancelSend(item) {
+      for (const [receipt, u] of unconfirmed) if (u.key === item.key) unconfirmed.delete(receipt);
+      outbox.done(item.key);
     }
     const nearBottom = () => ui.history.scrollHeight - ui.history.scrollTop - ui.history.clientHeight < NEAR_BOTTOM_PX;
     const scrollToBottom = () => { ui.history.scrollTop = ui.history.scrollHeight; ui.jump.hidden = true; };
@@ -692,6 +792,13 @@
     // replayed after since-id).
     function receive(roomId, m) {
       if (m.sender && !users.has(m.sender)) learnUser(m.sender);
+      if (m.type === "ENTER" || m.type === "LEAVE") {
+        if (roomId === current) scheduleMembers();
+        if (m.type === "ENTER" && me && m.sender === me.username) leaving.delete(roomId); // in again
+        // Our own LEAVE that we did not ask for: someone removed us. (The
+        // server also says so with ACCESS_ENDED on our own queue.)
+        if (m.type === "LEAVE" && me && m.sender === me.username && !leaving.has(roomId)) { accessEnded(roomId, "removed"); return; }
+      }
       const r = rooms.get(roomId);
       const s = state(roomId);
       const fromMe = me && m.sender === me.username;
@@ -706,6 +813,7 @@
       const wasNear = roomId === current && nearBottom();
       const res = insert(s, m);
       if (!res.added) return;
+      keepOffline(roomId);
       if (roomId === current) {
         if (res.atEnd) appendMessage(m); else renderMessages();
         if (wasNear || fromMe) scrollToBottom(); else ui.jump.hidden = false;
@@ -779,6 +887,7 @@
         }
       }
       if (ev.type === "DELETE" && mode && mode.m.id === ev.messageId) cancelMode();
+      if (changed.length) keepOffline(roomId);
       rerender(roomId, changed);
     }
     // refreshHeld re-reads the newest messages held for a room after a
@@ -851,7 +960,7 @@
     let mode = null; // {kind: "reply" | "edit", m}
     const modeBar = el("div", { class: "composer-mode", "data-testid": "composer-mode", hidden: true });
     const modeText = el("span", { class: "composer-mode-text", "data-testid": "composer-mode-text" });
-    const modeCancel = el("button", { type: "button", class: "icon-btn", "data-testid": "composer-mode-cancel", "aria-label": t("msg.cancel"), title: t("msg.cancel"), text: "✕" });
+    const modeCancel = el("button", { type: "button", class: "icon-btn", "data-testid": "composer-mode-cancel", "aria-label": t("msg.cancel"), title: t("msg.cancel") }, icon("close"));
     modeBar.append(modeText, modeCancel);
     ui.form.before(modeBar);
     modeCancel.addEventListener("click", () => { const wasEdit = mode && mode.kind === "edit"; cancelMode(); if (wasEdit) ui.composer.value = ""; ui.composer.focus(); });
@@ -1046,6 +1155,7 @@
         client.reconnectDelay = backoff(attempts);
         renderNodeHint(everConnected && attempts >= NODE_HINT_AFTER);
         setConn(navigator.onLine === false ? "offline" : everConnected ? "reconnecting" : "connecting");
+        if (outbox) outbox.refresh();
       };
       client.onStompError = (frame) => {
         toast(serverText(frame.headers && frame.headers.message) || t("error.generic"));
@@ -1071,6 +1181,7 @@
       renderNodeHint(false);
       client.reconnectDelay = RECONNECT_MIN_MS;
       setConn("connected");
+      if (outbox) outbox.refresh();
       // Which transport SockJS settled on, for support questions ("websocket",
       // "xhr-streaming", "xhr-polling"…); a raw WebSocket has none.
       const tr = (client.webSocket && typeof client.webSocket.transport === "string" && client.webSocket.transport) || "websocket";
@@ -1090,6 +1201,7 @@
       client.subscribe("/user/queue/notifications", (frame) => {
         let v;
         try { v = JSON.parse(frame.body); } catch (_) { return; }
+        if (v && v.type === "ACCESS_ENDED" && typeof v.roomId === "number") { accessEnded(v.roomId, v.reason); return; }
         const m = v && (v.message && typeof v.message === "object" ? v.message : v);
         if (!m || !m.roomId) return;
         if (!rooms.has(m.roomId)) loadRooms().catch(() => {}); // a new DM or an invitation
@@ -1110,18 +1222,21 @@
       setConn("offline");
       if (client && connected) client.forceDisconnect(); // do not wait for heart-beats to notice
     });
-    window.addEventListener("online", async () => {
+    // reconnectNow tries again now instead of after the backoff that built up.
+    async function reconnectNow() {
       if (!client || connected) return;
-      // Retry now instead of after the backoff that built up while offline.
       attempts = 0;
       setConn("reconnecting");
       await client.deactivate();
       client.reconnectDelay = RECONNECT_MIN_MS;
       client.activate();
-    });
+    }
+    window.addEventListener("online", reconnectNow);
 
     // ---- presence and typing ----
     function renderOnline(names) {
+      presence = new Set(names);
+      renderMembers();
       if (!ui.online) return;
       ui.online.parentElement.hidden = names.length === 0;
       ui.online.replaceChildren(...names.map((u) => el("li", { "data-testid": "online-user", text: nameOf(u) + (me && u === me.username ? " (" + t("you") + ")" : "") })));
@@ -1166,6 +1281,7 @@
       if (ui.topic) ui.topic.textContent = (r && r.topic) || "";
       if (ui.join) ui.join.hidden = !r || !!r.member || r.kind !== "public";
       if (ui.leave) ui.leave.hidden = !r || !r.member || r.kind === "dm";
+      if (mem.toggle) mem.toggle.hidden = !r || r.kind === "dm";
       const canWrite = !!(r && r.member && !r.archived);
       ui.composer.disabled = !canWrite;
       ui.composer.placeholder = !r ? "" : !r.member ? t("room.notMember")
@@ -1198,6 +1314,10 @@
         scrollToBottom();
         subscribeRoom(id);
         subscribeExtras(id);
+        members = [];
+        membersFor = 0;
+        renderMembers();
+        if (!embed && r.kind !== "dm") loadMembers(id);
       }
       renderRoomList();
       setDrawer(false);
@@ -1410,6 +1530,7 @@
     // ---- join / leave ----
     if (ui.join) ui.join.addEventListener("click", async () => {
       const id = current;
+      leaving.delete(id); // from now on, a LEAVE of ours is a removal again
       try {
         await api("POST", "/api/rooms/" + id + "/join"); // the server posts the ENTER line
         await loadRooms();
@@ -1418,6 +1539,7 @@
     });
     if (ui.leave) ui.leave.addEventListener("click", async () => {
       const id = current;
+      leaving.add(id);
       try {
         await api("POST", "/api/rooms/" + id + "/leave"); // the server posts the LEAVE line
         const sub = subs.get(roomDest(id));
@@ -1428,6 +1550,197 @@
         openRoom(0);
       } catch (ex) { toast(ex.message); }
     });
+
+
+    // ---- members of the open room ----
+    // The header's button shows how many; its dialog lists who is in the
+    // room and who is online, lets the room's owner or an administrator
+    // remove people, and members of a private room add people by name,
+    // with suggestions as they type. ENTER and LEAVE messages and
+    // presence keep it current for everyone who has it open.
+    const mem = {
+      toggle: byTestId("members-toggle"),
+      count: byTestId("member-count"),
+      dialog: byTestId("members-dialog"),
+      title: byTestId("members-title"),
+      list: byTestId("member-list"),
+      addForm: byTestId("member-add-form"),
+      input: byTestId("member-add-input"),
+      suggestions: byTestId("member-suggestions"),
+      error: byTestId("member-error"),
+    };
+    let members = [];          // of membersFor, from GET /api/rooms/{id}/members
+    let membersFor = 0;
+    let presence = new Set();  // usernames online in the open room (its /presence)
+    let membersTimer = 0;
+    let suggestItems = [];
+    let suggestIndex = 0;
+    const leaving = new Set(); // rooms this page asked to leave: their LEAVE is no surprise
+    const MEMBERS_REFRESH_MS = 250; // gathers a burst of ENTER/LEAVE into one GET
+    const SUGGEST_MAX = 8;
+
+    async function loadMembers(id) {
+      let ms;
+      try { ms = list(await api("GET", "/api/rooms/" + id + "/members"), "members"); } catch (_) { return; }
+      if (id !== current) return;
+      members = ms;
+      membersFor = id;
+      for (const m of ms) if (!users.has(m.username)) users.set(m.username, { username: m.username, displayName: m.displayName });
+      renderMembers();
+    }
+    function scheduleMembers() {
+      clearTimeout(membersTimer);
+      membersTimer = setTimeout(() => { if (current) loadMembers(current); }, MEMBERS_REFRESH_MS);
+    }
+    function canManage(r) {
+      return !!(me && r && r.kind !== "dm" && (me.isAdmin || (r.createdBy && r.createdBy === me.id)));
+    }
+    function renderMembers() {
+      if (!mem.toggle) return;
+      const r = rooms.get(current);
+      const ready = membersFor === current && current !== 0;
+      mem.count.textContent = ready ? String(members.length) : "";
+      mem.toggle.setAttribute("aria-label", ready ? t("members.count", { n: members.length }) : t("members.title"));
+      if (!mem.dialog.open) return;
+      mem.title.textContent = r ? t("members.of", { room: (r.kind === "dm" ? "@" : "#") + roomLabel(r) }) : t("members.title");
+      const manage = canManage(r);
+      const sorted = [...members].sort((a, b) => (presence.has(b.username) - presence.has(a.username)) ||
+        String(a.displayName || a.username).localeCompare(String(b.displayName || b.username), lang));
+      mem.list.replaceChildren(...sorted.map((m) => {
+        const online = presence.has(m.username);
+        const li = el("li", { class: "member" + (online ? " online" : ""), "data-testid": "member", "data-username": m.username, "data-online": online ? "true" : "false" },
+          el("span", { class: "presence-dot", "aria-hidden": "true" }),
+          el("span", { class: "member-name", "data-testid": "member-name", text: (m.displayName || m.username) + (me && m.username === me.username ? " (" + t("you") + ")" : "") }),
+          el("span", { class: "member-handle", text: "@" + m.username }),
+          el("span", { class: "visually-hidden", text: online ? t("members.online") : "" }));
+        if (m.owner) li.append(el("span", { class: "member-badge", "data-testid": "member-owner", text: t("members.owner") }));
+        else if (m.isAdmin) li.append(el("span", { class: "member-badge", text: t("members.admin") }));
+        if (manage && me && m.username !== me.username) {
+          const b = el("button", { type: "button", class: "secondary member-remove", "data-testid": "member-remove", "aria-label": t("members.removeLabel", { name: m.displayName || m.username }), text: t("members.remove") });
+          b.addEventListener("click", () => {
+            // A second click within a few seconds confirms, as for deleting a message.
+            if (b.dataset.confirm === "1") { removeMember(m.username); return; }
+            b.dataset.confirm = "1";
+            b.textContent = t("members.confirmRemove");
+            setTimeout(() => { if (b.isConnected) { b.dataset.confirm = ""; b.textContent = t("members.remove"); } }, CONFIRM_MS);
+          });
+          li.append(b);
+        }
+        return li;
+      }));
+      mem.addForm.hidden = !(r && r.kind === "private" && r.member && !r.archived);
+    }
+    async function removeMember(username) {
+      const id = current;
+      try {
+        await api("DELETE", "/api/rooms/" + id + "/members/" + encodeURIComponent(username));
+      } catch (ex) { showMemberError(ex.message); return; }
+      loadMembers(id);
+    }
+    async function addMember(username) {
+      const id = current;
+      closeSuggestions();
+      try {
+        await api("POST", "/api/rooms/" + id + "/members", { username: username });
+      } catch (ex) { showMemberError(ex.message); return; }
+      mem.input.value = "";
+      mem.error.hidden = true;
+      loadMembers(id);
+    }
+    function showMemberError(text) {
+      mem.error.textContent = text;
+      mem.error.hidden = false;
+    }
+    function updateSuggestions() {
+      const q = mem.input.value.trim().toLowerCase().replace(/^@/, "");
+      if (!q) { closeSuggestions(); return; }
+      const inRoom = new Set(members.map((m) => m.username));
+      suggestItems = [...users.values()]
+        .filter((u) => !inRoom.has(u.username) && !u.isGuest &&
+          (u.username.toLowerCase().includes(q) || String(u.displayName || "").toLowerCase().includes(q)))
+        .sort((a, b) => (b.username.toLowerCase().startsWith(q) - a.username.toLowerCase().startsWith(q)) || a.username.localeCompare(b.username))
+        .slice(0, SUGGEST_MAX);
+      suggestIndex = Math.min(suggestIndex, Math.max(0, suggestItems.length - 1));
+      if (suggestItems.length === 0) {
+        mem.suggestions.replaceChildren(el("li", { class: "suggest-none", "data-testid": "member-no-match", text: t("members.none") }));
+      } else {
+        mem.suggestions.replaceChildren(...suggestItems.map((u, i) => {
+          const li = el("li", { role: "option", id: "member-suggest-" + i, "data-testid": "member-suggestion", "data-username": u.username, "aria-selected": i === suggestIndex ? "true" : "false" },
+            el("strong", { text: u.displayName || u.username }), " @" + u.username);
+          li.addEventListener("mousedown", (e) => { e.preventDefault(); addMember(u.username); });
+          return li;
+        }));
+        mem.input.setAttribute("aria-activedescendant", "member-suggest-" + suggestIndex);
+      }
+      mem.suggestions.hidden = false;
+      mem.input.setAttribute("aria-expanded", "true");
+    }
+    function closeSuggestions() {
+      suggestItems = [];
+      suggestIndex = 0;
+      mem.suggestions.hidden = true;
+      mem.input.setAttribute("aria-expanded", "false");
+      mem.input.removeAttribute("aria-activedescendant");
+    }
+    if (mem.toggle && !embed) {
+      mem.toggle.addEventListener("click", async () => {
+        mem.error.hidden = true;
+        mem.input.value = "";
+        closeSuggestions();
+        mem.dialog.showModal();
+        renderMembers();
+        loadMembers(current);
+        loadUsers().then(() => { if (mem.dialog.open && mem.input.value) updateSuggestions(); });
+      });
+      mem.input.addEventListener("input", updateSuggestions);
+      mem.input.addEventListener("keydown", (e) => {
+        if (mem.suggestions.hidden || suggestItems.length === 0) return;
+        if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          e.preventDefault();
+          suggestIndex = (suggestIndex + (e.key === "ArrowDown" ? 1 : suggestItems.length - 1)) % suggestItems.length;
+          updateSuggestions();
+        } else if (e.key === "Escape") {
+          e.preventDefault();
+          e.stopPropagation(); // closes the list, not the dialog
+          closeSuggestions();
+        }
+      });
+      mem.addForm.addEventListener("submit", (e) => {
+        e.preventDefault();
+        const pick = suggestItems[suggestIndex];
+        if (pick && !e.isComposing) addMember(pick.username);
+      });
+    }
+
+    // accessEnded takes the page out of a room it may no longer read: we
+    // were removed (or left, in another tab). Its subscription and messages
+    // go; if it is open, the page leaves it and says why.
+    function accessEnded(id, reason) {
+      const self = leaving.has(id);
+      const r = rooms.get(id);
+      const label = r ? (r.kind === "dm" ? "@" : "#") + roomLabel(r) : "#" + id;
+      const sub = subs.get(roomDest(id));
+      if (sub) { try { sub.unsubscribe(); } catch (_) { /* connection gone */ } subs.delete(roomDest(id)); }
+      states.delete(id);
+      if (r) {
+        r.member = false;
+        r.unread = 0;
+        if (r.kind !== "public") rooms.delete(id);
+      }
+      if (id === current) {
+        if (mem.dialog && mem.dialog.open) mem.dialog.close();
+        if (!embed) history.replaceState(null, "", location.pathname + location.search);
+        openRoom(0);
+        if (!self) {
+          ui.empty.textContent = t(reason === "left" ? "access.left" : "access.removed", { room: label });
+          ui.empty.dataset.reason = reason === "left" ? "left" : "removed";
+        }
+      } else if (!self) {
+        toast(t(reason === "left" ? "access.left" : "access.removed", { room: label }));
+      }
+      renderRoomList();
+      loadRooms().catch(() => {});
+    }
 
     // ---- sidebar, dialogs, search (not on the embed page) ----
     if (!embed) {
@@ -1542,7 +1855,7 @@
     }
 
     // ---- start ----
-    setConn("connecting");
+    setConn(navigator.onLine === false ? "offline" : "connecting");
     autosize();
     (async () => {
       try { await Promise.all([loadRooms(), loadUsers()]); } catch (ex) { toast(ex.message); }

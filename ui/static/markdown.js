@@ -37,10 +37,18 @@ window.StompboxMarkdown = (function () {
   }
 
   // safeHref returns the normalised URL if it is absolute http, https or
-  // mailto, else null.
+  // mailto, else null. For http and https only the authority (up to the
+  // first / \ ? #) can make a URL invalid: the path, query and fragment are
+  // escaped, never refused. So the authority is parsed first, and a long
+  // string with a bad host costs its head only, not its whole length (the
+  // inline scanner may try many starts inside one long token).
   function safeHref(raw) {
     const s = String(raw).trim();
     if (!/^(https?:\/\/|mailto:)/i.test(s)) return null; // no relative URLs, no other schemes
+    const head = AUTHORITY.exec(s);
+    if (head && head[0].length < s.length) {
+      try { new URL(head[0]); } catch (_) { return null; }
+    }
     try {
       const u = new URL(s);
       return LINK_PROTOCOLS.has(u.protocol) ? u.href : null;
@@ -57,14 +65,51 @@ window.StompboxMarkdown = (function () {
     return a;
   }
 
+  const AUTHORITY = /^https?:[\/\\]*[^\/\\?#]*/i; // scheme and authority; the parser skips extra slashes
   const NAME_CHAR = /[\p{L}\p{N}._-]/u;
-  const URL_AT = /^https?:\/\/[^\s<>"'`]+/i;
-  const MENTION_AT = /^@[\p{L}\p{N}._-]+/u;
+  const URL_HEAD = /https?:\/\//iy;          // a bare URL's start, tested in place (sticky)
+  const AUTHORITY_AT = /https?:[\/\\]*[^\/\\?#\s<>"'`]*/iy; // the same, in place, within a bare URL's run
+  const URL_CHAR = /[^\s<>"'`]/;            // a bare URL runs while these last
+  const URL_TRAIL = ".,;:!?)]}*_~";          // trimmed from a bare URL's end
+  const SPACE = /\s/;
+  const MENTION_AT = /@[\p{L}\p{N}._-]+/uy;
 
-  // inline appends the inline rendering of text to parent.
+  // matching pairs each opening character (open) of text with its closing
+  // twin (close), as a stack does in one pass: pairs[i] is the index of the
+  // twin of the opener at i, or -1. An opener's twin is where the nesting
+  // count started at it first returns to zero, which is what a scan from
+  // the opener would find; computing all of them at once keeps a text full
+  // of unclosed openers ("[](" again and again) linear.
+  function matching(text, open, close) {
+    const pairs = new Int32Array(text.length).fill(-1);
+    const stack = [];
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (c === open) stack.push(i);
+      else if (c === close && stack.length) pairs[stack.pop()] = i;
+    }
+    return pairs;
+  }
+  // spaceAfter[i] is the index of the first white-space character at or
+  // after i, or text.length.
+  function spacesAfter(text) {
+    const out = new Int32Array(text.length + 1);
+    out[text.length] = text.length;
+    for (let i = text.length - 1; i >= 0; i--) out[i] = SPACE.test(text[i]) ? i : out[i + 1];
+    return out;
+  }
+
+  // inline appends the inline rendering of text to parent. Every scan is
+  // bounded: a span looks for the nearest closing twin, links use the
+  // precomputed bracket pairs, and a bare URL's extent is found once per
+  // run of URL characters, so the work is linear in the text (times the
+  // nesting depth, at most MAX_DEPTH).
   function inline(parent, text, opts, depth) {
     let buf = "";
     const flush = () => { if (buf) { parent.append(document.createTextNode(buf)); buf = ""; } };
+    let brackets = null, parens = null, spaces = null; // computed on the first "["
+    let runEnd = -1, runTrimmed = -1;                  // the bare-URL run the scan is in
+    const badHeads = new Set();                        // URL authorities already refused
     // span wraps the text between a marker and its closing twin, if both
     // are there and the inside is not blank or padded ("2 * 3 * 4" stays).
     const span = (i, mark, tag) => {
@@ -78,6 +123,36 @@ window.StompboxMarkdown = (function () {
       inline(n, inner, opts, depth + 1);
       parent.append(n);
       return end + mark.length;
+    };
+    // bareURL renders an http(s) URL starting at i, or returns -1. The URL
+    // runs to the first white space, < > " ' or `, less trailing
+    // punctuation; every start inside one run ends where the run does.
+    const bareURL = (i) => {
+      URL_HEAD.lastIndex = i;
+      if (!URL_HEAD.test(text)) return -1;
+      if (i >= runEnd) {
+        runEnd = i;
+        while (runEnd < text.length && URL_CHAR.test(text[runEnd])) runEnd++;
+        runTrimmed = runEnd;
+        while (runTrimmed > i && URL_TRAIL.includes(text[runTrimmed - 1])) runTrimmed--;
+      }
+      if (runEnd <= URL_HEAD.lastIndex) return -1; // nothing after "://"
+      // The authority alone decides whether the URL is valid (safeHref);
+      // checking it in place first keeps a bad start cheap in a long run.
+      AUTHORITY_AT.lastIndex = i;
+      AUTHORITY_AT.test(text);
+      const headEnd = Math.min(AUTHORITY_AT.lastIndex, runTrimmed);
+      if (headEnd < runTrimmed) {
+        const head = text.slice(i, headEnd);
+        if (badHeads.has(head)) return -1; // a refused URL throws, which is slow: once per head
+        try { new URL(head); } catch (_) { badHeads.add(head); return -1; }
+      }
+      const tok = text.slice(i, runTrimmed);
+      const href = safeHref(tok);
+      if (!href) return -1;
+      flush();
+      parent.append(link(href, tok));
+      return runTrimmed;
     };
     let i = 0;
     while (i < text.length) {
@@ -100,20 +175,10 @@ window.StompboxMarkdown = (function () {
         } else if (c === "[") {
           next = mdLink(i);
         } else if ((c === "h" || c === "H") && !NAME_CHAR.test(text[i - 1] || " ")) {
-          const m = text.slice(i).match(URL_AT);
-          if (m) {
-            let tok = m[0];
-            const trail = tok.match(/[.,;:!?)\]}*_~]+$/);
-            if (trail) tok = tok.slice(0, -trail[0].length);
-            const href = safeHref(tok);
-            if (href) {
-              flush();
-              parent.append(link(href, tok));
-              next = i + tok.length;
-            }
-          }
+          next = bareURL(i);
         } else if (c === "@" && !NAME_CHAR.test(text[i - 1] || " ")) {
-          const m = text.slice(i).match(MENTION_AT);
+          MENTION_AT.lastIndex = i;
+          const m = MENTION_AT.exec(text);
           if (m) {
             const tok = m[0].replace(/\.+$/, ""); // "@bob." ends a sentence
             if (opts.isMention && opts.isMention(tok.slice(1))) {
@@ -136,22 +201,19 @@ window.StompboxMarkdown = (function () {
     // mdLink renders [text](url) starting at i, or returns -1. Brackets
     // nest in the text; the URL ends at the first space or unbalanced ")".
     function mdLink(i) {
-      let d = 0, j = i;
-      for (; j < text.length; j++) {
-        if (text[j] === "[") d++;
-        else if (text[j] === "]" && --d === 0) break;
+      if (!brackets) {
+        brackets = matching(text, "[", "]");
+        parens = matching(text, "(", ")");
+        spaces = spacesAfter(text);
       }
-      if (j >= text.length || text[j + 1] !== "(") return -1;
-      let k = j + 2, p = 1;
-      for (; k < text.length; k++) {
-        if (/\s/.test(text[k])) return -1;
-        if (text[k] === "(") p++;
-        else if (text[k] === ")" && --p === 0) break;
-      }
-      if (k >= text.length) return -1;
+      const j = brackets[i];
+      if (j < 0 || text[j + 1] !== "(") return -1;
+      const k = parens[j + 1];
+      if (k < 0 || spaces[j + 2] < k) return -1;
       const label = text.slice(i + 1, j);
+      if (!label.trim()) return -1; // shown as typed
       const href = safeHref(text.slice(j + 2, k));
-      if (!href || !label.trim()) return -1; // shown as typed
+      if (!href) return -1;
       flush();
       const a = link(href, "");
       inlineNoLinks(a, label, opts, depth + 1);
@@ -177,11 +239,12 @@ window.StompboxMarkdown = (function () {
     const flushPara = () => {
       // Keep the blank lines inside a paragraph; drop those at its edges,
       // where a block element already separates.
-      while (para.length && !para[0].trim()) para.shift();
-      while (para.length && !para[para.length - 1].trim()) para.pop();
-      if (para.length) {
+      let a = 0, b = para.length;
+      while (a < b && !para[a].trim()) a++;
+      while (b > a && !para[b - 1].trim()) b--;
+      if (a < b) {
         const p = el("p", "md-p");
-        inline(p, para.join("\n"), opts, depth);
+        inline(p, para.slice(a, b).join("\n"), opts, depth);
         parent.append(p);
       }
       para = [];

@@ -12,6 +12,7 @@ window.StompboxOutbox = (function () {
   const KEY_PREFIX = "stompbox_outbox_"; // + the account id: a shared browser keeps accounts apart
   const MAX_ITEMS = 200;                 // a day offline in a busy room; older ones are dropped first
   const FLUSH_EVERY_MS = 100;            // 10 sends a second: half the server's default -send-rate, so a full outbox is never cut off as a flood
+  const SHOW_AFTER_MS = 1500;            // a send confirmed within this never shows as waiting (while connected)
 
   // The service worker needs a secure context: HTTPS, or localhost. On a
   // plain-HTTP intranet address the page simply works online only.
@@ -38,8 +39,17 @@ window.StompboxOutbox = (function () {
   // init returns the outbox of the signed-in account: add(item) keeps
   // {key, roomId, text, attachments}, done(key) drops it, pending() lists
   // what is left, oldest first, and flush(publish) sends it. A status line
-  // under the composer says how many wait.
+  // under the composer says how many wait: while opts.connected() says the
+  // connection is up, only those waiting longer than SHOW_AFTER_MS, so a
+  // send the server confirms at once never flashes it. opts.changed(items)
+  // is called after every change (and when an item has waited long
+  // enough to show), so the page can show waiting messages in their room.
+  // visible(item) says whether an item should show now.
   function init(opts) {
+    const connected = opts.connected || (() => false);
+    const changed = opts.changed || (() => {});
+    const visible = (x) => !connected() || Date.now() - (x.at || 0) >= SHOW_AFTER_MS;
+    let showTimer = 0;
     const storeKey = KEY_PREFIX + opts.userId;
     const line = document.createElement("p");
     line.className = "outbox hint";
@@ -59,15 +69,21 @@ window.StompboxOutbox = (function () {
       try { localStorage.setItem(storeKey, JSON.stringify(items.slice(-MAX_ITEMS))); } catch (_) { /* storage full or off */ }
       show(items);
     }
-    function show(items) {
-      line.hidden = items.length === 0;
-      line.textContent = items.length ? opts.t("outbox.waiting", { n: items.length }) : "";
+    function show(items, initial) {
+      const n = items.filter(visible).length;
+      line.hidden = n === 0;
+      line.textContent = n ? opts.t("outbox.waiting", { n: n }) : "";
+      clearTimeout(showTimer);
+      if (n < items.length) showTimer = setTimeout(() => show(load()), SHOW_AFTER_MS);
+      if (!initial) changed(items);
     }
-    show(load());
+    show(load(), true);
     let flushGen = 0; // a newer flush (after a reconnect) stops an older one
     return {
       newKey: newKey,
-      add: (item) => { const items = load(); if (!items.some((x) => x.key === item.key)) items.push(item); save(items); },
+      add: (item) => { const items = load(); if (!items.some((x) => x.key === item.key)) items.push(Object.assign({ at: Date.now() }, item)); save(items); },
+      visible: visible,
+      refresh: () => show(load()), // the connection changed: what shows may too
       done: (key) => { const items = load(); const left = items.filter((x) => x.key !== key); if (left.length !== items.length) save(left); },
       pending: () => load(),
       // flush sends what waits, oldest first, paced; it stops when publish

@@ -11,11 +11,13 @@
 //
 // The cache holds what the signed-in person saw, so it is dropped when they
 // sign out (POST /api/logout) or the server sends the page to the login.
-// Messages typed while offline are kept by pwa.js, not here.
+// Messages typed while offline are kept by pwa.js, not here; messages that
+// arrived live are handed over by app.js (keep-history) and replace the
+// room's cached history read.
 "use strict";
 
 const CACHE = "stompbox-v1"; // bump to drop every old copy on the next visit
-const API_READS = /^\/api\/(me|users|rooms|rooms\/\d+\/messages)$/;
+const API_READS = /^\/api\/(me|users|rooms|rooms\/\d+\/messages|rooms\/\d+\/members)$/;
 const PAGES = /^\/(embed\/room\/\d+)?$/;
 
 self.addEventListener("install", () => self.skipWaiting());
@@ -28,9 +30,13 @@ self.addEventListener("activate", (e) => {
 });
 
 // The page sends the URLs it loaded before this worker controlled it, so
-// the very first visit already leaves a working offline copy.
+// the very first visit already leaves a working offline copy. It also
+// sends a room's newest messages after live ones arrived (keep-history),
+// so that the offline copy shows what was on screen, not only the history
+// of the last page load.
 self.addEventListener("message", (e) => {
   const d = e.data;
+  if (d && d.type === "keep-history") { e.waitUntil(keepHistory(d)); return; }
   if (!d || d.type !== "cache-shell" || !Array.isArray(d.urls)) return;
   e.waitUntil((async () => {
     const cache = await caches.open(CACHE);
@@ -44,6 +50,24 @@ self.addEventListener("message", (e) => {
     }
   })());
 });
+
+// keepHistory replaces the cached copy of a room's history read with the
+// messages the page holds (at most KEEP_MAX, the newest). Only a copy
+// that exists is replaced: one this session fetched from the server, so
+// nothing is written back after a sign-out dropped the cache.
+const KEEP_MAX = 200;
+const HISTORY = /^\/api\/rooms\/\d+\/messages$/;
+async function keepHistory(d) {
+  if (typeof d.url !== "string" || !Array.isArray(d.messages)) return;
+  const url = new URL(d.url, self.location.origin);
+  if (url.origin !== self.location.origin || !HISTORY.test(url.pathname)) return;
+  if (!(await caches.has(CACHE))) return;
+  const cache = await caches.open(CACHE);
+  const k = key(url);
+  if (!(await cache.match(k))) return;
+  const body = JSON.stringify(d.messages.slice(-KEEP_MAX));
+  await cache.put(k, new Response(body, { headers: { "Content-Type": "application/json; charset=utf-8" } }));
+}
 
 function cacheable(url) {
   return url.pathname.startsWith("/static/") || API_READS.test(url.pathname) || PAGES.test(url.pathname);

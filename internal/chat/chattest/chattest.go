@@ -8,6 +8,7 @@ package chattest
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"stompbox/internal/auth"
 	"stompbox/internal/auth/authtest"
@@ -17,6 +18,7 @@ import (
 	"stompbox/internal/testutil"
 	"sync"
 	"testing"
+	"time"
 )
 
 // chatRecorder records what chatService hands to the broker.
@@ -80,7 +82,8 @@ func NewFixture(t testing.TB, lang string) *Fixture {
 	f.St = storetest.Open(t, f.Clock)
 	f.Auth = authtest.New(t, f.St, true)
 	var err error
-	f.Chat, err = chat.New(f.St, chat.Config{Lang: lang, Deliver: f.Rec.deliver, Notify: f.Rec.notify, Online: f.Rec.isOnline})
+	f.Chat, err = chat.New(f.St, chat.Config{Lang: lang, Deliver: f.Rec.deliver, Notify: f.Rec.notify, Online: f.Rec.isOnline,
+		WebhookAllow: []string{"127.0.0.1"}, Webhooks: &http.Client{Timeout: 5 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
