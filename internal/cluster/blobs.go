@@ -127,21 +127,42 @@ func (b *ObjectBlobs) putAgain(ctx context.Context, name, path string) error {
 	}
 	scratch := name + "." + hex.EncodeToString(nonce[:]) // two uploads of one blob at once do not share it
 	info, err := b.put(ctx, b.scratch, scratch, path)
+	if err != nil {
+		return fmt.Errorf("put blob %s: %w", name, err) // the object store took back the chunks it had
+	}
 	// The scratch object goes after Put returns, so that the upload does
-	// not wait for a delete a new blob's upload does not make (a delay
-	// that told known bytes apart again, the other way round), and even
-	// when the put failed part way (its chunks may be stored) or the
-	// caller's ctx ended. Should the delete fail, scratchTTL removes it.
+	// not wait for a removal that a new blob's upload does not make (a
+	// delay that told known bytes apart again, the other way round), and
+	// even when the caller's ctx ended. Its chunks and its meta message
+	// are purged by subject on the stream's leader: ObjectStore.Delete
+	// looks the object up first, and a replica that serves that lookup
+	// may not have the object yet. Should the purge fail, scratchTTL
+	// removes them.
 	go func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scratchDeleteTimeout)
 		defer cancel()
-		b.scratch.Delete(dctx, scratch) //nolint:errcheck // scratchTTL is the fallback
+		b.dropScratch(dctx, scratch, info.NUID) //nolint:errcheck // scratchTTL is the fallback
 	}()
-	if err != nil {
-		return fmt.Errorf("put blob %s: %w", name, err)
-	}
 	if info.Digest != objectDigest(name) {
 		return fmt.Errorf("put blob %s: the file's bytes do not match their name (%s)", name, info.Digest)
+	}
+	return nil
+}
+
+// dropScratch purges the chunks (stored under nuid) and the meta message
+// of the scratch object name.
+func (b *ObjectBlobs) dropScratch(ctx context.Context, name, nuid string) error {
+	st, err := b.js.Stream(ctx, objectStream(scratchBucket))
+	if err != nil {
+		return fmt.Errorf("drop scratch object %s: %w", name, err)
+	}
+	for _, subj := range []string{
+		fmt.Sprintf("$O.%s.C.%s", scratchBucket, nuid),
+		fmt.Sprintf("$O.%s.M.%s", scratchBucket, base64.URLEncoding.EncodeToString([]byte(name))),
+	} {
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			return fmt.Errorf("drop scratch object %s: %w", name, err)
+		}
 	}
 	return nil
 }
