@@ -21,18 +21,19 @@ import (
 const blobBucket = "stompbox-files"
 
 // scratchBucket is where Put sends the bytes of a blob that blobBucket
-// already holds (see Put). It is kept in memory, with as many replicas as
-// blobBucket: the bytes travel and are replicated as a new blob's are, but
-// never reach a disk, so that deleting the scratch object leaves nothing
-// to erase (a deleted blob's chunks are erased from the message blocks on
-// disk, snapshot_scrub.go, which costs a round trip per chunk).
+// already holds (see Put). It is kept as blobBucket is, on disk with as
+// many replicas, so that the bytes travel, are replicated and written as
+// a new blob's are (in memory, the upload of known bytes took a fifth
+// less time). Nothing in it is kept: after each put its stream is purged
+// whole, which removes its message blocks (snapshot_scrub.go), so that
+// no copy of a blob's bytes outlives the blob.
 const scratchBucket = "stompbox-files-scratch"
 
-// scratchDeleteTimeout bounds the removal of one scratch object.
-const scratchDeleteTimeout = 30 * time.Second
+// scratchPurgeTimeout bounds the purge that removes scratch objects.
+const scratchPurgeTimeout = 30 * time.Second
 
-// scratchTTL is how long anything stays in scratchBucket: the marker a
-// deleted scratch object leaves, or a scratch object a crash left. It is
+// scratchTTL is how long a scratch object stays in scratchBucket when no
+// purge removed it (the node crashed before it ran). It is
 // well past the longest transfer (files.replicaTransferTimeout).
 const scratchTTL = time.Hour
 
@@ -71,7 +72,7 @@ func NewObjectBlobs(ctx context.Context, js jetstream.JetStream, replicas int) (
 	scfg := jetstream.ObjectStoreConfig{
 		Bucket:      scratchBucket,
 		Description: "stompbox: uploads of files already stored, sent and dropped (see cluster.ObjectBlobs.Put)",
-		Storage:     jetstream.MemoryStorage,
+		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		TTL:         scratchTTL,
 	}
@@ -95,12 +96,11 @@ func NewObjectBlobs(ctx context.Context, js jetstream.JetStream, replicas int) (
 //
 // A blob already stored with the digest its name promises is not
 // replaced (a node fetching it meanwhile must not see its chunks purged
-// under it): the bytes go to a scratch object in scratchBucket (same
-// replicas, in memory), which is checked against the stored digest and
-// deleted in the background. The work differs from a new blob's in the
-// disk writes JetStream makes (asynchronously: it does not fsync each
-// message) and that later delete; a scratch object a crash left behind
-// expires (scratchTTL).
+// under it): the bytes go to a scratch object in scratchBucket (stored
+// as blobBucket is), which is checked against the stored digest and
+// dropped in the background. The upload waits for the same work as a
+// new blob's; only the later purge is more. A scratch object a crash left
+// behind expires (scratchTTL).
 func (b *ObjectBlobs) Put(ctx context.Context, name, path string) error {
 	info, err := b.Store.GetInfo(ctx, name)
 	switch {
@@ -119,7 +119,7 @@ func (b *ObjectBlobs) Put(ctx context.Context, name, path string) error {
 }
 
 // putAgain sends the file of a blob the bucket already holds to a scratch
-// object, compares digests and has the scratch object removed.
+// object, compares digests and has the scratch bucket emptied.
 func (b *ObjectBlobs) putAgain(ctx context.Context, name, path string) error {
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -133,15 +133,12 @@ func (b *ObjectBlobs) putAgain(ctx context.Context, name, path string) error {
 	// The scratch object goes after Put returns, so that the upload does
 	// not wait for a removal that a new blob's upload does not make (a
 	// delay that told known bytes apart again, the other way round), and
-	// even when the caller's ctx ended. Its chunks and its meta message
-	// are purged by subject on the stream's leader: ObjectStore.Delete
-	// looks the object up first, and a replica that serves that lookup
-	// may not have the object yet. Should the purge fail, scratchTTL
-	// removes them.
+	// even when the caller's ctx ended. Should that fail, scratchTTL
+	// removes it (leaving its bytes in the blocks until the next purge).
 	go func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scratchDeleteTimeout)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scratchPurgeTimeout)
 		defer cancel()
-		b.dropScratch(dctx, scratch, info.NUID) //nolint:errcheck // scratchTTL is the fallback
+		b.dropScratch(dctx) //nolint:errcheck // scratchTTL is the fallback
 	}()
 	if info.Digest != objectDigest(name) {
 		return fmt.Errorf("put blob %s: the file's bytes do not match their name (%s)", name, info.Digest)
@@ -149,20 +146,21 @@ func (b *ObjectBlobs) putAgain(ctx context.Context, name, path string) error {
 	return nil
 }
 
-// dropScratch purges the chunks (stored under nuid) and the meta message
-// of the scratch object name.
-func (b *ObjectBlobs) dropScratch(ctx context.Context, name, nuid string) error {
+// dropScratch empties the scratch bucket: its stream is purged whole, so
+// that its message blocks go with their bytes (an object's deletion or a
+// purge by subject would leave them in the blocks, to be erased chunk by
+// chunk, a round trip each, as a deleted blob's are). The purge takes the
+// scratch objects of other uploads in flight too: they lose their chunks,
+// which is all that would happen to them anyway (Put does not read back
+// what it wrote), and the purge after each of them takes what they wrote
+// after this one.
+func (b *ObjectBlobs) dropScratch(ctx context.Context) error {
 	st, err := b.js.Stream(ctx, objectStream(scratchBucket))
 	if err != nil {
-		return fmt.Errorf("drop scratch object %s: %w", name, err)
+		return fmt.Errorf("empty %s: %w", scratchBucket, err)
 	}
-	for _, subj := range []string{
-		fmt.Sprintf("$O.%s.C.%s", scratchBucket, nuid),
-		fmt.Sprintf("$O.%s.M.%s", scratchBucket, base64.URLEncoding.EncodeToString([]byte(name))),
-	} {
-		if err := st.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-			return fmt.Errorf("drop scratch object %s: %w", name, err)
-		}
+	if err := st.Purge(ctx); err != nil {
+		return fmt.Errorf("empty %s: %w", scratchBucket, err)
 	}
 	return nil
 }
