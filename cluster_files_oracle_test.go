@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
+	"stompbox/internal/cluster"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,9 +71,13 @@ func TestClusterUploadKnownBytesSameWork(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("STOMPBOX_ORACLE_RUNS")); err == nil && n > 0 {
 		runs = n
 	}
+	// A text in every known upload, to look for in the scratch stream's
+	// files at the end.
+	canary := fmt.Sprintf("scratch-canary-%x", time.Now().UnixNano())
 	var known, fresh []time.Duration
 	for i := range runs {
 		old, other := randomBytes(t, size), randomBytes(t, size)
+		copy(old[size/2:], canary)
 		uploadTimed(t, a, kim, cc.room.ID, old) // kim's: now known to the cluster
 		// lee uploads kim's bytes and new bytes on another node, in
 		// turns first, so that a warming cluster favours neither.
@@ -106,6 +113,15 @@ func TestClusterUploadKnownBytesSameWork(t *testing.T) {
 		}
 		return info.State.Msgs == 0
 	})
+	// Nor are their bytes left in the scratch stream's message blocks on
+	// any node (its raft log is the scrubber's, snapshot_scrub.go).
+	for _, nd := range cc.nodes {
+		for _, f := range filesHolding(t, filepath.Join(nd.spec.Dir, cluster.JetStreamDir), canary) {
+			if strings.Contains(f, "OBJ_stompbox-files-scratch") {
+				t.Errorf("node %s: known bytes left in %s", nd.spec.Name, f)
+			}
+		}
+	}
 	t.Logf("upload of %d MiB on a 3-node cluster, median of %d: known bytes %v, new bytes %v (known %v, new %v)",
 		size>>20, runs, median(known), median(fresh), known, fresh)
 }
