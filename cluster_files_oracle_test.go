@@ -74,18 +74,22 @@ func TestClusterUploadKnownBytesSameWork(t *testing.T) {
 	// A text in every known upload, to look for in the scratch stream's
 	// files at the end.
 	canary := fmt.Sprintf("scratch-canary-%x", time.Now().UnixNano())
+	// kim's uploads first, all of them: now known to the cluster, and
+	// done replicating before lee's start.
+	olds := make([][]byte, runs)
+	for i := range olds {
+		olds[i] = randomBytes(t, size)
+		copy(olds[i][size/2:], canary)
+		uploadTimed(t, a, kim, cc.room.ID, olds[i])
+	}
 	var known, fresh []time.Duration
-	for i := range runs {
-		old, other := randomBytes(t, size), randomBytes(t, size)
-		copy(old[size/2:], canary)
-		uploadTimed(t, a, kim, cc.room.ID, old) // kim's: now known to the cluster
+	for i, old := range olds {
 		// lee uploads kim's bytes and new bytes on another node, in
 		// turns first, so that a warming cluster favours neither.
-		order := []bool{i%2 == 0, i%2 != 0}
-		for _, isKnown := range order {
-			data := other
-			if isKnown {
-				data = old
+		for _, isKnown := range []bool{i%2 == 0, i%2 != 0} {
+			data := old
+			if !isKnown {
+				data = randomBytes(t, size)
 			}
 			before := lastSeq()
 			d := uploadTimed(t, b, lee, cc.room.ID, data)
