@@ -27,6 +27,9 @@ func (s *Session) handle(f *stomp.Frame) error {
 		}
 		return s.handleConnect(f)
 	}
+	if s.endedSubs.Load() != 0 {
+		s.dropEndedSubs() // before the frame: its id and its slot are free again
+	}
 	var err error
 	switch f.Command {
 	case stomp.CmdConnect, stomp.CmdStomp:

@@ -110,7 +110,12 @@ func (b *Broker) LiveLogins() []string {
 // EndAccess ends, on this node, the subscriptions to any of dests (topic
 // destinations, as subscribed) of the sessions that rest on login, as if
 // each had sent UNSUBSCRIBE: nothing more is delivered to them, not even
-// what was queued and not yet written. Each such session that subscribes
+// what was queued and not yet written; they stop counting toward the
+// connection's and the user's subscription limits, and their ids are
+// free for new subscriptions (from the session's next frame on). An
+// UNSUBSCRIBE of an ended id, which a client told of the end will
+// usually send, is answered as any UNSUBSCRIBE of an id that is gone:
+// without an ERROR, with its RECEIPT. Each such session that subscribes
 // to userDest (a /user/ destination) is then sent body there. It never
 // blocks and returns how many subscriptions it ended.
 func (b *Broker) EndAccess(login string, dests []string, userDest string, headers []stomp.Header, body []byte) int {
@@ -132,6 +137,11 @@ func (b *Broker) EndAccess(login string, dests []string, userDest string, header
 	b.mu.RUnlock()
 	for _, sub := range ended {
 		b.removeSub(sub) // once: the session's own UNSUBSCRIBE or end finds it removed
+		// Its reader drops it from the session's subscriptions (only the
+		// reader touches them) before the next frame, so that it no longer
+		// counts toward MaxSubscriptions nor holds its id. removeSub gave
+		// back the user's slot (MaxUserSubscriptions) already.
+		sub.sess.endedSubs.Add(1)
 	}
 	if userDest == "" || body == nil {
 		return len(ended)
@@ -150,4 +160,22 @@ func (b *Broker) EndAccess(login string, dests []string, userDest string, header
 		}
 	}
 	return len(ended)
+}
+
+// dropEndedSubs takes the subscriptions EndAccess ended out of the
+// session's subscriptions, as handleUnsubscribe would have: their client
+// acknowledgements pending are settled (topic deliveries are dropped).
+// Only the reader goroutine calls it.
+func (s *Session) dropEndedSubs() {
+	s.endedSubs.Store(0) // before the walk: an end after it is seen next time
+	var gone []*Subscription
+	for sub := range s.subs.all {
+		if sub.removed.Load() {
+			gone = append(gone, sub)
+		}
+	}
+	for _, sub := range gone {
+		s.subs.remove(sub.id)
+		requeue(s.takeUnacked(func(p *pendingAck) bool { return p.sub == sub }))
+	}
 }

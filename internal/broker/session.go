@@ -54,7 +54,7 @@ type Session struct {
 
 	// Owned by the reader goroutine.
 	parser *stomp.Parser
-	subs   subSet                    // by client id
+	subs   subSet                    // by client id; see also endedSubs
 	txs    map[string][]*stomp.Frame // open transactions
 
 	// Deliveries awaiting ACK. Publishers add, the reader removes.
@@ -62,6 +62,10 @@ type Session struct {
 	unacked  map[uint64]*pendingAck
 	delivery atomic.Uint64 // per-session message-id sequence
 	failed   atomic.Bool
+
+	// endedSubs counts subscriptions that EndAccess ended (revoke.go)
+	// since the reader last dropped them from subs; any goroutine adds.
+	endedSubs atomic.Int32
 }
 
 // pendingAck is one delivery in a client ack mode that the client has not yet ACKed.

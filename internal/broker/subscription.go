@@ -27,8 +27,9 @@ type Subscription struct {
 	kind destKind // destTopic, destQueue or destUser
 	ack  ackMode
 	q    *queue // for destQueue
-	// removed is set by UNSUBSCRIBE (and session end); the writer skips
-	// topic deliveries for it that were queued but not yet written.
+	// removed is set by UNSUBSCRIBE (and session end, and EndAccess); the
+	// writer skips topic deliveries for it that were queued but not yet
+	// written.
 	removed atomic.Bool
 	// attached is set when a subscribe hook filed the subscription itself
 	// (Attach); only the reader goroutine reads or writes it.

@@ -35,6 +35,10 @@
 //     away through a compaction, restores it and applies the tail. After a
 //     compaction every node scrubs its database and raft logs, so deleted
 //     text leaves every node's disk.
+//   - ObjectBlobs.Put does the same work whether or not the object store
+//     holds the blob already (the bytes go to a scratch bucket, stored
+//     alike, then purged): an upload's time does not tell whether someone
+//     else uploaded the same bytes (blobs.go).
 //   - The bus delivers what the broker does not store (topics, queues,
 //     user destinations, presence) at most once, as NATS core does; a
 //     topic message takes one path, through NATS, on every node, this one

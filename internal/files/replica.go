@@ -39,8 +39,10 @@ var errFileNotStored = apperr.New(apperr.ErrBusy, "cluster unavailable: file not
 type Replica interface {
 	// Put stores the file at path under name, once the local file is
 	// durable and before the upload is acknowledged. It returns nil only
-	// when the cluster holds the bytes; a name already stored is not sent
-	// again.
+	// when the cluster holds the bytes. It takes as long for a name
+	// already stored as for a new one (the bytes are sent all the same),
+	// so that an upload's time does not tell whether someone else
+	// uploaded the same bytes.
 	Put(ctx context.Context, name string, path string) error
 
 	// Get writes the blob name to dst, for a node that lacks it. An error
