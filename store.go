@@ -259,6 +259,32 @@ func (s *server) maintain() {
 // node's data folder (or a cluster node's backup) becomes a cluster's first
 // node: its database the first snapshot, its files in the object store.
 
+// fetchSnapshot fetches snap into tmp, trying again while the object
+// store cannot answer: a node that joins just as another died finds the
+// snapshots' stream electing a leader, or its own JetStream not yet
+// current, and a first Get times out. It waits as a node waits for the
+// log's quorum: until it gets the snapshot or the server is stopped.
+func (s *server) fetchSnapshot(snap cluster.Snapshot, tmp string) error {
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		os.Remove(tmp)
+		err := s.snaps.Fetch(s.base, snap, tmp)
+		if err == nil {
+			return nil
+		}
+		if s.base.Err() != nil {
+			return err
+		}
+		s.log.Warn("cluster: fetching the newest snapshot; trying again", "snapshot", snap.Name, "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-s.base.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
 // restoreSnapshot fetches snap and puts it in place of this node's
 // database, which it closes and reopens: the node then applies the log
 // from the snapshot's position + 1. Files are fetched from the object
@@ -267,8 +293,7 @@ func (s *server) restoreSnapshot(snap cluster.Snapshot) error {
 	began := time.Now()
 	dir := s.cfg.DataDir
 	tmp := filepath.Join(dir, fmt.Sprintf("restore-%d.db", snap.Seq))
-	os.Remove(tmp)
-	if err := s.snaps.Fetch(s.base, snap, tmp); err != nil {
+	if err := s.fetchSnapshot(snap, tmp); err != nil {
 		return err
 	}
 	defer os.Remove(tmp)
