@@ -120,6 +120,12 @@ type Log struct {
 	stall   atomic.Pointer[logStall]
 	stalled chan struct{}
 
+	// answer is the subscription answering the compactor's question how
+	// far this node applied (log_applied.go); hold pauses the applier
+	// (HoldApplier, tests only).
+	answer *nats.Subscription
+	hold   atomic.Pointer[chan struct{}]
+
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the applier has stopped
 }
@@ -205,8 +211,14 @@ func (l *Log) Start(ctx context.Context) error {
 		return err
 	}
 	l.learned(last)
+	// From now on a compaction leaves this node the entries it has not
+	// applied (Compactor.appliedBound).
+	if err := l.answerApplied(); err != nil {
+		return err
+	}
 	rd, err := newLogReader(l.Js.Conn(), logStream)
 	if err != nil {
+		l.answer.Unsubscribe()
 		return err
 	}
 	// Each node announces the entries it appends (Submit): a signal to
@@ -218,6 +230,7 @@ func (l *Log) Start(ctx context.Context) error {
 	})
 	if err != nil {
 		rd.close()
+		l.answer.Unsubscribe()
 		return fmt.Errorf("cluster log: %w", err)
 	}
 	actx, cancel := context.WithCancel(context.Background())
@@ -264,6 +277,10 @@ func retrySetup(ctx context.Context, do func(context.Context) error) error {
 
 // Close stops the applier and waits for it.
 func (l *Log) Close() {
+	if l.answer != nil {
+		l.answer.Unsubscribe()
+		l.answer = nil
+	}
 	if l.cancel != nil {
 		l.cancel()
 		<-l.done
@@ -283,6 +300,7 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 	var lastWarn time.Time
 	failed := 0 // reads in a row that got no answer
 	for ctx.Err() == nil {
+		l.held(ctx)
 		entries, err := rd.fetch(ctx, next)
 		for _, e := range entries {
 			if aerr := l.applyEntry(ctx, e.seq, e.data); aerr != nil {
@@ -290,6 +308,11 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 					// Stopped, not gone: reads go on until the node is
 					// restarted on a binary that knows the entry.
 					l.stallAt(e.seq, fe)
+					<-ctx.Done()
+					return
+				}
+				if errors.Is(aerr, errLogGap) && ctx.Err() == nil {
+					l.stallGap(e.seq, aerr)
 					<-ctx.Done()
 					return
 				}
@@ -305,8 +328,10 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 			return
 		case errors.Is(err, errLogGap):
 			// Entries this node never applied were compacted away: it
-			// restores the newest snapshot when restarted (snapshot_adopt.go).
-			l.log.Error("cluster: applier stopped", "err", err)
+			// restores the newest snapshot when restarted (snapshot_adopt.go);
+			// until then it serves reads and refuses writes.
+			l.stallGap(next, err)
+			<-ctx.Done()
 			return
 		case err != nil:
 			// The replica asked died with the request, or none answers (no
@@ -627,7 +652,7 @@ func (l *Log) WaitCaughtUp(ctx context.Context) {
 
 // Status reads the stream's state and this node's position.
 func (l *Log) Status(ctx context.Context) (proto.ClusterStatus, error) {
-	st := proto.ClusterStatus{Node: l.node, Applied: l.Applied.Load(), Replicas: l.replicas, Failed: l.failed.Load()}
+	st := proto.ClusterStatus{Node: l.node, Applied: l.Applied.Load(), Replicas: l.replicas, Failed: l.failed.Load(), Stopped: l.Stopped()}
 	if ns := l.ns; ns != nil {
 		st.Nodes = JetStreamNodes(ns)
 		st.Routes = ns.NumRoutes()
