@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"stompbox/internal/stomp"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestClusterCompactionKeepsSlowNodesEntries compacts the log while one
@@ -65,5 +69,76 @@ func TestClusterCompactionKeepsSlowNodesEntries(t *testing.T) {
 	cc.waitConverged(cc.nodes...)
 	if got, want := roomHistory(t, slow, cc.room.ID), roomHistory(t, a, cc.room.ID); !slices.Equal(got, want) || len(got) != 43 {
 		t.Fatalf("the slow node's history after the second compaction (%d):\n%v\nnode 1's (%d):\n%v", len(got), got, len(want), want)
+	}
+}
+
+// TestClusterNodeBehindAPurgeStopsUntilRestarted purges the log past a
+// running node's position (as a compaction does while the node is cut off
+// from the others, so that nobody heard how far it applied): when it reads
+// again it meets the gap and stops applying without damage, says so in
+// its log and its cluster status, refuses writes with a clear error and
+// keeps serving history; restarted, it restores the newest snapshot and
+// has every message.
+func TestClusterNodeBehindAPurgeStopsUntilRestarted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cc := newClusterChat(t, 3)
+	a := cc.nodes[0].server(t)
+	nd := cc.nodes[1]
+	cut := nd.server(t)
+	kim := clusterLogin(t, a.TCPAddr(), "kim")
+	for i := range 5 {
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("everywhere %d", i)), "destination:/pub/chat/message")
+	}
+	cc.waitConverged(cc.nodes...)
+	release := cut.clog.HoldApplier()
+	defer release()
+	for i := range 10 {
+		kim.roundTrip(stomp.CmdSend, chatBody("TALK", cc.room.ID, fmt.Sprintf("while it was cut off %d", i)), "destination:/pub/chat/message")
+	}
+	snap, err := a.compactor.Compact(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.clog.Js.Stream(ctx, "STOMPBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSequence(snap.Seq+1)); err != nil {
+		t.Fatal(err)
+	}
+	at := cut.clog.Applied.Load()
+	release()
+	defer func() {
+		if t.Failed() {
+			t.Logf("the cut-off node's log:\n%s", nd.log.String())
+		}
+	}()
+	checkFor(t, "the cut-off node to report that it stopped", func() bool {
+		st, err := cut.clog.Status(ctx)
+		return err == nil && strings.Contains(st.Stopped, "compacted away")
+	})
+	if !strings.Contains(nd.log.String(), "compacted away while it was cut off") {
+		t.Errorf("the node's log does not say why it stopped:\n%s", nd.log.String())
+	}
+	if got := cut.clog.Applied.Load(); got != at {
+		t.Errorf("the node applied %d past the gap (it stood at %d)", got, at)
+	}
+	lee := clusterLogin(t, cut.TCPAddr(), "lee")
+	lee.roundTrip(stomp.CmdSubscribe, "", "id:e", "destination:/user/queue/errors")
+	lee.send(stomp.CmdSend, chatBody("TALK", cc.room.ID, "refused"), "destination:/pub/chat/message", "receipt:r")
+	if f := lee.nextWithin(10 * time.Second); f.Command == stomp.CmdReceipt || !strings.Contains(string(f.Body), "restarted") {
+		t.Errorf("STOMP SEND on the stopped node: %s %v %s", f.Command, f.Headers, f.Body)
+	}
+	if got := roomHistory(t, cut, cc.room.ID); len(got) != 6 { // "lee joined." and 5 posts
+		t.Errorf("history on the stopped node (%d): %v", len(got), got)
+	}
+	cc.stop(nd)
+	if err := cc.start(nd); err != nil {
+		t.Fatal(err)
+	}
+	cc.waitConverged(cc.nodes...)
+	if got, want := roomHistory(t, nd.server(t), cc.room.ID), roomHistory(t, a, cc.room.ID); !slices.Equal(got, want) || len(got) != 16 {
+		t.Fatalf("the restarted node's history (%d):\n%v\nnode 1's (%d):\n%v", len(got), got, len(want), want)
 	}
 }

@@ -67,6 +67,9 @@ const (
 	quickPollMin = 250 * time.Microsecond
 	quickPollMax = 20 * time.Millisecond
 	quickFor     = time.Second
+	// gapCheck is how long an entry known to be in the log may stay
+	// unanswered before the applier asks whether it was purged (purgedPast).
+	gapCheck = time.Second
 	// streamSetupRetry is the pause between attempts to create or find
 	// the log while the cluster is forming (no JetStream quorum yet), and
 	// streamSetupAttempt bounds one attempt: a request sent before the
@@ -299,6 +302,7 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 	pause := quickPollMin
 	var lastWarn time.Time
 	failed := 0 // reads in a row that got no answer
+	lastGapCheck := time.Now()
 	for ctx.Err() == nil {
 		l.held(ctx)
 		entries, err := rd.fetch(ctx, next)
@@ -354,6 +358,18 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 		}
 		// The replica holds nothing at next yet. When the entry is known to
 		// exist, or a signal just came, it is on its way: ask again soon.
+		// Known to exist for long and still not there, it may have been
+		// purged with nothing after it (a reply skipping to a later entry
+		// shows a gap at once, an empty log does not): ask where the log
+		// starts.
+		if l.known.Load() >= next && time.Since(lastGapCheck) > gapCheck {
+			lastGapCheck = time.Now()
+			if l.purgedPast(ctx, next) {
+				l.stallGap(next, fmt.Errorf("the log starts after entry %d: %w", next, errLogGap))
+				<-ctx.Done()
+				return
+			}
+		}
 		if l.known.Load() >= next || time.Now().Before(quickUntil) {
 			if l.sleep(ctx, pause) {
 				quickUntil = time.Now().Add(quickFor)
@@ -372,6 +388,15 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 		case <-time.After(idlePoll):
 		}
 	}
+}
+
+// purgedPast reports whether the log's first entry is after next (the
+// stream says so; not when it cannot be asked).
+func (l *Log) purgedPast(ctx context.Context, next uint64) bool {
+	ictx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	info, err := l.stream.Info(ictx)
+	return err == nil && info.State.FirstSeq > next
 }
 
 // sleep pauses for d or until ctx ends; a signal cuts it short, and
