@@ -95,6 +95,7 @@ type Log struct {
 	replicas int
 	log      *slog.Logger
 	boot     string // distinguishes this run's op references from an earlier run's
+	sysPass  string // the embedded server's system user's password (members.go)
 
 	nextRef atomic.Uint64
 	Applied atomic.Uint64 // highest sequence applied (committed or refused) here
@@ -171,7 +172,7 @@ func OpenLog(ctx context.Context, cc *Conn, st *store.Store, log *slog.Logger) (
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	l := &Log{
-		Js: js, ns: cc.Ns, stream: stream, st: st, node: cc.Node, replicas: cc.Replicas, log: log,
+		Js: js, ns: cc.Ns, stream: stream, st: st, node: cc.Node, replicas: cc.Replicas, log: log, sysPass: cc.systemPassword,
 		boot:        fmt.Sprintf("%x", rnd),
 		pending:     make(map[string]*pendingOp),
 		waiting:     make(map[uint64][]chan struct{}),

@@ -3,12 +3,10 @@ package cluster
 // members.go: a node that will not come back is removed from the
 // replicated streams (the log and the object stores), so that JetStream
 // puts their copies on the live nodes and the cluster reports 3 current
-// copies again.
-//
-// What it does not do: remove the node from JetStream's meta group, which
-// only a system-account connection may ask ($JS.API.SERVER.REMOVE) and the
-// embedded server's configuration has none. The meta group then still
-// counts the dead node among its peers.
+// copies again, and from JetStream's meta group ($JS.API.SERVER.REMOVE,
+// over an in-process connection as the embedded server's system user),
+// so that the cluster counts only live servers and its quorum is a
+// majority of them.
 
 import (
 	"context"
@@ -18,6 +16,8 @@ import (
 	"slices"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -55,6 +55,9 @@ func (l *Log) RemovePeer(ctx context.Context, node string) ([]string, error) {
 			}
 		}
 	}
+	if l.metaOnline(node) {
+		return nil, ErrPeerOnline
+	}
 	var removed []string
 	var errs []error
 	for _, name := range replicatedStreams() {
@@ -66,7 +69,73 @@ func (l *Log) RemovePeer(ctx context.Context, node string) ([]string, error) {
 			removed = append(removed, name)
 		}
 	}
-	return removed, errors.Join(errs...)
+	if len(errs) > 0 {
+		return removed, errors.Join(errs...)
+	}
+	ok, err := l.removeServer(ctx, node)
+	if ok {
+		removed = append(removed, MetaGroup)
+	}
+	return removed, err
+}
+
+// MetaGroup names JetStream's meta group among RemovePeer's answers.
+const MetaGroup = "meta group"
+
+// removeServer removes node from JetStream's meta group. ok is false when
+// it was no member (removed before) or with an external NATS, whose
+// operator removes servers with its own tools.
+func (l *Log) removeServer(ctx context.Context, node string) (ok bool, err error) {
+	if l.ns == nil {
+		return false, nil
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(l.ns), nats.UserInfo(systemUser, l.sysPass), nats.Name("stompbox "+l.node+" (system)"))
+	if err != nil {
+		return false, fmt.Errorf("cluster remove: meta group: %w", err)
+	}
+	defer nc.Close()
+	req, _ := json.Marshal(map[string]string{"peer": node})
+	giveUp := time.Now().Add(peerRemoveTimeout)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, peerRemoveTimeout)
+		msg, err := nc.RequestWithContext(rctx, "$JS.API.SERVER.REMOVE", req)
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("cluster remove: meta group: %w", err)
+		}
+		var resp struct {
+			Success bool `json:"success"`
+			Error   *struct {
+				Code        int    `json:"err_code"`
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			return false, fmt.Errorf("cluster remove: meta group: %w", err)
+		}
+		switch {
+		case resp.Error == nil && resp.Success:
+			return true, nil
+		case resp.Error != nil && resp.Error.Code == int(natsserver.JSClusterServerNotMemberErr):
+			return false, nil
+		case resp.Error != nil && resp.Error.Code == int(natsserver.JSClusterServerMemberChangeInflightErr):
+			// One change at a time: the streams' own may still be going on.
+			if time.Now().After(giveUp) {
+				return false, fmt.Errorf("cluster remove: meta group: %s", resp.Error.Description)
+			}
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		default:
+			d := "refused"
+			if resp.Error != nil {
+				d = resp.Error.Description
+			}
+			return false, fmt.Errorf("cluster remove: meta group: %s", d)
+		}
+	}
 }
 
 // removeStreamPeer asks JetStream to drop node's copy of stream. ok is
@@ -107,4 +176,26 @@ func (l *Log) removeStreamPeer(ctx context.Context, stream, node string) (ok boo
 		return false, fmt.Errorf("cluster remove: %s: %s", stream, d)
 	}
 	return true, nil
+}
+
+// metaOnline reports whether JetStream's meta group sees node online:
+// a node that keeps no copy of the log (a cluster of more nodes than the
+// log's replicas) is known there only.
+func (l *Log) metaOnline(node string) bool {
+	if l.ns == nil {
+		return false
+	}
+	jsz, err := l.ns.Jsz(&natsserver.JSzOptions{})
+	if err != nil || jsz.Meta == nil {
+		return false
+	}
+	if jsz.Meta.Leader == node {
+		return true
+	}
+	for _, r := range jsz.Meta.Replicas {
+		if r != nil && r.Name == node && !r.Offline && r.Active < 10*time.Second {
+			return true
+		}
+	}
+	return false
 }
