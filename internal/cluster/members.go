@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -61,7 +62,11 @@ func (l *Log) RemovePeer(ctx context.Context, node string) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, name := range replicatedStreams() {
-		ok, err := l.removeStreamPeer(ctx, name, node)
+		var ok bool
+		err := retryTransient(ctx, func(ctx context.Context) (err error) {
+			ok, err = l.removeStreamPeer(ctx, name, node)
+			return err
+		})
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -72,11 +77,37 @@ func (l *Log) RemovePeer(ctx context.Context, node string) ([]string, error) {
 	if len(errs) > 0 {
 		return removed, errors.Join(errs...)
 	}
-	ok, err := l.removeServer(ctx, node)
+	var ok bool
+	err = retryTransient(ctx, func(ctx context.Context) (err error) {
+		ok, err = l.removeServer(ctx, node)
+		return err
+	})
 	if ok {
 		removed = append(removed, MetaGroup)
 	}
 	return removed, err
+}
+
+// retryTransient runs a removal step again while it fails for a while
+// only (no JetStream leader, as after the removed node's own stop, or a
+// request without an answer), for at most peerRemoveTimeout.
+func retryTransient(ctx context.Context, step func(context.Context) error) error {
+	giveUp := time.Now().Add(peerRemoveTimeout)
+	for {
+		sctx, cancel := context.WithTimeout(ctx, peerRemoveTimeout/3)
+		err := step(sctx)
+		cancel()
+		transient := err != nil && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, nats.ErrNoResponders) || strings.Contains(err.Error(), "temporarily unavailable"))
+		if !transient || time.Now().After(giveUp) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // MetaGroup names JetStream's meta group among RemovePeer's answers.
