@@ -50,13 +50,15 @@ func (l *Log) RemovePeer(ctx context.Context, node string) ([]string, error) {
 		if c.Leader == node {
 			return nil, ErrPeerOnline
 		}
-		for _, r := range c.Replicas {
-			if r.Name == node && !r.Offline && r.Active < 10*time.Second {
-				return nil, ErrPeerOnline
+		if l.ns == nil { // with -nats: as the log's copies see it
+			for _, r := range c.Replicas {
+				if r.Name == node && !r.Offline && r.Active < 10*time.Second {
+					return nil, ErrPeerOnline
+				}
 			}
 		}
 	}
-	if l.metaOnline(node) {
+	if l.routed(node) {
 		return nil, ErrPeerOnline
 	}
 	var removed []string
@@ -209,22 +211,21 @@ func (l *Log) removeStreamPeer(ctx context.Context, stream, node string) (ok boo
 	return true, nil
 }
 
-// metaOnline reports whether JetStream's meta group sees node online:
-// a node that keeps no copy of the log (a cluster of more nodes than the
-// log's replicas) is known there only.
-func (l *Log) metaOnline(node string) bool {
+// routed reports whether this node's NATS has a route to node's: the
+// nodes route to each other directly, and a node that died loses its
+// routes at once. (JetStream's own view of a peer, its last-seen time,
+// is kept by a group's leader only, and a killed server is marked
+// offline only minutes later.)
+func (l *Log) routed(node string) bool {
 	if l.ns == nil {
 		return false
 	}
-	jsz, err := l.ns.Jsz(&natsserver.JSzOptions{})
-	if err != nil || jsz.Meta == nil {
+	rz, err := l.ns.Routez(&natsserver.RoutezOptions{})
+	if err != nil {
 		return false
 	}
-	if jsz.Meta.Leader == node {
-		return true
-	}
-	for _, r := range jsz.Meta.Replicas {
-		if r != nil && r.Name == node && !r.Offline && r.Active < 10*time.Second {
+	for _, r := range rz.Routes {
+		if r.RemoteName == node {
 			return true
 		}
 	}
