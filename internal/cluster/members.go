@@ -42,8 +42,11 @@ func (l *Log) RemovePeer(ctx context.Context, node string) ([]string, error) {
 	if node == "" || node == l.node {
 		return nil, fmt.Errorf("cluster: cannot remove %q: name another node than this one", node)
 	}
-	info, err := l.stream.Info(ctx)
-	if err != nil {
+	var info *jetstream.StreamInfo
+	if err := retryTransient(ctx, func(ctx context.Context) (err error) {
+		info, err = l.stream.Info(ctx)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("cluster remove: %w", err)
 	}
 	if c := info.Cluster; c != nil {
@@ -80,7 +83,7 @@ func (l *Log) RemovePeer(ctx context.Context, node string) ([]string, error) {
 		return removed, errors.Join(errs...)
 	}
 	var ok bool
-	err = retryTransient(ctx, func(ctx context.Context) (err error) {
+	err := retryTransient(ctx, func(ctx context.Context) (err error) {
 		ok, err = l.removeServer(ctx, node)
 		return err
 	})
