@@ -77,7 +77,8 @@ func TestClusterCompactionKeepsSlowNodesEntries(t *testing.T) {
 // from the others, so that nobody heard how far it applied): when it reads
 // again it meets the gap and stops applying without damage, says so in
 // its log and its cluster status, refuses writes with a clear error and
-// keeps serving history; restarted, it restores the newest snapshot and
+// keeps serving history, and signals the program to exit (run, so that
+// systemd restarts it); restarted, it restores the newest snapshot and
 // has every message.
 func TestClusterNodeBehindAPurgeStopsUntilRestarted(t *testing.T) {
 	t.Parallel()
@@ -118,6 +119,11 @@ func TestClusterNodeBehindAPurgeStopsUntilRestarted(t *testing.T) {
 		st, err := cut.clog.Status(ctx)
 		return err == nil && strings.Contains(st.Stopped, "compacted away")
 	})
+	select {
+	case <-cut.gapped(): // run exits on it, and the restart restores the snapshot
+	default:
+		t.Error("the node's gapped signal is not closed")
+	}
 	if !strings.Contains(nd.log.String(), "compacted away while it was cut off") {
 		t.Errorf("the node's log does not say why it stopped:\n%s", nd.log.String())
 	}

@@ -123,6 +123,7 @@ type Log struct {
 	// entry this binary cannot apply (log_format.go).
 	stall   atomic.Pointer[logStall]
 	stalled chan struct{}
+	gapped  chan struct{} // closed when it stopped at a gap (stallGap)
 
 	// answer is the subscription answering the compactor's question how
 	// far this node applied (log_applied.go); hold pauses the applier
@@ -181,6 +182,7 @@ func OpenLog(ctx context.Context, cc *Conn, st *store.Store, log *slog.Logger) (
 		publishWait: PublishTimeout,
 		wake:        make(chan struct{}, 1),
 		stalled:     make(chan struct{}),
+		gapped:      make(chan struct{}),
 		done:        make(chan struct{}),
 	}
 	if cc.publishWait > 0 {

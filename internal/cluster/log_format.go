@@ -69,9 +69,15 @@ func (l *Log) stallGap(seq uint64, err error) {
 		why:    fmt.Sprintf("stopped before log entry %d, which was compacted away while this node was cut off: restart it (it restores the newest snapshot)", seq)}
 	l.stall.Store(s)
 	close(l.stalled)
+	close(l.gapped)
 	l.log.Error("cluster: stopped applying the log: entries this node never applied were compacted away while it was cut off; it refuses writes until it is restarted, and then restores the newest snapshot (reads go on)",
 		"next", seq, "applied", l.Applied.Load(), "err", err)
 }
+
+// Gapped is closed when the applier stopped at a gap (stallGap): the
+// node's program exits then, so that its restart restores the newest
+// snapshot (main.go's run).
+func (l *Log) Gapped() <-chan struct{} { return l.gapped }
 
 // Stopped says why the applier stopped, "" while it applies.
 func (l *Log) Stopped() string {
