@@ -206,7 +206,11 @@ func (c *Compactor) Compact(ctx context.Context) (Snapshot, error) {
 		return snap, err
 	}
 	c.scrubbed = max(c.scrubbed, bound)
-	c.log.Info("cluster: snapshot stored and log compacted", "seq", seq, "bytes", snap.Size, "log_starts_at", max(bound, info.State.FirstSeq),
+	what := "cluster: snapshot stored and log compacted"
+	if bound <= info.State.FirstSeq {
+		what = "cluster: snapshot stored; the log is not compacted this time"
+	}
+	c.log.Info(what, "seq", seq, "bytes", snap.Size, "log_starts_at", max(bound, info.State.FirstSeq),
 		"copy_took", copied.Round(time.Millisecond), "took", time.Since(began).Round(time.Millisecond))
 	return snap, nil
 }
