@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -108,11 +109,32 @@ func TestClusterNodeBehindAPurgeStopsUntilRestarted(t *testing.T) {
 	if err := s.Purge(ctx, jetstream.WithPurgeSequence(snap.Seq+1)); err != nil {
 		t.Fatal(err)
 	}
+	// Every copy of the log has applied the purge: a copy that had not
+	// would hand the node the entries, and it would catch up.
+	for _, n := range cc.nodes {
+		ns := n.server(t).cluster.Ns
+		checkFor(t, n.spec.Name+"'s copy of the log to start after the snapshot", func() bool {
+			jsz, err := ns.Jsz(&natsserver.JSzOptions{Accounts: true, Streams: true})
+			if err != nil {
+				return false
+			}
+			for _, acc := range jsz.AccountDetails {
+				for _, sd := range acc.Streams {
+					if sd.Name == "STOMPBOX" {
+						return sd.State.FirstSeq == snap.Seq+1
+					}
+				}
+			}
+			return false
+		})
+	}
 	at := cut.clog.Applied.Load()
 	release()
 	defer func() {
 		if t.Failed() {
-			t.Logf("the cut-off node's log:\n%s", nd.log.String())
+			st, err := cut.clog.Status(ctx)
+			first, last := logBounds(t, a)
+			t.Logf("snapshot at %d, the node stood at %d; now: %+v (%v); the log runs %d…%d; the cut-off node's log:\n%s", snap.Seq, at, st, err, first, last, nd.log.String())
 		}
 	}()
 	checkFor(t, "the cut-off node to report that it stopped", func() bool {
