@@ -70,6 +70,10 @@ const (
 	// gapCheck is how long an entry known to be in the log may stay
 	// unanswered before the applier asks whether it was purged (purgedPast).
 	gapCheck = time.Second
+	// idleGapCheck is how often an idle applier asks anyway: a node that
+	// was paused or cut off heard of no new entry, and the log may have
+	// been purged up to its end.
+	idleGapCheck = 10 * time.Second
 	// streamSetupRetry is the pause between attempts to create or find
 	// the log while the cluster is forming (no JetStream quorum yet), and
 	// streamSetupAttempt bounds one attempt: a request sent before the
@@ -364,8 +368,8 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 		// Known to exist for long and still not there, it may have been
 		// purged with nothing after it (a reply skipping to a later entry
 		// shows a gap at once, an empty log does not): ask where the log
-		// starts.
-		if l.known.Load() >= next && time.Since(lastGapCheck) > gapCheck {
+		// starts; and now and then while idle.
+		if since := time.Since(lastGapCheck); l.known.Load() >= next && since > gapCheck || since > idleGapCheck {
 			lastGapCheck = time.Now()
 			if l.purgedPast(ctx, next) {
 				l.stallGap(next, fmt.Errorf("the log starts after entry %d: %w", next, errLogGap))
