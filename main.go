@@ -515,7 +515,15 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 			log.Warn("could not open a browser", "err", err)
 		}
 	}
-	<-ctx.Done()
+	var exitErr error
+	select {
+	case <-ctx.Done():
+	case <-srv.gapped():
+		// Restarted (systemd's Restart=on-failure), it restores the newest
+		// snapshot: the database is not swapped under a running server.
+		exitErr = errors.New("this cluster node missed log entries that were compacted away while it was cut off; it exits so that its restart restores the newest snapshot (README, Snapshots)")
+		log.Error("cluster: exiting to restore the newest snapshot at the restart", "err", exitErr)
+	}
 	stop() // a second signal now exits at once
 	stopWatchdog()
 	log.Info("shutting down")
@@ -524,7 +532,16 @@ func run(ctx context.Context, stop func(), args []string, getenv func(string) st
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	return errors.Join(exitErr, srv.Shutdown(sctx))
+}
+
+// gapped is closed when this cluster node's applier stopped at entries
+// compacted away (cluster.Log.Gapped); nil, never closed, otherwise.
+func (s *server) gapped() <-chan struct{} {
+	if s.clog == nil {
+		return nil
+	}
+	return s.clog.Gapped()
 }
 
 // runDataCommand runs the commands that work on the data folder, also

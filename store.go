@@ -408,9 +408,12 @@ func (s *server) removeNode(w http.ResponseWriter, r *http.Request, _ store.User
 		return apperr.New(apperr.ErrConflict, err.Error())
 	}
 	if err != nil {
-		return err
+		// JetStream did not complete it (no leader for a while, no quorum):
+		// say what, and that the same request may be sent again.
+		s.log.Warn("cluster: removing a node", "node", req.Node, "removed_from", removed, "err", err)
+		return apperr.New(apperr.ErrBusy, fmt.Sprintf("not removed everywhere yet (removed from %v): %v; send it again", removed, err))
 	}
-	s.log.Info("cluster: node removed from the replicated streams", "node", req.Node, "streams", removed)
+	s.log.Info("cluster: node removed from the replicated streams and the meta group", "node", req.Node, "removed_from", removed)
 	web.WriteJSON(w, http.StatusOK, map[string]any{"node": req.Node, "removed": removed})
 	return nil
 }

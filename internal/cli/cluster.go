@@ -119,6 +119,9 @@ func printClusterStatus(w io.Writer, c *proto.ClusterStatus) error {
 	if c.Failed > 0 {
 		fmt.Fprintf(w, "failed    %d entries failed to apply here: see the node's log\n", c.Failed)
 	}
+	if c.Stopped != "" {
+		fmt.Fprintf(w, "STOPPED   %s\n", c.Stopped)
+	}
 	fmt.Fprintln(w, "copies of the log:")
 	for _, p := range c.Peers {
 		state := "current"

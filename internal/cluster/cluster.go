@@ -24,9 +24,13 @@ const (
 	DefaultClusterListen = ":6222"    // NATS's own route port, so firewall rules written for NATS fit
 	DefaultClusterName   = "stompbox" // nodes with another -cluster-name refuse each other's routes
 	clusterRouteUser     = "stompbox" // route user; its password is derived from the shared secret (routePassword)
-	NodeNameFile         = "node-name"
-	JetStreamDir         = "jetstream"
-	natsReadyTimeout     = 10 * time.Second
+	// systemUser is the embedded server's system-account user, which
+	// only this process knows (a random password, an in-process
+	// connection): JetStream's meta group changes (members.go) need it.
+	systemUser       = "system"
+	NodeNameFile     = "node-name"
+	JetStreamDir     = "jetstream"
+	natsReadyTimeout = 10 * time.Second
 	// maxReplicas is how many nodes keep each log entry: a quorum of 2
 	// out of 3 survives one node's loss, and more copies would make every
 	// message cost another round trip to a Raspberry Pi.
@@ -77,6 +81,10 @@ type Conn struct {
 	Node     string // this node's name, unique in the cluster and kept across restarts
 	Replicas int    // the log's replica count
 
+	// systemPassword is the system user's password (systemUser), "" with
+	// an external NATS.
+	systemPassword string
+
 	publishWait time.Duration // test hooks (clusterConfig), 0 for the defaults
 	keepRecent  uint64
 }
@@ -101,11 +109,12 @@ func Connect(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) 
 		}
 		return cc, nil
 	}
-	ns, size, password, err := startEmbeddedNATS(cfg, node, dataDir, log)
+	ns, size, password, sysPassword, err := startEmbeddedNATS(cfg, node, dataDir, log)
 	if err != nil {
 		return nil, err
 	}
 	cc.Ns = ns
+	cc.systemPassword = sysPassword
 	cc.Replicas = min(size, maxReplicas)
 	if cfg.Replicas > 0 {
 		cc.Replicas = cfg.Replicas
@@ -178,20 +187,22 @@ func nodeName(configured, dataDir string) (string, error) {
 // folder.
 // It returns the server, the cluster's size as the peer list says and
 // the in-process client's password.
-func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *natsserver.Server, size int, localPassword string, err error) {
+func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *natsserver.Server, size int, localPassword, systemPassword string, err error) {
 	var pw [16]byte
 	rand.Read(pw[:])
 	localPassword = hex.EncodeToString(pw[:])
+	rand.Read(pw[:])
+	systemPassword = hex.EncodeToString(pw[:])
 	if cfg.SecretFile == "" {
-		return nil, 0, "", errors.New("cluster: -cluster-secret-file is required with -cluster-peers (the same secret on every node)")
+		return nil, 0, "", "", errors.New("cluster: -cluster-secret-file is required with -cluster-peers (the same secret on every node)")
 	}
 	b, err := os.ReadFile(cfg.SecretFile)
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("cluster: read secret: %w", err)
+		return nil, 0, "", "", fmt.Errorf("cluster: read secret: %w", err)
 	}
 	secret := strings.TrimSpace(string(b))
 	if len(secret) < 16 {
-		return nil, 0, "", fmt.Errorf("cluster: the secret in %s is shorter than 16 characters", cfg.SecretFile)
+		return nil, 0, "", "", fmt.Errorf("cluster: the secret in %s is shorter than 16 characters", cfg.SecretFile)
 	}
 	listen := cfg.Listen
 	if listen == "" {
@@ -199,11 +210,11 @@ func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *
 	}
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("cluster: -cluster-listen %q: %w", listen, err)
+		return nil, 0, "", "", fmt.Errorf("cluster: -cluster-listen %q: %w", listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("cluster: -cluster-listen %q: bad port", listen)
+		return nil, 0, "", "", fmt.Errorf("cluster: -cluster-listen %q: bad port", listen)
 	}
 	routePort := port
 	if routePort == 0 {
@@ -218,22 +229,30 @@ func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *
 	}
 	routeTLS, mode, err := routeSecurity(cfg, secret, node)
 	if err != nil {
-		return nil, 0, "", err
+		return nil, 0, "", "", err
 	}
 	routePass := routePassword(secret)
+	sysAccount := natsserver.NewAccount(natsserver.DEFAULT_SYSTEM_ACCOUNT)
 	opts := &natsserver.Options{
 		ServerName: node,
 		// A client port is needed (nats-server starts routing only once
 		// its client listener runs), but only on loopback, on a random
 		// port, with a password that exists only in this process: the
 		// node itself connects in-process.
-		Host:      "127.0.0.1",
-		Port:      -1,
-		Username:  "node",
-		Password:  localPassword,
-		JetStream: true,
-		StoreDir:  filepath.Join(dataDir, JetStreamDir),
-		NoSigs:    true,
+		// The node's user is in the global account, where the streams
+		// are; the system user in the system account, under its default
+		// name (every node's must match).
+		Host: "127.0.0.1",
+		Port: -1,
+		Users: []*natsserver.User{
+			{Username: "node", Password: localPassword},
+			{Username: systemUser, Password: systemPassword, Account: sysAccount},
+		},
+		Accounts:      []*natsserver.Account{sysAccount},
+		SystemAccount: natsserver.DEFAULT_SYSTEM_ACCOUNT,
+		JetStream:     true,
+		StoreDir:      filepath.Join(dataDir, JetStreamDir),
+		NoSigs:        true,
 		Cluster: natsserver.ClusterOpts{
 			Name:        name,
 			NoAdvertise: true, // the client port is this node's own, on loopback
@@ -257,20 +276,20 @@ func startEmbeddedNATS(cfg Config, node, dataDir string, log *slog.Logger) (ns *
 	}
 	ns, err = natsserver.NewServer(opts)
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("cluster: start NATS: %w", err)
+		return nil, 0, "", "", fmt.Errorf("cluster: start NATS: %w", err)
 	}
 	ns.SetLoggerV2(natsLogger{log.With("part", "nats")}, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(natsReadyTimeout) {
 		ns.Shutdown()
-		return nil, 0, "", fmt.Errorf("cluster: NATS not ready after %s (is %s free?)", natsReadyTimeout, listen)
+		return nil, 0, "", "", fmt.Errorf("cluster: NATS not ready after %s (is %s free?)", natsReadyTimeout, listen)
 	}
 	if mode == routeModeInsecure {
 		log.Warn("cluster: ROUTES ARE NOT ENCRYPTED (-cluster-insecure): anyone on the network between the nodes can read every message, " +
 			"password hash and session in the log, and forge entries with the route password; use it only on a trusted, isolated link")
 	}
 	log.Info("cluster: NATS started", "node", node, "cluster", name, "routes", listenAddr(ns, listen), "peers", len(opts.Routes), "route-security", string(mode))
-	return ns, size, localPassword, nil
+	return ns, size, localPassword, systemPassword, nil
 }
 
 // listenAddr is the route listener's real address (useful with port 0).

@@ -67,6 +67,13 @@ const (
 	quickPollMin = 250 * time.Microsecond
 	quickPollMax = 20 * time.Millisecond
 	quickFor     = time.Second
+	// gapCheck is how long an entry known to be in the log may stay
+	// unanswered before the applier asks whether it was purged (purgedPast).
+	gapCheck = time.Second
+	// idleGapCheck is how often an idle applier asks anyway: a node that
+	// was paused or cut off heard of no new entry, and the log may have
+	// been purged up to its end.
+	idleGapCheck = 10 * time.Second
 	// streamSetupRetry is the pause between attempts to create or find
 	// the log while the cluster is forming (no JetStream quorum yet), and
 	// streamSetupAttempt bounds one attempt: a request sent before the
@@ -92,6 +99,7 @@ type Log struct {
 	replicas int
 	log      *slog.Logger
 	boot     string // distinguishes this run's op references from an earlier run's
+	sysPass  string // the embedded server's system user's password (members.go)
 
 	nextRef atomic.Uint64
 	Applied atomic.Uint64 // highest sequence applied (committed or refused) here
@@ -119,6 +127,13 @@ type Log struct {
 	// entry this binary cannot apply (log_format.go).
 	stall   atomic.Pointer[logStall]
 	stalled chan struct{}
+	gapped  chan struct{} // closed when it stopped at a gap (stallGap)
+
+	// answer is the subscription answering the compactor's question how
+	// far this node applied (log_applied.go); hold pauses the applier
+	// (HoldApplier, tests only).
+	answer *nats.Subscription
+	hold   atomic.Pointer[chan struct{}]
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the applier has stopped
@@ -162,7 +177,7 @@ func OpenLog(ctx context.Context, cc *Conn, st *store.Store, log *slog.Logger) (
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	l := &Log{
-		Js: js, ns: cc.Ns, stream: stream, st: st, node: cc.Node, replicas: cc.Replicas, log: log,
+		Js: js, ns: cc.Ns, stream: stream, st: st, node: cc.Node, replicas: cc.Replicas, log: log, sysPass: cc.systemPassword,
 		boot:        fmt.Sprintf("%x", rnd),
 		pending:     make(map[string]*pendingOp),
 		waiting:     make(map[uint64][]chan struct{}),
@@ -171,6 +186,7 @@ func OpenLog(ctx context.Context, cc *Conn, st *store.Store, log *slog.Logger) (
 		publishWait: PublishTimeout,
 		wake:        make(chan struct{}, 1),
 		stalled:     make(chan struct{}),
+		gapped:      make(chan struct{}),
 		done:        make(chan struct{}),
 	}
 	if cc.publishWait > 0 {
@@ -205,8 +221,14 @@ func (l *Log) Start(ctx context.Context) error {
 		return err
 	}
 	l.learned(last)
+	// From now on a compaction leaves this node the entries it has not
+	// applied (Compactor.appliedBound).
+	if err := l.answerApplied(); err != nil {
+		return err
+	}
 	rd, err := newLogReader(l.Js.Conn(), logStream)
 	if err != nil {
+		l.answer.Unsubscribe()
 		return err
 	}
 	// Each node announces the entries it appends (Submit): a signal to
@@ -218,6 +240,7 @@ func (l *Log) Start(ctx context.Context) error {
 	})
 	if err != nil {
 		rd.close()
+		l.answer.Unsubscribe()
 		return fmt.Errorf("cluster log: %w", err)
 	}
 	actx, cancel := context.WithCancel(context.Background())
@@ -264,6 +287,10 @@ func retrySetup(ctx context.Context, do func(context.Context) error) error {
 
 // Close stops the applier and waits for it.
 func (l *Log) Close() {
+	if l.answer != nil {
+		l.answer.Unsubscribe()
+		l.answer = nil
+	}
 	if l.cancel != nil {
 		l.cancel()
 		<-l.done
@@ -282,7 +309,9 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 	pause := quickPollMin
 	var lastWarn time.Time
 	failed := 0 // reads in a row that got no answer
+	lastGapCheck := time.Now()
 	for ctx.Err() == nil {
+		l.held(ctx)
 		entries, err := rd.fetch(ctx, next)
 		for _, e := range entries {
 			if aerr := l.applyEntry(ctx, e.seq, e.data); aerr != nil {
@@ -290,6 +319,11 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 					// Stopped, not gone: reads go on until the node is
 					// restarted on a binary that knows the entry.
 					l.stallAt(e.seq, fe)
+					<-ctx.Done()
+					return
+				}
+				if errors.Is(aerr, errLogGap) && ctx.Err() == nil {
+					l.stallGap(e.seq, aerr)
 					<-ctx.Done()
 					return
 				}
@@ -305,8 +339,10 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 			return
 		case errors.Is(err, errLogGap):
 			// Entries this node never applied were compacted away: it
-			// restores the newest snapshot when restarted (snapshot_adopt.go).
-			l.log.Error("cluster: applier stopped", "err", err)
+			// restores the newest snapshot when restarted (snapshot_adopt.go);
+			// until then it serves reads and refuses writes.
+			l.stallGap(next, err)
+			<-ctx.Done()
 			return
 		case err != nil:
 			// The replica asked died with the request, or none answers (no
@@ -329,6 +365,18 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 		}
 		// The replica holds nothing at next yet. When the entry is known to
 		// exist, or a signal just came, it is on its way: ask again soon.
+		// Known to exist for long and still not there, it may have been
+		// purged with nothing after it (a reply skipping to a later entry
+		// shows a gap at once, an empty log does not): ask where the log
+		// starts; and now and then while idle.
+		if since := time.Since(lastGapCheck); l.known.Load() >= next && since > gapCheck || since > idleGapCheck {
+			lastGapCheck = time.Now()
+			if l.purgedPast(ctx, next) {
+				l.stallGap(next, fmt.Errorf("the log starts after entry %d: %w", next, errLogGap))
+				<-ctx.Done()
+				return
+			}
+		}
 		if l.known.Load() >= next || time.Now().Before(quickUntil) {
 			if l.sleep(ctx, pause) {
 				quickUntil = time.Now().Add(quickFor)
@@ -347,6 +395,15 @@ func (l *Log) runApplier(ctx context.Context, rd *logReader, next uint64) {
 		case <-time.After(idlePoll):
 		}
 	}
+}
+
+// purgedPast reports whether the log's first entry is after next (the
+// stream says so; not when it cannot be asked).
+func (l *Log) purgedPast(ctx context.Context, next uint64) bool {
+	ictx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	info, err := l.stream.Info(ictx)
+	return err == nil && info.State.FirstSeq > next
 }
 
 // sleep pauses for d or until ctx ends; a signal cuts it short, and
@@ -627,7 +684,7 @@ func (l *Log) WaitCaughtUp(ctx context.Context) {
 
 // Status reads the stream's state and this node's position.
 func (l *Log) Status(ctx context.Context) (proto.ClusterStatus, error) {
-	st := proto.ClusterStatus{Node: l.node, Applied: l.Applied.Load(), Replicas: l.replicas, Failed: l.failed.Load()}
+	st := proto.ClusterStatus{Node: l.node, Applied: l.Applied.Load(), Replicas: l.replicas, Failed: l.failed.Load(), Stopped: l.Stopped()}
 	if ns := l.ns; ns != nil {
 		st.Nodes = JetStreamNodes(ns)
 		st.Routes = ns.NumRoutes()

@@ -10,14 +10,15 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -162,7 +163,8 @@ func (c *Compactor) scrubLocked(ctx context.Context) error {
 }
 
 // Compact takes a snapshot of this node's database now, stores it, purges
-// the log below it (not past what a running node's reader was handed),
+// the log below it (not past what a running node has applied:
+// appliedBound),
 // deletes the older snapshots and scrubs this node's database. It returns
 // the stored snapshot.
 func (c *Compactor) Compact(ctx context.Context) (Snapshot, error) {
@@ -183,11 +185,14 @@ func (c *Compactor) Compact(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
-	bound, err := c.readersBound(ctx, seq+1)
+	qctx, cancel := context.WithTimeout(ctx, compactCheck)
+	info, err := c.l.stream.Info(qctx)
+	cancel()
 	if err != nil {
-		return snap, err
+		return snap, fmt.Errorf("compact the log: %w", err)
 	}
-	if bound > 1 {
+	bound := c.appliedBound(ctx, info, seq+1)
+	if bound > info.State.FirstSeq {
 		if err := c.l.stream.Purge(ctx, jetstream.WithPurgeSequence(bound)); err != nil {
 			return snap, fmt.Errorf("compact the log below %d: %w", bound, err)
 		}
@@ -200,29 +205,85 @@ func (c *Compactor) Compact(ctx context.Context) (Snapshot, error) {
 	if err := c.scrubLocked(ctx); err != nil {
 		return snap, err
 	}
-	c.scrubbed = bound
-	c.log.Info("cluster: snapshot stored and log compacted", "seq", seq, "bytes", snap.Size, "log_starts_at", bound,
+	c.scrubbed = max(c.scrubbed, bound)
+	what := "cluster: snapshot stored and log compacted"
+	if bound <= info.State.FirstSeq {
+		what = "cluster: snapshot stored; the log is not compacted this time"
+	}
+	c.log.Info(what, "seq", seq, "bytes", snap.Size, "log_starts_at", max(bound, info.State.FirstSeq),
 		"copy_took", copied.Round(time.Millisecond), "took", time.Since(began).Round(time.Millisecond))
 	return snap, nil
 }
 
-// readersBound is the highest purge point (the first sequence to keep),
-// at most want, that leaves every running node's log reader what it was
-// not yet handed: the lowest next-to-deliver position of the log's
-// consumers. A node without a reader (stopped) restores a snapshot when
-// it comes back.
-func (c *Compactor) readersBound(ctx context.Context, want uint64) (uint64, error) {
-	bound := want
-	lister := c.l.stream.ListConsumers(ctx)
-	for ci := range lister.Info() {
-		next := ci.Delivered.Stream + 1
-		if ci.Delivered.Stream == 0 && ci.Config.OptStartSeq > 0 {
-			next = ci.Config.OptStartSeq
+// appliedBound is the highest purge point (the first sequence to keep),
+// at most want, that leaves every running node the entries it has not
+// applied yet: one past the lowest position the nodes answer on
+// appliedSubject (log_applied.go). Every node that keeps the log or
+// takes part in JetStream's meta group and is online must answer; when
+// one does not (it is starting, or slow, or cut off on its side), the
+// log is not purged this time. A node that is offline is not waited for:
+// it restores the newest snapshot when it comes back. A node whose
+// applier stopped holds nothing back (it restores on restart too).
+func (c *Compactor) appliedBound(ctx context.Context, info *jetstream.StreamInfo, want uint64) uint64 {
+	online := c.onlineNodes(info)
+	got, err := askApplied(ctx, c.l.Js.Conn(), online)
+	if err != nil {
+		c.log.Warn("cluster: not compacting the log this time: asking how far the nodes applied it", "err", err)
+		return 0
+	}
+	var silent []string
+	for _, n := range online {
+		if _, ok := got[n]; !ok {
+			silent = append(silent, n)
 		}
-		bound = min(bound, next)
 	}
-	if err := lister.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		return 0, fmt.Errorf("compaction: the log's readers: %w", err)
+	if len(silent) > 0 {
+		c.log.Info("cluster: not compacting the log this time: online nodes did not say how far they applied it", "nodes", silent)
+		return 0
 	}
-	return bound, nil
+	bound := want
+	for _, r := range got {
+		if !r.Stopped {
+			bound = min(bound, r.Applied+1)
+		}
+	}
+	if bound < want {
+		c.log.Info("cluster: the log keeps what a node has not applied yet", "snapshot_seq", want-1, "log_starts_at", bound)
+	}
+	return bound
+}
+
+// onlineNodes names the nodes that must answer appliedBound: the log's
+// copies that are online and, with the embedded NATS, the online members
+// of JetStream's meta group (every node of the cluster is one). With an
+// external NATS the servers are not nodes, and every node that answers
+// in time counts.
+func (c *Compactor) onlineNodes(info *jetstream.StreamInfo) []string {
+	ns := c.l.ns
+	if ns == nil {
+		return nil
+	}
+	nodes := []string{c.l.node}
+	add := func(name string) {
+		if name != "" && !slices.Contains(nodes, name) {
+			nodes = append(nodes, name)
+		}
+	}
+	if cl := info.Cluster; cl != nil {
+		add(cl.Leader)
+		for _, r := range cl.Replicas {
+			if !r.Offline {
+				add(r.Name)
+			}
+		}
+	}
+	if jsz, err := ns.Jsz(&natsserver.JSzOptions{}); err == nil && jsz.Meta != nil {
+		add(jsz.Meta.Leader)
+		for _, r := range jsz.Meta.Replicas {
+			if r != nil && !r.Offline {
+				add(r.Name)
+			}
+		}
+	}
+	return nodes
 }

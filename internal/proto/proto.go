@@ -123,15 +123,16 @@ type StoreStats struct {
 // ClusterStatus is the log as this node sees it.
 type ClusterStatus struct {
 	Node     string        `json:"node"`
-	Applied  uint64        `json:"applied"`          // last log entry this node's database holds
-	LogEnd   uint64        `json:"logEnd"`           // last entry of the log
-	Behind   uint64        `json:"behind"`           // LogEnd - Applied
-	Replicas int           `json:"replicas"`         // copies of each entry
-	Leader   string        `json:"leader"`           // the node that orders the log now
-	Failed   int64         `json:"failed"`           // ops that failed here with an internal error
-	Nodes    []string      `json:"nodes,omitempty"`  // JetStream servers of the cluster (embedded NATS only)
-	Routes   int           `json:"routes,omitempty"` // route connections this node's NATS has
-	Peers    []ClusterPeer `json:"peers"`            // the nodes that keep the log
+	Applied  uint64        `json:"applied"`           // last log entry this node's database holds
+	LogEnd   uint64        `json:"logEnd"`            // last entry of the log
+	Behind   uint64        `json:"behind"`            // LogEnd - Applied
+	Replicas int           `json:"replicas"`          // copies of each entry
+	Leader   string        `json:"leader"`            // the node that orders the log now
+	Failed   int64         `json:"failed"`            // ops that failed here with an internal error
+	Stopped  string        `json:"stopped,omitempty"` // why this node's applier stopped (it refuses writes until restarted); "" while it applies
+	Nodes    []string      `json:"nodes,omitempty"`   // JetStream servers of the cluster (embedded NATS only)
+	Routes   int           `json:"routes,omitempty"`  // route connections this node's NATS has
+	Peers    []ClusterPeer `json:"peers"`             // the nodes that keep the log
 }
 
 // ClusterPeer is one copy of the log.
