@@ -30,7 +30,7 @@ var ErrPeerOnline = errors.New("cluster: that node is online: stop it for good f
 
 // replicatedStreams are the streams whose copies a removed node held.
 func replicatedStreams() []string {
-	return []string{logStream, objectStream(blobBucket), objectStream(snapBucket)}
+	return []string{logStream, objectStream(blobBucket), objectStream(snapBucket), objectStream(scratchBucket)}
 }
 
 // RemovePeer removes node from every replicated stream's copies (JetStream
@@ -178,6 +178,9 @@ func (l *Log) removeServer(ctx context.Context, node string) (ok bool, err error
 // false when node held none.
 func (l *Log) removeStreamPeer(ctx context.Context, stream, node string) (ok bool, err error) {
 	s, err := l.Js.Stream(ctx, stream)
+	if isNoStream(err) {
+		return false, nil // not made yet (a bucket this version added): no copies to move
+	}
 	if err != nil {
 		return false, fmt.Errorf("cluster remove: %s: %w", stream, err)
 	}

@@ -38,7 +38,7 @@ func (c *Compactor) compactRaft() error {
 	}
 	acc := ns.GlobalAccount().GetName()
 	var errs []error
-	for _, name := range []string{logStream, objectStream(snapBucket), objectStream(blobBucket)} {
+	for _, name := range []string{logStream, objectStream(snapBucket), objectStream(blobBucket), objectStream(scratchBucket)} {
 		if err := ns.JetStreamSnapshotStream(acc, name); err != nil && !isNoStream(err) && !isNoSnapshot(err) {
 			errs = append(errs, fmt.Errorf("compact the raft log of %s: %w", name, err))
 		}
