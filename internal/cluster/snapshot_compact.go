@@ -108,6 +108,13 @@ func (c *Compactor) Check(ctx context.Context) error {
 			}
 			return nil // Compact scrubbed
 		}
+		if have {
+			// Older snapshots a compaction failed to delete: they hold
+			// what was deleted since, so they go now, not at the next one.
+			if err := c.snaps.PruneBelow(qctx, newest.Seq); err != nil {
+				c.log.Warn("cluster: deleting older snapshots", "err", err)
+			}
+		}
 	}
 	return c.scrubIfMoved(ctx, info.State.FirstSeq)
 }
@@ -197,7 +204,10 @@ func (c *Compactor) Compact(ctx context.Context) (Snapshot, error) {
 			return snap, fmt.Errorf("compact the log below %d: %w", bound, err)
 		}
 	}
-	if err := c.snaps.PruneBelow(ctx, seq); err != nil {
+	// An erase's questions can find the snapshots' stream between leaders
+	// ("no responders"): try again for a while, and Check tries again at
+	// each pass, so an old snapshot's bytes never wait for the next one.
+	if err := retryTransient(ctx, func(ctx context.Context) error { return c.snaps.PruneBelow(ctx, seq) }); err != nil {
 		// The log is compacted already; an old snapshot left now is
 		// deleted with the next one.
 		c.log.Warn("cluster: deleting older snapshots", "err", err)
