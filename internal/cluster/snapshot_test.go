@@ -17,6 +17,15 @@ import (
 // returns a Conn to it (one replica).
 func startJetStream(t *testing.T) *Conn {
 	t.Helper()
+	_, nc := startNATS(t)
+	return &Conn{Nc: nc, Replicas: 1}
+}
+
+// startNATS runs a single in-process NATS server with JetStream on a
+// random loopback port, its store in t.TempDir(), and connects to it;
+// both end with the test.
+func startNATS(t *testing.T) (*natsserver.Server, *nats.Conn) {
+	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -35,7 +44,7 @@ func startJetStream(t *testing.T) *Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return &Conn{Nc: nc, Replicas: 1}
+	return ns, nc
 }
 
 func TestSnapshotsStoreListFetchPrune(t *testing.T) {
