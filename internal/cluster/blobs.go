@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,6 +47,13 @@ type ObjectBlobs struct {
 	// scratch is the bucket scratchBucket; nil only in an ObjectBlobs not
 	// made by NewObjectBlobs, whose Put then skips a stored blob.
 	scratch jetstream.ObjectStore
+
+	// purgeMu guards purgeWanted and purging: one goroutine at a time
+	// empties the scratch bucket (dropScratches), again as long as puts
+	// asked for it meanwhile, and ends when none did.
+	purgeMu     sync.Mutex
+	purgeWanted bool
+	purging     bool
 }
 
 // NewObjectBlobs opens the bucket blobBucket, creating it (file storage,
@@ -135,15 +143,44 @@ func (b *ObjectBlobs) putAgain(ctx context.Context, name, path string) error {
 	// delay that told known bytes apart again, the other way round), and
 	// even when the caller's ctx ended. Should that fail, scratchTTL
 	// removes it (leaving its bytes in the blocks until the next purge).
-	go func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scratchPurgeTimeout)
-		defer cancel()
-		b.dropScratch(dctx) //nolint:errcheck // scratchTTL is the fallback
-	}()
+	b.wantScratchDropped()
 	if info.Digest != objectDigest(name) {
 		return fmt.Errorf("put blob %s: the file's bytes do not match their name (%s)", name, info.Digest)
 	}
 	return nil
+}
+
+// wantScratchDropped asks for the scratch bucket to be emptied, starting
+// the one goroutine that does it unless it runs already: however many
+// known blobs are uploaded at once, one purge runs at a time, and a put
+// that asked during a purge gets another after it.
+func (b *ObjectBlobs) wantScratchDropped() {
+	b.purgeMu.Lock()
+	defer b.purgeMu.Unlock()
+	b.purgeWanted = true
+	if !b.purging {
+		b.purging = true
+		go b.dropScratches()
+	}
+}
+
+// dropScratches empties the scratch bucket until no put asks again. Each
+// purge is bounded by scratchPurgeTimeout, so the goroutine ends; should
+// one fail, scratchTTL removes what it left.
+func (b *ObjectBlobs) dropScratches() {
+	for {
+		b.purgeMu.Lock()
+		if !b.purgeWanted {
+			b.purging = false
+			b.purgeMu.Unlock()
+			return
+		}
+		b.purgeWanted = false
+		b.purgeMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), scratchPurgeTimeout)
+		b.dropScratch(ctx) //nolint:errcheck // scratchTTL is the fallback
+		cancel()
+	}
 }
 
 // dropScratch empties the scratch bucket: its stream is purged whole, so
