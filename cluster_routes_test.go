@@ -3,21 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"stompbox/internal/chat"
 	"stompbox/internal/stomp"
+	"stompbox/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
@@ -54,15 +47,16 @@ func TestClusterRoutesCaptured(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			certDir := t.TempDir()
-			writeRouteCA(t, certDir, "n1", "n2")
+			testutil.WritePrivateCA(t, certDir, "n1", "n2")
 			c := newTestCluster(t, 2)
-			var proxies [2]*routeProxy
+			var proxies [2]*testutil.RecordingProxy
 			for i, nd := range c.nodes {
-				proxies[i] = newRouteProxy(t, nd.spec.Listen)
+				proxies[i] = testutil.NewRecordingProxy(t)
+				proxies[i].SetTarget(nd.spec.Listen)
 			}
 			// Each node's peer list: itself, and the other through its proxy.
-			c.nodes[0].spec.Peers = []string{c.nodes[0].spec.Listen, proxies[1].addr()}
-			c.nodes[1].spec.Peers = []string{proxies[0].addr(), c.nodes[1].spec.Listen}
+			c.nodes[0].spec.Peers = []string{c.nodes[0].spec.Listen, proxies[1].Addr()}
+			c.nodes[1].spec.Peers = []string{proxies[0].Addr(), c.nodes[1].spec.Listen}
 			start := time.Now()
 			srvs := startRouteNodes(t, c, func(i int, cfg *Config) { tc.tweak(certDir, i, cfg) })
 			t.Logf("%s: two nodes started in %v", tc.name, time.Since(start).Round(time.Millisecond))
@@ -81,7 +75,7 @@ func TestClusterRoutesCaptured(t *testing.T) {
 				return len(h) > 0 && strings.HasSuffix(h[len(h)-1], ":kim:"+text)
 			})
 
-			captured := append(proxies[0].bytes(), proxies[1].bytes()...)
+			captured := append(proxies[0].Bytes(), proxies[1].Bytes()...)
 			if dir := os.Getenv("STOMPBOX_TEST_ROUTE_CAPTURE"); dir != "" { // to grep by hand
 				name := strings.ReplaceAll(tc.name, " ", "-")
 				os.WriteFile(filepath.Join(dir, name+".capture"), captured, 0o600)
@@ -140,124 +134,4 @@ func startRouteNodes(t *testing.T, c *testCluster, tweak func(i int, cfg *Config
 		t.Fatal(err)
 	}
 	return srvs
-}
-
-// routeProxy forwards TCP connections to a node's route listener and
-// records the bytes both ways.
-type routeProxy struct {
-	ln     net.Listener
-	target string
-
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func newRouteProxy(t *testing.T, target string) *routeProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", freeLoopbackAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &routeProxy{ln: ln, target: target}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { p.forward(c) })
-		}
-	})
-	return p
-}
-
-func (p *routeProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *routeProxy) bytes() []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return bytes.Clone(p.buf.Bytes())
-}
-
-func (p *routeProxy) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.buf.Write(b)
-}
-
-// forward copies both ways until either side closes.
-func (p *routeProxy) forward(c net.Conn) {
-	defer c.Close()
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		io.Copy(io.MultiWriter(dst, p), src)
-		dst.Close()
-		src.Close()
-		done <- struct{}{}
-	}
-	go pipe(up, c)
-	go pipe(c, up)
-	<-done
-	<-done
-}
-
-// writeRouteCA writes a private CA (ca.pem) and, for each node, a
-// certificate for 127.0.0.1 signed by it (NODE.pem, NODE-key.pem), as an
-// administrator would make them for -cluster-tls-cert/-key/-ca.
-func writeRouteCA(t *testing.T, dir string, nodes ...string) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "office CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, typ string, der []byte) {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("ca.pem", "CERTIFICATE", caDER)
-	for i, node := range nodes {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: node},
-			DNSNames: []string{node}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(node+".pem", "CERTIFICATE", der)
-		write(node+"-key.pem", "PRIVATE KEY", keyDER)
-	}
 }

@@ -3,17 +3,10 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -82,7 +75,7 @@ func TestRouteCADerivation(t *testing.T) {
 // without a CA to verify peers among them.
 func TestRouteSecurityOptions(t *testing.T) {
 	dir := t.TempDir()
-	files := makePrivateCA(t, dir, "n1")
+	files := testutil.WritePrivateCA(t, dir, "n1")
 	notPEM := filepath.Join(dir, "not-pem")
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
 	cases := []struct {
@@ -92,14 +85,14 @@ func TestRouteSecurityOptions(t *testing.T) {
 		wantErr string
 	}{
 		{"default: from the secret", Config{}, routeModeSecret, ""},
-		{"private CA", Config{TLSCert: files.cert["n1"], TLSKey: files.key["n1"], TLSCA: files.ca}, routeModeCA, ""},
+		{"private CA", Config{TLSCert: files.Cert["n1"], TLSKey: files.Key["n1"], TLSCA: files.CA}, routeModeCA, ""},
 		{"insecure", Config{Insecure: true}, routeModeInsecure, ""},
-		{"certificate without CA", Config{TLSCert: files.cert["n1"], TLSKey: files.key["n1"]}, "", "-cluster-tls-cert needs -cluster-tls-ca"},
-		{"certificate without key", Config{TLSCert: files.cert["n1"], TLSCA: files.ca}, "", "needs -cluster-tls-key"},
-		{"CA without certificate", Config{TLSCA: files.ca}, "", "need -cluster-tls-cert"},
-		{"CA file without a certificate", Config{TLSCert: files.cert["n1"], TLSKey: files.key["n1"], TLSCA: notPEM}, "", "no PEM certificate"},
-		{"missing CA file", Config{TLSCert: files.cert["n1"], TLSKey: files.key["n1"], TLSCA: filepath.Join(dir, "nope")}, "", "route TLS CA"},
-		{"insecure with a certificate", Config{Insecure: true, TLSCert: files.cert["n1"], TLSKey: files.key["n1"], TLSCA: files.ca}, "", "-cluster-insecure turns route TLS off"},
+		{"certificate without CA", Config{TLSCert: files.Cert["n1"], TLSKey: files.Key["n1"]}, "", "-cluster-tls-cert needs -cluster-tls-ca"},
+		{"certificate without key", Config{TLSCert: files.Cert["n1"], TLSCA: files.CA}, "", "needs -cluster-tls-key"},
+		{"CA without certificate", Config{TLSCA: files.CA}, "", "need -cluster-tls-cert"},
+		{"CA file without a certificate", Config{TLSCert: files.Cert["n1"], TLSKey: files.Key["n1"], TLSCA: notPEM}, "", "no PEM certificate"},
+		{"missing CA file", Config{TLSCert: files.Cert["n1"], TLSKey: files.Key["n1"], TLSCA: filepath.Join(dir, "nope")}, "", "route TLS CA"},
+		{"insecure with a certificate", Config{Insecure: true, TLSCert: files.Cert["n1"], TLSKey: files.Key["n1"], TLSCA: files.CA}, "", "-cluster-insecure turns route TLS off"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -195,10 +188,10 @@ func TestRouteTrafficCaptured(t *testing.T) {
 func TestRoutePrivateCA(t *testing.T) {
 	t.Parallel()
 	secret := writeSecret(t, testSecret)
-	files := makePrivateCA(t, t.TempDir(), "n1", "n2")
+	files := testutil.WritePrivateCA(t, t.TempDir(), "n1", "n2")
 	pair := startPair(t, func(i int, c *Config) {
 		c.SecretFile = secret
-		c.TLSCert, c.TLSKey, c.TLSCA = files.cert[c.NodeName], files.key[c.NodeName], files.ca
+		c.TLSCert, c.TLSKey, c.TLSCA = files.Cert[c.NodeName], files.Key[c.NodeName], files.CA
 	})
 	pair.deliver(t, "over a private CA")
 	if bytes.Contains(pair.captured(), []byte("over a private CA")) {
@@ -210,9 +203,9 @@ func TestRoutePrivateCA(t *testing.T) {
 // no CA to verify its peers with does not start.
 func TestRouteCertificateWithoutCARefused(t *testing.T) {
 	t.Parallel()
-	files := makePrivateCA(t, t.TempDir(), "n1")
+	files := testutil.WritePrivateCA(t, t.TempDir(), "n1")
 	cfg := Config{Peers: []string{"127.0.0.1:1"}, Listen: "127.0.0.1:0", NodeName: "n1", SecretFile: writeSecret(t, testSecret),
-		TLSCert: files.cert["n1"], TLSKey: files.key["n1"]}
+		TLSCert: files.Cert["n1"], TLSKey: files.Key["n1"]}
 	cc, err := Connect(context.Background(), cfg, t.TempDir(), slog.New(slog.DiscardHandler))
 	if err == nil {
 		cc.Close()
@@ -247,7 +240,7 @@ func TestRouteOtherSecretRefused(t *testing.T) {
 // through recording proxies.
 type nodePair struct {
 	conns   [2]*Conn
-	proxies [2]*recordingProxy // proxies[i] leads to node i
+	proxies [2]*testutil.RecordingProxy // proxies[i] leads to node i
 	logs    [2]*lockedBuffer
 }
 
@@ -257,12 +250,12 @@ func startPair(t testing.TB, tweak func(i int, c *Config)) *nodePair {
 	t.Helper()
 	p := &nodePair{}
 	for i := range 2 {
-		p.proxies[i] = newRecordingProxy(t)
+		p.proxies[i] = testutil.NewRecordingProxy(t)
 		p.logs[i] = &lockedBuffer{}
 	}
 	for i := range 2 {
 		cfg := Config{
-			Peers:    []string{p.proxies[1-i].addr()},
+			Peers:    []string{p.proxies[1-i].Addr()},
 			Listen:   "127.0.0.1:0",
 			Name:     "test",
 			NodeName: []string{"n1", "n2"}[i],
@@ -277,7 +270,7 @@ func startPair(t testing.TB, tweak func(i int, c *Config)) *nodePair {
 		}
 		t.Cleanup(cc.Close) // Close twice is harmless (close)
 		p.conns[i] = cc
-		p.proxies[i].setTarget(cc.Ns.ClusterAddr().String())
+		p.proxies[i].SetTarget(cc.Ns.ClusterAddr().String())
 	}
 	return p
 }
@@ -315,161 +308,13 @@ func (p *nodePair) deliver(t testing.TB, text string) {
 func (p *nodePair) close() {
 	for i := range 2 {
 		p.conns[i].Close()
-		p.proxies[i].close()
+		p.proxies[i].Close()
 	}
 }
 
 // captured is every byte the proxies carried, both ways.
 func (p *nodePair) captured() []byte {
-	return append(p.proxies[0].bytes(), p.proxies[1].bytes()...)
-}
-
-// recordingProxy forwards TCP connections to a target set once it is
-// known (connections before are closed: NATS retries) and records the
-// bytes both ways.
-type recordingProxy struct {
-	ln net.Listener
-	wg sync.WaitGroup
-
-	mu     sync.Mutex
-	target string
-	buf    bytes.Buffer
-}
-
-func newRecordingProxy(t testing.TB) *recordingProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &recordingProxy{ln: ln}
-	t.Cleanup(p.close)
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Go(func() { p.forward(c) })
-		}
-	})
-	return p
-}
-
-// close stops accepting and waits for the forwarding to end (the nodes
-// closed their routes first).
-func (p *recordingProxy) close() {
-	p.ln.Close()
-	p.wg.Wait()
-}
-
-func (p *recordingProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *recordingProxy) setTarget(addr string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.target = addr
-}
-
-func (p *recordingProxy) bytes() []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return bytes.Clone(p.buf.Bytes())
-}
-
-func (p *recordingProxy) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.buf.Write(b)
-}
-
-func (p *recordingProxy) forward(c net.Conn) {
-	defer c.Close()
-	p.mu.Lock()
-	target := p.target
-	p.mu.Unlock()
-	if target == "" {
-		return
-	}
-	up, err := net.Dial("tcp", target)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		io.Copy(io.MultiWriter(dst, p), src)
-		dst.Close()
-		src.Close()
-		done <- struct{}{}
-	}
-	go pipe(up, c)
-	go pipe(c, up)
-	<-done
-	<-done
-}
-
-// privateCA is a test CA's files and its node certificates', by node.
-type privateCA struct {
-	ca        string
-	cert, key map[string]string
-}
-
-// makePrivateCA writes a CA and, for each node, a certificate for
-// 127.0.0.1 signed by it (server and client use), as an administrator
-// would with openssl.
-func makePrivateCA(t testing.TB, dir string, nodes ...string) privateCA {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "office CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	out := privateCA{ca: filepath.Join(dir, "ca.pem"), cert: map[string]string{}, key: map[string]string{}}
-	writePEM(t, out.ca, "CERTIFICATE", caDER)
-	for i, node := range nodes {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: node},
-			DNSNames: []string{node, "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out.cert[node] = filepath.Join(dir, node+".pem")
-		out.key[node] = filepath.Join(dir, node+"-key.pem")
-		writePEM(t, out.cert[node], "CERTIFICATE", der)
-		writePEM(t, out.key[node], "PRIVATE KEY", keyDER)
-	}
-	return out
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return append(p.proxies[0].Bytes(), p.proxies[1].Bytes()...)
 }
 
 // writeSecret writes a cluster secret file and returns its path.
@@ -505,14 +350,14 @@ func (l *lockedBuffer) String() string {
 // way as in the tests).
 func BenchmarkRouteFormation(b *testing.B) {
 	secret := writeSecret(b, testSecret)
-	files := makePrivateCA(b, b.TempDir(), "n1", "n2")
+	files := testutil.WritePrivateCA(b, b.TempDir(), "n1", "n2")
 	for _, bc := range []struct {
 		name  string
 		tweak func(c *Config)
 	}{
 		{"secret-tls", func(*Config) {}},
 		{"private-ca", func(c *Config) {
-			c.TLSCert, c.TLSKey, c.TLSCA = files.cert[c.NodeName], files.key[c.NodeName], files.ca
+			c.TLSCert, c.TLSKey, c.TLSCA = files.Cert[c.NodeName], files.Key[c.NodeName], files.CA
 		}},
 		{"insecure", func(c *Config) { c.Insecure = true }},
 	} {
