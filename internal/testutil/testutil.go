@@ -1,6 +1,7 @@
 // Package testutil holds the few helpers every package's tests share: how
 // long a test waits for something before it fails, a logger that stays
-// silent unless asked, a poll for a condition, and a clock the test moves. Only tests import it; it
+// silent unless asked, a poll for a condition, a clock the test moves, a recording TCP proxy
+// (proxy.go) and a private CA (ca.go). Only tests import it; it
 // imports nothing of ours.
 package testutil
 
