@@ -233,18 +233,34 @@ func (b *ObjectBlobs) Get(ctx context.Context, name string, dst io.Writer) error
 	return nil
 }
 
-// Delete implements files.Replica.
+// Delete implements files.Replica. The object is deleted even when its
+// chunks could not be erased first (the error says so), with a bound of
+// its own if the erase used up ctx: nothing would try it again, and no
+// row names it any more.
 func (b *ObjectBlobs) Delete(ctx context.Context, name string) error {
+	var errs []error
 	if b.js != nil { // its bytes leave the message blocks too
 		if err := eraseObject(ctx, b.js, b.Store, blobBucket, name); err != nil {
-			return fmt.Errorf("delete blob %s: %w", name, err)
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), blobDeleteAfterErase)
+				defer cancel()
+			}
 		}
 	}
 	if err := b.Store.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("delete blob %s: %w", name, err)
 	}
 	return nil
 }
+
+// blobDeleteAfterErase bounds a blob's deletion after its erase failed
+// for want of time.
+const blobDeleteAfterErase = 5 * time.Second
 
 // objectDigest is the digest the object store records for the bytes whose
 // hex SHA-256 is sum ("SHA-256=" and the sum in padded URL base64, as

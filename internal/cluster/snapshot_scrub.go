@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -78,39 +79,90 @@ func eraseObject(ctx context.Context, js jetstream.JetStream, obj jetstream.Obje
 		return fmt.Errorf("erase object %s: %w", name, err)
 	}
 	chunks := fmt.Sprintf("$O.%s.C.%s", bucket, info.NUID)
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{chunks}, HeadersOnly: true})
+	// A plain pull consumer, made and read with ctx: an ordered consumer
+	// re-creates itself on each Fetch with retries that ignore the
+	// context, forever by default, so a node whose connection closed
+	// meanwhile (shutting down) kept the deleting goroutine alive.
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject: chunks, HeadersOnly: true, AckPolicy: jetstream.AckNonePolicy,
+		MemoryStorage: true, Replicas: 1, InactiveThreshold: eraseConsumerIdle,
+	})
 	if err != nil {
 		return fmt.Errorf("erase object %s: %w", name, err)
 	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eraseFetchWait)
+		defer cancel()
+		stream.DeleteConsumer(dctx, cons.CachedInfo().Name) // else it goes after eraseConsumerIdle
+	}()
 	pending := info.Chunks
 	var seqs []uint64
 	for pending > 0 {
-		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(2e9))
+		n, last, err := chunkSeqs(ctx, cons, int(min(pending, 256)), &seqs)
 		if err != nil {
 			return fmt.Errorf("erase object %s: %w", name, err)
 		}
-		n := 0
-		for msg := range batch.Messages() {
-			if meta, err := msg.Metadata(); err == nil {
-				seqs = append(seqs, meta.Sequence.Stream)
-				if meta.NumPending == 0 {
-					pending = 0
-				}
-			}
-			n++
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("erase object %s: %w", name, err)
-		}
-		if n == 0 {
+		if n == 0 || last {
 			break
 		}
 		pending = max(0, pending-uint32(n))
 	}
 	for _, seq := range seqs {
-		if err := stream.SecureDeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := stream.SecureDeleteMsg(ctx, seq); err != nil && !isMsgGone(err) {
 			return fmt.Errorf("erase object %s: chunk %d: %w", name, seq, err)
 		}
 	}
 	return nil
+}
+
+// isMsgGone is true for the answers to deleting a message that is not
+// there (any more): every node erases a deleted object's chunks, so
+// another node often overwrote a chunk first. The server says so as
+// "message not found" (10037), or, from a delete that lost that race,
+// "sequence not found" (10043) or "no message found" (10057), which the
+// client hands back as text only.
+func isMsgGone(err error) bool {
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true
+	}
+	if !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		return false
+	}
+	text := err.Error()
+	return strings.Contains(text, "err_code=10043 ") || strings.Contains(text, "err_code=10057 ")
+}
+
+const (
+	// eraseFetchWait bounds one fetch of chunk sequences, and the
+	// consumer's deletion after.
+	eraseFetchWait = 2 * time.Second
+	// eraseConsumerIdle is when the server drops an erase's consumer that
+	// its node never deleted (it stopped meanwhile).
+	eraseConsumerIdle = time.Minute
+)
+
+// chunkSeqs fetches up to batch chunk headers from cons and appends their
+// stream sequences to seqs: how many came, and whether the last one was
+// the stream's last of that subject.
+func chunkSeqs(ctx context.Context, cons jetstream.Consumer, batch int, seqs *[]uint64) (n int, last bool, err error) {
+	fctx, cancel := context.WithTimeout(ctx, eraseFetchWait)
+	defer cancel()
+	msgs, err := cons.Fetch(batch, jetstream.FetchContext(fctx))
+	if err != nil {
+		return 0, false, err
+	}
+	for msg := range msgs.Messages() {
+		if meta, err := msg.Metadata(); err == nil {
+			*seqs = append(*seqs, meta.Sequence.Stream)
+			last = last || meta.NumPending == 0
+		}
+		n++
+	}
+	if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+		return n, last, err
+	}
+	if n == 0 && ctx.Err() != nil {
+		return 0, false, ctx.Err()
+	}
+	return n, last, nil
 }
