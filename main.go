@@ -896,6 +896,9 @@ func (s *server) Shutdown(ctx context.Context) error {
 	if err := s.chat.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	if s.files != nil { // its removals of deleted files' bytes ask the store and the cluster
+		s.files.Close(ctx)
+	}
 	if err := s.store.Close(); err != nil {
 		errs = append(errs, err)
 	}

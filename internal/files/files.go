@@ -109,11 +109,17 @@ type Service struct {
 	// floors are the disk floors and the uploads' total cap (floors.go).
 	floors *floors
 
-	// releasedMu guards releasedQ and releasing: blobs the store released
-	// (deletions, on every node), waiting for removal (released.go).
-	releasedMu sync.Mutex
-	releasedQ  []string
-	releasing  bool // a goroutine is draining releasedQ
+	// releasedMu guards releasedQ, releasing, releaseClosed and
+	// releaseStop: blobs the store released (deletions, on every node),
+	// waiting for removal (released.go). Close sets releaseClosed (queue
+	// no more) and releaseStop (stop after the blob in progress);
+	// releaseWG counts the draining goroutine.
+	releasedMu    sync.Mutex
+	releasedQ     []string
+	releasing     bool // a goroutine is draining releasedQ
+	releaseClosed bool
+	releaseStop   bool
+	releaseWG     sync.WaitGroup
 
 	stats counters // for Stats (stats.go)
 }
