@@ -10,6 +10,7 @@ package main
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -150,6 +151,14 @@ func TestUIAccessEnded(t *testing.T) {
 		bob:   {"left", "#team 대화방에서 나왔습니다."},
 	}
 	for _, p := range []*uiPerson{alice, bob} {
+		// The page shows "connected" as it sends its SUBSCRIBE frames; a
+		// user message sent before the broker has read them reaches
+		// nobody, so wait for the broker to hold the subscription.
+		for deadline := time.Now().Add(testTimeout); !srv.broker.HasUserSubscribers(p.name, "/user/queue/notifications"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's page never subscribed to its notifications", p.name)
+			}
+		}
 		body := fmt.Sprintf(`{"type":"ACCESS_ENDED","roomId":%d,"reason":%q}`, roomID, want[p].reason)
 		srv.broker.SendToUser(p.name, "/user/queue/notifications", nil, []byte(body))
 		p.waitFor("left the room, saying why", fmt.Sprintf(`document.querySelector('[data-testid="room"]').hidden && location.hash === "" &&

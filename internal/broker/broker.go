@@ -317,6 +317,20 @@ func (b *Broker) HasSubscribers(key string) bool {
 	return len(b.topics[key]) > 0
 }
 
+// HasUserSubscribers reports whether a session of user on this node
+// subscribes to the user destination dest (with or without the user
+// prefix, as SendToUser takes it). A SUBSCRIBE counts once the broker has
+// read it: until then a SendToUser finds nobody, as it should.
+func (b *Broker) HasUserSubscribers(user, dest string) bool {
+	if user == "" {
+		return false
+	}
+	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
+		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
+	}
+	return b.HasSubscribers(userKey(user, 0, dest))
+}
+
 // addTopicSub adds sub to the subscribers of key.
 func (b *Broker) addTopicSub(key string, sub *Subscription) {
 	b.mu.Lock()
