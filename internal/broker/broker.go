@@ -325,10 +325,16 @@ func (b *Broker) HasUserSubscribers(user, dest string) bool {
 	if user == "" {
 		return false
 	}
-	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
-		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
+	return b.HasSubscribers(userKey(user, 0, b.userDest(dest)))
+}
+
+// userDest spells a user destination with the user prefix, as the
+// subscriptions are filed: "/queue/x" and "/user/queue/x" are the same.
+func (b *Broker) userDest(dest string) string {
+	if strings.HasPrefix(dest, b.cfg.UserPrefix) {
+		return dest
 	}
-	return b.HasSubscribers(userKey(user, 0, dest))
+	return strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
 }
 
 // addTopicSub adds sub to the subscribers of key.
@@ -418,9 +424,7 @@ func (b *Broker) publishTopic(key string, m *message) {
 // log entry, which each node delivers to its own sessions.
 func (b *Broker) SendToLocalUser(user, dest string, headers []stomp.Header, body []byte) {
 	b.stats.published.Add(1)
-	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
-		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
-	}
+	dest = b.userDest(dest)
 	b.publishTopic(userKey(user, 0, dest), &message{dest: dest, headers: headers, body: body})
 }
 
@@ -429,9 +433,7 @@ func (b *Broker) SendToLocalUser(user, dest string, headers []stomp.Header, body
 // cluster (appRequest.Reply, Spring's @SendToUser to the sender only).
 func (b *Broker) sendToSession(s *Session, dest string, headers []stomp.Header, body []byte) {
 	b.stats.published.Add(1)
-	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
-		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
-	}
+	dest = b.userDest(dest)
 	m := &message{dest: dest, headers: headers, body: body}
 	b.mu.RLock()
 	subs := b.topics[userKey(s.User, s.id, dest)]

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"stompbox/internal/stomp"
-	"strings"
 )
 
 // publish.go: how code outside a session publishes. Application
@@ -44,9 +43,7 @@ func (b *Broker) Publish(dest string, headers []stomp.Header, body []byte, store
 // cannot publish logs the error: the caller (the store's writer) has
 // nobody to tell.
 func (b *Broker) SendToUser(user, dest string, headers []stomp.Header, body []byte) {
-	if !strings.HasPrefix(dest, b.cfg.UserPrefix) {
-		dest = strings.TrimSuffix(b.cfg.UserPrefix, "/") + dest
-	}
+	dest = b.userDest(dest)
 	b.stats.published.Add(1)
 	if bus := b.loadBus(); bus != nil && user != "" {
 		if err := bus.PublishUser(user, dest, headers, body); err != nil {
