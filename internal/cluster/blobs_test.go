@@ -34,24 +34,9 @@ func TestBlobDelete(t *testing.T) {
 			Subscribe: &natsserver.SubjectPermission{Allow: []string{">"}},
 		}},
 	})
-	connect := func(user string) jetstream.JetStream {
-		nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(user, user), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return js
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	owner, err := NewObjectBlobs(ctx, connect("node"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, owner := openBlobs(ctx, t, ns, nats.UserInfo("node", "node"), quiet())
 	cases := []struct {
 		user    string
 		wantErr bool
@@ -71,10 +56,7 @@ func TestBlobDelete(t *testing.T) {
 			if err := owner.Put(ctx, name, path); err != nil {
 				t.Fatal(err)
 			}
-			blobs, err := NewObjectBlobs(ctx, connect(tc.user), 1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, blobs := openBlobs(ctx, t, ns, nats.UserInfo(tc.user, tc.user), quiet())
 			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
 			done := make(chan error, 1)
@@ -108,19 +90,7 @@ func TestBlobDeleteEverywhereAtOnce(t *testing.T) {
 	defer cancel()
 	var nodes []*ObjectBlobs
 	for range 3 {
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := NewObjectBlobs(ctx, js, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, b := openBlobs(ctx, t, ns)
 		nodes = append(nodes, b)
 	}
 	for round := range 5 {
@@ -143,25 +113,30 @@ func TestBlobDeleteEverywhereAtOnce(t *testing.T) {
 	}
 }
 
-// startNATSUsers runs a single in-process NATS server with JetStream and
-// these users on a random loopback port, its store in t.TempDir(); it
-// ends with the test.
-func startNATSUsers(t *testing.T, users []*natsserver.User) *natsserver.Server {
+// openBlobs connects to ns with opts and opens the blob store through
+// that connection (one replica); the connection ends with the test.
+func openBlobs(ctx context.Context, t *testing.T, ns *natsserver.Server, opts ...nats.Option) (*nats.Conn, *ObjectBlobs) {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true, Users: users})
+	nc, err := nats.Connect(ns.ClientURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ns
+	b, err := NewObjectBlobs(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, b
+}
+
+// quiet keeps a connection's asynchronous errors (a denied subject, a
+// closed connection) out of the test's output.
+func quiet() nats.Option {
+	return nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})
 }
 
 // TestBlobDeleteConnectionCloses closes a node's connection while Delete
@@ -174,30 +149,14 @@ func TestBlobDeleteConnectionCloses(t *testing.T) {
 	ns := startNATSUsers(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	open := func() (*nats.Conn, *ObjectBlobs) {
-		nc, err := nats.Connect(ns.ClientURL(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := NewObjectBlobs(ctx, js, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nc, b
-	}
-	_, owner := open()
+	_, owner := openBlobs(ctx, t, ns, quiet())
 	for round := range 12 {
 		name := fmt.Sprintf("%064x", round)
 		meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: 64}}
 		if _, err := owner.Store.Put(ctx, meta, bytes.NewReader(bytes.Repeat([]byte("x"), 64*1000))); err != nil {
 			t.Fatal(err)
 		}
-		nc, b := open()
+		nc, b := openBlobs(ctx, t, ns, quiet())
 		done := make(chan error, 1)
 		go func() { done <- b.Delete(ctx, name) }()
 		time.Sleep(time.Duration(round) * 3 * time.Millisecond)

@@ -26,8 +26,21 @@ func startJetStream(t *testing.T) *Conn {
 // both end with the test.
 func startNATS(t *testing.T) (*natsserver.Server, *nats.Conn) {
 	t.Helper()
+	ns := startNATSUsers(t, nil)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return ns, nc
+}
+
+// startNATSUsers is startNATS's server, with these users (nil: no
+// authentication), and no connection.
+func startNATSUsers(t *testing.T, users []*natsserver.User) *natsserver.Server {
+	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true, Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,12 +52,7 @@ func startNATS(t *testing.T) (*natsserver.Server, *nats.Conn) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats server not ready")
 	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return ns, nc
+	return ns
 }
 
 func TestSnapshotsStoreListFetchPrune(t *testing.T) {
